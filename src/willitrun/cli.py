@@ -1,0 +1,278 @@
+"""The `willitrun` command: parse arguments, call the core, choose a renderer, map errors to exit codes.
+
+Only this module imports typer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from .errors import ExitCode, GPUDetectionError, SpecError, UsageError, WillItRunError
+
+DEFAULT_COMMAND = "estimate"
+
+
+class DefaultCommandGroup(TyperGroup):
+    """`willitrun llava-7b ...` runs the `estimate` command when the first word is not a command."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = [DEFAULT_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=DefaultCommandGroup,
+    help="Will this model run on this GPU? Memory for weights, KV cache (self and cross attention), "
+    "activations and overhead, with the verdict and the largest context that fits.\n\n"
+    "Run `willitrun MODEL --gpu GPU`; see `willitrun estimate --help` for every option.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+SpecsDir = Annotated[
+    Optional[list[Path]],
+    typer.Option("--specs-dir", help="Extra directory with model_specs/ and/or hardware_specs/ (repeatable); "
+                 "adds to or overrides the bundled catalog. Also read from WILLITRUN_SPECS_PATH."),
+]
+
+
+def fail(exc: WillItRunError) -> typer.Exit:
+    from .render import err
+
+    lines = exc.problems if isinstance(exc, SpecError) else [str(exc)]
+    for line in lines:
+        err.print(f"error: {line}", markup=False, highlight=False)
+    return typer.Exit(int(exc.exit_code))
+
+
+_UNITS = {"": 1 << 30, "gib": 1 << 30, "gb": 10**9, "mib": 1 << 20, "mb": 10**6, "tib": 1 << 40, "tb": 10**12,
+          "g": 1 << 30, "m": 1 << 20}
+
+
+def parse_size(text: str) -> int:
+    """'24GiB', '24 GB', '80000MiB', '24' (GiB) -> bytes."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if not m or unit not in _UNITS:
+        raise UsageError(f"--vram {text!r}: give a size such as 24GiB, 24GB or 24576MiB (a bare number is GiB)")
+    value = float(m.group(1)) * _UNITS[unit]
+    if value < 1 << 20:
+        raise UsageError(f"--vram {text!r} is too small to hold anything")
+    return int(value)
+
+
+def parse_image_size(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+    if not m:
+        raise UsageError(f"--image-size {text!r}: give HEIGHTxWIDTH in pixels, e.g. 672x672")
+    return int(m.group(1)), int(m.group(2))
+
+
+@app.command(DEFAULT_COMMAND)
+def estimate_cmd(
+    model: Annotated[str, typer.Argument(help="Model id or alias, e.g. llava-7b (see `willitrun list models`).")],
+    gpu: Annotated[Optional[str], typer.Option("--gpu", "-g", help="GPU id, alias or NVML name, e.g. rtx3090.")] = None,
+    vram: Annotated[Optional[str], typer.Option(help="Memory to fit into instead of a GPU: 24GiB, 24GB, 81920MiB (bare number = GiB).")] = None,
+    context: Annotated[Optional[int], typer.Option("--context", "-c", help="Positions in the self-attention cache, image tokens included [default: min(4096, model window)].")] = None,
+    batch: Annotated[int, typer.Option("--batch", "-b", help="Sequences processed together.")] = 1,
+    dtype: Annotated[Optional[str], typer.Option(help="Weight type: fp32 fp16 bf16 fp8 int8 int4 q8_0 q6_k q5_k_m q4_k_m q4_0 q3_k_m q2_k [default: the checkpoint's].")] = None,
+    kv_dtype: Annotated[Optional[str], typer.Option("--kv-dtype", help="KV cache type: f32 f16 bf16 fp8 q8_0 q4_0 [default: the compute type].")] = None,
+    images: Annotated[Optional[int], typer.Option(help="Images per sequence (LLaVA, Llama 3.2 Vision) [default: 1].")] = None,
+    image_size: Annotated[Optional[str], typer.Option("--image-size", help="HEIGHTxWIDTH of the image for LLaVA-NeXT's anyres tiling [default: the largest token count].")] = None,
+    encoder_tokens: Annotated[Optional[int], typer.Option("--encoder-tokens", help="Encoder input tokens for T5-style models [default: 512].")] = None,
+    beams: Annotated[int, typer.Option(help="Beam search width; multiplies KV caches and activations.")] = 1,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object (docs/json-output.md) instead of a table.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; only the exit code tells (0 fits, 1 does not).")] = False,
+    specs_dir: SpecsDir = None,
+) -> None:
+    """Estimate the memory MODEL needs and whether it fits the GPU (exit 0 fits, 1 does not)."""
+    from .catalog import load_catalog
+    from .fit import check_fit
+    from .memory import Request
+    from .render import err, fit_dict, print_fit, print_json
+
+    try:
+        if gpu and vram:
+            raise UsageError("give --gpu or --vram, not both")
+        cat = load_catalog(specs_dir)
+        spec = cat.resolve("model", model)
+        req = Request(context=context, batch=batch, dtype=dtype, kv_dtype=kv_dtype, images=images,
+                      encoder_tokens=encoder_tokens, beams=beams,
+                      image_size=parse_image_size(image_size) if image_size else None)
+        device, device_name, vram_bytes = _device(cat, gpu, vram, quiet or json_out)
+        result = check_fit(spec, req, vram_bytes, device)
+    except WillItRunError as exc:
+        raise fail(exc) from None
+    if not quiet:
+        for line in cat.shadowed:
+            err.print(f"note: {line}", markup=False)
+        if json_out:
+            data = fit_dict(result)
+            data["gpu_name"] = device_name
+            print_json(data)
+        else:
+            print_fit(result, spec.name, device_name)
+    raise typer.Exit(int(ExitCode.FITS if result.fits else ExitCode.DOES_NOT_FIT))
+
+
+def _device(cat: Any, gpu: str | None, vram: str | None, quiet: bool) -> tuple[str, str, int]:
+    """(device id, display name, bytes available) from --gpu, --vram, or NVML detection."""
+    if vram:
+        n = parse_size(vram)
+        return "vram", f"{vram} of memory", n
+    if gpu:
+        spec = cat.resolve("gpu", gpu)
+        return spec.id, spec.name, spec.capacity_bytes
+    from .gpu import detect_gpus, match_gpu
+    from .render import err
+
+    found = detect_gpus()
+    first = found[0]
+    known = match_gpu(first.name, cat.gpus())
+    if not quiet:
+        extra = f" (+{len(found) - 1} more; multi-GPU is not estimated yet)" if len(found) > 1 else ""
+        err.print(f"detected GPU 0: {first.name}, {first.total_bytes / (1 << 30):.2f} GiB total, "
+                  f"{first.free_bytes / (1 << 30):.2f} GiB free{extra}", markup=False)
+    return (known.id if known else f"nvml:{first.index}"), first.name, first.total_bytes
+
+
+@app.command("list")
+def list_cmd(
+    what: Annotated[str, typer.Argument(help="models, gpus or all.")] = "all",
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    specs_dir: SpecsDir = None,
+) -> None:
+    """List the models and GPUs in the catalog."""
+    from rich.table import Table
+
+    from .catalog import load_catalog
+    from .render import out, print_json, size
+
+    if what not in ("models", "gpus", "all"):
+        raise fail(UsageError(f"list what? {what!r}: choose models, gpus or all"))
+    try:
+        cat = load_catalog(specs_dir)
+        models = cat.models() if what in ("models", "all") else []
+        gpus = cat.gpus() if what in ("gpus", "all") else []
+    except WillItRunError as exc:
+        raise fail(exc) from None
+    if json_out:
+        print_json({
+            "schema_version": 1,
+            "models": [{"id": m.id, "name": m.name, "architecture": m.architecture, "aliases": m.aliases} for m in models],
+            "gpus": [{"id": g.id, "name": g.name, "vendor": g.vendor, "memory_bytes": g.capacity_bytes,
+                      "bandwidth_gb_s": g.bandwidth_gb_s} for g in gpus],
+        })
+        return
+    if models:
+        t = Table(title="models", box=None, header_style="bold")
+        for col in ("id", "name", "architecture", "aliases"):
+            t.add_column(col)
+        for m in models:
+            t.add_row(m.id, m.name, m.architecture, ", ".join(m.aliases))
+        out.print(t)
+    if gpus:
+        t = Table(title="GPUs", box=None, header_style="bold")
+        for col in ("id", "name", "memory", "bandwidth"):
+            t.add_column(col, justify="right" if col in ("memory", "bandwidth") else "left")
+        for g in sorted(gpus, key=lambda g: (g.vendor, g.capacity_bytes, g.id)):
+            t.add_row(g.id, g.name, size(g.capacity_bytes), f"{g.bandwidth_gb_s:g} GB/s")
+        out.print(t)
+
+
+@app.command("show")
+def show_cmd(
+    model: Annotated[str, typer.Argument(help="Model id or alias.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    specs_dir: SpecsDir = None,
+) -> None:
+    """Show a model's spec and the parameter counts derived from it."""
+    import yaml
+
+    from .catalog import load_catalog
+    from .memory import attention, weight_components
+    from .dtypes import weight_dtype
+    from .render import out, print_json
+
+    try:
+        spec = load_catalog(specs_dir).resolve("model", model)
+    except WillItRunError as exc:
+        raise fail(exc) from None
+    comps = weight_components(spec, weight_dtype(spec.dtype))
+    att = attention(spec)
+    derived = {
+        "parameters": sum(c.parameters for c in comps),
+        "components": {c.name: c.parameters for c in comps},
+        "self_attention_layers": att.self_layers,
+        "cross_attention_layers": att.cross_layers,
+        "kv_elements_per_position_per_layer": 2 * att.self_width,
+    }
+    if json_out:
+        print_json({"schema_version": 1, "spec": spec.model_dump(mode="json", exclude_none=True), "derived": derived})
+        return
+    out.print(yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False), markup=False)
+    out.print("# derived by willitrun", markup=False)
+    out.print(yaml.safe_dump(derived, sort_keys=False), markup=False)
+
+
+@app.command("validate")
+def validate_cmd(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Spec files or directories [default: the catalog and user spec directories].")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too (e.g. a number without a source).")] = False,
+    specs_dir: SpecsDir = None,
+) -> None:
+    """Check spec files; print each problem as file:line: field: message (exit 0 only if all are valid)."""
+    from .render import err, out
+    from .validate import validate_paths
+
+    try:
+        errors, warnings, checked = validate_paths(paths, specs_dir)
+    except WillItRunError as exc:
+        raise fail(exc) from None
+    for w in warnings:
+        err.print(f"{'error' if strict else 'warning'}: {w}", markup=False)
+    if strict:
+        errors = errors + warnings
+    if errors:
+        raise fail(SpecError(errors[0], errors))
+    out.print(f"{checked} spec files valid" + (f", {len(warnings)} warnings" if warnings else ""), markup=False)
+
+
+@app.command("schema")
+def schema_cmd(kind: Annotated[str, typer.Argument(help="model or gpu.")]) -> None:
+    """Print the JSON Schema of a model or GPU spec file."""
+    from .render import print_json
+    from .specs import GPU_SPEC, MODEL_SPEC
+
+    if kind not in ("model", "gpu"):
+        raise fail(UsageError(f"schema of what? {kind!r}: choose model or gpu"))
+    print_json((MODEL_SPEC if kind == "model" else GPU_SPEC).json_schema())
+
+
+def main() -> None:
+    """Console entry point: no exception leaves as a traceback unless WILLITRUN_DEBUG is set."""
+    try:
+        app(prog_name="willitrun")
+    except WillItRunError as exc:  # raised outside a command body
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a bug: never exit 1, which scripts read as "does not fit"
+        if os.environ.get("WILLITRUN_DEBUG"):
+            raise
+        sys.stderr.write(f"internal error: {type(exc).__name__}: {exc} (set WILLITRUN_DEBUG=1 for a traceback)\n")
+        sys.exit(int(ExitCode.INTERNAL))
+
+
+__all__ = ["app", "main", "GPUDetectionError"]

@@ -1,0 +1,123 @@
+"""Storage types: how many bytes a run of weights or cache elements takes.
+
+Block formats store `block_bytes` for every `block_size` elements (scales included), so the
+effective bits per weight exceed the nominal bits. GGUF block layouts come from ggml's
+`ggml/src/ggml-common.h` (block_q8_0, block_q4_0, block_q2_K ... with QK_K = 256).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class StorageType:
+    name: str
+    block_size: int  # elements per block
+    block_bytes: int  # bytes per block, scales included
+
+    def nbytes(self, elements: int) -> int:
+        """Bytes for `elements` values: whole blocks (ggml asserts rows are whole blocks)."""
+        blocks = -(-elements // self.block_size)
+        return blocks * self.block_bytes
+
+    @property
+    def bits_per_element(self) -> float:
+        return self.block_bytes * 8 / self.block_size
+
+
+# Plain types.
+F32 = StorageType("f32", 1, 4)
+F16 = StorageType("f16", 1, 2)
+BF16 = StorageType("bf16", 1, 2)
+FP8 = StorageType("fp8", 1, 1)  # e4m3 with a per-tensor scale (negligible)
+INT8 = StorageType("int8", 1, 1)  # bitsandbytes LLM.int8: int8 weights; per-row scales not counted
+# GPTQ / AWQ 4-bit with group_size 128: 128 x 4-bit weights (64 B) + an fp16 scale (2 B) + a packed
+# 4-bit zero point (0.5 B) per group = 66.5 B per 128 weights, written as 133 B per 256.
+INT4 = StorageType("int4", 256, 133)
+
+# ggml block types (ggml-common.h).
+Q8_0 = StorageType("q8_0", 32, 34)  # fp16 scale + 32 int8
+Q4_0 = StorageType("q4_0", 32, 18)  # fp16 scale + 16 bytes of nibbles
+Q4_1 = StorageType("q4_1", 32, 20)  # fp16 scale + fp16 min + 16 bytes
+Q5_0 = StorageType("q5_0", 32, 22)  # fp16 scale + 4 bytes high bits + 16 bytes
+Q5_1 = StorageType("q5_1", 32, 24)
+Q2_K = StorageType("q2_K", 256, 84)  # 16 B scales + 64 B quants + 2 x fp16
+Q3_K = StorageType("q3_K", 256, 110)  # 32 B hmask + 64 B quants + 12 B scales + fp16
+Q4_K = StorageType("q4_K", 256, 144)  # 2 x fp16 + 12 B scales + 128 B quants
+Q5_K = StorageType("q5_K", 256, 176)  # 2 x fp16 + 12 B scales + 32 B high bits + 128 B quants
+Q6_K = StorageType("q6_K", 256, 210)  # 128 B low + 64 B high + 16 B scales + fp16
+
+GGML_TYPES = {t.name: t for t in (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)}
+
+WeightFamily = Literal["float", "quantized", "gguf"]
+
+
+@dataclass(frozen=True)
+class WeightDtype:
+    """A --dtype choice: how every weight tensor of a model is stored.
+
+    - float: every tensor in that type (what transformers loads with torch_dtype=...).
+    - quantized: linear layers inside the transformer blocks take `storage`; embeddings, lm_head,
+      norms, biases and convolutions stay 16-bit (bitsandbytes / GPTQ / AWQ keep lm_head unquantized).
+    - gguf: llama.cpp's per-tensor rules for the file type (see gguf.py), 1-D tensors in f32.
+    """
+
+    name: str
+    family: WeightFamily
+    storage: StorageType
+    ftype: str | None = None  # llama.cpp file type for gguf mixes
+    activation_bytes: int = 2  # bytes of the compute dtype for activations
+
+
+WEIGHT_DTYPES: dict[str, WeightDtype] = {
+    d.name: d
+    for d in (
+        WeightDtype("fp32", "float", F32, activation_bytes=4),
+        WeightDtype("fp16", "float", F16),
+        WeightDtype("bf16", "float", BF16),
+        WeightDtype("fp8", "quantized", FP8),
+        WeightDtype("int8", "quantized", INT8),
+        WeightDtype("int4", "quantized", INT4),
+        WeightDtype("q8_0", "gguf", Q8_0, ftype="Q8_0"),
+        WeightDtype("q6_k", "gguf", Q6_K, ftype="Q6_K"),
+        WeightDtype("q5_k_m", "gguf", Q5_K, ftype="Q5_K_M"),
+        WeightDtype("q4_k_m", "gguf", Q4_K, ftype="Q4_K_M"),
+        WeightDtype("q4_0", "gguf", Q4_0, ftype="Q4_0"),
+        WeightDtype("q3_k_m", "gguf", Q3_K, ftype="Q3_K_M"),
+        WeightDtype("q2_k", "gguf", Q2_K, ftype="Q2_K"),
+    )
+}
+# Names people also type; the checkpoint's torch_dtype spelling maps here too.
+WEIGHT_ALIASES = {
+    "float32": "fp32", "f32": "fp32", "float16": "fp16", "f16": "fp16", "half": "fp16",
+    "bfloat16": "bf16", "float8": "fp8", "f8": "fp8", "q4_k": "q4_k_m", "q5_k": "q5_k_m",
+    "q3_k": "q3_k_m", "q6": "q6_k", "q8": "q8_0",
+}
+
+KV_DTYPES: dict[str, StorageType] = {
+    "f32": F32,
+    "f16": F16,
+    "bf16": BF16,
+    "fp8": FP8,
+    "q8_0": Q8_0,  # llama.cpp --cache-type-k/v q8_0
+    "q4_0": Q4_0,
+}
+KV_ALIASES = {"fp32": "f32", "float32": "f32", "fp16": "f16", "float16": "f16", "bfloat16": "bf16", "float8": "fp8"}
+
+
+def weight_dtype(name: str) -> WeightDtype:
+    key = name.lower()
+    key = WEIGHT_ALIASES.get(key, key)
+    if key not in WEIGHT_DTYPES:
+        raise KeyError(name)
+    return WEIGHT_DTYPES[key]
+
+
+def kv_dtype(name: str) -> StorageType:
+    key = name.lower()
+    key = KV_ALIASES.get(key, key)
+    if key not in KV_DTYPES:
+        raise KeyError(name)
+    return KV_DTYPES[key]

@@ -1,0 +1,109 @@
+"""Estimate + available memory -> verdict, headroom, the largest context that fits, and what would
+make it fit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .dtypes import KV_DTYPES, WEIGHT_DTYPES
+from .memory import AnySpec, Estimate, Request, _Resolved, default_context, estimate_resolved, resolve
+
+# Weight types tried, largest first, when suggesting a smaller one.
+DTYPE_LADDER = ("fp16", "fp8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k")
+KV_LADDER = ("f16", "fp8", "q8_0", "q4_0")
+
+
+@dataclass(frozen=True)
+class Fit:
+    estimate: Estimate
+    device: str  # what the memory figure belongs to: a catalog GPU id, a detected card, or "--vram"
+    vram_bytes: int
+    max_context_tokens: int  # 0 when not even the smallest context fits
+    context_limit: int  # the largest context searched (the model's window)
+    suggestions: tuple[str, ...] = ()
+
+    @property
+    def fits(self) -> bool:
+        return self.estimate.total_bytes <= self.vram_bytes
+
+    @property
+    def headroom_bytes(self) -> int:
+        return self.vram_bytes - self.estimate.total_bytes
+
+
+def _total(r: _Resolved, context: int, batch: int, beams: int) -> int:
+    return estimate_resolved(r, context, batch, beams).total_bytes
+
+
+def context_limit(r: _Resolved, asked: int) -> int:
+    """The largest context searched: the hard limit, else the trained window, else what was asked."""
+    return r.att.hard_limit or r.att.context_window or asked
+
+
+def max_context(r: _Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
+    """Largest context in [image tokens + 1, limit] whose total fits, by bisection: the total never
+    decreases with the context (checked by a property test), so the answer is exact."""
+    lo = r.image_tokens + 1
+    if lo > limit or _total(r, lo, batch, beams) > vram:
+        return 0
+    if _total(r, limit, batch, beams) <= vram:
+        return limit
+    while limit - lo > 1:  # invariant: total(lo) fits, total(limit) does not
+        mid = (lo + limit) // 2
+        if _total(r, mid, batch, beams) <= vram:
+            lo = mid
+        else:
+            limit = mid
+    return lo
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.2f} GiB"
+
+
+def suggestions(spec: AnySpec, req: Request, r: _Resolved, est: Estimate, vram: int) -> list[str]:
+    """Changes that would make a non-fitting estimate fit, smallest change first."""
+    out: list[str] = []
+    limit = context_limit(r, est.context_tokens)
+    n = max_context(r, vram, est.batch_size, est.beams, limit)
+    if n:
+        out.append(f"--context {n} fits (the largest that does)")
+    if est.batch_size > 1:
+        for b in range(est.batch_size - 1, 0, -1):
+            if _total(r, est.context_tokens, b, est.beams) <= vram:
+                out.append(f"--batch {b} fits")
+                break
+    if est.beams > 1 and _total(r, est.context_tokens, est.batch_size, 1) <= vram:
+        out.append("--beams 1 (greedy decoding) fits")
+    current = WEIGHT_DTYPES[est.dtype]
+    for name in DTYPE_LADDER:
+        cand = WEIGHT_DTYPES[name]
+        if cand.storage.bits_per_element >= current.storage.bits_per_element or name == est.dtype:
+            continue
+        r2 = resolve(spec, Request(batch=req.batch, dtype=name, kv_dtype=req.kv_dtype, images=req.images,
+                                   encoder_tokens=req.encoder_tokens, beams=req.beams, image_size=req.image_size))
+        if _total(r2, est.context_tokens, est.batch_size, est.beams) <= vram:
+            out.append(f"--dtype {name} fits ({_gib(estimate_resolved(r2, est.context_tokens, est.batch_size, est.beams).weights_bytes)} of weights)")
+            break
+    current_kv = KV_DTYPES[est.kv_dtype]
+    for name in KV_LADDER:
+        cand = KV_DTYPES[name]
+        if cand.bits_per_element >= current_kv.bits_per_element:
+            continue
+        r2 = resolve(spec, Request(batch=req.batch, dtype=est.dtype, kv_dtype=name, images=req.images,
+                                   encoder_tokens=req.encoder_tokens, beams=req.beams, image_size=req.image_size))
+        if _total(r2, est.context_tokens, est.batch_size, est.beams) <= vram:
+            out.append(f"--kv-dtype {name} fits")
+            break
+    return out
+
+
+def check_fit(spec: AnySpec, req: Request, vram_bytes: int, device: str) -> Fit:
+    """Estimate `spec` for `req` and compare it with `vram_bytes`."""
+    r = resolve(spec, req)
+    context = req.context or default_context(r)
+    est = estimate_resolved(r, context, req.batch, req.beams)
+    limit = context_limit(r, context)
+    n = max_context(r, vram_bytes, req.batch, req.beams, limit)
+    hints = () if est.total_bytes <= vram_bytes else tuple(suggestions(spec, req, r, est, vram_bytes))
+    return Fit(est, device, vram_bytes, n, limit, hints)

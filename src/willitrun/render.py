@@ -1,0 +1,144 @@
+"""Output: rich tables for people, plain JSON for programs. No arithmetic here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .fit import Fit
+from .memory import Estimate
+
+SCHEMA_VERSION = 1
+GIB, MIB = 1 << 30, 1 << 20
+
+# One configured console each: results to stdout, warnings and errors to stderr. rich honours
+# NO_COLOR and turns styling off when the stream is not a terminal.
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+COMPONENT_LABELS = {
+    "vision_tower": "vision tower",
+    "projector": "projector",
+    "embeddings": "token embeddings",
+    "encoder": "encoder",
+    "decoder": "decoder layers",
+    "lm_head": "LM head",
+}
+
+
+def size(n: int) -> str:
+    """Bytes for display: GiB (2^30) from 1 GiB up, else MiB (2^20); never GB."""
+    if abs(n) >= GIB:
+        return f"{n / GIB:.2f} GiB"
+    return f"{n / MIB:.1f} MiB"
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------------------------------
+def estimate_dict(e: Estimate) -> dict[str, Any]:
+    return {
+        "model": e.model,
+        "architecture": e.architecture,
+        "context_tokens": e.context_tokens,
+        "image_tokens": e.image_tokens,
+        "text_tokens": e.text_tokens,
+        "images": e.images,
+        "batch_size": e.batch_size,
+        "beams": e.beams,
+        "dtype": e.dtype,
+        "kv_dtype": e.kv_dtype,
+        "parameters": e.parameters,
+        "components": [{"name": c.name, "parameters": c.parameters, "bytes": c.bytes} for c in e.components],
+        "weights_bytes": e.weights_bytes,
+        "kv_self_bytes": e.kv_self_bytes,
+        "kv_self_layers": e.attention.self_layers,
+        "kv_cross_bytes": e.kv_cross_bytes,
+        "kv_cross_layers": e.attention.cross_layers,
+        "cross_source_tokens": e.cross_source_tokens,
+        "activations_bytes": e.activations_bytes,
+        "overhead_bytes": e.overhead_bytes,
+        "total_bytes": e.total_bytes,
+        "notes": list(e.notes),
+        "warnings": list(e.warnings),
+    }
+
+
+def fit_dict(f: Fit) -> dict[str, Any]:
+    d: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+    d.update(estimate_dict(f.estimate))
+    d.update({
+        "gpu": f.device,
+        "vram_bytes": f.vram_bytes,
+        "fits": f.fits,
+        "headroom_bytes": f.headroom_bytes,
+        "max_context_tokens": f.max_context_tokens,
+        "context_limit_tokens": f.context_limit,
+        "suggestions": list(f.suggestions),
+    })
+    return d
+
+
+def print_json(data: Any) -> None:
+    """JSON straight to stdout, never through rich (it would wrap long lines)."""
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------------------------------
+# People
+# --------------------------------------------------------------------------------------------------
+def print_fit(f: Fit, model_name: str, device_name: str) -> None:
+    e = f.estimate
+    ctx = f"context {e.context_tokens:,} tokens"
+    if e.image_tokens:
+        ctx += f" ({e.image_tokens:,} image from {e.images} image(s) + {e.text_tokens:,} text)"
+    out.print(f"[bold]{escape(model_name)}[/] ({escape(e.model)}) on [bold]{escape(device_name)}[/] ({size(f.vram_bytes)})")
+    beams = f", {e.beams} beams" if e.beams > 1 else ""
+    out.print(f"{e.dtype} weights, {e.kv_dtype} KV cache, {ctx}, batch {e.batch_size}{beams}")
+
+    t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    t.add_column("part")
+    t.add_column("parameters", justify="right")
+    t.add_column("memory", justify="right")
+    t.add_column("detail", style="dim")
+    for c in e.components:
+        t.add_row(f"weights: {COMPONENT_LABELS.get(c.name, c.name)}", f"{c.parameters:,}", size(c.bytes), "")
+    att = e.attention
+    seqs = e.batch_size * e.beams
+    per = f" x {seqs} sequences" if seqs > 1 else ""
+    t.add_row("self-attention KV cache", "", size(e.kv_self_bytes),
+              f"{att.self_layers} layers x {e.context_tokens:,} positions{per}"
+              + (f" (window {att.sliding_window:,})" if att.sliding_window and e.context_tokens > att.sliding_window else ""))
+    if att.cross_layers:
+        t.add_row("cross-attention KV cache", "", size(e.kv_cross_bytes),
+                  f"{att.cross_layers} layers x {e.cross_source_tokens:,} {att.cross_source}{per}; fixed, does not grow with output")
+    else:
+        t.add_row("cross-attention KV cache", "", "none", att.no_cross_reason)
+    t.add_row("activations (prefill peak)", "", size(e.activations_bytes), "largest layer's temporaries + last logits")
+    t.add_row("runtime overhead", "", size(e.overhead_bytes), "CUDA context, cuBLAS, allocator (measured)")
+    t.add_section()
+    t.add_row("[bold]total[/]", f"{e.parameters:,}", f"[bold]{size(e.total_bytes)}[/]", f"of {size(f.vram_bytes)}")
+    out.print(t)
+
+    if f.fits:
+        out.print(f"[green bold]FITS[/]: {size(e.total_bytes)} of {size(f.vram_bytes)}, {size(f.headroom_bytes)} headroom "
+                  f"({f.headroom_bytes / f.vram_bytes:.0%}).")
+    else:
+        out.print(f"[red bold]DOES NOT FIT[/]: needs {size(e.total_bytes)}, {size(-f.headroom_bytes)} more than {size(f.vram_bytes)}.")
+    if f.max_context_tokens:
+        at_limit = " (the model's window)" if f.max_context_tokens == f.context_limit else ""
+        out.print(f"Largest context that fits: {f.max_context_tokens:,} tokens{at_limit}.")
+    else:
+        out.print("No context length fits with these settings.")
+    for s in f.suggestions:
+        out.print(f"  try {escape(s)}")
+    for n in e.notes:
+        out.print(f"[dim]note: {escape(n)}[/]")
+    for w in e.warnings:
+        err.print(f"[yellow]warning:[/] {escape(w)}")
+    out.print("[dim]Sizes in GiB = 2^30 bytes.[/]")
