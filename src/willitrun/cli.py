@@ -129,7 +129,7 @@ def _device(cat: Any, gpu: str | None, vram: str | None, quiet: bool) -> tuple[s
     """(device id, display name, bytes available) from --gpu, --vram, or NVML detection."""
     if vram:
         n = parse_size(vram)
-        return "vram", f"{vram} of memory", n
+        return "vram", f"--vram {vram.strip()}", n
     if gpu:
         spec = cat.resolve("gpu", gpu)
         return spec.id, spec.name, spec.capacity_bytes
@@ -138,7 +138,7 @@ def _device(cat: Any, gpu: str | None, vram: str | None, quiet: bool) -> tuple[s
 
     found = detect_gpus()
     first = found[0]
-    known = match_gpu(first.name, cat.gpus())
+    known = match_gpu(first.name, cat.gpus(), first.total_bytes)
     if not quiet:
         extra = f" (+{len(found) - 1} more; multi-GPU is not estimated yet)" if len(found) > 1 else ""
         err.print(f"detected GPU 0: {first.name}, {first.total_bytes / (1 << 30):.2f} GiB total, "

@@ -64,13 +64,15 @@ def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-def match_gpu(name: str, gpus: list[GPUSpec]) -> GPUSpec | None:
-    """The catalog card whose NVML name (or display name) equals `name`, ignoring case and punctuation."""
+def match_gpu(name: str, gpus: list[GPUSpec], total_bytes: int | None = None) -> GPUSpec | None:
+    """The catalog card whose NVML name (or display name) equals `name`, ignoring case and
+    punctuation. Some cards share one NVML name across memory sizes ("NVIDIA GeForce RTX 3080" is
+    10 GB or 12 GB): then the one whose memory is closest to `total_bytes` wins."""
     key = _norm(name)
-    for spec in gpus:
-        if any(_norm(n) == key for n in spec.nvml_names):
-            return spec
-    for spec in gpus:
-        if _norm(spec.name) == key:
-            return spec
-    return None
+    found = [s for s in gpus if any(_norm(n) == key for n in s.nvml_names)] or \
+        [s for s in gpus if _norm(s.name) == key]
+    if not found:
+        return None
+    if total_bytes is None:
+        return found[0]
+    return min(found, key=lambda s: abs(s.capacity_bytes - total_bytes))

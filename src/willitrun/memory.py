@@ -441,9 +441,6 @@ def estimate_resolved(r: _Resolved, context: int, batch: int, beams: int) -> Est
     kv_cross = kv_cross_bytes(att, r.source, sequences, r.kv)
     act = activation_bytes(spec, context, r.source, r.images, sequences, r.dtype.activation_bytes)
     notes = list(r.notes)
-    if att.cross_layers:
-        notes.append(f"cross-attention KV covers {r.source} {att.cross_source} in {att.cross_layers} layers; "
-                     "it is computed once and does not grow with generated tokens")
     if att.sliding_window and context > att.sliding_window:
         notes.append(f"sliding window: each layer caches at most {att.sliding_window} positions")
     components = r.components

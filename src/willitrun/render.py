@@ -18,8 +18,9 @@ GIB, MIB = 1 << 30, 1 << 20
 
 # One configured console each: results to stdout, warnings and errors to stderr. rich honours
 # NO_COLOR and turns styling off when the stream is not a terminal.
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+# Piped output gets 120 columns instead of rich's 80 so the table does not wrap in logs.
+out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error stays one line
 
 COMPONENT_LABELS = {
     "vision_tower": "vision tower",
