@@ -1,0 +1,193 @@
+"""The command line: exit code first, then the output."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.fixtures.fake_nvml import FakeNVML
+from willitrun.cli import app
+
+runner = CliRunner()
+GOLDEN = Path(__file__).parent / "golden"
+GiB = 1 << 30
+
+
+def run(*args, env=None):
+    return runner.invoke(app, list(args), env={"NO_COLOR": "1", **(env or {})})
+
+
+def test_main_job_fits():
+    r = run("llava-7b", "--gpu", "rtx3090")
+    assert r.exit_code == 0, r.output
+    if os.environ.get("WILLITRUN_UPDATE_GOLDEN"):
+        (GOLDEN / "llava-7b-rtx3090.txt").write_text(r.stdout)
+    # The whole output; its numbers are checked one by one in tests/unit and tests/reference.
+    assert r.stdout == (GOLDEN / "llava-7b-rtx3090.txt").read_text()
+
+
+def test_does_not_fit_exits_1_with_suggestions():
+    r = run("llama-2-70b", "--gpu", "rtx4090")
+    assert r.exit_code == 1
+    assert "DOES NOT FIT" in r.stdout
+
+
+def test_json_contract():
+    r = run("llava-7b", "--gpu", "rtx3090", "--json")
+    assert r.exit_code == 0
+    d = json.loads(r.stdout)
+    for key in ("model", "gpu", "context_tokens", "batch_size", "dtype", "kv_dtype", "parameters", "components",
+                "weights_bytes", "kv_self_bytes", "kv_cross_bytes", "activations_bytes", "overhead_bytes",
+                "total_bytes", "vram_bytes", "fits", "max_context_tokens", "schema_version"):
+        assert key in d, key
+    assert d["model"] == "llava-1.5-7b" and d["gpu"] == "rtx3090" and d["fits"] is True
+    assert d["image_tokens"] == 576 and d["context_tokens"] == 4096
+    assert d["total_bytes"] == d["weights_bytes"] + d["kv_self_bytes"] + d["kv_cross_bytes"] \
+        + d["activations_bytes"] + d["overhead_bytes"]
+    assert d["weights_bytes"] == sum(c["bytes"] for c in d["components"])
+    assert all(isinstance(d[k], int) for k in d if k.endswith("_bytes"))
+    assert d["vram_bytes"] == 24576 << 20
+
+
+def test_quiet_prints_nothing():
+    r = run("llama-2-70b", "--gpu", "rtx4090", "-q")
+    assert r.exit_code == 1 and r.output == ""
+
+
+def test_vram_option():
+    r = run("llama-2-7b", "--vram", "80GB", "--json")
+    assert r.exit_code == 0
+    assert json.loads(r.stdout)["vram_bytes"] == 80 * 10**9
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("llama3-8b", "--vram", "24"), "unknown model 'llama3-8b'; did you mean llama-3-8b"),
+        (("llama-3-8b", "--gpu", "rtx9090"), "unknown GPU 'rtx9090'; did you mean"),
+        (("llama-3-8b", "--vram", "24", "--context", "-5"), "--context must be at least 1"),
+        (("llama-3-8b", "--vram", "24", "--batch", "0"), "--batch must be at least 1"),
+        (("llama-3-8b", "--vram", "lots"), "--vram 'lots'"),
+        (("llama-3-8b", "--vram", "24", "--dtype", "fp12"), "unknown --dtype 'fp12'"),
+        (("llama-3-8b", "--vram", "24", "--kv-dtype", "q3"), "unknown --kv-dtype 'q3'"),
+        (("whisper-tiny", "--vram", "24", "--context", "449"), "learned positions for 448 tokens"),
+        (("llama-3-8b", "--vram", "24", "--images", "2"), "takes no images"),
+        (("llava-7b", "--vram", "24", "--context", "500"), "leaves no room for text"),
+        (("llama-3-8b", "--gpu", "rtx3090", "--vram", "24"), "not both"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    r = run(*args)
+    assert r.exit_code == 2, r.output
+    assert r.stdout == ""
+    assert r.stderr.startswith("error: ") and message in r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+def test_beyond_trained_window_is_a_warning():
+    r = run("llama-2-7b", "--vram", "80", "--context", "8192")
+    assert r.exit_code == 0
+    assert "warning: context 8192 is beyond the model's trained window of 4096" in r.stderr
+
+
+def test_no_driver_asks_for_gpu_or_vram(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNVML(init_error="Driver Not Loaded"))
+    r = run("llama-3-8b")
+    assert r.exit_code == 4
+    assert r.stderr.startswith("error: no NVIDIA GPU found") and "--gpu" in r.stderr and "--vram" in r.stderr
+
+
+def test_detected_gpu_is_used(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNVML())
+    r = run("llama-3-8b", "--json")
+    assert r.exit_code == 0
+    d = json.loads(r.stdout)
+    assert d["gpu"] == "rtx3090" and d["vram_bytes"] == 24576 << 20
+
+
+def test_malformed_spec_exits_3(tmp_path):
+    d = tmp_path / "model_specs"
+    d.mkdir()
+    (d / "broken.yaml").write_text("id: broken\nname: [unclosed\n")
+    r = run("broken", "--vram", "24", "--specs-dir", str(tmp_path))
+    assert r.exit_code == 3
+    assert "broken.yaml:3: malformed YAML: did not find expected ',' or ']'" in r.stderr  # PyYAML's mark: end of input
+
+
+def test_invalid_spec_names_file_line_and_field(tmp_path):
+    d = tmp_path / "model_specs"
+    d.mkdir()
+    src = (Path(__file__).resolve().parents[2] / "model_specs" / "llama-2-7b.yaml").read_text()
+    (d / "zero-heads.yaml").write_text(src.replace("id: llama-2-7b", "id: zero-heads")
+                                       .replace("num_attention_heads: 32", "num_attention_heads: 0"))
+    r = run("zero-heads", "--vram", "24", "--specs-dir", str(tmp_path))
+    assert r.exit_code == 3
+    assert "zero-heads.yaml:" in r.stderr and "config.num_attention_heads: Input should be greater than 0" in r.stderr
+
+
+def test_user_spec_shadows_bundled(tmp_path):
+    d = tmp_path / "model_specs"
+    d.mkdir()
+    src = (Path(__file__).resolve().parents[2] / "model_specs" / "llama-2-7b.yaml").read_text()
+    (d / "llama-2-7b.yaml").write_text(src.replace("num_hidden_layers: 32", "num_hidden_layers: 16"))
+    r = run("llama-2-7b", "--vram", "24", "--json", "--specs-dir", str(tmp_path))
+    assert r.exit_code == 0
+    assert json.loads(r.stdout)["kv_self_bytes"] == 16 * 2 * 4096 * 4096 * 2
+    assert "shadows the bundled model spec 'llama-2-7b'" in r.stderr
+
+
+def test_list_and_show():
+    r = run("list", "--json")
+    assert r.exit_code == 0
+    d = json.loads(r.stdout)
+    assert len(d["models"]) >= 31 and len(d["gpus"]) >= 40
+    r = run("show", "llava-7b", "--json")
+    assert r.exit_code == 0
+    assert json.loads(r.stdout)["derived"]["parameters"] == 7_063_427_072  # same count as the estimate
+    assert run("show", "nope").exit_code == 2
+
+
+def test_validate_command(tmp_path):
+    assert run("validate").exit_code == 0
+    (tmp_path / "model_specs").mkdir()
+    (tmp_path / "model_specs" / "a.yaml").write_text("id: a\n")
+    (tmp_path / "model_specs" / "b.yaml").write_text(": : :\n")
+    r = run("validate", str(tmp_path))
+    assert r.exit_code == 3
+    assert "a.yaml" in r.stderr and "b.yaml" in r.stderr  # every file checked before failing
+
+
+def test_schema_command():
+    r = run("schema", "model")
+    assert r.exit_code == 0 and "LlamaConfig" in r.stdout
+    assert json.loads(run("schema", "gpu").stdout)["title"] == "GPUSpec"
+
+
+@pytest.mark.parametrize("command", [[], ["estimate"], ["list"], ["show"], ["validate"], ["schema"]])
+def test_every_command_has_help(command):
+    r = run(*command, "--help")
+    assert r.exit_code == 0 and "Usage" in r.stdout
+
+
+def test_entry_point_never_exits_1_on_a_bug():
+    # A real process through the console entry point: an internal error maps to 70, no traceback.
+    code = ("import willitrun.cli as c, sys; c.app = lambda **k: (_ for _ in ()).throw(RuntimeError('boom')); "
+            "sys.argv = ['willitrun']; c.main()")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "WILLITRUN_DEBUG": ""})
+    assert p.returncode == 70
+    assert "internal error: RuntimeError: boom" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_python_m_runs():
+    p = subprocess.run([sys.executable, "-m", "willitrun", "whisper-tiny", "--vram", "1", "-q"])
+    assert p.returncode == 0
+
+
+def test_library_import_stays_light():
+    code = "import sys, willitrun; print(sorted(m for m in ('typer', 'rich', 'pynvml') if m in sys.modules))"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.stdout.strip() == "[]"
