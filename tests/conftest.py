@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from willitrun import load_catalog
-from willitrun.specs import MODEL_SPEC
+from willitrun.specs import parse_model_spec
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +17,7 @@ def llama(**overrides):
     config = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
                   num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096)
     config.update(overrides)
-    return MODEL_SPEC.validate_python({
+    return parse_model_spec({
         "id": "test-llama", "name": "test", "architecture": "llama", "dtype": "float16",
         "sources": {"config": "test"}, "config": config,
     })

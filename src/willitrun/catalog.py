@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import SpecError, UsageError
-from .specs import GPU_SPEC, MODEL_SPEC, GPUSpec
+from .specs import GPUSpec, parse_model_spec
 
 Kind = Literal["model", "gpu"]
 SUBDIR: dict[Kind, str] = {"model": "model_specs", "gpu": "hardware_specs"}
@@ -109,9 +109,8 @@ def read_yaml(path: Path) -> tuple[str, Any]:
 def load_spec(path: Path, kind: Kind) -> Any:
     """Read and validate one spec file; SpecError carries one line per problem."""
     text, data = read_yaml(path)
-    adapter = MODEL_SPEC if kind == "model" else GPU_SPEC
     try:
-        spec = adapter.validate_python(data)
+        spec = parse_model_spec(data) if kind == "model" else GPUSpec.model_validate(data)
     except ValidationError as err:
         problems = render_validation_error(path, text, err)
         raise SpecError(problems[0], problems) from None
@@ -166,10 +165,15 @@ class Catalog:
         return [self.get(kind, i) for i in self.files(kind)]
 
     def _aliases(self, kind: Kind) -> dict[str, str]:
+        """alias -> id, read from the YAML without validating every file (validation is per use)."""
         out: dict[str, str] = {}
-        for spec in self.all(kind):
-            for alias in spec.aliases:
-                out.setdefault(alias, spec.id)
+        for spec_id, path in self.files(kind).items():
+            try:
+                aliases = read_yaml(path)[1].get("aliases") or []
+            except SpecError:
+                continue  # a broken file is reported when it is used or validated
+            for alias in aliases if isinstance(aliases, list) else []:
+                out.setdefault(str(alias).lower(), spec_id)
         return out
 
     def resolve(self, kind: Kind, name: str) -> Any:
@@ -182,9 +186,11 @@ class Catalog:
         if key in aliases:
             return self.get(kind, aliases[key])
         if kind == "gpu":
-            for spec in self.all("gpu"):
-                if any(key == n.lower() for n in [spec.name, *spec.nvml_names]):
-                    return spec
+            from .gpu import match_gpu
+
+            found = match_gpu(name, self.gpus())
+            if found is not None:
+                return found
         what = "model" if kind == "model" else "GPU"
         close = difflib.get_close_matches(key, [*files, *aliases], n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; see `willitrun list`"

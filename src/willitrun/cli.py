@@ -99,7 +99,6 @@ def estimate_cmd(
     from .catalog import load_catalog
     from .fit import check_fit
     from .memory import Request
-    from .render import err, fit_dict, print_fit, print_json
 
     try:
         if gpu and vram:
@@ -114,6 +113,8 @@ def estimate_cmd(
     except WillItRunError as exc:
         raise fail(exc) from None
     if not quiet:
+        from .render import err, fit_dict, print_fit, print_json
+
         for line in cat.shadowed:
             err.print(f"note: {line}", markup=False)
         if json_out:
@@ -134,12 +135,13 @@ def _device(cat: Any, gpu: str | None, vram: str | None, quiet: bool) -> tuple[s
         spec = cat.resolve("gpu", gpu)
         return spec.id, spec.name, spec.capacity_bytes
     from .gpu import detect_gpus, match_gpu
-    from .render import err
 
     found = detect_gpus()
     first = found[0]
     known = match_gpu(first.name, cat.gpus(), first.total_bytes)
     if not quiet:
+        from .render import err
+
         extra = f" (+{len(found) - 1} more; multi-GPU is not estimated yet)" if len(found) > 1 else ""
         err.print(f"detected GPU 0: {first.name}, {first.total_bytes / (1 << 30):.2f} GiB total, "
                   f"{first.free_bytes / (1 << 30):.2f} GiB free{extra}", markup=False)
@@ -252,11 +254,11 @@ def validate_cmd(
 def schema_cmd(kind: Annotated[str, typer.Argument(help="model or gpu.")]) -> None:
     """Print the JSON Schema of a model or GPU spec file."""
     from .render import print_json
-    from .specs import GPU_SPEC, MODEL_SPEC
+    from .specs import GPUSpec, model_spec_schema
 
     if kind not in ("model", "gpu"):
         raise fail(UsageError(f"schema of what? {kind!r}: choose model or gpu"))
-    print_json((MODEL_SPEC if kind == "model" else GPU_SPEC).json_schema())
+    print_json(model_spec_schema() if kind == "model" else GPUSpec.model_json_schema())
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ CheckpointDtype = Literal["float32", "float16", "bfloat16"]
 
 class _Strict(BaseModel):
     # strict: YAML's "24" stays a string and is refused where a number is expected.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # defer_build: a schema is built on first use, so the CLI pays only for the classes it needs.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 def _check_heads(heads: int, kv_heads: int, where: str) -> None:
@@ -295,11 +296,30 @@ class MllamaSpec(_ModelSpecBase):
     config: MllamaConfig
 
 
-ModelSpec = Annotated[
-    Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec], Field(discriminator="architecture")
-]
-MODEL_SPEC = TypeAdapter(ModelSpec)
-ARCHITECTURES = ("llama", "mistral", "t5", "whisper", "llava", "llava_next", "mllama")
+AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec]
+ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
+SPEC_CLASSES: dict[str, type[_ModelSpecBase]] = {
+    "llama": LlamaSpec, "mistral": LlamaSpec, "t5": T5Spec, "whisper": WhisperSpec,
+    "llava": LlavaSpec, "llava_next": LlavaSpec, "mllama": MllamaSpec,
+}
+ARCHITECTURES = tuple(SPEC_CLASSES)
+
+
+class _Architecture(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+    architecture: Literal["llama", "mistral", "t5", "whisper", "llava", "llava_next", "mllama"]
+
+
+def parse_model_spec(data: object) -> AnyModelSpec:
+    """Validate a model spec document; only the schema of its architecture is built (fast start-up)."""
+    arch = _Architecture.model_validate(data).architecture if not (
+        isinstance(data, dict) and data.get("architecture") in SPEC_CLASSES) else data["architecture"]
+    return SPEC_CLASSES[arch].model_validate(data)  # type: ignore[return-value]
+
+
+def model_spec_schema() -> dict[str, object]:
+    """JSON Schema of a model spec file (all architectures)."""
+    return TypeAdapter(ModelSpec).json_schema()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -349,6 +369,3 @@ class GPUSpec(_Strict):
 
 def spec_id_ok(name: str) -> bool:
     return re.fullmatch(ID_PATTERN, name) is not None
-
-
-GPU_SPEC = TypeAdapter(GPUSpec)
