@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
-from .memory import AnySpec, Estimate, Request, _Resolved, default_context, estimate_resolved, resolve
+from .memory import AnySpec, Estimate, Request, Resolved, default_context, estimate_resolved, resolve
 
 # Weight types tried, largest first, when suggesting a smaller one.
 DTYPE_LADDER = ("fp16", "fp8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k")
@@ -31,16 +31,16 @@ class Fit:
         return self.vram_bytes - self.estimate.total_bytes
 
 
-def _total(r: _Resolved, context: int, batch: int, beams: int) -> int:
+def _total(r: Resolved, context: int, batch: int, beams: int) -> int:
     return estimate_resolved(r, context, batch, beams).total_bytes
 
 
-def context_limit(r: _Resolved, asked: int) -> int:
+def context_limit(r: Resolved, asked: int) -> int:
     """The largest context searched: the hard limit, else the trained window, else what was asked."""
     return r.att.hard_limit or r.att.context_window or asked
 
 
-def max_context(r: _Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
+def max_context(r: Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
     """Largest context in [image tokens + 1, limit] whose total fits, by bisection: the total never
     decreases with the context (checked by a property test), so the answer is exact."""
     lo = r.image_tokens + 1
@@ -61,7 +61,7 @@ def _gib(n: int) -> str:
     return f"{n / (1 << 30):.2f} GiB"
 
 
-def suggestions(spec: AnySpec, req: Request, r: _Resolved, est: Estimate, vram: int) -> list[str]:
+def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: int) -> list[str]:
     """Changes that would make a non-fitting estimate fit, smallest change first."""
     out: list[str] = []
     limit = context_limit(r, est.context_tokens)

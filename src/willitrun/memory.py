@@ -373,7 +373,7 @@ def default_kv_dtype(dtype: WeightDtype) -> StorageType:
 
 
 @dataclass
-class _Resolved:
+class Resolved:
     spec: AnySpec
     dtype: WeightDtype
     kv: StorageType
@@ -386,7 +386,7 @@ class _Resolved:
     notes: list[str] = field(default_factory=list)
 
 
-def resolve(spec: AnySpec, req: Request) -> _Resolved:
+def resolve(spec: AnySpec, req: Request) -> Resolved:
     """Everything of an estimate that does not depend on the context length."""
     try:
         dtype = parse_weight_dtype(req.dtype or spec.dtype)
@@ -415,18 +415,18 @@ def resolve(spec: AnySpec, req: Request) -> _Resolved:
     if isinstance(spec, LlavaSpec) and spec.architecture == "llava_next" and images and req.image_size is None:
         notes.append(f"LLaVA-NeXT image tokens depend on the image size; {per_image} per image is the largest "
                      "(give --image-size HxW for a specific image)")
-    return _Resolved(spec, dtype, kv, att, weight_components(spec, dtype), images, per_image * images,
+    return Resolved(spec, dtype, kv, att, weight_components(spec, dtype), images, per_image * images,
                      encoder_tokens if isinstance(spec, T5Spec) else 0,
                      cross_source_tokens(spec, images, encoder_tokens), notes)
 
 
-def default_context(r: _Resolved) -> int:
+def default_context(r: Resolved) -> int:
     window = r.att.hard_limit or r.att.context_window
     context = min(DEFAULT_CONTEXT, window) if window else DEFAULT_CONTEXT
     return max(context, r.image_tokens + 1)
 
 
-def estimate_resolved(r: _Resolved, context: int, batch: int, beams: int) -> Estimate:
+def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Estimate:
     spec, att = r.spec, r.att
     warnings: list[str] = []
     if att.hard_limit and context > att.hard_limit:
