@@ -148,6 +148,89 @@ def _device(cat: Any, gpu: str | None, vram: str | None, quiet: bool) -> tuple[s
     return (known.id if known else f"nvml:{first.index}"), first.name, first.total_bytes
 
 
+def _read_rows(path: Path) -> list[tuple[str, str, int | None]]:
+    """Rows `model,gpu[,context]` from a file; blank lines and # comments are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--rows {path}: cannot read: {exc}") from None
+    rows = []
+    for n, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) not in (2, 3) or not all(parts):
+            raise UsageError(f"{path}:{n}: expected model,gpu[,context], got {line!r}")
+        context = None
+        if len(parts) == 3:
+            if not parts[2].isdigit():
+                raise UsageError(f"{path}:{n}: context {parts[2]!r} is not a whole number")
+            context = int(parts[2])
+        rows.append((parts[0], parts[1], context))
+    if not rows:
+        raise UsageError(f"--rows {path}: no rows")
+    return rows
+
+
+@app.command("check")
+def check_cmd(
+    models: Annotated[Optional[list[str]], typer.Argument(help="Model ids or aliases.")] = None,
+    gpus: Annotated[Optional[list[str]], typer.Option("--gpu", "-g", help="GPU id (repeatable); every model is checked on every GPU.")] = None,
+    rows: Annotated[Optional[Path], typer.Option("--rows", help="File of `model,gpu[,context]` lines to check (# comments allowed).")] = None,
+    context: Annotated[Optional[int], typer.Option("--context", "-c", help="Context for every check without its own.")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="Weight type for every check.")] = None,
+    kv_dtype: Annotated[Optional[str], typer.Option("--kv-dtype", help="KV cache type for every check.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line (the --json schema of an estimate).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; exit 0 only if every check fits.")] = False,
+    specs_dir: SpecsDir = None,
+) -> None:
+    """Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not."""
+    from .catalog import load_catalog
+    from .fit import check_fit
+    from .memory import Request
+
+    try:
+        pairs: list[tuple[str, str, int | None]] = []
+        if rows is not None:
+            pairs += _read_rows(rows)
+        if models or gpus:
+            if not models or not gpus:
+                raise UsageError("give MODEL... together with --gpu (or use --rows FILE)")
+            pairs += [(m, g, context) for m in models for g in gpus]
+        if not pairs:
+            raise UsageError("nothing to check: give MODEL... --gpu GPU..., or --rows FILE")
+        cat = load_catalog(specs_dir)
+        results = []
+        for model, gpu, ctx in pairs:
+            spec = cat.resolve("model", model)
+            card = cat.resolve("gpu", gpu)
+            req = Request(context=ctx or context, dtype=dtype, kv_dtype=kv_dtype)
+            results.append((spec, card, check_fit(spec, req, card.capacity_bytes, card.id)))
+    except WillItRunError as exc:
+        raise fail(exc) from None
+    if not quiet:
+        import json
+
+        from .render import fit_dict, out, size
+
+        if json_out:
+            for spec, card, f in results:
+                sys.stdout.write(json.dumps({**fit_dict(f), "gpu_name": card.name}) + "\n")
+        else:
+            from rich.table import Table
+
+            t = Table(box=None, header_style="bold")
+            for col in ("model", "gpu", "context", "total", "memory", "verdict", "max context"):
+                t.add_column(col, justify="left" if col in ("model", "gpu", "verdict") else "right")
+            for spec, card, f in results:
+                t.add_row(spec.id, card.id, f"{f.estimate.context_tokens:,}", size(f.estimate.total_bytes),
+                          size(f.vram_bytes), "fits" if f.fits else "DOES NOT FIT", f"{f.max_context_tokens:,}")
+            out.print(t)
+    all_fit = all(f.fits for _, _, f in results)
+    raise typer.Exit(int(ExitCode.FITS if all_fit else ExitCode.DOES_NOT_FIT))
+
+
 @app.command("list")
 def list_cmd(
     what: Annotated[str, typer.Argument(help="models, gpus or all.")] = "all",
@@ -238,9 +321,11 @@ def validate_cmd(
     from .validate import validate_paths
 
     try:
-        errors, warnings, checked = validate_paths(paths, specs_dir)
+        errors, warnings, notes, checked = validate_paths(paths, specs_dir)
     except WillItRunError as exc:
         raise fail(exc) from None
+    for n in notes:
+        err.print(f"note: {n}", markup=False)
     for w in warnings:
         err.print(f"{'error' if strict else 'warning'}: {w}", markup=False)
     if strict:

@@ -312,8 +312,9 @@ class _Architecture(BaseModel):
 
 def parse_model_spec(data: object) -> AnyModelSpec:
     """Validate a model spec document; only the schema of its architecture is built (fast start-up)."""
-    arch = _Architecture.model_validate(data).architecture if not (
-        isinstance(data, dict) and data.get("architecture") in SPEC_CLASSES) else data["architecture"]
+    arch = data.get("architecture") if isinstance(data, dict) else None
+    if not (isinstance(arch, str) and arch in SPEC_CLASSES):
+        arch = _Architecture.model_validate(data).architecture  # raises the readable error
     return SPEC_CLASSES[arch].model_validate(data)  # type: ignore[return-value]
 
 

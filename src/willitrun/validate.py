@@ -7,7 +7,7 @@ total is within 0.5 % of the derived one, and every number names its source.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .catalog import SUBDIR, Kind, _line_of, bundled_root, load_spec, read_yaml, user_roots
 from .errors import SpecError, UsageError
@@ -51,11 +51,14 @@ def unsourced(data: dict[str, Any]) -> list[tuple[Any, ...]]:
     return missing
 
 
-def _files(paths: list[Path]) -> list[Path]:
+def _files(paths: list[Path], catalog_roots: bool = False) -> list[Path]:
+    """Spec files under `paths`: a directory's own *.yaml and those of its model_specs/ and
+    hardware_specs/; a catalog root (bundled or user directory) only the latter two."""
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            found = sorted(p.glob("*.yaml")) + sorted(f for sub in SUBDIR.values() for f in (p / sub).glob("*.yaml"))
+            own = [] if catalog_roots else sorted(p.glob("*.yaml"))
+            found = own + sorted(f for sub in SUBDIR.values() for f in (p / sub).glob("*.yaml"))
             if not found:
                 raise UsageError(f"{p}: no spec files (*.yaml) here or in {'/ or '.join(SUBDIR.values())}/")
             out.extend(found)
@@ -66,7 +69,7 @@ def _files(paths: list[Path]) -> list[Path]:
     return out
 
 
-def validate_file(path: Path, strict: bool = False) -> tuple[Kind | None, Any, list[str], list[str]]:
+def validate_file(path: Path) -> tuple[Kind | None, Any, list[str], list[str]]:
     """(kind, spec or None, errors, warnings) for one file."""
     try:
         text, data = read_yaml(path)
@@ -93,23 +96,36 @@ def validate_file(path: Path, strict: bool = False) -> tuple[Kind | None, Any, l
     return kind, spec, errors, warnings
 
 
-def validate_paths(paths: list[Path] | None, extra_dirs: list[Path] | None = None,
-                   strict: bool = False) -> tuple[list[str], list[str], int]:
-    """(errors, warnings, files checked) for the given files/directories or the whole catalog."""
-    roots = paths if paths else [bundled_root(), *user_roots(extra_dirs)]
-    files = _files(roots)
-    errors: list[str] = []
-    warnings: list[str] = []
+class Report(NamedTuple):
+    errors: list[str]
+    warnings: list[str]
+    notes: list[str]
+    checked: int
+
+
+def validate_paths(paths: list[Path] | None, extra_dirs: list[Path] | None = None) -> Report:
+    """Check the given files/directories, or the bundled catalog plus the user spec directories.
+
+    Ids and aliases must be unique among the files checked; a user spec that reuses a bundled id
+    shadows it on purpose, which is a note, not an error.
+    """
+    bundled = bundled_root().resolve()
+    roots = paths if paths else [bundled, *user_roots(extra_dirs)]
+    files = _files(roots, catalog_roots=not paths)
+    report = Report([], [], [], len(files))
     seen: dict[tuple[str, str], Path] = {}
     for f in files:
-        kind, spec, errs, warns = validate_file(f, strict)
-        errors += errs
-        warnings += warns
+        kind, spec, errs, warns = validate_file(f)
+        report.errors.extend(errs)
+        report.warnings.extend(warns)
         if spec is None:
             continue
-        for name in (spec.id, *spec.aliases):
+        for name in dict.fromkeys((spec.id, *spec.aliases)):
             prev = seen.get((kind, name))
             if prev is not None and prev != f:
-                errors.append(f"{f}: id: {name!r} is already used by {prev}")
+                if bundled in prev.resolve().parents and bundled not in f.resolve().parents:
+                    report.notes.append(f"{f} shadows the bundled {kind} spec {name!r} ({prev})")
+                else:
+                    report.errors.append(f"{f}: id: {name!r} is already used by {prev}")
             seen[(kind, name)] = f
-    return errors, warnings, len(files)
+    return report

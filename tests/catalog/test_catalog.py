@@ -40,8 +40,8 @@ def test_aliases(catalog, alias, model_id):
 
 
 def test_every_spec_valid_and_sourced():
-    errors, warnings, checked = validate_paths(None)
-    assert errors == [] and warnings == []
+    errors, warnings, notes, checked = validate_paths(None)
+    assert errors == [] and warnings == [] and notes == []
     assert checked == len(list((ROOT / "model_specs").glob("*.yaml"))) + len(list((ROOT / "hardware_specs").glob("*.yaml")))
 
 
