@@ -255,10 +255,13 @@ def cross_source_tokens(spec: AnySpec, images: int, encoder_tokens: int) -> int:
 def kv_self_bytes(att: Attention, positions: int, sequences: int, storage: StorageType) -> int:
     """2 (K and V) x layers x (kv_heads x head_dim) x cached positions x sequences, in the KV type.
 
-    With a sliding window (Mistral 7B v0.1) transformers keeps at most the window per layer.
+    A sliding window (Mistral 7B v0.1) does not lower the peak in transformers: after a prefill
+    DynamicSlidingWindowLayer keeps a *view* of the last `sliding_window - 1` positions, and the
+    view keeps the whole prompt's storage alive until the next decoding step replaces it
+    (cache_utils.py; measured in tests/reference as `kv_self_storage_elements`). So every
+    position of a prompt as long as the context is held at the peak.
     """
-    cached = min(positions, att.sliding_window) if att.sliding_window else positions
-    per_layer = storage.nbytes(att.self_width * cached)
+    per_layer = storage.nbytes(att.self_width * positions)
     return 2 * att.self_layers * per_layer * sequences
 
 
@@ -441,8 +444,10 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     kv_cross = kv_cross_bytes(att, r.source, sequences, r.kv)
     act = activation_bytes(spec, context, r.source, r.images, sequences, r.dtype.activation_bytes)
     notes = list(r.notes)
-    if att.sliding_window and context > att.sliding_window:
-        notes.append(f"sliding window: each layer caches at most {att.sliding_window} positions")
+    if att.sliding_window and context >= att.sliding_window:
+        notes.append(f"sliding window {att.sliding_window}: transformers keeps {att.sliding_window - 1} positions "
+                     "per layer while decoding, but right after a prefill the whole prompt's keys and values "
+                     "are still held, so the peak counts every position")
     components = r.components
     return Estimate(
         model=spec.id, architecture=spec.architecture, dtype=r.dtype.name, kv_dtype=r.kv.name,

@@ -114,7 +114,7 @@ def print_fit(f: Fit, model_name: str, device_name: str) -> None:
     per = f" x {seqs} sequences" if seqs > 1 else ""
     t.add_row("self-attention KV cache", "", size(e.kv_self_bytes),
               f"{att.self_layers} layers x {e.context_tokens:,} positions{per}"
-              + (f" (window {att.sliding_window:,})" if att.sliding_window and e.context_tokens > att.sliding_window else ""))
+              + (" (prefill peak; see note on the sliding window)" if att.sliding_window and e.context_tokens >= att.sliding_window else ""))
     if att.cross_layers:
         t.add_row("cross-attention KV cache", "", size(e.kv_cross_bytes),
                   f"{att.cross_layers} layers x {e.cross_source_tokens:,} {att.cross_source}{per}; fixed, does not grow with output")

@@ -269,6 +269,14 @@ class LlamaSpec(_ModelSpecBase):
     architecture: Literal["llama", "mistral"]
     config: LlamaConfig
 
+    @model_validator(mode="after")
+    def _mistral_window_explicit(self) -> LlamaSpec:
+        # transformers' MistralConfig defaults sliding_window to 4096 when the key is absent, while
+        # null means no window: make the spec say which (Mistral 7B v0.1: 4096; v0.2: null).
+        if self.architecture == "mistral" and "sliding_window" not in self.config.model_fields_set:
+            raise ValueError("config.sliding_window: give it explicitly for mistral (null for no window)")
+        return self
+
 
 class T5Spec(_ModelSpecBase):
     architecture: Literal["t5"]

@@ -41,10 +41,12 @@ def test_batch_and_beams_multiply_kv():
     assert estimate(llama(), context=100, batch=3, beams=2).kv_self_bytes == 6 * one.kv_self_bytes
 
 
-def test_sliding_window_caps_cache():
+def test_sliding_window_does_not_lower_the_prefill_peak():
+    # transformers' sliding-window cache is a view that keeps the whole prompt's storage alive after
+    # prefill (tests/reference: kv_self_storage_elements), so the peak is every position
     spec = llama(num_key_value_heads=8, sliding_window=4096, max_position_embeddings=32768)
-    at_window = estimate(spec, context=4096).kv_self_bytes
-    assert estimate(spec, context=16384).kv_self_bytes == at_window
+    assert estimate(spec, context=16384).kv_self_bytes == 4 * estimate(spec, context=4096).kv_self_bytes
+    assert any("sliding window 4096" in n for n in estimate(spec, context=16384).notes)
 
 
 def test_llava_image_tokens_in_self_cache(catalog):

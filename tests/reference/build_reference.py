@@ -1,0 +1,783 @@
+"""Build the independent transformers reference for willitrun's memory arithmetic.
+
+What is measured
+----------------
+For every model spec ``model_specs/<id>.yaml`` this script asks Hugging Face transformers itself
+(pinned in ``tests/reference/requirements.txt``) two questions, and writes the answers to
+``tests/reference/reference.json``:
+
+1. **Parameter counts of the full-size model.** The spec's ``config`` block (a subset of the
+   checkpoint's ``config.json``, same names and nesting) is turned into the transformers config class
+   of its architecture, and the *complete* model class (``...ForCausalLM`` /
+   ``...ForConditionalGeneration``) is instantiated on the ``meta`` device, so no memory is
+   allocated and even a 405B model builds instantly. The total is
+   ``sum(p.numel() for p in model.parameters())`` (``Module.parameters()`` de-duplicates shared
+   parameters, so tied weights count once). Every de-duplicated ``named_parameters()`` name is mapped
+   to one component (``embeddings``, ``encoder``, ``decoder``, ``lm_head``, ``vision_tower``,
+   ``projector``); a name that maps to no component is an error, never a silent leftover.
+   Where building from a config does not reproduce the real checkpoint (T5 ties its LM head
+   unconditionally in transformers 5.x, see ``_untie_t5_lm_head``) the model is corrected and the
+   correction is written into the JSON next to the numbers.
+
+2. **The KV cache transformers really allocates.** A *small* random-weight copy of the model keeps
+   every width that shapes attention (hidden size, heads, KV heads, head_dim, d_kv, sliding window,
+   image and patch size, tiles, mel bins, source positions, anyres grid) and shrinks only what does
+   not enter the cache: layers (2; mllama 3 with one cross-attention layer), vocabulary (512),
+   feed-forward width (64) and the vision tower (hidden 32, 2 heads, 1 layer; same image geometry).
+   It runs one prefill forward pass on the CPU in float32 with ``use_cache=True`` and the returned
+   cache object is walked tensor by tensor: for every self-attention and every cross-attention
+   layer the sequence length it holds and the element count of its key and value tensors. Counts
+   are elements, not bytes: the cache holds the model's dtype, so bytes are elements x dtype size
+   (float32 is used here only because CPU forwards are fast in it). Image token counts are taken
+   from the model's own feature extraction (``get_image_features``), never from a formula, and the
+   forward pass itself checks them (``get_placeholder_mask`` raises on a mismatch).
+
+Every small case records the small copy's ``config`` in the same shape as a spec's ``config``
+block, so willitrun's calculator can be run on exactly the model that was measured, plus the few
+token-id overrides (``hf_overrides``) needed to keep special tokens inside the 512-token vocabulary;
+token ids change no shape.
+
+Nothing here is an expected number: every number in reference.json is read from transformers.
+
+Usage::
+
+    python tests/reference/build_reference.py             # rebuild reference.json
+    python tests/reference/build_reference.py --only ID   # rebuild only these ids (merged in)
+    python tests/reference/build_reference.py --check     # exit 1 if reference.json is stale
+
+Exit codes: 0 success; 1 a model failed to build or run, or ``--check`` found differences;
+2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import json
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import transformers
+import yaml
+from torch import nn
+from transformers import (
+    DynamicCache,
+    EncoderDecoderCache,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaNextConfig,
+    LlavaNextForConditionalGeneration,
+    MistralConfig,
+    MistralForCausalLM,
+    MllamaConfig,
+    MllamaForConditionalGeneration,
+    T5Config,
+    T5ForConditionalGeneration,
+    WhisperConfig,
+    WhisperForConditionalGeneration,
+)
+
+# `image_size_to_num_patches` is the helper LlavaNextModel.get_image_features itself uses to decide how
+# many 336x336 crops (base image + anyres tiles) it slices out of `pixel_values` for one image.
+from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+
+SCHEMA_VERSION = 1
+SEED = 0
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SPEC_DIR = REPO_ROOT / "model_specs"
+REFERENCE_PATH = Path(__file__).resolve().with_name("reference.json")
+
+# --- the small copies --------------------------------------------------------------------------
+# Only sizes that never enter a KV cache are shrunk. Attention widths are copied from the spec.
+SMALL_VOCAB = 512
+SMALL_FFN = 64
+SMALL_LAYERS = 2  # decoder-only LMs; T5 and Whisper get this many encoder and decoder layers
+SMALL_VISION_HIDDEN = 32
+SMALL_VISION_HEADS = 2
+SMALL_VISION_LAYERS = 1
+# Text token ids of the small runs are drawn below this id; special ids that do not fit the small
+# vocabulary are moved to the top of it (SMALL_VOCAB - 1, -2, ...), so the two never collide.
+TEXT_TOKEN_ID_LIMIT = SMALL_VOCAB - 16
+
+LM_BATCH, LM_TOKENS = 2, 7
+MISTRAL_TEST_WINDOW = 4
+T5_BATCH, T5_ENCODER_TOKENS, T5_DECODER_TOKENS = 2, 11, 5
+WHISPER_BATCH, WHISPER_DECODER_TOKENS = 2, 5
+VLM_TEXT_TOKENS = 5
+LLAVA_NEXT_IMAGE_SIZES = ([672, 672], [336, 1008])  # (height, width), as LlavaNext's `image_sizes`
+# A 2 x 2 image uses all 4 tiles of the Llama 3.2 Vision models; a 1 x 1 image shows what padding
+# tiles cost (the processor still sends max_num_tiles tiles, masked).
+MLLAMA_TILE_LAYOUTS = ([2, 2], [1, 1])
+
+
+class ReferenceError(Exception):
+    """A spec that cannot be turned into a faithful reference: reported, never papered over."""
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit code 2)."""
+
+
+# --- specs -------------------------------------------------------------------------------------
+def load_spec(path: Path) -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with path.open(encoding="utf-8") as fh:
+        spec = yaml.load(fh, Loader=loader)  # noqa: S506 - a SafeLoader
+    if not isinstance(spec, dict):
+        raise ReferenceError(f"{path.name}: not a YAML mapping")
+    if spec.get("id") != path.stem:
+        raise ReferenceError(f"{path.name}: id {spec.get('id')!r} does not equal the file name")
+    if spec.get("architecture") not in ARCHITECTURES:
+        raise ReferenceError(f"{path.name}: unknown architecture {spec.get('architecture')!r}")
+    if not isinstance(spec.get("config"), dict):
+        raise ReferenceError(f"{path.name}: missing `config` mapping")
+    return spec
+
+
+# --- parameter components ----------------------------------------------------------------------
+# Parameter names as the model classes of transformers 5.23 register them. Rules are anchored, so
+# a parameter this script does not know about (a new bias, an untied copy) fails loudly.
+_LM_RULES = [
+    (r"model\.embed_tokens\.weight", "embeddings"),
+    (r"model\.layers\.\d+\..+", "decoder"),
+    (r"model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+_T5_RULES = [
+    # T5ForConditionalGeneration: `shared` is the one embedding; encoder.embed_tokens and
+    # decoder.embed_tokens are the same Parameter (T5ForConditionalGeneration._tied_weights_keys).
+    (r"shared\.weight", "embeddings"),
+    (r"encoder\.block\.\d+\..+", "encoder"),
+    (r"encoder\.final_layer_norm\.weight", "encoder"),
+    (r"decoder\.block\.\d+\..+", "decoder"),
+    (r"decoder\.final_layer_norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+_WHISPER_RULES = [
+    # WhisperEncoder: conv1, conv2, embed_positions (a stored Parameter, sinusoidal values), layers,
+    # layer_norm. WhisperForConditionalGeneration ties proj_out to model.decoder.embed_tokens.
+    (r"model\.encoder\.(conv1|conv2)\.(weight|bias)", "encoder"),
+    (r"model\.encoder\.embed_positions\.weight", "encoder"),
+    (r"model\.encoder\.layers\.\d+\..+", "encoder"),
+    (r"model\.encoder\.layer_norm\.(weight|bias)", "encoder"),
+    (r"model\.decoder\.embed_tokens\.weight", "embeddings"),
+    (r"model\.decoder\.embed_positions\.weight", "decoder"),
+    (r"model\.decoder\.layers\.\d+\..+", "decoder"),
+    (r"model\.decoder\.layer_norm\.(weight|bias)", "decoder"),
+    (r"proj_out\.weight", "lm_head"),
+]
+_LLAVA_RULES = [
+    (r"model\.vision_tower\..+", "vision_tower"),
+    (r"model\.multi_modal_projector\..+", "projector"),
+    (r"model\.image_newline", "projector"),  # LlavaNextModel only: one hidden_size vector
+    (r"model\.language_model\.embed_tokens\.weight", "embeddings"),
+    (r"model\.language_model\.layers\.\d+\..+", "decoder"),
+    (r"model\.language_model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+_MLLAMA_RULES = [
+    (r"model\.vision_model\..+", "vision_tower"),
+    (r"model\.multi_modal_projector\.(weight|bias)", "projector"),
+    (r"model\.language_model\.embed_tokens\.weight", "embeddings"),
+    (r"model\.language_model\.layers\.\d+\..+", "decoder"),
+    (r"model\.language_model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+
+
+def _compile(rules: list[tuple[str, str]]) -> list[tuple[re.Pattern[str], str]]:
+    return [(re.compile(pattern), component) for pattern, component in rules]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    config_cls: type
+    model_cls: type
+    rules: list[tuple[re.Pattern[str], str]]
+    embedding: Callable[[nn.Module], nn.Parameter]  # the input token embedding weight
+    lm_head: Callable[[nn.Module], nn.Parameter]  # the output projection weight
+    tied_by_default: bool  # the docs' default for `tie_word_embeddings` (docs/spec-format.md)
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "llama": Architecture(
+        LlamaConfig, LlamaForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "mistral": Architecture(
+        MistralConfig, MistralForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "t5": Architecture(
+        T5Config, T5ForConditionalGeneration, _compile(_T5_RULES),
+        lambda m: m.shared.weight, lambda m: m.lm_head.weight, True,
+    ),
+    "whisper": Architecture(
+        WhisperConfig, WhisperForConditionalGeneration, _compile(_WHISPER_RULES),
+        lambda m: m.model.decoder.embed_tokens.weight, lambda m: m.proj_out.weight, True,
+    ),
+    "llava": Architecture(
+        LlavaConfig, LlavaForConditionalGeneration, _compile(_LLAVA_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "llava_next": Architecture(
+        LlavaNextConfig, LlavaNextForConditionalGeneration, _compile(_LLAVA_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "mllama": Architecture(
+        MllamaConfig, MllamaForConditionalGeneration, _compile(_MLLAMA_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+}
+
+
+def expected_tied(arch: str, cfg: dict[str, Any]) -> bool:
+    """Whether the real checkpoint shares its LM head with the token embedding, per its config.json."""
+    default = ARCHITECTURES[arch].tied_by_default
+    if arch in ("llava", "llava_next", "mllama"):
+        text = cfg.get("text_config", {})
+        # LlavaConfig.__post_init__ forwards text_config.tie_word_embeddings when the top-level flag
+        # is false, so either flag ties. MllamaForConditionalGeneration has no _tied_weights_keys
+        # (commented out in modeling_mllama.py): a tied mllama spec is caught by the check below.
+        return bool(cfg.get("tie_word_embeddings", default) or text.get("tie_word_embeddings", default))
+    return bool(cfg.get("tie_word_embeddings", default))
+
+
+def _untie_t5_lm_head(model: nn.Module) -> str:
+    """Give T5's lm_head its own weight, as the untied checkpoints (flan-t5, T5 v1.1) store it.
+
+    transformers 5.x ``T5Config.__post_init__`` pops ``tie_word_embeddings`` (turning it into
+    ``scale_decoder_outputs``) and then forces ``tie_word_embeddings = True``, so a model built from a
+    config always shares ``lm_head.weight`` with ``shared.weight`` (``T5ForConditionalGeneration.
+    _tied_weights_keys``). ``from_pretrained`` keeps them apart only because
+    ``PreTrainedModel.tie_weights`` skips tying when both keys are in the checkpoint with different
+    values (modeling_utils.py). The real untied checkpoint has a separate vocab x d_model lm_head.
+    """
+    # A new Parameter of the same shape (a meta tensor on `meta`, a copy of the values on the CPU).
+    model.lm_head.weight = nn.Parameter(model.shared.weight.detach().clone())
+    # Keep a later tie_weights() (not called by forward, but cheap insurance) from re-tying it.
+    tied_keys = getattr(model, "all_tied_weights_keys", None)
+    if isinstance(tied_keys, dict):
+        tied_keys.pop("lm_head.weight", None)
+    return (
+        "lm_head untied from shared: transformers 5.x T5Config forces tie_word_embeddings=True and "
+        "T5ForConditionalGeneration ties lm_head.weight to shared.weight, but this checkpoint's "
+        "config.json says tie_word_embeddings=false and from_pretrained keeps its separate lm_head"
+    )
+
+
+def build_model(arch: str, cfg: dict[str, Any], overrides: dict[str, Any] | None = None,
+                device: str = "meta") -> tuple[nn.Module, Any, list[str]]:
+    """Instantiate the full model class from a spec-shaped config; return model, config, corrections."""
+    a = ARCHITECTURES[arch]
+    kwargs = copy.deepcopy(cfg)
+    for path, value in (overrides or {}).items():  # "text_config.pad_token_id" -> kwargs["text_config"][...]
+        target = kwargs
+        *parents, leaf = path.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    config = a.config_cls(**kwargs)
+    with torch.device(device):
+        model = a.model_cls(config)
+    model.eval()
+    corrections = []
+    want_tied = expected_tied(arch, cfg)
+    is_tied = a.lm_head(model) is a.embedding(model)
+    if is_tied and not want_tied:
+        if arch != "t5":
+            raise ReferenceError(
+                f"{a.model_cls.__name__} tied its LM head although the spec says tie_word_embeddings=false"
+            )
+        corrections.append(_untie_t5_lm_head(model))
+    elif want_tied and not is_tied:
+        raise ReferenceError(
+            f"{a.model_cls.__name__} did not tie its LM head although the spec says tie_word_embeddings=true"
+        )
+    if (a.lm_head(model) is a.embedding(model)) != want_tied:
+        raise ReferenceError("LM head tying still disagrees with the spec after correction")
+    return model, config, corrections
+
+
+def count_parameters(arch: str, model: nn.Module) -> dict[str, Any]:
+    rules = ARCHITECTURES[arch].rules
+    components: dict[str, int] = {}
+    unmapped = []
+    for name, param in model.named_parameters():  # remove_duplicate=True: a tied weight appears once
+        component = next((c for pattern, c in rules if pattern.fullmatch(name)), None)
+        if component is None:
+            unmapped.append(name)
+            continue
+        components[component] = components.get(component, 0) + param.numel()
+    if unmapped:
+        raise ReferenceError(f"parameters mapped to no component: {unmapped[:10]}")
+    total = sum(p.numel() for p in model.parameters())
+    if total != sum(components.values()):
+        raise ReferenceError(f"component sum {sum(components.values())} != total {total}")
+    # Names that share one Parameter object (identity: on `meta` every data_ptr() is 0).
+    groups: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(param), []).append(name)
+    shared = sorted(sorted(names) for names in groups.values() if len(names) > 1)
+    a = ARCHITECTURES[arch]
+    emb, head = a.embedding(model), a.lm_head(model)
+    return {
+        "total": total,
+        "components": dict(sorted(components.items())),
+        "lm_head_tied": head is emb,
+        "shared_parameter_names": shared,
+        "embedding_shape": list(emb.shape),
+        "lm_head_shape": list(head.shape),
+    }
+
+
+def resolved_attention(arch: str, config: Any) -> dict[str, Any]:
+    """Attention fields of the decoder as transformers resolved them (defaults applied)."""
+    if arch in ("t5", "whisper"):
+        keys = {
+            "t5": ("num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_model"),
+            "whisper": ("encoder_layers", "decoder_layers", "encoder_attention_heads",
+                        "decoder_attention_heads", "d_model", "max_source_positions", "max_target_positions"),
+        }[arch]
+        return {k: getattr(config, k) for k in keys}
+    text = config.get_text_config(decoder=True)
+    out = {k: getattr(text, k, None) for k in (
+        "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim", "hidden_size",
+        "sliding_window", "layer_types")}
+    if arch == "mllama":
+        out["cross_attention_layers"] = list(text.cross_attention_layers)
+    return out
+
+
+# --- small copies ------------------------------------------------------------------------------
+def _shrink_lm(cfg: dict[str, Any]) -> dict[str, Any]:
+    cfg = copy.deepcopy(cfg)
+    cfg.update(vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN, num_hidden_layers=SMALL_LAYERS)
+    return cfg
+
+
+def _clip_layers_needed(feature_layer: int | list[int]) -> int:
+    """CLIP layers a small tower needs so that `hidden_states[vision_feature_layer]` exists.
+
+    CLIPEncoder returns num_hidden_layers + 1 hidden states (embeddings first), and LlavaModel.
+    get_image_features indexes them with vision_feature_layer (-2 by default: one layer suffices).
+    """
+    layers = feature_layer if isinstance(feature_layer, list) else [feature_layer]
+    return max([SMALL_VISION_LAYERS] + [(-i - 1) if i < 0 else i for i in layers])
+
+
+def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    cfg = copy.deepcopy(cfg)
+    if arch in ("llama", "mistral"):
+        return _shrink_lm(cfg)
+    if arch == "t5":
+        cfg.update(vocab_size=SMALL_VOCAB, d_ff=SMALL_FFN, num_layers=SMALL_LAYERS,
+                   num_decoder_layers=SMALL_LAYERS)
+        return cfg
+    if arch == "whisper":
+        cfg.update(vocab_size=SMALL_VOCAB, encoder_layers=SMALL_LAYERS, decoder_layers=SMALL_LAYERS,
+                   encoder_ffn_dim=SMALL_FFN, decoder_ffn_dim=SMALL_FFN)
+        return cfg
+    if arch in ("llava", "llava_next"):
+        cfg["text_config"] = _shrink_lm(cfg["text_config"])
+        feature_layer = cfg.get("vision_feature_layer", ARCHITECTURES[arch].config_cls().vision_feature_layer)
+        cfg["vision_config"].update(
+            hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN,
+            num_attention_heads=SMALL_VISION_HEADS, num_hidden_layers=_clip_layers_needed(feature_layer),
+        )
+        return cfg
+    if arch == "mllama":
+        # Three text layers, the middle one cross-attending: self, cross, self.
+        cfg["text_config"].update(vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN, num_hidden_layers=3,
+                                  cross_attention_layers=[1])
+        intermediate_layers = [0]
+        cfg["vision_config"].update(
+            hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN, attention_heads=SMALL_VISION_HEADS,
+            num_hidden_layers=SMALL_VISION_LAYERS, num_global_layers=1,
+            intermediate_layers_indices=intermediate_layers,
+            # MllamaVisionModel.forward concatenates the last hidden state with one hidden state per
+            # intermediate layer, so the projector's input width is hidden * (1 + len(indices)).
+            vision_output_dim=SMALL_VISION_HIDDEN * (1 + len(intermediate_layers)),
+        )
+        return cfg
+    raise ReferenceError(f"no small copy rule for {arch}")
+
+
+_TOKEN_ATTR = re.compile(r".*_token_(id|index)$")
+
+
+def token_overrides(arch: str, small_cfg: dict[str, Any]) -> dict[str, int]:
+    """Move special token ids that do not fit the small vocabulary to its top; they change no shape.
+
+    Needed because e.g. WhisperDecoder / MllamaTextModel build nn.Embedding(..., padding_idx=
+    pad_token_id), which must be < the number of rows, and Llava replaces `image_token_index` ids.
+    """
+    # This probe config still has the full-size ids, which PreTrainedConfig validation warns about
+    # ("... must be None or an integer within the vocabulary"): silence that one expected warning.
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        config = ARCHITECTURES[arch].config_cls(**copy.deepcopy(small_cfg))
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    scopes = [("", config)]
+    if hasattr(config, "text_config"):
+        scopes.append(("text_config.", config.text_config))
+    offending = []
+    for prefix, scope in scopes:
+        for key, value in sorted(vars(scope).items()):
+            if _TOKEN_ATTR.fullmatch(key) and isinstance(value, int) and value >= SMALL_VOCAB:
+                offending.append((prefix + key, value))
+    new_id = {old: SMALL_VOCAB - 1 - i for i, old in enumerate(sorted({v for _, v in offending}, reverse=True))}
+    if new_id and min(new_id.values()) < TEXT_TOKEN_ID_LIMIT:
+        raise ReferenceError("too many special token ids to fit above the text token range")
+    return {path: new_id[value] for path, value in offending}
+
+
+def _text_ids(gen: torch.Generator, batch: int, length: int) -> torch.Tensor:
+    return torch.randint(1, TEXT_TOKEN_ID_LIMIT, (batch, length), generator=gen)
+
+
+def _tensor(x: Any) -> bool:
+    return isinstance(x, torch.Tensor)
+
+
+def describe_cache(cache: Any, cross_layer_ids: set[int]) -> dict[str, Any]:
+    """Walk a transformers 5.23 cache and count what it really holds.
+
+    * DynamicCache (cache_utils.py): `.layers`, one DynamicLayer (or DynamicSlidingWindowLayer when
+      the config has a sliding_window) per decoder layer, each with `.keys` / `.values` of shape
+      [batch, kv_heads, positions, head_dim].
+    * EncoderDecoderCache (T5, Whisper): `.self_attention_cache` and `.cross_attention_cache`, two
+      DynamicCaches; the cross one holds K/V of the encoder output, written once in the prefill.
+    * Mllama: one DynamicCache for all text layers; the layers listed in cross_attention_layers hold
+      the projected vision states (MllamaTextCrossAttention calls past_key_values.update with them).
+    """
+    if isinstance(cache, EncoderDecoderCache):
+        groups = [("self", cache.self_attention_cache.layers), ("cross", cache.cross_attention_cache.layers)]
+        kinds = [(kind, i, layer) for kind, layers in groups for i, layer in enumerate(layers)]
+    elif isinstance(cache, DynamicCache):
+        kinds = [("cross" if i in cross_layer_ids else "self", i, layer) for i, layer in enumerate(cache.layers)]
+    else:
+        raise ReferenceError(f"unexpected cache type {type(cache).__name__}")
+    out: dict[str, Any] = {"cache_class": type(cache).__name__, "layers": []}
+    for kind in ("self", "cross"):
+        positions, elements, storage = set(), 0, {}
+        filled = 0
+        for k, i, layer in kinds:
+            if k != kind:
+                continue
+            keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+            entry = {"kind": kind, "index": i, "class": type(layer).__name__}
+            if _tensor(keys) and _tensor(values) and keys.numel() > 0 and values.numel() > 0:
+                filled += 1
+                positions.add(keys.shape[-2])
+                if values.shape[-2] != keys.shape[-2]:
+                    raise ReferenceError(f"layer {i}: keys and values hold different lengths")
+                elements += keys.numel() + values.numel()
+                # A tensor may be a view of a larger buffer (DynamicSlidingWindowLayer.update keeps
+                # `full_key_states[:, :, -window + 1:]`): count the storage it keeps alive, too.
+                for t in (keys, values):
+                    st = t.untyped_storage()
+                    storage[st.data_ptr()] = st.nbytes() // t.element_size()
+                entry["keys_shape"], entry["values_shape"] = list(keys.shape), list(values.shape)
+                entry["dtype"] = str(keys.dtype).removeprefix("torch.")
+            else:
+                entry["empty"] = True
+            out["layers"].append(entry)
+        if len(positions) > 1:
+            raise ReferenceError(f"{kind}-attention layers hold different lengths: {sorted(positions)}")
+        out[f"{kind}_positions"] = positions.pop() if positions else 0
+        out[f"{kind}_layers"] = filled
+        out[f"kv_{kind}_elements"] = elements
+        out[f"kv_{kind}_storage_elements"] = sum(storage.values())
+    out["empty_layers"] = sum(1 for e in out["layers"] if e.get("empty"))
+    # What the cache object itself reports (cumulative tokens seen by the self-attention layers),
+    # which for a sliding-window layer exceeds what it holds.
+    out["cache_get_seq_length"] = int(cache.get_seq_length())
+    return out
+
+
+def run_case(arch: str, name: str, cfg: dict[str, Any], make_inputs: Callable[..., tuple[dict, dict]]
+             ) -> dict[str, Any]:
+    overrides = token_overrides(arch, cfg)
+    torch.manual_seed(SEED)
+    model, config, corrections = build_model(arch, cfg, overrides, device="cpu")
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        raise ReferenceError("small copy is not float32")
+    gen = torch.Generator().manual_seed(SEED)
+    with torch.no_grad():
+        kwargs, record = make_inputs(model, config, gen)
+        output = model(**kwargs, use_cache=True)
+    cross_ids = set(config.text_config.cross_attention_layers) if arch == "mllama" else set()
+    cache = describe_cache(output.past_key_values, cross_ids)
+    result = {
+        "name": name,
+        "config": cfg,
+        "hf_overrides": overrides,
+        "corrections": corrections,
+        "parameters": count_parameters(arch, model),  # the small copy's own counts
+        **record,
+        **cache,
+    }
+    del model, output, kwargs
+    gc.collect()
+    return result
+
+
+def _inputs(batch=None, text_tokens=None, encoder_tokens=None, mel_frames=None, images=0, image_size=None,
+            tiles=None) -> dict[str, Any]:
+    return {"batch": batch, "text_tokens": text_tokens, "encoder_tokens": encoder_tokens,
+            "mel_frames": mel_frames, "images": images, "image_size": image_size, "tiles": tiles}
+
+
+def lm_inputs(model, config, gen):
+    ids = _text_ids(gen, LM_BATCH, LM_TOKENS)
+    return {"input_ids": ids}, {"inputs": _inputs(batch=LM_BATCH, text_tokens=LM_TOKENS)}
+
+
+def t5_inputs(model, config, gen):
+    return (
+        {"input_ids": _text_ids(gen, T5_BATCH, T5_ENCODER_TOKENS),
+         "decoder_input_ids": _text_ids(gen, T5_BATCH, T5_DECODER_TOKENS)},
+        {"inputs": _inputs(batch=T5_BATCH, text_tokens=T5_DECODER_TOKENS, encoder_tokens=T5_ENCODER_TOKENS)},
+    )
+
+
+def whisper_inputs(model, config, gen):
+    # WhisperEncoder.forward requires exactly max_source_positions * conv1.stride * conv2.stride
+    # input frames (2 x 1500 = 3000 for 30 s of audio); conv2 (stride 2) halves them.
+    frames = config.max_source_positions * model.model.encoder.conv1.stride[0] * model.model.encoder.conv2.stride[0]
+    feats = torch.randn(WHISPER_BATCH, config.num_mel_bins, frames, generator=gen)
+    return (
+        {"input_features": feats, "decoder_input_ids": _text_ids(gen, WHISPER_BATCH, WHISPER_DECODER_TOKENS)},
+        {"inputs": _inputs(batch=WHISPER_BATCH, text_tokens=WHISPER_DECODER_TOKENS, mel_frames=frames)},
+    )
+
+
+def _image_prompt(config, gen, n_image_tokens: int) -> torch.Tensor:
+    image = torch.full((1, n_image_tokens), config.image_token_id, dtype=torch.long)
+    return torch.cat([image, _text_ids(gen, 1, VLM_TEXT_TOKENS)], dim=1)
+
+
+def llava_inputs(model, config, gen):
+    size = config.vision_config.image_size
+    pixels = torch.randn(1, config.vision_config.num_channels, size, size, generator=gen)
+    # The number of image tokens is whatever LlavaModel.get_image_features returns per image
+    # (vision_feature_layer / vision_feature_select_strategy applied, then the projector).
+    features = model.get_image_features(pixel_values=pixels).pooler_output
+    n = sum(f.shape[0] for f in features)
+    return (
+        {"input_ids": _image_prompt(config, gen, n), "pixel_values": pixels},
+        {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=[size, size]),
+         "image_tokens": n},
+    )
+
+
+def llava_next_inputs(image_hw: list[int]):
+    def make(model, config, gen):
+        size = config.vision_config.image_size
+        # LlavaNextModel.get_image_features slices image_size_to_num_patches(...) crops per image
+        # (the resized base image + the anyres tiles of the best-fitting image_grid_pinpoints entry).
+        crops = image_size_to_num_patches(image_hw, config.image_grid_pinpoints, size)
+        pixels = torch.randn(1, crops, config.vision_config.num_channels, size, size, generator=gen)
+        image_sizes = torch.tensor([image_hw])
+        # pack_image_features: base features + unpadded tile features + one image_newline per row.
+        features = model.get_image_features(pixel_values=pixels, image_sizes=image_sizes).pooler_output
+        n = sum(f.shape[0] for f in features)
+        return (
+            {"input_ids": _image_prompt(config, gen, n), "pixel_values": pixels, "image_sizes": image_sizes},
+            {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
+             "image_tokens": n, "image_crops": crops},
+        )
+    return make
+
+
+def mllama_inputs(layout: list[int]):
+    """One image as MllamaImageProcessor delivers it: always max_num_tiles tiles, unused ones zero.
+
+    The image processor (image_processing_mllama.py: pack_images, build_aspect_ratio_mask) pads every
+    image to max_image_tiles tiles and marks the used ones in aspect_ratio_mask; aspect_ratio_ids
+    are 1-based indices into supported_aspect_ratios (0 = padding image).
+    """
+    def make(model, config, gen):
+        vc = config.vision_config
+        used = layout[0] * layout[1]
+        if used > vc.max_num_tiles:
+            raise ReferenceError(f"layout {layout} needs {used} tiles, max_num_tiles is {vc.max_num_tiles}")
+        ratios = [list(r) for r in vc.supported_aspect_ratios]
+        if layout not in ratios:
+            raise ReferenceError(f"aspect ratio {layout} not in supported_aspect_ratios {ratios}")
+        tiles = vc.max_num_tiles
+        tile_mask = torch.zeros(1, 1, tiles, dtype=torch.long)
+        tile_mask[..., :used] = 1
+        pixels = torch.randn(1, 1, tiles, vc.num_channels, vc.image_size, vc.image_size, generator=gen)
+        pixels[:, :, used:] = 0
+        text = _text_ids(gen, 1, VLM_TEXT_TOKENS - 1)
+        ids = torch.cat([torch.full((1, 1), config.image_token_id, dtype=torch.long), text], dim=1)
+        # cross_attention_mask: (batch, text tokens, images, tiles); every token may see the used tiles.
+        cross_mask = tile_mask.view(1, 1, 1, tiles).expand(1, VLM_TEXT_TOKENS, 1, tiles).clone()
+        return (
+            {"input_ids": ids, "pixel_values": pixels,
+             "aspect_ratio_ids": torch.tensor([[ratios.index(layout) + 1]]),
+             "aspect_ratio_mask": tile_mask.view(1, 1, tiles),
+             "cross_attention_mask": cross_mask},
+            {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1,
+                               image_size=[vc.image_size, vc.image_size], tiles=used),
+             "image_tokens": 1, "tiles_in_pixel_values": tiles},
+        )
+    return make
+
+
+def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
+    small = small_config(arch, cfg)
+    if arch == "llama":
+        return [("text", small, lm_inputs)]
+    if arch == "mistral":
+        windowed = copy.deepcopy(small)
+        windowed["sliding_window"] = MISTRAL_TEST_WINDOW
+        return [("text", small, lm_inputs), (f"sliding_window_{MISTRAL_TEST_WINDOW}", windowed, lm_inputs)]
+    if arch == "t5":
+        return [("encoder_decoder", small, t5_inputs)]
+    if arch == "whisper":
+        return [("audio_30s", small, whisper_inputs)]
+    if arch == "llava":
+        return [("one_image", small, llava_inputs)]
+    if arch == "llava_next":
+        return [(f"image_{h}x{w}", small, llava_next_inputs([h, w])) for h, w in LLAVA_NEXT_IMAGE_SIZES]
+    if arch == "mllama":
+        return [(f"one_image_{h}x{w}_tiles", small, mllama_inputs([h, w])) for h, w in MLLAMA_TILE_LAYOUTS]
+    raise ReferenceError(f"no cases for {arch}")
+
+
+# --- driver ------------------------------------------------------------------------------------
+def build_entry(spec: dict[str, Any]) -> dict[str, Any]:
+    arch, cfg = spec["architecture"], spec["config"]
+    model, config, corrections = build_model(arch, cfg)
+    entry = {
+        "architecture": arch,
+        "hf_config_class": type(config).__name__,
+        "hf_model_class": type(model).__name__,
+        "parameters": count_parameters(arch, model),
+        "corrections": corrections,
+        "parameters_declared": spec.get("parameters_declared"),
+        "resolved_attention": resolved_attention(arch, config),
+    }
+    del model
+    gc.collect()
+    entry["cases"] = [run_case(arch, name, small, make) for name, small, make in cases_for(arch, cfg)]
+    return entry
+
+
+def versions() -> dict[str, str]:
+    # The local build suffix (+cpu, +cu128) is left out: counts and shapes do not depend on it.
+    return {"torch": torch.__version__.split("+")[0], "transformers": transformers.__version__}
+
+
+def compute(spec_dir: Path, ids: list[str] | None) -> tuple[dict[str, Any], dict[str, str]]:
+    paths = sorted(spec_dir.glob("*.yaml"))
+    if ids:
+        known = {p.stem for p in paths}
+        missing = sorted(set(ids) - known)
+        if missing:
+            raise UsageError(f"no spec for {missing} in {spec_dir}")
+        paths = [p for p in paths if p.stem in ids]
+    models, errors = {}, {}
+    for path in paths:
+        start = time.perf_counter()
+        try:
+            spec = load_spec(path)
+            models[path.stem] = build_entry(spec)
+            print(f"{path.stem}: {models[path.stem]['parameters']['total']:,} parameters, "
+                  f"{len(models[path.stem]['cases'])} case(s), {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        except Exception as exc:  # reported per model, recorded, and turned into exit code 1
+            traceback.print_exc()
+            errors[path.stem] = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            print(f"{path.stem}: FAILED {errors[path.stem]}", file=sys.stderr)
+        gc.collect()
+    return models, errors
+
+
+def diff(old: Any, new: Any, path: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        lines = []
+        for key in sorted(set(old) | set(new)):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in old:
+                lines.append(f"+ {sub} (new)")
+            elif key not in new:
+                lines.append(f"- {sub} (gone)")
+            else:
+                lines.extend(diff(old[key], new[key], sub))
+        return lines
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [line for i, (o, n) in enumerate(zip(old, new)) for line in diff(o, n, f"{path}[{i}]")]
+    return [] if old == new else [f"~ {path}: {json.dumps(old)[:120]} -> {json.dumps(new)[:120]}"]
+
+
+def dump(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, sort_keys=True, indent=1) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="compare with reference.json instead of writing it")
+    parser.add_argument("--only", nargs="+", metavar="ID", help="only these model ids")
+    parser.add_argument("--specs-dir", type=Path, default=SPEC_DIR, help="model spec directory (default: %(default)s)")
+    parser.add_argument("--output", type=Path, default=REFERENCE_PATH, help="reference file (default: %(default)s)")
+    args = parser.parse_args(argv)
+    reference_path: Path = args.output
+    torch.manual_seed(SEED)
+    start = time.perf_counter()
+    try:
+        models, errors = compute(args.specs_dir, args.only)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    fresh = {"schema_version": SCHEMA_VERSION, "generator": "tests/reference/build_reference.py",
+             "versions": versions(), "models": models, "errors": errors}
+    old = json.loads(reference_path.read_text(encoding="utf-8")) if reference_path.exists() else None
+    if args.only and old is not None:
+        # A partial run replaces only the named entries of the existing reference.
+        merged = copy.deepcopy(old)
+        merged.update({k: fresh[k] for k in ("schema_version", "generator", "versions")})
+        for key in ("models", "errors"):
+            merged.setdefault(key, {})
+            for model_id in args.only:
+                merged[key].pop(model_id, None)
+            merged[key].update(fresh[key])
+        merged["models"] = dict(sorted(merged["models"].items()))
+        fresh = merged
+    elapsed = time.perf_counter() - start
+    if args.check:
+        if old is None:
+            print(f"{reference_path} does not exist", file=sys.stderr)
+            return 1
+        differences = diff(old, fresh)
+        if differences:
+            print(f"{reference_path.name} is stale ({len(differences)} difference(s)):", file=sys.stderr)
+            for line in differences[:60]:
+                print("  " + line, file=sys.stderr)
+            if len(differences) > 60:
+                print(f"  ... and {len(differences) - 60} more", file=sys.stderr)
+            print("regenerate with: python tests/reference/build_reference.py", file=sys.stderr)
+            return 1
+        print(f"{reference_path.name} is up to date ({len(models)} model(s), {elapsed:.0f} s)", file=sys.stderr)
+        return 1 if errors else 0
+    reference_path.write_text(dump(fresh), encoding="utf-8")
+    print(f"wrote {reference_path} ({len(models)} model(s), {len(errors)} error(s), {elapsed:.0f} s)",
+          file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The catalog against Hugging Face transformers itself (tests/reference/reference.json).
+
+Every expected number here is read from reference.json, which build_reference.py produced by
+building each model with transformers on the meta device (parameter counts) and running small
+random-weight copies on the CPU (the KV cache elements transformers really holds). The last test
+re-runs that script and checks the committed file is what transformers produces now.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from willitrun import estimate, load_catalog
+from willitrun.dtypes import weight_dtype
+from willitrun.memory import image_tokens_per_image, weight_components
+from willitrun.specs import parse_model_spec
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = json.loads((HERE / "reference.json").read_text())
+MODELS = REFERENCE["models"]
+CASES = [(mid, case) for mid, m in MODELS.items() for case in m["cases"]]
+F32 = 4  # the small copies run in float32: bytes = elements x 4
+
+
+def test_reference_covers_the_whole_catalog():
+    assert set(MODELS) == set(load_catalog().files("model"))
+    assert REFERENCE["errors"] == {}
+
+
+@pytest.mark.parametrize("model_id", sorted(MODELS))
+def test_parameter_counts_equal_transformers(model_id):
+    ref = MODELS[model_id]["parameters"]
+    e = estimate(load_catalog().resolve("model", model_id))
+    assert e.parameters == ref["total"]
+    assert {c.name: c.parameters for c in e.components} == ref["components"]
+
+
+def small_spec(model_id: str, case: dict):
+    return parse_model_spec({
+        "id": f"{model_id}-small", "name": "small copy", "architecture": MODELS[model_id]["architecture"],
+        "dtype": "float32", "sources": {"config": "tests/reference/reference.json"}, "config": case["config"],
+    })
+
+
+@pytest.mark.parametrize(("model_id", "case"), CASES, ids=[f"{m}-{c['name']}" for m, c in CASES])
+def test_small_copy_parameters(model_id, case):
+    comps = weight_components(small_spec(model_id, case), weight_dtype("fp32"))
+    assert sum(c.parameters for c in comps) == case["parameters"]["total"]
+    assert {c.name: c.parameters for c in comps} == case["parameters"]["components"]
+
+
+@pytest.mark.parametrize(("model_id", "case"), CASES, ids=[f"{m}-{c['name']}" for m, c in CASES])
+def test_kv_cache_equals_what_transformers_holds(model_id, case):
+    spec = small_spec(model_id, case)
+    inputs = case["inputs"]
+    kwargs = dict(batch=inputs["batch"], kv_dtype="f32", dtype="fp32")
+    context = inputs["text_tokens"]
+    if spec.architecture in ("llava", "llava_next"):
+        size = tuple(inputs["image_size"]) if spec.architecture == "llava_next" else None
+        # the image token count is transformers' own (its feature extraction), not a formula
+        assert image_tokens_per_image(spec, size) == case["image_tokens"]
+        context += case["image_tokens"]
+        kwargs.update(images=inputs["images"], image_size=size)
+    if spec.architecture == "mllama":
+        kwargs.update(images=inputs["images"])
+    if spec.architecture == "t5":
+        kwargs.update(encoder_tokens=inputs["encoder_tokens"])
+    e = estimate(spec, context=context, **kwargs)
+    assert e.attention.self_layers == case["self_layers"]
+    assert e.attention.cross_layers == case["cross_layers"]
+    # the storage the cache keeps alive: equal to the cached tensors' elements, except right after
+    # a prefill longer than a sliding window, where the view keeps the whole prompt's storage
+    assert e.kv_self_bytes == case["kv_self_storage_elements"] * F32
+    assert e.kv_cross_bytes == case["kv_cross_storage_elements"] * F32
+    if case["cross_layers"]:
+        assert e.cross_source_tokens == case["cross_positions"]
+
+
+def test_committed_reference_is_what_transformers_produces():
+    """Re-run build_reference.py --check (needs tests/reference/requirements.txt installed)."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install tests/reference/requirements.txt (torch, transformers)")
+        pytest.skip("torch/transformers not installed (pip install -r tests/reference/requirements.txt)")
+    p = subprocess.run([sys.executable, str(HERE / "build_reference.py"), "--check"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
