@@ -163,6 +163,13 @@ class LlavaConfig(_Strict):
     image_seq_length: PosInt | None = None
     tie_word_embeddings: bool = False
 
+    @model_validator(mode="after")
+    def _mistral_window_explicit(self) -> LlavaConfig:
+        t = self.text_config
+        if t.model_type == "mistral" and "sliding_window" not in t.model_fields_set:
+            raise ValueError("text_config.sliding_window: give it explicitly for mistral (null for no window)")
+        return self
+
     @field_validator("image_grid_pinpoints", mode="before")
     @classmethod
     def _lists_to_tuples(cls, value: object) -> object:
