@@ -68,11 +68,12 @@ def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: i
     n = max_context(r, vram, est.batch_size, est.beams, limit)
     if n:
         out.append(f"--context {n} fits (the largest that does)")
-    if est.batch_size > 1:
-        for b in range(est.batch_size - 1, 0, -1):
-            if _total(r, est.context_tokens, b, est.beams) <= vram:
-                out.append(f"--batch {b} fits")
-                break
+    if est.batch_size > 1 and _total(r, est.context_tokens, 1, est.beams) <= vram:
+        lo, hi = 1, est.batch_size  # bisection: total(lo) fits, total(hi) does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if _total(r, est.context_tokens, mid, est.beams) <= vram else (lo, mid)
+        out.append(f"--batch {lo} fits (the largest that does)")
     if est.beams > 1 and _total(r, est.context_tokens, est.batch_size, 1) <= vram:
         out.append("--beams 1 (greedy decoding) fits")
     current = WEIGHT_DTYPES[est.dtype]

@@ -290,6 +290,7 @@ class Stage:
     heads: int
     kv_tokens: int
     eager_scores: bool = False  # attention without a fused kernel materialises the score matrix
+    per_input: bool = False  # an encoder / vision pass: runs once per input, not once per beam
 
 
 def stage_peak(st: Stage, sequences: int, act_bytes: int) -> int:
@@ -321,14 +322,15 @@ def stages(spec: AnySpec, context: int, source: int, images: int) -> list[Stage]
             tiles = 1 if spec.architecture == "llava" else 1 + max(
                 (h // v.image_size) * (w // v.image_size) for h, w in spec.config.image_grid_pinpoints or [])
             out.append(Stage(n * tiles * images, v.hidden_size, v.hidden_size, v.hidden_size,
-                             v.intermediate_size, False, v.num_attention_heads, n))
+                             v.intermediate_size, False, v.num_attention_heads, n, per_input=True))
         return out
     if isinstance(spec, T5Spec):
         c = spec.config
         inner = c.num_heads * c.d_kv
         # T5Attention adds a relative position bias to explicit scores: no fused kernel (eager).
         return [
-            Stage(source, c.d_model, inner, inner, c.d_ff, c.gated, c.num_heads, source, eager_scores=True),
+            Stage(source, c.d_model, inner, inner, c.d_ff, c.gated, c.num_heads, source, eager_scores=True,
+                  per_input=True),
             Stage(context, c.d_model, inner, inner, c.d_ff, c.gated, c.num_heads, max(context, source),
                   eager_scores=True),
         ]
@@ -336,7 +338,7 @@ def stages(spec: AnySpec, context: int, source: int, images: int) -> list[Stage]
         c = spec.config
         return [
             Stage(c.max_source_positions * 2, c.d_model, c.d_model, c.d_model, c.encoder_ffn_dim, False,
-                  c.encoder_attention_heads, c.max_source_positions),  # conv1 runs at 3000 frames
+                  c.encoder_attention_heads, c.max_source_positions, per_input=True),  # conv1 runs at 3000 frames
             Stage(context, c.d_model, c.d_model, c.d_model, c.decoder_ffn_dim, False, c.decoder_attention_heads,
                   c.max_source_positions),
         ]
@@ -346,7 +348,7 @@ def stages(spec: AnySpec, context: int, source: int, images: int) -> list[Stage]
     if images:
         n = v.max_num_tiles * v.positions_per_tile * images
         out.append(Stage(n, v.hidden_size, v.hidden_size, v.hidden_size, v.intermediate_size, False,
-                         v.attention_heads, v.positions_per_tile))
+                         v.attention_heads, v.positions_per_tile, per_input=True))
     return out
 
 
@@ -356,11 +358,14 @@ def vocab_size(spec: AnySpec) -> int:
     return spec.config.vocab_size
 
 
-def activation_bytes(spec: AnySpec, context: int, source: int, images: int, sequences: int, act_bytes: int) -> int:
+def activation_bytes(spec: AnySpec, context: int, source: int, images: int, batch: int, beams: int,
+                     act_bytes: int) -> int:
     """Largest stage peak plus the last position's logits in fp32 (transformers' generate() keeps
-    only the last position's logits during prefill, `logits_to_keep=1`, and upcasts them to float)."""
-    peak = max(stage_peak(st, sequences, act_bytes) for st in stages(spec, context, source, images))
-    return peak + sequences * vocab_size(spec) * 4
+    only the last position's logits during prefill, `logits_to_keep=1`, and upcasts them to float).
+    Encoder and vision passes run once per input; the decoder runs for every beam."""
+    peak = max(stage_peak(st, batch if st.per_input else batch * beams, act_bytes)
+               for st in stages(spec, context, source, images))
+    return peak + batch * beams * vocab_size(spec) * 4
 
 
 # --------------------------------------------------------------------------------------------------
@@ -442,7 +447,7 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     sequences = batch * beams
     kv_self = kv_self_bytes(att, context, sequences, r.kv)
     kv_cross = kv_cross_bytes(att, r.source, sequences, r.kv)
-    act = activation_bytes(spec, context, r.source, r.images, sequences, r.dtype.activation_bytes)
+    act = activation_bytes(spec, context, r.source, r.images, batch, beams, r.dtype.activation_bytes)
     notes = list(r.notes)
     if att.sliding_window and context >= att.sliding_window:
         notes.append(f"sliding window {att.sliding_window}: transformers keeps {att.sliding_window - 1} positions "

@@ -1,0 +1,129 @@
+"""Engine profiles: what each inference engine really allocates, as buffers over the same arithmetic.
+
+    >>> from willitrun import load_catalog
+    >>> from willitrun.memory import Request
+    >>> from willitrun.engines import engine_estimate
+    >>> e = engine_estimate(load_catalog().resolve("model", "llama-2-7b"), Request(context=2048, dtype="q4_k_m"), "llama.cpp")
+    >>> e.find("KV cache (CUDA0)").bytes == 1024 * 2**20
+    True
+
+Profiles (one module each): `transformers` (memory.estimate as buffers), `llama.cpp` and `ollama`
+(llamacpp.py), `whisper.cpp` (whispercpp.py), `vllm` (vllm.py). Each reuses the tensor inventory
+(tensors.model_tensors), the attention geometry (memory.attention / resolve), image and source token
+counts and the storage types (dtypes, gguf.tensor_types); what differs is what the engine does with
+them: padding, placement, its own compute graph, its own pre-allocation. No typer, rich or NVML here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Union
+
+from ..errors import UsageError
+from ..memory import AnySpec, Request, resolve
+from .base import KINDS, Buffer, EngineEstimate, Kind, Placement
+from .llamacpp import LLAMACPP_VERSIONS, LlamaCppOptions, llamacpp_estimate
+from .ollama import OllamaOptions, ollama_estimate
+from .transformers import transformers_estimate
+from .vllm import VllmOptions, vllm_estimate
+from .whispercpp import WhisperCppOptions, whispercpp_estimate
+
+ENGINES = ("transformers", "llama.cpp", "ollama", "whisper.cpp", "vllm")
+EngineOptions = Union[LlamaCppOptions, OllamaOptions, WhisperCppOptions, VllmOptions, None]
+_OPTIONS = {"llama.cpp": LlamaCppOptions, "ollama": OllamaOptions, "whisper.cpp": WhisperCppOptions,
+            "vllm": VllmOptions}
+GGUF_DTYPES = frozenset({"q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k"})
+
+
+def default_engine(dtype: str | None) -> str:
+    """transformers for fp32/fp16/bf16/fp8/int8/int4 (and the checkpoint's own type), llama.cpp for GGUF types."""
+    if dtype is None:
+        return "transformers"
+    from ..dtypes import weight_dtype
+
+    try:
+        return "llama.cpp" if weight_dtype(dtype).family == "gguf" else "transformers"
+    except KeyError:
+        return "transformers"  # resolve() reports the unknown type
+
+
+def engine_estimate(spec: AnySpec, request: Request | None = None, engine: str = "transformers",
+                    options: EngineOptions = None) -> EngineEstimate:
+    """What `engine` allocates to run `spec` for `request`; `options` is the engine's own options
+    class (LlamaCppOptions, OllamaOptions, WhisperCppOptions, VllmOptions) or None for its defaults."""
+    req = request or Request()
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    expected = _OPTIONS.get(engine)
+    if options is not None and not isinstance(options, expected or ()):
+        raise UsageError(f"{engine} takes {expected.__name__ if expected else 'no'} options, not {type(options).__name__}")
+    if engine == "transformers":
+        return transformers_estimate(spec, req)
+    if engine == "llama.cpp":
+        return llamacpp_estimate(spec, req, options)  # type: ignore[arg-type]
+    if engine == "ollama":
+        return ollama_estimate(spec, req, options)  # type: ignore[arg-type]
+    if engine == "whisper.cpp":
+        return whispercpp_estimate(spec, req, options)  # type: ignore[arg-type]
+    return vllm_estimate(spec, req, options)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class EngineFit:
+    """An engine estimate against one GPU's memory: the fullest device decides (several GPUs: each
+    holds its own share); for vLLM, whether the KV pool left over holds the model's window."""
+
+    estimate: EngineEstimate
+    vram_bytes: int
+    max_context_tokens: int  # largest context (same settings) that fits, up to context_limit; 0 if none
+    context_limit: int
+
+    @property
+    def fits(self) -> bool:
+        if self.estimate.engine == "vllm":
+            return bool(self.estimate.facts["fits_window"])
+        return self.estimate.max_device_bytes <= self.vram_bytes
+
+    @property
+    def headroom_bytes(self) -> int:
+        return self.vram_bytes - self.estimate.max_device_bytes
+
+
+def engine_fit(spec: AnySpec, request: Request | None, engine: str, options: EngineOptions, vram_bytes: int) -> EngineFit:
+    """engine_estimate, plus whether it fits `vram_bytes` and the largest context that does (bisection:
+    an engine's GPU bytes never fall as the context grows; llama.cpp's padding only makes steps)."""
+    req = request or Request()
+    if engine == "vllm":
+        opts = options if isinstance(options, VllmOptions) else VllmOptions()
+        if opts.total_memory_bytes is None:
+            opts = replace(opts, total_memory_bytes=vram_bytes)
+        est = vllm_estimate(spec, req, opts)
+        window = int(est.facts["max_model_len"])
+        return EngineFit(est, vram_bytes, min(window, int(est.facts["kv_tokens"])), window)
+    est = engine_estimate(spec, req, engine, options)
+    if engine == "whisper.cpp":  # the text context is fixed at 448 (padded to 512)
+        return EngineFit(est, vram_bytes, est.context_tokens if est.max_device_bytes <= vram_bytes else 0,
+                         est.context_tokens)
+    att = resolve(spec, req).att
+    limit = att.hard_limit or att.context_window or est.context_tokens
+
+    def fits(n: int) -> bool:
+        return engine_estimate(spec, replace(req, context=n), engine, options).max_device_bytes <= vram_bytes
+
+    lo, hi = 1, limit
+    if not fits(lo):
+        best = 0
+    elif fits(hi):
+        best = hi
+    else:
+        while hi - lo > 1:  # invariant: fits(lo), not fits(hi)
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        best = lo
+    return EngineFit(est, vram_bytes, best, limit)
+
+
+__all__ = [
+    "ENGINES", "KINDS", "LLAMACPP_VERSIONS", "Buffer", "EngineEstimate", "EngineFit", "EngineOptions", "Kind", "LlamaCppOptions",
+    "OllamaOptions", "Placement", "VllmOptions", "WhisperCppOptions", "default_engine", "engine_estimate", "engine_fit",
+]

@@ -1,0 +1,415 @@
+"""llama.cpp and ollama: the buffers they print at start-up, reproduced from the tensor inventory.
+
+llama.cpp allocates, per device:
+- model buffers: every GGUF tensor in its file type, each placed at a 128-byte aligned offset. The
+  token embedding stays in host memory (the "CPU buffer"); the repeating layers go to the GPU from
+  layer n_layer - gpu_layers on; the output layer (final norm + LM head) only when gpu_layers >
+  n_layer (`-ngl 33` for 32 layers). A vision model's CLIP tower and projector are a separate
+  mmproj file with their own buffer and compute buffer;
+- one KV cache of n_ctx cells, n_ctx padded (the rule changed between versions, see
+  LLAMACPP_VERSIONS), each layer's K and V on the device of the layer;
+- a compute buffer per device: the peak of the worst-case graph (n_ubatch tokens, every output
+  kept), which ggml-alloc measures once at start-up; a host compute buffer and a host output buffer.
+
+The compute-buffer form is calibrated against printed buffers of Llama-architecture models (Llama 2
+7B MHA, Llama 3 8B GQA, a Mistral 7B v0.2/0.3 GQA model) from llama.cpp b2197 (Feb 2024) to a
+January 2025 llama-server, n_ctx 512 to 32768, all exact to 0.01 MiB (tests/engines/
+calibration_extra.yaml); the KV padding of later versions comes from their source. Other architectures keep more tensors alive at the
+attention peak (GPT-NeoX's fused QKV: 6 hidden-size tensors instead of 4), so the form is for the
+Llama family, which is all llama.cpp runs from this catalog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .. import gguf
+from ..dtypes import F16, F32, StorageType, WeightDtype, weight_dtype
+from ..errors import UsageError
+from ..memory import AnySpec, Request, default_context, resolve
+from ..specs import LlamaSpec, LlavaSpec, MllamaSpec, T5Spec, WhisperSpec
+from ..tensors import Tensor, model_tensors
+from .base import Buffer, EngineEstimate, aligned_sum, pad
+
+# ggml-cuda.cu `ggml_backend_cuda_buffer_type_get_alignment`: every tensor of a backend buffer starts
+# at a 128-byte boundary (ggml-alloc `ggml_backend_alloc_ctx_tensors_from_buft`).
+GGML_CUDA_ALIGNMENT = 128
+# ggml's compute buffers hold f32 activations (ggml-alloc sizes every graph tensor; llama.cpp builds
+# its graphs in GGML_TYPE_F32), so every activation term below is 4 bytes an element.
+F32_BYTES = 4
+MMPROJ = frozenset({"vision_tower", "projector"})
+# ggml-cuda.cu `ggml_backend_cuda_buffer_type_get_alloc_size`: a quantized tensor whose rows are not a
+# multiple of MATRIX_ROW_PADDING (512) elements gets one row-remainder of padding at its end.
+MATRIX_ROW_PADDING = 512
+
+
+def cuda_tensor_bytes(t: Tensor, s: StorageType) -> int:
+    """Bytes the CUDA backend allocates for one weight tensor (before alignment)."""
+    nbytes = s.nbytes(t.numel)
+    if s.block_size > 1 and t.row % MATRIX_ROW_PADDING:
+        nbytes += s.nbytes(MATRIX_ROW_PADDING - t.row % MATRIX_ROW_PADDING)
+    return nbytes
+
+
+@dataclass(frozen=True)
+class LlamaCppVersion:
+    """How a range of llama.cpp versions pads the KV cache and whether flash attention is on by default."""
+
+    key: str
+    since: str
+    source: str
+    kv_pad: int  # n_ctx padding without flash attention
+    kv_pad_fa: int  # with flash attention
+    flash_attn_default: bool
+
+
+LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
+    LlamaCppVersion("2023-12", "2023-12-03 (b1600s) to 2024-04-29",
+                    "ggml-org/llama.cpp PR #4280 'llama : pad KV cache size': cparams.n_ctx = GGML_PAD(n_ctx, 32)",
+                    32, 32, False),
+    LlamaCppVersion("2024-04", "2024-04-30 to 2024-05-12",
+                    "ggml-org/llama.cpp PR #5021 (FlashAttention) with fix-up PR #6438: n_ctx padded to 256",
+                    256, 256, False),
+    LlamaCppVersion("2024-05", "2024-05-13 to 2025-08",
+                    "ggml-org/llama.cpp PR #7257 'less KV padding when FA is off': "
+                    "llama_kv_cache_get_padding = flash_attn ? 256 : 32",
+                    32, 256, False),
+    LlamaCppVersion("2025-08", "2025-08 to 2025-10-27",
+                    "same padding as 2024-05; `--flash-attn auto` became the default "
+                    "(mudler/LocalAI PR #6168 2025-08-31 and docker/model-runner PR #44 2025-09-24 follow it)",
+                    32, 256, True),
+    LlamaCppVersion("2025-10", "2025-10-28 to 2025-11-05",
+                    "ggml-org/llama.cpp PR #16812 'memory : remove KV cache size padding'",
+                    1, 1, True),
+    LlamaCppVersion("current", "2025-11-06 on",
+                    "ggml-org/llama.cpp PR #17046 'kv-cache : pad the cache size to 256 for performance': "
+                    "llama-context.cpp cparams.n_ctx = GGML_PAD(n_ctx, 256), and per sequence when the "
+                    "cache is split (n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256))",
+                    256, 256, True),
+)}
+
+
+@dataclass(frozen=True)
+class LlamaCppOptions:
+    """llama.cpp settings (flag in brackets)."""
+
+    n_ubatch: int = 512  # [-ub] physical batch; common.h default 512
+    flash_attn: bool | None = None  # [-fa] None: the version's default
+    parallel: int = 1  # [-np] sequences sharing the one cache of n_ctx cells
+    gpu_layers: int | None = None  # [-ngl] None: everything (999); n_layer + 1 also offloads the output layer
+    version: str = "current"  # a key of LLAMACPP_VERSIONS
+    kv_pad: int | None = None  # override the version's n_ctx padding
+    gpus: int = 1  # layer split over this many identical GPUs (-sm layer, even split)
+    op_offload: bool = True  # [--no-op-offload] large batches run on the GPU even for host weights
+    mmproj_dtype: str = "f16"  # the mmproj file's type (LLaVA); f16 is what the conversion script writes
+    mmproj_on_gpu: bool = True  # current libmtmd puts CLIP on the GPU; 2024 llava-cli ran it on the CPU
+    kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
+    cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
+
+    def __post_init__(self) -> None:
+        if self.version not in LLAMACPP_VERSIONS:
+            raise UsageError(f"unknown llama.cpp version {self.version!r}; choose one of {', '.join(LLAMACPP_VERSIONS)}")
+        for name in ("n_ubatch", "parallel", "gpus"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be at least 1 (got {getattr(self, name)})")
+        if self.gpu_layers is not None and self.gpu_layers < 0:
+            raise UsageError(f"gpu_layers cannot be negative (got {self.gpu_layers})")
+
+
+# --------------------------------------------------------------------------------------------------
+# Tensor types and placement
+# --------------------------------------------------------------------------------------------------
+def gguf_storage(tensors: list[Tensor], dtype: WeightDtype, spec: AnySpec) -> list[StorageType]:
+    """The type of every tensor in a GGUF file of `dtype`: the k-quant mixes from gguf.py; a float file
+    (convert_hf_to_gguf.py --outtype f16/bf16/f32) keeps 1-D tensors (norms, biases) in f32."""
+    if dtype.family == "gguf":
+        return gguf.tensor_types(tensors, dtype, spec)
+    if dtype.family == "float":
+        return [F32 if len(t.shape) < 2 else dtype.storage for t in tensors]
+    raise UsageError(f"llama.cpp loads GGUF files: --dtype {dtype.name} is not a GGUF type "
+                     "(choose fp16, bf16, fp32, q8_0, q6_k, q5_k_m, q4_k_m, q4_0, q3_k_m or q2_k)")
+
+
+def mmproj_tensors(spec: LlavaSpec, tensors: list[Tensor]) -> list[Tensor]:
+    """What llava's convert_image_encoder_to_gguf.py writes to the mmproj file: the CLIP layers up to
+    the feature layer (vision_feature_layer -2 drops the last of 24: 23 layers, `clip.vision.block_count
+    = 23`) and no post-layernorm; the projector (and LLaVA-NeXT's image_newline)."""
+    v = spec.config.vision_config
+    layers = spec.config.vision_feature_layer
+    deepest = max(layers) if isinstance(layers, list) else layers
+    keep = v.num_hidden_layers + 1 + deepest if deepest < 0 else deepest + 1
+    return [t for t in tensors if t.component in MMPROJ and not t.name.startswith("vision.post_ln")
+            and (t.layer is None or t.component != "vision_tower" or t.layer < keep)]
+
+
+def mmproj_storage(tensors: list[Tensor], dtype_name: str) -> list[StorageType]:
+    """mmproj types: 1-D f32, the patch convolution f16, 2-D tensors in `dtype_name` when their rows are
+    whole blocks (llava's quantize leaves the rest f16) -- the 377-tensor f32/f16/q4_0 split of
+    llava-v1.5-7b's q4_0 mmproj."""
+    try:
+        base = weight_dtype(dtype_name)
+    except KeyError:
+        raise UsageError(f"unknown mmproj type {dtype_name!r}") from None
+    out = []
+    for t in tensors:
+        if len(t.shape) < 2:
+            out.append(F32)
+        elif t.role == "conv" or base.family != "gguf":
+            out.append(F16 if base.family != "float" or base.storage is F16 else base.storage)
+        else:
+            out.append(base.storage if t.row % base.storage.block_size == 0 else F16)
+    return out
+
+
+@dataclass(frozen=True)
+class LmShape:
+    """What the llama.cpp graph needs of the language model."""
+
+    n_layer: int
+    n_embd: int
+    n_head: int
+    n_ff: int
+    n_vocab: int
+    kv_width: int  # n_embd_k_gqa (= n_embd_v_gqa)
+
+
+def lm_shape(spec: AnySpec) -> LmShape:
+    if isinstance(spec, (LlamaSpec, LlavaSpec)):
+        c = spec.config if isinstance(spec, LlamaSpec) else spec.config.text_config
+        return LmShape(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
+                       c.vocab_size, c.kv_heads * c.head_size)
+    if isinstance(spec, MllamaSpec):
+        c = spec.config.text_config
+        return LmShape(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
+                       c.vocab_size, c.kv_heads * c.head_size)
+    c = spec.config  # T5
+    return LmShape(c.decoder_layers, c.d_model, c.num_heads, c.d_ff, c.vocab_size, c.num_heads * c.d_kv)
+
+
+def kv_cells(n_ctx: int, parallel: int, pad_to: int, version: str, unified: bool) -> tuple[int, int]:
+    """(cells allocated, cells each sequence can use). `current` pads the total and, with a split
+    cache, each sequence's share (llama-context.cpp after PR #17046); older versions pad the total."""
+    if version == "current":
+        total = pad(n_ctx, pad_to)
+        if unified or parallel == 1:
+            return total, total
+        per_seq = pad(total // parallel, pad_to)
+        return per_seq * parallel, per_seq
+    total = pad(n_ctx, pad_to)
+    return total, total if unified else total // parallel
+
+
+def compute_bytes(shape: LmShape, n_kv: int, n_ubatch: int, flash_attn: bool, *, logits: bool,
+                  output_copy: int = 0, weight_copy: int = 0, t5_bias: bool = False) -> tuple[int, str]:
+    """Peak of the worst-case graph on one device (f32 activations, n_ubatch tokens, every output):
+
+    - logits phase (device holding the output layer): 4 B x n_ubatch x (n_embd + n_vocab) -- the
+      final hidden state and the logits; with the output layer in host memory and op offload, the
+      LM head's weight is copied to the GPU for the batch matmul too (`output_copy`);
+    - attention phase: 4 B x n_ubatch x (4 x n_embd + n_kv x (n_head + 1)) -- the f32 score matrix of
+      every head, the KQ mask and four hidden-size tensors; flash attention never builds the scores
+      and casts the mask to f16 (2 B x n_kv x n_ubatch);
+    - feed-forward phase: 4 B x n_ubatch x (2 x n_embd + 2 x n_ff) (gate and up; SiLU and the product
+      run in place); with layers in host memory and op offload, plus the largest host weight, copied
+      to the GPU for its batch matmul (`weight_copy`).
+    Calibrated for the Llama family on b2197 (70.50 MiB logits-bound and 164.00 MiB attention-bound,
+    Llama-2-7B shapes), a mid-2024 llama-cpp-python (258.50 MiB, Llama 3 8B) and a Jan 2025
+    llama-server (164.00 and 2144.00 MiB, Mistral 7B shapes, n_ctx 2048 and 32768); the
+    partial-offload logits phase (203.99 MiB) on b4343 (tests/engines/calibration_extra.yaml). ollama's own estimate (fs/ggml/ggml.go GraphSize, "llama") is the
+    same max of the first two forms. The flash-attention and T5 terms are not calibrated.
+    """
+    ub = n_ubatch
+    heads = shape.n_head * (2 if t5_bias else 1)  # T5 adds an f32 relative-position bias of the same shape
+    if flash_attn:
+        attn = F32_BYTES * ub * 4 * shape.n_embd + 2 * n_kv * ub
+        attn_detail = f"4 B x {ub} x 4 x {shape.n_embd} (hidden) + 2 B x {n_kv} x {ub} (f16 mask); flash attention: no scores"
+    else:
+        attn = F32_BYTES * ub * (4 * shape.n_embd + n_kv * (heads + 1))
+        attn_detail = f"4 B x {ub} x (4 x {shape.n_embd} + {n_kv} x ({heads} heads + 1 mask))"
+    ffn = F32_BYTES * ub * (2 * shape.n_embd + 2 * shape.n_ff)
+    ffn_detail = f"4 B x {ub} x (2 x {shape.n_embd} + 2 x {shape.n_ff})" + (
+        f" + {weight_copy} B host weight copied for a batch matmul" if weight_copy else "")
+    phases = [(attn, attn_detail), (ffn + weight_copy, ffn_detail)]
+    if logits:
+        phases.append((F32_BYTES * ub * (shape.n_embd + shape.n_vocab) + output_copy,
+                       f"4 B x {ub} x ({shape.n_embd} + {shape.n_vocab}) (logits)"
+                       + (f" + {output_copy} B LM head copied from host" if output_copy else "")))
+    return max(phases)
+
+
+def clip_compute_bytes(v: object) -> int:
+    """CLIP's compute buffer for one image (clip.cpp, batch 1): the f32 scores of every head (P x P per
+    head, P = patches + class token), five hidden-size tensors alive at the softmax (residual, norm,
+    Q, K, V) and the f32 image: 32.88 MiB for ViT-L/14-336. Not calibrated against a sourced log."""
+    p = v.patches + 1  # type: ignore[attr-defined]
+    return F32_BYTES * (v.num_attention_heads * p * p + 5 * p * v.hidden_size  # type: ignore[attr-defined]
+                        + v.num_channels * v.image_size * v.image_size)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------------------
+# The estimate
+# --------------------------------------------------------------------------------------------------
+def check_architecture(spec: AnySpec, engine: str) -> None:
+    if isinstance(spec, WhisperSpec):
+        raise UsageError(f"{engine} does not run Whisper; use the whisper.cpp engine")
+    if isinstance(spec, MllamaSpec) and engine == "llama.cpp":
+        raise UsageError("llama.cpp has no Llama 3.2 Vision (mllama) support; ollama runs it with its own engine")
+    if isinstance(spec, T5Spec) and engine == "ollama":
+        raise UsageError("ollama runs no encoder-decoder (T5) models; llama.cpp does (llama-cli, llama-server)")
+
+
+def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions | None = None, *,
+                      engine: str = "llama.cpp", n_ctx: int | None = None, extra: tuple[Buffer, ...] = (),
+                      notes: tuple[str, ...] = (), output_embd: bool = False) -> EngineEstimate:
+    """Every buffer llama.cpp allocates for `spec` (see the module docstring)."""
+    opt = options or LlamaCppOptions()
+    check_architecture(spec, engine)
+    r = resolve(spec, request)
+    version = LLAMACPP_VERSIONS[opt.version]
+    fa = version.flash_attn_default if opt.flash_attn is None else opt.flash_attn
+    pad_to = opt.kv_pad or (version.kv_pad_fa if fa else version.kv_pad)
+    asked = n_ctx or request.context or default_context(r)
+    out_notes = list(notes)
+    warnings: list[str] = []
+    if request.beams > 1:
+        warnings.append("llama.cpp decodes without beam search: --beams is ignored")
+    if request.batch > 1 and opt.parallel == 1:
+        opt = replace(opt, parallel=request.batch)
+        out_notes.append(f"--batch {request.batch} read as {request.batch} parallel sequences sharing the cache")
+    cells, per_seq = kv_cells(asked, opt.parallel, pad_to, opt.version, opt.kv_unified)
+    if cells != asked:
+        out_notes.append(f"n_ctx {asked} allocated as {cells} cells (padded to a multiple of {pad_to}: {version.source})")
+    if opt.parallel > 1:
+        out_notes.append(f"{opt.parallel} sequences share one cache of {cells} cells"
+                         + ("" if opt.kv_unified else f": {per_seq} positions each"))
+    shape = lm_shape(spec)
+    ub = min(opt.n_ubatch, cells)
+
+    tensors = model_tensors(spec)
+    storage = gguf_storage(tensors, r.dtype, spec)
+    n_layer = shape.n_layer
+    ngl = n_layer + 1 if opt.gpu_layers is None else min(opt.gpu_layers, n_layer + 1)
+    first_gpu = max(n_layer - ngl, 0)
+    gpu_layer_count = n_layer - first_gpu
+    output_on_gpu = ngl > n_layer
+
+    def device_of(layer: int) -> int:
+        # even layer split over the GPUs (llama.cpp's default splits by free memory; equal cards: even)
+        return min((layer - first_gpu) * opt.gpus // max(gpu_layer_count, 1), opt.gpus - 1)
+
+    last_device = device_of(n_layer - 1) if gpu_layer_count else opt.gpus - 1
+    gpu_sizes: dict[int, list[int]] = {d: [] for d in range(opt.gpus)}
+    host_sizes: list[int] = []
+    embd_sizes: list[int] = []
+    mm_tensors = mmproj_tensors(spec, tensors) if isinstance(spec, LlavaSpec) else []
+    mm_names = {t.name for t in mm_tensors}
+    output_tensor_bytes = 0
+    largest_host_weight = 0
+    tied = not any(t.role == "output" for t in tensors)
+    for t, s in zip(tensors, storage):
+        nbytes = cuda_tensor_bytes(t, s)
+        if t.component in MMPROJ:
+            continue  # the mmproj file, below
+        if t.role == "token_embd":
+            embd_sizes.append(nbytes)
+            if tied:  # llama.cpp loads the tied embedding a second time as `output` (TENSOR_DUPLICATED)
+                output_tensor_bytes = nbytes
+                (gpu_sizes[last_device] if output_on_gpu else host_sizes).append(nbytes)
+            continue
+        if t.layer is None:  # final norms and the LM head: the output layer
+            if t.role == "output":
+                output_tensor_bytes = nbytes
+            (gpu_sizes[last_device] if output_on_gpu else host_sizes).append(nbytes)
+        elif t.layer >= first_gpu:
+            gpu_sizes[device_of(t.layer)].append(nbytes)
+        else:
+            host_sizes.append(nbytes)
+            largest_host_weight = max(largest_host_weight, nbytes)
+
+    buffers: list[Buffer] = []
+    align = GGML_CUDA_ALIGNMENT
+    for d, sizes in gpu_sizes.items():
+        if sizes:
+            buffers.append(Buffer(f"model buffer (CUDA{d})", aligned_sum(sizes, align), "gpu", "weights",
+                                  "GGUF tensors of the offloaded layers" + (" and the output layer" if output_on_gpu and d == last_device else "")
+                                  + ", each 128-byte aligned (llm_load_tensors: CUDA0 buffer size)", d))
+    buffers.append(Buffer("model buffer (CPU): token embedding", aligned_sum(embd_sizes, align), "host", "weights",
+                          "token_embd stays in host memory: only rows are looked up (llama-model.cpp: the input "
+                          "layer is always on the CPU)"))
+    if host_sizes:
+        buffers.append(Buffer("model buffer (CPU): layers kept on the host", aligned_sum(host_sizes, align), "host",
+                              "weights", f"layers 0..{first_gpu - 1}" + ("" if output_on_gpu else " and the output layer")
+                              + f" stay in host memory (-ngl {ngl} of {n_layer + 1})"))
+
+    # KV cache: per layer on the layer's device.
+    kv_layer = 2 * r.kv.nbytes(shape.kv_width) * cells
+    kv_detail = f"2 x {shape.kv_width} x {cells} cells x {r.kv.name}"
+    kv_by_device: dict[int, int] = {}
+    kv_host_layers = first_gpu
+    for i in range(first_gpu, n_layer):
+        kv_by_device[device_of(i)] = kv_by_device.get(device_of(i), 0) + kv_layer
+    for d, nbytes in kv_by_device.items():
+        buffers.append(Buffer(f"KV cache (CUDA{d})", nbytes, "gpu", "kv_self",
+                              f"{nbytes // kv_layer} layers x {kv_detail} (llama_kv_cache: CUDA0 KV buffer size)", d))
+    if kv_host_layers:
+        buffers.append(Buffer("KV cache (CPU)", kv_layer * kv_host_layers, "host", "kv_self",
+                              f"{kv_host_layers} host layers x {kv_detail}"))
+    if isinstance(spec, T5Spec):
+        out_notes.append("T5 in llama.cpp keeps no cross-attention cache: every decoder step projects the "
+                         "encoder output (kept in host memory, n_embd x encoder tokens f32) again")
+        buffers.append(Buffer("encoder output (host)", F32_BYTES * shape.n_embd * r.encoder_tokens, "host", "other",
+                              f"4 B x {shape.n_embd} x {r.encoder_tokens} encoder tokens (llama_context cross.v_embd)"))
+
+    # Compute buffers: one per GPU.
+    copies = opt.op_offload and ub >= 32  # ggml-cuda offload_op: batches of >= 32 rows run on the GPU
+    for d in range(opt.gpus):
+        holds_output = d == last_device
+        if not copies and not any(device_of(i) == d for i in range(first_gpu, n_layer)) \
+                and not (output_on_gpu and holds_output):
+            continue  # nothing runs on this GPU
+        nbytes, detail = compute_bytes(
+            shape, cells, ub, fa, logits=holds_output and (output_on_gpu or copies),
+            output_copy=output_tensor_bytes if holds_output and not output_on_gpu and copies else 0,
+            weight_copy=largest_host_weight if copies and d == 0 else 0, t5_bias=isinstance(spec, T5Spec))
+        buffers.append(Buffer(f"compute buffer (CUDA{d})", nbytes, "gpu", "compute",
+                              f"peak of the worst-case graph: {detail}", d))
+    buffers.append(Buffer("compute buffer (CUDA_Host)", F32_BYTES * ub * (shape.n_embd + cells), "host", "compute",
+                          f"4 B x {ub} x ({shape.n_embd} input embeddings + {cells} KQ mask)"))
+    out_width = shape.n_vocab + (shape.n_embd if output_embd else 0)
+    buffers.append(Buffer("output buffer (host)", F32_BYTES * out_width * opt.parallel, "host", "other",
+                          f"4 B x {out_width} x {opt.parallel} sequences (llama_output_reserve)"))
+
+    # The mmproj file (LLaVA): its own weights and CLIP compute buffer.
+    if isinstance(spec, LlavaSpec):
+        mm_storage = mmproj_storage(mm_tensors, opt.mmproj_dtype)
+        placement = "gpu" if opt.mmproj_on_gpu else "host"
+        buffers.append(Buffer("mmproj (CLIP + projector)", aligned_sum(
+            (cuda_tensor_bytes(t, s) for t, s in zip(mm_tensors, mm_storage)), align), placement, "weights",
+            f"{len(mm_names)} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)"))
+        buffers.append(Buffer("CLIP compute buffer", clip_compute_bytes(spec.config.vision_config), placement, "compute",
+                              "4 B x (heads x P^2 + 5 x P x hidden + image), P = patches + 1 (clip.cpp, one image)"))
+    buffers.extend(extra)
+    if opt.cuda_overhead_bytes:
+        for d in range(opt.gpus):
+            buffers.append(Buffer(f"CUDA context and pools (CUDA{d})", opt.cuda_overhead_bytes, "gpu", "overhead",
+                                  "given as an option", d))
+    else:
+        out_notes.append("the CUDA context, cuBLAS workspace and ggml's CUDA memory pool are not in llama.cpp's "
+                         "printed buffers; nvidia-smi shows a few hundred MiB more")
+    if opt.gpus > 1:
+        out_notes.append("with several GPUs and every layer offloaded llama.cpp enables pipeline parallelism, "
+                         "which keeps extra copies of the graph inputs (not counted here)")
+    facts: dict[str, int | bool | str] = {
+        "n_ctx": cells, "n_ctx_seq": per_seq, "kv_pad": pad_to, "n_ubatch": ub, "flash_attn": fa,
+        "parallel": opt.parallel, "gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": output_on_gpu,
+        "version": opt.version,
+    }
+    return EngineEstimate(engine, spec.id, spec.architecture, r.dtype.name, r.kv.name, asked, cells,
+                          tuple(buffers), facts, tuple(out_notes + list(r.notes)), tuple(warnings))
+
+
+__all__ = [
+    "LLAMACPP_VERSIONS", "LlamaCppOptions", "LlamaCppVersion",
+    "clip_compute_bytes", "compute_bytes", "gguf_storage", "kv_cells", "llamacpp_estimate", "lm_shape",
+    "check_architecture", "cuda_tensor_bytes", "mmproj_storage", "mmproj_tensors",
+]

@@ -1,0 +1,131 @@
+"""ollama: llama.cpp with ollama's defaults (context, parallel requests, flash attention) and the
+free memory its scheduler keeps per GPU. Llama 3.2 Vision runs in ollama's own engine; its caches
+follow ollama's estimate (fs/ggml/ggml.go GraphSize)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..memory import AnySpec, Request, resolve
+from ..specs import MllamaSpec
+from ..tensors import model_tensors
+from .base import GIB, MIB, Buffer, EngineEstimate, aligned_sum, pad
+from .llamacpp import (
+    F32_BYTES, GGML_CUDA_ALIGNMENT, LLAMACPP_VERSIONS, MMPROJ, LlamaCppOptions, check_architecture, compute_bytes,
+    gguf_storage, llamacpp_estimate, lm_shape,
+)
+
+# ollama discover/gpu.go: `cudaMinimumMemory = 457 * format.MebiByte` (rocm the same). The scheduler
+# keeps this much free on every GPU when deciding how many layers fit.
+OLLAMA_MINIMUM_MEMORY_BYTES = 457 * MIB
+# ollama docs/context-length.mdx: "Ollama defaults to the following context lengths based on VRAM:
+# < 24 GiB VRAM: 4k context, 24-48 GiB VRAM: 32k context, >= 48 GiB VRAM: 256k context" (v0.15.5,
+# 2026-02; before: 4096 since PR #10364 2025-04-21, 2048 before that).
+OLLAMA_CONTEXT_TIERS = ((24 * GIB, 4096), (48 * GIB, 32768), (None, 262144))
+# ollama PR #11330 'Reduce default parallelism to 1' (2025-07-08); 4 or 1 by free memory before,
+# 2 from PR #10468 (2025-04-29).
+OLLAMA_DEFAULT_PARALLEL = 1
+# ollama fs/ggml/ggml.go `FlashAttention()`: the architectures ollama turns flash attention on for by
+# default (bert, gemma3, gpt-oss, qwen3 ...). llama, mistral and llava are not among them, so
+# OLLAMA_FLASH_ATTENTION=1 is needed.
+OLLAMA_FLASH_ATTN_ARCHITECTURES = frozenset({"gemma3", "gptoss", "qwen3", "qwen3moe", "mistral3", "bert"})
+
+
+@dataclass(frozen=True)
+class OllamaOptions:
+    """ollama settings (Modelfile parameter / environment variable in brackets)."""
+
+    num_ctx: int | None = None  # [num_ctx, OLLAMA_CONTEXT_LENGTH] None: the VRAM tier (needs vram_bytes)
+    num_parallel: int = OLLAMA_DEFAULT_PARALLEL  # [OLLAMA_NUM_PARALLEL]
+    flash_attn: bool | None = None  # [OLLAMA_FLASH_ATTENTION] None: ollama's per-architecture default
+    num_batch: int = 512  # [num_batch] passed to llama.cpp as --batch-size (and so the micro-batch)
+    num_gpu: int | None = None  # [num_gpu] layers on the GPU; None: as many as fit (here: all)
+    vram_bytes: int | None = None  # the GPU's memory, to pick the default context tier
+    gpu_overhead_bytes: int = 0  # [OLLAMA_GPU_OVERHEAD]
+    version: str = "current"  # the llama.cpp ollama bundles
+
+
+def ollama_default_context(vram_bytes: int | None) -> int:
+    for limit, ctx in OLLAMA_CONTEXT_TIERS:
+        if vram_bytes is None or limit is None or vram_bytes < limit:
+            return ctx
+    return OLLAMA_CONTEXT_TIERS[-1][1]
+
+
+
+def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | None = None) -> EngineEstimate:
+    """llama.cpp as ollama runs it: num_ctx x num_parallel cells, flash attention off for the Llama
+    family, the output buffer sized with embeddings, and 457 MiB per GPU kept free by its scheduler."""
+    opt = options or OllamaOptions()
+    check_architecture(spec, "ollama")
+    num_ctx = request.context or opt.num_ctx or ollama_default_context(opt.vram_bytes)
+    notes = []
+    if not (request.context or opt.num_ctx):
+        notes.append(f"num_ctx {num_ctx}: ollama's default for "
+                     + ("an unknown GPU (the smallest tier)" if opt.vram_bytes is None else "this GPU's memory")
+                     + " (docs/context-length.mdx)")
+    parallel = opt.num_parallel
+    if request.batch > 1:
+        parallel = request.batch
+    fa = opt.flash_attn if opt.flash_attn is not None else spec.architecture in OLLAMA_FLASH_ATTN_ARCHITECTURES
+    n_ctx = num_ctx * parallel  # ollama llm/server.go: --ctx-size num_ctx * numParallel; GraphSize: context *= numParallel
+    extra: list[Buffer] = []
+    if isinstance(spec, MllamaSpec):
+        t, v = spec.config.text_config, spec.config.vision_config
+        cross = len(t.cross_attention_layers)
+        per_layer = t.kv_heads * 2 * t.head_size * F32_BYTES * v.positions_per_tile * v.max_num_tiles
+        extra.append(Buffer("cross-attention KV (vision)", cross * per_layer * parallel, "gpu", "kv_cross",
+                            f"{cross} cross layers x {t.kv_heads} KV heads x 2 x {t.head_size} x 4 B x "
+                            f"{v.positions_per_tile} x {v.max_num_tiles} tiles (fs/ggml/ggml.go GraphSize, mllama: f32)"))
+    gpus = 1
+    for d in range(gpus):
+        extra.append(Buffer("ollama minimum free memory", OLLAMA_MINIMUM_MEMORY_BYTES + opt.gpu_overhead_bytes, "gpu",
+                            "overhead", "kept free per GPU by the scheduler: discover/gpu.go cudaMinimumMemory = 457 MiB"
+                            + (" + OLLAMA_GPU_OVERHEAD" if opt.gpu_overhead_bytes else ""), d))
+    lopt = LlamaCppOptions(n_ubatch=opt.num_batch, flash_attn=fa, parallel=parallel, gpu_layers=opt.num_gpu,
+                           version=opt.version, cuda_overhead_bytes=0)
+    req = replace(request, context=None, batch=1)
+    if isinstance(spec, MllamaSpec):
+        return _ollama_mllama(spec, req, lopt, n_ctx, num_ctx, parallel, tuple(extra), tuple(notes))
+    est = llamacpp_estimate(spec, req, lopt, engine="ollama", n_ctx=n_ctx, extra=tuple(extra), notes=tuple(notes),
+                            output_embd=True)
+    facts = dict(est.facts, num_ctx=num_ctx, num_parallel=parallel)
+    out_notes = tuple(n for n in est.notes if "CUDA context" not in n)
+    return replace(est, facts=facts, notes=out_notes, context_tokens=num_ctx)
+
+
+def _ollama_mllama(spec: MllamaSpec, req: Request, opt: LlamaCppOptions, n_ctx: int, num_ctx: int, parallel: int,
+                   extra: tuple[Buffer, ...], notes: tuple[str, ...]) -> EngineEstimate:
+    """Llama 3.2 Vision in ollama's own engine: the text model's self-attention layers cache num_ctx
+    cells, the cross-attention layers the vision features; the vision model is a second GGUF file."""
+    r = resolve(spec, req)
+    t = spec.config.text_config
+    tensors = model_tensors(spec)
+    storage = gguf_storage(tensors, r.dtype, spec)
+    text = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage) if x.component not in MMPROJ
+                        and x.role != "token_embd"), GGML_CUDA_ALIGNMENT)
+    embd = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage) if x.role == "token_embd"), GGML_CUDA_ALIGNMENT)
+    vision = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage) if x.component in MMPROJ), GGML_CUDA_ALIGNMENT)
+    self_layers = t.num_hidden_layers - len(t.cross_attention_layers)
+    cells = pad(n_ctx, LLAMACPP_VERSIONS[opt.version].kv_pad_fa if opt.flash_attn else LLAMACPP_VERSIONS[opt.version].kv_pad)
+    kv = self_layers * 2 * r.kv.nbytes(t.kv_heads * t.head_size) * cells
+    shape = lm_shape(spec)
+    ub = min(opt.n_ubatch, cells)
+    comp, detail = compute_bytes(shape, cells, ub, bool(opt.flash_attn), logits=True)
+    buffers = (
+        Buffer("model buffer (CUDA0)", text, "gpu", "weights", "text model GGUF tensors, 128-byte aligned"),
+        Buffer("model buffer (CPU): token embedding", embd, "host", "weights", "token_embd in host memory"),
+        Buffer("vision model (projector file)", vision, "gpu", "weights", "vision tower and projector, f16"),
+        Buffer("KV cache (CUDA0)", kv, "gpu", "kv_self", f"{self_layers} self-attention layers x 2 x "
+               f"{t.kv_heads * t.head_size} x {cells} cells x {r.kv.name}"),
+        Buffer("compute buffer (CUDA0)", comp, "gpu", "compute", f"peak of the worst-case graph: {detail} (text model only; "
+               "the vision encoder's graph is not calibrated)"),
+    ) + extra
+    facts: dict[str, int | bool | str] = {"n_ctx": cells, "num_ctx": num_ctx, "num_parallel": parallel,
+                                          "n_ubatch": ub, "flash_attn": bool(opt.flash_attn)}
+    return EngineEstimate("ollama", spec.id, spec.architecture, r.dtype.name, r.kv.name, num_ctx, cells, buffers, facts,
+                          notes + ("mllama runs in ollama's own engine; its vision encoder compute buffer is not "
+                                   "modelled",), ())
+
+
+__all__ = ["OLLAMA_MINIMUM_MEMORY_BYTES", "OllamaOptions", "ollama_default_context", "ollama_estimate"]

@@ -1,0 +1,226 @@
+"""Engine estimates set against measured allocations, component by component.
+
+Reads ../shared/calibration/measured.yaml (when present) and tests/engines/calibration_extra.yaml,
+builds the matching spec and engine options for each entry, and yields one Comparison per measured
+component. Used by test_calibration.py (asserts the tolerances) and benchmarks/accuracy.py (prints
+the table and writes docs/accuracy.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from willitrun import load_catalog
+from willitrun.dtypes import Q6_K
+from willitrun.engines import (
+    EngineEstimate, LlamaCppOptions, VllmOptions, WhisperCppOptions, engine_estimate,
+)
+from willitrun.engines.llamacpp import LmShape, compute_bytes, kv_cells
+from willitrun.engines.whispercpp import WHISPER_SCHED_META_BYTES
+from willitrun.memory import Request
+from willitrun.specs import parse_model_spec
+
+MIB = 1 << 20
+GIB = 1 << 30
+ROOT = Path(__file__).resolve().parents[2]
+MEASURED = ROOT.parent / "shared" / "calibration" / "measured.yaml"
+EXTRA = Path(__file__).with_name("calibration_extra.yaml")
+
+# Tolerances (relative): weights and caches are exact arithmetic, compute buffers are a graph
+# allocator's peak, whole-device NVML totals include allocator caches and the CUDA context.
+WEIGHTS_KV = 0.01
+COMPUTE = 0.05
+DEVICE_TOTAL = 0.10
+
+
+# Whole-device totals the transformers profile misses by more than 10 %, and why. They run as strict
+# xfails, so fixing the cause makes them fail until this table is updated.
+KNOWN_GAPS = {
+    "fw-readme-v1.1.0-large-v2-ctranslate2-int8-b5":
+        "CTranslate2 int8_float16 is not bitsandbytes int8 under transformers: +19.6 %",
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    entry: str
+    source: str  # "measured.yaml" or "calibration_extra.yaml"
+    engine: str
+    component: str
+    estimate_bytes: int
+    measured_bytes: int
+    tolerance: float
+    informational: bool = False  # shown in the table, not asserted (a known limit, said in `note`)
+    note: str = ""
+
+    @property
+    def error(self) -> float:
+        return (self.estimate_bytes - self.measured_bytes) / self.measured_bytes
+
+    @property
+    def ok(self) -> bool:
+        return abs(self.error) <= self.tolerance
+
+
+def load(path: Path) -> list[dict]:
+    return yaml.safe_load(path.read_text())["entries"]
+
+
+def llama_spec(arch: dict) -> object:
+    """A Llama-architecture spec built here from an entry's shapes (models the catalog does not hold)."""
+    return parse_model_spec({"id": "calibration-llama", "name": "calibration", "architecture": "llama",
+                             "dtype": "float16", "sources": {"config": "calibration entry"}, "config": dict(arch)})
+
+
+# OpenLLaMA-7B-v2 has the tensor shapes of Llama-2-7B (measured.yaml: model_detail) and a 2048 window.
+OPEN_LLAMA_7B_V2 = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                        num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=2048)
+QUANT = {"F16": "fp16", "Q8_0": "q8_0", "Q4_0": "q4_0", "Q4_K_M (file named q4_k; ftype 15)": "q4_k_m",
+         "q4_k_m": "q4_k_m", "f16": "fp16", "fp16": "fp16", "float16": "fp16",
+         "int8 (int8_float16 on GPU)": "int8", "bf16": "bf16"}
+
+
+def _mib(x: float) -> int:
+    return round(x * MIB)
+
+
+def _cmp(entry: dict, src: str, est: EngineEstimate | None, component: str, estimate: int, measured_mib: float,
+         tol: float, **kw: object) -> Comparison:
+    return Comparison(entry["id"], src, entry["engine"], component, estimate, _mib(measured_mib), tol, **kw)  # type: ignore[arg-type]
+
+
+def _llamacpp(entry: dict, src: str, spec: object) -> Iterator[Comparison]:
+    version = entry.get("version_key") or ("2023-12" if str(entry.get("engine_version", "")).startswith("b2197") else "current")
+    dtype = QUANT.get(entry["quant"])
+    opts = LlamaCppOptions(n_ubatch=entry["n_ubatch"], flash_attn=entry["flash_attn"], version=version)
+    est = engine_estimate(spec, Request(context=entry["n_ctx"], dtype=dtype), "llama.cpp", opts)  # type: ignore[arg-type]
+    host = entry.get("host", {})
+    if "weights_mib" in entry:
+        yield _cmp(entry, src, est, "weights (GPU)", est.find("model buffer (CUDA0)").bytes, entry["weights_mib"], WEIGHTS_KV)
+    if "weights_cpu_buffer_mib" in host:
+        yield _cmp(entry, src, est, "weights (host: token_embd)", est.find("model buffer (CPU): token embedding").bytes,
+                   host["weights_cpu_buffer_mib"], WEIGHTS_KV)
+    yield _cmp(entry, src, est, "KV self", est.find("KV cache (CUDA0)").bytes, entry["kv_self_mib"], WEIGHTS_KV)
+    yield _cmp(entry, src, est, "compute (GPU)", est.find("compute buffer (CUDA0)").bytes, entry["compute_mib"], COMPUTE)
+    if "compute_host_mib" in host:
+        n_embd = est.facts["n_ubatch"]
+        host_compute = est.find("compute buffer (CUDA_Host)").bytes
+        note = ""
+        if version == "2023-12":
+            # b2197-era builds kept the KQ mask in a separate host "input buffer": the compute buffer is
+            # only the f32 input embeddings (4 B x n_ubatch x n_embd).
+            host_compute = 4 * int(n_embd) * spec.config.hidden_size  # type: ignore[attr-defined]
+            note = "2023-12 form: mask in the separate input buffer"
+        yield _cmp(entry, src, est, "compute (host)", host_compute, host["compute_host_mib"], COMPUTE, note=note)
+    if "output_buffer_mib" in host:
+        yield _cmp(entry, src, est, "output buffer (host)", est.find("output buffer (host)").bytes,
+                   host["output_buffer_mib"], COMPUTE, note="printed with 2 decimals")
+
+
+def _pythia(entry: dict, src: str) -> Iterator[Comparison]:
+    """GPT-NeoX entries, through the arithmetic functions (the catalog has no GPT-NeoX spec)."""
+    part = entry["spec"].get("partial_offload") or entry["spec"]["full_offload_gptneox"]
+    n_layer, n_embd = part["n_layer"], part["n_embd"]
+    shape = LmShape(n_layer, n_embd, part["n_head"], 4 * n_embd, part["n_vocab"], n_embd)
+    cells, _ = kv_cells(entry["n_ctx"], 1, 32, entry["version_key"], False)
+    per_layer = 2 * n_embd * cells * 2
+    if "partial_offload" in entry["spec"]:
+        gpu_layers = 10
+        yield _cmp(entry, src, None, "KV self (GPU, 10 layers)", gpu_layers * per_layer, entry["kv_self_mib"], WEIGHTS_KV)
+        yield _cmp(entry, src, None, "KV self (host, 22 layers)", (n_layer - gpu_layers) * per_layer,
+                   entry["host"]["kv_cpu_mib"], WEIGHTS_KV)
+        out = Q6_K.nbytes(part["n_vocab"] * n_embd)
+        comp, _ = compute_bytes(shape, cells, entry["n_ubatch"], False, logits=True, output_copy=out)
+        yield _cmp(entry, src, None, "compute (GPU, output on host)", comp, entry["compute_mib"], COMPUTE)
+    else:
+        yield _cmp(entry, src, None, "KV self", n_layer * per_layer, entry["kv_self_mib"], WEIGHTS_KV)
+        comp, _ = compute_bytes(shape, cells, entry["n_ubatch"], False, logits=True)
+        yield _cmp(entry, src, None, "compute (GPU, Llama form)", comp, entry["compute_mib"], COMPUTE,
+                   informational=True, note="GPT-NeoX keeps 6 hidden-size tensors at the attention peak, Llama 4")
+
+
+def _whispercpp(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
+    spec = catalog.resolve("model", entry["model"])  # type: ignore[attr-defined]
+    est = engine_estimate(spec, Request(dtype="fp16"), "whisper.cpp",
+                          WhisperCppOptions(decoders=1, flash_attn=entry["flash_attn"]))
+    printed = entry["printed"]
+
+    def exact(component: str, nbytes: int, key: str) -> Comparison:
+        # whisper.cpp prints MB (10^6 B) with two decimals: compare in its own unit, then in MiB.
+        note = "printed MB matches to 0.01" if round(nbytes / 1e6, 2) == printed[key] else f"printed {printed[key]} MB"
+        return Comparison(entry["id"], src, "whisper.cpp", component, nbytes, round(printed[key] * 1e6), WEIGHTS_KV, note=note)
+
+    yield exact("weights", est.find("model (CUDA0 total size)").bytes, "model_size")
+    yield exact("KV self", est.find("kv self").bytes, "kv_self")
+    yield exact("KV cross", est.find("kv cross").bytes, "kv_cross")
+    yield exact("KV pad", est.find("kv pad").bytes, "kv_pad")
+    meta = WHISPER_SCHED_META_BYTES
+    mel = est.find("mel input (host)").bytes
+    for graph in ("conv", "encode", "cross", "decode"):
+        nbytes = est.find(f"compute buffer ({graph})").bytes + meta + (mel if graph == "conv" else 0)
+        yield Comparison(entry["id"], src, "whisper.cpp", f"compute ({graph})", nbytes,
+                         round(printed[f"compute_{graph}"] * 1e6), COMPUTE,
+                         note="GPU graph + host scheduler metadata" + (" + mel input" if graph == "conv" else ""))
+
+
+def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
+    spec = catalog.resolve("model", entry["model"])  # type: ignore[attr-defined]
+    total = round(entry["printed"]["total_gpu_memory"] * GIB)
+    est = engine_estimate(spec, Request(dtype=QUANT[entry["quant"]]), "vllm",
+                          VllmOptions(total_memory_bytes=total, gpu_memory_utilization=entry["gpu_memory_utilization"]))
+    yield _cmp(entry, src, est, "weights", est.find("weights").bytes, entry["weights_mib"], WEIGHTS_KV,
+               note="printed as 14.96 GiB")
+    yield _cmp(entry, src, est, "non-torch memory", est.find("non-torch memory").bytes, entry["other_mib"], WEIGHTS_KV,
+               informational=True, note="the constant is this entry's value")
+    yield _cmp(entry, src, est, "activation peak", est.find("activation peak (profile run)").bytes, entry["compute_mib"],
+               COMPUTE, note="sampler factor calibrated on this entry")
+    yield _cmp(entry, src, est, "KV cache", est.find("KV cache blocks").bytes, entry["kv_self_mib"], WEIGHTS_KV)
+
+
+def _transformers_total(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
+    spec = catalog.resolve("model", entry["model"])  # type: ignore[attr-defined]
+    dtype = QUANT.get(entry["quant"], "fp16")
+    beams = entry.get("beam_size", 1) if isinstance(entry.get("beam_size"), int) else 1
+    note, informational, context = "", False, None
+    if entry["engine"] == "transformers":
+        # FastChat's worker idle after loading: nothing cached yet, so one position
+        context, informational = 1, True
+        note = "circular: memory.TRANSFORMERS_OVERHEAD_BYTES was derived from this entry"
+    elif entry["engine"] == "faster-whisper" and dtype == "int8":
+        note = "CTranslate2 int8_float16: int8 weights with fp16 scales per row; KV and activations fp16"
+    est = engine_estimate(spec, Request(dtype=dtype, beams=beams, context=context), "transformers")
+    yield Comparison(entry["id"], src, f"transformers profile ({entry['engine']})", "whole device (NVML)",
+                     est.total_bytes, _mib(entry["total_mib"]), DEVICE_TOTAL, informational=informational, note=note)
+
+
+def comparisons() -> Iterator[Comparison]:
+    """Every comparison: measured.yaml entries (when the shared file is present), then the extra ones."""
+    catalog = load_catalog()
+    sources = [(EXTRA, "calibration_extra.yaml")]
+    if MEASURED.exists():
+        sources.insert(0, (MEASURED, "measured.yaml"))
+    for path, src in sources:
+        for entry in load(path):
+            engine = entry["engine"]
+            if engine == "whisper.cpp":
+                yield from _whispercpp(entry, src, catalog)
+            elif engine == "vllm":
+                yield from _vllm(entry, src, catalog)
+            elif engine == "llama.cpp":
+                spec_src = entry.get("spec", {})
+                if "partial_offload" in spec_src or "full_offload_gptneox" in spec_src:
+                    yield from _pythia(entry, src)
+                    continue
+                if "catalog" in spec_src:
+                    spec = catalog.resolve("model", spec_src["catalog"])
+                elif "arch" in spec_src:
+                    spec = llama_spec(spec_src["arch"])
+                else:  # measured.yaml's OpenLLaMA-7B-v2 entries
+                    spec = llama_spec(OPEN_LLAMA_7B_V2)
+                yield from _llamacpp(entry, src, spec)
+            else:  # NVML whole-device totals: the transformers profile
+                yield from _transformers_total(entry, src, catalog)

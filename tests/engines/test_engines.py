@@ -1,0 +1,260 @@
+"""Engine profiles: hand arithmetic for padding, parallel sequences, partial offload, beams, vLLM's pool."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import llama
+from willitrun.dtypes import Q4_0, Q6_K
+from willitrun.engines import (
+    ENGINES, LlamaCppOptions, OllamaOptions, VllmOptions, WhisperCppOptions, default_engine, engine_estimate,
+)
+from willitrun.engines.base import pad
+from willitrun.engines.llamacpp import kv_cells
+from willitrun.engines.ollama import OLLAMA_MINIMUM_MEMORY_BYTES, ollama_default_context
+from willitrun.errors import UsageError
+from willitrun.memory import Request, estimate
+
+MiB = 1 << 20
+GiB = 1 << 30
+# Llama-2-7B: 2 (K, V) x 4096 x 2 B = 16 KiB per position per layer; 32 layers: 512 KiB per position.
+PER_LAYER_POS = 2 * 4096 * 2
+
+
+def ll(spec, context, engine="llama.cpp", **opts):
+    options = {"llama.cpp": LlamaCppOptions, "ollama": OllamaOptions}[engine](**opts)
+    return engine_estimate(spec, Request(context=context, dtype=opts.pop("dtype", None) or "q4_0"), engine, options)
+
+
+# --------------------------------------------------------------------------------------------------
+# KV padding by version
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("version", "fa", "cells"), [
+    ("2023-12", False, 320),   # GGML_PAD(300, 32)
+    ("2024-04", False, 512),   # 256 with the first flash-attention builds
+    ("2024-05", False, 320),   # flash_attn ? 256 : 32
+    ("2024-05", True, 512),
+    ("2025-10", True, 300),    # no padding (PR #16812)
+    ("current", True, 512),    # GGML_PAD(n_ctx, 256) (PR #17046)
+    ("current", False, 512),
+])
+def test_kv_padding(version, fa, cells):
+    e = ll(llama(), 300, version=version, flash_attn=fa)
+    assert e.n_ctx == cells
+    assert e.find("KV cache (CUDA0)").bytes == 32 * PER_LAYER_POS * cells
+
+
+def test_explicit_kv_pad_overrides_the_version():
+    assert ll(llama(), 300, kv_pad=64).n_ctx == 320
+
+
+# --------------------------------------------------------------------------------------------------
+# --parallel: one cache of n_ctx cells
+# --------------------------------------------------------------------------------------------------
+def test_parallel_shares_one_cache():
+    one = ll(llama(), 4096)
+    four = ll(llama(), 4096, parallel=4)
+    assert four.find("KV cache (CUDA0)").bytes == one.find("KV cache (CUDA0)").bytes == 2 * GiB
+    assert four.facts["n_ctx_seq"] == 1024
+    # the host output buffer holds one row of logits per sequence: 4 B x 32000 x 4
+    assert four.find("output buffer (host)").bytes == 4 * 32000 * 4
+
+
+def test_parallel_split_pads_each_sequence():
+    # current llama.cpp: n_ctx_seq = GGML_PAD(4096 / 3, 256) = 1536, n_ctx = 3 x 1536
+    assert kv_cells(4096, 3, 256, "current", unified=False) == (4608, 1536)
+    assert kv_cells(4096, 3, 256, "current", unified=True) == (4096, 4096)
+
+
+def test_ollama_gives_every_parallel_request_num_ctx():
+    e = engine_estimate(llama(), Request(dtype="q4_0"), "ollama", OllamaOptions(num_ctx=2048, num_parallel=4))
+    assert e.n_ctx == 8192
+    assert e.find("KV cache (CUDA0)").bytes == 32 * PER_LAYER_POS * 8192  # 4 GiB
+    assert e.find("ollama minimum free memory").bytes == OLLAMA_MINIMUM_MEMORY_BYTES == 457 * MiB
+    assert e.facts["flash_attn"] is False  # llama is not on ollama's flash-attention list
+
+
+@pytest.mark.parametrize(("vram_gib", "ctx"), [(None, 4096), (16, 4096), (24, 32768), (80, 262144)])
+def test_ollama_default_context_tiers(vram_gib, ctx):
+    assert ollama_default_context(None if vram_gib is None else vram_gib * GiB) == ctx
+
+
+# --------------------------------------------------------------------------------------------------
+# -ngl: layers beyond it stay on the host with their KV
+# --------------------------------------------------------------------------------------------------
+def test_gpu_layers_split_weights_and_kv():
+    e = ll(llama(), 2048, gpu_layers=10, version="2023-12")
+    assert e.find("KV cache (CUDA0)").bytes == 10 * PER_LAYER_POS * 2048  # 320 MiB
+    assert e.find("KV cache (CPU)").bytes == 22 * PER_LAYER_POS * 2048  # 704 MiB
+    assert e.facts["output_on_gpu"] is False
+    # the GPU still computes the logits, with the q6_K LM head copied over for the batch matmul
+    logits = 4 * 512 * (4096 + 32000)
+    assert e.find("compute buffer (CUDA0)").bytes == logits + Q6_K.nbytes(32000 * 4096)
+
+
+def test_gpu_layers_equal_to_n_layer_leaves_the_output_layer_on_the_host():
+    e = ll(llama(), 512, gpu_layers=32)
+    # per layer: q, k, v, o and gate, up in q4_0; ffn_down's rows (11008) are not a multiple of 512, so
+    # the CUDA buffer adds 256 elements (144 B) and aligns the tensor to 128 B; two f32 RMSNorm vectors
+    down = pad(Q4_0.nbytes(11008 * 4096) + Q4_0.nbytes(256), 128)
+    layer = 4 * Q4_0.nbytes(4096 * 4096) + 2 * Q4_0.nbytes(4096 * 11008) + down + 2 * 4096 * 4
+    assert e.facts["output_on_gpu"] is False
+    assert e.find("model buffer (CUDA0)").bytes == 32 * layer  # no final norm, no LM head
+
+
+def test_two_gpus_each_get_a_compute_buffer():
+    e = ll(llama(), 2048, gpus=2)
+    assert {b.device for b in e.buffers if b.kind == "compute" and b.placement == "gpu"} == {0, 1}
+    assert e.find("KV cache (CUDA0)").bytes == e.find("KV cache (CUDA1)").bytes == 16 * PER_LAYER_POS * 2048
+    assert e.max_device_bytes < e.gpu_bytes
+
+
+# --------------------------------------------------------------------------------------------------
+# compute buffer form, by hand
+# --------------------------------------------------------------------------------------------------
+def test_compute_buffer_logits_vs_attention():
+    # n_ctx 512: logits 4 B x 512 x (4096 + 32000) = 70.5 MiB beats attention 4 B x 512 x (4 x 4096 + 512 x 33)
+    assert ll(llama(), 512, version="2023-12").find("compute buffer (CUDA0)").bytes == 4 * 512 * (4096 + 32000)
+    # n_ctx 2048: 32 heads x 2048 x 512 f32 scores + mask + 4 hidden = 164 MiB
+    assert ll(llama(), 2048, version="2023-12").find("compute buffer (CUDA0)").bytes == 164 * MiB
+
+
+def test_flash_attention_drops_the_scores():
+    no_fa = ll(llama(), 8192, flash_attn=False).find("compute buffer (CUDA0)").bytes
+    fa = ll(llama(), 8192, flash_attn=True).find("compute buffer (CUDA0)").bytes
+    assert no_fa == 4 * 512 * (4 * 4096 + 8192 * 33)
+    assert fa == 4 * 512 * (4096 + 32000)  # the logits phase is now the peak
+
+
+# --------------------------------------------------------------------------------------------------
+# llama.cpp models with more than a decoder
+# --------------------------------------------------------------------------------------------------
+def test_llava_mmproj_is_its_own_buffer(catalog):
+    e = engine_estimate(catalog.resolve("model", "llava-1.5-7b"), Request(dtype="q4_k_m"), "llama.cpp")
+    # 23 CLIP layers (vision_feature_layer -2), no post-LN, projector: f16 2-D, f32 1-D
+    two_d = 23 * (4 * 1024 * 1024 + 2 * 1024 * 4096) + 1024 * 4096 + 4096 * 4096 + 577 * 1024 + 1024 * 3 * 14 * 14
+    one_d = 23 * (4 * 1024 + 4 * 1024 + 4096 + 1024) + 1024 + 2 * 1024 + 2 * 4096
+    assert e.find("mmproj (CLIP + projector)").bytes == 2 * two_d + 4 * one_d == 624_412_672
+    # CLIP compute: 16 heads x 577^2 f32 scores + 5 x 577 x 1024 f32 + the 336 x 336 x 3 f32 image
+    assert e.find("CLIP compute buffer").bytes == 4 * (16 * 577**2 + 5 * 577 * 1024 + 3 * 336 * 336)
+
+
+def test_t5_keeps_no_cross_cache_in_llama_cpp(catalog):
+    e = engine_estimate(catalog.resolve("model", "flan-t5-base"), Request(context=512, dtype="q8_0"), "llama.cpp")
+    assert e.kind_bytes("kv_cross") == 0
+    assert any("no cross-attention cache" in n for n in e.notes)
+
+
+@pytest.mark.parametrize(("model", "engine"), [("whisper-tiny", "llama.cpp"), ("llama-3.2-11b-vision", "llama.cpp"),
+                                               ("llama-2-7b", "whisper.cpp"), ("whisper-tiny", "vllm")])
+def test_unsupported_pairs_say_so(catalog, model, engine):
+    with pytest.raises(UsageError):
+        engine_estimate(catalog.resolve("model", model), Request(), engine,
+                        VllmOptions(total_memory_bytes=80 * GiB) if engine == "vllm" else None)
+
+
+def test_llama_cpp_refuses_non_gguf_quantization():
+    with pytest.raises(UsageError, match="GGUF"):
+        engine_estimate(llama(), Request(dtype="int8"), "llama.cpp")
+
+
+# --------------------------------------------------------------------------------------------------
+# whisper.cpp: decoders re-allocate the self cache
+# --------------------------------------------------------------------------------------------------
+def test_whisper_beams_reallocate_kv_self(catalog):
+    tiny = catalog.resolve("model", "whisper-tiny")
+    one = engine_estimate(tiny, Request(), "whisper.cpp", WhisperCppOptions(decoders=1))
+    beams = engine_estimate(tiny, Request(beams=5), "whisper.cpp", WhisperCppOptions(temperature_fallback=False))
+    # 4 layers x 384 x 2 x 2 B x 512 cells = 3 MiB; 5 decoders: (5 + 2) x 512 cells
+    assert one.find("kv self").bytes == 4 * 384 * 2 * 2 * 512 == 3 * MiB
+    assert beams.find("kv self").bytes == 7 * 3 * MiB
+    assert beams.find("kv cross").bytes == one.find("kv cross").bytes == 4 * 384 * 2 * 2 * 1536
+
+
+def test_whisper_default_counts_the_best_of_fallback(catalog):
+    e = engine_estimate(catalog.resolve("model", "whisper-tiny"), Request(), "whisper.cpp")
+    assert e.facts["decoders"] == 5  # greedy best_of 5 at a fallback temperature
+
+
+def test_whisper_processors_duplicate_the_state(catalog):
+    tiny = catalog.resolve("model", "whisper-tiny")
+    one = engine_estimate(tiny, Request(), "whisper.cpp", WhisperCppOptions(decoders=1))
+    two = engine_estimate(tiny, Request(), "whisper.cpp", WhisperCppOptions(decoders=1, processors=2))
+    weights = one.kind_bytes("weights")
+    assert two.gpu_bytes - weights == 2 * (one.gpu_bytes - weights)
+
+
+# --------------------------------------------------------------------------------------------------
+# vLLM: whatever is left is KV blocks
+# --------------------------------------------------------------------------------------------------
+def test_vllm_pool_and_window(catalog):
+    spec = catalog.resolve("model", "llama-3-8b")
+    e = engine_estimate(spec, Request(), "vllm", VllmOptions(total_memory_bytes=80 * GiB))
+    per_block = 16 * 2 * 32 * 1024 * 2  # 16 tokens x K,V x 32 layers x 8 KV heads x 128 x bf16
+    assert e.find("KV cache blocks").bytes == e.facts["kv_blocks"] * per_block
+    assert e.facts["kv_tokens"] == 16 * e.facts["kv_blocks"]
+    assert e.facts["fits_window"] is True
+    assert e.gpu_bytes <= e.facts["usable_bytes"] < e.gpu_bytes + per_block
+
+
+def test_vllm_refuses_a_window_it_cannot_hold(catalog):
+    e = engine_estimate(catalog.resolve("model", "llama-3-8b"), Request(), "vllm",
+                        VllmOptions(total_memory_bytes=20 * GiB, gpu_memory_utilization=0.9, max_model_len=8192))
+    assert e.facts["fits_window"] is False
+    assert e.warnings
+
+
+def test_vllm_mllama_pool_spans_cross_layers(catalog):
+    spec = catalog.resolve("model", "llama-3.2-11b-vision")
+    e = engine_estimate(spec, Request(), "vllm", VllmOptions(total_memory_bytes=80 * GiB))
+    assert "40 layers" in e.find("KV cache blocks").detail
+
+
+# --------------------------------------------------------------------------------------------------
+# transformers and the shared type
+# --------------------------------------------------------------------------------------------------
+def test_transformers_profile_is_memory_estimate(catalog):
+    spec = catalog.resolve("model", "llava-1.5-7b")
+    req = Request(context=2048, batch=2)
+    assert engine_estimate(spec, req).total_bytes == estimate(spec, req).total_bytes
+    assert engine_estimate(spec, req).host_bytes == 0
+
+
+@pytest.mark.parametrize(("dtype", "engine"), [(None, "transformers"), ("fp16", "transformers"), ("int4", "transformers"),
+                                               ("q4_k_m", "llama.cpp"), ("q8_0", "llama.cpp")])
+def test_default_engine(dtype, engine):
+    assert default_engine(dtype) == engine
+
+
+def test_every_engine_returns_buffers(catalog):
+    for engine in ENGINES:
+        model = "whisper-base" if engine == "whisper.cpp" else "llama-3.2-1b"
+        opts = VllmOptions(total_memory_bytes=24 * GiB) if engine == "vllm" else None
+        e = engine_estimate(catalog.resolve("model", model), Request(), engine, opts)
+        assert e.buffers and all(b.bytes >= 0 and b.detail for b in e.buffers)
+        assert e.gpu_bytes + e.host_bytes == sum(b.bytes for b in e.buffers)
+
+
+# --------------------------------------------------------------------------------------------------
+# engine_fit: the fullest GPU against its memory, and the largest context that fits
+# --------------------------------------------------------------------------------------------------
+def test_engine_fit_max_context_llama_cpp():
+    from willitrun.engines import engine_fit
+
+    spec = llama()  # Llama-2-7B shapes, 4096 window
+    f = engine_fit(spec, Request(dtype="q4_0"), "llama.cpp", LlamaCppOptions(version="2023-12"), 6 * GiB)
+    assert f.fits and f.max_context_tokens == 4096
+    tight = engine_fit(spec, Request(dtype="q4_0"), "llama.cpp", LlamaCppOptions(version="2023-12"), 4 * GiB)
+    n = tight.max_context_tokens
+    assert 0 < n < 4096
+    fits_n = engine_estimate(spec, Request(context=n, dtype="q4_0"), "llama.cpp", LlamaCppOptions(version="2023-12"))
+    over = engine_estimate(spec, Request(context=n + 1, dtype="q4_0"), "llama.cpp", LlamaCppOptions(version="2023-12"))
+    assert fits_n.max_device_bytes <= 4 * GiB < over.max_device_bytes
+
+
+def test_engine_fit_vllm_uses_the_card(catalog):
+    from willitrun.engines import engine_fit
+
+    f = engine_fit(catalog.resolve("model", "llama-3-8b"), Request(), "vllm", None, 24 * GiB)
+    assert f.estimate.facts["usable_bytes"] == int(24 * GiB * 0.9)
+    assert f.fits == (f.estimate.facts["kv_tokens"] >= 8192)
