@@ -91,6 +91,12 @@ def estimate_cmd(
     image_size: Annotated[Optional[str], typer.Option("--image-size", help="HEIGHTxWIDTH of the image for LLaVA-NeXT's anyres tiling [default: the largest token count].")] = None,
     encoder_tokens: Annotated[Optional[int], typer.Option("--encoder-tokens", help="Encoder input tokens for T5-style models [default: 512].")] = None,
     beams: Annotated[int, typer.Option(help="Beam search width; multiplies KV caches and activations.")] = 1,
+    engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="transformers, llama.cpp, ollama, whisper.cpp or vllm [default: llama.cpp for GGUF --dtype, else transformers].")] = None,
+    ubatch: Annotated[Optional[int], typer.Option("--ubatch", help="llama.cpp -ub / ollama num_batch [default: 512].")] = None,
+    flash_attn: Annotated[Optional[bool], typer.Option("--flash-attn/--no-flash-attn", help="llama.cpp, ollama, whisper.cpp [default: the engine's].")] = None,
+    parallel: Annotated[Optional[int], typer.Option("--parallel", help="llama.cpp -np / OLLAMA_NUM_PARALLEL [default: 1].")] = None,
+    gpu_layers: Annotated[Optional[int], typer.Option("--gpu-layers", help="llama.cpp -ngl / ollama num_gpu [default: all].")] = None,
+    gpu_memory_utilization: Annotated[Optional[float], typer.Option("--gpu-memory-utilization", help="vLLM's share of the card [default: 0.9].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object (docs/json-output.md) instead of a table.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; only the exit code tells (0 fits, 1 does not).")] = False,
     specs_dir: SpecsDir = None,
@@ -109,9 +115,29 @@ def estimate_cmd(
                       encoder_tokens=encoder_tokens, beams=beams,
                       image_size=parse_image_size(image_size) if image_size else None)
         device, device_name, vram_bytes = _device(cat, gpu, vram, quiet or json_out)
-        result = check_fit(spec, req, vram_bytes, device)
+        from .engines import default_engine
+
+        eng = engine or default_engine(dtype)
+        engine_opts = dict(ubatch=ubatch, flash_attn=flash_attn, parallel=parallel, gpu_layers=gpu_layers,
+                           gpu_memory_utilization=gpu_memory_utilization)
+        if eng != "transformers":
+            result_e = _engine_fit(spec, req, eng, engine_opts, vram_bytes)
+        else:
+            given = [f"--{k.replace('_', '-')}" for k, v in engine_opts.items() if v is not None]
+            if given:
+                raise UsageError(f"{', '.join(given)} apply to llama.cpp, ollama, whisper.cpp or vllm; add --engine")
+            result = check_fit(spec, req, vram_bytes, device)
     except WillItRunError as exc:
         raise fail(exc) from None
+    if eng != "transformers":
+        if not quiet:
+            from .render import engine_dict, print_engine_fit, print_json
+
+            if json_out:
+                print_json({**engine_dict(result_e, device), "gpu_name": device_name})
+            else:
+                print_engine_fit(result_e, spec.name, device_name)
+        raise typer.Exit(int(ExitCode.FITS if result_e.fits else ExitCode.DOES_NOT_FIT))
     if not quiet:
         from .render import err, fit_dict, print_fit, print_json
 
@@ -124,6 +150,38 @@ def estimate_cmd(
         else:
             print_fit(result, spec.name, device_name)
     raise typer.Exit(int(ExitCode.FITS if result.fits else ExitCode.DOES_NOT_FIT))
+
+
+# Which engine takes which option: (option name, the engine's options field).
+_ENGINE_OPTIONS = {
+    "llama.cpp": {"ubatch": "n_ubatch", "flash_attn": "flash_attn", "parallel": "parallel", "gpu_layers": "gpu_layers"},
+    "ollama": {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu"},
+    "whisper.cpp": {"flash_attn": "flash_attn"},
+    "vllm": {"gpu_memory_utilization": "gpu_memory_utilization"},
+}
+
+
+def _engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_bytes: int) -> Any:
+    """Build the engine's options from the CLI's, refusing options the engine does not take."""
+    from .engines import ENGINES, LlamaCppOptions, OllamaOptions, VllmOptions, WhisperCppOptions, engine_fit
+
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    accepted = _ENGINE_OPTIONS[engine]
+    wrong = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None and k not in accepted]
+    if wrong:
+        raise UsageError(f"{', '.join(wrong)} does not apply to {engine}")
+    kwargs = {accepted[k]: v for k, v in given.items() if v is not None}
+    options: Any
+    if engine == "llama.cpp":
+        options = LlamaCppOptions(**kwargs)
+    elif engine == "ollama":
+        options = OllamaOptions(**kwargs, vram_bytes=vram_bytes)
+    elif engine == "whisper.cpp":
+        options = WhisperCppOptions(**kwargs)
+    else:
+        options = VllmOptions(**kwargs, total_memory_bytes=vram_bytes)
+    return engine_fit(spec, req, engine, options, vram_bytes)
 
 
 def _device(cat: Any, gpu: str | None, vram: str | None, quiet: bool) -> tuple[str, str, int]:

@@ -10,8 +10,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from typing import TYPE_CHECKING
+
 from .fit import Fit
 from .memory import Estimate
+
+if TYPE_CHECKING:
+    from .engines import EngineFit
 
 SCHEMA_VERSION = 1
 GIB, MIB = 1 << 30, 1 << 20
@@ -143,3 +148,69 @@ def print_fit(f: Fit, model_name: str, device_name: str) -> None:
     for w in e.warnings:
         err.print(f"[yellow]warning:[/] {escape(w)}")
     out.print("[dim]Sizes in GiB = 2^30 bytes.[/]")
+
+
+# --------------------------------------------------------------------------------------------------
+# Engine profiles
+# --------------------------------------------------------------------------------------------------
+def engine_dict(f: EngineFit, device: str) -> dict[str, Any]:
+    e = f.estimate
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "engine": e.engine,
+        "model": e.model,
+        "architecture": e.architecture,
+        "gpu": device,
+        "vram_bytes": f.vram_bytes,
+        "context_tokens": e.context_tokens,
+        "n_ctx": e.n_ctx,
+        "dtype": e.dtype,
+        "kv_dtype": e.kv_dtype,
+        "buffers": [{"name": b.name, "bytes": b.bytes, "placement": b.placement, "device": b.device, "kind": b.kind,
+                     "detail": b.detail} for b in e.buffers],
+        "gpu_bytes": e.gpu_bytes,
+        "host_bytes": e.host_bytes,
+        "max_device_bytes": e.max_device_bytes,
+        "engine_facts": dict(e.facts),
+        "fits": f.fits,
+        "headroom_bytes": f.headroom_bytes,
+        "max_context_tokens": f.max_context_tokens,
+        "context_limit_tokens": f.context_limit,
+        "notes": list(e.notes),
+        "warnings": list(e.warnings),
+    }
+
+
+def print_engine_fit(f: EngineFit, model_name: str, device_name: str) -> None:
+    e = f.estimate
+    out.print(f"[bold]{escape(model_name)}[/] ({escape(e.model)}) with [bold]{escape(e.engine)}[/] on "
+              f"[bold]{escape(device_name)}[/] ({size(f.vram_bytes)})")
+    out.print(f"{e.dtype} weights, {e.kv_dtype} KV cache, context {e.context_tokens:,} tokens (KV allocated for {e.n_ctx:,})")
+    t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for col, just in (("buffer", "left"), ("where", "left"), ("memory", "right"), ("detail", "left")):
+        t.add_column(col, justify=just, style="dim" if col == "detail" else None)  # type: ignore[arg-type]
+    for b in e.buffers:
+        where = f"GPU{b.device}" if b.placement == "gpu" else "host"
+        t.add_row(escape(b.name), where, size(b.bytes), escape(b.detail))
+    t.add_section()
+    t.add_row("[bold]GPU total[/]" if e.gpus <= 1 else "[bold]fullest GPU[/]", "", f"[bold]{size(e.max_device_bytes)}[/]",
+              f"of {size(f.vram_bytes)}")
+    if e.host_bytes:
+        t.add_row("host memory", "host", size(e.host_bytes), "system RAM, not GPU memory")
+    out.print(t)
+    if e.engine == "vllm":
+        facts = e.facts
+        verdict = (f"vLLM's KV pool holds {int(facts['kv_tokens']):,} tokens; the model's window "
+                   f"({int(facts['max_model_len']):,}) {'fits' if f.fits else 'does NOT fit: vLLM refuses to start'}")
+        out.print(("[green bold]FITS[/]: " if f.fits else "[red bold]DOES NOT FIT[/]: ") + verdict + ".")
+    elif f.fits:
+        out.print(f"[green bold]FITS[/]: {size(e.max_device_bytes)} of {size(f.vram_bytes)}, {size(f.headroom_bytes)} headroom.")
+    else:
+        out.print(f"[red bold]DOES NOT FIT[/]: needs {size(e.max_device_bytes)}, {size(-f.headroom_bytes)} more than {size(f.vram_bytes)}.")
+    if f.max_context_tokens and e.engine != "vllm":
+        out.print(f"Largest context that fits: {f.max_context_tokens:,} tokens.")
+    for n in e.notes:
+        out.print(f"[dim]note: {escape(n)}[/]")
+    for w in e.warnings:
+        err.print(f"[yellow]warning:[/] {escape(w)}")
+    out.print("[dim]Sizes in GiB = 2^30 bytes, MiB = 2^20 bytes.[/]")

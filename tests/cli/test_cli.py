@@ -191,3 +191,32 @@ def test_library_import_stays_light():
     code = "import sys, willitrun; print(sorted(m for m in ('typer', 'rich', 'pynvml') if m in sys.modules))"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.stdout.strip() == "[]"
+
+
+def test_engine_llama_cpp_by_default_for_gguf():
+    r = run("llama-2-7b", "--gpu", "rtx3060", "--dtype", "q4_k_m", "--json")
+    assert r.exit_code == 0
+    d = json.loads(r.stdout)
+    assert d["engine"] == "llama.cpp"
+    placements = {b["name"]: b["placement"] for b in d["buffers"]}
+    assert placements["model buffer (CPU): token embedding"] == "host"
+    # KV: 32 layers x 2 x 4096 x 4096 cells x 2 bytes (f16) = 2 GiB
+    kv = [b for b in d["buffers"] if b["kind"] == "kv_self"]
+    assert sum(b["bytes"] for b in kv) == 32 * 2 * 4096 * 4096 * 2
+    assert d["gpu_bytes"] == sum(b["bytes"] for b in d["buffers"] if b["placement"] == "gpu")
+
+
+def test_engine_options_are_checked():
+    r = run("llama-3-8b", "--gpu", "rtx3090", "--gpu-layers", "3")
+    assert r.exit_code == 2 and "add --engine" in r.stderr
+    r = run("llama-3-8b", "--gpu", "rtx3090", "--engine", "vllm", "--gpu-layers", "3")
+    assert r.exit_code == 2 and "--gpu-layers does not apply to vllm" in r.stderr
+    r = run("llama-3-8b", "--gpu", "rtx3090", "--engine", "tgi")
+    assert r.exit_code == 2 and "unknown engine 'tgi'" in r.stderr
+
+
+def test_vllm_window_must_fit():
+    r = run("llama-3.1-8b", "--gpu", "rtx4090", "--engine", "vllm", "--json")
+    d = json.loads(r.stdout)
+    assert r.exit_code == (0 if d["fits"] else 1)
+    assert d["engine_facts"]["fits_window"] == d["fits"]

@@ -21,10 +21,18 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args], env={"NO_COLOR": "1"})
 
 
-def documented_keys() -> dict[str, str]:
-    """key -> type from the table in docs/json-output.md."""
-    rows = re.findall(r"^\| `([a-z_]+)` \| ([a-z ]+?) \|", (ROOT / "docs" / "json-output.md").read_text(), re.M)
-    return dict(rows)
+def documented_keys(section: int = 0) -> dict[str, str]:
+    """key -> type from a table in docs/json-output.md (0: the estimate, 1: with an engine profile).
+    A row may document several keys (`a`, `b`); an empty type means "as above"."""
+    text = (ROOT / "docs" / "json-output.md").read_text().split("## With an engine profile")[section]
+    keys: dict[str, str] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not re.fullmatch(r"`[a-z_]+`(, `[a-z_]+`)*", cells[0]):
+            continue
+        for name in re.findall(r"`([a-z_]+)`", cells[0]):
+            keys[name] = cells[1] or documented_keys(0)[name]
+    return keys
 
 
 TYPES = {"int": int, "str": str, "bool": bool, "list": list, "list of str": list}
@@ -41,6 +49,18 @@ def test_json_output_matches_the_documented_schema():
         assert set(d) == set(doc), set(d) ^ set(doc)
         for key, typ in doc.items():
             assert isinstance(d[key], TYPES[typ]), (key, d[key])
+
+
+def test_engine_json_matches_the_documented_schema():
+    doc = documented_keys(1)
+    for args in (("llama-2-7b", "--gpu", "rtx3060", "--dtype", "q4_k_m"), ("whisper-small", "--gpu", "t4", "-e", "whisper.cpp"),
+                 ("llama-3-8b", "--gpu", "h100-sxm", "-e", "vllm"), ("llama-3-8b", "--vram", "8", "-e", "ollama")):
+        r = run(*args, "--json")
+        assert r.exit_code in (0, 1), r.output
+        d = json.loads(r.stdout)
+        assert set(d) == set(doc), set(d) ^ set(doc)
+        for key, typ in doc.items():
+            assert isinstance(d[key], {**TYPES, "dict": dict}[typ]), (key, d[key])
 
 
 def test_check_several_pairs_jsonl():
