@@ -80,7 +80,7 @@ def parse_image_size(text: str) -> tuple[int, int]:
 
 @app.command(DEFAULT_COMMAND)
 def estimate_cmd(
-    model: Annotated[str, typer.Argument(help="Model id or alias, e.g. llava-7b (see `willitrun list models`).")],
+    model: Annotated[str, typer.Argument(help="Model id or alias, e.g. llava-7b (see `willitrun list models`); or a config.json, a model directory, a .gguf file, a spec .yaml or hf:ORG/NAME.")],
     gpu: Annotated[Optional[str], typer.Option("--gpu", "-g", help="GPU id, alias or NVML name, e.g. rtx3090.")] = None,
     vram: Annotated[Optional[str], typer.Option(help="Memory to fit into instead of a GPU: 24GiB, 24GB, 81920MiB (bare number = GiB).")] = None,
     context: Annotated[Optional[int], typer.Option("--context", "-c", help="Positions in the self-attention cache, image tokens included [default: min(4096, model window)].")] = None,
@@ -109,8 +109,10 @@ def estimate_cmd(
     try:
         if gpu and vram:
             raise UsageError("give --gpu or --vram, not both")
+        from .commands_import import resolve_model_arg
+
         cat = load_catalog(specs_dir)
-        spec = cat.resolve("model", model)
+        spec, weights = resolve_model_arg(model, cat)
         req = Request(context=context, batch=batch, dtype=dtype, kv_dtype=kv_dtype, images=images,
                       encoder_tokens=encoder_tokens, beams=beams,
                       image_size=parse_image_size(image_size) if image_size else None)
@@ -126,7 +128,7 @@ def estimate_cmd(
             given = [f"--{k.replace('_', '-')}" for k, v in engine_opts.items() if v is not None]
             if given:
                 raise UsageError(f"{', '.join(given)} apply to llama.cpp, ollama, whisper.cpp or vllm; add --engine")
-            result = check_fit(spec, req, vram_bytes, device)
+            result = check_fit(spec, req, vram_bytes, device, weights)
     except WillItRunError as exc:
         raise fail(exc) from None
     if eng != "transformers":
@@ -402,6 +404,11 @@ def schema_cmd(kind: Annotated[str, typer.Argument(help="model or gpu.")]) -> No
     if kind not in ("model", "gpu"):
         raise fail(UsageError(f"schema of what? {kind!r}: choose model or gpu"))
     print_json(model_spec_schema() if kind == "model" else GPUSpec.model_json_schema())
+
+
+from .commands_import import register as _register_import  # noqa: E402 - needs SpecsDir and fail above
+
+_register_import(app)
 
 
 def main() -> None:

@@ -4,9 +4,13 @@ make it fit."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
 from .memory import AnySpec, Estimate, Request, Resolved, default_context, estimate_resolved, resolve
+
+if TYPE_CHECKING:
+    from .importers import WeightsOverride
 
 # Weight types tried, largest first, when suggesting a smaller one.
 DTYPE_LADDER = ("fp16", "fp8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k")
@@ -61,7 +65,8 @@ def _gib(n: int) -> str:
     return f"{n / (1 << 30):.2f} GiB"
 
 
-def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: int) -> list[str]:
+def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: int,
+                weights: WeightsOverride | None = None) -> list[str]:
     """Changes that would make a non-fitting estimate fit, smallest change first."""
     out: list[str] = []
     limit = context_limit(r, est.context_tokens)
@@ -82,7 +87,7 @@ def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: i
         if cand.storage.bits_per_element >= current.storage.bits_per_element or name == est.dtype:
             continue
         r2 = resolve(spec, Request(batch=req.batch, dtype=name, kv_dtype=req.kv_dtype, images=req.images,
-                                   encoder_tokens=req.encoder_tokens, beams=req.beams, image_size=req.image_size))
+                                   encoder_tokens=req.encoder_tokens, beams=req.beams, image_size=req.image_size), weights)
         if _total(r2, est.context_tokens, est.batch_size, est.beams) <= vram:
             out.append(f"--dtype {name} fits ({_gib(estimate_resolved(r2, est.context_tokens, est.batch_size, est.beams).weights_bytes)} of weights)")
             break
@@ -91,20 +96,22 @@ def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: i
         cand = KV_DTYPES[name]
         if cand.bits_per_element >= current_kv.bits_per_element:
             continue
-        r2 = resolve(spec, Request(batch=req.batch, dtype=est.dtype, kv_dtype=name, images=req.images,
-                                   encoder_tokens=req.encoder_tokens, beams=req.beams, image_size=req.image_size))
+        # req.dtype, not est.dtype: the same without imported weights, and keeps their stored bytes with them
+        r2 = resolve(spec, Request(batch=req.batch, dtype=req.dtype, kv_dtype=name, images=req.images,
+                                   encoder_tokens=req.encoder_tokens, beams=req.beams, image_size=req.image_size), weights)
         if _total(r2, est.context_tokens, est.batch_size, est.beams) <= vram:
             out.append(f"--kv-dtype {name} fits")
             break
     return out
 
 
-def check_fit(spec: AnySpec, req: Request, vram_bytes: int, device: str) -> Fit:
+def check_fit(spec: AnySpec, req: Request, vram_bytes: int, device: str,
+              weights: WeightsOverride | None = None) -> Fit:
     """Estimate `spec` for `req` and compare it with `vram_bytes`."""
-    r = resolve(spec, req)
+    r = resolve(spec, req, weights)
     context = req.context or default_context(r)
     est = estimate_resolved(r, context, req.batch, req.beams)
     limit = context_limit(r, context)
     n = max_context(r, vram_bytes, req.batch, req.beams, limit)
-    hints = () if est.total_bytes <= vram_bytes else tuple(suggestions(spec, req, r, est, vram_bytes))
+    hints = () if est.total_bytes <= vram_bytes else tuple(suggestions(spec, req, r, est, vram_bytes, weights))
     return Fit(est, device, vram_bytes, n, limit, hints)

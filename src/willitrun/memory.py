@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import gguf
 from .dtypes import BF16, F16, F32, StorageType, WeightDtype, kv_dtype as parse_kv_dtype, weight_dtype as parse_weight_dtype
 from .errors import UsageError
 from .specs import LlamaSpec, LlavaSpec, MllamaSpec, T5Spec, WhisperSpec
 from .tensors import LINEAR_ROLES, Tensor, model_tensors
+
+if TYPE_CHECKING:
+    from .importers import WeightsOverride
 
 AnySpec = LlamaSpec | T5Spec | WhisperSpec | LlavaSpec | MllamaSpec
 MIB = 1 << 20
@@ -394,10 +398,11 @@ class Resolved:
     notes: list[str] = field(default_factory=list)
 
 
-def resolve(spec: AnySpec, req: Request) -> Resolved:
-    """Everything of an estimate that does not depend on the context length."""
+def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None) -> Resolved:
+    """Everything of an estimate that does not depend on the context length. `weights` (from
+    willitrun.importers) replaces computed weight bytes with those a checkpoint really stores."""
     try:
-        dtype = parse_weight_dtype(req.dtype or spec.dtype)
+        dtype = parse_weight_dtype(req.dtype or (weights.dtype if weights is not None else None) or spec.dtype)
     except KeyError:
         from .dtypes import WEIGHT_DTYPES
 
@@ -420,10 +425,16 @@ def resolve(spec: AnySpec, req: Request) -> Resolved:
     encoder_tokens = req.encoder_tokens or DEFAULT_ENCODER_TOKENS
     per_image = image_tokens_per_image(spec, req.image_size)
     notes = []
+    components = weight_components(spec, dtype)
+    if weights is not None and (req.dtype is None or dtype.name == weights.dtype):
+        components = weights.apply(components)
+        notes += [weights.describe(), *weights.notes]
+    elif weights is not None:
+        notes.append(f"--dtype {dtype.name}: weights computed from the architecture, not read from {weights.source}")
     if isinstance(spec, LlavaSpec) and spec.architecture == "llava_next" and images and req.image_size is None:
         notes.append(f"LLaVA-NeXT image tokens depend on the image size; {per_image} per image is the largest "
                      "(give --image-size HxW for a specific image)")
-    return Resolved(spec, dtype, kv, att, weight_components(spec, dtype), images, per_image * images,
+    return Resolved(spec, dtype, kv, att, components, images, per_image * images,
                      encoder_tokens if isinstance(spec, T5Spec) else 0,
                      cross_source_tokens(spec, images, encoder_tokens), notes)
 
@@ -464,8 +475,9 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     )
 
 
-def estimate(spec: AnySpec, request: Request | None = None, **kwargs: object) -> Estimate:
+def estimate(spec: AnySpec, request: Request | None = None, *, weights: WeightsOverride | None = None,
+             **kwargs: object) -> Estimate:
     """Memory needed to run `spec` for `request` (or keyword arguments of Request)."""
     req = request or Request(**kwargs)  # type: ignore[arg-type]
-    r = resolve(spec, req)
+    r = resolve(spec, req, weights)
     return estimate_resolved(r, req.context or default_context(r), req.batch, req.beams)

@@ -34,6 +34,7 @@ COMPONENT_LABELS = {
     "encoder": "encoder",
     "decoder": "decoder layers",
     "lm_head": "LM head",
+    "checkpoint": "all tensors (as stored)",
 }
 
 

@@ -192,7 +192,7 @@ class MllamaTextConfig(_Strict):
     max_position_embeddings: PosInt
     cross_attention_layers: list[NonNegInt]
     hidden_act: Literal["silu"] = "silu"
-    tie_word_embeddings: bool = False
+    tie_word_embeddings: Literal[False] = False  # transformers never ties mllama (embedding has vocab + 8 rows)
 
     @property
     def kv_heads(self) -> int:

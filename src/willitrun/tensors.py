@@ -72,8 +72,9 @@ def _gated_mlp(prefix: str, comp: str, hidden: int, inter: int, bias: bool, i: i
     yield from _linear(f"{prefix}.ffn_down", comp, hidden, inter, "ffn_down", bias, i)
 
 
-def llama_lm(c: LlamaConfig) -> Iterator[Tensor]:
-    """LlamaForCausalLM / MistralForCausalLM: embed_tokens, layers (RMSNorm, q/k/v/o, gated MLP), norm, lm_head."""
+def llama_lm(c: LlamaConfig, tied: bool | None = None) -> Iterator[Tensor]:
+    """LlamaForCausalLM / MistralForCausalLM: embed_tokens, layers (RMSNorm, q/k/v/o, gated MLP), norm, lm_head
+    (absent when tied; `tied` overrides the config's flag for wrappers such as LLaVA)."""
     h = c.hidden_size
     yield Tensor("token_embd.weight", "embeddings", (c.vocab_size, h), "token_embd")
     for i in range(c.num_hidden_layers):
@@ -84,7 +85,7 @@ def llama_lm(c: LlamaConfig) -> Iterator[Tensor]:
         yield from _norm(f"{p}.ffn_norm", "decoder", h, i)
         yield from _gated_mlp(p, "decoder", h, c.intermediate_size, c.mlp_bias, i)
     yield from _norm("decoder.output_norm", "decoder", h, None)
-    if not c.tie_word_embeddings:
+    if not (c.tie_word_embeddings if tied is None else tied):
         yield Tensor("output.weight", "lm_head", (c.vocab_size, h), "output")
 
 
@@ -208,7 +209,8 @@ def llava(spec: LlavaSpec) -> Iterator[Tensor]:
     yield from _linear("projector.linear_2", "projector", t.hidden_size, t.hidden_size, "projector", bias, None)
     if spec.architecture == "llava_next":
         yield Tensor("projector.image_newline", "projector", (t.hidden_size,), "other")
-    yield from llama_lm(t)
+    # transformers ties LLaVA's lm_head when either the top-level or the text config says so
+    yield from llama_lm(t, tied=c.tie_word_embeddings or t.tie_word_embeddings)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -269,8 +271,8 @@ def mllama(spec: MllamaSpec) -> Iterator[Tensor]:
         yield from _gated_mlp(q, "decoder", th, t.intermediate_size, False, i)
         yield from _norm(f"{q}.ffn_norm", "decoder", th, i)
     yield from _norm("decoder.output_norm", "decoder", th, None)
-    if not t.tie_word_embeddings:
-        yield Tensor("output.weight", "lm_head", (t.vocab_size, th), "output")
+    # MllamaForConditionalGeneration never ties: its embedding has vocab_size + 8 rows, lm_head vocab_size
+    yield Tensor("output.weight", "lm_head", (t.vocab_size, th), "output")
 
 
 def model_tensors(spec: LlamaSpec | T5Spec | WhisperSpec | LlavaSpec | MllamaSpec) -> list[Tensor]:

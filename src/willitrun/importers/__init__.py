@@ -1,0 +1,187 @@
+"""Bring your own model: a spec (and the exact weight bytes) from a Hugging Face config.json, a model
+directory, a GGUF file or `hf:ORG/NAME`.
+
+    spec, weights = spec_from_path(Path("Llama-3.1-8B"))   # config.json + *.safetensors headers
+    estimate(spec, weights=weights)                        # weight bytes as stored, not computed
+    Path("model_specs/llama-3.1-8b.yaml").write_text(write_spec_yaml(spec, "Llama-3.1-8B/config.json"))
+
+Errors: UsageError (exit 2) for what willitrun does not model or cannot reach (a model_type or GGUF
+architecture it does not support, a missing path, the Hub offline); SpecError (exit 3) for a file
+that is malformed, truncated or hostile (bad magic, absurd header lengths, JSON that is no config).
+Only file headers are read, never tensor data. No typer, rich or heavy import happens here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpecError, UsageError
+from ..specs import AnyModelSpec
+from .configs import build_spec, check_id, slug, spec_from_config
+from .gguf_file import SUPPORTED_ARCHITECTURES, file_type_dtypes, llama_config, read_gguf_header
+from .hub import fetch_hf_config, fetch_hf_safetensors, parse_repo_id, revision_of
+from .spec_yaml import write_spec_yaml
+from .weights import (
+    StoredTensor,
+    WeightsOverride,
+    first_float_dtype,
+    read_checkpoint,
+    read_safetensors_header,
+    storage_summary,
+    weight_files,
+    weights_override,
+)
+
+__all__ = [
+    "StoredTensor", "WeightsOverride", "fetch_hf_config", "import_model", "read_config", "read_gguf_header",
+    "read_safetensors_header", "spec_from_config", "spec_from_path", "write_spec_yaml",
+]
+
+MAX_CONFIG_BYTES = 16 << 20  # config.json files are kilobytes
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A config.json as a mapping; anything else is one SpecError line."""
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise SpecError(f"{path}: {path.stat().st_size:,} bytes is too large for a config.json")
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a config.json: not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
+        raise SpecError(f"{path}: not JSON: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: not a config.json: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: not a config.json: a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _crosscheck(spec: AnyModelSpec, weights: WeightsOverride, exact: bool) -> WeightsOverride:
+    """Note when the weights hold a different number of elements than the config describes."""
+    from ..dtypes import weight_dtype
+    from ..memory import weight_components
+
+    derived = sum(c.parameters for c in weight_components(spec, weight_dtype(spec.dtype)))
+    if not exact or weights.elements == derived:
+        return weights
+    note = (f"the weights hold {weights.elements:,} elements but the config describes {derived:,} parameters: "
+            "check that they belong together")
+    return replace(weights, notes=(*weights.notes, note))
+
+
+def _checkpoint(spec_args: dict[str, Any], cfg: dict[str, Any], source: str, tensors: list[StoredTensor] | None,
+                weights_source: str, weight_notes: list[str]) -> tuple[AnyModelSpec, WeightsOverride | None]:
+    if not tensors:
+        spec = spec_from_config(cfg, source, notes=weight_notes, **spec_args)
+        return spec, None
+    spec = spec_from_config(cfg, source, weights_dtype=first_float_dtype(tensors), weights_source=weights_source,
+                            **spec_args)
+    weights = weights_override(spec.architecture, tensors, weights_source, "safetensors", notes=weight_notes)
+    return spec, _crosscheck(spec, weights, exact=weights.dtype is not None)
+
+
+def _from_directory(directory: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsOverride | None]:
+    config = directory / "config.json"
+    if not config.is_file():
+        ggufs = sorted(directory.glob("*.gguf"))
+        hint = f"; pass a GGUF file itself, e.g. {ggufs[0]}" if ggufs else ""
+        raise UsageError(f"{directory}: no config.json in this directory{hint}")
+    cfg = read_config(config)
+    name = directory.resolve().name
+    # Check the config (and its model_type) before reading any weight file.
+    spec_from_config(cfg, str(config), model_id=model_id, name=name)
+    files, notes = weight_files(directory)
+    if not files and any(directory.glob("*.bin")):
+        notes.append("weights in *.bin (pickle) files are not read; their size is computed from the config")
+    tensors = read_checkpoint(files) if files else None
+    source = str(files[0]) if len(files) == 1 else str(directory)
+    return _checkpoint({"model_id": model_id, "name": name}, cfg, str(config), tensors, source, notes)
+
+
+def _is_gguf(path: Path) -> bool:
+    if path.suffix.lower() == ".gguf":
+        return True
+    try:
+        with path.open("rb") as f:
+            return f.read(4) == b"GGUF"
+    except OSError:
+        return False
+
+
+def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsOverride]:
+    header = read_gguf_header(path)
+    arch = header.metadata.get("general.architecture")
+    if not isinstance(arch, str):
+        raise SpecError(f"{path}: no general.architecture in the GGUF metadata")
+    if arch not in SUPPORTED_ARCHITECTURES:
+        raise UsageError(f"{path}: GGUF architecture {arch!r} is not supported yet; supported: "
+                         f"{', '.join(SUPPORTED_ARCHITECTURES)}")
+    split = header.metadata.get("split.count")
+    if type(split) is int and split > 1:
+        raise UsageError(f"{path}: one part of a GGUF split into {split} files; not supported yet (merge them with "
+                         "llama-gguf-split --merge)")
+    config, field_sources = llama_config(header, path)
+    spec_dtype, stored_dtype, file_type = file_type_dtypes(header)
+    general_name = header.metadata.get("general.name")
+    name = " ".join(general_name.split())[:120] if isinstance(general_name, str) and general_name.strip() else path.stem
+    notes = [f"Read from a GGUF file ({file_type}): dtype {spec_dtype} is the type the weights are computed in, "
+             f"not stored in" + (f"; --dtype {stored_dtype} sizes them as stored." if stored_dtype else ".")]
+    data = {
+        "id": check_id(model_id) if model_id else slug(path.stem),
+        "name": name,
+        "architecture": arch,
+        "dtype": spec_dtype,
+        "notes": " ".join(notes),
+        "sources": {"config": str(path), **field_sources},
+        "config": config,
+    }
+    spec = build_spec(data, str(path))
+    weights = weights_override(f"gguf:{arch}", header.tensors, str(path), "gguf", dtype=stored_dtype,
+                               storage=f"{file_type}: {storage_summary(header.tensors)}")
+    # GGUF shapes are logical, so element counts are parameters whatever the block type; rope_freqs
+    # (Llama 3.1's rope scaling factors) is a buffer, not a parameter, in transformers.
+    rope = sum(t.numel for t in header.tensors if t.name == "rope_freqs.weight")
+    checked = _crosscheck(spec, replace(weights, elements=weights.elements - rope), exact=True)
+    return spec, replace(checked, elements=weights.elements)
+
+
+def spec_from_path(path: Path, *, model_id: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
+    """A spec from a config.json, a directory with config.json (and *.safetensors), or a .gguf file,
+    with the exact stored weight bytes when weight files are there (read from their headers only)."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or directory")
+    if path.is_dir():
+        return _from_directory(path, model_id)
+    if _is_gguf(path):
+        return _from_gguf(path, model_id)
+    if path.suffix == ".safetensors":
+        raise UsageError(f"{path}: pass the model directory (with its config.json), not one weight file")
+    name = path.resolve().parent.name if path.name == "config.json" else path.stem
+    return spec_from_config(read_config(path), str(path), model_id=model_id, name=name), None
+
+
+def import_model(source: str, *, model_id: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
+    """`source` is a path (see spec_from_path) or hf:ORG/NAME (config.json and safetensors headers from the Hub)."""
+    if not source.startswith("hf:"):
+        return spec_from_path(Path(source), model_id=model_id)
+    repo_id = parse_repo_id(source)
+    config_path = fetch_hf_config(repo_id)
+    revision = revision_of(config_path)
+    url = f"https://huggingface.co/{repo_id}/blob/{revision}/config.json"
+    cfg = read_config(config_path)
+    args = {"model_id": model_id, "name": repo_id.rsplit("/", 1)[-1], "hf_id": repo_id}
+    spec_from_config(cfg, url, **args)  # an unsupported model_type fails before any further request
+    tensors, why = fetch_hf_safetensors(repo_id, revision)
+    notes = [] if tensors else [f"Weights computed from the config: {why}."]
+    return _checkpoint(args, cfg, url, tensors, f"https://huggingface.co/{repo_id}/tree/{revision}", notes)

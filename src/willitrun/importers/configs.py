@@ -1,0 +1,343 @@
+"""A Hugging Face config.json -> a willitrun model spec.
+
+The spec's `config` block uses the names and nesting of config.json, so importing is mostly
+choosing the fields the spec models. A field the file leaves out gets the default transformers
+itself applies for that model_type (the tables below, read from transformers v5.23.0 and checked
+against it by tests/importers), cited per field in the spec's `sources`; never another model's value.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import SpecError, UsageError
+from ..specs import ARCHITECTURES, ID_PATTERN, AnyModelSpec, parse_model_spec
+from ..specs import ClipVisionConfig as _ClipSpec
+from ..specs import LlamaConfig as _LlamaSpec
+from ..specs import LlavaConfig as _LlavaSpec
+from ..specs import MllamaTextConfig as _MllamaTextSpec
+from ..specs import MllamaVisionConfig as _MllamaVisionSpec
+from ..specs import T5Config as _T5Spec
+from ..specs import WhisperConfig as _WhisperSpec
+
+TRANSFORMERS_VERSION = "5.23.0"
+TRANSFORMERS_MODELS_URL = (
+    f"https://github.com/huggingface/transformers/blob/v{TRANSFORMERS_VERSION}/src/transformers/models/"
+)
+CHECKPOINT_DTYPES = ("float32", "float16", "bfloat16")
+_DTYPE_ALIASES = {"float": "float32", "half": "float16", "fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+@dataclass(frozen=True)
+class ConfigClass:
+    """The fields of one transformers config class that a willitrun spec models, with its defaults.
+
+    `defaults` maps a field to the value transformers uses when config.json leaves it out; None
+    means transformers derives it from other fields (num_key_value_heads -> num_attention_heads),
+    which the spec does the same way. Fields missing from `defaults` are not read by that model
+    class (Mistral has no attention_bias) and are dropped. `copied` fields are kept when present and
+    never filled. `none_is_default` fields treat an explicit null like an absent field (their
+    __post_init__ replaces None with the default).
+    """
+
+    name: str
+    path: str
+    spec_model: Any
+    defaults: Mapping[str, Any]
+    copied: tuple[str, ...] = ()
+    none_is_default: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return TRANSFORMERS_MODELS_URL + self.path
+
+
+LLAMA = ConfigClass("LlamaConfig", "llama/configuration_llama.py", _LlamaSpec, {
+    "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": None, "head_dim": None, "max_position_embeddings": 2048,
+    "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False,
+})
+MISTRAL = ConfigClass("MistralConfig", "mistral/configuration_mistral.py", _LlamaSpec, {
+    "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": None, "max_position_embeddings": 4096 * 32,
+    "hidden_act": "silu", "tie_word_embeddings": False, "sliding_window": 4096,
+})
+T5 = ConfigClass("T5Config", "t5/configuration_t5.py", _T5Spec, {
+    "vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_decoder_layers": None,
+    "num_heads": 8, "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128,
+    "feed_forward_proj": "relu",
+}, copied=("n_positions",))  # tie_word_embeddings: see _t5_tied
+WHISPER = ConfigClass("WhisperConfig", "whisper/configuration_whisper.py", _WhisperSpec, {
+    "vocab_size": 51865, "num_mel_bins": 80, "d_model": 384, "encoder_layers": 4, "encoder_attention_heads": 6,
+    "encoder_ffn_dim": 1536, "decoder_layers": 4, "decoder_attention_heads": 6, "decoder_ffn_dim": 1536,
+    "max_source_positions": 1500, "max_target_positions": 448, "tie_word_embeddings": True,
+})
+_CLIP_VISION_DEFAULTS = {
+    "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+    "image_size": 224, "patch_size": 32, "num_channels": 3, "hidden_act": "quick_gelu",
+}
+CLIP_VISION = ConfigClass("CLIPVisionConfig", "clip/configuration_clip.py", _ClipSpec, _CLIP_VISION_DEFAULTS,
+                          copied=("projection_dim",))
+# LlavaConfig.sub_configs_defaults["vision_config"].init_kwargs: used only when config.json has no
+# vision_config at all (a vision_config dict gets plain CLIPVisionConfig defaults for what it omits).
+_LLAVA_VISION_INIT = {"intermediate_size": 4096, "hidden_size": 1024, "patch_size": 14, "image_size": 336,
+                      "num_hidden_layers": 24, "num_attention_heads": 16}
+_LLAVA_TOP = {"projector_hidden_act": "gelu", "multimodal_projector_bias": True, "vision_feature_layer": -2,
+              "vision_feature_select_strategy": "default", "tie_word_embeddings": False}
+LLAVA = ConfigClass("LlavaConfig", "llava/configuration_llava.py", _LlavaSpec, _LLAVA_TOP,
+                    copied=("image_token_index", "image_seq_length"))
+LLAVA_NEXT = ConfigClass("LlavaNextConfig", "llava_next/configuration_llava_next.py", _LlavaSpec, {
+    **_LLAVA_TOP, "image_grid_pinpoints": [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
+}, copied=("image_token_index", "image_seq_length"), none_is_default=("image_grid_pinpoints",))
+MLLAMA_TEXT = ConfigClass("MllamaTextConfig", "mllama/configuration_mllama.py", _MllamaTextSpec, {
+    "vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 40,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072,
+    "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38], "hidden_act": "silu", "tie_word_embeddings": False,
+}, none_is_default=("cross_attention_layers",))
+MLLAMA_VISION = ConfigClass("MllamaVisionConfig", "mllama/configuration_mllama.py", _MllamaVisionSpec, {
+    "hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_global_layers": 8,
+    "attention_heads": 16, "image_size": 448, "patch_size": 14, "num_channels": 3, "max_num_tiles": 4,
+    "vision_output_dim": 7680, "intermediate_layers_indices": [3, 7, 15, 23, 30],
+    "supported_aspect_ratios": [[1, 1], [1, 2], [1, 3], [1, 4], [2, 1], [2, 2], [3, 1], [4, 1]],
+}, none_is_default=("intermediate_layers_indices", "supported_aspect_ratios"))
+LANGUAGE_MODELS = {"llama": LLAMA, "mistral": MISTRAL}
+
+
+def supported() -> str:
+    return ", ".join(ARCHITECTURES)
+
+
+# --------------------------------------------------------------------------------------------------
+# Ids and names
+# --------------------------------------------------------------------------------------------------
+def slug(text: str) -> str:
+    """A catalog id from a free name: 'Meta-Llama-3.1-8B_Q4_K_M' -> 'meta-llama-3.1-8b-q4-k-m'."""
+    s = re.sub(r"[^a-z0-9]+", lambda m: "." if m.group() == "." else "-", text.lower())
+    s = s[:64].strip("-.")
+    return s if re.fullmatch(ID_PATTERN, s) else "imported-model"
+
+
+def name_from_source(source: str) -> str:
+    """A model name from where a config came from: its directory, or the repository of a Hub URL."""
+    parts = [p for p in source.replace("\\", "/").split("/") if p]
+    if parts and parts[-1] == "config.json":
+        parts = parts[:-1]
+        if len(parts) >= 3 and parts[-2] in ("blob", "resolve", "raw"):
+            parts = parts[:-2]  # https://huggingface.co/ORG/NAME/blob/REVISION/config.json
+    return parts[-1] if parts else "imported-model"
+
+
+def check_id(model_id: str) -> str:
+    if not re.fullmatch(ID_PATTERN, model_id) or len(model_id) > 64:
+        raise UsageError(f"id {model_id!r} is not a catalog id: lowercase letters and digits separated by "
+                         "'-' or '.', at most 64 characters (e.g. my-llama-3.1-8b)")
+    return model_id
+
+
+# --------------------------------------------------------------------------------------------------
+# Filling one config block
+# --------------------------------------------------------------------------------------------------
+def _spec_default(model: Any, field: str) -> tuple[bool, Any]:
+    info = model.model_fields[field]
+    return info.is_required(), None if info.is_required() else info.default
+
+
+def _block(cfg: Mapping[str, Any], cls: ConfigClass, where: str, sources: dict[str, str],
+           defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The fields of `cls` from `cfg`; an absent field gets transformers' default (cited in `sources`)
+    where the spec needs it or would otherwise assume something else."""
+    out: dict[str, Any] = {}
+    for field, default in (defaults or cls.defaults).items():
+        if field in cfg and not (cfg[field] is None and field in cls.none_is_default):
+            out[field] = cfg[field]
+            continue
+        if default is None:
+            continue
+        required, spec_default = _spec_default(cls.spec_model, field)
+        if required or spec_default != default:
+            out[field] = copy.deepcopy(default)
+            sources[f"{where}.{field}"] = cls.url
+    for field in cls.copied:
+        if field in cfg:
+            out[field] = cfg[field]
+    return out
+
+
+def _sub(cfg: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any] | None:
+    value = cfg.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise SpecError(f"{source}: {key}: must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _t5_tied(cfg: Mapping[str, Any]) -> bool:
+    """Whether a T5 checkpoint shares its LM head with `shared`.
+
+    config.json files written by transformers 4.x say `tie_word_embeddings: false` for the untied
+    v1.1 / flan-t5 checkpoints (absent means tied, T5 v1.0). transformers 5.x T5Config turns that flag
+    into `scale_decoder_outputs` and always writes `tie_word_embeddings: true`, so a config it saved
+    carries the untied case as `scale_decoder_outputs: false`.
+    """
+    return cfg.get("tie_word_embeddings") is not False and cfg.get("scale_decoder_outputs") is not False
+
+
+def _language_model(cfg: Mapping[str, Any] | None, default_type: str, where: str, source: str,
+                    sources: dict[str, str]) -> dict[str, Any]:
+    cfg = cfg or {}
+    model_type = cfg.get("model_type", default_type)
+    if model_type not in LANGUAGE_MODELS:
+        raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {model_type!r} is not supported; "
+                         f"supported: {', '.join(LANGUAGE_MODELS)}")
+    out = {"model_type": model_type} if where != "config" else {}
+    out.update(_block(cfg, LANGUAGE_MODELS[model_type], where, sources))
+    return out
+
+
+def _clip(cfg: Mapping[str, Any] | None, top: ConfigClass, source: str, sources: dict[str, str]) -> dict[str, Any]:
+    where = "config.vision_config"
+    if cfg is None:
+        # No vision_config: CLIPVisionConfig with the LLaVA class's init_kwargs, cited to that class.
+        defaults = {**_CLIP_VISION_DEFAULTS, **_LLAVA_VISION_INIT}
+        out = {"model_type": "clip_vision_model"}
+        out.update(_block({}, CLIP_VISION, where, sources, defaults))
+        for field in _LLAVA_VISION_INIT:
+            if f"{where}.{field}" in sources:
+                sources[f"{where}.{field}"] = top.url
+        return out
+    model_type = cfg.get("model_type", "clip_vision_model")
+    if model_type != "clip_vision_model":
+        raise UsageError(f"{source}: vision_config.model_type {model_type!r} is not supported; "
+                         "supported: clip_vision_model")
+    return {"model_type": model_type, **_block(cfg, CLIP_VISION, where, sources)}
+
+
+# --------------------------------------------------------------------------------------------------
+# The spec
+# --------------------------------------------------------------------------------------------------
+def config_dtype(cfg: Mapping[str, Any], source: str) -> str | None:
+    """The checkpoint's dtype as config.json states it (`dtype`, or `torch_dtype` before transformers 5)."""
+    for key in ("dtype", "torch_dtype"):
+        value = cfg.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise SpecError(f"{source}: {key}: must be a string such as \"bfloat16\", not {value!r}")
+        name = _DTYPE_ALIASES.get(value, value)
+        if name not in CHECKPOINT_DTYPES:
+            raise UsageError(f"{source}: {key} {value!r} is not a checkpoint type willitrun models "
+                             f"({', '.join(CHECKPOINT_DTYPES)})")
+        return name
+    return None
+
+
+def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
+                 notes: list[str]) -> tuple[str, dict[str, Any]]:
+    """(architecture, spec `config` block) of a config.json mapping."""
+    model_type = cfg.get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        raise SpecError(f"{source}: no model_type: not a transformers config.json")
+    if model_type not in ARCHITECTURES:
+        raise UsageError(f"{source}: model_type {model_type!r} is not supported; supported: {supported()}")
+    if model_type in LANGUAGE_MODELS:
+        return model_type, _language_model(cfg, model_type, "config", source, sources)
+    if model_type == "t5":
+        out = _block(cfg, T5, "config", sources)
+        out["tie_word_embeddings"] = _t5_tied(cfg)
+        return model_type, out
+    if model_type == "whisper":
+        return model_type, _block(cfg, WHISPER, "config", sources)
+    if model_type in ("llava", "llava_next"):
+        top = LLAVA if model_type == "llava" else LLAVA_NEXT
+        text = _language_model(_sub(cfg, "text_config", source), "llama", "config.text_config", source, sources)
+        vision = _clip(_sub(cfg, "vision_config", source), top, source, sources)
+        out = {"text_config": text, "vision_config": vision, **_block(cfg, top, "config", sources)}
+        if out.get("tie_word_embeddings") is True and text.get("tie_word_embeddings") is not True:
+            # LlavaForConditionalGeneration ties lm_head when the top-level flag is set
+            # (LlavaConfig.__post_init__ also raises it from text_config's): one flag for both.
+            text["tie_word_embeddings"] = True
+            notes.append("tie_word_embeddings: the top-level flag ties the LM head, so text_config carries it too.")
+        return model_type, out
+    text = _block(_sub(cfg, "text_config", source) or {}, MLLAMA_TEXT, "config.text_config", sources)
+    vision = _block(_sub(cfg, "vision_config", source) or {}, MLLAMA_VISION, "config.vision_config", sources)
+    if text.get("tie_word_embeddings") is True:
+        # MllamaForConditionalGeneration has no _tied_weights_keys: its lm_head is always separate.
+        text["tie_word_embeddings"] = False
+        notes.append("text_config.tie_word_embeddings is true in the source, but transformers never ties "
+                     "Mllama's LM head (MllamaForConditionalGeneration has no tied weights): written as false.")
+    out: dict[str, Any] = {"text_config": text, "vision_config": vision}
+    if "image_token_index" in cfg:
+        out["image_token_index"] = cfg["image_token_index"]
+    return model_type, out
+
+
+def _render_validation(err: ValidationError, source: str) -> list[str]:
+    lines = []
+    for e in err.errors(include_url=False):
+        loc = [p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        if loc and loc[0] == "config":
+            loc = loc[1:]
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        lines.append(f"{source}: {where}: {e['msg'].removeprefix('Value error, ')}")
+    return lines
+
+
+def spec_from_config(config: object, source: str, *, model_id: str | None = None, name: str | None = None,
+                     hf_id: str | None = None, weights_dtype: str | None = None,
+                     weights_source: str | None = None, notes: list[str] | None = None) -> AnyModelSpec:
+    """A model spec from a config.json mapping; `source` names where it came from (cited in `sources`).
+
+    `weights_dtype`/`weights_source`: the checkpoint's float type read from its weights, used when
+    config.json names no dtype (what transformers' `dtype="auto"` does).
+    Raises UsageError for a model_type willitrun does not model, SpecError for a malformed config.
+    """
+    if not isinstance(config, dict):
+        raise SpecError(f"{source}: a config.json must be a JSON object, not {type(config).__name__}")
+    notes = list(notes or [])
+    sources: dict[str, str] = {"config": source}
+    field_sources: dict[str, str] = {}
+    arch, block = config_block(config, source, field_sources, notes)
+    dtype = config_dtype(config, source)
+    if dtype is not None:
+        sources["dtype"] = source
+    elif weights_dtype is not None:
+        dtype = weights_dtype
+        sources["dtype"] = weights_source or source
+        notes.append(f"config.json names no dtype: {dtype} is the type of the first floating-point tensor of "
+                     "the weights (what transformers' dtype=\"auto\" loads).")
+    else:
+        dtype = "float32"
+        notes.append("config.json names no dtype: float32 assumed (torch's default, what transformers builds "
+                     "without a dtype); pass --dtype if the checkpoint is stored in 16 bits.")
+    if isinstance(config.get("quantization_config"), dict):
+        method = config["quantization_config"].get("quant_method", "unknown")
+        notes.append(f"The checkpoint is quantized ({method}); without its weight files the estimate sizes the "
+                     "weights at --dtype, not as stored.")
+    sources.update(field_sources)
+    data: dict[str, Any] = {
+        "id": check_id(model_id) if model_id else slug(name or name_from_source(source)),
+        "name": name or name_from_source(source),
+        "architecture": arch,
+        "dtype": dtype,
+        "sources": sources,
+        "config": block,
+    }
+    if hf_id:
+        data["hf_id"] = hf_id
+    if notes:
+        data["notes"] = " ".join(notes)
+    return build_spec(data, source)
+
+
+def build_spec(data: dict[str, Any], source: str) -> AnyModelSpec:
+    """Validate a spec document built from `source`; problems become SpecError lines naming its fields."""
+    try:
+        return parse_model_spec(data)
+    except ValidationError as err:
+        lines = _render_validation(err, source)
+        raise SpecError(lines[0], lines) from None

@@ -1,0 +1,293 @@
+"""GGUF files: the architecture metadata and the exact bytes of every tensor, from the header alone.
+
+The header is read sequentially with every declared length checked against what is left of the
+file before anything is allocated, so a hostile or truncated file costs at most one read block of
+memory and fails with one line. `gguf.GGUFReader` is not used for this: it memory-maps the file and
+does not read tensor data eagerly, but it builds numpy arrays for every string of the vocabulary
+(26 s for a header of 800k strings, against 0.35 s here) and trusts declared array lengths (an array
+claiming 2^40 entries past the end of the file makes it loop and grow without bound). The `gguf`
+package provides ggml's block sizes (GGML_QUANT_SIZES) and the file type names, so they stay those
+of llama.cpp.
+
+Layout (ggml docs/gguf.md): magic "GGUF", version u32 (2 or 3), tensor count u64, metadata count u64,
+metadata (key string, type u32, value), tensor infos (name, n_dims u32, dims u64..., ggml type u32,
+offset u64), padding to `general.alignment` (32), tensor data. Strings are a u64 length + UTF-8 bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from math import prod
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..errors import SpecError, UsageError
+from .weights import StoredTensor
+
+GGUF_MAGIC = b"GGUF"
+DEFAULT_ALIGNMENT = 32
+MAX_DIMS = 4  # GGML_MAX_DIMS
+MAX_ENTRIES = 1 << 20  # metadata entries or tensors; real files have tens and a few thousand
+MAX_ARRAY_STRINGS = 1 << 23  # strings in one array; vocabularies and merge lists hold < 1M
+MAX_KEEP_STRING = 1 << 16  # longer string values (chat templates) are skipped, not kept
+MAX_KEEP_ARRAY = 4096  # numeric arrays up to this length are kept (per-layer head counts)
+STRING_BLOCK = 1 << 18  # bytes read at a time while skipping string arrays
+
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_INTS = {0, 1, 2, 3, 4, 5, 10, 11}
+STRING, ARRAY = 8, 9
+
+
+@dataclass(frozen=True)
+class SkippedArray:
+    """An array value that was not kept: its element type and length."""
+
+    item_type: int
+    count: int
+
+
+@dataclass(frozen=True)
+class GGUFHeader:
+    version: int
+    metadata: dict[str, Any]
+    tensors: list[StoredTensor]
+    data_offset: int
+    file_size: int
+
+
+class _Reader:
+    def __init__(self, f: BinaryIO, size: int, path: Path) -> None:
+        self.f, self.size, self.path, self.pos = f, size, path, 0
+
+    def fail(self, what: str) -> SpecError:
+        return SpecError(f"{self.path}: {what}")
+
+    def need(self, n: int, what: str) -> None:
+        if n > self.size - self.pos:
+            raise self.fail(f"truncated: {what} needs {n:,} bytes at offset {self.pos:,}, the file has "
+                            f"{self.size - self.pos:,} left")
+
+    def take(self, n: int, what: str) -> bytes:
+        self.need(n, what)
+        data = self.f.read(n)
+        self.pos += n
+        return data
+
+    def skip(self, n: int, what: str) -> None:
+        self.need(n, what)
+        self.f.seek(n, 1)
+        self.pos += n
+
+    def skip_strings(self, count: int, what: str) -> None:
+        """Skip `count` strings (u64 length + bytes) reading the file in blocks: a vocabulary and its
+        merges are hundreds of thousands of short strings, too many for a read call each."""
+        buf, base, off = b"", self.pos, 0  # buf starts at file offset `base`; `off` is the next string
+        for _ in range(count):
+            if len(buf) - off < 8:
+                base, off = base + off, 0
+                self.f.seek(base)
+                buf = self.f.read(STRING_BLOCK)
+                if len(buf) < 8:
+                    self.pos = base
+                    self.need(8, what)
+            (n,) = struct.unpack_from("<Q", buf, off)
+            off += 8
+            if n > self.size - (base + off):
+                self.pos = base + off
+                self.need(n, what)
+            off += n
+        self.pos = base + off
+        self.f.seek(self.pos)
+
+    def scalar(self, vtype: int, what: str) -> Any:
+        fmt = _SCALARS[vtype]
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
+
+    def string(self, what: str, keep: int = MAX_KEEP_STRING) -> str | None:
+        n = self.scalar(10, what)
+        if n > keep:
+            self.skip(n, what)
+            return None
+        try:
+            return self.take(n, what).decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail(f"{what}: not UTF-8") from None
+
+    def value(self, vtype: int, key: str) -> Any:
+        if vtype in _SCALARS:
+            return self.scalar(vtype, key)
+        if vtype == STRING:
+            return self.string(key)
+        if vtype != ARRAY:
+            raise self.fail(f"{key}: unknown metadata type {vtype}")
+        item, count = self.scalar(4, key), self.scalar(10, key)
+        if item in _SCALARS:
+            width = struct.calcsize(_SCALARS[item])
+            if count <= MAX_KEEP_ARRAY:
+                self.need(count * width, key)
+                return [self.scalar(item, key) for _ in range(count)]
+            self.skip(count * width, key)
+            return SkippedArray(item, count)
+        if item == STRING:
+            self.need(count * 8, key)  # every string has at least its 8-byte length
+            if count > MAX_ARRAY_STRINGS:
+                raise self.fail(f"{key}: an array of {count:,} strings is absurd")
+            self.skip_strings(count, key)
+            return SkippedArray(item, count)
+        raise self.fail(f"{key}: arrays of type {item} are not supported")
+
+
+def _ggml_types() -> tuple[dict[int, tuple[int, int]], dict[int, str]]:
+    """ggml type id -> (block size, bytes per block), and -> name, from the gguf package."""
+    try:
+        from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+    except ImportError:
+        raise UsageError("reading GGUF files needs the gguf package: pip install 'willitrun[gguf]'") from None
+    sizes = {int(t): size for t, size in GGML_QUANT_SIZES.items()}
+    return sizes, {int(t): t.name for t in GGMLQuantizationType}
+
+
+def read_gguf_header(path: Path) -> GGUFHeader:
+    """Metadata (scalars, short strings, short numeric arrays) and every tensor's exact bytes."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            r = _Reader(f, size, path)
+            if r.size < 4 or r.take(4, "magic") != GGUF_MAGIC:
+                raise SpecError(f"{path}: not a GGUF file (it does not start with 'GGUF')")
+            version = r.scalar(4, "version")
+            if version & 0xFFFF == 0 and version:
+                raise UsageError(f"{path}: big-endian GGUF files are not supported")
+            if version not in (2, 3):
+                raise SpecError(f"{path}: GGUF version {version} is not supported (2 and 3 are)")
+            n_tensors, n_kv = r.scalar(10, "tensor count"), r.scalar(10, "metadata count")
+            for n, what in ((n_tensors, "tensors"), (n_kv, "metadata entries")):
+                if n > MAX_ENTRIES:
+                    raise SpecError(f"{path}: header declares {n:,} {what}: absurd")
+            metadata: dict[str, Any] = {}
+            for _ in range(n_kv):
+                key = r.string("metadata key")
+                if key is None:
+                    raise SpecError(f"{path}: a metadata key longer than {MAX_KEEP_STRING} bytes")
+                if key in metadata:
+                    raise SpecError(f"{path}: metadata key {key!r} appears twice")
+                metadata[key] = r.value(r.scalar(4, key), key)
+            sizes, names = _ggml_types()  # after the magic: a file that is no GGUF says so first
+            tensors = []
+            offsets = []
+            for _ in range(n_tensors):
+                name = r.string("tensor name")
+                if name is None:
+                    raise SpecError(f"{path}: a tensor name longer than {MAX_KEEP_STRING} bytes")
+                n_dims = r.scalar(4, name)
+                if not 1 <= n_dims <= MAX_DIMS:
+                    raise SpecError(f"{path}: tensor {name!r}: {n_dims} dimensions (ggml allows 1 to {MAX_DIMS})")
+                dims = [r.scalar(10, name) for _ in range(n_dims)]
+                ggml_type, offset = r.scalar(4, name), r.scalar(10, name)
+                if ggml_type not in sizes:
+                    raise SpecError(f"{path}: tensor {name!r}: unknown ggml type {ggml_type}")
+                block, block_bytes = sizes[ggml_type]
+                if dims[0] % block:
+                    raise SpecError(f"{path}: tensor {name!r}: rows of {dims[0]} are not whole {names[ggml_type]} "
+                                    f"blocks of {block}")
+                nbytes = dims[0] // block * block_bytes * prod(dims[1:])
+                # GGUF dims run fastest first (ne[0] is the row); shapes here are PyTorch-ordered.
+                tensors.append(StoredTensor(name, names[ggml_type], tuple(reversed(dims)), nbytes))
+                offsets.append(offset)
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+    if type(alignment) is not int or alignment <= 0 or alignment & (alignment - 1):
+        raise SpecError(f"{path}: general.alignment {alignment!r} is not a power of two")
+    data_offset = -(-r.pos // alignment) * alignment
+    seen = set()
+    for t, offset in zip(tensors, offsets):
+        if t.name in seen:
+            raise SpecError(f"{path}: tensor {t.name!r} appears twice")
+        seen.add(t.name)
+        if offset % alignment:
+            raise SpecError(f"{path}: tensor {t.name!r}: data offset {offset} is not aligned to {alignment}")
+        if data_offset + offset + t.nbytes > size:
+            raise SpecError(f"{path}: truncated: tensor {t.name!r} ends at byte {data_offset + offset + t.nbytes:,}, "
+                            f"the file has {size:,}")
+    return GGUFHeader(version, metadata, tensors, data_offset, size)
+
+
+# --------------------------------------------------------------------------------------------------
+# GGUF architecture metadata -> a spec config block
+# --------------------------------------------------------------------------------------------------
+SUPPORTED_ARCHITECTURES = ("llama",)
+
+
+def _int(meta: dict[str, Any], key: str, path: Path, required: bool = True) -> int | None:
+    value = meta.get(key)
+    if isinstance(value, list) and value and all(type(v) is int for v in value):
+        if len(set(value)) != 1:
+            raise UsageError(f"{path}: {key} differs per layer ({sorted(set(value))}); not supported yet")
+        value = value[0]
+    if value is None and not required:
+        return None
+    if type(value) is not int or value <= 0:
+        what = "missing" if value is None else f"{value!r} is not a positive integer"
+        raise SpecError(f"{path}: {key}: {what}")
+    return value
+
+
+def llama_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """A llama spec config block from `llama.*` metadata and tensor shapes, and the source of each number.
+
+    Keys as llama.cpp's convert_hf_to_gguf.py writes them (gguf-py/gguf/constants.py Keys.LLM/Attention).
+    """
+    meta, tensors = header.metadata, {t.name: t for t in header.tensors}
+    if (_int(meta, "llama.expert_count", path, required=False) or 0) > 0:
+        raise UsageError(f"{path}: a mixture-of-experts model (llama.expert_count = {meta['llama.expert_count']}); "
+                         "not supported yet")
+    keys = {
+        "num_hidden_layers": "llama.block_count",
+        "hidden_size": "llama.embedding_length",
+        "intermediate_size": "llama.feed_forward_length",
+        "num_attention_heads": "llama.attention.head_count",
+        "max_position_embeddings": "llama.context_length",
+    }
+    cfg: dict[str, Any] = {field: _int(meta, key, path) for field, key in keys.items()}
+    sources = {f"config.{field}": f"{path}: {key}" for field, key in keys.items()}
+    kv = _int(meta, "llama.attention.head_count_kv", path, required=False)
+    if kv is not None:
+        cfg["num_key_value_heads"] = kv
+        sources["config.num_key_value_heads"] = f"{path}: llama.attention.head_count_kv"
+    key_len = _int(meta, "llama.attention.key_length", path, required=False)
+    value_len = _int(meta, "llama.attention.value_length", path, required=False)
+    if key_len is not None and value_len is not None and key_len != value_len:
+        raise UsageError(f"{path}: key_length {key_len} != value_length {value_len}; not supported")
+    if key_len is not None and key_len * cfg["num_attention_heads"] != cfg["hidden_size"]:
+        cfg["head_dim"] = key_len
+        sources["config.head_dim"] = f"{path}: llama.attention.key_length"
+    embd = tensors.get("token_embd.weight")
+    if embd is None or len(embd.shape) != 2:
+        raise SpecError(f"{path}: no 2-D token_embd.weight tensor: not a llama model file")
+    cfg["vocab_size"] = embd.shape[0]
+    sources["config.vocab_size"] = f"{path}: token_embd.weight shape"
+    cfg["tie_word_embeddings"] = "output.weight" not in tensors  # llama.cpp reuses token_embd when absent
+    cfg["attention_bias"] = "blk.0.attn_q.bias" in tensors
+    cfg["mlp_bias"] = "blk.0.ffn_up.bias" in tensors
+    return cfg, sources
+
+
+def file_type_dtypes(header: GGUFHeader) -> tuple[str, str | None, str]:
+    """(spec dtype, willitrun --dtype of the stored weights or None, file type name) from general.file_type."""
+    from gguf.constants import LlamaFileType
+
+    from ..dtypes import weight_dtype
+
+    value = header.metadata.get("general.file_type")
+    try:
+        name = LlamaFileType(value).name.removeprefix("MOSTLY_") if type(value) is int else ""
+    except ValueError:
+        name = ""
+    spec_dtype = {"ALL_F32": "float32", "BF16": "bfloat16"}.get(name, "float16")
+    try:
+        wd = weight_dtype("fp32" if name == "ALL_F32" else name).name if name else None
+    except KeyError:
+        wd = None
+    return spec_dtype, wd, name or "unknown file type"

@@ -1,0 +1,297 @@
+"""The exact bytes of a checkpoint's weights, read from file headers only (never tensor data).
+
+A safetensors file is an 8-byte little-endian header length, a JSON header naming every tensor's
+dtype, shape and byte range, then the data (https://huggingface.co/docs/safetensors, "Format").
+`WeightsOverride` carries the stored bytes per willitrun component so an estimate can use them in
+place of the bytes it computes from the architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from math import prod
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import SpecError
+
+if TYPE_CHECKING:
+    from ..memory import Component
+
+# A header is JSON text describing tensors: real ones are kilobytes to a few megabytes (a 405B model's
+# largest shard header is ~100 KB). Anything beyond this is refused before a byte of it is read.
+MAX_HEADER_BYTES = 100 << 20
+MAX_INDEX_BYTES = 64 << 20
+
+# Bits per element of each safetensors dtype (safetensors `Dtype`, safetensors/src/tensor.rs);
+# sub-byte types are packed, so a tensor takes ceil(elements x bits / 8) bytes.
+SAFETENSORS_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16,
+    "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64, "C64": 64,
+    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+}
+FLOAT_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+_WEIGHT_DTYPE = {"F32": "fp32", "F16": "fp16", "BF16": "bf16"}
+
+
+@dataclass(frozen=True)
+class StoredTensor:
+    """One tensor as a weight file stores it: its type name in that format, shape and exact bytes."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+
+# --------------------------------------------------------------------------------------------------
+# safetensors headers
+# --------------------------------------------------------------------------------------------------
+def header_tensors(header: object, where: str, data_bytes: int | None) -> list[StoredTensor]:
+    """Tensors of a parsed safetensors header; `data_bytes` (the file's data section) bounds the offsets."""
+    if not isinstance(header, dict):
+        raise SpecError(f"{where}: not a safetensors file: the header is not a JSON object")
+    out = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict):
+            raise SpecError(f"{where}: tensor {name!r}: malformed header entry")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+            raise SpecError(f"{where}: tensor {name!r}: malformed shape {shape!r}")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+                and 0 <= offsets[0] <= offsets[1]):
+            raise SpecError(f"{where}: tensor {name!r}: malformed data_offsets {offsets!r}")
+        if dtype not in SAFETENSORS_BITS:
+            raise SpecError(f"{where}: tensor {name!r}: unknown dtype {dtype!r}")
+        nbytes = -(-prod(shape) * SAFETENSORS_BITS[dtype] // 8)
+        if offsets[1] - offsets[0] != nbytes:
+            raise SpecError(f"{where}: tensor {name!r}: {dtype} {shape} is {nbytes} bytes but its data_offsets "
+                            f"span {offsets[1] - offsets[0]}")
+        if data_bytes is not None and offsets[1] > data_bytes:
+            raise SpecError(f"{where}: truncated: tensor {name!r} ends at byte {offsets[1]} of the data, "
+                            f"which holds {data_bytes}")
+        out.append(StoredTensor(name, dtype, tuple(shape), nbytes))
+    return out
+
+
+def read_safetensors_header(path: Path) -> list[StoredTensor]:
+    """Every tensor of a .safetensors file from its header alone (the data is never read)."""
+    try:
+        with path.open("rb") as f:
+            size = path.stat().st_size
+            head = f.read(8)
+            if len(head) < 8:
+                raise SpecError(f"{path}: not a safetensors file: {size} bytes, shorter than the 8-byte header length")
+            (n,) = struct.unpack("<Q", head)
+            if n > MAX_HEADER_BYTES:
+                raise SpecError(f"{path}: not a safetensors file: header length {n:,} bytes is absurd "
+                                f"(more than {MAX_HEADER_BYTES >> 20} MiB)")
+            if 8 + n > size:
+                raise SpecError(f"{path}: truncated: the header claims {n:,} bytes but the file has "
+                                f"{size - 8:,} after its length")
+            raw = f.read(n)
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise SpecError(f"{path}: not a safetensors file: the header is not JSON") from None
+    return header_tensors(header, str(path), size - 8 - n)
+
+
+def weight_files(directory: Path) -> tuple[list[Path], list[str]]:
+    """The safetensors files transformers would load from `directory`, and notes on what was skipped.
+
+    As `from_pretrained` does: the shards listed in model.safetensors.index.json, else
+    model.safetensors. Other .safetensors files (Mistral's consolidated.safetensors, adapters) are
+    not the transformers checkpoint and would count the weights twice.
+    """
+    index = directory / "model.safetensors.index.json"
+    notes: list[str] = []
+    if index.is_file():
+        if index.stat().st_size > MAX_INDEX_BYTES:
+            raise SpecError(f"{index}: absurdly large for an index ({index.stat().st_size:,} bytes)")
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError, AttributeError):
+            raise SpecError(f"{index}: not a safetensors index (JSON with a weight_map)") from None
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise SpecError(f"{index}: not a safetensors index (JSON with a weight_map)")
+        files = []
+        for name in sorted(set(weight_map.values())):
+            shard = directory / name
+            if Path(name).name != name or not shard.is_file():
+                raise SpecError(f"{index}: lists shard {name!r}, which is not in {directory}")
+            files.append(shard)
+    elif (directory / "model.safetensors").is_file():
+        files = [directory / "model.safetensors"]
+    else:
+        files = []
+    others = sorted(p.name for p in directory.glob("*.safetensors") if p not in files)
+    if others:
+        notes.append(f"not counted (not the transformers checkpoint): {', '.join(others[:5])}"
+                     + (" ..." if len(others) > 5 else ""))
+    return files, notes
+
+
+def read_checkpoint(files: Iterable[Path]) -> list[StoredTensor]:
+    tensors: list[StoredTensor] = []
+    seen: dict[str, Path] = {}
+    for path in files:
+        for t in read_safetensors_header(path):
+            if t.name in seen:
+                raise SpecError(f"{path}: tensor {t.name!r} is also in {seen[t.name]}")
+            seen[t.name] = path
+            tensors.append(t)
+    return tensors
+
+
+def first_float_dtype(tensors: list[StoredTensor]) -> str | None:
+    """The checkpoint type transformers' dtype="auto" picks without a config dtype: the first
+    floating-point tensor's (modeling_utils.get_state_dict_dtype; float8/float4 are skipped)."""
+    for t in tensors:
+        if t.dtype in FLOAT_DTYPES:
+            return FLOAT_DTYPES[t.dtype]
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Tensor names -> willitrun components
+# --------------------------------------------------------------------------------------------------
+# Tensor names in both layouts: as checkpoints store them (`language_model.model.layers...`,
+# `vision_tower...`; transformers 5.23 still saves these) and as transformers 5 names its modules
+# (`model.language_model.layers...`, `model.vision_tower...`). A component of None is a stored
+# duplicate transformers ties on load (it takes no memory of its own).
+_LM = [
+    (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
+    (r"(?:model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+_VLM_TEXT = [
+    (r"(?:model\.language_model\.|language_model\.model\.)embed_tokens\.weight", "embeddings"),
+    (r"(?:model\.language_model\.|language_model\.model\.)(?:layers\.\d+\..+|norm\.weight)", "decoder"),
+    (r"(?:language_model\.)?lm_head\.weight", "lm_head"),
+]
+COMPONENT_RULES: dict[str, list[tuple[str, str | None]]] = {
+    "llama": _LM,
+    "mistral": _LM,
+    "t5": [
+        (r"shared\.weight", "embeddings"),
+        (r"(?:encoder|decoder)\.embed_tokens\.weight", None),  # T5ForConditionalGeneration ties both to shared
+        (r"encoder\.(?:block\.\d+\..+|final_layer_norm\.weight)", "encoder"),
+        (r"decoder\.(?:block\.\d+\..+|final_layer_norm\.weight)", "decoder"),
+        (r"lm_head\.weight", "lm_head"),
+    ],
+    "whisper": [
+        (r"model\.decoder\.embed_tokens\.weight", "embeddings"),
+        (r"model\.encoder\..+", "encoder"),
+        (r"model\.decoder\..+", "decoder"),
+        (r"proj_out\.weight", "lm_head"),
+    ],
+    "llava": [
+        (r"(?:model\.)?vision_tower\..+", "vision_tower"),
+        (r"(?:model\.)?(?:multi_modal_projector\..+|image_newline)", "projector"),
+        *_VLM_TEXT,
+    ],
+    "mllama": [
+        (r"(?:model\.)?vision_model\..+", "vision_tower"),
+        (r"(?:model\.)?multi_modal_projector\.(?:weight|bias)", "projector"),
+        *_VLM_TEXT,
+    ],
+    # GGUF names (llama.cpp gguf-py/gguf/constants.py, MODEL_ARCH.LLAMA); rope_freqs holds the
+    # Llama 3.1 rope scaling factors, which transformers keeps as a buffer of the rotary embedding.
+    "gguf:llama": [
+        (r"token_embd\.weight", "embeddings"),
+        (r"blk\.\d+\..+|output_norm\.weight|rope_freqs\.weight", "decoder"),
+        (r"output\.weight", "lm_head"),
+    ],
+}
+COMPONENT_RULES["llava_next"] = COMPONENT_RULES["llava"]
+
+
+@dataclass(frozen=True)
+class WeightsOverride:
+    """The weight bytes a checkpoint really stores, for an estimate to use instead of computing them.
+
+    `component_bytes` splits `total_bytes` over willitrun's component names (embeddings, encoder,
+    decoder, lm_head, vision_tower, projector) when every stored tensor's name could be placed; it
+    is empty when some could not, and then only the total is known. `dtype` is the willitrun
+    --dtype name the stored weights are (fp16, bf16, q4_k_m, ...) when there is one, else None
+    (a mix, or a format willitrun does not name, e.g. GPTQ).
+    """
+
+    source: str
+    format: str  # "safetensors" or "gguf"
+    storage: str  # what the tensors are stored as, for people: "BF16", "Q4_K_M (F32, Q4_K, Q6_K)"
+    total_bytes: int
+    elements: int  # elements stored (packed formats count what the file stores, not parameters)
+    tensors: int
+    component_bytes: tuple[tuple[str, int], ...] = ()
+    dtype: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def apply(self, computed: tuple[Component, ...]) -> tuple[Component, ...]:
+        """`computed` with the stored bytes: per component when the names agree, else one component
+        "checkpoint" holding the total (parameter counts always stay the architecture's)."""
+        from ..memory import Component
+
+        stored = dict(self.component_bytes)
+        if stored and set(stored) == {c.name for c in computed}:
+            return tuple(Component(c.name, c.parameters, stored[c.name]) for c in computed)
+        return (Component("checkpoint", sum(c.parameters for c in computed), self.total_bytes),)
+
+    def describe(self) -> str:
+        return f"weights: {self.total_bytes:,} bytes as stored in {self.source} ({self.storage})"
+
+
+def storage_summary(tensors: list[StoredTensor]) -> str:
+    counts: dict[str, int] = {}
+    for t in tensors:
+        counts[t.dtype] = counts.get(t.dtype, 0) + t.nbytes
+    return ", ".join(name for name, _ in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def weights_override(rules_key: str, tensors: list[StoredTensor], source: str, fmt: str, *,
+                     dtype: str | None = None, storage: str | None = None,
+                     notes: Iterable[str] = ()) -> WeightsOverride:
+    """Sum `tensors` per component with the naming rules of `rules_key` (an architecture)."""
+    rules = [(re.compile(p), c) for p, c in COMPONENT_RULES[rules_key]]
+    per: dict[str, int] = {}
+    unmapped: list[str] = []
+    skipped: list[str] = []
+    total = elements = 0
+    for t in tensors:
+        comp = next((c for p, c in rules if p.fullmatch(t.name)), "?")
+        if comp is None:
+            skipped.append(t.name)
+            continue
+        total += t.nbytes
+        elements += t.numel
+        if comp == "?":
+            unmapped.append(t.name)
+        else:
+            per[comp] = per.get(comp, 0) + t.nbytes
+    out_notes = list(notes)
+    if skipped:
+        out_notes.append(f"not counted, tied on load: {', '.join(skipped)}")
+    if unmapped:
+        out_notes.append(f"{len(unmapped)} tensor name(s) not placed in a component (e.g. {unmapped[0]}); "
+                         "only the total is used")
+    if dtype is None and fmt == "safetensors":
+        kinds = {t.dtype for t in tensors}
+        dtype = _WEIGHT_DTYPE.get(next(iter(kinds))) if len(kinds) == 1 else None
+    return WeightsOverride(
+        source=source, format=fmt, storage=storage or storage_summary(tensors), total_bytes=total,
+        elements=elements, tensors=len(tensors) - len(skipped),
+        component_bytes=() if unmapped else tuple(sorted(per.items())), dtype=dtype, notes=tuple(out_notes),
+    )

@@ -1,0 +1,254 @@
+"""GGUF files: architecture metadata -> spec, exact per-tensor bytes from the header, and hostile
+headers failing in one line with little memory and time whatever they claim."""
+
+from __future__ import annotations
+
+import struct
+import sys
+import time
+import tracemalloc
+
+import pytest
+
+from tests.importers.helpers import CONTEXT, FFN, HEADS, HIDDEN, KV_HEADS, LAYERS, VOCAB, write_llama_gguf
+from willitrun import SpecError, UsageError, estimate
+from willitrun.catalog import load_spec
+from willitrun.dtypes import weight_dtype
+from willitrun.importers import read_gguf_header, spec_from_path, write_spec_yaml
+from willitrun.memory import weight_components
+from willitrun.validate import validate_file
+
+gguf = pytest.importorskip("gguf")
+Q = gguf.GGMLQuantizationType
+
+
+def transformers_llama_parameters(tied: bool) -> int:
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    config = tf.LlamaConfig(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=FFN, num_hidden_layers=LAYERS,
+                            num_attention_heads=HEADS, num_key_value_heads=KV_HEADS, max_position_embeddings=CONTEXT,
+                            tie_word_embeddings=tied, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    with torch.device("meta"):
+        model = tf.LlamaForCausalLM(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_spec_and_bytes_from_a_llama_gguf(tmp_path, tied):
+    path = write_llama_gguf(tmp_path / "Tiny-Llama-Q8_0.gguf", tied=tied)
+    spec, weights = spec_from_path(path)
+    assert spec.id == "tiny-llama-q8-0" and spec.name == "Tiny Llama" and spec.architecture == "llama"
+    c = spec.config
+    assert (c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads,
+            c.kv_heads, c.max_position_embeddings, c.tie_word_embeddings) == (
+        VOCAB, HIDDEN, FFN, LAYERS, HEADS, KV_HEADS, CONTEXT, tied)
+    assert estimate(spec).parameters == transformers_llama_parameters(tied)
+
+    # Every tensor's bytes equal what the file holds for it (gguf's own reader, data included).
+    reader = gguf.GGUFReader(str(path))
+    stored = {t.name: t.data.nbytes for t in reader.tensors}
+    assert {t.name: t.nbytes for t in read_gguf_header(path).tensors} == stored
+    assert weights.total_bytes == sum(stored.values()) and weights.format == "gguf"
+    assert weights.dtype == "q8_0" and spec.dtype == "float16"
+    assert weights.elements == estimate(spec).parameters and weights.notes == ()
+    by_component = {c.name: c.bytes for c in weights.apply(weight_components(spec, weight_dtype("q8_0")))}
+    assert by_component["embeddings"] == stored["token_embd.weight"]
+    assert by_component.get("lm_head") == (None if tied else stored["output.weight"])
+    assert sum(by_component.values()) == weights.total_bytes
+
+
+def test_rope_freqs_is_stored_but_not_a_parameter(tmp_path):
+    spec, weights = spec_from_path(write_llama_gguf(tmp_path / "m.gguf", rope_freqs=True))
+    assert weights.elements == estimate(spec).parameters + HIDDEN // HEADS // 2
+    assert weights.notes == ()  # the cross-check knows rope_freqs is a buffer
+
+
+def test_gguf_spec_yaml_is_strictly_valid(tmp_path):
+    path = write_llama_gguf(tmp_path / "tiny.gguf")
+    spec, _ = spec_from_path(path)
+    target = tmp_path / "model_specs" / f"{spec.id}.yaml"
+    target.parent.mkdir()
+    target.write_text(write_spec_yaml(spec, str(path)))
+    kind, loaded, errors, warnings = validate_file(target)
+    assert (kind, errors, warnings) == ("model", [], [])
+    assert loaded == load_spec(target, "model") == spec
+    assert spec.sources["config.hidden_size"] == f"{path}: llama.embedding_length"
+
+
+@pytest.mark.parametrize(("file_type", "spec_dtype", "stored"), [
+    (gguf.LlamaFileType.ALL_F32, "float32", "fp32"),
+    (gguf.LlamaFileType.MOSTLY_F16, "float16", "fp16"),
+    (gguf.LlamaFileType.MOSTLY_BF16, "bfloat16", "bf16"),
+    (gguf.LlamaFileType.MOSTLY_Q4_K_M, "float16", "q4_k_m"),
+    (gguf.LlamaFileType.MOSTLY_Q4_K_S, "float16", None),  # no willitrun --dtype of that name
+    (None, "float16", None),
+])
+def test_file_type(tmp_path, file_type, spec_dtype, stored):
+    spec, weights = spec_from_path(write_llama_gguf(tmp_path / "m.gguf", file_type=file_type))
+    assert (spec.dtype, weights.dtype) == (spec_dtype, stored)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "words"), [
+    ({"arch": "qwen2"}, UsageError, "GGUF architecture 'qwen2' is not supported yet; supported: llama"),
+    ({"extra": {"llama.expert_count": 8}}, UsageError, "mixture-of-experts"),
+    ({"extra": {"split.count": 3}}, UsageError, "one part of a GGUF split into 3 files; not supported yet"),
+    ({"extra": {"llama.attention.key_length": 16, "llama.attention.value_length": 8}}, UsageError, "key_length 16 != value_length 8"),
+])
+def test_unsupported_models(tmp_path, kwargs, error, words):
+    with pytest.raises(error) as exc:
+        spec_from_path(write_llama_gguf(tmp_path / "m.gguf", **kwargs))
+    assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_explicit_head_dim(tmp_path):
+    spec, _ = spec_from_path(write_llama_gguf(tmp_path / "m.gguf", extra={"llama.attention.key_length": 16,
+                                                                          "llama.attention.value_length": 16}))
+    assert spec.config.head_dim is None  # 16 = 64 / 4: nothing to state
+
+
+# --------------------------------------------------------------------------------------------------
+# Hostile and broken headers, byte by byte
+# --------------------------------------------------------------------------------------------------
+def u32(v: int) -> bytes:
+    return struct.pack("<I", v)
+
+
+def u64(v: int) -> bytes:
+    return struct.pack("<Q", v)
+
+
+def s(text: str | bytes) -> bytes:
+    raw = text.encode() if isinstance(text, str) else text
+    return u64(len(raw)) + raw
+
+
+def kv(key: str | bytes, vtype: int, payload: bytes) -> bytes:
+    return s(key) + u32(vtype) + payload
+
+
+def tensor(name: str, dims: list[int], ggml_type: int = 0, offset: int = 0) -> bytes:
+    return s(name) + u32(len(dims)) + b"".join(u64(d) for d in dims) + u32(ggml_type) + u64(offset)
+
+
+def gguf_bytes(kvs: list[bytes] = (), tensors: list[bytes] = (), *, n_kv: int | None = None,
+               n_tensors: int | None = None, version: bytes = u32(3), magic: bytes = b"GGUF", data: bytes = b"") -> bytes:
+    head = magic + version + u64(len(tensors) if n_tensors is None else n_tensors) + u64(len(kvs) if n_kv is None else n_kv)
+    head += b"".join(kvs) + b"".join(tensors)
+    return head + b"\0" * (-len(head) % 32) + data
+
+
+ARCH = kv("general.architecture", 8, s("llama"))
+HOSTILE = {
+    "empty file": (b"", SpecError, "not a GGUF file"),
+    "bad magic": (gguf_bytes(magic=b"GGML"), SpecError, "not a GGUF file"),
+    "safetensors file": (u64(2) + b"{}", SpecError, "not a GGUF file"),
+    "version 1": (gguf_bytes(version=u32(1)), SpecError, "GGUF version 1 is not supported"),
+    "big-endian": (gguf_bytes(version=struct.pack(">I", 3)), UsageError, "big-endian GGUF files are not supported"),
+    "header cut short": (b"GGUF" + u32(3) + u64(0), SpecError, "truncated: metadata count needs 8 bytes"),
+    "2^40 metadata entries": (gguf_bytes(n_kv=1 << 40), SpecError, "declares 1,099,511,627,776 metadata entries: absurd"),
+    "2^63 tensors": (gguf_bytes(n_tensors=1 << 63), SpecError, "tensors: absurd"),
+    "more entries than the file holds": (b"GGUF" + u32(3) + u64(0) + u64(1000) + ARCH, SpecError, "truncated: metadata key"),
+    "key of 2^62 bytes": (gguf_bytes([u64(1 << 62) + b"x"]), SpecError, "truncated: metadata key needs 4,611,686,018,427,387,904"),
+    "string value of 2^60 bytes": (gguf_bytes([s("k") + u32(8) + u64(1 << 60)]), SpecError, "truncated: k needs"),
+    "2^40 bytes in an array": (gguf_bytes([kv("k", 9, u32(0) + u64(1 << 40))]), SpecError, "truncated: k needs 1,099,511,627,776"),
+    "2^40 strings in an array": (gguf_bytes([kv("k", 9, u32(8) + u64(1 << 40))]), SpecError, "truncated: k needs 8,796,093,022,208"),
+    "string longer than the file in an array": (gguf_bytes([kv("k", 9, u32(8) + u64(2) + u64(1 << 50))]), SpecError, "truncated"),
+    "nested arrays": (gguf_bytes([kv("k", 9, u32(9) + u64(1))]), SpecError, "arrays of type 9 are not supported"),
+    "unknown value type": (gguf_bytes([kv("k", 99, b"")]), SpecError, "k: unknown metadata type 99"),
+    "key not utf-8": (gguf_bytes([kv(b"\xff\xfe", 4, u32(1))]), SpecError, "metadata key: not UTF-8"),
+    "duplicate key": (gguf_bytes([kv("k", 4, u32(1)), kv("k", 4, u32(2))]), SpecError, "metadata key 'k' appears twice"),
+    "alignment 3": (gguf_bytes([kv("general.alignment", 4, u32(3))]), SpecError, "general.alignment 3 is not a power of two"),
+    "alignment as a string": (gguf_bytes([kv("general.alignment", 8, s("32"))]), SpecError, "is not a power of two"),
+    "9 dimensions": (gguf_bytes(tensors=[tensor("t", [1] * 9)]), SpecError, "tensor 't': 9 dimensions"),
+    "0 dimensions": (gguf_bytes(tensors=[tensor("t", [])]), SpecError, "tensor 't': 0 dimensions"),
+    "unknown ggml type": (gguf_bytes(tensors=[tensor("t", [4], 9999)]), SpecError, "unknown ggml type 9999"),
+    "rows not whole blocks": (gguf_bytes(tensors=[tensor("t", [33, 2], int(Q.Q8_0))]), SpecError, "rows of 33 are not whole Q8_0 blocks of 32"),
+    "tensor data missing": (gguf_bytes(tensors=[tensor("t", [1 << 20, 1 << 20])]), SpecError, "truncated: tensor 't' ends at byte"),
+    "duplicate tensor": (gguf_bytes(tensors=[tensor("t", [8]), tensor("t", [8], offset=32)], data=b"\0" * 64), SpecError, "tensor 't' appears twice"),
+    "misaligned data": (gguf_bytes(tensors=[tensor("t", [8], offset=4)], data=b"\0" * 64), SpecError, "is not aligned to 32"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_headers_fail_fast_in_one_line_with_little_memory(tmp_path, case):
+    content, error, words = HOSTILE[case]
+    path = tmp_path / "m.gguf"
+    path.write_bytes(content)
+    tracemalloc.start()
+    started = time.perf_counter()
+    with pytest.raises(error) as exc:
+        spec_from_path(path)
+    seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert type(exc.value) is error and words in str(exc.value) and "\n" not in str(exc.value), str(exc.value)
+    assert peak < 1 << 20 and seconds < 2
+
+
+def test_every_truncation_of_a_real_file_is_one_spec_error(tmp_path):
+    """Cut a valid file at every byte of its header and at points in its data: always SpecError."""
+    full = write_llama_gguf(tmp_path / "full.gguf").read_bytes()
+    data_offset = read_gguf_header(tmp_path / "full.gguf").data_offset
+    cut = tmp_path / "cut.gguf"
+    for n in [*range(data_offset), data_offset, len(full) // 2, len(full) - 1]:
+        cut.write_bytes(full[:n])
+        with pytest.raises(SpecError) as exc:
+            spec_from_path(cut)
+        assert "\n" not in str(exc.value)
+
+
+def test_millions_of_strings_are_refused(tmp_path):
+    """An array of more strings than any vocabulary, each of them present: refused by count."""
+    path = tmp_path / "m.gguf"
+    count = (1 << 23) + 1
+    path.write_bytes(gguf_bytes([kv("tokenizer.ggml.tokens", 9, u32(8) + u64(count))]))
+    with path.open("r+b") as f:
+        f.truncate(path.stat().st_size + 8 * count)  # zero-length strings, as a hole
+    with pytest.raises(SpecError, match="an array of 8,388,609 strings is absurd"):
+        spec_from_path(path)
+
+
+@pytest.mark.parametrize(("drop", "words"), [
+    ("llama.block_count", "llama.block_count: missing"),
+    ("token_embd.weight", "no 2-D token_embd.weight tensor"),
+    ("general.architecture", "no general.architecture"),
+])
+def test_missing_metadata(tmp_path, drop, words):
+    """A header like llama.cpp's, minus one thing a llama spec needs."""
+    kvs = [ARCH, kv("llama.block_count", 4, u32(1)), kv("llama.embedding_length", 4, u32(32)),
+           kv("llama.feed_forward_length", 4, u32(64)), kv("llama.attention.head_count", 4, u32(4)),
+           kv("llama.context_length", 4, u32(128))]
+    kvs = [k for k in kvs if drop.encode() not in k]
+    tensors = [] if drop == "token_embd.weight" else [tensor("token_embd.weight", [32, 16], 1)]
+    path = tmp_path / "m.gguf"
+    path.write_bytes(gguf_bytes(kvs, tensors, data=b"\0" * 32 * 16 * 2))
+    with pytest.raises(SpecError) as exc:
+        spec_from_path(path)
+    assert words in str(exc.value)
+
+
+@pytest.mark.parametrize("block", [8, 9, 13, 64, 1 << 18])
+def test_string_arrays_are_skipped_across_read_blocks(tmp_path, monkeypatch, block):
+    """Strings straddling the blocks the skipper reads, one longer than a block, then a key after them."""
+    from willitrun.importers import gguf_file
+
+    strings = [b"", b"a", b"tok" * 7, b"x" * 100, b"\xff\xfe", b"end"]
+    path = tmp_path / "m.gguf"
+    path.write_bytes(gguf_bytes([kv("tokenizer.ggml.tokens", 9, u32(8) + u64(len(strings)) + b"".join(map(s, strings))),
+                                 ARCH]))
+    monkeypatch.setattr(gguf_file, "STRING_BLOCK", block)
+    meta = read_gguf_header(path).metadata
+    assert meta == {"tokenizer.ggml.tokens": gguf_file.SkippedArray(8, len(strings)), "general.architecture": "llama"}
+    full = path.read_bytes()
+    for n in range(len(full) - 40):  # every cut inside the strings and the key after them
+        path.write_bytes(full[:n])
+        with pytest.raises(SpecError):
+            read_gguf_header(path)
+
+
+def test_without_the_gguf_package(tmp_path, monkeypatch):
+    path = write_llama_gguf(tmp_path / "m.gguf")
+    monkeypatch.setitem(sys.modules, "gguf", None)
+    monkeypatch.setitem(sys.modules, "gguf.constants", None)
+    with pytest.raises(UsageError, match=r"reading GGUF files needs the gguf package: pip install 'willitrun\[gguf\]'"):
+        spec_from_path(path)
