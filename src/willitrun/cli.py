@@ -81,7 +81,7 @@ def parse_image_size(text: str) -> tuple[int, int]:
 @app.command(DEFAULT_COMMAND)
 def estimate_cmd(
     model: Annotated[str, typer.Argument(help="Model id or alias, e.g. llava-7b (see `willitrun list models`); or a config.json, a model directory, a .gguf file, a spec .yaml or hf:ORG/NAME.")],
-    gpu: Annotated[Optional[str], typer.Option("--gpu", "-g", help="GPU id, alias or NVML name, e.g. rtx3090.")] = None,
+    gpu: Annotated[Optional[list[str]], typer.Option("--gpu", "-g", help="GPU id, alias or NVML name, e.g. rtx3090; several cards: repeat it or write 2xrtx3090.")] = None,
     vram: Annotated[Optional[str], typer.Option(help="Memory to fit into instead of a GPU: 24GiB, 24GB, 81920MiB (bare number = GiB).")] = None,
     context: Annotated[Optional[int], typer.Option("--context", "-c", help="Positions in the self-attention cache, image tokens included [default: min(4096, model window)].")] = None,
     batch: Annotated[int, typer.Option("--batch", "-b", help="Sequences processed together.")] = 1,
@@ -91,6 +91,12 @@ def estimate_cmd(
     image_size: Annotated[Optional[str], typer.Option("--image-size", help="HEIGHTxWIDTH of the image for LLaVA-NeXT's anyres tiling [default: the largest token count].")] = None,
     encoder_tokens: Annotated[Optional[int], typer.Option("--encoder-tokens", help="Encoder input tokens for T5-style models [default: 512].")] = None,
     beams: Annotated[int, typer.Option(help="Beam search width; multiplies KV caches and activations.")] = 1,
+    split: Annotated[Optional[str], typer.Option(help="Several cards: tensor (tensor parallel; the default for identical cards) or layer (whole layers per card; the default for mixed cards).")] = None,
+    offload: Annotated[bool, typer.Option("--offload", help="How many layers stay on the GPU when it does not fit (llama.cpp -ngl) and the system memory for the rest.")] = False,
+    speed: Annotated[bool, typer.Option("--speed", help="Upper bound on decode tokens/s: memory bandwidth / bytes read per token.")] = False,
+    system_bandwidth: Annotated[Optional[float], typer.Option("--system-bandwidth", help="System-memory bandwidth in GB/s for --offload --speed [default: 89.6, dual-channel DDR5-5600].")] = None,
+    max_batch: Annotated[bool, typer.Option("--max-batch", help="Also the largest batch that fits at this context.")] = False,
+    no_chart: Annotated[bool, typer.Option("--no-chart", help="No bar of the memory parts against the card (it is shown only in a terminal).")] = False,
     engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="transformers, llama.cpp, ollama, whisper.cpp or vllm [default: llama.cpp for GGUF --dtype, else transformers].")] = None,
     ubatch: Annotated[Optional[int], typer.Option("--ubatch", help="llama.cpp -ub / ollama num_batch [default: 512].")] = None,
     flash_attn: Annotated[Optional[bool], typer.Option("--flash-attn/--no-flash-attn", help="llama.cpp, ollama, whisper.cpp [default: the engine's].")] = None,
@@ -103,12 +109,11 @@ def estimate_cmd(
 ) -> None:
     """Estimate the memory MODEL needs and whether it fits the GPU (exit 0 fits, 1 does not)."""
     from .catalog import load_catalog
+    from .commands_answers import estimate_devices, estimate_extras
     from .fit import check_fit
     from .memory import Request
 
     try:
-        if gpu and vram:
-            raise UsageError("give --gpu or --vram, not both")
         from .commands_import import resolve_model_arg
 
         cat = load_catalog(specs_dir)
@@ -116,19 +121,28 @@ def estimate_cmd(
         req = Request(context=context, batch=batch, dtype=dtype, kv_dtype=kv_dtype, images=images,
                       encoder_tokens=encoder_tokens, beams=beams,
                       image_size=parse_image_size(image_size) if image_size else None)
-        device, device_name, vram_bytes = _device(cat, gpu, vram, quiet or json_out)
-        from .engines import default_engine
+        device, device_name, vram_bytes, cards = estimate_devices(cat, gpu, vram, quiet or json_out)
+        from .dtypes import default_engine
 
         eng = engine or default_engine(dtype)
         engine_opts = dict(ubatch=ubatch, flash_attn=flash_attn, parallel=parallel, gpu_layers=gpu_layers,
                            gpu_memory_utilization=gpu_memory_utilization)
+        answers = dict(split=split, offload=offload or None, speed=speed or None, max_batch=max_batch or None,
+                       system_bandwidth=system_bandwidth)
         if eng != "transformers":
+            asked = [f"--{k.replace('_', '-')}" for k, v in answers.items() if v is not None]
+            if asked or len(cards) > 1:
+                raise UsageError(f"{', '.join(asked) or 'several --gpu'}: answered with the transformers engine only so far (add --engine transformers)")
             result_e = _engine_fit(spec, req, eng, engine_opts, vram_bytes)
         else:
             given = [f"--{k.replace('_', '-')}" for k, v in engine_opts.items() if v is not None]
             if given:
                 raise UsageError(f"{', '.join(given)} apply to llama.cpp, ollama, whisper.cpp or vllm; add --engine")
             result = check_fit(spec, req, vram_bytes, device, weights)
+            extras = estimate_extras(spec, req, result, cards, split=split, offload=offload, speed=speed,
+                                     max_batch=max_batch, system_bandwidth_gb_s=system_bandwidth,
+                                     chart=not (no_chart or quiet or json_out) and sys.stdout.isatty(),
+                                     device_name=device_name)
     except WillItRunError as exc:
         raise fail(exc) from None
     if eng != "transformers":
@@ -141,17 +155,21 @@ def estimate_cmd(
                 print_engine_fit(result_e, spec.name, device_name)
         raise typer.Exit(int(ExitCode.FITS if result_e.fits else ExitCode.DOES_NOT_FIT))
     if not quiet:
-        from .render import err, fit_dict, print_fit, print_json
+        from .render import err, fit_dict, out, print_fit, print_json
 
         for line in cat.shadowed:
             err.print(f"note: {line}", markup=False)
         if json_out:
             data = fit_dict(result)
             data["gpu_name"] = device_name
+            data.update(extras.data)
             print_json(data)
         else:
-            print_fit(result, spec.name, device_name)
-    raise typer.Exit(int(ExitCode.FITS if result.fits else ExitCode.DOES_NOT_FIT))
+            print_fit(result, spec.name, device_name, verdict=extras.fits is None, chart=extras.chart)
+            for view in extras.views:
+                out.print(view)
+    fits = result.fits if extras.fits is None else extras.fits  # several cards: the split decides
+    raise typer.Exit(int(ExitCode.FITS if fits else ExitCode.DOES_NOT_FIT))
 
 
 # Which engine takes which option: (option name, the engine's options field).
@@ -202,7 +220,7 @@ def _device(cat: Any, gpu: str | None, vram: str | None, quiet: bool) -> tuple[s
     if not quiet:
         from .render import err
 
-        extra = f" (+{len(found) - 1} more; multi-GPU is not estimated yet)" if len(found) > 1 else ""
+        extra = f" (+{len(found) - 1} more: --gpu {len(found)}xGPU estimates a split)" if len(found) > 1 else ""
         err.print(f"detected GPU 0: {first.name}, {first.total_bytes / (1 << 30):.2f} GiB total, "
                   f"{first.free_bytes / (1 << 30):.2f} GiB free{extra}", markup=False)
     return (known.id if known else f"nvml:{first.index}"), first.name, first.total_bytes
@@ -406,8 +424,10 @@ def schema_cmd(kind: Annotated[str, typer.Argument(help="model or gpu.")]) -> No
     print_json(model_spec_schema() if kind == "model" else GPUSpec.model_json_schema())
 
 
-from .commands_import import register as _register_import  # noqa: E402 - needs SpecsDir and fail above
+from .commands_answers import register as _register_answers  # noqa: E402 - needs SpecsDir and fail above
+from .commands_import import register as _register_import  # noqa: E402
 
+_register_answers(app)
 _register_import(app)
 
 

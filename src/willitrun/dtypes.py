@@ -121,3 +121,15 @@ def kv_dtype(name: str) -> StorageType:
     if key not in KV_DTYPES:
         raise KeyError(name)
     return KV_DTYPES[key]
+
+
+def default_engine(dtype: str | None) -> str:
+    """The engine a --dtype implies: llama.cpp for GGUF types, else transformers (also for the
+    checkpoint's own type, and for an unknown name, which resolve() then reports). Lives here, not
+    in willitrun.engines, so the CLI can decide without importing every engine profile."""
+    if dtype is None:
+        return "transformers"
+    try:
+        return "llama.cpp" if weight_dtype(dtype).family == "gguf" else "transformers"
+    except KeyError:
+        return "transformers"

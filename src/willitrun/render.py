@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
@@ -99,7 +99,10 @@ def print_json(data: Any) -> None:
 # --------------------------------------------------------------------------------------------------
 # People
 # --------------------------------------------------------------------------------------------------
-def print_fit(f: Fit, model_name: str, device_name: str) -> None:
+def print_fit(f: Fit, model_name: str, device_name: str, *, verdict: bool = True,
+              chart: RenderableType | None = None) -> None:
+    """The estimate's table; `chart` right under it; then (unless `verdict` is off: several cards,
+    whose split prints its own) the verdict, the largest context and the suggestions."""
     e = f.estimate
     ctx = f"context {e.context_tokens:,} tokens"
     if e.image_tokens:
@@ -131,7 +134,19 @@ def print_fit(f: Fit, model_name: str, device_name: str) -> None:
     t.add_section()
     t.add_row("[bold]total[/]", f"{e.parameters:,}", f"[bold]{size(e.total_bytes)}[/]", f"of {size(f.vram_bytes)}")
     out.print(t)
+    if chart is not None:
+        out.print(chart)
+    if verdict:
+        print_verdict(f)
+    for n in e.notes:
+        out.print(f"[dim]note: {escape(n)}[/]")
+    for w in e.warnings:
+        err.print(f"[yellow]warning:[/] {escape(w)}")
+    out.print("[dim]Sizes in GiB = 2^30 bytes.[/]")
 
+
+def print_verdict(f: Fit) -> None:
+    e = f.estimate
     if f.fits:
         out.print(f"[green bold]FITS[/]: {size(e.total_bytes)} of {size(f.vram_bytes)}, {size(f.headroom_bytes)} headroom "
                   f"({f.headroom_bytes / f.vram_bytes:.0%}).")
@@ -144,11 +159,7 @@ def print_fit(f: Fit, model_name: str, device_name: str) -> None:
         out.print("No context length fits with these settings.")
     for s in f.suggestions:
         out.print(f"  try {escape(s)}")
-    for n in e.notes:
-        out.print(f"[dim]note: {escape(n)}[/]")
-    for w in e.warnings:
-        err.print(f"[yellow]warning:[/] {escape(w)}")
-    out.print("[dim]Sizes in GiB = 2^30 bytes.[/]")
+
 
 
 # --------------------------------------------------------------------------------------------------

@@ -37,14 +37,9 @@ GGUF_DTYPES = frozenset({"q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "
 
 def default_engine(dtype: str | None) -> str:
     """transformers for fp32/fp16/bf16/fp8/int8/int4 (and the checkpoint's own type), llama.cpp for GGUF types."""
-    if dtype is None:
-        return "transformers"
-    from ..dtypes import weight_dtype
+    from ..dtypes import default_engine as _default
 
-    try:
-        return "llama.cpp" if weight_dtype(dtype).family == "gguf" else "transformers"
-    except KeyError:
-        return "transformers"  # resolve() reports the unknown type
+    return _default(dtype)
 
 
 def engine_estimate(spec: AnySpec, request: Request | None = None, engine: str = "transformers",

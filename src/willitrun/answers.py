@@ -1,0 +1,277 @@
+"""Answers beyond yes/no: what would make it fit, and on what.
+
+- `max_batch`: the largest batch that fits at a context;
+- `quant_ladder`: every weight type x KV type, whether it fits and the largest context each allows;
+- `which_gpus` / `cards_needed`: every catalog GPU, and how many of one card a model needs;
+- `sweep`: total memory by component at context 512, 1024, ... up to the model's window;
+- and, re-exported from placement.py and speed.py: multi-GPU splits, partial offload and the
+  decode-speed bound, so `from willitrun.answers import ...` reaches every answer.
+
+Pure library: no typer, no rich, nothing printed. Every size is an int of bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .dtypes import KV_DTYPES, WEIGHT_DTYPES, StorageType
+from .fit import context_limit, max_context
+from .layers import Layout, layout
+from .memory import (
+    AnySpec, Component, Estimate, Request, Resolved, default_context, estimate_resolved, resolve, tensor_storage,
+)
+from .placement import (
+    Card, Device, Offload, Split, device, largest_fitting, layer_owners, layer_split, offload, split, tensor_split,
+    tp_bytes, tp_constraints, tp_kv_heads, tp_problems,
+)
+from .speed import SYSTEM_BANDWIDTH_BYTES_S, DecodeSpeed, SpeedTerm, decode_speed, offload_speed, split_speed
+from .specs import GPUSpec
+from .tensors import model_tensors
+
+LADDER_WEIGHTS = ("fp16", "fp8", "int8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k")
+LADDER_KV = ("f16", "q8_0", "q4_0")
+SWEEP_START = 512
+MAX_CARDS = 64  # the largest tensor-parallel count searched (8 cards is a node; 64 is 8 nodes)
+_MAX_BATCH = 1 << 24  # a search bound only: every sequence adds logits, so the batch is always finite
+
+__all__ = [
+    "SYSTEM_BANDWIDTH_BYTES_S", "BatchAnswer", "Card", "CardCount", "DecodeSpeed", "Device", "GpuRow", "GpuTable",
+    "Ladder", "LadderRow", "Layout", "Offload", "Split", "SpeedTerm", "Sweep", "SweepPoint", "cards_needed",
+    "decode_speed", "device", "layer_owners", "layer_split", "layout", "max_batch", "offload", "offload_speed",
+    "quant_ladder", "split", "split_speed", "sweep", "sweep_contexts", "tensor_split", "tp_constraints",
+    "tp_problems", "which_gpus",
+]
+
+
+def _total(r: Resolved, context: int, batch: int, beams: int) -> int:
+    return estimate_resolved(r, context, batch, beams).total_bytes
+
+
+# --------------------------------------------------------------------------------------------------
+# Largest batch
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BatchAnswer:
+    context_tokens: int
+    beams: int
+    vram_bytes: int
+    max_batch: int  # 0 when not even one sequence fits
+    total_bytes: int  # at max_batch (at batch 1 when max_batch is 0)
+    next_total_bytes: int  # at max_batch + 1: the first batch that does not fit
+    per_sequence_bytes: int  # what the next sequence adds: its KV caches and activations
+
+
+def max_batch(r: Resolved, vram: int, context: int, beams: int = 1) -> BatchAnswer:
+    """Largest batch whose total fits at `context`: doubling to bracket it, then bisection (the
+    total grows with the batch: caches and activations are per sequence). Exact: it fits, +1 does not."""
+    fits = lambda b: _total(r, context, b, beams) <= vram  # noqa: E731
+    hi = 1
+    while hi < _MAX_BATCH and fits(hi):
+        hi *= 2
+    n = max(0, largest_fitting(fits, max(1, hi // 2), hi))
+    at = max(n, 1)
+    total, after = _total(r, context, at, beams), _total(r, context, at + 1, beams)
+    return BatchAnswer(context, beams, vram, n, total, after if n else total, after - total)
+
+
+# --------------------------------------------------------------------------------------------------
+# Quantization ladder
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LadderRow:
+    dtype: str
+    kv_dtype: str
+    weights_bytes: int
+    kv_bytes: int  # self + cross caches at the context
+    total_bytes: int
+    fits: bool
+    headroom_bytes: int
+    max_context_tokens: int  # 0 when no context fits
+    max_batch: int  # at the context; 0 when not even one sequence fits
+
+
+@dataclass(frozen=True)
+class Ladder:
+    model: str
+    vram_bytes: int
+    context_tokens: int
+    batch_size: int
+    beams: int
+    context_limit_tokens: int
+    rows: tuple[LadderRow, ...]  # weight types largest first; within one, KV types largest first
+
+    @property
+    def best(self) -> LadderRow | None:
+        """The first row that fits: the most bits that still fit."""
+        return next((row for row in self.rows if row.fits), None)
+
+
+def _components(tensors: list, storage: list[StorageType]) -> tuple[Component, ...]:
+    """memory.weight_components for an inventory already built (the ladder reuses one inventory)."""
+    params: dict[str, int] = defaultdict(int)
+    nbytes: dict[str, int] = defaultdict(int)
+    for t, s in zip(tensors, storage):
+        params[t.component] += t.numel
+        nbytes[t.component] += s.nbytes(t.numel)
+    return tuple(Component(name, params[name], nbytes[name]) for name in params)
+
+
+def ladder_dtypes(spec: AnySpec) -> tuple[str, ...]:
+    """LADDER_WEIGHTS with the 16-bit rung in the checkpoint's own type (bf16 or fp16, same size)."""
+    first = "bf16" if spec.dtype == "bfloat16" else "fp16"
+    return (first, *LADDER_WEIGHTS[1:])
+
+
+def quant_ladder(spec: AnySpec, req: Request, vram: int) -> Ladder:
+    """Every weight type x KV type of the ladder: total at the context, fit, largest context, largest batch."""
+    base = resolve(spec, req)
+    context = req.context or default_context(base)
+    limit = context_limit(base, context)
+    tensors = model_tensors(spec)
+    rows = []
+    for wname in ladder_dtypes(spec):
+        wd = WEIGHT_DTYPES[wname]
+        comps = _components(tensors, tensor_storage(tensors, wd, spec))
+        for kname in LADDER_KV:
+            r = dataclasses.replace(base, dtype=wd, kv=KV_DTYPES[kname], components=comps)
+            e = estimate_resolved(r, context, req.batch, req.beams)
+            rows.append(LadderRow(wname, kname, e.weights_bytes, e.kv_bytes, e.total_bytes, e.total_bytes <= vram,
+                                  vram - e.total_bytes, max_context(r, vram, req.batch, req.beams, limit),
+                                  max_batch(r, vram, context, req.beams).max_batch))
+    return Ladder(spec.id, vram, context, req.batch, req.beams, limit, tuple(rows))
+
+
+# --------------------------------------------------------------------------------------------------
+# Which GPUs, and how many
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CardCount:
+    gpu: str
+    vram_bytes: int
+    cards: int  # the smallest tensor-parallel count that fits; 0 if none up to max_cards
+    max_cards: int
+    split: Split | None  # the split at `cards`
+    skipped: tuple[str, ...]  # smaller counts that cannot split the model, and why
+
+
+def _min_cards(spec: AnySpec, est: Estimate, kv_proj_bytes: int, vram: int, max_cards: int) -> int:
+    """Smallest N whose tensor split fits at the estimate's context (the first card holds the most)."""
+    kv_heads = tp_kv_heads(tp_constraints(spec), spec)
+    fixed = est.activations_bytes + est.overhead_bytes
+    for n in range(1, max_cards + 1):
+        if tp_problems(spec, n):
+            continue
+        w, kv = tp_bytes(est, n, kv_heads, kv_proj_bytes)
+        if w[0] + kv[0] + fixed <= vram:
+            return n
+    return 0
+
+
+def cards_needed(spec: AnySpec, req: Request, gpu: Device, max_cards: int = MAX_CARDS) -> CardCount:
+    """How many of `gpu` the model needs under tensor parallelism at the request's context."""
+    r = resolve(spec, req)
+    context = req.context or default_context(r)
+    est = estimate_resolved(r, context, req.batch, req.beams)
+    lay = layout(r)
+    n = _min_cards(spec, est, lay.kv_proj_bytes, gpu.vram_bytes, max_cards)
+    skipped = tuple(f"{k}: {'; '.join(tp_problems(spec, k))}" for k in range(2, (n or max_cards) + 1)
+                    if tp_problems(spec, k))
+    s = tensor_split(r, context, req.batch, req.beams, [gpu] * n, lay) if n else None
+    return CardCount(gpu.gpu, gpu.vram_bytes, n, max_cards, s, skipped)
+
+
+@dataclass(frozen=True)
+class GpuRow:
+    gpu: str
+    name: str
+    vram_bytes: int
+    bandwidth_gb_s: float
+    fits: bool
+    headroom_bytes: int
+    max_context_tokens: int  # on one card; 0 if none
+    cards_needed: int  # smallest tensor-parallel count of this card that fits; 0 if none up to MAX_CARDS
+
+
+@dataclass(frozen=True)
+class GpuTable:
+    model: str
+    dtype: str
+    kv_dtype: str
+    context_tokens: int
+    batch_size: int
+    beams: int
+    total_bytes: int
+    context_limit_tokens: int
+    rows: tuple[GpuRow, ...]  # by memory, smallest first
+
+
+def which_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec]) -> GpuTable:
+    """Every GPU given (the catalog): fit, headroom and largest context on one card, and the cards
+    needed under tensor parallelism; sorted by memory."""
+    r = resolve(spec, req)
+    context = req.context or default_context(r)
+    est = estimate_resolved(r, context, req.batch, req.beams)
+    limit = context_limit(r, context)
+    kv_proj = layout(r).kv_proj_bytes
+    rows = []
+    for g in sorted(gpus, key=lambda g: (g.capacity_bytes, g.id)):
+        vram = g.capacity_bytes
+        rows.append(GpuRow(g.id, g.name, vram, g.bandwidth_gb_s, est.total_bytes <= vram, vram - est.total_bytes,
+                           max_context(r, vram, req.batch, req.beams, limit),
+                           _min_cards(spec, est, kv_proj, vram, MAX_CARDS)))
+    return GpuTable(spec.id, est.dtype, est.kv_dtype, context, req.batch, req.beams, est.total_bytes, limit,
+                    tuple(rows))
+
+
+# --------------------------------------------------------------------------------------------------
+# Context sweep
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SweepPoint:
+    context_tokens: int
+    weights_bytes: int
+    kv_self_bytes: int
+    kv_cross_bytes: int
+    activations_bytes: int
+    overhead_bytes: int
+    total_bytes: int
+    fits: bool | None  # None without a memory to compare with
+
+
+@dataclass(frozen=True)
+class Sweep:
+    model: str
+    dtype: str
+    kv_dtype: str
+    batch_size: int
+    beams: int
+    vram_bytes: int | None
+    context_limit_tokens: int
+    max_context_tokens: int | None  # None without a memory
+    points: tuple[SweepPoint, ...]
+
+
+def sweep_contexts(limit: int, image_tokens: int = 0) -> list[int]:
+    """512, 1024, ... (powers of two below `limit` that leave room for text), then `limit` itself."""
+    out, c = [], SWEEP_START
+    while c < limit:
+        if c > image_tokens:
+            out.append(c)
+        c *= 2
+    return [*out, limit]
+
+
+def sweep(spec: AnySpec, req: Request, vram: int | None = None) -> Sweep:
+    """Total memory and its parts at every context of `sweep_contexts`, up to the model's window."""
+    r = resolve(spec, req)
+    limit = context_limit(r, req.context or default_context(r))
+    points = []
+    for c in sweep_contexts(limit, r.image_tokens):
+        e = estimate_resolved(r, c, req.batch, req.beams)
+        points.append(SweepPoint(c, e.weights_bytes, e.kv_self_bytes, e.kv_cross_bytes, e.activations_bytes,
+                                 e.overhead_bytes, e.total_bytes, None if vram is None else e.total_bytes <= vram))
+    best = None if vram is None else max_context(r, vram, req.batch, req.beams, limit)
+    return Sweep(spec.id, r.dtype.name, r.kv.name, req.batch, req.beams, vram, limit, best, tuple(points))

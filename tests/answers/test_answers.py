@@ -1,0 +1,197 @@
+"""Largest batch, quantization ladder, which GPUs and how many, context sweep: each answer against
+arithmetic shown here or against the estimate it is built on."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import llama
+from willitrun import Request, check_fit, estimate
+from willitrun.answers import (
+    LADDER_KV, cards_needed, device, layout, max_batch, quant_ladder, sweep, sweep_contexts, tensor_split,
+    which_gpus,
+)
+from willitrun.memory import attention, estimate_resolved, resolve
+
+GiB, MiB = 1 << 30, 1 << 20
+# Llama-2-7B in fp16, by hand (config.json: 32 layers, 4096 hidden, 11008 intermediate, 32000 vocab):
+EMB = 32000 * 4096 * 2  # token embeddings = LM head: 262,144,000 B
+LAYER = (4 * 4096 * 4096 + 3 * 4096 * 11008 + 2 * 4096) * 2  # q, k, v, o, gate, up, down, 2 norms: 404,766,720 B
+W7B = 2 * EMB + 32 * LAYER + 4096 * 2  # + the final norm = 13,476,831,232 B
+KV_TOKEN = 2 * 32 * 4096 * 2  # K and V x 32 layers x 32 heads x 128 x 2 B = 524,288 B per token
+OVERHEAD = 360 * MiB
+
+
+def test_hand_numbers_are_the_estimate():
+    e = estimate(llama(), context=4096)
+    assert W7B == 13_476_831_232 == e.weights_bytes
+    assert e.kv_self_bytes == 4096 * KV_TOKEN == 2 * GiB
+
+
+# ---- largest batch -----------------------------------------------------------------------------
+def test_max_batch_by_hand():
+    # Caches and activations are per sequence, so total(b) = weights + overhead + b x per-sequence
+    # bytes; on 24 GiB at 4,096 tokens: (24 GiB - W - 360 MiB) // (2 GiB + activations of one).
+    r = resolve(llama(), Request())
+    act1 = estimate(llama(), context=4096).activations_bytes
+    per_seq = 2 * GiB + act1
+    expected = (24 * GiB - W7B - OVERHEAD) // per_seq
+    b = max_batch(r, 24 * GiB, 4096)
+    assert b.max_batch == expected == 4
+    assert b.per_sequence_bytes == per_seq
+    assert b.total_bytes == W7B + OVERHEAD + 4 * per_seq <= 24 * GiB < b.next_total_bytes
+
+
+@pytest.mark.parametrize(("model", "vram_gib", "context"), [
+    ("llama-3.1-8b", 24, 8192), ("llava-1.5-7b", 16, 4096), ("whisper-large-v3", 8, 448),
+    ("flan-t5-xl", 40, 512), ("llama-3.2-11b-vision", 48, 2048), ("mistral-7b", 80, 32768),
+])
+def test_max_batch_fits_and_one_more_does_not(catalog, model, vram_gib, context):
+    r = resolve(catalog.resolve("model", model), Request())
+    b = max_batch(r, vram_gib * GiB, context)
+    assert b.max_batch > 0
+    assert estimate_resolved(r, context, b.max_batch, 1).total_bytes <= vram_gib * GiB
+    assert estimate_resolved(r, context, b.max_batch + 1, 1).total_bytes > vram_gib * GiB
+
+
+def test_max_batch_zero_when_one_sequence_does_not_fit(catalog):
+    r = resolve(catalog.resolve("model", "llama-2-13b"), Request())
+    b = max_batch(r, 16 * GiB, 4096)
+    assert b.max_batch == 0 and b.total_bytes == b.next_total_bytes > 16 * GiB
+
+
+@settings(max_examples=40, deadline=None)
+@given(vram_mib=st.integers(14_000, 200_000), context=st.integers(1, 4096), beams=st.integers(1, 4))
+def test_max_batch_is_exact(vram_mib, context, beams):
+    r = resolve(llama(), Request())
+    vram = vram_mib * MiB
+    n = max_batch(r, vram, context, beams).max_batch
+    assert n == 0 or estimate_resolved(r, context, n, beams).total_bytes <= vram
+    assert estimate_resolved(r, context, n + 1, beams).total_bytes > vram
+
+
+# ---- quantization ladder -----------------------------------------------------------------------
+def test_ladder_rows_are_full_estimates(catalog):
+    spec = catalog.resolve("model", "llama-3.1-8b")
+    vram = catalog.resolve("gpu", "rtx4060-ti-16gb").capacity_bytes
+    lad = quant_ladder(spec, Request(), vram)
+    assert [r.dtype for r in lad.rows[::3]] == ["bf16", "fp8", "int8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0",
+                                                "q3_k_m", "q2_k"]
+    assert [r.kv_dtype for r in lad.rows[:3]] == list(LADDER_KV)
+    for row in lad.rows:
+        # the ladder swaps types into one resolved estimate; a fresh estimate must agree to the byte
+        e = estimate(spec, context=lad.context_tokens, dtype=row.dtype, kv_dtype=row.kv_dtype)
+        assert (row.weights_bytes, row.kv_bytes, row.total_bytes) == (e.weights_bytes, e.kv_bytes, e.total_bytes)
+        assert row.fits == (row.total_bytes <= vram) and row.headroom_bytes == vram - row.total_bytes
+        f = check_fit(spec, Request(dtype=row.dtype, kv_dtype=row.kv_dtype), vram, "t")
+        assert row.max_context_tokens == f.max_context_tokens
+    # bf16 with an f16 cache is 205 MiB too big for 16 GiB; an 8-bit cache makes it fit
+    assert not lad.rows[0].fits and lad.best is lad.rows[1]
+
+
+def test_ladder_max_context_and_batch_are_exact(catalog):
+    spec = catalog.resolve("model", "llama-3-70b")
+    vram = 48 * GiB
+    lad = quant_ladder(spec, Request(), vram)
+    for row in lad.rows:
+        r = resolve(spec, Request(dtype=row.dtype, kv_dtype=row.kv_dtype))
+        n = row.max_context_tokens
+        if n:
+            assert estimate_resolved(r, n, 1, 1).total_bytes <= vram
+        if n < lad.context_limit_tokens:
+            assert estimate_resolved(r, n + 1, 1, 1).total_bytes > vram
+        assert row.max_batch == max_batch(r, vram, lad.context_tokens).max_batch
+    # the most bits that fit 48 GiB at 4,096 tokens: q5_k_m weights (46.5 GiB) with a q4_0 cache, 3 MiB to spare
+    best = lad.best
+    assert best is not None and (best.dtype, best.kv_dtype) == ("q5_k_m", "q4_0") and best.headroom_bytes < 4 * MiB
+    assert not any(row.fits for row in lad.rows[:lad.rows.index(best)])
+
+
+def test_ladder_nothing_fits(catalog):
+    lad = quant_ladder(catalog.resolve("model", "llama-3.1-405b"), Request(), 80 * GiB)
+    assert lad.best is None and all(r.max_context_tokens == 0 and r.max_batch == 0 for r in lad.rows)
+
+
+# ---- which GPUs, how many ----------------------------------------------------------------------
+def test_gpus_sorted_by_memory_and_consistent(catalog):
+    spec = catalog.resolve("model", "llama-3.1-8b")
+    table = which_gpus(spec, Request(context=8192), catalog.gpus())
+    assert len(table.rows) == len(catalog.gpus())
+    mem = [r.vram_bytes for r in table.rows]
+    assert mem == sorted(mem)
+    total = estimate(spec, context=8192).total_bytes
+    assert table.total_bytes == total
+    for row in table.rows:
+        assert row.fits == (total <= row.vram_bytes) and row.headroom_bytes == row.vram_bytes - total
+        assert row.max_context_tokens == check_fit(spec, Request(context=8192), row.vram_bytes, "t").max_context_tokens
+        assert (row.cards_needed == 1) == row.fits
+
+
+def test_cards_needed_llama_2_70b_on_3090s(catalog):
+    # 130.9 GiB in fp16: 64 heads and 8 KV heads; 3, 5, 6 and 7 do not divide them; 4 x 24 GiB is too
+    # little ((W + KV) / 4 = 32.4 GiB per card), 8 x 24 GiB holds W / 8 = 16.06 GiB per card.
+    spec = catalog.resolve("model", "llama-2-70b")
+    gpu = device(catalog.resolve("gpu", "rtx3090"))
+    c = cards_needed(spec, Request(), gpu)
+    assert c.cards == 8 and c.split is not None and c.split.fits
+    assert [s.split(":")[0] for s in c.skipped] == ["3", "5", "6", "7"]
+    assert "attention heads (64) not divisible by 3" in c.skipped[0]
+    r = resolve(spec, Request())
+    assert not tensor_split(r, 4096, 1, 1, [gpu] * 4).fits
+    assert which_gpus(spec, Request(), [catalog.resolve("gpu", "rtx3090")]).rows[0].cards_needed == 8
+
+
+def test_cards_needed_none(catalog):
+    c = cards_needed(catalog.resolve("model", "llama-3.1-405b"), Request(), device(catalog.resolve("gpu", "rtx2060")))
+    assert c.cards == 0 and c.split is None
+
+
+# ---- context sweep -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("limit", "image_tokens", "expected"), [
+    (4096, 0, [512, 1024, 2048, 4096]),
+    (131072, 0, [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]),
+    (448, 0, [448]),  # Whisper: the window is below 512
+    (512, 0, [512]),  # T5
+    (4096, 576, [1024, 2048, 4096]),  # LLaVA 1.5: 576 image tokens leave no text at 512
+    (6000, 0, [512, 1024, 2048, 4096, 6000]),
+])
+def test_sweep_contexts(limit, image_tokens, expected):
+    assert sweep_contexts(limit, image_tokens) == expected
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "llava-1.5-7b", "whisper-large-v3", "t5-11b",
+                                   "llama-3.2-11b-vision", "mistral-7b"])
+def test_sweep_is_monotonic_and_adds_up(catalog, model):
+    spec = catalog.resolve("model", model)
+    sw = sweep(spec, Request(), 24 * GiB)
+    totals = [p.total_bytes for p in sw.points]
+    assert totals == sorted(totals)
+    for p in sw.points:
+        assert p.total_bytes == p.weights_bytes + p.kv_self_bytes + p.kv_cross_bytes + p.activations_bytes \
+            + p.overhead_bytes
+        assert p.total_bytes == estimate(spec, context=p.context_tokens).total_bytes
+        assert p.fits == (p.total_bytes <= 24 * GiB)
+        # a point fits exactly when it is within the largest context that fits
+        assert p.fits == (p.context_tokens <= sw.max_context_tokens)
+    assert sw.points[-1].context_tokens == sw.context_limit_tokens
+
+
+def test_sweep_without_memory(catalog):
+    sw = sweep(catalog.resolve("model", "llama-2-7b"), Request())
+    assert sw.vram_bytes is None and sw.max_context_tokens is None
+    assert all(p.fits is None for p in sw.points)
+    assert [p.kv_self_bytes for p in sw.points] == [c * KV_TOKEN for c in (512, 1024, 2048, 4096)]
+
+
+# ---- the layer view every placement answer uses -------------------------------------------------
+@pytest.mark.parametrize("dtype", [None, "q4_k_m", "int4"])
+def test_layout_adds_up_for_every_model(catalog, dtype):
+    for spec in catalog.models():
+        r = resolve(spec, Request(dtype=dtype))
+        lay = layout(r)
+        att = attention(spec)
+        assert lay.weights_bytes == sum(c.bytes for c in r.components), spec.id
+        assert (lay.self_layers, lay.cross_layers) == (att.self_layers, att.cross_layers), spec.id
+        e = estimate_resolved(r, 448 if spec.architecture == "whisper" else 4096, 1, 1) \
+            if spec.architecture != "t5" else estimate_resolved(r, 512, 1, 1)
+        assert sum(lay.kv_per_layer(e)) == e.kv_bytes, spec.id
