@@ -13,15 +13,14 @@ Pure library: no typer, no rich, nothing printed. Every size is an int of bytes.
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .dtypes import KV_DTYPES, WEIGHT_DTYPES, StorageType
+from .dtypes import KV_DTYPES, WEIGHT_DTYPES
 from .fit import context_limit, max_context
 from .layers import Layout, layout
 from .memory import (
-    AnySpec, Component, Estimate, Request, Resolved, default_context, estimate_resolved, resolve, tensor_storage,
+    AnySpec, Estimate, Request, Resolved, default_context, estimate_resolved, resolve, weight_components,
 )
 from .placement import (
     Card, Device, Offload, Split, device, largest_fitting, layer_owners, layer_split, offload, split, tensor_split,
@@ -109,16 +108,6 @@ class Ladder:
         return next((row for row in self.rows if row.fits), None)
 
 
-def _components(tensors: list, storage: list[StorageType]) -> tuple[Component, ...]:
-    """memory.weight_components for an inventory already built (the ladder reuses one inventory)."""
-    params: dict[str, int] = defaultdict(int)
-    nbytes: dict[str, int] = defaultdict(int)
-    for t, s in zip(tensors, storage):
-        params[t.component] += t.numel
-        nbytes[t.component] += s.nbytes(t.numel)
-    return tuple(Component(name, params[name], nbytes[name]) for name in params)
-
-
 def ladder_dtypes(spec: AnySpec) -> tuple[str, ...]:
     """LADDER_WEIGHTS with the 16-bit rung in the checkpoint's own type (bf16 or fp16, same size)."""
     first = "bf16" if spec.dtype == "bfloat16" else "fp16"
@@ -134,7 +123,7 @@ def quant_ladder(spec: AnySpec, req: Request, vram: int) -> Ladder:
     rows = []
     for wname in ladder_dtypes(spec):
         wd = WEIGHT_DTYPES[wname]
-        comps = _components(tensors, tensor_storage(tensors, wd, spec))
+        comps = weight_components(spec, wd, tensors)
         for kname in LADDER_KV:
             r = dataclasses.replace(base, dtype=wd, kv=KV_DTYPES[kname], components=comps)
             e = estimate_resolved(r, context, req.batch, req.beams)

@@ -143,8 +143,9 @@ def tensor_storage(tensors: list[Tensor], dtype: WeightDtype, spec: AnySpec) -> 
     return gguf.tensor_types(tensors, dtype, spec)
 
 
-def weight_components(spec: AnySpec, dtype: WeightDtype) -> tuple[Component, ...]:
-    tensors = model_tensors(spec)
+def weight_components(spec: AnySpec, dtype: WeightDtype, tensors: list[Tensor] | None = None) -> tuple[Component, ...]:
+    """Parameters and bytes per component; `tensors` reuses an inventory already built."""
+    tensors = model_tensors(spec) if tensors is None else tensors
     storage = tensor_storage(tensors, dtype, spec)
     params: dict[str, int] = defaultdict(int)
     nbytes: dict[str, int] = defaultdict(int)
