@@ -82,7 +82,9 @@ def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: i
     if est.beams > 1 and _total(r, est.context_tokens, est.batch_size, 1) <= vram:
         out.append("--beams 1 (greedy decoding) fits")
     current = WEIGHT_DTYPES[est.dtype]
-    for name in DTYPE_LADDER:
+    # the 16-bit rung in bf16 unless the checkpoint is fp16: fp32-trained models such as T5 overflow in fp16
+    ladder = DTYPE_LADDER if spec.dtype == "float16" else ("bf16", *DTYPE_LADDER[1:])
+    for name in ladder:
         cand = WEIGHT_DTYPES[name]
         if cand.storage.bits_per_element >= current.storage.bits_per_element or name == est.dtype:
             continue
