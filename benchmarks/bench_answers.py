@@ -8,11 +8,10 @@ model under half a second, and the `ladder` command under 0.5 s wall time with P
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable
+
+from timing import report
 
 from willitrun import Request, load_catalog
 from willitrun.answers import (
@@ -22,16 +21,6 @@ from willitrun.answers import (
 from willitrun.memory import estimate_resolved, resolve
 
 GiB = 1 << 30
-
-
-def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
-    fn()  # warm: the first call builds pydantic schemas and imports lazily
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), max(times)
 
 
 def main() -> None:
@@ -47,10 +36,8 @@ def main() -> None:
         for m in models:
             sweep(m, Request(), 24 * GiB)
 
-    cli = [sys.executable, "-c", "import sys; from willitrun.cli import app, main; "
-           "from willitrun.commands_answers import register; register(app); sys.argv[1:] = "
-           "['ladder', 'llama-3.1-8b', '--gpu', 'rtx4090', '--json']; main()"]
-    rows = [
+    cli = [sys.executable, "-m", "willitrun", "ladder", "llama-3.1-8b", "--gpu", "rtx4090", "--json"]
+    report([
         # (case, fn, repeat, target in ms)
         ("solver: largest batch, llama-3.1-8b at 4,096 on 24 GiB", lambda: max_batch(r8, 24 * GiB, 4096), 50, 5),
         ("solver: tensor split + max context, llama-3.1-70b on 2 x A100", lambda: tensor_split(r70, 4096, 1, 1, [a100] * 2), 20, 25),
@@ -63,15 +50,7 @@ def main() -> None:
         (f"gpus: llama-3.1-70b over the catalog ({len(gpus)} GPUs)", lambda: which_gpus(m70, Request(), gpus), 10, 50),
         (f"sweep: every catalog model ({len(models)}) on 24 GiB", catalog_sweep, 3, 500),
         ("CLI: willitrun ladder llama-3.1-8b --json (process)", lambda: subprocess.run(cli, check=True, capture_output=True), 5, 500),
-    ]
-    print(f"{'case':66} {'median':>9} {'max':>9} {'target':>8}")
-    failed = False
-    for name, fn, repeat, target_ms in rows:
-        median, worst = timed(fn, repeat)
-        ok = median * 1000 <= target_ms
-        failed |= not ok
-        print(f"{name:66} {median * 1000:7.1f}ms {worst * 1000:7.1f}ms {target_ms:6.0f}ms {'ok' if ok else 'SLOW'}")
-    sys.exit(1 if failed else 0)
+    ])
 
 
 if __name__ == "__main__":
