@@ -144,7 +144,8 @@ class Catalog:
         out: dict[Kind, dict[str, Path]] = {"model": {}, "gpu": {}}
         for i, root in enumerate(self.roots()):
             if i > 0 and not root.is_dir():
-                raise UsageError(f"spec directory {root} does not exist")
+                what = "is not a directory" if root.exists() else "does not exist"
+                raise UsageError(f"spec directory {root} {what}")
             for kind, sub in SUBDIR.items():
                 d = root / sub
                 if not d.is_dir():

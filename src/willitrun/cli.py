@@ -39,6 +39,25 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        sys.stdout.write(f"willitrun {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    """Will this model run on this GPU? Memory for weights, KV cache (self and cross attention),
+    activations and overhead, with the verdict and the largest context that fits.
+
+    Run `willitrun MODEL --gpu GPU`; see `willitrun estimate --help` for every option."""
+
+
 SpecsDir = Annotated[
     Optional[list[Path]],
     typer.Option("--specs-dir", help="Extra directory with model_specs/ and/or hardware_specs/ (repeatable); "
@@ -68,6 +87,8 @@ def parse_size(text: str) -> int:
     value = float(m.group(1)) * _UNITS[unit]
     if value < 1 << 20:
         raise UsageError(f"--vram {text!r} is too small to hold anything")
+    if value > 1 << 50:
+        raise UsageError(f"--vram {text!r} is more than 1 PiB; give one card's memory")
     return int(value)
 
 
@@ -124,11 +145,21 @@ def estimate_cmd(
         device, device_name, vram_bytes, cards = estimate_devices(cat, gpu, vram, quiet or json_out)
         from .dtypes import default_engine
 
-        eng = engine or default_engine(dtype)
         engine_opts = dict(ubatch=ubatch, flash_attn=flash_attn, parallel=parallel, gpu_layers=gpu_layers,
                            gpu_memory_utilization=gpu_memory_utilization)
         answers = dict(split=split, offload=offload or None, speed=speed or None, max_batch=max_batch or None,
                        system_bandwidth=system_bandwidth)
+        # A GGUF type (given, or stored in an imported .gguf file) implies llama.cpp; the answers
+        # (--offload, --speed, --max-batch, several cards) are computed on the transformers profile,
+        # so when they are asked for and no engine is named, that profile answers.
+        stored = weights.dtype if weights is not None else None
+        implied = default_engine(dtype or stored)
+        wants_answers = any(v is not None for v in answers.values()) or len(cards) > 1
+        eng = engine or ("transformers" if wants_answers else implied)
+        if eng != "transformers" and req.dtype is None and stored:
+            from dataclasses import replace
+
+            req = replace(req, dtype=stored)  # the engine sizes the file's own type
         if eng != "transformers":
             asked = [f"--{k.replace('_', '-')}" for k, v in answers.items() if v is not None]
             if asked or len(cards) > 1:
@@ -242,8 +273,8 @@ def _read_rows(path: Path) -> list[tuple[str, str, int | None]]:
             raise UsageError(f"{path}:{n}: expected model,gpu[,context], got {line!r}")
         context = None
         if len(parts) == 3:
-            if not parts[2].isdigit():
-                raise UsageError(f"{path}:{n}: context {parts[2]!r} is not a whole number")
+            if not parts[2].isdigit() or int(parts[2]) < 1:
+                raise UsageError(f"{path}:{n}: context {parts[2]!r} is not a whole number of at least 1")
             context = int(parts[2])
         rows.append((parts[0], parts[1], context))
     if not rows:
@@ -283,7 +314,7 @@ def check_cmd(
         for model, gpu, ctx in pairs:
             spec = cat.resolve("model", model)
             card = cat.resolve("gpu", gpu)
-            req = Request(context=ctx or context, dtype=dtype, kv_dtype=kv_dtype)
+            req = Request(context=ctx if ctx is not None else context, dtype=dtype, kv_dtype=kv_dtype)
             results.append((spec, card, check_fit(spec, req, card.capacity_bytes, card.id)))
     except WillItRunError as exc:
         raise fail(exc) from None

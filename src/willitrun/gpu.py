@@ -67,12 +67,17 @@ def _norm(name: str) -> str:
 def match_gpu(name: str, gpus: list[GPUSpec], total_bytes: int | None = None) -> GPUSpec | None:
     """The catalog card whose NVML name (or display name) equals `name`, ignoring case and
     punctuation. Some cards share one NVML name across memory sizes ("NVIDIA GeForce RTX 3080" is
-    10 GB or 12 GB): then the one whose memory is closest to `total_bytes` wins."""
+    10 GB or 12 GB): then the one whose memory is closest to `total_bytes` wins, and without a
+    memory size the name is refused as ambiguous."""
     key = _norm(name)
     found = [s for s in gpus if any(_norm(n) == key for n in s.nvml_names)] or \
         [s for s in gpus if _norm(s.name) == key]
     if not found:
         return None
     if total_bytes is None:
+        if len({g.capacity_bytes for g in found}) > 1:
+            from .errors import UsageError
+
+            raise UsageError(f"{name!r} names several cards: {', '.join(g.id for g in found)}; give one of these ids")
         return found[0]
     return min(found, key=lambda s: abs(s.capacity_bytes - total_bytes))

@@ -342,8 +342,11 @@ def stages(spec: AnySpec, context: int, source: int, images: int) -> list[Stage]
     if isinstance(spec, WhisperSpec):
         c = spec.config
         return [
-            Stage(c.max_source_positions * 2, c.d_model, c.d_model, c.d_model, c.encoder_ffn_dim, False,
-                  c.encoder_attention_heads, c.max_source_positions, per_input=True),  # conv1 runs at 3000 frames
+            # conv1 runs at the 3000 mel frames: its input (mel bins) and output (d_model) per frame
+            Stage(c.max_source_positions * 2, c.num_mel_bins + c.d_model, 0, 0, 0, False, 0, 0, per_input=True),
+            # the encoder layers run at the 1500 positions conv2 leaves
+            Stage(c.max_source_positions, c.d_model, c.d_model, c.d_model, c.encoder_ffn_dim, False,
+                  c.encoder_attention_heads, c.max_source_positions, per_input=True),
             Stage(context, c.d_model, c.d_model, c.d_model, c.decoder_ffn_dim, False, c.decoder_attention_heads,
                   c.max_source_positions),
         ]
@@ -478,7 +481,9 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
 
 def estimate(spec: AnySpec, request: Request | None = None, *, weights: WeightsOverride | None = None,
              **kwargs: object) -> Estimate:
-    """Memory needed to run `spec` for `request` (or keyword arguments of Request)."""
+    """Memory needed to run `spec` for `request` (or keyword arguments of Request, not both)."""
+    if request is not None and kwargs:
+        raise TypeError(f"give a Request or keyword arguments, not both (got {', '.join(kwargs)})")
     req = request or Request(**kwargs)  # type: ignore[arg-type]
     r = resolve(spec, req, weights)
     return estimate_resolved(r, req.context or default_context(r), req.batch, req.beams)

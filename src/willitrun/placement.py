@@ -186,7 +186,8 @@ def tensor_split(r: Resolved, context: int, batch: int, beams: int, devices: Seq
 
     best = max(0, largest_fitting(fits_at, r.image_tokens + 1, limit)) if valid else 0
     held_kv = sum(x.kv_bytes for x in cards)
-    duplicated = sum(x.weights_bytes for x in cards) - est.weights_bytes + held_kv - est.kv_bytes
+    # per-card figures mean nothing when the heads do not divide: nothing is duplicated then
+    duplicated = sum(x.weights_bytes for x in cards) - est.weights_bytes + held_kv - est.kv_bytes if valid else 0
     notes = ["activations and the runtime overhead are counted on every card; norms and biases are counted "
              "as divided though engines replicate them (well under 1% of the weights); communication "
              "buffers (NCCL) are not counted"]

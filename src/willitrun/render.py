@@ -23,8 +23,20 @@ GIB, MIB = 1 << 30, 1 << 20
 
 # One configured console each: results to stdout, warnings and errors to stderr. rich honours
 # NO_COLOR and turns styling off when the stream is not a terminal.
+class _Console(Console):
+    """rich's Console, except that a closed pipe (`willitrun ... | head -1`) silences further output
+    instead of exiting 1, which scripts would read as "does not fit": the command's own exit code stands."""
+
+    def on_broken_pipe(self) -> None:
+        import os
+
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 # Piped output gets 120 columns instead of rich's 80 so the table does not wrap in logs.
-out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 120)
+out = _Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error stays one line
 
 COMPONENT_LABELS = {

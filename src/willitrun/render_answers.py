@@ -144,9 +144,11 @@ def split_view(s: Split, names: str) -> RenderableType:
         t.add_row(str(c.index), c.gpu, layers, size(c.weights_bytes), size(c.kv_bytes), size(c.activations_bytes),
                   size(c.overhead_bytes), size(c.total_bytes), size(c.vram_bytes), _yes(c.fits))
     head = Text.from_markup(f"[bold]Split over {escape(names)}[/] ({how}, context {s.context_tokens:,}):")
-    lines: list[RenderableType] = [head, t]
-    for p in s.problems:
-        lines.append(Text.from_markup(f"[red]cannot split:[/] {escape(p)}"))
+    if not s.valid:  # per-card figures would be meaningless
+        lines: list[RenderableType] = [head, Text.from_markup(f"[red bold]CANNOT SPLIT[/] {how} over {s.count} cards:")]
+        lines += [Text(f"  {p}") for p in s.problems]
+        return Group(*lines)
+    lines = [head, t]
     worst = max(s.cards, key=lambda c: c.total_bytes / c.vram_bytes)
     if s.fits:
         lines.append(Text.from_markup(f"[green bold]FITS[/] {how}: the fullest card holds {size(worst.total_bytes)} "

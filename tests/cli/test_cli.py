@@ -220,3 +220,41 @@ def test_vllm_window_must_fit():
     d = json.loads(r.stdout)
     assert r.exit_code == (0 if d["fits"] else 1)
     assert d["engine_facts"]["fits_window"] == d["fits"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("llama-2-7b", "--gpu", "NVIDIA GeForce RTX 3080"), "names several cards: rtx3080-12gb, rtx3080"),
+        (("llama-2-7b", "--vram", "9999999TB"), "more than 1 PiB"),
+        (("llama-2-7b", "--vram", "24", "--specs-dir", __file__), "is not a directory"),
+    ],
+)
+def test_more_bad_input(args, message):
+    r = run(*args)
+    assert r.exit_code == 2 and message in r.stderr
+
+
+def test_version():
+    r = run("--version")
+    assert r.exit_code == 0 and r.stdout.startswith("willitrun ")
+
+
+def test_impossible_tensor_split_prints_no_per_card_figures():
+    r = run("llama-2-7b", "--gpu", "3xrtx3090")
+    assert r.exit_code == 1
+    assert "CANNOT SPLIT" in r.stdout and "attention heads (32) not divisible by 3" in r.stdout
+
+
+def test_llama_cpp_batch_keeps_context_per_sequence():
+    # --batch 4 at --context 4096 is llama.cpp's -np 4 -c 16384: 32 layers x 2 x 4096 x 16384 cells x 2 B
+    r = run("llama-2-7b", "--gpu", "t4", "--engine", "llama.cpp", "--batch", "4", "--json")
+    d = json.loads(r.stdout)
+    assert d["n_ctx"] == 16384
+    assert sum(b["bytes"] for b in d["buffers"] if b["kind"] == "kv_self") == 32 * 2 * 4096 * 16384 * 2
+
+
+def test_gguf_dtype_with_answers_uses_transformers_profile():
+    r = run("llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload", "--json")
+    assert r.exit_code in (0, 1)
+    assert "offload" in json.loads(r.stdout)

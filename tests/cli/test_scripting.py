@@ -161,3 +161,35 @@ def test_any_arguments_give_a_documented_exit(model, opts, dtype, vram):
     r = run(*args)
     assert isinstance(r.exception, SystemExit) or r.exception is None, (args, r.exception)
     assert r.exit_code in DOCUMENTED_CODES, (args, r.output)
+
+
+def readme_commands() -> list[list[str]]:
+    """`$ willitrun ...` lines of the README's console blocks that name catalog models (not paths or hf:)."""
+    import shlex
+
+    cmds = []
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("$ willitrun "):
+            args = shlex.split(line[2:].split("#")[0])[1:]
+            if any(a.startswith(("./", "hf:", "/")) for a in args):
+                continue
+            cmds.append(args)
+    return cmds
+
+
+def test_readme_examples_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # --plot writes relative to the working directory
+    (tmp_path / "docs").mkdir()
+    cmds = readme_commands()
+    assert len(cmds) >= 6
+    for args in cmds:
+        r = run(*args)
+        assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.exception)
+        assert r.exit_code in (0, 1), (args, r.output)
+
+
+def test_check_rows_refuse_context_zero(tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("llama-2-7b,rtx3090,0\n")
+    r = run("check", "--rows", rows)
+    assert r.exit_code == 2 and "at least 1" in r.stderr

@@ -274,8 +274,11 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     if request.beams > 1:
         warnings.append("llama.cpp decodes without beam search: --beams is ignored")
     if request.batch > 1 and opt.parallel == 1:
+        # --context is positions per sequence: N sequences of it are llama.cpp's -np N -c (N x context)
         opt = replace(opt, parallel=request.batch)
-        out_notes.append(f"--batch {request.batch} read as {request.batch} parallel sequences sharing the cache")
+        asked *= request.batch
+        out_notes.append(f"--batch {request.batch} read as -np {request.batch} -c {asked}: each sequence keeps "
+                         f"{asked // request.batch} positions of the shared cache")
     cells, per_seq = kv_cells(asked, opt.parallel, pad_to, opt.version, opt.kv_unified)
     if cells != asked:
         out_notes.append(f"n_ctx {asked} allocated as {cells} cells (padded to a multiple of {pad_to}: {version.source})")
