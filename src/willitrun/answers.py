@@ -181,7 +181,7 @@ class GpuRow:
     fits: bool
     headroom_bytes: int
     max_context_tokens: int  # on one card; 0 if none
-    cards_needed: int  # smallest tensor-parallel count of this card that fits; 0 if none up to MAX_CARDS
+    cards_needed: int  # smallest tensor-parallel count of this card that fits; 0 if none up to MAX_CARDS (or Apple)
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,9 @@ def which_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec]) -> GpuTable
         vram = g.capacity_bytes
         rows.append(GpuRow(g.id, g.name, vram, g.bandwidth_gb_s, est.total_bytes <= vram, vram - est.total_bytes,
                            max_context(r, vram, req.batch, req.beams, limit),
-                           _min_cards(spec, est, kv_proj, vram, MAX_CARDS)))
+                           # Macs are not linked for tensor parallelism: one unified memory each
+                           int(est.total_bytes <= vram) if g.vendor == "apple"
+                           else _min_cards(spec, est, kv_proj, vram, MAX_CARDS)))
     return GpuTable(spec.id, est.dtype, est.kv_dtype, context, req.batch, req.beams, est.total_bytes, limit,
                     tuple(rows))
 

@@ -224,14 +224,20 @@ def _engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_by
         raise UsageError(f"{', '.join(wrong)} does not apply to {engine}")
     kwargs = {accepted[k]: v for k, v in given.items() if v is not None}
     options: Any
-    if engine == "llama.cpp":
-        options = LlamaCppOptions(**kwargs)
-    elif engine == "ollama":
-        options = OllamaOptions(**kwargs, vram_bytes=vram_bytes)
-    elif engine == "whisper.cpp":
-        options = WhisperCppOptions(**kwargs)
-    else:
-        options = VllmOptions(**kwargs, total_memory_bytes=vram_bytes)
+    try:
+        if engine == "llama.cpp":
+            options = LlamaCppOptions(**kwargs)
+        elif engine == "ollama":
+            options = OllamaOptions(**kwargs, vram_bytes=vram_bytes)
+        elif engine == "whisper.cpp":
+            options = WhisperCppOptions(**kwargs)
+        else:
+            options = VllmOptions(**kwargs, total_memory_bytes=vram_bytes)
+    except UsageError as exc:  # the options classes name their fields; the user typed flags
+        message = str(exc)
+        for flag, field in [*accepted.items(), *_ENGINE_OPTIONS["llama.cpp"].items()]:  # ollama runs llama.cpp's
+            message = re.sub(rf"\b{field}\b", f"--{flag.replace('_', '-')}", message)
+        raise UsageError(message) from None
     return engine_fit(spec, req, engine, options, vram_bytes)
 
 
