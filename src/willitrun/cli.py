@@ -233,12 +233,12 @@ def _engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_by
             options = WhisperCppOptions(**kwargs)
         else:
             options = VllmOptions(**kwargs, total_memory_bytes=vram_bytes)
+        return engine_fit(spec, req, engine, options, vram_bytes)
     except UsageError as exc:  # the options classes name their fields; the user typed flags
         message = str(exc)
         for flag, field in [*accepted.items(), *_ENGINE_OPTIONS["llama.cpp"].items()]:  # ollama runs llama.cpp's
             message = re.sub(rf"\b{field}\b", f"--{flag.replace('_', '-')}", message)
         raise UsageError(message) from None
-    return engine_fit(spec, req, engine, options, vram_bytes)
 
 
 def _device(cat: Any, gpu: str | None, vram: str | None, quiet: bool) -> tuple[str, str, int]:
