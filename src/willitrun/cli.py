@@ -243,6 +243,8 @@ def _engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_by
 
 def _device(cat: Any, gpu: str | None, vram: str | None, quiet: bool) -> tuple[str, str, int]:
     """(device id, display name, bytes available) from --gpu, --vram, or NVML detection."""
+    if gpu and vram:
+        raise UsageError("give --gpu or --vram, not both")
     if vram:
         n = parse_size(vram)
         return "vram", f"--vram {vram.strip()}", n

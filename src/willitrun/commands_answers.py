@@ -59,8 +59,6 @@ def register(app: typer.Typer) -> None:
         from .catalog import load_catalog
 
         try:
-            if gpu and vram:
-                raise UsageError("give --gpu or --vram, not both")
             cat = load_catalog(specs_dir)
             spec = cat.resolve("model", model)
             req = _request(context, batch, beams, None, None, images, image_size, encoder_tokens)
@@ -128,8 +126,6 @@ def register(app: typer.Typer) -> None:
         from .render_answers import plot_sweep, sweep_dict, sweep_view
 
         try:
-            if gpu and vram:
-                raise UsageError("give --gpu or --vram, not both")
             cat = load_catalog(specs_dir)
             spec = cat.resolve("model", model)
             req = _request(None, batch, beams, dtype, kv_dtype, images, image_size, encoder_tokens)
@@ -189,8 +185,6 @@ def estimate_devices(cat: Any, gpu: Optional[list[str]], vram: Optional[str],
     from .cli import _device
 
     names = parse_gpus(gpu or [])
-    if names and vram:
-        raise UsageError("give --gpu or --vram, not both")
     cards = [cat.resolve("gpu", n) for n in names]
     device, device_name, vram_bytes = _device(cat, names[0] if names else None, vram, quiet)
     if not names and not vram and device in cat.files("gpu"):

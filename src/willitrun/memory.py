@@ -126,13 +126,6 @@ class Request:
 # --------------------------------------------------------------------------------------------------
 # Weights
 # --------------------------------------------------------------------------------------------------
-def parameters_by_component(tensors: list[Tensor]) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for t in tensors:
-        out[t.component] += t.numel
-    return dict(out)
-
-
 def tensor_storage(tensors: list[Tensor], dtype: WeightDtype, spec: AnySpec) -> list[StorageType]:
     """The storage type of each tensor under `dtype` (see WeightDtype for the three families)."""
     if dtype.family == "float":

@@ -7,7 +7,6 @@ applies itself (named per field), never another model's value.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
@@ -382,6 +381,3 @@ class GPUSpec(_Strict):
             return int(total * self.gpu_memory_fraction)
         return total
 
-
-def spec_id_ok(name: str) -> bool:
-    return re.fullmatch(ID_PATTERN, name) is not None
