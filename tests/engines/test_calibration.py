@@ -6,23 +6,25 @@ matches the printed value to its last digit), compute buffers 5 %, whole-device 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.engines.calibration import KNOWN_GAPS, MEASURED, comparisons
 
-ALL = list(comparisons())
-
+# Informational rows (circular or out-of-scope comparisons) are shown in docs/accuracy.md, not asserted.
+ALL = [c for c in comparisons() if not c.informational]
 
 
 def test_measured_file_present():
     if not MEASURED.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{MEASURED} is absent: CI runs with ../shared beside the checkout")
         pytest.skip(f"{MEASURED} is absent: only tests/engines/calibration_extra.yaml is checked")
 
 
 @pytest.mark.parametrize("c", ALL, ids=[f"{c.entry}:{c.component}" for c in ALL])
 def test_component(c):
-    if c.informational:
-        pytest.skip(f"informational: {c.note}")
     if c.entry in KNOWN_GAPS:
         if not c.ok:
             pytest.xfail(KNOWN_GAPS[c.entry])
@@ -34,6 +36,6 @@ def test_component(c):
 def test_every_whisper_and_llamacpp_cache_is_exact():
     """Not just within 1 %: the printed figure itself (whisper.cpp: MB to 0.01; llama.cpp: MiB to 0.01)."""
     for c in ALL:
-        if c.tolerance == 0.01 and c.engine in ("whisper.cpp", "llama.cpp") and not c.informational:
+        if c.tolerance == 0.01 and c.engine in ("whisper.cpp", "llama.cpp"):
             unit = 1e6 if c.engine == "whisper.cpp" else 2**20
             assert round(c.estimate_bytes / unit, 2) == round(c.measured_bytes / unit, 2), (c.entry, c.component)
