@@ -161,6 +161,11 @@ def test_any_arguments_give_a_documented_exit(model, opts, dtype, vram):
     r = run(*args)
     assert isinstance(r.exception, SystemExit) or r.exception is None, (args, r.exception)
     assert r.exit_code in DOCUMENTED_CODES, (args, r.output)
+    # input that is wrong on its face must say so (2), never look like "does not fit" (1)
+    bad = (model == "nope" or vram != "24" or dtype == "zz"
+           or any(v < (0 if o == "--images" else 1) for o, v in opts))
+    if bad:
+        assert r.exit_code == ExitCode.USAGE, (args, r.exit_code)
 
 
 def readme_commands() -> list[list[str]]:
