@@ -1,6 +1,7 @@
 """Engine estimates set against measured allocations, component by component.
 
-Reads ../shared/calibration/measured.yaml (when present) and tests/engines/calibration_extra.yaml,
+Reads tests/engines/data/measured.yaml (a verbatim copy of the project's shared calibration file) and
+tests/engines/data/calibration_extra.yaml,
 builds the matching spec and engine options for each entry, and yields one Comparison per measured
 component. Used by test_calibration.py (asserts the tolerances) and benchmarks/accuracy.py (prints
 the table and writes docs/accuracy.md).
@@ -27,8 +28,9 @@ from willitrun.specs import parse_model_spec
 MIB = 1 << 20
 GIB = 1 << 30
 ROOT = Path(__file__).resolve().parents[2]
-MEASURED = ROOT.parent / "shared" / "calibration" / "measured.yaml"
-EXTRA = Path(__file__).with_name("calibration_extra.yaml")
+DATA = Path(__file__).with_name("data")
+MEASURED = DATA / "measured.yaml"  # copied from shared/calibration so every clone checks the same entries
+EXTRA = DATA / "calibration_extra.yaml"
 
 # Tolerances (relative): weights and caches are exact arithmetic, compute buffers are a graph
 # allocator's peak, whole-device NVML totals include allocator caches and the CUDA context.
@@ -198,11 +200,9 @@ def _transformers_total(entry: dict, src: str, catalog: object) -> Iterator[Comp
 
 
 def comparisons() -> Iterator[Comparison]:
-    """Every comparison: measured.yaml entries (when the shared file is present), then the extra ones."""
+    """Every comparison: measured.yaml entries, then the extra ones."""
     catalog = load_catalog()
-    sources = [(EXTRA, "calibration_extra.yaml")]
-    if MEASURED.exists():
-        sources.insert(0, (MEASURED, "measured.yaml"))
+    sources = [(MEASURED, "measured.yaml"), (EXTRA, "calibration_extra.yaml")]
     for path, src in sources:
         for entry in load(path):
             engine = entry["engine"]

@@ -40,7 +40,7 @@ def test_quantized_linear_layers_only():
 
 
 # llama.cpp's own buffer sizes for OpenLLaMA-7B-v2 (Llama-2-7B tensor shapes), printed by the
-# ggml-org CI on a V100 (../shared/calibration/measured.yaml, llama.cpp b2197):
+# ggml-org CI on a V100 (tests/engines/data/measured.yaml, llama.cpp b2197):
 # `llm_load_tensors: CUDA0 buffer size` (everything but token_embd) and `CPU buffer size` (token_embd).
 @pytest.mark.parametrize(
     ("dtype", "gpu_mib", "cpu_mib"),
