@@ -38,6 +38,7 @@ class DetectedGPU:
     uuid: str = ""
     mig_profile: str | None = None  # "3g.40gb"
     parent_name: str | None = None  # the physical GPU of a MIG instance
+    mig_instance: tuple[int, int] | None = None  # (GPU instance id, compute instance id) of a MIG instance
 
 
 def _text(value: Any) -> str:
@@ -78,13 +79,15 @@ def _device(nvml: Any, index: int, handle: Any, parent: str | None = None) -> De
     mem = nvml.nvmlDeviceGetMemoryInfo(handle)
     name = _text(nvml.nvmlDeviceGetName(handle))
     uuid = _text(_call(nvml, "nvmlDeviceGetUUID", handle) or "")
-    profile = None
+    profile = instance = None
     if parent is not None:
+        gi, ci = _call(nvml, "nvmlDeviceGetGpuInstanceId", handle), _call(nvml, "nvmlDeviceGetComputeInstanceId", handle)
+        instance = (gi, ci) if isinstance(gi, int) and isinstance(ci, int) else None
         # NVML and CUDA name a MIG device "<GPU name> MIG 3g.40gb" (driver 535: "NVIDIA A100-SXM4-80GB
         # MIG 3g.40gb", recorded in tests/fixtures/fake_nvml.py)
         m = re.search(r"\bMIG\s+(\S+)\s*$", name)
         profile = m.group(1) if m else "instance"
-    return DetectedGPU(index, name, int(mem.total), int(mem.free), uuid, profile, parent)
+    return DetectedGPU(index, name, int(mem.total), int(mem.free), uuid, profile, parent, instance)
 
 
 def _mig_devices(nvml: Any, index: int, handle: Any, parent: str) -> list[DetectedGPU] | None:
@@ -136,8 +139,13 @@ def _resolve_token(token: str, physical: list[tuple[int, str, Any]]) -> list[Det
     if key.startswith("gpu-"):
         hits = [ds for _, uuid, ds in physical if uuid and uuid.lower().startswith(key)]
         return as_list(hits[0]) or None if len(hits) == 1 else None
-    migs = [d for _, _, ds in physical if isinstance(ds, list) for d in ds]
-    hits = [d for d in migs if d.uuid and d.uuid.lower().startswith(key)]
+    migs = [(uuid, d) for _, uuid, ds in physical if isinstance(ds, list) for d in ds]
+    legacy = re.fullmatch(r"mig-(gpu-[0-9a-f-]+)/(\d+)/(\d+)", key)  # R450/R460 drivers: MIG-GPU-<uuid>/<gi>/<ci>
+    if legacy:
+        ids = (int(legacy.group(2)), int(legacy.group(3)))
+        hits = [d for uuid, d in migs if uuid.lower() == legacy.group(1) and d.mig_instance == ids]
+    else:
+        hits = [d for _, d in migs if d.uuid and d.uuid.lower().startswith(key)]
     return hits[:1] if len(hits) == 1 else None
 
 
@@ -259,6 +267,11 @@ def _from_nvml(catalog: Any, gpus: list[DetectedGPU], env: Mapping[str, str]) ->
         device_id = spec.id if spec else f"nvml:{first.index}"
     if more:
         line += f"; {more} more visible" + (f" (--gpu {more + 1}x{spec.id} estimates a split)" if spec else "")
+    kinds = {g.parent_name or g.name for g in gpus}
+    if len(kinds) > 1 and env.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
+        # CUDA numbers devices fastest first unless CUDA_DEVICE_ORDER=PCI_BUS_ID (CUDA C Programming
+        # Guide, "CUDA Environment Variables"); NVML numbers them in PCI bus order.
+        line += "; GPUs of different kinds: this is the first in PCI bus order, CUDA's device 0 only with CUDA_DEVICE_ORDER=PCI_BUS_ID"
     return DefaultGPU(device_id, first.name, first.total_bytes, spec, "nvml", line, first.free_bytes, more)
 
 

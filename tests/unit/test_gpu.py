@@ -127,6 +127,9 @@ def test_cuda_visible_devices_picks_a_mig_instance():
     assert [g.mig_profile for g in gpus] == ["3g.40gb", "2g.20gb"]
     gpus = detect_gpus(nvml, env={"CUDA_VISIBLE_DEVICES": A100_80GB_UUID[:12]})
     assert [g.mig_profile for g in gpus] == ["3g.40gb", "2g.20gb"]
+    # the R450/R460 form names the parent GPU and the GPU/compute instance ids
+    (legacy,) = detect_gpus(nvml, env={"CUDA_VISIBLE_DEVICES": f"MIG-{A100_80GB_UUID}/3/0"})
+    assert legacy.mig_profile == "2g.20gb" and legacy.mig_instance == (3, 0)
 
 
 # ---- the default GPU ----------------------------------------------------------------------------
@@ -181,10 +184,18 @@ def test_env_errors_name_the_variable(catalog, tmp_path, value, message):
 
 
 def test_nvml_card_matched_to_the_catalog(catalog, tmp_path):
-    got = pick(catalog, tmp_path, nvml=FakeNVML([RTX3090, RTX4090]))
+    got = pick(catalog, tmp_path, nvml=FakeNVML([RTX3090, RTX3090]))
     assert (got.device_id, got.total_bytes, got.free_bytes, got.others) == ("rtx3090", 24576 * MIB, 20000 * MIB, 1)
     assert got.explanation == ("detected through NVML: GPU 0, NVIDIA GeForce RTX 3090, 24.00 GiB total, 19.53 GiB free; "
                                "1 more visible (--gpu 2xrtx3090 estimates a split)")
+
+
+def test_mixed_cards_warn_about_cuda_order(catalog, tmp_path):
+    got = pick(catalog, tmp_path, nvml=FakeNVML([RTX3090, RTX4090]))
+    assert got.explanation.endswith("; GPUs of different kinds: this is the first in PCI bus order, "
+                                    "CUDA's device 0 only with CUDA_DEVICE_ORDER=PCI_BUS_ID")
+    got = pick(catalog, tmp_path, {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}, nvml=FakeNVML([RTX3090, RTX4090]))
+    assert "different kinds" not in got.explanation
 
 
 def test_nvml_unknown_card_keeps_its_name_and_memory(catalog, tmp_path):
