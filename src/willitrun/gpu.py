@@ -240,7 +240,7 @@ def _from_setting(catalog: Any, setting: Any) -> DefaultGPU:
             pass
     if setting.kind == "vram":
         n = parse_size(setting.value, what)
-        return DefaultGPU("vram", f"{setting.value} ({ENV_VAR if where == ENV_VAR else 'config'})", n, None, where,
+        return DefaultGPU("vram", f"{setting.value} from {ENV_VAR if where == ENV_VAR else 'config'}", n, None, where,
                           f"memory {said}: {_gib(n)}")
     if re.match(r"\s*\d+\s*[x×]", setting.value):
         raise UsageError(f"{what}: names one card; give several with --gpu, e.g. --gpu {setting.value}")
@@ -307,7 +307,7 @@ def _from_apple(catalog: Any, chip: Any) -> DefaultGPU:
 
 
 def default_gpu(catalog: Any, *, env: Mapping[str, str] | None = None, nvml: Any = None, runner: Any = None,
-                system: str | None = None, sysfs_root: str = "/sys/class/drm",
+                system: str | None = None, sysfs_root: str | None = None,
                 config_file: str | None = None) -> DefaultGPU:
     """The GPU to answer for when neither --gpu nor --vram is given (order in the module docstring);
     GPUDetectionError, naming what was tried, when nothing answers. The keyword arguments replace
@@ -319,7 +319,9 @@ def default_gpu(catalog: Any, *, env: Mapping[str, str] | None = None, nvml: Any
     if setting is not None:
         return _from_setting(catalog, setting)
     if runner is None:
-        from .detect.run import run_tool as runner
+        from .detect import run  # looked up now, so tests can replace run.run_tool
+
+        runner = run.run_tool
     system = platform.system() if system is None else system
     tried = []
     if system == "Darwin":
@@ -337,9 +339,9 @@ def default_gpu(catalog: Any, *, env: Mapping[str, str] | None = None, nvml: Any
                 raise GPUDetectionError(f"no GPU visible: {exc.why}; unset it, or give --gpu NAME or --vram SIZE") from None
             tried.append(exc.why)
         if system == "Linux":
-            from .detect.amd import detect_amd
+            from .detect import amd
 
-            cards, how = detect_amd(runner, sysfs_root)
+            cards, how = amd.detect_amd(runner, sysfs_root or amd.SYSFS_ROOT)
             if cards:
                 return _from_amd(catalog, cards, how)
             tried.append(f"AMD: {how}")

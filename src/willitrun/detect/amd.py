@@ -19,6 +19,7 @@ from .run import Runner, read_small_file, run_tool
 
 ROCM_SMI = ("rocm-smi", "--showproductname", "--showmeminfo", "vram", "--json")
 AMD_PCI_VENDOR = "0x1002"  # PCI vendor id of ATI/AMD graphics (pci.ids)
+SYSFS_ROOT = "/sys/class/drm"
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def parse_sysfs(cards: dict[str, dict[str, str | None]]) -> list[AMDCard]:
 SYSFS_FILES = ("vendor", "device", "product_name", "mem_info_vram_total", "mem_info_vram_used")
 
 
-def read_sysfs(root: str = "/sys/class/drm") -> list[AMDCard]:
+def read_sysfs(root: str = SYSFS_ROOT) -> list[AMDCard]:
     """The amdgpu cards under `root`; [] when there is none or the directory cannot be read."""
     try:
         names = [n for n in os.listdir(root) if re.fullmatch(r"card\d+", n)]  # not card0-DP-1 connectors
@@ -101,7 +102,7 @@ def read_sysfs(root: str = "/sys/class/drm") -> list[AMDCard]:
                         for n in names})
 
 
-def detect_amd(runner: Runner = run_tool, sysfs_root: str = "/sys/class/drm") -> tuple[list[AMDCard], str]:
+def detect_amd(runner: Runner = run_tool, sysfs_root: str = SYSFS_ROOT) -> tuple[list[AMDCard], str]:
     """AMD cards and how they were found ("rocm-smi" or the sysfs directory); ([], why) when none."""
     text = runner(ROCM_SMI, 10.0)
     if text is not None:
