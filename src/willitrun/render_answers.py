@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
-from rich.markup import escape
+
 from rich.table import Table
 from rich.text import Text
 
 from .answers import BatchAnswer, CardCount, DecodeSpeed, GpuTable, Ladder, Offload, Split, Sweep
 from .errors import UsageError
 from .memory import Estimate
-from .render import SCHEMA_VERSION, size
+from .render import SCHEMA_VERSION, escape, size
 
 # --------------------------------------------------------------------------------------------------
 # JSON (docs/answers-json.md): the dataclasses' fields, integer bytes, snake_case keys
