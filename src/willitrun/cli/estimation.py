@@ -156,6 +156,13 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
     if wrong:
         raise UsageError(f"{', '.join(_flag(k) for k in wrong)} does not apply to {engine} "
                          f"(only to {_engines_taking(wrong[0])})")
+    if "parallel" in given:  # each of -np sequences gets n_ctx / np cells: at least one
+        from ..memory import default_context, resolve
+
+        context = req.context or default_context(resolve(spec, req))
+        if given["parallel"] > context:
+            raise UsageError(f"--parallel {given['parallel']} is more than the context ({context:,}): "
+                             "each sequence needs at least one cell")
     kwargs = {accepted[k]: v for k, v in given.items()}
     options: Any
     try:
