@@ -36,6 +36,8 @@ class WillitrunGroup(TyperGroup):
         module = importlib.import_module(f"{__package__}.commands.{name.replace('import', 'import_')}")
         command = typer.main.get_command(module.app)
         command.name = name
+        for param in command.params:
+            _plain_argument(param)
         return command
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
@@ -67,6 +69,19 @@ class WillitrunGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _plain_argument(param: Any) -> None:
+    """Show an argument as its metavar (`MODEL`, `[PATH]...`), not typer's `{MODEL}` and `<list[str]>`.
+
+    typer has no option for this, so the two display methods are replaced on the instance; if a
+    typer release renames them, help falls back to typer's own display and nothing else changes."""
+    if getattr(param, "param_type_name", "") != "argument" or param.metavar is None:
+        return
+    if hasattr(param, "_usage_display_name"):
+        param._usage_display_name = lambda: param.metavar
+    if hasattr(param, "display_type_rich"):
+        param.display_type_rich = lambda ctx: None
 
 
 def _version(value: bool) -> None:

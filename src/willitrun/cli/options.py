@@ -64,3 +64,9 @@ def json_option(doc: str) -> object:
 
 Json = Annotated[bool, json_option("docs/json-output.md")]
 AnswersJson = Annotated[bool, json_option("docs/answers-json.md")]
+
+
+def command_app() -> typer.Typer:
+    """The one-command typer app each cli/commands module defines: plain help (no rich panels, which
+    also read `[default: ...]` in a help text as markup and drop it)."""
+    return typer.Typer(rich_markup_mode=None, add_completion=False, pretty_exceptions_enable=False)

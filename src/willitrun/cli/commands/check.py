@@ -12,9 +12,9 @@ import typer
 
 from ...errors import ExitCode, UsageError
 from .. import parse
-from ..options import Context, Dtype, KvDtype, SpecsDir
+from ..options import command_app, Context, Dtype, KvDtype, SpecsDir
 
-app = typer.Typer()
+app = command_app()
 Row = tuple[str, str, Optional[int]]
 MAX_LINE = 4096  # characters in one rows-file line; model and GPU names are far shorter
 COLUMNS = ("model", "gpu", "context", "total", "memory", "verdict", "max context")

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer()
+from ..options import command_app
+
+app = command_app()
 
 DOCS = [
     ("README.md", "usage, options, exit codes, library use"),

@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 import typer
 
 from ..estimation import EstimateArgs, run_estimate
-from ..options import (Batch, Beams, Context, Dtype, EncoderTokens, Gpus, Images, ImageSize, Json, KvDtype, Model,
+from ..options import (command_app, Batch, Beams, Context, Dtype, EncoderTokens, Gpus, Images, ImageSize, Json, KvDtype, Model,
                        Quiet, SpecsDir, Vram)
 
-app = typer.Typer()
+app = command_app()
 
 
 def _opt(*names: str, metavar: str | None = None, help: str) -> object:

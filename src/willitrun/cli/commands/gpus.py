@@ -8,10 +8,10 @@ import typer
 
 from ...errors import ExitCode
 from ..models import request
-from ..options import (AnswersJson, Batch, Beams, CatalogModel, Context, Dtype, EncoderTokens, Images, ImageSize,
+from ..options import (command_app, AnswersJson, Batch, Beams, CatalogModel, Context, Dtype, EncoderTokens, Images, ImageSize,
                        KvDtype, SpecsDir)
 
-app = typer.Typer()
+app = command_app()
 
 
 @app.command("gpus")

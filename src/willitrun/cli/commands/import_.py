@@ -9,9 +9,9 @@ import typer
 
 from ...errors import UsageError
 from ..models import SPEC_SUFFIXES
-from ..options import SpecsDir
+from ..options import command_app, SpecsDir
 
-app = typer.Typer()
+app = command_app()
 
 
 @app.command("import")

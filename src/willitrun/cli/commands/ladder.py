@@ -6,9 +6,9 @@ import typer
 
 from ...errors import ExitCode
 from ..models import device, request
-from ..options import AnswersJson, Batch, Beams, CatalogModel, Context, EncoderTokens, Gpu, Images, ImageSize, SpecsDir, Vram
+from ..options import command_app, AnswersJson, Batch, Beams, CatalogModel, Context, EncoderTokens, Gpu, Images, ImageSize, SpecsDir, Vram
 
-app = typer.Typer()
+app = command_app()
 
 
 @app.command("ladder")

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from ...errors import UsageError
-from ..options import SpecsDir
+from ..options import command_app, SpecsDir
 
-app = typer.Typer()
+app = command_app()
 
 
 @app.command("list")

@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 
+from ..options import command_app
+
 from ...errors import UsageError
 
-app = typer.Typer()
+app = command_app()
 
 
 @app.command("schema")

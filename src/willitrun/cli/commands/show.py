@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from ..options import CatalogModel, SpecsDir
+from ..options import command_app, CatalogModel, SpecsDir
 
-app = typer.Typer()
+app = command_app()
 
 
 @app.command("show")

@@ -9,10 +9,10 @@ import typer
 
 from ...errors import ExitCode, GPUDetectionError
 from ..models import device, request
-from ..options import (AnswersJson, Batch, Beams, CatalogModel, Dtype, EncoderTokens, Gpu, Images, ImageSize,
+from ..options import (command_app, AnswersJson, Batch, Beams, CatalogModel, Dtype, EncoderTokens, Gpu, Images, ImageSize,
                        KvDtype, SpecsDir, Vram)
 
-app = typer.Typer()
+app = command_app()
 
 
 @app.command("sweep")

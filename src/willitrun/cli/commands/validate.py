@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from ...errors import SpecError
-from ..options import SpecsDir
+from ..options import command_app, SpecsDir
 
-app = typer.Typer()
+app = command_app()
 
 
 @app.command("validate")
