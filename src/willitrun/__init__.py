@@ -48,6 +48,20 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "Catalog", "Component", "Estimate", "ExitCode", "Fit", "GPUDetectionError", "GPUSpec", "ModelSpec",
-    "Request", "SpecError", "UsageError", "WillItRunError", "check_fit", "estimate", "load_catalog", "__version__",
+    "Catalog",
+    "Component",
+    "Estimate",
+    "ExitCode",
+    "Fit",
+    "GPUDetectionError",
+    "GPUSpec",
+    "ModelSpec",
+    "Request",
+    "SpecError",
+    "UsageError",
+    "WillItRunError",
+    "__version__",
+    "check_fit",
+    "estimate",
+    "load_catalog",
 ]

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
-
 from rich.table import Table
 from rich.text import Text
 
@@ -95,7 +94,7 @@ class MemoryBar:
         marker = min(width, round(self.vram / scale * width))
         cells: list[tuple[str, str]] = []
         done = acc = 0
-        for (_, char, style), nbytes in zip(BAR_PARTS, self.parts):
+        for (_, char, style), nbytes in zip(BAR_PARTS, self.parts, strict=True):
             acc += nbytes
             end = round(acc / scale * width)  # cumulative rounding: the cells add up to the total
             cells += [(char, style)] * (end - done)
@@ -111,7 +110,7 @@ class MemoryBar:
             bar.append("│", style="bold")
         yield bar
         legend = Text()
-        for (name, char, style), nbytes in zip(BAR_PARTS, self.parts):
+        for (name, char, style), nbytes in zip(BAR_PARTS, self.parts, strict=True):
             if nbytes:
                 legend.append(char, style=style)
                 legend.append(f" {name} {size(nbytes)}  ")
@@ -139,7 +138,7 @@ def split_view(s: Split, names: str) -> RenderableType:
         if s.kind == "tensor":
             layers = f"1/{s.count} of {c.layers}"
         else:
-            layers = f"{c.first_layer}..{c.last_layer.split('.')[-1]}" if c.layers else "-"
+            layers = f"{c.first_layer}..{(c.last_layer or '').split('.')[-1]}" if c.layers else "-"
             layers += " + output" if c.holds_output else ""
         t.add_row(str(c.index), c.gpu, layers, size(c.weights_bytes), size(c.kv_bytes), size(c.activations_bytes),
                   size(c.overhead_bytes), size(c.total_bytes), size(c.vram_bytes), _yes(c.fits))
@@ -298,10 +297,10 @@ def plot_sweep(sw: Sweep, path: Path, title: str) -> None:
              ("KV cross", [p.kv_cross_bytes for p in sw.points]),
              ("activations", [p.activations_bytes for p in sw.points]),
              ("overhead", [p.overhead_bytes for p in sw.points])]
-    parts = [(name, [v / gib for v in values]) for name, values in parts if any(values)]
+    shown = [(name, [v / gib for v in values]) for name, values in parts if any(values)]
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
-    ax.stackplot(xs, *[v for _, v in parts], labels=[n for n, _ in parts], alpha=0.85)
+    ax.stackplot(xs, *[v for _, v in shown], labels=[n for n, _ in shown], alpha=0.85)
     if sw.vram_bytes is not None:
         ax.axhline(sw.vram_bytes / gib, color="black", linestyle="--", label=f"memory {sw.vram_bytes / gib:.2f} GiB")
     if len(xs) > 1:

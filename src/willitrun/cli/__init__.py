@@ -1,12 +1,13 @@
 """The `willitrun` command: parse arguments, call the core, choose a renderer, map errors to exit codes.
 
-Only this package imports typer, and only cli/app.py, cli/options.py and cli/commands/ do: the
+Only this package imports typer, and only cli/group.py, cli/options.py and cli/commands/ do: the
 common estimate (`willitrun MODEL --gpu GPU`) is read by cli/lean.py without it. `app` (the typer
 application) is loaded on first use.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -17,7 +18,7 @@ from ..errors import ExitCode, WillItRunError
 def __getattr__(name: str) -> Any:
     """`willitrun.cli.app`: the typer application, imported on first use."""
     if name == "app":
-        from .app import app
+        from .group import app
 
         globals()["app"] = app
         return app
@@ -26,14 +27,14 @@ def __getattr__(name: str) -> Any:
 
 def _lean(args: list[str]) -> int | None:
     """The exit code of a plain estimate command line, or None when typer has to parse it."""
-    from .registry import COMMAND_NAMES
     from .lean import parse_estimate
+    from .registry import COMMAND_NAMES
 
     parsed = parse_estimate(args, COMMAND_NAMES)
     if parsed is None:
         return None
-    from .registry import report
     from .estimation import run_estimate
+    from .registry import report
 
     try:
         return run_estimate(parsed)
@@ -80,10 +81,8 @@ def main() -> None:
 def _exit(code: int) -> None:
     """Flush and leave without the interpreter's teardown."""
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(BrokenPipeError, ValueError):  # a closed pipe (`| head -1`): the code stands
             stream.flush()
-        except (BrokenPipeError, ValueError):  # a closed pipe (`| head -1`): the exit code still stands
-            pass
     os._exit(code)
 
 

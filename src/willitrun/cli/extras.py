@@ -5,7 +5,7 @@ only when one is asked for."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
 
 from ..errors import UsageError
 
@@ -42,8 +42,8 @@ def estimate_extras(spec: Any, req: Any, fit: Any, cards: list[Any], *, split: s
     from ..memory import resolve
     from ..render_answers import MemoryBar, as_dict, batch_view, offload_view, speed_view, split_view
 
-    r = resolve(spec, req) if (several or offload or speed or max_batch) else None
-    lay = A.layout(r) if (several or offload or speed) else None
+    r: Any = resolve(spec, req) if (several or offload or speed or max_batch) else None
+    lay: Any = A.layout(r) if (several or offload or speed) else None
     ctx, batch, beams = est.context_tokens, est.batch_size, est.beams
     if chart and not several:
         x.chart = MemoryBar(est, fit.vram_bytes, device_name or fit.device)
@@ -53,7 +53,7 @@ def estimate_extras(spec: Any, req: Any, fit: Any, cards: list[Any], *, split: s
         x.views.append(batch_view(b))
     if several:
         devices = [A.device(c) for c in cards]
-        s = A.split(r, ctx, batch, beams, devices, split, lay)
+        s = A.split(r, ctx, batch, beams, devices, cast(Literal['tensor', 'layer'], split), lay)
         x.data["split"] = as_dict(s)
         x.views.append(split_view(s, device_name))
         x.fits = s.fits
@@ -68,6 +68,8 @@ def estimate_extras(spec: Any, req: Any, fit: Any, cards: list[Any], *, split: s
         x.views.append(offload_view(o))
     if speed:
         gpu_bw = A.device(cards[0]).bandwidth_bytes_s
+        if gpu_bw is None:
+            raise UsageError(f"--speed needs the GPU's memory bandwidth; the spec of {cards[0].id} gives none")
         if offload:
             sys_bw = round(system_bandwidth_gb_s * 10**9) if system_bandwidth_gb_s else A.SYSTEM_BANDWIDTH_BYTES_S
             sp = A.offload_speed(lay, est, o, gpu_bw, sys_bw)

@@ -68,7 +68,7 @@ def decimal(option: str, text: str | float | None) -> float | None:
     if not _DECIMAL.fullmatch(raw) or len(raw) > 32:
         raise UsageError(f"{option} {_show(raw)}: give a number from {bound.low:g} to {bound.high:g}")
     value = float(raw)
-    if not math.isfinite(value) or value <= 0 and bound.low > 0:
+    if not math.isfinite(value) or (value <= 0 and bound.low > 0):
         raise UsageError(f"{option} must be positive (got {_show(raw)})")
     if not bound.low <= value <= bound.high:
         raise UsageError(f"{option} must be from {bound.low:g} to {bound.high:g} (got {value:g})")

@@ -1,4 +1,4 @@
-"""The commands' names and one-line help, and the error report, for cli/app.py and the lean path
+"""The commands' names and one-line help, and the error report, for cli/group.py and the lean path
 (which must not import typer)."""
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""One module per command, each a one-command typer app named `app`; cli/app.py loads them on demand."""
+"""One module per command, each a one-command typer app named `app`; cli/group.py loads them on demand."""

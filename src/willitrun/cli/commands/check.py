@@ -12,7 +12,7 @@ import typer
 
 from ...errors import ExitCode, UsageError
 from .. import parse
-from ..options import command_app, Context, Dtype, KvDtype, SpecsDir
+from ..options import Context, Dtype, KvDtype, SpecsDir, command_app
 
 app = command_app()
 Row = tuple[str, str, Optional[int]]
@@ -141,7 +141,7 @@ def _row(shown: str, n: int, line: str) -> Optional[Row]:
 def _print_json(result: tuple[Any, Any, Any]) -> None:
     from ...render import fit_dict
 
-    spec, card, f = result
+    _, card, f = result
     sys.stdout.write(json.dumps({**fit_dict(f), "gpu_name": card.name}) + "\n")
 
 
@@ -170,7 +170,7 @@ class TablePrinter:
 
     def flush(self) -> None:
         if self.widths is None:
-            self.widths = [max(len(c) for c in col) for col in zip(COLUMNS, *self.held)]
+            self.widths = [max(len(c) for c in col) for col in zip(COLUMNS, *self.held, strict=True)]
             self._write(list(COLUMNS))
             for cells in self.held:
                 self._write(cells)
@@ -180,5 +180,5 @@ class TablePrinter:
     def _write(self, cells: list[str]) -> None:
         assert self.widths is not None
         text = "  ".join(c.ljust(w) if name in LEFT else c.rjust(w)
-                         for name, c, w in zip(COLUMNS, cells, self.widths))
+                         for name, c, w in zip(COLUMNS, cells, self.widths, strict=True))
         sys.stdout.write(text.rstrip() + "\n")

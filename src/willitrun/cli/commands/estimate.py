@@ -7,8 +7,23 @@ from typing import Annotated, Optional
 import typer
 
 from ..estimation import EstimateArgs, run_estimate
-from ..options import (command_app, Batch, Beams, Context, Dtype, EncoderTokens, Gpus, Images, ImageSize, Json, KvDtype, Model,
-                       Quiet, SpecsDir, Vram)
+from ..options import (
+    Batch,
+    Beams,
+    Context,
+    Dtype,
+    EncoderTokens,
+    Gpus,
+    Images,
+    ImageSize,
+    Json,
+    KvDtype,
+    Model,
+    Quiet,
+    SpecsDir,
+    Vram,
+    command_app,
+)
 
 app = command_app()
 
@@ -47,5 +62,5 @@ def estimate_cmd(
     specs_dir: SpecsDir = None,
 ) -> None:
     """Estimate the memory MODEL needs and whether it fits the GPU (exit 0 fits, 1 does not)."""
-    args = EstimateArgs(**{k: v for k, v in locals().items()})
+    args = EstimateArgs(**locals())
     raise typer.Exit(run_estimate(args))

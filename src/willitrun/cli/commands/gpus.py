@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from ...errors import ExitCode
 from ..models import request
-from ..options import (command_app, AnswersJson, Batch, Beams, CatalogModel, Context, Dtype, EncoderTokens, Images, ImageSize,
-                       KvDtype, SpecsDir)
+from ..options import (
+    AnswersJson,
+    Batch,
+    Beams,
+    CatalogModel,
+    Context,
+    Dtype,
+    EncoderTokens,
+    Images,
+    ImageSize,
+    KvDtype,
+    SpecsDir,
+    command_app,
+)
 
 app = command_app()
 
@@ -30,33 +42,33 @@ def gpus_cmd(model: CatalogModel, context: Context = None, batch: Batch = "1", b
     raise typer.Exit(int(ExitCode.FITS if fits else ExitCode.DOES_NOT_FIT))
 
 
-def _count(cat: object, spec: object, req: object, count: str, json_out: bool) -> bool:
+def _count(cat: Any, spec: Any, req: Any, count: str, json_out: bool) -> bool:
     from ...answers import cards_needed, device
     from ...memory import estimate
     from ...render import print_json
     from ...render_answers import count_dict, count_view
 
-    card = cat.resolve("gpu", count)  # type: ignore[attr-defined]
+    card = cat.resolve("gpu", count)
     answer = cards_needed(spec, req, device(card))
     if json_out:
-        print_json(count_dict(answer, spec.id, estimate(spec, req)))  # type: ignore[attr-defined]
+        print_json(count_dict(answer, spec.id, estimate(spec, req)))
     else:
         from ...render import out, safe
 
-        out.print(count_view(answer, safe(spec.name), safe(card.name)))  # type: ignore[attr-defined]
+        out.print(count_view(answer, safe(spec.name), safe(card.name)))
     return answer.cards > 0
 
 
-def _table(cat: object, spec: object, req: object, json_out: bool) -> bool:
+def _table(cat: Any, spec: Any, req: Any, json_out: bool) -> bool:
     from ...answers import which_gpus
     from ...render import print_json
     from ...render_answers import gpus_dict, gpus_view
 
-    table = which_gpus(spec, req, cat.gpus())  # type: ignore[attr-defined]
+    table = which_gpus(spec, req, cat.gpus())
     if json_out:
         print_json(gpus_dict(table))
     else:
         from ...render import out, safe
 
-        out.print(gpus_view(table, safe(spec.name)))  # type: ignore[attr-defined]
+        out.print(gpus_view(table, safe(spec.name)))
     return any(r.fits for r in table.rows)

@@ -9,7 +9,7 @@ import typer
 
 from ...errors import UsageError
 from ..models import SPEC_SUFFIXES
-from ..options import command_app, SpecsDir
+from ..options import SpecsDir, command_app
 
 app = command_app()
 

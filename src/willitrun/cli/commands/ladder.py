@@ -6,7 +6,20 @@ import typer
 
 from ...errors import ExitCode
 from ..models import device, request
-from ..options import command_app, AnswersJson, Batch, Beams, CatalogModel, Context, EncoderTokens, Gpu, Images, ImageSize, SpecsDir, Vram
+from ..options import (
+    AnswersJson,
+    Batch,
+    Beams,
+    CatalogModel,
+    Context,
+    EncoderTokens,
+    Gpu,
+    Images,
+    ImageSize,
+    SpecsDir,
+    Vram,
+    command_app,
+)
 
 app = command_app()
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ...errors import UsageError
-from ..options import command_app, SpecsDir
+from ..options import SpecsDir, command_app
 
 app = command_app()
 
@@ -25,7 +25,7 @@ def list_cmd(
     if what not in ("models", "gpus", "all"):
         raise UsageError(f"list what? {what!r}: choose models, gpus or all")
     cat = load_catalog(specs_dir)
-    models = cat.models() if what in ("models", "all") else []
+    models: list[Any] = cat.models() if what in ("models", "all") else []
     gpus = cat.gpus() if what in ("gpus", "all") else []
     if json_out:
         print_json({
@@ -38,7 +38,7 @@ def list_cmd(
     _print_tables(models, gpus)
 
 
-def _print_tables(models: list, gpus: list) -> None:  # type: ignore[type-arg]
+def _print_tables(models: list[Any], gpus: list[Any]) -> None:
     from rich.table import Table
 
     from ...render import escape, out, size

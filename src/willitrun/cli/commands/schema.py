@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from ..options import command_app
-
 from ...errors import UsageError
+from ..options import command_app
 
 app = command_app()
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ..options import command_app, CatalogModel, SpecsDir
+from ..options import CatalogModel, SpecsDir, command_app
 
 app = command_app()
 

@@ -9,8 +9,21 @@ import typer
 
 from ...errors import ExitCode, GPUDetectionError
 from ..models import device, request
-from ..options import (command_app, AnswersJson, Batch, Beams, CatalogModel, Dtype, EncoderTokens, Gpu, Images, ImageSize,
-                       KvDtype, SpecsDir, Vram)
+from ..options import (
+    AnswersJson,
+    Batch,
+    Beams,
+    CatalogModel,
+    Dtype,
+    EncoderTokens,
+    Gpu,
+    Images,
+    ImageSize,
+    KvDtype,
+    SpecsDir,
+    Vram,
+    command_app,
+)
 
 app = command_app()
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ...errors import SpecError
-from ..options import command_app, SpecsDir
+from ..options import SpecsDir, command_app
 
 app = command_app()
 
