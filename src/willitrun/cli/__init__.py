@@ -8,6 +8,7 @@ application) is loaded on first use.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 from typing import Any
@@ -43,6 +44,11 @@ def _lean(args: list[str]) -> int | None:
 
 
 def _run() -> int:
+    if sys.argv[1:] in (["-V"], ["--version"]):  # answered without typer, like the lean estimate
+        from .. import __version__
+
+        sys.stdout.write(f"willitrun {__version__}\n")
+        return 0
     code = _lean(sys.argv[1:])
     if code is not None:
         return code
@@ -59,10 +65,13 @@ def main() -> None:
     """Console entry point: no exception leaves as a traceback unless WILLITRUN_DEBUG is set.
 
     The process ends with os._exit once the output is flushed: a short-lived command gains nothing
-    from the interpreter garbage-collecting every object at shutdown (~20% of its run time)."""
+    from the interpreter freeing every object at shutdown (~20 ms, benchmarks/startup.py)."""
     # pydantic looks for plugins through importlib.metadata when it builds the first model; the
     # command uses none (a user can still set PYDANTIC_DISABLE_PLUGINS to something else).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    # Start-up creates ~100k objects and no garbage cycles worth collecting: the collector stays off
+    # for a single estimate (check turns it back on for a long rows file).
+    gc.disable()
     try:
         code = _run()
     except WillItRunError as exc:  # raised outside a command body

@@ -34,8 +34,12 @@ def check_cmd(
     specs_dir: SpecsDir = None,
 ) -> None:
     """Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not."""
+    import gc
+
     from ...catalog import load_catalog
 
+    gc.freeze()  # main() starts with the collector off; a long rows file needs it, not for start-up's objects
+    gc.enable()
     ctx = parse.whole("--context", context)
     if (models or gpus) and not (models and gpus):
         raise UsageError("give MODEL... together with --gpu (or use --rows FILE)")
