@@ -94,16 +94,24 @@ def test_control_characters_are_never_printed_raw(name):
         assert not any(c in r.stderr for c in "\x1b\x07\u202e\x9b"), r.stderr
 
 
-def test_a_spec_name_with_escapes_is_shown_escaped(tmp_path):
-    d = tmp_path / "model_specs"
-    d.mkdir()
-    src = (ROOT / "model_specs" / "llama-2-7b.yaml").read_text()
-    (d / "evil.yaml").write_text(src.replace("id: llama-2-7b", "id: evil").replace(
-        "name: Llama 2 7B", 'name: "Llama \\e[2J\\e]0;owned\\a"'))
-    r = run("evil", "--vram", "24", "--specs-dir", tmp_path)
-    assert r.exit_code == 0, r.output
-    assert "\x1b" not in r.stdout and "\x07" not in r.stdout
-    assert "Llama \\x1b[2J\\x1b]0;owned\\x07" in r.stdout
+def test_spec_names_with_escapes_are_shown_escaped(tmp_path):
+    """A name read from a spec file never reaches the terminal raw, whichever command prints it."""
+    (tmp_path / "model_specs").mkdir()
+    (tmp_path / "hardware_specs").mkdir()
+    model = (ROOT / "model_specs" / "llama-2-7b.yaml").read_text()
+    (tmp_path / "model_specs" / "evil.yaml").write_text(model.replace("id: llama-2-7b", "id: evil").replace(
+        "name: Llama 2 7B", 'name: "Llama \\e[2J\\e]0;owned\\a [bold]"'))
+    gpu = (ROOT / "hardware_specs" / "rtx3090.yaml").read_text()
+    (tmp_path / "hardware_specs" / "evil-gpu.yaml").write_text(gpu.replace('id: "rtx3090"', "id: evil-gpu").replace(
+        'name: "NVIDIA GeForce RTX 3090"', 'name: "RTX \\e[31m\\u202e [red]"'))
+    for args in (["evil", "--gpu", "evil-gpu"], ["evil", "--gpu", "2xevil-gpu"], ["list"], ["show", "evil"],
+                 ["ladder", "evil", "--gpu", "evil-gpu"], ["gpus", "evil"], ["gpus", "evil", "--count", "evil-gpu"],
+                 ["sweep", "evil", "--gpu", "evil-gpu"], ["check", "evil", "--gpu", "evil-gpu"]):
+        r = run(*args, "--specs-dir", tmp_path)
+        assert r.exit_code in (0, 1), (args, r.output)
+        assert not any(c in r.output for c in "\x1b\x07\u202e"), (args, r.output)
+    r = run("evil", "--gpu", "evil-gpu", "--specs-dir", tmp_path)
+    assert "Llama \\x1b[2J\\x1b]0;owned\\x07 [bold]" in r.stdout and "RTX \\x1b[31m\\u202e [red]" in r.stdout
 
 
 def test_rows_file_hostile(tmp_path):
