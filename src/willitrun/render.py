@@ -39,6 +39,23 @@ def escape(text: object) -> str:
     return rich_escape(safe(text))
 
 
+def write(text: str) -> None:
+    """Text to stdout. A closed pipe (`willitrun check ... | head -1`) silences the rest of the output
+    instead of failing: the command finishes and its own exit code stands (1 would read "does not fit")."""
+    try:
+        sys.stdout.write(text)
+    except BrokenPipeError:
+        silence_stdout()
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null: its reader has gone."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def error(line: str, prefix: str | None = "error") -> None:
     """One line to stderr, `prefix: line`, without rich (a usage error must not wait for it)."""
     sys.stderr.write(f"{prefix}: {safe(line)}\n" if prefix else f"{safe(line)}\n")
@@ -59,11 +76,8 @@ def _console(name: str) -> Console:
             output instead of exiting 1, which scripts would read as "does not fit"."""
 
             def on_broken_pipe(self) -> None:
-                import os
-
                 self.quiet = True
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
+                silence_stdout()
 
         if name == "out":  # piped output gets 120 columns instead of rich's 80 so tables do not wrap in logs
             _consoles[name] = _Out(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 120)
@@ -147,7 +161,7 @@ def fit_dict(f: Fit) -> dict[str, Any]:
 
 def print_json(data: Any) -> None:
     """JSON straight to stdout, never through rich (it would wrap long lines)."""
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    write(json.dumps(data, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------------------

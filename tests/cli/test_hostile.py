@@ -158,3 +158,17 @@ def test_process_exit_codes_for_hostile_input():
         p = subprocess.run([sys.executable, "-m", "willitrun", *args], capture_output=True, text=True, env=env)
         assert p.returncode == 2, (args[:2], p.stderr)
         assert p.stderr.startswith("error: ") and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_a_closed_pipe_keeps_the_exit_code(tmp_path, extra):
+    """`willitrun check --rows FILE | head -1`: the reader leaves; the answer (all fit: 0) stands, not 1."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("".join(f"llama-2-7b,t4,{n}\n" for n in range(1, 3001)))
+    with subprocess.Popen([sys.executable, "-m", "willitrun", "check", "--rows", str(rows), *extra],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+        assert p.stdout is not None and p.stderr is not None
+        p.stdout.readline()
+        p.stdout.close()
+        assert p.wait(timeout=60) == 0
+        assert b"Traceback" not in p.stderr.read()

@@ -143,10 +143,10 @@ def _row(shown: str, n: int, line: str) -> Optional[Row]:
 
 
 def _print_json(result: tuple[Any, Any, Any]) -> None:
-    from ...render import fit_dict
+    from ...render import fit_dict, write
 
     _, card, f = result
-    sys.stdout.write(json.dumps({**fit_dict(f), "gpu_name": card.name}) + "\n")
+    write(json.dumps({**fit_dict(f), "gpu_name": card.name}) + "\n")
 
 
 class TablePrinter:
@@ -179,10 +179,17 @@ class TablePrinter:
             for cells in self.held:
                 self._write(cells)
             self.held = []
-        sys.stdout.flush()
+        try:
+            sys.stdout.flush()  # rows reach a reader (`| head`, a pager) as they are computed
+        except BrokenPipeError:
+            from ...render import silence_stdout
+
+            silence_stdout()  # the reader is gone; the exit code still counts every row
 
     def _write(self, cells: list[str]) -> None:
+        from ...render import write
+
         assert self.widths is not None
         text = "  ".join(c.ljust(w) if name in LEFT else c.rjust(w)
                          for name, c, w in zip(COLUMNS, cells, self.widths, strict=True))
-        sys.stdout.write(text.rstrip() + "\n")
+        write(text.rstrip() + "\n")
