@@ -180,12 +180,12 @@ def test_extras_several_cards_decide_the_verdict():
 
 
 def test_extras_one_card():
-    fit, x = extras("llama-2-70b", ["rtx3090"], offload=True, speed=True, max_batch=True, system_bandwidth_gb_s=60)
+    _, x = extras("llama-2-70b", ["rtx3090"], offload=True, speed=True, max_batch=True, system_bandwidth_gb_s=60)
     assert x.fits is None and set(x.data) == {"max_batch", "offload", "decode_speed"}
     assert x.data["offload"]["n_gpu_layers"] == 14 and x.data["max_batch"]["max_batch"] == 0
     assert x.data["decode_speed"]["terms"][1] == {"where": "system memory", "bytes": x.data["decode_speed"]["terms"][1]
                                                   ["bytes"], "bandwidth_bytes_s": 60 * 10**9}
-    fit, x = extras("llama-2-7b", ["rtx3090"], chart=True)
+    _, x = extras("llama-2-7b", ["rtx3090"], chart=True)
     assert isinstance(x.chart, MemoryBar) and x.data == {} and x.views == []
 
 
