@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +76,18 @@ def test_docs_command_points_at_files_that_exist():
     lines = help_of("docs").splitlines()
     paths = [Path(line.split("  (")[0]) for line in lines if "  (" in line]
     assert len(paths) >= 4 and all(p.is_file() for p in paths), paths
+
+
+def test_no_arguments_prints_the_help():
+    r = runner.invoke(app, [], prog_name="willitrun", env={"NO_COLOR": "1"})
+    assert r.exit_code == 2
+    assert r.stderr.startswith("Usage: willitrun [OPTIONS] COMMAND") and "Commands:" in r.stderr
+
+
+def test_shell_completion_knows_commands_and_options():
+    env = {**os.environ, "_WILLITRUN_COMPLETE": "complete_bash", "COMP_WORDS": "willitrun ch", "COMP_CWORD": "1"}
+    p = subprocess.run([sys.executable, "-m", "willitrun"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0 and p.stdout.split() == ["check"]
+    env.update(COMP_WORDS="willitrun llava-7b --con", COMP_CWORD="2")
+    p = subprocess.run([sys.executable, "-m", "willitrun"], capture_output=True, text=True, env=env)
+    assert p.stdout.split() == ["--context"]

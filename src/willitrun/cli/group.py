@@ -64,7 +64,10 @@ class WillitrunGroup(TyperGroup):
             from ..render import error
 
             message = exc.format_message()  # type: ignore[attr-defined]
-            error(" ".join(message.split()))
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `willitrun` alone: the help, as it is
+                sys.stderr.write(message + "\n")
+            else:
+                error(" ".join(message.split()))
             code = int(ExitCode.USAGE)
         except typer.Abort:  # end of input at a prompt, Ctrl-C
             code = 130
