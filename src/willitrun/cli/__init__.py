@@ -57,7 +57,10 @@ def _run() -> int:
     try:
         this.app(prog_name="willitrun")
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        sys.stderr.write(f"internal error: exit with {exc.code!r}\n")  # never 1, "does not fit"
+        return int(ExitCode.INTERNAL)
     return 0
 
 

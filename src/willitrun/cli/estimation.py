@@ -95,21 +95,13 @@ def run_estimate(a: EstimateArgs) -> int:
     wants_answers = any(v is not None for v in answers.values()) or len(cards) > 1
     eng = engine or ("transformers" if wants_answers else default_engine(a.dtype or stored))
     if eng != "transformers":
-        if req.dtype is None and stored:
-            req = replace(req, dtype=stored)  # the engine sizes the file's own type
         asked = [_flag(k) for k, v in answers.items() if v is not None]
         if asked or len(cards) > 1:
             raise UsageError(f"{', '.join(asked) or 'several --gpu'}: answered with the transformers engine only "
                              "so far (add --engine transformers)")
-        fit = engine_fit(spec, req, eng, engine_opts, vram_bytes)
-        if not a.quiet:
-            from ..render import engine_dict, print_engine_fit, print_json
-
-            if a.json_out:
-                print_json({**engine_dict(fit, device), "gpu_name": device_name})
-            else:
-                print_engine_fit(fit, spec.name, device_name)
-        return int(ExitCode.FITS if fit.fits else ExitCode.DOES_NOT_FIT)
+        if req.dtype is None and stored:
+            req = replace(req, dtype=stored)  # the engine sizes the file's own type
+        return _run_engine(a, eng, engine_opts, spec, req, device, device_name, vram_bytes)
     if engine_opts:
         first = next(iter(engine_opts))
         engine_for = next(e for e, opts in ENGINE_OPTIONS.items() if first in opts)
@@ -117,6 +109,19 @@ def run_estimate(a: EstimateArgs) -> int:
         raise UsageError(f"{names} {'applies' if len(engine_opts) == 1 else 'apply'} to "
                          f"{_engines_taking(first)}; add --engine {engine_for}")
     return _run_transformers(a, spec, req, weights, cat, device, device_name, vram_bytes, cards, system_bandwidth)
+
+
+def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec: Any, req: Any, device: str,
+                device_name: str, vram_bytes: int) -> int:
+    fit = engine_fit(spec, req, engine, engine_opts, vram_bytes)
+    if not a.quiet:
+        from ..render import engine_dict, print_engine_fit, print_json
+
+        if a.json_out:
+            print_json({**engine_dict(fit, device), "gpu_name": device_name})
+        else:
+            print_engine_fit(fit, spec.name, device_name)
+    return int(ExitCode.FITS if fit.fits else ExitCode.DOES_NOT_FIT)
 
 
 def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: Any, device: str, device_name: str,
