@@ -32,7 +32,7 @@ def main() -> None:
               f"{c.error * 100:+.2f}", verdict(c)) for c in rows]
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
     for r in [header, *table]:
-        print("  ".join(str(v).ljust(w) if i < 3 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
+        print("  ".join(str(v).ljust(w) if i < 3 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))))
 
     asserted = [c for c in rows if not c.informational]
     misses = [c for c in asserted if not c.ok]
@@ -55,7 +55,7 @@ def main() -> None:
         "| entry | engine | component | estimate MiB | measured MiB | error % | | note |",
         "|---|---|---|---:|---:|---:|---|---|",
     ]
-    for c, r in zip(rows, table):
+    for c, r in zip(rows, table, strict=True):
         lines.append("| " + " | ".join(r) + f" | {c.note} |")
     if misses:
         lines += ["", "## Misses", ""]

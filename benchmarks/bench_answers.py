@@ -15,7 +15,16 @@ from timing import report
 
 from willitrun import Request, load_catalog
 from willitrun.answers import (
-    cards_needed, decode_speed, device, layer_split, layout, max_batch, offload, quant_ladder, sweep, tensor_split,
+    cards_needed,
+    decode_speed,
+    device,
+    layer_split,
+    layout,
+    max_batch,
+    offload,
+    quant_ladder,
+    sweep,
+    tensor_split,
     which_gpus,
 )
 from willitrun.memory import estimate_resolved, resolve

@@ -1,43 +1,97 @@
-"""Output: rich tables for people, plain JSON for programs. No arithmetic here."""
+"""Output: rich tables for people, plain JSON for programs. No arithmetic here.
+
+rich is imported only when something is printed for people: `--json`, `-q` and error lines never
+load it (start-up time, see benchmarks/startup.py). Text that comes from the user or from a file
+(model and GPU names, notes, paths) goes through `safe()` so a terminal escape sequence in a spec's
+`name:` is shown, not executed.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
-
-from rich.console import Console, RenderableType
-from rich.markup import escape
-from rich.table import Table
-
-from typing import TYPE_CHECKING
-
-from .fit import Fit
-from .memory import Estimate
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
     from .engines import EngineFit
+    from .fit import Fit
+    from .memory import Estimate
 
 SCHEMA_VERSION = 1
 GIB, MIB = 1 << 30, 1 << 20
 
-# One configured console each: results to stdout, warnings and errors to stderr. rich honours
-# NO_COLOR and turns styling off when the stream is not a terminal.
-class _Console(Console):
-    """rich's Console, except that a closed pipe (`willitrun ... | head -1`) silences further output
-    instead of exiting 1, which scripts would read as "does not fit": the command's own exit code stands."""
 
-    def on_broken_pipe(self) -> None:
-        import os
-
-        self.quiet = True
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+def safe(text: object) -> str:
+    """`text` with control and other non-printable characters (ESC, CSI, bidi overrides) written as
+    Python escapes, so printing it cannot move the cursor, recolour the terminal or reorder the line."""
+    s = str(text)
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
 
 
-# Piped output gets 120 columns instead of rich's 80 so the table does not wrap in logs.
-out = _Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error stays one line
+def escape(text: object) -> str:
+    """`safe(text)` with rich markup escaped, for user text inside a rich markup string."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(safe(text))
+
+
+def write(text: str) -> None:
+    """Text to stdout. A closed pipe (`willitrun check ... | head -1`) silences the rest of the output
+    instead of failing: the command finishes and its own exit code stands (1 would read "does not fit")."""
+    try:
+        sys.stdout.write(text)
+    except BrokenPipeError:
+        silence_stdout()
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null: its reader has gone."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def error(line: str, prefix: str | None = "error") -> None:
+    """One line to stderr, `prefix: line`, without rich (a usage error must not wait for it)."""
+    sys.stderr.write(f"{prefix}: {safe(line)}\n" if prefix else f"{safe(line)}\n")
+    sys.stderr.flush()
+
+
+_consoles: dict[str, Console] = {}
+
+
+def _console(name: str) -> Console:
+    """One configured console each: results to stdout, warnings and errors to stderr. rich honours
+    NO_COLOR and turns styling off when the stream is not a terminal."""
+    if name not in _consoles:
+        from rich.console import Console
+
+        class _Out(Console):
+            """rich's Console, except that a closed pipe (`willitrun ... | head -1`) silences further
+            output instead of exiting 1, which scripts would read as "does not fit"."""
+
+            def on_broken_pipe(self) -> None:
+                self.quiet = True
+                silence_stdout()
+
+        if name == "out":  # piped output gets 120 columns instead of rich's 80 so tables do not wrap in logs
+            _consoles[name] = _Out(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 120)
+        else:  # an error stays one line
+            _consoles[name] = Console(stderr=True, highlight=False, soft_wrap=True)
+    return _consoles[name]
+
+
+def __getattr__(name: str) -> Any:
+    """`render.out` and `render.err`: the consoles, created (and rich imported) on first use."""
+    if name in ("out", "err"):
+        return _console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 COMPONENT_LABELS = {
     "vision_tower": "vision tower",
@@ -61,6 +115,7 @@ def size(n: int) -> str:
 # JSON
 # --------------------------------------------------------------------------------------------------
 def estimate_dict(e: Estimate) -> dict[str, Any]:
+    """An estimate as JSON data (docs/json-output.md)."""
     return {
         "model": e.model,
         "architecture": e.architecture,
@@ -89,6 +144,7 @@ def estimate_dict(e: Estimate) -> dict[str, Any]:
 
 
 def fit_dict(f: Fit) -> dict[str, Any]:
+    """A fit as JSON data (docs/json-output.md)."""
     d: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
     d.update(estimate_dict(f.estimate))
     d.update({
@@ -105,7 +161,7 @@ def fit_dict(f: Fit) -> dict[str, Any]:
 
 def print_json(data: Any) -> None:
     """JSON straight to stdout, never through rich (it would wrap long lines)."""
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    write(json.dumps(data, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -115,6 +171,9 @@ def print_fit(f: Fit, model_name: str, device_name: str, *, verdict: bool = True
               chart: RenderableType | None = None) -> None:
     """The estimate's table; `chart` right under it; then (unless `verdict` is off: several cards,
     whose split prints its own) the verdict, the largest context and the suggestions."""
+    from rich.table import Table
+
+    out, err = _console("out"), _console("err")
     e = f.estimate
     ctx = f"context {e.context_tokens:,} tokens"
     if e.image_tokens:
@@ -129,7 +188,7 @@ def print_fit(f: Fit, model_name: str, device_name: str, *, verdict: bool = True
     t.add_column("memory", justify="right")
     t.add_column("detail", style="dim")
     for c in e.components:
-        t.add_row(f"weights: {COMPONENT_LABELS.get(c.name, c.name)}", f"{c.parameters:,}", size(c.bytes), "")
+        t.add_row(f"weights: {escape(COMPONENT_LABELS.get(c.name, c.name))}", f"{c.parameters:,}", size(c.bytes), "")
     att = e.attention
     seqs = e.batch_size * e.beams
     per = f" x {seqs} sequences" if seqs > 1 else ""
@@ -158,6 +217,8 @@ def print_fit(f: Fit, model_name: str, device_name: str, *, verdict: bool = True
 
 
 def print_verdict(f: Fit) -> None:
+    """FITS or DOES NOT FIT, the largest context that fits and the suggestions."""
+    out = _console("out")
     e = f.estimate
     if f.fits:
         out.print(f"[green bold]FITS[/]: {size(e.total_bytes)} of {size(f.vram_bytes)}, {size(f.headroom_bytes)} headroom "
@@ -178,6 +239,7 @@ def print_verdict(f: Fit) -> None:
 # Engine profiles
 # --------------------------------------------------------------------------------------------------
 def engine_dict(f: EngineFit, device: str) -> dict[str, Any]:
+    """An engine profile's fit as JSON data (docs/json-output.md, "With an engine profile")."""
     e = f.estimate
     return {
         "schema_version": SCHEMA_VERSION,
@@ -206,6 +268,10 @@ def engine_dict(f: EngineFit, device: str) -> dict[str, Any]:
 
 
 def print_engine_fit(f: EngineFit, model_name: str, device_name: str) -> None:
+    """An engine profile's buffers, where each lives, and the verdict."""
+    from rich.table import Table
+
+    out, err = _console("out"), _console("err")
     e = f.estimate
     out.print(f"[bold]{escape(model_name)}[/] ({escape(e.model)}) with [bold]{escape(e.engine)}[/] on "
               f"[bold]{escape(device_name)}[/] ({size(f.vram_bytes)})")

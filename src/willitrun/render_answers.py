@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from .answers import BatchAnswer, CardCount, DecodeSpeed, GpuTable, Ladder, Offload, Split, Sweep
 from .errors import UsageError
 from .memory import Estimate
-from .render import SCHEMA_VERSION, size
+from .render import SCHEMA_VERSION, escape, safe, size
 
 # --------------------------------------------------------------------------------------------------
 # JSON (docs/answers-json.md): the dataclasses' fields, integer bytes, snake_case keys
@@ -95,7 +94,7 @@ class MemoryBar:
         marker = min(width, round(self.vram / scale * width))
         cells: list[tuple[str, str]] = []
         done = acc = 0
-        for (_, char, style), nbytes in zip(BAR_PARTS, self.parts):
+        for (_, char, style), nbytes in zip(BAR_PARTS, self.parts, strict=True):
             acc += nbytes
             end = round(acc / scale * width)  # cumulative rounding: the cells add up to the total
             cells += [(char, style)] * (end - done)
@@ -111,11 +110,11 @@ class MemoryBar:
             bar.append("│", style="bold")
         yield bar
         legend = Text()
-        for (name, char, style), nbytes in zip(BAR_PARTS, self.parts):
+        for (name, char, style), nbytes in zip(BAR_PARTS, self.parts, strict=True):
             if nbytes:
                 legend.append(char, style=style)
                 legend.append(f" {name} {size(nbytes)}  ")
-        legend.append(f"│ {self.label} {size(self.vram)}", style="bold")
+        legend.append(f"│ {safe(self.label)} {size(self.vram)}", style="bold")
         yield legend
 
 
@@ -139,14 +138,14 @@ def split_view(s: Split, names: str) -> RenderableType:
         if s.kind == "tensor":
             layers = f"1/{s.count} of {c.layers}"
         else:
-            layers = f"{c.first_layer}..{c.last_layer.split('.')[-1]}" if c.layers else "-"
+            layers = f"{c.first_layer}..{(c.last_layer or '').split('.')[-1]}" if c.layers else "-"
             layers += " + output" if c.holds_output else ""
-        t.add_row(str(c.index), c.gpu, layers, size(c.weights_bytes), size(c.kv_bytes), size(c.activations_bytes),
+        t.add_row(str(c.index), escape(c.gpu), layers, size(c.weights_bytes), size(c.kv_bytes), size(c.activations_bytes),
                   size(c.overhead_bytes), size(c.total_bytes), size(c.vram_bytes), _yes(c.fits))
     head = Text.from_markup(f"[bold]Split over {escape(names)}[/] ({how}, context {s.context_tokens:,}):")
     if not s.valid:  # per-card figures would be meaningless
         lines: list[RenderableType] = [head, Text.from_markup(f"[red bold]CANNOT SPLIT[/] {how} over {s.count} cards:")]
-        lines += [Text(f"  {p}") for p in s.problems]
+        lines += [Text(f"  {safe(p)}") for p in s.problems]
         return Group(*lines)
     lines = [head, t]
     worst = max(s.cards, key=lambda c: c.total_bytes / c.vram_bytes)
@@ -160,7 +159,7 @@ def split_view(s: Split, names: str) -> RenderableType:
         at_limit = " (the model's window)" if s.max_context_tokens == s.context_limit_tokens else ""
         lines.append(Text(f"Largest context that fits on every card: {_ctx(s.max_context_tokens)} tokens{at_limit}."))
     for n in s.notes:
-        lines.append(Text(f"note: {n}", style="dim"))
+        lines.append(Text(f"note: {safe(n)}", style="dim"))
     return Group(*lines)
 
 
@@ -223,20 +222,20 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
         verdict = "[red bold]Nothing on the ladder fits[/] at this context and batch."
     head = (f"{title}, context {ladder.context_tokens:,}, batch {ladder.batch_size}"
             + (f", {ladder.beams} beams" if ladder.beams > 1 else ""))
-    return Group(Text(head), t, Text.from_markup(verdict), Text("Sizes in GiB = 2^30 bytes.", style="dim"))
+    return Group(Text(safe(head)), t, Text.from_markup(verdict), Text("Sizes in GiB = 2^30 bytes.", style="dim"))
 
 
 def gpus_view(table: GpuTable, model_name: str) -> RenderableType:
     t = _table("gpu", "memory", "fits", "headroom", "max context", "cards (tensor parallel)",
                right=("memory", "headroom", "max context", "cards (tensor parallel)"))
     for row in table.rows:
-        t.add_row(row.gpu, size(row.vram_bytes), _yes(row.fits), size(row.headroom_bytes),
+        t.add_row(escape(row.gpu), size(row.vram_bytes), _yes(row.fits), size(row.headroom_bytes),
                   _ctx(row.max_context_tokens), str(row.cards_needed) if row.cards_needed else ("one Mac only" if "Apple" in row.name else "more than 64"),
                   style=None if row.fits else "dim")
     fitting = sum(r.fits for r in table.rows)
     head = (f"{model_name} ({table.model}): {size(table.total_bytes)} at context {table.context_tokens:,}, batch "
             f"{table.batch_size} ({table.dtype} weights, {table.kv_dtype} KV cache)")
-    return Group(Text(head), t, Text(f"{fitting} of {len(table.rows)} GPUs fit it on one card."),
+    return Group(Text(safe(head)), t, Text(f"{fitting} of {len(table.rows)} GPUs fit it on one card."),
                  Text("Sizes in GiB = 2^30 bytes.", style="dim"))
 
 
@@ -269,7 +268,7 @@ def sweep_view(sw: Sweep, title: str) -> RenderableType:
         if p.fits is not None:
             row.append(_yes(p.fits))
         t.add_row(*row)
-    lines: list[RenderableType] = [Text(title), t]
+    lines: list[RenderableType] = [Text(safe(title)), t]
     if sw.vram_bytes is not None:
         lines.append(Text(f"Largest context that fits in {size(sw.vram_bytes)}: {_ctx(sw.max_context_tokens)} tokens."))
     lines.append(Text("Sizes in GiB = 2^30 bytes.", style="dim"))
@@ -298,10 +297,10 @@ def plot_sweep(sw: Sweep, path: Path, title: str) -> None:
              ("KV cross", [p.kv_cross_bytes for p in sw.points]),
              ("activations", [p.activations_bytes for p in sw.points]),
              ("overhead", [p.overhead_bytes for p in sw.points])]
-    parts = [(name, [v / gib for v in values]) for name, values in parts if any(values)]
+    shown = [(name, [v / gib for v in values]) for name, values in parts if any(values)]
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
-    ax.stackplot(xs, *[v for _, v in parts], labels=[n for n, _ in parts], alpha=0.85)
+    ax.stackplot(xs, *[v for _, v in shown], labels=[n for n, _ in shown], alpha=0.85)
     if sw.vram_bytes is not None:
         ax.axhline(sw.vram_bytes / gib, color="black", linestyle="--", label=f"memory {sw.vram_bytes / gib:.2f} GiB")
     if len(xs) > 1:

@@ -1,6 +1,5 @@
 """The answer commands and the estimate command's extra answers: exit code first, then the output."""
 
-import inspect
 import io
 import json
 import sys
@@ -11,16 +10,16 @@ from typer.testing import CliRunner
 
 from tests.fixtures.fake_nvml import FakeNVML
 from willitrun import Request, check_fit, load_catalog
-from willitrun.cli import app, estimate_cmd
-from willitrun.commands_answers import estimate_devices, estimate_extras, parse_gpus, register
+from willitrun.cli import app
+from willitrun.cli.extras import estimate_extras
+from willitrun.cli.models import devices as estimate_devices
+from willitrun.cli.parse import gpus as parse_gpus
 from willitrun.errors import UsageError
 from willitrun.memory import estimate
 from willitrun.render_answers import MemoryBar
 
-register(app)  # a no-op once cli.py registers the commands itself
 runner = CliRunner()
 GiB = 1 << 30
-WIRED = "offload" in inspect.signature(estimate_cmd).parameters
 
 
 def run(*args, env=None):
@@ -181,12 +180,12 @@ def test_extras_several_cards_decide_the_verdict():
 
 
 def test_extras_one_card():
-    fit, x = extras("llama-2-70b", ["rtx3090"], offload=True, speed=True, max_batch=True, system_bandwidth_gb_s=60)
+    _, x = extras("llama-2-70b", ["rtx3090"], offload=True, speed=True, max_batch=True, system_bandwidth_gb_s=60)
     assert x.fits is None and set(x.data) == {"max_batch", "offload", "decode_speed"}
     assert x.data["offload"]["n_gpu_layers"] == 14 and x.data["max_batch"]["max_batch"] == 0
     assert x.data["decode_speed"]["terms"][1] == {"where": "system memory", "bytes": x.data["decode_speed"]["terms"][1]
                                                   ["bytes"], "bandwidth_bytes_s": 60 * 10**9}
-    fit, x = extras("llama-2-7b", ["rtx3090"], chart=True)
+    _, x = extras("llama-2-7b", ["rtx3090"], chart=True)
     assert isinstance(x.chart, MemoryBar) and x.data == {} and x.views == []
 
 
@@ -204,7 +203,6 @@ def test_extras_usage_errors(gpus, vram, kw, message):
         extras("llama-2-7b", gpus, vram, **kw)
 
 
-@pytest.mark.skipif(not WIRED, reason="the estimate command's new options are not wired into cli.py yet")
 def test_estimate_command_with_extras():
     r = run("llama-2-70b", "--gpu", "2xa100-80gb", "--speed", "--json")
     assert r.exit_code == 0  # the split fits, though one card does not

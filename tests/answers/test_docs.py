@@ -9,9 +9,7 @@ from typer.testing import CliRunner
 
 from tests.answers.test_commands import extras
 from willitrun.cli import app
-from willitrun.commands_answers import register
 
-register(app)
 DOC = Path(__file__).resolve().parents[2] / "docs" / "answers-json.md"
 runner = CliRunner()
 

@@ -170,6 +170,69 @@ def test_any_arguments_give_a_documented_exit(model, opts, dtype, vram):
         assert r.exit_code == ExitCode.USAGE, (args, r.exit_code)
 
 
+# ---- every numeric option: huge, negative, zero, fractional, non-finite, unicode digits ------------
+# The documented bounds (README, "Numbers on the command line"), written out here rather than imported.
+WHOLE = {"--context": (1, 2**32), "--batch": (1, 2**20), "--beams": (1, 1024), "--images": (0, 1024),
+         "--encoder-tokens": (1, 2**20), "--ubatch": (1, 2**20), "--parallel": (1, 4096), "--gpu-layers": (0, 100_000)}
+DECIMAL = {"--gpu-memory-utilization": (0.01, 1.0), "--system-bandwidth": (0.001, 1_000_000)}
+numbers = st.one_of(
+    st.integers(-3, 5), st.integers(-10**30, 10**30), st.integers(0, 500).map(lambda k: 10**k),
+    st.floats(allow_nan=True, allow_infinity=True), st.floats(0, 2),
+    st.sampled_from(["", " ", "²", "٣", "１２", "1e3", "0x10", "1_000", "--", "nan", "-inf", "4.0", "+7"]),
+)
+
+
+def text_of(value) -> str:
+    return value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
+
+
+def valid(option: str, text: str) -> bool:
+    """What the README promises: a whole number (ASCII digits) or a finite decimal, within the bounds."""
+    t = text.strip()
+    if option in WHOLE:
+        low, high = WHOLE[option]
+        return re.fullmatch(r"[+-]?[0-9]+", t) is not None and low <= int(t) <= high
+    low, high = DECIMAL[option]
+    if not re.fullmatch(r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)", t):
+        return False
+    return low <= float(t) <= high
+
+
+@settings(max_examples=150, deadline=None)
+@given(opts=st.lists(st.tuples(st.sampled_from(sorted({**WHOLE, **DECIMAL})), numbers), min_size=1, max_size=3),
+       engine=st.sampled_from([None, "llama.cpp", "vllm", "ollama"]), named=st.booleans())
+def test_every_numeric_option_is_bounded(opts, engine, named):
+    """Any value of any numeric option: a documented exit code, never the internal-error code; a value
+    outside the documented bounds (the last one given counts, as click keeps a repeated option's last
+    value) exits 2 with one line that names an option."""
+    args = ["llama-2-7b", "--vram", "24", "-q"] + [x for o, v in opts for x in (o, text_of(v))]
+    if engine:
+        args += ["--engine", engine]
+    if named:
+        args.insert(0, "estimate")  # the command named, or found by the default-command group
+    r = run(*args)
+    assert isinstance(r.exception, SystemExit) or r.exception is None, (args, r.exception)
+    assert r.exit_code in DOCUMENTED_CODES - {ExitCode.INTERNAL}, (args, r.output)
+    assert "Traceback" not in r.output
+    last = {o: text_of(v) for o, v in opts}
+    bad = [o for o, t in last.items() if not valid(o, t)]
+    if bad:
+        assert r.exit_code == ExitCode.USAGE, (args, r.exit_code)
+        assert r.stderr.count("\n") == 1 and any(o in r.stderr for o in last), r.stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(context=numbers, size=numbers, count=numbers)
+def test_other_numbers_are_bounded(context, size, count):
+    """--vram SIZE, --gpu NxGPU and a rows file's context: exit 2 or an answer, never a crash."""
+    for args in (["llama-2-7b", "--vram", text_of(size), "-q"],
+                 ["llama-2-7b", "--gpu", f"{text_of(count)}xrtx3090", "-q"],
+                 ["ladder", "llama-2-7b", "--vram", "24", "--context", text_of(context)]):
+        r = run(*args)
+        assert r.exit_code in DOCUMENTED_CODES - {ExitCode.INTERNAL}, (args, r.output)
+        assert "Traceback" not in r.output
+
+
 def readme_commands() -> list[list[str]]:
     """`$ willitrun ...` lines of the README's console blocks that name catalog models (not paths or hf:)."""
     import shlex

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from dataclasses import replace
 
 import pytest
-import typer
 import yaml
 from typer.testing import CliRunner
 
 from tests.importers.helpers import write_config
 from tests.importers.test_configs import LLAVA_15_7B
 from willitrun import estimate, load_catalog
-from willitrun.commands_import import register, resolve_model_arg
+from willitrun.cli import app
+from willitrun.cli.models import resolve_model_arg
 from willitrun.importers import spec_from_path
 from willitrun.validate import validate_file
 
@@ -24,20 +23,8 @@ SMALL = {"model_type": "llama", "vocab_size": 256, "hidden_size": 64, "intermedi
          "num_hidden_layers": 2, "num_attention_heads": 4, "torch_dtype": "bfloat16"}
 
 
-def make_app() -> typer.Typer:
-    """A fresh app with only `import`, so the tests never touch cli.py's global app."""
-    app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
-
-    @app.callback()
-    def main() -> None:
-        """willitrun (test app)."""
-
-    register(app)
-    return app
-
-
 def run(*args: str):
-    return runner.invoke(make_app(), ["import", *map(str, args)], env={"NO_COLOR": "1"})
+    return runner.invoke(app, ["import", *map(str, args)], env={"NO_COLOR": "1"})
 
 
 @pytest.fixture
@@ -106,7 +93,7 @@ def test_errors_are_one_line_with_the_exit_code(tmp_path, model_dir, args, code,
 
 
 def test_help():
-    r = runner.invoke(make_app(), ["import", "--help"])
+    r = runner.invoke(app, ["import", "--help"])
     assert r.exit_code == 0
     assert "Write a model spec (YAML) from a config.json" in r.stdout
 
@@ -142,16 +129,9 @@ def test_hf_sources_are_imported(monkeypatch, catalog):
     assert resolve_model_arg("hf:org/name", catalog) == ("imported", "hf:org/name")
 
 
-def test_registers_on_the_real_app(model_dir):
-    """cli.py's app with `import` registered: the default-command group still routes it, no import cycle."""
-    code = textwrap.dedent(f"""
-        import sys
-        from willitrun.cli import app
-        from willitrun.commands_import import register
-        register(app)
-        sys.argv = ["willitrun", "import", {str(model_dir)!r}]
-        app(prog_name="willitrun")
-    """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+def test_runs_as_a_process(model_dir):
+    """`python -m willitrun import DIR`: the default-command group routes it, no import cycle."""
+    r = subprocess.run([sys.executable, "-m", "willitrun", "import", str(model_dir)], capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0, r.stderr
     assert yaml.safe_load(r.stdout)["id"] == "tiny-llama"

@@ -1,0 +1,66 @@
+"""`willitrun estimate` (the default command): the options; cli/estimation.py does the work."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ..estimation import EstimateArgs, run_estimate
+from ..options import (
+    Batch,
+    Beams,
+    Context,
+    Dtype,
+    EncoderTokens,
+    Gpus,
+    Images,
+    ImageSize,
+    Json,
+    KvDtype,
+    Model,
+    Quiet,
+    SpecsDir,
+    Vram,
+    command_app,
+)
+
+app = command_app()
+
+
+def _opt(*names: str, metavar: str | None = None, help: str) -> object:
+    return typer.Option(*names, metavar=metavar, show_default=False, help=help)
+
+
+@app.command("estimate")
+def estimate_cmd(
+    model: Model,
+    gpu: Gpus = None,
+    vram: Vram = None,
+    context: Context = None,
+    batch: Batch = "1",
+    dtype: Dtype = None,
+    kv_dtype: KvDtype = None,
+    images: Images = None,
+    image_size: ImageSize = None,
+    encoder_tokens: EncoderTokens = None,
+    beams: Beams = "1",
+    split: Annotated[Optional[str], _opt("--split", metavar="HOW", help="Several cards: tensor (tensor parallel; the default for identical cards) or layer (whole layers per card; the default for mixed cards).")] = None,
+    offload: Annotated[bool, typer.Option("--offload", help="How many layers stay on the GPU when it does not fit (llama.cpp -ngl) and the system memory for the rest.")] = False,
+    speed: Annotated[bool, typer.Option("--speed", help="Upper bound on decode tokens/s: memory bandwidth / bytes read per token.")] = False,
+    system_bandwidth: Annotated[Optional[str], _opt("--system-bandwidth", metavar="GB/S", help="System-memory bandwidth in GB/s for --offload --speed [default: 89.6, dual-channel DDR5-5600].")] = None,
+    max_batch: Annotated[bool, typer.Option("--max-batch", help="Also the largest batch that fits at this context.")] = False,
+    no_chart: Annotated[bool, typer.Option("--no-chart", help="No bar of the memory parts against the card (it is shown only in a terminal).")] = False,
+    engine: Annotated[Optional[str], _opt("--engine", "-e", metavar="ENGINE", help="transformers, llama.cpp, ollama, whisper.cpp or vllm (any case) [default: llama.cpp for GGUF --dtype, else transformers].")] = None,
+    ubatch: Annotated[Optional[str], _opt("--ubatch", metavar="N", help="llama.cpp -ub / ollama num_batch [default: 512].")] = None,
+    flash_attn: Annotated[Optional[bool], typer.Option("--flash-attn/--no-flash-attn", show_default=False, help="llama.cpp, ollama, whisper.cpp [default: the engine's].")] = None,
+    parallel: Annotated[Optional[str], _opt("--parallel", metavar="N", help="llama.cpp -np / OLLAMA_NUM_PARALLEL, 1 to 4096 [default: 1].")] = None,
+    gpu_layers: Annotated[Optional[str], _opt("--gpu-layers", metavar="N", help="llama.cpp -ngl / ollama num_gpu [default: all].")] = None,
+    gpu_memory_utilization: Annotated[Optional[str], _opt("--gpu-memory-utilization", metavar="SHARE", help="vLLM's share of the card, 0.01 to 1 [default: 0.9].")] = None,
+    json_out: Json = False,
+    quiet: Quiet = False,
+    specs_dir: SpecsDir = None,
+) -> None:
+    """Estimate the memory MODEL needs and whether it fits the GPU (exit 0 fits, 1 does not)."""
+    args = EstimateArgs(**locals())
+    raise typer.Exit(run_estimate(args))

@@ -1,0 +1,74 @@
+"""`willitrun gpus`: every catalog GPU for one model, or how many of one card it needs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ...errors import ExitCode
+from ..models import request
+from ..options import (
+    AnswersJson,
+    Batch,
+    Beams,
+    CatalogModel,
+    Context,
+    Dtype,
+    EncoderTokens,
+    Images,
+    ImageSize,
+    KvDtype,
+    SpecsDir,
+    command_app,
+)
+
+app = command_app()
+
+
+@app.command("gpus")
+def gpus_cmd(model: CatalogModel, context: Context = None, batch: Batch = "1", beams: Beams = "1", dtype: Dtype = None,
+             kv_dtype: KvDtype = None, images: Images = None, image_size: ImageSize = None,
+             encoder_tokens: EncoderTokens = None,
+             count: Annotated[Optional[str], typer.Option("--count", metavar="GPU", show_default=False, help="How many of this GPU the model needs (tensor parallel).")] = None,
+             json_out: AnswersJson = False, specs_dir: SpecsDir = None) -> None:
+    """Every catalog GPU: fit, headroom, largest context, cards needed; --count GPU: how many of one card (exit 0 if any fits)."""
+    from ...catalog import load_catalog
+
+    cat = load_catalog(specs_dir)
+    spec = cat.resolve("model", model)
+    req = request(context, batch, beams, dtype, kv_dtype, images, image_size, encoder_tokens)
+    fits = _count(cat, spec, req, count, json_out) if count else _table(cat, spec, req, json_out)
+    raise typer.Exit(int(ExitCode.FITS if fits else ExitCode.DOES_NOT_FIT))
+
+
+def _count(cat: Any, spec: Any, req: Any, count: str, json_out: bool) -> bool:
+    from ...answers import cards_needed, device
+    from ...memory import estimate
+    from ...render import print_json
+    from ...render_answers import count_dict, count_view
+
+    card = cat.resolve("gpu", count)
+    answer = cards_needed(spec, req, device(card))
+    if json_out:
+        print_json(count_dict(answer, spec.id, estimate(spec, req)))
+    else:
+        from ...render import out, safe
+
+        out.print(count_view(answer, safe(spec.name), safe(card.name)))
+    return answer.cards > 0
+
+
+def _table(cat: Any, spec: Any, req: Any, json_out: bool) -> bool:
+    from ...answers import which_gpus
+    from ...render import print_json
+    from ...render_answers import gpus_dict, gpus_view
+
+    table = which_gpus(spec, req, cat.gpus())
+    if json_out:
+        print_json(gpus_dict(table))
+    else:
+        from ...render import out, safe
+
+        out.print(gpus_view(table, safe(spec.name)))
+    return any(r.fits for r in table.rows)

@@ -1,0 +1,86 @@
+"""`willitrun import`: write a model spec from a config.json, a model directory, a GGUF file or the Hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ...errors import UsageError
+from ..models import SPEC_SUFFIXES
+from ..options import SpecsDir, command_app
+
+app = command_app()
+
+
+@app.command("import")
+def import_cmd(
+    source: Annotated[str, typer.Argument(metavar="SOURCE", show_default=False, help="A config.json, a model directory (config.json and *.safetensors), a .gguf file, or hf:ORG/NAME.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="PATH", show_default=False, help="Write the spec to this .yaml file (its name is the id) or into this directory (created if need be) [default: print it].")] = None,
+    model_id: Annotated[Optional[str], typer.Option("--id", metavar="ID", show_default=False, help="The spec's id [default: from the file, directory or repository name].")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing spec file.")] = False,
+    specs_dir: SpecsDir = None,
+) -> None:
+    """Write a model spec (YAML) from a config.json, a model directory, a GGUF file or hf:ORG/NAME."""
+    from ...importers import import_model, write_spec_yaml
+    from ...render import error
+
+    target, model_id = target_path(output, specs_dir, model_id)
+    spec, weights = import_model(source, model_id=model_id)
+    text = write_spec_yaml(spec, spec.sources["config"])
+    if target is None:
+        typer.echo(text, nl=False)
+    else:
+        target = _write(target, spec.id, text, force)
+    for note in weights.notes if weights else ():
+        error(note, prefix="note")
+    if target is not None:
+        _hints(target, spec, weights, source)
+
+
+def _write(target: Path, spec_id: str, text: str, force: bool) -> Path:
+    if target.suffix not in SPEC_SUFFIXES:
+        target = target / f"{spec_id}.yaml"
+    if target.exists() and not force:
+        raise UsageError(f"{target} exists; --force overwrites it")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    return target
+
+
+def _hints(target: Path, spec: Any, weights: Any, source: str) -> None:
+    from ...render import error
+
+    if target.parent.name == "model_specs":
+        hint = f"willitrun {spec.id} --specs-dir {target.parent.parent}"
+    else:
+        hint = f"willitrun {target}"
+    error(f"wrote {target} (id {spec.id}); estimate it with: {hint}", prefix=None)
+    if weights is not None:
+        error(f"the spec sizes the weights from the architecture; `willitrun {source}` uses the "
+              f"{weights.total_bytes:,} bytes stored ({weights.storage})", prefix="note")
+
+
+def target_path(output: Optional[Path], specs_dir: Optional[list[Path]],
+                model_id: Optional[str]) -> tuple[Optional[Path], Optional[str]]:
+    """(a file or directory to write to, or None for stdout; the id the file name imposes)."""
+    from ...importers.configs import check_id
+
+    if output is not None and specs_dir:
+        raise UsageError("give -o/--output or --specs-dir, not both")
+    if specs_dir:
+        if len(specs_dir) > 1:
+            raise UsageError("import writes into one --specs-dir")
+        return specs_dir[0] / "model_specs", model_id
+    if output is None or output.is_dir() or not output.suffix:
+        return output, model_id  # a directory, created if need be
+    if output.suffix not in SPEC_SUFFIXES:
+        raise UsageError(f"-o {output}: a spec file is named <id>.yaml (or give a directory)")
+    stem = check_id(output.stem)
+    if model_id and model_id != stem:
+        raise UsageError(f"--id {model_id} and -o {output} disagree: a spec file is named after its id")
+    return output, stem

@@ -1,0 +1,80 @@
+"""The estimate command's extra answers: multi-GPU split, offload, decode speed, largest batch and
+the memory bar, as JSON data and rich renderables. No typer here; the answers and rich are imported
+only when one is asked for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from ..errors import UsageError
+
+
+@dataclass
+class Extras:
+    data: dict[str, Any] = field(default_factory=dict)  # keys added to --json (docs/answers-json.md)
+    views: list[Any] = field(default_factory=list)  # rich renderables printed after the estimate
+    chart: Any = None  # the memory bar (a rich renderable), printed under the estimate's table
+    fits: bool | None = None  # the verdict of the split when several cards are given, else None
+
+
+def estimate_extras(spec: Any, req: Any, fit: Any, cards: list[Any], *, split: str | None = None,
+                    offload: bool = False, speed: bool = False, max_batch: bool = False,
+                    system_bandwidth_gb_s: float | None = None, chart: bool = False,
+                    device_name: str = "") -> Extras:
+    """The answers the estimate command was asked for, as JSON data and rich renderables."""
+    est = fit.estimate
+    several = len(cards) > 1
+    if split is not None and not several:
+        raise UsageError("--split needs several cards: --gpu 2xrtx3090, or --gpu A --gpu B")
+    if split not in (None, "tensor", "layer"):
+        raise UsageError(f"--split {split!r}: choose tensor or layer")
+    if several and (offload or max_batch):
+        raise UsageError(f"{'--offload' if offload else '--max-batch'} is estimated for one card, not a split")
+    if system_bandwidth_gb_s is not None and not (offload and speed):
+        raise UsageError("--system-bandwidth applies to --offload --speed (the layers read from system memory)")
+    if speed and not cards:
+        raise UsageError("--speed needs a catalog GPU (--gpu) for its memory bandwidth")
+    x = Extras()
+    if not (several or offload or speed or max_batch or chart):
+        return x  # a plain estimate imports none of the answers
+    from .. import answers as A
+    from ..memory import resolve
+    from ..render_answers import MemoryBar, as_dict, batch_view, offload_view, speed_view, split_view
+
+    r: Any = resolve(spec, req) if (several or offload or speed or max_batch) else None
+    lay: Any = A.layout(r) if (several or offload or speed) else None
+    ctx, batch, beams = est.context_tokens, est.batch_size, est.beams
+    if chart and not several:
+        x.chart = MemoryBar(est, fit.vram_bytes, device_name or fit.device)
+    if max_batch:
+        b = A.max_batch(r, fit.vram_bytes, ctx, beams)
+        x.data["max_batch"] = as_dict(b)
+        x.views.append(batch_view(b))
+    if several:
+        devices = [A.device(c) for c in cards]
+        s = A.split(r, ctx, batch, beams, devices, cast(Literal['tensor', 'layer'], split), lay)
+        x.data["split"] = as_dict(s)
+        x.views.append(split_view(s, device_name))
+        x.fits = s.fits
+        if speed:
+            sp = A.split_speed(lay, est, s, devices)
+            x.data["decode_speed"] = as_dict(sp)
+            x.views.append(speed_view(sp))
+        return x
+    if offload:
+        o = A.offload(r, ctx, batch, beams, fit.vram_bytes, lay)
+        x.data["offload"] = as_dict(o)
+        x.views.append(offload_view(o))
+    if speed:
+        gpu_bw = A.device(cards[0]).bandwidth_bytes_s
+        if gpu_bw is None:
+            raise UsageError(f"--speed needs the GPU's memory bandwidth; the spec of {cards[0].id} gives none")
+        if offload:
+            sys_bw = round(system_bandwidth_gb_s * 10**9) if system_bandwidth_gb_s else A.SYSTEM_BANDWIDTH_BYTES_S
+            sp = A.offload_speed(lay, est, o, gpu_bw, sys_bw)
+        else:
+            sp = A.decode_speed(lay, est, gpu_bw)
+        x.data["decode_speed"] = as_dict(sp)
+        x.views.append(speed_view(sp, fits=fit.fits or offload))
+    return x

@@ -1,0 +1,102 @@
+"""The MODEL argument and the devices (--gpu, --vram, NVML) the commands share. No typer here."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from . import parse
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def _probe(path: Path) -> tuple[bool, bool]:
+    """(is a file, exists) without raising: a 256-character name fails with ENAMETOOLONG."""
+    try:
+        return path.is_file(), path.exists()
+    except OSError as exc:
+        if exc.errno in (errno.ENAMETOOLONG, errno.EACCES, errno.EINVAL):
+            return False, False
+        raise UsageError(f"{parse._show(str(path))}: {exc.strerror or exc}") from None
+    except ValueError:  # an embedded NUL byte
+        return False, False
+
+
+def resolve_model_arg(arg: str, catalog: Any) -> tuple[Any, Any]:
+    """(spec, WeightsOverride or None) for a model argument.
+
+    An existing path is imported (config.json, a model directory, a .gguf file) or, for a .yaml
+    file, loaded as a spec; `hf:ORG/NAME` is fetched from the Hub; anything else is a catalog id or
+    alias. A directory named like a catalog id wins over the catalog: write `./name` to be explicit.
+    """
+    if arg.startswith("hf:"):
+        from ..importers import import_model
+
+        return import_model(arg)
+    path = Path(arg)
+    is_file, exists = _probe(path)
+    if is_file and path.suffix in SPEC_SUFFIXES:
+        from ..catalog import load_spec
+
+        return load_spec(path, "model"), None
+    if exists:
+        from ..importers import import_model
+
+        return import_model(arg)
+    return catalog.resolve("model", arg), None
+
+
+def device(cat: Any, gpu: str | None, vram: str | None, quiet: bool) -> tuple[str, str, int]:
+    """(device id, display name, bytes available) from --gpu, --vram, or NVML detection."""
+    if gpu is not None and vram is not None:
+        raise UsageError("give --gpu or --vram, not both")
+    if vram is not None:
+        return "vram", f"--vram {vram.strip()}", parse.size(vram)
+    if gpu is not None:
+        spec = cat.resolve("gpu", gpu)
+        return spec.id, spec.name, spec.capacity_bytes
+    from ..gpu import detect_gpus, match_gpu
+
+    found = detect_gpus()
+    first = found[0]
+    known = match_gpu(first.name, cat.gpus(), first.total_bytes)
+    if not quiet:
+        from ..render import error
+
+        extra = f" (+{len(found) - 1} more: --gpu {len(found)}xGPU estimates a split)" if len(found) > 1 else ""
+        error(f"{first.name}, {first.total_bytes / (1 << 30):.2f} GiB total, "
+              f"{first.free_bytes / (1 << 30):.2f} GiB free{extra}", prefix="detected GPU 0")
+    return (known.id if known else f"nvml:{first.index}"), first.name, first.total_bytes
+
+
+def devices(cat: Any, gpu: list[str] | None, vram: str | None, quiet: bool) -> tuple[str, str, int, list[Any]]:
+    """(device id, display name, bytes of one card, catalog GPUs) for the estimate command: `device`
+    for the first card, plus every card given (or the detected one when it is in the catalog)."""
+    names = parse.gpus(gpu or [])
+    cards = [cat.resolve("gpu", n) for n in names]
+    dev, device_name, vram_bytes = device(cat, names[0] if names else None, vram, quiet)
+    if not names and vram is None and dev in cat.files("gpu"):
+        cards = [cat.get("gpu", dev)]
+    if len(cards) > 1:
+        runs: list[list[Any]] = []  # consecutive cards of one model: "2 x RTX 3090 + RTX 4090"
+        for c in cards:
+            if runs and runs[-1][0].id == c.id:
+                runs[-1].append(c)
+            else:
+                runs.append([c])
+        device_name = " + ".join(f"{len(r)} x {r[0].name}" if len(r) > 1 else r[0].name for r in runs)
+    return dev, device_name, vram_bytes, cards
+
+
+def request(context: str | int | None = None, batch: str | int = 1, beams: str | int = 1, dtype: str | None = None,
+            kv_dtype: str | None = None, images: str | int | None = None, image_size: str | None = None,
+            encoder_tokens: str | int | None = None) -> Any:
+    """The core's Request from the options' text, every number bounded (cli/parse.py)."""
+    from ..memory import Request
+
+    return Request(context=parse.whole("--context", context), batch=parse.whole("--batch", batch) or 1,
+                   dtype=dtype, kv_dtype=kv_dtype, images=parse.whole("--images", images),
+                   encoder_tokens=parse.whole("--encoder-tokens", encoder_tokens),
+                   beams=parse.whole("--beams", beams) or 1, image_size=parse.image_size(image_size))

@@ -1,0 +1,59 @@
+"""The lean path (cli/lean.py: plain estimate lines without typer) answers exactly as typer does."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from willitrun.cli import _lean, app
+from willitrun.cli.lean import parse_estimate
+from willitrun.cli.registry import COMMAND_NAMES
+
+runner = CliRunner()
+
+
+def lean(args: list[str]) -> tuple[int | None, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = _lean(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+def typer_path(args: list[str]) -> tuple[int, str, str]:
+    r = runner.invoke(app, args, env={"NO_COLOR": "1"})
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_what_the_lean_path_takes():
+    assert parse_estimate(["llava-7b", "--gpu", "rtx3090"], COMMAND_NAMES) is not None
+    assert parse_estimate(["-q", "--gpu=rtx3090", "llava-7b", "--json"], COMMAND_NAMES) is not None
+    for args in (["check", "x"], ["llava-7b", "-h"], ["llava-7b", "--context", "-5"], ["a", "b"],
+                 ["llava-7b", "--gpu"], ["llava-7b", "-qg", "x"], ["--", "llava-7b"], ["llava-7b", "--nope"]):
+        assert parse_estimate(args, COMMAND_NAMES) is None, args
+
+
+OPTIONS = st.sampled_from([
+    ["--gpu", "rtx3090"], ["-g", "t4"], ["--gpu", "2xrtx3090"], ["--vram", "24"], ["--vram", ""], ["--vram", "x"],
+    ["-q"], ["--json"], ["--context", "2048"], ["-c", "0"], ["--context", "²"], ["--batch", "2"], ["-b", "99999999"],
+    ["--dtype", "q4_k_m"], ["--dtype", "int4"], ["--kv-dtype", "q8_0"], ["--beams", "2"], ["--images", "2"],
+    ["--engine", "VLLM"], ["-e", "llamacpp"], ["--engine", "ollama"], ["--ubatch", "256"], ["--parallel", "2"],
+    ["--gpu-layers", "10"], ["--gpu-memory-utilization", "0.8"], ["--offload"], ["--speed"], ["--max-batch"],
+    ["--system-bandwidth", "nan"], ["--system-bandwidth", "50"], ["--no-chart"], ["--flash-attn"],
+    ["--no-flash-attn"], ["--split", "layer"], ["--image-size", "672x672"], ["--encoder-tokens", "100"],
+])
+
+
+@settings(max_examples=120, deadline=None)
+@given(model=st.sampled_from(["llava-7b", "llama-2-7b", "whisper-tiny", "t5-small", "nope"]),
+       opts=st.lists(OPTIONS, max_size=4), first=st.booleans())
+def test_lean_and_typer_agree(model, opts, first):
+    args = [x for o in opts for x in o]
+    args = [*args, model] if first else [model, *args]
+    code, out, err = lean(args)
+    if code is None:
+        return  # typer parses it
+    assert (code, out, err) == typer_path(args), args

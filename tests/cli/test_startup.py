@@ -1,0 +1,44 @@
+"""What start-up imports: the plain estimate never loads typer, and rich only to print a table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import contextlib, io, json, sys
+from willitrun.cli import _lean
+with contextlib.redirect_stdout(io.StringIO()):
+    code = _lean({args!r})
+heavy = ("typer", "rich", "pynvml", "willitrun.engines", "willitrun.answers", "willitrun.render_answers")
+print(json.dumps([code, sorted(m for m in heavy if m in sys.modules)]))
+"""
+
+
+def loaded(args: list[str]) -> tuple[int, list[str]]:
+    p = subprocess.run([sys.executable, "-c", PROBE.format(args=args)], capture_output=True, text=True, check=True)
+    code, modules = json.loads(p.stdout)
+    return code, modules
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["llava-7b", "--gpu", "rtx3090", "-q"], []),
+    (["-q", "--gpu", "rtx3090", "llava-7b"], []),
+    (["llava-7b", "--gpu", "rtx3090", "--json"], []),
+    (["llava-7b", "--gpu", "rtx3090"], ["rich"]),
+    (["llama-2-7b", "--gpu", "rtx3090", "--engine", "llama.cpp", "-q"], ["willitrun.engines"]),
+])
+def test_the_plain_estimate_imports_only_what_it_prints_with(args, expected):
+    code, modules = loaded(args)
+    assert code == 0 and modules == expected
+
+
+def test_package_import_is_lazy_and_complete():
+    code = ("import sys, willitrun; light = 'pydantic' not in sys.modules; "
+            "from willitrun import estimate, load_catalog, Request, ExitCode, __version__; "
+            "print(light, callable(estimate), sorted(set(willitrun.__all__) - set(dir(willitrun))))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert p.stdout.split(maxsplit=2) == ["True", "True", "[]\n"]
