@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.fixtures.fake_nvml import FakeNVML
+from tests.fixtures.detection import isolate_detection
+from tests.fixtures.fake_nvml import MIG_3G_40GB, FakeNVML, a100_mig
 from willitrun.cli import app
 
 runner = CliRunner()
@@ -94,19 +95,41 @@ def test_beyond_trained_window_is_a_warning():
     assert "warning: context 8192 is beyond the model's trained window of 4096" in r.stderr
 
 
-def test_no_driver_asks_for_gpu_or_vram(monkeypatch):
+def test_no_driver_asks_for_gpu_or_vram(monkeypatch, tmp_path):
+    isolate_detection(monkeypatch, tmp_path)
     monkeypatch.setitem(sys.modules, "pynvml", FakeNVML(init_error="Driver Not Loaded"))
     r = run("llama-3-8b")
     assert r.exit_code == 4
-    assert r.stderr.startswith("error: no NVIDIA GPU found") and "--gpu" in r.stderr and "--vram" in r.stderr
+    assert r.stderr.startswith("error: no GPU found") and "--gpu" in r.stderr and "--vram" in r.stderr
 
 
-def test_detected_gpu_is_used(monkeypatch):
+def test_detected_gpu_is_used(monkeypatch, tmp_path):
+    isolate_detection(monkeypatch, tmp_path)
     monkeypatch.setitem(sys.modules, "pynvml", FakeNVML())
     r = run("llama-3-8b", "--json")
     assert r.exit_code == 0
     d = json.loads(r.stdout)
     assert d["gpu"] == "rtx3090" and d["vram_bytes"] == 24576 << 20
+
+
+def test_willitrun_gpu_sets_the_default_card(monkeypatch, tmp_path):
+    isolate_detection(monkeypatch, tmp_path)
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNVML(init_error="Driver Not Loaded"))
+    monkeypatch.setenv("WILLITRUN_GPU", "rtx4090")
+    r = run("llama-3-8b", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["gpu"] == "rtx4090"
+    r = run("llama-3-8b")  # a person is told where the card came from
+    assert r.exit_code == 0 and "WILLITRUN_GPU=rtx4090" in r.stderr
+
+
+def test_a_mig_slice_is_not_the_whole_card(monkeypatch, tmp_path):
+    # a 3g.40gb slice of an A100 80GB: 40,192 MiB (tests/fixtures/fake_nvml.py names the source)
+    isolate_detection(monkeypatch, tmp_path)
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNVML([a100_mig(MIG_3G_40GB)]))
+    r = run("llama-3-8b", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["vram_bytes"] == 40192 << 20
 
 
 def test_malformed_spec_exits_3(tmp_path):

@@ -49,7 +49,7 @@ def resolve_model_arg(arg: str, catalog: Any) -> tuple[Any, Any]:
 
 
 def device(cat: Any, gpu: str | None, vram: str | None, quiet: bool) -> tuple[str, str, int]:
-    """(device id, display name, bytes available) from --gpu, --vram, or NVML detection."""
+    """(device id, display name, bytes available) from --gpu, --vram, WILLITRUN_GPU, the config file, or detection."""
     if gpu is not None and vram is not None:
         raise UsageError("give --gpu or --vram, not both")
     if vram is not None:
@@ -57,18 +57,15 @@ def device(cat: Any, gpu: str | None, vram: str | None, quiet: bool) -> tuple[st
     if gpu is not None:
         spec = cat.resolve("gpu", gpu)
         return spec.id, spec.name, spec.capacity_bytes
-    from ..gpu import detect_gpus, match_gpu
+    from ..gpu import default_gpu
 
-    found = detect_gpus()
-    first = found[0]
-    known = match_gpu(first.name, cat.gpus(), first.total_bytes)
+    found = default_gpu(cat)
     if not quiet:
         from ..render import error
 
-        extra = f" (+{len(found) - 1} more: --gpu {len(found)}xGPU estimates a split)" if len(found) > 1 else ""
-        error(f"{first.name}, {first.total_bytes / (1 << 30):.2f} GiB total, "
-              f"{first.free_bytes / (1 << 30):.2f} GiB free{extra}", prefix="detected GPU 0")
-    return (known.id if known else f"nvml:{first.index}"), first.name, first.total_bytes
+        extra = f" (+{found.others} more: --gpu {found.others + 1}xGPU estimates a split)" if found.others else ""
+        error(f"{found.explanation}{extra}", prefix="GPU")
+    return found.device_id, found.name, found.total_bytes
 
 
 def devices(cat: Any, gpu: list[str] | None, vram: str | None, quiet: bool) -> tuple[str, str, int, list[Any]]:
