@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ..dtypes import F16, F32, StorageType, WeightDtype
 from ..errors import UsageError
 from ..memory import AnySpec, Request, resolve
-from ..specs import WhisperSpec
+from .. import archs
 from ..tensors import model_tensors
 from .base import Buffer, EngineEstimate, aligned_sum, pad
 from .llamacpp import GGML_CUDA_ALIGNMENT
@@ -54,7 +54,7 @@ class WhisperCppOptions:
             raise UsageError(f"whisper.cpp runs 1 to 8 decoders (WHISPER_MAX_DECODERS), got {self.decoders}")
 
 
-def whisper_storage(spec: WhisperSpec, dtype: WeightDtype) -> list[StorageType]:
+def whisper_storage(spec: AnySpec, dtype: WeightDtype) -> list[StorageType]:
     """Each tensor's type in a ggml whisper file of `dtype` (whisper_model_load)."""
     wtype = dtype.storage
     vtype = F32 if wtype is F32 else F16  # "conv type"
@@ -73,7 +73,7 @@ def whisper_storage(spec: WhisperSpec, dtype: WeightDtype) -> list[StorageType]:
 
 def whispercpp_estimate(spec: AnySpec, request: Request, options: WhisperCppOptions | None = None) -> EngineEstimate:
     """Every buffer whisper.cpp allocates for `spec` (see the module docstring)."""
-    if not isinstance(spec, WhisperSpec):
+    if "whisper.cpp" in archs.geometry(spec).refusals:
         raise UsageError(f"whisper.cpp runs Whisper models only; {spec.id} is {spec.architecture}")
     opt = options or WhisperCppOptions()
     # ggml-{model}.bin files are f16 (convert-pt-to-ggml.py); the checkpoint's float32 is not what runs.
