@@ -64,6 +64,14 @@ class Attention:
     no_cross_reason: str = ""
     layers: tuple[LayerKV, ...] = ()  # the self-attention layers one by one (kind, window, K and V widths)
 
+    @property
+    def groups(self) -> tuple[tuple[LayerKV, int], ...]:
+        """`layers` as (layer, how many layers like it): the sums below loop over kinds, not layers."""
+        counts: dict[LayerKV, int] = {}
+        for k in self.layers:
+            counts[k] = counts.get(k, 0) + 1
+        return tuple(counts.items())
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -190,6 +198,8 @@ def _attention(spec: AnySpec) -> Attention:
 
 def image_tokens_per_image(spec: AnySpec, image_size: tuple[int, int] | None = None) -> int:
     """Positions one image occupies in the self-attention context (0 for models without images there)."""
+    if image_size is None:
+        return archs.cached(spec, "image_tokens", lambda: archs.image_tokens(spec, None))
     return archs.image_tokens(spec, image_size)
 
 
@@ -212,8 +222,8 @@ def kv_self_bytes(att: Attention, positions: int, sequences: int, storage: Stora
     """
     if not att.layers:
         return 2 * att.self_layers * storage.nbytes(att.self_width * positions) * sequences
-    return sum(storage.nbytes(k.key_width * positions) + storage.nbytes(k.value_width * positions)
-               for k in att.layers) * sequences
+    return sum(n * (storage.nbytes(k.key_width * positions) + storage.nbytes(k.value_width * positions))
+               for k, n in _groups(att)) * sequences
 
 
 def kv_window_bytes(att: Attention, positions: int, sequences: int, storage: StorageType, extra: int = 0) -> int:
@@ -221,10 +231,14 @@ def kv_window_bytes(att: Attention, positions: int, sequences: int, storage: Sto
     positions, e.g. llama.cpp's ubatch) -- what an engine with per-layer caches keeps, and what a
     decoding step reads."""
     total = 0
-    for k in att.layers:
+    for k, n in _groups(att):
         held = min(positions, k.window + extra) if k.window is not None else positions
-        total += storage.nbytes(k.key_width * held) + storage.nbytes(k.value_width * held)
+        total += n * (storage.nbytes(k.key_width * held) + storage.nbytes(k.value_width * held))
     return total * sequences
+
+
+def _groups(att: Attention) -> tuple[tuple[LayerKV, int], ...]:
+    return archs.cached(att, "groups", lambda: att.groups)
 
 
 def kv_cross_bytes(att: Attention, source_positions: int, sequences: int, storage: StorageType) -> int:
