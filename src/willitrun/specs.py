@@ -21,10 +21,12 @@ from .archs.base import check_heads as _check_heads
 from .archs.llama import DecoderConfig, LlamaConfig, LlamaSpec
 from .archs.llava import ClipVisionConfig, LlavaConfig, LlavaSpec
 from .archs.mllama import MllamaConfig, MllamaSpec, MllamaTextConfig, MllamaVisionConfig
+from .archs.qwen2 import Qwen2Config, Qwen2Spec
+from .archs.qwen3 import Qwen3Config, Qwen3Spec
 from .archs.t5 import T5Config, T5Spec
 from .archs.whisper import WhisperConfig, WhisperSpec
 
-AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec]
+AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec]
 ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 SPEC_CLASSES: dict[str, type[_ModelSpecBase]] = {arch: spec_class(arch) for arch in ARCHITECTURES}
 

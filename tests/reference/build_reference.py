@@ -80,6 +80,10 @@ from transformers import (
     MistralForCausalLM,
     MllamaConfig,
     MllamaForConditionalGeneration,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
     T5Config,
     T5ForConditionalGeneration,
     WhisperConfig,
@@ -110,6 +114,9 @@ TEXT_TOKEN_ID_LIMIT = SMALL_VOCAB - 16
 
 LM_BATCH, LM_TOKENS = 2, 7
 MISTRAL_TEST_WINDOW = 4
+# Decoder-only families whose small copy is the full config with fewer layers, a small vocabulary
+# and a narrow MLP (every attention width kept).
+LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3")
 T5_BATCH, T5_ENCODER_TOKENS, T5_DECODER_TOKENS = 2, 11, 5
 WHISPER_BATCH, WHISPER_DECODER_TOKENS = 2, 5
 VLM_TEXT_TOKENS = 5
@@ -215,6 +222,14 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "mistral": Architecture(
         MistralConfig, MistralForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "qwen2": Architecture(
+        Qwen2Config, Qwen2ForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "qwen3": Architecture(
+        Qwen3Config, Qwen3ForCausalLM, _compile(_LM_RULES),
         lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
     ),
     "t5": Architecture(
@@ -377,7 +392,7 @@ def _clip_layers_needed(feature_layer: int | list[int]) -> int:
 
 def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
-    if arch in ("llama", "mistral"):
+    if arch in LLAMA_LIKE:
         return _shrink_lm(cfg)
     if arch == "t5":
         cfg.update(vocab_size=SMALL_VOCAB, d_ff=SMALL_FFN, num_layers=SMALL_LAYERS,
@@ -640,7 +655,7 @@ def mllama_inputs(layout: list[int]):
 
 def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
     small = small_config(arch, cfg)
-    if arch == "llama":
+    if arch in ("llama", "qwen2", "qwen3"):
         return [("text", small, lm_inputs)]
     if arch == "mistral":
         windowed = copy.deepcopy(small)

@@ -23,7 +23,7 @@ from .base import Geometry, LayerKV, Stage, Tensor
 # architecture -> module (under willitrun.archs). Modules load on first use (fast start-up).
 FAMILIES: dict[str, str] = {
     "llama": "llama", "mistral": "llama", "t5": "t5", "whisper": "whisper",
-    "llava": "llava", "llava_next": "llava", "mllama": "mllama",
+    "llava": "llava", "llava_next": "llava", "mllama": "mllama", "qwen2": "qwen2", "qwen3": "qwen3",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -23,6 +23,8 @@ from ..specs import LlamaConfig as _LlamaSpec
 from ..specs import LlavaConfig as _LlavaSpec
 from ..specs import MllamaTextConfig as _MllamaTextSpec
 from ..specs import MllamaVisionConfig as _MllamaVisionSpec
+from ..specs import Qwen2Config as _Qwen2Spec
+from ..specs import Qwen3Config as _Qwen3Spec
 from ..specs import T5Config as _T5Spec
 from ..specs import WhisperConfig as _WhisperSpec
 
@@ -106,7 +108,27 @@ MLLAMA_VISION = ConfigClass("MllamaVisionConfig", "mllama/configuration_mllama.p
     "vision_output_dim": 7680, "intermediate_layers_indices": [3, 7, 15, 23, 30],
     "supported_aspect_ratios": [[1, 1], [1, 2], [1, 3], [1, 4], [2, 1], [2, 2], [3, 1], [4, 1]],
 }, none_is_default=("intermediate_layers_indices", "supported_aspect_ratios"))
-LANGUAGE_MODELS = {"llama": LLAMA, "mistral": MISTRAL}
+_QWEN_WINDOWS = {"use_sliding_window": False, "sliding_window": 4096, "max_window_layers": 28}
+QWEN2 = ConfigClass("Qwen2Config", "qwen2/configuration_qwen2.py", _Qwen2Spec, {
+    "vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 32768, "hidden_act": "silu",
+    "tie_word_embeddings": False, **_QWEN_WINDOWS,
+}, copied=("head_dim", "layer_types"))  # Qwen2Attention reads head_dim when a config sets it
+QWEN3 = ConfigClass("Qwen3Config", "qwen3/configuration_qwen3.py", _Qwen3Spec, {
+    "vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 32, "head_dim": 128, "max_position_embeddings": 32768,
+    "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False, **_QWEN_WINDOWS,
+}, copied=("layer_types",))
+LANGUAGE_MODELS = {"llama": LLAMA, "mistral": MISTRAL, "qwen2": QWEN2, "qwen3": QWEN3}
+LLAVA_TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models LlavaConfig specs model
+# Fields that fix a model's size: when config.json omits one, the estimate rests on transformers'
+# default for it, which is some other model's value -- said in a warning-worthy note.
+SHAPE_FIELDS = frozenset({
+    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+    "num_key_value_heads", "head_dim", "max_position_embeddings", "d_model", "d_kv", "d_ff", "num_layers",
+    "num_heads", "encoder_layers", "decoder_layers", "encoder_attention_heads", "decoder_attention_heads",
+    "encoder_ffn_dim", "decoder_ffn_dim", "num_mel_bins", "image_size", "patch_size",
+})
 
 
 def supported() -> str:
@@ -188,14 +210,14 @@ def _t5_tied(cfg: Mapping[str, Any]) -> bool:
 
 
 def _language_model(cfg: Mapping[str, Any] | None, default_type: str, where: str, source: str,
-                    sources: dict[str, str]) -> dict[str, Any]:
+                    sources: dict[str, str], models: Mapping[str, ConfigClass] = LANGUAGE_MODELS) -> dict[str, Any]:
     cfg = cfg or {}
     model_type = cfg.get("model_type", default_type)
-    if model_type not in LANGUAGE_MODELS:
+    if model_type not in models:
         raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {model_type!r} is not supported; "
-                         f"supported: {', '.join(LANGUAGE_MODELS)}")
+                         f"supported: {', '.join(models)}")
     out = {"model_type": model_type} if where != "config" else {}
-    out.update(_block(cfg, LANGUAGE_MODELS[model_type], where, sources))
+    out.update(_block(cfg, models[model_type], where, sources))
     return out
 
 
@@ -254,7 +276,8 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
         return model_type, _block(cfg, WHISPER, "config", sources)
     if model_type in ("llava", "llava_next"):
         top = LLAVA if model_type == "llava" else LLAVA_NEXT
-        text = _language_model(_sub(cfg, "text_config", source), "llama", "config.text_config", source, sources)
+        text = _language_model(_sub(cfg, "text_config", source), "llama", "config.text_config", source, sources,
+                               LLAVA_TEXT_MODELS)
         vision = _clip(_sub(cfg, "vision_config", source), top, source, sources)
         out = {"text_config": text, "vision_config": vision, **_block(cfg, top, "config", sources)}
         if out.get("tie_word_embeddings") is True and text.get("tie_word_embeddings") is not True:
@@ -318,6 +341,10 @@ def spec_from_config(config: object, source: str, *, model_id: str | None = None
         method = config["quantization_config"].get("quant_method", "unknown")
         notes.append(f"The checkpoint is quantized ({method}); without its weight files the estimate sizes the "
                      "weights at --dtype, not as stored.")
+    defaulted = sorted(k.removeprefix("config.") for k in field_sources if k.rsplit(".", 1)[-1] in SHAPE_FIELDS)
+    if defaulted:
+        notes.insert(0, f"Warning: config.json omits {', '.join(defaulted)}: transformers' defaults taken "
+                        "(see sources); they belong to no particular checkpoint, so check them.")
     sources.update(field_sources)
     data: dict[str, Any] = {
         "id": check_id(model_id) if model_id else slug(name or name_from_source(source)),
