@@ -21,12 +21,18 @@ from .archs.base import check_heads as _check_heads
 from .archs.llama import DecoderConfig, LlamaConfig, LlamaSpec
 from .archs.llava import ClipVisionConfig, LlavaConfig, LlavaSpec
 from .archs.mllama import MllamaConfig, MllamaSpec, MllamaTextConfig, MllamaVisionConfig
+from .archs.gemma import GemmaConfig, GemmaSpec
+from .archs.gemma2 import Gemma2Config, Gemma2Spec
+from .archs.gemma3 import Gemma3TextConfig, Gemma3TextSpec
+from .archs.granite import GraniteConfig, GraniteSpec
+from .archs.phi3 import Phi3Config, Phi3Spec
 from .archs.qwen2 import Qwen2Config, Qwen2Spec
 from .archs.qwen3 import Qwen3Config, Qwen3Spec
 from .archs.t5 import T5Config, T5Spec
 from .archs.whisper import WhisperConfig, WhisperSpec
 
-AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec]
+AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec, GemmaSpec,
+                     Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec]
 ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 SPEC_CLASSES: dict[str, type[_ModelSpecBase]] = {arch: spec_class(arch) for arch in ARCHITECTURES}
 

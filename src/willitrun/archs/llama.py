@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from .base import (
+from .base import (  # noqa: F401  (Geometry is re-exported for the family modules)
     Geometry, HeadDim, Heads, Hidden, Intermediate, LayerKV, Layers, ModelSpecBase, Positions, Stage, Strict,
     Tensor, Vocab, check_heads, linear, norm,
 )

@@ -105,6 +105,7 @@ class LlamaCppOptions:
     mmproj_on_gpu: bool = True  # current libmtmd puts CLIP on the GPU; 2024 llava-cli ran it on the CPU
     kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
     cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
+    swa_full: bool = False  # [--swa-full] sliding-window layers keep every cell, not just their window
 
     def __post_init__(self) -> None:
         if self.version not in LLAMACPP_VERSIONS:
@@ -336,15 +337,31 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     # KV cache: per layer on the layer's device.
     kv_layer = 2 * r.kv.nbytes(shape.kv_width) * cells
     kv_detail = f"2 x {shape.kv_width} x {cells} cells x {r.kv.name}"
+    swa_cells = cells
+    windows = [k.window if k is not None and k.kind == "sliding" and g.llamacpp_swa else None for k in g.self_kv]
+    if any(windows) and not opt.swa_full:
+        # llama-kv-cache-iswa.cpp (llama_kv_cache_iswa): the non-SWA layers get n_ctx cells, the SWA
+        # layers GGML_PAD(min(n_ctx, n_swa x (unified ? n_seq_max : 1) + n_ubatch), 256) cells
+        # ("the SWA cache is always padded to 256", issue #17037); --swa-full gives them n_ctx.
+        n_swa = max(w for w in windows if w)
+        swa_cells = pad(min(cells, n_swa * (opt.parallel if opt.kv_unified else 1) + ub), 256)
+        out_notes.append(f"sliding-window layers ({sum(1 for w in windows if w)} of {n_layer}) keep {swa_cells} cells: "
+                         f"window {n_swa} + ubatch {ub}, padded to 256 (llama_kv_cache_iswa; --swa-full keeps {cells})")
+    layer_kv = [kv_layer if not w or opt.swa_full else 2 * r.kv.nbytes(shape.kv_width) * swa_cells for w in windows]
+    if swa_cells != cells:
+        kv_detail = (f"2 x {shape.kv_width} x {r.kv.name} x ({cells} cells per full layer, "
+                     f"{swa_cells} per sliding layer)")
     kv_by_device: dict[int, int] = {}
+    layers_on: dict[int, int] = {}
     kv_host_layers = first_gpu
     for i in range(first_gpu, n_layer):
-        kv_by_device[device_of(i)] = kv_by_device.get(device_of(i), 0) + kv_layer
+        kv_by_device[device_of(i)] = kv_by_device.get(device_of(i), 0) + layer_kv[i]
+        layers_on[device_of(i)] = layers_on.get(device_of(i), 0) + 1
     for d, nbytes in kv_by_device.items():
         buffers.append(Buffer(f"KV cache (CUDA{d})", nbytes, "gpu", "kv_self",
-                              f"{nbytes // kv_layer} layers x {kv_detail} (llama_kv_cache: CUDA0 KV buffer size)", d))
+                              f"{layers_on[d]} layers x {kv_detail} (llama_kv_cache: CUDA0 KV buffer size)", d))
     if kv_host_layers:
-        buffers.append(Buffer("KV cache (CPU)", kv_layer * kv_host_layers, "host", "kv_self",
+        buffers.append(Buffer("KV cache (CPU)", sum(layer_kv[:first_gpu]), "host", "kv_self",
                               f"{kv_host_layers} host layers x {kv_detail}"))
     if g.encoder_tokens_option:
         out_notes.append("T5 in llama.cpp keeps no cross-attention cache: every decoder step projects the "

@@ -23,6 +23,11 @@ from ..specs import LlamaConfig as _LlamaSpec
 from ..specs import LlavaConfig as _LlavaSpec
 from ..specs import MllamaTextConfig as _MllamaTextSpec
 from ..specs import MllamaVisionConfig as _MllamaVisionSpec
+from ..specs import Gemma2Config as _Gemma2Spec
+from ..specs import Gemma3TextConfig as _Gemma3TextSpec
+from ..specs import GemmaConfig as _GemmaSpec
+from ..specs import GraniteConfig as _GraniteSpec
+from ..specs import Phi3Config as _Phi3Spec
 from ..specs import Qwen2Config as _Qwen2Spec
 from ..specs import Qwen3Config as _Qwen3Spec
 from ..specs import T5Config as _T5Spec
@@ -119,7 +124,39 @@ QWEN3 = ConfigClass("Qwen3Config", "qwen3/configuration_qwen3.py", _Qwen3Spec, {
     "num_attention_heads": 32, "num_key_value_heads": 32, "head_dim": 128, "max_position_embeddings": 32768,
     "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False, **_QWEN_WINDOWS,
 }, copied=("layer_types",))
-LANGUAGE_MODELS = {"llama": LLAMA, "mistral": MISTRAL, "qwen2": QWEN2, "qwen3": QWEN3}
+_GEMMA_ACT = ("hidden_act", "hidden_activation")
+GEMMA = ConfigClass("GemmaConfig", "gemma/configuration_gemma.py", _GemmaSpec, {
+    "vocab_size": 256000, "hidden_size": 3072, "intermediate_size": 24576, "num_hidden_layers": 28,
+    "num_attention_heads": 16, "num_key_value_heads": 16, "head_dim": 256, "max_position_embeddings": 8192,
+    "tie_word_embeddings": True, "attention_bias": False,
+}, copied=_GEMMA_ACT)
+GEMMA2 = ConfigClass("Gemma2Config", "gemma2/configuration_gemma2.py", _Gemma2Spec, {
+    "vocab_size": 256000, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "max_position_embeddings": 8192,
+    "tie_word_embeddings": True, "attention_bias": False, "sliding_window": 4096, "query_pre_attn_scalar": 256,
+    "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0,
+}, copied=(*_GEMMA_ACT, "layer_types"))
+GEMMA3_TEXT = ConfigClass("Gemma3TextConfig", "gemma3/configuration_gemma3.py", _Gemma3TextSpec, {
+    "vocab_size": 262_208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "max_position_embeddings": 131_072,
+    "tie_word_embeddings": True, "attention_bias": False, "sliding_window": 4096, "query_pre_attn_scalar": 256,
+    "attn_logit_softcapping": None, "final_logit_softcapping": None,
+}, copied=(*_GEMMA_ACT, "layer_types", "sliding_window_pattern"))  # pattern: a kwarg, 6 when absent
+PHI3 = ConfigClass("Phi3Config", "phi3/configuration_phi3.py", _Phi3Spec, {
+    "vocab_size": 32064, "hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 4096,
+    "original_max_position_embeddings": 4096, "hidden_act": "silu", "tie_word_embeddings": False,
+}, copied=("sliding_window", "partial_rotary_factor"))
+GRANITE = ConfigClass("GraniteConfig", "granite/configuration_granite.py", _GraniteSpec, {
+    "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048, "hidden_act": "silu",
+    "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False, "embedding_multiplier": 1.0,
+    "logits_scaling": 1.0, "residual_multiplier": 1.0, "attention_multiplier": 1.0,
+})
+LANGUAGE_MODELS = {"llama": LLAMA, "mistral": MISTRAL, "qwen2": QWEN2, "qwen3": QWEN3, "gemma": GEMMA,
+                   "gemma3_text": GEMMA3_TEXT, "phi3": PHI3, "granite": GRANITE}
+# GEMMA2 is ready, but its import waits for tests/importers/test_commands.py, which still uses
+# model_type gemma2 as its example of an unsupported type.
 LLAVA_TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models LlavaConfig specs model
 # Fields that fix a model's size: when config.json omits one, the estimate rests on transformers'
 # default for it, which is some other model's value -- said in a warning-worthy note.
@@ -131,8 +168,12 @@ SHAPE_FIELDS = frozenset({
 })
 
 
+IMPORTABLE = tuple(a for a in ARCHITECTURES if a in LANGUAGE_MODELS or a in ("t5", "whisper", "llava", "llava_next",
+                                                                             "mllama"))
+
+
 def supported() -> str:
-    return ", ".join(ARCHITECTURES)
+    return ", ".join(IMPORTABLE)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -264,7 +305,7 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
     model_type = cfg.get("model_type")
     if not isinstance(model_type, str) or not model_type:
         raise SpecError(f"{source}: no model_type: not a transformers config.json")
-    if model_type not in ARCHITECTURES:
+    if model_type not in IMPORTABLE:
         raise UsageError(f"{source}: model_type {model_type!r} is not supported; supported: {supported()}")
     if model_type in LANGUAGE_MODELS:
         return model_type, _language_model(cfg, model_type, "config", source, sources)
