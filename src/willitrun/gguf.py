@@ -7,7 +7,8 @@ The rules mirror llama.cpp src/llama-quant.cpp (`tensor_allows_quantization`,
   1-D tensors are stored f32 and other unquantized tensors f16 (convert_hf_to_gguf.py defaults);
 - output.weight (or token_embd when the embedding is tied) -> q6_K, unless the file type is q8_0;
 - attn_v and ffn_down get more bits in some layers (`use_more_bits`), q3_k_m and q2_k raise a few
-  more; 70B-class GQA models raise attn_v from q3_K/q4_K to q5_K;
+  more; 70B-class GQA models raise attn_v from q3_K/q4_K to q5_K; a fused attn_qkv (Phi-3) is raised
+  one step (q3_k_m -> q4_K, q4_k_m -> q5_K, q5_k_m -> q6_K);
 - a row length that is not a multiple of the block size falls back (q4_K -> q5_0, q6_K -> q8_0 ...).
 Vision towers and projectors live in a separate mmproj file, written f16.
 """
@@ -71,6 +72,14 @@ def tensor_types(tensors: list[Tensor], dtype: WeightDtype, geometry: Geometry) 
             elif ftype in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i, n):
                 new = Q6_K
             i_ffn_down += 1
+        elif t.role == "attn_qkv":
+            # fused q/k/v (Phi-3): llama-quant.cpp `name.find("attn_qkv.weight")`
+            if ftype == "Q3_K_M":
+                new = Q4_K
+            elif ftype == "Q4_K_M":
+                new = Q5_K
+            elif ftype == "Q5_K_M":
+                new = Q6_K
         elif t.role == "attn_output":
             if ftype == "Q2_K":
                 new = Q3_K

@@ -168,6 +168,18 @@ SHAPE_FIELDS = frozenset({
 })
 
 
+
+
+def _register_component_rules() -> None:
+    """Safetensors names of the llama-like families (model.embed_tokens, model.layers.N, model.norm,
+    lm_head) are llama's: registered in importers/weights.py's table until it lists them itself."""
+    from .weights import COMPONENT_RULES
+
+    for arch in LANGUAGE_MODELS:
+        COMPONENT_RULES.setdefault(arch, COMPONENT_RULES["llama"])
+
+
+_register_component_rules()
 IMPORTABLE = tuple(a for a in ARCHITECTURES if a in LANGUAGE_MODELS or a in ("t5", "whisper", "llava", "llava_next",
                                                                              "mllama"))
 
