@@ -92,3 +92,32 @@ def test_whole_catalog_geometry_matches_attention():
         e = estimate(spec)
         assert e.attention.self_layers == len(g.self_layers)
         assert e.attention.cross_layers == len(g.cross_layers)
+
+
+def _kinds(model_id: str, **config) -> str:
+    data = _spec_data(model_id)
+    data["config"].update(config)
+    return "".join("s" if k.kind == "sliding" else "f" for k in archs.geometry(parse_model_spec(data)).self_layers)
+
+
+def test_per_layer_attention_patterns():
+    assert _kinds("gemma-2-2b") == "sf" * 13  # Gemma2Config: sliding when (i + 1) % 2
+    assert _kinds("gemma-3-1b") == ("sssssf" * 5)[:26]  # sliding_window_pattern 6
+    assert _kinds("gemma-3-1b", layer_types=["full_attention"] * 26) == "f" * 26
+    assert _kinds("qwen2.5-7b") == "f" * 28  # use_sliding_window false
+    assert _kinds("qwen2.5-7b", use_sliding_window=True, max_window_layers=20) == "f" * 20 + "s" * 8
+    assert _kinds("phi-4") == "f" * 40 and _kinds("phi-3.5-mini") == "s" * 32
+
+
+def test_layer_types_must_cover_every_layer():
+    data = _spec_data("gemma-2-2b")
+    data["config"]["layer_types"] = ["full_attention"] * 3
+    with pytest.raises(ValidationError, match="layer_types has 3 entries for 26 layers"):
+        parse_model_spec(data)
+
+
+def test_transformers_kv_counts_every_position_of_sliding_layers():
+    # Gemma 2 9B at 8192 tokens: the prefill peak holds the whole prompt in all 42 layers
+    # (measured in tests/reference: kv_self_storage_elements), 2 x 8 x 256 x 2 B per position per layer.
+    spec = load_catalog().resolve("model", "gemma-2-9b")
+    assert estimate(spec, context=8192).kv_self_bytes == 42 * 2 * 8 * 256 * 2 * 8192
