@@ -94,6 +94,12 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     notes = [f"vLLM takes {opt.gpu_memory_utilization:.2f} of {opt.total_memory_bytes / GIB:.2f} GiB up front; "
              f"the KV pool holds {kv_tokens} tokens ({blocks} blocks of {opt.block_size}), "
              f"{kv_tokens // max(need, 1)} full-length sequences"]
+    if g.sliding_window:
+        # Not modelled: vLLM v1's hybrid KV cache manager (vllm/v1/core/kv_cache_coordinator.py,
+        # SlidingWindowSpec in vllm/v1/kv_cache_interface.py) pages sliding layers only over their
+        # window plus the scheduled tokens, so a request needs fewer blocks than counted here.
+        notes.append(f"sliding-window layers (window {g.sliding_window}) are counted as full attention: vLLM's hybrid "
+                     "allocator holds only their window, so the real pool fits more tokens than shown")
     if g.vision_cross_attention:
         notes.append("the KV pool spans the cross-attention layers too; the vision profile run is not calibrated "
                      "(vLLM profiles max_num_seqs images and can take tens of GiB)")
