@@ -28,11 +28,12 @@ from .archs.granite import GraniteConfig, GraniteSpec
 from .archs.phi3 import Phi3Config, Phi3Spec
 from .archs.qwen2 import Qwen2Config, Qwen2Spec
 from .archs.qwen3 import Qwen3Config, Qwen3Spec
+from .archs.starcoder2 import Starcoder2Config, Starcoder2Spec
 from .archs.t5 import T5Config, T5Spec
 from .archs.whisper import WhisperConfig, WhisperSpec
 
 AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec, GemmaSpec,
-                     Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec]
+                     Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec]
 ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 SPEC_CLASSES: dict[str, type[_ModelSpecBase]] = {arch: spec_class(arch) for arch in ARCHITECTURES}
 

@@ -323,7 +323,9 @@ def test_config_json_is_not_modified(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # Families added with the architecture registry (willitrun/archs)
 # --------------------------------------------------------------------------------------------------
-from willitrun.importers.configs import QWEN2, QWEN3  # noqa: E402
+from willitrun.importers.configs import (  # noqa: E402
+    GEMMA, GEMMA2, GEMMA3_TEXT, GRANITE, PHI3, QWEN2, QWEN3, STARCODER2,
+)
 
 NEW_FAMILY_CASES = [
     ("qwen2-gqa", {"model_type": "qwen2", **SMALL_LM, "num_attention_heads": 8, "num_key_value_heads": 2,
@@ -331,6 +333,14 @@ NEW_FAMILY_CASES = [
     ("qwen2-sparse", {"model_type": "qwen2", **SMALL_LM, "num_attention_heads": 32}),  # KV heads: Qwen2Config default 32
     ("qwen3", {"model_type": "qwen3", **SMALL_LM, "num_key_value_heads": 2, "head_dim": 32, "attention_bias": True}),
     ("qwen3-sparse", {"model_type": "qwen3", **SMALL_LM, "num_attention_heads": 32}),
+    ("gemma", {"model_type": "gemma", **SMALL_LM, "head_dim": 8, "num_key_value_heads": 1}),
+    ("gemma3-text", {"model_type": "gemma3_text", **SMALL_LM, "head_dim": 8, "num_key_value_heads": 2,
+                     "num_hidden_layers": 6, "sliding_window": 4, "sliding_window_pattern": 3}),
+    ("phi3", {"model_type": "phi3", **SMALL_LM, "num_key_value_heads": 2, "sliding_window": 16}),
+    ("granite", {"model_type": "granite", **SMALL_LM, "num_key_value_heads": 2, "attention_bias": True,
+                 "embedding_multiplier": 12.0, "logits_scaling": 16}),
+    ("starcoder2", {"model_type": "starcoder2", **SMALL_LM, "num_key_value_heads": 2, "sliding_window": 16,
+                    "tie_word_embeddings": False}),
 ]
 
 
@@ -348,15 +358,20 @@ def test_new_families_parameters_equal_transformers(tmp_path, case_id, config):
         text, "head_dim", text.hidden_size // text.num_attention_heads)
 
 
-@pytest.mark.parametrize("table", [QWEN2, QWEN3], ids=lambda t: t.name)
+@pytest.mark.parametrize("table", [QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, GRANITE, STARCODER2],
+                         ids=lambda t: t.name)
 def test_new_default_tables_equal_transformers(table):
     tf = pytest.importorskip("transformers")
-    config = getattr(tf, table.name)(use_sliding_window=True)  # keeps sliding_window's own default
+    # Qwen: sliding_window is None unless use_sliding_window, so read its default with the flag on
+    config = getattr(tf, table.name)(**({"use_sliding_window": True} if "use_sliding_window" in table.defaults else {}))
     for field, default in table.defaults.items():
         if field == "use_sliding_window":
             assert getattr(tf, table.name)().use_sliding_window is default
             continue
-        assert getattr(config, field) == default, f"{table.name}.{field}"
+        got = getattr(config, field)
+        if default is None and field == "num_key_value_heads":
+            default = config.num_attention_heads
+        assert got == default, f"{table.name}.{field}"
 
 
 def test_missing_shape_fields_are_warned():

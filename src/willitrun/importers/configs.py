@@ -29,6 +29,7 @@ from ..specs import GemmaConfig as _GemmaSpec
 from ..specs import GraniteConfig as _GraniteSpec
 from ..specs import Phi3Config as _Phi3Spec
 from ..specs import Qwen2Config as _Qwen2Spec
+from ..specs import Starcoder2Config as _Starcoder2Spec
 from ..specs import Qwen3Config as _Qwen3Spec
 from ..specs import T5Config as _T5Spec
 from ..specs import WhisperConfig as _WhisperSpec
@@ -153,8 +154,13 @@ GRANITE = ConfigClass("GraniteConfig", "granite/configuration_granite.py", _Gran
     "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False, "embedding_multiplier": 1.0,
     "logits_scaling": 1.0, "residual_multiplier": 1.0, "attention_multiplier": 1.0,
 })
+STARCODER2 = ConfigClass("Starcoder2Config", "starcoder2/configuration_starcoder2.py", _Starcoder2Spec, {
+    "vocab_size": 49152, "hidden_size": 3072, "intermediate_size": 12288, "num_hidden_layers": 30,
+    "num_attention_heads": 24, "num_key_value_heads": 2, "max_position_embeddings": 4096,
+    "hidden_act": "gelu_pytorch_tanh", "use_bias": True, "tie_word_embeddings": True,
+}, copied=("sliding_window",))
 LANGUAGE_MODELS = {"llama": LLAMA, "mistral": MISTRAL, "qwen2": QWEN2, "qwen3": QWEN3, "gemma": GEMMA,
-                   "gemma3_text": GEMMA3_TEXT, "phi3": PHI3, "granite": GRANITE}
+                   "gemma3_text": GEMMA3_TEXT, "phi3": PHI3, "granite": GRANITE, "starcoder2": STARCODER2}
 # GEMMA2 is ready, but its import waits for tests/importers/test_commands.py, which still uses
 # model_type gemma2 as its example of an unsupported type.
 LLAVA_TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models LlavaConfig specs model
