@@ -378,8 +378,10 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     act = activation_bytes(spec, context, r.source, r.images, batch, beams, r.dtype.activation_bytes)
     notes = list(r.notes)
     if att.sliding_window and context >= att.sliding_window:
+        sliding = sum(1 for k in att.layers if k.kind == "sliding")
+        which = "per layer" if sliding == att.self_layers else f"in each of its {sliding} sliding layers (of {att.self_layers})"
         notes.append(f"sliding window {att.sliding_window}: transformers keeps {att.sliding_window - 1} positions "
-                     "per layer while decoding, but right after a prefill the whole prompt's keys and values "
+                     f"{which} while decoding, but right after a prefill the whole prompt's keys and values "
                      "are still held, so the peak counts every position")
     components = r.components
     return Estimate(
