@@ -7,7 +7,7 @@ applies itself (named per field), never another model's value.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -32,8 +32,13 @@ from .archs.starcoder2 import Starcoder2Config, Starcoder2Spec
 from .archs.t5 import T5Config, T5Spec
 from .archs.whisper import WhisperConfig, WhisperSpec
 
-AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec, GemmaSpec,
-                     Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec]
+# Every family's spec class, in registry order (archs.FAMILIES): a new family needs no edit here.
+_SPEC_TYPES = tuple(dict.fromkeys(spec_class(arch) for arch in ARCHITECTURES))
+if TYPE_CHECKING:
+    AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec, GemmaSpec,
+                         Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec]
+else:
+    AnyModelSpec = Union[_SPEC_TYPES]
 ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 SPEC_CLASSES: dict[str, type[_ModelSpecBase]] = {arch: spec_class(arch) for arch in ARCHITECTURES}
 
