@@ -15,16 +15,19 @@ from .dtypes import BF16, F16, F32, StorageType, WeightDtype, kv_dtype as parse_
 from .errors import UsageError
 from . import archs
 from . import limits as L
-from .archs.base import LINEAR_ROLES, LayerKV, Stage, Tensor, uniform_width
-from .archs.llava import llava_next_image_tokens
-from .archs.t5 import T5_PRETRAINING_LENGTH
-from .specs import AnyModelSpec
-from .tensors import model_tensors
+from .archs.base import LINEAR_ROLES, T5_PRETRAINING_LENGTH, LayerKV, Stage, Tensor, uniform_width
+from .archs import model_tensors
+
+if TYPE_CHECKING:
+    from .specs import AnyModelSpec
 
 if TYPE_CHECKING:
     from .importers import WeightsOverride
 
-AnySpec = AnyModelSpec
+if TYPE_CHECKING:
+    AnySpec = AnyModelSpec
+else:  # only annotations use it: importing every family to spell the union would slow start-up
+    from .archs.base import ModelSpecBase as AnySpec
 MIB = 1 << 20
 
 # CUDA context + cuBLAS workspace + caching-allocator reserve of a PyTorch process serving a model.

@@ -18,29 +18,62 @@ from .archs.base import ID_PATTERN, CheckpointDtype, Id, NonNegInt, PosInt
 from .archs.base import ModelSpecBase as _ModelSpecBase
 from .archs.base import Strict as _Strict
 from .archs.base import check_heads as _check_heads
-from .archs.llama import DecoderConfig, LlamaConfig, LlamaSpec
-from .archs.llava import ClipVisionConfig, LlavaConfig, LlavaSpec
-from .archs.mllama import MllamaConfig, MllamaSpec, MllamaTextConfig, MllamaVisionConfig
-from .archs.gemma import GemmaConfig, GemmaSpec
-from .archs.gemma2 import Gemma2Config, Gemma2Spec
-from .archs.gemma3 import Gemma3TextConfig, Gemma3TextSpec
-from .archs.granite import GraniteConfig, GraniteSpec
-from .archs.phi3 import Phi3Config, Phi3Spec
-from .archs.qwen2 import Qwen2Config, Qwen2Spec
-from .archs.qwen3 import Qwen3Config, Qwen3Spec
-from .archs.starcoder2 import Starcoder2Config, Starcoder2Spec
-from .archs.t5 import T5Config, T5Spec
-from .archs.whisper import WhisperConfig, WhisperSpec
+# Family classes load on first use (start-up reads one family, not all thirteen): `from
+# willitrun.specs import LlamaSpec` still works through the module __getattr__ below.
+_FAMILY_NAMES = {
+    "llama": ("DecoderConfig", "LlamaConfig", "LlamaSpec"),
+    "llava": ("ClipVisionConfig", "LlavaConfig", "LlavaSpec"),
+    "mllama": ("MllamaConfig", "MllamaSpec", "MllamaTextConfig", "MllamaVisionConfig"),
+    "gemma": ("GemmaConfig", "GemmaSpec"), "gemma2": ("Gemma2Config", "Gemma2Spec"),
+    "gemma3": ("Gemma3TextConfig", "Gemma3TextSpec"), "granite": ("GraniteConfig", "GraniteSpec"),
+    "phi3": ("Phi3Config", "Phi3Spec"), "qwen2": ("Qwen2Config", "Qwen2Spec"), "qwen3": ("Qwen3Config", "Qwen3Spec"),
+    "starcoder2": ("Starcoder2Config", "Starcoder2Spec"), "t5": ("T5Config", "T5Spec"),
+    "whisper": ("WhisperConfig", "WhisperSpec"),
+}
+_WHERE = {name: module for module, names in _FAMILY_NAMES.items() for name in names}
 
-# Every family's spec class, in registry order (archs.FAMILIES): a new family needs no edit here.
-_SPEC_TYPES = tuple(dict.fromkeys(spec_class(arch) for arch in ARCHITECTURES))
 if TYPE_CHECKING:
+    from .archs.gemma import GemmaConfig, GemmaSpec
+    from .archs.gemma2 import Gemma2Config, Gemma2Spec
+    from .archs.gemma3 import Gemma3TextConfig, Gemma3TextSpec
+    from .archs.granite import GraniteConfig, GraniteSpec
+    from .archs.llama import DecoderConfig, LlamaConfig, LlamaSpec
+    from .archs.llava import ClipVisionConfig, LlavaConfig, LlavaSpec
+    from .archs.mllama import MllamaConfig, MllamaSpec, MllamaTextConfig, MllamaVisionConfig
+    from .archs.phi3 import Phi3Config, Phi3Spec
+    from .archs.qwen2 import Qwen2Config, Qwen2Spec
+    from .archs.qwen3 import Qwen3Config, Qwen3Spec
+    from .archs.starcoder2 import Starcoder2Config, Starcoder2Spec
+    from .archs.t5 import T5Config, T5Spec
+    from .archs.whisper import WhisperConfig, WhisperSpec
+
     AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec, GemmaSpec,
                          Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec]
-else:
-    AnyModelSpec = Union[_SPEC_TYPES]
-ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
-SPEC_CLASSES: dict[str, type[_ModelSpecBase]] = {arch: spec_class(arch) for arch in ARCHITECTURES}
+    ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
+
+
+def __getattr__(name: str) -> object:
+    """Family classes, and the union of every family's spec class (registry order: a new family
+    needs no edit here), built on first use."""
+    if name in _WHERE:
+        from importlib import import_module
+
+        return getattr(import_module(f".archs.{_WHERE[name]}", __package__), name)
+    if name in ("AnyModelSpec", "ModelSpec"):
+        union = Union[tuple(dict.fromkeys(spec_class(arch) for arch in ARCHITECTURES))]  # type: ignore[valid-type]
+        globals().update(AnyModelSpec=union, ModelSpec=Annotated[union, Field(discriminator="architecture")])
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _LazySpecClasses(dict):  # type: ignore[type-arg]
+    def __missing__(self, arch: str) -> type:
+        cls = self[arch] = spec_class(arch)
+        return cls
+
+
+# architecture -> spec class, each family imported when first asked for
+SPEC_CLASSES: dict[str, type[_ModelSpecBase]] = _LazySpecClasses()
 
 
 class _Architecture(BaseModel):
@@ -51,14 +84,14 @@ class _Architecture(BaseModel):
 def parse_model_spec(data: object) -> AnyModelSpec:
     """Validate a model spec document; only the schema of its architecture is built (fast start-up)."""
     arch = data.get("architecture") if isinstance(data, dict) else None
-    if not (isinstance(arch, str) and arch in SPEC_CLASSES):
+    if not (isinstance(arch, str) and arch in ARCHITECTURES):
         arch = _Architecture.model_validate(data).architecture  # raises the readable error
     return SPEC_CLASSES[arch].model_validate(data)  # type: ignore[return-value]
 
 
 def model_spec_schema() -> dict[str, object]:
     """JSON Schema of a model spec file (all architectures)."""
-    return TypeAdapter(ModelSpec).json_schema()
+    return TypeAdapter(__getattr__("ModelSpec")).json_schema()
 
 
 # --------------------------------------------------------------------------------------------------

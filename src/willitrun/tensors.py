@@ -15,11 +15,19 @@ from .archs import model_tensors
 from .archs.base import LINEAR_ROLES, Role, Tensor
 from .archs.base import linear as _linear
 from .archs.base import norm as _norm
-from .archs.llama import decoder_lm, llama_lm
-from .archs.llava import tensors as llava
-from .archs.mllama import tensors as mllama
-from .archs.t5 import tensors as t5
-from .archs.whisper import tensors as whisper
+
+
+def __getattr__(name: str) -> object:
+    """The per-family inventories under their old names, imported on first use."""
+    from importlib import import_module
+
+    where = {"decoder_lm": ("llama", "decoder_lm"), "llama_lm": ("llama", "llama_lm"), "llava": ("llava", "tensors"),
+             "mllama": ("mllama", "tensors"), "t5": ("t5", "tensors"), "whisper": ("whisper", "tensors")}
+    if name not in where:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attr = where[name]
+    return getattr(import_module(f".archs.{module}", __package__), attr)
+
 
 __all__ = ["LINEAR_ROLES", "Role", "Tensor", "decoder_lm", "llama_lm", "llava", "mllama", "model_tensors", "t5",
            "whisper", "_linear", "_norm"]

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import limits as L
 
+T5_PRETRAINING_LENGTH = 512  # Raffel et al. 2020, section 3.1.2; n_positions in the T5 v1.0 configs
 ID_PATTERN = r"^[a-z0-9]+(?:[.-][a-z0-9]+)*$"
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 CheckpointDtype = Literal["float32", "float16", "bfloat16"]

@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from typing import Literal
 
 from .base import (
-    Buckets, Geometry, HeadDim, Heads, Hidden, Intermediate, LayerKV, Layers, ModelSpecBase, Positions, Stage, Strict,
+    T5_PRETRAINING_LENGTH, Buckets, Geometry, HeadDim, Heads, Hidden, Intermediate, LayerKV, Layers, ModelSpecBase, Positions, Stage, Strict,
     Tensor, Vocab, linear, norm,
 )
 
 ARCHITECTURES = ("t5",)
-T5_PRETRAINING_LENGTH = 512  # Raffel et al. 2020, section 3.1.2; n_positions in the T5 v1.0 configs
 
 
 class T5Config(Strict):
