@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 # The architecture families live in willitrun.archs (one module each); their names stay importable
 # from here.
 from .archs import ARCHITECTURES, spec_class
-from .archs.base import ID_PATTERN, CheckpointDtype, Id, NonNegInt, PosInt
+from .archs.base import ID_PATTERN, CheckpointDtype, Id, NonNegInt, PosInt  # noqa: F401  (re-exported)
 from .archs.base import ModelSpecBase as _ModelSpecBase
 from .archs.base import Strict as _Strict
-from .archs.base import check_heads as _check_heads
+from .archs.base import check_heads as _check_heads  # noqa: F401
 # Family classes load on first use (start-up reads one family, not all thirteen): `from
 # willitrun.specs import LlamaSpec` still works through the module __getattr__ below.
 _FAMILY_NAMES = {
@@ -33,19 +33,19 @@ _FAMILY_NAMES = {
 _WHERE = {name: module for module, names in _FAMILY_NAMES.items() for name in names}
 
 if TYPE_CHECKING:
-    from .archs.gemma import GemmaConfig, GemmaSpec
-    from .archs.gemma2 import Gemma2Config, Gemma2Spec
-    from .archs.gemma3 import Gemma3TextConfig, Gemma3TextSpec
-    from .archs.granite import GraniteConfig, GraniteSpec
-    from .archs.llama import DecoderConfig, LlamaConfig, LlamaSpec
-    from .archs.llava import ClipVisionConfig, LlavaConfig, LlavaSpec
-    from .archs.mllama import MllamaConfig, MllamaSpec, MllamaTextConfig, MllamaVisionConfig
-    from .archs.phi3 import Phi3Config, Phi3Spec
-    from .archs.qwen2 import Qwen2Config, Qwen2Spec
-    from .archs.qwen3 import Qwen3Config, Qwen3Spec
-    from .archs.starcoder2 import Starcoder2Config, Starcoder2Spec
-    from .archs.t5 import T5Config, T5Spec
-    from .archs.whisper import WhisperConfig, WhisperSpec
+    from .archs.gemma import GemmaConfig, GemmaSpec  # noqa: F401
+    from .archs.gemma2 import Gemma2Config, Gemma2Spec  # noqa: F401
+    from .archs.gemma3 import Gemma3TextConfig, Gemma3TextSpec  # noqa: F401
+    from .archs.granite import GraniteConfig, GraniteSpec  # noqa: F401
+    from .archs.llama import DecoderConfig, LlamaConfig, LlamaSpec  # noqa: F401
+    from .archs.llava import ClipVisionConfig, LlavaConfig, LlavaSpec  # noqa: F401
+    from .archs.mllama import MllamaConfig, MllamaSpec, MllamaTextConfig, MllamaVisionConfig  # noqa: F401
+    from .archs.phi3 import Phi3Config, Phi3Spec  # noqa: F401
+    from .archs.qwen2 import Qwen2Config, Qwen2Spec  # noqa: F401
+    from .archs.qwen3 import Qwen3Config, Qwen3Spec  # noqa: F401
+    from .archs.starcoder2 import Starcoder2Config, Starcoder2Spec  # noqa: F401
+    from .archs.t5 import T5Config, T5Spec  # noqa: F401
+    from .archs.whisper import WhisperConfig, WhisperSpec  # noqa: F401
 
     AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec, GemmaSpec,
                          Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec]

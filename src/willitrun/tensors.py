@@ -29,5 +29,7 @@ def __getattr__(name: str) -> object:
     return getattr(import_module(f".archs.{module}", __package__), attr)
 
 
-__all__ = ["LINEAR_ROLES", "Role", "Tensor", "decoder_lm", "llama_lm", "llava", "mllama", "model_tensors", "t5",
-           "whisper", "_linear", "_norm"]
+__all__ = [  # noqa: F822 -- decoder_lm, llama_lm and the family names resolve in __getattr__
+    "LINEAR_ROLES", "Role", "Tensor", "decoder_lm", "llama_lm", "llava", "mllama", "model_tensors", "t5", "whisper",
+    "_linear", "_norm",
+]

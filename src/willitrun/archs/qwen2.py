@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 
 from .. import limits as L
 from . import llama
-from .base import Layers, ModelSpecBase, Positions
+from .base import ModelSpecBase, Positions
 from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, decoder_geometry, stages, tensors  # noqa: F401
 
 ARCHITECTURES = ("qwen2",)
