@@ -91,7 +91,7 @@ def parse_model_spec(data: object) -> AnyModelSpec:
 
 def model_spec_schema() -> dict[str, object]:
     """JSON Schema of a model spec file (all architectures)."""
-    return TypeAdapter(__getattr__("ModelSpec")).json_schema()
+    return TypeAdapter(__getattr__("ModelSpec")).json_schema()  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ configuration class), its anatomy, its per-layer attention kinds, and its spec c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -79,7 +79,7 @@ class DecoderConfig(Strict):
         return self
 
 
-def check_layer_types(layer_types: list[str] | None, layers: int) -> None:
+def check_layer_types(layer_types: Sequence[str] | None, layers: int) -> None:
     if layer_types is not None and len(layer_types) != layers:
         raise ValueError(f"layer_types has {len(layer_types)} entries for {layers} layers")
 

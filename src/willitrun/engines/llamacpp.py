@@ -22,6 +22,7 @@ Llama family, which is all llama.cpp runs from this catalog.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from .. import archs, gguf
 from ..archs.base import VisionShape, uniform_width
@@ -391,7 +392,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     # The mmproj file (LLaVA): its own weights and CLIP compute buffer.
     if g.vision is not None:
         mm_storage = mmproj_storage(mm_tensors, opt.mmproj_dtype)
-        placement = "gpu" if opt.mmproj_on_gpu else "host"
+        placement: Literal["gpu", "host"] = "gpu" if opt.mmproj_on_gpu else "host"
         buffers.append(Buffer("mmproj (CLIP + projector)", aligned_sum(
             (cuda_tensor_bytes(t, s) for t, s in zip(mm_tensors, mm_storage)), align), placement, "weights",
             f"{len(mm_names)} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)"))

@@ -19,14 +19,18 @@ weights and caches exact, compute buffers within 0.02 %.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
+from .. import archs
 from ..dtypes import F16, F32, StorageType, WeightDtype
 from ..errors import UsageError
 from ..memory import AnySpec, Request, resolve
-from .. import archs
 from ..tensors import model_tensors
 from .base import Buffer, EngineEstimate, aligned_sum, pad
 from .llamacpp import GGML_CUDA_ALIGNMENT
+
+if TYPE_CHECKING:
+    from ..archs.whisper import WhisperConfig
 
 WHISPER_PAD = 256  # whisper_init_state: GGML_PAD(n_text_ctx, 256), GGML_PAD(n_audio_ctx, 256)
 GGML_KQ_MASK_PAD = 32  # ggml.h (64 in later ggml; 448 is a multiple of both)
@@ -80,7 +84,8 @@ def whispercpp_estimate(spec: AnySpec, request: Request, options: WhisperCppOpti
     r = resolve(spec, Request(dtype=request.dtype or "fp16", kv_dtype=request.kv_dtype or "f16"))
     if r.dtype.family == "quantized":
         raise UsageError(f"whisper.cpp files are f32, f16 or ggml-quantized (q8_0, q4_0 ...), not {r.dtype.name}")
-    c = spec.config
+    # the geometry let only Whisper through: its config is a WhisperConfig
+    c = cast("WhisperConfig", spec.config)
     notes: list[str] = []
     warnings: list[str] = []
     if request.context and request.context != c.max_target_positions:

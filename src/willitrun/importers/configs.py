@@ -352,10 +352,10 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
         text["tie_word_embeddings"] = False
         notes.append("text_config.tie_word_embeddings is true in the source, but transformers never ties "
                      "Mllama's LM head (MllamaForConditionalGeneration has no tied weights): written as false.")
-    out: dict[str, Any] = {"text_config": text, "vision_config": vision}
+    mllama: dict[str, Any] = {"text_config": text, "vision_config": vision}
     if "image_token_index" in cfg:
-        out["image_token_index"] = cfg["image_token_index"]
-    return model_type, out
+        mllama["image_token_index"] = cfg["image_token_index"]
+    return model_type, mllama
 
 
 def _render_validation(err: ValidationError, source: str) -> list[str]:
