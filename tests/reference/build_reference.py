@@ -22,7 +22,8 @@ For every model spec ``model_specs/<id>.yaml`` this script asks Hugging Face tra
 2. **The KV cache transformers really allocates.** A *small* random-weight copy of the model keeps
    every width that shapes attention (hidden size, heads, KV heads, head_dim, d_kv, sliding window,
    image and patch size, tiles, mel bins, source positions, anyres grid) and shrinks only what does
-   not enter the cache: layers (2; mllama 3 with one cross-attention layer), vocabulary (512),
+   not enter the cache: layers (2; mllama 3 with one cross-attention layer; Gemma 3 one period of
+   its local/global pattern), vocabulary (512),
    feed-forward width (64) and the vision tower (hidden 32, 2 heads, 1 layer; same image geometry).
    It runs one prefill forward pass on the CPU in float32 with ``use_cache=True`` and the returned
    cache object is walked tensor by tensor: for every self-attention and every cross-attention
