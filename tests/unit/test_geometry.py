@@ -121,3 +121,14 @@ def test_transformers_kv_counts_every_position_of_sliding_layers():
     # (measured in tests/reference: kv_self_storage_elements), 2 x 8 x 256 x 2 B per position per layer.
     spec = load_catalog().resolve("model", "gemma-2-9b")
     assert estimate(spec, context=8192).kv_self_bytes == 42 * 2 * 8 * 256 * 2 * 8192
+
+
+def test_layer_shares_of_the_cache_add_up_for_every_catalog_model():
+    from willitrun.layers import layout
+    from willitrun.memory import Request, estimate_resolved, resolve
+
+    for spec in load_catalog().models():
+        r = resolve(spec, Request())
+        est = estimate_resolved(r, min(4000, r.att.hard_limit or 4000), 1, 1)
+        shares = layout(r).kv_per_layer(est)
+        assert sum(shares) == est.kv_self_bytes + est.kv_cross_bytes, spec.id
