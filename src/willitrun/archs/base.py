@@ -192,6 +192,7 @@ class Geometry:
     vision_cross_attention: bool = False  # cross-attends to image features (mllama)
     relative_position_bias: bool = False  # T5: an f32 bias of the score matrix's shape in llama.cpp
     llamacpp_swa: bool = False  # llama.cpp gives the sliding layers their own window-sized cache (iswa)
+    gguf_architecture: str | None = None  # llama.cpp's general.architecture when it differs (gemma3_text: gemma3)
     vision: VisionShape | None = None
     vision_tiles: tuple[int, int] | None = None  # (tiles per image, positions per tile) of a tiled vision source
     refusals: Mapping[str, str] = field(default_factory=dict)  # engine -> why it cannot run this model

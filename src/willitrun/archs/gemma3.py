@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from . import gemma2, llama
+from . import llama
 from .base import Layers, ModelSpecBase, Positions
 from .gemma2 import Gemma2Config, SoftCap
 from .llama import Anatomy, stages, tensors  # noqa: F401
@@ -38,6 +38,11 @@ class Gemma3TextSpec(ModelSpecBase):
 
 
 SPECS = {"gemma3_text": Gemma3TextSpec}
-geometry = gemma2.geometry
+
+
+def geometry(spec: ModelSpecBase) -> llama.Geometry:
+    # llama.cpp names the architecture gemma3 (LLM_ARCH_GEMMA3) and keeps its local layers at the window
+    return llama.decoder_geometry(spec.config, spec.architecture, llamacpp_swa=True,  # type: ignore[attr-defined]
+                                  gguf_architecture="gemma3")
 image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens

@@ -68,7 +68,8 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
     parallel = opt.num_parallel
     if request.batch > 1:
         parallel = request.batch
-    fa = opt.flash_attn if opt.flash_attn is not None else spec.architecture in OLLAMA_FLASH_ATTN_ARCHITECTURES
+    gguf_arch = archs.geometry(spec).gguf_architecture or spec.architecture  # ollama reads the GGUF's name
+    fa = opt.flash_attn if opt.flash_attn is not None else gguf_arch in OLLAMA_FLASH_ATTN_ARCHITECTURES
     n_ctx = num_ctx * parallel  # ollama llm/server.go: --ctx-size num_ctx * numParallel; GraphSize: context *= numParallel
     extra: list[Buffer] = []
     g = archs.geometry(spec)
