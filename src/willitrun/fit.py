@@ -95,8 +95,8 @@ def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: i
             break
     current_kv = KV_DTYPES[est.kv_dtype]
     for name in KV_LADDER:
-        cand = KV_DTYPES[name]
-        if cand.bits_per_element >= current_kv.bits_per_element:
+        kv_cand = KV_DTYPES[name]
+        if kv_cand.bits_per_element >= current_kv.bits_per_element:
             continue
         # req.dtype, not est.dtype: the same without imported weights, and keeps their stored bytes with them
         r2 = resolve(spec, Request(batch=req.batch, dtype=req.dtype, kv_dtype=name, images=req.images,

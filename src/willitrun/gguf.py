@@ -7,7 +7,8 @@ The rules mirror llama.cpp src/llama-quant.cpp (`tensor_allows_quantization`,
   1-D tensors are stored f32 and other unquantized tensors f16 (convert_hf_to_gguf.py defaults);
 - output.weight (or token_embd when the embedding is tied) -> q6_K, unless the file type is q8_0;
 - attn_v and ffn_down get more bits in some layers (`use_more_bits`), q3_k_m and q2_k raise a few
-  more; 70B-class GQA models raise attn_v from q3_K/q4_K to q5_K;
+  more; 70B-class GQA models raise attn_v from q3_K/q4_K to q5_K; a fused attn_qkv (Phi-3) is raised
+  one step (q3_k_m -> q4_K, q4_k_m -> q5_K, q5_k_m -> q6_K);
 - a row length that is not a multiple of the block size falls back (q4_K -> q5_0, q6_K -> q8_0 ...).
 Vision towers and projectors live in a separate mmproj file, written f16.
 """
@@ -19,8 +20,7 @@ from typing import TYPE_CHECKING
 from .dtypes import F16, F32, Q4_0, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0, Q2_K, Q3_K, StorageType, WeightDtype
 
 if TYPE_CHECKING:
-    from .memory import AnySpec
-    from .tensors import Tensor
+    from .archs.base import Geometry, Tensor
 
 _FALLBACK = {Q4_K: Q5_0, Q5_K: Q5_1, Q6_K: Q8_0, Q2_K: Q4_0, Q3_K: Q4_0}
 _NOT_QUANTIZED = {"norm", "bias", "pos_embd", "rel_bias", "conv", "other"}
@@ -31,23 +31,10 @@ def _use_more_bits(i: int, n: int) -> bool:
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
-def _gqa_and_70b(spec: AnySpec) -> tuple[int, bool]:
-    from .specs import LlamaSpec, LlavaSpec, MllamaSpec
-
-    if isinstance(spec, (LlamaSpec, LlavaSpec)):
-        c = spec.config if isinstance(spec, LlamaSpec) else spec.config.text_config
-        n_gqa = c.num_attention_heads // c.kv_heads
-        # llama-model.cpp: 80 layers with GQA is LLM_TYPE_70B (80 layers with MHA is 65B).
-        return n_gqa, c.num_hidden_layers == 80 and n_gqa > 1
-    if isinstance(spec, MllamaSpec):
-        c = spec.config.text_config
-        return c.num_attention_heads // c.kv_heads, False
-    return 1, False
-
-
-def tensor_types(tensors: list[Tensor], dtype: WeightDtype, spec: AnySpec) -> list[StorageType]:
+def tensor_types(tensors: list[Tensor], dtype: WeightDtype, geometry: Geometry) -> list[StorageType]:
+    """Each tensor's type in a GGUF file of `dtype` (geometry: n_gqa and the 70B rule)."""
     ftype, base = dtype.ftype, dtype.storage
-    n_gqa, is_70b = _gqa_and_70b(spec)
+    n_gqa, is_70b = geometry.gguf_n_gqa, geometry.gguf_70b
     tied = not any(t.role == "output" for t in tensors)
     n_attn_v = sum(1 for t in tensors if t.role == "attn_v" and t.component not in _MMPROJ)
     n_ffn_down = sum(1 for t in tensors if t.role == "ffn_down" and t.component not in _MMPROJ)
@@ -85,6 +72,14 @@ def tensor_types(tensors: list[Tensor], dtype: WeightDtype, spec: AnySpec) -> li
             elif ftype in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i, n):
                 new = Q6_K
             i_ffn_down += 1
+        elif t.role == "attn_qkv":
+            # fused q/k/v (Phi-3): llama-quant.cpp `name.find("attn_qkv.weight")`
+            if ftype == "Q3_K_M":
+                new = Q4_K
+            elif ftype == "Q4_K_M":
+                new = Q5_K
+            elif ftype == "Q5_K_M":
+                new = Q6_K
         elif t.role == "attn_output":
             if ftype == "Q2_K":
                 new = Q3_K

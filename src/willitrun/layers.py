@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .memory import Estimate, Resolved, tensor_storage
-from .specs import MllamaSpec, T5Spec, WhisperSpec
+from . import archs
+from .memory import Estimate, Resolved, storage_types
 from .tensors import model_tensors
 
 STACKS = ("encoder", "decoder")  # components whose numbered layers are "repeating layers"
@@ -54,33 +54,34 @@ class Layout:
         whole embedding table when tied (an untied embedding is only looked up: one row)."""
         return self.output_bytes + self.tied_bytes
 
+    self_weights: tuple[int, ...] = ()  # each layer's K+V elements per position (0: no self-attention cache)
+
     def kv_per_layer(self, est: Estimate, kv_self_bytes: int | None = None) -> tuple[int, ...]:
         """Each layer's share of the estimate's KV caches (or of `kv_self_bytes` for the self-attention
-        cache). Exact: a cache is 2 x layers x (bytes per layer) x sequences, so it divides by its
-        layer count."""
+        cache). Exact: a cache is (sum over layers of K+V width) x positions x sequences in one type,
+        so each layer's share is its width's part (the even split when all widths are equal)."""
         kv_self = est.kv_self_bytes if kv_self_bytes is None else kv_self_bytes
-        self_each = kv_self // self.self_layers if self.self_layers else 0
         cross_each = est.kv_cross_bytes // self.cross_layers if self.cross_layers else 0
-        return tuple(self_each * u.self_kv + cross_each * u.cross_kv for u in self.layers)
-
-
-def _kv_roles(spec: object, component: str, layer: int, cross_layers: frozenset[int]) -> tuple[bool, bool]:
-    if component != "decoder":
-        return False, False  # an encoder keeps no cache
-    if isinstance(spec, MllamaSpec):
-        # mllama's cross-attention layers hold the vision K/V and no self-attention cache.
-        return layer not in cross_layers, layer in cross_layers
-    if isinstance(spec, (T5Spec, WhisperSpec)):
-        return True, True
-    return True, False
+        total = sum(self.self_weights)
+        if total and len(set(w for w in self.self_weights if w)) > 1:
+            self_share = tuple(kv_self * w // total for w in self.self_weights)
+        else:
+            each = kv_self // self.self_layers if self.self_layers else 0
+            self_share = tuple(each * u.self_kv for u in self.layers)
+        return tuple(s + cross_each * u.cross_kv for s, u in zip(self_share, self.layers))
 
 
 def layout(r: Resolved) -> Layout:
-    """The model's repeating layers and the tensors around them, in `r`'s weight type."""
+    """The model's repeating layers and the tensors around them, in `r`'s weight type (once per spec
+    and type)."""
+    return archs.cached(r.spec, f"layout:{r.dtype.name}", lambda: _layout(r))
+
+
+def _layout(r: Resolved) -> Layout:
     spec = r.spec
+    g = archs.geometry(spec)
     tensors = model_tensors(spec)
-    storage = tensor_storage(tensors, r.dtype, spec)
-    cross = frozenset(spec.config.text_config.cross_attention_layers) if isinstance(spec, MllamaSpec) else frozenset()
+    storage = storage_types(spec, r.dtype)
     order: list[tuple[str, int]] = []
     weights: dict[tuple[str, int], int] = {}
     loose: list[tuple[int, int, str]] = []  # (bytes, index of the layer before, role) for the rest
@@ -104,10 +105,13 @@ def layout(r: Resolved) -> Layout:
     last = len(order) - 1
     output = sum(b for b, before, _ in loose if before == last)
     other = tuple((b, before) for b, before, _ in loose if before != last)
-    layers = []
+    layers, self_weights = [], []
     for comp, i in order:
-        self_kv, cross_kv = _kv_roles(spec, comp, i, cross)
+        # an encoder keeps no cache; a decoder layer keeps what the geometry says
+        skv = g.self_kv[i] if comp == "decoder" else None
+        ckv = g.cross_kv[i] if comp == "decoder" else None
         w = weights[(comp, i)]
-        layers.append(Layer(f"{comp}.{i}", w, w if comp == "decoder" else 0, self_kv, cross_kv))
+        layers.append(Layer(f"{comp}.{i}", w, w if comp == "decoder" else 0, skv is not None, ckv is not None))
+        self_weights.append(skv.key_width + skv.value_width if skv is not None else 0)
     return Layout(tuple(layers), embeddings, output, tied, other,
-                  sum(u.self_kv for u in layers), sum(u.cross_kv for u in layers), kv_proj)
+                  sum(u.self_kv for u in layers), sum(u.cross_kv for u in layers), kv_proj, tuple(self_weights))

@@ -13,13 +13,21 @@ from typing import TYPE_CHECKING
 from . import gguf
 from .dtypes import BF16, F16, F32, StorageType, WeightDtype, kv_dtype as parse_kv_dtype, weight_dtype as parse_weight_dtype
 from .errors import UsageError
-from .specs import LlamaSpec, LlavaSpec, MllamaSpec, T5Spec, WhisperSpec
-from .tensors import LINEAR_ROLES, Tensor, model_tensors
+from . import archs
+from . import limits as L
+from .archs.base import LINEAR_ROLES, T5_PRETRAINING_LENGTH, LayerKV, Stage, Tensor, uniform_width
+from .archs import model_tensors
+
+if TYPE_CHECKING:
+    from .specs import AnyModelSpec
 
 if TYPE_CHECKING:
     from .importers import WeightsOverride
 
-AnySpec = LlamaSpec | T5Spec | WhisperSpec | LlavaSpec | MllamaSpec
+if TYPE_CHECKING:
+    AnySpec = AnyModelSpec
+else:  # only annotations use it: importing every family to spell the union would slow start-up
+    from .archs.base import ModelSpecBase as AnySpec
 MIB = 1 << 20
 
 # CUDA context + cuBLAS workspace + caching-allocator reserve of a PyTorch process serving a model.
@@ -31,7 +39,6 @@ MIB = 1 << 20
 TRANSFORMERS_OVERHEAD_BYTES = 360 * MIB
 
 DEFAULT_CONTEXT = 4096
-T5_PRETRAINING_LENGTH = 512  # Raffel et al. 2020, section 3.1.2; n_positions in the T5 v1.0 configs
 DEFAULT_ENCODER_TOKENS = T5_PRETRAINING_LENGTH
 
 
@@ -58,6 +65,15 @@ class Attention:
     hard_limit: int | None = None  # learned positions: beyond it is an error
     cross_source: str | None = None  # what the cross-attention keys are computed from
     no_cross_reason: str = ""
+    layers: tuple[LayerKV, ...] = ()  # the self-attention layers one by one (kind, window, K and V widths)
+
+    @property
+    def groups(self) -> tuple[tuple[LayerKV, int], ...]:
+        """`layers` as (layer, how many layers like it): the sums below loop over kinds, not layers."""
+        counts: dict[LayerKV, int] = {}
+        for k in self.layers:
+            counts[k] = counts.get(k, 0) + 1
+        return tuple(counts.items())
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,14 @@ class Request:
             raise UsageError(f"--images cannot be negative (got {self.images})")
         if self.image_size is not None and min(self.image_size) < 1:
             raise UsageError(f"--image-size must be positive (got {self.image_size})")
+        # Bounds (willitrun/limits.py): far beyond any real request, and they keep every size an exact int.
+        for name, bound in (("context", L.MAX_CONTEXT), ("encoder_tokens", L.MAX_CONTEXT), ("batch", L.MAX_BATCH),
+                            ("beams", L.MAX_BEAMS), ("images", L.MAX_IMAGES)):
+            value = getattr(self, name)
+            if value is not None and value > bound:
+                raise UsageError(f"--{name.replace('_', '-')} {value} is beyond the supported maximum of {bound:,}")
+        if self.image_size is not None and max(self.image_size) > L.MAX_IMAGE_SIDE:
+            raise UsageError(f"--image-size sides must be at most {L.MAX_IMAGE_SIDE} pixels (got {self.image_size})")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -133,13 +157,23 @@ def tensor_storage(tensors: list[Tensor], dtype: WeightDtype, spec: AnySpec) -> 
     if dtype.family == "quantized":
         # Only nn.Linear weights inside the blocks are replaced; the rest keeps the 16-bit type.
         return [dtype.storage if t.role in LINEAR_ROLES and t.layer is not None else F16 for t in tensors]
-    return gguf.tensor_types(tensors, dtype, spec)
+    return gguf.tensor_types(tensors, dtype, archs.geometry(spec))
+
+
+def storage_types(spec: AnySpec, dtype: WeightDtype) -> list[StorageType]:
+    """`tensor_storage` of the spec's own inventory, computed once per spec and weight type."""
+    return archs.cached(spec, f"storage:{dtype.name}", lambda: tensor_storage(model_tensors(spec), dtype, spec))
 
 
 def weight_components(spec: AnySpec, dtype: WeightDtype, tensors: list[Tensor] | None = None) -> tuple[Component, ...]:
     """Parameters and bytes per component; `tensors` reuses an inventory already built."""
-    tensors = model_tensors(spec) if tensors is None else tensors
-    storage = tensor_storage(tensors, dtype, spec)
+    if tensors is None:
+        return archs.cached(spec, f"components:{dtype.name}", lambda: _components(
+            model_tensors(spec), storage_types(spec, dtype)))
+    return _components(tensors, tensor_storage(tensors, dtype, spec))
+
+
+def _components(tensors: list[Tensor], storage: list[StorageType]) -> tuple[Component, ...]:
     params: dict[str, int] = defaultdict(int)
     nbytes: dict[str, int] = defaultdict(int)
     for t, s in zip(tensors, storage):
@@ -152,99 +186,29 @@ def weight_components(spec: AnySpec, dtype: WeightDtype, tensors: list[Tensor] |
 # Attention geometry and image tokens
 # --------------------------------------------------------------------------------------------------
 def attention(spec: AnySpec) -> Attention:
-    """Which layers cache what, per position, read from the architecture."""
-    if isinstance(spec, LlamaSpec):
-        c = spec.config
-        return Attention(c.num_hidden_layers, c.kv_heads * c.head_size, sliding_window=c.sliding_window,
-                         context_window=c.max_position_embeddings,
-                         no_cross_reason="decoder-only: no cross-attention")
-    if isinstance(spec, LlavaSpec):
-        c = spec.config.text_config
-        return Attention(c.num_hidden_layers, c.kv_heads * c.head_size, sliding_window=c.sliding_window,
-                         context_window=c.max_position_embeddings,
-                         no_cross_reason="LLaVA has no cross-attention: image tokens sit in the self-attention context")
-    if isinstance(spec, T5Spec):
-        c = spec.config
-        width = c.num_heads * c.d_kv
-        # Relative position buckets set no hard limit; the window is the configured n_positions, else
-        # 512, the length T5 was pre-trained with (Raffel et al. 2020, "Exploring the Limits of
-        # Transfer Learning...", section 3.1.2), which flan-t5's configs leave out.
-        return Attention(c.decoder_layers, width, cross_layers=c.decoder_layers, cross_width=width,
-                         context_window=c.n_positions or T5_PRETRAINING_LENGTH, cross_source="encoder tokens")
-    if isinstance(spec, WhisperSpec):
-        c = spec.config
-        return Attention(c.decoder_layers, c.d_model, cross_layers=c.decoder_layers, cross_width=c.d_model,
-                         context_window=c.max_target_positions, hard_limit=c.max_target_positions,
-                         cross_source="audio frames (encoder positions per 30 s window)")
-    c = spec.config.text_config
-    cross = len(c.cross_attention_layers)
-    width = c.kv_heads * c.head_size
-    return Attention(c.num_hidden_layers - cross, width, cross_layers=cross, cross_width=width,
-                     context_window=c.max_position_embeddings,
-                     cross_source="vision positions (tiles x (patches + 1) per image)")
+    """Which layers cache what, per position, read from the architecture's geometry."""
+    return archs.cached(spec, "attention", lambda: _attention(spec))
 
 
-def _select_best_resolution(size: tuple[int, int], pinpoints: list[tuple[int, int]]) -> tuple[int, int]:
-    """transformers image_processing_utils.select_best_resolution: most effective pixels, then least waste."""
-    h0, w0 = size
-    best, best_eff, best_waste = pinpoints[0], -1, float("inf")
-    for h, w in pinpoints:
-        scale = min(w / w0, h / h0)
-        dw, dh = int(w0 * scale), int(h0 * scale)
-        effective = min(dw * dh, w0 * h0)
-        waste = w * h - effective
-        if effective > best_eff or (effective == best_eff and waste < best_waste):
-            best, best_eff, best_waste = (h, w), effective, waste
-    return best
-
-
-def llava_next_image_tokens(spec: LlavaSpec, size: tuple[int, int]) -> int:
-    """Tokens of one image in LLaVA-NeXT's anyres scheme (transformers LlavaNextProcessor
-    `_get_number_of_features` / `_get_unpadded_features`): the base 336px view, plus the tiled view
-    at the best pinpoint resolution with its padding rows/columns removed, plus one newline token
-    per row of the tiled view."""
-    v = spec.config.vision_config
-    pinpoints = spec.config.image_grid_pinpoints or []
-    side = v.image_size // v.patch_size
-    best_h, best_w = _select_best_resolution(size, pinpoints)
-    cur_h, cur_w = side * (best_h // v.image_size), side * (best_w // v.image_size)
-    h0, w0 = size
-    if w0 / h0 > cur_w / cur_h:
-        new_h = int(round(h0 * (cur_w / w0), 7))
-        cur_h -= ((cur_h - new_h) // 2) * 2
-    else:
-        new_w = int(round(w0 * (cur_h / h0), 7))
-        cur_w -= ((cur_w - new_w) // 2) * 2
-    base = side * side + (1 if spec.config.vision_feature_select_strategy == "full" else 0)
-    return cur_h * cur_w + cur_h + base
+def _attention(spec: AnySpec) -> Attention:
+    g = archs.geometry(spec)
+    self_layers, cross_layers = g.self_layers, g.cross_layers
+    return Attention(len(self_layers), uniform_width(self_layers), cross_layers=len(cross_layers),
+                     cross_width=uniform_width(cross_layers), sliding_window=g.sliding_window,
+                     context_window=g.context_window, hard_limit=g.hard_limit, cross_source=g.cross_source,
+                     no_cross_reason=g.no_cross_reason, layers=self_layers)
 
 
 def image_tokens_per_image(spec: AnySpec, image_size: tuple[int, int] | None = None) -> int:
     """Positions one image occupies in the self-attention context (0 for models without images there)."""
-    if not isinstance(spec, LlavaSpec):
-        return 0
-    v = spec.config.vision_config
-    if spec.architecture == "llava":
-        # LlavaModel.get_image_features: the "default" strategy drops the CLS token.
-        return v.patches + (1 if spec.config.vision_feature_select_strategy == "full" else 0)
-    if image_size is not None:
-        return llava_next_image_tokens(spec, image_size)
-    # No size given: the worst case over the pinpoint resolutions.
-    return max(llava_next_image_tokens(spec, tuple(p)) for p in spec.config.image_grid_pinpoints or [])
+    if image_size is None:
+        return archs.cached(spec, "image_tokens", lambda: archs.image_tokens(spec, None))
+    return archs.image_tokens(spec, image_size)
 
 
 def cross_source_tokens(spec: AnySpec, images: int, encoder_tokens: int) -> int:
     """Source positions each cross-attending layer holds keys/values for, per sequence."""
-    if isinstance(spec, T5Spec):
-        return encoder_tokens
-    if isinstance(spec, WhisperSpec):
-        return spec.config.max_source_positions
-    if isinstance(spec, MllamaSpec):
-        v = spec.config.vision_config
-        # MllamaVisionModel outputs max_num_tiles x (patches + 1) positions per image; unused tiles
-        # are masked, not dropped, so the keys/values always cover every tile.
-        return images * v.max_num_tiles * v.positions_per_tile
-    return 0
+    return archs.cross_source_tokens(spec, images, encoder_tokens)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -259,8 +223,25 @@ def kv_self_bytes(att: Attention, positions: int, sequences: int, storage: Stora
     (cache_utils.py; measured in tests/reference as `kv_self_storage_elements`). So every
     position of a prompt as long as the context is held at the peak.
     """
-    per_layer = storage.nbytes(att.self_width * positions)
-    return 2 * att.self_layers * per_layer * sequences
+    if not att.layers:
+        return 2 * att.self_layers * storage.nbytes(att.self_width * positions) * sequences
+    return sum(n * (storage.nbytes(k.key_width * positions) + storage.nbytes(k.value_width * positions))
+               for k, n in _groups(att)) * sequences
+
+
+def kv_window_bytes(att: Attention, positions: int, sequences: int, storage: StorageType, extra: int = 0) -> int:
+    """Like kv_self_bytes, but a sliding or chunked layer holds at most its window (+ `extra`
+    positions, e.g. llama.cpp's ubatch) -- what an engine with per-layer caches keeps, and what a
+    decoding step reads."""
+    total = 0
+    for k, n in _groups(att):
+        held = min(positions, k.window + extra) if k.window is not None else positions
+        total += n * (storage.nbytes(k.key_width * held) + storage.nbytes(k.value_width * held))
+    return total * sequences
+
+
+def _groups(att: Attention) -> tuple[tuple[LayerKV, int], ...]:
+    return archs.cached(att, "groups", lambda: att.groups)
 
 
 def kv_cross_bytes(att: Attention, source_positions: int, sequences: int, storage: StorageType) -> int:
@@ -275,22 +256,6 @@ def kv_cross_bytes(att: Attention, source_positions: int, sequences: int, storag
 # --------------------------------------------------------------------------------------------------
 # Activations
 # --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Stage:
-    """One transformer stack run over `tokens` positions at once (the prefill, or an encoder pass)."""
-
-    tokens: int
-    hidden: int
-    q_width: int
-    kv_width: int
-    mlp_inner: int
-    gated: bool
-    heads: int
-    kv_tokens: int
-    eager_scores: bool = False  # attention without a fused kernel materialises the score matrix
-    per_input: bool = False  # an encoder / vision pass: runs once per input, not once per beam
-
-
 def stage_peak(st: Stage, sequences: int, act_bytes: int) -> int:
     """Peak transient bytes inside one layer of a stack (layers run one after another, so the peak
     of one layer is the peak of the stack):
@@ -309,54 +274,11 @@ def stage_peak(st: Stage, sequences: int, act_bytes: int) -> int:
 
 
 def stages(spec: AnySpec, context: int, source: int, images: int) -> list[Stage]:
-    if isinstance(spec, (LlamaSpec, LlavaSpec)):
-        c = spec.config if isinstance(spec, LlamaSpec) else spec.config.text_config
-        out = [Stage(context, c.hidden_size, c.num_attention_heads * c.head_size, c.kv_heads * c.head_size,
-                     c.intermediate_size, True, c.num_attention_heads, context)]
-        if isinstance(spec, LlavaSpec) and images:
-            v = spec.config.vision_config
-            n = v.patches + 1
-            # The vision tower runs per image (LLaVA-NeXT: per tile, base view + up to 4 tiles).
-            tiles = 1 if spec.architecture == "llava" else 1 + max(
-                (h // v.image_size) * (w // v.image_size) for h, w in spec.config.image_grid_pinpoints or [])
-            out.append(Stage(n * tiles * images, v.hidden_size, v.hidden_size, v.hidden_size,
-                             v.intermediate_size, False, v.num_attention_heads, n, per_input=True))
-        return out
-    if isinstance(spec, T5Spec):
-        c = spec.config
-        inner = c.num_heads * c.d_kv
-        # T5Attention adds a relative position bias to explicit scores: no fused kernel (eager).
-        return [
-            Stage(source, c.d_model, inner, inner, c.d_ff, c.gated, c.num_heads, source, eager_scores=True,
-                  per_input=True),
-            Stage(context, c.d_model, inner, inner, c.d_ff, c.gated, c.num_heads, max(context, source),
-                  eager_scores=True),
-        ]
-    if isinstance(spec, WhisperSpec):
-        c = spec.config
-        return [
-            # conv1 runs at the 3000 mel frames: its input (mel bins) and output (d_model) per frame
-            Stage(c.max_source_positions * 2, c.num_mel_bins + c.d_model, 0, 0, 0, False, 0, 0, per_input=True),
-            # the encoder layers run at the 1500 positions conv2 leaves
-            Stage(c.max_source_positions, c.d_model, c.d_model, c.d_model, c.encoder_ffn_dim, False,
-                  c.encoder_attention_heads, c.max_source_positions, per_input=True),
-            Stage(context, c.d_model, c.d_model, c.d_model, c.decoder_ffn_dim, False, c.decoder_attention_heads,
-                  c.max_source_positions),
-        ]
-    c, v = spec.config.text_config, spec.config.vision_config
-    out = [Stage(context, c.hidden_size, c.hidden_size, c.kv_heads * c.head_size, c.intermediate_size, True,
-                 c.num_attention_heads, max(context, source))]
-    if images:
-        n = v.max_num_tiles * v.positions_per_tile * images
-        out.append(Stage(n, v.hidden_size, v.hidden_size, v.hidden_size, v.intermediate_size, False,
-                         v.attention_heads, v.positions_per_tile, per_input=True))
-    return out
+    return archs.stages(spec, context, source, images)
 
 
 def vocab_size(spec: AnySpec) -> int:
-    if isinstance(spec, (LlavaSpec, MllamaSpec)):
-        return spec.config.text_config.vocab_size
-    return spec.config.vocab_size
+    return archs.geometry(spec).vocab_size
 
 
 def activation_bytes(spec: AnySpec, context: int, source: int, images: int, batch: int, beams: int,
@@ -411,13 +333,14 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
 
         raise UsageError(f"unknown --kv-dtype {req.kv_dtype!r}; choose one of {', '.join(KV_DTYPES)}") from None
     att = attention(spec)
-    takes_images = isinstance(spec, (LlavaSpec, MllamaSpec))
+    g = archs.geometry(spec)
+    takes_images = g.takes_images
     if req.images and not takes_images:
         raise UsageError(f"{spec.id} takes no images (--images {req.images})")
     images = (1 if req.images is None else req.images) if takes_images else 0
-    if req.image_size is not None and spec.architecture != "llava_next":
+    if req.image_size is not None and not g.image_size_option:
         raise UsageError("--image-size applies to LLaVA-NeXT (anyres) models only")
-    if req.encoder_tokens is not None and not isinstance(spec, T5Spec):
+    if req.encoder_tokens is not None and not g.encoder_tokens_option:
         raise UsageError(f"--encoder-tokens applies to T5-style encoder-decoders; {spec.id} is not one")
     encoder_tokens = req.encoder_tokens or DEFAULT_ENCODER_TOKENS
     per_image = image_tokens_per_image(spec, req.image_size)
@@ -428,11 +351,11 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
         notes += [weights.describe(), *weights.notes]
     elif weights is not None:
         notes.append(f"--dtype {dtype.name}: weights computed from the architecture, not read from {weights.source}")
-    if isinstance(spec, LlavaSpec) and spec.architecture == "llava_next" and images and req.image_size is None:
+    if g.image_size_option and images and req.image_size is None:
         notes.append(f"LLaVA-NeXT image tokens depend on the image size; {per_image} per image is the largest "
                      "(give --image-size HxW for a specific image)")
     return Resolved(spec, dtype, kv, att, components, images, per_image * images,
-                     encoder_tokens if isinstance(spec, T5Spec) else 0,
+                     encoder_tokens if g.encoder_tokens_option else 0,
                      cross_source_tokens(spec, images, encoder_tokens), notes)
 
 
@@ -458,8 +381,10 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     act = activation_bytes(spec, context, r.source, r.images, batch, beams, r.dtype.activation_bytes)
     notes = list(r.notes)
     if att.sliding_window and context >= att.sliding_window:
+        sliding = sum(1 for k in att.layers if k.kind == "sliding")
+        which = "per layer" if sliding == att.self_layers else f"in each of its {sliding} sliding layers (of {att.self_layers})"
         notes.append(f"sliding window {att.sliding_window}: transformers keeps {att.sliding_window - 1} positions "
-                     "per layer while decoding, but right after a prefill the whole prompt's keys and values "
+                     f"{which} while decoding, but right after a prefill the whole prompt's keys and values "
                      "are still held, so the peak counts every position")
     components = r.components
     return Estimate(

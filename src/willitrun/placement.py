@@ -18,7 +18,8 @@ from .errors import UsageError
 from .fit import context_limit
 from .layers import Layout, layout
 from .memory import AnySpec, Estimate, Resolved, estimate_resolved
-from .specs import GPUSpec, LlamaSpec, LlavaSpec, MllamaSpec, T5Spec, WhisperSpec
+from . import archs
+from .specs import GPUSpec
 
 
 def largest_fitting(fits: Callable[[int], bool], lo: int, hi: int) -> int:
@@ -107,36 +108,12 @@ def tp_constraints(spec: AnySpec) -> list[tuple[str, int, bool]]:
     attention's query heads and every MLP's width (`divide()` in vllm/model_executor/layers/linear.py
     asserts the remainder is 0); KV heads may instead be replicated when the count is a multiple of
     them (QKVParallelLinear: `num_kv_head_replicas = divide(tp_size, total_num_kv_heads)`)."""
-    if isinstance(spec, (LlamaSpec, LlavaSpec)):
-        c = spec.config if isinstance(spec, LlamaSpec) else spec.config.text_config
-        out = [("attention heads", c.num_attention_heads, False), ("KV heads", c.kv_heads, True),
-               ("intermediate_size", c.intermediate_size, False)]
-        if isinstance(spec, LlavaSpec):
-            v = spec.config.vision_config
-            out += [("vision tower attention heads", v.num_attention_heads, False)]
-        return out
-    if isinstance(spec, MllamaSpec):
-        c, v = spec.config.text_config, spec.config.vision_config
-        return [("attention heads", c.num_attention_heads, False), ("KV heads", c.num_key_value_heads, True),
-                ("intermediate_size", c.intermediate_size, False),
-                ("vision tower attention heads", v.attention_heads, False)]
-    if isinstance(spec, T5Spec):
-        c = spec.config
-        return [("attention heads (num_heads)", c.num_heads, False), ("d_ff", c.d_ff, False)]
-    c = spec.config
-    return [("encoder attention heads", c.encoder_attention_heads, False),
-            ("decoder attention heads", c.decoder_attention_heads, False),
-            ("encoder_ffn_dim", c.encoder_ffn_dim, False), ("decoder_ffn_dim", c.decoder_ffn_dim, False)]
+    return list(archs.geometry(spec).tp_constraints)
 
 
 def tp_kv_heads(constraints: list[tuple[str, int, bool]], spec: AnySpec) -> int:
     """The heads the KV caches are split by: KV heads where the model has GQA, else attention heads."""
-    for what, count, replicable in constraints:
-        if replicable:
-            return count
-    if isinstance(spec, WhisperSpec):
-        return spec.config.decoder_attention_heads
-    return constraints[0][1]
+    return archs.geometry(spec).tp_kv_heads
 
 
 def tp_problems(spec: AnySpec, n: int) -> list[str]:

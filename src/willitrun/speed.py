@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .dtypes import KV_DTYPES
 from .errors import UsageError
 from .layers import Layout
-from .memory import Estimate, kv_self_bytes
+from .memory import Estimate, kv_self_bytes, kv_window_bytes  # noqa: F401
 from .placement import Device, Offload, Split, layer_owners
 
 # Dual-channel DDR5-5600, the common desktop configuration: 2 channels x 64 bit x 5600 MT/s / 8 =
@@ -61,11 +61,12 @@ def _decode_weights(lay: Layout) -> int:
 
 
 def kv_self_read(est: Estimate) -> int:
-    """Self-attention cache bytes one decoding step reads: all cached positions, but with a sliding
-    window (Mistral 7B v0.1) only the window, although the prefill peak holds the whole prompt."""
+    """Self-attention cache bytes one decoding step reads: all cached positions, but a sliding layer
+    (Mistral 7B v0.1, Gemma's local layers) only its window, although the prefill peak holds the
+    whole prompt."""
     att = est.attention
     if att.sliding_window and est.context_tokens > att.sliding_window:
-        return kv_self_bytes(att, att.sliding_window, est.batch_size * est.beams, KV_DTYPES[est.kv_dtype])
+        return kv_window_bytes(att, est.context_tokens, est.batch_size * est.beams, KV_DTYPES[est.kv_dtype])
     return est.kv_self_bytes
 
 

@@ -258,3 +258,39 @@ def test_engine_fit_vllm_uses_the_card(catalog):
     f = engine_fit(catalog.resolve("model", "llama-3-8b"), Request(), "vllm", None, 24 * GiB)
     assert f.estimate.facts["usable_bytes"] == int(24 * GiB * 0.9)
     assert f.fits == (f.estimate.facts["kv_tokens"] >= 8192)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sliding-window layers (llama.cpp's iSWA cache)
+# --------------------------------------------------------------------------------------------------
+def _kv(est):
+    return sum(b.bytes for b in est.buffers if b.kind == "kv_self")
+
+
+def test_llama_cpp_keeps_sliding_layers_at_the_window(catalog):
+    # Gemma 3 1B: 26 layers, 1 KV head x 256, window 512, every 6th layer global (4 of 26).
+    spec = catalog.resolve("model", "gemma-3-1b")
+    per_cell = 2 * 256 * 2  # K and V, f16
+    swa_cells = 1024  # GGML_PAD(min(32768, 512 + 512 ubatch), 256)
+    est = ll(spec, 32768)
+    assert _kv(est) == 4 * per_cell * 32768 + 22 * per_cell * swa_cells
+    assert _kv(ll(spec, 32768, swa_full=True)) == 26 * per_cell * 32768
+    # a context shorter than window + ubatch: every layer holds the whole (padded) cache
+    assert _kv(ll(spec, 512)) == 26 * per_cell * 512
+
+
+def test_llama_cpp_runs_mistral_and_phi3_windows_as_full_attention(catalog):
+    # llama.cpp builds no iSWA cache for these (LLM_ARCH_LLAMA; "Phi SWA is currently disabled")
+    for model in ("mistral-7b", "phi-3.5-mini"):
+        spec = catalog.resolve("model", model)
+        assert _kv(ll(spec, 16384)) == _kv(ll(spec, 16384, swa_full=True))
+
+
+def test_largest_context_uses_the_per_layer_cache(catalog):
+    from willitrun.engines import engine_fit
+
+    spec = catalog.resolve("model", "gemma-2-9b")
+    req = Request(dtype="q4_k_m")
+    swa = engine_fit(spec, req, "llama.cpp", LlamaCppOptions(), 8 * GiB)
+    full = engine_fit(spec, req, "llama.cpp", LlamaCppOptions(swa_full=True), 8 * GiB)
+    assert (full.max_context_tokens, swa.max_context_tokens) == (6656, 8192)  # 8192: the trained window

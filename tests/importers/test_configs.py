@@ -318,3 +318,68 @@ def test_config_json_is_not_modified(tmp_path):
     before = path.read_bytes()
     spec_from_path(path)
     assert path.read_bytes() == before and json.loads(before) == LLAVA_15_7B
+
+
+# --------------------------------------------------------------------------------------------------
+# Families added with the architecture registry (willitrun/archs)
+# --------------------------------------------------------------------------------------------------
+from willitrun.importers.configs import (  # noqa: E402
+    GEMMA, GEMMA2, GEMMA3_TEXT, GRANITE, PHI3, QWEN2, QWEN3, STARCODER2,
+)
+
+NEW_FAMILY_CASES = [
+    ("qwen2-gqa", {"model_type": "qwen2", **SMALL_LM, "num_attention_heads": 8, "num_key_value_heads": 2,
+                   "tie_word_embeddings": True, "torch_dtype": "bfloat16"}),
+    ("qwen2-sparse", {"model_type": "qwen2", **SMALL_LM, "num_attention_heads": 32}),  # KV heads: Qwen2Config default 32
+    ("qwen3", {"model_type": "qwen3", **SMALL_LM, "num_key_value_heads": 2, "head_dim": 32, "attention_bias": True}),
+    ("qwen3-sparse", {"model_type": "qwen3", **SMALL_LM, "num_attention_heads": 32}),
+    ("gemma", {"model_type": "gemma", **SMALL_LM, "head_dim": 8, "num_key_value_heads": 1}),
+    ("gemma3-text", {"model_type": "gemma3_text", **SMALL_LM, "head_dim": 8, "num_key_value_heads": 2,
+                     "num_hidden_layers": 6, "sliding_window": 4, "sliding_window_pattern": 3}),
+    ("phi3", {"model_type": "phi3", **SMALL_LM, "num_key_value_heads": 2, "sliding_window": 16}),
+    ("granite", {"model_type": "granite", **SMALL_LM, "num_key_value_heads": 2, "attention_bias": True,
+                 "embedding_multiplier": 12.0, "logits_scaling": 16}),
+    ("starcoder2", {"model_type": "starcoder2", **SMALL_LM, "num_key_value_heads": 2, "sliding_window": 16,
+                    "tie_word_embeddings": False}),
+]
+
+
+@pytest.mark.parametrize(("case_id", "config"), NEW_FAMILY_CASES, ids=[c[0] for c in NEW_FAMILY_CASES])
+def test_new_families_parameters_equal_transformers(tmp_path, case_id, config):
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    path = write_config(tmp_path / case_id, config)
+    spec, _ = spec_from_path(path)
+    with torch.device("meta"):
+        model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent))
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+    text = model.config
+    assert attention(spec).self_width == text.num_key_value_heads * getattr(
+        text, "head_dim", text.hidden_size // text.num_attention_heads)
+
+
+@pytest.mark.parametrize("table", [QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, GRANITE, STARCODER2],
+                         ids=lambda t: t.name)
+def test_new_default_tables_equal_transformers(table):
+    tf = pytest.importorskip("transformers")
+    # Qwen: sliding_window is None unless use_sliding_window, so read its default with the flag on
+    config = getattr(tf, table.name)(**({"use_sliding_window": True} if "use_sliding_window" in table.defaults else {}))
+    for field, default in table.defaults.items():
+        if field == "use_sliding_window":
+            assert getattr(tf, table.name)().use_sliding_window is default
+            continue
+        got = getattr(config, field)
+        if default is None and field == "num_key_value_heads":
+            default = config.num_attention_heads
+        assert got == default, f"{table.name}.{field}"
+
+
+def test_missing_shape_fields_are_warned():
+    spec = spec_from_config({"model_type": "llama"}, "x/config.json")
+    assert spec.notes.startswith("Warning: config.json omits hidden_size, intermediate_size, max_position_embeddings, "
+                                 "num_attention_heads, num_hidden_layers, vocab_size: transformers' defaults taken")
+
+
+def test_unsupported_model_type_lists_the_families():
+    with pytest.raises(UsageError, match=r"model_type 'gemma9' is not supported; supported: .*qwen2, qwen3"):
+        spec_from_config({"model_type": "gemma9"}, "x/config.json")

@@ -89,7 +89,7 @@ def test_file_type(tmp_path, file_type, spec_dtype, stored):
 
 
 @pytest.mark.parametrize(("kwargs", "error", "words"), [
-    ({"arch": "qwen2"}, UsageError, "GGUF architecture 'qwen2' is not supported yet; supported: llama"),
+    ({"arch": "phi3"}, UsageError, "GGUF architecture 'phi3' is not supported yet; supported: llama, qwen2, qwen3"),
     ({"extra": {"llama.expert_count": 8}}, UsageError, "mixture-of-experts"),
     ({"extra": {"split.count": 3}}, UsageError, "one part of a GGUF split into 3 files; not supported yet"),
     ({"extra": {"llama.attention.key_length": 16, "llama.attention.value_length": 8}}, UsageError, "key_length 16 != value_length 8"),
@@ -252,3 +252,80 @@ def test_without_the_gguf_package(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "gguf.constants", None)
     with pytest.raises(UsageError, match=r"reading GGUF files needs the gguf package: pip install 'willitrun\[gguf\]'"):
         spec_from_path(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# The llama-like families (gguf_file.SUPPORTED_ARCHITECTURES)
+# --------------------------------------------------------------------------------------------------
+def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | None = None):
+    """A small GGUF of `arch` with the per-layer tensors llama.cpp's converter writes for it
+    (llama-arch.cpp LLM_TENSOR_NAMES): q/k/v biases (qwen2), q/k norms (qwen3), four norms (gemma2)."""
+    np = pytest.importorskip("numpy")
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_block_count(LAYERS)
+    w.add_context_length(CONTEXT)
+    w.add_embedding_length(HIDDEN)
+    w.add_feed_forward_length(FFN)
+    w.add_head_count(HEADS)
+    w.add_head_count_kv(KV_HEADS)
+    w.add_key_length(head_dim)
+    w.add_value_length(head_dim)
+    if window:
+        w.add_sliding_window(window)
+    w.add_file_type(int(gguf.LlamaFileType.ALL_F32))
+
+    def t(name, *shape):
+        w.add_tensor(name, np.zeros(shape, dtype=np.float32))
+
+    t("token_embd.weight", VOCAB, HIDDEN)
+    for i in range(LAYERS):
+        b = f"blk.{i}"
+        t(f"{b}.attn_norm.weight", HIDDEN)
+        for name, rows in (("attn_q", HEADS * head_dim), ("attn_k", KV_HEADS * head_dim), ("attn_v", KV_HEADS * head_dim)):
+            t(f"{b}.{name}.weight", rows, HIDDEN)
+            if arch == "qwen2":
+                t(f"{b}.{name}.bias", rows)
+        t(f"{b}.attn_output.weight", HIDDEN, HEADS * head_dim)
+        if arch == "qwen3":
+            t(f"{b}.attn_q_norm.weight", head_dim)
+            t(f"{b}.attn_k_norm.weight", head_dim)
+        if arch == "gemma2":
+            t(f"{b}.post_attention_norm.weight", HIDDEN)
+            t(f"{b}.post_ffw_norm.weight", HIDDEN)
+        t(f"{b}.ffn_norm.weight", HIDDEN)
+        for name in ("ffn_gate", "ffn_up"):
+            t(f"{b}.{name}.weight", FFN, HIDDEN)
+        t(f"{b}.ffn_down.weight", HIDDEN, FFN)
+    t("output_norm.weight", HIDDEN)
+    if not tied:
+        t("output.weight", VOCAB, HIDDEN)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.mark.parametrize(("arch", "config_class", "head_dim", "tied", "window"), [
+    ("qwen2", "Qwen2Config", HIDDEN // HEADS, False, None),
+    ("qwen3", "Qwen3Config", 8, True, None),
+    ("gemma2", "Gemma2Config", 8, True, 16),
+])
+def test_family_gguf_equals_transformers(tmp_path, arch, config_class, head_dim, tied, window):
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    spec, weights = spec_from_path(_family_gguf(tmp_path / f"{arch}.gguf", arch, head_dim=head_dim, tied=tied,
+                                                window=window))
+    assert spec.architecture == arch and spec.config.tie_word_embeddings is tied
+    extra = {"head_dim": head_dim} if arch != "qwen2" else {}
+    if window:
+        extra["sliding_window"] = window
+        assert spec.config.sliding_window == window
+    config = getattr(tf, config_class)(
+        vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=FFN, num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS, num_key_value_heads=KV_HEADS, max_position_embeddings=CONTEXT,
+        tie_word_embeddings=tied, pad_token_id=0, bos_token_id=1, eos_token_id=2, **extra)
+    with torch.device("meta"):
+        model = tf.AutoModelForCausalLM.from_config(config)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters()) == weights.elements
+    assert weights.notes == ()

@@ -22,7 +22,8 @@ For every model spec ``model_specs/<id>.yaml`` this script asks Hugging Face tra
 2. **The KV cache transformers really allocates.** A *small* random-weight copy of the model keeps
    every width that shapes attention (hidden size, heads, KV heads, head_dim, d_kv, sliding window,
    image and patch size, tiles, mel bins, source positions, anyres grid) and shrinks only what does
-   not enter the cache: layers (2; mllama 3 with one cross-attention layer), vocabulary (512),
+   not enter the cache: layers (2; mllama 3 with one cross-attention layer; Gemma 3 one period of
+   its local/global pattern), vocabulary (512),
    feed-forward width (64) and the vision tower (hidden 32, 2 heads, 1 layer; same image geometry).
    It runs one prefill forward pass on the CPU in float32 with ``use_cache=True`` and the returned
    cache object is walked tensor by tensor: for every self-attention and every cross-attention
@@ -70,6 +71,12 @@ from torch import nn
 from transformers import (
     DynamicCache,
     EncoderDecoderCache,
+    Gemma2Config,
+    Gemma2ForCausalLM,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    GraniteConfig,
+    GraniteForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
     LlavaConfig,
@@ -80,6 +87,12 @@ from transformers import (
     MistralForCausalLM,
     MllamaConfig,
     MllamaForConditionalGeneration,
+    Phi3Config,
+    Phi3ForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
     T5Config,
     T5ForConditionalGeneration,
     WhisperConfig,
@@ -110,6 +123,13 @@ TEXT_TOKEN_ID_LIMIT = SMALL_VOCAB - 16
 
 LM_BATCH, LM_TOKENS = 2, 7
 MISTRAL_TEST_WINDOW = 4
+# Decoder-only families whose small copy is the full config with fewer layers, a small vocabulary
+# and a narrow MLP (every attention width kept).
+LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "granite")
+# Families with sliding layers get a second case whose window (4) is shorter than the prompt (7), so the
+# measured cache shows what transformers holds right after a prefill past the window; their small copy
+# keeps one whole period of the local/global pattern (Gemma 2: 2 layers; Gemma 3: sliding_window_pattern).
+SLIDING_TEST_WINDOW = MISTRAL_TEST_WINDOW
 T5_BATCH, T5_ENCODER_TOKENS, T5_DECODER_TOKENS = 2, 11, 5
 WHISPER_BATCH, WHISPER_DECODER_TOKENS = 2, 5
 VLM_TEXT_TOKENS = 5
@@ -215,6 +235,30 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "mistral": Architecture(
         MistralConfig, MistralForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "qwen2": Architecture(
+        Qwen2Config, Qwen2ForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "qwen3": Architecture(
+        Qwen3Config, Qwen3ForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "gemma2": Architecture(
+        Gemma2Config, Gemma2ForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
+    ),
+    "gemma3_text": Architecture(
+        Gemma3TextConfig, Gemma3ForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
+    ),
+    "phi3": Architecture(
+        Phi3Config, Phi3ForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "granite": Architecture(
+        GraniteConfig, GraniteForCausalLM, _compile(_LM_RULES),
         lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
     ),
     "t5": Architecture(
@@ -361,7 +405,10 @@ def resolved_attention(arch: str, config: Any) -> dict[str, Any]:
 # --- small copies ------------------------------------------------------------------------------
 def _shrink_lm(cfg: dict[str, Any]) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
-    cfg.update(vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN, num_hidden_layers=SMALL_LAYERS)
+    layers = cfg.get("sliding_window_pattern", SMALL_LAYERS) if "layer_types" not in cfg else SMALL_LAYERS
+    cfg.update(vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN, num_hidden_layers=layers)
+    if cfg.get("layer_types"):
+        cfg["layer_types"] = cfg["layer_types"][:layers]
     return cfg
 
 
@@ -377,7 +424,7 @@ def _clip_layers_needed(feature_layer: int | list[int]) -> int:
 
 def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
-    if arch in ("llama", "mistral"):
+    if arch in LLAMA_LIKE:
         return _shrink_lm(cfg)
     if arch == "t5":
         cfg.update(vocab_size=SMALL_VOCAB, d_ff=SMALL_FFN, num_layers=SMALL_LAYERS,
@@ -495,8 +542,10 @@ def describe_cache(cache: Any, cross_layer_ids: set[int]) -> dict[str, Any]:
                 entry["empty"] = True
             out["layers"].append(entry)
         if len(positions) > 1:
-            raise ReferenceError(f"{kind}-attention layers hold different lengths: {sorted(positions)}")
-        out[f"{kind}_positions"] = positions.pop() if positions else 0
+            # Local and global layers (Gemma 2/3): sliding layers hold a view of their window, full
+            # layers every position; recorded per length, the total is in the element counts.
+            out[f"{kind}_positions_held"] = sorted(positions)
+        out[f"{kind}_positions"] = max(positions) if positions else 0
         out[f"{kind}_layers"] = filled
         out[f"kv_{kind}_elements"] = elements
         out[f"kv_{kind}_storage_elements"] = sum(storage.values())
@@ -640,8 +689,12 @@ def mllama_inputs(layout: list[int]):
 
 def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
     small = small_config(arch, cfg)
-    if arch == "llama":
+    if arch in ("llama", "qwen2", "qwen3", "granite"):
         return [("text", small, lm_inputs)]
+    if arch in ("gemma2", "gemma3_text", "phi3"):
+        windowed = copy.deepcopy(small)
+        windowed["sliding_window"] = SLIDING_TEST_WINDOW
+        return [("text", small, lm_inputs), (f"sliding_window_{SLIDING_TEST_WINDOW}", windowed, lm_inputs)]
     if arch == "mistral":
         windowed = copy.deepcopy(small)
         windowed["sliding_window"] = MISTRAL_TEST_WINDOW

@@ -22,12 +22,13 @@ Llama family, which is all llama.cpp runs from this catalog.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
-from .. import gguf
+from .. import archs, gguf
+from ..archs.base import VisionShape, uniform_width
 from ..dtypes import F16, F32, StorageType, WeightDtype, weight_dtype
 from ..errors import UsageError
 from ..memory import AnySpec, Request, default_context, resolve
-from ..specs import LlamaSpec, LlavaSpec, MllamaSpec, T5Spec, WhisperSpec
 from ..tensors import Tensor, model_tensors
 from .base import Buffer, EngineEstimate, aligned_sum, pad
 
@@ -105,6 +106,7 @@ class LlamaCppOptions:
     mmproj_on_gpu: bool = True  # current libmtmd puts CLIP on the GPU; 2024 llava-cli ran it on the CPU
     kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
     cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
+    swa_full: bool = False  # [--swa-full] sliding-window layers keep every cell, not just their window
 
     def __post_init__(self) -> None:
         if self.version not in LLAMACPP_VERSIONS:
@@ -123,21 +125,19 @@ def gguf_storage(tensors: list[Tensor], dtype: WeightDtype, spec: AnySpec) -> li
     """The type of every tensor in a GGUF file of `dtype`: the k-quant mixes from gguf.py; a float file
     (convert_hf_to_gguf.py --outtype f16/bf16/f32) keeps 1-D tensors (norms, biases) in f32."""
     if dtype.family == "gguf":
-        return gguf.tensor_types(tensors, dtype, spec)
+        return gguf.tensor_types(tensors, dtype, archs.geometry(spec))
     if dtype.family == "float":
         return [F32 if len(t.shape) < 2 else dtype.storage for t in tensors]
     raise UsageError(f"llama.cpp loads GGUF files: --dtype {dtype.name} is not a GGUF type "
                      "(choose fp16, bf16, fp32, q8_0, q6_k, q5_k_m, q4_k_m, q4_0, q3_k_m or q2_k)")
 
 
-def mmproj_tensors(spec: LlavaSpec, tensors: list[Tensor]) -> list[Tensor]:
+def mmproj_tensors(spec: AnySpec, tensors: list[Tensor]) -> list[Tensor]:
     """What llava's convert_image_encoder_to_gguf.py writes to the mmproj file: the CLIP layers up to
     the feature layer (vision_feature_layer -2 drops the last of 24: 23 layers, `clip.vision.block_count
     = 23`) and no post-layernorm; the projector (and LLaVA-NeXT's image_newline)."""
-    v = spec.config.vision_config
-    layers = spec.config.vision_feature_layer
-    deepest = max(layers) if isinstance(layers, list) else layers
-    keep = v.num_hidden_layers + 1 + deepest if deepest < 0 else deepest + 1
+    vision = archs.geometry(spec).vision
+    keep = vision.mmproj_layers if vision is not None else 0
     return [t for t in tensors if t.component in MMPROJ and not t.name.startswith("vision.post_ln")
             and (t.layer is None or t.component != "vision_tower" or t.layer < keep)]
 
@@ -174,16 +174,9 @@ class LmShape:
 
 
 def lm_shape(spec: AnySpec) -> LmShape:
-    if isinstance(spec, (LlamaSpec, LlavaSpec)):
-        c = spec.config if isinstance(spec, LlamaSpec) else spec.config.text_config
-        return LmShape(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
-                       c.vocab_size, c.kv_heads * c.head_size)
-    if isinstance(spec, MllamaSpec):
-        c = spec.config.text_config
-        return LmShape(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
-                       c.vocab_size, c.kv_heads * c.head_size)
-    c = spec.config  # T5
-    return LmShape(c.decoder_layers, c.d_model, c.num_heads, c.d_ff, c.vocab_size, c.num_heads * c.d_kv)
+    g = archs.geometry(spec)
+    return LmShape(g.decoder_layers, g.hidden_size, g.num_attention_heads, g.intermediate_size, g.vocab_size,
+                   uniform_width(g.self_layers))
 
 
 def kv_cells(n_ctx: int, parallel: int, pad_to: int, version: str, unified: bool) -> tuple[int, int]:
@@ -237,25 +230,22 @@ def compute_bytes(shape: LmShape, n_kv: int, n_ubatch: int, flash_attn: bool, *,
     return max(phases)
 
 
-def clip_compute_bytes(v: object) -> int:
+def clip_compute_bytes(v: VisionShape) -> int:
     """CLIP's compute buffer for one image (clip.cpp, batch 1): the f32 scores of every head (P x P per
     head, P = patches + class token), five hidden-size tensors alive at the softmax (residual, norm,
     Q, K, V) and the f32 image: 32.88 MiB for ViT-L/14-336. Not calibrated against a sourced log."""
-    p = v.patches + 1  # type: ignore[attr-defined]
-    return F32_BYTES * (v.num_attention_heads * p * p + 5 * p * v.hidden_size  # type: ignore[attr-defined]
-                        + v.num_channels * v.image_size * v.image_size)  # type: ignore[attr-defined]
+    p = v.patches + 1
+    return F32_BYTES * (v.num_attention_heads * p * p + 5 * p * v.hidden_size
+                        + v.num_channels * v.image_size * v.image_size)
 
 
 # --------------------------------------------------------------------------------------------------
 # The estimate
 # --------------------------------------------------------------------------------------------------
 def check_architecture(spec: AnySpec, engine: str) -> None:
-    if isinstance(spec, WhisperSpec):
-        raise UsageError(f"{engine} does not run Whisper; use the whisper.cpp engine")
-    if isinstance(spec, MllamaSpec) and engine == "llama.cpp":
-        raise UsageError("llama.cpp has no Llama 3.2 Vision (mllama) support; ollama runs it with its own engine")
-    if isinstance(spec, T5Spec) and engine == "ollama":
-        raise UsageError("ollama runs no encoder-decoder (T5) models; llama.cpp does (llama-cli, llama-server)")
+    refusal = archs.geometry(spec).refusals.get(engine)
+    if refusal:
+        raise UsageError(refusal)
 
 
 def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions | None = None, *,
@@ -288,8 +278,9 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     shape = lm_shape(spec)
     ub = min(opt.n_ubatch, cells)
 
+    g = archs.geometry(spec)
     tensors = model_tensors(spec)
-    storage = gguf_storage(tensors, r.dtype, spec)
+    storage = archs.cached(spec, f"gguf:{r.dtype.name}", lambda: gguf_storage(tensors, r.dtype, spec))
     n_layer = shape.n_layer
     ngl = n_layer + 1 if opt.gpu_layers is None else min(opt.gpu_layers, n_layer + 1)
     first_gpu = max(n_layer - ngl, 0)
@@ -304,7 +295,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     gpu_sizes: dict[int, list[int]] = {d: [] for d in range(opt.gpus)}
     host_sizes: list[int] = []
     embd_sizes: list[int] = []
-    mm_tensors = mmproj_tensors(spec, tensors) if isinstance(spec, LlavaSpec) else []
+    mm_tensors = mmproj_tensors(spec, tensors) if g.vision is not None else []
     mm_names = {t.name for t in mm_tensors}
     output_tensor_bytes = 0
     largest_host_weight = 0
@@ -347,17 +338,33 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     # KV cache: per layer on the layer's device.
     kv_layer = 2 * r.kv.nbytes(shape.kv_width) * cells
     kv_detail = f"2 x {shape.kv_width} x {cells} cells x {r.kv.name}"
+    swa_cells = cells
+    windows = [k.window if k is not None and k.kind == "sliding" and g.llamacpp_swa else None for k in g.self_kv]
+    if any(windows) and not opt.swa_full:
+        # llama-kv-cache-iswa.cpp (llama_kv_cache_iswa): the non-SWA layers get n_ctx cells, the SWA
+        # layers GGML_PAD(min(n_ctx, n_swa x (unified ? n_seq_max : 1) + n_ubatch), 256) cells
+        # ("the SWA cache is always padded to 256", issue #17037); --swa-full gives them n_ctx.
+        n_swa = max(w for w in windows if w)
+        swa_cells = pad(min(cells, n_swa * (opt.parallel if opt.kv_unified else 1) + ub), 256)
+        out_notes.append(f"sliding-window layers ({sum(1 for w in windows if w)} of {n_layer}) keep {swa_cells} cells: "
+                         f"window {n_swa} + ubatch {ub}, padded to 256 (llama_kv_cache_iswa; --swa-full keeps {cells})")
+    layer_kv = [kv_layer if not w or opt.swa_full else 2 * r.kv.nbytes(shape.kv_width) * swa_cells for w in windows]
+    if swa_cells != cells:
+        kv_detail = (f"2 x {shape.kv_width} x {r.kv.name} x ({cells} cells per full layer, "
+                     f"{swa_cells} per sliding layer)")
     kv_by_device: dict[int, int] = {}
+    layers_on: dict[int, int] = {}
     kv_host_layers = first_gpu
     for i in range(first_gpu, n_layer):
-        kv_by_device[device_of(i)] = kv_by_device.get(device_of(i), 0) + kv_layer
+        kv_by_device[device_of(i)] = kv_by_device.get(device_of(i), 0) + layer_kv[i]
+        layers_on[device_of(i)] = layers_on.get(device_of(i), 0) + 1
     for d, nbytes in kv_by_device.items():
         buffers.append(Buffer(f"KV cache (CUDA{d})", nbytes, "gpu", "kv_self",
-                              f"{nbytes // kv_layer} layers x {kv_detail} (llama_kv_cache: CUDA0 KV buffer size)", d))
+                              f"{layers_on[d]} layers x {kv_detail} (llama_kv_cache: CUDA0 KV buffer size)", d))
     if kv_host_layers:
-        buffers.append(Buffer("KV cache (CPU)", kv_layer * kv_host_layers, "host", "kv_self",
+        buffers.append(Buffer("KV cache (CPU)", sum(layer_kv[:first_gpu]), "host", "kv_self",
                               f"{kv_host_layers} host layers x {kv_detail}"))
-    if isinstance(spec, T5Spec):
+    if g.encoder_tokens_option:
         out_notes.append("T5 in llama.cpp keeps no cross-attention cache: every decoder step projects the "
                          "encoder output (kept in host memory, n_embd x encoder tokens f32) again")
         buffers.append(Buffer("encoder output (host)", F32_BYTES * shape.n_embd * r.encoder_tokens, "host", "other",
@@ -373,7 +380,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         nbytes, detail = compute_bytes(
             shape, cells, ub, fa, logits=holds_output and (output_on_gpu or copies),
             output_copy=output_tensor_bytes if holds_output and not output_on_gpu and copies else 0,
-            weight_copy=largest_host_weight if copies and d == 0 else 0, t5_bias=isinstance(spec, T5Spec))
+            weight_copy=largest_host_weight if copies and d == 0 else 0, t5_bias=g.relative_position_bias)
         buffers.append(Buffer(f"compute buffer (CUDA{d})", nbytes, "gpu", "compute",
                               f"peak of the worst-case graph: {detail}", d))
     buffers.append(Buffer("compute buffer (CUDA_Host)", F32_BYTES * ub * (shape.n_embd + cells), "host", "compute",
@@ -383,13 +390,13 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
                           f"4 B x {out_width} x {opt.parallel} sequences (llama_output_reserve)"))
 
     # The mmproj file (LLaVA): its own weights and CLIP compute buffer.
-    if isinstance(spec, LlavaSpec):
+    if g.vision is not None:
         mm_storage = mmproj_storage(mm_tensors, opt.mmproj_dtype)
-        placement = "gpu" if opt.mmproj_on_gpu else "host"
+        placement: Literal["gpu", "host"] = "gpu" if opt.mmproj_on_gpu else "host"
         buffers.append(Buffer("mmproj (CLIP + projector)", aligned_sum(
             (cuda_tensor_bytes(t, s) for t, s in zip(mm_tensors, mm_storage)), align), placement, "weights",
             f"{len(mm_names)} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)"))
-        buffers.append(Buffer("CLIP compute buffer", clip_compute_bytes(spec.config.vision_config), placement, "compute",
+        buffers.append(Buffer("CLIP compute buffer", clip_compute_bytes(g.vision), placement, "compute",
                               "4 B x (heads x P^2 + 5 x P x hidden + image), P = patches + 1 (clip.cpp, one image)"))
     buffers.extend(extra)
     if opt.cuda_overhead_bytes:

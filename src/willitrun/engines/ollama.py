@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..memory import AnySpec, Request, resolve
-from ..specs import MllamaSpec
+from .. import archs
+from ..archs.base import uniform_width
 from ..tensors import model_tensors
 from .base import GIB, MIB, Buffer, EngineEstimate, aligned_sum, pad
 from .llamacpp import (
@@ -67,16 +68,19 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
     parallel = opt.num_parallel
     if request.batch > 1:
         parallel = request.batch
-    fa = opt.flash_attn if opt.flash_attn is not None else spec.architecture in OLLAMA_FLASH_ATTN_ARCHITECTURES
+    gguf_arch = archs.geometry(spec).gguf_architecture or spec.architecture  # ollama reads the GGUF's name
+    fa = opt.flash_attn if opt.flash_attn is not None else gguf_arch in OLLAMA_FLASH_ATTN_ARCHITECTURES
     n_ctx = num_ctx * parallel  # ollama llm/server.go: --ctx-size num_ctx * numParallel; GraphSize: context *= numParallel
     extra: list[Buffer] = []
-    if isinstance(spec, MllamaSpec):
-        t, v = spec.config.text_config, spec.config.vision_config
-        cross = len(t.cross_attention_layers)
-        per_layer = t.kv_heads * 2 * t.head_size * F32_BYTES * v.positions_per_tile * v.max_num_tiles
+    g = archs.geometry(spec)
+    if g.vision_cross_attention:
+        xkv = g.cross_layers
+        cross = len(xkv)
+        tiles, per_tile = g.vision_tiles or (0, 0)
+        per_layer = (xkv[0].key_width + xkv[0].value_width) * F32_BYTES * per_tile * tiles
         extra.append(Buffer("cross-attention KV (vision)", cross * per_layer * parallel, "gpu", "kv_cross",
-                            f"{cross} cross layers x {t.kv_heads} KV heads x 2 x {t.head_size} x 4 B x "
-                            f"{v.positions_per_tile} x {v.max_num_tiles} tiles (fs/ggml/ggml.go GraphSize, mllama: f32)"))
+                            f"{cross} cross layers x {xkv[0].kv_heads} KV heads x 2 x {xkv[0].key_dim} x 4 B x "
+                            f"{per_tile} x {tiles} tiles (fs/ggml/ggml.go GraphSize, mllama: f32)"))
     gpus = 1
     for d in range(gpus):
         extra.append(Buffer("ollama minimum free memory", OLLAMA_MINIMUM_MEMORY_BYTES + opt.gpu_overhead_bytes, "gpu",
@@ -85,7 +89,7 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
     lopt = LlamaCppOptions(n_ubatch=opt.num_batch, flash_attn=fa, parallel=parallel, gpu_layers=opt.num_gpu,
                            version=opt.version, cuda_overhead_bytes=0)
     req = replace(request, context=None, batch=1)
-    if isinstance(spec, MllamaSpec):
+    if g.vision_cross_attention:
         return _ollama_mllama(spec, req, lopt, n_ctx, num_ctx, parallel, tuple(extra), tuple(notes))
     est = llamacpp_estimate(spec, req, lopt, engine="ollama", n_ctx=n_ctx, extra=tuple(extra), notes=tuple(notes),
                             output_embd=True)
@@ -94,21 +98,22 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
     return replace(est, facts=facts, notes=out_notes, context_tokens=num_ctx)
 
 
-def _ollama_mllama(spec: MllamaSpec, req: Request, opt: LlamaCppOptions, n_ctx: int, num_ctx: int, parallel: int,
+def _ollama_mllama(spec: AnySpec, req: Request, opt: LlamaCppOptions, n_ctx: int, num_ctx: int, parallel: int,
                    extra: tuple[Buffer, ...], notes: tuple[str, ...]) -> EngineEstimate:
     """Llama 3.2 Vision in ollama's own engine: the text model's self-attention layers cache num_ctx
     cells, the cross-attention layers the vision features; the vision model is a second GGUF file."""
     r = resolve(spec, req)
-    t = spec.config.text_config
+    g = archs.geometry(spec)
     tensors = model_tensors(spec)
     storage = gguf_storage(tensors, r.dtype, spec)
     text = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage) if x.component not in MMPROJ
                         and x.role != "token_embd"), GGML_CUDA_ALIGNMENT)
     embd = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage) if x.role == "token_embd"), GGML_CUDA_ALIGNMENT)
     vision = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage) if x.component in MMPROJ), GGML_CUDA_ALIGNMENT)
-    self_layers = t.num_hidden_layers - len(t.cross_attention_layers)
+    self_layers = len(g.self_layers)
+    kv_width = uniform_width(g.self_layers)
     cells = pad(n_ctx, LLAMACPP_VERSIONS[opt.version].kv_pad_fa if opt.flash_attn else LLAMACPP_VERSIONS[opt.version].kv_pad)
-    kv = self_layers * 2 * r.kv.nbytes(t.kv_heads * t.head_size) * cells
+    kv = self_layers * 2 * r.kv.nbytes(kv_width) * cells
     shape = lm_shape(spec)
     ub = min(opt.n_ubatch, cells)
     comp, detail = compute_bytes(shape, cells, ub, bool(opt.flash_attn), logits=True)
@@ -117,7 +122,7 @@ def _ollama_mllama(spec: MllamaSpec, req: Request, opt: LlamaCppOptions, n_ctx: 
         Buffer("model buffer (CPU): token embedding", embd, "host", "weights", "token_embd in host memory"),
         Buffer("vision model (projector file)", vision, "gpu", "weights", "vision tower and projector, f16"),
         Buffer("KV cache (CUDA0)", kv, "gpu", "kv_self", f"{self_layers} self-attention layers x 2 x "
-               f"{t.kv_heads * t.head_size} x {cells} cells x {r.kv.name}"),
+               f"{kv_width} x {cells} cells x {r.kv.name}"),
         Buffer("compute buffer (CUDA0)", comp, "gpu", "compute", f"peak of the worst-case graph: {detail} (text model only; "
                "the vision encoder's graph is not calibrated)"),
     ) + extra

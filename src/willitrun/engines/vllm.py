@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 from ..memory import AnySpec, Request, resolve, stage_peak, stages, vocab_size
-from ..specs import LlamaSpec, LlavaSpec, MllamaSpec
+from .. import archs
 from .base import GIB, Buffer, EngineEstimate
 
 # non_torch_memory printed by vLLM for Llama-3-8B on an H100 at tensor_parallel 1 (CUDA context, cuBLAS
@@ -58,8 +58,9 @@ class VllmOptions:
 def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None = None) -> EngineEstimate:
     """vLLM's start-up budget for `spec` on one GPU of `options.total_memory_bytes`."""
     opt = options or VllmOptions()
-    if not isinstance(spec, (LlamaSpec, LlavaSpec, MllamaSpec)):
-        raise UsageError(f"the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not {spec.architecture}")
+    g = archs.geometry(spec)
+    if g.refusals.get("vllm"):
+        raise UsageError(g.refusals["vllm"])
     if opt.total_memory_bytes is None:
         raise UsageError("the vLLM profile needs the GPU's memory (--gpu or --vram)")
     r = resolve(spec, request)
@@ -82,7 +83,7 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     available = usable - weights - opt.non_torch_bytes - activation
     blocks = max(available, 0) // block_bytes
     kv_tokens = blocks * opt.block_size
-    need = max_model_len + (r.source if isinstance(spec, MllamaSpec) else 0)
+    need = max_model_len + (r.source if g.vision_cross_attention else 0)
     fits = kv_tokens >= need
     warnings = []
     if available <= 0:
@@ -93,7 +94,13 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     notes = [f"vLLM takes {opt.gpu_memory_utilization:.2f} of {opt.total_memory_bytes / GIB:.2f} GiB up front; "
              f"the KV pool holds {kv_tokens} tokens ({blocks} blocks of {opt.block_size}), "
              f"{kv_tokens // max(need, 1)} full-length sequences"]
-    if isinstance(spec, MllamaSpec):
+    if g.sliding_window:
+        # Not modelled: vLLM v1's hybrid KV cache manager (vllm/v1/core/kv_cache_coordinator.py,
+        # SlidingWindowSpec in vllm/v1/kv_cache_interface.py) pages sliding layers only over their
+        # window plus the scheduled tokens, so a request needs fewer blocks than counted here.
+        notes.append(f"sliding-window layers (window {g.sliding_window}) are counted as full attention: vLLM's hybrid "
+                     "allocator holds only their window, so the real pool fits more tokens than shown")
+    if g.vision_cross_attention:
         notes.append("the KV pool spans the cross-attention layers too; the vision profile run is not calibrated "
                      "(vLLM profiles max_num_seqs images and can take tens of GiB)")
     buffers = (

@@ -19,14 +19,18 @@ weights and caches exact, compute buffers within 0.02 %.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
+from .. import archs
 from ..dtypes import F16, F32, StorageType, WeightDtype
 from ..errors import UsageError
 from ..memory import AnySpec, Request, resolve
-from ..specs import WhisperSpec
 from ..tensors import model_tensors
 from .base import Buffer, EngineEstimate, aligned_sum, pad
 from .llamacpp import GGML_CUDA_ALIGNMENT
+
+if TYPE_CHECKING:
+    from ..archs.whisper import WhisperConfig
 
 WHISPER_PAD = 256  # whisper_init_state: GGML_PAD(n_text_ctx, 256), GGML_PAD(n_audio_ctx, 256)
 GGML_KQ_MASK_PAD = 32  # ggml.h (64 in later ggml; 448 is a multiple of both)
@@ -54,7 +58,7 @@ class WhisperCppOptions:
             raise UsageError(f"whisper.cpp runs 1 to 8 decoders (WHISPER_MAX_DECODERS), got {self.decoders}")
 
 
-def whisper_storage(spec: WhisperSpec, dtype: WeightDtype) -> list[StorageType]:
+def whisper_storage(spec: AnySpec, dtype: WeightDtype) -> list[StorageType]:
     """Each tensor's type in a ggml whisper file of `dtype` (whisper_model_load)."""
     wtype = dtype.storage
     vtype = F32 if wtype is F32 else F16  # "conv type"
@@ -73,14 +77,15 @@ def whisper_storage(spec: WhisperSpec, dtype: WeightDtype) -> list[StorageType]:
 
 def whispercpp_estimate(spec: AnySpec, request: Request, options: WhisperCppOptions | None = None) -> EngineEstimate:
     """Every buffer whisper.cpp allocates for `spec` (see the module docstring)."""
-    if not isinstance(spec, WhisperSpec):
+    if "whisper.cpp" in archs.geometry(spec).refusals:
         raise UsageError(f"whisper.cpp runs Whisper models only; {spec.id} is {spec.architecture}")
     opt = options or WhisperCppOptions()
     # ggml-{model}.bin files are f16 (convert-pt-to-ggml.py); the checkpoint's float32 is not what runs.
     r = resolve(spec, Request(dtype=request.dtype or "fp16", kv_dtype=request.kv_dtype or "f16"))
     if r.dtype.family == "quantized":
         raise UsageError(f"whisper.cpp files are f32, f16 or ggml-quantized (q8_0, q4_0 ...), not {r.dtype.name}")
-    c = spec.config
+    # the geometry let only Whisper through: its config is a WhisperConfig
+    c = cast("WhisperConfig", spec.config)
     notes: list[str] = []
     warnings: list[str] = []
     if request.context and request.context != c.max_target_positions:

@@ -217,7 +217,28 @@ def read_gguf_header(path: Path) -> GGUFHeader:
 # --------------------------------------------------------------------------------------------------
 # GGUF architecture metadata -> a spec config block
 # --------------------------------------------------------------------------------------------------
-SUPPORTED_ARCHITECTURES = ("llama",)
+# GGUF general.architecture values whose metadata this reader turns into a spec of the same
+# architecture name (llama.cpp src/llama-arch.cpp LLM_ARCH_NAMES). Not yet: phi3 (its rope_factors
+# tensors are buffers, not parameters, which the importer's element cross-check would flag), gemma3
+# (the GGUF name is not the spec's gemma3_text), starcoder2 (no spec family yet).
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma", "gemma2", "granite")
+
+
+def _register_component_rules() -> None:
+    """GGUF tensor names of the llama-like families map to components like llama's (blk.N.* ->
+    decoder); registered in importers/weights.py's table until it lists them itself."""
+    from .weights import COMPONENT_RULES
+
+    for arch in SUPPORTED_ARCHITECTURES:
+        COMPONENT_RULES.setdefault(f"gguf:{arch}", COMPONENT_RULES["gguf:llama"])
+
+
+_register_component_rules()
+# Families whose config has head_dim as its own field (default 128/256): set it from key_length always.
+_EXPLICIT_HEAD_DIM = frozenset({"qwen3", "gemma", "gemma2"})
+# Granite's multipliers (llama.cpp LLM_KV_EMBEDDING_SCALE, RESIDUAL_SCALE, ATTENTION_SCALE, LOGIT_SCALE).
+_GRANITE_FLOATS = {"embedding_multiplier": "granite.embedding_scale", "residual_multiplier": "granite.residual_scale",
+                   "attention_multiplier": "granite.attention.scale", "logits_scaling": "granite.logit_scale"}
 
 
 def _int(meta: dict[str, Any], key: str, path: Path, required: bool = True) -> int | None:
@@ -235,42 +256,64 @@ def _int(meta: dict[str, Any], key: str, path: Path, required: bool = True) -> i
 
 
 def llama_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """A llama spec config block from `llama.*` metadata and tensor shapes, and the source of each number.
+    """A spec config block from `<arch>.*` metadata and tensor shapes, and the source of each number,
+    for the llama-like GGUF architectures (SUPPORTED_ARCHITECTURES; the spec's architecture is the
+    GGUF's general.architecture).
 
     Keys as llama.cpp's convert_hf_to_gguf.py writes them (gguf-py/gguf/constants.py Keys.LLM/Attention).
     """
     meta, tensors = header.metadata, {t.name: t for t in header.tensors}
-    if (_int(meta, "llama.expert_count", path, required=False) or 0) > 0:
-        raise UsageError(f"{path}: a mixture-of-experts model (llama.expert_count = {meta['llama.expert_count']}); "
+    arch = meta.get("general.architecture", "llama")
+    a = arch if arch in SUPPORTED_ARCHITECTURES else "llama"
+    if (_int(meta, f"{a}.expert_count", path, required=False) or 0) > 0:
+        raise UsageError(f"{path}: a mixture-of-experts model ({a}.expert_count = {meta[f'{a}.expert_count']}); "
                          "not supported yet")
     keys = {
-        "num_hidden_layers": "llama.block_count",
-        "hidden_size": "llama.embedding_length",
-        "intermediate_size": "llama.feed_forward_length",
-        "num_attention_heads": "llama.attention.head_count",
-        "max_position_embeddings": "llama.context_length",
+        "num_hidden_layers": f"{a}.block_count",
+        "hidden_size": f"{a}.embedding_length",
+        "intermediate_size": f"{a}.feed_forward_length",
+        "num_attention_heads": f"{a}.attention.head_count",
+        "max_position_embeddings": f"{a}.context_length",
     }
     cfg: dict[str, Any] = {field: _int(meta, key, path) for field, key in keys.items()}
     sources = {f"config.{field}": f"{path}: {key}" for field, key in keys.items()}
-    kv = _int(meta, "llama.attention.head_count_kv", path, required=False)
+    kv = _int(meta, f"{a}.attention.head_count_kv", path, required=False)
     if kv is not None:
         cfg["num_key_value_heads"] = kv
-        sources["config.num_key_value_heads"] = f"{path}: llama.attention.head_count_kv"
-    key_len = _int(meta, "llama.attention.key_length", path, required=False)
-    value_len = _int(meta, "llama.attention.value_length", path, required=False)
+        sources["config.num_key_value_heads"] = f"{path}: {a}.attention.head_count_kv"
+    key_len = _int(meta, f"{a}.attention.key_length", path, required=False)
+    value_len = _int(meta, f"{a}.attention.value_length", path, required=False)
     if key_len is not None and value_len is not None and key_len != value_len:
         raise UsageError(f"{path}: key_length {key_len} != value_length {value_len}; not supported")
-    if key_len is not None and key_len * cfg["num_attention_heads"] != cfg["hidden_size"]:
+    if key_len is not None and (a in _EXPLICIT_HEAD_DIM or key_len * cfg["num_attention_heads"] != cfg["hidden_size"]):
         cfg["head_dim"] = key_len
-        sources["config.head_dim"] = f"{path}: llama.attention.key_length"
+        sources["config.head_dim"] = f"{path}: {a}.attention.key_length"
     embd = tensors.get("token_embd.weight")
     if embd is None or len(embd.shape) != 2:
         raise SpecError(f"{path}: no 2-D token_embd.weight tensor: not a llama model file")
     cfg["vocab_size"] = embd.shape[0]
     sources["config.vocab_size"] = f"{path}: token_embd.weight shape"
     cfg["tie_word_embeddings"] = "output.weight" not in tensors  # llama.cpp reuses token_embd when absent
-    cfg["attention_bias"] = "blk.0.attn_q.bias" in tensors
-    cfg["mlp_bias"] = "blk.0.ffn_up.bias" in tensors
+    if a in ("llama", "granite", "qwen3", "gemma", "gemma2"):
+        cfg["attention_bias"] = "blk.0.attn_q.bias" in tensors
+    if a in ("llama", "granite"):
+        cfg["mlp_bias"] = "blk.0.ffn_up.bias" in tensors
+    if a == "gemma2":
+        window = _int(meta, "gemma2.attention.sliding_window", path, required=False)
+        if window is not None:
+            cfg["sliding_window"] = window
+            sources["config.sliding_window"] = f"{path}: gemma2.attention.sliding_window"
+        for field in ("attn_logit_softcapping", "final_logit_softcapping"):
+            value = meta.get(f"gemma2.{field}")
+            if type(value) is float and 0 < value <= 1e6:
+                cfg[field] = value
+                sources[f"config.{field}"] = f"{path}: gemma2.{field}"
+    if a == "granite":
+        for field, key in _GRANITE_FLOATS.items():
+            value = meta.get(key)
+            if type(value) is float and 0 < value <= 1e6:
+                cfg[field] = value
+                sources[f"config.{field}"] = f"{path}: {key}"
     return cfg, sources
 
 

@@ -1,0 +1,91 @@
+"""One module per architecture family; this registry maps a spec's `architecture` (and a
+config.json's `model_type`) to it, and computes each spec's geometry and tensor inventory once.
+
+Every family module defines:
+- `ARCHITECTURES` (the `architecture` values it serves) and `SPECS` (architecture -> spec class);
+- `tensors(spec)`: every weight tensor transformers creates, in module order, tied tensors once;
+- `geometry(spec)`: the frozen `Geometry` the arithmetic reads;
+- `stages(spec, context, source, images)`: the activation stages of one prefill;
+- `image_tokens(spec, image_size)` and `cross_source_tokens(spec, images, encoder_tokens)`.
+See docs/adding-an-architecture.md.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from importlib import import_module
+from types import ModuleType
+from typing import Any, TypeVar
+
+from .base import Geometry, LayerKV, Stage, Tensor
+
+# architecture -> module (under willitrun.archs). Modules load on first use (fast start-up).
+FAMILIES: dict[str, str] = {
+    "llama": "llama", "mistral": "llama", "t5": "t5", "whisper": "whisper",
+    "llava": "llava", "llava_next": "llava", "mllama": "mllama", "qwen2": "qwen2", "qwen3": "qwen3",
+    "gemma": "gemma", "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3", "granite": "granite",
+    "starcoder2": "starcoder2",
+}
+ARCHITECTURES = tuple(FAMILIES)
+
+
+def family(architecture_or_spec: str | Any) -> ModuleType:
+    """The module of an architecture (or of a spec's architecture)."""
+    arch = architecture_or_spec if isinstance(architecture_or_spec, str) else architecture_or_spec.architecture
+    return import_module(f".{FAMILIES[arch]}", __name__)
+
+
+def spec_class(architecture: str) -> type:
+    return family(architecture).SPECS[architecture]  # type: ignore[no-any-return]
+
+
+T = TypeVar("T")
+# (id(spec), what) -> (weak reference to the spec, value). Specs are frozen, so a value computed
+# from one stays right; the weak reference drops the entry when the spec goes (and guards against
+# a new object reusing the id).
+_CACHE: dict[tuple[int, str], tuple[weakref.ref[Any], Any]] = {}
+
+
+def cached(spec: Any, what: str, compute: Callable[[], T]) -> T:
+    """`compute()` once per spec object and `what` (specs are frozen: the value cannot go stale)."""
+    key = (id(spec), what)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0]() is spec:
+        return hit[1]  # type: ignore[no-any-return]
+    value = compute()
+    sid = id(spec)
+
+    def drop(_: object) -> None:
+        for k in [k for k in _CACHE if k[0] == sid]:
+            _CACHE.pop(k, None)
+
+    _CACHE[key] = (weakref.ref(spec, drop), value)
+    return value
+
+
+def geometry(spec: Any) -> Geometry:
+    """The spec's geometry, computed once per spec."""
+    return cached(spec, "geometry", lambda: family(spec).geometry(spec))
+
+
+def model_tensors(spec: Any) -> list[Tensor]:
+    """Every weight tensor of the model, tied tensors once, in module order; built once per spec
+    (callers must not mutate the list)."""
+    return cached(spec, "tensors", lambda: list(family(spec).tensors(spec)))
+
+
+def stages(spec: Any, context: int, source: int, images: int) -> list[Stage]:
+    return family(spec).stages(spec, context, source, images)  # type: ignore[no-any-return]
+
+
+def image_tokens(spec: Any, image_size: tuple[int, int] | None = None) -> int:
+    return family(spec).image_tokens(spec, image_size)  # type: ignore[no-any-return]
+
+
+def cross_source_tokens(spec: Any, images: int, encoder_tokens: int) -> int:
+    return family(spec).cross_source_tokens(spec, images, encoder_tokens)  # type: ignore[no-any-return]
+
+
+__all__ = ["ARCHITECTURES", "FAMILIES", "Geometry", "LayerKV", "Stage", "Tensor", "cached", "cross_source_tokens",
+           "family", "geometry", "image_tokens", "model_tensors", "spec_class", "stages"]

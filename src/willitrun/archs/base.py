@@ -1,0 +1,222 @@
+"""What every architecture module shares: bounded field types, the spec base class, tensors,
+activation stages and the frozen `Geometry` that the arithmetic reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from math import prod
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import limits as L
+
+T5_PRETRAINING_LENGTH = 512  # Raffel et al. 2020, section 3.1.2; n_positions in the T5 v1.0 configs
+ID_PATTERN = r"^[a-z0-9]+(?:[.-][a-z0-9]+)*$"
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+CheckpointDtype = Literal["float32", "float16", "bfloat16"]
+
+# Counts with their documented upper bound (willitrun/limits.py, docs/spec-format.md "Bounds").
+PosInt = Annotated[int, Field(gt=0, le=L.MAX_POSITIONS)]
+NonNegInt = Annotated[int, Field(ge=0, le=L.MAX_POSITIONS)]
+Layers = Annotated[int, Field(gt=0, le=L.MAX_LAYERS)]
+LayerIndex = Annotated[int, Field(ge=0, lt=L.MAX_LAYERS)]
+Heads = Annotated[int, Field(gt=0, le=L.MAX_HEADS)]
+HeadDim = Annotated[int, Field(gt=0, le=L.MAX_HEAD_DIM)]
+Hidden = Annotated[int, Field(gt=0, le=L.MAX_HIDDEN)]
+Intermediate = Annotated[int, Field(gt=0, le=L.MAX_INTERMEDIATE)]
+Vocab = Annotated[int, Field(gt=0, le=L.MAX_VOCAB)]
+Positions = Annotated[int, Field(gt=0, le=L.MAX_POSITIONS)]
+ImageSide = Annotated[int, Field(gt=0, le=L.MAX_IMAGE_SIDE)]
+Channels = Annotated[int, Field(gt=0, le=L.MAX_CHANNELS)]
+Tiles = Annotated[int, Field(gt=0, le=L.MAX_TILES)]
+MelBins = Annotated[int, Field(gt=0, le=L.MAX_MEL_BINS)]
+Buckets = Annotated[int, Field(gt=0, le=L.MAX_BUCKETS)]
+Parameters = Annotated[int, Field(gt=0, le=L.MAX_PARAMETERS)]
+TokenId = Annotated[int, Field(ge=0, le=L.MAX_VOCAB)]
+FeatureLayer = Annotated[int, Field(ge=-L.MAX_LAYERS, le=L.MAX_LAYERS)]
+
+
+class Strict(BaseModel):
+    # strict: YAML's "24" stays a string and is refused where a number is expected.
+    # defer_build: a schema is built on first use, so the CLI pays only for the classes it needs.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
+
+
+def check_heads(heads: int, kv_heads: int, where: str) -> None:
+    if heads % kv_heads:
+        raise ValueError(f"{where}num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv_heads})")
+
+
+class ModelSpecBase(Strict):
+    id: Id
+    name: str = Field(min_length=1, max_length=200)
+    aliases: list[Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]] = Field(default=[], max_length=64)
+    hf_id: str | None = None
+    dtype: CheckpointDtype
+    parameters_declared: Parameters | None = None
+    sources: dict[str, str]
+    notes: str | None = None
+
+
+def lists_to_tuples(value: object) -> object:
+    """YAML gives lists; strict mode only takes tuples for tuple fields."""
+    if isinstance(value, list):
+        return [tuple(v) if isinstance(v, list) else v for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# Tensors
+# --------------------------------------------------------------------------------------------------
+Role = Literal[
+    "token_embd", "output", "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up",
+    "ffn_gate_up", "ffn_down", "norm", "bias", "pos_embd", "rel_bias", "conv", "projector", "other",
+]
+LINEAR_ROLES = frozenset({"attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up",
+                          "ffn_gate_up", "ffn_down", "projector"})
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    name: str  # a readable path, e.g. "decoder.3.attn_v"
+    component: str  # embeddings, decoder, lm_head, encoder, vision_tower, projector
+    shape: tuple[int, ...]
+    role: Role
+    layer: int | None = None
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+    @property
+    def row(self) -> int:
+        return self.shape[-1]
+
+
+def linear(name: str, comp: str, out: int, inp: int, role: Role, bias: bool, layer: int | None) -> Iterator[Tensor]:
+    yield Tensor(f"{name}.weight", comp, (out, inp), role, layer)
+    if bias:
+        yield Tensor(f"{name}.bias", comp, (out,), "bias", layer)
+
+
+def norm(name: str, comp: str, width: int, layer: int | None, bias: bool = False) -> Iterator[Tensor]:
+    """RMSNorm has a weight; LayerNorm a weight and a bias."""
+    yield Tensor(f"{name}.weight", comp, (width,), "norm", layer)
+    if bias:
+        yield Tensor(f"{name}.bias", comp, (width,), "norm", layer)
+
+
+# --------------------------------------------------------------------------------------------------
+# Activations
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stage:
+    """One transformer stack run over `tokens` positions at once (the prefill, or an encoder pass)."""
+
+    tokens: int
+    hidden: int
+    q_width: int
+    kv_width: int
+    mlp_inner: int
+    gated: bool
+    heads: int
+    kv_tokens: int
+    eager_scores: bool = False  # attention without a fused kernel materialises the score matrix
+    per_input: bool = False  # an encoder / vision pass: runs once per input, not once per beam
+
+
+# --------------------------------------------------------------------------------------------------
+# Geometry
+# --------------------------------------------------------------------------------------------------
+AttentionKind = Literal["full", "sliding", "chunked", "cross"]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerKV:
+    """What one layer caches per position (self-attention) or per source position (cross)."""
+
+    kind: AttentionKind
+    kv_heads: int
+    key_dim: int
+    value_dim: int
+    window: int | None = None  # positions a sliding / chunked layer attends to
+
+    @property
+    def key_width(self) -> int:
+        return self.kv_heads * self.key_dim
+
+    @property
+    def value_width(self) -> int:
+        return self.kv_heads * self.value_dim
+
+
+@dataclass(frozen=True)
+class VisionShape:
+    """The vision tower as llama.cpp's mmproj file and clip.cpp see it (LLaVA)."""
+
+    hidden_size: int
+    num_attention_heads: int
+    patches: int
+    num_channels: int
+    image_size: int
+    mmproj_layers: int  # CLIP layers written to the mmproj file (up to the feature layer)
+
+
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A model's shape as the arithmetic reads it, computed once per spec (archs.geometry)."""
+
+    architecture: str
+    self_kv: tuple[LayerKV | None, ...]  # per decoder layer: its self-attention cache, None if it has none
+    cross_kv: tuple[LayerKV | None, ...]  # per decoder layer: its cross-attention cache, None if it has none
+    vocab_size: int
+    tied_embeddings: bool
+    hidden_size: int  # the decoder's width (llama.cpp n_embd)
+    num_attention_heads: int  # the decoder's query heads (llama.cpp n_head)
+    intermediate_size: int  # the decoder's feed-forward width (llama.cpp n_ff)
+    context_window: int | None  # trained window: beyond it is a warning
+    tp_constraints: tuple[tuple[str, int, bool], ...]  # (what, count, may be replicated) for tensor parallelism
+    tp_kv_heads: int  # the heads the KV caches are split by under tensor parallelism
+    hard_limit: int | None = None  # learned positions: beyond it is an error
+    cross_source: str | None = None  # what the cross-attention keys are computed from
+    no_cross_reason: str = ""
+    gguf_n_gqa: int = 1  # llama.cpp's n_gqa for the quant-mix rules (llama-quant.cpp)
+    gguf_70b: bool = False  # llama.cpp's LLM_TYPE_70B rule: attn_v raised to q5_K
+    takes_images: bool = False
+    image_size_option: bool = False  # anyres: image tokens depend on the image's size (--image-size)
+    encoder_tokens_option: bool = False  # a text encoder whose input length the user chooses (--encoder-tokens)
+    vision_cross_attention: bool = False  # cross-attends to image features (mllama)
+    relative_position_bias: bool = False  # T5: an f32 bias of the score matrix's shape in llama.cpp
+    llamacpp_swa: bool = False  # llama.cpp gives the sliding layers their own window-sized cache (iswa)
+    gguf_architecture: str | None = None  # llama.cpp's general.architecture when it differs (gemma3_text: gemma3)
+    vision: VisionShape | None = None
+    vision_tiles: tuple[int, int] | None = None  # (tiles per image, positions per tile) of a tiled vision source
+    refusals: Mapping[str, str] = field(default_factory=dict)  # engine -> why it cannot run this model
+
+    @property
+    def decoder_layers(self) -> int:
+        return len(self.self_kv)
+
+    @property
+    def self_layers(self) -> tuple[LayerKV, ...]:
+        return tuple(k for k in self.self_kv if k is not None)
+
+    @property
+    def cross_layers(self) -> tuple[LayerKV, ...]:
+        return tuple(k for k in self.cross_kv if k is not None)
+
+    @property
+    def sliding_window(self) -> int | None:
+        """The window of the sliding layers (None when no layer slides)."""
+        windows = {k.window for k in self.self_layers if k.kind == "sliding"}
+        return max(windows) if windows else None  # type: ignore[type-var]
+
+
+def uniform_width(layers: tuple[LayerKV, ...]) -> int:
+    """K elements per position per layer when every layer has the same width (0 when no layers)."""
+    widths = {k.key_width for k in layers}
+    return max(widths) if widths else 0

@@ -1,0 +1,44 @@
+"""Granite 3.x (GraniteForCausalLM): Llama's layer; its four multipliers (embedding, attention,
+residual, logits scaling) are constants of the forward pass and add no tensors
+(transformers models/granite/modeling_granite.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from . import llama
+from .base import ModelSpecBase
+from .llama import Anatomy, DecoderConfig, stages, tensors  # noqa: F401
+
+ARCHITECTURES = ("granite",)
+Multiplier = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
+
+
+class GraniteConfig(DecoderConfig):
+    """GraniteConfig fields (transformers models/granite/configuration_granite.py)."""
+
+    model_type: Literal["granite"] | None = None
+    hidden_act: Literal["silu"] = "silu"
+    attention_bias: bool = False
+    mlp_bias: bool = False
+    embedding_multiplier: Multiplier = 1.0
+    logits_scaling: Multiplier = 1.0
+    residual_multiplier: Multiplier = 1.0
+    attention_multiplier: Multiplier = 1.0
+
+    @property
+    def anatomy(self) -> Anatomy:
+        return Anatomy(qkv_bias=self.attention_bias, o_bias=self.attention_bias, mlp_bias=self.mlp_bias)
+
+
+class GraniteSpec(ModelSpecBase):
+    architecture: Literal["granite"]
+    config: GraniteConfig
+
+
+SPECS = {"granite": GraniteSpec}
+geometry = llama.geometry
+image_tokens = llama.image_tokens
+cross_source_tokens = llama.cross_source_tokens

@@ -1,0 +1,38 @@
+"""Qwen3 (Qwen3ForCausalLM): Llama's layer with an explicit head_dim (128 by default, which need
+not be hidden_size / heads), RMSNorms of each head's query and key (q_norm, k_norm over head_dim),
+and attention biases only when `attention_bias` (transformers models/qwen3/modeling_qwen3.py)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from . import llama
+from .base import HeadDim, ModelSpecBase
+from .llama import Anatomy, stages, tensors  # noqa: F401
+from .qwen2 import SlidingLayers
+
+ARCHITECTURES = ("qwen3",)
+
+
+class Qwen3Config(SlidingLayers):
+    """Qwen3Config fields (transformers models/qwen3/configuration_qwen3.py)."""
+
+    model_type: Literal["qwen3"] | None = None
+    head_dim: HeadDim = 128  # Qwen3Config default; explicit in every released config
+    hidden_act: Literal["silu"] = "silu"
+    attention_bias: bool = False
+
+    @property
+    def anatomy(self) -> Anatomy:
+        return Anatomy(qkv_bias=self.attention_bias, o_bias=self.attention_bias, qk_norm=True)
+
+
+class Qwen3Spec(ModelSpecBase):
+    architecture: Literal["qwen3"]
+    config: Qwen3Config
+
+
+SPECS = {"qwen3": Qwen3Spec}
+geometry = llama.geometry
+image_tokens = llama.image_tokens
+cross_source_tokens = llama.cross_source_tokens

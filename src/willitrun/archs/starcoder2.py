@@ -1,0 +1,42 @@
+"""StarCoder2 (Starcoder2ForCausalLM): biased q/k/v/o projections and a plain two-matrix MLP
+(c_fc, c_proj; biased when `use_bias`), LayerNorms with a bias, and one sliding window on every
+layer (transformers models/starcoder2/modeling_starcoder2.py); the LM head is tied by default."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from . import llama
+from .base import ModelSpecBase, Positions
+from .llama import Anatomy, DecoderConfig, stages, tensors  # noqa: F401
+
+ARCHITECTURES = ("starcoder2",)
+
+
+class Starcoder2Config(DecoderConfig):
+    """Starcoder2Config fields (transformers models/starcoder2/configuration_starcoder2.py)."""
+
+    model_type: Literal["starcoder2"] | None = None
+    hidden_act: Literal["gelu_pytorch_tanh", "gelu"] = "gelu_pytorch_tanh"
+    use_bias: bool = True
+    sliding_window: Positions | None = None
+    tie_word_embeddings: bool = True
+
+    @property
+    def anatomy(self) -> Anatomy:
+        b = self.use_bias
+        return Anatomy(qkv_bias=b, o_bias=b, mlp_bias=b, norm_bias=True, gated=False)
+
+    def layer_kind(self, i: int) -> tuple[Literal["full", "sliding", "chunked"], int | None]:
+        return ("sliding", self.sliding_window) if self.sliding_window else ("full", None)
+
+
+class Starcoder2Spec(ModelSpecBase):
+    architecture: Literal["starcoder2"]
+    config: Starcoder2Config
+
+
+SPECS = {"starcoder2": Starcoder2Spec}
+geometry = llama.geometry
+image_tokens = llama.image_tokens
+cross_source_tokens = llama.cross_source_tokens

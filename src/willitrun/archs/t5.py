@@ -1,0 +1,127 @@
+"""T5 and flan-t5 (T5ForConditionalGeneration): an encoder-decoder whose every decoder layer
+cross-attends to the encoder output."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+from .base import (
+    T5_PRETRAINING_LENGTH, Buckets, Geometry, HeadDim, Heads, Hidden, Intermediate, LayerKV, Layers, ModelSpecBase, Positions, Stage, Strict,
+    Tensor, Vocab, linear, norm,
+)
+
+ARCHITECTURES = ("t5",)
+
+
+class T5Config(Strict):
+    """T5Config fields (transformers models/t5/configuration_t5.py)."""
+
+    vocab_size: Vocab
+    d_model: Hidden
+    d_kv: HeadDim  # per-head width; num_heads x d_kv need not equal d_model (t5-3b, t5-11b)
+    d_ff: Intermediate
+    num_layers: Layers
+    num_decoder_layers: Layers | None = None  # transformers: None -> num_layers
+    num_heads: Heads
+    relative_attention_num_buckets: Buckets = 32
+    relative_attention_max_distance: Positions = 128
+    feed_forward_proj: Literal["relu", "gated-gelu", "gated-relu", "gated-silu"] = "relu"
+    tie_word_embeddings: bool = True  # T5 v1.0 ties lm_head to `shared`; flan-t5 sets false
+    n_positions: Positions | None = None  # trained input length; relative positions have no hard limit
+
+    @property
+    def decoder_layers(self) -> int:
+        return self.num_decoder_layers or self.num_layers
+
+    @property
+    def gated(self) -> bool:
+        return self.feed_forward_proj.startswith("gated-")
+
+
+class T5Spec(ModelSpecBase):
+    architecture: Literal["t5"]
+    config: T5Config
+
+
+SPECS = {"t5": T5Spec}
+
+
+def tensors(spec: T5Spec) -> Iterator[Tensor]:
+    """T5ForConditionalGeneration: `shared` embedding (used by encoder and decoder), encoder blocks
+    (self-attention, FF), decoder blocks (self-attention, cross-attention, FF), lm_head unless tied.
+    Attention projections have no bias; the relative position bias table (buckets x heads) exists
+    only in the first block of each stack; T5's LayerNorm is weight-only."""
+    c = spec.config
+    d, inner = c.d_model, c.num_heads * c.d_kv
+    yield Tensor("token_embd.weight", "embeddings", (c.vocab_size, d), "token_embd")
+
+    def attention(prefix: str, comp: str, i: int) -> Iterator[Tensor]:
+        yield from linear(f"{prefix}.attn_q", comp, inner, d, "attn_q", False, i)
+        yield from linear(f"{prefix}.attn_k", comp, inner, d, "attn_k", False, i)
+        yield from linear(f"{prefix}.attn_v", comp, inner, d, "attn_v", False, i)
+        yield from linear(f"{prefix}.attn_output", comp, d, inner, "attn_output", False, i)
+
+    def feed_forward(prefix: str, comp: str, i: int) -> Iterator[Tensor]:
+        yield from norm(f"{prefix}.ffn_norm", comp, d, i)
+        if c.gated:
+            yield from linear(f"{prefix}.ffn_gate", comp, c.d_ff, d, "ffn_gate", False, i)
+        yield from linear(f"{prefix}.ffn_up", comp, c.d_ff, d, "ffn_up", False, i)
+        yield from linear(f"{prefix}.ffn_down", comp, d, c.d_ff, "ffn_down", False, i)
+
+    for stack, layers in (("encoder", c.num_layers), ("decoder", c.decoder_layers)):
+        for i in range(layers):
+            p = f"{stack}.{i}"
+            yield from norm(f"{p}.attn_norm", stack, d, i)
+            yield from attention(p, stack, i)
+            if i == 0:
+                yield Tensor(f"{p}.attn_rel_b.weight", stack, (c.relative_attention_num_buckets, c.num_heads),
+                             "rel_bias", i)
+            if stack == "decoder":
+                yield from norm(f"{p}.cross_attn_norm", stack, d, i)
+                yield from attention(f"{p}.cross", stack, i)
+            yield from feed_forward(p, stack, i)
+        yield from norm(f"{stack}.output_norm", stack, d, None)
+    if not c.tie_word_embeddings:
+        yield Tensor("output.weight", "lm_head", (c.vocab_size, d), "output")
+
+
+def geometry(spec: T5Spec) -> Geometry:
+    c = spec.config
+    kv = LayerKV("full", c.num_heads, c.d_kv, c.d_kv)
+    cross = LayerKV("cross", c.num_heads, c.d_kv, c.d_kv)
+    n = c.decoder_layers
+    # Relative position buckets set no hard limit; the window is the configured n_positions, else
+    # 512, the length T5 was pre-trained with (Raffel et al. 2020, "Exploring the Limits of
+    # Transfer Learning...", section 3.1.2), which flan-t5's configs leave out.
+    return Geometry(
+        architecture=spec.architecture, self_kv=(kv,) * n, cross_kv=(cross,) * n, vocab_size=c.vocab_size,
+        tied_embeddings=c.tie_word_embeddings, hidden_size=c.d_model, num_attention_heads=c.num_heads,
+        intermediate_size=c.d_ff, context_window=c.n_positions or T5_PRETRAINING_LENGTH,
+        tp_constraints=(("attention heads (num_heads)", c.num_heads, False), ("d_ff", c.d_ff, False)),
+        tp_kv_heads=c.num_heads, cross_source="encoder tokens", encoder_tokens_option=True,
+        relative_position_bias=True,
+        refusals={"ollama": "ollama runs no encoder-decoder (T5) models; llama.cpp does (llama-cli, llama-server)",
+                  "vllm": "the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not t5",
+                  "whisper.cpp": "whisper.cpp runs Whisper models only"},
+    )
+
+
+def stages(spec: T5Spec, context: int, source: int, images: int) -> list[Stage]:
+    c = spec.config
+    inner = c.num_heads * c.d_kv
+    # T5Attention adds a relative position bias to explicit scores: no fused kernel (eager).
+    return [
+        Stage(source, c.d_model, inner, inner, c.d_ff, c.gated, c.num_heads, source, eager_scores=True,
+              per_input=True),
+        Stage(context, c.d_model, inner, inner, c.d_ff, c.gated, c.num_heads, max(context, source),
+              eager_scores=True),
+    ]
+
+
+def image_tokens(spec: T5Spec, image_size: tuple[int, int] | None) -> int:
+    return 0
+
+
+def cross_source_tokens(spec: T5Spec, images: int, encoder_tokens: int) -> int:
+    return encoder_tokens
