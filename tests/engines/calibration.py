@@ -173,7 +173,8 @@ def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
     spec = catalog.resolve("model", entry["model"])  # type: ignore[attr-defined]
     total = round(entry["printed"]["total_gpu_memory"] * GIB)
     est = engine_estimate(spec, Request(dtype=QUANT[entry["quant"]]), "vllm",
-                          VllmOptions(total_memory_bytes=total, gpu_memory_utilization=entry["gpu_memory_utilization"]))
+                          VllmOptions(total_memory_bytes=total, gpu_memory_utilization=entry["gpu_memory_utilization"],
+                                      version=entry.get("version_key", "0.6")))
     yield _cmp(entry, src, est, "weights", est.find("weights").bytes, entry["weights_mib"], WEIGHTS_KV,
                note="printed as 14.96 GiB")
     yield _cmp(entry, src, est, "non-torch memory", est.find("non-torch memory").bytes, entry["other_mib"], WEIGHTS_KV,
