@@ -53,11 +53,14 @@ class VllmVersion:
     b200_tier: bool  # >= 160 GiB cards get 16384 tokens for `vllm serve` too (0.33.0)
     cudagraphs_profiled: bool  # CUDA graph memory estimated and subtracted from the budget (0.21 on)
     source: str
+    context_in_non_torch: bool = False  # non-torch memory counted from before the CUDA context (before PR #12126)
 
 
 VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
-    VllmVersion("0.6", "0.6.x to 0.7.x (V0)", False, 0.9, False, False, False,
-                "vllm-project/vllm PR #10511 (Dec 2024) worker.py memory profiling; V0 engine"),
+    VllmVersion("0.6", "0.6.x (V0)", False, 0.9, False, False, False,
+                "vllm-project/vllm PR #10511 (Dec 2024) worker.py memory profiling; V0 engine", True),
+    VllmVersion("0.7", "0.7.x (V0)", False, 0.9, False, False, False,
+                "vllm-project/vllm PR #12126 (Jan 2025): non-torch memory from a baseline after the CUDA context"),
     VllmVersion("0.8", "0.8.x to 0.9.x (V1)", True, 0.9, False, False, False,
                 "vllm==0.8.5 vllm/engine/arg_utils.py `_set_default_args_v1`; vllm/config.py gpu_memory_utilization 0.9"),
     VllmVersion("0.10", "0.10 to 0.20 (V1)", True, 0.9, True, False, False,
@@ -436,10 +439,10 @@ def rank_budget(r: Resolved, opt: VllmOptions, stage: int, layers: tuple[int, in
     info = opt.info
     if opt.non_torch_bytes is not None:
         non_torch = opt.non_torch_bytes
-    elif info.v1:
-        non_torch = VLLM_NON_TORCH_TP_BYTES if tp * pp > 1 else VLLM_NON_TORCH_BYTES
-    else:
+    elif info.context_in_non_torch:
         non_torch = VLLM_V0_NON_TORCH_TP_BYTES if tp * pp > 1 else VLLM_V0_NON_TORCH_BYTES
+    else:
+        non_torch = VLLM_NON_TORCH_TP_BYTES if tp * pp > 1 else VLLM_NON_TORCH_BYTES
     # The layers' temporaries for the profile batch (memory.stage_peak: one stream of `batched` tokens;
     # flash attention: no score matrix), each rank holding 1/tp of the heads and MLP width.
     layer_peak = 0
@@ -524,11 +527,11 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
              f"{kv_tokens // max(need, 1)} full-length sequences",
              f"profile run: {batched} tokens (max_num_batched_tokens) over {min(seqs, batched)} sequences "
              f"(max_num_seqs {seqs})" + ("" if info.v1 else "; V0 without chunked prefill: max(max_model_len, 2048)")]
-    if info.v1:
-        notes.append("the CUDA context (a few hundred MiB) sits in the 1 - gpu_memory_utilization headroom: V1 "
-                     "measures non-torch memory from a baseline taken after it")
+    if info.context_in_non_torch:
+        notes.append("vLLM 0.6 prints the CUDA context inside non_torch_memory")
     else:
-        notes.append("V0 prints the CUDA context inside non_torch_memory")
+        notes.append("the CUDA context (a few hundred MiB) sits in the 1 - gpu_memory_utilization headroom: vLLM "
+                     "measures non-torch memory from a baseline taken after it (PR #12126, 0.7 on)")
     if info.cudagraphs_profiled:
         notes.append("CUDA graph memory is estimated and subtracted from the budget since 0.21 (0.36 GiB in one "
                      "TP 2 log): not modelled, the pool is that much smaller")
@@ -552,8 +555,8 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
         buffers.append(Buffer("weights" + suffix, w.allocated_bytes, "gpu", "weights",
                               " + ".join(parts) + where + " ('Model loading took')", dev))
         buffers.append(Buffer("non-torch memory" + suffix, b.non_torch_bytes, "gpu", "overhead",
-                              ("NCCL, cuBLAS workspaces created after the V1 baseline (PR #12126 / issue #13061 logs)"
-                               if info.v1 else "CUDA context, cuBLAS workspaces, NCCL: 1.79 GiB at TP 1, 3.58 GiB at "
+                              ("NCCL, cuBLAS workspaces created after the baseline (PR #12126 / issue #13061 logs)"
+                               if not info.context_in_non_torch else "CUDA context, cuBLAS workspaces, NCCL: 1.79 GiB at TP 1, 3.58 GiB at "
                                "TP 2 for Llama-3-8B on an H100 (vLLM PR #10511)"), dev))
         sampler = (f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {min(seqs, batched)} rows x {vocab_size(spec)} x 4 B"
                    if b.sampler_bytes else "no sampler (not the last stage)")
