@@ -277,9 +277,10 @@ def _vllm_flags(spec: AnySpec, req: Request, opt: VllmOptions, best: LayoutPlan,
 
 
 def plan_vllm(spec: AnySpec, request: Request | None, cluster: Cluster, options: VllmOptions | None = None,
-              model_path: str | None = None) -> ClusterPlan:
+              model_path: str | None = None, tp: int | None = None, pp: int | None = None) -> ClusterPlan:
     """Every TP x PP layout of `spec` on `cluster` under vLLM, costed rank by rank; the best is the one
     that fits with the most KV tokens (ties: fewer GPUs, then larger TP), with the commands that run it.
+    `tp` / `pp` restrict the search to that tensor / pipeline size (the user's own choice).
     When no layout holds max_model_len, the best pool is proposed with --max-model-len lowered to it."""
     req = request or Request()
     opt = options or VllmOptions()
@@ -290,15 +291,20 @@ def plan_vllm(spec: AnySpec, request: Request | None, cluster: Cluster, options:
     max_model_len = opt.max_model_len or req.context or g.context_window or default_context(r)
     per_node = max(n.gpus for n in cluster.nodes)
     layouts = []
-    for tp in range(1, per_node + 1):
-        if per_node % tp and tp != per_node:
+    if tp is not None and not 1 <= tp <= per_node:
+        raise UsageError(f"tensor parallel size {tp}: TP stays inside a node of at most {per_node} GPUs")
+    for t in ([tp] if tp else range(1, per_node + 1)):
+        if tp is None and per_node % t and t != per_node:
             continue
-        max_pp = sum(n.gpus // tp for n in cluster.nodes)
-        for pp in range(1, min(max_pp, g.decoder_layers) + 1):
-            layouts.append(_vllm_layout(spec, req, opt, cluster, tp, pp, max_model_len))
+        max_pp = sum(n.gpus // t for n in cluster.nodes)
+        for p in ([pp] if pp else range(1, min(max_pp, g.decoder_layers) + 1)):
+            layouts.append(_vllm_layout(spec, req, opt, cluster, t, p, max_model_len))
     layouts.sort(key=_rank_key)
     best = layouts[0] if layouts and layouts[0].valid else None
     warnings: list[str] = []
+    if best is None:
+        why = "; ".join(f"TP {q.tp} x PP {q.pp}: {q.problems[0]}" for q in layouts[:3] if q.problems)
+        warnings.append(f"no valid layout on {cluster.describe()}" + (f" ({why})" if why else ""))
     if best is not None and not best.fits:
         if best.kv_tokens > 0 and all(s.kv_tokens_alone > 0 for s in best.stages):
             shorter = best.kv_tokens

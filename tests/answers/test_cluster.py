@@ -181,3 +181,13 @@ def test_rpc_needs_identical_cards(catalog, h100):
     c = Cluster((Node("a", h100, 8), Node("b", device(catalog.resolve("gpu", "rtx4090")), 2)))
     with pytest.raises(UsageError, match="identical cards"):
         plan_llamacpp_rpc(catalog.resolve("model", "llama-3-8b"), Request(dtype="q4_k_m"), c)
+
+
+def test_layout_can_be_forced(catalog, h100):
+    p = plan_vllm(catalog.resolve("model", "llama-3.1-405b"), Request(), uniform_cluster(h100, 16, 8), tp=8, pp=2)
+    assert [(q.tp, q.pp) for q in p.layouts] == [(8, 2)] and p.fits
+    assert "--tensor-parallel-size 8 --pipeline-parallel-size 2" in p.commands[-1].command
+    bad = plan_vllm(catalog.resolve("model", "llama-3.1-405b"), Request(), uniform_cluster(h100, 16, 8), tp=8, pp=3)
+    assert bad.best is None and "do not fit in the nodes" in bad.layouts[0].problems[0] and bad.warnings
+    with pytest.raises(UsageError, match="inside a node"):
+        plan_vllm(catalog.resolve("model", "llama-3.1-405b"), Request(), uniform_cluster(h100, 16, 8), tp=16)

@@ -559,6 +559,7 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                                if not info.context_in_non_torch else "CUDA context, cuBLAS workspaces, NCCL: 1.79 GiB at TP 1, 3.58 GiB at "
                                "TP 2 for Llama-3-8B on an H100 (vLLM PR #10511)"), dev))
         sampler = (f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {min(seqs, batched)} rows x {vocab_size(spec)} x 4 B"
+                   + (", copy count fitted on a V0 log" if info.v1 else "")
                    if b.sampler_bytes else "no sampler (not the last stage)")
         buffers.append(Buffer("activation peak (profile run)" + suffix, b.activation_bytes, "gpu", "compute",
                               f"max(layers over {batched} tokens / {tp}: {b.layer_peak_bytes} B, {sampler})", dev))
