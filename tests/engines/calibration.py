@@ -186,10 +186,11 @@ def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
                    WEIGHTS_KV, informational=True, note="the constants are these logs' values")
     if "compute_mib" in entry:
         tp1 = entry.get("tensor_parallel", 1) == 1
+        unexplained = entry.get("compute_unexplained")
         yield _cmp(entry, src, est, "activation peak", est.find("activation peak (profile run)").bytes,
-                   entry["compute_mib"], COMPUTE, informational=tp1,
-                   note="circular: the sampler factor was fitted to this entry" if tp1 else
-                   "sampler factor fitted at TP 1: checks it does not halve at TP 2")
+                   entry["compute_mib"], COMPUTE, informational=tp1 or bool(unexplained),
+                   note=unexplained or ("circular: the sampler factor was fitted to this entry" if tp1 else
+                                        "sampler factor fitted at TP 1: checks it does not halve at TP 2"))
     if "kv_self_mib" in entry:
         yield _cmp(entry, src, est, "KV cache", est.find("KV cache blocks").bytes, entry["kv_self_mib"], WEIGHTS_KV)
 

@@ -102,20 +102,35 @@ def test_tp_problems(catalog):
     ("0.10", 24 * GiB, "NVIDIA GeForce RTX 4090", "serve", (2048, 256)),
     ("0.33", 178 * GiB, "NVIDIA B200", "serve", (16384, 1024)),  # 0.33.0 >= 160 GiB tier
     ("0.10", 178 * GiB, "NVIDIA B200", "serve", (8192, 1024)),
-    ("0.6", 79 * GiB, None, "serve", (131072, 256)),  # V0: max(max_model_len, 2048)
+    ("0.6", 79 * GiB, None, "serve", (2048, 256)),  # V0 chunks beyond 32K too
 ])
 def test_batch_defaults(version, memory, name, usage, expected):
     opt = VllmOptions(total_memory_bytes=memory, gpu_name=name, usage=usage, version=version)
     assert batch_defaults(opt, 131072) == expected
 
 
-def test_v1_activation_is_not_the_v0_131k_prefill(catalog):
-    """V0 profiled max(max_model_len, 2048) = 131,072 tokens for Llama 3.1 8B (12.5 GiB of temporaries);
-    V1 chunks: 8192 tokens on an H100 with `vllm serve`, and the sampler on 1024 rows decides."""
+def test_v0_batch_without_chunked_prefill():
+    """vllm==0.8.5 _set_default_args_v0: chunked prefill only beyond 32K (not with a sliding window or a
+    multimodal model): otherwise max(max_model_len, 2048), at least 5120 for a multimodal model."""
+    opt = VllmOptions(total_memory_bytes=80 * GiB, version="0.6")
+    assert batch_defaults(opt, 8192) == (8192, 256)
+    assert batch_defaults(opt, 1024) == (2048, 256)
+    assert batch_defaults(opt, 32768) == (32768, 256)
+    assert batch_defaults(opt, 131072, sliding=True) == (131072, 256)
+    assert batch_defaults(opt, 4096, multimodal=True) == (5120, 256)
+
+
+def test_no_131k_token_profile_batch(catalog):
+    """The profile once ran 131,072 tokens for Llama 3.1 8B (12.5 GiB of temporaries); V0 chunks beyond
+    32K (2048 tokens: the 256-row sampler decides) and V1 always (8192 tokens on an H100 with
+    `vllm serve`: the sampler on 1024 rows decides). Asked for explicitly, the long batch is still there."""
     spec = catalog.resolve("model", "llama-3.1-8b")
     v0 = engine_estimate(spec, Request(), "vllm", VllmOptions(total_memory_bytes=80 * GiB, version="0.6"))
     v1 = engine_estimate(spec, Request(), "vllm", VllmOptions(total_memory_bytes=80 * GiB))
-    assert v0.find("activation peak (profile run)").bytes > 12 * GiB
+    assert v0.find("activation peak (profile run)").bytes == int(10.3 * 256 * 128256 * 4)
+    long = engine_estimate(spec, Request(), "vllm", VllmOptions(total_memory_bytes=80 * GiB, version="0.6",
+                                                                max_num_batched_tokens=131072))
+    assert long.find("activation peak (profile run)").bytes > 12 * GiB
     # 10.3 x 1024 rows x 128,256 x 4 B
     assert v1.find("activation peak (profile run)").bytes == int(10.3 * 1024 * 128256 * 4)
     assert v1.facts["max_num_batched_tokens"] == 8192 and v1.facts["max_num_seqs"] == 1024

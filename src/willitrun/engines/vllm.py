@@ -11,8 +11,10 @@ tokens than max_model_len vLLM refuses to start.
 What differs between versions (VLLM_VERSIONS; sources are the PyPI wheels' Python files, read as
 "vllm==X: path"):
 - V0 (up to 0.7; the PR #10511 log this profile was first calibrated on): without chunked prefill the
-  profile batch is max(max_model_len, 2048) tokens -- 131,072 tokens of temporaries for Llama 3.1 --
-  and the sampler runs on max_num_seqs (256) rows; non-torch memory includes the CUDA context.
+  profile batch is max(max_model_len, 2048) tokens; beyond 32K of max_model_len V0 chunks too (2048
+  tokens), so the 12.5 GiB of temporaries for 131,072 tokens this profile once gave Llama 3.1 was
+  neither V0's nor V1's behaviour; the sampler runs on max_num_seqs (256) rows; 0.6 counts the CUDA
+  context in non-torch memory.
 - V1 (default from 0.8, vllm==0.8.5 vllm/envs.py `VLLM_USE_V1` "1"): prefill is always chunked
   (vllm==0.8.5 vllm/engine/arg_utils.py `_set_default_args_v1`: "V1 always uses chunked prefills"),
   so the profile batch is max_num_batched_tokens, whose default depends on the card and on `vllm serve`
@@ -94,6 +96,7 @@ VLLM_SAMPLER_LOGITS_COPIES = 10.3
 VLLM_BLOCK_SIZE = 16  # CacheConfig block_size default on CUDA
 VLLM_V0_MAX_NUM_SEQS = 256  # SchedulerConfig max_num_seqs default (V0)
 VLLM_MIN_BATCHED_TOKENS = 2048  # V0 EngineArgs: max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill
+VLLM_V0_MULTIMODAL_BATCHED_TOKENS = 5120  # vllm==0.8.5 vllm/config.py _MULTIMODAL_MODEL_MAX_NUM_BATCHED_TOKENS
 # vocab_parallel_embedding.py DEFAULT_VOCAB_PADDING_SIZE: the embedding and LM head rows are padded to
 # a multiple of 64 (`pad_vocab_size`), then divided over the TP ranks (`divide`, which asserts).
 VLLM_VOCAB_PADDING = 64
@@ -146,12 +149,21 @@ class VllmOptions:
         return self.gpu_memory_utilization if self.gpu_memory_utilization is not None else self.info.gpu_memory_utilization
 
 
-def batch_defaults(opt: VllmOptions, max_model_len: int) -> tuple[int, int]:
+def batch_defaults(opt: VllmOptions, max_model_len: int, multimodal: bool = False,
+                   sliding: bool = False) -> tuple[int, int]:
     """(max_num_batched_tokens, max_num_seqs) as the version sets them for this card, unless given."""
     info = opt.info
     if not info.v1:
         seqs = opt.max_num_seqs or VLLM_V0_MAX_NUM_SEQS
-        return opt.max_num_batched_tokens or max(max_model_len, VLLM_MIN_BATCHED_TOKENS), seqs
+        if opt.max_num_batched_tokens:
+            return opt.max_num_batched_tokens, seqs
+        # V0 turns chunked prefill on for max_model_len > 32K on a GPU (no sliding window, not multimodal):
+        # 2048 tokens; otherwise max(max_model_len, 2048), and at least 5120 for a multimodal model
+        # (vllm==0.8.5 vllm/engine/arg_utils.py `_set_default_args_v0`, vllm/config.py SchedulerConfig).
+        if max_model_len > 32768 and not multimodal and not sliding:
+            return VLLM_MIN_BATCHED_TOKENS, seqs
+        tokens = max(max_model_len, VLLM_MIN_BATCHED_TOKENS)
+        return (max(tokens, VLLM_V0_MULTIMODAL_BATCHED_TOKENS) if multimodal else tokens), seqs
     total = opt.total_memory_bytes or 0
     a100 = info.a100_exception and "a100" in (opt.gpu_name or "").lower()
     tier = "small"
@@ -488,7 +500,8 @@ def budgets(spec: AnySpec, request: Request, opt: VllmOptions,
     r = resolve(spec, request)
     window = r.att.context_window or 4096
     max_model_len = opt.max_model_len or request.context or window
-    batched, seqs = batch_defaults(opt, max_model_len)
+    batched, seqs = batch_defaults(opt, max_model_len, g.takes_images or g.vision_cross_attention,
+                                   g.sliding_window is not None)
     mems = memory_by_stage or [opt.total_memory_bytes or 0] * opt.pipeline_parallel
     out = [rank_budget(r, opt, s, layers, batched, seqs, mems[s])
            for s, layers in enumerate(stage_layers(spec, opt.pipeline_parallel))]
@@ -526,7 +539,7 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
              f"{parallel}; the KV pool holds {kv_tokens} tokens ({blocks} blocks of {opt.block_size}), "
              f"{kv_tokens // max(need, 1)} full-length sequences",
              f"profile run: {batched} tokens (max_num_batched_tokens) over {min(seqs, batched)} sequences "
-             f"(max_num_seqs {seqs})" + ("" if info.v1 else "; V0 without chunked prefill: max(max_model_len, 2048)")]
+             f"(max_num_seqs {seqs})" + ("" if info.v1 else "; V0: max(max_model_len, 2048), or 2048 with chunked prefill beyond 32K")]
     if info.context_in_non_torch:
         notes.append("vLLM 0.6 prints the CUDA context inside non_torch_memory")
     else:
