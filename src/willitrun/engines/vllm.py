@@ -33,14 +33,15 @@ after `reset_peak_memory_stats`), which round blocks (see `torch_allocated`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from ..errors import UsageError
 from ..memory import AnySpec, Request, Resolved, resolve, stage_peak, stages, storage_types, vocab_size
 from .. import archs
 from ..archs.base import LINEAR_ROLES, Geometry, LayerKV, Tensor
 from .base import GIB, MIB, Buffer, EngineEstimate, pad
+from .torch_alloc import torch_allocated
 
 # --------------------------------------------------------------------------------------------------
 # Versions
@@ -336,77 +337,6 @@ def rank_weights(r: Resolved, tp: int, layers: tuple[int, int], embeddings: bool
 
 
 # --------------------------------------------------------------------------------------------------
-# The PyTorch caching allocator, as far as allocated bytes go
-# --------------------------------------------------------------------------------------------------
-# c10/cuda/CUDACachingAllocator.cpp (pytorch/pytorch; the same constants in c10/core/AllocatorConfig.h):
-K_MIN_BLOCK = 512  # kMinBlockSize: every size rounded up to a multiple of 512 B (round_size)
-K_SMALL_SIZE = 1 << 20  # kSmallSize: the largest "small" allocation
-K_SMALL_BUFFER = 2 << 20  # kSmallBuffer: small allocations are packed in 2 MiB segments
-K_LARGE_BUFFER = 20 << 20  # kLargeBuffer: allocations of 1 to 10 MiB get a 20 MiB segment
-K_MIN_LARGE_ALLOC = 10 << 20  # kMinLargeAlloc
-K_ROUND_LARGE = 2 << 20  # kRoundLarge: larger segments are rounded up to 2 MiB
-
-
-def torch_allocated(events: Iterable[tuple[str, str, int]]) -> int:
-    """`torch.cuda.memory_allocated()` after these ("alloc", name, bytes) / ("free", name, 0) events,
-    from an empty cache. The allocator hands out whole blocks: a request takes the smallest free block
-    that holds it (best fit), and a large-pool block is split only when more than kSmallSize would be
-    left (`should_split`), so a block with up to 1 MiB to spare counts whole; new segments are
-    `get_allocation_size(size)`: 2 MiB (small), 20 MiB (1 to 10 MiB), else rounded up to 2 MiB.
-    Small allocations split down to 512 B: they count as round_size(size). Not modelled: streams,
-    expandable segments, PYTORCH_CUDA_ALLOC_CONF."""
-    # large pool: segments as lists of [start, size, name or None (free)]
-    segments: list[list[list]] = []
-    where: dict[str, tuple[int, int]] = {}  # name -> (segment, start)
-    allocated = 0
-    small: dict[str, int] = {}
-    for op, name, size in events:
-        if op == "free":
-            if name in small:
-                allocated -= small.pop(name)
-                continue
-            si, start = where.pop(name)
-            seg = segments[si]
-            i = next(k for k, b in enumerate(seg) if b[0] == start)
-            allocated -= seg[i][1]
-            seg[i][2] = None
-            # merge with free neighbours
-            if i + 1 < len(seg) and seg[i + 1][2] is None:
-                seg[i][1] += seg[i + 1][1]
-                del seg[i + 1]
-            if i > 0 and seg[i - 1][2] is None:
-                seg[i - 1][1] += seg[i][1]
-                del seg[i]
-            continue
-        rounded = K_MIN_BLOCK * -(-max(size, 1) // K_MIN_BLOCK)
-        if rounded <= K_SMALL_SIZE:
-            small[name] = rounded
-            allocated += rounded
-            continue
-        best = None
-        for si, seg in enumerate(segments):
-            for bi, b in enumerate(seg):
-                if b[2] is None and b[1] >= rounded and (best is None or b[1] < best[2]):
-                    best = (si, bi, b[1])
-        if best is None:
-            if rounded < K_MIN_LARGE_ALLOC:
-                seg_size = K_LARGE_BUFFER
-            else:
-                seg_size = K_ROUND_LARGE * -(-rounded // K_ROUND_LARGE)
-            segments.append([[0, seg_size, None]])
-            best = (len(segments) - 1, 0, seg_size)
-        si, bi, _ = best
-        block = segments[si][bi]
-        if block[1] - rounded > K_SMALL_SIZE:
-            segments[si].insert(bi + 1, [block[0] + rounded, block[1] - rounded, None])
-            block[1] = rounded
-        block[2] = name
-        where[name] = (si, block[0])
-        allocated += block[1]
-    return allocated
-
-
-# --------------------------------------------------------------------------------------------------
 # One rank's budget
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -579,7 +509,7 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
         buffers.append(Buffer("KV cache blocks" + suffix, blocks * opt.block_size * b.kv_bytes_per_token, "gpu",
                               "kv_self", f"{blocks} blocks x {opt.block_size} tokens x {b.kv_bytes_per_token} B per token "
                               f"({len(_kv_layers(g, *b.layers))} layers x K,V x "
-                              f"{'max(1, KV heads / %d)' % tp if tp > 1 else 'KV heads'} x head_dim x {r.kv.name})", dev))
+                              f"{f'max(1, KV heads / {tp})' if tp > 1 else 'KV heads'} x head_dim x {r.kv.name})", dev))
     first = ranks[0]
     facts: dict[str, int | bool | str] = {
         "usable_bytes": first.usable_bytes, "kv_tokens": kv_tokens, "kv_blocks": blocks, "max_model_len": max_model_len,
@@ -592,7 +522,22 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
 
 
 __all__ = [
-    "RankBudget", "RankWeights", "V1_BATCH_DEFAULTS", "VLLM_DEFAULT_VERSION", "VLLM_VERSIONS", "VllmOptions",
-    "VllmVersion", "batch_defaults", "budgets", "kv_heads_per_rank", "pp_partition", "rank_budget", "rank_weights",
-    "stage_layers", "torch_allocated", "tp_problems", "unified_blocks", "vllm_estimate",
+    "V1_BATCH_DEFAULTS",
+    "VLLM_DEFAULT_VERSION",
+    "VLLM_VERSIONS",
+    "RankBudget",
+    "RankWeights",
+    "VllmOptions",
+    "VllmVersion",
+    "batch_defaults",
+    "budgets",
+    "kv_heads_per_rank",
+    "pp_partition",
+    "rank_budget",
+    "rank_weights",
+    "stage_layers",
+    "torch_allocated",
+    "tp_problems",
+    "unified_blocks",
+    "vllm_estimate",
 ]
