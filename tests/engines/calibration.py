@@ -170,17 +170,29 @@ def _whispercpp(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
 
 
 def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
-    spec = catalog.resolve("model", entry["model"])  # type: ignore[attr-defined]
-    total = round(entry["printed"]["total_gpu_memory"] * GIB)
-    est = engine_estimate(spec, Request(dtype=QUANT[entry["quant"]]), "vllm",
-                          VllmOptions(total_memory_bytes=total, gpu_memory_utilization=entry["gpu_memory_utilization"]))
-    yield _cmp(entry, src, est, "weights", est.find("weights").bytes, entry["weights_mib"], WEIGHTS_KV,
-               note="printed as 14.96 GiB")
-    yield _cmp(entry, src, est, "non-torch memory", est.find("non-torch memory").bytes, entry["other_mib"], WEIGHTS_KV,
-               informational=True, note="the constant is this entry's value")
-    yield _cmp(entry, src, est, "activation peak", est.find("activation peak (profile run)").bytes, entry["compute_mib"],
-               COMPUTE, informational=True, note="circular: the sampler factor was fitted to this entry")
-    yield _cmp(entry, src, est, "KV cache", est.find("KV cache blocks").bytes, entry["kv_self_mib"], WEIGHTS_KV)
+    """vLLM's printed per-rank figures; only the fields an entry has are compared. The version comes from
+    `version_key` (measured.yaml's entry is PR #10511's V0 build: "0.6")."""
+    model = entry.get("spec", {}).get("catalog", entry["model"])
+    spec = catalog.resolve("model", model)  # type: ignore[attr-defined]
+    printed = entry.get("printed", {})
+    total = round(printed.get("total_gpu_memory", entry.get("total_gpu_memory_gib", 80)) * GIB)
+    opts = VllmOptions(total_memory_bytes=total, gpu_memory_utilization=entry.get("gpu_memory_utilization"),
+                       version=entry.get("version_key", "0.6"), tensor_parallel=entry.get("tensor_parallel", 1))
+    est = engine_estimate(spec, Request(dtype=QUANT[entry["quant"]]), "vllm", opts)
+    note = entry["excerpt"][0].split("]", 1)[-1].strip()[:60]
+    yield _cmp(entry, src, est, "weights", est.find("weights").bytes, entry["weights_mib"], WEIGHTS_KV, note=note)
+    if "other_mib" in entry:
+        yield _cmp(entry, src, est, "non-torch memory", est.find("non-torch memory").bytes, entry["other_mib"],
+                   WEIGHTS_KV, informational=True, note="the constants are these logs' values")
+    if "compute_mib" in entry:
+        tp1 = entry.get("tensor_parallel", 1) == 1
+        unexplained = entry.get("compute_unexplained")
+        yield _cmp(entry, src, est, "activation peak", est.find("activation peak (profile run)").bytes,
+                   entry["compute_mib"], COMPUTE, informational=tp1 or bool(unexplained),
+                   note=unexplained or ("circular: the sampler factor was fitted to this entry" if tp1 else
+                                        "sampler factor fitted at TP 1: checks it does not halve at TP 2"))
+    if "kv_self_mib" in entry:
+        yield _cmp(entry, src, est, "KV cache", est.find("KV cache blocks").bytes, entry["kv_self_mib"], WEIGHTS_KV)
 
 
 def _transformers_total(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:

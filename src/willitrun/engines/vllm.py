@@ -1,40 +1,114 @@
 """vLLM: it takes gpu_memory_utilization of the card up front and gives what the model does not need
-to the KV cache.
+to the KV cache -- on every rank of a tensor x pipeline parallel layout.
 
-At start-up (worker.determine_num_available_blocks, vLLM ~0.6.5, PR #10511 "overhaul memory profiling")
-vLLM loads the weights, runs one forward pass of max_num_batched_tokens dummy tokens spread over
-max_num_seqs sequences (profile_run), and then
+At start-up every worker loads its share of the weights, runs one forward pass of dummy tokens
+(profile_run) and then
     KV pool = total memory x gpu_memory_utilization - weights - non-torch memory - activation peak,
-split into blocks of block_size tokens. If the pool holds fewer tokens than the model's window
-(max_model_len) it refuses to start ("The model's max seq len ... is larger than the maximum number
-of tokens that can be stored in KV cache").
-Calibrated on the PR #10511 log for Llama-3-8B bf16 on an H100 (../shared/calibration/measured.yaml
-`vllm-pr10511-llama3-8b-bf16-h100-tp1`).
+split into blocks of block_size tokens; the blocks are then unified to the smallest count over all
+ranks (vllm==0.10.1 vllm/v1/core/kv_cache_utils.py `unify_kv_cache_configs`). If the pool holds fewer
+tokens than max_model_len vLLM refuses to start.
+
+What differs between versions (VLLM_VERSIONS; sources are the PyPI wheels' Python files, read as
+"vllm==X: path"):
+- V0 (up to 0.7; the PR #10511 log this profile was first calibrated on): without chunked prefill the
+  profile batch is max(max_model_len, 2048) tokens; beyond 32K of max_model_len V0 chunks too (2048
+  tokens), so the 12.5 GiB of temporaries for 131,072 tokens this profile once gave Llama 3.1 was
+  neither V0's nor V1's behaviour; the sampler runs on max_num_seqs (256) rows; 0.6 counts the CUDA
+  context in non-torch memory.
+- V1 (default from 0.8, vllm==0.8.5 vllm/envs.py `VLLM_USE_V1` "1"): prefill is always chunked
+  (vllm==0.8.5 vllm/engine/arg_utils.py `_set_default_args_v1`: "V1 always uses chunked prefills"),
+  so the profile batch is max_num_batched_tokens, whose default depends on the card and on `vllm serve`
+  vs the `LLM` class (V1_BATCH_DEFAULTS); the sampler runs on min(max_num_batched_tokens, max_num_seqs)
+  rows, on the last pipeline stage only (vllm==0.10.1 vllm/v1/worker/gpu_model_runner.py `profile_run`,
+  `_dummy_sampler_run`); non-torch memory is measured from a baseline taken after the CUDA context
+  (vllm==0.10.1 vllm/v1/worker/gpu_worker.py `init_device`), so the context sits in the headroom.
+- From 0.21 gpu_memory_utilization defaults to 0.92 (vllm==0.22.0 vllm/config/cache.py) and CUDA graph
+  memory is estimated and subtracted (vllm==0.22.0 envs.py VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS "1").
+
+Weights per rank are the tensors as vLLM shards them, plus the rotary cos/sin cache, summed the way
+vLLM measures them: the PyTorch caching allocator's allocated bytes (`DeviceMemoryProfiler`,
+vllm==0.10.1 vllm/platforms/cuda.py `get_current_memory_usage`: `torch.cuda.max_memory_allocated`
+after `reset_peak_memory_stats`), which round blocks (see `torch_allocated`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import UsageError
-from ..memory import AnySpec, Request, resolve, stage_peak, stages, vocab_size
+from ..memory import AnySpec, Request, Resolved, resolve, stage_peak, stages, storage_types, vocab_size
 from .. import archs
-from .base import GIB, Buffer, EngineEstimate
+from ..archs.base import LINEAR_ROLES, Geometry, LayerKV, Tensor
+from .base import GIB, MIB, Buffer, EngineEstimate, pad
+from .torch_alloc import torch_allocated
 
-# non_torch_memory printed by vLLM for Llama-3-8B on an H100 at tensor_parallel 1 (CUDA context, cuBLAS
-# workspaces, NCCL): "non_torch_memory 1.79GiB" (PR #10511 log, measured.yaml
-# `vllm-pr10511-llama3-8b-bf16-h100-tp1`; 3.58 GiB at TP=2 in the same comment). Later vLLM measures it
-# from a baseline taken after the CUDA context: 0.16 GiB in PR #12126's log (Jan 2025), 0.20 GiB in
-# PR #14447's (Apr 2025).
-VLLM_NON_TORCH_BYTES = round(1.79 * GIB)
-# The profile run's activation peak, 1.26 GiB for Llama-3-8B (same entry), is the same at TP=2 (PR #10511
-# log) although the layers' temporaries halve there: it is the sampler's float32 work on the logits of
-# max_num_seqs sequences (logits, sorted copy and int64 indices for top-p/top-k, probabilities,
-# log-probabilities), 1.26 GiB / (256 x 128,256 x 4 B) = 10.3 logits-sized tensors.
+# --------------------------------------------------------------------------------------------------
+# Versions
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VllmVersion:
+    key: str
+    since: str
+    v1: bool  # V1 engine: chunked prefill always, sampler on min(tokens, seqs) rows
+    gpu_memory_utilization: float  # CacheConfig default
+    a100_exception: bool  # A100s get the small batch defaults whatever their memory (0.10.1 on)
+    b200_tier: bool  # >= 160 GiB cards get 16384 tokens for `vllm serve` too (0.33.0)
+    cudagraphs_profiled: bool  # CUDA graph memory estimated and subtracted from the budget (0.21 on)
+    source: str
+    context_in_non_torch: bool = False  # non-torch memory counted from before the CUDA context (before PR #12126)
+
+
+VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
+    VllmVersion("0.6", "0.6.x (V0)", False, 0.9, False, False, False,
+                "vllm-project/vllm PR #10511 (Dec 2024) worker.py memory profiling; V0 engine", True),
+    VllmVersion("0.7", "0.7.x (V0)", False, 0.9, False, False, False,
+                "vllm-project/vllm PR #12126 (Jan 2025): non-torch memory from a baseline after the CUDA context"),
+    VllmVersion("0.8", "0.8.x to 0.9.x (V1)", True, 0.9, False, False, False,
+                "vllm==0.8.5 vllm/engine/arg_utils.py `_set_default_args_v1`; vllm/config.py gpu_memory_utilization 0.9"),
+    VllmVersion("0.10", "0.10 to 0.20 (V1)", True, 0.9, True, False, False,
+                "vllm==0.10.1 and 0.19.1 vllm/engine/arg_utils.py (A100 exception, PR #17885); "
+                "vllm/config/cache.py gpu_memory_utilization 0.9"),
+    VllmVersion("0.22", "0.21 to 0.32 (V1)", True, 0.92, True, False, True,
+                "vllm==0.22.0 vllm/config/cache.py gpu_memory_utilization 0.92; envs.py "
+                "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS '1' ('default since v0.21.0' in the log)"),
+    VllmVersion("0.33", "0.33 (V1)", True, 0.92, True, True, True,
+                "vllm==0.33.0 vllm/engine/arg_utils.py `get_batch_defaults` (>= 160 GiB tier)"),
+)}
+# vLLM 0.10 to 0.20: the first V1 range with today's batch defaults and the 0.9 share every earlier
+# calibration used. (The newest, 0.33, changes the share to 0.92: pass version="0.33".)
+VLLM_DEFAULT_VERSION = "0.10"
+
+# non_torch_memory, V0: "non_torch_memory 1.79GiB" for Llama-3-8B on an H100 at TP 1 and 3.58 GiB at TP 2
+# (PR #10511 log, measured.yaml `vllm-pr10511-llama3-8b-bf16-h100-tp1`): the CUDA context, cuBLAS
+# workspaces and, at TP 2, NCCL and the custom all-reduce buffers. Larger TP was not printed.
+VLLM_V0_NON_TORCH_BYTES = round(1.79 * GIB)
+VLLM_V0_NON_TORCH_TP_BYTES = round(3.58 * GIB)
+# V1 measures from a baseline taken after the CUDA context: 0.16 GiB at TP 1 (PR #12126 log, Jan 2025,
+# H100) and 0.25 GiB at TP 2 (issue #13061 log, 2 x RTX 4090).
+VLLM_NON_TORCH_BYTES = round(0.16 * GIB)
+VLLM_NON_TORCH_TP_BYTES = round(0.25 * GIB)
+# The profile run's sampler: 1.26 GiB for Llama-3-8B at 256 sequences (PR #10511 log, the same at TP 2
+# although the layers' temporaries halve there): float32 logits, the sorted copy and int64 indices for
+# top-p/top-k, probabilities, log-probabilities: 1.26 GiB / (256 x 128,256 x 4 B) = 10.3 logits-sized
+# tensors. V1's `_dummy_sampler_run` takes the same path (dummy top_k, top_p, penalties), so the count is
+# kept for V1; no public V1 log separates the sampler to check it.
 VLLM_SAMPLER_LOGITS_COPIES = 10.3
 VLLM_BLOCK_SIZE = 16  # CacheConfig block_size default on CUDA
-VLLM_MAX_NUM_SEQS = 256  # SchedulerConfig max_num_seqs default
-VLLM_MIN_BATCHED_TOKENS = 2048  # EngineArgs: max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill
+VLLM_V0_MAX_NUM_SEQS = 256  # SchedulerConfig max_num_seqs default (V0)
+VLLM_MIN_BATCHED_TOKENS = 2048  # V0 EngineArgs: max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill
+VLLM_V0_MULTIMODAL_BATCHED_TOKENS = 5120  # vllm==0.8.5 vllm/config.py _MULTIMODAL_MODEL_MAX_NUM_BATCHED_TOKENS
+# vocab_parallel_embedding.py DEFAULT_VOCAB_PADDING_SIZE: the embedding and LM head rows are padded to
+# a multiple of 64 (`pad_vocab_size`), then divided over the TP ranks (`divide`, which asserts).
+VLLM_VOCAB_PADDING = 64
+# (serve tokens, serve seqs, LLM-class tokens, LLM-class seqs) by tier: vllm==0.10.1
+# vllm/engine/arg_utils.py 1634-1656 (same in 0.19.1, 0.22.0; 0.8.5 lacks the A100 exception;
+# 0.33.0 adds the >= 160 GiB tier).
+V1_BATCH_DEFAULTS = {
+    "small": (2048, 256, 8192, 256),  # < 70 GiB, or an A100
+    "large": (8192, 1024, 16384, 1024),  # >= 70 GiB (H100, H200, MI300X)
+    "b200": (16384, 1024, 16384, 1024),  # >= 160 GiB (0.33.0)
+}
 
 
 @dataclass(frozen=True)
@@ -42,58 +116,370 @@ class VllmOptions:
     """vLLM settings (flag in brackets)."""
 
     total_memory_bytes: int | None = None  # the card's memory as torch.cuda.mem_get_info reports it
-    gpu_memory_utilization: float = 0.9  # [--gpu-memory-utilization]
-    max_model_len: int | None = None  # [--max-model-len] None: the model's window
-    max_num_seqs: int = VLLM_MAX_NUM_SEQS  # [--max-num-seqs]
-    max_num_batched_tokens: int | None = None  # [--max-num-batched-tokens] None: max(max_model_len, 2048)
+    gpu_memory_utilization: float | None = None  # [--gpu-memory-utilization] None: the version's default
+    max_model_len: int | None = None  # [--max-model-len] None: the request's context, else the model's window
+    max_num_seqs: int | None = None  # [--max-num-seqs] None: the version's default for the card
+    max_num_batched_tokens: int | None = None  # [--max-num-batched-tokens] None: the version's default
     block_size: int = VLLM_BLOCK_SIZE  # [--block-size]
-    non_torch_bytes: int = VLLM_NON_TORCH_BYTES
-    tensor_parallel: int = 1  # [-tp] weights and KV heads split over this many GPUs (estimate per GPU)
+    non_torch_bytes: int | None = None  # None: the version's figure (VLLM_*NON_TORCH*)
+    tensor_parallel: int = 1  # [--tensor-parallel-size]
+    pipeline_parallel: int = 1  # [--pipeline-parallel-size]
+    version: str = VLLM_DEFAULT_VERSION  # a key of VLLM_VERSIONS
+    usage: str = "serve"  # "serve" (`vllm serve`, the OpenAI server) or "llm" (the `LLM` class): batch defaults
+    gpu_name: str | None = None  # the card's name: vLLM gives A100s the small batch defaults
 
     def __post_init__(self) -> None:
-        if not 0 < self.gpu_memory_utilization <= 1:
+        if self.version not in VLLM_VERSIONS:
+            raise UsageError(f"unknown vLLM version {self.version!r}; choose one of {', '.join(VLLM_VERSIONS)}")
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise UsageError(f"gpu_memory_utilization must be in (0, 1] (got {self.gpu_memory_utilization})")
+        for name in ("tensor_parallel", "pipeline_parallel", "block_size", "max_num_seqs", "max_num_batched_tokens",
+                     "max_model_len"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"{name} must be at least 1 (got {value})")
+        if self.usage not in ("serve", "llm"):
+            raise UsageError(f"usage must be 'serve' or 'llm' (got {self.usage!r})")
+
+    @property
+    def info(self) -> VllmVersion:
+        return VLLM_VERSIONS[self.version]
+
+    @property
+    def utilization(self) -> float:
+        return self.gpu_memory_utilization if self.gpu_memory_utilization is not None else self.info.gpu_memory_utilization
 
 
-def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None = None) -> EngineEstimate:
-    """vLLM's start-up budget for `spec` on one GPU of `options.total_memory_bytes`."""
-    opt = options or VllmOptions()
+def batch_defaults(opt: VllmOptions, max_model_len: int, multimodal: bool = False,
+                   sliding: bool = False) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) as the version sets them for this card, unless given."""
+    info = opt.info
+    if not info.v1:
+        seqs = opt.max_num_seqs or VLLM_V0_MAX_NUM_SEQS
+        if opt.max_num_batched_tokens:
+            return opt.max_num_batched_tokens, seqs
+        # V0 turns chunked prefill on for max_model_len > 32K on a GPU (no sliding window, not multimodal):
+        # 2048 tokens; otherwise max(max_model_len, 2048), and at least 5120 for a multimodal model
+        # (vllm==0.8.5 vllm/engine/arg_utils.py `_set_default_args_v0`, vllm/config.py SchedulerConfig).
+        if max_model_len > 32768 and not multimodal and not sliding:
+            return VLLM_MIN_BATCHED_TOKENS, seqs
+        tokens = max(max_model_len, VLLM_MIN_BATCHED_TOKENS)
+        return (max(tokens, VLLM_V0_MULTIMODAL_BATCHED_TOKENS) if multimodal else tokens), seqs
+    total = opt.total_memory_bytes or 0
+    a100 = info.a100_exception and "a100" in (opt.gpu_name or "").lower()
+    tier = "small"
+    if info.b200_tier and total >= 160 * GIB:
+        tier = "b200"
+    elif total >= 70 * GIB and not a100:
+        tier = "large"
+    serve_tokens, serve_seqs, llm_tokens, llm_seqs = V1_BATCH_DEFAULTS[tier]
+    tokens, seqs = (serve_tokens, serve_seqs) if opt.usage == "serve" else (llm_tokens, llm_seqs)
+    return opt.max_num_batched_tokens or tokens, opt.max_num_seqs or seqs
+
+
+# --------------------------------------------------------------------------------------------------
+# Tensor and pipeline parallel: which layers, which rows
+# --------------------------------------------------------------------------------------------------
+def pp_partition(layers: int, pp: int) -> tuple[int, ...]:
+    """Decoder layers per pipeline stage: vllm==0.10.1 vllm/distributed/utils.py `get_pp_indices`:
+    layers // pp each, the remainder one each to the stages before the last (80 layers, PP 3: 27, 27, 26)."""
+    if pp > layers:
+        raise UsageError(f"pipeline_parallel {pp} exceeds the {layers} layers")
+    parts = [layers // pp] * pp
+    for i in range(2, layers % pp + 2):
+        parts[-i] += 1
+    return tuple(parts)
+
+
+def kv_heads_per_rank(kv_heads: int, tp: int) -> int:
+    """vllm==0.10.1 vllm/config/__init__.py `get_num_kv_heads`: max(1, kv_heads // tp) (replicated when tp
+    exceeds them)."""
+    return max(1, kv_heads // tp)
+
+
+def tp_problems(spec: AnySpec, tp: int) -> list[str]:
+    """Why vLLM refuses tensor_parallel = tp for this model (empty when it accepts): every attention's
+    query heads and every MLP's width are divided (`divide()` in vllm/model_executor/layers/linear.py
+    asserts), KV heads divided or replicated (QKVParallelLinear: `divide(tp_size, total_num_kv_heads)`),
+    and the embedding rows, padded to 64, divided too (vocab_parallel_embedding.py)."""
+    g = archs.geometry(spec)
+    out = []
+    for what, count, replicable in g.tp_constraints:
+        if count % tp == 0 or (replicable and tp % count == 0):
+            continue
+        extra = f", and {tp} is not a multiple of {count} (which would replicate them)" if replicable else ""
+        out.append(f"{what} ({count}) not divisible by {tp}{extra}")
+    rows = pad(g.vocab_size, VLLM_VOCAB_PADDING)
+    if rows % tp:
+        out.append(f"vocabulary padded to {rows} rows not divisible by {tp}")
+    return out
+
+
+_QKV = frozenset({"attn_q", "attn_k", "attn_v", "attn_qkv"})
+_GATE_UP = frozenset({"ffn_gate", "ffn_up", "ffn_gate_up"})
+_ROW_PARALLEL = frozenset({"attn_output", "ffn_down"})  # their bias is added after the all-reduce: replicated
+
+
+def _rank_share(t: Tensor, tp: int, kv_heads: int) -> int:
+    """Elements of tensor `t` one TP rank holds."""
+    role = t.role
+    if role in ("token_embd", "output"):
+        return pad(t.shape[0], VLLM_VOCAB_PADDING) // tp * t.numel // t.shape[0]
+    is_bias = role == "bias"
+    base = t.name.rsplit(".", 2)[-2] if is_bias else role  # "decoder.3.attn_k.bias" -> "attn_k"
+    if base in ("attn_k", "attn_v"):
+        return t.numel * kv_heads_per_rank(kv_heads, tp) // kv_heads
+    if base in LINEAR_ROLES and base not in _ROW_PARALLEL:
+        return t.numel // tp  # column parallel: weight rows and bias split
+    if base in _ROW_PARALLEL and not is_bias:
+        return t.numel // tp  # row parallel: weight columns split
+    return t.numel  # norms, row-parallel biases, position tables: replicated
+
+
+@dataclass(frozen=True)
+class RankWeights:
+    """One rank's weights as vLLM allocates them."""
+
+    tensor_bytes: int  # the parameters on this rank
+    rope_bytes: int  # the rotary cos/sin cache (first stage with layers: every stage has one)
+    allocated_bytes: int  # what vLLM prints: the caching allocator's allocated bytes after loading
+    layers: tuple[int, int]  # [first, last) decoder layers on the rank
+    embeddings: bool
+    lm_head: bool
+
+
+def _allocations(r: Resolved, tp: int, first: int, last: int, embed: bool, head: bool) -> Iterator[tuple[str, int]]:
+    """The rank's parameter allocations in vLLM's module order, q/k/v and gate/up fused as vLLM fuses
+    them (QKVParallelLinear, MergedColumnParallelLinear). ("rope", n) marks where the first layer
+    builds the rotary cache."""
+    spec = r.spec
+    g = archs.geometry(spec)
+    kv_heads = g.tp_kv_heads
+    tensors = archs.model_tensors(spec)
+    storage = storage_types(spec, r.dtype)
+    pending: dict[str, int] = {}
+    current = None
+    roped = False
+    for t, s in zip(tensors, storage):
+        nbytes = s.nbytes(_rank_share(t, tp, kv_heads))
+        if t.component in ("decoder",) and t.layer is not None:
+            if not first <= t.layer < last:
+                continue
+            if current != t.layer:
+                yield from pending.items()
+                pending, current = {}, t.layer
+            role = t.role
+            base = t.name.rsplit(".", 2)[-2] if role == "bias" else role
+            group = "qkv" if base in _QKV else "gate_up" if base in _GATE_UP else t.name
+            key = group + (".bias" if role == "bias" and group in ("qkv", "gate_up") else "")
+            pending[key] = pending.get(key, 0) + nbytes
+            if base == "attn_output" and not roped and role != "bias":
+                yield from pending.items()
+                pending = {}
+                roped = True
+                yield "rope", 0
+            continue
+        yield from pending.items()
+        pending, current = {}, None
+        if t.role == "token_embd":
+            if embed:
+                yield t.name, nbytes
+        elif t.role == "output" or (t.component == "decoder" and t.layer is None):
+            if head:
+                yield t.name, nbytes
+        elif embed:  # vision tower, projector ...: on the first stage
+            yield t.name, nbytes
+    yield from pending.items()
+    if not roped and last > first:
+        yield "rope", 0
+
+
+def rope_events(r: Resolved) -> tuple[int, list[tuple[str, str, int]]]:
+    """(bytes kept, allocator events) of the rotary cos/sin cache, built once per process (get_rope's
+    cache) on the GPU: vllm==0.10.1 vllm/model_executor/layers/rotary_embedding/base.py
+    `_compute_cos_sin_cache`: freqs = outer(t, inv_freq) (positions x rotary_dim/2, float32), cos, sin,
+    cat (positions x rotary_dim, float32), then `.to(dtype)` (the model's dtype). Positions are the
+    config's max_position_embeddings; rotary_dim is head_dim for the families here."""
+    g = archs.geometry(r.spec)
+    positions = g.context_window or 0
+    heads = [k for k in g.self_kv if k is not None]
+    if not positions or not heads:
+        return 0, []
+    rd = heads[0].key_dim
+    half = positions * rd // 2 * 4
+    act = r.dtype.activation_bytes
+    ev = [("alloc", "rope.t", positions * 4), ("alloc", "rope.freqs", half), ("alloc", "rope.cos", half),
+          ("alloc", "rope.sin", half), ("alloc", "rope.cat", 2 * half), ("free", "rope.t", 0),
+          ("free", "rope.freqs", 0), ("free", "rope.cos", 0), ("free", "rope.sin", 0)]
+    kept = positions * rd * act
+    if act != 4:
+        ev += [("alloc", "rope.cache", kept), ("free", "rope.cat", 0)]
+    return kept, ev
+
+
+def rank_weights(r: Resolved, tp: int, layers: tuple[int, int], embeddings: bool, lm_head: bool) -> RankWeights:
+    """One rank's weights: its layers' tensors divided as vLLM divides them, the embedding on the first
+    stage, the final norm and LM head on the last, the rotary cache; and the allocator's figure."""
+    def compute() -> RankWeights:
+        rope_kept, rope_ev = rope_events(r)
+        events: list[tuple[str, str, int]] = []
+        tensor_bytes = 0
+        for name, nbytes in _allocations(r, tp, layers[0], layers[1], embeddings, lm_head):
+            if name == "rope":
+                events += rope_ev
+                continue
+            tensor_bytes += nbytes
+            events.append(("alloc", name, nbytes))
+        rope = rope_kept if rope_ev else 0
+        return RankWeights(tensor_bytes, rope, torch_allocated(events), layers, embeddings, lm_head)
+
+    return archs.cached(r.spec, f"vllm-rank:{r.dtype.name}:{tp}:{layers}:{embeddings}:{lm_head}", compute)
+
+
+# --------------------------------------------------------------------------------------------------
+# One rank's budget
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RankBudget:
+    """What one rank (the first GPU of a pipeline stage; its TP peers hold the same) allocates."""
+
+    stage: int
+    layers: tuple[int, int]
+    total_memory_bytes: int
+    usable_bytes: int
+    weights: RankWeights
+    non_torch_bytes: int
+    layer_peak_bytes: int
+    sampler_bytes: int  # 0 except on the last stage
+    kv_bytes_per_token: int  # this rank's layers
+    available_bytes: int  # for the KV cache (may be negative)
+
+    @property
+    def activation_bytes(self) -> int:
+        return max(self.layer_peak_bytes, self.sampler_bytes)
+
+
+def _kv_layers(g: Geometry, first: int, last: int) -> list[LayerKV]:
+    """The KV-holding attention layers among decoder layers [first, last): vLLM gives every attention
+    layer blocks -- mllama's cross-attention layers too."""
+    out = []
+    for i in range(first, last):
+        for kv in (g.self_kv[i], g.cross_kv[i]):
+            if kv is not None:
+                out.append(kv)
+    return out
+
+
+def rank_budget(r: Resolved, opt: VllmOptions, stage: int, layers: tuple[int, int], batched: int, seqs: int,
+                total_memory_bytes: int) -> RankBudget:
+    """The start-up budget of the ranks of pipeline stage `stage` holding decoder `layers` on a card of
+    `total_memory_bytes`."""
+    spec, tp, pp = r.spec, opt.tensor_parallel, opt.pipeline_parallel
+    g = archs.geometry(spec)
+    last_stage = stage == pp - 1
+    weights = rank_weights(r, tp, layers, stage == 0, last_stage)
+    info = opt.info
+    if opt.non_torch_bytes is not None:
+        non_torch = opt.non_torch_bytes
+    elif info.context_in_non_torch:
+        non_torch = VLLM_V0_NON_TORCH_TP_BYTES if tp * pp > 1 else VLLM_V0_NON_TORCH_BYTES
+    else:
+        non_torch = VLLM_NON_TORCH_TP_BYTES if tp * pp > 1 else VLLM_NON_TORCH_BYTES
+    # The layers' temporaries for the profile batch (memory.stage_peak: one stream of `batched` tokens;
+    # flash attention: no score matrix), each rank holding 1/tp of the heads and MLP width.
+    layer_peak = 0
+    if layers[1] > layers[0]:
+        layer_peak = max(stage_peak(st, 1, r.dtype.activation_bytes)
+                         for st in stages(spec, batched, r.source, r.images)) // tp
+    rows = min(seqs, batched)
+    # V1: only the last stage samples (`if get_pp_group().is_last_rank`); the logits are gathered whole
+    # on every TP rank of it. V0 (PP 1 in its calibration) the same.
+    sampler = int(VLLM_SAMPLER_LOGITS_COPIES * rows * vocab_size(spec) * 4) if last_stage else 0
+    per_token = 0
+    for kv in _kv_layers(g, *layers):
+        share = kv_heads_per_rank(kv.kv_heads, tp)
+        per_token += (kv.key_dim + kv.value_dim) * share
+    per_token = r.kv.nbytes(per_token) if per_token else 0
+    usable = int(total_memory_bytes * opt.utilization)
+    available = usable - weights.allocated_bytes - non_torch - max(layer_peak, sampler)
+    return RankBudget(stage, layers, total_memory_bytes, usable, weights, non_torch, layer_peak, sampler, per_token,
+                      available)
+
+
+def stage_layers(spec: AnySpec, pp: int) -> list[tuple[int, int]]:
+    """[first, last) decoder layers of each pipeline stage."""
+    n = archs.geometry(spec).decoder_layers
+    out, start = [], 0
+    for k in pp_partition(n, pp):
+        out.append((start, start + k))
+        start += k
+    return out
+
+
+def budgets(spec: AnySpec, request: Request, opt: VllmOptions,
+            memory_by_stage: list[int] | None = None) -> tuple[Resolved, int, int, int, list[RankBudget]]:
+    """(resolved, max_model_len, max_num_batched_tokens, max_num_seqs, one budget per stage)."""
     g = archs.geometry(spec)
     if g.refusals.get("vllm"):
         raise UsageError(g.refusals["vllm"])
-    if opt.total_memory_bytes is None:
+    if opt.total_memory_bytes is None and memory_by_stage is None:
         raise UsageError("the vLLM profile needs the GPU's memory (--gpu or --vram)")
+    problems = tp_problems(spec, opt.tensor_parallel)
+    if opt.tensor_parallel > 1 and problems:
+        raise UsageError(f"tensor_parallel {opt.tensor_parallel}: " + "; ".join(problems))
     r = resolve(spec, request)
-    att = r.att
-    tp = opt.tensor_parallel
-    window = att.context_window or 4096
+    window = r.att.context_window or 4096
     max_model_len = opt.max_model_len or request.context or window
-    batched = opt.max_num_batched_tokens or max(max_model_len, VLLM_MIN_BATCHED_TOKENS)
-    usable = int(opt.total_memory_bytes * opt.gpu_memory_utilization)
-    weights = sum(c.bytes for c in r.components) // tp
-    # The layers' temporaries for the profile batch (the same per-layer peak as memory.stage_peak, one
-    # sequence of `batched` tokens; with SDPA/flash attention no score matrix), against the sampler's.
-    layer_peak = max(stage_peak(st, 1, r.dtype.activation_bytes) for st in stages(spec, batched, r.source, r.images)) // tp
-    sampler = int(VLLM_SAMPLER_LOGITS_COPIES * min(opt.max_num_seqs, batched) * vocab_size(spec) * 4)
-    activation = max(layer_peak, sampler)
-    # KV: vLLM gives every attention layer blocks -- mllama's cross-attention layers too.
-    layers = att.self_layers + att.cross_layers
-    per_token = 2 * layers * r.kv.nbytes(att.self_width) // tp  # KV heads are split over the GPUs
-    block_bytes = per_token * opt.block_size
-    available = usable - weights - opt.non_torch_bytes - activation
-    blocks = max(available, 0) // block_bytes
+    batched, seqs = batch_defaults(opt, max_model_len, g.takes_images or g.vision_cross_attention,
+                                   g.sliding_window is not None)
+    mems = memory_by_stage or [opt.total_memory_bytes or 0] * opt.pipeline_parallel
+    out = [rank_budget(r, opt, s, layers, batched, seqs, mems[s])
+           for s, layers in enumerate(stage_layers(spec, opt.pipeline_parallel))]
+    return r, max_model_len, batched, seqs, out
+
+
+def unified_blocks(ranks: list[RankBudget], block_size: int) -> int:
+    """Blocks every rank allocates: each rank's own count, then the smallest over the ranks
+    (`unify_kv_cache_configs`)."""
+    counts = [max(b.available_bytes, 0) // (b.kv_bytes_per_token * block_size)
+              for b in ranks if b.kv_bytes_per_token]
+    return min(counts) if counts else 0
+
+
+def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None = None) -> EngineEstimate:
+    """vLLM's start-up budget for `spec`: per GPU of `options.total_memory_bytes`, one set of buffers
+    per pipeline stage (device = the stage's first global rank; its TP peers hold the same)."""
+    opt = options or VllmOptions()
+    r, max_model_len, batched, seqs, ranks = budgets(spec, request, opt)
+    g = archs.geometry(spec)
+    tp, pp = opt.tensor_parallel, opt.pipeline_parallel
+    blocks = unified_blocks(ranks, opt.block_size)
     kv_tokens = blocks * opt.block_size
     need = max_model_len + (r.source if g.vision_cross_attention else 0)
     fits = kv_tokens >= need
+    info = opt.info
     warnings = []
-    if available <= 0:
+    if any(b.available_bytes <= 0 for b in ranks):
         warnings.append("no memory left for the KV cache: vLLM stops with 'No available memory for the cache blocks'")
     elif not fits:
         warnings.append(f"the KV pool holds {kv_tokens} tokens, fewer than max_model_len {need}: vLLM refuses to start "
                         f"(lower --max-model-len to {kv_tokens} or raise --gpu-memory-utilization)")
-    notes = [f"vLLM takes {opt.gpu_memory_utilization:.2f} of {opt.total_memory_bytes / GIB:.2f} GiB up front; "
-             f"the KV pool holds {kv_tokens} tokens ({blocks} blocks of {opt.block_size}), "
-             f"{kv_tokens // max(need, 1)} full-length sequences"]
+    parallel = f" per GPU, TP {tp} x PP {pp}" if tp * pp > 1 else ""
+    notes = [f"vLLM {info.since}: takes {opt.utilization:.2f} of {ranks[0].total_memory_bytes / GIB:.2f} GiB up front"
+             f"{parallel}; the KV pool holds {kv_tokens} tokens ({blocks} blocks of {opt.block_size}), "
+             f"{kv_tokens // max(need, 1)} full-length sequences",
+             f"profile run: {batched} tokens (max_num_batched_tokens) over {min(seqs, batched)} sequences "
+             f"(max_num_seqs {seqs})" + ("" if info.v1 else "; V0: max(max_model_len, 2048), or 2048 with chunked prefill beyond 32K")]
+    if info.context_in_non_torch:
+        notes.append("vLLM 0.6 prints the CUDA context inside non_torch_memory")
+    else:
+        notes.append("the CUDA context (a few hundred MiB) sits in the 1 - gpu_memory_utilization headroom: vLLM "
+                     "measures non-torch memory from a baseline taken after it (PR #12126, 0.7 on)")
+    if info.cudagraphs_profiled:
+        notes.append("CUDA graph memory is estimated and subtracted from the budget since 0.21 (0.36 GiB in one "
+                     "TP 2 log): not modelled, the pool is that much smaller")
+    else:
+        notes.append("CUDA graphs are captured after the KV cache, in the headroom (not counted)")
     if g.sliding_window:
         # Not modelled: vLLM v1's hybrid KV cache manager (vllm/v1/core/kv_cache_coordinator.py,
         # SlidingWindowSpec in vllm/v1/kv_cache_interface.py) pages sliding layers only over their
@@ -103,19 +489,61 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     if g.vision_cross_attention:
         notes.append("the KV pool spans the cross-attention layers too; the vision profile run is not calibrated "
                      "(vLLM profiles max_num_seqs images and can take tens of GiB)")
-    buffers = (
-        Buffer("weights", weights, "gpu", "weights", f"{r.dtype.name} weights" + (f" / {tp} GPUs" if tp > 1 else "")),
-        Buffer("non-torch memory", opt.non_torch_bytes, "gpu", "overhead",
-               "CUDA context, cuBLAS workspaces, NCCL: 1.79 GiB printed for Llama-3-8B on an H100 (vLLM PR #10511)"),
-        Buffer("activation peak (profile run)", activation, "gpu", "compute",
-               f"max(layers over {batched} tokens: {layer_peak} B, sampler: {VLLM_SAMPLER_LOGITS_COPIES} x "
-               f"{min(opt.max_num_seqs, batched)} seqs x {vocab_size(spec)} x 4 B)"),
-        Buffer("KV cache blocks", blocks * block_bytes, "gpu", "kv_self",
-               f"{blocks} blocks x {opt.block_size} tokens x 2 x {layers} layers x {att.self_width} x {r.kv.name}"),
-    )
+    buffers: list[Buffer] = []
+    for b in ranks:
+        dev = b.stage * tp
+        where = f" (stage {b.stage}, layers {b.layers[0]}-{b.layers[1] - 1})" if pp > 1 else ""
+        w = b.weights
+        parts = [f"{r.dtype.name} tensors {w.tensor_bytes / MIB:.2f} MiB" + (f" (1/{tp} of the sharded ones)" if tp > 1 else "")]
+        if w.rope_bytes:
+            parts.append(f"rotary cos/sin cache {w.rope_bytes / MIB:.2f} MiB")
+        slack = w.allocated_bytes - w.tensor_bytes - w.rope_bytes
+        if slack:
+            parts.append(f"caching-allocator rounding {slack / MIB:.2f} MiB")
+        suffix = "" if pp == 1 else f" [stage {b.stage}]"
+        buffers.append(Buffer("weights" + suffix, w.allocated_bytes, "gpu", "weights",
+                              " + ".join(parts) + where + " ('Model loading took')", dev))
+        buffers.append(Buffer("non-torch memory" + suffix, b.non_torch_bytes, "gpu", "overhead",
+                              ("NCCL, cuBLAS workspaces created after the baseline (PR #12126 / issue #13061 logs)"
+                               if not info.context_in_non_torch else "CUDA context, cuBLAS workspaces, NCCL: 1.79 GiB at TP 1, 3.58 GiB at "
+                               "TP 2 for Llama-3-8B on an H100 (vLLM PR #10511)"), dev))
+        sampler = (f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {min(seqs, batched)} rows x {vocab_size(spec)} x 4 B"
+                   + (", copy count fitted on a V0 log" if info.v1 else "")
+                   if b.sampler_bytes else "no sampler (not the last stage)")
+        buffers.append(Buffer("activation peak (profile run)" + suffix, b.activation_bytes, "gpu", "compute",
+                              f"max(layers over {batched} tokens / {tp}: {b.layer_peak_bytes} B, {sampler})", dev))
+        buffers.append(Buffer("KV cache blocks" + suffix, blocks * opt.block_size * b.kv_bytes_per_token, "gpu",
+                              "kv_self", f"{blocks} blocks x {opt.block_size} tokens x {b.kv_bytes_per_token} B per token "
+                              f"({len(_kv_layers(g, *b.layers))} layers x K,V x "
+                              f"{f'max(1, KV heads / {tp})' if tp > 1 else 'KV heads'} x head_dim x {r.kv.name})", dev))
+    first = ranks[0]
     facts: dict[str, int | bool | str] = {
-        "usable_bytes": usable, "kv_tokens": kv_tokens, "kv_blocks": blocks, "max_model_len": max_model_len,
-        "fits_window": fits, "max_num_batched_tokens": batched, "gpu_memory_utilization_pct": round(opt.gpu_memory_utilization * 100),
+        "usable_bytes": first.usable_bytes, "kv_tokens": kv_tokens, "kv_blocks": blocks, "max_model_len": max_model_len,
+        "fits_window": fits, "max_num_batched_tokens": batched, "max_num_seqs": seqs,
+        "gpu_memory_utilization_pct": round(opt.utilization * 100), "tensor_parallel": tp, "pipeline_parallel": pp,
+        "version": opt.version, "v1": info.v1,
     }
     return EngineEstimate("vllm", spec.id, spec.architecture, r.dtype.name, r.kv.name, max_model_len, kv_tokens,
-                          buffers, facts, tuple(notes + list(r.notes)), tuple(warnings))
+                          tuple(buffers), facts, tuple(notes + list(r.notes)), tuple(warnings))
+
+
+__all__ = [
+    "V1_BATCH_DEFAULTS",
+    "VLLM_DEFAULT_VERSION",
+    "VLLM_VERSIONS",
+    "RankBudget",
+    "RankWeights",
+    "VllmOptions",
+    "VllmVersion",
+    "batch_defaults",
+    "budgets",
+    "kv_heads_per_rank",
+    "pp_partition",
+    "rank_budget",
+    "rank_weights",
+    "stage_layers",
+    "torch_allocated",
+    "tp_problems",
+    "unified_blocks",
+    "vllm_estimate",
+]
