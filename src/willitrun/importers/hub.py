@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UsageError
+from ..files import safe_text
 from .weights import StoredTensor, header_tensors
 
 REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
@@ -24,7 +25,7 @@ _LOCAL = ("download config.json (and the *.safetensors files, if you want their 
 def parse_repo_id(source: str) -> str:
     repo_id = source.removeprefix("hf:").strip()
     if not REPO_ID.fullmatch(repo_id) or ".." in repo_id:
-        raise UsageError(f"{source!r}: give a Hugging Face repository as hf:ORG/NAME, e.g. hf:meta-llama/Llama-3.1-8B")
+        raise UsageError(f"{source[:200]!r}: give a Hugging Face repository as hf:ORG/NAME, e.g. hf:meta-llama/Llama-3.1-8B")
     return repo_id
 
 
@@ -38,8 +39,9 @@ def _hub():  # noqa: ANN202 - the module, imported lazily
 
 
 def _one_line(exc: BaseException) -> str:
+    """The first line of an error from the Hub (server text: escaped before it is printed)."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return safe_text(text[0][:300]) if text else type(exc).__name__
 
 
 @contextmanager
