@@ -99,7 +99,8 @@ def estimator_problems(path: Path, spec: Any) -> list[str]:
         r = resolve(spec, Request())
         default = default_context(r)
         for context in dict.fromkeys((r.image_tokens + 1, default, max(default, context_limit(r, default)))):
-            estimate_resolved(r, context, 1, 1)
+            e = estimate_resolved(r, context, 1, 1)
+            float(e.total_bytes), float(e.parameters)  # every output converts sizes to GiB/GB floats
     except SpecError as exc:
         return [f"{where}: {line}" for line in exc.problems]
     except WillItRunError as exc:
@@ -110,6 +111,18 @@ def estimator_problems(path: Path, spec: Any) -> list[str]:
         text = str(exc).splitlines()[0] if str(exc) else ""
         return [f"{where}: the estimator cannot handle this spec: {type(exc).__name__}: {safe_text(text[:200])}"]
     return []
+
+
+def gpu_problems(path: Path, spec: Any) -> list[str]:
+    """Why the estimator cannot use a schema-valid GPU spec: its memory and bandwidth, as the
+    answers use them (whole bytes, bytes per second), must not round to zero."""
+    from .placement import device
+
+    card = device(spec)
+    where = safe_path(path)
+    return ([f"{where}: memory_gib: {spec.memory_gib!r} GiB is less than one byte"] if card.vram_bytes < 1 else []) + \
+        ([f"{where}: bandwidth_gb_s: {spec.bandwidth_gb_s!r} GB/s is less than one byte per second"]
+         if not card.bandwidth_bytes_s or card.bandwidth_bytes_s < 1 else [])
 
 
 def validate_file(path: Path) -> tuple[Kind | None, Any, list[str], list[str]]:
@@ -128,9 +141,9 @@ def validate_file(path: Path) -> tuple[Kind | None, Any, list[str], list[str]]:
         return kind, None, exc.problems, []
     warnings = [f"{where}:{doc.line(p)}: {safe_text('.'.join(map(str, p)))}: number without a source "
                 "(add a `sources` key covering it)" for p in unsourced(doc.data)]
+    errors = gpu_problems(path, spec) if kind == "gpu" else estimator_problems(path, spec)
     if kind == "gpu":
-        return kind, spec, [], warnings
-    errors = estimator_problems(path, spec)
+        return kind, (None if errors else spec), errors, warnings
     if errors:
         return kind, None, errors, warnings
     if spec.parameters_declared:
