@@ -133,7 +133,7 @@ def test_unknown_fields_suggest_the_closest(tmp_path):
     assert "parameters_declard: unknown field; did you mean 'parameters_declared'?" in text
     g = tmp_path / "hardware_specs" / "gpu.yaml"
     g.parent.mkdir()
-    g.write_text((ROOT / "hardware_specs" / "rtx3090.yaml").read_text().replace("id: rtx3090", "id: gpu")
+    g.write_text((ROOT / "hardware_specs" / "rtx3090.yaml").read_text().replace('id: "rtx3090"', "id: gpu")
                  .replace("memory_type:", "memory_typ:"))
     with pytest.raises(SpecError) as info:
         load_spec(g, "gpu")
