@@ -201,3 +201,17 @@ def test_every_error_here_is_a_willitrun_error(tmp_path, fifo):
             with pytest.raises(WillItRunError) as info:
                 call()
             assert info.value.exit_code in (2, 3)
+
+
+def test_an_imported_name_with_escape_sequences_is_escaped_and_written_loadable(tmp_path):
+    from willitrun.files import parse_yaml
+    from willitrun.importers import write_spec_yaml
+
+    model = tmp_path / "evil\x1b[31m"
+    write_config(model, {"model_type": "llama", "vocab_size": 256, "hidden_size": 64, "intermediate_size": 96,
+                         "num_hidden_layers": 1, "num_attention_heads": 4})
+    spec, _ = spec_from_path(model)
+    assert spec.name == "evil\\x1b[31m"
+    text = write_spec_yaml(spec, str(model / "config.json"))
+    assert "\x1b" not in text.splitlines()[0]
+    assert parse_yaml(text, "written").data["sources"]["config"] == str(model / "config.json")
