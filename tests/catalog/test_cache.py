@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 import willitrun.catalog as catalog_module
-from willitrun.catalog import DiskCache, bundled_root, load_catalog, load_spec
+import willitrun.catalog.cache as cache_module
+from willitrun.catalog import bundled_root, load_catalog, load_spec
+from willitrun.catalog.cache import DiskCache
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,7 +83,7 @@ def test_cached_specs_equal_validated_ones(cache_dir):
 def fresh_files_cached(monkeypatch):
     # Files written by a test are seconds old at most: entries for them are "racy" and not kept.
     # Here the racy window is closed so that the keys themselves are tested.
-    monkeypatch.setattr(catalog_module, "RACY_NS", -(10**18))
+    monkeypatch.setattr(cache_module, "RACY_NS", -(10**18))
 
 
 def user_spec(root: Path, spec_id: str, name: str) -> Path:
@@ -169,6 +171,15 @@ def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.delenv("WILLITRUN_CACHE_DIR", raising=False)
     monkeypatch.delenv("WILLITRUN_NO_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert catalog_module.cache_dir() == tmp_path / "willitrun"
+    assert cache_module.cache_dir() == tmp_path / "willitrun"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # the XDG spec: ignored
-    assert catalog_module.cache_dir() == Path.home() / ".cache" / "willitrun"
+    assert cache_module.cache_dir() == Path.home() / ".cache" / "willitrun"
+
+
+def test_bundled_root_in_a_wheel_is_the_package_data(tmp_path, monkeypatch):
+    package = tmp_path / "site-packages" / "willitrun"
+    (package / "_data" / "model_specs").mkdir(parents=True)
+    monkeypatch.setattr(catalog_module, "PACKAGE", package)
+    assert bundled_root() == package / "_data"
+    (package / "_data" / "model_specs").rmdir()  # an editable install: the checkout two levels up
+    assert bundled_root() == tmp_path
