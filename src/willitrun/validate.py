@@ -182,7 +182,7 @@ def validate_paths(paths: list[Path] | None, extra_dirs: list[Path] | None = Non
     roots = list(paths) if paths else default_roots(extra_dirs)
     files, problems = _files(roots, catalog_roots=not paths)
     report = Report(problems, [], [], len(files) + len(problems))
-    seen: dict[tuple[str, str], Path] = {}
+    seen: dict[tuple[Kind | None, str], Path] = {}
     for f in files:
         kind, spec, errs, warns = validate_file(f)
         report.errors.extend(errs)

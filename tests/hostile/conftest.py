@@ -22,7 +22,7 @@ def _watchdog():
         yield
         return
 
-    def hung(signum, frame):  # noqa: ARG001
+    def hung(signum, frame):
         raise TimeoutError(f"no answer within {WATCHDOG_SECONDS} s: a reader blocked or looped")
 
     previous = signal.signal(signal.SIGALRM, hung)

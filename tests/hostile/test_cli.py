@@ -80,7 +80,7 @@ def test_validate_strict_prints_each_problem_once(tmp_path):
     r = run("validate", "--strict", tmp_path)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 3 and any("bandwidth_gb_s: number without a source" in x for x in lines)
-    if len(lines) != len(set(x.split(": ", 1)[1] for x in lines)):
+    if len(lines) != len({x.split(": ", 1)[1] for x in lines}):
         pytest.xfail("cli validate prints --strict warnings as errors, then again through fail() (fix in cli.py)")
 
 

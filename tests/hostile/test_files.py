@@ -197,9 +197,9 @@ def test_errors_never_carry_raw_control_characters(tmp_path):
 def test_every_error_here_is_a_willitrun_error(tmp_path, fifo):
     # Whatever the reader, the CLI maps these to exit 2 or 3: never an OSError or a traceback.
     for path in odd_paths(tmp_path, fifo).values():
-        for call in (lambda: load_spec(path, "gpu"), lambda: read_config(path)):
+        for call in (lambda p: load_spec(p, "gpu"), read_config):
             with pytest.raises(WillItRunError) as info:
-                call()
+                call(path)
             assert info.value.exit_code in (2, 3)
 
 

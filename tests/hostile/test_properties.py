@@ -94,7 +94,7 @@ def test_no_reader_accepts_or_blocks_on_a_path_that_is_not_a_regular_file(odd, d
 # YAML: valid documents load as yaml.safe_load loads them; hostile ones are refused at their line
 # --------------------------------------------------------------------------------------------------
 class _NoAliases(yaml.SafeDumper):
-    def ignore_aliases(self, data):  # noqa: ARG002
+    def ignore_aliases(self, data):
         return True
 
 

@@ -8,6 +8,7 @@ ctime) and for the same willitrun source files, pydantic, PyYAML and Python.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,8 +59,8 @@ def _fingerprint() -> list[Any]:
     for name in ("pydantic", "pydantic_core", "yaml"):
         module = sys.modules.get(name)
         origin = getattr(module, "__file__", None) if module else getattr(find_spec(name), "origin", None)
-        st = os.stat(origin) if origin else None
-        libraries.append([name, st.st_size, st.st_mtime_ns] if st else [name])
+        lib = os.stat(origin) if origin else None
+        libraries.append([name, lib.st_size, lib.st_mtime_ns] if lib else [name])
     version = getattr(sys.modules.get("willitrun"), "__version__", None)
     return [CACHE_FORMAT, version, sys.version, [newest, count, total], libraries]
 
@@ -82,7 +83,7 @@ def _encode(value: Any) -> Any:
 
     if value is None or isinstance(value, (bool, int, str)):
         return value
-    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+    if isinstance(value, float) and math.isfinite(value):
         return value
     if isinstance(value, BaseModel):
         cls = type(value)

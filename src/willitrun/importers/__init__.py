@@ -181,7 +181,7 @@ def import_model(source: str, *, model_id: str | None = None) -> tuple[AnyModelS
     revision = revision_of(config_path)
     url = f"https://huggingface.co/{repo_id}/blob/{revision}/config.json"
     cfg = read_config(config_path)
-    args = {"model_id": model_id, "name": repo_id.rsplit("/", 1)[-1], "hf_id": repo_id}
+    args: dict[str, Any] = {"model_id": model_id, "name": repo_id.rsplit("/", 1)[-1], "hf_id": repo_id}
     spec_from_config(cfg, url, **args)  # an unsupported model_type fails before any further request
     tensors, why = fetch_hf_safetensors(repo_id, revision)
     notes = [] if tensors else [f"Weights computed from the config: {why}."]

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
 from ..files import safe_text
@@ -29,7 +30,7 @@ def parse_repo_id(source: str) -> str:
     return repo_id
 
 
-def _hub():  # noqa: ANN202 - the module, imported lazily
+def _hub() -> Any:  # the huggingface_hub module, imported lazily
     try:
         import huggingface_hub
     except ImportError:
@@ -63,7 +64,7 @@ def _unreachable() -> str | None:
     through its own session (same endpoint, proxies and certificates) tells at once.
     """
     from huggingface_hub import constants
-    from huggingface_hub.utils import get_session
+    from huggingface_hub.utils import get_session  # type: ignore[attr-defined]  # tests replace it there
 
     if constants.is_offline_mode():
         return "HF_HUB_OFFLINE is set"

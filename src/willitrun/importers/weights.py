@@ -185,12 +185,12 @@ def first_float_dtype(tensors: list[StoredTensor]) -> str | None:
 # `vision_tower...`; transformers 5.23 still saves these) and as transformers 5 names its modules
 # (`model.language_model.layers...`, `model.vision_tower...`). A component of None is a stored
 # duplicate transformers ties on load (it takes no memory of its own).
-_LM = [
+_LM: list[tuple[str, str | None]] = [
     (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
     (r"(?:model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
     (r"lm_head\.weight", "lm_head"),
 ]
-_VLM_TEXT = [
+_VLM_TEXT: list[tuple[str, str | None]] = [
     (r"(?:model\.language_model\.|language_model\.model\.)embed_tokens\.weight", "embeddings"),
     (r"(?:model\.language_model\.|language_model\.model\.)(?:layers\.\d+\..+|norm\.weight)", "decoder"),
     (r"(?:language_model\.)?lm_head\.weight", "lm_head"),
