@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -103,6 +104,9 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**60, 10**60),
 keys = st.one_of(st.text(max_size=12), st.integers(-100, 100))
 documents = st.recursive(scalars, lambda c: st.lists(c, max_size=5) | st.dictionaries(keys, c, max_size=5), max_leaves=30)
 mappings = st.dictionaries(st.text(min_size=1, max_size=12), documents, min_size=1, max_size=6)
+# keys the hostile fragments use: a document holding one would fail for another reason first
+FRAGMENT_KEYS = re.compile(r"huge|deep|big|dup|x\d+")
+clean_mappings = mappings.map(lambda d: {k: v for k, v in d.items() if not FRAGMENT_KEYS.fullmatch(k)}).filter(bool)
 
 
 def dump(doc: object) -> str:
@@ -132,7 +136,7 @@ hostile = st.one_of(
 
 
 @SETTINGS
-@given(doc=mappings, bad=hostile, where=st.integers(0, 100))
+@given(doc=clean_mappings, bad=hostile, where=st.integers(0, 100))
 def test_hostile_yaml_is_refused_at_its_line(doc, bad, where):
     says, fragment = bad
     lines = [line for line in dump(doc).splitlines(keepends=True)]
@@ -144,8 +148,7 @@ def test_hostile_yaml_is_refused_at_its_line(doc, bad, where):
         parse_yaml(text, "f.yaml")
     message = str(info.value)
     assert message.startswith("f.yaml:") and "\n" not in message
-    if says != "duplicate key" or "dup" not in doc:  # a key of the document may itself be "dup"
-        assert says in message, (message, fragment[:60])
+    assert says in message, (message, fragment[:60])
     first_line = int(message.split(":")[1])
     assert at + 1 <= first_line <= at + fragment.count("\n"), (message, at)
 
