@@ -263,7 +263,8 @@ def _build(loader: Any) -> YamlDoc:
         parent = stack[-1]
         container, path, key = parent
         if isinstance(container, list):
-            lines.setdefault((*path, len(container)), line)
+            item_path = (*path, len(container))
+            lines.setdefault(item_path, line)
             container.append(value)
         elif key is no_key:
             try:
@@ -273,7 +274,8 @@ def _build(loader: Any) -> YamlDoc:
             if value in container:
                 raise _Problem(line, f"duplicate key {safe_text(repr(value))}")
             parent[2] = value
-            lines[(*path, value)] = line
+            entry_path = (*path, value)
+            lines[entry_path] = line
         else:
             container[key] = value
             parent[2] = no_key

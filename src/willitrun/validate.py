@@ -107,7 +107,7 @@ def estimator_problems(path: Path, spec: Any) -> list[str]:
         return [f"{where}: the estimator cannot handle this spec: {safe_text(exc)}"]
     except RecursionError:
         return [f"{where}: the estimator cannot handle this spec (nested too deeply)"]
-    except Exception as exc:  # noqa: BLE001 - any failure is this spec's problem, reported with its file
+    except Exception as exc:  # any failure is this spec's problem, reported with its file
         text = str(exc).splitlines()[0] if str(exc) else ""
         return [f"{where}: the estimator cannot handle this spec: {type(exc).__name__}: {safe_text(text[:200])}"]
     return []

@@ -68,9 +68,9 @@ def test_a_model_path_that_is_not_a_file_or_directory_is_a_usage_error(tmp_path,
     for name, path in odd_paths(tmp_path, fifo).items():
         if "directory" in name:
             continue  # a directory is a model directory (here: one without config.json)
-        with pytest.raises(UsageError, match="not a regular file|cannot read"):
+        with pytest.raises(UsageError, match=r"not a regular file|cannot read"):
             load(path)
-    with pytest.raises(UsageError, match="no config.json"):
+    with pytest.raises(UsageError, match=r"no config.json"):
         load(tmp_path / "adir")
 
 
@@ -114,7 +114,7 @@ def test_size_caps_refuse_by_size_not_by_reading(tmp_path):
     cfg = tmp_path / "config.json"
     with cfg.open("wb") as f:
         f.truncate(CONFIG_JSON_CAP + 1)
-    with pytest.raises(SpecError, match="too large for a config.json"):
+    with pytest.raises(SpecError, match=r"too large for a config.json"):
         read_config(cfg)
     assert read_bytes(big, SPEC_YAML_CAP + 1) == b"\0" * (SPEC_YAML_CAP + 1)
 
@@ -132,17 +132,17 @@ def test_config_json_and_safetensors_inside_a_model_directory(tmp_path, fifo):
     model = tmp_path / "m"
     model.mkdir()
     (model / "config.json").symlink_to("/dev/zero" if Path("/dev/zero").exists() else fifo)
-    with pytest.raises(SpecError, match="config.json: is a"):
+    with pytest.raises(SpecError, match=r"config.json: is a"):
         spec_from_path(model)
     (model / "config.json").unlink()
     write_config(model, {"model_type": "llama", "vocab_size": 256, "hidden_size": 64, "intermediate_size": 96,
                          "num_hidden_layers": 1, "num_attention_heads": 4})
     (model / "model.safetensors").symlink_to(fifo)
-    with pytest.raises(SpecError, match="model.safetensors: is a FIFO"):
+    with pytest.raises(SpecError, match=r"model.safetensors: is a FIFO"):
         spec_from_path(model)
     (model / "model.safetensors").unlink()
     (model / "model.safetensors.index.json").symlink_to(fifo)
-    with pytest.raises(SpecError, match="index.json: is a FIFO"):
+    with pytest.raises(SpecError, match=r"index.json: is a FIFO"):
         spec_from_path(model)
 
 
@@ -162,7 +162,7 @@ def test_spec_files_inside_specs_dir(tmp_path, fifo):
         (d / "random.yml").symlink_to("/dev/urandom")
     cat = load_catalog([tmp_path / "specs"])
     assert cat.resolve("model", "llama-2-7b").id == "llama-2-7b"  # the alias index skips what it cannot read
-    with pytest.raises(SpecError, match="piped.yaml: is a FIFO, not a regular file"):
+    with pytest.raises(SpecError, match=r"piped.yaml: is a FIFO, not a regular file"):
         cat.resolve("model", "piped")
     report = validate_paths([tmp_path / "specs"])
     assert any("piped.yaml: is a FIFO" in e for e in report.errors)

@@ -139,7 +139,7 @@ hostile = st.one_of(
 @given(doc=clean_mappings, bad=hostile, where=st.integers(0, 100))
 def test_hostile_yaml_is_refused_at_its_line(doc, bad, where):
     says, fragment = bad
-    lines = [line for line in dump(doc).splitlines(keepends=True)]
+    lines = dump(doc).splitlines(keepends=True)
     # a fragment goes between two top-level entries (a line not indented, or the end)
     tops = [i for i, line in enumerate(lines) if line[:1] not in (" ", "-", "") and ":" in line] + [len(lines)]
     at = tops[where % len(tops)]
@@ -190,7 +190,7 @@ def extreme_models(draw):
     data = yaml.safe_load((ROOT / "model_specs" / f"{draw(st.sampled_from(MODELS))}.yaml").read_text())
     data.pop("parameters_declared", None)  # else nearly every change is refused by the declared total
     data["id"] = "extreme"
-    fields = [p for p in int_fields(data["config"], ("config",))]
+    fields = int_fields(data["config"], ("config",))
     for path in draw(st.lists(st.sampled_from(fields), min_size=1, max_size=3, unique=True)):
         value = draw(st.sampled_from([v for v in EXTREME_INTS if v <= 2**64 + 1]) if bounded(path)
                      else st.sampled_from(EXTREME_INTS) | st.integers(-3, 10**6))

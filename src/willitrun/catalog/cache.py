@@ -8,6 +8,7 @@ ctime) and for the same willitrun source files, pydantic, PyYAML and Python.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -129,7 +130,7 @@ def decode_spec(value: Any) -> Any:
     """A spec from its cache entry, or None when the entry is damaged (the file is then read again)."""
     try:
         return _decode(value)
-    except Exception:  # noqa: BLE001 - a damaged entry is a miss: the file is read and validated again
+    except Exception:  # a damaged entry is a miss: the file is read and validated again
         return None
 
 
@@ -190,10 +191,8 @@ class DiskCache:
             return
         entry: dict[str, Any] = {"stamp": stamp, "kind": kind, "index": index}
         if spec is not None:
-            try:
+            with contextlib.suppress(_Uncacheable):
                 entry["spec"] = _encode(spec)
-            except _Uncacheable:
-                pass
         self.entries[os.path.abspath(path)] = entry
         self.dirty = True
 
@@ -223,7 +222,5 @@ class DiskCache:
             pass
         finally:
             if tmp is not None:
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(tmp)
-                except OSError:
-                    pass

@@ -70,7 +70,7 @@ def _unreachable() -> str | None:
         return "HF_HUB_OFFLINE is set"
     try:
         get_session().head(constants.ENDPOINT, timeout=10)
-    except Exception as exc:  # noqa: BLE001 - connection errors come from httpx, whichever copy
+    except Exception as exc:  # connection errors come from httpx, whichever copy
         return _one_line(exc)
     return None
 
@@ -127,7 +127,7 @@ def fetch_hf_safetensors(repo_id: str, revision: str) -> tuple[list[StoredTensor
             meta = hub.HfApi().get_safetensors_metadata(repo_id, revision=revision)
     except errors.NotASafetensorsRepoError:
         return None, "the repository has no model.safetensors(.index.json)"
-    except Exception as exc:  # noqa: BLE001 - any failure leaves the computed weights, with the reason
+    except Exception as exc:  # any failure leaves the computed weights, with the reason
         return None, f"its safetensors headers could not be read ({_one_line(exc)})"
     tensors: list[StoredTensor] = []
     for filename, file_meta in sorted(meta.files_metadata.items()):

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import SpecError
-from ..files import SAFETENSORS_HEADER_CAP, SAFETENSORS_INDEX_CAP, open_regular, path_type, read_text, safe_path, safe_text
+from ..files import (
+    SAFETENSORS_HEADER_CAP,
+    SAFETENSORS_INDEX_CAP,
+    open_regular,
+    path_type,
+    read_text,
+    safe_path,
+    safe_text,
+)
 
 if TYPE_CHECKING:
     from ..memory import Component
