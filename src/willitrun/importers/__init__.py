@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError, UsageError
+from ..files import CONFIG_JSON_CAP, not_regular, open_regular, path_type, read_text, safe_path, safe_text
 from ..specs import AnyModelSpec
 from .configs import build_spec, check_id, slug, spec_from_config
 from .gguf_file import SUPPORTED_ARCHITECTURES, file_type_dtypes, llama_config, read_gguf_header
@@ -40,29 +41,24 @@ __all__ = [
     "read_safetensors_header", "spec_from_config", "spec_from_path", "write_spec_yaml",
 ]
 
-MAX_CONFIG_BYTES = 16 << 20  # config.json files are kilobytes
+MAX_CONFIG_BYTES = CONFIG_JSON_CAP  # config.json files are kilobytes
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """A config.json as a mapping; anything else is one SpecError line."""
-    try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise SpecError(f"{path}: {path.stat().st_size:,} bytes is too large for a config.json")
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not a config.json: not UTF-8 text") from None
+    """A config.json as a mapping (a regular file of at most CONFIG_JSON_CAP bytes); anything else
+    is one SpecError line."""
+    text = read_text(path, CONFIG_JSON_CAP, "config.json")
+    where = safe_path(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SpecError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
+        raise SpecError(f"{where}:{exc.lineno}: not JSON: {exc.msg}") from None
     except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
-        raise SpecError(f"{path}: not JSON: {str(exc).splitlines()[0]}") from None
+        raise SpecError(f"{where}: not JSON: {str(exc).splitlines()[0]}") from None
     except RecursionError:
-        raise SpecError(f"{path}: not a config.json: nested too deeply") from None
+        raise SpecError(f"{where}: not a config.json: nested too deeply") from None
     if not isinstance(data, dict):
-        raise SpecError(f"{path}: not a config.json: a JSON {type(data).__name__}, not an object")
+        raise SpecError(f"{where}: not a config.json: a JSON {type(data).__name__}, not an object")
     return data
 
 
@@ -92,12 +88,12 @@ def _checkpoint(spec_args: dict[str, Any], cfg: dict[str, Any], source: str, ten
 
 def _from_directory(directory: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsOverride | None]:
     config = directory / "config.json"
-    if not config.is_file():
+    if path_type(config).kind == "missing":
         ggufs = sorted(directory.glob("*.gguf"))
-        hint = f"; pass a GGUF file itself, e.g. {ggufs[0]}" if ggufs else ""
-        raise UsageError(f"{directory}: no config.json in this directory{hint}")
+        hint = f"; pass a GGUF file itself, e.g. {safe_path(ggufs[0])}" if ggufs else ""
+        raise UsageError(f"{safe_path(directory)}: no config.json in this directory{hint}")
     cfg = read_config(config)
-    name = directory.resolve().name
+    name = safe_text(directory.resolve().name)
     # Check the config (and its model_type) before reading any weight file.
     spec_from_config(cfg, str(config), model_id=model_id, name=name)
     files, notes = weight_files(directory)
@@ -112,9 +108,9 @@ def _is_gguf(path: Path) -> bool:
     if path.suffix.lower() == ".gguf":
         return True
     try:
-        with path.open("rb") as f:
+        with open_regular(path) as f:
             return f.read(4) == b"GGUF"
-    except OSError:
+    except (OSError, SpecError):
         return False
 
 
@@ -133,7 +129,9 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
     config, field_sources = llama_config(header, path)
     spec_dtype, stored_dtype, file_type = file_type_dtypes(header)
     general_name = header.metadata.get("general.name")
-    name = " ".join(general_name.split())[:120] if isinstance(general_name, str) and general_name.strip() else path.stem
+    # A name read from the file is printed later: control characters and escape sequences are escaped.
+    name = safe_text(" ".join(general_name.split())[:120]) if isinstance(general_name, str) and general_name.strip() \
+        else path.stem
     notes = [f"Read from a GGUF file ({file_type}): dtype {spec_dtype} is the type the weights are computed in, "
              f"not stored in" + (f"; --dtype {stored_dtype} sizes them as stored." if stored_dtype else ".")]
     data = {
@@ -159,15 +157,18 @@ def spec_from_path(path: Path, *, model_id: str | None = None) -> tuple[AnyModel
     """A spec from a config.json, a directory with config.json (and *.safetensors), or a .gguf file,
     with the exact stored weight bytes when weight files are there (read from their headers only)."""
     path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{path}: no such file or directory")
-    if path.is_dir():
+    kind = path_type(path)
+    if kind.kind == "missing":
+        raise UsageError(f"{safe_path(path)}: no such file or directory")
+    if kind.kind == "other":  # a FIFO, a device, a socket, a name too long: never opened
+        raise UsageError(f"{safe_path(path)}: {not_regular(kind.what)} or directory")
+    if kind.kind == "directory":
         return _from_directory(path, model_id)
     if _is_gguf(path):
         return _from_gguf(path, model_id)
     if path.suffix == ".safetensors":
-        raise UsageError(f"{path}: pass the model directory (with its config.json), not one weight file")
-    name = path.resolve().parent.name if path.name == "config.json" else path.stem
+        raise UsageError(f"{safe_path(path)}: pass the model directory (with its config.json), not one weight file")
+    name = safe_text(path.resolve().parent.name if path.name == "config.json" else path.stem)
     return spec_from_config(read_config(path), str(path), model_id=model_id, name=name), None
 
 
@@ -180,7 +181,7 @@ def import_model(source: str, *, model_id: str | None = None) -> tuple[AnyModelS
     revision = revision_of(config_path)
     url = f"https://huggingface.co/{repo_id}/blob/{revision}/config.json"
     cfg = read_config(config_path)
-    args = {"model_id": model_id, "name": repo_id.rsplit("/", 1)[-1], "hf_id": repo_id}
+    args: dict[str, Any] = {"model_id": model_id, "name": repo_id.rsplit("/", 1)[-1], "hf_id": repo_id}
     spec_from_config(cfg, url, **args)  # an unsupported model_type fails before any further request
     tensors, why = fetch_hf_safetensors(repo_id, revision)
     notes = [] if tensors else [f"Weights computed from the config: {why}."]

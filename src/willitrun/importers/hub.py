@@ -12,8 +12,10 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
+from ..files import safe_text
 from .weights import StoredTensor, header_tensors
 
 REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
@@ -24,11 +26,11 @@ _LOCAL = ("download config.json (and the *.safetensors files, if you want their 
 def parse_repo_id(source: str) -> str:
     repo_id = source.removeprefix("hf:").strip()
     if not REPO_ID.fullmatch(repo_id) or ".." in repo_id:
-        raise UsageError(f"{source!r}: give a Hugging Face repository as hf:ORG/NAME, e.g. hf:meta-llama/Llama-3.1-8B")
+        raise UsageError(f"{source[:200]!r}: give a Hugging Face repository as hf:ORG/NAME, e.g. hf:meta-llama/Llama-3.1-8B")
     return repo_id
 
 
-def _hub():  # noqa: ANN202 - the module, imported lazily
+def _hub() -> Any:  # the huggingface_hub module, imported lazily
     try:
         import huggingface_hub
     except ImportError:
@@ -38,8 +40,9 @@ def _hub():  # noqa: ANN202 - the module, imported lazily
 
 
 def _one_line(exc: BaseException) -> str:
+    """The first line of an error from the Hub (server text: escaped before it is printed)."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return safe_text(text[0][:300]) if text else type(exc).__name__
 
 
 @contextmanager
@@ -61,13 +64,13 @@ def _unreachable() -> str | None:
     through its own session (same endpoint, proxies and certificates) tells at once.
     """
     from huggingface_hub import constants
-    from huggingface_hub.utils import get_session
+    from huggingface_hub.utils import get_session  # type: ignore[attr-defined]  # tests replace it there
 
     if constants.is_offline_mode():
         return "HF_HUB_OFFLINE is set"
     try:
         get_session().head(constants.ENDPOINT, timeout=10)
-    except Exception as exc:  # noqa: BLE001 - connection errors come from httpx, whichever copy
+    except Exception as exc:  # connection errors come from httpx, whichever copy
         return _one_line(exc)
     return None
 
@@ -124,7 +127,7 @@ def fetch_hf_safetensors(repo_id: str, revision: str) -> tuple[list[StoredTensor
             meta = hub.HfApi().get_safetensors_metadata(repo_id, revision=revision)
     except errors.NotASafetensorsRepoError:
         return None, "the repository has no model.safetensors(.index.json)"
-    except Exception as exc:  # noqa: BLE001 - any failure leaves the computed weights, with the reason
+    except Exception as exc:  # any failure leaves the computed weights, with the reason
         return None, f"its safetensors headers could not be read ({_one_line(exc)})"
     tensors: list[StoredTensor] = []
     for filename, file_meta in sorted(meta.files_metadata.items()):

@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from ..files import safe_text
 from .configs import TRANSFORMERS_MODELS_URL
 
 _ORDER = ("id", "name", "aliases", "hf_id", "architecture", "dtype", "parameters_declared", "notes", "sources", "config")
@@ -47,7 +48,7 @@ def write_spec_yaml(spec: Any, source: str) -> str:
     ordered = {key: data[key] for key in _ORDER if key in data}
     ordered.update({key: value for key, value in data.items() if key not in ordered})
     lines = [
-        f"# Written by `willitrun import` from {_one_line(source)}.",
+        f"# Written by `willitrun import` from {safe_text(_one_line(source))}.",  # YAML refuses control characters
         "# `config` uses the names and nesting of Hugging Face config.json (docs/spec-format.md);",
         "# `sources` says where each number comes from.",
     ]

@@ -9,6 +9,7 @@ place of the bytes it computes from the architecture.
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 from collections.abc import Iterable
@@ -18,14 +19,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import SpecError
+from ..files import (
+    SAFETENSORS_HEADER_CAP,
+    SAFETENSORS_INDEX_CAP,
+    open_regular,
+    path_type,
+    read_text,
+    safe_path,
+    safe_text,
+)
 
 if TYPE_CHECKING:
     from ..memory import Component
 
 # A header is JSON text describing tensors: real ones are kilobytes to a few megabytes (a 405B model's
 # largest shard header is ~100 KB). Anything beyond this is refused before a byte of it is read.
-MAX_HEADER_BYTES = 100 << 20
-MAX_INDEX_BYTES = 64 << 20
+MAX_HEADER_BYTES = SAFETENSORS_HEADER_CAP
+MAX_INDEX_BYTES = SAFETENSORS_INDEX_CAP
 
 # Bits per element of each safetensors dtype (safetensors `Dtype`, safetensors/src/tensor.rs);
 # sub-byte types are packed, so a tensor takes ceil(elements x bits / 8) bytes.
@@ -55,8 +65,15 @@ class StoredTensor:
 # --------------------------------------------------------------------------------------------------
 # safetensors headers
 # --------------------------------------------------------------------------------------------------
+def _shown(value: object) -> str:
+    """A value read from a file, for an error line: repr (control characters escaped), kept short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def header_tensors(header: object, where: str, data_bytes: int | None) -> list[StoredTensor]:
     """Tensors of a parsed safetensors header; `data_bytes` (the file's data section) bounds the offsets."""
+    where = safe_text(where)
     if not isinstance(header, dict):
         raise SpecError(f"{where}: not a safetensors file: the header is not a JSON object")
     out = []
@@ -64,48 +81,52 @@ def header_tensors(header: object, where: str, data_bytes: int | None) -> list[S
         if name == "__metadata__":
             continue
         if not isinstance(entry, dict):
-            raise SpecError(f"{where}: tensor {name!r}: malformed header entry")
+            raise SpecError(f"{where}: tensor {_shown(name)}: malformed header entry")
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
         if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
-            raise SpecError(f"{where}: tensor {name!r}: malformed shape {shape!r}")
+            raise SpecError(f"{where}: tensor {_shown(name)}: malformed shape {_shown(shape)}")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
                 and 0 <= offsets[0] <= offsets[1]):
-            raise SpecError(f"{where}: tensor {name!r}: malformed data_offsets {offsets!r}")
-        if dtype not in SAFETENSORS_BITS:
-            raise SpecError(f"{where}: tensor {name!r}: unknown dtype {dtype!r}")
+            raise SpecError(f"{where}: tensor {_shown(name)}: malformed data_offsets {_shown(offsets)}")
+        if not isinstance(dtype, str) or dtype not in SAFETENSORS_BITS:
+            raise SpecError(f"{where}: tensor {_shown(name)}: unknown dtype {_shown(dtype)}")
         nbytes = -(-prod(shape) * SAFETENSORS_BITS[dtype] // 8)
         if offsets[1] - offsets[0] != nbytes:
-            raise SpecError(f"{where}: tensor {name!r}: {dtype} {shape} is {nbytes} bytes but its data_offsets "
-                            f"span {offsets[1] - offsets[0]}")
+            raise SpecError(f"{where}: tensor {_shown(name)}: {dtype} {_shown(shape)} is {nbytes} bytes but its "
+                            f"data_offsets span {offsets[1] - offsets[0]}")
         if data_bytes is not None and offsets[1] > data_bytes:
-            raise SpecError(f"{where}: truncated: tensor {name!r} ends at byte {offsets[1]} of the data, "
+            raise SpecError(f"{where}: truncated: tensor {_shown(name)} ends at byte {offsets[1]} of the data, "
                             f"which holds {data_bytes}")
         out.append(StoredTensor(name, dtype, tuple(shape), nbytes))
     return out
 
 
 def read_safetensors_header(path: Path) -> list[StoredTensor]:
-    """Every tensor of a .safetensors file from its header alone (the data is never read)."""
-    try:
-        with path.open("rb") as f:
-            size = path.stat().st_size
+    """Every tensor of a .safetensors file from its header alone (the data is never read); a regular
+    file only, and a header of at most MAX_HEADER_BYTES (the safetensors format's own limit)."""
+    where = safe_path(path)
+    with open_regular(path, "safetensors file") as f:
+        try:
+            size = os.fstat(f.fileno()).st_size
             head = f.read(8)
             if len(head) < 8:
-                raise SpecError(f"{path}: not a safetensors file: {size} bytes, shorter than the 8-byte header length")
+                raise SpecError(f"{where}: not a safetensors file: {size} bytes, shorter than the 8-byte header length")
             (n,) = struct.unpack("<Q", head)
             if n > MAX_HEADER_BYTES:
-                raise SpecError(f"{path}: not a safetensors file: header length {n:,} bytes is absurd "
+                raise SpecError(f"{where}: not a safetensors file: header length {n:,} bytes is absurd "
                                 f"(more than {MAX_HEADER_BYTES >> 20} MiB)")
             if 8 + n > size:
-                raise SpecError(f"{path}: truncated: the header claims {n:,} bytes but the file has "
+                raise SpecError(f"{where}: truncated: the header claims {n:,} bytes but the file has "
                                 f"{size - 8:,} after its length")
             raw = f.read(n)
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise SpecError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) < n:
+        raise SpecError(f"{where}: truncated while being read")
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise SpecError(f"{path}: not a safetensors file: the header is not JSON") from None
+        raise SpecError(f"{where}: not a safetensors file: the header is not JSON") from None
     return header_tensors(header, str(path), size - 8 - n)
 
 
@@ -117,29 +138,29 @@ def weight_files(directory: Path) -> tuple[list[Path], list[str]]:
     not the transformers checkpoint and would count the weights twice.
     """
     index = directory / "model.safetensors.index.json"
+    where = safe_path(index)
     notes: list[str] = []
-    if index.is_file():
-        if index.stat().st_size > MAX_INDEX_BYTES:
-            raise SpecError(f"{index}: absurdly large for an index ({index.stat().st_size:,} bytes)")
+    if path_type(index).kind != "missing":
+        text = read_text(index, MAX_INDEX_BYTES, "safetensors index")
         try:
-            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError, AttributeError):
-            raise SpecError(f"{index}: not a safetensors index (JSON with a weight_map)") from None
+            weight_map = json.loads(text).get("weight_map")
+        except (ValueError, RecursionError, AttributeError):
+            raise SpecError(f"{where}: not a safetensors index (JSON with a weight_map)") from None
         if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
-            raise SpecError(f"{index}: not a safetensors index (JSON with a weight_map)")
+            raise SpecError(f"{where}: not a safetensors index (JSON with a weight_map)")
         files = []
         for name in sorted(set(weight_map.values())):
             shard = directory / name
-            if Path(name).name != name or not shard.is_file():
-                raise SpecError(f"{index}: lists shard {name!r}, which is not in {directory}")
-            files.append(shard)
-    elif (directory / "model.safetensors").is_file():
+            if Path(name).name != name or path_type(shard).kind == "missing":
+                raise SpecError(f"{where}: lists shard {_shown(name)}, which is not in {safe_path(directory)}")
+            files.append(shard)  # anything but a regular file is refused when its header is read
+    elif path_type(directory / "model.safetensors").kind != "missing":
         files = [directory / "model.safetensors"]
     else:
         files = []
     others = sorted(p.name for p in directory.glob("*.safetensors") if p not in files)
     if others:
-        notes.append(f"not counted (not the transformers checkpoint): {', '.join(others[:5])}"
+        notes.append(f"not counted (not the transformers checkpoint): {', '.join(map(safe_text, others[:5]))}"
                      + (" ..." if len(others) > 5 else ""))
     return files, notes
 
@@ -150,7 +171,7 @@ def read_checkpoint(files: Iterable[Path]) -> list[StoredTensor]:
     for path in files:
         for t in read_safetensors_header(path):
             if t.name in seen:
-                raise SpecError(f"{path}: tensor {t.name!r} is also in {seen[t.name]}")
+                raise SpecError(f"{safe_path(path)}: tensor {_shown(t.name)} is also in {safe_path(seen[t.name])}")
             seen[t.name] = path
             tensors.append(t)
     return tensors
@@ -172,12 +193,12 @@ def first_float_dtype(tensors: list[StoredTensor]) -> str | None:
 # `vision_tower...`; transformers 5.23 still saves these) and as transformers 5 names its modules
 # (`model.language_model.layers...`, `model.vision_tower...`). A component of None is a stored
 # duplicate transformers ties on load (it takes no memory of its own).
-_LM = [
+_LM: list[tuple[str, str | None]] = [
     (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
     (r"(?:model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
     (r"lm_head\.weight", "lm_head"),
 ]
-_VLM_TEXT = [
+_VLM_TEXT: list[tuple[str, str | None]] = [
     (r"(?:model\.language_model\.|language_model\.model\.)embed_tokens\.weight", "embeddings"),
     (r"(?:model\.language_model\.|language_model\.model\.)(?:layers\.\d+\..+|norm\.weight)", "decoder"),
     (r"(?:language_model\.)?lm_head\.weight", "lm_head"),

@@ -1,0 +1,226 @@
+"""The catalog's cache: index entries and validated specs, keyed by file and by the code that
+validated them, in one JSON file under the user cache directory.
+
+What a lookup would otherwise redo on every run (parse YAML, build a pydantic validator, validate)
+is kept per file; an entry answers only for the file exactly as it was (device, inode, size, mtime,
+ctime) and for the same willitrun source files, pydantic, PyYAML and Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SpecError
+
+if TYPE_CHECKING:
+    from . import Kind
+
+PACKAGE = Path(__file__).resolve().parents[1]  # willitrun/
+
+CACHE_DIR_ENV = "WILLITRUN_CACHE_DIR"  # default: $XDG_CACHE_HOME/willitrun, else ~/.cache/willitrun
+NO_CACHE_ENV = "WILLITRUN_NO_CACHE"  # set (non-empty) to read and write no cache
+CACHE_FORMAT = 1
+# A file changed within this long before it was read may change again within the same timestamp
+# tick (file systems stamp with a coarse clock): such entries are not stored ("racy git").
+RACY_NS = 2_000_000_000
+MAX_ENTRIES = 4096
+
+
+def cache_dir() -> Path | None:
+    if os.environ.get(NO_CACHE_ENV):
+        return None
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV])
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):  # the XDG spec: a relative value is ignored
+        return Path(xdg) / "willitrun"
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "willitrun" / "cache"
+    return Path.home() / ".cache" / "willitrun"
+
+
+def _fingerprint() -> list[Any]:
+    """What a cached entry was computed with: the version and every source file of willitrun (an
+    editable install changes code without changing its version), pydantic, PyYAML and Python."""
+    import sys
+    from importlib.util import find_spec
+
+    newest = count = total = 0
+    for dirpath, dirnames, filenames in os.walk(PACKAGE):
+        dirnames[:] = [d for d in dirnames if d not in ("__pycache__", "_data")]
+        for name in filenames:
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(dirpath, name))
+                newest, count, total = max(newest, st.st_mtime_ns), count + 1, total + st.st_size
+    libraries = []
+    for name in ("pydantic", "pydantic_core", "yaml"):
+        module = sys.modules.get(name)
+        origin = getattr(module, "__file__", None) if module else getattr(find_spec(name), "origin", None)
+        lib = os.stat(origin) if origin else None
+        libraries.append([name, lib.st_size, lib.st_mtime_ns] if lib else [name])
+    version = getattr(sys.modules.get("willitrun"), "__version__", None)
+    return [CACHE_FORMAT, version, sys.version, [newest, count, total], libraries]
+
+
+def _stamp(path: Path) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+class _Uncacheable(Exception):
+    pass
+
+
+def _encode(value: Any) -> Any:
+    """JSON for a validated spec: models keep their class, set fields and fields; tuples stay tuples."""
+    from pydantic import BaseModel
+
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    if isinstance(value, BaseModel):
+        cls = type(value)
+        if not cls.__module__.startswith("willitrun.") or value.__pydantic_extra__ or value.__pydantic_private__:
+            raise _Uncacheable
+        return ["M", cls.__module__, cls.__qualname__, sorted(value.model_fields_set),
+                {k: _encode(v) for k, v in value.__dict__.items()}]
+    if isinstance(value, (list, tuple)):
+        return ["L" if isinstance(value, list) else "T", [_encode(v) for v in value]]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return ["D", {k: _encode(v) for k, v in value.items()}]
+    raise _Uncacheable
+
+
+def _decode(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    tag, body = value[0], value[1:]
+    if tag == "L":
+        return [_decode(v) for v in body[0]]
+    if tag == "T":
+        return tuple(_decode(v) for v in body[0])
+    if tag == "D":
+        return {k: _decode(v) for k, v in body[0].items()}
+    if tag == "M":
+        import importlib
+
+        from pydantic import BaseModel
+
+        module, qualname, fields_set, fields = body
+        if not module.startswith("willitrun."):
+            raise _Uncacheable
+        cls: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or set(fields) != set(cls.model_fields):
+            raise _Uncacheable
+        return cls.model_construct(_fields_set=set(fields_set), **{k: _decode(v) for k, v in fields.items()})
+    raise _Uncacheable
+
+
+def decode_spec(value: Any) -> Any:
+    """A spec from its cache entry, or None when the entry is damaged (the file is then read again)."""
+    try:
+        return _decode(value)
+    except Exception:  # a damaged entry is a miss: the file is read and validated again
+        return None
+
+
+class DiskCache:
+    """Index entries and validated specs by file, in one JSON file written atomically.
+
+    An entry is used only when the file's device, inode, size, mtime and ctime and the code
+    fingerprint (`_fingerprint`) are those it was stored with; a cache that does not parse or fails
+    its checksum is ignored and rewritten. Set WILLITRUN_NO_CACHE=1 to bypass it.
+    """
+
+    def __init__(self, path: Path | None, entries: dict[str, Any], fingerprint: list[Any]) -> None:
+        self.path, self.entries, self.fingerprint = path, entries, fingerprint
+        self.dirty = False
+        self.touched: set[str] = set()
+
+    @classmethod
+    def open(cls) -> DiskCache:
+        import json
+        import zlib
+
+        directory = cache_dir()
+        if directory is None:
+            return cls(None, {}, [])
+        package = str(PACKAGE).encode("utf-8", "surrogateescape")
+        path = directory / f"catalog-{zlib.crc32(package):08x}.json"
+        fingerprint = _fingerprint()
+        entries: dict[str, Any] = {}
+        try:
+            from ..files import CACHE_CAP, read_bytes
+
+            head, _, body = read_bytes(path, CACHE_CAP, "cache file").partition(b"\n")
+            header = json.loads(head)
+            if header == {"fingerprint": fingerprint, "crc32": zlib.crc32(body)}:
+                loaded = json.loads(body)
+                entries = loaded if isinstance(loaded, dict) else {}
+        except (SpecError, ValueError, RecursionError, TypeError):
+            entries = {}  # absent, unreadable, damaged or from other code: start afresh
+        return cls(path, entries, json.loads(json.dumps(fingerprint)))
+
+    def find(self, path: Path, kind: Kind) -> tuple[dict[str, Any] | None, list[int] | None]:
+        """(the entry stored for this file as it is now, or None; the file's stamp now)."""
+        stamp = _stamp(path)
+        if self.path is None or stamp is None:
+            return None, stamp
+        key = os.path.abspath(path)
+        self.touched.add(key)
+        entry = self.entries.get(key)
+        if isinstance(entry, dict) and entry.get("stamp") == stamp and entry.get("kind") == kind:
+            return entry, stamp
+        return None, stamp
+
+    def store(self, path: Path, kind: Kind, stamp: list[int] | None, index: dict[str, Any], spec: Any = None) -> None:
+        """Keep what was computed from the file as it was at `stamp` (taken before it was read)."""
+        import time
+
+        if self.path is None or stamp is None or time.time_ns() - max(stamp[3], stamp[4]) < RACY_NS:
+            return
+        entry: dict[str, Any] = {"stamp": stamp, "kind": kind, "index": index}
+        if spec is not None:
+            with contextlib.suppress(_Uncacheable):
+                entry["spec"] = _encode(spec)
+        self.entries[os.path.abspath(path)] = entry
+        self.dirty = True
+
+    def save(self) -> None:
+        """Write the cache atomically if anything was added; a cache that cannot be written is skipped."""
+        import json
+        import tempfile
+        import zlib
+
+        if self.path is None or not self.dirty:
+            return
+        self.dirty = False
+        keep = {k: v for k, v in self.entries.items() if k in self.touched or os.path.exists(k)}
+        if len(keep) > MAX_ENTRIES:
+            keep = {k: v for k, v in keep.items() if k in self.touched}
+        body = json.dumps(keep, separators=(",", ":")).encode()
+        head = json.dumps({"fingerprint": self.fingerprint, "crc32": zlib.crc32(body)}).encode()
+        tmp = None
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".catalog-", suffix=".tmp", dir=self.path.parent)
+            with os.fdopen(fd, "wb") as f:
+                f.write(head + b"\n" + body)
+            os.replace(tmp, self.path)
+            tmp = None
+        except OSError:
+            pass
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
