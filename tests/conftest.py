@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import os
+import tempfile
+
+# The suite never writes the user's spec cache (~/.cache/willitrun): one fresh directory per run.
+os.environ.setdefault("WILLITRUN_CACHE_DIR", tempfile.mkdtemp(prefix="willitrun-cache-"))
+
 import pytest
 
 from willitrun import load_catalog

@@ -16,6 +16,7 @@ offset u64), padding to `general.alignment` (32), tensor data. Strings are a u64
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from math import prod
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import SpecError, UsageError
+from ..files import GGUF_HEADER_CAP, open_regular
 from .weights import StoredTensor
 
 GGUF_MAGIC = b"GGUF"
@@ -70,6 +72,8 @@ class _Reader:
 
     def take(self, n: int, what: str) -> bytes:
         self.need(n, what)
+        if self.pos + n > GGUF_HEADER_CAP:  # a header is metadata: real ones are a few MiB (the vocabulary)
+            raise self.fail(f"the header runs past {GGUF_HEADER_CAP >> 20} MiB ({what}): refused")
         data = self.f.read(n)
         self.pos += n
         return data
@@ -151,8 +155,8 @@ def _ggml_types() -> tuple[dict[int, tuple[int, int]], dict[int, str]]:
 def read_gguf_header(path: Path) -> GGUFHeader:
     """Metadata (scalars, short strings, short numeric arrays) and every tensor's exact bytes."""
     try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
+        with open_regular(path, "GGUF file") as f:  # regular files only: a FIFO or device never blocks
+            size = os.fstat(f.fileno()).st_size
             r = _Reader(f, size, path)
             if r.size < 4 or r.take(4, "magic") != GGUF_MAGIC:
                 raise SpecError(f"{path}: not a GGUF file (it does not start with 'GGUF')")

@@ -15,7 +15,7 @@ app = command_app()
 
 @app.command("validate")
 def validate_cmd(
-    paths: Annotated[Optional[list[Path]], typer.Argument(metavar="[PATH]...", show_default=False, help="Spec files or directories [default: the catalog and user spec directories].")] = None,
+    paths: Annotated[Optional[list[Path]], typer.Argument(metavar="[PATH]...", show_default=False, help="Spec files or directories [default: ./model_specs and ./hardware_specs when here, else the catalog and user spec directories].")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too (e.g. a number without a source).")] = False,
     specs_dir: SpecsDir = None,
 ) -> None:
@@ -26,10 +26,11 @@ def validate_cmd(
     errors, warnings, notes, checked = validate_paths(paths, specs_dir)
     for n in notes:
         error(n, prefix="note")
-    for w in warnings:
-        error(w, prefix="error" if strict else "warning")
     if strict:
-        errors = errors + warnings
+        errors = errors + warnings  # printed once, with the errors, by the error handler
+    else:
+        for w in warnings:
+            error(w, prefix="warning")
     if errors:
         raise SpecError(errors[0], errors)
     typer.echo(f"{checked} spec files valid" + (f", {len(warnings)} warnings" if warnings else ""))
