@@ -236,7 +236,7 @@ def _vllm_layout(spec: AnySpec, req: Request, opt: VllmOptions, cluster: Cluster
     blocks = unified_blocks(ranks, o.block_size)
     tokens = blocks * o.block_size
     stages = []
-    for b, h in zip(ranks, homes):
+    for b, h in zip(ranks, homes, strict=True):
         node = cluster.nodes[h]
         alone = max(b.available_bytes, 0) // (b.kv_bytes_per_token * o.block_size) * o.block_size \
             if b.kv_bytes_per_token else 0
@@ -249,7 +249,7 @@ def _vllm_layout(spec: AnySpec, req: Request, opt: VllmOptions, cluster: Cluster
                       max_model_len, tuple(stages))
 
 
-def _rank_key(p: LayoutPlan) -> tuple:
+def _rank_key(p: LayoutPlan) -> tuple[bool, bool, int, int, int]:
     # valid first; then fits; then the most KV tokens; then fewer GPUs; then larger TP (fewer pipeline
     # bubbles, and what vLLM's docs recommend: TP = GPUs per node)
     return (not p.valid, not p.fits, -p.kv_tokens, p.gpus, -p.tp)
@@ -369,7 +369,7 @@ def plan_llamacpp_rpc(spec: AnySpec, request: Request | None, cluster: Cluster,
     req = request or Request()
     if len({n.gpu.vram_bytes for n in cluster.nodes}) > 1:
         raise UsageError("the RPC plan splits layers evenly: it needs identical cards (give --tensor-split yourself)")
-    order = [n for n in cluster.nodes[1:]] + [cluster.head]
+    order = [*cluster.nodes[1:], cluster.head]
     devices: list[tuple[Node, int]] = [(n, i) for n in order for i in range(n.gpus)]
     count = len(devices)
     opt = replace(options or LlamaCppOptions(), gpus=count, gpu_layers=None)
@@ -380,7 +380,7 @@ def plan_llamacpp_rpc(spec: AnySpec, request: Request | None, cluster: Cluster,
         layers_of[min(i * count // n_layer, count - 1)] += 1
     vram = cluster.head.gpu.vram_bytes
     stages, start = [], 0
-    for d, ((node, local), k) in enumerate(zip(devices, layers_of)):
+    for d, ((node, _local), k) in enumerate(zip(devices, layers_of, strict=True)):
         dev_bufs = [b for b in est.buffers if b.placement == "gpu" and b.device == d]
         w = sum(b.bytes for b in dev_bufs if b.kind == "weights")
         kv = sum(b.bytes for b in dev_bufs if b.kind in ("kv_self", "kv_cross"))

@@ -13,6 +13,7 @@ discrete NVIDIA card. `pynvml` is imported inside `detect_gpus` only: the CLI ne
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -71,7 +72,7 @@ def _call(nvml: Any, fn: str, *args: Any) -> Any:
     without the function): None then."""
     try:
         return getattr(nvml, fn)(*args)
-    except Exception:  # noqa: BLE001 - NVMLError_NotSupported, _FunctionNotFound, ...
+    except Exception:
         return None
 
 
@@ -131,7 +132,9 @@ def _visible(nvml: Any, cvd: str | None) -> list[DetectedGPU]:
 
 
 def _resolve_token(token: str, physical: list[tuple[int, str, Any]]) -> list[DetectedGPU] | None:
-    as_list = lambda ds: ds if isinstance(ds, list) else [ds]
+    def as_list(ds: Any) -> list[DetectedGPU]:
+        return ds if isinstance(ds, list) else [ds]
+
     if token.isdigit():
         i = int(token)
         return as_list(physical[i][2]) or None if i < len(physical) else None
@@ -164,24 +167,22 @@ def detect_gpus(nvml: Any = None, env: Mapping[str, str] | None = None) -> list[
 def _nvml_visible(nvml: Any, env: Mapping[str, str]) -> list[DetectedGPU]:
     if nvml is None:
         try:
-            import pynvml as nvml  # heavy and often absent: imported only here
+            import pynvml as nvml  # type: ignore[no-redef]  # heavy and often absent: imported only here
         except ImportError:
             raise _NoGPU("the nvidia-ml-py package is not installed") from None
     try:
         nvml.nvmlInit()
-    except Exception as exc:  # noqa: BLE001 - pynvml raises NVMLError subclasses, or OSError-like failures to load the library
+    except Exception as exc:
         raise _NoGPU(f"NVML could not start: {_text(exc) or type(exc).__name__}") from None
     try:
         return _visible(nvml, env.get("CUDA_VISIBLE_DEVICES"))
     except _NoGPU:
         raise
-    except Exception as exc:  # noqa: BLE001 - any NVMLError: the query failed, not willitrun
+    except Exception as exc:
         raise _NoGPU(f"NVML query failed: {_text(exc) or type(exc).__name__}") from None
     finally:
-        try:
+        with contextlib.suppress(Exception):
             nvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001, S110 - shutting down a half-started NVML cannot be helped
-            pass
 
 
 def _norm(name: str) -> str:

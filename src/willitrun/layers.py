@@ -63,12 +63,12 @@ class Layout:
         kv_self = est.kv_self_bytes if kv_self_bytes is None else kv_self_bytes
         cross_each = est.kv_cross_bytes // self.cross_layers if self.cross_layers else 0
         total = sum(self.self_weights)
-        if total and len(set(w for w in self.self_weights if w)) > 1:
+        if total and len({w for w in self.self_weights if w}) > 1:
             self_share = tuple(kv_self * w // total for w in self.self_weights)
         else:
             each = kv_self // self.self_layers if self.self_layers else 0
             self_share = tuple(each * u.self_kv for u in self.layers)
-        return tuple(s + cross_each * u.cross_kv for s, u in zip(self_share, self.layers))
+        return tuple(s + cross_each * u.cross_kv for s, u in zip(self_share, self.layers, strict=True))
 
 
 def layout(r: Resolved) -> Layout:
@@ -87,7 +87,7 @@ def _layout(r: Resolved) -> Layout:
     loose: list[tuple[int, int, str]] = []  # (bytes, index of the layer before, role) for the rest
     embeddings = tied = kv_proj = 0
     has_output = any(t.role == "output" for t in tensors)
-    for t, s in zip(tensors, storage):
+    for t, s in zip(tensors, storage, strict=True):
         nbytes = s.nbytes(t.numel)
         if t.component == "decoder" and t.role in ("attn_k", "attn_v"):
             kv_proj += nbytes

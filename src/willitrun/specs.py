@@ -18,6 +18,7 @@ from .archs.base import ID_PATTERN, CheckpointDtype, Id, NonNegInt, PosInt  # no
 from .archs.base import ModelSpecBase as _ModelSpecBase
 from .archs.base import Strict as _Strict
 from .archs.base import check_heads as _check_heads  # noqa: F401
+
 # Family classes load on first use (start-up reads one family, not all thirteen): `from
 # willitrun.specs import LlamaSpec` still works through the module __getattr__ below.
 _FAMILY_NAMES = {

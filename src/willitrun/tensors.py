@@ -30,6 +30,16 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [  # noqa: F822 -- decoder_lm, llama_lm and the family names resolve in __getattr__
-    "LINEAR_ROLES", "Role", "Tensor", "decoder_lm", "llama_lm", "llava", "mllama", "model_tensors", "t5", "whisper",
-    "_linear", "_norm",
+    "LINEAR_ROLES",
+    "Role",
+    "Tensor",
+    "_linear",
+    "_norm",
+    "decoder_lm",
+    "llama_lm",
+    "llava",
+    "mllama",
+    "model_tensors",
+    "t5",
+    "whisper",
 ]

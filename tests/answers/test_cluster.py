@@ -8,7 +8,13 @@ import json
 import pytest
 
 from willitrun.cluster import (
-    Cluster, Node, cluster_from_dict, plan_json, plan_llamacpp_rpc, plan_vllm, uniform_cluster,
+    Cluster,
+    Node,
+    cluster_from_dict,
+    plan_json,
+    plan_llamacpp_rpc,
+    plan_vllm,
+    uniform_cluster,
 )
 from willitrun.engines import VllmOptions
 from willitrun.engines.vllm import rank_weights

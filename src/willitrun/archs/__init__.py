@@ -66,7 +66,8 @@ def cached(spec: Any, what: str, compute: Callable[[], T]) -> T:
 
 def geometry(spec: Any) -> Geometry:
     """The spec's geometry, computed once per spec."""
-    return cached(spec, "geometry", lambda: family(spec).geometry(spec))
+    g: Geometry = cached(spec, "geometry", lambda: family(spec).geometry(spec))
+    return g
 
 
 def model_tensors(spec: Any) -> list[Tensor]:

@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 
 from .. import limits as L
 from . import llama
-from .base import ModelSpecBase, Positions
+from .base import Geometry, ModelSpecBase, Positions
 from .gemma import GemmaConfig
 from .llama import Anatomy, LayerType, check_layer_types, stages, tensors  # noqa: F401
 
@@ -54,7 +54,7 @@ class Gemma2Spec(ModelSpecBase):
 SPECS = {"gemma2": Gemma2Spec}
 
 
-def geometry(spec: ModelSpecBase) -> llama.Geometry:
+def geometry(spec: ModelSpecBase) -> Geometry:
     # llama.cpp builds an iSWA cache for Gemma 2 and Gemma 3 (llama-model.cpp LLM_ARCH_GEMMA2:
     # swa_type STANDARD, set_swa_pattern(2); LLM_ARCH_GEMMA3: set_swa_pattern(6)); it keeps Phi-3's
     # window off ("Phi SWA is currently disabled") and runs Mistral v0.1 and Qwen2 as full attention.

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Literal
 
 from . import llama
-from .base import Layers, ModelSpecBase, Positions
+from .base import Geometry, Layers, ModelSpecBase, Positions
 from .gemma2 import Gemma2Config, SoftCap
 from .llama import Anatomy, stages, tensors  # noqa: F401
 
@@ -40,7 +40,7 @@ class Gemma3TextSpec(ModelSpecBase):
 SPECS = {"gemma3_text": Gemma3TextSpec}
 
 
-def geometry(spec: ModelSpecBase) -> llama.Geometry:
+def geometry(spec: ModelSpecBase) -> Geometry:
     # llama.cpp names the architecture gemma3 (LLM_ARCH_GEMMA3) and keeps its local layers at the window
     return llama.decoder_geometry(spec.config, spec.architecture, llamacpp_swa=True,  # type: ignore[attr-defined]
                                   gguf_architecture="gemma3")

@@ -15,9 +15,23 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from .base import (  # noqa: F401  (Geometry is re-exported for the family modules)
-    Geometry, HeadDim, Heads, Hidden, Intermediate, LayerKV, Layers, ModelSpecBase, Positions, Stage, Strict,
-    Tensor, Vocab, check_heads, linear, norm,
+from .base import (
+    Geometry,
+    HeadDim,
+    Heads,
+    Hidden,
+    Intermediate,
+    LayerKV,
+    Layers,
+    ModelSpecBase,
+    Positions,
+    Stage,
+    Strict,
+    Tensor,
+    Vocab,
+    check_heads,
+    linear,
+    norm,
 )
 
 ARCHITECTURES = ("llama", "mistral")
@@ -203,7 +217,7 @@ def lm_tp_constraints(c: DecoderConfig) -> tuple[tuple[str, int, bool], ...]:
 def decoder_geometry(c: DecoderConfig, architecture: str, **extra: object) -> Geometry:
     n_gqa = c.num_attention_heads // c.kv_heads
     layers = self_kv(c)
-    fields: dict[str, object] = dict(
+    fields: dict[str, object] = dict(  # noqa: C408 (keyword form mirrors the Geometry fields)
         architecture=architecture, self_kv=layers, cross_kv=(None,) * len(layers), vocab_size=c.vocab_size,
         tied_embeddings=c.tie_word_embeddings, hidden_size=c.hidden_size, num_attention_heads=c.num_attention_heads,
         intermediate_size=c.intermediate_size, context_window=c.max_position_embeddings,
@@ -238,4 +252,4 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
     return 0
 
 
-__all__ = ["ARCHITECTURES", "Anatomy", "DecoderConfig", "LlamaConfig", "LlamaSpec", "SPECS"]
+__all__ = ["ARCHITECTURES", "SPECS", "Anatomy", "DecoderConfig", "LlamaConfig", "LlamaSpec"]

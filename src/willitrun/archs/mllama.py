@@ -8,11 +8,30 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from . import llama
 from .. import limits as L
+from . import llama
 from .base import (
-    Channels, Geometry, Heads, Hidden, ImageSide, Intermediate, LayerIndex, LayerKV, Layers, ModelSpecBase, Positions,
-    Stage, Strict, Tensor, Tiles, TokenId, Vocab, check_heads, linear, lists_to_tuples, norm,
+    Channels,
+    Geometry,
+    Heads,
+    Hidden,
+    ImageSide,
+    Intermediate,
+    LayerIndex,
+    LayerKV,
+    Layers,
+    ModelSpecBase,
+    Positions,
+    Stage,
+    Strict,
+    Tensor,
+    Tiles,
+    TokenId,
+    Vocab,
+    check_heads,
+    linear,
+    lists_to_tuples,
+    norm,
 )
 
 ARCHITECTURES = ("mllama",)
@@ -127,7 +146,7 @@ def tensors(spec: MllamaSpec) -> Iterator[Tensor]:
         for i in range(layers):
             q = f"vision.{stack}.{i}"
             for role in ("attn_q", "attn_k", "attn_v", "attn_output"):
-                yield from linear(f"{q}.{role}", comp, h, h, role, False, i)  # type: ignore[arg-type]
+                yield from linear(f"{q}.{role}", comp, h, h, role, False, i)
             yield from linear(f"{q}.ffn_up", comp, v.intermediate_size, h, "ffn_up", True, i)
             yield from linear(f"{q}.ffn_down", comp, h, v.intermediate_size, "ffn_down", True, i)
             yield from norm(f"{q}.ln1", comp, h, i, bias=True)

@@ -30,7 +30,7 @@ class AMDCard:
     used_bytes: int | None = None
 
 
-def _field(entry: dict, *names: str) -> str | None:
+def _field(entry: dict[object, object], *names: str) -> str | None:
     lowered = {str(k).strip().lower(): v for k, v in entry.items()}
     for n in names:
         v = lowered.get(n.lower())

@@ -78,11 +78,12 @@ def from_env(env: Mapping[str, str]) -> Setting | None:
 def parse_config(text: str, path: str) -> dict[str, object]:
     """The config's keys and values; UsageError naming the file (and line) when it is not TOML."""
     try:
-        import tomllib
+        import tomllib  # type: ignore[import-not-found,unused-ignore]  # Python 3.11+
     except ImportError:
         return _parse_simple(text, path)
+
     try:
-        return tomllib.loads(text)
+        return dict(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ def run_tool(argv: Sequence[str], timeout: float = 5.0) -> str | None:
         return None
     try:
         out, _ = proc.communicate(timeout=timeout)
-    except Exception:  # noqa: BLE001 - TimeoutExpired, or an interrupted read: not detected either way
+    except Exception:
         _kill(proc)
         return None
     if len(out) > MAX_OUTPUT_BYTES:
@@ -37,7 +38,7 @@ def run_tool(argv: Sequence[str], timeout: float = 5.0) -> str | None:
     return out.decode("utf-8", errors="replace")
 
 
-def _kill(proc: subprocess.Popen) -> None:
+def _kill(proc: subprocess.Popen[bytes]) -> None:
     try:
         if os.name == "posix":
             os.killpg(proc.pid, signal.SIGKILL)
@@ -45,10 +46,8 @@ def _kill(proc: subprocess.Popen) -> None:
             proc.kill()
     except OSError:
         pass
-    try:
+    with contextlib.suppress(Exception):
         proc.communicate(timeout=1.0)
-    except Exception:  # noqa: BLE001, S110 - the process is killed; a stuck pipe is left to the OS
-        pass
 
 
 def read_small_file(path: str, max_bytes: int = 4096) -> str | None:
