@@ -78,13 +78,13 @@ def test_specs_dir(tmp_path, model_dir):
     (("{model}", "-o", "{tmp}/Bad Name.yaml"), 2, "is not a catalog id"),
     (("{model}", "-o", "{tmp}/a.yaml", "--id", "b"), 2, "--id b and -o {tmp}/a.yaml disagree"),
     (("{model}", "-o", "{tmp}/a.yaml", "--specs-dir", "{tmp}"), 2, "give -o/--output or --specs-dir, not both"),
-    (("{gemma}",), 2, "model_type 'gemma2' is not supported"),
+    (("{bigcode}",), 2, "model_type 'gpt_bigcode' is not supported"),
     (("{broken}",), 3, "not a GGUF file"),
 ])
 def test_errors_are_one_line_with_the_exit_code(tmp_path, model_dir, args, code, words):
-    write_config(tmp_path / "gemma", {"model_type": "gemma2"})
+    write_config(tmp_path / "bigcode", {"model_type": "gpt_bigcode"})
     (tmp_path / "broken.gguf").write_bytes(b"GGML" + b"\0" * 28)
-    fill = {"tmp": tmp_path, "model": model_dir, "gemma": tmp_path / "gemma", "broken": tmp_path / "broken.gguf"}
+    fill = {"tmp": tmp_path, "model": model_dir, "bigcode": tmp_path / "bigcode", "broken": tmp_path / "broken.gguf"}
     r = run(*(a.format(**fill) for a in args))
     assert r.exit_code == code, r.output
     assert r.stdout == ""

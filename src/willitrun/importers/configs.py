@@ -160,9 +160,8 @@ STARCODER2 = ConfigClass("Starcoder2Config", "starcoder2/configuration_starcoder
     "hidden_act": "gelu_pytorch_tanh", "use_bias": True, "tie_word_embeddings": True,
 }, copied=("sliding_window",))
 LANGUAGE_MODELS = {"llama": LLAMA, "mistral": MISTRAL, "qwen2": QWEN2, "qwen3": QWEN3, "gemma": GEMMA,
-                   "gemma3_text": GEMMA3_TEXT, "phi3": PHI3, "granite": GRANITE, "starcoder2": STARCODER2}
-# GEMMA2 is ready, but its import waits for tests/importers/test_commands.py, which still uses
-# model_type gemma2 as its example of an unsupported type.
+                   "gemma2": GEMMA2, "gemma3_text": GEMMA3_TEXT, "phi3": PHI3, "granite": GRANITE,
+                   "starcoder2": STARCODER2}
 LLAVA_TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models LlavaConfig specs model
 # Fields that fix a model's size: when config.json omits one, the estimate rests on transformers'
 # default for it, which is some other model's value -- said in a warning-worthy note.
