@@ -9,6 +9,7 @@ the table and writes docs/accuracy.md).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,6 @@ from willitrun.engines import (
     EngineEstimate, LlamaCppOptions, VllmOptions, WhisperCppOptions, engine_estimate,
 )
 from willitrun.engines.llamacpp import LmShape, compute_bytes, kv_cells
-from willitrun.engines.whispercpp import WHISPER_SCHED_META_BYTES
 from willitrun.memory import Request
 from willitrun.specs import parse_model_spec
 
@@ -145,28 +145,56 @@ def _pythia(entry: dict, src: str) -> Iterator[Comparison]:
                    informational=True, note="GPT-NeoX keeps 6 hidden-size tensors at the attention peak, Llama 4")
 
 
-def _whispercpp(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
+def whispercpp_version_key(entry: dict) -> str:
+    """The release line an entry records: `version_key`, else the first vX.Y in `engine_version`."""
+    if "version_key" in entry:
+        return str(entry["version_key"])
+    m = re.search(r"v(\d+\.\d+)", str(entry.get("engine_version", "")))
+    if not m:
+        raise ValueError(f"{entry['id']}: no whisper.cpp version recorded")
+    return m.group(1)
+
+
+def _whisper_spec(entry: dict, catalog: object) -> object:
+    """The catalog spec, with the entry's vocabulary when it differs (the .en models have 51,864 rows)."""
     spec = catalog.resolve("model", entry["model"])  # type: ignore[attr-defined]
+    vocab = entry.get("spec", {}).get("vocab_size")
+    if vocab and vocab != spec.config.vocab_size:  # type: ignore[attr-defined]
+        spec = spec.model_copy(update={"config": spec.config.model_copy(update={"vocab_size": vocab})})  # type: ignore[attr-defined]
+    return spec
+
+
+def _whispercpp(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
+    spec = _whisper_spec(entry, catalog)
+    version = whispercpp_version_key(entry)
     est = engine_estimate(spec, Request(dtype="fp16"), "whisper.cpp",
-                          WhisperCppOptions(decoders=1, flash_attn=entry["flash_attn"]))
+                          WhisperCppOptions(version=version, decoders=1, flash_attn=entry["flash_attn"]))
     printed = entry["printed"]
+    info = entry.get("informational_components", {})
 
     def exact(component: str, nbytes: int, key: str) -> Comparison:
         # whisper.cpp prints MB (10^6 B) with two decimals: compare in its own unit, then in MiB.
         note = "printed MB matches to 0.01" if round(nbytes / 1e6, 2) == printed[key] else f"printed {printed[key]} MB"
-        return Comparison(entry["id"], src, "whisper.cpp", component, nbytes, round(printed[key] * 1e6), WEIGHTS_KV, note=note)
+        return Comparison(entry["id"], src, "whisper.cpp", component, nbytes, round(printed[key] * 1e6), WEIGHTS_KV,
+                          informational=component in info, note=info.get(component, note))
 
-    yield exact("weights", est.find("model (CUDA0 total size)").bytes, "model_size")
+    if "model_size" in printed:
+        yield exact("weights", est.find("model (CUDA0 total size)").bytes, "model_size")
     yield exact("KV self", est.find("kv self").bytes, "kv_self")
     yield exact("KV cross", est.find("kv cross").bytes, "kv_cross")
-    yield exact("KV pad", est.find("kv pad").bytes, "kv_pad")
-    meta = WHISPER_SCHED_META_BYTES
-    mel = est.find("mel input (host)").bytes
+    if "kv_pad" in printed:
+        yield exact("KV pad", est.find("kv pad").bytes, "kv_pad")
+    meta = int(est.facts["graph_meta_bytes"])
+    host_mel = [b.bytes for b in est.buffers if b.name == "mel input (host)"]
     for graph in ("conv", "encode", "cross", "decode"):
-        nbytes = est.find(f"compute buffer ({graph})").bytes + meta + (mel if graph == "conv" else 0)
-        yield Comparison(entry["id"], src, "whisper.cpp", f"compute ({graph})", nbytes,
-                         round(printed[f"compute_{graph}"] * 1e6), COMPUTE,
-                         note="GPU graph + host scheduler metadata" + (" + mel input" if graph == "conv" else ""))
+        if f"compute_{graph}" not in printed:
+            continue
+        mel = host_mel[0] if host_mel and graph == "conv" else 0
+        nbytes = est.find(f"compute buffer ({graph})").bytes + meta + mel
+        component = f"compute ({graph})"
+        yield Comparison(entry["id"], src, "whisper.cpp", component, nbytes,
+                         round(printed[f"compute_{graph}"] * 1e6), COMPUTE, informational=component in info,
+                         note=info.get(component, "GPU graph + host graph metadata" + (" + mel input" if mel else "")))
 
 
 def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
