@@ -182,8 +182,10 @@ def _whispercpp(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
 
     if "model_size" in printed:
         yield exact("weights", est.find("model (CUDA0 total size)").bytes, "model_size")
-    yield exact("KV self", est.find("kv self").bytes, "kv_self")
-    yield exact("KV cross", est.find("kv cross").bytes, "kv_cross")
+    if "kv_self" in printed:
+        yield exact("KV self", est.find("kv self").bytes, "kv_self")
+    if "kv_cross" in printed:
+        yield exact("KV cross", est.find("kv cross").bytes, "kv_cross")
     if "kv_pad" in printed:
         yield exact("KV pad", est.find("kv pad").bytes, "kv_pad")
     meta = int(est.facts["graph_meta_bytes"])

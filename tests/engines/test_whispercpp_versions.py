@@ -32,6 +32,7 @@ PER_CELL = 32 * 1280 * 2 * 2  # 163,840 B per self cell or cross frame
 @pytest.mark.parametrize(("version", "self_cells", "cross_frames", "kv_pad"), [
     # v1.5.4 whisper.cpp:3008 `factor = 3` x n_text_ctx 448; kv_cross n_audio_ctx 1500; no kv_pad
     ("1.5", 3 * 448, 1500, False),
+    ("1.5.5", 3 * 448, 1500, False),  # v1.5.5 whisper.cpp:3187, the same caches under ggml_gallocr
     # v1.6.0 whisper.cpp:3251 GGML_PAD(448, 256) x 3 = 1536; GGML_PAD(1500, 256) = 1536; kv_pad added (#2152)
     ("1.6", 1536, 1536, True),
     # v1.7.0 (#2443): one decoder's GGML_PAD(448, 256) = 512 at start-up
@@ -157,11 +158,17 @@ def test_v15_has_no_flash_attention():
 
 @pytest.mark.parametrize("bad", ["1.4", "2", "abc", "1.4.3"])
 def test_unknown_versions_are_refused(bad):
-    with pytest.raises(UsageError, match="1.5, 1.6, 1.7, 1.8"):
+    with pytest.raises(UsageError, match="1.5, 1.5.5, 1.6, 1.7, 1.8"):
         whispercpp_version(bad)
 
 
-@pytest.mark.parametrize(("given", "line"), [("1.7.4", "1.7"), ("v1.5.4", "1.5"), ("1.6", "1.6"), ("1.9.0", "1.8"),
-                                             ("LATEST", "1.8")])
+@pytest.mark.parametrize(("given", "line"), [("1.7.4", "1.7"), ("v1.5.4", "1.5"), ("v1.5.5", "1.5.5"), ("1.6", "1.6"),
+                                             ("1.9.0", "1.8"), ("LATEST", "1.8")])
 def test_version_spellings(given, line):
     assert whispercpp_version(given).name == line
+
+
+def test_gallocr_lines_say_their_compute_is_not_calibrated(catalog):
+    for version in ("1.5.5", "1.6"):
+        assert any("not calibrated" in n for n in est(catalog, version=version, decoders=1).notes)
+    assert not any("#2443" in n for n in est(catalog, version="1.7", decoders=1).notes)

@@ -74,6 +74,10 @@ WHISPERCPP_VERSIONS: dict[str, WhisperCppVersion] = {
     # kv_cache_init(..., factor*n_text_ctx) = 1344 cells; kv_cross n_audio_ctx = 1500; no kv_pad; no flash
     # attention; ggml_allocr (legacy allocator) and `allocr.meta.size() + ggml_allocr_max_size`.
     "1.5": WhisperCppVersion("1.5", 1, 3, 1, False, None, WHISPER_ALLOCR_META_BYTES, False, "allocr"),
+    # v1.5.5 (2024-04-16): the v1.5 caches, but ggml_gallocr ("ggml-alloc : v3", 1d3270cc8, 2024-02-11) and
+    # `meta.size() + ggml_gallocr_get_buffer_size`. Its graphs still copied into fresh leaf tensors that
+    # #2443 later removed ("reduce memory overhead from unused input tensors"): compute buffers not calibrated.
+    "1.5.5": WhisperCppVersion("1.5.5", 1, 3, 1, False, None, WHISPER_ALLOCR_META_BYTES, False, "gallocr"),
     # v1.6.0 (2024-05-15) .. v1.6.2: #2152 "whisper : use flash attention" (7094ea5e): GGML_PAD(.., 256)
     # everywhere, 3 x 512 self cells, kv_pad; whisper-cli flash_attn = false; ggml_gallocr, one backend.
     "1.6": WhisperCppVersion("1.6", WHISPER_PAD, 3, WHISPER_PAD, True, False, WHISPER_ALLOCR_META_BYTES, False, "gallocr"),
@@ -91,13 +95,15 @@ def whispercpp_version(version: str) -> WhisperCppVersion:
     v = version.strip().lower()
     if v in ("latest", "current", ""):
         return WHISPERCPP_VERSIONS[WHISPERCPP_LATEST]
-    m = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.\d+)?(?:-[0-9a-z.-]+)?", v)
+    m = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:-[0-9a-z.-]+)?", v)
     key = f"{m.group(1)}.{m.group(2)}" if m else None
+    if key == "1.5" and m and m.group(3) == "5":
+        key = "1.5.5"
     if key in WHISPERCPP_VERSIONS:
         return WHISPERCPP_VERSIONS[key]
     if m and (int(m.group(1)), int(m.group(2))) > (1, 8):
         return WHISPERCPP_VERSIONS[WHISPERCPP_LATEST]  # later releases keep the v1.8 buffers until shown otherwise
-    raise UsageError(f"unknown whisper.cpp version {version!r}: give 1.5, 1.6, 1.7, 1.8 (or a tag like v1.7.4) "
+    raise UsageError(f"unknown whisper.cpp version {version!r}: give 1.5, 1.5.5, 1.6, 1.7, 1.8 (or a tag like v1.7.4) "
                      "or latest; versions before 1.5 kept one cache per decoder and are not modelled")
 
 
@@ -105,7 +111,7 @@ def whispercpp_version(version: str) -> WhisperCppVersion:
 class WhisperCppOptions:
     """whisper.cpp settings (whisper-cli flag in brackets)."""
 
-    version: str = "latest"  # release line: 1.5, 1.6, 1.7, 1.8 (= latest); tags like v1.7.4 are accepted
+    version: str = "latest"  # release line: 1.5 (1.5.0-1.5.4), 1.5.5, 1.6, 1.7, 1.8 (= latest); tags like v1.7.4 too
     beam_size: int | None = None  # [-bs] None: the request's beams (whisper-cli's own default is 5)
     best_of: int = 5  # [-bo] whisper_full_default_params greedy.best_of
     temperature_fallback: bool = True  # [-nf disables] temperature_inc 0.2: a failed segment is re-decoded with best_of decoders
@@ -284,6 +290,10 @@ def whispercpp_estimate(spec: AnySpec, request: Request, options: WhisperCppOpti
     elif v.self_factor is not None:
         notes.append(f"whisper.cpp v{v.name} allocates {factor} x {text_ctx} self cells up front and shares them between "
                      f"its decoders ({dec.peak} at most here)")
+    if v.name in ("1.5.5", "1.6"):
+        notes.append(f"whisper.cpp v{v.name}'s compute buffers are not calibrated: its graphs still copied into fresh "
+                     "tensors that #2443 (v1.7.0) removed, so they can be larger (large-v2's decode printed 209.26 MB in "
+                     "February 2024, 100.02 MB at v1.7.4)")
     if flash:
         notes.append("flash attention: the encode and decode buffers follow the graph without score matrices; only the "
                      "flash-attention-off buffers are calibrated")
