@@ -75,8 +75,8 @@ WHISPERCPP_VERSIONS: dict[str, WhisperCppVersion] = {
     # attention; ggml_allocr (legacy allocator) and `allocr.meta.size() + ggml_allocr_max_size`.
     "1.5": WhisperCppVersion("1.5", 1, 3, 1, False, None, WHISPER_ALLOCR_META_BYTES, False, "allocr"),
     # v1.5.5 (2024-04-16): the v1.5 caches, but ggml_gallocr ("ggml-alloc : v3", 1d3270cc8, 2024-02-11) and
-    # `meta.size() + ggml_gallocr_get_buffer_size`. Its graphs still copied into fresh leaf tensors that
-    # #2443 later removed ("reduce memory overhead from unused input tensors"): compute buffers not calibrated.
+    # `meta.size() + ggml_gallocr_get_buffer_size`. Its graphs still copied into fresh tensors that #2443
+    # later removed ("reduce memory overhead from unused input tensors"): compute buffers not calibrated.
     "1.5.5": WhisperCppVersion("1.5.5", 1, 3, 1, False, None, WHISPER_ALLOCR_META_BYTES, False, "gallocr"),
     # v1.6.0 (2024-05-15) .. v1.6.2: #2152 "whisper : use flash attention" (7094ea5e): GGML_PAD(.., 256)
     # everywhere, 3 x 512 self cells, kv_pad; whisper-cli flash_attn = false; ggml_gallocr, one backend.
@@ -291,9 +291,9 @@ def whispercpp_estimate(spec: AnySpec, request: Request, options: WhisperCppOpti
         notes.append(f"whisper.cpp v{v.name} allocates {factor} x {text_ctx} self cells up front and shares them between "
                      f"its decoders ({dec.peak} at most here)")
     if v.name in ("1.5.5", "1.6"):
-        notes.append(f"whisper.cpp v{v.name}'s compute buffers are not calibrated: its graphs still copied into fresh "
-                     "tensors that #2443 (v1.7.0) removed, so they can be larger (large-v2's decode printed 209.26 MB in "
-                     "February 2024, 100.02 MB at v1.7.4)")
+        notes.append(f"whisper.cpp v{v.name}'s compute buffers are not calibrated: its graphs differ from v1.7's (#2443 "
+                     "removed copies into fresh tensors), and the one public large-v2 log between v1.5.4 and v1.5.5 "
+                     "prints decode 209.26 MB where v1.7.4 prints 100.02 MB")
     if flash:
         notes.append("flash attention: the encode and decode buffers follow the graph without score matrices; only the "
                      "flash-attention-off buffers are calibrated")
