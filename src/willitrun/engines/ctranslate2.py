@@ -71,8 +71,10 @@ AUDIO_FRAMES = 1500  # the encoder output of one 30 s window (d_model wide)
 #    on up to 223 previous tokens; batched windows carry none).
 # 2. C from one batch-1 row per CUDA generation, given T: 4525 MiB (fp16, CUDA 12.4) -> 274 MiB;
 #    4755 MiB (fp16, V100S, CUDA 11.7.1, CTranslate2 3.x) -> 504 MiB. CUDA 11 loads every kernel module
-#    of cuBLAS/cuDNN/CTranslate2 at start-up; CUDA 12 loads them lazily (CUDA_MODULE_LOADING=LAZY is the
-#    default from 12.2), which is why the constant is per CUDA major version.
+#    of cuBLAS/cuDNN/CTranslate2 at start-up; CUDA 12 loads them lazily (CUDA programming guide, "Lazy
+#    Loading" change history: introduced disabled in 11.7, default on Linux from 12.2, everywhere from
+#    12.3), which is why the constant is per CUDA major version. The same order of difference was measured
+#    for PyTorch's context: 287,047,680 B lazy vs 666,632,192 B eager (pytorch/pytorch PR #86509).
 # Circular: the fp16 batch-1 rows 4525 (C, CUDA 12) and 4755 (C, CUDA 11), and the fp16 batch-8 row 6090
 # (T). Independent checks: int8 2926 and 4500 (CUDA 12), int8 3091, large-v1 4659, medium 2803 / 1939
 # (CUDA 11).
