@@ -8,7 +8,11 @@ import pytest
 
 from willitrun import load_catalog
 from willitrun.engines import CTranslate2Options, engine_estimate, engine_fit
-from willitrun.engines.ctranslate2 import CT2_CUDA_OVERHEAD_BYTES, CT2_DECODE_TOKENS, ct2_weight_bytes
+from willitrun.engines.ctranslate2 import (
+    CT2_CUDA_OVERHEAD_BYTES,
+    CT2_DECODE_TOKENS,
+    ct2_weight_bytes,
+)
 from willitrun.errors import UsageError
 from willitrun.memory import Request
 

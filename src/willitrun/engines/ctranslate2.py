@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..archs.whisper import WhisperSpec
 from ..errors import UsageError
 from ..memory import AnySpec, Request
 from ..tensors import model_tensors
@@ -108,7 +109,7 @@ class CTranslate2Options:
             raise UsageError(f"cuda must be 11 or 12 (the CUDA major version CTranslate2 was built for), got {self.cuda}")
 
 
-def ct2_weight_bytes(spec: AnySpec, compute_type: str) -> int:
+def ct2_weight_bytes(spec: WhisperSpec, compute_type: str) -> int:
     """Bytes of the weights on a CUDA device for `compute_type` (see the module docstring)."""
     wq, wf = COMPUTE_TYPES[compute_type]
     int8 = wq == 1
@@ -125,7 +126,7 @@ def ct2_weight_bytes(spec: AnySpec, compute_type: str) -> int:
 
 def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Options | None = None) -> EngineEstimate:
     """What faster-whisper holds on the GPU for `spec` at its peak (see the module docstring)."""
-    if spec.architecture != "whisper":
+    if not isinstance(spec, WhisperSpec):
         raise UsageError(f"the ctranslate2 (faster-whisper) profile covers Whisper models only; {spec.id} is "
                          f"{spec.architecture}")
     opt = options or CTranslate2Options()

@@ -28,10 +28,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..archs.whisper import WhisperSpec
 from ..dtypes import F16, F32, StorageType, WeightDtype
 from ..errors import UsageError
 from ..memory import AnySpec, Request, resolve
-from .. import archs
 from ..tensors import model_tensors
 from .base import Buffer, EngineEstimate, aligned_sum, pad
 from .llamacpp import GGML_CUDA_ALIGNMENT
@@ -150,7 +150,7 @@ def decoder_count(beam_size: int, best_of: int, fallback: bool) -> Decoders:
     upfront = max(best_of, beam_size) if beam_size > 1 else best_of
     if upfront > WHISPER_MAX_DECODERS:
         raise UsageError(f"whisper.cpp refuses {upfront} decoders (max(best_of, beam size) > WHISPER_MAX_DECODERS = 8)")
-    first = beam_size if beam_size > 1 else 1
+    first = max(1, beam_size)
     on_fallback = best_of if fallback else 0
     return Decoders(first, on_fallback, max(first, on_fallback, 1))
 
@@ -174,7 +174,7 @@ def whisper_storage(spec: AnySpec, dtype: WeightDtype) -> list[StorageType]:
 
 def whispercpp_estimate(spec: AnySpec, request: Request, options: WhisperCppOptions | None = None) -> EngineEstimate:
     """Every buffer whisper.cpp allocates for `spec` (see the module docstring)."""
-    if "whisper.cpp" in archs.geometry(spec).refusals:
+    if not isinstance(spec, WhisperSpec):
         raise UsageError(f"whisper.cpp runs Whisper models only; {spec.id} is {spec.architecture}")
     opt = options or WhisperCppOptions()
     v = whispercpp_version(opt.version)
