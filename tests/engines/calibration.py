@@ -158,11 +158,12 @@ def whispercpp_version_key(entry: dict) -> str:
 
 
 def _whisper_spec(entry: dict, catalog: object) -> object:
-    """The catalog spec, with the entry's vocabulary when it differs (the .en models have 51,864 rows)."""
-    spec = catalog.resolve("model", entry["model"])  # type: ignore[attr-defined]
-    vocab = entry.get("spec", {}).get("vocab_size")
-    if vocab and vocab != spec.config.vocab_size:  # type: ignore[attr-defined]
-        spec = spec.model_copy(update={"config": spec.config.model_copy(update={"vocab_size": vocab})})  # type: ignore[attr-defined]
+    """The catalog spec, with the config fields the entry's model differs in (`spec:` besides `catalog`):
+    the .en models' 51,864-token vocabulary, distil-large-v3's 2 decoder layers."""
+    spec = catalog.resolve("model", entry.get("spec", {}).get("catalog", entry["model"]))  # type: ignore[attr-defined]
+    changes = {k: v for k, v in entry.get("spec", {}).items() if k != "catalog"}
+    if changes:
+        spec = spec.model_copy(update={"config": spec.config.model_copy(update=changes)})  # type: ignore[attr-defined]
     return spec
 
 
@@ -231,7 +232,7 @@ def _transformers_total(entry: dict, src: str, catalog: object) -> Iterator[Comp
 
 def _ctranslate2(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
     """faster-whisper NVML peaks against the ctranslate2 profile (all of its buffers are on the GPU)."""
-    spec = catalog.resolve("model", entry["model"])  # type: ignore[attr-defined]
+    spec = _whisper_spec(entry, catalog)
     compute = "int8" if str(entry["quant"]).startswith("int8") else "float16"
     cuda = entry.get("cuda_major") or (12 if "CUDA 12" in str(entry["source"]) else 11)
     opts = CTranslate2Options(compute_type=compute, beam_size=entry.get("beam_size", 5),
@@ -244,7 +245,10 @@ def _ctranslate2(entry: dict, src: str, catalog: object) -> Iterator[Comparison]
 
 
 # Entries of measured.yaml (not edited here) that ctranslate2.py's constants were fitted to.
-CT2_CIRCULAR = {"fw-readme-v1.1.0-large-v2-ctranslate2-fp16-b5": "the CUDA 12 overhead constant (274 MiB) was fitted to this row"}
+CT2_CIRCULAR = {
+    "fw-readme-v1.1.0-large-v2-ctranslate2-fp16-b5": "the CUDA 12 overhead constant (274 MiB) was fitted to this row",
+    "fw-readme-v1.1.0-large-v2-ctranslate2-int8-b5": "the int8 saving (125 MiB) was fitted to this row and #1030's int8 row",
+}
 
 
 def comparisons() -> Iterator[Comparison]:

@@ -11,6 +11,8 @@ from willitrun.engines import CTranslate2Options, engine_estimate, engine_fit
 from willitrun.engines.ctranslate2 import (
     CT2_CUDA_OVERHEAD_BYTES,
     CT2_DECODE_TOKENS,
+    CT2_ENCODER_BASE_BYTES,
+    CT2_INT8_SAVING_BYTES,
     ct2_weight_bytes,
 )
 from willitrun.errors import UsageError
@@ -126,12 +128,29 @@ def test_alias_and_fit(large):
 
 
 def test_encoder_pass_counts_when_it_is_the_peak():
-    # tiny, beam 1, no fallback, 8 windows: the encoder's 8 x 6 x 1500^2 x 2 B scores outweigh the decoding state
+    # tiny, beam 1, no fallback, 8 windows: the encoder pass (605 MiB fitted + 8 x (6 x 1500^2 scores +
+    # 1500 x 1536 FFN) x 2 B) outweighs the decoding state
     tiny = load_catalog().resolve("model", "whisper-tiny")
     e = ct2(tiny, Request(batch=8), beam_size=1, decode_tokens=1)
     extra = e.find("encoder pass (beyond the decoding state)").bytes
     decoding = sum(e.find(n).bytes for n in ("cross-attention K/V", "encoder output", "self-attention K/V"))
-    assert extra + decoding == 8 * (6 * 1500**2 * 2 + 1500 * 1536 * 2)
+    assert extra + decoding == CT2_ENCODER_BASE_BYTES + 8 * (6 * 1500**2 * 2 + 1500 * 1536 * 2)
+
+
+def test_small_decoders_peak_in_the_encoder_pass(large):
+    # distil-large-v3 shape (2 decoder layers): faster-whisper #1030 printed 2409 MiB; the model gives the
+    # weights + 274 MiB + 605 MiB + 20 x 1500^2 x 2 B + 1500 x 5120 x 2 B = 2422 MiB (fitted there: E0)
+    distil = large.model_copy(update={"config": large.config.model_copy(update={"decoder_layers": 2})})
+    e = ct2(distil)
+    assert e.gpu_bytes == (ct2_weight_bytes(distil, "float16") + 274 * MiB + CT2_ENCODER_BASE_BYTES
+                           + 20 * 1500**2 * 2 + 1500 * 5120 * 2)
+    assert any("encoder pass" in n for n in e.notes)
+
+
+def test_int8_runs_need_less_overhead(large):
+    # the fp16/int8 pairs of large-v3 differ by 140 (README) and 109 MiB (#1030) more than their weights
+    i8 = ct2(large, compute_type="int8")
+    assert i8.find("CUDA context, cuBLAS/cuDNN, allocator pool").bytes == (274 - 125) * MiB == 274 * MiB - CT2_INT8_SAVING_BYTES
 
 
 @pytest.mark.parametrize("model", ["llama-2-7b", "flan-t5-base"])

@@ -76,11 +76,24 @@ AUDIO_FRAMES = 1500  # the encoder output of one 30 s window (d_model wide)
 #    Loading" change history: introduced disabled in 11.7, default on Linux from 12.2, everywhere from
 #    12.3), which is why the constant is per CUDA major version. The same order of difference was measured
 #    for PyTorch's context: 287,047,680 B lazy vs 666,632,192 B eager (pytorch/pytorch PR #86509).
-# Circular: the fp16 batch-1 rows 4525 (C, CUDA 12) and 4755 (C, CUDA 11), and the fp16 batch-8 row 6090
-# (T). Independent checks: int8 2926 and 4500 (CUDA 12), int8 3091, large-v1 4659, medium 2803 / 1939
-# (CUDA 11).
+# 3. The encoder pass. Models with a small decoder show a floor the decoding state cannot explain:
+#    faster-whisper issue #1030 (same 13-minute audio and NVML script, faster-whisper d57c5b4 on
+#    CTranslate2 4.x, so CUDA 12) prints distil-large-v3 fp16 2409 MiB and large-v3-turbo fp16 2537 MiB,
+#    i.e. 966 and 994 MiB above their weights, where the decoding state is 99 and 179 MiB. We model the
+#    encoder pass as E(b) = E0 + b x (heads x 1500^2 scores + 1500 x FFN) x 2 B, and the peak as the larger
+#    of the encoder pass and the decoding state (the allocator pool serves one, then the other). E0 = 605
+#    MiB is the mean of the two rows' fits (619 and 592) with the 32-layer, d_model 1280 encoder; how it
+#    scales with smaller encoders is not known (no public row), so it is kept whole.
+# 4. int8: the fp16/int8 pairs of large-v3 differ by more than their weights (README 1599 MiB, #1030 1568
+#    MiB, weights 1459 MiB): int8 runs need 140 and 109 MiB less of everything else; we take 125 MiB.
+# Circular: the fp16 batch-1 rows 4525 (C, CUDA 12) and 4755 (C, CUDA 11), the fp16 batch-8 row 6090 (T),
+# #1030's distil and turbo fp16 rows (E0), the int8 batch-1 rows 2926 and 2953 (int8 saving). Independent
+# checks: int8 batch 8 4500, #1030 large-v3 fp16 4521 and distil int8 1481 (CUDA 12); int8 3091, large-v1
+# 4659, medium 2803 and 1939 (CUDA 11).
 CT2_DECODE_TOKENS = 150
 CT2_CUDA_OVERHEAD_BYTES = {12: 274 * MIB, 11: 504 * MIB}
+CT2_ENCODER_BASE_BYTES = 605 * MIB
+CT2_INT8_SAVING_BYTES = 125 * MIB
 
 
 @dataclass(frozen=True)
@@ -167,13 +180,15 @@ def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Op
         else:
             phase = f"beam search, beam {beam} (the beams share the encoder state)"
             copies, hyps = first
-    encoder = batch * (c.encoder_attention_heads * AUDIO_FRAMES**2 * act + AUDIO_FRAMES * c.encoder_ffn_dim * act)
+    per_window = c.encoder_attention_heads * AUDIO_FRAMES**2 * act + AUDIO_FRAMES * c.encoder_ffn_dim * act
+    encoder = CT2_ENCODER_BASE_BYTES + batch * per_window
     weights = ct2_weight_bytes(spec, compute_type)
-    overhead = CT2_CUDA_OVERHEAD_BYTES[opt.cuda]
+    int8 = COMPUTE_TYPES[compute_type][0] == 1
+    overhead = CT2_CUDA_OVERHEAD_BYTES[opt.cuda] - (CT2_INT8_SAVING_BYTES if int8 else 0)
     buffers = [
         Buffer("weights", weights, "gpu", "weights",
                f"{compute_type}: " + ("int8 linear layers and token embedding + float32 scale per row, conv and "
-                                      "1-D tensors in the float type" if COMPUTE_TYPES[compute_type][0] == 1
+                                      "1-D tensors in the float type" if int8
                                       else "every tensor in the float type") + " (LM head = token embedding, once)"),
         Buffer("cross-attention K/V", copies * cross_one, "gpu", "kv_cross",
                f"{copies} x {layers} layers x 2 x {AUDIO_FRAMES} frames x {d} x {act} B"),
@@ -183,16 +198,19 @@ def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Op
                f"{hyps} hypotheses x {tokens} tokens x {layers} layers x 2 x {d} x {act} B"
                + (" (150: fitted to the README's batch rows)" if tokens == CT2_DECODE_TOKENS else "")),
         Buffer("CUDA context, cuBLAS/cuDNN, allocator pool", overhead, "gpu", "overhead",
-               f"fitted to faster-whisper's README NVML peaks (CUDA {opt.cuda}): see ctranslate2.py"),
+               f"fitted to faster-whisper's README NVML peaks (CUDA {opt.cuda}"
+               + (", int8: 125 MiB less" if int8 else "") + "): see ctranslate2.py"),
     ]
     decoding = buffers[1].bytes + buffers[2].bytes + buffers[3].bytes
     if encoder > decoding:  # the encoder pass peaks higher than the decoding (short decodes, big batches)
         buffers.append(Buffer("encoder pass (beyond the decoding state)", encoder - decoding, "gpu", "compute",
-                              f"{batch} x ({c.encoder_attention_heads} heads x {AUDIO_FRAMES}^2 scores + "
-                              f"{AUDIO_FRAMES} x {c.encoder_ffn_dim} FFN) x {act} B"))
+                              f"605 MiB (fitted: faster-whisper #1030's distil and turbo rows) + {batch} x "
+                              f"({c.encoder_attention_heads} heads x {AUDIO_FRAMES}^2 scores + {AUDIO_FRAMES} x "
+                              f"{c.encoder_ffn_dim} FFN) x {act} B, less the decoding state above"))
+        phase = "the encoder pass (it needs more than the decoding state)"
     else:
-        notes.append(f"the encoder pass ({encoder / MIB:.0f} MiB of scores and FFN activations) is freed before "
-                     "decoding, which peaks higher")
+        notes.append(f"the encoder pass ({encoder / MIB:.0f} MiB, 605 of them fitted) is over before decoding, "
+                     "which peaks higher")
     notes.append(f"peak during {phase}")
     notes.append("a component model fitted to whole-device NVML peaks (faster-whisper README): expect +-10 %, "
                  "not the MiB-exact match of the engines that print their buffers")
