@@ -1,9 +1,10 @@
 """CTranslate2 (faster-whisper): Whisper as most people run it locally.
 
 faster-whisper prints no buffer sizes, so this profile is a component model: the parts that follow
-from CTranslate2's source are exact arithmetic, and two constants -- the CUDA context with the
-libraries' workspaces and allocator pool, and the tokens a decoding hypothesis holds in its self cache
--- are fitted to the public whole-device NVML peaks of the faster-whisper README (fit below).
+from CTranslate2's source are exact arithmetic, and four constants -- the CUDA context with the
+libraries' workspaces and allocator pool (per CUDA major version), the tokens a decoding hypothesis
+holds in its self cache, the encoder pass's floor and what int8 runs save -- are fitted to public
+whole-device NVML peaks (faster-whisper README and issue #1030; the fit is below).
 
 Weights (CTranslate2 src/models/model.cc, `Model::set_compute_type`): every variable whose name ends in
 "weight" is quantizable (`Model::is_quantizable`), i.e. the linear layers *and* the token embedding
