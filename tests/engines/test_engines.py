@@ -229,7 +229,7 @@ def test_default_engine(dtype, engine):
 
 def test_every_engine_returns_buffers(catalog):
     for engine in ENGINES:
-        model = "whisper-base" if engine == "whisper.cpp" else "llama-3.2-1b"
+        model = "whisper-base" if engine in ("whisper.cpp", "ctranslate2") else "llama-3.2-1b"
         opts = VllmOptions(total_memory_bytes=24 * GiB) if engine == "vllm" else None
         e = engine_estimate(catalog.resolve("model", model), Request(), engine, opts)
         assert e.buffers and all(b.bytes >= 0 and b.detail for b in e.buffers)

@@ -8,7 +8,8 @@
     True
 
 Profiles (one module each): `transformers` (memory.estimate as buffers), `llama.cpp` and `ollama`
-(llamacpp.py), `whisper.cpp` (whispercpp.py), `vllm` (vllm.py). Each reuses the tensor inventory
+(llamacpp.py), `whisper.cpp` (whispercpp.py), `vllm` (vllm.py), `ctranslate2` alias `faster-whisper`
+(ctranslate2.py). Each reuses the tensor inventory
 (tensors.model_tensors), the attention geometry (memory.attention / resolve), image and source token
 counts and the storage types (dtypes, gguf.tensor_types); what differs is what the engine does with
 them: padding, placement, its own compute graph, its own pre-allocation. No typer, rich or NVML here.
@@ -22,16 +23,18 @@ from typing import Union
 from ..errors import UsageError
 from ..memory import AnySpec, Request, resolve
 from .base import KINDS, Buffer, EngineEstimate, Kind, Placement
+from .ctranslate2 import CTranslate2Options, ctranslate2_estimate
 from .llamacpp import LLAMACPP_VERSIONS, LlamaCppOptions, llamacpp_estimate
 from .ollama import OllamaOptions, ollama_estimate
 from .transformers import transformers_estimate
 from .vllm import VllmOptions, vllm_estimate
 from .whispercpp import WhisperCppOptions, whispercpp_estimate
 
-ENGINES = ("transformers", "llama.cpp", "ollama", "whisper.cpp", "vllm")
-EngineOptions = Union[LlamaCppOptions, OllamaOptions, WhisperCppOptions, VllmOptions, None]
+ENGINES = ("transformers", "llama.cpp", "ollama", "whisper.cpp", "vllm", "ctranslate2")
+ENGINE_ALIASES = {"faster-whisper": "ctranslate2"}  # faster-whisper runs Whisper on CTranslate2
+EngineOptions = Union[LlamaCppOptions, OllamaOptions, WhisperCppOptions, VllmOptions, CTranslate2Options, None]
 _OPTIONS = {"llama.cpp": LlamaCppOptions, "ollama": OllamaOptions, "whisper.cpp": WhisperCppOptions,
-            "vllm": VllmOptions}
+            "vllm": VllmOptions, "ctranslate2": CTranslate2Options}
 GGUF_DTYPES = frozenset({"q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k"})
 
 
@@ -45,8 +48,9 @@ def default_engine(dtype: str | None) -> str:
 def engine_estimate(spec: AnySpec, request: Request | None = None, engine: str = "transformers",
                     options: EngineOptions = None) -> EngineEstimate:
     """What `engine` allocates to run `spec` for `request`; `options` is the engine's own options
-    class (LlamaCppOptions, OllamaOptions, WhisperCppOptions, VllmOptions) or None for its defaults."""
+    class (LlamaCppOptions, OllamaOptions, WhisperCppOptions, VllmOptions, CTranslate2Options) or None for its defaults."""
     req = request or Request()
+    engine = ENGINE_ALIASES.get(engine, engine)
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     expected = _OPTIONS.get(engine)
@@ -60,6 +64,8 @@ def engine_estimate(spec: AnySpec, request: Request | None = None, engine: str =
         return ollama_estimate(spec, req, options)  # type: ignore[arg-type]
     if engine == "whisper.cpp":
         return whispercpp_estimate(spec, req, options)  # type: ignore[arg-type]
+    if engine == "ctranslate2":
+        return ctranslate2_estimate(spec, req, options)  # type: ignore[arg-type]
     return vllm_estimate(spec, req, options)  # type: ignore[arg-type]
 
 
@@ -88,6 +94,7 @@ def engine_fit(spec: AnySpec, request: Request | None, engine: str, options: Eng
     """engine_estimate, plus whether it fits `vram_bytes` and the largest context that does (bisection:
     an engine's GPU bytes never fall as the context grows; llama.cpp's padding only makes steps)."""
     req = request or Request()
+    engine = ENGINE_ALIASES.get(engine, engine)
     if engine == "vllm":
         opts = options if isinstance(options, VllmOptions) else VllmOptions()
         if opts.total_memory_bytes is None:
@@ -119,6 +126,6 @@ def engine_fit(spec: AnySpec, request: Request | None, engine: str, options: Eng
 
 
 __all__ = [
-    "ENGINES", "KINDS", "LLAMACPP_VERSIONS", "Buffer", "EngineEstimate", "EngineFit", "EngineOptions", "Kind", "LlamaCppOptions",
+    "CTranslate2Options", "ENGINES", "ENGINE_ALIASES", "KINDS", "LLAMACPP_VERSIONS", "Buffer", "EngineEstimate", "EngineFit", "EngineOptions", "Kind", "LlamaCppOptions",
     "OllamaOptions", "Placement", "VllmOptions", "WhisperCppOptions", "default_engine", "engine_estimate", "engine_fit",
 ]
