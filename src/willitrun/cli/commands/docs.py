@@ -30,7 +30,7 @@ def docs_root() -> Path:
 @app.command("docs")
 def docs_cmd() -> None:
     """Print where the documentation is: the README, the JSON and spec formats."""
+    from ...render import write  # a closed pipe (`willitrun docs | grep -q`) keeps exit code 0
+
     root = docs_root()
-    for path, what in DOCS:
-        typer.echo(f"{root / path}  ({what})")
-    typer.echo("Every command's options: willitrun COMMAND -h")
+    write("".join(f"{root / path}  ({what})\n" for path, what in DOCS) + "Every command's options: willitrun COMMAND -h\n")
