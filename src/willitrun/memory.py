@@ -152,12 +152,26 @@ class Request:
 # --------------------------------------------------------------------------------------------------
 def tensor_storage(tensors: list[Tensor], dtype: WeightDtype, spec: AnySpec) -> list[StorageType]:
     """The storage type of each tensor under `dtype` (see WeightDtype for the three families)."""
+    if dtype.family == "gguf":
+        return gguf.tensor_types(tensors, dtype, archs.geometry(spec))
     if dtype.family == "float":
-        return [dtype.storage] * len(tensors)
-    if dtype.family == "quantized":
+        out = [dtype.storage] * len(tensors)
+    else:
         # Only nn.Linear weights inside the blocks are replaced; the rest keeps the 16-bit type.
-        return [dtype.storage if t.role in LINEAR_ROLES and t.layer is not None else F16 for t in tensors]
-    return gguf.tensor_types(tensors, dtype, archs.geometry(spec))
+        out = [dtype.storage if t.role in LINEAR_ROLES and t.layer is not None else F16 for t in tensors]
+    if kept_in_fp32(spec, dtype):
+        roles = archs.geometry(spec).keep_in_fp32_roles
+        out = [F32 if t.role in roles and t.layer is not None else s for t, s in zip(tensors, out)]
+    return out
+
+
+def kept_in_fp32(spec: AnySpec, dtype: WeightDtype) -> bool:
+    """Whether the model class's `_keep_in_fp32_modules` apply under `dtype`: transformers upcasts
+    them when loading in float16 only (PreTrainedModel._get_dtype_plan, modeling_utils.py: "only
+    if the requested dtype is fp16"), and quantizers never convert them (get_modules_to_not_convert);
+    bitsandbytes and GPTQ/AWQ load the rest with fp16 compute, so they stay fp32 there too."""
+    g = archs.geometry(spec)
+    return bool(g.keep_in_fp32_roles) and (dtype.storage is F16 or dtype.family == "quantized")
 
 
 def storage_types(spec: AnySpec, dtype: WeightDtype) -> list[StorageType]:
@@ -351,12 +365,25 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
         notes += [weights.describe(), *weights.notes]
     elif weights is not None:
         notes.append(f"--dtype {dtype.name}: weights computed from the architecture, not read from {weights.source}")
+    if kept_in_fp32(spec, dtype) and weights is None:
+        notes.append(_fp32_note(spec, dtype))
     if g.image_size_option and images and req.image_size is None:
         notes.append(f"LLaVA-NeXT image tokens depend on the image size; {per_image} per image is the largest "
                      "(give --image-size HxW for a specific image)")
     return Resolved(spec, dtype, kv, att, components, images, per_image * images,
                      encoder_tokens if g.encoder_tokens_option else 0,
                      cross_source_tokens(spec, images, encoder_tokens), notes)
+
+
+def _fp32_note(spec: AnySpec, dtype: WeightDtype) -> str:
+    g = archs.geometry(spec)
+    kept = [t for t in model_tensors(spec) if t.role in g.keep_in_fp32_roles and t.layer is not None]
+    n = sum(t.numel for t in kept)
+    # what they would take without the rule: fp16, or the quantized type of the other linear layers
+    extra = n * 4 - sum((F16 if dtype.family == "float" else dtype.storage).nbytes(t.numel) for t in kept)
+    names = ", ".join(f"`{m}`" for m in g.keep_in_fp32_modules)
+    return (f"transformers keeps {names} in float32 under --dtype {dtype.name} (_keep_in_fp32_modules of "
+            f"{g.architecture}): {n:,} parameters at 4 bytes, {extra / MIB:,.0f} MiB more than {dtype.name}")
 
 
 def default_context(r: Resolved) -> int:

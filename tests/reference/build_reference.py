@@ -101,6 +101,7 @@ from transformers import (
 
 # `image_size_to_num_patches` is the helper LlavaNextModel.get_image_features itself uses to decide how
 # many 336x336 crops (base image + anyres tiles) it slices out of `pixel_values` for one image.
+from transformers.core_model_loading import build_glob_alternation
 from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
 
 SCHEMA_VERSION = 1
@@ -382,6 +383,19 @@ def count_parameters(arch: str, model: nn.Module) -> dict[str, Any]:
         "embedding_shape": list(emb.shape),
         "lm_head_shape": list(head.shape),
     }
+
+
+def keep_in_fp32(model: nn.Module) -> dict[str, Any]:
+    """The parameters transformers keeps in float32 when this class loads in float16: the names of
+    `_keep_in_fp32_modules` matched against parameter names as from_pretrained matches them
+    (PreTrainedModel._get_dtype_plan, then core_model_loading.build_glob_alternation's regex
+    `search` on each checkpoint key)."""
+    modules = sorted(model._keep_in_fp32_modules or [])
+    if not modules:
+        return {"modules": [], "parameters": 0}
+    pattern, _, _ = build_glob_alternation(modules)
+    n = sum(p.numel() for name, p in model.named_parameters() if pattern.search(name))
+    return {"modules": modules, "parameters": n}
 
 
 def resolved_attention(arch: str, config: Any) -> dict[str, Any]:
@@ -725,6 +739,9 @@ def build_entry(spec: dict[str, Any]) -> dict[str, Any]:
         "parameters_declared": spec.get("parameters_declared"),
         "resolved_attention": resolved_attention(arch, config),
     }
+    fp32 = keep_in_fp32(model)
+    if fp32["modules"]:  # recorded only where the class has some (T5, mT5)
+        entry["keep_in_fp32"] = fp32
     del model
     gc.collect()
     entry["cases"] = [run_case(arch, name, small, make) for name, small, make in cases_for(arch, cfg)]

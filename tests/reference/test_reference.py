@@ -93,3 +93,16 @@ def test_committed_reference_is_what_transformers_produces():
         pytest.skip("torch/transformers not installed (pip install -r tests/reference/requirements.txt)")
     p = subprocess.run([sys.executable, str(HERE / "build_reference.py"), "--check"], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+
+
+FP32_KEPT = [mid for mid, m in MODELS.items() if m.get("keep_in_fp32")]
+
+
+@pytest.mark.parametrize("model_id", FP32_KEPT)
+def test_fp16_weights_keep_transformers_fp32_modules(model_id):
+    """T5's `_keep_in_fp32_modules` (["wo"]): those parameters take 4 bytes in a float16 load, the rest 2."""
+    ref = MODELS[model_id]
+    kept, total = ref["keep_in_fp32"]["parameters"], ref["parameters"]["total"]
+    spec = load_catalog().resolve("model", model_id)
+    assert estimate(spec, dtype="fp16").weights_bytes == 2 * (total - kept) + 4 * kept
+    assert estimate(spec, dtype="bf16").weights_bytes == 2 * total  # the rule applies to float16 only

@@ -101,6 +101,9 @@ def geometry(spec: T5Spec) -> Geometry:
         tp_constraints=(("attention heads (num_heads)", c.num_heads, False), ("d_ff", c.d_ff, False)),
         tp_kv_heads=c.num_heads, cross_source="encoder tokens", encoder_tokens_option=True,
         relative_position_bias=True,
+        # T5PreTrainedModel._keep_in_fp32_modules = ["wo"] (transformers models/t5/modeling_t5.py, also
+        # mt5 and umt5): every FFN output projection (ffn_down here) stays float32 in a float16 load.
+        keep_in_fp32_modules=("wo",), keep_in_fp32_roles=frozenset({"ffn_down"}),
         refusals={"ollama": "ollama runs no encoder-decoder (T5) models; llama.cpp does (llama-cli, llama-server)",
                   "vllm": "the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not t5",
                   "whisper.cpp": "whisper.cpp runs Whisper models only"},
