@@ -98,6 +98,7 @@ class Estimate:
     attention: Attention
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    image_kv_bytes: int = 0  # the image tokens' share of kv_self_bytes (they sit in the self-attention context)
 
     @property
     def text_tokens(self) -> int:
@@ -123,7 +124,7 @@ class Request:
     images: int | None = None
     encoder_tokens: int | None = None
     beams: int = 1
-    image_size: tuple[int, int] | None = None  # (height, width), LLaVA-NeXT only
+    image_size: tuple[int, int] | None = None  # (height, width): LLaVA-NeXT anyres, Qwen2-VL native resolution
 
     def __post_init__(self) -> None:
         for name in ("batch", "beams"):
@@ -287,8 +288,9 @@ def stage_peak(st: Stage, sequences: int, act_bytes: int) -> int:
     return sequences * (2 * st.hidden * st.tokens * act_bytes + max(attn, mlp))
 
 
-def stages(spec: AnySpec, context: int, source: int, images: int) -> list[Stage]:
-    return archs.stages(spec, context, source, images)
+def stages(spec: AnySpec, context: int, source: int, images: int,
+           image_size: tuple[int, int] | None = None) -> list[Stage]:
+    return archs.stages(spec, context, source, images, image_size)
 
 
 def vocab_size(spec: AnySpec) -> int:
@@ -296,12 +298,12 @@ def vocab_size(spec: AnySpec) -> int:
 
 
 def activation_bytes(spec: AnySpec, context: int, source: int, images: int, batch: int, beams: int,
-                     act_bytes: int) -> int:
+                     act_bytes: int, image_size: tuple[int, int] | None = None) -> int:
     """Largest stage peak plus the last position's logits in fp32 (transformers' generate() keeps
     only the last position's logits during prefill, `logits_to_keep=1`, and upcasts them to float).
     Encoder and vision passes run once per input; the decoder runs for every beam."""
     peak = max(stage_peak(st, batch if st.per_input else batch * beams, act_bytes)
-               for st in stages(spec, context, source, images))
+               for st in stages(spec, context, source, images, image_size))
     return peak + batch * beams * vocab_size(spec) * 4
 
 
@@ -329,6 +331,7 @@ class Resolved:
     encoder_tokens: int
     source: int
     notes: list[str] = field(default_factory=list)
+    image_size: tuple[int, int] | None = None
 
 
 def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None) -> Resolved:
@@ -353,7 +356,8 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
         raise UsageError(f"{spec.id} takes no images (--images {req.images})")
     images = (1 if req.images is None else req.images) if takes_images else 0
     if req.image_size is not None and not g.image_size_option:
-        raise UsageError("--image-size applies to LLaVA-NeXT (anyres) models only")
+        raise UsageError(f"--image-size applies to models whose image tokens depend on the image's size "
+                         f"(LLaVA-NeXT, Qwen2-VL); {spec.id} is not one")
     if req.encoder_tokens is not None and not g.encoder_tokens_option:
         raise UsageError(f"--encoder-tokens applies to T5-style encoder-decoders; {spec.id} is not one")
     encoder_tokens = req.encoder_tokens or DEFAULT_ENCODER_TOKENS
@@ -368,11 +372,12 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
     if kept_in_fp32(spec, dtype) and weights is None:
         notes.append(_fp32_note(spec, dtype))
     if g.image_size_option and images and req.image_size is None:
-        notes.append(f"LLaVA-NeXT image tokens depend on the image size; {per_image} per image is the largest "
+        notes.append(f"{_IMAGE_FAMILY.get(spec.architecture, spec.architecture)} image tokens depend on the image size; "
+                     f"{per_image} per image is the largest "
                      "(give --image-size HxW for a specific image)")
     return Resolved(spec, dtype, kv, att, components, images, per_image * images,
                      encoder_tokens if g.encoder_tokens_option else 0,
-                     cross_source_tokens(spec, images, encoder_tokens), notes)
+                     cross_source_tokens(spec, images, encoder_tokens), notes, req.image_size)
 
 
 def _fp32_note(spec: AnySpec, dtype: WeightDtype) -> str:
@@ -384,6 +389,9 @@ def _fp32_note(spec: AnySpec, dtype: WeightDtype) -> str:
     names = ", ".join(f"`{m}`" for m in g.keep_in_fp32_modules)
     return (f"transformers keeps {names} in float32 under --dtype {dtype.name} (_keep_in_fp32_modules of "
             f"{g.architecture}): {n:,} parameters at 4 bytes, {extra / MIB:,.0f} MiB more than {dtype.name}")
+
+
+_IMAGE_FAMILY = {"llava_next": "LLaVA-NeXT", "qwen2_vl": "Qwen2-VL", "qwen2_5_vl": "Qwen2.5-VL"}
 
 
 def default_context(r: Resolved) -> int:
@@ -405,7 +413,7 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     sequences = batch * beams
     kv_self = kv_self_bytes(att, context, sequences, r.kv)
     kv_cross = kv_cross_bytes(att, r.source, sequences, r.kv)
-    act = activation_bytes(spec, context, r.source, r.images, batch, beams, r.dtype.activation_bytes)
+    act = activation_bytes(spec, context, r.source, r.images, batch, beams, r.dtype.activation_bytes, r.image_size)
     notes = list(r.notes)
     if att.sliding_window and context >= att.sliding_window:
         sliding = sum(1 for k in att.layers if k.kind == "sliding")
@@ -413,6 +421,7 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
         notes.append(f"sliding window {att.sliding_window}: transformers keeps {att.sliding_window - 1} positions "
                      f"{which} while decoding, but right after a prefill the whole prompt's keys and values "
                      "are still held, so the peak counts every position")
+    image_kv = kv_self_bytes(att, r.image_tokens, sequences, r.kv) if r.image_tokens else 0
     components = r.components
     return Estimate(
         model=spec.id, architecture=spec.architecture, dtype=r.dtype.name, kv_dtype=r.kv.name,
@@ -420,7 +429,7 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
         cross_source_tokens=r.source, parameters=sum(c.parameters for c in components), components=components,
         weights_bytes=sum(c.bytes for c in components), kv_self_bytes=kv_self, kv_cross_bytes=kv_cross,
         activations_bytes=act, overhead_bytes=TRANSFORMERS_OVERHEAD_BYTES, attention=att,
-        notes=tuple(notes), warnings=tuple(warnings),
+        notes=tuple(notes), warnings=tuple(warnings), image_kv_bytes=image_kv,
     )
 
 

@@ -89,8 +89,12 @@ from transformers import (
     MllamaForConditionalGeneration,
     Phi3Config,
     Phi3ForCausalLM,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
     Qwen3Config,
     Qwen3ForCausalLM,
     T5Config,
@@ -103,6 +107,7 @@ from transformers import (
 # many 336x336 crops (base image + anyres tiles) it slices out of `pixel_values` for one image.
 from transformers.core_model_loading import build_glob_alternation
 from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 SCHEMA_VERSION = 1
 SEED = 0
@@ -214,6 +219,19 @@ _MLLAMA_RULES = [
     (r"lm_head\.weight", "lm_head"),
 ]
 
+_QWEN_VL_RULES = [
+    # Qwen2VLModel / Qwen2_5_VLModel: `visual` (patch_embed, blocks, merger), `language_model`.
+    (r"model\.visual\.(patch_embed|blocks)\..+", "vision_tower"),
+    (r"model\.visual\.merger\..+", "projector"),
+    (r"model\.language_model\.embed_tokens\.weight", "embeddings"),
+    (r"model\.language_model\.layers\.\d+\..+", "decoder"),
+    (r"model\.language_model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+# Qwen2-VL image sizes (height, width) of the reference cases: 1024x768 resizes to 1036x756 (999 tokens);
+# 224x336 needs no resize (96 tokens).
+QWEN_VL_IMAGE_SIZES = ([1024, 768], [224, 336])
+
 
 def _compile(rules: list[tuple[str, str]]) -> list[tuple[re.Pattern[str], str]]:
     return [(re.compile(pattern), component) for pattern, component in rules]
@@ -278,6 +296,14 @@ ARCHITECTURES: dict[str, Architecture] = {
         LlavaNextConfig, LlavaNextForConditionalGeneration, _compile(_LLAVA_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
     ),
+    "qwen2_vl": Architecture(
+        Qwen2VLConfig, Qwen2VLForConditionalGeneration, _compile(_QWEN_VL_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "qwen2_5_vl": Architecture(
+        Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, _compile(_QWEN_VL_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
     "mllama": Architecture(
         MllamaConfig, MllamaForConditionalGeneration, _compile(_MLLAMA_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
@@ -288,7 +314,7 @@ ARCHITECTURES: dict[str, Architecture] = {
 def expected_tied(arch: str, cfg: dict[str, Any]) -> bool:
     """Whether the real checkpoint shares its LM head with the token embedding, per its config.json."""
     default = ARCHITECTURES[arch].tied_by_default
-    if arch in ("llava", "llava_next", "mllama"):
+    if arch in ("llava", "llava_next", "mllama", "qwen2_vl", "qwen2_5_vl"):
         text = cfg.get("text_config", {})
         # LlavaConfig.__post_init__ forwards text_config.tie_word_embeddings when the top-level flag
         # is false, so either flag ties. MllamaForConditionalGeneration has no _tied_weights_keys
@@ -469,6 +495,15 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
             # intermediate layer, so the projector's input width is hidden * (1 + len(indices)).
             vision_output_dim=SMALL_VISION_HIDDEN * (1 + len(intermediate_layers)),
         )
+        return cfg
+    if arch in ("qwen2_vl", "qwen2_5_vl"):
+        cfg["text_config"] = _shrink_lm(cfg["text_config"])
+        v = cfg["vision_config"]
+        v.update(num_heads=SMALL_VISION_HEADS, depth=2)
+        if arch == "qwen2_vl":  # embed_dim is the ViT width, hidden_size the merger's output (the LM's)
+            v.update(embed_dim=SMALL_VISION_HIDDEN)
+        else:  # hidden_size is the ViT width; one windowed block, one full-attention block
+            v.update(hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN, fullatt_block_indexes=[1])
         return cfg
     raise ReferenceError(f"no small copy rule for {arch}")
 
@@ -665,6 +700,28 @@ def llava_next_inputs(image_hw: list[int]):
     return make
 
 
+def qwen_vl_inputs(image_hw: list[int]):
+    """One image through transformers' own Qwen2VLImageProcessorPil (its default min/max pixels,
+    patch 14, merge 2, temporal patch 2) and the model's get_image_features: the image token count is
+    the merger's output rows. The prompt is <vision_start> image tokens <vision_end> text."""
+    def make(model, config, gen):
+        h, w = image_hw
+        image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        processed = Qwen2VLImageProcessorPil()(images=[image], return_tensors="pt")
+        pixels, grid = processed["pixel_values"], processed["image_grid_thw"]
+        features = model.get_image_features(pixel_values=pixels, image_grid_thw=grid).pooler_output
+        n = sum(f.shape[0] for f in features)
+        ids = torch.cat([torch.tensor([[config.vision_start_token_id]]),
+                         torch.full((1, n), config.image_token_id, dtype=torch.long),
+                         torch.tensor([[config.vision_end_token_id]]), _text_ids(gen, 1, VLM_TEXT_TOKENS)], dim=1)
+        return (
+            {"input_ids": ids, "pixel_values": pixels, "image_grid_thw": grid},
+            {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS + 2, images=1, image_size=list(image_hw)),
+             "image_tokens": n, "image_grid_thw": grid.tolist()},
+        )
+    return make
+
+
 def mllama_inputs(layout: list[int]):
     """One image as MllamaImageProcessor delivers it: always max_num_tiles tiles, unused ones zero.
 
@@ -721,6 +778,8 @@ def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any],
         return [("one_image", small, llava_inputs)]
     if arch == "llava_next":
         return [(f"image_{h}x{w}", small, llava_next_inputs([h, w])) for h, w in LLAVA_NEXT_IMAGE_SIZES]
+    if arch in ("qwen2_vl", "qwen2_5_vl"):
+        return [(f"image_{h}x{w}", small, qwen_vl_inputs([h, w])) for h, w in QWEN_VL_IMAGE_SIZES]
     if arch == "mllama":
         return [(f"one_image_{h}x{w}_tiles", small, mllama_inputs([h, w])) for h, w in MLLAMA_TILE_LAYOUTS]
     raise ReferenceError(f"no cases for {arch}")

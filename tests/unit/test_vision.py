@@ -1,0 +1,66 @@
+"""Vision-language models whose image tokens sit in the self-attention context: hand-computed numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from willitrun import estimate, load_catalog
+from willitrun.archs import qwen2_vl
+from willitrun.errors import UsageError
+from willitrun.memory import image_tokens_per_image
+
+MIB = 1 << 20
+# Qwen2.5-VL-7B: 28 layers x 4 KV heads x 128 x 2 (K and V) x 2 bytes (bf16)
+QWEN25_VL_7B_KV_TOKEN = 28 * 4 * 128 * 2 * 2  # 57,344
+
+
+def spec(model_id: str):
+    return load_catalog().resolve("model", model_id)
+
+
+@pytest.mark.parametrize(("size", "resized", "tokens"), [
+    ((1024, 768), (1036, 756), 37 * 27),  # round(1024/28) = 37, round(768/28) = 27: 999
+    ((224, 336), (224, 336), 8 * 12),  # already multiples of 28: 96
+    ((10, 10), (56, 56), 4),  # below min_pixels 3136: scaled up to 56 x 56
+    ((8192, 8192), (3584, 3584), 128 * 128),  # above max_pixels 12845056: floor(8192 / sqrt(...) / 28) x 28
+])
+def test_qwen_vl_image_tokens(size, resized, tokens):
+    s = spec("qwen2.5-vl-7b")
+    assert qwen2_vl.smart_resize(s, *size) == resized
+    assert image_tokens_per_image(s, size) == tokens
+
+
+def test_qwen_vl_worst_case_is_max_pixels():
+    assert image_tokens_per_image(spec("qwen2.5-vl-7b")) == 12845056 // 784 == 16384
+
+
+def test_qwen_vl_video_merges_two_frames():
+    s = spec("qwen2.5-vl-7b")
+    assert qwen2_vl.video_tokens(s, 16, (224, 336)) == 8 * 96
+    assert qwen2_vl.video_tokens(s, 15, (224, 336)) == 8 * 96  # padded to a multiple of 2
+
+
+def test_acceptance_two_images_in_the_context():
+    e = estimate(spec("qwen2.5-vl-7b"), images=2, image_size=(1024, 768))
+    assert e.image_tokens == 2 * 999
+    assert e.image_kv_bytes == 1998 * QWEN25_VL_7B_KV_TOKEN
+    assert e.kv_self_bytes == e.context_tokens * QWEN25_VL_7B_KV_TOKEN
+    assert {"vision_tower", "projector"} <= {c.name for c in e.components}
+    assert e.kv_cross_bytes == 0
+
+
+def test_image_size_changes_the_vision_activations():
+    small = estimate(spec("qwen2.5-vl-7b"), images=8, image_size=(224, 336), context=8192)
+    large = estimate(spec("qwen2.5-vl-7b"), images=8, image_size=(2048, 2048), context=65536)
+    assert large.activations_bytes > small.activations_bytes
+
+
+def test_llava_image_kv_share():
+    """DOMAIN.md: 576 LLaVA-1.5 image tokens cost 576 x 0.5 MiB = 288 MiB of a 7B model's cache at fp16."""
+    e = estimate(spec("llava-1.5-7b"), images=1, dtype="fp16")
+    assert e.image_kv_bytes == 288 * MIB
+
+
+def test_image_size_refused_for_fixed_size_towers():
+    with pytest.raises(UsageError, match="LLaVA-NeXT, Qwen2-VL"):
+        estimate(spec("llava-1.5-7b"), images=1, image_size=(336, 336))
