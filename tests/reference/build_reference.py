@@ -714,8 +714,10 @@ def qwen_vl_inputs(image_hw: list[int]):
         ids = torch.cat([torch.tensor([[config.vision_start_token_id]]),
                          torch.full((1, n), config.image_token_id, dtype=torch.long),
                          torch.tensor([[config.vision_end_token_id]]), _text_ids(gen, 1, VLM_TEXT_TOKENS)], dim=1)
+        # M-RoPE positions: 1 marks image tokens (ProcessorMixin.create_mm_token_type_ids)
+        mm_types = (ids == config.image_token_id).to(torch.int32)
         return (
-            {"input_ids": ids, "pixel_values": pixels, "image_grid_thw": grid},
+            {"input_ids": ids, "pixel_values": pixels, "image_grid_thw": grid, "mm_token_type_ids": mm_types},
             {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS + 2, images=1, image_size=list(image_hw)),
              "image_tokens": n, "image_grid_thw": grid.tolist()},
         )
