@@ -64,3 +64,48 @@ def test_llava_image_kv_share():
 def test_image_size_refused_for_fixed_size_towers():
     with pytest.raises(UsageError, match="LLaVA-NeXT, Qwen2-VL"):
         estimate(spec("llava-1.5-7b"), images=1, image_size=(336, 336))
+
+
+# ---- config.json import ---------------------------------------------------------------------------
+SMALL_QWEN_TEXT = {"vocab_size": 256, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+                   "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096}
+SMALL_QWEN_VISION = {
+    "qwen2_vl": {"depth": 2, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2},
+    "qwen2_5_vl": {"depth": 2, "hidden_size": 32, "out_hidden_size": 64, "intermediate_size": 48, "num_heads": 2,
+                   "fullatt_block_indexes": [1]},
+}
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["flat-hub-file", "nested"])
+@pytest.mark.parametrize("model_type", ["qwen2_vl", "qwen2_5_vl"])
+def test_qwen_vl_import_equals_transformers(model_type, nested):
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.importers import spec_from_config
+
+    text = {**SMALL_QWEN_TEXT, "tie_word_embeddings": True} if nested else SMALL_QWEN_TEXT
+    cfg = {"model_type": model_type, "vision_config": SMALL_QWEN_VISION[model_type], "torch_dtype": "bfloat16",
+           "image_token_id": 250, "video_token_id": 251, "vision_start_token_id": 252, "vision_end_token_id": 253,
+           **({"text_config": text} if nested else text)}
+    spec = spec_from_config(cfg, "x/config.json")
+    cls = {"qwen2_vl": (tf.Qwen2VLConfig, tf.Qwen2VLForConditionalGeneration),
+           "qwen2_5_vl": (tf.Qwen2_5_VLConfig, tf.Qwen2_5_VLForConditionalGeneration)}[model_type]
+    with torch.device("meta"):
+        model = cls[1](cls[0](**{k: v for k, v in cfg.items() if k not in ("model_type", "torch_dtype")}))
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+    assert "preprocessor" in spec.notes
+
+
+@pytest.mark.parametrize("name", ["QWEN2_VL_TEXT", "QWEN2_5_VL_TEXT", "QWEN2_VL_VISION", "QWEN2_5_VL_VISION"])
+def test_qwen_vl_default_tables_equal_transformers(name):
+    tf = pytest.importorskip("transformers")
+    from willitrun.importers import configs
+
+    table = getattr(configs, name)
+    config = getattr(tf, table.name)(**({"use_sliding_window": True} if "TEXT" in name else {}))
+    for field, default in table.defaults.items():
+        if field == "use_sliding_window":
+            assert getattr(tf, table.name)().use_sliding_window is default
+            continue
+        got = getattr(config, field)
+        assert (list(got) if isinstance(got, tuple) else got) == default, f"{table.name}.{field}"

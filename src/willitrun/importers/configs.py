@@ -33,6 +33,9 @@ from ..specs import Starcoder2Config as _Starcoder2Spec
 from ..specs import Qwen3Config as _Qwen3Spec
 from ..specs import T5Config as _T5Spec
 from ..specs import WhisperConfig as _WhisperSpec
+from ..archs.qwen2_vl import Qwen2VLVisionConfig as _QwenVLVisionSpec
+from ..archs.qwen2_vl import QwenVLConfig as _QwenVLSpec
+from ..archs.qwen2_vl import QwenVLTextConfig as _QwenVLTextSpec
 
 TRANSFORMERS_VERSION = "5.23.0"
 TRANSFORMERS_MODELS_URL = (
@@ -159,6 +162,27 @@ STARCODER2 = ConfigClass("Starcoder2Config", "starcoder2/configuration_starcoder
     "num_attention_heads": 24, "num_key_value_heads": 2, "max_position_embeddings": 4096,
     "hidden_act": "gelu_pytorch_tanh", "use_bias": True, "tie_word_embeddings": True,
 }, copied=("sliding_window",))
+# issue 11: Qwen2-VL / Qwen2.5-VL. The text defaults are Qwen2-72B's in both classes.
+_QWEN_VL_TEXT = {
+    "vocab_size": 152064, "hidden_size": 8192, "intermediate_size": 29568, "num_hidden_layers": 80,
+    "num_attention_heads": 64, "num_key_value_heads": 8, "max_position_embeddings": 32768, "hidden_act": "silu",
+    "use_sliding_window": False, "sliding_window": 4096, "max_window_layers": 80,
+}
+QWEN2_VL_TEXT = ConfigClass("Qwen2VLTextConfig", "qwen2_vl/configuration_qwen2_vl.py", _QwenVLTextSpec,
+                            _QWEN_VL_TEXT, copied=("layer_types",))
+QWEN2_5_VL_TEXT = ConfigClass("Qwen2_5_VLTextConfig", "qwen2_5_vl/configuration_qwen2_5_vl.py", _QwenVLTextSpec,
+                              _QWEN_VL_TEXT, copied=("layer_types",))
+QWEN2_VL_VISION = ConfigClass("Qwen2VLVisionConfig", "qwen2_vl/configuration_qwen2_vl.py", _QwenVLVisionSpec, {
+    "depth": 32, "embed_dim": 1280, "hidden_size": 3584, "hidden_act": "quick_gelu", "mlp_ratio": 4, "num_heads": 16,
+    "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
+})
+QWEN2_5_VL_VISION = ConfigClass("Qwen2_5_VLVisionConfig", "qwen2_5_vl/configuration_qwen2_5_vl.py",
+                                _QwenVLVisionSpec, {
+    "depth": 32, "hidden_size": 3584, "hidden_act": "silu", "intermediate_size": 3420, "num_heads": 16,
+    "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "tokens_per_second": 4,
+    "window_size": 112, "out_hidden_size": 3584, "fullatt_block_indexes": [7, 15, 23, 31],
+})
+QWEN_VL = {"qwen2_vl": (QWEN2_VL_TEXT, QWEN2_VL_VISION), "qwen2_5_vl": (QWEN2_5_VL_TEXT, QWEN2_5_VL_VISION)}
 LANGUAGE_MODELS = {"llama": LLAMA, "mistral": MISTRAL, "qwen2": QWEN2, "qwen3": QWEN3, "gemma": GEMMA,
                    "gemma3_text": GEMMA3_TEXT, "phi3": PHI3, "granite": GRANITE, "starcoder2": STARCODER2}
 # GEMMA2 is ready, but its import waits for tests/importers/test_commands.py, which still uses
@@ -187,7 +211,7 @@ def _register_component_rules() -> None:
 
 _register_component_rules()
 IMPORTABLE = tuple(a for a in ARCHITECTURES if a in LANGUAGE_MODELS or a in ("t5", "whisper", "llava", "llava_next",
-                                                                             "mllama"))
+                                                                             "mllama") or a in QWEN_VL)
 
 
 def supported() -> str:
@@ -345,6 +369,8 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
             text["tie_word_embeddings"] = True
             notes.append("tie_word_embeddings: the top-level flag ties the LM head, so text_config carries it too.")
         return model_type, out
+    if model_type in QWEN_VL:
+        return model_type, _qwen_vl(cfg, model_type, source, sources, notes)
     text = _block(_sub(cfg, "text_config", source) or {}, MLLAMA_TEXT, "config.text_config", sources)
     vision = _block(_sub(cfg, "vision_config", source) or {}, MLLAMA_VISION, "config.vision_config", sources)
     if text.get("tie_word_embeddings") is True:
@@ -356,6 +382,23 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
     if "image_token_index" in cfg:
         mllama["image_token_index"] = cfg["image_token_index"]
     return model_type, mllama
+
+
+def _qwen_vl(cfg: Mapping[str, Any], model_type: str, source: str, sources: dict[str, str],
+             notes: list[str]) -> dict[str, Any]:
+    """Qwen2-VL / Qwen2.5-VL: the hub files keep the text fields at the top level (Qwen2VLConfig.__post_init__
+    moves them into text_config); transformers >= 4.52 writes them nested. Either is read."""
+    text_cls, vision_cls = QWEN_VL[model_type]
+    nested = _sub(cfg, "text_config", source)
+    text = _block(nested if nested is not None else cfg, text_cls, "config.text_config", sources)
+    vision = _block(_sub(cfg, "vision_config", source) or {}, vision_cls, "config.vision_config", sources)
+    tied = bool(cfg.get("tie_word_embeddings", False))
+    text["tie_word_embeddings"] = tied or bool((nested or {}).get("tie_word_embeddings", False))
+    notes.append("Image tokens follow the preprocessor's pixel bounds, which config.json does not hold: "
+                 f"transformers' defaults (min_pixels {3136}, max_pixels {28 * 28 * 1280}, 1,280 tokens per image) "
+                 "are assumed; the Qwen hub repos' preprocessor_config.json allows up to 12845056 pixels "
+                 "(16,384 tokens): add `preprocessor: {min_pixels: ..., max_pixels: ...}` to the spec.")
+    return {"tie_word_embeddings": tied, "text_config": text, "vision_config": vision}
 
 
 def _render_validation(err: ValidationError, source: str) -> list[str]:
