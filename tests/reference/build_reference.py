@@ -73,7 +73,9 @@ from transformers import (
     EncoderDecoderCache,
     Gemma2Config,
     Gemma2ForCausalLM,
+    Gemma3Config,
     Gemma3ForCausalLM,
+    Gemma3ForConditionalGeneration,
     Gemma3TextConfig,
     GraniteConfig,
     GraniteForCausalLM,
@@ -228,6 +230,14 @@ _QWEN_VL_RULES = [
     (r"model\.language_model\.norm\.weight", "decoder"),
     (r"lm_head\.weight", "lm_head"),
 ]
+_GEMMA3_RULES = [
+    (r"model\.vision_tower\..+", "vision_tower"),
+    (r"model\.multi_modal_projector\..+", "projector"),
+    (r"model\.language_model\.embed_tokens\.weight", "embeddings"),
+    (r"model\.language_model\.layers\.\d+\..+", "decoder"),
+    (r"model\.language_model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
 # Qwen2-VL image sizes (height, width) of the reference cases: 1024x768 resizes to 1036x756 (999 tokens);
 # 224x336 needs no resize (96 tokens).
 QWEN_VL_IMAGE_SIZES = ([1024, 768], [224, 336])
@@ -304,6 +314,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, _compile(_QWEN_VL_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
     ),
+    "gemma3": Architecture(
+        Gemma3Config, Gemma3ForConditionalGeneration, _compile(_GEMMA3_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
+    ),
     "mllama": Architecture(
         MllamaConfig, MllamaForConditionalGeneration, _compile(_MLLAMA_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
@@ -314,7 +328,7 @@ ARCHITECTURES: dict[str, Architecture] = {
 def expected_tied(arch: str, cfg: dict[str, Any]) -> bool:
     """Whether the real checkpoint shares its LM head with the token embedding, per its config.json."""
     default = ARCHITECTURES[arch].tied_by_default
-    if arch in ("llava", "llava_next", "mllama", "qwen2_vl", "qwen2_5_vl"):
+    if arch in ("llava", "llava_next", "mllama", "qwen2_vl", "qwen2_5_vl", "gemma3"):
         text = cfg.get("text_config", {})
         # LlavaConfig.__post_init__ forwards text_config.tie_word_embeddings when the top-level flag
         # is false, so either flag ties. MllamaForConditionalGeneration has no _tied_weights_keys
@@ -495,6 +509,13 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
             # intermediate layer, so the projector's input width is hidden * (1 + len(indices)).
             vision_output_dim=SMALL_VISION_HIDDEN * (1 + len(intermediate_layers)),
         )
+        return cfg
+    if arch == "gemma3":
+        # One local/global period of text layers; a one-layer SigLIP at the real image size (the pooling
+        # to mm_tokens_per_image depends on the patch grid).
+        cfg["text_config"] = _shrink_lm(cfg["text_config"])
+        cfg["vision_config"].update(hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN,
+                                    num_attention_heads=SMALL_VISION_HEADS, num_hidden_layers=SMALL_VISION_LAYERS)
         return cfg
     if arch in ("qwen2_vl", "qwen2_5_vl"):
         cfg["text_config"] = _shrink_lm(cfg["text_config"])
@@ -700,6 +721,19 @@ def llava_next_inputs(image_hw: list[int]):
     return make
 
 
+def gemma3_inputs(model, config, gen):
+    """One image at the tower's size; the token count is the projector's pooled output rows."""
+    v = config.vision_config
+    pixels = torch.randn(1, v.num_channels, v.image_size, v.image_size, generator=gen)
+    features = model.get_image_features(pixel_values=pixels).pooler_output
+    n = sum(f.shape[0] for f in features)
+    return (
+        {"input_ids": _image_prompt(config, gen, n), "pixel_values": pixels},
+        {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=[v.image_size, v.image_size]),
+         "image_tokens": n},
+    )
+
+
 def qwen_vl_inputs(image_hw: list[int]):
     """One image through transformers' own Qwen2VLImageProcessorPil (its default min/max pixels,
     patch 14, merge 2, temporal patch 2) and the model's get_image_features: the image token count is
@@ -780,6 +814,8 @@ def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any],
         return [("one_image", small, llava_inputs)]
     if arch == "llava_next":
         return [(f"image_{h}x{w}", small, llava_next_inputs([h, w])) for h, w in LLAVA_NEXT_IMAGE_SIZES]
+    if arch == "gemma3":
+        return [("one_image", small, gemma3_inputs)]
     if arch in ("qwen2_vl", "qwen2_5_vl"):
         return [(f"image_{h}x{w}", small, qwen_vl_inputs([h, w])) for h, w in QWEN_VL_IMAGE_SIZES]
     if arch == "mllama":
