@@ -69,6 +69,12 @@ import transformers
 import yaml
 from torch import nn
 from transformers import (
+    BartConfig,
+    BartForConditionalGeneration,
+    M2M100Config,
+    M2M100ForConditionalGeneration,
+    MBartConfig,
+    MBartForConditionalGeneration,
     DynamicCache,
     EncoderDecoderCache,
     Gemma2Config,
@@ -230,6 +236,15 @@ _QWEN_VL_RULES = [
     (r"model\.language_model\.norm\.weight", "decoder"),
     (r"lm_head\.weight", "lm_head"),
 ]
+_BART_RULES = [
+    # Bart/MBart/M2M100ForConditionalGeneration: `model.shared` is the one embedding (encoder.embed_tokens,
+    # decoder.embed_tokens and lm_head are the same Parameter when tied); positions and norms per stack.
+    (r"model\.shared\.weight", "embeddings"),
+    (r"model\.encoder\..+", "encoder"),
+    (r"model\.decoder\..+", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+BART_LIKE = ("bart", "mbart", "m2m_100")
 _GEMMA3_RULES = [
     (r"model\.vision_tower\..+", "vision_tower"),
     (r"model\.multi_modal_projector\..+", "projector"),
@@ -313,6 +328,18 @@ ARCHITECTURES: dict[str, Architecture] = {
     "qwen2_5_vl": Architecture(
         Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, _compile(_QWEN_VL_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "bart": Architecture(
+        BartConfig, BartForConditionalGeneration, _compile(_BART_RULES),
+        lambda m: m.model.shared.weight, lambda m: m.lm_head.weight, True,
+    ),
+    "mbart": Architecture(
+        MBartConfig, MBartForConditionalGeneration, _compile(_BART_RULES),
+        lambda m: m.model.shared.weight, lambda m: m.lm_head.weight, True,
+    ),
+    "m2m_100": Architecture(
+        M2M100Config, M2M100ForConditionalGeneration, _compile(_BART_RULES),
+        lambda m: m.model.shared.weight, lambda m: m.lm_head.weight, True,
     ),
     "gemma3": Architecture(
         Gemma3Config, Gemma3ForConditionalGeneration, _compile(_GEMMA3_RULES),
@@ -440,6 +467,9 @@ def keep_in_fp32(model: nn.Module) -> dict[str, Any]:
 
 def resolved_attention(arch: str, config: Any) -> dict[str, Any]:
     """Attention fields of the decoder as transformers resolved them (defaults applied)."""
+    if arch in BART_LIKE:
+        return {k: getattr(config, k) for k in ("encoder_layers", "decoder_layers", "encoder_attention_heads",
+                                                "decoder_attention_heads", "d_model", "max_position_embeddings")}
     if arch in ("t5", "whisper"):
         keys = {
             "t5": ("num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_model"),
@@ -509,6 +539,10 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
             # intermediate layer, so the projector's input width is hidden * (1 + len(indices)).
             vision_output_dim=SMALL_VISION_HIDDEN * (1 + len(intermediate_layers)),
         )
+        return cfg
+    if arch in BART_LIKE:
+        cfg.update(vocab_size=SMALL_VOCAB, encoder_layers=SMALL_LAYERS, decoder_layers=SMALL_LAYERS,
+                   encoder_ffn_dim=SMALL_FFN, decoder_ffn_dim=SMALL_FFN)
         return cfg
     if arch == "gemma3":
         # One local/global period of text layers; a one-layer SigLIP at the real image size (the pooling
@@ -806,7 +840,7 @@ def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any],
         windowed = copy.deepcopy(small)
         windowed["sliding_window"] = MISTRAL_TEST_WINDOW
         return [("text", small, lm_inputs), (f"sliding_window_{MISTRAL_TEST_WINDOW}", windowed, lm_inputs)]
-    if arch == "t5":
+    if arch == "t5" or arch in BART_LIKE:  # input_ids (encoder) + decoder_input_ids
         return [("encoder_decoder", small, t5_inputs)]
     if arch == "whisper":
         return [("audio_30s", small, whisper_inputs)]

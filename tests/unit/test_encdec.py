@@ -49,3 +49,37 @@ def test_quantized_t5_leaves_wo_unquantized_in_fp32():
 def test_llama_has_no_fp32_modules():
     e = estimate(spec("llama-2-7b"), dtype="fp16")
     assert e.weights_bytes == 2 * e.parameters
+
+
+# ---- BART-shaped encoder-decoders -----------------------------------------------------------------
+# BART-large / NLLB-600M: 12 decoder layers x 2 (K and V) x d_model 1024 x 2 bytes (bf16) per position
+BART_LARGE_KV_TOKEN = 12 * 2 * 1024 * 2  # 49,152
+NLLB_33B_KV_TOKEN = 24 * 2 * 2048 * 2  # 196,608
+
+
+@pytest.mark.parametrize(("model_id", "per_token"), [
+    ("bart-large", BART_LARGE_KV_TOKEN), ("nllb-200-distilled-600m", BART_LARGE_KV_TOKEN),
+    ("nllb-200-3.3b", NLLB_33B_KV_TOKEN),
+])
+def test_bart_cross_kv_by_source_length_beams_and_batch(model_id, per_token):
+    e = estimate(spec(model_id), dtype="bf16", context=200, encoder_tokens=300, beams=4, batch=2)
+    assert e.kv_self_bytes == per_token * 200 * 8
+    assert e.kv_cross_bytes == per_token * 300 * 8  # by source tokens, for every beam of every input
+    longer = estimate(spec(model_id), dtype="bf16", context=400, encoder_tokens=300, beams=4, batch=2)
+    assert longer.kv_cross_bytes == e.kv_cross_bytes  # generated tokens do not grow it
+
+
+def test_bart_learned_positions_are_a_hard_limit():
+    from willitrun.errors import UsageError
+
+    with pytest.raises(UsageError, match="learned positions for 1024"):
+        estimate(spec("bart-large"), context=2048)
+    # NLLB's sinusoids are computed on demand: beyond 1024 is only past the trained window
+    e = estimate(spec("nllb-200-distilled-600m"), context=2048)
+    assert any("trained window" in w for w in e.warnings)
+
+
+def test_bart_parameters():
+    # BART-large: the familiar 406M (with 1026-row learned positions in each stack)
+    assert estimate(spec("bart-large")).parameters == 406_291_456
+    assert estimate(spec("nllb-200-distilled-600m")).parameters == 615_073_792
