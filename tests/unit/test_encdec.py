@@ -83,3 +83,47 @@ def test_bart_parameters():
     # BART-large: the familiar 406M (with 1026-row learned positions in each stack)
     assert estimate(spec("bart-large")).parameters == 406_291_456
     assert estimate(spec("nllb-200-distilled-600m")).parameters == 615_073_792
+
+
+SMALL_BART = {"vocab_size": 120, "d_model": 32, "encoder_layers": 2, "decoder_layers": 3, "encoder_attention_heads": 4,
+              "decoder_attention_heads": 2, "encoder_ffn_dim": 48, "decoder_ffn_dim": 40, "max_position_embeddings": 64,
+              "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "decoder_start_token_id": 2,
+              "forced_eos_token_id": 2}
+BART_CLASSES = {"bart": ("BartConfig", "BartForConditionalGeneration"),
+                "mbart": ("MBartConfig", "MBartForConditionalGeneration"),
+                "m2m_100": ("M2M100Config", "M2M100ForConditionalGeneration"),
+                "marian": ("MarianConfig", "MarianMTModel"),
+                "pegasus": ("PegasusConfig", "PegasusForConditionalGeneration")}
+
+
+@pytest.mark.parametrize("model_type", list(BART_CLASSES))
+def test_bart_family_import_equals_transformers(model_type):
+    """config.json import and tensor inventory of all five classes against transformers on the meta device
+    (marian and pegasus have no catalog entry, so this is their reference)."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.importers import spec_from_config
+    from willitrun.memory import weight_components
+    from willitrun.dtypes import weight_dtype
+
+    cfg = {"model_type": model_type, **SMALL_BART}
+    spec = spec_from_config(cfg, "x/config.json")
+    config_cls, model_cls = (getattr(tf, n) for n in BART_CLASSES[model_type])
+    with torch.device("meta"):
+        model = model_cls(config_cls(**SMALL_BART))
+    params = dict(model.named_parameters())
+    comps = {c.name: c.parameters for c in weight_components(spec, weight_dtype("fp32"))}
+    assert comps["encoder"] == sum(p.numel() for n, p in params.items() if n.startswith("model.encoder."))
+    assert comps["decoder"] == sum(p.numel() for n, p in params.items() if n.startswith("model.decoder."))
+    assert sum(comps.values()) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("model_type", list(BART_CLASSES))
+def test_bart_default_tables_equal_transformers(model_type):
+    tf = pytest.importorskip("transformers")
+    from willitrun.importers.configs import BART_FAMILY
+
+    table = BART_FAMILY[model_type]
+    config = getattr(tf, table.name)()
+    for field, default in table.defaults.items():
+        assert getattr(config, field) == default, f"{table.name}.{field}"

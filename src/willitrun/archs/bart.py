@@ -48,9 +48,14 @@ class BartConfig(Strict):
     activation_function: Literal["gelu", "relu", "swish", "silu", "gelu_new"] = "gelu"
     scale_embedding: bool = False
     tie_word_embeddings: bool = True
+    # MarianConfig: a separate decoder vocabulary when not shared (not modelled: refused below)
+    share_encoder_decoder_embeddings: bool = True
+    decoder_vocab_size: Vocab | None = None
 
     @model_validator(mode="after")
     def _check(self) -> BartConfig:
+        if not self.share_encoder_decoder_embeddings or self.decoder_vocab_size not in (None, self.vocab_size):
+            raise ValueError("Marian with separate encoder and decoder vocabularies is not modelled")
         for heads in (self.encoder_attention_heads, self.decoder_attention_heads):
             if self.d_model % heads:
                 raise ValueError(f"d_model ({self.d_model}) is not a multiple of the attention heads ({heads})")

@@ -33,6 +33,7 @@ from ..specs import Starcoder2Config as _Starcoder2Spec
 from ..specs import Qwen3Config as _Qwen3Spec
 from ..specs import T5Config as _T5Spec
 from ..specs import WhisperConfig as _WhisperSpec
+from ..archs.bart import BartConfig as _BartSpec
 from ..archs.qwen2_vl import Qwen2VLVisionConfig as _QwenVLVisionSpec
 from ..archs.qwen2_vl import QwenVLConfig as _QwenVLSpec
 from ..archs.qwen2_vl import QwenVLTextConfig as _QwenVLTextSpec
@@ -182,6 +183,23 @@ QWEN2_5_VL_VISION = ConfigClass("Qwen2_5_VLVisionConfig", "qwen2_5_vl/configurat
     "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "tokens_per_second": 4,
     "window_size": 112, "out_hidden_size": 3584, "fullatt_block_indexes": [7, 15, 23, 31],
 })
+# issue 11: BART-shaped encoder-decoders; defaults of each class (transformers 5.23).
+_BART_SHAPE = {"d_model": 1024, "encoder_layers": 12, "decoder_layers": 12, "encoder_attention_heads": 16,
+               "decoder_attention_heads": 16, "encoder_ffn_dim": 4096, "decoder_ffn_dim": 4096,
+               "max_position_embeddings": 1024, "tie_word_embeddings": True}
+BART_FAMILY = {
+    "bart": ConfigClass("BartConfig", "bart/configuration_bart.py", _BartSpec, {
+        "vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False}),
+    "mbart": ConfigClass("MBartConfig", "mbart/configuration_mbart.py", _BartSpec, {
+        "vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False}),
+    "m2m_100": ConfigClass("M2M100Config", "m2m_100/configuration_m2m_100.py", _BartSpec, {
+        "vocab_size": 128112, **_BART_SHAPE, "activation_function": "relu", "scale_embedding": True}),
+    "marian": ConfigClass("MarianConfig", "marian/configuration_marian.py", _BartSpec, {
+        "vocab_size": 58101, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False,
+        "share_encoder_decoder_embeddings": True}, copied=("decoder_vocab_size",)),
+    "pegasus": ConfigClass("PegasusConfig", "pegasus/configuration_pegasus.py", _BartSpec, {
+        "vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False}),
+}
 QWEN_VL = {"qwen2_vl": (QWEN2_VL_TEXT, QWEN2_VL_VISION), "qwen2_5_vl": (QWEN2_5_VL_TEXT, QWEN2_5_VL_VISION)}
 LANGUAGE_MODELS = {"llama": LLAMA, "mistral": MISTRAL, "qwen2": QWEN2, "qwen3": QWEN3, "gemma": GEMMA,
                    "gemma3_text": GEMMA3_TEXT, "phi3": PHI3, "granite": GRANITE, "starcoder2": STARCODER2}
@@ -211,7 +229,8 @@ def _register_component_rules() -> None:
 
 _register_component_rules()
 IMPORTABLE = tuple(a for a in ARCHITECTURES if a in LANGUAGE_MODELS or a in ("t5", "whisper", "llava", "llava_next",
-                                                                             "mllama") or a in QWEN_VL)
+                                                                             "mllama") or a in QWEN_VL
+                   or a in BART_FAMILY)
 
 
 def supported() -> str:
@@ -371,6 +390,8 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
         return model_type, out
     if model_type in QWEN_VL:
         return model_type, _qwen_vl(cfg, model_type, source, sources, notes)
+    if model_type in BART_FAMILY:
+        return model_type, _block(cfg, BART_FAMILY[model_type], "config", sources)
     text = _block(_sub(cfg, "text_config", source) or {}, MLLAMA_TEXT, "config.text_config", sources)
     vision = _block(_sub(cfg, "vision_config", source) or {}, MLLAMA_VISION, "config.vision_config", sources)
     if text.get("tie_word_embeddings") is True:
