@@ -127,3 +127,28 @@ def test_bart_default_tables_equal_transformers(model_type):
     config = getattr(tf, table.name)()
     for field, default in table.defaults.items():
         assert getattr(config, field) == default, f"{table.name}.{field}"
+
+
+# ---- mT5 ------------------------------------------------------------------------------------------
+SMALL_MT5 = {"vocab_size": 128, "d_model": 32, "d_kv": 8, "d_ff": 48, "num_layers": 2, "num_decoder_layers": 3,
+             "num_heads": 4, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False}
+
+
+def test_mt5_import_equals_transformers_and_keeps_wo_in_fp32():
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.importers import spec_from_config
+
+    spec = spec_from_config({"model_type": "mt5", **SMALL_MT5}, "x/config.json")
+    assert spec.architecture == "mt5" and not spec.config.tie_word_embeddings
+    with torch.device("meta"):
+        model = tf.MT5ForConditionalGeneration(tf.MT5Config(**SMALL_MT5))
+    # transformers 5.x ties lm_head when building from a config (as for T5); the real mT5 checkpoints
+    # store a separate one, which the spec counts
+    total = sum(p.numel() for p in model.parameters()) + (model.lm_head.weight.numel()
+                                                          if model.lm_head.weight is model.shared.weight else 0)
+    e16, e32 = estimate(spec, dtype="fp16"), estimate(spec, dtype="bf16")
+    assert e16.parameters == total
+    assert sorted(model._keep_in_fp32_modules) == ["wo"]
+    wo = sum(p.numel() for n, p in model.named_parameters() if ".wo." in n)
+    assert e16.weights_bytes - e32.weights_bytes == 2 * wo

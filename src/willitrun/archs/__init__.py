@@ -29,7 +29,7 @@ FAMILIES: dict[str, str] = {
     # issue 11: vision-language models whose image tokens sit in the self-attention context
     "qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "gemma3": "gemma3",
     # issue 11: encoder-decoders
-    "bart": "bart", "mbart": "bart", "m2m_100": "bart", "marian": "bart", "pegasus": "bart",
+    "mt5": "t5", "bart": "bart", "mbart": "bart", "m2m_100": "bart", "marian": "bart", "pegasus": "bart",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

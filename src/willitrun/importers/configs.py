@@ -85,6 +85,11 @@ T5 = ConfigClass("T5Config", "t5/configuration_t5.py", _T5Spec, {
     "num_heads": 8, "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128,
     "feed_forward_proj": "relu",
 }, copied=("n_positions",))  # tie_word_embeddings: see _t5_tied
+MT5 = ConfigClass("MT5Config", "mt5/configuration_mt5.py", _T5Spec, {
+    "vocab_size": 250112, "d_model": 512, "d_kv": 64, "d_ff": 1024, "num_layers": 8, "num_decoder_layers": None,
+    "num_heads": 6, "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128,
+    "feed_forward_proj": "gated-gelu",
+}, copied=("n_positions",))  # tie_word_embeddings: see _t5_tied
 WHISPER = ConfigClass("WhisperConfig", "whisper/configuration_whisper.py", _WhisperSpec, {
     "vocab_size": 51865, "num_mel_bins": 80, "d_model": 384, "encoder_layers": 4, "encoder_attention_heads": 6,
     "encoder_ffn_dim": 1536, "decoder_layers": 4, "decoder_attention_heads": 6, "decoder_ffn_dim": 1536,
@@ -225,11 +230,12 @@ def _register_component_rules() -> None:
 
     for arch in LANGUAGE_MODELS:
         COMPONENT_RULES.setdefault(arch, COMPONENT_RULES["llama"])
+    COMPONENT_RULES.setdefault("mt5", COMPONENT_RULES["t5"])  # MT5ForConditionalGeneration: T5's module names
 
 
 _register_component_rules()
 IMPORTABLE = tuple(a for a in ARCHITECTURES if a in LANGUAGE_MODELS or a in ("t5", "whisper", "llava", "llava_next",
-                                                                             "mllama") or a in QWEN_VL
+                                                                             "mllama", "mt5") or a in QWEN_VL
                    or a in BART_FAMILY)
 
 
@@ -370,8 +376,8 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
         raise UsageError(f"{source}: model_type {model_type!r} is not supported; supported: {supported()}")
     if model_type in LANGUAGE_MODELS:
         return model_type, _language_model(cfg, model_type, "config", source, sources)
-    if model_type == "t5":
-        out = _block(cfg, T5, "config", sources)
+    if model_type in ("t5", "mt5"):
+        out = _block(cfg, T5 if model_type == "t5" else MT5, "config", sources)
         out["tie_word_embeddings"] = _t5_tied(cfg)
         return model_type, out
     if model_type == "whisper":
