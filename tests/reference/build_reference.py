@@ -75,6 +75,8 @@ from transformers import (
     M2M100ForConditionalGeneration,
     MBartConfig,
     MBartForConditionalGeneration,
+    PaliGemmaConfig,
+    PaliGemmaForConditionalGeneration,
     DynamicCache,
     EncoderDecoderCache,
     Gemma2Config,
@@ -345,6 +347,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         Gemma3Config, Gemma3ForConditionalGeneration, _compile(_GEMMA3_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
     ),
+    "paligemma": Architecture(
+        PaliGemmaConfig, PaliGemmaForConditionalGeneration, _compile(_GEMMA3_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
+    ),
     "mllama": Architecture(
         MllamaConfig, MllamaForConditionalGeneration, _compile(_MLLAMA_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
@@ -355,7 +361,7 @@ ARCHITECTURES: dict[str, Architecture] = {
 def expected_tied(arch: str, cfg: dict[str, Any]) -> bool:
     """Whether the real checkpoint shares its LM head with the token embedding, per its config.json."""
     default = ARCHITECTURES[arch].tied_by_default
-    if arch in ("llava", "llava_next", "mllama", "qwen2_vl", "qwen2_5_vl", "gemma3"):
+    if arch in ("llava", "llava_next", "mllama", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma"):
         text = cfg.get("text_config", {})
         # LlavaConfig.__post_init__ forwards text_config.tie_word_embeddings when the top-level flag
         # is false, so either flag ties. MllamaForConditionalGeneration has no _tied_weights_keys
@@ -544,7 +550,7 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
         cfg.update(vocab_size=SMALL_VOCAB, encoder_layers=SMALL_LAYERS, decoder_layers=SMALL_LAYERS,
                    encoder_ffn_dim=SMALL_FFN, decoder_ffn_dim=SMALL_FFN)
         return cfg
-    if arch == "gemma3":
+    if arch in ("gemma3", "paligemma"):
         # One local/global period of text layers; a one-layer SigLIP at the real image size (the pooling
         # to mm_tokens_per_image depends on the patch grid).
         cfg["text_config"] = _shrink_lm(cfg["text_config"])
@@ -848,7 +854,7 @@ def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any],
         return [("one_image", small, llava_inputs)]
     if arch == "llava_next":
         return [(f"image_{h}x{w}", small, llava_next_inputs([h, w])) for h, w in LLAVA_NEXT_IMAGE_SIZES]
-    if arch == "gemma3":
+    if arch in ("gemma3", "paligemma"):  # one image at the tower's size, its pooled/projected rows counted
         return [("one_image", small, gemma3_inputs)]
     if arch in ("qwen2_vl", "qwen2_5_vl"):
         return [(f"image_{h}x{w}", small, qwen_vl_inputs([h, w])) for h, w in QWEN_VL_IMAGE_SIZES]
