@@ -357,7 +357,7 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
     images = (1 if req.images is None else req.images) if takes_images else 0
     if req.image_size is not None and not g.image_size_option:
         raise UsageError(f"--image-size applies to models whose image tokens depend on the image's size "
-                         f"(LLaVA-NeXT, Qwen2-VL); {spec.id} is not one")
+                         f"(LLaVA-NeXT, Qwen2-VL, Mistral 3); {spec.id} is not one")
     if req.encoder_tokens is not None and not g.encoder_tokens_option:
         raise UsageError(f"--encoder-tokens applies to T5-style encoder-decoders; {spec.id} is not one")
     encoder_tokens = req.encoder_tokens or DEFAULT_ENCODER_TOKENS
@@ -391,7 +391,7 @@ def _fp32_note(spec: AnySpec, dtype: WeightDtype) -> str:
             f"{g.architecture}): {n:,} parameters at 4 bytes, {extra / MIB:,.0f} MiB more than {dtype.name}")
 
 
-_IMAGE_FAMILY = {"llava_next": "LLaVA-NeXT", "qwen2_vl": "Qwen2-VL", "qwen2_5_vl": "Qwen2.5-VL"}
+_IMAGE_FAMILY = {"llava_next": "LLaVA-NeXT", "qwen2_vl": "Qwen2-VL", "qwen2_5_vl": "Qwen2.5-VL", "mistral3": "Pixtral"}
 
 
 def default_context(r: Resolved) -> int:

@@ -75,6 +75,8 @@ from transformers import (
     M2M100ForConditionalGeneration,
     MBartConfig,
     MBartForConditionalGeneration,
+    Mistral3Config,
+    Mistral3ForConditionalGeneration,
     PaliGemmaConfig,
     PaliGemmaForConditionalGeneration,
     DynamicCache,
@@ -117,6 +119,7 @@ from transformers import (
 # many 336x336 crops (base image + anyres tiles) it slices out of `pixel_values` for one image.
 from transformers.core_model_loading import build_glob_alternation
 from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+from transformers.models.pixtral.image_processing_pil_pixtral import PixtralImageProcessorPil
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 SCHEMA_VERSION = 1
@@ -347,6 +350,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         Gemma3Config, Gemma3ForConditionalGeneration, _compile(_GEMMA3_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
     ),
+    "mistral3": Architecture(
+        Mistral3Config, Mistral3ForConditionalGeneration, _compile(_GEMMA3_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
     "paligemma": Architecture(
         PaliGemmaConfig, PaliGemmaForConditionalGeneration, _compile(_GEMMA3_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
@@ -361,7 +368,8 @@ ARCHITECTURES: dict[str, Architecture] = {
 def expected_tied(arch: str, cfg: dict[str, Any]) -> bool:
     """Whether the real checkpoint shares its LM head with the token embedding, per its config.json."""
     default = ARCHITECTURES[arch].tied_by_default
-    if arch in ("llava", "llava_next", "mllama", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma"):
+    if arch in ("llava", "llava_next", "mllama", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma",
+                "mistral3"):
         text = cfg.get("text_config", {})
         # LlavaConfig.__post_init__ forwards text_config.tie_word_embeddings when the top-level flag
         # is false, so either flag ties. MllamaForConditionalGeneration has no _tied_weights_keys
@@ -549,6 +557,11 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     if arch in BART_LIKE:
         cfg.update(vocab_size=SMALL_VOCAB, encoder_layers=SMALL_LAYERS, decoder_layers=SMALL_LAYERS,
                    encoder_ffn_dim=SMALL_FFN, decoder_ffn_dim=SMALL_FFN)
+        return cfg
+    if arch == "mistral3":  # a two-layer text model, a one-layer Pixtral at the real patch size
+        cfg["text_config"] = _shrink_lm(cfg["text_config"])
+        cfg["vision_config"].update(hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN, head_dim=16,
+                                    num_attention_heads=SMALL_VISION_HEADS, num_hidden_layers=SMALL_VISION_LAYERS)
         return cfg
     if arch in ("gemma3", "paligemma"):
         # One local/global period of text layers; a one-layer SigLIP at the real image size (the pooling
@@ -774,6 +787,34 @@ def gemma3_inputs(model, config, gen):
     )
 
 
+def mistral3_inputs(image_hw: list[int]):
+    """One image through transformers' PixtralImageProcessorPil as Mistral 3 drives it (patch_size x
+    spatial_merge_size, longest_edge = the tower's image_size), the projector's rows counted; the prompt
+    writes one [IMG_BREAK] per row of merged patches (the last is [IMG_END]), as PixtralProcessor does."""
+    def make(model, config, gen):
+        v = config.vision_config
+        unit = v.patch_size * config.spatial_merge_size
+        h, w = image_hw
+        image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        processed = PixtralImageProcessorPil()(images=[image], size={"longest_edge": v.image_size}, patch_size=unit,
+                                               return_tensors="pt")
+        pixels, sizes = processed["pixel_values"], processed["image_sizes"]
+        features = model.get_image_features(pixel_values=pixels, image_sizes=sizes).pooler_output
+        n = sum(f.shape[0] for f in features)
+        rows, cols = int(sizes[0][0]) // unit, int(sizes[0][1]) // unit
+        if n != rows * cols:
+            raise ReferenceError(f"{n} image features for a {rows} x {cols} grid")
+        marker = _text_ids(gen, 1, 1)  # [IMG_BREAK] / [IMG_END]: ordinary vocabulary ids
+        row = torch.cat([torch.full((1, cols), config.image_token_id, dtype=torch.long), marker], dim=1)
+        ids = torch.cat([row] * rows + [_text_ids(gen, 1, VLM_TEXT_TOKENS)], dim=1)
+        return (
+            {"input_ids": ids, "pixel_values": pixels, "image_sizes": sizes},
+            {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
+             "image_tokens": n + rows, "image_features": n, "resized": sizes.tolist()},
+        )
+    return make
+
+
 def qwen_vl_inputs(image_hw: list[int]):
     """One image through transformers' own Qwen2VLImageProcessorPil (its default min/max pixels,
     patch 14, merge 2, temporal patch 2) and the model's get_image_features: the image token count is
@@ -854,6 +895,8 @@ def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any],
         return [("one_image", small, llava_inputs)]
     if arch == "llava_next":
         return [(f"image_{h}x{w}", small, llava_next_inputs([h, w])) for h, w in LLAVA_NEXT_IMAGE_SIZES]
+    if arch == "mistral3":
+        return [(f"image_{h}x{w}", small, mistral3_inputs([h, w])) for h, w in QWEN_VL_IMAGE_SIZES]
     if arch in ("gemma3", "paligemma"):  # one image at the tower's size, its pooled/projected rows counted
         return [("one_image", small, gemma3_inputs)]
     if arch in ("qwen2_vl", "qwen2_5_vl"):

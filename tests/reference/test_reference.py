@@ -61,8 +61,10 @@ def test_kv_cache_equals_what_transformers_holds(model_id, case):
     inputs = case["inputs"]
     kwargs = dict(batch=inputs["batch"], kv_dtype="f32", dtype="fp32")
     context = inputs["text_tokens"]
-    if spec.architecture in ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma"):
-        size = tuple(inputs["image_size"]) if spec.architecture in ("llava_next", "qwen2_vl", "qwen2_5_vl") else None
+    if spec.architecture in ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma",
+                             "mistral3"):
+        size = tuple(inputs["image_size"]) if spec.architecture in ("llava_next", "qwen2_vl", "qwen2_5_vl",
+                                                                    "mistral3") else None
         # the image token count is transformers' own (its feature extraction), not a formula
         assert image_tokens_per_image(spec, size) == case["image_tokens"]
         context += case["image_tokens"]

@@ -109,3 +109,22 @@ def test_qwen_vl_default_tables_equal_transformers(name):
             continue
         got = getattr(config, field)
         assert (list(got) if isinstance(got, tuple) else got) == default, f"{table.name}.{field}"
+
+
+# ---- Mistral 3 / Pixtral --------------------------------------------------------------------------
+@pytest.mark.parametrize(("size", "resized", "tokens"), [
+    ((1024, 768), (1036, 784), 37 * (28 + 1)),  # sides rounded up to 28: 37 rows of 28 [IMG] + a break
+    ((3080, 1540), (1540, 784), 55 * (28 + 1)),  # shrunk (floor) to the 1540 longest edge first
+])
+def test_pixtral_image_tokens(size, resized, tokens):
+    from willitrun.archs import mistral3
+
+    s = spec("mistral-small-3.1-24b")
+    assert mistral3.resized(s, *size) == resized
+    assert image_tokens_per_image(s, size) == tokens
+
+
+def test_mistral_small_parameters_equal_the_declared_count():
+    e = estimate(spec("mistral-small-3.1-24b"))
+    assert e.parameters == 24_011_361_280
+    assert image_tokens_per_image(spec("mistral-small-3.1-24b")) == 55 * 56  # a 1540 px square
