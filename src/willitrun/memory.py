@@ -98,7 +98,8 @@ class Estimate:
     attention: Attention
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    image_kv_bytes: int = 0  # the image tokens' share of kv_self_bytes (they sit in the self-attention context)
+    image_kv_bytes: int = 0  # the image (and video) tokens' share of kv_self_bytes (they sit in the self-attention context)
+    video_tokens: int = 0  # of image_tokens, those of the video (--video-frames)
 
     @property
     def text_tokens(self) -> int:
@@ -125,6 +126,7 @@ class Request:
     encoder_tokens: int | None = None
     beams: int = 1
     image_size: tuple[int, int] | None = None  # (height, width): LLaVA-NeXT anyres, Qwen2-VL native resolution
+    video_frames: int | None = None  # frames of one video (Qwen2-VL); image_size sizes its frames too
 
     def __post_init__(self) -> None:
         for name in ("batch", "beams"):
@@ -139,8 +141,10 @@ class Request:
         if self.image_size is not None and min(self.image_size) < 1:
             raise UsageError(f"--image-size must be positive (got {self.image_size})")
         # Bounds (willitrun/limits.py): far beyond any real request, and they keep every size an exact int.
+        if self.video_frames is not None and self.video_frames < 1:
+            raise UsageError(f"--video-frames must be at least 1 (got {self.video_frames})")
         for name, bound in (("context", L.MAX_CONTEXT), ("encoder_tokens", L.MAX_CONTEXT), ("batch", L.MAX_BATCH),
-                            ("beams", L.MAX_BEAMS), ("images", L.MAX_IMAGES)):
+                            ("beams", L.MAX_BEAMS), ("images", L.MAX_IMAGES), ("video_frames", L.MAX_VIDEO_FRAMES)):
             value = getattr(self, name)
             if value is not None and value > bound:
                 raise UsageError(f"--{name.replace('_', '-')} {value} is beyond the supported maximum of {bound:,}")
@@ -332,6 +336,7 @@ class Resolved:
     source: int
     notes: list[str] = field(default_factory=list)
     image_size: tuple[int, int] | None = None
+    video_tokens: int = 0  # included in image_tokens
 
 
 def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None) -> Resolved:
@@ -354,7 +359,8 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
     takes_images = g.takes_images
     if req.images and not takes_images:
         raise UsageError(f"{spec.id} takes no images (--images {req.images})")
-    images = (1 if req.images is None else req.images) if takes_images else 0
+    # one image by default, none when the request is about a video
+    images = (int(not req.video_frames) if req.images is None else req.images) if takes_images else 0
     if req.image_size is not None and not g.image_size_option:
         raise UsageError(f"--image-size applies to models whose image tokens depend on the image's size "
                          f"(LLaVA-NeXT, Qwen2-VL, Mistral 3); {spec.id} is not one")
@@ -375,9 +381,17 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
         notes.append(f"{_IMAGE_FAMILY.get(spec.architecture, spec.architecture)} image tokens depend on the image size; "
                      f"{per_image} per image is the largest "
                      "(give --image-size HxW for a specific image)")
-    return Resolved(spec, dtype, kv, att, components, images, per_image * images,
+    video = 0
+    if req.video_frames:
+        if not g.takes_video:
+            raise UsageError(f"{spec.id} takes no video (--video-frames {req.video_frames})")
+        video = archs.family(spec).video_tokens(spec, req.video_frames, req.image_size)
+        notes.append(f"video: {req.video_frames} frames -> {video:,} tokens in the context"
+                     + ("" if req.image_size else " (frames at the video processor's largest size; --image-size "
+                        "sizes them)") + "; the vision tower's activations for the frames are not counted")
+    return Resolved(spec, dtype, kv, att, components, images, per_image * images + video,
                      encoder_tokens if g.encoder_tokens_option else 0,
-                     cross_source_tokens(spec, images, encoder_tokens), notes, req.image_size)
+                     cross_source_tokens(spec, images, encoder_tokens), notes, req.image_size, video)
 
 
 def _fp32_note(spec: AnySpec, dtype: WeightDtype) -> str:
@@ -429,7 +443,7 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
         cross_source_tokens=r.source, parameters=sum(c.parameters for c in components), components=components,
         weights_bytes=sum(c.bytes for c in components), kv_self_bytes=kv_self, kv_cross_bytes=kv_cross,
         activations_bytes=act, overhead_bytes=TRANSFORMERS_OVERHEAD_BYTES, attention=att,
-        notes=tuple(notes), warnings=tuple(warnings), image_kv_bytes=image_kv,
+        notes=tuple(notes), warnings=tuple(warnings), image_kv_bytes=image_kv, video_tokens=r.video_tokens,
     )
 
 

@@ -36,8 +36,11 @@ def test_qwen_vl_worst_case_is_max_pixels():
 
 def test_qwen_vl_video_merges_two_frames():
     s = spec("qwen2.5-vl-7b")
-    assert qwen2_vl.video_tokens(s, 16, (224, 336)) == 8 * 96
-    assert qwen2_vl.video_tokens(s, 15, (224, 336)) == 8 * 96  # padded to a multiple of 2
+    # 224 x 336 = 75,264 px is below the video minimum 128 x 28 x 28 = 100,352: scaled by sqrt(100352 / 75264)
+    # and rounded up to 28s, 280 x 392 -> 10 x 14 = 140 tokens per group of 2 frames
+    assert qwen2_vl.smart_resize(s, 224, 336, video=True) == (280, 392)
+    assert qwen2_vl.video_tokens(s, 16, (224, 336)) == 8 * 140
+    assert qwen2_vl.video_tokens(s, 15, (224, 336)) == 8 * 140  # padded to a multiple of 2
 
 
 def test_acceptance_two_images_in_the_context():
@@ -128,3 +131,21 @@ def test_mistral_small_parameters_equal_the_declared_count():
     e = estimate(spec("mistral-small-3.1-24b"))
     assert e.parameters == 24_011_361_280
     assert image_tokens_per_image(spec("mistral-small-3.1-24b")) == 55 * 56  # a 1540 px square
+
+
+# ---- video (Qwen2-VL) -----------------------------------------------------------------------------
+def test_video_frames_in_the_context():
+    s = spec("qwen2.5-vl-7b")
+    # 16 frames of 448 x 448 (within the per-frame bounds 100,352..602,112 px): 8 groups x 16 x 16 tokens
+    e = estimate(s, video_frames=16, image_size=(448, 448))
+    assert e.images == 0 and e.video_tokens == e.image_tokens == 8 * 256
+    assert e.image_kv_bytes == 8 * 256 * QWEN25_VL_7B_KV_TOKEN
+    # no frame size: the largest frame the video processor keeps (28 x 28 x 768 px: 768 tokens per group)
+    assert estimate(s, video_frames=4).video_tokens == 2 * 768
+    both = estimate(s, images=1, video_frames=4, image_size=(448, 448))
+    assert both.image_tokens == 256 + 2 * 256
+
+
+def test_video_refused_where_unsupported():
+    with pytest.raises(UsageError, match="takes no video"):
+        estimate(spec("gemma-3-4b"), video_frames=8)

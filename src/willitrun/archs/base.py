@@ -187,6 +187,7 @@ class Geometry:
     gguf_n_gqa: int = 1  # llama.cpp's n_gqa for the quant-mix rules (llama-quant.cpp)
     gguf_70b: bool = False  # llama.cpp's LLM_TYPE_70B rule: attn_v raised to q5_K
     takes_images: bool = False
+    takes_video: bool = False  # video frames become tokens of the self-attention context (Qwen2-VL: video_tokens())
     image_size_option: bool = False  # anyres: image tokens depend on the image's size (--image-size)
     encoder_tokens_option: bool = False  # a text encoder whose input length the user chooses (--encoder-tokens)
     vision_cross_attention: bool = False  # cross-attends to image features (mllama)

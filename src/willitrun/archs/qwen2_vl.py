@@ -44,6 +44,10 @@ STAGES_TAKE_IMAGE_SIZE = True  # the ViT pass depends on the image's size (archs
 # {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 1280}), used when a spec names no preprocessor.
 DEFAULT_MIN_PIXELS = 56 * 56
 DEFAULT_MAX_PIXELS = 28 * 28 * 1280
+# transformers 5.23 Qwen2VLVideoProcessor (video_processing_qwen2_vl.py): size {"shortest_edge": 128 * 28 * 28,
+# "longest_edge": 28 * 28 * 768} per frame; its total-video budget (cap_pixels_per_frame) is off by default.
+DEFAULT_VIDEO_MIN_PIXELS = 128 * 28 * 28
+DEFAULT_VIDEO_MAX_PIXELS = 28 * 28 * 768
 Pixels = Annotated[int, Field(gt=0, le=L.MAX_IMAGE_SIDE * L.MAX_IMAGE_SIDE)]
 
 
@@ -86,6 +90,8 @@ class Preprocessor(Strict):
 
     min_pixels: Pixels = DEFAULT_MIN_PIXELS
     max_pixels: Pixels = DEFAULT_MAX_PIXELS
+    video_min_pixels: Pixels = DEFAULT_VIDEO_MIN_PIXELS  # video_preprocessor_config.json's per-frame bounds
+    video_max_pixels: Pixels = DEFAULT_VIDEO_MAX_PIXELS
 
     @model_validator(mode="after")
     def _check(self) -> Preprocessor:
@@ -179,24 +185,26 @@ def geometry(spec: QwenVLSpec) -> Geometry:
         c.text_config, spec.architecture, tied_embeddings=_tied(c),
         no_cross_reason="Qwen2-VL has no cross-attention: image tokens sit in the self-attention context",
         tp_constraints=(*llama.lm_tp_constraints(c.text_config), ("vision tower attention heads", v.num_heads, False)),
-        takes_images=True, image_size_option=True,
+        takes_images=True, image_size_option=True, takes_video=True,
         refusals={"whisper.cpp": "whisper.cpp runs Whisper models only",
                   "llama.cpp": "llama.cpp's Qwen2-VL mmproj (clip.cpp, M-RoPE vision) is not modelled yet",
                   "ollama": "ollama's Qwen2.5-VL vision runner is not modelled yet"},
     )
 
 
-def smart_resize(spec: QwenVLSpec, height: int, width: int) -> tuple[int, int]:
-    """transformers' smart_resize (image_processing_qwen2_vl.py), with the spec's pixel bounds."""
+def smart_resize(spec: QwenVLSpec, height: int, width: int, video: bool = False) -> tuple[int, int]:
+    """transformers' smart_resize (image_processing_qwen2_vl.py), with the spec's image (or video frame)
+    pixel bounds."""
     v, pp = spec.config.vision_config, spec.preprocessor
+    lo, hi = (pp.video_min_pixels, pp.video_max_pixels) if video else (pp.min_pixels, pp.max_pixels)
     factor = v.patch_size * v.spatial_merge_size
     h_bar, w_bar = round(height / factor) * factor, round(width / factor) * factor
-    if h_bar * w_bar > pp.max_pixels:
-        beta = math.sqrt((height * width) / pp.max_pixels)
+    if h_bar * w_bar > hi:
+        beta = math.sqrt((height * width) / hi)
         h_bar = max(factor, math.floor(height / beta / factor) * factor)
         w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < pp.min_pixels:
-        beta = math.sqrt(pp.min_pixels / (height * width))
+    elif h_bar * w_bar < lo:
+        beta = math.sqrt(lo / (height * width))
         h_bar, w_bar = math.ceil(height * beta / factor) * factor, math.ceil(width * beta / factor) * factor
     return h_bar, w_bar
 
@@ -217,12 +225,19 @@ def image_tokens(spec: QwenVLSpec, image_size: tuple[int, int] | None) -> int:
     return _patches(spec, image_size) // spec.config.vision_config.spatial_merge_size ** 2
 
 
-def video_tokens(spec: QwenVLSpec, frames: int, frame_size: tuple[int, int]) -> int:
-    """LLM tokens of a video of `frames` frames already resized to `frame_size`: frames are padded to a
-    multiple of temporal_patch_size and each group of that many frames costs one image's tokens
-    (Qwen2VLVideoProcessor: grid_t = frames / temporal_patch_size)."""
-    v = spec.config.vision_config
-    return -(-frames // v.temporal_patch_size) * image_tokens(spec, frame_size)
+def video_tokens(spec: QwenVLSpec, frames: int, frame_size: tuple[int, int] | None) -> int:
+    """LLM tokens of a video of `frames` frames of `frame_size` (None: the largest frame the video
+    processor keeps): frames are padded to a multiple of temporal_patch_size, each group of that many
+    frames is one patch in depth (Qwen2VLVideoProcessor: grid_t = frames / temporal_patch_size) and
+    costs H x W / 784 tokens at the frame's smart_resize within the video pixel bounds."""
+    v, m = spec.config.vision_config, spec.config.vision_config.spatial_merge_size
+    if frame_size is None:
+        side = v.patch_size * m
+        per_group = spec.preprocessor.video_max_pixels // (side * side)
+    else:
+        h, w = smart_resize(spec, *frame_size, video=True)
+        per_group = (h // v.patch_size) * (w // v.patch_size) // (m * m)
+    return -(-frames // v.temporal_patch_size) * per_group
 
 
 def stages(spec: QwenVLSpec, context: int, source: int, images: int,
