@@ -367,6 +367,9 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
     if req.encoder_tokens is not None and not g.encoder_tokens_option:
         raise UsageError(f"--encoder-tokens applies to T5-style encoder-decoders; {spec.id} is not one")
     encoder_tokens = req.encoder_tokens or DEFAULT_ENCODER_TOKENS
+    if g.encoder_limit and encoder_tokens > g.encoder_limit:
+        raise UsageError(f"{spec.id}'s encoder has learned positions for {g.encoder_limit} tokens: "
+                         f"--encoder-tokens {encoder_tokens} is impossible")
     per_image = image_tokens_per_image(spec, req.image_size)
     notes = []
     components = weight_components(spec, dtype)

@@ -152,3 +152,12 @@ def test_mt5_import_equals_transformers_and_keeps_wo_in_fp32():
     assert sorted(model._keep_in_fp32_modules) == ["wo"]
     wo = sum(p.numel() for n, p in model.named_parameters() if ".wo." in n)
     assert e16.weights_bytes - e32.weights_bytes == 2 * wo
+
+
+def test_bart_encoder_positions_are_a_hard_limit():
+    from willitrun.errors import UsageError
+
+    with pytest.raises(UsageError, match="encoder has learned positions for 1024"):
+        estimate(spec("bart-large"), encoder_tokens=1025)
+    assert estimate(spec("bart-large"), encoder_tokens=1024).cross_source_tokens == 1024
+    assert estimate(spec("nllb-200-3.3b"), encoder_tokens=4096).cross_source_tokens == 4096  # sinusoids: no limit

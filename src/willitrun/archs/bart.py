@@ -128,6 +128,7 @@ def geometry(spec: BartSpec) -> Geometry:
         tp_constraints=(("decoder attention heads", heads, False), ("encoder attention heads", c.encoder_attention_heads,
                                                                    False), ("decoder_ffn_dim", c.decoder_ffn_dim, False)),
         tp_kv_heads=heads, cross_source="encoder tokens", encoder_tokens_option=True,
+        encoder_limit=c.max_position_embeddings if learned else None,
         refusals={"ollama": f"ollama runs no {name} models",
                   "llama.cpp": f"llama.cpp has no {name} architecture",
                   "vllm": f"the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not {arch}",

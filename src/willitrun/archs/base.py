@@ -190,6 +190,7 @@ class Geometry:
     takes_video: bool = False  # video frames become tokens of the self-attention context (Qwen2-VL: video_tokens())
     image_size_option: bool = False  # anyres: image tokens depend on the image's size (--image-size)
     encoder_tokens_option: bool = False  # a text encoder whose input length the user chooses (--encoder-tokens)
+    encoder_limit: int | None = None  # learned encoder positions: more encoder tokens are an error (BART: 1024)
     vision_cross_attention: bool = False  # cross-attends to image features (mllama)
     relative_position_bias: bool = False  # T5: an f32 bias of the score matrix's shape in llama.cpp
     llamacpp_swa: bool = False  # llama.cpp gives the sliding layers their own window-sized cache (iswa)
