@@ -43,6 +43,8 @@ MAX_CONTEXT = MAX_POSITIONS
 MAX_BATCH = 1 << 20
 MAX_BEAMS = 1024
 MAX_IMAGES = 1024
+# Video frames of one request (Qwen2-VL's video processor samples at most 768 frames by default).
+MAX_VIDEO_FRAMES = 1 << 16
 
 BOUNDS = {
     "layers": MAX_LAYERS, "heads": MAX_HEADS, "head_dim": MAX_HEAD_DIM, "hidden": MAX_HIDDEN,

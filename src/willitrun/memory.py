@@ -98,6 +98,8 @@ class Estimate:
     attention: Attention
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    image_kv_bytes: int = 0  # the image (and video) tokens' share of kv_self_bytes (they sit in the self-attention context)
+    video_tokens: int = 0  # of image_tokens, those of the video (--video-frames)
 
     @property
     def text_tokens(self) -> int:
@@ -123,7 +125,8 @@ class Request:
     images: int | None = None
     encoder_tokens: int | None = None
     beams: int = 1
-    image_size: tuple[int, int] | None = None  # (height, width), LLaVA-NeXT only
+    image_size: tuple[int, int] | None = None  # (height, width): LLaVA-NeXT anyres, Qwen2-VL native resolution
+    video_frames: int | None = None  # frames of one video (Qwen2-VL); image_size sizes its frames too
 
     def __post_init__(self) -> None:
         for name in ("batch", "beams"):
@@ -138,8 +141,10 @@ class Request:
         if self.image_size is not None and min(self.image_size) < 1:
             raise UsageError(f"--image-size must be positive (got {self.image_size})")
         # Bounds (willitrun/limits.py): far beyond any real request, and they keep every size an exact int.
+        if self.video_frames is not None and self.video_frames < 1:
+            raise UsageError(f"--video-frames must be at least 1 (got {self.video_frames})")
         for name, bound in (("context", L.MAX_CONTEXT), ("encoder_tokens", L.MAX_CONTEXT), ("batch", L.MAX_BATCH),
-                            ("beams", L.MAX_BEAMS), ("images", L.MAX_IMAGES)):
+                            ("beams", L.MAX_BEAMS), ("images", L.MAX_IMAGES), ("video_frames", L.MAX_VIDEO_FRAMES)):
             value = getattr(self, name)
             if value is not None and value > bound:
                 raise UsageError(f"--{name.replace('_', '-')} {value} is beyond the supported maximum of {bound:,}")
@@ -152,12 +157,26 @@ class Request:
 # --------------------------------------------------------------------------------------------------
 def tensor_storage(tensors: list[Tensor], dtype: WeightDtype, spec: AnySpec) -> list[StorageType]:
     """The storage type of each tensor under `dtype` (see WeightDtype for the three families)."""
+    if dtype.family == "gguf":
+        return gguf.tensor_types(tensors, dtype, archs.geometry(spec))
     if dtype.family == "float":
-        return [dtype.storage] * len(tensors)
-    if dtype.family == "quantized":
+        out = [dtype.storage] * len(tensors)
+    else:
         # Only nn.Linear weights inside the blocks are replaced; the rest keeps the 16-bit type.
-        return [dtype.storage if t.role in LINEAR_ROLES and t.layer is not None else F16 for t in tensors]
-    return gguf.tensor_types(tensors, dtype, archs.geometry(spec))
+        out = [dtype.storage if t.role in LINEAR_ROLES and t.layer is not None else F16 for t in tensors]
+    if kept_in_fp32(spec, dtype):
+        roles = archs.geometry(spec).keep_in_fp32_roles
+        out = [F32 if t.role in roles and t.layer is not None else s for t, s in zip(tensors, out)]
+    return out
+
+
+def kept_in_fp32(spec: AnySpec, dtype: WeightDtype) -> bool:
+    """Whether the model class's `_keep_in_fp32_modules` apply under `dtype`: transformers upcasts
+    them when loading in float16 only (PreTrainedModel._get_dtype_plan, modeling_utils.py: "only
+    if the requested dtype is fp16"), and quantizers never convert them (get_modules_to_not_convert);
+    bitsandbytes and GPTQ/AWQ load the rest with fp16 compute, so they stay fp32 there too."""
+    g = archs.geometry(spec)
+    return bool(g.keep_in_fp32_roles) and (dtype.storage is F16 or dtype.family == "quantized")
 
 
 def storage_types(spec: AnySpec, dtype: WeightDtype) -> list[StorageType]:
@@ -273,8 +292,9 @@ def stage_peak(st: Stage, sequences: int, act_bytes: int) -> int:
     return sequences * (2 * st.hidden * st.tokens * act_bytes + max(attn, mlp))
 
 
-def stages(spec: AnySpec, context: int, source: int, images: int) -> list[Stage]:
-    return archs.stages(spec, context, source, images)
+def stages(spec: AnySpec, context: int, source: int, images: int,
+           image_size: tuple[int, int] | None = None) -> list[Stage]:
+    return archs.stages(spec, context, source, images, image_size)
 
 
 def vocab_size(spec: AnySpec) -> int:
@@ -282,12 +302,12 @@ def vocab_size(spec: AnySpec) -> int:
 
 
 def activation_bytes(spec: AnySpec, context: int, source: int, images: int, batch: int, beams: int,
-                     act_bytes: int) -> int:
+                     act_bytes: int, image_size: tuple[int, int] | None = None) -> int:
     """Largest stage peak plus the last position's logits in fp32 (transformers' generate() keeps
     only the last position's logits during prefill, `logits_to_keep=1`, and upcasts them to float).
     Encoder and vision passes run once per input; the decoder runs for every beam."""
     peak = max(stage_peak(st, batch if st.per_input else batch * beams, act_bytes)
-               for st in stages(spec, context, source, images))
+               for st in stages(spec, context, source, images, image_size))
     return peak + batch * beams * vocab_size(spec) * 4
 
 
@@ -315,6 +335,8 @@ class Resolved:
     encoder_tokens: int
     source: int
     notes: list[str] = field(default_factory=list)
+    image_size: tuple[int, int] | None = None
+    video_tokens: int = 0  # included in image_tokens
 
 
 def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None) -> Resolved:
@@ -337,12 +359,17 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
     takes_images = g.takes_images
     if req.images and not takes_images:
         raise UsageError(f"{spec.id} takes no images (--images {req.images})")
-    images = (1 if req.images is None else req.images) if takes_images else 0
+    # one image by default, none when the request is about a video
+    images = (int(not req.video_frames) if req.images is None else req.images) if takes_images else 0
     if req.image_size is not None and not g.image_size_option:
-        raise UsageError("--image-size applies to LLaVA-NeXT (anyres) models only")
+        raise UsageError(f"--image-size applies to models whose image tokens depend on the image's size "
+                         f"(LLaVA-NeXT, Qwen2-VL, Mistral 3); {spec.id} is not one")
     if req.encoder_tokens is not None and not g.encoder_tokens_option:
         raise UsageError(f"--encoder-tokens applies to T5-style encoder-decoders; {spec.id} is not one")
     encoder_tokens = req.encoder_tokens or DEFAULT_ENCODER_TOKENS
+    if g.encoder_limit and encoder_tokens > g.encoder_limit:
+        raise UsageError(f"{spec.id}'s encoder has learned positions for {g.encoder_limit} tokens: "
+                         f"--encoder-tokens {encoder_tokens} is impossible")
     per_image = image_tokens_per_image(spec, req.image_size)
     notes = []
     components = weight_components(spec, dtype)
@@ -351,12 +378,37 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
         notes += [weights.describe(), *weights.notes]
     elif weights is not None:
         notes.append(f"--dtype {dtype.name}: weights computed from the architecture, not read from {weights.source}")
+    if kept_in_fp32(spec, dtype) and weights is None:
+        notes.append(_fp32_note(spec, dtype))
     if g.image_size_option and images and req.image_size is None:
-        notes.append(f"LLaVA-NeXT image tokens depend on the image size; {per_image} per image is the largest "
+        notes.append(f"{_IMAGE_FAMILY.get(spec.architecture, spec.architecture)} image tokens depend on the image size; "
+                     f"{per_image} per image is the largest "
                      "(give --image-size HxW for a specific image)")
-    return Resolved(spec, dtype, kv, att, components, images, per_image * images,
+    video = 0
+    if req.video_frames:
+        if not g.takes_video:
+            raise UsageError(f"{spec.id} takes no video (--video-frames {req.video_frames})")
+        video = archs.family(spec).video_tokens(spec, req.video_frames, req.image_size)
+        notes.append(f"video: {req.video_frames} frames -> {video:,} tokens in the context"
+                     + ("" if req.image_size else " (frames at the video processor's largest size; --image-size "
+                        "sizes them)") + "; the vision tower's activations for the frames are not counted")
+    return Resolved(spec, dtype, kv, att, components, images, per_image * images + video,
                      encoder_tokens if g.encoder_tokens_option else 0,
-                     cross_source_tokens(spec, images, encoder_tokens), notes)
+                     cross_source_tokens(spec, images, encoder_tokens), notes, req.image_size, video)
+
+
+def _fp32_note(spec: AnySpec, dtype: WeightDtype) -> str:
+    g = archs.geometry(spec)
+    kept = [t for t in model_tensors(spec) if t.role in g.keep_in_fp32_roles and t.layer is not None]
+    n = sum(t.numel for t in kept)
+    # what they would take without the rule: fp16, or the quantized type of the other linear layers
+    extra = n * 4 - sum((F16 if dtype.family == "float" else dtype.storage).nbytes(t.numel) for t in kept)
+    names = ", ".join(f"`{m}`" for m in g.keep_in_fp32_modules)
+    return (f"transformers keeps {names} in float32 under --dtype {dtype.name} (_keep_in_fp32_modules of "
+            f"{g.architecture}): {n:,} parameters at 4 bytes, {extra / MIB:,.0f} MiB more than {dtype.name}")
+
+
+_IMAGE_FAMILY = {"llava_next": "LLaVA-NeXT", "qwen2_vl": "Qwen2-VL", "qwen2_5_vl": "Qwen2.5-VL", "mistral3": "Pixtral"}
 
 
 def default_context(r: Resolved) -> int:
@@ -378,7 +430,7 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     sequences = batch * beams
     kv_self = kv_self_bytes(att, context, sequences, r.kv)
     kv_cross = kv_cross_bytes(att, r.source, sequences, r.kv)
-    act = activation_bytes(spec, context, r.source, r.images, batch, beams, r.dtype.activation_bytes)
+    act = activation_bytes(spec, context, r.source, r.images, batch, beams, r.dtype.activation_bytes, r.image_size)
     notes = list(r.notes)
     if att.sliding_window and context >= att.sliding_window:
         sliding = sum(1 for k in att.layers if k.kind == "sliding")
@@ -386,6 +438,7 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
         notes.append(f"sliding window {att.sliding_window}: transformers keeps {att.sliding_window - 1} positions "
                      f"{which} while decoding, but right after a prefill the whole prompt's keys and values "
                      "are still held, so the peak counts every position")
+    image_kv = kv_self_bytes(att, r.image_tokens, sequences, r.kv) if r.image_tokens else 0
     components = r.components
     return Estimate(
         model=spec.id, architecture=spec.architecture, dtype=r.dtype.name, kv_dtype=r.kv.name,
@@ -393,7 +446,7 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
         cross_source_tokens=r.source, parameters=sum(c.parameters for c in components), components=components,
         weights_bytes=sum(c.bytes for c in components), kv_self_bytes=kv_self, kv_cross_bytes=kv_cross,
         activations_bytes=act, overhead_bytes=TRANSFORMERS_OVERHEAD_BYTES, attention=att,
-        notes=tuple(notes), warnings=tuple(warnings),
+        notes=tuple(notes), warnings=tuple(warnings), image_kv_bytes=image_kv, video_tokens=r.video_tokens,
     )
 
 

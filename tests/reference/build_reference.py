@@ -69,11 +69,23 @@ import transformers
 import yaml
 from torch import nn
 from transformers import (
+    BartConfig,
+    BartForConditionalGeneration,
+    M2M100Config,
+    M2M100ForConditionalGeneration,
+    MBartConfig,
+    MBartForConditionalGeneration,
+    Mistral3Config,
+    Mistral3ForConditionalGeneration,
+    PaliGemmaConfig,
+    PaliGemmaForConditionalGeneration,
     DynamicCache,
     EncoderDecoderCache,
     Gemma2Config,
     Gemma2ForCausalLM,
+    Gemma3Config,
     Gemma3ForCausalLM,
+    Gemma3ForConditionalGeneration,
     Gemma3TextConfig,
     GraniteConfig,
     GraniteForCausalLM,
@@ -89,8 +101,12 @@ from transformers import (
     MllamaForConditionalGeneration,
     Phi3Config,
     Phi3ForCausalLM,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
     Qwen3Config,
     Qwen3ForCausalLM,
     T5Config,
@@ -101,7 +117,10 @@ from transformers import (
 
 # `image_size_to_num_patches` is the helper LlavaNextModel.get_image_features itself uses to decide how
 # many 336x336 crops (base image + anyres tiles) it slices out of `pixel_values` for one image.
+from transformers.core_model_loading import build_glob_alternation
 from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+from transformers.models.pixtral.image_processing_pil_pixtral import PixtralImageProcessorPil
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 SCHEMA_VERSION = 1
 SEED = 0
@@ -213,6 +232,36 @@ _MLLAMA_RULES = [
     (r"lm_head\.weight", "lm_head"),
 ]
 
+_QWEN_VL_RULES = [
+    # Qwen2VLModel / Qwen2_5_VLModel: `visual` (patch_embed, blocks, merger), `language_model`.
+    (r"model\.visual\.(patch_embed|blocks)\..+", "vision_tower"),
+    (r"model\.visual\.merger\..+", "projector"),
+    (r"model\.language_model\.embed_tokens\.weight", "embeddings"),
+    (r"model\.language_model\.layers\.\d+\..+", "decoder"),
+    (r"model\.language_model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+_BART_RULES = [
+    # Bart/MBart/M2M100ForConditionalGeneration: `model.shared` is the one embedding (encoder.embed_tokens,
+    # decoder.embed_tokens and lm_head are the same Parameter when tied); positions and norms per stack.
+    (r"model\.shared\.weight", "embeddings"),
+    (r"model\.encoder\..+", "encoder"),
+    (r"model\.decoder\..+", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+BART_LIKE = ("bart", "mbart", "m2m_100")
+_GEMMA3_RULES = [
+    (r"model\.vision_tower\..+", "vision_tower"),
+    (r"model\.multi_modal_projector\..+", "projector"),
+    (r"model\.language_model\.embed_tokens\.weight", "embeddings"),
+    (r"model\.language_model\.layers\.\d+\..+", "decoder"),
+    (r"model\.language_model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+# Qwen2-VL image sizes (height, width) of the reference cases: 1024x768 resizes to 1036x756 (999 tokens);
+# 224x336 needs no resize (96 tokens).
+QWEN_VL_IMAGE_SIZES = ([1024, 768], [224, 336])
+
 
 def _compile(rules: list[tuple[str, str]]) -> list[tuple[re.Pattern[str], str]]:
     return [(re.compile(pattern), component) for pattern, component in rules]
@@ -277,6 +326,38 @@ ARCHITECTURES: dict[str, Architecture] = {
         LlavaNextConfig, LlavaNextForConditionalGeneration, _compile(_LLAVA_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
     ),
+    "qwen2_vl": Architecture(
+        Qwen2VLConfig, Qwen2VLForConditionalGeneration, _compile(_QWEN_VL_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "qwen2_5_vl": Architecture(
+        Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, _compile(_QWEN_VL_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "bart": Architecture(
+        BartConfig, BartForConditionalGeneration, _compile(_BART_RULES),
+        lambda m: m.model.shared.weight, lambda m: m.lm_head.weight, True,
+    ),
+    "mbart": Architecture(
+        MBartConfig, MBartForConditionalGeneration, _compile(_BART_RULES),
+        lambda m: m.model.shared.weight, lambda m: m.lm_head.weight, True,
+    ),
+    "m2m_100": Architecture(
+        M2M100Config, M2M100ForConditionalGeneration, _compile(_BART_RULES),
+        lambda m: m.model.shared.weight, lambda m: m.lm_head.weight, True,
+    ),
+    "gemma3": Architecture(
+        Gemma3Config, Gemma3ForConditionalGeneration, _compile(_GEMMA3_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
+    ),
+    "mistral3": Architecture(
+        Mistral3Config, Mistral3ForConditionalGeneration, _compile(_GEMMA3_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "paligemma": Architecture(
+        PaliGemmaConfig, PaliGemmaForConditionalGeneration, _compile(_GEMMA3_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
+    ),
     "mllama": Architecture(
         MllamaConfig, MllamaForConditionalGeneration, _compile(_MLLAMA_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
@@ -287,7 +368,8 @@ ARCHITECTURES: dict[str, Architecture] = {
 def expected_tied(arch: str, cfg: dict[str, Any]) -> bool:
     """Whether the real checkpoint shares its LM head with the token embedding, per its config.json."""
     default = ARCHITECTURES[arch].tied_by_default
-    if arch in ("llava", "llava_next", "mllama"):
+    if arch in ("llava", "llava_next", "mllama", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma",
+                "mistral3"):
         text = cfg.get("text_config", {})
         # LlavaConfig.__post_init__ forwards text_config.tie_word_embeddings when the top-level flag
         # is false, so either flag ties. MllamaForConditionalGeneration has no _tied_weights_keys
@@ -384,8 +466,24 @@ def count_parameters(arch: str, model: nn.Module) -> dict[str, Any]:
     }
 
 
+def keep_in_fp32(model: nn.Module) -> dict[str, Any]:
+    """The parameters transformers keeps in float32 when this class loads in float16: the names of
+    `_keep_in_fp32_modules` matched against parameter names as from_pretrained matches them
+    (PreTrainedModel._get_dtype_plan, then core_model_loading.build_glob_alternation's regex
+    `search` on each checkpoint key)."""
+    modules = sorted(model._keep_in_fp32_modules or [])
+    if not modules:
+        return {"modules": [], "parameters": 0}
+    pattern, _, _ = build_glob_alternation(modules)
+    n = sum(p.numel() for name, p in model.named_parameters() if pattern.search(name))
+    return {"modules": modules, "parameters": n}
+
+
 def resolved_attention(arch: str, config: Any) -> dict[str, Any]:
     """Attention fields of the decoder as transformers resolved them (defaults applied)."""
+    if arch in BART_LIKE:
+        return {k: getattr(config, k) for k in ("encoder_layers", "decoder_layers", "encoder_attention_heads",
+                                                "decoder_attention_heads", "d_model", "max_position_embeddings")}
     if arch in ("t5", "whisper"):
         keys = {
             "t5": ("num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_model"),
@@ -455,6 +553,31 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
             # intermediate layer, so the projector's input width is hidden * (1 + len(indices)).
             vision_output_dim=SMALL_VISION_HIDDEN * (1 + len(intermediate_layers)),
         )
+        return cfg
+    if arch in BART_LIKE:
+        cfg.update(vocab_size=SMALL_VOCAB, encoder_layers=SMALL_LAYERS, decoder_layers=SMALL_LAYERS,
+                   encoder_ffn_dim=SMALL_FFN, decoder_ffn_dim=SMALL_FFN)
+        return cfg
+    if arch == "mistral3":  # a two-layer text model, a one-layer Pixtral at the real patch size
+        cfg["text_config"] = _shrink_lm(cfg["text_config"])
+        cfg["vision_config"].update(hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN, head_dim=16,
+                                    num_attention_heads=SMALL_VISION_HEADS, num_hidden_layers=SMALL_VISION_LAYERS)
+        return cfg
+    if arch in ("gemma3", "paligemma"):
+        # One local/global period of text layers; a one-layer SigLIP at the real image size (the pooling
+        # to mm_tokens_per_image depends on the patch grid).
+        cfg["text_config"] = _shrink_lm(cfg["text_config"])
+        cfg["vision_config"].update(hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN,
+                                    num_attention_heads=SMALL_VISION_HEADS, num_hidden_layers=SMALL_VISION_LAYERS)
+        return cfg
+    if arch in ("qwen2_vl", "qwen2_5_vl"):
+        cfg["text_config"] = _shrink_lm(cfg["text_config"])
+        v = cfg["vision_config"]
+        v.update(num_heads=SMALL_VISION_HEADS, depth=2)
+        if arch == "qwen2_vl":  # embed_dim is the ViT width, hidden_size the merger's output (the LM's)
+            v.update(embed_dim=SMALL_VISION_HIDDEN)
+        else:  # hidden_size is the ViT width; one windowed block, one full-attention block
+            v.update(hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN, fullatt_block_indexes=[1])
         return cfg
     raise ReferenceError(f"no small copy rule for {arch}")
 
@@ -651,6 +774,71 @@ def llava_next_inputs(image_hw: list[int]):
     return make
 
 
+def gemma3_inputs(model, config, gen):
+    """One image at the tower's size; the token count is the projector's pooled output rows."""
+    v = config.vision_config
+    pixels = torch.randn(1, v.num_channels, v.image_size, v.image_size, generator=gen)
+    features = model.get_image_features(pixel_values=pixels).pooler_output
+    n = sum(f.shape[0] for f in features)
+    return (
+        {"input_ids": _image_prompt(config, gen, n), "pixel_values": pixels},
+        {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=[v.image_size, v.image_size]),
+         "image_tokens": n},
+    )
+
+
+def mistral3_inputs(image_hw: list[int]):
+    """One image through transformers' PixtralImageProcessorPil as Mistral 3 drives it (patch_size x
+    spatial_merge_size, longest_edge = the tower's image_size), the projector's rows counted; the prompt
+    writes one [IMG_BREAK] per row of merged patches (the last is [IMG_END]), as PixtralProcessor does."""
+    def make(model, config, gen):
+        v = config.vision_config
+        unit = v.patch_size * config.spatial_merge_size
+        h, w = image_hw
+        image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        processed = PixtralImageProcessorPil()(images=[image], size={"longest_edge": v.image_size}, patch_size=unit,
+                                               return_tensors="pt")
+        pixels, sizes = processed["pixel_values"], processed["image_sizes"]
+        features = model.get_image_features(pixel_values=pixels, image_sizes=sizes).pooler_output
+        n = sum(f.shape[0] for f in features)
+        rows, cols = int(sizes[0][0]) // unit, int(sizes[0][1]) // unit
+        if n != rows * cols:
+            raise ReferenceError(f"{n} image features for a {rows} x {cols} grid")
+        marker = _text_ids(gen, 1, 1)  # [IMG_BREAK] / [IMG_END]: ordinary vocabulary ids
+        row = torch.cat([torch.full((1, cols), config.image_token_id, dtype=torch.long), marker], dim=1)
+        ids = torch.cat([row] * rows + [_text_ids(gen, 1, VLM_TEXT_TOKENS)], dim=1)
+        return (
+            {"input_ids": ids, "pixel_values": pixels, "image_sizes": sizes},
+            {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
+             "image_tokens": n + rows, "image_features": n, "resized": sizes.tolist()},
+        )
+    return make
+
+
+def qwen_vl_inputs(image_hw: list[int]):
+    """One image through transformers' own Qwen2VLImageProcessorPil (its default min/max pixels,
+    patch 14, merge 2, temporal patch 2) and the model's get_image_features: the image token count is
+    the merger's output rows. The prompt is <vision_start> image tokens <vision_end> text."""
+    def make(model, config, gen):
+        h, w = image_hw
+        image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        processed = Qwen2VLImageProcessorPil()(images=[image], return_tensors="pt")
+        pixels, grid = processed["pixel_values"], processed["image_grid_thw"]
+        features = model.get_image_features(pixel_values=pixels, image_grid_thw=grid).pooler_output
+        n = sum(f.shape[0] for f in features)
+        ids = torch.cat([torch.tensor([[config.vision_start_token_id]]),
+                         torch.full((1, n), config.image_token_id, dtype=torch.long),
+                         torch.tensor([[config.vision_end_token_id]]), _text_ids(gen, 1, VLM_TEXT_TOKENS)], dim=1)
+        # M-RoPE positions: 1 marks image tokens (ProcessorMixin.create_mm_token_type_ids)
+        mm_types = (ids == config.image_token_id).to(torch.int32)
+        return (
+            {"input_ids": ids, "pixel_values": pixels, "image_grid_thw": grid, "mm_token_type_ids": mm_types},
+            {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS + 2, images=1, image_size=list(image_hw)),
+             "image_tokens": n, "image_grid_thw": grid.tolist()},
+        )
+    return make
+
+
 def mllama_inputs(layout: list[int]):
     """One image as MllamaImageProcessor delivers it: always max_num_tiles tiles, unused ones zero.
 
@@ -699,7 +887,7 @@ def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any],
         windowed = copy.deepcopy(small)
         windowed["sliding_window"] = MISTRAL_TEST_WINDOW
         return [("text", small, lm_inputs), (f"sliding_window_{MISTRAL_TEST_WINDOW}", windowed, lm_inputs)]
-    if arch == "t5":
+    if arch == "t5" or arch in BART_LIKE:  # input_ids (encoder) + decoder_input_ids
         return [("encoder_decoder", small, t5_inputs)]
     if arch == "whisper":
         return [("audio_30s", small, whisper_inputs)]
@@ -707,6 +895,12 @@ def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any],
         return [("one_image", small, llava_inputs)]
     if arch == "llava_next":
         return [(f"image_{h}x{w}", small, llava_next_inputs([h, w])) for h, w in LLAVA_NEXT_IMAGE_SIZES]
+    if arch == "mistral3":
+        return [(f"image_{h}x{w}", small, mistral3_inputs([h, w])) for h, w in QWEN_VL_IMAGE_SIZES]
+    if arch in ("gemma3", "paligemma"):  # one image at the tower's size, its pooled/projected rows counted
+        return [("one_image", small, gemma3_inputs)]
+    if arch in ("qwen2_vl", "qwen2_5_vl"):
+        return [(f"image_{h}x{w}", small, qwen_vl_inputs([h, w])) for h, w in QWEN_VL_IMAGE_SIZES]
     if arch == "mllama":
         return [(f"one_image_{h}x{w}_tiles", small, mllama_inputs([h, w])) for h, w in MLLAMA_TILE_LAYOUTS]
     raise ReferenceError(f"no cases for {arch}")
@@ -725,6 +919,9 @@ def build_entry(spec: dict[str, Any]) -> dict[str, Any]:
         "parameters_declared": spec.get("parameters_declared"),
         "resolved_attention": resolved_attention(arch, config),
     }
+    fp32 = keep_in_fp32(model)
+    if fp32["modules"]:  # recorded only where the class has some (T5, mT5)
+        entry["keep_in_fp32"] = fp32
     del model
     gc.collect()
     entry["cases"] = [run_case(arch, name, small, make) for name, small, make in cases_for(arch, cfg)]

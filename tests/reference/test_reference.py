@@ -61,15 +61,17 @@ def test_kv_cache_equals_what_transformers_holds(model_id, case):
     inputs = case["inputs"]
     kwargs = dict(batch=inputs["batch"], kv_dtype="f32", dtype="fp32")
     context = inputs["text_tokens"]
-    if spec.architecture in ("llava", "llava_next"):
-        size = tuple(inputs["image_size"]) if spec.architecture == "llava_next" else None
+    if spec.architecture in ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma",
+                             "mistral3"):
+        size = tuple(inputs["image_size"]) if spec.architecture in ("llava_next", "qwen2_vl", "qwen2_5_vl",
+                                                                    "mistral3") else None
         # the image token count is transformers' own (its feature extraction), not a formula
         assert image_tokens_per_image(spec, size) == case["image_tokens"]
         context += case["image_tokens"]
         kwargs.update(images=inputs["images"], image_size=size)
     if spec.architecture == "mllama":
         kwargs.update(images=inputs["images"])
-    if spec.architecture == "t5":
+    if spec.architecture in ("t5", "bart", "mbart", "m2m_100"):
         kwargs.update(encoder_tokens=inputs["encoder_tokens"])
     e = estimate(spec, context=context, **kwargs)
     assert e.attention.self_layers == case["self_layers"]
@@ -93,3 +95,16 @@ def test_committed_reference_is_what_transformers_produces():
         pytest.skip("torch/transformers not installed (pip install -r tests/reference/requirements.txt)")
     p = subprocess.run([sys.executable, str(HERE / "build_reference.py"), "--check"], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+
+
+FP32_KEPT = [mid for mid, m in MODELS.items() if m.get("keep_in_fp32")]
+
+
+@pytest.mark.parametrize("model_id", FP32_KEPT)
+def test_fp16_weights_keep_transformers_fp32_modules(model_id):
+    """T5's `_keep_in_fp32_modules` (["wo"]): those parameters take 4 bytes in a float16 load, the rest 2."""
+    ref = MODELS[model_id]
+    kept, total = ref["keep_in_fp32"]["parameters"], ref["parameters"]["total"]
+    spec = load_catalog().resolve("model", model_id)
+    assert estimate(spec, dtype="fp16").weights_bytes == 2 * (total - kept) + 4 * kept
+    assert estimate(spec, dtype="bf16").weights_bytes == 2 * total  # the rule applies to float16 only

@@ -26,6 +26,11 @@ FAMILIES: dict[str, str] = {
     "llava": "llava", "llava_next": "llava", "mllama": "mllama", "qwen2": "qwen2", "qwen3": "qwen3",
     "gemma": "gemma", "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3", "granite": "granite",
     "starcoder2": "starcoder2",
+    # issue 11: vision-language models whose image tokens sit in the self-attention context
+    "qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "gemma3": "gemma3", "paligemma": "paligemma",
+    "mistral3": "mistral3",
+    # issue 11: encoder-decoders
+    "mt5": "t5", "bart": "bart", "mbart": "bart", "m2m_100": "bart", "marian": "bart", "pegasus": "bart",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
@@ -76,8 +81,13 @@ def model_tensors(spec: Any) -> list[Tensor]:
     return cached(spec, "tensors", lambda: list(family(spec).tensors(spec)))
 
 
-def stages(spec: Any, context: int, source: int, images: int) -> list[Stage]:
-    return family(spec).stages(spec, context, source, images)  # type: ignore[no-any-return]
+def stages(spec: Any, context: int, source: int, images: int, image_size: tuple[int, int] | None = None) -> list[Stage]:
+    """Activation stages of one prefill; `image_size` reaches only families whose vision pass depends on
+    it (Qwen2-VL's native resolution)."""
+    mod = family(spec)
+    if image_size is None or not getattr(mod, "STAGES_TAKE_IMAGE_SIZE", False):
+        return mod.stages(spec, context, source, images)  # type: ignore[no-any-return]
+    return mod.stages(spec, context, source, images, image_size=image_size)  # type: ignore[no-any-return]
 
 
 def image_tokens(spec: Any, image_size: tuple[int, int] | None = None) -> int:

@@ -187,8 +187,10 @@ class Geometry:
     gguf_n_gqa: int = 1  # llama.cpp's n_gqa for the quant-mix rules (llama-quant.cpp)
     gguf_70b: bool = False  # llama.cpp's LLM_TYPE_70B rule: attn_v raised to q5_K
     takes_images: bool = False
+    takes_video: bool = False  # video frames become tokens of the self-attention context (Qwen2-VL: video_tokens())
     image_size_option: bool = False  # anyres: image tokens depend on the image's size (--image-size)
     encoder_tokens_option: bool = False  # a text encoder whose input length the user chooses (--encoder-tokens)
+    encoder_limit: int | None = None  # learned encoder positions: more encoder tokens are an error (BART: 1024)
     vision_cross_attention: bool = False  # cross-attends to image features (mllama)
     relative_position_bias: bool = False  # T5: an f32 bias of the score matrix's shape in llama.cpp
     llamacpp_swa: bool = False  # llama.cpp gives the sliding layers their own window-sized cache (iswa)
@@ -196,6 +198,11 @@ class Geometry:
     vision: VisionShape | None = None
     vision_tiles: tuple[int, int] | None = None  # (tiles per image, positions per tile) of a tiled vision source
     refusals: Mapping[str, str] = field(default_factory=dict)  # engine -> why it cannot run this model
+    # transformers' `_keep_in_fp32_modules` of the model class (T5, mT5: ["wo"]): those modules stay
+    # float32 when the model loads in float16 (PreTrainedModel._get_dtype_plan, modeling_utils.py)
+    # and are left out of weight quantization (quantizers/base.py get_modules_to_not_convert).
+    keep_in_fp32_modules: tuple[str, ...] = ()
+    keep_in_fp32_roles: frozenset[str] = frozenset()  # the tensor roles (inside the blocks) those modules are
 
     @property
     def decoder_layers(self) -> int:

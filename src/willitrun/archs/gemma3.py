@@ -1,18 +1,26 @@
 """Gemma 3 text models (Gemma3ForCausalLM, model_type gemma3_text): Gemma 2's layer plus per-head
 RMSNorms of queries and keys (q_norm, k_norm over head_dim), and `sliding_window_pattern - 1` local
 layers for each global one (Gemma3TextConfig.__post_init__: layer i slides when
-(i + 1) % sliding_window_pattern, pattern 6 unless config.json says otherwise), or `layer_types`."""
+(i + 1) % sliding_window_pattern, pattern 6 unless config.json says otherwise), or `layer_types`.
+
+Gemma 3 with vision (Gemma3ForConditionalGeneration, model_type gemma3): a SigLIP tower whose
+(image_size / patch_size)^2 patches are average-pooled to `mm_tokens_per_image` (256) tokens, an
+RMSNorm and one projection matrix, placed in the language model's input (self-attention context)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from typing import Annotated, Literal
 
-from . import llama
-from .base import Geometry, Layers, ModelSpecBase, Positions
+from pydantic import Field, model_validator
+
+from . import llama, siglip
+from .base import Geometry, Layers, ModelSpecBase, Positions, Stage, Strict, Tensor, TokenId, norm
 from .gemma2 import Gemma2Config, SoftCap
-from .llama import Anatomy, stages, tensors  # noqa: F401
+from .llama import Anatomy
+from .siglip import SiglipVisionConfig
 
-ARCHITECTURES = ("gemma3_text",)
+ARCHITECTURES = ("gemma3_text", "gemma3")
 
 
 class Gemma3TextConfig(Gemma2Config):
@@ -37,12 +45,88 @@ class Gemma3TextSpec(ModelSpecBase):
     config: Gemma3TextConfig
 
 
-SPECS = {"gemma3_text": Gemma3TextSpec}
+class Gemma3Config(Strict):
+    """Gemma3Config fields (transformers models/gemma3/configuration_gemma3.py)."""
+
+    text_config: Gemma3TextConfig
+    vision_config: SiglipVisionConfig
+    mm_tokens_per_image: Annotated[int, Field(gt=0, le=1 << 20)] = 256
+    image_token_index: TokenId | None = None
+    boi_token_index: TokenId | None = None
+    eoi_token_index: TokenId | None = None
+    tie_word_embeddings: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> Gemma3Config:
+        # Gemma3MultiModalProjector: AvgPool2d(kernel = patches per side / tokens per side)
+        side = self.vision_config.image_size // self.vision_config.patch_size
+        per_side = int(self.mm_tokens_per_image ** 0.5)
+        if per_side * per_side != self.mm_tokens_per_image or side % per_side:
+            raise ValueError(f"mm_tokens_per_image ({self.mm_tokens_per_image}) must be a square whose side divides "
+                             f"the {side} patches per side")
+        return self
 
 
-def geometry(spec: ModelSpecBase) -> Geometry:
+class Gemma3Spec(ModelSpecBase):
+    architecture: Literal["gemma3"]
+    config: Gemma3Config
+
+
+SPECS = {"gemma3_text": Gemma3TextSpec, "gemma3": Gemma3Spec}
+AnyGemma3 = Gemma3TextSpec | Gemma3Spec
+
+
+def _text(spec: AnyGemma3) -> Gemma3TextConfig:
+    return spec.config.text_config if isinstance(spec, Gemma3Spec) else spec.config
+
+
+def _tied(spec: AnyGemma3) -> bool:
+    # Gemma3ForConditionalGeneration ties lm_head to the text embedding under the top-level flag
+    return spec.config.tie_word_embeddings if spec.architecture == "gemma3" else _text(spec).tie_word_embeddings
+
+
+def tensors(spec: AnyGemma3) -> Iterator[Tensor]:
+    if spec.architecture == "gemma3":
+        c = spec.config
+        yield from siglip.tensors(c.vision_config)
+        # Gemma3MultiModalProjector: one (vision hidden x text hidden) matrix and an RMSNorm
+        yield Tensor("projector.mm_input_projection", "projector",
+                     (c.vision_config.hidden_size, c.text_config.hidden_size), "projector")
+        yield from norm("projector.mm_soft_emb_norm", "projector", c.vision_config.hidden_size, None)
+    yield from llama.decoder_lm(_text(spec), tied=_tied(spec))
+
+
+def geometry(spec: AnyGemma3) -> Geometry:
     # llama.cpp names the architecture gemma3 (LLM_ARCH_GEMMA3) and keeps its local layers at the window
-    return llama.decoder_geometry(spec.config, spec.architecture, llamacpp_swa=True,  # type: ignore[attr-defined]
-                                  gguf_architecture="gemma3")
-image_tokens = llama.image_tokens
+    if spec.architecture == "gemma3_text":
+        return llama.decoder_geometry(spec.config, spec.architecture, llamacpp_swa=True,
+                                      gguf_architecture="gemma3")
+    c = spec.config
+    return llama.decoder_geometry(
+        c.text_config, spec.architecture, llamacpp_swa=True, gguf_architecture="gemma3", tied_embeddings=_tied(spec),
+        no_cross_reason="Gemma 3 has no cross-attention: image tokens sit in the self-attention context",
+        tp_constraints=(*llama.lm_tp_constraints(c.text_config),
+                        ("vision tower attention heads", c.vision_config.num_attention_heads, False)),
+        takes_images=True,
+        refusals={"whisper.cpp": "whisper.cpp runs Whisper models only",
+                  "llama.cpp": "llama.cpp's Gemma 3 mmproj is not modelled yet; the -text spec sizes the language "
+                               "model alone",
+                  "ollama": "ollama's Gemma 3 vision runner is not modelled yet; the -text spec sizes the language "
+                            "model alone"},
+    )
+
+
+def stages(spec: AnyGemma3, context: int, source: int, images: int) -> list[Stage]:
+    out = [llama.lm_stage(_text(spec), context)]
+    if spec.architecture == "gemma3" and images:
+        out.append(siglip.stage(spec.config.vision_config, images))
+    return out
+
+
+def image_tokens(spec: AnyGemma3, image_size: tuple[int, int] | None) -> int:
+    """mm_tokens_per_image per image (Gemma3Processor, pan-and-scan off: its default). The processor
+    also writes a begin- and end-of-image token and blank lines around them, which are text."""
+    return spec.config.mm_tokens_per_image if spec.architecture == "gemma3" else 0
+
+
 cross_source_tokens = llama.cross_source_tokens

@@ -1,5 +1,5 @@
-"""T5 and flan-t5 (T5ForConditionalGeneration): an encoder-decoder whose every decoder layer
-cross-attends to the encoder output."""
+"""T5 and flan-t5 (T5ForConditionalGeneration) and mT5 (MT5ForConditionalGeneration, the same
+modules): an encoder-decoder whose every decoder layer cross-attends to the encoder output."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .base import (
     Tensor, Vocab, linear, norm,
 )
 
-ARCHITECTURES = ("t5",)
+ARCHITECTURES = ("t5", "mt5")
 
 
 class T5Config(Strict):
@@ -40,11 +40,11 @@ class T5Config(Strict):
 
 
 class T5Spec(ModelSpecBase):
-    architecture: Literal["t5"]
+    architecture: Literal["t5", "mt5"]
     config: T5Config
 
 
-SPECS = {"t5": T5Spec}
+SPECS = {"t5": T5Spec, "mt5": T5Spec}
 
 
 def tensors(spec: T5Spec) -> Iterator[Tensor]:
@@ -101,8 +101,11 @@ def geometry(spec: T5Spec) -> Geometry:
         tp_constraints=(("attention heads (num_heads)", c.num_heads, False), ("d_ff", c.d_ff, False)),
         tp_kv_heads=c.num_heads, cross_source="encoder tokens", encoder_tokens_option=True,
         relative_position_bias=True,
+        # T5PreTrainedModel._keep_in_fp32_modules = ["wo"] (transformers models/t5/modeling_t5.py; the
+        # same in MT5PreTrainedModel, models/mt5/modeling_mt5.py): every FFN output projection (ffn_down here) stays float32 in a float16 load.
+        keep_in_fp32_modules=("wo",), keep_in_fp32_roles=frozenset({"ffn_down"}),
         refusals={"ollama": "ollama runs no encoder-decoder (T5) models; llama.cpp does (llama-cli, llama-server)",
-                  "vllm": "the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not t5",
+                  "vllm": f"the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not {spec.architecture}",
                   "whisper.cpp": "whisper.cpp runs Whisper models only"},
     )
 

@@ -33,6 +33,10 @@ from ..specs import Starcoder2Config as _Starcoder2Spec
 from ..specs import Qwen3Config as _Qwen3Spec
 from ..specs import T5Config as _T5Spec
 from ..specs import WhisperConfig as _WhisperSpec
+from ..archs.bart import BartConfig as _BartSpec
+from ..archs.qwen2_vl import Qwen2VLVisionConfig as _QwenVLVisionSpec
+from ..archs.qwen2_vl import QwenVLConfig as _QwenVLSpec
+from ..archs.qwen2_vl import QwenVLTextConfig as _QwenVLTextSpec
 
 TRANSFORMERS_VERSION = "5.23.0"
 TRANSFORMERS_MODELS_URL = (
@@ -80,6 +84,11 @@ T5 = ConfigClass("T5Config", "t5/configuration_t5.py", _T5Spec, {
     "vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_decoder_layers": None,
     "num_heads": 8, "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128,
     "feed_forward_proj": "relu",
+}, copied=("n_positions",))  # tie_word_embeddings: see _t5_tied
+MT5 = ConfigClass("MT5Config", "mt5/configuration_mt5.py", _T5Spec, {
+    "vocab_size": 250112, "d_model": 512, "d_kv": 64, "d_ff": 1024, "num_layers": 8, "num_decoder_layers": None,
+    "num_heads": 6, "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128,
+    "feed_forward_proj": "gated-gelu",
 }, copied=("n_positions",))  # tie_word_embeddings: see _t5_tied
 WHISPER = ConfigClass("WhisperConfig", "whisper/configuration_whisper.py", _WhisperSpec, {
     "vocab_size": 51865, "num_mel_bins": 80, "d_model": 384, "encoder_layers": 4, "encoder_attention_heads": 6,
@@ -159,6 +168,44 @@ STARCODER2 = ConfigClass("Starcoder2Config", "starcoder2/configuration_starcoder
     "num_attention_heads": 24, "num_key_value_heads": 2, "max_position_embeddings": 4096,
     "hidden_act": "gelu_pytorch_tanh", "use_bias": True, "tie_word_embeddings": True,
 }, copied=("sliding_window",))
+# issue 11: Qwen2-VL / Qwen2.5-VL. The text defaults are Qwen2-72B's in both classes.
+_QWEN_VL_TEXT = {
+    "vocab_size": 152064, "hidden_size": 8192, "intermediate_size": 29568, "num_hidden_layers": 80,
+    "num_attention_heads": 64, "num_key_value_heads": 8, "max_position_embeddings": 32768, "hidden_act": "silu",
+    "use_sliding_window": False, "sliding_window": 4096, "max_window_layers": 80,
+}
+QWEN2_VL_TEXT = ConfigClass("Qwen2VLTextConfig", "qwen2_vl/configuration_qwen2_vl.py", _QwenVLTextSpec,
+                            _QWEN_VL_TEXT, copied=("layer_types",))
+QWEN2_5_VL_TEXT = ConfigClass("Qwen2_5_VLTextConfig", "qwen2_5_vl/configuration_qwen2_5_vl.py", _QwenVLTextSpec,
+                              _QWEN_VL_TEXT, copied=("layer_types",))
+QWEN2_VL_VISION = ConfigClass("Qwen2VLVisionConfig", "qwen2_vl/configuration_qwen2_vl.py", _QwenVLVisionSpec, {
+    "depth": 32, "embed_dim": 1280, "hidden_size": 3584, "hidden_act": "quick_gelu", "mlp_ratio": 4, "num_heads": 16,
+    "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
+})
+QWEN2_5_VL_VISION = ConfigClass("Qwen2_5_VLVisionConfig", "qwen2_5_vl/configuration_qwen2_5_vl.py",
+                                _QwenVLVisionSpec, {
+    "depth": 32, "hidden_size": 3584, "hidden_act": "silu", "intermediate_size": 3420, "num_heads": 16,
+    "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "tokens_per_second": 4,
+    "window_size": 112, "out_hidden_size": 3584, "fullatt_block_indexes": [7, 15, 23, 31],
+})
+# issue 11: BART-shaped encoder-decoders; defaults of each class (transformers 5.23).
+_BART_SHAPE = {"d_model": 1024, "encoder_layers": 12, "decoder_layers": 12, "encoder_attention_heads": 16,
+               "decoder_attention_heads": 16, "encoder_ffn_dim": 4096, "decoder_ffn_dim": 4096,
+               "max_position_embeddings": 1024, "tie_word_embeddings": True}
+BART_FAMILY = {
+    "bart": ConfigClass("BartConfig", "bart/configuration_bart.py", _BartSpec, {
+        "vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False}),
+    "mbart": ConfigClass("MBartConfig", "mbart/configuration_mbart.py", _BartSpec, {
+        "vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False}),
+    "m2m_100": ConfigClass("M2M100Config", "m2m_100/configuration_m2m_100.py", _BartSpec, {
+        "vocab_size": 128112, **_BART_SHAPE, "activation_function": "relu", "scale_embedding": True}),
+    "marian": ConfigClass("MarianConfig", "marian/configuration_marian.py", _BartSpec, {
+        "vocab_size": 58101, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False,
+        "share_encoder_decoder_embeddings": True}, copied=("decoder_vocab_size",)),
+    "pegasus": ConfigClass("PegasusConfig", "pegasus/configuration_pegasus.py", _BartSpec, {
+        "vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False}),
+}
+QWEN_VL = {"qwen2_vl": (QWEN2_VL_TEXT, QWEN2_VL_VISION), "qwen2_5_vl": (QWEN2_5_VL_TEXT, QWEN2_5_VL_VISION)}
 LANGUAGE_MODELS = {"llama": LLAMA, "mistral": MISTRAL, "qwen2": QWEN2, "qwen3": QWEN3, "gemma": GEMMA,
                    "gemma2": GEMMA2, "gemma3_text": GEMMA3_TEXT, "phi3": PHI3, "granite": GRANITE,
                    "starcoder2": STARCODER2}
@@ -182,11 +229,13 @@ def _register_component_rules() -> None:
 
     for arch in LANGUAGE_MODELS:
         COMPONENT_RULES.setdefault(arch, COMPONENT_RULES["llama"])
+    COMPONENT_RULES.setdefault("mt5", COMPONENT_RULES["t5"])  # MT5ForConditionalGeneration: T5's module names
 
 
 _register_component_rules()
 IMPORTABLE = tuple(a for a in ARCHITECTURES if a in LANGUAGE_MODELS or a in ("t5", "whisper", "llava", "llava_next",
-                                                                             "mllama"))
+                                                                             "mllama", "mt5") or a in QWEN_VL
+                   or a in BART_FAMILY)
 
 
 def supported() -> str:
@@ -326,8 +375,8 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
         raise UsageError(f"{source}: model_type {model_type!r} is not supported; supported: {supported()}")
     if model_type in LANGUAGE_MODELS:
         return model_type, _language_model(cfg, model_type, "config", source, sources)
-    if model_type == "t5":
-        out = _block(cfg, T5, "config", sources)
+    if model_type in ("t5", "mt5"):
+        out = _block(cfg, T5 if model_type == "t5" else MT5, "config", sources)
         out["tie_word_embeddings"] = _t5_tied(cfg)
         return model_type, out
     if model_type == "whisper":
@@ -344,6 +393,10 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
             text["tie_word_embeddings"] = True
             notes.append("tie_word_embeddings: the top-level flag ties the LM head, so text_config carries it too.")
         return model_type, out
+    if model_type in QWEN_VL:
+        return model_type, _qwen_vl(cfg, model_type, source, sources, notes)
+    if model_type in BART_FAMILY:
+        return model_type, _block(cfg, BART_FAMILY[model_type], "config", sources)
     text = _block(_sub(cfg, "text_config", source) or {}, MLLAMA_TEXT, "config.text_config", sources)
     vision = _block(_sub(cfg, "vision_config", source) or {}, MLLAMA_VISION, "config.vision_config", sources)
     if text.get("tie_word_embeddings") is True:
@@ -355,6 +408,23 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
     if "image_token_index" in cfg:
         mllama["image_token_index"] = cfg["image_token_index"]
     return model_type, mllama
+
+
+def _qwen_vl(cfg: Mapping[str, Any], model_type: str, source: str, sources: dict[str, str],
+             notes: list[str]) -> dict[str, Any]:
+    """Qwen2-VL / Qwen2.5-VL: the hub files keep the text fields at the top level (Qwen2VLConfig.__post_init__
+    moves them into text_config); transformers >= 4.52 writes them nested. Either is read."""
+    text_cls, vision_cls = QWEN_VL[model_type]
+    nested = _sub(cfg, "text_config", source)
+    text = _block(nested if nested is not None else cfg, text_cls, "config.text_config", sources)
+    vision = _block(_sub(cfg, "vision_config", source) or {}, vision_cls, "config.vision_config", sources)
+    tied = bool(cfg.get("tie_word_embeddings", False))
+    text["tie_word_embeddings"] = tied or bool((nested or {}).get("tie_word_embeddings", False))
+    notes.append("Image tokens follow the preprocessor's pixel bounds, which config.json does not hold: "
+                 f"transformers' defaults (min_pixels {3136}, max_pixels {28 * 28 * 1280}, 1,280 tokens per image) "
+                 "are assumed; the Qwen hub repos' preprocessor_config.json allows up to 12845056 pixels "
+                 "(16,384 tokens): add `preprocessor: {min_pixels: ..., max_pixels: ...}` to the spec.")
+    return {"tie_word_embeddings": tied, "text_config": text, "vision_config": vision}
 
 
 def _render_validation(err: ValidationError, source: str) -> list[str]:
