@@ -90,9 +90,29 @@ def parse_model_spec(data: object) -> AnyModelSpec:
     return SPEC_CLASSES[arch].model_validate(data)  # type: ignore[return-value]
 
 
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"  # what pydantic's json_schema() writes
+
+
+def _schema_document(schema: dict[str, object], title: str, description: str) -> dict[str, object]:
+    """A schema as an editor expects a file's schema: the dialect, a title and a description first.
+    The model spec is a union discriminated by `architecture` (pydantic writes the mapping), so an
+    editor reports a file's problems against its own architecture's schema, once each."""
+    return {"$schema": JSON_SCHEMA_DIALECT, "title": title, "description": description,
+            **{k: v for k, v in schema.items() if k not in ("title", "description")}}
+
+
 def model_spec_schema() -> dict[str, object]:
     """JSON Schema of a model spec file (all architectures)."""
-    return TypeAdapter(__getattr__("ModelSpec")).json_schema()  # type: ignore[arg-type]
+    schema = TypeAdapter(__getattr__("ModelSpec")).json_schema()  # type: ignore[arg-type]
+    return _schema_document(schema, "willitrun model spec",
+                            "A model's architecture as in its config.json, with a source for every number "
+                            "(docs/spec-format.md).")
+
+
+def gpu_spec_schema() -> dict[str, object]:
+    """JSON Schema of a GPU spec file."""
+    return _schema_document(GPUSpec.model_json_schema(), "willitrun GPU spec",
+                            "A GPU's memory and bandwidth with a source for each (docs/spec-format.md).")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -185,9 +185,17 @@ def test_validate_command(tmp_path):
 
 
 def test_schema_command():
+    from willitrun.archs import ARCHITECTURES
+
     r = run("schema", "model")
     assert r.exit_code == 0 and "LlamaConfig" in r.stdout
-    assert json.loads(run("schema", "gpu").stdout)["title"] == "GPUSpec"
+    model = json.loads(r.stdout)
+    assert model["$schema"] == "https://json-schema.org/draft/2020-12/schema" and model["title"] == "willitrun model spec"
+    # an editor picks the architecture's own schema by the discriminator: one per architecture, none missing
+    assert model["discriminator"]["propertyName"] == "architecture"
+    assert set(model["discriminator"]["mapping"]) == set(ARCHITECTURES)
+    gpu = json.loads(run("schema", "gpu").stdout)
+    assert gpu["$schema"] == model["$schema"] and gpu["title"] == "willitrun GPU spec" and "memory_gib" in gpu["properties"]
 
 
 @pytest.mark.parametrize("command", [[], ["estimate"], ["list"], ["show"], ["validate"], ["schema"]])

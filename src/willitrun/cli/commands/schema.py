@@ -16,8 +16,8 @@ app = command_app()
 def schema_cmd(kind: Annotated[str, typer.Argument(metavar="model|gpu", help="Which spec file.")]) -> None:
     """Print the JSON Schema of a model or GPU spec file."""
     from ...render import print_json
-    from ...specs import GPUSpec, model_spec_schema
+    from ...specs import gpu_spec_schema, model_spec_schema
 
     if kind not in ("model", "gpu"):
         raise UsageError(f"schema of what? {kind!r}: choose model or gpu")
-    print_json(model_spec_schema() if kind == "model" else GPUSpec.model_json_schema())
+    print_json(model_spec_schema() if kind == "model" else gpu_spec_schema())
