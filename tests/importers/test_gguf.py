@@ -89,7 +89,7 @@ def test_file_type(tmp_path, file_type, spec_dtype, stored):
 
 
 @pytest.mark.parametrize(("kwargs", "error", "words"), [
-    ({"arch": "phi3"}, UsageError, "GGUF architecture 'phi3' is not supported yet; supported: llama, qwen2, qwen3"),
+    ({"arch": "starcoder2"}, UsageError, "GGUF architecture 'starcoder2' is not supported yet; supported: llama, qwen2, qwen3"),
     ({"extra": {"llama.expert_count": 8}}, UsageError, "mixture-of-experts"),
     ({"extra": {"split.count": 3}}, UsageError, "one part of a GGUF split into 3 files; not supported yet"),
     ({"extra": {"llama.attention.key_length": 16, "llama.attention.value_length": 8}}, UsageError, "key_length 16 != value_length 8"),
@@ -259,7 +259,8 @@ def test_without_the_gguf_package(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------------------
 def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | None = None):
     """A small GGUF of `arch` with the per-layer tensors llama.cpp's converter writes for it
-    (llama-arch.cpp LLM_TENSOR_NAMES): q/k/v biases (qwen2), q/k norms (qwen3), four norms (gemma2)."""
+    (llama-arch.cpp LLM_TENSOR_NAMES): q/k/v biases (qwen2), q/k norms (qwen3), four norms (gemma2,
+    gemma3 with q/k norms too), fused attn_qkv and gate+up in ffn_up with LongRoPE factors (phi3)."""
     np = pytest.importorskip("numpy")
     w = gguf.GGUFWriter(str(path), arch)
     w.add_block_count(LAYERS)
@@ -281,21 +282,31 @@ def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | No
     for i in range(LAYERS):
         b = f"blk.{i}"
         t(f"{b}.attn_norm.weight", HIDDEN)
-        for name, rows in (("attn_q", HEADS * head_dim), ("attn_k", KV_HEADS * head_dim), ("attn_v", KV_HEADS * head_dim)):
-            t(f"{b}.{name}.weight", rows, HIDDEN)
-            if arch == "qwen2":
-                t(f"{b}.{name}.bias", rows)
+        if arch == "phi3":
+            t(f"{b}.attn_qkv.weight", (HEADS + 2 * KV_HEADS) * head_dim, HIDDEN)
+        else:
+            for name, rows in (("attn_q", HEADS * head_dim), ("attn_k", KV_HEADS * head_dim),
+                               ("attn_v", KV_HEADS * head_dim)):
+                t(f"{b}.{name}.weight", rows, HIDDEN)
+                if arch == "qwen2":
+                    t(f"{b}.{name}.bias", rows)
         t(f"{b}.attn_output.weight", HIDDEN, HEADS * head_dim)
-        if arch == "qwen3":
+        if arch in ("qwen3", "gemma3"):
             t(f"{b}.attn_q_norm.weight", head_dim)
             t(f"{b}.attn_k_norm.weight", head_dim)
-        if arch == "gemma2":
+        if arch in ("gemma2", "gemma3"):
             t(f"{b}.post_attention_norm.weight", HIDDEN)
             t(f"{b}.post_ffw_norm.weight", HIDDEN)
         t(f"{b}.ffn_norm.weight", HIDDEN)
-        for name in ("ffn_gate", "ffn_up"):
-            t(f"{b}.{name}.weight", FFN, HIDDEN)
+        if arch == "phi3":
+            t(f"{b}.ffn_up.weight", 2 * FFN, HIDDEN)  # gate_up_proj, as convert_hf_to_gguf.py keeps it fused
+        else:
+            for name in ("ffn_gate", "ffn_up"):
+                t(f"{b}.{name}.weight", FFN, HIDDEN)
         t(f"{b}.ffn_down.weight", HIDDEN, FFN)
+    if arch == "phi3":  # LongRoPE factors (Phi-3.5 128k): config values in transformers, tensors in GGUF
+        t("rope_factors_long.weight", head_dim // 2)
+        t("rope_factors_short.weight", head_dim // 2)
     t("output_norm.weight", HIDDEN)
     if not tied:
         t("output.weight", VOCAB, HIDDEN)
@@ -310,14 +321,16 @@ def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | No
     ("qwen2", "Qwen2Config", HIDDEN // HEADS, False, None),
     ("qwen3", "Qwen3Config", 8, True, None),
     ("gemma2", "Gemma2Config", 8, True, 16),
+    ("gemma3", "Gemma3TextConfig", 8, True, 16),
+    ("phi3", "Phi3Config", HIDDEN // HEADS, False, None),
 ])
 def test_family_gguf_equals_transformers(tmp_path, arch, config_class, head_dim, tied, window):
     torch = pytest.importorskip("torch")
     tf = pytest.importorskip("transformers")
     spec, weights = spec_from_path(_family_gguf(tmp_path / f"{arch}.gguf", arch, head_dim=head_dim, tied=tied,
                                                 window=window))
-    assert spec.architecture == arch and spec.config.tie_word_embeddings is tied
-    extra = {"head_dim": head_dim} if arch != "qwen2" else {}
+    assert spec.architecture == {"gemma3": "gemma3_text"}.get(arch, arch) and spec.config.tie_word_embeddings is tied
+    extra = {"head_dim": head_dim} if arch not in ("qwen2", "phi3") else {}
     if window:
         extra["sliding_window"] = window
         assert spec.config.sliding_window == window
@@ -327,5 +340,7 @@ def test_family_gguf_equals_transformers(tmp_path, arch, config_class, head_dim,
         tie_word_embeddings=tied, pad_token_id=0, bos_token_id=1, eos_token_id=2, **extra)
     with torch.device("meta"):
         model = tf.AutoModelForCausalLM.from_config(config)
-    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters()) == weights.elements
+    # the file's elements also hold Phi-3's LongRoPE factors, which transformers keeps in its config
+    factors = 2 * (head_dim // 2) if arch == "phi3" else 0
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters()) == weights.elements - factors
     assert weights.notes == ()

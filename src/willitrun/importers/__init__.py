@@ -22,7 +22,14 @@ from ..errors import SpecError, UsageError
 from ..files import CONFIG_JSON_CAP, not_regular, open_regular, path_type, read_text, safe_path, safe_text
 from ..specs import AnyModelSpec
 from .configs import build_spec, check_id, slug, spec_from_config
-from .gguf_file import SUPPORTED_ARCHITECTURES, file_type_dtypes, llama_config, read_gguf_header
+from .gguf_file import (
+    NOT_PARAMETERS,
+    SPEC_ARCHITECTURE,
+    SUPPORTED_ARCHITECTURES,
+    file_type_dtypes,
+    llama_config,
+    read_gguf_header,
+)
 from .hub import fetch_hf_config, fetch_hf_safetensors, parse_repo_id, revision_of
 from .spec_yaml import write_spec_yaml
 from .weights import (
@@ -137,7 +144,7 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
     data = {
         "id": check_id(model_id) if model_id else slug(path.stem),
         "name": name,
-        "architecture": arch,
+        "architecture": SPEC_ARCHITECTURE.get(arch, arch),
         "dtype": spec_dtype,
         "notes": " ".join(notes),
         "sources": {"config": str(path), **field_sources},
@@ -147,8 +154,8 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
     weights = weights_override(f"gguf:{arch}", header.tensors, str(path), "gguf", dtype=stored_dtype,
                                storage=f"{file_type}: {storage_summary(header.tensors)}")
     # GGUF shapes are logical, so element counts are parameters whatever the block type; rope_freqs
-    # (Llama 3.1's rope scaling factors) is a buffer, not a parameter, in transformers.
-    rope = sum(t.numel for t in header.tensors if t.name == "rope_freqs.weight")
+    # (Llama 3.1's rope scaling factors) and Phi-3's rope_factors_* are not parameters in transformers.
+    rope = sum(t.numel for t in header.tensors if t.name in NOT_PARAMETERS)
     checked = _crosscheck(spec, replace(weights, elements=weights.elements - rope), exact=True)
     return spec, replace(checked, elements=weights.elements)
 

@@ -225,7 +225,13 @@ def read_gguf_header(path: Path) -> GGUFHeader:
 # architecture name (llama.cpp src/llama-arch.cpp LLM_ARCH_NAMES). Not yet: phi3 (its rope_factors
 # tensors are buffers, not parameters, which the importer's element cross-check would flag), gemma3
 # (the GGUF name is not the spec's gemma3_text), starcoder2 (no spec family yet).
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma", "gemma2", "granite")
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite")
+# GGUF architecture -> the spec's: llama.cpp calls Gemma 3's language model gemma3 (LLM_ARCH_GEMMA3),
+# transformers gemma3_text (Gemma3ForCausalLM); a multimodal checkpoint's vision tower is a separate mmproj file.
+SPEC_ARCHITECTURE = {"gemma3": "gemma3_text"}
+# Tensors llama.cpp stores that transformers keeps as config values or buffers, not parameters: Llama 3.1's
+# rope scaling factors and Phi-3's LongRoPE factors (llama-arch.cpp LLM_TENSOR_ROPE_FREQS/ROPE_FACTORS_*).
+NOT_PARAMETERS = ("rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight")
 
 
 def _register_component_rules() -> None:
@@ -239,7 +245,7 @@ def _register_component_rules() -> None:
 
 _register_component_rules()
 # Families whose config has head_dim as its own field (default 128/256): set it from key_length always.
-_EXPLICIT_HEAD_DIM = frozenset({"qwen3", "gemma", "gemma2"})
+_EXPLICIT_HEAD_DIM = frozenset({"qwen3", "gemma", "gemma2", "gemma3"})
 # Granite's multipliers (llama.cpp LLM_KV_EMBEDDING_SCALE, RESIDUAL_SCALE, ATTENTION_SCALE, LOGIT_SCALE).
 _GRANITE_FLOATS = {"embedding_multiplier": "granite.embedding_scale", "residual_multiplier": "granite.residual_scale",
                    "attention_multiplier": "granite.attention.scale", "logits_scaling": "granite.logit_scale"}
@@ -298,20 +304,23 @@ def llama_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict[s
     cfg["vocab_size"] = embd.shape[0]
     sources["config.vocab_size"] = f"{path}: token_embd.weight shape"
     cfg["tie_word_embeddings"] = "output.weight" not in tensors  # llama.cpp reuses token_embd when absent
-    if a in ("llama", "granite", "qwen3", "gemma", "gemma2"):
+    if a in ("llama", "granite", "qwen3", "gemma", "gemma2", "gemma3"):
         cfg["attention_bias"] = "blk.0.attn_q.bias" in tensors
     if a in ("llama", "granite"):
         cfg["mlp_bias"] = "blk.0.ffn_up.bias" in tensors
-    if a == "gemma2":
-        window = _int(meta, "gemma2.attention.sliding_window", path, required=False)
+    if a in ("gemma2", "gemma3", "phi3"):
+        # Gemma 3's local:global pattern (5:1) is not in the file: llama.cpp hard-codes it
+        # (llama-model.cpp LLM_ARCH_GEMMA3 set_swa_pattern(6)), as Gemma3TextConfig's default does.
+        window = _int(meta, f"{a}.attention.sliding_window", path, required=False)
         if window is not None:
             cfg["sliding_window"] = window
-            sources["config.sliding_window"] = f"{path}: gemma2.attention.sliding_window"
+            sources["config.sliding_window"] = f"{path}: {a}.attention.sliding_window"
+    if a in ("gemma2", "gemma3"):
         for field in ("attn_logit_softcapping", "final_logit_softcapping"):
-            value = meta.get(f"gemma2.{field}")
+            value = meta.get(f"{a}.{field}")
             if type(value) is float and 0 < value <= 1e6:
                 cfg[field] = value
-                sources[f"config.{field}"] = f"{path}: gemma2.{field}"
+                sources[f"config.{field}"] = f"{path}: {a}.{field}"
     if a == "granite":
         for field, key in _GRANITE_FLOATS.items():
             value = meta.get(key)

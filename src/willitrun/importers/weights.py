@@ -233,7 +233,7 @@ COMPONENT_RULES: dict[str, list[tuple[str, str | None]]] = {
     # Llama 3.1 rope scaling factors, which transformers keeps as a buffer of the rotary embedding.
     "gguf:llama": [
         (r"token_embd\.weight", "embeddings"),
-        (r"blk\.\d+\..+|output_norm\.weight|rope_freqs\.weight", "decoder"),
+        (r"blk\.\d+\..+|output_norm\.weight|rope_freqs\.weight|rope_factors_(long|short)\.weight", "decoder"),
         (r"output\.weight", "lm_head"),
     ],
 }
