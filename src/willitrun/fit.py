@@ -40,8 +40,13 @@ def _total(r: Resolved, context: int, batch: int, beams: int) -> int:
 
 
 def context_limit(r: Resolved, asked: int) -> int:
-    """The largest context searched: the hard limit, else the trained window, else what was asked."""
-    return r.att.hard_limit or r.att.context_window or asked
+    """The largest context searched: the hard limit, else the trained window (raised to the asked
+    context when images alone fill it: 10 LLaVA images are 5,760 positions in a 4,096 window, and an
+    estimate that fits must not report that no context does), else what was asked."""
+    if r.att.hard_limit:
+        return r.att.hard_limit
+    window = r.att.context_window or asked
+    return max(window, asked) if r.image_tokens >= window else window
 
 
 def max_context(r: Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
@@ -108,12 +113,13 @@ def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: i
 
 
 def check_fit(spec: AnySpec, req: Request, vram_bytes: int, device: str,
-              weights: WeightsOverride | None = None) -> Fit:
-    """Estimate `spec` for `req` and compare it with `vram_bytes`."""
-    r = resolve(spec, req, weights)
+              weights: WeightsOverride | None = None, *, suggest: bool = True, resolved: Resolved | None = None) -> Fit:
+    """Estimate `spec` for `req` and compare it with `vram_bytes`; `suggest=False` skips the search
+    for what would make it fit (check prints none); `resolved` reuses resolve(spec, req, weights)."""
+    r = resolved or resolve(spec, req, weights)
     context = req.context or default_context(r)
     est = estimate_resolved(r, context, req.batch, req.beams)
     limit = context_limit(r, context)
     n = max_context(r, vram_bytes, req.batch, req.beams, limit)
-    hints = () if est.total_bytes <= vram_bytes else tuple(suggestions(spec, req, r, est, vram_bytes, weights))
+    hints = () if est.total_bytes <= vram_bytes or not suggest else tuple(suggestions(spec, req, r, est, vram_bytes, weights))
     return Fit(est, device, vram_bytes, n, limit, hints)

@@ -62,11 +62,26 @@ class LlamaCppVersion:
     kv_pad: int  # n_ctx padding without flash attention
     kv_pad_fa: int  # with flash attention
     flash_attn_default: bool
+    # Host-weight ops (the output layer, host layers) run on the GPU for batches >= 32 rows: from
+    # ggml-org/llama.cpp PR #6083 "backend : offload large batches to GPU" (March 2024); before it
+    # every op whose weight is in host memory ran on the CPU (b2197 CI log, ggml-org/ci
+    # llama.cpp/46/fd2737.../open_llama_7b_v2-save-load-state.log: no CUDA0 compute buffer at -ngl 0).
+    op_offload: bool = True
+    # With flash attention and a quantized KV cache, the CUDA tile/MMA kernels convert K and V to f16
+    # inside the FA node's allocation (ggml-cuda.cu: `ggml_cuda_flash_attn_ext_get_alloc_size`;
+    # fattn-common.cuh pads and appends ggml_nelements(K) x 2 B), so the printed compute buffer holds
+    # them; earlier builds took them from the CUDA pool (not printed).
+    fa_f16_kv_in_compute: bool = False
 
 
 LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
-    LlamaCppVersion("2023-12", "2023-12-03 (b1600s) to 2024-04-29",
-                    "ggml-org/llama.cpp PR #4280 'llama : pad KV cache size': cparams.n_ctx = GGML_PAD(n_ctx, 32)",
+    LlamaCppVersion("2023-12", "2023-12-03 (b1600s) to mid-March 2024 (b2197 = 2024-02-19 is one)",
+                    "ggml-org/llama.cpp PR #4280 'llama : pad KV cache size': cparams.n_ctx = GGML_PAD(n_ctx, 32); "
+                    "no op offload yet (PR #6083): under partial offload the output layer runs on the CPU",
+                    32, 32, False, op_offload=False),
+    LlamaCppVersion("2024-03", "mid-March 2024 to 2024-04-29",
+                    "ggml-org/llama.cpp PR #6083 'backend : offload large batches to GPU': host-weight ops of "
+                    "batches >= 32 rows run on the GPU (the LM head is copied into its compute buffer)",
                     32, 32, False),
     LlamaCppVersion("2024-04", "2024-04-30 to 2024-05-12",
                     "ggml-org/llama.cpp PR #5021 (FlashAttention) with fix-up PR #6438: n_ctx padded to 256",
@@ -86,7 +101,7 @@ LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
                     "ggml-org/llama.cpp PR #17046 'kv-cache : pad the cache size to 256 for performance': "
                     "llama-context.cpp cparams.n_ctx = GGML_PAD(n_ctx, 256), and per sequence when the "
                     "cache is split (n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256))",
-                    256, 256, True),
+                    256, 256, True, fa_f16_kv_in_compute=True),
 )}
 
 
@@ -101,7 +116,9 @@ class LlamaCppOptions:
     version: str = "current"  # a key of LLAMACPP_VERSIONS
     kv_pad: int | None = None  # override the version's n_ctx padding
     gpus: int = 1  # layer split over this many identical GPUs (-sm layer, even split)
-    op_offload: bool = True  # [--no-op-offload] large batches run on the GPU even for host weights
+    # [--op-offload/--no-op-offload, ggml-org/llama.cpp PR #13386, May 2025] large batches run on the GPU
+    # even for host weights; builds before PR #6083 (version "2023-12") never do
+    op_offload: bool = True
     mmproj_dtype: str = "f16"  # the mmproj file's type (LLaVA); f16 is what the conversion script writes
     mmproj_on_gpu: bool = True  # current libmtmd puts CLIP on the GPU; 2024 llava-cli ran it on the CPU
     kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
@@ -193,7 +210,8 @@ def kv_cells(n_ctx: int, parallel: int, pad_to: int, version: str, unified: bool
 
 
 def compute_bytes(shape: LmShape, n_kv: int, n_ubatch: int, flash_attn: bool, *, logits: bool,
-                  output_copy: int = 0, weight_copy: int = 0, t5_bias: bool = False) -> tuple[int, str]:
+                  output_copy: int = 0, weight_copy: int = 0, t5_bias: bool = False,
+                  fa_kv_copy: bool = False) -> tuple[int, str]:
     """Peak of the worst-case graph on one device (f32 activations, n_ubatch tokens, every output):
 
     - logits phase (device holding the output layer): 4 B x n_ubatch x (n_embd + n_vocab) -- the
@@ -216,6 +234,9 @@ def compute_bytes(shape: LmShape, n_kv: int, n_ubatch: int, flash_attn: bool, *,
     if flash_attn:
         attn = F32_BYTES * ub * 4 * shape.n_embd + 2 * n_kv * ub
         attn_detail = f"4 B x {ub} x 4 x {shape.n_embd} (hidden) + 2 B x {n_kv} x {ub} (f16 mask); flash attention: no scores"
+        if fa_kv_copy:  # quantized cache: K and V converted to f16 inside the FA node (fattn-common.cuh)
+            attn += 2 * 2 * n_kv * shape.kv_width
+            attn_detail += f" + 2 x 2 B x {n_kv} x {shape.kv_width} (K and V as f16 for the FA kernel)"
     else:
         attn = F32_BYTES * ub * (4 * shape.n_embd + n_kv * (heads + 1))
         attn_detail = f"4 B x {ub} x (4 x {shape.n_embd} + {n_kv} x ({heads} heads + 1 mask))"
@@ -306,9 +327,15 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
             continue  # the mmproj file, below
         if t.role == "token_embd":
             embd_sizes.append(nbytes)
-            if tied:  # llama.cpp loads the tied embedding a second time as `output` (TENSOR_DUPLICATED)
+            if tied:
+                # llama.cpp asks for `output` and, absent, re-creates token_embd as TENSOR_DUPLICATED;
+                # in the same CPU buffer type it returns the existing tensor (llama-model-loader.cpp
+                # `create_tensor`: "if duplicated, check if the original tensor was allocated in the
+                # same buffer type context"), so only an offloaded output layer holds a second copy
+                # (a repacked CPU buffer type such as CPU_AARCH64 would copy it too: not modelled).
                 output_tensor_bytes = nbytes
-                (gpu_sizes[last_device] if output_on_gpu else host_sizes).append(nbytes)
+                if output_on_gpu:
+                    gpu_sizes[last_device].append(nbytes)
             continue
         if t.layer is None:  # final norms and the LM head: the output layer
             if t.role == "output":
@@ -371,7 +398,11 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
                               f"4 B x {shape.n_embd} x {r.encoder_tokens} encoder tokens (llama_context cross.v_embd)"))
 
     # Compute buffers: one per GPU.
-    copies = opt.op_offload and ub >= 32  # ggml-cuda offload_op: batches of >= 32 rows run on the GPU
+    # ggml-cuda offload_op: batches of >= 32 rows (GGML_OP_OFFLOAD_MIN_BATCH) run on the GPU
+    copies = opt.op_offload and version.op_offload and ub >= 32
+    if not version.op_offload and ngl <= n_layer:
+        out_notes.append(f"llama.cpp {opt.version} has no op offload (PR #6083): the host layers and the output "
+                         "layer run on the CPU, the GPU compute buffer holds only the offloaded layers' graph")
     for d in range(opt.gpus):
         holds_output = d == last_device
         if not copies and not any(device_of(i) == d for i in range(first_gpu, n_layer)) \
@@ -380,7 +411,8 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         nbytes, detail = compute_bytes(
             shape, cells, ub, fa, logits=holds_output and (output_on_gpu or copies),
             output_copy=output_tensor_bytes if holds_output and not output_on_gpu and copies else 0,
-            weight_copy=largest_host_weight if copies and d == 0 else 0, t5_bias=g.relative_position_bias)
+            weight_copy=largest_host_weight if copies and d == 0 else 0, t5_bias=g.relative_position_bias,
+            fa_kv_copy=version.fa_f16_kv_in_compute and r.kv.name not in ("f16", "fp16"))
         buffers.append(Buffer(f"compute buffer (CUDA{d})", nbytes, "gpu", "compute",
                               f"peak of the worst-case graph: {detail}", d))
     buffers.append(Buffer("compute buffer (CUDA_Host)", F32_BYTES * ub * (shape.n_embd + cells), "host", "compute",
@@ -412,7 +444,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     facts: dict[str, int | bool | str] = {
         "n_ctx": cells, "n_ctx_seq": per_seq, "kv_pad": pad_to, "n_ubatch": ub, "flash_attn": fa,
         "parallel": opt.parallel, "gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": output_on_gpu,
-        "version": opt.version,
+        "version": opt.version, "op_offload": copies,
     }
     return EngineEstimate(engine, spec.id, spec.architecture, r.dtype.name, r.kv.name, asked, cells,
                           tuple(buffers), facts, tuple(out_notes + list(r.notes)), tuple(warnings))

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from ..memory import AnySpec, Request, estimate
+from typing import TYPE_CHECKING
+
+from ..memory import AnySpec, Estimate, Request, estimate
 from .base import Buffer, EngineEstimate
 
+if TYPE_CHECKING:
+    from ..importers import WeightsOverride
 
-def transformers_estimate(spec: AnySpec, request: Request) -> EngineEstimate:
-    """memory.estimate (Hugging Face transformers, checked against it in tests/reference) as buffers."""
-    e = estimate(spec, request)
+
+def transformers_estimate(spec: AnySpec, request: Request, weights: WeightsOverride | None = None) -> EngineEstimate:
+    """memory.estimate (Hugging Face transformers, checked against it in tests/reference) as buffers;
+    `weights` are an imported file's stored tensors (a .gguf or safetensors header)."""
+    return estimate_buffers(estimate(spec, request, weights=weights))
+
+
+def estimate_buffers(e: Estimate) -> EngineEstimate:
+    """One transformers Estimate as the buffers of an engine estimate (every part on GPU 0), so the
+    fit, the searches and the JSON treat it like any other engine's."""
     buffers = [Buffer(f"weights: {c.name}", c.bytes, "gpu", "weights", f"{c.parameters} parameters in {e.dtype}")
                for c in e.components]
     buffers.append(Buffer("self-attention KV cache", e.kv_self_bytes, "gpu", "kv_self",
