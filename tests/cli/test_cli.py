@@ -281,3 +281,70 @@ def test_gguf_dtype_with_answers_uses_transformers_profile():
     r = run("llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload", "--json")
     assert r.exit_code in (0, 1)
     assert "offload" in json.loads(r.stdout)
+
+
+# --------------------------------------------------------------------------------------------------
+# Multi-node plans, engine options wired from other modules
+# --------------------------------------------------------------------------------------------------
+def test_405b_on_two_nodes_prints_the_vllm_ray_commands():
+    from typer.testing import CliRunner
+
+    from willitrun.cli import app
+
+    r = CliRunner().invoke(app, ["llama-3.1-405b", "--gpu", "16xh100-sxm", "--gpus-per-node", "8"])
+    assert r.exit_code == 0, r.output
+    assert "ray start --head --port=6379" in r.output
+    assert "ray start --address=<node0-ip>:6379" in r.output
+    assert "vllm serve meta-llama/Llama-3.1-405B --tensor-parallel-size" in r.output
+    assert "--distributed-executor-backend ray" in r.output
+
+
+def test_405b_plan_json_and_forced_layout():
+    import json
+
+    from typer.testing import CliRunner
+
+    from willitrun.cli import app
+
+    r = CliRunner().invoke(app, ["llama-3.1-405b", "--gpu", "16xh100-sxm", "--gpus-per-node", "8", "-tp", "8",
+                                 "-pp", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert (data["best"]["tp"], data["best"]["pp"]) == (8, 2)
+    assert data["cluster"]["total_gpus"] == 16
+
+
+def test_llamacpp_options_reach_the_engine():
+    import json
+
+    from typer.testing import CliRunner
+
+    from willitrun.cli import app
+
+    def est(*extra: str) -> dict:
+        r = CliRunner().invoke(app, ["llama-3.1-8b", "--vram", "6", "--dtype", "q4_k_m", "--gpu-layers", "20",
+                                     "--no-flash-attn", "--json", *extra])
+        assert r.exit_code in (0, 1), r.output
+        return json.loads(r.output)
+
+    on, off = est(), est("--no-op-offload")
+    assert on["engine_facts"]["op_offload"] is True and off["engine_facts"]["op_offload"] is False
+    assert est("--llamacpp-version", "2023-12")["engine_facts"]["op_offload"] is False
+    gemma = CliRunner().invoke(app, ["gemma-2-9b", "--vram", "24", "--dtype", "q4_k_m", "-c", "8192", "--swa-full",
+                                     "--json"])
+    assert json.loads(gemma.output)["n_ctx"] >= 8192
+
+
+def test_engine_offload_bisects_gpu_layers():
+    import json
+
+    from typer.testing import CliRunner
+
+    from willitrun.cli import app
+
+    r = CliRunner().invoke(app, ["llama-3.1-8b", "--vram", "6", "--dtype", "q4_k_m", "-c", "32768", "--offload",
+                                 "--json"])
+    data = json.loads(r.output)
+    ngl = data["offload"]["gpu_layers"]
+    assert 0 < ngl <= 32
+    assert data["offload"]["gpu_bytes"] <= 6 << 30
