@@ -27,6 +27,11 @@ class Fit:
     suggestions: tuple[str, ...] = ()
 
     @property
+    def total_bytes(self) -> int:
+        """The bytes compared with the card (as EngineFit.total_bytes)."""
+        return self.estimate.total_bytes
+
+    @property
     def fits(self) -> bool:
         return self.estimate.total_bytes <= self.vram_bytes
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .fit import Fit
     from .memory import Estimate
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: engine JSON has total_bytes; ladder rows name their engine (docs/json-output.md)
 GIB, MIB = 1 << 30, 1 << 20
 
 
@@ -257,6 +257,7 @@ def engine_dict(f: EngineFit, device: str) -> dict[str, Any]:
         "gpu_bytes": e.gpu_bytes,
         "host_bytes": e.host_bytes,
         "max_device_bytes": e.max_device_bytes,
+        "total_bytes": f.total_bytes,
         "engine_facts": dict(e.facts),
         "fits": f.fits,
         "headroom_bytes": f.headroom_bytes,

@@ -277,10 +277,15 @@ def test_llama_cpp_batch_keeps_context_per_sequence():
     assert sum(b["bytes"] for b in d["buffers"] if b["kind"] == "kv_self") == 32 * 2 * 4096 * 16384 * 2
 
 
-def test_gguf_dtype_with_answers_uses_transformers_profile():
+def test_gguf_dtype_with_answers_stays_on_llama_cpp():
+    """issue 12: --offload describes llama.cpp's -ngl; it no longer switches a GGUF type to transformers."""
     r = run("llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload", "--json")
     assert r.exit_code in (0, 1)
-    assert "offload" in json.loads(r.stdout)
+    d = json.loads(r.stdout)
+    assert d["engine"] == "llama.cpp" and 0 < d["engine_offload"]["gpu_layers"] < 80
+    old = json.loads(run("llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload", "--engine",
+                         "transformers", "--json").stdout)
+    assert "offload" in old and "engine" not in old
 
 
 # --------------------------------------------------------------------------------------------------
@@ -345,6 +350,6 @@ def test_engine_offload_bisects_gpu_layers():
     r = CliRunner().invoke(app, ["llama-3.1-8b", "--vram", "6", "--dtype", "q4_k_m", "-c", "32768", "--offload",
                                  "--json"])
     data = json.loads(r.output)
-    ngl = data["offload"]["gpu_layers"]
+    ngl = data["engine_offload"]["gpu_layers"]
     assert 0 < ngl <= 32
-    assert data["offload"]["gpu_bytes"] <= 6 << 30
+    assert data["engine_offload"]["gpu_bytes"] <= 6 << 30

@@ -40,7 +40,7 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
 
         ngl = largest(fits_layers, 0, n_layer + 1)
         at = engine_fit(spec, req, engine, {**given, "gpu_layers": ngl}, vram).estimate
-        x.data["offload"] = {"gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": ngl > n_layer,
+        x.data["engine_offload"] = {"gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": ngl > n_layer,
                              "gpu_bytes": at.max_device_bytes, "host_bytes": at.host_bytes,
                              "fits": ngl > 0 or at.max_device_bytes <= vram}
         x.views.append(_offload_view(ngl, n_layer, at.max_device_bytes, at.host_bytes, vram, engine))
@@ -60,8 +60,10 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
             hi *= 2
         n = largest(lambda b: total(b) <= vram, max(1, hi // 2), min(hi, _MAX_BATCH))
         at = max(n, 1)
-        x.data["max_batch"] = {"context_tokens": context, "max_batch": n, "total_bytes": total(at),
-                               "next_total_bytes": total(at + 1), "vram_bytes": vram}
+        after = total(at + 1)
+        x.data["max_batch"] = {"context_tokens": context, "beams": 1, "vram_bytes": vram, "max_batch": n,
+                               "total_bytes": total(at), "next_total_bytes": after if n else total(at),
+                               "per_sequence_bytes": after - total(at)}
         x.views.append(f"Largest batch at context {context:,}: {n:,} sequences (llama.cpp -np {n} -c {n * context:,})"
                        if n else f"Not even one sequence of {context:,} positions fits.")
     if speed:

@@ -110,8 +110,6 @@ def run_estimate(a: EstimateArgs) -> int:
 
         return run_cluster(a, engine, engine_opts, spec, req, cat)
     device, device_name, vram_bytes, cards = devices(cat, a.gpu, a.vram, a.quiet or a.json_out)
-    answers = {"split": a.split, "offload": a.offload or None, "speed": a.speed or None,
-               "max_batch": a.max_batch or None, "system_bandwidth": system_bandwidth}
     # One default everywhere (main command, check, ladder, gpus, sweep): a GGUF type (given, or stored
     # in an imported .gguf file) is llama.cpp, anything else transformers; the answers (--offload,
     # --speed, --max-batch, several cards) follow the engine instead of switching it.

@@ -9,7 +9,6 @@ import typer
 
 from ...engines.llamacpp import LLAMACPP_VERSIONS
 from ...engines.vllm import VLLM_DEFAULT_VERSION, VLLM_VERSIONS
-
 from ..estimation import EstimateArgs, run_estimate
 from ..options import (
     Batch,
