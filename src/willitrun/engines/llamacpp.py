@@ -21,6 +21,7 @@ Llama family, which is all llama.cpp runs from this catalog.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -269,6 +270,51 @@ def check_architecture(spec: AnySpec, engine: str) -> None:
         raise UsageError(refusal)
 
 
+def _place_weights(tensors: list[Tensor], storage: list[StorageType], first_gpu: int, output_on_gpu: bool,
+                   last_device: int, device_of: Callable[[int], int], gpus: int,
+                   ) -> tuple[dict[int, int | None], int | None, int, int, int]:
+    """The model buffers' bytes, each tensor 128-byte aligned: (per GPU, host layers and output layer,
+    token embedding; None for a buffer with no tensor), the output tensor's bytes, the largest host weight."""
+    gpu_sizes: dict[int, list[int]] = {d: [] for d in range(gpus)}
+    host_sizes: list[int] = []
+    embd_sizes: list[int] = []
+    output_tensor_bytes = 0
+    largest_host_weight = 0
+    tied = not any(t.role == "output" for t in tensors)
+    for t, s in zip(tensors, storage, strict=True):
+        if t.component in MMPROJ:
+            continue  # the mmproj file, below
+        nbytes = cuda_tensor_bytes(t, s)
+        if t.role == "token_embd":
+            embd_sizes.append(nbytes)
+            if tied:
+                # llama.cpp asks for `output` and, absent, re-creates token_embd as TENSOR_DUPLICATED;
+                # in the same CPU buffer type it returns the existing tensor (llama-model-loader.cpp
+                # `create_tensor`: "if duplicated, check if the original tensor was allocated in the
+                # same buffer type context"), so only an offloaded output layer holds a second copy
+                # (a repacked CPU buffer type such as CPU_AARCH64 would copy it too: not modelled).
+                output_tensor_bytes = nbytes
+                if output_on_gpu:
+                    gpu_sizes[last_device].append(nbytes)
+            continue
+        if t.layer is None:  # final norms and the LM head: the output layer
+            if t.role == "output":
+                output_tensor_bytes = nbytes
+            (gpu_sizes[last_device] if output_on_gpu else host_sizes).append(nbytes)
+        elif t.layer >= first_gpu:
+            gpu_sizes[device_of(t.layer)].append(nbytes)
+        else:
+            host_sizes.append(nbytes)
+            largest_host_weight = max(largest_host_weight, nbytes)
+    align = GGML_CUDA_ALIGNMENT
+
+    def total(sizes: list[int]) -> int | None:
+        return aligned_sum(sizes, align) if sizes else None
+
+    return ({d: total(v) for d, v in gpu_sizes.items()}, total(host_sizes), aligned_sum(embd_sizes, align),
+            output_tensor_bytes, largest_host_weight)
+
+
 def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions | None = None, *,
                       engine: str = "llama.cpp", n_ctx: int | None = None, extra: tuple[Buffer, ...] = (),
                       notes: tuple[str, ...] = (), output_embd: bool = False) -> EngineEstimate:
@@ -313,52 +359,26 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         return min((layer - first_gpu) * opt.gpus // max(gpu_layer_count, 1), opt.gpus - 1)
 
     last_device = device_of(n_layer - 1) if gpu_layer_count else opt.gpus - 1
-    gpu_sizes: dict[int, list[int]] = {d: [] for d in range(opt.gpus)}
-    host_sizes: list[int] = []
-    embd_sizes: list[int] = []
     mm_tensors = mmproj_tensors(spec, tensors) if g.vision is not None else []
     mm_names = {t.name for t in mm_tensors}
-    output_tensor_bytes = 0
-    largest_host_weight = 0
-    tied = not any(t.role == "output" for t in tensors)
-    for t, s in zip(tensors, storage):
-        nbytes = cuda_tensor_bytes(t, s)
-        if t.component in MMPROJ:
-            continue  # the mmproj file, below
-        if t.role == "token_embd":
-            embd_sizes.append(nbytes)
-            if tied:
-                # llama.cpp asks for `output` and, absent, re-creates token_embd as TENSOR_DUPLICATED;
-                # in the same CPU buffer type it returns the existing tensor (llama-model-loader.cpp
-                # `create_tensor`: "if duplicated, check if the original tensor was allocated in the
-                # same buffer type context"), so only an offloaded output layer holds a second copy
-                # (a repacked CPU buffer type such as CPU_AARCH64 would copy it too: not modelled).
-                output_tensor_bytes = nbytes
-                if output_on_gpu:
-                    gpu_sizes[last_device].append(nbytes)
-            continue
-        if t.layer is None:  # final norms and the LM head: the output layer
-            if t.role == "output":
-                output_tensor_bytes = nbytes
-            (gpu_sizes[last_device] if output_on_gpu else host_sizes).append(nbytes)
-        elif t.layer >= first_gpu:
-            gpu_sizes[device_of(t.layer)].append(nbytes)
-        else:
-            host_sizes.append(nbytes)
-            largest_host_weight = max(largest_host_weight, nbytes)
-
+    # The weights' placement depends on the type and -ngl, not the context: computed once per spec
+    # (a `check --rows` of 1,000 rows or a context bisection re-uses it).
+    placed = archs.cached(spec, f"llamacpp-place:{r.dtype.name}:{ngl}:{opt.gpus}",
+                          lambda: _place_weights(tensors, storage, first_gpu, output_on_gpu, last_device, device_of,
+                                                 opt.gpus))
+    gpu_sizes, host_bytes, embd_bytes, output_tensor_bytes, largest_host_weight = placed
     buffers: list[Buffer] = []
     align = GGML_CUDA_ALIGNMENT
-    for d, sizes in gpu_sizes.items():
-        if sizes:
-            buffers.append(Buffer(f"model buffer (CUDA{d})", aligned_sum(sizes, align), "gpu", "weights",
+    for d, nbytes in gpu_sizes.items():
+        if nbytes is not None:
+            buffers.append(Buffer(f"model buffer (CUDA{d})", nbytes, "gpu", "weights",
                                   "GGUF tensors of the offloaded layers" + (" and the output layer" if output_on_gpu and d == last_device else "")
                                   + ", each 128-byte aligned (llm_load_tensors: CUDA0 buffer size)", d))
-    buffers.append(Buffer("model buffer (CPU): token embedding", aligned_sum(embd_sizes, align), "host", "weights",
+    buffers.append(Buffer("model buffer (CPU): token embedding", embd_bytes, "host", "weights",
                           "token_embd stays in host memory: only rows are looked up (llama-model.cpp: the input "
                           "layer is always on the CPU)"))
-    if host_sizes:
-        buffers.append(Buffer("model buffer (CPU): layers kept on the host", aligned_sum(host_sizes, align), "host",
+    if host_bytes is not None:
+        buffers.append(Buffer("model buffer (CPU): layers kept on the host", host_bytes, "host",
                               "weights", f"layers 0..{first_gpu - 1}" + ("" if output_on_gpu else " and the output layer")
                               + f" stay in host memory (-ngl {ngl} of {n_layer + 1})"))
 

@@ -76,6 +76,7 @@ class Checks:
         self.cat, self.dtype, self.kv_dtype, self.context, self.engine = cat, dtype, kv_dtype, context, engine
         self.specs: dict[tuple[str, str], Any] = {}
         self.resolved: dict[str, Any] = {}  # resolve() once per model: the type is the same for every row
+        self.searched: dict[tuple[str, int], tuple[int, int]] = {}
         self.fits: dict[tuple[str, str, Optional[int]], Any] = {}
 
     def lookup(self, kind: str, name: str) -> Any:
@@ -85,7 +86,7 @@ class Checks:
         return self.specs[key]
 
     def run(self, rows: Any) -> Iterator[tuple[Any, Any, Any]]:
-        from ...engines import engine_fit
+        from ...engines import EngineFit, engine_estimate, engine_fit
         from ...fit import check_fit
         from ...memory import Request, resolve
 
@@ -99,8 +100,15 @@ class Checks:
                         self.resolved[spec.id] = resolve(spec, req)
                     self.fits[key] = check_fit(spec, req, card.capacity_bytes, card.id, suggest=False,
                                                resolved=self.resolved[spec.id])
-                else:
-                    self.fits[key] = engine_fit(spec, req, self.engine, None, card.capacity_bytes)
+                else:  # the largest context depends on the model and the memory only: searched once per pair
+                    search = (spec.id, card.capacity_bytes)
+                    if search in self.searched:
+                        est = engine_estimate(spec, req, self.engine)
+                        self.fits[key] = EngineFit(est, card.capacity_bytes, *self.searched[search])
+                    else:
+                        f = engine_fit(spec, req, self.engine, None, card.capacity_bytes)
+                        self.searched[search] = (f.max_context_tokens, f.context_limit)
+                        self.fits[key] = f
             yield spec, card, self.fits[key]
 
 
