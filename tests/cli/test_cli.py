@@ -353,3 +353,15 @@ def test_engine_offload_bisects_gpu_layers():
     ngl = data["engine_offload"]["gpu_layers"]
     assert 0 < ngl <= 32
     assert data["engine_offload"]["gpu_bytes"] <= 6 << 30
+
+
+def test_config_json_warning_notes_go_to_stderr(tmp_path):
+    cfg = {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 4096,
+           "intermediate_size": 14336, "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
+           "vocab_size": 32000, "torch_dtype": "bfloat16"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    r = run(str(tmp_path / "config.json"), "--vram", "24", "--json")
+    assert r.exit_code == 0
+    assert "warning: config.json omits max_position_embeddings" in r.stderr
+    json.loads(r.stdout)  # stdout stays JSON
+    assert run(str(tmp_path / "config.json"), "--vram", "24", "-q").stderr == ""

@@ -325,3 +325,10 @@ def test_largest_context_uses_the_per_layer_cache(catalog):
     swa = engine_fit(spec, req, "llama.cpp", LlamaCppOptions(), 8 * GiB)
     full = engine_fit(spec, req, "llama.cpp", LlamaCppOptions(swa_full=True), 8 * GiB)
     assert (full.max_context_tokens, swa.max_context_tokens) == (6656, 8192)  # 8192: the trained window
+
+
+def test_early_build_at_ngl0_has_no_gpu_compute_buffer():
+    """b2197 at -ngl 0 (ggml-org/ci open_llama_7b_v2 log): no CUDA0 compute buffer, a 70.50 MiB CPU graph."""
+    e = ll(llama(), 512, gpu_layers=0, version="2023-12", flash_attn=False)
+    assert not any(b.name == "compute buffer (CUDA0)" for b in e.buffers)
+    assert e.find("compute buffer (CPU graph)").bytes == 4 * 512 * (4096 + 32000)

@@ -104,6 +104,8 @@ def run_estimate(a: EstimateArgs) -> int:
     system_bandwidth = parse.decimal("--system-bandwidth", a.system_bandwidth)
     cat = load_catalog(a.specs_dir)
     spec, weights = resolve_model_arg(a.model, cat)
+    if not a.quiet:
+        spec_warnings(spec)
     req = request(a.context, a.batch, a.beams, a.dtype, a.kv_dtype, a.images, a.image_size, a.encoder_tokens)
     if a.gpus_per_node is not None or a.cluster is not None:
         from .cluster import run_cluster
@@ -127,6 +129,18 @@ def run_estimate(a: EstimateArgs) -> int:
         raise UsageError(f"{names} {'applies' if len(engine_opts) == 1 else 'apply'} to "
                          f"{_engines_taking(first)}; add --engine {engine_for}")
     return _run_transformers(a, spec, req, weights, cat, device, device_name, vram_bytes, cards, system_bandwidth)
+
+
+def spec_warnings(spec: Any) -> None:
+    """The sentences of a spec's notes that start with "Warning:" (importers/configs.py writes one
+    when a config.json omits shape fields and transformers' defaults are taken), on stderr."""
+    notes = getattr(spec, "notes", None)
+    if not notes:
+        return
+    from ..render import error
+
+    for sentence in re.findall(r"Warning:.*?\.(?=\s|$)", notes, flags=re.DOTALL):
+        error(sentence.removeprefix("Warning:").strip(), prefix="warning")
 
 
 def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec: Any, req: Any, device: str,

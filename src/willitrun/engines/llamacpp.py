@@ -36,6 +36,10 @@ from .base import Buffer, EngineEstimate, aligned_sum, pad
 # ggml-cuda.cu `ggml_backend_cuda_buffer_type_get_alignment`: every tensor of a backend buffer starts
 # at a 128-byte boundary (ggml-alloc `ggml_backend_alloc_ctx_tensors_from_buft`).
 GGML_CUDA_ALIGNMENT = 128
+# Host buffers: ggml-backend.c `#define TENSOR_ALIGNMENT 32 // required for mmap as gguf only guarantees
+# 32-byte alignment` (the CPU buffer type's alignment; an mmapped CPU buffer is the file's span, whose
+# tensors GGUF aligns to 32 bytes), and no CUDA row padding.
+GGML_CPU_ALIGNMENT = 32
 # ggml's compute buffers hold f32 activations (ggml-alloc sizes every graph tensor; llama.cpp builds
 # its graphs in GGML_TYPE_F32), so every activation term below is 4 bytes an element.
 F32_BYTES = 4
@@ -285,8 +289,9 @@ def _place_weights(tensors: list[Tensor], storage: list[StorageType], first_gpu:
         if t.component in MMPROJ:
             continue  # the mmproj file, below
         nbytes = cuda_tensor_bytes(t, s)
+        host_nbytes = s.nbytes(t.numel)  # no CUDA row padding in host memory
         if t.role == "token_embd":
-            embd_sizes.append(nbytes)
+            embd_sizes.append(host_nbytes)
             if tied:
                 # llama.cpp asks for `output` and, absent, re-creates token_embd as TENSOR_DUPLICATED;
                 # in the same CPU buffer type it returns the existing tensor (llama-model-loader.cpp
@@ -300,18 +305,22 @@ def _place_weights(tensors: list[Tensor], storage: list[StorageType], first_gpu:
         if t.layer is None:  # final norms and the LM head: the output layer
             if t.role == "output":
                 output_tensor_bytes = nbytes
-            (gpu_sizes[last_device] if output_on_gpu else host_sizes).append(nbytes)
+            if output_on_gpu:
+                gpu_sizes[last_device].append(nbytes)
+            else:
+                host_sizes.append(host_nbytes)
         elif t.layer >= first_gpu:
             gpu_sizes[device_of(t.layer)].append(nbytes)
         else:
-            host_sizes.append(nbytes)
+            host_sizes.append(host_nbytes)
             largest_host_weight = max(largest_host_weight, nbytes)
     align = GGML_CUDA_ALIGNMENT
 
     def total(sizes: list[int]) -> int | None:
         return aligned_sum(sizes, align) if sizes else None
 
-    return ({d: total(v) for d, v in gpu_sizes.items()}, total(host_sizes), aligned_sum(embd_sizes, align),
+    host_total = aligned_sum(host_sizes, GGML_CPU_ALIGNMENT) if host_sizes else None
+    return ({d: total(v) for d, v in gpu_sizes.items()}, host_total, aligned_sum(embd_sizes, GGML_CPU_ALIGNMENT),
             output_tensor_bytes, largest_host_weight)
 
 
@@ -435,6 +444,15 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
             fa_kv_copy=version.fa_f16_kv_in_compute and r.kv.name not in ("f16", "fp16"))
         buffers.append(Buffer(f"compute buffer (CUDA{d})", nbytes, "gpu", "compute",
                               f"peak of the worst-case graph: {detail}", d))
+    if not copies and (first_gpu > 0 or not output_on_gpu):
+        # Without op offload the host layers and the output layer run on the CPU: their graph has its
+        # own host compute buffer, the same worst-case form over the phases the CPU runs (b2197 at
+        # -ngl 0: "CUDA_Host compute buffer size = 70.50 MiB" = 4 B x 512 x (4096 + 32000), the logits;
+        # ggml-org/ci llama.cpp/46/fd2737.../open_llama_7b_v2-save-load-state.log).
+        nbytes, detail = compute_bytes(shape, cells, ub, fa, logits=not output_on_gpu,
+                                       t5_bias=g.relative_position_bias)
+        buffers.append(Buffer("compute buffer (CPU graph)", nbytes, "host", "compute",
+                              f"the host layers' and output layer's graph, run on the CPU: {detail}"))
     buffers.append(Buffer("compute buffer (CUDA_Host)", F32_BYTES * ub * (shape.n_embd + cells), "host", "compute",
                           f"4 B x {ub} x ({shape.n_embd} input embeddings + {cells} KQ mask)"))
     out_width = shape.n_vocab + (shape.n_embd if output_embd else 0)
