@@ -67,7 +67,9 @@ class BatchAnswer:
 def max_batch(r: Resolved, vram: int, context: int, beams: int = 1) -> BatchAnswer:
     """Largest batch whose total fits at `context`: doubling to bracket it, then bisection (the
     total grows with the batch: caches and activations are per sequence). Exact: it fits, +1 does not."""
-    fits = lambda b: _total(r, context, b, beams) <= vram  # noqa: E731
+    def fits(b: int) -> bool:
+        return _total(r, context, b, beams) <= vram
+
     hi = 1
     while hi < _MAX_BATCH and fits(hi):
         hi *= 2
