@@ -226,7 +226,11 @@ def print_verdict(f: Fit) -> None:
     else:
         out.print(f"[red bold]DOES NOT FIT[/]: needs {size(e.total_bytes)}, {size(-f.headroom_bytes)} more than {size(f.vram_bytes)}.")
     if f.max_context_tokens:
-        at_limit = " (the model's window)" if f.max_context_tokens == f.context_limit else ""
+        att = e.attention
+        window = att.hard_limit or att.context_window
+        at_limit = (" (the model's window)" if f.max_context_tokens == f.context_limit == window
+                    else " (the images alone fill the model's window)" if f.max_context_tokens == f.context_limit
+                    and e.image_tokens >= (window or 0) else "")
         out.print(f"Largest context that fits: {f.max_context_tokens:,} tokens{at_limit}.")
     else:
         out.print("No context length fits with these settings.")

@@ -365,3 +365,12 @@ def test_config_json_warning_notes_go_to_stderr(tmp_path):
     assert "warning: config.json omits max_position_embeddings" in r.stderr
     json.loads(r.stdout)  # stdout stays JSON
     assert run(str(tmp_path / "config.json"), "--vram", "24", "-q").stderr == ""
+
+
+def test_images_beyond_the_window_fit_with_a_context():
+    """issue 12: `llava-7b --images 10` printed FITS and "No context length fits" together."""
+    r = run("llava-7b", "--images", "10", "--gpu", "rtx4090", "--no-chart")
+    assert r.exit_code == 0
+    assert "FITS" in r.stdout and "No context length fits" not in r.stdout
+    d = json.loads(run("llava-7b", "--images", "10", "--gpu", "rtx4090", "--json").stdout)
+    assert d["fits"] and d["max_context_tokens"] >= d["context_tokens"] == 5761
