@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
 from .errors import UsageError
@@ -30,6 +31,9 @@ from .placement import (
 from .speed import SYSTEM_BANDWIDTH_BYTES_S, DecodeSpeed, SpeedTerm, decode_speed, offload_speed, split_speed
 from .specs import GPUSpec
 from .tensors import model_tensors
+
+if TYPE_CHECKING:
+    from .importers import WeightsOverride
 
 LADDER_WEIGHTS = ("fp16", "fp8", "int8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k")
 LADDER_KV = ("f16", "q8_0", "q4_0")
@@ -123,6 +127,14 @@ def engine_for(dtype: str | None, engine: str | None) -> str:
     from .dtypes import default_engine
 
     return engine or default_engine(dtype)
+
+
+def _imported(req: Request, engine: str | None, weights: WeightsOverride | None) -> tuple[Request, str]:
+    """The request and engine for an imported file, as the main command decides them: a GGUF file's
+    stored type is its --dtype (and so llama.cpp); other weights size the transformers profile."""
+    if weights is not None and req.dtype is None and weights.dtype and engine_for(weights.dtype, engine) != "transformers":
+        req = dataclasses.replace(req, dtype=weights.dtype)
+    return req, engine_for(req.dtype or (weights.dtype if weights is not None else None), engine)
 
 
 def engine_max_batch(spec: AnySpec, req: Request, engine: str, vram: int, context: int) -> int:
@@ -267,13 +279,15 @@ def _engine_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: s
                     first.context_limit, tuple(rows))
 
 
-def which_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: str | None = None) -> GpuTable:
+def which_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: str | None = None,
+               weights: WeightsOverride | None = None) -> GpuTable:
     """Every GPU given (the catalog): fit, headroom and largest context on one card, and the cards
-    needed under tensor parallelism; sorted by memory. `engine` defaults as the main command's."""
-    eng = engine_for(req.dtype, engine)
+    needed under tensor parallelism; sorted by memory. `engine` defaults as the main command's;
+    `weights` are an imported file's stored tensors (its GGUF type picks llama.cpp)."""
+    req, eng = _imported(req, engine, weights)
     if eng != "transformers":
         return _engine_gpus(spec, req, gpus, eng)
-    r = resolve(spec, req)
+    r = resolve(spec, req, weights)
     context = req.context or default_context(r)
     est = estimate_resolved(r, context, req.batch, req.beams)
     limit = context_limit(r, context)
@@ -328,14 +342,15 @@ def sweep_contexts(limit: int, image_tokens: int = 0) -> list[int]:
     return [*out, limit]
 
 
-def sweep(spec: AnySpec, req: Request, vram: int | None = None, engine: str | None = None) -> Sweep:
+def sweep(spec: AnySpec, req: Request, vram: int | None = None, engine: str | None = None,
+          weights: WeightsOverride | None = None) -> Sweep:
     """Total memory and its parts at every context of `sweep_contexts`, up to the model's window;
     on `engine` (default as the main command's), the parts are its buffers by kind and the total the
     fullest GPU's bytes."""
-    eng = engine_for(req.dtype, engine)
+    req, eng = _imported(req, engine, weights)
     if eng != "transformers":
         return _engine_sweep(spec, req, vram, eng)
-    r = resolve(spec, req)
+    r = resolve(spec, req, weights)
     limit = context_limit(r, req.context or default_context(r))
     points = []
     for c in sweep_contexts(limit, r.image_tokens):

@@ -52,3 +52,19 @@ def test_main_check_ladder_gpus_agree(model, gpu, dtype, engine):
     row = next(r for r in table["rows"] if r["gpu"] == gpu)
     assert table["total_bytes"] == total
     assert row["max_context_tokens"] == context
+
+
+def test_an_imported_gguf_gives_the_same_answer_in_gpus_and_sweep(tmp_path):
+    """Imported weights flow through gpus and sweep as through the main command (a q8_0 file: llama.cpp)."""
+    from tests.importers.helpers import write_llama_gguf
+
+    path = str(write_llama_gguf(tmp_path / "tiny-q8_0.gguf"))
+    _, out = _run(path, "--gpu", "rtx3060", "--json")
+    main = json.loads(out)
+    assert main["engine"] == "llama.cpp" and main["dtype"] == "q8_0"
+    _, out = _run("gpus", path, "--json")
+    table = json.loads(out)
+    row = next(r for r in table["rows"] if r["gpu"] == "rtx3060")
+    assert (table["total_bytes"], row["max_context_tokens"]) == (main["total_bytes"], main["max_context_tokens"])
+    _, out = _run("sweep", path, "--gpu", "rtx3060", "--json")
+    assert json.loads(out)["max_context_tokens"] == main["max_context_tokens"]
