@@ -374,3 +374,12 @@ def test_images_beyond_the_window_fit_with_a_context():
     assert "FITS" in r.stdout and "No context length fits" not in r.stdout
     d = json.loads(run("llava-7b", "--images", "10", "--gpu", "rtx4090", "--json").stdout)
     assert d["fits"] and d["max_context_tokens"] >= d["context_tokens"] == 5761
+
+
+def test_several_cards_with_a_gguf_type_are_a_llama_cpp_layer_split():
+    d = json.loads(run("llama-3.1-70b", "--gpu", "2xrtx3090", "--dtype", "q4_k_m", "--json").stdout)
+    assert d["engine"] == "llama.cpp"
+    assert {b["device"] for b in d["buffers"] if b["placement"] == "gpu"} == {0, 1}
+    assert d["total_bytes"] == d["max_device_bytes"] < d["gpu_bytes"]
+    mixed = run("llama-3.1-70b", "--gpu", "rtx3090", "--gpu", "rtx4090", "--dtype", "q4_k_m")
+    assert mixed.exit_code == 2 and "--engine transformers" in mixed.stderr

@@ -155,7 +155,8 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
                              + (" (use --tensor-parallel-size N, or --gpus-per-node for several nodes)"
                                 if engine == "vllm" else ""))
         if len({c.id for c in cards}) > 1:
-            raise UsageError("llama.cpp's layer split is estimated for identical cards (--gpu 2xrtx3090)")
+            raise UsageError("llama.cpp's layer split is estimated for identical cards (--gpu 2xrtx3090); "
+                             "--engine transformers splits mixed cards")
         engine_opts = {**engine_opts, "gpus": len(cards)}
     fit = engine_fit(spec, req, engine, engine_opts, vram_bytes, device_name, weights)
     from .engine_extras import engine_extras
