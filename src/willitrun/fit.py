@@ -40,6 +40,30 @@ class Fit:
         return self.vram_bytes - self.estimate.total_bytes
 
 
+def estimate_parts(e: Estimate) -> tuple[tuple[str, int, str, str], ...]:
+    """The transformers estimate as buffers (name, bytes, kind, detail), all on GPU 0: the one list
+    engines/transformers.py wraps as an EngineEstimate and the JSON prints as `buffers` (kept here so
+    a plain estimate's JSON does not import the engine profiles)."""
+    parts = [(f"weights: {c.name}", c.bytes, "weights", f"{c.parameters} parameters in {e.dtype}") for c in e.components]
+    parts.append(("self-attention KV cache", e.kv_self_bytes, "kv_self",
+                  f"2 x {e.attention.self_layers} layers x {e.attention.self_width} x {e.context_tokens} positions "
+                  f"x {e.batch_size * e.beams} sequences x {e.kv_dtype}"))
+    if e.kv_cross_bytes:
+        parts.append(("cross-attention KV cache", e.kv_cross_bytes, "kv_cross",
+                      f"2 x {e.attention.cross_layers} layers x {e.attention.cross_width} x "
+                      f"{e.cross_source_tokens} source positions x {e.batch_size * e.beams} sequences"))
+    parts.append(("activations (prefill peak)", e.activations_bytes, "compute",
+                  "largest layer's temporaries + last logits in fp32 (memory.activation_bytes)"))
+    parts.append(("runtime overhead", e.overhead_bytes, "overhead",
+                  "CUDA context, cuBLAS, allocator: measured (lm-sys/FastChat#2005, memory.TRANSFORMERS_OVERHEAD_BYTES)"))
+    return tuple(parts)
+
+
+def estimate_facts(e: Estimate) -> dict[str, int | bool | str]:
+    """The transformers profile's engine facts."""
+    return {"batch": e.batch_size, "beams": e.beams, "images": e.images, "cross_source_tokens": e.cross_source_tokens}
+
+
 def _total(r: Resolved, context: int, batch: int, beams: int) -> int:
     return estimate_resolved(r, context, batch, beams).total_bytes
 

@@ -147,7 +147,18 @@ def fit_dict(f: Fit) -> dict[str, Any]:
     """A fit as JSON data (docs/json-output.md)."""
     d: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
     d.update(estimate_dict(f.estimate))
+    from .fit import estimate_facts, estimate_parts
+
+    e = f.estimate
     d.update({
+        "engine": "transformers",
+        "n_ctx": e.context_tokens,
+        "buffers": [{"name": name, "bytes": nbytes, "placement": "gpu", "device": 0, "kind": kind, "detail": detail}
+                    for name, nbytes, kind, detail in estimate_parts(e)],
+        "gpu_bytes": e.total_bytes,
+        "host_bytes": 0,
+        "max_device_bytes": e.total_bytes,
+        "engine_facts": estimate_facts(e),
         "gpu": f.device,
         "vram_bytes": f.vram_bytes,
         "fits": f.fits,
