@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
 from .errors import UsageError
-from .fit import context_limit, max_context
+from .fit import context_limit, largest_fitting, max_context
 from .layers import Layout, layout
 from .memory import (
     AnySpec, Estimate, Request, Resolved, default_context, estimate_resolved, resolve, weight_components,
 )
 from .placement import (
-    Card, Device, Offload, Split, device, largest_fitting, layer_owners, layer_split, offload, split, tensor_split,
+    Card, Device, Offload, Split, device, layer_owners, layer_split, offload, split, tensor_split,
     tp_bytes, tp_constraints, tp_kv_heads, tp_problems,
 )
 from .speed import SYSTEM_BANDWIDTH_BYTES_S, DecodeSpeed, SpeedTerm, decode_speed, offload_speed, split_speed

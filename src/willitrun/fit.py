@@ -3,6 +3,7 @@ make it fit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -78,21 +79,33 @@ def context_limit(r: Resolved, asked: int) -> int:
     return max(window, asked) if r.image_tokens >= window else window
 
 
-def max_context(r: Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
-    """Largest context in [image tokens + 1, limit] whose total fits, by bisection: the total never
-    decreases with the context (checked by a property test), so the answer is exact."""
-    lo = r.image_tokens + 1
-    if lo > limit or _total(r, lo, batch, beams) > vram:
-        return 0
-    if _total(r, limit, batch, beams) <= vram:
-        return limit
-    while limit - lo > 1:  # invariant: total(lo) fits, total(limit) does not
-        mid = (lo + limit) // 2
-        if _total(r, mid, batch, beams) <= vram:
+def largest_fitting(fits: Callable[[int], bool], lo: int, hi: int) -> int:
+    """Largest n in [lo, hi] with fits(n), by bisection (fits must be true up to a point, then false);
+    lo - 1 when not even lo fits."""
+    if lo > hi or not fits(lo):
+        return lo - 1
+    if fits(hi):
+        return hi
+    while hi - lo > 1:  # invariant: fits(lo), not fits(hi)
+        mid = (lo + hi) // 2
+        if fits(mid):
             lo = mid
         else:
-            limit = mid
+            hi = mid
     return lo
+
+
+def largest(fits: Callable[[int], bool], lo: int, hi: int) -> int:
+    """The largest n in [lo, hi] with fits(n), 0 if none: the one search behind every "largest"
+    answer (context, batch, -ngl) on every engine, largest_fitting's bisection. Exact
+    because every engine's bytes never fall as n grows (property tests)."""
+    n = largest_fitting(fits, lo, hi)
+    return n if n >= lo else 0
+
+
+def max_context(r: Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
+    """Largest context in [image tokens + 1, limit] whose transformers total fits (0 if none)."""
+    return largest(lambda n: _total(r, n, batch, beams) <= vram, r.image_tokens + 1, limit)
 
 
 def _gib(n: int) -> str:

@@ -16,11 +16,11 @@ them: padding, placement, its own compute graph, its own pre-allocation. No type
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Union
 
 from ..errors import UsageError
+from ..fit import largest
 from ..memory import AnySpec, Request, resolve
 from .base import KINDS, Buffer, EngineEstimate, Kind, Placement
 from .llamacpp import LLAMACPP_VERSIONS, LlamaCppOptions, llamacpp_estimate
@@ -91,19 +91,6 @@ class EngineFit:
     @property
     def headroom_bytes(self) -> int:
         return self.vram_bytes - self.total_bytes
-
-
-def largest(fits: Callable[[int], bool], lo: int, hi: int) -> int:
-    """The largest n in [lo, hi] with fits(n), 0 if not even lo fits: one bisection for every search
-    (context, batch, GPU layers), exact because every engine's GPU bytes never fall as n grows."""
-    if lo > hi or not fits(lo):
-        return 0
-    if fits(hi):
-        return hi
-    while hi - lo > 1:  # invariant: fits(lo), not fits(hi)
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return lo
 
 
 def engine_fit(spec: AnySpec, request: Request | None, engine: str, options: EngineOptions, vram_bytes: int,
