@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
 from .errors import UsageError
-from .fit import context_limit, largest_fitting, max_context
+from .fit import context_limit, largest, largest_fitting, max_context
 from .layers import Layout, layout
 from .memory import (
     AnySpec, Estimate, Request, Resolved, default_context, estimate_resolved, resolve, weight_components,
@@ -39,6 +39,7 @@ LADDER_WEIGHTS = ("fp16", "fp8", "int8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4
 LADDER_KV = ("f16", "q8_0", "q4_0")
 SWEEP_START = 512
 MAX_CARDS = 64  # the largest tensor-parallel count searched (8 cards is a node; 64 is 8 nodes)
+_MAX_NP = 4096  # llama.cpp's -np bound on the command line (cli/parse.py BOUNDS["--parallel"])
 _MAX_BATCH = 1 << 24  # a search bound only: every sequence adds logits, so the batch is always finite
 
 __all__ = [
@@ -139,30 +140,30 @@ def _imported(req: Request, engine: str | None, weights: WeightsOverride | None)
 
 def engine_max_batch(spec: AnySpec, req: Request, engine: str, vram: int, context: int) -> int:
     """The most sequences of `context` positions whose engine estimate fits (doubling, then bisection)."""
-    from .engines import engine_fit, largest
+    from .engines import engine_fit
 
     def fits(b: int) -> bool:
         return bool(engine_fit(spec, dataclasses.replace(req, batch=b, context=context), engine, None, vram).fits)
 
     hi = 1
-    while hi < 4096 and fits(hi):
+    while hi < _MAX_NP and fits(hi):
         hi *= 2
-    return largest(fits, max(1, hi // 2), min(hi, 4096))
+    return largest(fits, max(1, hi // 2), min(hi, _MAX_NP))
 
 
 def _engine_row(spec: AnySpec, req: Request, engine: str, vram: int, wname: str, kname: str,
                 context: int) -> LadderRow | None:
     from .engines import engine_fit
 
+    row_req = dataclasses.replace(req, dtype=wname, kv_dtype=kname, context=context)
     try:
-        f = engine_fit(spec, dataclasses.replace(req, dtype=wname, kv_dtype=kname, context=context), engine, None, vram)
+        f = engine_fit(spec, row_req, engine, None, vram)
     except UsageError:
         return None  # the engine refuses this type or architecture: no row
     e = f.estimate
+    batch = engine_max_batch(spec, row_req, engine, vram, context) if engine in ("llama.cpp", "ollama") else int(f.fits)
     return LadderRow(wname, kname, e.kind_bytes("weights"), e.kind_bytes("kv_self") + e.kind_bytes("kv_cross"),
-                     f.total_bytes, f.fits, f.headroom_bytes, f.max_context_tokens,
-                     engine_max_batch(spec, req, engine, vram, context) if engine in ("llama.cpp", "ollama") else int(f.fits),
-                     engine)
+                     f.total_bytes, f.fits, f.headroom_bytes, f.max_context_tokens, batch, engine)
 
 
 def quant_ladder(spec: AnySpec, req: Request, vram: int, engine: str | None = None) -> Ladder:

@@ -68,3 +68,12 @@ def test_an_imported_gguf_gives_the_same_answer_in_gpus_and_sweep(tmp_path):
     assert (table["total_bytes"], row["max_context_tokens"]) == (main["total_bytes"], main["max_context_tokens"])
     _, out = _run("sweep", path, "--gpu", "rtx3060", "--json")
     assert json.loads(out)["max_context_tokens"] == main["max_context_tokens"]
+
+
+def test_ladder_rows_on_llama_cpp_give_the_main_command_max_batch():
+    """A llama.cpp row's largest batch is the main command's --max-batch for that type."""
+    _, out = _run("ladder", "llama-2-7b", "--gpu", "rtx3060", "--engine", "llama.cpp", "--json")
+    row = next(r for r in json.loads(out)["rows"] if (r["dtype"], r["kv_dtype"]) == ("q8_0", "f16"))
+    assert row["fits"] and row["max_batch"] >= 1
+    _, out = _run("llama-2-7b", "--gpu", "rtx3060", "--dtype", "q8_0", "--max-batch", "--json")
+    assert json.loads(out)["max_batch"]["max_batch"] == row["max_batch"]

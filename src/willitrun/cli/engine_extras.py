@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import UsageError
 from .extras import Extras
 
-_MAX_BATCH = 1 << 16  # a search bound: llama.cpp's -np is at most 4096 here; vLLM answers with --max-num-seqs
+_MAX_BATCH = 4096  # llama.cpp's -np bound (cli/parse.py BOUNDS["--parallel"]), as answers.engine_max_batch
 
 
 def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: Any, cards: list[Any], *,
