@@ -53,6 +53,9 @@ def run_cluster(a: Any, engine: str | None, given: dict[str, Any], spec: Any, re
     wrong = [k for k in given if k not in accepted]
     if wrong:
         raise UsageError(f"{', '.join(_flag(k) for k in wrong)} does not apply to {eng}")
+    from .estimation import check_versions
+
+    check_versions(given)
     cluster = _cluster(a, cat)
     kwargs = {accepted[k]: v for k, v in given.items()}
     if eng == "vllm":

@@ -131,6 +131,17 @@ def run_estimate(a: EstimateArgs) -> int:
     return _run_transformers(a, spec, req, weights, cat, device, device_name, vram_bytes, cards, system_bandwidth)
 
 
+def check_versions(given: dict[str, Any]) -> None:
+    """--llamacpp-version and --vllm-version name a key of the engine's version table."""
+    from ..engines.llamacpp import LLAMACPP_VERSIONS
+    from ..engines.vllm import VLLM_VERSIONS
+
+    for option, table in (("llamacpp_version", LLAMACPP_VERSIONS), ("vllm_version", VLLM_VERSIONS)):
+        value = given.get(option)
+        if value is not None and value not in table:
+            raise UsageError(f"{_flag(option)} {parse._show(value)}: choose one of {', '.join(table)}")
+
+
 def spec_warnings(spec: Any) -> None:
     """The sentences of a spec's notes that start with "Warning:" (importers/configs.py writes one
     when a config.json omits shape fields and transformers' defaults are taken), on stderr."""
@@ -222,6 +233,7 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
         if given["parallel"] > context:
             raise UsageError(f"--parallel {given['parallel']} is more than the context ({context:,}): "
                              "each sequence needs at least one cell")
+    check_versions(given)
     kwargs = {accepted[k]: v for k, v in given.items()}
     options: Any
     try:
@@ -235,7 +247,10 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
             options = VllmOptions(**kwargs, total_memory_bytes=vram_bytes, gpu_name=gpu_name)
         return fit(spec, req, engine, options, vram_bytes, weights)
     except UsageError as exc:  # the options classes name their fields; the user typed flags
-        message = str(exc)
+        flags: dict[str, str] = {}
         for flag, name in [*accepted.items(), *ENGINE_OPTIONS["llama.cpp"].items()]:  # ollama runs llama.cpp's
-            message = re.sub(rf"\b{name}\b", _flag(flag), message)
+            flags.setdefault(name, _flag(flag))
+        names = "|".join(sorted((re.escape(n) for n in flags if n != "version"), key=len, reverse=True))
+        # one pass, whole field names only (`tensor_parallel` must not become --tensor---parallel-size)
+        message = re.sub(rf"(?<![\w-])({names})(?![\w-])", lambda m: flags[m.group(1)], str(exc))
         raise UsageError(message) from None
