@@ -429,6 +429,9 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     # Compute buffers: one per GPU.
     # ggml-cuda offload_op: batches of >= 32 rows (GGML_OP_OFFLOAD_MIN_BATCH) run on the GPU
     copies = opt.op_offload and version.op_offload and ub >= 32
+    if not opt.op_offload and opt.version not in ("2025-08", "2025-10", "current"):
+        out_notes.append("--no-op-offload is a flag from ggml-org/llama.cpp PR #13386 (May 2025); older builds turn "
+                         "op offload off only with -ub below 32")
     if not version.op_offload and ngl <= n_layer:
         out_notes.append(f"llama.cpp {opt.version} has no op offload (PR #6083): the host layers and the output "
                          "layer run on the CPU, the GPU compute buffer holds only the offloaded layers' graph")
