@@ -332,3 +332,15 @@ def test_early_build_at_ngl0_has_no_gpu_compute_buffer():
     e = ll(llama(), 512, gpu_layers=0, version="2023-12", flash_attn=False)
     assert not any(b.name == "compute buffer (CUDA0)" for b in e.buffers)
     assert e.find("compute buffer (CPU graph)").bytes == 4 * 512 * (4096 + 32000)
+
+
+def test_llama_server_from_2026_06_reserves_logits_for_its_sequences():
+    """PR #23861: llama-server's logits phase covers n_parallel outputs, not n_ubatch tokens."""
+    from willitrun import load_catalog
+
+    spec = load_catalog().resolve("model", "llama-3-8b")
+    cli = ll(spec, 4096, flash_attn=True)
+    server = ll(spec, 4096, flash_attn=True, version="2026-06-server", parallel=4)
+    assert cli.find("compute buffer (CUDA0)").bytes == 4 * 512 * (4096 + 128256)  # 258.5 MiB, logits-bound
+    ffn = 4 * 512 * (2 * 4096 + 2 * 14336)
+    assert server.find("compute buffer (CUDA0)").bytes == max(ffn, 4 * 4 * (4096 + 128256))

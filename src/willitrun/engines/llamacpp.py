@@ -77,6 +77,10 @@ class LlamaCppVersion:
     # fattn-common.cuh pads and appends ggml_nelements(K) x 2 B), so the printed compute buffer holds
     # them; earlier builds took them from the CUDA pool (not printed).
     fa_f16_kv_in_compute: bool = False
+    # llama-server reserves logits for n_parallel outputs, not n_ubatch: ggml-org/llama.cpp PR #23861
+    # "llama: limit max outputs of `llama_context`" (2026-05-29; tools/server/server-context.cpp sets
+    # n_outputs_max = min(n_batch, n_parallel x (1 + n_draft)); llama-cli and the library keep n_batch).
+    server_outputs: bool = False
 
 
 LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
@@ -107,6 +111,10 @@ LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
                     "llama-context.cpp cparams.n_ctx = GGML_PAD(n_ctx, 256), and per sequence when the "
                     "cache is split (n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256))",
                     256, 256, True, fa_f16_kv_in_compute=True),
+    LlamaCppVersion("2026-06-server", "llama-server from 2026-05-29 on",
+                    "ggml-org/llama.cpp PR #23861 'llama: limit max outputs of llama_context': llama-server "
+                    "reserves the logits of n_parallel outputs (no speculative draft), not of n_ubatch tokens",
+                    256, 256, True, fa_f16_kv_in_compute=True, server_outputs=True),
 )}
 
 
@@ -204,7 +212,7 @@ def lm_shape(spec: AnySpec) -> LmShape:
 def kv_cells(n_ctx: int, parallel: int, pad_to: int, version: str, unified: bool) -> tuple[int, int]:
     """(cells allocated, cells each sequence can use). `current` pads the total and, with a split
     cache, each sequence's share (llama-context.cpp after PR #17046); older versions pad the total."""
-    if version == "current":
+    if version in ("current", "2026-06-server"):  # PR #17046's per-sequence padding
         total = pad(n_ctx, pad_to)
         if unified or parallel == 1:
             return total, total
@@ -216,7 +224,7 @@ def kv_cells(n_ctx: int, parallel: int, pad_to: int, version: str, unified: bool
 
 def compute_bytes(shape: LmShape, n_kv: int, n_ubatch: int, flash_attn: bool, *, logits: bool,
                   output_copy: int = 0, weight_copy: int = 0, t5_bias: bool = False,
-                  fa_kv_copy: bool = False) -> tuple[int, str]:
+                  fa_kv_copy: bool = False, outputs: int | None = None) -> tuple[int, str]:
     """Peak of the worst-case graph on one device (f32 activations, n_ubatch tokens, every output):
 
     - logits phase (device holding the output layer): 4 B x n_ubatch x (n_embd + n_vocab) -- the
@@ -250,8 +258,9 @@ def compute_bytes(shape: LmShape, n_kv: int, n_ubatch: int, flash_attn: bool, *,
         f" + {weight_copy} B host weight copied for a batch matmul" if weight_copy else "")
     phases = [(attn, attn_detail), (ffn + weight_copy, ffn_detail)]
     if logits:
-        phases.append((F32_BYTES * ub * (shape.n_embd + shape.n_vocab) + output_copy,
-                       f"4 B x {ub} x ({shape.n_embd} + {shape.n_vocab}) (logits)"
+        rows = ub if outputs is None else min(outputs, ub)  # the output rows are selected before the final norm
+        phases.append((F32_BYTES * rows * (shape.n_embd + shape.n_vocab) + output_copy,
+                       f"4 B x {rows} x ({shape.n_embd} + {shape.n_vocab}) (logits)"
                        + (f" + {output_copy} B LM head copied from host" if output_copy else "")))
     return max(phases)
 
@@ -429,7 +438,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     # Compute buffers: one per GPU.
     # ggml-cuda offload_op: batches of >= 32 rows (GGML_OP_OFFLOAD_MIN_BATCH) run on the GPU
     copies = opt.op_offload and version.op_offload and ub >= 32
-    if not opt.op_offload and opt.version not in ("2025-08", "2025-10", "current"):
+    if not opt.op_offload and opt.version not in ("2025-08", "2025-10", "current", "2026-06-server"):
         out_notes.append("--no-op-offload is a flag from ggml-org/llama.cpp PR #13386 (May 2025); older builds turn "
                          "op offload off only with -ub below 32")
     if not version.op_offload and ngl <= n_layer:
@@ -444,7 +453,8 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
             shape, cells, ub, fa, logits=holds_output and (output_on_gpu or copies),
             output_copy=output_tensor_bytes if holds_output and not output_on_gpu and copies else 0,
             weight_copy=largest_host_weight if copies and d == 0 else 0, t5_bias=g.relative_position_bias,
-            fa_kv_copy=version.fa_f16_kv_in_compute and r.kv.name not in ("f16", "fp16"))
+            fa_kv_copy=version.fa_f16_kv_in_compute and r.kv.name not in ("f16", "fp16"),
+            outputs=opt.parallel if version.server_outputs else None)
         buffers.append(Buffer(f"compute buffer (CUDA{d})", nbytes, "gpu", "compute",
                               f"peak of the worst-case graph: {detail}", d))
     if not copies and (first_gpu > 0 or not output_on_gpu):
