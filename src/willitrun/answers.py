@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
 from .errors import UsageError
-from .fit import context_limit, largest, largest_fitting, max_context
+from .fit import LADDER_WEIGHTS, context_limit, ladder_dtypes, largest, largest_fitting, max_context
 from .layers import Layout, layout
 from .memory import (
     AnySpec, Estimate, Request, Resolved, default_context, estimate_resolved, resolve, weight_components,
@@ -35,7 +35,6 @@ from .tensors import model_tensors
 if TYPE_CHECKING:
     from .importers import WeightsOverride
 
-LADDER_WEIGHTS = ("fp16", "fp8", "int8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k")
 LADDER_KV = ("f16", "q8_0", "q4_0")
 SWEEP_START = 512
 MAX_CARDS = 64  # the largest tensor-parallel count searched (8 cards is a node; 64 is 8 nodes)
@@ -115,12 +114,6 @@ class Ladder:
     def best(self) -> LadderRow | None:
         """The first row that fits: the most bits that still fit."""
         return next((row for row in self.rows if row.fits), None)
-
-
-def ladder_dtypes(spec: AnySpec) -> tuple[str, ...]:
-    """LADDER_WEIGHTS with the 16-bit rung in the checkpoint's own type (bf16 or fp16, same size)."""
-    first = "bf16" if spec.dtype == "bfloat16" else "fp16"
-    return (first, *LADDER_WEIGHTS[1:])
 
 
 def engine_for(dtype: str | None, engine: str | None) -> str:

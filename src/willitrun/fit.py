@@ -13,8 +13,10 @@ from .memory import AnySpec, Estimate, Request, Resolved, default_context, estim
 if TYPE_CHECKING:
     from .importers import WeightsOverride
 
-# Weight types tried, largest first, when suggesting a smaller one.
-DTYPE_LADDER = ("fp16", "fp8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k")
+# Weight types, largest first: the `ladder` command's rows and the types tried when suggesting a
+# smaller one (one ladder: issue 12 found two that disagreed).
+LADDER_WEIGHTS = ("fp16", "fp8", "int8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k")
+DTYPE_LADDER = LADDER_WEIGHTS
 KV_LADDER = ("f16", "fp8", "q8_0", "q4_0")
 
 
@@ -63,6 +65,12 @@ def estimate_parts(e: Estimate) -> tuple[tuple[str, int, str, str], ...]:
 def estimate_facts(e: Estimate) -> dict[str, int | bool | str]:
     """The transformers profile's engine facts."""
     return {"batch": e.batch_size, "beams": e.beams, "images": e.images, "cross_source_tokens": e.cross_source_tokens}
+
+
+def ladder_dtypes(spec: AnySpec) -> tuple[str, ...]:
+    """LADDER_WEIGHTS with the 16-bit rung in bf16 unless the checkpoint is fp16 (same size; fp32-trained
+    models such as T5 overflow in fp16)."""
+    return LADDER_WEIGHTS if spec.dtype == "float16" else ("bf16", *LADDER_WEIGHTS[1:])
 
 
 def _total(r: Resolved, context: int, batch: int, beams: int) -> int:
@@ -129,9 +137,7 @@ def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: i
     if est.beams > 1 and _total(r, est.context_tokens, est.batch_size, 1) <= vram:
         out.append("--beams 1 (greedy decoding) fits")
     current = WEIGHT_DTYPES[est.dtype]
-    # the 16-bit rung in bf16 unless the checkpoint is fp16: fp32-trained models such as T5 overflow in fp16
-    ladder = DTYPE_LADDER if spec.dtype == "float16" else ("bf16", *DTYPE_LADDER[1:])
-    for name in ladder:
+    for name in ladder_dtypes(spec):
         cand = WEIGHT_DTYPES[name]
         if cand.storage.bits_per_element >= current.storage.bits_per_element or name == est.dtype:
             continue
