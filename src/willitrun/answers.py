@@ -15,25 +15,30 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
-from .fit import context_limit, max_context
+from .errors import UsageError
+from .fit import LADDER_WEIGHTS, context_limit, ladder_dtypes, largest, largest_fitting, max_context
 from .layers import Layout, layout
 from .memory import (
     AnySpec, Estimate, Request, Resolved, default_context, estimate_resolved, resolve, weight_components,
 )
 from .placement import (
-    Card, Device, Offload, Split, device, largest_fitting, layer_owners, layer_split, offload, split, tensor_split,
+    Card, Device, Offload, Split, device, layer_owners, layer_split, offload, split, tensor_split,
     tp_bytes, tp_constraints, tp_kv_heads, tp_problems,
 )
 from .speed import SYSTEM_BANDWIDTH_BYTES_S, DecodeSpeed, SpeedTerm, decode_speed, offload_speed, split_speed
 from .specs import GPUSpec
 from .tensors import model_tensors
 
-LADDER_WEIGHTS = ("fp16", "fp8", "int8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k")
+if TYPE_CHECKING:
+    from .importers import WeightsOverride
+
 LADDER_KV = ("f16", "q8_0", "q4_0")
 SWEEP_START = 512
 MAX_CARDS = 64  # the largest tensor-parallel count searched (8 cards is a node; 64 is 8 nodes)
+_MAX_NP = 4096  # llama.cpp's -np bound on the command line (cli/parse.py BOUNDS["--parallel"])
 _MAX_BATCH = 1 << 24  # a search bound only: every sequence adds logits, so the batch is always finite
 
 __all__ = [
@@ -66,7 +71,9 @@ class BatchAnswer:
 def max_batch(r: Resolved, vram: int, context: int, beams: int = 1) -> BatchAnswer:
     """Largest batch whose total fits at `context`: doubling to bracket it, then bisection (the
     total grows with the batch: caches and activations are per sequence). Exact: it fits, +1 does not."""
-    fits = lambda b: _total(r, context, b, beams) <= vram  # noqa: E731
+    def fits(b: int) -> bool:
+        return _total(r, context, b, beams) <= vram
+
     hi = 1
     while hi < _MAX_BATCH and fits(hi):
         hi *= 2
@@ -90,6 +97,7 @@ class LadderRow:
     headroom_bytes: int
     max_context_tokens: int  # 0 when no context fits
     max_batch: int  # at the context; 0 when not even one sequence fits
+    engine: str = "transformers"  # the profile that sized the row (the main command's default for its type)
 
 
 @dataclass(frozen=True)
@@ -108,20 +116,66 @@ class Ladder:
         return next((row for row in self.rows if row.fits), None)
 
 
-def ladder_dtypes(spec: AnySpec) -> tuple[str, ...]:
-    """LADDER_WEIGHTS with the 16-bit rung in the checkpoint's own type (bf16 or fp16, same size)."""
-    first = "bf16" if spec.dtype == "bfloat16" else "fp16"
-    return (first, *LADDER_WEIGHTS[1:])
+def engine_for(dtype: str | None, engine: str | None) -> str:
+    """The engine a row is sized with: the one given, else the main command's default for the type."""
+    from .dtypes import default_engine
+
+    return engine or default_engine(dtype)
 
 
-def quant_ladder(spec: AnySpec, req: Request, vram: int) -> Ladder:
-    """Every weight type x KV type of the ladder: total at the context, fit, largest context, largest batch."""
+def _imported(req: Request, engine: str | None, weights: WeightsOverride | None) -> tuple[Request, str]:
+    """The request and engine for an imported file, as the main command decides them: a GGUF file's
+    stored type is its --dtype (and so llama.cpp); other weights size the transformers profile."""
+    if weights is not None and req.dtype is None and weights.dtype and engine_for(weights.dtype, engine) != "transformers":
+        req = dataclasses.replace(req, dtype=weights.dtype)
+    return req, engine_for(req.dtype or (weights.dtype if weights is not None else None), engine)
+
+
+def engine_max_batch(spec: AnySpec, req: Request, engine: str, vram: int, context: int) -> int:
+    """The most sequences of `context` positions whose engine estimate fits (doubling, then bisection)."""
+    from .engines import engine_fit
+
+    def fits(b: int) -> bool:
+        return bool(engine_fit(spec, dataclasses.replace(req, batch=b, context=context), engine, None, vram).fits)
+
+    hi = 1
+    while hi < _MAX_NP and fits(hi):
+        hi *= 2
+    return largest(fits, max(1, hi // 2), min(hi, _MAX_NP))
+
+
+def _engine_row(spec: AnySpec, req: Request, engine: str, vram: int, wname: str, kname: str,
+                context: int) -> LadderRow | None:
+    from .engines import engine_fit
+
+    row_req = dataclasses.replace(req, dtype=wname, kv_dtype=kname, context=context)
+    try:
+        f = engine_fit(spec, row_req, engine, None, vram)
+    except UsageError:
+        return None  # the engine refuses this type or architecture: no row
+    e = f.estimate
+    batch = engine_max_batch(spec, row_req, engine, vram, context) if engine in ("llama.cpp", "ollama") else int(f.fits)
+    return LadderRow(wname, kname, e.kind_bytes("weights"), e.kind_bytes("kv_self") + e.kind_bytes("kv_cross"),
+                     f.total_bytes, f.fits, f.headroom_bytes, f.max_context_tokens, batch, engine)
+
+
+def quant_ladder(spec: AnySpec, req: Request, vram: int, engine: str | None = None) -> Ladder:
+    """Every weight type x KV type of the ladder: total at the context, fit, largest context, largest batch;
+    each row on `engine`, else on the main command's default for its type (GGUF types: llama.cpp), so a
+    row answers as `willitrun MODEL --dtype TYPE --kv-dtype KV` does."""
     base = resolve(spec, req)
     context = req.context or default_context(base)
     limit = context_limit(base, context)
     tensors = model_tensors(spec)
     rows = []
     for wname in ladder_dtypes(spec):
+        eng = engine_for(wname, engine)
+        if eng != "transformers":
+            for kname in LADDER_KV:
+                row = _engine_row(spec, req, eng, vram, wname, kname, context)
+                if row is not None:
+                    rows.append(row)
+            continue
         wd = WEIGHT_DTYPES[wname]
         comps = weight_components(spec, wd, tensors)
         for kname in LADDER_KV:
@@ -197,10 +251,37 @@ class GpuTable:
     rows: tuple[GpuRow, ...]  # by memory, smallest first
 
 
-def which_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec]) -> GpuTable:
+def _engine_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: str) -> GpuTable:
+    """which_gpus on an engine profile: engine_fit per card; the cards needed are llama.cpp's even
+    layer split over N of the card (other engines: 1 if one card fits, else 0)."""
+    from .engines import LlamaCppOptions, engine_fit
+
+    rows = []
+    first = None
+    for g in sorted(gpus, key=lambda g: (g.capacity_bytes, g.id)):
+        vram = g.capacity_bytes
+        f = engine_fit(spec, req, engine, None, vram)
+        first = first or f
+        need = int(f.fits)
+        if not f.fits and engine == "llama.cpp" and g.vendor != "apple":
+            need = next((n for n in range(2, 17)
+                         if engine_fit(spec, req, engine, LlamaCppOptions(gpus=n), vram).fits), 0)
+        rows.append(GpuRow(g.id, g.name, vram, g.bandwidth_gb_s, f.fits, f.headroom_bytes, f.max_context_tokens, need))
+    assert first is not None, "no GPUs given"
+    e = first.estimate
+    return GpuTable(spec.id, e.dtype, e.kv_dtype, e.context_tokens, req.batch, req.beams, first.total_bytes,
+                    first.context_limit, tuple(rows))
+
+
+def which_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: str | None = None,
+               weights: WeightsOverride | None = None) -> GpuTable:
     """Every GPU given (the catalog): fit, headroom and largest context on one card, and the cards
-    needed under tensor parallelism; sorted by memory."""
-    r = resolve(spec, req)
+    needed under tensor parallelism; sorted by memory. `engine` defaults as the main command's;
+    `weights` are an imported file's stored tensors (its GGUF type picks llama.cpp)."""
+    req, eng = _imported(req, engine, weights)
+    if eng != "transformers":
+        return _engine_gpus(spec, req, gpus, eng)
+    r = resolve(spec, req, weights)
     context = req.context or default_context(r)
     est = estimate_resolved(r, context, req.batch, req.beams)
     limit = context_limit(r, context)
@@ -255,9 +336,15 @@ def sweep_contexts(limit: int, image_tokens: int = 0) -> list[int]:
     return [*out, limit]
 
 
-def sweep(spec: AnySpec, req: Request, vram: int | None = None) -> Sweep:
-    """Total memory and its parts at every context of `sweep_contexts`, up to the model's window."""
-    r = resolve(spec, req)
+def sweep(spec: AnySpec, req: Request, vram: int | None = None, engine: str | None = None,
+          weights: WeightsOverride | None = None) -> Sweep:
+    """Total memory and its parts at every context of `sweep_contexts`, up to the model's window;
+    on `engine` (default as the main command's), the parts are its buffers by kind and the total the
+    fullest GPU's bytes."""
+    req, eng = _imported(req, engine, weights)
+    if eng != "transformers":
+        return _engine_sweep(spec, req, vram, eng)
+    r = resolve(spec, req, weights)
     limit = context_limit(r, req.context or default_context(r))
     points = []
     for c in sweep_contexts(limit, r.image_tokens):
@@ -266,3 +353,22 @@ def sweep(spec: AnySpec, req: Request, vram: int | None = None) -> Sweep:
                                  e.overhead_bytes, e.total_bytes, None if vram is None else e.total_bytes <= vram))
     best = None if vram is None else max_context(r, vram, req.batch, req.beams, limit)
     return Sweep(spec.id, r.dtype.name, r.kv.name, req.batch, req.beams, vram, limit, best, tuple(points))
+
+
+def _engine_sweep(spec: AnySpec, req: Request, vram: int | None, engine: str) -> Sweep:
+    from .engines import engine_estimate, engine_fit
+
+    r = resolve(spec, req)
+    limit = context_limit(r, req.context or default_context(r))
+    points = []
+    e = None
+    for c in sweep_contexts(limit, r.image_tokens):
+        e = engine_estimate(spec, dataclasses.replace(req, context=c), engine)
+        gpu = e.max_device_bytes
+        points.append(SweepPoint(c, e.kind_bytes("weights", "gpu"), e.kind_bytes("kv_self", "gpu"),
+                                 e.kind_bytes("kv_cross", "gpu"), e.kind_bytes("compute", "gpu"),
+                                 e.kind_bytes("overhead", "gpu") + e.kind_bytes("other", "gpu"), gpu,
+                                 None if vram is None else gpu <= vram))
+    assert e is not None
+    best = None if vram is None else engine_fit(spec, req, engine, None, vram).max_context_tokens
+    return Sweep(spec.id, e.dtype, e.kv_dtype, req.batch, req.beams, vram, limit, best, tuple(points))

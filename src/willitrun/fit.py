@@ -3,6 +3,7 @@ make it fit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,8 +13,10 @@ from .memory import AnySpec, Estimate, Request, Resolved, default_context, estim
 if TYPE_CHECKING:
     from .importers import WeightsOverride
 
-# Weight types tried, largest first, when suggesting a smaller one.
-DTYPE_LADDER = ("fp16", "fp8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k")
+# Weight types, largest first: the `ladder` command's rows and the types tried when suggesting a
+# smaller one (one ladder: issue 12 found two that disagreed).
+LADDER_WEIGHTS = ("fp16", "fp8", "int8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k")
+DTYPE_LADDER = LADDER_WEIGHTS
 KV_LADDER = ("f16", "fp8", "q8_0", "q4_0")
 
 
@@ -27,6 +30,11 @@ class Fit:
     suggestions: tuple[str, ...] = ()
 
     @property
+    def total_bytes(self) -> int:
+        """The bytes compared with the card (as EngineFit.total_bytes)."""
+        return self.estimate.total_bytes
+
+    @property
     def fits(self) -> bool:
         return self.estimate.total_bytes <= self.vram_bytes
 
@@ -35,30 +43,77 @@ class Fit:
         return self.vram_bytes - self.estimate.total_bytes
 
 
+def estimate_parts(e: Estimate) -> tuple[tuple[str, int, str, str], ...]:
+    """The transformers estimate as buffers (name, bytes, kind, detail), all on GPU 0: the one list
+    engines/transformers.py wraps as an EngineEstimate and the JSON prints as `buffers` (kept here so
+    a plain estimate's JSON does not import the engine profiles)."""
+    parts = [(f"weights: {c.name}", c.bytes, "weights", f"{c.parameters} parameters in {e.dtype}") for c in e.components]
+    parts.append(("self-attention KV cache", e.kv_self_bytes, "kv_self",
+                  f"2 x {e.attention.self_layers} layers x {e.attention.self_width} x {e.context_tokens} positions "
+                  f"x {e.batch_size * e.beams} sequences x {e.kv_dtype}"))
+    if e.kv_cross_bytes:
+        parts.append(("cross-attention KV cache", e.kv_cross_bytes, "kv_cross",
+                      f"2 x {e.attention.cross_layers} layers x {e.attention.cross_width} x "
+                      f"{e.cross_source_tokens} source positions x {e.batch_size * e.beams} sequences"))
+    parts.append(("activations (prefill peak)", e.activations_bytes, "compute",
+                  "largest layer's temporaries + last logits in fp32 (memory.activation_bytes)"))
+    parts.append(("runtime overhead", e.overhead_bytes, "overhead",
+                  "CUDA context, cuBLAS, allocator: measured (lm-sys/FastChat#2005, memory.TRANSFORMERS_OVERHEAD_BYTES)"))
+    return tuple(parts)
+
+
+def estimate_facts(e: Estimate) -> dict[str, int | bool | str]:
+    """The transformers profile's engine facts."""
+    return {"batch": e.batch_size, "beams": e.beams, "images": e.images, "cross_source_tokens": e.cross_source_tokens}
+
+
+def ladder_dtypes(spec: AnySpec) -> tuple[str, ...]:
+    """LADDER_WEIGHTS with the 16-bit rung in bf16 unless the checkpoint is fp16 (same size; fp32-trained
+    models such as T5 overflow in fp16)."""
+    return LADDER_WEIGHTS if spec.dtype == "float16" else ("bf16", *LADDER_WEIGHTS[1:])
+
+
 def _total(r: Resolved, context: int, batch: int, beams: int) -> int:
     return estimate_resolved(r, context, batch, beams).total_bytes
 
 
 def context_limit(r: Resolved, asked: int) -> int:
-    """The largest context searched: the hard limit, else the trained window, else what was asked."""
-    return r.att.hard_limit or r.att.context_window or asked
+    """The largest context searched: the hard limit, else the trained window (raised to the asked
+    context when images alone fill it: 10 LLaVA images are 5,760 positions in a 4,096 window, and an
+    estimate that fits must not report that no context does), else what was asked."""
+    if r.att.hard_limit:
+        return r.att.hard_limit
+    window = r.att.context_window or asked
+    return max(window, asked) if r.image_tokens >= window else window
+
+
+def largest_fitting(fits: Callable[[int], bool], lo: int, hi: int) -> int:
+    """Largest n in [lo, hi] with fits(n), by bisection (fits must be true up to a point, then false);
+    lo - 1 when not even lo fits."""
+    if lo > hi or not fits(lo):
+        return lo - 1
+    if fits(hi):
+        return hi
+    while hi - lo > 1:  # invariant: fits(lo), not fits(hi)
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def largest(fits: Callable[[int], bool], lo: int, hi: int) -> int:
+    """The largest n in [lo, hi] with fits(n), 0 if none: the one search behind every "largest"
+    answer (context, batch, -ngl) on every engine, largest_fitting's bisection. Exact
+    because every engine's bytes never fall as n grows (property tests)."""
+    n = largest_fitting(fits, lo, hi)
+    return n if n >= lo else 0
 
 
 def max_context(r: Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
-    """Largest context in [image tokens + 1, limit] whose total fits, by bisection: the total never
-    decreases with the context (checked by a property test), so the answer is exact."""
-    lo = r.image_tokens + 1
-    if lo > limit or _total(r, lo, batch, beams) > vram:
-        return 0
-    if _total(r, limit, batch, beams) <= vram:
-        return limit
-    while limit - lo > 1:  # invariant: total(lo) fits, total(limit) does not
-        mid = (lo + limit) // 2
-        if _total(r, mid, batch, beams) <= vram:
-            lo = mid
-        else:
-            limit = mid
-    return lo
+    """Largest context in [image tokens + 1, limit] whose transformers total fits (0 if none)."""
+    return largest(lambda n: _total(r, n, batch, beams) <= vram, r.image_tokens + 1, limit)
 
 
 def _gib(n: int) -> str:
@@ -82,9 +137,7 @@ def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: i
     if est.beams > 1 and _total(r, est.context_tokens, est.batch_size, 1) <= vram:
         out.append("--beams 1 (greedy decoding) fits")
     current = WEIGHT_DTYPES[est.dtype]
-    # the 16-bit rung in bf16 unless the checkpoint is fp16: fp32-trained models such as T5 overflow in fp16
-    ladder = DTYPE_LADDER if spec.dtype == "float16" else ("bf16", *DTYPE_LADDER[1:])
-    for name in ladder:
+    for name in ladder_dtypes(spec):
         cand = WEIGHT_DTYPES[name]
         if cand.storage.bits_per_element >= current.storage.bits_per_element or name == est.dtype:
             continue
@@ -108,12 +161,13 @@ def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: i
 
 
 def check_fit(spec: AnySpec, req: Request, vram_bytes: int, device: str,
-              weights: WeightsOverride | None = None) -> Fit:
-    """Estimate `spec` for `req` and compare it with `vram_bytes`."""
-    r = resolve(spec, req, weights)
+              weights: WeightsOverride | None = None, *, suggest: bool = True, resolved: Resolved | None = None) -> Fit:
+    """Estimate `spec` for `req` and compare it with `vram_bytes`; `suggest=False` skips the search
+    for what would make it fit (check prints none); `resolved` reuses resolve(spec, req, weights)."""
+    r = resolved or resolve(spec, req, weights)
     context = req.context or default_context(r)
     est = estimate_resolved(r, context, req.batch, req.beams)
     limit = context_limit(r, context)
     n = max_context(r, vram_bytes, req.batch, req.beams, limit)
-    hints = () if est.total_bytes <= vram_bytes else tuple(suggestions(spec, req, r, est, vram_bytes, weights))
+    hints = () if est.total_bytes <= vram_bytes or not suggest else tuple(suggestions(spec, req, r, est, vram_bytes, weights))
     return Fit(est, device, vram_bytes, n, limit, hints)

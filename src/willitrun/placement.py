@@ -15,27 +15,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .errors import UsageError
-from .fit import context_limit
+from .fit import context_limit, largest_fitting
 from .layers import Layout, layout
 from .memory import AnySpec, Estimate, Resolved, estimate_resolved
 from . import archs
 from .specs import GPUSpec
-
-
-def largest_fitting(fits: Callable[[int], bool], lo: int, hi: int) -> int:
-    """Largest n in [lo, hi] with fits(n), by bisection (fits must be true up to a point, then false);
-    lo - 1 when not even lo fits."""
-    if lo > hi or not fits(lo):
-        return lo - 1
-    if fits(hi):
-        return hi
-    while hi - lo > 1:  # invariant: fits(lo), not fits(hi)
-        mid = (lo + hi) // 2
-        if fits(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .fit import Fit
     from .memory import Estimate
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: engine JSON has total_bytes; ladder rows name their engine (docs/json-output.md)
 GIB, MIB = 1 << 30, 1 << 20
 
 
@@ -147,7 +147,18 @@ def fit_dict(f: Fit) -> dict[str, Any]:
     """A fit as JSON data (docs/json-output.md)."""
     d: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
     d.update(estimate_dict(f.estimate))
+    from .fit import estimate_facts, estimate_parts
+
+    e = f.estimate
     d.update({
+        "engine": "transformers",
+        "n_ctx": e.context_tokens,
+        "buffers": [{"name": name, "bytes": nbytes, "placement": "gpu", "device": 0, "kind": kind, "detail": detail}
+                    for name, nbytes, kind, detail in estimate_parts(e)],
+        "gpu_bytes": e.total_bytes,
+        "host_bytes": 0,
+        "max_device_bytes": e.total_bytes,
+        "engine_facts": estimate_facts(e),
         "gpu": f.device,
         "vram_bytes": f.vram_bytes,
         "fits": f.fits,
@@ -226,7 +237,11 @@ def print_verdict(f: Fit) -> None:
     else:
         out.print(f"[red bold]DOES NOT FIT[/]: needs {size(e.total_bytes)}, {size(-f.headroom_bytes)} more than {size(f.vram_bytes)}.")
     if f.max_context_tokens:
-        at_limit = " (the model's window)" if f.max_context_tokens == f.context_limit else ""
+        att = e.attention
+        window = att.hard_limit or att.context_window
+        at_limit = (" (the model's window)" if f.max_context_tokens == f.context_limit == window
+                    else " (the images alone fill the model's window)" if f.max_context_tokens == f.context_limit
+                    and e.image_tokens >= (window or 0) else "")
         out.print(f"Largest context that fits: {f.max_context_tokens:,} tokens{at_limit}.")
     else:
         out.print("No context length fits with these settings.")
@@ -257,6 +272,7 @@ def engine_dict(f: EngineFit, device: str) -> dict[str, Any]:
         "gpu_bytes": e.gpu_bytes,
         "host_bytes": e.host_bytes,
         "max_device_bytes": e.max_device_bytes,
+        "total_bytes": f.total_bytes,
         "engine_facts": dict(e.facts),
         "fits": f.fits,
         "headroom_bytes": f.headroom_bytes,

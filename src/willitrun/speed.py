@@ -118,3 +118,21 @@ def split_speed(lay: Layout, est: Estimate, s: Split, devices: Sequence[Device])
     per[owners[-1]] += lay.output_decode_bytes
     terms = [SpeedTerm(f"gpu {i} ({d.gpu})", per[i], d.bandwidth_bytes_s or 0) for i, d in enumerate(devices)]
     return _speed(weights, kv_read, terms, est.batch_size)
+
+
+def engine_speed(buffers: Sequence[tuple[str, str, str, int]], context: int, n_ctx: int, batch: int,
+                 gpu_bandwidth_bytes_s: int, system_bandwidth_bytes_s: int) -> DecodeSpeed:
+    """The bound for any engine's buffers (name, placement, kind, bytes): every weight buffer is read
+    once per token except the token embedding (a row lookup) and a vision tower (not run while
+    decoding); the KV caches are read up to the context (`context / n_ctx` of the allocated cells);
+    GPU buffers at the card's bandwidth, host buffers at the system memory's."""
+    weights = {"gpu": 0, "host": 0}
+    kv = {"gpu": 0, "host": 0}
+    for name, placement, kind, nbytes in buffers:
+        if kind == "weights" and "embedding" not in name and "mmproj" not in name and "vision" not in name:
+            weights[placement] += nbytes
+        elif kind in ("kv_self", "kv_cross"):
+            kv[placement] += nbytes * min(context, n_ctx) // max(n_ctx, 1)
+    terms = [SpeedTerm("gpu", weights["gpu"] + kv["gpu"], gpu_bandwidth_bytes_s),
+             SpeedTerm("system memory", weights["host"] + kv["host"], system_bandwidth_bytes_s)]
+    return _speed(weights["gpu"] + weights["host"], kv["gpu"] + kv["host"], terms, batch)

@@ -74,7 +74,7 @@ def test_max_batch_is_exact(vram_mib, context, beams):
 def test_ladder_rows_are_full_estimates(catalog):
     spec = catalog.resolve("model", "llama-3.1-8b")
     vram = catalog.resolve("gpu", "rtx4060-ti-16gb").capacity_bytes
-    lad = quant_ladder(spec, Request(), vram)
+    lad = quant_ladder(spec, Request(), vram, "transformers")
     assert [r.dtype for r in lad.rows[::3]] == ["bf16", "fp8", "int8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0",
                                                 "q3_k_m", "q2_k"]
     assert [r.kv_dtype for r in lad.rows[:3]] == list(LADDER_KV)
@@ -92,7 +92,7 @@ def test_ladder_rows_are_full_estimates(catalog):
 def test_ladder_max_context_and_batch_are_exact(catalog):
     spec = catalog.resolve("model", "llama-3-70b")
     vram = 48 * GiB
-    lad = quant_ladder(spec, Request(), vram)
+    lad = quant_ladder(spec, Request(), vram, "transformers")
     for row in lad.rows:
         r = resolve(spec, Request(dtype=row.dtype, kv_dtype=row.kv_dtype))
         n = row.max_context_tokens

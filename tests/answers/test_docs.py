@@ -49,7 +49,9 @@ def samples():
     _, one = extras("llama-2-70b", ["rtx3090"], offload=True, speed=True, max_batch=True)
     _, several = extras("llama-2-70b", ["2xa100-80gb"], speed=True)
     one, several = roundtrip(one.data), roundtrip(several.data)
+    engine = cli_json("llama-3.1-8b", "--vram", "6", "--dtype", "q4_k_m", "-c", "32768", "--offload", "--json")
     return {
+        "engine_offload": engine["engine_offload"],
         "ladder": ladder, "ladder.rows[]": ladder["rows"][0],
         "gpus": gpus, "gpus.rows[]": gpus["rows"][0],
         "count": count,

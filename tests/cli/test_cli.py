@@ -285,7 +285,109 @@ def test_llama_cpp_batch_keeps_context_per_sequence():
     assert sum(b["bytes"] for b in d["buffers"] if b["kind"] == "kv_self") == 32 * 2 * 4096 * 16384 * 2
 
 
-def test_gguf_dtype_with_answers_uses_transformers_profile():
+def test_gguf_dtype_with_answers_stays_on_llama_cpp():
+    """issue 12: --offload describes llama.cpp's -ngl; it no longer switches a GGUF type to transformers."""
     r = run("llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload", "--json")
     assert r.exit_code in (0, 1)
-    assert "offload" in json.loads(r.stdout)
+    d = json.loads(r.stdout)
+    assert d["engine"] == "llama.cpp" and 0 < d["engine_offload"]["gpu_layers"] < 80
+    old = json.loads(run("llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload", "--engine",
+                         "transformers", "--json").stdout)
+    assert "offload" in old and old["engine"] == "transformers"
+
+
+# --------------------------------------------------------------------------------------------------
+# Multi-node plans, engine options wired from other modules
+# --------------------------------------------------------------------------------------------------
+def test_405b_on_two_nodes_prints_the_vllm_ray_commands():
+    from typer.testing import CliRunner
+
+    from willitrun.cli import app
+
+    r = CliRunner().invoke(app, ["llama-3.1-405b", "--gpu", "16xh100-sxm", "--gpus-per-node", "8"])
+    assert r.exit_code == 0, r.output
+    assert "ray start --head --port=6379" in r.output
+    assert "ray start --address=<node0-ip>:6379" in r.output
+    assert "vllm serve meta-llama/Llama-3.1-405B --tensor-parallel-size" in r.output
+    assert "--distributed-executor-backend ray" in r.output
+
+
+def test_405b_plan_json_and_forced_layout():
+    import json
+
+    from typer.testing import CliRunner
+
+    from willitrun.cli import app
+
+    r = CliRunner().invoke(app, ["llama-3.1-405b", "--gpu", "16xh100-sxm", "--gpus-per-node", "8", "-tp", "8",
+                                 "-pp", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert (data["best"]["tp"], data["best"]["pp"]) == (8, 2)
+    assert data["cluster"]["total_gpus"] == 16
+
+
+def test_llamacpp_options_reach_the_engine():
+    import json
+
+    from typer.testing import CliRunner
+
+    from willitrun.cli import app
+
+    def est(*extra: str) -> dict:
+        r = CliRunner().invoke(app, ["llama-3.1-8b", "--vram", "6", "--dtype", "q4_k_m", "--gpu-layers", "20",
+                                     "--no-flash-attn", "--json", *extra])
+        assert r.exit_code in (0, 1), r.output
+        return json.loads(r.output)
+
+    on, off = est(), est("--no-op-offload")
+    assert on["engine_facts"]["op_offload"] is True and off["engine_facts"]["op_offload"] is False
+    assert est("--llamacpp-version", "2023-12")["engine_facts"]["op_offload"] is False
+    gemma = CliRunner().invoke(app, ["gemma-2-9b", "--vram", "24", "--dtype", "q4_k_m", "-c", "8192", "--swa-full",
+                                     "--json"])
+    assert json.loads(gemma.output)["n_ctx"] >= 8192
+
+
+def test_engine_offload_bisects_gpu_layers():
+    import json
+
+    from typer.testing import CliRunner
+
+    from willitrun.cli import app
+
+    r = CliRunner().invoke(app, ["llama-3.1-8b", "--vram", "6", "--dtype", "q4_k_m", "-c", "32768", "--offload",
+                                 "--json"])
+    data = json.loads(r.output)
+    ngl = data["engine_offload"]["gpu_layers"]
+    assert 0 < ngl <= 32
+    assert data["engine_offload"]["gpu_bytes"] <= 6 << 30
+
+
+def test_config_json_warning_notes_go_to_stderr(tmp_path):
+    cfg = {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 4096,
+           "intermediate_size": 14336, "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
+           "vocab_size": 32000, "torch_dtype": "bfloat16"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    r = run(str(tmp_path / "config.json"), "--vram", "24", "--json")
+    assert r.exit_code == 0
+    assert "warning: config.json omits max_position_embeddings" in r.stderr
+    json.loads(r.stdout)  # stdout stays JSON
+    assert run(str(tmp_path / "config.json"), "--vram", "24", "-q").stderr == ""
+
+
+def test_images_beyond_the_window_fit_with_a_context():
+    """issue 12: `llava-7b --images 10` printed FITS and "No context length fits" together."""
+    r = run("llava-7b", "--images", "10", "--gpu", "rtx4090", "--no-chart")
+    assert r.exit_code == 0
+    assert "FITS" in r.stdout and "No context length fits" not in r.stdout
+    d = json.loads(run("llava-7b", "--images", "10", "--gpu", "rtx4090", "--json").stdout)
+    assert d["fits"] and d["max_context_tokens"] >= d["context_tokens"] == 5761
+
+
+def test_several_cards_with_a_gguf_type_are_a_llama_cpp_layer_split():
+    d = json.loads(run("llama-3.1-70b", "--gpu", "2xrtx3090", "--dtype", "q4_k_m", "--json").stdout)
+    assert d["engine"] == "llama.cpp"
+    assert {b["device"] for b in d["buffers"] if b["placement"] == "gpu"} == {0, 1}
+    assert d["total_bytes"] == d["max_device_bytes"] < d["gpu_bytes"]
+    mixed = run("llama-3.1-70b", "--gpu", "rtx3090", "--gpu", "rtx4090", "--dtype", "q4_k_m")
+    assert mixed.exit_code == 2 and "--engine transformers" in mixed.stderr

@@ -172,3 +172,15 @@ def test_a_closed_pipe_keeps_the_exit_code(tmp_path, extra):
         p.stdout.close()
         assert p.wait(timeout=60) == 0
         assert b"Traceback" not in p.stderr.read()
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["llama-2-7b", "--dtype", "q4_0", "--vram", "8", "--llamacpp-version", "bogus"],
+     "error: --llamacpp-version 'bogus': choose one of 2023-12,"),
+    (["llama-2-7b", "--vram", "80", "-e", "vllm", "--vllm-version", "bogus"], "error: --vllm-version 'bogus': choose one of"),
+    (["llama-2-7b", "--vram", "8", "-e", "vllm", "-tp", "3"], "error: --tensor-parallel-size 3: attention heads (32)"),
+    (["llama-2-7b", "--vram", "80", "--max-num-seqs", "4"], "error: --max-num-seqs applies to vllm; add --engine vllm"),
+])
+def test_engine_option_errors_name_the_flag(args, expected):
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and r.stderr.startswith(expected), r.stderr

@@ -97,7 +97,28 @@ def _cmp(entry: dict, src: str, est: EngineEstimate | None, component: str, esti
     return Comparison(entry["id"], src, entry["engine"], component, estimate, _mib(measured_mib), tol, **kw)  # type: ignore[arg-type]
 
 
+def _llamacpp_cpu(entry: dict, src: str, spec: object) -> Iterator[Comparison]:
+    """-ngl 0 on a build without op offload: every buffer in host memory, no GPU compute buffer."""
+    opts = LlamaCppOptions(n_ubatch=entry["n_ubatch"], flash_attn=entry["flash_attn"], version=entry["version_key"],
+                           gpu_layers=0)
+    est = engine_estimate(spec, Request(context=entry["n_ctx"], dtype=QUANT.get(entry["quant"].split()[0].upper())),  # type: ignore[arg-type]
+                          "llama.cpp", opts)
+    host = entry["host"]
+    weights = est.find("model buffer (CPU): token embedding").bytes + est.find(
+        "model buffer (CPU): layers kept on the host").bytes
+    yield _cmp(entry, src, est, "weights (host, all)", weights, host["weights_cpu_buffer_mib"], WEIGHTS_KV,
+               note="one CPU buffer: embedding, layers and output layer")
+    yield _cmp(entry, src, est, "KV self (host)", est.find("KV cache (CPU)").bytes, host["kv_cpu_mib"], WEIGHTS_KV)
+    yield _cmp(entry, src, est, "compute (CPU graph)", est.find("compute buffer (CPU graph)").bytes,
+               host["compute_host_mib"], COMPUTE,
+               note="and no CUDA0 compute buffer" if not any(b.name == "compute buffer (CUDA0)" for b in est.buffers)
+               else "WRONG: a CUDA0 compute buffer is estimated")
+
+
 def _llamacpp(entry: dict, src: str, spec: object) -> Iterator[Comparison]:
+    if entry.get("gpu_layers") == 0:
+        yield from _llamacpp_cpu(entry, src, spec)
+        return
     version = entry.get("version_key") or ("2023-12" if str(entry.get("engine_version", "")).startswith("b2197") else "current")
     dtype = QUANT.get(entry["quant"])
     opts = LlamaCppOptions(n_ubatch=entry["n_ubatch"], flash_attn=entry["flash_attn"], version=version)
@@ -140,6 +161,11 @@ def _pythia(entry: dict, src: str) -> Iterator[Comparison]:
         out = Q6_K.nbytes(part["n_vocab"] * n_embd)
         comp, _ = compute_bytes(shape, cells, entry["n_ubatch"], False, logits=True, output_copy=out)
         yield _cmp(entry, src, None, "compute (GPU, output on host)", comp, entry["compute_mib"], COMPUTE)
+        # the entry's note: the same log with -fa prints the same size (the logits phase dominates)
+        cells_fa, _ = kv_cells(entry["n_ctx"], 1, 256, entry["version_key"], False)
+        comp_fa, _ = compute_bytes(shape, cells_fa, entry["n_ubatch"], True, logits=True, output_copy=out)
+        yield _cmp(entry, src, None, "compute (GPU, output on host, -fa)", comp_fa, entry["compute_mib"], COMPUTE,
+                   note="flash attention: no scores, the logits phase decides")
     else:
         yield _cmp(entry, src, None, "KV self", n_layer * per_layer, entry["kv_self_mib"], WEIGHTS_KV)
         comp, _ = compute_bytes(shape, cells, entry["n_ubatch"], False, logits=True)

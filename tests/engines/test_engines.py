@@ -83,13 +83,43 @@ def test_ollama_default_context_tiers(vram_gib, ctx):
 # -ngl: layers beyond it stay on the host with their KV
 # --------------------------------------------------------------------------------------------------
 def test_gpu_layers_split_weights_and_kv():
-    e = ll(llama(), 2048, gpu_layers=10, version="2023-12")
+    e = ll(llama(), 2048, gpu_layers=10, version="2024-03")
     assert e.find("KV cache (CUDA0)").bytes == 10 * PER_LAYER_POS * 2048  # 320 MiB
     assert e.find("KV cache (CPU)").bytes == 22 * PER_LAYER_POS * 2048  # 704 MiB
     assert e.facts["output_on_gpu"] is False
-    # the GPU still computes the logits, with the q6_K LM head copied over for the batch matmul
+    # op offload (PR #6083): the GPU still computes the logits, with the q6_K LM head copied over
     logits = 4 * 512 * (4096 + 32000)
     assert e.find("compute buffer (CUDA0)").bytes == logits + Q6_K.nbytes(32000 * 4096)
+    assert e.facts["op_offload"] is True
+
+
+@pytest.mark.parametrize("how", ["early build", "--no-op-offload"])
+def test_without_op_offload_the_output_layer_runs_on_the_cpu(how):
+    """Before PR #6083 (b2197 CI log: no CUDA0 compute buffer at -ngl 0), and with --no-op-offload,
+    the GPU compute buffer is the offloaded layers' graph only: no logits, no LM-head copy."""
+    e = ll(llama(), 2048, gpu_layers=10, version="2023-12") if how == "early build" else \
+        ll(llama(), 2048, gpu_layers=10, op_offload=False, flash_attn=False)
+    assert e.facts["op_offload"] is False
+    n_kv = e.n_ctx
+    attention = 4 * 512 * (4 * 4096 + n_kv * (32 + 1))
+    assert e.find("compute buffer (CUDA0)").bytes == attention
+    with_op_offload = ll(llama(), 2048, gpu_layers=10, flash_attn=False,
+                         version="2024-03" if how == "early build" else "current")
+    assert with_op_offload.find("compute buffer (CUDA0)").bytes > e.find("compute buffer (CUDA0)").bytes
+
+
+def test_tied_embedding_is_held_once_in_host_memory():
+    """A tied output layer in host memory is token_embd itself (llama-model-loader.cpp, TENSOR_DUPLICATED
+    in the same buffer type returns the existing tensor); offloaded, it is a second copy on the GPU."""
+    from willitrun import load_catalog
+
+    tied = load_catalog().resolve("model", "llama-3.2-1b")  # tie_word_embeddings: true
+    n_layer = tied.config.num_hidden_layers
+    host_output = ll(tied, 2048, gpu_layers=n_layer)  # every layer offloaded, the output layer not
+    assert host_output.find("model buffer (CPU): layers kept on the host").bytes < MiB  # the final norm only
+    full = ll(tied, 2048)
+    embd = full.find("model buffer (CPU): token embedding").bytes
+    assert full.find("model buffer (CUDA0)").bytes - host_output.find("model buffer (CUDA0)").bytes >= embd
 
 
 def test_gpu_layers_equal_to_n_layer_leaves_the_output_layer_on_the_host():
@@ -295,3 +325,22 @@ def test_largest_context_uses_the_per_layer_cache(catalog):
     swa = engine_fit(spec, req, "llama.cpp", LlamaCppOptions(), 8 * GiB)
     full = engine_fit(spec, req, "llama.cpp", LlamaCppOptions(swa_full=True), 8 * GiB)
     assert (full.max_context_tokens, swa.max_context_tokens) == (6656, 8192)  # 8192: the trained window
+
+
+def test_early_build_at_ngl0_has_no_gpu_compute_buffer():
+    """b2197 at -ngl 0 (ggml-org/ci open_llama_7b_v2 log): no CUDA0 compute buffer, a 70.50 MiB CPU graph."""
+    e = ll(llama(), 512, gpu_layers=0, version="2023-12", flash_attn=False)
+    assert not any(b.name == "compute buffer (CUDA0)" for b in e.buffers)
+    assert e.find("compute buffer (CPU graph)").bytes == 4 * 512 * (4096 + 32000)
+
+
+def test_llama_server_from_2026_06_reserves_logits_for_its_sequences():
+    """PR #23861: llama-server's logits phase covers n_parallel outputs, not n_ubatch tokens."""
+    from willitrun import load_catalog
+
+    spec = load_catalog().resolve("model", "llama-3-8b")
+    cli = ll(spec, 4096, flash_attn=True)
+    server = ll(spec, 4096, flash_attn=True, version="2026-06-server", parallel=4)
+    assert cli.find("compute buffer (CUDA0)").bytes == 4 * 512 * (4096 + 128256)  # 258.5 MiB, logits-bound
+    ffn = 4 * 512 * (2 * 4096 + 2 * 14336)
+    assert server.find("compute buffer (CUDA0)").bytes == max(ffn, 4 * 4 * (4096 + 128256))

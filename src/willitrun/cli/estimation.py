@@ -42,6 +42,16 @@ class EstimateArgs:
     parallel: str | None = None
     gpu_layers: str | None = None
     gpu_memory_utilization: str | None = None
+    op_offload: bool | None = None
+    llamacpp_version: str | None = None
+    swa_full: bool = False
+    max_num_seqs: str | None = None
+    max_num_batched_tokens: str | None = None
+    vllm_version: str | None = None
+    tensor_parallel_size: str | None = None
+    pipeline_parallel_size: str | None = None
+    gpus_per_node: str | None = None
+    cluster: Path | None = None
     json_out: bool = False
     quiet: bool = False
     specs_dir: list[Path] | None = field(default=None)
@@ -49,10 +59,14 @@ class EstimateArgs:
 
 # Which engine takes which option: (option name, the engine's options field).
 ENGINE_OPTIONS = {
-    "llama.cpp": {"ubatch": "n_ubatch", "flash_attn": "flash_attn", "parallel": "parallel", "gpu_layers": "gpu_layers"},
-    "ollama": {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu"},
+    "llama.cpp": {"ubatch": "n_ubatch", "flash_attn": "flash_attn", "parallel": "parallel", "gpu_layers": "gpu_layers",
+                  "op_offload": "op_offload", "llamacpp_version": "version", "swa_full": "swa_full"},
+    "ollama": {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu",
+               "llamacpp_version": "version"},
     "whisper.cpp": {"flash_attn": "flash_attn"},
-    "vllm": {"gpu_memory_utilization": "gpu_memory_utilization"},
+    "vllm": {"gpu_memory_utilization": "gpu_memory_utilization", "max_num_seqs": "max_num_seqs",
+             "max_num_batched_tokens": "max_num_batched_tokens", "vllm_version": "version",
+             "tensor_parallel_size": "tensor_parallel", "pipeline_parallel_size": "pipeline_parallel"},
 }
 
 
@@ -64,7 +78,13 @@ def _engine_options(a: EstimateArgs) -> dict[str, Any]:
     """The engine options given, parsed and bounded."""
     given = {"ubatch": parse.whole("--ubatch", a.ubatch), "flash_attn": a.flash_attn,
              "parallel": parse.whole("--parallel", a.parallel), "gpu_layers": parse.whole("--gpu-layers", a.gpu_layers),
-             "gpu_memory_utilization": parse.decimal("--gpu-memory-utilization", a.gpu_memory_utilization)}
+             "gpu_memory_utilization": parse.decimal("--gpu-memory-utilization", a.gpu_memory_utilization),
+             "op_offload": a.op_offload, "llamacpp_version": a.llamacpp_version, "swa_full": a.swa_full or None,
+             "max_num_seqs": parse.whole("--max-num-seqs", a.max_num_seqs),
+             "max_num_batched_tokens": parse.whole("--max-num-batched-tokens", a.max_num_batched_tokens),
+             "vllm_version": a.vllm_version,
+             "tensor_parallel_size": parse.whole("--tensor-parallel-size", a.tensor_parallel_size),
+             "pipeline_parallel_size": parse.whole("--pipeline-parallel-size", a.pipeline_parallel_size)}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -84,24 +104,24 @@ def run_estimate(a: EstimateArgs) -> int:
     system_bandwidth = parse.decimal("--system-bandwidth", a.system_bandwidth)
     cat = load_catalog(a.specs_dir)
     spec, weights = resolve_model_arg(a.model, cat)
+    if not a.quiet:
+        spec_warnings(spec)
     req = request(a.context, a.batch, a.beams, a.dtype, a.kv_dtype, a.images, a.image_size, a.encoder_tokens)
+    if a.gpus_per_node is not None or a.cluster is not None:
+        from .cluster import run_cluster
+
+        return run_cluster(a, engine, engine_opts, spec, req, cat)
     device, device_name, vram_bytes, cards = devices(cat, a.gpu, a.vram, a.quiet or a.json_out)
-    answers = {"split": a.split, "offload": a.offload or None, "speed": a.speed or None,
-               "max_batch": a.max_batch or None, "system_bandwidth": system_bandwidth}
-    # A GGUF type (given, or stored in an imported .gguf file) implies llama.cpp; the answers
-    # (--offload, --speed, --max-batch, several cards) are computed on the transformers profile,
-    # so when they are asked for and no engine is named, that profile answers.
+    # One default everywhere (main command, check, ladder, gpus, sweep): a GGUF type (given, or stored
+    # in an imported .gguf file) is llama.cpp, anything else transformers; the answers (--offload,
+    # --speed, --max-batch, several cards) follow the engine instead of switching it.
     stored = weights.dtype if weights is not None else None
-    wants_answers = any(v is not None for v in answers.values()) or len(cards) > 1
-    eng = engine or ("transformers" if wants_answers else default_engine(a.dtype or stored))
+    eng = engine or default_engine(a.dtype or stored)
     if eng != "transformers":
-        asked = [_flag(k) for k, v in answers.items() if v is not None]
-        if asked or len(cards) > 1:
-            raise UsageError(f"{', '.join(asked) or 'several --gpu'}: answered with the transformers engine only "
-                             "so far (add --engine transformers)")
         if req.dtype is None and stored:
             req = replace(req, dtype=stored)  # the engine sizes the file's own type
-        return _run_engine(a, eng, engine_opts, spec, req, device, device_name, vram_bytes)
+        return _run_engine(a, eng, engine_opts, spec, req, device, device_name, vram_bytes, cards, weights,
+                           system_bandwidth)
     if engine_opts:
         first = next(iter(engine_opts))
         engine_for = next(e for e, opts in ENGINE_OPTIONS.items() if first in opts)
@@ -111,16 +131,60 @@ def run_estimate(a: EstimateArgs) -> int:
     return _run_transformers(a, spec, req, weights, cat, device, device_name, vram_bytes, cards, system_bandwidth)
 
 
+def check_versions(given: dict[str, Any]) -> None:
+    """--llamacpp-version and --vllm-version name a key of the engine's version table."""
+    from ..engines.llamacpp import LLAMACPP_VERSIONS
+    from ..engines.vllm import VLLM_VERSIONS
+
+    for option, table in (("llamacpp_version", LLAMACPP_VERSIONS), ("vllm_version", VLLM_VERSIONS)):
+        value = given.get(option)
+        if value is not None and value not in table:
+            raise UsageError(f"{_flag(option)} {parse._show(value)}: choose one of {', '.join(table)}")
+
+
+def spec_warnings(spec: Any) -> None:
+    """The sentences of a spec's notes that start with "Warning:" (importers/configs.py writes one
+    when a config.json omits shape fields and transformers' defaults are taken), on stderr."""
+    notes = getattr(spec, "notes", None)
+    if not notes:
+        return
+    from ..render import error
+
+    for sentence in re.findall(r"Warning:.*?\.(?=\s|$)", notes, flags=re.DOTALL):
+        error(sentence.removeprefix("Warning:").strip(), prefix="warning")
+
+
 def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec: Any, req: Any, device: str,
-                device_name: str, vram_bytes: int) -> int:
-    fit = engine_fit(spec, req, engine, engine_opts, vram_bytes)
+                device_name: str, vram_bytes: int, cards: list[Any], weights: Any, system_bandwidth: float | None) -> int:
+    if a.split is not None and engine not in ("llama.cpp", "ollama"):
+        raise UsageError(f"--split applies to the transformers and llama.cpp engines, not {engine}")
+    if a.split == "tensor":
+        raise UsageError("llama.cpp splits whole layers over the cards (-sm layer): use --split layer or leave it out")
+    if len(cards) > 1:
+        if engine != "llama.cpp":
+            raise UsageError(f"several --gpu: {engine} answers for one card"
+                             + (" (use --tensor-parallel-size N, or --gpus-per-node for several nodes)"
+                                if engine == "vllm" else ""))
+        if len({c.id for c in cards}) > 1:
+            raise UsageError("llama.cpp's layer split is estimated for identical cards (--gpu 2xrtx3090); "
+                             "--engine transformers splits mixed cards")
+        engine_opts = {**engine_opts, "gpus": len(cards)}
+    fit = engine_fit(spec, req, engine, engine_opts, vram_bytes, device_name, weights)
+    from .engine_extras import engine_extras
+
+    extras = engine_extras(spec, req, engine, engine_opts, fit, cards, offload=a.offload, speed=a.speed,
+                           max_batch=a.max_batch, system_bandwidth_gb_s=system_bandwidth)
     if not a.quiet:
         from ..render import engine_dict, print_engine_fit, print_json
 
         if a.json_out:
-            print_json({**engine_dict(fit, device), "gpu_name": device_name})
+            print_json({**engine_dict(fit, device), "gpu_name": device_name, **extras.data})
         else:
+            from ..render import out
+
             print_engine_fit(fit, spec.name, device_name)
+            for view in extras.views:
+                out.print(view)
     return int(ExitCode.FITS if fit.fits else ExitCode.DOES_NOT_FIT)
 
 
@@ -151,12 +215,13 @@ def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: A
     return int(ExitCode.FITS if fits else ExitCode.DOES_NOT_FIT)
 
 
-def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_bytes: int) -> Any:
+def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_bytes: int,
+               gpu_name: str | None = None, weights: Any = None) -> Any:
     """Build the engine's options from the CLI's, refusing options the engine does not take."""
     from ..engines import LlamaCppOptions, OllamaOptions, VllmOptions, WhisperCppOptions
     from ..engines import engine_fit as fit
 
-    accepted = ENGINE_OPTIONS.get(engine, {})
+    accepted = {**ENGINE_OPTIONS.get(engine, {}), "gpus": "gpus"}
     wrong = [k for k in given if k not in accepted]
     if wrong:
         raise UsageError(f"{', '.join(_flag(k) for k in wrong)} does not apply to {engine} "
@@ -168,6 +233,7 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
         if given["parallel"] > context:
             raise UsageError(f"--parallel {given['parallel']} is more than the context ({context:,}): "
                              "each sequence needs at least one cell")
+    check_versions(given)
     kwargs = {accepted[k]: v for k, v in given.items()}
     options: Any
     try:
@@ -178,10 +244,13 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
         elif engine == "whisper.cpp":
             options = WhisperCppOptions(**kwargs)
         else:
-            options = VllmOptions(**kwargs, total_memory_bytes=vram_bytes)
-        return fit(spec, req, engine, options, vram_bytes)
+            options = VllmOptions(**kwargs, total_memory_bytes=vram_bytes, gpu_name=gpu_name)
+        return fit(spec, req, engine, options, vram_bytes, weights)
     except UsageError as exc:  # the options classes name their fields; the user typed flags
-        message = str(exc)
+        flags: dict[str, str] = {}
         for flag, name in [*accepted.items(), *ENGINE_OPTIONS["llama.cpp"].items()]:  # ollama runs llama.cpp's
-            message = re.sub(rf"\b{name}\b", _flag(flag), message)
+            flags.setdefault(name, _flag(flag))
+        names = "|".join(sorted((re.escape(n) for n in flags if n != "version"), key=len, reverse=True))
+        # one pass, whole field names only (`tensor_parallel` must not become --tensor---parallel-size)
+        message = re.sub(rf"(?<![\w-])({names})(?![\w-])", lambda m: flags[m.group(1)], str(exc))
         raise UsageError(message) from None

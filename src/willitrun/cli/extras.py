@@ -78,3 +78,10 @@ def estimate_extras(spec: Any, req: Any, fit: Any, cards: list[Any], *, split: s
         x.data["decode_speed"] = as_dict(sp)
         x.views.append(speed_view(sp, fits=fit.fits or offload))
     return x
+
+
+def as_plain(obj: Any) -> dict[str, Any]:
+    """A dataclass answer as JSON data (render_answers.as_dict)."""
+    from ..render_answers import as_dict
+
+    return as_dict(obj)

@@ -54,6 +54,10 @@ SpecsDir = Annotated[Optional[list[Path]], typer.Option(
     "--specs-dir", metavar="DIR", show_default=False,
     help="Extra directory with model_specs/ and/or hardware_specs/ (repeatable); adds to or overrides the "
          "bundled catalog. Also read from WILLITRUN_SPECS_PATH.")]
+Engine = Annotated[Optional[str], typer.Option(
+    "--engine", "-e", metavar="ENGINE", show_default=False,
+    help="transformers, llama.cpp, ollama, whisper.cpp or vllm [default: as the estimate command: llama.cpp "
+         "for a GGUF type, else transformers].")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; only the exit code tells (0 fits, 1 does not).")]
 
 

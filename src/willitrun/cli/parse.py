@@ -40,6 +40,11 @@ BOUNDS: dict[str, Bound] = {
     "--gpu-layers": Bound(0, 100_000),
     "--gpu-memory-utilization": Bound(0.01, 1.0),
     "--system-bandwidth": Bound(0.001, 1_000_000),  # GB/s
+    "--max-num-seqs": Bound(1, 1 << 20),
+    "--max-num-batched-tokens": Bound(1, 1 << 32),
+    "--tensor-parallel-size": Bound(1, 1024),
+    "--pipeline-parallel-size": Bound(1, 1024),
+    "--gpus-per-node": Bound(1, 64),
 }
 
 

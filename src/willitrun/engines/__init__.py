@@ -18,17 +18,21 @@ them: padding, placement, its own compute graph, its own pre-allocation. No type
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from ..errors import UsageError
+from ..fit import largest
 from ..memory import AnySpec, Request, resolve
 from .base import KINDS, Buffer, EngineEstimate, Kind, Placement
 from .ctranslate2 import CTranslate2Options, ctranslate2_estimate
 from .llamacpp import LLAMACPP_VERSIONS, LlamaCppOptions, llamacpp_estimate
 from .ollama import OllamaOptions, ollama_estimate
-from .transformers import transformers_estimate
+from .transformers import estimate_buffers, transformers_estimate
 from .vllm import VllmOptions, vllm_estimate
 from .whispercpp import WhisperCppOptions, whispercpp_estimate
+
+if TYPE_CHECKING:
+    from ..importers import WeightsOverride
 
 ENGINES = ("transformers", "llama.cpp", "ollama", "whisper.cpp", "vllm", "ctranslate2")
 ENGINE_ALIASES = {"faster-whisper": "ctranslate2"}  # faster-whisper runs Whisper on CTranslate2
@@ -46,7 +50,7 @@ def default_engine(dtype: str | None) -> str:
 
 
 def engine_estimate(spec: AnySpec, request: Request | None = None, engine: str = "transformers",
-                    options: EngineOptions = None) -> EngineEstimate:
+                    options: EngineOptions = None, weights: WeightsOverride | None = None) -> EngineEstimate:
     """What `engine` allocates to run `spec` for `request`; `options` is the engine's own options
     class (LlamaCppOptions, OllamaOptions, WhisperCppOptions, VllmOptions, CTranslate2Options) or None for its defaults."""
     req = request or Request()
@@ -57,7 +61,7 @@ def engine_estimate(spec: AnySpec, request: Request | None = None, engine: str =
     if options is not None and not isinstance(options, expected or ()):
         raise UsageError(f"{engine} takes {expected.__name__ if expected else 'no'} options, not {type(options).__name__}")
     if engine == "transformers":
-        return transformers_estimate(spec, req)
+        return transformers_estimate(spec, req, weights)
     if engine == "llama.cpp":
         return llamacpp_estimate(spec, req, options)  # type: ignore[arg-type]
     if engine == "ollama":
@@ -80,21 +84,34 @@ class EngineFit:
     context_limit: int
 
     @property
+    def total_bytes(self) -> int:
+        """The bytes compared with the card: the fullest GPU (one GPU: everything on it)."""
+        return self.estimate.max_device_bytes
+
+    @property
     def fits(self) -> bool:
         if self.estimate.engine == "vllm":
             return bool(self.estimate.facts["fits_window"])
-        return self.estimate.max_device_bytes <= self.vram_bytes
+        return self.total_bytes <= self.vram_bytes
 
     @property
     def headroom_bytes(self) -> int:
-        return self.vram_bytes - self.estimate.max_device_bytes
+        return self.vram_bytes - self.total_bytes
 
 
-def engine_fit(spec: AnySpec, request: Request | None, engine: str, options: EngineOptions, vram_bytes: int) -> EngineFit:
-    """engine_estimate, plus whether it fits `vram_bytes` and the largest context that does (bisection:
-    an engine's GPU bytes never fall as the context grows; llama.cpp's padding only makes steps)."""
+def engine_fit(spec: AnySpec, request: Request | None, engine: str, options: EngineOptions, vram_bytes: int,
+               weights: WeightsOverride | None = None) -> EngineFit:
+    """engine_estimate, plus whether it fits `vram_bytes` and the largest context that does, searched
+    up to fit.context_limit for every engine (the main command, check, ladder and gpus all call this,
+    so one question has one answer). `weights` (an imported file's tensors) size the transformers
+    profile; GGUF engines size the file's own type."""
+    from ..fit import check_fit, context_limit
+
     req = request or Request()
     engine = ENGINE_ALIASES.get(engine, engine)
+    if engine == "transformers":
+        f = check_fit(spec, req, vram_bytes, "", weights, suggest=False)
+        return EngineFit(estimate_buffers(f.estimate), vram_bytes, f.max_context_tokens, f.context_limit)
     if engine == "vllm":
         opts = options if isinstance(options, VllmOptions) else VllmOptions()
         if opts.total_memory_bytes is None:
@@ -106,26 +123,15 @@ def engine_fit(spec: AnySpec, request: Request | None, engine: str, options: Eng
     if engine == "whisper.cpp":  # the text context is fixed at 448 (padded to 512)
         return EngineFit(est, vram_bytes, est.context_tokens if est.max_device_bytes <= vram_bytes else 0,
                          est.context_tokens)
-    att = resolve(spec, req).att
-    limit = att.hard_limit or att.context_window or est.context_tokens
-
-    def fits(n: int) -> bool:
-        return engine_estimate(spec, replace(req, context=n), engine, options).max_device_bytes <= vram_bytes
-
-    lo, hi = 1, limit
-    if not fits(lo):
-        best = 0
-    elif fits(hi):
-        best = hi
-    else:
-        while hi - lo > 1:  # invariant: fits(lo), not fits(hi)
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-        best = lo
+    r = resolve(spec, req)
+    limit = context_limit(r, est.context_tokens)
+    best = largest(lambda n: engine_estimate(spec, replace(req, context=n), engine, options).max_device_bytes
+                   <= vram_bytes, r.image_tokens + 1, limit)
     return EngineFit(est, vram_bytes, best, limit)
 
 
 __all__ = [
     "CTranslate2Options", "ENGINES", "ENGINE_ALIASES", "KINDS", "LLAMACPP_VERSIONS", "Buffer", "EngineEstimate", "EngineFit", "EngineOptions", "Kind", "LlamaCppOptions",
     "OllamaOptions", "Placement", "VllmOptions", "WhisperCppOptions", "default_engine", "engine_estimate", "engine_fit",
+    "estimate_buffers", "largest",
 ]

@@ -21,6 +21,7 @@ Llama family, which is all llama.cpp runs from this catalog.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -35,6 +36,10 @@ from .base import Buffer, EngineEstimate, aligned_sum, pad
 # ggml-cuda.cu `ggml_backend_cuda_buffer_type_get_alignment`: every tensor of a backend buffer starts
 # at a 128-byte boundary (ggml-alloc `ggml_backend_alloc_ctx_tensors_from_buft`).
 GGML_CUDA_ALIGNMENT = 128
+# Host buffers: ggml-backend.c `#define TENSOR_ALIGNMENT 32 // required for mmap as gguf only guarantees
+# 32-byte alignment` (the CPU buffer type's alignment; an mmapped CPU buffer is the file's span, whose
+# tensors GGUF aligns to 32 bytes), and no CUDA row padding.
+GGML_CPU_ALIGNMENT = 32
 # ggml's compute buffers hold f32 activations (ggml-alloc sizes every graph tensor; llama.cpp builds
 # its graphs in GGML_TYPE_F32), so every activation term below is 4 bytes an element.
 F32_BYTES = 4
@@ -62,11 +67,30 @@ class LlamaCppVersion:
     kv_pad: int  # n_ctx padding without flash attention
     kv_pad_fa: int  # with flash attention
     flash_attn_default: bool
+    # Host-weight ops (the output layer, host layers) run on the GPU for batches >= 32 rows: from
+    # ggml-org/llama.cpp PR #6083 "backend : offload large batches to GPU" (March 2024); before it
+    # every op whose weight is in host memory ran on the CPU (b2197 CI log, ggml-org/ci
+    # llama.cpp/46/fd2737.../open_llama_7b_v2-save-load-state.log: no CUDA0 compute buffer at -ngl 0).
+    op_offload: bool = True
+    # With flash attention and a quantized KV cache, the CUDA tile/MMA kernels convert K and V to f16
+    # inside the FA node's allocation (ggml-cuda.cu: `ggml_cuda_flash_attn_ext_get_alloc_size`;
+    # fattn-common.cuh pads and appends ggml_nelements(K) x 2 B), so the printed compute buffer holds
+    # them; earlier builds took them from the CUDA pool (not printed).
+    fa_f16_kv_in_compute: bool = False
+    # llama-server reserves logits for n_parallel outputs, not n_ubatch: ggml-org/llama.cpp PR #23861
+    # "llama: limit max outputs of `llama_context`" (2026-05-29; tools/server/server-context.cpp sets
+    # n_outputs_max = min(n_batch, n_parallel x (1 + n_draft)); llama-cli and the library keep n_batch).
+    server_outputs: bool = False
 
 
 LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
-    LlamaCppVersion("2023-12", "2023-12-03 (b1600s) to 2024-04-29",
-                    "ggml-org/llama.cpp PR #4280 'llama : pad KV cache size': cparams.n_ctx = GGML_PAD(n_ctx, 32)",
+    LlamaCppVersion("2023-12", "2023-12-03 (b1600s) to mid-March 2024 (b2197 = 2024-02-19 is one)",
+                    "ggml-org/llama.cpp PR #4280 'llama : pad KV cache size': cparams.n_ctx = GGML_PAD(n_ctx, 32); "
+                    "no op offload yet (PR #6083): under partial offload the output layer runs on the CPU",
+                    32, 32, False, op_offload=False),
+    LlamaCppVersion("2024-03", "mid-March 2024 to 2024-04-29",
+                    "ggml-org/llama.cpp PR #6083 'backend : offload large batches to GPU': host-weight ops of "
+                    "batches >= 32 rows run on the GPU (the LM head is copied into its compute buffer)",
                     32, 32, False),
     LlamaCppVersion("2024-04", "2024-04-30 to 2024-05-12",
                     "ggml-org/llama.cpp PR #5021 (FlashAttention) with fix-up PR #6438: n_ctx padded to 256",
@@ -86,7 +110,11 @@ LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
                     "ggml-org/llama.cpp PR #17046 'kv-cache : pad the cache size to 256 for performance': "
                     "llama-context.cpp cparams.n_ctx = GGML_PAD(n_ctx, 256), and per sequence when the "
                     "cache is split (n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256))",
-                    256, 256, True),
+                    256, 256, True, fa_f16_kv_in_compute=True),
+    LlamaCppVersion("2026-06-server", "llama-server from 2026-05-29 on",
+                    "ggml-org/llama.cpp PR #23861 'llama: limit max outputs of llama_context': llama-server "
+                    "reserves the logits of n_parallel outputs (no speculative draft), not of n_ubatch tokens",
+                    256, 256, True, fa_f16_kv_in_compute=True, server_outputs=True),
 )}
 
 
@@ -101,7 +129,9 @@ class LlamaCppOptions:
     version: str = "current"  # a key of LLAMACPP_VERSIONS
     kv_pad: int | None = None  # override the version's n_ctx padding
     gpus: int = 1  # layer split over this many identical GPUs (-sm layer, even split)
-    op_offload: bool = True  # [--no-op-offload] large batches run on the GPU even for host weights
+    # [--op-offload/--no-op-offload, ggml-org/llama.cpp PR #13386, May 2025] large batches run on the GPU
+    # even for host weights; builds before PR #6083 (version "2023-12") never do
+    op_offload: bool = True
     mmproj_dtype: str = "f16"  # the mmproj file's type (LLaVA); f16 is what the conversion script writes
     mmproj_on_gpu: bool = True  # current libmtmd puts CLIP on the GPU; 2024 llava-cli ran it on the CPU
     kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
@@ -182,7 +212,7 @@ def lm_shape(spec: AnySpec) -> LmShape:
 def kv_cells(n_ctx: int, parallel: int, pad_to: int, version: str, unified: bool) -> tuple[int, int]:
     """(cells allocated, cells each sequence can use). `current` pads the total and, with a split
     cache, each sequence's share (llama-context.cpp after PR #17046); older versions pad the total."""
-    if version == "current":
+    if version in ("current", "2026-06-server"):  # PR #17046's per-sequence padding
         total = pad(n_ctx, pad_to)
         if unified or parallel == 1:
             return total, total
@@ -193,7 +223,8 @@ def kv_cells(n_ctx: int, parallel: int, pad_to: int, version: str, unified: bool
 
 
 def compute_bytes(shape: LmShape, n_kv: int, n_ubatch: int, flash_attn: bool, *, logits: bool,
-                  output_copy: int = 0, weight_copy: int = 0, t5_bias: bool = False) -> tuple[int, str]:
+                  output_copy: int = 0, weight_copy: int = 0, t5_bias: bool = False,
+                  fa_kv_copy: bool = False, outputs: int | None = None) -> tuple[int, str]:
     """Peak of the worst-case graph on one device (f32 activations, n_ubatch tokens, every output):
 
     - logits phase (device holding the output layer): 4 B x n_ubatch x (n_embd + n_vocab) -- the
@@ -216,6 +247,9 @@ def compute_bytes(shape: LmShape, n_kv: int, n_ubatch: int, flash_attn: bool, *,
     if flash_attn:
         attn = F32_BYTES * ub * 4 * shape.n_embd + 2 * n_kv * ub
         attn_detail = f"4 B x {ub} x 4 x {shape.n_embd} (hidden) + 2 B x {n_kv} x {ub} (f16 mask); flash attention: no scores"
+        if fa_kv_copy:  # quantized cache: K and V converted to f16 inside the FA node (fattn-common.cuh)
+            attn += 2 * 2 * n_kv * shape.kv_width
+            attn_detail += f" + 2 x 2 B x {n_kv} x {shape.kv_width} (K and V as f16 for the FA kernel)"
     else:
         attn = F32_BYTES * ub * (4 * shape.n_embd + n_kv * (heads + 1))
         attn_detail = f"4 B x {ub} x (4 x {shape.n_embd} + {n_kv} x ({heads} heads + 1 mask))"
@@ -224,8 +258,9 @@ def compute_bytes(shape: LmShape, n_kv: int, n_ubatch: int, flash_attn: bool, *,
         f" + {weight_copy} B host weight copied for a batch matmul" if weight_copy else "")
     phases = [(attn, attn_detail), (ffn + weight_copy, ffn_detail)]
     if logits:
-        phases.append((F32_BYTES * ub * (shape.n_embd + shape.n_vocab) + output_copy,
-                       f"4 B x {ub} x ({shape.n_embd} + {shape.n_vocab}) (logits)"
+        rows = ub if outputs is None else min(outputs, ub)  # the output rows are selected before the final norm
+        phases.append((F32_BYTES * rows * (shape.n_embd + shape.n_vocab) + output_copy,
+                       f"4 B x {rows} x ({shape.n_embd} + {shape.n_vocab}) (logits)"
                        + (f" + {output_copy} B LM head copied from host" if output_copy else "")))
     return max(phases)
 
@@ -246,6 +281,56 @@ def check_architecture(spec: AnySpec, engine: str) -> None:
     refusal = archs.geometry(spec).refusals.get(engine)
     if refusal:
         raise UsageError(refusal)
+
+
+def _place_weights(tensors: list[Tensor], storage: list[StorageType], first_gpu: int, output_on_gpu: bool,
+                   last_device: int, device_of: Callable[[int], int], gpus: int,
+                   ) -> tuple[dict[int, int | None], int | None, int, int, int]:
+    """The model buffers' bytes, each tensor 128-byte aligned: (per GPU, host layers and output layer,
+    token embedding; None for a buffer with no tensor), the output tensor's bytes, the largest host weight."""
+    gpu_sizes: dict[int, list[int]] = {d: [] for d in range(gpus)}
+    host_sizes: list[int] = []
+    embd_sizes: list[int] = []
+    output_tensor_bytes = 0
+    largest_host_weight = 0
+    tied = not any(t.role == "output" for t in tensors)
+    for t, s in zip(tensors, storage, strict=True):
+        if t.component in MMPROJ:
+            continue  # the mmproj file, below
+        nbytes = cuda_tensor_bytes(t, s)
+        host_nbytes = s.nbytes(t.numel)  # no CUDA row padding in host memory
+        if t.role == "token_embd":
+            embd_sizes.append(host_nbytes)
+            if tied:
+                # llama.cpp asks for `output` and, absent, re-creates token_embd as TENSOR_DUPLICATED;
+                # in the same CPU buffer type it returns the existing tensor (llama-model-loader.cpp
+                # `create_tensor`: "if duplicated, check if the original tensor was allocated in the
+                # same buffer type context"), so only an offloaded output layer holds a second copy
+                # (a repacked CPU buffer type such as CPU_AARCH64 would copy it too: not modelled).
+                output_tensor_bytes = nbytes
+                if output_on_gpu:
+                    gpu_sizes[last_device].append(nbytes)
+            continue
+        if t.layer is None:  # final norms and the LM head: the output layer
+            if t.role == "output":
+                output_tensor_bytes = nbytes
+            if output_on_gpu:
+                gpu_sizes[last_device].append(nbytes)
+            else:
+                host_sizes.append(host_nbytes)
+        elif t.layer >= first_gpu:
+            gpu_sizes[device_of(t.layer)].append(nbytes)
+        else:
+            host_sizes.append(host_nbytes)
+            largest_host_weight = max(largest_host_weight, nbytes)
+    align = GGML_CUDA_ALIGNMENT
+
+    def total(sizes: list[int]) -> int | None:
+        return aligned_sum(sizes, align) if sizes else None
+
+    host_total = aligned_sum(host_sizes, GGML_CPU_ALIGNMENT) if host_sizes else None
+    return ({d: total(v) for d, v in gpu_sizes.items()}, host_total, aligned_sum(embd_sizes, GGML_CPU_ALIGNMENT),
+            output_tensor_bytes, largest_host_weight)
 
 
 def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions | None = None, *,
@@ -292,46 +377,26 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         return min((layer - first_gpu) * opt.gpus // max(gpu_layer_count, 1), opt.gpus - 1)
 
     last_device = device_of(n_layer - 1) if gpu_layer_count else opt.gpus - 1
-    gpu_sizes: dict[int, list[int]] = {d: [] for d in range(opt.gpus)}
-    host_sizes: list[int] = []
-    embd_sizes: list[int] = []
     mm_tensors = mmproj_tensors(spec, tensors) if g.vision is not None else []
     mm_names = {t.name for t in mm_tensors}
-    output_tensor_bytes = 0
-    largest_host_weight = 0
-    tied = not any(t.role == "output" for t in tensors)
-    for t, s in zip(tensors, storage):
-        nbytes = cuda_tensor_bytes(t, s)
-        if t.component in MMPROJ:
-            continue  # the mmproj file, below
-        if t.role == "token_embd":
-            embd_sizes.append(nbytes)
-            if tied:  # llama.cpp loads the tied embedding a second time as `output` (TENSOR_DUPLICATED)
-                output_tensor_bytes = nbytes
-                (gpu_sizes[last_device] if output_on_gpu else host_sizes).append(nbytes)
-            continue
-        if t.layer is None:  # final norms and the LM head: the output layer
-            if t.role == "output":
-                output_tensor_bytes = nbytes
-            (gpu_sizes[last_device] if output_on_gpu else host_sizes).append(nbytes)
-        elif t.layer >= first_gpu:
-            gpu_sizes[device_of(t.layer)].append(nbytes)
-        else:
-            host_sizes.append(nbytes)
-            largest_host_weight = max(largest_host_weight, nbytes)
-
+    # The weights' placement depends on the type and -ngl, not the context: computed once per spec
+    # (a `check --rows` of 1,000 rows or a context bisection re-uses it).
+    placed = archs.cached(spec, f"llamacpp-place:{r.dtype.name}:{ngl}:{opt.gpus}",
+                          lambda: _place_weights(tensors, storage, first_gpu, output_on_gpu, last_device, device_of,
+                                                 opt.gpus))
+    gpu_sizes, host_bytes, embd_bytes, output_tensor_bytes, largest_host_weight = placed
     buffers: list[Buffer] = []
     align = GGML_CUDA_ALIGNMENT
-    for d, sizes in gpu_sizes.items():
-        if sizes:
-            buffers.append(Buffer(f"model buffer (CUDA{d})", aligned_sum(sizes, align), "gpu", "weights",
+    for d, nbytes in gpu_sizes.items():
+        if nbytes is not None:
+            buffers.append(Buffer(f"model buffer (CUDA{d})", nbytes, "gpu", "weights",
                                   "GGUF tensors of the offloaded layers" + (" and the output layer" if output_on_gpu and d == last_device else "")
                                   + ", each 128-byte aligned (llm_load_tensors: CUDA0 buffer size)", d))
-    buffers.append(Buffer("model buffer (CPU): token embedding", aligned_sum(embd_sizes, align), "host", "weights",
+    buffers.append(Buffer("model buffer (CPU): token embedding", embd_bytes, "host", "weights",
                           "token_embd stays in host memory: only rows are looked up (llama-model.cpp: the input "
                           "layer is always on the CPU)"))
-    if host_sizes:
-        buffers.append(Buffer("model buffer (CPU): layers kept on the host", aligned_sum(host_sizes, align), "host",
+    if host_bytes is not None:
+        buffers.append(Buffer("model buffer (CPU): layers kept on the host", host_bytes, "host",
                               "weights", f"layers 0..{first_gpu - 1}" + ("" if output_on_gpu else " and the output layer")
                               + f" stay in host memory (-ngl {ngl} of {n_layer + 1})"))
 
@@ -371,7 +436,14 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
                               f"4 B x {shape.n_embd} x {r.encoder_tokens} encoder tokens (llama_context cross.v_embd)"))
 
     # Compute buffers: one per GPU.
-    copies = opt.op_offload and ub >= 32  # ggml-cuda offload_op: batches of >= 32 rows run on the GPU
+    # ggml-cuda offload_op: batches of >= 32 rows (GGML_OP_OFFLOAD_MIN_BATCH) run on the GPU
+    copies = opt.op_offload and version.op_offload and ub >= 32
+    if not opt.op_offload and opt.version not in ("2025-08", "2025-10", "current", "2026-06-server"):
+        out_notes.append("--no-op-offload is a flag from ggml-org/llama.cpp PR #13386 (May 2025); older builds turn "
+                         "op offload off only with -ub below 32")
+    if not version.op_offload and ngl <= n_layer:
+        out_notes.append(f"llama.cpp {opt.version} has no op offload (PR #6083): the host layers and the output "
+                         "layer run on the CPU, the GPU compute buffer holds only the offloaded layers' graph")
     for d in range(opt.gpus):
         holds_output = d == last_device
         if not copies and not any(device_of(i) == d for i in range(first_gpu, n_layer)) \
@@ -380,9 +452,20 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         nbytes, detail = compute_bytes(
             shape, cells, ub, fa, logits=holds_output and (output_on_gpu or copies),
             output_copy=output_tensor_bytes if holds_output and not output_on_gpu and copies else 0,
-            weight_copy=largest_host_weight if copies and d == 0 else 0, t5_bias=g.relative_position_bias)
+            weight_copy=largest_host_weight if copies and d == 0 else 0, t5_bias=g.relative_position_bias,
+            fa_kv_copy=version.fa_f16_kv_in_compute and r.kv.name not in ("f16", "fp16"),
+            outputs=opt.parallel if version.server_outputs else None)
         buffers.append(Buffer(f"compute buffer (CUDA{d})", nbytes, "gpu", "compute",
                               f"peak of the worst-case graph: {detail}", d))
+    if not copies and (first_gpu > 0 or not output_on_gpu):
+        # Without op offload the host layers and the output layer run on the CPU: their graph has its
+        # own host compute buffer, the same worst-case form over the phases the CPU runs (b2197 at
+        # -ngl 0: "CUDA_Host compute buffer size = 70.50 MiB" = 4 B x 512 x (4096 + 32000), the logits;
+        # ggml-org/ci llama.cpp/46/fd2737.../open_llama_7b_v2-save-load-state.log).
+        nbytes, detail = compute_bytes(shape, cells, ub, fa, logits=not output_on_gpu,
+                                       t5_bias=g.relative_position_bias)
+        buffers.append(Buffer("compute buffer (CPU graph)", nbytes, "host", "compute",
+                              f"the host layers' and output layer's graph, run on the CPU: {detail}"))
     buffers.append(Buffer("compute buffer (CUDA_Host)", F32_BYTES * ub * (shape.n_embd + cells), "host", "compute",
                           f"4 B x {ub} x ({shape.n_embd} input embeddings + {cells} KQ mask)"))
     out_width = shape.n_vocab + (shape.n_embd if output_embd else 0)
@@ -412,7 +495,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     facts: dict[str, int | bool | str] = {
         "n_ctx": cells, "n_ctx_seq": per_seq, "kv_pad": pad_to, "n_ubatch": ub, "flash_attn": fa,
         "parallel": opt.parallel, "gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": output_on_gpu,
-        "version": opt.version,
+        "version": opt.version, "op_offload": copies,
     }
     return EngineEstimate(engine, spec.id, spec.architecture, r.dtype.name, r.kv.name, asked, cells,
                           tuple(buffers), facts, tuple(out_notes + list(r.notes)), tuple(warnings))

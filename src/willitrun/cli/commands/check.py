@@ -12,7 +12,7 @@ import typer
 
 from ...errors import ExitCode, UsageError
 from .. import parse
-from ..options import Context, Dtype, KvDtype, SpecsDir, command_app
+from ..options import Context, Dtype, Engine, KvDtype, SpecsDir, command_app
 
 app = command_app()
 Row = tuple[str, str, Optional[int]]
@@ -29,6 +29,7 @@ def check_cmd(
     context: Context = None,
     dtype: Dtype = None,
     kv_dtype: KvDtype = None,
+    engine: Engine = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line (the --json schema of an estimate).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; exit 0 only if every check fits.")] = False,
     specs_dir: SpecsDir = None,
@@ -46,7 +47,10 @@ def check_cmd(
     if not models and rows is None:
         raise UsageError("nothing to check: give MODEL... --gpu GPU..., or --rows FILE")
     pairs: list[Row] = [(m, g, ctx) for m in models or [] for g in gpus or []]
-    checks = Checks(load_catalog(specs_dir), dtype, kv_dtype, ctx)
+    from ...dtypes import default_engine
+
+    eng = parse.engine(engine) or default_engine(dtype)
+    checks = Checks(load_catalog(specs_dir), dtype, kv_dtype, ctx, eng)
     results = checks.run(_chain(read_rows(rows), pairs) if rows is not None else iter(pairs))
     printer = None if quiet else (_print_json if json_out else TablePrinter())
     all_fit = True
@@ -67,9 +71,12 @@ def _chain(first: Iterator[Row], then: list[Row]) -> Iterator[Row]:
 class Checks:
     """check_fit for each row; specs, GPUs and identical rows are looked up once."""
 
-    def __init__(self, cat: Any, dtype: Optional[str], kv_dtype: Optional[str], context: Optional[int]) -> None:
-        self.cat, self.dtype, self.kv_dtype, self.context = cat, dtype, kv_dtype, context
+    def __init__(self, cat: Any, dtype: Optional[str], kv_dtype: Optional[str], context: Optional[int],
+                 engine: str = "transformers") -> None:
+        self.cat, self.dtype, self.kv_dtype, self.context, self.engine = cat, dtype, kv_dtype, context, engine
         self.specs: dict[tuple[str, str], Any] = {}
+        self.resolved: dict[str, Any] = {}  # resolve() once per model: the type is the same for every row
+        self.searched: dict[tuple[str, int], tuple[int, int]] = {}
         self.fits: dict[tuple[str, str, Optional[int]], Any] = {}
 
     def lookup(self, kind: str, name: str) -> Any:
@@ -79,15 +86,29 @@ class Checks:
         return self.specs[key]
 
     def run(self, rows: Any) -> Iterator[tuple[Any, Any, Any]]:
+        from ...engines import EngineFit, engine_estimate, engine_fit
         from ...fit import check_fit
-        from ...memory import Request
+        from ...memory import Request, resolve
 
         for model, gpu, ctx in rows:
             spec, card = self.lookup("model", model), self.lookup("gpu", gpu)
             key = (spec.id, card.id, ctx if ctx is not None else self.context)
             if key not in self.fits:
                 req = Request(context=key[2], dtype=self.dtype, kv_dtype=self.kv_dtype)
-                self.fits[key] = check_fit(spec, req, card.capacity_bytes, card.id)
+                if self.engine == "transformers":
+                    if spec.id not in self.resolved:
+                        self.resolved[spec.id] = resolve(spec, req)
+                    self.fits[key] = check_fit(spec, req, card.capacity_bytes, card.id, suggest=False,
+                                               resolved=self.resolved[spec.id])
+                else:  # the largest context depends on the model and the memory only: searched once per pair
+                    search = (spec.id, card.capacity_bytes)
+                    if search in self.searched:
+                        est = engine_estimate(spec, req, self.engine)
+                        self.fits[key] = EngineFit(est, card.capacity_bytes, *self.searched[search])
+                    else:
+                        f = engine_fit(spec, req, self.engine, None, card.capacity_bytes)
+                        self.searched[search] = (f.max_context_tokens, f.context_limit)
+                        self.fits[key] = f
             yield spec, card, self.fits[key]
 
 
@@ -143,10 +164,11 @@ def _row(shown: str, n: int, line: str) -> Optional[Row]:
 
 
 def _print_json(result: tuple[Any, Any, Any]) -> None:
-    from ...render import fit_dict, write
+    from ...render import engine_dict, fit_dict, write
 
     _, card, f = result
-    write(json.dumps({**fit_dict(f), "gpu_name": card.name}) + "\n")
+    data = engine_dict(f, card.id) if hasattr(f, "context_limit") and not hasattr(f, "suggestions") else fit_dict(f)
+    write(json.dumps({**data, "gpu_name": card.name}) + "\n")
 
 
 class TablePrinter:
@@ -163,7 +185,7 @@ class TablePrinter:
         from ...render import safe, size
 
         spec, card, f = result
-        cells = [safe(spec.id), safe(card.id), f"{f.estimate.context_tokens:,}", size(f.estimate.total_bytes),
+        cells = [safe(spec.id), safe(card.id), f"{f.estimate.context_tokens:,}", size(f.total_bytes),
                  size(f.vram_bytes), "fits" if f.fits else "DOES NOT FIT", f"{f.max_context_tokens:,}"]
         if self.widths is None:
             self.held.append(cells)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ...engines.llamacpp import LLAMACPP_VERSIONS
+from ...engines.vllm import VLLM_DEFAULT_VERSION, VLLM_VERSIONS
 from ..estimation import EstimateArgs, run_estimate
 from ..options import (
     Batch,
@@ -57,6 +60,16 @@ def estimate_cmd(
     parallel: Annotated[Optional[str], _opt("--parallel", metavar="N", help="llama.cpp -np / OLLAMA_NUM_PARALLEL, 1 to 4096 [default: 1].")] = None,
     gpu_layers: Annotated[Optional[str], _opt("--gpu-layers", metavar="N", help="llama.cpp -ngl / ollama num_gpu [default: all].")] = None,
     gpu_memory_utilization: Annotated[Optional[str], _opt("--gpu-memory-utilization", metavar="SHARE", help="vLLM's share of the card, 0.01 to 1 [default: 0.9].")] = None,
+    op_offload: Annotated[Optional[bool], typer.Option("--op-offload/--no-op-offload", show_default=False, help="llama.cpp: run host-weight ops of large batches on the GPU (PR #6083, flag from PR #13386) [default: on; builds before March 2024 have none].")] = None,
+    llamacpp_version: Annotated[Optional[str], _opt("--llamacpp-version", metavar="KEY", help=f"llama.cpp build range (KV padding, flash-attention default, op offload): {', '.join(LLAMACPP_VERSIONS)} [default: current].")] = None,
+    swa_full: Annotated[bool, typer.Option("--swa-full", help="llama.cpp: sliding-window layers keep every cell, not just their window.")] = False,
+    max_num_seqs: Annotated[Optional[str], _opt("--max-num-seqs", metavar="N", help="vLLM --max-num-seqs [default: the version's].")] = None,
+    max_num_batched_tokens: Annotated[Optional[str], _opt("--max-num-batched-tokens", metavar="N", help="vLLM --max-num-batched-tokens [default: the version's].")] = None,
+    vllm_version: Annotated[Optional[str], _opt("--vllm-version", metavar="KEY", help=f"vLLM version: {', '.join(VLLM_VERSIONS)} [default: {VLLM_DEFAULT_VERSION}].")] = None,
+    tensor_parallel_size: Annotated[Optional[str], _opt("--tensor-parallel-size", "-tp", metavar="N", help="vLLM tensor parallel size (per-rank memory) [default: 1; several nodes: searched].")] = None,
+    pipeline_parallel_size: Annotated[Optional[str], _opt("--pipeline-parallel-size", "-pp", metavar="N", help="vLLM pipeline parallel size [default: 1; several nodes: searched].")] = None,
+    gpus_per_node: Annotated[Optional[str], _opt("--gpus-per-node", metavar="N", help="Several nodes: --gpu 16xh100-sxm --gpus-per-node 8 plans vLLM with Ray (or --engine llama.cpp: RPC); docs/cluster.md.")] = None,
+    cluster: Annotated[Optional[Path], _opt("--cluster", metavar="FILE", help="Several nodes from a YAML file (nodes: [{host, gpu, gpus}], head first); docs/cluster.md.")] = None,
     json_out: Json = False,
     quiet: Quiet = False,
     specs_dir: SpecsDir = None,

@@ -6,19 +6,20 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ...errors import ExitCode
+from ...errors import ExitCode, UsageError
 from ..models import request
 from ..options import (
     AnswersJson,
     Batch,
     Beams,
-    CatalogModel,
     Context,
     Dtype,
     EncoderTokens,
+    Engine,
     Images,
     ImageSize,
     KvDtype,
+    Model,
     SpecsDir,
     command_app,
 )
@@ -27,18 +28,25 @@ app = command_app()
 
 
 @app.command("gpus")
-def gpus_cmd(model: CatalogModel, context: Context = None, batch: Batch = "1", beams: Beams = "1", dtype: Dtype = None,
+def gpus_cmd(model: Model, context: Context = None, batch: Batch = "1", beams: Beams = "1", dtype: Dtype = None,
              kv_dtype: KvDtype = None, images: Images = None, image_size: ImageSize = None,
              encoder_tokens: EncoderTokens = None,
              count: Annotated[Optional[str], typer.Option("--count", metavar="GPU", show_default=False, help="How many of this GPU the model needs (tensor parallel).")] = None,
-             json_out: AnswersJson = False, specs_dir: SpecsDir = None) -> None:
+             engine: Engine = None, json_out: AnswersJson = False, specs_dir: SpecsDir = None) -> None:
     """Every catalog GPU: fit, headroom, largest context, cards needed; --count GPU: how many of one card (exit 0 if any fits)."""
     from ...catalog import load_catalog
 
     cat = load_catalog(specs_dir)
-    spec = cat.resolve("model", model)
+    from ..models import resolve_model_arg
+
+    spec, weights = resolve_model_arg(model, cat)
     req = request(context, batch, beams, dtype, kv_dtype, images, image_size, encoder_tokens)
-    fits = _count(cat, spec, req, count, json_out) if count else _table(cat, spec, req, json_out)
+    from ..parse import engine as parse_engine
+
+    eng = parse_engine(engine)
+    if count and (eng or "transformers") != "transformers":
+        raise UsageError("--count is a tensor-parallel split, answered with the transformers engine")
+    fits = _count(cat, spec, req, count, json_out) if count else _table(cat, spec, req, json_out, eng, weights)
     raise typer.Exit(int(ExitCode.FITS if fits else ExitCode.DOES_NOT_FIT))
 
 
@@ -59,12 +67,12 @@ def _count(cat: Any, spec: Any, req: Any, count: str, json_out: bool) -> bool:
     return answer.cards > 0
 
 
-def _table(cat: Any, spec: Any, req: Any, json_out: bool) -> bool:
+def _table(cat: Any, spec: Any, req: Any, json_out: bool, engine: str | None, weights: Any = None) -> bool:
     from ...answers import which_gpus
     from ...render import print_json
     from ...render_answers import gpus_dict, gpus_view
 
-    table = which_gpus(spec, req, cat.gpus())
+    table = which_gpus(spec, req, cat.gpus(), engine, weights)
     if json_out:
         print_json(gpus_dict(table))
     else:

@@ -13,6 +13,7 @@ from ..options import (
     CatalogModel,
     Context,
     EncoderTokens,
+    Engine,
     Gpu,
     Images,
     ImageSize,
@@ -27,7 +28,8 @@ app = command_app()
 @app.command("ladder")
 def ladder_cmd(model: CatalogModel, gpu: Gpu = None, vram: Vram = None, context: Context = None, batch: Batch = "1",
                beams: Beams = "1", images: Images = None, image_size: ImageSize = None,
-               encoder_tokens: EncoderTokens = None, json_out: AnswersJson = False, specs_dir: SpecsDir = None) -> None:
+               encoder_tokens: EncoderTokens = None, engine: Engine = None, json_out: AnswersJson = False,
+               specs_dir: SpecsDir = None) -> None:
     """Which weight and KV-cache types fit, with the largest context and batch each allows (exit 0 if any fits)."""
     from ...answers import quant_ladder
     from ...catalog import load_catalog
@@ -37,7 +39,9 @@ def ladder_cmd(model: CatalogModel, gpu: Gpu = None, vram: Vram = None, context:
     spec = cat.resolve("model", model)
     req = request(context, batch, beams, None, None, images, image_size, encoder_tokens)
     dev, device_name, vram_bytes = device(cat, gpu, vram, json_out)
-    ladder = quant_ladder(spec, req, vram_bytes)
+    from ..parse import engine as parse_engine
+
+    ladder = quant_ladder(spec, req, vram_bytes, parse_engine(engine))
     if json_out:
         from ...render_answers import ladder_dict
 

@@ -13,13 +13,14 @@ from ..options import (
     AnswersJson,
     Batch,
     Beams,
-    CatalogModel,
     Dtype,
     EncoderTokens,
+    Engine,
     Gpu,
     Images,
     ImageSize,
     KvDtype,
+    Model,
     SpecsDir,
     Vram,
     command_app,
@@ -29,21 +30,25 @@ app = command_app()
 
 
 @app.command("sweep")
-def sweep_cmd(model: CatalogModel, gpu: Gpu = None, vram: Vram = None, batch: Batch = "1", beams: Beams = "1",
+def sweep_cmd(model: Model, gpu: Gpu = None, vram: Vram = None, batch: Batch = "1", beams: Beams = "1",
               dtype: Dtype = None, kv_dtype: KvDtype = None, images: Images = None, image_size: ImageSize = None,
               encoder_tokens: EncoderTokens = None,
               plot: Annotated[Optional[Path], typer.Option("--plot", metavar="FILE", show_default=False, help="Also draw the sweep to FILE.svg or FILE.png (needs `pip install 'willitrun[plot]'`).")] = None,
-              json_out: AnswersJson = False, specs_dir: SpecsDir = None) -> None:
+              engine: Engine = None, json_out: AnswersJson = False, specs_dir: SpecsDir = None) -> None:
     """Memory by component at context 512, 1024, ... up to the model's window (exit 0 if any context fits)."""
     from ...answers import sweep
     from ...catalog import load_catalog
     from ...render import error, print_json, safe
 
     cat = load_catalog(specs_dir)
-    spec = cat.resolve("model", model)
+    from ..models import resolve_model_arg
+
+    spec, weights = resolve_model_arg(model, cat)
     req = request(None, batch, beams, dtype, kv_dtype, images, image_size, encoder_tokens)
     dev, device_name, vram_bytes = _device_or_none(cat, gpu, vram, json_out)
-    sw = sweep(spec, req, vram_bytes)
+    from ..parse import engine as parse_engine
+
+    sw = sweep(spec, req, vram_bytes, parse_engine(engine), weights)
     title = f"{spec.name} ({spec.id}), {sw.dtype} weights, {sw.kv_dtype} KV cache, batch {sw.batch_size}"
     if device_name:
         title += f", on {device_name}"

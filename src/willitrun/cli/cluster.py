@@ -1,0 +1,124 @@
+"""Multi-node mode of the estimate command: `--gpu 16xh100-sxm --gpus-per-node 8` or `--cluster FILE`
+plans the model over the nodes with willitrun.cluster (docs/cluster.md): vLLM with Ray (the default
+there, `--engine vllm`) or llama.cpp RPC (`--engine llama.cpp`). Exit 0 if the best plan fits, else 1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ExitCode, UsageError
+from . import parse
+
+
+def _cluster(a: Any, cat: Any) -> Any:
+    from ..cluster import cluster_from_dict, uniform_cluster
+    from ..placement import device
+
+    if a.cluster is not None:
+        if a.gpus_per_node is not None or a.gpu:
+            raise UsageError("--cluster FILE names the nodes and their GPUs: leave out --gpu and --gpus-per-node")
+        import yaml
+
+        from ..render import safe
+
+        try:
+            data = yaml.safe_load(a.cluster.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise UsageError(f"--cluster {safe(str(a.cluster))}: cannot read: {exc}") from None
+        return cluster_from_dict(data, lambda name: device(cat.resolve("gpu", name)), safe(str(a.cluster)))
+    per_node = parse.whole("--gpus-per-node", a.gpus_per_node)
+    names = parse.gpus(a.gpu or [])
+    if not names or len(set(names)) != 1:
+        raise UsageError("--gpus-per-node needs one kind of card: --gpu 16xh100-sxm --gpus-per-node 8")
+    assert per_node is not None
+    if len(names) % per_node:
+        raise UsageError(f"--gpu {len(names)} cards do not make whole nodes of {per_node}")
+    return uniform_cluster(device(cat.resolve("gpu", names[0])), len(names), per_node)
+
+
+def run_cluster(a: Any, engine: str | None, given: dict[str, Any], spec: Any, req: Any, cat: Any) -> int:
+    """Plan, print (or --json: cluster.plan_json) and return the exit code."""
+    from ..cluster import plan_json, plan_llamacpp_rpc, plan_vllm
+    from ..engines import LlamaCppOptions, VllmOptions
+    from .estimation import ENGINE_OPTIONS, _flag
+
+    eng = engine or "vllm"
+    if eng not in ("vllm", "llama.cpp"):
+        raise UsageError(f"several nodes are planned for vllm (Ray) or llama.cpp (RPC), not {eng}")
+    for flag, value in (("--offload", a.offload), ("--speed", a.speed), ("--max-batch", a.max_batch),
+                        ("--split", a.split), ("--vram", a.vram)):
+        if value:
+            raise UsageError(f"{flag} does not apply to a multi-node plan")
+    accepted = ENGINE_OPTIONS[eng]
+    wrong = [k for k in given if k not in accepted]
+    if wrong:
+        raise UsageError(f"{', '.join(_flag(k) for k in wrong)} does not apply to {eng}")
+    from .estimation import check_versions
+
+    check_versions(given)
+    cluster = _cluster(a, cat)
+    kwargs = {accepted[k]: v for k, v in given.items()}
+    if eng == "vllm":
+        tp, pp = kwargs.pop("tensor_parallel", None), kwargs.pop("pipeline_parallel", None)
+        plan = plan_vllm(spec, req, cluster, VllmOptions(**kwargs), tp=tp, pp=pp)
+    else:
+        plan = plan_llamacpp_rpc(spec, req, cluster, LlamaCppOptions(**kwargs))
+    if not a.quiet:
+        if a.json_out:
+            from ..render import print_json
+
+            print_json(plan_json(plan))
+        else:
+            print_plan(plan, spec.name)
+    return int(ExitCode.FITS if plan.fits else ExitCode.DOES_NOT_FIT)
+
+
+def print_plan(plan: Any, model_name: str) -> None:
+    """The layouts, the best plan's ranks, and the commands by host."""
+    from rich.table import Table
+
+    from ..render import _console, escape, size
+
+    out, err = _console("out"), _console("err")
+    c = plan.cluster
+    nodes = ", ".join(f"{n.host}: {n.gpus} x {escape(n.gpu.gpu)}" for n in c.nodes)
+    out.print(f"[bold]{escape(model_name)}[/] ({escape(plan.model)}) with [bold]{plan.engine}[/] on "
+              f"{len(c.nodes)} nodes ({nodes})")
+    out.print(f"{plan.dtype} weights, {plan.kv_dtype} KV cache, max model length {plan.max_model_len:,}")
+    t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold", title="layouts", title_justify="left")
+    for col in ("TP", "PP", "GPUs", "nodes", "KV tokens", "fits", "why not"):
+        t.add_column(col, justify="left" if col in ("fits", "why not") else "right")
+    shown = 12  # valid layouts come first, most KV tokens first
+    for lay in plan.layouts[:shown]:
+        t.add_row(str(lay.tp), str(lay.pp), str(lay.gpus), str(lay.nodes), f"{lay.kv_tokens:,}",
+                  "yes" if lay.fits else "no", escape("; ".join(lay.problems)))
+    out.print(t)
+    if len(plan.layouts) > shown:
+        out.print(f"[dim]... {len(plan.layouts) - shown} more layouts (--json lists every one)[/]")
+    best = plan.best
+    if best is not None:
+        r = Table(show_edge=False, pad_edge=False, box=None, header_style="bold",
+                  title=f"TP {best.tp} x PP {best.pp}: memory per rank", title_justify="left")
+        for col in ("stage", "host", "ranks", "layers", "weights", "activation", "overhead", "KV cache", "total", "budget"):
+            r.add_column(col, justify="left" if col in ("host", "ranks") else "right")
+        for s in best.stages:
+            ranks = f"{s.ranks[0]}-{s.ranks[-1]}" if len(s.ranks) > 1 else str(s.ranks[0])
+            r.add_row(str(s.stage), escape(s.host), ranks, f"{s.layers[0]}-{s.layers[1] - 1}", size(s.weights_bytes),
+                      size(s.activation_bytes), size(s.overhead_bytes), size(s.kv_bytes), size(s.total_bytes),
+                      size(s.budget_bytes))
+        out.print(r)
+    if plan.fits:
+        out.print(f"[green bold]FITS[/]: TP {best.tp} x PP {best.pp}, a KV pool of {best.kv_tokens:,} tokens.")
+    else:
+        out.print("[red bold]DOES NOT FIT[/]: no layout holds the model on these nodes.")
+    if plan.commands:
+        out.print("[bold]commands[/] (by host, in order):")
+        for cmd in plan.commands:
+            out.print(f"  [bold]{escape(cmd.host)}[/] ({cmd.role}): {escape(cmd.command)}", soft_wrap=True)
+            if cmd.note:
+                out.print(f"    [dim]{escape(cmd.note)}[/]", soft_wrap=True)
+    for n in plan.notes:
+        out.print(f"[dim]note: {escape(n)}[/]")
+    for w in plan.warnings:
+        err.print(f"[yellow]warning:[/] {escape(w)}")
+    out.print("[dim]Sizes in GiB = 2^30 bytes (docs/cluster.md).[/]")

@@ -1,0 +1,95 @@
+"""The estimate command's answers (--offload, --speed, --max-batch) on an engine profile other than
+transformers (cli/extras.py answers those on the transformers arithmetic). Every search here is the one
+bisection of engines.largest over engine_estimate; no typer here."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ..errors import UsageError
+from .extras import Extras
+
+_MAX_BATCH = 4096  # llama.cpp's -np bound (cli/parse.py BOUNDS["--parallel"]), as answers.engine_max_batch
+
+
+def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: Any, cards: list[Any], *,
+                  offload: bool, speed: bool, max_batch: bool, system_bandwidth_gb_s: float | None) -> Extras:
+    """--offload (llama.cpp -ngl: the most layers that fit), --max-batch (the most sequences that fit
+    at the context) and --speed (the decode bound) on `engine`'s buffers."""
+    from ..engines import largest
+    from ..speed import SYSTEM_BANDWIDTH_BYTES_S, engine_speed
+    from .estimation import engine_fit
+
+    x = Extras()
+    if system_bandwidth_gb_s is not None and not (offload and speed):
+        raise UsageError("--system-bandwidth applies to --offload --speed (the layers read from system memory)")
+    if speed and not cards:
+        raise UsageError("--speed needs a catalog GPU (--gpu) for its memory bandwidth")
+    vram = fit.vram_bytes
+    est = fit.estimate
+    if offload:
+        if engine not in ("llama.cpp", "ollama"):
+            raise UsageError(f"--offload places layers as llama.cpp's -ngl does: use --engine llama.cpp, not {engine}")
+        if "gpu_layers" in given:
+            raise UsageError("--offload searches --gpu-layers itself: give one or the other")
+        n_layer = int(est.facts["n_layer"])
+
+        def fits_layers(n: int) -> bool:
+            return bool(engine_fit(spec, req, engine, {**given, "gpu_layers": n}, vram).fits)
+
+        ngl = largest(fits_layers, 0, n_layer + 1)
+        at = engine_fit(spec, req, engine, {**given, "gpu_layers": ngl}, vram).estimate
+        x.data["engine_offload"] = {"gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": ngl > n_layer,
+                             "gpu_bytes": at.max_device_bytes, "host_bytes": at.host_bytes,
+                             "fits": ngl > 0 or at.max_device_bytes <= vram}
+        x.views.append(_offload_view(ngl, n_layer, at.max_device_bytes, at.host_bytes, vram, engine))
+        est = at
+    if max_batch:
+        if engine not in ("llama.cpp", "ollama"):
+            raise UsageError(f"--max-batch: {engine} sizes its own batch"
+                             + (" (give --max-num-seqs)" if engine == "vllm" else ""))
+        context = est.context_tokens // max(req.batch, 1)
+        opts = {k: v for k, v in given.items() if k != "parallel"}
+
+        def total(b: int) -> int:
+            return int(engine_fit(spec, replace(req, batch=b, context=context), engine, opts, vram).estimate.max_device_bytes)
+
+        hi = 1
+        while hi < _MAX_BATCH and total(hi) <= vram:
+            hi *= 2
+        n = largest(lambda b: total(b) <= vram, max(1, hi // 2), min(hi, _MAX_BATCH))
+        at = max(n, 1)
+        after = total(at + 1)
+        x.data["max_batch"] = {"context_tokens": context, "beams": 1, "vram_bytes": vram, "max_batch": n,
+                               "total_bytes": total(at), "next_total_bytes": after if n else total(at),
+                               "per_sequence_bytes": after - total(at)}
+        x.views.append(f"Largest batch at context {context:,}: {n:,} sequences (llama.cpp -np {n} -c {n * context:,})"
+                       if n else f"Not even one sequence of {context:,} positions fits.")
+    if speed:
+        from ..answers import device
+        from ..render_answers import speed_view
+
+        gpu_bw = device(cards[0]).bandwidth_bytes_s
+        if gpu_bw is None:
+            raise UsageError(f"--speed needs the GPU's memory bandwidth; the spec of {cards[0].id} gives none")
+        sys_bw = round(system_bandwidth_gb_s * 10**9) if system_bandwidth_gb_s else SYSTEM_BANDWIDTH_BYTES_S
+        sp = engine_speed([(b.name, b.placement, b.kind, b.bytes) for b in est.buffers], est.context_tokens,
+                          est.n_ctx, req.batch, gpu_bw, sys_bw)
+        from .extras import as_plain
+
+        x.data["decode_speed"] = as_plain(sp)
+        x.views.append(speed_view(sp, fits=fit.fits or offload))
+    return x
+
+
+def _offload_view(ngl: int, n_layer: int, gpu: int, host: int, vram: int, engine: str) -> str:
+    from ..render import size
+
+    flag = "-ngl" if engine == "llama.cpp" else "num_gpu"
+    if ngl > n_layer:
+        return f"Offload: everything fits on the GPU ({flag} {ngl}: {n_layer} layers and the output layer)."
+    if ngl == 0 and gpu > vram:
+        return f"Offload: not even {flag} 0 fits: the KV cache and compute buffers alone need {size(gpu)}."
+    return (f"Offload: {flag} {ngl} of {n_layer + 1} fits: {size(gpu)} on the GPU of {size(vram)}, "
+            f"{size(host)} in system memory.")
