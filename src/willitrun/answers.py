@@ -19,17 +19,36 @@ from typing import TYPE_CHECKING
 
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
 from .errors import UsageError
-from .fit import LADDER_WEIGHTS, context_limit, ladder_dtypes, largest, largest_fitting, max_context
+from .fit import context_limit, ladder_dtypes, largest, largest_fitting, max_context
 from .layers import Layout, layout
 from .memory import (
-    AnySpec, Estimate, Request, Resolved, default_context, estimate_resolved, resolve, weight_components,
+    AnySpec,
+    Estimate,
+    Request,
+    Resolved,
+    default_context,
+    estimate_resolved,
+    resolve,
+    weight_components,
 )
 from .placement import (
-    Card, Device, Offload, Split, device, layer_owners, layer_split, offload, split, tensor_split,
-    tp_bytes, tp_constraints, tp_kv_heads, tp_problems,
+    Card,
+    Device,
+    Offload,
+    Split,
+    device,
+    layer_owners,
+    layer_split,
+    offload,
+    split,
+    tensor_split,
+    tp_bytes,
+    tp_constraints,
+    tp_kv_heads,
+    tp_problems,
 )
-from .speed import SYSTEM_BANDWIDTH_BYTES_S, DecodeSpeed, SpeedTerm, decode_speed, offload_speed, split_speed
 from .specs import GPUSpec
+from .speed import SYSTEM_BANDWIDTH_BYTES_S, DecodeSpeed, SpeedTerm, decode_speed, offload_speed, split_speed
 from .tensors import model_tensors
 
 if TYPE_CHECKING:
@@ -42,11 +61,40 @@ _MAX_NP = 4096  # llama.cpp's -np bound on the command line (cli/parse.py BOUNDS
 _MAX_BATCH = 1 << 24  # a search bound only: every sequence adds logits, so the batch is always finite
 
 __all__ = [
-    "SYSTEM_BANDWIDTH_BYTES_S", "BatchAnswer", "Card", "CardCount", "DecodeSpeed", "Device", "GpuRow", "GpuTable",
-    "Ladder", "LadderRow", "Layout", "Offload", "Split", "SpeedTerm", "Sweep", "SweepPoint", "cards_needed",
-    "decode_speed", "device", "layer_owners", "layer_split", "layout", "max_batch", "offload", "offload_speed",
-    "quant_ladder", "split", "split_speed", "sweep", "sweep_contexts", "tensor_split", "tp_constraints",
-    "tp_problems", "which_gpus",
+    "SYSTEM_BANDWIDTH_BYTES_S",
+    "BatchAnswer",
+    "Card",
+    "CardCount",
+    "DecodeSpeed",
+    "Device",
+    "GpuRow",
+    "GpuTable",
+    "Ladder",
+    "LadderRow",
+    "Layout",
+    "Offload",
+    "SpeedTerm",
+    "Split",
+    "Sweep",
+    "SweepPoint",
+    "cards_needed",
+    "decode_speed",
+    "device",
+    "layer_owners",
+    "layer_split",
+    "layout",
+    "max_batch",
+    "offload",
+    "offload_speed",
+    "quant_ladder",
+    "split",
+    "split_speed",
+    "sweep",
+    "sweep_contexts",
+    "tensor_split",
+    "tp_constraints",
+    "tp_problems",
+    "which_gpus",
 ]
 
 

@@ -10,15 +10,15 @@ Pure library: no typer, no rich, nothing printed. Every size is an int of bytes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from . import archs
 from .errors import UsageError
 from .fit import context_limit, largest_fitting
 from .layers import Layout, layout
 from .memory import AnySpec, Estimate, Resolved, estimate_resolved
-from . import archs
 from .specs import GPUSpec
 
 
@@ -166,7 +166,7 @@ def _layer_costs(lay: Layout, est: Estimate, n_cards: int) -> tuple[list[int], l
     """(bytes of each layer with its cache and the loose tensors after it, bytes each card holds
     whatever its layers: activations and overhead; the token embeddings and what precedes the first
     layer on the first card; the final norm, LM head and a tied embedding's copy on the last)."""
-    loads = [x.weights_bytes + k for x, k in zip(lay.layers, lay.kv_per_layer(est))]
+    loads = [x.weights_bytes + k for x, k in zip(lay.layers, lay.kv_per_layer(est), strict=True)]
     fixed = [est.activations_bytes + est.overhead_bytes] * n_cards
     fixed[0] += lay.embeddings_bytes
     fixed[-1] += lay.output_bytes + (lay.tied_bytes if n_cards > 1 else 0)
@@ -183,7 +183,7 @@ def _fill(loads: list[int], fixed: list[int], caps: list[int]) -> list[int] | No
     (the last card takes the rest); None when they do not fit. Taking as many as fit never hurts
     the cards after, so this finds a split whenever a split in order exists."""
     counts, i = [], 0
-    for c, (cap, fix) in enumerate(zip(caps, fixed)):
+    for c, (cap, fix) in enumerate(zip(caps, fixed, strict=True)):
         room = cap - fix
         if c == len(caps) - 1:
             if room < sum(loads[i:]):
@@ -222,7 +222,7 @@ def _layer_cards(lay: Layout, est: Estimate, devices: Sequence[Device], counts: 
     loads, fixed = _layer_costs(lay, est, len(devices))
     kv_each = lay.kv_per_layer(est)
     cards, i = [], 0
-    for c, (d, k) in enumerate(zip(devices, counts)):
+    for c, (d, k) in enumerate(zip(devices, counts, strict=True)):
         held = range(i, i + k)
         weights = sum(loads[j] - kv_each[j] for j in held) + fixed[c] - est.activations_bytes - est.overhead_bytes
         first, last = (lay.layers[i].name, lay.layers[i + k - 1].name) if k else (None, None)

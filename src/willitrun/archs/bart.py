@@ -25,8 +25,20 @@ from typing import Literal
 from pydantic import model_validator
 
 from .base import (
-    Geometry, Heads, Hidden, Intermediate, LayerKV, Layers, ModelSpecBase, Positions, Stage, Strict, Tensor, Vocab,
-    linear, norm,
+    Geometry,
+    Heads,
+    Hidden,
+    Intermediate,
+    LayerKV,
+    Layers,
+    ModelSpecBase,
+    Positions,
+    Stage,
+    Strict,
+    Tensor,
+    Vocab,
+    linear,
+    norm,
 )
 
 ARCHITECTURES = ("bart", "mbart", "m2m_100", "marian", "pegasus")

@@ -9,12 +9,27 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from .. import limits as L
 from . import llama
 from .base import (
-    Channels, FeatureLayer, Geometry, Heads, Hidden, ImageSide, Intermediate, Layers, ModelSpecBase, Stage, Strict,
-    Tensor, TokenId, VisionShape, linear, lists_to_tuples, norm,
+    Channels,
+    FeatureLayer,
+    Geometry,
+    Heads,
+    Hidden,
+    ImageSide,
+    Intermediate,
+    Layers,
+    ModelSpecBase,
+    Stage,
+    Strict,
+    Tensor,
+    TokenId,
+    VisionShape,
+    linear,
+    lists_to_tuples,
+    norm,
 )
-from .. import limits as L
 from .llama import LlamaConfig
 
 ARCHITECTURES = ("llava", "llava_next")

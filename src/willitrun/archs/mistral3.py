@@ -19,8 +19,22 @@ from pydantic import Field, model_validator
 
 from . import llama
 from .base import (
-    Channels, FeatureLayer, Geometry, HeadDim, Heads, Hidden, ImageSide, Intermediate, Layers, ModelSpecBase, Stage,
-    Strict, Tensor, TokenId, linear, norm,
+    Channels,
+    FeatureLayer,
+    Geometry,
+    HeadDim,
+    Heads,
+    Hidden,
+    ImageSide,
+    Intermediate,
+    Layers,
+    ModelSpecBase,
+    Stage,
+    Strict,
+    Tensor,
+    TokenId,
+    linear,
+    norm,
 )
 from .llama import LlamaConfig
 

@@ -7,8 +7,23 @@ from collections.abc import Iterator
 from typing import Literal
 
 from .base import (
-    T5_PRETRAINING_LENGTH, Buckets, Geometry, HeadDim, Heads, Hidden, Intermediate, LayerKV, Layers, ModelSpecBase, Positions, Stage, Strict,
-    Tensor, Vocab, linear, norm,
+    T5_PRETRAINING_LENGTH,
+    Buckets,
+    Geometry,
+    HeadDim,
+    Heads,
+    Hidden,
+    Intermediate,
+    LayerKV,
+    Layers,
+    ModelSpecBase,
+    Positions,
+    Stage,
+    Strict,
+    Tensor,
+    Vocab,
+    linear,
+    norm,
 )
 
 ARCHITECTURES = ("t5", "mt5")

@@ -9,8 +9,21 @@ from typing import Literal
 from pydantic import model_validator
 
 from .base import (
-    Geometry, Heads, Hidden, Intermediate, LayerKV, Layers, MelBins, ModelSpecBase, Positions, Stage, Strict, Tensor,
-    Vocab, linear, norm,
+    Geometry,
+    Heads,
+    Hidden,
+    Intermediate,
+    LayerKV,
+    Layers,
+    MelBins,
+    ModelSpecBase,
+    Positions,
+    Stage,
+    Strict,
+    Tensor,
+    Vocab,
+    linear,
+    norm,
 )
 
 ARCHITECTURES = ("whisper",)

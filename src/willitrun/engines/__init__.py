@@ -131,7 +131,24 @@ def engine_fit(spec: AnySpec, request: Request | None, engine: str, options: Eng
 
 
 __all__ = [
-    "CTranslate2Options", "ENGINES", "ENGINE_ALIASES", "KINDS", "LLAMACPP_VERSIONS", "Buffer", "EngineEstimate", "EngineFit", "EngineOptions", "Kind", "LlamaCppOptions",
-    "OllamaOptions", "Placement", "VllmOptions", "WhisperCppOptions", "default_engine", "engine_estimate", "engine_fit",
-    "estimate_buffers", "largest",
+    "ENGINES",
+    "ENGINE_ALIASES",
+    "KINDS",
+    "LLAMACPP_VERSIONS",
+    "Buffer",
+    "CTranslate2Options",
+    "EngineEstimate",
+    "EngineFit",
+    "EngineOptions",
+    "Kind",
+    "LlamaCppOptions",
+    "OllamaOptions",
+    "Placement",
+    "VllmOptions",
+    "WhisperCppOptions",
+    "default_engine",
+    "engine_estimate",
+    "engine_fit",
+    "estimate_buffers",
+    "largest",
 ]

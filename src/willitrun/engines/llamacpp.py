@@ -477,7 +477,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         mm_storage = mmproj_storage(mm_tensors, opt.mmproj_dtype)
         placement: Literal["gpu", "host"] = "gpu" if opt.mmproj_on_gpu else "host"
         buffers.append(Buffer("mmproj (CLIP + projector)", aligned_sum(
-            (cuda_tensor_bytes(t, s) for t, s in zip(mm_tensors, mm_storage)), align), placement, "weights",
+            (cuda_tensor_bytes(t, s) for t, s in zip(mm_tensors, mm_storage, strict=True)), align), placement, "weights",
             f"{len(mm_names)} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)"))
         buffers.append(Buffer("CLIP compute buffer", clip_compute_bytes(g.vision), placement, "compute",
                               "4 B x (heads x P^2 + 5 x P x hidden + image), P = patches + 1 (clip.cpp, one image)"))
@@ -502,7 +502,17 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
 
 
 __all__ = [
-    "LLAMACPP_VERSIONS", "LlamaCppOptions", "LlamaCppVersion",
-    "clip_compute_bytes", "compute_bytes", "gguf_storage", "kv_cells", "llamacpp_estimate", "lm_shape",
-    "check_architecture", "cuda_tensor_bytes", "mmproj_storage", "mmproj_tensors",
+    "LLAMACPP_VERSIONS",
+    "LlamaCppOptions",
+    "LlamaCppVersion",
+    "check_architecture",
+    "clip_compute_bytes",
+    "compute_bytes",
+    "cuda_tensor_bytes",
+    "gguf_storage",
+    "kv_cells",
+    "llamacpp_estimate",
+    "lm_shape",
+    "mmproj_storage",
+    "mmproj_tensors",
 ]

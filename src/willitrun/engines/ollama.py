@@ -6,14 +6,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..memory import AnySpec, Request, resolve
 from .. import archs
 from ..archs.base import uniform_width
+from ..memory import AnySpec, Request, resolve
 from ..tensors import model_tensors
 from .base import GIB, MIB, Buffer, EngineEstimate, aligned_sum, pad
 from .llamacpp import (
-    F32_BYTES, GGML_CUDA_ALIGNMENT, LLAMACPP_VERSIONS, MMPROJ, LlamaCppOptions, check_architecture, compute_bytes,
-    gguf_storage, llamacpp_estimate, lm_shape,
+    F32_BYTES,
+    GGML_CUDA_ALIGNMENT,
+    LLAMACPP_VERSIONS,
+    MMPROJ,
+    LlamaCppOptions,
+    check_architecture,
+    compute_bytes,
+    gguf_storage,
+    llamacpp_estimate,
+    lm_shape,
 )
 
 # ollama discover/gpu.go: `cudaMinimumMemory = 457 * format.MebiByte` (rocm the same). The scheduler
@@ -106,10 +114,10 @@ def _ollama_mllama(spec: AnySpec, req: Request, opt: LlamaCppOptions, n_ctx: int
     g = archs.geometry(spec)
     tensors = model_tensors(spec)
     storage = gguf_storage(tensors, r.dtype, spec)
-    text = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage) if x.component not in MMPROJ
+    text = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage, strict=True) if x.component not in MMPROJ
                         and x.role != "token_embd"), GGML_CUDA_ALIGNMENT)
-    embd = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage) if x.role == "token_embd"), GGML_CUDA_ALIGNMENT)
-    vision = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage) if x.component in MMPROJ), GGML_CUDA_ALIGNMENT)
+    embd = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage, strict=True) if x.role == "token_embd"), GGML_CUDA_ALIGNMENT)
+    vision = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage, strict=True) if x.component in MMPROJ), GGML_CUDA_ALIGNMENT)
     self_layers = len(g.self_layers)
     kv_width = uniform_width(g.self_layers)
     cells = pad(n_ctx, LLAMACPP_VERSIONS[opt.version].kv_pad_fa if opt.flash_attn else LLAMACPP_VERSIONS[opt.version].kv_pad)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from ..memory import AnySpec, Estimate, Request, estimate
 from ..fit import estimate_facts, estimate_parts
+from ..memory import AnySpec, Estimate, Request, estimate
 from .base import Buffer, EngineEstimate, Kind
 
 if TYPE_CHECKING:
