@@ -48,8 +48,17 @@ Q3_K = StorageType("q3_K", 256, 110)  # 32 B hmask + 64 B quants + 12 B scales +
 Q4_K = StorageType("q4_K", 256, 144)  # 2 x fp16 + 12 B scales + 128 B quants
 Q5_K = StorageType("q5_K", 256, 176)  # 2 x fp16 + 12 B scales + 32 B high bits + 128 B quants
 Q6_K = StorageType("q6_K", 256, 210)  # 128 B low + 64 B high + 16 B scales + fp16
+# i-quants and MXFP4 (ggml-common.h, llama.cpp as vendored in llama-cpp-python 0.3.16).
+IQ2_XXS = StorageType("iq2_xxs", 256, 66)  # fp16 + 32 x uint16 (2.0625 bpw)
+IQ2_S = StorageType("iq2_s", 256, 82)  # fp16 + 64 B qs + 8 B qh + 8 B scales (2.5625 bpw)
+IQ3_XXS = StorageType("iq3_xxs", 256, 98)  # fp16 + 3 x 32 B (3.0625 bpw)
+IQ3_S = StorageType("iq3_s", 256, 110)  # fp16 + 64 B qs + 8 B qh + 32 B signs + 4 B scales (3.4375 bpw)
+IQ4_NL = StorageType("iq4_nl", 32, 18)  # fp16 + 16 B nibbles (4.5 bpw)
+IQ4_XS = StorageType("iq4_xs", 256, 136)  # fp16 + uint16 scales_h + 4 B scales_l + 128 B (4.25 bpw)
+MXFP4 = StorageType("mxfp4", 32, 17)  # one E8M0 scale byte + 16 B of e2m1 nibbles (4.25 bpw); OCP MX v1.0
 
-GGML_TYPES = {t.name: t for t in (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)}
+GGML_TYPES = {t.name: t for t in (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+                                  IQ2_XXS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL, IQ4_XS, MXFP4)}
 
 WeightFamily = Literal["float", "quantized", "gguf"]
 
@@ -87,13 +96,21 @@ WEIGHT_DTYPES: dict[str, WeightDtype] = {
         WeightDtype("q4_0", "gguf", Q4_0, ftype="Q4_0"),
         WeightDtype("q3_k_m", "gguf", Q3_K, ftype="Q3_K_M"),
         WeightDtype("q2_k", "gguf", Q2_K, ftype="Q2_K"),
+        WeightDtype("q5_1", "gguf", Q5_1, ftype="Q5_1"),
+        WeightDtype("q5_0", "gguf", Q5_0, ftype="Q5_0"),
+        WeightDtype("q4_1", "gguf", Q4_1, ftype="Q4_1"),
+        WeightDtype("iq4_xs", "gguf", IQ4_XS, ftype="IQ4_XS"),
+        WeightDtype("iq3_xxs", "gguf", IQ3_XXS, ftype="IQ3_XXS"),
+        WeightDtype("iq2_xxs", "gguf", IQ2_XXS, ftype="IQ2_XXS"),
+        # llama-quantize MXFP4_MOE: 3-D expert tensors MXFP4, every other 2-D tensor q8_0 (gpt-oss GGUFs)
+        WeightDtype("mxfp4", "gguf", MXFP4, ftype="MXFP4_MOE"),
     )
 }
 # Names people also type; the checkpoint's torch_dtype spelling maps here too.
 WEIGHT_ALIASES = {
     "float32": "fp32", "f32": "fp32", "float16": "fp16", "f16": "fp16", "half": "fp16",
     "bfloat16": "bf16", "float8": "fp8", "f8": "fp8", "q4_k": "q4_k_m", "q5_k": "q5_k_m",
-    "q3_k": "q3_k_m", "q6": "q6_k", "q8": "q8_0",
+    "q3_k": "q3_k_m", "q6": "q6_k", "q8": "q8_0", "mxfp4_moe": "mxfp4",
 }
 
 KV_DTYPES: dict[str, StorageType] = {

@@ -15,7 +15,7 @@ from .dtypes import BF16, F16, F32, StorageType, WeightDtype, kv_dtype as parse_
 from .errors import UsageError
 from . import archs
 from . import limits as L
-from .archs.base import LINEAR_ROLES, T5_PRETRAINING_LENGTH, LayerKV, Stage, Tensor, uniform_width
+from .archs.base import EXPERT_ROLES, LINEAR_ROLES, T5_PRETRAINING_LENGTH, LayerKV, Stage, Tensor, uniform_width
 from .archs import model_tensors
 
 if TYPE_CHECKING:
@@ -98,6 +98,11 @@ class Estimate:
     attention: Attention
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    # Mixture of experts: parameters one token uses (every weight is still resident), and the bytes
+    # of the routed experts per decoder layer with the fraction of them a token reads (k of n).
+    active_parameters: int = 0
+    expert_bytes: tuple[int, ...] = ()
+    experts_read: tuple[int, int] = (0, 0)
 
     @property
     def text_tokens(self) -> int:
@@ -180,6 +185,40 @@ def _components(tensors: list[Tensor], storage: list[StorageType]) -> tuple[Comp
         params[t.component] += t.numel
         nbytes[t.component] += s.nbytes(t.numel)
     return tuple(Component(name, params[name], nbytes[name]) for name in params)
+
+
+def active_parameters(spec: AnySpec) -> int:
+    """Parameters one token computes with: every tensor, but of each layer's routed experts only
+    experts_per_token of n_expert (the 3-D expert tensors' first axis). Equals the total for a
+    dense model. Mixtral 8x7B: 12.9B of 46.7B; Qwen3-30B-A3B: 3.3B of 30.5B."""
+    return archs.cached(spec, "active_parameters", lambda: _active(spec))
+
+
+def _active(spec: AnySpec) -> int:
+    g = archs.geometry(spec)
+    total = 0
+    for t in model_tensors(spec):
+        if t.role in EXPERT_ROLES and g.experts:
+            total += t.numel // t.shape[0] * g.experts_per_token
+        else:
+            total += t.numel
+    return total
+
+
+def expert_layer_bytes(spec: AnySpec, dtype: WeightDtype) -> tuple[int, ...]:
+    """Bytes of the routed experts of each decoder layer in `dtype` (empty for a dense model)."""
+    g = archs.geometry(spec)
+    if not g.experts:
+        return ()
+
+    def compute() -> tuple[int, ...]:
+        out = [0] * g.decoder_layers
+        for t, s in zip(model_tensors(spec), storage_types(spec, dtype)):
+            if t.role in EXPERT_ROLES and t.component == "decoder" and t.layer is not None:
+                out[t.layer] += s.nbytes(t.numel)
+        return tuple(out)
+
+    return archs.cached(spec, f"expert_bytes:{dtype.name}", compute)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -387,13 +426,15 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
                      f"{which} while decoding, but right after a prefill the whole prompt's keys and values "
                      "are still held, so the peak counts every position")
     components = r.components
+    g = archs.geometry(spec)
     return Estimate(
         model=spec.id, architecture=spec.architecture, dtype=r.dtype.name, kv_dtype=r.kv.name,
         context_tokens=context, image_tokens=r.image_tokens, batch_size=batch, beams=beams, images=r.images,
         cross_source_tokens=r.source, parameters=sum(c.parameters for c in components), components=components,
         weights_bytes=sum(c.bytes for c in components), kv_self_bytes=kv_self, kv_cross_bytes=kv_cross,
         activations_bytes=act, overhead_bytes=TRANSFORMERS_OVERHEAD_BYTES, attention=att,
-        notes=tuple(notes), warnings=tuple(warnings),
+        notes=tuple(notes), warnings=tuple(warnings), active_parameters=active_parameters(spec),
+        expert_bytes=expert_layer_bytes(spec, r.dtype), experts_read=(g.experts_per_token, g.experts),
     )
 
 

@@ -85,14 +85,20 @@ from transformers import (
     LlavaNextForConditionalGeneration,
     MistralConfig,
     MistralForCausalLM,
+    MixtralConfig,
+    MixtralForCausalLM,
     MllamaConfig,
     MllamaForConditionalGeneration,
     Phi3Config,
     Phi3ForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Qwen2MoeConfig,
+    Qwen2MoeForCausalLM,
     Qwen3Config,
     Qwen3ForCausalLM,
+    Qwen3MoeConfig,
+    Qwen3MoeForCausalLM,
     T5Config,
     T5ForConditionalGeneration,
     WhisperConfig,
@@ -126,6 +132,10 @@ MISTRAL_TEST_WINDOW = 4
 # Decoder-only families whose small copy is the full config with fewer layers, a small vocabulary
 # and a narrow MLP (every attention width kept).
 LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "granite")
+# Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
+# never enters the cache); expert counts and widths of the full model are counted on `meta`.
+MOE = ("mixtral", "qwen2_moe", "qwen3_moe")
+SMALL_EXPERTS, SMALL_EXPERTS_PER_TOKEN, SMALL_EXPERT_FFN = 4, 2, 32
 # Families with sliding layers get a second case whose window (4) is shorter than the prompt (7), so the
 # measured cache shows what transformers holds right after a prefill past the window; their small copy
 # keeps one whole period of the local/global pattern (Gemma 2: 2 layers; Gemma 3: sliding_window_pattern).
@@ -259,6 +269,19 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "granite": Architecture(
         GraniteConfig, GraniteForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    # --- mixture of experts (issue 10) ---
+    "mixtral": Architecture(
+        MixtralConfig, MixtralForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "qwen2_moe": Architecture(
+        Qwen2MoeConfig, Qwen2MoeForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "qwen3_moe": Architecture(
+        Qwen3MoeConfig, Qwen3MoeForCausalLM, _compile(_LM_RULES),
         lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
     ),
     "t5": Architecture(
@@ -422,10 +445,24 @@ def _clip_layers_needed(feature_layer: int | list[int]) -> int:
     return max([SMALL_VISION_LAYERS] + [(-i - 1) if i < 0 else i for i in layers])
 
 
+def _shrink_moe(cfg: dict[str, Any]) -> dict[str, Any]:
+    cfg = _shrink_lm(cfg)
+    for key in ("num_local_experts", "num_experts", "n_routed_experts"):
+        if key in cfg:
+            cfg[key] = SMALL_EXPERTS
+    cfg["num_experts_per_tok"] = min(cfg["num_experts_per_tok"], SMALL_EXPERTS_PER_TOKEN)
+    for key in ("moe_intermediate_size", "shared_expert_intermediate_size"):
+        if key in cfg:
+            cfg[key] = SMALL_EXPERT_FFN
+    return cfg
+
+
 def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
     if arch in LLAMA_LIKE:
         return _shrink_lm(cfg)
+    if arch in MOE:
+        return _shrink_moe(cfg)
     if arch == "t5":
         cfg.update(vocab_size=SMALL_VOCAB, d_ff=SMALL_FFN, num_layers=SMALL_LAYERS,
                    num_decoder_layers=SMALL_LAYERS)
@@ -689,7 +726,7 @@ def mllama_inputs(layout: list[int]):
 
 def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
     small = small_config(arch, cfg)
-    if arch in ("llama", "qwen2", "qwen3", "granite"):
+    if arch in ("llama", "qwen2", "qwen3", "granite") or arch in MOE:
         return [("text", small, lm_inputs)]
     if arch in ("gemma2", "gemma3_text", "phi3"):
         windowed = copy.deepcopy(small)

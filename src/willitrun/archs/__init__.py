@@ -26,6 +26,8 @@ FAMILIES: dict[str, str] = {
     "llava": "llava", "llava_next": "llava", "mllama": "mllama", "qwen2": "qwen2", "qwen3": "qwen3",
     "gemma": "gemma", "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3", "granite": "granite",
     "starcoder2": "starcoder2",
+    # mixture of experts, latent attention, state-space (issue 10)
+    "mixtral": "mixtral", "qwen2_moe": "qwen_moe", "qwen3_moe": "qwen_moe",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -73,9 +73,13 @@ def lists_to_tuples(value: object) -> object:
 Role = Literal[
     "token_embd", "output", "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up",
     "ffn_gate_up", "ffn_down", "norm", "bias", "pos_embd", "rel_bias", "conv", "projector", "other",
+    # mixture of experts (llama.cpp's tensor names): the router, and every expert of a layer in one
+    # 3-D tensor (n_expert, out, in), as transformers 5 (`experts.gate_up_proj`) and GGUF store them
+    "ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps",
 ]
+EXPERT_ROLES = frozenset({"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"})
 LINEAR_ROLES = frozenset({"attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up",
-                          "ffn_gate_up", "ffn_down", "projector"})
+                          "ffn_gate_up", "ffn_down", "projector"}) | EXPERT_ROLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +200,15 @@ class Geometry:
     vision: VisionShape | None = None
     vision_tiles: tuple[int, int] | None = None  # (tiles per image, positions per tile) of a tiled vision source
     refusals: Mapping[str, str] = field(default_factory=dict)  # engine -> why it cannot run this model
+    # Mixture of experts: routed experts per MoE layer and how many each token uses (0: dense model).
+    # Every expert is resident; a token reads `experts_per_token` of them (active parameters).
+    experts: int = 0
+    experts_per_token: int = 0
+    # Multi-head latent attention (DeepSeek V2/V3): self_kv holds the compressed latent
+    # (key_dim = kv_lora_rank, value_dim = qk_rope_head_dim, one "head"), which is what transformers
+    # >= 5, vLLM and llama.cpp cache; `mla_heads` is (heads, qk_nope + qk_rope, v_head_dim) of the
+    # decompressed attention for engines that cache full heads.
+    mla_heads: tuple[int, int, int] | None = None
 
     @property
     def decoder_layers(self) -> int:

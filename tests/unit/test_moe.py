@@ -1,0 +1,95 @@
+"""Mixture of experts: active parameters, expert tensors, contradictory fields, GGUF mixes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from willitrun import archs, estimate, load_catalog
+from willitrun.dtypes import IQ2_XXS, IQ3_XXS, IQ4_XS, MXFP4, Q4_K, Q5_K, Q6_K, Q8_0, F32, weight_dtype
+from willitrun.errors import SpecError
+from willitrun.memory import storage_types
+from willitrun.specs import parse_model_spec
+
+
+def spec(model_id: str):
+    return load_catalog().resolve("model", model_id)
+
+
+@pytest.mark.parametrize(("model_id", "total", "active"), [
+    # Mistral AI: "46.7B total parameters but only uses 12.9B parameters per token"
+    ("mixtral-8x7b", 46_702_792_704, 12_879_925_248),
+    # Qwen3 model card: 30.5B total, 3.3B activated
+    ("qwen3-30b-a3b", 30_532_122_624, 3_353_032_704),
+    # Qwen3 model card: 235B total, 22B activated
+    ("qwen3-235b-a22b", 235_093_634_560, 22_190_763_520),
+])
+def test_total_and_active_parameters(model_id, total, active):
+    e = estimate(spec(model_id))
+    assert (e.parameters, e.active_parameters) == (total, active)
+
+
+def test_active_by_hand_qwen3_30b():
+    # per layer 128 experts x 3 x 768 x 2048; a token uses 8 of them
+    s = spec("qwen3-30b-a3b")
+    expert = 3 * 768 * 2048
+    assert estimate(s).parameters - estimate(s).active_parameters == 48 * (128 - 8) * expert
+
+
+def test_experts_are_fused_3d_tensors():
+    t = [t for t in archs.model_tensors(spec("qwen3-30b-a3b")) if t.layer == 0 and t.role.endswith("_exps")]
+    assert [(x.role, x.shape) for x in t] == [
+        ("ffn_gate_exps", (128, 768, 2048)), ("ffn_up_exps", (128, 768, 2048)), ("ffn_down_exps", (128, 2048, 768))]
+
+
+def test_dense_model_active_equals_total():
+    e = estimate(spec("llama-3-8b"))
+    assert e.active_parameters == e.parameters and e.expert_bytes == ()
+
+
+def test_more_experts_per_token_than_experts_is_one_line_error():
+    doc = yaml.safe_load((Path(__file__).parents[2] / "model_specs" / "mixtral-8x7b.yaml").read_text())
+    doc["config"]["num_experts_per_tok"] = 9
+    with pytest.raises((SpecError, ValueError)) as exc:
+        parse_model_spec(doc)
+    msg = str(exc.value)
+    assert "num_experts_per_tok (9) is more than the 8 experts per layer" in msg
+
+
+def _types(model_id, dtype):
+    s = spec(model_id)
+    return {t.name: st for t, st in zip(archs.model_tensors(s), storage_types(s, weight_dtype(dtype)))}
+
+
+def test_mixtral_q4_k_m_mix():
+    # llama-quant.cpp: 8 experts raise attn_v / attn_k to q8_0 and attn_output to q5_K; ffn_down of
+    # use_more_bits layers (layer 0 of 32) q6_K, others q4_K; the router stays f32
+    t = _types("mixtral-8x7b", "q4_k_m")
+    assert t["decoder.0.attn_v.weight"] is Q8_0 and t["decoder.0.attn_k.weight"] is Q8_0
+    assert t["decoder.0.attn_output.weight"] is Q5_K
+    assert t["decoder.0.ffn_down_exps.weight"] is Q6_K and t["decoder.4.ffn_down_exps.weight"] is Q4_K
+    assert t["decoder.0.ffn_gate_inp.weight"] is F32 and t["decoder.0.ffn_up_exps.weight"] is Q4_K
+
+
+def test_iquant_and_mxfp4_mixes():
+    t = _types("qwen3-30b-a3b", "iq4_xs")
+    assert t["decoder.5.ffn_up_exps.weight"] is IQ4_XS and t["decoder.5.attn_v.weight"] is Q5_K  # n_gqa 8 >= 4
+    t = _types("qwen3-30b-a3b", "iq3_xxs")
+    assert t["decoder.5.ffn_up_exps.weight"] is IQ3_XXS and t["output.weight"] is Q5_K
+    t = _types("qwen3-30b-a3b", "iq2_xxs")
+    assert t["decoder.5.ffn_up_exps.weight"] is IQ2_XXS and t["decoder.5.attn_v.weight"] is Q4_K
+    t = _types("qwen3-30b-a3b", "mxfp4")
+    assert t["decoder.5.ffn_up_exps.weight"] is MXFP4 and t["decoder.5.attn_q.weight"] is Q8_0
+    assert t["output.weight"] is Q8_0
+
+
+@pytest.mark.parametrize(("storage", "bpw"), [(IQ2_XXS, 2.0625), (IQ3_XXS, 3.0625), (IQ4_XS, 4.25), (MXFP4, 4.25)])
+def test_block_sizes(storage, bpw):
+    assert storage.bits_per_element == bpw
+
+
+def test_qwen3_30b_q4_k_m_file_size():
+    # Qwen/Qwen3-30B-A3B-GGUF Qwen3-30B-A3B-Q4_K_M.gguf is 18.6 GB; the tensors alone:
+    assert round(estimate(spec("qwen3-30b-a3b"), dtype="q4_k_m").weights_bytes / 1e9, 1) == 18.6
