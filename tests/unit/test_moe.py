@@ -93,3 +93,53 @@ def test_block_sizes(storage, bpw):
 def test_qwen3_30b_q4_k_m_file_size():
     # Qwen/Qwen3-30B-A3B-GGUF Qwen3-30B-A3B-Q4_K_M.gguf is 18.6 GB; the tensors alone:
     assert round(estimate(spec("qwen3-30b-a3b"), dtype="q4_k_m").weights_bytes / 1e9, 1) == 18.6
+
+
+def _layout(model_id, dtype):
+    from willitrun.layers import layout
+    from willitrun.memory import Request, resolve
+    s = spec(model_id)
+    return layout(resolve(s, Request(dtype=dtype))), estimate(s, dtype=dtype)
+
+
+def test_decode_reads_only_the_active_experts():
+    from willitrun.speed import decode_speed
+    lay, est = _layout("qwen3-30b-a3b", "q4_k_m")
+    sp = decode_speed(lay, est, 716_800_000_000)
+    dense = sum(x.decode_bytes for x in lay.layers) + lay.output_decode_bytes
+    assert sp.weights_read_bytes == dense - sum(b - b * 8 // 128 for b in est.expert_bytes)
+    assert sp.weights_read_bytes < dense / 4  # 3.3B of 30.5B parameters active
+
+
+def test_expert_offload_speed_and_buffers():
+    from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
+    from willitrun.memory import Request
+    from willitrun.speed import moe_offload_speed
+    s = spec("qwen3-30b-a3b")
+    full = llamacpp_estimate(s, Request(dtype="q4_k_m"))
+    off = llamacpp_estimate(s, Request(dtype="q4_k_m"), LlamaCppOptions(n_cpu_moe=12))
+    lay, est = _layout("qwen3-30b-a3b", "q4_k_m")
+    moved = sum(est.expert_bytes[:12])
+    assert full.gpu_bytes - off.gpu_bytes >= moved  # 128-byte alignment aside
+    assert full.gpu_bytes - off.gpu_bytes - moved < 128 * 3 * 12
+    assert off.facts["n_cpu_moe"] == 12
+    sp = moe_offload_speed(lay, est, 12, 716_800_000_000)
+    assert sp.terms[1].where == "system memory" and sp.terms[1].bytes == sum(b * 8 // 128 for b in est.expert_bytes[:12])
+
+
+def test_n_cpu_moe_on_a_dense_model_is_an_error():
+    from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
+    from willitrun.errors import UsageError
+    from willitrun.memory import Request
+    with pytest.raises(UsageError, match="mixture-of-experts"):
+        llamacpp_estimate(spec("llama-3-8b"), Request(dtype="q4_k_m"), LlamaCppOptions(n_cpu_moe=4))
+
+
+def test_qwen3_30b_q4_k_m_on_a_16_gb_card():
+    """The issue's acceptance: does not fit whole on an RTX 4080 (16 GiB), fits with --n-cpu-moe 10."""
+    from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
+    from willitrun.memory import Request
+    s = spec("qwen3-30b-a3b")
+    card = 16 * 2**30
+    assert llamacpp_estimate(s, Request(dtype="q4_k_m")).gpu_bytes > card
+    assert llamacpp_estimate(s, Request(dtype="q4_k_m"), LlamaCppOptions(n_cpu_moe=10)).gpu_bytes < card - 2**30

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from .. import archs, gguf
-from ..archs.base import VisionShape, uniform_width
+from ..archs.base import EXPERT_ROLES, VisionShape, uniform_width
 from ..dtypes import F16, F32, StorageType, WeightDtype, weight_dtype
 from ..errors import UsageError
 from ..memory import AnySpec, Request, default_context, resolve
@@ -107,6 +107,7 @@ class LlamaCppOptions:
     kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
     cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
     swa_full: bool = False  # [--swa-full] sliding-window layers keep every cell, not just their window
+    n_cpu_moe: int = 0  # [--n-cpu-moe N] the expert tensors of layers 0..N-1 stay in host memory (-ot exps=CPU: all)
 
     def __post_init__(self) -> None:
         if self.version not in LLAMACPP_VERSIONS:
@@ -116,6 +117,8 @@ class LlamaCppOptions:
                 raise UsageError(f"{name} must be at least 1 (got {getattr(self, name)})")
         if self.gpu_layers is not None and self.gpu_layers < 0:
             raise UsageError(f"gpu_layers cannot be negative (got {self.gpu_layers})")
+        if self.n_cpu_moe < 0:
+            raise UsageError(f"n_cpu_moe cannot be negative (got {self.n_cpu_moe})")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -240,6 +243,33 @@ def clip_compute_bytes(v: VisionShape) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# Mixture of experts: expert offload (--n-cpu-moe / -ot exps=CPU)
+# --------------------------------------------------------------------------------------------------
+def expert_on_host(t: Tensor, opt: LlamaCppOptions) -> bool:
+    """common/arg.cpp `--n-cpu-moe N`: a tensor override `blk\\.(0..N-1)\\.ffn_(up|down|gate)_exps`=CPU keeps
+    the routed experts of the first N layers in host memory (`-ot exps=CPU`, `--cpu-moe`: every layer);
+    the rest of those layers (attention, router, shared expert, norms, KV) stays on the GPU."""
+    return t.role in EXPERT_ROLES and t.layer is not None and t.layer < opt.n_cpu_moe
+
+
+def expert_host_detail(opt: LlamaCppOptions, n_layer: int) -> str:
+    if not opt.n_cpu_moe:
+        return ""
+    return f"the expert tensors of layers 0..{min(opt.n_cpu_moe, n_layer) - 1} (--n-cpu-moe {opt.n_cpu_moe})"
+
+
+def moe_notes(spec: AnySpec, opt: LlamaCppOptions) -> list[str]:
+    g = archs.geometry(spec)
+    if opt.n_cpu_moe and not g.experts:
+        raise UsageError(f"--n-cpu-moe applies to mixture-of-experts models; {spec.id} has no experts")
+    if not opt.n_cpu_moe:
+        return []
+    n = min(opt.n_cpu_moe, g.decoder_layers)
+    return [f"--n-cpu-moe {opt.n_cpu_moe}: the expert tensors of layers 0..{n - 1} stay in host memory; a token "
+            f"reads {g.experts_per_token} of their {g.experts} experts from system RAM"]
+
+
+# --------------------------------------------------------------------------------------------------
 # The estimate
 # --------------------------------------------------------------------------------------------------
 def check_architecture(spec: AnySpec, engine: str) -> None:
@@ -314,7 +344,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
             if t.role == "output":
                 output_tensor_bytes = nbytes
             (gpu_sizes[last_device] if output_on_gpu else host_sizes).append(nbytes)
-        elif t.layer >= first_gpu:
+        elif t.layer >= first_gpu and not expert_on_host(t, opt):
             gpu_sizes[device_of(t.layer)].append(nbytes)
         else:
             host_sizes.append(nbytes)
@@ -332,8 +362,11 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
                           "layer is always on the CPU)"))
     if host_sizes:
         buffers.append(Buffer("model buffer (CPU): layers kept on the host", aligned_sum(host_sizes, align), "host",
-                              "weights", f"layers 0..{first_gpu - 1}" + ("" if output_on_gpu else " and the output layer")
-                              + f" stay in host memory (-ngl {ngl} of {n_layer + 1})"))
+                              "weights", "; ".join(d for d in (
+                                  (f"layers 0..{first_gpu - 1}" if first_gpu else "the output layer" if not output_on_gpu else "")
+                                  + (" and the output layer" if first_gpu and not output_on_gpu else "")
+                                  + (f" stay in host memory (-ngl {ngl} of {n_layer + 1})" if first_gpu or not output_on_gpu else ""),
+                                  expert_host_detail(opt, n_layer)) if d)))
 
     # KV cache: per layer on the layer's device.
     kv_layer = 2 * r.kv.nbytes(shape.kv_width) * cells
@@ -409,7 +442,9 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     if opt.gpus > 1:
         out_notes.append("with several GPUs and every layer offloaded llama.cpp enables pipeline parallelism, "
                          "which keeps extra copies of the graph inputs (not counted here)")
+    out_notes += moe_notes(spec, opt)
     facts: dict[str, int | bool | str] = {
+        "n_cpu_moe": min(opt.n_cpu_moe, n_layer),
         "n_ctx": cells, "n_ctx_seq": per_seq, "kv_pad": pad_to, "n_ubatch": ub, "flash_attn": fa,
         "parallel": opt.parallel, "gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": output_on_gpu,
         "version": opt.version,
@@ -421,5 +456,5 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
 __all__ = [
     "LLAMACPP_VERSIONS", "LlamaCppOptions", "LlamaCppVersion",
     "clip_compute_bytes", "compute_bytes", "gguf_storage", "kv_cells", "llamacpp_estimate", "lm_shape",
-    "check_architecture", "cuda_tensor_bytes", "mmproj_storage", "mmproj_tensors",
+    "check_architecture", "cuda_tensor_bytes", "expert_on_host", "moe_notes", "mmproj_storage", "mmproj_tensors",
 ]
