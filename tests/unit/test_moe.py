@@ -143,3 +143,23 @@ def test_qwen3_30b_q4_k_m_on_a_16_gb_card():
     card = 16 * 2**30
     assert llamacpp_estimate(s, Request(dtype="q4_k_m")).gpu_bytes > card
     assert llamacpp_estimate(s, Request(dtype="q4_k_m"), LlamaCppOptions(n_cpu_moe=10)).gpu_bytes < card - 2**30
+
+
+@pytest.mark.parametrize("model_id", ["qwen3-30b-a3b", "mixtral-8x7b", "qwen3-235b-a22b", "mixtral-8x22b"])
+def test_import_from_config_json_matches_the_catalog(model_id):
+    from willitrun.importers.configs import spec_from_config
+    doc = yaml.safe_load((Path(__file__).parents[2] / "model_specs" / f"{model_id}.yaml").read_text())
+    cfg = {**doc["config"], "torch_dtype": "bfloat16", "rms_norm_eps": 1e-6}  # keys the spec drops are ignored
+    s = spec_from_config(cfg, source="config.json")
+    assert (estimate(s).parameters, estimate(s).active_parameters) == (
+        estimate(spec(model_id)).parameters, estimate(spec(model_id)).active_parameters)
+
+
+def test_import_contradictory_experts_is_one_line():
+    from willitrun.importers.configs import spec_from_config
+    cfg = {"model_type": "qwen3_moe", "num_experts": 4, "num_experts_per_tok": 8, "hidden_size": 64,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
+           "intermediate_size": 64, "moe_intermediate_size": 32, "max_position_embeddings": 128, "head_dim": 16}
+    with pytest.raises(SpecError) as exc:
+        spec_from_config(cfg, source="config.json")
+    assert "num_experts_per_tok (8) is more than the 4 experts per layer" in str(exc.value)

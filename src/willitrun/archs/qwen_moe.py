@@ -46,7 +46,9 @@ class Qwen3MoeConfig(QwenMoeFields):
     slides when use_sliding_window (no released config sets it)."""
 
     model_type: Literal["qwen3_moe"] | None = None
-    head_dim: Annotated[int, Field(gt=0, le=L.MAX_HEAD_DIM)] = 128
+    # Qwen3MoeConfig has no head_dim field: Qwen3MoeAttention reads getattr(config, "head_dim",
+    # hidden_size // num_attention_heads), so an absent head_dim is hidden / heads (every released
+    # config gives 128 explicitly).
     hidden_act: Literal["silu"] = "silu"
     attention_bias: bool = False
     use_sliding_window: bool = False
@@ -75,6 +77,15 @@ class Qwen2MoeConfig(QwenMoeFields, SlidingLayers):
     @property
     def anatomy(self) -> Anatomy:
         return Anatomy(qkv_bias=self.qkv_bias)
+
+    def layer_kind(self, i: int) -> tuple[Literal["full", "sliding", "chunked"], int | None]:
+        """Qwen2MoeConfig.__post_init__: without layer_types, the odd-numbered layers (i + 1 odd) below
+        max_window_layers slide when use_sliding_window."""
+        if self.layer_types is not None:
+            sliding = self.layer_types[i] == "sliding_attention"
+        else:
+            sliding = self.use_sliding_window and bool((i + 1) % 2) and i < self.max_window_layers
+        return ("sliding", self.sliding_window) if sliding and self.sliding_window else ("full", None)
 
     @property
     def shared_width(self) -> int:

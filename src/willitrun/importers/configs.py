@@ -159,8 +159,40 @@ STARCODER2 = ConfigClass("Starcoder2Config", "starcoder2/configuration_starcoder
     "num_attention_heads": 24, "num_key_value_heads": 2, "max_position_embeddings": 4096,
     "hidden_act": "gelu_pytorch_tanh", "use_bias": True, "tie_word_embeddings": True,
 }, copied=("sliding_window",))
+# --- mixture of experts (issue 10); defaults of transformers 5.23's config classes ---
+def _moe_config_classes() -> dict[str, ConfigClass]:
+    from ..archs.mixtral import MixtralConfig as _MixtralSpec
+    from ..archs.qwen_moe import Qwen2MoeConfig as _Qwen2MoeSpec
+    from ..archs.qwen_moe import Qwen3MoeConfig as _Qwen3MoeSpec
+
+    moe = {"num_experts_per_tok": 8, "moe_intermediate_size": 768, "decoder_sparse_step": 1, "mlp_only_layers": [],
+           "norm_topk_prob": False}
+    return {
+        "mixtral": ConfigClass("MixtralConfig", "mixtral/configuration_mixtral.py", _MixtralSpec, {
+            "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+            "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": None, "max_position_embeddings": 131072,
+            "hidden_act": "silu", "tie_word_embeddings": False, "sliding_window": None, "num_local_experts": 8,
+            "num_experts_per_tok": 2,
+        }),
+        "qwen3_moe": ConfigClass("Qwen3MoeConfig", "qwen3_moe/configuration_qwen3_moe.py", _Qwen3MoeSpec, {
+            "vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 24,
+            "num_attention_heads": 32, "num_key_value_heads": 4, "max_position_embeddings": 32768,
+            "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False, "use_sliding_window": False,
+            "sliding_window": 4096, "num_experts": 128, **moe,
+        }, copied=("head_dim", "max_window_layers"), none_is_default=("mlp_only_layers",)),
+        "qwen2_moe": ConfigClass("Qwen2MoeConfig", "qwen2_moe/configuration_qwen2_moe.py", _Qwen2MoeSpec, {
+            "vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 24,
+            "num_attention_heads": 16, "num_key_value_heads": 16, "max_position_embeddings": 32768,
+            "hidden_act": "silu", "tie_word_embeddings": False, "use_sliding_window": False, "sliding_window": 4096,
+            "max_window_layers": 28, "num_experts": 60, "shared_expert_intermediate_size": 5632, "qkv_bias": True,
+            **moe, "num_experts_per_tok": 4, "moe_intermediate_size": 1408,
+        }, copied=("head_dim", "layer_types"), none_is_default=("mlp_only_layers",)),
+    }
+
+
 LANGUAGE_MODELS = {"llama": LLAMA, "mistral": MISTRAL, "qwen2": QWEN2, "qwen3": QWEN3, "gemma": GEMMA,
-                   "gemma3_text": GEMMA3_TEXT, "phi3": PHI3, "granite": GRANITE, "starcoder2": STARCODER2}
+                   "gemma3_text": GEMMA3_TEXT, "phi3": PHI3, "granite": GRANITE, "starcoder2": STARCODER2,
+                   **_moe_config_classes()}
 # GEMMA2 is ready, but its import waits for tests/importers/test_commands.py, which still uses
 # model_type gemma2 as its example of an unsupported type.
 LLAVA_TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models LlavaConfig specs model
