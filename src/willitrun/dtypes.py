@@ -37,6 +37,15 @@ INT8 = StorageType("int8", 1, 1)  # bitsandbytes LLM.int8: int8 weights; per-row
 # 4-bit zero point (0.5 B) per group = 66.5 B per 128 weights, written as 133 B per 256.
 INT4 = StorageType("int4", 256, 133)
 
+# Checkpoint formats of MoE releases (issue 10).
+# DeepSeek-V3/R1: float8 e4m3 weights with one fp32 scale (weight_scale_inv) per 128 x 128 block
+# (config.json quantization_config: fmt e4m3, weight_block_size [128, 128]); counted as 4 B per
+# 16,384 weights (exact for shapes that are multiples of 128, which all of V3's linear weights are).
+FP8_BLOCK = StorageType("fp8_block128", 128 * 128, 128 * 128 + 4)
+# gpt-oss: MXFP4 (OCP Microscaling v1.0): 32 e2m1 values (16 B) share one E8M0 scale byte; the
+# checkpoint stores them as `*_blocks` and `*_scales` (config.json quantization_config quant_method mxfp4).
+MXFP4_HF = StorageType("mxfp4", 32, 17)
+
 # ggml block types (ggml-common.h).
 Q8_0 = StorageType("q8_0", 32, 34)  # fp16 scale + 32 int8
 Q4_0 = StorageType("q4_0", 32, 18)  # fp16 scale + 16 bytes of nibbles
@@ -78,6 +87,7 @@ class WeightDtype:
     storage: StorageType
     ftype: str | None = None  # llama.cpp file type for gguf mixes
     activation_bytes: int = 2  # bytes of the compute dtype for activations
+    experts_only: bool = False  # quantized: only the routed expert tensors take `storage` (gpt-oss MXFP4)
 
 
 WEIGHT_DTYPES: dict[str, WeightDtype] = {
@@ -89,6 +99,9 @@ WEIGHT_DTYPES: dict[str, WeightDtype] = {
         WeightDtype("fp8", "quantized", FP8),
         WeightDtype("int8", "quantized", INT8),
         WeightDtype("int4", "quantized", INT4),
+        # the checkpoint formats of DeepSeek-V3/R1 and gpt-oss as transformers / vLLM load them
+        WeightDtype("fp8-block", "quantized", FP8_BLOCK),
+        WeightDtype("mxfp4-experts", "quantized", MXFP4_HF, experts_only=True),
         WeightDtype("q8_0", "gguf", Q8_0, ftype="Q8_0"),
         WeightDtype("q6_k", "gguf", Q6_K, ftype="Q6_K"),
         WeightDtype("q5_k_m", "gguf", Q5_K, ftype="Q5_K_M"),

@@ -161,7 +161,10 @@ def tensor_storage(tensors: list[Tensor], dtype: WeightDtype, spec: AnySpec) -> 
         return [dtype.storage] * len(tensors)
     if dtype.family == "quantized":
         # Only nn.Linear weights inside the blocks are replaced; the rest keeps the 16-bit type.
-        return [dtype.storage if t.role in LINEAR_ROLES and t.layer is not None else F16 for t in tensors]
+        # gpt-oss's MXFP4 checkpoint quantizes only the experts (modules_to_not_convert: attention,
+        # router, embeddings, LM head).
+        roles = EXPERT_ROLES if dtype.experts_only else LINEAR_ROLES
+        return [dtype.storage if t.role in roles and t.layer is not None else F16 for t in tensors]
     return gguf.tensor_types(tensors, dtype, archs.geometry(spec))
 
 
@@ -360,7 +363,8 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
     """Everything of an estimate that does not depend on the context length. `weights` (from
     willitrun.importers) replaces computed weight bytes with those a checkpoint really stores."""
     try:
-        dtype = parse_weight_dtype(req.dtype or (weights.dtype if weights is not None else None) or spec.dtype)
+        dtype = parse_weight_dtype(req.dtype or (weights.dtype if weights is not None else None)
+                                   or getattr(spec, "quantization", None) or spec.dtype)
     except KeyError:
         from .dtypes import WEIGHT_DTYPES
 

@@ -69,6 +69,10 @@ import transformers
 import yaml
 from torch import nn
 from transformers import (
+    DeepseekV2Config,
+    DeepseekV2ForCausalLM,
+    DeepseekV3Config,
+    DeepseekV3ForCausalLM,
     DynamicCache,
     EncoderDecoderCache,
     Gemma2Config,
@@ -134,7 +138,7 @@ MISTRAL_TEST_WINDOW = 4
 LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "granite")
 # Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
 # never enters the cache); expert counts and widths of the full model are counted on `meta`.
-MOE = ("mixtral", "qwen2_moe", "qwen3_moe")
+MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3")
 SMALL_EXPERTS, SMALL_EXPERTS_PER_TOKEN, SMALL_EXPERT_FFN = 4, 2, 32
 # Families with sliding layers get a second case whose window (4) is shorter than the prompt (7), so the
 # measured cache shows what transformers holds right after a prefill past the window; their small copy
@@ -282,6 +286,14 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "qwen3_moe": Architecture(
         Qwen3MoeConfig, Qwen3MoeForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "deepseek_v2": Architecture(
+        DeepseekV2Config, DeepseekV2ForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "deepseek_v3": Architecture(
+        DeepseekV3Config, DeepseekV3ForCausalLM, _compile(_LM_RULES),
         lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
     ),
     "t5": Architecture(
@@ -454,6 +466,8 @@ def _shrink_moe(cfg: dict[str, Any]) -> dict[str, Any]:
     for key in ("moe_intermediate_size", "shared_expert_intermediate_size"):
         if key in cfg:
             cfg[key] = SMALL_EXPERT_FFN
+    if "first_k_dense_replace" in cfg:  # DeepSeek: one dense layer, one MoE layer
+        cfg["first_k_dense_replace"] = min(cfg["first_k_dense_replace"], 1)
     return cfg
 
 
@@ -593,9 +607,15 @@ def describe_cache(cache: Any, cross_layer_ids: set[int]) -> dict[str, Any]:
     return out
 
 
+def routing_overrides(arch: str) -> dict[str, int]:
+    """DeepSeek-V3 routes within expert groups (n_group 8 by default), which the small copy's 4 experts
+    cannot form: one group. Routing changes no shape and no cache."""
+    return {"n_group": 1, "topk_group": 1} if arch == "deepseek_v3" else {}
+
+
 def run_case(arch: str, name: str, cfg: dict[str, Any], make_inputs: Callable[..., tuple[dict, dict]]
              ) -> dict[str, Any]:
-    overrides = token_overrides(arch, cfg)
+    overrides = {**token_overrides(arch, cfg), **routing_overrides(arch)}
     torch.manual_seed(SEED)
     model, config, corrections = build_model(arch, cfg, overrides, device="cpu")
     if any(p.dtype != torch.float32 for p in model.parameters()):

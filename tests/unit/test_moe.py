@@ -163,3 +163,38 @@ def test_import_contradictory_experts_is_one_line():
     with pytest.raises(SpecError) as exc:
         spec_from_config(cfg, source="config.json")
     assert "num_experts_per_tok (8) is more than the 4 experts per layer" in str(exc.value)
+
+
+def test_deepseek_v3_latent_kv_per_engine():
+    """transformers 5.23 caches kv_nope (512) and k_rot (64) per layer -- measured on a small copy in
+    tests/reference -- vLLM one 576-element MLA entry, llama.cpp K 576 + V 512 (head_count_kv 1)."""
+    from willitrun.engines.llamacpp import llamacpp_estimate
+    from willitrun.engines.vllm import VllmOptions, vllm_estimate
+    from willitrun.memory import Request
+    s = spec("deepseek-v3")
+    assert estimate(s, context=4096).kv_self_bytes == 61 * 576 * 2 * 4096  # 70,272 B per token
+    lc = llamacpp_estimate(s, Request(dtype="q4_k_m", context=4096))
+    assert lc.kind_bytes("kv_self") == 61 * (576 + 512) * 2 * 4096
+    v = vllm_estimate(s, Request(context=4096), VllmOptions(total_memory_bytes=8 * 80 * 2**30))
+    assert "70272 B per token" in [b for b in v.buffers if b.kind == "kv_self"][0].detail
+    # what a full-head cache (transformers 4.x) would hold: 128 heads x (192 + 128) per layer
+    assert any("128 heads x (192 K + 128 V) = 40960" in n for n in lc.notes)
+
+
+def test_deepseek_totals():
+    v3 = estimate(spec("deepseek-v3"))
+    assert v3.parameters == 671_026_404_352  # transformers; the hub's 684.5B adds the MTP layer
+    assert round(v3.active_parameters / 1e9) == 38  # DeepSeek: "37B activated" (without embeddings)
+    assert v3.dtype == "fp8-block"  # the published checkpoint
+    lite = estimate(spec("deepseek-v2-lite"))
+    assert (lite.parameters, round(lite.active_parameters / 1e9, 1)) == (15_706_484_224, 2.7)  # card: 2.4B activated
+
+
+def test_import_deepseek_v3_config_json_with_fp8():
+    from willitrun.importers.configs import spec_from_config
+    doc = yaml.safe_load((Path(__file__).parents[2] / "model_specs" / "deepseek-v3.yaml").read_text())
+    cfg = {**doc["config"], "torch_dtype": "bfloat16", "model_type": "deepseek_v3",
+           "quantization_config": {"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]}}
+    s = spec_from_config(cfg, source="config.json")
+    assert s.quantization == "fp8-block"
+    assert estimate(s).weights_bytes == estimate(spec("deepseek-v3")).weights_bytes

@@ -56,6 +56,9 @@ class ModelSpecBase(Strict):
     hf_id: str | None = None
     dtype: CheckpointDtype
     parameters_declared: Parameters | None = None
+    # A checkpoint stored quantized (config.json quantization_config): the weights as published and
+    # loaded by default. fp8-block: DeepSeek-V3/R1; mxfp4-experts: gpt-oss.
+    quantization: Literal["fp8-block", "mxfp4-experts"] | None = None
     sources: dict[str, str]
     notes: str | None = None
 
@@ -76,10 +79,14 @@ Role = Literal[
     # mixture of experts (llama.cpp's tensor names): the router, and every expert of a layer in one
     # 3-D tensor (n_expert, out, in), as transformers 5 (`experts.gate_up_proj`) and GGUF store them
     "ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps",
+    # multi-head latent attention (DeepSeek V2/V3): query down/up projections, the joint KV
+    # down-projection (kv_lora_rank + rope dims) and its up-projection to every head's K and V
+    "attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_kv_b",
 ]
 EXPERT_ROLES = frozenset({"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"})
 LINEAR_ROLES = frozenset({"attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up",
-                          "ffn_gate_up", "ffn_down", "projector"}) | EXPERT_ROLES
+                          "ffn_gate_up", "ffn_down", "projector", "attn_q_a", "attn_q_b", "attn_kv_a_mqa",
+                          "attn_kv_b"}) | EXPERT_ROLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,11 +211,12 @@ class Geometry:
     # Every expert is resident; a token reads `experts_per_token` of them (active parameters).
     experts: int = 0
     experts_per_token: int = 0
-    # Multi-head latent attention (DeepSeek V2/V3): self_kv holds the compressed latent
-    # (key_dim = kv_lora_rank, value_dim = qk_rope_head_dim, one "head"), which is what transformers
-    # >= 5, vLLM and llama.cpp cache; `mla_heads` is (heads, qk_nope + qk_rope, v_head_dim) of the
-    # decompressed attention for engines that cache full heads.
-    mla_heads: tuple[int, int, int] | None = None
+    # Multi-head latent attention (DeepSeek V2/V3): self_kv holds what transformers 5 caches, the
+    # compressed latent and the shared rope key (LayerKV: one "head", key_dim = kv_lora_rank,
+    # value_dim = qk_rope_head_dim); `mla` is (kv_lora_rank, qk_rope_head_dim, heads,
+    # qk_nope + qk_rope, v_head_dim) so each engine can size what it keeps (engines/llamacpp.py,
+    # engines/vllm.py) and say what a full-head cache would be.
+    mla: tuple[int, int, int, int, int] | None = None
 
     @property
     def decoder_layers(self) -> int:

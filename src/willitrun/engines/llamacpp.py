@@ -258,6 +258,23 @@ def expert_host_detail(opt: LlamaCppOptions, n_layer: int) -> str:
     return f"the expert tensors of layers 0..{min(opt.n_cpu_moe, n_layer) - 1} (--n-cpu-moe {opt.n_cpu_moe})"
 
 
+def mla_kv_layer(mla: tuple[int, int, int, int, int], kv: StorageType, cells: int) -> tuple[int, str]:
+    """Multi-head latent attention (DeepSeek V2/V3): convert_hf_to_gguf.py writes key_length =
+    kv_lora_rank + qk_rope_head_dim and value_length = kv_lora_rank with head_count_kv 1, so each layer's
+    cache holds a K row of 576 and a V row of 512 elements per cell (llama-kv-cache-unified.cpp,
+    llama.cpp as vendored in llama-cpp-python 0.3.16) -- the latent, never the 128 decompressed heads."""
+    rank, rope = mla[0], mla[1]
+    nbytes = (kv.nbytes(rank + rope) + kv.nbytes(rank)) * cells
+    return nbytes, f"({rank} + {rope} K + {rank} V latent) x {cells} cells x {kv.name}"
+
+
+def mla_note(mla: tuple[int, int, int, int, int], kv: StorageType) -> str:
+    rank, rope, heads, qk, v = mla
+    return (f"latent attention: the cache holds the compressed KV ({rank} + {rope} per token per layer), not "
+            f"{heads} heads x ({qk} K + {v} V) = {heads * (qk + v)} elements, which an engine caching full heads "
+            "(transformers 4.x) would keep")
+
+
 def moe_notes(spec: AnySpec, opt: LlamaCppOptions) -> list[str]:
     g = archs.geometry(spec)
     if opt.n_cpu_moe and not g.experts:
@@ -371,6 +388,9 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     # KV cache: per layer on the layer's device.
     kv_layer = 2 * r.kv.nbytes(shape.kv_width) * cells
     kv_detail = f"2 x {shape.kv_width} x {cells} cells x {r.kv.name}"
+    if g.mla is not None:
+        kv_layer, kv_detail = mla_kv_layer(g.mla, r.kv, cells)
+        out_notes.append(mla_note(g.mla, r.kv))
     swa_cells = cells
     windows = [k.window if k is not None and k.kind == "sliding" and g.llamacpp_swa else None for k in g.self_kv]
     if any(windows) and not opt.swa_full:
@@ -456,5 +476,5 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
 __all__ = [
     "LLAMACPP_VERSIONS", "LlamaCppOptions", "LlamaCppVersion",
     "clip_compute_bytes", "compute_bytes", "gguf_storage", "kv_cells", "llamacpp_estimate", "lm_shape",
-    "check_architecture", "cuda_tensor_bytes", "expert_on_host", "moe_notes", "mmproj_storage", "mmproj_tensors",
+    "check_architecture", "cuda_tensor_bytes", "expert_on_host", "mla_kv_layer", "mla_note", "moe_notes", "mmproj_storage", "mmproj_tensors",
 ]

@@ -167,7 +167,22 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
 
     moe = {"num_experts_per_tok": 8, "moe_intermediate_size": 768, "decoder_sparse_step": 1, "mlp_only_layers": [],
            "norm_topk_prob": False}
+    from ..archs.deepseek import DeepseekConfig as _DeepseekSpec
+
+    mla = {"kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64, "v_head_dim": 128,
+           "qk_nope_head_dim": 128, "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False}
     return {
+        "deepseek_v2": ConfigClass("DeepseekV2Config", "deepseek_v2/configuration_deepseek_v2.py", _DeepseekSpec, {
+            "vocab_size": 102400, "hidden_size": 4096, "intermediate_size": 11008, "moe_intermediate_size": 1407,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32, "n_shared_experts": 2,
+            "n_routed_experts": 64, "first_k_dense_replace": 0, "max_position_embeddings": 2048, **mla,
+        }, copied=("num_experts_per_tok",)),  # DeepseekV2Config: None (no default a model could use)
+        "deepseek_v3": ConfigClass("DeepseekV3Config", "deepseek_v3/configuration_deepseek_v3.py", _DeepseekSpec, {
+            "vocab_size": 129280, "hidden_size": 7168, "intermediate_size": 18432, "moe_intermediate_size": 2048,
+            "num_hidden_layers": 61, "num_attention_heads": 128, "num_key_value_heads": 128, "n_shared_experts": 1,
+            "n_routed_experts": 256, "num_experts_per_tok": 8, "first_k_dense_replace": 3,
+            "max_position_embeddings": 4096, **mla,
+        }),
         "mixtral": ConfigClass("MixtralConfig", "mixtral/configuration_mixtral.py", _MixtralSpec, {
             "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
             "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": None, "max_position_embeddings": 131072,
@@ -428,7 +443,11 @@ def spec_from_config(config: object, source: str, *, model_id: str | None = None
         dtype = "float32"
         notes.append("config.json names no dtype: float32 assumed (torch's default, what transformers builds "
                      "without a dtype); pass --dtype if the checkpoint is stored in 16 bits.")
-    if isinstance(config.get("quantization_config"), dict):
+    quantization = checkpoint_quantization(config)
+    if quantization is not None:
+        notes.append(f"The checkpoint is quantized ({quantization}, config.json quantization_config): weights sized "
+                     "as stored.")
+    elif isinstance(config.get("quantization_config"), dict):
         method = config["quantization_config"].get("quant_method", "unknown")
         notes.append(f"The checkpoint is quantized ({method}); without its weight files the estimate sizes the "
                      "weights at --dtype, not as stored.")
@@ -447,9 +466,26 @@ def spec_from_config(config: object, source: str, *, model_id: str | None = None
     }
     if hf_id:
         data["hf_id"] = hf_id
+    if quantization is not None:
+        data["quantization"] = quantization
+        if dtype == "float32" and "dtype" not in sources:
+            data["dtype"] = "bfloat16"  # gpt-oss names no dtype; its unquantized tensors are bf16
     if notes:
         data["notes"] = " ".join(notes)
     return build_spec(data, source)
+
+
+def checkpoint_quantization(config: Mapping[str, Any]) -> str | None:
+    """The stored formats of MoE releases willitrun sizes (issue 10): DeepSeek-V3's block-scaled fp8
+    (quant_method fp8, weight_block_size [128, 128]) and gpt-oss's MXFP4 experts (quant_method mxfp4)."""
+    q = config.get("quantization_config")
+    if not isinstance(q, dict):
+        return None
+    if q.get("quant_method") == "fp8" and list(q.get("weight_block_size") or []) == [128, 128]:
+        return "fp8-block"
+    if q.get("quant_method") == "mxfp4":
+        return "mxfp4-experts"
+    return None
 
 
 def build_spec(data: dict[str, Any], source: str) -> AnyModelSpec:
