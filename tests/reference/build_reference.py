@@ -75,6 +75,8 @@ from transformers import (
     DeepseekV3ForCausalLM,
     DynamicCache,
     EncoderDecoderCache,
+    GptOssConfig,
+    GptOssForCausalLM,
     Gemma2Config,
     Gemma2ForCausalLM,
     Gemma3ForCausalLM,
@@ -138,7 +140,7 @@ MISTRAL_TEST_WINDOW = 4
 LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "granite")
 # Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
 # never enters the cache); expert counts and widths of the full model are counted on `meta`.
-MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3")
+MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss")
 SMALL_EXPERTS, SMALL_EXPERTS_PER_TOKEN, SMALL_EXPERT_FFN = 4, 2, 32
 # Families with sliding layers get a second case whose window (4) is shorter than the prompt (7), so the
 # measured cache shows what transformers holds right after a prefill past the window; their small copy
@@ -286,6 +288,10 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "qwen3_moe": Architecture(
         Qwen3MoeConfig, Qwen3MoeForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "gpt_oss": Architecture(
+        GptOssConfig, GptOssForCausalLM, _compile(_LM_RULES),
         lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
     ),
     "deepseek_v2": Architecture(
@@ -746,6 +752,10 @@ def mllama_inputs(layout: list[int]):
 
 def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
     small = small_config(arch, cfg)
+    if arch == "gpt_oss":  # alternating sliding/full layers: also a window shorter than the prompt
+        windowed = copy.deepcopy(small)
+        windowed["sliding_window"] = SLIDING_TEST_WINDOW
+        return [("text", small, lm_inputs), (f"sliding_window_{SLIDING_TEST_WINDOW}", windowed, lm_inputs)]
     if arch in ("llama", "qwen2", "qwen3", "granite") or arch in MOE:
         return [("text", small, lm_inputs)]
     if arch in ("gemma2", "gemma3_text", "phi3"):

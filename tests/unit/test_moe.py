@@ -198,3 +198,29 @@ def test_import_deepseek_v3_config_json_with_fp8():
     s = spec_from_config(cfg, source="config.json")
     assert s.quantization == "fp8-block"
     assert estimate(s).weights_bytes == estimate(spec("deepseek-v3")).weights_bytes
+
+
+def test_gpt_oss_checkpoint_and_windows():
+    """openai/gpt-oss-20b: 20,914,757,184 parameters, MXFP4 experts, 12.8 GiB as published; half
+    its layers slide over 128 positions, which llama.cpp caches per window (iswa)."""
+    from willitrun.engines.llamacpp import llamacpp_estimate
+    from willitrun.memory import Request
+    s = spec("gpt-oss-20b")
+    e = estimate(s)
+    assert e.dtype == "mxfp4-experts" and round(e.weights_bytes / 2**30, 1) == 12.8
+    # OpenAI's model card: 3.6B active -- every active weight but the input embedding (a row lookup)
+    assert round((e.active_parameters - 579_133_440) / 1e9, 1) == 3.6
+    lc = llamacpp_estimate(s, Request(dtype="mxfp4", context=32768))
+    # 12 full layers x 32768 cells + 12 sliding layers x pad(128 + 512, 256) = 768 cells; 2 x 8 x 64 x f16
+    assert lc.kind_bytes("kv_self") == 12 * 2 * 512 * 2 * 32768 + 12 * 2 * 512 * 2 * 768
+
+
+def test_import_gpt_oss_config_json():
+    """gpt-oss's config.json names no dtype and says quant_method mxfp4: imported as published."""
+    from willitrun.importers.configs import spec_from_config
+    doc = yaml.safe_load((Path(__file__).parents[2] / "model_specs" / "gpt-oss-20b.yaml").read_text())
+    cfg = {**doc["config"], "model_type": "gpt_oss", "experts_per_token": 4,
+           "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn"]}}
+    s = spec_from_config(cfg, source="config.json")
+    assert (s.quantization, s.dtype) == ("mxfp4-experts", "bfloat16")
+    assert estimate(s).weights_bytes == estimate(spec("gpt-oss-20b")).weights_bytes

@@ -28,7 +28,7 @@ FAMILIES: dict[str, str] = {
     "starcoder2": "starcoder2",
     # mixture of experts, latent attention, state-space (issue 10)
     "mixtral": "mixtral", "qwen2_moe": "qwen_moe", "qwen3_moe": "qwen_moe",
-    "deepseek_v2": "deepseek", "deepseek_v3": "deepseek",
+    "deepseek_v2": "deepseek", "deepseek_v3": "deepseek", "gpt_oss": "gpt_oss",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -171,7 +171,15 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
 
     mla = {"kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64, "v_head_dim": 128,
            "qk_nope_head_dim": 128, "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False}
+    from ..archs.gpt_oss import GptOssConfig as _GptOssSpec
+
     return {
+        "gpt_oss": ConfigClass("GptOssConfig", "gpt_oss/configuration_gpt_oss.py", _GptOssSpec, {
+            "vocab_size": 201088, "hidden_size": 2880, "intermediate_size": 2880, "num_hidden_layers": 36,
+            "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 64, "num_local_experts": 128,
+            "num_experts_per_tok": 4, "sliding_window": 128, "max_position_embeddings": 131072,
+            "attention_bias": True, "tie_word_embeddings": False, "hidden_act": "silu",
+        }, copied=("layer_types",)),
         "deepseek_v2": ConfigClass("DeepseekV2Config", "deepseek_v2/configuration_deepseek_v2.py", _DeepseekSpec, {
             "vocab_size": 102400, "hidden_size": 4096, "intermediate_size": 11008, "moe_intermediate_size": 1407,
             "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32, "n_shared_experts": 2,
