@@ -83,6 +83,8 @@ from transformers import (
     Gemma3TextConfig,
     GraniteConfig,
     GraniteForCausalLM,
+    Llama4ForCausalLM,
+    Llama4TextConfig,
     LlamaConfig,
     LlamaForCausalLM,
     LlavaConfig,
@@ -140,7 +142,7 @@ MISTRAL_TEST_WINDOW = 4
 LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "granite")
 # Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
 # never enters the cache); expert counts and widths of the full model are counted on `meta`.
-MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss")
+MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama4_text")
 SMALL_EXPERTS, SMALL_EXPERTS_PER_TOKEN, SMALL_EXPERT_FFN = 4, 2, 32
 # Families with sliding layers get a second case whose window (4) is shorter than the prompt (7), so the
 # measured cache shows what transformers holds right after a prefill past the window; their small copy
@@ -288,6 +290,10 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "qwen3_moe": Architecture(
         Qwen3MoeConfig, Qwen3MoeForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "llama4_text": Architecture(
+        Llama4TextConfig, Llama4ForCausalLM, _compile(_LM_RULES),
         lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
     ),
     "gpt_oss": Architecture(
@@ -472,6 +478,8 @@ def _shrink_moe(cfg: dict[str, Any]) -> dict[str, Any]:
     for key in ("moe_intermediate_size", "shared_expert_intermediate_size"):
         if key in cfg:
             cfg[key] = SMALL_EXPERT_FFN
+    if "intermediate_size_mlp" in cfg:  # Llama 4: one period of chunked / full layers
+        cfg.update(intermediate_size_mlp=SMALL_FFN, num_hidden_layers=cfg.get("no_rope_layer_interval", 4))
     if "first_k_dense_replace" in cfg:  # DeepSeek: one dense layer, one MoE layer
         cfg["first_k_dense_replace"] = min(cfg["first_k_dense_replace"], 1)
     return cfg
@@ -752,9 +760,9 @@ def mllama_inputs(layout: list[int]):
 
 def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
     small = small_config(arch, cfg)
-    if arch == "gpt_oss":  # alternating sliding/full layers: also a window shorter than the prompt
+    if arch in ("gpt_oss", "llama4_text"):  # windowed layers: also a window shorter than the prompt
         windowed = copy.deepcopy(small)
-        windowed["sliding_window"] = SLIDING_TEST_WINDOW
+        windowed["sliding_window" if arch == "gpt_oss" else "attention_chunk_size"] = SLIDING_TEST_WINDOW
         return [("text", small, lm_inputs), (f"sliding_window_{SLIDING_TEST_WINDOW}", windowed, lm_inputs)]
     if arch in ("llama", "qwen2", "qwen3", "granite") or arch in MOE:
         return [("text", small, lm_inputs)]

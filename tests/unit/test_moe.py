@@ -224,3 +224,18 @@ def test_import_gpt_oss_config_json():
     s = spec_from_config(cfg, source="config.json")
     assert (s.quantization, s.dtype) == ("mxfp4-experts", "bfloat16")
     assert estimate(s).weights_bytes == estimate(spec("gpt-oss-20b")).weights_bytes
+
+
+def test_llama4_scout_chunked_layers():
+    """36 of 48 layers attend within 8192-token chunks: llama.cpp caches them per chunk (iswa);
+    only the 12 NoPE layers grow: 12 x 2 x 8 x 128 x 2 B = 49,152 B per token."""
+    from willitrun.engines.llamacpp import llamacpp_estimate
+    from willitrun.memory import Request
+    s = spec("llama-4-scout-text")
+    e = estimate(s)
+    assert (e.parameters, e.active_parameters) == (107_769_861_120, 17_172_894_720)  # "17B active"
+    kinds = [k.kind for k in archs.geometry(s).self_kv]
+    assert kinds.count("chunked") == 36 and [i for i, k in enumerate(kinds) if k == "full"][:2] == [3, 7]
+    lc = llamacpp_estimate(s, Request(dtype="q4_k_m", context=131072))
+    per_cell = 2 * 8 * 128 * 2
+    assert lc.kind_bytes("kv_self") == 12 * per_cell * 131072 + 36 * per_cell * 8704  # 8192 + ubatch 512, a multiple of 256

@@ -392,7 +392,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         kv_layer, kv_detail = mla_kv_layer(g.mla, r.kv, cells)
         out_notes.append(mla_note(g.mla, r.kv))
     swa_cells = cells
-    windows = [k.window if k is not None and k.kind == "sliding" and g.llamacpp_swa else None for k in g.self_kv]
+    windows = [k.window if k is not None and k.kind in ("sliding", "chunked") and g.llamacpp_swa else None for k in g.self_kv]
     if any(windows) and not opt.swa_full:
         # llama-kv-cache-iswa.cpp (llama_kv_cache_iswa): the non-SWA layers get n_ctx cells, the SWA
         # layers GGML_PAD(min(n_ctx, n_swa x (unified ? n_seq_max : 1) + n_ubatch), 256) cells

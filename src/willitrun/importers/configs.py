@@ -172,8 +172,16 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
     mla = {"kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64, "v_head_dim": 128,
            "qk_nope_head_dim": 128, "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False}
     from ..archs.gpt_oss import GptOssConfig as _GptOssSpec
+    from ..archs.llama4 import Llama4TextConfig as _Llama4TextSpec
 
     return {
+        "llama4_text": ConfigClass("Llama4TextConfig", "llama4/configuration_llama4.py", _Llama4TextSpec, {
+            "vocab_size": 202048, "hidden_size": 5120, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+            "num_hidden_layers": 48, "num_attention_heads": 40, "num_key_value_heads": 8, "head_dim": 128,
+            "num_local_experts": 16, "num_experts_per_tok": 1, "attention_chunk_size": 8192,
+            "max_position_embeddings": 131072, "attention_bias": False, "tie_word_embeddings": False,
+            "interleave_moe_layer_step": 1, "no_rope_layer_interval": 4, "use_qk_norm": True, "hidden_act": "silu",
+        }, copied=("no_rope_layers", "moe_layers")),
         "gpt_oss": ConfigClass("GptOssConfig", "gpt_oss/configuration_gpt_oss.py", _GptOssSpec, {
             "vocab_size": 201088, "hidden_size": 2880, "intermediate_size": 2880, "num_hidden_layers": 36,
             "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 64, "num_local_experts": 128,
