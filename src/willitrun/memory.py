@@ -103,6 +103,8 @@ class Estimate:
     active_parameters: int = 0
     expert_bytes: tuple[int, ...] = ()
     experts_read: tuple[int, int] = (0, 0)
+    # State-space layers: conv + SSM state of every sequence, constant in the context.
+    state_bytes: int = 0
 
     @property
     def text_tokens(self) -> int:
@@ -114,7 +116,8 @@ class Estimate:
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_self_bytes + self.kv_cross_bytes + self.activations_bytes + self.overhead_bytes
+        return (self.weights_bytes + self.kv_self_bytes + self.kv_cross_bytes + self.state_bytes
+                + self.activations_bytes + self.overhead_bytes)
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,13 @@ def kv_cross_bytes(att: Attention, source_positions: int, sequences: int, storag
     return 2 * att.cross_layers * storage.nbytes(att.cross_width * source_positions) * sequences
 
 
+def state_bytes(spec: AnySpec, sequences: int, storage: StorageType) -> int:
+    """Conv + SSM state of the state-space layers: per layer and sequence intermediate x conv_kernel
+    and intermediate x state_size elements (Mamba), in the cache's type (transformers 5.23 keeps them
+    in the model's dtype: LinearAttentionLayer), independent of the context."""
+    return storage.nbytes(archs.geometry(spec).state_elements) * sequences
+
+
 # --------------------------------------------------------------------------------------------------
 # Activations
 # --------------------------------------------------------------------------------------------------
@@ -431,6 +441,12 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
                      "are still held, so the peak counts every position")
     components = r.components
     g = archs.geometry(spec)
+    state = state_bytes(spec, sequences, r.kv)
+    if state:
+        notes.append(f"recurrent state: {g.state_elements:,} elements per sequence (conv + SSM, "
+                     f"{sum(1 for c, s in g.ssm_state if c or s)} layers), the same at every context length"
+                     + ("" if g.cache_grows_with_context else
+                        "; no layer caches keys and values, so memory does not bound the context"))
     return Estimate(
         model=spec.id, architecture=spec.architecture, dtype=r.dtype.name, kv_dtype=r.kv.name,
         context_tokens=context, image_tokens=r.image_tokens, batch_size=batch, beams=beams, images=r.images,
@@ -439,6 +455,7 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
         activations_bytes=act, overhead_bytes=TRANSFORMERS_OVERHEAD_BYTES, attention=att,
         notes=tuple(notes), warnings=tuple(warnings), active_parameters=active_parameters(spec),
         expert_bytes=expert_layer_bytes(spec, r.dtype), experts_read=(g.experts_per_token, g.experts),
+        state_bytes=state,
     )
 
 

@@ -93,6 +93,10 @@ from transformers import (
     LlavaNextForConditionalGeneration,
     MistralConfig,
     MistralForCausalLM,
+    FalconMambaConfig,
+    FalconMambaForCausalLM,
+    MambaConfig,
+    MambaForCausalLM,
     MixtralConfig,
     MixtralForCausalLM,
     MllamaConfig,
@@ -188,6 +192,14 @@ _LM_RULES = [
     (r"model\.embed_tokens\.weight", "embeddings"),
     (r"model\.layers\.\d+\..+", "decoder"),
     (r"model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+_MAMBA_RULES = [
+    # MambaForCausalLM / FalconMambaForCausalLM: backbone.embeddings, backbone.layers.N, backbone.norm_f;
+    # lm_head tied to the embedding unless tie_word_embeddings is false (Falcon-Mamba).
+    (r"backbone\.embeddings\.weight", "embeddings"),
+    (r"backbone\.layers\.\d+\..+", "decoder"),
+    (r"backbone\.norm_f\.weight", "decoder"),
     (r"lm_head\.weight", "lm_head"),
 ]
 _T5_RULES = [
@@ -291,6 +303,15 @@ ARCHITECTURES: dict[str, Architecture] = {
     "qwen3_moe": Architecture(
         Qwen3MoeConfig, Qwen3MoeForCausalLM, _compile(_LM_RULES),
         lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    # --- state-space (issue 10) ---
+    "mamba": Architecture(
+        MambaConfig, MambaForCausalLM, _compile(_MAMBA_RULES),
+        lambda m: m.backbone.embeddings.weight, lambda m: m.lm_head.weight, True,
+    ),
+    "falcon_mamba": Architecture(
+        FalconMambaConfig, FalconMambaForCausalLM, _compile(_MAMBA_RULES),
+        lambda m: m.backbone.embeddings.weight, lambda m: m.lm_head.weight, True,
     ),
     "llama4_text": Architecture(
         Llama4TextConfig, Llama4ForCausalLM, _compile(_LM_RULES),
@@ -485,8 +506,14 @@ def _shrink_moe(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+SSM = ("mamba", "falcon_mamba")
+
+
 def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
+    if arch in SSM:  # state widths (intermediate_size, state_size, conv_kernel) kept; layers and vocab shrunk
+        cfg.update(vocab_size=SMALL_VOCAB, num_hidden_layers=SMALL_LAYERS)
+        return cfg
     if arch in LLAMA_LIKE:
         return _shrink_lm(cfg)
     if arch in MOE:
@@ -615,9 +642,22 @@ def describe_cache(cache: Any, cross_layer_ids: set[int]) -> dict[str, Any]:
         out[f"kv_{kind}_elements"] = elements
         out[f"kv_{kind}_storage_elements"] = sum(storage.values())
     out["empty_layers"] = sum(1 for e in out["layers"] if e.get("empty"))
+    # Recurrent state of state-space layers (LinearAttentionLayer: conv_states / recurrent_states,
+    # dicts keyed by state index), per layer; elements of the whole batch.
+    conv = ssm = 0
+    state_layers = 0
+    for _, _, layer in kinds:
+        convs, recs = getattr(layer, "conv_states", None), getattr(layer, "recurrent_states", None)
+        if isinstance(convs, dict) or isinstance(recs, dict):
+            state_layers += 1
+            conv += sum(t.numel() for t in (convs or {}).values() if _tensor(t))
+            ssm += sum(t.numel() for t in (recs or {}).values() if _tensor(t))
+    if state_layers:  # recorded only for models with state-space layers
+        out["state_layers"], out["conv_state_elements"], out["ssm_state_elements"] = state_layers, conv, ssm
     # What the cache object itself reports (cumulative tokens seen by the self-attention layers),
     # which for a sliding-window layer exceeds what it holds.
-    out["cache_get_seq_length"] = int(cache.get_seq_length())
+    if out["self_layers"] or not state_layers:  # a cache of only state-space layers has no sequence length
+        out["cache_get_seq_length"] = int(cache.get_seq_length())
     return out
 
 
@@ -639,7 +679,10 @@ def run_case(arch: str, name: str, cfg: dict[str, Any], make_inputs: Callable[..
         kwargs, record = make_inputs(model, config, gen)
         output = model(**kwargs, use_cache=True)
     cross_ids = set(config.text_config.cross_attention_layers) if arch == "mllama" else set()
-    cache = describe_cache(output.past_key_values, cross_ids)
+    cache_obj = getattr(output, "past_key_values", None)
+    if cache_obj is None:
+        cache_obj = output.cache_params  # MambaCausalLMOutput
+    cache = describe_cache(cache_obj, cross_ids)
     result = {
         "name": name,
         "config": cfg,
@@ -764,7 +807,7 @@ def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any],
         windowed = copy.deepcopy(small)
         windowed["sliding_window" if arch == "gpt_oss" else "attention_chunk_size"] = SLIDING_TEST_WINDOW
         return [("text", small, lm_inputs), (f"sliding_window_{SLIDING_TEST_WINDOW}", windowed, lm_inputs)]
-    if arch in ("llama", "qwen2", "qwen3", "granite") or arch in MOE:
+    if arch in ("llama", "qwen2", "qwen3", "granite") or arch in MOE or arch in SSM:
         return [("text", small, lm_inputs)]
     if arch in ("gemma2", "gemma3_text", "phi3"):
         windowed = copy.deepcopy(small)

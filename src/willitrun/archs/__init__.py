@@ -29,7 +29,7 @@ FAMILIES: dict[str, str] = {
     # mixture of experts, latent attention, state-space (issue 10)
     "mixtral": "mixtral", "qwen2_moe": "qwen_moe", "qwen3_moe": "qwen_moe",
     "deepseek_v2": "deepseek", "deepseek_v3": "deepseek", "gpt_oss": "gpt_oss",
-    "llama4_text": "llama4",
+    "llama4_text": "llama4", "mamba": "mamba", "falcon_mamba": "mamba",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

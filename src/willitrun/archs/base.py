@@ -82,11 +82,14 @@ Role = Literal[
     # multi-head latent attention (DeepSeek V2/V3): query down/up projections, the joint KV
     # down-projection (kv_lora_rank + rope dims) and its up-projection to every head's K and V
     "attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_kv_b",
+    # state-space (Mamba) mixers: in_proj, x_proj, dt_proj, out_proj (llama.cpp ssm_in/x/dt/out);
+    # the depthwise convolution is "conv", A_log and D are "other"
+    "ssm_in", "ssm_x", "ssm_dt", "ssm_out",
 ]
 EXPERT_ROLES = frozenset({"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"})
 LINEAR_ROLES = frozenset({"attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up",
                           "ffn_gate_up", "ffn_down", "projector", "attn_q_a", "attn_q_b", "attn_kv_a_mqa",
-                          "attn_kv_b"}) | EXPERT_ROLES
+                          "attn_kv_b", "ssm_in", "ssm_x", "ssm_dt", "ssm_out"}) | EXPERT_ROLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +220,22 @@ class Geometry:
     # qk_nope + qk_rope, v_head_dim) so each engine can size what it keeps (engines/llamacpp.py,
     # engines/vllm.py) and say what a full-head cache would be.
     mla: tuple[int, int, int, int, int] | None = None
+    # State-space layers (Mamba, Jamba, Falcon-H1): per decoder layer, the elements of its recurrent
+    # state per sequence as (convolution state, SSM state); (0, 0) for a layer without one. Constant
+    # in the context: a pure SSM's cache does not grow with the tokens at all.
+    ssm_state: tuple[tuple[int, int], ...] = ()
+    ssm_conv_kernel: int = 0  # the conv state's columns (llama.cpp keeps one fewer)
+
+    @property
+    def state_elements(self) -> int:
+        """Conv + SSM state elements of all layers, per sequence."""
+        return sum(c + s for c, s in self.ssm_state)
+
+    @property
+    def cache_grows_with_context(self) -> bool:
+        """False for a pure state-space model: no layer keeps per-token keys and values, so memory
+        does not bound the context (only the prefill's activations grow with the prompt)."""
+        return bool(self.self_layers or self.cross_layers)
 
     @property
     def decoder_layers(self) -> int:

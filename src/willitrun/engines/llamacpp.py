@@ -275,6 +275,28 @@ def mla_note(mla: tuple[int, int, int, int, int], kv: StorageType) -> str:
             "(transformers 4.x) would keep")
 
 
+def recurrent_state_buffers(g: archs.Geometry, sequences: int, first_gpu: int) -> list[Buffer]:
+    """State-space layers (llama-memory-recurrent.cpp, llama-hparams.cpp n_embd_r / n_embd_s): per layer
+    and sequence (max(1, n_seq_max) cells) an f32 conv state of (d_conv - 1) x d_inner -- the oldest
+    column is shifted out -- and an f32 SSM state of d_state x d_inner, on the layer's device; none of
+    it grows with n_ctx."""
+    if not g.ssm_state:
+        return []
+    k = g.ssm_conv_kernel
+    per_layer = [(c * (k - 1) // k if k else c) + s for c, s in g.ssm_state]
+    gpu = sum(per_layer[first_gpu:]) * F32_BYTES * sequences
+    host = sum(per_layer[:first_gpu]) * F32_BYTES * sequences
+    layers = sum(1 for c, s in g.ssm_state if c or s)
+    detail = (f"{layers} recurrent layers x (conv (d_conv - 1) x d_inner + SSM d_state x d_inner) x f32 x "
+              f"{sequences} sequence(s), constant in n_ctx (llama_memory_recurrent)")
+    out = []
+    if gpu:
+        out.append(Buffer("recurrent state (CUDA0)", gpu, "gpu", "kv_self", detail))
+    if host:
+        out.append(Buffer("recurrent state (CPU)", host, "host", "kv_self", detail))
+    return out
+
+
 def moe_notes(spec: AnySpec, opt: LlamaCppOptions) -> list[str]:
     g = archs.geometry(spec)
     if opt.n_cpu_moe and not g.experts:
@@ -417,6 +439,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     if kv_host_layers:
         buffers.append(Buffer("KV cache (CPU)", sum(layer_kv[:first_gpu]), "host", "kv_self",
                               f"{kv_host_layers} host layers x {kv_detail}"))
+    buffers.extend(recurrent_state_buffers(g, opt.parallel, first_gpu))
     if g.encoder_tokens_option:
         out_notes.append("T5 in llama.cpp keeps no cross-attention cache: every decoder step projects the "
                          "encoder output (kept in host memory, n_embd x encoder tokens f32) again")
@@ -476,5 +499,5 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
 __all__ = [
     "LLAMACPP_VERSIONS", "LlamaCppOptions", "LlamaCppVersion",
     "clip_compute_bytes", "compute_bytes", "gguf_storage", "kv_cells", "llamacpp_estimate", "lm_shape",
-    "check_architecture", "cuda_tensor_bytes", "expert_on_host", "mla_kv_layer", "mla_note", "moe_notes", "mmproj_storage", "mmproj_tensors",
+    "check_architecture", "cuda_tensor_bytes", "expert_on_host", "mla_kv_layer", "mla_note", "moe_notes", "recurrent_state_buffers", "mmproj_storage", "mmproj_tensors",
 ]

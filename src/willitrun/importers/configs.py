@@ -173,8 +173,17 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
            "qk_nope_head_dim": 128, "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False}
     from ..archs.gpt_oss import GptOssConfig as _GptOssSpec
     from ..archs.llama4 import Llama4TextConfig as _Llama4TextSpec
+    from ..archs.mamba import MambaConfig as _MambaSpec
 
+    mamba = {"vocab_size": 50280, "hidden_size": 768, "num_hidden_layers": 32, "state_size": 16, "expand": 2,
+             "conv_kernel": 4, "use_bias": False, "use_conv_bias": True, "time_step_rank": "auto",
+             "hidden_act": "silu", "tie_word_embeddings": True}
     return {
+        # intermediate_size: __post_init__ sets expand x hidden_size, an explicit key wins (Falcon-Mamba)
+        "mamba": ConfigClass("MambaConfig", "mamba/configuration_mamba.py", _MambaSpec, mamba,
+                             copied=("intermediate_size",)),
+        "falcon_mamba": ConfigClass("FalconMambaConfig", "falcon_mamba/configuration_falcon_mamba.py", _MambaSpec,
+                                    {**mamba, "vocab_size": 50280}, copied=("intermediate_size",)),
         "llama4_text": ConfigClass("Llama4TextConfig", "llama4/configuration_llama4.py", _Llama4TextSpec, {
             "vocab_size": 202048, "hidden_size": 5120, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
             "num_hidden_layers": 48, "num_attention_heads": 40, "num_key_value_heads": 8, "head_dim": 128,

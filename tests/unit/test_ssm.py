@@ -1,0 +1,58 @@
+"""State-space models: parameters, a recurrent state constant in the context, no KV cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from willitrun import archs, estimate, load_catalog
+
+
+def spec(model_id: str):
+    return load_catalog().resolve("model", model_id)
+
+
+@pytest.mark.parametrize(("model_id", "params", "state"), [
+    # state-spaces/mamba-2.8b-hf: 64 layers x 5120 x (4 conv + 16 SSM) = 6,553,600 elements
+    ("mamba-2.8b", 2_768_345_600, 64 * 5120 * 20),
+    # tiiuae/falcon-mamba-7b: intermediate_size 8192 (not expand 16 x hidden), 64 layers
+    ("falcon-mamba-7b", 7_272_665_088, 64 * 8192 * 20),
+])
+def test_parameters_and_state(model_id, params, state):
+    s = spec(model_id)
+    e = estimate(s, context=1024)
+    assert e.parameters == params
+    assert archs.geometry(s).state_elements == state
+    assert e.kv_self_bytes == 0 and e.attention.self_layers == 0
+    assert e.state_bytes == state * (4 if e.dtype == "fp32" else 2)
+
+
+def test_state_is_constant_in_context():
+    s = spec("mamba-2.8b")
+    small, large = estimate(s, context=1024), estimate(s, context=1_000_000)
+    assert small.state_bytes == large.state_bytes and large.kv_self_bytes == 0
+    assert not archs.geometry(s).cache_grows_with_context
+    assert any("memory does not bound the context" in n for n in small.notes)
+
+
+def test_batch_multiplies_state():
+    s = spec("falcon-mamba-7b")
+    assert estimate(s, batch=4).state_bytes == 4 * estimate(s).state_bytes
+
+
+def test_llamacpp_recurrent_state():
+    """llama.cpp: f32, the conv state one column shorter (d_conv - 1), per sequence."""
+    from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
+    from willitrun.memory import Request
+    e = llamacpp_estimate(spec("mamba-2.8b"), Request(dtype="q8_0", context=8192), LlamaCppOptions(parallel=2))
+    rs = [b for b in e.buffers if b.name.startswith("recurrent state")]
+    assert sum(b.bytes for b in rs) == 64 * 5120 * (3 + 16) * 4 * 2
+
+
+def test_import_falcon_mamba_config_json():
+    """config.json says expand 16 and intermediate_size 8192: the explicit width wins, as in transformers."""
+    from willitrun.importers.configs import spec_from_config
+    cfg = {"model_type": "falcon_mamba", "conv_kernel": 4, "expand": 16, "hidden_size": 4096, "intermediate_size": 8192,
+           "num_hidden_layers": 64, "state_size": 16, "tie_word_embeddings": False, "time_step_rank": 256,
+           "torch_dtype": "bfloat16", "use_bias": False, "use_conv_bias": True, "vocab_size": 65024}
+    s = spec_from_config(cfg, source="config.json")
+    assert estimate(s).parameters == 7_272_665_088
