@@ -95,6 +95,8 @@ from transformers import (
     MistralForCausalLM,
     FalconMambaConfig,
     FalconMambaForCausalLM,
+    JambaConfig,
+    JambaForCausalLM,
     MambaConfig,
     MambaForCausalLM,
     MixtralConfig,
@@ -313,6 +315,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         FalconMambaConfig, FalconMambaForCausalLM, _compile(_MAMBA_RULES),
         lambda m: m.backbone.embeddings.weight, lambda m: m.lm_head.weight, True,
     ),
+    "jamba": Architecture(
+        JambaConfig, JambaForCausalLM, _compile(_LM_RULES + [(r"model\.final_layernorm\.weight", "decoder")]),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
     "llama4_text": Architecture(
         Llama4TextConfig, Llama4ForCausalLM, _compile(_LM_RULES),
         lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
@@ -506,11 +512,15 @@ def _shrink_moe(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-SSM = ("mamba", "falcon_mamba")
+SSM = ("mamba", "falcon_mamba", "jamba")
 
 
 def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
+    if arch == "jamba":  # two layers: Mamba + dense MLP, then attention + experts; widths kept
+        cfg = _shrink_moe(cfg)
+        cfg.update(attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1)
+        return cfg
     if arch in SSM:  # state widths (intermediate_size, state_size, conv_kernel) kept; layers and vocab shrunk
         cfg.update(vocab_size=SMALL_VOCAB, num_hidden_layers=SMALL_LAYERS)
         return cfg

@@ -275,6 +275,14 @@ def mla_note(mla: tuple[int, int, int, int, int], kv: StorageType) -> str:
             "(transformers 4.x) would keep")
 
 
+def hybrid_layer_kv(g: archs.Geometry, layer_kv: list[int]) -> list[int]:
+    """A hybrid (Jamba) keeps KV cells only for its attention layers (llama_memory_hybrid: the KV
+    cache filters the non-recurrent layers); its Mamba layers hold recurrent state instead."""
+    if not g.ssm_state:
+        return layer_kv
+    return [0 if k is None else b for k, b in zip(g.self_kv, layer_kv)]
+
+
 def recurrent_state_buffers(g: archs.Geometry, sequences: int, first_gpu: int) -> list[Buffer]:
     """State-space layers (llama-memory-recurrent.cpp, llama-hparams.cpp n_embd_r / n_embd_s): per layer
     and sequence (max(1, n_seq_max) cells) an f32 conv state of (d_conv - 1) x d_inner -- the oldest
@@ -424,6 +432,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         out_notes.append(f"sliding-window layers ({sum(1 for w in windows if w)} of {n_layer}) keep {swa_cells} cells: "
                          f"window {n_swa} + ubatch {ub}, padded to 256 (llama_kv_cache_iswa; --swa-full keeps {cells})")
     layer_kv = [kv_layer if not w or opt.swa_full else 2 * r.kv.nbytes(shape.kv_width) * swa_cells for w in windows]
+    layer_kv = hybrid_layer_kv(g, layer_kv)
     if swa_cells != cells:
         kv_detail = (f"2 x {shape.kv_width} x {r.kv.name} x ({cells} cells per full layer, "
                      f"{swa_cells} per sliding layer)")
@@ -499,5 +508,5 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
 __all__ = [
     "LLAMACPP_VERSIONS", "LlamaCppOptions", "LlamaCppVersion",
     "clip_compute_bytes", "compute_bytes", "gguf_storage", "kv_cells", "llamacpp_estimate", "lm_shape",
-    "check_architecture", "cuda_tensor_bytes", "expert_on_host", "mla_kv_layer", "mla_note", "moe_notes", "recurrent_state_buffers", "mmproj_storage", "mmproj_tensors",
+    "check_architecture", "cuda_tensor_bytes", "expert_on_host", "mla_kv_layer", "mla_note", "moe_notes", "recurrent_state_buffers", "hybrid_layer_kv", "mmproj_storage", "mmproj_tensors",
 ]

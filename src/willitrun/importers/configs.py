@@ -173,12 +173,21 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
            "qk_nope_head_dim": 128, "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False}
     from ..archs.gpt_oss import GptOssConfig as _GptOssSpec
     from ..archs.llama4 import Llama4TextConfig as _Llama4TextSpec
+    from ..archs.jamba import JambaConfig as _JambaSpec
     from ..archs.mamba import MambaConfig as _MambaSpec
 
     mamba = {"vocab_size": 50280, "hidden_size": 768, "num_hidden_layers": 32, "state_size": 16, "expand": 2,
              "conv_kernel": 4, "use_bias": False, "use_conv_bias": True, "time_step_rank": "auto",
              "hidden_act": "silu", "tie_word_embeddings": True}
     return {
+        "jamba": ConfigClass("JambaConfig", "jamba/configuration_jamba.py", _JambaSpec, {
+            "vocab_size": 65536, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+            "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 262144,
+            "num_experts": 16, "num_experts_per_tok": 2, "attn_layer_period": 8, "attn_layer_offset": 4,
+            "expert_layer_period": 2, "expert_layer_offset": 1, "mamba_d_state": 16, "mamba_d_conv": 4,
+            "mamba_expand": 2, "mamba_dt_rank": "auto", "mamba_conv_bias": True, "mamba_proj_bias": False,
+            "tie_word_embeddings": False, "hidden_act": "silu",
+        }),
         # intermediate_size: __post_init__ sets expand x hidden_size, an explicit key wins (Falcon-Mamba)
         "mamba": ConfigClass("MambaConfig", "mamba/configuration_mamba.py", _MambaSpec, mamba,
                              copied=("intermediate_size",)),
