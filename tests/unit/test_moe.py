@@ -239,3 +239,22 @@ def test_llama4_scout_chunked_layers():
     lc = llamacpp_estimate(s, Request(dtype="q4_k_m", context=131072))
     per_cell = 2 * 8 * 128 * 2
     assert lc.kind_bytes("kv_self") == 12 * per_cell * 131072 + 36 * per_cell * 8704  # 8192 + ubatch 512, a multiple of 256
+
+
+def test_gguf_moe_metadata_to_spec():
+    """A Qwen3-30B-A3B GGUF header's metadata (convert_hf_to_gguf.py keys) gives the catalog's shapes."""
+    from willitrun.importers.gguf_file import GGUFHeader, is_moe, moe_config
+    from willitrun.importers.weights import StoredTensor
+    a = "qwen3moe"
+    meta = {"general.architecture": a, f"{a}.block_count": 48, f"{a}.embedding_length": 2048,
+            f"{a}.attention.head_count": 32, f"{a}.attention.head_count_kv": 4, f"{a}.context_length": 40960,
+            f"{a}.expert_count": 128, f"{a}.expert_used_count": 8, f"{a}.expert_feed_forward_length": 768,
+            f"{a}.feed_forward_length": 6144, f"{a}.attention.key_length": 128, f"{a}.attention.value_length": 128}
+    tensors = [StoredTensor("token_embd.weight", "Q4_K", (151936, 2048), 0),
+               StoredTensor("output.weight", "Q6_K", (151936, 2048), 0)]
+    header = GGUFHeader(3, meta, tensors, 0, 0)
+    assert is_moe(header)
+    arch, cfg, _ = moe_config(header, Path("x.gguf"))
+    s = parse_model_spec({"id": "x", "name": "x", "architecture": arch, "dtype": "bfloat16",
+                          "sources": {"config": "x.gguf"}, "config": cfg})
+    assert estimate(s).parameters == estimate(spec("qwen3-30b-a3b")).parameters
