@@ -93,6 +93,8 @@ from transformers import (
     LlavaNextForConditionalGeneration,
     MistralConfig,
     MistralForCausalLM,
+    FalconH1Config,
+    FalconH1ForCausalLM,
     FalconMambaConfig,
     FalconMambaForCausalLM,
     JambaConfig,
@@ -315,6 +317,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         FalconMambaConfig, FalconMambaForCausalLM, _compile(_MAMBA_RULES),
         lambda m: m.backbone.embeddings.weight, lambda m: m.lm_head.weight, True,
     ),
+    "falcon_h1": Architecture(
+        FalconH1Config, FalconH1ForCausalLM, _compile(_LM_RULES + [(r"model\.final_layernorm\.weight", "decoder")]),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
     "jamba": Architecture(
         JambaConfig, JambaForCausalLM, _compile(_LM_RULES + [(r"model\.final_layernorm\.weight", "decoder")]),
         lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
@@ -512,7 +518,7 @@ def _shrink_moe(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-SSM = ("mamba", "falcon_mamba", "jamba")
+SSM = ("mamba", "falcon_mamba", "jamba", "falcon_h1")
 
 
 def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -521,6 +527,8 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
         cfg = _shrink_moe(cfg)
         cfg.update(attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1)
         return cfg
+    if arch == "falcon_h1":  # attention and Mamba-2 widths kept; MLP, layers and vocabulary shrunk
+        return _shrink_lm(cfg)
     if arch in SSM:  # state widths (intermediate_size, state_size, conv_kernel) kept; layers and vocab shrunk
         cfg.update(vocab_size=SMALL_VOCAB, num_hidden_layers=SMALL_LAYERS)
         return cfg

@@ -74,3 +74,14 @@ def test_jamba_kv_only_in_attention_layers():
     assert sum(b.bytes for b in lc.buffers if b.name.startswith("KV cache")) == 16_384 * 4096
     assert sum(b.bytes for b in lc.buffers if b.name.startswith("recurrent")) == 28 * 8192 * (3 + 16) * 4
     assert archs.geometry(s).cache_grows_with_context
+
+
+def test_falcon_h1_attention_and_state_in_every_layer():
+    """Falcon-H1 7B: attention and Mamba-2 in parallel in all 44 layers: KV 44 x 2 x 2 x 128 x 2 B =
+    45,056 B per token, plus per layer a conv state of (3072 + 2 x 256) x 4 and an SSM state of
+    24 heads x 128 x 256."""
+    s = spec("falcon-h1-7b")
+    e = estimate(s, context=4096)
+    assert e.parameters == 7_585_513_568
+    assert e.kv_self_bytes == 45_056 * 4096
+    assert e.state_bytes == 44 * (3584 * 4 + 24 * 128 * 256) * 2

@@ -30,7 +30,7 @@ FAMILIES: dict[str, str] = {
     "mixtral": "mixtral", "qwen2_moe": "qwen_moe", "qwen3_moe": "qwen_moe",
     "deepseek_v2": "deepseek", "deepseek_v3": "deepseek", "gpt_oss": "gpt_oss",
     "llama4_text": "llama4", "mamba": "mamba", "falcon_mamba": "mamba",
-    "jamba": "jamba",
+    "jamba": "jamba", "falcon_h1": "falcon_h1",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -173,6 +173,7 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
            "qk_nope_head_dim": 128, "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False}
     from ..archs.gpt_oss import GptOssConfig as _GptOssSpec
     from ..archs.llama4 import Llama4TextConfig as _Llama4TextSpec
+    from ..archs.falcon_h1 import FalconH1Config as _FalconH1Spec
     from ..archs.jamba import JambaConfig as _JambaSpec
     from ..archs.mamba import MambaConfig as _MambaSpec
 
@@ -180,6 +181,14 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
              "conv_kernel": 4, "use_bias": False, "use_conv_bias": True, "time_step_rank": "auto",
              "hidden_act": "silu", "tie_word_embeddings": True}
     return {
+        "falcon_h1": ConfigClass("FalconH1Config", "falcon_h1/configuration_falcon_h1.py", _FalconH1Spec, {
+            "vocab_size": 128000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+            "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": None, "max_position_embeddings": 8192,
+            "tie_word_embeddings": False, "attention_bias": False, "projectors_bias": False, "mlp_bias": False,
+            "mamba_d_ssm": 1024, "mamba_n_heads": 128, "mamba_d_head": "auto", "mamba_n_groups": 1,
+            "mamba_d_state": 256, "mamba_d_conv": 4, "mamba_expand": 2, "mamba_chunk_size": 256,
+            "mamba_conv_bias": True, "mamba_proj_bias": False, "mamba_rms_norm": False, "hidden_act": "silu",
+        }),
         "jamba": ConfigClass("JambaConfig", "jamba/configuration_jamba.py", _JambaSpec, {
             "vocab_size": 65536, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
             "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 262144,
