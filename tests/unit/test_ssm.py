@@ -85,3 +85,12 @@ def test_falcon_h1_attention_and_state_in_every_layer():
     assert e.parameters == 7_585_513_568
     assert e.kv_self_bytes == 45_056 * 4096
     assert e.state_bytes == 44 * (3584 * 4 + 24 * 128 * 256) * 2
+
+
+@pytest.mark.parametrize("model_id", ["mamba-2.8b", "jamba-mini-1.5", "falcon-h1-7b"])
+def test_vllm_refuses_state_space_models_plainly(model_id):
+    from willitrun.engines.vllm import VllmOptions, vllm_estimate
+    from willitrun.errors import UsageError
+    from willitrun.memory import Request
+    with pytest.raises(UsageError, match="Mamba state pools"):
+        vllm_estimate(spec(model_id), Request(), VllmOptions(total_memory_bytes=80 * 2**30))

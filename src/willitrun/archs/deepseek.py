@@ -24,7 +24,15 @@ from pydantic import Field, model_validator
 
 from .. import limits as L
 from .base import (
-    Geometry, HeadDim, Intermediate, LayerKV, ModelSpecBase, Stage, Tensor, linear, norm,
+    Geometry,
+    HeadDim,
+    Intermediate,
+    LayerKV,
+    ModelSpecBase,
+    Stage,
+    Tensor,
+    linear,
+    norm,
 )
 from .llama import decoder_geometry, gated_mlp
 from .moe import Experts, MoeConfig, expert_tensors
@@ -122,7 +130,7 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     heads = c.num_attention_heads
     latent = LayerKV("full", 1, c.kv_lora_rank, c.qk_rope_head_dim)
     return decoder_geometry(
-        c, spec.architecture, self_kv=(latent,) * c.num_hidden_layers, experts=c.n_experts,
+        c, spec.architecture, self_kv=(latent,) * c.num_hidden_layers, experts=c.n_experts,  # type: ignore[attr-defined]
         experts_per_token=c.num_experts_per_tok, intermediate_size=max(c.active_ffn_width, c.intermediate_size),
         tp_constraints=(("attention heads", heads, False), ("moe_intermediate_size", c.expert_width, False)),
         tp_kv_heads=1, gguf_n_gqa=1, gguf_70b=False, gguf_architecture="deepseek2",

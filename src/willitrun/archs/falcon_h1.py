@@ -19,7 +19,7 @@ from pydantic import Field
 from .. import limits as L
 from .base import Geometry, HeadDim, Heads, LayerKV, ModelSpecBase, Stage, Tensor, linear, norm
 from .llama import DecoderConfig, attention_tensors, decoder_geometry, gated_mlp, lm_stage
-from .mamba import State
+from .mamba import VLLM_STATE_REFUSAL, State
 
 ARCHITECTURES = ("falcon_h1",)
 
@@ -98,9 +98,10 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     c: FalconH1Config = spec.config  # type: ignore[attr-defined]
     n = c.num_hidden_layers
     state = (c.conv_dim * c.mamba_d_conv, c.mamba_n_heads * c.d_head * c.mamba_d_state)
-    return decoder_geometry(c, spec.architecture, ssm_state=(state,) * n, ssm_conv_kernel=c.mamba_d_conv,
+    return decoder_geometry(c, spec.architecture, ssm_state=(state,) * n, ssm_conv_kernel=c.mamba_d_conv,  # type: ignore[attr-defined]
                             self_kv=(LayerKV("full", c.kv_heads, c.head_size, c.head_size),) * n,
-                            gguf_architecture="falcon-h1")
+                            gguf_architecture="falcon-h1",
+                            refusals={"whisper.cpp": "whisper.cpp runs Whisper models only", "vllm": VLLM_STATE_REFUSAL})
 
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:

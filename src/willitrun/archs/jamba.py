@@ -17,7 +17,7 @@ from pydantic import Field
 from .. import limits as L
 from .base import Geometry, LayerKV, ModelSpecBase, Stage, Tensor, norm
 from .llama import attention_tensors, decoder_geometry, gated_mlp, lm_stage
-from .mamba import State, mixer_tensors
+from .mamba import VLLM_STATE_REFUSAL, State, mixer_tensors
 from .moe import Experts, MoeConfig, expert_tensors
 
 ARCHITECTURES = ("jamba",)
@@ -102,11 +102,12 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     kv = LayerKV("full", c.kv_heads, c.head_size, c.head_size)
     mamba_state = (c.inner * c.mamba_d_conv, c.inner * c.mamba_d_state)
     return decoder_geometry(
-        c, spec.architecture, self_kv=tuple(kv if c.is_attention(i) else None for i in range(n)),
+        c, spec.architecture, self_kv=tuple(kv if c.is_attention(i) else None for i in range(n)),  # type: ignore[attr-defined]
         experts=c.n_experts, experts_per_token=c.num_experts_per_tok,
         intermediate_size=max(c.active_ffn_width, c.intermediate_size),
         ssm_state=tuple((0, 0) if c.is_attention(i) else mamba_state for i in range(n)),
-        ssm_conv_kernel=c.mamba_d_conv, gguf_architecture="jamba")
+        ssm_conv_kernel=c.mamba_d_conv, gguf_architecture="jamba",
+        refusals={"whisper.cpp": "whisper.cpp runs Whisper models only", "vllm": VLLM_STATE_REFUSAL})
 
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:

@@ -21,10 +21,23 @@ from pydantic import Field
 
 from .. import limits as L
 from .base import (
-    Geometry, Hidden, Intermediate, Layers, ModelSpecBase, Stage, Strict, Tensor, Vocab, linear, norm,
+    Geometry,
+    Hidden,
+    Intermediate,
+    Layers,
+    ModelSpecBase,
+    Stage,
+    Strict,
+    Tensor,
+    Vocab,
+    linear,
+    norm,
 )
 
 ARCHITECTURES = ("mamba", "falcon_mamba")
+# vLLM pages Mamba state in its own pool (vllm/v1/kv_cache_interface.py MambaSpec), sized unlike the
+# attention blocks the vLLM profile counts: refused rather than answered wrongly.
+VLLM_STATE_REFUSAL = "the vLLM profile does not model Mamba state pools yet (use transformers or llama.cpp)"
 State = Annotated[int, Field(gt=0, le=L.MAX_STATE)]
 
 
@@ -95,13 +108,13 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     c: MambaConfig = spec.config  # type: ignore[attr-defined]
     n = c.num_hidden_layers
     return Geometry(
-        architecture=spec.architecture, self_kv=(None,) * n, cross_kv=(None,) * n, vocab_size=c.vocab_size,
+        architecture=spec.architecture, self_kv=(None,) * n, cross_kv=(None,) * n, vocab_size=c.vocab_size,  # type: ignore[attr-defined]
         tied_embeddings=c.tie_word_embeddings, hidden_size=c.hidden_size, num_attention_heads=1,
         intermediate_size=c.inner, context_window=None, tp_constraints=(("intermediate_size", c.inner, False),),
         tp_kv_heads=1, no_cross_reason="decoder-only: no cross-attention",
         ssm_state=((c.inner * c.conv_kernel, c.inner * c.state_size),) * n, ssm_conv_kernel=c.conv_kernel,
         gguf_architecture="mamba",
-        refusals={"whisper.cpp": "whisper.cpp runs Whisper models only"},
+        refusals={"whisper.cpp": "whisper.cpp runs Whisper models only", "vllm": VLLM_STATE_REFUSAL},
     )
 
 

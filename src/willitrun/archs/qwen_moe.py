@@ -116,7 +116,7 @@ def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
 
 def geometry(spec: ModelSpecBase):  # type: ignore[no-untyped-def]
     return moe_geometry(spec.config, spec.architecture,  # type: ignore[attr-defined]
-                        gguf_architecture=spec.architecture.replace("_", ""))
+                        gguf_architecture=spec.architecture.replace("_", ""))  # type: ignore[attr-defined]
 
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:
