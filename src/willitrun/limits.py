@@ -34,6 +34,10 @@ MAX_LIST = 1024
 MAX_MEL_BINS = 1024
 # T5 relative position buckets (32) and their maximum distance (128).
 MAX_BUCKETS = 1 << 16
+# Routed experts per MoE layer. Largest real: 384 (Kimi K2), 256 (DeepSeek-V3).
+MAX_EXPERTS = 1 << 12
+# SSM state size, convolution kernel, LoRA ranks of latent attention: widths like head_dim.
+MAX_STATE = 1 << 14
 # A declared parameter count: 2**50 is a thousand times the largest model released (~2T).
 MAX_PARAMETERS = 1 << 50
 
@@ -50,5 +54,5 @@ BOUNDS = {
     "layers": MAX_LAYERS, "heads": MAX_HEADS, "head_dim": MAX_HEAD_DIM, "hidden": MAX_HIDDEN,
     "intermediate": MAX_INTERMEDIATE, "vocab": MAX_VOCAB, "positions": MAX_POSITIONS,
     "image_side": MAX_IMAGE_SIDE, "channels": MAX_CHANNELS, "tiles": MAX_TILES, "list": MAX_LIST,
-    "mel_bins": MAX_MEL_BINS, "buckets": MAX_BUCKETS, "parameters": MAX_PARAMETERS,
+    "mel_bins": MAX_MEL_BINS, "experts": MAX_EXPERTS, "state": MAX_STATE, "buckets": MAX_BUCKETS, "parameters": MAX_PARAMETERS,
 }

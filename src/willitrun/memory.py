@@ -15,7 +15,7 @@ from .dtypes import BF16, F16, F32, StorageType, WeightDtype, kv_dtype as parse_
 from .errors import UsageError
 from . import archs
 from . import limits as L
-from .archs.base import LINEAR_ROLES, T5_PRETRAINING_LENGTH, LayerKV, Stage, Tensor, uniform_width
+from .archs.base import EXPERT_ROLES, LINEAR_ROLES, T5_PRETRAINING_LENGTH, LayerKV, Stage, Tensor, uniform_width
 from .archs import model_tensors
 
 if TYPE_CHECKING:
@@ -100,6 +100,13 @@ class Estimate:
     warnings: tuple[str, ...] = ()
     image_kv_bytes: int = 0  # the image (and video) tokens' share of kv_self_bytes (they sit in the self-attention context)
     video_tokens: int = 0  # of image_tokens, those of the video (--video-frames)
+    # Mixture of experts: parameters one token uses (every weight is still resident), and the bytes
+    # of the routed experts per decoder layer with the fraction of them a token reads (k of n).
+    active_parameters: int = 0
+    expert_bytes: tuple[int, ...] = ()
+    experts_read: tuple[int, int] = (0, 0)
+    # State-space layers: conv + SSM state of every sequence, constant in the context.
+    state_bytes: int = 0
 
     @property
     def text_tokens(self) -> int:
@@ -111,7 +118,8 @@ class Estimate:
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_self_bytes + self.kv_cross_bytes + self.activations_bytes + self.overhead_bytes
+        return (self.weights_bytes + self.kv_self_bytes + self.kv_cross_bytes + self.state_bytes
+                + self.activations_bytes + self.overhead_bytes)
 
 
 @dataclass(frozen=True)
@@ -163,7 +171,10 @@ def tensor_storage(tensors: list[Tensor], dtype: WeightDtype, spec: AnySpec) -> 
         out = [dtype.storage] * len(tensors)
     else:
         # Only nn.Linear weights inside the blocks are replaced; the rest keeps the 16-bit type.
-        out = [dtype.storage if t.role in LINEAR_ROLES and t.layer is not None else F16 for t in tensors]
+        # gpt-oss's MXFP4 checkpoint quantizes only the experts (modules_to_not_convert: attention,
+        # router, embeddings, LM head).
+        roles = EXPERT_ROLES if dtype.experts_only else LINEAR_ROLES
+        out = [dtype.storage if t.role in roles and t.layer is not None else F16 for t in tensors]
     if kept_in_fp32(spec, dtype):
         roles = archs.geometry(spec).keep_in_fp32_roles
         out = [F32 if t.role in roles and t.layer is not None else s for t, s in zip(tensors, out)]
@@ -199,6 +210,40 @@ def _components(tensors: list[Tensor], storage: list[StorageType]) -> tuple[Comp
         params[t.component] += t.numel
         nbytes[t.component] += s.nbytes(t.numel)
     return tuple(Component(name, params[name], nbytes[name]) for name in params)
+
+
+def active_parameters(spec: AnySpec) -> int:
+    """Parameters one token computes with: every tensor, but of each layer's routed experts only
+    experts_per_token of n_expert (the 3-D expert tensors' first axis). Equals the total for a
+    dense model. Mixtral 8x7B: 12.9B of 46.7B; Qwen3-30B-A3B: 3.3B of 30.5B."""
+    return archs.cached(spec, "active_parameters", lambda: _active(spec))
+
+
+def _active(spec: AnySpec) -> int:
+    g = archs.geometry(spec)
+    total = 0
+    for t in model_tensors(spec):
+        if t.role in EXPERT_ROLES and g.experts:
+            total += t.numel // t.shape[0] * g.experts_per_token
+        else:
+            total += t.numel
+    return total
+
+
+def expert_layer_bytes(spec: AnySpec, dtype: WeightDtype) -> tuple[int, ...]:
+    """Bytes of the routed experts of each decoder layer in `dtype` (empty for a dense model)."""
+    g = archs.geometry(spec)
+    if not g.experts:
+        return ()
+
+    def compute() -> tuple[int, ...]:
+        out = [0] * g.decoder_layers
+        for t, s in zip(model_tensors(spec), storage_types(spec, dtype)):
+            if t.role in EXPERT_ROLES and t.component == "decoder" and t.layer is not None:
+                out[t.layer] += s.nbytes(t.numel)
+        return tuple(out)
+
+    return archs.cached(spec, f"expert_bytes:{dtype.name}", compute)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -272,6 +317,13 @@ def kv_cross_bytes(att: Attention, source_positions: int, sequences: int, storag
     return 2 * att.cross_layers * storage.nbytes(att.cross_width * source_positions) * sequences
 
 
+def state_bytes(spec: AnySpec, sequences: int, storage: StorageType) -> int:
+    """Conv + SSM state of the state-space layers: per layer and sequence intermediate x conv_kernel
+    and intermediate x state_size elements (Mamba), in the cache's type (transformers 5.23 keeps them
+    in the model's dtype: LinearAttentionLayer), independent of the context."""
+    return storage.nbytes(archs.geometry(spec).state_elements) * sequences
+
+
 # --------------------------------------------------------------------------------------------------
 # Activations
 # --------------------------------------------------------------------------------------------------
@@ -343,7 +395,8 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
     """Everything of an estimate that does not depend on the context length. `weights` (from
     willitrun.importers) replaces computed weight bytes with those a checkpoint really stores."""
     try:
-        dtype = parse_weight_dtype(req.dtype or (weights.dtype if weights is not None else None) or spec.dtype)
+        dtype = parse_weight_dtype(req.dtype or (weights.dtype if weights is not None else None)
+                                   or getattr(spec, "quantization", None) or spec.dtype)
     except KeyError:
         from .dtypes import WEIGHT_DTYPES
 
@@ -440,6 +493,13 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
                      "are still held, so the peak counts every position")
     image_kv = kv_self_bytes(att, r.image_tokens, sequences, r.kv) if r.image_tokens else 0
     components = r.components
+    g = archs.geometry(spec)
+    state = state_bytes(spec, sequences, r.kv)
+    if state:
+        notes.append(f"recurrent state: {g.state_elements:,} elements per sequence (conv + SSM, "
+                     f"{sum(1 for c, s in g.ssm_state if c or s)} layers), the same at every context length"
+                     + ("" if g.cache_grows_with_context else
+                        "; no layer caches keys and values, so memory does not bound the context"))
     return Estimate(
         model=spec.id, architecture=spec.architecture, dtype=r.dtype.name, kv_dtype=r.kv.name,
         context_tokens=context, image_tokens=r.image_tokens, batch_size=batch, beams=beams, images=r.images,
@@ -447,6 +507,8 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
         weights_bytes=sum(c.bytes for c in components), kv_self_bytes=kv_self, kv_cross_bytes=kv_cross,
         activations_bytes=act, overhead_bytes=TRANSFORMERS_OVERHEAD_BYTES, attention=att,
         notes=tuple(notes), warnings=tuple(warnings), image_kv_bytes=image_kv, video_tokens=r.video_tokens,
+        active_parameters=active_parameters(spec), expert_bytes=expert_layer_bytes(spec, r.dtype),
+        experts_read=(g.experts_per_token, g.experts), state_bytes=state,
     )
 
 

@@ -56,8 +56,27 @@ def _speed(weights: int, kv: int, terms: list[SpeedTerm], batch: int) -> DecodeS
     return DecodeSpeed(weights, kv, tuple(terms), seconds, rate, batch, rate * batch, formula)
 
 
-def _decode_weights(lay: Layout) -> int:
-    return sum(x.decode_bytes for x in lay.layers) + lay.output_decode_bytes
+def _decode_weights(lay: Layout, est: Estimate | None = None) -> int:
+    return sum(x.decode_bytes for x in lay.layers) + lay.output_decode_bytes - (expert_unread(est) if est else 0)
+
+
+def expert_read(est: Estimate, layer: int) -> int:
+    """Bytes of layer `layer`'s routed experts one decoding step reads: the experts its tokens are
+    routed to, at most experts_per_token x sequences of the n_expert (all of them once the batch is
+    large enough); every expert when the model is dense (no expert bytes)."""
+    if not est.expert_bytes:
+        return 0
+    k, n = est.experts_read
+    used = min(n, k * est.batch_size * est.beams)
+    return est.expert_bytes[layer] * used // n
+
+
+def expert_unread(est: Estimate, first: int = 0, last: int | None = None) -> int:
+    """Expert bytes of layers [first, last) resident but not read by a decoding step."""
+    if not est.expert_bytes:
+        return 0
+    last = len(est.expert_bytes) if last is None else last
+    return sum(est.expert_bytes[i] - expert_read(est, i) for i in range(first, last))
 
 
 def kv_self_read(est: Estimate) -> int:
@@ -73,7 +92,7 @@ def kv_self_read(est: Estimate) -> int:
 def decode_speed(lay: Layout, est: Estimate, bandwidth_bytes_s: int) -> DecodeSpeed:
     """tokens/s <= bandwidth / bytes read per token: the decoder's weights and the output layer, plus
     every KV cache at the current context. One step advances all `batch` sequences at once."""
-    weights = _decode_weights(lay)
+    weights = _decode_weights(lay, est)
     kv = kv_self_read(est) + est.kv_cross_bytes
     return _speed(weights, kv, [SpeedTerm("gpu", weights + kv, bandwidth_bytes_s)], est.batch_size)
 
@@ -85,8 +104,10 @@ def offload_speed(lay: Layout, est: Estimate, off: Offload, gpu_bandwidth_bytes_
     n, k = len(lay.layers), off.gpu_layers
     kv = lay.kv_per_layer(est, kv_self_read(est))
     out = lay.output_decode_bytes
-    gpu_w = sum(x.decode_bytes for x in lay.layers[n - k:]) + (out if off.output_on_gpu else 0)
-    sys_w = sum(x.decode_bytes for x in lay.layers[: n - k]) + (0 if off.output_on_gpu else out)
+    gpu_w = sum(x.decode_bytes for x in lay.layers[n - k:]) + (out if off.output_on_gpu else 0) \
+        - expert_unread(est, n - k, n)
+    sys_w = sum(x.decode_bytes for x in lay.layers[: n - k]) + (0 if off.output_on_gpu else out) \
+        - expert_unread(est, 0, n - k)
     gpu_kv, sys_kv = sum(kv[n - k:]), sum(kv[: n - k])
     return _speed(gpu_w + sys_w, gpu_kv + sys_kv,
                   [SpeedTerm("gpu", gpu_w + gpu_kv, gpu_bandwidth_bytes_s),
@@ -98,7 +119,7 @@ def split_speed(lay: Layout, est: Estimate, s: Split, devices: Sequence[Device])
     Layer split: a token passes the cards one after the other (one term per card)."""
     if any(d.bandwidth_bytes_s is None for d in devices):
         raise UsageError("a speed bound needs each card's bandwidth: give catalog GPUs (--gpu)")
-    weights = _decode_weights(lay)
+    weights = _decode_weights(lay, est)
     kv_read = kv_self_read(est) + est.kv_cross_bytes
     if s.kind == "tensor":
         # Every card reads its slice at once; replicated KV heads (and their projections) are read
@@ -114,7 +135,7 @@ def split_speed(lay: Layout, est: Estimate, s: Split, devices: Sequence[Device])
     kv = lay.kv_per_layer(est, kv_self_read(est))
     per = [0] * len(devices)
     for i, layer in enumerate(lay.layers):
-        per[owners[i]] += layer.decode_bytes + kv[i]
+        per[owners[i]] += layer.decode_bytes + kv[i] - expert_unread(est, i, i + 1)
     per[owners[-1]] += lay.output_decode_bytes
     terms = [SpeedTerm(f"gpu {i} ({d.gpu})", per[i], d.bandwidth_bytes_s or 0) for i, d in enumerate(devices)]
     return _speed(weights, kv_read, terms, est.batch_size)
@@ -136,3 +157,18 @@ def engine_speed(buffers: Sequence[tuple[str, str, str, int]], context: int, n_c
     terms = [SpeedTerm("gpu", weights["gpu"] + kv["gpu"], gpu_bandwidth_bytes_s),
              SpeedTerm("system memory", weights["host"] + kv["host"], system_bandwidth_bytes_s)]
     return _speed(weights["gpu"] + weights["host"], kv["gpu"] + kv["host"], terms, batch)
+
+
+def moe_offload_speed(lay: Layout, est: Estimate, n_cpu_moe: int, gpu_bandwidth_bytes_s: int,
+                      system_bandwidth_bytes_s: int = SYSTEM_BANDWIDTH_BYTES_S) -> DecodeSpeed:
+    """llama.cpp --n-cpu-moe N (every layer otherwise on the GPU): the CPU reads the routed experts of
+    layers 0..N-1 from system memory -- only the experts_per_token a token is routed to, which is
+    why expert offload costs far less speed than offloading whole layers; the GPU reads the rest."""
+    if not est.expert_bytes:
+        raise UsageError(f"{est.model} has no experts: --n-cpu-moe does not apply")
+    n = min(n_cpu_moe, len(est.expert_bytes))
+    weights = _decode_weights(lay, est)
+    sys_w = sum(expert_read(est, i) for i in range(n))
+    kv = kv_self_read(est) + est.kv_cross_bytes
+    return _speed(weights, kv, [SpeedTerm("gpu", weights - sys_w + kv, gpu_bandwidth_bytes_s),
+                                SpeedTerm("system memory", sys_w, system_bandwidth_bytes_s)], est.batch_size)

@@ -79,8 +79,14 @@ from transformers import (
     Mistral3ForConditionalGeneration,
     PaliGemmaConfig,
     PaliGemmaForConditionalGeneration,
+    DeepseekV2Config,
+    DeepseekV2ForCausalLM,
+    DeepseekV3Config,
+    DeepseekV3ForCausalLM,
     DynamicCache,
     EncoderDecoderCache,
+    GptOssConfig,
+    GptOssForCausalLM,
     Gemma2Config,
     Gemma2ForCausalLM,
     Gemma3Config,
@@ -89,6 +95,8 @@ from transformers import (
     Gemma3TextConfig,
     GraniteConfig,
     GraniteForCausalLM,
+    Llama4ForCausalLM,
+    Llama4TextConfig,
     LlamaConfig,
     LlamaForCausalLM,
     LlavaConfig,
@@ -97,6 +105,16 @@ from transformers import (
     LlavaNextForConditionalGeneration,
     MistralConfig,
     MistralForCausalLM,
+    FalconH1Config,
+    FalconH1ForCausalLM,
+    FalconMambaConfig,
+    FalconMambaForCausalLM,
+    JambaConfig,
+    JambaForCausalLM,
+    MambaConfig,
+    MambaForCausalLM,
+    MixtralConfig,
+    MixtralForCausalLM,
     MllamaConfig,
     MllamaForConditionalGeneration,
     Phi3Config,
@@ -107,8 +125,12 @@ from transformers import (
     Qwen2ForCausalLM,
     Qwen2VLConfig,
     Qwen2VLForConditionalGeneration,
+    Qwen2MoeConfig,
+    Qwen2MoeForCausalLM,
     Qwen3Config,
     Qwen3ForCausalLM,
+    Qwen3MoeConfig,
+    Qwen3MoeForCausalLM,
     T5Config,
     T5ForConditionalGeneration,
     WhisperConfig,
@@ -145,6 +167,10 @@ MISTRAL_TEST_WINDOW = 4
 # Decoder-only families whose small copy is the full config with fewer layers, a small vocabulary
 # and a narrow MLP (every attention width kept).
 LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "granite")
+# Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
+# never enters the cache); expert counts and widths of the full model are counted on `meta`.
+MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama4_text")
+SMALL_EXPERTS, SMALL_EXPERTS_PER_TOKEN, SMALL_EXPERT_FFN = 4, 2, 32
 # Families with sliding layers get a second case whose window (4) is shorter than the prompt (7), so the
 # measured cache shows what transformers holds right after a prefill past the window; their small copy
 # keeps one whole period of the local/global pattern (Gemma 2: 2 layers; Gemma 3: sliding_window_pattern).
@@ -189,6 +215,14 @@ _LM_RULES = [
     (r"model\.embed_tokens\.weight", "embeddings"),
     (r"model\.layers\.\d+\..+", "decoder"),
     (r"model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+_MAMBA_RULES = [
+    # MambaForCausalLM / FalconMambaForCausalLM: backbone.embeddings, backbone.layers.N, backbone.norm_f;
+    # lm_head tied to the embedding unless tie_word_embeddings is false (Falcon-Mamba).
+    (r"backbone\.embeddings\.weight", "embeddings"),
+    (r"backbone\.layers\.\d+\..+", "decoder"),
+    (r"backbone\.norm_f\.weight", "decoder"),
     (r"lm_head\.weight", "lm_head"),
 ]
 _T5_RULES = [
@@ -308,6 +342,52 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "granite": Architecture(
         GraniteConfig, GraniteForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    # --- mixture of experts (issue 10) ---
+    "mixtral": Architecture(
+        MixtralConfig, MixtralForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "qwen2_moe": Architecture(
+        Qwen2MoeConfig, Qwen2MoeForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "qwen3_moe": Architecture(
+        Qwen3MoeConfig, Qwen3MoeForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    # --- state-space (issue 10) ---
+    "mamba": Architecture(
+        MambaConfig, MambaForCausalLM, _compile(_MAMBA_RULES),
+        lambda m: m.backbone.embeddings.weight, lambda m: m.lm_head.weight, True,
+    ),
+    "falcon_mamba": Architecture(
+        FalconMambaConfig, FalconMambaForCausalLM, _compile(_MAMBA_RULES),
+        lambda m: m.backbone.embeddings.weight, lambda m: m.lm_head.weight, True,
+    ),
+    "falcon_h1": Architecture(
+        FalconH1Config, FalconH1ForCausalLM, _compile(_LM_RULES + [(r"model\.final_layernorm\.weight", "decoder")]),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "jamba": Architecture(
+        JambaConfig, JambaForCausalLM, _compile(_LM_RULES + [(r"model\.final_layernorm\.weight", "decoder")]),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "llama4_text": Architecture(
+        Llama4TextConfig, Llama4ForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "gpt_oss": Architecture(
+        GptOssConfig, GptOssForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "deepseek_v2": Architecture(
+        DeepseekV2Config, DeepseekV2ForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "deepseek_v3": Architecture(
+        DeepseekV3Config, DeepseekV3ForCausalLM, _compile(_LM_RULES),
         lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
     ),
     "t5": Architecture(
@@ -520,10 +600,40 @@ def _clip_layers_needed(feature_layer: int | list[int]) -> int:
     return max([SMALL_VISION_LAYERS] + [(-i - 1) if i < 0 else i for i in layers])
 
 
+def _shrink_moe(cfg: dict[str, Any]) -> dict[str, Any]:
+    cfg = _shrink_lm(cfg)
+    for key in ("num_local_experts", "num_experts", "n_routed_experts"):
+        if key in cfg:
+            cfg[key] = SMALL_EXPERTS
+    cfg["num_experts_per_tok"] = min(cfg["num_experts_per_tok"], SMALL_EXPERTS_PER_TOKEN)
+    for key in ("moe_intermediate_size", "shared_expert_intermediate_size"):
+        if key in cfg:
+            cfg[key] = SMALL_EXPERT_FFN
+    if "intermediate_size_mlp" in cfg:  # Llama 4: one period of chunked / full layers
+        cfg.update(intermediate_size_mlp=SMALL_FFN, num_hidden_layers=cfg.get("no_rope_layer_interval", 4))
+    if "first_k_dense_replace" in cfg:  # DeepSeek: one dense layer, one MoE layer
+        cfg["first_k_dense_replace"] = min(cfg["first_k_dense_replace"], 1)
+    return cfg
+
+
+SSM = ("mamba", "falcon_mamba", "jamba", "falcon_h1")
+
+
 def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
+    if arch == "jamba":  # two layers: Mamba + dense MLP, then attention + experts; widths kept
+        cfg = _shrink_moe(cfg)
+        cfg.update(attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1)
+        return cfg
+    if arch == "falcon_h1":  # attention and Mamba-2 widths kept; MLP, layers and vocabulary shrunk
+        return _shrink_lm(cfg)
+    if arch in SSM:  # state widths (intermediate_size, state_size, conv_kernel) kept; layers and vocab shrunk
+        cfg.update(vocab_size=SMALL_VOCAB, num_hidden_layers=SMALL_LAYERS)
+        return cfg
     if arch in LLAMA_LIKE:
         return _shrink_lm(cfg)
+    if arch in MOE:
+        return _shrink_moe(cfg)
     if arch == "t5":
         cfg.update(vocab_size=SMALL_VOCAB, d_ff=SMALL_FFN, num_layers=SMALL_LAYERS,
                    num_decoder_layers=SMALL_LAYERS)
@@ -673,15 +783,34 @@ def describe_cache(cache: Any, cross_layer_ids: set[int]) -> dict[str, Any]:
         out[f"kv_{kind}_elements"] = elements
         out[f"kv_{kind}_storage_elements"] = sum(storage.values())
     out["empty_layers"] = sum(1 for e in out["layers"] if e.get("empty"))
+    # Recurrent state of state-space layers (LinearAttentionLayer: conv_states / recurrent_states,
+    # dicts keyed by state index), per layer; elements of the whole batch.
+    conv = ssm = 0
+    state_layers = 0
+    for _, _, layer in kinds:
+        convs, recs = getattr(layer, "conv_states", None), getattr(layer, "recurrent_states", None)
+        if isinstance(convs, dict) or isinstance(recs, dict):
+            state_layers += 1
+            conv += sum(t.numel() for t in (convs or {}).values() if _tensor(t))
+            ssm += sum(t.numel() for t in (recs or {}).values() if _tensor(t))
+    if state_layers:  # recorded only for models with state-space layers
+        out["state_layers"], out["conv_state_elements"], out["ssm_state_elements"] = state_layers, conv, ssm
     # What the cache object itself reports (cumulative tokens seen by the self-attention layers),
     # which for a sliding-window layer exceeds what it holds.
-    out["cache_get_seq_length"] = int(cache.get_seq_length())
+    if out["self_layers"] or not state_layers:  # a cache of only state-space layers has no sequence length
+        out["cache_get_seq_length"] = int(cache.get_seq_length())
     return out
+
+
+def routing_overrides(arch: str) -> dict[str, int]:
+    """DeepSeek-V3 routes within expert groups (n_group 8 by default), which the small copy's 4 experts
+    cannot form: one group. Routing changes no shape and no cache."""
+    return {"n_group": 1, "topk_group": 1} if arch == "deepseek_v3" else {}
 
 
 def run_case(arch: str, name: str, cfg: dict[str, Any], make_inputs: Callable[..., tuple[dict, dict]]
              ) -> dict[str, Any]:
-    overrides = token_overrides(arch, cfg)
+    overrides = {**token_overrides(arch, cfg), **routing_overrides(arch)}
     torch.manual_seed(SEED)
     model, config, corrections = build_model(arch, cfg, overrides, device="cpu")
     if any(p.dtype != torch.float32 for p in model.parameters()):
@@ -691,7 +820,10 @@ def run_case(arch: str, name: str, cfg: dict[str, Any], make_inputs: Callable[..
         kwargs, record = make_inputs(model, config, gen)
         output = model(**kwargs, use_cache=True)
     cross_ids = set(config.text_config.cross_attention_layers) if arch == "mllama" else set()
-    cache = describe_cache(output.past_key_values, cross_ids)
+    cache_obj = getattr(output, "past_key_values", None)
+    if cache_obj is None:
+        cache_obj = output.cache_params  # MambaCausalLMOutput
+    cache = describe_cache(cache_obj, cross_ids)
     result = {
         "name": name,
         "config": cfg,
@@ -877,7 +1009,11 @@ def mllama_inputs(layout: list[int]):
 
 def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
     small = small_config(arch, cfg)
-    if arch in ("llama", "qwen2", "qwen3", "granite"):
+    if arch in ("gpt_oss", "llama4_text"):  # windowed layers: also a window shorter than the prompt
+        windowed = copy.deepcopy(small)
+        windowed["sliding_window" if arch == "gpt_oss" else "attention_chunk_size"] = SLIDING_TEST_WINDOW
+        return [("text", small, lm_inputs), (f"sliding_window_{SLIDING_TEST_WINDOW}", windowed, lm_inputs)]
+    if arch in ("llama", "qwen2", "qwen3", "granite") or arch in MOE or arch in SSM:
         return [("text", small, lm_inputs)]
     if arch in ("gemma2", "gemma3_text", "phi3"):
         windowed = copy.deepcopy(small)

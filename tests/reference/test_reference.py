@@ -84,6 +84,19 @@ def test_kv_cache_equals_what_transformers_holds(model_id, case):
         assert e.cross_source_tokens == case["cross_positions"]
 
 
+STATE_CASES = [(mid, case) for mid, case in CASES if case.get("state_layers")]
+
+
+@pytest.mark.parametrize(("model_id", "case"), STATE_CASES, ids=[f"{m}-{c['name']}" for m, c in STATE_CASES])
+def test_recurrent_state_equals_what_transformers_holds(model_id, case):
+    """State-space layers: conv and SSM state per sequence, whatever the context (issue 10)."""
+    spec = small_spec(model_id, case)
+    inputs = case["inputs"]
+    for context in (inputs["text_tokens"], 10 * inputs["text_tokens"]):
+        e = estimate(spec, context=context, batch=inputs["batch"], kv_dtype="f32", dtype="fp32")
+        assert e.state_bytes == (case["conv_state_elements"] + case["ssm_state_elements"]) * F32
+
+
 def test_committed_reference_is_what_transformers_produces():
     """Re-run build_reference.py --check (needs tests/reference/requirements.txt installed)."""
     try:

@@ -14,7 +14,7 @@ def test_total_is_the_sum_of_parts(catalog):
     for spec in catalog.models():
         e = estimate(spec)
         assert e.total_bytes == sum(c.bytes for c in e.components) + e.kv_self_bytes + e.kv_cross_bytes \
-            + e.activations_bytes + e.overhead_bytes
+            + e.state_bytes + e.activations_bytes + e.overhead_bytes
 
 
 def test_max_context_fits_and_one_more_does_not(catalog):

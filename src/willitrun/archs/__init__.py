@@ -31,6 +31,11 @@ FAMILIES: dict[str, str] = {
     "mistral3": "mistral3",
     # issue 11: encoder-decoders
     "mt5": "t5", "bart": "bart", "mbart": "bart", "m2m_100": "bart", "marian": "bart", "pegasus": "bart",
+    # mixture of experts, latent attention, state-space (issue 10)
+    "mixtral": "mixtral", "qwen2_moe": "qwen_moe", "qwen3_moe": "qwen_moe",
+    "deepseek_v2": "deepseek", "deepseek_v3": "deepseek", "gpt_oss": "gpt_oss",
+    "llama4_text": "llama4", "mamba": "mamba", "falcon_mamba": "mamba",
+    "jamba": "jamba", "falcon_h1": "falcon_h1",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

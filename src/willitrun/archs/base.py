@@ -56,6 +56,9 @@ class ModelSpecBase(Strict):
     hf_id: str | None = None
     dtype: CheckpointDtype
     parameters_declared: Parameters | None = None
+    # A checkpoint stored quantized (config.json quantization_config): the weights as published and
+    # loaded by default. fp8-block: DeepSeek-V3/R1; mxfp4-experts: gpt-oss.
+    quantization: Literal["fp8-block", "mxfp4-experts"] | None = None
     sources: dict[str, str]
     notes: str | None = None
 
@@ -73,9 +76,20 @@ def lists_to_tuples(value: object) -> object:
 Role = Literal[
     "token_embd", "output", "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up",
     "ffn_gate_up", "ffn_down", "norm", "bias", "pos_embd", "rel_bias", "conv", "projector", "other",
+    # mixture of experts (llama.cpp's tensor names): the router, and every expert of a layer in one
+    # 3-D tensor (n_expert, out, in), as transformers 5 (`experts.gate_up_proj`) and GGUF store them
+    "ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps",
+    # multi-head latent attention (DeepSeek V2/V3): query down/up projections, the joint KV
+    # down-projection (kv_lora_rank + rope dims) and its up-projection to every head's K and V
+    "attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_kv_b",
+    # state-space (Mamba) mixers: in_proj, x_proj, dt_proj, out_proj (llama.cpp ssm_in/x/dt/out);
+    # the depthwise convolution is "conv", A_log and D are "other"
+    "ssm_in", "ssm_x", "ssm_dt", "ssm_out",
 ]
+EXPERT_ROLES = frozenset({"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"})
 LINEAR_ROLES = frozenset({"attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up",
-                          "ffn_gate_up", "ffn_down", "projector"})
+                          "ffn_gate_up", "ffn_down", "projector", "attn_q_a", "attn_q_b", "attn_kv_a_mqa",
+                          "attn_kv_b", "ssm_in", "ssm_x", "ssm_dt", "ssm_out"}) | EXPERT_ROLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +217,32 @@ class Geometry:
     # and are left out of weight quantization (quantizers/base.py get_modules_to_not_convert).
     keep_in_fp32_modules: tuple[str, ...] = ()
     keep_in_fp32_roles: frozenset[str] = frozenset()  # the tensor roles (inside the blocks) those modules are
+    # Mixture of experts: routed experts per MoE layer and how many each token uses (0: dense model).
+    # Every expert is resident; a token reads `experts_per_token` of them (active parameters).
+    experts: int = 0
+    experts_per_token: int = 0
+    # Multi-head latent attention (DeepSeek V2/V3): self_kv holds what transformers 5 caches, the
+    # compressed latent and the shared rope key (LayerKV: one "head", key_dim = kv_lora_rank,
+    # value_dim = qk_rope_head_dim); `mla` is (kv_lora_rank, qk_rope_head_dim, heads,
+    # qk_nope + qk_rope, v_head_dim) so each engine can size what it keeps (engines/llamacpp.py,
+    # engines/vllm.py) and say what a full-head cache would be.
+    mla: tuple[int, int, int, int, int] | None = None
+    # State-space layers (Mamba, Jamba, Falcon-H1): per decoder layer, the elements of its recurrent
+    # state per sequence as (convolution state, SSM state); (0, 0) for a layer without one. Constant
+    # in the context: a pure SSM's cache does not grow with the tokens at all.
+    ssm_state: tuple[tuple[int, int], ...] = ()
+    ssm_conv_kernel: int = 0  # the conv state's columns (llama.cpp keeps one fewer)
+
+    @property
+    def state_elements(self) -> int:
+        """Conv + SSM state elements of all layers, per sequence."""
+        return sum(c + s for c, s in self.ssm_state)
+
+    @property
+    def cache_grows_with_context(self) -> bool:
+        """False for a pure state-space model: no layer keeps per-token keys and values, so memory
+        does not bound the context (only the prefill's activations grow with the prompt)."""
+        return bool(self.self_layers or self.cross_layers)
 
     @property
     def decoder_layers(self) -> int:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from .. import archs, gguf
-from ..archs.base import VisionShape, uniform_width
+from ..archs.base import EXPERT_ROLES, VisionShape, uniform_width
 from ..dtypes import F16, F32, StorageType, WeightDtype, weight_dtype
 from ..errors import UsageError
 from ..memory import AnySpec, Request, default_context, resolve
@@ -137,6 +137,7 @@ class LlamaCppOptions:
     kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
     cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
     swa_full: bool = False  # [--swa-full] sliding-window layers keep every cell, not just their window
+    n_cpu_moe: int = 0  # [--n-cpu-moe N] the expert tensors of layers 0..N-1 stay in host memory (-ot exps=CPU: all)
 
     def __post_init__(self) -> None:
         if self.version not in LLAMACPP_VERSIONS:
@@ -146,6 +147,8 @@ class LlamaCppOptions:
                 raise UsageError(f"{name} must be at least 1 (got {getattr(self, name)})")
         if self.gpu_layers is not None and self.gpu_layers < 0:
             raise UsageError(f"gpu_layers cannot be negative (got {self.gpu_layers})")
+        if self.n_cpu_moe < 0:
+            raise UsageError(f"n_cpu_moe cannot be negative (got {self.n_cpu_moe})")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -275,6 +278,80 @@ def clip_compute_bytes(v: VisionShape) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# Mixture of experts: expert offload (--n-cpu-moe / -ot exps=CPU)
+# --------------------------------------------------------------------------------------------------
+def expert_on_host(t: Tensor, opt: LlamaCppOptions) -> bool:
+    """common/arg.cpp `--n-cpu-moe N`: a tensor override `blk\\.(0..N-1)\\.ffn_(up|down|gate)_exps`=CPU keeps
+    the routed experts of the first N layers in host memory (`-ot exps=CPU`, `--cpu-moe`: every layer);
+    the rest of those layers (attention, router, shared expert, norms, KV) stays on the GPU."""
+    return t.role in EXPERT_ROLES and t.layer is not None and t.layer < opt.n_cpu_moe
+
+
+def expert_host_detail(opt: LlamaCppOptions, n_layer: int) -> str:
+    if not opt.n_cpu_moe:
+        return ""
+    return f"the expert tensors of layers 0..{min(opt.n_cpu_moe, n_layer) - 1} (--n-cpu-moe {opt.n_cpu_moe})"
+
+
+def mla_kv_layer(mla: tuple[int, int, int, int, int], kv: StorageType, cells: int) -> tuple[int, str]:
+    """Multi-head latent attention (DeepSeek V2/V3): convert_hf_to_gguf.py writes key_length =
+    kv_lora_rank + qk_rope_head_dim and value_length = kv_lora_rank with head_count_kv 1, so each layer's
+    cache holds a K row of 576 and a V row of 512 elements per cell (llama-kv-cache-unified.cpp,
+    llama.cpp as vendored in llama-cpp-python 0.3.16) -- the latent, never the 128 decompressed heads."""
+    rank, rope = mla[0], mla[1]
+    nbytes = (kv.nbytes(rank + rope) + kv.nbytes(rank)) * cells
+    return nbytes, f"({rank} + {rope} K + {rank} V latent) x {cells} cells x {kv.name}"
+
+
+def mla_note(mla: tuple[int, int, int, int, int], kv: StorageType) -> str:
+    rank, rope, heads, qk, v = mla
+    return (f"latent attention: the cache holds the compressed KV ({rank} + {rope} per token per layer), not "
+            f"{heads} heads x ({qk} K + {v} V) = {heads * (qk + v)} elements, which an engine caching full heads "
+            "(transformers 4.x) would keep")
+
+
+def hybrid_layer_kv(g: archs.Geometry, layer_kv: list[int]) -> list[int]:
+    """A hybrid (Jamba) keeps KV cells only for its attention layers (llama_memory_hybrid: the KV
+    cache filters the non-recurrent layers); its Mamba layers hold recurrent state instead."""
+    if not g.ssm_state:
+        return layer_kv
+    return [0 if k is None else b for k, b in zip(g.self_kv, layer_kv)]
+
+
+def recurrent_state_buffers(g: archs.Geometry, sequences: int, first_gpu: int) -> list[Buffer]:
+    """State-space layers (llama-memory-recurrent.cpp, llama-hparams.cpp n_embd_r / n_embd_s): per layer
+    and sequence (max(1, n_seq_max) cells) an f32 conv state of (d_conv - 1) x d_inner -- the oldest
+    column is shifted out -- and an f32 SSM state of d_state x d_inner, on the layer's device; none of
+    it grows with n_ctx."""
+    if not g.ssm_state:
+        return []
+    k = g.ssm_conv_kernel
+    per_layer = [(c * (k - 1) // k if k else c) + s for c, s in g.ssm_state]
+    gpu = sum(per_layer[first_gpu:]) * F32_BYTES * sequences
+    host = sum(per_layer[:first_gpu]) * F32_BYTES * sequences
+    layers = sum(1 for c, s in g.ssm_state if c or s)
+    detail = (f"{layers} recurrent layers x (conv (d_conv - 1) x d_inner + SSM d_state x d_inner) x f32 x "
+              f"{sequences} sequence(s), constant in n_ctx (llama_memory_recurrent)")
+    out = []
+    if gpu:
+        out.append(Buffer("recurrent state (CUDA0)", gpu, "gpu", "kv_self", detail))
+    if host:
+        out.append(Buffer("recurrent state (CPU)", host, "host", "kv_self", detail))
+    return out
+
+
+def moe_notes(spec: AnySpec, opt: LlamaCppOptions) -> list[str]:
+    g = archs.geometry(spec)
+    if opt.n_cpu_moe and not g.experts:
+        raise UsageError(f"--n-cpu-moe applies to mixture-of-experts models; {spec.id} has no experts")
+    if not opt.n_cpu_moe:
+        return []
+    n = min(opt.n_cpu_moe, g.decoder_layers)
+    return [f"--n-cpu-moe {opt.n_cpu_moe}: the expert tensors of layers 0..{n - 1} stay in host memory; a token "
+            f"reads {g.experts_per_token} of their {g.experts} experts from system RAM"]
+
+
+# --------------------------------------------------------------------------------------------------
 # The estimate
 # --------------------------------------------------------------------------------------------------
 def check_architecture(spec: AnySpec, engine: str) -> None:
@@ -284,7 +361,7 @@ def check_architecture(spec: AnySpec, engine: str) -> None:
 
 
 def _place_weights(tensors: list[Tensor], storage: list[StorageType], first_gpu: int, output_on_gpu: bool,
-                   last_device: int, device_of: Callable[[int], int], gpus: int,
+                   last_device: int, device_of: Callable[[int], int], gpus: int, opt: LlamaCppOptions,
                    ) -> tuple[dict[int, int | None], int | None, int, int, int]:
     """The model buffers' bytes, each tensor 128-byte aligned: (per GPU, host layers and output layer,
     token embedding; None for a buffer with no tensor), the output tensor's bytes, the largest host weight."""
@@ -318,7 +395,7 @@ def _place_weights(tensors: list[Tensor], storage: list[StorageType], first_gpu:
                 gpu_sizes[last_device].append(nbytes)
             else:
                 host_sizes.append(host_nbytes)
-        elif t.layer >= first_gpu:
+        elif t.layer >= first_gpu and not expert_on_host(t, opt):
             gpu_sizes[device_of(t.layer)].append(nbytes)
         else:
             host_sizes.append(host_nbytes)
@@ -381,9 +458,9 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     mm_names = {t.name for t in mm_tensors}
     # The weights' placement depends on the type and -ngl, not the context: computed once per spec
     # (a `check --rows` of 1,000 rows or a context bisection re-uses it).
-    placed = archs.cached(spec, f"llamacpp-place:{r.dtype.name}:{ngl}:{opt.gpus}",
+    placed = archs.cached(spec, f"llamacpp-place:{r.dtype.name}:{ngl}:{opt.gpus}:{opt.n_cpu_moe}",
                           lambda: _place_weights(tensors, storage, first_gpu, output_on_gpu, last_device, device_of,
-                                                 opt.gpus))
+                                                 opt.gpus, opt))
     gpu_sizes, host_bytes, embd_bytes, output_tensor_bytes, largest_host_weight = placed
     buffers: list[Buffer] = []
     align = GGML_CUDA_ALIGNMENT
@@ -397,14 +474,20 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
                           "layer is always on the CPU)"))
     if host_bytes is not None:
         buffers.append(Buffer("model buffer (CPU): layers kept on the host", host_bytes, "host",
-                              "weights", f"layers 0..{first_gpu - 1}" + ("" if output_on_gpu else " and the output layer")
-                              + f" stay in host memory (-ngl {ngl} of {n_layer + 1})"))
+                              "weights", "; ".join(d for d in (
+                                  (f"layers 0..{first_gpu - 1}" if first_gpu else "the output layer" if not output_on_gpu else "")
+                                  + (" and the output layer" if first_gpu and not output_on_gpu else "")
+                                  + (f" stay in host memory (-ngl {ngl} of {n_layer + 1})" if first_gpu or not output_on_gpu else ""),
+                                  expert_host_detail(opt, n_layer)) if d)))
 
     # KV cache: per layer on the layer's device.
     kv_layer = 2 * r.kv.nbytes(shape.kv_width) * cells
     kv_detail = f"2 x {shape.kv_width} x {cells} cells x {r.kv.name}"
+    if g.mla is not None:
+        kv_layer, kv_detail = mla_kv_layer(g.mla, r.kv, cells)
+        out_notes.append(mla_note(g.mla, r.kv))
     swa_cells = cells
-    windows = [k.window if k is not None and k.kind == "sliding" and g.llamacpp_swa else None for k in g.self_kv]
+    windows = [k.window if k is not None and k.kind in ("sliding", "chunked") and g.llamacpp_swa else None for k in g.self_kv]
     if any(windows) and not opt.swa_full:
         # llama-kv-cache-iswa.cpp (llama_kv_cache_iswa): the non-SWA layers get n_ctx cells, the SWA
         # layers GGML_PAD(min(n_ctx, n_swa x (unified ? n_seq_max : 1) + n_ubatch), 256) cells
@@ -414,6 +497,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         out_notes.append(f"sliding-window layers ({sum(1 for w in windows if w)} of {n_layer}) keep {swa_cells} cells: "
                          f"window {n_swa} + ubatch {ub}, padded to 256 (llama_kv_cache_iswa; --swa-full keeps {cells})")
     layer_kv = [kv_layer if not w or opt.swa_full else 2 * r.kv.nbytes(shape.kv_width) * swa_cells for w in windows]
+    layer_kv = hybrid_layer_kv(g, layer_kv)
     if swa_cells != cells:
         kv_detail = (f"2 x {shape.kv_width} x {r.kv.name} x ({cells} cells per full layer, "
                      f"{swa_cells} per sliding layer)")
@@ -429,6 +513,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     if kv_host_layers:
         buffers.append(Buffer("KV cache (CPU)", sum(layer_kv[:first_gpu]), "host", "kv_self",
                               f"{kv_host_layers} host layers x {kv_detail}"))
+    buffers.extend(recurrent_state_buffers(g, opt.parallel, first_gpu))
     if g.encoder_tokens_option:
         out_notes.append("T5 in llama.cpp keeps no cross-attention cache: every decoder step projects the "
                          "encoder output (kept in host memory, n_embd x encoder tokens f32) again")
@@ -492,7 +577,9 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     if opt.gpus > 1:
         out_notes.append("with several GPUs and every layer offloaded llama.cpp enables pipeline parallelism, "
                          "which keeps extra copies of the graph inputs (not counted here)")
+    out_notes += moe_notes(spec, opt)
     facts: dict[str, int | bool | str] = {
+        "n_cpu_moe": min(opt.n_cpu_moe, n_layer),
         "n_ctx": cells, "n_ctx_seq": per_seq, "kv_pad": pad_to, "n_ubatch": ub, "flash_attn": fa,
         "parallel": opt.parallel, "gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": output_on_gpu,
         "version": opt.version, "op_offload": copies,
@@ -509,10 +596,16 @@ __all__ = [
     "clip_compute_bytes",
     "compute_bytes",
     "cuda_tensor_bytes",
+    "expert_on_host",
     "gguf_storage",
+    "hybrid_layer_kv",
     "kv_cells",
     "llamacpp_estimate",
     "lm_shape",
+    "mla_kv_layer",
+    "mla_note",
     "mmproj_storage",
     "mmproj_tensors",
+    "moe_notes",
+    "recurrent_state_buffers",
 ]

@@ -206,9 +206,100 @@ BART_FAMILY = {
         "vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False}),
 }
 QWEN_VL = {"qwen2_vl": (QWEN2_VL_TEXT, QWEN2_VL_VISION), "qwen2_5_vl": (QWEN2_5_VL_TEXT, QWEN2_5_VL_VISION)}
+
+
+# --- mixture of experts (issue 10); defaults of transformers 5.23's config classes ---
+def _moe_config_classes() -> dict[str, ConfigClass]:
+    from ..archs.mixtral import MixtralConfig as _MixtralSpec
+    from ..archs.qwen_moe import Qwen2MoeConfig as _Qwen2MoeSpec
+    from ..archs.qwen_moe import Qwen3MoeConfig as _Qwen3MoeSpec
+
+    moe = {"num_experts_per_tok": 8, "moe_intermediate_size": 768, "decoder_sparse_step": 1, "mlp_only_layers": [],
+           "norm_topk_prob": False}
+    from ..archs.deepseek import DeepseekConfig as _DeepseekSpec
+
+    mla = {"kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64, "v_head_dim": 128,
+           "qk_nope_head_dim": 128, "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False}
+    from ..archs.gpt_oss import GptOssConfig as _GptOssSpec
+    from ..archs.llama4 import Llama4TextConfig as _Llama4TextSpec
+    from ..archs.falcon_h1 import FalconH1Config as _FalconH1Spec
+    from ..archs.jamba import JambaConfig as _JambaSpec
+    from ..archs.mamba import MambaConfig as _MambaSpec
+
+    mamba = {"vocab_size": 50280, "hidden_size": 768, "num_hidden_layers": 32, "state_size": 16, "expand": 2,
+             "conv_kernel": 4, "use_bias": False, "use_conv_bias": True, "time_step_rank": "auto",
+             "hidden_act": "silu", "tie_word_embeddings": True}
+    return {
+        "falcon_h1": ConfigClass("FalconH1Config", "falcon_h1/configuration_falcon_h1.py", _FalconH1Spec, {
+            "vocab_size": 128000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+            "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": None, "max_position_embeddings": 8192,
+            "tie_word_embeddings": False, "attention_bias": False, "projectors_bias": False, "mlp_bias": False,
+            "mamba_d_ssm": 1024, "mamba_n_heads": 128, "mamba_d_head": "auto", "mamba_n_groups": 1,
+            "mamba_d_state": 256, "mamba_d_conv": 4, "mamba_expand": 2, "mamba_chunk_size": 256,
+            "mamba_conv_bias": True, "mamba_proj_bias": False, "mamba_rms_norm": False, "hidden_act": "silu",
+        }),
+        "jamba": ConfigClass("JambaConfig", "jamba/configuration_jamba.py", _JambaSpec, {
+            "vocab_size": 65536, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+            "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 262144,
+            "num_experts": 16, "num_experts_per_tok": 2, "attn_layer_period": 8, "attn_layer_offset": 4,
+            "expert_layer_period": 2, "expert_layer_offset": 1, "mamba_d_state": 16, "mamba_d_conv": 4,
+            "mamba_expand": 2, "mamba_dt_rank": "auto", "mamba_conv_bias": True, "mamba_proj_bias": False,
+            "tie_word_embeddings": False, "hidden_act": "silu",
+        }),
+        # intermediate_size: __post_init__ sets expand x hidden_size, an explicit key wins (Falcon-Mamba)
+        "mamba": ConfigClass("MambaConfig", "mamba/configuration_mamba.py", _MambaSpec, mamba,
+                             copied=("intermediate_size",)),
+        "falcon_mamba": ConfigClass("FalconMambaConfig", "falcon_mamba/configuration_falcon_mamba.py", _MambaSpec,
+                                    {**mamba, "vocab_size": 50280}, copied=("intermediate_size",)),
+        "llama4_text": ConfigClass("Llama4TextConfig", "llama4/configuration_llama4.py", _Llama4TextSpec, {
+            "vocab_size": 202048, "hidden_size": 5120, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+            "num_hidden_layers": 48, "num_attention_heads": 40, "num_key_value_heads": 8, "head_dim": 128,
+            "num_local_experts": 16, "num_experts_per_tok": 1, "attention_chunk_size": 8192,
+            "max_position_embeddings": 131072, "attention_bias": False, "tie_word_embeddings": False,
+            "interleave_moe_layer_step": 1, "no_rope_layer_interval": 4, "use_qk_norm": True, "hidden_act": "silu",
+        }, copied=("no_rope_layers", "moe_layers")),
+        "gpt_oss": ConfigClass("GptOssConfig", "gpt_oss/configuration_gpt_oss.py", _GptOssSpec, {
+            "vocab_size": 201088, "hidden_size": 2880, "intermediate_size": 2880, "num_hidden_layers": 36,
+            "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 64, "num_local_experts": 128,
+            "num_experts_per_tok": 4, "sliding_window": 128, "max_position_embeddings": 131072,
+            "attention_bias": True, "tie_word_embeddings": False, "hidden_act": "silu",
+        }, copied=("layer_types",)),
+        "deepseek_v2": ConfigClass("DeepseekV2Config", "deepseek_v2/configuration_deepseek_v2.py", _DeepseekSpec, {
+            "vocab_size": 102400, "hidden_size": 4096, "intermediate_size": 11008, "moe_intermediate_size": 1407,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32, "n_shared_experts": 2,
+            "n_routed_experts": 64, "first_k_dense_replace": 0, "max_position_embeddings": 2048, **mla,
+        }, copied=("num_experts_per_tok",)),  # DeepseekV2Config: None (no default a model could use)
+        "deepseek_v3": ConfigClass("DeepseekV3Config", "deepseek_v3/configuration_deepseek_v3.py", _DeepseekSpec, {
+            "vocab_size": 129280, "hidden_size": 7168, "intermediate_size": 18432, "moe_intermediate_size": 2048,
+            "num_hidden_layers": 61, "num_attention_heads": 128, "num_key_value_heads": 128, "n_shared_experts": 1,
+            "n_routed_experts": 256, "num_experts_per_tok": 8, "first_k_dense_replace": 3,
+            "max_position_embeddings": 4096, **mla,
+        }),
+        "mixtral": ConfigClass("MixtralConfig", "mixtral/configuration_mixtral.py", _MixtralSpec, {
+            "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+            "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": None, "max_position_embeddings": 131072,
+            "hidden_act": "silu", "tie_word_embeddings": False, "sliding_window": None, "num_local_experts": 8,
+            "num_experts_per_tok": 2,
+        }),
+        "qwen3_moe": ConfigClass("Qwen3MoeConfig", "qwen3_moe/configuration_qwen3_moe.py", _Qwen3MoeSpec, {
+            "vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 24,
+            "num_attention_heads": 32, "num_key_value_heads": 4, "max_position_embeddings": 32768,
+            "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False, "use_sliding_window": False,
+            "sliding_window": 4096, "num_experts": 128, **moe,
+        }, copied=("head_dim", "max_window_layers"), none_is_default=("mlp_only_layers",)),
+        "qwen2_moe": ConfigClass("Qwen2MoeConfig", "qwen2_moe/configuration_qwen2_moe.py", _Qwen2MoeSpec, {
+            "vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 24,
+            "num_attention_heads": 16, "num_key_value_heads": 16, "max_position_embeddings": 32768,
+            "hidden_act": "silu", "tie_word_embeddings": False, "use_sliding_window": False, "sliding_window": 4096,
+            "max_window_layers": 28, "num_experts": 60, "shared_expert_intermediate_size": 5632, "qkv_bias": True,
+            **moe, "num_experts_per_tok": 4, "moe_intermediate_size": 1408,
+        }, copied=("head_dim", "layer_types"), none_is_default=("mlp_only_layers",)),
+    }
+
+
 LANGUAGE_MODELS = {"llama": LLAMA, "mistral": MISTRAL, "qwen2": QWEN2, "qwen3": QWEN3, "gemma": GEMMA,
                    "gemma2": GEMMA2, "gemma3_text": GEMMA3_TEXT, "phi3": PHI3, "granite": GRANITE,
-                   "starcoder2": STARCODER2}
+                   "starcoder2": STARCODER2, **_moe_config_classes()}
 LLAVA_TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models LlavaConfig specs model
 # Fields that fix a model's size: when config.json omits one, the estimate rests on transformers'
 # default for it, which is some other model's value -- said in a warning-worthy note.
@@ -465,7 +556,11 @@ def spec_from_config(config: object, source: str, *, model_id: str | None = None
         dtype = "float32"
         notes.append("config.json names no dtype: float32 assumed (torch's default, what transformers builds "
                      "without a dtype); pass --dtype if the checkpoint is stored in 16 bits.")
-    if isinstance(config.get("quantization_config"), dict):
+    quantization = checkpoint_quantization(config)
+    if quantization is not None:
+        notes.append(f"The checkpoint is quantized ({quantization}, config.json quantization_config): weights sized "
+                     "as stored.")
+    elif isinstance(config.get("quantization_config"), dict):
         method = config["quantization_config"].get("quant_method", "unknown")
         notes.append(f"The checkpoint is quantized ({method}); without its weight files the estimate sizes the "
                      "weights at --dtype, not as stored.")
@@ -484,9 +579,26 @@ def spec_from_config(config: object, source: str, *, model_id: str | None = None
     }
     if hf_id:
         data["hf_id"] = hf_id
+    if quantization is not None:
+        data["quantization"] = quantization
+        if dtype == "float32" and "dtype" not in sources:
+            data["dtype"] = "bfloat16"  # gpt-oss names no dtype; its unquantized tensors are bf16
     if notes:
         data["notes"] = " ".join(notes)
     return build_spec(data, source)
+
+
+def checkpoint_quantization(config: Mapping[str, Any]) -> str | None:
+    """The stored formats of MoE releases willitrun sizes (issue 10): DeepSeek-V3's block-scaled fp8
+    (quant_method fp8, weight_block_size [128, 128]) and gpt-oss's MXFP4 experts (quant_method mxfp4)."""
+    q = config.get("quantization_config")
+    if not isinstance(q, dict):
+        return None
+    if q.get("quant_method") == "fp8" and list(q.get("weight_block_size") or []) == [128, 128]:
+        return "fp8-block"
+    if q.get("quant_method") == "mxfp4":
+        return "mxfp4-experts"
+    return None
 
 
 def build_spec(data: dict[str, Any], source: str) -> AnyModelSpec:

@@ -347,3 +347,66 @@ def file_type_dtypes(header: GGUFHeader) -> tuple[str, str | None, str]:
     except KeyError:
         wd = None
     return spec_dtype, wd, name or "unknown file type"
+
+
+# --------------------------------------------------------------------------------------------------
+# Mixture-of-experts GGUFs (issue 10)
+# --------------------------------------------------------------------------------------------------
+# general.architecture of MoE families -> the spec architecture. Mixtral files say "llama" with
+# llama.expert_count > 0 (convert_hf_to_gguf.py MixtralModel is a LlamaModel).
+MOE_ARCHITECTURES = {"qwen3moe": "qwen3_moe", "qwen2moe": "qwen2_moe", "llama": "mixtral"}
+
+
+def is_moe(header: GGUFHeader) -> bool:
+    arch = header.metadata.get("general.architecture")
+    count = header.metadata.get(f"{arch}.expert_count")
+    return isinstance(arch, str) and type(count) is int and count > 0
+
+
+def moe_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """(spec architecture, config block, source of each number) of a mixture-of-experts GGUF:
+    Mixtral (llama + expert_count), qwen3moe, qwen2moe. Keys as convert_hf_to_gguf.py writes them:
+    `<arch>.expert_count`, `expert_used_count`, `expert_feed_forward_length` (Qwen; Mixtral's experts
+    use `feed_forward_length`), `expert_shared_feed_forward_length` (Qwen2-MoE)."""
+    meta, tensors = header.metadata, {t.name: t for t in header.tensors}
+    a = meta.get("general.architecture")
+    if a not in MOE_ARCHITECTURES:
+        raise UsageError(f"{path}: mixture-of-experts GGUF architecture {a!r} is not supported yet; supported: "
+                         f"{', '.join(MOE_ARCHITECTURES)}")
+    arch = MOE_ARCHITECTURES[a]
+    keys = {
+        "num_hidden_layers": f"{a}.block_count", "hidden_size": f"{a}.embedding_length",
+        "num_attention_heads": f"{a}.attention.head_count", "max_position_embeddings": f"{a}.context_length",
+        "num_key_value_heads": f"{a}.attention.head_count_kv", "num_experts_per_tok": f"{a}.expert_used_count",
+        ("num_local_experts" if arch == "mixtral" else "num_experts"): f"{a}.expert_count",
+    }
+    if arch == "mixtral":
+        keys["intermediate_size"] = f"{a}.feed_forward_length"
+    else:
+        keys["moe_intermediate_size"] = f"{a}.expert_feed_forward_length"
+    if arch == "qwen2_moe":
+        keys["shared_expert_intermediate_size"] = f"{a}.expert_shared_feed_forward_length"
+    cfg: dict[str, Any] = {field: _int(meta, key, path) for field, key in keys.items()}
+    sources = {f"config.{field}": f"{path}: {key}" for field, key in keys.items()}
+    if arch != "mixtral":
+        # the dense MLP width of mlp_only_layers (none in released files): feed_forward_length when written
+        ff = _int(meta, f"{a}.feed_forward_length", path, required=False)
+        cfg["intermediate_size"] = ff or cfg["moe_intermediate_size"]
+        sources["config.intermediate_size"] = f"{path}: {a}.feed_forward_length" if ff else \
+            f"{path}: {a}.expert_feed_forward_length (no dense layers)"
+    key_len = _int(meta, f"{a}.attention.key_length", path, required=False)
+    if key_len is not None and (arch == "qwen3_moe" or key_len * cfg["num_attention_heads"] != cfg["hidden_size"]):
+        cfg["head_dim"] = key_len
+        sources["config.head_dim"] = f"{path}: {a}.attention.key_length"
+    embd = tensors.get("token_embd.weight")
+    if embd is None or len(embd.shape) != 2:
+        raise SpecError(f"{path}: no 2-D token_embd.weight tensor: not a decoder model file")
+    cfg["vocab_size"] = embd.shape[0]
+    sources["config.vocab_size"] = f"{path}: token_embd.weight shape"
+    cfg["tie_word_embeddings"] = "output.weight" not in tensors
+    if arch == "mixtral":
+        cfg["sliding_window"] = None
+    if arch == "qwen3_moe":
+        cfg["attention_bias"] = "blk.0.attn_q.bias" in tensors
+    return arch, cfg, sources
+

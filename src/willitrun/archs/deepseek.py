@@ -1,0 +1,154 @@
+"""DeepSeek-V2 / V3 (DeepseekV2ForCausalLM, DeepseekV3ForCausalLM; R1 is V3's shape): multi-head
+latent attention and a routed feed-forward with shared experts after `first_k_dense_replace`
+dense layers (transformers models/deepseek_v3/modeling_deepseek_v3.py).
+
+Attention (DeepseekV3Attention): queries through q_a_proj (hidden -> q_lora_rank), an RMSNorm and
+q_b_proj (-> heads x (qk_nope + qk_rope)), or one q_proj when q_lora_rank is null (V2-Lite);
+keys and values through one kv_a_proj_with_mqa (hidden -> kv_lora_rank + qk_rope), an RMSNorm of
+the latent, and kv_b_proj (kv_lora_rank -> heads x (qk_nope + v_head_dim)); o_proj from
+heads x v_head_dim.
+
+The cache: transformers 5.23 calls `past_key_values.update(kv_nope, k_rot)` on the *compressed*
+latent (kv_lora_rank) and the shared rope key (qk_rope_head_dim), one "head" each, before
+`expand_kv` decompresses them per step; so does vLLM's MLA backend (one 576-element entry) and
+llama.cpp (K = kv_lora_rank + rope, V = kv_lora_rank per token, head_count_kv 1). transformers 4.x
+cached the decompressed heads: heads x (qk_nope + qk_rope) keys and heads x v_head_dim values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from .. import limits as L
+from .base import (
+    Geometry,
+    HeadDim,
+    Intermediate,
+    LayerKV,
+    ModelSpecBase,
+    Stage,
+    Tensor,
+    linear,
+    norm,
+)
+from .llama import decoder_geometry, gated_mlp
+from .moe import Experts, MoeConfig, expert_tensors
+
+ARCHITECTURES = ("deepseek_v2", "deepseek_v3")
+Rank = Annotated[int, Field(gt=0, le=L.MAX_STATE)]
+
+
+class DeepseekConfig(MoeConfig):
+    """DeepseekV2Config / DeepseekV3Config fields (transformers models/deepseek_v3/configuration_deepseek_v3.py)."""
+
+    model_type: Literal["deepseek_v2", "deepseek_v3"] | None = None
+    hidden_act: Literal["silu"] = "silu"
+    attention_bias: bool = False
+    moe_intermediate_size: Intermediate
+    n_routed_experts: Experts
+    n_shared_experts: Annotated[int, Field(ge=0, le=L.MAX_EXPERTS)]
+    first_k_dense_replace: Annotated[int, Field(ge=0, le=L.MAX_LAYERS)]
+    kv_lora_rank: Rank = 512
+    q_lora_rank: Rank | None  # no default: V2Config fills 1536 when absent, V2-Lite's config says null
+    qk_rope_head_dim: HeadDim = 64
+    qk_nope_head_dim: HeadDim = 128
+    v_head_dim: HeadDim = 128
+
+    @property
+    def n_experts(self) -> int:
+        return self.n_routed_experts
+
+    @property
+    def expert_width(self) -> int:
+        return self.moe_intermediate_size
+
+    @property
+    def shared_width(self) -> int:
+        return self.n_shared_experts * self.moe_intermediate_size
+
+    def is_moe(self, i: int) -> bool:
+        return i >= self.first_k_dense_replace
+
+    @model_validator(mode="after")
+    def _check_dense(self) -> DeepseekConfig:
+        if self.first_k_dense_replace > self.num_hidden_layers:
+            raise ValueError(f"first_k_dense_replace ({self.first_k_dense_replace}) is more than the "
+                             f"{self.num_hidden_layers} layers")
+        return self
+
+
+class DeepseekSpec(ModelSpecBase):
+    architecture: Literal["deepseek_v2", "deepseek_v3"]
+    config: DeepseekConfig
+
+
+SPECS = {"deepseek_v2": DeepseekSpec, "deepseek_v3": DeepseekSpec}
+
+
+def mla_tensors(p: str, i: int, c: DeepseekConfig) -> Iterator[Tensor]:
+    h, heads = c.hidden_size, c.num_attention_heads
+    qk = c.qk_nope_head_dim + c.qk_rope_head_dim
+    if c.q_lora_rank is None:
+        yield from linear(f"{p}.attn_q", "decoder", heads * qk, h, "attn_q", False, i)
+    else:
+        yield from linear(f"{p}.attn_q_a", "decoder", c.q_lora_rank, h, "attn_q_a", c.attention_bias, i)
+        yield from norm(f"{p}.attn_q_a_norm", "decoder", c.q_lora_rank, i)
+        yield from linear(f"{p}.attn_q_b", "decoder", heads * qk, c.q_lora_rank, "attn_q_b", False, i)
+    yield from linear(f"{p}.attn_kv_a_mqa", "decoder", c.kv_lora_rank + c.qk_rope_head_dim, h, "attn_kv_a_mqa",
+                      c.attention_bias, i)
+    yield from norm(f"{p}.attn_kv_a_norm", "decoder", c.kv_lora_rank, i)
+    yield from linear(f"{p}.attn_kv_b", "decoder", heads * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank,
+                      "attn_kv_b", False, i)
+    yield from linear(f"{p}.attn_output", "decoder", h, heads * c.v_head_dim, "attn_output", c.attention_bias, i)
+
+
+def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
+    c: DeepseekConfig = spec.config  # type: ignore[attr-defined]
+    h = c.hidden_size
+    yield Tensor("token_embd.weight", "embeddings", (c.vocab_size, h), "token_embd")
+    for i in range(c.num_hidden_layers):
+        p = f"decoder.{i}"
+        yield from norm(f"{p}.attn_norm", "decoder", h, i)
+        yield from mla_tensors(p, i, c)
+        yield from norm(f"{p}.ffn_norm", "decoder", h, i)
+        if c.is_moe(i):
+            yield from expert_tensors(p, "decoder", i, hidden=h, inter=c.expert_width, experts=c.n_experts)
+            if c.n_shared_experts:
+                yield from gated_mlp(f"{p}.shexp", "decoder", h, c.shared_width, False, i)
+        else:
+            yield from gated_mlp(p, "decoder", h, c.intermediate_size, False, i)
+    yield from norm("decoder.output_norm", "decoder", h, None)
+    if not c.tie_word_embeddings:
+        yield Tensor("output.weight", "lm_head", (c.vocab_size, h), "output")
+
+
+def geometry(spec: ModelSpecBase) -> Geometry:
+    c: DeepseekConfig = spec.config  # type: ignore[attr-defined]
+    heads = c.num_attention_heads
+    latent = LayerKV("full", 1, c.kv_lora_rank, c.qk_rope_head_dim)
+    return decoder_geometry(
+        c, spec.architecture, self_kv=(latent,) * c.num_hidden_layers, experts=c.n_experts,  # type: ignore[attr-defined]
+        experts_per_token=c.num_experts_per_tok, intermediate_size=max(c.active_ffn_width, c.intermediate_size),
+        tp_constraints=(("attention heads", heads, False), ("moe_intermediate_size", c.expert_width, False)),
+        tp_kv_heads=1, gguf_n_gqa=1, gguf_70b=False, gguf_architecture="deepseek2",
+        mla=(c.kv_lora_rank, c.qk_rope_head_dim, heads, c.qk_nope_head_dim + c.qk_rope_head_dim, c.v_head_dim))
+
+
+def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:
+    """Per step the latent is decompressed to every head's K (qk_nope + qk_rope) and V (v_head_dim)."""
+    c: DeepseekConfig = spec.config  # type: ignore[attr-defined]
+    heads = c.num_attention_heads
+    qk = c.qk_nope_head_dim + c.qk_rope_head_dim
+    return [Stage(context, c.hidden_size, heads * qk, heads * (qk + c.v_head_dim) // 2,
+                  max(c.active_ffn_width, c.intermediate_size), True, heads, context)]
+
+
+def image_tokens(spec: ModelSpecBase, image_size: tuple[int, int] | None) -> int:
+    return 0
+
+
+def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -> int:
+    return 0

@@ -1,0 +1,117 @@
+"""Falcon-H1 (FalconH1ForCausalLM): every layer runs attention and a Mamba-2 mixer in parallel on the
+same normed input, then a gated MLP (transformers models/falcon_h1/modeling_falcon_h1.py
+FalconH1DecoderLayer). So every layer has a KV cache *and* a recurrent state.
+
+Mamba-2 mixer (FalconH1Mixer): d_ssm = mamba_d_ssm (else mamba_expand x hidden), conv over
+d_ssm + 2 x n_groups x d_state channels, in_proj to d_ssm (gate) + conv channels + n_heads (dt),
+per-head dt_bias, A_log and D, an optional gated RMSNorm of d_ssm, out_proj. State per layer and
+sequence (transformers 5.23 LinearAttentionLayer, measured in tests/reference): conv
+(conv channels x d_conv) and SSM (n_heads x d_head x d_state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .. import limits as L
+from .base import Geometry, HeadDim, Heads, LayerKV, ModelSpecBase, Stage, Tensor, linear, norm
+from .llama import DecoderConfig, attention_tensors, decoder_geometry, gated_mlp, lm_stage
+from .mamba import VLLM_STATE_REFUSAL, State
+
+ARCHITECTURES = ("falcon_h1",)
+
+
+class FalconH1Config(DecoderConfig):
+    """FalconH1Config fields (transformers models/falcon_h1/configuration_falcon_h1.py)."""
+
+    model_type: Literal["falcon_h1"] | None = None
+    hidden_act: Literal["silu"] = "silu"
+    head_dim: HeadDim | None = None
+    attention_bias: bool = False
+    projectors_bias: bool = False
+    mlp_bias: bool = False
+    # FalconH1Config default 1024; null means mamba_expand x hidden_size (FalconH1Mixer)
+    mamba_d_ssm: Annotated[int, Field(gt=0, le=L.MAX_INTERMEDIATE)] | None = 1024
+    mamba_n_heads: Heads = 128
+    mamba_d_head: HeadDim | Literal["auto"] = "auto"
+    mamba_n_groups: Annotated[int, Field(gt=0, le=L.MAX_HEADS)] = 1
+    mamba_d_state: State = 256
+    mamba_d_conv: State = 4
+    mamba_expand: Annotated[int, Field(gt=0, le=1024)] = 2
+    mamba_chunk_size: State = 256
+    mamba_conv_bias: bool = True
+    mamba_proj_bias: bool = False
+    mamba_rms_norm: bool = False
+    attn_layer_indices: list[int] | None = None  # inert in transformers 5.23: every layer attends
+
+    @property
+    def d_ssm(self) -> int:
+        return self.mamba_d_ssm or self.mamba_expand * self.hidden_size
+
+    @property
+    def d_head(self) -> int:
+        return self.d_ssm // self.mamba_n_heads if self.mamba_d_head == "auto" else self.mamba_d_head
+
+    @property
+    def conv_dim(self) -> int:
+        return self.d_ssm + 2 * self.mamba_n_groups * self.mamba_d_state
+
+
+class FalconH1Spec(ModelSpecBase):
+    architecture: Literal["falcon_h1"]
+    config: FalconH1Config
+
+
+SPECS = {"falcon_h1": FalconH1Spec}
+
+
+def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
+    c: FalconH1Config = spec.config  # type: ignore[attr-defined]
+    h, nh = c.hidden_size, c.mamba_n_heads
+    yield Tensor("token_embd.weight", "embeddings", (c.vocab_size, h), "token_embd")
+    for i in range(c.num_hidden_layers):
+        p = f"decoder.{i}"
+        yield from norm(f"{p}.attn_norm", "decoder", h, i)
+        yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads,
+                                     head_dim=c.head_size, bias=c.attention_bias)
+        yield Tensor(f"{p}.ssm_dt.bias", "decoder", (nh,), "bias", i)
+        yield Tensor(f"{p}.ssm_a", "decoder", (nh,), "other", i)
+        yield Tensor(f"{p}.ssm_d", "decoder", (nh,), "other", i)
+        yield Tensor(f"{p}.ssm_conv1d.weight", "decoder", (c.conv_dim, 1, c.mamba_d_conv), "conv", i)
+        if c.mamba_conv_bias:
+            yield Tensor(f"{p}.ssm_conv1d.bias", "decoder", (c.conv_dim,), "bias", i)
+        yield from linear(f"{p}.ssm_in", "decoder", c.d_ssm + c.conv_dim + nh, h, "ssm_in", c.mamba_proj_bias, i)
+        if c.mamba_rms_norm:
+            yield from norm(f"{p}.ssm_norm", "decoder", c.d_ssm, i)
+        yield from linear(f"{p}.ssm_out", "decoder", h, c.d_ssm, "ssm_out", c.projectors_bias, i)
+        yield from norm(f"{p}.ffn_norm", "decoder", h, i)
+        yield from gated_mlp(p, "decoder", h, c.intermediate_size, c.mlp_bias, i)
+    yield from norm("decoder.output_norm", "decoder", h, None)
+    if not c.tie_word_embeddings:
+        yield Tensor("output.weight", "lm_head", (c.vocab_size, h), "output")
+
+
+def geometry(spec: ModelSpecBase) -> Geometry:
+    c: FalconH1Config = spec.config  # type: ignore[attr-defined]
+    n = c.num_hidden_layers
+    state = (c.conv_dim * c.mamba_d_conv, c.mamba_n_heads * c.d_head * c.mamba_d_state)
+    return decoder_geometry(c, spec.architecture, ssm_state=(state,) * n, ssm_conv_kernel=c.mamba_d_conv,  # type: ignore[attr-defined]
+                            self_kv=(LayerKV("full", c.kv_heads, c.head_size, c.head_size),) * n,
+                            gguf_architecture="falcon-h1",
+                            refusals={"whisper.cpp": "whisper.cpp runs Whisper models only", "vllm": VLLM_STATE_REFUSAL})
+
+
+def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:
+    c: FalconH1Config = spec.config  # type: ignore[attr-defined]
+    return [lm_stage(c, context)]
+
+
+def image_tokens(spec: ModelSpecBase, image_size: tuple[int, int] | None) -> int:
+    return 0
+
+
+def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -> int:
+    return 0

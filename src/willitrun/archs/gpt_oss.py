@@ -1,0 +1,93 @@
+"""gpt-oss (GptOssForCausalLM): attention with biases on q/k/v/o and one learned "sink" logit per
+head, on layers alternating sliding (window 128) and full attention from layer 0 (`layer_types`);
+every layer a routed feed-forward of `num_local_experts` experts of `intermediate_size`, top
+`num_experts_per_tok`, with a biased router and biased experts (transformers
+models/gpt_oss/modeling_gpt_oss.py: GptOssAttention.sinks, GptOssTopKRouter, GptOssExperts).
+
+The published checkpoints store the experts in MXFP4 (quantization_config quant_method mxfp4;
+modules_to_not_convert keeps attention, router, embeddings and LM head in bf16) and name no dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .. import limits as L
+from .base import Geometry, ModelSpecBase, Positions, Stage, Tensor, norm
+from .llama import LayerType, attention_tensors, check_layer_types
+from .mixtral import moe_geometry
+from .moe import Experts, MoeConfig, expert_tensors, moe_stage
+
+ARCHITECTURES = ("gpt_oss",)
+
+
+class GptOssConfig(MoeConfig):
+    """GptOssConfig fields (transformers models/gpt_oss/configuration_gpt_oss.py)."""
+
+    model_type: Literal["gpt_oss"] | None = None
+    hidden_act: Literal["silu"] = "silu"
+    attention_bias: bool = True
+    num_local_experts: Experts = 128
+    sliding_window: Positions = 128
+    layer_types: list[LayerType] | None = Field(default=None, max_length=L.MAX_LAYERS)
+
+    @property
+    def n_experts(self) -> int:
+        return self.num_local_experts
+
+    def layer_kind(self, i: int) -> tuple[Literal["full", "sliding", "chunked"], int | None]:
+        """GptOssConfig.__post_init__: without layer_types, even layers slide and odd layers are full."""
+        sliding = self.layer_types[i] == "sliding_attention" if self.layer_types is not None else i % 2 == 0
+        return ("sliding", self.sliding_window) if sliding else ("full", None)
+
+    @model_validator(mode="after")
+    def _check_layers(self) -> GptOssConfig:
+        check_layer_types(self.layer_types, self.num_hidden_layers)
+        return self
+
+
+class GptOssSpec(ModelSpecBase):
+    architecture: Literal["gpt_oss"]
+    config: GptOssConfig
+
+
+SPECS = {"gpt_oss": GptOssSpec}
+
+
+def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
+    c: GptOssConfig = spec.config  # type: ignore[attr-defined]
+    h = c.hidden_size
+    yield Tensor("token_embd.weight", "embeddings", (c.vocab_size, h), "token_embd")
+    for i in range(c.num_hidden_layers):
+        p = f"decoder.{i}"
+        yield from norm(f"{p}.attn_norm", "decoder", h, i)
+        yield Tensor(f"{p}.attn_sinks.weight", "decoder", (c.num_attention_heads,), "other", i)
+        yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads,
+                                     head_dim=c.head_size, bias=c.attention_bias)
+        yield from norm(f"{p}.ffn_norm", "decoder", h, i)
+        yield from expert_tensors(p, "decoder", i, hidden=h, inter=c.expert_width, experts=c.n_experts,
+                                  router_bias=True, bias=True)
+    yield from norm("decoder.output_norm", "decoder", h, None)
+    if not c.tie_word_embeddings:
+        yield Tensor("output.weight", "lm_head", (c.vocab_size, h), "output")
+
+
+def geometry(spec: ModelSpecBase) -> Geometry:
+    # llama.cpp runs gpt-oss with per-layer SWA caches (llama_kv_cache_iswa), architecture "gpt-oss"
+    return moe_geometry(spec.config, spec.architecture, llamacpp_swa=True,  # type: ignore[attr-defined]
+                        gguf_architecture="gpt-oss")
+
+
+def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:
+    return [moe_stage(spec.config, context)]  # type: ignore[attr-defined]
+
+
+def image_tokens(spec: ModelSpecBase, image_size: tuple[int, int] | None) -> int:
+    return 0
+
+
+def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -> int:
+    return 0
