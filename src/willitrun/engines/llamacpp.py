@@ -315,7 +315,7 @@ def hybrid_layer_kv(g: archs.Geometry, layer_kv: list[int]) -> list[int]:
     cache filters the non-recurrent layers); its Mamba layers hold recurrent state instead."""
     if not g.ssm_state:
         return layer_kv
-    return [0 if k is None else b for k, b in zip(g.self_kv, layer_kv)]
+    return [0 if k is None else b for k, b in zip(g.self_kv, layer_kv, strict=True)]
 
 
 def recurrent_state_buffers(g: archs.Geometry, sequences: int, first_gpu: int) -> list[Buffer]:
