@@ -177,7 +177,8 @@ def tensor_storage(tensors: list[Tensor], dtype: WeightDtype, spec: AnySpec) -> 
         out = [dtype.storage if t.role in roles and t.layer is not None else F16 for t in tensors]
     if kept_in_fp32(spec, dtype):
         roles = archs.geometry(spec).keep_in_fp32_roles
-        out = [F32 if t.role in roles and t.layer is not None else s for t, s in zip(tensors, out)]
+        # the roles are the model's own (T5: ffn_down, inside the blocks only; gpt-oss: every norm)
+        out = [F32 if t.role in roles else s for t, s in zip(tensors, out, strict=True)]
     return out
 
 
@@ -187,7 +188,9 @@ def kept_in_fp32(spec: AnySpec, dtype: WeightDtype) -> bool:
     if the requested dtype is fp16"), and quantizers never convert them (get_modules_to_not_convert);
     bitsandbytes and GPTQ/AWQ load the rest with fp16 compute, so they stay fp32 there too."""
     g = archs.geometry(spec)
-    return bool(g.keep_in_fp32_roles) and (dtype.storage is F16 or dtype.family == "quantized")
+    # an experts-only checkpoint format (gpt-oss's MXFP4) loads the rest in its own bf16
+    return bool(g.keep_in_fp32_roles) and (dtype.storage is F16 or (dtype.family == "quantized"
+                                                                     and not dtype.experts_only))
 
 
 def storage_types(spec: AnySpec, dtype: WeightDtype) -> list[StorageType]:
@@ -452,10 +455,11 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
 
 def _fp32_note(spec: AnySpec, dtype: WeightDtype) -> str:
     g = archs.geometry(spec)
-    kept = [t for t in model_tensors(spec) if t.role in g.keep_in_fp32_roles and t.layer is not None]
+    kept = [t for t in model_tensors(spec) if t.role in g.keep_in_fp32_roles]
     n = sum(t.numel for t in kept)
     # what they would take without the rule: fp16, or the quantized type of the other linear layers
-    extra = n * 4 - sum((F16 if dtype.family == "float" else dtype.storage).nbytes(t.numel) for t in kept)
+    extra = n * 4 - sum((dtype.storage if dtype.family == "quantized" and t.role in LINEAR_ROLES and t.layer is not None
+                         else F16).nbytes(t.numel) for t in kept)
     names = ", ".join(f"`{m}`" for m in g.keep_in_fp32_modules)
     return (f"transformers keeps {names} in float32 under --dtype {dtype.name} (_keep_in_fp32_modules of "
             f"{g.architecture}): {n:,} parameters at 4 bytes, {extra / MIB:,.0f} MiB more than {dtype.name}")

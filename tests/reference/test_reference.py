@@ -115,7 +115,8 @@ FP32_KEPT = [mid for mid, m in MODELS.items() if m.get("keep_in_fp32")]
 
 @pytest.mark.parametrize("model_id", FP32_KEPT)
 def test_fp16_weights_keep_transformers_fp32_modules(model_id):
-    """T5's `_keep_in_fp32_modules` (["wo"]): those parameters take 4 bytes in a float16 load, the rest 2."""
+    """`_keep_in_fp32_modules` (T5: ["wo"]; gpt-oss: its norms), as transformers matches them: those
+    parameters take 4 bytes in a float16 load, the rest 2."""
     ref = MODELS[model_id]
     kept, total = ref["keep_in_fp32"]["parameters"], ref["parameters"]["total"]
     spec = load_catalog().resolve("model", model_id)

@@ -212,7 +212,7 @@ class Geometry:
     vision: VisionShape | None = None
     vision_tiles: tuple[int, int] | None = None  # (tiles per image, positions per tile) of a tiled vision source
     refusals: Mapping[str, str] = field(default_factory=dict)  # engine -> why it cannot run this model
-    # transformers' `_keep_in_fp32_modules` of the model class (T5, mT5: ["wo"]): those modules stay
+    # transformers' `_keep_in_fp32_modules` of the model class (T5, mT5: ["wo"]; gpt-oss: its norms): those modules stay
     # float32 when the model loads in float16 (PreTrainedModel._get_dtype_plan, modeling_utils.py)
     # and are left out of weight quantization (quantizers/base.py get_modules_to_not_convert).
     keep_in_fp32_modules: tuple[str, ...] = ()

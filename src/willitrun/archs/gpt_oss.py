@@ -10,6 +10,8 @@ modules_to_not_convert keeps attention, router, embeddings and LM head in bf16) 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from collections.abc import Iterator
 from typing import Literal
 
@@ -77,8 +79,13 @@ def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
 
 def geometry(spec: ModelSpecBase) -> Geometry:
     # llama.cpp runs gpt-oss with per-layer SWA caches (llama_kv_cache_iswa), architecture "gpt-oss"
-    return moe_geometry(spec.config, spec.architecture, llamacpp_swa=True,  # type: ignore[attr-defined]
-                        gguf_architecture="gpt-oss")
+    g = moe_geometry(spec.config, spec.architecture, llamacpp_swa=True,  # type: ignore[attr-defined]
+                     gguf_architecture="gpt-oss")
+    # GptOssPreTrainedModel._keep_in_fp32_modules = ["post_attention_layernorm", "input_layernorm", "norm"]
+    # (transformers 5.23 models/gpt_oss/modeling_gpt_oss.py): every RMSNorm weight, the final one too,
+    # stays float32 in a float16 load (measured: tests/reference keep_in_fp32, 141,120 parameters for 20b).
+    return replace(g, keep_in_fp32_modules=("post_attention_layernorm", "input_layernorm", "norm"),
+                   keep_in_fp32_roles=frozenset({"norm"}))
 
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:
