@@ -10,9 +10,8 @@ modules_to_not_convert keeps attention, router, embeddings and LM head in bf16) 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field, model_validator
