@@ -9,6 +9,7 @@ row, which shows what this machine's interpreter start costs.
 
     python benchmarks/startup.py            # 21 runs each
     python benchmarks/startup.py --runs 51
+    python benchmarks/startup.py --record benchmarks/startup-results.md   # also write the table there
 """
 
 from __future__ import annotations
@@ -57,30 +58,47 @@ def rows_file(path: Path, n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21)
-    runs = parser.parse_args().runs
+    parser.add_argument("--record", type=Path, help="also write the results (with the machine) to this file")
+    opts = parser.parse_args()
+    runs = opts.runs
+    lines: list[str] = []
+
+    def out(line: str) -> None:
+        print(line)
+        lines.append(line)
+
     env = {**os.environ, "NO_COLOR": "1"}
     src = Path(__file__).resolve().parents[1] / "src"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH", "")) if p)
     willitrun = [sys.executable, "-m", "willitrun"]
 
-    print(f"median wall time of {runs} runs; peer time {PEER_SECONDS:.3f} s as stated in issue 13 (not measured here)")
-    print(f"{'case':50} {'median':>9} {'x peer':>7} {'target':>7}")
+    out(f"median wall time of {runs} runs; peer time {PEER_SECONDS:.3f} s as stated in issue 13 (not measured here)")
+    out(f"{'case':50} {'median':>9} {'x peer':>7} {'target':>7}")
     base = wall([sys.executable, "-c", "pass"], runs, env)
-    print(f"{'python -c pass (this machine)':50} {base * 1000:7.1f}ms {base / PEER_SECONDS:6.2f}x")
+    out(f"{'python -c pass (this machine)':50} {base * 1000:7.1f}ms {base / PEER_SECONDS:6.2f}x")
     missed = False
     for label, args, target in CASES:
         t = wall([*willitrun, *args], runs, env)
         ok = target is None or t / PEER_SECONDS <= target
         missed |= not ok
         shown = f"{target:.1f}x {'ok' if ok else 'MISSED'}" if target is not None else ""
-        print(f"{label:50} {t * 1000:7.1f}ms {t / PEER_SECONDS:6.2f}x {shown:>7}")
+        out(f"{label:50} {t * 1000:7.1f}ms {t / PEER_SECONDS:6.2f}x {shown:>7}")
     with tempfile.TemporaryDirectory() as tmp:
         rows = Path(tmp) / "rows.csv"
         rows_file(rows, 1000)
         for label, extra in (("check --rows, 1,000 rows, table", []), ("check --rows, 1,000 rows, -q", ["-q"])):
             t = wall([*willitrun, "check", "--rows", str(rows), *extra], max(3, runs // 5), env)
             missed |= t > 1.0
-            print(f"{label:50} {t * 1000:7.1f}ms {'':7} {'< 1 s':>7} {'ok' if t <= 1.0 else 'MISSED'}")
+            out(f"{label:50} {t * 1000:7.1f}ms {'':7} {'< 1 s':>7} {'ok' if t <= 1.0 else 'MISSED'}")
+    if opts.record:
+        import platform
+
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+        opts.record.write_text(
+            f"# Start-up and check --rows throughput\n\n*Written by `python benchmarks/startup.py --record`; "
+            f"{when}; Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, "
+            f"load average {load}.*\n\n```\n" + "\n".join(lines) + "\n```\n")
     sys.exit(1 if missed else 0)
 
 
