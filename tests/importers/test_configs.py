@@ -324,7 +324,7 @@ def test_config_json_is_not_modified(tmp_path):
 # Families added with the architecture registry (willitrun/archs)
 # --------------------------------------------------------------------------------------------------
 from willitrun.importers.configs import (  # noqa: E402
-    GEMMA, GEMMA2, GEMMA3_TEXT, GRANITE, PHI3, QWEN2, QWEN3, STARCODER2,
+    COHERE2, GEMMA, GEMMA2, GEMMA3_TEXT, GRANITE, PHI3, QWEN2, QWEN3, STARCODER2,
 )
 
 NEW_FAMILY_CASES = [
@@ -341,6 +341,11 @@ NEW_FAMILY_CASES = [
                  "embedding_multiplier": 12.0, "logits_scaling": 16}),
     ("starcoder2", {"model_type": "starcoder2", **SMALL_LM, "num_key_value_heads": 2, "sliding_window": 16,
                     "tie_word_embeddings": False}),
+    # Command R7B's shape of block (one LayerNorm for attention and MLP), 3 local : 1 global layers
+    ("cohere2", {"model_type": "cohere2", **SMALL_LM, "num_key_value_heads": 2, "sliding_window": 16,
+                 "sliding_window_pattern": 4}),
+    ("cohere2-layer-types", {"model_type": "cohere2", **SMALL_LM, "num_hidden_layers": 2, "sliding_window": 16,
+                             "layer_types": ["sliding_attention", "full_attention"], "tie_word_embeddings": False}),
 ]
 
 
@@ -358,7 +363,7 @@ def test_new_families_parameters_equal_transformers(tmp_path, case_id, config):
         text, "head_dim", text.hidden_size // text.num_attention_heads)
 
 
-@pytest.mark.parametrize("table", [QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, GRANITE, STARCODER2],
+@pytest.mark.parametrize("table", [QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, GRANITE, STARCODER2, COHERE2],
                          ids=lambda t: t.name)
 def test_new_default_tables_equal_transformers(table):
     tf = pytest.importorskip("transformers")
@@ -383,3 +388,16 @@ def test_missing_shape_fields_are_warned():
 def test_unsupported_model_type_lists_the_families():
     with pytest.raises(UsageError, match=r"model_type 'gemma9' is not supported; supported: .*qwen2, qwen3"):
         spec_from_config({"model_type": "gemma9"}, "x/config.json")
+
+
+def test_cohere2_local_layers_follow_the_pattern(tmp_path):
+    """Cohere2Config.__post_init__: layer i slides when (i + 1) % sliding_window_pattern, so with the
+    default pattern 4 every fourth layer is global; the geometry says the same layer by layer."""
+    tf = pytest.importorskip("transformers")
+    config = {"model_type": "cohere2", **SMALL_LM, "num_hidden_layers": 8, "sliding_window": 16}
+    spec, _ = spec_from_path(write_config(tmp_path / "c2", config))
+    theirs = tf.AutoConfig.from_pretrained(tmp_path / "c2").layer_types
+    from willitrun.archs import geometry
+
+    ours = ["sliding_attention" if k.kind == "sliding" else "full_attention" for k in geometry(spec).self_kv]
+    assert ours == theirs and theirs.count("full_attention") == 2

@@ -25,7 +25,7 @@ FAMILIES: dict[str, str] = {
     "llama": "llama", "mistral": "llama", "t5": "t5", "whisper": "whisper",
     "llava": "llava", "llava_next": "llava", "mllama": "mllama", "qwen2": "qwen2", "qwen3": "qwen3",
     "gemma": "gemma", "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3", "granite": "granite",
-    "starcoder2": "starcoder2",
+    "starcoder2": "starcoder2", "cohere2": "cohere2",
     # issue 11: vision-language models whose image tokens sit in the self-attention context
     "qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "gemma3": "gemma3", "paligemma": "paligemma",
     "mistral3": "mistral3",

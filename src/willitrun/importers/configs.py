@@ -163,11 +163,22 @@ GRANITE = ConfigClass("GraniteConfig", "granite/configuration_granite.py", _Gran
     "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False, "embedding_multiplier": 1.0,
     "logits_scaling": 1.0, "residual_multiplier": 1.0, "attention_multiplier": 1.0,
 })
+def _cohere2_spec() -> type:
+    from ..archs.cohere2 import Cohere2Config
+
+    return Cohere2Config
+
+
 STARCODER2 = ConfigClass("Starcoder2Config", "starcoder2/configuration_starcoder2.py", _Starcoder2Spec, {
     "vocab_size": 49152, "hidden_size": 3072, "intermediate_size": 12288, "num_hidden_layers": 30,
     "num_attention_heads": 24, "num_key_value_heads": 2, "max_position_embeddings": 4096,
     "hidden_act": "gelu_pytorch_tanh", "use_bias": True, "tie_word_embeddings": True,
 }, copied=("sliding_window",))
+COHERE2 = ConfigClass("Cohere2Config", "cohere2/configuration_cohere2.py", _cohere2_spec(), {
+    "vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
+    "num_attention_heads": 64, "num_key_value_heads": None, "max_position_embeddings": 8192, "hidden_act": "silu",
+    "tie_word_embeddings": True, "attention_bias": False, "sliding_window": 4096, "logit_scale": 0.0625,
+}, copied=("layer_types", "sliding_window_pattern"))
 # issue 11: Qwen2-VL / Qwen2.5-VL. The text defaults are Qwen2-72B's in both classes.
 _QWEN_VL_TEXT = {
     "vocab_size": 152064, "hidden_size": 8192, "intermediate_size": 29568, "num_hidden_layers": 80,
@@ -299,7 +310,7 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
 
 LANGUAGE_MODELS = {"llama": LLAMA, "mistral": MISTRAL, "qwen2": QWEN2, "qwen3": QWEN3, "gemma": GEMMA,
                    "gemma2": GEMMA2, "gemma3_text": GEMMA3_TEXT, "phi3": PHI3, "granite": GRANITE,
-                   "starcoder2": STARCODER2, **_moe_config_classes()}
+                   "starcoder2": STARCODER2, "cohere2": COHERE2, **_moe_config_classes()}
 LLAVA_TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models LlavaConfig specs model
 # Fields that fix a model's size: when config.json omits one, the estimate rests on transformers'
 # default for it, which is some other model's value -- said in a warning-worthy note.

@@ -1,0 +1,69 @@
+"""Cohere 2 (Cohere2ForCausalLM, Command R7B): a parallel block -- one LayerNorm (weight only,
+Cohere2LayerNorm) feeds both attention and the gated MLP -- with local/global attention: layer i
+slides over `sliding_window` positions when `layer_types[i]` says so, by default three of every
+four (Cohere2Config.__post_init__: sliding when (i + 1) % sliding_window_pattern, pattern 4). The
+head width is always hidden_size / heads (the config overwrites head_dim), the LM head is tied and
+`logit_scale` only scales logits (transformers models/cohere2/modeling_cohere2.py)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .. import limits as L
+from . import llama
+from .base import Geometry, Layers, ModelSpecBase, Positions
+from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, stages, tensors  # noqa: F401
+
+ARCHITECTURES = ("cohere2",)
+
+
+class Cohere2Config(DecoderConfig):
+    """Cohere2Config fields (transformers models/cohere2/configuration_cohere2.py)."""
+
+    model_type: Literal["cohere2"] | None = None
+    hidden_act: Literal["silu"] = "silu"
+    tie_word_embeddings: bool = True
+    attention_bias: bool = False
+    sliding_window: Positions | None = 4096
+    layer_types: list[LayerType] | None = Field(default=None, max_length=L.MAX_LAYERS)
+    sliding_window_pattern: Layers = 4  # config.json's older spelling; layer_types wins when given
+    logit_scale: float = Field(default=0.0625, gt=0, le=1e6, allow_inf_nan=False)
+
+    @property
+    def anatomy(self) -> Anatomy:
+        return Anatomy(qkv_bias=self.attention_bias, o_bias=self.attention_bias, parallel_block=True)
+
+    def layer_kind(self, i: int) -> tuple[Literal["full", "sliding", "chunked"], int | None]:
+        if self.layer_types is not None:
+            sliding = self.layer_types[i] == "sliding_attention"
+        else:
+            sliding = bool((i + 1) % self.sliding_window_pattern)
+        return ("sliding", self.sliding_window) if sliding and self.sliding_window else ("full", None)
+
+    @model_validator(mode="after")
+    def _check_cohere2(self) -> Cohere2Config:
+        check_layer_types(self.layer_types, self.num_hidden_layers)
+        if self.head_dim is not None and self.head_dim * self.num_attention_heads != self.hidden_size:
+            raise ValueError(f"head_dim ({self.head_dim}) must be hidden_size / num_attention_heads: Cohere2Config "
+                             "overwrites it")
+        return self
+
+
+class Cohere2Spec(ModelSpecBase):
+    architecture: Literal["cohere2"]
+    config: Cohere2Config
+
+
+SPECS = {"cohere2": Cohere2Spec}
+
+
+def geometry(spec: ModelSpecBase) -> Geometry:
+    # llama.cpp builds an iSWA cache for Cohere 2 too (llama-model.cpp LLM_ARCH_COHERE2: swa_type
+    # STANDARD, set_swa_pattern(4)), so its local layers keep window-sized caches.
+    return llama.decoder_geometry(spec.config, spec.architecture, llamacpp_swa=True)  # type: ignore[attr-defined]
+
+
+image_tokens = llama.image_tokens
+cross_source_tokens = llama.cross_source_tokens
