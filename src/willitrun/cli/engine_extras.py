@@ -22,8 +22,10 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
     from .estimation import engine_fit
 
     x = Extras()
-    if system_bandwidth_gb_s is not None and not (offload and speed):
-        raise UsageError("--system-bandwidth applies to --offload --speed (the layers read from system memory)")
+    moe = int(given.get("n_cpu_moe") or 0)
+    if system_bandwidth_gb_s is not None and not ((offload or moe) and speed):
+        raise UsageError("--system-bandwidth applies to --offload --speed or --n-cpu-moe N --speed "
+                         "(the layers or experts read from system memory)")
     if speed and not cards:
         raise UsageError("--speed needs a catalog GPU (--gpu) for its memory bandwidth")
     vram = fit.vram_bytes
@@ -74,8 +76,17 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
         if gpu_bw is None:
             raise UsageError(f"--speed needs the GPU's memory bandwidth; the spec of {cards[0].id} gives none")
         sys_bw = round(system_bandwidth_gb_s * 10**9) if system_bandwidth_gb_s else SYSTEM_BANDWIDTH_BYTES_S
-        sp = engine_speed([(b.name, b.placement, b.kind, b.bytes) for b in est.buffers], est.context_tokens,
-                          est.n_ctx, req.batch, gpu_bw, sys_bw)
+        from ..archs import geometry
+
+        if not offload and geometry(spec).experts:  # a token reads only its routed experts, not every buffer byte
+            from ..layers import layout
+            from ..memory import estimate, resolve
+            from ..speed import moe_offload_speed
+
+            sp = moe_offload_speed(layout(resolve(spec, req)), estimate(spec, req), moe, gpu_bw, sys_bw)
+        else:
+            sp = engine_speed([(b.name, b.placement, b.kind, b.bytes) for b in est.buffers], est.context_tokens,
+                              est.n_ctx, req.batch, gpu_bw, sys_bw)
         from .extras import as_plain
 
         x.data["decode_speed"] = as_plain(sp)
