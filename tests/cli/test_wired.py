@@ -161,3 +161,30 @@ def test_video_frames_add_video_tokens():
     r = run("qwen2-vl-7b", "--gpu", "h100", "--video-frames", "8", "--image-size", "448x448")
     assert f"{d['video_tokens']:,} video" in r.stdout
     assert "of which image tokens" in r.stdout
+
+
+# ---- list architectures ----------------------------------------------------------------------------
+def test_list_architectures_json_covers_every_architecture():
+    from willitrun import archs
+
+    r = run("list", "architectures", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    rows = {row["architecture"]: row for row in d["architectures"]}
+    assert list(rows) == list(archs.ARCHITECTURES)
+    assert rows["gemma3_text"]["gguf_architectures"] == ["gemma3"]  # llama.cpp's name for Gemma 3's text model
+    assert rows["llama"]["config_model_type"] == "llama" and "llama-2-7b" in rows["llama"]["models"]
+    assert "vllm" in rows["mamba"]["refused_by"]  # the vLLM profile has no Mamba state pool
+    assert "ctranslate2" in rows["llama"]["refused_by"] and "ctranslate2" not in rows["whisper"]["refused_by"]
+    assert "adding-an-architecture.md" in d["new_architecture"]
+
+
+def test_list_architectures_table():
+    r = run("list", "architectures")
+    assert r.exit_code == 0, r.output
+    assert "deepseek_v3" in r.stdout and "falcon_h1" in r.stdout
+    tail = " ".join(r.stdout.split())  # the last line, however the console wrapped it
+    assert tail.endswith("Missing one? docs/adding-an-architecture.md (`willitrun docs` says where it is) walks "
+                         "through adding it; or open an issue with the model's config.json.")
+    r = run("list", "nonsense")
+    assert r.exit_code == 2 and "architectures" in r.output

@@ -141,7 +141,7 @@ def run_estimate(a: EstimateArgs) -> int:
     spec, weights = resolve_model_arg(a.model, cat)
     if not a.quiet:
         spec_warnings(spec)
-    req = request(a.context, a.batch, a.beams or "1", a.dtype, a.kv_dtype, a.images, a.image_size, a.encoder_tokens,
+    req = request(a.context, a.batch, "1" if a.beams is None else a.beams, a.dtype, a.kv_dtype, a.images, a.image_size, a.encoder_tokens,
                   a.video_frames)
     if engine_opts.get("n_cpu_moe") == CPU_MOE_ALL:
         from ..archs import geometry
