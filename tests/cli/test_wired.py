@@ -188,3 +188,16 @@ def test_list_architectures_table():
                          "through adding it; or open an issue with the model's config.json.")
     r = run("list", "nonsense")
     assert r.exit_code == 2 and "architectures" in r.output
+
+
+def test_sweep_of_a_state_space_model():
+    r = run("sweep", "mamba-2.8b", "--gpu", "rtx3060", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)["sweep"] if "sweep" in json.loads(r.stdout) else json.loads(r.stdout)
+    assert d["memory_bounds_context"] is False
+    for p in d["points"]:
+        assert p["state_bytes"] == 64 * 5120 * (4 + 16) * 4  # as test_state_bytes_in_json_and_parts_add_up
+        assert p["total_bytes"] == (p["weights_bytes"] + p["kv_self_bytes"] + p["kv_cross_bytes"] + p["state_bytes"]
+                                    + p["activations_bytes"] + p["overhead_bytes"])
+    r = run("sweep", "mamba-2.8b", "--gpu", "rtx3060")
+    assert "Memory does not bound the context" in r.stdout and "Largest context" not in r.stdout
