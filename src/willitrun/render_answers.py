@@ -74,6 +74,7 @@ BAR_PARTS = (
     ("weights", "█", "blue"),
     ("KV self", "▓", "magenta"),
     ("KV cross", "▒", "cyan"),
+    ("state", "▚", "green"),
     ("activations", "░", "yellow"),
     ("overhead", "▪", "bright_black"),
 )
@@ -84,8 +85,8 @@ class MemoryBar:
     one character per (width / the larger of total and memory) of bytes, a legend below."""
 
     def __init__(self, est: Estimate, vram: int, label: str) -> None:
-        self.parts = [est.weights_bytes, est.kv_self_bytes, est.kv_cross_bytes, est.activations_bytes,
-                      est.overhead_bytes]
+        self.parts = [est.weights_bytes, est.kv_self_bytes, est.kv_cross_bytes, est.state_bytes,
+                      est.activations_bytes, est.overhead_bytes]
         self.vram, self.label, self.total = vram, label, est.total_bytes
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
