@@ -30,6 +30,16 @@ def test_qwen3_moe_q4_does_not_fit_16gb_and_kv_is_hand_checkable():
     assert kv["bytes"] == 48 * 2 * 512 * 4096 * 2 == 384 * MiB
 
 
+def test_a_moe_model_that_does_not_fit_is_told_the_fewest_n_cpu_moe():
+    code, d = as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m")
+    n = d["expert_offload"]["n_cpu_moe"]
+    assert code == 1 and 0 < n < 48
+    assert as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--n-cpu-moe", str(n))[0] == 0
+    assert as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--n-cpu-moe", str(n - 1))[0] == 1
+    r = run("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m")
+    assert f"try --n-cpu-moe {n} (the experts of layers 0..{n - 1} in host memory)" in r.stdout
+
+
 def test_n_cpu_moe_makes_it_fit_and_moves_experts_to_host():
     code, plain = as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m")
     code, d = as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--n-cpu-moe", "10")
