@@ -58,6 +58,8 @@ def test_cpu_moe_is_every_layer():
 def test_n_cpu_moe_refused_on_dense_and_on_other_engines():
     r = run("llama-2-7b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--n-cpu-moe", "4")
     assert r.exit_code == 2 and "no experts" in r.output
+    r = run("llama-2-7b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--cpu-moe")
+    assert r.exit_code == 2 and "--cpu-moe applies to mixture-of-experts models" in r.output
     r = run("qwen3-30b-a3b", "--gpu", "rtx4080", "--n-cpu-moe", "4")
     assert r.exit_code == 2 and "--n-cpu-moe applies to llama.cpp" in r.output
     r = run("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--n-cpu-moe", "4", "--cpu-moe")
@@ -211,3 +213,10 @@ def test_sweep_of_a_state_space_model():
                                     + p["activations_bytes"] + p["overhead_bytes"])
     r = run("sweep", "mamba-2.8b", "--gpu", "rtx3060")
     assert "Memory does not bound the context" in r.stdout and "Largest context" not in r.stdout
+
+
+def test_check_says_a_state_space_models_context_is_unbounded():
+    r = run("check", "mamba-2.8b", "llama-2-7b", "--gpu", "rtx3060")
+    assert r.exit_code == 1  # llama-2-7b in fp16 (12.55 GiB of weights) does not fit 12 GiB
+    mamba = next(line for line in r.stdout.splitlines() if line.startswith("mamba-2.8b"))
+    assert mamba.split()[-1] == "unbounded"

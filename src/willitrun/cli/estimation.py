@@ -146,7 +146,10 @@ def run_estimate(a: EstimateArgs) -> int:
     if engine_opts.get("n_cpu_moe") == CPU_MOE_ALL:
         from ..archs import geometry
 
-        engine_opts["n_cpu_moe"] = geometry(spec).decoder_layers
+        g = geometry(spec)
+        if not g.experts:
+            raise UsageError(f"--cpu-moe applies to mixture-of-experts models; {spec.id} has no experts")
+        engine_opts["n_cpu_moe"] = g.decoder_layers
     if a.gpus_per_node is not None or a.cluster is not None:
         from .cluster import run_cluster
 
