@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import archs
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
 from .errors import UsageError
 from .fit import context_limit, ladder_dtypes, largest, largest_fitting, max_context
@@ -359,6 +360,7 @@ class SweepPoint:
     overhead_bytes: int
     total_bytes: int
     fits: bool | None  # None without a memory to compare with
+    state_bytes: int = 0  # recurrent state (state-space layers): the same at every context
 
 
 @dataclass(frozen=True)
@@ -372,6 +374,7 @@ class Sweep:
     context_limit_tokens: int
     max_context_tokens: int | None  # None without a memory
     points: tuple[SweepPoint, ...]
+    memory_bounds_context: bool = True  # False for a pure state-space model: no KV cache grows
 
 
 def sweep_contexts(limit: int, image_tokens: int = 0) -> list[int]:
@@ -398,9 +401,11 @@ def sweep(spec: AnySpec, req: Request, vram: int | None = None, engine: str | No
     for c in sweep_contexts(limit, r.image_tokens):
         e = estimate_resolved(r, c, req.batch, req.beams)
         points.append(SweepPoint(c, e.weights_bytes, e.kv_self_bytes, e.kv_cross_bytes, e.activations_bytes,
-                                 e.overhead_bytes, e.total_bytes, None if vram is None else e.total_bytes <= vram))
+                                 e.overhead_bytes, e.total_bytes, None if vram is None else e.total_bytes <= vram,
+                                 e.state_bytes))
     best = None if vram is None else max_context(r, vram, req.batch, req.beams, limit)
-    return Sweep(spec.id, r.dtype.name, r.kv.name, req.batch, req.beams, vram, limit, best, tuple(points))
+    return Sweep(spec.id, r.dtype.name, r.kv.name, req.batch, req.beams, vram, limit, best, tuple(points),
+                 archs.geometry(spec).cache_grows_with_context)
 
 
 def _engine_sweep(spec: AnySpec, req: Request, vram: int | None, engine: str) -> Sweep:
@@ -419,4 +424,5 @@ def _engine_sweep(spec: AnySpec, req: Request, vram: int | None, engine: str) ->
                                  None if vram is None else gpu <= vram))
     assert e is not None
     best = None if vram is None else engine_fit(spec, req, engine, None, vram).max_context_tokens
-    return Sweep(spec.id, e.dtype, e.kv_dtype, req.batch, req.beams, vram, limit, best, tuple(points))
+    return Sweep(spec.id, e.dtype, e.kv_dtype, req.batch, req.beams, vram, limit, best, tuple(points),
+                 archs.geometry(spec).cache_grows_with_context)

@@ -55,6 +55,10 @@ def estimate_parts(e: Estimate) -> tuple[tuple[str, int, str, str], ...]:
         parts.append(("cross-attention KV cache", e.kv_cross_bytes, "kv_cross",
                       f"2 x {e.attention.cross_layers} layers x {e.attention.cross_width} x "
                       f"{e.cross_source_tokens} source positions x {e.batch_size * e.beams} sequences"))
+    if e.state_bytes:
+        parts.append(("recurrent state (conv + SSM)", e.state_bytes, "other",
+                      f"conv + SSM state of the state-space layers x {e.batch_size * e.beams} sequences, "
+                      "the same at every context (memory.state_bytes)"))
     parts.append(("activations (prefill peak)", e.activations_bytes, "compute",
                   "largest layer's temporaries + last logits in fp32 (memory.activation_bytes)"))
     parts.append(("runtime overhead", e.overhead_bytes, "overhead",

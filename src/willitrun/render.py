@@ -128,13 +128,17 @@ def estimate_dict(e: Estimate) -> dict[str, Any]:
         "dtype": e.dtype,
         "kv_dtype": e.kv_dtype,
         "parameters": e.parameters,
+        "active_parameters": e.active_parameters,
         "components": [{"name": c.name, "parameters": c.parameters, "bytes": c.bytes} for c in e.components],
         "weights_bytes": e.weights_bytes,
         "kv_self_bytes": e.kv_self_bytes,
         "kv_self_layers": e.attention.self_layers,
+        "image_kv_bytes": e.image_kv_bytes,
+        "video_tokens": e.video_tokens,
         "kv_cross_bytes": e.kv_cross_bytes,
         "kv_cross_layers": e.attention.cross_layers,
         "cross_source_tokens": e.cross_source_tokens,
+        "state_bytes": e.state_bytes,
         "activations_bytes": e.activations_bytes,
         "overhead_bytes": e.overhead_bytes,
         "total_bytes": e.total_bytes,
@@ -143,8 +147,8 @@ def estimate_dict(e: Estimate) -> dict[str, Any]:
     }
 
 
-def fit_dict(f: Fit) -> dict[str, Any]:
-    """A fit as JSON data (docs/json-output.md)."""
+def fit_dict(f: Fit, context_bound: bool = True) -> dict[str, Any]:
+    """A fit as JSON data (docs/json-output.md); `context_bound` False for a pure state-space model."""
     d: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
     d.update(estimate_dict(f.estimate))
     from .fit import estimate_facts, estimate_parts
@@ -165,6 +169,7 @@ def fit_dict(f: Fit) -> dict[str, Any]:
         "headroom_bytes": f.headroom_bytes,
         "max_context_tokens": f.max_context_tokens,
         "context_limit_tokens": f.context_limit,
+        "memory_bounds_context": context_bound,
         "suggestions": list(f.suggestions),
     })
     return d
@@ -179,16 +184,20 @@ def print_json(data: Any) -> None:
 # People
 # --------------------------------------------------------------------------------------------------
 def print_fit(f: Fit, model_name: str, device_name: str, *, verdict: bool = True,
-              chart: RenderableType | None = None) -> None:
+              chart: RenderableType | None = None, context_bound: bool = True) -> None:
     """The estimate's table; `chart` right under it; then (unless `verdict` is off: several cards,
-    whose split prints its own) the verdict, the largest context and the suggestions."""
+    whose split prints its own) the verdict, the largest context and the suggestions.
+    `context_bound` is False for a pure state-space model (archs Geometry.cache_grows_with_context)."""
     from rich.table import Table
 
     out, err = _console("out"), _console("err")
     e = f.estimate
     ctx = f"context {e.context_tokens:,} tokens"
     if e.image_tokens:
-        ctx += f" ({e.image_tokens:,} image from {e.images} image(s) + {e.text_tokens:,} text)"
+        still = e.image_tokens - e.video_tokens
+        parts = [f"{still:,} image from {e.images} image(s)"] if still else []
+        parts += [f"{e.video_tokens:,} video"] if e.video_tokens else []
+        ctx += f" ({' + '.join(parts)} + {e.text_tokens:,} text)"
     out.print(f"[bold]{escape(model_name)}[/] ({escape(e.model)}) on [bold]{escape(device_name)}[/] ({size(f.vram_bytes)})")
     beams = f", {e.beams} beams" if e.beams > 1 else ""
     out.print(f"{e.dtype} weights, {e.kv_dtype} KV cache, {ctx}, batch {e.batch_size}{beams}")
@@ -206,20 +215,27 @@ def print_fit(f: Fit, model_name: str, device_name: str, *, verdict: bool = True
     t.add_row("self-attention KV cache", "", size(e.kv_self_bytes),
               f"{att.self_layers} layers x {e.context_tokens:,} positions{per}"
               + (" (prefill peak; see note on the sliding window)" if att.sliding_window and e.context_tokens >= att.sliding_window else ""))
+    if e.image_kv_bytes:  # a share of the line above, not a part of its own: the column still adds up
+        t.add_row("", "", "", f"of which image tokens: {size(e.image_kv_bytes)} ({e.image_tokens:,} positions)")
     if att.cross_layers:
         t.add_row("cross-attention KV cache", "", size(e.kv_cross_bytes),
                   f"{att.cross_layers} layers x {e.cross_source_tokens:,} {att.cross_source}{per}; fixed, does not grow with output")
     else:
         t.add_row("cross-attention KV cache", "", "none", att.no_cross_reason)
+    if e.state_bytes:
+        t.add_row("recurrent state (conv + SSM)", "", size(e.state_bytes),
+                  f"per sequence{per}, the same at every context")
     t.add_row("activations (prefill peak)", "", size(e.activations_bytes), "largest layer's temporaries + last logits")
     t.add_row("runtime overhead", "", size(e.overhead_bytes), "CUDA context, cuBLAS, allocator (measured)")
     t.add_section()
-    t.add_row("[bold]total[/]", f"{e.parameters:,}", f"[bold]{size(e.total_bytes)}[/]", f"of {size(f.vram_bytes)}")
+    active = (f"; active per token: {e.active_parameters:,}"
+              if e.active_parameters and e.active_parameters != e.parameters else "")
+    t.add_row("[bold]total[/]", f"{e.parameters:,}", f"[bold]{size(e.total_bytes)}[/]", f"of {size(f.vram_bytes)}{active}")
     out.print(t)
     if chart is not None:
         out.print(chart)
     if verdict:
-        print_verdict(f)
+        print_verdict(f, context_bound)
     for n in e.notes:
         out.print(f"[dim]note: {escape(n)}[/]")
     for w in e.warnings:
@@ -227,7 +243,11 @@ def print_fit(f: Fit, model_name: str, device_name: str, *, verdict: bool = True
     out.print("[dim]Sizes in GiB = 2^30 bytes.[/]")
 
 
-def print_verdict(f: Fit) -> None:
+UNBOUNDED_CONTEXT = ("Context: memory does not bound it. No layer caches keys and values; the recurrent state is "
+                     "fixed, and only the prefill's activations grow with the prompt.")
+
+
+def print_verdict(f: Fit, context_bound: bool = True) -> None:
     """FITS or DOES NOT FIT, the largest context that fits and the suggestions."""
     out = _console("out")
     e = f.estimate
@@ -236,7 +256,9 @@ def print_verdict(f: Fit) -> None:
                   f"({f.headroom_bytes / f.vram_bytes:.0%}).")
     else:
         out.print(f"[red bold]DOES NOT FIT[/]: needs {size(e.total_bytes)}, {size(-f.headroom_bytes)} more than {size(f.vram_bytes)}.")
-    if f.max_context_tokens:
+    if not context_bound and f.fits:
+        out.print(UNBOUNDED_CONTEXT)
+    elif f.max_context_tokens:
         att = e.attention
         window = att.hard_limit or att.context_window
         at_limit = (" (the model's window)" if f.max_context_tokens == f.context_limit == window
@@ -253,7 +275,7 @@ def print_verdict(f: Fit) -> None:
 # --------------------------------------------------------------------------------------------------
 # Engine profiles
 # --------------------------------------------------------------------------------------------------
-def engine_dict(f: EngineFit, device: str) -> dict[str, Any]:
+def engine_dict(f: EngineFit, device: str, context_bound: bool = True) -> dict[str, Any]:
     """An engine profile's fit as JSON data (docs/json-output.md, "With an engine profile")."""
     e = f.estimate
     return {
@@ -278,13 +300,14 @@ def engine_dict(f: EngineFit, device: str) -> dict[str, Any]:
         "headroom_bytes": f.headroom_bytes,
         "max_context_tokens": f.max_context_tokens,
         "context_limit_tokens": f.context_limit,
+        "memory_bounds_context": context_bound,
         "notes": list(e.notes),
         "warnings": list(e.warnings),
     }
 
 
-def print_engine_fit(f: EngineFit, model_name: str, device_name: str) -> None:
-    """An engine profile's buffers, where each lives, and the verdict."""
+def print_engine_fit(f: EngineFit, model_name: str, device_name: str, context_bound: bool = True) -> None:
+    """An engine profile's buffers, where each lives, and the verdict (`context_bound` as print_fit's)."""
     from rich.table import Table
 
     out, err = _console("out"), _console("err")
@@ -313,7 +336,9 @@ def print_engine_fit(f: EngineFit, model_name: str, device_name: str) -> None:
         out.print(f"[green bold]FITS[/]: {size(e.max_device_bytes)} of {size(f.vram_bytes)}, {size(f.headroom_bytes)} headroom.")
     else:
         out.print(f"[red bold]DOES NOT FIT[/]: needs {size(e.max_device_bytes)}, {size(-f.headroom_bytes)} more than {size(f.vram_bytes)}.")
-    if f.max_context_tokens and e.engine != "vllm":
+    if not context_bound and f.fits:
+        out.print(UNBOUNDED_CONTEXT)
+    elif f.max_context_tokens and e.engine != "vllm":
         out.print(f"Largest context that fits: {f.max_context_tokens:,} tokens.")
     for n in e.notes:
         out.print(f"[dim]note: {escape(n)}[/]")

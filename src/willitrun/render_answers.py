@@ -74,6 +74,7 @@ BAR_PARTS = (
     ("weights", "█", "blue"),
     ("KV self", "▓", "magenta"),
     ("KV cross", "▒", "cyan"),
+    ("state", "▚", "green"),
     ("activations", "░", "yellow"),
     ("overhead", "▪", "bright_black"),
 )
@@ -84,8 +85,8 @@ class MemoryBar:
     one character per (width / the larger of total and memory) of bytes, a legend below."""
 
     def __init__(self, est: Estimate, vram: int, label: str) -> None:
-        self.parts = [est.weights_bytes, est.kv_self_bytes, est.kv_cross_bytes, est.activations_bytes,
-                      est.overhead_bytes]
+        self.parts = [est.weights_bytes, est.kv_self_bytes, est.kv_cross_bytes, est.state_bytes,
+                      est.activations_bytes, est.overhead_bytes]
         self.vram, self.label, self.total = vram, label, est.total_bytes
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -257,19 +258,25 @@ def count_view(c: CardCount, model_name: str, gpu_name: str) -> RenderableType:
 
 def sweep_view(sw: Sweep, title: str) -> RenderableType:
     cross = any(p.kv_cross_bytes for p in sw.points)
-    cols = ["context", "weights", "KV self", *(["KV cross"] if cross else []), "activations", "overhead", "total"]
+    state = any(p.state_bytes for p in sw.points)
+    cols = ["context", "weights", "KV self", *(["KV cross"] if cross else []), *(["state"] if state else []),
+            "activations", "overhead", "total"]
     if sw.vram_bytes is not None:
         cols.append("fits")
     t = _table(*cols, right=[c for c in cols if c != "fits"])
     for p in sw.points:
         row = [f"{p.context_tokens:,}", size(p.weights_bytes), size(p.kv_self_bytes),
-               *([size(p.kv_cross_bytes)] if cross else []), size(p.activations_bytes), size(p.overhead_bytes),
+               *([size(p.kv_cross_bytes)] if cross else []), *([size(p.state_bytes)] if state else []),
+               size(p.activations_bytes), size(p.overhead_bytes),
                size(p.total_bytes)]
         if p.fits is not None:
             row.append(_yes(p.fits))
         t.add_row(*row)
     lines: list[RenderableType] = [Text(safe(title)), t]
-    if sw.vram_bytes is not None:
+    if sw.vram_bytes is not None and not sw.memory_bounds_context and sw.max_context_tokens:
+        lines.append(Text("Memory does not bound the context: no layer caches keys and values; the recurrent state "
+                          "is fixed, and only the prefill's activations grow with the prompt."))
+    elif sw.vram_bytes is not None:
         lines.append(Text(f"Largest context that fits in {size(sw.vram_bytes)}: {_ctx(sw.max_context_tokens)} tokens."))
     lines.append(Text("Sizes in GiB = 2^30 bytes.", style="dim"))
     return Group(*lines)

@@ -129,6 +129,16 @@ def test_help(command):
 
 
 # ---- the memory bar ----------------------------------------------------------------------------
+def test_memory_bar_shows_the_recurrent_state():
+    e = estimate(load_catalog().resolve("model", "mamba-2.8b"), context=4096)
+    console = Console(file=io.StringIO(), width=200, no_color=True, legacy_windows=False)
+    console.print(MemoryBar(e, 12 * GiB, "rtx3060"))
+    bar, legend = console.file.getvalue().splitlines()
+    # the parts' cells still end where the total does (state included: 64 x 5120 x 20 x 4 B = 25 MiB)
+    assert len(bar.rstrip(" │")) == round(e.total_bytes / (12 * GiB) * 99)
+    assert "▚ state 25.0 MiB" in legend and "KV self" not in legend
+
+
 def test_memory_bar():
     e = estimate(load_catalog().resolve("model", "llama-2-7b"), context=4096)
     console = Console(file=io.StringIO(), width=200, no_color=True, legacy_windows=False)

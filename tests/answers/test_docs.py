@@ -50,8 +50,9 @@ def samples():
     _, several = extras("llama-2-70b", ["2xa100-80gb"], speed=True)
     one, several = roundtrip(one.data), roundtrip(several.data)
     engine = cli_json("llama-3.1-8b", "--vram", "6", "--dtype", "q4_k_m", "-c", "32768", "--offload", "--json")
+    moe = cli_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--json")
     return {
-        "engine_offload": engine["engine_offload"],
+        "engine_offload": engine["engine_offload"], "expert_offload": moe["expert_offload"],
         "ladder": ladder, "ladder.rows[]": ladder["rows"][0],
         "gpus": gpus, "gpus.rows[]": gpus["rows"][0],
         "count": count,
@@ -100,4 +101,4 @@ def test_nested_copies_have_the_same_keys(samples):
 def test_answer_keys_are_not_estimate_keys():
     # the estimate's own keys (docs/json-output.md) and the answers' objects do not collide
     base = set(re.findall(r"^\| `([a-z_]+)` \|", (DOC.parent / "json-output.md").read_text(), re.M))
-    assert not base & {"max_batch", "split", "offload", "decode_speed"}
+    assert not base & {"max_batch", "split", "offload", "decode_speed", "expert_offload"}

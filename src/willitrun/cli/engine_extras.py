@@ -22,8 +22,10 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
     from .estimation import engine_fit
 
     x = Extras()
-    if system_bandwidth_gb_s is not None and not (offload and speed):
-        raise UsageError("--system-bandwidth applies to --offload --speed (the layers read from system memory)")
+    moe = int(given.get("n_cpu_moe") or 0)
+    if system_bandwidth_gb_s is not None and not ((offload or moe) and speed):
+        raise UsageError("--system-bandwidth applies to --offload --speed or --n-cpu-moe N --speed "
+                         "(the layers or experts read from system memory)")
     if speed and not cards:
         raise UsageError("--speed needs a catalog GPU (--gpu) for its memory bandwidth")
     vram = fit.vram_bytes
@@ -45,6 +47,9 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
                              "fits": ngl > 0 or at.max_device_bytes <= vram}
         x.views.append(_offload_view(ngl, n_layer, at.max_device_bytes, at.host_bytes, vram, engine))
         est = at
+    if (engine == "llama.cpp" and not fit.fits and len(cards) <= 1 and not offload and "n_cpu_moe" not in given
+            and "gpu_layers" not in given):
+        _expert_offload(spec, req, given, vram, x)
     if max_batch:
         if engine not in ("llama.cpp", "ollama"):
             raise UsageError(f"--max-batch: {engine} sizes its own batch"
@@ -74,8 +79,20 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
         if gpu_bw is None:
             raise UsageError(f"--speed needs the GPU's memory bandwidth; the spec of {cards[0].id} gives none")
         sys_bw = round(system_bandwidth_gb_s * 10**9) if system_bandwidth_gb_s else SYSTEM_BANDWIDTH_BYTES_S
-        sp = engine_speed([(b.name, b.placement, b.kind, b.bytes) for b in est.buffers], est.context_tokens,
-                          est.n_ctx, req.batch, gpu_bw, sys_bw)
+        from ..archs import geometry
+
+        # a token reads only its routed experts, not every buffer byte: llama.cpp on one card with every
+        # layer on it (--n-cpu-moe moves only experts); other layouts keep the buffer-by-buffer bound
+        if (engine in ("llama.cpp", "ollama") and len(cards) == 1 and not offload and "gpu_layers" not in given
+                and geometry(spec).experts):
+            from ..layers import layout
+            from ..memory import estimate, resolve
+            from ..speed import moe_offload_speed
+
+            sp = moe_offload_speed(layout(resolve(spec, req)), estimate(spec, req), moe, gpu_bw, sys_bw)
+        else:
+            sp = engine_speed([(b.name, b.placement, b.kind, b.bytes) for b in est.buffers], est.context_tokens,
+                              est.n_ctx, req.batch, gpu_bw, sys_bw)
         from .extras import as_plain
 
         x.data["decode_speed"] = as_plain(sp)
@@ -93,3 +110,32 @@ def _offload_view(ngl: int, n_layer: int, gpu: int, host: int, vram: int, engine
         return f"Offload: not even {flag} 0 fits: the KV cache and compute buffers alone need {size(gpu)}."
     return (f"Offload: {flag} {ngl} of {n_layer + 1} fits: {size(gpu)} on the GPU of {size(vram)}, "
             f"{size(host)} in system memory.")
+
+
+def _expert_offload(spec: Any, req: Any, given: dict[str, Any], vram: int, x: Extras) -> None:
+    """A mixture-of-experts model that does not fit: the fewest --n-cpu-moe layers that make it fit
+    (bisection: moving more layers' experts to host memory never adds GPU bytes)."""
+    from ..archs import geometry
+    from ..engines import largest
+    from ..render import size
+    from .estimation import engine_fit
+
+    g = geometry(spec)
+    if not g.experts:
+        return
+    n_layer = g.decoder_layers
+
+    def gpu_bytes(n: int) -> Any:
+        return engine_fit(spec, req, "llama.cpp", {**given, "n_cpu_moe": n}, vram)
+
+    last_over = largest(lambda n: not gpu_bytes(n).fits, 0, n_layer)
+    n = last_over + 1
+    if n > n_layer:
+        x.data["expert_offload"] = {"n_cpu_moe": None, "n_layer": n_layer, "gpu_bytes": None, "host_bytes": None}
+        x.views.append(f"Expert offload: even --cpu-moe (the experts of all {n_layer} layers in host memory) does not fit.")
+        return
+    at = gpu_bytes(n).estimate
+    x.data["expert_offload"] = {"n_cpu_moe": n, "n_layer": n_layer, "gpu_bytes": at.max_device_bytes,
+                                "host_bytes": at.host_bytes}
+    x.views.append(f"  try --n-cpu-moe {n} (the experts of layers 0..{n - 1} in host memory): {size(at.max_device_bytes)} "
+                   f"on the GPU, {size(at.host_bytes)} in system memory.")

@@ -29,7 +29,8 @@ class EstimateArgs:
     images: str | None = None
     image_size: str | None = None
     encoder_tokens: str | None = None
-    beams: str = "1"
+    video_frames: str | None = None
+    beams: str | None = None  # None: 1, and the speech engines' own beam default
     split: str | None = None
     offload: bool = False
     speed: bool = False
@@ -50,6 +51,13 @@ class EstimateArgs:
     vllm_version: str | None = None
     tensor_parallel_size: str | None = None
     pipeline_parallel_size: str | None = None
+    n_cpu_moe: str | None = None
+    cpu_moe: bool = False
+    whisper_version: str | None = None
+    best_of: str | None = None
+    no_fallback: bool = False
+    compute_type: str | None = None
+    cuda: str | None = None
     gpus_per_node: str | None = None
     cluster: Path | None = None
     json_out: bool = False
@@ -57,13 +65,18 @@ class EstimateArgs:
     specs_dir: list[Path] | None = field(default=None)
 
 
-# Which engine takes which option: (option name, the engine's options field).
+# Which engine takes which option: (option name, the engine's options field). --beams and --batch are
+# the request's for every engine; the speech engines also take them as their own (beam_size, batch_size).
 ENGINE_OPTIONS = {
     "llama.cpp": {"ubatch": "n_ubatch", "flash_attn": "flash_attn", "parallel": "parallel", "gpu_layers": "gpu_layers",
-                  "op_offload": "op_offload", "llamacpp_version": "version", "swa_full": "swa_full"},
+                  "op_offload": "op_offload", "llamacpp_version": "version", "swa_full": "swa_full",
+                  "n_cpu_moe": "n_cpu_moe"},
     "ollama": {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu",
                "llamacpp_version": "version"},
-    "whisper.cpp": {"flash_attn": "flash_attn"},
+    "whisper.cpp": {"flash_attn": "flash_attn", "whisper_version": "version", "best_of": "best_of",
+                    "no_fallback": "temperature_fallback", "beams": "beam_size"},
+    "ctranslate2": {"compute_type": "compute_type", "best_of": "best_of", "no_fallback": "temperature_fallback",
+                    "beams": "beam_size", "cuda": "cuda"},
     "vllm": {"gpu_memory_utilization": "gpu_memory_utilization", "max_num_seqs": "max_num_seqs",
              "max_num_batched_tokens": "max_num_batched_tokens", "vllm_version": "version",
              "tensor_parallel_size": "tensor_parallel", "pipeline_parallel_size": "pipeline_parallel"},
@@ -84,8 +97,30 @@ def _engine_options(a: EstimateArgs) -> dict[str, Any]:
              "max_num_batched_tokens": parse.whole("--max-num-batched-tokens", a.max_num_batched_tokens),
              "vllm_version": a.vllm_version,
              "tensor_parallel_size": parse.whole("--tensor-parallel-size", a.tensor_parallel_size),
-             "pipeline_parallel_size": parse.whole("--pipeline-parallel-size", a.pipeline_parallel_size)}
+             "pipeline_parallel_size": parse.whole("--pipeline-parallel-size", a.pipeline_parallel_size),
+             "n_cpu_moe": parse.whole("--n-cpu-moe", a.n_cpu_moe), "whisper_version": a.whisper_version,
+             "best_of": parse.whole("--best-of", a.best_of), "no_fallback": a.no_fallback or None,
+             "compute_type": a.compute_type, "cuda": _cuda(a.cuda)}
+    if a.cpu_moe:
+        if given["n_cpu_moe"] is not None:
+            raise UsageError("--cpu-moe keeps the experts of every layer in host memory: give it or --n-cpu-moe N, not both")
+        given["n_cpu_moe"] = CPU_MOE_ALL
     return {k: v for k, v in given.items() if v is not None}
+
+
+# --cpu-moe: every layer's experts (llama.cpp -cmoe); LlamaCppOptions.n_cpu_moe counts min(N, layers),
+# and run_estimate turns this into the model's own layer count before anything prints it.
+CPU_MOE_ALL = 1 << 30
+SPEECH_ENGINES = ("whisper.cpp", "ctranslate2")
+
+
+def _cuda(text: str | None) -> int | None:
+    """--cuda 11 or 12 (the CUDA major version a CTranslate2 build was made for)."""
+    if text is None:
+        return None
+    if text.strip() not in ("11", "12"):
+        raise UsageError(f"--cuda {parse._show(text)}: choose 11 or 12 (the CUDA major version CTranslate2 was built for)")
+    return int(text)
 
 
 def _engines_taking(option: str) -> str:
@@ -106,7 +141,15 @@ def run_estimate(a: EstimateArgs) -> int:
     spec, weights = resolve_model_arg(a.model, cat)
     if not a.quiet:
         spec_warnings(spec)
-    req = request(a.context, a.batch, a.beams, a.dtype, a.kv_dtype, a.images, a.image_size, a.encoder_tokens)
+    req = request(a.context, a.batch, "1" if a.beams is None else a.beams, a.dtype, a.kv_dtype, a.images, a.image_size, a.encoder_tokens,
+                  a.video_frames)
+    if engine_opts.get("n_cpu_moe") == CPU_MOE_ALL:
+        from ..archs import geometry
+
+        g = geometry(spec)
+        if not g.experts:
+            raise UsageError(f"--cpu-moe applies to mixture-of-experts models; {spec.id} has no experts")
+        engine_opts["n_cpu_moe"] = g.decoder_layers
     if a.gpus_per_node is not None or a.cluster is not None:
         from .cluster import run_cluster
 
@@ -117,6 +160,8 @@ def run_estimate(a: EstimateArgs) -> int:
     # --speed, --max-batch, several cards) follow the engine instead of switching it.
     stored = weights.dtype if weights is not None else None
     eng = engine or default_engine(a.dtype or stored)
+    if eng in SPEECH_ENGINES and a.beams is not None:  # beam_size only when given: None is the engine's default
+        engine_opts["beams"] = req.beams  # (whisper.cpp: the request's beams; ctranslate2: 5). The batch is the request's.
     if eng != "transformers":
         if req.dtype is None and stored:
             req = replace(req, dtype=stored)  # the engine sizes the file's own type
@@ -160,11 +205,21 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
         raise UsageError(f"--split applies to the transformers and llama.cpp engines, not {engine}")
     if a.split == "tensor":
         raise UsageError("llama.cpp splits whole layers over the cards (-sm layer): use --split layer or leave it out")
+    if len(cards) > 1 and engine == "vllm":
+        # vLLM on N identical cards of one node: tensor parallel over all of them (vllm serve -tp N),
+        # unless -tp/-pp say how; each rank is sized against one card
+        n = len(cards)
+        if len({c.id for c in cards}) > 1:
+            raise UsageError("vLLM shards over identical cards: --gpu 8xh200 (mixed cards: --engine transformers)")
+        tp, pp = engine_opts.get("tensor_parallel_size"), engine_opts.get("pipeline_parallel_size", 1)
+        if tp is None and n % pp == 0:
+            engine_opts = {**engine_opts, "tensor_parallel_size": n // pp}
+        elif (tp or 1) * pp != n:
+            raise UsageError(f"--gpu gives {n} cards but -tp {tp or 1} x -pp {pp} = {(tp or 1) * pp} ranks")
+        cards = cards[:1]
     if len(cards) > 1:
         if engine != "llama.cpp":
-            raise UsageError(f"several --gpu: {engine} answers for one card"
-                             + (" (use --tensor-parallel-size N, or --gpus-per-node for several nodes)"
-                                if engine == "vllm" else ""))
+            raise UsageError(f"several --gpu: {engine} answers for one card")
         if len({c.id for c in cards}) > 1:
             raise UsageError("llama.cpp's layer split is estimated for identical cards (--gpu 2xrtx3090); "
                              "--engine transformers splits mixed cards")
@@ -178,11 +233,11 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
         from ..render import engine_dict, print_engine_fit, print_json
 
         if a.json_out:
-            print_json({**engine_dict(fit, device), "gpu_name": device_name, **extras.data})
+            print_json({**engine_dict(fit, device, _context_bound(spec)), "gpu_name": device_name, **extras.data})
         else:
             from ..render import out
 
-            print_engine_fit(fit, spec.name, device_name)
+            print_engine_fit(fit, spec.name, device_name, _context_bound(spec))
             for view in extras.views:
                 out.print(view)
     return int(ExitCode.FITS if fit.fits else ExitCode.DOES_NOT_FIT)
@@ -204,21 +259,29 @@ def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: A
         for line in cat.shadowed:
             error(line, prefix="note")
         if a.json_out:
-            print_json({**fit_dict(result), "gpu_name": device_name, **extras.data})
+            print_json({**fit_dict(result, _context_bound(spec)), "gpu_name": device_name, **extras.data})
         else:
             from ..render import out, print_fit
 
-            print_fit(result, spec.name, device_name, verdict=extras.fits is None, chart=extras.chart)
+            print_fit(result, spec.name, device_name, verdict=extras.fits is None, chart=extras.chart,
+                      context_bound=_context_bound(spec))
             for view in extras.views:
                 out.print(view)
     fits = result.fits if extras.fits is None else extras.fits  # several cards: the split decides
     return int(ExitCode.FITS if fits else ExitCode.DOES_NOT_FIT)
 
 
+def _context_bound(spec: Any) -> bool:
+    """False for a pure state-space model: no KV cache, so memory does not bound the context."""
+    from ..archs import geometry
+
+    return geometry(spec).cache_grows_with_context
+
+
 def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_bytes: int,
                gpu_name: str | None = None, weights: Any = None) -> Any:
     """Build the engine's options from the CLI's, refusing options the engine does not take."""
-    from ..engines import LlamaCppOptions, OllamaOptions, VllmOptions, WhisperCppOptions
+    from ..engines import CTranslate2Options, LlamaCppOptions, OllamaOptions, VllmOptions, WhisperCppOptions
     from ..engines import engine_fit as fit
 
     accepted = {**ENGINE_OPTIONS.get(engine, {}), "gpus": "gpus"}
@@ -234,7 +297,7 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
             raise UsageError(f"--parallel {given['parallel']} is more than the context ({context:,}): "
                              "each sequence needs at least one cell")
     check_versions(given)
-    kwargs = {accepted[k]: v for k, v in given.items()}
+    kwargs: dict[str, Any] = {accepted[k]: (not v if k == "no_fallback" else v) for k, v in given.items()}
     options: Any
     try:
         if engine == "llama.cpp":
@@ -243,6 +306,8 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
             options = OllamaOptions(**kwargs, vram_bytes=vram_bytes)
         elif engine == "whisper.cpp":
             options = WhisperCppOptions(**kwargs)
+        elif engine == "ctranslate2":
+            options = CTranslate2Options(**kwargs)
         else:
             options = VllmOptions(**kwargs, total_memory_bytes=vram_bytes, gpu_name=gpu_name)
         return fit(spec, req, engine, options, vram_bytes, weights)

@@ -22,13 +22,13 @@ VALUES = {
     "--encoder-tokens": "encoder_tokens", "--beams": "beams", "--split": "split",
     "--system-bandwidth": "system_bandwidth", "--engine": "engine", "-e": "engine", "--ubatch": "ubatch",
     "--parallel": "parallel", "--gpu-layers": "gpu_layers", "--gpu-memory-utilization": "gpu_memory_utilization",
-    "--specs-dir": "specs_dir",
+    "--specs-dir": "specs_dir", "--video-frames": "video_frames", "--n-cpu-moe": "n_cpu_moe",
 }
 REPEATED = {"gpu", "specs_dir"}
 FLAGS = {"-q": ("quiet", True), "--quiet": ("quiet", True), "--json": ("json_out", True),
          "--no-chart": ("no_chart", True), "--offload": ("offload", True), "--speed": ("speed", True),
          "--max-batch": ("max_batch", True), "--flash-attn": ("flash_attn", True),
-         "--no-flash-attn": ("flash_attn", False)}
+         "--no-flash-attn": ("flash_attn", False), "--cpu-moe": ("cpu_moe", True)}
 
 
 def parse_estimate(args: list[str], commands: frozenset[str]) -> EstimateArgs | None:

@@ -89,11 +89,12 @@ def devices(cat: Any, gpu: list[str] | None, vram: str | None, quiet: bool) -> t
 
 def request(context: str | int | None = None, batch: str | int = 1, beams: str | int = 1, dtype: str | None = None,
             kv_dtype: str | None = None, images: str | int | None = None, image_size: str | None = None,
-            encoder_tokens: str | int | None = None) -> Any:
+            encoder_tokens: str | int | None = None, video_frames: str | int | None = None) -> Any:
     """The core's Request from the options' text, every number bounded (cli/parse.py)."""
     from ..memory import Request
 
     return Request(context=parse.whole("--context", context), batch=parse.whole("--batch", batch) or 1,
                    dtype=dtype, kv_dtype=kv_dtype, images=parse.whole("--images", images),
                    encoder_tokens=parse.whole("--encoder-tokens", encoder_tokens),
-                   beams=parse.whole("--beams", beams) or 1, image_size=parse.image_size(image_size))
+                   beams=parse.whole("--beams", beams) or 1, image_size=parse.image_size(image_size),
+                   video_frames=parse.whole("--video-frames", video_frames))

@@ -46,7 +46,8 @@ Images = Annotated[Optional[str], typer.Option(
     help="Images per sequence (LLaVA, Llama 3.2 Vision), 0 to 1024 [default: 1].")]
 ImageSize = Annotated[Optional[str], typer.Option(
     "--image-size", metavar="HxW", show_default=False,
-    help="HEIGHTxWIDTH of the image for LLaVA-NeXT's anyres tiling [default: the largest token count].")]
+    help="HEIGHTxWIDTH of the image: LLaVA-NeXT's anyres tiling, Qwen2-VL/2.5-VL's native resolution (and its "
+         "video frames), Mistral 3 [default: the largest token count].")]
 EncoderTokens = Annotated[Optional[str], typer.Option(
     "--encoder-tokens", metavar="N", show_default=False,
     help="Encoder input tokens for T5-style models, 1 to 2^20 [default: 512].")]
@@ -56,7 +57,7 @@ SpecsDir = Annotated[Optional[list[Path]], typer.Option(
          "bundled catalog. Also read from WILLITRUN_SPECS_PATH.")]
 Engine = Annotated[Optional[str], typer.Option(
     "--engine", "-e", metavar="ENGINE", show_default=False,
-    help="transformers, llama.cpp, ollama, whisper.cpp or vllm [default: as the estimate command: llama.cpp "
+    help="transformers, llama.cpp, ollama, whisper.cpp, vllm or ctranslate2 (alias faster-whisper) [default: as the estimate command: llama.cpp "
          "for a GGUF type, else transformers].")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; only the exit code tells (0 fits, 1 does not).")]
 

@@ -33,6 +33,9 @@ BOUNDS: dict[str, Bound] = {
     "--context": Bound(1, 1 << 32),
     "--batch": Bound(1, 1 << 20),
     "--beams": Bound(1, 1024),
+    "--best-of": Bound(1, 1024),
+    "--video-frames": Bound(1, 1 << 16),  # limits.MAX_VIDEO_FRAMES
+    "--n-cpu-moe": Bound(0, 100_000),
     "--images": Bound(0, 1024),
     "--encoder-tokens": Bound(1, 1 << 20),
     "--ubatch": Bound(1, 1 << 20),
@@ -129,7 +132,8 @@ def gpus(values: list[str]) -> list[str]:
     return names
 
 
-ENGINE_NAMES = ("transformers", "llama.cpp", "ollama", "whisper.cpp", "vllm")
+ENGINE_NAMES = ("transformers", "llama.cpp", "ollama", "whisper.cpp", "vllm", "ctranslate2", "faster-whisper")
+ENGINE_ALIASES = {"faster-whisper": "ctranslate2"}  # as engines.ENGINE_ALIASES (not imported: the lean path)
 
 
 def engine(text: str | None) -> str | None:
@@ -138,7 +142,7 @@ def engine(text: str | None) -> str | None:
         return None
     name = text.strip().lower()
     if name in ENGINE_NAMES:
-        return name
+        return ENGINE_ALIASES.get(name, name)
     squashed = {re.sub(r"[^a-z0-9]", "", e): e for e in ENGINE_NAMES}
     close = squashed.get(re.sub(r"[^a-z0-9]", "", name)) or next(
         iter(difflib.get_close_matches(name, ENGINE_NAMES, n=1, cutoff=0.6)), None)

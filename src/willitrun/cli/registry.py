@@ -17,7 +17,7 @@ COMMANDS = {
     "gpus": "Every catalog GPU: fit, headroom, largest context, cards needed; --count GPU: how many of one card "
             "(exit 0 if any fits).",
     "sweep": "Memory by component at context 512, 1024, ... up to the model's window (exit 0 if any context fits).",
-    "list": "List the models and GPUs in the catalog.",
+    "list": "List the models and GPUs in the catalog, or the supported architectures.",
     "show": "Show a model's spec and the parameter counts derived from it.",
     "import": "Write a model spec (YAML) from a config.json, a model directory, a GGUF file or hf:ORG/NAME.",
     "validate": "Check spec files; print each problem as file:line: field: message (exit 0 only if all are valid).",

@@ -182,11 +182,15 @@ class TablePrinter:
         self.widths: Optional[list[int]] = None
 
     def __call__(self, result: tuple[Any, Any, Any]) -> None:
+        from ...archs import geometry
         from ...render import safe, size
 
         spec, card, f = result
+        # a pure state-space model: no KV cache grows, so memory does not bound the context
+        unbounded = f.fits and not geometry(spec).cache_grows_with_context
         cells = [safe(spec.id), safe(card.id), f"{f.estimate.context_tokens:,}", size(f.total_bytes),
-                 size(f.vram_bytes), "fits" if f.fits else "DOES NOT FIT", f"{f.max_context_tokens:,}"]
+                 size(f.vram_bytes), "fits" if f.fits else "DOES NOT FIT",
+                 "unbounded" if unbounded else f"{f.max_context_tokens:,}"]
         if self.widths is None:
             self.held.append(cells)
             if len(self.held) >= self.HOLD:
