@@ -23,11 +23,14 @@ from ..files import CONFIG_JSON_CAP, not_regular, open_regular, path_type, read_
 from ..specs import AnyModelSpec
 from .configs import build_spec, check_id, slug, spec_from_config
 from .gguf_file import (
+    MOE_ARCHITECTURES,
     NOT_PARAMETERS,
     SPEC_ARCHITECTURE,
     SUPPORTED_ARCHITECTURES,
     file_type_dtypes,
+    is_moe,
     llama_config,
+    moe_config,
     read_gguf_header,
 )
 from .hub import fetch_hf_config, fetch_hf_safetensors, parse_repo_id, revision_of
@@ -126,14 +129,20 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
     arch = header.metadata.get("general.architecture")
     if not isinstance(arch, str):
         raise SpecError(f"{path}: no general.architecture in the GGUF metadata")
-    if arch not in SUPPORTED_ARCHITECTURES:
+    if arch not in SUPPORTED_ARCHITECTURES and arch not in MOE_ARCHITECTURES:
         raise UsageError(f"{path}: GGUF architecture {arch!r} is not supported yet; supported: "
-                         f"{', '.join(SUPPORTED_ARCHITECTURES)}")
+                         f"{', '.join(dict.fromkeys((*SUPPORTED_ARCHITECTURES, *MOE_ARCHITECTURES)))}")
     split = header.metadata.get("split.count")
     if type(split) is int and split > 1:
         raise UsageError(f"{path}: one part of a GGUF split into {split} files; not supported yet (merge them with "
                          "llama-gguf-split --merge)")
-    config, field_sources = llama_config(header, path)
+    # Mixtral files say "llama" with llama.expert_count > 0; qwen3moe/qwen2moe are MoE whatever they say
+    # (moe_config refuses one without <arch>.expert_count).
+    if is_moe(header) or arch not in SUPPORTED_ARCHITECTURES:
+        spec_arch, config, field_sources = moe_config(header, path)
+    else:
+        spec_arch = SPEC_ARCHITECTURE.get(arch, arch)
+        config, field_sources = llama_config(header, path)
     spec_dtype, stored_dtype, file_type = file_type_dtypes(header)
     general_name = header.metadata.get("general.name")
     # A name read from the file is printed later: control characters and escape sequences are escaped.
@@ -144,7 +153,7 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
     data = {
         "id": check_id(model_id) if model_id else slug(path.stem),
         "name": name,
-        "architecture": SPEC_ARCHITECTURE.get(arch, arch),
+        "architecture": spec_arch,
         "dtype": spec_dtype,
         "notes": " ".join(notes),
         "sources": {"config": str(path), **field_sources},

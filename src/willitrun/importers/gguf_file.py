@@ -234,16 +234,6 @@ SPEC_ARCHITECTURE = {"gemma3": "gemma3_text"}
 NOT_PARAMETERS = ("rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight")
 
 
-def _register_component_rules() -> None:
-    """GGUF tensor names of the llama-like families map to components like llama's (blk.N.* ->
-    decoder); registered in importers/weights.py's table until it lists them itself."""
-    from .weights import COMPONENT_RULES
-
-    for arch in SUPPORTED_ARCHITECTURES:
-        COMPONENT_RULES.setdefault(f"gguf:{arch}", COMPONENT_RULES["gguf:llama"])
-
-
-_register_component_rules()
 # Families whose config has head_dim as its own field (default 128/256): set it from key_length always.
 _EXPLICIT_HEAD_DIM = frozenset({"qwen3", "gemma", "gemma2", "gemma3"})
 # Granite's multipliers (llama.cpp LLM_KV_EMBEDDING_SCALE, RESIDUAL_SCALE, ATTENTION_SCALE, LOGIT_SCALE).

@@ -229,15 +229,23 @@ COMPONENT_RULES: dict[str, list[tuple[str, str | None]]] = {
         (r"(?:model\.)?multi_modal_projector\.(?:weight|bias)", "projector"),
         *_VLM_TEXT,
     ],
-    # GGUF names (llama.cpp gguf-py/gguf/constants.py, MODEL_ARCH.LLAMA); rope_freqs holds the
-    # Llama 3.1 rope scaling factors, which transformers keeps as a buffer of the rotary embedding.
-    "gguf:llama": [
-        (r"token_embd\.weight", "embeddings"),
-        (r"blk\.\d+\..+|output_norm\.weight|rope_freqs\.weight|rope_factors_(long|short)\.weight", "decoder"),
-        (r"output\.weight", "lm_head"),
-    ],
 }
 COMPONENT_RULES["llava_next"] = COMPONENT_RULES["llava"]
+# GGUF names (llama.cpp gguf-py/gguf/constants.py MODEL_TENSORS): every per-layer tensor is blk.N.*,
+# the experts included (ffn_{gate,up,down}_exps stacked 3-D, the router ffn_gate_inp, Qwen2-MoE's
+# shared expert ffn_*_shexp and its gate ffn_gate_inp_shexp), so the llama-like and MoE
+# architectures share one table. rope_freqs holds the Llama 3.1 rope scaling factors and
+# rope_factors_* Phi-3's LongRoPE factors, which transformers keeps as buffers (counted here as
+# stored bytes; the importer leaves them out of the parameter cross-check).
+_GGUF_DECODER: list[tuple[str, str | None]] = [
+    (r"token_embd\.weight", "embeddings"),
+    (r"blk\.\d+\..+|output_norm\.weight|rope_freqs\.weight|rope_factors_(long|short)\.weight", "decoder"),
+    (r"output\.weight", "lm_head"),
+]
+# general.architecture values importers/gguf_file.py reads (SUPPORTED_ARCHITECTURES, MOE_ARCHITECTURES;
+# Mixtral files say llama).
+for _arch in ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite", "qwen2moe", "qwen3moe"):
+    COMPONENT_RULES[f"gguf:{_arch}"] = _GGUF_DECODER
 
 
 @dataclass(frozen=True)
