@@ -380,6 +380,18 @@ def test_missing_shape_fields_are_warned():
                                  "num_attention_heads, num_hidden_layers, vocab_size: transformers' defaults taken")
 
 
-def test_unsupported_model_type_lists_the_families():
-    with pytest.raises(UsageError, match=r"model_type 'gemma9' is not supported; supported: .*qwen2, qwen3"):
-        spec_from_config({"model_type": "gemma9"}, "x/config.json")
+HOW_TO_ADD = "; see `willitrun list architectures`; docs/adding-an-architecture.md says how to add one"
+
+
+@pytest.mark.parametrize("config", [
+    {"model_type": "gemma9"},
+    {"model_type": "llava", "text_config": {"model_type": "qwen2"}},
+    {"model_type": "llava", "vision_config": {"model_type": "siglip_vision_model"}},
+])
+def test_unsupported_model_type_lists_the_families_and_how_to_add_one(config):
+    with pytest.raises(UsageError) as exc:
+        spec_from_config(config, "x/config.json")
+    message = str(exc.value)
+    assert "is not supported; supported: " in message and message.endswith(HOW_TO_ADD) and "\n" not in message
+    if config["model_type"] == "gemma9":
+        assert "qwen2, qwen3" in message and "mixtral" in message

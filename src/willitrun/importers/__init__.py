@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import SpecError, UsageError
 from ..files import CONFIG_JSON_CAP, not_regular, open_regular, path_type, read_text, safe_path, safe_text
 from ..specs import AnyModelSpec
-from .configs import build_spec, check_id, slug, spec_from_config
+from .configs import HOW_TO_ADD, build_spec, check_id, slug, spec_from_config
 from .gguf_file import (
     MOE_ARCHITECTURES,
     NOT_PARAMETERS,
@@ -131,7 +131,7 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
         raise SpecError(f"{path}: no general.architecture in the GGUF metadata")
     if arch not in SUPPORTED_ARCHITECTURES and arch not in MOE_ARCHITECTURES:
         raise UsageError(f"{path}: GGUF architecture {arch!r} is not supported yet; supported: "
-                         f"{', '.join(dict.fromkeys((*SUPPORTED_ARCHITECTURES, *MOE_ARCHITECTURES)))}")
+                         f"{', '.join(dict.fromkeys((*SUPPORTED_ARCHITECTURES, *MOE_ARCHITECTURES)))}; {HOW_TO_ADD}")
     split = header.metadata.get("split.count")
     if type(split) is int and split > 1:
         raise UsageError(f"{path}: one part of a GGUF split into {split} files; not supported yet (merge them with "

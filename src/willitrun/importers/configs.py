@@ -333,6 +333,10 @@ def supported() -> str:
     return ", ".join(IMPORTABLE)
 
 
+# Ends every "not supported" refusal of a model_type or GGUF architecture (one line).
+HOW_TO_ADD = "see `willitrun list architectures`; docs/adding-an-architecture.md says how to add one"
+
+
 # --------------------------------------------------------------------------------------------------
 # Ids and names
 # --------------------------------------------------------------------------------------------------
@@ -413,7 +417,7 @@ def _language_model(cfg: Mapping[str, Any] | None, default_type: str, where: str
     model_type = cfg.get("model_type", default_type)
     if model_type not in models:
         raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {model_type!r} is not supported; "
-                         f"supported: {', '.join(models)}")
+                         f"supported: {', '.join(models)}; {HOW_TO_ADD}")
     out = {"model_type": model_type} if where != "config" else {}
     out.update(_block(cfg, models[model_type], where, sources))
     return out
@@ -433,7 +437,7 @@ def _clip(cfg: Mapping[str, Any] | None, top: ConfigClass, source: str, sources:
     model_type = cfg.get("model_type", "clip_vision_model")
     if model_type != "clip_vision_model":
         raise UsageError(f"{source}: vision_config.model_type {model_type!r} is not supported; "
-                         "supported: clip_vision_model")
+                         f"supported: clip_vision_model; {HOW_TO_ADD}")
     return {"model_type": model_type, **_block(cfg, CLIP_VISION, where, sources)}
 
 
@@ -463,7 +467,8 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
     if not isinstance(model_type, str) or not model_type:
         raise SpecError(f"{source}: no model_type: not a transformers config.json")
     if model_type not in IMPORTABLE:
-        raise UsageError(f"{source}: model_type {model_type!r} is not supported; supported: {supported()}")
+        raise UsageError(f"{source}: model_type {model_type!r} is not supported; supported: {supported()}; "
+                         f"{HOW_TO_ADD}")
     if model_type in LANGUAGE_MODELS:
         return model_type, _language_model(cfg, model_type, "config", source, sources)
     if model_type in ("t5", "mt5"):

@@ -361,8 +361,10 @@ def moe_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
     meta, tensors = header.metadata, {t.name: t for t in header.tensors}
     a = meta.get("general.architecture")
     if a not in MOE_ARCHITECTURES:
+        from .configs import HOW_TO_ADD
+
         raise UsageError(f"{path}: mixture-of-experts GGUF architecture {a!r} is not supported yet; supported: "
-                         f"{', '.join(MOE_ARCHITECTURES)}")
+                         f"{', '.join(MOE_ARCHITECTURES)}; {HOW_TO_ADD}")
     arch = MOE_ARCHITECTURES[a]
     keys = {
         "num_hidden_layers": f"{a}.block_count", "hidden_size": f"{a}.embedding_length",
