@@ -16,27 +16,27 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import SpecError, UsageError
-from ..specs import ARCHITECTURES, ID_PATTERN, AnyModelSpec, parse_model_spec
-from ..specs import ClipVisionConfig as _ClipSpec
-from ..specs import LlamaConfig as _LlamaSpec
-from ..specs import LlavaConfig as _LlavaSpec
-from ..specs import MllamaTextConfig as _MllamaTextSpec
-from ..specs import MllamaVisionConfig as _MllamaVisionSpec
-from ..specs import Gemma2Config as _Gemma2Spec
-from ..specs import Gemma3TextConfig as _Gemma3TextSpec
-from ..specs import GemmaConfig as _GemmaSpec
-from ..specs import GraniteConfig as _GraniteSpec
-from ..specs import Phi3Config as _Phi3Spec
-from ..specs import Qwen2Config as _Qwen2Spec
-from ..specs import Starcoder2Config as _Starcoder2Spec
-from ..specs import Qwen3Config as _Qwen3Spec
-from ..specs import T5Config as _T5Spec
-from ..specs import WhisperConfig as _WhisperSpec
 from ..archs.bart import BartConfig as _BartSpec
+from ..archs.gemma import GemmaConfig as _GemmaSpec
+from ..archs.gemma2 import Gemma2Config as _Gemma2Spec
+from ..archs.gemma3 import Gemma3TextConfig as _Gemma3TextSpec
+from ..archs.granite import GraniteConfig as _GraniteSpec
+from ..archs.llama import LlamaConfig as _LlamaSpec
+from ..archs.llava import ClipVisionConfig as _ClipSpec
+from ..archs.llava import LlavaConfig as _LlavaSpec
+from ..archs.mllama import MllamaTextConfig as _MllamaTextSpec
+from ..archs.mllama import MllamaVisionConfig as _MllamaVisionSpec
+from ..archs.phi3 import Phi3Config as _Phi3Spec
+from ..archs.qwen2 import Qwen2Config as _Qwen2Spec
 from ..archs.qwen2_vl import Qwen2VLVisionConfig as _QwenVLVisionSpec
 from ..archs.qwen2_vl import QwenVLConfig as _QwenVLSpec
 from ..archs.qwen2_vl import QwenVLTextConfig as _QwenVLTextSpec
+from ..archs.qwen3 import Qwen3Config as _Qwen3Spec
+from ..archs.starcoder2 import Starcoder2Config as _Starcoder2Spec
+from ..archs.t5 import T5Config as _T5Spec
+from ..archs.whisper import WhisperConfig as _WhisperSpec
+from ..errors import SpecError, UsageError
+from ..specs import ARCHITECTURES, ID_PATTERN, AnyModelSpec, parse_model_spec
 
 TRANSFORMERS_VERSION = "5.23.0"
 TRANSFORMERS_MODELS_URL = (
