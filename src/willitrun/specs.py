@@ -51,22 +51,36 @@ def _family_class(name: str) -> type | None:
 
 if TYPE_CHECKING:
     # The union the type checker sees (at run time __getattr__ builds it over every family).
+    from .archs.bart import BartSpec
+    from .archs.deepseek import DeepseekSpec
+    from .archs.falcon_h1 import FalconH1Spec
     from .archs.gemma import GemmaSpec
     from .archs.gemma2 import Gemma2Spec
-    from .archs.gemma3 import Gemma3TextSpec
+    from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
+    from .archs.gpt_oss import GptOssSpec
     from .archs.granite import GraniteSpec
+    from .archs.jamba import JambaSpec
     from .archs.llama import LlamaSpec
+    from .archs.llama4 import Llama4TextSpec
     from .archs.llava import LlavaSpec
+    from .archs.mamba import MambaSpec
+    from .archs.mistral3 import Mistral3Spec
+    from .archs.mixtral import MixtralSpec
     from .archs.mllama import MllamaSpec
+    from .archs.paligemma import PaliGemmaSpec
     from .archs.phi3 import Phi3Spec
     from .archs.qwen2 import Qwen2Spec
+    from .archs.qwen2_vl import QwenVLSpec
     from .archs.qwen3 import Qwen3Spec
+    from .archs.qwen_moe import Qwen2MoeSpec, Qwen3MoeSpec
     from .archs.starcoder2 import Starcoder2Spec
     from .archs.t5 import T5Spec
     from .archs.whisper import WhisperSpec
 
     AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec, GemmaSpec,
-                         Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec]
+                         Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec, QwenVLSpec, Gemma3Spec,
+                         PaliGemmaSpec, Mistral3Spec, BartSpec, MixtralSpec, Qwen2MoeSpec, Qwen3MoeSpec, DeepseekSpec,
+                         GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 
 
