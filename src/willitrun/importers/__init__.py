@@ -85,6 +85,27 @@ def _crosscheck(spec: AnyModelSpec, weights: WeightsOverride, exact: bool) -> We
     return replace(weights, notes=(*weights.notes, note))
 
 
+def _unsaved_positions(spec: AnyModelSpec, weights: WeightsOverride,
+                       tensors: list[StoredTensor]) -> WeightsOverride:
+    """Marian's sinusoidal position tables are parameters transformers 5 leaves out of the files it saves
+    (MarianSinusoidalPositionalEmbedding, `_keys_to_ignore_on_save`) and rebuilds on load; older
+    checkpoints store them. When absent, their bytes are added at the stored type's width."""
+    width = {"fp32": 4, "fp16": 2, "bf16": 2}.get(weights.dtype or "")
+    if spec.architecture != "marian" or width is None or any("embed_positions" in t.name for t in tensors):
+        return weights
+    from ..archs import model_tensors
+
+    added = {t.component: t.numel for t in model_tensors(spec) if t.name.endswith("position_embd.weight")}
+    per = dict(weights.component_bytes)
+    for component, numel in added.items():
+        if component in per:
+            per[component] += numel * width
+    return replace(weights, total_bytes=weights.total_bytes + sum(added.values()) * width,
+                   elements=weights.elements + sum(added.values()), component_bytes=tuple(sorted(per.items())),
+                   notes=(*weights.notes, "the sinusoidal position tables transformers rebuilds on load are "
+                                          "not in the files: their bytes are added"))
+
+
 def _checkpoint(spec_args: dict[str, Any], cfg: dict[str, Any], source: str, tensors: list[StoredTensor] | None,
                 weights_source: str, weight_notes: list[str]) -> tuple[AnyModelSpec, WeightsOverride | None]:
     if not tensors:
@@ -93,6 +114,7 @@ def _checkpoint(spec_args: dict[str, Any], cfg: dict[str, Any], source: str, ten
     spec = spec_from_config(cfg, source, weights_dtype=first_float_dtype(tensors), weights_source=weights_source,
                             **spec_args)
     weights = weights_override(spec.architecture, tensors, weights_source, "safetensors", notes=weight_notes)
+    weights = _unsaved_positions(spec, weights, tensors)
     return spec, _crosscheck(spec, weights, exact=weights.dtype is not None)
 
 
