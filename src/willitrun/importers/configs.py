@@ -16,7 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..archs import ARCHITECTURES
 from ..archs.bart import BartConfig as _BartSpec
+from ..archs.base import ID_PATTERN
 from ..archs.gemma import GemmaConfig as _GemmaSpec
 from ..archs.gemma2 import Gemma2Config as _Gemma2Spec
 from ..archs.gemma3 import Gemma3TextConfig as _Gemma3TextSpec
@@ -29,14 +31,13 @@ from ..archs.mllama import MllamaVisionConfig as _MllamaVisionSpec
 from ..archs.phi3 import Phi3Config as _Phi3Spec
 from ..archs.qwen2 import Qwen2Config as _Qwen2Spec
 from ..archs.qwen2_vl import Qwen2VLVisionConfig as _QwenVLVisionSpec
-from ..archs.qwen2_vl import QwenVLConfig as _QwenVLSpec
 from ..archs.qwen2_vl import QwenVLTextConfig as _QwenVLTextSpec
 from ..archs.qwen3 import Qwen3Config as _Qwen3Spec
 from ..archs.starcoder2 import Starcoder2Config as _Starcoder2Spec
 from ..archs.t5 import T5Config as _T5Spec
 from ..archs.whisper import WhisperConfig as _WhisperSpec
 from ..errors import SpecError, UsageError
-from ..specs import ARCHITECTURES, ID_PATTERN, AnyModelSpec, parse_model_spec
+from ..specs import AnyModelSpec, parse_model_spec
 
 TRANSFORMERS_VERSION = "5.23.0"
 TRANSFORMERS_MODELS_URL = (
@@ -220,10 +221,10 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
 
     mla = {"kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64, "v_head_dim": 128,
            "qk_nope_head_dim": 128, "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False}
-    from ..archs.gpt_oss import GptOssConfig as _GptOssSpec
-    from ..archs.llama4 import Llama4TextConfig as _Llama4TextSpec
     from ..archs.falcon_h1 import FalconH1Config as _FalconH1Spec
+    from ..archs.gpt_oss import GptOssConfig as _GptOssSpec
     from ..archs.jamba import JambaConfig as _JambaSpec
+    from ..archs.llama4 import Llama4TextConfig as _Llama4TextSpec
     from ..archs.mamba import MambaConfig as _MambaSpec
 
     mamba = {"vocab_size": 50280, "hidden_size": 768, "num_hidden_layers": 32, "state_size": 16, "expand": 2,
