@@ -447,3 +447,17 @@ def test_moe_gguf_without_expert_count_is_one_spec_error(tmp_path):
     path.write_bytes(header)
     with pytest.raises(SpecError, match=r"qwen3moe\.expert_count: missing"):
         spec_from_path(path)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen3moe", "qwen2moe"])
+def test_moe_gguf_spec_yaml_is_strictly_valid(tmp_path, arch):
+    path = _moe_gguf(tmp_path / f"tiny-{arch}.gguf", arch, head_dim=8 if arch == "qwen3moe" else HIDDEN // HEADS,
+                     tied=False)
+    spec, _ = spec_from_path(path)
+    target = tmp_path / "model_specs" / f"{spec.id}.yaml"
+    target.parent.mkdir()
+    target.write_text(write_spec_yaml(spec, str(path)))
+    kind, loaded, errors, warnings = validate_file(target)
+    assert (kind, errors, warnings) == ("model", [], [])
+    assert loaded == load_spec(target, "model") == spec
+    assert spec.sources["config.num_experts_per_tok"] == f"{path}: {arch}.expert_used_count"
