@@ -30,8 +30,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .dtypes import (
-    F16, F32, IQ2_S, IQ3_S, IQ3_XXS, IQ4_NL, IQ4_XS, IQ2_XXS, MXFP4, Q4_0, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0, Q2_K,
-    Q3_K, StorageType, WeightDtype,
+    F16,
+    F32,
+    IQ2_S,
+    IQ2_XXS,
+    IQ3_S,
+    IQ3_XXS,
+    IQ4_NL,
+    IQ4_XS,
+    MXFP4,
+    Q2_K,
+    Q3_K,
+    Q4_K,
+    Q5_0,
+    Q5_1,
+    Q5_K,
+    Q6_K,
+    Q8_0,
+    StorageType,
+    WeightDtype,
 )
 
 if TYPE_CHECKING:

@@ -10,13 +10,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import gguf
-from .dtypes import BF16, F16, F32, StorageType, WeightDtype, kv_dtype as parse_kv_dtype, weight_dtype as parse_weight_dtype
-from .errors import UsageError
-from . import archs
+from . import archs, gguf
 from . import limits as L
-from .archs.base import EXPERT_ROLES, LINEAR_ROLES, T5_PRETRAINING_LENGTH, LayerKV, Stage, Tensor, uniform_width
 from .archs import model_tensors
+from .archs.base import EXPERT_ROLES, LINEAR_ROLES, T5_PRETRAINING_LENGTH, LayerKV, Stage, Tensor, uniform_width
+from .dtypes import BF16, F16, F32, StorageType, WeightDtype
+from .dtypes import kv_dtype as parse_kv_dtype
+from .dtypes import weight_dtype as parse_weight_dtype
+from .errors import UsageError
 
 if TYPE_CHECKING:
     from .specs import AnyModelSpec
@@ -209,7 +210,7 @@ def weight_components(spec: AnySpec, dtype: WeightDtype, tensors: list[Tensor] |
 def _components(tensors: list[Tensor], storage: list[StorageType]) -> tuple[Component, ...]:
     params: dict[str, int] = defaultdict(int)
     nbytes: dict[str, int] = defaultdict(int)
-    for t, s in zip(tensors, storage):
+    for t, s in zip(tensors, storage, strict=True):
         params[t.component] += t.numel
         nbytes[t.component] += s.nbytes(t.numel)
     return tuple(Component(name, params[name], nbytes[name]) for name in params)
@@ -241,7 +242,7 @@ def expert_layer_bytes(spec: AnySpec, dtype: WeightDtype) -> tuple[int, ...]:
 
     def compute() -> tuple[int, ...]:
         out = [0] * g.decoder_layers
-        for t, s in zip(model_tensors(spec), storage_types(spec, dtype)):
+        for t, s in zip(model_tensors(spec), storage_types(spec, dtype), strict=True):
             if t.role in EXPERT_ROLES and t.component == "decoder" and t.layer is not None:
                 out[t.layer] += s.nbytes(t.numel)
         return tuple(out)

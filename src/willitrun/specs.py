@@ -19,51 +19,83 @@ from .archs.base import ModelSpecBase as _ModelSpecBase
 from .archs.base import Strict as _Strict
 from .archs.base import check_heads as _check_heads  # noqa: F401
 
-# Family classes load on first use (start-up reads one family, not all thirteen): `from
-# willitrun.specs import LlamaSpec` still works through the module __getattr__ below.
-_FAMILY_NAMES = {
-    "llama": ("DecoderConfig", "LlamaConfig", "LlamaSpec"),
-    "llava": ("ClipVisionConfig", "LlavaConfig", "LlavaSpec"),
-    "mllama": ("MllamaConfig", "MllamaSpec", "MllamaTextConfig", "MllamaVisionConfig"),
-    "gemma": ("GemmaConfig", "GemmaSpec"), "gemma2": ("Gemma2Config", "Gemma2Spec"),
-    "gemma3": ("Gemma3TextConfig", "Gemma3TextSpec"), "granite": ("GraniteConfig", "GraniteSpec"),
-    "phi3": ("Phi3Config", "Phi3Spec"), "qwen2": ("Qwen2Config", "Qwen2Spec"), "qwen3": ("Qwen3Config", "Qwen3Spec"),
-    "starcoder2": ("Starcoder2Config", "Starcoder2Spec"), "t5": ("T5Config", "T5Spec"),
-    "whisper": ("WhisperConfig", "WhisperSpec"),
-}
-_WHERE = {name: module for module, names in _FAMILY_NAMES.items() for name in names}
+# Family classes load on first use (start-up reads one family, not all of them): `from
+# willitrun.specs import LlamaSpec` still works through the module __getattr__ below, which finds a
+# `*Spec` or `*Config` class in the registry's modules (archs.FAMILIES), so a new family needs no
+# edit here.
+_FAMILY_CLASS_SUFFIXES = ("Spec", "Config")
+
+
+def _family_modules(name: str) -> list[str]:
+    """The family modules in registry order, the one the class name starts with first
+    (Gemma3TextConfig -> gemma3, Qwen2VLSpec -> qwen2_vl)."""
+    from .archs import FAMILIES
+
+    modules = list(dict.fromkeys(FAMILIES.values()))
+    key = name.lower()
+    return sorted(modules, key=lambda m: -len(m.replace("_", "")) if key.startswith(m.replace("_", "")) else 1)
+
+
+def _family_class(name: str) -> type | None:
+    """The spec or config class `name` of some family module, importing modules until it is found."""
+    from importlib import import_module
+
+    if not name.endswith(_FAMILY_CLASS_SUFFIXES) or name.startswith("_"):
+        return None
+    for module in _family_modules(name):
+        value = getattr(import_module(f".archs.{module}", __package__), name, None)
+        if isinstance(value, type) and value.__name__ == name:
+            return value
+    return None
+
 
 if TYPE_CHECKING:
-    from .archs.gemma import GemmaConfig, GemmaSpec  # noqa: F401
-    from .archs.gemma2 import Gemma2Config, Gemma2Spec  # noqa: F401
-    from .archs.gemma3 import Gemma3TextConfig, Gemma3TextSpec  # noqa: F401
-    from .archs.granite import GraniteConfig, GraniteSpec  # noqa: F401
-    from .archs.llama import DecoderConfig, LlamaConfig, LlamaSpec  # noqa: F401
-    from .archs.llava import ClipVisionConfig, LlavaConfig, LlavaSpec  # noqa: F401
-    from .archs.mllama import MllamaConfig, MllamaSpec, MllamaTextConfig, MllamaVisionConfig  # noqa: F401
-    from .archs.phi3 import Phi3Config, Phi3Spec  # noqa: F401
-    from .archs.qwen2 import Qwen2Config, Qwen2Spec  # noqa: F401
-    from .archs.qwen3 import Qwen3Config, Qwen3Spec  # noqa: F401
-    from .archs.starcoder2 import Starcoder2Config, Starcoder2Spec  # noqa: F401
-    from .archs.t5 import T5Config, T5Spec  # noqa: F401
-    from .archs.whisper import WhisperConfig, WhisperSpec  # noqa: F401
+    # The union the type checker sees (at run time __getattr__ builds it over every family).
+    from .archs.bart import BartSpec
+    from .archs.cohere2 import Cohere2Spec
+    from .archs.deepseek import DeepseekSpec
+    from .archs.falcon_h1 import FalconH1Spec
+    from .archs.gemma import GemmaSpec
+    from .archs.gemma2 import Gemma2Spec
+    from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
+    from .archs.gpt_oss import GptOssSpec
+    from .archs.granite import GraniteSpec
+    from .archs.jamba import JambaSpec
+    from .archs.llama import LlamaSpec
+    from .archs.llama4 import Llama4TextSpec
+    from .archs.llava import LlavaSpec
+    from .archs.mamba import MambaSpec
+    from .archs.mistral3 import Mistral3Spec
+    from .archs.mixtral import MixtralSpec
+    from .archs.mllama import MllamaSpec
+    from .archs.paligemma import PaliGemmaSpec
+    from .archs.phi3 import Phi3Spec
+    from .archs.qwen2 import Qwen2Spec
+    from .archs.qwen2_vl import QwenVLSpec
+    from .archs.qwen3 import Qwen3Spec
+    from .archs.qwen_moe import Qwen2MoeSpec, Qwen3MoeSpec
+    from .archs.starcoder2 import Starcoder2Spec
+    from .archs.t5 import T5Spec
+    from .archs.whisper import WhisperSpec
 
     AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec, GemmaSpec,
-                         Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec]
+                         Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec, Cohere2Spec, QwenVLSpec, Gemma3Spec,
+                         PaliGemmaSpec, Mistral3Spec, BartSpec, MixtralSpec, Qwen2MoeSpec, Qwen3MoeSpec, DeepseekSpec,
+                         GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 
 
 def __getattr__(name: str) -> object:
     """Family classes, and the union of every family's spec class (registry order: a new family
     needs no edit here), built on first use."""
-    if name in _WHERE:
-        from importlib import import_module
-
-        return getattr(import_module(f".archs.{_WHERE[name]}", __package__), name)
     if name in ("AnyModelSpec", "ModelSpec"):
         union = Union[tuple(dict.fromkeys(spec_class(arch) for arch in ARCHITECTURES))]  # type: ignore[valid-type]
         globals().update(AnyModelSpec=union, ModelSpec=Annotated[union, Field(discriminator="architecture")])
         return globals()[name]
+    cls = _family_class(name)
+    if cls is not None:
+        globals()[name] = cls
+        return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -8,7 +8,15 @@ from hypothesis import strategies as st
 from tests.conftest import llama
 from willitrun import Request, check_fit, estimate
 from willitrun.answers import (
-    LADDER_KV, cards_needed, device, layout, max_batch, quant_ladder, sweep, sweep_contexts, tensor_split,
+    LADDER_KV,
+    cards_needed,
+    device,
+    layout,
+    max_batch,
+    quant_ladder,
+    sweep,
+    sweep_contexts,
+    tensor_split,
     which_gpus,
 )
 from willitrun.memory import attention, estimate_resolved, resolve

@@ -9,8 +9,19 @@ from tests.answers.test_answers import EMB, KV_TOKEN, LAYER, OVERHEAD, W7B
 from tests.conftest import llama
 from willitrun import Request, estimate
 from willitrun.answers import (
-    SYSTEM_BANDWIDTH_BYTES_S, Device, decode_speed, device, layer_owners, layer_split, layout, offload,
-    offload_speed, split, split_speed, tensor_split, tp_problems,
+    SYSTEM_BANDWIDTH_BYTES_S,
+    Device,
+    decode_speed,
+    device,
+    layer_owners,
+    layer_split,
+    layout,
+    offload,
+    offload_speed,
+    split,
+    split_speed,
+    tensor_split,
+    tp_problems,
 )
 from willitrun.dtypes import weight_dtype
 from willitrun.errors import UsageError
@@ -100,7 +111,7 @@ def _card_totals(lay, e, counts):
     """Per-card totals of a split in order, by hand: layers with their caches; activations and
     overhead everywhere; embeddings first; final norm and LM head (a tied embedding's copy) last."""
     kv = lay.kv_per_layer(e)
-    loads = [x.weights_bytes + k for x, k in zip(lay.layers, kv)]
+    loads = [x.weights_bytes + k for x, k in zip(lay.layers, kv, strict=True)]
     out, i = [], 0
     for c, k in enumerate(counts):
         t = sum(loads[i:i + k]) + e.activations_bytes + e.overhead_bytes
@@ -136,10 +147,10 @@ def test_layer_split_is_the_most_even_split_in_order(catalog, model, gpus):
     s = layer_split(r, 4096, 1, 1, devices)
     lay, e = layout(r), estimate(spec, context=4096)
     vram = [d.vram_bytes for d in devices]
-    share = lambda totals: max(t / v for t, v in zip(totals, vram))  # noqa: E731
+    share = lambda totals: max(t / v for t, v in zip(totals, vram, strict=True))  # noqa: E731
     every = [_card_totals(lay, e, counts) for counts in _splits(len(lay.layers), len(devices))]
     assert [c.total_bytes for c in s.cards] == _card_totals(lay, e, [c.layers for c in s.cards])
-    assert s.fits == any(all(t <= v for t, v in zip(totals, vram)) for totals in every)
+    assert s.fits == any(all(t <= v for t, v in zip(totals, vram, strict=True)) for totals in every)
     assert share([c.total_bytes for c in s.cards]) == pytest.approx(min(share(t) for t in every), rel=1e-9)
 
 

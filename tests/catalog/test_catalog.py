@@ -8,12 +8,14 @@ from willitrun.catalog import bundled_root, load_spec
 from willitrun.validate import unsourced, validate_paths
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL_IDS = """llama-2-7b llama-2-13b llama-2-70b llama-3-8b llama-3-70b llama-3.1-8b llama-3.1-70b
-llama-3.1-405b llama-3.2-1b llama-3.2-3b llama-3.2-11b-vision llama-3.2-90b-vision mistral-7b
-llava-1.5-7b llava-1.5-13b llava-1.6-mistral-7b t5-small t5-base t5-large t5-3b t5-11b flan-t5-base
-flan-t5-xl flan-t5-xxl whisper-tiny whisper-base whisper-small whisper-medium whisper-large-v2
-whisper-large-v3 whisper-large-v3-turbo""".split()
-GPU_IDS = "rtx3090 rtx4090 rtx4080 rtx3060 rtx4060-ti-16gb a100-80gb h100-sxm h200 m2-max-96gb".split()
+MODEL_IDS = [
+    "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "llama-3-70b", "llama-3.1-8b", "llama-3.1-70b",
+    "llama-3.1-405b", "llama-3.2-1b", "llama-3.2-3b", "llama-3.2-11b-vision", "llama-3.2-90b-vision",
+    "mistral-7b", "llava-1.5-7b", "llava-1.5-13b", "llava-1.6-mistral-7b", "t5-small", "t5-base", "t5-large",
+    "t5-3b", "t5-11b", "flan-t5-base", "flan-t5-xl", "flan-t5-xxl", "whisper-tiny", "whisper-base",
+    "whisper-small", "whisper-medium", "whisper-large-v2", "whisper-large-v3", "whisper-large-v3-turbo",
+]
+GPU_IDS = ["rtx3090", "rtx4090", "rtx4080", "rtx3060", "rtx4060-ti-16gb", "a100-80gb", "h100-sxm", "h200", "m2-max-96gb"]
 
 
 def test_bundled_root_in_a_checkout_is_the_repository():

@@ -19,7 +19,12 @@ import yaml
 from willitrun import load_catalog
 from willitrun.dtypes import Q6_K
 from willitrun.engines import (
-    CTranslate2Options, EngineEstimate, LlamaCppOptions, VllmOptions, WhisperCppOptions, engine_estimate,
+    CTranslate2Options,
+    EngineEstimate,
+    LlamaCppOptions,
+    VllmOptions,
+    WhisperCppOptions,
+    engine_estimate,
 )
 from willitrun.engines.llamacpp import LmShape, compute_bytes, kv_cells
 from willitrun.memory import Request
@@ -81,8 +86,8 @@ def llama_spec(arch: dict) -> object:
 
 
 # OpenLLaMA-7B-v2 has the tensor shapes of Llama-2-7B (measured.yaml: model_detail) and a 2048 window.
-OPEN_LLAMA_7B_V2 = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                        num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=2048)
+OPEN_LLAMA_7B_V2 = {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+                    "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 2048}
 QUANT = {"F16": "fp16", "Q8_0": "q8_0", "Q4_0": "q4_0", "Q4_K_M (file named q4_k; ftype 15)": "q4_k_m",
          "q4_k_m": "q4_k_m", "f16": "fp16", "fp16": "fp16", "float16": "fp16",
          "int8 (int8_float16 on GPU)": "int8", "bf16": "bf16"}

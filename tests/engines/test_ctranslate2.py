@@ -102,7 +102,7 @@ def test_context_sets_the_decoded_tokens(large):
 
 def test_cuda_generation_overhead(large):
     assert ct2(large, cuda=11).gpu_bytes - ct2(large, cuda=12).gpu_bytes == (504 - 274) * MiB
-    assert CT2_CUDA_OVERHEAD_BYTES == {12: 274 * MiB, 11: 504 * MiB}
+    assert {12: 274 * MiB, 11: 504 * MiB} == CT2_CUDA_OVERHEAD_BYTES
 
 
 def test_float32_doubles_the_state(large):

@@ -7,7 +7,13 @@ import pytest
 from tests.conftest import llama
 from willitrun.dtypes import Q4_0, Q6_K
 from willitrun.engines import (
-    ENGINES, LlamaCppOptions, OllamaOptions, VllmOptions, WhisperCppOptions, default_engine, engine_estimate,
+    ENGINES,
+    LlamaCppOptions,
+    OllamaOptions,
+    VllmOptions,
+    WhisperCppOptions,
+    default_engine,
+    engine_estimate,
 )
 from willitrun.engines.base import pad
 from willitrun.engines.llamacpp import kv_cells

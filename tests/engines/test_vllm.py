@@ -8,7 +8,13 @@ import pytest
 from willitrun import archs
 from willitrun.engines import VllmOptions, engine_estimate
 from willitrun.engines.vllm import (
-    batch_defaults, kv_heads_per_rank, pp_partition, rank_weights, torch_allocated, tp_problems, vllm_estimate,
+    batch_defaults,
+    kv_heads_per_rank,
+    pp_partition,
+    rank_weights,
+    torch_allocated,
+    tp_problems,
+    vllm_estimate,
 )
 from willitrun.errors import UsageError
 from willitrun.memory import Request, resolve

@@ -152,13 +152,13 @@ def test_flash_attention_default_follows_the_version(catalog, version, flash):
 
 
 def test_v15_has_no_flash_attention():
-    with pytest.raises(UsageError, match="v1.6.0"):
+    with pytest.raises(UsageError, match=r"v1\.6\.0"):
         WhisperCppOptions(version="1.5", flash_attn=True)
 
 
 @pytest.mark.parametrize("bad", ["1.4", "2", "abc", "1.4.3"])
 def test_unknown_versions_are_refused(bad):
-    with pytest.raises(UsageError, match="1.5, 1.5.5, 1.6, 1.7, 1.8"):
+    with pytest.raises(UsageError, match=r"1\.5, 1\.5\.5, 1\.6, 1\.7, 1\.8"):
         whispercpp_version(bad)
 
 

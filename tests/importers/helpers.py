@@ -71,7 +71,7 @@ VOCAB, HIDDEN, FFN, LAYERS, HEADS, KV_HEADS, CONTEXT = 96, 64, 128, 2, 4, 2, 256
 
 
 def write_llama_gguf(path: Path, *, tied: bool = False, rope_freqs: bool = False, arch: str = "llama",
-                     file_type: int | None | str = "default", extra: dict | None = None,
+                     file_type: int | str | None = "default", extra: dict | None = None,
                      name: str | None = "Tiny Llama") -> Path:
     """A small llama GGUF as llama.cpp lays it out (gguf's GGUFWriter): F16 token embedding, Q8_0
     matrices, F32 norms, Q4_0 output head; file type MOSTLY_Q8_0 unless given."""

@@ -4,8 +4,9 @@ the written YAML is strictly valid and re-loads to the same estimate, bad config
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,17 @@ from willitrun import SpecError, UsageError, estimate
 from willitrun.catalog import load_spec
 from willitrun.importers import spec_from_config, spec_from_path, write_spec_yaml
 from willitrun.importers.configs import (
-    CLIP_VISION, LLAMA, LLAVA, LLAVA_NEXT, MISTRAL, MLLAMA_TEXT, MLLAMA_VISION, T5, TRANSFORMERS_MODELS_URL,
-    TRANSFORMERS_VERSION, WHISPER,
+    CLIP_VISION,
+    LLAMA,
+    LLAVA,
+    LLAVA_NEXT,
+    MISTRAL,
+    MLLAMA_TEXT,
+    MLLAMA_VISION,
+    T5,
+    TRANSFORMERS_MODELS_URL,
+    TRANSFORMERS_VERSION,
+    WHISPER,
 )
 from willitrun.memory import attention
 from willitrun.validate import validate_file
@@ -287,7 +297,7 @@ def test_huge_config_is_refused_unread(tmp_path):
     path = tmp_path / "config.json"
     with path.open("wb") as f:
         f.truncate(1 << 30)  # a 1 GiB hole
-    with pytest.raises(SpecError, match="too large for a config.json"):
+    with pytest.raises(SpecError, match=r"too large for a config\.json"):
         spec_from_path(path)
 
 
@@ -304,7 +314,7 @@ def test_missing_paths(tmp_path):
     with pytest.raises(UsageError, match="no such file or directory"):
         spec_from_path(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UsageError, match="no config.json in this directory"):
+    with pytest.raises(UsageError, match=r"no config\.json in this directory"):
         spec_from_path(tmp_path / "empty")
 
 
@@ -324,7 +334,15 @@ def test_config_json_is_not_modified(tmp_path):
 # Families added with the architecture registry (willitrun/archs)
 # --------------------------------------------------------------------------------------------------
 from willitrun.importers.configs import (  # noqa: E402
-    COHERE2, GEMMA, GEMMA2, GEMMA3_TEXT, GRANITE, PHI3, QWEN2, QWEN3, STARCODER2,
+    COHERE2,
+    GEMMA,
+    GEMMA2,
+    GEMMA3_TEXT,
+    GRANITE,
+    PHI3,
+    QWEN2,
+    QWEN3,
+    STARCODER2,
 )
 
 NEW_FAMILY_CASES = [
@@ -385,9 +403,21 @@ def test_missing_shape_fields_are_warned():
                                  "num_attention_heads, num_hidden_layers, vocab_size: transformers' defaults taken")
 
 
-def test_unsupported_model_type_lists_the_families():
-    with pytest.raises(UsageError, match=r"model_type 'gemma9' is not supported; supported: .*qwen2, qwen3"):
-        spec_from_config({"model_type": "gemma9"}, "x/config.json")
+HOW_TO_ADD = "; see `willitrun list architectures`; docs/adding-an-architecture.md says how to add one"
+
+
+@pytest.mark.parametrize("config", [
+    {"model_type": "gemma9"},
+    {"model_type": "llava", "text_config": {"model_type": "qwen2"}},
+    {"model_type": "llava", "vision_config": {"model_type": "siglip_vision_model"}},
+])
+def test_unsupported_model_type_lists_the_families_and_how_to_add_one(config):
+    with pytest.raises(UsageError) as exc:
+        spec_from_config(config, "x/config.json")
+    message = str(exc.value)
+    assert "is not supported; supported: " in message and message.endswith(HOW_TO_ADD) and "\n" not in message
+    if config["model_type"] == "gemma9":
+        assert "qwen2, qwen3" in message and "mixtral" in message
 
 
 def test_cohere2_local_layers_follow_the_pattern(tmp_path):

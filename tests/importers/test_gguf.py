@@ -90,7 +90,11 @@ def test_file_type(tmp_path, file_type, spec_dtype, stored):
 
 @pytest.mark.parametrize(("kwargs", "error", "words"), [
     ({"arch": "starcoder2"}, UsageError, "GGUF architecture 'starcoder2' is not supported yet; supported: llama, qwen2, qwen3"),
-    ({"extra": {"llama.expert_count": 8}}, UsageError, "mixture-of-experts"),
+    ({"arch": "starcoder2"}, UsageError, "qwen3moe, qwen2moe; see `willitrun list architectures`; "
+                                         "docs/adding-an-architecture.md says how to add one"),
+    ({"arch": "qwen2", "extra": {"qwen2.expert_count": 8}}, UsageError, "mixture-of-experts GGUF architecture "
+     "'qwen2' is not supported yet; supported: qwen3moe, qwen2moe, llama; see `willitrun list architectures`"),
+    ({"extra": {"llama.expert_count": 8}}, SpecError, "llama.expert_used_count: missing"),
     ({"extra": {"split.count": 3}}, UsageError, "one part of a GGUF split into 3 files; not supported yet"),
     ({"extra": {"llama.attention.key_length": 16, "llama.attention.value_length": 8}}, UsageError, "key_length 16 != value_length 8"),
 ])
@@ -344,3 +348,116 @@ def test_family_gguf_equals_transformers(tmp_path, arch, config_class, head_dim,
     factors = 2 * (head_dim // 2) if arch == "phi3" else 0
     assert estimate(spec).parameters == sum(p.numel() for p in model.parameters()) == weights.elements - factors
     assert weights.notes == ()
+
+
+# --------------------------------------------------------------------------------------------------
+# Mixture-of-experts GGUFs (gguf_file.MOE_ARCHITECTURES; Mixtral files say "llama")
+# --------------------------------------------------------------------------------------------------
+EXPERTS, USED, EXPERT_FFN, SHARED_FFN = 4, 2, 24, 40
+
+
+def _moe_gguf(path, arch: str, *, head_dim: int, tied: bool):
+    """A small MoE GGUF with the tensors llama.cpp's converter writes (llama-arch.cpp LLM_TENSOR_NAMES):
+    the router ffn_gate_inp, the experts stacked in ffn_{gate,up,down}_exps, Qwen2-MoE's shared
+    expert ffn_*_shexp and its gate ffn_gate_inp_shexp, Qwen3-MoE's q/k norms, Qwen2-MoE's q/k/v biases."""
+    np = pytest.importorskip("numpy")
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_block_count(LAYERS)
+    w.add_context_length(CONTEXT)
+    w.add_embedding_length(HIDDEN)
+    w.add_head_count(HEADS)
+    w.add_head_count_kv(KV_HEADS)
+    w.add_key_length(head_dim)
+    w.add_value_length(head_dim)
+    w.add_expert_count(EXPERTS)
+    w.add_expert_used_count(USED)
+    ffn = FFN if arch == "llama" else EXPERT_FFN
+    if arch == "llama":
+        w.add_feed_forward_length(FFN)
+    else:
+        w.add_expert_feed_forward_length(EXPERT_FFN)
+    if arch == "qwen2moe":
+        w.add_expert_shared_feed_forward_length(SHARED_FFN)
+    w.add_file_type(int(gguf.LlamaFileType.ALL_F32))
+
+    def t(name, *shape):
+        w.add_tensor(name, np.zeros(shape, dtype=np.float32))
+
+    t("token_embd.weight", VOCAB, HIDDEN)
+    for i in range(LAYERS):
+        b = f"blk.{i}"
+        t(f"{b}.attn_norm.weight", HIDDEN)
+        for name, rows in (("attn_q", HEADS * head_dim), ("attn_k", KV_HEADS * head_dim),
+                           ("attn_v", KV_HEADS * head_dim)):
+            t(f"{b}.{name}.weight", rows, HIDDEN)
+            if arch == "qwen2moe":
+                t(f"{b}.{name}.bias", rows)
+        t(f"{b}.attn_output.weight", HIDDEN, HEADS * head_dim)
+        if arch == "qwen3moe":
+            t(f"{b}.attn_q_norm.weight", head_dim)
+            t(f"{b}.attn_k_norm.weight", head_dim)
+        t(f"{b}.ffn_norm.weight", HIDDEN)
+        t(f"{b}.ffn_gate_inp.weight", EXPERTS, HIDDEN)
+        t(f"{b}.ffn_gate_exps.weight", EXPERTS, ffn, HIDDEN)
+        t(f"{b}.ffn_up_exps.weight", EXPERTS, ffn, HIDDEN)
+        t(f"{b}.ffn_down_exps.weight", EXPERTS, HIDDEN, ffn)
+        if arch == "qwen2moe":
+            t(f"{b}.ffn_gate_inp_shexp.weight", HIDDEN)
+            t(f"{b}.ffn_gate_shexp.weight", SHARED_FFN, HIDDEN)
+            t(f"{b}.ffn_up_shexp.weight", SHARED_FFN, HIDDEN)
+            t(f"{b}.ffn_down_shexp.weight", HIDDEN, SHARED_FFN)
+    t("output_norm.weight", HIDDEN)
+    if not tied:
+        t("output.weight", VOCAB, HIDDEN)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.mark.parametrize(("arch", "spec_arch", "config_class", "head_dim", "tied", "extra"), [
+    ("llama", "mixtral", "MixtralConfig", HIDDEN // HEADS, False,
+     {"intermediate_size": FFN, "num_local_experts": EXPERTS}),
+    ("qwen3moe", "qwen3_moe", "Qwen3MoeConfig", 8, True,
+     {"head_dim": 8, "moe_intermediate_size": EXPERT_FFN, "num_experts": EXPERTS}),
+    ("qwen2moe", "qwen2_moe", "Qwen2MoeConfig", HIDDEN // HEADS, False,
+     {"moe_intermediate_size": EXPERT_FFN, "num_experts": EXPERTS, "shared_expert_intermediate_size": SHARED_FFN}),
+])
+def test_moe_gguf_equals_transformers(tmp_path, arch, spec_arch, config_class, head_dim, tied, extra):
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    spec, weights = spec_from_path(_moe_gguf(tmp_path / f"{arch}.gguf", arch, head_dim=head_dim, tied=tied))
+    assert spec.architecture == spec_arch and spec.config.tie_word_embeddings is tied
+    assert spec.config.num_experts_per_tok == USED
+    config = getattr(tf, config_class)(
+        vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+        num_key_value_heads=KV_HEADS, max_position_embeddings=CONTEXT, num_experts_per_tok=USED,
+        tie_word_embeddings=tied, pad_token_id=0, bos_token_id=1, eos_token_id=2, **extra)
+    with torch.device("meta"):
+        model = tf.AutoModelForCausalLM.from_config(config)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters()) == weights.elements
+    assert weights.notes == ()
+    assert {name for name, _ in weights.component_bytes} == {"embeddings", "decoder"} | (set() if tied else {"lm_head"})
+
+
+def test_moe_gguf_without_expert_count_is_one_spec_error(tmp_path):
+    path = _moe_gguf(tmp_path / "m.gguf", "qwen3moe", head_dim=8, tied=True)
+    header = path.read_bytes().replace(b"qwen3moe.expert_count", b"qwen3moe.expert_xount")
+    path.write_bytes(header)
+    with pytest.raises(SpecError, match=r"qwen3moe\.expert_count: missing"):
+        spec_from_path(path)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen3moe", "qwen2moe"])
+def test_moe_gguf_spec_yaml_is_strictly_valid(tmp_path, arch):
+    path = _moe_gguf(tmp_path / f"tiny-{arch}.gguf", arch, head_dim=8 if arch == "qwen3moe" else HIDDEN // HEADS,
+                     tied=False)
+    spec, _ = spec_from_path(path)
+    target = tmp_path / "model_specs" / f"{spec.id}.yaml"
+    target.parent.mkdir()
+    target.write_text(write_spec_yaml(spec, str(path)))
+    kind, loaded, errors, warnings = validate_file(target)
+    assert (kind, errors, warnings) == ("model", [], [])
+    assert loaded == load_spec(target, "model") == spec
+    assert spec.sources["config.num_experts_per_tok"] == f"{path}: {arch}.expert_used_count"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.importers.test_safetensors import LLAMA2_7B_CONFIG, llama2_7b_shapes
 from tests.importers.helpers import header_for
+from tests.importers.test_safetensors import LLAMA2_7B_CONFIG, llama2_7b_shapes
 from willitrun import SpecError, UsageError
 from willitrun.importers import hub, import_model
 
@@ -184,5 +184,5 @@ def test_hostile_metadata_from_the_hub(tmp_path, monkeypatch):
     meta = _metadata({"model.norm.weight": (4096,)})
     meta.files_metadata["model.safetensors"].tensors["model.norm.weight"].data_offsets = (0, 3)
     monkeypatch.setattr(huggingface_hub.HfApi, "get_safetensors_metadata", lambda self, *a, **kw: meta)
-    with pytest.raises(SpecError, match="hf:meta-llama/Llama-2-7b-hf/model.safetensors: tensor 'model.norm.weight'"):
+    with pytest.raises(SpecError, match=r"hf:meta-llama/Llama-2-7b-hf/model\.safetensors: tensor 'model\.norm\.weight'"):
         import_model("hf:meta-llama/Llama-2-7b-hf")

@@ -14,6 +14,7 @@ from tests.importers.helpers import header_for, safetensors_file, write_config
 from willitrun import SpecError, estimate
 from willitrun.dtypes import weight_dtype
 from willitrun.importers import read_safetensors_header, spec_from_path
+from willitrun.importers.weights import StoredTensor, read_checkpoint, weights_override
 from willitrun.memory import weight_components
 
 IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
@@ -86,7 +87,7 @@ def test_header_bytes_equal_the_real_tensors(tmp_path, name, dtype):
     real = {}
     for f in files:
         with safetensors.safe_open(f, "pt") as st:
-            real.update({k: st.get_tensor(k).nbytes for k in st.keys()})
+            real.update({k: st.get_tensor(k).nbytes for k in st.keys()})  # noqa: SIM118  (safe_open has keys() but is not iterable)
     assert {t.name: t.nbytes for f in files for t in read_safetensors_header(f)} == real
     assert weights is not None and weights.total_bytes == sum(real.values())
     assert spec.dtype == dtype and weights.dtype == {"bfloat16": "bf16", "float32": "fp32"}[dtype]
@@ -104,7 +105,7 @@ def test_config_without_dtype_takes_the_weights_type(tmp_path):
     config.pop("dtype", None)
     config.pop("torch_dtype", None)
     write_config(directory, config)
-    spec, weights = spec_from_path(directory)
+    spec, _ = spec_from_path(directory)
     assert spec.dtype == "bfloat16" and spec.sources["dtype"] == str(directory / "model.safetensors")
     assert "first floating-point tensor" in spec.notes
 
@@ -191,7 +192,7 @@ def test_sharded_checkpoint_reads_the_index(tmp_path):
     assert any("consolidated.safetensors" in n for n in weights.notes)
 
     (directory / "model-00002-of-00002.safetensors").unlink()
-    with pytest.raises(SpecError, match="lists shard 'model-00002-of-00002.safetensors', which is not in"):
+    with pytest.raises(SpecError, match=r"lists shard 'model-00002-of-00002\.safetensors', which is not in"):
         spec_from_path(directory)
 
 
@@ -203,7 +204,7 @@ def test_a_tensor_in_two_shards_is_refused(tmp_path):
         safetensors_file(directory / f, header, sparse_size=size)
     (directory / "model.safetensors.index.json").write_text(
         json.dumps({"weight_map": {"model.norm.weight": "a.safetensors", "x": "b.safetensors"}}))
-    with pytest.raises(SpecError, match="'model.norm.weight' is also in"):
+    with pytest.raises(SpecError, match=r"'model\.norm\.weight' is also in"):
         spec_from_path(directory)
 
 
@@ -298,5 +299,85 @@ def test_absurd_index_is_refused(tmp_path):
     with pytest.raises(SpecError, match="too large for a safetensors index"):
         spec_from_path(directory)
     (directory / "model.safetensors.index.json").write_text('{"weight_map": {"x": "../../etc/passwd"}}')
-    with pytest.raises(SpecError, match="lists shard '../../etc/passwd'"):
+    with pytest.raises(SpecError, match=r"lists shard '\.\./\.\./etc/passwd'"):
         spec_from_path(directory)
+
+
+# --------------------------------------------------------------------------------------------------
+# The newer families' checkpoint names (importers/weights.py COMPONENT_RULES): saved by transformers,
+# every tensor placed in the component willitrun computes, bytes equal per component
+# --------------------------------------------------------------------------------------------------
+_SMALL_LM = {"vocab_size": 256, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 2, **IDS}
+_SMALL_ENC_DEC = {"vocab_size": 128, "d_model": 32, "encoder_layers": 2, "decoder_layers": 2,
+                  "encoder_attention_heads": 4, "decoder_attention_heads": 4, "encoder_ffn_dim": 64,
+                  "decoder_ffn_dim": 64, "max_position_embeddings": 64, "decoder_start_token_id": 2, **IDS}
+_MROPE = {"type": "mrope", "mrope_section": [2, 3, 3]}
+NEW_FAMILIES = {
+    "bart": lambda tf: tf.BartForConditionalGeneration(tf.BartConfig(**_SMALL_ENC_DEC)),
+    "mbart": lambda tf: tf.MBartForConditionalGeneration(tf.MBartConfig(**_SMALL_ENC_DEC)),
+    "marian": lambda tf: tf.MarianMTModel(tf.MarianConfig(**_SMALL_ENC_DEC)),
+    "pegasus": lambda tf: tf.PegasusForConditionalGeneration(tf.PegasusConfig(**_SMALL_ENC_DEC)),
+    "m2m_100": lambda tf: tf.M2M100ForConditionalGeneration(tf.M2M100Config(**_SMALL_ENC_DEC)),
+    "mamba": lambda tf: tf.MambaForCausalLM(tf.MambaConfig(vocab_size=256, hidden_size=32, state_size=8,
+                                                           num_hidden_layers=2, **IDS)),
+    "jamba": lambda tf: tf.JambaForCausalLM(tf.JambaConfig(
+        **_SMALL_LM, num_experts=2, num_experts_per_tok=1, attn_layer_period=2, attn_layer_offset=1,
+        expert_layer_period=2, expert_layer_offset=1, mamba_d_state=8, mamba_expand=2)),
+    "falcon_h1": lambda tf: tf.FalconH1ForCausalLM(tf.FalconH1Config(
+        **_SMALL_LM, mamba_d_ssm=64, mamba_n_heads=4, mamba_d_head=16, mamba_d_state=8, mamba_n_groups=1)),
+    "qwen2_vl": lambda tf: tf.Qwen2VLForConditionalGeneration(tf.Qwen2VLConfig(
+        text_config={**_SMALL_LM, "model_type": "qwen2_vl_text", "rope_scaling": _MROPE},
+        vision_config={"depth": 2, "embed_dim": 32, "num_heads": 2, "hidden_size": 64}, **IDS)),
+    "qwen2_5_vl": lambda tf: tf.Qwen2_5_VLForConditionalGeneration(tf.Qwen2_5_VLConfig(
+        text_config={**_SMALL_LM, "model_type": "qwen2_5_vl_text", "rope_scaling": _MROPE},
+        vision_config={"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
+                       "out_hidden_size": 64, "fullatt_block_indexes": [1]}, **IDS)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_FAMILIES))
+def test_new_family_checkpoints_are_placed_per_component(tmp_path, name):
+    directory = _save(tmp_path, NEW_FAMILIES[name], "float32")
+    spec, weights = spec_from_path(directory)
+    assert spec.architecture == name and weights is not None
+    computed = _computed(spec)
+    assert weights.apply(computed) == computed
+    assert weights.elements == sum(c.parameters for c in computed)
+    buffers = ("not counted, buffers rather than parameters: final_logits_bias",)
+    rebuilt = ("the sinusoidal position tables transformers rebuilds on load are not in the files: their bytes "
+               "are added",)
+    assert weights.notes == (buffers if name in ("bart", "mbart", "marian", "pegasus") else ()) + (
+        rebuilt if name == "marian" else ())
+
+
+@pytest.mark.parametrize("build", [
+    lambda tf: tf.Gemma3ForConditionalGeneration(tf.Gemma3Config(
+        text_config={**_SMALL_LM, "head_dim": 16}, mm_tokens_per_image=4, **IDS,
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 56, "patch_size": 14})),
+    lambda tf: tf.PaliGemmaForConditionalGeneration(tf.PaliGemmaConfig(
+        text_config={**_SMALL_LM, "model_type": "gemma", "head_dim": 16}, projection_dim=64, **IDS,
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 56, "patch_size": 14, "projection_dim": 64})),
+    lambda tf: tf.Mistral3ForConditionalGeneration(tf.Mistral3Config(
+        text_config={**_SMALL_LM, "model_type": "mistral", "head_dim": 16}, **IDS,
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 56, "patch_size": 14, "head_dim": 16})),
+], ids=["gemma3", "paligemma", "mistral3"])
+def test_vision_language_checkpoints_are_placed(tmp_path, build):
+    """Gemma 3, PaliGemma and Mistral 3 are not imported from config.json yet; their saved names
+    and the module names transformers 5 gives them all land in a component, as LLaVA's do."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    directory = _save(tmp_path, build, "float32")
+    model_type = json.loads((directory / "config.json").read_text())["model_type"]
+    saved = read_checkpoint(sorted(directory.glob("*.safetensors")))
+    with torch.device("meta"):
+        model = tf.AutoModelForImageTextToText.from_config(tf.AutoConfig.from_pretrained(directory))
+    modules = [StoredTensor(n, "F32", tuple(p.shape), 4 * p.numel()) for n, p in model.named_parameters()]
+    assert {t.name for t in modules} != {t.name for t in saved}
+    for tensors in (saved, modules):
+        weights = weights_override(model_type, tensors, str(directory), "safetensors")
+        assert weights.notes == ()
+        assert {c for c, _ in weights.component_bytes} == {"embeddings", "decoder", "vision_tower", "projector"}

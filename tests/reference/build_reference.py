@@ -60,9 +60,10 @@ import re
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import transformers
@@ -71,30 +72,28 @@ from torch import nn
 from transformers import (
     BartConfig,
     BartForConditionalGeneration,
-    M2M100Config,
-    M2M100ForConditionalGeneration,
-    MBartConfig,
-    MBartForConditionalGeneration,
-    Mistral3Config,
-    Mistral3ForConditionalGeneration,
-    PaliGemmaConfig,
-    PaliGemmaForConditionalGeneration,
     DeepseekV2Config,
     DeepseekV2ForCausalLM,
     DeepseekV3Config,
     DeepseekV3ForCausalLM,
     DynamicCache,
     EncoderDecoderCache,
-    GptOssConfig,
-    GptOssForCausalLM,
+    FalconH1Config,
+    FalconH1ForCausalLM,
+    FalconMambaConfig,
+    FalconMambaForCausalLM,
     Gemma2Config,
     Gemma2ForCausalLM,
     Gemma3Config,
     Gemma3ForCausalLM,
     Gemma3ForConditionalGeneration,
     Gemma3TextConfig,
+    GptOssConfig,
+    GptOssForCausalLM,
     GraniteConfig,
     GraniteForCausalLM,
+    JambaConfig,
+    JambaForCausalLM,
     Llama4ForCausalLM,
     Llama4TextConfig,
     LlamaConfig,
@@ -103,30 +102,32 @@ from transformers import (
     LlavaForConditionalGeneration,
     LlavaNextConfig,
     LlavaNextForConditionalGeneration,
-    MistralConfig,
-    MistralForCausalLM,
-    FalconH1Config,
-    FalconH1ForCausalLM,
-    FalconMambaConfig,
-    FalconMambaForCausalLM,
-    JambaConfig,
-    JambaForCausalLM,
+    M2M100Config,
+    M2M100ForConditionalGeneration,
     MambaConfig,
     MambaForCausalLM,
+    MBartConfig,
+    MBartForConditionalGeneration,
+    Mistral3Config,
+    Mistral3ForConditionalGeneration,
+    MistralConfig,
+    MistralForCausalLM,
     MixtralConfig,
     MixtralForCausalLM,
     MllamaConfig,
     MllamaForConditionalGeneration,
+    PaliGemmaConfig,
+    PaliGemmaForConditionalGeneration,
     Phi3Config,
     Phi3ForCausalLM,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2Config,
     Qwen2ForCausalLM,
-    Qwen2VLConfig,
-    Qwen2VLForConditionalGeneration,
     Qwen2MoeConfig,
     Qwen2MoeForCausalLM,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
     Qwen3Config,
     Qwen3ForCausalLM,
     Qwen3MoeConfig,
@@ -196,7 +197,7 @@ class UsageError(Exception):
 def load_spec(path: Path) -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with path.open(encoding="utf-8") as fh:
-        spec = yaml.load(fh, Loader=loader)  # noqa: S506 - a SafeLoader
+        spec = yaml.load(fh, Loader=loader)
     if not isinstance(spec, dict):
         raise ReferenceError(f"{path.name}: not a YAML mapping")
     if spec.get("id") != path.stem:
@@ -1106,7 +1107,7 @@ def diff(old: Any, new: Any, path: str = "") -> list[str]:
                 lines.extend(diff(old[key], new[key], sub))
         return lines
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [line for i, (o, n) in enumerate(zip(old, new)) for line in diff(o, n, f"{path}[{i}]")]
+        return [line for i, (o, n) in enumerate(zip(old, new, strict=True)) for line in diff(o, n, f"{path}[{i}]")]
     return [] if old == new else [f"~ {path}: {json.dumps(old)[:120]} -> {json.dumps(new)[:120]}"]
 
 

@@ -59,7 +59,7 @@ def test_small_copy_parameters(model_id, case):
 def test_kv_cache_equals_what_transformers_holds(model_id, case):
     spec = small_spec(model_id, case)
     inputs = case["inputs"]
-    kwargs = dict(batch=inputs["batch"], kv_dtype="f32", dtype="fp32")
+    kwargs = {"batch": inputs["batch"], "kv_dtype": "f32", "dtype": "fp32"}
     context = inputs["text_tokens"]
     if spec.architecture in ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma",
                              "mistral3"):

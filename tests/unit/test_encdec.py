@@ -102,9 +102,9 @@ def test_bart_family_import_equals_transformers(model_type):
     (marian and pegasus have no catalog entry, so this is their reference)."""
     torch = pytest.importorskip("torch")
     tf = pytest.importorskip("transformers")
+    from willitrun.dtypes import weight_dtype
     from willitrun.importers import spec_from_config
     from willitrun.memory import weight_components
-    from willitrun.dtypes import weight_dtype
 
     cfg = {"model_type": model_type, **SMALL_BART}
     spec = spec_from_config(cfg, "x/config.json")

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import llama
 from willitrun import Request, check_fit, estimate
-from willitrun.memory import resolve, estimate_resolved
+from willitrun.memory import estimate_resolved, resolve
 
 GiB = 1 << 30
 

@@ -3,8 +3,6 @@ every count read from a file must respect (willitrun/limits.py)."""
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 from pydantic import ValidationError
 

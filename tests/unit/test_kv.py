@@ -108,6 +108,6 @@ def test_decoder_only_has_no_cross(catalog):
 def test_request_validation():
     from willitrun import UsageError
 
-    for bad in (dict(context=-1), dict(context=0), dict(batch=0), dict(beams=0), dict(images=-1)):
+    for bad in ({"context": -1}, {"context": 0}, {"batch": 0}, {"beams": 0}, {"images": -1}):
         with pytest.raises(UsageError):
             Request(**bad)

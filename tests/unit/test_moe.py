@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from willitrun import archs, estimate, load_catalog
-from willitrun.dtypes import IQ2_XXS, IQ3_XXS, IQ4_XS, MXFP4, Q4_K, Q5_K, Q6_K, Q8_0, F32, weight_dtype
+from willitrun.dtypes import F32, IQ2_XXS, IQ3_XXS, IQ4_XS, MXFP4, Q4_K, Q5_K, Q6_K, Q8_0, weight_dtype
 from willitrun.errors import SpecError
 from willitrun.memory import storage_types
 from willitrun.specs import parse_model_spec
@@ -60,7 +60,7 @@ def test_more_experts_per_token_than_experts_is_one_line_error():
 
 def _types(model_id, dtype):
     s = spec(model_id)
-    return {t.name: st for t, st in zip(archs.model_tensors(s), storage_types(s, weight_dtype(dtype)))}
+    return {t.name: st for t, st in zip(archs.model_tensors(s), storage_types(s, weight_dtype(dtype)), strict=True)}
 
 
 def test_mixtral_q4_k_m_mix():
@@ -176,7 +176,7 @@ def test_deepseek_v3_latent_kv_per_engine():
     lc = llamacpp_estimate(s, Request(dtype="q4_k_m", context=4096))
     assert lc.kind_bytes("kv_self") == 61 * (576 + 512) * 2 * 4096
     v = vllm_estimate(s, Request(context=4096), VllmOptions(total_memory_bytes=8 * 80 * 2**30))
-    assert "70272 B per token" in [b for b in v.buffers if b.kind == "kv_self"][0].detail
+    assert "70272 B per token" in next(b for b in v.buffers if b.kind == "kv_self").detail
     # what a full-head cache (transformers 4.x) would hold: 128 heads x (192 + 128) per layer
     assert any("128 heads x (192 K + 128 V) = 40960" in n for n in lc.notes)
 

@@ -6,6 +6,7 @@ counts whole blocks, which can exceed the tensors by up to 1 MiB each (engines/v
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 # --------------------------------------------------------------------------------------------------
 # c10/cuda/CUDACachingAllocator.cpp (pytorch/pytorch; the same constants in c10/core/AllocatorConfig.h):
@@ -26,7 +27,7 @@ def torch_allocated(events: Iterable[tuple[str, str, int]]) -> int:
     Small allocations split down to 512 B: they count as round_size(size). Not modelled: streams,
     expandable segments, PYTORCH_CUDA_ALLOC_CONF."""
     # large pool: segments as lists of [start, size, name or None (free)]
-    segments: list[list[list]] = []
+    segments: list[list[list[Any]]] = []  # mutable [start, size, name] blocks, merged in place
     where: dict[str, tuple[int, int]] = {}  # name -> (segment, start)
     allocated = 0
     small: dict[str, int] = {}

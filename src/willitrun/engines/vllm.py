@@ -36,12 +36,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..errors import UsageError
-from ..memory import AnySpec, Request, Resolved, resolve, stage_peak, stages, storage_types, vocab_size
 from .. import archs
 from ..archs.base import LINEAR_ROLES, Geometry, LayerKV, Tensor
+from ..errors import UsageError
+from ..memory import AnySpec, Request, Resolved, resolve, stage_peak, stages, storage_types, vocab_size
 from .base import GIB, MIB, Buffer, EngineEstimate, pad
 from .torch_alloc import torch_allocated
+
 
 # --------------------------------------------------------------------------------------------------
 # Versions
@@ -260,7 +261,7 @@ def _allocations(r: Resolved, tp: int, first: int, last: int, embed: bool, head:
     pending: dict[str, int] = {}
     current = None
     roped = False
-    for t, s in zip(tensors, storage):
+    for t, s in zip(tensors, storage, strict=True):
         nbytes = s.nbytes(_rank_share(t, tp, kv_heads))
         if t.component in ("decoder",) and t.layer is not None:
             if not first <= t.layer < last:

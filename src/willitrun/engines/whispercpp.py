@@ -213,7 +213,7 @@ def whispercpp_estimate(spec: AnySpec, request: Request, options: WhisperCppOpti
 
     tensors = model_tensors(spec)
     storage = whisper_storage(spec, r.dtype)
-    buffers = [Buffer("model (CUDA0 total size)", aligned_sum((st.nbytes(t.numel) for t, st in zip(tensors, storage)), a),
+    buffers = [Buffer("model (CUDA0 total size)", aligned_sum((st.nbytes(t.numel) for t, st in zip(tensors, storage, strict=True)), a),
                       "gpu", "weights", f"{len(tensors)} tensors: 2-D in {r.dtype.name}, conv f16, 1-D and positional "
                       "embeddings f32, each 128-byte aligned")]
 

@@ -21,13 +21,16 @@ from typing import Any
 from ..errors import SpecError, UsageError
 from ..files import CONFIG_JSON_CAP, not_regular, open_regular, path_type, read_text, safe_path, safe_text
 from ..specs import AnyModelSpec
-from .configs import build_spec, check_id, slug, spec_from_config
+from .configs import HOW_TO_ADD, build_spec, check_id, slug, spec_from_config
 from .gguf_file import (
+    MOE_ARCHITECTURES,
     NOT_PARAMETERS,
     SPEC_ARCHITECTURE,
     SUPPORTED_ARCHITECTURES,
     file_type_dtypes,
+    is_moe,
     llama_config,
+    moe_config,
     read_gguf_header,
 )
 from .hub import fetch_hf_config, fetch_hf_safetensors, parse_repo_id, revision_of
@@ -82,6 +85,27 @@ def _crosscheck(spec: AnyModelSpec, weights: WeightsOverride, exact: bool) -> We
     return replace(weights, notes=(*weights.notes, note))
 
 
+def _unsaved_positions(spec: AnyModelSpec, weights: WeightsOverride,
+                       tensors: list[StoredTensor]) -> WeightsOverride:
+    """Marian's sinusoidal position tables are parameters transformers 5 leaves out of the files it saves
+    (MarianSinusoidalPositionalEmbedding, `_keys_to_ignore_on_save`) and rebuilds on load; older
+    checkpoints store them. When absent, their bytes are added at the stored type's width."""
+    width = {"fp32": 4, "fp16": 2, "bf16": 2}.get(weights.dtype or "")
+    if spec.architecture != "marian" or width is None or any("embed_positions" in t.name for t in tensors):
+        return weights
+    from ..archs import model_tensors
+
+    added = {t.component: t.numel for t in model_tensors(spec) if t.name.endswith("position_embd.weight")}
+    per = dict(weights.component_bytes)
+    for component, numel in added.items():
+        if component in per:
+            per[component] += numel * width
+    return replace(weights, total_bytes=weights.total_bytes + sum(added.values()) * width,
+                   elements=weights.elements + sum(added.values()), component_bytes=tuple(sorted(per.items())),
+                   notes=(*weights.notes, "the sinusoidal position tables transformers rebuilds on load are "
+                                          "not in the files: their bytes are added"))
+
+
 def _checkpoint(spec_args: dict[str, Any], cfg: dict[str, Any], source: str, tensors: list[StoredTensor] | None,
                 weights_source: str, weight_notes: list[str]) -> tuple[AnyModelSpec, WeightsOverride | None]:
     if not tensors:
@@ -90,6 +114,7 @@ def _checkpoint(spec_args: dict[str, Any], cfg: dict[str, Any], source: str, ten
     spec = spec_from_config(cfg, source, weights_dtype=first_float_dtype(tensors), weights_source=weights_source,
                             **spec_args)
     weights = weights_override(spec.architecture, tensors, weights_source, "safetensors", notes=weight_notes)
+    weights = _unsaved_positions(spec, weights, tensors)
     return spec, _crosscheck(spec, weights, exact=weights.dtype is not None)
 
 
@@ -126,14 +151,20 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
     arch = header.metadata.get("general.architecture")
     if not isinstance(arch, str):
         raise SpecError(f"{path}: no general.architecture in the GGUF metadata")
-    if arch not in SUPPORTED_ARCHITECTURES:
+    if arch not in SUPPORTED_ARCHITECTURES and arch not in MOE_ARCHITECTURES:
         raise UsageError(f"{path}: GGUF architecture {arch!r} is not supported yet; supported: "
-                         f"{', '.join(SUPPORTED_ARCHITECTURES)}")
+                         f"{', '.join(dict.fromkeys((*SUPPORTED_ARCHITECTURES, *MOE_ARCHITECTURES)))}; {HOW_TO_ADD}")
     split = header.metadata.get("split.count")
     if type(split) is int and split > 1:
         raise UsageError(f"{path}: one part of a GGUF split into {split} files; not supported yet (merge them with "
                          "llama-gguf-split --merge)")
-    config, field_sources = llama_config(header, path)
+    # Mixtral files say "llama" with llama.expert_count > 0; qwen3moe/qwen2moe are MoE whatever they say
+    # (moe_config refuses one without <arch>.expert_count).
+    if is_moe(header) or arch not in SUPPORTED_ARCHITECTURES:
+        spec_arch, config, field_sources = moe_config(header, path)
+    else:
+        spec_arch = SPEC_ARCHITECTURE.get(arch, arch)
+        config, field_sources = llama_config(header, path)
     spec_dtype, stored_dtype, file_type = file_type_dtypes(header)
     general_name = header.metadata.get("general.name")
     # A name read from the file is printed later: control characters and escape sequences are escaped.
@@ -144,7 +175,7 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
     data = {
         "id": check_id(model_id) if model_id else slug(path.stem),
         "name": name,
-        "architecture": SPEC_ARCHITECTURE.get(arch, arch),
+        "architecture": spec_arch,
         "dtype": spec_dtype,
         "notes": " ".join(notes),
         "sources": {"config": str(path), **field_sources},

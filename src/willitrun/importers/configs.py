@@ -16,27 +16,28 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import SpecError, UsageError
-from ..specs import ARCHITECTURES, ID_PATTERN, AnyModelSpec, parse_model_spec
-from ..specs import ClipVisionConfig as _ClipSpec
-from ..specs import LlamaConfig as _LlamaSpec
-from ..specs import LlavaConfig as _LlavaSpec
-from ..specs import MllamaTextConfig as _MllamaTextSpec
-from ..specs import MllamaVisionConfig as _MllamaVisionSpec
-from ..specs import Gemma2Config as _Gemma2Spec
-from ..specs import Gemma3TextConfig as _Gemma3TextSpec
-from ..specs import GemmaConfig as _GemmaSpec
-from ..specs import GraniteConfig as _GraniteSpec
-from ..specs import Phi3Config as _Phi3Spec
-from ..specs import Qwen2Config as _Qwen2Spec
-from ..specs import Starcoder2Config as _Starcoder2Spec
-from ..specs import Qwen3Config as _Qwen3Spec
-from ..specs import T5Config as _T5Spec
-from ..specs import WhisperConfig as _WhisperSpec
+from ..archs import ARCHITECTURES
 from ..archs.bart import BartConfig as _BartSpec
+from ..archs.base import ID_PATTERN
+from ..archs.gemma import GemmaConfig as _GemmaSpec
+from ..archs.gemma2 import Gemma2Config as _Gemma2Spec
+from ..archs.gemma3 import Gemma3TextConfig as _Gemma3TextSpec
+from ..archs.granite import GraniteConfig as _GraniteSpec
+from ..archs.llama import LlamaConfig as _LlamaSpec
+from ..archs.llava import ClipVisionConfig as _ClipSpec
+from ..archs.llava import LlavaConfig as _LlavaSpec
+from ..archs.mllama import MllamaTextConfig as _MllamaTextSpec
+from ..archs.mllama import MllamaVisionConfig as _MllamaVisionSpec
+from ..archs.phi3 import Phi3Config as _Phi3Spec
+from ..archs.qwen2 import Qwen2Config as _Qwen2Spec
 from ..archs.qwen2_vl import Qwen2VLVisionConfig as _QwenVLVisionSpec
-from ..archs.qwen2_vl import QwenVLConfig as _QwenVLSpec
 from ..archs.qwen2_vl import QwenVLTextConfig as _QwenVLTextSpec
+from ..archs.qwen3 import Qwen3Config as _Qwen3Spec
+from ..archs.starcoder2 import Starcoder2Config as _Starcoder2Spec
+from ..archs.t5 import T5Config as _T5Spec
+from ..archs.whisper import WhisperConfig as _WhisperSpec
+from ..errors import SpecError, UsageError
+from ..specs import AnyModelSpec, parse_model_spec
 
 TRANSFORMERS_VERSION = "5.23.0"
 TRANSFORMERS_MODELS_URL = (
@@ -231,10 +232,10 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
 
     mla = {"kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64, "v_head_dim": 128,
            "qk_nope_head_dim": 128, "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False}
-    from ..archs.gpt_oss import GptOssConfig as _GptOssSpec
-    from ..archs.llama4 import Llama4TextConfig as _Llama4TextSpec
     from ..archs.falcon_h1 import FalconH1Config as _FalconH1Spec
+    from ..archs.gpt_oss import GptOssConfig as _GptOssSpec
     from ..archs.jamba import JambaConfig as _JambaSpec
+    from ..archs.llama4 import Llama4TextConfig as _Llama4TextSpec
     from ..archs.mamba import MambaConfig as _MambaSpec
 
     mamba = {"vocab_size": 50280, "hidden_size": 768, "num_hidden_layers": 32, "state_size": 16, "expand": 2,
@@ -344,6 +345,10 @@ def supported() -> str:
     return ", ".join(IMPORTABLE)
 
 
+# Ends every "not supported" refusal of a model_type or GGUF architecture (one line).
+HOW_TO_ADD = "see `willitrun list architectures`; docs/adding-an-architecture.md says how to add one"
+
+
 # --------------------------------------------------------------------------------------------------
 # Ids and names
 # --------------------------------------------------------------------------------------------------
@@ -424,7 +429,7 @@ def _language_model(cfg: Mapping[str, Any] | None, default_type: str, where: str
     model_type = cfg.get("model_type", default_type)
     if model_type not in models:
         raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {model_type!r} is not supported; "
-                         f"supported: {', '.join(models)}")
+                         f"supported: {', '.join(models)}; {HOW_TO_ADD}")
     out = {"model_type": model_type} if where != "config" else {}
     out.update(_block(cfg, models[model_type], where, sources))
     return out
@@ -444,7 +449,7 @@ def _clip(cfg: Mapping[str, Any] | None, top: ConfigClass, source: str, sources:
     model_type = cfg.get("model_type", "clip_vision_model")
     if model_type != "clip_vision_model":
         raise UsageError(f"{source}: vision_config.model_type {model_type!r} is not supported; "
-                         "supported: clip_vision_model")
+                         f"supported: clip_vision_model; {HOW_TO_ADD}")
     return {"model_type": model_type, **_block(cfg, CLIP_VISION, where, sources)}
 
 
@@ -474,7 +479,8 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
     if not isinstance(model_type, str) or not model_type:
         raise SpecError(f"{source}: no model_type: not a transformers config.json")
     if model_type not in IMPORTABLE:
-        raise UsageError(f"{source}: model_type {model_type!r} is not supported; supported: {supported()}")
+        raise UsageError(f"{source}: model_type {model_type!r} is not supported; supported: {supported()}; "
+                         f"{HOW_TO_ADD}")
     if model_type in LANGUAGE_MODELS:
         return model_type, _language_model(cfg, model_type, "config", source, sources)
     if model_type in ("t5", "mt5"):

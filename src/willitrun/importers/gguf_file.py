@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from ..errors import SpecError, UsageError
 from ..files import GGUF_HEADER_CAP, open_regular
@@ -59,7 +59,7 @@ class GGUFHeader:
 
 
 class _Reader:
-    def __init__(self, f: BinaryIO, size: int, path: Path) -> None:
+    def __init__(self, f: IO[bytes], size: int, path: Path) -> None:
         self.f, self.size, self.path, self.pos = f, size, path, 0
 
     def fail(self, what: str) -> SpecError:
@@ -206,7 +206,7 @@ def read_gguf_header(path: Path) -> GGUFHeader:
         raise SpecError(f"{path}: general.alignment {alignment!r} is not a power of two")
     data_offset = -(-r.pos // alignment) * alignment
     seen = set()
-    for t, offset in zip(tensors, offsets):
+    for t, offset in zip(tensors, offsets, strict=True):
         if t.name in seen:
             raise SpecError(f"{path}: tensor {t.name!r} appears twice")
         seen.add(t.name)
@@ -221,10 +221,10 @@ def read_gguf_header(path: Path) -> GGUFHeader:
 # --------------------------------------------------------------------------------------------------
 # GGUF architecture metadata -> a spec config block
 # --------------------------------------------------------------------------------------------------
-# GGUF general.architecture values whose metadata this reader turns into a spec of the same
-# architecture name (llama.cpp src/llama-arch.cpp LLM_ARCH_NAMES). Not yet: phi3 (its rope_factors
-# tensors are buffers, not parameters, which the importer's element cross-check would flag), gemma3
-# (the GGUF name is not the spec's gemma3_text), starcoder2 (no spec family yet).
+# GGUF general.architecture values of the dense llama-like families this reader turns into a spec
+# (llama.cpp src/llama-arch.cpp LLM_ARCH_NAMES; SPEC_ARCHITECTURE renames gemma3). Phi-3's
+# rope_factors_* tensors are buffers in transformers (NOT_PARAMETERS). Not yet: starcoder2 (its
+# GGUF tensors are not read here); mixture-of-experts files: MOE_ARCHITECTURES below.
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite")
 # GGUF architecture -> the spec's: llama.cpp calls Gemma 3's language model gemma3 (LLM_ARCH_GEMMA3),
 # transformers gemma3_text (Gemma3ForCausalLM); a multimodal checkpoint's vision tower is a separate mmproj file.
@@ -234,16 +234,6 @@ SPEC_ARCHITECTURE = {"gemma3": "gemma3_text"}
 NOT_PARAMETERS = ("rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight")
 
 
-def _register_component_rules() -> None:
-    """GGUF tensor names of the llama-like families map to components like llama's (blk.N.* ->
-    decoder); registered in importers/weights.py's table until it lists them itself."""
-    from .weights import COMPONENT_RULES
-
-    for arch in SUPPORTED_ARCHITECTURES:
-        COMPONENT_RULES.setdefault(f"gguf:{arch}", COMPONENT_RULES["gguf:llama"])
-
-
-_register_component_rules()
 # Families whose config has head_dim as its own field (default 128/256): set it from key_length always.
 _EXPLICIT_HEAD_DIM = frozenset({"qwen3", "gemma", "gemma2", "gemma3"})
 # Granite's multipliers (llama.cpp LLM_KV_EMBEDDING_SCALE, RESIDUAL_SCALE, ATTENTION_SCALE, LOGIT_SCALE).
@@ -371,8 +361,10 @@ def moe_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
     meta, tensors = header.metadata, {t.name: t for t in header.tensors}
     a = meta.get("general.architecture")
     if a not in MOE_ARCHITECTURES:
+        from .configs import HOW_TO_ADD
+
         raise UsageError(f"{path}: mixture-of-experts GGUF architecture {a!r} is not supported yet; supported: "
-                         f"{', '.join(MOE_ARCHITECTURES)}")
+                         f"{', '.join(MOE_ARCHITECTURES)}; {HOW_TO_ADD}")
     arch = MOE_ARCHITECTURES[a]
     keys = {
         "num_hidden_layers": f"{a}.block_count", "hidden_size": f"{a}.embedding_length",

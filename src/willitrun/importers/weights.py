@@ -193,6 +193,9 @@ def first_float_dtype(tensors: list[StoredTensor]) -> str | None:
 # `vision_tower...`; transformers 5.23 still saves these) and as transformers 5 names its modules
 # (`model.language_model.layers...`, `model.vision_tower...`). A component of None is a stored
 # duplicate transformers ties on load (it takes no memory of its own).
+# A stored tensor that is a buffer, not a parameter (BART's final_logits_bias): left out of the
+# weights like the buffers willitrun does not model, and said so in a note.
+BUFFER = "(buffer)"
 _LM: list[tuple[str, str | None]] = [
     (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
     (r"(?:model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
@@ -229,15 +232,64 @@ COMPONENT_RULES: dict[str, list[tuple[str, str | None]]] = {
         (r"(?:model\.)?multi_modal_projector\.(?:weight|bias)", "projector"),
         *_VLM_TEXT,
     ],
-    # GGUF names (llama.cpp gguf-py/gguf/constants.py, MODEL_ARCH.LLAMA); rope_freqs holds the
-    # Llama 3.1 rope scaling factors, which transformers keeps as a buffer of the rotary embedding.
-    "gguf:llama": [
-        (r"token_embd\.weight", "embeddings"),
-        (r"blk\.\d+\..+|output_norm\.weight|rope_freqs\.weight|rope_factors_(long|short)\.weight", "decoder"),
-        (r"output\.weight", "lm_head"),
-    ],
 }
-COMPONENT_RULES["llava_next"] = COMPONENT_RULES["llava"]
+# Gemma 3, PaliGemma and Mistral 3 store (and name) their towers as LLaVA does: vision_tower.*,
+# multi_modal_projector.* (Gemma 3's mm_input_projection_weight included), language_model.model.*.
+for _arch in ("llava_next", "gemma3", "paligemma", "mistral3"):
+    COMPONENT_RULES[_arch] = COMPONENT_RULES["llava"]
+# Qwen2-VL / Qwen2.5-VL checkpoints keep the language model at the top (model.embed_tokens,
+# model.layers.N, lm_head) next to `visual.*`; transformers 5 names the modules model.language_model.*
+# and model.visual.*. The merger (ln_q + mlp) is the projector.
+_QWEN_VL: list[tuple[str, str | None]] = [
+    (r"(?:model\.)?visual\.merger\..+", "projector"),
+    (r"(?:model\.)?visual\..+", "vision_tower"),
+    (r"model\.(?:language_model\.)?embed_tokens\.weight", "embeddings"),
+    (r"model\.(?:language_model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+# BART, mBART, M2M-100, Marian, Pegasus (transformers models/bart/modeling_bart.py and kin): the
+# shared embedding, then each stack with its positions and norms. Older checkpoints also store the
+# stacks' embed_tokens, tied to model.shared on load. final_logits_bias is a buffer, not a parameter.
+_BART: list[tuple[str, str | None]] = [
+    (r"model\.shared\.weight", "embeddings"),
+    (r"model\.(?:encoder|decoder)\.embed_tokens\.weight", None),
+    (r"model\.encoder\..+", "encoder"),
+    (r"model\.decoder\..+", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+    (r"final_logits_bias", BUFFER),
+]
+# Mamba and Falcon-Mamba (MambaForCausalLM, FalconMambaForCausalLM): backbone.embeddings, backbone.layers.N,
+# backbone.norm_f; Jamba and Falcon-H1 call their final norm final_layernorm.
+_MAMBA: list[tuple[str, str | None]] = [
+    (r"backbone\.embeddings\.weight", "embeddings"),
+    (r"backbone\.(?:layers\.\d+\..+|norm_f\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+_LM_FINAL_LAYERNORM: list[tuple[str, str | None]] = [
+    (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
+    (r"(?:model\.)?(?:layers\.\d+\..+|final_layernorm\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+COMPONENT_RULES.update({
+    "qwen2_vl": _QWEN_VL, "qwen2_5_vl": _QWEN_VL,
+    **dict.fromkeys(("bart", "mbart", "m2m_100", "marian", "pegasus"), _BART),
+    "mamba": _MAMBA, "falcon_mamba": _MAMBA, "jamba": _LM_FINAL_LAYERNORM, "falcon_h1": _LM_FINAL_LAYERNORM,
+})
+# GGUF names (llama.cpp gguf-py/gguf/constants.py MODEL_TENSORS): every per-layer tensor is blk.N.*,
+# the experts included (ffn_{gate,up,down}_exps stacked 3-D, the router ffn_gate_inp, Qwen2-MoE's
+# shared expert ffn_*_shexp and its gate ffn_gate_inp_shexp), so the llama-like and MoE
+# architectures share one table. rope_freqs holds the Llama 3.1 rope scaling factors and
+# rope_factors_* Phi-3's LongRoPE factors, which transformers keeps as buffers (counted here as
+# stored bytes; the importer leaves them out of the parameter cross-check).
+_GGUF_DECODER: list[tuple[str, str | None]] = [
+    (r"token_embd\.weight", "embeddings"),
+    (r"blk\.\d+\..+|output_norm\.weight|rope_freqs\.weight|rope_factors_(long|short)\.weight", "decoder"),
+    (r"output\.weight", "lm_head"),
+]
+# general.architecture values importers/gguf_file.py reads (SUPPORTED_ARCHITECTURES, MOE_ARCHITECTURES;
+# Mixtral files say llama).
+for _arch in ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite", "qwen2moe", "qwen3moe"):
+    COMPONENT_RULES[f"gguf:{_arch}"] = _GGUF_DECODER
 
 
 @dataclass(frozen=True)
@@ -290,11 +342,15 @@ def weights_override(rules_key: str, tensors: list[StoredTensor], source: str, f
     per: dict[str, int] = {}
     unmapped: list[str] = []
     skipped: list[str] = []
+    buffers: list[str] = []
     total = elements = 0
     for t in tensors:
         comp = next((c for p, c in rules if p.fullmatch(t.name)), "?")
         if comp is None:
             skipped.append(t.name)
+            continue
+        if comp == BUFFER:
+            buffers.append(t.name)
             continue
         total += t.nbytes
         elements += t.numel
@@ -305,6 +361,8 @@ def weights_override(rules_key: str, tensors: list[StoredTensor], source: str, f
     out_notes = list(notes)
     if skipped:
         out_notes.append(f"not counted, tied on load: {', '.join(skipped)}")
+    if buffers:
+        out_notes.append(f"not counted, buffers rather than parameters: {', '.join(buffers)}")
     if unmapped:
         out_notes.append(f"{len(unmapped)} tensor name(s) not placed in a component (e.g. {unmapped[0]}); "
                          "only the total is used")
@@ -313,6 +371,6 @@ def weights_override(rules_key: str, tensors: list[StoredTensor], source: str, f
         dtype = _WEIGHT_DTYPE.get(next(iter(kinds))) if len(kinds) == 1 else None
     return WeightsOverride(
         source=source, format=fmt, storage=storage or storage_summary(tensors), total_bytes=total,
-        elements=elements, tensors=len(tensors) - len(skipped),
+        elements=elements, tensors=len(tensors) - len(skipped) - len(buffers),
         component_bytes=() if unmapped else tuple(sorted(per.items())), dtype=dtype, notes=tuple(out_notes),
     )
