@@ -198,12 +198,12 @@ class DiskCache:
 
     def save(self) -> None:
         """Write the cache atomically if anything was added; a cache that cannot be written is skipped."""
+        if self.path is None or not self.dirty:
+            return  # the common warm run: nothing to write, and tempfile (~6 ms to import) is not needed
         import json
         import tempfile
         import zlib
 
-        if self.path is None or not self.dirty:
-            return
         self.dirty = False
         keep = {k: v for k, v in self.entries.items() if k in self.touched or os.path.exists(k)}
         if len(keep) > MAX_ENTRIES:
