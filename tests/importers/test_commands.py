@@ -135,3 +135,20 @@ def test_runs_as_a_process(model_dir):
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert yaml.safe_load(r.stdout)["id"] == "tiny-llama"
+
+
+def test_a_catalog_id_wins_over_a_same_named_folder(tmp_path, monkeypatch):
+    """A folder called like a catalog model in the working directory does not silently replace it:
+    the catalog's is used and a warning names the ambiguity; `./name` picks the folder."""
+    monkeypatch.chdir(tmp_path)
+    write_config(tmp_path / "llama-2-7b", {"model_type": "llama", "vocab_size": 256, "hidden_size": 64,
+                                           "intermediate_size": 96, "num_hidden_layers": 2,
+                                           "num_attention_heads": 4, "max_position_embeddings": 512})
+    import json
+
+    r = runner.invoke(app, ["llama-2-7b", "--vram", "24", "--json"], env={"NO_COLOR": "1"})
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["parameters"] == 6_738_415_616  # the catalog's Llama-2-7B, not the folder
+    assert "is a catalog model and a path here" in r.stderr
+    r = runner.invoke(app, ["./llama-2-7b", "--vram", "24", "--json"], env={"NO_COLOR": "1"})
+    assert r.exit_code == 0 and json.loads(r.stdout)["parameters"] < 10**6

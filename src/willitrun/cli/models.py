@@ -29,7 +29,8 @@ def resolve_model_arg(arg: str, catalog: Any) -> tuple[Any, Any]:
 
     An existing path is imported (config.json, a model directory, a .gguf file) or, for a .yaml
     file, loaded as a spec; `hf:ORG/NAME` is fetched from the Hub; anything else is a catalog id or
-    alias. A directory named like a catalog id wins over the catalog: write `./name` to be explicit.
+    alias. A bare name that is both a catalog id (or alias) and a path here means the catalog model,
+    and a warning says so: write `./name` for the path.
     """
     if arg.startswith("hf:"):
         from ..importers import import_model
@@ -41,11 +42,29 @@ def resolve_model_arg(arg: str, catalog: Any) -> tuple[Any, Any]:
         from ..catalog import load_spec
 
         return load_spec(path, "model"), None
+    if exists and _bare(arg):
+        from ..errors import WillItRunError
+
+        try:
+            spec = catalog.resolve("model", arg)
+        except WillItRunError:
+            spec = None
+        if spec is not None:
+            from ..render import error
+
+            error(f"{arg!r} is a catalog model and a path here; using the catalog's (write ./{arg} for the path)",
+                  prefix="warning")
+            return spec, None
     if exists:
         from ..importers import import_model
 
         return import_model(arg)
     return catalog.resolve("model", arg), None
+
+
+def _bare(arg: str) -> bool:
+    """A name as a catalog id is written: no directory part, not `.`-relative, not absolute."""
+    return "/" not in arg and "\\" not in arg and not arg.startswith(".")
 
 
 def device(cat: Any, gpu: str | None, vram: str | None, quiet: bool) -> tuple[str, str, int]:
