@@ -64,7 +64,7 @@ def _unreachable() -> str | None:
     through its own session (same endpoint, proxies and certificates) tells at once.
     """
     from huggingface_hub import constants
-    from huggingface_hub.utils import get_session  # type: ignore[attr-defined]  # tests replace it there
+    from huggingface_hub.utils import get_session  # type: ignore[attr-defined,unused-ignore]  # tests replace it there; absent stubs-wise without the hub extra
 
     if constants.is_offline_mode():
         return "HF_HUB_OFFLINE is set"
