@@ -515,8 +515,11 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                               f"max(layers over {batched} tokens / {tp}: {b.layer_peak_bytes} B, {sampler})", dev))
         buffers.append(Buffer("KV cache blocks" + suffix, blocks * opt.block_size * b.kv_bytes_per_token, "gpu",
                               "kv_self", f"{blocks} blocks x {opt.block_size} tokens x {b.kv_bytes_per_token} B per token "
-                              f"({len(_kv_layers(g, *b.layers))} layers x K,V x "
-                              f"{f'max(1, KV heads / {tp})' if tp > 1 else 'KV heads'} x head_dim x {r.kv.name})", dev))
+                              f"({len(_kv_layers(g, *b.layers))} layers x " + (
+                                  f"the MLA latent: kv_lora_rank {g.mla[0]} + rope {g.mla[1]} x {r.kv.name}, "
+                                  "not split by TP)" if g.mla else
+                                  f"K,V x {f'max(1, KV heads / {tp})' if tp > 1 else 'KV heads'} x head_dim x "
+                                  f"{r.kv.name})"), dev))
     first = ranks[0]
     facts: dict[str, int | bool | str] = {
         "usable_bytes": first.usable_bytes, "kv_tokens": kv_tokens, "kv_blocks": blocks, "max_model_len": max_model_len,
