@@ -28,6 +28,7 @@ SAFETENSORS_HEADER_CAP = 100 << 20  # one safetensors header: ~100 KB for a 405B
 # GGUF metadata and tensor table: a 256k-token vocabulary with its merges is ~15 MB.
 GGUF_HEADER_CAP = 256 << 20
 CACHE_CAP = 16 << 20  # willitrun's own catalog cache: ~100 KB
+CLUSTER_CAP = 1 << 20  # a --cluster file: 64 nodes x 64 GPUs take a few KB
 
 # YAML structure: a spec nests 4 levels and holds ~100 nodes.
 YAML_MAX_DEPTH = 32

@@ -104,3 +104,15 @@ def test_escape_sequences_in_a_spec_name_are_not_printed_raw(tmp_path):
     r = run("evil", "--vram", "24", "--specs-dir", tmp_path)
     one_error(r, 3, "\\x1b]0;pwned\\x07: unknown field")
     assert "\x1b" not in r.stderr and "\x07" not in r.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_cluster_file_that_is_not_a_regular_file_or_holds_aliases(tmp_path, fifo):
+    """--cluster FILE goes through the same reader as the specs: a FIFO never blocks, a device is not
+    read until memory runs out, and YAML aliases are refused."""
+    one_error(run("llama-3.1-8b", "--cluster", fifo, "-q"), 2, str(fifo), "is a FIFO, not a regular file")
+    if os.path.exists("/dev/zero"):
+        one_error(run("llama-3.1-8b", "--cluster", "/dev/zero", "-q"), 2, "/dev/zero", "is a character device")
+    bomb = tmp_path / "cluster.yaml"
+    bomb.write_text("a: &x [1]\nb: *x\n")
+    one_error(run("llama-3.1-8b", "--cluster", bomb, "-q"), 2, "anchors and aliases")

@@ -17,15 +17,15 @@ def _cluster(a: Any, cat: Any) -> Any:
     if a.cluster is not None:
         if a.gpus_per_node is not None or a.gpu:
             raise UsageError("--cluster FILE names the nodes and their GPUs: leave out --gpu and --gpus-per-node")
-        import yaml
+        from ..errors import SpecError
+        from ..files import CLUSTER_CAP, parse_yaml, read_text, safe_path
 
-        from ..render import safe
-
-        try:
-            data = yaml.safe_load(a.cluster.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise UsageError(f"--cluster {safe(str(a.cluster))}: cannot read: {exc}") from None
-        return cluster_from_dict(data, lambda name: device(cat.resolve("gpu", name)), safe(str(a.cluster)))
+        where = safe_path(a.cluster)
+        try:  # a regular file only, capped, through the same hostile-input-proof YAML reader as the specs
+            data = parse_yaml(read_text(a.cluster, CLUSTER_CAP, "--cluster file", UsageError), where).data
+        except SpecError as exc:
+            raise UsageError(f"--cluster {exc}") from None
+        return cluster_from_dict(data, lambda name: device(cat.resolve("gpu", name)), where)
     per_node = parse.whole("--gpus-per-node", a.gpus_per_node)
     names = parse.gpus(a.gpu or [])
     if not names or len(set(names)) != 1:

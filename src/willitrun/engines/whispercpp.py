@@ -280,9 +280,10 @@ def whispercpp_estimate(spec: AnySpec, request: Request, options: WhisperCppOpti
                                 f"4 B x {2 * n_ctx} x {c.num_mel_bins}, the conv graph's input"))
     per_state.append(Buffer("scheduler metadata (host)", 4 * meta, "host", "other",
                             f"4 graphs x {meta} B of tensor and graph metadata: counted in the printed compute buffer sizes"))
-    for st in range(states):
-        buffers += [Buffer(b.name if states == 1 else f"{b.name} [state {st}]", b.bytes, b.placement, b.kind, b.detail)
-                    for b in per_state]
+    # each state (-p processors, or sequences) holds the same buffers: one line each, times the count
+    # (a loop over the states would build millions of buffers for a large --batch)
+    buffers += [b if states == 1 else Buffer(f"{b.name} [x {states} states]", b.bytes * states, b.placement, b.kind,
+                                             f"{states} x {b.bytes} B: {b.detail}") for b in per_state]
     if v.self_factor is None and factor > 1:
         if dec.first_pass < dec.peak:
             notes.append(f"kv self is sized for {dec.peak} decoders: the first pass runs {dec.first_pass}, and the first "
