@@ -12,6 +12,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .files import safe_text
+
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
@@ -23,13 +25,9 @@ SCHEMA_VERSION = 2  # 2: engine JSON has total_bytes; ladder rows name their eng
 GIB, MIB = 1 << 30, 1 << 20
 
 
-def safe(text: object) -> str:
-    """`text` with control and other non-printable characters (ESC, CSI, bidi overrides) written as
-    Python escapes, so printing it cannot move the cursor, recolour the terminal or reorder the line."""
-    s = str(text)
-    if s.isprintable():
-        return s
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
+# Control characters, escape sequences and bidi overrides in names from files or the command line are
+# written as backslash escapes: one helper for the whole package (files.safe_text).
+safe = safe_text
 
 
 def escape(text: object) -> str:

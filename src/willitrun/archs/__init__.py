@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from importlib import import_module
 from types import ModuleType
 from typing import Any, TypeVar
@@ -66,9 +67,10 @@ def cached(spec: Any, what: str, compute: Callable[[], T]) -> T:
     value = compute()
     sid = id(spec)
 
-    def drop(_: object) -> None:
-        for k in [k for k in _CACHE if k[0] == sid]:
-            _CACHE.pop(k, None)
+    def drop(_: object, cache: dict[tuple[int, str], tuple[weakref.ref[Any], Any]] = _CACHE) -> None:
+        # `cache` is bound now: at interpreter shutdown the module's globals may already be None
+        for k in [k for k in cache if k[0] == sid]:
+            cache.pop(k, None)
 
     _CACHE[key] = (weakref.ref(spec, drop), value)
     return value
@@ -76,8 +78,20 @@ def cached(spec: Any, what: str, compute: Callable[[], T]) -> T:
 
 def geometry(spec: Any) -> Geometry:
     """The spec's geometry, computed once per spec."""
-    g: Geometry = cached(spec, "geometry", lambda: family(spec).geometry(spec))
+    g: Geometry = cached(spec, "geometry", lambda: _with_speech_refusals(family(spec).geometry(spec)))
     return g
+
+
+# The speech engines run Whisper checkpoints only: said once here for every other architecture, not
+# in each family's geometry (engines/whispercpp.py and engines/ctranslate2.py read `refusals`).
+SPEECH_ONLY = {"whisper.cpp": "whisper.cpp runs Whisper models only",
+               "ctranslate2": "the ctranslate2 (faster-whisper) profile covers Whisper models only"}
+
+
+def _with_speech_refusals(g: Geometry) -> Geometry:
+    if g.architecture == "whisper":
+        return g
+    return replace(g, refusals={**SPEECH_ONLY, **g.refusals})
 
 
 def model_tensors(spec: Any) -> list[Tensor]:

@@ -143,8 +143,7 @@ def geometry(spec: BartSpec) -> Geometry:
         encoder_limit=c.max_position_embeddings if learned else None,
         refusals={"ollama": f"ollama runs no {name} models",
                   "llama.cpp": f"llama.cpp has no {name} architecture",
-                  "vllm": f"the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not {arch}",
-                  "whisper.cpp": "whisper.cpp runs Whisper models only"},
+                  "vllm": f"the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not {arch}"},
     )
 
 

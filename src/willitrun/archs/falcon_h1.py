@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .. import limits as L
-from .base import Geometry, HeadDim, Heads, LayerKV, ModelSpecBase, Stage, Tensor, linear, norm
+from .base import Geometry, HeadDim, Heads, LayerIndex, LayerKV, ModelSpecBase, Stage, Tensor, linear, norm
 from .llama import DecoderConfig, attention_tensors, decoder_geometry, gated_mlp, lm_stage
 from .mamba import VLLM_STATE_REFUSAL, State
 
@@ -45,7 +45,15 @@ class FalconH1Config(DecoderConfig):
     mamba_conv_bias: bool = True
     mamba_proj_bias: bool = False
     mamba_rms_norm: bool = False
-    attn_layer_indices: list[int] | None = None  # inert in transformers 5.23: every layer attends
+    # inert in transformers 5.23 (every layer attends); bounded like every list read from a file
+    attn_layer_indices: list[LayerIndex] | None = Field(default=None, max_length=L.MAX_LAYERS)
+
+    @model_validator(mode="after")
+    def _check_heads(self) -> FalconH1Config:
+        if self.mamba_d_head == "auto" and (self.d_ssm < self.mamba_n_heads or self.d_ssm % self.mamba_n_heads):
+            raise ValueError(f"mamba_d_ssm ({self.d_ssm}) must be a multiple of mamba_n_heads ({self.mamba_n_heads}) "
+                             "when mamba_d_head is auto")
+        return self
 
     @property
     def d_ssm(self) -> int:
@@ -101,7 +109,7 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     return decoder_geometry(c, spec.architecture, ssm_state=(state,) * n, ssm_conv_kernel=c.mamba_d_conv,  # type: ignore[attr-defined]
                             self_kv=(LayerKV("full", c.kv_heads, c.head_size, c.head_size),) * n,
                             gguf_architecture="falcon-h1",
-                            refusals={"whisper.cpp": "whisper.cpp runs Whisper models only", "vllm": VLLM_STATE_REFUSAL})
+                            refusals={"vllm": VLLM_STATE_REFUSAL})
 
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .. import limits as L
 from .base import Geometry, LayerKV, ModelSpecBase, Stage, Tensor, norm
@@ -49,6 +49,15 @@ class JambaConfig(MoeConfig):
 
     def is_moe(self, i: int) -> bool:
         return self.num_experts > 1 and i % self.expert_layer_period == self.expert_layer_offset
+
+    @model_validator(mode="after")
+    def _check_offsets(self) -> JambaConfig:
+        # JambaConfig._check_supported_offset refuses these too: an offset past its period names no layer
+        for what, offset, period in (("attn", self.attn_layer_offset, self.attn_layer_period),
+                                     ("expert", self.expert_layer_offset, self.expert_layer_period)):
+            if offset >= period:
+                raise ValueError(f"{what}_layer_offset ({offset}) must be below {what}_layer_period ({period})")
+        return self
 
     def is_attention(self, i: int) -> bool:
         return i % self.attn_layer_period == self.attn_layer_offset
@@ -107,7 +116,7 @@ def geometry(spec: ModelSpecBase) -> Geometry:
         intermediate_size=max(c.active_ffn_width, c.intermediate_size),
         ssm_state=tuple((0, 0) if c.is_attention(i) else mamba_state for i in range(n)),
         ssm_conv_kernel=c.mamba_d_conv, gguf_architecture="jamba",
-        refusals={"whisper.cpp": "whisper.cpp runs Whisper models only", "vllm": VLLM_STATE_REFUSAL})
+        refusals={"vllm": VLLM_STATE_REFUSAL})
 
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:

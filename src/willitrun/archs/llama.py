@@ -225,7 +225,6 @@ def decoder_geometry(c: DecoderConfig, architecture: str, **extra: object) -> Ge
         no_cross_reason="decoder-only: no cross-attention", gguf_n_gqa=n_gqa,
         # llama-model.cpp: 80 layers with GQA is LLM_TYPE_70B (80 layers with MHA is 65B).
         gguf_70b=c.num_hidden_layers == 80 and n_gqa > 1,
-        refusals={"whisper.cpp": "whisper.cpp runs Whisper models only"},
     )
     fields.update(extra)
     return Geometry(**fields)  # type: ignore[arg-type]

@@ -114,7 +114,7 @@ def geometry(spec: ModelSpecBase) -> Geometry:
         tp_kv_heads=1, no_cross_reason="decoder-only: no cross-attention",
         ssm_state=((c.inner * c.conv_kernel, c.inner * c.state_size),) * n, ssm_conv_kernel=c.conv_kernel,
         gguf_architecture="mamba",
-        refusals={"whisper.cpp": "whisper.cpp runs Whisper models only", "vllm": VLLM_STATE_REFUSAL},
+        refusals={"vllm": VLLM_STATE_REFUSAL},
     )
 
 

@@ -200,8 +200,7 @@ def geometry(spec: MllamaSpec) -> Geometry:
         tp_kv_heads=t.num_key_value_heads, cross_source="vision positions (tiles x (patches + 1) per image)",
         gguf_n_gqa=t.num_attention_heads // t.kv_heads, takes_images=True, vision_cross_attention=True,
         vision_tiles=(v.max_num_tiles, v.positions_per_tile),
-        refusals={"llama.cpp": "llama.cpp has no Llama 3.2 Vision (mllama) support; ollama runs it with its own engine",
-                  "whisper.cpp": "whisper.cpp runs Whisper models only"},
+        refusals={"llama.cpp": "llama.cpp has no Llama 3.2 Vision (mllama) support; ollama runs it with its own engine"},
     )
 
 

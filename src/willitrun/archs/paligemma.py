@@ -54,8 +54,7 @@ def geometry(spec: PaliGemmaSpec) -> Geometry:
         tp_constraints=(*llama.lm_tp_constraints(c.text_config),
                         ("vision tower attention heads", c.vision_config.num_attention_heads, False)),
         takes_images=True,
-        refusals={"whisper.cpp": "whisper.cpp runs Whisper models only",
-                  "llama.cpp": "llama.cpp's PaliGemma mmproj is not modelled yet",
+        refusals={"llama.cpp": "llama.cpp's PaliGemma mmproj is not modelled yet",
                   "ollama": "ollama's PaliGemma runner is not modelled yet"},
     )
 

@@ -97,6 +97,8 @@ class Preprocessor(Strict):
     def _check(self) -> Preprocessor:
         if self.min_pixels > self.max_pixels:
             raise ValueError("min_pixels is above max_pixels")
+        if self.video_min_pixels > self.video_max_pixels:
+            raise ValueError("video_min_pixels is above video_max_pixels")
         return self
 
 
@@ -186,8 +188,7 @@ def geometry(spec: QwenVLSpec) -> Geometry:
         no_cross_reason="Qwen2-VL has no cross-attention: image tokens sit in the self-attention context",
         tp_constraints=(*llama.lm_tp_constraints(c.text_config), ("vision tower attention heads", v.num_heads, False)),
         takes_images=True, image_size_option=True, takes_video=True,
-        refusals={"whisper.cpp": "whisper.cpp runs Whisper models only",
-                  "llama.cpp": "llama.cpp's Qwen2-VL mmproj (clip.cpp, M-RoPE vision) is not modelled yet",
+        refusals={"llama.cpp": "llama.cpp's Qwen2-VL mmproj (clip.cpp, M-RoPE vision) is not modelled yet",
                   "ollama": "ollama's Qwen2.5-VL vision runner is not modelled yet"},
     )
 

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from .. import limits as L
 from .base import Intermediate, LayerIndex, ModelSpecBase, Positions, Stage, Tensor, linear
-from .llama import Anatomy, LayerType, gated_mlp
+from .llama import Anatomy, gated_mlp
 from .mixtral import cross_source_tokens, image_tokens, moe_geometry  # noqa: F401
 from .moe import Experts, MoeConfig, moe_decoder_lm, moe_stage
 from .qwen2 import SlidingLayers
@@ -72,7 +72,6 @@ class Qwen2MoeConfig(QwenMoeFields, SlidingLayers):
     hidden_act: Literal["silu"] = "silu"
     shared_expert_intermediate_size: Intermediate
     qkv_bias: bool = True
-    layer_types: list[LayerType] | None = Field(default=None, max_length=L.MAX_LAYERS)
 
     @property
     def anatomy(self) -> Anatomy:

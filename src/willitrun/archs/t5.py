@@ -120,8 +120,7 @@ def geometry(spec: T5Spec) -> Geometry:
         # same in MT5PreTrainedModel, models/mt5/modeling_mt5.py): every FFN output projection (ffn_down here) stays float32 in a float16 load.
         keep_in_fp32_modules=("wo",), keep_in_fp32_roles=frozenset({"ffn_down"}),
         refusals={"ollama": "ollama runs no encoder-decoder (T5) models; llama.cpp does (llama-cli, llama-server)",
-                  "vllm": f"the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not {spec.architecture}",
-                  "whisper.cpp": "whisper.cpp runs Whisper models only"},
+                  "vllm": f"the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not {spec.architecture}"},
     )
 
 

@@ -37,7 +37,9 @@ of windows in one generate call at temperatures[0], with no fallback.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
+from .. import archs
 from ..archs.whisper import WhisperSpec
 from ..errors import UsageError
 from ..memory import AnySpec, Request
@@ -140,9 +142,10 @@ def ct2_weight_bytes(spec: WhisperSpec, compute_type: str) -> int:
 
 def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Options | None = None) -> EngineEstimate:
     """What faster-whisper holds on the GPU for `spec` at its peak (see the module docstring)."""
-    if not isinstance(spec, WhisperSpec):
+    if "ctranslate2" in archs.geometry(spec).refusals:
         raise UsageError(f"the ctranslate2 (faster-whisper) profile covers Whisper models only; {spec.id} is "
                          f"{spec.architecture}")
+    spec = cast(WhisperSpec, spec)  # the geometry let only Whisper through
     opt = options or CTranslate2Options()
     name = opt.compute_type.lower()
     if name == "default" and request.dtype:

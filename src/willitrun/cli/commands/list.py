@@ -88,8 +88,6 @@ def architecture_rows(models: list[Any]) -> list[dict[str, Any]]:
             names: set[str] = set()
             for m in mine:
                 names.update(archs.geometry(m).refusals)
-            if arch != "whisper":
-                names.add("ctranslate2")  # its profile checks the architecture itself, not the geometry
             refused = sorted(names)
         rows.append({
             "architecture": arch,
