@@ -11,6 +11,7 @@ def spec(model_id: str):
     return load_catalog().resolve("model", model_id)
 
 
+# params: transformers' counts (tests/reference/reference.json; mamba-2.8b also its parameters_declared)
 @pytest.mark.parametrize(("model_id", "params", "state"), [
     # state-spaces/mamba-2.8b-hf: 64 layers x 5120 x (4 conv + 16 SSM) = 6,553,600 elements
     ("mamba-2.8b", 2_768_345_600, 64 * 5120 * 20),
@@ -55,7 +56,7 @@ def test_import_falcon_mamba_config_json():
            "num_hidden_layers": 64, "state_size": 16, "tie_word_embeddings": False, "time_step_rank": 256,
            "torch_dtype": "bfloat16", "use_bias": False, "use_conv_bias": True, "vocab_size": 65024}
     s = spec_from_config(cfg, source="config.json")
-    assert estimate(s).parameters == 7_272_665_088
+    assert estimate(s).parameters == 7_272_665_088  # transformers' count, tests/reference/reference.json
 
 
 def test_jamba_kv_only_in_attention_layers():
@@ -69,7 +70,7 @@ def test_jamba_kv_only_in_attention_layers():
     e = estimate(s, context=4096)
     assert e.kv_self_bytes == 16_384 * 4096
     assert e.state_bytes == 28 * 8192 * 20 * 2
-    assert (e.parameters, round(e.active_parameters / 1e9)) == (51_570_323_328, 12)  # card: 52B total, 12B active
+    assert (e.parameters, round(e.active_parameters / 1e9)) == (51_570_323_328, 12)  # transformers' count (reference.json); card: 52B total, 12B active
     lc = llamacpp_estimate(s, Request(dtype="q4_k_m", context=4096))
     assert sum(b.bytes for b in lc.buffers if b.name.startswith("KV cache")) == 16_384 * 4096
     assert sum(b.bytes for b in lc.buffers if b.name.startswith("recurrent")) == 28 * 8192 * (3 + 16) * 4
@@ -82,7 +83,7 @@ def test_falcon_h1_attention_and_state_in_every_layer():
     24 heads x 128 x 256."""
     s = spec("falcon-h1-7b")
     e = estimate(s, context=4096)
-    assert e.parameters == 7_585_513_568
+    assert e.parameters == 7_585_513_568  # transformers' count, tests/reference/reference.json
     assert e.kv_self_bytes == 45_056 * 4096
     assert e.state_bytes == 44 * (3584 * 4 + 24 * 128 * 256) * 2
 

@@ -31,7 +31,8 @@ def test_qwen_vl_image_tokens(size, resized, tokens):
 
 
 def test_qwen_vl_worst_case_is_max_pixels():
-    assert image_tokens_per_image(spec("qwen2.5-vl-7b")) == 12845056 // 784 == 16384
+    # the spec's preprocessor max_pixels 12,845,056 (preprocessor_config.json) / (28 x 28) pixels per token
+    assert image_tokens_per_image(spec("qwen2.5-vl-7b")) == 16384
 
 
 def test_qwen_vl_video_merges_two_frames():
