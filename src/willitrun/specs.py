@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
-
 # The architecture families live in willitrun.archs (one module each); their names stay importable
 # from here.
 from .archs import ARCHITECTURES, spec_class
@@ -18,6 +16,7 @@ from .archs.base import ID_PATTERN, CheckpointDtype, Id, NonNegInt, PosInt  # no
 from .archs.base import ModelSpecBase as _ModelSpecBase
 from .archs.base import Strict as _Strict
 from .archs.base import check_heads as _check_heads  # noqa: F401
+from .records import BaseModel, ConfigDict, Field, model_validator
 
 # Family classes load on first use (start-up reads one family, not all of them): `from
 # willitrun.specs import LlamaSpec` still works through the module __getattr__ below, which finds a
@@ -135,6 +134,8 @@ def _schema_document(schema: dict[str, object], title: str, description: str) ->
 
 def model_spec_schema() -> dict[str, object]:
     """JSON Schema of a model spec file (all architectures)."""
+    from pydantic import TypeAdapter
+
     schema = TypeAdapter(__getattr__("ModelSpec")).json_schema()  # type: ignore[arg-type]
     return _schema_document(schema, "willitrun model spec",
                             "A model's architecture as in its config.json, with a source for every number "

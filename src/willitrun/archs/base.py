@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from .. import limits as L
+from ..records import BaseModel, ConfigDict, Field
 
 T5_PRETRAINING_LENGTH = 512  # Raffel et al. 2020, section 3.1.2; n_positions in the T5 v1.0 configs
 ID_PATTERN = r"^[a-z0-9]+(?:[.-][a-z0-9]+)*$"

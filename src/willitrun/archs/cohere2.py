@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
-
 from .. import limits as L
+from ..records import Field, model_validator
 from . import llama
 from .base import Geometry, Layers, ModelSpecBase, Positions
 from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, stages, tensors  # noqa: F401

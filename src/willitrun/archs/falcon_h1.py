@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-
 from .. import limits as L
+from ..records import Field, model_validator
 from .base import Geometry, HeadDim, Heads, LayerIndex, LayerKV, ModelSpecBase, Stage, Tensor, linear, norm
 from .llama import DecoderConfig, attention_tensors, decoder_geometry, gated_mlp, lm_stage
 from .mamba import VLLM_STATE_REFUSAL, State

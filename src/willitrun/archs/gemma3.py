@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-
+from ..records import Field, model_validator
 from . import llama, siglip
 from .base import Geometry, Layers, ModelSpecBase, Positions, Stage, Strict, Tensor, TokenId, norm
 from .gemma2 import Gemma2Config, SoftCap

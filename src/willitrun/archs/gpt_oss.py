@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Literal
 
-from pydantic import Field, model_validator
-
 from .. import limits as L
+from ..records import Field, model_validator
 from .base import Geometry, ModelSpecBase, Positions, Stage, Tensor, norm
 from .llama import LayerType, attention_tensors, check_layer_types
 from .mixtral import moe_geometry

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
-
+from ..records import Field
 from . import llama
 from .base import ModelSpecBase
 from .llama import Anatomy, DecoderConfig, stages, tensors  # noqa: F401

@@ -13,8 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import model_validator
-
+from ..records import model_validator
 from .base import (
     Geometry,
     HeadDim,

@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-
 from .. import limits as L
+from ..records import Field, model_validator
 from .base import Geometry, HeadDim, Intermediate, LayerIndex, ModelSpecBase, Positions, Stage, Tensor, norm
 from .llama import attention_tensors, gated_mlp
 from .mixtral import moe_geometry

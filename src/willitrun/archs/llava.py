@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
-
 from .. import limits as L
+from ..records import Field, field_validator, model_validator
 from . import llama
 from .base import (
     Channels,

@@ -17,9 +17,8 @@ import math
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import Field
-
 from .. import limits as L
+from ..records import Field
 from .base import (
     Geometry,
     Hidden,

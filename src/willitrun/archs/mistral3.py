@@ -15,8 +15,7 @@ import math
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import Field, model_validator
-
+from ..records import Field, model_validator
 from . import llama
 from .base import (
     Channels,

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from pydantic import Field, model_validator
-
 from .. import limits as L
+from ..records import Field, model_validator
 from .base import Stage, Tensor, linear, norm
 from .llama import DecoderConfig, attention_tensors, gated_mlp, lm_stage
 

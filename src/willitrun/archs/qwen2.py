@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-
 from .. import limits as L
+from ..records import Field, model_validator
 from . import llama
 from .base import ModelSpecBase, Positions
 from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, decoder_geometry, stages, tensors  # noqa: F401

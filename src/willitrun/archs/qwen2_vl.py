@@ -15,9 +15,8 @@ import math
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-
 from .. import limits as L
+from ..records import Field, model_validator
 from . import llama
 from .base import (
     Channels,

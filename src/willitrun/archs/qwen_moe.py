@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import Field
-
 from .. import limits as L
+from ..records import Field
 from .base import Intermediate, LayerIndex, ModelSpecBase, Positions, Stage, Tensor, linear
 from .llama import Anatomy, gated_mlp
 from .mixtral import cross_source_tokens, image_tokens, moe_geometry  # noqa: F401

@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import model_validator
-
+from ..records import model_validator
 from .base import Channels, Heads, Hidden, ImageSide, Intermediate, Layers, Stage, Strict, Tensor, linear, norm
 
 

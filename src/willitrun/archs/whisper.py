@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import model_validator
-
+from ..records import model_validator
 from .base import (
     Geometry,
     Heads,

@@ -80,7 +80,7 @@ class _Uncacheable(Exception):
 
 def _encode(value: Any) -> Any:
     """JSON for a validated spec: models keep their class, set fields and fields; tuples stay tuples."""
-    from pydantic import BaseModel
+    from ..records import BaseModel
 
     if value is None or isinstance(value, (bool, int, str)):
         return value
@@ -112,7 +112,7 @@ def _decode(value: Any) -> Any:
     if tag == "M":
         import importlib
 
-        from pydantic import BaseModel
+        from ..records import BaseModel
 
         module, qualname, fields_set, fields = body
         if not module.startswith("willitrun."):

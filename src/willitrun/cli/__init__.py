@@ -26,14 +26,24 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _lean(args: list[str]) -> int | None:
-    """The exit code of a plain estimate command line, or None when typer has to parse it."""
-    from .lean import parse_estimate
+def _lean(args: list[str], records: bool = False) -> int | None:
+    """The exit code of a plain estimate command line, or None when typer has to parse it.
+
+    `records`: the spec classes may be pydantic-free stand-ins (willitrun/records.py) when the
+    specs can come from the catalog cache; if one has to be validated after all, the command starts
+    again with pydantic. Only the entry point asks for it: one process never mixes the two modes."""
+    from .lean import parse_estimate, records_may_serve
     from .registry import COMMAND_NAMES
 
     parsed = parse_estimate(args, COMMAND_NAMES)
     if parsed is None:
         return None
+    if records and records_may_serve(parsed):
+        from .. import records as rec
+
+        records = rec.enable()
+    else:
+        records = False
     from .estimation import run_estimate
     from .registry import report
 
@@ -41,15 +51,31 @@ def _lean(args: list[str]) -> int | None:
         return run_estimate(parsed)
     except WillItRunError as exc:
         return report(exc)
+    except Exception as exc:
+        from ..records import NeedsPydantic
+
+        if records and isinstance(exc, NeedsPydantic):
+            _again_with_pydantic()
+        raise
 
 
-def _run() -> int:
+def _again_with_pydantic() -> None:
+    """Run this command line again in a fresh process whose spec classes are pydantic's (nothing has
+    been printed yet: specs are loaded before any output)."""
+    env = {**os.environ, RECORDS_ENV: "0"}
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+
+
+RECORDS_ENV = "WILLITRUN_RECORDS"  # "0": never use the pydantic-free spec classes (set for the second run)
+
+
+def _run(records: bool = False) -> int:
     if sys.argv[1:] in (["-V"], ["--version"]):  # answered without typer, like the lean estimate
         from .. import __version__
 
         sys.stdout.write(f"willitrun {__version__}\n")
         return 0
-    code = _lean(sys.argv[1:])
+    code = _lean(sys.argv[1:], records=records and os.environ.get(RECORDS_ENV) != "0")
     if code is not None:
         return code
     import willitrun.cli as this  # through the module, so a test can replace `app`
@@ -76,7 +102,7 @@ def main() -> None:
     # for a single estimate (check turns it back on for a long rows file).
     gc.disable()
     try:
-        code = _run()
+        code = _run(records=True)
     except WillItRunError as exc:  # raised outside a command body
         sys.stderr.write(f"error: {exc}\n")
         code = int(exc.exit_code)

@@ -69,3 +69,16 @@ def parse_estimate(args: list[str], commands: frozenset[str]) -> EstimateArgs | 
     if len(positional) != 1 or positional[0] in commands:
         return None
     return EstimateArgs(model=positional[0], **values)  # type: ignore[arg-type]
+
+
+PATH_SUFFIXES = (".json", ".gguf", ".yaml", ".yml", ".safetensors")
+
+
+def records_may_serve(parsed: EstimateArgs) -> bool:
+    """Whether the specs of this estimate can come from the catalog cache (willitrun/records.py): a
+    catalog id or alias, with the cache in use. A path or an `hf:` model is imported and validated, so
+    pydantic is loaded from the start; a stale cache entry is caught later and the command rerun."""
+    model = parsed.model
+    if os.environ.get("WILLITRUN_NO_CACHE") or os.sep in model or "/" in model or model.startswith("hf:"):
+        return False
+    return not model.lower().endswith(PATH_SUFFIXES)
