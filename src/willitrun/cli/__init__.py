@@ -54,7 +54,7 @@ def _lean(args: list[str], records: bool = False) -> int | None:
     except Exception as exc:
         from ..records import NeedsPydantic
 
-        if records and isinstance(exc, NeedsPydantic):
+        if records and isinstance(exc, NeedsPydantic) and os.environ.get(RECORDS_ENV) != "1":
             _again_with_pydantic()
         raise
 
@@ -66,7 +66,9 @@ def _again_with_pydantic() -> None:
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
-RECORDS_ENV = "WILLITRUN_RECORDS"  # "0": never use the pydantic-free spec classes (set for the second run)
+# "0": never use the pydantic-free spec classes (set for the second run); "1": use them and fail rather
+# than run again (tests/cli/test_records.py proves with it that no fallback happened).
+RECORDS_ENV = "WILLITRUN_RECORDS"
 
 
 def _run(records: bool = False) -> int:
