@@ -16,7 +16,7 @@ from typing import Literal
 
 from . import archs
 from .errors import UsageError
-from .fit import context_limit, largest_fitting
+from .fit import context_limit, largest
 from .layers import Layout, layout
 from .memory import AnySpec, Estimate, Resolved, estimate_resolved
 from .specs import GPUSpec
@@ -95,7 +95,7 @@ def tp_constraints(spec: AnySpec) -> list[tuple[str, int, bool]]:
     return list(archs.geometry(spec).tp_constraints)
 
 
-def tp_kv_heads(constraints: list[tuple[str, int, bool]], spec: AnySpec) -> int:
+def tp_kv_heads(spec: AnySpec) -> int:
     """The heads the KV caches are split by: KV heads where the model has GQA, else attention heads."""
     return archs.geometry(spec).tp_kv_heads
 
@@ -135,7 +135,7 @@ def tensor_split(r: Resolved, context: int, batch: int, beams: int, devices: Seq
         raise UsageError("tensor parallelism needs identical cards; use --split layer for different cards")
     spec, n = r.spec, len(devices)
     problems = tuple(tp_problems(spec, n))
-    kv_heads = tp_kv_heads(tp_constraints(spec), spec)
+    kv_heads = tp_kv_heads(spec)
     lay = lay or layout(r)
     est = estimate_resolved(r, context, batch, beams)
     cards = _tp_cards(est, devices, kv_heads, lay)
@@ -145,7 +145,7 @@ def tensor_split(r: Resolved, context: int, batch: int, beams: int, devices: Seq
     def fits_at(c: int) -> bool:
         return all(x.fits for x in _tp_cards(estimate_resolved(r, c, batch, beams), devices, kv_heads, lay))
 
-    best = max(0, largest_fitting(fits_at, r.image_tokens + 1, limit)) if valid else 0
+    best = largest(fits_at, r.image_tokens + 1, limit) if valid else 0
     held_kv = sum(x.kv_bytes for x in cards)
     # per-card figures mean nothing when the heads do not divide: nothing is duplicated then
     duplicated = sum(x.weights_bytes for x in cards) - est.weights_bytes + held_kv - est.kv_bytes if valid else 0
@@ -254,7 +254,7 @@ def layer_split(r: Resolved, context: int, batch: int, beams: int, devices: Sequ
     def fits_at(c: int) -> bool:
         return _fill(*_layer_costs(lay, estimate_resolved(r, c, batch, beams), n), vram) is not None
 
-    best = max(0, largest_fitting(fits_at, r.image_tokens + 1, limit))
+    best = largest(fits_at, r.image_tokens + 1, limit)
     duplicated = sum(x.weights_bytes for x in cards) - est.weights_bytes
     ts = ",".join(str(k + (i == n - 1)) for i, k in enumerate(counts))
     notes = [f"to run this split: llama.cpp --split-mode layer --tensor-split {ts} (the last count includes the "
@@ -325,8 +325,8 @@ def offload(r: Resolved, context: int, batch: int, beams: int, vram: int, lay: L
     for i in range(n - 1, -1, -1):
         on_gpu.append(on_gpu[-1] + w[i] + kv[i])
     on_gpu.append(on_gpu[-1] + output_gpu)
-    k = largest_fitting(lambda j: on_gpu[j] <= vram, 0, n + 1)
-    gpu_fits, k = k >= 0, max(k, 0)
+    k = largest(lambda j: on_gpu[j] <= vram, 0, n + 1)
+    gpu_fits = on_gpu[0] <= vram
     gpu_layers, out = min(k, n), k == n + 1
     cpu = n - gpu_layers
     gw = sum(w[cpu:]) + (output_gpu if out else 0) + lay.other_bytes

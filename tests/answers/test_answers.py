@@ -149,6 +149,25 @@ def test_cards_needed_llama_2_70b_on_3090s(catalog):
     assert which_gpus(spec, Request(), [catalog.resolve("gpu", "rtx3090")]).rows[0].cards_needed == 8
 
 
+def test_llama_cpp_cards_needed_searched_to_the_card_limit(catalog):
+    """llama.cpp's layer split of Llama 3.1 405B q4_k_m needs more than 16 8-GiB cards: the table
+    searches up to limits.MAX_CARDS as the transformers one does (it stopped at 16 and printed "more
+    than 64"). The answer is the first N whose fullest card fits, checked on the estimates at N - 1, N."""
+    from willitrun.engines import LlamaCppOptions, engine_estimate
+    from willitrun.limits import MAX_CARDS
+
+    spec, req = catalog.resolve("model", "llama-3.1-405b"), Request(dtype="q4_k_m")
+    gpu = catalog.resolve("gpu", "rtx4060")
+    n = which_gpus(spec, req, [gpu], engine="llama.cpp").rows[0].cards_needed
+    assert 16 < n <= MAX_CARDS
+
+    def fullest(k: int) -> int:
+        return engine_estimate(spec, req, "llama.cpp", LlamaCppOptions(gpus=k)).max_device_bytes
+
+    assert fullest(n) <= gpu.capacity_bytes
+    assert all(fullest(k) > gpu.capacity_bytes for k in range(1, n))
+
+
 def test_cards_needed_none(catalog):
     c = cards_needed(catalog.resolve("model", "llama-3.1-405b"), Request(), device(catalog.resolve("gpu", "rtx2060")))
     assert c.cards == 0 and c.split is None
