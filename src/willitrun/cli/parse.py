@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from ..dtypes import ENGINE_ALIASES, ENGINES
 from ..errors import UsageError
 from ..limits import MAX_CARDS
 
@@ -145,8 +146,7 @@ def gpus(values: list[str]) -> list[str]:
     return names
 
 
-ENGINE_NAMES = ("transformers", "llama.cpp", "ollama", "whisper.cpp", "vllm", "ctranslate2", "faster-whisper")
-ENGINE_ALIASES = {"faster-whisper": "ctranslate2"}  # as engines.ENGINE_ALIASES (not imported: the lean path)
+ENGINE_NAMES = (*ENGINES, *ENGINE_ALIASES)
 
 
 def engine(text: str | None) -> str | None:
