@@ -81,6 +81,12 @@ def _card(i: int, d: Device, layers: int, first: str | None, last: str | None, o
                 est.overhead_bytes, total, d.vram_bytes - total, total <= d.vram_bytes)
 
 
+def caches_bytes(est: Estimate) -> int:
+    """What a card's `kv_bytes` holds a share of: the KV caches and the recurrent state of
+    state-space layers (Jamba, Falcon-H1, Mamba), which sit with their layers as caches do."""
+    return est.kv_bytes + est.state_bytes
+
+
 def _shares(total: int, n: int) -> list[int]:
     """`total` bytes in n parts that add up exactly (the first `total % n` parts one byte larger)."""
     q, rem = divmod(total, n)
@@ -114,11 +120,12 @@ def tp_problems(spec: AnySpec, n: int) -> list[str]:
 def tp_bytes(est: Estimate, n: int, kv_heads: int, kv_proj_bytes: int) -> tuple[list[int], list[int]]:
     """(weights, KV) per card for n-way tensor parallelism. Each card holds kv_heads / n KV heads, or
     one replicated head when n exceeds them (n is then a multiple of kv_heads): its KV cache and the
-    K and V projections are held kv_heads-ways, not n-ways; everything else is divided by n."""
+    K and V projections are held kv_heads-ways, not n-ways; everything else, the recurrent state of
+    state-space layers too, is divided by n."""
     per_card_heads = kv_heads // n if kv_heads % n == 0 else 1
     held_kv = est.kv_bytes * per_card_heads * n // kv_heads
     held_proj = kv_proj_bytes * per_card_heads * n // kv_heads
-    return _shares(est.weights_bytes - kv_proj_bytes + held_proj, n), _shares(held_kv, n)
+    return _shares(est.weights_bytes - kv_proj_bytes + held_proj, n), _shares(held_kv + est.state_bytes, n)
 
 
 def _tp_cards(est: Estimate, devices: Sequence[Device], kv_heads: int, lay: Layout) -> tuple[Card, ...]:
@@ -148,7 +155,7 @@ def tensor_split(r: Resolved, context: int, batch: int, beams: int, devices: Seq
     best = largest(fits_at, r.image_tokens + 1, limit) if valid else 0
     held_kv = sum(x.kv_bytes for x in cards)
     # per-card figures mean nothing when the heads do not divide: nothing is duplicated then
-    duplicated = sum(x.weights_bytes for x in cards) - est.weights_bytes + held_kv - est.kv_bytes if valid else 0
+    duplicated = sum(x.weights_bytes for x in cards) - est.weights_bytes + held_kv - caches_bytes(est) if valid else 0
     notes = ["activations and the runtime overhead are counted on every card; norms and biases are counted "
              "as divided though engines replicate them (well under 1% of the weights); communication "
              "buffers (NCCL) are not counted"]
@@ -156,7 +163,7 @@ def tensor_split(r: Resolved, context: int, batch: int, beams: int, devices: Seq
         notes.append(f"{n} cards exceed the {kv_heads} KV heads: each card holds one replicated KV head "
                      "(its cache and its K and V projections)")
     return Split("tensor", n, context, cards, valid, problems, valid and all(x.fits for x in cards), best, limit,
-                 est.weights_bytes, est.kv_bytes, duplicated, tuple(notes))
+                 est.weights_bytes, caches_bytes(est), duplicated, tuple(notes))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -264,7 +271,7 @@ def layer_split(r: Resolved, context: int, batch: int, beams: int, devices: Sequ
     if duplicated:
         notes.append("the LM head is the tied token embedding: the last card holds a copy of it")
     return Split("layer", n, context, cards, True, (), all(x.fits for x in cards), best, limit, est.weights_bytes,
-                 est.kv_bytes, duplicated, tuple(notes))
+                 caches_bytes(est), duplicated, tuple(notes))
 
 
 def split(r: Resolved, context: int, batch: int, beams: int, devices: Sequence[Device],

@@ -211,17 +211,21 @@ def test_sweep_without_memory(catalog):
 
 
 # ---- the layer view every placement answer uses -------------------------------------------------
-@pytest.mark.parametrize("dtype", [None, "q4_k_m", "int4"])
-def test_layout_adds_up_for_every_model(catalog, dtype):
+@pytest.mark.parametrize(("dtype", "kv"), [(None, None), ("q4_k_m", "q8_0"), ("int4", "q4_0")])
+def test_layout_adds_up_for_every_model(catalog, dtype, kv):
     from willitrun.memory import default_context
+    from willitrun.speed import cache_read
 
     for spec in catalog.models():
-        r = resolve(spec, Request(dtype=dtype))
+        r = resolve(spec, Request(dtype=dtype, kv_dtype=kv, batch=2))
         lay = layout(r)
         att = attention(spec)
         assert lay.weights_bytes == sum(c.bytes for c in r.components), spec.id
         assert (lay.self_layers, lay.cross_layers) == (att.self_layers, att.cross_layers), spec.id
         # the model's default context: within a hard limit (Whisper 448, BART 1024), holding the images
         # (a Qwen2-VL image may take up to 16,384 positions)
-        e = estimate_resolved(r, default_context(r), 1, 1) if spec.architecture != "t5" else estimate_resolved(r, 512, 1, 1)
-        assert sum(lay.kv_per_layer(e)) == e.kv_bytes, spec.id
+        e = estimate_resolved(r, default_context(r), 2, 1) if spec.architecture != "t5" else estimate_resolved(r, 512, 2, 1)
+        # per layer from the geometry, the caches add up to the estimate's (KV and recurrent state),
+        # and what a decoding step reads to speed.cache_read (sliding layers: their window)
+        assert sum(lay.kv_per_layer(e)) == e.kv_bytes + e.state_bytes, spec.id
+        assert sum(lay.kv_per_layer(e, read=True)) == cache_read(e), spec.id
