@@ -214,7 +214,9 @@ def balanced_layers(loads: list[int], fixed: list[int], vram: list[int]) -> list
         return _fill(loads, fixed, [int(u * v) for v in vram])
 
     lo, hi = 0.0, 1.0
-    while at(hi) is None:  # does not fit: the most even split that does not
+    for _ in range(128):  # does not fit: the most even split that does not (2^128 x a card holds any sum of ints)
+        if at(hi) is not None:
+            break
         lo, hi = hi, hi * 2
     for _ in range(48):
         mid = (lo + hi) / 2
