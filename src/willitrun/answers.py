@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 from . import archs
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
 from .errors import UsageError
-from .fit import context_limit, ladder_dtypes, largest, largest_fitting, max_context
+from .fit import context_limit, ladder_dtypes, largest, max_context
 from .layers import Layout, layout
+from .limits import MAX_CARDS
 from .memory import (
     AnySpec,
     Estimate,
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
 
 LADDER_KV = ("f16", "q8_0", "q4_0")
 SWEEP_START = 512
-MAX_CARDS = 64  # the largest tensor-parallel count searched (8 cards is a node; 64 is 8 nodes)
 _MAX_NP = 4096  # llama.cpp's -np bound on the command line (cli/parse.py BOUNDS["--parallel"])
 _MAX_BATCH = 1 << 24  # a search bound only: every sequence adds logits, so the batch is always finite
 
@@ -120,13 +120,7 @@ class BatchAnswer:
 def max_batch(r: Resolved, vram: int, context: int, beams: int = 1) -> BatchAnswer:
     """Largest batch whose total fits at `context`: doubling to bracket it, then bisection (the
     total grows with the batch: caches and activations are per sequence). Exact: it fits, +1 does not."""
-    def fits(b: int) -> bool:
-        return _total(r, context, b, beams) <= vram
-
-    hi = 1
-    while hi < _MAX_BATCH and fits(hi):
-        hi *= 2
-    n = max(0, largest_fitting(fits, max(1, hi // 2), hi))
+    n = largest(lambda b: _total(r, context, b, beams) <= vram, 1, _MAX_BATCH, grow=True)
     at = max(n, 1)
     total, after = _total(r, context, at, beams), _total(r, context, at + 1, beams)
     return BatchAnswer(context, beams, vram, n, total, after if n else total, after - total)
@@ -181,16 +175,14 @@ def _imported(req: Request, engine: str | None, weights: WeightsOverride | None)
 
 
 def engine_max_batch(spec: AnySpec, req: Request, engine: str, vram: int, context: int) -> int:
-    """The most sequences of `context` positions whose engine estimate fits (doubling, then bisection)."""
-    from .engines import engine_fit
+    """The most sequences of `context` positions whose llama.cpp or ollama estimate fits (the fullest
+    GPU's bytes, as engine_fit compares them; no context search per probe)."""
+    from .engines import engine_estimate
 
     def fits(b: int) -> bool:
-        return bool(engine_fit(spec, dataclasses.replace(req, batch=b, context=context), engine, None, vram).fits)
+        return engine_estimate(spec, dataclasses.replace(req, batch=b, context=context), engine).max_device_bytes <= vram
 
-    hi = 1
-    while hi < _MAX_NP and fits(hi):
-        hi *= 2
-    return largest(fits, max(1, hi // 2), min(hi, _MAX_NP))
+    return largest(fits, 1, _MAX_NP, grow=True)
 
 
 def _engine_row(spec: AnySpec, req: Request, engine: str, vram: int, wname: str, kname: str,
@@ -251,7 +243,7 @@ class CardCount:
 
 def _min_cards(spec: AnySpec, est: Estimate, kv_proj_bytes: int, vram: int, max_cards: int) -> int:
     """Smallest N whose tensor split fits at the estimate's context (the first card holds the most)."""
-    kv_heads = tp_kv_heads(tp_constraints(spec), spec)
+    kv_heads = tp_kv_heads(spec)
     fixed = est.activations_bytes + est.overhead_bytes
     for n in range(1, max_cards + 1):
         if tp_problems(spec, n):
@@ -302,8 +294,9 @@ class GpuTable:
 
 def _engine_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: str) -> GpuTable:
     """which_gpus on an engine profile: engine_fit per card; the cards needed are llama.cpp's even
-    layer split over N of the card (other engines: 1 if one card fits, else 0)."""
-    from .engines import LlamaCppOptions, engine_fit
+    layer split over N of the card, the smallest N up to MAX_CARDS (as the transformers table) whose
+    fullest card fits, tried in turn (other engines: 1 if one card fits, else 0)."""
+    from .engines import LlamaCppOptions, engine_estimate, engine_fit
 
     rows = []
     first = None
@@ -313,8 +306,8 @@ def _engine_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: s
         first = first or f
         need = int(f.fits)
         if not f.fits and engine == "llama.cpp" and g.vendor != "apple":
-            need = next((n for n in range(2, 17)
-                         if engine_fit(spec, req, engine, LlamaCppOptions(gpus=n), vram).fits), 0)
+            need = next((n for n in range(2, MAX_CARDS + 1)
+                         if engine_estimate(spec, req, engine, LlamaCppOptions(gpus=n)).max_device_bytes <= vram), 0)
         rows.append(GpuRow(g.id, g.name, vram, g.bandwidth_gb_s, f.fits, f.headroom_bytes, f.max_context_tokens, need))
     assert first is not None, "no GPUs given"
     e = first.estimate

@@ -25,6 +25,7 @@ from . import archs
 from .engines.llamacpp import LlamaCppOptions, llamacpp_estimate
 from .engines.vllm import VllmOptions, budgets, tp_problems, unified_blocks
 from .errors import UsageError
+from .limits import MAX_CARDS
 from .memory import AnySpec, Request, default_context, resolve
 from .placement import Device
 
@@ -32,7 +33,7 @@ CLUSTER_SCHEMA_VERSION = 1
 RAY_PORT = 6379  # examples/online_serving/multi-node-serving.sh: ray_port=6379
 RPC_PORT = 50052  # llama.cpp tools/rpc/rpc-server.cpp: default port 50052
 MAX_NODES = 64
-MAX_GPUS_PER_NODE = 64
+MAX_GPUS_PER_NODE = MAX_CARDS
 
 
 # --------------------------------------------------------------------------------------------------

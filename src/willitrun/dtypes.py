@@ -153,6 +153,12 @@ def kv_dtype(name: str) -> StorageType:
     return KV_DTYPES[key]
 
 
+# The engine profiles willitrun.engines sizes, and the names that stand for one: here, beside
+# default_engine, so the command line (cli/parse.py) reads them without importing every profile.
+ENGINES = ("transformers", "llama.cpp", "ollama", "whisper.cpp", "vllm", "ctranslate2")
+ENGINE_ALIASES = {"faster-whisper": "ctranslate2"}  # faster-whisper runs Whisper on CTranslate2
+
+
 def default_engine(dtype: str | None) -> str:
     """The engine a --dtype implies: llama.cpp for GGUF types, else transformers (also for the
     checkpoint's own type, and for an unknown name, which resolve() then reports). Lives here, not

@@ -91,28 +91,32 @@ def context_limit(r: Resolved, asked: int) -> int:
     return max(window, asked) if r.image_tokens >= window else window
 
 
-def largest_fitting(fits: Callable[[int], bool], lo: int, hi: int) -> int:
-    """Largest n in [lo, hi] with fits(n), by bisection (fits must be true up to a point, then false);
-    lo - 1 when not even lo fits."""
-    if lo > hi or not fits(lo):
-        return lo - 1
-    if fits(hi):
-        return hi
-    while hi - lo > 1:  # invariant: fits(lo), not fits(hi)
-        mid = (lo + hi) // 2
-        if fits(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-def largest(fits: Callable[[int], bool], lo: int, hi: int) -> int:
+def largest(fits: Callable[[int], bool], lo: int, hi: int, *, grow: bool = False) -> int:
     """The largest n in [lo, hi] with fits(n), 0 if none: the one search behind every "largest"
-    answer (context, batch, -ngl) on every engine, largest_fitting's bisection. Exact
-    because every engine's bytes never fall as n grows (property tests)."""
-    n = largest_fitting(fits, lo, hi)
-    return n if n >= lo else 0
+    answer (context, batch, -ngl, --n-cpu-moe, cards) on every engine. `grow` brackets the answer by
+    doubling (lo, lo + 1, lo + 3, lo + 7, ... capped at hi) before bisecting, for a bound far above
+    the usual answer (a batch up to 2^24); otherwise it bisects [lo, hi] at once. Either way at most
+    about 2 log2(hi - lo + 1) + 2 probes. Exact when fits is true up to a point, then false: every
+    engine's bytes never fall as n grows (property tests)."""
+    if lo > hi or not fits(lo):
+        return 0
+    good, bad = lo, hi + 1  # invariant: fits(good); bad is past the end or does not fit
+    if grow:
+        step = 2
+        while good < hi:
+            probe = min(hi, lo - 1 + step)
+            if not fits(probe):
+                bad = probe
+                break
+            good, step = probe, step * 2
+    elif fits(hi):
+        good = hi
+    else:
+        bad = hi
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if fits(mid) else (good, mid)
+    return good
 
 
 def max_context(r: Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
@@ -133,11 +137,8 @@ def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: i
     if n:
         out.append(f"--context {n} fits (the largest that does)")
     if est.batch_size > 1 and _total(r, est.context_tokens, 1, est.beams) <= vram:
-        lo, hi = 1, est.batch_size  # bisection: total(lo) fits, total(hi) does not
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if _total(r, est.context_tokens, mid, est.beams) <= vram else (lo, mid)
-        out.append(f"--batch {lo} fits (the largest that does)")
+        b = largest(lambda n: _total(r, est.context_tokens, n, est.beams) <= vram, 1, est.batch_size)
+        out.append(f"--batch {b} fits (the largest that does)")
     if est.beams > 1 and _total(r, est.context_tokens, est.batch_size, 1) <= vram:
         out.append("--beams 1 (greedy decoding) fits")
     current = WEIGHT_DTYPES[est.dtype]

@@ -228,7 +228,8 @@ def _gib(n: int) -> str:
 
 
 def _from_setting(catalog: Any, setting: Any) -> DefaultGPU:
-    from .detect.config import ENV_VAR, parse_size
+    from .cli.parse import size as parse_size
+    from .detect.config import ENV_VAR
 
     where = setting.origin if setting.origin == ENV_VAR else "config"
     what = f"{ENV_VAR}={setting.value}" if where == ENV_VAR else f"{setting.origin}: {setting.kind} = {setting.value!r}"

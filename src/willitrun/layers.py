@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import archs
+from .archs.base import LayerKV
+from .dtypes import KV_DTYPES
 from .memory import Estimate, Resolved, storage_types
 from .tensors import model_tensors
 
@@ -54,21 +56,31 @@ class Layout:
         whole embedding table when tied (an untied embedding is only looked up: one row)."""
         return self.output_bytes + self.tied_bytes
 
-    self_weights: tuple[int, ...] = ()  # each layer's K+V elements per position (0: no self-attention cache)
+    # per layer, from the geometry: (self-attention cache, cross-attention cache, recurrent state
+    # elements per sequence); (None, None, 0) for an encoder layer
+    caches: tuple[tuple[LayerKV | None, LayerKV | None, int], ...] = ()
 
-    def kv_per_layer(self, est: Estimate, kv_self_bytes: int | None = None) -> tuple[int, ...]:
-        """Each layer's share of the estimate's KV caches (or of `kv_self_bytes` for the self-attention
-        cache). Exact: a cache is (sum over layers of K+V width) x positions x sequences in one type,
-        so each layer's share is its width's part (the even split when all widths are equal)."""
-        kv_self = est.kv_self_bytes if kv_self_bytes is None else kv_self_bytes
-        cross_each = est.kv_cross_bytes // self.cross_layers if self.cross_layers else 0
-        total = sum(self.self_weights)
-        if total and len({w for w in self.self_weights if w}) > 1:
-            self_share = tuple(kv_self * w // total for w in self.self_weights)
-        else:
-            each = kv_self // self.self_layers if self.self_layers else 0
-            self_share = tuple(each * u.self_kv for u in self.layers)
-        return tuple(s + cross_each * u.cross_kv for s, u in zip(self_share, self.layers, strict=True))
+    def kv_per_layer(self, est: Estimate, *, read: bool = False) -> tuple[int, ...]:
+        """Each layer's caches at the estimate's context, from the geometry, times the sequences in
+        the KV type: its self-attention K and V (kv_heads x key_dim, kv_heads x value_dim) for every
+        held position, its cross-attention K and V for every source position, and its recurrent
+        state (conv + SSM). Held positions are the context (the prefill peak, memory.kv_self_bytes)
+        or, with `read`, what one decoding step reads: a sliding or chunked layer min(context, window)
+        (speed.kv_self_read). So a model whose layers differ (Gemma 2/3, Cohere2 and gpt-oss local
+        layers, Llama 4 chunked ones, Jamba's and Falcon-H1's state and attention layers) puts each
+        layer's own bytes on the card holding it; the sum is the estimate's KV + state bytes."""
+        storage = KV_DTYPES[est.kv_dtype]
+        sequences, context, source = est.batch_size * est.beams, est.context_tokens, est.cross_source_tokens
+        out = []
+        for skv, ckv, state in self.caches:
+            b = storage.nbytes(state) if state else 0
+            if skv is not None:
+                held = min(context, skv.window) if read and skv.window is not None else context
+                b += storage.nbytes(skv.key_width * held) + storage.nbytes(skv.value_width * held)
+            if ckv is not None and source:
+                b += storage.nbytes(ckv.key_width * source) + storage.nbytes(ckv.value_width * source)
+            out.append(b * sequences)
+        return tuple(out)
 
 
 def layout(r: Resolved) -> Layout:
@@ -105,13 +117,14 @@ def _layout(r: Resolved) -> Layout:
     last = len(order) - 1
     output = sum(b for b, before, _ in loose if before == last)
     other = tuple((b, before) for b, before, _ in loose if before != last)
-    layers, self_weights = [], []
+    layers, caches = [], []
     for comp, i in order:
         # an encoder keeps no cache; a decoder layer keeps what the geometry says
         skv = g.self_kv[i] if comp == "decoder" else None
         ckv = g.cross_kv[i] if comp == "decoder" else None
+        state = sum(g.ssm_state[i]) if comp == "decoder" and i < len(g.ssm_state) else 0
         w = weights[(comp, i)]
         layers.append(Layer(f"{comp}.{i}", w, w if comp == "decoder" else 0, skv is not None, ckv is not None))
-        self_weights.append(skv.key_width + skv.value_width if skv is not None else 0)
+        caches.append((skv, ckv, state))
     return Layout(tuple(layers), embeddings, output, tied, other,
-                  sum(u.self_kv for u in layers), sum(u.cross_kv for u in layers), kv_proj, tuple(self_weights))
+                  sum(u.self_kv for u in layers), sum(u.cross_kv for u in layers), kv_proj, tuple(caches))

@@ -47,6 +47,9 @@ MAX_CONTEXT = MAX_POSITIONS
 MAX_BATCH = 1 << 20
 MAX_BEAMS = 1024
 MAX_IMAGES = 1024
+# Cards of one request (--gpu NxGPU, a cluster node's GPUs) and the most the `gpus` answers search:
+# 8 cards are a node, 64 are 8 nodes.
+MAX_CARDS = 64
 # Video frames of one request (Qwen2-VL's video processor samples at most 768 frames by default).
 MAX_VIDEO_FRAMES = 1 << 16
 

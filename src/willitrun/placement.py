@@ -16,7 +16,7 @@ from typing import Literal
 
 from . import archs
 from .errors import UsageError
-from .fit import context_limit, largest_fitting
+from .fit import context_limit, largest
 from .layers import Layout, layout
 from .memory import AnySpec, Estimate, Resolved, estimate_resolved
 from .specs import GPUSpec
@@ -81,6 +81,12 @@ def _card(i: int, d: Device, layers: int, first: str | None, last: str | None, o
                 est.overhead_bytes, total, d.vram_bytes - total, total <= d.vram_bytes)
 
 
+def caches_bytes(est: Estimate) -> int:
+    """What a card's `kv_bytes` holds a share of: the KV caches and the recurrent state of
+    state-space layers (Jamba, Falcon-H1, Mamba), which sit with their layers as caches do."""
+    return est.kv_bytes + est.state_bytes
+
+
 def _shares(total: int, n: int) -> list[int]:
     """`total` bytes in n parts that add up exactly (the first `total % n` parts one byte larger)."""
     q, rem = divmod(total, n)
@@ -95,7 +101,7 @@ def tp_constraints(spec: AnySpec) -> list[tuple[str, int, bool]]:
     return list(archs.geometry(spec).tp_constraints)
 
 
-def tp_kv_heads(constraints: list[tuple[str, int, bool]], spec: AnySpec) -> int:
+def tp_kv_heads(spec: AnySpec) -> int:
     """The heads the KV caches are split by: KV heads where the model has GQA, else attention heads."""
     return archs.geometry(spec).tp_kv_heads
 
@@ -114,11 +120,12 @@ def tp_problems(spec: AnySpec, n: int) -> list[str]:
 def tp_bytes(est: Estimate, n: int, kv_heads: int, kv_proj_bytes: int) -> tuple[list[int], list[int]]:
     """(weights, KV) per card for n-way tensor parallelism. Each card holds kv_heads / n KV heads, or
     one replicated head when n exceeds them (n is then a multiple of kv_heads): its KV cache and the
-    K and V projections are held kv_heads-ways, not n-ways; everything else is divided by n."""
+    K and V projections are held kv_heads-ways, not n-ways; everything else, the recurrent state of
+    state-space layers too, is divided by n."""
     per_card_heads = kv_heads // n if kv_heads % n == 0 else 1
     held_kv = est.kv_bytes * per_card_heads * n // kv_heads
     held_proj = kv_proj_bytes * per_card_heads * n // kv_heads
-    return _shares(est.weights_bytes - kv_proj_bytes + held_proj, n), _shares(held_kv, n)
+    return _shares(est.weights_bytes - kv_proj_bytes + held_proj, n), _shares(held_kv + est.state_bytes, n)
 
 
 def _tp_cards(est: Estimate, devices: Sequence[Device], kv_heads: int, lay: Layout) -> tuple[Card, ...]:
@@ -135,7 +142,7 @@ def tensor_split(r: Resolved, context: int, batch: int, beams: int, devices: Seq
         raise UsageError("tensor parallelism needs identical cards; use --split layer for different cards")
     spec, n = r.spec, len(devices)
     problems = tuple(tp_problems(spec, n))
-    kv_heads = tp_kv_heads(tp_constraints(spec), spec)
+    kv_heads = tp_kv_heads(spec)
     lay = lay or layout(r)
     est = estimate_resolved(r, context, batch, beams)
     cards = _tp_cards(est, devices, kv_heads, lay)
@@ -145,10 +152,10 @@ def tensor_split(r: Resolved, context: int, batch: int, beams: int, devices: Seq
     def fits_at(c: int) -> bool:
         return all(x.fits for x in _tp_cards(estimate_resolved(r, c, batch, beams), devices, kv_heads, lay))
 
-    best = max(0, largest_fitting(fits_at, r.image_tokens + 1, limit)) if valid else 0
+    best = largest(fits_at, r.image_tokens + 1, limit) if valid else 0
     held_kv = sum(x.kv_bytes for x in cards)
     # per-card figures mean nothing when the heads do not divide: nothing is duplicated then
-    duplicated = sum(x.weights_bytes for x in cards) - est.weights_bytes + held_kv - est.kv_bytes if valid else 0
+    duplicated = sum(x.weights_bytes for x in cards) - est.weights_bytes + held_kv - caches_bytes(est) if valid else 0
     notes = ["activations and the runtime overhead are counted on every card; norms and biases are counted "
              "as divided though engines replicate them (well under 1% of the weights); communication "
              "buffers (NCCL) are not counted"]
@@ -156,7 +163,7 @@ def tensor_split(r: Resolved, context: int, batch: int, beams: int, devices: Seq
         notes.append(f"{n} cards exceed the {kv_heads} KV heads: each card holds one replicated KV head "
                      "(its cache and its K and V projections)")
     return Split("tensor", n, context, cards, valid, problems, valid and all(x.fits for x in cards), best, limit,
-                 est.weights_bytes, est.kv_bytes, duplicated, tuple(notes))
+                 est.weights_bytes, caches_bytes(est), duplicated, tuple(notes))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -207,7 +214,9 @@ def balanced_layers(loads: list[int], fixed: list[int], vram: list[int]) -> list
         return _fill(loads, fixed, [int(u * v) for v in vram])
 
     lo, hi = 0.0, 1.0
-    while at(hi) is None:  # does not fit: the most even split that does not
+    for _ in range(128):  # does not fit: the most even split that does not (2^128 x a card holds any sum of ints)
+        if at(hi) is not None:
+            break
         lo, hi = hi, hi * 2
     for _ in range(48):
         mid = (lo + hi) / 2
@@ -254,7 +263,7 @@ def layer_split(r: Resolved, context: int, batch: int, beams: int, devices: Sequ
     def fits_at(c: int) -> bool:
         return _fill(*_layer_costs(lay, estimate_resolved(r, c, batch, beams), n), vram) is not None
 
-    best = max(0, largest_fitting(fits_at, r.image_tokens + 1, limit))
+    best = largest(fits_at, r.image_tokens + 1, limit)
     duplicated = sum(x.weights_bytes for x in cards) - est.weights_bytes
     ts = ",".join(str(k + (i == n - 1)) for i, k in enumerate(counts))
     notes = [f"to run this split: llama.cpp --split-mode layer --tensor-split {ts} (the last count includes the "
@@ -264,7 +273,7 @@ def layer_split(r: Resolved, context: int, batch: int, beams: int, devices: Sequ
     if duplicated:
         notes.append("the LM head is the tied token embedding: the last card holds a copy of it")
     return Split("layer", n, context, cards, True, (), all(x.fits for x in cards), best, limit, est.weights_bytes,
-                 est.kv_bytes, duplicated, tuple(notes))
+                 caches_bytes(est), duplicated, tuple(notes))
 
 
 def split(r: Resolved, context: int, batch: int, beams: int, devices: Sequence[Device],
@@ -325,8 +334,8 @@ def offload(r: Resolved, context: int, batch: int, beams: int, vram: int, lay: L
     for i in range(n - 1, -1, -1):
         on_gpu.append(on_gpu[-1] + w[i] + kv[i])
     on_gpu.append(on_gpu[-1] + output_gpu)
-    k = largest_fitting(lambda j: on_gpu[j] <= vram, 0, n + 1)
-    gpu_fits, k = k >= 0, max(k, 0)
+    k = largest(lambda j: on_gpu[j] <= vram, 0, n + 1)
+    gpu_fits = on_gpu[0] <= vram
     gpu_layers, out = min(k, n), k == n + 1
     cpu = n - gpu_layers
     gw = sum(w[cpu:]) + (output_gpu if out else 0) + lay.other_bytes

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from .answers import BatchAnswer, CardCount, DecodeSpeed, GpuTable, Ladder, Offload, Split, Sweep
 from .errors import UsageError
+from .limits import MAX_CARDS
 from .memory import Estimate
 from .render import SCHEMA_VERSION, escape, safe, size
 
@@ -231,7 +232,7 @@ def gpus_view(table: GpuTable, model_name: str) -> RenderableType:
                right=("memory", "headroom", "max context", "cards (tensor parallel)"))
     for row in table.rows:
         t.add_row(escape(row.gpu), size(row.vram_bytes), _yes(row.fits), size(row.headroom_bytes),
-                  _ctx(row.max_context_tokens), str(row.cards_needed) if row.cards_needed else ("one Mac only" if "Apple" in row.name else "more than 64"),
+                  _ctx(row.max_context_tokens), str(row.cards_needed) if row.cards_needed else ("one Mac only" if "Apple" in row.name else f"more than {MAX_CARDS}"),
                   style=None if row.fits else "dim")
     fitting = sum(r.fits for r in table.rows)
     head = (f"{model_name} ({table.model}): {size(table.total_bytes)} at context {table.context_tokens:,}, batch "

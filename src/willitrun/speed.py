@@ -89,11 +89,18 @@ def kv_self_read(est: Estimate) -> int:
     return est.kv_self_bytes
 
 
+def cache_read(est: Estimate) -> int:
+    """Every cache one decoding step reads: the self-attention caches (kv_self_read), the
+    cross-attention caches and the recurrent state of state-space layers (read and rewritten each
+    step); what Layout.kv_per_layer(read=True) gives layer by layer."""
+    return kv_self_read(est) + est.kv_cross_bytes + est.state_bytes
+
+
 def decode_speed(lay: Layout, est: Estimate, bandwidth_bytes_s: int) -> DecodeSpeed:
     """tokens/s <= bandwidth / bytes read per token: the decoder's weights and the output layer, plus
     every KV cache at the current context. One step advances all `batch` sequences at once."""
     weights = _decode_weights(lay, est)
-    kv = kv_self_read(est) + est.kv_cross_bytes
+    kv = cache_read(est)
     return _speed(weights, kv, [SpeedTerm("gpu", weights + kv, bandwidth_bytes_s)], est.batch_size)
 
 
@@ -102,7 +109,7 @@ def offload_speed(lay: Layout, est: Estimate, off: Offload, gpu_bandwidth_bytes_
     """With offload the CPU reads its layers from system memory: time per token = GPU bytes / GPU
     bandwidth + system bytes / system-memory bandwidth."""
     n, k = len(lay.layers), off.gpu_layers
-    kv = lay.kv_per_layer(est, kv_self_read(est))
+    kv = lay.kv_per_layer(est, read=True)
     out = lay.output_decode_bytes
     gpu_w = sum(x.decode_bytes for x in lay.layers[n - k:]) + (out if off.output_on_gpu else 0) \
         - expert_unread(est, n - k, n)
@@ -120,19 +127,19 @@ def split_speed(lay: Layout, est: Estimate, s: Split, devices: Sequence[Device])
     if any(d.bandwidth_bytes_s is None for d in devices):
         raise UsageError("a speed bound needs each card's bandwidth: give catalog GPUs (--gpu)")
     weights = _decode_weights(lay, est)
-    kv_read = kv_self_read(est) + est.kv_cross_bytes
+    kv_read = cache_read(est)
     if s.kind == "tensor":
         # Every card reads its slice at once; replicated KV heads (and their projections) are read
         # on every card that holds them.
         n = len(devices)
-        held = kv_read * sum(c.kv_bytes for c in s.cards) // est.kv_bytes if est.kv_bytes else 0
-        proj = s.duplicated_bytes - (sum(c.kv_bytes for c in s.cards) - est.kv_bytes)
+        held = kv_read * sum(c.kv_bytes for c in s.cards) // s.kv_bytes if s.kv_bytes else 0
+        proj = s.duplicated_bytes - (sum(c.kv_bytes for c in s.cards) - s.kv_bytes)
         per_card = -(-(weights + proj + held) // n)
         slowest = min(devices, key=lambda d: d.bandwidth_bytes_s or 0)
         term = SpeedTerm(f"each of {n} cards, in parallel", per_card, slowest.bandwidth_bytes_s or 0)
         return _speed(weights, kv_read, [term], est.batch_size)
     owners = layer_owners(s)
-    kv = lay.kv_per_layer(est, kv_self_read(est))
+    kv = lay.kv_per_layer(est, read=True)
     per = [0] * len(devices)
     for i, layer in enumerate(lay.layers):
         per[owners[i]] += layer.decode_bytes + kv[i] - expert_unread(est, i, i + 1)
@@ -169,6 +176,6 @@ def moe_offload_speed(lay: Layout, est: Estimate, n_cpu_moe: int, gpu_bandwidth_
     n = min(n_cpu_moe, len(est.expert_bytes))
     weights = _decode_weights(lay, est)
     sys_w = sum(expert_read(est, i) for i in range(n))
-    kv = kv_self_read(est) + est.kv_cross_bytes
+    kv = cache_read(est)
     return _speed(weights, kv, [SpeedTerm("gpu", weights - sys_w + kv, gpu_bandwidth_bytes_s),
                                 SpeedTerm("system memory", sys_w, system_bandwidth_bytes_s)], est.batch_size)

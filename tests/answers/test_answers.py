@@ -149,6 +149,25 @@ def test_cards_needed_llama_2_70b_on_3090s(catalog):
     assert which_gpus(spec, Request(), [catalog.resolve("gpu", "rtx3090")]).rows[0].cards_needed == 8
 
 
+def test_llama_cpp_cards_needed_searched_to_the_card_limit(catalog):
+    """llama.cpp's layer split of Llama 3.1 405B q4_k_m needs more than 16 8-GiB cards: the table
+    searches up to limits.MAX_CARDS as the transformers one does (it stopped at 16 and printed "more
+    than 64"). The answer is the first N whose fullest card fits, checked on the estimates at N - 1, N."""
+    from willitrun.engines import LlamaCppOptions, engine_estimate
+    from willitrun.limits import MAX_CARDS
+
+    spec, req = catalog.resolve("model", "llama-3.1-405b"), Request(dtype="q4_k_m")
+    gpu = catalog.resolve("gpu", "rtx4060")
+    n = which_gpus(spec, req, [gpu], engine="llama.cpp").rows[0].cards_needed
+    assert 16 < n <= MAX_CARDS
+
+    def fullest(k: int) -> int:
+        return engine_estimate(spec, req, "llama.cpp", LlamaCppOptions(gpus=k)).max_device_bytes
+
+    assert fullest(n) <= gpu.capacity_bytes
+    assert all(fullest(k) > gpu.capacity_bytes for k in range(1, n))
+
+
 def test_cards_needed_none(catalog):
     c = cards_needed(catalog.resolve("model", "llama-3.1-405b"), Request(), device(catalog.resolve("gpu", "rtx2060")))
     assert c.cards == 0 and c.split is None
@@ -192,17 +211,21 @@ def test_sweep_without_memory(catalog):
 
 
 # ---- the layer view every placement answer uses -------------------------------------------------
-@pytest.mark.parametrize("dtype", [None, "q4_k_m", "int4"])
-def test_layout_adds_up_for_every_model(catalog, dtype):
+@pytest.mark.parametrize(("dtype", "kv"), [(None, None), ("q4_k_m", "q8_0"), ("int4", "q4_0")])
+def test_layout_adds_up_for_every_model(catalog, dtype, kv):
     from willitrun.memory import default_context
+    from willitrun.speed import cache_read
 
     for spec in catalog.models():
-        r = resolve(spec, Request(dtype=dtype))
+        r = resolve(spec, Request(dtype=dtype, kv_dtype=kv, batch=2))
         lay = layout(r)
         att = attention(spec)
         assert lay.weights_bytes == sum(c.bytes for c in r.components), spec.id
         assert (lay.self_layers, lay.cross_layers) == (att.self_layers, att.cross_layers), spec.id
         # the model's default context: within a hard limit (Whisper 448, BART 1024), holding the images
         # (a Qwen2-VL image may take up to 16,384 positions)
-        e = estimate_resolved(r, default_context(r), 1, 1) if spec.architecture != "t5" else estimate_resolved(r, 512, 1, 1)
-        assert sum(lay.kv_per_layer(e)) == e.kv_bytes, spec.id
+        e = estimate_resolved(r, default_context(r), 2, 1) if spec.architecture != "t5" else estimate_resolved(r, 512, 2, 1)
+        # per layer from the geometry, the caches add up to the estimate's (KV and recurrent state),
+        # and what a decoding step reads to speed.cache_read (sliding layers: their window)
+        assert sum(lay.kv_per_layer(e)) == e.kv_bytes + e.state_bytes, spec.id
+        assert sum(lay.kv_per_layer(e, read=True)) == cache_read(e), spec.id

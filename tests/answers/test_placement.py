@@ -316,3 +316,64 @@ def test_speed_reads_only_the_sliding_window(catalog):
     e = estimate_resolved(r, 32768, 1, 1)
     sp = decode_speed(layout(r), e, 10**12)
     assert e.kv_self_bytes == 8 * sp.kv_read_bytes and sp.kv_read_bytes == 2 * 32 * 8 * 128 * 4096 * 2
+
+
+def test_gemma_3_27b_layer_split_puts_each_layers_own_cache_on_its_card(catalog):
+    """Gemma 3 27B over two cards at 32,768 tokens: 52 of its 62 layers slide over 1,024 positions.
+    At the prefill peak every layer holds the whole prompt (transformers, DOMAIN.md), and a decoding
+    step reads a sliding layer's window only, so each card's share is the sum of its own layers'
+    costs, computed here from the geometry's per-layer fields (kv_heads x (key_dim + value_dim) x
+    positions x 2 B bf16), not spread evenly over full and sliding layers."""
+    from willitrun import archs
+
+    spec = catalog.resolve("model", "gemma-3-27b")
+    cards = [device(catalog.resolve("gpu", "rtx-6000-ada")), device(catalog.resolve("gpu", "h100-sxm"))]
+    r, context = resolve(spec, Request()), 32768
+    s = layer_split(r, context, 1, 1, cards)
+    g = archs.geometry(spec)
+    lay = layout(r)
+    assert [u.name for u in lay.layers] == [f"decoder.{i}" for i in range(g.decoder_layers)]
+    sliding = [i for i, k in enumerate(g.self_kv) if k is not None and k.kind == "sliding"]
+    assert len(sliding) == 52 and {g.self_kv[i].window for i in sliding} == {1024}
+
+    def held(i: int, read: bool) -> int:
+        k = g.self_kv[i]
+        positions = min(context, k.window) if read and k.kind == "sliding" else context
+        return k.kv_heads * (k.key_dim + k.value_dim) * positions * 2
+
+    owners = layer_owners(s)[:-1]
+    peak = [sum(held(i, False) for i, c in enumerate(owners) if c == card) for card in range(2)]
+    read = [sum(held(i, True) for i, c in enumerate(owners) if c == card) for card in range(2)]
+    assert [c.kv_bytes for c in s.cards] == peak
+    # the 48 GB card holds fewer layers, and a smaller share of the 10 full ones (every 6th layer) than
+    # of all 62: an even spread per layer would give it a read share of its layer count's part
+    assert s.cards[0].layers * sum(read) != read[0] * g.decoder_layers
+    # decode-speed bound: each card's term is its layers' weights, its layers' reads, and the output
+    e = estimate_resolved(r, context, 1, 1)
+    terms = split_speed(lay, e, s, cards).terms
+    for card, term in enumerate(terms):
+        mine = [i for i, c in enumerate(owners) if c == card]
+        weights = sum(lay.layers[i].decode_bytes for i in mine) + (lay.output_decode_bytes if card == 1 else 0)
+        assert term.bytes == weights + read[card], card
+    assert sum(read) < sum(peak)
+
+
+def test_hybrid_state_sits_on_its_mamba_layers_and_kv_on_its_attention_layers(catalog):
+    """Jamba Mini 1.5: one attention layer in eight. Each layer's cache, from the geometry: an
+    attention layer kv_heads x (key_dim + value_dim) x context x 2 B, a Mamba layer its conv + SSM
+    state elements x 2 B (bf16), whatever the context; a layer split and a tensor split hold them all
+    (the state was left off the cards before)."""
+    from willitrun import archs
+
+    spec = catalog.resolve("model", "jamba-mini-1.5")
+    r, context = resolve(spec, Request()), 8192
+    g = archs.geometry(spec)
+    expected = []
+    for k, (conv, ssm) in zip(g.self_kv, g.ssm_state, strict=True):
+        expected.append(k.kv_heads * (k.key_dim + k.value_dim) * context * 2 if k is not None else (conv + ssm) * 2)
+    e = estimate_resolved(r, context, 1, 1)
+    assert layout(r).kv_per_layer(e) == tuple(expected)
+    assert sum(1 for k in g.self_kv if k is not None) * 8 == g.decoder_layers
+    h100 = device(catalog.resolve("gpu", "h100-sxm"))
+    for s in (layer_split(r, context, 1, 1, [h100, RTX3090]), tensor_split(r, context, 1, 1, [h100, h100])):
+        assert sum(c.kv_bytes for c in s.cards) == s.kv_bytes == sum(expected) == e.kv_bytes + e.state_bytes, s.kind

@@ -125,6 +125,8 @@ def test_rows_file_hostile(tmp_path):
     for path in (tmp_path, Path(os.devnull)):
         r = run("check", "--rows", path)
         assert r.exit_code == 2 and "not a regular file" in r.stderr
+    r = run("check", "--rows", tmp_path / "missing.csv")  # files.open_regular names it (was "not a regular file")
+    assert r.exit_code == 2 and r.stderr.strip().endswith("missing.csv: no such file"), r.stderr
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")

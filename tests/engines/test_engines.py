@@ -350,3 +350,14 @@ def test_llama_server_from_2026_06_reserves_logits_for_its_sequences():
     assert cli.find("compute buffer (CUDA0)").bytes == 4 * 512 * (4096 + 128256)  # 258.5 MiB, logits-bound
     ffn = 4 * 512 * (2 * 4096 + 2 * 14336)
     assert server.find("compute buffer (CUDA0)").bytes == max(ffn, 4 * 4 * (4096 + 128256))
+
+
+def test_the_command_line_names_the_engines_the_package_sizes():
+    """cli/parse reads the engine names from dtypes (light, on the start-up path); the engines
+    package must size exactly those (it keeps its own tuple until it imports dtypes.ENGINES)."""
+    from willitrun import dtypes, engines
+    from willitrun.cli import parse
+
+    assert engines.ENGINES == dtypes.ENGINES and engines.ENGINE_ALIASES == dtypes.ENGINE_ALIASES
+    assert all(parse.engine(name) == engines.ENGINE_ALIASES.get(name, name)
+               for name in (*engines.ENGINES, *engines.ENGINE_ALIASES))

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from willitrun.cli.parse import looks_like_size
+from willitrun.cli.parse import size as parse_size
 from willitrun.detect.amd import (
     AMDCard,
     detect_amd,
@@ -28,8 +30,6 @@ from willitrun.detect.config import (
     config_path,
     from_config,
     from_env,
-    looks_like_size,
-    parse_size,
 )
 from willitrun.detect.run import read_small_file, run_tool
 from willitrun.errors import UsageError
@@ -206,12 +206,19 @@ def test_looks_like_size(text, ok):
 
 
 def test_parse_size_names_the_setting():
-    assert parse_size("24GiB", "WILLITRUN_GPU=24GiB") == 24 * GIB
+    """One parser for --vram and the default GPU's size; the error names where the size came from."""
+    assert parse_size("24GiB", "WILLITRUN_GPU=24GiB") == 24 * GIB == parse_size("24GiB")
     assert parse_size("24", "x") == 24 * GIB
     with pytest.raises(UsageError, match=r"^WILLITRUN_GPU=0\.1MB is too small"):
         parse_size("0.1MB", "WILLITRUN_GPU=0.1MB")
     with pytest.raises(UsageError, match="more than 1 PiB"):
         parse_size("2000TB", "x")
+    with pytest.raises(UsageError, match=r"^--vram '24 parsecs': give a size"):
+        parse_size("24 parsecs")
+    long = "1" * 100_000  # refused by its length before the backtracking pattern reads it
+    assert not looks_like_size(long)
+    with pytest.raises(UsageError, match=r"^WILLITRUN_GPU=1+: give a size"):
+        parse_size(long, f"WILLITRUN_GPU={long}")
 
 
 def test_config_path_follows_xdg(tmp_path):

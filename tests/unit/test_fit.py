@@ -67,3 +67,31 @@ def test_smaller_dtype_never_needs_more(context):
     order = ["fp32", "fp16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k"]
     totals = [estimate(spec, context=context, dtype=d, kv_dtype="f16").total_bytes for d in order]
     assert totals == sorted(totals, reverse=True)
+
+
+# ---- the one search (fit.largest) behind every "largest" answer ----------------------------------
+@settings(max_examples=400, deadline=None)
+@given(lo=st.integers(0, 1 << 30), span=st.integers(0, 1 << 30), offset=st.integers(-5, (1 << 30) + 5),
+       grow=st.booleans())
+def test_largest_finds_the_threshold_of_a_monotone_predicate(lo, span, offset, grow):
+    """For fits(n) = n <= t, largest returns min(t, hi) when t >= lo, else 0, probes only [lo, hi]
+    and at most 2 x bit_length(hi - lo + 1) + 2 times (doubling, then bisection; plain bisection)."""
+    from willitrun.fit import largest
+
+    hi, t = lo + span, lo + offset
+    probes: list[int] = []
+
+    def fits(n: int) -> bool:
+        probes.append(n)
+        return n <= t
+
+    expected = min(t, hi) if t >= lo else 0
+    assert largest(fits, lo, hi, grow=grow) == expected
+    assert all(lo <= n <= hi for n in probes)
+    assert len(probes) <= 2 * (hi - lo + 1).bit_length() + 2
+
+
+def test_largest_of_an_empty_range_probes_nothing():
+    from willitrun.fit import largest
+
+    assert largest(lambda n: (_ for _ in ()).throw(AssertionError(n)), 5, 4) == 0

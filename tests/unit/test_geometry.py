@@ -129,4 +129,4 @@ def test_layer_shares_of_the_cache_add_up_for_every_catalog_model():
         r = resolve(spec, Request())
         est = estimate_resolved(r, max(min(4000, r.att.hard_limit or 4000), r.image_tokens + 1), 1, 1)
         shares = layout(r).kv_per_layer(est)
-        assert sum(shares) == est.kv_self_bytes + est.kv_cross_bytes, spec.id
+        assert sum(shares) == est.kv_self_bytes + est.kv_cross_bytes + est.state_bytes, spec.id  # state too

@@ -13,7 +13,7 @@ from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import Geometry, Layers, ModelSpecBase, Positions
-from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, stages, tensors  # noqa: F401
+from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, layer_window, stages, tensors  # noqa: F401
 
 ARCHITECTURES = ("cohere2",)
 
@@ -35,11 +35,7 @@ class Cohere2Config(DecoderConfig):
         return Anatomy(qkv_bias=self.attention_bias, o_bias=self.attention_bias, parallel_block=True)
 
     def layer_kind(self, i: int) -> tuple[Literal["full", "sliding", "chunked"], int | None]:
-        if self.layer_types is not None:
-            sliding = self.layer_types[i] == "sliding_attention"
-        else:
-            sliding = bool((i + 1) % self.sliding_window_pattern)
-        return ("sliding", self.sliding_window) if sliding and self.sliding_window else ("full", None)
+        return layer_window(self.layer_types, i, bool((i + 1) % self.sliding_window_pattern), self.sliding_window)
 
     @model_validator(mode="after")
     def _check_cohere2(self) -> Cohere2Config:

@@ -12,7 +12,7 @@ from ..records import Field, model_validator
 from . import llama
 from .base import Geometry, ModelSpecBase, Positions
 from .gemma import GemmaConfig
-from .llama import Anatomy, LayerType, check_layer_types, stages, tensors  # noqa: F401
+from .llama import Anatomy, LayerType, check_layer_types, layer_window, stages, tensors  # noqa: F401
 
 ARCHITECTURES = ("gemma2",)
 SoftCap = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
@@ -36,8 +36,7 @@ class Gemma2Config(GemmaConfig):
         return bool((i + 1) % 2)
 
     def layer_kind(self, i: int) -> tuple[Literal["full", "sliding", "chunked"], int | None]:
-        sliding = self.layer_types[i] == "sliding_attention" if self.layer_types is not None else self._sliding(i)
-        return ("sliding", self.sliding_window) if sliding and self.sliding_window else ("full", None)
+        return layer_window(self.layer_types, i, self._sliding(i), self.sliding_window)
 
     @model_validator(mode="after")
     def _check_layers(self) -> Gemma2Config:

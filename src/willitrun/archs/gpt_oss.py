@@ -17,7 +17,7 @@ from typing import Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from .base import Geometry, ModelSpecBase, Positions, Stage, Tensor, norm
-from .llama import LayerType, attention_tensors, check_layer_types
+from .llama import LayerType, attention_tensors, check_layer_types, layer_window
 from .mixtral import moe_geometry
 from .moe import Experts, MoeConfig, expert_tensors, moe_stage
 
@@ -40,8 +40,7 @@ class GptOssConfig(MoeConfig):
 
     def layer_kind(self, i: int) -> tuple[Literal["full", "sliding", "chunked"], int | None]:
         """GptOssConfig.__post_init__: without layer_types, even layers slide and odd layers are full."""
-        sliding = self.layer_types[i] == "sliding_attention" if self.layer_types is not None else i % 2 == 0
-        return ("sliding", self.sliding_window) if sliding else ("full", None)
+        return layer_window(self.layer_types, i, i % 2 == 0, self.sliding_window)
 
     @model_validator(mode="after")
     def _check_layers(self) -> GptOssConfig:

@@ -100,6 +100,15 @@ def check_layer_types(layer_types: Sequence[str] | None, layers: int) -> None:
 LayerType = Literal["full_attention", "sliding_attention"]
 
 
+def layer_window(layer_types: Sequence[str] | None, i: int, rule: bool,
+                 window: int | None) -> tuple[Literal["full", "sliding", "chunked"], int | None]:
+    """Layer i of a family with sliding-window layers: it slides over `window` positions when
+    config.json's `layer_types[i]` is "sliding_attention", or, without layer_types, when the family's
+    `rule` says so (what its config class's __post_init__ fills layer_types with); full without a window."""
+    sliding = layer_types[i] == "sliding_attention" if layer_types is not None else rule
+    return ("sliding", window) if sliding and window else ("full", None)
+
+
 class LlamaConfig(DecoderConfig):
     """LlamaConfig / MistralConfig fields (transformers models/llama/configuration_llama.py)."""
 

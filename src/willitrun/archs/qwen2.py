@@ -11,7 +11,7 @@ from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import ModelSpecBase, Positions
-from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, decoder_geometry, stages, tensors  # noqa: F401
+from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, decoder_geometry, layer_window, stages, tensors  # noqa: F401
 
 ARCHITECTURES = ("qwen2",)
 
@@ -27,11 +27,7 @@ class SlidingLayers(DecoderConfig):
 
     def layer_kind(self, i: int) -> tuple[Literal["full", "sliding", "chunked"], int | None]:
         window = self.sliding_window if self.use_sliding_window else None
-        if self.layer_types is not None:
-            sliding = self.layer_types[i] == "sliding_attention"
-        else:
-            sliding = window is not None and i >= self.max_window_layers
-        return ("sliding", window) if sliding and window else ("full", None)
+        return layer_window(self.layer_types, i, i >= self.max_window_layers, window)
 
     @model_validator(mode="after")
     def _check_layers(self) -> SlidingLayers:

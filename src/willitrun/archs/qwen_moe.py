@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from .. import limits as L
 from ..records import Field
 from .base import Intermediate, LayerIndex, ModelSpecBase, Positions, Stage, Tensor, linear
-from .llama import Anatomy, gated_mlp
+from .llama import Anatomy, gated_mlp, layer_window
 from .mixtral import cross_source_tokens, image_tokens, moe_geometry  # noqa: F401
 from .moe import Experts, MoeConfig, moe_decoder_lm, moe_stage
 from .qwen2 import SlidingLayers
@@ -59,9 +59,7 @@ class Qwen3MoeConfig(QwenMoeFields):
         return Anatomy(qkv_bias=self.attention_bias, o_bias=self.attention_bias, qk_norm=True)
 
     def layer_kind(self, i: int) -> tuple[Literal["full", "sliding", "chunked"], int | None]:
-        if self.use_sliding_window and self.sliding_window:
-            return "sliding", self.sliding_window
-        return "full", None
+        return layer_window(None, i, self.use_sliding_window, self.sliding_window)
 
 
 class Qwen2MoeConfig(QwenMoeFields, SlidingLayers):
@@ -79,11 +77,8 @@ class Qwen2MoeConfig(QwenMoeFields, SlidingLayers):
     def layer_kind(self, i: int) -> tuple[Literal["full", "sliding", "chunked"], int | None]:
         """Qwen2MoeConfig.__post_init__: without layer_types, the odd-numbered layers (i + 1 odd) below
         max_window_layers slide when use_sliding_window."""
-        if self.layer_types is not None:
-            sliding = self.layer_types[i] == "sliding_attention"
-        else:
-            sliding = self.use_sliding_window and bool((i + 1) % 2) and i < self.max_window_layers
-        return ("sliding", self.sliding_window) if sliding and self.sliding_window else ("full", None)
+        rule = self.use_sliding_window and bool((i + 1) % 2) and i < self.max_window_layers
+        return layer_window(self.layer_types, i, rule, self.sliding_window)
 
     @property
     def shared_width(self) -> int:

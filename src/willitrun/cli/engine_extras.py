@@ -1,6 +1,7 @@
 """The estimate command's answers (--offload, --speed, --max-batch) on an engine profile other than
-transformers (cli/extras.py answers those on the transformers arithmetic). Every search here is the one
-bisection of engines.largest over engine_estimate; no typer here."""
+transformers (cli/extras.py answers those on the transformers arithmetic). Every search here is
+fit.largest over the engine's estimate alone (engine_fit(search=False): no context search per probe);
+no typer here."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ from typing import Any
 
 from ..errors import UsageError
 from .extras import Extras
+from .parse import BOUNDS
 
-_MAX_BATCH = 4096  # llama.cpp's -np bound (cli/parse.py BOUNDS["--parallel"]), as answers.engine_max_batch
+_MAX_BATCH = int(BOUNDS["--parallel"].high)  # llama.cpp's -np bound, as answers.engine_max_batch
 
 
 def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: Any, cards: list[Any], *,
                   offload: bool, speed: bool, max_batch: bool, system_bandwidth_gb_s: float | None) -> Extras:
     """--offload (llama.cpp -ngl: the most layers that fit), --max-batch (the most sequences that fit
     at the context) and --speed (the decode bound) on `engine`'s buffers."""
-    from ..engines import largest
+    from ..fit import largest
     from ..speed import SYSTEM_BANDWIDTH_BYTES_S, engine_speed
     from .estimation import engine_fit
 
@@ -37,11 +39,11 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
             raise UsageError("--offload searches --gpu-layers itself: give one or the other")
         n_layer = int(est.facts["n_layer"])
 
-        def fits_layers(n: int) -> bool:
-            return bool(engine_fit(spec, req, engine, {**given, "gpu_layers": n}, vram).fits)
+        def at_layers(n: int) -> Any:
+            return engine_fit(spec, req, engine, {**given, "gpu_layers": n}, vram, search=False)
 
-        ngl = largest(fits_layers, 0, n_layer + 1)
-        at = engine_fit(spec, req, engine, {**given, "gpu_layers": ngl}, vram).estimate
+        ngl = largest(lambda n: at_layers(n).max_device_bytes <= vram, 0, n_layer + 1)
+        at = at_layers(ngl)
         x.data["engine_offload"] = {"gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": ngl > n_layer,
                              "gpu_bytes": at.max_device_bytes, "host_bytes": at.host_bytes,
                              "fits": ngl > 0 or at.max_device_bytes <= vram}
@@ -58,12 +60,10 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
         opts = {k: v for k, v in given.items() if k != "parallel"}
 
         def total(b: int) -> int:
-            return int(engine_fit(spec, replace(req, batch=b, context=context), engine, opts, vram).estimate.max_device_bytes)
+            return int(engine_fit(spec, replace(req, batch=b, context=context), engine, opts, vram,
+                                  search=False).max_device_bytes)
 
-        hi = 1
-        while hi < _MAX_BATCH and total(hi) <= vram:
-            hi *= 2
-        n = largest(lambda b: total(b) <= vram, max(1, hi // 2), min(hi, _MAX_BATCH))
+        n = largest(lambda b: total(b) <= vram, 1, _MAX_BATCH, grow=True)
         at = max(n, 1)
         after = total(at + 1)
         x.data["max_batch"] = {"context_tokens": context, "beams": 1, "vram_bytes": vram, "max_batch": n,
@@ -116,7 +116,7 @@ def _expert_offload(spec: Any, req: Any, given: dict[str, Any], vram: int, x: Ex
     """A mixture-of-experts model that does not fit: the fewest --n-cpu-moe layers that make it fit
     (bisection: moving more layers' experts to host memory never adds GPU bytes)."""
     from ..archs import geometry
-    from ..engines import largest
+    from ..fit import largest
     from ..render import size
     from .estimation import engine_fit
 
@@ -125,16 +125,16 @@ def _expert_offload(spec: Any, req: Any, given: dict[str, Any], vram: int, x: Ex
         return
     n_layer = g.decoder_layers
 
-    def gpu_bytes(n: int) -> Any:
-        return engine_fit(spec, req, "llama.cpp", {**given, "n_cpu_moe": n}, vram)
+    def at_layers(n: int) -> Any:
+        return engine_fit(spec, req, "llama.cpp", {**given, "n_cpu_moe": n}, vram, search=False)
 
-    last_over = largest(lambda n: not gpu_bytes(n).fits, 0, n_layer)
+    last_over = largest(lambda n: at_layers(n).max_device_bytes > vram, 0, n_layer)
     n = last_over + 1
     if n > n_layer:
         x.data["expert_offload"] = {"n_cpu_moe": None, "n_layer": n_layer, "gpu_bytes": None, "host_bytes": None}
         x.views.append(f"Expert offload: even --cpu-moe (the experts of all {n_layer} layers in host memory) does not fit.")
         return
-    at = gpu_bytes(n).estimate
+    at = at_layers(n)
     x.data["expert_offload"] = {"n_cpu_moe": n, "n_layer": n_layer, "gpu_bytes": at.max_device_bytes,
                                 "host_bytes": at.host_bytes}
     x.views.append(f"  try --n-cpu-moe {n} (the experts of layers 0..{n - 1} in host memory): {size(at.max_device_bytes)} "

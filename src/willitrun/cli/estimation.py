@@ -279,9 +279,18 @@ def _context_bound(spec: Any) -> bool:
 
 
 def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_bytes: int,
-               gpu_name: str | None = None, weights: Any = None) -> Any:
-    """Build the engine's options from the CLI's, refusing options the engine does not take."""
-    from ..engines import CTranslate2Options, LlamaCppOptions, OllamaOptions, VllmOptions, WhisperCppOptions
+               gpu_name: str | None = None, weights: Any = None, *, search: bool = True) -> Any:
+    """Build the engine's options from the CLI's, refusing options the engine does not take, and fit
+    them; `search=False` returns the engine's estimate alone, without the largest-context search (what
+    a probe of another setting needs: -ngl, --n-cpu-moe, the batch)."""
+    from ..engines import (
+        CTranslate2Options,
+        LlamaCppOptions,
+        OllamaOptions,
+        VllmOptions,
+        WhisperCppOptions,
+        engine_estimate,
+    )
     from ..engines import engine_fit as fit
 
     accepted = {**ENGINE_OPTIONS.get(engine, {}), "gpus": "gpus"}
@@ -310,7 +319,8 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
             options = CTranslate2Options(**kwargs)
         else:
             options = VllmOptions(**kwargs, total_memory_bytes=vram_bytes, gpu_name=gpu_name)
-        return fit(spec, req, engine, options, vram_bytes, weights)
+        return fit(spec, req, engine, options, vram_bytes, weights) if search else \
+            engine_estimate(spec, req, engine, options, weights)
     except UsageError as exc:  # the options classes name their fields; the user typed flags
         flags: dict[str, str] = {}
         for flag, name in [*accepted.items(), *ENGINE_OPTIONS["llama.cpp"].items()]:  # ollama runs llama.cpp's

@@ -13,7 +13,9 @@ import math
 import re
 from dataclasses import dataclass
 
+from ..dtypes import ENGINE_ALIASES, ENGINES
 from ..errors import UsageError
+from ..limits import MAX_CARDS
 
 _WHOLE = re.compile(r"[+-]?[0-9]+")  # ASCII digits only
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")  # no exponent, no inf/nan
@@ -47,7 +49,7 @@ BOUNDS: dict[str, Bound] = {
     "--max-num-batched-tokens": Bound(1, 1 << 32),
     "--tensor-parallel-size": Bound(1, 1024),
     "--pipeline-parallel-size": Bound(1, 1024),
-    "--gpus-per-node": Bound(1, 64),
+    "--gpus-per-node": Bound(1, MAX_CARDS),
 }
 
 
@@ -83,21 +85,34 @@ def decimal(option: str, text: str | float | None) -> float | None:
     return value
 
 
+# The units --vram takes (also WILLITRUN_GPU and the config file's vram, detect/config.py); a bare number is GiB.
 _UNITS = {"": 1 << 30, "gib": 1 << 30, "gb": 10**9, "mib": 1 << 20, "mb": 10**6, "tib": 1 << 40, "tb": 10**12,
           "g": 1 << 30, "m": 1 << 20}
+_SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*")
 
 
-def size(text: str) -> int:
-    """'24GiB', '24 GB', '80000MiB', '24' (GiB) -> bytes, for --vram."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text) if len(text) <= 64 else None
-    unit = m.group(2).lower() if m else ""
-    if not m or unit not in _UNITS:
-        raise UsageError(f"--vram {_show(text)}: give a size such as 24GiB, 24GB or 24576MiB (a bare number is GiB)")
-    value = float(m.group(1)) * _UNITS[unit]
+def _size_match(text: str) -> re.Match[str] | None:
+    m = _SIZE.fullmatch(text) if len(text) <= 64 else None  # the length first: the pattern backtracks
+    return m if m and m.group(2).lower() in _UNITS else None
+
+
+def looks_like_size(text: str) -> bool:
+    """"24GiB", "24 GB", "80000MiB", "24": a number and a --vram unit (no catalog id is one)."""
+    return _size_match(text) is not None
+
+
+def size(text: str, what: str | None = None) -> int:
+    """'24GiB', '24 GB', '80000MiB', '24' (GiB) -> bytes, for --vram; errors name `what` (default
+    `--vram` and the text; e.g. "WILLITRUN_GPU=24")."""
+    what = what or f"--vram {_show(text)}"
+    m = _size_match(text)
+    if not m:
+        raise UsageError(f"{what}: give a size such as 24GiB, 24GB or 24576MiB (a bare number is GiB)")
+    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
     if value < 1 << 20:
-        raise UsageError(f"--vram {_show(text)} is too small to hold anything")
+        raise UsageError(f"{what} is too small to hold anything")
     if value > 1 << 50:
-        raise UsageError(f"--vram {_show(text)} is more than 1 PiB; give one card's memory")
+        raise UsageError(f"{what} is more than 1 PiB; give one card's memory")
     return int(value)
 
 
@@ -112,7 +127,6 @@ def image_size(text: str | None) -> tuple[int, int] | None:
 
 
 _COUNT = re.compile(r"\s*([0-9]+)\s*[x×*]\s*(.+)", re.DOTALL)
-MAX_CARDS = 64
 
 
 def gpus(values: list[str]) -> list[str]:
@@ -132,8 +146,7 @@ def gpus(values: list[str]) -> list[str]:
     return names
 
 
-ENGINE_NAMES = ("transformers", "llama.cpp", "ollama", "whisper.cpp", "vllm", "ctranslate2", "faster-whisper")
-ENGINE_ALIASES = {"faster-whisper": "ctranslate2"}  # as engines.ENGINE_ALIASES (not imported: the lean path)
+ENGINE_NAMES = (*ENGINES, *ENGINE_ALIASES)
 
 
 def engine(text: str | None) -> str | None:

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..cli.parse import looks_like_size
 from ..errors import UsageError
 from .run import read_small_file
 
@@ -40,31 +41,6 @@ def config_path(env: Mapping[str, str]) -> str:
     if not os.path.isabs(base):
         base = os.path.join(os.path.expanduser("~"), ".config")
     return os.path.join(base, "willitrun", "config.toml")
-
-
-# The units --vram takes (cli.parse_size); a bare number is GiB.
-_UNITS = {"": 1 << 30, "gib": 1 << 30, "gb": 10**9, "mib": 1 << 20, "mb": 10**6, "tib": 1 << 40, "tb": 10**12,
-          "g": 1 << 30, "m": 1 << 20}
-_SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*")
-
-
-def looks_like_size(text: str) -> bool:
-    """"24GiB", "24 GB", "80000MiB", "24": a number and a --vram unit (no catalog id is one)."""
-    m = _SIZE.fullmatch(text)
-    return m is not None and m.group(2).lower() in _UNITS
-
-
-def parse_size(text: str, what: str) -> int:
-    """Bytes of a --vram-style size; UsageError naming `what` (e.g. "WILLITRUN_GPU=24") otherwise."""
-    m = _SIZE.fullmatch(text)
-    if not m or m.group(2).lower() not in _UNITS:
-        raise UsageError(f"{what}: give a size such as 24GiB, 24GB or 24576MiB (a bare number is GiB)")
-    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    if value < 1 << 20:
-        raise UsageError(f"{what} is too small to hold anything")
-    if value > 1 << 50:
-        raise UsageError(f"{what} is more than 1 PiB; give one card's memory")
-    return int(value)
 
 
 def from_env(env: Mapping[str, str]) -> Setting | None:

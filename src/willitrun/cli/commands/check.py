@@ -114,15 +114,16 @@ class Checks:
 
 def read_rows(path: Path) -> Iterator[Row]:
     """Rows `model,gpu[,context]` from a regular file, a line at a time; blank lines and # comments skipped."""
+    import io
+
+    from ...files import open_regular
     from ...render import safe
 
     shown = safe(str(path))
-    try:
-        if not path.is_file():
-            raise UsageError(f"--rows {shown}: not a regular file")
-        f = path.open(encoding="utf-8", newline=None)
-    except OSError as exc:
-        raise UsageError(f"--rows {shown}: cannot read: {exc.strerror or exc}") from None
+    try:  # files.open_regular: regular files only, checked on the descriptor read (a FIFO never blocks)
+        f = io.TextIOWrapper(open_regular(path, "rows file", UsageError), encoding="utf-8", newline=None)
+    except UsageError as exc:
+        raise UsageError(f"--rows {exc}") from None
     seen = False
     with f:
         n = 0
