@@ -177,6 +177,8 @@ def _llamacpp_printed(entry: dict, src: str, catalog: object) -> Iterator[Compar
                   "token_embd to the last host expert, GPU tensors between them included")
     if "kv_self_mib" in printed:
         yield row("KV self (all cards)", total("KV cache (CUDA"), "kv_self_mib", WEIGHTS_KV)
+    if "kv_host_mib" in printed:
+        yield row("KV self (host layers)", est.find("KV cache (CPU)").bytes, "kv_host_mib", WEIGHTS_KV)
     for d, mib in enumerate(printed.get("compute_mib", [])):
         component = f"compute (CUDA{d})"
         yield Comparison(entry["id"], src, "llama.cpp", component, est.find(f"compute buffer (CUDA{d})").bytes,
