@@ -81,6 +81,10 @@ class LlamaCppVersion:
     # "llama: limit max outputs of `llama_context`" (2026-05-29; tools/server/server-context.cpp sets
     # n_outputs_max = min(n_batch, n_parallel x (1 + n_draft)); llama-cli and the library keep n_batch).
     server_outputs: bool = False
+    # Latent attention (DeepSeek V2/V3) caches the latent in K only: ggml-org/llama.cpp PR #19067
+    # "kv-cache : support V-less cache" (2026-01-24; llama-kv-cache.cpp `const bool has_v = !is_mla;`):
+    # "almost x2 less memory for the KV cache". Before it, K 576 and V 512 per cell and layer.
+    mla_v_less: bool = False
 
 
 LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
@@ -106,15 +110,19 @@ LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
     LlamaCppVersion("2025-10", "2025-10-28 to 2025-11-05",
                     "ggml-org/llama.cpp PR #16812 'memory : remove KV cache size padding'",
                     1, 1, True),
-    LlamaCppVersion("current", "2025-11-06 on",
+    LlamaCppVersion("2025-11", "2025-11-06 to 2026-01-23",
                     "ggml-org/llama.cpp PR #17046 'kv-cache : pad the cache size to 256 for performance': "
                     "llama-context.cpp cparams.n_ctx = GGML_PAD(n_ctx, 256), and per sequence when the "
                     "cache is split (n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256))",
                     256, 256, True, fa_f16_kv_in_compute=True),
+    LlamaCppVersion("current", "2026-01-24 on",
+                    "the padding of 2025-11 (PR #17046: n_ctx padded to 256, per sequence when split); "
+                    "ggml-org/llama.cpp PR #19067 'kv-cache : support V-less cache': latent attention caches K only",
+                    256, 256, True, fa_f16_kv_in_compute=True, mla_v_less=True),
     LlamaCppVersion("2026-06-server", "llama-server from 2026-05-29 on",
                     "ggml-org/llama.cpp PR #23861 'llama: limit max outputs of llama_context': llama-server "
                     "reserves the logits of n_parallel outputs (no speculative draft), not of n_ubatch tokens",
-                    256, 256, True, fa_f16_kv_in_compute=True, server_outputs=True),
+                    256, 256, True, fa_f16_kv_in_compute=True, server_outputs=True, mla_v_less=True),
 )}
 
 
@@ -236,7 +244,7 @@ def lm_shape(spec: AnySpec) -> LmShape:
 def kv_cells(n_ctx: int, parallel: int, pad_to: int, version: str, unified: bool) -> tuple[int, int]:
     """(cells allocated, cells each sequence can use). `current` pads the total and, with a split
     cache, each sequence's share (llama-context.cpp after PR #17046); older versions pad the total."""
-    if version in ("current", "2026-06-server"):  # PR #17046's per-sequence padding
+    if version in ("2025-11", "current", "2026-06-server"):  # PR #17046's per-sequence padding
         total = pad(n_ctx, pad_to)
         if unified or parallel == 1:
             return total, total
@@ -335,12 +343,16 @@ def expert_host_detail(opt: LlamaCppOptions, n_layer: int) -> str:
     return f"the expert tensors of layers 0..{min(opt.n_cpu_moe, n_layer) - 1} ({opt.moe_flag()})"
 
 
-def mla_kv_layer(mla: tuple[int, int, int, int, int], kv: StorageType, cells: int) -> tuple[int, str]:
+def mla_kv_layer(mla: tuple[int, int, int, int, int], kv: StorageType, cells: int,
+                 v_less: bool = False) -> tuple[int, str]:
     """Multi-head latent attention (DeepSeek V2/V3): convert_hf_to_gguf.py writes key_length =
     kv_lora_rank + qk_rope_head_dim and value_length = kv_lora_rank with head_count_kv 1, so each layer's
     cache holds a K row of 576 and a V row of 512 elements per cell (llama-kv-cache-unified.cpp,
-    llama.cpp as vendored in llama-cpp-python 0.3.16) -- the latent, never the 128 decompressed heads."""
+    llama.cpp as vendored in llama-cpp-python 0.3.16) -- the latent, never the 128 decompressed heads;
+    from PR #19067 (`v_less`) the V row is not stored (V is read from the latent in K)."""
     rank, rope = mla[0], mla[1]
+    if v_less:
+        return kv.nbytes(rank + rope) * cells, f"({rank} + {rope} K latent; no V: PR #19067) x {cells} cells x {kv.name}"
     nbytes = (kv.nbytes(rank + rope) + kv.nbytes(rank)) * cells
     return nbytes, f"({rank} + {rope} K + {rank} V latent) x {cells} cells x {kv.name}"
 
@@ -545,8 +557,12 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     kv_layer = 2 * r.kv.nbytes(shape.kv_width) * cells
     kv_detail = f"2 x {shape.kv_width} x {cells} cells x {r.kv.name}"
     if g.mla is not None:
-        kv_layer, kv_detail = mla_kv_layer(g.mla, r.kv, cells)
+        kv_layer, kv_detail = mla_kv_layer(g.mla, r.kv, cells, version.mla_v_less)
         out_notes.append(mla_note(g.mla, r.kv))
+        out_notes.append("a GGUF converted before ggml-org/llama.cpp PR #12801 (April 2025) has no attn_k_b/attn_v_b "
+                         "tensors (print_info: n_embd_head_k_mla = 0); llama.cpp then caches full heads, "
+                         f"{g.mla[2]} x ({g.mla[3]} K + {g.mla[4]} V) per cell and layer: DeepSeek-Coder-V2-Lite printed "
+                         "540.00 MiB for 27 layers x 2048 cells in f16")
     swa_cells = cells
     windows = [k.window if k is not None and k.kind in ("sliding", "chunked") and g.llamacpp_swa else None for k in g.self_kv]
     if any(windows) and not opt.swa_full:
@@ -584,7 +600,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     # Compute buffers: one per GPU.
     # ggml-cuda offload_op: batches of >= 32 rows (GGML_OP_OFFLOAD_MIN_BATCH) run on the GPU
     copies = opt.op_offload and version.op_offload and ub >= 32
-    if not opt.op_offload and opt.version not in ("2025-08", "2025-10", "current", "2026-06-server"):
+    if not opt.op_offload and opt.version not in ("2025-08", "2025-10", "2025-11", "current", "2026-06-server"):
         out_notes.append("--no-op-offload is a flag from ggml-org/llama.cpp PR #13386 (May 2025); older builds turn "
                          "op offload off only with -ub below 32")
     if not version.op_offload and ngl <= n_layer:
