@@ -110,7 +110,9 @@ def test_deepseek_v3_latent_kv_on_vllm_and_llamacpp():
     assert 61 * (512 + 64) * 2 == 70_272
     r = run("deepseek-v3", "--gpu", "8xh200", "--dtype", "q4_k_m")
     assert r.exit_code == 0, r.output
-    assert "(512 + 64 K + 512 V latent)" in r.stdout
+    assert "(512 + 64 K latent; no V: PR #19067)" in r.stdout  # llama.cpp since 2026-01-24: K only
+    r = run("deepseek-v3", "--gpu", "8xh200", "--dtype", "q4_k_m", "--llamacpp-version", "2025-11")
+    assert r.exit_code == 0 and "(512 + 64 K + 512 V latent)" in r.stdout
     r = run("deepseek-v3", "--gpu", "8xh200", "--engine", "vllm", "-tp", "4")
     assert r.exit_code == 2 and "8 cards" in r.output
 
