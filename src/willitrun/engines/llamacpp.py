@@ -14,9 +14,13 @@ llama.cpp allocates, per device:
 The compute-buffer form is calibrated against printed buffers of Llama-architecture models (Llama 2
 7B MHA, Llama 3 8B GQA, a Mistral 7B v0.2/0.3 GQA model) from llama.cpp b2197 (Feb 2024) to a
 January 2025 llama-server, n_ctx 512 to 32768, all exact to 0.01 MiB (tests/engines/
-calibration_extra.yaml); the KV padding of later versions comes from their source. Other architectures keep more tensors alive at the
-attention peak (GPT-NeoX's fused QKV: 6 hidden-size tensors instead of 4), so the form is for the
-Llama family, which is all llama.cpp runs from this catalog.
+calibration_extra.yaml); the KV padding of later versions comes from their source. Mixture-of-experts
+models on 2025 builds (Qwen3-30B-A3B with every expert on the host, Qwen3-235B-A22B at -ngl 93,
+gpt-oss-20b's host buffers) match to 0.01 MiB once Q and the attention output are n_head x head_dim
+wide; two GPU compute buffers stay unexplained (gpt-oss-20b with flash attention 12.8 % above its
+logits phase, Mixtral on a 2024 Metal build 9.8 % below the feed-forward form) and are listed as such.
+Other architectures keep more tensors alive at the attention peak (GPT-NeoX's fused QKV: 6
+hidden-size tensors instead of 4), so the form is for Llama-like decoders.
 """
 
 from __future__ import annotations
