@@ -137,3 +137,18 @@ def test_ollama_has_no_expert_offload():
     assert msg.startswith("--n-cpu-moe is llama.cpp's: ollama has no expert-offload option") and "\n" not in msg
     assert msg.endswith("Use --engine llama.cpp")
     assert "n_cpu_moe" not in OllamaOptions.__dataclass_fields__
+
+
+def test_host_experts_without_op_offload_compute_on_the_cpu():
+    """--no-op-offload: the host experts' batch matmuls stay on the CPU, whose graph then holds the
+    feed-forward phase, 4 B x 512 x (2 x 2048 + 2 x 8 x 768) for Qwen3-30B-A3B (config.json
+    hidden_size, num_experts_per_tok, moe_intermediate_size); with op offload (the default) there is
+    no such buffer and the GPU's holds the largest expert copied for its matmul."""
+    s = spec("qwen3-30b-a3b")
+    req = Request(context=4096, dtype="q4_k_m")
+    off = engine_estimate(s, req, "llama.cpp", LlamaCppOptions(n_cpu_moe=10, op_offload=False))
+    assert off.find("compute buffer (CPU graph)").bytes == 4 * 512 * (2 * 2048 + 2 * 8 * 768)
+    on = engine_estimate(s, req, "llama.cpp", LlamaCppOptions(n_cpu_moe=10))
+    assert not any(b.name == "compute buffer (CPU graph)" for b in on.buffers)
+    plain = engine_estimate(s, req, "llama.cpp", LlamaCppOptions(op_offload=False))
+    assert not any(b.name == "compute buffer (CPU graph)" for b in plain.buffers)

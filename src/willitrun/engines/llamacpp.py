@@ -632,6 +632,16 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
                                        t5_bias=g.relative_position_bias)
         buffers.append(Buffer("compute buffer (CPU graph)", nbytes, "host", "compute",
                               f"the host layers' and output layer's graph, run on the CPU: {detail}"))
+    elif not copies and opt.n_cpu_moe and g.experts:
+        # Without op offload (--no-op-offload, -ub < 32, builds before PR #6083) the host experts'
+        # matmuls run on the CPU at prompt batches too, so the CPU graph holds their feed-forward phase:
+        # the normed input and residual (n_embd each) and up and gate as [n_ff_exp, n_expert_used,
+        # n_ubatch] (build_moe_ffn). With op offload (the default) they run on the GPU, whose compute
+        # buffer holds the copied expert instead, and the CPU only decodes (one token).
+        ffn = F32_BYTES * ub * (2 * shape.n_embd + 2 * shape.n_ff)
+        buffers.append(Buffer("compute buffer (CPU graph)", ffn, "host", "compute",
+                              f"the host experts' feed-forward, run on the CPU without op offload: 4 B x {ub} x "
+                              f"(2 x {shape.n_embd} + 2 x {shape.n_ff}) (not calibrated against a log)"))
     # The graph inputs in pinned host memory: the input embeddings and the f32 KQ mask (f32 even with
     # flash attention, which casts it on the GPU), and for a sliding-window model the second mask of its
     # SWA cache (gpt-oss-20b, b6699: 263.15 MiB = 4 B x 512 x (2880 + 131072 + 768) + 0.03 of small inputs).
