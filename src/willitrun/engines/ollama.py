@@ -24,7 +24,8 @@ from .llamacpp import (
     lm_shape,
 )
 
-# ollama discover/gpu.go: `cudaMinimumMemory = 457 * format.MebiByte` (rocm the same). The scheduler
+# ollama discover/gpu.go: `cudaMinimumMemory = 457 * format.MebiByte` (rocm the same); in ollama's tree
+# of 2026-08 (fb30760) ml/device.go `DeviceInfo.MinimumMemory()`: 457 MiB (Metal 512). The scheduler
 # keeps this much free on every GPU when deciding how many layers fit.
 OLLAMA_MINIMUM_MEMORY_BYTES = 457 * MIB
 # ollama docs/context-length.mdx: "Ollama defaults to the following context lengths based on VRAM:
