@@ -52,7 +52,20 @@ def test_n_cpu_moe_makes_it_fit_and_moves_experts_to_host():
 def test_cpu_moe_is_every_layer():
     r = run("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--cpu-moe")
     assert r.exit_code == 0
-    assert "--n-cpu-moe 48: the expert tensors of layers 0..47" in r.stdout  # 48 layers (config.json)
+    # names the flag given (not the --n-cpu-moe 48 it stands for); 48 layers (config.json)
+    assert "--cpu-moe: the expert tensors of every layer (0..47)" in r.stdout
+    assert "--n-cpu-moe" not in r.stdout
+
+
+def test_expert_offload_on_ollama_is_refused_naming_llamacpp():
+    """ollama has no such option (engines/ollama.py expert_offload_refusal): one line, exit 2."""
+    for flag in (["--n-cpu-moe", "4"], ["--cpu-moe"]):
+        r = run("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--engine", "ollama", *flag)
+        assert r.exit_code == 2
+        assert f"{flag[0]} is llama.cpp's: ollama has no expert-offload option" in r.output
+        assert "Use --engine llama.cpp" in r.output and len(r.output.strip().splitlines()) == 1
+    r = run("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "fp16", "--cpu-moe")
+    assert r.exit_code == 2 and "--cpu-moe applies to llama.cpp" in r.output and "--n-cpu-moe" not in r.output
 
 
 def test_n_cpu_moe_refused_on_dense_and_on_other_engines():
@@ -97,7 +110,9 @@ def test_deepseek_v3_latent_kv_on_vllm_and_llamacpp():
     assert 61 * (512 + 64) * 2 == 70_272
     r = run("deepseek-v3", "--gpu", "8xh200", "--dtype", "q4_k_m")
     assert r.exit_code == 0, r.output
-    assert "(512 + 64 K + 512 V latent)" in r.stdout
+    assert "(512 + 64 K latent; no V: PR #19067)" in r.stdout  # llama.cpp since 2026-01-24: K only
+    r = run("deepseek-v3", "--gpu", "8xh200", "--dtype", "q4_k_m", "--llamacpp-version", "2025-11")
+    assert r.exit_code == 0 and "(512 + 64 K + 512 V latent)" in r.stdout
     r = run("deepseek-v3", "--gpu", "8xh200", "--engine", "vllm", "-tp", "4")
     assert r.exit_code == 2 and "8 cards" in r.output
 

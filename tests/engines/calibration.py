@@ -151,6 +151,45 @@ def _llamacpp(entry: dict, src: str, spec: object) -> Iterator[Comparison]:
                    host["output_buffer_mib"], COMPUTE, note="printed with 2 decimals")
 
 
+def _llamacpp_printed(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
+    """Entries with `options` (LlamaCppOptions arguments, the command line) and `printed` (MiB): every
+    field present is compared; several GPUs' weights and KV as their sum (llama.cpp splits layers by free
+    memory, willitrun evenly), each GPU's compute buffer on its own."""
+    spec = catalog.resolve("model", entry["spec"]["catalog"])  # type: ignore[attr-defined]
+    est = engine_estimate(spec, Request(context=entry["n_ctx"], dtype=entry["quant"]), "llama.cpp",
+                          LlamaCppOptions(**entry["options"]))
+    printed, info = entry["printed"], entry.get("informational_components", {})
+
+    def row(component: str, nbytes: int, key: str, tol: float, note: str = "") -> Comparison:
+        return _cmp(entry, src, est, component, nbytes, printed[key], tol, informational=component in info,
+                    note=info.get(component, note))
+
+    def total(prefix: str) -> int:
+        return sum(b.bytes for b in est.buffers if b.name.startswith(prefix))
+
+    if "gpu_weights_mib" in printed:
+        yield row("weights (GPU, all cards)", total("model buffer (CUDA"), "gpu_weights_mib", WEIGHTS_KV)
+    if "embd_mib" in printed:
+        yield row("weights (host: token_embd)", est.find("model buffer (CPU): token embedding").bytes, "embd_mib",
+                  WEIGHTS_KV)
+    if "cpu_mapped_mib" in printed:
+        yield row("CPU_Mapped (mmapped file span)", int(est.facts["cpu_mapped_bytes"]), "cpu_mapped_mib", WEIGHTS_KV,
+                  "token_embd to the last host expert, GPU tensors between them included")
+    if "kv_self_mib" in printed:
+        yield row("KV self (all cards)", total("KV cache (CUDA"), "kv_self_mib", WEIGHTS_KV)
+    if "kv_host_mib" in printed:
+        yield row("KV self (host layers)", est.find("KV cache (CPU)").bytes, "kv_host_mib", WEIGHTS_KV)
+    for d, mib in enumerate(printed.get("compute_mib", [])):
+        component = f"compute (CUDA{d})"
+        yield Comparison(entry["id"], src, "llama.cpp", component, est.find(f"compute buffer (CUDA{d})").bytes,
+                         _mib(mib), COMPUTE, informational=component in info, note=info.get(component, ""))
+    if "compute_host_mib" in printed:
+        yield row("compute (host)", est.find("compute buffer (CUDA_Host)").bytes, "compute_host_mib", COMPUTE)
+    if "output_buffer_mib" in printed:
+        yield row("output buffer (host)", est.find("output buffer (host)").bytes, "output_buffer_mib", COMPUTE,
+                  "printed with 2 decimals")
+
+
 def _pythia(entry: dict, src: str) -> Iterator[Comparison]:
     """GPT-NeoX entries, through the arithmetic functions (the catalog has no GPT-NeoX spec)."""
     part = entry["spec"].get("partial_offload") or entry["spec"]["full_offload_gptneox"]
@@ -307,6 +346,8 @@ def comparisons() -> Iterator[Comparison]:
                 yield from _vllm(entry, src, catalog)
             elif engine in ("faster-whisper", "ctranslate2"):
                 yield from _ctranslate2(entry, src, catalog)
+            elif engine == "llama.cpp" and "options" in entry:
+                yield from _llamacpp_printed(entry, src, catalog)
             elif engine == "llama.cpp":
                 spec_src = entry.get("spec", {})
                 if "partial_offload" in spec_src or "full_offload_gptneox" in spec_src:

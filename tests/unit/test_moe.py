@@ -181,8 +181,12 @@ def test_deepseek_v3_latent_kv_per_engine():
     from willitrun.memory import Request
     s = spec("deepseek-v3")
     assert estimate(s, context=4096).kv_self_bytes == 61 * 576 * 2 * 4096  # 70,272 B per token
-    lc = llamacpp_estimate(s, Request(dtype="q4_k_m", context=4096))
+    from willitrun.engines.llamacpp import LlamaCppOptions
+
+    # before llama.cpp PR #19067 (2026-01-24) K 576 + V 512 per cell; from it K only ("V-less cache")
+    lc = llamacpp_estimate(s, Request(dtype="q4_k_m", context=4096), LlamaCppOptions(version="2025-11"))
     assert lc.kind_bytes("kv_self") == 61 * (576 + 512) * 2 * 4096
+    assert llamacpp_estimate(s, Request(dtype="q4_k_m", context=4096)).kind_bytes("kv_self") == 61 * 576 * 2 * 4096
     v = vllm_estimate(s, Request(context=4096), VllmOptions(total_memory_bytes=8 * 80 * 2**30))
     assert "70272 B per token" in next(b for b in v.buffers if b.kind == "kv_self").detail
     # what a full-head cache (transformers 4.x) would hold: 128 heads x (192 + 128) per layer

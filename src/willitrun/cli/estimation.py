@@ -70,7 +70,7 @@ class EstimateArgs:
 ENGINE_OPTIONS = {
     "llama.cpp": {"ubatch": "n_ubatch", "flash_attn": "flash_attn", "parallel": "parallel", "gpu_layers": "gpu_layers",
                   "op_offload": "op_offload", "llamacpp_version": "version", "swa_full": "swa_full",
-                  "n_cpu_moe": "n_cpu_moe"},
+                  "n_cpu_moe": "n_cpu_moe", "cpu_moe": "cpu_moe"},
     "ollama": {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu",
                "llamacpp_version": "version"},
     "whisper.cpp": {"flash_attn": "flash_attn", "whisper_version": "version", "best_of": "best_of",
@@ -85,6 +85,12 @@ ENGINE_OPTIONS = {
 
 def _flag(name: str) -> str:
     return f"--{name.replace('_', '-')}"
+
+
+def _flags(names: Any) -> str:
+    """The flags the user typed: --cpu-moe also sets n_cpu_moe (every layer), which is not a flag given."""
+    keys = list(names)
+    return ", ".join(_flag(k) for k in keys if not (k == "n_cpu_moe" and "cpu_moe" in keys))
 
 
 def _engine_options(a: EstimateArgs) -> dict[str, Any]:
@@ -150,6 +156,7 @@ def run_estimate(a: EstimateArgs) -> int:
         if not g.experts:
             raise UsageError(f"--cpu-moe applies to mixture-of-experts models; {spec.id} has no experts")
         engine_opts["n_cpu_moe"] = g.decoder_layers
+        engine_opts["cpu_moe"] = True  # so the answer names --cpu-moe, the flag given
     if a.gpus_per_node is not None or a.cluster is not None:
         from .cluster import run_cluster
 
@@ -170,8 +177,8 @@ def run_estimate(a: EstimateArgs) -> int:
     if engine_opts:
         first = next(iter(engine_opts))
         engine_for = next(e for e, opts in ENGINE_OPTIONS.items() if first in opts)
-        names = ", ".join(_flag(k) for k in engine_opts)
-        raise UsageError(f"{names} {'applies' if len(engine_opts) == 1 else 'apply'} to "
+        names = _flags(engine_opts)
+        raise UsageError(f"{names} {'applies' if ',' not in names else 'apply'} to "
                          f"{_engines_taking(first)}; add --engine {engine_for}")
     return _run_transformers(a, spec, req, weights, cat, device, device_name, vram_bytes, cards, system_bandwidth)
 
@@ -294,9 +301,13 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
     from ..engines import engine_fit as fit
 
     accepted = {**ENGINE_OPTIONS.get(engine, {}), "gpus": "gpus"}
+    if engine == "ollama" and {"n_cpu_moe", "cpu_moe"} & given.keys():
+        from ..engines.ollama import expert_offload_refusal
+
+        raise UsageError(expert_offload_refusal("--cpu-moe" if "cpu_moe" in given else "--n-cpu-moe"))
     wrong = [k for k in given if k not in accepted]
     if wrong:
-        raise UsageError(f"{', '.join(_flag(k) for k in wrong)} does not apply to {engine} "
+        raise UsageError(f"{_flags(wrong)} does not apply to {engine} "
                          f"(only to {_engines_taking(wrong[0])})")
     if "parallel" in given:  # each of -np sequences gets n_ctx / np cells: at least one
         from ..memory import default_context, resolve

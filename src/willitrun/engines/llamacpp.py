@@ -14,9 +14,13 @@ llama.cpp allocates, per device:
 The compute-buffer form is calibrated against printed buffers of Llama-architecture models (Llama 2
 7B MHA, Llama 3 8B GQA, a Mistral 7B v0.2/0.3 GQA model) from llama.cpp b2197 (Feb 2024) to a
 January 2025 llama-server, n_ctx 512 to 32768, all exact to 0.01 MiB (tests/engines/
-calibration_extra.yaml); the KV padding of later versions comes from their source. Other architectures keep more tensors alive at the
-attention peak (GPT-NeoX's fused QKV: 6 hidden-size tensors instead of 4), so the form is for the
-Llama family, which is all llama.cpp runs from this catalog.
+calibration_extra.yaml); the KV padding of later versions comes from their source. Mixture-of-experts
+models on 2025 builds (Qwen3-30B-A3B with every expert on the host, Qwen3-235B-A22B at -ngl 93,
+gpt-oss-20b's host buffers) match to 0.01 MiB once Q and the attention output are n_head x head_dim
+wide; two GPU compute buffers stay unexplained (gpt-oss-20b with flash attention 12.8 % above its
+logits phase, Mixtral on a 2024 Metal build 9.8 % below the feed-forward form) and are listed as such.
+Other architectures keep more tensors alive at the attention peak (GPT-NeoX's fused QKV: 6
+hidden-size tensors instead of 4), so the form is for Llama-like decoders.
 """
 
 from __future__ import annotations
@@ -81,6 +85,10 @@ class LlamaCppVersion:
     # "llama: limit max outputs of `llama_context`" (2026-05-29; tools/server/server-context.cpp sets
     # n_outputs_max = min(n_batch, n_parallel x (1 + n_draft)); llama-cli and the library keep n_batch).
     server_outputs: bool = False
+    # Latent attention (DeepSeek V2/V3) caches the latent in K only: ggml-org/llama.cpp PR #19067
+    # "kv-cache : support V-less cache" (2026-01-24; llama-kv-cache.cpp `const bool has_v = !is_mla;`):
+    # "almost x2 less memory for the KV cache". Before it, K 576 and V 512 per cell and layer.
+    mla_v_less: bool = False
 
 
 LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
@@ -106,16 +114,24 @@ LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
     LlamaCppVersion("2025-10", "2025-10-28 to 2025-11-05",
                     "ggml-org/llama.cpp PR #16812 'memory : remove KV cache size padding'",
                     1, 1, True),
-    LlamaCppVersion("current", "2025-11-06 on",
+    LlamaCppVersion("2025-11", "2025-11-06 to 2026-01-23",
                     "ggml-org/llama.cpp PR #17046 'kv-cache : pad the cache size to 256 for performance': "
                     "llama-context.cpp cparams.n_ctx = GGML_PAD(n_ctx, 256), and per sequence when the "
                     "cache is split (n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256))",
                     256, 256, True, fa_f16_kv_in_compute=True),
+    LlamaCppVersion("current", "2026-01-24 on",
+                    "the padding of 2025-11 (PR #17046: n_ctx padded to 256, per sequence when split); "
+                    "ggml-org/llama.cpp PR #19067 'kv-cache : support V-less cache': latent attention caches K only",
+                    256, 256, True, fa_f16_kv_in_compute=True, mla_v_less=True),
     LlamaCppVersion("2026-06-server", "llama-server from 2026-05-29 on",
                     "ggml-org/llama.cpp PR #23861 'llama: limit max outputs of llama_context': llama-server "
                     "reserves the logits of n_parallel outputs (no speculative draft), not of n_ubatch tokens",
-                    256, 256, True, fa_f16_kv_in_compute=True, server_outputs=True),
+                    256, 256, True, fa_f16_kv_in_compute=True, server_outputs=True, mla_v_less=True),
 )}
+
+
+# --cpu-moe counts as this many layers (more than any model has; every count is min(n_cpu_moe, n_layer)).
+MAX_MOE_LAYERS = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -138,6 +154,7 @@ class LlamaCppOptions:
     cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
     swa_full: bool = False  # [--swa-full] sliding-window layers keep every cell, not just their window
     n_cpu_moe: int = 0  # [--n-cpu-moe N] the expert tensors of layers 0..N-1 stay in host memory (-ot exps=CPU: all)
+    cpu_moe: bool = False  # [--cpu-moe] the expert tensors of every layer in host memory (n_cpu_moe is then ignored)
 
     def __post_init__(self) -> None:
         if self.version not in LLAMACPP_VERSIONS:
@@ -149,6 +166,12 @@ class LlamaCppOptions:
             raise UsageError(f"gpu_layers cannot be negative (got {self.gpu_layers})")
         if self.n_cpu_moe < 0:
             raise UsageError(f"n_cpu_moe cannot be negative (got {self.n_cpu_moe})")
+        if self.cpu_moe:  # every layer: llama.cpp's --cpu-moe is one override, `\.ffn_(up|down|gate)_(ch|)exps`
+            object.__setattr__(self, "n_cpu_moe", max(self.n_cpu_moe, MAX_MOE_LAYERS))
+
+    def moe_flag(self) -> str:
+        """The flag the user gave: --cpu-moe or --n-cpu-moe N."""
+        return "--cpu-moe" if self.cpu_moe else f"--n-cpu-moe {self.n_cpu_moe}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -204,18 +227,28 @@ class LmShape:
     n_ff: int
     n_vocab: int
     kv_width: int  # n_embd_k_gqa (= n_embd_v_gqa)
+    q_width: int = 0  # n_head x n_embd_head_k, the query and attention-output width; 0: n_embd
+
+    @property
+    def attn_width(self) -> int:
+        return self.q_width or self.n_embd
 
 
 def lm_shape(spec: AnySpec) -> LmShape:
+    """The graph's shapes; q_width = n_head x head_dim, which Qwen3-30B-A3B (32 x 128 = 4096 over n_embd
+    2048) and gpt-oss (64 x 64 = 4096 over 2880) set apart from n_embd. Latent attention (DeepSeek) keeps
+    n_embd: its attention graph is not this form."""
     g = archs.geometry(spec)
+    head_dims = {k.key_dim for k in g.self_layers}
+    q_width = g.num_attention_heads * max(head_dims) if head_dims and g.mla is None else 0
     return LmShape(g.decoder_layers, g.hidden_size, g.num_attention_heads, g.intermediate_size, g.vocab_size,
-                   uniform_width(g.self_layers))
+                   uniform_width(g.self_layers), q_width)
 
 
 def kv_cells(n_ctx: int, parallel: int, pad_to: int, version: str, unified: bool) -> tuple[int, int]:
     """(cells allocated, cells each sequence can use). `current` pads the total and, with a split
     cache, each sequence's share (llama-context.cpp after PR #17046); older versions pad the total."""
-    if version in ("current", "2026-06-server"):  # PR #17046's per-sequence padding
+    if version in ("2025-11", "current", "2026-06-server"):  # PR #17046's per-sequence padding
         total = pad(n_ctx, pad_to)
         if unified or parallel == 1:
             return total, total
@@ -233,29 +266,45 @@ def compute_bytes(shape: LmShape, n_kv: int, n_ubatch: int, flash_attn: bool, *,
     - logits phase (device holding the output layer): 4 B x n_ubatch x (n_embd + n_vocab) -- the
       final hidden state and the logits; with the output layer in host memory and op offload, the
       LM head's weight is copied to the GPU for the batch matmul too (`output_copy`);
-    - attention phase: 4 B x n_ubatch x (4 x n_embd + n_kv x (n_head + 1)) -- the f32 score matrix of
-      every head, the KQ mask and four hidden-size tensors; flash attention never builds the scores
-      and casts the mask to f16 (2 B x n_kv x n_ubatch);
+    - attention phase: 4 B x n_ubatch x (2 x n_embd + 2 x q_width + n_kv x (n_head + 1)) -- the f32
+      score matrix of every head, the KQ mask, the residual stream and the normed input (n_embd each),
+      Q and the attention output (n_head x head_dim each; 4 x n_embd when that equals n_embd, as in
+      every Llama log); flash attention never builds the scores and casts the mask to f16
+      (2 B x n_kv x n_ubatch);
     - feed-forward phase: 4 B x n_ubatch x (2 x n_embd + 2 x n_ff) (gate and up; SiLU and the product
       run in place); with layers in host memory and op offload, plus the largest host weight, copied
-      to the GPU for its batch matmul (`weight_copy`).
+      to the GPU for its batch matmul (`weight_copy`). For a mixture of experts n_ff is what one token
+      computes, n_expert_used x n_ff_exp (+ the shared expert): llama-graph.cpp build_moe_ffn holds up
+      and gate as [n_ff_exp, n_expert_used, n_ubatch] tensors (ggml_mul_mat_id), the router's logits
+      and probabilities only n_expert x n_ubatch. Host experts (--n-cpu-moe) are host weights: each
+      expert tensor is copied whole for its batch matmul, one at a time (ggml-backend.cpp
+      split_graph starts a new split at every weight of another backend "so the memory of the
+      previously offloaded weights can be reused").
     Calibrated for the Llama family on b2197 (70.50 MiB logits-bound and 164.00 MiB attention-bound,
     Llama-2-7B shapes), a mid-2024 llama-cpp-python (258.50 MiB, Llama 3 8B) and a Jan 2025
     llama-server (164.00 and 2144.00 MiB, Mistral 7B shapes, n_ctx 2048 and 32768); the
-    partial-offload logits phase (203.99 MiB) on b4343 (tests/engines/calibration_extra.yaml). ollama's own estimate (fs/ggml/ggml.go GraphSize, "llama") is the
-    same max of the first two forms. The flash-attention and T5 terms are not calibrated.
+    partial-offload logits phase (203.99 MiB) on b4343; the q_width term on Qwen3-30B-A3B (b5622,
+    1080.00 MiB on each of two GPUs at n_ctx 16384, experts on the host) (tests/engines/
+    calibration_extra.yaml). ollama's own estimate (fs/ggml/ggml.go GraphSize, "llama") is the
+    same max of the first two forms. The flash-attention and T5 terms are not calibrated, nor is the
+    feed-forward phase of a mixture of experts (the one log where it decides, Mixtral 8x7B on Metal
+    b2688, printed 115.50 MiB where this form gives 128.00).
     """
     ub = n_ubatch
     heads = shape.n_head * (2 if t5_bias else 1)  # T5 adds an f32 relative-position bias of the same shape
+    # residual + normed input (n_embd each), Q + attention output (q_width each)
+    hidden = 2 * shape.n_embd + 2 * shape.attn_width
+    hidden_detail = (f"4 x {shape.n_embd}" if shape.attn_width == shape.n_embd
+                     else f"2 x {shape.n_embd} + 2 x {shape.attn_width}")
     if flash_attn:
-        attn = F32_BYTES * ub * 4 * shape.n_embd + 2 * n_kv * ub
-        attn_detail = f"4 B x {ub} x 4 x {shape.n_embd} (hidden) + 2 B x {n_kv} x {ub} (f16 mask); flash attention: no scores"
+        attn = F32_BYTES * ub * hidden + 2 * n_kv * ub
+        attn_detail = f"4 B x {ub} x ({hidden_detail}) (hidden) + 2 B x {n_kv} x {ub} (f16 mask); flash attention: no scores"
         if fa_kv_copy:  # quantized cache: K and V converted to f16 inside the FA node (fattn-common.cuh)
             attn += 2 * 2 * n_kv * shape.kv_width
             attn_detail += f" + 2 x 2 B x {n_kv} x {shape.kv_width} (K and V as f16 for the FA kernel)"
     else:
-        attn = F32_BYTES * ub * (4 * shape.n_embd + n_kv * (heads + 1))
-        attn_detail = f"4 B x {ub} x (4 x {shape.n_embd} + {n_kv} x ({heads} heads + 1 mask))"
+        attn = F32_BYTES * ub * (hidden + n_kv * (heads + 1))
+        attn_detail = f"4 B x {ub} x ({hidden_detail} + {n_kv} x ({heads} heads + 1 mask))"
     ffn = F32_BYTES * ub * (2 * shape.n_embd + 2 * shape.n_ff)
     ffn_detail = f"4 B x {ub} x (2 x {shape.n_embd} + 2 x {shape.n_ff})" + (
         f" + {weight_copy} B host weight copied for a batch matmul" if weight_copy else "")
@@ -281,24 +330,33 @@ def clip_compute_bytes(v: VisionShape) -> int:
 # Mixture of experts: expert offload (--n-cpu-moe / -ot exps=CPU)
 # --------------------------------------------------------------------------------------------------
 def expert_on_host(t: Tensor, opt: LlamaCppOptions) -> bool:
-    """common/arg.cpp `--n-cpu-moe N`: a tensor override `blk\\.(0..N-1)\\.ffn_(up|down|gate)_exps`=CPU keeps
+    """common/arg.cpp `--n-cpu-moe N`: one tensor override per layer i < N, `blk\\.i` +
+    common.h LLM_FFN_EXPS_REGEX `\\.ffn_(up|down|gate)_(ch|)exps` = CPU, keeps
     the routed experts of the first N layers in host memory (`-ot exps=CPU`, `--cpu-moe`: every layer);
     the rest of those layers (attention, router, shared expert, norms, KV) stays on the GPU."""
-    return t.role in EXPERT_ROLES and t.layer is not None and t.layer < opt.n_cpu_moe
+    if t.layer is None or t.layer >= opt.n_cpu_moe:
+        return False
+    # the pattern is a regex search on the GGUF name, so an expert's bias (gpt-oss
+    # `blk.N.ffn_gate_exps.bias`) moves with it
+    return t.role in EXPERT_ROLES or (t.role == "bias" and any(f".{r}." in t.name for r in EXPERT_ROLES))
 
 
 def expert_host_detail(opt: LlamaCppOptions, n_layer: int) -> str:
     if not opt.n_cpu_moe:
         return ""
-    return f"the expert tensors of layers 0..{min(opt.n_cpu_moe, n_layer) - 1} (--n-cpu-moe {opt.n_cpu_moe})"
+    return f"the expert tensors of layers 0..{min(opt.n_cpu_moe, n_layer) - 1} ({opt.moe_flag()})"
 
 
-def mla_kv_layer(mla: tuple[int, int, int, int, int], kv: StorageType, cells: int) -> tuple[int, str]:
+def mla_kv_layer(mla: tuple[int, int, int, int, int], kv: StorageType, cells: int,
+                 v_less: bool = False) -> tuple[int, str]:
     """Multi-head latent attention (DeepSeek V2/V3): convert_hf_to_gguf.py writes key_length =
     kv_lora_rank + qk_rope_head_dim and value_length = kv_lora_rank with head_count_kv 1, so each layer's
     cache holds a K row of 576 and a V row of 512 elements per cell (llama-kv-cache-unified.cpp,
-    llama.cpp as vendored in llama-cpp-python 0.3.16) -- the latent, never the 128 decompressed heads."""
+    llama.cpp as vendored in llama-cpp-python 0.3.16) -- the latent, never the 128 decompressed heads;
+    from PR #19067 (`v_less`) the V row is not stored (V is read from the latent in K)."""
     rank, rope = mla[0], mla[1]
+    if v_less:
+        return kv.nbytes(rank + rope) * cells, f"({rank} + {rope} K latent; no V: PR #19067) x {cells} cells x {kv.name}"
     nbytes = (kv.nbytes(rank + rope) + kv.nbytes(rank)) * cells
     return nbytes, f"({rank} + {rope} K + {rank} V latent) x {cells} cells x {kv.name}"
 
@@ -343,12 +401,14 @@ def recurrent_state_buffers(g: archs.Geometry, sequences: int, first_gpu: int) -
 def moe_notes(spec: AnySpec, opt: LlamaCppOptions) -> list[str]:
     g = archs.geometry(spec)
     if opt.n_cpu_moe and not g.experts:
-        raise UsageError(f"--n-cpu-moe applies to mixture-of-experts models; {spec.id} has no experts")
+        raise UsageError(f"{opt.moe_flag().split()[0]} applies to mixture-of-experts models; {spec.id} has no experts")
     if not opt.n_cpu_moe:
         return []
     n = min(opt.n_cpu_moe, g.decoder_layers)
-    return [f"--n-cpu-moe {opt.n_cpu_moe}: the expert tensors of layers 0..{n - 1} stay in host memory; a token "
-            f"reads {g.experts_per_token} of their {g.experts} experts from system RAM"]
+    which = f"every layer (0..{n - 1})" if n == g.decoder_layers else f"layers 0..{n - 1}"
+    return [f"{opt.moe_flag()}: the expert tensors of {which} stay in host memory; a token reads "
+            f"{g.experts_per_token} of their {g.experts} experts from system RAM (the CPU computes them), and "
+            "batches of 32 tokens or more copy each expert tensor to the GPU for its matmul (op offload)"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -362,20 +422,28 @@ def check_architecture(spec: AnySpec, engine: str) -> None:
 
 def _place_weights(tensors: list[Tensor], storage: list[StorageType], first_gpu: int, output_on_gpu: bool,
                    last_device: int, device_of: Callable[[int], int], gpus: int, opt: LlamaCppOptions,
-                   ) -> tuple[dict[int, int | None], int | None, int, int, int]:
+                   ) -> tuple[dict[int, int | None], int | None, int, int, int, int]:
     """The model buffers' bytes, each tensor 128-byte aligned: (per GPU, host layers and output layer,
-    token embedding; None for a buffer with no tensor), the output tensor's bytes, the largest host weight."""
+    token embedding; None for a buffer with no tensor), the output tensor's bytes, the largest host
+    weight, and the file span an mmapped host buffer covers (see `mapped_span`)."""
     gpu_sizes: dict[int, list[int]] = {d: [] for d in range(gpus)}
     host_sizes: list[int] = []
     embd_sizes: list[int] = []
     output_tensor_bytes = 0
     largest_host_weight = 0
+    file_sizes: list[int] = []  # every tensor of the GGUF file, in order
+    last_host = -1  # index in file_sizes of the last tensor kept in host memory
     tied = not any(t.role == "output" for t in tensors)
     for t, s in zip(tensors, storage, strict=True):
         if t.component in MMPROJ:
             continue  # the mmproj file, below
         nbytes = cuda_tensor_bytes(t, s)
         host_nbytes = s.nbytes(t.numel)  # no CUDA row padding in host memory
+        file_sizes.append(host_nbytes)
+        on_host = t.role == "token_embd" or (t.layer is None and not output_on_gpu) or (
+            t.layer is not None and (t.layer < first_gpu or expert_on_host(t, opt)))
+        if on_host:
+            last_host = len(file_sizes) - 1
         if t.role == "token_embd":
             embd_sizes.append(host_nbytes)
             if tied:
@@ -407,7 +475,16 @@ def _place_weights(tensors: list[Tensor], storage: list[StorageType], first_gpu:
 
     host_total = aligned_sum(host_sizes, GGML_CPU_ALIGNMENT) if host_sizes else None
     return ({d: total(v) for d, v in gpu_sizes.items()}, host_total, aligned_sum(embd_sizes, GGML_CPU_ALIGNMENT),
-            output_tensor_bytes, largest_host_weight)
+            output_tensor_bytes, largest_host_weight, mapped_span(file_sizes, last_host))
+
+
+def mapped_span(file_sizes: list[int], last_host: int) -> int:
+    """What an mmapped load prints as `CPU_Mapped model buffer size`: llama-model-loader.cpp maps the
+    file range from the first to the last tensor of the CPU buffer type (`ggml_backend_cpu_buffer_from_ptr
+    (addr + first, last - first)`), so tensors stored between host tensors -- the GPU layers'
+    attention between the experts kept by --n-cpu-moe -- are inside it. The tensor order is the
+    inventory's, the GGUF writers' (token_embd, blk.0 ... blk.N-1, output); 32-byte aligned (GGUF)."""
+    return aligned_sum(file_sizes[: last_host + 1], GGML_CPU_ALIGNMENT) if last_host >= 0 else 0
 
 
 def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions | None = None, *,
@@ -461,7 +538,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     placed = archs.cached(spec, f"llamacpp-place:{r.dtype.name}:{ngl}:{opt.gpus}:{opt.n_cpu_moe}",
                           lambda: _place_weights(tensors, storage, first_gpu, output_on_gpu, last_device, device_of,
                                                  opt.gpus, opt))
-    gpu_sizes, host_bytes, embd_bytes, output_tensor_bytes, largest_host_weight = placed
+    gpu_sizes, host_bytes, embd_bytes, output_tensor_bytes, largest_host_weight, mapped_bytes = placed
     buffers: list[Buffer] = []
     align = GGML_CUDA_ALIGNMENT
     for d, nbytes in gpu_sizes.items():
@@ -484,8 +561,12 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     kv_layer = 2 * r.kv.nbytes(shape.kv_width) * cells
     kv_detail = f"2 x {shape.kv_width} x {cells} cells x {r.kv.name}"
     if g.mla is not None:
-        kv_layer, kv_detail = mla_kv_layer(g.mla, r.kv, cells)
+        kv_layer, kv_detail = mla_kv_layer(g.mla, r.kv, cells, version.mla_v_less)
         out_notes.append(mla_note(g.mla, r.kv))
+        out_notes.append("a GGUF converted before ggml-org/llama.cpp PR #12801 (April 2025) has no attn_k_b/attn_v_b "
+                         "tensors (print_info: n_embd_head_k_mla = 0); llama.cpp then caches full heads, "
+                         f"{g.mla[2]} x ({g.mla[3]} K + {g.mla[4]} V) per cell and layer: DeepSeek-Coder-V2-Lite printed "
+                         "540.00 MiB for 27 layers x 2048 cells in f16")
     swa_cells = cells
     windows = [k.window if k is not None and k.kind in ("sliding", "chunked") and g.llamacpp_swa else None for k in g.self_kv]
     if any(windows) and not opt.swa_full:
@@ -523,7 +604,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     # Compute buffers: one per GPU.
     # ggml-cuda offload_op: batches of >= 32 rows (GGML_OP_OFFLOAD_MIN_BATCH) run on the GPU
     copies = opt.op_offload and version.op_offload and ub >= 32
-    if not opt.op_offload and opt.version not in ("2025-08", "2025-10", "current", "2026-06-server"):
+    if not opt.op_offload and opt.version not in ("2025-08", "2025-10", "2025-11", "current", "2026-06-server"):
         out_notes.append("--no-op-offload is a flag from ggml-org/llama.cpp PR #13386 (May 2025); older builds turn "
                          "op offload off only with -ub below 32")
     if not version.op_offload and ngl <= n_layer:
@@ -551,8 +632,23 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
                                        t5_bias=g.relative_position_bias)
         buffers.append(Buffer("compute buffer (CPU graph)", nbytes, "host", "compute",
                               f"the host layers' and output layer's graph, run on the CPU: {detail}"))
-    buffers.append(Buffer("compute buffer (CUDA_Host)", F32_BYTES * ub * (shape.n_embd + cells), "host", "compute",
-                          f"4 B x {ub} x ({shape.n_embd} input embeddings + {cells} KQ mask)"))
+    elif not copies and opt.n_cpu_moe and g.experts:
+        # Without op offload (--no-op-offload, -ub < 32, builds before PR #6083) the host experts'
+        # matmuls run on the CPU at prompt batches too, so the CPU graph holds their feed-forward phase:
+        # the normed input and residual (n_embd each) and up and gate as [n_ff_exp, n_expert_used,
+        # n_ubatch] (build_moe_ffn). With op offload (the default) they run on the GPU, whose compute
+        # buffer holds the copied expert instead, and the CPU only decodes (one token).
+        ffn = F32_BYTES * ub * (2 * shape.n_embd + 2 * shape.n_ff)
+        buffers.append(Buffer("compute buffer (CPU graph)", ffn, "host", "compute",
+                              f"the host experts' feed-forward, run on the CPU without op offload: 4 B x {ub} x "
+                              f"(2 x {shape.n_embd} + 2 x {shape.n_ff}) (not calibrated against a log)"))
+    # The graph inputs in pinned host memory: the input embeddings and the f32 KQ mask (f32 even with
+    # flash attention, which casts it on the GPU), and for a sliding-window model the second mask of its
+    # SWA cache (gpt-oss-20b, b6699: 263.15 MiB = 4 B x 512 x (2880 + 131072 + 768) + 0.03 of small inputs).
+    swa_mask = swa_cells if any(windows) else 0
+    buffers.append(Buffer("compute buffer (CUDA_Host)", F32_BYTES * ub * (shape.n_embd + cells + swa_mask), "host",
+                          "compute", f"4 B x {ub} x ({shape.n_embd} input embeddings + {cells} KQ mask"
+                          + (f" + {swa_mask} sliding-window KQ mask)" if swa_mask else ")")))
     out_width = shape.n_vocab + (shape.n_embd if output_embd else 0)
     buffers.append(Buffer("output buffer (host)", F32_BYTES * out_width * opt.parallel, "host", "other",
                           f"4 B x {out_width} x {opt.parallel} sequences (llama_output_reserve)"))
@@ -578,7 +674,14 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         out_notes.append("with several GPUs and every layer offloaded llama.cpp enables pipeline parallelism, "
                          "which keeps extra copies of the graph inputs (not counted here)")
     out_notes += moe_notes(spec, opt)
+    host_weights = embd_bytes + (host_bytes or 0)
+    if opt.n_cpu_moe and mapped_bytes > host_weights:
+        out_notes.append(f"with mmap (the default) llama.cpp prints CPU_Mapped = {mapped_bytes / 2**20:.2f} MiB: the file "
+                         "span from token_embd to the last host expert, which also holds the GPU tensors stored between "
+                         f"the experts ({(mapped_bytes - host_weights) / 2**20:.2f} MiB, read once at load; the page cache "
+                         "can drop them); the host row counts only what stays in host memory")
     facts: dict[str, int | bool | str] = {
+        "cpu_mapped_bytes": mapped_bytes,
         "n_cpu_moe": min(opt.n_cpu_moe, n_layer),
         "n_ctx": cells, "n_ctx_seq": per_seq, "kv_pad": pad_to, "n_ubatch": ub, "flash_attn": fa,
         "parallel": opt.parallel, "gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": output_on_gpu,

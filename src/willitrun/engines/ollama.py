@@ -24,7 +24,8 @@ from .llamacpp import (
     lm_shape,
 )
 
-# ollama discover/gpu.go: `cudaMinimumMemory = 457 * format.MebiByte` (rocm the same). The scheduler
+# ollama discover/gpu.go: `cudaMinimumMemory = 457 * format.MebiByte` (rocm the same); in ollama's tree
+# of 2026-08 (fb30760) ml/device.go `DeviceInfo.MinimumMemory()`: 457 MiB (Metal 512). The scheduler
 # keeps this much free on every GPU when deciding how many layers fit.
 OLLAMA_MINIMUM_MEMORY_BYTES = 457 * MIB
 # ollama docs/context-length.mdx: "Ollama defaults to the following context lengths based on VRAM:
@@ -52,6 +53,21 @@ class OllamaOptions:
     vram_bytes: int | None = None  # the GPU's memory, to pick the default context tier
     gpu_overhead_bytes: int = 0  # [OLLAMA_GPU_OVERHEAD]
     version: str = "current"  # the llama.cpp ollama bundles
+
+
+def expert_offload_refusal(flag: str) -> str:
+    """Why ollama takes no --n-cpu-moe / --cpu-moe: it has no such option. Its Modelfile parameters
+    (api/types.go Runner: num_ctx, num_batch, num_gpu, main_gpu, use_mmap, num_thread) place whole
+    layers; the pull requests that would pass llama.cpp's flag through were not merged (ollama#12333
+    'feat: add support for MoE offloading', declined 2025-09-18: "we want to be able to configure this
+    automatically based on available memory"; #16688 closed; #16146 open; none in ollama's tree at
+    fb30760, 2026-08-21). Since ollama#16031 (2026-05-29) its GGML runner is llama-server started
+    without -ngl (llm/llama_server.go: "let llama-server auto-detect"), and llama.cpp's automatic fit
+    (llama_params_fit, step 3: "for a MoE model, same as dense model but with all MoE tensors in system
+    memory", then overflowing layers keep `blk.N.ffn_(up|down|gate_up|gate)_(ch|)exps` on the host)
+    chooses the expert placement itself: automatic, not a number the user gives, and not modelled here."""
+    return (f"{flag} is llama.cpp's: ollama has no expert-offload option (num_gpu places whole layers; since "
+            "ollama#16031 its llama-server runner fits experts to memory on its own). Use --engine llama.cpp")
 
 
 def ollama_default_context(vram_bytes: int | None) -> int:
@@ -141,4 +157,5 @@ def _ollama_mllama(spec: AnySpec, req: Request, opt: LlamaCppOptions, n_ctx: int
                                    "modelled",), ())
 
 
-__all__ = ["OLLAMA_MINIMUM_MEMORY_BYTES", "OllamaOptions", "ollama_default_context", "ollama_estimate"]
+__all__ = ["OLLAMA_MINIMUM_MEMORY_BYTES", "OllamaOptions", "expert_offload_refusal", "ollama_default_context",
+           "ollama_estimate"]
