@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from .. import archs
 from ..archs.base import LINEAR_ROLES, Geometry, LayerKV, Tensor
+from ..archs.mamba import VLLM_STATE_REFUSAL
 from ..errors import UsageError
 from ..memory import AnySpec, Request, Resolved, resolve, stage_peak, stages, storage_types, vocab_size
 from .base import GIB, MIB, Buffer, EngineEstimate, pad
@@ -58,6 +59,26 @@ class VllmVersion:
     cudagraphs_profiled: bool  # CUDA graph memory estimated and subtracted from the budget (0.21 on)
     source: str
     context_in_non_torch: bool = False  # non-torch memory counted from before the CUDA context (before PR #12126)
+    # The hybrid KV cache manager (0.9.1 on: vllm==0.9.1 vllm/v1/core/kv_cache_utils.py
+    # `_get_kv_cache_config_uniform_page_size`, absent from 0.9.0): sliding-window layers get their own
+    # block tables and only the blocks their window needs. Before it a model with both full and sliding
+    # layers gave every layer a full cache (vllm==0.8.5 kv_cache_utils.py `unify_hybrid_kv_cache_specs`).
+    hybrid_kv: bool = False
+    # Mamba / hybrid-state models on V1 (MambaSpec in vllm==0.10.1 vllm/v1/kv_cache_interface.py for
+    # mamba, mamba2, jamba, falcon_h1, bamba, granitemoehybrid; 0.9.2 had MambaSpec but mamba and jamba
+    # were `SupportsV0Only`).
+    state_pools: bool = False
+    # 0.19.1 / 0.22.0 vllm/v1/core/kv_cache_utils.py `_get_kv_cache_groups_uniform_page_size`: group size
+    # = the largest type count when it is under 1.5 x the smallest (gpt-oss + eagle); the start-up check
+    # counts the padding layers (`_max_memory_usage_bytes_from_groups`).
+    padded_groups: bool = False
+    # 0.22.0 kv_cache_utils.py `_report_kv_cache_config`: "GPU KV cache size" = int(max_concurrency x
+    # max_model_len) instead of num_blocks // groups x block_size.
+    tokens_from_concurrency: bool = False
+    # 0.33.0 vllm/v1/kv_cache_interface.py SlidingWindowSpec `max_admission_blocks_per_request`: the window
+    # plus `max_in_flight_tokens` (vllm/config/vllm.py: max_concurrent_batches x max_num_batched_tokens,
+    # 2 batches with async scheduling -- on by default for generative models -- at PP 1, PP batches else).
+    in_flight_batches: bool = False
 
 
 VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
@@ -65,16 +86,23 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
                 "vllm-project/vllm PR #10511 (Dec 2024) worker.py memory profiling; V0 engine", True),
     VllmVersion("0.7", "0.7.x (V0)", False, 0.9, False, False, False,
                 "vllm-project/vllm PR #12126 (Jan 2025): non-torch memory from a baseline after the CUDA context"),
-    VllmVersion("0.8", "0.8.x to 0.9.x (V1)", True, 0.9, False, False, False,
+    VllmVersion("0.8", "0.8.x to 0.9.0 (V1)", True, 0.9, False, False, False,
                 "vllm==0.8.5 vllm/engine/arg_utils.py `_set_default_args_v1`; vllm/config.py gpu_memory_utilization 0.9"),
+    VllmVersion("0.9", "0.9.1 to 0.9.2 (V1)", True, 0.9, False, False, False,
+                "vllm==0.9.1 vllm/v1/core/kv_cache_utils.py (hybrid KV cache manager); batch defaults as 0.8.5",
+                hybrid_kv=True),
     VllmVersion("0.10", "0.10 to 0.20 (V1)", True, 0.9, True, False, False,
                 "vllm==0.10.1 and 0.19.1 vllm/engine/arg_utils.py (A100 exception, PR #17885); "
-                "vllm/config/cache.py gpu_memory_utilization 0.9"),
+                "vllm/config/cache.py gpu_memory_utilization 0.9; KV groups as vllm==0.10.1 kv_cache_utils.py",
+                hybrid_kv=True, state_pools=True),
     VllmVersion("0.22", "0.21 to 0.32 (V1)", True, 0.92, True, False, True,
                 "vllm==0.22.0 vllm/config/cache.py gpu_memory_utilization 0.92; envs.py "
-                "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS '1' ('default since v0.21.0' in the log)"),
+                "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS '1' ('default since v0.21.0' in the log)",
+                hybrid_kv=True, state_pools=True, padded_groups=True, tokens_from_concurrency=True),
     VllmVersion("0.33", "0.33 (V1)", True, 0.92, True, True, True,
-                "vllm==0.33.0 vllm/engine/arg_utils.py `get_batch_defaults` (>= 160 GiB tier)"),
+                "vllm==0.33.0 vllm/engine/arg_utils.py `get_batch_defaults` (>= 160 GiB tier)",
+                hybrid_kv=True, state_pools=True, padded_groups=True, tokens_from_concurrency=True,
+                in_flight_batches=True),
 )}
 # vLLM 0.10 to 0.20: the first V1 range with today's batch defaults and the 0.9 share every earlier
 # calibration used. (The newest, 0.33, changes the share to 0.92: pass version="0.33".)
@@ -128,13 +156,16 @@ class VllmOptions:
     version: str = VLLM_DEFAULT_VERSION  # a key of VLLM_VERSIONS
     usage: str = "serve"  # "serve" (`vllm serve`, the OpenAI server) or "llm" (the `LLM` class): batch defaults
     gpu_name: str | None = None  # the card's name: vLLM gives A100s the small batch defaults
+    disable_hybrid_kv_cache_manager: bool = False  # [--disable-hybrid-kv-cache-manager] sliding layers cache every token
+    expert_parallel: bool = False  # [--enable-expert-parallel] whole experts per rank instead of TP-sharded ones
+    data_parallel: int = 1  # [--data-parallel-size] attention replicas; with expert parallel EP = TP x DP
 
     def __post_init__(self) -> None:
         if self.version not in VLLM_VERSIONS:
             raise UsageError(f"unknown vLLM version {self.version!r}; choose one of {', '.join(VLLM_VERSIONS)}")
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise UsageError(f"gpu_memory_utilization must be in (0, 1] (got {self.gpu_memory_utilization})")
-        for name in ("tensor_parallel", "pipeline_parallel", "block_size", "max_num_seqs", "max_num_batched_tokens",
+        for name in ("tensor_parallel", "pipeline_parallel", "data_parallel", "block_size", "max_num_seqs", "max_num_batched_tokens",
                      "max_model_len"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -352,8 +383,9 @@ class RankBudget:
     non_torch_bytes: int
     layer_peak_bytes: int
     sampler_bytes: int  # 0 except on the last stage
-    kv_bytes_per_token: int  # this rank's layers
+    kv_bytes_per_token: int  # this rank's layers, every attention layer counted in full
     available_bytes: int  # for the KV cache (may be negative)
+    kv: KVLayout | None = None  # the rank's KV cache groups (None: not computed)
 
     @property
     def activation_bytes(self) -> int:
@@ -371,8 +403,213 @@ def _kv_layers(g: Geometry, first: int, last: int) -> list[LayerKV]:
     return out
 
 
+# --------------------------------------------------------------------------------------------------
+# KV cache specs, groups and blocks (V1's KVCacheConfig)
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer's KVCacheSpec as V1 builds it (vllm==0.10.1 vllm/v1/worker/gpu_model_runner.py
+    `get_kv_cache_spec`): FullAttentionSpec, SlidingWindowSpec (the Attention module has a sliding
+    window), or MambaSpec (one state per sequence: block_size = max_model_len, one block)."""
+
+    kind: str  # "full", "sliding" or "mamba"
+    window: int  # the sliding window (0 otherwise)
+    page_bytes: int  # one block of the layer: block_size tokens x K,V per token; a mamba layer's state
+    block_size: int  # tokens per block
+
+    def blocks_per_request(self, max_model_len: int, in_flight: int) -> int:
+        """Blocks one request of max_model_len tokens needs (`max_memory_usage_bytes` / page):
+        vllm==0.10.1 vllm/v1/kv_cache_interface.py FullAttentionSpec: cdiv(max_model_len, block_size);
+        SlidingWindowSpec: cdiv(min(sliding_window - 1 + max_num_batched_tokens, max_model_len),
+        block_size) + 1 ("+1 here because the sliding window may not start from the beginning of the
+        block"); MambaSpec: "We allocate 1 block for each request"."""
+        if self.kind == "mamba":
+            return 1
+        if self.kind == "sliding":
+            return -(-min(self.window - 1 + in_flight, max_model_len) // self.block_size) + 1
+        return -(-max_model_len // self.block_size)
+
+
+@dataclass(frozen=True)
+class KVGroup:
+    """A KV cache group: `layers` layers of one spec sharing a block table (padded to group_size)."""
+
+    spec: LayerSpec
+    layers: int
+    blocks_per_request: int
+
+
+@dataclass(frozen=True)
+class KVLayout:
+    """A rank's KV cache configuration: its groups and what one block id costs over all its pools."""
+
+    groups: tuple[KVGroup, ...]
+    group_size: int  # memory pools (KVCacheTensors): one layer of every group shares each
+    page_bytes: int  # per pool and block (uniform after page-size unification); 0: no KV at all
+    uniform_type: bool  # one type of layer: one group of all layers, each its own tensor
+    pool_block_bytes: int  # bytes of one block id over all the pools (num_blocks = available // this)
+    needed_bytes: int  # KV one request of max_model_len needs: the start-up check
+    block_size: int  # the attention block size (raised for a model with mamba layers)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def blocks_per_request(self) -> int:
+        return sum(gr.blocks_per_request for gr in self.groups)
+
+    def num_blocks(self, available: int) -> int:
+        """vllm==0.10.1 kv_cache_utils.py `get_num_blocks`: available // page_size // group_size
+        (`_get_kv_cache_config_uniform_type`: the layers' pages summed when they differ in size, as
+        0.22.0's UniformTypeKVCacheSpecs)."""
+        if not self.pool_block_bytes:
+            return 0
+        return max(available, 0) // self.pool_block_bytes
+
+    def concurrency(self, num_blocks: int, max_model_len: int, info: VllmVersion) -> float:
+        """"Maximum concurrency for X tokens per request": vllm==0.10.1 kv_cache_utils.py
+        `get_max_concurrency_for_kv_cache_config`: num_blocks / the blocks one request needs summed over
+        the groups. (0.8.5 printed num_tokens / max_model_len, blind to windows.)"""
+        if not info.hybrid_kv and self.groups and self.groups[0].spec.kind != "mamba":
+            return num_blocks * self.block_size / max_model_len
+        need = self.blocks_per_request
+        return num_blocks / need if need else 0.0
+
+    def printed_tokens(self, num_blocks: int, max_model_len: int, info: VllmVersion) -> int:
+        """"GPU KV cache size: N tokens": num_blocks x block_size for one group (vllm==0.10.1
+        `_get_kv_cache_config_uniform_type`), num_blocks // groups x the smallest block size for several
+        (`_get_kv_cache_config_uniform_page_size`); from 0.22 int(max_concurrency x max_model_len)
+        (vllm==0.22.0 `_report_kv_cache_config`: "a naive `num_blocks // num_groups * block_size` formula
+        underestimates capacity for these models")."""
+        if not self.groups:
+            return 0
+        if info.tokens_from_concurrency:
+            return int(self.concurrency(num_blocks, max_model_len, info) * max_model_len)
+        if self.uniform_type:
+            return num_blocks * self.block_size
+        return num_blocks // len(self.groups) * min(gr.spec.block_size for gr in self.groups)
+
+
+def _state_bytes(r: Resolved, g: Geometry, i: int, tp: int) -> int:
+    """Layer i's recurrent state per sequence on one TP rank, as vLLM keeps it: the conv state holds
+    conv_kernel - 1 columns (vllm==0.10.1 vllm/model_executor/layers/mamba/mamba_utils.py
+    `mamba1_state_shape` / `mamba2_state_shape`: `conv_kernel - 1`; the Geometry counts conv_kernel
+    columns as transformers does), both states split over TP (`divide(intermediate_size, tp)`,
+    `divide(num_heads, tp)`), in the model's dtype (`mamba2_state_dtype`: "auto" -> model dtype for the
+    conv and the SSM state)."""
+    conv, ssm = g.ssm_state[i]
+    k = g.ssm_conv_kernel
+    if k:
+        conv = conv // k * (k - 1)
+    return (conv // tp + ssm // tp) * r.dtype.activation_bytes
+
+
+def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_len: int,
+              batched: int) -> KVLayout:
+    """The KV cache groups of the ranks holding decoder `layers`, as vLLM V1 forms them.
+
+    vllm==0.10.1 vllm/v1/core/kv_cache_utils.py `get_kv_cache_config`: one type of layer -> one group
+    (`_get_kv_cache_config_uniform_type`); several types with one page size ->
+    `_get_kv_cache_config_uniform_page_size`: layers grouped by spec, group_size = the smallest count
+    (Gemma 3 27B: 52 sliding + 10 full -> 6 sliding groups, the last padded, + 1 full group), group_size
+    pools each shared by one layer of every group, num_blocks = available // page // group_size.
+    With the hybrid manager off (`--disable-hybrid-kv-cache-manager`, before 0.9.1, or chunked local
+    attention: `unify_hybrid_kv_cache_specs`) sliding layers become full-attention specs."""
+    g = archs.geometry(r.spec)
+    info, tp = opt.info, opt.tensor_parallel
+    notes: list[str] = []
+    in_flight = batched
+    if info.in_flight_batches:
+        in_flight = batched * (2 if opt.pipeline_parallel == 1 else opt.pipeline_parallel)
+    attn: list[tuple[str, int, int]] = []  # (kind, window, bytes per token)
+    states: list[int] = []
+    chunked = False
+    for i in range(*layers):
+        for kv in (g.self_kv[i], g.cross_kv[i]):
+            if kv is None:
+                continue
+            per_token = r.kv.nbytes((kv.key_dim + kv.value_dim) * kv_heads_per_rank(kv.kv_heads, tp))
+            kind, window = ("sliding", kv.window or 0) if kv.kind == "sliding" else ("full", 0)
+            chunked = chunked or kv.kind == "chunked"
+            attn.append((kind, window, per_token))
+        if i < len(g.ssm_state) and any(g.ssm_state[i]):
+            states.append(_state_bytes(r, g, i, tp))
+    kinds = {k for k, _, _ in attn}
+    hybrid = info.v1 and info.hybrid_kv and not opt.disable_hybrid_kv_cache_manager and not chunked
+    if "sliding" in kinds and ("full" in kinds or states) and not hybrid:
+        attn = [("full", 0, b) for _, _, b in attn]
+        if info.v1:
+            notes.append("sliding-window layers get a full cache: " + (
+                "the hybrid KV cache manager is off for chunked local attention by default (vllm==0.10.1 "
+                "vllm/config/__init__.py: VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE)" if chunked else
+                "--disable-hybrid-kv-cache-manager" if opt.disable_hybrid_kv_cache_manager else
+                f"vLLM {info.since} has no hybrid KV cache manager (0.9.1 on)"))
+    elif not info.v1 and "sliding" in kinds:
+        attn = [("full", 0, b) for _, _, b in attn]
+    if chunked:
+        notes.append("chunked local attention layers are cached in full: vLLM 0.9 had no ChunkedLocalAttentionSpec and "
+                     "0.10 on turns the hybrid manager off for them by default (VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_"
+                     "HYBRID_KV_CACHE=1 turns it on)")
+    if not attn and not states:
+        return KVLayout((), 0, 0, True, 0, 0, opt.block_size, tuple(notes))
+    block_size = opt.block_size
+    mamba_page = max(states) if states else 0
+    if states and attn:
+        # vllm==0.10.1 vllm/model_executor/models/config.py HybridAttentionMambaModelConfig: the attention
+        # block size is raised to 16 x cdiv(mamba_page, 16 x attention bytes per token) when smaller, and
+        # the mamba page padded up to the attention page ("Padding mamba page size by ...").
+        per_token = attn[0][2]
+        needed_bs = 16 * -(-mamba_page // (16 * per_token))
+        if block_size < needed_bs:
+            notes.append(f"attention block size raised to {needed_bs} tokens so that its page ({needed_bs} x "
+                         f"{per_token} B) holds a mamba state ({mamba_page} B): vllm==0.10.1 models/config.py "
+                         "HybridAttentionMambaModelConfig")
+            block_size = needed_bs
+        mamba_page = block_size * per_token
+    specs = [LayerSpec(k, w, b * block_size, block_size) for k, w, b in attn]
+    specs += [LayerSpec("mamba", 0, mamba_page if attn else s, max_model_len) for s in states]
+    by_spec: dict[LayerSpec, int] = {}
+    for sp in specs:
+        by_spec[sp] = by_spec.get(sp, 0) + 1
+    kinds_left = {(sp.kind, sp.window) for sp in by_spec}
+    if len(kinds_left) == 1:
+        # One type: one group of every layer; pages may differ in size (UniformTypeKVCacheSpecs in 0.22):
+        # a block id costs the sum of the layers' pages.
+        sp = specs[0]
+        per_req = sp.blocks_per_request(max_model_len, in_flight)
+        total_page = sum(x.page_bytes for x in specs)
+        group = KVGroup(sp, len(specs), per_req)
+        return KVLayout((group,), len(specs), sp.page_bytes, True, total_page, per_req * total_page, block_size,
+                        tuple(notes))
+    pages = {sp.page_bytes for sp in by_spec}
+    if len(pages) > 1:
+        raise UsageError("vLLM cannot group this model's KV caches: its layers' pages differ in size "
+                         f"({sorted(pages)} B; vllm/v1/core/kv_cache_utils.py `get_kv_cache_config` raises "
+                         "NotImplementedError)")
+    page = pages.pop()
+    counts = list(by_spec.values())
+    group_size = min(counts)
+    if info.padded_groups and max(counts) < group_size * 1.5:
+        group_size = max(counts)
+    groups: list[KVGroup] = []
+    for sp, n in by_spec.items():
+        full_groups, rest = divmod(n, group_size)
+        per_req = sp.blocks_per_request(max_model_len, in_flight)
+        groups += [KVGroup(sp, group_size, per_req)] * full_groups
+        if rest:
+            groups.append(KVGroup(sp, rest, per_req))
+    if info.padded_groups:
+        # vllm==0.22.0 `_max_memory_usage_bytes_from_groups`: group_size x page x the blocks of every group
+        needed = group_size * page * sum(gr.blocks_per_request for gr in groups)
+    else:
+        # vllm==0.10.1 `check_enough_kv_cache_memory`: each layer's max_memory_usage_bytes, no padding
+        needed = sum(sp.blocks_per_request(max_model_len, in_flight) * sp.page_bytes for sp in specs)
+    padding = len(groups) * group_size - len(specs)
+    if padding:
+        notes.append(f"{padding} padding layer(s) in the KV groups (vLLM: 'Add {padding} padding layers, may waste ...')")
+    return KVLayout(tuple(groups), group_size, page, False, page * group_size, needed, block_size, tuple(notes))
+
+
 def rank_budget(r: Resolved, opt: VllmOptions, stage: int, layers: tuple[int, int], batched: int, seqs: int,
-                total_memory_bytes: int) -> RankBudget:
+                total_memory_bytes: int, max_model_len: int | None = None) -> RankBudget:
     """The start-up budget of the ranks of pipeline stage `stage` holding decoder `layers` on a card of
     `total_memory_bytes`."""
     spec, tp, pp = r.spec, opt.tensor_parallel, opt.pipeline_parallel
@@ -403,8 +640,9 @@ def rank_budget(r: Resolved, opt: VllmOptions, stage: int, layers: tuple[int, in
     per_token = r.kv.nbytes(per_token) if per_token else 0
     usable = int(total_memory_bytes * opt.utilization)
     available = usable - weights.allocated_bytes - non_torch - max(layer_peak, sampler)
+    layout = kv_layout(r, opt, layers, max_model_len, batched) if max_model_len else None
     return RankBudget(stage, layers, total_memory_bytes, usable, weights, non_torch, layer_peak, sampler, per_token,
-                      available)
+                      available, layout)
 
 
 def stage_layers(spec: AnySpec, pp: int) -> list[tuple[int, int]]:
@@ -421,8 +659,16 @@ def budgets(spec: AnySpec, request: Request, opt: VllmOptions,
             memory_by_stage: list[int] | None = None) -> tuple[Resolved, int, int, int, list[RankBudget]]:
     """(resolved, max_model_len, max_num_batched_tokens, max_num_seqs, one budget per stage)."""
     g = archs.geometry(spec)
-    if g.refusals.get("vllm"):
-        raise UsageError(g.refusals["vllm"])
+    refusal = g.refusals.get("vllm")
+    # The architectures refuse vLLM for their recurrent state (archs/mamba.py VLLM_STATE_REFUSAL); from the
+    # version with MambaSpec for every family (vllm==0.10.1) the state pools are modelled here.
+    if refusal and not (refusal == VLLM_STATE_REFUSAL and g.ssm_state and opt.info.state_pools):
+        raise UsageError(refusal if refusal != VLLM_STATE_REFUSAL else
+                         f"{refusal}; vLLM {opt.info.since} runs these models on V0 (MambaSpec for every family: "
+                         "--vllm-version 0.10 or later)")
+    if g.ssm_state and any(g.ssm_state) and g.refusals.get("vllm") is None and not opt.info.state_pools:
+        raise UsageError(f"vLLM {opt.info.since}: recurrent-state models run on V0 there, not modelled (--vllm-version "
+                         "0.10 or later)")
     if opt.total_memory_bytes is None and memory_by_stage is None:
         raise UsageError("the vLLM profile needs the GPU's memory (--gpu or --vram)")
     problems = tp_problems(spec, opt.tensor_parallel)
@@ -434,16 +680,18 @@ def budgets(spec: AnySpec, request: Request, opt: VllmOptions,
     batched, seqs = batch_defaults(opt, max_model_len, g.takes_images or g.vision_cross_attention,
                                    g.sliding_window is not None)
     mems = memory_by_stage or [opt.total_memory_bytes or 0] * opt.pipeline_parallel
-    out = [rank_budget(r, opt, s, layers, batched, seqs, mems[s])
+    need = max_model_len + (r.source if g.vision_cross_attention else 0)
+    out = [rank_budget(r, opt, s, layers, batched, seqs, mems[s], need)
            for s, layers in enumerate(stage_layers(spec, opt.pipeline_parallel))]
     return r, max_model_len, batched, seqs, out
 
 
 def unified_blocks(ranks: list[RankBudget], block_size: int) -> int:
     """Blocks every rank allocates: each rank's own count, then the smallest over the ranks
-    (`unify_kv_cache_configs`)."""
-    counts = [max(b.available_bytes, 0) // (b.kv_bytes_per_token * block_size)
-              for b in ranks if b.kv_bytes_per_token]
+    (`unify_kv_cache_configs`). A rank's count is its KV layout's (`KVLayout.num_blocks`) when known."""
+    counts = [b.kv.num_blocks(b.available_bytes) if b.kv is not None
+              else max(b.available_bytes, 0) // (b.kv_bytes_per_token * block_size)
+              for b in ranks if (b.kv.pool_block_bytes if b.kv is not None else b.kv_bytes_per_token)]
     return min(counts) if counts else 0
 
 
@@ -455,20 +703,29 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     g = archs.geometry(spec)
     tp, pp = opt.tensor_parallel, opt.pipeline_parallel
     blocks = unified_blocks(ranks, opt.block_size)
-    kv_tokens = blocks * opt.block_size
     need = max_model_len + (r.source if g.vision_cross_attention else 0)
-    fits = kv_tokens >= need
     info = opt.info
+    layout = ranks[0].kv
+    assert layout is not None  # budgets() gives every rank its layout
+    kv_tokens = layout.printed_tokens(blocks, need, info)
+    concurrency = layout.concurrency(blocks, need, info)
+    # vllm==0.10.1 kv_cache_utils.py `check_enough_kv_cache_memory`, on every rank: "To serve at least one
+    # request with the models's max seq len ... KV cache is needed, which is larger than the available KV
+    # cache memory"
+    fits = all(b.available_bytes > 0 and (b.kv is None or b.kv.needed_bytes <= b.available_bytes) for b in ranks)
     warnings = []
     if any(b.available_bytes <= 0 for b in ranks):
         warnings.append("no memory left for the KV cache: vLLM stops with 'No available memory for the cache blocks'")
     elif not fits:
-        warnings.append(f"the KV pool holds {kv_tokens} tokens, fewer than max_model_len {need}: vLLM refuses to start "
-                        f"(lower --max-model-len to {kv_tokens} or raise --gpu-memory-utilization)")
+        short = max((b.kv.needed_bytes - b.available_bytes for b in ranks if b.kv is not None), default=0)
+        warnings.append(f"one request of max_model_len {need} needs {short / GIB:.2f} GiB more KV cache than the pool has: "
+                        "vLLM refuses to start (lower --max-model-len or raise --gpu-memory-utilization)")
     parallel = f" per GPU, TP {tp} x PP {pp}" if tp * pp > 1 else ""
+    groups = (f"{len(layout.groups)} KV cache groups of {layout.group_size} layers, block size {layout.block_size}, "
+              if len(layout.groups) > 1 else "")
     notes = [f"vLLM {info.since}: takes {opt.utilization:.2f} of {ranks[0].total_memory_bytes / GIB:.2f} GiB up front"
-             f"{parallel}; the KV pool holds {kv_tokens} tokens ({blocks} blocks of {opt.block_size}), "
-             f"{kv_tokens // max(need, 1)} full-length sequences",
+             f"{parallel}; {groups}{blocks} blocks: 'GPU KV cache size: {kv_tokens:,} tokens', "
+             f"'Maximum concurrency for {need:,} tokens per request: {concurrency:.2f}x'",
              f"profile run: {batched} tokens (max_num_batched_tokens) over {min(seqs, batched)} sequences "
              f"(max_num_seqs {seqs})" + ("" if info.v1 else "; V0: max(max_model_len, 2048), or 2048 with chunked prefill beyond 32K")]
     if info.context_in_non_torch:
@@ -481,12 +738,18 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                      "TP 2 log): not modelled, the pool is that much smaller")
     else:
         notes.append("CUDA graphs are captured after the KV cache, in the headroom (not counted)")
-    if g.sliding_window:
-        # Not modelled: vLLM v1's hybrid KV cache manager (vllm/v1/core/kv_cache_coordinator.py,
-        # SlidingWindowSpec in vllm/v1/kv_cache_interface.py) pages sliding layers only over their
-        # window plus the scheduled tokens, so a request needs fewer blocks than counted here.
-        notes.append(f"sliding-window layers (window {g.sliding_window}) are counted as full attention: vLLM's hybrid "
-                     "allocator holds only their window, so the real pool fits more tokens than shown")
+    notes += layout.notes
+    if not info.v1 and g.sliding_window:
+        notes.append(f"sliding-window layers (window {g.sliding_window}) are counted as full attention (V0's block "
+                     "manager is not modelled for windows)")
+    sliding = [gr for gr in layout.groups if gr.spec.kind == "sliding"]
+    if sliding:
+        sw = sliding[0].spec
+        notes.append(f"sliding-window layers (window {sw.window}) hold {sw.blocks_per_request(need, batched)} blocks per "
+                     f"request: min(window - 1 + {batched} scheduled tokens, max_model_len) / block size + 1 "
+                     "(vllm/v1/kv_cache_interface.py SlidingWindowSpec)" if not info.in_flight_batches else
+                     f"sliding-window layers (window {sw.window}) hold {sw.blocks_per_request(need, batched)} blocks per "
+                     "request: the window plus the tokens in flight (vllm==0.33.0 SlidingWindowSpec)")
     if g.vision_cross_attention:
         notes.append("the KV pool spans the cross-attention layers too; the vision profile run is not calibrated "
                      "(vLLM profiles max_num_seqs images and can take tens of GiB)")
@@ -513,17 +776,35 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                    if b.sampler_bytes else "no sampler (not the last stage)")
         buffers.append(Buffer("activation peak (profile run)" + suffix, b.activation_bytes, "gpu", "compute",
                               f"max(layers over {batched} tokens / {tp}: {b.layer_peak_bytes} B, {sampler})", dev))
-        buffers.append(Buffer("KV cache blocks" + suffix, blocks * opt.block_size * b.kv_bytes_per_token, "gpu",
-                              "kv_self", f"{blocks} blocks x {opt.block_size} tokens x {b.kv_bytes_per_token} B per token "
-                              f"({len(_kv_layers(g, *b.layers))} layers x " + (
-                                  f"the MLA latent: kv_lora_rank {g.mla[0]} + rope {g.mla[1]} x {r.kv.name}, "
-                                  "not split by TP)" if g.mla else
-                                  f"K,V x {f'max(1, KV heads / {tp})' if tp > 1 else 'KV heads'} x head_dim x "
-                                  f"{r.kv.name})"), dev))
+        kv = b.kv
+        assert kv is not None
+        if kv.uniform_type and kv.groups and kv.groups[0].spec.kind != "mamba":
+            detail = (f"{blocks} blocks x {kv.block_size} tokens x {b.kv_bytes_per_token} B per token "
+                      f"({len(_kv_layers(g, *b.layers))} layers x " + (
+                          f"the MLA latent: kv_lora_rank {g.mla[0]} + rope {g.mla[1]} x {r.kv.name}, "
+                          "not split by TP)" if g.mla else
+                          f"K,V x {f'max(1, KV heads / {tp})' if tp > 1 else 'KV heads'} x head_dim x "
+                          f"{r.kv.name})"))
+        elif kv.uniform_type:
+            detail = (f"{blocks} sequence states x {kv.group_size} layers x {kv.page_bytes} B (conv state of conv_kernel "
+                      f"- 1 columns + SSM state, {r.dtype.activation_bytes}-byte model dtype{', / TP' if tp > 1 else ''}): "
+                      "MambaSpec, one block per sequence")
+        else:
+            counted: dict[LayerSpec, list[int]] = {}
+            for gr in kv.groups:
+                counted.setdefault(gr.spec, []).append(gr.layers)
+            kinds = ", ".join(f"{len(ns)} {sp.kind}{f' (window {sp.window})' if sp.window else ''} of {'+'.join(map(str, ns))} "
+                              f"layers, {sp.blocks_per_request(need, batched if not info.in_flight_batches else batched * (2 if pp == 1 else pp))}"
+                              " blocks per request each" for sp, ns in counted.items())
+            detail = (f"{blocks} blocks x {kv.group_size} pools x {kv.page_bytes} B page; groups: {kinds} "
+                      "(vllm/v1/core/kv_cache_utils.py `_get_kv_cache_config_uniform_page_size`)")
+        buffers.append(Buffer("KV cache blocks" + suffix, blocks * kv.pool_block_bytes, "gpu", "kv_self", detail, dev))
     first = ranks[0]
     facts: dict[str, int | bool | str] = {
         "usable_bytes": first.usable_bytes, "kv_tokens": kv_tokens, "kv_blocks": blocks, "max_model_len": max_model_len,
         "fits_window": fits, "max_num_batched_tokens": batched, "max_num_seqs": seqs,
+        "kv_groups": len(layout.groups), "kv_needed_bytes": layout.needed_bytes,
+        "max_concurrency_pct": round(concurrency * 100),
         "gpu_memory_utilization_pct": round(opt.utilization * 100), "tensor_parallel": tp, "pipeline_parallel": pp,
         "version": opt.version, "v1": info.v1,
     }
