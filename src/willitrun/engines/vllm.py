@@ -123,6 +123,20 @@ VLLM_NON_TORCH_TP_BYTES = round(0.25 * GIB)
 # tensors. V1's `_dummy_sampler_run` takes the same path (dummy top_k, top_p, penalties), so the count is
 # kept for V1; no public V1 log separates the sampler to check it.
 VLLM_SAMPLER_LOGITS_COPIES = 10.3
+# V1's profile sampler, from the source (vllm==0.10.1 vllm/v1/worker/gpu_model_runner.py `_dummy_sampler_run`:
+# temperature 0.5, top_p 0.9, top_k = vocab - 1, no_penalties=True, no logprobs), PyTorch-native top-k/top-p
+# (vllm/v1/sample/ops/topk_topp_sampler.py `forward_native` -> `apply_top_k_top_p`), bytes per logit alive at
+# the peak, inside apply_top_k_top_p's scatter:
+#   the logits as compute_logits returns them (model dtype, still held by _dummy_sampler_run)  a
+#   `logits.to(torch.float32)` (sampler.py `forward`; temperature divides in place)            4
+#   `logits_sort, logits_idx = logits.sort(...)`: float32 + int64                             4 + 8
+#   `top_k_mask = logits_sort < top_k_mask` (bool)                                             1
+#   `probs_sort = logits_sort.softmax(dim=-1)` (cumsum writes into it)                         4
+#   `top_p_mask = probs_sum <= 1 - p` (bool)                                                   1
+#   `logits_sort.scatter(...)` (the result)                                                    4
+# = a + 26 bytes (28 for bf16: 7 float32 logits-sized tensors, not V0's 10.3). With FlashInfer
+# (VLLM_USE_FLASHINFER_SAMPLER, used when installed) top-k/top-p run in one kernel without the sort: less.
+VLLM_V1_SAMPLER_BYTES_PER_LOGIT = 26  # + the model dtype's bytes
 VLLM_BLOCK_SIZE = 16  # CacheConfig block_size default on CUDA
 VLLM_V0_MAX_NUM_SEQS = 256  # SchedulerConfig max_num_seqs default (V0)
 VLLM_MIN_BATCHED_TOKENS = 2048  # V0 EngineArgs: max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill
@@ -632,7 +646,12 @@ def rank_budget(r: Resolved, opt: VllmOptions, stage: int, layers: tuple[int, in
     rows = min(seqs, batched)
     # V1: only the last stage samples (`if get_pp_group().is_last_rank`); the logits are gathered whole
     # on every TP rank of it. V0 (PP 1 in its calibration) the same.
-    sampler = int(VLLM_SAMPLER_LOGITS_COPIES * rows * vocab_size(spec) * 4) if last_stage else 0
+    if not last_stage:
+        sampler = 0
+    elif info.v1:
+        sampler = rows * vocab_size(spec) * (VLLM_V1_SAMPLER_BYTES_PER_LOGIT + r.dtype.activation_bytes)
+    else:
+        sampler = int(VLLM_SAMPLER_LOGITS_COPIES * rows * vocab_size(spec) * 4)
     per_token = 0
     for kv in _kv_layers(g, *layers):
         share = kv_heads_per_rank(kv.kv_heads, tp)
@@ -771,8 +790,9 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                               ("NCCL, cuBLAS workspaces created after the baseline (PR #12126 / issue #13061 logs)"
                                if not info.context_in_non_torch else "CUDA context, cuBLAS workspaces, NCCL: 1.79 GiB at TP 1, 3.58 GiB at "
                                "TP 2 for Llama-3-8B on an H100 (vLLM PR #10511)"), dev))
-        sampler = (f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {min(seqs, batched)} rows x {vocab_size(spec)} x 4 B"
-                   + (", copy count fitted on a V0 log" if info.v1 else "")
+        sampler = ((f"sampler: {min(seqs, batched)} rows x {vocab_size(spec)} x ({r.dtype.activation_bytes} + "
+                    f"{VLLM_V1_SAMPLER_BYTES_PER_LOGIT}) B, V1's PyTorch-native top-k/top-p path" if info.v1 else
+                    f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {min(seqs, batched)} rows x {vocab_size(spec)} x 4 B")
                    if b.sampler_bytes else "no sampler (not the last stage)")
         buffers.append(Buffer("activation peak (profile run)" + suffix, b.activation_bytes, "gpu", "compute",
                               f"max(layers over {batched} tokens / {tp}: {b.layer_peak_bytes} B, {sampler})", dev))
