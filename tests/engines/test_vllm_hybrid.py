@@ -1,0 +1,177 @@
+"""vLLM V1 KV cache groups: sliding-window layers (hybrid KV cache manager) and Mamba state pools.
+
+Every expectation is derived by hand from the vLLM source the engine profile cites (the PyPI wheels'
+Python files, "vllm==X path"):
+- vllm==0.10.1 vllm/v1/kv_cache_interface.py: FullAttentionSpec.max_memory_usage_bytes =
+  cdiv(max_model_len, block_size) x page; SlidingWindowSpec = (cdiv(min(window - 1 +
+  max_num_batched_tokens, max_model_len), block_size) + 1) x page; MambaSpec = one page; AttentionSpec
+  page = 2 x block_size x kv_heads x head_size x dtype bytes.
+- vllm==0.10.1 vllm/v1/core/kv_cache_utils.py `_get_kv_cache_config_uniform_page_size`: group_size =
+  the smallest layer count of a type, num_blocks = available // page // group_size, "GPU KV cache size" =
+  num_blocks // groups x block_size, `get_max_concurrency_for_kv_cache_config` = num_blocks / the
+  blocks one request needs over the groups; `check_enough_kv_cache_memory` sums each layer's usage.
+- vllm==0.22.0 the same file: group_size = the largest count when under 1.5 x the smallest, the check
+  counts padding (`_max_memory_usage_bytes_from_groups`), tokens = int(concurrency x max_model_len).
+- vllm==0.10.1 vllm/model_executor/models/config.py HybridAttentionMambaModelConfig: attention block
+  size 16 x cdiv(mamba_page, 16 x attention bytes per token), mamba page padded to the attention page.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from willitrun import archs
+from willitrun.engines.vllm import VllmOptions, kv_layout, vllm_estimate
+from willitrun.errors import UsageError
+from willitrun.memory import Request, resolve
+
+GiB = 1 << 30
+
+
+def _layout(catalog, model: str, mml: int, batched: int, **opts):
+    spec = catalog.resolve("model", model)
+    r = resolve(spec, Request())
+    layers = (0, archs.geometry(spec).decoder_layers)
+    return kv_layout(r, VllmOptions(total_memory_bytes=80 * GiB, **opts), layers, mml, batched)
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+# --------------------------------------------------------------------------------------------------
+# Gemma 3 27B: 62 layers, every 6th global (sliding_window_pattern 6: 10 full, 52 sliding of 1024),
+# 16 KV heads x head_dim 128, bf16: page = 2 x 16 x 16 x 128 x 2 = 131,072 B
+# --------------------------------------------------------------------------------------------------
+def test_gemma3_groups_0_10(catalog):
+    lay = _layout(catalog, "gemma-3-27b-text", 131072, 8192)
+    page = 2 * 16 * 16 * 128 * 2
+    assert page == 131072 and lay.page_bytes == page
+    assert lay.group_size == 10  # min(52 sliding, 10 full)
+    kinds = sorted((g.spec.kind, g.layers) for g in lay.groups)
+    assert kinds == [("full", 10)] + [("sliding", 2)] + [("sliding", 10)] * 5  # 52 = 5 x 10 + 2 (8 padding)
+    sliding = cdiv(min(1024 - 1 + 8192, 131072), 16) + 1
+    assert sliding == 577
+    full = cdiv(131072, 16)
+    assert lay.blocks_per_request == 6 * sliding + full == 11654
+    available = 40 * GiB
+    blocks = available // page // 10
+    assert lay.num_blocks(available) == blocks == 32768
+    info = VllmOptions().info
+    assert lay.printed_tokens(blocks, 131072, info) == blocks // 7 * 16 == 74896
+    assert lay.concurrency(blocks, 131072, info) == pytest.approx(32768 / 11654)
+    # check_enough_kv_cache_memory (0.10.1): each layer's own usage, padding not counted
+    assert lay.needed_bytes == (52 * sliding + 10 * full) * page
+
+
+def test_gemma3_0_22_counts_padding_and_prints_concurrency_tokens(catalog):
+    lay = _layout(catalog, "gemma-3-27b-text", 131072, 8192, version="0.22")
+    page, sliding, full = 131072, 577, 8192
+    assert lay.group_size == 10  # 52 >= 1.5 x 10: the smallest count stays
+    assert lay.needed_bytes == 10 * page * (6 * sliding + full)
+    info = VllmOptions(version="0.22").info
+    assert lay.printed_tokens(32768, 131072, info) == int(32768 / 11654 * 131072)
+
+
+def test_0_33_reserves_two_batches_in_flight(catalog):
+    """vllm==0.33.0 SlidingWindowSpec: window - 1 + max_in_flight_tokens, = 2 x max_num_batched_tokens with
+    async scheduling at PP 1 (vllm/config/vllm.py `max_concurrent_batches`)."""
+    lay = _layout(catalog, "gemma-3-27b-text", 131072, 8192, version="0.33")
+    sliding = next(g for g in lay.groups if g.spec.kind == "sliding")
+    assert sliding.blocks_per_request == cdiv(1023 + 2 * 8192, 16) + 1 == 1089
+
+
+def test_short_context_caps_the_window_at_max_model_len(catalog):
+    lay = _layout(catalog, "gemma-3-27b-text", 4096, 8192)
+    sliding = next(g for g in lay.groups if g.spec.kind == "sliding")
+    assert sliding.blocks_per_request == cdiv(4096, 16) + 1 == 257
+
+
+# --------------------------------------------------------------------------------------------------
+# gpt-oss-20b: 24 layers alternating sliding 128 / full, 8 KV heads x 64, page 2 x 16 x 8 x 64 x 2 = 32,768
+# --------------------------------------------------------------------------------------------------
+def test_gpt_oss_two_groups(catalog):
+    lay = _layout(catalog, "gpt-oss-20b", 131072, 8192)
+    assert lay.page_bytes == 2 * 16 * 8 * 64 * 2 == 32768
+    assert lay.group_size == 12 and len(lay.groups) == 2
+    assert lay.blocks_per_request == (cdiv(127 + 8192, 16) + 1) + cdiv(131072, 16) == 521 + 8192
+    # num_blocks = available // page // 12: each block id costs one page in each of the 12 pools
+    assert lay.pool_block_bytes == 12 * 32768
+
+
+# --------------------------------------------------------------------------------------------------
+# Without the hybrid manager every layer is full attention (one group, the old formula)
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("opts", [{"version": "0.8"}, {"disable_hybrid_kv_cache_manager": True}])
+def test_without_hybrid_manager_sliding_layers_are_full(catalog, opts):
+    """vllm==0.8.5 kv_cache_utils.py `unify_hybrid_kv_cache_specs` converts every SlidingWindowSpec to
+    FullAttentionSpec when both are present; 0.10.1 does the same under --disable-hybrid-kv-cache-manager."""
+    lay = _layout(catalog, "gemma-2-9b", 8192, 8192, **opts)
+    assert len(lay.groups) == 1 and lay.groups[0].spec.kind == "full"
+    per_token = 42 * 2 * 8 * 256 * 2  # 42 layers x K,V x 8 heads x 256 x bf16
+    assert lay.pool_block_bytes == 16 * per_token
+    assert lay.needed_bytes == cdiv(8192, 16) * 16 * per_token
+
+
+def test_hybrid_pool_gain_depends_on_the_scheduled_tokens(catalog):
+    """Gemma 2 9B (42 layers, 21 sliding of 4096) at 8,192 tokens. On an H100 `vllm serve` schedules 8,192
+    tokens per step, so a sliding layer may hold min(4095 + 8192, 8192) = 8,192 tokens: 513 blocks, one
+    more than a full layer's 512 -- the hybrid manager saves nothing there. On a 48 GiB card (2,048
+    tokens, arg_utils.py batch defaults) it holds cdiv(4095 + 2048, 16) + 1 = 385 blocks per request."""
+    spec = catalog.resolve("model", "gemma-2-9b")
+    for memory, sliding in ((80 * GiB, 513), (48 * GiB, 385)):
+        on = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=memory))
+        off = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=memory, disable_hybrid_kv_cache_manager=True))
+        assert on.facts["kv_groups"] == 2 and off.facts["kv_groups"] == 1
+        blocks_on, blocks_off = on.facts["kv_blocks"], off.facts["kv_blocks"]
+        # same budget: one block id costs 21 pages with the groups, 42 without -> twice the block ids
+        assert blocks_on // 2 <= blocks_off <= blocks_on // 2 + 1
+        assert on.facts["max_concurrency_pct"] == round(blocks_on / (sliding + 512) * 100)
+        assert off.facts["max_concurrency_pct"] == round(blocks_off / 512 * 100)
+
+
+# --------------------------------------------------------------------------------------------------
+# Mamba state pools
+# --------------------------------------------------------------------------------------------------
+def test_falcon_mamba_state_pool(catalog):
+    """Falcon Mamba 7B (64 layers, intermediate 8192, d_state 16, d_conv 4), bf16: vLLM's conv state keeps
+    d_conv - 1 = 3 columns (mamba_utils.py `mamba1_state_shape`), so one layer's state is
+    (3 x 8192 + 8192 x 16) x 2 B = 311,296 B; one block (a whole sequence's state) per layer and request."""
+    lay = _layout(catalog, "falcon-mamba-7b", 4096, 8192)
+    assert lay.uniform_type and lay.groups[0].spec.kind == "mamba"
+    assert lay.page_bytes == (3 * 8192 + 8192 * 16) * 2 == 311296
+    assert lay.pool_block_bytes == 64 * 311296
+    assert lay.blocks_per_request == 1
+    assert lay.concurrency(100, 4096, VllmOptions().info) == 100  # one state per running sequence
+
+
+def test_jamba_attention_block_raised_to_the_mamba_page(catalog):
+    """Jamba 1.5 Mini: 4 attention layers (8 KV heads x 128, bf16: 4,096 B per token) and 28 Mamba layers
+    (d_inner 8192, d_state 16, d_conv 4: 311,296 B). HybridAttentionMambaModelConfig: block size
+    16 x cdiv(311,296, 16 x 4,096) = 80, page 80 x 4,096 = 327,680 B, mamba pages padded to it; groups of
+    min(4, 28) = 4 layers: 1 attention group and 7 mamba groups."""
+    lay = _layout(catalog, "jamba-mini-1.5", 262144, 8192)
+    assert lay.block_size == 16 * cdiv(311296, 16 * 4096) == 80
+    assert lay.page_bytes == 80 * 4096 == 327680
+    assert lay.group_size == 4 and len(lay.groups) == 8
+    assert lay.blocks_per_request == cdiv(262144, 80) + 7
+    blocks = lay.num_blocks(20 * GiB)
+    assert blocks == 20 * GiB // 327680 // 4
+    # "GPU KV cache size": num_blocks // 8 groups x the smallest block size (80; the mamba groups' is max_model_len)
+    assert lay.printed_tokens(blocks, 262144, VllmOptions().info) == blocks // 8 * 80
+
+
+@pytest.mark.parametrize("model_id", ["mamba-2.8b", "jamba-mini-1.5", "falcon-h1-7b"])
+def test_state_models_need_0_10(catalog, model_id):
+    spec = catalog.resolve("model", model_id)
+    with pytest.raises(UsageError, match=r"0\.10 or later"):
+        vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, version="0.8"))
+    e = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=192 * GiB))  # Jamba Mini: 96 GiB of bf16
+    assert e.facts["kv_blocks"] > 0
+
+
+def test_uniform_models_unchanged(catalog):
+    """A full-attention model keeps the one-group arithmetic: available // (block_size x bytes per token)."""
+    lay = _layout(catalog, "llama-3.1-8b", 131072, 8192)
+    assert len(lay.groups) == 1 and lay.pool_block_bytes == 16 * 32 * 2 * 8 * 128 * 2
+    assert lay.printed_tokens(1000, 131072, VllmOptions().info) == 16000
