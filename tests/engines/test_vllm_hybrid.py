@@ -175,3 +175,74 @@ def test_uniform_models_unchanged(catalog):
     lay = _layout(catalog, "llama-3.1-8b", 131072, 8192)
     assert len(lay.groups) == 1 and lay.pool_block_bytes == 16 * 32 * 2 * 8 * 128 * 2
     assert lay.printed_tokens(1000, 131072, VllmOptions().info) == 16000
+
+
+# --------------------------------------------------------------------------------------------------
+# Expert parallel (vllm==0.10.1 fused_moe/config.py FusedMoEParallelConfig.make, layer.py determine_expert_map)
+# --------------------------------------------------------------------------------------------------
+def _bytes(catalog, model: str, tp: int, moe) -> tuple[int, int, int]:
+    """(rank-0 tensor bytes, expert tensor bytes of the whole model, other tensor bytes) in bf16."""
+    from willitrun.archs.base import EXPERT_ROLES
+    from willitrun.engines.vllm import rank_weights
+    spec = catalog.resolve("model", model)
+    r = resolve(spec, Request(dtype="bf16"))
+    w = rank_weights(r, tp, (0, archs.geometry(spec).decoder_layers), True, True, moe)
+    experts = sum(t.numel * 2 for t in archs.model_tensors(spec) if t.role in EXPERT_ROLES)
+    others = sum(t.numel * 2 for t in archs.model_tensors(spec) if t.role not in EXPERT_ROLES)
+    return w.tensor_bytes, experts, others
+
+
+def test_expert_parallel_gives_rank0_whole_experts(catalog):
+    """Mixtral 8x7B over DP 3 with --enable-expert-parallel: ep_size = TP x DP = 3, the MoE layer has
+    tp_size 1; determine_expert_map gives ranks 0 and 1 8 // 3 + 1 = 3 experts, rank 2 two. With TP 1 the
+    attention, router, norms and embeddings are whole on every rank."""
+    from willitrun.engines.vllm import MoeSplit
+    rank0, experts, others = _bytes(catalog, "mixtral-8x7b", 1, MoeSplit(3, True))
+    assert MoeSplit(3, True).experts_on_rank0(8) == 3
+    assert rank0 == others + experts * 3 // 8
+
+
+def test_without_expert_parallel_experts_split_over_tp_times_dp(catalog):
+    """Qwen3-30B-A3B (128 experts, moe_intermediate 768) at TP 1, DP 2: `flatten_tp_across_dp` shards every
+    expert over the 2 devices; with EP each holds 64 whole experts -- the same bytes when the count divides."""
+    from willitrun.engines.vllm import MoeSplit
+    tp_split, experts, others = _bytes(catalog, "qwen3-30b-a3b", 1, MoeSplit(2, False))
+    ep_split, _, _ = _bytes(catalog, "qwen3-30b-a3b", 1, MoeSplit(2, True))
+    assert tp_split == ep_split == others + experts // 2
+
+
+def test_expert_parallel_option_reaches_the_estimate(catalog):
+    spec = catalog.resolve("model", "mixtral-8x7b")
+    e = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, data_parallel=3, expert_parallel=True))
+    assert e.facts["expert_parallel"] is True and e.facts["data_parallel"] == 3
+    _, experts, others = _bytes(catalog, "mixtral-8x7b", 1, None)
+    w = e.find("weights")
+    assert w.bytes >= others + experts * 3 // 8
+    assert "3 whole experts of 8" in w.detail
+
+
+# --------------------------------------------------------------------------------------------------
+# The options from the command line
+# --------------------------------------------------------------------------------------------------
+def test_cli_flags_reach_the_profile():
+    import json
+
+    from typer.testing import CliRunner
+
+    from willitrun.cli import app
+    runner = CliRunner()
+
+    def run(*args: str) -> dict:
+        r = runner.invoke(app, ["--engine", "vllm", "--json", *args], env={"NO_COLOR": "1"})
+        assert r.exit_code in (0, 1), r.output
+        return json.loads(r.stdout)["engine_facts"]
+
+    on = run("gemma-2-9b", "--gpu", "rtx4090", "--context", "4096")
+    off = run("gemma-2-9b", "--gpu", "rtx4090", "--context", "4096", "--disable-hybrid-kv-cache-manager")
+    assert (on["kv_groups"], off["kv_groups"]) == (2, 1)
+    ep = run("mixtral-8x7b", "--gpu", "h100-sxm", "--data-parallel-size", "3", "--enable-expert-parallel")
+    assert ep["expert_parallel"] is True and ep["data_parallel"] == 3
+    r = runner.invoke(app, ["llama-3-8b", "--gpu", "rtx3090", "--enable-expert-parallel"], env={"NO_COLOR": "1"})
+    assert r.exit_code == 2 and "add --engine vllm" in r.stderr
+    r = runner.invoke(app, ["llama-3-8b", "--gpu", "rtx3090", "--engine", "vllm", "-dp", "0"], env={"NO_COLOR": "1"})
+    assert r.exit_code == 2 and "--data-parallel-size must be at least 1" in r.stderr

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .. import archs
-from ..archs.base import LINEAR_ROLES, Geometry, LayerKV, Tensor
+from ..archs.base import EXPERT_ROLES, LINEAR_ROLES, Geometry, LayerKV, Tensor
 from ..archs.mamba import VLLM_STATE_REFUSAL
 from ..errors import UsageError
 from ..memory import AnySpec, Request, Resolved, resolve, stage_peak, stages, storage_types, vocab_size
@@ -188,6 +188,10 @@ class VllmOptions:
             raise UsageError(f"usage must be 'serve' or 'llm' (got {self.usage!r})")
 
     @property
+    def moe_split(self) -> MoeSplit:
+        return MoeSplit(self.tensor_parallel * self.data_parallel, self.expert_parallel)
+
+    @property
     def info(self) -> VllmVersion:
         return VLLM_VERSIONS[self.version]
 
@@ -266,13 +270,34 @@ _GATE_UP = frozenset({"ffn_gate", "ffn_up", "ffn_gate_up"})
 _ROW_PARALLEL = frozenset({"attn_output", "ffn_down"})  # their bias is added after the all-reduce: replicated
 
 
-def _rank_share(t: Tensor, tp: int, kv_heads: int) -> int:
-    """Elements of tensor `t` one TP rank holds."""
+@dataclass(frozen=True)
+class MoeSplit:
+    """How the routed experts are divided (vllm==0.10.1 vllm/model_executor/layers/fused_moe/config.py
+    `FusedMoEParallelConfig.make`): without expert parallel every expert is TP-sharded over all TP x DP
+    devices ("flatten_tp_across_dp"); with it ("In EP, each device owns a set of experts fully") the MoE
+    layer has tp_size 1 and ep_size = TP x DP, and rank r holds `determine_expert_map`'s
+    global // ep experts, one more for the first global % ep ranks (fused_moe/layer.py)."""
+
+    ranks: int = 1  # TP x DP
+    expert_parallel: bool = False
+
+    def experts_on_rank0(self, experts: int) -> int:
+        return experts // self.ranks + (1 if experts % self.ranks else 0)
+
+
+def _rank_share(t: Tensor, tp: int, kv_heads: int, moe: MoeSplit | None = None) -> int:
+    """Elements of tensor `t` one TP rank (the first: the fullest under expert parallel) holds."""
     role = t.role
     if role in ("token_embd", "output"):
         return pad(t.shape[0], VLLM_VOCAB_PADDING) // tp * t.numel // t.shape[0]
     is_bias = role == "bias"
     base = t.name.rsplit(".", 2)[-2] if is_bias else role  # "decoder.3.attn_k.bias" -> "attn_k"
+    if base in EXPERT_ROLES and moe is not None and moe.ranks > 1:
+        if moe.expert_parallel:  # whole experts: dimension 0 of (n_expert, out, in)
+            return t.numel // t.shape[0] * moe.experts_on_rank0(t.shape[0])
+        if not (is_bias and base == "ffn_down_exps"):
+            return t.numel // moe.ranks
+        return t.numel
     if base in ("attn_k", "attn_v"):
         return t.numel * kv_heads_per_rank(kv_heads, tp) // kv_heads
     if base in LINEAR_ROLES and base not in _ROW_PARALLEL:
@@ -294,7 +319,8 @@ class RankWeights:
     lm_head: bool
 
 
-def _allocations(r: Resolved, tp: int, first: int, last: int, embed: bool, head: bool) -> Iterator[tuple[str, int]]:
+def _allocations(r: Resolved, tp: int, first: int, last: int, embed: bool, head: bool,
+                 moe: MoeSplit | None = None) -> Iterator[tuple[str, int]]:
     """The rank's parameter allocations in vLLM's module order, q/k/v and gate/up fused as vLLM fuses
     them (QKVParallelLinear, MergedColumnParallelLinear). ("rope", n) marks where the first layer
     builds the rotary cache."""
@@ -307,7 +333,7 @@ def _allocations(r: Resolved, tp: int, first: int, last: int, embed: bool, head:
     current = None
     roped = False
     for t, s in zip(tensors, storage, strict=True):
-        nbytes = s.nbytes(_rank_share(t, tp, kv_heads))
+        nbytes = s.nbytes(_rank_share(t, tp, kv_heads, moe))
         if t.component in ("decoder",) and t.layer is not None:
             if not first <= t.layer < last:
                 continue
@@ -363,14 +389,15 @@ def rope_events(r: Resolved) -> tuple[int, list[tuple[str, str, int]]]:
     return kept, ev
 
 
-def rank_weights(r: Resolved, tp: int, layers: tuple[int, int], embeddings: bool, lm_head: bool) -> RankWeights:
+def rank_weights(r: Resolved, tp: int, layers: tuple[int, int], embeddings: bool, lm_head: bool,
+                 moe: MoeSplit | None = None) -> RankWeights:
     """One rank's weights: its layers' tensors divided as vLLM divides them, the embedding on the first
     stage, the final norm and LM head on the last, the rotary cache; and the allocator's figure."""
     def compute() -> RankWeights:
         rope_kept, rope_ev = rope_events(r)
         events: list[tuple[str, str, int]] = []
         tensor_bytes = 0
-        for name, nbytes in _allocations(r, tp, layers[0], layers[1], embeddings, lm_head):
+        for name, nbytes in _allocations(r, tp, layers[0], layers[1], embeddings, lm_head, moe):
             if name == "rope":
                 events += rope_ev
                 continue
@@ -379,7 +406,8 @@ def rank_weights(r: Resolved, tp: int, layers: tuple[int, int], embeddings: bool
         rope = rope_kept if rope_ev else 0
         return RankWeights(tensor_bytes, rope, torch_allocated(events), layers, embeddings, lm_head)
 
-    return archs.cached(r.spec, f"vllm-rank:{r.dtype.name}:{tp}:{layers}:{embeddings}:{lm_head}", compute)
+    split = "" if moe is None or moe.ranks == 1 else f":{moe.ranks}{'ep' if moe.expert_parallel else 'tp'}"
+    return archs.cached(r.spec, f"vllm-rank:{r.dtype.name}:{tp}:{layers}:{embeddings}:{lm_head}{split}", compute)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -629,7 +657,7 @@ def rank_budget(r: Resolved, opt: VllmOptions, stage: int, layers: tuple[int, in
     spec, tp, pp = r.spec, opt.tensor_parallel, opt.pipeline_parallel
     g = archs.geometry(spec)
     last_stage = stage == pp - 1
-    weights = rank_weights(r, tp, layers, stage == 0, last_stage)
+    weights = rank_weights(r, tp, layers, stage == 0, last_stage, opt.moe_split)
     info = opt.info
     if opt.non_torch_bytes is not None:
         non_torch = opt.non_torch_bytes
@@ -758,6 +786,21 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     else:
         notes.append("CUDA graphs are captured after the KV cache, in the headroom (not counted)")
     notes += layout.notes
+    split = opt.moe_split
+    if g.experts and split.ranks > 1:
+        if split.expert_parallel:
+            notes.append(f"expert parallel (EP = TP {tp} x DP {opt.data_parallel} = {split.ranks}): each rank holds whole "
+                         f"experts, the first {split.experts_on_rank0(g.experts)} of {g.experts} (vllm==0.10.1 fused_moe/"
+                         "layer.py `determine_expert_map`); attention, the router and the embeddings stay as TP shards")
+        else:
+            notes.append(f"every expert is split over TP x DP = {split.ranks} ranks (fused_moe/config.py "
+                         "`flatten_tp_across_dp`)")
+    elif opt.expert_parallel:
+        notes.append("--enable-expert-parallel changes nothing here: " + (
+            "no mixture-of-experts layers" if not g.experts else "it needs TP x DP > 1"))
+    if opt.data_parallel > 1:
+        notes.append(f"data parallel {opt.data_parallel}: {opt.data_parallel} engines, each with its own KV pool; the "
+                     f"figures are one GPU's ({tp * pp * opt.data_parallel} GPUs in all)")
     if not info.v1 and g.sliding_window:
         notes.append(f"sliding-window layers (window {g.sliding_window}) are counted as full attention (V0's block "
                      "manager is not modelled for windows)")
@@ -777,7 +820,12 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
         dev = b.stage * tp
         where = f" (stage {b.stage}, layers {b.layers[0]}-{b.layers[1] - 1})" if pp > 1 else ""
         w = b.weights
-        parts = [f"{r.dtype.name} tensors {w.tensor_bytes / MIB:.2f} MiB" + (f" (1/{tp} of the sharded ones)" if tp > 1 else "")]
+        bits = [f"1/{tp} of the sharded ones"] if tp > 1 else []
+        if g.experts and split.ranks > 1:
+            bits.append(f"{split.experts_on_rank0(g.experts)} whole experts of {g.experts}" if split.expert_parallel
+                        else f"experts 1/{split.ranks}" if split.ranks != tp else "")
+        share = f" ({', '.join(x for x in bits if x)})" if any(bits) else ""
+        parts = [f"{r.dtype.name} tensors {w.tensor_bytes / MIB:.2f} MiB" + share]
         if w.rope_bytes:
             parts.append(f"rotary cos/sin cache {w.rope_bytes / MIB:.2f} MiB")
         slack = w.allocated_bytes - w.tensor_bytes - w.rope_bytes
@@ -826,7 +874,7 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
         "kv_groups": len(layout.groups), "kv_needed_bytes": layout.needed_bytes,
         "max_concurrency_pct": round(concurrency * 100),
         "gpu_memory_utilization_pct": round(opt.utilization * 100), "tensor_parallel": tp, "pipeline_parallel": pp,
-        "version": opt.version, "v1": info.v1,
+        "version": opt.version, "v1": info.v1, "data_parallel": opt.data_parallel, "expert_parallel": opt.expert_parallel,
     }
     return EngineEstimate("vllm", spec.id, spec.architecture, r.dtype.name, r.kv.name, max_model_len, kv_tokens,
                           tuple(buffers), facts, tuple(notes + list(r.notes)), tuple(warnings))
