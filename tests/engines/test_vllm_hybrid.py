@@ -246,3 +246,29 @@ def test_cli_flags_reach_the_profile():
     assert r.exit_code == 2 and "add --engine vllm" in r.stderr
     r = runner.invoke(app, ["llama-3-8b", "--gpu", "rtx3090", "--engine", "vllm", "-dp", "0"], env={"NO_COLOR": "1"})
     assert r.exit_code == 2 and "--data-parallel-size must be at least 1" in r.stderr
+
+
+@pytest.mark.parametrize(("model_id", "states"), [("jamba-mini-1.5", 2), ("falcon-h1-7b", 3)])
+def test_0_33_hybrid_models_keep_prefix_caching_states(catalog, model_id, states):
+    """vllm==0.33.0: prefix caching is on for generative hybrid models (config/model.py
+    `is_prefix_caching_supported`), so mamba_cache_mode is 'align' (models/config.py MambaModelConfig) and
+    MambaSpec.max_memory_usage_bytes = page x (2 + num_prefill_checkpoint_blocks): Jamba's Mamba1 mixer
+    declares none, Falcon-H1's MambaMixer2 one (layers/mamba/mamba_mixer2.py `get_kv_cache_spec`).
+    0.22.0 keeps one state per request ("Hybrid models do not support prefix caching")."""
+    spec = catalog.resolve("model", model_id)
+    mml = archs.geometry(spec).context_window
+    for version, expected in (("0.22", 1), ("0.33", states)):
+        lay = _layout(catalog, model_id, mml, 8192, version=version)
+        mamba = [g for g in lay.groups if g.spec.kind == "mamba"]
+        assert mamba and all(g.blocks_per_request == expected for g in mamba)
+        full = next(g for g in lay.groups if g.spec.kind == "full")
+        assert lay.blocks_per_request == cdiv(mml, lay.block_size) * (len(lay.groups) - len(mamba)) \
+            + expected * len(mamba)
+        assert full.blocks_per_request == cdiv(mml, lay.block_size)
+
+
+def test_falcon_h1_every_layer_has_both(catalog):
+    """Falcon-H1 runs attention and a Mamba2 mixer side by side in each of its 44 layers: vLLM gives each
+    its own spec, so 44 full-attention layers and 44 mamba layers -> group_size 44, 2 groups."""
+    lay = _layout(catalog, "falcon-h1-7b", 262144, 8192)
+    assert lay.group_size == 44 and sorted(g.spec.kind for g in lay.groups) == ["full", "mamba"]

@@ -79,6 +79,12 @@ class VllmVersion:
     # plus `max_in_flight_tokens` (vllm/config/vllm.py: max_concurrent_batches x max_num_batched_tokens,
     # 2 batches with async scheduling -- on by default for generative models -- at PP 1, PP batches else).
     in_flight_batches: bool = False
+    # 0.33.0 vllm/config/model.py `is_prefix_caching_supported`: "Generative hybrid models support prefix
+    # caching" (0.22.0: "Hybrid models do not support prefix caching"), so attention + Mamba models run with
+    # mamba_cache_mode "align" (models/config.py MambaModelConfig): a state block per attention block and
+    # MambaSpec.max_memory_usage_bytes = page x (2 + num_prefill_checkpoint_blocks); the Mamba2 mixer
+    # declares one checkpoint block (layers/mamba/mamba_mixer2.py `get_kv_cache_spec`).
+    hybrid_prefix_caching: bool = False
 
 
 VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
@@ -102,7 +108,7 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
     VllmVersion("0.33", "0.33 (V1)", True, 0.92, True, True, True,
                 "vllm==0.33.0 vllm/engine/arg_utils.py `get_batch_defaults` (>= 160 GiB tier)",
                 hybrid_kv=True, state_pools=True, padded_groups=True, tokens_from_concurrency=True,
-                in_flight_batches=True),
+                in_flight_batches=True, hybrid_prefix_caching=True),
 )}
 # vLLM 0.10 to 0.20: the first V1 range with today's batch defaults and the 0.9 share every earlier
 # calibration used. (The newest, 0.33, changes the share to 0.92: pass version="0.33".)
@@ -138,6 +144,9 @@ VLLM_SAMPLER_LOGITS_COPIES = 10.3
 # (VLLM_USE_FLASHINFER_SAMPLER, used when installed) top-k/top-p run in one kernel without the sort: less.
 VLLM_V1_SAMPLER_BYTES_PER_LOGIT = 26  # + the model dtype's bytes
 VLLM_BLOCK_SIZE = 16  # CacheConfig block_size default on CUDA
+# The families whose vLLM mixer is Mamba1 (vllm/model_executor/models/mamba.py, jamba.py: MambaMixer); the
+# others with a recurrent state (falcon_h1, mamba2, bamba, granitemoehybrid) use MambaMixer2.
+VLLM_MAMBA1_ARCHITECTURES = frozenset({"mamba", "falcon_mamba", "jamba"})
 VLLM_V0_MAX_NUM_SEQS = 256  # SchedulerConfig max_num_seqs default (V0)
 VLLM_MIN_BATCHED_TOKENS = 2048  # V0 EngineArgs: max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill
 VLLM_V0_MULTIMODAL_BATCHED_TOKENS = 5120  # vllm==0.8.5 vllm/config.py _MULTIMODAL_MODEL_MAX_NUM_BATCHED_TOKENS
@@ -458,6 +467,7 @@ class LayerSpec:
     window: int  # the sliding window (0 otherwise)
     page_bytes: int  # one block of the layer: block_size tokens x K,V per token; a mamba layer's state
     block_size: int  # tokens per block
+    state_blocks: int = 1  # a mamba layer's blocks per request (1; 2 or 3 with prefix caching, 0.33)
 
     def blocks_per_request(self, max_model_len: int, in_flight: int) -> int:
         """Blocks one request of max_model_len tokens needs (`max_memory_usage_bytes` / page):
@@ -466,7 +476,7 @@ class LayerSpec:
         block_size) + 1 ("+1 here because the sliding window may not start from the beginning of the
         block"); MambaSpec: "We allocate 1 block for each request"."""
         if self.kind == "mamba":
-            return 1
+            return self.state_blocks
         if self.kind == "sliding":
             return -(-min(self.window - 1 + in_flight, max_model_len) // self.block_size) + 1
         return -(-max_model_len // self.block_size)
@@ -597,7 +607,9 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
     if states and attn:
         # vllm==0.10.1 vllm/model_executor/models/config.py HybridAttentionMambaModelConfig: the attention
         # block size is raised to 16 x cdiv(mamba_page, 16 x attention bytes per token) when smaller, and
-        # the mamba page padded up to the attention page ("Padding mamba page size by ...").
+        # the mamba page padded up to the attention page ("Padding mamba page size by ..."). 0.22.0 and
+        # 0.33.0 do the same in vllm/platforms/interface.py `_align_hybrid_block_size` with the attention
+        # backend's smallest kernel block size (16 for FlashAttention's MultipleOf(16)) in place of 16.
         per_token = attn[0][2]
         needed_bs = 16 * -(-mamba_page // (16 * per_token))
         if block_size < needed_bs:
@@ -607,7 +619,14 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
             block_size = needed_bs
         mamba_page = block_size * per_token
     specs = [LayerSpec(k, w, b * block_size, block_size) for k, w, b in attn]
-    specs += [LayerSpec("mamba", 0, mamba_page if attn else s, max_model_len) for s in states]
+    if states and attn and info.hybrid_prefix_caching:
+        state_blocks = 2 if r.spec.architecture in VLLM_MAMBA1_ARCHITECTURES else 3
+        notes.append(f"prefix caching is on for hybrid models from 0.33: each Mamba layer keeps {state_blocks} states "
+                     "per request (mamba_cache_mode 'align': 2" + ("" if state_blocks == 2 else
+                                                                    " + the Mamba2 mixer's prefill checkpoint") + ")")
+        specs += [LayerSpec("mamba", 0, mamba_page, block_size, state_blocks) for _ in states]
+    else:
+        specs += [LayerSpec("mamba", 0, mamba_page if attn else s, max_model_len) for s in states]
     by_spec: dict[LayerSpec, int] = {}
     for sp in specs:
         by_spec[sp] = by_spec.get(sp, 0) + 1
@@ -786,6 +805,13 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     else:
         notes.append("CUDA graphs are captured after the KV cache, in the headroom (not counted)")
     notes += layout.notes
+    if g.ssm_state and any(g.ssm_state) and opt.version == "0.10":
+        notes.append("vLLM 0.10.x itself still runs recurrent-state models on V0 unless VLLM_USE_V1=1 (vllm==0.10.1 "
+                     "engine/arg_utils.py: 'V1 mamba models are unoptimized' -> 'Falling back to V0 Engine'); the V1 "
+                     "arithmetic shown is what later releases of this range do (0.19.1 has no V0)")
+    if g.ssm_state and any(g.ssm_state) and tp > 1:
+        notes.append("Mamba2 states under TP: vLLM adds replicated groups when n_groups does not divide by TP "
+                     "(mamba_utils.py `extra_groups_for_head_shards`), not counted here")
     split = opt.moe_split
     if g.experts and split.ranks > 1:
         if split.expert_parallel:
