@@ -272,3 +272,29 @@ def test_falcon_h1_every_layer_has_both(catalog):
     its own spec, so 44 full-attention layers and 44 mamba layers -> group_size 44, 2 groups."""
     lay = _layout(catalog, "falcon-h1-7b", 262144, 8192)
     assert lay.group_size == 44 and sorted(g.spec.kind for g in lay.groups) == ["full", "mamba"]
+
+
+# --------------------------------------------------------------------------------------------------
+# A real log: gpt-oss-120b on an H100 (calibration_extra.yaml vllm-issue27508-gpt-oss-120b-mxfp4-h100-tp1)
+# --------------------------------------------------------------------------------------------------
+def _entry(entry_id: str) -> dict:
+    from tests.engines.calibration import EXTRA, load
+    return next(e for e in load(EXTRA) if e["id"] == entry_id)
+
+
+def test_gpt_oss_120b_needed_kv_matches_the_log(catalog):
+    """vllm-project/vllm issue #27508: `--max-num-batched-tokens 1024`, max_model_len 131,072 ->
+    "(4.54 GiB KV cache is needed ...)". 18 full layers x 8,192 blocks + 18 sliding layers x (cdiv(127 + 1024,
+    16) + 1) = 73 blocks, x 32,768 B a page."""
+    e = _entry("vllm-issue27508-gpt-oss-120b-mxfp4-h100-tp1")
+    spec = catalog.resolve("model", e["model"])
+    est = vllm_estimate(spec, Request(), VllmOptions(
+        total_memory_bytes=80 * GiB, gpu_memory_utilization=e["gpu_memory_utilization"], version=e["version_key"],
+        max_model_len=e["max_model_len"], max_num_batched_tokens=e["max_num_batched_tokens"]))
+    needed = int(est.facts["kv_needed_bytes"])
+    assert needed == (18 * 8192 + 18 * 73) * 32768
+    assert round(needed / GiB, 2) == e["kv_needed_gib"] == 4.54
+    off = vllm_estimate(spec, Request(), VllmOptions(
+        total_memory_bytes=80 * GiB, version=e["version_key"], max_model_len=e["max_model_len"],
+        max_num_batched_tokens=e["max_num_batched_tokens"], disable_hybrid_kv_cache_manager=True))
+    assert int(off.facts["kv_needed_bytes"]) == 36 * 8192 * 32768 == 9 * GiB
