@@ -298,3 +298,12 @@ def test_gpt_oss_120b_needed_kv_matches_the_log(catalog):
         total_memory_bytes=80 * GiB, version=e["version_key"], max_model_len=e["max_model_len"],
         max_num_batched_tokens=e["max_num_batched_tokens"], disable_hybrid_kv_cache_manager=True))
     assert int(off.facts["kv_needed_bytes"]) == 36 * 8192 * 32768 == 9 * GiB
+
+
+def test_expert_width_must_divide_tp_times_dp_without_ep(catalog):
+    """vllm==0.10.1 fused_moe/layer.py FusedMoE: `assert intermediate_size % self.tp_size == 0` with tp_size =
+    TP x DP without expert parallel (Mixtral's 14,336 over 3 fails); with EP the MoE layer's tp_size is 1."""
+    spec = catalog.resolve("model", "mixtral-8x7b")
+    with pytest.raises(UsageError, match=r"moe_intermediate_size \(14336\) not divisible by TP x DP = 3"):
+        vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, data_parallel=3))
+    vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, data_parallel=3, expert_parallel=True))

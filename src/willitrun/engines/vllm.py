@@ -256,7 +256,7 @@ def kv_heads_per_rank(kv_heads: int, tp: int) -> int:
     return max(1, kv_heads // tp)
 
 
-def tp_problems(spec: AnySpec, tp: int) -> list[str]:
+def tp_problems(spec: AnySpec, tp: int, moe: MoeSplit | None = None) -> list[str]:
     """Why vLLM refuses tensor_parallel = tp for this model (empty when it accepts): every attention's
     query heads and every MLP's width are divided (`divide()` in vllm/model_executor/layers/linear.py
     asserts), KV heads divided or replicated (QKVParallelLinear: `divide(tp_size, total_num_kv_heads)`),
@@ -264,7 +264,15 @@ def tp_problems(spec: AnySpec, tp: int) -> list[str]:
     g = archs.geometry(spec)
     out = []
     for what, count, replicable in g.tp_constraints:
-        if count % tp == 0 or (replicable and tp % count == 0):
+        ranks = tp
+        if what == "moe_intermediate_size" and moe is not None:
+            if moe.expert_parallel:
+                continue  # whole experts per rank: their width is not divided
+            ranks = moe.ranks  # without EP the experts are split over TP x DP (flatten_tp_across_dp)
+        if count % ranks == 0 or (replicable and ranks % count == 0):
+            continue
+        if ranks != tp:
+            out.append(f"{what} ({count}) not divisible by TP x DP = {ranks}")
             continue
         extra = f", and {tp} is not a multiple of {count} (which would replicate them)" if replicable else ""
         out.append(f"{what} ({count}) not divisible by {tp}{extra}")
@@ -737,8 +745,8 @@ def budgets(spec: AnySpec, request: Request, opt: VllmOptions,
                          "0.10 or later)")
     if opt.total_memory_bytes is None and memory_by_stage is None:
         raise UsageError("the vLLM profile needs the GPU's memory (--gpu or --vram)")
-    problems = tp_problems(spec, opt.tensor_parallel)
-    if opt.tensor_parallel > 1 and problems:
+    problems = tp_problems(spec, opt.tensor_parallel, opt.moe_split)
+    if (opt.tensor_parallel > 1 or opt.moe_split.ranks > 1) and problems:
         raise UsageError(f"tensor_parallel {opt.tensor_parallel}: " + "; ".join(problems))
     r = resolve(spec, request)
     window = r.att.context_window or 4096
