@@ -761,11 +761,18 @@ def budgets(spec: AnySpec, request: Request, opt: VllmOptions,
 
 
 def unified_blocks(ranks: list[RankBudget], block_size: int) -> int:
-    """Blocks every rank allocates: each rank's own count, then the smallest over the ranks
-    (`unify_kv_cache_configs`). A rank's count is its KV layout's (`KVLayout.num_blocks`) when known."""
-    counts = [b.kv.num_blocks(b.available_bytes) if b.kv is not None
-              else max(b.available_bytes, 0) // (b.kv_bytes_per_token * block_size)
-              for b in ranks if (b.kv.pool_block_bytes if b.kv is not None else b.kv_bytes_per_token)]
+    """Full-attention blocks every rank allocates: each rank's own count, then the smallest over the ranks
+    (`unify_kv_cache_configs`), every attention layer counted in full (one KV group; what vLLM does
+    without the hybrid KV cache manager). `unified_kv_blocks` counts the KV groups."""
+    counts = [max(b.available_bytes, 0) // (b.kv_bytes_per_token * block_size)
+              for b in ranks if b.kv_bytes_per_token]
+    return min(counts) if counts else 0
+
+
+def unified_kv_blocks(ranks: list[RankBudget]) -> int:
+    """Blocks every rank allocates with its KV groups (`KVLayout.num_blocks`), the smallest over the ranks
+    (`unify_kv_cache_configs`: "changes the num_blocks of each rank to the smallest among all ranks")."""
+    counts = [b.kv.num_blocks(b.available_bytes) for b in ranks if b.kv is not None and b.kv.pool_block_bytes]
     return min(counts) if counts else 0
 
 
@@ -776,7 +783,7 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     r, max_model_len, batched, seqs, ranks = budgets(spec, request, opt)
     g = archs.geometry(spec)
     tp, pp = opt.tensor_parallel, opt.pipeline_parallel
-    blocks = unified_blocks(ranks, opt.block_size)
+    blocks = unified_kv_blocks(ranks)
     need = max_model_len + (r.source if g.vision_cross_attention else 0)
     info = opt.info
     layout = ranks[0].kv
@@ -918,6 +925,10 @@ __all__ = [
     "V1_BATCH_DEFAULTS",
     "VLLM_DEFAULT_VERSION",
     "VLLM_VERSIONS",
+    "KVGroup",
+    "KVLayout",
+    "LayerSpec",
+    "MoeSplit",
     "RankBudget",
     "RankWeights",
     "VllmOptions",
@@ -925,6 +936,7 @@ __all__ = [
     "batch_defaults",
     "budgets",
     "kv_heads_per_rank",
+    "kv_layout",
     "pp_partition",
     "rank_budget",
     "rank_weights",
@@ -932,5 +944,6 @@ __all__ = [
     "torch_allocated",
     "tp_problems",
     "unified_blocks",
+    "unified_kv_blocks",
     "vllm_estimate",
 ]
