@@ -307,3 +307,41 @@ def test_expert_width_must_divide_tp_times_dp_without_ep(catalog):
     with pytest.raises(UsageError, match=r"moe_intermediate_size \(14336\) not divisible by TP x DP = 3"):
         vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, data_parallel=3))
     vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, data_parallel=3, expert_parallel=True))
+
+
+# --------------------------------------------------------------------------------------------------
+# "Based on the available memory, the estimated maximum model length is N"
+# --------------------------------------------------------------------------------------------------
+def _ranks(catalog, model: str, memory: int, **opts):
+    from willitrun.engines.vllm import budgets
+    spec = catalog.resolve("model", model)
+    opt = VllmOptions(total_memory_bytes=memory, **opts)
+    r, mml, batched, _, ranks = budgets(spec, Request(), opt)
+    return r, opt, mml, batched, ranks
+
+
+def test_estimated_max_model_len_full_attention(catalog):
+    """Full attention only: the binary search lands on whole blocks, floor(available / (layers x page)) x 16.
+    The shape is the one two vLLM errors show for Qwen3-Coder-480B (62 layers x 65,536 B pages; vllm-project/
+    recipes PR #12): 48.66 GiB -> 205,728 = 12,858 x 16 and 55.65 GiB -> 235,296 = 14,706 x 16."""
+    from willitrun.engines.vllm import estimate_max_model_len
+    r, opt, mml, batched, ranks = _ranks(catalog, "llama-3.1-8b", 24 * GiB)
+    available = ranks[0].available_bytes
+    assert 0 < available < 16 * GiB  # 131,072 tokens need 16 GiB: it does not fit
+    assert estimate_max_model_len(r, opt, ranks, batched, mml) == available // (32 * 16 * 4096) * 16
+    page = 62 * 16 * 2 * 8 * 128 * 2
+    for printed_gib, printed_len in ((48.66, 205728), (55.65, 235296)):  # GiB printed with two decimals
+        lo, hi = int((printed_gib - 0.005) * GiB) // page * 16, int((printed_gib + 0.005) * GiB) // page * 16
+        assert lo <= printed_len <= hi
+
+
+def test_estimated_max_model_len_with_sliding_groups(catalog):
+    """Gemma 3 27B on a 48 GiB card: the longest length whose one-request KV (sliding groups capped at their
+    window) fits, and one token more does not."""
+    from willitrun.engines.vllm import estimate_max_model_len
+    r, opt, mml, batched, ranks = _ranks(catalog, "gemma-3-27b-text", 64 * GiB)
+    available = ranks[0].available_bytes
+    longest = estimate_max_model_len(r, opt, ranks, batched, mml)
+    assert 0 < longest < mml
+    assert kv_layout(r, opt, ranks[0].layers, longest, batched).needed_bytes <= available
+    assert kv_layout(r, opt, ranks[0].layers, longest + 1, batched).needed_bytes > available

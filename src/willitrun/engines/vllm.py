@@ -738,11 +738,12 @@ def budgets(spec: AnySpec, request: Request, opt: VllmOptions,
     # version with MambaSpec for every family (vllm==0.10.1) the state pools are modelled here.
     if refusal and not (refusal == VLLM_STATE_REFUSAL and g.ssm_state and opt.info.state_pools):
         raise UsageError(refusal if refusal != VLLM_STATE_REFUSAL else
-                         f"{refusal}; vLLM {opt.info.since} runs these models on V0 (MambaSpec for every family: "
-                         "--vllm-version 0.10 or later)")
-    if g.ssm_state and any(g.ssm_state) and g.refusals.get("vllm") is None and not opt.info.state_pools:
-        raise UsageError(f"vLLM {opt.info.since}: recurrent-state models run on V0 there, not modelled (--vllm-version "
-                         "0.10 or later)")
+                         f"vLLM {opt.info.since} runs recurrent-state models on V0, which the profile does not model "
+                         "(mamba and jamba are `SupportsV0Only` in vllm==0.9.2): --vllm-version 0.10 or later sizes "
+                         "their Mamba state pools")
+    if g.ssm_state and any(g.ssm_state) and not refusal and not opt.info.state_pools:
+        raise UsageError(f"vLLM {opt.info.since} runs recurrent-state models on V0, which the profile does not model: "
+                         "--vllm-version 0.10 or later sizes their Mamba state pools")
     if opt.total_memory_bytes is None and memory_by_stage is None:
         raise UsageError("the vLLM profile needs the GPU's memory (--gpu or --vram)")
     problems = tp_problems(spec, opt.tensor_parallel, opt.moe_split)
@@ -767,6 +768,27 @@ def unified_blocks(ranks: list[RankBudget], block_size: int) -> int:
     counts = [max(b.available_bytes, 0) // (b.kv_bytes_per_token * block_size)
               for b in ranks if b.kv_bytes_per_token]
     return min(counts) if counts else 0
+
+
+def estimate_max_model_len(r: Resolved, opt: VllmOptions, ranks: list[RankBudget], batched: int, upper: int) -> int:
+    """vLLM's "Based on the available memory, the estimated maximum model length is N": the largest
+    max_model_len in [1, upper] whose one-request KV fits every rank's available memory, by binary search
+    (vllm==0.10.1 kv_cache_utils.py `estimate_max_model_len`; 0.22.0 `_estimate_max_model_len_from_groups`);
+    0 when one token does not fit. The groups are rebuilt for each length, as vLLM re-evaluates
+    max_memory_usage_bytes."""
+    def fits(length: int) -> bool:
+        return all(kv_layout(r, opt, b.layers, length, batched).needed_bytes <= b.available_bytes for b in ranks)
+
+    if upper < 1 or not fits(1):
+        return 0
+    lo, hi = 1, upper
+    while lo < hi:  # bounded: log2(upper) steps
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def unified_kv_blocks(ranks: list[RankBudget]) -> int:
@@ -797,10 +819,14 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     warnings = []
     if any(b.available_bytes <= 0 for b in ranks):
         warnings.append("no memory left for the KV cache: vLLM stops with 'No available memory for the cache blocks'")
-    elif not fits:
+    # the longest request the pool takes (up to max_model_len): vLLM's own estimate when it refuses; with
+    # KV groups it is not the printed "GPU KV cache size" (a sliding or Mamba group needs a fixed count)
+    longest = need if fits else estimate_max_model_len(r, opt, ranks, batched, need)
+    if not fits and not any(b.available_bytes <= 0 for b in ranks):
         short = max((b.kv.needed_bytes - b.available_bytes for b in ranks if b.kv is not None), default=0)
         warnings.append(f"one request of max_model_len {need} needs {short / GIB:.2f} GiB more KV cache than the pool has: "
-                        "vLLM refuses to start (lower --max-model-len or raise --gpu-memory-utilization)")
+                        f"vLLM refuses to start ('the estimated maximum model length is {longest}'; lower "
+                        "--max-model-len or raise --gpu-memory-utilization)")
     parallel = f" per GPU, TP {tp} x PP {pp}" if tp * pp > 1 else ""
     groups = (f"{len(layout.groups)} KV cache groups of {layout.group_size} layers, block size {layout.block_size}, "
               if len(layout.groups) > 1 else "")
@@ -912,7 +938,7 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     facts: dict[str, int | bool | str] = {
         "usable_bytes": first.usable_bytes, "kv_tokens": kv_tokens, "kv_blocks": blocks, "max_model_len": max_model_len,
         "fits_window": fits, "max_num_batched_tokens": batched, "max_num_seqs": seqs,
-        "kv_groups": len(layout.groups), "kv_needed_bytes": layout.needed_bytes,
+        "kv_groups": len(layout.groups), "kv_needed_bytes": layout.needed_bytes, "estimated_max_model_len": longest,
         "max_concurrency_pct": round(concurrency * 100),
         "gpu_memory_utilization_pct": round(opt.utilization * 100), "tensor_parallel": tp, "pipeline_parallel": pp,
         "version": opt.version, "v1": info.v1, "data_parallel": opt.data_parallel, "expert_parallel": opt.expert_parallel,
@@ -935,6 +961,7 @@ __all__ = [
     "VllmVersion",
     "batch_defaults",
     "budgets",
+    "estimate_max_model_len",
     "kv_heads_per_rank",
     "kv_layout",
     "pp_partition",
