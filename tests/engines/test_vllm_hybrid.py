@@ -19,6 +19,8 @@ Python files, "vllm==X path"):
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from willitrun import archs
 from willitrun.engines.vllm import VllmOptions, kv_layout, vllm_estimate
@@ -345,3 +347,38 @@ def test_estimated_max_model_len_with_sliding_groups(catalog):
     assert 0 < longest < mml
     assert kv_layout(r, opt, ranks[0].layers, longest, batched).needed_bytes <= available
     assert kv_layout(r, opt, ranks[0].layers, longest + 1, batched).needed_bytes > available
+
+
+# --------------------------------------------------------------------------------------------------
+# Properties the binary search relies on (run with several seeds: pytest -p hypothesis --hypothesis-seed=N)
+# --------------------------------------------------------------------------------------------------
+HYBRID_MODELS = ["gemma-2-9b", "gemma-3-27b-text", "gpt-oss-20b", "jamba-mini-1.5", "falcon-h1-7b", "falcon-mamba-7b",
+                 "llama-3.1-8b", "mistral-7b", "llama-4-scout-text"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(model=st.sampled_from(HYBRID_MODELS), a=st.integers(1, 300_000), b=st.integers(1, 300_000),
+       batched=st.integers(1, 32768), version=st.sampled_from(["0.8", "0.9", "0.10", "0.22", "0.33"]))
+def test_a_longer_request_never_needs_less_kv(catalog, model, a, b, batched, version):
+    """Every spec's blocks per request (full: cdiv(len, bs); sliding: cdiv(min(window - 1 + tokens, len), bs)
+    + 1; mamba: fixed) grow with max_model_len, so the one-request KV does: what makes vLLM's binary search
+    (and estimate_max_model_len) valid."""
+    spec = catalog.resolve("model", model)
+    if archs.geometry(spec).ssm_state and version in ("0.8", "0.9"):
+        return  # refused before 0.10
+    lo, hi = sorted((a, b))
+    short = _layout(catalog, model, lo, batched, version=version)
+    long = _layout(catalog, model, hi, batched, version=version)
+    assert short.needed_bytes <= long.needed_bytes
+    assert short.blocks_per_request <= long.blocks_per_request
+
+
+@settings(max_examples=60, deadline=None)
+@given(model=st.sampled_from(HYBRID_MODELS), mml=st.integers(1, 300_000), gib=st.integers(1, 200))
+def test_blocks_never_cost_more_than_the_memory(catalog, model, mml, gib):
+    """num_blocks x the bytes of one block id over all pools never exceeds the available memory, and one
+    block more would (get_num_blocks floors available // page // group_size)."""
+    lay = _layout(catalog, model, mml, 8192)
+    available = gib * GiB
+    n = lay.num_blocks(available)
+    assert n * lay.pool_block_bytes <= available < (n + 1) * lay.pool_block_bytes
