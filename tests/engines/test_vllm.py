@@ -105,6 +105,7 @@ def test_tp_problems(catalog):
     ("0.10", 79 * GiB, "NVIDIA H100 80GB HBM3", "llm", (16384, 1024)),
     ("0.10", 79 * GiB, "NVIDIA A100-SXM4-80GB", "serve", (2048, 256)),  # A100 exception (PR #17885)
     ("0.8", 79 * GiB, "NVIDIA A100-SXM4-80GB", "serve", (8192, 1024)),  # 0.8.5 had none
+    ("0.9", 79 * GiB, "NVIDIA A100-SXM4-80GB", "serve", (2048, 256)),  # vllm==0.9.1 arg_utils.py:1554 has it
     ("0.10", 24 * GiB, "NVIDIA GeForce RTX 4090", "serve", (2048, 256)),
     ("0.33", 178 * GiB, "NVIDIA B200", "serve", (16384, 1024)),  # 0.33.0 >= 160 GiB tier
     ("0.10", 178 * GiB, "NVIDIA B200", "serve", (8192, 1024)),

@@ -92,11 +92,13 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
                 "vllm-project/vllm PR #10511 (Dec 2024) worker.py memory profiling; V0 engine", True),
     VllmVersion("0.7", "0.7.x (V0)", False, 0.9, False, False, False,
                 "vllm-project/vllm PR #12126 (Jan 2025): non-torch memory from a baseline after the CUDA context"),
-    VllmVersion("0.8", "0.8.x to 0.9.0 (V1)", True, 0.9, False, False, False,
+    VllmVersion("0.8", "0.8.x (V1)", True, 0.9, False, False, False,
                 "vllm==0.8.5 vllm/engine/arg_utils.py `_set_default_args_v1`; vllm/config.py gpu_memory_utilization 0.9"),
-    VllmVersion("0.9", "0.9.1 to 0.9.2 (V1)", True, 0.9, False, False, False,
-                "vllm==0.9.1 vllm/v1/core/kv_cache_utils.py (hybrid KV cache manager); batch defaults as 0.8.5",
-                hybrid_kv=True),
+    # 0.9.0 has 0.9.1's batch defaults (the A100 exception: vllm==0.9.0 arg_utils.py:1495) but not the hybrid
+    # KV cache manager: "0.9" with --disable-hybrid-kv-cache-manager reproduces it.
+    VllmVersion("0.9", "0.9.1 to 0.9.2 (V1)", True, 0.9, True, False, False,
+                "vllm==0.9.1 vllm/v1/core/kv_cache_utils.py (hybrid KV cache manager); vllm/engine/arg_utils.py:1554 "
+                "(A100 exception)", hybrid_kv=True),
     VllmVersion("0.10", "0.10 to 0.20 (V1)", True, 0.9, True, False, False,
                 "vllm==0.10.1 and 0.19.1 vllm/engine/arg_utils.py (A100 exception, PR #17885); "
                 "vllm/config/cache.py gpu_memory_utilization 0.9; KV groups as vllm==0.10.1 kv_cache_utils.py",
