@@ -70,6 +70,8 @@ def test_gemma3_0_22_counts_padding_and_prints_concurrency_tokens(catalog):
     lay = _layout(catalog, "gemma-3-27b-text", 131072, 8192, version="0.22")
     page, sliding, full = 131072, 577, 8192
     assert lay.group_size == 10  # 52 >= 1.5 x 10: the smallest count stays
+    # layers[i::6] to sliding group i (PP-friendly interleaving): 9, 9, 9, 9, 8, 8
+    assert sorted(g.layers for g in lay.groups if g.spec.kind == "sliding") == [8, 8, 9, 9, 9, 9]
     assert lay.needed_bytes == 10 * page * (6 * sliding + full)
     info = VllmOptions(version="0.22").info
     assert lay.printed_tokens(32768, 131072, info) == int(32768 / 11654 * 131072)

@@ -662,11 +662,15 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
         group_size = max(counts)
     groups: list[KVGroup] = []
     for sp, n in by_spec.items():
-        full_groups, rest = divmod(n, group_size)
         per_req = sp.blocks_per_request(max_model_len, in_flight)
-        groups += [KVGroup(sp, group_size, per_req)] * full_groups
-        if rest:
-            groups.append(KVGroup(sp, rest, per_req))
+        count = -(-n // group_size)
+        if info.padded_groups:
+            # vllm==0.22.0 `_get_kv_cache_groups_uniform_page_size`: layers[i::num_groups] to group i, so the
+            # groups of a type differ by at most one layer (52 sliding in 6 groups: 9, 9, 9, 9, 8, 8)
+            groups += [KVGroup(sp, n // count + (1 if i < n % count else 0), per_req) for i in range(count)]
+        else:
+            # vllm==0.10.1: layers[i * group_size:(i + 1) * group_size], the last group padded
+            groups += [KVGroup(sp, min(group_size, n - i * group_size), per_req) for i in range(count)]
     if info.padded_groups:
         # vllm==0.22.0 `_max_memory_usage_bytes_from_groups`: group_size x page x the blocks of every group
         needed = group_size * page * sum(gr.blocks_per_request for gr in groups)
@@ -875,12 +879,12 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                      "manager is not modelled for windows)")
     sliding = [gr for gr in layout.groups if gr.spec.kind == "sliding"]
     if sliding:
-        sw = sliding[0].spec
-        notes.append(f"sliding-window layers (window {sw.window}) hold {sw.blocks_per_request(need, batched)} blocks per "
-                     f"request: min(window - 1 + {batched} scheduled tokens, max_model_len) / block size + 1 "
-                     "(vllm/v1/kv_cache_interface.py SlidingWindowSpec)" if not info.in_flight_batches else
-                     f"sliding-window layers (window {sw.window}) hold {sw.blocks_per_request(need, batched)} blocks per "
-                     "request: the window plus the tokens in flight (vllm==0.33.0 SlidingWindowSpec)")
+        sw = sliding[0]
+        flight = (f"{batched} scheduled tokens" if not info.in_flight_batches else
+                  f"the tokens in flight ({batched} x {2 if pp == 1 else pp} batches, vllm==0.33.0)")
+        notes.append(f"sliding-window layers (window {sw.spec.window}) hold {sw.blocks_per_request} blocks per request: "
+                     f"cdiv(min(window - 1 + {flight}, max_model_len), block size) + 1 (vllm/v1/kv_cache_interface.py "
+                     "SlidingWindowSpec); full-attention layers cdiv(max_model_len, block size)")
     if g.vision_cross_attention:
         notes.append("the KV pool spans the cross-attention layers too; the vision profile run is not calibrated "
                      "(vLLM profiles max_num_seqs images and can take tens of GiB)")
@@ -927,12 +931,12 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                       f"- 1 columns + SSM state, {r.dtype.activation_bytes}-byte model dtype{', / TP' if tp > 1 else ''}): "
                       "MambaSpec, one block per sequence")
         else:
-            counted: dict[LayerSpec, list[int]] = {}
+            counted: dict[LayerSpec, list[KVGroup]] = {}
             for gr in kv.groups:
-                counted.setdefault(gr.spec, []).append(gr.layers)
-            kinds = ", ".join(f"{len(ns)} {sp.kind}{f' (window {sp.window})' if sp.window else ''} of {'+'.join(map(str, ns))} "
-                              f"layers, {sp.blocks_per_request(need, batched if not info.in_flight_batches else batched * (2 if pp == 1 else pp))}"
-                              " blocks per request each" for sp, ns in counted.items())
+                counted.setdefault(gr.spec, []).append(gr)
+            kinds = ", ".join(f"{len(grs)} {sp.kind}{f' (window {sp.window})' if sp.window else ''} of "
+                              f"{'+'.join(str(x.layers) for x in grs)} layers, {grs[0].blocks_per_request} blocks per "
+                              "request each" for sp, grs in counted.items())
             detail = (f"{blocks} blocks x {kv.group_size} pools x {kv.page_bytes} B page; groups: {kinds} "
                       "(vllm/v1/core/kv_cache_utils.py `_get_kv_cache_config_uniform_page_size`)")
         buffers.append(Buffer("KV cache blocks" + suffix, blocks * kv.pool_block_bytes, "gpu", "kv_self", detail, dev))
