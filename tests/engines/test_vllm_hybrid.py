@@ -384,3 +384,15 @@ def test_blocks_never_cost_more_than_the_memory(catalog, model, mml, gib):
     available = gib * GiB
     n = lay.num_blocks(available)
     assert n * lay.pool_block_bytes <= available < (n + 1) * lay.pool_block_bytes
+
+
+@pytest.mark.parametrize("version", ["0.9", "0.10", "0.22", "0.33"])
+def test_llama4_chunked_attention_cached_in_full(catalog, version):
+    """Llama 4 Scout: 36 chunked-local (8,192) + 12 full layers. 0.9.x has no ChunkedLocalAttentionSpec;
+    from 0.10.1 the hybrid manager is turned off for chunked local attention unless
+    VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1 (vllm==0.10.1 config/__init__.py, 0.19.1 and 0.22.0
+    config/vllm.py): one group, every layer a full cache of cdiv(max_model_len, 16) blocks."""
+    lay = _layout(catalog, "llama-4-scout-text", 65536, 8192, version=version)
+    assert len(lay.groups) == 1 and lay.groups[0].spec.kind == "full" and lay.groups[0].layers == 48
+    assert lay.blocks_per_request == 65536 // 16
+    assert any("chunked local attention" in n for n in lay.notes)
