@@ -280,10 +280,16 @@ def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
     printed = entry.get("printed", {})
     total = round(printed.get("total_gpu_memory", entry.get("total_gpu_memory_gib", 80)) * GIB)
     opts = VllmOptions(total_memory_bytes=total, gpu_memory_utilization=entry.get("gpu_memory_utilization"),
-                       version=entry.get("version_key", "0.6"), tensor_parallel=entry.get("tensor_parallel", 1))
-    est = engine_estimate(spec, Request(dtype=QUANT[entry["quant"]]), "vllm", opts)
+                       version=entry.get("version_key", "0.6"), tensor_parallel=entry.get("tensor_parallel", 1),
+                       max_model_len=entry.get("max_model_len"),
+                       max_num_batched_tokens=entry.get("max_num_batched_tokens"))
+    est = engine_estimate(spec, Request(dtype=QUANT.get(entry["quant"])), "vllm", opts)
     note = entry["excerpt"][0].split("]", 1)[-1].strip()[:60]
-    yield _cmp(entry, src, est, "weights", est.find("weights").bytes, entry["weights_mib"], WEIGHTS_KV, note=note)
+    if "weights_mib" in entry:
+        yield _cmp(entry, src, est, "weights", est.find("weights").bytes, entry["weights_mib"], WEIGHTS_KV, note=note)
+    if "kv_needed_gib" in entry:  # "(X GiB KV cache is needed, ...": one request of max_model_len, every KV group
+        yield _cmp(entry, src, est, "KV needed for one request", int(est.facts["kv_needed_bytes"]),
+                   entry["kv_needed_gib"] * 1024, WEIGHTS_KV, note="check_enough_kv_cache_memory")
     if "other_mib" in entry:
         yield _cmp(entry, src, est, "non-torch memory", est.find("non-torch memory").bytes, entry["other_mib"],
                    WEIGHTS_KV, informational=True, note="the constants are these logs' values")

@@ -90,8 +90,10 @@ def test_falcon_h1_attention_and_state_in_every_layer():
 
 @pytest.mark.parametrize("model_id", ["mamba-2.8b", "jamba-mini-1.5", "falcon-h1-7b"])
 def test_vllm_refuses_state_space_models_plainly(model_id):
+    """Before vLLM 0.10 these run on V0 (mamba and jamba `SupportsV0Only` in vllm==0.9.2), not modelled;
+    from 0.10 on engines/vllm.py sizes their MambaSpec pools (tests/engines/test_vllm_hybrid.py)."""
     from willitrun.engines.vllm import VllmOptions, vllm_estimate
     from willitrun.errors import UsageError
     from willitrun.memory import Request
     with pytest.raises(UsageError, match="Mamba state pools"):
-        vllm_estimate(spec(model_id), Request(), VllmOptions(total_memory_bytes=80 * 2**30))
+        vllm_estimate(spec(model_id), Request(), VllmOptions(total_memory_bytes=80 * 2**30, version="0.9"))

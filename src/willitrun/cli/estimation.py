@@ -51,6 +51,9 @@ class EstimateArgs:
     vllm_version: str | None = None
     tensor_parallel_size: str | None = None
     pipeline_parallel_size: str | None = None
+    data_parallel_size: str | None = None
+    enable_expert_parallel: bool = False
+    disable_hybrid_kv_cache_manager: bool = False
     n_cpu_moe: str | None = None
     cpu_moe: bool = False
     whisper_version: str | None = None
@@ -79,7 +82,9 @@ ENGINE_OPTIONS = {
                     "beams": "beam_size", "cuda": "cuda"},
     "vllm": {"gpu_memory_utilization": "gpu_memory_utilization", "max_num_seqs": "max_num_seqs",
              "max_num_batched_tokens": "max_num_batched_tokens", "vllm_version": "version",
-             "tensor_parallel_size": "tensor_parallel", "pipeline_parallel_size": "pipeline_parallel"},
+             "tensor_parallel_size": "tensor_parallel", "pipeline_parallel_size": "pipeline_parallel",
+             "data_parallel_size": "data_parallel", "enable_expert_parallel": "expert_parallel",
+             "disable_hybrid_kv_cache_manager": "disable_hybrid_kv_cache_manager"},
 }
 
 
@@ -104,6 +109,9 @@ def _engine_options(a: EstimateArgs) -> dict[str, Any]:
              "vllm_version": a.vllm_version,
              "tensor_parallel_size": parse.whole("--tensor-parallel-size", a.tensor_parallel_size),
              "pipeline_parallel_size": parse.whole("--pipeline-parallel-size", a.pipeline_parallel_size),
+             "data_parallel_size": parse.whole("--data-parallel-size", a.data_parallel_size),
+             "enable_expert_parallel": a.enable_expert_parallel or None,
+             "disable_hybrid_kv_cache_manager": a.disable_hybrid_kv_cache_manager or None,
              "n_cpu_moe": parse.whole("--n-cpu-moe", a.n_cpu_moe), "whisper_version": a.whisper_version,
              "best_of": parse.whole("--best-of", a.best_of), "no_fallback": a.no_fallback or None,
              "compute_type": a.compute_type, "cuda": _cuda(a.cuda)}

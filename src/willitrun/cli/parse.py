@@ -49,6 +49,7 @@ BOUNDS: dict[str, Bound] = {
     "--max-num-batched-tokens": Bound(1, 1 << 32),
     "--tensor-parallel-size": Bound(1, 1024),
     "--pipeline-parallel-size": Bound(1, 1024),
+    "--data-parallel-size": Bound(1, 1024),
     "--gpus-per-node": Bound(1, MAX_CARDS),
 }
 

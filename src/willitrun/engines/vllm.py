@@ -37,7 +37,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .. import archs
-from ..archs.base import LINEAR_ROLES, Geometry, LayerKV, Tensor
+from ..archs.base import EXPERT_ROLES, LINEAR_ROLES, Geometry, LayerKV, Tensor
+from ..archs.mamba import VLLM_STATE_REFUSAL
 from ..errors import UsageError
 from ..memory import AnySpec, Request, Resolved, resolve, stage_peak, stages, storage_types, vocab_size
 from .base import GIB, MIB, Buffer, EngineEstimate, pad
@@ -58,6 +59,32 @@ class VllmVersion:
     cudagraphs_profiled: bool  # CUDA graph memory estimated and subtracted from the budget (0.21 on)
     source: str
     context_in_non_torch: bool = False  # non-torch memory counted from before the CUDA context (before PR #12126)
+    # The hybrid KV cache manager (0.9.1 on: vllm==0.9.1 vllm/v1/core/kv_cache_utils.py
+    # `_get_kv_cache_config_uniform_page_size`, absent from 0.9.0): sliding-window layers get their own
+    # block tables and only the blocks their window needs. Before it a model with both full and sliding
+    # layers gave every layer a full cache (vllm==0.8.5 kv_cache_utils.py `unify_hybrid_kv_cache_specs`).
+    hybrid_kv: bool = False
+    # Mamba / hybrid-state models on V1 (MambaSpec in vllm==0.10.1 vllm/v1/kv_cache_interface.py for
+    # mamba, mamba2, jamba, falcon_h1, bamba, granitemoehybrid; 0.9.2 had MambaSpec but mamba and jamba
+    # were `SupportsV0Only`).
+    state_pools: bool = False
+    # 0.19.1 / 0.22.0 vllm/v1/core/kv_cache_utils.py `_get_kv_cache_groups_uniform_page_size`: group size
+    # = the largest type count when it is under 1.5 x the smallest (gpt-oss + eagle); the start-up check
+    # counts the padding layers (`_max_memory_usage_bytes_from_groups`).
+    padded_groups: bool = False
+    # 0.22.0 kv_cache_utils.py `_report_kv_cache_config`: "GPU KV cache size" = int(max_concurrency x
+    # max_model_len) instead of num_blocks // groups x block_size.
+    tokens_from_concurrency: bool = False
+    # 0.33.0 vllm/v1/kv_cache_interface.py SlidingWindowSpec `max_admission_blocks_per_request`: the window
+    # plus `max_in_flight_tokens` (vllm/config/vllm.py: max_concurrent_batches x max_num_batched_tokens,
+    # 2 batches with async scheduling -- on by default for generative models -- at PP 1, PP batches else).
+    in_flight_batches: bool = False
+    # 0.33.0 vllm/config/model.py `is_prefix_caching_supported`: "Generative hybrid models support prefix
+    # caching" (0.22.0: "Hybrid models do not support prefix caching"), so attention + Mamba models run with
+    # mamba_cache_mode "align" (models/config.py MambaModelConfig): a state block per attention block and
+    # MambaSpec.max_memory_usage_bytes = page x (2 + num_prefill_checkpoint_blocks); the Mamba2 mixer
+    # declares one checkpoint block (layers/mamba/mamba_mixer2.py `get_kv_cache_spec`).
+    hybrid_prefix_caching: bool = False
 
 
 VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
@@ -65,16 +92,25 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
                 "vllm-project/vllm PR #10511 (Dec 2024) worker.py memory profiling; V0 engine", True),
     VllmVersion("0.7", "0.7.x (V0)", False, 0.9, False, False, False,
                 "vllm-project/vllm PR #12126 (Jan 2025): non-torch memory from a baseline after the CUDA context"),
-    VllmVersion("0.8", "0.8.x to 0.9.x (V1)", True, 0.9, False, False, False,
+    VllmVersion("0.8", "0.8.x (V1)", True, 0.9, False, False, False,
                 "vllm==0.8.5 vllm/engine/arg_utils.py `_set_default_args_v1`; vllm/config.py gpu_memory_utilization 0.9"),
+    # 0.9.0 has 0.9.1's batch defaults (the A100 exception: vllm==0.9.0 arg_utils.py:1495) but not the hybrid
+    # KV cache manager: "0.9" with --disable-hybrid-kv-cache-manager reproduces it.
+    VllmVersion("0.9", "0.9.1 to 0.9.2 (V1)", True, 0.9, True, False, False,
+                "vllm==0.9.1 vllm/v1/core/kv_cache_utils.py (hybrid KV cache manager); vllm/engine/arg_utils.py:1554 "
+                "(A100 exception)", hybrid_kv=True),
     VllmVersion("0.10", "0.10 to 0.20 (V1)", True, 0.9, True, False, False,
                 "vllm==0.10.1 and 0.19.1 vllm/engine/arg_utils.py (A100 exception, PR #17885); "
-                "vllm/config/cache.py gpu_memory_utilization 0.9"),
+                "vllm/config/cache.py gpu_memory_utilization 0.9; KV groups as vllm==0.10.1 kv_cache_utils.py",
+                hybrid_kv=True, state_pools=True),
     VllmVersion("0.22", "0.21 to 0.32 (V1)", True, 0.92, True, False, True,
                 "vllm==0.22.0 vllm/config/cache.py gpu_memory_utilization 0.92; envs.py "
-                "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS '1' ('default since v0.21.0' in the log)"),
+                "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS '1' ('default since v0.21.0' in the log)",
+                hybrid_kv=True, state_pools=True, padded_groups=True, tokens_from_concurrency=True),
     VllmVersion("0.33", "0.33 (V1)", True, 0.92, True, True, True,
-                "vllm==0.33.0 vllm/engine/arg_utils.py `get_batch_defaults` (>= 160 GiB tier)"),
+                "vllm==0.33.0 vllm/engine/arg_utils.py `get_batch_defaults` (>= 160 GiB tier)",
+                hybrid_kv=True, state_pools=True, padded_groups=True, tokens_from_concurrency=True,
+                in_flight_batches=True, hybrid_prefix_caching=True),
 )}
 # vLLM 0.10 to 0.20: the first V1 range with today's batch defaults and the 0.9 share every earlier
 # calibration used. (The newest, 0.33, changes the share to 0.92: pass version="0.33".)
@@ -95,7 +131,24 @@ VLLM_NON_TORCH_TP_BYTES = round(0.25 * GIB)
 # tensors. V1's `_dummy_sampler_run` takes the same path (dummy top_k, top_p, penalties), so the count is
 # kept for V1; no public V1 log separates the sampler to check it.
 VLLM_SAMPLER_LOGITS_COPIES = 10.3
+# V1's profile sampler, from the source (vllm==0.10.1 vllm/v1/worker/gpu_model_runner.py `_dummy_sampler_run`:
+# temperature 0.5, top_p 0.9, top_k = vocab - 1, no_penalties=True, no logprobs), PyTorch-native top-k/top-p
+# (vllm/v1/sample/ops/topk_topp_sampler.py `forward_native` -> `apply_top_k_top_p`), bytes per logit alive at
+# the peak, inside apply_top_k_top_p's scatter:
+#   the logits as compute_logits returns them (model dtype, still held by _dummy_sampler_run)  a
+#   `logits.to(torch.float32)` (sampler.py `forward`; temperature divides in place)            4
+#   `logits_sort, logits_idx = logits.sort(...)`: float32 + int64                             4 + 8
+#   `top_k_mask = logits_sort < top_k_mask` (bool)                                             1
+#   `probs_sort = logits_sort.softmax(dim=-1)` (cumsum writes into it)                         4
+#   `top_p_mask = probs_sum <= 1 - p` (bool)                                                   1
+#   `logits_sort.scatter(...)` (the result)                                                    4
+# = a + 26 bytes (28 for bf16: 7 float32 logits-sized tensors, not V0's 10.3). With FlashInfer
+# (VLLM_USE_FLASHINFER_SAMPLER, used when installed) top-k/top-p run in one kernel without the sort: less.
+VLLM_V1_SAMPLER_BYTES_PER_LOGIT = 26  # + the model dtype's bytes
 VLLM_BLOCK_SIZE = 16  # CacheConfig block_size default on CUDA
+# The families whose vLLM mixer is Mamba1 (vllm/model_executor/models/mamba.py, jamba.py: MambaMixer); the
+# others with a recurrent state (falcon_h1, mamba2, bamba, granitemoehybrid) use MambaMixer2.
+VLLM_MAMBA1_ARCHITECTURES = frozenset({"mamba", "falcon_mamba", "jamba"})
 VLLM_V0_MAX_NUM_SEQS = 256  # SchedulerConfig max_num_seqs default (V0)
 VLLM_MIN_BATCHED_TOKENS = 2048  # V0 EngineArgs: max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill
 VLLM_V0_MULTIMODAL_BATCHED_TOKENS = 5120  # vllm==0.8.5 vllm/config.py _MULTIMODAL_MODEL_MAX_NUM_BATCHED_TOKENS
@@ -128,19 +181,26 @@ class VllmOptions:
     version: str = VLLM_DEFAULT_VERSION  # a key of VLLM_VERSIONS
     usage: str = "serve"  # "serve" (`vllm serve`, the OpenAI server) or "llm" (the `LLM` class): batch defaults
     gpu_name: str | None = None  # the card's name: vLLM gives A100s the small batch defaults
+    disable_hybrid_kv_cache_manager: bool = False  # [--disable-hybrid-kv-cache-manager] sliding layers cache every token
+    expert_parallel: bool = False  # [--enable-expert-parallel] whole experts per rank instead of TP-sharded ones
+    data_parallel: int = 1  # [--data-parallel-size] attention replicas; with expert parallel EP = TP x DP
 
     def __post_init__(self) -> None:
         if self.version not in VLLM_VERSIONS:
             raise UsageError(f"unknown vLLM version {self.version!r}; choose one of {', '.join(VLLM_VERSIONS)}")
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise UsageError(f"gpu_memory_utilization must be in (0, 1] (got {self.gpu_memory_utilization})")
-        for name in ("tensor_parallel", "pipeline_parallel", "block_size", "max_num_seqs", "max_num_batched_tokens",
+        for name in ("tensor_parallel", "pipeline_parallel", "data_parallel", "block_size", "max_num_seqs", "max_num_batched_tokens",
                      "max_model_len"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"{name} must be at least 1 (got {value})")
         if self.usage not in ("serve", "llm"):
             raise UsageError(f"usage must be 'serve' or 'llm' (got {self.usage!r})")
+
+    @property
+    def moe_split(self) -> MoeSplit:
+        return MoeSplit(self.tensor_parallel * self.data_parallel, self.expert_parallel)
 
     @property
     def info(self) -> VllmVersion:
@@ -198,7 +258,7 @@ def kv_heads_per_rank(kv_heads: int, tp: int) -> int:
     return max(1, kv_heads // tp)
 
 
-def tp_problems(spec: AnySpec, tp: int) -> list[str]:
+def tp_problems(spec: AnySpec, tp: int, moe: MoeSplit | None = None) -> list[str]:
     """Why vLLM refuses tensor_parallel = tp for this model (empty when it accepts): every attention's
     query heads and every MLP's width are divided (`divide()` in vllm/model_executor/layers/linear.py
     asserts), KV heads divided or replicated (QKVParallelLinear: `divide(tp_size, total_num_kv_heads)`),
@@ -206,7 +266,15 @@ def tp_problems(spec: AnySpec, tp: int) -> list[str]:
     g = archs.geometry(spec)
     out = []
     for what, count, replicable in g.tp_constraints:
-        if count % tp == 0 or (replicable and tp % count == 0):
+        ranks = tp
+        if what == "moe_intermediate_size" and moe is not None:
+            if moe.expert_parallel:
+                continue  # whole experts per rank: their width is not divided
+            ranks = moe.ranks  # without EP the experts are split over TP x DP (flatten_tp_across_dp)
+        if count % ranks == 0 or (replicable and ranks % count == 0):
+            continue
+        if ranks != tp:
+            out.append(f"{what} ({count}) not divisible by TP x DP = {ranks}")
             continue
         extra = f", and {tp} is not a multiple of {count} (which would replicate them)" if replicable else ""
         out.append(f"{what} ({count}) not divisible by {tp}{extra}")
@@ -221,13 +289,34 @@ _GATE_UP = frozenset({"ffn_gate", "ffn_up", "ffn_gate_up"})
 _ROW_PARALLEL = frozenset({"attn_output", "ffn_down"})  # their bias is added after the all-reduce: replicated
 
 
-def _rank_share(t: Tensor, tp: int, kv_heads: int) -> int:
-    """Elements of tensor `t` one TP rank holds."""
+@dataclass(frozen=True)
+class MoeSplit:
+    """How the routed experts are divided (vllm==0.10.1 vllm/model_executor/layers/fused_moe/config.py
+    `FusedMoEParallelConfig.make`): without expert parallel every expert is TP-sharded over all TP x DP
+    devices ("flatten_tp_across_dp"); with it ("In EP, each device owns a set of experts fully") the MoE
+    layer has tp_size 1 and ep_size = TP x DP, and rank r holds `determine_expert_map`'s
+    global // ep experts, one more for the first global % ep ranks (fused_moe/layer.py)."""
+
+    ranks: int = 1  # TP x DP
+    expert_parallel: bool = False
+
+    def experts_on_rank0(self, experts: int) -> int:
+        return experts // self.ranks + (1 if experts % self.ranks else 0)
+
+
+def _rank_share(t: Tensor, tp: int, kv_heads: int, moe: MoeSplit | None = None) -> int:
+    """Elements of tensor `t` one TP rank (the first: the fullest under expert parallel) holds."""
     role = t.role
     if role in ("token_embd", "output"):
         return pad(t.shape[0], VLLM_VOCAB_PADDING) // tp * t.numel // t.shape[0]
     is_bias = role == "bias"
     base = t.name.rsplit(".", 2)[-2] if is_bias else role  # "decoder.3.attn_k.bias" -> "attn_k"
+    if base in EXPERT_ROLES and moe is not None and moe.ranks > 1:
+        if moe.expert_parallel:  # whole experts: dimension 0 of (n_expert, out, in)
+            return t.numel // t.shape[0] * moe.experts_on_rank0(t.shape[0])
+        if not (is_bias and base == "ffn_down_exps"):
+            return t.numel // moe.ranks
+        return t.numel
     if base in ("attn_k", "attn_v"):
         return t.numel * kv_heads_per_rank(kv_heads, tp) // kv_heads
     if base in LINEAR_ROLES and base not in _ROW_PARALLEL:
@@ -249,7 +338,8 @@ class RankWeights:
     lm_head: bool
 
 
-def _allocations(r: Resolved, tp: int, first: int, last: int, embed: bool, head: bool) -> Iterator[tuple[str, int]]:
+def _allocations(r: Resolved, tp: int, first: int, last: int, embed: bool, head: bool,
+                 moe: MoeSplit | None = None) -> Iterator[tuple[str, int]]:
     """The rank's parameter allocations in vLLM's module order, q/k/v and gate/up fused as vLLM fuses
     them (QKVParallelLinear, MergedColumnParallelLinear). ("rope", n) marks where the first layer
     builds the rotary cache."""
@@ -262,7 +352,7 @@ def _allocations(r: Resolved, tp: int, first: int, last: int, embed: bool, head:
     current = None
     roped = False
     for t, s in zip(tensors, storage, strict=True):
-        nbytes = s.nbytes(_rank_share(t, tp, kv_heads))
+        nbytes = s.nbytes(_rank_share(t, tp, kv_heads, moe))
         if t.component in ("decoder",) and t.layer is not None:
             if not first <= t.layer < last:
                 continue
@@ -318,14 +408,15 @@ def rope_events(r: Resolved) -> tuple[int, list[tuple[str, str, int]]]:
     return kept, ev
 
 
-def rank_weights(r: Resolved, tp: int, layers: tuple[int, int], embeddings: bool, lm_head: bool) -> RankWeights:
+def rank_weights(r: Resolved, tp: int, layers: tuple[int, int], embeddings: bool, lm_head: bool,
+                 moe: MoeSplit | None = None) -> RankWeights:
     """One rank's weights: its layers' tensors divided as vLLM divides them, the embedding on the first
     stage, the final norm and LM head on the last, the rotary cache; and the allocator's figure."""
     def compute() -> RankWeights:
         rope_kept, rope_ev = rope_events(r)
         events: list[tuple[str, str, int]] = []
         tensor_bytes = 0
-        for name, nbytes in _allocations(r, tp, layers[0], layers[1], embeddings, lm_head):
+        for name, nbytes in _allocations(r, tp, layers[0], layers[1], embeddings, lm_head, moe):
             if name == "rope":
                 events += rope_ev
                 continue
@@ -334,7 +425,8 @@ def rank_weights(r: Resolved, tp: int, layers: tuple[int, int], embeddings: bool
         rope = rope_kept if rope_ev else 0
         return RankWeights(tensor_bytes, rope, torch_allocated(events), layers, embeddings, lm_head)
 
-    return archs.cached(r.spec, f"vllm-rank:{r.dtype.name}:{tp}:{layers}:{embeddings}:{lm_head}", compute)
+    split = "" if moe is None or moe.ranks == 1 else f":{moe.ranks}{'ep' if moe.expert_parallel else 'tp'}"
+    return archs.cached(r.spec, f"vllm-rank:{r.dtype.name}:{tp}:{layers}:{embeddings}:{lm_head}{split}", compute)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -352,8 +444,9 @@ class RankBudget:
     non_torch_bytes: int
     layer_peak_bytes: int
     sampler_bytes: int  # 0 except on the last stage
-    kv_bytes_per_token: int  # this rank's layers
+    kv_bytes_per_token: int  # this rank's layers, every attention layer counted in full
     available_bytes: int  # for the KV cache (may be negative)
+    kv: KVLayout | None = None  # the rank's KV cache groups (None: not computed)
 
     @property
     def activation_bytes(self) -> int:
@@ -371,14 +464,233 @@ def _kv_layers(g: Geometry, first: int, last: int) -> list[LayerKV]:
     return out
 
 
+# --------------------------------------------------------------------------------------------------
+# KV cache specs, groups and blocks (V1's KVCacheConfig)
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer's KVCacheSpec as V1 builds it (vllm==0.10.1 vllm/v1/worker/gpu_model_runner.py
+    `get_kv_cache_spec`): FullAttentionSpec, SlidingWindowSpec (the Attention module has a sliding
+    window), or MambaSpec (one state per sequence: block_size = max_model_len, one block)."""
+
+    kind: str  # "full", "sliding" or "mamba"
+    window: int  # the sliding window (0 otherwise)
+    page_bytes: int  # one block of the layer: block_size tokens x K,V per token; a mamba layer's state
+    block_size: int  # tokens per block
+    state_blocks: int = 1  # a mamba layer's blocks per request (1; 2 or 3 with prefix caching, 0.33)
+
+    def blocks_per_request(self, max_model_len: int, in_flight: int) -> int:
+        """Blocks one request of max_model_len tokens needs (`max_memory_usage_bytes` / page):
+        vllm==0.10.1 vllm/v1/kv_cache_interface.py FullAttentionSpec: cdiv(max_model_len, block_size);
+        SlidingWindowSpec: cdiv(min(sliding_window - 1 + max_num_batched_tokens, max_model_len),
+        block_size) + 1 ("+1 here because the sliding window may not start from the beginning of the
+        block"); MambaSpec: "We allocate 1 block for each request"."""
+        if self.kind == "mamba":
+            return self.state_blocks
+        if self.kind == "sliding":
+            return -(-min(self.window - 1 + in_flight, max_model_len) // self.block_size) + 1
+        return -(-max_model_len // self.block_size)
+
+
+@dataclass(frozen=True)
+class KVGroup:
+    """A KV cache group: `layers` layers of one spec sharing a block table (padded to group_size)."""
+
+    spec: LayerSpec
+    layers: int
+    blocks_per_request: int
+
+
+@dataclass(frozen=True)
+class KVLayout:
+    """A rank's KV cache configuration: its groups and what one block id costs over all its pools."""
+
+    groups: tuple[KVGroup, ...]
+    group_size: int  # memory pools (KVCacheTensors): one layer of every group shares each
+    page_bytes: int  # per pool and block (uniform after page-size unification); 0: no KV at all
+    uniform_type: bool  # one type of layer: one group of all layers, each its own tensor
+    pool_block_bytes: int  # bytes of one block id over all the pools (num_blocks = available // this)
+    needed_bytes: int  # KV one request of max_model_len needs: the start-up check
+    block_size: int  # the attention block size (raised for a model with mamba layers)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def blocks_per_request(self) -> int:
+        return sum(gr.blocks_per_request for gr in self.groups)
+
+    def num_blocks(self, available: int) -> int:
+        """vllm==0.10.1 kv_cache_utils.py `get_num_blocks`: available // page_size // group_size
+        (`_get_kv_cache_config_uniform_type`: the layers' pages summed when they differ in size, as
+        0.22.0's UniformTypeKVCacheSpecs)."""
+        if not self.pool_block_bytes:
+            return 0
+        return max(available, 0) // self.pool_block_bytes
+
+    def concurrency(self, num_blocks: int, max_model_len: int, info: VllmVersion) -> float:
+        """"Maximum concurrency for X tokens per request": vllm==0.10.1 kv_cache_utils.py
+        `get_max_concurrency_for_kv_cache_config`: num_blocks / the blocks one request needs summed over
+        the groups. (0.8.5 printed num_tokens / max_model_len, blind to windows.)"""
+        if not info.hybrid_kv and self.groups and self.groups[0].spec.kind != "mamba":
+            return num_blocks * self.block_size / max_model_len
+        need = self.blocks_per_request
+        return num_blocks / need if need else 0.0
+
+    def printed_tokens(self, num_blocks: int, max_model_len: int, info: VllmVersion) -> int:
+        """"GPU KV cache size: N tokens": num_blocks x block_size for one group (vllm==0.10.1
+        `_get_kv_cache_config_uniform_type`), num_blocks // groups x the smallest block size for several
+        (`_get_kv_cache_config_uniform_page_size`); from 0.22 int(max_concurrency x max_model_len)
+        (vllm==0.22.0 `_report_kv_cache_config`: "a naive `num_blocks // num_groups * block_size` formula
+        underestimates capacity for these models")."""
+        if not self.groups:
+            return 0
+        if info.tokens_from_concurrency:
+            return int(self.concurrency(num_blocks, max_model_len, info) * max_model_len)
+        if self.uniform_type:
+            return num_blocks * self.block_size
+        return num_blocks // len(self.groups) * min(gr.spec.block_size for gr in self.groups)
+
+
+def _state_bytes(r: Resolved, g: Geometry, i: int, tp: int) -> int:
+    """Layer i's recurrent state per sequence on one TP rank, as vLLM keeps it: the conv state holds
+    conv_kernel - 1 columns (vllm==0.10.1 vllm/model_executor/layers/mamba/mamba_utils.py
+    `mamba1_state_shape` / `mamba2_state_shape`: `conv_kernel - 1`; the Geometry counts conv_kernel
+    columns as transformers does), both states split over TP (`divide(intermediate_size, tp)`,
+    `divide(num_heads, tp)`), in the model's dtype (`mamba2_state_dtype`: "auto" -> model dtype for the
+    conv and the SSM state)."""
+    conv, ssm = g.ssm_state[i]
+    k = g.ssm_conv_kernel
+    if k:
+        conv = conv // k * (k - 1)
+    return (conv // tp + ssm // tp) * r.dtype.activation_bytes
+
+
+def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_len: int,
+              batched: int) -> KVLayout:
+    """The KV cache groups of the ranks holding decoder `layers`, as vLLM V1 forms them.
+
+    vllm==0.10.1 vllm/v1/core/kv_cache_utils.py `get_kv_cache_config`: one type of layer -> one group
+    (`_get_kv_cache_config_uniform_type`); several types with one page size ->
+    `_get_kv_cache_config_uniform_page_size`: layers grouped by spec, group_size = the smallest count
+    (Gemma 3 27B: 52 sliding + 10 full -> 6 sliding groups, the last padded, + 1 full group), group_size
+    pools each shared by one layer of every group, num_blocks = available // page // group_size.
+    With the hybrid manager off (`--disable-hybrid-kv-cache-manager`, before 0.9.1, or chunked local
+    attention: `unify_hybrid_kv_cache_specs`) sliding layers become full-attention specs."""
+    g = archs.geometry(r.spec)
+    info, tp = opt.info, opt.tensor_parallel
+    notes: list[str] = []
+    in_flight = batched
+    if info.in_flight_batches:
+        in_flight = batched * (2 if opt.pipeline_parallel == 1 else opt.pipeline_parallel)
+    attn: list[tuple[str, int, int]] = []  # (kind, window, bytes per token)
+    states: list[int] = []
+    chunked = False
+    for i in range(*layers):
+        for kv in (g.self_kv[i], g.cross_kv[i]):
+            if kv is None:
+                continue
+            per_token = r.kv.nbytes((kv.key_dim + kv.value_dim) * kv_heads_per_rank(kv.kv_heads, tp))
+            kind, window = ("sliding", kv.window or 0) if kv.kind == "sliding" else ("full", 0)
+            chunked = chunked or kv.kind == "chunked"
+            attn.append((kind, window, per_token))
+        if i < len(g.ssm_state) and any(g.ssm_state[i]):
+            states.append(_state_bytes(r, g, i, tp))
+    kinds = {k for k, _, _ in attn}
+    hybrid = info.v1 and info.hybrid_kv and not opt.disable_hybrid_kv_cache_manager and not chunked
+    if "sliding" in kinds and ("full" in kinds or states) and not hybrid:
+        attn = [("full", 0, b) for _, _, b in attn]
+        if info.v1:
+            notes.append("sliding-window layers get a full cache: " + (
+                "the hybrid KV cache manager is off for chunked local attention by default (vllm==0.10.1 "
+                "vllm/config/__init__.py: VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE)" if chunked else
+                "--disable-hybrid-kv-cache-manager" if opt.disable_hybrid_kv_cache_manager else
+                f"vLLM {info.since} has no hybrid KV cache manager (0.9.1 on)"))
+    elif not info.v1 and "sliding" in kinds:
+        attn = [("full", 0, b) for _, _, b in attn]
+    if chunked:
+        notes.append("chunked local attention layers are cached in full: vLLM 0.9 had no ChunkedLocalAttentionSpec and "
+                     "0.10 on turns the hybrid manager off for them by default (VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_"
+                     "HYBRID_KV_CACHE=1 turns it on)")
+    if not attn and not states:
+        return KVLayout((), 0, 0, True, 0, 0, opt.block_size, tuple(notes))
+    block_size = opt.block_size
+    mamba_page = max(states) if states else 0
+    if states and attn:
+        # vllm==0.10.1 vllm/model_executor/models/config.py HybridAttentionMambaModelConfig: the attention
+        # block size is raised to 16 x cdiv(mamba_page, 16 x attention bytes per token) when smaller, and
+        # the mamba page padded up to the attention page ("Padding mamba page size by ..."). 0.22.0 and
+        # 0.33.0 do the same in vllm/platforms/interface.py `_align_hybrid_block_size` with the attention
+        # backend's smallest kernel block size (16 for FlashAttention's MultipleOf(16)) in place of 16.
+        per_token = attn[0][2]
+        needed_bs = 16 * -(-mamba_page // (16 * per_token))
+        if block_size < needed_bs:
+            notes.append(f"attention block size raised to {needed_bs} tokens so that its page ({needed_bs} x "
+                         f"{per_token} B) holds a mamba state ({mamba_page} B): vllm==0.10.1 models/config.py "
+                         "HybridAttentionMambaModelConfig")
+            block_size = needed_bs
+        mamba_page = block_size * per_token
+    specs = [LayerSpec(k, w, b * block_size, block_size) for k, w, b in attn]
+    if states and attn and info.hybrid_prefix_caching:
+        state_blocks = 2 if r.spec.architecture in VLLM_MAMBA1_ARCHITECTURES else 3
+        notes.append(f"prefix caching is on for hybrid models from 0.33: each Mamba layer keeps {state_blocks} states "
+                     "per request (mamba_cache_mode 'align': 2" + ("" if state_blocks == 2 else
+                                                                    " + the Mamba2 mixer's prefill checkpoint") + ")")
+        specs += [LayerSpec("mamba", 0, mamba_page, block_size, state_blocks) for _ in states]
+    else:
+        specs += [LayerSpec("mamba", 0, mamba_page if attn else s, max_model_len) for s in states]
+    by_spec: dict[LayerSpec, int] = {}
+    for sp in specs:
+        by_spec[sp] = by_spec.get(sp, 0) + 1
+    kinds_left = {(sp.kind, sp.window) for sp in by_spec}
+    if len(kinds_left) == 1:
+        # One type: one group of every layer; pages may differ in size (UniformTypeKVCacheSpecs in 0.22):
+        # a block id costs the sum of the layers' pages.
+        sp = specs[0]
+        per_req = sp.blocks_per_request(max_model_len, in_flight)
+        total_page = sum(x.page_bytes for x in specs)
+        group = KVGroup(sp, len(specs), per_req)
+        return KVLayout((group,), len(specs), sp.page_bytes, True, total_page, per_req * total_page, block_size,
+                        tuple(notes))
+    pages = {sp.page_bytes for sp in by_spec}
+    if len(pages) > 1:
+        raise UsageError("vLLM cannot group this model's KV caches: its layers' pages differ in size "
+                         f"({sorted(pages)} B; vllm/v1/core/kv_cache_utils.py `get_kv_cache_config` raises "
+                         "NotImplementedError)")
+    page = pages.pop()
+    counts = list(by_spec.values())
+    group_size = min(counts)
+    if info.padded_groups and max(counts) < group_size * 1.5:
+        group_size = max(counts)
+    groups: list[KVGroup] = []
+    for sp, n in by_spec.items():
+        per_req = sp.blocks_per_request(max_model_len, in_flight)
+        count = -(-n // group_size)
+        if info.padded_groups:
+            # vllm==0.22.0 `_get_kv_cache_groups_uniform_page_size`: layers[i::num_groups] to group i, so the
+            # groups of a type differ by at most one layer (52 sliding in 6 groups: 9, 9, 9, 9, 8, 8)
+            groups += [KVGroup(sp, n // count + (1 if i < n % count else 0), per_req) for i in range(count)]
+        else:
+            # vllm==0.10.1: layers[i * group_size:(i + 1) * group_size], the last group padded
+            groups += [KVGroup(sp, min(group_size, n - i * group_size), per_req) for i in range(count)]
+    if info.padded_groups:
+        # vllm==0.22.0 `_max_memory_usage_bytes_from_groups`: group_size x page x the blocks of every group
+        needed = group_size * page * sum(gr.blocks_per_request for gr in groups)
+    else:
+        # vllm==0.10.1 `check_enough_kv_cache_memory`: each layer's max_memory_usage_bytes, no padding
+        needed = sum(sp.blocks_per_request(max_model_len, in_flight) * sp.page_bytes for sp in specs)
+    padding = len(groups) * group_size - len(specs)
+    if padding:
+        notes.append(f"{padding} padding layer(s) in the KV groups (vLLM: 'Add {padding} padding layers, may waste ...')")
+    return KVLayout(tuple(groups), group_size, page, False, page * group_size, needed, block_size, tuple(notes))
+
+
 def rank_budget(r: Resolved, opt: VllmOptions, stage: int, layers: tuple[int, int], batched: int, seqs: int,
-                total_memory_bytes: int) -> RankBudget:
+                total_memory_bytes: int, max_model_len: int | None = None) -> RankBudget:
     """The start-up budget of the ranks of pipeline stage `stage` holding decoder `layers` on a card of
     `total_memory_bytes`."""
     spec, tp, pp = r.spec, opt.tensor_parallel, opt.pipeline_parallel
     g = archs.geometry(spec)
     last_stage = stage == pp - 1
-    weights = rank_weights(r, tp, layers, stage == 0, last_stage)
+    weights = rank_weights(r, tp, layers, stage == 0, last_stage, opt.moe_split)
     info = opt.info
     if opt.non_torch_bytes is not None:
         non_torch = opt.non_torch_bytes
@@ -395,7 +707,12 @@ def rank_budget(r: Resolved, opt: VllmOptions, stage: int, layers: tuple[int, in
     rows = min(seqs, batched)
     # V1: only the last stage samples (`if get_pp_group().is_last_rank`); the logits are gathered whole
     # on every TP rank of it. V0 (PP 1 in its calibration) the same.
-    sampler = int(VLLM_SAMPLER_LOGITS_COPIES * rows * vocab_size(spec) * 4) if last_stage else 0
+    if not last_stage:
+        sampler = 0
+    elif info.v1:
+        sampler = rows * vocab_size(spec) * (VLLM_V1_SAMPLER_BYTES_PER_LOGIT + r.dtype.activation_bytes)
+    else:
+        sampler = int(VLLM_SAMPLER_LOGITS_COPIES * rows * vocab_size(spec) * 4)
     per_token = 0
     for kv in _kv_layers(g, *layers):
         share = kv_heads_per_rank(kv.kv_heads, tp)
@@ -403,8 +720,9 @@ def rank_budget(r: Resolved, opt: VllmOptions, stage: int, layers: tuple[int, in
     per_token = r.kv.nbytes(per_token) if per_token else 0
     usable = int(total_memory_bytes * opt.utilization)
     available = usable - weights.allocated_bytes - non_torch - max(layer_peak, sampler)
+    layout = kv_layout(r, opt, layers, max_model_len, batched) if max_model_len else None
     return RankBudget(stage, layers, total_memory_bytes, usable, weights, non_torch, layer_peak, sampler, per_token,
-                      available)
+                      available, layout)
 
 
 def stage_layers(spec: AnySpec, pp: int) -> list[tuple[int, int]]:
@@ -421,12 +739,21 @@ def budgets(spec: AnySpec, request: Request, opt: VllmOptions,
             memory_by_stage: list[int] | None = None) -> tuple[Resolved, int, int, int, list[RankBudget]]:
     """(resolved, max_model_len, max_num_batched_tokens, max_num_seqs, one budget per stage)."""
     g = archs.geometry(spec)
-    if g.refusals.get("vllm"):
-        raise UsageError(g.refusals["vllm"])
+    refusal = g.refusals.get("vllm")
+    # The architectures refuse vLLM for their recurrent state (archs/mamba.py VLLM_STATE_REFUSAL); from the
+    # version with MambaSpec for every family (vllm==0.10.1) the state pools are modelled here.
+    if refusal and not (refusal == VLLM_STATE_REFUSAL and g.ssm_state and opt.info.state_pools):
+        raise UsageError(refusal if refusal != VLLM_STATE_REFUSAL else
+                         f"vLLM {opt.info.since} runs recurrent-state models on V0, which the profile does not model "
+                         "(mamba and jamba are `SupportsV0Only` in vllm==0.9.2): --vllm-version 0.10 or later sizes "
+                         "their Mamba state pools")
+    if g.ssm_state and any(g.ssm_state) and not refusal and not opt.info.state_pools:
+        raise UsageError(f"vLLM {opt.info.since} runs recurrent-state models on V0, which the profile does not model: "
+                         "--vllm-version 0.10 or later sizes their Mamba state pools")
     if opt.total_memory_bytes is None and memory_by_stage is None:
         raise UsageError("the vLLM profile needs the GPU's memory (--gpu or --vram)")
-    problems = tp_problems(spec, opt.tensor_parallel)
-    if opt.tensor_parallel > 1 and problems:
+    problems = tp_problems(spec, opt.tensor_parallel, opt.moe_split)
+    if (opt.tensor_parallel > 1 or opt.moe_split.ranks > 1) and problems:
         raise UsageError(f"tensor_parallel {opt.tensor_parallel}: " + "; ".join(problems))
     r = resolve(spec, request)
     window = r.att.context_window or 4096
@@ -434,16 +761,46 @@ def budgets(spec: AnySpec, request: Request, opt: VllmOptions,
     batched, seqs = batch_defaults(opt, max_model_len, g.takes_images or g.vision_cross_attention,
                                    g.sliding_window is not None)
     mems = memory_by_stage or [opt.total_memory_bytes or 0] * opt.pipeline_parallel
-    out = [rank_budget(r, opt, s, layers, batched, seqs, mems[s])
+    need = max_model_len + (r.source if g.vision_cross_attention else 0)
+    out = [rank_budget(r, opt, s, layers, batched, seqs, mems[s], need)
            for s, layers in enumerate(stage_layers(spec, opt.pipeline_parallel))]
     return r, max_model_len, batched, seqs, out
 
 
 def unified_blocks(ranks: list[RankBudget], block_size: int) -> int:
-    """Blocks every rank allocates: each rank's own count, then the smallest over the ranks
-    (`unify_kv_cache_configs`)."""
+    """Full-attention blocks every rank allocates: each rank's own count, then the smallest over the ranks
+    (`unify_kv_cache_configs`), every attention layer counted in full (one KV group; what vLLM does
+    without the hybrid KV cache manager). `unified_kv_blocks` counts the KV groups."""
     counts = [max(b.available_bytes, 0) // (b.kv_bytes_per_token * block_size)
               for b in ranks if b.kv_bytes_per_token]
+    return min(counts) if counts else 0
+
+
+def estimate_max_model_len(r: Resolved, opt: VllmOptions, ranks: list[RankBudget], batched: int, upper: int) -> int:
+    """vLLM's "Based on the available memory, the estimated maximum model length is N": the largest
+    max_model_len in [1, upper] whose one-request KV fits every rank's available memory, by binary search
+    (vllm==0.10.1 kv_cache_utils.py `estimate_max_model_len`; 0.22.0 `_estimate_max_model_len_from_groups`);
+    0 when one token does not fit. The groups are rebuilt for each length, as vLLM re-evaluates
+    max_memory_usage_bytes."""
+    def fits(length: int) -> bool:
+        return all(kv_layout(r, opt, b.layers, length, batched).needed_bytes <= b.available_bytes for b in ranks)
+
+    if upper < 1 or not fits(1):
+        return 0
+    lo, hi = 1, upper
+    while lo < hi:  # bounded: log2(upper) steps
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def unified_kv_blocks(ranks: list[RankBudget]) -> int:
+    """Blocks every rank allocates with its KV groups (`KVLayout.num_blocks`), the smallest over the ranks
+    (`unify_kv_cache_configs`: "changes the num_blocks of each rank to the smallest among all ranks")."""
+    counts = [b.kv.num_blocks(b.available_bytes) for b in ranks if b.kv is not None and b.kv.pool_block_bytes]
     return min(counts) if counts else 0
 
 
@@ -454,21 +811,34 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     r, max_model_len, batched, seqs, ranks = budgets(spec, request, opt)
     g = archs.geometry(spec)
     tp, pp = opt.tensor_parallel, opt.pipeline_parallel
-    blocks = unified_blocks(ranks, opt.block_size)
-    kv_tokens = blocks * opt.block_size
+    blocks = unified_kv_blocks(ranks)
     need = max_model_len + (r.source if g.vision_cross_attention else 0)
-    fits = kv_tokens >= need
     info = opt.info
+    layout = ranks[0].kv
+    assert layout is not None  # budgets() gives every rank its layout
+    kv_tokens = layout.printed_tokens(blocks, need, info)
+    concurrency = layout.concurrency(blocks, need, info)
+    # vllm==0.10.1 kv_cache_utils.py `check_enough_kv_cache_memory`, on every rank: "To serve at least one
+    # request with the models's max seq len ... KV cache is needed, which is larger than the available KV
+    # cache memory"
+    fits = all(b.available_bytes > 0 and (b.kv is None or b.kv.needed_bytes <= b.available_bytes) for b in ranks)
     warnings = []
     if any(b.available_bytes <= 0 for b in ranks):
         warnings.append("no memory left for the KV cache: vLLM stops with 'No available memory for the cache blocks'")
-    elif not fits:
-        warnings.append(f"the KV pool holds {kv_tokens} tokens, fewer than max_model_len {need}: vLLM refuses to start "
-                        f"(lower --max-model-len to {kv_tokens} or raise --gpu-memory-utilization)")
+    # the longest request the pool takes (up to max_model_len): vLLM's own estimate when it refuses; with
+    # KV groups it is not the printed "GPU KV cache size" (a sliding or Mamba group needs a fixed count)
+    longest = need if fits else estimate_max_model_len(r, opt, ranks, batched, need)
+    if not fits and not any(b.available_bytes <= 0 for b in ranks):
+        short = max((b.kv.needed_bytes - b.available_bytes for b in ranks if b.kv is not None), default=0)
+        warnings.append(f"one request of max_model_len {need} needs {short / GIB:.2f} GiB more KV cache than the pool has: "
+                        f"vLLM refuses to start ('the estimated maximum model length is {longest}'; lower "
+                        "--max-model-len or raise --gpu-memory-utilization)")
     parallel = f" per GPU, TP {tp} x PP {pp}" if tp * pp > 1 else ""
+    groups = (f"{len(layout.groups)} KV cache groups of {layout.group_size} layers, block size {layout.block_size}, "
+              if len(layout.groups) > 1 else "")
     notes = [f"vLLM {info.since}: takes {opt.utilization:.2f} of {ranks[0].total_memory_bytes / GIB:.2f} GiB up front"
-             f"{parallel}; the KV pool holds {kv_tokens} tokens ({blocks} blocks of {opt.block_size}), "
-             f"{kv_tokens // max(need, 1)} full-length sequences",
+             f"{parallel}; {groups}{blocks} blocks: 'GPU KV cache size: {kv_tokens:,} tokens', "
+             f"'Maximum concurrency for {need:,} tokens per request: {concurrency:.2f}x'",
              f"profile run: {batched} tokens (max_num_batched_tokens) over {min(seqs, batched)} sequences "
              f"(max_num_seqs {seqs})" + ("" if info.v1 else "; V0: max(max_model_len, 2048), or 2048 with chunked prefill beyond 32K")]
     if info.context_in_non_torch:
@@ -481,12 +851,40 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                      "TP 2 log): not modelled, the pool is that much smaller")
     else:
         notes.append("CUDA graphs are captured after the KV cache, in the headroom (not counted)")
-    if g.sliding_window:
-        # Not modelled: vLLM v1's hybrid KV cache manager (vllm/v1/core/kv_cache_coordinator.py,
-        # SlidingWindowSpec in vllm/v1/kv_cache_interface.py) pages sliding layers only over their
-        # window plus the scheduled tokens, so a request needs fewer blocks than counted here.
-        notes.append(f"sliding-window layers (window {g.sliding_window}) are counted as full attention: vLLM's hybrid "
-                     "allocator holds only their window, so the real pool fits more tokens than shown")
+    notes += layout.notes
+    if g.ssm_state and any(g.ssm_state) and opt.version == "0.10":
+        notes.append("vLLM 0.10.x itself still runs recurrent-state models on V0 unless VLLM_USE_V1=1 (vllm==0.10.1 "
+                     "engine/arg_utils.py: 'V1 mamba models are unoptimized' -> 'Falling back to V0 Engine'); the V1 "
+                     "arithmetic shown is what later releases of this range do (0.19.1 has no V0)")
+    if g.ssm_state and any(g.ssm_state) and tp > 1:
+        notes.append("Mamba2 states under TP: vLLM adds replicated groups when n_groups does not divide by TP "
+                     "(mamba_utils.py `extra_groups_for_head_shards`), not counted here")
+    split = opt.moe_split
+    if g.experts and split.ranks > 1:
+        if split.expert_parallel:
+            notes.append(f"expert parallel (EP = TP {tp} x DP {opt.data_parallel} = {split.ranks}): each rank holds whole "
+                         f"experts, the first {split.experts_on_rank0(g.experts)} of {g.experts} (vllm==0.10.1 fused_moe/"
+                         "layer.py `determine_expert_map`); attention, the router and the embeddings stay as TP shards")
+        else:
+            notes.append(f"every expert is split over TP x DP = {split.ranks} ranks (fused_moe/config.py "
+                         "`flatten_tp_across_dp`)")
+    elif opt.expert_parallel:
+        notes.append("--enable-expert-parallel changes nothing here: " + (
+            "no mixture-of-experts layers" if not g.experts else "it needs TP x DP > 1"))
+    if opt.data_parallel > 1:
+        notes.append(f"data parallel {opt.data_parallel}: {opt.data_parallel} engines, each with its own KV pool; the "
+                     f"figures are one GPU's ({tp * pp * opt.data_parallel} GPUs in all)")
+    if not info.v1 and g.sliding_window:
+        notes.append(f"sliding-window layers (window {g.sliding_window}) are counted as full attention (V0's block "
+                     "manager is not modelled for windows)")
+    sliding = [gr for gr in layout.groups if gr.spec.kind == "sliding"]
+    if sliding:
+        sw = sliding[0]
+        flight = (f"{batched} scheduled tokens" if not info.in_flight_batches else
+                  f"the tokens in flight ({batched} x {2 if pp == 1 else pp} batches, vllm==0.33.0)")
+        notes.append(f"sliding-window layers (window {sw.spec.window}) hold {sw.blocks_per_request} blocks per request: "
+                     f"cdiv(min(window - 1 + {flight}, max_model_len), block size) + 1 (vllm/v1/kv_cache_interface.py "
+                     "SlidingWindowSpec); full-attention layers cdiv(max_model_len, block size)")
     if g.vision_cross_attention:
         notes.append("the KV pool spans the cross-attention layers too; the vision profile run is not calibrated "
                      "(vLLM profiles max_num_seqs images and can take tens of GiB)")
@@ -495,7 +893,12 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
         dev = b.stage * tp
         where = f" (stage {b.stage}, layers {b.layers[0]}-{b.layers[1] - 1})" if pp > 1 else ""
         w = b.weights
-        parts = [f"{r.dtype.name} tensors {w.tensor_bytes / MIB:.2f} MiB" + (f" (1/{tp} of the sharded ones)" if tp > 1 else "")]
+        bits = [f"1/{tp} of the sharded ones"] if tp > 1 else []
+        if g.experts and split.ranks > 1:
+            bits.append(f"{split.experts_on_rank0(g.experts)} whole experts of {g.experts}" if split.expert_parallel
+                        else f"experts 1/{split.ranks}" if split.ranks != tp else "")
+        share = f" ({', '.join(x for x in bits if x)})" if any(bits) else ""
+        parts = [f"{r.dtype.name} tensors {w.tensor_bytes / MIB:.2f} MiB" + share]
         if w.rope_bytes:
             parts.append(f"rotary cos/sin cache {w.rope_bytes / MIB:.2f} MiB")
         slack = w.allocated_bytes - w.tensor_bytes - w.rope_bytes
@@ -508,24 +911,43 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                               ("NCCL, cuBLAS workspaces created after the baseline (PR #12126 / issue #13061 logs)"
                                if not info.context_in_non_torch else "CUDA context, cuBLAS workspaces, NCCL: 1.79 GiB at TP 1, 3.58 GiB at "
                                "TP 2 for Llama-3-8B on an H100 (vLLM PR #10511)"), dev))
-        sampler = (f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {min(seqs, batched)} rows x {vocab_size(spec)} x 4 B"
-                   + (", copy count fitted on a V0 log" if info.v1 else "")
+        sampler = ((f"sampler: {min(seqs, batched)} rows x {vocab_size(spec)} x ({r.dtype.activation_bytes} + "
+                    f"{VLLM_V1_SAMPLER_BYTES_PER_LOGIT}) B, V1's PyTorch-native top-k/top-p path" if info.v1 else
+                    f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {min(seqs, batched)} rows x {vocab_size(spec)} x 4 B")
                    if b.sampler_bytes else "no sampler (not the last stage)")
         buffers.append(Buffer("activation peak (profile run)" + suffix, b.activation_bytes, "gpu", "compute",
                               f"max(layers over {batched} tokens / {tp}: {b.layer_peak_bytes} B, {sampler})", dev))
-        buffers.append(Buffer("KV cache blocks" + suffix, blocks * opt.block_size * b.kv_bytes_per_token, "gpu",
-                              "kv_self", f"{blocks} blocks x {opt.block_size} tokens x {b.kv_bytes_per_token} B per token "
-                              f"({len(_kv_layers(g, *b.layers))} layers x " + (
-                                  f"the MLA latent: kv_lora_rank {g.mla[0]} + rope {g.mla[1]} x {r.kv.name}, "
-                                  "not split by TP)" if g.mla else
-                                  f"K,V x {f'max(1, KV heads / {tp})' if tp > 1 else 'KV heads'} x head_dim x "
-                                  f"{r.kv.name})"), dev))
+        kv = b.kv
+        assert kv is not None
+        if kv.uniform_type and kv.groups and kv.groups[0].spec.kind != "mamba":
+            detail = (f"{blocks} blocks x {kv.block_size} tokens x {b.kv_bytes_per_token} B per token "
+                      f"({len(_kv_layers(g, *b.layers))} layers x " + (
+                          f"the MLA latent: kv_lora_rank {g.mla[0]} + rope {g.mla[1]} x {r.kv.name}, "
+                          "not split by TP)" if g.mla else
+                          f"K,V x {f'max(1, KV heads / {tp})' if tp > 1 else 'KV heads'} x head_dim x "
+                          f"{r.kv.name})"))
+        elif kv.uniform_type:
+            detail = (f"{blocks} sequence states x {kv.group_size} layers x {kv.page_bytes} B (conv state of conv_kernel "
+                      f"- 1 columns + SSM state, {r.dtype.activation_bytes}-byte model dtype{', / TP' if tp > 1 else ''}): "
+                      "MambaSpec, one block per sequence")
+        else:
+            counted: dict[LayerSpec, list[KVGroup]] = {}
+            for gr in kv.groups:
+                counted.setdefault(gr.spec, []).append(gr)
+            kinds = ", ".join(f"{len(grs)} {sp.kind}{f' (window {sp.window})' if sp.window else ''} of "
+                              f"{'+'.join(str(x.layers) for x in grs)} layers, {grs[0].blocks_per_request} blocks per "
+                              "request each" for sp, grs in counted.items())
+            detail = (f"{blocks} blocks x {kv.group_size} pools x {kv.page_bytes} B page; groups: {kinds} "
+                      "(vllm/v1/core/kv_cache_utils.py `_get_kv_cache_config_uniform_page_size`)")
+        buffers.append(Buffer("KV cache blocks" + suffix, blocks * kv.pool_block_bytes, "gpu", "kv_self", detail, dev))
     first = ranks[0]
     facts: dict[str, int | bool | str] = {
         "usable_bytes": first.usable_bytes, "kv_tokens": kv_tokens, "kv_blocks": blocks, "max_model_len": max_model_len,
         "fits_window": fits, "max_num_batched_tokens": batched, "max_num_seqs": seqs,
+        "kv_groups": len(layout.groups), "kv_needed_bytes": layout.needed_bytes, "estimated_max_model_len": longest,
+        "max_concurrency_pct": round(concurrency * 100),
         "gpu_memory_utilization_pct": round(opt.utilization * 100), "tensor_parallel": tp, "pipeline_parallel": pp,
-        "version": opt.version, "v1": info.v1,
+        "version": opt.version, "v1": info.v1, "data_parallel": opt.data_parallel, "expert_parallel": opt.expert_parallel,
     }
     return EngineEstimate("vllm", spec.id, spec.architecture, r.dtype.name, r.kv.name, max_model_len, kv_tokens,
                           tuple(buffers), facts, tuple(notes + list(r.notes)), tuple(warnings))
@@ -535,13 +957,19 @@ __all__ = [
     "V1_BATCH_DEFAULTS",
     "VLLM_DEFAULT_VERSION",
     "VLLM_VERSIONS",
+    "KVGroup",
+    "KVLayout",
+    "LayerSpec",
+    "MoeSplit",
     "RankBudget",
     "RankWeights",
     "VllmOptions",
     "VllmVersion",
     "batch_defaults",
     "budgets",
+    "estimate_max_model_len",
     "kv_heads_per_rank",
+    "kv_layout",
     "pp_partition",
     "rank_budget",
     "rank_weights",
@@ -549,5 +977,6 @@ __all__ = [
     "torch_allocated",
     "tp_problems",
     "unified_blocks",
+    "unified_kv_blocks",
     "vllm_estimate",
 ]
