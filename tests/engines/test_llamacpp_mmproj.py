@@ -184,6 +184,21 @@ def test_pixtral_image_tokens_match_a_decoded_image(spec):
         assert clip_output_tokens(p, *clip_image(p, size)) == 998, ISSUE_16842
 
 
+def test_image_token_bounds_follow_the_options(spec):
+    # --image-max-tokens 1024: clip.cpp set_limit_image_tokens(8, 1024) for Qwen2-VL -> the largest image 896 x 896
+    e = engine_estimate(spec("qwen2-vl-7b"), Request(dtype="q4_k_m"), "llama.cpp", LlamaCppOptions(image_max_tokens=1024))
+    assert "896 x 896" in e.find("CLIP compute buffer").detail
+    assert any("1,024 embeddings" in n for n in e.notes)
+    # --image-min-tokens 1024 (what ggml-org/llama.cpp issue #16842 recommends for grounding) lifts a small image
+    small = engine_estimate(spec("qwen2-vl-7b"), Request(dtype="q4_k_m", image_size=(224, 224)), "llama.cpp",
+                            LlamaCppOptions(image_min_tokens=1024))
+    assert any("1,024 embeddings" in n for n in small.notes)
+    with pytest.raises(UsageError, match="above"):
+        LlamaCppOptions(image_min_tokens=2048, image_max_tokens=1024)
+    fixed = engine_estimate(spec("gemma-3-4b"), Request(dtype="q4_k_m"), "llama.cpp", LlamaCppOptions(image_max_tokens=64))
+    assert any("do not apply to gemma3" in n for n in fixed.notes)
+
+
 def test_too_many_image_tokens_for_the_context_warn(spec):
     e = engine_estimate(spec("qwen2-vl-7b"), Request(dtype="q4_k_m", context=2048), "llama.cpp")
     assert any("4,096 embeddings do not fit the 2,048-cell context" in w for w in e.warnings)

@@ -139,6 +139,10 @@ class LlamaCppOptions:
     cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
     swa_full: bool = False  # [--swa-full] sliding-window layers keep every cell, not just their window
     n_cpu_moe: int = 0  # [--n-cpu-moe N] the expert tensors of layers 0..N-1 stay in host memory (-ot exps=CPU: all)
+    # [--image-min-tokens / --image-max-tokens] libmtmd's bounds on a dynamic-resolution image (Qwen2-VL, Pixtral):
+    # clip.cpp set_limit_image_tokens takes them instead of the projector's defaults (8..4096, 8..1024)
+    image_min_tokens: int | None = None
+    image_max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.version not in LLAMACPP_VERSIONS:
@@ -150,6 +154,12 @@ class LlamaCppOptions:
             raise UsageError(f"gpu_layers cannot be negative (got {self.gpu_layers})")
         if self.n_cpu_moe < 0:
             raise UsageError(f"n_cpu_moe cannot be negative (got {self.n_cpu_moe})")
+        for name in ("image_min_tokens", "image_max_tokens"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1 << 20:
+                raise UsageError(f"{name} must be between 1 and {1 << 20} (got {value})")
+        if self.image_min_tokens and self.image_max_tokens and self.image_min_tokens > self.image_max_tokens:
+            raise UsageError(f"image_min_tokens ({self.image_min_tokens}) is above image_max_tokens ({self.image_max_tokens})")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -471,6 +481,11 @@ def mmproj_buffers(spec: AnySpec, tensors: list[Tensor], images: int, image_size
     cg = clip_graph(spec)
     if cg is None:
         return [], [], []
+    custom = opt.image_min_tokens is not None or opt.image_max_tokens is not None
+    if cg.fixed_side is None and custom:
+        cg = replace(cg, min_tokens=opt.image_min_tokens or cg.min_tokens, max_tokens=opt.image_max_tokens or cg.max_tokens)
+        if cg.min_tokens > cg.max_tokens:
+            raise UsageError(f"image_min_tokens {cg.min_tokens} is above the image's {cg.max_tokens} tokens at most")
     mm = mmproj_file_tensors(spec, tensors)
     storage = mmproj_file_storage(spec, mm, opt.mmproj_dtype)
     placement: Literal["gpu", "host"] = "gpu" if opt.mmproj_on_gpu else "host"
@@ -490,12 +505,15 @@ def mmproj_buffers(spec: AnySpec, tensors: list[Tensor], images: int, image_size
     tokens = clip_output_tokens(cg, h, w)
     notes = [f"{cg.projector} mmproj: a {w} x {h} image puts {tokens:,} embeddings in the llama context (positions "
              "of n_ctx, clip_n_output_tokens)" + ("" if cg.fixed_side or image_size else
-                                                   "; the largest image llama.cpp accepts (give --image-size HxW)")]
+                                                   "; the largest square image llama.cpp accepts (give --image-size HxW)")]
     if cg.fixed_side is None:
         wh, ww = clip_image(cg, None, warmup=True)
         warm, _ = clip_graph_bytes(cg, wh, ww, clip_fa)
         notes.append(f"clip.cpp reserves {warm / 2**20:,.2f} MiB at start-up (warmup image {ww} x {wh}); a larger image "
                      "re-allocates the buffer when it is encoded (ggml_backend_sched_alloc_graph)")
+    if cg.fixed_side is not None and custom:
+        notes.append(f"--image-min/max-tokens do not apply to {cg.projector}: every image is {cg.fixed_side} x "
+                     f"{cg.fixed_side} px")
     if not clip_fa:
         notes.append("the CLIP graph runs without flash attention: its f32 attention scores grow with the square of "
                      "the image's patches" + ("" if opt.version in CLIP_FLASH_ATTN_VERSIONS else
