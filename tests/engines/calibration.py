@@ -26,7 +26,7 @@ from willitrun.engines import (
     WhisperCppOptions,
     engine_estimate,
 )
-from willitrun.engines.llamacpp import LmShape, compute_bytes, kv_cells
+from willitrun.engines.llamacpp import LmShape, clip_graph, clip_graph_bytes, compute_bytes, kv_cells, mmproj_file_bytes
 from willitrun.memory import Request
 from willitrun.specs import parse_model_spec
 
@@ -217,6 +217,29 @@ def _pythia(entry: dict, src: str) -> Iterator[Comparison]:
                    informational=True, note="GPT-NeoX keeps 6 hidden-size tensors at the attention peak, Llama 4")
 
 
+def _mtmd(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
+    """libmtmd's mmproj buffers (clip_model_loader's model size, alloc_compute_meta's compute buffers for the
+    entry's warmup image), through willitrun.engines.llamacpp's vision functions."""
+    spec = catalog.resolve("model", entry["spec"]["catalog"])  # type: ignore[attr-defined]
+    printed = entry["printed"]
+    if "model_size_mib" in printed:
+        yield _cmp(entry, src, None, "mmproj weights (model size)", mmproj_file_bytes(spec, entry["mmproj_dtype"]),
+                   printed["model_size_mib"], WEIGHTS_KV, note=entry.get("mmproj_detail", ""))
+    if "image" not in entry:
+        return
+    cg = clip_graph(spec)
+    assert cg is not None, entry["id"]
+    h, w = entry["image"]
+    if "compute_gpu_mib" in printed:
+        nbytes, _ = clip_graph_bytes(cg, h, w, entry["flash_attn"])
+        gap = entry.get("known_gap", "")
+        yield _cmp(entry, src, None, "CLIP compute (GPU)", nbytes, printed["compute_gpu_mib"], COMPUTE,
+                   informational=bool(gap) and abs(nbytes / _mib(printed["compute_gpu_mib"]) - 1) > COMPUTE, note=gap)
+    if "compute_cpu_mib" in printed:
+        yield _cmp(entry, src, None, "CLIP compute (CPU: the f32 image)", 4 * 3 * h * w, printed["compute_cpu_mib"],
+                   WEIGHTS_KV)
+
+
 def whispercpp_version_key(entry: dict) -> str:
     """The release line an entry records: `version_key`, else the first vX.Y in `engine_version`."""
     if "version_key" in entry:
@@ -350,6 +373,8 @@ def comparisons() -> Iterator[Comparison]:
                 yield from _whispercpp(entry, src, catalog)
             elif engine == "vllm":
                 yield from _vllm(entry, src, catalog)
+            elif engine == "llama.cpp mtmd":
+                yield from _mtmd(entry, src, catalog)
             elif engine in ("faster-whisper", "ctranslate2"):
                 yield from _ctranslate2(entry, src, catalog)
             elif engine == "llama.cpp" and "options" in entry:

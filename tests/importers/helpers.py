@@ -13,6 +13,8 @@ MODEL_CLASSES = {
     "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "t5": "T5ForConditionalGeneration",
     "whisper": "WhisperForConditionalGeneration", "llava": "LlavaForConditionalGeneration",
     "llava_next": "LlavaNextForConditionalGeneration", "mllama": "MllamaForConditionalGeneration",
+    "gemma3": "Gemma3ForConditionalGeneration", "paligemma": "PaliGemmaForConditionalGeneration",
+    "mistral3": "Mistral3ForConditionalGeneration",
 }
 
 

@@ -107,9 +107,7 @@ def geometry(spec: AnyGemma3) -> Geometry:
         tp_constraints=(*llama.lm_tp_constraints(c.text_config),
                         ("vision tower attention heads", c.vision_config.num_attention_heads, False)),
         takes_images=True,
-        refusals={"llama.cpp": "llama.cpp's Gemma 3 mmproj is not modelled yet; the -text spec sizes the language "
-                               "model alone",
-                  "ollama": "ollama's Gemma 3 vision runner is not modelled yet; the -text spec sizes the language "
+        refusals={"ollama": "ollama's Gemma 3 vision runner is not modelled yet; the -text spec sizes the language "
                             "model alone"},
     )
 

@@ -128,8 +128,7 @@ def geometry(spec: Mistral3Spec) -> Geometry:
         tp_constraints=(*llama.lm_tp_constraints(c.text_config),
                         ("vision tower attention heads", c.vision_config.num_attention_heads, False)),
         takes_images=True, image_size_option=True,
-        refusals={"llama.cpp": "llama.cpp's Pixtral mmproj is not modelled yet",
-                  "ollama": "ollama's Mistral 3 vision runner is not modelled yet"},
+        refusals={"ollama": "ollama's Mistral 3 vision runner is not modelled yet"},
     )
 
 

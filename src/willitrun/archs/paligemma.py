@@ -54,7 +54,8 @@ def geometry(spec: PaliGemmaSpec) -> Geometry:
         tp_constraints=(*llama.lm_tp_constraints(c.text_config),
                         ("vision tower attention heads", c.vision_config.num_attention_heads, False)),
         takes_images=True,
-        refusals={"llama.cpp": "llama.cpp's PaliGemma mmproj is not modelled yet",
+        refusals={"llama.cpp": "llama.cpp has no PaliGemma projector (tools/mtmd/clip.cpp clip_image_build_graph knows no "
+                               "PaliGemma projector type), so it cannot run the vision part",
                   "ollama": "ollama's PaliGemma runner is not modelled yet"},
     )
 

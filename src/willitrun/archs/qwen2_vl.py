@@ -187,8 +187,7 @@ def geometry(spec: QwenVLSpec) -> Geometry:
         no_cross_reason="Qwen2-VL has no cross-attention: image tokens sit in the self-attention context",
         tp_constraints=(*llama.lm_tp_constraints(c.text_config), ("vision tower attention heads", v.num_heads, False)),
         takes_images=True, image_size_option=True, takes_video=True,
-        refusals={"llama.cpp": "llama.cpp's Qwen2-VL mmproj (clip.cpp, M-RoPE vision) is not modelled yet",
-                  "ollama": "ollama's Qwen2.5-VL vision runner is not modelled yet"},
+        refusals={"ollama": "ollama's Qwen2.5-VL vision runner is not modelled yet"},
     )
 
 

@@ -25,13 +25,14 @@ hidden-size tensors instead of 4), so the form is for Llama-like decoders.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from .. import archs, gguf
 from ..archs.base import EXPERT_ROLES, VisionShape, uniform_width
-from ..dtypes import F16, F32, StorageType, WeightDtype, weight_dtype
+from ..dtypes import BF16, F16, F32, Q8_0, StorageType, WeightDtype, weight_dtype
 from ..errors import UsageError
 from ..memory import AnySpec, Request, default_context, resolve
 from ..tensors import Tensor, model_tensors
@@ -148,13 +149,17 @@ class LlamaCppOptions:
     # [--op-offload/--no-op-offload, ggml-org/llama.cpp PR #13386, May 2025] large batches run on the GPU
     # even for host weights; builds before PR #6083 (version "2023-12") never do
     op_offload: bool = True
-    mmproj_dtype: str = "f16"  # the mmproj file's type (LLaVA); f16 is what the conversion script writes
+    mmproj_dtype: str = "f16"  # the mmproj file's type; f16 is what the conversion scripts write by default
     mmproj_on_gpu: bool = True  # current libmtmd puts CLIP on the GPU; 2024 llava-cli ran it on the CPU
     kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
     cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
     swa_full: bool = False  # [--swa-full] sliding-window layers keep every cell, not just their window
     n_cpu_moe: int = 0  # [--n-cpu-moe N] the expert tensors of layers 0..N-1 stay in host memory (-ot exps=CPU: all)
     cpu_moe: bool = False  # [--cpu-moe] the expert tensors of every layer in host memory (n_cpu_moe is then ignored)
+    # [--image-min-tokens / --image-max-tokens] libmtmd's bounds on a dynamic-resolution image (Qwen2-VL, Pixtral):
+    # clip.cpp set_limit_image_tokens takes them instead of the projector's defaults (8..4096, 8..1024)
+    image_min_tokens: int | None = None
+    image_max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.version not in LLAMACPP_VERSIONS:
@@ -168,6 +173,12 @@ class LlamaCppOptions:
             raise UsageError(f"n_cpu_moe cannot be negative (got {self.n_cpu_moe})")
         if self.cpu_moe:  # every layer: llama.cpp's --cpu-moe is one override, `\.ffn_(up|down|gate)_(ch|)exps`
             object.__setattr__(self, "n_cpu_moe", max(self.n_cpu_moe, MAX_MOE_LAYERS))
+        for name in ("image_min_tokens", "image_max_tokens"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1 << 20:
+                raise UsageError(f"{name} must be between 1 and {1 << 20} (got {value})")
+        if self.image_min_tokens and self.image_max_tokens and self.image_min_tokens > self.image_max_tokens:
+            raise UsageError(f"image_min_tokens ({self.image_min_tokens}) is above image_max_tokens ({self.image_max_tokens})")
 
     def moe_flag(self) -> str:
         """The flag the user gave: --cpu-moe or --n-cpu-moe N."""
@@ -324,6 +335,242 @@ def clip_compute_bytes(v: VisionShape) -> int:
     p = v.patches + 1
     return F32_BYTES * (v.num_attention_heads * p * p + 5 * p * v.hidden_size
                         + v.num_channels * v.image_size * v.image_size)
+
+
+# --------------------------------------------------------------------------------------------------
+# Vision through libmtmd: the mmproj file of Gemma 3, Qwen2-VL / Qwen2.5-VL and Mistral 3 (Pixtral)
+# (LLaVA keeps the llava-cli-era model above: mmproj_tensors / mmproj_storage / clip_compute_bytes)
+# --------------------------------------------------------------------------------------------------
+# convert_hf_to_gguf.py --mmproj writes these --outtype values (ModelBase.prepare_tensors: ALL_F32,
+# MOSTLY_F16, MOSTLY_BF16, MOSTLY_Q8_0; the TQ types are for ternary text models).
+MMPROJ_FILE_TYPES = {"f32": F32, "fp32": F32, "f16": F16, "fp16": F16, "bf16": BF16, "q8_0": Q8_0}
+# llama.cpp's CLIP graph got flash attention in ggml-org/llama.cpp PR #16837 (clip.cpp warmup(): with
+# --flash-attn auto it is tried first and kept when the backend supports FLASH_ATTN_EXT); the version
+# keys from November 2025 on have it, earlier builds always materialise the f32 scores.
+CLIP_FLASH_ATTN_VERSIONS = frozenset({"current", "2026-06-server"})
+
+
+@dataclass(frozen=True)
+class ClipGraph:
+    """What clip.cpp needs of a vision tower (tools/mtmd/clip.cpp load_hparams and the graph builders)."""
+
+    projector: str  # clip.projector_type as load_hparams prints it
+    hidden: int  # clip.vision.embedding_length (n_embd)
+    heads: int
+    n_ff: int
+    gated: bool  # SwiGLU feed-forward (ffn_gate and ffn_up): Pixtral, Qwen2.5-VL
+    windowed: bool  # Qwen2.5-VL window attention: an f32 n_pos x n_pos window mask is a graph input
+    patch: int
+    merge: int  # hparams.n_merge: patches per side merged into one token per side
+    fixed_side: int | None  # a fixed square image (Gemma 3: 896); None for dynamic resolution
+    min_tokens: int = 0  # set_limit_image_tokens(min, max): image_min/max_pixels = tokens x (patch x merge)^2
+    max_tokens: int = 0
+    warmup_tokens: int = 0  # set_warmup_n_tokens: the square image the start-up reservation is built for
+    img_break: bool = False  # Pixtral: one [IMG_BREAK] embedding per row but the last (clip_n_output_tokens)
+
+    @property
+    def align(self) -> int:
+        return self.patch * self.merge
+
+
+def clip_graph(spec: AnySpec) -> ClipGraph | None:
+    """The clip.cpp view of a Gemma 3, Qwen2(.5)-VL or Mistral 3 vision tower; None for other models.
+    Limits from clip.cpp load_hparams (ggml-org/llama.cpp tools/mtmd/clip.cpp @ 0024aa74): GEMMA3
+    n_merge 4; QWEN2VL / QWEN25VL n_merge 2, set_limit_image_tokens(8, 4096), set_warmup_n_tokens(46*46);
+    PIXTRAL n_merge = spatial_merge_size, set_limit_image_tokens(8, 1024), set_warmup_n_tokens(256)."""
+    from ..archs.gemma3 import Gemma3Spec
+    from ..archs.mistral3 import Mistral3Spec
+    from ..archs.qwen2_vl import QwenVLSpec
+
+    if isinstance(spec, Gemma3Spec):
+        v = spec.config.vision_config
+        # Gemma3MultiModalProjector pools the patch grid to mm_tokens_per_image: n_merge per side
+        merge = (v.image_size // v.patch_size) // int(spec.config.mm_tokens_per_image ** 0.5)
+        return ClipGraph("gemma3", v.hidden_size, v.num_attention_heads, v.intermediate_size, False, False,
+                         v.patch_size, merge, v.image_size)
+    if isinstance(spec, QwenVLSpec):
+        q = spec.config.vision_config
+        q25 = spec.architecture == "qwen2_5_vl"
+        return ClipGraph("qwen2.5vl_merger" if q25 else "qwen2vl_merger", spec.vision_width, q.num_heads,
+                         spec.vision_mlp, q25, q25, q.patch_size, q.spatial_merge_size, None, 8, 4096, 46 * 46)
+    if isinstance(spec, Mistral3Spec):
+        p = spec.config.vision_config
+        return ClipGraph("pixtral", p.hidden_size, p.num_attention_heads, p.intermediate_size, True, False,
+                         p.patch_size, spec.config.spatial_merge_size, None, 8, 1024, 256, img_break=True)
+    return None
+
+
+def mmproj_file_tensors(spec: AnySpec, tensors: list[Tensor]) -> list[Tensor]:
+    """The tensors convert_hf_to_gguf.py --mmproj writes: the whole vision tower and projector, with
+    Qwen2VLVisionModel.modify_tensors splitting the fused qkv into q, k, v and the Conv3d patch kernel
+    into two Conv2d kernels (v.patch_embd.weight and .weight.1); Gemma3VisionModel.filter_tensors
+    drops a SigLIP pooling head; LlavaVisionModel (Mistral 3) adds the [IMG_BREAK] row of the text
+    embedding as v.token_embd.img_break."""
+    arch = spec.architecture
+    out: list[Tensor] = []
+    for t in tensors:
+        if t.component not in MMPROJ or (arch == "gemma3" and t.name.startswith("vision.head.")):
+            continue
+        if arch in ("qwen2_vl", "qwen2_5_vl") and ".attn_qkv." in t.name:
+            third = (t.shape[0] // 3, *t.shape[1:])
+            out += [replace(t, name=t.name.replace("attn_qkv", part), shape=third) for part in ("attn_q", "attn_k", "attn_v")]
+        elif arch in ("qwen2_vl", "qwen2_5_vl") and t.role == "conv":
+            h, c, frames, p, p2 = t.shape
+            out += [replace(t, name=f"{t.name}{suffix}", shape=(h, c, p, p2)) for suffix in ("", ".1")[:frames]]
+        else:
+            out.append(t)
+    if arch == "mistral3":
+        out.append(Tensor("vision.token_embd.img_break", "projector", (archs.geometry(spec).hidden_size,), "other"))
+    return out
+
+
+def mmproj_file_storage(spec: AnySpec, tensors: list[Tensor], dtype_name: str) -> list[StorageType]:
+    """Each mmproj tensor's type under convert_hf_to_gguf.py --outtype `dtype_name`
+    (ModelBase.prepare_tensors): 1-D tensors f32; MmprojModel.tensor_force_quant keeps the patch
+    kernel and Pixtral's patch merger f16 in an f16 file and f32 otherwise; Gemma3VisionModel keeps
+    its `.embeddings.` (patch kernel, its bias, positions) f32 and mm.input_projection f16 (issue
+    #13025); position embeddings are f32 (V_ENC_EMBD_POS); q8_0 falls back to f16 for rows that are
+    not whole 32-element blocks (gguf.quants.quantize raises QuantError)."""
+    base = MMPROJ_FILE_TYPES.get(dtype_name.lower())
+    if base is None:
+        raise UsageError(f"convert_hf_to_gguf.py writes {spec.architecture} mmproj files as f32, f16, bf16 or q8_0 "
+                         f"(--mmproj-dtype {dtype_name!r})")
+    gemma3 = spec.architecture == "gemma3"
+    out: list[StorageType] = []
+    for t in tensors:
+        force: StorageType | None = None
+        if gemma3 and t.name.startswith("projector.mm_input_projection"):
+            force = F16
+        elif gemma3 and (t.role in ("conv", "pos_embd") or t.name == "vision.patch_embd.bias"):
+            force = F32
+        elif t.role == "conv" or t.name == "projector.patch_merger.weight":
+            force = F16 if base is F16 else F32
+        if len(t.shape) <= 1:
+            out.append(F32)
+        elif force is not None:
+            out.append(force)
+        elif t.role == "pos_embd":
+            out.append(F32)
+        else:
+            out.append(base if base.block_size == 1 or t.row % base.block_size == 0 else F16)
+    return out
+
+
+def mmproj_file_bytes(spec: AnySpec, dtype_name: str = "f16") -> int:
+    """The mmproj file's tensor bytes, unaligned: clip_model_loader's `model size` (load_hparams prints it in MiB)."""
+    mm = mmproj_file_tensors(spec, model_tensors(spec))
+    return sum(s.nbytes(t.numel) for t, s in zip(mm, mmproj_file_storage(spec, mm, dtype_name), strict=True))
+
+
+def _round_half_away(x: float) -> int:
+    return math.floor(x + 0.5)  # std::round on the positive values calc_size_preserved_ratio sees
+
+
+def clip_image(cg: ClipGraph, image_size: tuple[int, int] | None, warmup: bool = False) -> tuple[int, int]:
+    """(height, width) of the image clip.cpp encodes: Gemma 3's fixed square; for dynamic resolution
+    mtmd-image.cpp calc_size_preserved_ratio (align = patch x n_merge, each side rounded to it, then scaled
+    into image_min/max_pixels); without an image size the largest square llama.cpp accepts, or with
+    `warmup` the square of set_warmup_n_tokens that clip.cpp reserves its buffer for at start-up."""
+    if cg.fixed_side is not None:
+        return cg.fixed_side, cg.fixed_side
+    a = cg.align
+    if warmup or image_size is None:
+        side = math.isqrt(cg.warmup_tokens if warmup else cg.max_tokens) * a
+        return side, side
+    lo, hi = cg.min_tokens * a * a, cg.max_tokens * a * a
+    height, width = image_size
+    h = max(a, _round_half_away(height / a) * a)
+    w = max(a, _round_half_away(width / a) * a)
+    if h * w > hi:
+        beta = math.sqrt(height * width / hi)
+        h, w = max(a, math.floor(height / beta / a) * a), max(a, math.floor(width / beta / a) * a)
+    elif h * w < lo:
+        beta = math.sqrt(lo / (height * width))
+        h, w = math.ceil(height * beta / a) * a, math.ceil(width * beta / a) * a
+    return h, w
+
+
+def clip_output_tokens(cg: ClipGraph, height: int, width: int) -> int:
+    """clip_n_output_tokens: the embeddings one image puts in the llama context (positions of n_ctx):
+    patches / n_merge^2; Pixtral adds one [IMG_BREAK] per row but the last."""
+    rows, cols = height // cg.align, width // cg.align
+    return rows * cols + (rows - 1 if cg.img_break else 0)
+
+
+def clip_graph_bytes(cg: ClipGraph, height: int, width: int, flash_attn: bool) -> tuple[int, str]:
+    """The GPU compute buffer of one image's CLIP graph (P = patches of the image, f32 activations):
+
+    - flash attention: the feed-forward peak 4 B x P x (n_ff + 3 x n_embd) (SwiGLU: gate, up and their
+      product, 3 x n_ff) -- 121.25 MiB for Gemma 3's 896 px SigLIP, ggml-org/llama.cpp PR #22790's log;
+    - without: the f32 scores of every head and six n_embd-wide tensors, 4 B x (heads x P^2 + 6 x P x
+      n_embd) -- 1132 MiB for the same tower (gguf-parser-go issue #44);
+    - Qwen2.5-VL adds its f32 P x P window-attention mask, a graph input alive through every layer.
+    Exact for Gemma 3; for Qwen2-VL / Qwen2.5-VL within 0.5 % without flash attention and 8 % / 3 %
+    above with it, for Pixtral 4 % below with it (tests/engines/test_llamacpp_mmproj.py names the logs)."""
+    p = (height // cg.patch) * (width // cg.patch)
+    ff = cg.n_ff * (3 if cg.gated else 1)
+    ffn = F32_BYTES * p * (ff + 3 * cg.hidden)
+    mask = F32_BYTES * p * p if cg.windowed else 0
+    mask_detail = f" + 4 B x {p}^2 (window mask)" if mask else ""
+    if flash_attn:
+        return ffn + mask, (f"4 B x {p} patches x ({ff} ffn + 3 x {cg.hidden}){mask_detail}; flash attention: "
+                            "no scores")
+    scores = F32_BYTES * (cg.heads * p * p + 6 * p * cg.hidden)
+    if scores >= ffn:
+        return scores + mask, f"4 B x ({cg.heads} heads x {p}^2 scores + 6 x {p} x {cg.hidden}){mask_detail}"
+    return ffn + mask, f"4 B x {p} patches x ({ff} ffn + 3 x {cg.hidden}){mask_detail}"
+
+
+def mmproj_buffers(spec: AnySpec, tensors: list[Tensor], images: int, image_size: tuple[int, int] | None,
+                   opt: LlamaCppOptions, flash_attn: bool, n_ctx: int) -> tuple[list[Buffer], list[str], list[str]]:
+    """The mmproj file (libmtmd, --mmproj) of a Gemma 3 / Qwen2-VL / Mistral 3 model: its weights on the
+    GPU (clip_ctx loads them to the first GPU backend), the GPU compute buffer of one image's graph and
+    the host compute buffer holding the f32 image (inp_raw: 9.19 MiB for 896 x 896 in PR #22790's log).
+    Returns (buffers, notes, warnings)."""
+    cg = clip_graph(spec)
+    if cg is None:
+        return [], [], []
+    custom = opt.image_min_tokens is not None or opt.image_max_tokens is not None
+    if cg.fixed_side is None and custom:
+        cg = replace(cg, min_tokens=opt.image_min_tokens or cg.min_tokens, max_tokens=opt.image_max_tokens or cg.max_tokens)
+        if cg.min_tokens > cg.max_tokens:
+            raise UsageError(f"image_min_tokens {cg.min_tokens} is above the image's {cg.max_tokens} tokens at most")
+    mm = mmproj_file_tensors(spec, tensors)
+    storage = mmproj_file_storage(spec, mm, opt.mmproj_dtype)
+    placement: Literal["gpu", "host"] = "gpu" if opt.mmproj_on_gpu else "host"
+    align = GGML_CUDA_ALIGNMENT if opt.mmproj_on_gpu else GGML_CPU_ALIGNMENT
+    sizes = (cuda_tensor_bytes(t, s) if opt.mmproj_on_gpu else s.nbytes(t.numel) for t, s in zip(mm, storage, strict=True))
+    clip_fa = flash_attn and opt.version in CLIP_FLASH_ATTN_VERSIONS
+    h, w = clip_image(cg, image_size)
+    graph, detail = clip_graph_bytes(cg, h, w, clip_fa)
+    buffers = [
+        Buffer(f"mmproj ({cg.projector})", aligned_sum(sizes, align), placement, "weights",
+               f"{len(mm)} tensors, {opt.mmproj_dtype} file (convert_hf_to_gguf.py --mmproj; clip_model_loader: model size)"),
+        Buffer("CLIP compute buffer", graph, placement, "compute",
+               f"one {w} x {h} image: {detail} (clip.cpp alloc_compute_meta)"),
+        Buffer("CLIP compute buffer (CPU): the image", F32_BYTES * 3 * h * w, "host", "compute",
+               f"4 B x 3 x {w} x {h} (inp_raw, f32)"),
+    ]
+    tokens = clip_output_tokens(cg, h, w)
+    notes = [f"{cg.projector} mmproj: a {w} x {h} image puts {tokens:,} embeddings in the llama context (positions "
+             "of n_ctx, clip_n_output_tokens)" + ("" if cg.fixed_side or image_size else
+                                                   "; the largest square image llama.cpp accepts (give --image-size HxW)")]
+    if cg.fixed_side is None:
+        wh, ww = clip_image(cg, None, warmup=True)
+        warm, _ = clip_graph_bytes(cg, wh, ww, clip_fa)
+        notes.append(f"clip.cpp reserves {warm / 2**20:,.2f} MiB at start-up (warmup image {ww} x {wh}); a larger image "
+                     "re-allocates the buffer when it is encoded (ggml_backend_sched_alloc_graph)")
+    if cg.fixed_side is not None and custom:
+        notes.append(f"--image-min/max-tokens do not apply to {cg.projector}: every image is {cg.fixed_side} x "
+                     f"{cg.fixed_side} px")
+    if not clip_fa:
+        notes.append("the CLIP graph runs without flash attention: its f32 attention scores grow with the square of "
+                     "the image's patches" + ("" if opt.version in CLIP_FLASH_ATTN_VERSIONS else
+                                             " (llama.cpp gave clip.cpp flash attention in PR #16837, November 2025)"))
+    warnings = []
+    if images * tokens > n_ctx:
+        warnings.append(f"{images} image(s) of {tokens:,} embeddings do not fit the {n_ctx:,}-cell context")
+    return buffers, notes, warnings
 
 
 # --------------------------------------------------------------------------------------------------
@@ -662,6 +909,11 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
             f"{len(mm_names)} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)"))
         buffers.append(Buffer("CLIP compute buffer", clip_compute_bytes(g.vision), placement, "compute",
                               "4 B x (heads x P^2 + 5 x P x hidden + image), P = patches + 1 (clip.cpp, one image)"))
+    # The mmproj file (Gemma 3, Qwen2-VL, Pixtral through libmtmd): weights, CLIP graph, the f32 image.
+    vision_buffers, vision_notes, vision_warnings = mmproj_buffers(spec, tensors, r.images, r.image_size, opt, fa, cells)
+    buffers += vision_buffers
+    out_notes += vision_notes
+    warnings += vision_warnings
     buffers.extend(extra)
     if opt.cuda_overhead_bytes:
         for d in range(opt.gpus):
@@ -693,10 +945,15 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
 
 __all__ = [
     "LLAMACPP_VERSIONS",
+    "ClipGraph",
     "LlamaCppOptions",
     "LlamaCppVersion",
     "check_architecture",
     "clip_compute_bytes",
+    "clip_graph",
+    "clip_graph_bytes",
+    "clip_image",
+    "clip_output_tokens",
     "compute_bytes",
     "cuda_tensor_bytes",
     "expert_on_host",
@@ -707,6 +964,10 @@ __all__ = [
     "lm_shape",
     "mla_kv_layer",
     "mla_note",
+    "mmproj_buffers",
+    "mmproj_file_bytes",
+    "mmproj_file_storage",
+    "mmproj_file_tensors",
     "mmproj_storage",
     "mmproj_tensors",
     "moe_notes",

@@ -151,6 +151,12 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
     arch = header.metadata.get("general.architecture")
     if not isinstance(arch, str):
         raise SpecError(f"{path}: no general.architecture in the GGUF metadata")
+    if arch == "clip":
+        # convert_hf_to_gguf.py --mmproj writes general.architecture "clip" (gguf MODEL_ARCH.MMPROJ): a vision
+        # tower and projector, never a language model; llama.cpp loads it beside one (--mmproj FILE).
+        raise UsageError(f"{path}: an mmproj file (a vision tower and projector, general.architecture 'clip'), not "
+                         "a language model: give the model's GGUF, or its catalog id (e.g. gemma-3-4b) to size "
+                         "the mmproj with llama.cpp")
     if arch not in SUPPORTED_ARCHITECTURES and arch not in MOE_ARCHITECTURES:
         raise UsageError(f"{path}: GGUF architecture {arch!r} is not supported yet; supported: "
                          f"{', '.join(dict.fromkeys((*SUPPORTED_ARCHITECTURES, *MOE_ARCHITECTURES)))}; {HOW_TO_ADD}")
@@ -172,6 +178,9 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
         else path.stem
     notes = [f"Read from a GGUF file ({file_type}): dtype {spec_dtype} is the type the weights are computed in, "
              f"not stored in" + (f"; --dtype {stored_dtype} sizes them as stored." if stored_dtype else ".")]
+    if arch == "gemma3":
+        notes.append("A Gemma 3 GGUF holds the language model only: a vision checkpoint's SigLIP tower is a separate "
+                     "mmproj file, not counted here (the catalog's gemma-3-4b / -12b / -27b size it with llama.cpp).")
     data = {
         "id": check_id(model_id) if model_id else slug(path.stem),
         "name": name,

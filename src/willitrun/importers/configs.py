@@ -21,18 +21,23 @@ from ..archs.bart import BartConfig as _BartSpec
 from ..archs.base import ID_PATTERN
 from ..archs.gemma import GemmaConfig as _GemmaSpec
 from ..archs.gemma2 import Gemma2Config as _Gemma2Spec
+from ..archs.gemma3 import Gemma3Config as _Gemma3Spec
 from ..archs.gemma3 import Gemma3TextConfig as _Gemma3TextSpec
 from ..archs.granite import GraniteConfig as _GraniteSpec
 from ..archs.llama import LlamaConfig as _LlamaSpec
 from ..archs.llava import ClipVisionConfig as _ClipSpec
 from ..archs.llava import LlavaConfig as _LlavaSpec
+from ..archs.mistral3 import Mistral3Config as _Mistral3Spec
+from ..archs.mistral3 import PixtralVisionConfig as _PixtralSpec
 from ..archs.mllama import MllamaTextConfig as _MllamaTextSpec
 from ..archs.mllama import MllamaVisionConfig as _MllamaVisionSpec
+from ..archs.paligemma import PaliGemmaConfig as _PaliGemmaSpec
 from ..archs.phi3 import Phi3Config as _Phi3Spec
 from ..archs.qwen2 import Qwen2Config as _Qwen2Spec
 from ..archs.qwen2_vl import Qwen2VLVisionConfig as _QwenVLVisionSpec
 from ..archs.qwen2_vl import QwenVLTextConfig as _QwenVLTextSpec
 from ..archs.qwen3 import Qwen3Config as _Qwen3Spec
+from ..archs.siglip import SiglipVisionConfig as _SiglipSpec
 from ..archs.starcoder2 import Starcoder2Config as _Starcoder2Spec
 from ..archs.t5 import T5Config as _T5Spec
 from ..archs.whisper import WhisperConfig as _WhisperSpec
@@ -220,6 +225,45 @@ BART_FAMILY = {
 QWEN_VL = {"qwen2_vl": (QWEN2_VL_TEXT, QWEN2_VL_VISION), "qwen2_5_vl": (QWEN2_5_VL_TEXT, QWEN2_5_VL_VISION)}
 
 
+# issue 11: Gemma 3 (vision), PaliGemma and Mistral 3: a composite config whose sub-configs are built by
+# SubConfigSpec (transformers configuration_utils.py create_subconfig): a text_config / vision_config dict
+# gets its class's plain defaults, and the class's `init_kwargs` apply only when the dict is absent.
+SIGLIP_VISION = ConfigClass("SiglipVisionConfig", "siglip/configuration_siglip.py", _SiglipSpec, {
+    "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+    "num_channels": 3, "image_size": 224, "patch_size": 16, "hidden_act": "gelu_pytorch_tanh", "vision_use_head": True,
+})
+PIXTRAL_VISION = ConfigClass("PixtralVisionConfig", "pixtral/configuration_pixtral.py", _PixtralSpec, {
+    "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,
+    "num_channels": 3, "image_size": 1024, "patch_size": 16, "hidden_act": "gelu",
+})  # head_dim: PixtralVisionConfig.__post_init__ always sets hidden_size // num_attention_heads
+GEMMA3 = ConfigClass("Gemma3Config", "gemma3/configuration_gemma3.py", _Gemma3Spec, {
+    "mm_tokens_per_image": 256, "tie_word_embeddings": True,
+}, copied=("image_token_index", "boi_token_index", "eoi_token_index"))
+PALIGEMMA = ConfigClass("PaliGemmaConfig", "paligemma/configuration_paligemma.py", _PaliGemmaSpec, {
+    "projection_dim": 2048, "tie_word_embeddings": True,
+}, copied=("image_token_index",))
+MISTRAL3 = ConfigClass("Mistral3Config", "mistral3/configuration_mistral3.py", _Mistral3Spec, {
+    "spatial_merge_size": 2, "multimodal_projector_bias": False, "projector_hidden_act": "gelu",
+    "vision_feature_layer": -1, "tie_word_embeddings": True,
+}, copied=("image_token_index",))
+# The sub-configs' init_kwargs (used when config.json has no text_config / vision_config at all).
+_PALIGEMMA_VISION_INIT = {"intermediate_size": 4096, "hidden_size": 1152, "patch_size": 14, "image_size": 224,
+                          "num_hidden_layers": 27, "num_attention_heads": 16, "vision_use_head": False}
+_PALIGEMMA_TEXT_INIT = {"hidden_size": 2048, "num_hidden_layers": 18, "intermediate_size": 16384,
+                        "num_attention_heads": 8, "num_key_value_heads": 1, "vocab_size": 257152}
+_MISTRAL3_TEXT_INIT = {"head_dim": 128, "hidden_act": "silu", "hidden_size": 5120, "intermediate_size": 32768,
+                       "max_position_embeddings": 131072, "num_attention_heads": 32, "num_hidden_layers": 40,
+                       "num_key_value_heads": 8, "sliding_window": None, "vocab_size": 131072}
+_MISTRAL3_VISION_INIT = {"intermediate_size": 4096, "hidden_size": 1024, "patch_size": 14, "image_size": 1540,
+                         "num_hidden_layers": 24, "num_attention_heads": 16, "hidden_act": "gelu"}
+# sub_configs_defaults: (top class, text default model_type, its init_kwargs, vision class and model_type, init_kwargs)
+VISION_LANGUAGE: dict[str, tuple[ConfigClass, str, Mapping[str, Any], ConfigClass, str, Mapping[str, Any]]] = {
+    "gemma3": (GEMMA3, "gemma3_text", {}, SIGLIP_VISION, "siglip_vision_model", {}),
+    "paligemma": (PALIGEMMA, "gemma", _PALIGEMMA_TEXT_INIT, SIGLIP_VISION, "siglip_vision_model", _PALIGEMMA_VISION_INIT),
+    "mistral3": (MISTRAL3, "mistral", _MISTRAL3_TEXT_INIT, PIXTRAL_VISION, "pixtral", _MISTRAL3_VISION_INIT),
+}
+
+
 # --- mixture of experts (issue 10); defaults of transformers 5.23's config classes ---
 def _moe_config_classes() -> dict[str, ConfigClass]:
     from ..archs.mixtral import MixtralConfig as _MixtralSpec
@@ -338,7 +382,7 @@ def _register_component_rules() -> None:
 _register_component_rules()
 IMPORTABLE = tuple(a for a in ARCHITECTURES if a in LANGUAGE_MODELS or a in ("t5", "whisper", "llava", "llava_next",
                                                                              "mllama", "mt5") or a in QWEN_VL
-                   or a in BART_FAMILY)
+                   or a in BART_FAMILY or a in VISION_LANGUAGE)
 
 
 def supported() -> str:
@@ -505,6 +549,8 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
         return model_type, _qwen_vl(cfg, model_type, source, sources, notes)
     if model_type in BART_FAMILY:
         return model_type, _block(cfg, BART_FAMILY[model_type], "config", sources)
+    if model_type in VISION_LANGUAGE:
+        return model_type, _vision_language(cfg, model_type, source, sources, notes)
     text = _block(_sub(cfg, "text_config", source) or {}, MLLAMA_TEXT, "config.text_config", sources)
     vision = _block(_sub(cfg, "vision_config", source) or {}, MLLAMA_VISION, "config.vision_config", sources)
     if text.get("tie_word_embeddings") is True:
@@ -533,6 +579,66 @@ def _qwen_vl(cfg: Mapping[str, Any], model_type: str, source: str, sources: dict
                  "are assumed; the Qwen hub repos' preprocessor_config.json allows up to 12845056 pixels "
                  "(16,384 tokens): add `preprocessor: {min_pixels: ..., max_pixels: ...}` to the spec.")
     return {"tie_word_embeddings": tied, "text_config": text, "vision_config": vision}
+
+
+def _sub_config(cfg: Mapping[str, Any] | None, key: str, default_type: str, classes: Mapping[str, ConfigClass],
+                init: Mapping[str, Any], top: ConfigClass, source: str, sources: dict[str, str]) -> dict[str, Any]:
+    """One sub-config as SubConfigSpec.create_subconfig builds it: the dict's model_type (else the default)
+    picks the class, whose plain defaults fill the dict; without a dict, the class's defaults overlaid with
+    `init` (cited to the composite class that declares them)."""
+    where = f"config.{key}"
+    model_type = (cfg or {}).get("model_type", default_type)
+    if model_type not in classes:
+        raise UsageError(f"{source}: {key}.model_type {model_type!r} is not supported; supported: "
+                         f"{', '.join(classes)}; {HOW_TO_ADD}")
+    cls = classes[model_type]
+    out: dict[str, Any] = {"model_type": model_type}
+    if cfg is not None:
+        out.update(_block(cfg, cls, where, sources))
+        for field, default in cls.defaults.items():
+            # written out even where the spec's default is the same: these files leave out shapes
+            # (Gemma 3's heads, PaliGemma's patch size), and the warning must name every one taken
+            if field not in cfg and default is not None and field not in out:
+                out[field] = copy.deepcopy(default)
+                sources[f"{where}.{field}"] = cls.url
+        return out
+    out.update(_block({}, cls, where, sources, {**cls.defaults, **init}))
+    for field in init:
+        if f"{where}.{field}" in sources:
+            sources[f"{where}.{field}"] = top.url
+    for field, value in init.items():  # what _block leaves out: an explicit null (Mistral 3's sliding_window)
+        if field not in out and (field in cls.defaults or field in cls.copied):
+            out[field] = value
+            sources[f"{where}.{field}"] = top.url
+    return out
+
+
+def _vision_language(cfg: Mapping[str, Any], model_type: str, source: str, sources: dict[str, str],
+                     notes: list[str]) -> dict[str, Any]:
+    """Gemma 3 with vision (Gemma3Config: its text_config is always a Gemma3TextConfig), PaliGemma (a Gemma
+    or Gemma 2 text_config) and Mistral 3 (a Mistral or Llama text_config, a Pixtral vision_config)."""
+    top, text_type, text_init, vision_cls, vision_type, vision_init = VISION_LANGUAGE[model_type]
+    text_classes: Mapping[str, ConfigClass] = {
+        "gemma3": {"gemma3_text": GEMMA3_TEXT}, "paligemma": {"gemma": GEMMA, "gemma2": GEMMA2},
+        "mistral3": LLAVA_TEXT_MODELS}[model_type]
+    text_cfg = _sub(cfg, "text_config", source)
+    if model_type == "gemma3" and text_cfg is not None:
+        text_cfg = {**text_cfg, "model_type": "gemma3_text"}  # sub_configs_defaults names the class itself
+    text = _sub_config(text_cfg, "text_config", text_type, text_classes, text_init, top, source, sources)
+    vision = _sub_config(_sub(cfg, "vision_config", source), "vision_config", vision_type, {vision_type: vision_cls},
+                         vision_init, top, source, sources)
+    out = {"text_config": text, "vision_config": vision, **_block(cfg, top, "config", sources)}
+    if "config.vision_config.vision_use_head" in sources and vision.get("vision_use_head") is True:
+        notes.append("vision_config.vision_use_head: not in config.json, so SiglipVisionConfig's default (true) adds "
+                     "an attention-pooling head, which Gemma 3 and PaliGemma checkpoints do not store.")
+    if model_type == "mistral3" and "tie_word_embeddings" not in cfg:
+        notes.append("tie_word_embeddings: not in config.json, so Mistral3Config's default (true) ties the LM head "
+                     "to the embedding; Mistral Small 3.1 / 3.2 checkpoints store a separate lm_head.weight "
+                     "(the catalog's mistral-small-3.1-24b sets it false): set it false for those.")
+    if model_type == "paligemma" and "projection_dim" not in cfg and text.get("hidden_size", 2048) != 2048:
+        notes.append("projection_dim: not in config.json, PaliGemmaConfig's default 2048 is not the text model's "
+                     f"width ({text.get('hidden_size')}); the projector would not fit the language model.")
+    return out
 
 
 def _render_validation(err: ValidationError, source: str) -> list[str]:
