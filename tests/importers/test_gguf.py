@@ -89,8 +89,8 @@ def test_file_type(tmp_path, file_type, spec_dtype, stored):
 
 
 @pytest.mark.parametrize(("kwargs", "error", "words"), [
-    ({"arch": "starcoder2"}, UsageError, "GGUF architecture 'starcoder2' is not supported yet; supported: llama, qwen2, qwen3"),
-    ({"arch": "starcoder2"}, UsageError, "qwen3moe, qwen2moe; see `willitrun list architectures`; "
+    ({"arch": "bloom"}, UsageError, "GGUF architecture 'bloom' is not supported yet; supported: llama, qwen2, qwen3"),
+    ({"arch": "bloom"}, UsageError, "qwen3moe, qwen2moe; see `willitrun list architectures`; "
                                          "docs/adding-an-architecture.md says how to add one"),
     ({"arch": "qwen2", "extra": {"qwen2.expert_count": 8}}, UsageError, "mixture-of-experts GGUF architecture "
      "'qwen2' is not supported yet; supported: qwen3moe, qwen2moe, llama; see `willitrun list architectures`"),
@@ -261,10 +261,14 @@ def test_without_the_gguf_package(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------------------
 # The llama-like families (gguf_file.SUPPORTED_ARCHITECTURES)
 # --------------------------------------------------------------------------------------------------
-def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | None = None):
+def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | None = None,
+                 extra: dict | None = None):
     """A small GGUF of `arch` with the per-layer tensors llama.cpp's converter writes for it
     (llama-arch.cpp LLM_TENSOR_NAMES): q/k/v biases (qwen2), q/k norms (qwen3), four norms (gemma2,
-    gemma3 with q/k norms too), fused attn_qkv and gate+up in ffn_up with LongRoPE factors (phi3)."""
+    gemma3 with q/k norms too), fused attn_qkv and gate+up in ffn_up with LongRoPE factors (phi3);
+    StarCoder2 biases every projection, norm and ffn_up/ffn_down with no ffn_gate (src/models/starcoder2.cpp,
+    output_norm.bias too); Cohere 2 has one attn_norm (weight only) and no ffn_norm (src/models/cohere2.cpp).
+    `extra` adds metadata: ints as u32, floats as f32."""
     np = pytest.importorskip("numpy")
     w = gguf.GGUFWriter(str(path), arch)
     w.add_block_count(LAYERS)
@@ -278,6 +282,9 @@ def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | No
     if window:
         w.add_sliding_window(window)
     w.add_file_type(int(gguf.LlamaFileType.ALL_F32))
+    for key, value in (extra or {}).items():
+        (w.add_float32 if isinstance(value, float) else w.add_uint32)(key, value)
+    biased = arch in ("qwen2", "starcoder2")  # q/k/v biases; StarCoder2 biases everything
 
     def t(name, *shape):
         w.add_tensor(name, np.zeros(shape, dtype=np.float32))
@@ -286,23 +293,33 @@ def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | No
     for i in range(LAYERS):
         b = f"blk.{i}"
         t(f"{b}.attn_norm.weight", HIDDEN)
+        if arch == "starcoder2":
+            t(f"{b}.attn_norm.bias", HIDDEN)
         if arch == "phi3":
             t(f"{b}.attn_qkv.weight", (HEADS + 2 * KV_HEADS) * head_dim, HIDDEN)
         else:
             for name, rows in (("attn_q", HEADS * head_dim), ("attn_k", KV_HEADS * head_dim),
                                ("attn_v", KV_HEADS * head_dim)):
                 t(f"{b}.{name}.weight", rows, HIDDEN)
-                if arch == "qwen2":
+                if biased:
                     t(f"{b}.{name}.bias", rows)
         t(f"{b}.attn_output.weight", HIDDEN, HEADS * head_dim)
+        if arch == "starcoder2":
+            t(f"{b}.attn_output.bias", HIDDEN)
         if arch in ("qwen3", "gemma3"):
             t(f"{b}.attn_q_norm.weight", head_dim)
             t(f"{b}.attn_k_norm.weight", head_dim)
         if arch in ("gemma2", "gemma3"):
             t(f"{b}.post_attention_norm.weight", HIDDEN)
             t(f"{b}.post_ffw_norm.weight", HIDDEN)
-        t(f"{b}.ffn_norm.weight", HIDDEN)
-        if arch == "phi3":
+        if arch != "cohere2":  # Cohere 2's parallel block: attn_norm feeds the MLP too
+            t(f"{b}.ffn_norm.weight", HIDDEN)
+        if arch == "starcoder2":
+            t(f"{b}.ffn_norm.bias", HIDDEN)
+            t(f"{b}.ffn_up.weight", FFN, HIDDEN)  # c_fc: no gate
+            t(f"{b}.ffn_up.bias", FFN)
+            t(f"{b}.ffn_down.bias", HIDDEN)
+        elif arch == "phi3":
             t(f"{b}.ffn_up.weight", 2 * FFN, HIDDEN)  # gate_up_proj, as convert_hf_to_gguf.py keeps it fused
         else:
             for name in ("ffn_gate", "ffn_up"):
@@ -312,6 +329,8 @@ def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | No
         t("rope_factors_long.weight", head_dim // 2)
         t("rope_factors_short.weight", head_dim // 2)
     t("output_norm.weight", HIDDEN)
+    if arch == "starcoder2":
+        t("output_norm.bias", HIDDEN)
     if not tied:
         t("output.weight", VOCAB, HIDDEN)
     w.write_header_to_file()
@@ -327,6 +346,9 @@ def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | No
     ("gemma2", "Gemma2Config", 8, True, 16),
     ("gemma3", "Gemma3TextConfig", 8, True, 16),
     ("phi3", "Phi3Config", HIDDEN // HEADS, False, None),
+    ("starcoder2", "Starcoder2Config", HIDDEN // HEADS, False, 16),
+    ("starcoder2", "Starcoder2Config", HIDDEN // HEADS, True, None),
+    ("cohere2", "Cohere2Config", HIDDEN // HEADS, True, 16),
 ])
 def test_family_gguf_equals_transformers(tmp_path, arch, config_class, head_dim, tied, window):
     torch = pytest.importorskip("torch")
@@ -334,7 +356,7 @@ def test_family_gguf_equals_transformers(tmp_path, arch, config_class, head_dim,
     spec, weights = spec_from_path(_family_gguf(tmp_path / f"{arch}.gguf", arch, head_dim=head_dim, tied=tied,
                                                 window=window))
     assert spec.architecture == {"gemma3": "gemma3_text"}.get(arch, arch) and spec.config.tie_word_embeddings is tied
-    extra = {"head_dim": head_dim} if arch not in ("qwen2", "phi3") else {}
+    extra = {"head_dim": head_dim} if arch not in ("qwen2", "phi3", "starcoder2", "cohere2") else {}
     if window:
         extra["sliding_window"] = window
         assert spec.config.sliding_window == window
@@ -461,3 +483,32 @@ def test_moe_gguf_spec_yaml_is_strictly_valid(tmp_path, arch):
     assert (kind, errors, warnings) == ("model", [], [])
     assert loaded == load_spec(target, "model") == spec
     assert spec.sources["config.num_experts_per_tok"] == f"{path}: {arch}.expert_used_count"
+
+
+def test_cohere2_gguf_pattern_and_logit_scale(tmp_path):
+    """cohere2.attention.sliding_window_pattern (optional, llama.cpp src/models/cohere2.cpp: default 4) and
+    cohere2.logit_scale (convert_hf_to_gguf.py Cohere2Model) reach the spec; period 2 over 2 layers makes
+    layer 0 slide and layer 1 global, as Cohere2Config's (i + 1) % pattern rule does."""
+    from willitrun import archs
+
+    path = _family_gguf(tmp_path / "c.gguf", "cohere2", head_dim=HIDDEN // HEADS, tied=True, window=16,
+                        extra={"cohere2.attention.sliding_window_pattern": 2, "cohere2.logit_scale": 0.25})
+    spec, _ = spec_from_path(path)
+    assert (spec.config.sliding_window_pattern, spec.config.logit_scale) == (2, 0.25)
+    assert spec.sources["config.sliding_window_pattern"] == f"{path}: cohere2.attention.sliding_window_pattern"
+    g = archs.geometry(spec)
+    assert [(k.kind, k.window) for k in g.self_kv] == [("sliding", 16), ("full", None)] and g.llamacpp_swa
+
+
+def test_cohere2_gguf_without_its_window_is_one_spec_error(tmp_path):
+    # src/models/cohere2.cpp reads cohere2.attention.sliding_window as a required key
+    with pytest.raises(SpecError, match=r"cohere2\.attention\.sliding_window: missing"):
+        spec_from_path(_family_gguf(tmp_path / "c.gguf", "cohere2", head_dim=HIDDEN // HEADS, tied=True))
+
+
+def test_starcoder2_gguf_without_a_window_is_full_attention(tmp_path):
+    from willitrun import archs
+
+    spec, _ = spec_from_path(_family_gguf(tmp_path / "s.gguf", "starcoder2", head_dim=HIDDEN // HEADS, tied=True))
+    assert spec.config.use_bias is True and spec.config.sliding_window is None
+    assert {k.kind for k in archs.geometry(spec).self_kv} == {"full"}

@@ -72,6 +72,8 @@ from torch import nn
 from transformers import (
     BartConfig,
     BartForConditionalGeneration,
+    Cohere2Config,
+    Cohere2ForCausalLM,
     DeepseekV2Config,
     DeepseekV2ForCausalLM,
     DeepseekV3Config,
@@ -132,6 +134,8 @@ from transformers import (
     Qwen3ForCausalLM,
     Qwen3MoeConfig,
     Qwen3MoeForCausalLM,
+    Starcoder2Config,
+    Starcoder2ForCausalLM,
     T5Config,
     T5ForConditionalGeneration,
     WhisperConfig,
@@ -167,14 +171,15 @@ LM_BATCH, LM_TOKENS = 2, 7
 MISTRAL_TEST_WINDOW = 4
 # Decoder-only families whose small copy is the full config with fewer layers, a small vocabulary
 # and a narrow MLP (every attention width kept).
-LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "granite")
+LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "granite",
+              "starcoder2", "cohere2")
 # Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
 # never enters the cache); expert counts and widths of the full model are counted on `meta`.
 MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama4_text")
 SMALL_EXPERTS, SMALL_EXPERTS_PER_TOKEN, SMALL_EXPERT_FFN = 4, 2, 32
 # Families with sliding layers get a second case whose window (4) is shorter than the prompt (7), so the
 # measured cache shows what transformers holds right after a prefill past the window; their small copy
-# keeps one whole period of the local/global pattern (Gemma 2: 2 layers; Gemma 3: sliding_window_pattern).
+# keeps one whole period of the local/global pattern (Gemma 2: 2 layers; Gemma 3 and Cohere 2: sliding_window_pattern).
 SLIDING_TEST_WINDOW = MISTRAL_TEST_WINDOW
 T5_BATCH, T5_ENCODER_TOKENS, T5_DECODER_TOKENS = 2, 11, 5
 WHISPER_BATCH, WHISPER_DECODER_TOKENS = 2, 5
@@ -344,6 +349,14 @@ ARCHITECTURES: dict[str, Architecture] = {
     "granite": Architecture(
         GraniteConfig, GraniteForCausalLM, _compile(_LM_RULES),
         lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "starcoder2": Architecture(
+        Starcoder2Config, Starcoder2ForCausalLM, _compile(_LM_RULES + [(r"model\.norm\.bias", "decoder")]),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
+    ),
+    "cohere2": Architecture(
+        Cohere2Config, Cohere2ForCausalLM, _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
     ),
     # --- mixture of experts (issue 10) ---
     "mixtral": Architecture(
@@ -1016,7 +1029,7 @@ def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any],
         return [("text", small, lm_inputs), (f"sliding_window_{SLIDING_TEST_WINDOW}", windowed, lm_inputs)]
     if arch in ("llama", "qwen2", "qwen3", "granite") or arch in MOE or arch in SSM:
         return [("text", small, lm_inputs)]
-    if arch in ("gemma2", "gemma3_text", "phi3"):
+    if arch in ("gemma2", "gemma3_text", "phi3", "starcoder2", "cohere2"):
         windowed = copy.deepcopy(small)
         windowed["sliding_window"] = SLIDING_TEST_WINDOW
         return [("text", small, lm_inputs), (f"sliding_window_{SLIDING_TEST_WINDOW}", windowed, lm_inputs)]

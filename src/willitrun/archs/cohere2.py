@@ -56,8 +56,10 @@ SPECS = {"cohere2": Cohere2Spec}
 
 def geometry(spec: ModelSpecBase) -> Geometry:
     # llama.cpp builds an iSWA cache for Cohere 2 too (llama-model.cpp LLM_ARCH_COHERE2: swa_type
-    # STANDARD, set_swa_pattern(4)), so its local layers keep window-sized caches.
-    return llama.decoder_geometry(spec.config, spec.architecture, llamacpp_swa=True)  # type: ignore[attr-defined]
+    # STANDARD, set_swa_pattern(4)), so its local layers keep window-sized caches. Its only model type
+    # is 8B (32 layers), never LLM_TYPE_70B, whose attn_v rule gguf_70b mirrors.
+    return llama.decoder_geometry(spec.config, spec.architecture, llamacpp_swa=True,  # type: ignore[attr-defined]
+                                  gguf_70b=False)
 
 
 image_tokens = llama.image_tokens

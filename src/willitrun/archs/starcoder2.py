@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Literal
 
 from . import llama
-from .base import ModelSpecBase, Positions
+from .base import Geometry, ModelSpecBase, Positions
 from .llama import Anatomy, DecoderConfig, stages, tensors  # noqa: F401
 
 ARCHITECTURES = ("starcoder2",)
@@ -37,6 +37,15 @@ class Starcoder2Spec(ModelSpecBase):
 
 
 SPECS = {"starcoder2": Starcoder2Spec}
-geometry = llama.geometry
+
+
+def geometry(spec: ModelSpecBase) -> Geometry:
+    # llama.cpp runs StarCoder2's window as full attention: src/models/starcoder2.cpp reads no sliding
+    # window (load_arch_hparams: f_norm_eps only) and builds build_attn_inp_kv(), not the iSWA cache, so
+    # every layer keeps n_ctx cells (llamacpp_swa stays False). Its model types are 3B/7B/15B (30/32/40
+    # layers) and Granite's 20B/34B, never LLM_TYPE_70B, whose attn_v rule gguf_70b mirrors.
+    return llama.decoder_geometry(spec.config, spec.architecture, gguf_70b=False)  # type: ignore[attr-defined]
+
+
 image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens

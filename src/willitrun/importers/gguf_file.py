@@ -223,9 +223,12 @@ def read_gguf_header(path: Path) -> GGUFHeader:
 # --------------------------------------------------------------------------------------------------
 # GGUF general.architecture values of the dense llama-like families this reader turns into a spec
 # (llama.cpp src/llama-arch.cpp LLM_ARCH_NAMES; SPEC_ARCHITECTURE renames gemma3). Phi-3's
-# rope_factors_* tensors are buffers in transformers (NOT_PARAMETERS). Not yet: starcoder2 (its
-# GGUF tensors are not read here); mixture-of-experts files: MOE_ARCHITECTURES below.
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite")
+# rope_factors_* tensors are buffers in transformers (NOT_PARAMETERS). Mixture-of-experts files:
+# MOE_ARCHITECTURES below.
+SUPPORTED_ARCHITECTURES: tuple[str, ...] = ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite")
+# StarCoder2 (LayerNorms with biases, plain ffn_up/ffn_down) and Cohere 2 (one attn_norm feeding attention
+# and the MLP, 3 sliding : 1 global): llama.cpp src/models/starcoder2.cpp, src/models/cohere2.cpp.
+SUPPORTED_ARCHITECTURES += ("starcoder2", "cohere2")
 # GGUF architecture -> the spec's: llama.cpp calls Gemma 3's language model gemma3 (LLM_ARCH_GEMMA3),
 # transformers gemma3_text (Gemma3ForCausalLM); a multimodal checkpoint's vision tower is a separate mmproj file.
 SPEC_ARCHITECTURE = {"gemma3": "gemma3_text"}
@@ -294,14 +297,18 @@ def llama_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict[s
     cfg["vocab_size"] = embd.shape[0]
     sources["config.vocab_size"] = f"{path}: token_embd.weight shape"
     cfg["tie_word_embeddings"] = "output.weight" not in tensors  # llama.cpp reuses token_embd when absent
-    if a in ("llama", "granite", "qwen3", "gemma", "gemma2", "gemma3"):
+    if a in ("llama", "granite", "qwen3", "gemma", "gemma2", "gemma3", "cohere2"):
         cfg["attention_bias"] = "blk.0.attn_q.bias" in tensors
+    if a == "starcoder2":  # Starcoder2Config.use_bias: every projection and both MLP matrices biased, or none
+        cfg["use_bias"] = "blk.0.attn_q.bias" in tensors
     if a in ("llama", "granite"):
         cfg["mlp_bias"] = "blk.0.ffn_up.bias" in tensors
-    if a in ("gemma2", "gemma3", "phi3"):
+    if a in ("gemma2", "gemma3", "phi3", "starcoder2", "cohere2"):
         # Gemma 3's local:global pattern (5:1) is not in the file: llama.cpp hard-codes it
         # (llama-model.cpp LLM_ARCH_GEMMA3 set_swa_pattern(6)), as Gemma3TextConfig's default does.
-        window = _int(meta, f"{a}.attention.sliding_window", path, required=False)
+        # convert_hf_to_gguf.py Cohere2Model writes the window (src/models/cohere2.cpp requires it); StarCoder2's
+        # is read when a file has it, though llama.cpp ignores it (its graph caches every layer in full).
+        window = _int(meta, f"{a}.attention.sliding_window", path, required=a == "cohere2")
         if window is not None:
             cfg["sliding_window"] = window
             sources["config.sliding_window"] = f"{path}: {a}.attention.sliding_window"
@@ -311,6 +318,17 @@ def llama_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict[s
             if type(value) is float and 0 < value <= 1e6:
                 cfg[field] = value
                 sources[f"config.{field}"] = f"{path}: {a}.{field}"
+    if a == "cohere2":
+        # 3 sliding : 1 global unless the file says otherwise: llama.cpp src/models/cohere2.cpp reads the optional
+        # cohere2.attention.sliding_window_pattern (default period 4), as Cohere2Config's default does.
+        period = _int(meta, f"{a}.attention.sliding_window_pattern", path, required=False)
+        if period is not None:
+            cfg["sliding_window_pattern"] = period
+            sources["config.sliding_window_pattern"] = f"{path}: {a}.attention.sliding_window_pattern"
+        value = meta.get(f"{a}.logit_scale")
+        if type(value) is float and 0 < value <= 1e6:
+            cfg["logit_scale"] = value
+            sources["config.logit_scale"] = f"{path}: {a}.logit_scale"
     if a == "granite":
         for field, key in _GRANITE_FLOATS.items():
             value = meta.get(key)

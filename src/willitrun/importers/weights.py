@@ -290,6 +290,10 @@ _GGUF_DECODER: list[tuple[str, str | None]] = [
 # Mixtral files say llama).
 for _arch in ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite", "qwen2moe", "qwen3moe"):
     COMPONENT_RULES[f"gguf:{_arch}"] = _GGUF_DECODER
+# StarCoder2's final LayerNorm has a bias (llama.cpp src/models/starcoder2.cpp output_norm_b); Cohere 2 names
+# its tensors like Llama, with no ffn_norm and no output.weight (src/models/cohere2.cpp).
+COMPONENT_RULES["gguf:starcoder2"] = [*_GGUF_DECODER, (r"output_norm\.bias", "decoder")]
+COMPONENT_RULES["gguf:cohere2"] = _GGUF_DECODER
 
 
 @dataclass(frozen=True)
