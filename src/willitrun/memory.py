@@ -324,8 +324,12 @@ def kv_cross_bytes(att: Attention, source_positions: int, sequences: int, storag
 def state_bytes(spec: AnySpec, sequences: int, storage: StorageType) -> int:
     """Conv + SSM state of the state-space layers: per layer and sequence intermediate x conv_kernel
     and intermediate x state_size elements (Mamba), in the cache's type (transformers 5.23 keeps them
-    in the model's dtype: LinearAttentionLayer), independent of the context."""
-    return storage.nbytes(archs.geometry(spec).state_elements) * sequences
+    in the model's dtype: LinearAttentionLayer), independent of the context. A Mamba-2 mixer's SSM
+    state is float32 whatever the cache's type (`ssm_state_f32`: archs/mamba2.py)."""
+    g = archs.geometry(spec)
+    if not g.ssm_state_f32:
+        return storage.nbytes(g.state_elements) * sequences
+    return (storage.nbytes(g.conv_state_elements) + F32.nbytes(g.ssm_state_elements)) * sequences
 
 
 # --------------------------------------------------------------------------------------------------
@@ -503,6 +507,7 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     if state:
         notes.append(f"recurrent state: {g.state_elements:,} elements per sequence (conv + SSM, "
                      f"{sum(1 for c, s in g.ssm_state if c or s)} layers), the same at every context length"
+                     + ("; the SSM part in float32 (transformers' Mamba-2 scan)" if g.ssm_state_f32 else "")
                      + ("" if g.cache_grows_with_context else
                         "; no layer caches keys and values, so memory does not bound the context"))
     return Estimate(
