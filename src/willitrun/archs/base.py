@@ -233,7 +233,8 @@ class Geometry:
     ssm_state: tuple[tuple[int, int], ...] = ()
     ssm_conv_kernel: int = 0  # the conv state's columns (llama.cpp keeps one fewer)
     # transformers keeps the SSM state (not the conv state) in float32 whatever the model's dtype: the
-    # Mamba-2 scan computes in float32 and caches its final state as is (archs/mamba2.py)
+    # Mamba and Mamba-2 scans compute in float32 and cache their final state as is (archs/mamba.py,
+    # archs/mamba2.py; measured: tests/reference/reference.json state_dtypes_bf16)
     ssm_state_f32: bool = False
 
     @property
