@@ -505,9 +505,9 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     g = archs.geometry(spec)
     state = state_bytes(spec, sequences, r.kv)
     if state:
-        notes.append(f"recurrent state: {g.state_elements:,} elements per sequence (conv + SSM, "
-                     f"{sum(1 for c, s in g.ssm_state if c or s)} layers), the same at every context length"
-                     + ("; the SSM part in float32 (transformers' scan keeps it so)" if g.ssm_state_f32 else "")
+        notes.append(f"recurrent state: {g.state_elements:,} elements per sequence (conv + "
+                     + ("float32 SSM" if g.ssm_state_f32 else "SSM")
+                     + f", {sum(1 for c, s in g.ssm_state if c or s)} layers), the same at every context length"
                      + ("" if g.cache_grows_with_context else
                         "; no layer caches keys and values, so memory does not bound the context"))
     return Estimate(
