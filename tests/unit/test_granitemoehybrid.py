@@ -133,3 +133,93 @@ def test_vllm_refuses_plainly():
     from willitrun.memory import Request
     with pytest.raises(UsageError, match="Mamba state pools"):
         vllm_estimate(shape("moe"), Request(), VllmOptions(total_memory_bytes=80 * 2**30))
+
+
+# ---- GGUF import ---------------------------------------------------------------------------------
+def gguf_name(name: str, moe: bool) -> str:
+    """willitrun's tensor names are llama.cpp's under blk.N (the shared MLP: ffn_*_shexp with experts,
+    plain ffn_* without, as convert_hf_to_gguf.py GraniteMoeModel.modify_tensors writes them)."""
+    name = name.replace("decoder.output_norm", "output_norm").replace("decoder.", "blk.")
+    return name.replace("shexp.ffn_gate.", "ffn_gate_shexp." if moe else "ffn_gate.") \
+        .replace("shexp.ffn_up.", "ffn_up_shexp." if moe else "ffn_up.") \
+        .replace("shexp.ffn_down.", "ffn_down_shexp." if moe else "ffn_down.")
+
+
+def write_granite_gguf(path: Path, spec) -> Path:
+    """The GGUF convert_hf_to_gguf.py (GraniteHybridModel) would write for `spec`: its metadata keys and
+    every tensor of the model under llama.cpp's name, F32."""
+    gguf = pytest.importorskip("gguf")
+    np = pytest.importorskip("numpy")
+    c = spec.config
+    w = gguf.GGUFWriter(str(path), "granitehybrid")
+    w.add_block_count(c.num_hidden_layers)
+    w.add_context_length(2**20)  # GraniteHybridModel: no rope -> 2**20
+    w.add_embedding_length(c.hidden_size)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv([c.kv_heads if c.is_attention(i) else 0 for i in range(c.num_hidden_layers)])
+    w.add_expert_count(c.num_local_experts)
+    w.add_expert_used_count(c.num_experts_per_tok)
+    w.add_expert_shared_feed_forward_length(c.shared_intermediate_size)
+    w.add_ssm_conv_kernel(c.mamba_d_conv)
+    w.add_ssm_state_size(c.mamba_d_state)
+    w.add_ssm_group_count(c.mamba_n_groups)
+    w.add_ssm_inner_size(c.d_inner)
+    w.add_ssm_time_step_rank(c.mamba_n_heads)
+    w.add_embedding_scale(12.0)
+    w.add_file_type(0)  # ALL_F32
+    for t in archs.model_tensors(spec):
+        w.add_tensor(gguf_name(t.name, c.num_local_experts > 0), np.zeros(t.shape, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.mark.parametrize("name", ["moe", "dense"])
+def test_gguf_import(tmp_path, name):
+    """The importer reads the layer kinds from the per-layer KV head counts, the Mamba-2 widths from
+    ssm.*, and its parameter count must equal the file's tensors (checked inside the import)."""
+    from willitrun.importers import spec_from_path
+    original = shape(name)
+    spec, weights = spec_from_path(write_granite_gguf(tmp_path / f"{name}.gguf", original))
+    assert spec.architecture == "granitemoehybrid"
+    assert estimate(spec).parameters == estimate(original).parameters
+    g, g0 = archs.geometry(spec), archs.geometry(original)
+    assert (g.self_kv, g.ssm_state, g.experts, g.experts_per_token) == (g0.self_kv, g0.ssm_state, g0.experts,
+                                                                        g0.experts_per_token)
+    assert spec.config.embedding_multiplier == 12.0
+    assert weights is not None and weights.elements == estimate(original).parameters
+
+
+def test_gguf_with_kv_heads_missing_per_layer_is_one_error(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    from willitrun.importers import spec_from_path
+    path = write_granite_gguf(tmp_path / "x.gguf", shape("moe"))
+    # rewrite with a scalar head_count_kv: the layer kinds cannot be told
+    w = gguf.GGUFWriter(str(tmp_path / "bad.gguf"), "granitehybrid")
+    r = gguf.GGUFReader(str(path))
+    for field in r.fields.values():
+        if field.name.startswith("granitehybrid.") and field.name != "granitehybrid.attention.head_count_kv":
+            w.add_key_value(field.name, field.contents(), field.types[0], field.types[-1] if len(field.types) > 1
+                            else None)
+    w.add_head_count_kv(2)
+    for t in r.tensors:
+        w.add_tensor(t.name, t.data)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(SpecError, match="head_count_kv: expected one count per layer") as err:
+        spec_from_path(tmp_path / "bad.gguf")
+    assert "\n" not in str(err.value)
+
+
+def test_list_architectures_names_the_gguf_architectures():
+    """llama.cpp's names (llama-arch.cpp LLM_ARCH_MAMBA2 "mamba2", LLM_ARCH_GRANITE_HYBRID "granitehybrid")."""
+    from willitrun.cli.commands.list import architecture_rows
+    rows = {r["architecture"]: r for r in architecture_rows([])}
+    assert rows["mamba2"]["gguf_architectures"] == ["mamba2"]
+    assert rows["granitemoehybrid"]["gguf_architectures"] == ["granitehybrid"]
+    assert rows["granitemoehybrid"]["config_model_type"] == "granitemoehybrid"

@@ -117,3 +117,58 @@ def test_validate_reports_a_contradiction_in_one_line(tmp_path):
     assert len(lines) == 1 and "bad-mamba2.yaml" in lines[0]
     r = CliRunner().invoke(app, ["bad-mamba2", "--specs-dir", str(tmp_path), "--gpu", "rtx3090"])
     assert r.exit_code == 3 and "Mamba-2 heads" in r.output and "Traceback" not in r.output
+
+
+# ---- GGUF import ---------------------------------------------------------------------------------
+SMALL = {"model_type": "mamba2", "vocab_size": 96, "hidden_size": 64, "num_hidden_layers": 2, "num_heads": 8,
+         "head_dim": 16, "state_size": 16, "expand": 2, "conv_kernel": 4, "n_groups": 2, "use_bias": False,
+         "use_conv_bias": True, "tie_word_embeddings": False, "torch_dtype": "float32"}
+
+
+def write_mamba2_gguf(path, spec, *, heads=None):
+    """The GGUF convert_hf_to_gguf.py (Mamba2Model) would write for `spec`: mamba2.ssm.* keys (the head
+    count in ssm.time_step_rank, as in Codestral's GGUF: 128) and every tensor under llama.cpp's name."""
+    gguf = pytest.importorskip("gguf")
+    np = pytest.importorskip("numpy")
+    c = spec.config
+    w = gguf.GGUFWriter(str(path), "mamba2")
+    w.add_block_count(c.num_hidden_layers)
+    w.add_context_length(2**20)
+    w.add_embedding_length(c.hidden_size)
+    w.add_feed_forward_length(0)
+    w.add_head_count(0)
+    w.add_ssm_conv_kernel(c.conv_kernel)
+    w.add_ssm_state_size(c.state_size)
+    w.add_ssm_group_count(c.n_groups)
+    w.add_ssm_inner_size(c.inner)
+    w.add_ssm_time_step_rank(heads or c.num_heads)
+    w.add_file_type(0)
+    for t in archs.model_tensors(spec):
+        name = t.name.replace("decoder.output_norm", "output_norm").replace("decoder.", "blk.")
+        w.add_tensor(name, np.zeros(t.shape, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_gguf_import(tmp_path):
+    from willitrun.importers import spec_from_path
+    from willitrun.importers.configs import spec_from_config
+    original = spec_from_config(SMALL, source="config.json")
+    spec, weights = spec_from_path(write_mamba2_gguf(tmp_path / "m.gguf", original))
+    assert spec.architecture == "mamba2"
+    fields = ("vocab_size", "hidden_size", "num_hidden_layers", "num_heads", "head_dim", "state_size", "expand",
+              "conv_kernel", "n_groups", "use_bias", "use_conv_bias", "tie_word_embeddings")
+    assert {f: getattr(spec.config, f) for f in fields} == {f: getattr(original.config, f) for f in fields}
+    assert weights is not None and weights.elements == estimate(original).parameters
+
+
+def test_gguf_whose_head_count_disagrees_with_its_tensors_is_one_error(tmp_path):
+    from willitrun.importers import spec_from_path
+    from willitrun.importers.configs import spec_from_config
+    original = spec_from_config(SMALL, source="config.json")
+    with pytest.raises(SpecError, match="ssm_a does not hold one value per head") as err:
+        spec_from_path(write_mamba2_gguf(tmp_path / "m.gguf", original, heads=4))
+    assert "\n" not in str(err.value)
