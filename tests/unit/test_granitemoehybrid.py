@@ -106,7 +106,7 @@ def test_import_without_layer_types_is_all_mamba():
 @pytest.mark.parametrize(("change", "message"), [
     ({"num_experts_per_tok": 9}, "num_experts_per_tok (9) is more than the 8 experts per layer"),
     ({"num_experts_per_tok": 0}, "num_experts_per_tok is 0 with 8 experts per layer"),
-    ({"mamba_d_head": 32}, "the Mamba-2 heads (16 x head_dim 32 = 512) must equal the inner width"),
+    ({"mamba_d_head": 32}, "the Mamba-2 heads (16 x head_dim 32 = 512) must equal the SSM inner width (1024)"),
     ({"mamba_d_head": "auto", "mamba_n_heads": 24}, "mamba_n_heads (24) must divide mamba_expand x hidden_size"),
     ({"mamba_n_groups": 3}, "heads (16) are not a multiple of n_groups (3)"),
     ({"mamba_n_heads": 0}, "mamba_n_heads: Input should be greater than 0"),

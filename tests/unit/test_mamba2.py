@@ -93,8 +93,8 @@ def test_import_config_json():
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"num_heads": 100}, "the Mamba-2 heads (100 x head_dim 64 = 6400) must equal the inner width"),
-    ({"head_dim": 32}, "must equal the inner width (expand x hidden_size = 8192)"),
+    ({"num_heads": 100}, "the Mamba-2 heads (100 x head_dim 64 = 6400) must equal the SSM inner width"),
+    ({"head_dim": 32}, "must equal the SSM inner width (8192)"),
     ({"n_groups": 3}, "heads (128) are not a multiple of n_groups (3)"),
     ({"num_heads": 0}, "num_heads: Input should be greater than 0"),
 ])

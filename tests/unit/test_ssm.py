@@ -99,3 +99,18 @@ def test_vllm_refuses_state_space_models_plainly(model_id):
     from willitrun.memory import Request
     with pytest.raises(UsageError, match="Mamba state pools"):
         vllm_estimate(spec(model_id), Request(), VllmOptions(total_memory_bytes=80 * 2**30))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    # FalconH1Config.validate_architecture: mamba_n_heads divides the SSM width, d_head x heads equals it
+    ({"mamba_d_head": 64}, "the Mamba-2 heads (24 x head_dim 64 = 1536) must equal the SSM inner width (3072)"),
+    ({"mamba_n_heads": 7, "mamba_d_head": "auto"}, "mamba_d_ssm (3072) must be a multiple of mamba_n_heads (7)"),
+    ({"mamba_n_groups": 5}, "heads (24) are not a multiple of n_groups (5)"),
+])
+def test_falcon_h1_contradictory_mamba_heads_are_one_line(change, message):
+    from willitrun.errors import SpecError
+    from willitrun.importers.configs import spec_from_config
+    cfg = {"model_type": "falcon_h1", **spec("falcon-h1-7b").config.model_dump(exclude_none=True), **change}
+    with pytest.raises(SpecError) as err:
+        spec_from_config(cfg, source="config.json")
+    assert message in str(err.value) and "\n" not in str(err.value)

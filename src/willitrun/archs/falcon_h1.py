@@ -20,7 +20,7 @@ from .. import limits as L
 from .base import Geometry, HeadDim, Heads, LayerIndex, LayerKV, ModelSpecBase, Stage, Tensor, norm
 from .llama import DecoderConfig, attention_tensors, decoder_geometry, gated_mlp, lm_stage
 from .mamba import VLLM_STATE_REFUSAL, State
-from .mamba2 import conv_channels, mixer_tensors
+from .mamba2 import check_mamba2_heads, conv_channels, mixer_tensors
 
 ARCHITECTURES = ("falcon_h1",)
 
@@ -51,9 +51,11 @@ class FalconH1Config(DecoderConfig):
 
     @model_validator(mode="after")
     def _check_heads(self) -> FalconH1Config:
-        if self.mamba_d_head == "auto" and (self.d_ssm < self.mamba_n_heads or self.d_ssm % self.mamba_n_heads):
-            raise ValueError(f"mamba_d_ssm ({self.d_ssm}) must be a multiple of mamba_n_heads ({self.mamba_n_heads}) "
-                             "when mamba_d_head is auto")
+        # FalconH1Config.validate_architecture: mamba_n_heads divides the SSM width and
+        # mamba_d_head x mamba_n_heads equals it (an explicit mamba_d_head too)
+        if self.d_ssm % self.mamba_n_heads:
+            raise ValueError(f"mamba_d_ssm ({self.d_ssm}) must be a multiple of mamba_n_heads ({self.mamba_n_heads})")
+        check_mamba2_heads(self.d_ssm, self.mamba_n_heads, self.d_head, self.mamba_n_groups)
         return self
 
     @property

@@ -53,7 +53,7 @@ def check_mamba2_heads(d_inner: int, heads: int, head_dim: int, groups: int, whe
     or trips over in a forward pass (B and C are repeated num_heads // n_groups times per group)."""
     if heads * head_dim != d_inner:
         raise ValueError(f"{where}the Mamba-2 heads ({heads} x head_dim {head_dim} = {heads * head_dim}) must equal "
-                         f"the inner width (expand x hidden_size = {d_inner})")
+                         f"the SSM inner width ({d_inner})")
     if heads % groups:
         raise ValueError(f"{where}the Mamba-2 heads ({heads}) are not a multiple of n_groups ({groups})")
 
