@@ -21,7 +21,6 @@ llama.cpp keeps conv_kernel - 1 columns of the conv state and both states in f32
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
@@ -113,10 +112,6 @@ class Mamba2Config(Strict):
         """Mamba2Mixer.intermediate_size = expand x hidden_size (config.json's intermediate_size is
         read by no module)."""
         return self.expand * self.hidden_size
-
-    @property
-    def dt_rank(self) -> int:
-        return math.ceil(self.hidden_size / 16) if self.time_step_rank == "auto" else self.time_step_rank
 
     @model_validator(mode="after")
     def _check_heads(self) -> Mamba2Config:
