@@ -324,8 +324,12 @@ def kv_cross_bytes(att: Attention, source_positions: int, sequences: int, storag
 def state_bytes(spec: AnySpec, sequences: int, storage: StorageType) -> int:
     """Conv + SSM state of the state-space layers: per layer and sequence intermediate x conv_kernel
     and intermediate x state_size elements (Mamba), in the cache's type (transformers 5.23 keeps them
-    in the model's dtype: LinearAttentionLayer), independent of the context."""
-    return storage.nbytes(archs.geometry(spec).state_elements) * sequences
+    in the model's dtype: LinearAttentionLayer), independent of the context. The SSM state of Mamba
+    and Mamba-2 mixers is float32 whatever the cache's type (`ssm_state_f32`: archs/mamba.py)."""
+    g = archs.geometry(spec)
+    if not g.ssm_state_f32:
+        return storage.nbytes(g.state_elements) * sequences
+    return (storage.nbytes(g.conv_state_elements) + F32.nbytes(g.ssm_state_elements)) * sequences
 
 
 # --------------------------------------------------------------------------------------------------
@@ -501,8 +505,9 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     g = archs.geometry(spec)
     state = state_bytes(spec, sequences, r.kv)
     if state:
-        notes.append(f"recurrent state: {g.state_elements:,} elements per sequence (conv + SSM, "
-                     f"{sum(1 for c, s in g.ssm_state if c or s)} layers), the same at every context length"
+        notes.append(f"recurrent state: {g.state_elements:,} elements per sequence (conv + "
+                     + ("float32 SSM" if g.ssm_state_f32 else "SSM")
+                     + f", {sum(1 for c, s in g.ssm_state if c or s)} layers), the same at every context length"
                      + ("" if g.cache_grows_with_context else
                         "; no layer caches keys and values, so memory does not bound the context"))
     return Estimate(

@@ -90,7 +90,7 @@ def test_file_type(tmp_path, file_type, spec_dtype, stored):
 
 @pytest.mark.parametrize(("kwargs", "error", "words"), [
     ({"arch": "bloom"}, UsageError, "GGUF architecture 'bloom' is not supported yet; supported: llama, qwen2, qwen3"),
-    ({"arch": "bloom"}, UsageError, "qwen3moe, qwen2moe; see `willitrun list architectures`; "
+    ({"arch": "bloom"}, UsageError, "qwen3moe, qwen2moe, mamba2, granitehybrid; see `willitrun list architectures`; "
                                          "docs/adding-an-architecture.md says how to add one"),
     ({"arch": "qwen2", "extra": {"qwen2.expert_count": 8}}, UsageError, "mixture-of-experts GGUF architecture "
      "'qwen2' is not supported yet; supported: qwen3moe, qwen2moe, llama; see `willitrun list architectures`"),

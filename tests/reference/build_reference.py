@@ -94,6 +94,8 @@ from transformers import (
     GptOssForCausalLM,
     GraniteConfig,
     GraniteForCausalLM,
+    GraniteMoeHybridConfig,
+    GraniteMoeHybridForCausalLM,
     JambaConfig,
     JambaForCausalLM,
     Llama4ForCausalLM,
@@ -106,6 +108,8 @@ from transformers import (
     LlavaNextForConditionalGeneration,
     M2M100Config,
     M2M100ForConditionalGeneration,
+    Mamba2Config,
+    Mamba2ForCausalLM,
     MambaConfig,
     MambaForCausalLM,
     MBartConfig,
@@ -154,6 +158,9 @@ SEED = 0
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_DIR = REPO_ROOT / "model_specs"
 REFERENCE_PATH = Path(__file__).resolve().with_name("reference.json")
+# Families with no catalog model yet (no config.json found verbatim): test shapes, measured like the
+# catalog (tests/reference/family_specs/*.yaml say why and what each exercises).
+FAMILY_SPEC_DIR = Path(__file__).resolve().with_name("family_specs")
 
 # --- the small copies --------------------------------------------------------------------------
 # Only sizes that never enter a KV cache are shrunk. Attention widths are copied from the spec.
@@ -224,8 +231,8 @@ _LM_RULES = [
     (r"lm_head\.weight", "lm_head"),
 ]
 _MAMBA_RULES = [
-    # MambaForCausalLM / FalconMambaForCausalLM: backbone.embeddings, backbone.layers.N, backbone.norm_f;
-    # lm_head tied to the embedding unless tie_word_embeddings is false (Falcon-Mamba).
+    # MambaForCausalLM / FalconMambaForCausalLM / Mamba2ForCausalLM: backbone.embeddings, backbone.layers.N,
+    # backbone.norm_f; lm_head tied to the embedding unless tie_word_embeddings is false (Falcon-Mamba, Mamba-2).
     (r"backbone\.embeddings\.weight", "embeddings"),
     (r"backbone\.layers\.\d+\..+", "decoder"),
     (r"backbone\.norm_f\.weight", "decoder"),
@@ -382,6 +389,14 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "falcon_h1": Architecture(
         FalconH1Config, FalconH1ForCausalLM, _compile(_LM_RULES + [(r"model\.final_layernorm\.weight", "decoder")]),
+        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "mamba2": Architecture(
+        Mamba2Config, Mamba2ForCausalLM, _compile(_MAMBA_RULES),
+        lambda m: m.backbone.embeddings.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "granitemoehybrid": Architecture(
+        GraniteMoeHybridConfig, GraniteMoeHybridForCausalLM, _compile(_LM_RULES),
         lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
     ),
     "jamba": Architecture(
@@ -630,7 +645,19 @@ def _shrink_moe(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-SSM = ("mamba", "falcon_mamba", "jamba", "falcon_h1")
+SSM = ("mamba", "falcon_mamba", "jamba", "falcon_h1", "mamba2", "granitemoehybrid")
+
+
+def _shrink_granite_hybrid(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Two layers, Mamba-2 then attention (every mixer and attention width kept); few narrow experts
+    when the model has any (num_local_experts 0 stays a model without routed experts)."""
+    cfg = copy.deepcopy(cfg)
+    cfg.update(vocab_size=SMALL_VOCAB, num_hidden_layers=2, layer_types=["mamba", "attention"],
+               shared_intermediate_size=SMALL_FFN)
+    if cfg.get("num_local_experts", 8):  # GraniteMoeHybridConfig default 8
+        cfg.update(num_local_experts=SMALL_EXPERTS, intermediate_size=SMALL_EXPERT_FFN,
+                   num_experts_per_tok=min(cfg.get("num_experts_per_tok", 2), SMALL_EXPERTS_PER_TOKEN))
+    return cfg
 
 
 def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -641,6 +668,8 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
         return cfg
     if arch == "falcon_h1":  # attention and Mamba-2 widths kept; MLP, layers and vocabulary shrunk
         return _shrink_lm(cfg)
+    if arch == "granitemoehybrid":
+        return _shrink_granite_hybrid(cfg)
     if arch in SSM:  # state widths (intermediate_size, state_size, conv_kernel) kept; layers and vocab shrunk
         cfg.update(vocab_size=SMALL_VOCAB, num_hidden_layers=SMALL_LAYERS)
         return cfg
@@ -816,6 +845,32 @@ def describe_cache(cache: Any, cross_layer_ids: set[int]) -> dict[str, Any]:
     return out
 
 
+def state_dtypes_bf16(arch: str, cfg: dict[str, Any], overrides: dict[str, Any]) -> dict[str, list[str]]:
+    """The dtypes transformers caches the recurrent state in when the model runs in bfloat16, which the
+    float32 runs cannot show: the same small copy, cast to bfloat16, one prefill on the CPU, then the
+    dtype of every conv and SSM state tensor of the returned cache (LinearAttentionLayer)."""
+    torch.manual_seed(SEED)
+    model, config, _ = build_model(arch, cfg, overrides, device="cpu")
+    model.to(torch.bfloat16)
+    gen = torch.Generator().manual_seed(SEED)
+    with torch.no_grad():
+        kwargs, _ = lm_inputs(model, config, gen)
+        output = model(**kwargs, use_cache=True)
+    cache = getattr(output, "past_key_values", None)
+    if cache is None:
+        cache = output.cache_params  # MambaCausalLMOutput
+    dtypes: dict[str, set[str]] = {"conv": set(), "ssm": set()}
+    for layer in cache.layers:
+        for kind, states in (("conv", getattr(layer, "conv_states", None)),
+                             ("ssm", getattr(layer, "recurrent_states", None))):
+            for t in (states or {}).values() if isinstance(states, dict) else ():
+                if _tensor(t):
+                    dtypes[kind].add(str(t.dtype).removeprefix("torch."))
+    del model, output
+    gc.collect()
+    return {kind: sorted(v) for kind, v in dtypes.items()}
+
+
 def routing_overrides(arch: str) -> dict[str, int]:
     """DeepSeek-V3 routes within expert groups (n_group 8 by default), which the small copy's 4 experts
     cannot form: one group. Routing changes no shape and no cache."""
@@ -838,6 +893,8 @@ def run_case(arch: str, name: str, cfg: dict[str, Any], make_inputs: Callable[..
     if cache_obj is None:
         cache_obj = output.cache_params  # MambaCausalLMOutput
     cache = describe_cache(cache_obj, cross_ids)
+    if cache.get("state_layers"):
+        cache["state_dtypes_bf16"] = state_dtypes_bf16(arch, cfg, overrides)
     result = {
         "name": name,
         "config": cfg,
@@ -1084,7 +1141,7 @@ def versions() -> dict[str, str]:
 
 
 def compute(spec_dir: Path, ids: list[str] | None) -> tuple[dict[str, Any], dict[str, str]]:
-    paths = sorted(spec_dir.glob("*.yaml"))
+    paths = sorted(spec_dir.glob("*.yaml")) + sorted(FAMILY_SPEC_DIR.glob("*.yaml"))
     if ids:
         known = {p.stem for p in paths}
         missing = sorted(set(ids) - known)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from willitrun import estimate, load_catalog
+from willitrun import archs, estimate, load_catalog
+from willitrun.catalog import load_spec
 from willitrun.dtypes import weight_dtype
 from willitrun.memory import image_tokens_per_image, weight_components
 from willitrun.specs import parse_model_spec
@@ -26,17 +27,27 @@ REFERENCE = json.loads((HERE / "reference.json").read_text())
 MODELS = REFERENCE["models"]
 CASES = [(mid, case) for mid, m in MODELS.items() for case in m["cases"]]
 F32 = 4  # the small copies run in float32: bytes = elements x 4
+# Families with no catalog model yet are measured on test shapes (build_reference.FAMILY_SPEC_DIR).
+FAMILY_SPECS = {p.stem: p for p in sorted((HERE / "family_specs").glob("*.yaml"))}
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+def full_spec(model_id: str):
+    if model_id in FAMILY_SPECS:
+        return load_spec(FAMILY_SPECS[model_id], "model")
+    return load_catalog().resolve("model", model_id)
 
 
 def test_reference_covers_the_whole_catalog():
-    assert set(MODELS) == set(load_catalog().files("model"))
+    assert set(MODELS) == set(load_catalog().files("model")) | set(FAMILY_SPECS)
+    assert not set(FAMILY_SPECS) & set(load_catalog().files("model"))
     assert REFERENCE["errors"] == {}
 
 
 @pytest.mark.parametrize("model_id", sorted(MODELS))
 def test_parameter_counts_equal_transformers(model_id):
     ref = MODELS[model_id]["parameters"]
-    e = estimate(load_catalog().resolve("model", model_id))
+    e = estimate(full_spec(model_id))
     assert e.parameters == ref["total"]
     assert {c.name: c.parameters for c in e.components} == ref["components"]
 
@@ -95,6 +106,20 @@ def test_recurrent_state_equals_what_transformers_holds(model_id, case):
     for context in (inputs["text_tokens"], 10 * inputs["text_tokens"]):
         e = estimate(spec, context=context, batch=inputs["batch"], kv_dtype="f32", dtype="fp32")
         assert e.state_bytes == (case["conv_state_elements"] + case["ssm_state_elements"]) * F32
+
+
+@pytest.mark.parametrize(("model_id", "case"), STATE_CASES, ids=[f"{m}-{c['name']}" for m, c in STATE_CASES])
+def test_recurrent_state_dtypes_equal_what_transformers_holds(model_id, case):
+    """In a bfloat16 run transformers keeps the conv state in bfloat16 and the SSM state in the dtype
+    its scan computed it in (float32): the bf16 estimate prices each part at the measured dtype."""
+    dtypes = case["state_dtypes_bf16"]
+    assert len(dtypes["conv"]) == 1 and len(dtypes["ssm"]) == 1
+    spec = small_spec(model_id, case)
+    assert archs.geometry(spec).ssm_state_f32 == (dtypes["ssm"] == ["float32"])
+    inputs = case["inputs"]
+    e = estimate(spec, context=inputs["text_tokens"], batch=inputs["batch"], dtype="bf16", kv_dtype="bf16")
+    assert e.state_bytes == (case["conv_state_elements"] * DTYPE_BYTES[dtypes["conv"][0]]
+                             + case["ssm_state_elements"] * DTYPE_BYTES[dtypes["ssm"][0]])
 
 
 def test_committed_reference_is_what_transformers_produces():

@@ -11,20 +11,22 @@ def spec(model_id: str):
     return load_catalog().resolve("model", model_id)
 
 
-# params: transformers' counts (tests/reference/reference.json; mamba-2.8b also its parameters_declared)
-@pytest.mark.parametrize(("model_id", "params", "state"), [
-    # state-spaces/mamba-2.8b-hf: 64 layers x 5120 x (4 conv + 16 SSM) = 6,553,600 elements
-    ("mamba-2.8b", 2_768_345_600, 64 * 5120 * 20),
-    # tiiuae/falcon-mamba-7b: intermediate_size 8192 (not expand 16 x hidden), 64 layers
-    ("falcon-mamba-7b", 7_272_665_088, 64 * 8192 * 20),
+# params: transformers' counts (tests/reference/reference.json; mamba-2.8b also its parameters_declared).
+# conv, ssm: state elements per sequence; the conv state takes the model's dtype, the SSM state float32
+# (measured in a bfloat16 run: reference.json state_dtypes_bf16).
+@pytest.mark.parametrize(("model_id", "params", "conv", "ssm"), [
+    # state-spaces/mamba-2.8b-hf: 64 layers x 5120 x (4 conv + 16 SSM) = 6,553,600 elements, float32 model
+    ("mamba-2.8b", 2_768_345_600, 64 * 5120 * 4, 64 * 5120 * 16),
+    # tiiuae/falcon-mamba-7b: intermediate_size 8192 (not expand 16 x hidden), 64 layers, bfloat16
+    ("falcon-mamba-7b", 7_272_665_088, 64 * 8192 * 4, 64 * 8192 * 16),
 ])
-def test_parameters_and_state(model_id, params, state):
+def test_parameters_and_state(model_id, params, conv, ssm):
     s = spec(model_id)
     e = estimate(s, context=1024)
     assert e.parameters == params
-    assert archs.geometry(s).state_elements == state
+    assert archs.geometry(s).state_elements == conv + ssm
     assert e.kv_self_bytes == 0 and e.attention.self_layers == 0
-    assert e.state_bytes == state * (4 if e.dtype == "fp32" else 2)
+    assert e.state_bytes == conv * (4 if e.dtype == "fp32" else 2) + ssm * 4
 
 
 def test_state_is_constant_in_context():
@@ -61,7 +63,8 @@ def test_import_falcon_mamba_config_json():
 
 def test_jamba_kv_only_in_attention_layers():
     """Jamba 1.5 Mini: attention at layers 4, 12, 20, 28 (i % 8 == 4): 4 x 2 x 8 x 128 x 2 B = 16,384 B
-    per token, 8x less than counting all 32 layers; 28 Mamba layers hold 8192 x (4 + 16) states."""
+    per token, 8x less than counting all 32 layers; 28 Mamba layers hold 8192 x 4 conv (bf16) and
+    8192 x 16 SSM (float32) states."""
     from willitrun.engines.llamacpp import llamacpp_estimate
     from willitrun.memory import Request
     s = spec("jamba-mini-1.5")
@@ -69,7 +72,7 @@ def test_jamba_kv_only_in_attention_layers():
     assert [i for i, k in enumerate(g.self_kv) if k is not None] == [4, 12, 20, 28]
     e = estimate(s, context=4096)
     assert e.kv_self_bytes == 16_384 * 4096
-    assert e.state_bytes == 28 * 8192 * 20 * 2
+    assert e.state_bytes == 28 * 8192 * (4 * 2 + 16 * 4)  # conv in bf16, SSM in float32
     assert (e.parameters, round(e.active_parameters / 1e9)) == (51_570_323_328, 12)  # transformers' count (reference.json); card: 52B total, 12B active
     lc = llamacpp_estimate(s, Request(dtype="q4_k_m", context=4096))
     assert sum(b.bytes for b in lc.buffers if b.name.startswith("KV cache")) == 16_384 * 4096
@@ -79,13 +82,14 @@ def test_jamba_kv_only_in_attention_layers():
 
 def test_falcon_h1_attention_and_state_in_every_layer():
     """Falcon-H1 7B: attention and Mamba-2 in parallel in all 44 layers: KV 44 x 2 x 2 x 128 x 2 B =
-    45,056 B per token, plus per layer a conv state of (3072 + 2 x 256) x 4 and an SSM state of
-    24 heads x 128 x 256."""
+    45,056 B per token, plus per layer a conv state of (3072 + 2 x 256) x 4 in bf16 and an SSM state of
+    24 heads x 128 x 256 in float32 (transformers' mamba2_chunk_scan returns it in float32:
+    tests/reference/reference.json state_dtypes_bf16)."""
     s = spec("falcon-h1-7b")
     e = estimate(s, context=4096)
     assert e.parameters == 7_585_513_568  # transformers' count, tests/reference/reference.json
     assert e.kv_self_bytes == 45_056 * 4096
-    assert e.state_bytes == 44 * (3584 * 4 + 24 * 128 * 256) * 2
+    assert e.state_bytes == 44 * (3584 * 4 * 2 + 24 * 128 * 256 * 4)
 
 
 @pytest.mark.parametrize("model_id", ["mamba-2.8b", "jamba-mini-1.5", "falcon-h1-7b"])
@@ -97,3 +101,18 @@ def test_vllm_refuses_state_space_models_plainly(model_id):
     from willitrun.memory import Request
     with pytest.raises(UsageError, match="Mamba state pools"):
         vllm_estimate(spec(model_id), Request(), VllmOptions(total_memory_bytes=80 * 2**30, version="0.9"))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    # FalconH1Config.validate_architecture: mamba_n_heads divides the SSM width, d_head x heads equals it
+    ({"mamba_d_head": 64}, "the Mamba-2 heads (24 x head_dim 64 = 1536) must equal the SSM inner width (3072)"),
+    ({"mamba_n_heads": 7, "mamba_d_head": "auto"}, "mamba_d_ssm (3072) must be a multiple of mamba_n_heads (7)"),
+    ({"mamba_n_groups": 5}, "heads (24) are not a multiple of n_groups (5)"),
+])
+def test_falcon_h1_contradictory_mamba_heads_are_one_line(change, message):
+    from willitrun.errors import SpecError
+    from willitrun.importers.configs import spec_from_config
+    cfg = {"model_type": "falcon_h1", **spec("falcon-h1-7b").config.model_dump(exclude_none=True), **change}
+    with pytest.raises(SpecError) as err:
+        spec_from_config(cfg, source="config.json")
+    assert message in str(err.value) and "\n" not in str(err.value)

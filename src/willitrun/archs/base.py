@@ -231,11 +231,23 @@ class Geometry:
     # in the context: a pure SSM's cache does not grow with the tokens at all.
     ssm_state: tuple[tuple[int, int], ...] = ()
     ssm_conv_kernel: int = 0  # the conv state's columns (llama.cpp keeps one fewer)
+    # transformers keeps the SSM state (not the conv state) in float32 whatever the model's dtype: the
+    # Mamba and Mamba-2 scans compute in float32 and cache their final state as is (archs/mamba.py,
+    # archs/mamba2.py; measured: tests/reference/reference.json state_dtypes_bf16)
+    ssm_state_f32: bool = False
 
     @property
     def state_elements(self) -> int:
         """Conv + SSM state elements of all layers, per sequence."""
         return sum(c + s for c, s in self.ssm_state)
+
+    @property
+    def conv_state_elements(self) -> int:
+        return sum(c for c, _ in self.ssm_state)
+
+    @property
+    def ssm_state_elements(self) -> int:
+        return sum(s for _, s in self.ssm_state)
 
     @property
     def cache_grows_with_context(self) -> bool:

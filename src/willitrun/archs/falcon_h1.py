@@ -6,7 +6,7 @@ Mamba-2 mixer (FalconH1Mixer): d_ssm = mamba_d_ssm (else mamba_expand x hidden),
 d_ssm + 2 x n_groups x d_state channels, in_proj to d_ssm (gate) + conv channels + n_heads (dt),
 per-head dt_bias, A_log and D, an optional gated RMSNorm of d_ssm, out_proj. State per layer and
 sequence (transformers 5.23 LinearAttentionLayer, measured in tests/reference): conv
-(conv channels x d_conv) and SSM (n_heads x d_head x d_state).
+(conv channels x d_conv, model dtype) and SSM (n_heads x d_head x d_state, float32: archs/mamba2.py).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Annotated, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
-from .base import Geometry, HeadDim, Heads, LayerIndex, LayerKV, ModelSpecBase, Stage, Tensor, linear, norm
+from .base import Geometry, HeadDim, Heads, LayerIndex, LayerKV, ModelSpecBase, Stage, Tensor, norm
 from .llama import DecoderConfig, attention_tensors, decoder_geometry, gated_mlp, lm_stage
 from .mamba import VLLM_STATE_REFUSAL, State
+from .mamba2 import check_mamba2_heads, conv_channels, mixer_tensors
 
 ARCHITECTURES = ("falcon_h1",)
 
@@ -49,9 +50,11 @@ class FalconH1Config(DecoderConfig):
 
     @model_validator(mode="after")
     def _check_heads(self) -> FalconH1Config:
-        if self.mamba_d_head == "auto" and (self.d_ssm < self.mamba_n_heads or self.d_ssm % self.mamba_n_heads):
-            raise ValueError(f"mamba_d_ssm ({self.d_ssm}) must be a multiple of mamba_n_heads ({self.mamba_n_heads}) "
-                             "when mamba_d_head is auto")
+        # FalconH1Config.validate_architecture: mamba_n_heads divides the SSM width and
+        # mamba_d_head x mamba_n_heads equals it (an explicit mamba_d_head too)
+        if self.d_ssm % self.mamba_n_heads:
+            raise ValueError(f"mamba_d_ssm ({self.d_ssm}) must be a multiple of mamba_n_heads ({self.mamba_n_heads})")
+        check_mamba2_heads(self.d_ssm, self.mamba_n_heads, self.d_head, self.mamba_n_groups)
         return self
 
     @property
@@ -64,7 +67,7 @@ class FalconH1Config(DecoderConfig):
 
     @property
     def conv_dim(self) -> int:
-        return self.d_ssm + 2 * self.mamba_n_groups * self.mamba_d_state
+        return conv_channels(self.d_ssm, self.mamba_n_groups, self.mamba_d_state)
 
 
 class FalconH1Spec(ModelSpecBase):
@@ -84,16 +87,9 @@ def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
         yield from norm(f"{p}.attn_norm", "decoder", h, i)
         yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads,
                                      head_dim=c.head_size, bias=c.attention_bias)
-        yield Tensor(f"{p}.ssm_dt.bias", "decoder", (nh,), "bias", i)
-        yield Tensor(f"{p}.ssm_a", "decoder", (nh,), "other", i)
-        yield Tensor(f"{p}.ssm_d", "decoder", (nh,), "other", i)
-        yield Tensor(f"{p}.ssm_conv1d.weight", "decoder", (c.conv_dim, 1, c.mamba_d_conv), "conv", i)
-        if c.mamba_conv_bias:
-            yield Tensor(f"{p}.ssm_conv1d.bias", "decoder", (c.conv_dim,), "bias", i)
-        yield from linear(f"{p}.ssm_in", "decoder", c.d_ssm + c.conv_dim + nh, h, "ssm_in", c.mamba_proj_bias, i)
-        if c.mamba_rms_norm:
-            yield from norm(f"{p}.ssm_norm", "decoder", c.d_ssm, i)
-        yield from linear(f"{p}.ssm_out", "decoder", h, c.d_ssm, "ssm_out", c.projectors_bias, i)
+        yield from mixer_tensors(p, i, hidden=h, d_inner=c.d_ssm, heads=nh, groups=c.mamba_n_groups,
+                                 state=c.mamba_d_state, kernel=c.mamba_d_conv, in_bias=c.mamba_proj_bias,
+                                 out_bias=c.projectors_bias, conv_bias=c.mamba_conv_bias, gated_norm=c.mamba_rms_norm)
         yield from norm(f"{p}.ffn_norm", "decoder", h, i)
         yield from gated_mlp(p, "decoder", h, c.intermediate_size, c.mlp_bias, i)
     yield from norm("decoder.output_norm", "decoder", h, None)
@@ -106,6 +102,7 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     n = c.num_hidden_layers
     state = (c.conv_dim * c.mamba_d_conv, c.mamba_n_heads * c.d_head * c.mamba_d_state)
     return decoder_geometry(c, spec.architecture, ssm_state=(state,) * n, ssm_conv_kernel=c.mamba_d_conv,  # type: ignore[attr-defined]
+                            ssm_state_f32=True,  # FalconH1Mixer's scan: mamba2_chunk_scan (archs/mamba2.py)
                             self_kv=(LayerKV("full", c.kv_heads, c.head_size, c.head_size),) * n,
                             gguf_architecture="falcon-h1",
                             refusals={"vllm": VLLM_STATE_REFUSAL})

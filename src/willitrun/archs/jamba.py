@@ -4,7 +4,7 @@ i % attn_layer_period == attn_layer_offset, Mamba otherwise; its feed-forward is
 expert_layer_offset, a dense MLP otherwise (transformers models/jamba/configuration_jamba.py
 layers_block_type, modeling_jamba.py JambaMambaMixer with RMSNorms of dt, B and C). No positional
 embeddings. Only the attention layers (4 of Jamba 1.5 Mini's 32) cache keys and values; the Mamba
-layers hold a conv + SSM state per sequence.
+layers hold a conv state (model dtype) + SSM state (float32, as Mamba's: archs/mamba.py) per sequence.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def geometry(spec: ModelSpecBase) -> Geometry:
         experts=c.n_experts, experts_per_token=c.num_experts_per_tok,
         intermediate_size=max(c.active_ffn_width, c.intermediate_size),
         ssm_state=tuple((0, 0) if c.is_attention(i) else mamba_state for i in range(n)),
-        ssm_conv_kernel=c.mamba_d_conv, gguf_architecture="jamba",
+        ssm_conv_kernel=c.mamba_d_conv, ssm_state_f32=True, gguf_architecture="jamba",
         refusals={"vllm": VLLM_STATE_REFUSAL})
 
 

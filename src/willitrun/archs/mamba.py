@@ -6,9 +6,11 @@ A_log (intermediate x state_size), D (intermediate), out_proj (intermediate -> h
 adds parameter-free RMS normalisations of B, C and dt.
 
 The cache (transformers 5.23 LinearAttentionLayer, measured in tests/reference): per layer and
-sequence a conv state of intermediate x conv_kernel and a recurrent state of intermediate x
-state_size, in the model's dtype, whatever the context. llama.cpp keeps conv_kernel - 1 columns of
-the conv state and both states in f32 (llama-memory-recurrent.cpp).
+sequence a conv state of intermediate x conv_kernel in the model's dtype and a recurrent state of
+intermediate x state_size in float32 (the selective scan computes in float32, `deltaB_u ... .float()`,
+and its final state is cached as is; measured in a bfloat16 run: reference.json state_dtypes_bf16),
+whatever the context. llama.cpp keeps conv_kernel - 1 columns of the conv state and both states in f32
+(llama-memory-recurrent.cpp).
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ def geometry(spec: ModelSpecBase) -> Geometry:
         intermediate_size=c.inner, context_window=None, tp_constraints=(("intermediate_size", c.inner, False),),
         tp_kv_heads=1, no_cross_reason="decoder-only: no cross-attention",
         ssm_state=((c.inner * c.conv_kernel, c.inner * c.state_size),) * n, ssm_conv_kernel=c.conv_kernel,
+        ssm_state_f32=True,
         gguf_architecture="mamba",
         refusals={"vllm": VLLM_STATE_REFUSAL},
     )

@@ -625,9 +625,11 @@ def hybrid_layer_kv(g: archs.Geometry, layer_kv: list[int]) -> list[int]:
 
 def recurrent_state_buffers(g: archs.Geometry, sequences: int, first_gpu: int) -> list[Buffer]:
     """State-space layers (llama-memory-recurrent.cpp, llama-hparams.cpp n_embd_r / n_embd_s): per layer
-    and sequence (max(1, n_seq_max) cells) an f32 conv state of (d_conv - 1) x d_inner -- the oldest
-    column is shifted out -- and an f32 SSM state of d_state x d_inner, on the layer's device; none of
-    it grows with n_ctx."""
+    and sequence (max(1, n_seq_max) cells) an f32 conv state of (d_conv - 1) x (d_inner + 2 x n_group x
+    d_state) -- the oldest column is shifted out; n_group is 0 for Mamba-1, so d_inner channels -- and an
+    f32 SSM state of d_state x d_inner (Mamba-2: d_inner = heads x head_dim), on the layer's device;
+    none of it grows with n_ctx. A hybrid (Jamba, Granite 4.0-H) gives state only to its recurrent
+    layers (llama_memory_hybrid filters them with hparams.is_recurrent)."""
     if not g.ssm_state:
         return []
     k = g.ssm_conv_kernel
@@ -635,7 +637,7 @@ def recurrent_state_buffers(g: archs.Geometry, sequences: int, first_gpu: int) -
     gpu = sum(per_layer[first_gpu:]) * F32_BYTES * sequences
     host = sum(per_layer[:first_gpu]) * F32_BYTES * sequences
     layers = sum(1 for c, s in g.ssm_state if c or s)
-    detail = (f"{layers} recurrent layers x (conv (d_conv - 1) x d_inner + SSM d_state x d_inner) x f32 x "
+    detail = (f"{layers} recurrent layers x (conv (d_conv - 1) x channels + SSM d_state x d_inner) x f32 x "
               f"{sequences} sequence(s), constant in n_ctx (llama_memory_recurrent)")
     out = []
     if gpu:

@@ -26,12 +26,14 @@ from .gguf_file import (
     MOE_ARCHITECTURES,
     NOT_PARAMETERS,
     SPEC_ARCHITECTURE,
+    SSM_ARCHITECTURES,
     SUPPORTED_ARCHITECTURES,
     file_type_dtypes,
     is_moe,
     llama_config,
     moe_config,
     read_gguf_header,
+    ssm_config,
 )
 from .hub import fetch_hf_config, fetch_hf_safetensors, parse_repo_id, revision_of
 from .spec_yaml import write_spec_yaml
@@ -157,16 +159,19 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
         raise UsageError(f"{path}: an mmproj file (a vision tower and projector, general.architecture 'clip'), not "
                          "a language model: give the model's GGUF, or its catalog id (e.g. gemma-3-4b) to size "
                          "the mmproj with llama.cpp")
-    if arch not in SUPPORTED_ARCHITECTURES and arch not in MOE_ARCHITECTURES:
+    if arch not in SUPPORTED_ARCHITECTURES and arch not in MOE_ARCHITECTURES and arch not in SSM_ARCHITECTURES:
         raise UsageError(f"{path}: GGUF architecture {arch!r} is not supported yet; supported: "
-                         f"{', '.join(dict.fromkeys((*SUPPORTED_ARCHITECTURES, *MOE_ARCHITECTURES)))}; {HOW_TO_ADD}")
+                         f"{', '.join(dict.fromkeys((*SUPPORTED_ARCHITECTURES, *MOE_ARCHITECTURES, *SSM_ARCHITECTURES)))}"
+                         f"; {HOW_TO_ADD}")
     split = header.metadata.get("split.count")
     if type(split) is int and split > 1:
         raise UsageError(f"{path}: one part of a GGUF split into {split} files; not supported yet (merge them with "
                          "llama-gguf-split --merge)")
     # Mixtral files say "llama" with llama.expert_count > 0; qwen3moe/qwen2moe are MoE whatever they say
     # (moe_config refuses one without <arch>.expert_count).
-    if is_moe(header) or arch not in SUPPORTED_ARCHITECTURES:
+    if arch in SSM_ARCHITECTURES:  # Granite 4.0-H may have experts too: its own reader
+        spec_arch, config, field_sources = ssm_config(header, path)
+    elif is_moe(header) or arch not in SUPPORTED_ARCHITECTURES:
         spec_arch, config, field_sources = moe_config(header, path)
     else:
         spec_arch = SPEC_ARCHITECTURE.get(arch, arch)

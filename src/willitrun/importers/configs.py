@@ -278,9 +278,11 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
            "qk_nope_head_dim": 128, "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False}
     from ..archs.falcon_h1 import FalconH1Config as _FalconH1Spec
     from ..archs.gpt_oss import GptOssConfig as _GptOssSpec
+    from ..archs.granitemoehybrid import GraniteMoeHybridConfig as _GraniteHybridSpec
     from ..archs.jamba import JambaConfig as _JambaSpec
     from ..archs.llama4 import Llama4TextConfig as _Llama4TextSpec
     from ..archs.mamba import MambaConfig as _MambaSpec
+    from ..archs.mamba2 import Mamba2Config as _Mamba2Spec
 
     mamba = {"vocab_size": 50280, "hidden_size": 768, "num_hidden_layers": 32, "state_size": 16, "expand": 2,
              "conv_kernel": 4, "use_bias": False, "use_conv_bias": True, "time_step_rank": "auto",
@@ -307,6 +309,26 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
                              copied=("intermediate_size",)),
         "falcon_mamba": ConfigClass("FalconMambaConfig", "falcon_mamba/configuration_falcon_mamba.py", _MambaSpec,
                                     {**mamba, "vocab_size": 50280}, copied=("intermediate_size",)),
+        # Mamba2Mixer computes expand x hidden_size and reads no intermediate_size key (dropped)
+        "mamba2": ConfigClass("Mamba2Config", "mamba2/configuration_mamba2.py", _Mamba2Spec, {
+            "vocab_size": 32768, "hidden_size": 4096, "num_hidden_layers": 64, "num_heads": 128, "head_dim": 64,
+            "state_size": 128, "expand": 2, "conv_kernel": 4, "n_groups": 8, "use_bias": False, "use_conv_bias": True,
+            "hidden_act": "silu", "chunk_size": 256, "time_step_rank": "auto", "tie_word_embeddings": False,
+        }),
+        # head_dim is no GraniteMoeHybridConfig field, but GraniteMoeHybridAttention reads
+        # getattr(config, "head_dim", hidden_size // num_attention_heads): kept when present.
+        # layer_types absent: every layer is Mamba-2 (GraniteMoeHybridConfig.__post_init__).
+        "granitemoehybrid": ConfigClass(
+            "GraniteMoeHybridConfig", "granitemoehybrid/configuration_granitemoehybrid.py", _GraniteHybridSpec, {
+                "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+                "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048,
+                "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False,
+                "embedding_multiplier": 1.0, "logits_scaling": 1.0, "residual_multiplier": 1.0,
+                "attention_multiplier": 1.0, "num_local_experts": 8, "num_experts_per_tok": 2,
+                "shared_intermediate_size": 1024, "layer_types": None, "mamba_n_heads": 128, "mamba_n_groups": 1,
+                "mamba_d_state": 256, "mamba_d_head": "auto", "mamba_d_conv": 4, "mamba_expand": 2,
+                "mamba_chunk_size": 256, "mamba_conv_bias": True, "mamba_proj_bias": False,
+            }, copied=("head_dim",)),
         "llama4_text": ConfigClass("Llama4TextConfig", "llama4/configuration_llama4.py", _Llama4TextSpec, {
             "vocab_size": 202048, "hidden_size": 5120, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
             "num_hidden_layers": 48, "num_attention_heads": 40, "num_key_value_heads": 8, "head_dim": 128,
@@ -364,6 +386,9 @@ SHAPE_FIELDS = frozenset({
     "num_key_value_heads", "head_dim", "max_position_embeddings", "d_model", "d_kv", "d_ff", "num_layers",
     "num_heads", "encoder_layers", "decoder_layers", "encoder_attention_heads", "decoder_attention_heads",
     "encoder_ffn_dim", "decoder_ffn_dim", "num_mel_bins", "image_size", "patch_size",
+    # state-space and mixture-of-experts widths (mamba2, granitemoehybrid)
+    "state_size", "n_groups", "mamba_n_heads", "mamba_d_head", "mamba_d_state", "mamba_n_groups",
+    "num_local_experts", "num_experts_per_tok", "shared_intermediate_size",
 })
 
 
@@ -374,6 +399,7 @@ def _register_component_rules() -> None:
     lm_head) are llama's: registered in importers/weights.py's table until it lists them itself."""
     from .weights import COMPONENT_RULES
 
+    COMPONENT_RULES.setdefault("mamba2", COMPONENT_RULES["mamba"])  # Mamba2ForCausalLM: backbone.* as Mamba's
     for arch in LANGUAGE_MODELS:
         COMPONENT_RULES.setdefault(arch, COMPONENT_RULES["llama"])
     COMPONENT_RULES.setdefault("mt5", COMPONENT_RULES["t5"])  # MT5ForConditionalGeneration: T5's module names
@@ -525,6 +551,10 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
     if model_type not in IMPORTABLE:
         raise UsageError(f"{source}: model_type {model_type!r} is not supported; supported: {supported()}; "
                          f"{HOW_TO_ADD}")
+    if model_type == "granitemoehybrid" and "layer_types" not in cfg and "layers_block_type" in cfg:
+        # GraniteMoeHybridConfig.attribute_map: layers_block_type is read as layer_types
+        cfg = {**cfg, "layer_types": cfg["layers_block_type"]}
+        notes.append("layers_block_type read as layer_types (GraniteMoeHybridConfig.attribute_map).")
     if model_type in LANGUAGE_MODELS:
         return model_type, _language_model(cfg, model_type, "config", source, sources)
     if model_type in ("t5", "mt5"):

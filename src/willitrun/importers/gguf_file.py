@@ -420,3 +420,123 @@ def moe_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
         cfg["attention_bias"] = "blk.0.attn_q.bias" in tensors
     return arch, cfg, sources
 
+
+
+# --------------------------------------------------------------------------------------------------
+# State-space GGUFs (issue 10): Mamba-2 and Granite 4.0-H
+# --------------------------------------------------------------------------------------------------
+# general.architecture -> the spec's (llama.cpp LLM_ARCH_MAMBA2 "mamba2", LLM_ARCH_GRANITE_HYBRID "granitehybrid").
+SSM_ARCHITECTURES = {"mamba2": "mamba2", "granitehybrid": "granitemoehybrid"}
+
+
+def _ssm_mixer(meta: dict[str, Any], tensors: dict[str, StoredTensor], a: str, hidden: int, path: Path,
+               prefix: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The Mamba-2 mixer fields. convert_hf_to_gguf.py (Mamba2Model, GraniteHybridModel) writes
+    `<arch>.ssm.inner_size` (expand x hidden_size), `ssm.time_step_rank` (the number of heads, which
+    llama.cpp's Mamba-2 graph reads as n_head), `ssm.group_count`, `ssm.state_size`, `ssm.conv_kernel`."""
+    keys = {"state_size": f"{a}.ssm.state_size", "conv_kernel": f"{a}.ssm.conv_kernel",
+            "n_groups": f"{a}.ssm.group_count", "num_heads": f"{a}.ssm.time_step_rank"}
+    got = {field: _int(meta, key, path) for field, key in keys.items()}
+    inner = _int(meta, f"{a}.ssm.inner_size", path)
+    assert inner is not None  # _int raises when a required key is missing
+    if inner % hidden:
+        raise SpecError(f"{path}: {a}.ssm.inner_size {inner} is not a multiple of embedding_length {hidden}")
+    heads = got["num_heads"]
+    assert heads is not None
+    if inner % heads:
+        raise SpecError(f"{path}: {a}.ssm.inner_size {inner} is not a multiple of ssm.time_step_rank {heads} (heads)")
+    names = {"state_size": "d_state", "conv_kernel": "d_conv", "n_groups": "n_groups", "num_heads": "n_heads"}
+    cfg: dict[str, Any] = {f"{prefix}{names[f]}" if prefix else f: v for f, v in got.items()}
+    sources = {f"config.{prefix}{names[f]}" if prefix else f"config.{f}": f"{path}: {k}" for f, k in keys.items()}
+    expand_field, head_field = (f"{prefix}expand", f"{prefix}d_head") if prefix else ("expand", "head_dim")
+    cfg[expand_field], cfg[head_field] = inner // hidden, inner // heads
+    sources[f"config.{expand_field}"] = f"{path}: {a}.ssm.inner_size / embedding_length"
+    sources[f"config.{head_field}"] = f"{path}: {a}.ssm.inner_size / ssm.time_step_rank"
+    layer = next((int(t.split(".")[1]) for t in tensors if t.endswith(".ssm_in.weight")), None)
+    if layer is None:
+        raise SpecError(f"{path}: no blk.N.ssm_in.weight tensor: not a Mamba-2 model file")
+    a_log = tensors.get(f"blk.{layer}.ssm_a")
+    if a_log is None or prod(a_log.shape) != heads:
+        raise SpecError(f"{path}: blk.{layer}.ssm_a does not hold one value per head ({a}.ssm.time_step_rank {heads})")
+    cfg["mamba_proj_bias" if prefix else "use_bias"] = f"blk.{layer}.ssm_in.bias" in tensors
+    cfg["mamba_conv_bias" if prefix else "use_conv_bias"] = f"blk.{layer}.ssm_conv1d.bias" in tensors
+    return cfg, sources
+
+
+def ssm_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """(spec architecture, config block, source of each number) of a Mamba-2 or Granite 4.0-H GGUF.
+
+    Granite 4.0-H (convert_hf_to_gguf.py GraniteHybridModel.set_gguf_parameters over GraniteMoeModel's):
+    `attention.head_count_kv` is a per-layer list, the KV heads on attention layers and 0 on Mamba layers;
+    `feed_forward_length` is the experts' width, `expert_shared_feed_forward_length` the shared MLP's,
+    `expert_count` 0 for a model without routed experts; `context_length` is 2^20 for a hybrid without
+    rope (the converter's placeholder, not a trained window)."""
+    meta, tensors = header.metadata, {t.name: t for t in header.tensors}
+    a = meta.get("general.architecture")
+    if a not in SSM_ARCHITECTURES:
+        raise UsageError(f"{path}: GGUF architecture {a!r} is not a supported state-space architecture")
+    arch = SSM_ARCHITECTURES[a]
+    hidden = _int(meta, f"{a}.embedding_length", path)
+    layers = _int(meta, f"{a}.block_count", path)
+    assert hidden is not None and layers is not None
+    cfg: dict[str, Any] = {"num_hidden_layers": layers, "hidden_size": hidden}
+    sources = {"config.num_hidden_layers": f"{path}: {a}.block_count",
+               "config.hidden_size": f"{path}: {a}.embedding_length"}
+    mixer, mixer_sources = _ssm_mixer(meta, tensors, a, hidden, path, "mamba_" if arch != "mamba2" else "")
+    cfg.update(mixer)
+    sources.update(mixer_sources)
+    if arch == "granitemoehybrid":
+        kv = meta.get(f"{a}.attention.head_count_kv")
+        if not (isinstance(kv, list) and len(kv) == layers and all(type(v) is int and v >= 0 for v in kv)):
+            raise SpecError(f"{path}: {a}.attention.head_count_kv: expected one count per layer ({layers})")
+        kv_heads = sorted({v for v in kv if v})
+        if len(kv_heads) > 1:
+            raise UsageError(f"{path}: {a}.attention.head_count_kv differs per attention layer ({kv_heads}); "
+                             "not supported yet")
+        cfg["layer_types"] = ["attention" if v else "mamba" for v in kv]
+        sources["config.layer_types"] = f"{path}: {a}.attention.head_count_kv (0 on Mamba layers)"
+        keys = {"num_attention_heads": f"{a}.attention.head_count", "max_position_embeddings": f"{a}.context_length",
+                "intermediate_size": f"{a}.feed_forward_length",
+                "shared_intermediate_size": f"{a}.expert_shared_feed_forward_length"}
+        cfg.update({field: _int(meta, key, path) for field, key in keys.items()})
+        sources.update({f"config.{field}": f"{path}: {key}" for field, key in keys.items()})
+        if kv_heads:
+            cfg["num_key_value_heads"] = kv_heads[0]
+            sources["config.num_key_value_heads"] = f"{path}: {a}.attention.head_count_kv"
+        for field, key in (("num_local_experts", f"{a}.expert_count"), ("num_experts_per_tok", f"{a}.expert_used_count")):
+            value = meta.get(key, 0)
+            if type(value) is not int or value < 0:
+                raise SpecError(f"{path}: {key}: {value!r} is not a count")
+            cfg[field] = value
+            sources[f"config.{field}"] = f"{path}: {key}"
+        key_len = _int(meta, f"{a}.attention.key_length", path, required=False)
+        if key_len is not None and key_len * cfg["num_attention_heads"] != hidden:
+            cfg["head_dim"] = key_len
+            sources["config.head_dim"] = f"{path}: {a}.attention.key_length"
+        attn = next((i for i, v in enumerate(kv) if v), None)
+        cfg["attention_bias"] = attn is not None and f"blk.{attn}.attn_q.bias" in tensors
+        for field, suffix in (("embedding_multiplier", "embedding_scale"), ("residual_multiplier", "residual_scale"),
+                              ("attention_multiplier", "attention.scale"), ("logits_scaling", "logit_scale")):
+            value = meta.get(f"{a}.{suffix}")
+            if type(value) is float and 0 < value <= 1e6:
+                cfg[field] = value
+                sources[f"config.{field}"] = f"{path}: {a}.{suffix}"
+    embd = tensors.get("token_embd.weight")
+    if embd is None or len(embd.shape) != 2:
+        raise SpecError(f"{path}: no 2-D token_embd.weight tensor: not a decoder model file")
+    cfg["vocab_size"] = embd.shape[0]
+    sources["config.vocab_size"] = f"{path}: token_embd.weight shape (padded by the converter)"
+    cfg["tie_word_embeddings"] = "output.weight" not in tensors
+    return arch, cfg, sources
+
+
+def _register_ssm_component_rules() -> None:
+    """Mamba-2 and Granite 4.0-H GGUFs name their tensors as the other decoders do (token_embd,
+    blk.N.*, output_norm, output): the same component table."""
+    from .weights import COMPONENT_RULES
+
+    for arch in SSM_ARCHITECTURES:
+        COMPONENT_RULES.setdefault(f"gguf:{arch}", COMPONENT_RULES["gguf:llama"])
+
+
+_register_ssm_component_rules()

@@ -78,7 +78,7 @@ def architecture_rows(models: list[Any]) -> list[dict[str, Any]]:
     geometry of its catalog models; null when the catalog has none to ask)."""
     from ... import archs
     from ...importers.configs import IMPORTABLE
-    from ...importers.gguf_file import SPEC_ARCHITECTURE, SUPPORTED_ARCHITECTURES
+    from ...importers.gguf_file import SPEC_ARCHITECTURE, SSM_ARCHITECTURES, SUPPORTED_ARCHITECTURES
 
     rows = []
     for arch in archs.ARCHITECTURES:
@@ -93,7 +93,8 @@ def architecture_rows(models: list[Any]) -> list[dict[str, Any]]:
             "architecture": arch,
             "family_module": f"willitrun.archs.{archs.FAMILIES[arch]}",
             "config_model_type": arch if arch in IMPORTABLE else None,
-            "gguf_architectures": [g for g in SUPPORTED_ARCHITECTURES if SPEC_ARCHITECTURE.get(g, g) == arch],
+            "gguf_architectures": [g for g in SUPPORTED_ARCHITECTURES if SPEC_ARCHITECTURE.get(g, g) == arch]
+            + [g for g, spec_arch in SSM_ARCHITECTURES.items() if spec_arch == arch],
             "models": [m.id for m in mine],
             "refused_by": refused,
         })
