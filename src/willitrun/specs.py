@@ -52,6 +52,7 @@ def _family_class(name: str) -> type | None:
 if TYPE_CHECKING:
     # The union the type checker sees (at run time __getattr__ builds it over every family).
     from .archs.bart import BartSpec
+    from .archs.clip import ClipSpec, SiglipSpec
     from .archs.cohere2 import Cohere2Spec
     from .archs.deepseek import DeepseekSpec
     from .archs.falcon_h1 import FalconH1Spec
@@ -81,7 +82,8 @@ if TYPE_CHECKING:
     AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec, GemmaSpec,
                          Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec, Cohere2Spec, QwenVLSpec, Gemma3Spec,
                          PaliGemmaSpec, Mistral3Spec, BartSpec, MixtralSpec, Qwen2MoeSpec, Qwen3MoeSpec, DeepseekSpec,
-                         GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec]
+                         GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec,
+                         ClipSpec, SiglipSpec]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 
 

@@ -37,6 +37,8 @@ FAMILIES: dict[str, str] = {
     "deepseek_v2": "deepseek", "deepseek_v3": "deepseek", "gpt_oss": "gpt_oss",
     "llama4_text": "llama4", "mamba": "mamba", "falcon_mamba": "mamba",
     "jamba": "jamba", "falcon_h1": "falcon_h1",
+    # issue 11: encoders used alone (no cache)
+    "clip": "clip", "siglip": "clip",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -232,6 +232,10 @@ class Geometry:
     # in the context: a pure SSM's cache does not grow with the tokens at all.
     ssm_state: tuple[tuple[int, int], ...] = ()
     ssm_conv_kernel: int = 0  # the conv state's columns (llama.cpp keeps one fewer)
+    # An encoder run once per input and used alone (CLIP, SigLIP): no decoder, so no KV cache of any
+    # kind, no generated tokens and no logits; memory grows with the batch and the images, and a
+    # "largest context" means nothing (the text tower's positions are a hard limit, not a cache).
+    encoder_only: bool = False
 
     @property
     def state_elements(self) -> int:
