@@ -72,6 +72,8 @@ from torch import nn
 from transformers import (
     BartConfig,
     BartForConditionalGeneration,
+    CLIPConfig,
+    CLIPModel,
     DeepseekV2Config,
     DeepseekV2ForCausalLM,
     DeepseekV3Config,
@@ -132,6 +134,8 @@ from transformers import (
     Qwen3ForCausalLM,
     Qwen3MoeConfig,
     Qwen3MoeForCausalLM,
+    SiglipConfig,
+    SiglipModel,
     T5Config,
     T5ForConditionalGeneration,
     WhisperConfig,
@@ -293,6 +297,17 @@ _GEMMA3_RULES = [
     (r"model\.language_model\.norm\.weight", "decoder"),
     (r"lm_head\.weight", "lm_head"),
 ]
+_CLIP_RULES = [
+    # CLIPModel / SiglipModel (encoders used alone): the text tower's token embedding, the rest of the text
+    # tower, the vision tower, and the projections / SigLIP's text head / the logit scale (and bias).
+    (r"text_model\.embeddings\.token_embedding\.weight", "embeddings"),
+    (r"text_model\.head\.(weight|bias)", "projector"),
+    (r"text_model\..+", "encoder"),
+    (r"vision_model\..+", "vision_tower"),
+    (r"(visual_projection|text_projection)\.weight", "projector"),
+    (r"logit_(scale|bias)", "projector"),
+]
+ENCODER_ONLY = ("clip", "siglip")  # no decoder: no LM head, no cache
 # Qwen2-VL image sizes (height, width) of the reference cases: 1024x768 resizes to 1036x756 (999 tokens);
 # 224x336 needs no resize (96 tokens).
 QWEN_VL_IMAGE_SIZES = ([1024, 768], [224, 336])
@@ -308,7 +323,7 @@ class Architecture:
     model_cls: type
     rules: list[tuple[re.Pattern[str], str]]
     embedding: Callable[[nn.Module], nn.Parameter]  # the input token embedding weight
-    lm_head: Callable[[nn.Module], nn.Parameter]  # the output projection weight
+    lm_head: Callable[[nn.Module], nn.Parameter | None]  # the output projection weight (None: an encoder used alone)
     tied_by_default: bool  # the docs' default for `tie_word_embeddings` (docs/spec-format.md)
 
 
@@ -439,6 +454,14 @@ ARCHITECTURES: dict[str, Architecture] = {
         PaliGemmaConfig, PaliGemmaForConditionalGeneration, _compile(_GEMMA3_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
     ),
+    "clip": Architecture(
+        CLIPConfig, CLIPModel, _compile(_CLIP_RULES),
+        lambda m: m.text_model.embeddings.token_embedding.weight, lambda m: None, False,
+    ),
+    "siglip": Architecture(
+        SiglipConfig, SiglipModel, _compile(_CLIP_RULES),
+        lambda m: m.text_model.embeddings.token_embedding.weight, lambda m: None, False,
+    ),
     "mllama": Architecture(
         MllamaConfig, MllamaForConditionalGeneration, _compile(_MLLAMA_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
@@ -543,7 +566,7 @@ def count_parameters(arch: str, model: nn.Module) -> dict[str, Any]:
         "lm_head_tied": head is emb,
         "shared_parameter_names": shared,
         "embedding_shape": list(emb.shape),
-        "lm_head_shape": list(head.shape),
+        "lm_head_shape": list(head.shape) if head is not None else None,
     }
 
 
@@ -565,6 +588,9 @@ def resolved_attention(arch: str, config: Any) -> dict[str, Any]:
     if arch in BART_LIKE:
         return {k: getattr(config, k) for k in ("encoder_layers", "decoder_layers", "encoder_attention_heads",
                                                 "decoder_attention_heads", "d_model", "max_position_embeddings")}
+    if arch in ENCODER_ONLY:
+        return {f"{tower}.{k}": getattr(getattr(config, tower), k) for tower in ("text_config", "vision_config")
+                for k in ("num_hidden_layers", "num_attention_heads", "hidden_size")}
     if arch in ("t5", "whisper"):
         keys = {
             "t5": ("num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_model"),
@@ -668,6 +694,12 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     if arch in BART_LIKE:
         cfg.update(vocab_size=SMALL_VOCAB, encoder_layers=SMALL_LAYERS, decoder_layers=SMALL_LAYERS,
                    encoder_ffn_dim=SMALL_FFN, decoder_ffn_dim=SMALL_FFN)
+        return cfg
+    if arch in ENCODER_ONLY:
+        # widths kept (SigLIP's text head projects to the text width, which must equal the vision width
+        # for the image-text logits); two text layers, one vision layer, small vocabulary and FFN
+        cfg["text_config"].update(vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN, num_hidden_layers=SMALL_LAYERS)
+        cfg["vision_config"].update(intermediate_size=SMALL_FFN, num_hidden_layers=SMALL_VISION_LAYERS)
         return cfg
     if arch == "mistral3":  # a two-layer text model, a one-layer Pixtral at the real patch size
         cfg["text_config"] = _shrink_lm(cfg["text_config"])
@@ -819,6 +851,15 @@ def run_case(arch: str, name: str, cfg: dict[str, Any], make_inputs: Callable[..
     gen = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
         kwargs, record = make_inputs(model, config, gen)
+        if arch in ENCODER_ONLY:  # CLIPModel / SiglipModel take no use_cache: they cache nothing
+            output = model(**kwargs)
+            if getattr(output, "past_key_values", None) is not None:
+                raise ReferenceError(f"{type(model).__name__} returned a cache")
+            return {"name": name, "config": cfg, "hf_overrides": overrides, "corrections": corrections,
+                    "parameters": count_parameters(arch, model), **record, "cache_class": None,
+                    "output_keys": sorted(output.keys()), "self_layers": 0, "cross_layers": 0,
+                    "kv_self_elements": 0, "kv_cross_elements": 0, "kv_self_storage_elements": 0,
+                    "kv_cross_storage_elements": 0}
         output = model(**kwargs, use_cache=True)
     cross_ids = set(config.text_config.cross_attention_layers) if arch == "mllama" else set()
     cache_obj = getattr(output, "past_key_values", None)
@@ -1008,6 +1049,20 @@ def mllama_inputs(layout: list[int]):
     return make
 
 
+ENCODER_BATCH, ENCODER_TEXT_TOKENS = 2, 7
+
+
+def encoder_only_inputs(model, config, gen):
+    """Two texts and two images through CLIPModel / SiglipModel (text shorter than the positions)."""
+    v = config.vision_config
+    pixels = torch.randn(ENCODER_BATCH, v.num_channels, v.image_size, v.image_size, generator=gen)
+    return (
+        {"input_ids": _text_ids(gen, ENCODER_BATCH, ENCODER_TEXT_TOKENS), "pixel_values": pixels},
+        {"inputs": _inputs(batch=ENCODER_BATCH, text_tokens=ENCODER_TEXT_TOKENS, images=1,
+                           image_size=[v.image_size, v.image_size])},
+    )
+
+
 def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
     small = small_config(arch, cfg)
     if arch in ("gpt_oss", "llama4_text"):  # windowed layers: also a window shorter than the prompt
@@ -1028,6 +1083,8 @@ def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any],
         return [("encoder_decoder", small, t5_inputs)]
     if arch == "whisper":
         return [("audio_30s", small, whisper_inputs)]
+    if arch in ENCODER_ONLY:
+        return [("text_and_image", small, encoder_only_inputs)]
     if arch == "llava":
         return [("one_image", small, llava_inputs)]
     if arch == "llava_next":
