@@ -430,7 +430,7 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
                          f"(LLaVA-NeXT, Qwen2-VL, Mistral 3); {spec.id} is not one")
     if req.encoder_tokens is not None and not g.encoder_tokens_option:
         raise UsageError(f"--encoder-tokens applies to T5-style encoder-decoders; {spec.id} is not one")
-    encoder_tokens = req.encoder_tokens or DEFAULT_ENCODER_TOKENS
+    encoder_tokens = req.encoder_tokens or g.encoder_tokens_default or DEFAULT_ENCODER_TOKENS
     if g.encoder_limit and encoder_tokens > g.encoder_limit:
         raise UsageError(f"{spec.id}'s encoder has learned positions for {g.encoder_limit} tokens: "
                          f"--encoder-tokens {encoder_tokens} is impossible")

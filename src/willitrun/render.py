@@ -281,7 +281,7 @@ def print_verdict(f: Fit, context_bound: bool = True) -> None:
         window = att.hard_limit or att.context_window
         at_limit = (" (the model's window)" if f.max_context_tokens == f.context_limit == window
                     else " (the images alone fill the model's window)" if f.max_context_tokens == f.context_limit
-                    and e.image_tokens >= (window or 0) else "")
+                    and window is not None and e.image_tokens >= window else "")
         out.print(f"Largest context that fits: {f.max_context_tokens:,} tokens{at_limit}.")
     else:
         out.print("No context length fits with these settings.")

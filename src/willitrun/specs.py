@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from .archs.mllama import MllamaSpec
     from .archs.paligemma import PaliGemmaSpec
     from .archs.phi3 import Phi3Spec
+    from .archs.pix2struct import Pix2StructSpec
     from .archs.qwen2 import Qwen2Spec
     from .archs.qwen2_vl import QwenVLSpec
     from .archs.qwen3 import Qwen3Spec
@@ -83,7 +84,7 @@ if TYPE_CHECKING:
                          Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec, Cohere2Spec, QwenVLSpec, Gemma3Spec,
                          PaliGemmaSpec, Mistral3Spec, BartSpec, MixtralSpec, Qwen2MoeSpec, Qwen3MoeSpec, DeepseekSpec,
                          GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec,
-                         ClipSpec, SiglipSpec]
+                         ClipSpec, SiglipSpec, Pix2StructSpec]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 
 

@@ -122,6 +122,8 @@ from transformers import (
     PaliGemmaForConditionalGeneration,
     Phi3Config,
     Phi3ForCausalLM,
+    Pix2StructConfig,
+    Pix2StructForConditionalGeneration,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2Config,
@@ -308,6 +310,14 @@ _CLIP_RULES = [
     (r"logit_(scale|bias)", "projector"),
 ]
 ENCODER_ONLY = ("clip", "siglip")  # no decoder: no LM head, no cache
+_PIX2STRUCT_RULES = [
+    # Pix2StructForConditionalGeneration: `encoder` (Pix2StructVisionModel), `decoder` (Pix2StructTextModel,
+    # which holds the token embedding and the lm_head itself)
+    (r"encoder\..+", "encoder"),
+    (r"decoder\.embed_tokens\.weight", "embeddings"),
+    (r"decoder\.lm_head\.weight", "lm_head"),
+    (r"decoder\..+", "decoder"),
+]
 # Qwen2-VL image sizes (height, width) of the reference cases: 1024x768 resizes to 1036x756 (999 tokens);
 # 224x336 needs no resize (96 tokens).
 QWEN_VL_IMAGE_SIZES = ([1024, 768], [224, 336])
@@ -454,6 +464,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         PaliGemmaConfig, PaliGemmaForConditionalGeneration, _compile(_GEMMA3_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
     ),
+    "pix2struct": Architecture(
+        Pix2StructConfig, Pix2StructForConditionalGeneration, _compile(_PIX2STRUCT_RULES),
+        lambda m: m.decoder.embed_tokens.weight, lambda m: m.decoder.lm_head.weight, False,
+    ),
     "clip": Architecture(
         CLIPConfig, CLIPModel, _compile(_CLIP_RULES),
         lambda m: m.text_model.embeddings.token_embedding.weight, lambda m: None, False,
@@ -588,6 +602,8 @@ def resolved_attention(arch: str, config: Any) -> dict[str, Any]:
     if arch in BART_LIKE:
         return {k: getattr(config, k) for k in ("encoder_layers", "decoder_layers", "encoder_attention_heads",
                                                 "decoder_attention_heads", "d_model", "max_position_embeddings")}
+    if arch == "pix2struct":
+        return {"text_config." + k: getattr(config.text_config, k) for k in ("num_layers", "num_heads", "d_kv", "hidden_size")}
     if arch in ENCODER_ONLY:
         return {f"{tower}.{k}": getattr(getattr(config, tower), k) for tower in ("text_config", "vision_config")
                 for k in ("num_hidden_layers", "num_attention_heads", "hidden_size")}
@@ -694,6 +710,10 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     if arch in BART_LIKE:
         cfg.update(vocab_size=SMALL_VOCAB, encoder_layers=SMALL_LAYERS, decoder_layers=SMALL_LAYERS,
                    encoder_ffn_dim=SMALL_FFN, decoder_ffn_dim=SMALL_FFN)
+        return cfg
+    if arch == "pix2struct":  # widths (hidden, heads, d_kv, patch width) kept; layers, FFN and vocabulary shrunk
+        cfg["text_config"].update(vocab_size=SMALL_VOCAB, d_ff=SMALL_FFN, num_layers=SMALL_LAYERS)
+        cfg["vision_config"].update(d_ff=SMALL_FFN, num_hidden_layers=SMALL_LAYERS)
         return cfg
     if arch in ENCODER_ONLY:
         # widths kept (SigLIP's text head projects to the text width, which must equal the vision width
@@ -1050,6 +1070,27 @@ def mllama_inputs(layout: list[int]):
 
 
 ENCODER_BATCH, ENCODER_TEXT_TOKENS = 2, 7
+PIX2STRUCT_MAX_PATCHES, PIX2STRUCT_DECODER_TOKENS = 24, 5
+
+
+def pix2struct_inputs(model, config, gen):
+    """`flattened_patches` as Pix2StructImageProcessor makes them: max_patches rows of (row id, column id,
+    patch pixels), the last rows padding (ids 0, attention_mask 0); the cross cache keeps all max_patches."""
+    v = config.vision_config
+    rows, cols = 4, 5  # 20 real patches, 4 padding rows
+    ids = torch.zeros(ENCODER_BATCH, PIX2STRUCT_MAX_PATCHES, 2)
+    grid = torch.tensor([[r + 1, c + 1] for r in range(rows) for c in range(cols)], dtype=torch.float32)
+    ids[:, : rows * cols] = grid
+    pixels = torch.randn(ENCODER_BATCH, PIX2STRUCT_MAX_PATCHES, v.patch_embed_hidden_size, generator=gen)
+    mask = torch.zeros(ENCODER_BATCH, PIX2STRUCT_MAX_PATCHES, dtype=torch.long)
+    mask[:, : rows * cols] = 1
+    pixels[mask == 0] = 0
+    return (
+        {"flattened_patches": torch.cat([ids, pixels], dim=-1), "attention_mask": mask,
+         "decoder_input_ids": _text_ids(gen, ENCODER_BATCH, PIX2STRUCT_DECODER_TOKENS)},
+        {"inputs": _inputs(batch=ENCODER_BATCH, text_tokens=PIX2STRUCT_DECODER_TOKENS,
+                           encoder_tokens=PIX2STRUCT_MAX_PATCHES, images=1)},
+    )
 
 
 def encoder_only_inputs(model, config, gen):
@@ -1085,6 +1126,8 @@ def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any],
         return [("audio_30s", small, whisper_inputs)]
     if arch in ENCODER_ONLY:
         return [("text_and_image", small, encoder_only_inputs)]
+    if arch == "pix2struct":
+        return [(f"max_patches_{PIX2STRUCT_MAX_PATCHES}", small, pix2struct_inputs)]
     if arch == "llava":
         return [("one_image", small, llava_inputs)]
     if arch == "llava_next":

@@ -71,7 +71,7 @@ def test_kv_cache_equals_what_transformers_holds(model_id, case):
         kwargs.update(images=inputs["images"], image_size=size)
     if spec.architecture == "mllama":
         kwargs.update(images=inputs["images"])
-    if spec.architecture in ("t5", "bart", "mbart", "m2m_100"):
+    if spec.architecture in ("t5", "bart", "mbart", "m2m_100", "pix2struct"):  # pix2struct: max_patches
         kwargs.update(encoder_tokens=inputs["encoder_tokens"])
     e = estimate(spec, context=context, **kwargs)
     assert e.attention.self_layers == case["self_layers"]

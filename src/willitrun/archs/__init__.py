@@ -39,6 +39,8 @@ FAMILIES: dict[str, str] = {
     "jamba": "jamba", "falcon_h1": "falcon_h1",
     # issue 11: encoders used alone (no cache)
     "clip": "clip", "siglip": "clip",
+    # issue 11: encoder-decoders over images
+    "pix2struct": "pix2struct",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
