@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from .archs.cohere2 import Cohere2Spec
     from .archs.deepseek import DeepseekSpec
     from .archs.falcon_h1 import FalconH1Spec
+    from .archs.florence2 import Florence2Spec
     from .archs.gemma import GemmaSpec
     from .archs.gemma2 import Gemma2Spec
     from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
@@ -84,7 +85,7 @@ if TYPE_CHECKING:
                          Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec, Cohere2Spec, QwenVLSpec, Gemma3Spec,
                          PaliGemmaSpec, Mistral3Spec, BartSpec, MixtralSpec, Qwen2MoeSpec, Qwen3MoeSpec, DeepseekSpec,
                          GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec,
-                         ClipSpec, SiglipSpec, Pix2StructSpec]
+                         ClipSpec, SiglipSpec, Pix2StructSpec, Florence2Spec]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 
 

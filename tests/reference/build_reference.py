@@ -84,6 +84,8 @@ from transformers import (
     FalconH1ForCausalLM,
     FalconMambaConfig,
     FalconMambaForCausalLM,
+    Florence2Config,
+    Florence2ForConditionalGeneration,
     Gemma2Config,
     Gemma2ForCausalLM,
     Gemma3Config,
@@ -310,6 +312,16 @@ _CLIP_RULES = [
     (r"logit_(scale|bias)", "projector"),
 ]
 ENCODER_ONLY = ("clip", "siglip")  # no decoder: no LM head, no cache
+_FLORENCE2_RULES = [
+    # Florence2ForConditionalGeneration: model.vision_tower (DaViT), model.multi_modal_projector, and
+    # model.language_model (a BartModel: `shared` is the one embedding, lm_head tied to it)
+    (r"model\.vision_tower\..+", "vision_tower"),
+    (r"model\.multi_modal_projector\..+", "projector"),
+    (r"model\.language_model\.shared\.weight", "embeddings"),
+    (r"model\.language_model\.encoder\..+", "encoder"),
+    (r"model\.language_model\.decoder\..+", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
 _PIX2STRUCT_RULES = [
     # Pix2StructForConditionalGeneration: `encoder` (Pix2StructVisionModel), `decoder` (Pix2StructTextModel,
     # which holds the token embedding and the lm_head itself)
@@ -464,6 +476,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         PaliGemmaConfig, PaliGemmaForConditionalGeneration, _compile(_GEMMA3_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
     ),
+    "florence2": Architecture(
+        Florence2Config, Florence2ForConditionalGeneration, _compile(_FLORENCE2_RULES),
+        lambda m: m.model.language_model.shared.weight, lambda m: m.lm_head.weight, True,
+    ),
     "pix2struct": Architecture(
         Pix2StructConfig, Pix2StructForConditionalGeneration, _compile(_PIX2STRUCT_RULES),
         lambda m: m.decoder.embed_tokens.weight, lambda m: m.decoder.lm_head.weight, False,
@@ -602,6 +618,9 @@ def resolved_attention(arch: str, config: Any) -> dict[str, Any]:
     if arch in BART_LIKE:
         return {k: getattr(config, k) for k in ("encoder_layers", "decoder_layers", "encoder_attention_heads",
                                                 "decoder_attention_heads", "d_model", "max_position_embeddings")}
+    if arch == "florence2":
+        return {"text_config." + k: getattr(config.text_config, k) for k in (
+            "encoder_layers", "decoder_layers", "decoder_attention_heads", "d_model", "max_position_embeddings")}
     if arch == "pix2struct":
         return {"text_config." + k: getattr(config.text_config, k) for k in ("num_layers", "num_heads", "d_kv", "hidden_size")}
     if arch in ENCODER_ONLY:
@@ -710,6 +729,11 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     if arch in BART_LIKE:
         cfg.update(vocab_size=SMALL_VOCAB, encoder_layers=SMALL_LAYERS, decoder_layers=SMALL_LAYERS,
                    encoder_ffn_dim=SMALL_FFN, decoder_ffn_dim=SMALL_FFN)
+        return cfg
+    if arch == "florence2":  # widths and the image geometry kept; one DaViT block per stage, 2 + 2 BART layers
+        cfg["text_config"].update(vocab_size=SMALL_VOCAB, encoder_layers=SMALL_LAYERS, decoder_layers=SMALL_LAYERS,
+                                  encoder_ffn_dim=SMALL_FFN, decoder_ffn_dim=SMALL_FFN)
+        cfg["vision_config"]["depths"] = [1] * len(cfg["vision_config"]["depths"])
         return cfg
     if arch == "pix2struct":  # widths (hidden, heads, d_kv, patch width) kept; layers, FFN and vocabulary shrunk
         cfg["text_config"].update(vocab_size=SMALL_VOCAB, d_ff=SMALL_FFN, num_layers=SMALL_LAYERS)
@@ -1071,6 +1095,29 @@ def mllama_inputs(layout: list[int]):
 
 ENCODER_BATCH, ENCODER_TEXT_TOKENS = 2, 7
 PIX2STRUCT_MAX_PATCHES, PIX2STRUCT_DECODER_TOKENS = 24, 5
+FLORENCE2_PROMPT_TOKENS, FLORENCE2_DECODER_TOKENS = 6, 5
+
+
+def florence2_image_size(spec: dict[str, Any]) -> int:
+    return spec["preprocessor"]["image_size"]
+
+
+def florence2_inputs(image_size: int):
+    """One image and a prompt as Florence2Processor lays them out: image_seq_length image tokens, then the
+    prompt's tokens, all through the BART encoder. The image token count is the model's own
+    (get_image_features), and the forward pass checks it against the placeholders."""
+    def make(model, config, gen):
+        pixels = torch.randn(1, 3, image_size, image_size, generator=gen)
+        n_image = model.model.get_image_features(pixels).pooler_output.shape[1]
+        ids = torch.cat([torch.full((1, n_image), config.image_token_id, dtype=torch.long),
+                         _text_ids(gen, 1, FLORENCE2_PROMPT_TOKENS)], dim=1)
+        return (
+            {"input_ids": ids, "pixel_values": pixels, "decoder_input_ids": _text_ids(gen, 1, FLORENCE2_DECODER_TOKENS)},
+            {"inputs": _inputs(batch=1, text_tokens=FLORENCE2_DECODER_TOKENS, encoder_tokens=FLORENCE2_PROMPT_TOKENS,
+                               images=1, image_size=[image_size, image_size]),
+             "image_tokens": n_image},
+        )
+    return make
 
 
 def pix2struct_inputs(model, config, gen):
@@ -1104,7 +1151,8 @@ def encoder_only_inputs(model, config, gen):
     )
 
 
-def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
+def cases_for(arch: str, cfg: dict[str, Any], spec: dict[str, Any] | None = None
+              ) -> list[tuple[str, dict[str, Any], Callable]]:
     small = small_config(arch, cfg)
     if arch in ("gpt_oss", "llama4_text"):  # windowed layers: also a window shorter than the prompt
         windowed = copy.deepcopy(small)
@@ -1126,6 +1174,9 @@ def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any],
         return [("audio_30s", small, whisper_inputs)]
     if arch in ENCODER_ONLY:
         return [("text_and_image", small, encoder_only_inputs)]
+    if arch == "florence2":  # the processor's image size (the spec's preprocessor block)
+        side = florence2_image_size(spec or {})
+        return [(f"image_{side}_and_prompt", small, florence2_inputs(side))]
     if arch == "pix2struct":
         return [(f"max_patches_{PIX2STRUCT_MAX_PATCHES}", small, pix2struct_inputs)]
     if arch == "llava":
@@ -1161,7 +1212,10 @@ def build_entry(spec: dict[str, Any]) -> dict[str, Any]:
         entry["keep_in_fp32"] = fp32
     del model
     gc.collect()
-    entry["cases"] = [run_case(arch, name, small, make) for name, small, make in cases_for(arch, cfg)]
+    entry["cases"] = [run_case(arch, name, small, make) for name, small, make in cases_for(arch, cfg, spec)]
+    if "preprocessor" in spec:  # the small copies use the spec's processor settings (Florence-2's image size)
+        for case in entry["cases"]:
+            case["preprocessor"] = spec["preprocessor"]
     return entry
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from willitrun import estimate, load_catalog
+from willitrun.archs.florence2 import image_tokens_of
 from willitrun.dtypes import weight_dtype
 from willitrun.memory import image_tokens_per_image, weight_components
 from willitrun.specs import parse_model_spec
@@ -42,9 +43,10 @@ def test_parameter_counts_equal_transformers(model_id):
 
 
 def small_spec(model_id: str, case: dict):
+    extra = {"preprocessor": case["preprocessor"]} if "preprocessor" in case else {}  # Florence-2's image size
     return parse_model_spec({
         "id": f"{model_id}-small", "name": "small copy", "architecture": MODELS[model_id]["architecture"],
-        "dtype": "float32", "sources": {"config": "tests/reference/reference.json"}, "config": case["config"],
+        "dtype": "float32", "sources": {"config": "tests/reference/reference.json"}, "config": case["config"], **extra,
     })
 
 
@@ -71,6 +73,11 @@ def test_kv_cache_equals_what_transformers_holds(model_id, case):
         kwargs.update(images=inputs["images"], image_size=size)
     if spec.architecture == "mllama":
         kwargs.update(images=inputs["images"])
+    if spec.architecture == "florence2":
+        # the image's tokens (counted by transformers' get_image_features) and the prompt's share the
+        # BART encoder, so its cross cache covers both
+        assert image_tokens_of(spec) == case["image_tokens"]
+        kwargs.update(images=inputs["images"], encoder_tokens=inputs["encoder_tokens"])
     if spec.architecture in ("t5", "bart", "mbart", "m2m_100", "pix2struct"):  # pix2struct: max_patches
         kwargs.update(encoder_tokens=inputs["encoder_tokens"])
     e = estimate(spec, context=context, **kwargs)

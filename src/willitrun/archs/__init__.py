@@ -40,7 +40,7 @@ FAMILIES: dict[str, str] = {
     # issue 11: encoders used alone (no cache)
     "clip": "clip", "siglip": "clip",
     # issue 11: encoder-decoders over images
-    "pix2struct": "pix2struct",
+    "pix2struct": "pix2struct", "florence2": "florence2",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -88,7 +88,11 @@ _NAMES = {"bart": "BART", "mbart": "mBART", "m2m_100": "M2M-100/NLLB", "marian":
 
 
 def tensors(spec: BartSpec) -> Iterator[Tensor]:
-    c, arch = spec.config, spec.architecture
+    yield from bart_tensors(spec.config, spec.architecture)
+
+
+def bart_tensors(c: BartConfig, arch: str) -> Iterator[Tensor]:
+    """The BART-shaped model of `arch` (Florence-2's language model is a `bart` one)."""
     d = c.d_model
     yield Tensor("token_embd.weight", "embeddings", (c.vocab_size, d), "token_embd")
 
