@@ -79,13 +79,14 @@ if TYPE_CHECKING:
     from .archs.qwen_moe import Qwen2MoeSpec, Qwen3MoeSpec
     from .archs.starcoder2 import Starcoder2Spec
     from .archs.t5 import T5Spec
+    from .archs.vision_encoder_decoder import VisionEncoderDecoderSpec
     from .archs.whisper import WhisperSpec
 
     AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec, GemmaSpec,
                          Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec, Cohere2Spec, QwenVLSpec, Gemma3Spec,
                          PaliGemmaSpec, Mistral3Spec, BartSpec, MixtralSpec, Qwen2MoeSpec, Qwen3MoeSpec, DeepseekSpec,
                          GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec,
-                         ClipSpec, SiglipSpec, Pix2StructSpec, Florence2Spec]
+                         ClipSpec, SiglipSpec, Pix2StructSpec, Florence2Spec, VisionEncoderDecoderSpec]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 
 

@@ -40,7 +40,7 @@ FAMILIES: dict[str, str] = {
     # issue 11: encoders used alone (no cache)
     "clip": "clip", "siglip": "clip",
     # issue 11: encoder-decoders over images
-    "pix2struct": "pix2struct", "florence2": "florence2",
+    "pix2struct": "pix2struct", "florence2": "florence2", "vision-encoder-decoder": "vision_encoder_decoder",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
