@@ -76,7 +76,7 @@ def test_parameters_equal_transformers(enc, dec):
 
 @pytest.mark.parametrize(("enc", "dec"), CASES)
 def test_cross_cache_covers_the_encoder_output(enc, dec):
-    model, config = build(enc, dec, "cpu")
+    model, _ = build(enc, dec, "cpu")
     h, w = enc["image_size"]
     gen = torch.Generator().manual_seed(0)
     pixels = torch.randn(BATCH, 3, h, w, generator=gen)
