@@ -84,3 +84,24 @@ def test_an_unsupported_encoder_is_refused_by_name() -> None:
               "decoder": {"model_type": "mbart"}}
     with pytest.raises(UsageError, match=r"encoder\.model_type 'vit' is not supported"):
         spec_from_config(config, "test:ved")
+
+
+@pytest.mark.parametrize(("case_id", "config"), CASES, ids=[c[0] for c in CASES])
+def test_stored_weights_land_in_the_computed_components(tmp_path: Path, case_id: str, config: dict) -> None:
+    """save_pretrained() a small copy; its safetensors header, read per component with the family's
+    naming rules, equals what willitrun computes from the architecture (plain float32 weights)."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    pytest.importorskip("safetensors")
+    from willitrun.dtypes import weight_dtype
+    from willitrun.memory import weight_components
+
+    src = write_config(tmp_path / "src", config)
+    torch.manual_seed(0)
+    model = getattr(tf, MODEL_CLASSES[config["model_type"]])(tf.AutoConfig.from_pretrained(src.parent))
+    model.save_pretrained(tmp_path / "model")
+    spec, weights = spec_from_path(tmp_path / "model")
+    assert weights is not None
+    computed = weight_components(spec, weight_dtype("fp32"))
+    assert weights.apply(computed) == computed
+    assert weights.elements == estimate(spec).parameters

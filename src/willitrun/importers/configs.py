@@ -379,6 +379,28 @@ def _register_component_rules() -> None:
     for arch in LANGUAGE_MODELS:
         COMPONENT_RULES.setdefault(arch, COMPONENT_RULES["llama"])
     COMPONENT_RULES.setdefault("mt5", COMPONENT_RULES["t5"])  # MT5ForConditionalGeneration: T5's module names
+    from .weights import BUFFER
+
+    # CLIPModel / SiglipModel (issue 11): older CLIP files also store the position_ids buffers
+    encoders: list[tuple[str, str | None]] = [
+        (r"(?:text_model|vision_model)\.embeddings\.position_ids", BUFFER),
+        (r"text_model\.embeddings\.token_embedding\.weight", "embeddings"),
+        (r"text_model\.head\..+", "projector"),
+        (r"text_model\..+", "encoder"),
+        (r"vision_model\..+", "vision_tower"),
+        (r"(?:visual_projection|text_projection)\.weight|logit_scale|logit_bias", "projector"),
+    ]
+    COMPONENT_RULES.setdefault("clip", encoders)
+    COMPONENT_RULES.setdefault("siglip", encoders)
+    # Pix2StructForConditionalGeneration; VisionEncoderDecoderModel (Donut): encoder.*, decoder.* with the
+    # decoder's token embedding and lm_head inside it
+    COMPONENT_RULES.setdefault("pix2struct", [
+        (r"encoder\..+", "encoder"), (r"decoder\.embed_tokens\.weight", "embeddings"),
+        (r"decoder\.lm_head\.weight", "lm_head"), (r"decoder\..+", "decoder")])
+    COMPONENT_RULES.setdefault("vision-encoder-decoder", [
+        # Swin's relative_position_index is a persistent int64 buffer of every block (window^2 x window^2)
+        (r"encoder\..+\.relative_position_index", BUFFER), (r"encoder\..+", "encoder"), (r"decoder\.model\.decoder\.embed_tokens\.weight", "embeddings"),
+        (r"decoder\.lm_head\.weight", "lm_head"), (r"decoder\..+", "decoder")])
 
 
 _register_component_rules()
