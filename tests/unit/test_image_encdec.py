@@ -52,10 +52,13 @@ def test_florence2_image_and_prompt_share_the_encoder():
     # without --encoder-tokens: the longest prompt that fits beside the image, 1024 - 577
     assert estimate(s, kv_dtype="f16", context=64).cross_source_tokens == 1024
     assert estimate(s, kv_dtype="f16", context=64, images=0, encoder_tokens=20).cross_source_tokens == 20
+    # without the image the prompt may fill all 1024 positions
+    assert estimate(s, kv_dtype="f16", context=64, images=0, encoder_tokens=1024).cross_source_tokens == 1024
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"encoder_tokens": 448}, "learned positions for 447"),
+    ({"encoder_tokens": 448}, "learned positions for 1024 tokens: 577 image tokens \\+ --encoder-tokens 448"),
+    ({"encoder_tokens": 1025, "images": 0}, "learned positions for 1024 tokens: --encoder-tokens 1025"),
     ({"images": 2}, "one image per prompt"),
     ({"context": 1025}, "learned positions for 1024"),
 ])

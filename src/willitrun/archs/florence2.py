@@ -220,7 +220,8 @@ def geometry(spec: Florence2Spec) -> Geometry:
         # --encoder-tokens: the prompt's text tokens; with one image they share the encoder's learned
         # positions, so the prompt has max_position_embeddings - image tokens at most, and without the
         # option the estimate takes that largest prompt (the encoder full)
-        encoder_tokens_option=True, encoder_limit=prompt_room, encoder_tokens_default=prompt_room,
+        # (the limit is checked in cross_source_tokens, where the images are known)
+        encoder_tokens_option=True, encoder_tokens_default=prompt_room,
         refusals={"ollama": "ollama runs no Florence-2 models",
                   "llama.cpp": "llama.cpp has no Florence-2 (DaViT + BART) architecture",
                   "vllm": "the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not florence2"},
@@ -251,4 +252,10 @@ def image_tokens(spec: Florence2Spec, image_size: tuple[int, int] | None) -> int
 def cross_source_tokens(spec: Florence2Spec, images: int, encoder_tokens: int) -> int:
     if images > 1:
         raise UsageError(f"{spec.id} takes one image per prompt (--images {images})")
-    return images * image_tokens_of(spec) + encoder_tokens
+    source = images * image_tokens_of(spec) + encoder_tokens
+    limit = spec.config.text_config.max_position_embeddings
+    if source > limit:
+        image = f"{image_tokens_of(spec)} image tokens + " if images else ""
+        raise UsageError(f"{spec.id}'s BART encoder has learned positions for {limit} tokens: {image}"
+                         f"--encoder-tokens {encoder_tokens} is impossible")
+    return source
