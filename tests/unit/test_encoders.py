@@ -109,3 +109,11 @@ def test_decoder_answers_and_engines_are_refused(args):
     r = run(CLIP, "--gpu", "rtx3090", *args)
     assert r.exit_code == 2, r.output
     assert "Traceback" not in r.output
+
+
+def test_sweep_shows_no_kv_column():
+    r = run("sweep", CLIP, "--gpu", "rtx3090")
+    assert r.exit_code == 0, r.output
+    header = next(line for line in r.stdout.splitlines() if line.startswith("context"))
+    assert "KV" not in header.split()
+    assert "No KV cache" in r.stdout and "Largest context" not in r.stdout
