@@ -158,7 +158,11 @@ def geometry(spec: ClipSpec | SiglipSpec) -> Geometry:
         refusals={"llama.cpp": f"llama.cpp runs {name} only as a multimodal projector (mmproj) of a language "
                                "model, not as a model of its own",
                   "ollama": f"ollama runs no {name} models on their own",
-                  "vllm": f"the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not {arch}"},
+                  # vLLM registers CLIPModel / SiglipModel as pooling (embedding) models
+                  # (vllm/model_executor/models/registry.py _EMBEDDING_MODELS: CLIPEmbeddingModel,
+                  # SiglipEmbeddingModel); the profile sizes generative models' KV pools only
+                  "vllm": f"vLLM serves {name} as an embedding (pooling) model, which the vLLM profile does not "
+                          "size (it covers decoder LMs, LLaVA and Llama 3.2 Vision); use --engine transformers"},
     )
 
 

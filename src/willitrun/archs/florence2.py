@@ -224,7 +224,11 @@ def geometry(spec: Florence2Spec) -> Geometry:
         encoder_tokens_option=True, encoder_tokens_default=prompt_room,
         refusals={"ollama": "ollama runs no Florence-2 models",
                   "llama.cpp": "llama.cpp has no Florence-2 (DaViT + BART) architecture",
-                  "vllm": "the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not florence2"},
+                  # vLLM listed Florence2ForConditionalGeneration among its encoder-decoders
+                  # (vllm/model_executor/models/registry.py), later served by the vllm-project/bart-plugin
+                  "vllm": "vLLM runs Florence-2 as an encoder-decoder (in-tree in older releases, then the "
+                          "vllm-project/bart-plugin); the vLLM profile does not size it (it covers decoder LMs, "
+                          "LLaVA and Llama 3.2 Vision)"},
     )
 
 
