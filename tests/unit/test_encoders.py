@@ -117,3 +117,22 @@ def test_sweep_shows_no_kv_column():
     header = next(line for line in r.stdout.splitlines() if line.startswith("context"))
     assert "KV" not in header.split()
     assert "No KV cache" in r.stdout and "Largest context" not in r.stdout
+
+
+# ---- properties (hypothesis) ------------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(model=st.sampled_from([CLIP, SIGLIP]), batch=st.integers(1, 512), images=st.integers(0, 8),
+       text=st.integers(1, 64), dtype=st.sampled_from(["fp32", "fp16", "int8"]))
+def test_an_encoder_is_weights_activations_and_overhead_only(model, batch, images, text, dtype):
+    """Whatever the request, nothing is cached, the parts add up, and one more input never needs less."""
+    s = spec(model)
+    e = estimate(s, batch=batch, images=images, context=text, dtype=dtype)
+    assert not e.kv_cache and e.kv_self_bytes == e.kv_cross_bytes == e.state_bytes == 0
+    assert e.total_bytes == e.weights_bytes + e.activations_bytes + e.overhead_bytes
+    more = estimate(s, batch=batch + 1, images=images, context=text, dtype=dtype)
+    assert more.total_bytes >= e.total_bytes and more.weights_bytes == e.weights_bytes
+    assert estimate(s, batch=batch, images=images + 1, context=text, dtype=dtype).total_bytes >= e.total_bytes
