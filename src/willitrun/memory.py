@@ -108,6 +108,9 @@ class Estimate:
     experts_read: tuple[int, int] = (0, 0)
     # State-space layers: conv + SSM state of every sequence, constant in the context.
     state_bytes: int = 0
+    # False for an encoder used alone (CLIP, SigLIP): there is no KV cache at all, so kv_self_bytes and
+    # kv_cross_bytes are 0 because nothing exists, not because a cache is empty.
+    kv_cache: bool = True
 
     @property
     def text_tokens(self) -> int:
@@ -368,6 +371,8 @@ def activation_bytes(spec: AnySpec, context: int, source: int, images: int, batc
     Encoder and vision passes run once per input; the decoder runs for every beam."""
     peak = max(stage_peak(st, batch if st.per_input else batch * beams, act_bytes)
                for st in stages(spec, context, source, images, image_size))
+    if archs.geometry(spec).encoder_only:  # no LM head: embeddings out, no logits
+        return peak
     return peak + batch * beams * vocab_size(spec) * 4
 
 
@@ -417,6 +422,8 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
         raise UsageError(f"unknown --kv-dtype {req.kv_dtype!r}; choose one of {', '.join(KV_DTYPES)}") from None
     att = attention(spec)
     g = archs.geometry(spec)
+    if g.encoder_only and req.beams > 1:
+        raise UsageError(f"{spec.id} generates nothing (an encoder used alone): --beams does not apply")
     takes_images = g.takes_images
     if req.images and not takes_images:
         raise UsageError(f"{spec.id} takes no images (--images {req.images})")
@@ -427,7 +434,7 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
                          f"(LLaVA-NeXT, Qwen2-VL, Mistral 3); {spec.id} is not one")
     if req.encoder_tokens is not None and not g.encoder_tokens_option:
         raise UsageError(f"--encoder-tokens applies to T5-style encoder-decoders; {spec.id} is not one")
-    encoder_tokens = req.encoder_tokens or DEFAULT_ENCODER_TOKENS
+    encoder_tokens = req.encoder_tokens or g.encoder_tokens_default or DEFAULT_ENCODER_TOKENS
     if g.encoder_limit and encoder_tokens > g.encoder_limit:
         raise UsageError(f"{spec.id}'s encoder has learned positions for {g.encoder_limit} tokens: "
                          f"--encoder-tokens {encoder_tokens} is impossible")
@@ -510,6 +517,9 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
                      + f", {sum(1 for c, s in g.ssm_state if c or s)} layers), the same at every context length"
                      + ("" if g.cache_grows_with_context else
                         "; no layer caches keys and values, so memory does not bound the context"))
+    if g.encoder_only:
+        notes.append(f"no KV cache: {g.no_cross_reason}; the context is the text tower's input, at most "
+                     f"{att.hard_limit:,} tokens (learned positions)")
     return Estimate(
         model=spec.id, architecture=spec.architecture, dtype=r.dtype.name, kv_dtype=r.kv.name,
         context_tokens=context, image_tokens=r.image_tokens, batch_size=batch, beams=beams, images=r.images,
@@ -518,7 +528,7 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
         activations_bytes=act, overhead_bytes=TRANSFORMERS_OVERHEAD_BYTES, attention=att,
         notes=tuple(notes), warnings=tuple(warnings), image_kv_bytes=image_kv, video_tokens=r.video_tokens,
         active_parameters=active_parameters(spec), expert_bytes=expert_layer_bytes(spec, r.dtype),
-        experts_read=(g.experts_per_token, g.experts), state_bytes=state,
+        experts_read=(g.experts_per_token, g.experts), state_bytes=state, kv_cache=not g.encoder_only,
     )
 
 

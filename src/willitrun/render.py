@@ -137,6 +137,7 @@ def estimate_dict(e: Estimate) -> dict[str, Any]:
         "kv_cross_layers": e.attention.cross_layers,
         "cross_source_tokens": e.cross_source_tokens,
         "state_bytes": e.state_bytes,
+        "kv_cache": e.kv_cache,
         "activations_bytes": e.activations_bytes,
         "overhead_bytes": e.overhead_bytes,
         "total_bytes": e.total_bytes,
@@ -155,8 +156,9 @@ def fit_dict(f: Fit, context_bound: bool = True) -> dict[str, Any]:
     d.update({
         "engine": "transformers",
         "n_ctx": e.context_tokens,
+        # an encoder used alone (kv_cache false) has no cache: no KV buffer rather than a zero-byte one
         "buffers": [{"name": name, "bytes": nbytes, "placement": "gpu", "device": 0, "kind": kind, "detail": detail}
-                    for name, nbytes, kind, detail in estimate_parts(e)],
+                    for name, nbytes, kind, detail in estimate_parts(e) if e.kv_cache or kind != "kv_self"],
         "gpu_bytes": e.total_bytes,
         "host_bytes": 0,
         "max_device_bytes": e.total_bytes,
@@ -167,7 +169,8 @@ def fit_dict(f: Fit, context_bound: bool = True) -> dict[str, Any]:
         "headroom_bytes": f.headroom_bytes,
         "max_context_tokens": f.max_context_tokens,
         "context_limit_tokens": f.context_limit,
-        "memory_bounds_context": context_bound,
+        "memory_bounds_context": context_bound and e.kv_cache,
+        "context_applies": e.kv_cache,
         "suggestions": list(f.suggestions),
     })
     return d
@@ -198,7 +201,11 @@ def print_fit(f: Fit, model_name: str, device_name: str, *, verdict: bool = True
         ctx += f" ({' + '.join(parts)} + {e.text_tokens:,} text)"
     out.print(f"[bold]{escape(model_name)}[/] ({escape(e.model)}) on [bold]{escape(device_name)}[/] ({size(f.vram_bytes)})")
     beams = f", {e.beams} beams" if e.beams > 1 else ""
-    out.print(f"{e.dtype} weights, {e.kv_dtype} KV cache, {ctx}, batch {e.batch_size}{beams}")
+    if e.kv_cache:
+        out.print(f"{e.dtype} weights, {e.kv_dtype} KV cache, {ctx}, batch {e.batch_size}{beams}")
+    else:
+        out.print(f"{e.dtype} weights, no KV cache, {e.context_tokens:,} text tokens and {e.images} image(s) per input, "
+                  f"batch {e.batch_size}")
 
     t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     t.add_column("part")
@@ -210,20 +217,26 @@ def print_fit(f: Fit, model_name: str, device_name: str, *, verdict: bool = True
     att = e.attention
     seqs = e.batch_size * e.beams
     per = f" x {seqs} sequences" if seqs > 1 else ""
-    t.add_row("self-attention KV cache", "", size(e.kv_self_bytes),
-              f"{att.self_layers} layers x {e.context_tokens:,} positions{per}"
-              + (" (prefill peak; see note on the sliding window)" if att.sliding_window and e.context_tokens >= att.sliding_window else ""))
-    if e.image_kv_bytes:  # a share of the line above, not a part of its own: the column still adds up
-        t.add_row("", "", "", f"of which image tokens: {size(e.image_kv_bytes)} ({e.image_tokens:,} positions)")
-    if att.cross_layers:
-        t.add_row("cross-attention KV cache", "", size(e.kv_cross_bytes),
-                  f"{att.cross_layers} layers x {e.cross_source_tokens:,} {att.cross_source}{per}; fixed, does not grow with output")
+    if not e.kv_cache:  # an encoder used alone: no cache exists, so no size is printed for one
+        t.add_row("KV cache", "", "none", att.no_cross_reason)
     else:
-        t.add_row("cross-attention KV cache", "", "none", att.no_cross_reason)
+        t.add_row("self-attention KV cache", "", size(e.kv_self_bytes),
+                  f"{att.self_layers} layers x {e.context_tokens:,} positions{per}"
+                  + (" (prefill peak; see note on the sliding window)" if att.sliding_window
+                     and e.context_tokens >= att.sliding_window else ""))
+        if e.image_kv_bytes:  # a share of the line above, not a part of its own: the column still adds up
+            t.add_row("", "", "", f"of which image tokens: {size(e.image_kv_bytes)} ({e.image_tokens:,} positions)")
+        if att.cross_layers:
+            t.add_row("cross-attention KV cache", "", size(e.kv_cross_bytes),
+                      f"{att.cross_layers} layers x {e.cross_source_tokens:,} {att.cross_source}{per}; "
+                      "fixed, does not grow with output")
+        else:
+            t.add_row("cross-attention KV cache", "", "none", att.no_cross_reason)
     if e.state_bytes:
         t.add_row("recurrent state (conv + SSM)", "", size(e.state_bytes),
                   f"per sequence{per}, the same at every context")
-    t.add_row("activations (prefill peak)", "", size(e.activations_bytes), "largest layer's temporaries + last logits")
+    t.add_row("activations (prefill peak)" if e.kv_cache else "activations (one pass)", "", size(e.activations_bytes),
+              "largest layer's temporaries + last logits" if e.kv_cache else "largest layer's temporaries (no logits)")
     t.add_row("runtime overhead", "", size(e.overhead_bytes), "CUDA context, cuBLAS, allocator (measured)")
     t.add_section()
     active = (f"; active per token: {e.active_parameters:,}"
@@ -245,6 +258,11 @@ UNBOUNDED_CONTEXT = ("Context: memory does not bound it. No layer caches keys an
                      "fixed, and only the prefill's activations grow with the prompt.")
 
 
+NO_CONTEXT = ("Largest context: does not apply. This model is an encoder used alone: it keeps no KV cache, and its "
+              "text input is capped by learned positions, not by memory; memory grows with --batch and --images "
+              "(--max-batch finds the largest batch).")
+
+
 def print_verdict(f: Fit, context_bound: bool = True) -> None:
     """FITS or DOES NOT FIT, the largest context that fits and the suggestions."""
     out = _console("out")
@@ -254,14 +272,16 @@ def print_verdict(f: Fit, context_bound: bool = True) -> None:
                   f"({f.headroom_bytes / f.vram_bytes:.0%}).")
     else:
         out.print(f"[red bold]DOES NOT FIT[/]: needs {size(e.total_bytes)}, {size(-f.headroom_bytes)} more than {size(f.vram_bytes)}.")
-    if not context_bound and f.fits:
+    if not e.kv_cache:
+        out.print(NO_CONTEXT)
+    elif not context_bound and f.fits:
         out.print(UNBOUNDED_CONTEXT)
     elif f.max_context_tokens:
         att = e.attention
         window = att.hard_limit or att.context_window
         at_limit = (" (the model's window)" if f.max_context_tokens == f.context_limit == window
                     else " (the images alone fill the model's window)" if f.max_context_tokens == f.context_limit
-                    and e.image_tokens >= (window or 0) else "")
+                    and window is not None and e.image_tokens >= window else "")
         out.print(f"Largest context that fits: {f.max_context_tokens:,} tokens{at_limit}.")
     else:
         out.print("No context length fits with these settings.")

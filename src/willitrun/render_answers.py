@@ -260,13 +260,15 @@ def count_view(c: CardCount, model_name: str, gpu_name: str) -> RenderableType:
 def sweep_view(sw: Sweep, title: str) -> RenderableType:
     cross = any(p.kv_cross_bytes for p in sw.points)
     state = any(p.state_bytes for p in sw.points)
-    cols = ["context", "weights", "KV self", *(["KV cross"] if cross else []), *(["state"] if state else []),
-            "activations", "overhead", "total"]
+    # an encoder used alone (CLIP, SigLIP) has no cache: no column of zeros as if it had an empty one
+    no_cache = not (cross or state or any(p.kv_self_bytes for p in sw.points))
+    cols = ["context", "weights", *([] if no_cache else ["KV self"]), *(["KV cross"] if cross else []),
+            *(["state"] if state else []), "activations", "overhead", "total"]
     if sw.vram_bytes is not None:
         cols.append("fits")
     t = _table(*cols, right=[c for c in cols if c != "fits"])
     for p in sw.points:
-        row = [f"{p.context_tokens:,}", size(p.weights_bytes), size(p.kv_self_bytes),
+        row = [f"{p.context_tokens:,}", size(p.weights_bytes), *([] if no_cache else [size(p.kv_self_bytes)]),
                *([size(p.kv_cross_bytes)] if cross else []), *([size(p.state_bytes)] if state else []),
                size(p.activations_bytes), size(p.overhead_bytes),
                size(p.total_bytes)]
@@ -274,7 +276,10 @@ def sweep_view(sw: Sweep, title: str) -> RenderableType:
             row.append(_yes(p.fits))
         t.add_row(*row)
     lines: list[RenderableType] = [Text(safe(title)), t]
-    if sw.vram_bytes is not None and not sw.memory_bounds_context and sw.max_context_tokens:
+    if no_cache:
+        lines.append(Text("No KV cache: the model is an encoder run once per input; a largest context does not "
+                          "apply (memory grows with --batch and --images)."))
+    elif sw.vram_bytes is not None and not sw.memory_bounds_context and sw.max_context_tokens:
         lines.append(Text("Memory does not bound the context: no layer caches keys and values; the recurrent state "
                           "is fixed, and only the prefill's activations grow with the prompt."))
     elif sw.vram_bytes is not None:

@@ -51,9 +51,11 @@ def _family_class(name: str) -> type | None:
 if TYPE_CHECKING:
     # The union the type checker sees (at run time __getattr__ builds it over every family).
     from .archs.bart import BartSpec
+    from .archs.clip import ClipSpec, SiglipSpec
     from .archs.cohere2 import Cohere2Spec
     from .archs.deepseek import DeepseekSpec
     from .archs.falcon_h1 import FalconH1Spec
+    from .archs.florence2 import Florence2Spec
     from .archs.gemma import GemmaSpec
     from .archs.gemma2 import Gemma2Spec
     from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
@@ -71,19 +73,22 @@ if TYPE_CHECKING:
     from .archs.mllama import MllamaSpec
     from .archs.paligemma import PaliGemmaSpec
     from .archs.phi3 import Phi3Spec
+    from .archs.pix2struct import Pix2StructSpec
     from .archs.qwen2 import Qwen2Spec
     from .archs.qwen2_vl import QwenVLSpec
     from .archs.qwen3 import Qwen3Spec
     from .archs.qwen_moe import Qwen2MoeSpec, Qwen3MoeSpec
     from .archs.starcoder2 import Starcoder2Spec
     from .archs.t5 import T5Spec
+    from .archs.vision_encoder_decoder import VisionEncoderDecoderSpec
     from .archs.whisper import WhisperSpec
 
     AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec, GemmaSpec,
                          Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec, Cohere2Spec, QwenVLSpec, Gemma3Spec,
                          PaliGemmaSpec, Mistral3Spec, BartSpec, MixtralSpec, Qwen2MoeSpec, Qwen3MoeSpec, DeepseekSpec,
                          GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec,
-                         Mamba2Spec, GraniteMoeHybridSpec]
+                         Mamba2Spec, GraniteMoeHybridSpec,
+                         ClipSpec, SiglipSpec, Pix2StructSpec, Florence2Spec, VisionEncoderDecoderSpec]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 
 

@@ -72,6 +72,8 @@ from torch import nn
 from transformers import (
     BartConfig,
     BartForConditionalGeneration,
+    CLIPConfig,
+    CLIPModel,
     Cohere2Config,
     Cohere2ForCausalLM,
     DeepseekV2Config,
@@ -84,6 +86,8 @@ from transformers import (
     FalconH1ForCausalLM,
     FalconMambaConfig,
     FalconMambaForCausalLM,
+    Florence2Config,
+    Florence2ForConditionalGeneration,
     Gemma2Config,
     Gemma2ForCausalLM,
     Gemma3Config,
@@ -126,6 +130,8 @@ from transformers import (
     PaliGemmaForConditionalGeneration,
     Phi3Config,
     Phi3ForCausalLM,
+    Pix2StructConfig,
+    Pix2StructForConditionalGeneration,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2Config,
@@ -138,6 +144,8 @@ from transformers import (
     Qwen3ForCausalLM,
     Qwen3MoeConfig,
     Qwen3MoeForCausalLM,
+    SiglipConfig,
+    SiglipModel,
     Starcoder2Config,
     Starcoder2ForCausalLM,
     T5Config,
@@ -305,6 +313,35 @@ _GEMMA3_RULES = [
     (r"model\.language_model\.norm\.weight", "decoder"),
     (r"lm_head\.weight", "lm_head"),
 ]
+_CLIP_RULES = [
+    # CLIPModel / SiglipModel (encoders used alone): the text tower's token embedding, the rest of the text
+    # tower, the vision tower, and the projections / SigLIP's text head / the logit scale (and bias).
+    (r"text_model\.embeddings\.token_embedding\.weight", "embeddings"),
+    (r"text_model\.head\.(weight|bias)", "projector"),
+    (r"text_model\..+", "encoder"),
+    (r"vision_model\..+", "vision_tower"),
+    (r"(visual_projection|text_projection)\.weight", "projector"),
+    (r"logit_(scale|bias)", "projector"),
+]
+ENCODER_ONLY = ("clip", "siglip")  # no decoder: no LM head, no cache
+_FLORENCE2_RULES = [
+    # Florence2ForConditionalGeneration: model.vision_tower (DaViT), model.multi_modal_projector, and
+    # model.language_model (a BartModel: `shared` is the one embedding, lm_head tied to it)
+    (r"model\.vision_tower\..+", "vision_tower"),
+    (r"model\.multi_modal_projector\..+", "projector"),
+    (r"model\.language_model\.shared\.weight", "embeddings"),
+    (r"model\.language_model\.encoder\..+", "encoder"),
+    (r"model\.language_model\.decoder\..+", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+_PIX2STRUCT_RULES = [
+    # Pix2StructForConditionalGeneration: `encoder` (Pix2StructVisionModel), `decoder` (Pix2StructTextModel,
+    # which holds the token embedding and the lm_head itself)
+    (r"encoder\..+", "encoder"),
+    (r"decoder\.embed_tokens\.weight", "embeddings"),
+    (r"decoder\.lm_head\.weight", "lm_head"),
+    (r"decoder\..+", "decoder"),
+]
 # Qwen2-VL image sizes (height, width) of the reference cases: 1024x768 resizes to 1036x756 (999 tokens);
 # 224x336 needs no resize (96 tokens).
 QWEN_VL_IMAGE_SIZES = ([1024, 768], [224, 336])
@@ -320,7 +357,7 @@ class Architecture:
     model_cls: type
     rules: list[tuple[re.Pattern[str], str]]
     embedding: Callable[[nn.Module], nn.Parameter]  # the input token embedding weight
-    lm_head: Callable[[nn.Module], nn.Parameter]  # the output projection weight
+    lm_head: Callable[[nn.Module], nn.Parameter | None]  # the output projection weight (None: an encoder used alone)
     tied_by_default: bool  # the docs' default for `tie_word_embeddings` (docs/spec-format.md)
 
 
@@ -467,6 +504,22 @@ ARCHITECTURES: dict[str, Architecture] = {
         PaliGemmaConfig, PaliGemmaForConditionalGeneration, _compile(_GEMMA3_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
     ),
+    "florence2": Architecture(
+        Florence2Config, Florence2ForConditionalGeneration, _compile(_FLORENCE2_RULES),
+        lambda m: m.model.language_model.shared.weight, lambda m: m.lm_head.weight, True,
+    ),
+    "pix2struct": Architecture(
+        Pix2StructConfig, Pix2StructForConditionalGeneration, _compile(_PIX2STRUCT_RULES),
+        lambda m: m.decoder.embed_tokens.weight, lambda m: m.decoder.lm_head.weight, False,
+    ),
+    "clip": Architecture(
+        CLIPConfig, CLIPModel, _compile(_CLIP_RULES),
+        lambda m: m.text_model.embeddings.token_embedding.weight, lambda m: None, False,
+    ),
+    "siglip": Architecture(
+        SiglipConfig, SiglipModel, _compile(_CLIP_RULES),
+        lambda m: m.text_model.embeddings.token_embedding.weight, lambda m: None, False,
+    ),
     "mllama": Architecture(
         MllamaConfig, MllamaForConditionalGeneration, _compile(_MLLAMA_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
@@ -571,7 +624,7 @@ def count_parameters(arch: str, model: nn.Module) -> dict[str, Any]:
         "lm_head_tied": head is emb,
         "shared_parameter_names": shared,
         "embedding_shape": list(emb.shape),
-        "lm_head_shape": list(head.shape),
+        "lm_head_shape": list(head.shape) if head is not None else None,
     }
 
 
@@ -593,6 +646,14 @@ def resolved_attention(arch: str, config: Any) -> dict[str, Any]:
     if arch in BART_LIKE:
         return {k: getattr(config, k) for k in ("encoder_layers", "decoder_layers", "encoder_attention_heads",
                                                 "decoder_attention_heads", "d_model", "max_position_embeddings")}
+    if arch == "florence2":
+        return {"text_config." + k: getattr(config.text_config, k) for k in (
+            "encoder_layers", "decoder_layers", "decoder_attention_heads", "d_model", "max_position_embeddings")}
+    if arch == "pix2struct":
+        return {"text_config." + k: getattr(config.text_config, k) for k in ("num_layers", "num_heads", "d_kv", "hidden_size")}
+    if arch in ENCODER_ONLY:
+        return {f"{tower}.{k}": getattr(getattr(config, tower), k) for tower in ("text_config", "vision_config")
+                for k in ("num_hidden_layers", "num_attention_heads", "hidden_size")}
     if arch in ("t5", "whisper"):
         keys = {
             "t5": ("num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_model"),
@@ -710,6 +771,21 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     if arch in BART_LIKE:
         cfg.update(vocab_size=SMALL_VOCAB, encoder_layers=SMALL_LAYERS, decoder_layers=SMALL_LAYERS,
                    encoder_ffn_dim=SMALL_FFN, decoder_ffn_dim=SMALL_FFN)
+        return cfg
+    if arch == "florence2":  # widths and the image geometry kept; one DaViT block per stage, 2 + 2 BART layers
+        cfg["text_config"].update(vocab_size=SMALL_VOCAB, encoder_layers=SMALL_LAYERS, decoder_layers=SMALL_LAYERS,
+                                  encoder_ffn_dim=SMALL_FFN, decoder_ffn_dim=SMALL_FFN)
+        cfg["vision_config"]["depths"] = [1] * len(cfg["vision_config"]["depths"])
+        return cfg
+    if arch == "pix2struct":  # widths (hidden, heads, d_kv, patch width) kept; layers, FFN and vocabulary shrunk
+        cfg["text_config"].update(vocab_size=SMALL_VOCAB, d_ff=SMALL_FFN, num_layers=SMALL_LAYERS)
+        cfg["vision_config"].update(d_ff=SMALL_FFN, num_hidden_layers=SMALL_LAYERS)
+        return cfg
+    if arch in ENCODER_ONLY:
+        # widths kept (SigLIP's text head projects to the text width, which must equal the vision width
+        # for the image-text logits); two text layers, one vision layer, small vocabulary and FFN
+        cfg["text_config"].update(vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN, num_hidden_layers=SMALL_LAYERS)
+        cfg["vision_config"].update(intermediate_size=SMALL_FFN, num_hidden_layers=SMALL_VISION_LAYERS)
         return cfg
     if arch == "mistral3":  # a two-layer text model, a one-layer Pixtral at the real patch size
         cfg["text_config"] = _shrink_lm(cfg["text_config"])
@@ -887,6 +963,15 @@ def run_case(arch: str, name: str, cfg: dict[str, Any], make_inputs: Callable[..
     gen = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
         kwargs, record = make_inputs(model, config, gen)
+        if arch in ENCODER_ONLY:  # CLIPModel / SiglipModel take no use_cache: they cache nothing
+            output = model(**kwargs)
+            if getattr(output, "past_key_values", None) is not None:
+                raise ReferenceError(f"{type(model).__name__} returned a cache")
+            return {"name": name, "config": cfg, "hf_overrides": overrides, "corrections": corrections,
+                    "parameters": count_parameters(arch, model), **record, "cache_class": None,
+                    "output_keys": sorted(output.keys()), "self_layers": 0, "cross_layers": 0,
+                    "kv_self_elements": 0, "kv_cross_elements": 0, "kv_self_storage_elements": 0,
+                    "kv_cross_storage_elements": 0}
         output = model(**kwargs, use_cache=True)
     cross_ids = set(config.text_config.cross_attention_layers) if arch == "mllama" else set()
     cache_obj = getattr(output, "past_key_values", None)
@@ -1078,7 +1163,66 @@ def mllama_inputs(layout: list[int]):
     return make
 
 
-def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
+ENCODER_BATCH, ENCODER_TEXT_TOKENS = 2, 7
+PIX2STRUCT_MAX_PATCHES, PIX2STRUCT_DECODER_TOKENS = 24, 5
+FLORENCE2_PROMPT_TOKENS, FLORENCE2_DECODER_TOKENS = 6, 5
+
+
+def florence2_image_size(spec: dict[str, Any]) -> int:
+    return spec["preprocessor"]["image_size"]
+
+
+def florence2_inputs(image_size: int):
+    """One image and a prompt as Florence2Processor lays them out: image_seq_length image tokens, then the
+    prompt's tokens, all through the BART encoder. The image token count is the model's own
+    (get_image_features), and the forward pass checks it against the placeholders."""
+    def make(model, config, gen):
+        pixels = torch.randn(1, 3, image_size, image_size, generator=gen)
+        n_image = model.model.get_image_features(pixels).pooler_output.shape[1]
+        ids = torch.cat([torch.full((1, n_image), config.image_token_id, dtype=torch.long),
+                         _text_ids(gen, 1, FLORENCE2_PROMPT_TOKENS)], dim=1)
+        return (
+            {"input_ids": ids, "pixel_values": pixels, "decoder_input_ids": _text_ids(gen, 1, FLORENCE2_DECODER_TOKENS)},
+            {"inputs": _inputs(batch=1, text_tokens=FLORENCE2_DECODER_TOKENS, encoder_tokens=FLORENCE2_PROMPT_TOKENS,
+                               images=1, image_size=[image_size, image_size]),
+             "image_tokens": n_image},
+        )
+    return make
+
+
+def pix2struct_inputs(model, config, gen):
+    """`flattened_patches` as Pix2StructImageProcessor makes them: max_patches rows of (row id, column id,
+    patch pixels), the last rows padding (ids 0, attention_mask 0); the cross cache keeps all max_patches."""
+    v = config.vision_config
+    rows, cols = 4, 5  # 20 real patches, 4 padding rows
+    ids = torch.zeros(ENCODER_BATCH, PIX2STRUCT_MAX_PATCHES, 2)
+    grid = torch.tensor([[r + 1, c + 1] for r in range(rows) for c in range(cols)], dtype=torch.float32)
+    ids[:, : rows * cols] = grid
+    pixels = torch.randn(ENCODER_BATCH, PIX2STRUCT_MAX_PATCHES, v.patch_embed_hidden_size, generator=gen)
+    mask = torch.zeros(ENCODER_BATCH, PIX2STRUCT_MAX_PATCHES, dtype=torch.long)
+    mask[:, : rows * cols] = 1
+    pixels[mask == 0] = 0
+    return (
+        {"flattened_patches": torch.cat([ids, pixels], dim=-1), "attention_mask": mask,
+         "decoder_input_ids": _text_ids(gen, ENCODER_BATCH, PIX2STRUCT_DECODER_TOKENS)},
+        {"inputs": _inputs(batch=ENCODER_BATCH, text_tokens=PIX2STRUCT_DECODER_TOKENS,
+                           encoder_tokens=PIX2STRUCT_MAX_PATCHES, images=1)},
+    )
+
+
+def encoder_only_inputs(model, config, gen):
+    """Two texts and two images through CLIPModel / SiglipModel (text shorter than the positions)."""
+    v = config.vision_config
+    pixels = torch.randn(ENCODER_BATCH, v.num_channels, v.image_size, v.image_size, generator=gen)
+    return (
+        {"input_ids": _text_ids(gen, ENCODER_BATCH, ENCODER_TEXT_TOKENS), "pixel_values": pixels},
+        {"inputs": _inputs(batch=ENCODER_BATCH, text_tokens=ENCODER_TEXT_TOKENS, images=1,
+                           image_size=[v.image_size, v.image_size])},
+    )
+
+
+def cases_for(arch: str, cfg: dict[str, Any], spec: dict[str, Any] | None = None
+              ) -> list[tuple[str, dict[str, Any], Callable]]:
     small = small_config(arch, cfg)
     if arch in ("gpt_oss", "llama4_text"):  # windowed layers: also a window shorter than the prompt
         windowed = copy.deepcopy(small)
@@ -1098,6 +1242,13 @@ def cases_for(arch: str, cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any],
         return [("encoder_decoder", small, t5_inputs)]
     if arch == "whisper":
         return [("audio_30s", small, whisper_inputs)]
+    if arch in ENCODER_ONLY:
+        return [("text_and_image", small, encoder_only_inputs)]
+    if arch == "florence2":  # the processor's image size (the spec's preprocessor block)
+        side = florence2_image_size(spec or {})
+        return [(f"image_{side}_and_prompt", small, florence2_inputs(side))]
+    if arch == "pix2struct":
+        return [(f"max_patches_{PIX2STRUCT_MAX_PATCHES}", small, pix2struct_inputs)]
     if arch == "llava":
         return [("one_image", small, llava_inputs)]
     if arch == "llava_next":
@@ -1131,7 +1282,10 @@ def build_entry(spec: dict[str, Any]) -> dict[str, Any]:
         entry["keep_in_fp32"] = fp32
     del model
     gc.collect()
-    entry["cases"] = [run_case(arch, name, small, make) for name, small, make in cases_for(arch, cfg)]
+    entry["cases"] = [run_case(arch, name, small, make) for name, small, make in cases_for(arch, cfg, spec)]
+    if "preprocessor" in spec:  # the small copies use the spec's processor settings (Florence-2's image size)
+        for case in entry["cases"]:
+            case["preprocessor"] = spec["preprocessor"]
     return entry
 
 

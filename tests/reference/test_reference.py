@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from willitrun import archs, estimate, load_catalog
+from willitrun.archs.florence2 import image_tokens_of
 from willitrun.catalog import load_spec
 from willitrun.dtypes import weight_dtype
 from willitrun.memory import image_tokens_per_image, weight_components
@@ -53,9 +54,10 @@ def test_parameter_counts_equal_transformers(model_id):
 
 
 def small_spec(model_id: str, case: dict):
+    extra = {"preprocessor": case["preprocessor"]} if "preprocessor" in case else {}  # Florence-2's image size
     return parse_model_spec({
         "id": f"{model_id}-small", "name": "small copy", "architecture": MODELS[model_id]["architecture"],
-        "dtype": "float32", "sources": {"config": "tests/reference/reference.json"}, "config": case["config"],
+        "dtype": "float32", "sources": {"config": "tests/reference/reference.json"}, "config": case["config"], **extra,
     })
 
 
@@ -82,7 +84,12 @@ def test_kv_cache_equals_what_transformers_holds(model_id, case):
         kwargs.update(images=inputs["images"], image_size=size)
     if spec.architecture == "mllama":
         kwargs.update(images=inputs["images"])
-    if spec.architecture in ("t5", "bart", "mbart", "m2m_100"):
+    if spec.architecture == "florence2":
+        # the image's tokens (counted by transformers' get_image_features) and the prompt's share the
+        # BART encoder, so its cross cache covers both
+        assert image_tokens_of(spec) == case["image_tokens"]
+        kwargs.update(images=inputs["images"], encoder_tokens=inputs["encoder_tokens"])
+    if spec.architecture in ("t5", "bart", "mbart", "m2m_100", "pix2struct"):  # pix2struct: max_patches
         kwargs.update(encoder_tokens=inputs["encoder_tokens"])
     e = estimate(spec, context=context, **kwargs)
     assert e.attention.self_layers == case["self_layers"]
@@ -93,6 +100,9 @@ def test_kv_cache_equals_what_transformers_holds(model_id, case):
     assert e.kv_cross_bytes == case["kv_cross_storage_elements"] * F32
     if case["cross_layers"]:
         assert e.cross_source_tokens == case["cross_positions"]
+    # CLIP / SigLIP: the model returned no cache object at all (cache_class None), and the estimate says
+    # there is none rather than a zero-sized one
+    assert e.kv_cache is (case.get("cache_class", "") is not None)
 
 
 STATE_CASES = [(mid, case) for mid, case in CASES if case.get("state_layers")]

@@ -38,6 +38,10 @@ FAMILIES: dict[str, str] = {
     "llama4_text": "llama4", "mamba": "mamba", "falcon_mamba": "mamba",
     "jamba": "jamba", "falcon_h1": "falcon_h1",
     "mamba2": "mamba2", "granitemoehybrid": "granitemoehybrid",
+    # issue 11: encoders used alone (no cache)
+    "clip": "clip", "siglip": "clip",
+    # issue 11: encoder-decoders over images
+    "pix2struct": "pix2struct", "florence2": "florence2", "vision-encoder-decoder": "vision_encoder_decoder",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -87,7 +87,12 @@ _NAMES = {"bart": "BART", "mbart": "mBART", "m2m_100": "M2M-100/NLLB", "marian":
 
 
 def tensors(spec: BartSpec) -> Iterator[Tensor]:
-    c, arch = spec.config, spec.architecture
+    yield from bart_tensors(spec.config, spec.architecture)
+
+
+def bart_tensors(c: BartConfig, arch: str, encoder: bool = True) -> Iterator[Tensor]:
+    """The BART-shaped model of `arch` (Florence-2's language model is a `bart` one); `encoder` False: the
+    decoder alone, as MBartForCausalLM / BartForCausalLM hold it (a vision encoder-decoder's decoder)."""
     d = c.d_model
     yield Tensor("token_embd.weight", "embeddings", (c.vocab_size, d), "token_embd")
 
@@ -95,8 +100,8 @@ def tensors(spec: BartSpec) -> Iterator[Tensor]:
         for role in ("attn_k", "attn_v", "attn_q", "attn_output"):
             yield from linear(f"{prefix}.{role}", comp, d, d, role, True, i)
 
-    for stack, layers, ffn in (("encoder", c.encoder_layers, c.encoder_ffn_dim),
-                               ("decoder", c.decoder_layers, c.decoder_ffn_dim)):
+    stacks = (("encoder", c.encoder_layers, c.encoder_ffn_dim),) if encoder else ()
+    for stack, layers, ffn in (*stacks, ("decoder", c.decoder_layers, c.decoder_ffn_dim)):
         if arch in _LEARNED:
             yield Tensor(f"{stack}.position_embd.weight", stack, (c.max_position_embeddings + LEARNED_POSITION_OFFSET, d),
                          "pos_embd")

@@ -204,6 +204,9 @@ class Geometry:
     image_size_option: bool = False  # anyres: image tokens depend on the image's size (--image-size)
     encoder_tokens_option: bool = False  # a text encoder whose input length the user chooses (--encoder-tokens)
     encoder_limit: int | None = None  # learned encoder positions: more encoder tokens are an error (BART: 1024)
+    # the encoder's input length when --encoder-tokens is not given, where the model's processor fixes it
+    # (Pix2Struct: max_patches 2048); None: memory.DEFAULT_ENCODER_TOKENS (512, T5's pre-training length)
+    encoder_tokens_default: int | None = None
     vision_cross_attention: bool = False  # cross-attends to image features (mllama)
     relative_position_bias: bool = False  # T5: an f32 bias of the score matrix's shape in llama.cpp
     llamacpp_swa: bool = False  # llama.cpp gives the sliding layers their own window-sized cache (iswa)
@@ -235,6 +238,10 @@ class Geometry:
     # Mamba and Mamba-2 scans compute in float32 and cache their final state as is (archs/mamba.py,
     # archs/mamba2.py; measured: tests/reference/reference.json state_dtypes_bf16)
     ssm_state_f32: bool = False
+    # An encoder run once per input and used alone (CLIP, SigLIP): no decoder, so no KV cache of any
+    # kind, no generated tokens and no logits; memory grows with the batch and the images, and a
+    # "largest context" means nothing (the text tower's positions are a hard limit, not a cache).
+    encoder_only: bool = False
 
     @property
     def state_elements(self) -> int:

@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-
 from .. import limits as L
+from ..records import Field, model_validator
 from .base import Geometry, HeadDim, Heads, Intermediate, LayerKV, ModelSpecBase, Stage, Tensor, norm
 from .granite import Multiplier
 from .llama import attention_tensors, check_layer_types, decoder_geometry, gated_mlp, lm_stage

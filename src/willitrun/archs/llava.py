@@ -117,27 +117,38 @@ def _tied(c: LlavaConfig) -> bool:
     return c.tie_word_embeddings or c.text_config.tie_word_embeddings
 
 
-def tensors(spec: LlavaSpec) -> Iterator[Tensor]:
-    """CLIP vision tower (CLIPVisionModel: class embedding, patch conv without bias, positions for
-    patches + CLS, pre-LN, layers with biased q/k/v/o and fc1/fc2, post-LN), the two-layer MLP
-    projector, LLaVA-NeXT's image_newline vector, then the Llama/Mistral language model."""
-    c, v = spec.config, spec.config.vision_config
-    h, comp = v.hidden_size, "vision_tower"
+def clip_encoder_layer(p: str, comp: str, h: int, inner: int, i: int) -> Iterator[Tensor]:
+    """One CLIPEncoderLayer (also SigLIP's text layers): biased q/k/v/out, LayerNorms, fc1/fc2."""
+    yield from linear(f"{p}.attn_k", comp, h, h, "attn_k", True, i)
+    yield from linear(f"{p}.attn_v", comp, h, h, "attn_v", True, i)
+    yield from linear(f"{p}.attn_q", comp, h, h, "attn_q", True, i)
+    yield from linear(f"{p}.attn_output", comp, h, h, "attn_output", True, i)
+    yield from norm(f"{p}.ln1", comp, h, i, bias=True)
+    yield from linear(f"{p}.ffn_up", comp, inner, h, "ffn_up", True, i)
+    yield from linear(f"{p}.ffn_down", comp, h, inner, "ffn_down", True, i)
+    yield from norm(f"{p}.ln2", comp, h, i, bias=True)
+
+
+def clip_vision_tensors(v: ClipVisionConfig, comp: str = "vision_tower") -> Iterator[Tensor]:
+    """CLIPVisionTransformer: class embedding, patch conv without bias, positions for patches + CLS,
+    pre-LN, the layers, post-LN (transformers models/clip/modeling_clip.py)."""
+    h = v.hidden_size
     yield Tensor("vision.class_embd", comp, (h,), "other")
     yield Tensor("vision.patch_embd.weight", comp, (h, v.num_channels, v.patch_size, v.patch_size), "conv")
     yield Tensor("vision.position_embd.weight", comp, (v.patches + 1, h), "pos_embd")
     yield from norm("vision.pre_ln", comp, h, None, bias=True)
     for i in range(v.num_hidden_layers):
-        p = f"vision.{i}"
-        yield from linear(f"{p}.attn_k", comp, h, h, "attn_k", True, i)
-        yield from linear(f"{p}.attn_v", comp, h, h, "attn_v", True, i)
-        yield from linear(f"{p}.attn_q", comp, h, h, "attn_q", True, i)
-        yield from linear(f"{p}.attn_output", comp, h, h, "attn_output", True, i)
-        yield from norm(f"{p}.ln1", comp, h, i, bias=True)
-        yield from linear(f"{p}.ffn_up", comp, v.intermediate_size, h, "ffn_up", True, i)
-        yield from linear(f"{p}.ffn_down", comp, h, v.intermediate_size, "ffn_down", True, i)
-        yield from norm(f"{p}.ln2", comp, h, i, bias=True)
+        yield from clip_encoder_layer(f"vision.{i}", comp, h, v.intermediate_size, i)
     yield from norm("vision.post_ln", comp, h, None, bias=True)
+
+
+def tensors(spec: LlavaSpec) -> Iterator[Tensor]:
+    """CLIP vision tower (CLIPVisionModel: class embedding, patch conv without bias, positions for
+    patches + CLS, pre-LN, layers with biased q/k/v/o and fc1/fc2, post-LN), the two-layer MLP
+    projector, LLaVA-NeXT's image_newline vector, then the Llama/Mistral language model."""
+    c, v = spec.config, spec.config.vision_config
+    h = v.hidden_size
+    yield from clip_vision_tensors(v)
 
     t = c.text_config
     feature_layers = len(c.vision_feature_layer) if isinstance(c.vision_feature_layer, list) else 1

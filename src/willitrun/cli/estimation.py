@@ -157,6 +157,8 @@ def run_estimate(a: EstimateArgs) -> int:
         spec_warnings(spec)
     req = request(a.context, a.batch, "1" if a.beams is None else a.beams, a.dtype, a.kv_dtype, a.images, a.image_size, a.encoder_tokens,
                   a.video_frames)
+    if a.speed or a.offload or a.split is not None or (a.gpu and len(a.gpu) > 1):
+        _refuse_layer_answers(spec, a)
     if engine_opts.get("n_cpu_moe") == CPU_MOE_ALL:
         from ..archs import geometry
 
@@ -284,6 +286,17 @@ def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: A
                 out.print(view)
     fits = result.fits if extras.fits is None else extras.fits  # several cards: the split decides
     return int(ExitCode.FITS if fits else ExitCode.DOES_NOT_FIT)
+
+
+def _refuse_layer_answers(spec: Any, a: EstimateArgs) -> None:
+    """Decode speed, layer offload and multi-card splits are about a decoder's layers and tokens: an
+    encoder used alone (CLIP, SigLIP) has neither, so those answers would be numbers about nothing."""
+    from ..archs import geometry
+
+    if geometry(spec).encoder_only:
+        asked = "--speed" if a.speed else "--offload" if a.offload else "--split" if a.split is not None else "several --gpu"
+        raise UsageError(f"{asked} does not apply to {spec.id}: an encoder used alone has no decoder layers "
+                         "and generates no tokens (try --batch, --images or --max-batch)")
 
 
 def _context_bound(spec: Any) -> bool:

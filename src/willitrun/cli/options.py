@@ -43,14 +43,16 @@ KvDtype = Annotated[Optional[str], typer.Option(
     help="KV cache type: f32 f16 bf16 fp8 q8_0 q4_0 [default: the compute type].")]
 Images = Annotated[Optional[str], typer.Option(
     "--images", metavar="N", show_default=False,
-    help="Images per sequence (LLaVA, Llama 3.2 Vision), 0 to 1024 [default: 1].")]
+    help="Images per sequence, 0 to 1024 (LLaVA, Llama 3.2 Vision; Florence-2 at most 1; per input for "
+         "CLIP/SigLIP) [default: 1].")]
 ImageSize = Annotated[Optional[str], typer.Option(
     "--image-size", metavar="HxW", show_default=False,
     help="HEIGHTxWIDTH of the image: LLaVA-NeXT's anyres tiling, Qwen2-VL/2.5-VL's native resolution (and its "
          "video frames), Mistral 3 [default: the largest token count].")]
 EncoderTokens = Annotated[Optional[str], typer.Option(
     "--encoder-tokens", metavar="N", show_default=False,
-    help="Encoder input tokens for T5-style models, 1 to 2^20 [default: 512].")]
+    help="Encoder input tokens, 1 to 2^20: T5 and BART-style models (default 512), Pix2Struct's max_patches "
+         "(default 2048), Florence-2's prompt (default: the longest beside the image).")]
 SpecsDir = Annotated[Optional[list[Path]], typer.Option(
     "--specs-dir", metavar="DIR", show_default=False,
     help="Extra directory with model_specs/ and/or hardware_specs/ (repeatable); adds to or overrides the "

@@ -262,6 +262,50 @@ VISION_LANGUAGE: dict[str, tuple[ConfigClass, str, Mapping[str, Any], ConfigClas
     "paligemma": (PALIGEMMA, "gemma", _PALIGEMMA_TEXT_INIT, SIGLIP_VISION, "siglip_vision_model", _PALIGEMMA_VISION_INIT),
     "mistral3": (MISTRAL3, "mistral", _MISTRAL3_TEXT_INIT, PIXTRAL_VISION, "pixtral", _MISTRAL3_VISION_INIT),
 }
+# issue 11: encoders used alone and image encoder-decoders; defaults of transformers 5.23's classes.
+def _encoder_vision_classes() -> dict[str, ConfigClass]:
+    from ..archs.clip import ClipConfig, ClipTextConfig, SiglipTextConfig
+    from ..archs.pix2struct import Pix2StructConfig, Pix2StructTextConfig, Pix2StructVisionConfig
+    from ..archs.siglip import SiglipVisionConfig
+    from ..archs.vision_encoder_decoder import MBartDecoderConfig, SwinEncoderConfig
+
+    swin = {"image_size": 224, "patch_size": 4, "num_channels": 3, "embed_dim": 96, "depths": [2, 2, 6, 2],
+            "num_heads": [3, 6, 12, 24], "window_size": 7, "mlp_ratio": 4.0, "qkv_bias": True,
+            "use_absolute_embeddings": False}
+    return {
+        "clip_text_model": ConfigClass("CLIPTextConfig", "clip/configuration_clip.py", ClipTextConfig, {
+            "vocab_size": 49408, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
+            "num_attention_heads": 8, "max_position_embeddings": 77, "hidden_act": "quick_gelu"}),
+        "clip": ConfigClass("CLIPConfig", "clip/configuration_clip.py", ClipConfig, {"projection_dim": 512}),
+        "siglip_text_model": ConfigClass("SiglipTextConfig", "siglip/configuration_siglip.py", SiglipTextConfig, {
+            "vocab_size": 32000, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+            "num_attention_heads": 12, "max_position_embeddings": 64, "hidden_act": "gelu_pytorch_tanh"},
+            copied=("projection_size",)),
+        "siglip_vision_model": ConfigClass("SiglipVisionConfig", "siglip/configuration_siglip.py",
+                                           SiglipVisionConfig, {
+            "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+            "num_channels": 3, "image_size": 224, "patch_size": 16, "hidden_act": "gelu_pytorch_tanh",
+            "vision_use_head": True}),
+        "pix2struct_text_model": ConfigClass("Pix2StructTextConfig", "pix2struct/configuration_pix2struct.py",
+                                             Pix2StructTextConfig, {
+            "vocab_size": 50244, "hidden_size": 768, "d_kv": 64, "d_ff": 2048, "num_layers": 12, "num_heads": 12,
+            "relative_attention_num_buckets": 32, "dense_act_fn": "gelu_new"}),
+        "pix2struct_vision_model": ConfigClass("Pix2StructVisionConfig", "pix2struct/configuration_pix2struct.py",
+                                               Pix2StructVisionConfig, {
+            "hidden_size": 768, "patch_embed_hidden_size": 768, "d_ff": 2048, "d_kv": 64, "num_hidden_layers": 12,
+            "num_attention_heads": 12, "seq_len": 4096, "dense_act_fn": "gelu_new"}),
+        "pix2struct": ConfigClass("Pix2StructConfig", "pix2struct/configuration_pix2struct.py", Pix2StructConfig,
+                                  {"tie_word_embeddings": False}),
+        "donut-swin": ConfigClass("DonutSwinConfig", "donut/configuration_donut_swin.py", SwinEncoderConfig, swin,
+                                  copied=("hidden_size",)),
+        "swin": ConfigClass("SwinConfig", "swin/configuration_swin.py", SwinEncoderConfig, swin,
+                            copied=("hidden_size",)),
+        **{f"decoder:{t}": ConfigClass(c.name, c.path, MBartDecoderConfig, c.defaults)
+           for t, c in BART_FAMILY.items() if t in ("mbart", "bart")},
+    }
+
+
+ENCODER_VISION = _encoder_vision_classes()
 
 
 # --- mixture of experts (issue 10); defaults of transformers 5.23's config classes ---
@@ -403,12 +447,35 @@ def _register_component_rules() -> None:
     for arch in LANGUAGE_MODELS:
         COMPONENT_RULES.setdefault(arch, COMPONENT_RULES["llama"])
     COMPONENT_RULES.setdefault("mt5", COMPONENT_RULES["t5"])  # MT5ForConditionalGeneration: T5's module names
+    from .weights import BUFFER
+
+    # CLIPModel / SiglipModel (issue 11): older CLIP files also store the position_ids buffers
+    encoders: list[tuple[str, str | None]] = [
+        (r"(?:text_model|vision_model)\.embeddings\.position_ids", BUFFER),
+        (r"text_model\.embeddings\.token_embedding\.weight", "embeddings"),
+        (r"text_model\.head\..+", "projector"),
+        (r"text_model\..+", "encoder"),
+        (r"vision_model\..+", "vision_tower"),
+        (r"(?:visual_projection|text_projection)\.weight|logit_scale|logit_bias", "projector"),
+    ]
+    COMPONENT_RULES.setdefault("clip", encoders)
+    COMPONENT_RULES.setdefault("siglip", encoders)
+    # Pix2StructForConditionalGeneration; VisionEncoderDecoderModel (Donut): encoder.*, decoder.* with the
+    # decoder's token embedding and lm_head inside it
+    COMPONENT_RULES.setdefault("pix2struct", [
+        (r"encoder\..+", "encoder"), (r"decoder\.embed_tokens\.weight", "embeddings"),
+        (r"decoder\.lm_head\.weight", "lm_head"), (r"decoder\..+", "decoder")])
+    COMPONENT_RULES.setdefault("vision-encoder-decoder", [
+        # Swin's relative_position_index is a persistent int64 buffer of every block (window^2 x window^2)
+        (r"encoder\..+\.relative_position_index", BUFFER), (r"encoder\..+", "encoder"), (r"decoder\.model\.decoder\.embed_tokens\.weight", "embeddings"),
+        (r"decoder\.lm_head\.weight", "lm_head"), (r"decoder\..+", "decoder")])
 
 
 _register_component_rules()
 IMPORTABLE = tuple(a for a in ARCHITECTURES if a in LANGUAGE_MODELS or a in ("t5", "whisper", "llava", "llava_next",
                                                                              "mllama", "mt5") or a in QWEN_VL
-                   or a in BART_FAMILY or a in VISION_LANGUAGE)
+                   or a in BART_FAMILY or a in VISION_LANGUAGE
+                   or a in ("clip", "siglip", "pix2struct", "vision-encoder-decoder"))
 
 
 def supported() -> str:
@@ -548,6 +615,10 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
     model_type = cfg.get("model_type")
     if not isinstance(model_type, str) or not model_type:
         raise SpecError(f"{source}: no model_type: not a transformers config.json")
+    if model_type == "florence2":
+        raise UsageError(f"{source}: Florence-2's image tokens follow preprocessor_config.json (its size), which "
+                         "the config.json importer does not read; write a spec by hand (model_specs/florence-2-base.yaml "
+                         "shows the fields and how the hub's remote-code keys map to transformers' native ones)")
     if model_type not in IMPORTABLE:
         raise UsageError(f"{source}: model_type {model_type!r} is not supported; supported: {supported()}; "
                          f"{HOW_TO_ADD}")
@@ -555,6 +626,8 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
         # GraniteMoeHybridConfig.attribute_map: layers_block_type is read as layer_types
         cfg = {**cfg, "layer_types": cfg["layers_block_type"]}
         notes.append("layers_block_type read as layer_types (GraniteMoeHybridConfig.attribute_map).")
+    if model_type in ("clip", "siglip", "pix2struct", "vision-encoder-decoder"):
+        return model_type, _encoder_vision(cfg, model_type, source, sources)
     if model_type in LANGUAGE_MODELS:
         return model_type, _language_model(cfg, model_type, "config", source, sources)
     if model_type in ("t5", "mt5"):
@@ -592,6 +665,39 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
     if "image_token_index" in cfg:
         mllama["image_token_index"] = cfg["image_token_index"]
     return model_type, mllama
+
+
+def _typed(cfg: Mapping[str, Any] | None, where: str, allowed: tuple[str, ...], default: str, source: str,
+           sources: dict[str, str], prefix: str = "") -> dict[str, Any]:
+    """A sub-config of one of `allowed` model types, its fields filled from that class's defaults."""
+    cfg = cfg or {}
+    model_type = cfg.get("model_type", default)
+    if model_type not in allowed:
+        raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {model_type!r} is not supported; "
+                         f"supported: {', '.join(allowed)}; {HOW_TO_ADD}")
+    return {"model_type": model_type, **_block(cfg, ENCODER_VISION[prefix + model_type], where, sources)}
+
+
+def _encoder_vision(cfg: Mapping[str, Any], model_type: str, source: str, sources: dict[str, str]) -> dict[str, Any]:
+    """CLIP / SigLIP used alone, Pix2Struct, and Donut-style vision encoder-decoders."""
+    if model_type == "vision-encoder-decoder":
+        return {"encoder": _typed(_sub(cfg, "encoder", source), "config.encoder", ("donut-swin", "swin"),
+                                  "", source, sources),
+                "decoder": _typed(_sub(cfg, "decoder", source), "config.decoder", ("mbart", "bart"), "", source,
+                                  sources, prefix="decoder:")}
+    text_type, vision_type = {"clip": ("clip_text_model", "clip_vision_model"),
+                              "siglip": ("siglip_text_model", "siglip_vision_model"),
+                              "pix2struct": ("pix2struct_text_model", "pix2struct_vision_model")}[model_type]
+    text = _typed(_sub(cfg, "text_config", source), "config.text_config", (text_type,), text_type, source, sources)
+    vision_cfg = _sub(cfg, "vision_config", source)
+    if model_type == "clip":
+        vision = _clip(vision_cfg or {}, CLIP_VISION, source, sources)
+    else:
+        vision = _typed(vision_cfg, "config.vision_config", (vision_type,), vision_type, source, sources)
+    out = {"text_config": text, "vision_config": vision}
+    if model_type in ENCODER_VISION:
+        out.update(_block(cfg, ENCODER_VISION[model_type], "config", sources))
+    return out
 
 
 def _qwen_vl(cfg: Mapping[str, Any], model_type: str, source: str, sources: dict[str, str],

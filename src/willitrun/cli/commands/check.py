@@ -187,11 +187,13 @@ class TablePrinter:
         from ...render import safe, size
 
         spec, card, f = result
-        # a pure state-space model: no KV cache grows, so memory does not bound the context
-        unbounded = f.fits and not geometry(spec).cache_grows_with_context
+        # a pure state-space model: no KV cache grows, so memory does not bound the context; an encoder
+        # used alone (CLIP, SigLIP) has no cache at all, so a largest context means nothing
+        g = geometry(spec)
+        unbounded = f.fits and not g.cache_grows_with_context
         cells = [safe(spec.id), safe(card.id), f"{f.estimate.context_tokens:,}", size(f.total_bytes),
                  size(f.vram_bytes), "fits" if f.fits else "DOES NOT FIT",
-                 "unbounded" if unbounded else f"{f.max_context_tokens:,}"]
+                 "n/a (no KV cache)" if g.encoder_only else "unbounded" if unbounded else f"{f.max_context_tokens:,}"]
         if self.widths is None:
             self.held.append(cells)
             if len(self.held) >= self.HOLD:
