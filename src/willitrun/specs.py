@@ -60,10 +60,12 @@ if TYPE_CHECKING:
     from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
     from .archs.gpt_oss import GptOssSpec
     from .archs.granite import GraniteSpec
+    from .archs.idefics3 import Idefics3Spec
     from .archs.jamba import JambaSpec
     from .archs.llama import LlamaSpec
     from .archs.llama4 import Llama4TextSpec
     from .archs.llava import LlavaSpec
+    from .archs.llava_onevision import LlavaOnevisionSpec
     from .archs.mamba import MambaSpec
     from .archs.mistral3 import Mistral3Spec
     from .archs.mixtral import MixtralSpec
@@ -81,7 +83,8 @@ if TYPE_CHECKING:
     AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec, GemmaSpec,
                          Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec, Cohere2Spec, QwenVLSpec, Gemma3Spec,
                          PaliGemmaSpec, Mistral3Spec, BartSpec, MixtralSpec, Qwen2MoeSpec, Qwen3MoeSpec, DeepseekSpec,
-                         GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec]
+                         GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec, LlavaOnevisionSpec,
+                         Idefics3Spec]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 
 

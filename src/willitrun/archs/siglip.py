@@ -33,8 +33,10 @@ class SiglipVisionConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> SiglipVisionConfig:
-        if self.image_size % self.patch_size:
-            raise ValueError(f"image_size ({self.image_size}) is not a multiple of patch_size ({self.patch_size})")
+        # image_size need not be a multiple of patch_size: the "valid" patch convolution drops the rest
+        # (SiglipVisionEmbeddings.num_patches = (image_size // patch_size) ** 2; so400m-patch14-384: 27 x 27)
+        if self.patch_size > self.image_size:
+            raise ValueError(f"patch_size ({self.patch_size}) is larger than image_size ({self.image_size})")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError("hidden_size is not a multiple of num_attention_heads")
         return self
