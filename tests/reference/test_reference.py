@@ -45,6 +45,7 @@ def small_spec(model_id: str, case: dict):
     return parse_model_spec({
         "id": f"{model_id}-small", "name": "small copy", "architecture": MODELS[model_id]["architecture"],
         "dtype": "float32", "sources": {"config": "tests/reference/reference.json"}, "config": case["config"],
+        **({"preprocessor": case["preprocessor"]} if case.get("preprocessor") else {}),  # Idefics3 / SmolVLM
     })
 
 
@@ -62,9 +63,10 @@ def test_kv_cache_equals_what_transformers_holds(model_id, case):
     kwargs = {"batch": inputs["batch"], "kv_dtype": "f32", "dtype": "fp32"}
     context = inputs["text_tokens"]
     if spec.architecture in ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma",
-                             "mistral3"):
+                             "mistral3", "llava_onevision", "idefics3", "smolvlm"):
         size = tuple(inputs["image_size"]) if spec.architecture in ("llava_next", "qwen2_vl", "qwen2_5_vl",
-                                                                    "mistral3") else None
+                                                                    "mistral3", "llava_onevision", "idefics3",
+                                                                    "smolvlm") else None
         # the image token count is transformers' own (its feature extraction), not a formula
         assert image_tokens_per_image(spec, size) == case["image_tokens"]
         context += case["image_tokens"]
