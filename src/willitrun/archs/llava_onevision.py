@@ -150,10 +150,12 @@ def onevision_image_tokens(spec: LlavaOnevisionSpec, size: tuple[int, int]) -> i
 
 
 def _largest(spec: LlavaOnevisionSpec) -> int:
-    """The most tokens any image gets. Within a pinpoint's grid the unpadded rows (or columns) can be any
-    count down from the grid's, whatever fits the image's aspect; the count is largest just below the cap
-    (ratio 1.1), so every (pinpoint, rows) and (pinpoint, columns) pair is tried with an image of exactly
-    that aspect, and the processor's own arithmetic is run on it."""
+    """The most tokens an image gets. Within a pinpoint's grid the unpadded rows (or columns) can be any
+    count down from the grid's, whatever fits the image's aspect, and the count peaks just below the cap
+    (ratio 1.1), not at a pinpoint: every (pinpoint, rows) and (pinpoint, columns) pair is tried with an
+    image of exactly that shape, through the processor's own arithmetic. For the 36 default pinpoints this
+    gives 8,765 (1335 x 1098), the largest a sweep of LlavaOnevisionProcessor's arithmetic over 200,000
+    random sizes and a 2400 px grid found (tests/unit/test_llava_onevision.py)."""
     c, v = spec.config, spec.config.vision_config
     side = v.image_size // v.patch_size
     best = 0
