@@ -62,10 +62,12 @@ if TYPE_CHECKING:
     from .archs.gpt_oss import GptOssSpec
     from .archs.granite import GraniteSpec
     from .archs.granitemoehybrid import GraniteMoeHybridSpec
+    from .archs.idefics3 import Idefics3Spec
     from .archs.jamba import JambaSpec
     from .archs.llama import LlamaSpec
     from .archs.llama4 import Llama4TextSpec
     from .archs.llava import LlavaSpec
+    from .archs.llava_onevision import LlavaOnevisionSpec
     from .archs.mamba import MambaSpec
     from .archs.mamba2 import Mamba2Spec
     from .archs.mistral3 import Mistral3Spec
@@ -88,7 +90,8 @@ if TYPE_CHECKING:
                          PaliGemmaSpec, Mistral3Spec, BartSpec, MixtralSpec, Qwen2MoeSpec, Qwen3MoeSpec, DeepseekSpec,
                          GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec,
                          Mamba2Spec, GraniteMoeHybridSpec,
-                         ClipSpec, SiglipSpec, Pix2StructSpec, Florence2Spec, VisionEncoderDecoderSpec]
+                         ClipSpec, SiglipSpec, Pix2StructSpec, Florence2Spec, VisionEncoderDecoderSpec,
+                         LlavaOnevisionSpec, Idefics3Spec]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 
 

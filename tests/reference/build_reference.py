@@ -100,6 +100,8 @@ from transformers import (
     GraniteForCausalLM,
     GraniteMoeHybridConfig,
     GraniteMoeHybridForCausalLM,
+    Idefics3Config,
+    Idefics3ForConditionalGeneration,
     JambaConfig,
     JambaForCausalLM,
     Llama4ForCausalLM,
@@ -110,6 +112,8 @@ from transformers import (
     LlavaForConditionalGeneration,
     LlavaNextConfig,
     LlavaNextForConditionalGeneration,
+    LlavaOnevisionConfig,
+    LlavaOnevisionForConditionalGeneration,
     M2M100Config,
     M2M100ForConditionalGeneration,
     Mamba2Config,
@@ -146,6 +150,8 @@ from transformers import (
     Qwen3MoeForCausalLM,
     SiglipConfig,
     SiglipModel,
+    SmolVLMConfig,
+    SmolVLMForConditionalGeneration,
     Starcoder2Config,
     Starcoder2ForCausalLM,
     T5Config,
@@ -157,9 +163,14 @@ from transformers import (
 # `image_size_to_num_patches` is the helper LlavaNextModel.get_image_features itself uses to decide how
 # many 336x336 crops (base image + anyres tiles) it slices out of `pixel_values` for one image.
 from transformers.core_model_loading import build_glob_alternation
+from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
+from transformers.models.llava_onevision.processing_llava_onevision import LlavaOnevisionProcessor
 from transformers.models.pixtral.image_processing_pil_pixtral import PixtralImageProcessorPil
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
+from transformers.models.smolvlm.processing_smolvlm import get_image_prompt_string
 
 SCHEMA_VERSION = 1
 SEED = 0
@@ -342,6 +353,22 @@ _PIX2STRUCT_RULES = [
     (r"decoder\.lm_head\.weight", "lm_head"),
     (r"decoder\..+", "decoder"),
 ]
+_IDEFICS3_RULES = [
+    # Idefics3Model / SmolVLMModel: vision_model (embeddings, encoder, post_layernorm), connector
+    # (modality_projection.proj), text_model (a LlamaModel); lm_head tied only by the top-level flag.
+    (r"model\.vision_model\..+", "vision_tower"),
+    (r"model\.connector\..+", "projector"),
+    (r"model\.text_model\.embed_tokens\.weight", "embeddings"),
+    (r"model\.text_model\.layers\.\d+\..+", "decoder"),
+    (r"model\.text_model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+# LLaVA-OneVision image sizes (height, width): 899x1024 is the conversion script's test image (its 2x3 tile grid
+# is unpadded, not capped); 1335x1098 gives the most tokens any image gets with the 36 default pinpoints (8,765:
+# a 4x3 grid unpadded to just under the anyres_max_9 cap).
+LLAVA_ONEVISION_IMAGE_SIZES = ([899, 1024], [1335, 1098])
+# Idefics3 / SmolVLM image sizes: 1024x768 is split into a grid plus the global view; 200x700 into one row.
+IDEFICS3_IMAGE_SIZES = ([1024, 768], [200, 700])
 # Qwen2-VL image sizes (height, width) of the reference cases: 1024x768 resizes to 1036x756 (999 tokens);
 # 224x336 needs no resize (96 tokens).
 QWEN_VL_IMAGE_SIZES = ([1024, 768], [224, 336])
@@ -520,6 +547,18 @@ ARCHITECTURES: dict[str, Architecture] = {
         SiglipConfig, SiglipModel, _compile(_CLIP_RULES),
         lambda m: m.text_model.embeddings.token_embedding.weight, lambda m: None, False,
     ),
+    "llava_onevision": Architecture(
+        LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, _compile(_LLAVA_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "idefics3": Architecture(
+        Idefics3Config, Idefics3ForConditionalGeneration, _compile(_IDEFICS3_RULES),
+        lambda m: m.model.text_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
+    "smolvlm": Architecture(
+        SmolVLMConfig, SmolVLMForConditionalGeneration, _compile(_IDEFICS3_RULES),
+        lambda m: m.model.text_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+    ),
     "mllama": Architecture(
         MllamaConfig, MllamaForConditionalGeneration, _compile(_MLLAMA_RULES),
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
@@ -531,7 +570,7 @@ def expected_tied(arch: str, cfg: dict[str, Any]) -> bool:
     """Whether the real checkpoint shares its LM head with the token embedding, per its config.json."""
     default = ARCHITECTURES[arch].tied_by_default
     if arch in ("llava", "llava_next", "mllama", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma",
-                "mistral3"):
+                "mistral3", "llava_onevision"):
         text = cfg.get("text_config", {})
         # LlavaConfig.__post_init__ forwards text_config.tie_word_embeddings when the top-level flag
         # is false, so either flag ties. MllamaForConditionalGeneration has no _tied_weights_keys
@@ -791,6 +830,14 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
         cfg["text_config"] = _shrink_lm(cfg["text_config"])
         cfg["vision_config"].update(hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN, head_dim=16,
                                     num_attention_heads=SMALL_VISION_HEADS, num_hidden_layers=SMALL_VISION_LAYERS)
+        return cfg
+    if arch in ("llava_onevision", "idefics3", "smolvlm"):
+        # A two-layer text model; a one-layer SigLIP-shaped tower at the real image and patch size (the
+        # anyres grid and the pixel shuffle depend on the patch grid). LLaVA-OneVision reads the last layer.
+        cfg["text_config"] = _shrink_lm(cfg["text_config"])
+        cfg.setdefault("vision_config", {}).update(
+            hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN, num_attention_heads=SMALL_VISION_HEADS,
+            num_hidden_layers=SMALL_VISION_LAYERS)
         return cfg
     if arch in ("gemma3", "paligemma"):
         # One local/global period of text layers; a one-layer SigLIP at the real image size (the pooling
@@ -1127,6 +1174,82 @@ def qwen_vl_inputs(image_hw: list[int]):
     return make
 
 
+def llava_onevision_inputs(image_hw: list[int]):
+    """One image through transformers' LlavaOnevisionImageProcessorPil (the config's pinpoints, 384 crops):
+    the image token count is what get_image_features returns (pack_image_features: base view, unpadded and
+    anyres_max-capped tiles, newlines); LlavaOnevisionProcessor._get_number_of_features, the count the
+    processor writes into the prompt, must agree."""
+    def make(model, config, gen):
+        v = config.vision_config
+        h, w = image_hw
+        image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        processed = LlavaOnevisionImageProcessorPil()(
+            images=[image], image_grid_pinpoints=config.image_grid_pinpoints,
+            size={"height": v.image_size, "width": v.image_size}, return_tensors="pt")
+        pixels, sizes = processed["pixel_values"], processed["image_sizes"]
+        features = model.get_image_features(pixel_values=pixels, image_sizes=sizes, batch_num_images=[1]).pooler_output
+        n = sum(f.shape[0] for f in features)
+        # The processor's own count: _get_number_of_features reads only these attributes (no tokenizer needed).
+        processor = LlavaOnevisionProcessor.__new__(LlavaOnevisionProcessor)
+        processor.image_processor = LlavaOnevisionImageProcessorPil(image_grid_pinpoints=config.image_grid_pinpoints)
+        processor.num_image_tokens = (v.image_size // v.patch_size) ** 2
+        processor.vision_aspect_ratio = config.vision_aspect_ratio
+        counted = processor._get_number_of_features(h, w, v.image_size, v.image_size)
+        if counted != n:
+            raise ReferenceError(f"processor writes {counted} image tokens, get_image_features returns {n}")
+        return (
+            {"input_ids": _image_prompt(config, gen, n), "pixel_values": pixels, "image_sizes": sizes},
+            {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
+             "image_tokens": n, "image_crops": int(pixels.shape[1])},
+        )
+    return make
+
+
+# One token per special marker and per run of newlines (a row's "\n" and the global view's "\n" are one
+# "\n\n" token, as in a tokenizer with that merge; see archs/idefics3.py)
+_IDEFICS3_TOKEN = re.compile(r"<fake_token_around_image>|<global-img>|<row_\d+_col_\d+>|<image>|\n+")
+
+
+def idefics3_inputs(arch: str, image_hw: list[int], preprocessor: dict[str, Any]):
+    """One image through transformers' Idefics3/SmolVLM image processor with the spec's preprocessor_config
+    (size.longest_edge, max_image_size, splitting), the prompt string the processor writes for it
+    (get_image_prompt_string with the returned rows and cols), split into tokens; the model's
+    get_image_features returns one image_seq_len block per crop."""
+    def make(model, config, gen):
+        h, w = image_hw
+        image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        kwargs = {}
+        if "longest_edge" in preprocessor:
+            kwargs["size"] = {"longest_edge": preprocessor["longest_edge"]}
+        if "max_image_size" in preprocessor:
+            kwargs["max_image_size"] = {"longest_edge": preprocessor["max_image_size"]}
+        for key in ("do_image_splitting", "do_resize"):
+            if key in preprocessor:
+                kwargs[key] = preprocessor[key]
+        cls = Idefics3ImageProcessorPil if arch == "idefics3" else SmolVLMImageProcessorPil
+        processed = cls(**kwargs)(images=[[image]], return_row_col_info=True, return_tensors="pt")
+        pixels, mask = processed["pixel_values"], processed["pixel_attention_mask"]
+        rows, cols = processed["rows"][0][0], processed["cols"][0][0]
+        features = model.get_image_features(pixel_values=pixels, pixel_attention_mask=mask).pooler_output
+        n = sum(f.shape[0] for f in features)
+        seq = model.model.image_seq_len
+        prompt = get_image_prompt_string(rows, cols, seq, "<fake_token_around_image>", "<image>", "<global-img>")
+        pieces = _IDEFICS3_TOKEN.findall(prompt)
+        if "".join(pieces) != prompt:
+            raise ReferenceError("the image prompt has text this tokenisation does not cover")
+        if pieces.count("<image>") != n:
+            raise ReferenceError(f"{pieces.count('<image>')} <image> tokens for {n} image features")
+        ids = torch.tensor([[config.image_token_id if p == "<image>" else int(_text_ids(gen, 1, 1)) for p in pieces]])
+        ids = torch.cat([ids, _text_ids(gen, 1, VLM_TEXT_TOKENS)], dim=1)
+        return (
+            {"input_ids": ids, "pixel_values": pixels, "pixel_attention_mask": mask},
+            {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
+             "image_tokens": len(pieces), "image_features": n, "image_crops": int(pixels.shape[1]),
+             "rows_cols": [rows, cols], "preprocessor": preprocessor},
+        )
+    return make
+
+
 def mllama_inputs(layout: list[int]):
     """One image as MllamaImageProcessor delivers it: always max_num_tiles tiles, unused ones zero.
 
@@ -1259,6 +1382,11 @@ def cases_for(arch: str, cfg: dict[str, Any], spec: dict[str, Any] | None = None
         return [("one_image", small, gemma3_inputs)]
     if arch in ("qwen2_vl", "qwen2_5_vl"):
         return [(f"image_{h}x{w}", small, qwen_vl_inputs([h, w])) for h, w in QWEN_VL_IMAGE_SIZES]
+    if arch == "llava_onevision":
+        return [(f"image_{h}x{w}", small, llava_onevision_inputs([h, w])) for h, w in LLAVA_ONEVISION_IMAGE_SIZES]
+    if arch in ("idefics3", "smolvlm"):
+        return [(f"image_{h}x{w}", small, idefics3_inputs(arch, [h, w], (spec or {}).get("preprocessor") or {}))
+                for h, w in IDEFICS3_IMAGE_SIZES]
     if arch == "mllama":
         return [(f"one_image_{h}x{w}_tiles", small, mllama_inputs([h, w])) for h, w in MLLAMA_TILE_LAYOUTS]
     raise ReferenceError(f"no cases for {arch}")

@@ -75,9 +75,10 @@ def test_kv_cache_equals_what_transformers_holds(model_id, case):
     kwargs = {"batch": inputs["batch"], "kv_dtype": "f32", "dtype": "fp32"}
     context = inputs["text_tokens"]
     if spec.architecture in ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma",
-                             "mistral3"):
+                             "mistral3", "llava_onevision", "idefics3", "smolvlm"):
         size = tuple(inputs["image_size"]) if spec.architecture in ("llava_next", "qwen2_vl", "qwen2_5_vl",
-                                                                    "mistral3") else None
+                                                                    "mistral3", "llava_onevision", "idefics3",
+                                                                    "smolvlm") else None
         # the image token count is transformers' own (its feature extraction), not a formula
         assert image_tokens_per_image(spec, size) == case["image_tokens"]
         context += case["image_tokens"]

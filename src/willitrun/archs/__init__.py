@@ -29,7 +29,7 @@ FAMILIES: dict[str, str] = {
     "starcoder2": "starcoder2", "cohere2": "cohere2",
     # issue 11: vision-language models whose image tokens sit in the self-attention context
     "qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "gemma3": "gemma3", "paligemma": "paligemma",
-    "mistral3": "mistral3",
+    "mistral3": "mistral3", "llava_onevision": "llava_onevision", "idefics3": "idefics3", "smolvlm": "idefics3",
     # issue 11: encoder-decoders
     "mt5": "t5", "bart": "bart", "mbart": "bart", "m2m_100": "bart", "marian": "bart", "pegasus": "bart",
     # mixture of experts, latent attention, state-space (issue 10)

@@ -200,7 +200,7 @@ def stages(spec: LlavaSpec, context: int, source: int, images: int) -> list[Stag
     return out
 
 
-def _select_best_resolution(size: tuple[int, int], pinpoints: list[tuple[int, int]]) -> tuple[int, int]:
+def select_best_resolution(size: tuple[int, int], pinpoints: list[tuple[int, int]]) -> tuple[int, int]:
     """transformers image_processing_utils.select_best_resolution: most effective pixels, then least waste."""
     h0, w0 = size
     best, best_eff, best_waste = pinpoints[0], -1, float("inf")
@@ -214,6 +214,19 @@ def _select_best_resolution(size: tuple[int, int], pinpoints: list[tuple[int, in
     return best
 
 
+def unpadded(size: tuple[int, int], cur_h: int, cur_w: int) -> tuple[int, int]:
+    """The tiled view's feature grid (cur_h x cur_w) with the rows or columns of padding removed
+    (transformers modeling_llava_next.py `unpad_image`, processing_llava_next.py `_get_unpadded_features`)."""
+    h0, w0 = size
+    if w0 / h0 > cur_w / cur_h:
+        new_h = int(round(h0 * (cur_w / w0), 7))
+        cur_h -= ((cur_h - new_h) // 2) * 2
+    else:
+        new_w = int(round(w0 * (cur_h / h0), 7))
+        cur_w -= ((cur_w - new_w) // 2) * 2
+    return cur_h, cur_w
+
+
 def llava_next_image_tokens(spec: LlavaSpec, size: tuple[int, int]) -> int:
     """Tokens of one image in LLaVA-NeXT's anyres scheme (transformers LlavaNextProcessor
     `_get_number_of_features` / `_get_unpadded_features`): the base 336px view, plus the tiled view
@@ -222,15 +235,8 @@ def llava_next_image_tokens(spec: LlavaSpec, size: tuple[int, int]) -> int:
     v = spec.config.vision_config
     pinpoints = spec.config.image_grid_pinpoints or []
     side = v.image_size // v.patch_size
-    best_h, best_w = _select_best_resolution(size, pinpoints)
-    cur_h, cur_w = side * (best_h // v.image_size), side * (best_w // v.image_size)
-    h0, w0 = size
-    if w0 / h0 > cur_w / cur_h:
-        new_h = int(round(h0 * (cur_w / w0), 7))
-        cur_h -= ((cur_h - new_h) // 2) * 2
-    else:
-        new_w = int(round(w0 * (cur_h / h0), 7))
-        cur_w -= ((cur_w - new_w) // 2) * 2
+    best_h, best_w = select_best_resolution(size, pinpoints)
+    cur_h, cur_w = unpadded(size, side * (best_h // v.image_size), side * (best_w // v.image_size))
     base = side * side + (1 if spec.config.vision_feature_select_strategy == "full" else 0)
     return cur_h * cur_w + cur_h + base
 

@@ -24,9 +24,13 @@ from ..archs.gemma2 import Gemma2Config as _Gemma2Spec
 from ..archs.gemma3 import Gemma3Config as _Gemma3Spec
 from ..archs.gemma3 import Gemma3TextConfig as _Gemma3TextSpec
 from ..archs.granite import GraniteConfig as _GraniteSpec
+from ..archs.idefics3 import Idefics3Config as _Idefics3Spec
+from ..archs.idefics3 import Idefics3VisionConfig as _Idefics3VisionSpec
 from ..archs.llama import LlamaConfig as _LlamaSpec
 from ..archs.llava import ClipVisionConfig as _ClipSpec
 from ..archs.llava import LlavaConfig as _LlavaSpec
+from ..archs.llava_onevision import DEFAULT_PINPOINTS
+from ..archs.llava_onevision import LlavaOnevisionConfig as _LlavaOnevisionSpec
 from ..archs.mistral3 import Mistral3Config as _Mistral3Spec
 from ..archs.mistral3 import PixtralVisionConfig as _PixtralSpec
 from ..archs.mllama import MllamaTextConfig as _MllamaTextSpec
@@ -118,6 +122,34 @@ LLAVA = ConfigClass("LlavaConfig", "llava/configuration_llava.py", _LlavaSpec, _
 LLAVA_NEXT = ConfigClass("LlavaNextConfig", "llava_next/configuration_llava_next.py", _LlavaSpec, {
     **_LLAVA_TOP, "image_grid_pinpoints": [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
 }, copied=("image_token_index", "image_seq_length"), none_is_default=("image_grid_pinpoints",))
+# issue 11: LLaVA-OneVision (SigLIP tower, Qwen2 text model), Idefics3 and SmolVLM (SigLIP-shaped tower, Llama)
+SIGLIP_VISION = ConfigClass("SiglipVisionConfig", "siglip/configuration_siglip.py", _SiglipSpec, {
+    "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+    "num_channels": 3, "image_size": 224, "patch_size": 16, "hidden_act": "gelu_pytorch_tanh", "vision_use_head": True,
+})
+# LlavaOnevisionConfig.sub_configs_defaults["vision_config"].init_kwargs: only when config.json has no vision_config
+_ONEVISION_VISION_INIT = {"hidden_size": 1152, "intermediate_size": 4304, "patch_size": 14, "image_size": 384,
+                          "num_hidden_layers": 26, "num_attention_heads": 16, "vision_use_head": False}
+LLAVA_ONEVISION = ConfigClass("LlavaOnevisionConfig", "llava_onevision/configuration_llava_onevision.py",
+                              _LlavaOnevisionSpec, {
+    "projector_hidden_act": "gelu", "multimodal_projector_bias": True, "vision_feature_layer": -1,
+    "vision_feature_select_strategy": "full", "tie_word_embeddings": False,
+    "image_grid_pinpoints": [list(p) for p in DEFAULT_PINPOINTS], "vision_aspect_ratio": "anyres_max_9",
+}, copied=("image_token_index", "video_token_index", "use_image_newline_parameter"),
+    none_is_default=("image_grid_pinpoints",))
+_IDEFICS3_VISION_DEFAULTS = {
+    "hidden_size": 1152, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 16,
+    "num_channels": 3, "image_size": 224, "patch_size": 32, "hidden_act": "gelu_pytorch_tanh",
+}
+IDEFICS3_VISION = ConfigClass("Idefics3VisionConfig", "idefics3/configuration_idefics3.py", _Idefics3VisionSpec,
+                              _IDEFICS3_VISION_DEFAULTS)
+SMOLVLM_VISION = ConfigClass("SmolVLMVisionConfig", "smolvlm/configuration_smolvlm.py", _Idefics3VisionSpec,
+                             _IDEFICS3_VISION_DEFAULTS)
+IDEFICS3 = ConfigClass("Idefics3Config", "idefics3/configuration_idefics3.py", _Idefics3Spec,
+                       {"scale_factor": 2, "tie_word_embeddings": False}, copied=("image_token_id",))
+SMOLVLM = ConfigClass("SmolVLMConfig", "smolvlm/configuration_smolvlm.py", _Idefics3Spec,
+                      {"scale_factor": 2, "tie_word_embeddings": False}, copied=("image_token_id",))
+IDEFICS3_FAMILY = {"idefics3": (IDEFICS3, IDEFICS3_VISION), "smolvlm": (SMOLVLM, SMOLVLM_VISION)}
 MLLAMA_TEXT = ConfigClass("MllamaTextConfig", "mllama/configuration_mllama.py", _MllamaTextSpec, {
     "vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 40,
     "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072,
@@ -228,10 +260,7 @@ QWEN_VL = {"qwen2_vl": (QWEN2_VL_TEXT, QWEN2_VL_VISION), "qwen2_5_vl": (QWEN2_5_
 # issue 11: Gemma 3 (vision), PaliGemma and Mistral 3: a composite config whose sub-configs are built by
 # SubConfigSpec (transformers configuration_utils.py create_subconfig): a text_config / vision_config dict
 # gets its class's plain defaults, and the class's `init_kwargs` apply only when the dict is absent.
-SIGLIP_VISION = ConfigClass("SiglipVisionConfig", "siglip/configuration_siglip.py", _SiglipSpec, {
-    "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
-    "num_channels": 3, "image_size": 224, "patch_size": 16, "hidden_act": "gelu_pytorch_tanh", "vision_use_head": True,
-})
+# (SIGLIP_VISION: above, shared with LLaVA-OneVision)
 PIXTRAL_VISION = ConfigClass("PixtralVisionConfig", "pixtral/configuration_pixtral.py", _PixtralSpec, {
     "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,
     "num_channels": 3, "image_size": 1024, "patch_size": 16, "hidden_act": "gelu",
@@ -472,10 +501,32 @@ def _register_component_rules() -> None:
 
 
 _register_component_rules()
+
+
+def _register_vlm_component_rules() -> None:
+    """Safetensors names of LLaVA-OneVision (LLaVA's: vision_tower.*, multi_modal_projector.*, image_newline,
+    language_model.*) and of Idefics3 / SmolVLM (modeling_idefics3.py: model.vision_model.*,
+    model.connector.modality_projection.*, model.text_model.*, lm_head)."""
+    from .weights import COMPONENT_RULES
+
+    COMPONENT_RULES.setdefault("llava_onevision", COMPONENT_RULES["llava"])
+    rules: list[tuple[str, str | None]] = [
+        (r"(?:model\.)?vision_model\..+", "vision_tower"),
+        (r"(?:model\.)?connector\..+", "projector"),
+        (r"(?:model\.)?text_model\.embed_tokens\.weight", "embeddings"),
+        (r"(?:model\.)?text_model\.(?:layers\.\d+\..+|norm\.weight)", "decoder"),
+        (r"lm_head\.weight", "lm_head"),
+    ]
+    for arch in IDEFICS3_FAMILY:
+        COMPONENT_RULES.setdefault(arch, rules)
+
+
+_register_vlm_component_rules()
 IMPORTABLE = tuple(a for a in ARCHITECTURES if a in LANGUAGE_MODELS or a in ("t5", "whisper", "llava", "llava_next",
                                                                              "mllama", "mt5") or a in QWEN_VL
                    or a in BART_FAMILY or a in VISION_LANGUAGE
-                   or a in ("clip", "siglip", "pix2struct", "vision-encoder-decoder"))
+                   or a in ("clip", "siglip", "pix2struct", "vision-encoder-decoder")
+                   or a in ("llava_onevision", *IDEFICS3_FAMILY))
 
 
 def supported() -> str:
@@ -650,6 +701,10 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
         return model_type, out
     if model_type in QWEN_VL:
         return model_type, _qwen_vl(cfg, model_type, source, sources, notes)
+    if model_type == "llava_onevision":
+        return model_type, _llava_onevision(cfg, source, sources)
+    if model_type in IDEFICS3_FAMILY:
+        return model_type, _idefics3(cfg, model_type, source, sources)
     if model_type in BART_FAMILY:
         return model_type, _block(cfg, BART_FAMILY[model_type], "config", sources)
     if model_type in VISION_LANGUAGE:
@@ -777,6 +832,47 @@ def _vision_language(cfg: Mapping[str, Any], model_type: str, source: str, sourc
     return out
 
 
+def _llava_onevision(cfg: Mapping[str, Any], source: str, sources: dict[str, str]) -> dict[str, Any]:
+    """LLaVA-OneVision: a Qwen2 text_config, a SigLIP vision_config (SiglipVisionConfig's defaults for what it
+    omits; the class's init_kwargs when it is absent altogether)."""
+    text = _language_model(_sub(cfg, "text_config", source), "qwen2", "config.text_config", source, sources,
+                           {"qwen2": QWEN2})
+    where, vision_cfg = "config.vision_config", _sub(cfg, "vision_config", source)
+    if vision_cfg is None:
+        vision = {"model_type": "siglip_vision_model",
+                  **_block({}, SIGLIP_VISION, where, sources, {**SIGLIP_VISION.defaults, **_ONEVISION_VISION_INIT})}
+        for field in _ONEVISION_VISION_INIT:
+            if f"{where}.{field}" in sources:
+                sources[f"{where}.{field}"] = LLAVA_ONEVISION.url
+    else:
+        model_type = vision_cfg.get("model_type", "siglip_vision_model")
+        if model_type != "siglip_vision_model":
+            raise UsageError(f"{source}: vision_config.model_type {model_type!r} is not supported; "
+                             f"supported: siglip_vision_model; {HOW_TO_ADD}")
+        vision = {"model_type": model_type, **_block(vision_cfg, SIGLIP_VISION, where, sources)}
+    return {"text_config": text, "vision_config": vision, **_block(cfg, LLAVA_ONEVISION, "config", sources)}
+
+
+def _idefics3(cfg: Mapping[str, Any], model_type: str, source: str, sources: dict[str, str]) -> dict[str, Any]:
+    """Idefics3 / SmolVLM: a Llama text_config (LlamaConfig's defaults), the SigLIP-shaped vision_config."""
+    top, vision_cls = IDEFICS3_FAMILY[model_type]
+    text = _language_model(_sub(cfg, "text_config", source), "llama", "config.text_config", source, sources,
+                           {"llama": LLAMA})
+    vision = _block(_sub(cfg, "vision_config", source) or {}, vision_cls, "config.vision_config", sources)
+    return {"text_config": text, "vision_config": vision, **_block(cfg, top, "config", sources)}
+
+
+def _idefics3_preprocessor(block: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+    """The crop size and longest edge live in preprocessor_config.json, not config.json: crops of the tower's
+    image_size and a longest edge of 4 crops (the image processors' own default, 4 x 364) are assumed."""
+    side = block["vision_config"].get("image_size", _IDEFICS3_VISION_DEFAULTS["image_size"])
+    notes.append(f"Image tokens follow preprocessor_config.json (size.longest_edge, max_image_size), which config.json "
+                 f"does not hold: crops of the tower's {side} px and a longest edge of 4 x {side} = {4 * side} px are "
+                 "assumed (Idefics3ImageProcessor's default ratio, 4 x 364); add `preprocessor: {longest_edge: ..., "
+                 "max_image_size: ...}` to the spec.")
+    return {"longest_edge": 4 * side, "max_image_size": side}
+
+
 def _render_validation(err: ValidationError, source: str) -> list[str]:
     lines = []
     for e in err.errors(include_url=False):
@@ -823,6 +919,7 @@ def spec_from_config(config: object, source: str, *, model_id: str | None = None
         method = config["quantization_config"].get("quant_method", "unknown")
         notes.append(f"The checkpoint is quantized ({method}); without its weight files the estimate sizes the "
                      "weights at --dtype, not as stored.")
+    preprocessor = _idefics3_preprocessor(block, notes) if arch in IDEFICS3_FAMILY else None
     defaulted = sorted(k.removeprefix("config.") for k in field_sources if k.rsplit(".", 1)[-1] in SHAPE_FIELDS)
     if defaulted:
         notes.insert(0, f"Warning: config.json omits {', '.join(defaulted)}: transformers' defaults taken "
@@ -838,6 +935,8 @@ def spec_from_config(config: object, source: str, *, model_id: str | None = None
     }
     if hf_id:
         data["hf_id"] = hf_id
+    if preprocessor is not None:
+        data["preprocessor"] = preprocessor
     if quantization is not None:
         data["quantization"] = quantization
         if dtype == "float32" and "dtype" not in sources:
