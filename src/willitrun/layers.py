@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from . import archs
 from .archs.base import LayerKV
-from .dtypes import KV_DTYPES
+from .dtypes import F32, KV_DTYPES
 from .memory import Estimate, Resolved, storage_types
 from .tensors import model_tensors
 
@@ -57,8 +57,9 @@ class Layout:
         return self.output_bytes + self.tied_bytes
 
     # per layer, from the geometry: (self-attention cache, cross-attention cache, recurrent state
-    # elements per sequence); (None, None, 0) for an encoder layer
-    caches: tuple[tuple[LayerKV | None, LayerKV | None, int], ...] = ()
+    # (conv, SSM) elements per sequence); (None, None, (0, 0)) for an encoder layer
+    caches: tuple[tuple[LayerKV | None, LayerKV | None, tuple[int, int]], ...] = ()
+    ssm_state_f32: bool = False  # the SSM state is float32 whatever the KV type (memory.state_bytes)
 
     def kv_per_layer(self, est: Estimate, *, read: bool = False) -> tuple[int, ...]:
         """Each layer's caches at the estimate's context, from the geometry, times the sequences in
@@ -72,8 +73,9 @@ class Layout:
         storage = KV_DTYPES[est.kv_dtype]
         sequences, context, source = est.batch_size * est.beams, est.context_tokens, est.cross_source_tokens
         out = []
-        for skv, ckv, state in self.caches:
-            b = storage.nbytes(state) if state else 0
+        ssm_storage = F32 if self.ssm_state_f32 else storage
+        for skv, ckv, (conv, ssm) in self.caches:
+            b = (storage.nbytes(conv) if conv else 0) + (ssm_storage.nbytes(ssm) if ssm else 0)
             if skv is not None:
                 held = min(context, skv.window) if read and skv.window is not None else context
                 b += storage.nbytes(skv.key_width * held) + storage.nbytes(skv.value_width * held)
@@ -122,9 +124,10 @@ def _layout(r: Resolved) -> Layout:
         # an encoder keeps no cache; a decoder layer keeps what the geometry says
         skv = g.self_kv[i] if comp == "decoder" else None
         ckv = g.cross_kv[i] if comp == "decoder" else None
-        state = sum(g.ssm_state[i]) if comp == "decoder" and i < len(g.ssm_state) else 0
+        state = g.ssm_state[i] if comp == "decoder" and i < len(g.ssm_state) else (0, 0)
         w = weights[(comp, i)]
         layers.append(Layer(f"{comp}.{i}", w, w if comp == "decoder" else 0, skv is not None, ckv is not None))
         caches.append((skv, ckv, state))
     return Layout(tuple(layers), embeddings, output, tied, other,
-                  sum(u.self_kv for u in layers), sum(u.cross_kv for u in layers), kv_proj, tuple(caches))
+                  sum(u.self_kv for u in layers), sum(u.cross_kv for u in layers), kv_proj, tuple(caches),
+                  g.ssm_state_f32)

@@ -361,8 +361,9 @@ def test_gemma_3_27b_layer_split_puts_each_layers_own_cache_on_its_card(catalog)
 def test_hybrid_state_sits_on_its_mamba_layers_and_kv_on_its_attention_layers(catalog):
     """Jamba Mini 1.5: one attention layer in eight. Each layer's cache, from the geometry: an
     attention layer kv_heads x (key_dim + value_dim) x context x 2 B, a Mamba layer its conv + SSM
-    state elements x 2 B (bf16), whatever the context; a layer split and a tensor split hold them all
-    (the state was left off the cards before)."""
+    state: conv elements x 2 B (bf16) + SSM elements x 4 B (transformers keeps the SSM state in float32:
+    reference.json state_dtypes_bf16), whatever the context; a layer split and a tensor split hold them
+    all (the state was left off the cards before)."""
     from willitrun import archs
 
     spec = catalog.resolve("model", "jamba-mini-1.5")
@@ -370,7 +371,7 @@ def test_hybrid_state_sits_on_its_mamba_layers_and_kv_on_its_attention_layers(ca
     g = archs.geometry(spec)
     expected = []
     for k, (conv, ssm) in zip(g.self_kv, g.ssm_state, strict=True):
-        expected.append(k.kv_heads * (k.key_dim + k.value_dim) * context * 2 if k is not None else (conv + ssm) * 2)
+        expected.append(k.kv_heads * (k.key_dim + k.value_dim) * context * 2 if k is not None else conv * 2 + ssm * 4)
     e = estimate_resolved(r, context, 1, 1)
     assert layout(r).kv_per_layer(e) == tuple(expected)
     assert sum(1 for k in g.self_kv if k is not None) * 8 == g.decoder_layers

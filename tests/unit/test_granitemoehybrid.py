@@ -127,12 +127,16 @@ def test_zero_experts_take_any_experts_per_token():
     assert archs.geometry(s).experts_per_token == 0
 
 
-def test_vllm_refuses_plainly():
+def test_vllm_sizes_the_state_pool_from_0_10_and_refuses_before():
+    """vLLM before 0.10 runs state-space models on V0 only (not modelled: refused plainly); from 0.10 its
+    MambaSpec pool holds one state per sequence (engines/vllm.py, tests/engines/test_vllm_hybrid.py)."""
     from willitrun.engines.vllm import VllmOptions, vllm_estimate
     from willitrun.errors import UsageError
     from willitrun.memory import Request
     with pytest.raises(UsageError, match="Mamba state pools"):
-        vllm_estimate(shape("moe"), Request(), VllmOptions(total_memory_bytes=80 * 2**30))
+        vllm_estimate(shape("moe"), Request(), VllmOptions(total_memory_bytes=80 * 2**30, version="0.9"))
+    fit = vllm_estimate(shape("moe"), Request(), VllmOptions(total_memory_bytes=80 * 2**30))
+    assert any("MambaSpec" in b.detail or " mamba of " in b.detail for b in fit.buffers)
 
 
 # ---- GGUF import ---------------------------------------------------------------------------------

@@ -75,12 +75,16 @@ def test_llamacpp_recurrent_state():
     assert not [b for b in e.buffers if b.name.startswith("KV cache") and b.bytes]
 
 
-def test_vllm_refuses_plainly():
+def test_vllm_sizes_the_state_pool_from_0_10_and_refuses_before():
+    """vLLM before 0.10 runs state-space models on V0 only (not modelled: refused plainly); from 0.10 its
+    MambaSpec pool holds one state per sequence (engines/vllm.py, tests/engines/test_vllm_hybrid.py)."""
     from willitrun.engines.vllm import VllmOptions, vllm_estimate
     from willitrun.errors import UsageError
     from willitrun.memory import Request
     with pytest.raises(UsageError, match="Mamba state pools"):
-        vllm_estimate(codestral(), Request(), VllmOptions(total_memory_bytes=80 * 2**30))
+        vllm_estimate(codestral(), Request(), VllmOptions(total_memory_bytes=80 * 2**30, version="0.9"))
+    fit = vllm_estimate(codestral(), Request(), VllmOptions(total_memory_bytes=80 * 2**30))
+    assert any("MambaSpec" in b.detail or " mamba of " in b.detail for b in fit.buffers)
 
 
 def test_import_config_json():
