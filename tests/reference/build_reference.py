@@ -1411,7 +1411,7 @@ def build_entry(spec: dict[str, Any]) -> dict[str, Any]:
     del model
     gc.collect()
     entry["cases"] = [run_case(arch, name, small, make) for name, small, make in cases_for(arch, cfg, spec)]
-    if "preprocessor" in spec:  # the small copies use the spec's processor settings (Florence-2's image size)
+    if arch == "florence2":  # the small copies use the spec's processor settings (Florence-2's image size)
         for case in entry["cases"]:
             case["preprocessor"] = spec["preprocessor"]
     return entry
@@ -1423,7 +1423,7 @@ def versions() -> dict[str, str]:
 
 
 def compute(spec_dir: Path, ids: list[str] | None) -> tuple[dict[str, Any], dict[str, str]]:
-    paths = sorted(spec_dir.glob("*.yaml")) + sorted(FAMILY_SPEC_DIR.glob("*.yaml"))
+    paths = sorted(spec_dir.glob("*.yaml")) + (sorted(FAMILY_SPEC_DIR.glob("*.yaml")) if spec_dir == SPEC_DIR else [])
     if ids:
         known = {p.stem for p in paths}
         missing = sorted(set(ids) - known)
