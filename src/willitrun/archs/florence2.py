@@ -58,13 +58,13 @@ class Florence2VisionConfig(Strict):
     model_type: Literal["florence_vision"] | None = None
     in_channels: Channels = 3
     depths: tuple[Layers, ...] = Field(default=(1, 1, 9, 1), min_length=1, max_length=8)
-    patch_size: tuple[Kernel, ...] = (7, 3, 3, 3)
-    patch_stride: tuple[Kernel, ...] = (4, 2, 2, 2)
-    patch_padding: tuple[Kernel, ...] = (3, 1, 1, 1)
-    patch_prenorm: tuple[bool, ...] = (False, True, True, True)
-    embed_dim: tuple[Hidden, ...] = (128, 256, 512, 1024)
-    num_heads: tuple[Heads, ...] = (4, 8, 16, 32)
-    num_groups: tuple[Heads, ...] = (4, 8, 16, 32)
+    patch_size: tuple[Kernel, ...] = Field(default=(7, 3, 3, 3), max_length=8)
+    patch_stride: tuple[Kernel, ...] = Field(default=(4, 2, 2, 2), max_length=8)
+    patch_padding: tuple[Kernel, ...] = Field(default=(3, 1, 1, 1), max_length=8)
+    patch_prenorm: tuple[bool, ...] = Field(default=(False, True, True, True), max_length=8)
+    embed_dim: tuple[Hidden, ...] = Field(default=(128, 256, 512, 1024), max_length=8)
+    num_heads: tuple[Heads, ...] = Field(default=(4, 8, 16, 32), max_length=8)
+    num_groups: tuple[Heads, ...] = Field(default=(4, 8, 16, 32), max_length=8)
     window_size: ImageSide = 12
     mlp_ratio: float = Field(default=4.0, gt=0, le=64)
     qkv_bias: bool = True
