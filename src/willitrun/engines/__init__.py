@@ -34,8 +34,8 @@ from .whispercpp import WhisperCppOptions, whispercpp_estimate
 if TYPE_CHECKING:
     from ..importers import WeightsOverride
 
-ENGINES = ("transformers", "llama.cpp", "ollama", "whisper.cpp", "vllm", "ctranslate2")
-ENGINE_ALIASES = {"faster-whisper": "ctranslate2"}  # faster-whisper runs Whisper on CTranslate2
+from ..dtypes import ENGINE_ALIASES, ENGINES  # the names, said once (dtypes: light, on the start-up path)
+
 EngineOptions = Union[LlamaCppOptions, OllamaOptions, WhisperCppOptions, VllmOptions, CTranslate2Options, None]
 _OPTIONS = {"llama.cpp": LlamaCppOptions, "ollama": OllamaOptions, "whisper.cpp": WhisperCppOptions,
             "vllm": VllmOptions, "ctranslate2": CTranslate2Options}
