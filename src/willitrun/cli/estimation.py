@@ -125,7 +125,6 @@ def _engine_options(a: EstimateArgs) -> dict[str, Any]:
 # --cpu-moe: every layer's experts (llama.cpp -cmoe); LlamaCppOptions.n_cpu_moe counts min(N, layers),
 # and run_estimate turns this into the model's own layer count before anything prints it.
 CPU_MOE_ALL = 1 << 30
-SPEECH_ENGINES = ("whisper.cpp", "ctranslate2")
 
 
 def _cuda(text: str | None) -> int | None:
@@ -177,7 +176,9 @@ def run_estimate(a: EstimateArgs) -> int:
     # --speed, --max-batch, several cards) follow the engine instead of switching it.
     stored = weights.dtype if weights is not None else None
     eng = engine or default_engine(a.dtype or stored)
-    if eng in SPEECH_ENGINES and a.beams is not None:  # beam_size only when given: None is the engine's default
+    from ..archs import SPEECH_ONLY
+
+    if eng in SPEECH_ONLY and a.beams is not None:  # beam_size only when given: None is the engine's default
         engine_opts["beams"] = req.beams  # (whisper.cpp: the request's beams; ctranslate2: 5). The batch is the request's.
     if eng != "transformers":
         if req.dtype is None and stored:

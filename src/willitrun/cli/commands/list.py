@@ -66,7 +66,6 @@ def _print_tables(models: list[Any], gpus: list[Any]) -> None:
         out.print(t)
 
 
-SPEECH_ENGINES = ("whisper.cpp", "ctranslate2")  # Whisper only: said once under the table, not on every row
 # No public address to link yet (pyproject.toml has no [project.urls]); `willitrun docs` finds the docs.
 NEW_ARCHITECTURE = ("Missing one? docs/adding-an-architecture.md (`willitrun docs` says where it is) walks through "
                     "adding it; or open an issue with the model's config.json.")
@@ -104,6 +103,7 @@ def architecture_rows(models: list[Any]) -> list[dict[str, Any]]:
 def _print_architectures(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
+    from ...archs import SPEECH_ONLY  # Whisper only: said once under the table, not on every row
     from ...render import escape, out
 
     t = Table(title="architectures", box=None, header_style="bold")
@@ -111,7 +111,7 @@ def _print_architectures(rows: list[dict[str, Any]]) -> None:
         t.add_column(col)
     for r in rows:
         refused = r["refused_by"]
-        shown = "?" if refused is None else ", ".join(e for e in refused if e not in SPEECH_ENGINES) or "-"
+        shown = "?" if refused is None else ", ".join(e for e in refused if e not in SPEECH_ONLY) or "-"
         t.add_row(escape(r["architecture"]), "yes" if r["config_model_type"] else "-",
                   escape(", ".join(r["gguf_architectures"])) or "-", escape(", ".join(r["models"])) or "-", escape(shown))
     out.print(t)
