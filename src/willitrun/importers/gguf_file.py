@@ -156,51 +156,56 @@ def read_gguf_header(path: Path) -> GGUFHeader:
     """Metadata (scalars, short strings, short numeric arrays) and every tensor's exact bytes."""
     try:
         with open_regular(path, "GGUF file") as f:  # regular files only: a FIFO or device never blocks
-            size = os.fstat(f.fileno()).st_size
-            r = _Reader(f, size, path)
-            if r.size < 4 or r.take(4, "magic") != GGUF_MAGIC:
-                raise SpecError(f"{path}: not a GGUF file (it does not start with 'GGUF')")
-            version = r.scalar(4, "version")
-            if version & 0xFFFF == 0 and version:
-                raise UsageError(f"{path}: big-endian GGUF files are not supported")
-            if version not in (2, 3):
-                raise SpecError(f"{path}: GGUF version {version} is not supported (2 and 3 are)")
-            n_tensors, n_kv = r.scalar(10, "tensor count"), r.scalar(10, "metadata count")
-            for n, what in ((n_tensors, "tensors"), (n_kv, "metadata entries")):
-                if n > MAX_ENTRIES:
-                    raise SpecError(f"{path}: header declares {n:,} {what}: absurd")
-            metadata: dict[str, Any] = {}
-            for _ in range(n_kv):
-                key = r.string("metadata key")
-                if key is None:
-                    raise SpecError(f"{path}: a metadata key longer than {MAX_KEEP_STRING} bytes")
-                if key in metadata:
-                    raise SpecError(f"{path}: metadata key {key!r} appears twice")
-                metadata[key] = r.value(r.scalar(4, key), key)
-            sizes, names = _ggml_types()  # after the magic: a file that is no GGUF says so first
-            tensors = []
-            offsets = []
-            for _ in range(n_tensors):
-                name = r.string("tensor name")
-                if name is None:
-                    raise SpecError(f"{path}: a tensor name longer than {MAX_KEEP_STRING} bytes")
-                n_dims = r.scalar(4, name)
-                if not 1 <= n_dims <= MAX_DIMS:
-                    raise SpecError(f"{path}: tensor {name!r}: {n_dims} dimensions (ggml allows 1 to {MAX_DIMS})")
-                dims = [r.scalar(10, name) for _ in range(n_dims)]
-                ggml_type, offset = r.scalar(4, name), r.scalar(10, name)
-                if ggml_type not in sizes:
-                    raise SpecError(f"{path}: tensor {name!r}: unknown ggml type {ggml_type}")
-                block, block_bytes = sizes[ggml_type]
-                if dims[0] % block:
-                    raise SpecError(f"{path}: tensor {name!r}: rows of {dims[0]} are not whole {names[ggml_type]} "
-                                    f"blocks of {block}")
-                nbytes = dims[0] // block * block_bytes * prod(dims[1:])
-                # GGUF dims run fastest first (ne[0] is the row); shapes here are PyTorch-ordered.
-                tensors.append(StoredTensor(name, names[ggml_type], tuple(reversed(dims)), nbytes))
-                offsets.append(offset)
+            return read_gguf_stream(f, os.fstat(f.fileno()).st_size, path)
     except OSError as exc:
         raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def read_gguf_stream(f: IO[bytes], size: int, path: Path | str) -> GGUFHeader:
+    """The header of a GGUF of `size` bytes read from a seekable binary stream (a local file, or a
+    bounded reader of HTTP ranges); `path` names it in messages. OSError is the caller's to report."""
+    r = _Reader(f, size, Path(path))
+    if r.size < 4 or r.take(4, "magic") != GGUF_MAGIC:
+        raise SpecError(f"{path}: not a GGUF file (it does not start with 'GGUF')")
+    version = r.scalar(4, "version")
+    if version & 0xFFFF == 0 and version:
+        raise UsageError(f"{path}: big-endian GGUF files are not supported")
+    if version not in (2, 3):
+        raise SpecError(f"{path}: GGUF version {version} is not supported (2 and 3 are)")
+    n_tensors, n_kv = r.scalar(10, "tensor count"), r.scalar(10, "metadata count")
+    for n, what in ((n_tensors, "tensors"), (n_kv, "metadata entries")):
+        if n > MAX_ENTRIES:
+            raise SpecError(f"{path}: header declares {n:,} {what}: absurd")
+    metadata: dict[str, Any] = {}
+    for _ in range(n_kv):
+        key = r.string("metadata key")
+        if key is None:
+            raise SpecError(f"{path}: a metadata key longer than {MAX_KEEP_STRING} bytes")
+        if key in metadata:
+            raise SpecError(f"{path}: metadata key {key!r} appears twice")
+        metadata[key] = r.value(r.scalar(4, key), key)
+    sizes, names = _ggml_types()  # after the magic: a file that is no GGUF says so first
+    tensors = []
+    offsets = []
+    for _ in range(n_tensors):
+        name = r.string("tensor name")
+        if name is None:
+            raise SpecError(f"{path}: a tensor name longer than {MAX_KEEP_STRING} bytes")
+        n_dims = r.scalar(4, name)
+        if not 1 <= n_dims <= MAX_DIMS:
+            raise SpecError(f"{path}: tensor {name!r}: {n_dims} dimensions (ggml allows 1 to {MAX_DIMS})")
+        dims = [r.scalar(10, name) for _ in range(n_dims)]
+        ggml_type, offset = r.scalar(4, name), r.scalar(10, name)
+        if ggml_type not in sizes:
+            raise SpecError(f"{path}: tensor {name!r}: unknown ggml type {ggml_type}")
+        block, block_bytes = sizes[ggml_type]
+        if dims[0] % block:
+            raise SpecError(f"{path}: tensor {name!r}: rows of {dims[0]} are not whole {names[ggml_type]} "
+                            f"blocks of {block}")
+        nbytes = dims[0] // block * block_bytes * prod(dims[1:])
+        # GGUF dims run fastest first (ne[0] is the row); shapes here are PyTorch-ordered.
+        tensors.append(StoredTensor(name, names[ggml_type], tuple(reversed(dims)), nbytes))
+        offsets.append(offset)
     alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
     if type(alignment) is not int or alignment <= 0 or alignment & (alignment - 1):
         raise SpecError(f"{path}: general.alignment {alignment!r} is not a power of two")
