@@ -1,4 +1,4 @@
-"""The GPU an answer is for when --gpu/--vram are not given, and pure name matching.
+"""The GPU an answer is for when --gpu/--vram are not given (names are matched in gpu_names.py).
 
 `default_gpu` decides, in this order (the first that answers wins):
   1. WILLITRUN_GPU: a catalog id, alias or NVML name, or a --vram size ("24GiB");
@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import GPUDetectionError, UsageError
+from .gpu_names import match_gpu as match_gpu
+from .gpu_names import norm_name
 from .specs import GPUSpec
 
 NO_DRIVER = "no NVIDIA GPU found ({why}); give the card with --gpu NAME (see `willitrun list gpus`) or its memory with --vram, e.g. --vram 24GiB"
@@ -185,27 +187,6 @@ def _nvml_visible(nvml: Any, env: Mapping[str, str]) -> list[DetectedGPU]:
             nvml.nvmlShutdown()
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def match_gpu(name: str, gpus: list[GPUSpec], total_bytes: int | None = None) -> GPUSpec | None:
-    """The catalog card whose NVML name (or display name) equals `name`, ignoring case and
-    punctuation. Some cards share one NVML name across memory sizes ("NVIDIA GeForce RTX 3080" is
-    10 GB or 12 GB): then the one whose memory is closest to `total_bytes` wins, and without a
-    memory size the name is refused as ambiguous."""
-    key = _norm(name)
-    found = [s for s in gpus if any(_norm(n) == key for n in s.nvml_names)] or \
-        [s for s in gpus if _norm(s.name) == key]
-    if not found:
-        return None
-    if total_bytes is None:
-        if len({g.capacity_bytes for g in found}) > 1:
-            raise UsageError(f"{name!r} names several cards: {', '.join(g.id for g in found)}; give one of these ids")
-        return found[0]
-    return min(found, key=lambda s: abs(s.capacity_bytes - total_bytes))
-
-
 # --------------------------------------------------------------------------------------------------
 # The default GPU: settings first, then what the machine reports.
 
@@ -228,8 +209,8 @@ def _gib(n: int) -> str:
 
 
 def _from_setting(catalog: Any, setting: Any) -> DefaultGPU:
-    from .cli.parse import size as parse_size
     from .detect.config import ENV_VAR
+    from .units import parse_size
 
     where = setting.origin if setting.origin == ENV_VAR else "config"
     what = f"{ENV_VAR}={setting.value}" if where == ENV_VAR else f"{setting.origin}: {setting.kind} = {setting.value!r}"
@@ -294,7 +275,7 @@ def _from_amd(catalog: Any, cards: list[Any], how: str) -> DefaultGPU:
 def _from_apple(catalog: Any, chip: Any) -> DefaultGPU:
     gib = round(chip.memory_bytes / GIB)
     spec = next((s for s in catalog.gpus() if s.vendor == "apple" and round(s.memory_gib) == gib
-                 and _norm(re.sub(r"\s*\(.*\)\s*$", "", s.name)) == _norm(chip.name)), None)
+                 and norm_name(re.sub(r"\s*\(.*\)\s*$", "", s.name)) == norm_name(chip.name)), None)
     if chip.wired_limit_bytes:
         total, why = chip.wired_limit_bytes, "the iogpu.wired_limit_mb setting"
     elif spec is not None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .specs import AnyModelSpec
 
 if TYPE_CHECKING:
-    from .importers import WeightsOverride
+    from .overrides import WeightsOverride
 
 if TYPE_CHECKING:
     AnySpec = AnyModelSpec

@@ -15,25 +15,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from . import archs
+from .devices import Device as Device
+from .devices import device as device
 from .errors import UsageError
 from .fit import context_limit, largest
 from .layers import Layout, layout
 from .memory import AnySpec, Estimate, Resolved, estimate_resolved
-from .specs import GPUSpec
-
-
-@dataclass(frozen=True)
-class Device:
-    """One card: what the split and speed answers need of it."""
-
-    gpu: str
-    name: str
-    vram_bytes: int
-    bandwidth_bytes_s: int | None = None  # None when unknown (--vram, a detected card not in the catalog)
-
-
-def device(g: GPUSpec) -> Device:
-    return Device(g.id, g.name, g.capacity_bytes, round(g.bandwidth_gb_s * 10**9))
 
 
 # --------------------------------------------------------------------------------------------------

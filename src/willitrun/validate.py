@@ -91,8 +91,8 @@ def estimator_problems(path: Path, spec: Any) -> list[str]:
     """Why the estimator cannot handle a schema-valid model spec: the default request is estimated
     at the shortest context, the default one and the longest one a fit check searches (the total
     grows with the context, so these bound every estimate of that search)."""
-    from .fit import context_limit
     from .memory import Request, default_context, estimate_resolved, resolve
+    from .search import context_limit
 
     where = safe_path(path)
     try:
@@ -116,7 +116,7 @@ def estimator_problems(path: Path, spec: Any) -> list[str]:
 def gpu_problems(path: Path, spec: Any) -> list[str]:
     """Why the estimator cannot use a schema-valid GPU spec: its memory and bandwidth, as the
     answers use them (whole bytes, bytes per second), must not round to zero."""
-    from .placement import device
+    from .devices import device
 
     card = device(spec)
     where = safe_path(path)

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from willitrun.cli.parse import looks_like_size
-from willitrun.cli.parse import size as parse_size
 from willitrun.detect.amd import (
     AMDCard,
     detect_amd,
@@ -33,6 +31,7 @@ from willitrun.detect.config import (
 )
 from willitrun.detect.run import read_small_file, run_tool
 from willitrun.errors import UsageError
+from willitrun.units import looks_like_size, parse_size
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "detect"
 GIB, MIB = 1 << 30, 1 << 20

@@ -234,11 +234,11 @@ class Catalog:
     def _gpu_by_name(self, name: str) -> Any:
         """A catalog GPU whose NVML or display name is `name` (ignoring case and punctuation);
         only the candidate files are validated."""
-        from ..gpu import _norm, match_gpu
+        from ..gpu_names import match_gpu, norm_name
 
-        key = _norm(name)
+        key = norm_name(name)
         ids = [i for i, e in self._index("gpu").items()
-               if any(_norm(n) == key for n in e["nvml_names"]) or (e["name"] and _norm(e["name"]) == key)]
+               if any(norm_name(n) == key for n in e["nvml_names"]) or (e["name"] and norm_name(e["name"]) == key)]
         return match_gpu(name, [self.get("gpu", i) for i in ids]) if ids else None
 
     def resolve(self, kind: Kind, name: str) -> Any:

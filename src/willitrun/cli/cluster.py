@@ -40,7 +40,7 @@ def run_cluster(a: Any, engine: str | None, given: dict[str, Any], spec: Any, re
     """Plan, print (or --json: cluster.plan_json) and return the exit code."""
     from ..cluster import plan_json, plan_llamacpp_rpc, plan_vllm
     from ..engines import LlamaCppOptions, VllmOptions
-    from .estimation import ENGINE_OPTIONS, _flag
+    from .engine_options import ENGINE_OPTIONS, _flag
 
     eng = engine or "vllm"
     if eng not in ("vllm", "llama.cpp"):
@@ -53,7 +53,7 @@ def run_cluster(a: Any, engine: str | None, given: dict[str, Any], spec: Any, re
     wrong = [k for k in given if k not in accepted]
     if wrong:
         raise UsageError(f"{', '.join(_flag(k) for k in wrong)} does not apply to {eng}")
-    from .estimation import check_versions
+    from .engine_options import check_versions
 
     check_versions(given)
     cluster = _cluster(a, cat)

@@ -21,7 +21,7 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
     at the context) and --speed (the decode bound) on `engine`'s buffers."""
     from ..fit import largest
     from ..speed import SYSTEM_BANDWIDTH_BYTES_S, engine_speed
-    from .estimation import engine_fit
+    from .engine_options import engine_fit
 
     x = Extras()
     moe = int(given.get("n_cpu_moe") or 0)
@@ -118,7 +118,7 @@ def _expert_offload(spec: Any, req: Any, given: dict[str, Any], vram: int, x: Ex
     from ..archs import geometry
     from ..fit import largest
     from ..render import size
-    from .estimation import engine_fit
+    from .engine_options import engine_fit
 
     g = geometry(spec)
     if not g.experts:

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from ..dtypes import ENGINE_ALIASES, ENGINES
 from ..errors import UsageError
 from ..limits import MAX_CARDS
+from ..units import parse_size, show
+
+_show = show  # a user's value in an error line (units.show); cli/models and cli/estimation use parse._show
 
 _WHOLE = re.compile(r"[+-]?[0-9]+")  # ASCII digits only
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")  # no exponent, no inf/nan
@@ -86,35 +89,8 @@ def decimal(option: str, text: str | float | None) -> float | None:
     return value
 
 
-# The units --vram takes (also WILLITRUN_GPU and the config file's vram, detect/config.py); a bare number is GiB.
-_UNITS = {"": 1 << 30, "gib": 1 << 30, "gb": 10**9, "mib": 1 << 20, "mb": 10**6, "tib": 1 << 40, "tb": 10**12,
-          "g": 1 << 30, "m": 1 << 20}
-_SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*")
-
-
-def _size_match(text: str) -> re.Match[str] | None:
-    m = _SIZE.fullmatch(text) if len(text) <= 64 else None  # the length first: the pattern backtracks
-    return m if m and m.group(2).lower() in _UNITS else None
-
-
-def looks_like_size(text: str) -> bool:
-    """"24GiB", "24 GB", "80000MiB", "24": a number and a --vram unit (no catalog id is one)."""
-    return _size_match(text) is not None
-
-
-def size(text: str, what: str | None = None) -> int:
-    """'24GiB', '24 GB', '80000MiB', '24' (GiB) -> bytes, for --vram; errors name `what` (default
-    `--vram` and the text; e.g. "WILLITRUN_GPU=24")."""
-    what = what or f"--vram {_show(text)}"
-    m = _size_match(text)
-    if not m:
-        raise UsageError(f"{what}: give a size such as 24GiB, 24GB or 24576MiB (a bare number is GiB)")
-    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    if value < 1 << 20:
-        raise UsageError(f"{what} is too small to hold anything")
-    if value > 1 << 50:
-        raise UsageError(f"{what} is more than 1 PiB; give one card's memory")
-    return int(value)
+# --vram's sizes live low (units.py), one table shared with WILLITRUN_GPU and the config file.
+size = parse_size
 
 
 def image_size(text: str | None) -> tuple[int, int] | None:
@@ -162,9 +138,3 @@ def engine(text: str | None) -> str | None:
         iter(difflib.get_close_matches(name, ENGINE_NAMES, n=1, cutoff=0.6)), None)
     hint = f"; did you mean {close}?" if close else f"; choose one of {', '.join(ENGINE_NAMES)}"
     raise UsageError(f"unknown engine {_show(text)}{hint}")
-
-
-def _show(text: str, limit: int = 40) -> str:
-    """A user's value inside an error line: quoted, control characters escaped, long ones cut."""
-    shown = repr(text[:limit])  # repr escapes control and format characters (ESC, CSI, bidi overrides)
-    return shown if len(text) <= limit else f"{shown}... ({len(text):,} characters)"

@@ -18,8 +18,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..cli.parse import looks_like_size
 from ..errors import UsageError
+from ..units import looks_like_size
 from .run import read_small_file
 
 ENV_VAR = "WILLITRUN_GPU"

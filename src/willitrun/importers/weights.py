@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import SpecError
 from ..files import (
@@ -28,9 +27,7 @@ from ..files import (
     safe_path,
     safe_text,
 )
-
-if TYPE_CHECKING:
-    from ..memory import Component
+from ..overrides import WeightsOverride as WeightsOverride  # defined low (memory uses it); kept importable here
 
 # A header is JSON text describing tensors: real ones are kilobytes to a few megabytes (a 405B model's
 # largest shard header is ~100 KB). Anything beyond this is refused before a byte of it is read.
@@ -294,41 +291,6 @@ for _arch in ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "g
 # its tensors like Llama, with no ffn_norm and no output.weight (src/models/cohere2.cpp).
 COMPONENT_RULES["gguf:starcoder2"] = [*_GGUF_DECODER, (r"output_norm\.bias", "decoder")]
 COMPONENT_RULES["gguf:cohere2"] = _GGUF_DECODER
-
-
-@dataclass(frozen=True)
-class WeightsOverride:
-    """The weight bytes a checkpoint really stores, for an estimate to use instead of computing them.
-
-    `component_bytes` splits `total_bytes` over willitrun's component names (embeddings, encoder,
-    decoder, lm_head, vision_tower, projector) when every stored tensor's name could be placed; it
-    is empty when some could not, and then only the total is known. `dtype` is the willitrun
-    --dtype name the stored weights are (fp16, bf16, q4_k_m, ...) when there is one, else None
-    (a mix, or a format willitrun does not name, e.g. GPTQ).
-    """
-
-    source: str
-    format: str  # "safetensors" or "gguf"
-    storage: str  # what the tensors are stored as, for people: "BF16", "Q4_K_M (F32, Q4_K, Q6_K)"
-    total_bytes: int
-    elements: int  # elements stored (packed formats count what the file stores, not parameters)
-    tensors: int
-    component_bytes: tuple[tuple[str, int], ...] = ()
-    dtype: str | None = None
-    notes: tuple[str, ...] = ()
-
-    def apply(self, computed: tuple[Component, ...]) -> tuple[Component, ...]:
-        """`computed` with the stored bytes: per component when the names agree, else one component
-        "checkpoint" holding the total (parameter counts always stay the architecture's)."""
-        from ..memory import Component
-
-        stored = dict(self.component_bytes)
-        if stored and set(stored) == {c.name for c in computed}:
-            return tuple(Component(c.name, c.parameters, stored[c.name]) for c in computed)
-        return (Component("checkpoint", sum(c.parameters for c in computed), self.total_bytes),)
-
-    def describe(self) -> str:
-        return f"weights: {self.total_bytes:,} bytes as stored in {self.source} ({self.storage})"
 
 
 def storage_summary(tensors: list[StoredTensor]) -> str:
