@@ -84,6 +84,7 @@ def test_image_tokens_and_kv_cache_equal_what_transformers_holds(model_id, case)
     assert e.image_kv_bytes == case["image_tokens"] * case["kv_self_elements"] // case["self_positions"] * F32
 
 
+@pytest.mark.rebuild  # minutes: deselected by default, `pytest -m rebuild` (CI) runs it
 def test_committed_families_reference_is_what_transformers_produces():
     """Re-run build_reference.py --check on the fixtures (needs tests/reference/requirements.txt)."""
     try:

@@ -133,6 +133,22 @@ def test_recurrent_state_dtypes_equal_what_transformers_holds(model_id, case):
                              + case["ssm_state_elements"] * DTYPE_BYTES[dtypes["ssm"][0]])
 
 
+def _pinned() -> dict[str, str]:
+    """name -> version of tests/reference/requirements.txt's `name==version` lines."""
+    lines = (HERE / "requirements.txt").read_text().splitlines()
+    return dict(line.split("#")[0].strip().split("==") for line in lines if "==" in line.split("#")[0])
+
+
+@pytest.mark.parametrize("name", ["reference.json", "families.json"])
+def test_committed_reference_was_built_with_the_pinned_versions(name):
+    """The cheap check, on every run: the committed reference says it was built with the torch and
+    transformers that requirements.txt pins (the rebuild below, `pytest -m rebuild`, re-derives it)."""
+    versions = json.loads((HERE / name).read_text())["versions"]
+    pins = _pinned()
+    assert versions == {k: pins[k] for k in ("torch", "transformers")}
+
+
+@pytest.mark.rebuild  # minutes: deselected by default, `pytest -m rebuild` (CI) runs it
 def test_committed_reference_is_what_transformers_produces():
     """Re-run build_reference.py --check (needs tests/reference/requirements.txt installed)."""
     try:
