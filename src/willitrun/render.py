@@ -9,6 +9,7 @@ load it (start-up time, see benchmarks/startup.py). Text that comes from the use
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -77,8 +78,10 @@ def _console(name: str) -> Console:
                 self.quiet = True
                 silence_stdout()
 
-        if name == "out":  # piped output gets 120 columns instead of rich's 80 so tables do not wrap in logs
-            _consoles[name] = _Out(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 120)
+        if name == "out":  # piped output gets 120 columns (not rich's 80) so tables do not wrap in logs;
+            # COLUMNS, when set, wins (rich reads it), so a narrow terminal or a test can ask for 80
+            width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+            _consoles[name] = _Out(highlight=False, soft_wrap=False, width=width)
         else:  # an error stays one line
             _consoles[name] = Console(stderr=True, highlight=False, soft_wrap=True)
     return _consoles[name]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -57,6 +58,44 @@ def _table(*columns: str, right: Iterable[str] = ()) -> Table:
     for col in columns:
         t.add_column(col, justify="right" if col in right else "left")
     return t
+
+
+SHORT_CELL = 12  # "14.96 GiB", "-205.0 MiB", "1/8 of 80", "more than 64": values, never broken
+
+
+class Narrowable:
+    """A table that stays readable on a narrow terminal (80 columns). rich narrows the widest columns
+    first and breaks "14.96 GiB" over two lines, or cuts a column off. When the table is wider than
+    the terminal, each column whose cells are all short values is set to its longest value (and its
+    header's longest word), so the headers wrap at their spaces ("weights" over "size"), each row
+    stays one line, and only columns of running text wrap. Wide terminals see the table unchanged."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.table)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        t = self.table
+        cells = [[Text.from_markup(c) if isinstance(c, str) else c for c in col.cells] for col in t.columns]
+        lengths = [[c.cell_len if isinstance(c, Text) else options.max_width for c in col] for col in cells]
+        headers = [Text.from_markup(str(col.header)).plain for col in t.columns]
+        natural = sum(max([len(h), *ls]) for h, ls in zip(headers, lengths, strict=True)) + 2 * (len(t.columns) - 1)
+        if natural > options.max_width:
+            compact = 0
+            for col, header, ls in zip(t.columns, headers, lengths, strict=True):
+                words = max((len(w) for w in header.split()), default=0)
+                if ls and max(ls) <= SHORT_CELL:
+                    col.width = max(*ls, words)
+                compact += col.width or words
+            if compact + 2 * (len(t.columns) - 1) > options.max_width:
+                t.padding = (0, 1, 0, 0)  # still too wide: one space between columns instead of two
+        yield t
+
+
+def _no_context(where: str) -> str:
+    return f"No context length fits {where}."
 
 
 def _yes(fits: bool) -> str:
@@ -134,7 +173,11 @@ def batch_view(b: BatchAnswer) -> RenderableType:
 
 def split_view(s: Split, names: str) -> RenderableType:
     how = "tensor parallel" if s.kind == "tensor" else "layer split"
-    t = _table("card", "gpu", "layers", "weights", "KV cache", "activations", "overhead", "total", "of", "fits",
+    # identical cards: their name is in the heading and their memory in the verdict below, not in two
+    # columns repeated on every row (which made the table 95 columns wide)
+    mixed = len({(c.gpu, c.vram_bytes) for c in s.cards}) > 1
+    t = _table("card", *(["gpu"] if mixed else []), "layers", "weights", "KV cache", "activations", "overhead", "total",
+               *(["of"] if mixed else []), "fits",
                right=("layers", "weights", "KV cache", "activations", "overhead", "total", "of"))
     for c in s.cards:
         if s.kind == "tensor":
@@ -142,14 +185,15 @@ def split_view(s: Split, names: str) -> RenderableType:
         else:
             layers = f"{c.first_layer}..{(c.last_layer or '').split('.')[-1]}" if c.layers else "-"
             layers += " + output" if c.holds_output else ""
-        t.add_row(str(c.index), escape(c.gpu), layers, size(c.weights_bytes), size(c.kv_bytes), size(c.activations_bytes),
-                  size(c.overhead_bytes), size(c.total_bytes), size(c.vram_bytes), _yes(c.fits))
+        t.add_row(str(c.index), *([escape(c.gpu)] if mixed else []), layers, size(c.weights_bytes), size(c.kv_bytes),
+                  size(c.activations_bytes), size(c.overhead_bytes), size(c.total_bytes),
+                  *([size(c.vram_bytes)] if mixed else []), _yes(c.fits))
     head = Text.from_markup(f"[bold]Split over {escape(names)}[/] ({how}, context {s.context_tokens:,}):")
     if not s.valid:  # per-card figures would be meaningless
         lines: list[RenderableType] = [head, Text.from_markup(f"[red bold]CANNOT SPLIT[/] {how} over {s.count} cards:")]
         lines += [Text(f"  {safe(p)}") for p in s.problems]
         return Group(*lines)
-    lines = [head, t]
+    lines = [head, Narrowable(t)]
     worst = max(s.cards, key=lambda c: c.total_bytes / c.vram_bytes)
     if s.fits:
         lines.append(Text.from_markup(f"[green bold]FITS[/] {how}: the fullest card holds {size(worst.total_bytes)} "
@@ -159,7 +203,8 @@ def split_view(s: Split, names: str) -> RenderableType:
                                       f"{size(worst.total_bytes)} of {size(worst.vram_bytes)}."))
     if s.valid:
         at_limit = " (the model's window)" if s.max_context_tokens == s.context_limit_tokens else ""
-        lines.append(Text(f"Largest context that fits on every card: {_ctx(s.max_context_tokens)} tokens{at_limit}."))
+        lines.append(Text(f"Largest context that fits on every card: {s.max_context_tokens:,} tokens{at_limit}."
+                          if s.max_context_tokens else _no_context("on every card")))
     for n in s.notes:
         lines.append(Text(f"note: {safe(n)}", style="dim"))
     return Group(*lines)
@@ -224,7 +269,7 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
         verdict = "[red bold]Nothing on the ladder fits[/] at this context and batch."
     head = (f"{title}, context {ladder.context_tokens:,}, batch {ladder.batch_size}"
             + (f", {ladder.beams} beams" if ladder.beams > 1 else ""))
-    return Group(Text(safe(head)), t, Text.from_markup(verdict), Text("Sizes in GiB = 2^30 bytes.", style="dim"))
+    return Group(Text(safe(head)), Narrowable(t), Text.from_markup(verdict), Text("Sizes in GiB = 2^30 bytes.", style="dim"))
 
 
 def gpus_view(table: GpuTable, model_name: str) -> RenderableType:
@@ -237,7 +282,7 @@ def gpus_view(table: GpuTable, model_name: str) -> RenderableType:
     fitting = sum(r.fits for r in table.rows)
     head = (f"{model_name} ({table.model}): {size(table.total_bytes)} at context {table.context_tokens:,}, batch "
             f"{table.batch_size} ({table.dtype} weights, {table.kv_dtype} KV cache)")
-    return Group(Text(safe(head)), t, Text(f"{fitting} of {len(table.rows)} GPUs fit it on one card."),
+    return Group(Text(safe(head)), Narrowable(t), Text(f"{fitting} of {len(table.rows)} GPUs fit it on one card."),
                  Text("Sizes in GiB = 2^30 bytes.", style="dim"))
 
 
@@ -275,7 +320,7 @@ def sweep_view(sw: Sweep, title: str) -> RenderableType:
         if p.fits is not None:
             row.append(_yes(p.fits))
         t.add_row(*row)
-    lines: list[RenderableType] = [Text(safe(title)), t]
+    lines: list[RenderableType] = [Text(safe(title)), Narrowable(t)]
     if no_cache:
         lines.append(Text("No KV cache: the model is an encoder run once per input; a largest context does not "
                           "apply (memory grows with --batch and --images)."))
@@ -283,7 +328,8 @@ def sweep_view(sw: Sweep, title: str) -> RenderableType:
         lines.append(Text("Memory does not bound the context: no layer caches keys and values; the recurrent state "
                           "is fixed, and only the prefill's activations grow with the prompt."))
     elif sw.vram_bytes is not None:
-        lines.append(Text(f"Largest context that fits in {size(sw.vram_bytes)}: {_ctx(sw.max_context_tokens)} tokens."))
+        lines.append(Text(f"Largest context that fits in {size(sw.vram_bytes)}: {sw.max_context_tokens:,} tokens."
+                          if sw.max_context_tokens else _no_context(f"in {size(sw.vram_bytes)}")))
     lines.append(Text("Sizes in GiB = 2^30 bytes.", style="dim"))
     return Group(*lines)
 

@@ -78,6 +78,7 @@ def print_plan(plan: Any, model_name: str) -> None:
     from rich.table import Table
 
     from ..render import _console, escape, size
+    from ..render_answers import Narrowable
 
     out, err = _console("out"), _console("err")
     c = plan.cluster
@@ -92,21 +93,25 @@ def print_plan(plan: Any, model_name: str) -> None:
     for lay in plan.layouts[:shown]:
         t.add_row(str(lay.tp), str(lay.pp), str(lay.gpus), str(lay.nodes), f"{lay.kv_tokens:,}",
                   "yes" if lay.fits else "no", escape("; ".join(lay.problems)))
-    out.print(t)
+    out.print(Narrowable(t))
     if len(plan.layouts) > shown:
         out.print(f"[dim]... {len(plan.layouts) - shown} more layouts (--json lists every one)[/]")
     best = plan.best
     if best is not None:
-        r = Table(show_edge=False, pad_edge=False, box=None, header_style="bold",
-                  title=f"TP {best.tp} x PP {best.pp}: memory per rank", title_justify="left")
-        for col in ("stage", "host", "ranks", "layers", "weights", "activation", "overhead", "KV cache", "total", "budget"):
-            r.add_column(col, justify="left" if col in ("host", "ranks") else "right")
+        budgets = {s.budget_bytes for s in best.stages}
+        uniform = len(budgets) == 1  # one budget for every rank: said in the title, not on every row
+        title = f"TP {best.tp} x PP {best.pp}: memory per rank" + (f" (budget {size(budgets.pop())})" if uniform else "")
+        r = Table(show_edge=False, pad_edge=False, box=None, header_style="bold", title=title, title_justify="left")
+        cols = ("stage (ranks)", "host", "layers", "weights", "activation", "overhead", "KV cache", "total",
+                *(() if uniform else ("budget",)))
+        for col in cols:
+            r.add_column(col, justify="left" if col in ("stage (ranks)", "host") else "right")
         for s in best.stages:
             ranks = f"{s.ranks[0]}-{s.ranks[-1]}" if len(s.ranks) > 1 else str(s.ranks[0])
-            r.add_row(str(s.stage), escape(s.host), ranks, f"{s.layers[0]}-{s.layers[1] - 1}", size(s.weights_bytes),
+            r.add_row(f"{s.stage} ({ranks})", escape(s.host), f"{s.layers[0]}-{s.layers[1] - 1}", size(s.weights_bytes),
                       size(s.activation_bytes), size(s.overhead_bytes), size(s.kv_bytes), size(s.total_bytes),
-                      size(s.budget_bytes))
-        out.print(r)
+                      *(() if uniform else (size(s.budget_bytes),)))
+        out.print(Narrowable(r))
     if plan.fits:
         out.print(f"[green bold]FITS[/]: TP {best.tp} x PP {best.pp}, a KV pool of {best.kv_tokens:,} tokens.")
     else:
