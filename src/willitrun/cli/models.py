@@ -59,7 +59,16 @@ def resolve_model_arg(arg: str, catalog: Any) -> tuple[Any, Any]:
         from ..importers import import_model
 
         return import_model(arg)
+    if not _bare(arg) or path.suffix.lower() in PATH_SUFFIXES:  # meant as a path: say it is missing
+        try:
+            return catalog.resolve("model", arg), None
+        except UsageError:
+            raise UsageError(f"{parse._show(arg)}: no such file or directory") from None
     return catalog.resolve("model", arg), None
+
+
+# What a model file is called (a catalog id may hold dots, "llama-3.1-8b", but never these endings).
+PATH_SUFFIXES = (".gguf", ".json", ".safetensors", *SPEC_SUFFIXES)
 
 
 def _bare(arg: str) -> bool:

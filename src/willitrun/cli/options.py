@@ -11,6 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..limits import MAX_CONTEXT
+
 Model = Annotated[str, typer.Argument(
     metavar="MODEL", show_default=False,
     help="Model id or alias, e.g. llava-7b (see `willitrun list models`); or a config.json, a model directory, "
@@ -29,7 +31,7 @@ Vram = Annotated[Optional[str], typer.Option(
     help="Memory to fit into instead of a GPU: 24GiB, 24GB, 81920MiB (bare number = GiB).")]
 Context = Annotated[Optional[str], typer.Option(
     "--context", "-c", metavar="N", show_default=False,
-    help="Positions in the self-attention cache, image tokens included, 1 to 2^32 "
+    help=f"Positions in the self-attention cache, image tokens included, 1 to 2^{MAX_CONTEXT.bit_length() - 1} "
          "[default: min(4096, model window)].")]
 Batch = Annotated[str, typer.Option("--batch", "-b", metavar="N", help="Sequences processed together, 1 to 2^20.")]
 Beams = Annotated[str, typer.Option("--beams", metavar="N",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..dtypes import ENGINE_ALIASES, ENGINES
 from ..errors import UsageError
-from ..limits import MAX_CARDS
+from ..limits import MAX_CARDS, MAX_CONTEXT
 from ..units import parse_size, show
 
 _show = show  # a user's value in an error line (units.show); cli/models and cli/estimation use parse._show
@@ -33,9 +33,10 @@ class Bound:
 
 
 # Upper bounds keep the arithmetic exact and fast; each is far beyond any real deployment.
-# Context 2^32 tokens is 1,000x the longest window in the catalog (Llama 4 Scout: 10M).
+# The context is bounded where the request is checked (limits.MAX_CONTEXT, 2^24: 1.6x the longest
+# window in the catalog, Llama 4 Scout's 10M); one number, so --help, the README and the check agree.
 BOUNDS: dict[str, Bound] = {
-    "--context": Bound(1, 1 << 32),
+    "--context": Bound(1, MAX_CONTEXT),
     "--batch": Bound(1, 1 << 20),
     "--beams": Bound(1, 1024),
     "--best-of": Bound(1, 1024),

@@ -20,6 +20,7 @@ from ..options import (
     ImageSize,
     KvDtype,
     Model,
+    Quiet,
     SpecsDir,
     command_app,
 )
@@ -32,7 +33,8 @@ def gpus_cmd(model: Model, context: Context = None, batch: Batch = "1", beams: B
              kv_dtype: KvDtype = None, images: Images = None, image_size: ImageSize = None,
              encoder_tokens: EncoderTokens = None,
              count: Annotated[Optional[str], typer.Option("--count", metavar="GPU", show_default=False, help="How many of this GPU the model needs (tensor parallel).")] = None,
-             engine: Engine = None, json_out: AnswersJson = False, specs_dir: SpecsDir = None) -> None:
+             engine: Engine = None, json_out: AnswersJson = False, quiet: Quiet = False,
+             specs_dir: SpecsDir = None) -> None:
     """Every catalog GPU: fit, headroom, largest context, cards needed; --count GPU: how many of one card (exit 0 if any fits)."""
     from ...catalog import load_catalog
 
@@ -46,11 +48,11 @@ def gpus_cmd(model: Model, context: Context = None, batch: Batch = "1", beams: B
     eng = parse_engine(engine)
     if count and (eng or "transformers") != "transformers":
         raise UsageError("--count is a tensor-parallel split, answered with the transformers engine")
-    fits = _count(cat, spec, req, count, json_out) if count else _table(cat, spec, req, json_out, eng, weights)
+    fits = _count(cat, spec, req, count, json_out, quiet) if count else _table(cat, spec, req, json_out, eng, weights, quiet)
     raise typer.Exit(int(ExitCode.FITS if fits else ExitCode.DOES_NOT_FIT))
 
 
-def _count(cat: Any, spec: Any, req: Any, count: str, json_out: bool) -> bool:
+def _count(cat: Any, spec: Any, req: Any, count: str, json_out: bool, quiet: bool = False) -> bool:
     from ...answers import cards_needed, device
     from ...memory import estimate
     from ...render import print_json
@@ -58,7 +60,9 @@ def _count(cat: Any, spec: Any, req: Any, count: str, json_out: bool) -> bool:
 
     card = cat.resolve("gpu", count)
     answer = cards_needed(spec, req, device(card))
-    if json_out:
+    if quiet:
+        pass  # -q: the exit code alone answers
+    elif json_out:
         print_json(count_dict(answer, spec.id, estimate(spec, req)))
     else:
         from ...render import out, safe
@@ -67,13 +71,16 @@ def _count(cat: Any, spec: Any, req: Any, count: str, json_out: bool) -> bool:
     return answer.cards > 0
 
 
-def _table(cat: Any, spec: Any, req: Any, json_out: bool, engine: str | None, weights: Any = None) -> bool:
+def _table(cat: Any, spec: Any, req: Any, json_out: bool, engine: str | None, weights: Any = None,
+           quiet: bool = False) -> bool:
     from ...answers import which_gpus
     from ...render import print_json
     from ...render_answers import gpus_dict, gpus_view
 
     table = which_gpus(spec, req, cat.gpus(), engine, weights)
-    if json_out:
+    if quiet:
+        pass  # -q: the exit code alone answers
+    elif json_out:
         print_json(gpus_dict(table))
     else:
         from ...render import out, safe

@@ -17,6 +17,7 @@ from ..options import (
     Gpu,
     Images,
     ImageSize,
+    Quiet,
     SpecsDir,
     Vram,
     command_app,
@@ -29,7 +30,7 @@ app = command_app()
 def ladder_cmd(model: CatalogModel, gpu: Gpu = None, vram: Vram = None, context: Context = None, batch: Batch = "1",
                beams: Beams = "1", images: Images = None, image_size: ImageSize = None,
                encoder_tokens: EncoderTokens = None, engine: Engine = None, json_out: AnswersJson = False,
-               specs_dir: SpecsDir = None) -> None:
+               quiet: Quiet = False, specs_dir: SpecsDir = None) -> None:
     """Which weight and KV-cache types fit, with the largest context and batch each allows (exit 0 if any fits)."""
     from ...answers import quant_ladder
     from ...catalog import load_catalog
@@ -38,11 +39,13 @@ def ladder_cmd(model: CatalogModel, gpu: Gpu = None, vram: Vram = None, context:
     cat = load_catalog(specs_dir)
     spec = cat.resolve("model", model)
     req = request(context, batch, beams, None, None, images, image_size, encoder_tokens)
-    dev, device_name, vram_bytes = device(cat, gpu, vram, json_out)
+    dev, device_name, vram_bytes = device(cat, gpu, vram, json_out or quiet)
     from ..parse import engine as parse_engine
 
     ladder = quant_ladder(spec, req, vram_bytes, parse_engine(engine))
-    if json_out:
+    if quiet:
+        pass  # -q: the exit code alone answers
+    elif json_out:
         from ...render_answers import ladder_dict
 
         print_json(ladder_dict(ladder, dev, device_name))

@@ -21,6 +21,7 @@ from ..options import (
     ImageSize,
     KvDtype,
     Model,
+    Quiet,
     SpecsDir,
     Vram,
     command_app,
@@ -34,7 +35,8 @@ def sweep_cmd(model: Model, gpu: Gpu = None, vram: Vram = None, batch: Batch = "
               dtype: Dtype = None, kv_dtype: KvDtype = None, images: Images = None, image_size: ImageSize = None,
               encoder_tokens: EncoderTokens = None,
               plot: Annotated[Optional[Path], typer.Option("--plot", metavar="FILE", show_default=False, help="Also draw the sweep to FILE.svg or FILE.png (needs `pip install 'willitrun[plot]'`).")] = None,
-              engine: Engine = None, json_out: AnswersJson = False, specs_dir: SpecsDir = None) -> None:
+              engine: Engine = None, json_out: AnswersJson = False, quiet: Quiet = False,
+              specs_dir: SpecsDir = None) -> None:
     """Memory by component at context 512, 1024, ... up to the model's window (exit 0 if any context fits)."""
     from ...answers import sweep
     from ...catalog import load_catalog
@@ -45,7 +47,7 @@ def sweep_cmd(model: Model, gpu: Gpu = None, vram: Vram = None, batch: Batch = "
 
     spec, weights = resolve_model_arg(model, cat)
     req = request(None, batch, beams, dtype, kv_dtype, images, image_size, encoder_tokens)
-    dev, device_name, vram_bytes = _device_or_none(cat, gpu, vram, json_out)
+    dev, device_name, vram_bytes = _device_or_none(cat, gpu, vram, json_out or quiet)
     from ..parse import engine as parse_engine
 
     sw = sweep(spec, req, vram_bytes, parse_engine(engine), weights)
@@ -56,7 +58,9 @@ def sweep_cmd(model: Model, gpu: Gpu = None, vram: Vram = None, batch: Batch = "
         from ...render_answers import plot_sweep
 
         plot_sweep(sw, plot, title)
-    if json_out:
+    if quiet:
+        pass  # -q: the exit code alone answers
+    elif json_out:
         from ...render_answers import sweep_dict
 
         print_json(sweep_dict(sw, dev, device_name))
