@@ -39,6 +39,7 @@ class WillitrunGroup(TyperGroup):
         command.name = name
         for param in command.params:
             _plain_argument(param)
+            _complete(param)
         return command
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
@@ -49,7 +50,20 @@ class WillitrunGroup(TyperGroup):
         # Options may come before the model: only the root's own options stay at the root.
         if args and args[0] not in COMMANDS and args[0] not in ROOT_OPTIONS:
             args = [DEFAULT_COMMAND, *args]
+        if len(args) == 2 and args[0] in COMPLETION_OPTIONS and args[1] in SHELLS:
+            _completion(args[0], args[1], ctx.find_root().info_name or "willitrun")
         return super().parse_args(ctx, args)
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
+        """The commands, and the model ids: `willitrun lla<TAB>` is the estimate command's MODEL."""
+        from typer._click.shell_completion import CompletionItem  # typer's own click (STYLE: never `click`)
+
+        from .options import complete_model
+
+        items: list[Any] = super().shell_complete(ctx, incomplete)
+        if incomplete and not incomplete.startswith("-"):
+            items += [CompletionItem(m) for m in complete_model(incomplete)]
+        return items
 
     def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None,
              complete_var: Optional[str] = None, standalone_mode: bool = True, windows_expand_args: bool = True,
@@ -74,6 +88,48 @@ class WillitrunGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+def _completion(option: str, shell: str, prog_name: str) -> None:
+    """`--install-completion zsh` / `--show-completion zsh`: the shell named, not the one typer detects
+    (typer's flags take no value when shellingham is installed, and `zsh` was then ignored: the
+    detected shell's script was installed instead)."""
+    from typer._completion_shared import get_completion_script, install
+
+    complete_var = "_{}_COMPLETE".format(prog_name.replace("-", "_").upper())
+    if option == "--show-completion":
+        sys.stdout.write(get_completion_script(prog_name=prog_name, complete_var=complete_var, shell=shell) + "\n")
+    else:
+        name, path = install(shell=shell, prog_name=prog_name, complete_var=complete_var)
+        sys.stdout.write(f"{name} completion installed in {path}\nCompletion will take effect once you restart the terminal\n")
+    raise typer.Exit(0)
+
+
+# What the shell completes, by parameter name, on every command however its options are declared:
+# catalog model and GPU ids (`--gpu 2xrtx<TAB>` keeps the count) and engine names (cli/options.py).
+COMPLETED = {"model": "complete_model", "models": "complete_model", "gpu": "complete_gpu", "count": "complete_gpu",
+             "engine": "complete_engine"}
+
+
+def _complete(param: Any) -> None:
+    """Give `param` its completion when its name is in COMPLETED (the catalog is read only when the
+    shell asks). Replaced on the instance, as _plain_argument does: typer has no per-name hook."""
+    if param.name not in COMPLETED:
+        return
+    from . import options
+
+    values = getattr(options, COMPLETED[param.name])
+
+    def shell_complete(ctx: Any, incomplete: str) -> list[Any]:
+        from typer._click.shell_completion import CompletionItem  # typer's own click (STYLE: never `click`)
+
+        return [CompletionItem(v) for v in values(incomplete)]
+
+    param.shell_complete = shell_complete
 
 
 def _plain_argument(param: Any) -> None:

@@ -6,12 +6,45 @@ the lean path); metavars say what to type: MODEL, GPU, SIZE, N, DIR, FILE.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
 from ..limits import MAX_CONTEXT
+
+
+# Shell completion (`willitrun --install-completion zsh`): the catalog is read only when the shell
+# asks, never when a command runs.
+def _catalog_ids(kind: Literal["model", "gpu"], incomplete: str) -> list[str]:
+    try:
+        from ..catalog import load_catalog
+
+        ids = load_catalog().files(kind)
+    except Exception:  # a broken user spec folder must not break the shell's completion
+        return []
+    return sorted(i for i in ids if i.startswith(incomplete.lower()))
+
+
+def complete_model(incomplete: str) -> list[str]:
+    """Catalog model ids starting with what was typed."""
+    return _catalog_ids("model", incomplete)
+
+
+def complete_gpu(incomplete: str) -> list[str]:
+    """Catalog GPU ids starting with what was typed; `2xrtx` completes to `2xrtx3090` and the rest."""
+    m = re.match(r"([0-9]+[x×*])?(.*)", incomplete, re.DOTALL)
+    count, name = (m.group(1) or "", m.group(2)) if m else ("", incomplete)
+    return [f"{count}{g}" for g in _catalog_ids("gpu", name)]
+
+
+def complete_engine(incomplete: str) -> list[str]:
+    """Engine names (and aliases) starting with what was typed."""
+    from .parse import ENGINE_NAMES
+
+    return [e for e in ENGINE_NAMES if e.startswith(incomplete.lower())]
+
 
 Model = Annotated[str, typer.Argument(
     metavar="MODEL", show_default=False,
