@@ -169,9 +169,10 @@ def detect_gpus(nvml: Any = None, env: Mapping[str, str] | None = None) -> list[
 def _nvml_visible(nvml: Any, env: Mapping[str, str]) -> list[DetectedGPU]:
     if nvml is None:
         try:
-            import pynvml as nvml  # type: ignore[no-redef]  # heavy and often absent: imported only here
+            import pynvml  # heavy and often absent: imported only here
         except ImportError:
             raise _NoGPU("the nvidia-ml-py package is not installed") from None
+        nvml = pynvml
     try:
         nvml.nvmlInit()
     except Exception as exc:

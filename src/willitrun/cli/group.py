@@ -13,15 +13,15 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 import typer
+
+# typer ships its own copy of click (typer._click, typed); never the `click` distribution (STYLE).
+from typer._click.exceptions import ClickException as _ClickException
 from typer.core import TyperGroup
 
 from ..errors import ExitCode, WillItRunError
 from .registry import COMMANDS, DEFAULT_COMMAND, report
 
 ROOT_OPTIONS = {"-h", "--help", "-V", "--version", "--install-completion", "--show-completion"}
-
-# typer ships its own copy of click; its exception classes are reached through the one typer exports.
-_ClickException: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 class WillitrunGroup(TyperGroup):
@@ -77,7 +77,7 @@ class WillitrunGroup(TyperGroup):
         except _ClickException as exc:  # bad option or argument: one line, exit 2
             from ..render import error
 
-            message = exc.format_message()  # type: ignore[attr-defined]
+            message = exc.format_message()
             if type(exc).__name__ == "NoArgsIsHelpError":  # `willitrun` alone: the help, as it is
                 sys.stderr.write(message + "\n")
             else:
