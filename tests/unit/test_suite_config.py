@@ -41,3 +41,28 @@ def test_the_default_run_deselects_rebuild_and_ci_selects_it() -> None:
     assert any(m.startswith("rebuild:") for m in options["markers"])
     assert re.search(r"-m\s+['\"]not rebuild['\"]", str(options["addopts"]))
     assert re.search(r"^pytest -m rebuild$", (ROOT / ".ci" / "run").read_text(encoding="utf-8"), re.MULTILINE)
+
+
+def _quick_start_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_ci_runs_the_readme_quick_start_verbatim() -> None:
+    """.ci/run says it runs the README's Quick start commands verbatim: hold it to that."""
+    commands = _quick_start_commands()
+    assert len(commands) == 2
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    for command in commands:
+        assert command in ci.splitlines(), command
+
+
+def test_the_test_install_takes_torch_from_the_cpu_index() -> None:
+    """A newcomer's test command must not pull the CUDA build of torch (gigabytes of nvidia-* wheels):
+    the CPU index's 2.13.0+cpu satisfies the pin and sorts above PyPI's 2.13.0 (PEP 440 local version)."""
+    install = next(c for c in _quick_start_commands() if "tests/reference/requirements.txt" in c)
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in install
+    pins = (ROOT / "tests" / "reference" / "requirements.txt").read_text(encoding="utf-8")
+    assert re.search(r"^torch==\d+\.\d+\.\d+$", pins, re.MULTILINE)
