@@ -91,8 +91,7 @@ def estimator_problems(path: Path, spec: Any) -> list[str]:
     """Why the estimator cannot handle a schema-valid model spec: the default request is estimated
     at the shortest context, the default one and the longest one a fit check searches (the total
     grows with the context, so these bound every estimate of that search)."""
-    from .memory import Request, default_context, estimate_resolved, resolve
-    from .search import context_limit
+    from .memory import Request, context_limit, default_context, estimate_resolved, resolve
 
     where = safe_path(path)
     try:

@@ -62,7 +62,7 @@ RULES = [
      "specs know no verdict"),
     (("specs.py", "catalog", "validate.py", "units.py", "gpu_names.py", "devices.py"),
      ("willitrun.gpu", "willitrun.detect", "willitrun.cli"), "specs never probe hardware, know no CLI"),
-    (("memory.py", "overrides.py", "search.py", "tensors.py", "dtypes.py", "layers.py"),
+    (("memory.py", "overrides.py", "tensors.py", "dtypes.py", "layers.py"),
      ("willitrun.importers", "willitrun.cli", "willitrun.engines", "willitrun.gpu", "willitrun.render"),
      "the arithmetic knows no file format, CLI, engine, hardware or display"),
 ]
@@ -77,11 +77,11 @@ def test_a_lower_floor_never_imports_a_higher_one(files: tuple[str, ...], forbid
 
 
 def test_the_floor_modules_import_nothing_above_them() -> None:
-    """units, gpu_names, devices, search and overrides import only errors (and, for type names only,
-    specs and memory): they are what the higher floors share."""
+    """units, gpu_names, devices and overrides import only errors (and, for type names only, specs and
+    memory): they are what the higher floors share."""
     allowed = {"willitrun.errors", "willitrun.errors.UsageError", "willitrun.specs", "willitrun.specs.GPUSpec",
                "willitrun.memory", "willitrun.memory.Component", "willitrun.memory.Resolved"}
-    for name in ("units.py", "gpu_names.py", "devices.py", "search.py", "overrides.py"):
+    for name in ("units.py", "gpu_names.py", "devices.py", "overrides.py"):
         assert _imports(PACKAGE / name) <= allowed, name
 
 
