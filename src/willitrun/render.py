@@ -64,6 +64,14 @@ def error(line: str, prefix: str | None = "error") -> None:
 _consoles: dict[str, Console] = {}
 
 
+def _is_terminal() -> bool:
+    """stdout is a terminal; False when it is a pipe, a file, closed or missing."""
+    try:
+        return bool(sys.stdout.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def _console(name: str) -> Console:
     """One configured console each: results to stdout, warnings and errors to stderr. rich honours
     NO_COLOR and turns styling off when the stream is not a terminal."""
@@ -78,12 +86,15 @@ def _console(name: str) -> Console:
                 self.quiet = True
                 silence_stdout()
 
-        if name == "out":  # piped output gets 120 columns (not rich's 80) so tables do not wrap in logs;
-            # COLUMNS, when set, wins (rich reads it), so a narrow terminal or a test can ask for 80
-            width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
-            _consoles[name] = _Out(highlight=False, soft_wrap=False, width=width)
+        if name == "out":  # piped output gets 120 columns (not rich's 80) so tables do not wrap in logs
+            _consoles[name] = _Out(highlight=False, soft_wrap=False, width=None if _is_terminal() else 120)
         else:  # an error stays one line
             _consoles[name] = Console(stderr=True, highlight=False, soft_wrap=True)
+    if name == "out" and not _is_terminal():
+        # COLUMNS, when set, wins (a narrow terminal, a test asking for 80); read at each use, not when
+        # the console was made, so one process (a test run) never keeps another command's width
+        columns = os.environ.get("COLUMNS", "")
+        _consoles[name].width = int(columns) if columns.isdigit() and 0 < int(columns) <= 10_000 else 120
     return _consoles[name]
 
 
