@@ -85,3 +85,18 @@ def test_no_none_tokens(args: tuple[str, ...], sentence: str) -> None:
     assert r.returncode == 1, r.stderr
     assert sentence in r.stdout
     assert "none tokens" not in r.stdout
+
+
+def test_columns_is_read_at_each_command_not_once_per_process() -> None:
+    """A command run with COLUMNS=80 and then one without it in the same process (a test session, a
+    library caller): the second gets the 120 columns of piped output again."""
+    from typer.testing import CliRunner
+
+    from willitrun.cli import app
+
+    runner = CliRunner()
+    args = ["ladder", "llama-3.1-8b", "--gpu", "rtx4060-ti-16gb"]
+    narrow = runner.invoke(app, args, env={"NO_COLOR": "1", "COLUMNS": "80"})
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
+    wide = runner.invoke(app, args, env={"NO_COLOR": "1", "COLUMNS": None})
+    assert "weights  KV    weights size    KV size      total  fits    headroom  max context  max batch" in wide.stdout
