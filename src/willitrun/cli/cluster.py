@@ -78,7 +78,7 @@ def print_plan(plan: Any, model_name: str) -> None:
     from rich.table import Table
 
     from ..render import _console, escape, size
-    from ..render_answers import Narrowable
+    from ..table_width import Narrowable
 
     out, err = _console("out"), _console("err")
     c = plan.cluster
