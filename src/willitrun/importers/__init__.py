@@ -28,6 +28,7 @@ from .gguf_file import (
     SPEC_ARCHITECTURE,
     SSM_ARCHITECTURES,
     SUPPORTED_ARCHITECTURES,
+    GGUFHeader,
     file_type_dtypes,
     is_moe,
     llama_config,
@@ -50,6 +51,7 @@ from .weights import (
 
 __all__ = [
     "StoredTensor", "WeightsOverride", "fetch_hf_config", "import_model", "read_config", "read_gguf_header",
+    "spec_from_gguf_header",
     "read_safetensors_header", "spec_from_config", "spec_from_path", "write_spec_yaml",
 ]
 
@@ -149,23 +151,30 @@ def _is_gguf(path: Path) -> bool:
 
 
 def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsOverride]:
-    header = read_gguf_header(path)
+    return spec_from_gguf_header(read_gguf_header(path), str(path), path.stem, model_id=model_id)
+
+
+def spec_from_gguf_header(header: GGUFHeader, label: str, stem: str, *,
+                          model_id: str | None = None) -> tuple[AnyModelSpec, WeightsOverride]:
+    """A spec and the stored weights from a GGUF header read anywhere (a local file, HTTP ranges):
+    `label` names the file in messages and sources, `stem` gives the id and the fallback name."""
+    path = Path(label)  # the metadata readers name the file in their messages
     arch = header.metadata.get("general.architecture")
     if not isinstance(arch, str):
-        raise SpecError(f"{path}: no general.architecture in the GGUF metadata")
+        raise SpecError(f"{label}: no general.architecture in the GGUF metadata")
     if arch == "clip":
         # convert_hf_to_gguf.py --mmproj writes general.architecture "clip" (gguf MODEL_ARCH.MMPROJ): a vision
         # tower and projector, never a language model; llama.cpp loads it beside one (--mmproj FILE).
-        raise UsageError(f"{path}: an mmproj file (a vision tower and projector, general.architecture 'clip'), not "
+        raise UsageError(f"{label}: an mmproj file (a vision tower and projector, general.architecture 'clip'), not "
                          "a language model: give the model's GGUF, or its catalog id (e.g. gemma-3-4b) to size "
                          "the mmproj with llama.cpp")
     if arch not in SUPPORTED_ARCHITECTURES and arch not in MOE_ARCHITECTURES and arch not in SSM_ARCHITECTURES:
-        raise UsageError(f"{path}: GGUF architecture {arch!r} is not supported yet; supported: "
+        raise UsageError(f"{label}: GGUF architecture {arch!r} is not supported yet; supported: "
                          f"{', '.join(dict.fromkeys((*SUPPORTED_ARCHITECTURES, *MOE_ARCHITECTURES, *SSM_ARCHITECTURES)))}"
                          f"; {HOW_TO_ADD}")
     split = header.metadata.get("split.count")
     if type(split) is int and split > 1:
-        raise UsageError(f"{path}: one part of a GGUF split into {split} files; not supported yet (merge them with "
+        raise UsageError(f"{label}: one part of a GGUF split into {split} files; not supported yet (merge them with "
                          "llama-gguf-split --merge)")
     # Mixtral files say "llama" with llama.expert_count > 0; qwen3moe/qwen2moe are MoE whatever they say
     # (moe_config refuses one without <arch>.expert_count).
@@ -180,23 +189,23 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
     general_name = header.metadata.get("general.name")
     # A name read from the file is printed later: control characters and escape sequences are escaped.
     name = safe_text(" ".join(general_name.split())[:120]) if isinstance(general_name, str) and general_name.strip() \
-        else path.stem
+        else stem
     notes = [f"Read from a GGUF file ({file_type}): dtype {spec_dtype} is the type the weights are computed in, "
              f"not stored in" + (f"; --dtype {stored_dtype} sizes them as stored." if stored_dtype else ".")]
     if arch == "gemma3":
         notes.append("A Gemma 3 GGUF holds the language model only: a vision checkpoint's SigLIP tower is a separate "
                      "mmproj file, not counted here (the catalog's gemma-3-4b / -12b / -27b size it with llama.cpp).")
     data = {
-        "id": check_id(model_id) if model_id else slug(path.stem),
+        "id": check_id(model_id) if model_id else slug(stem),
         "name": name,
         "architecture": spec_arch,
         "dtype": spec_dtype,
         "notes": " ".join(notes),
-        "sources": {"config": str(path), **field_sources},
+        "sources": {"config": label, **field_sources},
         "config": config,
     }
-    spec = build_spec(data, str(path))
-    weights = weights_override(f"gguf:{arch}", header.tensors, str(path), "gguf", dtype=stored_dtype,
+    spec = build_spec(data, label)
+    weights = weights_override(f"gguf:{arch}", header.tensors, label, "gguf", dtype=stored_dtype,
                                storage=f"{file_type}: {storage_summary(header.tensors)}")
     # GGUF shapes are logical, so element counts are parameters whatever the block type; rope_freqs
     # (Llama 3.1's rope scaling factors) and Phi-3's rope_factors_* are not parameters in transformers.
