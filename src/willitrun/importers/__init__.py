@@ -122,14 +122,15 @@ def _checkpoint(spec_args: dict[str, Any], cfg: dict[str, Any], source: str, ten
     return spec, _crosscheck(spec, weights, exact=weights.dtype is not None)
 
 
-def _from_directory(directory: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsOverride | None]:
+def _from_directory(directory: Path, model_id: str | None,
+                    name: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
     config = directory / "config.json"
     if path_type(config).kind == "missing":
         ggufs = sorted(directory.glob("*.gguf"))
         hint = f"; pass a GGUF file itself, e.g. {safe_path(ggufs[0])}" if ggufs else ""
         raise UsageError(f"{safe_path(directory)}: no config.json in this directory{hint}")
     cfg = read_config(config)
-    name = safe_text(directory.resolve().name)
+    name = safe_text(name or directory.resolve().name)
     # Check the config (and its model_type) before reading any weight file.
     spec_from_config(cfg, str(config), model_id=model_id, name=name)
     files, notes = weight_files(directory)
@@ -214,9 +215,11 @@ def spec_from_gguf_header(header: GGUFHeader, label: str, stem: str, *,
     return spec, replace(checked, elements=weights.elements)
 
 
-def spec_from_path(path: Path, *, model_id: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
+def spec_from_path(path: Path, *, model_id: str | None = None,
+                   name: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
     """A spec from a config.json, a directory with config.json (and *.safetensors), or a .gguf file,
-    with the exact stored weight bytes when weight files are there (read from their headers only)."""
+    with the exact stored weight bytes when weight files are there (read from their headers only);
+    `name` names a directory's model (an HF cache snapshot is a commit hash)."""
     path = Path(path)
     kind = path_type(path)
     if kind.kind == "missing":
@@ -224,7 +227,7 @@ def spec_from_path(path: Path, *, model_id: str | None = None) -> tuple[AnyModel
     if kind.kind == "other":  # a FIFO, a device, a socket, a name too long: never opened
         raise UsageError(f"{safe_path(path)}: {not_regular(kind.what)} or directory")
     if kind.kind == "directory":
-        return _from_directory(path, model_id)
+        return _from_directory(path, model_id, name)
     if _is_gguf(path):
         return _from_gguf(path, model_id)
     if path.suffix == ".safetensors":

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from .names import resolve_name
 from .places import Place, default_places
-from .remote import read_remote_gguf
-from .scan import Found, Problem, scan_places
+from .scan import Found, scan_places
+from .walk import Problem
 
 __all__ = ["Found", "Place", "Problem", "default_places", "read_remote_gguf", "resolve_name", "scan_places"]
+
+
+def read_remote_gguf(source: str, **kwargs: object) -> tuple[object, object]:
+    """sources.remote.read_remote_gguf, imported on use (urllib is not needed for a scan)."""
+    from .remote import read_remote_gguf as read
+
+    return read(source, **kwargs)  # type: ignore[arg-type]
