@@ -1,0 +1,108 @@
+"""Names people type, resolved offline from the HF cache and ollama's store (layouts.py), through
+the same hook the CLI uses; ambiguity is one question, catalog ids keep precedence."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.sources.layouts import QWEN3_06B, gguf_bytes, hf_file, ollama_model
+from willitrun.cli import app
+from willitrun.cli.models import resolve_model_arg
+from willitrun.errors import SpecError, UsageError
+from willitrun.importers import spec_from_path
+from willitrun.sources import resolve_name
+
+
+def test_org_name_from_the_hf_cache_offline(populated):
+    home, paths = populated
+    spec, weights = resolve_name("Qwen/Qwen3-0.6B")
+    local, _ = spec_from_path(paths["qwen"])
+    assert spec.architecture == "qwen3" and spec.config == local.config
+    assert spec.name == "Qwen3-0.6B" and spec.id == "qwen3-0.6b"
+    assert weights is None  # a config.json alone: the weights are computed from it
+    assert resolve_name("qwen/QWEN3-0.6b")[0].config == local.config  # the Hub's ids ignore case
+
+
+def test_quant_and_file_pick_one_gguf(populated):
+    _, paths = populated
+    q8, _ = resolve_name("org/Tiny-GGUF:Q8_0")
+    assert q8.sources["config"] == str(paths["gguf_q8"])
+    q4, _ = resolve_name("org/Tiny-GGUF/Tiny-Q4_0.gguf")
+    assert q4.sources["config"] == str(paths["gguf_q4"])
+
+
+def test_several_ggufs_are_a_question_not_a_guess(populated):
+    with pytest.raises(UsageError) as exc:
+        resolve_name("org/Tiny-GGUF")
+    assert str(exc.value) == ("org/Tiny-GGUF: 2 GGUF files match in the local Hugging Face cache: which one? "
+                              "org/Tiny-GGUF/Tiny-Q4_0.gguf, org/Tiny-GGUF/Tiny-Q8_0.gguf")
+    assert "\n" not in str(exc.value)
+
+
+def test_two_snapshots_without_refs_main_are_a_question(home, tmp_path):
+    hub = home / ".cache" / "huggingface" / "hub"
+    for rev in ("a" * 40, "b" * 40):
+        hf_file(hub, "Qwen/Qwen3-0.6B", "config.json", json.dumps(QWEN3_06B).encode(), rev=rev)
+    (hub / "models--Qwen--Qwen3-0.6B" / "refs" / "main").unlink()
+    with pytest.raises(UsageError, match=r"Qwen/Qwen3-0.6B has 2 snapshots .* and no refs/main: which one\? "):
+        resolve_name("Qwen/Qwen3-0.6B")
+
+
+def test_a_file_not_in_the_cache_points_to_hf_ranges(populated):
+    with pytest.raises(UsageError, match=r"not in the local Hugging Face cache .*; hf:org/Other-GGUF/x.gguf reads"):
+        resolve_name("org/Other-GGUF/x.gguf")
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny:latest", "TINY:Latest", "library/tiny", "registry.ollama.ai/library/tiny:latest"])
+def test_ollama_names(populated, name):
+    _, paths = populated
+    spec, weights = resolve_name(name)
+    assert spec.architecture == "llama" and spec.id == "tiny-latest"
+    assert weights.dtype == "q8_0"
+
+
+def test_ollama_hf_co_names(populated):
+    spec, weights = resolve_name("hf.co/org/Tiny-GGUF:Q4_0")
+    assert spec.id == "hf.co-org-tiny-gguf-q4-0"
+    assert weights.dtype == "q4_0"
+
+
+def test_unknown_names_are_none(populated):
+    assert resolve_name("no-such-model") is None
+    assert resolve_name("nothing:here") is None
+    assert resolve_name("org/Tiny-GGUF:Q2_K", hub=False) is None  # no such quant, and no ollama model of that name
+
+
+def test_a_damaged_ollama_manifest_is_one_line(populated):
+    with pytest.raises(SpecError) as exc:
+        resolve_name("broken")
+    assert str(exc.value).endswith("not an ollama manifest (not JSON)")
+
+
+def test_catalog_ids_keep_precedence(populated, catalog):
+    home, _ = populated
+    ollama_model(home / ".ollama" / "models", ("registry.ollama.ai", "library", "llama-3.1-8b", "latest"),
+                 gguf_bytes(home))
+    spec, weights = resolve_model_arg("llama-3.1-8b", catalog)
+    assert spec.id == "llama-3.1-8b" and weights is None  # the catalog's, not the ollama store's
+
+
+def test_cli_estimates_names_like_their_files(populated):
+    _, paths = populated
+    runner = CliRunner()
+    for name, path, engine in (("Qwen/Qwen3-0.6B", paths["qwen"], None), ("org/Tiny-GGUF:Q8_0", paths["gguf_q8"], None),
+                               ("tiny", paths["gguf_q8"], "ollama")):
+        extra = ["--engine", engine] if engine else []
+        by_name = runner.invoke(app, [name, "--vram", "24", "--json", *extra])
+        by_path = runner.invoke(app, [str(path), "--vram", "24", "--json", *extra])
+        assert by_name.exit_code == 0, by_name.output
+        assert json.loads(by_name.stdout)["total_bytes"] == json.loads(by_path.stdout)["total_bytes"]
+
+
+def test_cli_ambiguity_is_exit_2_and_one_line(populated):
+    result = CliRunner().invoke(app, ["org/Tiny-GGUF", "--vram", "24"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "which one?" in result.stderr
