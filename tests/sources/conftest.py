@@ -39,7 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
     """Serves files of `server.root`; answers Range requests with 206 unless `server.ranges` is False
     (then 200 and the whole file, as a server without range support does). Logs each request."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         server = self.server
         server.seen.append({"path": self.path, "range": self.headers.get("Range"),
                             "authorization": self.headers.get("Authorization")})

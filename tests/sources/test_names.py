@@ -17,7 +17,7 @@ from willitrun.sources import resolve_name
 
 
 def test_org_name_from_the_hf_cache_offline(populated):
-    home, paths = populated
+    _home, paths = populated
     spec, weights = resolve_name("Qwen/Qwen3-0.6B")
     local, _ = spec_from_path(paths["qwen"])
     assert spec.architecture == "qwen3" and spec.config == local.config
@@ -58,7 +58,7 @@ def test_a_file_not_in_the_cache_points_to_hf_ranges(populated):
 
 @pytest.mark.parametrize("name", ["tiny", "tiny:latest", "TINY:Latest", "library/tiny", "registry.ollama.ai/library/tiny:latest"])
 def test_ollama_names(populated, name):
-    _, paths = populated
+    _, _paths = populated
     spec, weights = resolve_name(name)
     assert spec.architecture == "llama" and spec.id == "tiny-latest"
     assert weights.dtype == "q8_0"

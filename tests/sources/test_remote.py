@@ -78,7 +78,7 @@ def test_missing_file_and_bad_urls(range_server, home):
         read_remote_gguf(url(range_server, "nothing.gguf"))
     with pytest.raises(UsageError, match="only http:// and https://"):
         remote_stream("ftp://127.0.0.1/x.gguf")
-    with pytest.raises(UsageError, match="hf:ORG/NAME/FILE.gguf"):
+    with pytest.raises(UsageError, match=r"hf:ORG/NAME/FILE\.gguf"):
         remote.hf_url("hf:../x.gguf")
 
 
@@ -98,7 +98,7 @@ def test_hf_path_goes_to_the_endpoint_with_the_token(range_server, http_root, ho
     write_llama_gguf(target)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{range_server.server_address[1]}")
     monkeypatch.setenv("HF_TOKEN", "hf_test")
-    spec, weights = read_remote_gguf("hf:org/Tiny-GGUF/Tiny-Q8_0.gguf")
+    spec, _weights = read_remote_gguf("hf:org/Tiny-GGUF/Tiny-Q8_0.gguf")
     assert spec.architecture == "llama"
     assert range_server.seen[0]["path"] == "/org/Tiny-GGUF/resolve/main/Tiny-Q8_0.gguf"
     assert range_server.seen[0]["authorization"] == "Bearer hf_test"

@@ -18,7 +18,7 @@ def _by_name(result):
 
 
 def test_every_place_is_found_with_its_engine(populated):
-    home, paths = populated
+    _home, paths = populated
     result = scan_places(default_places())
     found = _by_name(result)
     assert {name: (f.place, f.engine, f.format) for name, f in found.items()} == {
@@ -49,7 +49,7 @@ def test_an_empty_home_finds_nothing_and_complains_of_nothing(home):
 
 
 def test_folders_given(populated, tmp_path):
-    home, paths = populated
+    _home, paths = populated
     folder = tmp_path / "mine"
     (folder / "deep" / "er").mkdir(parents=True)
     (folder / "deep" / "er" / "a.gguf").write_bytes(paths["gguf_q8"].read_bytes())
@@ -102,9 +102,9 @@ def test_an_unreadable_directory_is_a_problem(home, tmp_path):
 
 
 def test_two_snapshots_without_refs_main_are_both_listed(home, tmp_path):
-    from tests.sources.layouts import QWEN3_06B, hf_file
-
     import json
+
+    from tests.sources.layouts import QWEN3_06B, hf_file
 
     hub = Path(os.environ["HOME"]) / ".cache" / "huggingface" / "hub"
     for rev in ("a" * 40, "b" * 40):

@@ -15,7 +15,7 @@ def _scan(*args: str):
 
 
 def test_scan_json_lists_ranks_and_skips(populated):
-    home, paths = populated
+    _home, paths = populated
     result = _scan("--vram", "1", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -37,7 +37,7 @@ def test_scan_json_lists_ranks_and_skips(populated):
 
 
 def test_each_row_is_what_the_estimate_command_says(populated):
-    home, paths = populated
+    _home, _paths = populated
     rows = {r["name"]: r for r in json.loads(_scan("--vram", "24", "--json").stdout)["models"]}
     runner = CliRunner()
     for name, engine in (("Qwen/Qwen3-0.6B", "transformers"), ("org/Tiny-GGUF/Tiny-Q4_0.gguf", "llama.cpp"),
@@ -50,7 +50,7 @@ def test_each_row_is_what_the_estimate_command_says(populated):
 
 
 def test_scan_table_and_problems_on_stderr(populated):
-    home, paths = populated
+    _home, paths = populated
     result = _scan("--vram", "24")
     assert result.exit_code == 0
     assert "Qwen/Qwen3-0.6B" in result.stdout and "7 of 7 models fit at their default context." in result.stdout

@@ -51,8 +51,7 @@ from .weights import (
 
 __all__ = [
     "StoredTensor", "WeightsOverride", "fetch_hf_config", "import_model", "read_config", "read_gguf_header",
-    "spec_from_gguf_header",
-    "read_safetensors_header", "spec_from_config", "spec_from_path", "write_spec_yaml",
+    "read_safetensors_header", "spec_from_config", "spec_from_gguf_header", "spec_from_path", "write_spec_yaml",
 ]
 
 MAX_CONFIG_BYTES = CONFIG_JSON_CAP  # config.json files are kilobytes
