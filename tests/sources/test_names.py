@@ -106,3 +106,46 @@ def test_cli_ambiguity_is_exit_2_and_one_line(populated):
     result = CliRunner().invoke(app, ["org/Tiny-GGUF", "--vram", "24"])
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and "which one?" in result.stderr
+
+
+def test_without_the_hub_extra_an_unknown_repo_says_what_to_do(populated, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # not installed
+    result = CliRunner().invoke(app, ["Some-Org/Some-Model", "--vram", "24"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: unknown model 'Some-Org/Some-Model'")
+    assert "is not in the local Hugging Face cache" in result.stderr and "willitrun[hub]" in result.stderr
+
+
+def test_with_the_hub_extra_an_uncached_repo_asks_the_hub(populated):
+    pytest.importorskip("huggingface_hub")
+    result = CliRunner().invoke(app, ["Some-Org/Some-Model", "--vram", "24"])  # HF_HUB_OFFLINE=1 (conftest)
+    assert result.exit_code == 2
+    assert "hf:Some-Org/Some-Model: cannot reach the Hugging Face Hub (HF_HUB_OFFLINE is set)" in result.stderr
+
+
+def test_hostile_ollama_manifests(populated):
+    home, _ = populated
+    store = home / ".ollama" / "models"
+    cases = {
+        "traversal": json.dumps({"layers": [{"mediaType": "application/vnd.ollama.image.model",
+                                             "digest": "sha256:../../../../etc/passwd"}]}),
+        "nolayer": json.dumps({"layers": [{"mediaType": "application/vnd.ollama.image.license", "digest": "x"}]}),
+        "notalist": json.dumps({"layers": {"a": 1}}),
+        "huge": " " * ((1 << 20) + 1),
+    }
+    for name, text in cases.items():
+        path = store / "manifests" / "registry.ollama.ai" / "library" / name / "latest"
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+    from willitrun.sources import default_places, scan_places
+
+    reasons = {p.path.rsplit("/", 2)[-2]: p.reason for p in scan_places(default_places()).problems if "/manifests/" in p.path}
+    assert reasons["traversal"] == "the model layer's digest is not sha256:<64 hex digits>"
+    assert reasons["nolayer"] == "no model layer (application/vnd.ollama.image.model) in the manifest"
+    assert reasons["notalist"] == "not an ollama manifest (no list of layers)"
+    assert reasons["huge"].startswith("1,048,577 bytes is too large for a manifest")
+    for name in cases:
+        with pytest.raises(SpecError):
+            resolve_name(name)

@@ -79,7 +79,10 @@ def _catalog_or_named(arg: str, catalog: Any) -> tuple[Any, Any]:
 
         found = resolve_name(arg)
         if found is None:
-            raise unknown from None
+            from ..sources.names import not_found_hint
+
+            hint = not_found_hint(arg)
+            raise (UsageError(f"{unknown}; {hint}") if hint else unknown) from None
         return found
 
 

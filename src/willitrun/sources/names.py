@@ -129,3 +129,13 @@ def resolve_name(text: str, env: Mapping[str, str] | None = None, *, hub: bool =
         raise UsageError(f"{text}: not in the local Hugging Face cache ({safe_text(str(hf_hub_cache(env)))}); "
                          f"hf:{text} reads its header from the Hub")
     return None
+
+
+def not_found_hint(text: str, env: Mapping[str, str] | None = None) -> str | None:
+    """What to do when an ORG/NAME is neither cached nor fetchable (no hub extra), for the error line."""
+    m = _HF_NAME.fullmatch(text)
+    if m is None or m.group("file") is not None:
+        return None
+    return (f"{m.group('repo')} is not in the local Hugging Face cache ({safe_text(str(hf_hub_cache(env)))}) nor in "
+            "ollama's store: download it, or install the hub extra (pip install 'willitrun[hub]') to read its "
+            "config.json from the Hub")

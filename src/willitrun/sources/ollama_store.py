@@ -81,7 +81,7 @@ def model_blob(store: Path, manifest: Path) -> Path:
     unreadable, not JSON, without a model layer, or with a digest that is not sha256:<64 hex>."""
     where = safe_text(str(manifest))
     try:
-        data = json.loads(read_bytes(manifest, MANIFEST_CAP, "ollama manifest"))
+        data = json.loads(read_bytes(manifest, MANIFEST_CAP, "manifest"))
     except (ValueError, RecursionError):
         raise SpecError(f"{where}: not an ollama manifest (not JSON)") from None
     layers = data.get("layers") if isinstance(data, dict) else None
