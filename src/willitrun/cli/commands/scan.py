@@ -151,14 +151,21 @@ def _print(rows: list[Row], device_name: str, vram: int, folders: list[str] | No
     if not rows:
         out.print(f"No model found in {escape(where)}.")
         return
-    table = Table(title=f"Models found on this machine, on {escape(device_name)} ({size(vram)})", title_justify="left")
-    table.add_column("model", overflow="fold", ratio=1)
-    for column in ("engine", "arch", "params", "on disk", "fits", "needs", "at context", "max context"):
+    from rich import box
+
+    table = Table(title=f"Models found on this machine, on {escape(device_name)} ({size(vram)})", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    wide = out.width >= 110  # a narrow terminal: the name, the engine and the answer; JSON has every field
+    table.add_column("model", overflow="fold", min_width=16)
+    columns = ["engine", "arch", "params", "on disk", "fits", "needs", "context", "max context"] if wide else \
+        ["engine", "on disk", "fits", "needs", "ctx", "max ctx"]
+    for column in columns:
         table.add_column(column, justify="left" if column in ("engine", "arch", "fits") else "right", no_wrap=True)
     for r in rows:
-        table.add_row(escape(r.name), r.engine, escape(r.architecture), _count(r.parameters), size(r.size_bytes),
-                      "[green]yes[/]" if r.fits else "[red]no[/]", size(r.total_bytes), f"{r.context_tokens:,}",
-                      f"{r.max_context_tokens:,}" if r.max_context_tokens else "none")
+        cells = [escape(r.name), r.engine, escape(r.architecture), _count(r.parameters), size(r.size_bytes),
+                 "[green]yes[/]" if r.fits else "[red]no[/]", size(r.total_bytes), f"{r.context_tokens:,}",
+                 f"{r.max_context_tokens:,}" if r.max_context_tokens else "none"]
+        table.add_row(*(cells if wide else cells[:2] + cells[4:]))
     out.print(table)
     fitting = sum(r.fits for r in rows)
     out.print(f"{fitting} of {len(rows)} models fit at their default context.")
