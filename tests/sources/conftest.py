@@ -43,6 +43,11 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.server
         server.seen.append({"path": self.path, "range": self.headers.get("Range"),
                             "authorization": self.headers.get("Authorization")})
+        if server.redirect and self.path.startswith("/moved/"):  # as the Hub sends downloads to its CDN
+            self.send_response(302)
+            self.send_header("Location", server.redirect + self.path.removeprefix("/moved"))
+            self.end_headers()
+            return
         path = server.root / self.path.lstrip("/")
         if ".." in self.path or not path.is_file():
             self.send_error(404, "Not Found")
@@ -51,6 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range") or "")
         if m and server.ranges:
             start, end = int(m.group(1)), min(int(m.group(2)), size - 1)
+            start += server.shift  # a broken server: not the range asked for
             if start >= size:
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{size}")
@@ -81,6 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
 def _serve(root: Path, ranges: bool):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.root, server.ranges, server.seen, server.aborted = root, ranges, [], 0
+    server.redirect, server.shift = None, 0
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -149,3 +149,24 @@ def test_hostile_ollama_manifests(populated):
     for name in cases:
         with pytest.raises(SpecError):
             resolve_name(name)
+
+
+def test_ollama_names_round_trip():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from willitrun.sources.ollama_store import DEFAULT_HOST, DEFAULT_NAMESPACE, parse_name
+
+    part = st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,20}", fullmatch=True)
+
+    @settings(max_examples=200, deadline=None)
+    @given(host=st.one_of(st.just(DEFAULT_HOST), st.just("hf.co"), part), namespace=st.one_of(st.just(DEFAULT_NAMESPACE), part),
+           model=part, tag=part)
+    def check(host, namespace, model, tag):
+        full = f"{host}/{namespace}/{model}:{tag}"
+        name = parse_name(full)
+        assert name is not None and (name.host, name.namespace, name.model, name.tag) == (host, namespace, model, tag)
+        # what `ollama list` shows parses back to the same model
+        assert parse_name(str(name)) == name
+
+    check()

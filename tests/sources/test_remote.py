@@ -120,3 +120,24 @@ def test_cli_estimates_a_remote_gguf(range_server, big_gguf, home):
     data = json.loads(result.stdout)
     local = CliRunner().invoke(app, [os.fspath(big_gguf), "--vram", "24", "--json"])
     assert json.loads(local.stdout)["total_bytes"] == data["total_bytes"]
+
+
+def test_redirects_are_followed_without_the_token(range_server, no_range_server, big_gguf, home, monkeypatch):
+    # the "Hub" (no_range_server, another port: another host) redirects to the "CDN" (range_server)
+    no_range_server.redirect = f"http://127.0.0.1:{range_server.server_address[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{no_range_server.server_address[1]}/moved")
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    big = big_gguf.parent / "org" / "Tiny-GGUF" / "resolve" / "main"
+    big.mkdir(parents=True)
+    big_gguf.rename(big / big_gguf.name)
+    spec, _ = read_remote_gguf(f"hf:org/Tiny-GGUF/{big_gguf.name}")
+    assert spec.architecture == "llama"
+    assert no_range_server.seen[0]["authorization"] == "Bearer hf_test"
+    assert range_server.seen[0]["authorization"] is None  # never carried to another host
+    assert range_server.seen[0]["range"] == f"bytes=0-{remote.FIRST_BLOCK - 1}"
+
+
+def test_a_server_answering_another_range_is_refused(range_server, big_gguf, home):
+    range_server.shift = 16
+    with pytest.raises(UsageError, match="unusable Content-Range 'bytes 16-"):
+        read_remote_gguf(url(range_server, big_gguf.name))
