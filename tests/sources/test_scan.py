@@ -58,8 +58,11 @@ def test_folders_given(populated, tmp_path):
     (ckpt / "config.json").write_bytes((paths["qwen"] / "config.json").read_bytes())
     (folder / "deep" / "loop").symlink_to(folder)  # a symlink loop: never followed
     os.mkfifo(folder / "fifo.gguf")  # never opened
-    result = scan_places([Place(FOLDER, folder), Place(FOLDER, tmp_path / "missing")])
-    assert sorted(f.name for f in result.found) == sorted([str(folder / "deep" / "er" / "a.gguf"), str(ckpt)])
+    single = tmp_path / "single.gguf"
+    single.write_bytes(b"GGUF")
+    result = scan_places([Place(FOLDER, folder), Place(FOLDER, tmp_path / "missing"), Place(FOLDER, single)])
+    assert sorted(f.name for f in result.found) == sorted([str(folder / "deep" / "er" / "a.gguf"), str(ckpt),
+                                                          str(single)])
     reasons = {p.path: p.reason for p in result.problems}
     assert reasons[str(folder / "fifo.gguf")] == "not a regular file"
     assert reasons[str(tmp_path / "missing")] == "not a directory"

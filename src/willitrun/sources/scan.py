@@ -125,7 +125,11 @@ def scan_places(places: Iterable[Place], budget: Budget | None = None) -> ScanRe
     s = _Scan(budget)
     for place in places:
         if not place.path.is_dir():
-            if place.kind == FOLDER:
+            if place.kind == FOLDER and place.path.name.lower().endswith(".gguf"):  # a file given: scan it alone
+                size = file_size(place.path, budget)
+                if size is not None:
+                    s.add(str(place.path), place.path, FOLDER, GGUF, size)
+            elif place.kind == FOLDER:
                 budget.problem(place.path, "not a directory")
             continue
         if place.kind == HF_CACHE:
