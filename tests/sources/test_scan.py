@@ -115,3 +115,13 @@ def test_two_snapshots_without_refs_main_are_both_listed(home, tmp_path):
     (hub / "models--Qwen--Qwen3-0.6B" / "refs" / "main").unlink()
     names = sorted(f.name for f in scan_places(default_places()).found)
     assert names == ["Qwen/Qwen3-0.6B@aaaaaaaaaaaa", "Qwen/Qwen3-0.6B@bbbbbbbbbbbb"]
+
+
+def test_a_listing_that_fails_is_a_problem_not_an_exception(tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)  # ELOOP when listed: the one failure root cannot read past
+    budget = Budget()
+    assert budget.listdir(loop) == []
+    assert budget.problems[0].path == str(loop)
+    assert budget.problems[0].reason == "cannot list: Too many levels of symbolic links"
+    assert Budget().listdir(tmp_path / "missing") == []  # a place that is not there: quietly nothing
