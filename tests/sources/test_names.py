@@ -118,9 +118,10 @@ def test_without_the_hub_extra_an_unknown_repo_says_what_to_do(populated, monkey
     assert "is not in the local Hugging Face cache" in result.stderr and "willitrun[hub]" in result.stderr
 
 
-def test_with_the_hub_extra_an_uncached_repo_asks_the_hub(populated):
-    pytest.importorskip("huggingface_hub")
-    result = CliRunner().invoke(app, ["Some-Org/Some-Model", "--vram", "24"])  # HF_HUB_OFFLINE=1 (conftest)
+def test_with_the_hub_extra_an_uncached_repo_asks_the_hub(populated, monkeypatch):
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # read at its import, which may predate conftest's variable
+    result = CliRunner().invoke(app, ["Some-Org/Some-Model", "--vram", "24"])
     assert result.exit_code == 2
     assert "hf:Some-Org/Some-Model: cannot reach the Hugging Face Hub (HF_HUB_OFFLINE is set)" in result.stderr
 
