@@ -61,7 +61,7 @@ def test_ollama_names(populated, name):
     _, _paths = populated
     spec, weights = resolve_name(name)
     assert spec.architecture == "llama" and spec.id == "tiny-latest"
-    assert weights.dtype == "q8_0"
+    assert weights.dtype == "q8_0" and weights.engine == "ollama"
 
 
 def test_ollama_hf_co_names(populated):
@@ -93,13 +93,23 @@ def test_catalog_ids_keep_precedence(populated, catalog):
 def test_cli_estimates_names_like_their_files(populated):
     _, paths = populated
     runner = CliRunner()
-    for name, path, engine in (("Qwen/Qwen3-0.6B", paths["qwen"], None), ("org/Tiny-GGUF:Q8_0", paths["gguf_q8"], None),
-                               ("tiny", paths["gguf_q8"], "ollama")):
-        extra = ["--engine", engine] if engine else []
-        by_name = runner.invoke(app, [name, "--vram", "24", "--json", *extra])
-        by_path = runner.invoke(app, [str(path), "--vram", "24", "--json", *extra])
+    for name, path, engine in (("Qwen/Qwen3-0.6B", paths["qwen"], "transformers"),
+                               ("org/Tiny-GGUF:Q8_0", paths["gguf_q8"], "llama.cpp"), ("tiny", paths["gguf_q8"], "ollama")):
+        by_name = runner.invoke(app, [name, "--vram", "24", "--json"])
+        by_path = runner.invoke(app, [str(path), "--vram", "24", "--json", "--engine", engine])
         assert by_name.exit_code == 0, by_name.output
-        assert json.loads(by_name.stdout)["total_bytes"] == json.loads(by_path.stdout)["total_bytes"]
+        named, pathed = json.loads(by_name.stdout), json.loads(by_path.stdout)
+        assert named["total_bytes"] == pathed["total_bytes"], name
+        assert named.get("engine", "transformers") == engine  # an ollama name is sized as ollama runs it
+
+
+def test_ollama_names_answer_on_ollama_everywhere(populated):
+    runner = CliRunner()
+    gpus = json.loads(runner.invoke(app, ["gpus", "tiny", "--json"]).stdout)
+    explicit = json.loads(runner.invoke(app, ["gpus", "tiny", "--engine", "ollama", "--json"]).stdout)
+    assert gpus == explicit
+    llamacpp = json.loads(runner.invoke(app, ["gpus", "tiny", "--engine", "llama.cpp", "--json"]).stdout)
+    assert llamacpp != gpus  # --engine still decides
 
 
 def test_cli_ambiguity_is_exit_2_and_one_line(populated):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,8 @@ def _from_ollama(text: str, store: Path, budget: Budget) -> tuple[Any, Any] | No
     if manifest is None:
         return None
     blob = ollama_store.model_blob(store, manifest)
-    return spec_from_path(blob, model_id=slug(str(name)))
+    spec, weights = spec_from_path(blob, model_id=slug(str(name)))
+    return spec, (replace(weights, engine="ollama") if weights is not None else None)  # ollama runs it
 
 
 def _from_hub(repo_id: str) -> tuple[Any, Any] | None:
