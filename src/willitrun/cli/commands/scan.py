@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -69,7 +69,7 @@ def scan_cmd(folders: Folders = None, gpu: Gpu = None, vram: Vram = None, json_o
         from ...render import print_json
 
         print_json({"schema_version": SCHEMA_VERSION, "gpu": dev, "gpu_name": device_name, "vram_bytes": vram_bytes,
-                    "models": [r.__dict__ for r in rows], "truncated": result.truncated,
+                    "models": [asdict(r) for r in rows], "truncated": result.truncated,
                     "skipped": [{"path": p.path, "reason": p.reason} for p in problems]})
     else:
         _print(rows, device_name, vram_bytes, [str(p.path) for p in places] if folders else None)
