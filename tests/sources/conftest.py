@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -68,7 +69,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             with path.open("rb") as f:
                 f.seek(start)
-                self.wfile.write(f.read(end - start + 1))
+                body = f.read(end - start + 1)
+            try:
+                if server.drip:  # a server sending a byte at a time, slowly (bounded: the client hangs up)
+                    for i in range(min(len(body), 200)):
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(server.drip)
+                    return
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                server.aborted += 1
             return
         self.send_response(200)
         self.send_header("Content-Length", str(size))
@@ -87,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
 def _serve(root: Path, ranges: bool):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.root, server.ranges, server.seen, server.aborted = root, ranges, [], 0
-    server.redirect, server.shift = None, 0
+    server.redirect, server.shift, server.drip = None, 0, 0.0
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -141,3 +141,14 @@ def test_a_server_answering_another_range_is_refused(range_server, big_gguf, hom
     range_server.shift = 16
     with pytest.raises(UsageError, match="unusable Content-Range 'bytes 16-"):
         read_remote_gguf(url(range_server, big_gguf.name))
+
+
+def test_a_deadline_bounds_the_whole_read(range_server, big_gguf, home, monkeypatch):
+    import time
+
+    range_server.drip = 0.02  # every byte in time for the socket timeout, the whole far too slow
+    monkeypatch.setattr(remote, "FIRST_BLOCK", 4096)
+    start = time.monotonic()
+    with pytest.raises(UsageError, match="took too long"):
+        read_remote_gguf(url(range_server, big_gguf.name), deadline=0.5, timeout=5)
+    assert time.monotonic() - start < 3

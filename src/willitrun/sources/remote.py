@@ -12,6 +12,7 @@ import http.client
 import io
 import os
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,7 +25,8 @@ from ..files import GGUF_HEADER_CAP, safe_text
 MAX_REQUESTS = 64  # a 15 MB vocabulary takes ~5 requests as blocks double from 1 MiB
 FIRST_BLOCK = 1 << 20
 MAX_BLOCK = 16 << 20
-TIMEOUT_S = 30.0
+TIMEOUT_S = 30.0  # per connection and per read
+DEADLINE_S = 120.0  # the whole header, however many requests: a server dripping bytes is cut off
 HF_ENDPOINT = "https://huggingface.co"  # huggingface_hub constants.ENDPOINT (HF_ENDPOINT overrides it)
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 _HF_PATH = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*/(?:[\w.+-]+/)*[\w.+-]+\.gguf", re.IGNORECASE)
@@ -70,9 +72,10 @@ class RangeStream(io.RawIOBase):
     twice the last, up to MAX_BLOCK), within a budget of bytes and requests."""
 
     def __init__(self, url: str, label: str, *, headers: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S,
-                 max_bytes: int = GGUF_HEADER_CAP, max_requests: int = MAX_REQUESTS) -> None:
+                 max_bytes: int = GGUF_HEADER_CAP, max_requests: int = MAX_REQUESTS, deadline: float = DEADLINE_S) -> None:
         super().__init__()
         self.url, self.label, self.timeout = url, label, timeout
+        self.deadline = time.monotonic() + deadline
         self.headers = dict(headers or {})
         self.max_bytes, self.max_requests = max_bytes, max_requests
         self.requests = self.fetched = 0
@@ -116,6 +119,13 @@ class RangeStream(io.RawIOBase):
     def _fail(self, why: str) -> UsageError:
         return UsageError(f"{self.label}: {why}")
 
+    def _left(self) -> float:
+        """Seconds left before the deadline; none left is an error."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self._fail("reading the header took too long: refused")
+        return left
+
     def _fetch(self, start: int) -> None:
         if self.requests >= self.max_requests:
             raise self._fail(f"the header needs more than {self.max_requests} range requests: refused")
@@ -128,7 +138,7 @@ class RangeStream(io.RawIOBase):
         request = urllib.request.Request(self.url, headers=headers)
         self.requests += 1
         try:
-            response = self._opener.open(request, timeout=self.timeout)
+            response = self._opener.open(request, timeout=min(self.timeout, self._left()))
         except urllib.error.HTTPError as exc:
             exc.close()
             raise self._fail(f"HTTP {exc.code} {safe_text(exc.reason)}") from None
@@ -156,10 +166,19 @@ class RangeStream(io.RawIOBase):
             self.size = total
         elif total != self.size:
             raise self._fail(f"the file changed size while being read ({self.size:,}, now {total:,} bytes)")
+        chunks: list[bytes] = []
+        got = 0
         try:
-            data: bytes = response.read(n)
+            while got < n:  # in pieces, so that the deadline holds against a server sending slowly
+                self._left()
+                chunk = response.read1(min(n - got, 1 << 20))  # what has arrived: the deadline is checked between
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
         except (OSError, http.client.HTTPException) as exc:
             raise self._fail(f"cannot read: {safe_text(str(exc))[:200]}") from None
+        data = b"".join(chunks)
         if len(data) != n:
             raise self._fail(f"the server sent {len(data):,} bytes of the {n:,} its Content-Range announced")
         return data
