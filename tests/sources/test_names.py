@@ -181,3 +181,16 @@ def test_ollama_names_round_trip():
         assert parse_name(str(name)) == name
 
     check()
+
+
+def test_import_takes_the_same_names(populated, tmp_path):
+    runner = CliRunner()
+    for name, expected_id in (("Qwen/Qwen3-0.6B", "qwen3-0.6b"), ("tiny", "tiny-latest"),
+                              ("org/Tiny-GGUF:Q4_0", "tiny-q4-0")):
+        result = runner.invoke(app, ["import", name, "-o", str(tmp_path / "specs")])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "specs" / f"{expected_id}.yaml").is_file()
+    result = runner.invoke(app, ["import", "tiny", "--id", "my-tiny"])
+    assert result.exit_code == 0 and "id: my-tiny" in result.stdout
+    missing = runner.invoke(app, ["import", "no-such-thing"])
+    assert missing.exit_code == 2 and "no such file or directory" in missing.stderr

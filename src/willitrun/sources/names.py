@@ -42,7 +42,7 @@ def _quant_match(rel: str, quant: str) -> bool:
 
 
 def _from_hf_cache(text: str, repo_id: str, quant: str | None, file: str | None, cache: Path,
-                   budget: Budget) -> tuple[Any, Any] | None:
+                   budget: Budget, model_id: str | None = None) -> tuple[Any, Any] | None:
     from ..importers import spec_from_path
     from ..importers.configs import slug
 
@@ -70,7 +70,7 @@ def _from_hf_cache(text: str, repo_id: str, quant: str | None, file: str | None,
         if not picked:
             return None  # perhaps an ollama user/model:tag
     elif has_config:
-        return spec_from_path(snap, model_id=slug(repo_id.rsplit("/", 1)[-1]), name=repo_id.rsplit("/", 1)[-1])
+        return spec_from_path(snap, model_id=model_id or slug(repo_id.rsplit("/", 1)[-1]), name=repo_id.rsplit("/", 1)[-1])
     else:
         picked = ggufs
         if not picked:
@@ -79,10 +79,10 @@ def _from_hf_cache(text: str, repo_id: str, quant: str | None, file: str | None,
     if len(picked) > 1:
         raise UsageError(f"{text}: {len(picked)} GGUF files match in the local Hugging Face cache: which one? "
                          f"{_choices([f'{repo_id}/{g.relative_to(snap).as_posix()}' for g in picked])}")
-    return spec_from_path(picked[0], model_id=slug(picked[0].stem))
+    return spec_from_path(picked[0], model_id=model_id or slug(picked[0].stem))
 
 
-def _from_ollama(text: str, store: Path, budget: Budget) -> tuple[Any, Any] | None:
+def _from_ollama(text: str, store: Path, budget: Budget, model_id: str | None = None) -> tuple[Any, Any] | None:
     from ..importers import spec_from_path
     from ..importers.configs import slug
 
@@ -93,11 +93,11 @@ def _from_ollama(text: str, store: Path, budget: Budget) -> tuple[Any, Any] | No
     if manifest is None:
         return None
     blob = ollama_store.model_blob(store, manifest)
-    spec, weights = spec_from_path(blob, model_id=slug(str(name)))
+    spec, weights = spec_from_path(blob, model_id=model_id or slug(str(name)))
     return spec, (replace(weights, engine="ollama") if weights is not None else None)  # ollama runs it
 
 
-def _from_hub(repo_id: str) -> tuple[Any, Any] | None:
+def _from_hub(repo_id: str, model_id: str | None = None) -> tuple[Any, Any] | None:
     """ORG/NAME from the Hub when the hub extra is installed (importers/hub.py), else None."""
     try:
         import huggingface_hub  # noqa: F401
@@ -105,28 +105,30 @@ def _from_hub(repo_id: str) -> tuple[Any, Any] | None:
         return None
     from ..importers import import_model
 
-    return import_model(f"hf:{repo_id}")
+    return import_model(f"hf:{repo_id}", model_id=model_id)
 
 
-def resolve_name(text: str, env: Mapping[str, str] | None = None, *, hub: bool = True) -> tuple[Any, Any] | None:
+def resolve_name(text: str, env: Mapping[str, str] | None = None, *, hub: bool = True,
+                 model_id: str | None = None) -> tuple[Any, Any] | None:
     """(spec, WeightsOverride or None) for a name of the forms above, or None when it is none of
-    them (or names nothing here and the Hub is not asked)."""
+    them (or names nothing here and the Hub is not asked); `model_id` replaces the id made from the name."""
     env = os.environ if env is None else env
     from .remote import is_remote_gguf, read_remote_gguf
 
     if is_remote_gguf(text):
-        return read_remote_gguf(text, env=env)
+        return read_remote_gguf(text, env=env, model_id=model_id)
     budget = Budget()
     m = _HF_NAME.fullmatch(text)
     if m is not None and ".." not in text:
-        found = _from_hf_cache(text, m.group("repo"), m.group("quant"), m.group("file"), hf_hub_cache(env), budget)
+        found = _from_hf_cache(text, m.group("repo"), m.group("quant"), m.group("file"), hf_hub_cache(env), budget,
+                               model_id)
         if found is not None:
             return found
-    found = _from_ollama(text, ollama_models(env), budget)
+    found = _from_ollama(text, ollama_models(env), budget, model_id)
     if found is not None:
         return found
     if m is not None and m.group("file") is None and m.group("quant") is None and hub:
-        return _from_hub(m.group("repo"))
+        return _from_hub(m.group("repo"), model_id)
     if m is not None and m.group("file") is not None:
         raise UsageError(f"{text}: not in the local Hugging Face cache ({safe_text(str(hf_hub_cache(env)))}); "
                          f"hf:{text} reads its header from the Hub")
