@@ -73,7 +73,11 @@ def test_ollama_hf_co_names(populated):
 def test_unknown_names_are_none(populated):
     assert resolve_name("no-such-model") is None
     assert resolve_name("nothing:here") is None
-    assert resolve_name("org/Tiny-GGUF:Q2_K", hub=False) is None  # no such quant, and no ollama model of that name
+    with pytest.raises(UsageError) as exc:  # no such quant, and no ollama model of that name
+        resolve_name("org/Tiny-GGUF:Q2_K")
+    assert str(exc.value) == ("org/Tiny-GGUF:Q2_K: no GGUF file of org/Tiny-GGUF in the local Hugging Face cache "
+                              "matches Q2_K; it has: Tiny-Q4_0.gguf, Tiny-Q8_0.gguf")
+    assert resolve_name("other/Repo:Q2_K") is None  # neither cached nor in ollama's store
 
 
 def test_a_damaged_ollama_manifest_is_one_line(populated):
@@ -194,3 +198,9 @@ def test_import_takes_the_same_names(populated, tmp_path):
     assert result.exit_code == 0 and "id: my-tiny" in result.stdout
     missing = runner.invoke(app, ["import", "no-such-thing"])
     assert missing.exit_code == 2 and "no such file or directory" in missing.stderr
+
+
+def test_an_uncached_quant_says_how_to_read_it(populated):
+    result = CliRunner().invoke(app, ["other/Repo-GGUF:Q4_K_M", "--vram", "24"])
+    assert result.exit_code == 2
+    assert "give hf:other/Repo-GGUF/FILE.gguf to read its header from the Hub" in result.stderr

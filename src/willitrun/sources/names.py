@@ -36,6 +36,10 @@ def _choices(items: list[str]) -> str:
     return shown + (f" (and {len(items) - MAX_CHOICES} more)" if len(items) > MAX_CHOICES else "")
 
 
+class _NoQuant(UsageError):
+    """The repository is cached but no GGUF carries the quant asked for (raised if no ollama model has the name)."""
+
+
 def _quant_match(rel: str, quant: str) -> bool:
     """`quant` as a whole token of the file's path: Q4_K matches …-Q4_K.gguf, not …-Q4_K_M.gguf."""
     return re.search(rf"(?<![a-z0-9]){re.escape(quant.lower())}(?![a-z0-9_])", rel.lower()) is not None
@@ -67,8 +71,9 @@ def _from_hf_cache(text: str, repo_id: str, quant: str | None, file: str | None,
                              f"{_choices(rels) or 'no GGUF file'}")
     elif quant is not None:
         picked = [g for g, rel in zip(ggufs, rels, strict=True) if _quant_match(rel, quant)]
-        if not picked:
-            return None  # perhaps an ollama user/model:tag
+        if not picked:  # perhaps an ollama user/model:tag; else resolve_name says what the repository has
+            raise _NoQuant(f"{text}: no GGUF file of {repo_id} in the local Hugging Face cache matches {quant}; it has: "
+                           f"{_choices(rels) or 'no GGUF file'}")
     elif has_config:
         return spec_from_path(snap, model_id=model_id or slug(repo_id.rsplit("/", 1)[-1]), name=repo_id.rsplit("/", 1)[-1])
     else:
@@ -119,14 +124,20 @@ def resolve_name(text: str, env: Mapping[str, str] | None = None, *, hub: bool =
         return read_remote_gguf(text, env=env, model_id=model_id)
     budget = Budget()
     m = _HF_NAME.fullmatch(text)
+    no_quant: _NoQuant | None = None
     if m is not None and ".." not in text:
-        found = _from_hf_cache(text, m.group("repo"), m.group("quant"), m.group("file"), hf_hub_cache(env), budget,
-                               model_id)
+        try:
+            found = _from_hf_cache(text, m.group("repo"), m.group("quant"), m.group("file"), hf_hub_cache(env), budget,
+                                   model_id)
+        except _NoQuant as exc:
+            found, no_quant = None, exc
         if found is not None:
             return found
     found = _from_ollama(text, ollama_models(env), budget, model_id)
     if found is not None:
         return found
+    if no_quant is not None:
+        raise UsageError(str(no_quant))
     if m is not None and m.group("file") is None and m.group("quant") is None and hub:
         return _from_hub(m.group("repo"), model_id)
     if m is not None and m.group("file") is not None:
@@ -136,10 +147,12 @@ def resolve_name(text: str, env: Mapping[str, str] | None = None, *, hub: bool =
 
 
 def not_found_hint(text: str, env: Mapping[str, str] | None = None) -> str | None:
-    """What to do when an ORG/NAME is neither cached nor fetchable (no hub extra), for the error line."""
+    """What to do when an ORG/NAME (or ORG/NAME:QUANT) is neither cached nor fetched, for the error line."""
     m = _HF_NAME.fullmatch(text)
     if m is None or m.group("file") is not None:
         return None
-    return (f"{m.group('repo')} is not in the local Hugging Face cache ({safe_text(str(hf_hub_cache(env)))}) nor in "
-            "ollama's store: download it, or install the hub extra (pip install 'willitrun[hub]') to read its "
-            "config.json from the Hub")
+    where = (f"{m.group('repo')} is not in the local Hugging Face cache ({safe_text(str(hf_hub_cache(env)))}) nor "
+             "in ollama's store")
+    if m.group("quant") is not None:
+        return f"{where}: download the GGUF, or give hf:{m.group('repo')}/FILE.gguf to read its header from the Hub"
+    return f"{where}: download it, or install the hub extra (pip install 'willitrun[hub]') to read its config.json from the Hub"
