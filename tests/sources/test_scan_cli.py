@@ -79,3 +79,33 @@ def test_empty_machine(home):
     result = _scan("--vram", "24")
     assert result.exit_code == 1
     assert result.stdout.startswith("No model found in the Hugging Face cache")
+
+
+def test_progress_goes_to_a_terminal_on_stderr_only(populated):
+    """With stderr a real terminal (a pty), the scan shows its progress there; stdout keeps only the table."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TERM": "xterm", "COLUMNS": "120"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.run([sys.executable, "-m", "willitrun", "scan", "--vram", "24"], stdout=subprocess.PIPE,
+                          stderr=slave, env=env, timeout=120, check=False)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:  # EIO: the terminal's other end is closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"Estimating" in seen or b"Looking for models" in seen
+    assert b"skipped: " in seen
+    assert b"Estimating" not in proc.stdout and b"\x1b[?25l" not in proc.stdout  # no progress, no cursor codes
+    assert b"7 of 7 models fit" in proc.stdout
