@@ -20,7 +20,8 @@ from typing import Any
 
 from tests.importers.helpers import write_llama_gguf
 
-# Qwen/Qwen3-0.6B config.json (huggingface.co/Qwen/Qwen3-0.6B/blob/main/config.json), the shape fields.
+# Qwen/Qwen3-0.6B config.json (huggingface.co/Qwen/Qwen3-0.6B/blob/main/config.json), the shape fields, as
+# model_specs/qwen3-0.6b.yaml copies them (its notes cite two verbatim copies of the file).
 QWEN3_06B = {
     "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 3072,
     "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,

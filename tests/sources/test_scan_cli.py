@@ -30,6 +30,8 @@ def test_scan_json_lists_ranks_and_skips(populated):
     by_name = {r["name"]: r for r in rows}
     # Qwen3-0.6B in bf16 needs ~2 GiB on transformers: not on 1 GiB
     assert by_name["Qwen/Qwen3-0.6B"]["fits"] is False and by_name["Qwen/Qwen3-0.6B"]["engine"] == "transformers"
+    # transformers' count for Qwen3-0.6B, the tied head once (model_specs/qwen3-0.6b.yaml's note)
+    assert by_name["Qwen/Qwen3-0.6B"]["parameters"] == 596_049_920
     skipped = {s["path"]: s["reason"] for s in data["skipped"]}
     assert skipped[str(paths["broken"])] == "broken symlink"
     assert skipped[str(paths["bad_manifest"])] == "not an ollama manifest (not JSON)"
@@ -47,6 +49,12 @@ def test_each_row_is_what_the_estimate_command_says(populated):
         assert row["total_bytes"] == est["total_bytes"], name
         assert row["context_tokens"] == est["context_tokens"], name
         assert row["max_context_tokens"] == est["max_context_tokens"], name
+
+
+def test_the_cached_config_answers_as_the_catalog_spec(populated):
+    row = next(r for r in json.loads(_scan("--vram", "24", "--json").stdout)["models"] if r["name"] == "Qwen/Qwen3-0.6B")
+    catalog = json.loads(CliRunner().invoke(app, ["qwen3-0.6b", "--vram", "24", "--json"]).stdout)
+    assert (row["total_bytes"], row["max_context_tokens"]) == (catalog["total_bytes"], catalog["max_context_tokens"])
 
 
 def test_scan_table_and_problems_on_stderr(populated):
