@@ -204,3 +204,16 @@ def test_an_uncached_quant_says_how_to_read_it(populated):
     result = CliRunner().invoke(app, ["other/Repo-GGUF:Q4_K_M", "--vram", "24"])
     assert result.exit_code == 2
     assert "give hf:other/Repo-GGUF/FILE.gguf to read its header from the Hub" in result.stderr
+
+
+def test_an_ollama_name_with_a_tag_runs_without_a_second_start(populated):
+    """`qwen3:8b` cannot be a catalog id, so the lean path loads pydantic from the start: with
+    WILLITRUN_RECORDS=1 a fallback would be an internal error (tests/cli/test_records.py)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "WILLITRUN_RECORDS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "willitrun", "tiny:latest", "--vram", "24", "-q"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert (proc.returncode, proc.stderr) == (0, "")
