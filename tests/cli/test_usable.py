@@ -77,3 +77,17 @@ def test_the_documented_context_bound_is_the_enforced_one() -> None:
     assert over.exit_code == 2 and f"at most {int(bound.high):,}" in over.stderr
     at = run("llama-3.1-8b", "--gpu", "rtx4090", "--context", str(int(bound.high)), "--json")
     assert at.exit_code in (0, 1), at.stderr  # the bound itself is accepted
+
+
+@pytest.mark.parametrize(("arg", "path"), [
+    ("./x.gguf", True), ("../x", True), ("/models/x", True), ("~/x", True), ("dir/", True), ("x.gguf", True),
+    ("config.json", True), ("dir/config.json", True), ("x.yaml", True),
+    ("llama-3.1-8b", False), ("qwen3:8b", False), ("Qwen/Qwen3-8B", False), ("Qwen/Qwen3-8B-GGUF:Q4_K_M", False),
+    ("Qwen/Qwen3-8B-GGUF/Qwen3-8B-Q4_K_M.gguf", False), ("hf:ORG/NAME", False), ("https://host/x.gguf", False),
+])
+def test_what_is_written_as_a_path(arg: str, path: bool) -> None:
+    """A path is reported missing; a catalog id, an ollama name, an HF name (sources/names.py forms)
+    or a URL goes on to be resolved and says what is missing itself."""
+    from willitrun.cli.models import _path_like
+
+    assert _path_like(arg) is path

@@ -28,10 +28,16 @@ def resolve_model_arg(arg: str, catalog: Any) -> tuple[Any, Any]:
     """(spec, WeightsOverride or None) for a model argument.
 
     An existing path is imported (config.json, a model directory, a .gguf file) or, for a .yaml
-    file, loaded as a spec; `hf:ORG/NAME` is fetched from the Hub; anything else is a catalog id or
-    alias. A bare name that is both a catalog id (or alias) and a path here means the catalog model,
-    and a warning says so: write `./name` for the path.
+    file, loaded as a spec; `hf:ORG/NAME` is fetched from the Hub; `hf:ORG/NAME/FILE.gguf` and
+    http(s) URLs to a .gguf have their header read by range requests; anything else is a catalog id
+    or alias, else a name resolved by sources/names.py (the local HF cache, ollama's store, then the
+    Hub with the hub extra). A bare name that is both a catalog id (or alias) and a path here means
+    the catalog model, and a warning says so: write `./name` for the path.
     """
+    if arg.startswith(("hf:", "http://", "https://")) and arg.lower().split("?", 1)[0].endswith(".gguf"):
+        from ..sources.remote import read_remote_gguf
+
+        return read_remote_gguf(arg)
     if arg.startswith("hf:"):
         from ..importers import import_model
 
@@ -59,16 +65,45 @@ def resolve_model_arg(arg: str, catalog: Any) -> tuple[Any, Any]:
         from ..importers import import_model
 
         return import_model(arg)
-    if not _bare(arg) or path.suffix.lower() in PATH_SUFFIXES:  # meant as a path: say it is missing
-        try:
-            return catalog.resolve("model", arg), None
-        except UsageError:
+    return _catalog_or_named(arg, catalog)
+
+
+def _catalog_or_named(arg: str, catalog: Any) -> tuple[Any, Any]:
+    """A catalog id or alias first; else a name from the HF cache, ollama's store or the Hub."""
+    from ..errors import WillItRunError
+
+    try:
+        return catalog.resolve("model", arg), None
+    except WillItRunError as unknown:
+        if _path_like(arg):  # meant as a file or folder that is not there: not an unknown model
             raise UsageError(f"{parse._show(arg)}: no such file or directory") from None
-    return catalog.resolve("model", arg), None
+        from ..sources import resolve_name
+
+        found = resolve_name(arg)
+        if found is None:
+            from ..sources.names import not_found_hint
+
+            hint = not_found_hint(arg)
+            raise (UsageError(f"{unknown}; {hint}") if hint else unknown) from None
+        return found
 
 
 # What a model file is called (a catalog id may hold dots, "llama-3.1-8b", but never these endings).
 PATH_SUFFIXES = (".gguf", ".json", ".safetensors", *SPEC_SUFFIXES)
+
+
+def _path_like(arg: str) -> bool:
+    """Written as a path: `./x`, `../x`, `/x`, `~/x`, `dir/`, `x.gguf`, `dir/config.json`. Not a URL,
+    `hf:`, an ollama name (`qwen3:8b`) or an HF name (`ORG/NAME`, `ORG/NAME/FILE.gguf`: sources/names.py
+    says what is missing for those)."""
+    if "://" in arg or arg.startswith("hf:"):
+        return False
+    if arg.startswith(("./", "../", "/", "~/", ".\\", "..\\")) or arg in (".", "..") or arg.endswith(("/", "\\")):
+        return True
+    suffix = Path(arg).suffix.lower()
+    if "/" not in arg:
+        return suffix in PATH_SUFFIXES
+    return suffix in PATH_SUFFIXES and suffix != ".gguf"  # ORG/NAME/FILE.gguf is also an HF name
 
 
 def _bare(arg: str) -> bool:
