@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
     from .engines import EngineFit
-    from .fit import Fit
+    from .fit import Fit, Verdict
     from .memory import Estimate
 
 SCHEMA_VERSION = 2  # 2: engine JSON has total_bytes; ladder rows name their engine (docs/json-output.md)
@@ -109,6 +109,59 @@ def size(n: int) -> str:
     return f"{n / MIB:.1f} MiB"
 
 
+def band_text(v: Verdict) -> str:
+    """"measured runs within ±X MiB" of the engine's accuracy table (fit.ERROR_BANDS), or ""."""
+    if v.band is None:
+        return ""
+    runs = f"{v.band.runs} measured run{'s' if v.band.runs != 1 else ''}"
+    return f"{runs} within ±{max(v.band.bytes / MIB, 0.1):,.1f} MiB"
+
+
+def verdict_text(v: Verdict, how: str = "") -> str:
+    """The verdict line, rich markup: FITS / TIGHT / DOES NOT FIT, the need against what it was judged
+    against (free memory beside the card's total when the card was detected), headroom and the measured
+    error band. `how` names the plan that fits ("with 46 of 80 layers on the GPU")."""
+    band = band_text(v)
+    tail = f"; {band}" if band else ""
+    if v.status == "does_not_fit":
+        what = size(v.total_bytes)
+        if v.engine == "vllm":
+            what = f"vLLM's share of {what} ({size(v.available_bytes)})"
+        elif v.margin_bytes:
+            what += f" less the {size(v.margin_bytes)} --margin"
+        return f"[red bold]DOES NOT FIT[/]: needs {size(v.need_bytes)}, {size(-v.headroom_bytes)} more than {what}{tail}."
+    of = size(v.available_bytes)
+    if v.free_bytes is not None:
+        of += f" free now ({size(v.total_bytes)} card" + (f", less {size(v.reserve_bytes)} the engine keeps free"
+                                                          if v.reserve_bytes else "") + ")"
+    elif v.margin_bytes:
+        of += f" ({size(v.total_bytes)} less the {size(v.margin_bytes)} --margin)"
+    label = "[green bold]FITS[/]" if v.status == "fits" else "[yellow bold]TIGHT[/]"
+    head = f"{label}{' ' + how if how else ''}: {size(v.need_bytes)} of {of}, {size(v.headroom_bytes)} headroom"
+    if v.available_bytes > 0 and v.headroom_bytes >= 0:
+        head += f" ({v.headroom_bytes / v.available_bytes:.0%})"
+    reason = f"; {v.reason}" if v.status == "tight" else ""
+    return f"{head}{reason}{tail}."
+
+
+def verdict_dict(v: Verdict) -> dict[str, Any]:
+    """The verdict's JSON keys (docs/json-output.md, "The verdict")."""
+    return {
+        "verdict": v.status,
+        "need_bytes": v.need_bytes,
+        "card_total_bytes": v.total_bytes,
+        "free_bytes": v.free_bytes,
+        "margin_bytes": v.margin_bytes,
+        "engine_reserve_bytes": v.reserve_bytes,
+        "available_bytes": v.available_bytes,
+        "verdict_headroom_bytes": v.headroom_bytes,
+        "error_band_bytes": v.band.bytes if v.band else None,
+        "error_band_runs": v.band.runs if v.band else 0,
+        "verdict_reason": v.reason,
+        "exit_code": v.exit_code,
+    }
+
+
 # --------------------------------------------------------------------------------------------------
 # JSON
 # --------------------------------------------------------------------------------------------------
@@ -146,11 +199,11 @@ def estimate_dict(e: Estimate) -> dict[str, Any]:
     }
 
 
-def fit_dict(f: Fit, context_bound: bool = True) -> dict[str, Any]:
+def fit_dict(f: Fit, context_bound: bool = True, judged: Verdict | None = None) -> dict[str, Any]:
     """A fit as JSON data (docs/json-output.md); `context_bound` False for a pure state-space model."""
     d: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
     d.update(estimate_dict(f.estimate))
-    from .fit import estimate_facts, estimate_parts
+    from .fit import estimate_facts, estimate_parts, verdict
 
     e = f.estimate
     d.update({
@@ -173,6 +226,7 @@ def fit_dict(f: Fit, context_bound: bool = True) -> dict[str, Any]:
         "context_applies": e.kv_cache,
         "suggestions": list(f.suggestions),
     })
+    d.update(verdict_dict(judged or verdict(f)))
     return d
 
 
@@ -185,7 +239,8 @@ def print_json(data: Any) -> None:
 # People
 # --------------------------------------------------------------------------------------------------
 def print_fit(f: Fit, model_name: str, device_name: str, *, verdict: bool = True,
-              chart: RenderableType | None = None, context_bound: bool = True) -> None:
+              chart: RenderableType | None = None, context_bound: bool = True, judged: Verdict | None = None,
+              how: str = "") -> None:
     """The estimate's table; `chart` right under it; then (unless `verdict` is off: several cards,
     whose split prints its own) the verdict, the largest context and the suggestions.
     `context_bound` is False for a pure state-space model (archs Geometry.cache_grows_with_context)."""
@@ -246,7 +301,7 @@ def print_fit(f: Fit, model_name: str, device_name: str, *, verdict: bool = True
     if chart is not None:
         out.print(chart)
     if verdict:
-        print_verdict(f, context_bound)
+        print_verdict(f, context_bound, judged, how)
     for n in e.notes:
         out.print(f"[dim]note: {escape(n)}[/]")
     for w in e.warnings:
@@ -263,15 +318,13 @@ NO_CONTEXT = ("Largest context: does not apply. This model is an encoder used al
               "(--max-batch finds the largest batch).")
 
 
-def print_verdict(f: Fit, context_bound: bool = True) -> None:
-    """FITS or DOES NOT FIT, the largest context that fits and the suggestions."""
+def print_verdict(f: Fit, context_bound: bool = True, judged: Verdict | None = None, how: str = "") -> None:
+    """FITS, TIGHT or DOES NOT FIT, the largest context that fits and the suggestions."""
+    from .fit import verdict
+
     out = _console("out")
     e = f.estimate
-    if f.fits:
-        out.print(f"[green bold]FITS[/]: {size(e.total_bytes)} of {size(f.vram_bytes)}, {size(f.headroom_bytes)} headroom "
-                  f"({f.headroom_bytes / f.vram_bytes:.0%}).")
-    else:
-        out.print(f"[red bold]DOES NOT FIT[/]: needs {size(e.total_bytes)}, {size(-f.headroom_bytes)} more than {size(f.vram_bytes)}.")
+    out.print(verdict_text(judged or verdict(f), how))
     if not e.kv_cache:
         out.print(NO_CONTEXT)
     elif not context_bound and f.fits:
@@ -293,8 +346,10 @@ def print_verdict(f: Fit, context_bound: bool = True) -> None:
 # --------------------------------------------------------------------------------------------------
 # Engine profiles
 # --------------------------------------------------------------------------------------------------
-def engine_dict(f: EngineFit, device: str, context_bound: bool = True) -> dict[str, Any]:
+def engine_dict(f: EngineFit, device: str, context_bound: bool = True, judged: Verdict | None = None) -> dict[str, Any]:
     """An engine profile's fit as JSON data (docs/json-output.md, "With an engine profile")."""
+    from .fit import verdict
+
     e = f.estimate
     return {
         "schema_version": SCHEMA_VERSION,
@@ -321,10 +376,12 @@ def engine_dict(f: EngineFit, device: str, context_bound: bool = True) -> dict[s
         "memory_bounds_context": context_bound,
         "notes": list(e.notes),
         "warnings": list(e.warnings),
+        **verdict_dict(judged or verdict(f)),
     }
 
 
-def print_engine_fit(f: EngineFit, model_name: str, device_name: str, context_bound: bool = True) -> None:
+def print_engine_fit(f: EngineFit, model_name: str, device_name: str, context_bound: bool = True,
+                     judged: Verdict | None = None, how: str = "") -> None:
     """An engine profile's buffers, where each lives, and the verdict (`context_bound` as print_fit's)."""
     from rich.table import Table
 
@@ -345,18 +402,17 @@ def print_engine_fit(f: EngineFit, model_name: str, device_name: str, context_bo
     if e.host_bytes:
         t.add_row("host memory", "host", size(e.host_bytes), "system RAM, not GPU memory")
     out.print(t)
+    from .fit import verdict
+
     if e.engine == "vllm":
         facts = e.facts
-        verdict = (f"vLLM's KV pool holds {int(facts['kv_tokens']):,} tokens; the model's window "
-                   f"({int(facts['max_model_len']):,}) {'fits' if f.fits else 'does NOT fit: vLLM refuses to start'}")
-        out.print(("[green bold]FITS[/]: " if f.fits else "[red bold]DOES NOT FIT[/]: ") + verdict + ".")
-    elif f.fits:
-        out.print(f"[green bold]FITS[/]: {size(e.max_device_bytes)} of {size(f.vram_bytes)}, {size(f.headroom_bytes)} headroom.")
-    else:
-        out.print(f"[red bold]DOES NOT FIT[/]: needs {size(e.max_device_bytes)}, {size(-f.headroom_bytes)} more than {size(f.vram_bytes)}.")
+        out.print(f"vLLM needs {size(f.total_bytes)} of its {size(int(facts['usable_bytes']))} share for one request of "
+                  f"max_model_len {int(facts['max_model_len']):,}; its KV pool holds {int(facts['kv_tokens']):,} tokens: "
+                  + ("the window fits." if f.fits else "vLLM refuses to start (lower --context or raise --gpu-memory-utilization)."))
+    out.print(verdict_text(judged or verdict(f), how))
     if not context_bound and f.fits:
         out.print(UNBOUNDED_CONTEXT)
-    elif f.max_context_tokens and e.engine != "vllm":
+    elif f.max_context_tokens:
         out.print(f"Largest context that fits: {f.max_context_tokens:,} tokens.")
     for n in e.notes:
         out.print(f"[dim]note: {escape(n)}[/]")

@@ -16,6 +16,8 @@ class Extras:
     views: list[Any] = field(default_factory=list)  # rich renderables printed after the estimate
     chart: Any = None  # the memory bar (a rich renderable), printed under the estimate's table
     fits: bool | None = None  # the verdict of the split when several cards are given, else None
+    plan_need: int | None = None  # GPU bytes of the offload plan printed (--offload), judged as the answer
+    plan_how: str = ""  # how the plan fits, for the verdict line: "with 46 of 81 layers on the GPU"
 
 
 def estimate_extras(spec: Any, req: Any, fit: Any, cards: list[Any], *, split: str | None = None,
@@ -66,6 +68,9 @@ def estimate_extras(spec: Any, req: Any, fit: Any, cards: list[Any], *, split: s
         o = A.offload(r, ctx, batch, beams, fit.vram_bytes, lay)
         x.data["offload"] = as_dict(o)
         x.views.append(offload_view(o))
+        if o.gpu_fits and not fit.fits:  # the plan printed is the answer: its exit code is the plan's
+            x.plan_need = o.gpu_total_bytes
+            x.plan_how = f"with {o.gpu_layers} of {o.layers} layers on the GPU (llama.cpp -ngl {o.n_gpu_layers})"
     if speed:
         gpu_bw = A.device(cards[0]).bandwidth_bytes_s
         if gpu_bw is None:

@@ -39,6 +39,7 @@ def estimate_cmd(
     model: Model,
     gpu: Gpus = None,
     vram: Vram = None,
+    margin: Annotated[Optional[str], _opt("--margin", metavar="SIZE", help="Your own reserve, kept free of the card (as --vram: 2GiB, 512MiB; bare number = GiB) [default: 0].")] = None,
     context: Context = None,
     batch: Batch = "1",
     dtype: Dtype = None,
