@@ -333,3 +333,20 @@ def judge(need: int, memory: Memory, engine: str, *, share_bytes: int | None = N
         reason = f"the headroom is inside the {engine} estimate's measured error (±{band.bytes / MIB:,.0f} MiB)"
     return Verdict(TIGHT if reason else FITS, engine, need, memory.total_bytes, free, memory.margin_bytes,
                    reserve.bytes if share_bytes is None else 0, reserve.source, available, headroom, band, reason)
+
+
+# What each engine's total holds of the runtime beyond its own buffers (the CUDA context, cuBLAS, the
+# allocator), said beside totals that mix engines (ladder) so that they can be compared (issue 19).
+RUNTIME_OVERHEAD: dict[str, str] = {
+    "transformers": "includes 360 MiB runtime overhead: CUDA context, cuBLAS, allocator (measured: lm-sys/FastChat#2005, "
+                    "memory.TRANSFORMERS_OVERHEAD_BYTES)",
+    "llama.cpp": "llama.cpp's printed buffers only: the CUDA context and ggml's pools (a few hundred MiB) are not in "
+                 "the total; on a detected card its 1024 MiB --fit-target is kept free (common/arg.cpp)",
+    "ollama": "includes ollama's 457 MiB minimum free memory (discover/gpu.go cudaMinimumMemory), which covers the "
+              "CUDA context",
+    "vllm": "vLLM's budget is its --gpu-memory-utilization share; the CUDA context sits in the rest of the card "
+            "(PR #12126), and non-torch memory is in the total",
+    "whisper.cpp": "whisper.cpp's printed buffers only: the CUDA context is not in the total",
+    "ctranslate2": "includes the CUDA runtime overhead measured for faster-whisper (274 MiB on CUDA 12, 504 MiB on "
+                   "CUDA 11: engines/ctranslate2.py CT2_CUDA_OVERHEAD_BYTES)",
+}

@@ -48,7 +48,7 @@ def sweep_cmd(model: Model, gpu: Gpu = None, vram: Vram = None, batch: Batch = "
     dev, device_name, vram_bytes = _device_or_none(cat, gpu, vram, json_out)
     from ..parse import engine as parse_engine
 
-    sw = sweep(spec, req, vram_bytes, parse_engine(engine), weights)
+    sw = sweep(spec, req, vram_bytes, parse_engine(engine), weights, device_name)
     title = f"{spec.name} ({spec.id}), {sw.dtype} weights, {sw.kv_dtype} KV cache, batch {sw.batch_size}"
     if device_name:
         title += f", on {device_name}"
