@@ -171,8 +171,8 @@ def run_estimate(a: EstimateArgs) -> int:
         from .cluster import run_cluster
 
         return run_cluster(a, engine, engine_opts, spec, req, cat)
+    # memory: the card's total, what is free on it (detected) and --margin; estimates fit its card_bytes
     device, device_name, memory, cards = devices(cat, a.gpu, a.vram, a.quiet or a.json_out, a.margin)
-    vram_bytes = memory.card_bytes  # the card less --margin: what every estimate and search fits into
     # One default everywhere (main command, check, ladder, gpus, sweep): a GGUF type (given, or stored
     # in an imported .gguf file) is llama.cpp, anything else transformers; the answers (--offload,
     # --speed, --max-batch, several cards) follow the engine instead of switching it.
@@ -281,7 +281,7 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
                 out.print(view)
             for hint in hints:
                 out.print(f"  try {escape(hint)}")
-    return judged.exit_code
+    return int(judged.exit_code)
 
 
 def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: Any, device: str, device_name: str,
@@ -313,7 +313,7 @@ def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: A
                 out.print(view)
     if extras.fits is not None:  # several cards: the split decides
         return int(ExitCode.FITS if extras.fits else ExitCode.DOES_NOT_FIT)
-    return judged.exit_code
+    return int(judged.exit_code)
 
 
 def _refuse_layer_answers(spec: Any, a: EstimateArgs) -> None:
