@@ -158,15 +158,13 @@ class Ladder:
 
     @property
     def best(self) -> LadderRow | None:
-        """The first row that fits (FITS before TIGHT): the most bits that still fit."""
-        return next((row for row in self.rows if row.verdict == FITS),
-                    next((row for row in self.rows if row.fits), None))
+        """The first row that fits (FITS or TIGHT): the most bits that still fit."""
+        return next((row for row in self.rows if row.fits), None)
 
     @property
     def exit_code(self) -> int:
-        """0 if a row FITS, 5 if the best is TIGHT, 1 if none fits (as the main command's for that row)."""
-        best = self.best
-        return 1 if best is None else 0 if best.verdict == FITS else 5
+        """0 if a row FITS, 5 if rows fit only tightly, 1 if none fits (each row judged as the main command's)."""
+        return 0 if any(r.verdict == FITS for r in self.rows) else 5 if self.best is not None else 1
 
 
 def engine_for(dtype: str | None, engine: str | None) -> str:

@@ -338,15 +338,15 @@ def judge(need: int, memory: Memory, engine: str, *, share_bytes: int | None = N
 # What each engine's total holds of the runtime beyond its own buffers (the CUDA context, cuBLAS, the
 # allocator), said beside totals that mix engines (ladder) so that they can be compared (issue 19).
 RUNTIME_OVERHEAD: dict[str, str] = {
-    "transformers": "includes 360 MiB runtime overhead: CUDA context, cuBLAS, allocator (measured: lm-sys/FastChat#2005, "
-                    "memory.TRANSFORMERS_OVERHEAD_BYTES)",
-    "llama.cpp": "llama.cpp's printed buffers only: the CUDA context and ggml's pools (a few hundred MiB) are not in "
-                 "the total; on a detected card its 1024 MiB --fit-target is kept free (common/arg.cpp)",
-    "ollama": "includes ollama's 457 MiB minimum free memory (discover/gpu.go cudaMinimumMemory), which covers the "
-              "CUDA context",
-    "vllm": "vLLM's budget is its --gpu-memory-utilization share; the CUDA context sits in the rest of the card "
-            "(PR #12126), and non-torch memory is in the total",
-    "whisper.cpp": "whisper.cpp's printed buffers only: the CUDA context is not in the total",
-    "ctranslate2": "includes the CUDA runtime overhead measured for faster-whisper (274 MiB on CUDA 12, 504 MiB on "
-                   "CUDA 11: engines/ctranslate2.py CT2_CUDA_OVERHEAD_BYTES)",
+    # memory.TRANSFORMERS_OVERHEAD_BYTES, measured (lm-sys/FastChat#2005)
+    "transformers": "totals include a measured 360 MiB CUDA context and allocator (FastChat#2005)",
+    # engines/llamacpp.py: "not in llama.cpp's printed buffers; nvidia-smi shows a few hundred MiB more"
+    "llama.cpp": "totals are its printed buffers; the CUDA context (a few hundred MiB) is not in them",
+    # engines/ollama.py OLLAMA_MINIMUM_MEMORY_BYTES (ollama discover/gpu.go cudaMinimumMemory)
+    "ollama": "totals include ollama's 457 MiB minimum free memory (discover/gpu.go)",
+    # engines/vllm.py: the CUDA context sits in the 1 - gpu_memory_utilization headroom (vLLM PR #12126)
+    "vllm": "totals are what vLLM needs of its utilization share; the CUDA context sits outside it",
+    "whisper.cpp": "totals are its printed buffers; the CUDA context is not in them",
+    # engines/ctranslate2.py CT2_CUDA_OVERHEAD_BYTES, fitted to faster-whisper's README benchmark
+    "ctranslate2": "totals include the measured CUDA overhead (274 MiB on CUDA 12, 504 MiB on CUDA 11)",
 }

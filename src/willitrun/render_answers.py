@@ -222,12 +222,11 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
     contexts = {row.context_tokens or ladder.context_tokens for row in ladder.rows}
     engines = list(dict.fromkeys(row.engine for row in ladder.rows))
     per_row = len(contexts) > 1
-    cols = ["weights", "KV", *(["engine"] if len(engines) > 1 else []), *(["context"] if per_row else []),
+    cols = ["weights", "KV", *(["context"] if per_row else []),
             "weights size", "KV size", "total", "fits", "headroom", "max context", "max batch"]
     t = _table(*cols, right=("context", "weights size", "KV size", "total", "headroom", "max context", "max batch"))
     for row in ladder.rows:
-        t.add_row(row.dtype, row.kv_dtype, *([row.engine] if len(engines) > 1 else []),
-                  *([f"{row.context_tokens or ladder.context_tokens:,}"] if per_row else []),
+        t.add_row(row.dtype, row.kv_dtype, *([f"{row.context_tokens or ladder.context_tokens:,}"] if per_row else []),
                   size(row.weights_bytes), size(row.kv_bytes), size(row.total_bytes),
                   _yes(row.fits, row.verdict), size(row.headroom_bytes), _ctx(row.max_context_tokens),
                   f"{row.max_batch:,}", style=None if row.fits else "dim")
@@ -240,8 +239,13 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
         verdict = "[red bold]Nothing on the ladder fits[/] at this context and batch."
     context = f"context {next(iter(contexts)):,}" if not per_row else "each engine's default context"
     head = (f"{title}, {context}, batch {ladder.batch_size}" + (f", {ladder.beams} beams" if ladder.beams > 1 else ""))
-    notes = [Text(f"{e} totals: {RUNTIME_OVERHEAD[e]}.", style="dim") for e in engines
-             if len(engines) > 1 and e in RUNTIME_OVERHEAD]
+    # rows of several engines (GGUF types answer on llama.cpp): say which and what each total holds
+    def types(engine: str) -> str:
+        names = list(dict.fromkeys(r.dtype for r in ladder.rows if r.engine == engine))
+        return ", ".join(names) if len(names) < 3 else f"{names[0]} to {names[-1]}"
+
+    notes = [Text(f"{types(e)} on {e}: {RUNTIME_OVERHEAD[e]}.", style="dim")
+             for e in engines if len(engines) > 1 and e in RUNTIME_OVERHEAD]
     return Group(Text(safe(head)), t, Text.from_markup(verdict), *notes, Text("Sizes in GiB = 2^30 bytes.", style="dim"))
 
 
