@@ -146,20 +146,22 @@ def verdict_text(v: Verdict, how: str = "") -> str:
 
 def verdict_dict(v: Verdict) -> dict[str, Any]:
     """The verdict's JSON keys (docs/json-output.md, "The verdict")."""
-    return {
+    d: dict[str, Any] = {
         "verdict": v.status,
         "need_bytes": v.need_bytes,
         "card_total_bytes": v.total_bytes,
-        "free_bytes": v.free_bytes,
         "margin_bytes": v.margin_bytes,
         "engine_reserve_bytes": v.reserve_bytes,
         "available_bytes": v.available_bytes,
         "verdict_headroom_bytes": v.headroom_bytes,
-        "error_band_bytes": v.band.bytes if v.band else None,
+        "error_band_bytes": v.band.bytes if v.band else 0,
         "error_band_runs": v.band.runs if v.band else 0,
         "verdict_reason": v.reason,
         "exit_code": v.exit_code,
     }
+    if v.free_bytes is not None:  # a detected card only: every *_bytes key stays an int
+        d["free_bytes"] = v.free_bytes
+    return d
 
 
 # --------------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def check_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; exit 0 only if every check fits.")] = False,
     specs_dir: SpecsDir = None,
 ) -> None:
-    """Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not, 5 if some fit only tightly."""
+    """Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not, 5 if any is tight."""
     import gc
 
     from ...catalog import load_catalog
@@ -53,17 +53,28 @@ def check_cmd(
     checks = Checks(load_catalog(specs_dir), dtype, kv_dtype, ctx, eng)
     results = checks.run(_chain(read_rows(rows), pairs) if rows is not None else iter(pairs))
     printer = None if quiet else (_print_json if json_out else TablePrinter())
-    from ...fit import verdict
-
     code = 0  # fit.worst: 1 if any row does not fit, else 5 if any is tight, else 0
     for result in results:
-        row_code = verdict(result[2]).exit_code
+        row_code = verdict_of(result[2]).exit_code
         code = row_code if row_code == 1 or code == 0 else code
         if printer is not None:
             printer(result)
     if isinstance(printer, TablePrinter):
         printer.flush()
     raise typer.Exit(code)
+
+
+_VERDICTS: dict[int, Any] = {}  # id(fit) -> its verdict: identical rows share one fit object (Checks.fits)
+
+
+def verdict_of(f: Any) -> Any:
+    """fit.verdict(f), judged once per distinct fit (a rows file repeats pairs; Checks keeps each fit alive)."""
+    v = _VERDICTS.get(id(f))
+    if v is None or v[0] is not f:
+        from ...fit import verdict
+
+        v = _VERDICTS[id(f)] = (f, verdict(f))
+    return v[1]
 
 
 def _chain(first: Iterator[Row], then: list[Row]) -> Iterator[Row]:
@@ -197,9 +208,7 @@ class TablePrinter:
         # used alone (CLIP, SigLIP) has no cache at all, so a largest context means nothing
         g = geometry(spec)
         unbounded = f.fits and not g.cache_grows_with_context
-        from ...fit import verdict
-
-        v = verdict(f)
+        v = verdict_of(f)
         cells = [safe(spec.id), safe(card.id), f"{f.estimate.context_tokens:,}", size(f.total_bytes),
                  size(f.vram_bytes), {"fits": "fits", "tight": "TIGHT"}.get(v.status, "DOES NOT FIT"),
                  "n/a (no KV cache)" if g.encoder_only else "unbounded" if unbounded else f"{f.max_context_tokens:,}"]

@@ -85,6 +85,6 @@ def estimate_cmd(
     quiet: Quiet = False,
     specs_dir: SpecsDir = None,
 ) -> None:
-    """Estimate the memory MODEL needs and whether it fits the GPU (exit 0 fits, 1 does not)."""
+    """Estimate the memory MODEL needs and whether it fits the GPU (exit 0 fits, 5 tight, 1 does not)."""
     args = EstimateArgs(**locals())
     raise typer.Exit(run_estimate(args))

@@ -35,7 +35,7 @@ def gpus_cmd(model: Model, context: Context = None, batch: Batch = "1", beams: B
              count: Annotated[Optional[str], typer.Option("--count", metavar="GPU", show_default=False, help="How many of this GPU the model needs (tensor parallel).")] = None,
              engine: Engine = None, margin: Margin = None, json_out: AnswersJson = False,
              specs_dir: SpecsDir = None) -> None:
-    """Every catalog GPU: fit, headroom, largest context, cards needed; --count GPU: how many of one card (exit 0 if one fits, 5 if only tightly, 1 if none)."""
+    """Every catalog GPU: fit, headroom, largest context, cards needed; --count GPU: how many of one card (exit 0 if one fits, 5 if only tightly)."""
     from ...catalog import load_catalog
 
     cat = load_catalog(specs_dir)

@@ -30,7 +30,7 @@ def ladder_cmd(model: CatalogModel, gpu: Gpu = None, vram: Vram = None, context:
                beams: Beams = "1", images: Images = None, image_size: ImageSize = None,
                encoder_tokens: EncoderTokens = None, engine: Engine = None, margin: Margin = None,
                json_out: AnswersJson = False, specs_dir: SpecsDir = None) -> None:
-    """Which weight and KV-cache types fit, with the largest context and batch each allows (exit 0 if one fits, 5 if the best is tight, 1 if none)."""
+    """Which weight and KV-cache types fit, with the largest context and batch each allows (exit 0 if one fits, 5 if only tightly)."""
     from ...answers import quant_ladder
     from ...catalog import load_catalog
     from ...render import print_json, safe, size
