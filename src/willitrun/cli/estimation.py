@@ -267,6 +267,8 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
         from .engine_extras import engine_suggestions
 
         hints = engine_suggestions(spec, req, engine, engine_opts, vram_bytes, device)
+        if 0 < fit.max_context_tokens < fit.estimate.context_tokens:  # as the transformers suggestions start
+            hints.insert(0, f"--context {fit.max_context_tokens} fits (the largest that does)")
     if not a.quiet:
         from ..render import engine_dict, print_engine_fit, print_json
 
