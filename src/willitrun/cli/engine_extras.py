@@ -178,7 +178,7 @@ def engine_suggestions(spec: Any, req: Any, engine: str, given: dict[str, Any], 
         card = device if device not in ("vram", "") and ":" not in device else "CARD"
         if n:
             out.append(f"--gpu {n}x{card}: {n} of these cards fit"
-                       + (" (vLLM -tp {n})".format(n=n) if engine == "vllm" else " (llama.cpp's layer split)"))
+                       + (f" (vLLM -tp {n})" if engine == "vllm" else " (llama.cpp's layer split)"))
         else:
             out.append(f"no count of these cards up to {MAX_CARDS} fits")
     from ..dtypes import WEIGHT_DTYPES
