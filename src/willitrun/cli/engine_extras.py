@@ -182,12 +182,18 @@ def engine_suggestions(spec: Any, req: Any, engine: str, given: dict[str, Any], 
         else:
             out.append(f"no count of these cards up to {MAX_CARDS} fits")
     from ..dtypes import WEIGHT_DTYPES
+    from ..engines import GGUF_DTYPES
 
     dtype = req.dtype or base.dtype
     current = WEIGHT_DTYPES.get(dtype)
     for name in ladder_dtypes(spec):
         cand = WEIGHT_DTYPES[name]
         if name == dtype or (current is not None and cand.storage.bits_per_element >= current.storage.bits_per_element):
+            continue
+        # the types the engine loads: GGUF files on llama.cpp and ollama, checkpoints on vLLM; the speech
+        # engines' types are their own options (--compute-type, the ggml file)
+        if (engine in ("llama.cpp", "ollama") and name not in GGUF_DTYPES) or (engine == "vllm" and name in GGUF_DTYPES) \
+                or engine in ("whisper.cpp", "ctranslate2"):
             continue
         if fits(given, replace(req, dtype=name)):
             out.append(f"--dtype {name} fits on one card")

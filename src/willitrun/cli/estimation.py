@@ -269,21 +269,30 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
         hints = engine_suggestions(spec, req, engine, engine_opts, vram_bytes, device)
         if 0 < fit.max_context_tokens < fit.estimate.context_tokens:  # as the transformers suggestions start
             hints.insert(0, f"--context {fit.max_context_tokens} fits (the largest that does)")
-    if not a.quiet:
-        from ..render import engine_dict, print_engine_fit, print_json
-
-        if a.json_out:
-            print_json({**engine_dict(fit, device, _context_bound(spec), judged), "gpu_name": device_name,
-                        "suggestions": hints, **extras.data})
-        else:
-            from ..render import escape, out
-
-            print_engine_fit(fit, spec.name, device_name, _context_bound(spec), judged, how)
-            for view in extras.views:
-                out.print(view)
-            for hint in hints:
-                out.print(f"  try {escape(hint)}")
+    _print(a, fit, spec, device, device_name, judged, how, extras, suggestions=hints)
     return int(judged.exit_code)
+
+
+def _print(a: EstimateArgs, fit: Any, spec: Any, device: str, device_name: str, judged: Any, how: str, extras: Any,
+           suggestions: list[str] | None = None) -> None:
+    """The answer for people (render.print_answer, one renderer for every engine) or programs
+    (render.answer_dict, one JSON writer), then the extra answers asked for."""
+    if a.quiet:
+        return
+    from ..render import answer_dict, print_json
+
+    if a.json_out:
+        data = answer_dict(fit, device, _context_bound(spec), judged)
+        if suggestions is not None:
+            data["suggestions"] = suggestions
+        print_json({**data, "gpu_name": device_name, **extras.data})
+        return
+    from ..render import out, print_answer
+
+    print_answer(fit, spec.name, device_name, context_bound=_context_bound(spec), judged=judged, how=how,
+                 verdict=extras.fits is None, chart=extras.chart, suggestions=suggestions or ())
+    for view in extras.views:
+        out.print(view)
 
 
 def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: Any, device: str, device_name: str,
@@ -300,19 +309,11 @@ def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: A
                              device_name=device_name)
     judged, how = _judged(result, memory, extras, "transformers")
     if not a.quiet:
-        from ..render import error, fit_dict, print_json
+        from ..render import error
 
         for line in cat.shadowed:
             error(line, prefix="note")
-        if a.json_out:
-            print_json({**fit_dict(result, _context_bound(spec), judged), "gpu_name": device_name, **extras.data})
-        else:
-            from ..render import out, print_fit
-
-            print_fit(result, spec.name, device_name, verdict=extras.fits is None, chart=extras.chart,
-                      context_bound=_context_bound(spec), judged=judged, how=how)
-            for view in extras.views:
-                out.print(view)
+    _print(a, result, spec, device, device_name, judged, how, extras)
     if extras.fits is not None:  # several cards: the split decides
         return int(ExitCode.FITS if extras.fits else ExitCode.DOES_NOT_FIT)
     return int(judged.exit_code)

@@ -182,10 +182,10 @@ def _row(shown: str, n: int, line: str) -> Optional[Row]:
 
 
 def _print_json(result: tuple[Any, Any, Any]) -> None:
-    from ...render import engine_dict, fit_dict, write
+    from ...render import answer_dict, write
 
     _, card, f = result
-    data = engine_dict(f, card.id) if hasattr(f, "context_limit") and not hasattr(f, "suggestions") else fit_dict(f)
+    data = answer_dict(f, card.id, judged=verdict_of(f))
     write(json.dumps({**data, "gpu_name": card.name}) + "\n")
 
 
