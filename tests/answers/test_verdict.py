@@ -8,6 +8,8 @@ import sys
 from collections import defaultdict
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tests.fixtures.detection import isolate_detection
@@ -187,3 +189,46 @@ def test_when_nothing_single_fits_it_says_what_would():
     dtype = hint.split()[1]
     assert run("llama-3.1-8b", "--gpu", "rtx3060", "--engine", "vllm", "--context", "4096", "--dtype", dtype,
                "-q").exit_code in (0, 5)
+
+
+def test_an_amd_card_is_judged_against_what_rocm_smi_reports_free(monkeypatch, tmp_path):
+    """rocm-smi's recorded answer for an RX 7900 XT (tests/fixtures/detect/rocm_smi_rx7900xt.json:
+    21,458,059,264 bytes total, 27,856,896 used): free is total less used, shown beside the total."""
+    from pathlib import Path
+
+    isolate_detection(monkeypatch, tmp_path)
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNVML(init_error="Driver Not Loaded"))
+    answer = (Path(__file__).parents[1] / "fixtures" / "detect" / "rocm_smi_rx7900xt.json").read_text()
+    monkeypatch.setattr("willitrun.detect.run.run_tool",
+                        lambda argv, timeout=5.0: answer if "rocm-smi" in argv[0] else None)
+    r = run("llama-3.2-1b", "--json")
+    d = json.loads(r.stdout)
+    assert d["card_total_bytes"] == 21458059264 and d["free_bytes"] == 21458059264 - 27856896
+    assert d["available_bytes"] == d["free_bytes"] and r.exit_code == 0
+
+
+def test_sweep_takes_the_margin_as_the_main_command_does():
+    main = json.loads(run("llama-3.1-8b", "--gpu", "rtx4090", "--margin", "8GiB", "--json").stdout)
+    sw = json.loads(run("sweep", "llama-3.1-8b", "--gpu", "rtx4090", "--margin", "8GiB", "--json").stdout)
+    assert sw["max_context_tokens"] == main["max_context_tokens"] < 4096
+
+
+# ---- properties of the rule ------------------------------------------------------------------------------
+RANK = {FITS: 0, TIGHT: 1, DOES_NOT_FIT: 2}
+ENGINES = sorted({*ERROR_BANDS, "ollama"})
+sizes = st.integers(min_value=1, max_value=1 << 40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(need=sizes, extra=st.integers(min_value=0, max_value=1 << 36), total=sizes, free=st.one_of(st.none(), sizes),
+       margin=st.integers(min_value=0, max_value=1 << 34), engine=st.sampled_from(ENGINES))
+def test_more_need_never_judges_better_and_more_free_memory_never_worse(need, extra, total, free, margin, engine):
+    memory = Memory(total, None if free is None else min(free, total), min(margin, total - 1))
+    base = judge(need, memory, engine)
+    assert RANK[judge(need + extra, memory, engine).status] >= RANK[base.status]
+    if memory.free_bytes is not None:
+        roomier = Memory(total, min(memory.free_bytes + extra, total), memory.margin_bytes)
+        assert RANK[judge(need, roomier, engine).status] <= RANK[base.status]
+    # the status and its exit code agree, and DOES NOT FIT is exactly "more than the card less the margin"
+    assert base.exit_code == {FITS: 0, TIGHT: 5, DOES_NOT_FIT: 1}[base.status]
+    assert (base.status == DOES_NOT_FIT) == (need > memory.card_bytes)
