@@ -232,3 +232,15 @@ def test_more_need_never_judges_better_and_more_free_memory_never_worse(need, ex
     # the status and its exit code agree, and DOES NOT FIT is exactly "more than the card less the margin"
     assert base.exit_code == {FITS: 0, TIGHT: 5, DOES_NOT_FIT: 1}[base.status]
     assert (base.status == DOES_NOT_FIT) == (need > memory.card_bytes)
+
+
+def test_transformers_says_what_would_fit_too():
+    """Llama 3.1 70B in bf16 on one RTX 4090: no smaller setting on one card fits, so the answer names
+    partial offload and the count of cards (`gpus --count rtx4090`, the same tensor-parallel search)."""
+    r = run("llama-3.1-70b", "--gpu", "rtx4090", "--json")
+    d = json.loads(r.stdout)
+    assert r.exit_code == 1
+    count = json.loads(run("gpus", "llama-3.1-70b", "--count", "rtx4090", "--json").stdout)["cards"]
+    assert d["suggestions"][-1].startswith(f"--gpu {count}xrtx4090: {count} of these cards fit")
+    assert any(s.startswith("--offload: ") for s in d["suggestions"])
+    assert run("llama-3.1-70b", "--gpu", f"{count}xrtx4090", "-q").exit_code == 0

@@ -308,12 +308,17 @@ def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: A
                              max_batch=a.max_batch, system_bandwidth_gb_s=system_bandwidth, chart=chart,
                              device_name=device_name)
     judged, how = _judged(result, memory, extras, "transformers")
+    hints = None
+    if not a.quiet and not judged.fits and extras.fits is None:
+        from .extras import more_cards_and_offload
+
+        hints = [*result.suggestions, *more_cards_and_offload(spec, req, result, cards)]
     if not a.quiet:
         from ..render import error
 
         for line in cat.shadowed:
             error(line, prefix="note")
-    _print(a, result, spec, device, device_name, judged, how, extras)
+    _print(a, result, spec, device, device_name, judged, how, extras, suggestions=hints)
     if extras.fits is not None:  # several cards: the split decides
         return int(ExitCode.FITS if extras.fits else ExitCode.DOES_NOT_FIT)
     return int(judged.exit_code)

@@ -90,3 +90,29 @@ def as_plain(obj: Any) -> dict[str, Any]:
     from ..render_answers import as_dict
 
     return as_dict(obj)
+
+
+def more_cards_and_offload(spec: Any, req: Any, fit: Any, cards: list[Any]) -> list[str]:
+    """What would make a transformers estimate that does not fit one card fit, beyond fit.suggestions'
+    smaller settings (issue 19 §5): the fewest of the same card under tensor parallelism
+    (answers.cards_needed, `gpus --count`) and llama.cpp-style partial offload (answers.offload)."""
+    if fit.fits or len(cards) > 1:
+        return []
+    from .. import answers as A
+    from ..archs import geometry
+    from ..limits import MAX_CARDS
+    from ..memory import resolve
+
+    out: list[str] = []
+    if not geometry(spec).encoder_only:
+        r = resolve(spec, req)
+        est = fit.estimate
+        o = A.offload(r, est.context_tokens, est.batch_size, est.beams, fit.vram_bytes, A.layout(r))
+        if o.gpu_fits and o.gpu_layers:
+            out.append(f"--offload: {o.gpu_layers} of {o.layers} layers on the GPU fit (llama.cpp -ngl {o.n_gpu_layers}), "
+                       "the rest in system memory")
+    if cards and cards[0].vendor != "apple":
+        n = A.cards_needed(spec, req, A.device(cards[0])).cards
+        out.append(f"--gpu {n}x{cards[0].id}: {n} of these cards fit (tensor parallel)" if n
+                   else f"no count of these cards up to {MAX_CARDS} fits by tensor parallelism")
+    return out
