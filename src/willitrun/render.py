@@ -422,9 +422,9 @@ def engine_dict(f: EngineFit, device: str, context_bound: bool = True, judged: V
 def answer_dict(f: Fit | EngineFit, device: str, context_bound: bool = True, judged: Verdict | None = None) -> dict[str, Any]:
     """The one JSON writer for an answer (docs/json-output.md): every engine's object has the engine keys
     (`buffers`, `total_bytes`, `fits`, the verdict keys); transformers adds its breakdown keys."""
-    from .fit import Fit
+    from .fit import RUNTIME_OVERHEAD, Fit
 
-    if isinstance(f, Fit):
-        return fit_dict(f, context_bound, judged)
-    return engine_dict(f, device, context_bound, judged)
+    d = fit_dict(f, context_bound, judged) if isinstance(f, Fit) else engine_dict(f, device, context_bound, judged)
+    d["runtime_overhead"] = RUNTIME_OVERHEAD.get(d["engine"], "")
+    return d
 
