@@ -130,12 +130,18 @@ def verdict_text(v: Verdict, how: str = "") -> str:
         elif v.margin_bytes:
             what += f" less the {size(v.margin_bytes)} --margin"
         return f"[red bold]DOES NOT FIT[/]: needs {size(v.need_bytes)}, {size(-v.headroom_bytes)} more than {what}{tail}."
+    less = ([f"less {size(v.reserve_bytes)} the engine keeps free"] if v.reserve_bytes else []) + \
+        ([f"less the {size(v.margin_bytes)} --margin"] if v.margin_bytes else [])
     of = size(v.available_bytes)
-    if v.free_bytes is not None:
-        of += f" free now ({size(v.total_bytes)} card" + (f", less {size(v.reserve_bytes)} the engine keeps free"
-                                                          if v.reserve_bytes else "") + ")"
-    elif v.margin_bytes:
-        of += f" ({size(v.total_bytes)} less the {size(v.margin_bytes)} --margin)"
+    if v.engine == "vllm":  # its budget is its share of the card's total
+        of = f"vLLM's {of} share ({size(v.total_bytes)} card" + (
+            f", {size(v.free_bytes)} free now" if v.free_bytes is not None else "") + ")"
+    elif v.free_bytes is not None and less:
+        of += f" ({size(v.free_bytes)} free now of the {size(v.total_bytes)} card, {', '.join(less)})"
+    elif v.free_bytes is not None:
+        of += f" free now ({size(v.total_bytes)} card)"
+    elif less:
+        of += f" ({size(v.total_bytes)} {', '.join(less)})"
     label = "[green bold]FITS[/]" if v.status == "fits" else "[yellow bold]TIGHT[/]"
     head = f"{label}{' ' + how if how else ''}: {size(v.need_bytes)} of {of}, {size(v.headroom_bytes)} headroom"
     if v.available_bytes > 0 and v.headroom_bytes >= 0:

@@ -135,6 +135,8 @@ def test_an_idle_detected_card_fits_and_names_its_total(rtx4090):
     d = json.loads(r.stdout)
     assert d["engine"] == "llama.cpp" and d["engine_reserve_bytes"] == 1024 * MIB
     assert d["available_bytes"] == int(23.5 * GIB) - 1024 * MIB
+    text = " ".join(run("llama-3.1-8b", "--dtype", "q4_k_m").stdout.split())
+    assert "of 22.50 GiB (23.50 GiB free now of the 23.99 GiB card, less 1.00 GiB the engine keeps free)" in text
 
 
 def test_without_detection_there_is_no_free_figure():
