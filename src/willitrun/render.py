@@ -372,6 +372,17 @@ def print_answer(f: Fit | EngineFit, model_name: str, device_name: str, *, conte
     out.print(f"[dim]{footer}[/]")
 
 
+def print_fit(f: Fit, model_name: str, device_name: str, **kwargs: Any) -> None:
+    """print_answer for a transformers fit (the name callers used before the renderers were one)."""
+    print_answer(f, model_name, device_name, **kwargs)
+
+
+def print_engine_fit(f: EngineFit, model_name: str, device_name: str, context_bound: bool = True,
+                     judged: Verdict | None = None, how: str = "") -> None:
+    """print_answer for an engine profile's fit (the name callers used before the renderers were one)."""
+    print_answer(f, model_name, device_name, context_bound=context_bound, judged=judged, how=how)
+
+
 def _at_limit(f: Fit | EngineFit) -> str:
     """Why the largest context stops where it does, when it is the window itself (transformers)."""
     from .fit import Fit
