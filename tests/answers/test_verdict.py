@@ -156,6 +156,10 @@ def test_margin_in_every_command():
     r = run("gpus", "llama-3.1-8b", "--margin", "8GiB", "--json")
     row = next(x for x in json.loads(r.stdout)["rows"] if x["gpu"] == "rtx4090")
     assert row["verdict"] == "does_not_fit"
+    # a split keeps the margin free on every card: Llama 2 70B in fp16 (128 GiB of weights) fits 2 x 80 GiB,
+    # not 2 x 60 GiB
+    assert run("llama-2-70b", "--gpu", "2xa100-80gb", "-q").exit_code == 0
+    assert run("llama-2-70b", "--gpu", "2xa100-80gb", "--margin", "20GiB", "-q").exit_code == 1
     r = run("llama-3.1-8b", "--gpu", "rtx4090", "--margin", "30GiB")
     assert r.exit_code == 2 and "--margin" in r.stderr
 

@@ -306,7 +306,7 @@ def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: A
     chart = not (a.no_chart or a.quiet or a.json_out) and sys.stdout.isatty()
     extras = estimate_extras(spec, req, result, cards, split=a.split, offload=a.offload, speed=a.speed,
                              max_batch=a.max_batch, system_bandwidth_gb_s=system_bandwidth, chart=chart,
-                             device_name=device_name)
+                             device_name=device_name, margin=memory.margin_bytes)
     judged, how = _judged(result, memory, extras, "transformers")
     hints = None
     if not a.quiet and not judged.fits and extras.fits is None:

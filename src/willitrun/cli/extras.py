@@ -23,8 +23,9 @@ class Extras:
 def estimate_extras(spec: Any, req: Any, fit: Any, cards: list[Any], *, split: str | None = None,
                     offload: bool = False, speed: bool = False, max_batch: bool = False,
                     system_bandwidth_gb_s: float | None = None, chart: bool = False,
-                    device_name: str = "") -> Extras:
-    """The answers the estimate command was asked for, as JSON data and rich renderables."""
+                    device_name: str = "", margin: int = 0) -> Extras:
+    """The answers the estimate command was asked for, as JSON data and rich renderables; `margin`
+    (--margin) is kept free of every card of a split, as of the one card."""
     est = fit.estimate
     several = len(cards) > 1
     if split is not None and not several:
@@ -54,7 +55,9 @@ def estimate_extras(spec: Any, req: Any, fit: Any, cards: list[Any], *, split: s
         x.data["max_batch"] = as_dict(b)
         x.views.append(batch_view(b))
     if several:
-        devices = [A.device(c) for c in cards]
+        from dataclasses import replace
+
+        devices = [replace(d, vram_bytes=d.vram_bytes - margin) for d in (A.device(c) for c in cards)]
         s = A.split(r, ctx, batch, beams, devices, cast(Literal['tensor', 'layer'], split), lay)
         x.data["split"] = as_dict(s)
         x.views.append(split_view(s, device_name))
