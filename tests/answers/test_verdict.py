@@ -250,3 +250,14 @@ def test_transformers_says_what_would_fit_too():
     assert d["suggestions"][-1].startswith(f"--gpu {count}xrtx4090: {count} of these cards fit")
     assert any(s.startswith("--offload: ") for s in d["suggestions"])
     assert run("llama-3.1-70b", "--gpu", f"{count}xrtx4090", "-q").exit_code == 0
+
+
+def test_check_exits_5_when_a_row_is_tight_and_none_fails():
+    """llama-3.1-8b in bf16 with a q8_0 cache on 16 GiB: 35 MiB left, inside the transformers profile's
+    measured error (173 MiB): TIGHT, as the main command and the ladder's row say."""
+    args = ("llama-3.1-8b", "--gpu", "rtx4060-ti-16gb", "--kv-dtype", "q8_0")
+    assert run(*args, "-q").exit_code == 5
+    r = run("check", *args)
+    assert r.exit_code == 5 and "TIGHT" in r.stdout
+    assert run("check", "llama-3.1-8b", "--gpu", "rtx4060-ti-16gb", "--gpu", "rtx4090", "--kv-dtype", "q8_0").exit_code == 5
+    assert run("check", "llama-3.1-8b", "--gpu", "rtx4060-ti-16gb", "--gpu", "rtx3060", "--kv-dtype", "q8_0").exit_code == 1
