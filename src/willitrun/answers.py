@@ -194,11 +194,14 @@ def engine_max_batch(spec: AnySpec, req: Request, engine: str, vram: int, contex
 
 
 def engine_options(engine: str, vram: int, gpu_name: str | None = None) -> EngineOptions:
-    """The options the main command gives `engine` on one card with none typed: vLLM takes the card's
-    memory and name (its batch defaults depend on both); the others none."""
-    from .engines import VllmOptions
+    """The options the main command gives `engine` on one card with none typed (cli/estimation.engine_fit):
+    vLLM takes the card's memory and name (its batch defaults depend on both), ollama the card's memory
+    (its default context tier: engines/ollama.py ollama_default_context); the others none."""
+    from .engines import OllamaOptions, VllmOptions
 
-    return VllmOptions(total_memory_bytes=vram, gpu_name=gpu_name) if engine == "vllm" else None
+    if engine == "vllm":
+        return VllmOptions(total_memory_bytes=vram, gpu_name=gpu_name)
+    return OllamaOptions(vram_bytes=vram) if engine == "ollama" else None
 
 
 def _engine_row(spec: AnySpec, req: Request, engine: str, memory: Memory, wname: str, kname: str,

@@ -89,6 +89,8 @@ EVERY_ENGINE = [
     ("llama-3.1-8b", "rtx4090", "transformers", []),
     ("llama-3.1-8b", "rtx2060", "llama.cpp", ["--dtype", "q4_k_m"]),
     ("llama-2-7b", "rtx4090", "ollama", ["--dtype", "q4_k_m"]),
+    # 24 GiB: ollama's 32,768 default context tier (engines/ollama.py OLLAMA_CONTEXT_TIERS), not the smallest
+    ("llama-3.1-8b", "rtx3090", "ollama", ["--dtype", "q4_k_m"]),
     ("llama-3.1-8b", "rtx4090", "vllm", []),
     ("llama-3.1-8b", "a100-80gb", "vllm", []),
     ("whisper-small", "t4", "whisper.cpp", []),
