@@ -314,7 +314,7 @@ def judge(need: int, memory: Memory, engine: str, *, share_bytes: int | None = N
     if need > card:
         what = (f"vLLM's share ({utilization:.2f}) of {gib(memory.total_bytes)}" if share_bytes is not None and utilization
                 else gib(memory.total_bytes) + (f" less the {gib(memory.margin_bytes)} margin" if memory.margin_bytes else ""))
-        return Verdict(DOES_NOT_FIT, engine, need, memory.total_bytes, free, memory.margin_bytes, reserve.bytes,
+        return Verdict(DOES_NOT_FIT, engine, need, memory.total_bytes, free, memory.margin_bytes, 0,
                        reserve.source, card, card - need, band, f"needs {gib(need - card)} more than {what}")
     available, reason = card, ""
     if free is not None:
@@ -332,7 +332,8 @@ def judge(need: int, memory: Memory, engine: str, *, share_bytes: int | None = N
     if not reason and band is not None and headroom < band.bytes:
         reason = f"the headroom is inside the {engine} estimate's measured error (±{band.bytes / MIB:,.0f} MiB)"
     return Verdict(TIGHT if reason else FITS, engine, need, memory.total_bytes, free, memory.margin_bytes,
-                   reserve.bytes if share_bytes is None else 0, reserve.source, available, headroom, band, reason)
+                   reserve.bytes if share_bytes is None and free is not None else 0, reserve.source, available,
+                   headroom, band, reason)
 
 
 # What each engine's total holds of the runtime beyond its own buffers (the CUDA context, cuBLAS, the

@@ -140,10 +140,15 @@ def test_an_idle_detected_card_fits_and_names_its_total(rtx4090):
 
 
 def test_without_detection_there_is_no_free_figure():
-    r = run("llama-3.1-8b", "--gpu", "rtx4090", "--json")
-    d = json.loads(r.stdout)
-    assert r.exit_code == 0 and d["verdict"] == "fits" and "free_bytes" not in d
-    assert d["available_bytes"] == d["vram_bytes"] and d["engine_reserve_bytes"] == 0
+    for dtype in ("bf16", "q4_k_m"):  # transformers, llama.cpp: its fit target applies to free memory only
+        r = run("llama-3.1-8b", "--gpu", "rtx4090", "--dtype", dtype, "--json")
+        d = json.loads(r.stdout)
+        assert r.exit_code == 0 and d["verdict"] == "fits" and "free_bytes" not in d
+        assert d["available_bytes"] == d["vram_bytes"] and d["engine_reserve_bytes"] == 0
+    from willitrun.render import size
+
+    text = " ".join(run("llama-3.1-8b", "--gpu", "rtx4090", "--dtype", "q4_k_m").stdout.split())
+    assert f"FITS: {size(d['need_bytes'])} of 23.99 GiB, {size(d['verdict_headroom_bytes'])} headroom (" in text
 
 
 # ---- --margin in every command --------------------------------------------------------------------------
