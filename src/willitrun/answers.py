@@ -319,6 +319,7 @@ class GpuTable:
     total_bytes: int
     context_limit_tokens: int
     rows: tuple[GpuRow, ...]  # by memory, smallest first
+    engine: str = "transformers"  # the profile that sized it; ollama, whisper.cpp and ctranslate2 count one card only
 
 
 def _engine_cards(spec: AnySpec, req: Request, engine: str, vram: int, gpu_name: str) -> int:
@@ -363,7 +364,7 @@ def _engine_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: s
     assert first is not None, "no GPUs given"
     e = first.estimate
     return GpuTable(spec.id, e.dtype, e.kv_dtype, e.context_tokens, req.batch, req.beams, first.total_bytes,
-                    first.context_limit, tuple(rows))
+                    first.context_limit, tuple(rows), engine)
 
 
 def which_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: str | None = None,

@@ -254,7 +254,9 @@ def gpus_view(table: GpuTable, model_name: str) -> RenderableType:
                right=("memory", "headroom", "max context", "cards (tensor parallel)"))
     for row in table.rows:
         t.add_row(escape(row.gpu), size(row.vram_bytes), _yes(row.fits, row.verdict), size(row.headroom_bytes),
-                  _ctx(row.max_context_tokens), str(row.cards_needed) if row.cards_needed else ("one Mac only" if "Apple" in row.name else f"more than {MAX_CARDS}"),
+                  _ctx(row.max_context_tokens), str(row.cards_needed) if row.cards_needed else
+                  ("one Mac only" if "Apple" in row.name else f"more than {MAX_CARDS}"
+                   if table.engine in ("transformers", "llama.cpp", "vllm") else f"{table.engine}: one card"),
                   style=None if row.fits else "dim")
     fitting = sum(r.fits for r in table.rows)
     head = (f"{model_name} ({table.model}): {size(table.total_bytes)} at context {table.context_tokens:,}, batch "
