@@ -8,8 +8,7 @@ marked block differs from what this script would write, so an example cannot dri
     python benchmarks/regen_docs.py          # rewrite the marked blocks
     python benchmarks/regen_docs.py --check  # exit 1 and name the stale blocks, writing nothing
 
-Commands run as `python -m willitrun` with COLUMNS=100 (what a README code block shows without a
-scroll bar), NO_COLOR, and no WILLITRUN_GPU / WILLITRUN_SPECS_PATH / config file of the caller.
+Commands run as `python -m willitrun` with COLUMNS=120 (what piped output gets), NO_COLOR, and no WILLITRUN_GPU / WILLITRUN_SPECS_PATH / config file of the caller.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = 100
+COLUMNS = 120
 MARKER = re.compile(r"<!-- regen:([a-z0-9-]+) -->")
 
 
@@ -51,14 +50,19 @@ def console(args: list[str], keep: Callable[[list[str]], list[str]] = lambda lin
 
 def _ladder_rows(lines: list[str]) -> list[str]:
     """The ladder's heading, its first two rows, `...`, its last row, and the lines after the table."""
-    rows = [i for i, line in enumerate(lines) if re.match(r"(bf16|fp16|fp8|int8|q\d)\S*\s", line)]
+    rows = [i for i, line in enumerate(lines) if re.match(r"(bf16|fp16|fp32|fp8|int8|q\d\w*)\s+(f16|bf16|f32|fp8|q8_0|q4_0)\s", line)]
     return [*lines[: rows[2]], "...", *lines[rows[-1]:]]
 
 
 def _from_offload(lines: list[str]) -> list[str]:
-    """`...` for the engine's table, then the offload plan and the decode speed."""
+    """`...` for the engine's table, the verdict line, `...`, then the offload plan and the decode speed."""
     start = next(i for i, line in enumerate(lines) if re.match(r"(Partial offload|Offload)\b", line))
-    return ["...", *lines[start:]]
+    verdict = next((i for i, line in enumerate(lines) if re.match(r"(FITS|TIGHT|DOES NOT FIT)\b", line)), None)
+    if verdict is None:
+        return ["...", *lines[start:]]
+    end = next(i for i in range(verdict + 1, len(lines))
+               if re.match(r"(note:|Sizes|  try|Offload|Largest|Partial)", lines[i]))
+    return ["...", *lines[verdict:end], "...", *lines[start:]]
 
 
 def _cluster_plan() -> Any:
