@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import SpecError, UsageError
 from ..files import CONFIG_JSON_CAP, not_regular, open_regular, path_type, read_text, safe_path, safe_text
 from ..specs import AnyModelSpec
-from .configs import HOW_TO_ADD, build_spec, check_id, slug, spec_from_config
+from .configs import build_spec, check_id, slug, spec_from_config
 from .gguf_file import (
     MOE_ARCHITECTURES,
     NOT_PARAMETERS,
@@ -159,23 +159,33 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
         raise UsageError(f"{path}: an mmproj file (a vision tower and projector, general.architecture 'clip'), not "
                          "a language model: give the model's GGUF, or its catalog id (e.g. gemma-3-4b) to size "
                          "the mmproj with llama.cpp")
-    if arch not in SUPPORTED_ARCHITECTURES and arch not in MOE_ARCHITECTURES and arch not in SSM_ARCHITECTURES:
-        raise UsageError(f"{path}: GGUF architecture {arch!r} is not supported yet; supported: "
-                         f"{', '.join(dict.fromkeys((*SUPPORTED_ARCHITECTURES, *MOE_ARCHITECTURES, *SSM_ARCHITECTURES)))}"
-                         f"; {HOW_TO_ADD}")
     split = header.metadata.get("split.count")
     if type(split) is int and split > 1:
         raise UsageError(f"{path}: one part of a GGUF split into {split} files; not supported yet (merge them with "
                          "llama-gguf-split --merge)")
     # Mixtral files say "llama" with llama.expert_count > 0; qwen3moe/qwen2moe are MoE whatever they say
-    # (moe_config refuses one without <arch>.expert_count).
-    if arch in SSM_ARCHITECTURES:  # Granite 4.0-H may have experts too: its own reader
-        spec_arch, config, field_sources = ssm_config(header, path)
-    elif is_moe(header) or arch not in SUPPORTED_ARCHITECTURES:
-        spec_arch, config, field_sources = moe_config(header, path)
-    else:
-        spec_arch = SPEC_ARCHITECTURE.get(arch, arch)
-        config, field_sources = llama_config(header, path)
+    # (moe_config refuses one without <arch>.expert_count). An architecture without a family, or a file its
+    # family's reader does not model (per-layer head counts, experts where it expects none), is read from its
+    # metadata alone (importers/gguf_generic.py): any GGUF llama.cpp writes gets an answer (issue 20 §5).
+    generic_why = ""
+    try:
+        if arch in SSM_ARCHITECTURES:  # Granite 4.0-H may have experts too: its own reader
+            spec_arch, config, field_sources = ssm_config(header, path)
+        elif arch in MOE_ARCHITECTURES and (is_moe(header) or arch not in SUPPORTED_ARCHITECTURES):
+            spec_arch, config, field_sources = moe_config(header, path)
+        elif arch in SUPPORTED_ARCHITECTURES and not is_moe(header):
+            spec_arch = SPEC_ARCHITECTURE.get(arch, arch)
+            config, field_sources = llama_config(header, path)
+        else:
+            raise UsageError("")
+    except UsageError as exc:
+        from .gguf_generic import generic_config
+
+        generic_why = str(exc).removeprefix(f"{path}: ")
+        spec_arch = "generic"
+        config, field_sources = generic_config(header, path)
+        if generic_why:
+            config["provenance"] += f" (its family's reader: {generic_why})"
     spec_dtype, stored_dtype, file_type = file_type_dtypes(header)
     general_name = header.metadata.get("general.name")
     # A name read from the file is printed later: control characters and escape sequences are escaped.
@@ -196,7 +206,8 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
         "config": config,
     }
     spec = build_spec(data, str(path))
-    weights = weights_override(f"gguf:{arch}", header.tensors, str(path), "gguf", dtype=stored_dtype,
+    rules = "gguf:generic" if spec_arch == "generic" else f"gguf:{arch}"
+    weights = weights_override(rules, header.tensors, str(path), "gguf", dtype=stored_dtype,
                                storage=f"{file_type}: {storage_summary(header.tensors)}")
     # GGUF shapes are logical, so element counts are parameters whatever the block type; rope_freqs
     # (Llama 3.1's rope scaling factors) and Phi-3's rope_factors_* are not parameters in transformers.

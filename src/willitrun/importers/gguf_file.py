@@ -263,7 +263,8 @@ def llama_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict[s
     meta, tensors = header.metadata, {t.name: t for t in header.tensors}
     arch = meta.get("general.architecture", "llama")
     a = arch if arch in SUPPORTED_ARCHITECTURES else "llama"
-    if (_int(meta, f"{a}.expert_count", path, required=False) or 0) > 0:
+    # expert_count 0 is a dense model (llama.cpp loads it so: hparams.n_expert 0); is_moe sends larger ones elsewhere
+    if type(meta.get(f"{a}.expert_count")) is int and meta[f"{a}.expert_count"] > 0:
         raise UsageError(f"{path}: a mixture-of-experts model ({a}.expert_count = {meta[f'{a}.expert_count']}); "
                          "not supported yet")
     keys = {
@@ -442,7 +443,9 @@ def _ssm_mixer(meta: dict[str, Any], tensors: dict[str, StoredTensor], a: str, h
     cfg[expand_field], cfg[head_field] = inner // hidden, inner // heads
     sources[f"config.{expand_field}"] = f"{path}: {a}.ssm.inner_size / embedding_length"
     sources[f"config.{head_field}"] = f"{path}: {a}.ssm.inner_size / ssm.time_step_rank"
-    layer = next((int(t.split(".")[1]) for t in tensors if t.endswith(".ssm_in.weight")), None)
+    # blk.N.ssm_in.weight; a name whose N is no layer number (blk.x.ssm_in.weight) is not one of them
+    layer = next((int(n) for t in tensors if t.endswith(".ssm_in.weight") and t.startswith("blk.")
+                  for n in [t.split(".")[1]] if n.isdigit() and len(n) < 6), None)
     if layer is None:
         raise SpecError(f"{path}: no blk.N.ssm_in.weight tensor: not a Mamba-2 model file")
     a_log = tensors.get(f"blk.{layer}.ssm_a")
