@@ -91,19 +91,29 @@ def test_file_type(tmp_path, file_type, spec_dtype, stored):
 
 
 @pytest.mark.parametrize(("kwargs", "error", "words"), [
-    ({"arch": "bloom"}, UsageError, "GGUF architecture 'bloom' is not supported yet; supported: llama, qwen2, qwen3"),
-    ({"arch": "bloom"}, UsageError, "qwen3moe, qwen2moe, mamba2, granitehybrid; see `willitrun list architectures`; "
-                                         "docs/adding-an-architecture.md says how to add one"),
-    ({"arch": "qwen2", "extra": {"qwen2.expert_count": 8}}, UsageError, "mixture-of-experts GGUF architecture "
-     "'qwen2' is not supported yet; supported: qwen3moe, qwen2moe, llama; see `willitrun list architectures`"),
     ({"extra": {"llama.expert_count": 8}}, SpecError, "llama.expert_used_count: missing"),
     ({"extra": {"split.count": 3}}, UsageError, "one part of a GGUF split into 3 files; not supported yet"),
-    ({"extra": {"llama.attention.key_length": 16, "llama.attention.value_length": 8}}, UsageError, "key_length 16 != value_length 8"),
 ])
 def test_unsupported_models(tmp_path, kwargs, error, words):
     with pytest.raises(error) as exc:
         spec_from_path(write_llama_gguf(tmp_path / "m.gguf", **kwargs))
     assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"arch": "bloom"},  # no family: read from the metadata (tests/importers/test_gguf_generic.py)
+    {"arch": "qwen2", "extra": {"qwen2.expert_count": 8, "qwen2.expert_used_count": 2}},  # experts its reader lacks
+    {"extra": {"llama.attention.key_length": 16, "llama.attention.value_length": 8}},  # K and V of different widths
+])
+def test_what_a_family_reader_does_not_model_is_read_from_the_metadata(tmp_path, kwargs):
+    spec, weights = spec_from_path(write_llama_gguf(tmp_path / "m.gguf", **kwargs))
+    assert spec.architecture == "generic" and estimate(spec).parameters == weights.elements
+
+
+def test_expert_count_zero_is_a_dense_model(tmp_path):
+    # issue 17: llama.cpp loads a dense file that says expert_count = 0 (hparams.n_expert 0)
+    spec, _ = spec_from_path(write_llama_gguf(tmp_path / "m.gguf", extra={"llama.expert_count": 0}))
+    assert spec.architecture == "llama"
 
 
 def test_explicit_head_dim(tmp_path):

@@ -153,6 +153,8 @@ def geometry(spec: ModelSpecBase) -> Geometry:
         experts=c.num_experts, experts_per_token=c.num_experts_per_tok,
         mla=(c.mla[0], c.mla[1], c.mla[2], c.mla[3], c.mla[4]) if c.mla else None,
         ssm_state=state if any(s != (0, 0) for s in state) else (), ssm_state_f32=c.state_f32,
+        # llama.cpp gives sliding and chunked layers their own window-sized cache (llama_kv_cache_iswa)
+        llamacpp_swa=any(k is not None and k.window is not None for k in kv),
     )
 
 
