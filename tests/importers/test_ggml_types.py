@@ -13,7 +13,7 @@ def test_every_ggml_type_matches_the_gguf_package():
     from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
     package = {int(t): (t.name, *GGML_QUANT_SIZES[t]) for t in GGMLQuantizationType}
-    assert GGML_TYPES == package
+    assert package == GGML_TYPES
 
 
 def test_mxfp4_is_there():
@@ -22,4 +22,4 @@ def test_mxfp4_is_there():
 
 
 def test_every_file_type_matches_the_gguf_package():
-    assert FILE_TYPES == {int(t): t.name for t in gguf.LlamaFileType}
+    assert {int(t): t.name for t in gguf.LlamaFileType} == FILE_TYPES

@@ -261,7 +261,7 @@ def test_a_family_reader_that_does_not_model_a_file_hands_it_over(tmp_path):
 def test_no_vocabulary_is_one_spec_error(tmp_path):
     path = write(tmp_path / "m.gguf", "bloom", {"block_count": 1, "embedding_length": HIDDEN,
                  "attention.head_count": 4}, {"blk.0.attn_q.weight": ((HIDDEN, HIDDEN), Q.F16)})
-    with pytest.raises(SpecError, match="no 2-D token_embd.weight tensor and no bloom.vocab_size") as err:
+    with pytest.raises(SpecError, match=r"no 2-D token_embd\.weight tensor and no bloom\.vocab_size") as err:
         spec_from_path(path)
     assert "\n" not in str(err.value)
 
