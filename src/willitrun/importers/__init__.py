@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import SpecError, UsageError
 from ..files import CONFIG_JSON_CAP, not_regular, open_regular, path_type, read_text, safe_path, safe_text
 from ..specs import AnyModelSpec
-from .configs import build_spec, check_id, slug, spec_from_config
+from .configs import IMPORTABLE, build_spec, check_id, config_dtype, name_from_source, slug, spec_from_config
 from .gguf_file import (
     MOE_ARCHITECTURES,
     NOT_PARAMETERS,
@@ -74,6 +74,48 @@ def read_config(path: Path) -> dict[str, Any]:
     return data
 
 
+_ORACLE: dict[str, dict[str, Any]] = {}  # config.json text -> the oracle's config block (it takes seconds)
+
+
+def _config_spec(cfg: dict[str, Any], source: str, *, model_id: str | None = None, name: str | None = None,
+                 hf_id: str | None = None, weights_dtype: str | None = None, weights_source: str | None = None,
+                 notes: list[str] | None = None) -> AnyModelSpec:
+    """spec_from_config, or, for a model_type without a family, transformers as the oracle (importers/oracle.py:
+    built on the meta device, parameters counted, caches measured; issue 20 §4)."""
+    model_type = cfg.get("model_type")
+    if not isinstance(model_type, str) or model_type in IMPORTABLE or model_type == "florence2":
+        return spec_from_config(cfg, source, model_id=model_id, name=name, hf_id=hf_id, weights_dtype=weights_dtype,
+                                weights_source=weights_source, notes=notes)
+    from . import oracle
+
+    key = json.dumps(cfg, sort_keys=True, default=str)
+    if key not in _ORACLE:
+        _ORACLE.clear()  # one model at a time
+        _ORACLE[key] = oracle.generic_config(cfg, source)
+    block = _ORACLE[key]
+    notes = list(notes or [])
+    sources = {"config": source}
+    dtype = config_dtype(cfg, source)
+    if dtype is not None:
+        sources["dtype"] = source
+    elif weights_dtype is not None:
+        dtype = weights_dtype
+        sources["dtype"] = weights_source or source
+        notes.append(f"config.json names no dtype: {dtype} is the type of the first floating-point tensor of the weights.")
+    else:
+        dtype = "float32"
+        notes.append("config.json names no dtype: float32 assumed (torch's default); pass --dtype if the checkpoint is "
+                     "stored in 16 bits.")
+    name = name or name_from_source(source)
+    data: dict[str, Any] = {"id": check_id(model_id) if model_id else slug(name), "name": name,
+                            "architecture": "generic", "dtype": dtype, "sources": sources, "config": block}
+    if hf_id:
+        data["hf_id"] = hf_id
+    if notes:
+        data["notes"] = " ".join(notes)
+    return build_spec(data, source)
+
+
 def _crosscheck(spec: AnyModelSpec, weights: WeightsOverride, exact: bool) -> WeightsOverride:
     """Note when the weights hold a different number of elements than the config describes."""
     from ..dtypes import weight_dtype
@@ -111,10 +153,15 @@ def _unsaved_positions(spec: AnyModelSpec, weights: WeightsOverride,
 def _checkpoint(spec_args: dict[str, Any], cfg: dict[str, Any], source: str, tensors: list[StoredTensor] | None,
                 weights_source: str, weight_notes: list[str]) -> tuple[AnyModelSpec, WeightsOverride | None]:
     if not tensors:
-        spec = spec_from_config(cfg, source, notes=weight_notes, **spec_args)
+        spec = _config_spec(cfg, source, notes=weight_notes, **spec_args)
         return spec, None
-    spec = spec_from_config(cfg, source, weights_dtype=first_float_dtype(tensors), weights_source=weights_source,
+    spec = _config_spec(cfg, source, weights_dtype=first_float_dtype(tensors), weights_source=weights_source,
                             **spec_args)
+    if spec.architecture == "generic":  # the oracle's module-name rules place the stored tensors too
+        from .oracle import COMPONENTS
+        from .weights import COMPONENT_RULES
+
+        COMPONENT_RULES.setdefault("generic", list(COMPONENTS))
     weights = weights_override(spec.architecture, tensors, weights_source, "safetensors", notes=weight_notes)
     weights = _unsaved_positions(spec, weights, tensors)
     return spec, _crosscheck(spec, weights, exact=weights.dtype is not None)
@@ -129,7 +176,7 @@ def _from_directory(directory: Path, model_id: str | None) -> tuple[AnyModelSpec
     cfg = read_config(config)
     name = safe_text(directory.resolve().name)
     # Check the config (and its model_type) before reading any weight file.
-    spec_from_config(cfg, str(config), model_id=model_id, name=name)
+    _config_spec(cfg, str(config), model_id=model_id, name=name)
     files, notes = weight_files(directory)
     if not files and any(directory.glob("*.bin")):
         notes.append("weights in *.bin (pickle) files are not read; their size is computed from the config")
@@ -232,7 +279,7 @@ def spec_from_path(path: Path, *, model_id: str | None = None) -> tuple[AnyModel
     if path.suffix == ".safetensors":
         raise UsageError(f"{safe_path(path)}: pass the model directory (with its config.json), not one weight file")
     name = safe_text(path.resolve().parent.name if path.name == "config.json" else path.stem)
-    return spec_from_config(read_config(path), str(path), model_id=model_id, name=name), None
+    return _config_spec(read_config(path), str(path), model_id=model_id, name=name), None
 
 
 def import_model(source: str, *, model_id: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
@@ -245,7 +292,7 @@ def import_model(source: str, *, model_id: str | None = None) -> tuple[AnyModelS
     url = f"https://huggingface.co/{repo_id}/blob/{revision}/config.json"
     cfg = read_config(config_path)
     args: dict[str, Any] = {"model_id": model_id, "name": repo_id.rsplit("/", 1)[-1], "hf_id": repo_id}
-    spec_from_config(cfg, url, **args)  # an unsupported model_type fails before any further request
+    _config_spec(cfg, url, **args)  # an unsupported model_type fails before any further request
     tensors, why = fetch_hf_safetensors(repo_id, revision)
     notes = [] if tensors else [f"Weights computed from the config: {why}."]
     return _checkpoint(args, cfg, url, tensors, f"https://huggingface.co/{repo_id}/tree/{revision}", notes)
