@@ -142,8 +142,10 @@ def _cpu_forward(torch: Any, transformers: Any, config: Any, why: str) -> tuple[
 
 
 def _layers(torch: Any, cache: Any) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Each cache layer's kind and per-position widths (or fixed state), from its tensors' shapes."""
-    out: list[dict[str, Any]] = []
+    """Each cache layer's kind and per-position widths (or fixed state), from its tensors' shapes. A cache that
+    keeps some state beside `layers` (MiniMaxCache.linear_cache: one tensor per layer) adds it, by index, as
+    fixed state of that layer."""
+    entries: list[dict[str, Any]] = []
     kinds = {"full": 0, "sliding": 0, "chunked": 0, "recurrent": 0}
     for i, layer in enumerate(cache.layers):
         entry: dict[str, Any] = {"kind": "none"}
@@ -163,7 +165,18 @@ def _layers(torch: Any, cache: Any) -> tuple[list[dict[str, Any]], dict[str, int
         if isinstance(conv, dict) or isinstance(rec, dict):
             entry["conv_state"] = sum(int(t.numel()) for t in (conv or {}).values() if isinstance(t, torch.Tensor))
             entry["ssm_state"] = sum(int(t.numel()) for t in (rec or {}).values() if isinstance(t, torch.Tensor))
-            kinds["recurrent"] += 1
+        entries.append(entry)
+    for attr, value in vars(cache).items():
+        if attr == "layers" or not isinstance(value, list) or len(value) > 1 << 12:
+            continue
+        for i, t in enumerate(value):
+            if isinstance(t, torch.Tensor) and t.numel():
+                while len(entries) <= i:
+                    entries.append({"kind": "none"})
+                entries[i]["ssm_state"] = entries[i].get("ssm_state", 0) + int(t.numel())
+    kinds["recurrent"] = sum(1 for e in entries if e.get("conv_state") or e.get("ssm_state"))
+    out: list[dict[str, Any]] = []
+    for entry in entries:
         if out and {k: v for k, v in out[-1].items() if k != "count"} == entry:
             out[-1]["count"] += 1
         else:
