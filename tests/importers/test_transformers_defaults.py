@@ -56,3 +56,17 @@ def test_transformers_default_config_is_answered(tmp_path, model_type):
         assert "warning:" not in r.stderr
     else:
         assert warning in r.stderr
+
+
+@pytest.mark.parametrize("engine", ["llama.cpp", "vllm", "ollama"])
+@pytest.mark.parametrize("model_type", sorted(CASES))
+def test_every_engine_answers_or_refuses_in_one_line(tmp_path, model_type, engine):
+    # a value a forward pass could not use must not crash an engine (gemma3's default once divided by zero
+    # in llama.cpp's clip graph): an answer, or one line saying why not
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(transformers.AutoConfig.for_model(model_type).to_dict()))
+    r = runner.invoke(app, [str(path), "--vram", "80", "--engine", engine], env={"NO_COLOR": "1"})
+    assert r.exit_code in (0, 1, 2), r.output
+    if r.exit_code == 2:
+        assert [line for line in r.stderr.splitlines() if line.startswith("error:")] != []
+        assert "internal error" not in r.stderr
