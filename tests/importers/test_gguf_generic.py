@@ -160,6 +160,9 @@ def test_gpt_oss_mxfp4_experts_and_its_sliding_pattern(tmp_path):
     assert [k.kind for k in g.self_layers] == ["sliding", "full", "sliding", "full"]
     assert {k.window for k in g.self_layers} == {128, None}
     assert (g.experts, g.experts_per_token) == (experts, 2)
+    # a token computes with 2 of the 4 experts of each layer (memory.active_parameters)
+    expert_elements = 4 * 3 * experts * ffn * HIDDEN
+    assert estimate(spec, weights=weights).active_parameters == numel(tensors) - expert_elements // 2
     # transformers holds a whole prompt's keys at the peak, sliding or not (memory.kv_self_bytes)
     assert estimate(spec, context=1024, weights=weights).kv_self_bytes == 4 * 1024 * 2 * 32 * 2
     # llama.cpp (llama_kv_cache_iswa): full layers n_ctx cells; sliding ones pad(min(n_ctx, 128 + ubatch 512), 256)
@@ -180,6 +183,20 @@ def test_sliding_window_pattern_from_the_file(tmp_path):
         "attention.head_count_kv": 2, "attention.sliding_window": 64, "attention.sliding_window_pattern": 3}, tensors)
     spec, _ = spec_from_path(path)
     assert [k.kind for k in archs.geometry(spec).self_layers] == ["sliding", "sliding", "full"] * 2
+
+
+def test_llama4_chunked_attention_from_its_loader(tmp_path):
+    # llama4: llama.cpp's loader sets chunked attention, n_swa 8192, set_swa_pattern(4) (3 chunked : 1 full)
+    # unless the file's sliding_window is 0; the file carries neither
+    tensors = {**ends()}
+    for i in range(8):
+        tensors.update(attention_block(i, 4, 2, 64, 128))
+    path = write(tmp_path / "llama4.gguf", "llama4", {"block_count": 8, "embedding_length": HIDDEN,
+                 "feed_forward_length": 128, "attention.head_count": 4, "attention.head_count_kv": 2}, tensors)
+    spec, _ = spec_from_path(path)
+    layers = archs.geometry(spec).self_layers
+    assert [k.kind for k in layers] == ["chunked", "chunked", "chunked", "full"] * 2
+    assert {k.window for k in layers} == {8192, None}
 
 
 def test_latent_attention_deepseek2(tmp_path):
