@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from willitrun import SpecError, archs, estimate
@@ -19,6 +21,10 @@ from willitrun.archs.base import LayerKV
 from willitrun.cli import app
 from willitrun.ggml_types import GGML_TYPES
 from willitrun.importers import spec_from_path
+from willitrun.importers.gguf_file import GGUFHeader
+from willitrun.importers.gguf_generic import generic_config
+from willitrun.importers.weights import StoredTensor
+from willitrun.specs import parse_model_spec
 
 gguf = pytest.importorskip("gguf")
 np = pytest.importorskip("numpy")
@@ -292,3 +298,36 @@ def test_hostile_layer_name_in_a_mamba2_file_is_one_line(tmp_path):
     r = runner.invoke(app, [str(path), "--vram", "24"], env={"NO_COLOR": "1"})
     assert r.exit_code == 3, r.output
     assert r.stderr.count("\n") == 1 and "no blk.N.ssm_in.weight tensor" in r.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# Property: whatever the per-layer metadata, each layer's cache is llama.cpp's (llama-hparams.cpp)
+# --------------------------------------------------------------------------------------------------
+
+
+
+@settings(max_examples=60, deadline=None)
+@given(kv=st.lists(st.integers(0, 8), min_size=1, max_size=48), head_dim=st.sampled_from([32, 64, 128]),
+       period=st.integers(0, 6), window=st.sampled_from([None, 512, 4096]), context=st.integers(1, 1 << 16))
+def test_each_layer_is_what_llama_cpp_reads(kv, head_dim, period, window, context):
+    """n_embd_k_gqa(il) = key_length x head_count_kv(il); a layer with 0 KV heads caches nothing; with a window,
+    layer il slides when period == 0 or il % period < period - 1 (set_swa_pattern); the transformers peak holds
+    every position of every attention layer (memory.kv_self_bytes)."""
+    n = len(kv)
+    meta = {"general.architecture": "x", "x.block_count": n, "x.embedding_length": 256, "x.attention.head_count": 8,
+            "x.attention.head_count_kv": kv, "x.attention.key_length": head_dim, "x.feed_forward_length": 512}
+    if window:
+        meta.update({"x.attention.sliding_window": window, "x.attention.sliding_window_pattern": period})
+    header = GGUFHeader(3, meta, [StoredTensor("token_embd.weight", "F16", (100, 256), 100 * 256 * 2)], 0, 0)
+    cfg, _ = generic_config(header, Path("x.gguf"))
+    spec = parse_model_spec({"id": "x", "name": "x", "architecture": "generic", "dtype": "float16",
+                             "sources": {"config": "x"}, "config": cfg})
+    g = archs.geometry(spec)
+    for i, (layer, heads) in enumerate(zip(g.self_kv, kv, strict=True)):
+        if not heads:
+            assert layer is None
+            continue
+        slides = bool(window) and (period == 0 or i % period < period - 1)
+        assert layer == LayerKV("sliding" if slides else "full", heads, head_dim, head_dim, window if slides else None)
+    if any(kv):
+        assert estimate(spec, context=context).kv_self_bytes == sum(kv) * 2 * head_dim * context * 2

@@ -104,7 +104,7 @@ def _swa(meta: dict[str, Any], a: str, n: int, path: Path) -> tuple[list[bool], 
     if pattern is None:
         return [False] * n, None, "sliding", (f"{a}.attention.sliding_window {window} without a pattern: every layer "
                                               "counted in full (an upper bound)")
-    if type(pattern) is not int or not 0 <= pattern <= n:
+    if type(pattern) is not int or not 0 <= pattern < 1 << 31:  # any period: llama.cpp takes il % n
         raise SpecError(f"{path}: {a}.attention.sliding_window_pattern: {pattern!r} is not a period")
     given = f"{a}.attention.sliding_window_pattern" in meta
     flags = [pattern == 0 or i % pattern < pattern - 1 for i in range(n)]
