@@ -331,3 +331,11 @@ def test_each_layer_is_what_llama_cpp_reads(kv, head_dim, period, window, contex
         assert layer == LayerKV("sliding" if slides else "full", heads, head_dim, head_dim, window if slides else None)
     if any(kv):
         assert estimate(spec, context=context).kv_self_bytes == sum(kv) * 2 * head_dim * context * 2
+
+
+def test_an_architecture_name_that_is_no_name_is_one_line(tmp_path):
+    path = write(tmp_path / "m.gguf", "\x1b[31mevil" + "x" * 200, {"block_count": 1, "embedding_length": HIDDEN},
+                 {"token_embd.weight": ((VOCAB, HIDDEN), Q.F16)})
+    with pytest.raises(SpecError, match="is not an architecture name") as err:
+        spec_from_path(path)
+    assert "\n" not in str(err.value) and "\x1b" not in str(err.value)

@@ -232,7 +232,7 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
         spec_arch = "generic"
         config, field_sources = generic_config(header, path)
         if generic_why:
-            config["provenance"] += f" (its family's reader: {generic_why})"
+            config["provenance"] += f" (its family's reader: {generic_why[:300]})"
     spec_dtype, stored_dtype, file_type = file_type_dtypes(header)
     general_name = header.metadata.get("general.name")
     # A name read from the file is printed later: control characters and escape sequences are escaped.

@@ -19,6 +19,7 @@ as src/llama-model.cpp and src/llama-hparams.cpp read them (ggml-org/llama.cpp, 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,8 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
     """The `config` block of a `generic` spec (archs/generic.py) and the source of each number."""
     meta = header.metadata
     a = meta["general.architecture"]
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", a):  # printed and used in key names: llama.cpp's are short ids
+        raise SpecError(f"{path}: general.architecture {safe_text(a[:64])!r} is not an architecture name")
     n = _count(meta, f"{a}.block_count", path)
     if not 0 < n <= MAX_LAYERS:
         raise SpecError(f"{path}: {a}.block_count {n} is not between 1 and {MAX_LAYERS}")
@@ -222,7 +225,7 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
         told.append("no feed_forward_length: the compute estimate takes " + f"{intermediate:,} as the MLP width")
     context = meta.get(f"{a}.context_length")
     cfg: dict[str, Any] = {
-        "source_architecture": safe_text(a)[:80],
+        "source_architecture": a,
         "counted_by": "gguf-metadata",
         "provenance": "",
         "vocab_size": vocab,
@@ -241,7 +244,7 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
         sources["config.max_position_embeddings"] = f"{path}: {a}.context_length"
     if mla:
         cfg["mla"] = mla
-    cfg["provenance"] = (f"GGUF architecture {safe_text(a)!r} has no willitrun family: read from the GGUF's metadata; "
+    cfg["provenance"] = (f"GGUF architecture {a!r} has no willitrun family: read from the GGUF's metadata; "
                          "no family-specific rules (weights: the tensor table's exact bytes; caches: "
                          f"{a}.* keys as llama.cpp reads them; compute: a generic decoder's estimate)"
                          + (f"; {'; '.join(told)}" if told else "") + ".")
