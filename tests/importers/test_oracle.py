@@ -133,3 +133,12 @@ def test_without_the_extra_the_refusal_names_it(tmp_path, monkeypatch):
     r = runner.invoke(app, [write(tmp_path, "xglm"), "--vram", "80"], env={"NO_COLOR": "1"})
     assert r.exit_code == 2
     assert r.stderr.count("\n") == 1 and "pip install 'willitrun[exact]'" in r.stderr
+
+
+def test_absurd_counts_are_refused_before_anything_is_built(tmp_path):
+    # a config.json is untrusted: 10^9 layers would have transformers build modules for ever, even on meta
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "xglm", "num_layers": 10**9}))
+    r = runner.invoke(app, [str(path), "--vram", "80"], env={"NO_COLOR": "1"})
+    assert r.exit_code == 3
+    assert r.stderr.count("\n") == 1 and "num_layers: 1,000,000,000 is beyond willitrun's bound for layers" in r.stderr

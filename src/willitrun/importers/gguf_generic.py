@@ -25,10 +25,10 @@ from typing import Any
 
 from ..errors import SpecError
 from ..files import safe_text
+from ..limits import MAX_LAYERS  # a count read from a file is bounded before any loop
 from .gguf_file import NOT_PARAMETERS, GGUFHeader
 from .weights import COMPONENT_RULES, StoredTensor
 
-MAX_LAYERS = 4096  # limits.MAX_LAYERS: a count read from a file is bounded before any loop
 # set_swa_pattern(n) calls in llama.cpp's loaders for architectures whose files carry no pattern key
 # (src/llama-model.cpp / src/models/*.cpp): gpt-oss LLM_ARCH_OPENAI_MOE set_swa_pattern(2); Gemma 2
 # set_swa_pattern(2); Gemma 3 set_swa_pattern(6); Cohere 2 (period 4 unless the file says otherwise).

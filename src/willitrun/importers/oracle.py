@@ -55,6 +55,28 @@ def check_no_remote_code(cfg: Mapping[str, Any], model_type: str, source: str) -
                          "it needs trust_remote_code, and willitrun never runs a model's code")
 
 
+# Counts that set how many modules transformers builds: bounded before it builds any (a config.json is untrusted).
+_BOUNDS = [(re.compile(r".*(layers?|depth)"), "layers"), (re.compile(r".*experts?.*"), "experts"),
+           (re.compile(r".*heads?"), "heads")]
+
+
+def check_bounds(cfg: Mapping[str, Any], source: str, where: str = "", depth: int = 0) -> None:
+    """Refuse a layer, expert or head count beyond willitrun's documented bounds (limits.py), in any sub-config."""
+    from .. import limits as L
+
+    limit = {"layers": L.MAX_LAYERS, "experts": L.MAX_EXPERTS, "heads": L.MAX_HEADS}
+    if depth > 4:
+        raise SpecError(f"{source}: config nested too deeply")
+    for key, value in cfg.items():
+        if isinstance(value, Mapping):
+            check_bounds(value, source, f"{where}{key}.", depth + 1)
+        elif type(value) is int:
+            kind = next((k for p, k in _BOUNDS if p.fullmatch(str(key))), None)
+            if kind is not None and value > limit[kind]:
+                raise SpecError(f"{source}: {where}{key}: {value:,} is beyond willitrun's bound for {kind} "
+                                f"({limit[kind]:,}; docs/spec-format.md \"Bounds\")")
+
+
 def _role(name: str, shape: tuple[int, ...], component: str, vocab: int) -> str:
     if component == "lm_head":
         return "output"
@@ -199,6 +221,7 @@ def generic_config(cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
     model_type = cfg.get("model_type")
     assert isinstance(model_type, str)
     check_no_remote_code(cfg, model_type, source)
+    check_bounds(cfg, source)
     if not available():
         raise UsageError(f"{source}: model_type {model_type!r} has no willitrun family; with torch and "
                          f"transformers installed transformers counts it exactly: {EXTRA}")
