@@ -142,3 +142,23 @@ def test_absurd_counts_are_refused_before_anything_is_built(tmp_path):
     r = runner.invoke(app, [str(path), "--vram", "80"], env={"NO_COLOR": "1"})
     assert r.exit_code == 3
     assert r.stderr.count("\n") == 1 and "num_layers: 1,000,000,000 is beyond willitrun's bound for layers" in r.stderr
+
+
+@pytest.mark.parametrize("model_type", ["llama", "mistral", "qwen3", "gemma2", "cohere2"])
+def test_the_oracle_agrees_with_hand_written_families(model_type):
+    """The same oracle checks families willitrun writes by hand: on transformers' default config, the parameter
+    count and every layer's cache (kind, KV heads, key and value widths, window) agree."""
+    from willitrun import archs
+    from willitrun.dtypes import weight_dtype
+    from willitrun.importers import oracle
+    from willitrun.importers.configs import spec_from_config
+    from willitrun.memory import weight_components
+    from willitrun.specs import parse_model_spec
+
+    cfg = transformers.AutoConfig.for_model(model_type).to_dict()
+    family = spec_from_config(cfg, "test")
+    generic = parse_model_spec({"id": "x", "name": "x", "architecture": "generic", "dtype": "float32",
+                                "sources": {"config": "test"}, "config": oracle.generic_config(cfg, "test")})
+    for spec in (family, generic):
+        assert sum(c.parameters for c in weight_components(spec, weight_dtype("fp16"))) == meta_parameters(model_type)
+    assert archs.geometry(generic).self_kv == archs.geometry(family).self_kv
