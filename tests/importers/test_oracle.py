@@ -162,3 +162,28 @@ def test_the_oracle_agrees_with_hand_written_families(model_type):
     for spec in (family, generic):
         assert sum(c.parameters for c in weight_components(spec, weight_dtype("fp16"))) == meta_parameters(model_type)
     assert archs.geometry(generic).self_kv == archs.geometry(family).self_kv
+
+
+def test_a_checkpoint_directory_places_every_stored_tensor(tmp_path):
+    # the stored tensors (named as transformers saves them) land in the oracle's components, and their elements
+    # are the parameters it counted: no crosscheck note, no tensor left unplaced
+    from tests.importers.helpers import header_for, safetensors_file
+    from willitrun.importers import spec_from_path
+
+    small = {"num_layers": 2, "d_model": 64, "attention_heads": 4, "ffn_dim": 128, "vocab_size": 256,
+             "torch_dtype": "float16"}
+    directory = tmp_path / "tiny-xglm"
+    config = transformers.AutoConfig.for_model("xglm", **small)
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(config)
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}  # tied lm_head saved once
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps(config.to_dict()))
+    header, size = header_for(shapes)
+    safetensors_file(directory / "model.safetensors", header, sparse_size=size)
+    spec, weights = spec_from_path(directory)
+    assert spec.architecture == "generic" and weights is not None
+    assert weights.elements == sum(p.numel() for p in model.parameters()) and weights.notes == ()
+    # XGLM's positions are sinusoidal buffers: the embeddings are the token table alone, F16 as written
+    assert dict(weights.component_bytes)["embeddings"] == 256 * 64 * 2
+    assert set(dict(weights.component_bytes)) == {"embeddings", "decoder"}  # lm_head tied to the token table
