@@ -187,3 +187,22 @@ def test_a_checkpoint_directory_places_every_stored_tensor(tmp_path):
     # XGLM's positions are sinusoidal buffers: the embeddings are the token table alone, F16 as written
     assert dict(weights.component_bytes)["embeddings"] == 256 * 64 * 2
     assert set(dict(weights.component_bytes)) == {"embeddings", "decoder"}  # lm_head tied to the token table
+
+
+def test_a_vision_language_model_without_a_family(tmp_path):
+    # LLaVA-NeXT-Video: no causal-LM class, so transformers' image-text-to-text class; its towers are components
+    out = answer(write(tmp_path, "llava_next_video"))
+    config = transformers.AutoConfig.for_model("llava_next_video")
+    with torch.device("meta"):
+        model = transformers.AutoModelForImageTextToText.from_config(config)
+    assert out["parameters"] == sum(p.numel() for p in model.parameters())
+    parts = {c["name"]: c["parameters"] for c in out["components"]}
+    assert parts["vision_tower"] == sum(p.numel() for p in model.model.vision_tower.parameters())
+    assert parts["projector"] == sum(p.numel() for p in model.model.multi_modal_projector.parameters())
+
+
+def test_a_config_transformers_cannot_build_is_one_spec_error(tmp_path):
+    # AyaVisionConfig's defaults pair a 1152-wide SigLIP tower with 14 heads: its attention refuses to build
+    r = runner.invoke(app, [write(tmp_path, "aya_vision"), "--vram", "80"], env={"NO_COLOR": "1"})
+    assert r.exit_code == 3
+    assert r.stderr.count("\n") == 1 and "transformers cannot build 'aya_vision' from this config.json" in r.stderr

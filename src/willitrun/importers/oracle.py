@@ -95,6 +95,8 @@ def _build(transformers: Any, torch: Any, config: Any, device: str = "meta") -> 
             with torch.device(device):
                 return getattr(transformers, auto).from_config(config)
         except ValueError as exc:  # "Unrecognized configuration class ... for this kind of AutoModel"
+            if not str(exc).startswith("Unrecognized configuration class"):
+                raise  # the model class itself refuses this config: said as such by the caller
             errors.append(str(exc).splitlines()[0])
     raise UsageError(f"transformers builds no causal or image-text-to-text language model from it ({errors[0][:160]}); "
                      "encoder-decoders and encoders without a willitrun family are not answered yet")
