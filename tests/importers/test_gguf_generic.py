@@ -339,3 +339,19 @@ def test_an_architecture_name_that_is_no_name_is_one_line(tmp_path):
     with pytest.raises(SpecError, match="is not an architecture name") as err:
         spec_from_path(path)
     assert "\n" not in str(err.value) and "\x1b" not in str(err.value)
+
+
+def test_nemotron_h_mlp_layers_keep_no_state(tmp_path):
+    # nemotron_h: per-layer head_count_kv and feed_forward_length; recurrent IFF both are 0 (llama-model.cpp),
+    # an attention layer has KV heads, an MLP layer a feed-forward width and neither cache nor state
+    kv, ff = [0, 2, 0, 0], [0, 0, 128, 0]
+    tensors = {**ends(), **attention_block(1, 4, 2, 64, 128)}
+    path = write(tmp_path / "nemotron_h.gguf", "nemotron_h", {
+        "block_count": 4, "embedding_length": HIDDEN, "feed_forward_length": ff, "attention.head_count": 4,
+        "attention.head_count_kv": kv, "ssm.conv_kernel": 4, "ssm.inner_size": 512, "ssm.state_size": 16,
+        "ssm.group_count": 2, "ssm.time_step_rank": 8}, tensors)
+    spec, _ = spec_from_path(path)
+    g = archs.geometry(spec)
+    state = (3 * (512 + 2 * 2 * 16), 16 * 512)
+    assert [k is not None for k in g.self_kv] == [False, True, False, False]
+    assert g.ssm_state == (state, (0, 0), (0, 0), state)

@@ -113,7 +113,7 @@ def _swa(meta: dict[str, Any], a: str, n: int, path: Path) -> tuple[list[bool], 
                                       else f"llama.cpp's {a} loader: set_swa_pattern({pattern})")
 
 
-def _recurrent(meta: dict[str, Any], a: str, n: int, n_embd: int, kv: list[int], path: Path
+def _recurrent(meta: dict[str, Any], a: str, n: int, n_embd: int, kv: list[int], ff: list[int], path: Path
                ) -> tuple[list[bool], bool, int, int, str]:
     """(which layers are recurrent, whether a recurrent layer has no attention, conv elements, state elements
     per layer and sequence, what they are)."""
@@ -137,6 +137,10 @@ def _recurrent(meta: dict[str, Any], a: str, n: int, n_embd: int, kv: list[int],
         interval = 0
     if interval:
         recurrent = [(i + 1) % interval != 0 for i in range(n)]
+    elif isinstance(meta.get(f"{a}.feed_forward_length"), list):
+        # nemotron_h: "a layer is recurrent IFF the n_head_kv value is set to 0 and the n_ff value is set to 0"
+        # (llama-model.cpp); a layer with neither is an MLP layer
+        recurrent = [k == 0 and f == 0 for k, f in zip(kv, ff, strict=True)]
     elif any(kv) and not all(kv):
         recurrent = [k == 0 for k in kv]
     else:
@@ -183,7 +187,8 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
     swa, window, swa_kind, swa_where = _swa(meta, a, n, path)
     if swa_where:
         told.append(swa_where)
-    recurrent, exclusive, conv, state, what = _recurrent(meta, a, n, n_embd, kv, path)
+    ff = _per_layer(meta, f"{a}.feed_forward_length", n, path, 0)
+    recurrent, exclusive, conv, state, what = _recurrent(meta, a, n, n_embd, kv, ff, path)
     if what:
         told.append(f"{sum(recurrent)} layers keep a {what}")
     layers: list[dict[str, Any]] = []
@@ -213,7 +218,6 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
         sources["config.vocab_size"] = f"{path}: {a}.vocab_size"
     else:
         raise SpecError(f"{path}: no 2-D token_embd.weight tensor and no {a}.vocab_size: not a language model file")
-    ff = _per_layer(meta, f"{a}.feed_forward_length", n, path, 0)
     expert_ff = _count(meta, f"{a}.expert_feed_forward_length", path, 0)
     experts = _count(meta, f"{a}.expert_count", path, 0)
     used = _count(meta, f"{a}.expert_used_count", path, 0) if experts else 0
