@@ -1,0 +1,631 @@
+"""The engines, one class each, and their options declared once.
+
+Every option an engine takes is one `Option` below (its flags, including the engine users' own
+spellings, its type, bounds, help and default as help prints it); an engine class says which of them
+it takes and which field of its options dataclass each fills. From these declarations come the
+estimate command's typer flags (cli/commands/estimate.py), the lean argument path's flag table
+(cli/lean.py), the numeric bounds (cli/parse.py), the `engine_options` echo in JSON and the table in
+docs/engines.md (scripts/engines_doc.py; tests/engines/test_registry.py fails when it drifts).
+
+This module is on the start-up path of every command line: it imports nothing but the standard
+library and the engine names (dtypes). The profiles (llamacpp.py, vllm.py, ...) are imported by the
+methods that use them.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from ..dtypes import ENGINE_ALIASES, ENGINES
+
+if TYPE_CHECKING:
+    from ..importers import WeightsOverride
+    from ..memory import AnySpec, Request
+    from . import EngineFit
+    from .base import EngineEstimate
+
+OptionKind = Literal["int", "decimal", "text", "switch", "bool"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One engine option as the command line takes it.
+
+    `key` names it everywhere (the EstimateArgs field, the JSON `engine_options` key, the docs row);
+    `flags` are willitrun's spelling first, then the engines' own ones it also accepts; `kind`: int
+    and decimal are bounded by `low`..`high`, text is checked by the engine, switch is a flag that
+    only turns something on, bool a --x/--no-x pair (`off` names the second flag)."""
+
+    key: str
+    flags: tuple[str, ...]
+    kind: OptionKind
+    help: str
+    default: str = ""  # as the help prints it: [default: ...]
+    metavar: str = "N"
+    low: float = 0
+    high: float = 0
+    off: tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        """The spelling error messages use."""
+        return self.flags[0]
+
+    @property
+    def takes_value(self) -> bool:
+        return self.kind in ("int", "decimal", "text")
+
+    def help_text(self) -> str:
+        aliases = [f for f in self.flags[1:] if not (f.startswith("-") and not f.startswith("--") and len(f) <= 3
+                                                     and f in _WILLITRUN_SHORT)]
+        also = f" Also {', '.join(aliases)}." if aliases else ""
+        return f"{self.help}{also}" + (f" [default: {self.default}]." if self.default else "")
+
+
+# short flags willitrun itself defines (-tp, -pp, -dp are vLLM's own and willitrun's): listed in help once
+_WILLITRUN_SHORT = frozenset({"-tp", "-pp", "-dp"})
+
+
+def _o(key: str, flags: tuple[str, ...], kind: OptionKind, help: str, default: str = "", **kw: Any) -> Option:
+    return Option(key, flags, kind, help, default, **kw)
+
+
+# Flag spellings of the engines checked against their own argument parsers:
+# llama.cpp common/arg.cpp (ggml-org/llama.cpp, late 2025: {"-ngl", "--gpu-layers", "--n-gpu-layers"},
+#   {"-np", "--parallel"}, {"-ub", "--ubatch-size"}, {"-ncmoe", "--n-cpu-moe"}, {"-cmoe", "--cpu-moe"},
+#   {"-c", "--ctx-size"}, {"-fa", "--flash-attn"} "[on|off|auto]", {"-ctk", "--cache-type-k"}, "--swa-full",
+#   "--no-op-offload"); whisper.cpp examples/cli/cli.cpp (ggml-org/whisper.cpp 233fe1fc, lines 166-209:
+#   "-bo"/"--best-of", "-bs"/"--beam-size", "-nf"/"--no-fallback", "-fa"/"-nfa");
+# vLLM vllm/engine/arg_utils.py ("--max-model-len", "--gpu-memory-utilization", "--max-num-seqs",
+#   "--tensor-parallel-size"/"-tp", "--pipeline-parallel-size"/"-pp", "--data-parallel-size"/"-dp");
+# ollama api/types.go Runner options (num_ctx, num_batch, num_gpu) and envconfig (OLLAMA_NUM_PARALLEL).
+OPTIONS: tuple[Option, ...] = (
+    _o("ubatch", ("--ubatch", "-ub", "--ubatch-size", "--num-batch"), "int",
+       "llama.cpp -ub / ollama num_batch: the micro-batch of the compute graph", "512", low=1, high=1 << 20),
+    _o("flash_attn", ("--flash-attn",), "bool", "llama.cpp, ollama, whisper.cpp: flash attention",
+       "the engine's (whisper.cpp: the version's)", off=("--no-flash-attn",)),
+    _o("parallel", ("--parallel", "-np", "--num-parallel"), "int",
+       "llama.cpp -np / OLLAMA_NUM_PARALLEL, 1 to 4096: sequences sharing the context's cells", "1",
+       low=1, high=4096),
+    _o("gpu_layers", ("--gpu-layers", "-ngl", "--n-gpu-layers", "--num-gpu"), "int",
+       "llama.cpp -ngl / ollama num_gpu: layers on the GPU", "all", low=0, high=100_000),
+    _o("gpu_memory_utilization", ("--gpu-memory-utilization",), "decimal",
+       "vLLM's share of the card, 0.01 to 1", "0.9", metavar="SHARE", low=0.01, high=1.0),
+    _o("op_offload", ("--op-offload",), "bool",
+       "llama.cpp: run host-weight ops of large batches on the GPU (PR #6083, flag from PR #13386)",
+       "on; builds before March 2024 have none", off=("--no-op-offload",)),
+    _o("llamacpp_version", ("--llamacpp-version",), "text",
+       "llama.cpp build range (KV padding, flash-attention default, op offload): a key of "
+       "engines/llamacpp.py LLAMACPP_VERSIONS (docs/engines.md lists them)", "current", metavar="KEY"),
+    _o("n_cpu_moe", ("--n-cpu-moe", "-ncmoe"), "int",
+       "llama.cpp: keep the expert tensors of the first N layers in host memory (mixture-of-experts models)", "0",
+       low=0, high=100_000),
+    _o("cpu_moe", ("--cpu-moe", "-cmoe"), "switch",
+       "llama.cpp: keep the expert tensors of every layer in host memory"),
+    _o("whisper_version", ("--whisper-version",), "text",
+       "whisper.cpp release line: 1.5 (1.5.0-1.5.4), 1.5.5, 1.6, 1.7, 1.8 or latest; tags like v1.7.4 work; "
+       "sets cache sizes and the flash-attention default", "latest", metavar="KEY"),
+    _o("best_of", ("--best-of", "-bo"), "int",
+       "whisper.cpp -bo / faster-whisper best_of: decoders at a fallback temperature", "5", low=1, high=1024),
+    _o("no_fallback", ("--no-fallback", "-nf"), "switch",
+       "whisper.cpp -nf / faster-whisper temperature=0: no temperature fallback (no best_of decoders)"),
+    _o("compute_type", ("--compute-type",), "text",
+       "ctranslate2 compute_type: default, float16, bfloat16, float32, int8, int8_float16, int8_bfloat16, "
+       "int8_float32", "default", metavar="TYPE"),
+    _o("cuda", ("--cuda",), "text", "ctranslate2: the CUDA major version of the build (CTranslate2 4.x: 12, 3.x: 11)",
+       "12", metavar="11|12"),
+    _o("swa_full", ("--swa-full",), "switch", "llama.cpp: sliding-window layers keep every cell, not just their window"),
+    _o("max_num_seqs", ("--max-num-seqs",), "int", "vLLM --max-num-seqs", "the version's", low=1, high=1 << 20),
+    _o("max_num_batched_tokens", ("--max-num-batched-tokens",), "int", "vLLM --max-num-batched-tokens",
+       "the version's", low=1, high=1 << 32),
+    _o("vllm_version", ("--vllm-version",), "text",
+       "vLLM version: a key of engines/vllm.py VLLM_VERSIONS (docs/engines.md lists them)", "the newest modelled",
+       metavar="KEY"),
+    _o("tensor_parallel_size", ("--tensor-parallel-size", "-tp"), "int", "vLLM tensor parallel size (per-rank memory)",
+       "1; several nodes: searched", low=1, high=1024),
+    _o("pipeline_parallel_size", ("--pipeline-parallel-size", "-pp"), "int", "vLLM pipeline parallel size",
+       "1; several nodes: searched", low=1, high=1024),
+    _o("data_parallel_size", ("--data-parallel-size", "-dp"), "int",
+       "vLLM data parallel size: engine replicas, each with its own KV pool (with --enable-expert-parallel the "
+       "experts spread over TP x DP)", "1", low=1, high=1024),
+    _o("enable_expert_parallel", ("--enable-expert-parallel",), "switch",
+       "vLLM: whole experts per rank over TP x DP ranks instead of TP-sharded experts (mixture-of-experts models)"),
+    _o("disable_hybrid_kv_cache_manager", ("--disable-hybrid-kv-cache-manager",), "switch",
+       "vLLM: sliding-window layers keep every token's KV, not just their window (one KV group)"),
+)
+OPTION = {o.key: o for o in OPTIONS}
+
+# The engines' own spellings of options every engine takes (the request's): accepted as aliases.
+# -c is willitrun's --context already and llama.cpp's --ctx-size: the same meaning. -bs is whisper-cli's
+# --beam-size. ollama's num_ctx is spelled as a flag (--num-ctx; its parser also takes --num_ctx).
+REQUEST_ALIASES: dict[str, tuple[str, ...]] = {
+    "context": ("--max-model-len", "--ctx-size", "--num-ctx", "--num_ctx"),
+    "beams": ("-bs", "--beam-size"),
+}
+
+
+def _q(value: object) -> str:
+    return str(value)
+
+
+class Engine:
+    """One inference engine: its names, the options it takes (CLI key -> field of its options
+    dataclass), its version table, what it allocates (estimate), how that compares with a card
+    (fit) and the command that runs the model that way (launch)."""
+
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    takes: ClassVar[Mapping[str, str]] = {}  # Option.key (or "beams") -> field of the options dataclass
+    version_key: ClassVar[str | None] = None  # the Option that picks a version
+    places_layers: ClassVar[bool] = False  # whole layers on the GPU or the host (-ngl, --offload, --split layer)
+    speech_only: ClassVar[bool] = False
+    launch_note: ClassVar[str] = ""  # what the launch line is, for docs/engines.md
+
+    # -- options ----------------------------------------------------------------------------------
+    @classmethod
+    def options_class(cls) -> type | None:
+        return None
+
+    @classmethod
+    def option_defaults(cls, vram_bytes: int, gpu_name: str | None) -> dict[str, Any]:
+        """Fields the engine's options take from the card (ollama's context tier, vLLM's memory)."""
+        return {}
+
+    @classmethod
+    def make_options(cls, given: Mapping[str, Any], vram_bytes: int = 0, gpu_name: str | None = None) -> Any:
+        """The engine's options dataclass from the CLI keys given (already parsed and bounded)."""
+        klass = cls.options_class()
+        if klass is None:
+            return None
+        kwargs = {cls.takes.get(k, k): (not v if k == "no_fallback" else v) for k, v in given.items()}
+        return klass(**kwargs, **cls.option_defaults(vram_bytes, gpu_name))
+
+    @classmethod
+    def versions(cls) -> Mapping[str, Any]:
+        """The version table (key -> row with its source), {} for an engine without one."""
+        return {}
+
+    # -- arithmetic -------------------------------------------------------------------------------
+    @classmethod
+    def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
+                 weights: WeightsOverride | None = None) -> EngineEstimate:
+        raise NotImplementedError
+
+    @classmethod
+    def fit(cls, spec: AnySpec, request: Request, options: Any, vram_bytes: int,
+            weights: WeightsOverride | None = None) -> EngineFit:
+        """The estimate against `vram_bytes` and the largest context that fits (searched up to the
+        model's window, memory.context_limit)."""
+        from dataclasses import replace as _replace
+
+        from ..memory import context_limit, largest, resolve
+        from . import EngineFit
+
+        est = cls.estimate(spec, request, options, weights)
+        r = resolve(spec, request)
+        limit = context_limit(r, est.context_tokens)
+        best = largest(lambda n: cls.estimate(spec, _replace(request, context=n), options, weights).max_device_bytes
+                       <= vram_bytes, r.image_tokens + 1, limit)
+        return EngineFit(est, vram_bytes, best, limit)
+
+    @classmethod
+    def fits(cls, f: EngineFit) -> bool:
+        return f.total_bytes <= f.vram_bytes
+
+    # -- the command line that runs it --------------------------------------------------------------
+    @classmethod
+    def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
+        """The argv that runs `spec` as estimated (shell-quote it with shlex.join to print it)."""
+        raise NotImplementedError
+
+
+def _hf(spec: Any, model: str | None) -> str:
+    """The model as the engine loads it: the path or repo given, else the checkpoint's repo, else the id."""
+    if model and ("/" in model or model.endswith((".gguf", ".json", ".bin"))):
+        return model
+    return str(getattr(spec, "hf_id", None) or getattr(spec, "id", model or "MODEL"))
+
+
+class Transformers(Engine):
+    name = "transformers"
+    launch_note = ("python -c: transformers.pipeline(model=..., dtype=..., device_map='cuda'); int8/int4 load "
+                   "through bitsandbytes")
+
+    @classmethod
+    def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
+                 weights: WeightsOverride | None = None) -> EngineEstimate:
+        from .transformers import transformers_estimate
+
+        return transformers_estimate(spec, request, weights)
+
+    @classmethod
+    def fit(cls, spec: AnySpec, request: Request, options: Any, vram_bytes: int,
+            weights: WeightsOverride | None = None) -> EngineFit:
+        """memory's own search (memory.max_context over the resolved model, no engine round trip)."""
+        from ..memory import context_limit, default_context, estimate_resolved, max_context, resolve
+        from . import EngineFit
+        from .transformers import estimate_buffers
+
+        r = resolve(spec, request, weights)
+        context = request.context or default_context(r)
+        e = estimate_resolved(r, context, request.batch, request.beams)
+        limit = context_limit(r, context)
+        return EngineFit(estimate_buffers(e), vram_bytes, max_context(r, vram_bytes, request.batch, request.beams, limit),
+                         limit)
+
+    @classmethod
+    def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
+        dtypes = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+        quant = {"int8": "load_in_8bit=True", "int4": "load_in_4bit=True"}
+        name = _hf(spec, model)
+        if est.dtype in quant:
+            code = ("from transformers import BitsAndBytesConfig, pipeline; "
+                    f"p = pipeline(model={name!r}, device_map='cuda', "
+                    f"model_kwargs={{'quantization_config': BitsAndBytesConfig({quant[est.dtype]})}})")
+        else:
+            code = f"from transformers import pipeline; p = pipeline(model={name!r}, dtype={dtypes.get(est.dtype, 'auto')!r}, device_map='cuda')"
+        return ["python", "-c", code]
+
+
+class LlamaCpp(Engine):
+    name = "llama.cpp"
+    takes = {"ubatch": "n_ubatch", "flash_attn": "flash_attn", "parallel": "parallel", "gpu_layers": "gpu_layers",
+             "op_offload": "op_offload", "llamacpp_version": "version", "swa_full": "swa_full",
+             "n_cpu_moe": "n_cpu_moe", "cpu_moe": "cpu_moe"}
+    version_key = "llamacpp_version"
+    places_layers = True
+    launch_note = "llama-server (common/arg.cpp spellings); the .gguf name is the one the type suggests"
+
+    @classmethod
+    def options_class(cls) -> type:
+        from .llamacpp import LlamaCppOptions
+
+        return LlamaCppOptions
+
+    @classmethod
+    def versions(cls) -> Mapping[str, Any]:
+        from .llamacpp import LLAMACPP_VERSIONS
+
+        return LLAMACPP_VERSIONS
+
+    @classmethod
+    def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
+                 weights: WeightsOverride | None = None) -> EngineEstimate:
+        from .llamacpp import llamacpp_estimate
+
+        return llamacpp_estimate(spec, request, options)
+
+    @classmethod
+    def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
+        f = est.facts
+        gguf = model if model and model.lower().endswith(".gguf") else f"{getattr(spec, 'id', 'model')}-{est.dtype.upper()}.gguf"
+        argv = ["llama-server", "-m", gguf, "-c", _q(f.get("n_ctx", est.n_ctx)), "-ngl", _q(f.get("gpu_layers", 999))]
+        moe = int(f.get("n_cpu_moe") or 0)
+        if options is not None and getattr(options, "cpu_moe", False):
+            argv.append("--cpu-moe")
+        elif moe:
+            argv += ["--n-cpu-moe", _q(moe)]
+        if "flash_attn" in f:
+            argv += ["-fa", "on" if f["flash_attn"] else "off"]
+        if est.kv_dtype not in ("f16", "fp16"):
+            argv += ["-ctk", est.kv_dtype, "-ctv", est.kv_dtype]
+        argv += ["-np", _q(f.get("parallel", 1)), "-ub", _q(f.get("n_ubatch", 512))]
+        if options is not None and getattr(options, "swa_full", False):
+            argv.append("--swa-full")
+        if options is not None and not getattr(options, "op_offload", True):
+            argv.append("--no-op-offload")
+        return argv
+
+
+class Ollama(LlamaCpp):
+    name = "ollama"
+    takes = {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu",
+             "llamacpp_version": "version"}
+    launch_note = ("the server with its environment (OLLAMA_CONTEXT_LENGTH, OLLAMA_NUM_PARALLEL, "
+                   "OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE); num_gpu and num_batch have no variable: "
+                   "`/set parameter num_gpu N` in `ollama run`")
+
+    @classmethod
+    def options_class(cls) -> type:
+        from .ollama import OllamaOptions
+
+        return OllamaOptions
+
+    @classmethod
+    def option_defaults(cls, vram_bytes: int, gpu_name: str | None) -> dict[str, Any]:
+        return {"vram_bytes": vram_bytes}
+
+    @classmethod
+    def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
+                 weights: WeightsOverride | None = None) -> EngineEstimate:
+        from .ollama import ollama_estimate
+
+        return ollama_estimate(spec, request, options)
+
+    @classmethod
+    def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
+        f = est.facts
+        env = [f"OLLAMA_CONTEXT_LENGTH={f.get('num_ctx', est.n_ctx)}", f"OLLAMA_NUM_PARALLEL={f.get('num_parallel', 1)}"]
+        if options is not None and getattr(options, "flash_attn", None) is not None:
+            env.append(f"OLLAMA_FLASH_ATTENTION={int(bool(options.flash_attn))}")
+        if est.kv_dtype in ("q8_0", "q4_0"):
+            env.append(f"OLLAMA_KV_CACHE_TYPE={est.kv_dtype}")
+        return ["env", *env, "ollama", "serve"]
+
+    @classmethod
+    def session_lines(cls, est: EngineEstimate, options: Any) -> list[str]:
+        """What `ollama run MODEL` takes inside the session for options without an environment variable."""
+        out = []
+        if options is not None and getattr(options, "num_gpu", None) is not None:
+            out.append(f"/set parameter num_gpu {options.num_gpu}")
+        if options is not None and getattr(options, "num_batch", 512) != 512:
+            out.append(f"/set parameter num_batch {options.num_batch}")
+        return out
+
+
+class WhisperCpp(Engine):
+    name = "whisper.cpp"
+    takes = {"flash_attn": "flash_attn", "whisper_version": "version", "best_of": "best_of",
+             "no_fallback": "temperature_fallback", "beams": "beam_size"}
+    version_key = "whisper_version"
+    speech_only = True
+    launch_note = "whisper-cli (examples/cli/cli.cpp spellings); the ggml model file and audio.wav are placeholders"
+
+    @classmethod
+    def options_class(cls) -> type:
+        from .whispercpp import WhisperCppOptions
+
+        return WhisperCppOptions
+
+    @classmethod
+    def versions(cls) -> Mapping[str, Any]:
+        from .whispercpp import WHISPERCPP_VERSIONS
+
+        return WHISPERCPP_VERSIONS
+
+    @classmethod
+    def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
+                 weights: WeightsOverride | None = None) -> EngineEstimate:
+        from .whispercpp import whispercpp_estimate
+
+        return whispercpp_estimate(spec, request, options)
+
+    @classmethod
+    def fit(cls, spec: AnySpec, request: Request, options: Any, vram_bytes: int,
+            weights: WeightsOverride | None = None) -> EngineFit:
+        """The text context is fixed at 448 (padded to 512): nothing to search."""
+        from . import EngineFit
+
+        est = cls.estimate(spec, request, options, weights)
+        return EngineFit(est, vram_bytes, est.context_tokens if est.max_device_bytes <= vram_bytes else 0,
+                         est.context_tokens)
+
+    @classmethod
+    def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
+        f = est.facts
+        name = str(getattr(spec, "id", "model")).removeprefix("whisper-").removeprefix("openai-whisper-")
+        argv = ["whisper-cli", "-m", model if model and model.endswith(".bin") else f"models/ggml-{name}.bin",
+                "-f", "audio.wav"]
+        beams = getattr(options, "beam_size", None) if options is not None else None
+        if beams:
+            argv += ["-bs", _q(beams)]
+        best_of = getattr(options, "best_of", 5) if options is not None else 5
+        argv += ["-bo", _q(best_of)]
+        if options is not None and not options.temperature_fallback:
+            argv.append("-nf")
+        if "flash_attn" in f:
+            argv.append("-fa" if f["flash_attn"] else "-nfa")
+        return argv
+
+
+class CTranslate2(Engine):
+    name = "ctranslate2"
+    aliases = ("faster-whisper",)
+    takes = {"compute_type": "compute_type", "best_of": "best_of", "no_fallback": "temperature_fallback",
+             "beams": "beam_size", "cuda": "cuda"}
+    speech_only = True
+    launch_note = "python -c with faster-whisper's WhisperModel (not faster-whisper-server); audio.wav is a placeholder"
+
+    @classmethod
+    def options_class(cls) -> type:
+        from .ctranslate2 import CTranslate2Options
+
+        return CTranslate2Options
+
+    @classmethod
+    def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
+                 weights: WeightsOverride | None = None) -> EngineEstimate:
+        from .ctranslate2 import ctranslate2_estimate
+
+        return ctranslate2_estimate(spec, request, options)
+
+    @classmethod
+    def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
+        f = est.facts
+        name = _hf(spec, model)
+        args = [f"beam_size={f.get('beam_size', 5)}", f"best_of={f.get('best_of', 5)}"]
+        if not f.get("temperature_fallback", True):
+            args.append("temperature=0")
+        if int(f.get("batch_size", 1)) > 1:
+            code = ("from faster_whisper import BatchedInferencePipeline, WhisperModel; "
+                    f"m = BatchedInferencePipeline(WhisperModel({name!r}, device='cuda', compute_type={f.get('compute_type', 'default')!r})); "
+                    f"segments, info = m.transcribe('audio.wav', batch_size={f['batch_size']}, {', '.join(args)}); "
+                    "print(''.join(s.text for s in segments))")
+        else:
+            code = ("from faster_whisper import WhisperModel; "
+                    f"m = WhisperModel({name!r}, device='cuda', compute_type={f.get('compute_type', 'default')!r}); "
+                    f"segments, info = m.transcribe('audio.wav', {', '.join(args)}); "
+                    "print(''.join(s.text for s in segments))")
+        return ["python", "-c", code]
+
+
+class Vllm(Engine):
+    name = "vllm"
+    takes = {"gpu_memory_utilization": "gpu_memory_utilization", "max_num_seqs": "max_num_seqs",
+             "max_num_batched_tokens": "max_num_batched_tokens", "vllm_version": "version",
+             "tensor_parallel_size": "tensor_parallel", "pipeline_parallel_size": "pipeline_parallel",
+             "data_parallel_size": "data_parallel", "enable_expert_parallel": "expert_parallel",
+             "disable_hybrid_kv_cache_manager": "disable_hybrid_kv_cache_manager"}
+    version_key = "vllm_version"
+    launch_note = "vllm serve (vllm/engine/arg_utils.py spellings)"
+
+    @classmethod
+    def options_class(cls) -> type:
+        from .vllm import VllmOptions
+
+        return VllmOptions
+
+    @classmethod
+    def option_defaults(cls, vram_bytes: int, gpu_name: str | None) -> dict[str, Any]:
+        return {"total_memory_bytes": vram_bytes, "gpu_name": gpu_name}
+
+    @classmethod
+    def versions(cls) -> Mapping[str, Any]:
+        from .vllm import VLLM_VERSIONS
+
+        return VLLM_VERSIONS
+
+    @classmethod
+    def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
+                 weights: WeightsOverride | None = None) -> EngineEstimate:
+        from .vllm import vllm_estimate
+
+        return vllm_estimate(spec, request, options)
+
+    @classmethod
+    def fit(cls, spec: AnySpec, request: Request, options: Any, vram_bytes: int,
+            weights: WeightsOverride | None = None) -> EngineFit:
+        """vLLM sizes its KV pool from the card: what fits is the window its pool holds."""
+        from . import EngineFit
+        from .vllm import VllmOptions
+
+        opts = options if isinstance(options, VllmOptions) else VllmOptions()
+        if opts.total_memory_bytes is None:
+            opts = replace(opts, total_memory_bytes=vram_bytes)
+        est = cls.estimate(spec, request, opts)
+        window = int(est.facts["max_model_len"])
+        return EngineFit(est, vram_bytes, min(window, int(est.facts["kv_tokens"])), window)
+
+    @classmethod
+    def fits(cls, f: EngineFit) -> bool:
+        return bool(f.estimate.facts["fits_window"])
+
+    @classmethod
+    def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
+        f = est.facts
+        argv = ["vllm", "serve", _hf(spec, model), "--max-model-len", _q(f["max_model_len"]),
+                "--gpu-memory-utilization", f"{int(f['gpu_memory_utilization_pct']) / 100:g}"]
+        for fact, flag in (("tensor_parallel", "-tp"), ("pipeline_parallel", "-pp"), ("data_parallel", "-dp")):
+            if int(f.get(fact, 1)) > 1:
+                argv += [flag, _q(f[fact])]
+        argv += ["--max-num-seqs", _q(f["max_num_seqs"]), "--max-num-batched-tokens", _q(f["max_num_batched_tokens"])]
+        dtype = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}.get(est.dtype)
+        if dtype:
+            argv += ["--dtype", dtype]
+        elif est.dtype == "fp8":
+            argv += ["--quantization", "fp8"]
+        if est.kv_dtype == "fp8":
+            argv += ["--kv-cache-dtype", "fp8"]
+        if f.get("expert_parallel"):
+            argv.append("--enable-expert-parallel")
+        if options is not None and getattr(options, "disable_hybrid_kv_cache_manager", False):
+            argv.append("--disable-hybrid-kv-cache-manager")
+        return argv
+
+
+REGISTRY: dict[str, type[Engine]] = {e.name: e for e in (Transformers, LlamaCpp, Ollama, WhisperCpp, Vllm, CTranslate2)}
+assert tuple(REGISTRY) == ENGINES, "dtypes.ENGINES and the registry name the same engines in the same order"
+assert {a: e.name for e in REGISTRY.values() for a in e.aliases} == ENGINE_ALIASES
+
+
+def engine_class(name: str) -> type[Engine]:
+    """The class of engine `name` (an alias or any case); UsageError for an unknown name."""
+    key = name.lower()
+    key = ENGINE_ALIASES.get(key, key)
+    if key not in REGISTRY:
+        from ..errors import UsageError
+
+        raise UsageError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    return REGISTRY[key]
+
+
+def engines_taking(key: str) -> list[str]:
+    """The engines that take option `key`, in registry order."""
+    return [e.name for e in REGISTRY.values() if key in e.takes]
+
+
+# -- what the declarations generate (the typer flags are built in cli/commands/estimate.py) ----------
+
+def lean_tables() -> tuple[dict[str, str], dict[str, tuple[str, bool]]]:
+    """(flag -> key for options with a value, flag -> (key, value) for switches), every spelling."""
+    values: dict[str, str] = {}
+    switches: dict[str, tuple[str, bool]] = {}
+    for o in OPTIONS:
+        for flag in o.flags:
+            if o.takes_value:
+                values[flag] = o.key
+            else:
+                switches[flag] = (o.key, True)
+        for flag in o.off:
+            switches[flag] = (o.key, False)
+    for key, flags in REQUEST_ALIASES.items():
+        values.update(dict.fromkeys(flags, key))
+    return values, switches
+
+
+def bounds() -> dict[str, tuple[float, float]]:
+    """willitrun's flag -> (low, high) for every bounded option."""
+    return {o.flag: (o.low, o.high) for o in OPTIONS if o.kind in ("int", "decimal")}
+
+
+def option_echo(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine options given, as JSON echoes them (`engine_options`): key -> value, declared order."""
+    return {o.key: given[o.key] for o in OPTIONS if o.key in given}
+
+
+def quoted(argv: list[str]) -> str:
+    """The argv as a shell reads it back (shlex.split(quoted(argv)) == argv)."""
+    return shlex.join(argv)
+
+
+def docs_markdown() -> str:
+    """docs/engines.md, generated from the declarations (scripts/engines_doc.py writes it)."""
+    lines = ["# Engines", "",
+             "Generated from `src/willitrun/engines/registry.py` by `python scripts/engines_doc.py`; "
+             "tests/engines/test_registry.py fails when this file drifts from the code.", "",
+             "## Engines", "", "| engine | aliases | options | versions | launch line |", "|---|---|---|---|---|"]
+    for e in REGISTRY.values():
+        opts = ", ".join(f"`{OPTION[k].flag}`" if k in OPTION else f"`--{k}`" for k in e.takes)
+        versions = ", ".join(f"`{v}`" for v in e.versions()) or "-"
+        lines.append(f"| {e.name} | {', '.join(e.aliases) or '-'} | {opts or '-'} | {versions} | {e.launch_note} |")
+    lines += ["", "## Options", "",
+              "| option | also spelled | engines | takes | default | what it sets |", "|---|---|---|---|---|---|"]
+    for o in OPTIONS:
+        takes = {"int": f"whole number {o.low:,.0f} to {o.high:,.0f}", "decimal": f"number {o.low:g} to {o.high:g}",
+                 "text": o.metavar, "switch": "flag", "bool": f"flag / `{'`, `'.join(o.off)}`"}[o.kind]
+        also = ", ".join(f"`{f}`" for f in o.flags[1:]) or "-"
+        lines.append(f"| `{o.flag}` | {also} | {', '.join(engines_taking(o.key))} | {takes} | "
+                     f"{o.default or '-'} | {o.help.replace('|', '/')} |")
+    lines += ["", "The request's own options keep their names for every engine; the engines' spellings are "
+              "accepted as aliases:", ""]
+    for key, flags in REQUEST_ALIASES.items():
+        lines.append(f"- `--{key}`: {', '.join(f'`{f}`' for f in flags)}")
+    lines += ["", "## Versions", "", "Each row is data in the engine's module, with its source.", ""]
+    for e in REGISTRY.values():
+        table = e.versions()
+        if not table:
+            continue
+        lines += [f"### {e.name} (`{OPTION[e.version_key].flag if e.version_key else ''}`)", "",
+                  "| key | source |", "|---|---|"]
+        for key, row in table.items():
+            source = ": ".join(str(getattr(row, a)) for a in ("since", "source") if getattr(row, a, None)) or "-"
+            lines.append(f"| `{key}` | {source.replace('|', '/')} |")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+__all__ = ["OPTION", "OPTIONS", "REGISTRY", "REQUEST_ALIASES", "Engine", "Option", "bounds", "docs_markdown",
+           "engine_class", "engines_taking", "lean_tables", "option_echo", "quoted"]
