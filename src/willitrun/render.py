@@ -363,3 +363,16 @@ def print_engine_fit(f: EngineFit, model_name: str, device_name: str, context_bo
     for w in e.warnings:
         err.print(f"[yellow]warning:[/] {escape(w)}")
     out.print("[dim]Sizes in GiB = 2^30 bytes, MiB = 2^20 bytes.[/]")
+
+
+def print_launch(argv: list[str], session: list[str] | tuple[str, ...] = ()) -> None:
+    """The command that runs the model as estimated (engines/registry.py builds the argv), every
+    argument shell-quoted (shlex.join) on one unwrapped line so it can be copied as is; `session`:
+    what to type inside it (ollama's /set parameter lines)."""
+    import shlex
+
+    console = _console("out")
+    console.print("Run it:", style="bold")
+    console.print(f"  {shlex.join(argv)}", markup=False, soft_wrap=True)
+    for line in session:
+        console.print(f"  then, in the session: {line}", markup=False, soft_wrap=True)

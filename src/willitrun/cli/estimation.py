@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..engines.registry import OPTION, OPTIONS, REGISTRY, Transformers, engine_class, option_echo
 from ..errors import ExitCode, UsageError
 from . import parse
 from .models import devices, request, resolve_model_arg
@@ -17,7 +18,8 @@ from .models import devices, request, resolve_model_arg
 
 @dataclass
 class EstimateArgs:
-    """The estimate command's options as typed (text, so cli/parse.py bounds every number)."""
+    """The estimate command's options as typed (text, so cli/parse.py bounds every number); the
+    engine options are declared once in engines/registry.py and arrive in `options`."""
 
     model: str
     gpu: list[str] | None = None
@@ -38,29 +40,8 @@ class EstimateArgs:
     max_batch: bool = False
     no_chart: bool = False
     engine: str | None = None
-    ubatch: str | None = None
-    flash_attn: bool | None = None
-    parallel: str | None = None
-    gpu_layers: str | None = None
-    gpu_memory_utilization: str | None = None
-    op_offload: bool | None = None
-    llamacpp_version: str | None = None
-    swa_full: bool = False
-    max_num_seqs: str | None = None
-    max_num_batched_tokens: str | None = None
-    vllm_version: str | None = None
-    tensor_parallel_size: str | None = None
-    pipeline_parallel_size: str | None = None
-    data_parallel_size: str | None = None
-    enable_expert_parallel: bool = False
-    disable_hybrid_kv_cache_manager: bool = False
-    n_cpu_moe: str | None = None
-    cpu_moe: bool = False
-    whisper_version: str | None = None
-    best_of: str | None = None
-    no_fallback: bool = False
-    compute_type: str | None = None
-    cuda: str | None = None
+    # the engine options as typed, keyed by engines/registry.py Option.key (None or absent: not given)
+    options: dict[str, Any] = field(default_factory=dict)
     gpus_per_node: str | None = None
     cluster: Path | None = None
     json_out: bool = False
@@ -68,28 +49,14 @@ class EstimateArgs:
     specs_dir: list[Path] | None = field(default=None)
 
 
-# Which engine takes which option: (option name, the engine's options field). --beams and --batch are
-# the request's for every engine; the speech engines also take them as their own (beam_size, batch_size).
-ENGINE_OPTIONS = {
-    "llama.cpp": {"ubatch": "n_ubatch", "flash_attn": "flash_attn", "parallel": "parallel", "gpu_layers": "gpu_layers",
-                  "op_offload": "op_offload", "llamacpp_version": "version", "swa_full": "swa_full",
-                  "n_cpu_moe": "n_cpu_moe", "cpu_moe": "cpu_moe"},
-    "ollama": {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu",
-               "llamacpp_version": "version"},
-    "whisper.cpp": {"flash_attn": "flash_attn", "whisper_version": "version", "best_of": "best_of",
-                    "no_fallback": "temperature_fallback", "beams": "beam_size"},
-    "ctranslate2": {"compute_type": "compute_type", "best_of": "best_of", "no_fallback": "temperature_fallback",
-                    "beams": "beam_size", "cuda": "cuda"},
-    "vllm": {"gpu_memory_utilization": "gpu_memory_utilization", "max_num_seqs": "max_num_seqs",
-             "max_num_batched_tokens": "max_num_batched_tokens", "vllm_version": "version",
-             "tensor_parallel_size": "tensor_parallel", "pipeline_parallel_size": "pipeline_parallel",
-             "data_parallel_size": "data_parallel", "enable_expert_parallel": "expert_parallel",
-             "disable_hybrid_kv_cache_manager": "disable_hybrid_kv_cache_manager"},
-}
+# Which engine takes which option (engines/registry.py: each engine class's `takes`, CLI key -> its
+# options field). --beams and --batch are the request's for every engine; the speech engines also take
+# them as their own (beam_size, batch_size).
+ENGINE_OPTIONS = {e.name: e.takes for e in REGISTRY.values() if e.takes}
 
 
 def _flag(name: str) -> str:
-    return f"--{name.replace('_', '-')}"
+    return OPTION[name].flag if name in OPTION else f"--{name.replace('_', '-')}"
 
 
 def _flags(names: Any) -> str:
@@ -99,27 +66,26 @@ def _flags(names: Any) -> str:
 
 
 def _engine_options(a: EstimateArgs) -> dict[str, Any]:
-    """The engine options given, parsed and bounded."""
-    given = {"ubatch": parse.whole("--ubatch", a.ubatch), "flash_attn": a.flash_attn,
-             "parallel": parse.whole("--parallel", a.parallel), "gpu_layers": parse.whole("--gpu-layers", a.gpu_layers),
-             "gpu_memory_utilization": parse.decimal("--gpu-memory-utilization", a.gpu_memory_utilization),
-             "op_offload": a.op_offload, "llamacpp_version": a.llamacpp_version, "swa_full": a.swa_full or None,
-             "max_num_seqs": parse.whole("--max-num-seqs", a.max_num_seqs),
-             "max_num_batched_tokens": parse.whole("--max-num-batched-tokens", a.max_num_batched_tokens),
-             "vllm_version": a.vllm_version,
-             "tensor_parallel_size": parse.whole("--tensor-parallel-size", a.tensor_parallel_size),
-             "pipeline_parallel_size": parse.whole("--pipeline-parallel-size", a.pipeline_parallel_size),
-             "data_parallel_size": parse.whole("--data-parallel-size", a.data_parallel_size),
-             "enable_expert_parallel": a.enable_expert_parallel or None,
-             "disable_hybrid_kv_cache_manager": a.disable_hybrid_kv_cache_manager or None,
-             "n_cpu_moe": parse.whole("--n-cpu-moe", a.n_cpu_moe), "whisper_version": a.whisper_version,
-             "best_of": parse.whole("--best-of", a.best_of), "no_fallback": a.no_fallback or None,
-             "compute_type": a.compute_type, "cuda": _cuda(a.cuda)}
-    if a.cpu_moe:
-        if given["n_cpu_moe"] is not None:
+    """The engine options given, parsed and bounded as their declarations say, in declared order."""
+    given: dict[str, Any] = {}
+    for o in OPTIONS:
+        raw = a.options.get(o.key)
+        if raw is None or raw is False and o.kind == "switch":
+            continue
+        if o.kind == "int":
+            given[o.key] = parse.whole(o.flag, raw)
+        elif o.kind == "decimal":
+            given[o.key] = parse.decimal(o.flag, raw)
+        elif o.key == "cuda":
+            given[o.key] = _cuda(raw)
+        else:
+            given[o.key] = raw
+    if given.get("cpu_moe"):
+        if given.get("n_cpu_moe") is not None:
             raise UsageError("--cpu-moe keeps the experts of every layer in host memory: give it or --n-cpu-moe N, not both")
         given["n_cpu_moe"] = CPU_MOE_ALL
-    return {k: v for k, v in given.items() if v is not None}
+        del given["cpu_moe"]
+    return given
 
 
 # --cpu-moe: every layer's experts (llama.cpp -cmoe); LlamaCppOptions.n_cpu_moe counts min(N, layers),
@@ -195,14 +161,14 @@ def run_estimate(a: EstimateArgs) -> int:
 
 
 def check_versions(given: dict[str, Any]) -> None:
-    """--llamacpp-version and --vllm-version name a key of the engine's version table."""
-    from ..engines.llamacpp import LLAMACPP_VERSIONS
-    from ..engines.vllm import VLLM_VERSIONS
-
-    for option, table in (("llamacpp_version", LLAMACPP_VERSIONS), ("vllm_version", VLLM_VERSIONS)):
-        value = given.get(option)
-        if value is not None and value not in table:
-            raise UsageError(f"{_flag(option)} {parse._show(value)}: choose one of {', '.join(table)}")
+    """A version option (--llamacpp-version, --vllm-version) names a key of its engine's version table."""
+    for cls in REGISTRY.values():
+        key = cls.version_key
+        value = given.get(key) if key else None
+        if key and value is not None and cls.strict_versions:  # whisper.cpp also takes tags (v1.7.4)
+            table = cls.versions()
+            if value not in table:
+                raise UsageError(f"{_flag(key)} {parse._show(value)}: choose one of {', '.join(table)}")
 
 
 def spec_warnings(spec: Any) -> None:
@@ -219,11 +185,12 @@ def spec_warnings(spec: Any) -> None:
 
 def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec: Any, req: Any, device: str,
                 device_name: str, vram_bytes: int, cards: list[Any], weights: Any, system_bandwidth: float | None) -> int:
-    if a.split is not None and engine not in ("llama.cpp", "ollama"):
+    cls = engine_class(engine)
+    if a.split is not None and not cls.places_layers:
         raise UsageError(f"--split applies to the transformers and llama.cpp engines, not {engine}")
     if a.split == "tensor":
         raise UsageError("llama.cpp splits whole layers over the cards (-sm layer): use --split layer or leave it out")
-    if len(cards) > 1 and engine == "vllm":
+    if len(cards) > 1 and cls.multi_card == "tensor":
         # vLLM on N identical cards of one node: tensor parallel over all of them (vllm serve -tp N),
         # unless -tp/-pp say how; each rank is sized against one card
         n = len(cards)
@@ -236,13 +203,13 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
             raise UsageError(f"--gpu gives {n} cards but -tp {tp or 1} x -pp {pp} = {(tp or 1) * pp} ranks")
         cards = cards[:1]
     if len(cards) > 1:
-        if engine != "llama.cpp":
+        if cls.multi_card != "layers":
             raise UsageError(f"several --gpu: {engine} answers for one card")
         if len({c.id for c in cards}) > 1:
             raise UsageError("llama.cpp's layer split is estimated for identical cards (--gpu 2xrtx3090); "
                              "--engine transformers splits mixed cards")
         engine_opts = {**engine_opts, "gpus": len(cards)}
-    fit = engine_fit(spec, req, engine, engine_opts, vram_bytes, device_name, weights)
+    fit, options = engine_fit_options(spec, req, engine, engine_opts, vram_bytes, device_name, weights)
     from .engine_extras import engine_extras
 
     extras = engine_extras(spec, req, engine, engine_opts, fit, cards, offload=a.offload, speed=a.speed,
@@ -250,14 +217,19 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
     if not a.quiet:
         from ..render import engine_dict, print_engine_fit, print_json
 
+        launch = cls.launch(spec, fit.estimate, options, a.model) if fit.fits else None
+        session = cls.session_lines(fit.estimate, options) if fit.fits else []
         if a.json_out:
-            print_json({**engine_dict(fit, device, _context_bound(spec)), "gpu_name": device_name, **extras.data})
+            print_json({**engine_dict(fit, device, _context_bound(spec)), "gpu_name": device_name, **extras.data,
+                        "engine_options": option_echo(engine_opts), "launch": launch, "launch_session": session})
         else:
-            from ..render import out
+            from ..render import out, print_launch
 
             print_engine_fit(fit, spec.name, device_name, _context_bound(spec))
             for view in extras.views:
                 out.print(view)
+            if launch:
+                print_launch(launch, session)
     return int(ExitCode.FITS if fit.fits else ExitCode.DOES_NOT_FIT)
 
 
@@ -276,15 +248,20 @@ def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: A
 
         for line in cat.shadowed:
             error(line, prefix="note")
+        fits_here = result.fits if extras.fits is None else extras.fits
+        launch = Transformers.launch(spec, result.estimate, None, a.model) if fits_here else None
         if a.json_out:
-            print_json({**fit_dict(result, _context_bound(spec)), "gpu_name": device_name, **extras.data})
+            print_json({**fit_dict(result, _context_bound(spec)), "gpu_name": device_name, **extras.data,
+                        "launch": launch})
         else:
-            from ..render import out, print_fit
+            from ..render import out, print_fit, print_launch
 
             print_fit(result, spec.name, device_name, verdict=extras.fits is None, chart=extras.chart,
                       context_bound=_context_bound(spec))
             for view in extras.views:
                 out.print(view)
+            if launch:
+                print_launch(launch)
     fits = result.fits if extras.fits is None else extras.fits  # several cards: the split decides
     return int(ExitCode.FITS if fits else ExitCode.DOES_NOT_FIT)
 
@@ -312,21 +289,17 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
     """Build the engine's options from the CLI's, refusing options the engine does not take, and fit
     them; `search=False` returns the engine's estimate alone, without the largest-context search (what
     a probe of another setting needs: -ngl, --n-cpu-moe, the batch)."""
-    from ..engines import (
-        CTranslate2Options,
-        LlamaCppOptions,
-        OllamaOptions,
-        VllmOptions,
-        WhisperCppOptions,
-        engine_estimate,
-    )
-    from ..engines import engine_fit as fit
+    return engine_fit_options(spec, req, engine, given, vram_bytes, gpu_name, weights, search=search)[0]
 
-    accepted = {**ENGINE_OPTIONS.get(engine, {}), "gpus": "gpus"}
-    if engine == "ollama" and {"n_cpu_moe", "cpu_moe"} & given.keys():
-        from ..engines.ollama import expert_offload_refusal
 
-        raise UsageError(expert_offload_refusal("--cpu-moe" if "cpu_moe" in given else "--n-cpu-moe"))
+def engine_fit_options(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_bytes: int,
+                       gpu_name: str | None = None, weights: Any = None, *, search: bool = True) -> tuple[Any, Any]:
+    """engine_fit and the engine's options object it built (the launch line reads both)."""
+    cls = engine_class(engine)
+    accepted = {**cls.takes, "gpus": "gpus"}
+    refusal = cls.refusal(given)
+    if refusal:
+        raise UsageError(refusal)
     wrong = [k for k in given if k not in accepted]
     if wrong:
         raise UsageError(f"{_flags(wrong)} does not apply to {engine} "
@@ -339,24 +312,13 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
             raise UsageError(f"--parallel {given['parallel']} is more than the context ({context:,}): "
                              "each sequence needs at least one cell")
     check_versions(given)
-    kwargs: dict[str, Any] = {accepted[k]: (not v if k == "no_fallback" else v) for k, v in given.items()}
-    options: Any
     try:
-        if engine == "llama.cpp":
-            options = LlamaCppOptions(**kwargs)
-        elif engine == "ollama":
-            options = OllamaOptions(**kwargs, vram_bytes=vram_bytes)
-        elif engine == "whisper.cpp":
-            options = WhisperCppOptions(**kwargs)
-        elif engine == "ctranslate2":
-            options = CTranslate2Options(**kwargs)
-        else:
-            options = VllmOptions(**kwargs, total_memory_bytes=vram_bytes, gpu_name=gpu_name)
-        return fit(spec, req, engine, options, vram_bytes, weights) if search else \
-            engine_estimate(spec, req, engine, options, weights)
+        options = cls.make_options(given, vram_bytes, gpu_name)
+        result = cls.fit(spec, req, options, vram_bytes, weights) if search else cls.estimate(spec, req, options, weights)
+        return result, options
     except UsageError as exc:  # the options classes name their fields; the user typed flags
         flags: dict[str, str] = {}
-        for flag, name in [*accepted.items(), *ENGINE_OPTIONS["llama.cpp"].items()]:  # ollama runs llama.cpp's
+        for flag, name in [*accepted.items(), *REGISTRY["llama.cpp"].takes.items()]:  # ollama runs llama.cpp's
             flags.setdefault(name, _flag(flag))
         names = "|".join(sorted((re.escape(n) for n in flags if n != "version"), key=len, reverse=True))
         # one pass, whole field names only (`tensor_parallel` must not become --tensor---parallel-size)

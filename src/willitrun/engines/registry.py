@@ -58,15 +58,10 @@ class Option:
     def takes_value(self) -> bool:
         return self.kind in ("int", "decimal", "text")
 
-    def help_text(self) -> str:
-        aliases = [f for f in self.flags[1:] if not (f.startswith("-") and not f.startswith("--") and len(f) <= 3
-                                                     and f in _WILLITRUN_SHORT)]
-        also = f" Also {', '.join(aliases)}." if aliases else ""
-        return f"{self.help}{also}" + (f" [default: {self.default}]." if self.default else "")
-
-
-# short flags willitrun itself defines (-tp, -pp, -dp are vLLM's own and willitrun's): listed in help once
-_WILLITRUN_SHORT = frozenset({"-tp", "-pp", "-dp"})
+    def help_text(self, choices: str = "") -> str:
+        """The help line: what it sets, the choices (a version table's keys), the default."""
+        text = self.help if self.help.endswith(".") else f"{self.help}."
+        return f"{text}{f' Choose {choices}.' if choices else ''}" + (f" [default: {self.default}]." if self.default else "")
 
 
 def _o(key: str, flags: tuple[str, ...], kind: OptionKind, help: str, default: str = "", **kw: Any) -> Option:
@@ -98,8 +93,8 @@ OPTIONS: tuple[Option, ...] = (
        "llama.cpp: run host-weight ops of large batches on the GPU (PR #6083, flag from PR #13386)",
        "on; builds before March 2024 have none", off=("--no-op-offload",)),
     _o("llamacpp_version", ("--llamacpp-version",), "text",
-       "llama.cpp build range (KV padding, flash-attention default, op offload): a key of "
-       "engines/llamacpp.py LLAMACPP_VERSIONS (docs/engines.md lists them)", "current", metavar="KEY"),
+       "llama.cpp build range (KV padding, flash-attention default, op offload; docs/engines.md)", "current",
+       metavar="KEY"),
     _o("n_cpu_moe", ("--n-cpu-moe", "-ncmoe"), "int",
        "llama.cpp: keep the expert tensors of the first N layers in host memory (mixture-of-experts models)", "0",
        low=0, high=100_000),
@@ -122,8 +117,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("max_num_batched_tokens", ("--max-num-batched-tokens",), "int", "vLLM --max-num-batched-tokens",
        "the version's", low=1, high=1 << 32),
     _o("vllm_version", ("--vllm-version",), "text",
-       "vLLM version: a key of engines/vllm.py VLLM_VERSIONS (docs/engines.md lists them)", "the newest modelled",
-       metavar="KEY"),
+       "vLLM version (docs/engines.md)", "the newest modelled", metavar="KEY"),
     _o("tensor_parallel_size", ("--tensor-parallel-size", "-tp"), "int", "vLLM tensor parallel size (per-rank memory)",
        "1; several nodes: searched", low=1, high=1024),
     _o("pipeline_parallel_size", ("--pipeline-parallel-size", "-pp"), "int", "vLLM pipeline parallel size",
@@ -140,15 +134,22 @@ OPTION = {o.key: o for o in OPTIONS}
 
 # The engines' own spellings of options every engine takes (the request's): accepted as aliases.
 # -c is willitrun's --context already and llama.cpp's --ctx-size: the same meaning. -bs is whisper-cli's
-# --beam-size. ollama's num_ctx is spelled as a flag (--num-ctx; its parser also takes --num_ctx).
+# --beam-size. ollama's num_ctx is spelled as a flag (--num-ctx).
 REQUEST_ALIASES: dict[str, tuple[str, ...]] = {
-    "context": ("--max-model-len", "--ctx-size", "--num-ctx", "--num_ctx"),
+    "context": ("--max-model-len", "--ctx-size", "--num-ctx"),
     "beams": ("-bs", "--beam-size"),
 }
 
 
 def _q(value: object) -> str:
     return str(value)
+
+
+def _py(text: str) -> str:
+    """A Python string literal in double quotes (so the shell-quoted line stays readable)."""
+    import json
+
+    return json.dumps(text)
 
 
 class Engine:
@@ -161,6 +162,9 @@ class Engine:
     takes: ClassVar[Mapping[str, str]] = {}  # Option.key (or "beams") -> field of the options dataclass
     version_key: ClassVar[str | None] = None  # the Option that picks a version
     places_layers: ClassVar[bool] = False  # whole layers on the GPU or the host (-ngl, --offload, --split layer)
+    layers_flag: ClassVar[str] = ""  # how its users say how many layers go on the GPU
+    multi_card: ClassVar[Literal["layers", "tensor"] | None] = None  # how several identical cards of one node are used
+    strict_versions: ClassVar[bool] = True  # the version option must be a key of versions() (whisper.cpp: also tags)
     speech_only: ClassVar[bool] = False
     launch_note: ClassVar[str] = ""  # what the launch line is, for docs/engines.md
 
@@ -187,6 +191,16 @@ class Engine:
     def versions(cls) -> Mapping[str, Any]:
         """The version table (key -> row with its source), {} for an engine without one."""
         return {}
+
+    @classmethod
+    def refusal(cls, given: Mapping[str, Any]) -> str | None:
+        """Why the engine cannot take options it has no equivalent of (None: it can)."""
+        return None
+
+    @classmethod
+    def session_lines(cls, est: EngineEstimate, options: Any) -> list[str]:
+        """What to type inside the launched program for options its command line cannot carry."""
+        return []
 
     # -- arithmetic -------------------------------------------------------------------------------
     @classmethod
@@ -231,7 +245,7 @@ def _hf(spec: Any, model: str | None) -> str:
 
 class Transformers(Engine):
     name = "transformers"
-    launch_note = ("python -c: transformers.pipeline(model=..., dtype=..., device_map='cuda'); int8/int4 load "
+    launch_note = ("python -c: transformers.pipeline(model=..., dtype=..., device_map='auto'); int8/int4 load "
                    "through bitsandbytes")
 
     @classmethod
@@ -263,10 +277,11 @@ class Transformers(Engine):
         name = _hf(spec, model)
         if est.dtype in quant:
             code = ("from transformers import BitsAndBytesConfig, pipeline; "
-                    f"p = pipeline(model={name!r}, device_map='cuda', "
-                    f"model_kwargs={{'quantization_config': BitsAndBytesConfig({quant[est.dtype]})}})")
+                    f"p = pipeline(model={_py(name)}, device_map=\"auto\", "
+                    f"model_kwargs={{\"quantization_config\": BitsAndBytesConfig({quant[est.dtype]})}})")
         else:
-            code = f"from transformers import pipeline; p = pipeline(model={name!r}, dtype={dtypes.get(est.dtype, 'auto')!r}, device_map='cuda')"
+            code = (f"from transformers import pipeline; p = pipeline(model={_py(name)}, "
+                    f"dtype={_py(dtypes.get(est.dtype, 'auto'))}, device_map=\"auto\")")
         return ["python", "-c", code]
 
 
@@ -277,6 +292,8 @@ class LlamaCpp(Engine):
              "n_cpu_moe": "n_cpu_moe", "cpu_moe": "cpu_moe"}
     version_key = "llamacpp_version"
     places_layers = True
+    layers_flag = "-ngl"
+    multi_card = "layers"
     launch_note = "llama-server (common/arg.cpp spellings); the .gguf name is the one the type suggests"
 
     @classmethod
@@ -322,6 +339,8 @@ class LlamaCpp(Engine):
 
 class Ollama(LlamaCpp):
     name = "ollama"
+    layers_flag = "num_gpu"
+    multi_card = None
     takes = {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu",
              "llamacpp_version": "version"}
     launch_note = ("the server with its environment (OLLAMA_CONTEXT_LENGTH, OLLAMA_NUM_PARALLEL, "
@@ -337,6 +356,14 @@ class Ollama(LlamaCpp):
     @classmethod
     def option_defaults(cls, vram_bytes: int, gpu_name: str | None) -> dict[str, Any]:
         return {"vram_bytes": vram_bytes}
+
+    @classmethod
+    def refusal(cls, given: Mapping[str, Any]) -> str | None:
+        if {"n_cpu_moe", "cpu_moe"} & given.keys():
+            from .ollama import expert_offload_refusal
+
+            return expert_offload_refusal("--cpu-moe" if "cpu_moe" in given else "--n-cpu-moe")
+        return None
 
     @classmethod
     def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
@@ -371,6 +398,7 @@ class WhisperCpp(Engine):
     takes = {"flash_attn": "flash_attn", "whisper_version": "version", "best_of": "best_of",
              "no_fallback": "temperature_fallback", "beams": "beam_size"}
     version_key = "whisper_version"
+    strict_versions = False
     speech_only = True
     launch_note = "whisper-cli (examples/cli/cli.cpp spellings); the ggml model file and audio.wav are placeholders"
 
@@ -445,20 +473,22 @@ class CTranslate2(Engine):
     @classmethod
     def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
         f = est.facts
-        name = _hf(spec, model)
+        # faster-whisper's WhisperModel takes its own size names (large-v3: Systran's CTranslate2 conversion)
+        # or a converted model's path, not the transformers checkpoint
+        name = model if model and "/" in model else str(getattr(spec, "id", "large-v3")).removeprefix("whisper-")
         args = [f"beam_size={f.get('beam_size', 5)}", f"best_of={f.get('best_of', 5)}"]
         if not f.get("temperature_fallback", True):
             args.append("temperature=0")
+        model_call = f"WhisperModel({_py(name)}, device=\"cuda\", compute_type={_py(str(f.get('compute_type', 'default')))})"
         if int(f.get("batch_size", 1)) > 1:
             code = ("from faster_whisper import BatchedInferencePipeline, WhisperModel; "
-                    f"m = BatchedInferencePipeline(WhisperModel({name!r}, device='cuda', compute_type={f.get('compute_type', 'default')!r})); "
-                    f"segments, info = m.transcribe('audio.wav', batch_size={f['batch_size']}, {', '.join(args)}); "
-                    "print(''.join(s.text for s in segments))")
+                    f"m = BatchedInferencePipeline({model_call}); "
+                    f"segments, info = m.transcribe(\"audio.wav\", batch_size={f['batch_size']}, {', '.join(args)}); "
+                    "print(\"\".join(s.text for s in segments))")
         else:
-            code = ("from faster_whisper import WhisperModel; "
-                    f"m = WhisperModel({name!r}, device='cuda', compute_type={f.get('compute_type', 'default')!r}); "
-                    f"segments, info = m.transcribe('audio.wav', {', '.join(args)}); "
-                    "print(''.join(s.text for s in segments))")
+            code = (f"from faster_whisper import WhisperModel; m = {model_call}; "
+                    f"segments, info = m.transcribe(\"audio.wav\", {', '.join(args)}); "
+                    "print(\"\".join(s.text for s in segments))")
         return ["python", "-c", code]
 
 
@@ -470,6 +500,7 @@ class Vllm(Engine):
              "data_parallel_size": "data_parallel", "enable_expert_parallel": "expert_parallel",
              "disable_hybrid_kv_cache_manager": "disable_hybrid_kv_cache_manager"}
     version_key = "vllm_version"
+    multi_card = "tensor"
     launch_note = "vllm serve (vllm/engine/arg_utils.py spellings)"
 
     @classmethod
@@ -605,7 +636,7 @@ def docs_markdown() -> str:
               "| option | also spelled | engines | takes | default | what it sets |", "|---|---|---|---|---|---|"]
     for o in OPTIONS:
         takes = {"int": f"whole number {o.low:,.0f} to {o.high:,.0f}", "decimal": f"number {o.low:g} to {o.high:g}",
-                 "text": o.metavar, "switch": "flag", "bool": f"flag / `{'`, `'.join(o.off)}`"}[o.kind]
+                 "text": o.metavar.replace("|", " or "), "switch": "flag", "bool": f"flag / `{'`, `'.join(o.off)}`"}[o.kind]
         also = ", ".join(f"`{f}`" for f in o.flags[1:]) or "-"
         lines.append(f"| `{o.flag}` | {also} | {', '.join(engines_taking(o.key))} | {takes} | "
                      f"{o.default or '-'} | {o.help.replace('|', '/')} |")
