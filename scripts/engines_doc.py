@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     text = docs_markdown()
     if "--check" in argv:
         if not DOC.is_file() or DOC.read_text(encoding="utf-8") != text:
-            print(f"{DOC.relative_to(ROOT)} is out of date: run python scripts/engines_doc.py", file=sys.stderr)
+            sys.stderr.write(f"{DOC.relative_to(ROOT)} is out of date: run python scripts/engines_doc.py\n")
             return 1
         return 0
     DOC.write_text(text, encoding="utf-8")

@@ -195,7 +195,9 @@ def _engine_row(spec: AnySpec, req: Request, engine: str, vram: int, wname: str,
     except UsageError:
         return None  # the engine refuses this type or architecture: no row
     e = f.estimate
-    batch = engine_max_batch(spec, row_req, engine, vram, context) if engine in ("llama.cpp", "ollama") else int(f.fits)
+    from .engines.registry import engine_class
+
+    batch = engine_max_batch(spec, row_req, engine, vram, context) if engine_class(engine).places_layers else int(f.fits)
     return LadderRow(wname, kname, e.kind_bytes("weights"), e.kind_bytes("kv_self") + e.kind_bytes("kv_cross"),
                      f.total_bytes, f.fits, f.headroom_bytes, f.max_context_tokens, batch, engine)
 
@@ -296,8 +298,9 @@ def _engine_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: s
     """which_gpus on an engine profile: engine_fit per card; the cards needed are llama.cpp's even
     layer split over N of the card, the smallest N up to MAX_CARDS (as the transformers table) whose
     fullest card fits, tried in turn (other engines: 1 if one card fits, else 0)."""
-    from .engines import LlamaCppOptions, engine_estimate, engine_fit
+    from .engines import engine_class, engine_estimate, engine_fit
 
+    cls = engine_class(engine)
     rows = []
     first = None
     for g in sorted(gpus, key=lambda g: (g.capacity_bytes, g.id)):
@@ -305,9 +308,9 @@ def _engine_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: s
         f = engine_fit(spec, req, engine, None, vram)
         first = first or f
         need = int(f.fits)
-        if not f.fits and engine == "llama.cpp" and g.vendor != "apple":
+        if not f.fits and cls.multi_card == "layers" and g.vendor != "apple":
             need = next((n for n in range(2, MAX_CARDS + 1)
-                         if engine_estimate(spec, req, engine, LlamaCppOptions(gpus=n)).max_device_bytes <= vram), 0)
+                         if engine_estimate(spec, req, engine, cls.make_options({"gpus": n})).max_device_bytes <= vram), 0)
         rows.append(GpuRow(g.id, g.name, vram, g.bandwidth_gb_s, f.fits, f.headroom_bytes, f.max_context_tokens, need))
     assert first is not None, "no GPUs given"
     e = first.estimate

@@ -7,10 +7,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
-from .memory import AnySpec, Estimate, Request, Resolved, default_context, estimate_resolved, resolve
+
 # the searches and the transformers parts live with the arithmetic (engines use them and know no verdict);
 # imported here for the callers that know them as fit.*
-from .memory import _total, context_limit, estimate_facts, estimate_parts, largest, max_context  # noqa: F401
+from .memory import AnySpec, Estimate, Request, Resolved, _total, default_context, estimate_resolved, resolve
+from .memory import context_limit as context_limit
+from .memory import estimate_facts as estimate_facts
+from .memory import estimate_parts as estimate_parts
+from .memory import largest as largest
+from .memory import max_context as max_context
 
 if TYPE_CHECKING:
     from .importers import WeightsOverride

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from ..engines.registry import engine_class
 from ..errors import UsageError
 from .extras import Extras
 from .parse import BOUNDS
@@ -19,10 +20,11 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
                   offload: bool, speed: bool, max_batch: bool, system_bandwidth_gb_s: float | None) -> Extras:
     """--offload (llama.cpp -ngl: the most layers that fit), --max-batch (the most sequences that fit
     at the context) and --speed (the decode bound) on `engine`'s buffers."""
-    from ..fit import largest
+    from ..memory import largest
     from ..speed import SYSTEM_BANDWIDTH_BYTES_S, engine_speed
     from .estimation import engine_fit
 
+    cls = engine_class(engine)
     x = Extras()
     moe = int(given.get("n_cpu_moe") or 0)
     if system_bandwidth_gb_s is not None and not ((offload or moe) and speed):
@@ -33,7 +35,7 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
     vram = fit.vram_bytes
     est = fit.estimate
     if offload:
-        if engine not in ("llama.cpp", "ollama"):
+        if not cls.places_layers:
             raise UsageError(f"--offload places layers as llama.cpp's -ngl does: use --engine llama.cpp, not {engine}")
         if "gpu_layers" in given:
             raise UsageError("--offload searches --gpu-layers itself: give one or the other")
@@ -47,15 +49,15 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
         x.data["engine_offload"] = {"gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": ngl > n_layer,
                              "gpu_bytes": at.max_device_bytes, "host_bytes": at.host_bytes,
                              "fits": ngl > 0 or at.max_device_bytes <= vram}
-        x.views.append(_offload_view(ngl, n_layer, at.max_device_bytes, at.host_bytes, vram, engine))
+        x.views.append(_offload_view(ngl, n_layer, at.max_device_bytes, at.host_bytes, vram, cls.layers_flag))
         est = at
-    if (engine == "llama.cpp" and not fit.fits and len(cards) <= 1 and not offload and "n_cpu_moe" not in given
+    if ("n_cpu_moe" in cls.takes and not fit.fits and len(cards) <= 1 and not offload and "n_cpu_moe" not in given
             and "gpu_layers" not in given):
-        _expert_offload(spec, req, given, vram, x)
+        _expert_offload(spec, req, engine, given, vram, x)
     if max_batch:
-        if engine not in ("llama.cpp", "ollama"):
+        if not cls.places_layers:
             raise UsageError(f"--max-batch: {engine} sizes its own batch"
-                             + (" (give --max-num-seqs)" if engine == "vllm" else ""))
+                             + (" (give --max-num-seqs)" if "max_num_seqs" in cls.takes else ""))
         context = est.context_tokens // max(req.batch, 1)
         opts = {k: v for k, v in given.items() if k != "parallel"}
 
@@ -83,7 +85,7 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
 
         # a token reads only its routed experts, not every buffer byte: llama.cpp on one card with every
         # layer on it (--n-cpu-moe moves only experts); other layouts keep the buffer-by-buffer bound
-        if (engine in ("llama.cpp", "ollama") and len(cards) == 1 and not offload and "gpu_layers" not in given
+        if (cls.places_layers and len(cards) == 1 and not offload and "gpu_layers" not in given
                 and geometry(spec).experts):
             from ..layers import layout
             from ..memory import estimate, resolve
@@ -100,10 +102,9 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
     return x
 
 
-def _offload_view(ngl: int, n_layer: int, gpu: int, host: int, vram: int, engine: str) -> str:
+def _offload_view(ngl: int, n_layer: int, gpu: int, host: int, vram: int, flag: str) -> str:
     from ..render import size
 
-    flag = "-ngl" if engine == "llama.cpp" else "num_gpu"
     if ngl > n_layer:
         return f"Offload: everything fits on the GPU ({flag} {ngl}: {n_layer} layers and the output layer)."
     if ngl == 0 and gpu > vram:
@@ -112,11 +113,11 @@ def _offload_view(ngl: int, n_layer: int, gpu: int, host: int, vram: int, engine
             f"{size(host)} in system memory.")
 
 
-def _expert_offload(spec: Any, req: Any, given: dict[str, Any], vram: int, x: Extras) -> None:
+def _expert_offload(spec: Any, req: Any, engine: str, given: dict[str, Any], vram: int, x: Extras) -> None:
     """A mixture-of-experts model that does not fit: the fewest --n-cpu-moe layers that make it fit
     (bisection: moving more layers' experts to host memory never adds GPU bytes)."""
     from ..archs import geometry
-    from ..fit import largest
+    from ..memory import largest
     from ..render import size
     from .estimation import engine_fit
 
@@ -126,7 +127,7 @@ def _expert_offload(spec: Any, req: Any, given: dict[str, Any], vram: int, x: Ex
     n_layer = g.decoder_layers
 
     def at_layers(n: int) -> Any:
-        return engine_fit(spec, req, "llama.cpp", {**given, "n_cpu_moe": n}, vram, search=False)
+        return engine_fit(spec, req, engine, {**given, "n_cpu_moe": n}, vram, search=False)
 
     last_over = largest(lambda n: at_layers(n).max_device_bytes > vram, 0, n_layer)
     n = last_over + 1

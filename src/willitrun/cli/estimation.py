@@ -70,7 +70,7 @@ def _engine_options(a: EstimateArgs) -> dict[str, Any]:
     given: dict[str, Any] = {}
     for o in OPTIONS:
         raw = a.options.get(o.key)
-        if raw is None or raw is False and o.kind == "switch":
+        if raw is None or (raw is False and o.kind == "switch"):
             continue
         if o.kind == "int":
             given[o.key] = parse.whole(o.flag, raw)

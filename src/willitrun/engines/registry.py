@@ -179,13 +179,15 @@ class Engine:
         return {}
 
     @classmethod
-    def make_options(cls, given: Mapping[str, Any], vram_bytes: int = 0, gpu_name: str | None = None) -> Any:
-        """The engine's options dataclass from the CLI keys given (already parsed and bounded)."""
+    def make_options(cls, given: Mapping[str, Any], vram_bytes: int | None = None, gpu_name: str | None = None) -> Any:
+        """The engine's options dataclass from the CLI keys given (already parsed and bounded); with
+        `vram_bytes`, the fields an engine takes from the card (option_defaults)."""
         klass = cls.options_class()
         if klass is None:
             return None
         kwargs = {cls.takes.get(k, k): (not v if k == "no_fallback" else v) for k, v in given.items()}
-        return klass(**kwargs, **cls.option_defaults(vram_bytes, gpu_name))
+        card = cls.option_defaults(vram_bytes, gpu_name) if vram_bytes is not None else {}
+        return klass(**kwargs, **card)
 
     @classmethod
     def versions(cls) -> Mapping[str, Any]:
@@ -271,7 +273,8 @@ class Transformers(Engine):
                          limit)
 
     @classmethod
-    def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
+    def launch(cls, spec: AnySpec, est: Any, options: Any, model: str | None = None) -> list[str]:
+        """`est`: this profile's EngineEstimate or memory's Estimate (only its weight type is read)."""
         dtypes = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
         quant = {"int8": "load_in_8bit=True", "int4": "load_in_4bit=True"}
         name = _hf(spec, model)
@@ -293,7 +296,7 @@ class LlamaCpp(Engine):
     version_key = "llamacpp_version"
     places_layers = True
     layers_flag = "-ngl"
-    multi_card = "layers"
+    multi_card: ClassVar[Literal["layers", "tensor"] | None] = "layers"
     launch_note = "llama-server (common/arg.cpp spellings); the .gguf name is the one the type suggests"
 
     @classmethod
