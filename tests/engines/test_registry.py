@@ -15,8 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from willitrun.cli import app
-from willitrun.cli import lean
+from willitrun.cli import app, lean
 from willitrun.cli.commands import estimate as estimate_command
 from willitrun.cli.parse import BOUNDS
 from willitrun.dtypes import ENGINE_ALIASES, ENGINES
@@ -61,7 +60,7 @@ def test_every_declared_option_is_taken_by_some_engine():
 def test_no_flag_is_spelled_twice():
     spellings = [f for o in OPTIONS for f in (*o.flags, *o.off)]
     spellings += [f for flags in REQUEST_ALIASES.values() for f in flags]
-    spellings += list(lean.VALUES) + [f for f in lean.FLAGS]
+    spellings += list(lean.VALUES) + list(lean.FLAGS)
     assert len(spellings) == len(set(spellings)), sorted({f for f in spellings if spellings.count(f) > 1})
 
 
@@ -170,7 +169,7 @@ def test_llama_server_line_holds_what_was_estimated():
     d = as_json("llama-2-7b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "-c", "8192", "-np", "2", "-ngl", "20",
                 "--kv-dtype", "q8_0", "--no-flash-attn")
     argv, f = d["launch"], d["engine_facts"]
-    opt = dict(zip(argv[1::2], argv[2::2]))  # every flag here takes a value
+    opt = dict(zip(argv[1::2], argv[2::2], strict=True))  # every flag here takes a value
     assert opt["-m"] == "llama-2-7b-Q4_K_M.gguf"
     assert (int(opt["-c"]), int(opt["-ngl"]), int(opt["-np"])) == (f["n_ctx"], 20, 2) == (8192, 20, 2)
     assert (opt["-fa"], opt["-ctk"], opt["-ctv"], opt["-ub"]) == ("off", "q8_0", "q8_0", "512")
@@ -188,7 +187,7 @@ def test_vllm_serve_line_holds_what_was_estimated():
                 "--gpu-memory-utilization", "0.8", "--max-num-seqs", "64")
     argv = d["launch"]
     assert argv[:3] == ["vllm", "serve", "meta-llama/Meta-Llama-3-8B"]
-    opt = dict(zip(argv[3::2], argv[4::2]))
+    opt = dict(zip(argv[3::2], argv[4::2], strict=True))
     assert opt == {"--max-model-len": "8192", "--gpu-memory-utilization": "0.8", "-tp": "2", "--max-num-seqs": "64",
                    "--max-num-batched-tokens": str(d["engine_facts"]["max_num_batched_tokens"]), "--dtype": "bfloat16"}
 
@@ -206,6 +205,7 @@ def test_python_lines_compile():
     for args in (["llama-2-7b", "--gpu", "rtx4090"], ["llama-2-7b", "--gpu", "rtx4090", "--dtype", "int4"],
                  ["whisper-large-v3", "--gpu", "rtx4090", "-e", "faster-whisper", "-nf", "--batch", "4"]):
         code, out = run(*args)
+        assert code == 0, out
         argv = printed_launch(out)
         assert argv[:2] == ["python", "-c"], argv
         compile(argv[2], "<launch>", "exec")
@@ -219,10 +219,10 @@ def test_no_launch_line_when_it_does_not_fit():
     assert as_json("llama-2-70b", "--gpu", "rtx3060", "--dtype", "q4_k_m")["launch"] is None
 
 
-def test_a_hostile_model_path_is_one_quoted_argument(tmp_path):
-    from willitrun.engines.registry import LlamaCpp, quoted
+def test_a_hostile_model_path_is_one_quoted_argument():
     from willitrun import load_catalog
     from willitrun.engines import engine_estimate
+    from willitrun.engines.registry import LlamaCpp, quoted
     from willitrun.memory import Request
 
     spec = load_catalog().resolve("model", "llama-2-7b")

@@ -40,17 +40,33 @@ if TYPE_CHECKING:
 EngineOptions = Union["LlamaCppOptions", "OllamaOptions", "WhisperCppOptions", "VllmOptions", "CTranslate2Options", None]
 GGUF_DTYPES = frozenset({"q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k"})
 
-# names re-exported from the profiles, loaded when first asked for
-_LAZY = {"CTranslate2Options": "ctranslate2", "LlamaCppOptions": "llamacpp", "LLAMACPP_VERSIONS": "llamacpp",
-         "OllamaOptions": "ollama", "VllmOptions": "vllm", "WhisperCppOptions": "whispercpp",
-         "estimate_buffers": "transformers"}
-
-
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from importlib import import_module
+    """The names re-exported from the profiles, imported when first asked for (plain imports, so a
+    reader of the imports, such as the layering check, sees every one)."""
+    if name == "CTranslate2Options":
+        from .ctranslate2 import CTranslate2Options
 
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        return CTranslate2Options
+    if name in ("LlamaCppOptions", "LLAMACPP_VERSIONS"):
+        from . import llamacpp
+
+        return getattr(llamacpp, name)
+    if name == "OllamaOptions":
+        from .ollama import OllamaOptions
+
+        return OllamaOptions
+    if name == "VllmOptions":
+        from .vllm import VllmOptions
+
+        return VllmOptions
+    if name == "WhisperCppOptions":
+        from .whispercpp import WhisperCppOptions
+
+        return WhisperCppOptions
+    if name == "estimate_buffers":
+        from .transformers import estimate_buffers
+
+        return estimate_buffers
     if name == "largest":
         from ..memory import largest
 
