@@ -250,3 +250,15 @@ def test_engines_import_no_verdict():
         "print('willitrun.fit' in sys.modules)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"
+
+
+def test_an_offload_plan_that_fits_launches_with_its_layers():
+    """70B q4_k_m on a 24 GiB card: the estimate does not fit, the --offload plan does; the line runs the plan."""
+    d = as_json("llama-2-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload")
+    assert not d["fits"] and d["engine_offload"]["fits"]
+    argv = d["launch"]
+    assert argv[argv.index("-ngl") + 1] == str(d["engine_offload"]["gpu_layers"])
+    _, out = run("llama-2-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload")
+    assert printed_launch(out) == argv
+    d = as_json("llama-2-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload", "-e", "ollama")
+    assert d["launch_session"] == [f"/set parameter num_gpu {d['engine_offload']['gpu_layers']}"]

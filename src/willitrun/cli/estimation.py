@@ -217,8 +217,7 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
     if not a.quiet:
         from ..render import engine_dict, print_engine_fit, print_json
 
-        launch = cls.launch(spec, fit.estimate, options, a.model) if fit.fits else None
-        session = cls.session_lines(fit.estimate, options) if fit.fits else []
+        launch, session = _launch(cls, spec, req, engine_opts, fit, options, extras.data, vram_bytes, device_name, a)
         if a.json_out:
             print_json({**engine_dict(fit, device, _context_bound(spec)), "gpu_name": device_name, **extras.data,
                         "engine_options": option_echo(engine_opts), "launch": launch, "launch_session": session})
@@ -231,6 +230,21 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
             if launch:
                 print_launch(launch, session)
     return int(ExitCode.FITS if fit.fits else ExitCode.DOES_NOT_FIT)
+
+
+def _launch(cls: Any, spec: Any, req: Any, engine_opts: dict[str, Any], fit: Any, options: Any, data: dict[str, Any],
+            vram_bytes: int, device_name: str, a: EstimateArgs) -> tuple[list[str] | None, list[str]]:
+    """The command that runs the answer printed: the estimate when it fits, else the --offload plan
+    when that fits (its -ngl / num_gpu); none when nothing printed fits."""
+    plan = data.get("engine_offload")
+    if not fit.fits and plan and plan.get("fits"):
+        est, options = engine_fit_options(spec, req, cls.name, {**engine_opts, "gpu_layers": plan["gpu_layers"]},
+                                          vram_bytes, device_name, search=False)
+    elif fit.fits:
+        est = fit.estimate
+    else:
+        return None, []
+    return cls.launch(spec, est, options, a.model), cls.session_lines(est, options)
 
 
 def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: Any, device: str, device_name: str,
