@@ -83,7 +83,8 @@ def test_docs_engines_md_is_generated_from_the_code():
 
 
 def test_the_version_tables_cite_a_source():
-    for name in ("llama.cpp", "vllm"):
+    for name in ("llama.cpp", "ollama", "vllm", "whisper.cpp"):
+        assert REGISTRY[name].versions()
         for key, row in REGISTRY[name].versions().items():
             assert len(row.source) > 20, (name, key)
 

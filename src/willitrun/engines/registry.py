@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ..dtypes import ENGINE_ALIASES, ENGINES
@@ -653,10 +653,12 @@ def docs_markdown() -> str:
         if not table:
             continue
         lines += [f"### {e.name} (`{OPTION[e.version_key].flag if e.version_key else ''}`)", "",
-                  "| key | source |", "|---|---|"]
+                  "| key | what the version sets | source |", "|---|---|---|"]
         for key, row in table.items():
             source = ": ".join(str(getattr(row, a)) for a in ("since", "source") if getattr(row, a, None)) or "-"
-            lines.append(f"| `{key}` | {source.replace('|', '/')} |")
+            sets = ", ".join(f"{f.name}={getattr(row, f.name)}" for f in fields(row)
+                             if f.name not in ("key", "name", "since", "source"))
+            lines.append(f"| `{key}` | {sets} | {source.replace('|', '/')} |")
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
 
