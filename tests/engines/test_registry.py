@@ -52,6 +52,12 @@ def test_every_option_an_engine_takes_is_a_field_of_its_options_dataclass(name):
     assert set(cls.takes) <= {*OPTION, "beams"}
 
 
+def test_each_engine_with_a_log_reader_owns_it():
+    readers = {name: REGISTRY[name].log_reader() for name in ENGINES}
+    assert {n for n, r in readers.items() if r is not None} == {"llama.cpp", "ollama", "vllm", "whisper.cpp"}
+    assert all(r.engine == n for n, r in readers.items() if r is not None)
+
+
 def test_every_declared_option_is_taken_by_some_engine():
     taken = {k for e in REGISTRY.values() for k in e.takes}
     assert {o.key for o in OPTIONS} <= taken

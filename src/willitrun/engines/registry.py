@@ -200,6 +200,13 @@ class Engine:
         return None
 
     @classmethod
+    def log_reader(cls) -> type | None:
+        """The reader of the engine's own start-up log (engines/logs.py, used by `explain`), None without one."""
+        from . import logs
+
+        return next((r for r in logs.READERS if r.engine == cls.name), None)
+
+    @classmethod
     def session_lines(cls, est: EngineEstimate, options: Any) -> list[str]:
         """What to type inside the launched program for options its command line cannot carry."""
         return []
