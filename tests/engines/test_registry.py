@@ -269,3 +269,16 @@ def test_an_offload_plan_that_fits_launches_with_its_layers():
     assert printed_launch(out) == argv
     d = as_json("llama-2-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload", "-e", "ollama")
     assert d["launch_session"] == [f"/set parameter num_gpu {d['engine_offload']['gpu_layers']}"]
+
+
+def test_llama_server_line_follows_the_build():
+    """Builds before August 2025 (flash attention not yet auto) take a bare -fa and no --n-cpu-moe: the
+    tensor override --n-cpu-moe stands for (common/arg.cpp llm_ffn_exps_block_regex) is spelled out."""
+    base = ["qwen3-30b-a3b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--n-cpu-moe", "3"]
+    old = as_json(*base, "--llamacpp-version", "2024-05", "--flash-attn")["launch"]
+    assert old[old.index("-ot") + 1] == r"blk\.(0|1|2)\.ffn_(up|down|gate)_(ch|)exps=CPU"
+    assert "-fa" in old and old[old.index("-fa") + 1] != "on" and "--n-cpu-moe" not in old
+    new = as_json(*base, "--no-flash-attn")["launch"]
+    assert new[new.index("--n-cpu-moe") + 1] == "3" and new[new.index("-fa") + 1] == "off" and "-ot" not in new
+    assert re.fullmatch(old[old.index("-ot") + 1].split("=")[0], "blk.2.ffn_up_exps")
+    assert not re.fullmatch(old[old.index("-ot") + 1].split("=")[0], "blk.3.ffn_up_exps")

@@ -330,13 +330,24 @@ class LlamaCpp(Engine):
         f = est.facts
         gguf = model if model and model.lower().endswith(".gguf") else f"{getattr(spec, 'id', 'model')}-{est.dtype.upper()}.gguf"
         argv = ["llama-server", "-m", gguf, "-c", _q(f.get("n_ctx", est.n_ctx)), "-ngl", _q(f.get("gpu_layers", 999))]
+        from .llamacpp import LLAMACPP_VERSIONS
+
+        # builds from August 2025 (the version rows whose flash-attention default is auto) take `-fa on|off|auto`
+        # and have --n-cpu-moe / --cpu-moe (common/arg.cpp); older ones take a bare -fa and need the
+        # tensor override these flags stand for: -ot with llm_ffn_exps_block_regex (blk\.N\.ffn_(up|down|gate)_(ch|)exps)
+        recent = LLAMACPP_VERSIONS[str(f.get("version", "current"))].flash_attn_default
         moe = int(f.get("n_cpu_moe") or 0)
-        if options is not None and getattr(options, "cpu_moe", False):
+        if recent and options is not None and getattr(options, "cpu_moe", False):
             argv.append("--cpu-moe")
-        elif moe:
+        elif recent and moe:
             argv += ["--n-cpu-moe", _q(moe)]
-        if "flash_attn" in f:
+        elif moe:
+            layers = "|".join(str(i) for i in range(min(moe, int(f.get("n_layer", moe)))))
+            argv += ["-ot", f"blk\\.({layers})\\.ffn_(up|down|gate)_(ch|)exps=CPU"]
+        if "flash_attn" in f and recent:
             argv += ["-fa", "on" if f["flash_attn"] else "off"]
+        elif f.get("flash_attn"):
+            argv.append("-fa")
         if est.kv_dtype not in ("f16", "fp16"):
             argv += ["-ctk", est.kv_dtype, "-ctv", est.kv_dtype]
         argv += ["-np", _q(f.get("parallel", 1)), "-ub", _q(f.get("n_ubatch", 512))]
