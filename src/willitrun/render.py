@@ -373,6 +373,8 @@ def print_launch(argv: list[str], session: list[str] | tuple[str, ...] = ()) -> 
 
     console = _console("out")
     console.print("Run it:", style="bold")
-    console.print(f"  {shlex.join(argv)}", markup=False, soft_wrap=True)
+    # safe_text: a control character in a path the user gave prints escaped, never raw to the terminal
+    # (printable text is unchanged, so the line reads back with shlex.split; JSON keeps the exact argv)
+    console.print(f"  {safe_text(shlex.join(argv))}", markup=False, soft_wrap=True)
     for line in session:
-        console.print(f"  then, in the session: {line}", markup=False, soft_wrap=True)
+        console.print(f"  then, in the session: {safe_text(line)}", markup=False, soft_wrap=True)

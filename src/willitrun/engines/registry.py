@@ -304,7 +304,8 @@ class LlamaCpp(Engine):
     places_layers = True
     layers_flag = "-ngl"
     multi_card: ClassVar[Literal["layers", "tensor"] | None] = "layers"
-    launch_note = "llama-server (common/arg.cpp spellings); the .gguf name is the one the type suggests"
+    launch_note = ("llama-server (common/arg.cpp spellings; builds before August 2025: a bare -fa, and -ot with the "
+                   "expert-tensor pattern for --n-cpu-moe); without a .gguf path the file name is the one the type suggests")
 
     @classmethod
     def options_class(cls) -> type:
