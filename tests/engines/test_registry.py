@@ -19,7 +19,8 @@ from willitrun.cli import app, lean
 from willitrun.cli.commands import estimate as estimate_command
 from willitrun.cli.parse import BOUNDS
 from willitrun.dtypes import ENGINE_ALIASES, ENGINES
-from willitrun.engines.registry import OPTION, OPTIONS, REGISTRY, REQUEST_ALIASES, docs_markdown, engine_class
+from willitrun.engines.options import OPTION, OPTIONS, REQUEST_ALIASES
+from willitrun.engines.registry import REGISTRY, docs_markdown, engine_class
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..engines.registry import OPTION, OPTIONS, REGISTRY, Transformers, engine_class, option_echo
+from ..engines.options import OPTION, OPTIONS, option_echo
 from ..errors import ExitCode, UsageError
 from . import parse
 from .models import devices, request, resolve_model_arg
@@ -52,7 +52,11 @@ class EstimateArgs:
 # Which engine takes which option (engines/registry.py: each engine class's `takes`, CLI key -> its
 # options field). --beams and --batch are the request's for every engine; the speech engines also take
 # them as their own (beam_size, batch_size).
-ENGINE_OPTIONS = {e.name: e.takes for e in REGISTRY.values() if e.takes}
+def engine_options_table() -> dict[str, Any]:
+    """engine -> {CLI key: its options field} (engines/registry.py, loaded when an engine is in play)."""
+    from ..engines.registry import REGISTRY
+
+    return {e.name: e.takes for e in REGISTRY.values() if e.takes}
 
 
 def _flag(name: str) -> str:
@@ -104,7 +108,7 @@ def _cuda(text: str | None) -> int | None:
 
 def _engines_taking(option: str) -> str:
     """'llama.cpp or ollama' for --ubatch; 'vllm' for --gpu-memory-utilization."""
-    names = [e for e, opts in ENGINE_OPTIONS.items() if option in opts]
+    names = [e for e, opts in engine_options_table().items() if option in opts]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
@@ -153,7 +157,7 @@ def run_estimate(a: EstimateArgs) -> int:
                            system_bandwidth)
     if engine_opts:
         first = next(iter(engine_opts))
-        engine_for = next(e for e, opts in ENGINE_OPTIONS.items() if first in opts)
+        engine_for = next(e for e, opts in engine_options_table().items() if first in opts)
         names = _flags(engine_opts)
         raise UsageError(f"{names} {'applies' if ',' not in names else 'apply'} to "
                          f"{_engines_taking(first)}; add --engine {engine_for}")
@@ -162,6 +166,8 @@ def run_estimate(a: EstimateArgs) -> int:
 
 def check_versions(given: dict[str, Any]) -> None:
     """A version option (--llamacpp-version, --vllm-version) names a key of its engine's version table."""
+    from ..engines.registry import REGISTRY
+
     for cls in REGISTRY.values():
         key = cls.version_key
         value = given.get(key) if key else None
@@ -185,6 +191,8 @@ def spec_warnings(spec: Any) -> None:
 
 def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec: Any, req: Any, device: str,
                 device_name: str, vram_bytes: int, cards: list[Any], weights: Any, system_bandwidth: float | None) -> int:
+    from ..engines.registry import engine_class
+
     cls = engine_class(engine)
     if a.split is not None and not cls.places_layers:
         raise UsageError(f"--split applies to the transformers and llama.cpp engines, not {engine}")
@@ -263,6 +271,8 @@ def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: A
         for line in cat.shadowed:
             error(line, prefix="note")
         fits_here = result.fits if extras.fits is None else extras.fits
+        from ..engines.registry import Transformers
+
         launch = Transformers.launch(spec, result.estimate, None, a.model) if fits_here else None
         if a.json_out:
             print_json({**fit_dict(result, _context_bound(spec)), "gpu_name": device_name, **extras.data,
@@ -309,6 +319,8 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
 def engine_fit_options(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_bytes: int,
                        gpu_name: str | None = None, weights: Any = None, *, search: bool = True) -> tuple[Any, Any]:
     """engine_fit and the engine's options object it built (the launch line reads both)."""
+    from ..engines.registry import REGISTRY, engine_class
+
     cls = engine_class(engine)
     accepted = {**cls.takes, "gpus": "gpus"}
     refusal = cls.refusal(given)

@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..engines.registry import OPTION, lean_tables
+from ..engines.options import OPTION, lean_tables
 from .estimation import EstimateArgs
 
 # option -> EstimateArgs field, for the command's own options that take a value; the engine options
-# come from their one declaration (engines/registry.py), as typer's flags do
+# come from their one declaration (engines/options.py), as typer's flags do
 VALUES = {
     "--gpu": "gpu", "-g": "gpu", "--vram": "vram", "--context": "context", "-c": "context", "--batch": "batch",
     "-b": "batch", "--dtype": "dtype", "--kv-dtype": "kv_dtype", "--images": "images", "--image-size": "image_size",

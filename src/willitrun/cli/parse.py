@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from ..dtypes import ENGINE_ALIASES, ENGINES
-from ..engines.registry import bounds as engine_bounds
+from ..engines.options import bounds as engine_bounds
 from ..errors import UsageError
 from ..limits import MAX_CARDS
 
@@ -41,7 +41,7 @@ BOUNDS: dict[str, Bound] = {
     "--encoder-tokens": Bound(1, 1 << 20),
     "--system-bandwidth": Bound(0.001, 1_000_000),  # GB/s
     "--gpus-per-node": Bound(1, MAX_CARDS),
-    # the engine options' bounds, from their one declaration (engines/registry.py OPTIONS)
+    # the engine options' bounds, from their one declaration (engines/options.py OPTIONS)
     **{flag: Bound(low, high) for flag, (low, high) in engine_bounds().items()},
 }
 

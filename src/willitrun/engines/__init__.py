@@ -16,7 +16,8 @@ counts and the storage types (dtypes, gguf.tensor_types); what differs is what t
 them: padding, placement, its own compute graph, its own pre-allocation. No typer, rich or NVML here,
 and no verdict (fit.py): the searches come from memory.
 
-Importing this package is light (the registry and the buffer types); the profiles load on first use.
+Importing this package is light: the registry, the buffer types and the profiles load on first use
+(the option declarations, engines/options.py, are on the start-up path of every command line).
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
 from ..dtypes import ENGINE_ALIASES, ENGINES  # the names, said once (dtypes: light, on the start-up path)
-from .base import KINDS, Buffer, EngineEstimate, Kind, Placement
-from .registry import REGISTRY, Engine, engine_class
 
 if TYPE_CHECKING:
     from ..importers import WeightsOverride
     from ..memory import AnySpec, Request
+    from .base import KINDS, Buffer, EngineEstimate, Kind, Placement
     from .ctranslate2 import CTranslate2Options
     from .llamacpp import LlamaCppOptions
     from .ollama import OllamaOptions
+    from .registry import REGISTRY, Engine, engine_class
     from .vllm import VllmOptions
     from .whispercpp import WhisperCppOptions
 
@@ -43,6 +44,14 @@ GGUF_DTYPES = frozenset({"q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "
 def __getattr__(name: str) -> Any:
     """The names re-exported from the profiles, imported when first asked for (plain imports, so a
     reader of the imports, such as the layering check, sees every one)."""
+    if name in ("REGISTRY", "Engine", "engine_class"):
+        from . import registry
+
+        return getattr(registry, name)
+    if name in ("KINDS", "Buffer", "EngineEstimate", "Kind", "Placement"):
+        from . import base
+
+        return getattr(base, name)
     if name == "CTranslate2Options":
         from .ctranslate2 import CTranslate2Options
 
@@ -83,6 +92,7 @@ def default_engine(dtype: str | None) -> str:
 
 def _checked(engine: str, options: Any) -> type[Engine]:
     from ..errors import UsageError
+    from .registry import engine_class
 
     cls = engine_class(engine)
     expected = cls.options_class()
@@ -117,6 +127,8 @@ class EngineFit:
 
     @property
     def fits(self) -> bool:
+        from .registry import REGISTRY
+
         return REGISTRY[self.estimate.engine].fits(self)
 
     @property
