@@ -504,8 +504,13 @@ def quoted(argv: list[str]) -> str:
 def docs_markdown() -> str:
     """docs/engines.md, generated from the declarations (scripts/engines_doc.py writes it)."""
     lines = ["# Engines", "",
-             "Generated from `src/willitrun/engines/registry.py` by `python scripts/engines_doc.py`; "
+             "Generated from `src/willitrun/engines/options.py` (the options, each declared once) and "
+             "`src/willitrun/engines/registry.py` (one class per engine) by `python scripts/engines_doc.py`; "
              "tests/engines/test_registry.py fails when this file drifts from the code.", "",
+             "An engine option is one `Option` in engines/options.py (flags, the engines' own spellings, type, "
+             "bounds, help, default): the typer flags, the lean argument path, the bounds, the JSON "
+             "`engine_options` echo and this page come from it. The engine class that takes it maps it to a "
+             "field of its options dataclass (`takes`), where the arithmetic reads it.", "",
              "## Engines", "", "| engine | aliases | options | versions | launch line |", "|---|---|---|---|---|"]
     for e in REGISTRY.values():
         opts = ", ".join(f"`{OPTION[k].flag}`" if k in OPTION else f"`--{k}`" for k in e.takes)
