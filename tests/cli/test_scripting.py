@@ -243,7 +243,7 @@ def readme_commands() -> list[list[str]]:
     for line in (ROOT / "README.md").read_text().splitlines():
         if line.startswith("$ willitrun "):
             args = shlex.split(line[2:].split("#")[0])[1:]
-            if any(a.startswith(("./", "hf:", "/")) for a in args):
+            if any(a.startswith(("./", "hf:", "/")) or a.endswith(".log") for a in args):  # a user's log: explain
                 continue
             cmds.append(args)
     return cmds
