@@ -283,3 +283,16 @@ def test_llama_server_line_follows_the_build():
     assert new[new.index("--n-cpu-moe") + 1] == "3" and new[new.index("-fa") + 1] == "off" and "-ot" not in new
     assert re.fullmatch(old[old.index("-ot") + 1].split("=")[0], "blk.2.ffn_up_exps")
     assert not re.fullmatch(old[old.index("-ot") + 1].split("=")[0], "blk.3.ffn_up_exps")
+
+
+def test_whisper_cli_line_states_the_beam_it_was_estimated_with():
+    """whisper-cli's default is a beam of 5 (examples/cli/cli.cpp line 45); the estimate's default is greedy."""
+    argv = as_json("whisper-large-v3", "--gpu", "rtx4090", "-e", "whisper.cpp")["launch"]
+    assert argv[argv.index("-bs") + 1] == "1"
+    argv = as_json("whisper-large-v3", "--gpu", "rtx4090", "-e", "whisper.cpp", "--beams", "5", "-bo", "2")["launch"]
+    assert (argv[argv.index("-bs") + 1], argv[argv.index("-bo") + 1]) == ("5", "2")
+
+
+def test_vllm_share_is_the_one_given_not_rounded():
+    argv = as_json("llama-3-8b", "--gpu", "h100-sxm", "-e", "vllm", "--gpu-memory-utilization", "0.875")["launch"]
+    assert argv[argv.index("--gpu-memory-utilization") + 1] == "0.875"

@@ -304,7 +304,8 @@ class WhisperCpp(Engine):
     version_key = "whisper_version"
     strict_versions = False
     speech_only = True
-    launch_note = "whisper-cli (examples/cli/cli.cpp spellings); the ggml model file and audio.wav are placeholders"
+    launch_note = ("whisper-cli (examples/cli/cli.cpp spellings; -bs always, as its own default is a beam of 5); "
+                   "the ggml model file and audio.wav are placeholders")
 
     @classmethod
     def options_class(cls) -> type:
@@ -341,9 +342,10 @@ class WhisperCpp(Engine):
         name = str(getattr(spec, "id", "model")).removeprefix("whisper-").removeprefix("openai-whisper-")
         argv = ["whisper-cli", "-m", model if model and model.endswith(".bin") else f"models/ggml-{name}.bin",
                 "-f", "audio.wav"]
-        beams = getattr(options, "beam_size", None) if options is not None else None
-        if beams:
-            argv += ["-bs", _q(beams)]
+        # always -bs: whisper-cli's own default is beam search of 5 (cli.cpp: beam_size =
+        # whisper_full_default_params(WHISPER_SAMPLING_BEAM_SEARCH).beam_search.beam_size; greedy only when
+        # beam_size <= 1), while the estimate's first pass runs the request's beams (1: greedy)
+        argv += ["-bs", _q(f.get("decoders_first_pass", 1))]
         best_of = getattr(options, "best_of", 5) if options is not None else 5
         argv += ["-bo", _q(best_of)]
         if options is not None and not options.temperature_fallback:
@@ -451,8 +453,13 @@ class Vllm(Engine):
     @classmethod
     def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
         f = est.facts
+        from .vllm import VLLM_VERSIONS
+
+        share = getattr(options, "gpu_memory_utilization", None) if options is not None else None
+        if share is None:  # the version's default (CacheConfig), as the estimate took it
+            share = VLLM_VERSIONS[str(f.get("version"))].gpu_memory_utilization
         argv = ["vllm", "serve", _hf(spec, model), "--max-model-len", _q(f["max_model_len"]),
-                "--gpu-memory-utilization", f"{int(f['gpu_memory_utilization_pct']) / 100:g}"]
+                "--gpu-memory-utilization", f"{share:g}"]
         for fact, flag in (("tensor_parallel", "-tp"), ("pipeline_parallel", "-pp"), ("data_parallel", "-dp")):
             if int(f.get(fact, 1)) > 1:
                 argv += [flag, _q(f[fact])]
