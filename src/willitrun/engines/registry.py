@@ -212,7 +212,11 @@ class LlamaCpp(Engine):
     def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
         f = est.facts
         gguf = model if model and model.lower().endswith(".gguf") else f"{getattr(spec, 'id', 'model')}-{est.dtype.upper()}.gguf"
-        argv = ["llama-server", "-m", gguf, "-c", _q(f.get("n_ctx", est.n_ctx)), "-ngl", _q(f.get("gpu_layers", 999))]
+        argv = ["llama-server", "-m", gguf]
+        if any(b.name.startswith("mmproj") for b in est.buffers):  # the vision tower is its own file (--mmproj)
+            mmproj_type = str(getattr(options, "mmproj_dtype", "f16")).upper()
+            argv += ["--mmproj", f"mmproj-{getattr(spec, 'id', 'model')}-{mmproj_type}.gguf"]
+        argv += ["-c", _q(f.get("n_ctx", est.n_ctx)), "-ngl", _q(f.get("gpu_layers", 999))]
         from .llamacpp import LLAMACPP_VERSIONS
 
         # builds from August 2025 (the version rows whose flash-attention default is auto) take `-fa on|off|auto`
