@@ -146,9 +146,9 @@ def printed_launch(out: str) -> list[str]:
     return shlex.split(lines[lines.index("Run it:") + 1])
 
 
-# llama-server's spellings in ggml-org/llama.cpp common/arg.cpp (late 2025): -m, --mmproj, -c/--ctx-size,
+# llama-server's spellings in ggml-org/llama.cpp common/arg.cpp (late 2025): -m, --mmproj, -sm/--split-mode, -c/--ctx-size,
 # -ngl, --n-cpu-moe/-ncmoe, --cpu-moe/-cmoe, -fa [on|off|auto], -ctk/-ctv, -np, -ub, --swa-full, --no-op-offload
-LLAMA_SERVER = {"-m", "--mmproj", "-c", "-ngl", "--n-cpu-moe", "--cpu-moe", "-fa", "-ctk", "-ctv", "-np", "-ub", "--swa-full",
+LLAMA_SERVER = {"-m", "--mmproj", "-sm", "-c", "-ngl", "--n-cpu-moe", "--cpu-moe", "-fa", "-ctk", "-ctv", "-np", "-ub", "--swa-full",
                 "--no-op-offload"}
 # vLLM vllm/engine/arg_utils.py
 VLLM_SERVE = {"--max-model-len", "--gpu-memory-utilization", "-tp", "-pp", "-dp", "--max-num-seqs",
@@ -302,3 +302,8 @@ def test_a_vision_model_on_llama_server_names_its_projector_file():
     argv = as_json("llava-7b", "--gpu", "rtx4090", "--dtype", "q4_k_m")["launch"]
     assert argv[argv.index("--mmproj") + 1] == "mmproj-llava-1.5-7b-F16.gguf"  # the spec id (llava-7b is its alias)
     assert "--mmproj" not in as_json("llama-2-7b", "--gpu", "rtx4090", "--dtype", "q4_k_m")["launch"]
+
+
+def test_llama_server_on_two_cards_splits_by_layer():
+    argv = as_json("llama-2-13b", "--gpu", "2xrtx3060", "--dtype", "q4_k_m")["launch"]
+    assert argv[argv.index("-sm") + 1] == "layer"

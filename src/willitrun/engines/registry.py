@@ -238,6 +238,8 @@ class LlamaCpp(Engine):
         if est.kv_dtype not in ("f16", "fp16"):
             argv += ["-ctk", est.kv_dtype, "-ctv", est.kv_dtype]
         argv += ["-np", _q(f.get("parallel", 1)), "-ub", _q(f.get("n_ubatch", 512))]
+        if options is not None and getattr(options, "gpus", 1) > 1:  # whole layers, split evenly over the cards
+            argv += ["-sm", "layer"]
         if options is not None and getattr(options, "swa_full", False):
             argv.append("--swa-full")
         if options is not None and not getattr(options, "op_offload", True):
