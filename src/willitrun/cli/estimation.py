@@ -80,8 +80,8 @@ def _engine_options(a: EstimateArgs) -> dict[str, Any]:
             given[o.key] = parse.whole(o.flag, raw)
         elif o.kind == "decimal":
             given[o.key] = parse.decimal(o.flag, raw)
-        elif o.key == "cuda":
-            given[o.key] = _cuda(raw)
+        elif o.choices:
+            given[o.key] = _choice(o, raw)
         else:
             given[o.key] = raw
     if given.get("cpu_moe"):
@@ -97,13 +97,13 @@ def _engine_options(a: EstimateArgs) -> dict[str, Any]:
 CPU_MOE_ALL = 1 << 30
 
 
-def _cuda(text: str | None) -> int | None:
-    """--cuda 11 or 12 (the CUDA major version a CTranslate2 build was made for)."""
-    if text is None:
-        return None
-    if text.strip() not in ("11", "12"):
-        raise UsageError(f"--cuda {parse._show(text)}: choose 11 or 12 (the CUDA major version CTranslate2 was built for)")
-    return int(text)
+def _choice(o: Any, text: str) -> int | str:
+    """A text option limited to its declared choices (--cuda 11 or 12: the CUDA major version a
+    CTranslate2 build was made for); a number when the choices are numbers."""
+    value = str(text).strip()
+    if value not in o.choices:
+        raise UsageError(f"{o.flag} {parse._show(text)}: choose {' or '.join(o.choices)} (see willitrun estimate -h)")
+    return int(value) if value.isdigit() else value
 
 
 def _engines_taking(option: str) -> str:

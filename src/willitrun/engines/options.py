@@ -35,6 +35,7 @@ class Option:
     low: float = 0
     high: float = 0
     off: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()  # a text option's only values (checked at the edge, cli/estimation.py)
 
     @property
     def flag(self) -> str:
@@ -98,7 +99,7 @@ OPTIONS: tuple[Option, ...] = (
        "ctranslate2 compute_type: default, float16, bfloat16, float32, int8, int8_float16, int8_bfloat16, "
        "int8_float32", "default", metavar="TYPE"),
     _o("cuda", ("--cuda",), "text", "ctranslate2: the CUDA major version of the build (CTranslate2 4.x: 12, 3.x: 11)",
-       "12", metavar="11|12"),
+       "12", metavar="11|12", choices=("11", "12")),
     _o("swa_full", ("--swa-full",), "switch", "llama.cpp: sliding-window layers keep every cell, not just their window"),
     _o("max_num_seqs", ("--max-num-seqs",), "int", "vLLM --max-num-seqs", "the version's", low=1, high=1 << 20),
     _o("max_num_batched_tokens", ("--max-num-batched-tokens",), "int", "vLLM --max-num-batched-tokens",
