@@ -284,6 +284,10 @@ class Ollama(LlamaCpp):
 
     @classmethod
     def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
+        """The server with its environment (ollama envconfig/config.go: ContextLength =
+        Uint("OLLAMA_CONTEXT_LENGTH", 0), 0 meaning "by VRAM" in 2025-26 releases; NumParallel =
+        Uint("OLLAMA_NUM_PARALLEL", 1); OLLAMA_FLASH_ATTENTION; OLLAMA_KV_CACHE_TYPE): the context is
+        always stated, so the server does not pick its own."""
         f = est.facts
         env = [f"OLLAMA_CONTEXT_LENGTH={f.get('num_ctx', est.n_ctx)}", f"OLLAMA_NUM_PARALLEL={f.get('num_parallel', 1)}"]
         if options is not None and getattr(options, "flash_attn", None) is not None:
