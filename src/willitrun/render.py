@@ -365,10 +365,11 @@ def print_engine_fit(f: EngineFit, model_name: str, device_name: str, context_bo
     out.print("[dim]Sizes in GiB = 2^30 bytes, MiB = 2^20 bytes.[/]")
 
 
-def print_launch(argv: list[str], session: list[str] | tuple[str, ...] = ()) -> None:
+def print_launch(argv: list[str], session: list[str] | tuple[str, ...] = (), client: list[str] | None = None) -> None:
     """The command that runs the model as estimated (engines/registry.py builds the argv), every
     argument shell-quoted (shlex.join) on one unwrapped line so it can be copied as is; `session`:
-    what to type inside it (ollama's /set parameter lines)."""
+    what to type inside it (ollama's /set parameter lines); `client`: the command that then talks to the
+    launched server (ollama run NAME)."""
     import shlex
 
     console = _console("out")
@@ -376,5 +377,7 @@ def print_launch(argv: list[str], session: list[str] | tuple[str, ...] = ()) -> 
     # safe_text: a control character in a path the user gave prints escaped, never raw to the terminal
     # (printable text is unchanged, so the line reads back with shlex.split; JSON keeps the exact argv)
     console.print(f"  {safe_text(shlex.join(argv))}", markup=False, soft_wrap=True)
+    if client:
+        console.print(f"  then: {safe_text(shlex.join(client))}", markup=False, soft_wrap=True)
     for line in session:
-        console.print(f"  then, in the session: {safe_text(line)}", markup=False, soft_wrap=True)
+        console.print(f"  in the session: {safe_text(line)}", markup=False, soft_wrap=True)

@@ -206,6 +206,11 @@ def test_ollama_line_is_the_server_with_its_environment():
     assert d["launch"] == ["env", "OLLAMA_CONTEXT_LENGTH=8192", "OLLAMA_NUM_PARALLEL=1", "OLLAMA_FLASH_ATTENTION=0",
                            "ollama", "serve"]
     assert d["launch_session"] == ["/set parameter num_gpu 30"]
+    assert d["launch_client"] == ["ollama", "run", "llama-2-7b"]
+    _, out = run("llama-2-7b", "--gpu", "rtx4090", "-e", "ollama", "--dtype", "q4_k_m", "--num-gpu", "30")
+    lines = out.splitlines()
+    at = lines.index("Run it:")
+    assert lines[at + 2:at + 4] == ["  then: ollama run llama-2-7b", "  in the session: /set parameter num_gpu 30"]
 
 
 def test_python_lines_compile():

@@ -227,9 +227,10 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
         from ..render import engine_dict, print_engine_fit, print_json
 
         launch, session = _launch(cls, spec, req, engine_opts, fit, options, extras.data, vram_bytes, device_name, a)
+        client = cls.client(spec, a.model) if launch else None
         if a.json_out:
             print_json({**engine_dict(fit, device, _context_bound(spec)), "gpu_name": device_name, **extras.data,
-                        "engine_options": option_echo(engine_opts), "launch": launch, "launch_session": session})
+                        "engine_options": option_echo(engine_opts), "launch": launch, "launch_client": client, "launch_session": session})
         else:
             from ..render import out, print_launch
 
@@ -237,7 +238,7 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
             for view in extras.views:
                 out.print(view)
             if launch:
-                print_launch(launch, session)
+                print_launch(launch, session, client)
     return int(ExitCode.FITS if fit.fits else ExitCode.DOES_NOT_FIT)
 
 

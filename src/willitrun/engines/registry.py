@@ -93,6 +93,11 @@ class Engine:
         """What to type inside the launched program for options its command line cannot carry."""
         return []
 
+    @classmethod
+    def client(cls, spec: AnySpec, model: str | None = None) -> list[str] | None:
+        """The command that talks to a launched server, when the model is given there (ollama run), else None."""
+        return None
+
     # -- arithmetic -------------------------------------------------------------------------------
     @classmethod
     def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
@@ -254,8 +259,8 @@ class Ollama(LlamaCpp):
     takes = {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu",
              "llamacpp_version": "version"}
     launch_note = ("the server with its environment (OLLAMA_CONTEXT_LENGTH, OLLAMA_NUM_PARALLEL, "
-                   "OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE); num_gpu and num_batch have no variable: "
-                   "`/set parameter num_gpu N` in `ollama run`")
+                   "OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE), then `ollama run NAME`; num_gpu and num_batch "
+                   "have no variable: `/set parameter num_gpu N` in the session")
 
     @classmethod
     def options_class(cls) -> type:
@@ -295,6 +300,12 @@ class Ollama(LlamaCpp):
         if est.kv_dtype in ("q8_0", "q4_0"):
             env.append(f"OLLAMA_KV_CACHE_TYPE={est.kv_dtype}")
         return ["env", *env, "ollama", "serve"]
+
+    @classmethod
+    def client(cls, spec: AnySpec, model: str | None = None) -> list[str] | None:
+        """`ollama run NAME`: the ollama name given (NAME:TAG), else the catalog id as a placeholder."""
+        name = model if model and ":" in model and not model.lower().endswith((".gguf", ".json")) else None
+        return ["ollama", "run", name or str(getattr(spec, "id", "MODEL"))]
 
     @classmethod
     def session_lines(cls, est: EngineEstimate, options: Any) -> list[str]:
