@@ -47,7 +47,6 @@ class Engine:
     layers_flag: ClassVar[str] = ""  # how its users say how many layers go on the GPU
     multi_card: ClassVar[Literal["layers", "tensor"] | None] = None  # how several identical cards of one node are used
     strict_versions: ClassVar[bool] = True  # the version option must be a key of versions() (whisper.cpp: also tags)
-    speech_only: ClassVar[bool] = False
     launch_note: ClassVar[str] = ""  # what the launch line is, for docs/engines.md
 
     # -- options ----------------------------------------------------------------------------------
@@ -109,15 +108,13 @@ class Engine:
             weights: WeightsOverride | None = None) -> EngineFit:
         """The estimate against `vram_bytes` and the largest context that fits (searched up to the
         model's window, memory.context_limit)."""
-        from dataclasses import replace as _replace
-
         from ..memory import context_limit, largest, resolve
         from . import EngineFit
 
         est = cls.estimate(spec, request, options, weights)
         r = resolve(spec, request)
         limit = context_limit(r, est.context_tokens)
-        best = largest(lambda n: cls.estimate(spec, _replace(request, context=n), options, weights).max_device_bytes
+        best = largest(lambda n: cls.estimate(spec, replace(request, context=n), options, weights).max_device_bytes
                        <= vram_bytes, r.image_tokens + 1, limit)
         return EngineFit(est, vram_bytes, best, limit)
 
@@ -229,8 +226,9 @@ class LlamaCpp(Engine):
         # tensor override these flags stand for: -ot with llm_ffn_exps_block_regex (blk\.N\.ffn_(up|down|gate)_(ch|)exps)
         recent = LLAMACPP_VERSIONS[str(f.get("version", "current"))].flash_attn_default
         moe = int(f.get("n_cpu_moe") or 0)
-        if recent and options is not None and getattr(options, "cpu_moe", False):
-            argv.append("--cpu-moe")
+        every = options is not None and getattr(options, "cpu_moe", False)
+        if every:
+            argv += ["--cpu-moe"] if recent else ["-ot", "\\.ffn_(up|down|gate)_(ch|)exps=CPU"]
         elif recent and moe:
             argv += ["--n-cpu-moe", _q(moe)]
         elif moe:
@@ -324,7 +322,6 @@ class WhisperCpp(Engine):
              "no_fallback": "temperature_fallback", "beams": "beam_size"}
     version_key = "whisper_version"
     strict_versions = False
-    speech_only = True
     launch_note = ("whisper-cli (examples/cli/cli.cpp spellings; -bs always, as its own default is a beam of 5); "
                    "the ggml model file and audio.wav are placeholders")
 
@@ -381,7 +378,6 @@ class CTranslate2(Engine):
     aliases = ("faster-whisper",)
     takes = {"compute_type": "compute_type", "best_of": "best_of", "no_fallback": "temperature_fallback",
              "beams": "beam_size", "cuda": "cuda"}
-    speech_only = True
     launch_note = "python -c with faster-whisper's WhisperModel (not faster-whisper-server); audio.wav is a placeholder"
 
     @classmethod
