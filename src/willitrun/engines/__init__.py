@@ -122,8 +122,9 @@ class EngineFit:
 
     @property
     def total_bytes(self) -> int:
-        """The bytes compared with the card: the fullest GPU (one GPU: everything on it)."""
-        return self.estimate.max_device_bytes
+        """The bytes compared with the card: the fullest GPU (one GPU: everything on it); vLLM: what it
+        needs of its share, not the share its KV pool fills (EngineEstimate.need_bytes)."""
+        return self.estimate.need_bytes
 
     @property
     def fits(self) -> bool:
@@ -133,7 +134,10 @@ class EngineFit:
 
     @property
     def headroom_bytes(self) -> int:
-        return self.vram_bytes - self.total_bytes
+        """What is left of the card (vLLM: of its share) at this total."""
+        from .registry import REGISTRY
+
+        return REGISTRY[self.estimate.engine].headroom_bytes(self)
 
 
 def engine_fit(spec: AnySpec, request: Request | None, engine: str, options: EngineOptions, vram_bytes: int,

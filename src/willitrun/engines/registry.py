@@ -46,6 +46,7 @@ class Engine:
     places_layers: ClassVar[bool] = False  # whole layers on the GPU or the host (-ngl, --offload, --split layer)
     layers_flag: ClassVar[str] = ""  # how its users say how many layers go on the GPU
     multi_card: ClassVar[Literal["layers", "tensor"] | None] = None  # how several identical cards of one node are used
+    sized_by_card: ClassVar[bool] = False  # it sizes itself from the card's memory (vLLM's KV pool): needs --gpu/--vram
     strict_versions: ClassVar[bool] = True  # the version option must be a key of versions() (whisper.cpp: also tags)
     launch_note: ClassVar[str] = ""  # what the launch line is, for docs/engines.md
 
@@ -69,6 +70,12 @@ class Engine:
         kwargs = {cls.takes.get(k, k): (not v if k == "no_fallback" else v) for k, v in given.items()}
         card = cls.option_defaults(vram_bytes, gpu_name) if vram_bytes is not None else {}
         return klass(**kwargs, **card)
+
+    @classmethod
+    def card_options(cls, vram_bytes: int, gpu_name: str | None = None) -> Any:
+        """The options the main command gives the engine on one card with none typed: those it takes
+        from the card (vLLM its memory and name, ollama its memory for the context tier), else None."""
+        return cls.make_options({}, vram_bytes, gpu_name) if cls.option_defaults(vram_bytes, gpu_name) else None
 
     @classmethod
     def versions(cls) -> Mapping[str, Any]:
@@ -120,7 +127,27 @@ class Engine:
 
     @classmethod
     def fits(cls, f: EngineFit) -> bool:
-        return f.total_bytes <= f.vram_bytes
+        return cls.fits_estimate(f.estimate, f.vram_bytes)
+
+    @classmethod
+    def fits_estimate(cls, e: EngineEstimate, vram_bytes: int) -> bool:
+        """Whether one estimate fits the card: its need on the fullest GPU (vLLM: its start-up check)."""
+        return e.need_bytes <= vram_bytes
+
+    @classmethod
+    def headroom_bytes(cls, f: EngineFit) -> int:
+        """What is left of the card at the total (vLLM: of its share)."""
+        return f.vram_bytes - f.total_bytes
+
+    @classmethod
+    def loads_dtype(cls, name: str) -> bool:
+        """Whether the engine loads weights of type `name` (a smaller type is only suggested when it does)."""
+        return True
+
+    @classmethod
+    def cards_note(cls, n: int) -> str:
+        """How n of the same card are used, for the suggestion that names them (multi_card engines)."""
+        return ""
 
     # -- the command line that runs it --------------------------------------------------------------
     @classmethod
@@ -209,6 +236,16 @@ class LlamaCpp(Engine):
         from .llamacpp import llamacpp_estimate
 
         return llamacpp_estimate(spec, request, options)
+
+    @classmethod
+    def loads_dtype(cls, name: str) -> bool:
+        from . import GGUF_DTYPES
+
+        return name in GGUF_DTYPES  # GGUF files
+
+    @classmethod
+    def cards_note(cls, n: int) -> str:
+        return "llama.cpp's layer split"
 
     @classmethod
     def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
@@ -326,6 +363,10 @@ class WhisperCpp(Engine):
                    "the ggml model file and audio.wav are placeholders")
 
     @classmethod
+    def loads_dtype(cls, name: str) -> bool:
+        return False  # its type is the ggml file's
+
+    @classmethod
     def options_class(cls) -> type:
         from .whispercpp import WhisperCppOptions
 
@@ -381,6 +422,10 @@ class CTranslate2(Engine):
     launch_note = "python -c with faster-whisper's WhisperModel (not faster-whisper-server); audio.wav is a placeholder"
 
     @classmethod
+    def loads_dtype(cls, name: str) -> bool:
+        return False  # its type is --compute-type
+
+    @classmethod
     def options_class(cls) -> type:
         from .ctranslate2 import CTranslate2Options
 
@@ -424,6 +469,7 @@ class Vllm(Engine):
              "disable_hybrid_kv_cache_manager": "disable_hybrid_kv_cache_manager"}
     version_key = "vllm_version"
     multi_card = "tensor"
+    sized_by_card = True
     launch_note = "vllm serve (vllm/engine/arg_utils.py spellings)"
 
     @classmethod
@@ -464,8 +510,23 @@ class Vllm(Engine):
         return EngineFit(est, vram_bytes, min(window, int(est.facts["kv_tokens"])), window)
 
     @classmethod
-    def fits(cls, f: EngineFit) -> bool:
-        return bool(f.estimate.facts["fits_window"])
+    def fits_estimate(cls, e: EngineEstimate, vram_bytes: int) -> bool:
+        """vLLM's start-up check: its KV pool holds one request of max_model_len."""
+        return bool(e.facts["fits_window"])
+
+    @classmethod
+    def headroom_bytes(cls, f: EngineFit) -> int:
+        return int(f.estimate.facts["usable_bytes"]) - f.total_bytes
+
+    @classmethod
+    def loads_dtype(cls, name: str) -> bool:
+        from . import GGUF_DTYPES
+
+        return name not in GGUF_DTYPES  # checkpoints
+
+    @classmethod
+    def cards_note(cls, n: int) -> str:
+        return f"vLLM -tp {n}"
 
     @classmethod
     def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
