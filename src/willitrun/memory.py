@@ -456,7 +456,10 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
     if req.video_frames:
         if not g.takes_video:
             raise UsageError(f"{spec.id} takes no video (--video-frames {req.video_frames})")
-        video = archs.family(spec).video_tokens(spec, req.video_frames, req.image_size)
+        count_video = archs.family(spec).video_tokens
+        if count_video is None:  # a geometry with takes_video comes from a family that counts video tokens
+            raise UsageError(f"{spec.id} takes no video (--video-frames {req.video_frames})")
+        video = count_video(spec, req.video_frames, req.image_size)
         notes.append(f"video: {req.video_frames} frames -> {video:,} tokens in the context"
                      + ("" if req.image_size else " (frames at the video processor's largest size; --image-size "
                         "sizes them)") + "; the vision tower's activations for the frames are not counted")

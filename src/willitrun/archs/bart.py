@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import Literal
 
 from ..records import model_validator
+from .family import Family
 from .base import (
     Geometry,
     Heads,
@@ -168,3 +169,6 @@ def image_tokens(spec: BartSpec, image_size: tuple[int, int] | None) -> int:
 
 def cross_source_tokens(spec: BartSpec, images: int, encoder_tokens: int) -> int:
     return encoder_tokens
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -12,6 +12,7 @@ from typing import Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
+from .family import Family
 from .base import Geometry, Layers, ModelSpecBase, Positions
 from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, layer_window, stages, tensors  # noqa: F401
 
@@ -64,3 +65,6 @@ def geometry(spec: ModelSpecBase) -> Geometry:
 
 image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

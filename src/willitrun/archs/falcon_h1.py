@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
+from .family import Family
 from .base import Geometry, HeadDim, Heads, LayerIndex, LayerKV, ModelSpecBase, Stage, Tensor, norm
 from .llama import DecoderConfig, attention_tensors, decoder_geometry, gated_mlp, lm_stage
 from .mamba import VLLM_STATE_REFUSAL, State
@@ -119,3 +120,6 @@ def image_tokens(spec: ModelSpecBase, image_size: tuple[int, int] | None) -> int
 
 def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -31,6 +31,7 @@ from typing import Annotated, Literal
 from ..errors import UsageError
 from ..records import Field, field_validator, model_validator
 from . import bart
+from .family import Family
 from .base import (
     Channels,
     Geometry,
@@ -262,3 +263,6 @@ def cross_source_tokens(spec: Florence2Spec, images: int, encoder_tokens: int) -
         raise UsageError(f"{spec.id}'s BART encoder has learned positions for {limit} tokens: {image}"
                          f"--encoder-tokens {encoder_tokens} is impossible")
     return source
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

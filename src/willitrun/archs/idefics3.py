@@ -25,6 +25,7 @@ from typing import Annotated, Literal
 
 from ..records import Field, model_validator
 from . import llama, siglip
+from .family import Family
 from .base import (
     Geometry,
     Heads,
@@ -212,3 +213,6 @@ def stages(spec: Idefics3Spec, context: int, source: int, images: int,
 
 def cross_source_tokens(spec: Idefics3Spec, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages)

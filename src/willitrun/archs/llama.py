@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..records import model_validator
+from .family import Family
 from .base import (
     Geometry,
     HeadDim,
@@ -260,3 +261,6 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
 
 
 __all__ = ["ARCHITECTURES", "SPECS", "Anatomy", "DecoderConfig", "LlamaConfig", "LlamaSpec"]
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

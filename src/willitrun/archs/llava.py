@@ -10,6 +10,7 @@ from typing import Literal
 from .. import limits as L
 from ..records import Field, field_validator, model_validator
 from . import llama
+from .family import Family
 from .base import (
     Channels,
     FeatureLayer,
@@ -254,3 +255,6 @@ def image_tokens(spec: LlavaSpec, image_size: tuple[int, int] | None) -> int:
 
 def cross_source_tokens(spec: LlavaSpec, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

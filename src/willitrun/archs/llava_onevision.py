@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 from .. import limits as L
 from ..records import Field, field_validator, model_validator
 from . import llama, siglip
+from .family import Family
 from .base import (
     FeatureLayer,
     Geometry,
@@ -198,3 +199,6 @@ def stages(spec: LlavaOnevisionSpec, context: int, source: int, images: int,
 
 def cross_source_tokens(spec: LlavaOnevisionSpec, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages)

@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 
 from .. import limits as L
 from ..records import Field
+from .family import Family
 from .base import (
     Geometry,
     Hidden,
@@ -134,3 +135,6 @@ def image_tokens(spec: ModelSpecBase, image_size: tuple[int, int] | None) -> int
 
 def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -17,6 +17,7 @@ from typing import Literal
 
 from ..records import Field, model_validator
 from . import llama
+from .family import Family
 from .base import (
     Channels,
     FeatureLayer,
@@ -173,3 +174,6 @@ def stages(spec: Mistral3Spec, context: int, source: int, images: int,
 
 def cross_source_tokens(spec: Mistral3Spec, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages)

@@ -9,6 +9,7 @@ from typing import Literal
 from .. import limits as L
 from ..records import Field, field_validator, model_validator
 from . import llama
+from .family import Family
 from .base import (
     Channels,
     Geometry,
@@ -223,3 +224,6 @@ def cross_source_tokens(spec: MllamaSpec, images: int, encoder_tokens: int) -> i
     # MllamaVisionModel outputs max_num_tiles x (patches + 1) positions per image; unused tiles
     # are masked, not dropped, so the keys/values always cover every tile.
     return images * v.max_num_tiles * v.positions_per_tile
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
+from .family import Family
 from .base import (
     Buckets,
     Geometry,
@@ -174,3 +175,6 @@ def image_tokens(spec: Pix2StructSpec, image_size: tuple[int, int] | None) -> in
 
 def cross_source_tokens(spec: Pix2StructSpec, images: int, encoder_tokens: int) -> int:
     return encoder_tokens
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
+from .family import Family
 from .base import (
     Channels,
     Geometry,
@@ -255,3 +256,6 @@ def stages(spec: QwenVLSpec, context: int, source: int, images: int,
 
 def cross_source_tokens(spec: QwenVLSpec, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages, video_tokens=video_tokens)

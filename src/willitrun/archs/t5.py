@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
+from .family import Family
 from .base import (
     T5_PRETRAINING_LENGTH,
     Buckets,
@@ -142,3 +143,6 @@ def image_tokens(spec: T5Spec, image_size: tuple[int, int] | None) -> int:
 
 def cross_source_tokens(spec: T5Spec, images: int, encoder_tokens: int) -> int:
     return encoder_tokens
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -25,6 +25,7 @@ from typing import Annotated, Literal
 
 from ..records import Field, field_validator, model_validator
 from . import bart
+from .family import Family
 from .base import (
     Channels,
     Geometry,
@@ -209,3 +210,6 @@ def image_tokens(spec: VisionEncoderDecoderSpec, image_size: tuple[int, int] | N
 
 def cross_source_tokens(spec: VisionEncoderDecoderSpec, images: int, encoder_tokens: int) -> int:
     return source_positions(spec)
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
