@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from typing import Literal
 
 from ..records import model_validator
-from .family import Family
 from .base import (
     Geometry,
     Heads,
@@ -40,6 +39,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("bart", "mbart", "m2m_100", "marian", "pegasus")
 LEARNED_POSITION_OFFSET = 2  # BartLearnedPositionalEmbedding / MBartLearnedPositionalEmbedding: offset = 2

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from ..records import model_validator
-from .family import Family
 from .base import (
     Geometry,
     Heads,
@@ -37,6 +36,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 from .llava import ClipVisionConfig, clip_encoder_layer, clip_vision_tensors
 from .siglip import SiglipVisionConfig
 from .siglip import stage as siglip_stage

@@ -12,9 +12,9 @@ from typing import Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
-from .family import Family
 from .base import Geometry, Layers, ModelSpecBase, Positions
-from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, layer_window, stages, tensors  # noqa: F401
+from .family import Family
+from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, layer_window, stages, tensors
 
 ARCHITECTURES = ("cohere2",)
 

@@ -22,7 +22,6 @@ from typing import Annotated, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
-from .family import Family
 from .base import (
     Geometry,
     HeadDim,
@@ -34,6 +33,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 from .llama import decoder_geometry, gated_mlp
 from .moe import Experts, MoeConfig, expert_tensors
 

@@ -16,8 +16,8 @@ from typing import Annotated, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
-from .family import Family
 from .base import Geometry, HeadDim, Heads, LayerIndex, LayerKV, ModelSpecBase, Stage, Tensor, norm
+from .family import Family
 from .llama import DecoderConfig, attention_tensors, decoder_geometry, gated_mlp, lm_stage
 from .mamba import VLLM_STATE_REFUSAL, State
 from .mamba2 import check_mamba2_heads, conv_channels, mixer_tensors

@@ -31,7 +31,6 @@ from typing import Annotated, Literal
 from ..errors import UsageError
 from ..records import Field, field_validator, model_validator
 from . import bart
-from .family import Family
 from .base import (
     Channels,
     Geometry,
@@ -48,6 +47,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("florence2",)
 Kernel = Annotated[int, Field(ge=0, le=64)]

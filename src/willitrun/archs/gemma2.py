@@ -10,10 +10,10 @@ from typing import Annotated, Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
-from .family import Family
 from .base import Geometry, ModelSpecBase, Positions
+from .family import Family
 from .gemma import GemmaConfig
-from .llama import Anatomy, LayerType, check_layer_types, layer_window, stages, tensors  # noqa: F401
+from .llama import Anatomy, LayerType, check_layer_types, layer_window, stages, tensors
 
 ARCHITECTURES = ("gemma2",)
 SoftCap = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]

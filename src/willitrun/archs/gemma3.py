@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 from ..records import Field, model_validator
 from . import llama, siglip
-from .family import Family
 from .base import Geometry, Layers, ModelSpecBase, Positions, Stage, Strict, Tensor, TokenId, norm
+from .family import Family
 from .gemma2 import Gemma2Config, SoftCap
 from .llama import Anatomy
 from .siglip import SiglipVisionConfig

@@ -16,8 +16,8 @@ from typing import Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
-from .family import Family
 from .base import Geometry, ModelSpecBase, Positions, Stage, Tensor, norm
+from .family import Family
 from .llama import LayerType, attention_tensors, check_layer_types, layer_window
 from .mixtral import moe_geometry
 from .moe import Experts, MoeConfig, expert_tensors, moe_stage

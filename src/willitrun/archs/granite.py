@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 
 from ..records import Field
 from . import llama
-from .family import Family
 from .base import ModelSpecBase
-from .llama import Anatomy, DecoderConfig, stages, tensors  # noqa: F401
+from .family import Family
+from .llama import Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("granite",)
 Multiplier = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]

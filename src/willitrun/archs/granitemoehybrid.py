@@ -22,8 +22,8 @@ from typing import Annotated, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
-from .family import Family
 from .base import Geometry, HeadDim, Heads, Intermediate, LayerKV, ModelSpecBase, Stage, Tensor, norm
+from .family import Family
 from .granite import Multiplier
 from .llama import attention_tensors, check_layer_types, decoder_geometry, gated_mlp, lm_stage
 from .mamba import VLLM_STATE_REFUSAL, State

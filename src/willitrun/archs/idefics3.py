@@ -25,7 +25,6 @@ from typing import Annotated, Literal
 
 from ..records import Field, model_validator
 from . import llama, siglip
-from .family import Family
 from .base import (
     Geometry,
     Heads,
@@ -40,6 +39,7 @@ from .base import (
     TokenId,
     linear,
 )
+from .family import Family
 from .llama import LlamaConfig
 from .siglip import SiglipVisionConfig
 

@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
-from .family import Family
 from .base import Geometry, LayerKV, ModelSpecBase, Stage, Tensor, norm
+from .family import Family
 from .llama import attention_tensors, decoder_geometry, gated_mlp, lm_stage
 from .mamba import VLLM_STATE_REFUSAL, State, mixer_tensors
 from .moe import Experts, MoeConfig, expert_tensors

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..records import model_validator
-from .family import Family
 from .base import (
     Geometry,
     HeadDim,
@@ -33,6 +32,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("llama", "mistral")
 

@@ -19,8 +19,8 @@ from typing import Annotated, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
-from .family import Family
 from .base import Geometry, HeadDim, Intermediate, LayerIndex, ModelSpecBase, Positions, Stage, Tensor, norm
+from .family import Family
 from .llama import attention_tensors, gated_mlp
 from .mixtral import moe_geometry
 from .moe import Experts, MoeConfig, expert_tensors, moe_stage

@@ -10,7 +10,6 @@ from typing import Literal
 from .. import limits as L
 from ..records import Field, field_validator, model_validator
 from . import llama
-from .family import Family
 from .base import (
     Channels,
     FeatureLayer,
@@ -30,6 +29,7 @@ from .base import (
     lists_to_tuples,
     norm,
 )
+from .family import Family
 from .llama import LlamaConfig
 
 ARCHITECTURES = ("llava", "llava_next")

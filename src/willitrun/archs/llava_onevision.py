@@ -22,7 +22,6 @@ from typing import Annotated, Literal
 from .. import limits as L
 from ..records import Field, field_validator, model_validator
 from . import llama, siglip
-from .family import Family
 from .base import (
     FeatureLayer,
     Geometry,
@@ -35,6 +34,7 @@ from .base import (
     linear,
     lists_to_tuples,
 )
+from .family import Family
 from .llava import select_best_resolution, unpadded
 from .qwen2 import Qwen2Config
 from .siglip import SiglipVisionConfig

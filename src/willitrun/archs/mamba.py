@@ -21,7 +21,6 @@ from typing import Annotated, Literal
 
 from .. import limits as L
 from ..records import Field
-from .family import Family
 from .base import (
     Geometry,
     Hidden,
@@ -35,6 +34,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("mamba", "falcon_mamba")
 # vLLM pages Mamba state in its own pool (vllm/v1/kv_cache_interface.py MambaSpec), sized unlike the

@@ -26,7 +26,6 @@ from typing import Annotated, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
-from .family import Family
 from .base import (
     Geometry,
     HeadDim,
@@ -41,6 +40,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 from .mamba import VLLM_STATE_REFUSAL, State
 
 ARCHITECTURES = ("mamba2",)

@@ -17,7 +17,6 @@ from typing import Literal
 
 from ..records import Field, model_validator
 from . import llama
-from .family import Family
 from .base import (
     Channels,
     FeatureLayer,
@@ -36,6 +35,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 from .llama import LlamaConfig
 
 ARCHITECTURES = ("mistral3",)

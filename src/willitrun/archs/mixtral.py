@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from .family import Family
 from .base import Geometry, ModelSpecBase, Positions, Stage, Tensor
+from .family import Family
 from .llama import decoder_geometry
 from .moe import Experts, MoeConfig, moe_decoder_lm, moe_stage
 

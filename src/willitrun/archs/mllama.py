@@ -9,7 +9,6 @@ from typing import Literal
 from .. import limits as L
 from ..records import Field, field_validator, model_validator
 from . import llama
-from .family import Family
 from .base import (
     Channels,
     Geometry,
@@ -33,6 +32,7 @@ from .base import (
     lists_to_tuples,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("mllama",)
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from typing import Literal
 
 from . import llama, siglip
-from .family import Family
 from .base import Geometry, Hidden, ModelSpecBase, Stage, Strict, Tensor, TokenId, linear
+from .family import Family
 from .gemma import GemmaConfig
 from .gemma2 import Gemma2Config
 from .siglip import SiglipVisionConfig

@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from .family import Family
 from .base import (
     Buckets,
     Geometry,
@@ -41,6 +40,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("pix2struct",)
 DEFAULT_MAX_PATCHES = 2048  # Pix2StructImageProcessor.max_patches (transformers 5.23 image_processing_pix2struct.py)

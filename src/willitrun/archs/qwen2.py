@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
-from .family import Family
 from .base import ModelSpecBase, Positions
+from .family import Family
 from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, decoder_geometry, layer_window, stages, tensors  # noqa: F401
 
 ARCHITECTURES = ("qwen2",)

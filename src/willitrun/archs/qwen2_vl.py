@@ -18,7 +18,6 @@ from typing import Annotated, Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
-from .family import Family
 from .base import (
     Channels,
     Geometry,
@@ -34,6 +33,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 from .llama import Anatomy
 from .qwen2 import SlidingLayers
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Literal
 
 from . import llama
-from .family import Family
 from .base import HeadDim, ModelSpecBase
-from .llama import Anatomy, stages, tensors  # noqa: F401
+from .family import Family
+from .llama import Anatomy, stages, tensors
 from .qwen2 import SlidingLayers
 
 ARCHITECTURES = ("qwen3",)

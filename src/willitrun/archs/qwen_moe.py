@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal
 
 from .. import limits as L
 from ..records import Field
-from .family import Family
 from .base import Intermediate, LayerIndex, ModelSpecBase, Positions, Stage, Tensor, linear
+from .family import Family
 from .llama import Anatomy, gated_mlp, layer_window
-from .mixtral import cross_source_tokens, image_tokens, moe_geometry  # noqa: F401
+from .mixtral import cross_source_tokens, image_tokens, moe_geometry
 from .moe import Experts, MoeConfig, moe_decoder_lm, moe_stage
 from .qwen2 import SlidingLayers
 

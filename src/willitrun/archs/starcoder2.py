@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Literal
 
 from . import llama
-from .family import Family
 from .base import Geometry, ModelSpecBase, Positions
-from .llama import Anatomy, DecoderConfig, stages, tensors  # noqa: F401
+from .family import Family
+from .llama import Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("starcoder2",)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from .family import Family
 from .base import (
     T5_PRETRAINING_LENGTH,
     Buckets,
@@ -26,6 +25,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("t5", "mt5")
 

@@ -25,7 +25,6 @@ from typing import Annotated, Literal
 
 from ..records import Field, field_validator, model_validator
 from . import bart
-from .family import Family
 from .base import (
     Channels,
     Geometry,
@@ -41,6 +40,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("vision-encoder-decoder",)
 MAX_STAGES = 8

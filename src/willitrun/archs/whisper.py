@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Literal
 
 from ..records import model_validator
-from .family import Family
 from .base import (
     Geometry,
     Heads,
@@ -25,6 +24,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("whisper",)
 
