@@ -50,8 +50,11 @@ def test_importing_specs_loads_no_family():
 
 
 def test_the_type_checkers_union_names_every_spec_class():
-    """specs.py spells AnyModelSpec out for mypy (at run time it is built from the registry)."""
+    """specs.py spells AnyModelSpec out for mypy (at run time it is built from the registry): every spec
+    class is one of its members or a subclass of one (DecoderSpec: the generic decoder's families)."""
     source = Path(willitrun.specs.__file__).read_text()
     union = source[source.index("AnyModelSpec = Union["):source.index("ModelSpec = Annotated")]
-    assert set(re.findall(r"\w+Spec\b", union)) - {"AnyModelSpec"} == {
-        willitrun.specs.SPEC_CLASSES[arch].__name__ for arch in FAMILIES}
+    named = set(re.findall(r"\w+Spec\b", union)) - {"AnyModelSpec"}
+    for arch in FAMILIES:
+        cls = willitrun.specs.SPEC_CLASSES[arch]
+        assert any(base.__name__ in named for base in cls.__mro__), f"{arch}: {cls.__name__} is in no union member"

@@ -42,6 +42,9 @@ FAMILIES: dict[str, str] = {
     "clip": "clip", "siglip": "clip",
     # issue 11: encoder-decoders over images
     "pix2struct": "pix2struct", "florence2": "florence2", "vision-encoder-decoder": "vision_encoder_decoder",
+    # issue 20: llama-shaped families declared on the generic decoder (archs/decoder.py)
+    "olmo2": "olmo2", "olmo3": "olmo3", "glm4": "glm4", "smollm3": "smollm3", "seed_oss": "seed_oss",
+    "ernie4_5": "ernie4_5", "hunyuan_v1_dense": "hunyuan_v1_dense", "exaone4": "exaone4",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -51,6 +51,8 @@ class Anatomy:
     gated: bool = True  # gate and up (SwiGLU/GeGLU); False: c_fc and c_proj (StarCoder2)
     mlp_bias: bool = False
     parallel_block: bool = False  # one input norm for attention and MLP (Cohere)
+    pre_norms: bool = True  # input_layernorm and the pre-MLP norm; False: only the sandwich's post norms (OLMo 2)
+    qk_norm_full: bool = False  # the q/k norms span every head (q_norm over heads x head_dim: OLMo 2)
 
 
 class DecoderConfig(Strict):
@@ -176,15 +178,16 @@ def decoder_lm(c: DecoderConfig, tied: bool | None = None) -> Iterator[Tensor]:
     yield Tensor("token_embd.weight", "embeddings", (c.vocab_size, h), "token_embd")
     for i in range(c.num_hidden_layers):
         p = f"decoder.{i}"
-        yield from norm(f"{p}.attn_norm", "decoder", h, i, a.norm_bias)
+        if a.pre_norms:
+            yield from norm(f"{p}.attn_norm", "decoder", h, i, a.norm_bias)
         yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads,
                                      head_dim=hd, bias=a.qkv_bias, o_bias=a.o_bias, fused=a.fused_qkv)
         if a.qk_norm:
-            yield from norm(f"{p}.attn_q_norm", "decoder", hd, i)
-            yield from norm(f"{p}.attn_k_norm", "decoder", hd, i)
+            yield from norm(f"{p}.attn_q_norm", "decoder", hd * (c.num_attention_heads if a.qk_norm_full else 1), i)
+            yield from norm(f"{p}.attn_k_norm", "decoder", hd * (c.kv_heads if a.qk_norm_full else 1), i)
         if a.sandwich_norms:
             yield from norm(f"{p}.post_attention_norm", "decoder", h, i)
-        if not a.parallel_block:
+        if a.pre_norms and not a.parallel_block:
             yield from norm(f"{p}.ffn_norm", "decoder", h, i, a.norm_bias)
         if a.gated:
             yield from gated_mlp(p, "decoder", h, c.intermediate_size, a.mlp_bias, i, a.fused_gate_up)
