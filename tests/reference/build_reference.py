@@ -198,7 +198,9 @@ MISTRAL_TEST_WINDOW = 4
 # Decoder-only families whose small copy is the full config with fewer layers, a small vocabulary
 # and a narrow MLP (every attention width kept).
 LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "granite",
-              "starcoder2", "cohere2")
+              "starcoder2", "cohere2",
+              # issue 20: the generic decoder's families (DECODER_FAMILIES below)
+              "olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4")
 # Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
 # never enters the cache); expert counts and widths of the full model are counted on `meta`.
 MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama4_text")
@@ -564,6 +566,28 @@ ARCHITECTURES: dict[str, Architecture] = {
         lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
     ),
 }
+
+# issue 20: the llama-shaped families declared on willitrun's generic decoder (archs/decoder.py). Their
+# transformers classes are the ones its auto mappings give the model_type (CONFIG_MAPPING and
+# MODEL_FOR_CAUSAL_LM_MAPPING_NAMES), LlamaModel's module layout (_LM_RULES), and the config class's own
+# default for tie_word_embeddings.
+DECODER_FAMILIES = ("olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4")
+# ... of which some have sliding-window layers: a second case with a window shorter than the prompt
+DECODER_SLIDING = ("olmo3", "exaone4")
+
+
+def _auto_causal_lm(model_type: str) -> Architecture:
+    from transformers import CONFIG_MAPPING
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    config_cls = CONFIG_MAPPING[model_type]
+    model_cls = getattr(transformers, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type])
+    tied = bool(config_cls().tie_word_embeddings)
+    return Architecture(config_cls, model_cls, _compile(_LM_RULES),
+                        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, tied)
+
+
+ARCHITECTURES.update({t: _auto_causal_lm(t) for t in DECODER_FAMILIES})
 
 
 def expected_tied(arch: str, cfg: dict[str, Any]) -> bool:
@@ -1351,9 +1375,10 @@ def cases_for(arch: str, cfg: dict[str, Any], spec: dict[str, Any] | None = None
         windowed = copy.deepcopy(small)
         windowed["sliding_window" if arch == "gpt_oss" else "attention_chunk_size"] = SLIDING_TEST_WINDOW
         return [("text", small, lm_inputs), (f"sliding_window_{SLIDING_TEST_WINDOW}", windowed, lm_inputs)]
-    if arch in ("llama", "qwen2", "qwen3", "granite") or arch in MOE or arch in SSM:
+    if arch in ("llama", "qwen2", "qwen3", "granite") or arch in MOE or arch in SSM \
+            or (arch in DECODER_FAMILIES and arch not in DECODER_SLIDING):
         return [("text", small, lm_inputs)]
-    if arch in ("gemma2", "gemma3_text", "phi3", "starcoder2", "cohere2"):
+    if arch in ("gemma2", "gemma3_text", "phi3", "starcoder2", "cohere2") or arch in DECODER_SLIDING:
         windowed = copy.deepcopy(small)
         windowed["sliding_window"] = SLIDING_TEST_WINDOW
         return [("text", small, lm_inputs), (f"sliding_window_{SLIDING_TEST_WINDOW}", windowed, lm_inputs)]
