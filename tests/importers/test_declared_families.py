@@ -1,0 +1,155 @@
+"""Families declared in one file (archs/family.py, archs/decoder.py; issue 20 sections 1 and 3).
+
+A family module's `FAMILY` is the only place its config.json keys, transformers' defaults for them, its
+safetensors names and its GGUF names live; the importer, the weights reader and `list architectures` read
+them from there. The defaults are checked against transformers' own configuration classes, and small
+configs of every declared family against transformers' parameter count on the meta device (the
+full-size default and real configs are in tests/reference/reference.json)."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import pytest
+
+from tests.importers.helpers import write_config
+from willitrun import archs, estimate
+from willitrun.archs.family import ConfigClass, Family, check_family
+from willitrun.cli.commands.list import architecture_rows
+from willitrun.errors import SpecError
+from willitrun.importers import spec_from_path
+from willitrun.importers.configs import importable, spec_from_config
+from willitrun.importers.weights import component_rules
+from willitrun.memory import attention
+
+IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+SMALL = {"vocab_size": 256, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 4,
+         "num_attention_heads": 4, **IDS}
+
+
+def _declared() -> list[tuple[str, ConfigClass]]:
+    return [(arch, keys) for fam in archs.families() for arch, keys in fam.config_json.items()]
+
+
+DECLARED = _declared()
+
+
+def test_some_families_are_declared():
+    assert {"olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4"} <= {
+        a for a, _ in DECLARED}
+
+
+@pytest.mark.parametrize(("arch", "keys"), DECLARED, ids=[a for a, _ in DECLARED])
+def test_declared_defaults_equal_transformers(arch, keys):
+    tf = pytest.importorskip("transformers")
+    config_cls = tf.CONFIG_MAPPING[arch]
+    assert config_cls.__name__ == keys.name
+    assert keys.url.endswith(f"/models/{keys.path}") and keys.path.startswith(f"{arch}/configuration_")
+    config = config_cls()
+    for field, default in keys.defaults.items():
+        got = getattr(config, field)
+        if default is None and field == "num_key_value_heads":
+            default = config.num_attention_heads
+        assert got == default, f"{keys.name}.{field}"
+
+
+# (case id, config.json) -- every flag a declared family reads, on a small shape
+CASES = [
+    ("olmo2", {"model_type": "olmo2", **SMALL, "num_key_value_heads": 2}),
+    ("olmo2-bias-tied", {"model_type": "olmo2", **SMALL, "attention_bias": True, "tie_word_embeddings": True}),
+    ("olmo3", {"model_type": "olmo3", **SMALL, "num_key_value_heads": 2, "sliding_window": 16}),
+    ("olmo3-layer-types", {"model_type": "olmo3", **SMALL, "layer_types": ["full_attention"] * 4}),
+    ("glm4", {"model_type": "glm4", **SMALL, "num_key_value_heads": 2, "head_dim": 32}),
+    ("glm4-nobias", {"model_type": "glm4", **SMALL, "num_key_value_heads": 1, "head_dim": 16, "attention_bias": False}),
+    ("smollm3", {"model_type": "smollm3", **SMALL, "num_key_value_heads": 2}),
+    ("smollm3-sliding", {"model_type": "smollm3", **SMALL, "use_sliding_window": True, "sliding_window": 8,
+                         "attention_bias": True, "mlp_bias": True, "tie_word_embeddings": False}),
+    ("seed-oss", {"model_type": "seed_oss", **SMALL, "num_key_value_heads": 2, "head_dim": 32}),
+    ("seed-oss-biases", {"model_type": "seed_oss", **SMALL, "num_key_value_heads": 4, "head_dim": None, "attention_bias": False,
+                         "attention_out_bias": True, "mlp_bias": True}),
+    ("ernie4-5", {"model_type": "ernie4_5", **SMALL, "num_key_value_heads": 2, "head_dim": 32}),
+    ("ernie4-5-bias", {"model_type": "ernie4_5", **SMALL, "head_dim": None, "use_bias": True,
+                       "tie_word_embeddings": False}),
+    ("hunyuan-dense", {"model_type": "hunyuan_v1_dense", **SMALL, "num_key_value_heads": 2, "head_dim": 16}),
+    ("hunyuan-dense-bias", {"model_type": "hunyuan_v1_dense", **SMALL, "head_dim": 32, "attention_bias": True}),
+    ("exaone4", {"model_type": "exaone4", **SMALL, "num_key_value_heads": 2, "sliding_window": 16}),
+    ("exaone4-no-window", {"model_type": "exaone4", **SMALL, "num_key_value_heads": 1, "head_dim": 32, "sliding_window": None,
+                           "layer_types": ["full_attention"] * 4, "tie_word_embeddings": True}),
+]
+
+
+@pytest.mark.parametrize(("case_id", "config"), CASES, ids=[c[0] for c in CASES])
+def test_parameters_and_caches_equal_transformers(tmp_path, case_id, config):
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    path = write_config(tmp_path / case_id, config)
+    spec, _ = spec_from_path(path)
+    hf = tf.AutoConfig.from_pretrained(path.parent)
+    with torch.device("meta"):
+        model = tf.AutoModelForCausalLM.from_config(hf)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+    g = archs.geometry(spec)
+    head_dim = getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads
+    assert attention(spec).self_width == hf.num_key_value_heads * head_dim
+    # which layers slide, and over what window: transformers' resolved layer_types
+    kinds = [(k.kind, k.window) for k in g.self_layers]
+    types_ = getattr(hf, "layer_types", None) or ["full_attention"] * hf.num_hidden_layers
+    window = getattr(hf, "sliding_window", None)
+    assert kinds == [("sliding", window) if t == "sliding_attention" and window else ("full", None) for t in types_]
+
+
+def test_a_config_transformers_cannot_build_is_refused_in_one_line():
+    # HunYuanDenseV1Config defaults head_dim to None, and HunYuanDenseV1Attention then fails (head_dim ** -0.5)
+    with pytest.raises(SpecError, match="head_dim"):
+        spec_from_config({"model_type": "hunyuan_v1_dense"}, "config.json")
+    with pytest.raises(SpecError, match="sliding_window_pattern"):
+        spec_from_config({"model_type": "exaone4", "sliding_window_pattern": "LLLG"}, "config.json")
+
+
+def test_exaone4_string_pattern_goes_with_layer_types():
+    spec = spec_from_config({"model_type": "exaone4", **SMALL, "num_key_value_heads": 4, "sliding_window_pattern": "LLLG",
+                             "layer_types": ["sliding_attention"] * 3 + ["full_attention"]}, "config.json")
+    assert [k.kind for k in archs.geometry(spec).self_layers] == ["sliding"] * 3 + ["full"]
+
+
+def test_declared_families_are_importable_and_listed_with_their_gguf_names():
+    rows = {r["architecture"]: r for r in architecture_rows([])}
+    for arch, _ in DECLARED:
+        assert arch in importable()
+        assert rows[arch]["config_model_type"] == arch
+        assert rows[arch]["gguf_declared"] == list(archs.family(arch).gguf_architectures)
+    # llama.cpp's names (convert_hf_to_gguf.py: Olmo3ForCausalLM is written as MODEL_ARCH.OLMO2)
+    assert rows["olmo3"]["gguf_declared"] == ["olmo2"] and rows["hunyuan_v1_dense"]["gguf_declared"] == ["hunyuan-dense"]
+
+
+def test_declared_families_name_their_checkpoint_tensors():
+    rules = component_rules("glm4")
+    assert ("lm_head\\.weight", "lm_head") in rules
+    with pytest.raises(KeyError):
+        component_rules("no-such-architecture")
+
+
+def test_the_registry_checks_the_contract():
+    fam = archs.family("olmo2")
+    assert isinstance(fam, Family) and fam.architectures == ("olmo2",)
+    assert check_family(fam, "m", ["olmo2"]) is fam
+    with pytest.raises(TypeError, match="defines no FAMILY"):
+        check_family(types.SimpleNamespace(), "willitrun.archs.broken", ["x"])
+    with pytest.raises(TypeError, match="registry gives it"):
+        check_family(fam, "willitrun.archs.olmo2", ["olmo2", "olmo3"])
+    for f in archs.families():
+        for arch in f.architectures:
+            assert archs.family(arch) is f and archs.spec_class(arch) is f.specs[arch]
+
+
+def test_list_architectures_json_shows_the_declared_names(tmp_path):
+    from typer.testing import CliRunner
+
+    from willitrun.cli import app
+
+    r = CliRunner().invoke(app, ["list", "architectures", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {row["architecture"]: row for row in json.loads(r.stdout)["architectures"]}
+    assert rows["smollm3"]["config_model_type"] == "smollm3" and rows["smollm3"]["gguf_declared"] == ["smollm3"]
+    assert "smollm3-3b" in rows["smollm3"]["models"]
