@@ -36,7 +36,8 @@ DECLARED = _declared()
 
 
 def test_some_families_are_declared():
-    assert {"olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4"} <= {
+    assert {"olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4", "cohere",
+            "stablelm", "phi"} <= {
         a for a, _ in DECLARED}
 
 
@@ -74,6 +75,15 @@ CASES = [
     ("hunyuan-dense", {"model_type": "hunyuan_v1_dense", **SMALL, "num_key_value_heads": 2, "head_dim": 16}),
     ("hunyuan-dense-bias", {"model_type": "hunyuan_v1_dense", **SMALL, "head_dim": 32, "attention_bias": True}),
     ("exaone4", {"model_type": "exaone4", **SMALL, "num_key_value_heads": 2, "sliding_window": 16}),
+    ("cohere", {"model_type": "cohere", **SMALL, "num_key_value_heads": 2}),
+    ("cohere-qk-norm", {"model_type": "cohere", **SMALL, "use_qk_norm": True, "attention_bias": True,
+                        "tie_word_embeddings": False}),
+    ("stablelm", {"model_type": "stablelm", **SMALL, "num_key_value_heads": 2}),
+    ("stablelm-parallel", {"model_type": "stablelm", **SMALL, "num_key_value_heads": 4, "use_qkv_bias": True,
+                           "qk_layernorm": True, "use_parallel_residual": True, "tie_word_embeddings": True}),
+    ("phi", {"model_type": "phi", **SMALL}),
+    ("phi-qk-norm-tied", {"model_type": "phi", **SMALL, "num_key_value_heads": 2, "qk_layernorm": True,
+                          "tie_word_embeddings": True}),
     ("exaone4-no-window", {"model_type": "exaone4", **SMALL, "num_key_value_heads": 1, "head_dim": 32, "sliding_window": None,
                            "layer_types": ["full_attention"] * 4, "tie_word_embeddings": True}),
 ]
@@ -153,3 +163,21 @@ def test_list_architectures_json_shows_the_declared_names(tmp_path):
     rows = {row["architecture"]: row for row in json.loads(r.stdout)["architectures"]}
     assert rows["smollm3"]["config_model_type"] == "smollm3" and rows["smollm3"]["gguf_declared"] == ["smollm3"]
     assert "smollm3-3b" in rows["smollm3"]["models"]
+
+
+@pytest.mark.parametrize(("case_id", "config"), CASES, ids=[c[0] for c in CASES])
+def test_checkpoint_tensor_names_land_in_the_computed_components(tmp_path, case_id, config):
+    """Every parameter name transformers gives the model is placed by the family's weight rules, and the
+    stored bytes per component equal the computed ones (a bf16 checkpoint of the small config)."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.importers.weights import StoredTensor, weights_override
+
+    path = write_config(tmp_path / case_id, config)
+    spec, _ = spec_from_path(path)
+    with torch.device("meta"):
+        model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent))
+    stored = [StoredTensor(name, "BF16", tuple(p.shape), 2 * p.numel()) for name, p in model.named_parameters()]
+    w = weights_override(spec.architecture, stored, "test", "safetensors")
+    assert w.component_bytes, w.notes
+    assert dict(w.component_bytes) == {c.name: c.bytes for c in estimate(spec, dtype="bf16").components}

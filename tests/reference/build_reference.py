@@ -200,7 +200,8 @@ MISTRAL_TEST_WINDOW = 4
 LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "granite",
               "starcoder2", "cohere2",
               # issue 20: the generic decoder's families (DECODER_FAMILIES below)
-              "olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4")
+              "olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4",
+              "cohere", "stablelm", "phi")
 # Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
 # never enters the cache); expert counts and widths of the full model are counted on `meta`.
 MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama4_text")
@@ -571,7 +572,11 @@ ARCHITECTURES: dict[str, Architecture] = {
 # transformers classes are the ones its auto mappings give the model_type (CONFIG_MAPPING and
 # MODEL_FOR_CAUSAL_LM_MAPPING_NAMES), LlamaModel's module layout (_LM_RULES), and the config class's own
 # default for tie_word_embeddings.
-DECODER_FAMILIES = ("olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4")
+DECODER_FAMILIES = ("olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4",
+                    "cohere", "stablelm", "phi")
+# PhiModel's final norm is final_layernorm, and PhiForCausalLM's lm_head has a bias
+_STABLELM_RULES = [*_LM_RULES, (r"model\.norm\.bias", "decoder")]  # its final norm is a LayerNorm with a bias
+_PHI_RULES = [*_LM_RULES, (r"model\.final_layernorm\.(?:weight|bias)", "decoder"), (r"lm_head\.bias", "lm_head")]
 # ... of which some have sliding-window layers: a second case with a window shorter than the prompt
 DECODER_SLIDING = ("olmo3", "exaone4")
 
@@ -583,7 +588,8 @@ def _auto_causal_lm(model_type: str) -> Architecture:
     config_cls = CONFIG_MAPPING[model_type]
     model_cls = getattr(transformers, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type])
     tied = bool(config_cls().tie_word_embeddings)
-    return Architecture(config_cls, model_cls, _compile(_LM_RULES),
+    rules = {"phi": _PHI_RULES, "stablelm": _STABLELM_RULES}.get(model_type, _LM_RULES)
+    return Architecture(config_cls, model_cls, _compile(rules),
                         lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, tied)
 
 

@@ -53,6 +53,8 @@ class Anatomy:
     parallel_block: bool = False  # one input norm for attention and MLP (Cohere)
     pre_norms: bool = True  # input_layernorm and the pre-MLP norm; False: only the sandwich's post norms (OLMo 2)
     qk_norm_full: bool = False  # the q/k norms span every head (q_norm over heads x head_dim: OLMo 2)
+    qk_norm_bias: bool = False  # the q/k norms are LayerNorms with a bias (Phi)
+    lm_head_bias: bool = False  # the LM head has a bias (Phi: lm_head = nn.Linear(..., bias=True))
 
 
 class DecoderConfig(Strict):
@@ -183,8 +185,10 @@ def decoder_lm(c: DecoderConfig, tied: bool | None = None) -> Iterator[Tensor]:
         yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads,
                                      head_dim=hd, bias=a.qkv_bias, o_bias=a.o_bias, fused=a.fused_qkv)
         if a.qk_norm:
-            yield from norm(f"{p}.attn_q_norm", "decoder", hd * (c.num_attention_heads if a.qk_norm_full else 1), i)
-            yield from norm(f"{p}.attn_k_norm", "decoder", hd * (c.kv_heads if a.qk_norm_full else 1), i)
+            yield from norm(f"{p}.attn_q_norm", "decoder", hd * (c.num_attention_heads if a.qk_norm_full else 1), i,
+                            a.qk_norm_bias)
+            yield from norm(f"{p}.attn_k_norm", "decoder", hd * (c.kv_heads if a.qk_norm_full else 1), i,
+                            a.qk_norm_bias)
         if a.sandwich_norms:
             yield from norm(f"{p}.post_attention_norm", "decoder", h, i)
         if a.pre_norms and not a.parallel_block:
@@ -199,6 +203,8 @@ def decoder_lm(c: DecoderConfig, tied: bool | None = None) -> Iterator[Tensor]:
     yield from norm("decoder.output_norm", "decoder", h, None, a.norm_bias)
     if not (c.tie_word_embeddings if tied is None else tied):
         yield Tensor("output.weight", "lm_head", (c.vocab_size, h), "output")
+    if a.lm_head_bias:  # its own even when the weight is tied to the embedding
+        yield Tensor("output.bias", "lm_head", (c.vocab_size,), "bias")
 
 
 llama_lm = decoder_lm  # the name tensors.py exported
