@@ -37,7 +37,7 @@ DECLARED = _declared()
 
 def test_some_families_are_declared():
     assert {"olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4", "cohere",
-            "stablelm", "phi"} <= {
+            "stablelm", "phi", "olmoe", "granitemoe"} <= {
         a for a, _ in DECLARED}
 
 
@@ -84,6 +84,13 @@ CASES = [
     ("phi", {"model_type": "phi", **SMALL}),
     ("phi-qk-norm-tied", {"model_type": "phi", **SMALL, "num_key_value_heads": 2, "qk_layernorm": True,
                           "tie_word_embeddings": True}),
+    ("olmoe", {"model_type": "olmoe", **SMALL, "num_experts": 4, "num_experts_per_tok": 2}),
+    ("olmoe-gqa-bias", {"model_type": "olmoe", **SMALL, "num_key_value_heads": 2, "num_experts": 8,
+                        "num_experts_per_tok": 3, "attention_bias": True, "tie_word_embeddings": True}),
+    ("granitemoe", {"model_type": "granitemoe", **SMALL, "num_key_value_heads": 2, "num_local_experts": 4,
+                    "num_experts_per_tok": 2, "embedding_multiplier": 12, "logits_scaling": 8}),
+    ("granitemoe-bias", {"model_type": "granitemoe", **SMALL, "num_local_experts": 6, "num_experts_per_tok": 1,
+                         "attention_bias": True, "tie_word_embeddings": True}),
     ("exaone4-no-window", {"model_type": "exaone4", **SMALL, "num_key_value_heads": 1, "head_dim": 32, "sliding_window": None,
                            "layer_types": ["full_attention"] * 4, "tie_word_embeddings": True}),
 ]
@@ -107,6 +114,14 @@ def test_parameters_and_caches_equal_transformers(tmp_path, case_id, config):
     types_ = getattr(hf, "layer_types", None) or ["full_attention"] * hf.num_hidden_layers
     window = getattr(hf, "sliding_window", None)
     assert kinds == [("sliding", window) if t == "sliding_attention" and window else ("full", None) for t in types_]
+
+
+def test_experts_are_counted_and_read_k_of_n():
+    spec = spec_from_config({"model_type": "olmoe", **SMALL, "num_experts": 8, "num_experts_per_tok": 2}, "c.json")
+    g = archs.geometry(spec)
+    assert (g.experts, g.experts_per_token) == (8, 2)
+    e = estimate(spec)
+    assert e.experts_read == (2, 8) and e.active_parameters < e.parameters
 
 
 def test_a_config_transformers_cannot_build_is_refused_in_one_line():

@@ -202,9 +202,10 @@ LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "ph
               # issue 20: the generic decoder's families (DECODER_FAMILIES below)
               "olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4",
               "cohere", "stablelm", "phi")
+# (olmoe and granitemoe, the generic decoder's mixture-of-experts families, are in MOE below)
 # Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
 # never enters the cache); expert counts and widths of the full model are counted on `meta`.
-MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama4_text")
+MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama4_text", "olmoe", "granitemoe")
 SMALL_EXPERTS, SMALL_EXPERTS_PER_TOKEN, SMALL_EXPERT_FFN = 4, 2, 32
 # Families with sliding layers get a second case whose window (4) is shorter than the prompt (7), so the
 # measured cache shows what transformers holds right after a prefill past the window; their small copy
@@ -573,7 +574,7 @@ ARCHITECTURES: dict[str, Architecture] = {
 # MODEL_FOR_CAUSAL_LM_MAPPING_NAMES), LlamaModel's module layout (_LM_RULES), and the config class's own
 # default for tie_word_embeddings.
 DECODER_FAMILIES = ("olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4",
-                    "cohere", "stablelm", "phi")
+                    "cohere", "stablelm", "phi", "olmoe", "granitemoe")
 # PhiModel's final norm is final_layernorm, and PhiForCausalLM's lm_head has a bias
 _STABLELM_RULES = [*_LM_RULES, (r"model\.norm\.bias", "decoder")]  # its final norm is a LayerNorm with a bias
 _PHI_RULES = [*_LM_RULES, (r"model\.final_layernorm\.(?:weight|bias)", "decoder"), (r"lm_head\.bias", "lm_head")]

@@ -23,6 +23,7 @@ from . import llama
 from .base import Geometry, ModelSpecBase, Stage, Tensor
 from .family import ConfigClass, Family, WeightRules
 from .llama import DecoderConfig
+from .moe import MoeConfig, moe_decoder_lm, moe_stage
 
 # The safetensors names of a ...ForCausalLM built on LlamaModel's layout (modeling_llama.py).
 LM_WEIGHT_RULES: WeightRules = (
@@ -62,6 +63,26 @@ def _no_cross_source(spec: DecoderSpec, images: int, encoder_tokens: int) -> int
     return 0
 
 
+def _moe_tensors(spec: DecoderSpec) -> Iterator[Tensor]:
+    return moe_decoder_lm(_moe_config(spec))
+
+
+def _moe_geometry(spec: DecoderSpec) -> Geometry:
+    from .mixtral import moe_geometry
+
+    return moe_geometry(_moe_config(spec), spec.architecture)
+
+
+def _moe_stages(spec: DecoderSpec, context: int, source: int, images: int) -> list[Stage]:
+    return [moe_stage(_moe_config(spec), context)]
+
+
+def _moe_config(spec: DecoderSpec) -> MoeConfig:
+    if not isinstance(spec.config, MoeConfig):
+        raise TypeError(f"{spec.architecture}: a mixture-of-experts family's config must be a MoeConfig")
+    return spec.config
+
+
 def decoder_family(module: str, arch: str, spec: type[D], config_json: ConfigClass, *, gguf: tuple[str, ...] = (),
                    weight_rules: WeightRules = LM_WEIGHT_RULES, **overrides: Any) -> Family[D]:
     """The Family of a llama-shaped decoder: one architecture (the config.json model_type, the spec's
@@ -73,3 +94,12 @@ def decoder_family(module: str, arch: str, spec: type[D], config_json: ConfigCla
     }
     return Family(module, {arch: spec}, config_json={arch: config_json}, weight_rules={arch: weight_rules},
                   gguf_architectures=gguf, **fields)
+
+
+def moe_family(module: str, arch: str, spec: type[D], config_json: ConfigClass, *, gguf: tuple[str, ...] = (),
+               weight_rules: WeightRules = LM_WEIGHT_RULES, **overrides: Any) -> Family[D]:
+    """A llama-shaped decoder whose feed-forward is routed experts (archs/moe.py: the config is a
+    `MoeConfig` naming the expert count, width and which layers are sparse): Mixtral's tensors, geometry
+    (expert counts, per-token feed-forward width) and stages."""
+    fields: dict[str, Any] = {"tensors": _moe_tensors, "geometry": _moe_geometry, "stages": _moe_stages, **overrides}
+    return decoder_family(module, arch, spec, config_json, gguf=gguf, weight_rules=weight_rules, **fields)
