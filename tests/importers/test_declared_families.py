@@ -15,6 +15,7 @@ import pytest
 
 from tests.importers.helpers import write_config
 from willitrun import archs, estimate
+from willitrun.archs.caches import ShortConvState
 from willitrun.archs.family import ConfigClass, Family, check_family
 from willitrun.cli.commands.list import architecture_rows
 from willitrun.errors import SpecError
@@ -37,7 +38,7 @@ DECLARED = _declared()
 
 def test_some_families_are_declared():
     assert {"olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4", "cohere",
-            "stablelm", "phi", "olmoe", "granitemoe"} <= {
+            "stablelm", "phi", "olmoe", "granitemoe", "lfm2"} <= {
         a for a, _ in DECLARED}
 
 
@@ -91,6 +92,11 @@ CASES = [
                     "num_experts_per_tok": 2, "embedding_multiplier": 12, "logits_scaling": 8}),
     ("granitemoe-bias", {"model_type": "granitemoe", **SMALL, "num_local_experts": 6, "num_experts_per_tok": 1,
                          "attention_bias": True, "tie_word_embeddings": True}),
+    ("lfm2-hybrid", {"model_type": "lfm2", **SMALL, "num_key_value_heads": 2, "full_attn_idxs": [1, 3]}),
+    ("lfm2-layer-types", {"model_type": "lfm2", **SMALL, "num_key_value_heads": 4, "layer_types": ["conv", "conv", "full_attention", "conv"],
+                          "conv_bias": True, "block_ff_dim": 300, "block_ffn_dim_multiplier": 1.5,
+                          "block_multiple_of": 32, "tie_embedding": False}),
+    ("lfm2-no-adjust", {"model_type": "lfm2", **SMALL, "num_key_value_heads": 1, "full_attn_idxs": [0], "block_auto_adjust_ff_dim": False}),
     ("exaone4-no-window", {"model_type": "exaone4", **SMALL, "num_key_value_heads": 1, "head_dim": 32, "sliding_window": None,
                            "layer_types": ["full_attention"] * 4, "tie_word_embeddings": True}),
 ]
@@ -109,9 +115,16 @@ def test_parameters_and_caches_equal_transformers(tmp_path, case_id, config):
     g = archs.geometry(spec)
     head_dim = getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads
     assert attention(spec).self_width == hf.num_key_value_heads * head_dim
-    # which layers slide, and over what window: transformers' resolved layer_types
+    # which layers slide, and over what window: transformers' resolved layer_types (LFM2's conv layers
+    # keep a short-convolution state instead: hidden x conv_L_cache elements)
     kinds = [(k.kind, k.window) for k in g.self_layers]
     types_ = getattr(hf, "layer_types", None) or ["full_attention"] * hf.num_hidden_layers
+    if "conv" in types_:
+        assert [type(k).__name__ for layer in g.caches for k in layer] == [
+            "ShortConvState" if t == "conv" else "FullAttention" for t in types_]
+        assert all(k.conv == hf.hidden_size * hf.conv_L_cache for layer in g.caches for k in layer
+                   if isinstance(k, ShortConvState))
+        types_ = [t for t in types_ if t != "conv"]
     window = getattr(hf, "sliding_window", None)
     assert kinds == [("sliding", window) if t == "sliding_attention" and window else ("full", None) for t in types_]
 

@@ -48,6 +48,8 @@ FAMILIES: dict[str, str] = {
     "cohere": "cohere", "stablelm": "stablelm", "phi": "phi",
     # ... and mixture-of-experts ones (archs/decoder.py: moe_family)
     "olmoe": "olmoe", "granitemoe": "granitemoe",
+    # ... and hybrids whose layers keep different kinds of cache (archs/caches.py)
+    "lfm2": "lfm2",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -245,11 +245,15 @@ class Geometry:
     # "largest context" means nothing (the text tower's positions are a hard limit, not a cache).
     encoder_only: bool = False
 
+    # Per decoder layer, the kinds of cache it keeps, when the family states them itself (LFM2's short
+    # convolutions); None: derived from self_kv, cross_kv, mla and ssm_state (archs/caches.py: layer_caches)
+    cache_kinds: tuple[tuple[CacheKind, ...], ...] | None = None
+
     @cached_property
     def caches(self) -> tuple[tuple[CacheKind, ...], ...]:
         """Per decoder layer, the kinds of cache it keeps (archs/caches.py): the data every cache size is
         computed from."""
-        return layer_caches(self)
+        return self.cache_kinds if self.cache_kinds is not None else layer_caches(self)
 
     @property
     def state_elements(self) -> int:
