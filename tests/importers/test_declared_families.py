@@ -38,7 +38,7 @@ DECLARED = _declared()
 
 def test_some_families_are_declared():
     assert {"olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4", "cohere",
-            "stablelm", "phi", "olmoe", "granitemoe", "lfm2"} <= {
+            "stablelm", "phi", "olmoe", "granitemoe", "lfm2", "olmo", "apertus"} <= {
         a for a, _ in DECLARED}
 
 
@@ -97,6 +97,11 @@ CASES = [
                           "conv_bias": True, "block_ff_dim": 300, "block_ffn_dim_multiplier": 1.5,
                           "block_multiple_of": 32, "tie_embedding": False}),
     ("lfm2-no-adjust", {"model_type": "lfm2", **SMALL, "num_key_value_heads": 1, "full_attn_idxs": [0], "block_auto_adjust_ff_dim": False}),
+    ("olmo", {"model_type": "olmo", **SMALL, "num_key_value_heads": 2, "clip_qkv": 8.0}),
+    ("olmo-bias-tied", {"model_type": "olmo", **SMALL, "attention_bias": True, "tie_word_embeddings": True}),
+    ("apertus", {"model_type": "apertus", **SMALL, "num_key_value_heads": 2}),
+    ("apertus-silu-bias", {"model_type": "apertus", **SMALL, "hidden_act": "silu", "attention_bias": True,
+                           "head_dim": 8}),
     ("exaone4-no-window", {"model_type": "exaone4", **SMALL, "num_key_value_heads": 1, "head_dim": 32, "sliding_window": None,
                            "layer_types": ["full_attention"] * 4, "tie_word_embeddings": True}),
 ]

@@ -201,7 +201,7 @@ LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "ph
               "starcoder2", "cohere2",
               # issue 20: the generic decoder's families (DECODER_FAMILIES below)
               "olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4",
-              "cohere", "stablelm", "phi", "lfm2")
+              "cohere", "stablelm", "phi", "lfm2", "olmo", "apertus")
 # (olmoe and granitemoe, the generic decoder's mixture-of-experts families, are in MOE below)
 # Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
 # never enters the cache); expert counts and widths of the full model are counted on `meta`.
@@ -574,7 +574,7 @@ ARCHITECTURES: dict[str, Architecture] = {
 # MODEL_FOR_CAUSAL_LM_MAPPING_NAMES), LlamaModel's module layout (_LM_RULES), and the config class's own
 # default for tie_word_embeddings.
 DECODER_FAMILIES = ("olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4",
-                    "cohere", "stablelm", "phi", "olmoe", "granitemoe", "lfm2")
+                    "cohere", "stablelm", "phi", "olmoe", "granitemoe", "lfm2", "olmo", "apertus")
 _LFM2_RULES = [*_LM_RULES, (r"model\.embedding_norm\.weight", "decoder")]  # Lfm2Model's norm after the layers
 # PhiModel's final norm is final_layernorm, and PhiForCausalLM's lm_head has a bias
 _STABLELM_RULES = [*_LM_RULES, (r"model\.norm\.bias", "decoder")]  # its final norm is a LayerNorm with a bias

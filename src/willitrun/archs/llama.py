@@ -55,6 +55,8 @@ class Anatomy:
     qk_norm_full: bool = False  # the q/k norms span every head (q_norm over heads x head_dim: OLMo 2)
     qk_norm_bias: bool = False  # the q/k norms are LayerNorms with a bias (Phi)
     lm_head_bias: bool = False  # the LM head has a bias (Phi: lm_head = nn.Linear(..., bias=True))
+    norm_weights: bool = True  # False: the layer norms hold no parameters (OLMo's OlmoLayerNorm)
+    act_params: int = 0  # learnable scalars of the MLP's activation per layer (Apertus' xIELU: alpha_p, alpha_n)
 
 
 class DecoderConfig(Strict):
@@ -180,7 +182,7 @@ def decoder_lm(c: DecoderConfig, tied: bool | None = None) -> Iterator[Tensor]:
     yield Tensor("token_embd.weight", "embeddings", (c.vocab_size, h), "token_embd")
     for i in range(c.num_hidden_layers):
         p = f"decoder.{i}"
-        if a.pre_norms:
+        if a.pre_norms and a.norm_weights:
             yield from norm(f"{p}.attn_norm", "decoder", h, i, a.norm_bias)
         yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads,
                                      head_dim=hd, bias=a.qkv_bias, o_bias=a.o_bias, fused=a.fused_qkv)
@@ -191,16 +193,19 @@ def decoder_lm(c: DecoderConfig, tied: bool | None = None) -> Iterator[Tensor]:
                             a.qk_norm_bias)
         if a.sandwich_norms:
             yield from norm(f"{p}.post_attention_norm", "decoder", h, i)
-        if a.pre_norms and not a.parallel_block:
+        if a.pre_norms and not a.parallel_block and a.norm_weights:
             yield from norm(f"{p}.ffn_norm", "decoder", h, i, a.norm_bias)
         if a.gated:
             yield from gated_mlp(p, "decoder", h, c.intermediate_size, a.mlp_bias, i, a.fused_gate_up)
         else:
             yield from linear(f"{p}.ffn_up", "decoder", c.intermediate_size, h, "ffn_up", a.mlp_bias, i)
             yield from linear(f"{p}.ffn_down", "decoder", h, c.intermediate_size, "ffn_down", a.mlp_bias, i)
+        for k in range(a.act_params):
+            yield Tensor(f"{p}.ffn_act.{k}", "decoder", (1,), "other", i)
         if a.sandwich_norms:
             yield from norm(f"{p}.post_ffw_norm", "decoder", h, i)
-    yield from norm("decoder.output_norm", "decoder", h, None, a.norm_bias)
+    if a.norm_weights:
+        yield from norm("decoder.output_norm", "decoder", h, None, a.norm_bias)
     if not (c.tie_word_embeddings if tied is None else tied):
         yield Tensor("output.weight", "lm_head", (c.vocab_size, h), "output")
     if a.lm_head_bias:  # its own even when the weight is tied to the embedding
