@@ -38,7 +38,7 @@ DECLARED = _declared()
 
 def test_some_families_are_declared():
     assert {"olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4", "cohere",
-            "stablelm", "phi", "olmoe", "granitemoe", "lfm2", "olmo", "apertus"} <= {
+            "stablelm", "phi", "olmoe", "granitemoe", "lfm2", "olmo", "apertus", "gpt_neox"} <= {
         a for a, _ in DECLARED}
 
 
@@ -102,6 +102,9 @@ CASES = [
     ("apertus", {"model_type": "apertus", **SMALL, "num_key_value_heads": 2}),
     ("apertus-silu-bias", {"model_type": "apertus", **SMALL, "hidden_act": "silu", "attention_bias": True,
                            "head_dim": 8}),
+    ("gpt-neox", {"model_type": "gpt_neox", **SMALL}),
+    ("gpt-neox-no-bias-tied", {"model_type": "gpt_neox", **SMALL, "attention_bias": False,
+                               "use_parallel_residual": False, "tie_word_embeddings": True}),
     ("exaone4-no-window", {"model_type": "exaone4", **SMALL, "num_key_value_heads": 1, "head_dim": 32, "sliding_window": None,
                            "layer_types": ["full_attention"] * 4, "tie_word_embeddings": True}),
 ]
@@ -119,7 +122,8 @@ def test_parameters_and_caches_equal_transformers(tmp_path, case_id, config):
     assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
     g = archs.geometry(spec)
     head_dim = getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads
-    assert attention(spec).self_width == hf.num_key_value_heads * head_dim
+    kv_heads = getattr(hf, "num_key_value_heads", None) or hf.num_attention_heads  # GPT-NeoX: no KV grouping
+    assert attention(spec).self_width == kv_heads * head_dim
     # which layers slide, and over what window: transformers' resolved layer_types (LFM2's conv layers
     # keep a short-convolution state instead: hidden x conv_L_cache elements)
     kinds = [(k.kind, k.window) for k in g.self_layers]
@@ -214,3 +218,24 @@ def test_checkpoint_tensor_names_land_in_the_computed_components(tmp_path, case_
     w = weights_override(spec.architecture, stored, "test", "safetensors")
     assert w.component_bytes, w.notes
     assert dict(w.component_bytes) == {c.name: c.bytes for c in estimate(spec, dtype="bf16").components}
+
+
+def test_pythia_checkpoint_names_and_buffers():
+    """Pythia's files name the LM head embed_out and store each layer's causal-mask and rotary buffers
+    (gpt_neox.layers.N.attention.bias / masked_bias / rotary_emb.inv_freq): buffers are left out."""
+    from willitrun.importers.weights import StoredTensor, weights_override
+
+    spec = spec_from_config({"model_type": "gpt_neox", **SMALL}, "config.json")
+    params = {t.name: t for t in archs.model_tensors(spec)}
+    h, v, n = 64, 256, 4
+    stored = [StoredTensor("gpt_neox.embed_in.weight", "F16", (v, h), 2 * v * h),
+              StoredTensor("embed_out.weight", "F16", (v, h), 2 * v * h),
+              StoredTensor("gpt_neox.layers.0.attention.bias", "BOOL", (1, 1, 2048, 2048), 2048 * 2048),
+              StoredTensor("gpt_neox.layers.0.attention.masked_bias", "F16", (), 2),
+              StoredTensor("gpt_neox.layers.0.attention.rotary_emb.inv_freq", "F32", (8,), 32),
+              StoredTensor("gpt_neox.layers.0.attention.query_key_value.bias", "F16", (3 * h,), 2 * 3 * h),
+              StoredTensor("gpt_neox.final_layer_norm.bias", "F16", (h,), 2 * h)]
+    w = weights_override("gpt_neox", stored, "test", "safetensors")
+    assert dict(w.component_bytes) == {"embeddings": 2 * v * h, "lm_head": 2 * v * h,
+                                       "decoder": 2 * 3 * h + 2 * h}
+    assert any("buffers" in note for note in w.notes) and len(params) > n

@@ -201,7 +201,7 @@ LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "ph
               "starcoder2", "cohere2",
               # issue 20: the generic decoder's families (DECODER_FAMILIES below)
               "olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4",
-              "cohere", "stablelm", "phi", "lfm2", "olmo", "apertus")
+              "cohere", "stablelm", "phi", "lfm2", "olmo", "apertus", "gpt_neox")
 # (olmoe and granitemoe, the generic decoder's mixture-of-experts families, are in MOE below)
 # Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
 # never enters the cache); expert counts and widths of the full model are counted on `meta`.
@@ -574,7 +574,11 @@ ARCHITECTURES: dict[str, Architecture] = {
 # MODEL_FOR_CAUSAL_LM_MAPPING_NAMES), LlamaModel's module layout (_LM_RULES), and the config class's own
 # default for tie_word_embeddings.
 DECODER_FAMILIES = ("olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4",
-                    "cohere", "stablelm", "phi", "olmoe", "granitemoe", "lfm2", "olmo", "apertus")
+                    "cohere", "stablelm", "phi", "olmoe", "granitemoe", "lfm2", "olmo", "apertus", "gpt_neox")
+# GPTNeoXModel's names (gpt_neox.embed_in, gpt_neox.layers.N, gpt_neox.final_layer_norm)
+_GPT_NEOX_RULES = [(r"gpt_neox\.embed_in\.weight", "embeddings"),
+                   (r"gpt_neox\.(?:layers\.\d+\..+|final_layer_norm\.(?:weight|bias))", "decoder"),
+                   (r"lm_head\.weight", "lm_head")]
 _LFM2_RULES = [*_LM_RULES, (r"model\.embedding_norm\.weight", "decoder")]  # Lfm2Model's norm after the layers
 # PhiModel's final norm is final_layernorm, and PhiForCausalLM's lm_head has a bias
 _STABLELM_RULES = [*_LM_RULES, (r"model\.norm\.bias", "decoder")]  # its final norm is a LayerNorm with a bias
@@ -590,9 +594,10 @@ def _auto_causal_lm(model_type: str) -> Architecture:
     config_cls = CONFIG_MAPPING[model_type]
     model_cls = getattr(transformers, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type])
     tied = bool(config_cls().tie_word_embeddings)
-    rules = {"phi": _PHI_RULES, "stablelm": _STABLELM_RULES, "lfm2": _LFM2_RULES}.get(model_type, _LM_RULES)
+    rules = {"phi": _PHI_RULES, "stablelm": _STABLELM_RULES, "lfm2": _LFM2_RULES,
+             "gpt_neox": _GPT_NEOX_RULES}.get(model_type, _LM_RULES)
     return Architecture(config_cls, model_cls, _compile(rules),
-                        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, tied)
+                        lambda m: m.get_input_embeddings().weight, lambda m: m.lm_head.weight, tied)
 
 
 ARCHITECTURES.update({t: _auto_causal_lm(t) for t in DECODER_FAMILIES})

@@ -46,6 +46,7 @@ FAMILIES: dict[str, str] = {
     "olmo2": "olmo2", "olmo3": "olmo3", "glm4": "glm4", "smollm3": "smollm3", "seed_oss": "seed_oss",
     "ernie4_5": "ernie4_5", "hunyuan_v1_dense": "hunyuan_v1_dense", "exaone4": "exaone4",
     "cohere": "cohere", "stablelm": "stablelm", "phi": "phi", "olmo": "olmo", "apertus": "apertus",
+    "gpt_neox": "gpt_neox",
     # ... and mixture-of-experts ones (archs/decoder.py: moe_family)
     "olmoe": "olmoe", "granitemoe": "granitemoe",
     # ... and hybrids whose layers keep different kinds of cache (archs/caches.py)
