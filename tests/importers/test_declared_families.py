@@ -38,7 +38,7 @@ DECLARED = _declared()
 
 def test_some_families_are_declared():
     assert {"olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4", "cohere",
-            "stablelm", "phi", "olmoe", "granitemoe", "lfm2", "olmo", "apertus", "gpt_neox"} <= {
+            "stablelm", "phi", "olmoe", "granitemoe", "lfm2", "olmo", "apertus", "gpt_neox", "glm4_moe"} <= {
         a for a, _ in DECLARED}
 
 
@@ -105,11 +105,25 @@ CASES = [
     ("gpt-neox", {"model_type": "gpt_neox", **SMALL}),
     ("gpt-neox-no-bias-tied", {"model_type": "gpt_neox", **SMALL, "attention_bias": False,
                                "use_parallel_residual": False, "tie_word_embeddings": True}),
+    ("glm4-moe", {"model_type": "glm4_moe", **SMALL, "num_key_value_heads": 2, "moe_intermediate_size": 32,
+                  "n_routed_experts": 4, "num_experts_per_tok": 2, "n_shared_experts": 1, "first_k_dense_replace": 1}),
+    ("glm4-moe-qk-bias", {"model_type": "glm4_moe", **SMALL, "num_attention_heads": 6, "num_key_value_heads": 2,
+                          "head_dim": 16, "attention_bias": True, "use_qk_norm": True, "moe_intermediate_size": 16,
+                          "n_routed_experts": 8, "num_experts_per_tok": 3, "n_shared_experts": 0,
+                          "first_k_dense_replace": 0}),
+    ("glm4-moe-floor-heads", {"model_type": "glm4_moe", **SMALL, "num_attention_heads": 6, "num_key_value_heads": 2,
+                              "moe_intermediate_size": 16, "n_routed_experts": 4, "num_experts_per_tok": 2,
+                              "n_shared_experts": 2, "first_k_dense_replace": 2}),
     ("exaone4-no-window", {"model_type": "exaone4", **SMALL, "num_key_value_heads": 1, "head_dim": 32, "sliding_window": None,
                            "layer_types": ["full_attention"] * 4, "tie_word_embeddings": True}),
 ]
 
 
+# GLM-4.5 without shared experts: transformers still builds a 0-wide shared MLP and warns that initializing it is a no-op
+ZERO_WIDTH = pytest.mark.filterwarnings("ignore:Initializing zero-element tensors is a no-op")
+
+
+@ZERO_WIDTH
 @pytest.mark.parametrize(("case_id", "config"), CASES, ids=[c[0] for c in CASES])
 def test_parameters_and_caches_equal_transformers(tmp_path, case_id, config):
     torch = pytest.importorskip("torch")
@@ -202,6 +216,7 @@ def test_list_architectures_json_shows_the_declared_names(tmp_path):
     assert "smollm3-3b" in rows["smollm3"]["models"]
 
 
+@ZERO_WIDTH
 @pytest.mark.parametrize(("case_id", "config"), CASES, ids=[c[0] for c in CASES])
 def test_checkpoint_tensor_names_land_in_the_computed_components(tmp_path, case_id, config):
     """Every parameter name transformers gives the model is placed by the family's weight rules, and the

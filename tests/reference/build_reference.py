@@ -205,7 +205,8 @@ LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "ph
 # (olmoe and granitemoe, the generic decoder's mixture-of-experts families, are in MOE below)
 # Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
 # never enters the cache); expert counts and widths of the full model are counted on `meta`.
-MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama4_text", "olmoe", "granitemoe")
+MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama4_text", "olmoe", "granitemoe",
+       "glm4_moe")
 SMALL_EXPERTS, SMALL_EXPERTS_PER_TOKEN, SMALL_EXPERT_FFN = 4, 2, 32
 # Families with sliding layers get a second case whose window (4) is shorter than the prompt (7), so the
 # measured cache shows what transformers holds right after a prefill past the window; their small copy
@@ -574,7 +575,8 @@ ARCHITECTURES: dict[str, Architecture] = {
 # MODEL_FOR_CAUSAL_LM_MAPPING_NAMES), LlamaModel's module layout (_LM_RULES), and the config class's own
 # default for tie_word_embeddings.
 DECODER_FAMILIES = ("olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4",
-                    "cohere", "stablelm", "phi", "olmoe", "granitemoe", "lfm2", "olmo", "apertus", "gpt_neox")
+                    "cohere", "stablelm", "phi", "olmoe", "granitemoe", "lfm2", "olmo", "apertus", "gpt_neox",
+                    "glm4_moe")
 # GPTNeoXModel's names (gpt_neox.embed_in, gpt_neox.layers.N, gpt_neox.final_layer_norm)
 _GPT_NEOX_RULES = [(r"gpt_neox\.embed_in\.weight", "embeddings"),
                    (r"gpt_neox\.(?:layers\.\d+\..+|final_layer_norm\.(?:weight|bias))", "decoder"),

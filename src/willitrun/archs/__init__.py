@@ -48,7 +48,7 @@ FAMILIES: dict[str, str] = {
     "cohere": "cohere", "stablelm": "stablelm", "phi": "phi", "olmo": "olmo", "apertus": "apertus",
     "gpt_neox": "gpt_neox",
     # ... and mixture-of-experts ones (archs/decoder.py: moe_family)
-    "olmoe": "olmoe", "granitemoe": "granitemoe",
+    "olmoe": "olmoe", "granitemoe": "granitemoe", "glm4_moe": "glm4_moe",
     # ... and hybrids whose layers keep different kinds of cache (archs/caches.py)
     "lfm2": "lfm2",
 }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ..records import model_validator
 from .base import (
@@ -71,6 +71,9 @@ class DecoderConfig(Strict):
     head_dim: HeadDim | None = None  # transformers: None -> hidden_size // num_attention_heads
     max_position_embeddings: Positions
     tie_word_embeddings: bool = False
+    # True where transformers itself builds hidden_size // num_attention_heads heads that do not divide the
+    # width (GLM-4.5's default config: 4096 / 96 -> 42), so such a config is answered, not refused
+    floor_head_dim: ClassVar[bool] = False
 
     @property
     def kv_heads(self) -> int:
@@ -91,7 +94,7 @@ class DecoderConfig(Strict):
     @model_validator(mode="after")
     def _check_shape(self) -> DecoderConfig:
         check_heads(self.num_attention_heads, self.kv_heads, "")
-        if self.head_dim is None and self.hidden_size % self.num_attention_heads:
+        if self.head_dim is None and self.hidden_size % self.num_attention_heads and not self.floor_head_dim:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) is not a multiple of num_attention_heads "
                 f"({self.num_attention_heads}); give head_dim explicitly"
