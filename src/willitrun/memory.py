@@ -15,6 +15,7 @@ from . import archs, gguf
 from . import limits as L
 from .archs import model_tensors
 from .archs.base import EXPERT_ROLES, LINEAR_ROLES, T5_PRETRAINING_LENGTH, LayerKV, Stage, Tensor, uniform_width
+from .archs.caches import cache_bytes
 from .dtypes import BF16, F16, F32, StorageType, WeightDtype
 from .dtypes import kv_dtype as parse_kv_dtype
 from .dtypes import weight_dtype as parse_weight_dtype
@@ -440,7 +441,9 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
         raise UsageError(f"{spec.id}'s encoder has learned positions for {g.encoder_limit} tokens: "
                          f"--encoder-tokens {encoder_tokens} is impossible")
     per_image = image_tokens_per_image(spec, req.image_size)
-    notes = []
+    # a spec counted without a family (GGUF metadata, the transformers oracle) says so in every estimate
+    provenance = getattr(spec.config, "provenance", None)
+    notes = [provenance] if isinstance(provenance, str) and provenance else []
     components = weight_components(spec, dtype)
     if weights is not None and (req.dtype is None or dtype.name == weights.dtype):
         components = weights.apply(components)
@@ -457,7 +460,10 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
     if req.video_frames:
         if not g.takes_video:
             raise UsageError(f"{spec.id} takes no video (--video-frames {req.video_frames})")
-        video = archs.family(spec).video_tokens(spec, req.video_frames, req.image_size)
+        count_video = archs.family(spec).video_tokens
+        if count_video is None:  # a geometry with takes_video comes from a family that counts video tokens
+            raise UsageError(f"{spec.id} takes no video (--video-frames {req.video_frames})")
+        video = count_video(spec, req.video_frames, req.image_size)
         notes.append(f"video: {req.video_frames} frames -> {video:,} tokens in the context"
                      + ("" if req.image_size else " (frames at the video processor's largest size; --image-size "
                         "sizes them)") + "; the vision tower's activations for the frames are not counted")
@@ -498,8 +504,9 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
         warnings.append(f"context {context} is beyond the model's trained window of {att.context_window} tokens")
     # transformers' beam search expands every input (and so every cache and activation) by num_beams.
     sequences = batch * beams
-    kv_self = kv_self_bytes(att, context, sequences, r.kv)
-    kv_cross = kv_cross_bytes(att, r.source, sequences, r.kv)
+    g = archs.geometry(spec)
+    # every layer's caches by kind (archs/caches.py): each kind sizes itself at the transformers peak
+    kv_self, kv_cross, state = cache_bytes(g.caches, context, r.source, sequences, r.kv)
     act = activation_bytes(spec, context, r.source, r.images, batch, beams, r.dtype.activation_bytes, r.image_size)
     notes = list(r.notes)
     if att.sliding_window and context >= att.sliding_window:
@@ -510,8 +517,6 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
                      "are still held, so the peak counts every position")
     image_kv = kv_self_bytes(att, r.image_tokens, sequences, r.kv) if r.image_tokens else 0
     components = r.components
-    g = archs.geometry(spec)
-    state = state_bytes(spec, sequences, r.kv)
     if state:
         notes.append(f"recurrent state: {g.state_elements:,} elements per sequence (conv + "
                      + ("float32 SSM" if g.ssm_state_f32 else "SSM")
