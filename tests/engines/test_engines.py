@@ -104,13 +104,14 @@ def test_without_op_offload_the_output_layer_runs_on_the_cpu(how):
     """Before PR #6083 (b2197 CI log: no CUDA0 compute buffer at -ngl 0), and with --no-op-offload,
     the GPU compute buffer is the offloaded layers' graph only: no logits, no LM-head copy."""
     e = ll(llama(), 2048, gpu_layers=10, version="2023-12") if how == "early build" else \
-        ll(llama(), 2048, gpu_layers=10, op_offload=False, flash_attn=False)
+        ll(llama(), 2048, gpu_layers=10, op_offload=False, flash_attn=False, version="2025-11")
     assert e.facts["op_offload"] is False
+    assert e.facts["output_on_gpu"] is False  # before PR #18148 -ngl 10 keeps the output layer on the host
     n_kv = e.n_ctx
     attention = 4 * 512 * (4 * 4096 + n_kv * (32 + 1))
     assert e.find("compute buffer (CUDA0)").bytes == attention
     with_op_offload = ll(llama(), 2048, gpu_layers=10, flash_attn=False,
-                         version="2024-03" if how == "early build" else "current")
+                         version="2024-03" if how == "early build" else "2025-11")
     assert with_op_offload.find("compute buffer (CUDA0)").bytes > e.find("compute buffer (CUDA0)").bytes
 
 
@@ -121,15 +122,48 @@ def test_tied_embedding_is_held_once_in_host_memory():
 
     tied = load_catalog().resolve("model", "llama-3.2-1b")  # tie_word_embeddings: true
     n_layer = tied.config.num_hidden_layers
-    host_output = ll(tied, 2048, gpu_layers=n_layer)  # every layer offloaded, the output layer not
+    # every layer offloaded, the output layer not: only builds before PR #18148 place that
+    host_output = ll(tied, 2048, gpu_layers=n_layer, version="2025-11")
     assert host_output.find("model buffer (CPU): layers kept on the host").bytes < MiB  # the final norm only
     full = ll(tied, 2048)
     embd = full.find("model buffer (CPU): token embedding").bytes
     assert full.find("model buffer (CUDA0)").bytes - host_output.find("model buffer (CUDA0)").bytes >= embd
 
 
+@pytest.mark.parametrize("version", ["2025-12", "current", "2026-06-server"])
+def test_ngl_offloads_the_output_layer_first_since_pr_18148(version):
+    """ggml-org/llama.cpp PR #18148 (December 2025), llama-model.cpp `load_tensors`:
+    i_gpu_start = max(n_layer + 1 - n_gpu_layers, 0), the output layer (il = n_layer) on the GPU for every
+    -ngl >= 1. So -ngl 10 of a 32-layer model is the output layer and layers 23..31 (9 of them); before it
+    (2025-11) -ngl 10 was layers 22..31 and the output layer stayed on the host."""
+    new = ll(llama(), 2048, gpu_layers=10, version=version)
+    old = ll(llama(), 2048, gpu_layers=10, version="2025-11")
+    assert new.facts["output_on_gpu"] is True and old.facts["output_on_gpu"] is False
+    assert new.find("KV cache (CUDA0)").bytes == 9 * PER_LAYER_POS * 2048
+    assert new.find("KV cache (CPU)").bytes == 23 * PER_LAYER_POS * 2048
+    assert old.find("KV cache (CUDA0)").bytes == 10 * PER_LAYER_POS * 2048
+    # the GPU's weights: one repeating layer fewer, the output layer (q6_K LM head + f32 final norm) more
+    layer = (old.find("model buffer (CUDA0)").bytes) // 10
+    output = pad(Q6_K.nbytes(32000 * 4096), 128) + 4096 * 4
+    assert new.find("model buffer (CUDA0)").bytes == 9 * layer + output
+    # the LM head runs where its weight is: no copy from the host in the GPU's compute buffer
+    assert "LM head copied" in old.find("compute buffer (CUDA0)").detail
+    assert "LM head copied" not in new.find("compute buffer (CUDA0)").detail
+
+
+@pytest.mark.parametrize(("ngl", "gpu_layers", "output_on_gpu"), [(0, 0, False), (1, 0, True), (2, 1, True),
+                                                                   (32, 31, True), (33, 32, True), (999, 32, True)])
+def test_ngl_output_first_layer_counts(ngl, gpu_layers, output_on_gpu):
+    """-ngl N on current builds: N - 1 repeating layers and the output layer, at most all of them (act_gpu_layers =
+    min(n_gpu_layers, n_layer + 1)); -ngl 0 keeps everything on the host."""
+    e = ll(llama(), 512, gpu_layers=ngl)
+    assert e.facts["output_on_gpu"] is output_on_gpu
+    kv = e.find("KV cache (CUDA0)").bytes if gpu_layers else 0
+    assert kv == gpu_layers * PER_LAYER_POS * 512
+
+
 def test_gpu_layers_equal_to_n_layer_leaves_the_output_layer_on_the_host():
-    e = ll(llama(), 512, gpu_layers=32)
+    e = ll(llama(), 512, gpu_layers=32, version="2025-11")  # before PR #18148
     # per layer: q, k, v, o and gate, up in q4_0; ffn_down's rows (11008) are not a multiple of 512, so
     # the CUDA buffer adds 256 elements (144 B) and aligns the tensor to 128 B; two f32 RMSNorm vectors
     down = pad(Q4_0.nbytes(11008 * 4096) + Q4_0.nbytes(256), 128)

@@ -2,10 +2,12 @@
 
 llama.cpp allocates, per device:
 - model buffers: every GGUF tensor in its file type, each placed at a 128-byte aligned offset. The
-  token embedding stays in host memory (the "CPU buffer"); the repeating layers go to the GPU from
-  layer n_layer - gpu_layers on; the output layer (final norm + LM head) only when gpu_layers >
-  n_layer (`-ngl 33` for 32 layers). A vision model's CLIP tower and projector are a separate
-  mmproj file with their own buffer and compute buffer;
+  token embedding stays in host memory (the "CPU buffer"). Which layers `-ngl N` offloads depends on
+  the build (`LlamaCppVersion.output_first`): up to mid-December 2025 the repeating layers from
+  n_layer - N on, and the output layer (final norm + LM head) only when N > n_layer (`-ngl 33` for
+  32 layers); since ggml-org/llama.cpp PR #18148 the output layer first, then the last N - 1
+  repeating layers. A vision model's CLIP tower and projector are a separate mmproj file with their
+  own buffer and compute buffer;
 - one KV cache of n_ctx cells, n_ctx padded (the rule changed between versions, see
   LLAMACPP_VERSIONS), each layer's K and V on the device of the layer;
 - a compute buffer per device: the peak of the worst-case graph (n_ubatch tokens, every output
@@ -90,6 +92,13 @@ class LlamaCppVersion:
     # "kv-cache : support V-less cache" (2026-01-24; llama-kv-cache.cpp `const bool has_v = !is_mla;`):
     # "almost x2 less memory for the KV cache". Before it, K 576 and V 512 per cell and layer.
     mla_v_less: bool = False
+    # `-ngl N` offloads the output layer first, then N - 1 repeating layers: ggml-org/llama.cpp PR #18148
+    # "llama: offload output layer to GPU first" (opened 2025-12-17, merged mid-December 2025; fixes issue
+    # #18119). llama-model.cpp `load_tensors`: `i_gpu_start = std::max(n_layer_all + 1 - n_gpu_layers, 0)`
+    # (before: `std::max((int) hparams.n_layer - n_gpu_layers, (int) 0)`), and the output layer, placed as
+    # layer il = n_layer, is on the GPU when il - i_gpu_start < act_gpu_layers = min(n_gpu_layers, n_layer + 1),
+    # i.e. for every N >= 1. `-ngl N` with N > n_layer places the same as before.
+    output_first: bool = False
 
 
 LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
@@ -115,19 +124,25 @@ LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
     LlamaCppVersion("2025-10", "2025-10-28 to 2025-11-05",
                     "ggml-org/llama.cpp PR #16812 'memory : remove KV cache size padding'",
                     1, 1, True),
-    LlamaCppVersion("2025-11", "2025-11-06 to 2026-01-23",
+    LlamaCppVersion("2025-11", "2025-11-06 to mid-December 2025",
                     "ggml-org/llama.cpp PR #17046 'kv-cache : pad the cache size to 256 for performance': "
                     "llama-context.cpp cparams.n_ctx = GGML_PAD(n_ctx, 256), and per sequence when the "
                     "cache is split (n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256))",
                     256, 256, True, fa_f16_kv_in_compute=True),
+    LlamaCppVersion("2025-12", "mid-December 2025 to 2026-01-23",
+                    "the padding of 2025-11; ggml-org/llama.cpp PR #18148 'llama: offload output layer to GPU "
+                    "first': -ngl N offloads the output layer, then N - 1 repeating layers",
+                    256, 256, True, fa_f16_kv_in_compute=True, output_first=True),
     LlamaCppVersion("current", "2026-01-24 on",
-                    "the padding of 2025-11 (PR #17046: n_ctx padded to 256, per sequence when split); "
-                    "ggml-org/llama.cpp PR #19067 'kv-cache : support V-less cache': latent attention caches K only",
-                    256, 256, True, fa_f16_kv_in_compute=True, mla_v_less=True),
+                    "the padding of 2025-11 (PR #17046: n_ctx padded to 256, per sequence when split); -ngl "
+                    "output layer first (PR #18148); ggml-org/llama.cpp PR #19067 'kv-cache : support V-less "
+                    "cache': latent attention caches K only",
+                    256, 256, True, fa_f16_kv_in_compute=True, mla_v_less=True, output_first=True),
     LlamaCppVersion("2026-06-server", "llama-server from 2026-05-29 on",
                     "ggml-org/llama.cpp PR #23861 'llama: limit max outputs of llama_context': llama-server "
                     "reserves the logits of n_parallel outputs (no speculative draft), not of n_ubatch tokens",
-                    256, 256, True, fa_f16_kv_in_compute=True, server_outputs=True, mla_v_less=True),
+                    256, 256, True, fa_f16_kv_in_compute=True, server_outputs=True, mla_v_less=True,
+                    output_first=True),
 )}
 
 
@@ -259,7 +274,7 @@ def lm_shape(spec: AnySpec) -> LmShape:
 def kv_cells(n_ctx: int, parallel: int, pad_to: int, version: str, unified: bool) -> tuple[int, int]:
     """(cells allocated, cells each sequence can use). `current` pads the total and, with a split
     cache, each sequence's share (llama-context.cpp after PR #17046); older versions pad the total."""
-    if version in ("2025-11", "current", "2026-06-server"):  # PR #17046's per-sequence padding
+    if version in ("2025-11", "2025-12", "current", "2026-06-server"):  # PR #17046's per-sequence padding
         total = pad(n_ctx, pad_to)
         if unified or parallel == 1:
             return total, total
@@ -347,7 +362,7 @@ MMPROJ_FILE_TYPES = {"f32": F32, "fp32": F32, "f16": F16, "fp16": F16, "bf16": B
 # llama.cpp's CLIP graph got flash attention in ggml-org/llama.cpp PR #16837 (clip.cpp warmup(): with
 # --flash-attn auto it is tried first and kept when the backend supports FLASH_ATTN_EXT); the version
 # keys from November 2025 on have it, earlier builds always materialise the f32 scores.
-CLIP_FLASH_ATTN_VERSIONS = frozenset({"current", "2026-06-server"})
+CLIP_FLASH_ATTN_VERSIONS = frozenset({"2025-12", "current", "2026-06-server"})
 
 
 @dataclass(frozen=True)
@@ -669,6 +684,15 @@ def check_architecture(spec: AnySpec, engine: str) -> None:
         raise UsageError(refusal)
 
 
+def offloaded_layers(ngl: int, n_layer: int, output_first: bool) -> tuple[int, bool]:
+    """(first repeating layer on the GPU, whether the output layer is) for `-ngl ngl`, 0 <= ngl <= n_layer + 1.
+    Builds since PR #18148 (`output_first`): i_gpu_start = max(n_layer + 1 - ngl, 0), the output layer with
+    the first offloaded slot; before: i_gpu_start = max(n_layer - ngl, 0), the output layer last."""
+    if output_first:
+        return min(max(n_layer + 1 - ngl, 0), n_layer), ngl >= 1
+    return max(n_layer - ngl, 0), ngl > n_layer
+
+
 def _place_weights(tensors: list[Tensor], storage: list[StorageType], first_gpu: int, output_on_gpu: bool,
                    last_device: int, device_of: Callable[[int], int], gpus: int, opt: LlamaCppOptions,
                    ) -> tuple[dict[int, int | None], int | None, int, int, int, int]:
@@ -771,20 +795,21 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     storage = archs.cached(spec, f"gguf:{r.dtype.name}", lambda: gguf_storage(tensors, r.dtype, spec))
     n_layer = shape.n_layer
     ngl = n_layer + 1 if opt.gpu_layers is None else min(opt.gpu_layers, n_layer + 1)
-    first_gpu = max(n_layer - ngl, 0)
+    first_gpu, output_on_gpu = offloaded_layers(ngl, n_layer, version.output_first)
     gpu_layer_count = n_layer - first_gpu
-    output_on_gpu = ngl > n_layer
 
     def device_of(layer: int) -> int:
         # even layer split over the GPUs (llama.cpp's default splits by free memory; equal cards: even)
         return min((layer - first_gpu) * opt.gpus // max(gpu_layer_count, 1), opt.gpus - 1)
 
-    last_device = device_of(n_layer - 1) if gpu_layer_count else opt.gpus - 1
+    # with no repeating layer offloaded, an output layer on the GPU is on the first (llama.cpp: layer_gpu of
+    # (n_layer - i_gpu_start) / act_gpu_layers = 0)
+    last_device = device_of(n_layer - 1) if gpu_layer_count else 0 if output_on_gpu else opt.gpus - 1
     mm_tensors = mmproj_tensors(spec, tensors) if g.vision is not None else []
     mm_names = {t.name for t in mm_tensors}
     # The weights' placement depends on the type and -ngl, not the context: computed once per spec
     # (a `check --rows` of 1,000 rows or a context bisection re-uses it).
-    placed = archs.cached(spec, f"llamacpp-place:{r.dtype.name}:{ngl}:{opt.gpus}:{opt.n_cpu_moe}",
+    placed = archs.cached(spec, f"llamacpp-place:{r.dtype.name}:{first_gpu}:{output_on_gpu}:{opt.gpus}:{opt.n_cpu_moe}",
                           lambda: _place_weights(tensors, storage, first_gpu, output_on_gpu, last_device, device_of,
                                                  opt.gpus, opt))
     gpu_sizes, host_bytes, embd_bytes, output_tensor_bytes, largest_host_weight, mapped_bytes = placed
@@ -853,7 +878,8 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     # Compute buffers: one per GPU.
     # ggml-cuda offload_op: batches of >= 32 rows (GGML_OP_OFFLOAD_MIN_BATCH) run on the GPU
     copies = opt.op_offload and version.op_offload and ub >= 32
-    if not opt.op_offload and opt.version not in ("2025-08", "2025-10", "2025-11", "current", "2026-06-server"):
+    if not opt.op_offload and opt.version not in ("2025-08", "2025-10", "2025-11", "2025-12", "current",
+                                                  "2026-06-server"):
         out_notes.append("--no-op-offload is a flag from ggml-org/llama.cpp PR #13386 (May 2025); older builds turn "
                          "op offload off only with -ub below 32")
     if not version.op_offload and ngl <= n_layer:
@@ -973,5 +999,6 @@ __all__ = [
     "mmproj_storage",
     "mmproj_tensors",
     "moe_notes",
+    "offloaded_layers",
     "recurrent_state_buffers",
 ]
