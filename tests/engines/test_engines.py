@@ -80,9 +80,17 @@ def test_ollama_gives_every_parallel_request_num_ctx():
     assert e.facts["flash_attn"] is False  # llama is not on ollama's flash-attention list
 
 
-@pytest.mark.parametrize(("vram_gib", "ctx"), [(None, 4096), (16, 4096), (24, 32768), (80, 262144)])
+@pytest.mark.parametrize(("vram_gib", "ctx"), [(None, 4096), (16, 4096), (22.9, 4096), (23, 32768), (23.99, 32768),
+                                               (24, 32768), (46.9, 32768), (47, 262144), (80, 262144)])
 def test_ollama_default_context_tiers(vram_gib, ctx):
-    assert ollama_default_context(None if vram_gib is None else vram_gib * GiB) == ctx
+    """ollama server/routes.go (0334ffa62, 2026-01-27; fb30760): totalVRAM >= 47 GiB: 262144, >= 23 GiB: 32768,
+    else 4096 -- not the docs' 24/48, so an RTX 4090 (23.99 GiB) gets 32768."""
+    assert ollama_default_context(None if vram_gib is None else round(vram_gib * GiB)) == ctx
+
+
+def test_ollama_default_context_counts_the_gpu_overhead():
+    """routes.go: totalVRAM += gpu.TotalMemory - envconfig.GpuOverhead()."""
+    assert ollama_default_context(24 * GiB, gpu_overhead_bytes=2 * GiB) == 4096
 
 
 # --------------------------------------------------------------------------------------------------
@@ -394,3 +402,58 @@ def test_the_command_line_names_the_engines_the_package_sizes():
 
     assert all(parse.engine(name) == engines.ENGINE_ALIASES.get(name, name)
                for name in (*engines.ENGINES, *engines.ENGINE_ALIASES))
+
+
+# --------------------------------------------------------------------------------------------------
+# The trained window: llama.cpp warns, ollama lowers num_ctx
+# --------------------------------------------------------------------------------------------------
+def _qwen():
+    from willitrun import load_catalog
+
+    return load_catalog().resolve("model", "qwen2.5-7b")  # max_position_embeddings 32768
+
+
+def q4(spec, context, engine="llama.cpp", **opts):
+    options = {"llama.cpp": LlamaCppOptions, "ollama": OllamaOptions}[engine](**opts)
+    return engine_estimate(spec, Request(context=context, dtype="q4_k_m"), engine, options)
+
+
+def test_llamacpp_warns_beyond_the_trained_window():
+    """llama-context.cpp: "n_ctx_seq (%u) > n_ctx_train (%u) -- possible training context overflow" (the
+    transformers path says the same, memory.estimate_resolved); llama-server then caps the slot at
+    n_ctx_train but the cache is still sized for -c."""
+    spec = _qwen()
+    assert spec.config.max_position_embeddings == 32768
+    beyond = q4(spec, 262144)
+    assert any("beyond the model's trained window of 32768" in w for w in beyond.warnings)
+    assert beyond.n_ctx == 262144  # the cache is not capped
+    assert not q4(spec, 32768).warnings
+    # per sequence: -np 8 -c 262144 is 32768 positions each, within the window ...
+    assert not q4(spec, 262144, parallel=8).warnings
+    # ... but with a unified cache llama.cpp's n_ctx_seq is the whole n_ctx
+    assert q4(spec, 262144, parallel=8, kv_unified=True).warnings
+
+
+def test_ollama_lowers_num_ctx_to_the_trained_window():
+    """ollama llm/server.go (v0.33.2 L112-115): num_ctx above the GGUF's context_length is lowered to it
+    ("requested context size too large for model") before KvSize = num_ctx x parallel."""
+    spec = _qwen()
+    asked = q4(spec, 262144, "ollama")
+    assert asked.context_tokens == 32768 and asked.n_ctx == 32768
+    assert any("ollama lowers it to 32768" in w for w in asked.warnings)
+    # the 80 GB default tier (262144) is lowered the same way, said as a note, not a warning
+    default = engine_estimate(spec, Request(dtype="q4_k_m"), "ollama", OllamaOptions(vram_bytes=80 * GiB))
+    assert default.n_ctx == 32768 and not default.warnings
+    assert any("ollama lowers it to 32768" in n for n in default.notes)
+
+
+def test_ollama_weighs_a_q4_k_m_file_unless_told():
+    """`ollama run llama3.1` pulls the library's default tag, a Q4_K_M file (ollama.com/library); the
+    checkpoint's bf16 is what transformers loads, not what ollama runs. --dtype still wins."""
+    spec = llama()
+    default = engine_estimate(spec, Request(context=4096), "ollama", OllamaOptions())
+    assert default.dtype == "q4_k_m" and any("Q4_K_M" in n for n in default.notes)
+    same = engine_estimate(spec, Request(context=4096, dtype="q4_k_m"), "ollama", OllamaOptions())
+    assert default.buffers == same.buffers
+    told = engine_estimate(spec, Request(context=4096, dtype="q8_0"), "ollama", OllamaOptions())
+    assert told.dtype == "q8_0" and not any("Q4_K_M" in n for n in told.notes)

@@ -684,6 +684,20 @@ def check_architecture(spec: AnySpec, engine: str) -> None:
         raise UsageError(refusal)
 
 
+def trained_window_warning(window: int | None, n_ctx_seq: int) -> list[str]:
+    """What llama.cpp says when each sequence's context is beyond the model's trained window (GGUF
+    `context_length`, the config's max_position_embeddings): llama-context.cpp `LLAMA_LOG_WARN("n_ctx_seq
+    (%u) > n_ctx_train (%u) -- possible training context overflow")`; llama-server then caps each slot's
+    context at n_ctx_train (tools/server/server-context.cpp: "the slot context (%d) exceeds the training
+    context of the model (%d) - capping") while the KV cache keeps every cell asked for. The same words as
+    the transformers path (memory.estimate_resolved)."""
+    if not window or n_ctx_seq <= window:
+        return []
+    return [f"context {n_ctx_seq} is beyond the model's trained window of {window} tokens (llama.cpp: "
+            "'possible training context overflow'; llama-server caps each slot at the trained window, the KV "
+            "cache is still allocated for all of it)"]
+
+
 def offloaded_layers(ngl: int, n_layer: int, output_first: bool) -> tuple[int, bool]:
     """(first repeating layer on the GPU, whether the output layer is) for `-ngl ngl`, 0 <= ngl <= n_layer + 1.
     Builds since PR #18148 (`output_first`): i_gpu_start = max(n_layer + 1 - ngl, 0), the output layer with
@@ -782,6 +796,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         out_notes.append(f"--batch {request.batch} read as -np {request.batch} -c {asked}: each sequence keeps "
                          f"{asked // request.batch} positions of the shared cache")
     cells, per_seq = kv_cells(asked, opt.parallel, pad_to, opt.version, opt.kv_unified)
+    warnings += trained_window_warning(r.att.context_window, asked if opt.kv_unified else asked // opt.parallel)
     if cells != asked:
         out_notes.append(f"n_ctx {asked} allocated as {cells} cells (padded to a multiple of {pad_to}: {version.source})")
     if opt.parallel > 1:
@@ -1001,4 +1016,5 @@ __all__ = [
     "moe_notes",
     "offloaded_layers",
     "recurrent_state_buffers",
+    "trained_window_warning",
 ]

@@ -28,13 +28,21 @@ from .llamacpp import (
 # of 2026-08 (fb30760) ml/device.go `DeviceInfo.MinimumMemory()`: 457 MiB (Metal 512). The scheduler
 # keeps this much free on every GPU when deciding how many layers fit.
 OLLAMA_MINIMUM_MEMORY_BYTES = 457 * MIB
-# ollama docs/context-length.mdx: "Ollama defaults to the following context lengths based on VRAM:
-# < 24 GiB VRAM: 4k context, 24-48 GiB VRAM: 32k context, >= 48 GiB VRAM: 256k context" (v0.15.5,
-# 2026-02; before: 4096 since PR #10364 2025-04-21, 2048 before that).
-OLLAMA_CONTEXT_TIERS = ((24 * GIB, 4096), (48 * GIB, 32768), (None, 262144))
+# The default num_ctx by VRAM. ollama's docs/context-length.mdx says "< 24 GiB VRAM: 4k context, 24-48 GiB
+# VRAM: 32k context, >= 48 GiB VRAM: 256k context", but its server decides with lower thresholds, on the sum
+# of every GPU's total memory less OLLAMA_GPU_OVERHEAD: server/routes.go `Serve` (commit 0334ffa62 "server:
+# use tiered VRAM-based default context length", 2026-01-27; unchanged at fb30760, 2026-08-21):
+# `case totalVRAM >= 47*format.GibiByte: 262144; case totalVRAM >= 23*format.GibiByte: 32768; default: 4096`
+# ("slightly lower thresholds (47/23 GiB vs. 48/24 GiB) to account for small differences in the exact
+# value"), so a 24 GB card (23.99 GiB) gets 32768. Before: 4096 since PR #10364 2025-04-21, 2048 before that.
+OLLAMA_CONTEXT_TIERS = ((23 * GIB, 4096), (47 * GIB, 32768), (None, 262144))
 # ollama PR #11330 'Reduce default parallelism to 1' (2025-07-08); 4 or 1 by free memory before,
 # 2 from PR #10468 (2025-04-29).
 OLLAMA_DEFAULT_PARALLEL = 1
+# `ollama pull llama3.1` / `ollama run qwen2.5:7b`: the library's default tags are 4-bit k-quants
+# (ollama.com/library: "latest" = the "*-instruct-q4_K_M" tag of the model, e.g. llama3.1:8b ->
+# llama3.1:8b-instruct-q4_K_M), so without --dtype the ollama profile weighs a Q4_K_M file.
+OLLAMA_DEFAULT_DTYPE = "q4_k_m"
 # ollama fs/ggml/ggml.go `FlashAttention()`: the architectures ollama turns flash attention on for by
 # default (bert, gemma3, gpt-oss, qwen3 ...). llama, mistral and llava are not among them, so
 # OLLAMA_FLASH_ATTENTION=1 is needed.
@@ -70,7 +78,11 @@ def expert_offload_refusal(flag: str) -> str:
             "ollama#16031 its llama-server runner fits experts to memory on its own). Use --engine llama.cpp")
 
 
-def ollama_default_context(vram_bytes: int | None) -> int:
+def ollama_default_context(vram_bytes: int | None, gpu_overhead_bytes: int = 0) -> int:
+    """The server's default num_ctx for GPUs of `vram_bytes` in all (server/routes.go: total memory less
+    OLLAMA_GPU_OVERHEAD; None: the smallest tier)."""
+    if vram_bytes is not None:
+        vram_bytes -= gpu_overhead_bytes
     for limit, ctx in OLLAMA_CONTEXT_TIERS:
         if vram_bytes is None or limit is None or vram_bytes < limit:
             return ctx
@@ -83,12 +95,26 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
     family, the output buffer sized with embeddings, and 457 MiB per GPU kept free by its scheduler."""
     opt = options or OllamaOptions()
     check_architecture(spec, "ollama")
-    num_ctx = request.context or opt.num_ctx or ollama_default_context(opt.vram_bytes)
+    num_ctx = request.context or opt.num_ctx or ollama_default_context(opt.vram_bytes, opt.gpu_overhead_bytes)
     notes = []
+    if request.dtype is None and getattr(spec, "quantization", None) is None:
+        request = replace(request, dtype=OLLAMA_DEFAULT_DTYPE)
+        notes.append(f"weights in {OLLAMA_DEFAULT_DTYPE}: ollama's library tags default to Q4_K_M "
+                     "(`ollama run MODEL` pulls MODEL:latest, a q4_K_M file); give --dtype for another tag")
+    warnings: list[str] = []
     if not (request.context or opt.num_ctx):
         notes.append(f"num_ctx {num_ctx}: ollama's default for "
                      + ("an unknown GPU (the smallest tier)" if opt.vram_bytes is None else "this GPU's memory")
-                     + " (docs/context-length.mdx)")
+                     + " (ollama server/routes.go: 4096 below 23 GiB, 32768 below 47 GiB, else 262144)")
+    window = archs.geometry(spec).context_window
+    if window and num_ctx > window:
+        # ollama llm/server.go (v0.33.2 L112-115, the same since 2024): `if opts.NumCtx > int(trainCtx) &&
+        # trainCtx > 0 { slog.Warn("requested context size too large for model", ...); opts.NumCtx =
+        # int(trainCtx) }`, before KvSize = NumCtx x numParallel: the cache is sized for the trained window
+        (warnings if request.context or opt.num_ctx else notes).append(
+            f"num_ctx {num_ctx} is beyond the model's trained window of {window} tokens: ollama lowers it to "
+            f"{window} ('requested context size too large for model') and sizes the KV cache for that")
+        num_ctx = window
     parallel = opt.num_parallel
     if request.batch > 1:
         parallel = request.batch
@@ -114,12 +140,13 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
                            version=opt.version, cuda_overhead_bytes=0)
     req = replace(request, context=None, batch=1)
     if g.vision_cross_attention:
-        return _ollama_mllama(spec, req, lopt, n_ctx, num_ctx, parallel, tuple(extra), tuple(notes))
+        mllama = _ollama_mllama(spec, req, lopt, n_ctx, num_ctx, parallel, tuple(extra), tuple(notes))
+        return replace(mllama, warnings=tuple(warnings) + mllama.warnings)
     est = llamacpp_estimate(spec, req, lopt, engine="ollama", n_ctx=n_ctx, extra=tuple(extra), notes=tuple(notes),
                             output_embd=True)
     facts = dict(est.facts, num_ctx=num_ctx, num_parallel=parallel)
     out_notes = tuple(n for n in est.notes if "CUDA context" not in n)
-    return replace(est, facts=facts, notes=out_notes, context_tokens=num_ctx)
+    return replace(est, facts=facts, notes=out_notes, context_tokens=num_ctx, warnings=tuple(warnings) + est.warnings)
 
 
 def _ollama_mllama(spec: AnySpec, req: Request, opt: LlamaCppOptions, n_ctx: int, num_ctx: int, parallel: int,
@@ -157,5 +184,5 @@ def _ollama_mllama(spec: AnySpec, req: Request, opt: LlamaCppOptions, n_ctx: int
                                    "modelled",), ())
 
 
-__all__ = ["OLLAMA_MINIMUM_MEMORY_BYTES", "OllamaOptions", "expert_offload_refusal", "ollama_default_context",
+__all__ = ["OLLAMA_DEFAULT_DTYPE", "OLLAMA_MINIMUM_MEMORY_BYTES", "OllamaOptions", "expert_offload_refusal", "ollama_default_context",
            "ollama_estimate"]
