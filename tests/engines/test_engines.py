@@ -351,11 +351,29 @@ def test_llama_cpp_keeps_sliding_layers_at_the_window(catalog):
     spec = catalog.resolve("model", "gemma-3-1b")
     per_cell = 2 * 256 * 2  # K and V, f16
     swa_cells = 1024  # GGML_PAD(min(32768, 512 + 512 ubatch), 256)
-    est = ll(spec, 32768)
+    est = ll(spec, 32768, parallel=1)
     assert _kv(est) == 4 * per_cell * 32768 + 22 * per_cell * swa_cells
     assert _kv(ll(spec, 32768, swa_full=True)) == 26 * per_cell * 32768
     # a context shorter than window + ubatch: every layer holds the whole (padded) cache
-    assert _kv(ll(spec, 512)) == 26 * per_cell * 512
+    assert _kv(ll(spec, 512, parallel=1)) == 26 * per_cell * 512
+
+
+def test_llama_server_default_slots_size_the_sliding_layers_for_all_of_them(catalog):
+    """llama-server without -np: 4 slots, one unified cache (tools/server/server.cpp "n_parallel is set to
+    auto, using n_parallel = 4 and kv_unified = true", PR #16736). llama-kv-cache-iswa.cpp gives the SWA
+    layers GGML_PAD(min(n_ctx, n_swa x n_seq_max + n_ubatch), 256) cells when unified: 4 x 512 + 512 = 2560."""
+    spec = catalog.resolve("model", "gemma-3-1b")
+    per_cell = 2 * 256 * 2
+    server = ll(spec, 32768)  # the default: -np auto
+    assert server.facts["parallel"] == 4 and server.n_ctx == 32768  # unified: n_ctx is not split
+    assert _kv(server) == 4 * per_cell * 32768 + 22 * per_cell * 2560
+    assert server.find("output buffer (host)").bytes == 4 * 262144 * 4  # llama_output_reserve(n_seq_max)
+    assert any("-np auto" in n for n in server.notes)
+    # -np 4 given without -kvu: 4 streams of n_ctx / 4 cells, each SWA stream its own window
+    split = ll(spec, 32768, parallel=4)
+    assert split.facts["n_ctx_seq"] == 8192
+    # builds before PR #16736 (2025-10 and older) started one slot
+    assert ll(spec, 32768, version="2025-10").facts["parallel"] == 1
 
 
 def test_llama_cpp_runs_mistral_and_phi3_windows_as_full_attention(catalog):
@@ -370,8 +388,8 @@ def test_largest_context_uses_the_per_layer_cache(catalog):
 
     spec = catalog.resolve("model", "gemma-2-9b")
     req = Request(dtype="q4_k_m")
-    swa = engine_fit(spec, req, "llama.cpp", LlamaCppOptions(), 8 * GiB)
-    full = engine_fit(spec, req, "llama.cpp", LlamaCppOptions(swa_full=True), 8 * GiB)
+    swa = engine_fit(spec, req, "llama.cpp", LlamaCppOptions(parallel=1), 8 * GiB)
+    full = engine_fit(spec, req, "llama.cpp", LlamaCppOptions(swa_full=True, parallel=1), 8 * GiB)
     assert (full.max_context_tokens, swa.max_context_tokens) == (6656, 8192)  # 8192: the trained window
 
 

@@ -99,6 +99,13 @@ class LlamaCppVersion:
     # layer il = n_layer, is on the GPU when il - i_gpu_start < act_gpu_layers = min(n_gpu_layers, n_layer + 1),
     # i.e. for every N >= 1. `-ngl N` with N > n_layer places the same as before.
     output_first: bool = False
+    # llama-server without -np: "n_parallel is set to auto, using n_parallel = 4 and kv_unified = true"
+    # (tools/server/server.cpp `if (params.n_parallel < 0)`; ggml-org/llama.cpp PR #16736 "server : support
+    # unified cache across slots", opened 2025-10-23: "By default, start the server using 4 slots and unified
+    # KV cache"; b7079 of 2025-11-16 starts 4 slots, issue #17300; `-np` help "default: -1, -1 = auto" since
+    # PR #17997). One cache of n_ctx cells shared by 4 sequences: the sliding-window layers keep 4 windows,
+    # a recurrent model 4 states, the output buffer 4 rows.
+    server_auto_parallel: bool = False
 
 
 LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
@@ -128,23 +135,27 @@ LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
                     "ggml-org/llama.cpp PR #17046 'kv-cache : pad the cache size to 256 for performance': "
                     "llama-context.cpp cparams.n_ctx = GGML_PAD(n_ctx, 256), and per sequence when the "
                     "cache is split (n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256))",
-                    256, 256, True, fa_f16_kv_in_compute=True),
+                    256, 256, True, fa_f16_kv_in_compute=True, server_auto_parallel=True),
     LlamaCppVersion("2025-12", "mid-December 2025 to 2026-01-23",
                     "the padding of 2025-11; ggml-org/llama.cpp PR #18148 'llama: offload output layer to GPU "
                     "first': -ngl N offloads the output layer, then N - 1 repeating layers",
-                    256, 256, True, fa_f16_kv_in_compute=True, output_first=True),
+                    256, 256, True, fa_f16_kv_in_compute=True, output_first=True, server_auto_parallel=True),
     LlamaCppVersion("current", "2026-01-24 on",
                     "the padding of 2025-11 (PR #17046: n_ctx padded to 256, per sequence when split); -ngl "
                     "output layer first (PR #18148); ggml-org/llama.cpp PR #19067 'kv-cache : support V-less "
                     "cache': latent attention caches K only",
-                    256, 256, True, fa_f16_kv_in_compute=True, mla_v_less=True, output_first=True),
+                    256, 256, True, fa_f16_kv_in_compute=True, mla_v_less=True, output_first=True,
+                    server_auto_parallel=True),
     LlamaCppVersion("2026-06-server", "llama-server from 2026-05-29 on",
                     "ggml-org/llama.cpp PR #23861 'llama: limit max outputs of llama_context': llama-server "
                     "reserves the logits of n_parallel outputs (no speculative draft), not of n_ubatch tokens",
                     256, 256, True, fa_f16_kv_in_compute=True, server_outputs=True, mla_v_less=True,
-                    output_first=True),
+                    output_first=True, server_auto_parallel=True),
 )}
 
+
+# llama-server's `-np auto`: tools/server/server.cpp `params.n_parallel = 4; params.kv_unified = true;`
+LLAMA_SERVER_AUTO_PARALLEL = 4
 
 # --cpu-moe counts as this many layers (more than any model has; every count is min(n_cpu_moe, n_layer)).
 MAX_MOE_LAYERS = 1 << 30
@@ -156,7 +167,9 @@ class LlamaCppOptions:
 
     n_ubatch: int = 512  # [-ub] physical batch; common.h default 512
     flash_attn: bool | None = None  # [-fa] None: the version's default
-    parallel: int = 1  # [-np] sequences sharing the one cache of n_ctx cells
+    # [-np] sequences sharing the one cache of n_ctx cells; None: the program's default, llama-server's auto
+    # (4 slots and a unified cache, `LlamaCppVersion.server_auto_parallel`) or 1 on older builds
+    parallel: int | None = None
     gpu_layers: int | None = None  # [-ngl] None: everything (999); n_layer + 1 also offloads the output layer
     version: str = "current"  # a key of LLAMACPP_VERSIONS
     kv_pad: int | None = None  # override the version's n_ctx padding
@@ -180,7 +193,7 @@ class LlamaCppOptions:
         if self.version not in LLAMACPP_VERSIONS:
             raise UsageError(f"unknown llama.cpp version {self.version!r}; choose one of {', '.join(LLAMACPP_VERSIONS)}")
         for name in ("n_ubatch", "parallel", "gpus"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1 (got {getattr(self, name)})")
         if self.gpu_layers is not None and self.gpu_layers < 0:
             raise UsageError(f"gpu_layers cannot be negative (got {self.gpu_layers})")
@@ -789,18 +802,27 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     warnings: list[str] = []
     if request.beams > 1:
         warnings.append("llama.cpp decodes without beam search: --beams is ignored")
-    if request.batch > 1 and opt.parallel == 1:
+    if opt.parallel is None:
+        if version.server_auto_parallel and request.batch <= 1:
+            opt = replace(opt, parallel=LLAMA_SERVER_AUTO_PARALLEL, kv_unified=True)
+            out_notes.append(f"llama-server's default -np auto: {LLAMA_SERVER_AUTO_PARALLEL} slots sharing one unified "
+                             "cache (tools/server/server.cpp, PR #16736); llama-cli and --parallel 1 keep one sequence")
+        else:
+            opt = replace(opt, parallel=1)
+    parallel: int = opt.parallel or 1
+    if request.batch > 1 and parallel == 1:
         # --context is positions per sequence: N sequences of it are llama.cpp's -np N -c (N x context)
         opt = replace(opt, parallel=request.batch)
+        parallel = request.batch
         asked *= request.batch
         out_notes.append(f"--batch {request.batch} read as -np {request.batch} -c {asked}: each sequence keeps "
                          f"{asked // request.batch} positions of the shared cache")
-    cells, per_seq = kv_cells(asked, opt.parallel, pad_to, opt.version, opt.kv_unified)
-    warnings += trained_window_warning(r.att.context_window, asked if opt.kv_unified else asked // opt.parallel)
+    cells, per_seq = kv_cells(asked, parallel, pad_to, opt.version, opt.kv_unified)
+    warnings += trained_window_warning(r.att.context_window, asked if opt.kv_unified else asked // parallel)
     if cells != asked:
         out_notes.append(f"n_ctx {asked} allocated as {cells} cells (padded to a multiple of {pad_to}: {version.source})")
-    if opt.parallel > 1:
-        out_notes.append(f"{opt.parallel} sequences share one cache of {cells} cells"
+    if parallel > 1:
+        out_notes.append(f"{parallel} sequences share one cache of {cells} cells"
                          + ("" if opt.kv_unified else f": {per_seq} positions each"))
     shape = lm_shape(spec)
     ub = min(opt.n_ubatch, cells)
@@ -863,7 +885,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         # layers GGML_PAD(min(n_ctx, n_swa x (unified ? n_seq_max : 1) + n_ubatch), 256) cells
         # ("the SWA cache is always padded to 256", issue #17037); --swa-full gives them n_ctx.
         n_swa = max(w for w in windows if w)
-        swa_cells = pad(min(cells, n_swa * (opt.parallel if opt.kv_unified else 1) + ub), 256)
+        swa_cells = pad(min(cells, n_swa * (parallel if opt.kv_unified else 1) + ub), 256)
         out_notes.append(f"sliding-window layers ({sum(1 for w in windows if w)} of {n_layer}) keep {swa_cells} cells: "
                          f"window {n_swa} + ubatch {ub}, padded to 256 (llama_kv_cache_iswa; --swa-full keeps {cells})")
     layer_kv = [kv_layer if not w or opt.swa_full else 2 * r.kv.nbytes(shape.kv_width) * swa_cells for w in windows]
@@ -883,7 +905,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     if kv_host_layers:
         buffers.append(Buffer("KV cache (CPU)", sum(layer_kv[:first_gpu]), "host", "kv_self",
                               f"{kv_host_layers} host layers x {kv_detail}"))
-    buffers.extend(recurrent_state_buffers(g, opt.parallel, first_gpu))
+    buffers.extend(recurrent_state_buffers(g, parallel, first_gpu))
     if g.encoder_tokens_option:
         out_notes.append("T5 in llama.cpp keeps no cross-attention cache: every decoder step projects the "
                          "encoder output (kept in host memory, n_embd x encoder tokens f32) again")
@@ -910,7 +932,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
             output_copy=output_tensor_bytes if holds_output and not output_on_gpu and copies else 0,
             weight_copy=largest_host_weight if copies and d == 0 else 0, t5_bias=g.relative_position_bias,
             fa_kv_copy=version.fa_f16_kv_in_compute and r.kv.name not in ("f16", "fp16"),
-            outputs=opt.parallel if version.server_outputs else None)
+            outputs=parallel if version.server_outputs else None)
         buffers.append(Buffer(f"compute buffer (CUDA{d})", nbytes, "gpu", "compute",
                               f"peak of the worst-case graph: {detail}", d))
     if not copies and (first_gpu > 0 or not output_on_gpu):
@@ -940,8 +962,8 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
                           "compute", f"4 B x {ub} x ({shape.n_embd} input embeddings + {cells} KQ mask"
                           + (f" + {swa_mask} sliding-window KQ mask)" if swa_mask else ")")))
     out_width = shape.n_vocab + (shape.n_embd if output_embd else 0)
-    buffers.append(Buffer("output buffer (host)", F32_BYTES * out_width * opt.parallel, "host", "other",
-                          f"4 B x {out_width} x {opt.parallel} sequences (llama_output_reserve)"))
+    buffers.append(Buffer("output buffer (host)", F32_BYTES * out_width * parallel, "host", "other",
+                          f"4 B x {out_width} x {parallel} sequences (llama_output_reserve)"))
 
     # The mmproj file (LLaVA): its own weights and CLIP compute buffer.
     if g.vision is not None:
@@ -979,7 +1001,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         "cpu_mapped_bytes": mapped_bytes,
         "n_cpu_moe": min(opt.n_cpu_moe, n_layer),
         "n_ctx": cells, "n_ctx_seq": per_seq, "kv_pad": pad_to, "n_ubatch": ub, "flash_attn": fa,
-        "parallel": opt.parallel, "gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": output_on_gpu,
+        "parallel": parallel, "gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": output_on_gpu,
         "version": opt.version, "op_offload": copies,
     }
     return EngineEstimate(engine, spec.id, spec.architecture, r.dtype.name, r.kv.name, asked, cells,
