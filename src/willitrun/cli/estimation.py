@@ -46,6 +46,8 @@ class EstimateArgs:
     op_offload: bool | None = None
     llamacpp_version: str | None = None
     swa_full: bool = False
+    override_tensor: list[str] | None = None
+    fit_target: str | None = None
     max_num_seqs: str | None = None
     max_num_batched_tokens: str | None = None
     vllm_version: str | None = None
@@ -73,7 +75,8 @@ class EstimateArgs:
 ENGINE_OPTIONS = {
     "llama.cpp": {"ubatch": "n_ubatch", "flash_attn": "flash_attn", "parallel": "parallel", "gpu_layers": "gpu_layers",
                   "op_offload": "op_offload", "llamacpp_version": "version", "swa_full": "swa_full",
-                  "n_cpu_moe": "n_cpu_moe", "cpu_moe": "cpu_moe"},
+                  "n_cpu_moe": "n_cpu_moe", "cpu_moe": "cpu_moe", "override_tensor": "override_tensor",
+                  "fit_target": "fit_target_bytes"},
     "ollama": {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu",
                "llamacpp_version": "version"},
     "whisper.cpp": {"flash_attn": "flash_attn", "whisper_version": "version", "best_of": "best_of",
@@ -114,12 +117,18 @@ def _engine_options(a: EstimateArgs) -> dict[str, Any]:
              "disable_hybrid_kv_cache_manager": a.disable_hybrid_kv_cache_manager or None,
              "n_cpu_moe": parse.whole("--n-cpu-moe", a.n_cpu_moe), "whisper_version": a.whisper_version,
              "best_of": parse.whole("--best-of", a.best_of), "no_fallback": a.no_fallback or None,
-             "compute_type": a.compute_type, "cuda": _cuda(a.cuda)}
+             "compute_type": a.compute_type, "cuda": _cuda(a.cuda),
+             "override_tensor": tuple(a.override_tensor) if a.override_tensor else None,
+             "fit_target": _mib(parse.whole("--fit-target", a.fit_target))}
     if a.cpu_moe:
         if given["n_cpu_moe"] is not None:
             raise UsageError("--cpu-moe keeps the experts of every layer in host memory: give it or --n-cpu-moe N, not both")
         given["n_cpu_moe"] = CPU_MOE_ALL
     return {k: v for k, v in given.items() if v is not None}
+
+
+def _mib(n: int | None) -> int | None:
+    return None if n is None else n << 20
 
 
 # --cpu-moe: every layer's experts (llama.cpp -cmoe); LlamaCppOptions.n_cpu_moe counts min(N, layers),

@@ -38,6 +38,7 @@ BOUNDS: dict[str, Bound] = {
     "--best-of": Bound(1, 1024),
     "--video-frames": Bound(1, 1 << 16),  # limits.MAX_VIDEO_FRAMES
     "--n-cpu-moe": Bound(0, 100_000),
+    "--fit-target": Bound(0, 1 << 20),  # MiB
     "--images": Bound(0, 1024),
     "--encoder-tokens": Bound(1, 1 << 20),
     "--ubatch": Bound(1, 1 << 20),

@@ -28,8 +28,10 @@ hidden-size tensors instead of 4), so the form is for Llama-like decoders.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Literal
 
 from .. import archs, gguf
@@ -106,6 +108,12 @@ class LlamaCppVersion:
     # PR #17997). One cache of n_ctx cells shared by 4 sequences: the sliding-window layers keep 4 windows,
     # a recurrent model 4 states, the output buffer 4 rows.
     server_auto_parallel: bool = False
+    # `--fit` (on by default) sets what the user left unset -- n_ctx from the trained window down to 4096, then
+    # layers and experts to the host -- so that LLAMACPP_FIT_TARGET_BYTES stay free on every device:
+    # ggml-org/llama.cpp PR #16653 "llama: automatically set parameters not set by the user in such a way that
+    # maximizes GPU utilization" (merged mid-December 2025; its log: "cannot fulfill margin of 1024 MiB on all
+    # devices"); per-device targets `--fit-target` PR #18679 (2026-01-07).
+    fit: bool = False
 
 
 LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
@@ -139,20 +147,24 @@ LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
     LlamaCppVersion("2025-12", "mid-December 2025 to 2026-01-23",
                     "the padding of 2025-11; ggml-org/llama.cpp PR #18148 'llama: offload output layer to GPU "
                     "first': -ngl N offloads the output layer, then N - 1 repeating layers",
-                    256, 256, True, fa_f16_kv_in_compute=True, output_first=True, server_auto_parallel=True),
+                    256, 256, True, fa_f16_kv_in_compute=True, output_first=True, server_auto_parallel=True, fit=True),
     LlamaCppVersion("current", "2026-01-24 on",
                     "the padding of 2025-11 (PR #17046: n_ctx padded to 256, per sequence when split); -ngl "
                     "output layer first (PR #18148); ggml-org/llama.cpp PR #19067 'kv-cache : support V-less "
                     "cache': latent attention caches K only",
                     256, 256, True, fa_f16_kv_in_compute=True, mla_v_less=True, output_first=True,
-                    server_auto_parallel=True),
+                    server_auto_parallel=True, fit=True),
     LlamaCppVersion("2026-06-server", "llama-server from 2026-05-29 on",
                     "ggml-org/llama.cpp PR #23861 'llama: limit max outputs of llama_context': llama-server "
                     "reserves the logits of n_parallel outputs (no speculative draft), not of n_ubatch tokens",
                     256, 256, True, fa_f16_kv_in_compute=True, server_outputs=True, mla_v_less=True,
-                    output_first=True, server_auto_parallel=True),
+                    output_first=True, server_auto_parallel=True, fit=True),
 )}
 
+
+# common/common.h `fit_params_target = std::vector<size_t>(llama_max_devices(), 1024 * 1024*1024)`: the
+# memory --fit keeps free per device (`fit_params_min_ctx = 4096` is the least context it reduces to).
+LLAMACPP_FIT_TARGET_BYTES = 1024 * 1024 * 1024
 
 # llama-server's `-np auto`: tools/server/server.cpp `params.n_parallel = 4; params.kv_unified = true;`
 LLAMA_SERVER_AUTO_PARALLEL = 4
@@ -188,6 +200,11 @@ class LlamaCppOptions:
     # clip.cpp set_limit_image_tokens takes them instead of the projector's defaults (8..4096, 8..1024)
     image_min_tokens: int | None = None
     image_max_tokens: int | None = None
+    # [-ot / --override-tensor PATTERN=CPU, repeatable] every tensor of a repeating layer whose GGUF name
+    # (blk.N.ffn_up_exps.weight ...) the regex finds stays in host memory (`-ot exps=CPU`: all experts)
+    override_tensor: tuple[str, ...] = ()
+    # [--fit-target MiB] the memory llama.cpp's --fit keeps free per device; None: the build's (1024 MiB)
+    fit_target_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.version not in LLAMACPP_VERSIONS:
@@ -205,6 +222,9 @@ class LlamaCppOptions:
             value = getattr(self, name)
             if value is not None and not 0 < value <= 1 << 20:
                 raise UsageError(f"{name} must be between 1 and {1 << 20} (got {value})")
+        tensor_overrides(self.override_tensor)  # parsed and bounded here: a bad pattern is one usage error
+        if self.fit_target_bytes is not None and not 0 <= self.fit_target_bytes <= 1 << 50:
+            raise UsageError(f"fit_target_bytes must be between 0 and 2^50 (got {self.fit_target_bytes})")
         if self.image_min_tokens and self.image_max_tokens and self.image_min_tokens > self.image_max_tokens:
             raise UsageError(f"image_min_tokens ({self.image_min_tokens}) is above image_max_tokens ({self.image_max_tokens})")
 
@@ -604,11 +624,52 @@ def mmproj_buffers(spec: AnySpec, tensors: list[Tensor], images: int, image_size
 # --------------------------------------------------------------------------------------------------
 # Mixture of experts: expert offload (--n-cpu-moe / -ot exps=CPU)
 # --------------------------------------------------------------------------------------------------
+# -ot: bounds on what the user gives (llama.cpp itself takes any number; these are far beyond real use)
+MAX_TENSOR_OVERRIDES = 64
+MAX_OVERRIDE_PATTERN_CHARS = 256
+
+
+@lru_cache(maxsize=64)
+def tensor_overrides(specs: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """The -ot PATTERN=BUFFER_TYPE overrides as compiled regexes. common/arg.cpp `--override-tensor`
+    splits each comma-separated item at '=' and looks the buffer type up by name (ggml_backend_buft_name:
+    "CPU", "CUDA0" ...); llama-model-loader.cpp `create_tensor` takes the first override whose pattern
+    `std::regex_search` finds in the tensor's name. Only `=CPU` is modelled (host memory)."""
+    items = [item for spec in specs for item in spec.split(",") if item]
+    if len(items) > MAX_TENSOR_OVERRIDES:
+        raise UsageError(f"--override-tensor: at most {MAX_TENSOR_OVERRIDES} patterns (got {len(items)})")
+    patterns = []
+    for item in items:
+        pattern, eq, target = item.rpartition("=")
+        if not eq or not pattern:
+            raise UsageError(f"--override-tensor {item[:80]!r}: expected PATTERN=BUFFER_TYPE, e.g. exps=CPU")
+        if len(pattern) > MAX_OVERRIDE_PATTERN_CHARS:
+            raise UsageError(f"--override-tensor: a pattern of at most {MAX_OVERRIDE_PATTERN_CHARS} characters")
+        if target != "CPU":
+            raise UsageError(f"--override-tensor {item[:80]!r}: only =CPU (host memory) is modelled, not {target[:20]!r}")
+        try:
+            patterns.append(re.compile(pattern))
+        except re.error as e:
+            raise UsageError(f"--override-tensor {pattern[:80]!r} is not a regular expression: {e}") from None
+    return tuple(patterns)
+
+
+def gguf_tensor_name(t: Tensor) -> str:
+    """The tensor's name in a GGUF file: decoder layer N is `blk.N.` (gguf-py TENSOR_NAMES)."""
+    return "blk." + t.name[len("decoder."):] if t.name.startswith("decoder.") else t.name
+
+
+def overridden_to_host(t: Tensor, opt: LlamaCppOptions) -> bool:
+    return t.layer is not None and any(p.search(gguf_tensor_name(t)) for p in tensor_overrides(opt.override_tensor))
+
+
 def expert_on_host(t: Tensor, opt: LlamaCppOptions) -> bool:
     """common/arg.cpp `--n-cpu-moe N`: one tensor override per layer i < N, `blk\\.i` +
     common.h LLM_FFN_EXPS_REGEX `\\.ffn_(up|down|gate)_(ch|)exps` = CPU, keeps
     the routed experts of the first N layers in host memory (`-ot exps=CPU`, `--cpu-moe`: every layer);
     the rest of those layers (attention, router, shared expert, norms, KV) stays on the GPU."""
+    if opt.override_tensor and overridden_to_host(t, opt):
+        return True
     if t.layer is None or t.layer >= opt.n_cpu_moe:
         return False
     # the pattern is a regex search on the GGUF name, so an expert's bias (gpt-oss
@@ -617,9 +678,11 @@ def expert_on_host(t: Tensor, opt: LlamaCppOptions) -> bool:
 
 
 def expert_host_detail(opt: LlamaCppOptions, n_layer: int) -> str:
+    ot = ("the layers' tensors matching -ot " + ",".join(opt.override_tensor)) if opt.override_tensor else ""
     if not opt.n_cpu_moe:
-        return ""
-    return f"the expert tensors of layers 0..{min(opt.n_cpu_moe, n_layer) - 1} ({opt.moe_flag()})"
+        return ot
+    return "; ".join(d for d in (f"the expert tensors of layers 0..{min(opt.n_cpu_moe, n_layer) - 1} ({opt.moe_flag()})",
+                                 ot) if d)
 
 
 def mla_kv_layer(mla: tuple[int, int, int, int, int], kv: StorageType, cells: int,
@@ -846,7 +909,8 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     mm_names = {t.name for t in mm_tensors}
     # The weights' placement depends on the type and -ngl, not the context: computed once per spec
     # (a `check --rows` of 1,000 rows or a context bisection re-uses it).
-    placed = archs.cached(spec, f"llamacpp-place:{r.dtype.name}:{first_gpu}:{output_on_gpu}:{opt.gpus}:{opt.n_cpu_moe}",
+    placed = archs.cached(spec, f"llamacpp-place:{r.dtype.name}:{first_gpu}:{output_on_gpu}:{opt.gpus}:{opt.n_cpu_moe}:"
+                          f"{opt.override_tensor}",
                           lambda: _place_weights(tensors, storage, first_gpu, output_on_gpu, last_device, device_of,
                                                  opt.gpus, opt))
     gpu_sizes, host_bytes, embd_bytes, output_tensor_bytes, largest_host_weight, mapped_bytes = placed
@@ -992,7 +1056,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
                          "which keeps extra copies of the graph inputs (not counted here)")
     out_notes += moe_notes(spec, opt)
     host_weights = embd_bytes + (host_bytes or 0)
-    if opt.n_cpu_moe and mapped_bytes > host_weights:
+    if (opt.n_cpu_moe or opt.override_tensor) and mapped_bytes > host_weights:
         out_notes.append(f"with mmap (the default) llama.cpp prints CPU_Mapped = {mapped_bytes / 2**20:.2f} MiB: the file "
                          "span from token_embd to the last host expert, which also holds the GPU tensors stored between "
                          f"the experts ({(mapped_bytes - host_weights) / 2**20:.2f} MiB, read once at load; the page cache "
@@ -1003,12 +1067,16 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         "n_ctx": cells, "n_ctx_seq": per_seq, "kv_pad": pad_to, "n_ubatch": ub, "flash_attn": fa,
         "parallel": parallel, "gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": output_on_gpu,
         "version": opt.version, "op_offload": copies,
+        # what the build's --fit keeps free on each device (0: a build without --fit)
+        "fit_target_bytes": opt.fit_target_bytes if opt.fit_target_bytes is not None
+        else LLAMACPP_FIT_TARGET_BYTES if version.fit else 0,
     }
     return EngineEstimate(engine, spec.id, spec.architecture, r.dtype.name, r.kv.name, asked, cells,
                           tuple(buffers), facts, tuple(out_notes + list(r.notes)), tuple(warnings))
 
 
 __all__ = [
+    "LLAMACPP_FIT_TARGET_BYTES",
     "LLAMACPP_VERSIONS",
     "ClipGraph",
     "LlamaCppOptions",
@@ -1023,6 +1091,7 @@ __all__ = [
     "cuda_tensor_bytes",
     "expert_on_host",
     "gguf_storage",
+    "gguf_tensor_name",
     "hybrid_layer_kv",
     "kv_cells",
     "llamacpp_estimate",
@@ -1038,5 +1107,6 @@ __all__ = [
     "moe_notes",
     "offloaded_layers",
     "recurrent_state_buffers",
+    "tensor_overrides",
     "trained_window_warning",
 ]
