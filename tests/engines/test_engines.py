@@ -369,9 +369,10 @@ def test_llama_server_default_slots_size_the_sliding_layers_for_all_of_them(cata
     assert _kv(server) == 4 * per_cell * 32768 + 22 * per_cell * 2560
     assert server.find("output buffer (host)").bytes == 4 * 262144 * 4  # llama_output_reserve(n_seq_max)
     assert any("-np auto" in n for n in server.notes)
-    # -np 4 given without -kvu: 4 streams of n_ctx / 4 cells, each SWA stream its own window
+    # -np 4 given without -kvu: 4 streams of n_ctx / 4 cells, each SWA stream its own window + ubatch
     split = ll(spec, 32768, parallel=4)
     assert split.facts["n_ctx_seq"] == 8192
+    assert _kv(split) == 4 * per_cell * 32768 + 22 * per_cell * 4 * 1024
     # builds before PR #16736 (2025-10 and older) started one slot
     assert ll(spec, 32768, version="2025-10").facts["parallel"] == 1
 
@@ -381,6 +382,22 @@ def test_llama_cpp_runs_mistral_and_phi3_windows_as_full_attention(catalog):
     for model in ("mistral-7b", "phi-3.5-mini"):
         spec = catalog.resolve("model", model)
         assert _kv(ll(spec, 16384)) == _kv(ll(spec, 16384, swa_full=True))
+
+
+@pytest.mark.parametrize(("parallel", "ctx", "swa_cells"), [(1, 4096, 1024), (2, 4096, 2048), (4, 4096, 4096),
+                                                        (8, 4096, 4096), (2, 8192, 2048)])
+def test_split_cache_keeps_a_sliding_window_per_stream(catalog, parallel, ctx, swa_cells):
+    """-np N without -kvu: the cache tensors are [n_embd, kv_size, n_stream] (llama-kv-cache.cpp, PR #14363), so
+    the SWA layers keep N x GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256) cells. unslothai/unsloth PR #5225
+    measured llama-server on Gemma-3-270m (the same layer as Gemma 3 1B: 1 KV head x 256, window 512; 3 global
+    + 15 sliding layers) bit-exact: 27 / 42 / 72 / 72 MiB at -np 1 / 2 / 4 / 8 and -c 4096, 54 MiB at -np 2
+    -c 8192 -- 1 KiB a cell and layer, so 3 x 4096 + 15 x (1024, 2048, 4096, 4096) and 3 x 8192 + 15 x 2048."""
+    per_cell = 2 * 256 * 2
+    for layers_full, layers_swa, measured in ((3, 15, {(1, 4096): 27, (2, 4096): 42, (4, 4096): 72, (8, 4096): 72,
+                                                        (2, 8192): 54}),):
+        assert (layers_full * ctx + layers_swa * swa_cells) * per_cell == measured[parallel, ctx] * MiB
+    e = ll(catalog.resolve("model", "gemma-3-1b"), ctx, parallel=parallel)  # 4 global + 22 sliding layers
+    assert _kv(e) == (4 * ctx + 22 * swa_cells) * per_cell
 
 
 def test_largest_context_uses_the_per_layer_cache(catalog):

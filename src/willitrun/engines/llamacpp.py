@@ -114,6 +114,11 @@ class LlamaCppVersion:
     # maximizes GPU utilization" (merged mid-December 2025; its log: "cannot fulfill margin of 1024 MiB on all
     # devices"); per-device targets `--fit-target` PR #18679 (2026-01-07).
     fit: bool = False
+    # Without a unified cache each of the -np sequences has its own stream: every cache tensor is [n_embd,
+    # kv_size, n_stream] (llama-kv-cache.cpp `ggml_new_tensor_3d(ctx, type_k, n_embd_k_gqa, kv_size,
+    # n_stream)`), so the sliding-window layers keep GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256) cells per
+    # stream, n_seq_max times: ggml-org/llama.cpp PR #14363 "llama : add high-throughput mode" (July 2025).
+    kv_streams: bool = False
 
 
 LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
@@ -135,30 +140,31 @@ LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
     LlamaCppVersion("2025-08", "2025-08 to 2025-10-27",
                     "same padding as 2024-05; `--flash-attn auto` became the default "
                     "(mudler/LocalAI PR #6168 2025-08-31 and docker/model-runner PR #44 2025-09-24 follow it)",
-                    32, 256, True),
+                    32, 256, True, kv_streams=True),
     LlamaCppVersion("2025-10", "2025-10-28 to 2025-11-05",
                     "ggml-org/llama.cpp PR #16812 'memory : remove KV cache size padding'",
-                    1, 1, True),
+                    1, 1, True, kv_streams=True),
     LlamaCppVersion("2025-11", "2025-11-06 to mid-December 2025",
                     "ggml-org/llama.cpp PR #17046 'kv-cache : pad the cache size to 256 for performance': "
                     "llama-context.cpp cparams.n_ctx = GGML_PAD(n_ctx, 256), and per sequence when the "
                     "cache is split (n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256))",
-                    256, 256, True, fa_f16_kv_in_compute=True, server_auto_parallel=True),
+                    256, 256, True, fa_f16_kv_in_compute=True, server_auto_parallel=True, kv_streams=True),
     LlamaCppVersion("2025-12", "mid-December 2025 to 2026-01-23",
                     "the padding of 2025-11; ggml-org/llama.cpp PR #18148 'llama: offload output layer to GPU "
                     "first': -ngl N offloads the output layer, then N - 1 repeating layers",
-                    256, 256, True, fa_f16_kv_in_compute=True, output_first=True, server_auto_parallel=True, fit=True),
+                    256, 256, True, fa_f16_kv_in_compute=True, output_first=True, server_auto_parallel=True, fit=True,
+                    kv_streams=True),
     LlamaCppVersion("current", "2026-01-24 on",
                     "the padding of 2025-11 (PR #17046: n_ctx padded to 256, per sequence when split); -ngl "
                     "output layer first (PR #18148); ggml-org/llama.cpp PR #19067 'kv-cache : support V-less "
                     "cache': latent attention caches K only",
                     256, 256, True, fa_f16_kv_in_compute=True, mla_v_less=True, output_first=True,
-                    server_auto_parallel=True, fit=True),
+                    server_auto_parallel=True, fit=True, kv_streams=True),
     LlamaCppVersion("2026-06-server", "llama-server from 2026-05-29 on",
                     "ggml-org/llama.cpp PR #23861 'llama: limit max outputs of llama_context': llama-server "
                     "reserves the logits of n_parallel outputs (no speculative draft), not of n_ubatch tokens",
                     256, 256, True, fa_f16_kv_in_compute=True, server_outputs=True, mla_v_less=True,
-                    output_first=True, server_auto_parallel=True, fit=True),
+                    output_first=True, server_auto_parallel=True, fit=True, kv_streams=True),
 )}
 
 
@@ -949,9 +955,17 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         # layers GGML_PAD(min(n_ctx, n_swa x (unified ? n_seq_max : 1) + n_ubatch), 256) cells
         # ("the SWA cache is always padded to 256", issue #17037); --swa-full gives them n_ctx.
         n_swa = max(w for w in windows if w)
-        swa_cells = pad(min(cells, n_swa * (parallel if opt.kv_unified else 1) + ub), 256)
+        if version.kv_streams and parallel > 1 and not opt.kv_unified:
+            per_stream = pad(min(per_seq, n_swa + ub), 256)
+            swa_cells = per_stream * parallel
+            how = f"{parallel} streams x {per_stream} (window {n_swa} + ubatch {ub} of each stream's {per_seq})"
+        else:
+            windows_kept = parallel if opt.kv_unified else 1
+            swa_cells = pad(min(cells, n_swa * windows_kept + ub), 256)
+            how = (f"window {n_swa}" + (f" x {windows_kept} sequences" if windows_kept > 1 else "")
+                   + f" + ubatch {ub}")
         out_notes.append(f"sliding-window layers ({sum(1 for w in windows if w)} of {n_layer}) keep {swa_cells} cells: "
-                         f"window {n_swa} + ubatch {ub}, padded to 256 (llama_kv_cache_iswa; --swa-full keeps {cells})")
+                         f"{how}, padded to 256 (llama_kv_cache_iswa; --swa-full keeps {cells})")
     layer_kv = [kv_layer if not w or opt.swa_full else 2 * r.kv.nbytes(shape.kv_width) * swa_cells for w in windows]
     layer_kv = hybrid_layer_kv(g, layer_kv)
     if swa_cells != cells:
