@@ -400,6 +400,17 @@ def test_split_cache_keeps_a_sliding_window_per_stream(catalog, parallel, ctx, s
     assert _kv(e) == (4 * ctx + 22 * swa_cells) * per_cell
 
 
+@pytest.mark.parametrize(("parallel", "cells", "measured_mib"), [(3, 1536, 27.0), (4, 1024, 18.0)])
+def test_split_cache_rounds_each_stream_up(catalog, parallel, cells, measured_mib):
+    """unslothai/unsloth PR #7530 (2026-07-28), measured on llama-server build 10107 (857c97607), Gemma-3-270m
+    at -c 1024: "3 slots allocates 1536 cells / 27.0 MiB, but 4 slots allocates 1024 cells / 18.0 MiB" --
+    each stream is padded to 256 (PR #17046: 1024 / 3 -> 512, 1024 / 4 -> 256), and each SWA stream is
+    min(n_ctx_seq, 512 + 512) of it. 18 layers x 1 KiB a cell; Gemma 3 1B has 26 such layers."""
+    assert 18 * cells * 1024 == measured_mib * MiB
+    e = ll(catalog.resolve("model", "gemma-3-1b"), 1024, parallel=parallel)
+    assert e.n_ctx == cells and _kv(e) == 26 * cells * 1024
+
+
 def test_largest_context_uses_the_per_layer_cache(catalog):
     from willitrun.engines import engine_fit
 
