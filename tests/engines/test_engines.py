@@ -77,7 +77,25 @@ def test_ollama_gives_every_parallel_request_num_ctx():
     assert e.n_ctx == 8192
     assert e.find("KV cache (CUDA0)").bytes == 32 * PER_LAYER_POS * 8192  # 4 GiB
     assert e.find("ollama minimum free memory").bytes == OLLAMA_MINIMUM_MEMORY_BYTES == 457 * MiB
-    assert e.facts["flash_attn"] is False  # llama is not on ollama's flash-attention list
+    # ollama v0.30+ starts llama-server with --flash-attn auto (llm/llama_server.go appendFlashAttentionArgs)
+    assert e.facts["flash_attn"] is True
+    old = engine_estimate(llama(), Request(dtype="q4_0"), "ollama", OllamaOptions(num_ctx=2048, release="0.15"))
+    assert old.facts["flash_attn"] is False  # before: llama is not on ollama's flash-attention list
+
+
+@pytest.mark.parametrize(("release", "ctx"), [("0.6", 4096), ("0.15", 32768), ("0.30", 32768)])
+def test_ollama_default_context_by_release(release, ctx):
+    """The VRAM tiers came with commit 0334ffa62 (2026-01-27, first tag v0.15.5); before, 4096 (PR #10364)."""
+    from willitrun import load_catalog
+
+    spec = load_catalog().resolve("model", "llama-3.1-8b")  # trained on 131072: no clamp
+    e = engine_estimate(spec, Request(dtype="q4_0"), "ollama", OllamaOptions(vram_bytes=24 * GiB, release=release))
+    assert e.context_tokens == ctx
+
+
+def test_unknown_ollama_release_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown ollama version"):
+        OllamaOptions(release="0.99")
 
 
 @pytest.mark.parametrize(("vram_gib", "ctx"), [(None, 4096), (16, 4096), (22.9, 4096), (23, 32768), (23.99, 32768),

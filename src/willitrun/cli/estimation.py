@@ -45,6 +45,7 @@ class EstimateArgs:
     gpu_memory_utilization: str | None = None
     op_offload: bool | None = None
     llamacpp_version: str | None = None
+    ollama_version: str | None = None
     swa_full: bool = False
     override_tensor: list[str] | None = None
     fit_target: str | None = None
@@ -78,7 +79,7 @@ ENGINE_OPTIONS = {
                   "n_cpu_moe": "n_cpu_moe", "cpu_moe": "cpu_moe", "override_tensor": "override_tensor",
                   "fit_target": "fit_target_bytes"},
     "ollama": {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu",
-               "llamacpp_version": "version"},
+               "llamacpp_version": "version", "ollama_version": "release"},
     "whisper.cpp": {"flash_attn": "flash_attn", "whisper_version": "version", "best_of": "best_of",
                     "no_fallback": "temperature_fallback", "beams": "beam_size"},
     "ctranslate2": {"compute_type": "compute_type", "best_of": "best_of", "no_fallback": "temperature_fallback",
@@ -107,6 +108,7 @@ def _engine_options(a: EstimateArgs) -> dict[str, Any]:
              "parallel": parse.whole("--parallel", a.parallel), "gpu_layers": parse.whole("--gpu-layers", a.gpu_layers),
              "gpu_memory_utilization": parse.decimal("--gpu-memory-utilization", a.gpu_memory_utilization),
              "op_offload": a.op_offload, "llamacpp_version": a.llamacpp_version, "swa_full": a.swa_full or None,
+             "ollama_version": a.ollama_version,
              "max_num_seqs": parse.whole("--max-num-seqs", a.max_num_seqs),
              "max_num_batched_tokens": parse.whole("--max-num-batched-tokens", a.max_num_batched_tokens),
              "vllm_version": a.vllm_version,
@@ -206,9 +208,12 @@ def run_estimate(a: EstimateArgs) -> int:
 def check_versions(given: dict[str, Any]) -> None:
     """--llamacpp-version and --vllm-version name a key of the engine's version table."""
     from ..engines.llamacpp import LLAMACPP_VERSIONS
+    from ..engines.ollama import OLLAMA_RELEASES
     from ..engines.vllm import VLLM_VERSIONS
 
-    for option, table in (("llamacpp_version", LLAMACPP_VERSIONS), ("vllm_version", VLLM_VERSIONS)):
+    tables: tuple[tuple[str, Any], ...] = (("llamacpp_version", LLAMACPP_VERSIONS), ("vllm_version", VLLM_VERSIONS),
+                                           ("ollama_version", OLLAMA_RELEASES))
+    for option, table in tables:
         value = given.get(option)
         if value is not None and value not in table:
             raise UsageError(f"{_flag(option)} {parse._show(value)}: choose one of {', '.join(table)}")

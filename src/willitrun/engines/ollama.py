@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from .. import archs
 from ..archs.base import uniform_width
+from ..errors import UsageError
 from ..memory import AnySpec, Request, resolve
 from ..tensors import model_tensors
 from .base import GIB, MIB, Buffer, EngineEstimate, aligned_sum, pad
@@ -50,6 +51,33 @@ OLLAMA_FLASH_ATTN_ARCHITECTURES = frozenset({"gemma3", "gptoss", "qwen3", "qwen3
 
 
 @dataclass(frozen=True)
+class OllamaRelease:
+    """What an ollama release line does by default, each from its source (ollama/ollama, tags by `git tag
+    --contains`)."""
+
+    key: str
+    since: str
+    source: str
+    vram_context_tiers: bool  # the default num_ctx by VRAM (else 4096)
+    # the GGML runner is llama-server started with `--flash-attn auto` on GPUs that support it, for every
+    # architecture (else ollama's per-architecture list, OLLAMA_FLASH_ATTN_ARCHITECTURES)
+    llama_server_runner: bool
+
+
+OLLAMA_RELEASES: dict[str, OllamaRelease] = {r.key: r for r in (
+    OllamaRelease("0.6", "v0.6.7 to v0.15.4", "PR #10364 (2025-04-21): default num_ctx 4096; flash attention only "
+                  "for the architectures of fs/ggml/ggml.go FlashAttention()", False, False),
+    OllamaRelease("0.15", "v0.15.5 to v0.29.x", "commit 0334ffa62 'server: use tiered VRAM-based default context "
+                  "length' (2026-01-27, first in v0.15.5): server/routes.go 23/47 GiB tiers", True, False),
+    OllamaRelease("0.30", "v0.30.0 on", "ollama#16031 'runner: Remove CGO engines, use llama-server exclusively for "
+                  "GGML models' (2026-05-29, first in v0.30.0): llm/llama_server.go starts llama-server with -c num_ctx x "
+                  "parallel, -np parallel and `--flash-attn auto` (LlamaServerFlashAttention: auto wherever "
+                  "ml.FlashAttentionSupported, i.e. CUDA compute 6.0+ but 7.2, ROCm, Metal, Vulkan)", True, True),
+)}
+OLLAMA_DEFAULT_RELEASE = "0.30"
+
+
+@dataclass(frozen=True)
 class OllamaOptions:
     """ollama settings (Modelfile parameter / environment variable in brackets)."""
 
@@ -61,6 +89,11 @@ class OllamaOptions:
     vram_bytes: int | None = None  # the GPU's memory, to pick the default context tier
     gpu_overhead_bytes: int = 0  # [OLLAMA_GPU_OVERHEAD]
     version: str = "current"  # the llama.cpp ollama bundles
+    release: str = OLLAMA_DEFAULT_RELEASE  # [--ollama-version] a key of OLLAMA_RELEASES
+
+    def __post_init__(self) -> None:
+        if self.release not in OLLAMA_RELEASES:
+            raise UsageError(f"unknown ollama version {self.release!r}; choose one of {', '.join(OLLAMA_RELEASES)}")
 
 
 def expert_offload_refusal(flag: str) -> str:
@@ -95,7 +128,10 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
     family, the output buffer sized with embeddings, and 457 MiB per GPU kept free by its scheduler."""
     opt = options or OllamaOptions()
     check_architecture(spec, "ollama")
-    num_ctx = request.context or opt.num_ctx or ollama_default_context(opt.vram_bytes, opt.gpu_overhead_bytes)
+    release = OLLAMA_RELEASES[opt.release]
+    default_ctx = (ollama_default_context(opt.vram_bytes, opt.gpu_overhead_bytes) if release.vram_context_tiers
+                   else OLLAMA_CONTEXT_TIERS[0][1])
+    num_ctx = request.context or opt.num_ctx or default_ctx
     notes = []
     if request.dtype is None and getattr(spec, "quantization", None) is None:
         request = replace(request, dtype=OLLAMA_DEFAULT_DTYPE)
@@ -105,7 +141,8 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
     if not (request.context or opt.num_ctx):
         notes.append(f"num_ctx {num_ctx}: ollama's default for "
                      + ("an unknown GPU (the smallest tier)" if opt.vram_bytes is None else "this GPU's memory")
-                     + " (ollama server/routes.go: 4096 below 23 GiB, 32768 below 47 GiB, else 262144)")
+                     + " (ollama server/routes.go: 4096 below 23 GiB, 32768 below 47 GiB, else 262144)"
+                     if release.vram_context_tiers else f"num_ctx {num_ctx}: ollama {release.since}'s default")
     window = archs.geometry(spec).context_window
     if window and num_ctx > window:
         # ollama llm/server.go (v0.33.2 L112-115, the same since 2024): `if opts.NumCtx > int(trainCtx) &&
@@ -119,7 +156,14 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
     if request.batch > 1:
         parallel = request.batch
     gguf_arch = archs.geometry(spec).gguf_architecture or spec.architecture  # ollama reads the GGUF's name
-    fa = opt.flash_attn if opt.flash_attn is not None else gguf_arch in OLLAMA_FLASH_ATTN_ARCHITECTURES
+    if opt.flash_attn is not None:
+        fa = opt.flash_attn
+    elif release.llama_server_runner:
+        fa = True  # llama-server --flash-attn auto: on where the GPU supports it (every card this estimates for)
+        notes.append(f"flash attention on: ollama {release.since} starts llama-server with --flash-attn auto "
+                     "(llm/llama_server.go; off on CUDA cards below compute 6.0 and on 7.2)")
+    else:
+        fa = gguf_arch in OLLAMA_FLASH_ATTN_ARCHITECTURES
     n_ctx = num_ctx * parallel  # ollama llm/server.go: --ctx-size num_ctx * numParallel; GraphSize: context *= numParallel
     extra: list[Buffer] = []
     g = archs.geometry(spec)
@@ -184,5 +228,14 @@ def _ollama_mllama(spec: AnySpec, req: Request, opt: LlamaCppOptions, n_ctx: int
                                    "modelled",), ())
 
 
-__all__ = ["OLLAMA_DEFAULT_DTYPE", "OLLAMA_MINIMUM_MEMORY_BYTES", "OllamaOptions", "expert_offload_refusal", "ollama_default_context",
-           "ollama_estimate"]
+__all__ = [
+    "OLLAMA_DEFAULT_DTYPE",
+    "OLLAMA_DEFAULT_RELEASE",
+    "OLLAMA_MINIMUM_MEMORY_BYTES",
+    "OLLAMA_RELEASES",
+    "OllamaOptions",
+    "OllamaRelease",
+    "expert_offload_refusal",
+    "ollama_default_context",
+    "ollama_estimate",
+]

@@ -62,6 +62,7 @@ def estimate_cmd(
     gpu_memory_utilization: Annotated[Optional[str], _opt("--gpu-memory-utilization", metavar="SHARE", help="vLLM's share of the card, 0.01 to 1 [default: 0.9].")] = None,
     op_offload: Annotated[Optional[bool], typer.Option("--op-offload/--no-op-offload", show_default=False, help="llama.cpp: run host-weight ops of large batches on the GPU (PR #6083, flag from PR #13386) [default: on; builds before March 2024 have none].")] = None,
     llamacpp_version: Annotated[Optional[str], _opt("--llamacpp-version", metavar="KEY", help=f"llama.cpp build range (KV padding, flash-attention default, op offload): {', '.join(LLAMACPP_VERSIONS)} [default: current].")] = None,
+    ollama_version: Annotated[Optional[str], _opt("--ollama-version", metavar="KEY", help="ollama release line (default context, flash attention): 0.6 (v0.6.7-v0.15.4), 0.15 (v0.15.5-v0.29), 0.30 (v0.30 on: llama-server runner) [default: 0.30].")] = None,
     n_cpu_moe: Annotated[Optional[str], _opt("--n-cpu-moe", metavar="N", help="llama.cpp: keep the expert tensors of the first N layers in host memory (mixture-of-experts models) [default: 0].")] = None,
     cpu_moe: Annotated[bool, typer.Option("--cpu-moe", help="llama.cpp: keep the expert tensors of every layer in host memory (-cmoe).")] = False,
     whisper_version: Annotated[Optional[str], _opt("--whisper-version", metavar="KEY", help="whisper.cpp release line: 1.5 (1.5.0-1.5.4), 1.5.5, 1.6, 1.7, 1.8 or latest; tags like v1.7.4 work; sets cache sizes and the flash-attention default [default: latest].")] = None,
