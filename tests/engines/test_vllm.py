@@ -149,7 +149,10 @@ def test_no_131k_token_profile_batch(catalog):
 
 def test_v1_util_default_follows_the_version(catalog):
     spec = catalog.resolve("model", "llama-3-8b")
-    assert vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB)).facts["gpu_memory_utilization_pct"] == 90
+    assert vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, version="0.10")).facts[
+        "gpu_memory_utilization_pct"] == 90
+    # the default is the newest release line in the stored material, 0.33
+    assert vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB)).facts["gpu_memory_utilization_pct"] == 92
     assert vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, version="0.33")).facts[
         "gpu_memory_utilization_pct"] == 92
 

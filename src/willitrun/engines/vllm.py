@@ -112,9 +112,9 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
                 hybrid_kv=True, state_pools=True, padded_groups=True, tokens_from_concurrency=True,
                 in_flight_batches=True, hybrid_prefix_caching=True),
 )}
-# vLLM 0.10 to 0.20: the first V1 range with today's batch defaults and the 0.9 share every earlier
-# calibration used. (The newest, 0.33, changes the share to 0.92: pass version="0.33".)
-VLLM_DEFAULT_VERSION = "0.10"
+# The newest release line in the stored material (vllm==0.33.0): the default, as for every engine; the
+# calibration entries name their own line (0.10 for the 0.10-0.20 logs, which used the 0.9 share).
+VLLM_DEFAULT_VERSION = "0.33"
 
 # non_torch_memory, V0: "non_torch_memory 1.79GiB" for Llama-3-8B on an H100 at TP 1 and 3.58 GiB at TP 2
 # (PR #10511 log, measured.yaml `vllm-pr10511-llama3-8b-bf16-h100-tp1`): the CUDA context, cuBLAS
