@@ -169,7 +169,7 @@ MIB = 1 << 20
 class GPUSpec(_Strict):
     id: Id
     name: str = Field(min_length=1)
-    vendor: Literal["nvidia", "amd", "apple"]
+    vendor: Literal["nvidia", "amd", "apple", "intel"]
     segment: Literal["consumer", "workstation", "datacenter", "apple"]
     aliases: list[Annotated[str, Field(pattern=ID_PATTERN)]] = []
     nvml_names: list[str] = []
@@ -180,18 +180,28 @@ class GPUSpec(_Strict):
     bandwidth_gb_s: Annotated[float, Field(gt=0, le=100_000)]
     architecture: str
     gpu_memory_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
+    # one memory shared by CPU and GPU (Apple silicon, DGX Spark's GB10, AMD Strix Halo): layers "offloaded"
+    # to the host stay in the same memory, so offloading frees nothing
+    unified_memory: bool = False
     notes: str | None = None
     sources: dict[str, str]
 
     @model_validator(mode="after")
     def _check(self) -> GPUSpec:
-        if (self.vendor == "apple") != (self.gpu_memory_fraction is not None):
-            raise ValueError("gpu_memory_fraction is required for Apple unified memory and only there")
+        if self.vendor == "apple" and self.gpu_memory_fraction is None:
+            raise ValueError("gpu_memory_fraction is required for Apple unified memory")
+        if self.gpu_memory_fraction is not None and not self.unified:
+            raise ValueError("gpu_memory_fraction applies to unified memory only (Apple, or unified_memory: true)")
         if self.reported_total_mib is not None and not (
             0.85 * self.memory_gib * GIB <= self.reported_total_mib * MIB <= 1.05 * self.memory_gib * GIB
         ):
             raise ValueError("reported_total_mib is not within -15%/+5% of memory_gib")
         return self
+
+    @property
+    def unified(self) -> bool:
+        """CPU and GPU share one memory (every Apple chip; others say `unified_memory: true`)."""
+        return self.vendor == "apple" or self.unified_memory
 
     @property
     def capacity_bytes(self) -> int:

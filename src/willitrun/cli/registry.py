@@ -19,6 +19,7 @@ COMMANDS = {
     "sweep": "Memory by component at context 512, 1024, ... up to the model's window (exit 0 if any context fits).",
     "list": "List the models and GPUs in the catalog, or the supported architectures.",
     "show": "Show a model's spec and the parameter counts derived from it.",
+    "explain": "Set what an engine's log printed beside willitrun's estimate of the same run.",
     "import": "Write a model spec (YAML) from a config.json, a model directory, a GGUF file or hf:ORG/NAME.",
     "validate": "Check spec files; print each problem as file:line: field: message (exit 0 only if all are valid).",
     "schema": "Print the JSON Schema of a model or GPU spec file.",
