@@ -230,3 +230,13 @@ def test_mxfp4_padding_is_on_from_0_22_and_noted(catalog):
                                                       version="0.10"))
     assert any("MXFP4 experts on the marlin MoE backend" in n for n in new.notes)
     assert not any("MXFP4" in n for n in old.notes)
+
+
+def test_vllm_use_v1_0_inside_0_9_is_the_v0_profile(catalog):
+    """vllm==0.9.x: VLLM_USE_V1=0 selects V0 (envs.py), whose profile runs max(max_model_len, 2048) tokens over
+    256 sequences (arg_utils.py `_set_default_args_v0`) instead of V1's 0.9 batch defaults."""
+    spec = catalog.resolve("model", "llama-3-8b")
+    v0 = vllm_estimate(spec, Request(context=8192), VllmOptions(total_memory_bytes=80 * GiB, version="0.9-v0"))
+    v1 = vllm_estimate(spec, Request(context=8192), VllmOptions(total_memory_bytes=80 * GiB, version="0.9"))
+    assert "profile run: 8192 tokens" in v0.notes[1] and "(max_num_seqs 256)" in v0.notes[1]
+    assert "V0:" in v0.notes[1] and "V0:" not in v1.notes[1]

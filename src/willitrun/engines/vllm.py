@@ -102,6 +102,11 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
     VllmVersion("0.9", "0.9.1 to 0.9.2 (V1)", True, 0.9, True, False, False,
                 "vllm==0.9.1 vllm/v1/core/kv_cache_utils.py (hybrid KV cache manager); vllm/engine/arg_utils.py:1554 "
                 "(A100 exception)", hybrid_kv=True),
+    # VLLM_USE_V1=0 inside 0.9: vllm==0.9.x envs.py `VLLM_USE_V1` (default "1") still selects the V0 engine when
+    # set to 0 (V0 was removed in 0.10/0.11): V0's profile (max(max_model_len, 2048) tokens, 256 sequences,
+    # vllm/engine/arg_utils.py `_set_default_args_v0`) and no hybrid KV cache manager (a V1 component).
+    VllmVersion("0.9-v0", "0.9.x with VLLM_USE_V1=0 (V0)", False, 0.9, False, False, False,
+                "vllm==0.9.x vllm/envs.py VLLM_USE_V1 (default 1; 0 selects the V0 engine)"),
     VllmVersion("0.10", "0.10 to 0.20 (V1)", True, 0.9, True, False, False,
                 "vllm==0.10.1 and 0.19.1 vllm/engine/arg_utils.py (A100 exception, PR #17885); "
                 "vllm/config/cache.py gpu_memory_utilization 0.9; KV groups as vllm==0.10.1 kv_cache_utils.py",
