@@ -14,6 +14,7 @@ from ..tensors import model_tensors
 from .base import GIB, MIB, Buffer, EngineEstimate, aligned_sum, pad
 from .llamacpp import (
     F32_BYTES,
+    LLAMACPP_FIT_TARGET_BYTES,
     GGML_CUDA_ALIGNMENT,
     LLAMACPP_VERSIONS,
     MMPROJ,
@@ -188,7 +189,11 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
         return replace(mllama, warnings=tuple(warnings) + mllama.warnings)
     est = llamacpp_estimate(spec, req, lopt, engine="ollama", n_ctx=n_ctx, extra=tuple(extra), notes=tuple(notes),
                             output_embd=True)
-    facts = dict(est.facts, num_ctx=num_ctx, num_parallel=parallel)
+    # v0.30+: llama-server started without -ngl (llm/llama_server.go: "NumGPU == -1 (default): don't pass -ngl,
+    # let llama-server auto-detect"), so its --fit places the layers keeping LLAMACPP_FIT_TARGET_BYTES free per
+    # device; the CGO runners before had no such fit (the scheduler's 457 MiB minimum is a buffer above)
+    facts = dict(est.facts, num_ctx=num_ctx, num_parallel=parallel,
+                 fit_target_bytes=LLAMACPP_FIT_TARGET_BYTES if release.llama_server_runner and opt.num_gpu is None else 0)
     out_notes = tuple(n for n in est.notes if "CUDA context" not in n)
     return replace(est, facts=facts, notes=out_notes, context_tokens=num_ctx, warnings=tuple(warnings) + est.warnings)
 
