@@ -521,3 +521,15 @@ def test_ollama_weighs_a_q4_k_m_file_unless_told():
     assert default.buffers == same.buffers
     told = engine_estimate(spec, Request(context=4096, dtype="q8_0"), "ollama", OllamaOptions())
     assert told.dtype == "q8_0" and not any("Q4_K_M" in n for n in told.notes)
+
+
+def test_ollama_0_30_leaves_placement_to_llama_servers_fit():
+    """ollama v0.30 (llm/llama_server.go) passes -ngl only when num_gpu is set; otherwise llama-server's --fit
+    places the layers, keeping 1024 MiB free per device (common.h fit_params_target). Earlier runners had
+    no such fit."""
+    spec = llama()
+    new = engine_estimate(spec, Request(context=2048, dtype="q4_0"), "ollama", OllamaOptions())
+    old = engine_estimate(spec, Request(context=2048, dtype="q4_0"), "ollama", OllamaOptions(release="0.15"))
+    told = engine_estimate(spec, Request(context=2048, dtype="q4_0"), "ollama", OllamaOptions(num_gpu=20))
+    assert (new.facts["fit_target_bytes"], old.facts["fit_target_bytes"], told.facts["fit_target_bytes"]) == \
+        (1024 * MiB, 0, 0)

@@ -14,8 +14,8 @@ from ..tensors import model_tensors
 from .base import GIB, MIB, Buffer, EngineEstimate, aligned_sum, pad
 from .llamacpp import (
     F32_BYTES,
-    LLAMACPP_FIT_TARGET_BYTES,
     GGML_CUDA_ALIGNMENT,
+    LLAMACPP_FIT_TARGET_BYTES,
     LLAMACPP_VERSIONS,
     MMPROJ,
     LlamaCppOptions,
