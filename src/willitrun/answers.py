@@ -168,7 +168,9 @@ def engine_for(dtype: str | None, engine: str | None) -> str:
 
 def _imported(req: Request, engine: str | None, weights: WeightsOverride | None) -> tuple[Request, str]:
     """The request and engine for an imported file, as the main command decides them: a GGUF file's
-    stored type is its --dtype (and so llama.cpp); other weights size the transformers profile."""
+    stored type is its --dtype (and so llama.cpp, or the engine whose store held it: ollama); other
+    weights size the transformers profile."""
+    engine = engine or (weights.engine if weights is not None else None)
     if weights is not None and req.dtype is None and weights.dtype and engine_for(weights.dtype, engine) != "transformers":
         req = dataclasses.replace(req, dtype=weights.dtype)
     return req, engine_for(req.dtype or (weights.dtype if weights is not None else None), engine)

@@ -234,14 +234,17 @@ def test_other_numbers_are_bounded(context, size, count):
 
 
 def readme_commands() -> list[list[str]]:
-    """`$ willitrun ...` lines of the README's console blocks that name catalog models (not paths or hf:)."""
+    """`$ willitrun ...` lines of the README's console blocks that name catalog models (not paths, hf:, names
+    found in this machine's caches such as ORG/NAME or qwen3:8b, nor `scan` and `explain`, which read this
+    machine's own models and logs)."""
     import shlex
 
     cmds = []
     for line in (ROOT / "README.md").read_text().splitlines():
         if line.startswith("$ willitrun "):
             args = shlex.split(line[2:].split("#")[0])[1:]
-            if any(a.startswith(("./", "hf:", "/")) for a in args):
+            if any(a.startswith(("./", "hf:", "/")) or "/" in a or ":" in a for a in args) or \
+                    args[:1] in (["scan"], ["explain"]):
                 continue
             cmds.append(args)
     return cmds

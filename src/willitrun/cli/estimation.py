@@ -186,7 +186,8 @@ def run_estimate(a: EstimateArgs) -> int:
     # in an imported .gguf file) is llama.cpp, anything else transformers; the answers (--offload,
     # --speed, --max-batch, several cards) follow the engine instead of switching it.
     stored = weights.dtype if weights is not None else None
-    eng = engine or default_engine(a.dtype or stored)
+    # a model named from ollama's store (`qwen3:8b`) is sized as ollama runs it unless --engine says otherwise
+    eng = engine or (weights.engine if weights is not None else None) or default_engine(a.dtype or stored)
     from ..archs import SPEECH_ONLY
 
     if eng in SPEECH_ONLY and a.beams is not None:  # beam_size only when given: None is the engine's default

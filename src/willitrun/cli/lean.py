@@ -79,6 +79,7 @@ def records_may_serve(parsed: EstimateArgs) -> bool:
     catalog id or alias, with the cache in use. A path or an `hf:` model is imported and validated, so
     pydantic is loaded from the start; a stale cache entry is caught later and the command rerun."""
     model = parsed.model
-    if os.environ.get("WILLITRUN_NO_CACHE") or os.sep in model or "/" in model or model.startswith("hf:"):
+    # a catalog id or alias never holds ":" (ids are kebab-case): `qwen3:8b` is an ollama name, imported
+    if os.environ.get("WILLITRUN_NO_CACHE") or os.sep in model or "/" in model or ":" in model or model.startswith("hf:"):
         return False
     return not model.lower().endswith(PATH_SUFFIXES)

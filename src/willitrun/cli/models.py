@@ -28,10 +28,16 @@ def resolve_model_arg(arg: str, catalog: Any) -> tuple[Any, Any]:
     """(spec, WeightsOverride or None) for a model argument.
 
     An existing path is imported (config.json, a model directory, a .gguf file) or, for a .yaml
-    file, loaded as a spec; `hf:ORG/NAME` is fetched from the Hub; anything else is a catalog id or
-    alias. A bare name that is both a catalog id (or alias) and a path here means the catalog model,
-    and a warning says so: write `./name` for the path.
+    file, loaded as a spec; `hf:ORG/NAME` is fetched from the Hub; `hf:ORG/NAME/FILE.gguf` and
+    http(s) URLs to a .gguf have their header read by range requests; anything else is a catalog id
+    or alias, else a name resolved by sources/names.py (the local HF cache, ollama's store, then the
+    Hub with the hub extra). A bare name that is both a catalog id (or alias) and a path here means
+    the catalog model, and a warning says so: write `./name` for the path.
     """
+    if arg.startswith(("hf:", "http://", "https://")) and arg.lower().split("?", 1)[0].endswith(".gguf"):
+        from ..sources.remote import read_remote_gguf
+
+        return read_remote_gguf(arg)
     if arg.startswith("hf:"):
         from ..importers import import_model
 
@@ -59,7 +65,25 @@ def resolve_model_arg(arg: str, catalog: Any) -> tuple[Any, Any]:
         from ..importers import import_model
 
         return import_model(arg)
-    return catalog.resolve("model", arg), None
+    return _catalog_or_named(arg, catalog)
+
+
+def _catalog_or_named(arg: str, catalog: Any) -> tuple[Any, Any]:
+    """A catalog id or alias first; else a name from the HF cache, ollama's store or the Hub."""
+    from ..errors import WillItRunError
+
+    try:
+        return catalog.resolve("model", arg), None
+    except WillItRunError as unknown:
+        from ..sources import resolve_name
+
+        found = resolve_name(arg)
+        if found is None:
+            from ..sources.names import not_found_hint
+
+            hint = not_found_hint(arg)
+            raise (UsageError(f"{unknown}; {hint}") if hint else unknown) from None
+        return found
 
 
 def _bare(arg: str) -> bool:

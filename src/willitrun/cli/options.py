@@ -14,7 +14,8 @@ import typer
 Model = Annotated[str, typer.Argument(
     metavar="MODEL", show_default=False,
     help="Model id or alias, e.g. llava-7b (see `willitrun list models`); or a config.json, a model directory, "
-         "a .gguf file, a spec .yaml or hf:ORG/NAME.")]
+         "a .gguf file, a spec .yaml or hf:ORG/NAME; ORG/NAME[:QUANT] from the local Hugging Face cache, an ollama "
+         "name (qwen3:8b); hf:ORG/NAME/FILE.gguf or an https URL to a .gguf (its header, by range requests).")]
 CatalogModel = Annotated[str, typer.Argument(
     metavar="MODEL", show_default=False, help="Model id or alias, e.g. llama-3.1-8b (see `willitrun list models`).")]
 Gpus = Annotated[Optional[list[str]], typer.Option(

@@ -17,6 +17,8 @@ COMMANDS = {
     "gpus": "Every catalog GPU: fit, headroom, largest context, cards needed; --count GPU: how many of one card "
             "(exit 0 if any fits).",
     "sweep": "Memory by component at context 512, 1024, ... up to the model's window (exit 0 if any context fits).",
+    "scan": "Find the models on this machine (HF cache, ollama, LM Studio, llama.cpp) or in FOLDERs, and which fit "
+            "(exit 0 if any fits).",
     "list": "List the models and GPUs in the catalog, or the supported architectures.",
     "show": "Show a model's spec and the parameter counts derived from it.",
     "explain": "Set what an engine's log printed beside willitrun's estimate of the same run.",

@@ -28,6 +28,7 @@ from .gguf_file import (
     SPEC_ARCHITECTURE,
     SSM_ARCHITECTURES,
     SUPPORTED_ARCHITECTURES,
+    GGUFHeader,
     file_type_dtypes,
     is_moe,
     llama_config,
@@ -50,7 +51,7 @@ from .weights import (
 
 __all__ = [
     "StoredTensor", "WeightsOverride", "fetch_hf_config", "import_model", "read_config", "read_gguf_header",
-    "read_safetensors_header", "spec_from_config", "spec_from_path", "write_spec_yaml",
+    "read_safetensors_header", "spec_from_config", "spec_from_gguf_header", "spec_from_path", "write_spec_yaml",
 ]
 
 MAX_CONFIG_BYTES = CONFIG_JSON_CAP  # config.json files are kilobytes
@@ -120,14 +121,15 @@ def _checkpoint(spec_args: dict[str, Any], cfg: dict[str, Any], source: str, ten
     return spec, _crosscheck(spec, weights, exact=weights.dtype is not None)
 
 
-def _from_directory(directory: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsOverride | None]:
+def _from_directory(directory: Path, model_id: str | None,
+                    name: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
     config = directory / "config.json"
     if path_type(config).kind == "missing":
         ggufs = sorted(directory.glob("*.gguf"))
         hint = f"; pass a GGUF file itself, e.g. {safe_path(ggufs[0])}" if ggufs else ""
         raise UsageError(f"{safe_path(directory)}: no config.json in this directory{hint}")
     cfg = read_config(config)
-    name = safe_text(directory.resolve().name)
+    name = safe_text(name or directory.resolve().name)
     # Check the config (and its model_type) before reading any weight file.
     spec_from_config(cfg, str(config), model_id=model_id, name=name)
     files, notes = weight_files(directory)
@@ -149,23 +151,30 @@ def _is_gguf(path: Path) -> bool:
 
 
 def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsOverride]:
-    header = read_gguf_header(path)
+    return spec_from_gguf_header(read_gguf_header(path), str(path), path.stem, model_id=model_id)
+
+
+def spec_from_gguf_header(header: GGUFHeader, label: str, stem: str, *,
+                          model_id: str | None = None) -> tuple[AnyModelSpec, WeightsOverride]:
+    """A spec and the stored weights from a GGUF header read anywhere (a local file, HTTP ranges):
+    `label` names the file in messages and sources, `stem` gives the id and the fallback name."""
+    path = Path(label)  # the metadata readers name the file in their messages
     arch = header.metadata.get("general.architecture")
     if not isinstance(arch, str):
-        raise SpecError(f"{path}: no general.architecture in the GGUF metadata")
+        raise SpecError(f"{label}: no general.architecture in the GGUF metadata")
     if arch == "clip":
         # convert_hf_to_gguf.py --mmproj writes general.architecture "clip" (gguf MODEL_ARCH.MMPROJ): a vision
         # tower and projector, never a language model; llama.cpp loads it beside one (--mmproj FILE).
-        raise UsageError(f"{path}: an mmproj file (a vision tower and projector, general.architecture 'clip'), not "
+        raise UsageError(f"{label}: an mmproj file (a vision tower and projector, general.architecture 'clip'), not "
                          "a language model: give the model's GGUF, or its catalog id (e.g. gemma-3-4b) to size "
                          "the mmproj with llama.cpp")
     if arch not in SUPPORTED_ARCHITECTURES and arch not in MOE_ARCHITECTURES and arch not in SSM_ARCHITECTURES:
-        raise UsageError(f"{path}: GGUF architecture {arch!r} is not supported yet; supported: "
+        raise UsageError(f"{label}: GGUF architecture {arch!r} is not supported yet; supported: "
                          f"{', '.join(dict.fromkeys((*SUPPORTED_ARCHITECTURES, *MOE_ARCHITECTURES, *SSM_ARCHITECTURES)))}"
                          f"; {HOW_TO_ADD}")
     split = header.metadata.get("split.count")
     if type(split) is int and split > 1:
-        raise UsageError(f"{path}: one part of a GGUF split into {split} files; not supported yet (merge them with "
+        raise UsageError(f"{label}: one part of a GGUF split into {split} files; not supported yet (merge them with "
                          "llama-gguf-split --merge)")
     # Mixtral files say "llama" with llama.expert_count > 0; qwen3moe/qwen2moe are MoE whatever they say
     # (moe_config refuses one without <arch>.expert_count).
@@ -180,23 +189,23 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
     general_name = header.metadata.get("general.name")
     # A name read from the file is printed later: control characters and escape sequences are escaped.
     name = safe_text(" ".join(general_name.split())[:120]) if isinstance(general_name, str) and general_name.strip() \
-        else path.stem
+        else stem
     notes = [f"Read from a GGUF file ({file_type}): dtype {spec_dtype} is the type the weights are computed in, "
              f"not stored in" + (f"; --dtype {stored_dtype} sizes them as stored." if stored_dtype else ".")]
     if arch == "gemma3":
         notes.append("A Gemma 3 GGUF holds the language model only: a vision checkpoint's SigLIP tower is a separate "
                      "mmproj file, not counted here (the catalog's gemma-3-4b / -12b / -27b size it with llama.cpp).")
     data = {
-        "id": check_id(model_id) if model_id else slug(path.stem),
+        "id": check_id(model_id) if model_id else slug(stem),
         "name": name,
         "architecture": spec_arch,
         "dtype": spec_dtype,
         "notes": " ".join(notes),
-        "sources": {"config": str(path), **field_sources},
+        "sources": {"config": label, **field_sources},
         "config": config,
     }
-    spec = build_spec(data, str(path))
-    weights = weights_override(f"gguf:{arch}", header.tensors, str(path), "gguf", dtype=stored_dtype,
+    spec = build_spec(data, label)
+    weights = weights_override(f"gguf:{arch}", header.tensors, label, "gguf", dtype=stored_dtype,
                                storage=f"{file_type}: {storage_summary(header.tensors)}")
     # GGUF shapes are logical, so element counts are parameters whatever the block type; rope_freqs
     # (Llama 3.1's rope scaling factors) and Phi-3's rope_factors_* are not parameters in transformers.
@@ -205,9 +214,11 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
     return spec, replace(checked, elements=weights.elements)
 
 
-def spec_from_path(path: Path, *, model_id: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
+def spec_from_path(path: Path, *, model_id: str | None = None,
+                   name: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
     """A spec from a config.json, a directory with config.json (and *.safetensors), or a .gguf file,
-    with the exact stored weight bytes when weight files are there (read from their headers only)."""
+    with the exact stored weight bytes when weight files are there (read from their headers only);
+    `name` names a directory's model (an HF cache snapshot is a commit hash)."""
     path = Path(path)
     kind = path_type(path)
     if kind.kind == "missing":
@@ -215,7 +226,7 @@ def spec_from_path(path: Path, *, model_id: str | None = None) -> tuple[AnyModel
     if kind.kind == "other":  # a FIFO, a device, a socket, a name too long: never opened
         raise UsageError(f"{safe_path(path)}: {not_regular(kind.what)} or directory")
     if kind.kind == "directory":
-        return _from_directory(path, model_id)
+        return _from_directory(path, model_id, name)
     if _is_gguf(path):
         return _from_gguf(path, model_id)
     if path.suffix == ".safetensors":

@@ -316,6 +316,9 @@ class WeightsOverride:
     component_bytes: tuple[tuple[str, int], ...] = ()
     dtype: str | None = None
     notes: tuple[str, ...] = ()
+    # The engine whose store the file came from (ollama's: sources/names.py), the default engine for it;
+    # None: the default follows the stored type (GGUF types: llama.cpp).
+    engine: str | None = None
 
     def apply(self, computed: tuple[Component, ...]) -> tuple[Component, ...]:
         """`computed` with the stored bytes: per component when the names agree, else one component
