@@ -25,6 +25,7 @@ def documented_keys(section: int = 0) -> dict[str, str]:
     """key -> type from a table in docs/json-output.md (0: the estimate, 1: with an engine profile).
     A row may document several keys (`a`, `b`); an empty type means "as above"."""
     text = (ROOT / "docs" / "json-output.md").read_text().split("## With an engine profile")[section]
+    text = text.split("\n## ")[0]  # up to the next section (`explain --json` has its own table)
     keys: dict[str, str] = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -258,7 +259,7 @@ def test_readme_examples_run(tmp_path, monkeypatch):
     for args in cmds:
         r = run(*args)
         assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.exception)
-        assert r.exit_code in (0, 1), (args, r.output)
+        assert r.exit_code in (0, 1, 5), (args, r.output)  # fits, does not fit, tight
 
 
 def test_check_rows_refuse_context_zero(tmp_path):

@@ -49,6 +49,10 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
                              "fits": ngl > 0 or at.max_device_bytes <= vram}
         x.views.append(_offload_view(ngl, n_layer, at.max_device_bytes, at.host_bytes, vram, engine,
                                      bool(at.facts["output_on_gpu"])))
+        if not fit.fits and at.max_device_bytes <= vram:  # the plan printed is the answer (issue 19 §5)
+            flag = "-ngl" if engine == "llama.cpp" else "num_gpu"
+            x.plan_need = at.max_device_bytes
+            x.plan_how = f"with {ngl} of {n_layer + 1} layers on the GPU ({flag} {ngl})"
         est = at
     if (engine == "llama.cpp" and not fit.fits and len(cards) <= 1 and not offload and "n_cpu_moe" not in given
             and "gpu_layers" not in given):
@@ -144,3 +148,59 @@ def _expert_offload(spec: Any, req: Any, given: dict[str, Any], vram: int, x: Ex
                                 "host_bytes": at.host_bytes}
     x.views.append(f"  try --n-cpu-moe {n} (the experts of layers 0..{n - 1} in host memory): {size(at.max_device_bytes)} "
                    f"on the GPU, {size(at.host_bytes)} in system memory.")
+
+
+def engine_suggestions(spec: Any, req: Any, engine: str, given: dict[str, Any], vram: int, device: str) -> list[str]:
+    """What would make an engine answer that does not fit one card fit (issue 19 §5: "when no single
+    change fits, say what would"): partial offload (llama.cpp, ollama), more of the same card
+    (llama.cpp's layer split, vLLM's tensor parallelism), a smaller weight type. Each is a probe of the
+    same estimate with one setting changed (engine_fit(search=False)), the first that fits."""
+    from ..fit import ladder_dtypes, largest
+    from ..limits import MAX_CARDS
+    from .estimation import engine_fit
+
+    def need(opts: dict[str, Any], r: Any = req) -> int:
+        return int(engine_fit(spec, r, engine, opts, vram, search=False).need_bytes)
+
+    def fits(opts: dict[str, Any], r: Any = req) -> bool:
+        try:
+            e = engine_fit(spec, r, engine, opts, vram, search=False)
+        except UsageError:
+            return False
+        return bool(e.facts["fits_window"]) if engine == "vllm" else int(e.need_bytes) <= vram
+
+    out: list[str] = []
+    base = engine_fit(spec, req, engine, given, vram, search=False)
+    if engine in ("llama.cpp", "ollama") and "gpu_layers" not in given and given.get("gpus", 1) == 1:
+        layers = int(base.facts.get("n_layer", 0))
+        ngl = largest(lambda n: need({**given, "gpu_layers": n}) <= vram, 0, layers) if layers else 0
+        if ngl:
+            out.append(f"--offload: {ngl} of {layers + 1} layers on the GPU fit "
+                       f"({'-ngl' if engine == 'llama.cpp' else 'num_gpu'} {ngl}), the rest in system memory")
+    cards_opt = {"llama.cpp": "gpus", "vllm": "tensor_parallel_size"}.get(engine)
+    if cards_opt and cards_opt not in given and given.get("gpus", 1) == 1:
+        n = next((k for k in range(2, MAX_CARDS + 1) if fits({**given, cards_opt: k})), 0)
+        card = device if device not in ("vram", "") and ":" not in device else "CARD"
+        if n:
+            out.append(f"--gpu {n}x{card}: {n} of these cards fit"
+                       + (f" (vLLM -tp {n})" if engine == "vllm" else " (llama.cpp's layer split)"))
+        else:
+            out.append(f"no count of these cards up to {MAX_CARDS} fits")
+    from ..dtypes import WEIGHT_DTYPES
+    from ..engines import GGUF_DTYPES
+
+    dtype = req.dtype or base.dtype
+    current = WEIGHT_DTYPES.get(dtype)
+    for name in ladder_dtypes(spec):
+        cand = WEIGHT_DTYPES[name]
+        if name == dtype or (current is not None and cand.storage.bits_per_element >= current.storage.bits_per_element):
+            continue
+        # the types the engine loads: GGUF files on llama.cpp and ollama, checkpoints on vLLM; the speech
+        # engines' types are their own options (--compute-type, the ggml file)
+        if (engine in ("llama.cpp", "ollama") and name not in GGUF_DTYPES) or (engine == "vllm" and name in GGUF_DTYPES) \
+                or engine in ("whisper.cpp", "ctranslate2"):
+            continue
+        if fits(given, replace(req, dtype=name)):
+            out.append(f"--dtype {name} fits on one card")
+            break
+    return out

@@ -22,6 +22,7 @@ class EstimateArgs:
     model: str
     gpu: list[str] | None = None
     vram: str | None = None
+    margin: str | None = None
     context: str | None = None
     batch: str = "1"
     dtype: str | None = None
@@ -181,7 +182,8 @@ def run_estimate(a: EstimateArgs) -> int:
         from .cluster import run_cluster
 
         return run_cluster(a, engine, engine_opts, spec, req, cat)
-    device, device_name, vram_bytes, cards = devices(cat, a.gpu, a.vram, a.quiet or a.json_out)
+    # memory: the card's total, what is free on it (detected) and --margin; estimates fit its card_bytes
+    device, device_name, memory, cards = devices(cat, a.gpu, a.vram, a.quiet or a.json_out, a.margin)
     # One default everywhere (main command, check, ladder, gpus, sweep): a GGUF type (given, or stored
     # in an imported .gguf file) is llama.cpp, anything else transformers; the answers (--offload,
     # --speed, --max-batch, several cards) follow the engine instead of switching it.
@@ -195,7 +197,7 @@ def run_estimate(a: EstimateArgs) -> int:
     if eng != "transformers":
         if req.dtype is None and stored:
             req = replace(req, dtype=stored)  # the engine sizes the file's own type
-        return _run_engine(a, eng, engine_opts, spec, req, device, device_name, vram_bytes, cards, weights,
+        return _run_engine(a, eng, engine_opts, spec, req, device, device_name, memory, cards, weights,
                            system_bandwidth)
     if engine_opts:
         first = next(iter(engine_opts))
@@ -203,7 +205,7 @@ def run_estimate(a: EstimateArgs) -> int:
         names = _flags(engine_opts)
         raise UsageError(f"{names} {'applies' if ',' not in names else 'apply'} to "
                          f"{_engines_taking(first)}; add --engine {engine_for}")
-    return _run_transformers(a, spec, req, weights, cat, device, device_name, vram_bytes, cards, system_bandwidth)
+    return _run_transformers(a, spec, req, weights, cat, device, device_name, memory, cards, system_bandwidth)
 
 
 def check_versions(given: dict[str, Any]) -> None:
@@ -232,8 +234,20 @@ def spec_warnings(spec: Any) -> None:
         error(sentence.removeprefix("Warning:").strip(), prefix="warning")
 
 
+def _judged(fit: Any, memory: Any, extras: Any, engine: str) -> tuple[Any, str]:
+    """The verdict and how it fits: the estimate's, or the offload plan's when the command printed one
+    that fits where the estimate does not (its exit code follows the plan printed, issue 19 §5)."""
+    from ..fit import judge, verdict
+
+    judged = verdict(fit, memory)
+    if extras.plan_need is not None and not judged.fits:
+        return judge(extras.plan_need, memory, engine), extras.plan_how
+    return judged, ""
+
+
 def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec: Any, req: Any, device: str,
-                device_name: str, vram_bytes: int, cards: list[Any], weights: Any, system_bandwidth: float | None) -> int:
+                device_name: str, memory: Any, cards: list[Any], weights: Any, system_bandwidth: float | None) -> int:
+    vram_bytes = memory.card_bytes
     if a.split is not None and engine not in ("llama.cpp", "ollama"):
         raise UsageError(f"--split applies to the transformers and llama.cpp engines, not {engine}")
     if a.split == "tensor":
@@ -262,46 +276,67 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
 
     extras = engine_extras(spec, req, engine, engine_opts, fit, cards, offload=a.offload, speed=a.speed,
                            max_batch=a.max_batch, system_bandwidth_gb_s=system_bandwidth)
-    if not a.quiet:
-        from ..render import engine_dict, print_engine_fit, print_json
+    judged, how = _judged(fit, memory, extras, engine)
+    hints: list[str] = []
+    if not a.quiet and not judged.fits and not (a.offload or "n_cpu_moe" in engine_opts):
+        from .engine_extras import engine_suggestions
 
-        if a.json_out:
-            print_json({**engine_dict(fit, device, _context_bound(spec)), "gpu_name": device_name, **extras.data})
-        else:
-            from ..render import out
+        hints = engine_suggestions(spec, req, engine, engine_opts, vram_bytes, device)
+        if 0 < fit.max_context_tokens < fit.estimate.context_tokens:  # as the transformers suggestions start
+            hints.insert(0, f"--context {fit.max_context_tokens} fits (the largest that does)")
+    _print(a, fit, spec, device, device_name, judged, how, extras, suggestions=hints)
+    return int(judged.exit_code)
 
-            print_engine_fit(fit, spec.name, device_name, _context_bound(spec))
-            for view in extras.views:
-                out.print(view)
-    return int(ExitCode.FITS if fit.fits else ExitCode.DOES_NOT_FIT)
+
+def _print(a: EstimateArgs, fit: Any, spec: Any, device: str, device_name: str, judged: Any, how: str, extras: Any,
+           suggestions: list[str] | None = None) -> None:
+    """The answer for people (render.print_answer, one renderer for every engine) or programs
+    (render.answer_dict, one JSON writer), then the extra answers asked for."""
+    if a.quiet:
+        return
+    from ..render import answer_dict, print_json
+
+    if a.json_out:
+        data = answer_dict(fit, device, _context_bound(spec), judged)
+        if suggestions is not None:
+            data["suggestions"] = suggestions
+        print_json({**data, "gpu_name": device_name, **extras.data})
+        return
+    from ..render import out, print_answer
+
+    print_answer(fit, spec.name, device_name, context_bound=_context_bound(spec), judged=judged, how=how,
+                 verdict=extras.fits is None, chart=extras.chart, suggestions=suggestions or ())
+    for view in extras.views:
+        out.print(view)
 
 
 def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: Any, device: str, device_name: str,
-                      vram_bytes: int, cards: list[Any], system_bandwidth: float | None) -> int:
+                      memory: Any, cards: list[Any], system_bandwidth: float | None) -> int:
     from ..fit import check_fit
     from .extras import estimate_extras
+
+    vram_bytes = memory.card_bytes
 
     result = check_fit(spec, req, vram_bytes, device, weights)
     chart = not (a.no_chart or a.quiet or a.json_out) and sys.stdout.isatty()
     extras = estimate_extras(spec, req, result, cards, split=a.split, offload=a.offload, speed=a.speed,
                              max_batch=a.max_batch, system_bandwidth_gb_s=system_bandwidth, chart=chart,
-                             device_name=device_name)
+                             device_name=device_name, margin=memory.margin_bytes)
+    judged, how = _judged(result, memory, extras, "transformers")
+    hints = None
+    if not a.quiet and not judged.fits and extras.fits is None:
+        from .extras import more_cards_and_offload
+
+        hints = [*result.suggestions, *more_cards_and_offload(spec, req, result, cards)]
     if not a.quiet:
-        from ..render import error, fit_dict, print_json
+        from ..render import error
 
         for line in cat.shadowed:
             error(line, prefix="note")
-        if a.json_out:
-            print_json({**fit_dict(result, _context_bound(spec)), "gpu_name": device_name, **extras.data})
-        else:
-            from ..render import out, print_fit
-
-            print_fit(result, spec.name, device_name, verdict=extras.fits is None, chart=extras.chart,
-                      context_bound=_context_bound(spec))
-            for view in extras.views:
-                out.print(view)
-    fits = result.fits if extras.fits is None else extras.fits  # several cards: the split decides
-    return int(ExitCode.FITS if fits else ExitCode.DOES_NOT_FIT)
+    _print(a, result, spec, device, device_name, judged, how, extras, suggestions=hints)
+    if extras.fits is not None:  # several cards: the split decides
+        return int(ExitCode.FITS if extras.fits else ExitCode.DOES_NOT_FIT)
+    return int(judged.exit_code)
 
 
 def _refuse_layer_answers(spec: Any, a: EstimateArgs) -> None:

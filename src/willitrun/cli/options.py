@@ -78,3 +78,6 @@ def command_app() -> typer.Typer:
     """The one-command typer app each cli/commands module defines: plain help (no rich panels, which
     also read `[default: ...]` in a help text as markup and drop it)."""
     return typer.Typer(rich_markup_mode=None, add_completion=False, pretty_exceptions_enable=False)
+Margin = Annotated[Optional[str], typer.Option(
+    "--margin", metavar="SIZE", show_default=False,
+    help="Your own reserve, kept free of the card (as --vram: 2GiB, 512MiB; bare number = GiB) [default: 0].")]

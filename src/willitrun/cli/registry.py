@@ -10,12 +10,12 @@ DEFAULT_COMMAND = "estimate"
 # name -> one line of help, shown by `willitrun --help` without importing the command
 # (tests/cli/test_help.py checks each line against the command's docstring).
 COMMANDS = {
-    "estimate": "Estimate the memory MODEL needs and whether it fits the GPU (exit 0 fits, 1 does not).",
-    "check": "Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not.",
+    "estimate": "Estimate the memory MODEL needs and whether it fits the GPU (exit 0 fits, 5 tight, 1 does not).",
+    "check": "Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not, 5 if any is tight.",
     "ladder": "Which weight and KV-cache types fit, with the largest context and batch each allows "
-              "(exit 0 if any fits).",
+              "(exit 0 if one fits, 5 if only tightly).",
     "gpus": "Every catalog GPU: fit, headroom, largest context, cards needed; --count GPU: how many of one card "
-            "(exit 0 if any fits).",
+            "(exit 0 if one fits, 5 if only tightly).",
     "sweep": "Memory by component at context 512, 1024, ... up to the model's window (exit 0 if any context fits).",
     "scan": "Find the models on this machine (HF cache, ollama, LM Studio, llama.cpp) or in FOLDERs, and which fit "
             "(exit 0 if any fits).",

@@ -85,8 +85,9 @@ class EngineFit:
 
     @property
     def total_bytes(self) -> int:
-        """The bytes compared with the card: the fullest GPU (one GPU: everything on it)."""
-        return self.estimate.max_device_bytes
+        """The bytes compared with the card: the fullest GPU (one GPU: everything on it); vLLM: what it
+        needs of its share, not the share its KV pool fills (EngineEstimate.need_bytes)."""
+        return self.estimate.need_bytes
 
     @property
     def fits(self) -> bool:
@@ -96,6 +97,9 @@ class EngineFit:
 
     @property
     def headroom_bytes(self) -> int:
+        """What is left of the card (vLLM: of its share) at this total."""
+        if self.estimate.engine == "vllm":
+            return int(self.estimate.facts["usable_bytes"]) - self.total_bytes
         return self.vram_bytes - self.total_bytes
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ...errors import ExitCode, UsageError
+from ...errors import UsageError
 from .. import parse
 from ..options import Context, Dtype, Engine, KvDtype, SpecsDir, command_app
 
@@ -34,7 +34,7 @@ def check_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; exit 0 only if every check fits.")] = False,
     specs_dir: SpecsDir = None,
 ) -> None:
-    """Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not."""
+    """Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not, 5 if any is tight."""
     import gc
 
     from ...catalog import load_catalog
@@ -53,14 +53,28 @@ def check_cmd(
     checks = Checks(load_catalog(specs_dir), dtype, kv_dtype, ctx, eng)
     results = checks.run(_chain(read_rows(rows), pairs) if rows is not None else iter(pairs))
     printer = None if quiet else (_print_json if json_out else TablePrinter())
-    all_fit = True
+    code = 0  # fit.worst: 1 if any row does not fit, else 5 if any is tight, else 0
     for result in results:
-        all_fit &= result[2].fits
+        row_code = verdict_of(result[2]).exit_code
+        code = row_code if row_code == 1 or code == 0 else code
         if printer is not None:
             printer(result)
     if isinstance(printer, TablePrinter):
         printer.flush()
-    raise typer.Exit(int(ExitCode.FITS if all_fit else ExitCode.DOES_NOT_FIT))
+    raise typer.Exit(code)
+
+
+_VERDICTS: dict[int, Any] = {}  # id(fit) -> its verdict: identical rows share one fit object (Checks.fits)
+
+
+def verdict_of(f: Any) -> Any:
+    """fit.verdict(f), judged once per distinct fit (a rows file repeats pairs; Checks keeps each fit alive)."""
+    v = _VERDICTS.get(id(f))
+    if v is None or v[0] is not f:
+        from ...fit import verdict
+
+        v = _VERDICTS[id(f)] = (f, verdict(f))
+    return v[1]
 
 
 def _chain(first: Iterator[Row], then: list[Row]) -> Iterator[Row]:
@@ -101,12 +115,15 @@ class Checks:
                     self.fits[key] = check_fit(spec, req, card.capacity_bytes, card.id, suggest=False,
                                                resolved=self.resolved[spec.id])
                 else:  # the largest context depends on the model and the memory only: searched once per pair
+                    from ...answers import engine_options
+
                     search = (spec.id, card.capacity_bytes)
-                    if search in self.searched:
-                        est = engine_estimate(spec, req, self.engine)
+                    options = engine_options(self.engine, card.capacity_bytes, card.name)  # as the main command's
+                    if search in self.searched and self.engine != "vllm":  # vLLM's largest context is its own fact
+                        est = engine_estimate(spec, req, self.engine, options)
                         self.fits[key] = EngineFit(est, card.capacity_bytes, *self.searched[search])
                     else:
-                        f = engine_fit(spec, req, self.engine, None, card.capacity_bytes)
+                        f = engine_fit(spec, req, self.engine, options, card.capacity_bytes)
                         self.searched[search] = (f.max_context_tokens, f.context_limit)
                         self.fits[key] = f
             yield spec, card, self.fits[key]
@@ -165,10 +182,10 @@ def _row(shown: str, n: int, line: str) -> Optional[Row]:
 
 
 def _print_json(result: tuple[Any, Any, Any]) -> None:
-    from ...render import engine_dict, fit_dict, write
+    from ...render import answer_dict, write
 
     _, card, f = result
-    data = engine_dict(f, card.id) if hasattr(f, "context_limit") and not hasattr(f, "suggestions") else fit_dict(f)
+    data = answer_dict(f, card.id, judged=verdict_of(f))
     write(json.dumps({**data, "gpu_name": card.name}) + "\n")
 
 
@@ -191,8 +208,9 @@ class TablePrinter:
         # used alone (CLIP, SigLIP) has no cache at all, so a largest context means nothing
         g = geometry(spec)
         unbounded = f.fits and not g.cache_grows_with_context
+        v = verdict_of(f)
         cells = [safe(spec.id), safe(card.id), f"{f.estimate.context_tokens:,}", size(f.total_bytes),
-                 size(f.vram_bytes), "fits" if f.fits else "DOES NOT FIT",
+                 size(f.vram_bytes), {"fits": "fits", "tight": "TIGHT"}.get(v.status, "DOES NOT FIT"),
                  "n/a (no KV cache)" if g.encoder_only else "unbounded" if unbounded else f"{f.max_context_tokens:,}"]
         if self.widths is None:
             self.held.append(cells)

@@ -39,6 +39,7 @@ def estimate_cmd(
     model: Model,
     gpu: Gpus = None,
     vram: Vram = None,
+    margin: Annotated[Optional[str], _opt("--margin", metavar="SIZE", help="Your own reserve, kept free of the card (as --vram: 2GiB, 512MiB; bare number = GiB) [default: 0].")] = None,
     context: Context = None,
     batch: Batch = "1",
     dtype: Dtype = None,
@@ -87,6 +88,6 @@ def estimate_cmd(
     quiet: Quiet = False,
     specs_dir: SpecsDir = None,
 ) -> None:
-    """Estimate the memory MODEL needs and whether it fits the GPU (exit 0 fits, 1 does not)."""
+    """Estimate the memory MODEL needs and whether it fits the GPU (exit 0 fits, 5 tight, 1 does not)."""
     args = EstimateArgs(**locals())
     raise typer.Exit(run_estimate(args))
