@@ -439,7 +439,7 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
         raise UsageError(f"{spec.id}'s encoder has learned positions for {g.encoder_limit} tokens: "
                          f"--encoder-tokens {encoder_tokens} is impossible")
     per_image = image_tokens_per_image(spec, req.image_size)
-    notes = []
+    notes = [archs.family(spec).describe(spec)] if spec.architecture == "generic" else []  # issue 20: said plainly
     components = weight_components(spec, dtype)
     if weights is not None and (req.dtype is None or dtype.name == weights.dtype):
         components = weights.apply(components)

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from .archs.gemma import GemmaSpec
     from .archs.gemma2 import Gemma2Spec
     from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
+    from .archs.generic import GenericSpec
     from .archs.gpt_oss import GptOssSpec
     from .archs.granite import GraniteSpec
     from .archs.granitemoehybrid import GraniteMoeHybridSpec
@@ -91,7 +92,7 @@ if TYPE_CHECKING:
                          GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec,
                          Mamba2Spec, GraniteMoeHybridSpec,
                          ClipSpec, SiglipSpec, Pix2StructSpec, Florence2Spec, VisionEncoderDecoderSpec,
-                         LlavaOnevisionSpec, Idefics3Spec]
+                         LlavaOnevisionSpec, Idefics3Spec, GenericSpec]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 
 

@@ -42,6 +42,8 @@ FAMILIES: dict[str, str] = {
     "clip": "clip", "siglip": "clip",
     # issue 11: encoder-decoders over images
     "pix2struct": "pix2struct", "florence2": "florence2", "vision-encoder-decoder": "vision_encoder_decoder",
+    # issue 20: a model without a family, described by its GGUF's metadata or measured by transformers
+    "generic": "generic",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -91,10 +91,8 @@ class Idefics3Config(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Idefics3Config:
-        side = self.vision_config.image_size // self.vision_config.patch_size
-        if side % self.scale_factor:
-            raise ValueError(f"scale_factor ({self.scale_factor}) does not divide the {side} patches per side "
-                             "(the connector's pixel shuffle)")
+        # A scale_factor that does not divide the patches per side builds in transformers (only the connector's
+        # pixel shuffle fails, in a forward pass): importers/configs.py warns instead of refusing (issue 20).
         if self.text_config.model_type not in (None, "llama"):
             raise ValueError("text_config.model_type: Idefics3 and SmolVLM take a llama text model")
         return self

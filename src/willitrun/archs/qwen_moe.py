@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from .. import limits as L
-from ..records import Field
+from ..records import Field, field_validator
 from .base import Intermediate, LayerIndex, ModelSpecBase, Positions, Stage, Tensor, linear
 from .llama import Anatomy, gated_mlp, layer_window
 from .mixtral import cross_source_tokens, image_tokens, moe_geometry  # noqa: F401
@@ -68,6 +68,12 @@ class Qwen2MoeConfig(QwenMoeFields, SlidingLayers):
     model_type: Literal["qwen2_moe"] | None = None
     hidden_act: Literal["silu"] = "silu"
     shared_expert_intermediate_size: Intermediate
+
+    @field_validator("sliding_window", mode="before")
+    @classmethod
+    def _no_window(cls, value: object) -> object:
+        """Qwen2MoeConfig.__post_init__ saves `sliding_window: 0` when use_sliding_window is false (no window)."""
+        return None if value == 0 else value
     qkv_bias: bool = True
 
     @property

@@ -679,6 +679,12 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
         notes.append("layers_block_type read as layer_types (GraniteMoeHybridConfig.attribute_map).")
     if model_type in ("clip", "siglip", "pix2struct", "vision-encoder-decoder"):
         return model_type, _encoder_vision(cfg, model_type, source, sources)
+    if model_type == "deepseek_v2" and "num_experts_per_tok" in cfg and cfg["num_experts_per_tok"] is None:
+        # DeepseekV2Config's default is None: the model builds, but its router's topk needs a k. Both releases
+        # route 6 experts per token (deepseek-ai/DeepSeek-V2 and DeepSeek-V2-Lite config.json).
+        cfg = {**cfg, "num_experts_per_tok": 6}
+        notes.append("Warning: num_experts_per_tok is null, which DeepseekV2's router cannot use: 6 assumed "
+                     "(DeepSeek-V2 and V2-Lite).")
     if model_type in LANGUAGE_MODELS:
         return model_type, _language_model(cfg, model_type, "config", source, sources)
     if model_type in ("t5", "mt5"):
@@ -943,7 +949,37 @@ def spec_from_config(config: object, source: str, *, model_id: str | None = None
             data["dtype"] = "bfloat16"  # gpt-oss names no dtype; its unquantized tensors are bf16
     if notes:
         data["notes"] = " ".join(notes)
-    return build_spec(data, source)
+    spec = build_spec(data, source)
+    unusable = unusable_values(spec)
+    if unusable:  # said first, as warnings: the model builds, but a forward pass would fail (issue 20)
+        spec = spec.model_copy(update={"notes": " ".join((*unusable, *([spec.notes] if spec.notes else [])))})
+    return spec
+
+
+def unusable_values(spec: AnyModelSpec) -> list[str]:
+    """Warnings for values transformers builds a model from but could not run (a forward pass would fail):
+    validation follows what transformers accepts, so these are warned about, never refused (issue 20)."""
+    from ..archs.gemma3 import Gemma3Spec
+    from ..archs.idefics3 import Idefics3Spec
+    from ..archs.qwen2_vl import QwenVLSpec
+
+    out = []
+    if isinstance(spec, Gemma3Spec) and not spec.config.pooling_fits:
+        v = spec.config.vision_config
+        out.append(f"Warning: mm_tokens_per_image ({spec.config.mm_tokens_per_image}) is not a square whose side "
+                   f"divides the {v.image_size // v.patch_size} patches per side: Gemma3MultiModalProjector's "
+                   "pooling cannot produce it, so images would fail in a forward pass; sized as written.")
+    if isinstance(spec, Idefics3Spec):
+        v, scale = spec.config.vision_config, spec.config.scale_factor
+        if (v.image_size // v.patch_size) % scale:
+            out.append(f"Warning: scale_factor ({scale}) does not divide the {v.image_size // v.patch_size} patches "
+                       "per side: the connector's pixel shuffle would fail in a forward pass; sized as written.")
+    if isinstance(spec, QwenVLSpec) and spec.merger_width != spec.config.text_config.hidden_size:
+        field = "hidden_size" if spec.architecture == "qwen2_vl" else "out_hidden_size"
+        out.append(f"Warning: vision_config.{field} ({spec.merger_width}), the merger's output, is not "
+                   f"text_config.hidden_size ({spec.config.text_config.hidden_size}): image features would not fit "
+                   "the language model in a forward pass; sized as written.")
+    return out
 
 
 def checkpoint_quantization(config: Mapping[str, Any]) -> str | None:
