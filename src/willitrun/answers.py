@@ -199,11 +199,9 @@ def engine_options(engine: str, vram: int, gpu_name: str | None = None) -> Engin
     """The options the main command gives `engine` on one card with none typed (cli/estimation.engine_fit):
     vLLM takes the card's memory and name (its batch defaults depend on both), ollama the card's memory
     (its default context tier: engines/ollama.py ollama_default_context); the others none."""
-    from .engines import OllamaOptions, VllmOptions
+    from .engines.registry import engine_class
 
-    if engine == "vllm":
-        return VllmOptions(total_memory_bytes=vram, gpu_name=gpu_name)
-    return OllamaOptions(vram_bytes=vram) if engine == "ollama" else None
+    return engine_class(engine).card_options(vram, gpu_name)  # type: ignore[no-any-return]
 
 
 def _engine_row(spec: AnySpec, req: Request, engine: str, memory: Memory, wname: str, kname: str,
@@ -217,8 +215,10 @@ def _engine_row(spec: AnySpec, req: Request, engine: str, memory: Memory, wname:
     except UsageError:
         return None  # the engine refuses this type or architecture: no row
     e = f.estimate
+    from .engines.registry import engine_class
+
     batch = (engine_max_batch(spec, dataclasses.replace(row_req, context=e.context_tokens), engine, vram, e.context_tokens)
-             if engine in ("llama.cpp", "ollama") else int(f.fits))
+             if engine_class(engine).places_layers else int(f.fits))
     v = verdict(f, memory)
     kv = e.kind_bytes("kv_self") + e.kind_bytes("kv_cross") + e.need_bytes - e.max_device_bytes  # vLLM: one request's
     return LadderRow(wname, kname, e.kind_bytes("weights"), kv, f.total_bytes, v.fits, v.headroom_bytes,
@@ -328,22 +328,20 @@ def _engine_cards(spec: AnySpec, req: Request, engine: str, vram: int, gpu_name:
     """The fewest of one card the engine fits on, up to MAX_CARDS: llama.cpp's even layer split over N
     cards (-sm layer), vLLM's tensor parallelism (-tp N; counts that do not divide the heads are
     refused by the profile and skipped); 0 for the other engines (one card each) or if none fits."""
-    from .engines import LlamaCppOptions, VllmOptions, engine_estimate
+    from .engines import EngineFit, engine_estimate
+    from .engines.registry import engine_class
 
+    cls = engine_class(engine)
+    if cls.multi_card is None:
+        return 0
+    key = "gpus" if cls.multi_card == "layers" else "tensor_parallel_size"  # -sm layer over N, or -tp N
     for n in range(2, MAX_CARDS + 1):
         try:
-            if engine == "llama.cpp":
-                if engine_estimate(spec, req, engine, LlamaCppOptions(gpus=n)).max_device_bytes <= vram:
-                    return n
-            elif engine == "vllm":
-                e = engine_estimate(spec, req, engine, VllmOptions(total_memory_bytes=vram, gpu_name=gpu_name,
-                                                                   tensor_parallel=n))
-                if e.facts["fits_window"]:
-                    return n
-            else:
-                return 0
+            e = engine_estimate(spec, req, engine, cls.make_options({key: n}, vram, gpu_name))
         except UsageError:
             continue
+        if cls.fits(EngineFit(e, vram, 0, 0)):
+            return n
     return 0
 
 
@@ -462,8 +460,10 @@ def _engine_sweep(spec: AnySpec, req: Request, vram: int | None, engine: str, gp
     """The sweep on an engine: each point is the engine's need at that context (vLLM: with max_model_len
     at that context, its KV for one request, not the pool its share fills: EngineEstimate.need_bytes)."""
     from .engines import engine_estimate, engine_fit
+    from .engines.registry import engine_class
 
-    if engine == "vllm" and vram is None:
+    cls = engine_class(engine)
+    if cls.sized_by_card and vram is None:
         raise UsageError("vLLM sizes its KV pool from the card: give --gpu or --vram")
     r = resolve(spec, req)
     limit = context_limit(r, req.context or default_context(r))
@@ -477,8 +477,7 @@ def _engine_sweep(spec: AnySpec, req: Request, vram: int | None, engine: str, gp
         points.append(SweepPoint(c, e.kind_bytes("weights", "gpu"), kv,
                                  e.kind_bytes("kv_cross", "gpu"), e.kind_bytes("compute", "gpu"),
                                  e.kind_bytes("overhead", "gpu") + e.kind_bytes("other", "gpu"), need,
-                                 None if vram is None else (bool(e.facts["fits_window"]) if engine == "vllm"
-                                                            else need <= vram)))
+                                 None if vram is None else cls.fits_estimate(e, vram)))
     assert e is not None
     best = None if vram is None else engine_fit(spec, req, engine, options, vram).max_context_tokens
     return Sweep(spec.id, e.dtype, e.kv_dtype, req.batch, req.beams, vram, limit, best, tuple(points),

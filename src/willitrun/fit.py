@@ -3,12 +3,20 @@ make it fit."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
-from .memory import AnySpec, Estimate, Request, Resolved, default_context, estimate_resolved, resolve
+
+# the searches and the transformers parts live with the arithmetic (engines use them and know no verdict);
+# imported here for the callers that know them as fit.*
+from .memory import AnySpec, Estimate, Request, Resolved, _total, default_context, estimate_resolved, resolve
+from .memory import context_limit as context_limit
+from .memory import estimate_facts as estimate_facts
+from .memory import estimate_parts as estimate_parts
+from .memory import largest as largest
+from .memory import max_context as max_context
 
 if TYPE_CHECKING:
     from .engines import EngineFit
@@ -44,85 +52,10 @@ class Fit:
         return self.vram_bytes - self.estimate.total_bytes
 
 
-def estimate_parts(e: Estimate) -> tuple[tuple[str, int, str, str], ...]:
-    """The transformers estimate as buffers (name, bytes, kind, detail), all on GPU 0: the one list
-    engines/transformers.py wraps as an EngineEstimate and the JSON prints as `buffers` (kept here so
-    a plain estimate's JSON does not import the engine profiles)."""
-    parts = [(f"weights: {c.name}", c.bytes, "weights", f"{c.parameters} parameters in {e.dtype}") for c in e.components]
-    parts.append(("self-attention KV cache", e.kv_self_bytes, "kv_self",
-                  f"2 x {e.attention.self_layers} layers x {e.attention.self_width} x {e.context_tokens} positions "
-                  f"x {e.batch_size * e.beams} sequences x {e.kv_dtype}"))
-    if e.kv_cross_bytes:
-        parts.append(("cross-attention KV cache", e.kv_cross_bytes, "kv_cross",
-                      f"2 x {e.attention.cross_layers} layers x {e.attention.cross_width} x "
-                      f"{e.cross_source_tokens} source positions x {e.batch_size * e.beams} sequences"))
-    if e.state_bytes:
-        parts.append(("recurrent state (conv + SSM)", e.state_bytes, "other",
-                      f"conv + SSM state of the state-space layers x {e.batch_size * e.beams} sequences, "
-                      "the same at every context (memory.state_bytes)"))
-    parts.append(("activations (prefill peak)", e.activations_bytes, "compute",
-                  "largest layer's temporaries + last logits in fp32 (memory.activation_bytes)"))
-    parts.append(("runtime overhead", e.overhead_bytes, "overhead",
-                  "CUDA context, cuBLAS, allocator: measured (lm-sys/FastChat#2005, memory.TRANSFORMERS_OVERHEAD_BYTES)"))
-    return tuple(parts)
-
-
-def estimate_facts(e: Estimate) -> dict[str, int | bool | str]:
-    """The transformers profile's engine facts."""
-    return {"batch": e.batch_size, "beams": e.beams, "images": e.images, "cross_source_tokens": e.cross_source_tokens}
-
-
 def ladder_dtypes(spec: AnySpec) -> tuple[str, ...]:
     """LADDER_WEIGHTS with the 16-bit rung in bf16 unless the checkpoint is fp16 (same size; fp32-trained
     models such as T5 overflow in fp16)."""
     return LADDER_WEIGHTS if spec.dtype == "float16" else ("bf16", *LADDER_WEIGHTS[1:])
-
-
-def _total(r: Resolved, context: int, batch: int, beams: int) -> int:
-    return estimate_resolved(r, context, batch, beams).total_bytes
-
-
-def context_limit(r: Resolved, asked: int) -> int:
-    """The largest context searched: the hard limit, else the trained window (raised to the asked
-    context when images alone fill it: 10 LLaVA images are 5,760 positions in a 4,096 window, and an
-    estimate that fits must not report that no context does), else what was asked."""
-    if r.att.hard_limit:
-        return r.att.hard_limit
-    window = r.att.context_window or asked
-    return max(window, asked) if r.image_tokens >= window else window
-
-
-def largest(fits: Callable[[int], bool], lo: int, hi: int, *, grow: bool = False) -> int:
-    """The largest n in [lo, hi] with fits(n), 0 if none: the one search behind every "largest"
-    answer (context, batch, -ngl, --n-cpu-moe, cards) on every engine. `grow` brackets the answer by
-    doubling (lo, lo + 1, lo + 3, lo + 7, ... capped at hi) before bisecting, for a bound far above
-    the usual answer (a batch up to 2^24); otherwise it bisects [lo, hi] at once. Either way at most
-    about 2 log2(hi - lo + 1) + 2 probes. Exact when fits is true up to a point, then false: every
-    engine's bytes never fall as n grows (property tests)."""
-    if lo > hi or not fits(lo):
-        return 0
-    good, bad = lo, hi + 1  # invariant: fits(good); bad is past the end or does not fit
-    if grow:
-        step = 2
-        while good < hi:
-            probe = min(hi, lo - 1 + step)
-            if not fits(probe):
-                bad = probe
-                break
-            good, step = probe, step * 2
-    elif fits(hi):
-        good = hi
-    else:
-        bad = hi
-    while bad - good > 1:
-        mid = (good + bad) // 2
-        good, bad = (mid, bad) if fits(mid) else (good, mid)
-    return good
-
-
-def max_context(r: Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
-    """Largest context in [image tokens + 1, limit] whose transformers total fits (0 if none)."""
-    return largest(lambda n: _total(r, n, batch, beams) <= vram, r.image_tokens + 1, limit)
 
 
 def _gib(n: int) -> str:

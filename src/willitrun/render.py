@@ -445,3 +445,20 @@ def answer_dict(f: Fit | EngineFit, device: str, context_bound: bool = True, jud
     d["runtime_overhead"] = RUNTIME_OVERHEAD.get(d["engine"], "")
     return d
 
+
+def print_launch(argv: list[str], session: list[str] | tuple[str, ...] = (), client: list[str] | None = None) -> None:
+    """The command that runs the model as estimated (engines/registry.py builds the argv), every
+    argument shell-quoted (shlex.join) on one unwrapped line so it can be copied as is; `session`:
+    what to type inside it (ollama's /set parameter lines); `client`: the command that then talks to the
+    launched server (ollama run NAME)."""
+    import shlex
+
+    console = _console("out")
+    console.print("Run it:", style="bold")
+    # safe_text: a control character in a path the user gave prints escaped, never raw to the terminal
+    # (printable text is unchanged, so the line reads back with shlex.split; JSON keeps the exact argv)
+    console.print(f"  {safe_text(shlex.join(argv))}", markup=False, soft_wrap=True)
+    if client:
+        console.print(f"  then: {safe_text(shlex.join(client))}", markup=False, soft_wrap=True)
+    for line in session:
+        console.print(f"  in the session: {safe_text(line)}", markup=False, soft_wrap=True)

@@ -49,10 +49,12 @@ def _family_class(name: str) -> type | None:
 
 
 if TYPE_CHECKING:
-    # The union the type checker sees (at run time __getattr__ builds it over every family).
+    # The union the type checker sees (at run time __getattr__ builds it over every family). The older
+    # families are named; a family declared on the generic decoder needs no line here (DecoderSpec).
     from .archs.bart import BartSpec
     from .archs.clip import ClipSpec, SiglipSpec
     from .archs.cohere2 import Cohere2Spec
+    from .archs.decoder import DecoderSpec
     from .archs.deepseek import DeepseekSpec
     from .archs.falcon_h1 import FalconH1Spec
     from .archs.florence2 import Florence2Spec
@@ -92,7 +94,9 @@ if TYPE_CHECKING:
                          GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec,
                          Mamba2Spec, GraniteMoeHybridSpec,
                          ClipSpec, SiglipSpec, Pix2StructSpec, Florence2Spec, VisionEncoderDecoderSpec,
-                         LlavaOnevisionSpec, Idefics3Spec, GenericSpec]
+                         LlavaOnevisionSpec, Idefics3Spec, GenericSpec,
+                         # every family declared on the generic decoder (archs/decoder.py) subclasses it
+                         DecoderSpec]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 
 

@@ -36,7 +36,8 @@ def documented_keys(section: int = 0) -> dict[str, str]:
     return keys
 
 
-TYPES = {"int": int, "str": str, "bool": bool, "list": list, "list of str": list, "dict": dict}
+TYPES = {"int": int, "str": str, "bool": bool, "list": list, "list of str": list, "dict": dict,
+         "list of str or null": (list, type(None))}
 
 
 def test_json_output_matches_the_documented_schema():

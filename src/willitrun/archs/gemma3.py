@@ -10,11 +10,12 @@ RMSNorm and one projection matrix, placed in the language model's input (self-at
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from ..records import Field
 from . import llama, siglip
 from .base import Geometry, Layers, ModelSpecBase, Positions, Stage, Strict, Tensor, TokenId, norm
+from .family import Family
 from .gemma2 import Gemma2Config, SoftCap
 from .llama import Anatomy
 from .siglip import SiglipVisionConfig
@@ -125,3 +126,6 @@ def image_tokens(spec: AnyGemma3, image_size: tuple[int, int] | None) -> int:
 
 
 cross_source_tokens = llama.cross_source_tokens
+
+
+FAMILY: Family[Any] = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -36,6 +36,7 @@ from .base import (
     Tensor,
     Vocab,
 )
+from .family import Family
 
 ARCHITECTURES = ("generic",)
 Count = Annotated[int, Field(ge=0, le=L.MAX_PARAMETERS)]
@@ -176,3 +177,6 @@ def image_tokens(spec: ModelSpecBase, image_size: tuple[int, int] | None) -> int
 
 def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

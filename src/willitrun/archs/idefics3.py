@@ -39,6 +39,7 @@ from .base import (
     TokenId,
     linear,
 )
+from .family import Family
 from .llama import LlamaConfig
 from .siglip import SiglipVisionConfig
 
@@ -210,3 +211,6 @@ def stages(spec: Idefics3Spec, context: int, source: int, images: int,
 
 def cross_source_tokens(spec: Idefics3Spec, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages)

@@ -33,6 +33,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 from .llama import Anatomy
 from .qwen2 import SlidingLayers
 
@@ -258,3 +259,6 @@ def stages(spec: QwenVLSpec, context: int, source: int, images: int,
 
 def cross_source_tokens(spec: QwenVLSpec, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages, video_tokens=video_tokens)

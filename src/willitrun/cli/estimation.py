@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..engines.options import OPTION, OPTIONS, option_echo
 from ..errors import ExitCode, UsageError
 from . import parse
 from .models import devices, request, resolve_model_arg
@@ -17,7 +18,8 @@ from .models import devices, request, resolve_model_arg
 
 @dataclass
 class EstimateArgs:
-    """The estimate command's options as typed (text, so cli/parse.py bounds every number)."""
+    """The estimate command's options as typed (text, so cli/parse.py bounds every number); the
+    engine options are declared once in engines/registry.py and arrive in `options`."""
 
     model: str
     gpu: list[str] | None = None
@@ -39,32 +41,8 @@ class EstimateArgs:
     max_batch: bool = False
     no_chart: bool = False
     engine: str | None = None
-    ubatch: str | None = None
-    flash_attn: bool | None = None
-    parallel: str | None = None
-    gpu_layers: str | None = None
-    gpu_memory_utilization: str | None = None
-    op_offload: bool | None = None
-    llamacpp_version: str | None = None
-    ollama_version: str | None = None
-    swa_full: bool = False
-    override_tensor: list[str] | None = None
-    fit_target: str | None = None
-    max_num_seqs: str | None = None
-    max_num_batched_tokens: str | None = None
-    vllm_version: str | None = None
-    tensor_parallel_size: str | None = None
-    pipeline_parallel_size: str | None = None
-    data_parallel_size: str | None = None
-    enable_expert_parallel: bool = False
-    disable_hybrid_kv_cache_manager: bool = False
-    n_cpu_moe: str | None = None
-    cpu_moe: bool = False
-    whisper_version: str | None = None
-    best_of: str | None = None
-    no_fallback: bool = False
-    compute_type: str | None = None
-    cuda: str | None = None
+    # the engine options as typed, keyed by engines/registry.py Option.key (None or absent: not given)
+    options: dict[str, Any] = field(default_factory=dict)
     gpus_per_node: str | None = None
     cluster: Path | None = None
     json_out: bool = False
@@ -72,29 +50,18 @@ class EstimateArgs:
     specs_dir: list[Path] | None = field(default=None)
 
 
-# Which engine takes which option: (option name, the engine's options field). --beams and --batch are
-# the request's for every engine; the speech engines also take them as their own (beam_size, batch_size).
-ENGINE_OPTIONS = {
-    "llama.cpp": {"ubatch": "n_ubatch", "flash_attn": "flash_attn", "parallel": "parallel", "gpu_layers": "gpu_layers",
-                  "op_offload": "op_offload", "llamacpp_version": "version", "swa_full": "swa_full",
-                  "n_cpu_moe": "n_cpu_moe", "cpu_moe": "cpu_moe", "override_tensor": "override_tensor",
-                  "fit_target": "fit_target_bytes"},
-    "ollama": {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu",
-               "llamacpp_version": "version", "ollama_version": "release"},
-    "whisper.cpp": {"flash_attn": "flash_attn", "whisper_version": "version", "best_of": "best_of",
-                    "no_fallback": "temperature_fallback", "beams": "beam_size"},
-    "ctranslate2": {"compute_type": "compute_type", "best_of": "best_of", "no_fallback": "temperature_fallback",
-                    "beams": "beam_size", "cuda": "cuda"},
-    "vllm": {"gpu_memory_utilization": "gpu_memory_utilization", "max_num_seqs": "max_num_seqs",
-             "max_num_batched_tokens": "max_num_batched_tokens", "vllm_version": "version",
-             "tensor_parallel_size": "tensor_parallel", "pipeline_parallel_size": "pipeline_parallel",
-             "data_parallel_size": "data_parallel", "enable_expert_parallel": "expert_parallel",
-             "disable_hybrid_kv_cache_manager": "disable_hybrid_kv_cache_manager"},
-}
+# Which engine takes which option (engines/registry.py: each engine class's `takes`, CLI key -> its
+# options field). --beams and --batch are the request's for every engine; the speech engines also take
+# them as their own (beam_size, batch_size).
+def engine_options_table() -> dict[str, Any]:
+    """engine -> {CLI key: its options field} (engines/registry.py, loaded when an engine is in play)."""
+    from ..engines.registry import REGISTRY
+
+    return {e.name: e.takes for e in REGISTRY.values() if e.takes}
 
 
 def _flag(name: str) -> str:
-    return f"--{name.replace('_', '-')}"
+    return OPTION[name].flag if name in OPTION else f"--{name.replace('_', '-')}"
 
 
 def _flags(names: Any) -> str:
@@ -104,34 +71,26 @@ def _flags(names: Any) -> str:
 
 
 def _engine_options(a: EstimateArgs) -> dict[str, Any]:
-    """The engine options given, parsed and bounded."""
-    given = {"ubatch": parse.whole("--ubatch", a.ubatch), "flash_attn": a.flash_attn,
-             "parallel": parse.whole("--parallel", a.parallel), "gpu_layers": parse.whole("--gpu-layers", a.gpu_layers),
-             "gpu_memory_utilization": parse.decimal("--gpu-memory-utilization", a.gpu_memory_utilization),
-             "op_offload": a.op_offload, "llamacpp_version": a.llamacpp_version, "swa_full": a.swa_full or None,
-             "ollama_version": a.ollama_version,
-             "max_num_seqs": parse.whole("--max-num-seqs", a.max_num_seqs),
-             "max_num_batched_tokens": parse.whole("--max-num-batched-tokens", a.max_num_batched_tokens),
-             "vllm_version": a.vllm_version,
-             "tensor_parallel_size": parse.whole("--tensor-parallel-size", a.tensor_parallel_size),
-             "pipeline_parallel_size": parse.whole("--pipeline-parallel-size", a.pipeline_parallel_size),
-             "data_parallel_size": parse.whole("--data-parallel-size", a.data_parallel_size),
-             "enable_expert_parallel": a.enable_expert_parallel or None,
-             "disable_hybrid_kv_cache_manager": a.disable_hybrid_kv_cache_manager or None,
-             "n_cpu_moe": parse.whole("--n-cpu-moe", a.n_cpu_moe), "whisper_version": a.whisper_version,
-             "best_of": parse.whole("--best-of", a.best_of), "no_fallback": a.no_fallback or None,
-             "compute_type": a.compute_type, "cuda": _cuda(a.cuda),
-             "override_tensor": tuple(a.override_tensor) if a.override_tensor else None,
-             "fit_target": _mib(parse.whole("--fit-target", a.fit_target))}
-    if a.cpu_moe:
-        if given["n_cpu_moe"] is not None:
+    """The engine options given, parsed and bounded as their declarations say, in declared order."""
+    given: dict[str, Any] = {}
+    for o in OPTIONS:
+        raw = a.options.get(o.key)
+        if raw is None or (raw is False and o.kind == "switch"):
+            continue
+        if o.kind == "int":
+            given[o.key] = parse.whole(o.flag, raw)
+        elif o.kind == "decimal":
+            given[o.key] = parse.decimal(o.flag, raw)
+        elif o.choices:
+            given[o.key] = _choice(o, raw)
+        else:
+            given[o.key] = raw
+    if given.get("cpu_moe"):
+        if given.get("n_cpu_moe") is not None:
             raise UsageError("--cpu-moe keeps the experts of every layer in host memory: give it or --n-cpu-moe N, not both")
         given["n_cpu_moe"] = CPU_MOE_ALL
-    return {k: v for k, v in given.items() if v is not None}
-
-
-def _mib(n: int | None) -> int | None:
-    return None if n is None else n << 20
+        del given["cpu_moe"]
+    return given
 
 
 # --cpu-moe: every layer's experts (llama.cpp -cmoe); LlamaCppOptions.n_cpu_moe counts min(N, layers),
@@ -139,18 +98,18 @@ def _mib(n: int | None) -> int | None:
 CPU_MOE_ALL = 1 << 30
 
 
-def _cuda(text: str | None) -> int | None:
-    """--cuda 11 or 12 (the CUDA major version a CTranslate2 build was made for)."""
-    if text is None:
-        return None
-    if text.strip() not in ("11", "12"):
-        raise UsageError(f"--cuda {parse._show(text)}: choose 11 or 12 (the CUDA major version CTranslate2 was built for)")
-    return int(text)
+def _choice(o: Any, text: str) -> int | str:
+    """A text option limited to its declared choices (--cuda 11 or 12: the CUDA major version a
+    CTranslate2 build was made for); a number when the choices are numbers."""
+    value = str(text).strip()
+    if value not in o.choices:
+        raise UsageError(f"{o.flag} {parse._show(text)}: choose {' or '.join(o.choices)} (see willitrun estimate -h)")
+    return int(value) if value.isdigit() else value
 
 
 def _engines_taking(option: str) -> str:
     """'llama.cpp or ollama' for --ubatch; 'vllm' for --gpu-memory-utilization."""
-    names = [e for e, opts in ENGINE_OPTIONS.items() if option in opts]
+    names = [e for e, opts in engine_options_table().items() if option in opts]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
@@ -201,7 +160,7 @@ def run_estimate(a: EstimateArgs) -> int:
                            system_bandwidth)
     if engine_opts:
         first = next(iter(engine_opts))
-        engine_for = next(e for e, opts in ENGINE_OPTIONS.items() if first in opts)
+        engine_for = next(e for e, opts in engine_options_table().items() if first in opts)
         names = _flags(engine_opts)
         raise UsageError(f"{names} {'applies' if ',' not in names else 'apply'} to "
                          f"{_engines_taking(first)}; add --engine {engine_for}")
@@ -209,17 +168,16 @@ def run_estimate(a: EstimateArgs) -> int:
 
 
 def check_versions(given: dict[str, Any]) -> None:
-    """--llamacpp-version and --vllm-version name a key of the engine's version table."""
-    from ..engines.llamacpp import LLAMACPP_VERSIONS
-    from ..engines.ollama import OLLAMA_RELEASES
-    from ..engines.vllm import VLLM_VERSIONS
+    """A version option (--llamacpp-version, --vllm-version) names a key of its engine's version table."""
+    from ..engines.registry import REGISTRY
 
-    tables: tuple[tuple[str, Any], ...] = (("llamacpp_version", LLAMACPP_VERSIONS), ("vllm_version", VLLM_VERSIONS),
-                                           ("ollama_version", OLLAMA_RELEASES))
-    for option, table in tables:
-        value = given.get(option)
-        if value is not None and value not in table:
-            raise UsageError(f"{_flag(option)} {parse._show(value)}: choose one of {', '.join(table)}")
+    for cls in REGISTRY.values():
+        key = cls.version_key
+        value = given.get(key) if key else None
+        if key and value is not None and cls.strict_versions:  # whisper.cpp also takes tags (v1.7.4)
+            table = cls.versions()
+            if value not in table:
+                raise UsageError(f"{_flag(key)} {parse._show(value)}: choose one of {', '.join(table)}")
 
 
 def spec_warnings(spec: Any) -> None:
@@ -247,12 +205,15 @@ def _judged(fit: Any, memory: Any, extras: Any, engine: str) -> tuple[Any, str]:
 
 def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec: Any, req: Any, device: str,
                 device_name: str, memory: Any, cards: list[Any], weights: Any, system_bandwidth: float | None) -> int:
+    from ..engines.registry import engine_class
+
     vram_bytes = memory.card_bytes
-    if a.split is not None and engine not in ("llama.cpp", "ollama"):
+    cls = engine_class(engine)
+    if a.split is not None and not cls.places_layers:
         raise UsageError(f"--split applies to the transformers and llama.cpp engines, not {engine}")
     if a.split == "tensor":
         raise UsageError("llama.cpp splits whole layers over the cards (-sm layer): use --split layer or leave it out")
-    if len(cards) > 1 and engine == "vllm":
+    if len(cards) > 1 and cls.multi_card == "tensor":
         # vLLM on N identical cards of one node: tensor parallel over all of them (vllm serve -tp N),
         # unless -tp/-pp say how; each rank is sized against one card
         n = len(cards)
@@ -265,13 +226,13 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
             raise UsageError(f"--gpu gives {n} cards but -tp {tp or 1} x -pp {pp} = {(tp or 1) * pp} ranks")
         cards = cards[:1]
     if len(cards) > 1:
-        if engine != "llama.cpp":
+        if cls.multi_card != "layers":
             raise UsageError(f"several --gpu: {engine} answers for one card")
         if len({c.id for c in cards}) > 1:
             raise UsageError("llama.cpp's layer split is estimated for identical cards (--gpu 2xrtx3090); "
                              "--engine transformers splits mixed cards")
         engine_opts = {**engine_opts, "gpus": len(cards)}
-    fit = engine_fit(spec, req, engine, engine_opts, vram_bytes, device_name, weights)
+    fit, options = engine_fit_options(spec, req, engine, engine_opts, vram_bytes, device_name, weights)
     from .engine_extras import engine_extras
 
     extras = engine_extras(spec, req, engine, engine_opts, fit, cards, offload=a.offload, speed=a.speed,
@@ -284,14 +245,23 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
         hints = engine_suggestions(spec, req, engine, engine_opts, vram_bytes, device)
         if 0 < fit.max_context_tokens < fit.estimate.context_tokens:  # as the transformers suggestions start
             hints.insert(0, f"--context {fit.max_context_tokens} fits (the largest that does)")
-    _print(a, fit, spec, device, device_name, judged, how, extras, suggestions=hints)
+    launch = None
+    if not a.quiet and judged.fits:  # the command that runs the answer printed (engines/registry.py)
+        argv, session = _launch(cls, spec, req, engine_opts, fit, options, extras.data, vram_bytes, device_name, a)
+        launch = {"launch": argv, "launch_client": cls.client(spec, a.model) if argv else None,
+                  "launch_session": session}
+    _print(a, fit, spec, device, device_name, judged, how, extras, suggestions=hints,
+           launch=launch or {"launch": None, "launch_client": None, "launch_session": []},
+           engine_options=option_echo(engine_opts))
     return int(judged.exit_code)
 
 
 def _print(a: EstimateArgs, fit: Any, spec: Any, device: str, device_name: str, judged: Any, how: str, extras: Any,
-           suggestions: list[str] | None = None) -> None:
+           suggestions: list[str] | None = None, launch: dict[str, Any] | None = None,
+           engine_options: dict[str, Any] | None = None) -> None:
     """The answer for people (render.print_answer, one renderer for every engine) or programs
-    (render.answer_dict, one JSON writer), then the extra answers asked for."""
+    (render.answer_dict, one JSON writer), then the extra answers asked for, then the launch line
+    (`launch`: the keys docs/json-output.md documents; an engine profile also echoes its options)."""
     if a.quiet:
         return
     from ..render import answer_dict, print_json
@@ -300,7 +270,8 @@ def _print(a: EstimateArgs, fit: Any, spec: Any, device: str, device_name: str, 
         data = answer_dict(fit, device, _context_bound(spec), judged)
         if suggestions is not None:
             data["suggestions"] = suggestions
-        print_json({**data, "gpu_name": device_name, **extras.data})
+        extra = {"engine_options": engine_options} if engine_options is not None else {}
+        print_json({**data, "gpu_name": device_name, **extras.data, **extra, **(launch or {})})
         return
     from ..render import out, print_answer
 
@@ -308,6 +279,25 @@ def _print(a: EstimateArgs, fit: Any, spec: Any, device: str, device_name: str, 
                  verdict=extras.fits is None, chart=extras.chart, suggestions=suggestions or ())
     for view in extras.views:
         out.print(view)
+    if launch and launch.get("launch"):
+        from ..render import print_launch
+
+        print_launch(launch["launch"], launch.get("launch_session", ()), launch.get("launch_client"))
+
+
+def _launch(cls: Any, spec: Any, req: Any, engine_opts: dict[str, Any], fit: Any, options: Any, data: dict[str, Any],
+            vram_bytes: int, device_name: str, a: EstimateArgs) -> tuple[list[str] | None, list[str]]:
+    """The command that runs the answer printed: the estimate when it fits, else the --offload plan
+    when that fits (its -ngl / num_gpu); none when nothing printed fits."""
+    plan = data.get("engine_offload")
+    if not fit.fits and plan and plan.get("fits"):
+        est, options = engine_fit_options(spec, req, cls.name, {**engine_opts, "gpu_layers": plan["gpu_layers"]},
+                                          vram_bytes, device_name, search=False)
+    elif fit.fits:
+        est = fit.estimate
+    else:
+        return None, []
+    return cls.launch(spec, est, options, a.model), cls.session_lines(est, options)
 
 
 def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: Any, device: str, device_name: str,
@@ -333,7 +323,13 @@ def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: A
 
         for line in cat.shadowed:
             error(line, prefix="note")
-    _print(a, result, spec, device, device_name, judged, how, extras, suggestions=hints)
+    fits = judged.fits if extras.fits is None else extras.fits  # several cards: the split decides
+    launch = None
+    if not a.quiet:
+        from ..engines.registry import Transformers
+
+        launch = {"launch": Transformers.launch(spec, result.estimate, None, a.model) if fits else None}
+    _print(a, result, spec, device, device_name, judged, how, extras, suggestions=hints, launch=launch)
     if extras.fits is not None:  # several cards: the split decides
         return int(ExitCode.FITS if extras.fits else ExitCode.DOES_NOT_FIT)
     return int(judged.exit_code)
@@ -362,21 +358,19 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
     """Build the engine's options from the CLI's, refusing options the engine does not take, and fit
     them; `search=False` returns the engine's estimate alone, without the largest-context search (what
     a probe of another setting needs: -ngl, --n-cpu-moe, the batch)."""
-    from ..engines import (
-        CTranslate2Options,
-        LlamaCppOptions,
-        OllamaOptions,
-        VllmOptions,
-        WhisperCppOptions,
-        engine_estimate,
-    )
-    from ..engines import engine_fit as fit
+    return engine_fit_options(spec, req, engine, given, vram_bytes, gpu_name, weights, search=search)[0]
 
-    accepted = {**ENGINE_OPTIONS.get(engine, {}), "gpus": "gpus"}
-    if engine == "ollama" and {"n_cpu_moe", "cpu_moe"} & given.keys():
-        from ..engines.ollama import expert_offload_refusal
 
-        raise UsageError(expert_offload_refusal("--cpu-moe" if "cpu_moe" in given else "--n-cpu-moe"))
+def engine_fit_options(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_bytes: int,
+                       gpu_name: str | None = None, weights: Any = None, *, search: bool = True) -> tuple[Any, Any]:
+    """engine_fit and the engine's options object it built (the launch line reads both)."""
+    from ..engines.registry import REGISTRY, engine_class
+
+    cls = engine_class(engine)
+    accepted = {**cls.takes, "gpus": "gpus"}
+    refusal = cls.refusal(given)
+    if refusal:
+        raise UsageError(refusal)
     wrong = [k for k in given if k not in accepted]
     if wrong:
         raise UsageError(f"{_flags(wrong)} does not apply to {engine} "
@@ -389,24 +383,13 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
             raise UsageError(f"--parallel {given['parallel']} is more than the context ({context:,}): "
                              "each sequence needs at least one cell")
     check_versions(given)
-    kwargs: dict[str, Any] = {accepted[k]: (not v if k == "no_fallback" else v) for k, v in given.items()}
-    options: Any
     try:
-        if engine == "llama.cpp":
-            options = LlamaCppOptions(**kwargs)
-        elif engine == "ollama":
-            options = OllamaOptions(**kwargs, vram_bytes=vram_bytes)
-        elif engine == "whisper.cpp":
-            options = WhisperCppOptions(**kwargs)
-        elif engine == "ctranslate2":
-            options = CTranslate2Options(**kwargs)
-        else:
-            options = VllmOptions(**kwargs, total_memory_bytes=vram_bytes, gpu_name=gpu_name)
-        return fit(spec, req, engine, options, vram_bytes, weights) if search else \
-            engine_estimate(spec, req, engine, options, weights)
+        options = cls.make_options(given, vram_bytes, gpu_name)
+        result = cls.fit(spec, req, options, vram_bytes, weights) if search else cls.estimate(spec, req, options, weights)
+        return result, options
     except UsageError as exc:  # the options classes name their fields; the user typed flags
         flags: dict[str, str] = {}
-        for flag, name in [*accepted.items(), *ENGINE_OPTIONS["llama.cpp"].items()]:  # ollama runs llama.cpp's
+        for flag, name in [*accepted.items(), *REGISTRY["llama.cpp"].takes.items()]:  # ollama runs llama.cpp's
             flags.setdefault(name, _flag(flag))
         names = "|".join(sorted((re.escape(n) for n in flags if n != "version"), key=len, reverse=True))
         # one pass, whole field names only (`tensor_parallel` must not become --tensor---parallel-size)

@@ -85,7 +85,7 @@ class EngineEstimate:
         fills whatever its share of the card leaves: there the rest plus the KV one request of
         max_model_len needs (vllm==0.10.1 kv_cache_utils.py `check_enough_kv_cache_memory`), a figure
         that does not grow with the card."""
-        if self.engine != "vllm" or "kv_needed_bytes" not in self.facts:
+        if "kv_needed_bytes" not in self.facts:  # only vLLM's profile states it
             return self.max_device_bytes
         devices = {b.device for b in self.buffers if b.placement == "gpu"}
         rest = max((self.device_bytes(d) - sum(b.bytes for b in self.buffers if b.placement == "gpu"

@@ -211,8 +211,16 @@ class LlamaCppOptions:
     override_tensor: tuple[str, ...] = ()
     # [--fit-target MiB] the memory llama.cpp's --fit keeps free per device; None: the build's (1024 MiB)
     fit_target_bytes: int | None = None
+    fit_target_mib: int | None = None  # the same in MiB, as the flag takes it
 
     def __post_init__(self) -> None:
+        given: object = self.override_tensor
+        if isinstance(given, str):  # the command line's comma-separated text
+            object.__setattr__(self, "override_tensor", (given,))
+        if self.fit_target_mib is not None:
+            if not 0 <= self.fit_target_mib <= 1 << 20:
+                raise UsageError(f"fit_target_mib must be between 0 and {1 << 20} (got {self.fit_target_mib})")
+            object.__setattr__(self, "fit_target_bytes", self.fit_target_mib << 20)
         if self.version not in LLAMACPP_VERSIONS:
             raise UsageError(f"unknown llama.cpp version {self.version!r}; choose one of {', '.join(LLAMACPP_VERSIONS)}")
         for name in ("n_ubatch", "parallel", "gpus"):

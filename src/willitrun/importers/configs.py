@@ -11,14 +11,17 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from .. import archs
 from ..archs import ARCHITECTURES
 from ..archs.bart import BartConfig as _BartSpec
 from ..archs.base import ID_PATTERN
+from ..archs.family import TRANSFORMERS_MODELS_URL as TRANSFORMERS_MODELS_URL
+from ..archs.family import TRANSFORMERS_VERSION as TRANSFORMERS_VERSION
+from ..archs.family import ConfigClass
 from ..archs.gemma import GemmaConfig as _GemmaSpec
 from ..archs.gemma2 import Gemma2Config as _Gemma2Spec
 from ..archs.gemma3 import Gemma3Config as _Gemma3Spec
@@ -48,36 +51,8 @@ from ..archs.whisper import WhisperConfig as _WhisperSpec
 from ..errors import SpecError, UsageError
 from ..specs import AnyModelSpec, parse_model_spec
 
-TRANSFORMERS_VERSION = "5.23.0"
-TRANSFORMERS_MODELS_URL = (
-    f"https://github.com/huggingface/transformers/blob/v{TRANSFORMERS_VERSION}/src/transformers/models/"
-)
 CHECKPOINT_DTYPES = ("float32", "float16", "bfloat16")
 _DTYPE_ALIASES = {"float": "float32", "half": "float16", "fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
-
-@dataclass(frozen=True)
-class ConfigClass:
-    """The fields of one transformers config class that a willitrun spec models, with its defaults.
-
-    `defaults` maps a field to the value transformers uses when config.json leaves it out; None
-    means transformers derives it from other fields (num_key_value_heads -> num_attention_heads),
-    which the spec does the same way. Fields missing from `defaults` are not read by that model
-    class (Mistral has no attention_bias) and are dropped. `copied` fields are kept when present and
-    never filled. `none_is_default` fields treat an explicit null like an absent field (their
-    __post_init__ replaces None with the default).
-    """
-
-    name: str
-    path: str
-    spec_model: Any
-    defaults: Mapping[str, Any]
-    copied: tuple[str, ...] = ()
-    none_is_default: tuple[str, ...] = ()
-
-    @property
-    def url(self) -> str:
-        return TRANSFORMERS_MODELS_URL + self.path
 
 
 LLAMA = ConfigClass("LlamaConfig", "llama/configuration_llama.py", _LlamaSpec, {
@@ -529,8 +504,21 @@ IMPORTABLE = tuple(a for a in ARCHITECTURES if a in LANGUAGE_MODELS or a in ("t5
                    or a in ("llava_onevision", *IDEFICS3_FAMILY))
 
 
+def declared_config(model_type: str) -> ConfigClass | None:
+    """The config.json keys a family module declares for `model_type` (archs/family.py: `config_json`),
+    loading only that family; None when no family declares it (the tables above serve the older ones)."""
+    if model_type in IMPORTABLE or model_type not in archs.FAMILIES:
+        return None
+    return archs.family(model_type).config_json.get(model_type)
+
+
+def importable() -> tuple[str, ...]:
+    """Every model_type `willitrun import` reads (loads every family module: for listings)."""
+    return tuple(a for a in ARCHITECTURES if a in IMPORTABLE or declared_config(a) is not None)
+
+
 def supported() -> str:
-    return ", ".join(IMPORTABLE)
+    return ", ".join(importable())
 
 
 # Ends every "not supported" refusal of a model_type or GGUF architecture (one line).
@@ -670,6 +658,9 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
         raise UsageError(f"{source}: Florence-2's image tokens follow preprocessor_config.json (its size), which "
                          "the config.json importer does not read; write a spec by hand (model_specs/florence-2-base.yaml "
                          "shows the fields and how the hub's remote-code keys map to transformers' native ones)")
+    declared = declared_config(model_type)
+    if declared is not None:
+        return model_type, _block(cfg, declared, "config", sources)
     if model_type not in IMPORTABLE:
         raise UsageError(f"{source}: model_type {model_type!r} is not supported; supported: {supported()}; "
                          f"{HOW_TO_ADD}")

@@ -116,10 +116,12 @@ class Checks:
                                                resolved=self.resolved[spec.id])
                 else:  # the largest context depends on the model and the memory only: searched once per pair
                     from ...answers import engine_options
+                    from ...engines.registry import engine_class
 
                     search = (spec.id, card.capacity_bytes)
                     options = engine_options(self.engine, card.capacity_bytes, card.name)  # as the main command's
-                    if search in self.searched and self.engine != "vllm":  # vLLM's largest context is its own fact
+                    # an engine that sizes itself from the card (vLLM) states its own largest context
+                    if search in self.searched and not engine_class(self.engine).sized_by_card:
                         est = engine_estimate(spec, req, self.engine, options)
                         self.fits[key] = EngineFit(est, card.capacity_bytes, *self.searched[search])
                     else:

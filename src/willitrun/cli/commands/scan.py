@@ -124,7 +124,7 @@ def _estimate(f: Any, vram: int) -> Row:
     from dataclasses import replace
 
     from ...dtypes import weight_dtype
-    from ...engines import OllamaOptions, engine_fit
+    from ...engines import engine_class, engine_fit
     from ...importers import spec_from_path
     from ...importers.configs import slug
     from ...memory import Request, weight_components
@@ -134,7 +134,7 @@ def _estimate(f: Any, vram: int) -> Row:
     req = Request()
     if f.engine != "transformers" and weights is not None and weights.dtype:
         req = replace(req, dtype=weights.dtype)  # the engine sizes the file's own type
-    options = OllamaOptions(vram_bytes=vram) if f.engine == "ollama" else None
+    options = engine_class(f.engine).make_options({}, vram)  # the fields the engine takes from the card (ollama's tier)
     fit = engine_fit(spec, req, f.engine, options, vram, weights)
     parameters = weights.elements if weights is not None else \
         sum(c.parameters for c in weight_components(spec, weight_dtype(spec.dtype)))
