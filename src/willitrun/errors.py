@@ -43,3 +43,26 @@ class GPUDetectionError(WillItRunError):
     """NVML is missing or reports no GPU, and no --gpu/--vram was given."""
 
     exit_code = ExitCode.GPU_DETECTION
+
+
+# An error line quotes what the user gave (a model name, a config.json value, a rows-file line); a
+# 10 kB model_type must not become a 10 kB line. Every error line goes through `bounded` (render.error
+# and the entry point), and a message that quotes a value may clip it first with `clip`.
+ERROR_LINE_MAX = 400  # characters of one error line
+ECHO_MAX = 80  # characters of one quoted value
+
+
+def clip(text: str, limit: int = ECHO_MAX) -> str:
+    """`text`, or its first `limit` characters and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
+def bounded(line: str, limit: int = ERROR_LINE_MAX) -> str:
+    """One error line of at most about `limit` characters: a longer one keeps its start and its end
+    (where the problem is usually said) and says how much of the middle was left out."""
+    if len(line) <= limit:
+        return line
+    head, tail = limit * 3 // 4, limit // 4
+    return f"{line[:head]} ...[{len(line) - head - tail:,} characters left out]... {line[-tail:]}"

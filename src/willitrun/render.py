@@ -56,7 +56,10 @@ def silence_stdout() -> None:
 
 def error(line: str, prefix: str | None = "error") -> None:
     """One line to stderr, `prefix: line`, without rich (a usage error must not wait for it)."""
-    sys.stderr.write(f"{prefix}: {safe(line)}\n" if prefix else f"{safe(line)}\n")
+    from .errors import bounded
+
+    line = bounded(safe(line))
+    sys.stderr.write(f"{prefix}: {line}\n" if prefix else f"{line}\n")
     sys.stderr.flush()
 
 

@@ -106,16 +106,28 @@ def main() -> None:
     try:
         code = _run(records=True)
     except WillItRunError as exc:  # raised outside a command body
-        sys.stderr.write(f"error: {exc}\n")
+        from ..render import error
+
+        error(str(exc))
         code = int(exc.exit_code)
     except KeyboardInterrupt:
         code = 130
     except Exception as exc:  # a bug: never exit 1, which scripts read as "does not fit"
-        if os.environ.get("WILLITRUN_DEBUG"):
-            raise
-        sys.stderr.write(f"internal error: {type(exc).__name__}: {exc} (set WILLITRUN_DEBUG=1 for a traceback)\n")
-        code = int(ExitCode.INTERNAL)
+        code = _internal_error(exc)
     _exit(code)
+
+
+def _internal_error(exc: BaseException) -> int:
+    """One line for a bug (the traceback too with WILLITRUN_DEBUG set); the code is always INTERNAL,
+    debug or not: letting the exception escape would exit 1, "does not fit"."""
+    if os.environ.get("WILLITRUN_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    from ..errors import bounded
+
+    sys.stderr.write(f"internal error: {type(exc).__name__}: {bounded(str(exc))} (set WILLITRUN_DEBUG=1 for a traceback)\n")
+    return int(ExitCode.INTERNAL)
 
 
 def _exit(code: int) -> None:

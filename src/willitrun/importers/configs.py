@@ -45,7 +45,7 @@ from ..archs.siglip import SiglipVisionConfig as _SiglipSpec
 from ..archs.starcoder2 import Starcoder2Config as _Starcoder2Spec
 from ..archs.t5 import T5Config as _T5Spec
 from ..archs.whisper import WhisperConfig as _WhisperSpec
-from ..errors import SpecError, UsageError
+from ..errors import SpecError, UsageError, clip
 from ..specs import AnyModelSpec, parse_model_spec
 
 TRANSFORMERS_VERSION = "5.23.0"
@@ -611,12 +611,21 @@ def _t5_tied(cfg: Mapping[str, Any]) -> bool:
     return cfg.get("tie_word_embeddings") is not False and cfg.get("scale_decoder_outputs") is not False
 
 
+def _model_type(cfg: Mapping[str, Any], default: str, where: str, source: str) -> str:
+    """A sub-config's `model_type` (`default` when absent); anything but a string is a SpecError."""
+    model_type = cfg.get("model_type", default)
+    if not isinstance(model_type, str):
+        raise SpecError(f"{source}: {where.removeprefix('config.')}.model_type must be a string, "
+                        f"not {type(model_type).__name__}")
+    return model_type
+
+
 def _language_model(cfg: Mapping[str, Any] | None, default_type: str, where: str, source: str,
                     sources: dict[str, str], models: Mapping[str, ConfigClass] = LANGUAGE_MODELS) -> dict[str, Any]:
     cfg = cfg or {}
-    model_type = cfg.get("model_type", default_type)
+    model_type = _model_type(cfg, default_type, where, source)
     if model_type not in models:
-        raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {model_type!r} is not supported; "
+        raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {clip(repr(model_type))} is not supported; "
                          f"supported: {', '.join(models)}; {HOW_TO_ADD}")
     out = {"model_type": model_type} if where != "config" else {}
     out.update(_block(cfg, models[model_type], where, sources))
@@ -634,9 +643,9 @@ def _clip(cfg: Mapping[str, Any] | None, top: ConfigClass, source: str, sources:
             if f"{where}.{field}" in sources:
                 sources[f"{where}.{field}"] = top.url
         return out
-    model_type = cfg.get("model_type", "clip_vision_model")
+    model_type = _model_type(cfg, "clip_vision_model", where, source)
     if model_type != "clip_vision_model":
-        raise UsageError(f"{source}: vision_config.model_type {model_type!r} is not supported; "
+        raise UsageError(f"{source}: vision_config.model_type {clip(repr(model_type))} is not supported; "
                          f"supported: clip_vision_model; {HOW_TO_ADD}")
     return {"model_type": model_type, **_block(cfg, CLIP_VISION, where, sources)}
 
@@ -671,7 +680,7 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
                          "the config.json importer does not read; write a spec by hand (model_specs/florence-2-base.yaml "
                          "shows the fields and how the hub's remote-code keys map to transformers' native ones)")
     if model_type not in IMPORTABLE:
-        raise UsageError(f"{source}: model_type {model_type!r} is not supported; supported: {supported()}; "
+        raise UsageError(f"{source}: model_type {clip(repr(model_type))} is not supported; supported: {supported()}; "
                          f"{HOW_TO_ADD}")
     if model_type == "granitemoehybrid" and "layer_types" not in cfg and "layers_block_type" in cfg:
         # GraniteMoeHybridConfig.attribute_map: layers_block_type is read as layer_types
@@ -726,9 +735,9 @@ def _typed(cfg: Mapping[str, Any] | None, where: str, allowed: tuple[str, ...], 
            sources: dict[str, str], prefix: str = "") -> dict[str, Any]:
     """A sub-config of one of `allowed` model types, its fields filled from that class's defaults."""
     cfg = cfg or {}
-    model_type = cfg.get("model_type", default)
+    model_type = _model_type(cfg, default, where, source)
     if model_type not in allowed:
-        raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {model_type!r} is not supported; "
+        raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {clip(repr(model_type))} is not supported; "
                          f"supported: {', '.join(allowed)}; {HOW_TO_ADD}")
     return {"model_type": model_type, **_block(cfg, ENCODER_VISION[prefix + model_type], where, sources)}
 
@@ -778,9 +787,9 @@ def _sub_config(cfg: Mapping[str, Any] | None, key: str, default_type: str, clas
     picks the class, whose plain defaults fill the dict; without a dict, the class's defaults overlaid with
     `init` (cited to the composite class that declares them)."""
     where = f"config.{key}"
-    model_type = (cfg or {}).get("model_type", default_type)
+    model_type = _model_type(cfg or {}, default_type, where, source)
     if model_type not in classes:
-        raise UsageError(f"{source}: {key}.model_type {model_type!r} is not supported; supported: "
+        raise UsageError(f"{source}: {key}.model_type {clip(repr(model_type))} is not supported; supported: "
                          f"{', '.join(classes)}; {HOW_TO_ADD}")
     cls = classes[model_type]
     out: dict[str, Any] = {"model_type": model_type}
@@ -845,9 +854,9 @@ def _llava_onevision(cfg: Mapping[str, Any], source: str, sources: dict[str, str
             if f"{where}.{field}" in sources:
                 sources[f"{where}.{field}"] = LLAVA_ONEVISION.url
     else:
-        model_type = vision_cfg.get("model_type", "siglip_vision_model")
+        model_type = _model_type(vision_cfg, "siglip_vision_model", where, source)
         if model_type != "siglip_vision_model":
-            raise UsageError(f"{source}: vision_config.model_type {model_type!r} is not supported; "
+            raise UsageError(f"{source}: vision_config.model_type {clip(repr(model_type))} is not supported; "
                              f"supported: siglip_vision_model; {HOW_TO_ADD}")
         vision = {"model_type": model_type, **_block(vision_cfg, SIGLIP_VISION, where, sources)}
     return {"text_config": text, "vision_config": vision, **_block(cfg, LLAVA_ONEVISION, "config", sources)}
