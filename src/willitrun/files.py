@@ -1,5 +1,6 @@
 """Reading what a user hands over: regular files only, at most a documented number of bytes, YAML
-without aliases, and text from files made safe to print.
+without aliases, and text from files made safe to print; writing what willitrun writes (specs, plots,
+its cache) atomically, through `write_atomic` only.
 
 Every reader goes through `open_regular` (or `read_bytes`/`read_text` on top of it): the path is
 stat-ed first and opened with O_NONBLOCK, so a FIFO never blocks; anything but a regular file (a
@@ -10,6 +11,7 @@ byte is read; a file larger than its cap is refused by its size, never by readin
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
@@ -18,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from .errors import SpecError, WillItRunError
+from .errors import SpecError, UsageError, WillItRunError
 
 # Caps, in bytes: each far above what the real file holds, small enough to read at once.
 SPEC_YAML_CAP = 256 << 10  # a spec file: the bundled ones are 1-3 KB
@@ -311,3 +313,67 @@ def read_yaml_mapping(path: Path) -> YamlDoc:
     if not isinstance(doc.data, dict):
         raise SpecError(f"{where}: a spec must be a YAML mapping, not {type(doc.data).__name__}")
     return doc
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing: atomically, or not at all
+# --------------------------------------------------------------------------------------------------
+def _write_all(fd: int, data: bytes) -> None:
+    """Every byte of `data` to `fd` (os.write may write fewer; a full disk raises ENOSPC)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes, what: str = "file",
+                 error: type[WillItRunError] = UsageError) -> None:
+    """Write `data` to `path` so that `path` holds either its old content or all of `data`, never a
+    part: a temporary file in the same folder is written, flushed to the disk (fsync) and renamed over
+    `path` (os.replace, atomic on POSIX and Windows). A full disk, a name too long or a folder that
+    cannot be written is `error`, one line naming the file, and the temporary file is removed.
+
+    The new file takes the old one's permission bits, or the usual ones (0o666 less the umask) for a
+    new file: mkstemp's 0o600 would hide a spec from the other users of a shared spec folder."""
+    import tempfile
+
+    name = safe_path(path)
+    target = os.fspath(path)
+    folder = os.path.dirname(target) or "."
+    tmp = None
+    try:
+        try:
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        # A short temporary name: the target's own name may already be at the file system's limit.
+        fd, tmp = tempfile.mkstemp(prefix=".willitrun-", suffix=".tmp", dir=folder)
+        try:
+            _write_all(fd, data)
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+        tmp = None
+        _sync_folder(folder)
+    except OSError as exc:
+        raise error(f"{name}: cannot write the {what}: {_reason(exc)}") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _sync_folder(folder: str) -> None:
+    """Make the rename itself durable (POSIX); where a folder cannot be opened, the rename stands."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

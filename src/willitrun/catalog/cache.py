@@ -201,8 +201,10 @@ class DiskCache:
         if self.path is None or not self.dirty:
             return  # the common warm run: nothing to write, and tempfile (~6 ms to import) is not needed
         import json
-        import tempfile
         import zlib
+
+        from ..errors import WillItRunError
+        from ..files import write_atomic
 
         self.dirty = False
         keep = {k: v for k, v in self.entries.items() if k in self.touched or os.path.exists(k)}
@@ -210,17 +212,6 @@ class DiskCache:
             keep = {k: v for k, v in keep.items() if k in self.touched}
         body = json.dumps(keep, separators=(",", ":")).encode()
         head = json.dumps({"fingerprint": self.fingerprint, "crc32": zlib.crc32(body)}).encode()
-        tmp = None
-        try:
+        with contextlib.suppress(OSError, WillItRunError):  # a cache that cannot be written is skipped
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".catalog-", suffix=".tmp", dir=self.path.parent)
-            with os.fdopen(fd, "wb") as f:
-                f.write(head + b"\n" + body)
-            os.replace(tmp, self.path)
-            tmp = None
-        except OSError:
-            pass
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+            write_atomic(self.path, head + b"\n" + body, "cache file")

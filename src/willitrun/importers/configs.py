@@ -559,7 +559,7 @@ def name_from_source(source: str) -> str:
 
 def check_id(model_id: str) -> str:
     if not re.fullmatch(ID_PATTERN, model_id) or len(model_id) > 64:
-        raise UsageError(f"id {model_id!r} is not a catalog id: lowercase letters and digits separated by "
+        raise UsageError(f"id {clip(repr(model_id))} is not a catalog id: lowercase letters and digits separated by "
                          "'-' or '.', at most 64 characters (e.g. my-llama-3.1-8b)")
     return model_id
 
