@@ -307,7 +307,7 @@ def test_405b_on_two_nodes_prints_the_vllm_ray_commands():
     r = CliRunner().invoke(app, ["llama-3.1-405b", "--gpu", "16xh100-sxm", "--gpus-per-node", "8"])
     assert r.exit_code == 0, r.output
     assert "ray start --head --port=6379" in r.output
-    assert "ray start --address=<node0-ip>:6379" in r.output
+    assert "ray start '--address=<node0-ip>:6379'" in r.output
     assert "vllm serve meta-llama/Llama-3.1-405B --tensor-parallel-size" in r.output
     assert "--distributed-executor-backend ray" in r.output
 
