@@ -75,9 +75,9 @@ def _wait_out_racy_timestamps() -> None:
 
 
 def _check(lines: list[list[str]], results: list[tuple[int, str, str]]) -> None:
-    bad = [(" ".join(a), code, err.strip()[-300:]) for a, (code, _, err) in zip(lines, results) if code not in ANSWERS]
+    bad = [(" ".join(a), code, err.strip()[-300:]) for a, (code, _, err) in zip(lines, results, strict=True) if code not in ANSWERS]
     assert not bad, bad[:10]
-    for args, (code, out, err) in zip(lines, results):
+    for args, (code, out, err) in zip(lines, results, strict=True):
         if "--json" in args and code in (0, 1):
             for line in out.splitlines() if args[0] == "check" else [out]:
                 json.loads(line)
@@ -107,7 +107,7 @@ def test_no_command_crashes_on_any_catalog_model_cold(cold_and_warm) -> None:
 def test_warm_answers_are_the_cold_answers(cold_and_warm) -> None:
     lines, cold, warm, warm_dir = cold_and_warm
     _check(lines, warm)
-    differ = [" ".join(a) for a, c, w in zip(lines, cold, warm) if c != w]
+    differ = [" ".join(a) for a, c, w in zip(lines, cold, warm, strict=True) if c != w]
     assert not differ, differ[:10]
     cache = json.loads(next(warm_dir.glob("catalog-*.json")).read_bytes().partition(b"\n")[2])
     cached = {(Path(k).parent.name, Path(k).stem) for k, v in cache.items() if "spec" in v}
@@ -124,7 +124,7 @@ def test_the_pydantic_free_estimate_answers_as_pydantic_for_every_model(cold_and
     assert all_lines[:len(lines)] == lines
     without = drive(lines, warm_dir, records=True, cold=False)
     _check(lines, without)
-    differ = [(" ".join(a), w[2][-300:]) for a, p, w in zip(lines, with_pydantic, without) if p != w]
+    differ = [(" ".join(a), w[2][-300:]) for a, p, w in zip(lines, with_pydantic, without, strict=True) if p != w]
     assert not differ, differ[:10]
 
 

@@ -126,6 +126,9 @@ def spec_from_document(path: Path, doc: YamlDoc, kind: Kind) -> Any:
     if spec.id != path.stem:
         line = doc.line(("id",))
         raise SpecError(f"{safe_path(path)}:{line}: id: {spec.id!r} does not match the file name {path.stem!r}")
+    if kind == "gpu" and spec.unusable():  # the same refusal for `validate` and for every answer
+        problems = [f"{safe_path(path)}:{doc.line((name,))}: {name}: {why}" for name, why in spec.unusable()]
+        raise SpecError(problems[0], problems)
     return spec
 
 
@@ -211,7 +214,7 @@ class Catalog:
             if path is None:
                 raise UsageError(f"unknown {'model' if kind == 'model' else 'GPU'} {spec_id!r}")
             hit, stamp = self._disk.find(path, kind)
-            spec = decode_spec(hit["spec"]) if hit and "spec" in hit else None
+            spec = decode_spec(hit["spec"], kind, spec_id) if hit and "spec" in hit else None
             if spec is None:
                 doc = read_yaml_mapping(path)
                 spec = spec_from_document(path, doc, kind)

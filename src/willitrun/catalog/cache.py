@@ -126,12 +126,30 @@ def _decode(value: Any) -> Any:
     raise _Uncacheable
 
 
-def decode_spec(value: Any) -> Any:
-    """A spec from its cache entry, or None when the entry is damaged (the file is then read again)."""
+def decode_spec(value: Any, kind: Kind, spec_id: str) -> Any:
+    """A spec from its cache entry, or None when the entry is damaged or of the wrong shape (the file
+    is then read and validated again): it must be a spec of `kind` whose id is `spec_id`."""
     try:
-        return _decode(value)
+        spec = _decode(value)
     except Exception:  # a damaged entry is a miss: the file is read and validated again
         return None
+    from ..archs import ARCHITECTURES
+    from ..specs import SPEC_CLASSES, GPUSpec
+
+    if kind == "gpu":
+        right = type(spec) is GPUSpec
+    else:
+        arch = getattr(spec, "architecture", None)
+        right = isinstance(arch, str) and arch in ARCHITECTURES and type(spec) is SPEC_CLASSES[arch]
+    return spec if right and getattr(spec, "id", None) == spec_id else None
+
+
+def index_entry_ok(entry: Any) -> bool:
+    """An index entry as catalog._index_entry writes it: aliases and NVML names (lists of strings), a name."""
+    return (isinstance(entry, dict) and set(entry) == {"aliases", "nvml_names", "name"}
+            and all(isinstance(entry[k], list) and all(isinstance(v, str) for v in entry[k])
+                    for k in ("aliases", "nvml_names"))
+            and (entry["name"] is None or isinstance(entry["name"], str)))
 
 
 class DiskCache:
@@ -179,7 +197,8 @@ class DiskCache:
         key = os.path.abspath(path)
         self.touched.add(key)
         entry = self.entries.get(key)
-        if isinstance(entry, dict) and entry.get("stamp") == stamp and entry.get("kind") == kind:
+        if isinstance(entry, dict) and entry.get("stamp") == stamp and entry.get("kind") == kind \
+                and index_entry_ok(entry.get("index")):
             return entry, stamp
         return None, stamp
 

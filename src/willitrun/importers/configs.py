@@ -871,10 +871,12 @@ def _idefics3(cfg: Mapping[str, Any], model_type: str, source: str, sources: dic
     return {"text_config": text, "vision_config": vision, **_block(cfg, top, "config", sources)}
 
 
-def _idefics3_preprocessor(block: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+def _idefics3_preprocessor(block: Mapping[str, Any], notes: list[str], source: str) -> dict[str, Any]:
     """The crop size and longest edge live in preprocessor_config.json, not config.json: crops of the tower's
     image_size and a longest edge of 4 crops (the image processors' own default, 4 x 364) are assumed."""
     side = block["vision_config"].get("image_size", _IDEFICS3_VISION_DEFAULTS["image_size"])
+    if type(side) is not int or side < 1:  # null, a string, a list: nothing to size the crops with
+        raise SpecError(f"{source}: vision_config.image_size: a positive integer, not {clip(repr(side))}")
     notes.append(f"Image tokens follow preprocessor_config.json (size.longest_edge, max_image_size), which config.json "
                  f"does not hold: crops of the tower's {side} px and a longest edge of 4 x {side} = {4 * side} px are "
                  "assumed (Idefics3ImageProcessor's default ratio, 4 x 364); add `preprocessor: {longest_edge: ..., "
@@ -920,7 +922,10 @@ def spec_from_config(config: object, source: str, *, model_id: str | None = None
         dtype = "float32"
         notes.append("config.json names no dtype: float32 assumed (torch's default, what transformers builds "
                      "without a dtype); pass --dtype if the checkpoint is stored in 16 bits.")
-    quantization = checkpoint_quantization(config)
+    try:
+        quantization = checkpoint_quantization(config)
+    except SpecError as exc:
+        raise SpecError(f"{source}: {exc}") from None
     if quantization is not None:
         notes.append(f"The checkpoint is quantized ({quantization}, config.json quantization_config): weights sized "
                      "as stored.")
@@ -928,7 +933,7 @@ def spec_from_config(config: object, source: str, *, model_id: str | None = None
         method = config["quantization_config"].get("quant_method", "unknown")
         notes.append(f"The checkpoint is quantized ({method}); without its weight files the estimate sizes the "
                      "weights at --dtype, not as stored.")
-    preprocessor = _idefics3_preprocessor(block, notes) if arch in IDEFICS3_FAMILY else None
+    preprocessor = _idefics3_preprocessor(block, notes, source) if arch in IDEFICS3_FAMILY else None
     defaulted = sorted(k.removeprefix("config.") for k in field_sources if k.rsplit(".", 1)[-1] in SHAPE_FIELDS)
     if defaulted:
         notes.insert(0, f"Warning: config.json omits {', '.join(defaulted)}: transformers' defaults taken "
@@ -961,7 +966,12 @@ def checkpoint_quantization(config: Mapping[str, Any]) -> str | None:
     q = config.get("quantization_config")
     if not isinstance(q, dict):
         return None
-    if q.get("quant_method") == "fp8" and list(q.get("weight_block_size") or []) == [128, 128]:
+    block = q.get("weight_block_size")
+    if block is not None and not (isinstance(block, list) and all(type(n) is int for n in block)):
+        # transformers' FineGrainedFP8Config takes a pair (rows, columns), e.g. [128, 128]
+        raise SpecError(f"quantization_config.weight_block_size: a pair of integers such as [128, 128], "
+                        f"not {clip(repr(block))}")
+    if q.get("quant_method") == "fp8" and block == [128, 128]:
         return "fp8-block"
     if q.get("quant_method") == "mxfp4":
         return "mxfp4-experts"
