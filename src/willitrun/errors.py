@@ -60,9 +60,10 @@ def clip(text: str, limit: int = ECHO_MAX) -> str:
 
 
 def bounded(line: str, limit: int = ERROR_LINE_MAX) -> str:
-    """One error line of at most about `limit` characters: a longer one keeps its start and its end
+    """One error line of at most `limit` characters: a longer one keeps its start and its end
     (where the problem is usually said) and says how much of the middle was left out."""
     if len(line) <= limit:
         return line
-    head, tail = limit * 3 // 4, limit // 4
+    room = limit - 48  # the marker below takes at most 48 characters
+    head, tail = room * 3 // 4, room // 4
     return f"{line[:head]} ...[{len(line) - head - tail:,} characters left out]... {line[-tail:]}"
