@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad arguments, unknown model or GPU, impossible numbers
     SPEC = 3  # a spec file is missing, malformed or invalid
     GPU_DETECTION = 4  # no --gpu/--vram given and no NVIDIA GPU could be queried
+    OUTPUT = 74  # the answer could not be written to stdout (a full device, an I/O error): EX_IOERR
     INTERNAL = 70  # a bug: an unexpected exception (EX_SOFTWARE from sysexits.h)
 
 
@@ -37,6 +38,12 @@ class SpecError(WillItRunError):
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message)
         self.problems = problems or [message]
+
+
+class OutputError(WillItRunError):
+    """The answer could not be written to stdout (a full device, an I/O error)."""
+
+    exit_code = ExitCode.OUTPUT
 
 
 class GPUDetectionError(WillItRunError):

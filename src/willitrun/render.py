@@ -59,8 +59,11 @@ def error(line: str, prefix: str | None = "error") -> None:
     from .errors import bounded
 
     line = bounded(safe(line))
-    sys.stderr.write(f"{prefix}: {line}\n" if prefix else f"{line}\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(f"{prefix}: {line}\n" if prefix else f"{line}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed or full stderr: the exit code still says it
+        pass
 
 
 _consoles: dict[str, Console] = {}
