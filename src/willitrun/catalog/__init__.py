@@ -126,7 +126,7 @@ def spec_from_document(path: Path, doc: YamlDoc, kind: Kind) -> Any:
     if spec.id != path.stem:
         line = doc.line(("id",))
         raise SpecError(f"{safe_path(path)}:{line}: id: {spec.id!r} does not match the file name {path.stem!r}")
-    if kind == "gpu" and spec.unusable():  # the same refusal for `validate` and for every answer
+    if isinstance(spec, GPUSpec) and spec.unusable():  # the same refusal for `validate` and for every answer
         problems = [f"{safe_path(path)}:{doc.line((name,))}: {name}: {why}" for name, why in spec.unusable()]
         raise SpecError(problems[0], problems)
     return spec
