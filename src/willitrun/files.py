@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from .errors import SpecError, UsageError, WillItRunError
+from .errors import SpecError, UsageError, WillItRunError, clip
 
 # Caps, in bytes: each far above what the real file holds, small enough to read at once.
 SPEC_YAML_CAP = 256 << 10  # a spec file: the bundled ones are 1-3 KB
@@ -285,6 +285,38 @@ def _build(loader: Any) -> YamlDoc:
     return YamlDoc(root, lines)
 
 
+def _too_deep(text: str, end: int) -> int | None:
+    """The line where flow collections (`[`, `{`) outside quotes and comments first nest deeper than
+    YAML_MAX_DEPTH in text[:end], or None. Only asked when the parser failed: whichever limit a
+    parser version has (libyaml's own, from PyYAML 6.0.4's wheels on, is reached while it scans
+    ahead, before the events that `_build` counts), a file nested too deeply gets the same answer."""
+    depth, line, quote, i = 0, 1, "", 0
+    end = min(end + 1, len(text))
+    while i < end:
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif quote:
+            if c == "\\" and quote == '"':
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "'\"":
+            quote = c
+        elif c == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            nl = text.find("\n", i)
+            i = end if nl < 0 else nl
+            continue
+        elif c in "[{":
+            depth += 1
+            if depth > YAML_MAX_DEPTH:
+                return line
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+        i += 1
+    return None
+
+
 def parse_yaml(text: str, where: str) -> YamlDoc:
     """Parse one YAML document; `SpecError` as `where:line: problem` for anything malformed or hostile."""
     import yaml
@@ -297,9 +329,12 @@ def parse_yaml(text: str, where: str) -> YamlDoc:
         raise SpecError(f"{at}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
+        deep = _too_deep(text, mark.index if mark else len(text))
+        if deep is not None:  # the parser's own depth limit came first (libyaml scans flow collections ahead)
+            raise SpecError(f"{where}:{deep}: nested deeper than {YAML_MAX_DEPTH} levels") from None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         at = f"{where}:{mark.line + 1}" if mark else where
-        raise SpecError(f"{at}: malformed YAML: {safe_text(problem)}") from None
+        raise SpecError(f"{at}: malformed YAML: {clip(safe_text(problem))}") from None
     finally:
         loader.dispose()
 
