@@ -373,6 +373,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, what: str = "file",
 
     name = safe_path(path)
     target = os.fspath(path)
+    if os.path.islink(target):  # a dotfile manager's symlink stays a symlink: its target is replaced
+        target = os.path.realpath(target)
     folder = os.path.dirname(target) or "."
     tmp = None
     try:
@@ -400,6 +402,29 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, what: str = "file",
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_text_writes() -> Iterator[None]:
+    """`Path.write_text` goes through write_atomic while the block runs: for the library code that
+    writes files on willitrun's behalf (typer's --install-completion writes the completion script and
+    rewrites the shell's rc file, ~/.bashrc or ~/.zshrc, whole: on a full disk that truncated it)."""
+    original = Path.write_text
+
+    def write_text(self: Path, data: str, encoding: str | None = None, errors: str | None = None,
+                   newline: str | None = None) -> int:
+        if newline is None and os.linesep != "\n":
+            data = data.replace("\n", os.linesep)
+        elif newline:
+            data = data.replace("\n", newline)
+        write_atomic(self, data.encode(encoding or "utf-8", errors or "strict"), "file")
+        return len(data)
+
+    Path.write_text = write_text  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Path.write_text = original  # type: ignore[method-assign]
 
 
 def _sync_folder(folder: str) -> None:

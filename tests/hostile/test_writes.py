@@ -66,7 +66,8 @@ needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="need
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+    """Temporary files left behind (write_atomic names them .willitrun-*.tmp)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".willitrun-") or p.name.endswith(".tmp"))
 
 
 @needs_proc
@@ -205,3 +206,43 @@ def test_a_plot_title_with_dollar_signs_is_text_not_math(tmp_path):
     r = invoke("sweep", "dollar", "--specs-dir", specs.parent, "--gpu", "t4", "--plot", plot)
     assert r.exit_code == 0, r.output
     assert "$\\frac{1}{$" in plot.read_text()  # drawn as the characters it is
+
+
+@needs_proc
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_install_completion_on_a_full_disk_keeps_the_rc_file(tmp_path, monkeypatch, capsys, shell):
+    """typer rewrites ~/.bashrc (~/.zshrc) whole; through the entry point it is written atomically."""
+    import sys
+
+    from willitrun import cli
+
+    home = tmp_path / "home"
+    home.mkdir()
+    rc = home / f".{shell}rc"
+    rc.write_text("# years of aliases\nalias ll='ls -l'\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")  # take the shell named
+    monkeypatch.setattr(sys, "argv", ["willitrun", "--install-completion", shell])
+    FullDisk(monkeypatch, home, room=10)
+    assert cli._run() == ExitCode.USAGE
+    assert rc.read_text() == "# years of aliases\nalias ll='ls -l'\n" and leftovers(home) == []
+    assert f"{rc}: cannot write the file: {os.strerror(errno.ENOSPC)}" in capsys.readouterr().err
+
+
+def test_install_completion_writes_through_a_symlinked_rc_file(tmp_path, monkeypatch):
+    """A dotfile manager's ~/.bashrc -> dotfiles/bashrc symlink stays a symlink."""
+    import sys
+
+    from willitrun import cli
+
+    home = tmp_path / "home"
+    (home / "dotfiles").mkdir(parents=True)
+    (home / "dotfiles" / "bashrc").write_text("# mine\n")
+    (home / ".bashrc").symlink_to(home / "dotfiles" / "bashrc")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
+    monkeypatch.setattr(sys, "argv", ["willitrun", "--install-completion", "bash"])
+    assert cli._run() == 0
+    assert (home / ".bashrc").is_symlink() and "# mine\n" in (home / "dotfiles" / "bashrc").read_text()
+    assert "willitrun.sh" in (home / "dotfiles" / "bashrc").read_text()
+    assert (home / ".bash_completions" / "willitrun.sh").read_text().startswith("_willitrun_completion")

@@ -83,8 +83,14 @@ def _run(records: bool = False) -> int:
         return code
     import willitrun.cli as this  # through the module, so a test can replace `app`
 
+    writes = contextlib.nullcontext()
+    if any(arg.startswith("--install-completion") for arg in sys.argv[1:]):
+        from ..files import atomic_text_writes
+
+        writes = atomic_text_writes()  # type: ignore[assignment]  # the script and the shell's rc file
     try:
-        this.app(prog_name="willitrun")
+        with writes:
+            this.app(prog_name="willitrun")
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0
