@@ -157,12 +157,14 @@ class Record:
 
 
 class _Default:
-    """A field's default as a class body writes it (`= value` or `= Field(...)`)."""
+    """A field's default as a class body writes it (`= value` or `= Field(...)`), and its numeric and
+    length constraints (gt, ge, lt, le, max_length), which catalog/cache.py checks on cached values."""
 
-    __slots__ = ("default", "factory", "required")
+    __slots__ = ("constraints", "default", "factory", "required")
 
-    def __init__(self, default: Any = ..., factory: Callable[[], Any] | None = None) -> None:
-        self.default, self.factory = default, factory
+    def __init__(self, default: Any = ..., factory: Callable[[], Any] | None = None,
+                 constraints: dict[str, Any] | None = None) -> None:
+        self.default, self.factory, self.constraints = default, factory, constraints or {}
         self.required = default is ... and factory is None
 
     def value(self) -> Any:
@@ -172,8 +174,9 @@ class _Default:
 
 
 def _field(default: Any = ..., *args: Any, default_factory: Callable[[], Any] | None = None, **kwargs: Any) -> Any:
-    """`Field(...)`: the default only; constraints were checked when the value was validated."""
-    return _Default(default, default_factory)
+    """`Field(...)`: the default, and the bounds a cached value is checked against (catalog/cache.py)."""
+    bounds = {k: kwargs[k] for k in ("gt", "ge", "lt", "le", "max_length") if kwargs.get(k) is not None}
+    return _Default(default, default_factory, bounds)
 
 
 def _config_dict(**kwargs: Any) -> dict[str, Any]:

@@ -146,6 +146,15 @@ CHANGES = {
     "aliases that are numbers": lambda e: e[_key(e, "t4.yaml")].__setitem__(
         "index", {"aliases": [1], "nvml_names": 5, "name": 3}),
     "an entry that is a list": lambda e: e.__setitem__(_key(e, "llama-2-7b.yaml"), []),
+    # the leaves: each value must have its field's type and bounds (catalog/cache.py _conforms)
+    "a string for hidden_size": lambda e: e[_key(e, "llama-2-7b.yaml")]["spec"][4]["config"][4].__setitem__(
+        "hidden_size", "x"),
+    "zero attention heads": lambda e: e[_key(e, "llama-2-7b.yaml")]["spec"][4]["config"][4].__setitem__(
+        "num_attention_heads", 0),
+    "a list for dtype": lambda e: e[_key(e, "llama-2-7b.yaml")]["spec"][4].__setitem__("dtype", ["L", ["x"]]),
+    "a string for the config": lambda e: e[_key(e, "llama-2-7b.yaml")]["spec"][4].__setitem__("config", "x"),
+    "a string for a GPU's memory": lambda e: e[_key(e, "t4.yaml")]["spec"][4].__setitem__("memory_gib", "16"),
+    "a negative reported memory": lambda e: e[_key(e, "t4.yaml")]["spec"][4].__setitem__("reported_total_mib", -5),
 }
 
 
