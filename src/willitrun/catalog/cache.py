@@ -166,8 +166,8 @@ def _hints(cls: type) -> dict[str, Any]:
         for klass in reversed(cls.__mro__):
             namespace = vars(sys.modules[klass.__module__])
             for name, annotation in vars(klass).get("__annotations__", {}).items():
-                if name in fields:
-                    out[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation  # noqa: S307 (our own source)
+                if name in fields:  # the annotation is willitrun's own source text, never the cache's
+                    out[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation
         _HINTS[cls] = out
     return _HINTS[cls]
 
