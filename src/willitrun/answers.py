@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from . import archs
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
 from .errors import UsageError
-from .fit import context_limit, ladder_dtypes, largest, max_context
+from .fit import FITS, Memory, context_limit, judge, ladder_dtypes, largest, max_context, verdict
 from .layers import Layout, layout
 from .limits import MAX_CARDS
 from .memory import (
@@ -54,6 +54,7 @@ from .speed import SYSTEM_BANDWIDTH_BYTES_S, DecodeSpeed, SpeedTerm, decode_spee
 from .tensors import model_tensors
 
 if TYPE_CHECKING:
+    from .engines import EngineOptions
     from .importers import WeightsOverride
 
 LADDER_KV = ("f16", "q8_0", "q4_0")
@@ -141,6 +142,8 @@ class LadderRow:
     max_context_tokens: int  # 0 when no context fits
     max_batch: int  # at the context; 0 when not even one sequence fits
     engine: str = "transformers"  # the profile that sized the row (the main command's default for its type)
+    verdict: str = ""  # fit.FITS, TIGHT or DOES_NOT_FIT, by fit.judge as the main command's
+    context_tokens: int = 0  # the row's context: the engine's default when none is given (vLLM: the window)
 
 
 @dataclass(frozen=True)
@@ -155,8 +158,13 @@ class Ladder:
 
     @property
     def best(self) -> LadderRow | None:
-        """The first row that fits: the most bits that still fit."""
+        """The first row that fits (FITS or TIGHT): the most bits that still fit."""
         return next((row for row in self.rows if row.fits), None)
+
+    @property
+    def exit_code(self) -> int:
+        """0 if a row FITS, 5 if rows fit only tightly, 1 if none fits (each row judged as the main command's)."""
+        return 0 if any(r.verdict == FITS for r in self.rows) else 5 if self.best is not None else 1
 
 
 def engine_for(dtype: str | None, engine: str | None) -> str:
@@ -168,7 +176,9 @@ def engine_for(dtype: str | None, engine: str | None) -> str:
 
 def _imported(req: Request, engine: str | None, weights: WeightsOverride | None) -> tuple[Request, str]:
     """The request and engine for an imported file, as the main command decides them: a GGUF file's
-    stored type is its --dtype (and so llama.cpp); other weights size the transformers profile."""
+    stored type is its --dtype (and so llama.cpp, or the engine whose store held it: ollama); other
+    weights size the transformers profile."""
+    engine = engine or (weights.engine if weights is not None else None)
     if weights is not None and req.dtype is None and weights.dtype and engine_for(weights.dtype, engine) != "transformers":
         req = dataclasses.replace(req, dtype=weights.dtype)
     return req, engine_for(req.dtype or (weights.dtype if weights is not None else None), engine)
@@ -185,25 +195,44 @@ def engine_max_batch(spec: AnySpec, req: Request, engine: str, vram: int, contex
     return largest(fits, 1, _MAX_NP, grow=True)
 
 
-def _engine_row(spec: AnySpec, req: Request, engine: str, vram: int, wname: str, kname: str,
-                context: int) -> LadderRow | None:
+def engine_options(engine: str, vram: int, gpu_name: str | None = None) -> EngineOptions:
+    """The options the main command gives `engine` on one card with none typed (cli/estimation.engine_fit):
+    vLLM takes the card's memory and name (its batch defaults depend on both), ollama the card's memory
+    (its default context tier: engines/ollama.py ollama_default_context); the others none."""
+    from .engines.registry import engine_class
+
+    return engine_class(engine).card_options(vram, gpu_name)  # type: ignore[no-any-return]
+
+
+def _engine_row(spec: AnySpec, req: Request, engine: str, memory: Memory, wname: str, kname: str,
+                gpu_name: str | None) -> LadderRow | None:
     from .engines import engine_fit
 
-    row_req = dataclasses.replace(req, dtype=wname, kv_dtype=kname, context=context)
+    vram = memory.card_bytes
+    row_req = dataclasses.replace(req, dtype=wname, kv_dtype=kname)  # the context as given: the engine's default else
     try:
-        f = engine_fit(spec, row_req, engine, None, vram)
+        f = engine_fit(spec, row_req, engine, engine_options(engine, vram, gpu_name), vram)
     except UsageError:
         return None  # the engine refuses this type or architecture: no row
     e = f.estimate
-    batch = engine_max_batch(spec, row_req, engine, vram, context) if engine in ("llama.cpp", "ollama") else int(f.fits)
-    return LadderRow(wname, kname, e.kind_bytes("weights"), e.kind_bytes("kv_self") + e.kind_bytes("kv_cross"),
-                     f.total_bytes, f.fits, f.headroom_bytes, f.max_context_tokens, batch, engine)
+    from .engines.registry import engine_class
+
+    batch = (engine_max_batch(spec, dataclasses.replace(row_req, context=e.context_tokens), engine, vram, e.context_tokens)
+             if engine_class(engine).places_layers else int(f.fits))
+    v = verdict(f, memory)
+    kv = e.kind_bytes("kv_self") + e.kind_bytes("kv_cross") + e.need_bytes - e.max_device_bytes  # vLLM: one request's
+    return LadderRow(wname, kname, e.kind_bytes("weights"), kv, f.total_bytes, v.fits, v.headroom_bytes,
+                     f.max_context_tokens, batch, engine, v.status, e.context_tokens)
 
 
-def quant_ladder(spec: AnySpec, req: Request, vram: int, engine: str | None = None) -> Ladder:
-    """Every weight type x KV type of the ladder: total at the context, fit, largest context, largest batch;
-    each row on `engine`, else on the main command's default for its type (GGUF types: llama.cpp), so a
-    row answers as `willitrun MODEL --dtype TYPE --kv-dtype KV` does."""
+def quant_ladder(spec: AnySpec, req: Request, vram: int | Memory, engine: str | None = None,
+                 gpu_name: str | None = None) -> Ladder:
+    """Every weight type x KV type of the ladder: total at the context, verdict, largest context, largest
+    batch; each row on `engine`, else on the main command's default for its type (GGUF types: llama.cpp),
+    so a row answers as `willitrun MODEL --dtype TYPE --kv-dtype KV` does (the same context default,
+    total and verdict: fit.judge against `vram`, a fit.Memory when free memory or --margin are known)."""
+    memory = vram if isinstance(vram, Memory) else Memory(vram)
+    vram = memory.card_bytes
     base = resolve(spec, req)
     context = req.context or default_context(base)
     limit = context_limit(base, context)
@@ -213,7 +242,7 @@ def quant_ladder(spec: AnySpec, req: Request, vram: int, engine: str | None = No
         eng = engine_for(wname, engine)
         if eng != "transformers":
             for kname in LADDER_KV:
-                row = _engine_row(spec, req, eng, vram, wname, kname, context)
+                row = _engine_row(spec, req, eng, memory, wname, kname, gpu_name)
                 if row is not None:
                     rows.append(row)
             continue
@@ -222,10 +251,11 @@ def quant_ladder(spec: AnySpec, req: Request, vram: int, engine: str | None = No
         for kname in LADDER_KV:
             r = dataclasses.replace(base, dtype=wd, kv=KV_DTYPES[kname], components=comps)
             e = estimate_resolved(r, context, req.batch, req.beams)
-            rows.append(LadderRow(wname, kname, e.weights_bytes, e.kv_bytes, e.total_bytes, e.total_bytes <= vram,
-                                  vram - e.total_bytes, max_context(r, vram, req.batch, req.beams, limit),
-                                  max_batch(r, vram, context, req.beams).max_batch))
-    return Ladder(spec.id, vram, context, req.batch, req.beams, limit, tuple(rows))
+            v = judge(e.total_bytes, memory, "transformers")
+            rows.append(LadderRow(wname, kname, e.weights_bytes, e.kv_bytes, e.total_bytes, v.fits,
+                                  v.headroom_bytes, max_context(r, vram, req.batch, req.beams, limit),
+                                  max_batch(r, vram, context, req.beams).max_batch, "transformers", v.status, context))
+    return Ladder(spec.id, memory.total_bytes, context, req.batch, req.beams, limit, tuple(rows))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,6 +307,7 @@ class GpuRow:
     headroom_bytes: int
     max_context_tokens: int  # on one card; 0 if none
     cards_needed: int  # smallest tensor-parallel count of this card that fits; 0 if none up to MAX_CARDS (or Apple)
+    verdict: str = ""  # fit.FITS, TIGHT or DOES_NOT_FIT on one card, by fit.judge as the main command's
 
 
 @dataclass(frozen=True)
@@ -290,39 +321,61 @@ class GpuTable:
     total_bytes: int
     context_limit_tokens: int
     rows: tuple[GpuRow, ...]  # by memory, smallest first
+    engine: str = "transformers"  # the profile that sized it; ollama, whisper.cpp and ctranslate2 count one card only
 
 
-def _engine_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: str) -> GpuTable:
-    """which_gpus on an engine profile: engine_fit per card; the cards needed are llama.cpp's even
-    layer split over N of the card, the smallest N up to MAX_CARDS (as the transformers table) whose
-    fullest card fits, tried in turn (other engines: 1 if one card fits, else 0)."""
-    from .engines import LlamaCppOptions, engine_estimate, engine_fit
+def _engine_cards(spec: AnySpec, req: Request, engine: str, vram: int, gpu_name: str) -> int:
+    """The fewest of one card the engine fits on, up to MAX_CARDS: llama.cpp's even layer split over N
+    cards (-sm layer), vLLM's tensor parallelism (-tp N; counts that do not divide the heads are
+    refused by the profile and skipped); 0 for the other engines (one card each) or if none fits."""
+    from .engines import EngineFit, engine_estimate
+    from .engines.registry import engine_class
+
+    cls = engine_class(engine)
+    if cls.multi_card is None:
+        return 0
+    key = "gpus" if cls.multi_card == "layers" else "tensor_parallel_size"  # -sm layer over N, or -tp N
+    for n in range(2, MAX_CARDS + 1):
+        try:
+            e = engine_estimate(spec, req, engine, cls.make_options({key: n}, vram, gpu_name))
+        except UsageError:
+            continue
+        if cls.fits(EngineFit(e, vram, 0, 0)):
+            return n
+    return 0
+
+
+def _engine_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: str, margin: int) -> GpuTable:
+    """which_gpus on an engine profile: engine_fit per card with the options the main command gives it
+    (engine_options), judged as the main command judges (fit.verdict); the cards needed by _engine_cards."""
+    from .engines import engine_fit
 
     rows = []
     first = None
     for g in sorted(gpus, key=lambda g: (g.capacity_bytes, g.id)):
-        vram = g.capacity_bytes
-        f = engine_fit(spec, req, engine, None, vram)
+        memory = Memory(g.capacity_bytes, None, margin)
+        vram = memory.card_bytes
+        f = engine_fit(spec, req, engine, engine_options(engine, vram, g.name), vram)
         first = first or f
-        need = int(f.fits)
-        if not f.fits and engine == "llama.cpp" and g.vendor != "apple":
-            need = next((n for n in range(2, MAX_CARDS + 1)
-                         if engine_estimate(spec, req, engine, LlamaCppOptions(gpus=n)).max_device_bytes <= vram), 0)
-        rows.append(GpuRow(g.id, g.name, vram, g.bandwidth_gb_s, f.fits, f.headroom_bytes, f.max_context_tokens, need))
+        v = verdict(f, memory)
+        need = int(v.fits) or (0 if g.vendor == "apple" else _engine_cards(spec, req, engine, vram, g.name))
+        rows.append(GpuRow(g.id, g.name, g.capacity_bytes, g.bandwidth_gb_s, v.fits, v.headroom_bytes,
+                           f.max_context_tokens, need, v.status))
     assert first is not None, "no GPUs given"
     e = first.estimate
     return GpuTable(spec.id, e.dtype, e.kv_dtype, e.context_tokens, req.batch, req.beams, first.total_bytes,
-                    first.context_limit, tuple(rows))
+                    first.context_limit, tuple(rows), engine)
 
 
 def which_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: str | None = None,
-               weights: WeightsOverride | None = None) -> GpuTable:
-    """Every GPU given (the catalog): fit, headroom and largest context on one card, and the cards
+               weights: WeightsOverride | None = None, margin: int = 0) -> GpuTable:
+    """Every GPU given (the catalog): verdict, headroom and largest context on one card, and the cards
     needed under tensor parallelism; sorted by memory. `engine` defaults as the main command's;
-    `weights` are an imported file's stored tensors (its GGUF type picks llama.cpp)."""
+    `weights` are an imported file's stored tensors (its GGUF type picks llama.cpp); `margin` is
+    kept free of every card (--margin)."""
     req, eng = _imported(req, engine, weights)
     if eng != "transformers":
-        return _engine_gpus(spec, req, gpus, eng)
+        return _engine_gpus(spec, req, gpus, eng, margin)
     r = resolve(spec, req, weights)
     context = req.context or default_context(r)
     est = estimate_resolved(r, context, req.batch, req.beams)
@@ -330,12 +383,14 @@ def which_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: str
     kv_proj = layout(r).kv_proj_bytes
     rows = []
     for g in sorted(gpus, key=lambda g: (g.capacity_bytes, g.id)):
-        vram = g.capacity_bytes
-        rows.append(GpuRow(g.id, g.name, vram, g.bandwidth_gb_s, est.total_bytes <= vram, vram - est.total_bytes,
+        memory = Memory(g.capacity_bytes, None, margin)
+        vram = memory.card_bytes
+        v = judge(est.total_bytes, memory, "transformers")
+        rows.append(GpuRow(g.id, g.name, g.capacity_bytes, g.bandwidth_gb_s, v.fits, v.headroom_bytes,
                            max_context(r, vram, req.batch, req.beams, limit),
                            # Macs are not linked for tensor parallelism: one unified memory each
-                           int(est.total_bytes <= vram) if g.vendor == "apple"
-                           else _min_cards(spec, est, kv_proj, vram, MAX_CARDS)))
+                           int(v.fits) if g.vendor == "apple"
+                           else _min_cards(spec, est, kv_proj, vram, MAX_CARDS), v.status))
     return GpuTable(spec.id, est.dtype, est.kv_dtype, context, req.batch, req.beams, est.total_bytes, limit,
                     tuple(rows))
 
@@ -381,13 +436,13 @@ def sweep_contexts(limit: int, image_tokens: int = 0) -> list[int]:
 
 
 def sweep(spec: AnySpec, req: Request, vram: int | None = None, engine: str | None = None,
-          weights: WeightsOverride | None = None) -> Sweep:
+          weights: WeightsOverride | None = None, gpu_name: str | None = None) -> Sweep:
     """Total memory and its parts at every context of `sweep_contexts`, up to the model's window;
     on `engine` (default as the main command's), the parts are its buffers by kind and the total the
     fullest GPU's bytes."""
     req, eng = _imported(req, engine, weights)
     if eng != "transformers":
-        return _engine_sweep(spec, req, vram, eng)
+        return _engine_sweep(spec, req, vram, eng, gpu_name)
     r = resolve(spec, req, weights)
     limit = context_limit(r, req.context or default_context(r))
     points = []
@@ -401,21 +456,29 @@ def sweep(spec: AnySpec, req: Request, vram: int | None = None, engine: str | No
                  archs.geometry(spec).cache_grows_with_context)
 
 
-def _engine_sweep(spec: AnySpec, req: Request, vram: int | None, engine: str) -> Sweep:
+def _engine_sweep(spec: AnySpec, req: Request, vram: int | None, engine: str, gpu_name: str | None = None) -> Sweep:
+    """The sweep on an engine: each point is the engine's need at that context (vLLM: with max_model_len
+    at that context, its KV for one request, not the pool its share fills: EngineEstimate.need_bytes)."""
     from .engines import engine_estimate, engine_fit
+    from .engines.registry import engine_class
 
+    cls = engine_class(engine)
+    if cls.sized_by_card and vram is None:
+        raise UsageError("vLLM sizes its KV pool from the card: give --gpu or --vram")
     r = resolve(spec, req)
     limit = context_limit(r, req.context or default_context(r))
+    options = engine_options(engine, vram, gpu_name) if vram is not None else None
     points = []
     e = None
     for c in sweep_contexts(limit, r.image_tokens):
-        e = engine_estimate(spec, dataclasses.replace(req, context=c), engine)
-        gpu = e.max_device_bytes
-        points.append(SweepPoint(c, e.kind_bytes("weights", "gpu"), e.kind_bytes("kv_self", "gpu"),
+        e = engine_estimate(spec, dataclasses.replace(req, context=c), engine, options)
+        need = e.need_bytes
+        kv = e.kind_bytes("kv_self", "gpu") + need - e.max_device_bytes  # vLLM: one request's KV, not the pool
+        points.append(SweepPoint(c, e.kind_bytes("weights", "gpu"), kv,
                                  e.kind_bytes("kv_cross", "gpu"), e.kind_bytes("compute", "gpu"),
-                                 e.kind_bytes("overhead", "gpu") + e.kind_bytes("other", "gpu"), gpu,
-                                 None if vram is None else gpu <= vram))
+                                 e.kind_bytes("overhead", "gpu") + e.kind_bytes("other", "gpu"), need,
+                                 None if vram is None else cls.fits_estimate(e, vram)))
     assert e is not None
-    best = None if vram is None else engine_fit(spec, req, engine, None, vram).max_context_tokens
+    best = None if vram is None else engine_fit(spec, req, engine, options, vram).max_context_tokens
     return Sweep(spec.id, e.dtype, e.kv_dtype, req.batch, req.beams, vram, limit, best, tuple(points),
                  archs.geometry(spec).cache_grows_with_context)

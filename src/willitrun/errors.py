@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad arguments, unknown model or GPU, impossible numbers
     SPEC = 3  # a spec file is missing, malformed or invalid
     GPU_DETECTION = 4  # no --gpu/--vram given and no NVIDIA GPU could be queried
+    TIGHT = 5  # fits the card, but not what is free on it now, or the headroom is inside the measured error
     OUTPUT = 74  # the answer could not be written to stdout (a full device, an I/O error): EX_IOERR
     INTERNAL = 70  # a bug: an unexpected exception (EX_SOFTWARE from sysexits.h)
 

@@ -3,14 +3,23 @@ make it fit."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
-from .memory import AnySpec, Estimate, Request, Resolved, default_context, estimate_resolved, resolve
+
+# the searches and the transformers parts live with the arithmetic (engines use them and know no verdict);
+# imported here for the callers that know them as fit.*
+from .memory import AnySpec, Estimate, Request, Resolved, _total, default_context, estimate_resolved, resolve
+from .memory import context_limit as context_limit
+from .memory import estimate_facts as estimate_facts
+from .memory import estimate_parts as estimate_parts
+from .memory import largest as largest
+from .memory import max_context as max_context
 
 if TYPE_CHECKING:
+    from .engines import EngineFit
     from .importers import WeightsOverride
 
 # Weight types, largest first: the `ladder` command's rows and the types tried when suggesting a
@@ -43,85 +52,10 @@ class Fit:
         return self.vram_bytes - self.estimate.total_bytes
 
 
-def estimate_parts(e: Estimate) -> tuple[tuple[str, int, str, str], ...]:
-    """The transformers estimate as buffers (name, bytes, kind, detail), all on GPU 0: the one list
-    engines/transformers.py wraps as an EngineEstimate and the JSON prints as `buffers` (kept here so
-    a plain estimate's JSON does not import the engine profiles)."""
-    parts = [(f"weights: {c.name}", c.bytes, "weights", f"{c.parameters} parameters in {e.dtype}") for c in e.components]
-    parts.append(("self-attention KV cache", e.kv_self_bytes, "kv_self",
-                  f"2 x {e.attention.self_layers} layers x {e.attention.self_width} x {e.context_tokens} positions "
-                  f"x {e.batch_size * e.beams} sequences x {e.kv_dtype}"))
-    if e.kv_cross_bytes:
-        parts.append(("cross-attention KV cache", e.kv_cross_bytes, "kv_cross",
-                      f"2 x {e.attention.cross_layers} layers x {e.attention.cross_width} x "
-                      f"{e.cross_source_tokens} source positions x {e.batch_size * e.beams} sequences"))
-    if e.state_bytes:
-        parts.append(("recurrent state (conv + SSM)", e.state_bytes, "other",
-                      f"conv + SSM state of the state-space layers x {e.batch_size * e.beams} sequences, "
-                      "the same at every context (memory.state_bytes)"))
-    parts.append(("activations (prefill peak)", e.activations_bytes, "compute",
-                  "largest layer's temporaries + last logits in fp32 (memory.activation_bytes)"))
-    parts.append(("runtime overhead", e.overhead_bytes, "overhead",
-                  "CUDA context, cuBLAS, allocator: measured (lm-sys/FastChat#2005, memory.TRANSFORMERS_OVERHEAD_BYTES)"))
-    return tuple(parts)
-
-
-def estimate_facts(e: Estimate) -> dict[str, int | bool | str]:
-    """The transformers profile's engine facts."""
-    return {"batch": e.batch_size, "beams": e.beams, "images": e.images, "cross_source_tokens": e.cross_source_tokens}
-
-
 def ladder_dtypes(spec: AnySpec) -> tuple[str, ...]:
     """LADDER_WEIGHTS with the 16-bit rung in bf16 unless the checkpoint is fp16 (same size; fp32-trained
     models such as T5 overflow in fp16)."""
     return LADDER_WEIGHTS if spec.dtype == "float16" else ("bf16", *LADDER_WEIGHTS[1:])
-
-
-def _total(r: Resolved, context: int, batch: int, beams: int) -> int:
-    return estimate_resolved(r, context, batch, beams).total_bytes
-
-
-def context_limit(r: Resolved, asked: int) -> int:
-    """The largest context searched: the hard limit, else the trained window (raised to the asked
-    context when images alone fill it: 10 LLaVA images are 5,760 positions in a 4,096 window, and an
-    estimate that fits must not report that no context does), else what was asked."""
-    if r.att.hard_limit:
-        return r.att.hard_limit
-    window = r.att.context_window or asked
-    return max(window, asked) if r.image_tokens >= window else window
-
-
-def largest(fits: Callable[[int], bool], lo: int, hi: int, *, grow: bool = False) -> int:
-    """The largest n in [lo, hi] with fits(n), 0 if none: the one search behind every "largest"
-    answer (context, batch, -ngl, --n-cpu-moe, cards) on every engine. `grow` brackets the answer by
-    doubling (lo, lo + 1, lo + 3, lo + 7, ... capped at hi) before bisecting, for a bound far above
-    the usual answer (a batch up to 2^24); otherwise it bisects [lo, hi] at once. Either way at most
-    about 2 log2(hi - lo + 1) + 2 probes. Exact when fits is true up to a point, then false: every
-    engine's bytes never fall as n grows (property tests)."""
-    if lo > hi or not fits(lo):
-        return 0
-    good, bad = lo, hi + 1  # invariant: fits(good); bad is past the end or does not fit
-    if grow:
-        step = 2
-        while good < hi:
-            probe = min(hi, lo - 1 + step)
-            if not fits(probe):
-                bad = probe
-                break
-            good, step = probe, step * 2
-    elif fits(hi):
-        good = hi
-    else:
-        bad = hi
-    while bad - good > 1:
-        mid = (good + bad) // 2
-        good, bad = (mid, bad) if fits(mid) else (good, mid)
-    return good
-
-
-def max_context(r: Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
-    """Largest context in [image tokens + 1, limit] whose transformers total fits (0 if none)."""
-    return largest(lambda n: _total(r, n, batch, beams) <= vram, r.image_tokens + 1, limit)
 
 
 def _gib(n: int) -> str:
@@ -176,3 +110,177 @@ def check_fit(spec: AnySpec, req: Request, vram_bytes: int, device: str,
     n = max_context(r, vram_bytes, req.batch, req.beams, limit)
     hints = () if est.total_bytes <= vram_bytes or not suggest else tuple(suggestions(spec, req, r, est, vram_bytes, weights))
     return Fit(est, device, vram_bytes, n, limit, hints)
+
+
+# --------------------------------------------------------------------------------------------------
+# The verdict: FITS, TIGHT or DOES NOT FIT, against the card and what is free on it now (issue 19 §3)
+# --------------------------------------------------------------------------------------------------
+MIB = 1 << 20
+FITS, TIGHT, DOES_NOT_FIT = "fits", "tight", "does_not_fit"
+
+
+@dataclass(frozen=True)
+class ErrorBand:
+    """How far an engine's estimate has been from measured runs: the largest sum of absolute
+    buffer errors of one run (its total is off by at most this much), over `runs` runs."""
+
+    bytes: int
+    runs: int
+    worst_run: str
+
+
+# Generated from the calibration comparisons (tests/engines/calibration.py over tests/engines/data/
+# measured.yaml and calibration_extra.yaml, the rows docs/accuracy.md prints; informational rows left
+# out); tests/answers/test_verdict.py recomputes this table and prints the new one when the data change.
+# ollama has no measured run of its own (it runs llama.cpp's buffers plus its own layout): no band.
+ERROR_BANDS: dict[str, ErrorBand] = {
+    "whisper.cpp": ErrorBand(30864, 10, "whispercpp-ci-v100-large-v3-turbo-f16"),
+    "transformers": ErrorBand(181584372, 1, "fw-readme-v1.1.0-large-v2-openai-fp16-b5"),
+    "llama.cpp": ErrorBand(24680704, 28, "mtmd-ggufparser44-qwen2.5-vl-fa-on"),
+    "vllm": ErrorBand(49964175, 6, "vllm-pr12126-llama-3.2-11b-vision-bf16-h100-tp1"),
+    "ctranslate2": ErrorBand(626870272, 9, "fw-readme-17a6d83-medium-ctranslate2-3.5-fp16-b5-v100s"),
+}
+
+
+@dataclass(frozen=True)
+class Reserve:
+    """What an engine keeps free of the memory it finds free, beyond the buffers it sizes."""
+
+    bytes: int
+    source: str
+
+
+# Against the memory free now (a detected card), each engine's own reserve. vLLM has none here: its
+# share of the TOTAL is its budget, checked separately (judge). ollama's 457 MiB minimum is already a
+# buffer of its total (engines/ollama.py OLLAMA_MINIMUM_MEMORY_BYTES), so nothing is added twice.
+ENGINE_RESERVES: dict[str, Reserve] = {
+    # llama.cpp common/arg.cpp: `-fitt, --fit-target MiB0,MiB1,...`: "target margin per device for --fit
+    # ... default: 1024" (params.fit_params_target); llama_params_fit keeps that much free on each device
+    "llama.cpp": Reserve(1024 * MIB, "llama.cpp's --fit-target default (common/arg.cpp: 1024 MiB kept free per device)"),
+    "ollama": Reserve(0, "ollama's 457 MiB minimum free memory is a buffer of its total"),
+    "transformers": Reserve(0, "the measured runtime overhead is part of the total"),
+    "whisper.cpp": Reserve(0, "no reserve of its own"),
+    "ctranslate2": Reserve(0, "no reserve of its own"),
+    "vllm": Reserve(0, "vLLM takes its share of the card's total"),
+}
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What an answer is judged against: the card's total (or --vram), what is free on it now when
+    the card was detected (None with --gpu/--vram), and the user's own --margin."""
+
+    total_bytes: int
+    free_bytes: int | None = None
+    margin_bytes: int = 0
+
+    @property
+    def card_bytes(self) -> int:
+        """The card less the user's margin: what every estimate and largest-context search fits into."""
+        return max(self.total_bytes - self.margin_bytes, 0)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # FITS, TIGHT or DOES_NOT_FIT
+    engine: str
+    need_bytes: int  # what the engine needs (vLLM: weights, non-torch, profile peak and one max_model_len request's KV)
+    total_bytes: int  # the card's total (or --vram)
+    free_bytes: int | None  # free now on a detected card; None without detection
+    margin_bytes: int  # --margin
+    reserve_bytes: int  # the engine's own reserve, taken off the free memory
+    reserve_source: str
+    available_bytes: int  # what the need was judged against (free now when known, else the card)
+    headroom_bytes: int  # available - need
+    band: ErrorBand | None
+    reason: str  # one sentence: why TIGHT or DOES NOT FIT ("" when it fits)
+
+    @property
+    def fits(self) -> bool:
+        """It fits the card (FITS or TIGHT)."""
+        return self.status != DOES_NOT_FIT
+
+    @property
+    def label(self) -> str:
+        return {FITS: "FITS", TIGHT: "TIGHT", DOES_NOT_FIT: "DOES NOT FIT"}[self.status]
+
+    @property
+    def exit_code(self) -> int:
+        """0 FITS, 5 TIGHT, 1 DOES NOT FIT (errors.ExitCode; README's table)."""
+        from .errors import ExitCode
+
+        return int({FITS: ExitCode.FITS, TIGHT: ExitCode.TIGHT, DOES_NOT_FIT: ExitCode.DOES_NOT_FIT}[self.status])
+
+
+def worst(codes: Iterable[int]) -> int:
+    """One exit code for several verdicts: 1 if any does not fit, else 5 if any is tight, else 0."""
+    seen = set(codes)
+    return 1 if 1 in seen else 5 if 5 in seen else 0
+
+
+def verdict(f: Fit | EngineFit, memory: Memory | None = None) -> Verdict:
+    """The verdict on a fit: against `memory` (the card, what is free on it, --margin), else the
+    memory the fit was sized for."""
+    memory = memory or Memory(f.vram_bytes)
+    if isinstance(f, Fit):
+        return judge(f.total_bytes, memory, "transformers")
+    e = f.estimate
+    if e.engine == "vllm":
+        return judge(e.need_bytes, memory, "vllm", share_bytes=int(e.facts["usable_bytes"]),
+                     utilization=int(e.facts["gpu_memory_utilization_pct"]) / 100)
+    return judge(f.total_bytes, memory, e.engine)
+
+
+def judge(need: int, memory: Memory, engine: str, *, share_bytes: int | None = None,
+          utilization: float | None = None) -> Verdict:
+    """FITS, TIGHT or DOES NOT FIT. The need must fit the card less --margin (vLLM: its share of the
+    card, `share_bytes`). A detected card's free memory then decides between FITS and TIGHT: the need
+    plus the engine's reserve must fit what is free less --margin; vLLM V1 refuses to start when less
+    than its share is free (vllm/v1/worker/gpu_worker.py `init_device`: "Free memory on device ... on
+    startup is less than desired GPU memory utilization"). Last, headroom inside the engine's
+    measured error band (ERROR_BANDS) is TIGHT."""
+    gib = _gib
+    reserve = ENGINE_RESERVES.get(engine, Reserve(0, "no reserve of its own"))
+    band = ERROR_BANDS.get(engine)
+    card = share_bytes if share_bytes is not None else memory.card_bytes
+    free = memory.free_bytes
+    if need > card:
+        what = (f"vLLM's share ({utilization:.2f}) of {gib(memory.total_bytes)}" if share_bytes is not None and utilization
+                else gib(memory.total_bytes) + (f" less the {gib(memory.margin_bytes)} margin" if memory.margin_bytes else ""))
+        return Verdict(DOES_NOT_FIT, engine, need, memory.total_bytes, free, memory.margin_bytes, 0,
+                       reserve.source, card, card - need, band, f"needs {gib(need - card)} more than {what}")
+    available, reason = card, ""
+    if free is not None:
+        if share_bytes is not None:
+            if free - memory.margin_bytes < share_bytes:
+                reason = (f"vLLM takes {gib(share_bytes)} at start and only {gib(free)} is free now: it refuses to start "
+                          "(lower --gpu-memory-utilization or free memory)")
+        else:
+            now = free - memory.margin_bytes - reserve.bytes
+            available = min(card, now)
+            if need > now:
+                kept = f" less {reserve.source}" if reserve.bytes else ""
+                reason = f"fits the card's {gib(memory.total_bytes)} but not the {gib(free)} free now{kept}"
+    headroom = available - need
+    if not reason and band is not None and headroom < band.bytes:
+        reason = f"the headroom is inside the {engine} estimate's measured error (±{band.bytes / MIB:,.0f} MiB)"
+    return Verdict(TIGHT if reason else FITS, engine, need, memory.total_bytes, free, memory.margin_bytes,
+                   reserve.bytes if share_bytes is None and free is not None else 0, reserve.source, available,
+                   headroom, band, reason)
+
+
+# What each engine's total holds of the runtime beyond its own buffers (the CUDA context, cuBLAS, the
+# allocator), said beside totals that mix engines (ladder) so that they can be compared (issue 19).
+RUNTIME_OVERHEAD: dict[str, str] = {
+    # memory.TRANSFORMERS_OVERHEAD_BYTES, measured (lm-sys/FastChat#2005)
+    "transformers": "totals include a measured 360 MiB CUDA context and allocator (FastChat#2005)",
+    # engines/llamacpp.py: "not in llama.cpp's printed buffers; nvidia-smi shows a few hundred MiB more"
+    "llama.cpp": "totals are its printed buffers; the CUDA context (a few hundred MiB) is not in them",
+    # engines/ollama.py OLLAMA_MINIMUM_MEMORY_BYTES (ollama discover/gpu.go cudaMinimumMemory)
+    "ollama": "totals include ollama's 457 MiB minimum free memory (discover/gpu.go)",
+    # engines/vllm.py: the CUDA context sits in the 1 - gpu_memory_utilization headroom (vLLM PR #12126)
+    "vllm": "totals are what vLLM needs of its utilization share; the CUDA context sits outside it",
+    "whisper.cpp": "totals are its printed buffers; the CUDA context is not in them",
+    # engines/ctranslate2.py CT2_CUDA_OVERHEAD_BYTES, fitted to faster-whisper's README benchmark
+    "ctranslate2": "totals include the measured CUDA overhead (274 MiB on CUDA 12, 504 MiB on CUDA 11)",
+}

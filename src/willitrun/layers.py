@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import archs
-from .archs.base import LayerKV
-from .dtypes import F32, KV_DTYPES
+from .archs.caches import CacheKind
+from .dtypes import KV_DTYPES
 from .memory import Estimate, Resolved, storage_types
 from .tensors import model_tensors
 
@@ -56,33 +56,22 @@ class Layout:
         whole embedding table when tied (an untied embedding is only looked up: one row)."""
         return self.output_bytes + self.tied_bytes
 
-    # per layer, from the geometry: (self-attention cache, cross-attention cache, recurrent state
-    # (conv, SSM) elements per sequence); (None, None, (0, 0)) for an encoder layer
-    caches: tuple[tuple[LayerKV | None, LayerKV | None, tuple[int, int]], ...] = ()
-    ssm_state_f32: bool = False  # the SSM state is float32 whatever the KV type (memory.state_bytes)
+    # per layer, from the geometry: the kinds of cache it keeps (archs/caches.py); () for an encoder layer
+    caches: tuple[tuple[CacheKind, ...], ...] = ()
 
     def kv_per_layer(self, est: Estimate, *, read: bool = False) -> tuple[int, ...]:
-        """Each layer's caches at the estimate's context, from the geometry, times the sequences in
-        the KV type: its self-attention K and V (kv_heads x key_dim, kv_heads x value_dim) for every
-        held position, its cross-attention K and V for every source position, and its recurrent
-        state (conv + SSM). Held positions are the context (the prefill peak, memory.kv_self_bytes)
-        or, with `read`, what one decoding step reads: a sliding or chunked layer min(context, window)
+        """Each layer's caches at the estimate's context, every kind sizing itself (archs/caches.py) for
+        the sequences in the KV type: self-attention K and V for every held position, cross-attention K
+        and V for every source position, recurrent state (conv + SSM, the SSM in float32 where the
+        kind says so). Held positions are the context (the prefill peak, memory.kv_self_bytes) or, with
+        `read`, what one decoding step reads: a sliding or chunked layer min(context, window)
         (speed.kv_self_read). So a model whose layers differ (Gemma 2/3, Cohere2 and gpt-oss local
         layers, Llama 4 chunked ones, Jamba's and Falcon-H1's state and attention layers) puts each
         layer's own bytes on the card holding it; the sum is the estimate's KV + state bytes."""
         storage = KV_DTYPES[est.kv_dtype]
         sequences, context, source = est.batch_size * est.beams, est.context_tokens, est.cross_source_tokens
-        out = []
-        ssm_storage = F32 if self.ssm_state_f32 else storage
-        for skv, ckv, (conv, ssm) in self.caches:
-            b = (storage.nbytes(conv) if conv else 0) + (ssm_storage.nbytes(ssm) if ssm else 0)
-            if skv is not None:
-                held = min(context, skv.window) if read and skv.window is not None else context
-                b += storage.nbytes(skv.key_width * held) + storage.nbytes(skv.value_width * held)
-            if ckv is not None and source:
-                b += storage.nbytes(ckv.key_width * source) + storage.nbytes(ckv.value_width * source)
-            out.append(b * sequences)
-        return tuple(out)
+        return tuple(sum(kind.bytes(context, sequences, storage, source=source, windowed=read) for kind in kinds)
+                     for kinds in self.caches)
 
 
 def layout(r: Resolved) -> Layout:
@@ -122,12 +111,11 @@ def _layout(r: Resolved) -> Layout:
     layers, caches = [], []
     for comp, i in order:
         # an encoder keeps no cache; a decoder layer keeps what the geometry says
-        skv = g.self_kv[i] if comp == "decoder" else None
-        ckv = g.cross_kv[i] if comp == "decoder" else None
-        state = g.ssm_state[i] if comp == "decoder" and i < len(g.ssm_state) else (0, 0)
+        kinds = g.caches[i] if comp == "decoder" else ()
         w = weights[(comp, i)]
-        layers.append(Layer(f"{comp}.{i}", w, w if comp == "decoder" else 0, skv is not None, ckv is not None))
-        caches.append((skv, ckv, state))
+        skv = comp == "decoder" and g.self_kv[i] is not None
+        ckv = comp == "decoder" and g.cross_kv[i] is not None
+        layers.append(Layer(f"{comp}.{i}", w, w if comp == "decoder" else 0, skv, ckv))
+        caches.append(kinds)
     return Layout(tuple(layers), embeddings, output, tied, other,
-                  sum(u.self_kv for u in layers), sum(u.cross_kv for u in layers), kv_proj, tuple(caches),
-                  g.ssm_state_f32)
+                  sum(u.self_kv for u in layers), sum(u.cross_kv for u in layers), kv_proj, tuple(caches))

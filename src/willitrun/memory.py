@@ -7,6 +7,7 @@ Nothing here imports the CLI, rich, or NVML; `estimate()` is the library entry p
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from . import archs, gguf
 from . import limits as L
 from .archs import model_tensors
 from .archs.base import EXPERT_ROLES, LINEAR_ROLES, T5_PRETRAINING_LENGTH, LayerKV, Stage, Tensor, uniform_width
+from .archs.caches import cache_bytes
 from .dtypes import BF16, F16, F32, StorageType, WeightDtype
 from .dtypes import kv_dtype as parse_kv_dtype
 from .dtypes import weight_dtype as parse_weight_dtype
@@ -439,7 +441,9 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
         raise UsageError(f"{spec.id}'s encoder has learned positions for {g.encoder_limit} tokens: "
                          f"--encoder-tokens {encoder_tokens} is impossible")
     per_image = image_tokens_per_image(spec, req.image_size)
-    notes = []
+    # a spec counted without a family (GGUF metadata, the transformers oracle) says so in every estimate
+    provenance = getattr(spec.config, "provenance", None)
+    notes = [provenance] if isinstance(provenance, str) and provenance else []
     components = weight_components(spec, dtype)
     if weights is not None and (req.dtype is None or dtype.name == weights.dtype):
         components = weights.apply(components)
@@ -456,7 +460,10 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
     if req.video_frames:
         if not g.takes_video:
             raise UsageError(f"{spec.id} takes no video (--video-frames {req.video_frames})")
-        video = archs.family(spec).video_tokens(spec, req.video_frames, req.image_size)
+        count_video = archs.family(spec).video_tokens
+        if count_video is None:  # a geometry with takes_video comes from a family that counts video tokens
+            raise UsageError(f"{spec.id} takes no video (--video-frames {req.video_frames})")
+        video = count_video(spec, req.video_frames, req.image_size)
         notes.append(f"video: {req.video_frames} frames -> {video:,} tokens in the context"
                      + ("" if req.image_size else " (frames at the video processor's largest size; --image-size "
                         "sizes them)") + "; the vision tower's activations for the frames are not counted")
@@ -497,8 +504,9 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
         warnings.append(f"context {context} is beyond the model's trained window of {att.context_window} tokens")
     # transformers' beam search expands every input (and so every cache and activation) by num_beams.
     sequences = batch * beams
-    kv_self = kv_self_bytes(att, context, sequences, r.kv)
-    kv_cross = kv_cross_bytes(att, r.source, sequences, r.kv)
+    g = archs.geometry(spec)
+    # every layer's caches by kind (archs/caches.py): each kind sizes itself at the transformers peak
+    kv_self, kv_cross, state = cache_bytes(g.caches, context, r.source, sequences, r.kv)
     act = activation_bytes(spec, context, r.source, r.images, batch, beams, r.dtype.activation_bytes, r.image_size)
     notes = list(r.notes)
     if att.sliding_window and context >= att.sliding_window:
@@ -509,8 +517,6 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
                      "are still held, so the peak counts every position")
     image_kv = kv_self_bytes(att, r.image_tokens, sequences, r.kv) if r.image_tokens else 0
     components = r.components
-    g = archs.geometry(spec)
-    state = state_bytes(spec, sequences, r.kv)
     if state:
         notes.append(f"recurrent state: {g.state_elements:,} elements per sequence (conv + "
                      + ("float32 SSM" if g.ssm_state_f32 else "SSM")
@@ -540,3 +546,81 @@ def estimate(spec: AnySpec, request: Request | None = None, *, weights: WeightsO
     req = request or Request(**kwargs)  # type: ignore[arg-type]
     r = resolve(spec, req, weights)
     return estimate_resolved(r, req.context or default_context(r), req.batch, req.beams)
+
+
+# The searches behind every "largest" answer and the transformers estimate as parts: pure arithmetic,
+# here so that engines (which know no verdict) and fit (the verdict) share one copy.
+
+def estimate_parts(e: Estimate) -> tuple[tuple[str, int, str, str], ...]:
+    """The transformers estimate as buffers (name, bytes, kind, detail), all on GPU 0: the one list
+    engines/transformers.py wraps as an EngineEstimate and the JSON prints as `buffers` (kept in memory
+    so a plain estimate's JSON does not import the engine profiles, and engines need not import fit)."""
+    parts = [(f"weights: {c.name}", c.bytes, "weights", f"{c.parameters} parameters in {e.dtype}") for c in e.components]
+    parts.append(("self-attention KV cache", e.kv_self_bytes, "kv_self",
+                  f"2 x {e.attention.self_layers} layers x {e.attention.self_width} x {e.context_tokens} positions "
+                  f"x {e.batch_size * e.beams} sequences x {e.kv_dtype}"))
+    if e.kv_cross_bytes:
+        parts.append(("cross-attention KV cache", e.kv_cross_bytes, "kv_cross",
+                      f"2 x {e.attention.cross_layers} layers x {e.attention.cross_width} x "
+                      f"{e.cross_source_tokens} source positions x {e.batch_size * e.beams} sequences"))
+    if e.state_bytes:
+        parts.append(("recurrent state (conv + SSM)", e.state_bytes, "other",
+                      f"conv + SSM state of the state-space layers x {e.batch_size * e.beams} sequences, "
+                      "the same at every context (memory.state_bytes)"))
+    parts.append(("activations (prefill peak)", e.activations_bytes, "compute",
+                  "largest layer's temporaries + last logits in fp32 (memory.activation_bytes)"))
+    parts.append(("runtime overhead", e.overhead_bytes, "overhead",
+                  "CUDA context, cuBLAS, allocator: measured (lm-sys/FastChat#2005, memory.TRANSFORMERS_OVERHEAD_BYTES)"))
+    return tuple(parts)
+
+
+def estimate_facts(e: Estimate) -> dict[str, int | bool | str]:
+    """The transformers profile's engine facts."""
+    return {"batch": e.batch_size, "beams": e.beams, "images": e.images, "cross_source_tokens": e.cross_source_tokens}
+
+
+def _total(r: Resolved, context: int, batch: int, beams: int) -> int:
+    return estimate_resolved(r, context, batch, beams).total_bytes
+
+
+def context_limit(r: Resolved, asked: int) -> int:
+    """The largest context searched: the hard limit, else the trained window (raised to the asked
+    context when images alone fill it: 10 LLaVA images are 5,760 positions in a 4,096 window, and an
+    estimate that fits must not report that no context does), else what was asked."""
+    if r.att.hard_limit:
+        return r.att.hard_limit
+    window = r.att.context_window or asked
+    return max(window, asked) if r.image_tokens >= window else window
+
+
+def largest(fits: Callable[[int], bool], lo: int, hi: int, *, grow: bool = False) -> int:
+    """The largest n in [lo, hi] with fits(n), 0 if none: the one search behind every "largest"
+    answer (context, batch, -ngl, --n-cpu-moe, cards) on every engine. `grow` brackets the answer by
+    doubling (lo, lo + 1, lo + 3, lo + 7, ... capped at hi) before bisecting, for a bound far above
+    the usual answer (a batch up to 2^24); otherwise it bisects [lo, hi] at once. Either way at most
+    about 2 log2(hi - lo + 1) + 2 probes. Exact when fits is true up to a point, then false: every
+    engine's bytes never fall as n grows (property tests)."""
+    if lo > hi or not fits(lo):
+        return 0
+    good, bad = lo, hi + 1  # invariant: fits(good); bad is past the end or does not fit
+    if grow:
+        step = 2
+        while good < hi:
+            probe = min(hi, lo - 1 + step)
+            if not fits(probe):
+                bad = probe
+                break
+            good, step = probe, step * 2
+    elif fits(hi):
+        good = hi
+    else:
+        bad = hi
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if fits(mid) else (good, mid)
+    return good
+
+
+def max_context(r: Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
+    """Largest context in [image tokens + 1, limit] whose transformers total fits (0 if none)."""
+    return largest(lambda n: _total(r, n, batch, beams) <= vram, r.image_tokens + 1, limit)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
     from .engines import EngineFit
-    from .fit import Fit
+    from .fit import Fit, Verdict
     from .memory import Estimate
 
 SCHEMA_VERSION = 2  # 2: engine JSON has total_bytes; ladder rows name their engine (docs/json-output.md)
@@ -115,6 +115,67 @@ def size(n: int) -> str:
     return f"{n / MIB:.1f} MiB"
 
 
+def band_text(v: Verdict) -> str:
+    """"measured runs within ±X MiB" of the engine's accuracy table (fit.ERROR_BANDS), or ""."""
+    if v.band is None:
+        return ""
+    runs = f"{v.band.runs} measured run{'s' if v.band.runs != 1 else ''}"
+    return f"{runs} within ±{max(v.band.bytes / MIB, 0.1):,.1f} MiB"
+
+
+def verdict_text(v: Verdict, how: str = "") -> str:
+    """The verdict line, rich markup: FITS / TIGHT / DOES NOT FIT, the need against what it was judged
+    against (free memory beside the card's total when the card was detected), headroom and the measured
+    error band. `how` names the plan that fits ("with 46 of 80 layers on the GPU")."""
+    band = band_text(v)
+    tail = f"; {band}" if band else ""
+    if v.status == "does_not_fit":
+        what = size(v.total_bytes)
+        if v.engine == "vllm":
+            what = f"vLLM's share of {what} ({size(v.available_bytes)})"
+        elif v.margin_bytes:
+            what += f" less the {size(v.margin_bytes)} --margin"
+        return f"[red bold]DOES NOT FIT[/]: needs {size(v.need_bytes)}, {size(-v.headroom_bytes)} more than {what}{tail}."
+    less = ([f"less {size(v.reserve_bytes)} the engine keeps free"] if v.reserve_bytes else []) + \
+        ([f"less the {size(v.margin_bytes)} --margin"] if v.margin_bytes else [])
+    of = size(v.available_bytes)
+    if v.engine == "vllm":  # its budget is its share of the card's total
+        of = f"vLLM's {of} share ({size(v.total_bytes)} card" + (
+            f", {size(v.free_bytes)} free now" if v.free_bytes is not None else "") + ")"
+    elif v.free_bytes is not None and less:
+        of += f" ({size(v.free_bytes)} free now of the {size(v.total_bytes)} card, {', '.join(less)})"
+    elif v.free_bytes is not None:
+        of += f" free now ({size(v.total_bytes)} card)"
+    elif less:
+        of += f" ({size(v.total_bytes)} {', '.join(less)})"
+    label = "[green bold]FITS[/]" if v.status == "fits" else "[yellow bold]TIGHT[/]"
+    head = f"{label}{' ' + how if how else ''}: {size(v.need_bytes)} of {of}, {size(v.headroom_bytes)} headroom"
+    if v.available_bytes > 0 and v.headroom_bytes >= 0:
+        head += f" ({v.headroom_bytes / v.available_bytes:.0%})"
+    reason = f"; {v.reason}" if v.status == "tight" else ""
+    return f"{head}{reason}{tail}."
+
+
+def verdict_dict(v: Verdict) -> dict[str, Any]:
+    """The verdict's JSON keys (docs/json-output.md, "The verdict")."""
+    d: dict[str, Any] = {
+        "verdict": v.status,
+        "need_bytes": v.need_bytes,
+        "card_total_bytes": v.total_bytes,
+        "margin_bytes": v.margin_bytes,
+        "engine_reserve_bytes": v.reserve_bytes,
+        "available_bytes": v.available_bytes,
+        "verdict_headroom_bytes": v.headroom_bytes,
+        "error_band_bytes": v.band.bytes if v.band else 0,
+        "error_band_runs": v.band.runs if v.band else 0,
+        "verdict_reason": v.reason,
+        "exit_code": v.exit_code,
+    }
+    if v.free_bytes is not None:  # a detected card only: every *_bytes key stays an int
+        d["free_bytes"] = v.free_bytes
+    return d
+
+
 # --------------------------------------------------------------------------------------------------
 # JSON
 # --------------------------------------------------------------------------------------------------
@@ -152,11 +213,11 @@ def estimate_dict(e: Estimate) -> dict[str, Any]:
     }
 
 
-def fit_dict(f: Fit, context_bound: bool = True) -> dict[str, Any]:
+def fit_dict(f: Fit, context_bound: bool = True, judged: Verdict | None = None) -> dict[str, Any]:
     """A fit as JSON data (docs/json-output.md); `context_bound` False for a pure state-space model."""
     d: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
     d.update(estimate_dict(f.estimate))
-    from .fit import estimate_facts, estimate_parts
+    from .fit import estimate_facts, estimate_parts, verdict
 
     e = f.estimate
     d.update({
@@ -179,6 +240,7 @@ def fit_dict(f: Fit, context_bound: bool = True) -> dict[str, Any]:
         "context_applies": e.kv_cache,
         "suggestions": list(f.suggestions),
     })
+    d.update(verdict_dict(judged or verdict(f)))
     return d
 
 
@@ -188,78 +250,8 @@ def print_json(data: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# People
+# People: one renderer for every engine (transformers included)
 # --------------------------------------------------------------------------------------------------
-def print_fit(f: Fit, model_name: str, device_name: str, *, verdict: bool = True,
-              chart: RenderableType | None = None, context_bound: bool = True) -> None:
-    """The estimate's table; `chart` right under it; then (unless `verdict` is off: several cards,
-    whose split prints its own) the verdict, the largest context and the suggestions.
-    `context_bound` is False for a pure state-space model (archs Geometry.cache_grows_with_context)."""
-    from rich.table import Table
-
-    out, err = _console("out"), _console("err")
-    e = f.estimate
-    ctx = f"context {e.context_tokens:,} tokens"
-    if e.image_tokens:
-        still = e.image_tokens - e.video_tokens
-        parts = [f"{still:,} image from {e.images} image(s)"] if still else []
-        parts += [f"{e.video_tokens:,} video"] if e.video_tokens else []
-        ctx += f" ({' + '.join(parts)} + {e.text_tokens:,} text)"
-    out.print(f"[bold]{escape(model_name)}[/] ({escape(e.model)}) on [bold]{escape(device_name)}[/] ({size(f.vram_bytes)})")
-    beams = f", {e.beams} beams" if e.beams > 1 else ""
-    if e.kv_cache:
-        out.print(f"{e.dtype} weights, {e.kv_dtype} KV cache, {ctx}, batch {e.batch_size}{beams}")
-    else:
-        out.print(f"{e.dtype} weights, no KV cache, {e.context_tokens:,} text tokens and {e.images} image(s) per input, "
-                  f"batch {e.batch_size}")
-
-    t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    t.add_column("part")
-    t.add_column("parameters", justify="right")
-    t.add_column("memory", justify="right")
-    t.add_column("detail", style="dim")
-    for c in e.components:
-        t.add_row(f"weights: {escape(COMPONENT_LABELS.get(c.name, c.name))}", f"{c.parameters:,}", size(c.bytes), "")
-    att = e.attention
-    seqs = e.batch_size * e.beams
-    per = f" x {seqs} sequences" if seqs > 1 else ""
-    if not e.kv_cache:  # an encoder used alone: no cache exists, so no size is printed for one
-        t.add_row("KV cache", "", "none", att.no_cross_reason)
-    else:
-        t.add_row("self-attention KV cache", "", size(e.kv_self_bytes),
-                  f"{att.self_layers} layers x {e.context_tokens:,} positions{per}"
-                  + (" (prefill peak; see note on the sliding window)" if att.sliding_window
-                     and e.context_tokens >= att.sliding_window else ""))
-        if e.image_kv_bytes:  # a share of the line above, not a part of its own: the column still adds up
-            t.add_row("", "", "", f"of which image tokens: {size(e.image_kv_bytes)} ({e.image_tokens:,} positions)")
-        if att.cross_layers:
-            t.add_row("cross-attention KV cache", "", size(e.kv_cross_bytes),
-                      f"{att.cross_layers} layers x {e.cross_source_tokens:,} {att.cross_source}{per}; "
-                      "fixed, does not grow with output")
-        else:
-            t.add_row("cross-attention KV cache", "", "none", att.no_cross_reason)
-    if e.state_bytes:
-        t.add_row("recurrent state (conv + SSM)", "", size(e.state_bytes),
-                  f"per sequence{per}, the same at every context")
-    t.add_row("activations (prefill peak)" if e.kv_cache else "activations (one pass)", "", size(e.activations_bytes),
-              "largest layer's temporaries + last logits" if e.kv_cache else "largest layer's temporaries (no logits)")
-    t.add_row("runtime overhead", "", size(e.overhead_bytes), "CUDA context, cuBLAS, allocator (measured)")
-    t.add_section()
-    active = (f"; active per token: {e.active_parameters:,}"
-              if e.active_parameters and e.active_parameters != e.parameters else "")
-    t.add_row("[bold]total[/]", f"{e.parameters:,}", f"[bold]{size(e.total_bytes)}[/]", f"of {size(f.vram_bytes)}{active}")
-    out.print(t)
-    if chart is not None:
-        out.print(chart)
-    if verdict:
-        print_verdict(f, context_bound)
-    for n in e.notes:
-        out.print(f"[dim]note: {escape(n)}[/]")
-    for w in e.warnings:
-        err.print(f"[yellow]warning:[/] {escape(w)}")
-    out.print("[dim]Sizes in GiB = 2^30 bytes.[/]")
-
-
 UNBOUNDED_CONTEXT = ("Context: memory does not bound it. No layer caches keys and values; the recurrent state is "
                      "fixed, and only the prefill's activations grow with the prompt.")
 
@@ -269,38 +261,157 @@ NO_CONTEXT = ("Largest context: does not apply. This model is an encoder used al
               "(--max-batch finds the largest batch).")
 
 
-def print_verdict(f: Fit, context_bound: bool = True) -> None:
-    """FITS or DOES NOT FIT, the largest context that fits and the suggestions."""
-    out = _console("out")
+def _transformers_rows(f: Fit) -> list[tuple[str, str, str, str]]:
+    """The transformers breakdown as (part, parameters, memory, detail) rows: the parts of
+    fit.estimate_parts (the `buffers` of its JSON) with the arithmetic a person reads beside them."""
     e = f.estimate
-    if f.fits:
-        out.print(f"[green bold]FITS[/]: {size(e.total_bytes)} of {size(f.vram_bytes)}, {size(f.headroom_bytes)} headroom "
-                  f"({f.headroom_bytes / f.vram_bytes:.0%}).")
+    rows = [(f"weights: {escape(COMPONENT_LABELS.get(c.name, c.name))}", f"{c.parameters:,}", size(c.bytes), "")
+            for c in e.components]
+    att = e.attention
+    seqs = e.batch_size * e.beams
+    per = f" x {seqs} sequences" if seqs > 1 else ""
+    if not e.kv_cache:  # an encoder used alone: no cache exists, so no size is printed for one
+        rows.append(("KV cache", "", "none", att.no_cross_reason))
     else:
-        out.print(f"[red bold]DOES NOT FIT[/]: needs {size(e.total_bytes)}, {size(-f.headroom_bytes)} more than {size(f.vram_bytes)}.")
-    if not e.kv_cache:
-        out.print(NO_CONTEXT)
-    elif not context_bound and f.fits:
-        out.print(UNBOUNDED_CONTEXT)
-    elif f.max_context_tokens:
-        att = e.attention
-        window = att.hard_limit or att.context_window
-        at_limit = (" (the model's window)" if f.max_context_tokens == f.context_limit == window
-                    else " (the images alone fill the model's window)" if f.max_context_tokens == f.context_limit
-                    and window is not None and e.image_tokens >= window else "")
-        out.print(f"Largest context that fits: {f.max_context_tokens:,} tokens{at_limit}.")
-    else:
-        out.print("No context length fits with these settings.")
-    for s in f.suggestions:
-        out.print(f"  try {escape(s)}")
+        rows.append(("self-attention KV cache", "", size(e.kv_self_bytes),
+                     f"{att.self_layers} layers x {e.context_tokens:,} positions{per}"
+                     + (" (prefill peak; see note on the sliding window)" if att.sliding_window
+                        and e.context_tokens >= att.sliding_window else "")))
+        if e.image_kv_bytes:  # a share of the line above, not a part of its own: the column still adds up
+            rows.append(("", "", "", f"of which image tokens: {size(e.image_kv_bytes)} ({e.image_tokens:,} positions)"))
+        if att.cross_layers:
+            rows.append(("cross-attention KV cache", "", size(e.kv_cross_bytes),
+                         f"{att.cross_layers} layers x {e.cross_source_tokens:,} {att.cross_source}{per}; "
+                         "fixed, does not grow with output"))
+        else:
+            rows.append(("cross-attention KV cache", "", "none", att.no_cross_reason))
+    if e.state_bytes:
+        rows.append(("recurrent state (conv + SSM)", "", size(e.state_bytes),
+                     f"per sequence{per}, the same at every context"))
+    rows.append(("activations (prefill peak)" if e.kv_cache else "activations (one pass)", "", size(e.activations_bytes),
+                 "largest layer's temporaries + last logits" if e.kv_cache else "largest layer's temporaries (no logits)"))
+    rows.append(("runtime overhead", "", size(e.overhead_bytes), "CUDA context, cuBLAS, allocator (measured)"))
+    return rows
 
+
+def print_answer(f: Fit | EngineFit, model_name: str, device_name: str, *, context_bound: bool = True,
+                 judged: Verdict | None = None, how: str = "", verdict: bool = True,
+                 chart: RenderableType | None = None, suggestions: tuple[str, ...] | list[str] = ()) -> None:
+    """The one renderer for people, every engine: the header, the breakdown (transformers: its parts
+    with their parameters; an engine: its buffers and where each lives), the total against the card,
+    `chart` under it, then (unless `verdict` is off: several cards, whose split prints its own) the
+    verdict (fit.verdict, or `judged`; `how` names a plan that fits), the largest context, what would
+    fit, the notes and warnings. `context_bound` is False for a pure state-space model."""
+    from rich.table import Table
+
+    from .fit import Fit
+    from .fit import verdict as verdict_of
+
+    out, err = _console("out"), _console("err")
+    t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    if isinstance(f, Fit):
+        e = f.estimate
+        ctx = f"context {e.context_tokens:,} tokens"
+        if e.image_tokens:
+            still = e.image_tokens - e.video_tokens
+            parts = [f"{still:,} image from {e.images} image(s)"] if still else []
+            parts += [f"{e.video_tokens:,} video"] if e.video_tokens else []
+            ctx += f" ({' + '.join(parts)} + {e.text_tokens:,} text)"
+        out.print(f"[bold]{escape(model_name)}[/] ({escape(e.model)}) on [bold]{escape(device_name)}[/] ({size(f.vram_bytes)})")
+        beams = f", {e.beams} beams" if e.beams > 1 else ""
+        out.print(f"{e.dtype} weights, {e.kv_dtype} KV cache, {ctx}, batch {e.batch_size}{beams}" if e.kv_cache else
+                  f"{e.dtype} weights, no KV cache, {e.context_tokens:,} text tokens and {e.images} image(s) per input, "
+                  f"batch {e.batch_size}")
+        for col in ("part", "parameters", "memory", "detail"):
+            t.add_column(col, justify="right" if col in ("parameters", "memory") else "left",
+                         style="dim" if col == "detail" else None)
+        for row in _transformers_rows(f):
+            t.add_row(*row)
+        t.add_section()
+        active = (f"; active per token: {e.active_parameters:,}"
+                  if e.active_parameters and e.active_parameters != e.parameters else "")
+        t.add_row("[bold]total[/]", f"{e.parameters:,}", f"[bold]{size(e.total_bytes)}[/]", f"of {size(f.vram_bytes)}{active}")
+        kv_cache, notes, warnings = e.kv_cache, e.notes, e.warnings
+        suggestions = tuple(suggestions) or f.suggestions
+        footer = "Sizes in GiB = 2^30 bytes."
+    else:
+        g = f.estimate
+        out.print(f"[bold]{escape(model_name)}[/] ({escape(g.model)}) with [bold]{escape(g.engine)}[/] on "
+                  f"[bold]{escape(device_name)}[/] ({size(f.vram_bytes)})")
+        out.print(f"{g.dtype} weights, {g.kv_dtype} KV cache, context {g.context_tokens:,} tokens (KV allocated for {g.n_ctx:,})")
+        for col in ("buffer", "where", "memory", "detail"):
+            t.add_column(col, justify="right" if col == "memory" else "left", style="dim" if col == "detail" else None)
+        for b in g.buffers:
+            t.add_row(escape(b.name), f"GPU{b.device}" if b.placement == "gpu" else "host", size(b.bytes), escape(b.detail))
+        t.add_section()
+        t.add_row("[bold]GPU total[/]" if g.gpus <= 1 else "[bold]fullest GPU[/]", "", f"[bold]{size(g.max_device_bytes)}[/]",
+                  f"of {size(f.vram_bytes)}")
+        if g.host_bytes:
+            t.add_row("host memory", "host", size(g.host_bytes), "system RAM, not GPU memory")
+        kv_cache, notes, warnings = True, g.notes, g.warnings
+        footer = "Sizes in GiB = 2^30 bytes, MiB = 2^20 bytes."
+    out.print(t)
+    if chart is not None:
+        out.print(chart)
+    if verdict:
+        if not isinstance(f, Fit) and f.estimate.engine == "vllm":
+            facts = f.estimate.facts
+            out.print(f"vLLM needs {size(f.total_bytes)} of its {size(int(facts['usable_bytes']))} share for one request "
+                      f"of max_model_len {int(facts['max_model_len']):,}; its KV pool holds {int(facts['kv_tokens']):,} "
+                      "tokens: " + ("the window fits." if f.fits else
+                                    "vLLM refuses to start (lower --context or raise --gpu-memory-utilization)."))
+        out.print(verdict_text(judged or verdict_of(f), how))
+        if not kv_cache:
+            out.print(NO_CONTEXT)
+        elif not context_bound and f.fits:
+            out.print(UNBOUNDED_CONTEXT)
+        elif f.max_context_tokens:
+            out.print(f"Largest context that fits: {f.max_context_tokens:,} tokens{_at_limit(f)}.")
+        elif isinstance(f, Fit):
+            out.print("No context length fits with these settings.")
+        for hint in suggestions:
+            out.print(f"  try {escape(hint)}")
+    for n in notes:
+        out.print(f"[dim]note: {escape(n)}[/]")
+    for w in warnings:
+        err.print(f"[yellow]warning:[/] {escape(w)}")
+    out.print(f"[dim]{footer}[/]")
+
+
+def print_fit(f: Fit, model_name: str, device_name: str, **kwargs: Any) -> None:
+    """print_answer for a transformers fit (the name callers used before the renderers were one)."""
+    print_answer(f, model_name, device_name, **kwargs)
+
+
+def print_engine_fit(f: EngineFit, model_name: str, device_name: str, context_bound: bool = True,
+                     judged: Verdict | None = None, how: str = "") -> None:
+    """print_answer for an engine profile's fit (the name callers used before the renderers were one)."""
+    print_answer(f, model_name, device_name, context_bound=context_bound, judged=judged, how=how)
+
+
+def _at_limit(f: Fit | EngineFit) -> str:
+    """Why the largest context stops where it does, when it is the window itself (transformers)."""
+    from .fit import Fit
+
+    if not isinstance(f, Fit):
+        return ""
+    e = f.estimate
+    att = e.attention
+    window = att.hard_limit or att.context_window
+    if f.max_context_tokens == f.context_limit == window:
+        return " (the model's window)"
+    if f.max_context_tokens == f.context_limit and window is not None and e.image_tokens >= window:
+        return " (the images alone fill the model's window)"
+    return ""
 
 
 # --------------------------------------------------------------------------------------------------
 # Engine profiles
 # --------------------------------------------------------------------------------------------------
-def engine_dict(f: EngineFit, device: str, context_bound: bool = True) -> dict[str, Any]:
+def engine_dict(f: EngineFit, device: str, context_bound: bool = True, judged: Verdict | None = None) -> dict[str, Any]:
     """An engine profile's fit as JSON data (docs/json-output.md, "With an engine profile")."""
+    from .fit import verdict
+
     e = f.estimate
     return {
         "schema_version": SCHEMA_VERSION,
@@ -327,45 +438,33 @@ def engine_dict(f: EngineFit, device: str, context_bound: bool = True) -> dict[s
         "memory_bounds_context": context_bound,
         "notes": list(e.notes),
         "warnings": list(e.warnings),
+        **verdict_dict(judged or verdict(f)),
     }
 
 
-def print_engine_fit(f: EngineFit, model_name: str, device_name: str, context_bound: bool = True) -> None:
-    """An engine profile's buffers, where each lives, and the verdict (`context_bound` as print_fit's)."""
-    from rich.table import Table
+def answer_dict(f: Fit | EngineFit, device: str, context_bound: bool = True, judged: Verdict | None = None) -> dict[str, Any]:
+    """The one JSON writer for an answer (docs/json-output.md): every engine's object has the engine keys
+    (`buffers`, `total_bytes`, `fits`, the verdict keys); transformers adds its breakdown keys."""
+    from .fit import RUNTIME_OVERHEAD, Fit
 
-    out, err = _console("out"), _console("err")
-    e = f.estimate
-    out.print(f"[bold]{escape(model_name)}[/] ({escape(e.model)}) with [bold]{escape(e.engine)}[/] on "
-              f"[bold]{escape(device_name)}[/] ({size(f.vram_bytes)})")
-    out.print(f"{e.dtype} weights, {e.kv_dtype} KV cache, context {e.context_tokens:,} tokens (KV allocated for {e.n_ctx:,})")
-    t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for col, just in (("buffer", "left"), ("where", "left"), ("memory", "right"), ("detail", "left")):
-        t.add_column(col, justify=just, style="dim" if col == "detail" else None)  # type: ignore[arg-type]
-    for b in e.buffers:
-        where = f"GPU{b.device}" if b.placement == "gpu" else "host"
-        t.add_row(escape(b.name), where, size(b.bytes), escape(b.detail))
-    t.add_section()
-    t.add_row("[bold]GPU total[/]" if e.gpus <= 1 else "[bold]fullest GPU[/]", "", f"[bold]{size(e.max_device_bytes)}[/]",
-              f"of {size(f.vram_bytes)}")
-    if e.host_bytes:
-        t.add_row("host memory", "host", size(e.host_bytes), "system RAM, not GPU memory")
-    out.print(t)
-    if e.engine == "vllm":
-        facts = e.facts
-        verdict = (f"vLLM's KV pool holds {int(facts['kv_tokens']):,} tokens; the model's window "
-                   f"({int(facts['max_model_len']):,}) {'fits' if f.fits else 'does NOT fit: vLLM refuses to start'}")
-        out.print(("[green bold]FITS[/]: " if f.fits else "[red bold]DOES NOT FIT[/]: ") + verdict + ".")
-    elif f.fits:
-        out.print(f"[green bold]FITS[/]: {size(e.max_device_bytes)} of {size(f.vram_bytes)}, {size(f.headroom_bytes)} headroom.")
-    else:
-        out.print(f"[red bold]DOES NOT FIT[/]: needs {size(e.max_device_bytes)}, {size(-f.headroom_bytes)} more than {size(f.vram_bytes)}.")
-    if not context_bound and f.fits:
-        out.print(UNBOUNDED_CONTEXT)
-    elif f.max_context_tokens and e.engine != "vllm":
-        out.print(f"Largest context that fits: {f.max_context_tokens:,} tokens.")
-    for n in e.notes:
-        out.print(f"[dim]note: {escape(n)}[/]")
-    for w in e.warnings:
-        err.print(f"[yellow]warning:[/] {escape(w)}")
-    out.print("[dim]Sizes in GiB = 2^30 bytes, MiB = 2^20 bytes.[/]")
+    d = fit_dict(f, context_bound, judged) if isinstance(f, Fit) else engine_dict(f, device, context_bound, judged)
+    d["runtime_overhead"] = RUNTIME_OVERHEAD.get(d["engine"], "")
+    return d
+
+
+def print_launch(argv: list[str], session: list[str] | tuple[str, ...] = (), client: list[str] | None = None) -> None:
+    """The command that runs the model as estimated (engines/registry.py builds the argv), every
+    argument shell-quoted (shlex.join) on one unwrapped line so it can be copied as is; `session`:
+    what to type inside it (ollama's /set parameter lines); `client`: the command that then talks to the
+    launched server (ollama run NAME)."""
+    import shlex
+
+    console = _console("out")
+    console.print("Run it:", style="bold")
+    # safe_text: a control character in a path the user gave prints escaped, never raw to the terminal
+    # (printable text is unchanged, so the line reads back with shlex.split; JSON keeps the exact argv)
+    console.print(f"  {safe_text(shlex.join(argv))}", markup=False, soft_wrap=True)
+    if client:
+        console.print(f"  then: {safe_text(shlex.join(client))}", markup=False, soft_wrap=True)
+    for line in session:
+        console.print(f"  in the session: {safe_text(line)}", markup=False, soft_wrap=True)

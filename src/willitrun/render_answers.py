@@ -29,8 +29,12 @@ def as_dict(obj: Any) -> dict[str, Any]:
 
 
 def ladder_dict(ladder: Ladder, gpu: str, gpu_name: str) -> dict[str, Any]:
+    from .fit import RUNTIME_OVERHEAD
+
     d = {"schema_version": SCHEMA_VERSION, "gpu": gpu, "gpu_name": gpu_name, **as_dict(ladder)}
     d["best"] = as_dict(ladder.best) if ladder.best else None
+    d["runtime_overhead"] = {e: RUNTIME_OVERHEAD[e] for e in dict.fromkeys(r.engine for r in ladder.rows)
+                             if e in RUNTIME_OVERHEAD}
     return d
 
 
@@ -59,7 +63,10 @@ def _table(*columns: str, right: Iterable[str] = ()) -> Table:
     return t
 
 
-def _yes(fits: bool) -> str:
+def _yes(fits: bool, verdict: str = "") -> str:
+    """yes / tight / no: a row's verdict (fit.judge) as the main command would give it."""
+    if verdict == "tight":
+        return "[yellow]tight[/]"
     return "[green]yes[/]" if fits else "[red]no[/]"
 
 
@@ -210,29 +217,46 @@ def speed_view(s: DecodeSpeed, fits: bool = True) -> RenderableType:
 # Commands
 # --------------------------------------------------------------------------------------------------
 def ladder_view(ladder: Ladder, title: str) -> RenderableType:
-    t = _table("weights", "KV", "weights size", "KV size", "total", "fits", "headroom", "max context", "max batch",
-               right=("weights size", "KV size", "total", "headroom", "max context", "max batch"))
+    from .fit import RUNTIME_OVERHEAD
+
+    contexts = {row.context_tokens or ladder.context_tokens for row in ladder.rows}
+    engines = list(dict.fromkeys(row.engine for row in ladder.rows))
+    per_row = len(contexts) > 1
+    cols = ["weights", "KV", *(["context"] if per_row else []),
+            "weights size", "KV size", "total", "fits", "headroom", "max context", "max batch"]
+    t = _table(*cols, right=("context", "weights size", "KV size", "total", "headroom", "max context", "max batch"))
     for row in ladder.rows:
-        t.add_row(row.dtype, row.kv_dtype, size(row.weights_bytes), size(row.kv_bytes), size(row.total_bytes),
-                  _yes(row.fits), size(row.headroom_bytes), _ctx(row.max_context_tokens), f"{row.max_batch:,}",
-                  style=None if row.fits else "dim")
+        t.add_row(row.dtype, row.kv_dtype, *([f"{row.context_tokens or ladder.context_tokens:,}"] if per_row else []),
+                  size(row.weights_bytes), size(row.kv_bytes), size(row.total_bytes),
+                  _yes(row.fits, row.verdict), size(row.headroom_bytes), _ctx(row.max_context_tokens),
+                  f"{row.max_batch:,}", style=None if row.fits else "dim")
     best = ladder.best
     if best:
-        verdict = (f"[green bold]Best that fits[/]: {best.dtype} weights with a {best.kv_dtype} KV cache "
+        label = "[green bold]Best that fits[/]" if best.verdict != "tight" else "[yellow bold]Best that fits, tightly[/]"
+        verdict = (f"{label}: {best.dtype} weights with a {best.kv_dtype} KV cache "
                    f"({size(best.total_bytes)}, largest context {_ctx(best.max_context_tokens)}).")
     else:
         verdict = "[red bold]Nothing on the ladder fits[/] at this context and batch."
-    head = (f"{title}, context {ladder.context_tokens:,}, batch {ladder.batch_size}"
-            + (f", {ladder.beams} beams" if ladder.beams > 1 else ""))
-    return Group(Text(safe(head)), t, Text.from_markup(verdict), Text("Sizes in GiB = 2^30 bytes.", style="dim"))
+    context = f"context {next(iter(contexts)):,}" if not per_row else "each engine's default context"
+    head = (f"{title}, {context}, batch {ladder.batch_size}" + (f", {ladder.beams} beams" if ladder.beams > 1 else ""))
+    # rows of several engines (GGUF types answer on llama.cpp): say which and what each total holds
+    def types(engine: str) -> str:
+        names = list(dict.fromkeys(r.dtype for r in ladder.rows if r.engine == engine))
+        return ", ".join(names) if len(names) < 3 else f"{names[0]} to {names[-1]}"
+
+    notes = [Text(f"{types(e)} on {e}: {RUNTIME_OVERHEAD[e]}.", style="dim")
+             for e in engines if len(engines) > 1 and e in RUNTIME_OVERHEAD]
+    return Group(Text(safe(head)), t, Text.from_markup(verdict), *notes, Text("Sizes in GiB = 2^30 bytes.", style="dim"))
 
 
 def gpus_view(table: GpuTable, model_name: str) -> RenderableType:
     t = _table("gpu", "memory", "fits", "headroom", "max context", "cards (tensor parallel)",
                right=("memory", "headroom", "max context", "cards (tensor parallel)"))
     for row in table.rows:
-        t.add_row(escape(row.gpu), size(row.vram_bytes), _yes(row.fits), size(row.headroom_bytes),
-                  _ctx(row.max_context_tokens), str(row.cards_needed) if row.cards_needed else ("one Mac only" if "Apple" in row.name else f"more than {MAX_CARDS}"),
+        t.add_row(escape(row.gpu), size(row.vram_bytes), _yes(row.fits, row.verdict), size(row.headroom_bytes),
+                  _ctx(row.max_context_tokens), str(row.cards_needed) if row.cards_needed else
+                  ("one Mac only" if "Apple" in row.name else f"more than {MAX_CARDS}"
+                   if table.engine in ("transformers", "llama.cpp", "vllm") else f"{table.engine}: one card"),
                   style=None if row.fits else "dim")
     fitting = sum(r.fits for r in table.rows)
     head = (f"{model_name} ({table.model}): {size(table.total_bytes)} at context {table.context_tokens:,}, batch "

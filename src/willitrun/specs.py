@@ -49,16 +49,19 @@ def _family_class(name: str) -> type | None:
 
 
 if TYPE_CHECKING:
-    # The union the type checker sees (at run time __getattr__ builds it over every family).
+    # The union the type checker sees (at run time __getattr__ builds it over every family). The older
+    # families are named; a family declared on the generic decoder needs no line here (DecoderSpec).
     from .archs.bart import BartSpec
     from .archs.clip import ClipSpec, SiglipSpec
     from .archs.cohere2 import Cohere2Spec
+    from .archs.decoder import DecoderSpec
     from .archs.deepseek import DeepseekSpec
     from .archs.falcon_h1 import FalconH1Spec
     from .archs.florence2 import Florence2Spec
     from .archs.gemma import GemmaSpec
     from .archs.gemma2 import Gemma2Spec
     from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
+    from .archs.generic import GenericSpec
     from .archs.gpt_oss import GptOssSpec
     from .archs.granite import GraniteSpec
     from .archs.granitemoehybrid import GraniteMoeHybridSpec
@@ -91,7 +94,9 @@ if TYPE_CHECKING:
                          GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec,
                          Mamba2Spec, GraniteMoeHybridSpec,
                          ClipSpec, SiglipSpec, Pix2StructSpec, Florence2Spec, VisionEncoderDecoderSpec,
-                         LlavaOnevisionSpec, Idefics3Spec]
+                         LlavaOnevisionSpec, Idefics3Spec, GenericSpec,
+                         # every family declared on the generic decoder (archs/decoder.py) subclasses it
+                         DecoderSpec]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 
 
@@ -169,7 +174,7 @@ MIB = 1 << 20
 class GPUSpec(_Strict):
     id: Id
     name: str = Field(min_length=1)
-    vendor: Literal["nvidia", "amd", "apple"]
+    vendor: Literal["nvidia", "amd", "apple", "intel"]
     segment: Literal["consumer", "workstation", "datacenter", "apple"]
     aliases: list[Annotated[str, Field(pattern=ID_PATTERN)]] = []
     nvml_names: list[str] = []
@@ -180,13 +185,18 @@ class GPUSpec(_Strict):
     bandwidth_gb_s: Annotated[float, Field(gt=0, le=100_000)]
     architecture: str
     gpu_memory_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
+    # one memory shared by CPU and GPU (Apple silicon, DGX Spark's GB10, AMD Strix Halo): layers "offloaded"
+    # to the host stay in the same memory, so offloading frees nothing
+    unified_memory: bool = False
     notes: str | None = None
     sources: dict[str, str]
 
     @model_validator(mode="after")
     def _check(self) -> GPUSpec:
-        if (self.vendor == "apple") != (self.gpu_memory_fraction is not None):
-            raise ValueError("gpu_memory_fraction is required for Apple unified memory and only there")
+        if self.vendor == "apple" and self.gpu_memory_fraction is None:
+            raise ValueError("gpu_memory_fraction is required for Apple unified memory")
+        if self.gpu_memory_fraction is not None and not self.unified:
+            raise ValueError("gpu_memory_fraction applies to unified memory only (Apple, or unified_memory: true)")
         if self.reported_total_mib is not None and not (
             0.85 * self.memory_gib * GIB <= self.reported_total_mib * MIB <= 1.05 * self.memory_gib * GIB
         ):
@@ -203,6 +213,11 @@ class GPUSpec(_Strict):
         if round(self.bandwidth_gb_s * 10**9) < 1:
             out.append(("bandwidth_gb_s", f"{self.bandwidth_gb_s!r} GB/s is less than one byte per second"))
         return out
+
+    @property
+    def unified(self) -> bool:
+        """CPU and GPU share one memory (every Apple chip; others say `unified_memory: true`)."""
+        return self.vendor == "apple" or self.unified_memory
 
     @property
     def capacity_bytes(self) -> int:

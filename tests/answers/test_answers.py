@@ -19,6 +19,7 @@ from willitrun.answers import (
     tensor_split,
     which_gpus,
 )
+from willitrun.fit import TIGHT, verdict
 from willitrun.memory import attention, estimate_resolved, resolve
 
 GiB, MiB = 1 << 30, 1 << 20
@@ -93,8 +94,11 @@ def test_ladder_rows_are_full_estimates(catalog):
         assert row.fits == (row.total_bytes <= vram) and row.headroom_bytes == vram - row.total_bytes
         f = check_fit(spec, Request(dtype=row.dtype, kv_dtype=row.kv_dtype), vram, "t")
         assert row.max_context_tokens == f.max_context_tokens
-    # bf16 with an f16 cache is 205 MiB too big for 16 GiB; an 8-bit cache makes it fit
+        assert row.verdict == verdict(f).status  # the main command's verdict for this type
+    # bf16 with an f16 cache is 205 MiB too big for 16 GiB; an 8-bit cache makes it fit, with 35 MiB left:
+    # inside the transformers profile's measured error (fit.ERROR_BANDS: 173 MiB), so TIGHT
     assert not lad.rows[0].fits and lad.best is lad.rows[1]
+    assert lad.rows[1].verdict == TIGHT and lad.rows[1].headroom_bytes == 36703232 and lad.exit_code == 0
 
 
 def test_ladder_max_context_and_batch_are_exact(catalog):

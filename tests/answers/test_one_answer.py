@@ -77,3 +77,80 @@ def test_ladder_rows_on_llama_cpp_give_the_main_command_max_batch():
     assert row["fits"] and row["max_batch"] >= 1
     _, out = _run("llama-2-7b", "--gpu", "rtx3060", "--dtype", "q8_0", "--max-batch", "--json")
     assert json.loads(out)["max_batch"]["max_batch"] == row["max_batch"]
+
+
+# Every engine through every command (issue 19 §5): the same model, card, engine and options give the
+# same total, verdict and largest context in the main command, `check`, `ladder`, `gpus` and `sweep`.
+# The vLLM row is the issue's own wrong answer: llama-3.1-8b on an RTX 4090 at its 131,072 window does
+# not fit (vLLM's pool holds 45,744 tokens), where `ladder --engine vllm` said it fits at 4,096, `gpus`
+# said "no" with +2.40 GiB headroom and "more than 64" cards, and `sweep --engine vllm --gpu rtx4090`
+# refused ("the GPU's memory is missing").
+EVERY_ENGINE = [
+    ("llama-3.1-8b", "rtx4090", "transformers", []),
+    ("llama-3.1-8b", "rtx2060", "llama.cpp", ["--dtype", "q4_k_m"]),
+    ("llama-2-7b", "rtx4090", "ollama", ["--dtype", "q4_k_m"]),
+    # 24 GiB: ollama's 32,768 default context tier (engines/ollama.py OLLAMA_CONTEXT_TIERS), not the smallest
+    ("llama-3.1-8b", "rtx3090", "ollama", ["--dtype", "q4_k_m"]),
+    ("llama-3.1-8b", "rtx4090", "vllm", []),
+    ("llama-3.1-8b", "a100-80gb", "vllm", []),
+    ("whisper-small", "t4", "whisper.cpp", []),
+    ("whisper-small", "t4", "ctranslate2", []),
+]
+
+
+def _json(*args: str) -> tuple[int, dict]:
+    r = CliRunner().invoke(app, list(args))
+    assert r.exit_code in (0, 1, 5), r.output
+    return r.exit_code, json.loads(r.stdout.splitlines()[0]) if args[0] == "check" else json.loads(r.stdout)
+
+
+@pytest.mark.parametrize(("model", "gpu", "engine", "opts"), EVERY_ENGINE)
+def test_every_engine_gives_one_answer_in_every_command(model, gpu, engine, opts):
+    code, main = _json(model, "--gpu", gpu, "--engine", engine, *opts, "--json")
+    total, verdict, context = main["total_bytes"], main["verdict"], main["max_context_tokens"]
+    assert code == main["exit_code"] == {"fits": 0, "tight": 5, "does_not_fit": 1}[verdict]
+
+    code_check, check = _json("check", model, "--gpu", gpu, "--engine", engine, *opts, "--json")
+    assert (check["total_bytes"], check["verdict"], check["max_context_tokens"]) == (total, verdict, context)
+    assert code_check == code
+
+    _, ladder = _json("ladder", model, "--gpu", gpu, "--engine", engine, "--json")
+    sixteen = ("fp16", "bf16", "float16", "bfloat16")
+    rows = [r for r in ladder["rows"] if r["kv_dtype"] in ("f16", main["kv_dtype"])
+            and (r["dtype"] == main["dtype"] or (main["dtype"] in sixteen and r["dtype"] in sixteen))]
+    assert rows, (main["dtype"], main["kv_dtype"])
+    row = rows[0]
+    assert (row["total_bytes"], row["verdict"], row["max_context_tokens"], row["context_tokens"]) == \
+        (total, verdict, context, main["context_tokens"])
+
+    _, table = _json("gpus", model, "--engine", engine, *opts, "--json")
+    card = next(r for r in table["rows"] if r["gpu"] == gpu)
+    assert (card["verdict"], card["max_context_tokens"], card["fits"]) == (verdict, context, verdict != "does_not_fit")
+    assert card["cards_needed"] >= 1  # one card, or how many (vLLM: -tp N): never "more than 64" for these
+
+    _, sw = _json("sweep", model, "--gpu", gpu, "--engine", engine, *opts, "--json")
+    assert sw["max_context_tokens"] == context
+    point = next((p for p in sw["points"] if p["context_tokens"] == main["context_tokens"]), None)
+    if point is not None:  # the sweep's contexts are 512, 1024, ... and the window
+        assert (point["total_bytes"], point["fits"]) == (total, verdict != "does_not_fit")
+
+
+def test_vllm_on_a_4090_is_the_window_that_does_not_fit():
+    """The figures of issue 19's vLLM case, from one estimate (engines/vllm.py): the main command's 131,072
+    window needs more KV than the pool has (the engine's own warning), so the need is more than vLLM's 0.9
+    share of the card; the largest context is what the pool holds;
+    two cards hold it under tensor parallelism; the warning names --context, a flag willitrun takes."""
+    r = CliRunner().invoke(app, ["llama-3.1-8b", "--gpu", "rtx4090", "--engine", "vllm", "--json"])
+    assert r.exit_code == 1
+    d = json.loads(r.stdout)
+    facts = d["engine_facts"]
+    # the pool's size is the engine profile's arithmetic (45,744 tokens with vllm==0.10.1's; the engine
+    # profile may move with the release modelled): whatever it is, every command reports that figure
+    assert d["context_tokens"] == facts["max_model_len"] == 131072 and d["max_context_tokens"] == facts["kv_tokens"] < 131072
+    share = facts["usable_bytes"]
+    assert share == int(d["vram_bytes"] * 0.9) and d["available_bytes"] == share
+    pool = next(b["bytes"] for b in d["buffers"] if b["kind"] == "kv_self")
+    assert d["need_bytes"] == d["total_bytes"] == d["max_device_bytes"] - pool + facts["kv_needed_bytes"]
+    assert d["need_bytes"] > share and d["verdict"] == "does_not_fit"
+    assert any("lower --context" in w for w in d["warnings"]) and not any("lower --max-model-len" in w for w in d["warnings"])
+    assert any(s.startswith("--gpu 2xrtx4090") for s in d["suggestions"])

@@ -29,10 +29,24 @@ def test_catalog_has_the_seed_models(catalog):
 
 def test_catalog_has_enough_gpus(catalog):
     gpus = catalog.gpus()
-    assert len(gpus) >= 40
+    assert len(gpus) >= 60  # issue 18: at least 60 cards, the ones people buy for local models in 2025-2026
     assert set(GPU_IDS) <= {g.id for g in gpus}
     vendors = {g.vendor for g in gpus}
-    assert vendors == {"nvidia", "amd", "apple"}
+    assert vendors == {"nvidia", "amd", "apple", "intel"}
+    # the cards issue 18 names
+    assert {"dgx-spark", "ryzen-ai-max-395-128gb", "m3-ultra-512gb", "rtx-pro-6000-blackwell", "mi325x", "mi355x",
+            "rx-9070-xt", "arc-b580", "arc-a770-16gb", "tesla-p40", "tesla-p100-16gb", "rtx3090-ti"} <= {g.id for g in gpus}
+
+
+def test_unified_memory_cards(catalog):
+    """CPU and GPU share one memory on Apple chips, DGX Spark and Strix Halo; only there may a spec give the GPU's
+    share, and the capacity a fit is judged against is that share (Strix Halo: 108 of 128 GB, its spec's source)."""
+    halo = catalog.resolve("gpu", "strix-halo")
+    assert halo.unified and halo.capacity_bytes == int(128 * 2**30 * 0.84375)
+    spark = catalog.resolve("gpu", "dgx-spark")
+    assert spark.unified and spark.capacity_bytes == 124610 * 2**20  # CUDA's total, MiaAI-Lab issue 47
+    assert catalog.resolve("gpu", "m3-ultra-512gb").unified
+    assert not catalog.resolve("gpu", "rtx4090").unified
 
 
 @pytest.mark.parametrize(("alias", "model_id"), [("llava-7b", "llava-1.5-7b"), ("llava-13b", "llava-1.5-13b"),
@@ -77,3 +91,20 @@ def test_id_must_match_file_name(tmp_path):
 
     with pytest.raises(SpecError, match=r"rtx9999.yaml:1: id: 'rtx3090' does not match the file name"):
         load_spec(bad, "gpu")
+
+
+def test_gpu_memory_fraction_only_on_unified_memory():
+    """A discrete card's memory is its own: a share of it makes no sense and is refused; on unified memory it is allowed
+    (and required on Apple, whose default Metal share is always below the total)."""
+    from pydantic import ValidationError
+
+    from willitrun.specs import GPUSpec
+
+    base = {"id": "x", "name": "X", "vendor": "nvidia", "segment": "consumer", "memory_gib": 24,
+            "memory_as_stated": "24 GB", "memory_type": "GDDR6", "bandwidth_gb_s": 900.0, "architecture": "A",
+            "sources": {"memory_gib": "test"}}
+    with pytest.raises(ValidationError, match="unified memory only"):
+        GPUSpec(**{**base, "gpu_memory_fraction": 0.5})
+    assert GPUSpec(**{**base, "gpu_memory_fraction": 0.5, "unified_memory": True}).capacity_bytes == 12 * 2**30
+    with pytest.raises(ValidationError, match="required for Apple"):
+        GPUSpec(**{**base, "vendor": "apple", "segment": "apple"})

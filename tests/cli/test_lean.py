@@ -44,6 +44,10 @@ OPTIONS = st.sampled_from([
     ["--gpu-layers", "10"], ["--gpu-memory-utilization", "0.8"], ["--offload"], ["--speed"], ["--max-batch"],
     ["--system-bandwidth", "nan"], ["--system-bandwidth", "50"], ["--no-chart"], ["--flash-attn"],
     ["--no-flash-attn"], ["--split", "layer"], ["--image-size", "672x672"], ["--encoder-tokens", "100"],
+    # the engines' own spellings and the options the lean path now reads from their one declaration
+    ["-ngl", "10"], ["-np", "2"], ["-ub", "128"], ["--max-model-len", "2048"], ["--num-ctx", "1024"], ["-cmoe"],
+    ["--n-cpu-moe", "2"], ["--llamacpp-version", "2024-05"], ["-bo", "2"], ["-nf"], ["-bs", "2"], ["--swa-full"],
+    ["--max-num-seqs", "8"], ["-tp", "2"], ["--no-op-offload"], ["--compute-type", "int8"], ["--cuda", "13"],
 ])
 
 

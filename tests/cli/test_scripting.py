@@ -25,7 +25,7 @@ def documented_keys(section: int = 0) -> dict[str, str]:
     """key -> type from a table in docs/json-output.md (0: the estimate, 1: with an engine profile).
     A row may document several keys (`a`, `b`); an empty type means "as above"."""
     text = (ROOT / "docs" / "json-output.md").read_text().split("## With an engine profile")[section]
-    text = text.split("\n## ")[0]  # up to the next section (check's error rows are documented apart)
+    text = text.split("\n## ")[0]  # up to the next section (`explain --json`, check's error rows: tables of their own)
     keys: dict[str, str] = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -36,7 +36,8 @@ def documented_keys(section: int = 0) -> dict[str, str]:
     return keys
 
 
-TYPES = {"int": int, "str": str, "bool": bool, "list": list, "list of str": list, "dict": dict}
+TYPES = {"int": int, "str": str, "bool": bool, "list": list, "list of str": list, "dict": dict,
+         "list of str or null": (list, type(None))}
 
 
 def test_json_output_matches_the_documented_schema():
@@ -235,14 +236,17 @@ def test_other_numbers_are_bounded(context, size, count):
 
 
 def readme_commands() -> list[list[str]]:
-    """`$ willitrun ...` lines of the README's console blocks that name catalog models (not paths or hf:)."""
+    """`$ willitrun ...` lines of the README's console blocks that name catalog models (not paths, hf:, names
+    found in this machine's caches such as ORG/NAME or qwen3:8b, nor `scan` and `explain`, which read this
+    machine's own models and logs)."""
     import shlex
 
     cmds = []
     for line in (ROOT / "README.md").read_text().splitlines():
         if line.startswith("$ willitrun "):
             args = shlex.split(line[2:].split("#")[0])[1:]
-            if any(a.startswith(("./", "hf:", "/")) for a in args):
+            if any(a.startswith(("./", "hf:", "/")) or "/" in a or ":" in a for a in args) or \
+                    args[:1] in (["scan"], ["explain"]):
                 continue
             cmds.append(args)
     return cmds
@@ -256,7 +260,7 @@ def test_readme_examples_run(tmp_path, monkeypatch):
     for args in cmds:
         r = run(*args)
         assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.exception)
-        assert r.exit_code in (0, 1), (args, r.output)
+        assert r.exit_code in (0, 1, 5), (args, r.output)  # fits, does not fit, tight
 
 
 def test_check_rows_refuse_context_zero(tmp_path):

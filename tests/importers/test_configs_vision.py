@@ -122,9 +122,14 @@ def test_defaults_taken_are_warned():
     assert "vision_use_head" in (spec.notes or "")  # SiglipVisionConfig's default head: said
 
 
+def test_unpoolable_gemma3_default_is_warned_not_refused():
+    # SiglipVisionConfig's defaults (224 px / 16) leave 14 patches a side, which 256 tokens (16 a side) cannot
+    # pool; transformers builds Gemma3ForConditionalGeneration from it all the same (issue 20: warn, not refuse)
+    spec = spec_from_config({"model_type": "gemma3"}, "test")
+    assert "Warning: mm_tokens_per_image (256) is not a square whose side divides the 14 patches" in (spec.notes or "")
+
+
 @pytest.mark.parametrize(("config", "words"), [
-    # SiglipVisionConfig's defaults (224 px / 16) leave 14 patches a side, which 256 tokens (16 a side) cannot pool
-    ({"model_type": "gemma3"}, "mm_tokens_per_image"),
     ({"model_type": "paligemma", "text_config": {"model_type": "llama"}}, "text_config.model_type 'llama'"),
     ({"model_type": "mistral3", "vision_config": {"model_type": "siglip_vision_model"}}, "vision_config.model_type"),
 ])

@@ -198,10 +198,15 @@ MISTRAL_TEST_WINDOW = 4
 # Decoder-only families whose small copy is the full config with fewer layers, a small vocabulary
 # and a narrow MLP (every attention width kept).
 LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "granite",
-              "starcoder2", "cohere2")
+              "starcoder2", "cohere2",
+              # issue 20: the generic decoder's families (DECODER_FAMILIES below)
+              "olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4",
+              "cohere", "stablelm", "phi", "lfm2", "olmo", "apertus", "gpt_neox")
+# (olmoe and granitemoe, the generic decoder's mixture-of-experts families, are in MOE below)
 # Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
 # never enters the cache); expert counts and widths of the full model are counted on `meta`.
-MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama4_text")
+MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama4_text", "olmoe", "granitemoe",
+       "glm4_moe")
 SMALL_EXPERTS, SMALL_EXPERTS_PER_TOKEN, SMALL_EXPERT_FFN = 4, 2, 32
 # Families with sliding layers get a second case whose window (4) is shorter than the prompt (7), so the
 # measured cache shows what transformers holds right after a prefill past the window; their small copy
@@ -565,6 +570,40 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
 }
 
+# issue 20: the llama-shaped families declared on willitrun's generic decoder (archs/decoder.py). Their
+# transformers classes are the ones its auto mappings give the model_type (CONFIG_MAPPING and
+# MODEL_FOR_CAUSAL_LM_MAPPING_NAMES), LlamaModel's module layout (_LM_RULES), and the config class's own
+# default for tie_word_embeddings.
+DECODER_FAMILIES = ("olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4",
+                    "cohere", "stablelm", "phi", "olmoe", "granitemoe", "lfm2", "olmo", "apertus", "gpt_neox",
+                    "glm4_moe")
+# GPTNeoXModel's names (gpt_neox.embed_in, gpt_neox.layers.N, gpt_neox.final_layer_norm)
+_GPT_NEOX_RULES = [(r"gpt_neox\.embed_in\.weight", "embeddings"),
+                   (r"gpt_neox\.(?:layers\.\d+\..+|final_layer_norm\.(?:weight|bias))", "decoder"),
+                   (r"lm_head\.weight", "lm_head")]
+_LFM2_RULES = [*_LM_RULES, (r"model\.embedding_norm\.weight", "decoder")]  # Lfm2Model's norm after the layers
+# PhiModel's final norm is final_layernorm, and PhiForCausalLM's lm_head has a bias
+_STABLELM_RULES = [*_LM_RULES, (r"model\.norm\.bias", "decoder")]  # its final norm is a LayerNorm with a bias
+_PHI_RULES = [*_LM_RULES, (r"model\.final_layernorm\.(?:weight|bias)", "decoder"), (r"lm_head\.bias", "lm_head")]
+# ... of which some have sliding-window layers: a second case with a window shorter than the prompt
+DECODER_SLIDING = ("olmo3", "exaone4")
+
+
+def _auto_causal_lm(model_type: str) -> Architecture:
+    from transformers import CONFIG_MAPPING
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    config_cls = CONFIG_MAPPING[model_type]
+    model_cls = getattr(transformers, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type])
+    tied = bool(config_cls().tie_word_embeddings)
+    rules = {"phi": _PHI_RULES, "stablelm": _STABLELM_RULES, "lfm2": _LFM2_RULES,
+             "gpt_neox": _GPT_NEOX_RULES}.get(model_type, _LM_RULES)
+    return Architecture(config_cls, model_cls, _compile(rules),
+                        lambda m: m.get_input_embeddings().weight, lambda m: m.lm_head.weight, tied)
+
+
+ARCHITECTURES.update({t: _auto_causal_lm(t) for t in DECODER_FAMILIES})
+
 
 def expected_tied(arch: str, cfg: dict[str, Any]) -> bool:
     """Whether the real checkpoint shares its LM head with the token embedding, per its config.json."""
@@ -770,6 +809,11 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
         return _shrink_lm(cfg)
     if arch == "granitemoehybrid":
         return _shrink_granite_hybrid(cfg)
+    if arch == "lfm2":  # one short-convolution layer and one attention layer; widths kept
+        cfg = _shrink_lm(cfg)
+        cfg.pop("full_attn_idxs", None)
+        cfg.update(num_hidden_layers=2, layer_types=["conv", "full_attention"])
+        return cfg
     if arch in SSM:  # state widths (intermediate_size, state_size, conv_kernel) kept; layers and vocab shrunk
         cfg.update(vocab_size=SMALL_VOCAB, num_hidden_layers=SMALL_LAYERS)
         return cfg
@@ -1351,9 +1395,10 @@ def cases_for(arch: str, cfg: dict[str, Any], spec: dict[str, Any] | None = None
         windowed = copy.deepcopy(small)
         windowed["sliding_window" if arch == "gpt_oss" else "attention_chunk_size"] = SLIDING_TEST_WINDOW
         return [("text", small, lm_inputs), (f"sliding_window_{SLIDING_TEST_WINDOW}", windowed, lm_inputs)]
-    if arch in ("llama", "qwen2", "qwen3", "granite") or arch in MOE or arch in SSM:
+    if arch in ("llama", "qwen2", "qwen3", "granite") or arch in MOE or arch in SSM \
+            or (arch in DECODER_FAMILIES and arch not in DECODER_SLIDING):
         return [("text", small, lm_inputs)]
-    if arch in ("gemma2", "gemma3_text", "phi3", "starcoder2", "cohere2"):
+    if arch in ("gemma2", "gemma3_text", "phi3", "starcoder2", "cohere2") or arch in DECODER_SLIDING:
         windowed = copy.deepcopy(small)
         windowed["sliding_window"] = SLIDING_TEST_WINDOW
         return [("text", small, lm_inputs), (f"sliding_window_{SLIDING_TEST_WINDOW}", windowed, lm_inputs)]

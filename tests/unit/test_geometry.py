@@ -3,6 +3,8 @@ every count read from a file must respect (willitrun/limits.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pydantic import ValidationError
 
@@ -27,15 +29,15 @@ def test_geometry_per_layer_roles():
 
 def test_inventory_built_once_per_spec(monkeypatch):
     spec = parse_model_spec(_spec_data("llama-2-7b"))
-    module = archs.family(spec)
+    fam = archs.family(spec)
     calls = []
-    original = module.tensors
+    original = fam.tensors
 
     def counting(s):
         calls.append(s)
         return original(s)
 
-    monkeypatch.setattr(module, "tensors", counting)
+    monkeypatch.setitem(archs._LOADED, archs.FAMILIES[spec.architecture], replace(fam, tensors=counting))
     first = estimate(spec, context=1000)
     for context in (10, 2000, 4096):
         estimate(spec, context=context, dtype="q4_k_m")

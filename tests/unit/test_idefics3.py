@@ -137,8 +137,13 @@ def test_gguf_engines_refuse_by_name(model, name, engine):
 
 
 def test_inconsistent_geometry_is_refused():
-    with pytest.raises(ValidationError, match="scale_factor"):
-        make("idefics3", {"image_size": 364, "patch_size": 14}, 4)  # 26 patches a side: not a multiple of 4
+    # 26 patches a side, not a multiple of 4: transformers builds it (only the pixel shuffle of a forward pass
+    # fails), so it is a warning, not a refusal (issue 20)
+    from willitrun.importers.configs import unusable_values
+
+    spec = make("idefics3", {"image_size": 364, "patch_size": 14}, 4)
+    assert unusable_values(spec) == ["Warning: scale_factor (4) does not divide the 26 patches per side: the "
+                                     "connector's pixel shuffle would fail in a forward pass; sized as written."]
     with pytest.raises(ValidationError, match="max_image_size"):
         make("smolvlm", {"image_size": 512, "patch_size": 16}, 4)  # the processor's default 364 px crops
 

@@ -1,12 +1,12 @@
 """One module per architecture family; this registry maps a spec's `architecture` (and a
 config.json's `model_type`) to it, and computes each spec's geometry and tensor inventory once.
 
-Every family module defines:
-- `ARCHITECTURES` (the `architecture` values it serves) and `SPECS` (architecture -> spec class);
-- `tensors(spec)`: every weight tensor transformers creates, in module order, tied tensors once;
-- `geometry(spec)`: the frozen `Geometry` the arithmetic reads;
-- `stages(spec, context, source, images)`: the activation stages of one prefill;
-- `image_tokens(spec, image_size)` and `cross_source_tokens(spec, images, encoder_tokens)`.
+Every family module ends with `FAMILY = Family(...)` (archs/family.py: the typed contract): its spec
+classes, `tensors(spec)` (every weight tensor transformers creates, in module order, tied tensors once),
+`geometry(spec)` (the frozen `Geometry` the arithmetic reads), `stages(spec, context, source, images)`
+(the activation stages of one prefill), `image_tokens` and `cross_source_tokens`, and what it declares
+for the importers (config.json keys and defaults, safetensors names, GGUF architecture names).
+The table below is the only other place a family is named: it lets start-up load one module, not all.
 See docs/adding-an-architecture.md.
 """
 
@@ -16,10 +16,10 @@ import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from importlib import import_module
-from types import ModuleType
 from typing import Any, TypeVar
 
 from .base import Geometry, LayerKV, Stage, Tensor
+from .family import Family, check_family
 
 # architecture -> module (under willitrun.archs). Modules load on first use (fast start-up).
 FAMILIES: dict[str, str] = {
@@ -42,18 +42,44 @@ FAMILIES: dict[str, str] = {
     "clip": "clip", "siglip": "clip",
     # issue 11: encoder-decoders over images
     "pix2struct": "pix2struct", "florence2": "florence2", "vision-encoder-decoder": "vision_encoder_decoder",
+    # issue 20: a model without a family, described by its GGUF's metadata or measured by transformers
+    "generic": "generic",
+    # issue 20: llama-shaped families declared on the generic decoder (archs/decoder.py)
+    "olmo2": "olmo2", "olmo3": "olmo3", "glm4": "glm4", "smollm3": "smollm3", "seed_oss": "seed_oss",
+    "ernie4_5": "ernie4_5", "hunyuan_v1_dense": "hunyuan_v1_dense", "exaone4": "exaone4",
+    "cohere": "cohere", "stablelm": "stablelm", "phi": "phi", "olmo": "olmo", "apertus": "apertus",
+    "gpt_neox": "gpt_neox",
+    # ... and mixture-of-experts ones (archs/decoder.py: moe_family)
+    "olmoe": "olmoe", "granitemoe": "granitemoe", "glm4_moe": "glm4_moe",
+    # ... and hybrids whose layers keep different kinds of cache (archs/caches.py)
+    "lfm2": "lfm2",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
 
-def family(architecture_or_spec: str | Any) -> ModuleType:
-    """The module of an architecture (or of a spec's architecture)."""
+_LOADED: dict[str, Family[Any]] = {}
+
+
+def family(architecture_or_spec: str | Any) -> Family[Any]:
+    """The family of an architecture (or of a spec's architecture), its module loaded on first use and
+    checked against the contract (archs/family.py: check_family)."""
     arch = architecture_or_spec if isinstance(architecture_or_spec, str) else architecture_or_spec.architecture
-    return import_module(f".{FAMILIES[arch]}", __name__)
+    module = FAMILIES[arch]
+    fam = _LOADED.get(module)
+    if fam is None:
+        mod = import_module(f".{module}", __name__)
+        fam = _LOADED[module] = check_family(vars(mod).get("FAMILY"), mod.__name__,
+                                             (a for a, m in FAMILIES.items() if m == module))
+    return fam
+
+
+def families() -> list[Family[Any]]:
+    """Every family, in registry order (loads every module: for listings and tests, not start-up)."""
+    return [family(arch) for arch in {m: a for a, m in FAMILIES.items()}.values()]
 
 
 def spec_class(architecture: str) -> type:
-    return family(architecture).SPECS[architecture]  # type: ignore[no-any-return]
+    return family(architecture).specs[architecture]
 
 
 T = TypeVar("T")
@@ -108,19 +134,19 @@ def model_tensors(spec: Any) -> list[Tensor]:
 def stages(spec: Any, context: int, source: int, images: int, image_size: tuple[int, int] | None = None) -> list[Stage]:
     """Activation stages of one prefill; `image_size` reaches only families whose vision pass depends on
     it (Qwen2-VL's native resolution)."""
-    mod = family(spec)
-    if image_size is None or not getattr(mod, "STAGES_TAKE_IMAGE_SIZE", False):
-        return mod.stages(spec, context, source, images)  # type: ignore[no-any-return]
-    return mod.stages(spec, context, source, images, image_size=image_size)  # type: ignore[no-any-return]
+    fam = family(spec)
+    if image_size is None or fam.sized_stages is None:
+        return fam.stages(spec, context, source, images)
+    return fam.sized_stages(spec, context, source, images, image_size=image_size)
 
 
 def image_tokens(spec: Any, image_size: tuple[int, int] | None = None) -> int:
-    return family(spec).image_tokens(spec, image_size)  # type: ignore[no-any-return]
+    return family(spec).image_tokens(spec, image_size)
 
 
 def cross_source_tokens(spec: Any, images: int, encoder_tokens: int) -> int:
-    return family(spec).cross_source_tokens(spec, images, encoder_tokens)  # type: ignore[no-any-return]
+    return family(spec).cross_source_tokens(spec, images, encoder_tokens)
 
 
-__all__ = ["ARCHITECTURES", "FAMILIES", "Geometry", "LayerKV", "Stage", "Tensor", "cached", "cross_source_tokens",
-           "family", "geometry", "image_tokens", "model_tensors", "spec_class", "stages"]
+__all__ = ["ARCHITECTURES", "FAMILIES", "Family", "Geometry", "LayerKV", "Stage", "Tensor", "cached", "cross_source_tokens",
+           "families", "family", "geometry", "image_tokens", "model_tensors", "spec_class", "stages"]

@@ -39,6 +39,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("bart", "mbart", "m2m_100", "marian", "pegasus")
 LEARNED_POSITION_OFFSET = 2  # BartLearnedPositionalEmbedding / MBartLearnedPositionalEmbedding: offset = 2
@@ -168,3 +169,6 @@ def image_tokens(spec: BartSpec, image_size: tuple[int, int] | None) -> int:
 
 def cross_source_tokens(spec: BartSpec, images: int, encoder_tokens: int) -> int:
     return encoder_tokens
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

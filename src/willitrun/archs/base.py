@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from math import prod
 from typing import Annotated, Literal
 
 from .. import limits as L
 from ..records import BaseModel, ConfigDict, Field
+from .caches import CacheKind, layer_caches
 
 T5_PRETRAINING_LENGTH = 512  # Raffel et al. 2020, section 3.1.2; n_positions in the T5 v1.0 configs
 ID_PATTERN = r"^[a-z0-9]+(?:[.-][a-z0-9]+)*$"
@@ -242,6 +244,16 @@ class Geometry:
     # kind, no generated tokens and no logits; memory grows with the batch and the images, and a
     # "largest context" means nothing (the text tower's positions are a hard limit, not a cache).
     encoder_only: bool = False
+
+    # Per decoder layer, the kinds of cache it keeps, when the family states them itself (LFM2's short
+    # convolutions); None: derived from self_kv, cross_kv, mla and ssm_state (archs/caches.py: layer_caches)
+    cache_kinds: tuple[tuple[CacheKind, ...], ...] | None = None
+
+    @cached_property
+    def caches(self) -> tuple[tuple[CacheKind, ...], ...]:
+        """Per decoder layer, the kinds of cache it keeps (archs/caches.py): the data every cache size is
+        computed from."""
+        return self.cache_kinds if self.cache_kinds is not None else layer_caches(self)
 
     @property
     def state_elements(self) -> int:

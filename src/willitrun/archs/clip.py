@@ -18,7 +18,7 @@ Components: `embeddings` (the token embedding), `encoder` (the text tower), `vis
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 from ..records import model_validator
 from .base import (
@@ -36,6 +36,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 from .llava import ClipVisionConfig, clip_encoder_layer, clip_vision_tensors
 from .siglip import SiglipVisionConfig
 from .siglip import stage as siglip_stage
@@ -187,3 +188,6 @@ def image_tokens(spec: ClipSpec | SiglipSpec, image_size: tuple[int, int] | None
 
 def cross_source_tokens(spec: ClipSpec | SiglipSpec, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY: Family[Any] = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

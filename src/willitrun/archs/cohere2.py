@@ -13,7 +13,8 @@ from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import Geometry, Layers, ModelSpecBase, Positions
-from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, layer_window, stages, tensors  # noqa: F401
+from .family import Family
+from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, layer_window, stages, tensors
 
 ARCHITECTURES = ("cohere2",)
 
@@ -64,3 +65,6 @@ def geometry(spec: ModelSpecBase) -> Geometry:
 
 image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

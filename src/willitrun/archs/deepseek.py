@@ -33,6 +33,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 from .llama import decoder_geometry, gated_mlp
 from .moe import Experts, MoeConfig, expert_tensors
 
@@ -151,3 +152,6 @@ def image_tokens(spec: ModelSpecBase, image_size: tuple[int, int] | None) -> int
 
 def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from .base import Geometry, HeadDim, Heads, LayerIndex, LayerKV, ModelSpecBase, Stage, Tensor, norm
+from .family import Family
 from .llama import DecoderConfig, attention_tensors, decoder_geometry, gated_mlp, lm_stage
 from .mamba import VLLM_STATE_REFUSAL, State
 from .mamba2 import check_mamba2_heads, conv_channels, mixer_tensors
@@ -119,3 +120,6 @@ def image_tokens(spec: ModelSpecBase, image_size: tuple[int, int] | None) -> int
 
 def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -47,6 +47,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("florence2",)
 Kernel = Annotated[int, Field(ge=0, le=64)]
@@ -262,3 +263,6 @@ def cross_source_tokens(spec: Florence2Spec, images: int, encoder_tokens: int) -
         raise UsageError(f"{spec.id}'s BART encoder has learned positions for {limit} tokens: {image}"
                          f"--encoder-tokens {encoder_tokens} is impossible")
     return source
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

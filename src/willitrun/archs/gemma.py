@@ -9,7 +9,8 @@ from typing import Literal
 
 from . import llama
 from .base import HeadDim, ModelSpecBase
-from .llama import Anatomy, DecoderConfig, stages, tensors  # noqa: F401
+from .family import Family
+from .llama import Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("gemma",)
 GemmaAct = Literal["gelu_pytorch_tanh", "gelu"]
@@ -40,3 +41,6 @@ SPECS = {"gemma": GemmaSpec}
 geometry = llama.geometry
 image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -11,8 +11,9 @@ from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import Geometry, ModelSpecBase, Positions
+from .family import Family
 from .gemma import GemmaConfig
-from .llama import Anatomy, LayerType, check_layer_types, layer_window, stages, tensors  # noqa: F401
+from .llama import Anatomy, LayerType, check_layer_types, layer_window, stages, tensors
 
 ARCHITECTURES = ("gemma2",)
 SoftCap = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
@@ -59,3 +60,6 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     return llama.decoder_geometry(spec.config, spec.architecture, llamacpp_swa=True)  # type: ignore[attr-defined]
 image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

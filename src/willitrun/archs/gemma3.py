@@ -10,11 +10,12 @@ RMSNorm and one projection matrix, placed in the language model's input (self-at
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from ..records import Field, model_validator
+from ..records import Field
 from . import llama, siglip
 from .base import Geometry, Layers, ModelSpecBase, Positions, Stage, Strict, Tensor, TokenId, norm
+from .family import Family
 from .gemma2 import Gemma2Config, SoftCap
 from .llama import Anatomy
 from .siglip import SiglipVisionConfig
@@ -55,15 +56,14 @@ class Gemma3Config(Strict):
     eoi_token_index: TokenId | None = None
     tie_word_embeddings: bool = True
 
-    @model_validator(mode="after")
-    def _check(self) -> Gemma3Config:
-        # Gemma3MultiModalProjector: AvgPool2d(kernel = patches per side / tokens per side)
+    @property
+    def pooling_fits(self) -> bool:
+        """Whether Gemma3MultiModalProjector's AvgPool2d (kernel = patches per side / tokens per side) turns the
+        patches into exactly mm_tokens_per_image tokens. transformers builds the model either way (the pooling
+        fails only in a forward pass), so importers/configs.py warns instead of refusing (issue 20)."""
         side = self.vision_config.image_size // self.vision_config.patch_size
         per_side = int(self.mm_tokens_per_image ** 0.5)
-        if per_side * per_side != self.mm_tokens_per_image or side % per_side:
-            raise ValueError(f"mm_tokens_per_image ({self.mm_tokens_per_image}) must be a square whose side divides "
-                             f"the {side} patches per side")
-        return self
+        return per_side * per_side == self.mm_tokens_per_image and side % per_side == 0
 
 
 class Gemma3Spec(ModelSpecBase):
@@ -126,3 +126,6 @@ def image_tokens(spec: AnyGemma3, image_size: tuple[int, int] | None) -> int:
 
 
 cross_source_tokens = llama.cross_source_tokens
+
+
+FAMILY: Family[Any] = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -17,6 +17,7 @@ from typing import Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from .base import Geometry, ModelSpecBase, Positions, Stage, Tensor, norm
+from .family import Family
 from .llama import LayerType, attention_tensors, check_layer_types, layer_window
 from .mixtral import moe_geometry
 from .moe import Experts, MoeConfig, expert_tensors, moe_stage
@@ -95,3 +96,6 @@ def image_tokens(spec: ModelSpecBase, image_size: tuple[int, int] | None) -> int
 
 def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 from ..records import Field
 from . import llama
 from .base import ModelSpecBase
-from .llama import Anatomy, DecoderConfig, stages, tensors  # noqa: F401
+from .family import Family
+from .llama import Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("granite",)
 Multiplier = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
@@ -41,3 +42,6 @@ SPECS = {"granite": GraniteSpec}
 geometry = llama.geometry
 image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -39,6 +39,7 @@ from .base import (
     TokenId,
     linear,
 )
+from .family import Family
 from .llama import LlamaConfig
 from .siglip import SiglipVisionConfig
 
@@ -91,10 +92,8 @@ class Idefics3Config(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Idefics3Config:
-        side = self.vision_config.image_size // self.vision_config.patch_size
-        if side % self.scale_factor:
-            raise ValueError(f"scale_factor ({self.scale_factor}) does not divide the {side} patches per side "
-                             "(the connector's pixel shuffle)")
+        # A scale_factor that does not divide the patches per side builds in transformers (only the connector's
+        # pixel shuffle fails, in a forward pass): importers/configs.py warns instead of refusing (issue 20).
         if self.text_config.model_type not in (None, "llama"):
             raise ValueError("text_config.model_type: Idefics3 and SmolVLM take a llama text model")
         return self
@@ -212,3 +211,6 @@ def stages(spec: Idefics3Spec, context: int, source: int, images: int,
 
 def cross_source_tokens(spec: Idefics3Spec, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ..records import model_validator
 from .base import (
@@ -32,6 +32,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("llama", "mistral")
 
@@ -50,6 +51,12 @@ class Anatomy:
     gated: bool = True  # gate and up (SwiGLU/GeGLU); False: c_fc and c_proj (StarCoder2)
     mlp_bias: bool = False
     parallel_block: bool = False  # one input norm for attention and MLP (Cohere)
+    pre_norms: bool = True  # input_layernorm and the pre-MLP norm; False: only the sandwich's post norms (OLMo 2)
+    qk_norm_full: bool = False  # the q/k norms span every head (q_norm over heads x head_dim: OLMo 2)
+    qk_norm_bias: bool = False  # the q/k norms are LayerNorms with a bias (Phi)
+    lm_head_bias: bool = False  # the LM head has a bias (Phi: lm_head = nn.Linear(..., bias=True))
+    norm_weights: bool = True  # False: the layer norms hold no parameters (OLMo's OlmoLayerNorm)
+    act_params: int = 0  # learnable scalars of the MLP's activation per layer (Apertus' xIELU: alpha_p, alpha_n)
 
 
 class DecoderConfig(Strict):
@@ -64,6 +71,9 @@ class DecoderConfig(Strict):
     head_dim: HeadDim | None = None  # transformers: None -> hidden_size // num_attention_heads
     max_position_embeddings: Positions
     tie_word_embeddings: bool = False
+    # True where transformers itself builds hidden_size // num_attention_heads heads that do not divide the
+    # width (GLM-4.5's default config: 4096 / 96 -> 42), so such a config is answered, not refused
+    floor_head_dim: ClassVar[bool] = False
 
     @property
     def kv_heads(self) -> int:
@@ -84,7 +94,7 @@ class DecoderConfig(Strict):
     @model_validator(mode="after")
     def _check_shape(self) -> DecoderConfig:
         check_heads(self.num_attention_heads, self.kv_heads, "")
-        if self.head_dim is None and self.hidden_size % self.num_attention_heads:
+        if self.head_dim is None and self.hidden_size % self.num_attention_heads and not self.floor_head_dim:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) is not a multiple of num_attention_heads "
                 f"({self.num_attention_heads}); give head_dim explicitly"
@@ -175,26 +185,34 @@ def decoder_lm(c: DecoderConfig, tied: bool | None = None) -> Iterator[Tensor]:
     yield Tensor("token_embd.weight", "embeddings", (c.vocab_size, h), "token_embd")
     for i in range(c.num_hidden_layers):
         p = f"decoder.{i}"
-        yield from norm(f"{p}.attn_norm", "decoder", h, i, a.norm_bias)
+        if a.pre_norms and a.norm_weights:
+            yield from norm(f"{p}.attn_norm", "decoder", h, i, a.norm_bias)
         yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads,
                                      head_dim=hd, bias=a.qkv_bias, o_bias=a.o_bias, fused=a.fused_qkv)
         if a.qk_norm:
-            yield from norm(f"{p}.attn_q_norm", "decoder", hd, i)
-            yield from norm(f"{p}.attn_k_norm", "decoder", hd, i)
+            yield from norm(f"{p}.attn_q_norm", "decoder", hd * (c.num_attention_heads if a.qk_norm_full else 1), i,
+                            a.qk_norm_bias)
+            yield from norm(f"{p}.attn_k_norm", "decoder", hd * (c.kv_heads if a.qk_norm_full else 1), i,
+                            a.qk_norm_bias)
         if a.sandwich_norms:
             yield from norm(f"{p}.post_attention_norm", "decoder", h, i)
-        if not a.parallel_block:
+        if a.pre_norms and not a.parallel_block and a.norm_weights:
             yield from norm(f"{p}.ffn_norm", "decoder", h, i, a.norm_bias)
         if a.gated:
             yield from gated_mlp(p, "decoder", h, c.intermediate_size, a.mlp_bias, i, a.fused_gate_up)
         else:
             yield from linear(f"{p}.ffn_up", "decoder", c.intermediate_size, h, "ffn_up", a.mlp_bias, i)
             yield from linear(f"{p}.ffn_down", "decoder", h, c.intermediate_size, "ffn_down", a.mlp_bias, i)
+        for k in range(a.act_params):
+            yield Tensor(f"{p}.ffn_act.{k}", "decoder", (1,), "other", i)
         if a.sandwich_norms:
             yield from norm(f"{p}.post_ffw_norm", "decoder", h, i)
-    yield from norm("decoder.output_norm", "decoder", h, None, a.norm_bias)
+    if a.norm_weights:
+        yield from norm("decoder.output_norm", "decoder", h, None, a.norm_bias)
     if not (c.tie_word_embeddings if tied is None else tied):
         yield Tensor("output.weight", "lm_head", (c.vocab_size, h), "output")
+    if a.lm_head_bias:  # its own even when the weight is tied to the embedding
+        yield Tensor("output.bias", "lm_head", (c.vocab_size,), "bias")
 
 
 llama_lm = decoder_lm  # the name tensors.py exported
@@ -260,3 +278,6 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
 
 
 __all__ = ["ARCHITECTURES", "SPECS", "Anatomy", "DecoderConfig", "LlamaConfig", "LlamaSpec"]
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

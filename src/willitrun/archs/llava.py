@@ -29,6 +29,7 @@ from .base import (
     lists_to_tuples,
     norm,
 )
+from .family import Family
 from .llama import LlamaConfig
 
 ARCHITECTURES = ("llava", "llava_next")
@@ -254,3 +255,6 @@ def image_tokens(spec: LlavaSpec, image_size: tuple[int, int] | None) -> int:
 
 def cross_source_tokens(spec: LlavaSpec, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -34,6 +34,7 @@ from .base import (
     linear,
     lists_to_tuples,
 )
+from .family import Family
 from .llava import select_best_resolution, unpadded
 from .qwen2 import Qwen2Config
 from .siglip import SiglipVisionConfig
@@ -198,3 +199,6 @@ def stages(spec: LlavaOnevisionSpec, context: int, source: int, images: int,
 
 def cross_source_tokens(spec: LlavaOnevisionSpec, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages)

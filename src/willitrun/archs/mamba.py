@@ -34,6 +34,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("mamba", "falcon_mamba")
 # vLLM pages Mamba state in its own pool (vllm/v1/kv_cache_interface.py MambaSpec), sized unlike the
@@ -134,3 +135,6 @@ def image_tokens(spec: ModelSpecBase, image_size: tuple[int, int] | None) -> int
 
 def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

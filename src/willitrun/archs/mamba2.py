@@ -40,6 +40,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 from .mamba import VLLM_STATE_REFUSAL, State
 
 ARCHITECTURES = ("mamba2",)
@@ -172,3 +173,6 @@ def image_tokens(spec: ModelSpecBase, image_size: tuple[int, int] | None) -> int
 
 def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -35,6 +35,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 from .llama import LlamaConfig
 
 ARCHITECTURES = ("mistral3",)
@@ -173,3 +174,6 @@ def stages(spec: Mistral3Spec, context: int, source: int, images: int,
 
 def cross_source_tokens(spec: Mistral3Spec, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages)

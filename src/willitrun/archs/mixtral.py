@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Literal
 
 from .base import Geometry, ModelSpecBase, Positions, Stage, Tensor
+from .family import Family
 from .llama import decoder_geometry
 from .moe import Experts, MoeConfig, moe_decoder_lm, moe_stage
 
@@ -68,3 +69,6 @@ def image_tokens(spec: ModelSpecBase, image_size: tuple[int, int] | None) -> int
 
 def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

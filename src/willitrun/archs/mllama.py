@@ -32,6 +32,7 @@ from .base import (
     lists_to_tuples,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("mllama",)
 
@@ -223,3 +224,6 @@ def cross_source_tokens(spec: MllamaSpec, images: int, encoder_tokens: int) -> i
     # MllamaVisionModel outputs max_num_tiles x (patches + 1) positions per image; unused tiles
     # are masked, not dropped, so the keys/values always cover every tile.
     return images * v.max_num_tiles * v.positions_per_tile
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -89,9 +89,9 @@ def moe_decoder_lm(c: MoeConfig) -> Iterator[Tensor]:
         yield from norm(f"{p}.attn_norm", "decoder", h, i)
         yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads,
                                      head_dim=hd, bias=a.qkv_bias, o_bias=a.o_bias)
-        if a.qk_norm:
-            yield from norm(f"{p}.attn_q_norm", "decoder", hd, i)
-            yield from norm(f"{p}.attn_k_norm", "decoder", hd, i)
+        if a.qk_norm:  # per head, or over every head (OLMoE: q_norm over heads x head_dim)
+            yield from norm(f"{p}.attn_q_norm", "decoder", hd * (c.num_attention_heads if a.qk_norm_full else 1), i)
+            yield from norm(f"{p}.attn_k_norm", "decoder", hd * (c.kv_heads if a.qk_norm_full else 1), i)
         yield from norm(f"{p}.ffn_norm", "decoder", h, i)
         if c.is_moe(i):
             yield from expert_tensors(p, "decoder", i, hidden=h, inter=c.expert_width, experts=c.n_experts)

@@ -10,6 +10,7 @@ from typing import Literal
 
 from . import llama, siglip
 from .base import Geometry, Hidden, ModelSpecBase, Stage, Strict, Tensor, TokenId, linear
+from .family import Family
 from .gemma import GemmaConfig
 from .gemma2 import Gemma2Config
 from .siglip import SiglipVisionConfig
@@ -73,3 +74,6 @@ def image_tokens(spec: PaliGemmaSpec, image_size: tuple[int, int] | None) -> int
 
 def cross_source_tokens(spec: PaliGemmaSpec, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -40,6 +40,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("pix2struct",)
 DEFAULT_MAX_PATCHES = 2048  # Pix2StructImageProcessor.max_patches (transformers 5.23 image_processing_pix2struct.py)
@@ -174,3 +175,6 @@ def image_tokens(spec: Pix2StructSpec, image_size: tuple[int, int] | None) -> in
 
 def cross_source_tokens(spec: Pix2StructSpec, images: int, encoder_tokens: int) -> int:
     return encoder_tokens
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -11,6 +11,7 @@ from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import ModelSpecBase, Positions
+from .family import Family
 from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, decoder_geometry, layer_window, stages, tensors  # noqa: F401
 
 ARCHITECTURES = ("qwen2",)
@@ -55,3 +56,6 @@ SPECS = {"qwen2": Qwen2Spec}
 geometry = llama.geometry
 image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -33,6 +33,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 from .llama import Anatomy
 from .qwen2 import SlidingLayers
 
@@ -117,21 +118,24 @@ class QwenVLSpec(ModelSpecBase):
 
     @model_validator(mode="after")
     def _check(self) -> QwenVLSpec:
-        v, t = self.config.vision_config, self.config.text_config
+        v = self.config.vision_config
         if self.architecture == "qwen2_vl":
             if v.embed_dim is None or v.mlp_ratio is None:
                 raise ValueError("qwen2_vl: vision_config needs embed_dim and mlp_ratio")
-            if v.hidden_size != t.hidden_size:
-                raise ValueError("qwen2_vl: vision_config.hidden_size is the merger's output: it must equal "
-                                 "text_config.hidden_size")
         else:
             if v.intermediate_size is None or v.out_hidden_size is None:
                 raise ValueError("qwen2_5_vl: vision_config needs intermediate_size and out_hidden_size")
-            if v.out_hidden_size != t.hidden_size:
-                raise ValueError("qwen2_5_vl: vision_config.out_hidden_size must equal text_config.hidden_size")
         if self.vision_width % v.num_heads:
             raise ValueError("the vision width is not a multiple of vision_config.num_heads")
         return self
+
+    @property
+    def merger_width(self) -> int:
+        """The merger's output width: vision_config.hidden_size (Qwen2-VL) or out_hidden_size (Qwen2.5-VL), as
+        PatchMerger(dim=...) is built. A value other than text_config.hidden_size builds in transformers (only a
+        forward pass fails), so importers/configs.py warns instead of refusing (issue 20)."""
+        v = self.config.vision_config
+        return v.hidden_size if self.architecture == "qwen2_vl" else v.out_hidden_size  # type: ignore[return-value]
 
     @property
     def vision_width(self) -> int:
@@ -175,7 +179,7 @@ def tensors(spec: QwenVLSpec) -> Iterator[Tensor]:
     merged = h * v.spatial_merge_size ** 2
     yield from norm("projector.ln_q", "projector", h, None, bias=not q25)
     yield from linear("projector.mlp.0", "projector", merged, merged, "projector", True, None)
-    yield from linear("projector.mlp.2", "projector", c.text_config.hidden_size, merged, "projector", True, None)
+    yield from linear("projector.mlp.2", "projector", spec.merger_width, merged, "projector", True, None)
     yield from llama.decoder_lm(c.text_config, tied=_tied(c))
 
 
@@ -255,3 +259,6 @@ def stages(spec: QwenVLSpec, context: int, source: int, images: int,
 
 def cross_source_tokens(spec: QwenVLSpec, images: int, encoder_tokens: int) -> int:
     return 0
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages, video_tokens=video_tokens)

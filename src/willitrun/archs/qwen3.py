@@ -8,7 +8,8 @@ from typing import Literal
 
 from . import llama
 from .base import HeadDim, ModelSpecBase
-from .llama import Anatomy, stages, tensors  # noqa: F401
+from .family import Family
+from .llama import Anatomy, stages, tensors
 from .qwen2 import SlidingLayers
 
 ARCHITECTURES = ("qwen3",)
@@ -36,3 +37,6 @@ SPECS = {"qwen3": Qwen3Spec}
 geometry = llama.geometry
 image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

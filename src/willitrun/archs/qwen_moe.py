@@ -8,13 +8,14 @@ models/qwen3_moe/modeling_qwen3_moe.py Qwen3MoeDecoderLayer). Qwen2-MoE adds a s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from .. import limits as L
-from ..records import Field
+from ..records import Field, field_validator
 from .base import Intermediate, LayerIndex, ModelSpecBase, Positions, Stage, Tensor, linear
+from .family import Family
 from .llama import Anatomy, gated_mlp, layer_window
-from .mixtral import cross_source_tokens, image_tokens, moe_geometry  # noqa: F401
+from .mixtral import cross_source_tokens, image_tokens, moe_geometry
 from .moe import Experts, MoeConfig, moe_decoder_lm, moe_stage
 from .qwen2 import SlidingLayers
 
@@ -68,6 +69,12 @@ class Qwen2MoeConfig(QwenMoeFields, SlidingLayers):
     model_type: Literal["qwen2_moe"] | None = None
     hidden_act: Literal["silu"] = "silu"
     shared_expert_intermediate_size: Intermediate
+
+    @field_validator("sliding_window", mode="before")
+    @classmethod
+    def _no_window(cls, value: object) -> object:
+        """Qwen2MoeConfig.__post_init__ saves `sliding_window: 0` when use_sliding_window is false (no window)."""
+        return None if value == 0 else value
     qkv_bias: bool = True
 
     @property
@@ -114,3 +121,6 @@ def geometry(spec: ModelSpecBase):  # type: ignore[no-untyped-def]
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:
     return [moe_stage(spec.config, context)]  # type: ignore[attr-defined]
+
+
+FAMILY: Family[Any] = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

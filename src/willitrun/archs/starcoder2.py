@@ -8,7 +8,8 @@ from typing import Literal
 
 from . import llama
 from .base import Geometry, ModelSpecBase, Positions
-from .llama import Anatomy, DecoderConfig, stages, tensors  # noqa: F401
+from .family import Family
+from .llama import Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("starcoder2",)
 
@@ -49,3 +50,6 @@ def geometry(spec: ModelSpecBase) -> Geometry:
 
 image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -25,6 +25,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("t5", "mt5")
 
@@ -142,3 +143,6 @@ def image_tokens(spec: T5Spec, image_size: tuple[int, int] | None) -> int:
 
 def cross_source_tokens(spec: T5Spec, images: int, encoder_tokens: int) -> int:
     return encoder_tokens
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

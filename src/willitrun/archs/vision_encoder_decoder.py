@@ -40,6 +40,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("vision-encoder-decoder",)
 MAX_STAGES = 8
@@ -209,3 +210,6 @@ def image_tokens(spec: VisionEncoderDecoderSpec, image_size: tuple[int, int] | N
 
 def cross_source_tokens(spec: VisionEncoderDecoderSpec, images: int, encoder_tokens: int) -> int:
     return source_positions(spec)
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -24,6 +24,7 @@ from .base import (
     linear,
     norm,
 )
+from .family import Family
 
 ARCHITECTURES = ("whisper",)
 
@@ -143,3 +144,6 @@ def image_tokens(spec: WhisperSpec, image_size: tuple[int, int] | None) -> int:
 
 def cross_source_tokens(spec: WhisperSpec, images: int, encoder_tokens: int) -> int:
     return spec.config.max_source_positions
+
+
+FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)

@@ -39,17 +39,18 @@ def _cluster(a: Any, cat: Any) -> Any:
 def run_cluster(a: Any, engine: str | None, given: dict[str, Any], spec: Any, req: Any, cat: Any) -> int:
     """Plan, print (or --json: cluster.plan_json) and return the exit code."""
     from ..cluster import plan_json, plan_llamacpp_rpc, plan_vllm
-    from ..engines import LlamaCppOptions, VllmOptions
-    from .estimation import ENGINE_OPTIONS, _flag
+    from ..engines.registry import engine_class
+    from .estimation import _flag
 
-    eng = engine or "vllm"
-    if eng not in ("vllm", "llama.cpp"):
+    cls = engine_class(engine or "vllm")
+    eng = cls.name
+    if cls.multi_card is None:  # tensor-parallel shards (vLLM: Ray) or whole layers per host (llama.cpp: RPC)
         raise UsageError(f"several nodes are planned for vllm (Ray) or llama.cpp (RPC), not {eng}")
     for flag, value in (("--offload", a.offload), ("--speed", a.speed), ("--max-batch", a.max_batch),
                         ("--split", a.split), ("--vram", a.vram)):
         if value:
             raise UsageError(f"{flag} does not apply to a multi-node plan")
-    accepted = ENGINE_OPTIONS[eng]
+    accepted = cls.takes
     wrong = [k for k in given if k not in accepted]
     if wrong:
         raise UsageError(f"{', '.join(_flag(k) for k in wrong)} does not apply to {eng}")
@@ -57,12 +58,12 @@ def run_cluster(a: Any, engine: str | None, given: dict[str, Any], spec: Any, re
 
     check_versions(given)
     cluster = _cluster(a, cat)
-    kwargs = {accepted[k]: v for k, v in given.items()}
-    if eng == "vllm":
-        tp, pp = kwargs.pop("tensor_parallel", None), kwargs.pop("pipeline_parallel", None)
-        plan = plan_vllm(spec, req, cluster, VllmOptions(**kwargs), tp=tp, pp=pp)
+    if cls.multi_card == "tensor":
+        tp, pp = given.get("tensor_parallel_size"), given.get("pipeline_parallel_size")
+        rest = {k: v for k, v in given.items() if k not in ("tensor_parallel_size", "pipeline_parallel_size")}
+        plan = plan_vllm(spec, req, cluster, cls.make_options(rest), tp=tp, pp=pp)
     else:
-        plan = plan_llamacpp_rpc(spec, req, cluster, LlamaCppOptions(**kwargs))
+        plan = plan_llamacpp_rpc(spec, req, cluster, cls.make_options(given))
     if not a.quiet:
         if a.json_out:
             from ..render import print_json

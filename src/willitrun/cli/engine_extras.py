@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from ..engines.registry import engine_class
 from ..errors import UsageError
 from .extras import Extras
 from .parse import BOUNDS
@@ -19,10 +20,11 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
                   offload: bool, speed: bool, max_batch: bool, system_bandwidth_gb_s: float | None) -> Extras:
     """--offload (llama.cpp -ngl: the most layers that fit), --max-batch (the most sequences that fit
     at the context) and --speed (the decode bound) on `engine`'s buffers."""
-    from ..fit import largest
+    from ..memory import largest
     from ..speed import SYSTEM_BANDWIDTH_BYTES_S, engine_speed
     from .estimation import engine_fit
 
+    cls = engine_class(engine)
     x = Extras()
     moe = int(given.get("n_cpu_moe") or 0)
     if system_bandwidth_gb_s is not None and not ((offload or moe) and speed):
@@ -33,7 +35,7 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
     vram = fit.vram_bytes
     est = fit.estimate
     if offload:
-        if engine not in ("llama.cpp", "ollama"):
+        if not cls.places_layers:
             raise UsageError(f"--offload places layers as llama.cpp's -ngl does: use --engine llama.cpp, not {engine}")
         if "gpu_layers" in given:
             raise UsageError("--offload searches --gpu-layers itself: give one or the other")
@@ -47,15 +49,18 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
         x.data["engine_offload"] = {"gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": ngl > n_layer,
                              "gpu_bytes": at.max_device_bytes, "host_bytes": at.host_bytes,
                              "fits": ngl > 0 or at.max_device_bytes <= vram}
-        x.views.append(_offload_view(ngl, n_layer, at.max_device_bytes, at.host_bytes, vram, engine))
+        x.views.append(_offload_view(ngl, n_layer, at.max_device_bytes, at.host_bytes, vram, cls.layers_flag))
+        if not fit.fits and at.max_device_bytes <= vram:  # the plan printed is the answer (issue 19 §5)
+            x.plan_need = at.max_device_bytes
+            x.plan_how = f"with {ngl} of {n_layer + 1} layers on the GPU ({cls.layers_flag} {ngl})"
         est = at
-    if (engine == "llama.cpp" and not fit.fits and len(cards) <= 1 and not offload and "n_cpu_moe" not in given
+    if ("n_cpu_moe" in cls.takes and not fit.fits and len(cards) <= 1 and not offload and "n_cpu_moe" not in given
             and "gpu_layers" not in given):
-        _expert_offload(spec, req, given, vram, x)
+        _expert_offload(spec, req, engine, given, vram, x)
     if max_batch:
-        if engine not in ("llama.cpp", "ollama"):
+        if not cls.places_layers:
             raise UsageError(f"--max-batch: {engine} sizes its own batch"
-                             + (" (give --max-num-seqs)" if engine == "vllm" else ""))
+                             + (" (give --max-num-seqs)" if "max_num_seqs" in cls.takes else ""))
         context = est.context_tokens // max(req.batch, 1)
         opts = {k: v for k, v in given.items() if k != "parallel"}
 
@@ -83,7 +88,7 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
 
         # a token reads only its routed experts, not every buffer byte: llama.cpp on one card with every
         # layer on it (--n-cpu-moe moves only experts); other layouts keep the buffer-by-buffer bound
-        if (engine in ("llama.cpp", "ollama") and len(cards) == 1 and not offload and "gpu_layers" not in given
+        if (cls.places_layers and len(cards) == 1 and not offload and "gpu_layers" not in given
                 and geometry(spec).experts):
             from ..layers import layout
             from ..memory import estimate, resolve
@@ -100,10 +105,9 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
     return x
 
 
-def _offload_view(ngl: int, n_layer: int, gpu: int, host: int, vram: int, engine: str) -> str:
+def _offload_view(ngl: int, n_layer: int, gpu: int, host: int, vram: int, flag: str) -> str:
     from ..render import size
 
-    flag = "-ngl" if engine == "llama.cpp" else "num_gpu"
     if ngl > n_layer:
         return f"Offload: everything fits on the GPU ({flag} {ngl}: {n_layer} layers and the output layer)."
     if ngl == 0 and gpu > vram:
@@ -112,11 +116,11 @@ def _offload_view(ngl: int, n_layer: int, gpu: int, host: int, vram: int, engine
             f"{size(host)} in system memory.")
 
 
-def _expert_offload(spec: Any, req: Any, given: dict[str, Any], vram: int, x: Extras) -> None:
+def _expert_offload(spec: Any, req: Any, engine: str, given: dict[str, Any], vram: int, x: Extras) -> None:
     """A mixture-of-experts model that does not fit: the fewest --n-cpu-moe layers that make it fit
     (bisection: moving more layers' experts to host memory never adds GPU bytes)."""
     from ..archs import geometry
-    from ..fit import largest
+    from ..memory import largest
     from ..render import size
     from .estimation import engine_fit
 
@@ -126,7 +130,7 @@ def _expert_offload(spec: Any, req: Any, given: dict[str, Any], vram: int, x: Ex
     n_layer = g.decoder_layers
 
     def at_layers(n: int) -> Any:
-        return engine_fit(spec, req, "llama.cpp", {**given, "n_cpu_moe": n}, vram, search=False)
+        return engine_fit(spec, req, engine, {**given, "n_cpu_moe": n}, vram, search=False)
 
     last_over = largest(lambda n: at_layers(n).max_device_bytes > vram, 0, n_layer)
     n = last_over + 1
@@ -139,3 +143,57 @@ def _expert_offload(spec: Any, req: Any, given: dict[str, Any], vram: int, x: Ex
                                 "host_bytes": at.host_bytes}
     x.views.append(f"  try --n-cpu-moe {n} (the experts of layers 0..{n - 1} in host memory): {size(at.max_device_bytes)} "
                    f"on the GPU, {size(at.host_bytes)} in system memory.")
+
+
+def engine_suggestions(spec: Any, req: Any, engine: str, given: dict[str, Any], vram: int, device: str) -> list[str]:
+    """What would make an engine answer that does not fit one card fit (issue 19 §5: "when no single
+    change fits, say what would"): partial offload (llama.cpp, ollama), more of the same card
+    (llama.cpp's layer split, vLLM's tensor parallelism), a smaller weight type. Each is a probe of the
+    same estimate with one setting changed (engine_fit(search=False)), the first that fits."""
+    from ..fit import ladder_dtypes, largest
+    from ..limits import MAX_CARDS
+    from .estimation import engine_fit
+
+    def need(opts: dict[str, Any], r: Any = req) -> int:
+        return int(engine_fit(spec, r, engine, opts, vram, search=False).need_bytes)
+
+    def fits(opts: dict[str, Any], r: Any = req) -> bool:
+        try:
+            e = engine_fit(spec, r, engine, opts, vram, search=False)
+        except UsageError:
+            return False
+        return cls.fits_estimate(e, vram)
+
+    cls = engine_class(engine)
+    out: list[str] = []
+    base = engine_fit(spec, req, engine, given, vram, search=False)
+    if cls.places_layers and "gpu_layers" not in given and given.get("gpus", 1) == 1:
+        layers = int(base.facts.get("n_layer", 0))
+        ngl = largest(lambda n: need({**given, "gpu_layers": n}) <= vram, 0, layers) if layers else 0
+        if ngl:
+            out.append(f"--offload: {ngl} of {layers + 1} layers on the GPU fit "
+                       f"({cls.layers_flag} {ngl}), the rest in system memory")
+    cards_opt = {"layers": "gpus", "tensor": "tensor_parallel_size", None: None}[cls.multi_card]
+    if cards_opt and cards_opt not in given and given.get("gpus", 1) == 1:
+        n = next((k for k in range(2, MAX_CARDS + 1) if fits({**given, cards_opt: k})), 0)
+        card = device if device not in ("vram", "") and ":" not in device else "CARD"
+        if n:
+            out.append(f"--gpu {n}x{card}: {n} of these cards fit ({cls.cards_note(n)})")
+        else:
+            out.append(f"no count of these cards up to {MAX_CARDS} fits")
+    from ..dtypes import WEIGHT_DTYPES
+
+    dtype = req.dtype or base.dtype
+    current = WEIGHT_DTYPES.get(dtype)
+    for name in ladder_dtypes(spec):
+        cand = WEIGHT_DTYPES[name]
+        if name == dtype or (current is not None and cand.storage.bits_per_element >= current.storage.bits_per_element):
+            continue
+        # the types the engine loads: GGUF files on llama.cpp and ollama, checkpoints on vLLM; the speech
+        # engines' types are their own options (--compute-type, the ggml file)
+        if not cls.loads_dtype(name):
+            continue
+        if fits(given, replace(req, dtype=name)):
+            out.append(f"--dtype {name} fits on one card")
+            break
+    return out

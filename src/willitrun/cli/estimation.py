@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..engines.options import OPTION, OPTIONS, option_echo
 from ..errors import ExitCode, UsageError
 from . import parse
 from .models import devices, request, resolve_model_arg
@@ -17,11 +18,13 @@ from .models import devices, request, resolve_model_arg
 
 @dataclass
 class EstimateArgs:
-    """The estimate command's options as typed (text, so cli/parse.py bounds every number)."""
+    """The estimate command's options as typed (text, so cli/parse.py bounds every number); the
+    engine options are declared once in engines/registry.py and arrive in `options`."""
 
     model: str
     gpu: list[str] | None = None
     vram: str | None = None
+    margin: str | None = None
     context: str | None = None
     batch: str = "1"
     dtype: str | None = None
@@ -38,29 +41,8 @@ class EstimateArgs:
     max_batch: bool = False
     no_chart: bool = False
     engine: str | None = None
-    ubatch: str | None = None
-    flash_attn: bool | None = None
-    parallel: str | None = None
-    gpu_layers: str | None = None
-    gpu_memory_utilization: str | None = None
-    op_offload: bool | None = None
-    llamacpp_version: str | None = None
-    swa_full: bool = False
-    max_num_seqs: str | None = None
-    max_num_batched_tokens: str | None = None
-    vllm_version: str | None = None
-    tensor_parallel_size: str | None = None
-    pipeline_parallel_size: str | None = None
-    data_parallel_size: str | None = None
-    enable_expert_parallel: bool = False
-    disable_hybrid_kv_cache_manager: bool = False
-    n_cpu_moe: str | None = None
-    cpu_moe: bool = False
-    whisper_version: str | None = None
-    best_of: str | None = None
-    no_fallback: bool = False
-    compute_type: str | None = None
-    cuda: str | None = None
+    # the engine options as typed, keyed by engines/registry.py Option.key (None or absent: not given)
+    options: dict[str, Any] = field(default_factory=dict)
     gpus_per_node: str | None = None
     cluster: Path | None = None
     json_out: bool = False
@@ -68,28 +50,18 @@ class EstimateArgs:
     specs_dir: list[Path] | None = field(default=None)
 
 
-# Which engine takes which option: (option name, the engine's options field). --beams and --batch are
-# the request's for every engine; the speech engines also take them as their own (beam_size, batch_size).
-ENGINE_OPTIONS = {
-    "llama.cpp": {"ubatch": "n_ubatch", "flash_attn": "flash_attn", "parallel": "parallel", "gpu_layers": "gpu_layers",
-                  "op_offload": "op_offload", "llamacpp_version": "version", "swa_full": "swa_full",
-                  "n_cpu_moe": "n_cpu_moe", "cpu_moe": "cpu_moe"},
-    "ollama": {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu",
-               "llamacpp_version": "version"},
-    "whisper.cpp": {"flash_attn": "flash_attn", "whisper_version": "version", "best_of": "best_of",
-                    "no_fallback": "temperature_fallback", "beams": "beam_size"},
-    "ctranslate2": {"compute_type": "compute_type", "best_of": "best_of", "no_fallback": "temperature_fallback",
-                    "beams": "beam_size", "cuda": "cuda"},
-    "vllm": {"gpu_memory_utilization": "gpu_memory_utilization", "max_num_seqs": "max_num_seqs",
-             "max_num_batched_tokens": "max_num_batched_tokens", "vllm_version": "version",
-             "tensor_parallel_size": "tensor_parallel", "pipeline_parallel_size": "pipeline_parallel",
-             "data_parallel_size": "data_parallel", "enable_expert_parallel": "expert_parallel",
-             "disable_hybrid_kv_cache_manager": "disable_hybrid_kv_cache_manager"},
-}
+# Which engine takes which option (engines/registry.py: each engine class's `takes`, CLI key -> its
+# options field). --beams and --batch are the request's for every engine; the speech engines also take
+# them as their own (beam_size, batch_size).
+def engine_options_table() -> dict[str, Any]:
+    """engine -> {CLI key: its options field} (engines/registry.py, loaded when an engine is in play)."""
+    from ..engines.registry import REGISTRY
+
+    return {e.name: e.takes for e in REGISTRY.values() if e.takes}
 
 
 def _flag(name: str) -> str:
-    return f"--{name.replace('_', '-')}"
+    return OPTION[name].flag if name in OPTION else f"--{name.replace('_', '-')}"
 
 
 def _flags(names: Any) -> str:
@@ -99,27 +71,26 @@ def _flags(names: Any) -> str:
 
 
 def _engine_options(a: EstimateArgs) -> dict[str, Any]:
-    """The engine options given, parsed and bounded."""
-    given = {"ubatch": parse.whole("--ubatch", a.ubatch), "flash_attn": a.flash_attn,
-             "parallel": parse.whole("--parallel", a.parallel), "gpu_layers": parse.whole("--gpu-layers", a.gpu_layers),
-             "gpu_memory_utilization": parse.decimal("--gpu-memory-utilization", a.gpu_memory_utilization),
-             "op_offload": a.op_offload, "llamacpp_version": a.llamacpp_version, "swa_full": a.swa_full or None,
-             "max_num_seqs": parse.whole("--max-num-seqs", a.max_num_seqs),
-             "max_num_batched_tokens": parse.whole("--max-num-batched-tokens", a.max_num_batched_tokens),
-             "vllm_version": a.vllm_version,
-             "tensor_parallel_size": parse.whole("--tensor-parallel-size", a.tensor_parallel_size),
-             "pipeline_parallel_size": parse.whole("--pipeline-parallel-size", a.pipeline_parallel_size),
-             "data_parallel_size": parse.whole("--data-parallel-size", a.data_parallel_size),
-             "enable_expert_parallel": a.enable_expert_parallel or None,
-             "disable_hybrid_kv_cache_manager": a.disable_hybrid_kv_cache_manager or None,
-             "n_cpu_moe": parse.whole("--n-cpu-moe", a.n_cpu_moe), "whisper_version": a.whisper_version,
-             "best_of": parse.whole("--best-of", a.best_of), "no_fallback": a.no_fallback or None,
-             "compute_type": a.compute_type, "cuda": _cuda(a.cuda)}
-    if a.cpu_moe:
-        if given["n_cpu_moe"] is not None:
+    """The engine options given, parsed and bounded as their declarations say, in declared order."""
+    given: dict[str, Any] = {}
+    for o in OPTIONS:
+        raw = a.options.get(o.key)
+        if raw is None or (raw is False and o.kind == "switch"):
+            continue
+        if o.kind == "int":
+            given[o.key] = parse.whole(o.flag, raw)
+        elif o.kind == "decimal":
+            given[o.key] = parse.decimal(o.flag, raw)
+        elif o.choices:
+            given[o.key] = _choice(o, raw)
+        else:
+            given[o.key] = raw
+    if given.get("cpu_moe"):
+        if given.get("n_cpu_moe") is not None:
             raise UsageError("--cpu-moe keeps the experts of every layer in host memory: give it or --n-cpu-moe N, not both")
         given["n_cpu_moe"] = CPU_MOE_ALL
-    return {k: v for k, v in given.items() if v is not None}
+        del given["cpu_moe"]
+    return given
 
 
 # --cpu-moe: every layer's experts (llama.cpp -cmoe); LlamaCppOptions.n_cpu_moe counts min(N, layers),
@@ -127,18 +98,18 @@ def _engine_options(a: EstimateArgs) -> dict[str, Any]:
 CPU_MOE_ALL = 1 << 30
 
 
-def _cuda(text: str | None) -> int | None:
-    """--cuda 11 or 12 (the CUDA major version a CTranslate2 build was made for)."""
-    if text is None:
-        return None
-    if text.strip() not in ("11", "12"):
-        raise UsageError(f"--cuda {parse._show(text)}: choose 11 or 12 (the CUDA major version CTranslate2 was built for)")
-    return int(text)
+def _choice(o: Any, text: str) -> int | str:
+    """A text option limited to its declared choices (--cuda 11 or 12: the CUDA major version a
+    CTranslate2 build was made for); a number when the choices are numbers."""
+    value = str(text).strip()
+    if value not in o.choices:
+        raise UsageError(f"{o.flag} {parse._show(text)}: choose {' or '.join(o.choices)} (see willitrun estimate -h)")
+    return int(value) if value.isdigit() else value
 
 
 def _engines_taking(option: str) -> str:
     """'llama.cpp or ollama' for --ubatch; 'vllm' for --gpu-memory-utilization."""
-    names = [e for e, opts in ENGINE_OPTIONS.items() if option in opts]
+    names = [e for e, opts in engine_options_table().items() if option in opts]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
@@ -170,12 +141,14 @@ def run_estimate(a: EstimateArgs) -> int:
         from .cluster import run_cluster
 
         return run_cluster(a, engine, engine_opts, spec, req, cat)
-    device, device_name, vram_bytes, cards = devices(cat, a.gpu, a.vram, a.quiet or a.json_out)
+    # memory: the card's total, what is free on it (detected) and --margin; estimates fit its card_bytes
+    device, device_name, memory, cards = devices(cat, a.gpu, a.vram, a.quiet or a.json_out, a.margin)
     # One default everywhere (main command, check, ladder, gpus, sweep): a GGUF type (given, or stored
     # in an imported .gguf file) is llama.cpp, anything else transformers; the answers (--offload,
     # --speed, --max-batch, several cards) follow the engine instead of switching it.
     stored = weights.dtype if weights is not None else None
-    eng = engine or default_engine(a.dtype or stored)
+    # a model named from ollama's store (`qwen3:8b`) is sized as ollama runs it unless --engine says otherwise
+    eng = engine or (weights.engine if weights is not None else None) or default_engine(a.dtype or stored)
     from ..archs import SPEECH_ONLY
 
     if eng in SPEECH_ONLY and a.beams is not None:  # beam_size only when given: None is the engine's default
@@ -183,26 +156,28 @@ def run_estimate(a: EstimateArgs) -> int:
     if eng != "transformers":
         if req.dtype is None and stored:
             req = replace(req, dtype=stored)  # the engine sizes the file's own type
-        return _run_engine(a, eng, engine_opts, spec, req, device, device_name, vram_bytes, cards, weights,
+        return _run_engine(a, eng, engine_opts, spec, req, device, device_name, memory, cards, weights,
                            system_bandwidth)
     if engine_opts:
         first = next(iter(engine_opts))
-        engine_for = next(e for e, opts in ENGINE_OPTIONS.items() if first in opts)
+        engine_for = next(e for e, opts in engine_options_table().items() if first in opts)
         names = _flags(engine_opts)
         raise UsageError(f"{names} {'applies' if ',' not in names else 'apply'} to "
                          f"{_engines_taking(first)}; add --engine {engine_for}")
-    return _run_transformers(a, spec, req, weights, cat, device, device_name, vram_bytes, cards, system_bandwidth)
+    return _run_transformers(a, spec, req, weights, cat, device, device_name, memory, cards, system_bandwidth)
 
 
 def check_versions(given: dict[str, Any]) -> None:
-    """--llamacpp-version and --vllm-version name a key of the engine's version table."""
-    from ..engines.llamacpp import LLAMACPP_VERSIONS
-    from ..engines.vllm import VLLM_VERSIONS
+    """A version option (--llamacpp-version, --vllm-version) names a key of its engine's version table."""
+    from ..engines.registry import REGISTRY
 
-    for option, table in (("llamacpp_version", LLAMACPP_VERSIONS), ("vllm_version", VLLM_VERSIONS)):
-        value = given.get(option)
-        if value is not None and value not in table:
-            raise UsageError(f"{_flag(option)} {parse._show(value)}: choose one of {', '.join(table)}")
+    for cls in REGISTRY.values():
+        key = cls.version_key
+        value = given.get(key) if key else None
+        if key and value is not None and cls.strict_versions:  # whisper.cpp also takes tags (v1.7.4)
+            table = cls.versions()
+            if value not in table:
+                raise UsageError(f"{_flag(key)} {parse._show(value)}: choose one of {', '.join(table)}")
 
 
 def spec_warnings(spec: Any) -> None:
@@ -217,13 +192,28 @@ def spec_warnings(spec: Any) -> None:
         error(sentence.removeprefix("Warning:").strip(), prefix="warning")
 
 
+def _judged(fit: Any, memory: Any, extras: Any, engine: str) -> tuple[Any, str]:
+    """The verdict and how it fits: the estimate's, or the offload plan's when the command printed one
+    that fits where the estimate does not (its exit code follows the plan printed, issue 19 §5)."""
+    from ..fit import judge, verdict
+
+    judged = verdict(fit, memory)
+    if extras.plan_need is not None and not judged.fits:
+        return judge(extras.plan_need, memory, engine), extras.plan_how
+    return judged, ""
+
+
 def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec: Any, req: Any, device: str,
-                device_name: str, vram_bytes: int, cards: list[Any], weights: Any, system_bandwidth: float | None) -> int:
-    if a.split is not None and engine not in ("llama.cpp", "ollama"):
+                device_name: str, memory: Any, cards: list[Any], weights: Any, system_bandwidth: float | None) -> int:
+    from ..engines.registry import engine_class
+
+    vram_bytes = memory.card_bytes
+    cls = engine_class(engine)
+    if a.split is not None and not cls.places_layers:
         raise UsageError(f"--split applies to the transformers and llama.cpp engines, not {engine}")
     if a.split == "tensor":
         raise UsageError("llama.cpp splits whole layers over the cards (-sm layer): use --split layer or leave it out")
-    if len(cards) > 1 and engine == "vllm":
+    if len(cards) > 1 and cls.multi_card == "tensor":
         # vLLM on N identical cards of one node: tensor parallel over all of them (vllm serve -tp N),
         # unless -tp/-pp say how; each rank is sized against one card
         n = len(cards)
@@ -236,57 +226,113 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
             raise UsageError(f"--gpu gives {n} cards but -tp {tp or 1} x -pp {pp} = {(tp or 1) * pp} ranks")
         cards = cards[:1]
     if len(cards) > 1:
-        if engine != "llama.cpp":
+        if cls.multi_card != "layers":
             raise UsageError(f"several --gpu: {engine} answers for one card")
         if len({c.id for c in cards}) > 1:
             raise UsageError("llama.cpp's layer split is estimated for identical cards (--gpu 2xrtx3090); "
                              "--engine transformers splits mixed cards")
         engine_opts = {**engine_opts, "gpus": len(cards)}
-    fit = engine_fit(spec, req, engine, engine_opts, vram_bytes, device_name, weights)
+    fit, options = engine_fit_options(spec, req, engine, engine_opts, vram_bytes, device_name, weights)
     from .engine_extras import engine_extras
 
     extras = engine_extras(spec, req, engine, engine_opts, fit, cards, offload=a.offload, speed=a.speed,
                            max_batch=a.max_batch, system_bandwidth_gb_s=system_bandwidth)
-    if not a.quiet:
-        from ..render import engine_dict, print_engine_fit, print_json
+    judged, how = _judged(fit, memory, extras, engine)
+    hints: list[str] = []
+    if not a.quiet and not judged.fits and not (a.offload or "n_cpu_moe" in engine_opts):
+        from .engine_extras import engine_suggestions
 
-        if a.json_out:
-            print_json({**engine_dict(fit, device, _context_bound(spec)), "gpu_name": device_name, **extras.data})
-        else:
-            from ..render import out
+        hints = engine_suggestions(spec, req, engine, engine_opts, vram_bytes, device)
+        if 0 < fit.max_context_tokens < fit.estimate.context_tokens:  # as the transformers suggestions start
+            hints.insert(0, f"--context {fit.max_context_tokens} fits (the largest that does)")
+    launch = None
+    if not a.quiet and judged.fits:  # the command that runs the answer printed (engines/registry.py)
+        argv, session = _launch(cls, spec, req, engine_opts, fit, options, extras.data, vram_bytes, device_name, a)
+        launch = {"launch": argv, "launch_client": cls.client(spec, a.model) if argv else None,
+                  "launch_session": session}
+    _print(a, fit, spec, device, device_name, judged, how, extras, suggestions=hints,
+           launch=launch or {"launch": None, "launch_client": None, "launch_session": []},
+           engine_options=option_echo(engine_opts))
+    return int(judged.exit_code)
 
-            print_engine_fit(fit, spec.name, device_name, _context_bound(spec))
-            for view in extras.views:
-                out.print(view)
-    return int(ExitCode.FITS if fit.fits else ExitCode.DOES_NOT_FIT)
+
+def _print(a: EstimateArgs, fit: Any, spec: Any, device: str, device_name: str, judged: Any, how: str, extras: Any,
+           suggestions: list[str] | None = None, launch: dict[str, Any] | None = None,
+           engine_options: dict[str, Any] | None = None) -> None:
+    """The answer for people (render.print_answer, one renderer for every engine) or programs
+    (render.answer_dict, one JSON writer), then the extra answers asked for, then the launch line
+    (`launch`: the keys docs/json-output.md documents; an engine profile also echoes its options)."""
+    if a.quiet:
+        return
+    from ..render import answer_dict, print_json
+
+    if a.json_out:
+        data = answer_dict(fit, device, _context_bound(spec), judged)
+        if suggestions is not None:
+            data["suggestions"] = suggestions
+        extra = {"engine_options": engine_options} if engine_options is not None else {}
+        print_json({**data, "gpu_name": device_name, **extras.data, **extra, **(launch or {})})
+        return
+    from ..render import out, print_answer
+
+    print_answer(fit, spec.name, device_name, context_bound=_context_bound(spec), judged=judged, how=how,
+                 verdict=extras.fits is None, chart=extras.chart, suggestions=suggestions or ())
+    for view in extras.views:
+        out.print(view)
+    if launch and launch.get("launch"):
+        from ..render import print_launch
+
+        print_launch(launch["launch"], launch.get("launch_session", ()), launch.get("launch_client"))
+
+
+def _launch(cls: Any, spec: Any, req: Any, engine_opts: dict[str, Any], fit: Any, options: Any, data: dict[str, Any],
+            vram_bytes: int, device_name: str, a: EstimateArgs) -> tuple[list[str] | None, list[str]]:
+    """The command that runs the answer printed: the estimate when it fits, else the --offload plan
+    when that fits (its -ngl / num_gpu); none when nothing printed fits."""
+    plan = data.get("engine_offload")
+    if not fit.fits and plan and plan.get("fits"):
+        est, options = engine_fit_options(spec, req, cls.name, {**engine_opts, "gpu_layers": plan["gpu_layers"]},
+                                          vram_bytes, device_name, search=False)
+    elif fit.fits:
+        est = fit.estimate
+    else:
+        return None, []
+    return cls.launch(spec, est, options, a.model), cls.session_lines(est, options)
 
 
 def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: Any, device: str, device_name: str,
-                      vram_bytes: int, cards: list[Any], system_bandwidth: float | None) -> int:
+                      memory: Any, cards: list[Any], system_bandwidth: float | None) -> int:
     from ..fit import check_fit
     from .extras import estimate_extras
+
+    vram_bytes = memory.card_bytes
 
     result = check_fit(spec, req, vram_bytes, device, weights)
     chart = not (a.no_chart or a.quiet or a.json_out) and sys.stdout.isatty()
     extras = estimate_extras(spec, req, result, cards, split=a.split, offload=a.offload, speed=a.speed,
                              max_batch=a.max_batch, system_bandwidth_gb_s=system_bandwidth, chart=chart,
-                             device_name=device_name)
+                             device_name=device_name, margin=memory.margin_bytes)
+    judged, how = _judged(result, memory, extras, "transformers")
+    hints = None
+    if not a.quiet and not judged.fits and extras.fits is None:
+        from .extras import more_cards_and_offload
+
+        hints = [*result.suggestions, *more_cards_and_offload(spec, req, result, cards)]
     if not a.quiet:
-        from ..render import error, fit_dict, print_json
+        from ..render import error
 
         for line in cat.shadowed:
             error(line, prefix="note")
-        if a.json_out:
-            print_json({**fit_dict(result, _context_bound(spec)), "gpu_name": device_name, **extras.data})
-        else:
-            from ..render import out, print_fit
+    fits = judged.fits if extras.fits is None else extras.fits  # several cards: the split decides
+    launch = None
+    if not a.quiet:
+        from ..engines.registry import Transformers
 
-            print_fit(result, spec.name, device_name, verdict=extras.fits is None, chart=extras.chart,
-                      context_bound=_context_bound(spec))
-            for view in extras.views:
-                out.print(view)
-    fits = result.fits if extras.fits is None else extras.fits  # several cards: the split decides
-    return int(ExitCode.FITS if fits else ExitCode.DOES_NOT_FIT)
+        launch = {"launch": Transformers.launch(spec, result.estimate, None, a.model) if fits else None}
+    _print(a, result, spec, device, device_name, judged, how, extras, suggestions=hints, launch=launch)
+    if extras.fits is not None:  # several cards: the split decides
+        return int(ExitCode.FITS if extras.fits else ExitCode.DOES_NOT_FIT)
+    return int(judged.exit_code)
 
 
 def _refuse_layer_answers(spec: Any, a: EstimateArgs) -> None:
@@ -312,21 +358,19 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
     """Build the engine's options from the CLI's, refusing options the engine does not take, and fit
     them; `search=False` returns the engine's estimate alone, without the largest-context search (what
     a probe of another setting needs: -ngl, --n-cpu-moe, the batch)."""
-    from ..engines import (
-        CTranslate2Options,
-        LlamaCppOptions,
-        OllamaOptions,
-        VllmOptions,
-        WhisperCppOptions,
-        engine_estimate,
-    )
-    from ..engines import engine_fit as fit
+    return engine_fit_options(spec, req, engine, given, vram_bytes, gpu_name, weights, search=search)[0]
 
-    accepted = {**ENGINE_OPTIONS.get(engine, {}), "gpus": "gpus"}
-    if engine == "ollama" and {"n_cpu_moe", "cpu_moe"} & given.keys():
-        from ..engines.ollama import expert_offload_refusal
 
-        raise UsageError(expert_offload_refusal("--cpu-moe" if "cpu_moe" in given else "--n-cpu-moe"))
+def engine_fit_options(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_bytes: int,
+                       gpu_name: str | None = None, weights: Any = None, *, search: bool = True) -> tuple[Any, Any]:
+    """engine_fit and the engine's options object it built (the launch line reads both)."""
+    from ..engines.registry import REGISTRY, engine_class
+
+    cls = engine_class(engine)
+    accepted = {**cls.takes, "gpus": "gpus"}
+    refusal = cls.refusal(given)
+    if refusal:
+        raise UsageError(refusal)
     wrong = [k for k in given if k not in accepted]
     if wrong:
         raise UsageError(f"{_flags(wrong)} does not apply to {engine} "
@@ -339,24 +383,13 @@ def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_byt
             raise UsageError(f"--parallel {given['parallel']} is more than the context ({context:,}): "
                              "each sequence needs at least one cell")
     check_versions(given)
-    kwargs: dict[str, Any] = {accepted[k]: (not v if k == "no_fallback" else v) for k, v in given.items()}
-    options: Any
     try:
-        if engine == "llama.cpp":
-            options = LlamaCppOptions(**kwargs)
-        elif engine == "ollama":
-            options = OllamaOptions(**kwargs, vram_bytes=vram_bytes)
-        elif engine == "whisper.cpp":
-            options = WhisperCppOptions(**kwargs)
-        elif engine == "ctranslate2":
-            options = CTranslate2Options(**kwargs)
-        else:
-            options = VllmOptions(**kwargs, total_memory_bytes=vram_bytes, gpu_name=gpu_name)
-        return fit(spec, req, engine, options, vram_bytes, weights) if search else \
-            engine_estimate(spec, req, engine, options, weights)
+        options = cls.make_options(given, vram_bytes, gpu_name)
+        result = cls.fit(spec, req, options, vram_bytes, weights) if search else cls.estimate(spec, req, options, weights)
+        return result, options
     except UsageError as exc:  # the options classes name their fields; the user typed flags
         flags: dict[str, str] = {}
-        for flag, name in [*accepted.items(), *ENGINE_OPTIONS["llama.cpp"].items()]:  # ollama runs llama.cpp's
+        for flag, name in [*accepted.items(), *REGISTRY["llama.cpp"].takes.items()]:  # ollama runs llama.cpp's
             flags.setdefault(name, _flag(flag))
         names = "|".join(sorted((re.escape(n) for n in flags if n != "version"), key=len, reverse=True))
         # one pass, whole field names only (`tensor_parallel` must not become --tensor---parallel-size)

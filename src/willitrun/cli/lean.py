@@ -13,22 +13,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..engines.options import OPTION, lean_tables
 from .estimation import EstimateArgs
 
-# option -> EstimateArgs field, for options that take a value
+# option -> EstimateArgs field, for the command's own options that take a value; the engine options
+# come from their one declaration (engines/options.py), as typer's flags do
 VALUES = {
     "--gpu": "gpu", "-g": "gpu", "--vram": "vram", "--context": "context", "-c": "context", "--batch": "batch",
     "-b": "batch", "--dtype": "dtype", "--kv-dtype": "kv_dtype", "--images": "images", "--image-size": "image_size",
     "--encoder-tokens": "encoder_tokens", "--beams": "beams", "--split": "split",
-    "--system-bandwidth": "system_bandwidth", "--engine": "engine", "-e": "engine", "--ubatch": "ubatch",
-    "--parallel": "parallel", "--gpu-layers": "gpu_layers", "--gpu-memory-utilization": "gpu_memory_utilization",
-    "--specs-dir": "specs_dir", "--video-frames": "video_frames", "--n-cpu-moe": "n_cpu_moe",
+    "--system-bandwidth": "system_bandwidth", "--engine": "engine", "-e": "engine",
+    "--specs-dir": "specs_dir", "--video-frames": "video_frames",
 }
 REPEATED = {"gpu", "specs_dir"}
 FLAGS = {"-q": ("quiet", True), "--quiet": ("quiet", True), "--json": ("json_out", True),
          "--no-chart": ("no_chart", True), "--offload": ("offload", True), "--speed": ("speed", True),
-         "--max-batch": ("max_batch", True), "--flash-attn": ("flash_attn", True),
-         "--no-flash-attn": ("flash_attn", False), "--cpu-moe": ("cpu_moe", True)}
+         "--max-batch": ("max_batch", True)}
+ENGINE_VALUES, ENGINE_SWITCHES = lean_tables()
+ENGINE_KEYS = frozenset(OPTION)
 
 
 def parse_estimate(args: list[str], commands: frozenset[str]) -> EstimateArgs | None:
@@ -38,6 +40,7 @@ def parse_estimate(args: list[str], commands: frozenset[str]) -> EstimateArgs | 
     if args[0] == "estimate":
         args = args[1:]
     values: dict[str, object] = {}
+    options: dict[str, object] = {}
     positional: list[str] = []
     i = 0
     while i < len(args):
@@ -46,7 +49,10 @@ def parse_estimate(args: list[str], commands: frozenset[str]) -> EstimateArgs | 
         if name in FLAGS and not eq:
             field, flag = FLAGS[name]
             values[field] = flag
-        elif name in VALUES:
+        elif name in ENGINE_SWITCHES and not eq:
+            key, flag = ENGINE_SWITCHES[name]
+            options[key] = flag
+        elif name in VALUES or name in ENGINE_VALUES:
             if eq:
                 value = inline
             elif i + 1 < len(args) and not args[i + 1].startswith("-"):
@@ -54,8 +60,10 @@ def parse_estimate(args: list[str], commands: frozenset[str]) -> EstimateArgs | 
                 value = args[i]
             else:
                 return None
-            field = VALUES[name]
-            if field in REPEATED:
+            field = VALUES.get(name) or ENGINE_VALUES[name]
+            if field in ENGINE_KEYS:
+                options[field] = value
+            elif field in REPEATED:
                 items = values.setdefault(field, [])
                 assert isinstance(items, list)
                 items.append(Path(value) if field == "specs_dir" else value)
@@ -68,7 +76,7 @@ def parse_estimate(args: list[str], commands: frozenset[str]) -> EstimateArgs | 
         i += 1
     if len(positional) != 1 or positional[0] in commands:
         return None
-    return EstimateArgs(model=positional[0], **values)  # type: ignore[arg-type]
+    return EstimateArgs(model=positional[0], options=options, **values)  # type: ignore[arg-type]
 
 
 PATH_SUFFIXES = (".json", ".gguf", ".yaml", ".yml", ".safetensors")
@@ -79,6 +87,7 @@ def records_may_serve(parsed: EstimateArgs) -> bool:
     catalog id or alias, with the cache in use. A path or an `hf:` model is imported and validated, so
     pydantic is loaded from the start; a stale cache entry is caught later and the command rerun."""
     model = parsed.model
-    if os.environ.get("WILLITRUN_NO_CACHE") or os.sep in model or "/" in model or model.startswith("hf:"):
+    # a catalog id or alias never holds ":" (ids are kebab-case): `qwen3:8b` is an ollama name, imported
+    if os.environ.get("WILLITRUN_NO_CACHE") or os.sep in model or "/" in model or ":" in model or model.startswith("hf:"):
         return False
     return not model.lower().endswith(PATH_SUFFIXES)

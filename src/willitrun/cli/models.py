@@ -28,10 +28,16 @@ def resolve_model_arg(arg: str, catalog: Any) -> tuple[Any, Any]:
     """(spec, WeightsOverride or None) for a model argument.
 
     An existing path is imported (config.json, a model directory, a .gguf file) or, for a .yaml
-    file, loaded as a spec; `hf:ORG/NAME` is fetched from the Hub; anything else is a catalog id or
-    alias. A bare name that is both a catalog id (or alias) and a path here means the catalog model,
-    and a warning says so: write `./name` for the path.
+    file, loaded as a spec; `hf:ORG/NAME` is fetched from the Hub; `hf:ORG/NAME/FILE.gguf` and
+    http(s) URLs to a .gguf have their header read by range requests; anything else is a catalog id
+    or alias, else a name resolved by sources/names.py (the local HF cache, ollama's store, then the
+    Hub with the hub extra). A bare name that is both a catalog id (or alias) and a path here means
+    the catalog model, and a warning says so: write `./name` for the path.
     """
+    if arg.startswith(("hf:", "http://", "https://")) and arg.lower().split("?", 1)[0].endswith(".gguf"):
+        from ..sources.remote import read_remote_gguf
+
+        return read_remote_gguf(arg)
     if arg.startswith("hf:"):
         from ..importers import import_model
 
@@ -59,7 +65,25 @@ def resolve_model_arg(arg: str, catalog: Any) -> tuple[Any, Any]:
         from ..importers import import_model
 
         return import_model(arg)
-    return catalog.resolve("model", arg), None
+    return _catalog_or_named(arg, catalog)
+
+
+def _catalog_or_named(arg: str, catalog: Any) -> tuple[Any, Any]:
+    """A catalog id or alias first; else a name from the HF cache, ollama's store or the Hub."""
+    from ..errors import WillItRunError
+
+    try:
+        return catalog.resolve("model", arg), None
+    except WillItRunError as unknown:
+        from ..sources import resolve_name
+
+        found = resolve_name(arg)
+        if found is None:
+            from ..sources.names import not_found_hint
+
+            hint = not_found_hint(arg)
+            raise (UsageError(f"{unknown}; {hint}") if hint else unknown) from None
+        return found
 
 
 def _bare(arg: str) -> bool:
@@ -69,30 +93,54 @@ def _bare(arg: str) -> bool:
 
 def device(cat: Any, gpu: str | None, vram: str | None, quiet: bool) -> tuple[str, str, int]:
     """(device id, display name, bytes available) from --gpu, --vram, WILLITRUN_GPU, the config file, or detection."""
+    dev, name, memory = device_memory(cat, gpu, vram, quiet)
+    return dev, name, memory.total_bytes
+
+
+def margin(text: str | None) -> int:
+    """--margin SIZE: parsed as --vram is (24GiB, 512MiB, a bare number in GiB); 0 is no margin."""
+    if text is None or text.strip() in ("0", "0GiB", "0MiB", "0GB", "0MB"):
+        return 0
+    return parse.size(text, f"--margin {parse._show(text)}")
+
+
+def device_memory(cat: Any, gpu: str | None, vram: str | None, quiet: bool,
+                  margin_text: str | None = None) -> tuple[str, str, Any]:
+    """(device id, display name, fit.Memory): the card's total, what is free on it now when it was
+    detected (NVML, AMD; None with --gpu/--vram or a configured default) and the --margin."""
+    from ..fit import Memory
+
+    keep = margin(margin_text)
     if gpu is not None and vram is not None:
         raise UsageError("give --gpu or --vram, not both")
+    free = None
     if vram is not None:
-        return "vram", f"--vram {vram.strip()}", parse.size(vram)
-    if gpu is not None:
+        dev, name, total = "vram", f"--vram {vram.strip()}", parse.size(vram)
+    elif gpu is not None:
         spec = cat.resolve("gpu", gpu)
-        return spec.id, spec.name, spec.capacity_bytes
-    from ..gpu import default_gpu
+        dev, name, total = spec.id, spec.name, spec.capacity_bytes
+    else:
+        from ..gpu import default_gpu
 
-    found = default_gpu(cat)
-    if not quiet:
-        from ..render import error
+        found = default_gpu(cat)
+        if not quiet:
+            from ..render import error
 
-        extra = f" (+{found.others} more: --gpu {found.others + 1}xGPU estimates a split)" if found.others else ""
-        error(f"{found.explanation}{extra}", prefix="GPU")
-    return found.device_id, found.name, found.total_bytes
+            extra = f" (+{found.others} more: --gpu {found.others + 1}xGPU estimates a split)" if found.others else ""
+            error(f"{found.explanation}{extra}", prefix="GPU")
+        dev, name, total, free = found.device_id, found.name, found.total_bytes, found.free_bytes
+    if keep >= total:
+        raise UsageError(f"--margin {parse._show(margin_text or '')} leaves nothing of the {total / (1 << 30):.2f} GiB card")
+    return dev, name, Memory(total, free, keep)
 
 
-def devices(cat: Any, gpu: list[str] | None, vram: str | None, quiet: bool) -> tuple[str, str, int, list[Any]]:
-    """(device id, display name, bytes of one card, catalog GPUs) for the estimate command: `device`
-    for the first card, plus every card given (or the detected one when it is in the catalog)."""
+def devices(cat: Any, gpu: list[str] | None, vram: str | None, quiet: bool,
+            margin_text: str | None = None) -> tuple[str, str, Any, list[Any]]:
+    """(device id, display name, fit.Memory of one card, catalog GPUs) for the estimate command:
+    `device_memory` for the first card, plus every card given (or the detected one when it is in the catalog)."""
     names = parse.gpus(gpu or [])
     cards = [cat.resolve("gpu", n) for n in names]
-    dev, device_name, vram_bytes = device(cat, names[0] if names else None, vram, quiet)
+    dev, device_name, memory = device_memory(cat, names[0] if names else None, vram, quiet, margin_text)
     if not names and vram is None and dev in cat.files("gpu"):
         cards = [cat.get("gpu", dev)]
     if len(cards) > 1:
@@ -103,7 +151,7 @@ def devices(cat: Any, gpu: list[str] | None, vram: str | None, quiet: bool) -> t
             else:
                 runs.append([c])
         device_name = " + ".join(f"{len(r)} x {r[0].name}" if len(r) > 1 else r[0].name for r in runs)
-    return dev, device_name, vram_bytes, cards
+    return dev, device_name, memory, cards
 
 
 def request(context: str | int | None = None, batch: str | int = 1, beams: str | int = 1, dtype: str | None = None,

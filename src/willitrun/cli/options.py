@@ -14,7 +14,8 @@ import typer
 Model = Annotated[str, typer.Argument(
     metavar="MODEL", show_default=False,
     help="Model id or alias, e.g. llava-7b (see `willitrun list models`); or a config.json, a model directory, "
-         "a .gguf file, a spec .yaml or hf:ORG/NAME.")]
+         "a .gguf file, a spec .yaml or hf:ORG/NAME; ORG/NAME[:QUANT] from the local Hugging Face cache, an ollama "
+         "name (qwen3:8b); hf:ORG/NAME/FILE.gguf or an https URL to a .gguf (its header, by range requests).")]
 CatalogModel = Annotated[str, typer.Argument(
     metavar="MODEL", show_default=False, help="Model id or alias, e.g. llama-3.1-8b (see `willitrun list models`).")]
 Gpus = Annotated[Optional[list[str]], typer.Option(
@@ -77,3 +78,6 @@ def command_app() -> typer.Typer:
     """The one-command typer app each cli/commands module defines: plain help (no rich panels, which
     also read `[default: ...]` in a help text as markup and drop it)."""
     return typer.Typer(rich_markup_mode=None, add_completion=False, pretty_exceptions_enable=False)
+Margin = Annotated[Optional[str], typer.Option(
+    "--margin", metavar="SIZE", show_default=False,
+    help="Your own reserve, kept free of the card (as --vram: 2GiB, 512MiB; bare number = GiB) [default: 0].")]

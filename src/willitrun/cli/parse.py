@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from ..dtypes import ENGINE_ALIASES, ENGINES
+from ..engines.options import bounds as engine_bounds
 from ..errors import UsageError
 from ..limits import MAX_CARDS
 
@@ -35,22 +36,13 @@ BOUNDS: dict[str, Bound] = {
     "--context": Bound(1, 1 << 32),
     "--batch": Bound(1, 1 << 20),
     "--beams": Bound(1, 1024),
-    "--best-of": Bound(1, 1024),
     "--video-frames": Bound(1, 1 << 16),  # limits.MAX_VIDEO_FRAMES
-    "--n-cpu-moe": Bound(0, 100_000),
     "--images": Bound(0, 1024),
     "--encoder-tokens": Bound(1, 1 << 20),
-    "--ubatch": Bound(1, 1 << 20),
-    "--parallel": Bound(1, 4096),  # llama.cpp's -np; each sequence gets context/parallel cells
-    "--gpu-layers": Bound(0, 100_000),
-    "--gpu-memory-utilization": Bound(0.01, 1.0),
     "--system-bandwidth": Bound(0.001, 1_000_000),  # GB/s
-    "--max-num-seqs": Bound(1, 1 << 20),
-    "--max-num-batched-tokens": Bound(1, 1 << 32),
-    "--tensor-parallel-size": Bound(1, 1024),
-    "--pipeline-parallel-size": Bound(1, 1024),
-    "--data-parallel-size": Bound(1, 1024),
     "--gpus-per-node": Bound(1, MAX_CARDS),
+    # the engine options' bounds, from their one declaration (engines/options.py OPTIONS)
+    **{flag: Bound(low, high) for flag, (low, high) in engine_bounds().items()},
 }
 
 

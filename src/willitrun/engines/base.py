@@ -79,6 +79,19 @@ class EngineEstimate:
         devices = {b.device for b in self.buffers if b.placement == "gpu"}
         return max((self.device_bytes(d) for d in devices), default=0)
 
+    @property
+    def need_bytes(self) -> int:
+        """What the engine needs on its fullest GPU: max_device_bytes, except for vLLM, whose KV pool
+        fills whatever its share of the card leaves: there the rest plus the KV one request of
+        max_model_len needs (vllm==0.10.1 kv_cache_utils.py `check_enough_kv_cache_memory`), a figure
+        that does not grow with the card."""
+        if "kv_needed_bytes" not in self.facts:  # only vLLM's profile states it
+            return self.max_device_bytes
+        devices = {b.device for b in self.buffers if b.placement == "gpu"}
+        rest = max((self.device_bytes(d) - sum(b.bytes for b in self.buffers if b.placement == "gpu"
+                                               and b.device == d and b.kind == "kv_self") for d in devices), default=0)
+        return rest + int(self.facts["kv_needed_bytes"])
+
     def kind_bytes(self, kind: Kind, placement: Placement | None = None) -> int:
         return sum(b.bytes for b in self.buffers if b.kind == kind and (placement is None or b.placement == placement))
 

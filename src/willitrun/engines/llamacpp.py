@@ -384,6 +384,9 @@ def clip_graph(spec: AnySpec) -> ClipGraph | None:
 
     if isinstance(spec, Gemma3Spec):
         v = spec.config.vision_config
+        if not spec.config.pooling_fits:  # a config transformers builds but could not run (importers warn)
+            raise UsageError(f"mm_tokens_per_image ({spec.config.mm_tokens_per_image}) does not pool the "
+                             f"{v.image_size // v.patch_size} patches per side evenly: clip.cpp's n_merge has no value")
         # Gemma3MultiModalProjector pools the patch grid to mm_tokens_per_image: n_merge per side
         merge = (v.image_size // v.patch_size) // int(spec.config.mm_tokens_per_image ** 0.5)
         return ClipGraph("gemma3", v.hidden_size, v.num_attention_heads, v.intermediate_size, False, False,

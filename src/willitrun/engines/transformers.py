@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from ..fit import estimate_facts, estimate_parts
-from ..memory import AnySpec, Estimate, Request, estimate
+from ..memory import AnySpec, Estimate, Request, estimate, estimate_facts, estimate_parts
 from .base import Buffer, EngineEstimate, Kind
 
 if TYPE_CHECKING:
@@ -20,7 +19,7 @@ def transformers_estimate(spec: AnySpec, request: Request, weights: WeightsOverr
 
 def estimate_buffers(e: Estimate) -> EngineEstimate:
     """One transformers Estimate as the buffers of an engine estimate (every part on GPU 0, as
-    fit.estimate_parts lists them), so the fit, the searches and the JSON treat it like any other engine's."""
+    memory.estimate_parts lists them), so the fit, the searches and the JSON treat it like any other engine's."""
     buffers = tuple(Buffer(name, nbytes, "gpu", cast(Kind, kind), detail) for name, nbytes, kind, detail in estimate_parts(e))
     return EngineEstimate("transformers", e.model, e.architecture, e.dtype, e.kv_dtype, e.context_tokens,
                           e.context_tokens, buffers, estimate_facts(e), e.notes, e.warnings)

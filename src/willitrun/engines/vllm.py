@@ -832,7 +832,7 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
         short = max((b.kv.needed_bytes - b.available_bytes for b in ranks if b.kv is not None), default=0)
         warnings.append(f"one request of max_model_len {need} needs {short / GIB:.2f} GiB more KV cache than the pool has: "
                         f"vLLM refuses to start ('the estimated maximum model length is {longest}'; lower "
-                        "--max-model-len or raise --gpu-memory-utilization)")
+                        "--context, vLLM's --max-model-len, or raise --gpu-memory-utilization)")
     parallel = f" per GPU, TP {tp} x PP {pp}" if tp * pp > 1 else ""
     groups = (f"{len(layout.groups)} KV cache groups of {layout.group_size} layers, block size {layout.block_size}, "
               if len(layout.groups) > 1 else "")

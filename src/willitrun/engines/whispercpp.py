@@ -71,25 +71,35 @@ class WhisperCppVersion:
     meta_bytes: int  # graph metadata counted in each printed compute buffer
     host_mel: bool  # ggml_backend_sched keeps the mel input in a host buffer (and copies it to the GPU)
     conv_form: str  # "allocr" (v1.5 ggml_allocr) or "gallocr" (v1.6+)
+    since: str = ""  # the tags of the line
+    source: str = ""  # where its figures were read (tag, commit, pull request)
 
 
 WHISPERCPP_VERSIONS: dict[str, WhisperCppVersion] = {
-    # v1.5.0 (2023-11-15) .. v1.5.5: whisper.cpp (repository root) whisper_init_state: `const int factor = 3;`
-    # kv_cache_init(..., factor*n_text_ctx) = 1344 cells; kv_cross n_audio_ctx = 1500; no kv_pad; no flash
-    # attention; ggml_allocr (legacy allocator) and `allocr.meta.size() + ggml_allocr_max_size`.
-    "1.5": WhisperCppVersion("1.5", 1, 3, 1, False, None, WHISPER_ALLOCR_META_BYTES, False, "allocr"),
-    # v1.5.5 (2024-04-16): the v1.5 caches, but ggml_gallocr ("ggml-alloc : v3", 1d3270cc8, 2024-02-11) and
-    # `meta.size() + ggml_gallocr_get_buffer_size`. Its graphs still copied into fresh tensors that #2443
-    # later removed ("reduce memory overhead from unused input tensors"): compute buffers not calibrated.
-    "1.5.5": WhisperCppVersion("1.5.5", 1, 3, 1, False, None, WHISPER_ALLOCR_META_BYTES, False, "gallocr"),
-    # v1.6.0 (2024-05-15) .. v1.6.2: #2152 "whisper : use flash attention" (7094ea5e): GGML_PAD(.., 256)
-    # everywhere, 3 x 512 self cells, kv_pad; whisper-cli flash_attn = false; ggml_gallocr, one backend.
-    "1.6": WhisperCppVersion("1.6", WHISPER_PAD, 3, WHISPER_PAD, True, False, WHISPER_ALLOCR_META_BYTES, False, "gallocr"),
-    # v1.7.0 (2024-10-05) .. v1.7.6: #2443 "whisper : fix excessive memory usage" (f62a546e): 512 cells for one
-    # decoder, re-created as (n_dec + 2) x 512 in whisper_full; ggml_backend_sched (#2239, first tag v1.7.0).
-    "1.7": WhisperCppVersion("1.7", WHISPER_PAD, None, WHISPER_PAD, True, False, WHISPER_SCHED_META_BYTES, True, "gallocr"),
-    # v1.8.0 (2025-09-30) on: #3441 "whisper : enable flash attention by default" (0b3587acd); buffers as v1.7.
-    "1.8": WhisperCppVersion("1.8", WHISPER_PAD, None, WHISPER_PAD, True, True, WHISPER_SCHED_META_BYTES, True, "gallocr"),
+    "1.5": WhisperCppVersion(
+        "1.5", 1, 3, 1, False, None, WHISPER_ALLOCR_META_BYTES, False, "allocr", "v1.5.0 (2023-11-15) to v1.5.4",
+        "whisper.cpp whisper_init_state: `const int factor = 3;` kv_cache_init(..., factor*n_text_ctx) = 1344 cells; "
+        "kv_cross n_audio_ctx = 1500; no kv_pad; no flash attention; ggml_allocr (legacy allocator) and "
+        "`allocr.meta.size() + ggml_allocr_max_size`"),
+    "1.5.5": WhisperCppVersion(
+        "1.5.5", 1, 3, 1, False, None, WHISPER_ALLOCR_META_BYTES, False, "gallocr", "v1.5.5 (2024-04-16)",
+        "the v1.5 caches, but ggml_gallocr ('ggml-alloc : v3', 1d3270cc8, 2024-02-11) and "
+        "`meta.size() + ggml_gallocr_get_buffer_size`; its graphs still copied into fresh tensors that #2443 later "
+        "removed: compute buffers not calibrated"),
+    "1.6": WhisperCppVersion(
+        "1.6", WHISPER_PAD, 3, WHISPER_PAD, True, False, WHISPER_ALLOCR_META_BYTES, False, "gallocr",
+        "v1.6.0 (2024-05-15) to v1.6.2",
+        "#2152 'whisper : use flash attention' (7094ea5e): GGML_PAD(.., 256) everywhere, 3 x 512 self cells, kv_pad; "
+        "whisper-cli flash_attn = false; ggml_gallocr, one backend"),
+    "1.7": WhisperCppVersion(
+        "1.7", WHISPER_PAD, None, WHISPER_PAD, True, False, WHISPER_SCHED_META_BYTES, True, "gallocr",
+        "v1.7.0 (2024-10-05) to v1.7.6",
+        "#2443 'whisper : fix excessive memory usage' (f62a546e): 512 cells for one decoder, re-created as "
+        "(n_dec + 2) x 512 in whisper_full; ggml_backend_sched (#2239, first tag v1.7.0)"),
+    "1.8": WhisperCppVersion(
+        "1.8", WHISPER_PAD, None, WHISPER_PAD, True, True, WHISPER_SCHED_META_BYTES, True, "gallocr",
+        "v1.8.0 (2025-09-30) on",
+        "#3441 'whisper : enable flash attention by default' (0b3587acd); buffers as v1.7"),
 }
 WHISPERCPP_LATEST = "1.8"
 

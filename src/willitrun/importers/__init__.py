@@ -21,13 +21,14 @@ from typing import Any
 from ..errors import SpecError, UsageError
 from ..files import CONFIG_JSON_CAP, not_regular, open_regular, path_type, read_text, safe_path, safe_text
 from ..specs import AnyModelSpec
-from .configs import HOW_TO_ADD, build_spec, check_id, slug, spec_from_config
+from .configs import IMPORTABLE, build_spec, check_id, config_dtype, name_from_source, slug, spec_from_config
 from .gguf_file import (
     MOE_ARCHITECTURES,
     NOT_PARAMETERS,
     SPEC_ARCHITECTURE,
     SSM_ARCHITECTURES,
     SUPPORTED_ARCHITECTURES,
+    GGUFHeader,
     file_type_dtypes,
     is_moe,
     llama_config,
@@ -50,7 +51,7 @@ from .weights import (
 
 __all__ = [
     "StoredTensor", "WeightsOverride", "fetch_hf_config", "import_model", "read_config", "read_gguf_header",
-    "read_safetensors_header", "spec_from_config", "spec_from_path", "write_spec_yaml",
+    "read_safetensors_header", "spec_from_config", "spec_from_gguf_header", "spec_from_path", "write_spec_yaml",
 ]
 
 MAX_CONFIG_BYTES = CONFIG_JSON_CAP  # config.json files are kilobytes
@@ -72,6 +73,48 @@ def read_config(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError(f"{where}: not a config.json: a JSON {type(data).__name__}, not an object")
     return data
+
+
+_ORACLE: dict[str, dict[str, Any]] = {}  # config.json text -> the oracle's config block (it takes seconds)
+
+
+def _config_spec(cfg: dict[str, Any], source: str, *, model_id: str | None = None, name: str | None = None,
+                 hf_id: str | None = None, weights_dtype: str | None = None, weights_source: str | None = None,
+                 notes: list[str] | None = None) -> AnyModelSpec:
+    """spec_from_config, or, for a model_type without a family, transformers as the oracle (importers/oracle.py:
+    built on the meta device, parameters counted, caches measured; issue 20 §4)."""
+    model_type = cfg.get("model_type")
+    if not isinstance(model_type, str) or model_type in IMPORTABLE or model_type == "florence2":
+        return spec_from_config(cfg, source, model_id=model_id, name=name, hf_id=hf_id, weights_dtype=weights_dtype,
+                                weights_source=weights_source, notes=notes)
+    from . import oracle
+
+    key = json.dumps(cfg, sort_keys=True, default=str)
+    if key not in _ORACLE:
+        _ORACLE.clear()  # one model at a time
+        _ORACLE[key] = oracle.generic_config(cfg, source)
+    block = _ORACLE[key]
+    notes = list(notes or [])
+    sources = {"config": source}
+    dtype = config_dtype(cfg, source)
+    if dtype is not None:
+        sources["dtype"] = source
+    elif weights_dtype is not None:
+        dtype = weights_dtype
+        sources["dtype"] = weights_source or source
+        notes.append(f"config.json names no dtype: {dtype} is the type of the first floating-point tensor of the weights.")
+    else:
+        dtype = "float32"
+        notes.append("config.json names no dtype: float32 assumed (torch's default); pass --dtype if the checkpoint is "
+                     "stored in 16 bits.")
+    name = name or name_from_source(source)
+    data: dict[str, Any] = {"id": check_id(model_id) if model_id else slug(name), "name": name,
+                            "architecture": "generic", "dtype": dtype, "sources": sources, "config": block}
+    if hf_id:
+        data["hf_id"] = hf_id
+    if notes:
+        data["notes"] = " ".join(notes)
+    return build_spec(data, source)
 
 
 def _crosscheck(spec: AnyModelSpec, weights: WeightsOverride, exact: bool) -> WeightsOverride:
@@ -111,25 +154,31 @@ def _unsaved_positions(spec: AnyModelSpec, weights: WeightsOverride,
 def _checkpoint(spec_args: dict[str, Any], cfg: dict[str, Any], source: str, tensors: list[StoredTensor] | None,
                 weights_source: str, weight_notes: list[str]) -> tuple[AnyModelSpec, WeightsOverride | None]:
     if not tensors:
-        spec = spec_from_config(cfg, source, notes=weight_notes, **spec_args)
+        spec = _config_spec(cfg, source, notes=weight_notes, **spec_args)
         return spec, None
-    spec = spec_from_config(cfg, source, weights_dtype=first_float_dtype(tensors), weights_source=weights_source,
+    spec = _config_spec(cfg, source, weights_dtype=first_float_dtype(tensors), weights_source=weights_source,
                             **spec_args)
+    if spec.architecture == "generic":  # the oracle's module-name rules place the stored tensors too
+        from .oracle import COMPONENTS
+        from .weights import COMPONENT_RULES
+
+        COMPONENT_RULES.setdefault("generic", list(COMPONENTS))
     weights = weights_override(spec.architecture, tensors, weights_source, "safetensors", notes=weight_notes)
     weights = _unsaved_positions(spec, weights, tensors)
     return spec, _crosscheck(spec, weights, exact=weights.dtype is not None)
 
 
-def _from_directory(directory: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsOverride | None]:
+def _from_directory(directory: Path, model_id: str | None,
+                    name: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
     config = directory / "config.json"
     if path_type(config).kind == "missing":
         ggufs = sorted(directory.glob("*.gguf"))
         hint = f"; pass a GGUF file itself, e.g. {safe_path(ggufs[0])}" if ggufs else ""
         raise UsageError(f"{safe_path(directory)}: no config.json in this directory{hint}")
     cfg = read_config(config)
-    name = safe_text(directory.resolve().name)
+    name = safe_text(name or directory.resolve().name)
     # Check the config (and its model_type) before reading any weight file.
-    spec_from_config(cfg, str(config), model_id=model_id, name=name)
+    _config_spec(cfg, str(config), model_id=model_id, name=name)
     files, notes = weight_files(directory)
     if not files and any(directory.glob("*.bin")):
         notes.append("weights in *.bin (pickle) files are not read; their size is computed from the config")
@@ -149,54 +198,72 @@ def _is_gguf(path: Path) -> bool:
 
 
 def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsOverride]:
-    header = read_gguf_header(path)
+    return spec_from_gguf_header(read_gguf_header(path), str(path), path.stem, model_id=model_id)
+
+
+def spec_from_gguf_header(header: GGUFHeader, label: str, stem: str, *,
+                          model_id: str | None = None) -> tuple[AnyModelSpec, WeightsOverride]:
+    """A spec and the stored weights from a GGUF header read anywhere (a local file, HTTP ranges):
+    `label` names the file in messages and sources, `stem` gives the id and the fallback name."""
+    path = Path(label)  # the metadata readers name the file in their messages
     arch = header.metadata.get("general.architecture")
     if not isinstance(arch, str):
-        raise SpecError(f"{path}: no general.architecture in the GGUF metadata")
+        raise SpecError(f"{label}: no general.architecture in the GGUF metadata")
     if arch == "clip":
         # convert_hf_to_gguf.py --mmproj writes general.architecture "clip" (gguf MODEL_ARCH.MMPROJ): a vision
         # tower and projector, never a language model; llama.cpp loads it beside one (--mmproj FILE).
-        raise UsageError(f"{path}: an mmproj file (a vision tower and projector, general.architecture 'clip'), not "
+        raise UsageError(f"{label}: an mmproj file (a vision tower and projector, general.architecture 'clip'), not "
                          "a language model: give the model's GGUF, or its catalog id (e.g. gemma-3-4b) to size "
                          "the mmproj with llama.cpp")
-    if arch not in SUPPORTED_ARCHITECTURES and arch not in MOE_ARCHITECTURES and arch not in SSM_ARCHITECTURES:
-        raise UsageError(f"{path}: GGUF architecture {arch!r} is not supported yet; supported: "
-                         f"{', '.join(dict.fromkeys((*SUPPORTED_ARCHITECTURES, *MOE_ARCHITECTURES, *SSM_ARCHITECTURES)))}"
-                         f"; {HOW_TO_ADD}")
     split = header.metadata.get("split.count")
     if type(split) is int and split > 1:
-        raise UsageError(f"{path}: one part of a GGUF split into {split} files; not supported yet (merge them with "
+        raise UsageError(f"{label}: one part of a GGUF split into {split} files; not supported yet (merge them with "
                          "llama-gguf-split --merge)")
     # Mixtral files say "llama" with llama.expert_count > 0; qwen3moe/qwen2moe are MoE whatever they say
-    # (moe_config refuses one without <arch>.expert_count).
-    if arch in SSM_ARCHITECTURES:  # Granite 4.0-H may have experts too: its own reader
-        spec_arch, config, field_sources = ssm_config(header, path)
-    elif is_moe(header) or arch not in SUPPORTED_ARCHITECTURES:
-        spec_arch, config, field_sources = moe_config(header, path)
-    else:
-        spec_arch = SPEC_ARCHITECTURE.get(arch, arch)
-        config, field_sources = llama_config(header, path)
+    # (moe_config refuses one without <arch>.expert_count). An architecture without a family, or a file its
+    # family's reader does not model (per-layer head counts, experts where it expects none), is read from its
+    # metadata alone (importers/gguf_generic.py): any GGUF llama.cpp writes gets an answer (issue 20 §5).
+    generic_why = ""
+    try:
+        if arch in SSM_ARCHITECTURES:  # Granite 4.0-H may have experts too: its own reader
+            spec_arch, config, field_sources = ssm_config(header, path)
+        elif arch in MOE_ARCHITECTURES and (is_moe(header) or arch not in SUPPORTED_ARCHITECTURES):
+            spec_arch, config, field_sources = moe_config(header, path)
+        elif arch in SUPPORTED_ARCHITECTURES and not is_moe(header):
+            spec_arch = SPEC_ARCHITECTURE.get(arch, arch)
+            config, field_sources = llama_config(header, path)
+        else:
+            raise UsageError("")
+    except UsageError as exc:
+        from .gguf_generic import generic_config
+
+        generic_why = str(exc).removeprefix(f"{path}: ")
+        spec_arch = "generic"
+        config, field_sources = generic_config(header, path)
+        if generic_why:
+            config["provenance"] += f" (its family's reader: {generic_why[:300]})"
     spec_dtype, stored_dtype, file_type = file_type_dtypes(header)
     general_name = header.metadata.get("general.name")
     # A name read from the file is printed later: control characters and escape sequences are escaped.
     name = safe_text(" ".join(general_name.split())[:120]) if isinstance(general_name, str) and general_name.strip() \
-        else path.stem
+        else stem
     notes = [f"Read from a GGUF file ({file_type}): dtype {spec_dtype} is the type the weights are computed in, "
              f"not stored in" + (f"; --dtype {stored_dtype} sizes them as stored." if stored_dtype else ".")]
     if arch == "gemma3":
         notes.append("A Gemma 3 GGUF holds the language model only: a vision checkpoint's SigLIP tower is a separate "
                      "mmproj file, not counted here (the catalog's gemma-3-4b / -12b / -27b size it with llama.cpp).")
     data = {
-        "id": check_id(model_id) if model_id else slug(path.stem),
+        "id": check_id(model_id) if model_id else slug(stem),
         "name": name,
         "architecture": spec_arch,
         "dtype": spec_dtype,
         "notes": " ".join(notes),
-        "sources": {"config": str(path), **field_sources},
+        "sources": {"config": label, **field_sources},
         "config": config,
     }
-    spec = build_spec(data, str(path))
-    weights = weights_override(f"gguf:{arch}", header.tensors, str(path), "gguf", dtype=stored_dtype,
+    spec = build_spec(data, label)
+    rules = "gguf:generic" if spec_arch == "generic" else f"gguf:{arch}"
+    weights = weights_override(rules, header.tensors, label, "gguf", dtype=stored_dtype,
                                storage=f"{file_type}: {storage_summary(header.tensors)}")
     # GGUF shapes are logical, so element counts are parameters whatever the block type; rope_freqs
     # (Llama 3.1's rope scaling factors) and Phi-3's rope_factors_* are not parameters in transformers.
@@ -205,9 +272,11 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
     return spec, replace(checked, elements=weights.elements)
 
 
-def spec_from_path(path: Path, *, model_id: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
+def spec_from_path(path: Path, *, model_id: str | None = None,
+                   name: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
     """A spec from a config.json, a directory with config.json (and *.safetensors), or a .gguf file,
-    with the exact stored weight bytes when weight files are there (read from their headers only)."""
+    with the exact stored weight bytes when weight files are there (read from their headers only);
+    `name` names a directory's model (an HF cache snapshot is a commit hash)."""
     path = Path(path)
     kind = path_type(path)
     if kind.kind == "missing":
@@ -215,13 +284,13 @@ def spec_from_path(path: Path, *, model_id: str | None = None) -> tuple[AnyModel
     if kind.kind == "other":  # a FIFO, a device, a socket, a name too long: never opened
         raise UsageError(f"{safe_path(path)}: {not_regular(kind.what)} or directory")
     if kind.kind == "directory":
-        return _from_directory(path, model_id)
+        return _from_directory(path, model_id, name)
     if _is_gguf(path):
         return _from_gguf(path, model_id)
     if path.suffix == ".safetensors":
         raise UsageError(f"{safe_path(path)}: pass the model directory (with its config.json), not one weight file")
     name = safe_text(path.resolve().parent.name if path.name == "config.json" else path.stem)
-    return spec_from_config(read_config(path), str(path), model_id=model_id, name=name), None
+    return _config_spec(read_config(path), str(path), model_id=model_id, name=name), None
 
 
 def import_model(source: str, *, model_id: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
@@ -234,7 +303,7 @@ def import_model(source: str, *, model_id: str | None = None) -> tuple[AnyModelS
     url = f"https://huggingface.co/{repo_id}/blob/{revision}/config.json"
     cfg = read_config(config_path)
     args: dict[str, Any] = {"model_id": model_id, "name": repo_id.rsplit("/", 1)[-1], "hf_id": repo_id}
-    spec_from_config(cfg, url, **args)  # an unsupported model_type fails before any further request
+    _config_spec(cfg, url, **args)  # an unsupported model_type fails before any further request
     tensors, why = fetch_hf_safetensors(repo_id, revision)
     notes = [] if tensors else [f"Weights computed from the config: {why}."]
     return _checkpoint(args, cfg, url, tensors, f"https://huggingface.co/{repo_id}/tree/{revision}", notes)

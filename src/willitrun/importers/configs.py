@@ -11,14 +11,17 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from .. import archs
 from ..archs import ARCHITECTURES
 from ..archs.bart import BartConfig as _BartSpec
 from ..archs.base import ID_PATTERN
+from ..archs.family import TRANSFORMERS_MODELS_URL as TRANSFORMERS_MODELS_URL
+from ..archs.family import TRANSFORMERS_VERSION as TRANSFORMERS_VERSION
+from ..archs.family import ConfigClass
 from ..archs.gemma import GemmaConfig as _GemmaSpec
 from ..archs.gemma2 import Gemma2Config as _Gemma2Spec
 from ..archs.gemma3 import Gemma3Config as _Gemma3Spec
@@ -48,36 +51,8 @@ from ..archs.whisper import WhisperConfig as _WhisperSpec
 from ..errors import SpecError, UsageError, clip
 from ..specs import AnyModelSpec, parse_model_spec
 
-TRANSFORMERS_VERSION = "5.23.0"
-TRANSFORMERS_MODELS_URL = (
-    f"https://github.com/huggingface/transformers/blob/v{TRANSFORMERS_VERSION}/src/transformers/models/"
-)
 CHECKPOINT_DTYPES = ("float32", "float16", "bfloat16")
 _DTYPE_ALIASES = {"float": "float32", "half": "float16", "fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
-
-@dataclass(frozen=True)
-class ConfigClass:
-    """The fields of one transformers config class that a willitrun spec models, with its defaults.
-
-    `defaults` maps a field to the value transformers uses when config.json leaves it out; None
-    means transformers derives it from other fields (num_key_value_heads -> num_attention_heads),
-    which the spec does the same way. Fields missing from `defaults` are not read by that model
-    class (Mistral has no attention_bias) and are dropped. `copied` fields are kept when present and
-    never filled. `none_is_default` fields treat an explicit null like an absent field (their
-    __post_init__ replaces None with the default).
-    """
-
-    name: str
-    path: str
-    spec_model: Any
-    defaults: Mapping[str, Any]
-    copied: tuple[str, ...] = ()
-    none_is_default: tuple[str, ...] = ()
-
-    @property
-    def url(self) -> str:
-        return TRANSFORMERS_MODELS_URL + self.path
 
 
 LLAMA = ConfigClass("LlamaConfig", "llama/configuration_llama.py", _LlamaSpec, {
@@ -529,8 +504,21 @@ IMPORTABLE = tuple(a for a in ARCHITECTURES if a in LANGUAGE_MODELS or a in ("t5
                    or a in ("llava_onevision", *IDEFICS3_FAMILY))
 
 
+def declared_config(model_type: str) -> ConfigClass | None:
+    """The config.json keys a family module declares for `model_type` (archs/family.py: `config_json`),
+    loading only that family; None when no family declares it (the tables above serve the older ones)."""
+    if model_type in IMPORTABLE or model_type not in archs.FAMILIES:
+        return None
+    return archs.family(model_type).config_json.get(model_type)
+
+
+def importable() -> tuple[str, ...]:
+    """Every model_type `willitrun import` reads (loads every family module: for listings)."""
+    return tuple(a for a in ARCHITECTURES if a in IMPORTABLE or declared_config(a) is not None)
+
+
 def supported() -> str:
-    return ", ".join(IMPORTABLE)
+    return ", ".join(importable())
 
 
 # Ends every "not supported" refusal of a model_type or GGUF architecture (one line).
@@ -679,6 +667,9 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
         raise UsageError(f"{source}: Florence-2's image tokens follow preprocessor_config.json (its size), which "
                          "the config.json importer does not read; write a spec by hand (model_specs/florence-2-base.yaml "
                          "shows the fields and how the hub's remote-code keys map to transformers' native ones)")
+    declared = declared_config(model_type)
+    if declared is not None:
+        return model_type, _block(cfg, declared, "config", sources)
     if model_type not in IMPORTABLE:
         raise UsageError(f"{source}: model_type {clip(repr(model_type))} is not supported; supported: {supported()}; "
                          f"{HOW_TO_ADD}")
@@ -688,6 +679,12 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
         notes.append("layers_block_type read as layer_types (GraniteMoeHybridConfig.attribute_map).")
     if model_type in ("clip", "siglip", "pix2struct", "vision-encoder-decoder"):
         return model_type, _encoder_vision(cfg, model_type, source, sources)
+    if model_type == "deepseek_v2" and "num_experts_per_tok" in cfg and cfg["num_experts_per_tok"] is None:
+        # DeepseekV2Config's default is None: the model builds, but its router's topk needs a k. Both releases
+        # route 6 experts per token (deepseek-ai/DeepSeek-V2 and DeepSeek-V2-Lite config.json).
+        cfg = {**cfg, "num_experts_per_tok": 6}
+        notes.append("Warning: num_experts_per_tok is null, which DeepseekV2's router cannot use: 6 assumed "
+                     "(DeepSeek-V2 and V2-Lite).")
     if model_type in LANGUAGE_MODELS:
         return model_type, _language_model(cfg, model_type, "config", source, sources)
     if model_type in ("t5", "mt5"):
@@ -957,7 +954,37 @@ def spec_from_config(config: object, source: str, *, model_id: str | None = None
             data["dtype"] = "bfloat16"  # gpt-oss names no dtype; its unquantized tensors are bf16
     if notes:
         data["notes"] = " ".join(notes)
-    return build_spec(data, source)
+    spec = build_spec(data, source)
+    unusable = unusable_values(spec)
+    if unusable:  # said first, as warnings: the model builds, but a forward pass would fail (issue 20)
+        spec = spec.model_copy(update={"notes": " ".join((*unusable, *([spec.notes] if spec.notes else [])))})
+    return spec
+
+
+def unusable_values(spec: AnyModelSpec) -> list[str]:
+    """Warnings for values transformers builds a model from but could not run (a forward pass would fail):
+    validation follows what transformers accepts, so these are warned about, never refused (issue 20)."""
+    from ..archs.gemma3 import Gemma3Spec
+    from ..archs.idefics3 import Idefics3Spec
+    from ..archs.qwen2_vl import QwenVLSpec
+
+    out = []
+    if isinstance(spec, Gemma3Spec) and not spec.config.pooling_fits:
+        v = spec.config.vision_config
+        out.append(f"Warning: mm_tokens_per_image ({spec.config.mm_tokens_per_image}) is not a square whose side "
+                   f"divides the {v.image_size // v.patch_size} patches per side: Gemma3MultiModalProjector's "
+                   "pooling cannot produce it, so images would fail in a forward pass; sized as written.")
+    if isinstance(spec, Idefics3Spec):
+        v, scale = spec.config.vision_config, spec.config.scale_factor
+        if (v.image_size // v.patch_size) % scale:
+            out.append(f"Warning: scale_factor ({scale}) does not divide the {v.image_size // v.patch_size} patches "
+                       "per side: the connector's pixel shuffle would fail in a forward pass; sized as written.")
+    if isinstance(spec, QwenVLSpec) and spec.merger_width != spec.config.text_config.hidden_size:
+        field = "hidden_size" if spec.architecture == "qwen2_vl" else "out_hidden_size"
+        out.append(f"Warning: vision_config.{field} ({spec.merger_width}), the merger's output, is not "
+                   f"text_config.hidden_size ({spec.config.text_config.hidden_size}): image features would not fit "
+                   "the language model in a forward pass; sized as written.")
+    return out
 
 
 def checkpoint_quantization(config: Mapping[str, Any]) -> str | None:

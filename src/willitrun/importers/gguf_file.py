@@ -5,9 +5,9 @@ file before anything is allocated, so a hostile or truncated file costs at most 
 memory and fails with one line. `gguf.GGUFReader` is not used for this: it memory-maps the file and
 does not read tensor data eagerly, but it builds numpy arrays for every string of the vocabulary
 (26 s for a header of 800k strings, against 0.35 s here) and trusts declared array lengths (an array
-claiming 2^40 entries past the end of the file makes it loop and grow without bound). The `gguf`
-package provides ggml's block sizes (GGML_QUANT_SIZES) and the file type names, so they stay those
-of llama.cpp.
+claiming 2^40 entries past the end of the file makes it loop and grow without bound). ggml's block
+sizes and the file type names are bundled (willitrun/ggml_types.py, checked against the `gguf` package
+by the tests), so a GGUF reads on a plain install: no `gguf`, no numpy.
 
 Layout (ggml docs/gguf.md): magic "GGUF", version u32 (2 or 3), tensor count u64, metadata count u64,
 metadata (key string, type u32, value), tensor infos (name, n_dims u32, dims u64..., ggml type u32,
@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from ..errors import SpecError, UsageError
 from ..files import GGUF_HEADER_CAP, open_regular
+from ..ggml_types import FILE_TYPES, GGML_TYPES
 from .weights import StoredTensor
 
 GGUF_MAGIC = b"GGUF"
@@ -142,16 +143,6 @@ class _Reader:
         raise self.fail(f"{key}: arrays of type {item} are not supported")
 
 
-def _ggml_types() -> tuple[dict[int, tuple[int, int]], dict[int, str]]:
-    """ggml type id -> (block size, bytes per block), and -> name, from the gguf package."""
-    try:
-        from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-    except ImportError:
-        raise UsageError("reading GGUF files needs the gguf package: pip install 'willitrun[gguf]'") from None
-    sizes = {int(t): size for t, size in GGML_QUANT_SIZES.items()}
-    return sizes, {int(t): t.name for t in GGMLQuantizationType}
-
-
 def read_gguf_header(path: Path) -> GGUFHeader:
     """Metadata (scalars, short strings, short numeric arrays) and every tensor's exact bytes."""
     try:
@@ -184,7 +175,6 @@ def read_gguf_stream(f: IO[bytes], size: int, path: Path | str) -> GGUFHeader:
         if key in metadata:
             raise SpecError(f"{path}: metadata key {key!r} appears twice")
         metadata[key] = r.value(r.scalar(4, key), key)
-    sizes, names = _ggml_types()  # after the magic: a file that is no GGUF says so first
     tensors = []
     offsets = []
     for _ in range(n_tensors):
@@ -196,15 +186,15 @@ def read_gguf_stream(f: IO[bytes], size: int, path: Path | str) -> GGUFHeader:
             raise SpecError(f"{path}: tensor {name!r}: {n_dims} dimensions (ggml allows 1 to {MAX_DIMS})")
         dims = [r.scalar(10, name) for _ in range(n_dims)]
         ggml_type, offset = r.scalar(4, name), r.scalar(10, name)
-        if ggml_type not in sizes:
+        if ggml_type not in GGML_TYPES:
             raise SpecError(f"{path}: tensor {name!r}: unknown ggml type {ggml_type}")
-        block, block_bytes = sizes[ggml_type]
+        type_name, block, block_bytes = GGML_TYPES[ggml_type]
         if dims[0] % block:
-            raise SpecError(f"{path}: tensor {name!r}: rows of {dims[0]} are not whole {names[ggml_type]} "
+            raise SpecError(f"{path}: tensor {name!r}: rows of {dims[0]} are not whole {type_name} "
                             f"blocks of {block}")
         nbytes = dims[0] // block * block_bytes * prod(dims[1:])
         # GGUF dims run fastest first (ne[0] is the row); shapes here are PyTorch-ordered.
-        tensors.append(StoredTensor(name, names[ggml_type], tuple(reversed(dims)), nbytes))
+        tensors.append(StoredTensor(name, type_name, tuple(reversed(dims)), nbytes))
         offsets.append(offset)
     alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
     if type(alignment) is not int or alignment <= 0 or alignment & (alignment - 1):
@@ -273,7 +263,8 @@ def llama_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict[s
     meta, tensors = header.metadata, {t.name: t for t in header.tensors}
     arch = meta.get("general.architecture", "llama")
     a = arch if arch in SUPPORTED_ARCHITECTURES else "llama"
-    if (_int(meta, f"{a}.expert_count", path, required=False) or 0) > 0:
+    # expert_count 0 is a dense model (llama.cpp loads it so: hparams.n_expert 0); is_moe sends larger ones elsewhere
+    if type(meta.get(f"{a}.expert_count")) is int and meta[f"{a}.expert_count"] > 0:
         raise UsageError(f"{path}: a mixture-of-experts model ({a}.expert_count = {meta[f'{a}.expert_count']}); "
                          "not supported yet")
     keys = {
@@ -345,15 +336,10 @@ def llama_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict[s
 
 def file_type_dtypes(header: GGUFHeader) -> tuple[str, str | None, str]:
     """(spec dtype, willitrun --dtype of the stored weights or None, file type name) from general.file_type."""
-    from gguf.constants import LlamaFileType
-
     from ..dtypes import weight_dtype
 
     value = header.metadata.get("general.file_type")
-    try:
-        name = LlamaFileType(value).name.removeprefix("MOSTLY_") if type(value) is int else ""
-    except ValueError:
-        name = ""
+    name = FILE_TYPES.get(value, "").removeprefix("MOSTLY_") if type(value) is int else ""
     spec_dtype = {"ALL_F32": "float32", "BF16": "bfloat16"}.get(name, "float16")
     try:
         wd = weight_dtype("fp32" if name == "ALL_F32" else name).name if name else None
@@ -457,7 +443,9 @@ def _ssm_mixer(meta: dict[str, Any], tensors: dict[str, StoredTensor], a: str, h
     cfg[expand_field], cfg[head_field] = inner // hidden, inner // heads
     sources[f"config.{expand_field}"] = f"{path}: {a}.ssm.inner_size / embedding_length"
     sources[f"config.{head_field}"] = f"{path}: {a}.ssm.inner_size / ssm.time_step_rank"
-    layer = next((int(t.split(".")[1]) for t in tensors if t.endswith(".ssm_in.weight")), None)
+    # blk.N.ssm_in.weight; a name whose N is no layer number (blk.x.ssm_in.weight) is not one of them
+    layer = next((int(n) for t in tensors if t.endswith(".ssm_in.weight") and t.startswith("blk.")
+                  for n in [t.split(".")[1]] if n.isdigit() and len(n) < 6), None)
     if layer is None:
         raise SpecError(f"{path}: no blk.N.ssm_in.weight tensor: not a Mamba-2 model file")
     a_log = tensors.get(f"blk.{layer}.ssm_a")

@@ -316,6 +316,9 @@ class WeightsOverride:
     component_bytes: tuple[tuple[str, int], ...] = ()
     dtype: str | None = None
     notes: tuple[str, ...] = ()
+    # The engine whose store the file came from (ollama's: sources/names.py), the default engine for it;
+    # None: the default follows the stored type (GGUF types: llama.cpp).
+    engine: str | None = None
 
     def apply(self, computed: tuple[Component, ...]) -> tuple[Component, ...]:
         """`computed` with the stored bytes: per component when the names agree, else one component
@@ -338,11 +341,25 @@ def storage_summary(tensors: list[StoredTensor]) -> str:
     return ", ".join(name for name, _ in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
+def component_rules(rules_key: str) -> list[tuple[str, str | None]]:
+    """The naming rules of `rules_key` (an architecture, or gguf:<llama.cpp architecture>): this table's,
+    else what the architecture's family module declares (archs/family.py: `weight_rules`)."""
+    if rules_key in COMPONENT_RULES:
+        return COMPONENT_RULES[rules_key]
+    from .. import archs
+
+    if rules_key in archs.FAMILIES:
+        declared = archs.family(rules_key).weight_rules.get(rules_key)
+        if declared is not None:
+            return list(declared)
+    raise KeyError(rules_key)
+
+
 def weights_override(rules_key: str, tensors: list[StoredTensor], source: str, fmt: str, *,
                      dtype: str | None = None, storage: str | None = None,
                      notes: Iterable[str] = ()) -> WeightsOverride:
     """Sum `tensors` per component with the naming rules of `rules_key` (an architecture)."""
-    rules = [(re.compile(p), c) for p, c in COMPONENT_RULES[rules_key]]
+    rules = [(re.compile(p), c) for p, c in component_rules(rules_key)]
     per: dict[str, int] = {}
     unmapped: list[str] = []
     skipped: list[str] = []

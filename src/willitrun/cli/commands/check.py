@@ -10,7 +10,7 @@ from typing import Annotated, Any, NamedTuple, Optional
 
 import typer
 
-from ...errors import ExitCode, UsageError, WillItRunError
+from ...errors import UsageError, WillItRunError
 from .. import parse
 from ..options import Context, Dtype, Engine, KvDtype, SpecsDir, command_app
 
@@ -64,8 +64,8 @@ def check_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; exit 0 only if every check fits.")] = False,
     specs_dir: SpecsDir = None,
 ) -> None:
-    """Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not, 2 (3: a spec
-    error) if any row could not be checked (each such row says why)."""
+    """Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not, 5 if any is tight,
+    2 (3: a spec error) if any row could not be checked (each such row says why)."""
     import gc
 
     from ...catalog import load_catalog
@@ -84,13 +84,14 @@ def check_cmd(
     checks = Checks(load_catalog(specs_dir), dtype, kv_dtype, ctx, eng)
     outcomes = checks.run(_chain(read_rows(rows, ctx), pairs) if rows is not None else iter(pairs))
     printer = None if quiet else (JsonPrinter() if json_out else TablePrinter())
-    all_fit, failed, first = True, 0, None
+    code, failed, first = 0, 0, None  # fit.worst: 1 if any row does not fit, else 5 if any is tight, else 0
     for outcome in outcomes:
         if outcome.error is not None:
             failed += 1
             first = first or outcome
         else:
-            all_fit &= outcome.fit.fits
+            row_code = verdict_of(outcome.fit).exit_code
+            code = row_code if row_code == 1 or code == 0 else code
         if printer is not None:
             printer(outcome)
     if isinstance(printer, TablePrinter):
@@ -101,7 +102,22 @@ def check_cmd(
         more = f" ({failed - 1:,} more rows could not be checked: see their error)" if failed > 1 else ""
         error(f"{first.message}{more}")
         raise typer.Exit(int(first.error.exit_code))  # type: ignore[union-attr]
-    raise typer.Exit(int(ExitCode.FITS if all_fit else ExitCode.DOES_NOT_FIT))
+    raise typer.Exit(code)
+
+
+_VERDICTS: dict[int, Any] = {}  # id(fit) -> its verdict: identical rows share one fit object (Checks.fits)
+
+
+def verdict_of(f: Any) -> Any:
+    """fit.verdict(f), judged once per distinct fit (a rows file repeats pairs; Checks keeps each fit alive)."""
+    v = _VERDICTS.get(id(f))
+    if v is None or v[0] is not f:
+        from ...fit import verdict
+
+        if len(_VERDICTS) >= MEMO:  # bounded, as Checks' memos are
+            _VERDICTS.clear()
+        v = _VERDICTS[id(f)] = (f, verdict(f))
+    return v[1]
 
 
 def _chain(first: Iterator[Row], then: list[Row]) -> Iterator[Row]:
@@ -159,12 +175,17 @@ class Checks:
                 self.fits[key] = check_fit(spec, req, card.capacity_bytes, card.id, suggest=False,
                                            resolved=self.resolved[spec.id])
             else:  # the largest context depends on the model and the memory only: searched once per pair
+                from ...answers import engine_options
+                from ...engines.registry import engine_class
+
                 search = (spec.id, card.capacity_bytes)
-                if search in self.searched:
-                    est = engine_estimate(spec, req, self.engine)
+                options = engine_options(self.engine, card.capacity_bytes, card.name)  # as the main command's
+                # an engine that sizes itself from the card (vLLM) states its own largest context
+                if search in self.searched and not engine_class(self.engine).sized_by_card:
+                    est = engine_estimate(spec, req, self.engine, options)
                     self.fits[key] = EngineFit(est, card.capacity_bytes, *self.searched[search])
                 else:
-                    f = engine_fit(spec, req, self.engine, None, card.capacity_bytes)
+                    f = engine_fit(spec, req, self.engine, options, card.capacity_bytes)
                     self.searched[search] = (f.max_context_tokens, f.context_limit)
                     self.fits[key] = f
         return spec, card, self.fits[key]
@@ -244,7 +265,7 @@ class JsonPrinter:
         self.lines: dict[int, tuple[Any, str]] = {}  # id(fit) -> (fit, its line); the fit kept so its id stays its own
 
     def __call__(self, outcome: Outcome) -> None:
-        from ...render import engine_dict, fit_dict, write
+        from ...render import answer_dict, write
 
         if outcome.error is not None:
             row = outcome.row
@@ -257,7 +278,7 @@ class JsonPrinter:
         if held is None or held[0] is not f:
             if len(self.lines) >= MEMO:
                 self.lines.clear()
-            d = engine_dict(f, card.id) if hasattr(f, "context_limit") and not hasattr(f, "suggestions") else fit_dict(f)
+            d = answer_dict(f, card.id, judged=verdict_of(f))
             held = self.lines[id(f)] = (f, json.dumps({**d, "gpu_name": card.name}) + "\n")
         write(held[1])
 
@@ -287,8 +308,9 @@ class TablePrinter:
             # used alone (CLIP, SigLIP) has no cache at all, so a largest context means nothing
             g = geometry(spec)
             unbounded = f.fits and not g.cache_grows_with_context
+            v = verdict_of(f)
             cells = [safe(spec.id), safe(card.id), f"{f.estimate.context_tokens:,}", size(f.total_bytes),
-                     size(f.vram_bytes), "fits" if f.fits else "DOES NOT FIT",
+                     size(f.vram_bytes), {"fits": "fits", "tight": "TIGHT"}.get(v.status, "DOES NOT FIT"),
                      "n/a (no KV cache)" if g.encoder_only else "unbounded" if unbounded else f"{f.max_context_tokens:,}",
                      ""]
         if self.widths is None:

@@ -13,6 +13,8 @@ DOCS = [
     ("README.md", "usage, options, exit codes, library use"),
     ("docs/json-output.md", "the estimate's --json output"),
     ("docs/answers-json.md", "the --json output of ladder, gpus, sweep and the extra answers"),
+    ("docs/engines.md", "every engine option and its spellings, version tables, launch lines"),
+    ("docs/scan.md", "scan: the places it looks in, its limits and its --json output"),
     ("docs/spec-format.md", "model and GPU spec files"),
     ("docs/accuracy.md", "estimates against measured runs"),
 ]

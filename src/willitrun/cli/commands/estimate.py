@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, get_type_hints
 
 import typer
 
-from ...engines.llamacpp import LLAMACPP_VERSIONS
-from ...engines.vllm import VLLM_DEFAULT_VERSION, VLLM_VERSIONS
+from ...engines.registry import OPTIONS, REGISTRY, REQUEST_ALIASES, Option
 from ..estimation import EstimateArgs, run_estimate
 from ..options import (
     Batch,
@@ -39,6 +39,7 @@ def estimate_cmd(
     model: Model,
     gpu: Gpus = None,
     vram: Vram = None,
+    margin: Annotated[Optional[str], _opt("--margin", metavar="SIZE", help="Your own reserve, kept free of the card (as --vram: 2GiB, 512MiB; bare number = GiB) [default: 0].")] = None,
     context: Context = None,
     batch: Batch = "1",
     dtype: Dtype = None,
@@ -55,35 +56,55 @@ def estimate_cmd(
     max_batch: Annotated[bool, typer.Option("--max-batch", help="Also the largest batch that fits at this context.")] = False,
     no_chart: Annotated[bool, typer.Option("--no-chart", help="No bar of the memory parts against the card (it is shown only in a terminal).")] = False,
     engine: Annotated[Optional[str], _opt("--engine", "-e", metavar="ENGINE", help="transformers, llama.cpp, ollama, whisper.cpp, vllm or ctranslate2 (alias faster-whisper; any case) [default: llama.cpp for GGUF --dtype, else transformers].")] = None,
-    ubatch: Annotated[Optional[str], _opt("--ubatch", metavar="N", help="llama.cpp -ub / ollama num_batch [default: 512].")] = None,
-    flash_attn: Annotated[Optional[bool], typer.Option("--flash-attn/--no-flash-attn", show_default=False, help="llama.cpp, ollama, whisper.cpp [default: the engine's (whisper.cpp: the version's)].")] = None,
-    parallel: Annotated[Optional[str], _opt("--parallel", metavar="N", help="llama.cpp -np / OLLAMA_NUM_PARALLEL, 1 to 4096 [default: 1].")] = None,
-    gpu_layers: Annotated[Optional[str], _opt("--gpu-layers", metavar="N", help="llama.cpp -ngl / ollama num_gpu [default: all].")] = None,
-    gpu_memory_utilization: Annotated[Optional[str], _opt("--gpu-memory-utilization", metavar="SHARE", help="vLLM's share of the card, 0.01 to 1 [default: 0.9].")] = None,
-    op_offload: Annotated[Optional[bool], typer.Option("--op-offload/--no-op-offload", show_default=False, help="llama.cpp: run host-weight ops of large batches on the GPU (PR #6083, flag from PR #13386) [default: on; builds before March 2024 have none].")] = None,
-    llamacpp_version: Annotated[Optional[str], _opt("--llamacpp-version", metavar="KEY", help=f"llama.cpp build range (KV padding, flash-attention default, op offload): {', '.join(LLAMACPP_VERSIONS)} [default: current].")] = None,
-    n_cpu_moe: Annotated[Optional[str], _opt("--n-cpu-moe", metavar="N", help="llama.cpp: keep the expert tensors of the first N layers in host memory (mixture-of-experts models) [default: 0].")] = None,
-    cpu_moe: Annotated[bool, typer.Option("--cpu-moe", help="llama.cpp: keep the expert tensors of every layer in host memory (-cmoe).")] = False,
-    whisper_version: Annotated[Optional[str], _opt("--whisper-version", metavar="KEY", help="whisper.cpp release line: 1.5 (1.5.0-1.5.4), 1.5.5, 1.6, 1.7, 1.8 or latest; tags like v1.7.4 work; sets cache sizes and the flash-attention default [default: latest].")] = None,
-    best_of: Annotated[Optional[str], _opt("--best-of", metavar="N", help="whisper.cpp -bo / faster-whisper best_of: decoders at a fallback temperature [default: 5].")] = None,
-    no_fallback: Annotated[bool, typer.Option("--no-fallback", help="whisper.cpp -nf / faster-whisper temperature=0: no temperature fallback (no best_of decoders).")] = False,
-    compute_type: Annotated[Optional[str], _opt("--compute-type", metavar="TYPE", help="ctranslate2 compute_type: default, float16, bfloat16, float32, int8, int8_float16, int8_bfloat16, int8_float32 [default: default].")] = None,
-    cuda: Annotated[Optional[str], _opt("--cuda", metavar="11|12", help="ctranslate2: the CUDA major version of the build (CTranslate2 4.x: 12, 3.x: 11) [default: 12].")] = None,
-    swa_full: Annotated[bool, typer.Option("--swa-full", help="llama.cpp: sliding-window layers keep every cell, not just their window.")] = False,
-    max_num_seqs: Annotated[Optional[str], _opt("--max-num-seqs", metavar="N", help="vLLM --max-num-seqs [default: the version's].")] = None,
-    max_num_batched_tokens: Annotated[Optional[str], _opt("--max-num-batched-tokens", metavar="N", help="vLLM --max-num-batched-tokens [default: the version's].")] = None,
-    vllm_version: Annotated[Optional[str], _opt("--vllm-version", metavar="KEY", help=f"vLLM version: {', '.join(VLLM_VERSIONS)} [default: {VLLM_DEFAULT_VERSION}].")] = None,
-    tensor_parallel_size: Annotated[Optional[str], _opt("--tensor-parallel-size", "-tp", metavar="N", help="vLLM tensor parallel size (per-rank memory) [default: 1; several nodes: searched].")] = None,
-    pipeline_parallel_size: Annotated[Optional[str], _opt("--pipeline-parallel-size", "-pp", metavar="N", help="vLLM pipeline parallel size [default: 1; several nodes: searched].")] = None,
-    data_parallel_size: Annotated[Optional[str], _opt("--data-parallel-size", "-dp", metavar="N", help="vLLM data parallel size: engine replicas, each with its own KV pool (with --enable-expert-parallel the experts spread over TP x DP) [default: 1].")] = None,
-    enable_expert_parallel: Annotated[bool, typer.Option("--enable-expert-parallel", help="vLLM: whole experts per rank over TP x DP ranks instead of TP-sharded experts (mixture-of-experts models).")] = False,
-    disable_hybrid_kv_cache_manager: Annotated[bool, typer.Option("--disable-hybrid-kv-cache-manager", help="vLLM: sliding-window layers keep every token's KV, not just their window (one KV group).")] = False,
     gpus_per_node: Annotated[Optional[str], _opt("--gpus-per-node", metavar="N", help="Several nodes: --gpu 16xh100-sxm --gpus-per-node 8 plans vLLM with Ray (or --engine llama.cpp: RPC); docs/cluster.md.")] = None,
     cluster: Annotated[Optional[Path], _opt("--cluster", metavar="FILE", help="Several nodes from a YAML file (nodes: [{host, gpu, gpus}], head first); docs/cluster.md.")] = None,
     json_out: Json = False,
     quiet: Quiet = False,
     specs_dir: SpecsDir = None,
+    **engine_options: Any,
 ) -> None:
-    """Estimate the memory MODEL needs and whether it fits the GPU (exit 0 fits, 1 does not)."""
-    args = EstimateArgs(**locals())
-    raise typer.Exit(run_estimate(args))
+    """Estimate the memory MODEL needs and whether it fits the GPU (exit 0 fits, 5 tight, 1 does not)."""
+    given = {**locals()}
+    options = given.pop("engine_options")
+    raise typer.Exit(run_estimate(EstimateArgs(**given, options=options)))
+
+
+def _with_aliases(annotation: Any, aliases: tuple[str, ...]) -> Any:
+    """A request option (--context, --beams) that also answers to the engines' own spellings."""
+    info = annotation.__metadata__[0]
+    # inside Annotated, typer keeps the first name in `default` and the rest in `param_decls`
+    names = (info.default, *info.param_decls) if isinstance(info.default, str) else tuple(info.param_decls)
+    return Annotated[annotation.__origin__, typer.Option(*names, *aliases, metavar=info.metavar,
+                                                         show_default=False, help=info.help)]
+
+
+def _engine_parameter(o: Option) -> inspect.Parameter:
+    """The typer parameter of one declared engine option (a version option lists its table's keys)."""
+    kind = inspect.Parameter.KEYWORD_ONLY
+    versions = [list(e.versions()) for e in REGISTRY.values() if e.version_key == o.key and e.strict_versions]
+    choices = ", ".join(versions[0]) if versions else ""
+    if o.kind == "switch":
+        return inspect.Parameter(o.key, kind, default=False, annotation=Annotated[bool, typer.Option(
+            *o.flags, help=o.help_text())])
+    if o.kind == "bool":
+        return inspect.Parameter(o.key, kind, default=None, annotation=Annotated[Optional[bool], typer.Option(
+            f"{o.flags[0]}/{o.off[0]}", show_default=False, help=o.help_text())])
+    return inspect.Parameter(o.key, kind, default=None, annotation=Annotated[Optional[str], typer.Option(
+        *o.flags, metavar=o.metavar, show_default=False, help=o.help_text(choices))])
+
+
+def _signature() -> inspect.Signature:
+    """estimate_cmd's own parameters, the request options with the engines' spellings, then one
+    parameter per declared engine option (engines/registry.py), in that order before --gpus-per-node."""
+    hints = get_type_hints(estimate_cmd, include_extras=True)
+    own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(estimate_cmd).parameters.values()
+           if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    own = [p.replace(annotation=_with_aliases(p.annotation, REQUEST_ALIASES[p.name])) if p.name in REQUEST_ALIASES
+           else p for p in own]
+    at = next(i for i, p in enumerate(own) if p.name == "gpus_per_node")
+    params = [*own[:at], *(_engine_parameter(o) for o in OPTIONS), *own[at:]]
+    return inspect.Signature([p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.name != "model" else p for p in params])
+
+
+estimate_cmd.__signature__ = _signature()  # type: ignore[attr-defined]
+estimate_cmd.__annotations__ = {p.name: p.annotation for p in estimate_cmd.__signature__.parameters.values()}  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from ..options import (
     Images,
     ImageSize,
     KvDtype,
+    Margin,
     Model,
     SpecsDir,
     command_app,
@@ -32,8 +33,9 @@ def gpus_cmd(model: Model, context: Context = None, batch: Batch = "1", beams: B
              kv_dtype: KvDtype = None, images: Images = None, image_size: ImageSize = None,
              encoder_tokens: EncoderTokens = None,
              count: Annotated[Optional[str], typer.Option("--count", metavar="GPU", show_default=False, help="How many of this GPU the model needs (tensor parallel).")] = None,
-             engine: Engine = None, json_out: AnswersJson = False, specs_dir: SpecsDir = None) -> None:
-    """Every catalog GPU: fit, headroom, largest context, cards needed; --count GPU: how many of one card (exit 0 if any fits)."""
+             engine: Engine = None, margin: Margin = None, json_out: AnswersJson = False,
+             specs_dir: SpecsDir = None) -> None:
+    """Every catalog GPU: fit, headroom, largest context, cards needed; --count GPU: how many of one card (exit 0 if one fits, 5 if only tightly)."""
     from ...catalog import load_catalog
 
     cat = load_catalog(specs_dir)
@@ -46,8 +48,12 @@ def gpus_cmd(model: Model, context: Context = None, batch: Batch = "1", beams: B
     eng = parse_engine(engine)
     if count and (eng or "transformers") != "transformers":
         raise UsageError("--count is a tensor-parallel split, answered with the transformers engine")
-    fits = _count(cat, spec, req, count, json_out) if count else _table(cat, spec, req, json_out, eng, weights)
-    raise typer.Exit(int(ExitCode.FITS if fits else ExitCode.DOES_NOT_FIT))
+    from ..models import margin as parse_margin
+
+    keep = parse_margin(margin)
+    if count:
+        raise typer.Exit(int(ExitCode.FITS if _count(cat, spec, req, count, json_out) else ExitCode.DOES_NOT_FIT))
+    raise typer.Exit(_table(cat, spec, req, json_out, eng, weights, keep))
 
 
 def _count(cat: Any, spec: Any, req: Any, count: str, json_out: bool) -> bool:
@@ -67,16 +73,19 @@ def _count(cat: Any, spec: Any, req: Any, count: str, json_out: bool) -> bool:
     return answer.cards > 0
 
 
-def _table(cat: Any, spec: Any, req: Any, json_out: bool, engine: str | None, weights: Any = None) -> bool:
+def _table(cat: Any, spec: Any, req: Any, json_out: bool, engine: str | None, weights: Any = None, margin: int = 0) -> int:
+    """Print the table; the exit code: 0 if a card FITS, 5 if cards fit only tightly, 1 if none fits."""
     from ...answers import which_gpus
     from ...render import print_json
     from ...render_answers import gpus_dict, gpus_view
 
-    table = which_gpus(spec, req, cat.gpus(), engine, weights)
+    table = which_gpus(spec, req, cat.gpus(), engine, weights, margin)
     if json_out:
         print_json(gpus_dict(table))
     else:
         from ...render import out, safe
 
         out.print(gpus_view(table, safe(spec.name)))
-    return any(r.fits for r in table.rows)
+    from ...fit import FITS
+
+    return 0 if any(r.verdict == FITS for r in table.rows) else 5 if any(r.fits for r in table.rows) else 1

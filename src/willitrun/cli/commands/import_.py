@@ -16,18 +16,18 @@ app = command_app()
 
 @app.command("import")
 def import_cmd(
-    source: Annotated[str, typer.Argument(metavar="SOURCE", show_default=False, help="A config.json, a model directory (config.json and *.safetensors), a .gguf file, or hf:ORG/NAME.")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", show_default=False, help="A config.json, a model directory (config.json and *.safetensors), a .gguf file, or hf:ORG/NAME; also ORG/NAME[:QUANT] from the local Hugging Face cache, an ollama name, or a remote .gguf (hf:ORG/NAME/FILE.gguf, an https URL).")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="PATH", show_default=False, help="Write the spec to this .yaml file (its name is the id) or into this directory (created if need be) [default: print it].")] = None,
     model_id: Annotated[Optional[str], typer.Option("--id", metavar="ID", show_default=False, help="The spec's id [default: from the file, directory or repository name].")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing spec file.")] = False,
     specs_dir: SpecsDir = None,
 ) -> None:
     """Write a model spec (YAML) from a config.json, a model directory, a GGUF file or hf:ORG/NAME."""
-    from ...importers import import_model, write_spec_yaml
+    from ...importers import write_spec_yaml
     from ...render import error
 
     target, model_id = target_path(output, specs_dir, model_id)
-    spec, weights = import_model(source, model_id=model_id)
+    spec, weights = _import(source, model_id)
     text = write_spec_yaml(spec, spec.sources["config"])
     if target is None:
         typer.echo(text, nl=False)
@@ -37,6 +37,20 @@ def import_cmd(
         error(note, prefix="note")
     if target is not None:
         _hints(target, spec, weights, source)
+
+
+def _import(source: str, model_id: Optional[str]) -> tuple[Any, Any]:
+    """A path or hf:ORG/NAME through the importers; a remote GGUF, or a name found in the HF cache or
+    ollama's store, through sources/ (as the estimate's MODEL)."""
+    from ...files import path_type
+    from ...importers import import_model
+    from ...sources.names import resolve_name
+    from ...sources.remote import is_remote_gguf
+
+    if not is_remote_gguf(source) and (source.startswith("hf:") or path_type(source).kind != "missing"):
+        return import_model(source, model_id=model_id)
+    found = resolve_name(source, model_id=model_id, hub=False)
+    return found if found is not None else import_model(source, model_id=model_id)  # its "no such file" line
 
 
 def _write(target: Path, spec_id: str, text: str, force: bool) -> Path:

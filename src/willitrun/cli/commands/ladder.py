@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ...errors import ExitCode
-from ..models import device, request
+from ..models import device_memory, request
 from ..options import (
     AnswersJson,
     Batch,
@@ -17,6 +16,7 @@ from ..options import (
     Gpu,
     Images,
     ImageSize,
+    Margin,
     SpecsDir,
     Vram,
     command_app,
@@ -28,9 +28,9 @@ app = command_app()
 @app.command("ladder")
 def ladder_cmd(model: CatalogModel, gpu: Gpu = None, vram: Vram = None, context: Context = None, batch: Batch = "1",
                beams: Beams = "1", images: Images = None, image_size: ImageSize = None,
-               encoder_tokens: EncoderTokens = None, engine: Engine = None, json_out: AnswersJson = False,
-               specs_dir: SpecsDir = None) -> None:
-    """Which weight and KV-cache types fit, with the largest context and batch each allows (exit 0 if any fits)."""
+               encoder_tokens: EncoderTokens = None, engine: Engine = None, margin: Margin = None,
+               json_out: AnswersJson = False, specs_dir: SpecsDir = None) -> None:
+    """Which weight and KV-cache types fit, with the largest context and batch each allows (exit 0 if one fits, 5 if only tightly)."""
     from ...answers import quant_ladder
     from ...catalog import load_catalog
     from ...render import print_json, safe, size
@@ -38,10 +38,11 @@ def ladder_cmd(model: CatalogModel, gpu: Gpu = None, vram: Vram = None, context:
     cat = load_catalog(specs_dir)
     spec = cat.resolve("model", model)
     req = request(context, batch, beams, None, None, images, image_size, encoder_tokens)
-    dev, device_name, vram_bytes = device(cat, gpu, vram, json_out)
+    dev, device_name, memory = device_memory(cat, gpu, vram, json_out, margin)
+    vram_bytes = memory.total_bytes
     from ..parse import engine as parse_engine
 
-    ladder = quant_ladder(spec, req, vram_bytes, parse_engine(engine))
+    ladder = quant_ladder(spec, req, memory, parse_engine(engine), device_name)
     if json_out:
         from ...render_answers import ladder_dict
 
@@ -51,4 +52,4 @@ def ladder_cmd(model: CatalogModel, gpu: Gpu = None, vram: Vram = None, context:
         from ...render_answers import ladder_view
 
         out.print(ladder_view(ladder, safe(f"{spec.name} ({spec.id}) on {device_name} ({size(vram_bytes)})")))
-    raise typer.Exit(int(ExitCode.FITS if ladder.best is not None else ExitCode.DOES_NOT_FIT))
+    raise typer.Exit(ladder.exit_code)

@@ -76,8 +76,10 @@ def architecture_rows(models: list[Any]) -> list[dict[str, Any]]:
     `willitrun import` reads, the catalog models of it, and the engines that refuse it (from the
     geometry of its catalog models; null when the catalog has none to ask)."""
     from ... import archs
-    from ...importers.configs import IMPORTABLE
+    from ...importers.configs import importable
     from ...importers.gguf_file import SPEC_ARCHITECTURE, SSM_ARCHITECTURES, SUPPORTED_ARCHITECTURES
+
+    configs = importable()
 
     rows = []
     for arch in archs.ARCHITECTURES:
@@ -91,9 +93,11 @@ def architecture_rows(models: list[Any]) -> list[dict[str, Any]]:
         rows.append({
             "architecture": arch,
             "family_module": f"willitrun.archs.{archs.FAMILIES[arch]}",
-            "config_model_type": arch if arch in IMPORTABLE else None,
+            "config_model_type": arch if arch in configs else None,
             "gguf_architectures": [g for g in SUPPORTED_ARCHITECTURES if SPEC_ARCHITECTURE.get(g, g) == arch]
             + [g for g, spec_arch in SSM_ARCHITECTURES.items() if spec_arch == arch],
+            # what llama.cpp writes as general.architecture for the family (archs/family.py: gguf_architectures)
+            "gguf_declared": list(archs.family(arch).gguf_architectures),
             "models": [m.id for m in mine],
             "refused_by": refused,
         })
@@ -112,8 +116,9 @@ def _print_architectures(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         refused = r["refused_by"]
         shown = "?" if refused is None else ", ".join(e for e in refused if e not in SPEECH_ONLY) or "-"
+        unread = [f"{g} (declared, not read yet)" for g in r["gguf_declared"] if g not in r["gguf_architectures"]]
         t.add_row(escape(r["architecture"]), "yes" if r["config_model_type"] else "-",
-                  escape(", ".join(r["gguf_architectures"])) or "-", escape(", ".join(r["models"])) or "-", escape(shown))
+                  escape(", ".join(r["gguf_architectures"] + unread)) or "-", escape(", ".join(r["models"])) or "-", escape(shown))
     out.print(t)
     out.print("config.json: `willitrun import` reads a config.json of this model_type; GGUF: the general.architecture "
               "values it reads from a .gguf file; ?: no catalog model to ask. whisper.cpp and ctranslate2 "

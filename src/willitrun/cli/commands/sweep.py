@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ...errors import ExitCode, GPUDetectionError
-from ..models import device, request
+from ..models import device_memory, request
 from ..options import (
     AnswersJson,
     Batch,
@@ -20,6 +20,7 @@ from ..options import (
     Images,
     ImageSize,
     KvDtype,
+    Margin,
     Model,
     SpecsDir,
     Vram,
@@ -34,7 +35,8 @@ def sweep_cmd(model: Model, gpu: Gpu = None, vram: Vram = None, batch: Batch = "
               dtype: Dtype = None, kv_dtype: KvDtype = None, images: Images = None, image_size: ImageSize = None,
               encoder_tokens: EncoderTokens = None,
               plot: Annotated[Optional[Path], typer.Option("--plot", metavar="FILE", show_default=False, help="Also draw the sweep to FILE.svg or FILE.png (needs `pip install 'willitrun[plot]'`).")] = None,
-              engine: Engine = None, json_out: AnswersJson = False, specs_dir: SpecsDir = None) -> None:
+              engine: Engine = None, margin: Margin = None, json_out: AnswersJson = False,
+              specs_dir: SpecsDir = None) -> None:
     """Memory by component at context 512, 1024, ... up to the model's window (exit 0 if any context fits)."""
     from ...answers import sweep
     from ...catalog import load_catalog
@@ -45,10 +47,10 @@ def sweep_cmd(model: Model, gpu: Gpu = None, vram: Vram = None, batch: Batch = "
 
     spec, weights = resolve_model_arg(model, cat)
     req = request(None, batch, beams, dtype, kv_dtype, images, image_size, encoder_tokens)
-    dev, device_name, vram_bytes = _device_or_none(cat, gpu, vram, json_out)
+    dev, device_name, vram_bytes = _device_or_none(cat, gpu, vram, json_out, margin)
     from ..parse import engine as parse_engine
 
-    sw = sweep(spec, req, vram_bytes, parse_engine(engine), weights)
+    sw = sweep(spec, req, vram_bytes, parse_engine(engine), weights, device_name)
     title = f"{spec.name} ({spec.id}), {sw.dtype} weights, {sw.kv_dtype} KV cache, batch {sw.batch_size}"
     if device_name:
         title += f", on {device_name}"
@@ -70,10 +72,13 @@ def sweep_cmd(model: Model, gpu: Gpu = None, vram: Vram = None, batch: Batch = "
     raise typer.Exit(int(ExitCode.FITS if vram_bytes is None or any(p.fits for p in sw.points) else ExitCode.DOES_NOT_FIT))
 
 
-def _device_or_none(cat: Any, gpu: Optional[str], vram: Optional[str], quiet: bool) -> tuple[Any, Any, Any]:
-    """The device, or (None, None, None) with a note when nothing is given and no GPU is detected."""
+def _device_or_none(cat: Any, gpu: Optional[str], vram: Optional[str], quiet: bool,
+                    margin: Optional[str] = None) -> tuple[Any, Any, Any]:
+    """The device and the bytes every point is checked against (the card less --margin), or (None, None,
+    None) with a note when nothing is given and no GPU is detected."""
     try:
-        return device(cat, gpu, vram, quiet)
+        dev, name, memory = device_memory(cat, gpu, vram, quiet, margin)
+        return dev, name, memory.card_bytes
     except GPUDetectionError:
         from ...render import error
 

@@ -1,0 +1,94 @@
+"""The typed contract every architecture family fulfils, and what a family declares about itself.
+
+A family module (`willitrun/archs/<module>.py`) ends with one `FAMILY = Family(...)`: its spec
+classes, the functions the arithmetic calls (tensors, geometry, activation stages, image and
+cross-attention source tokens), and the declarations other parts of willitrun read instead of keeping
+their own tables: the config.json keys per model_type with transformers' defaults (`config_json`,
+read by importers/configs.py), where the safetensors names land (`weight_rules`, read by
+importers/weights.py) and the llama.cpp architecture names of its GGUF files (`gguf_architectures`).
+
+The registry (`willitrun.archs`) loads a module on first use and checks what it finds is a `Family`
+serving exactly the architectures the registry's table gives that module (docs/adding-an-architecture.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from .base import Geometry, ModelSpecBase, Stage, Tensor
+
+TRANSFORMERS_VERSION = "5.23.0"
+TRANSFORMERS_MODELS_URL = (
+    f"https://github.com/huggingface/transformers/blob/v{TRANSFORMERS_VERSION}/src/transformers/models/"
+)
+
+
+@dataclass(frozen=True)
+class ConfigClass:
+    """The fields of one transformers config class that a willitrun spec models, with its defaults.
+
+    `defaults` maps a field to the value transformers uses when config.json leaves it out; None
+    means transformers derives it from other fields (num_key_value_heads -> num_attention_heads),
+    which the spec does the same way. Fields missing from `defaults` are not read by that model
+    class (Mistral has no attention_bias) and are dropped. `copied` fields are kept when present and
+    never filled. `none_is_default` fields treat an explicit null like an absent field (their
+    __post_init__ replaces None with the default).
+    """
+
+    name: str
+    path: str
+    spec_model: Any
+    defaults: Mapping[str, Any]
+    copied: tuple[str, ...] = ()
+    none_is_default: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return TRANSFORMERS_MODELS_URL + self.path
+
+
+S = TypeVar("S", bound=ModelSpecBase)
+ImageSize = tuple[int, int] | None
+# (regular expression over a checkpoint's tensor name, component or None for a buffer), first match wins
+WeightRules = Sequence[tuple[str, str | None]]
+
+
+@dataclass(frozen=True)
+class Family(Generic[S]):
+    """One architecture family: what the registry hands the arithmetic for a spec of it."""
+
+    module: str  # the module's __name__
+    specs: Mapping[str, type[S]]  # architecture -> spec class
+    tensors: Callable[[S], Iterable[Tensor]]  # every weight tensor, tied ones once, in module order
+    geometry: Callable[[S], Geometry]
+    stages: Callable[[S, int, int, int], list[Stage]]  # (spec, context, source, images)
+    image_tokens: Callable[[S, ImageSize], int]
+    cross_source_tokens: Callable[[S, int, int], int]  # (spec, images, encoder_tokens)
+    # the vision pass depends on the image's size (Qwen2-VL): stages(..., image_size=) when one is asked
+    sized_stages: Callable[..., list[Stage]] | None = None
+    video_tokens: Callable[[S, int, ImageSize], int] | None = None  # (spec, frames, frame size)
+    config_json: Mapping[str, ConfigClass] = field(default_factory=dict)  # model_type -> its keys and defaults
+    weight_rules: Mapping[str, WeightRules] = field(default_factory=dict)  # architecture -> safetensors rules
+    gguf_architectures: tuple[str, ...] = ()  # llama.cpp's general.architecture names of this family's files
+
+    @property
+    def architectures(self) -> tuple[str, ...]:
+        return tuple(self.specs)
+
+
+def check_family(value: object, module: str, architectures: Iterable[str]) -> Family[Any]:
+    """`value` (a module's FAMILY) as the registry needs it, or a TypeError naming what is wrong."""
+    if not isinstance(value, Family):
+        raise TypeError(f"{module} defines no FAMILY = Family(...) (willitrun/archs/family.py)")
+    want = set(architectures)
+    if set(value.specs) != want:
+        raise TypeError(f"{module}: FAMILY serves {sorted(value.specs)}, the registry gives it {sorted(want)}")
+    for arch, cls in value.specs.items():
+        if not (isinstance(cls, type) and issubclass(cls, ModelSpecBase)):
+            raise TypeError(f"{module}: FAMILY.specs[{arch!r}] is not a ModelSpecBase subclass")
+    unknown = set(value.config_json) - want
+    if unknown:
+        raise TypeError(f"{module}: config_json names model types it does not serve: {sorted(unknown)}")
+    return value
