@@ -19,6 +19,7 @@ import yaml
 from willitrun.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parents[2]
+VERDICTS = (0, 1, 5)  # fits, does not fit, tight (README "Exit codes")
 TINY = {"model_type": "llama", "hidden_size": 512, "num_hidden_layers": 2, "num_attention_heads": 8,
         "intermediate_size": 1024, "vocab_size": 1000}
 
@@ -51,7 +52,7 @@ def test_a_nested_model_type_that_is_not_a_string(tmp_path, model_type, where):
     cfg = config(tmp_path, {"model_type": "llava", where: {"model_type": model_type}})
     r = run(cfg, "--gpu", "t4")
     if model_type is None:  # null: the class default, as transformers reads it... or a clean refusal
-        assert r.returncode in (0, 1, 2, 3) and "internal error" not in r.stderr, r.stderr
+        assert r.returncode in (0, 1, 2, 3, 5) and "internal error" not in r.stderr, r.stderr
         return
     one_line(r, ExitCode.SPEC, f"{where}.model_type must be a string, not {type(model_type).__name__}")
 
@@ -59,7 +60,7 @@ def test_a_nested_model_type_that_is_not_a_string(tmp_path, model_type, where):
 def test_a_10kb_model_type_gives_a_short_line(tmp_path):
     """Today's main echoed all of it: a 10,872-character error line."""
     line = one_line(run(config(tmp_path, {**TINY, "model_type": "x" * 10_000}), "--gpu", "t4"), ExitCode.USAGE,
-                    "is not supported", "9,922 more characters")
+                    "model_type 'xxx", "more characters")
     assert len(line) <= len("error: ") + 400  # errors.ERROR_LINE_MAX
 
 
@@ -163,8 +164,8 @@ def test_a_cache_entry_of_the_wrong_shape_with_a_valid_checksum(tmp_path, change
     env = {"WILLITRUN_CACHE_DIR": str(tmp_path / "cache")}
     args = ("llama-2-7b", "--gpu", "tesla-t4", "--json")
     good = run(*args, env=env)
-    assert run("mistral-7b", "--gpu", "t4", "-q", env=env).returncode in (0, 1)
-    assert good.returncode in (0, 1), good.stderr
+    assert run("mistral-7b", "--gpu", "t4", "-q", env=env).returncode in VERDICTS
+    assert good.returncode in VERDICTS, good.stderr
     _tamper(tmp_path / "cache", change)
     again = run(*args, env=env)  # the damaged entry is a miss: the file is read again
     assert (again.returncode, again.stdout, again.stderr) == (good.returncode, good.stdout, good.stderr)

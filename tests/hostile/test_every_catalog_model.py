@@ -10,7 +10,7 @@ runs many lines in one process exactly as the entry point runs one), not one pro
 sample runs as separate `python -m willitrun` processes as well.
 
 What must hold, for every model and command:
-- no internal error: the exit code is a verdict (0, 1) or a documented user error, never 70;
+- no internal error: the exit code is a verdict (0, 1, 5) or a documented user error, never 70;
 - the warm answer is the cold answer, byte for byte (the cache changes speed, not answers);
 - the plain estimate from the pydantic-free stand-ins is the pydantic answer, byte for byte;
 - `--json` output parses.
@@ -31,9 +31,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("catalog_driver.py")
 MODELS = sorted(p.stem for p in (ROOT / "model_specs").glob("*.yaml"))
 GPU = "t4"
-# Exit codes an answer may have (README "Exit codes"): 0 fits, 1 does not fit, 2 the command does
-# not apply to this model (e.g. a speech model with an option it lacks). Never 70.
-ANSWERS = {0, 1, 2}
+# Exit codes an answer may have (README "Exit codes"): 0 fits, 1 does not fit, 5 tight, 2 the command
+# does not apply to this model (e.g. a speech model with an option it lacks). Never 70.
+VERDICTS = {0, 1, 5}
+ANSWERS = {*VERDICTS, 2}
 
 
 def _env(cache: Path, **extra: str) -> dict[str, str]:
@@ -95,7 +96,7 @@ def _check(lines: list[list[str]], results: list[tuple[int, str, str]]) -> None:
     bad = [(" ".join(a), code, err.strip()[-300:]) for a, (code, _, err) in zip(lines, results, strict=True) if code not in ANSWERS]
     assert not bad, bad[:10]
     for args, (code, out, err) in zip(lines, results, strict=True):
-        if "--json" in args and code in (0, 1):
+        if "--json" in args and code in VERDICTS:
             for line in out.splitlines() if args[0] == "check" else [out]:
                 json.loads(line)
         if code == 2:  # a user error: one line, no traceback
@@ -156,7 +157,7 @@ def test_real_processes_cold_then_warm(tmp_path: Path, model: str) -> None:
     _wait_out_racy_timestamps()
     env = _env(tmp_path)
     first, second = _main([model, "--gpu", GPU], env), _main([model, "--gpu", GPU], env)
-    assert first.returncode in (0, 1) and "internal error" not in first.stderr, first.stderr
+    assert first.returncode in VERDICTS and "internal error" not in first.stderr, first.stderr
     assert (second.returncode, second.stdout, second.stderr) == (first.returncode, first.stdout, first.stderr)
 
 
