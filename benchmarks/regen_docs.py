@@ -65,21 +65,23 @@ def _from_offload(lines: list[str]) -> list[str]:
     return ["...", *lines[verdict:end], "...", *lines[start:]]
 
 
-def _cluster_plan() -> Any:
+def _cluster_plan(version: str | None = None) -> Any:
     sys.path.insert(0, str(ROOT / "src"))
     from willitrun import load_catalog
     from willitrun.cluster import plan_vllm, uniform_cluster
+    from willitrun.engines import VllmOptions
     from willitrun.memory import Request
     from willitrun.placement import device
 
     cat = load_catalog()
     cluster = uniform_cluster(device(cat.resolve("gpu", "h100-sxm")), total_gpus=16, gpus_per_node=8)
-    return plan_vllm(cat.resolve("model", "llama-3.1-405b"), Request(), cluster)
+    options = VllmOptions(version=version) if version else None
+    return plan_vllm(cat.resolve("model", "llama-3.1-405b"), Request(), cluster, options)
 
 
 def cluster_table() -> str:
-    """docs/cluster.md: Llama 3.1 405B bf16 on 2 x 8 H100 SXM, the layouts that use every GPU and fit."""
-    plan = _cluster_plan()
+    """docs/cluster.md: Llama 3.1 405B bf16 on 2 x 8 H100 SXM (vLLM 0.10), the layouts that use every GPU and fit."""
+    plan = _cluster_plan("0.10")  # vLLM 0.10's defaults (8192 batched tokens, 1024 sequences, 0.90), as the doc says
     gib = 1 << 30
     rows = ["| TP | PP | KV tokens | weights first / last stage (GiB) | activation first / last (GiB) |",
             "|---|---|---|---|---|"]
@@ -93,7 +95,7 @@ def cluster_table() -> str:
 
 
 def cluster_commands() -> str:
-    """docs/cluster.md: what the Python example prints (host, command)."""
+    """docs/cluster.md: what the Python example above it prints (host, command), default options."""
     plan = _cluster_plan()
     return "\n".join(["```", *(f"{c.host} {c.command}" for c in plan.commands), "```"])
 

@@ -15,6 +15,9 @@ JSON object; the dataclasses are what a table renderer reads.
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -24,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import archs
 from .engines.llamacpp import LlamaCppOptions, llamacpp_estimate
 from .engines.vllm import VllmOptions, budgets, tp_problems, unified_blocks
-from .errors import UsageError
+from .errors import UsageError, clip
 from .limits import MAX_CARDS
 from .memory import AnySpec, Request, default_context, resolve
 from .placement import Device
@@ -39,6 +42,28 @@ MAX_GPUS_PER_NODE = MAX_CARDS
 # --------------------------------------------------------------------------------------------------
 # The cluster
 # --------------------------------------------------------------------------------------------------
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def check_host(host: str) -> str:
+    """`host` if it is a host name (RFC 1123: dot-separated labels of letters, digits and inner
+    hyphens, 1-63 characters each, 253 in all; not all-numeric, RFC 3696 2), an IPv4 or an IPv6 address,
+    else UsageError. Host names go into printed shell commands: nothing else may reach them."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    labels = host.split(".")
+    if 0 < len(host) <= 253 and all(_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit():
+        return host.lower()  # DNS names are case-insensitive
+    raise UsageError(f"host {clip(repr(host))} is not a host name or an IP address")
+
+
+def _endpoint(host: str, port: int) -> str:
+    """host:port, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True)
 class Node:
     """One machine: `gpus` identical cards. `host` is an address, or a placeholder such as <node1-ip>."""
@@ -57,9 +82,13 @@ class Cluster:
             raise UsageError("a cluster needs at least one node")
         if len(self.nodes) > MAX_NODES:
             raise UsageError(f"{len(self.nodes)} nodes: at most {MAX_NODES} are supported")
+        seen: set[str] = set()
         for n in self.nodes:
             if not 1 <= n.gpus <= MAX_GPUS_PER_NODE:
                 raise UsageError(f"node {n.host}: gpus must be 1 to {MAX_GPUS_PER_NODE} (got {n.gpus})")
+            if n.host.lower() in seen:  # its GPUs would count twice
+                raise UsageError(f"node {n.host} is listed twice: list each machine once, with all its GPUs")
+            seen.add(n.host.lower())
 
     @property
     def total_gpus(self) -> int:
@@ -85,7 +114,7 @@ def uniform_cluster(gpu: Device, total_gpus: int, gpus_per_node: int, hosts: Seq
     if total_gpus % gpus_per_node:
         raise UsageError(f"{total_gpus} GPUs do not make whole nodes of {gpus_per_node}")
     count = total_gpus // gpus_per_node
-    names = list(hosts) if hosts else [f"<node{i}-ip>" for i in range(count)]
+    names = [check_host(h) for h in hosts] if hosts else [f"<node{i}-ip>" for i in range(count)]
     if len(names) != count:
         raise UsageError(f"{len(names)} hosts given for {count} nodes")
     return Cluster(tuple(Node(h, gpu, gpus_per_node) for h in names))
@@ -113,7 +142,14 @@ def cluster_from_dict(data: Any, gpu: Callable[[str], Device], where: str = "clu
     except ValidationError as exc:
         lines = [f"{where}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise UsageError("\n".join(lines)) from None
-    return Cluster(tuple(Node(n.host, gpu(n.gpu), n.gpus) for n in f.nodes))
+    nodes = []
+    for i, n in enumerate(f.nodes):
+        try:
+            host = check_host(n.host)
+        except UsageError as exc:
+            raise UsageError(f"{where}: nodes.{i}.host: {exc}") from None
+        nodes.append(Node(host, gpu(n.gpu), n.gpus))
+    return Cluster(tuple(nodes))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -257,23 +293,24 @@ def _rank_key(p: LayoutPlan) -> tuple[bool, bool, int, int, int]:
 
 
 def _vllm_flags(spec: AnySpec, req: Request, opt: VllmOptions, best: LayoutPlan, ray: bool) -> list[str]:
-    flags = [f"--tensor-parallel-size {best.tp}"]
+    """`vllm serve`'s arguments after the model, one list item per shell word."""
+    flags = ["--tensor-parallel-size", str(best.tp)]
     if best.pp > 1:
-        flags.append(f"--pipeline-parallel-size {best.pp}")
-    flags.append(f"--max-model-len {best.max_model_len}")
+        flags += ["--pipeline-parallel-size", str(best.pp)]
+    flags += ["--max-model-len", str(best.max_model_len)]
     if opt.gpu_memory_utilization is not None:
-        flags.append(f"--gpu-memory-utilization {opt.gpu_memory_utilization}")
+        flags += ["--gpu-memory-utilization", str(opt.gpu_memory_utilization)]
     if opt.max_num_seqs is not None:
-        flags.append(f"--max-num-seqs {opt.max_num_seqs}")
+        flags += ["--max-num-seqs", str(opt.max_num_seqs)]
     if opt.max_num_batched_tokens is not None:
-        flags.append(f"--max-num-batched-tokens {opt.max_num_batched_tokens}")
+        flags += ["--max-num-batched-tokens", str(opt.max_num_batched_tokens)]
     dtype = resolve(spec, req).dtype.name
     if dtype == "fp8":
-        flags.append("--quantization fp8")
+        flags += ["--quantization", "fp8"]
     elif dtype in ("fp16", "bf16") and dtype != {"bfloat16": "bf16", "float16": "fp16"}.get(spec.dtype, dtype):
-        flags.append(f"--dtype {'float16' if dtype == 'fp16' else 'bfloat16'}")
+        flags += ["--dtype", "float16" if dtype == "fp16" else "bfloat16"]
     if ray:
-        flags.append("--distributed-executor-backend ray")
+        flags += ["--distributed-executor-backend", "ray"]
     return flags
 
 
@@ -321,13 +358,16 @@ def plan_vllm(spec: AnySpec, request: Request | None, cluster: Cluster, options:
     if best is not None:
         used = cluster.nodes[:best.nodes]
         ray = len(used) > 1
-        serve = "vllm serve " + model + " " + " ".join(_vllm_flags(spec, req, opt, best, ray))
+        # Every printed command is shell words joined by shlex.join: a model path or host that a shell
+        # would read as syntax is quoted, never run.
+        serve = shlex.join(["vllm", "serve", model, *_vllm_flags(spec, req, opt, best, ray)])
         if ray:
             head = used[0]
-            commands.append(Command(head.host, "head", f"ray start --head --port={RAY_PORT}",
+            commands.append(Command(head.host, "head", shlex.join(["ray", "start", "--head", f"--port={RAY_PORT}"]),
                                     "on the head node (set VLLM_HOST_IP to this node's address)"))
             for n in used[1:]:
-                commands.append(Command(n.host, "worker", f"ray start --address={head.host}:{RAY_PORT}",
+                start = shlex.join(["ray", "start", f"--address={_endpoint(head.host, RAY_PORT)}"])
+                commands.append(Command(n.host, "worker", start,
                                         "on every other node; then `ray status` shows all nodes and GPUs"))
             commands.append(Command(head.host, "head", serve, "on the head node, once Ray sees every GPU"))
             notes.append("every node needs the same vLLM version and the model at the same path (or HF cache); "
@@ -370,6 +410,9 @@ def plan_llamacpp_rpc(spec: AnySpec, request: Request | None, cluster: Cluster,
     req = request or Request()
     if len({n.gpu.vram_bytes for n in cluster.nodes}) > 1:
         raise UsageError("the RPC plan splits layers evenly: it needs identical cards (give --tensor-split yourself)")
+    ipv6 = [n.host for n in cluster.nodes[1:] if ":" in n.host]
+    if ipv6:  # ggml-org/llama.cpp ggml/src/ggml-rpc/ggml-rpc.cpp parse_endpoint: host is the text before the first ':'
+        raise UsageError(f"llama.cpp's --rpc cannot take an IPv6 address ({ipv6[0]}): give the node a host name")
     order = [*cluster.nodes[1:], cluster.head]
     devices: list[tuple[Node, int]] = [(n, i) for n in order for i in range(n.gpus)]
     count = len(devices)
@@ -400,15 +443,15 @@ def plan_llamacpp_rpc(spec: AnySpec, request: Request | None, cluster: Cluster,
         for i in range(node.gpus):
             port = RPC_PORT + i
             port_of[(node.host, i)] = port
-            commands.append(Command(node.host, "rpc", f"CUDA_VISIBLE_DEVICES={i} rpc-server -H 0.0.0.0 -p {port}",
-                                    "one server per GPU; bind to a private network only"))
+            server = shlex.join([f"CUDA_VISIBLE_DEVICES={i}", "rpc-server", "-H", "0.0.0.0", "-p", str(port)])
+            commands.append(Command(node.host, "rpc", server, "one server per GPU; bind to a private network only"))
     rpc = ",".join(f"{n.host}:{port_of[(n.host, i)]}" for n, i in devices if n is not cluster.head)
     path = model_path or f"{spec.id}-{est.dtype}.gguf"
-    main = f"llama-server -m {path} -ngl {n_layer + 1} -c {est.n_ctx}"
+    main = ["llama-server", "-m", path, "-ngl", str(n_layer + 1), "-c", str(est.n_ctx)]
     if rpc:
-        main += f" --rpc {rpc}"
-    main += f" --tensor-split {split}"
-    commands.append(Command(cluster.head.host, "main", main,
+        main += ["--rpc", rpc]
+    main += ["--tensor-split", split]
+    commands.append(Command(cluster.head.host, "main", shlex.join(main),
                             "on the head node: its own GPUs come last and hold the output layer"))
     notes = ["the CUDA context of every rpc-server and of llama-server (a few hundred MiB each) is not in llama.cpp's "
              "printed buffers",

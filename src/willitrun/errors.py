@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     SPEC = 3  # a spec file is missing, malformed or invalid
     GPU_DETECTION = 4  # no --gpu/--vram given and no NVIDIA GPU could be queried
     TIGHT = 5  # fits the card, but not what is free on it now, or the headroom is inside the measured error
+    OUTPUT = 74  # the answer could not be written to stdout (a full device, an I/O error): EX_IOERR
     INTERNAL = 70  # a bug: an unexpected exception (EX_SOFTWARE from sysexits.h)
 
 
@@ -40,7 +41,37 @@ class SpecError(WillItRunError):
         self.problems = problems or [message]
 
 
+class OutputError(WillItRunError):
+    """The answer could not be written to stdout (a full device, an I/O error)."""
+
+    exit_code = ExitCode.OUTPUT
+
+
 class GPUDetectionError(WillItRunError):
     """NVML is missing or reports no GPU, and no --gpu/--vram was given."""
 
     exit_code = ExitCode.GPU_DETECTION
+
+
+# An error line quotes what the user gave (a model name, a config.json value, a rows-file line); a
+# 10 kB model_type must not become a 10 kB line. Every error line goes through `bounded` (render.error
+# and the entry point), and a message that quotes a value may clip it first with `clip`.
+ERROR_LINE_MAX = 400  # characters of one error line
+ECHO_MAX = 80  # characters of one quoted value
+
+
+def clip(text: str, limit: int = ECHO_MAX) -> str:
+    """`text`, or its first `limit` characters and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
+def bounded(line: str, limit: int = ERROR_LINE_MAX) -> str:
+    """One error line of at most `limit` characters: a longer one keeps its start and its end
+    (where the problem is usually said) and says how much of the middle was left out."""
+    if len(line) <= limit:
+        return line
+    room = limit - 48  # the marker below takes at most 48 characters
+    head, tail = room * 3 // 4, room // 4
+    return f"{line[:head]} ...[{len(line) - head - tail:,} characters left out]... {line[-tail:]}"

@@ -1,5 +1,6 @@
 """Reading what a user hands over: regular files only, at most a documented number of bytes, YAML
-without aliases, and text from files made safe to print.
+without aliases, and text from files made safe to print; writing what willitrun writes (specs, plots,
+its cache) atomically, through `write_atomic` only.
 
 Every reader goes through `open_regular` (or `read_bytes`/`read_text` on top of it): the path is
 stat-ed first and opened with O_NONBLOCK, so a FIFO never blocks; anything but a regular file (a
@@ -10,6 +11,7 @@ byte is read; a file larger than its cap is refused by its size, never by readin
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
@@ -18,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from .errors import SpecError, WillItRunError
+from .errors import SpecError, UsageError, WillItRunError, clip
 
 # Caps, in bytes: each far above what the real file holds, small enough to read at once.
 SPEC_YAML_CAP = 256 << 10  # a spec file: the bundled ones are 1-3 KB
@@ -283,6 +285,38 @@ def _build(loader: Any) -> YamlDoc:
     return YamlDoc(root, lines)
 
 
+def _too_deep(text: str, end: int) -> int | None:
+    """The line where flow collections (`[`, `{`) outside quotes and comments first nest deeper than
+    YAML_MAX_DEPTH in text[:end], or None. Only asked when the parser failed: whichever limit a
+    parser version has (libyaml's own, from PyYAML 6.0.4's wheels on, is reached while it scans
+    ahead, before the events that `_build` counts), a file nested too deeply gets the same answer."""
+    depth, line, quote, i = 0, 1, "", 0
+    end = min(end + 1, len(text))
+    while i < end:
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif quote:
+            if c == "\\" and quote == '"':
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "'\"":
+            quote = c
+        elif c == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            nl = text.find("\n", i)
+            i = end if nl < 0 else nl
+            continue
+        elif c in "[{":
+            depth += 1
+            if depth > YAML_MAX_DEPTH:
+                return line
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+        i += 1
+    return None
+
+
 def parse_yaml(text: str, where: str) -> YamlDoc:
     """Parse one YAML document; `SpecError` as `where:line: problem` for anything malformed or hostile."""
     import yaml
@@ -295,9 +329,12 @@ def parse_yaml(text: str, where: str) -> YamlDoc:
         raise SpecError(f"{at}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
+        deep = _too_deep(text, mark.index if mark else len(text))
+        if deep is not None:  # the parser's own depth limit came first (libyaml scans flow collections ahead)
+            raise SpecError(f"{where}:{deep}: nested deeper than {YAML_MAX_DEPTH} levels") from None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         at = f"{where}:{mark.line + 1}" if mark else where
-        raise SpecError(f"{at}: malformed YAML: {safe_text(problem)}") from None
+        raise SpecError(f"{at}: malformed YAML: {clip(safe_text(problem))}") from None
     finally:
         loader.dispose()
 
@@ -311,3 +348,92 @@ def read_yaml_mapping(path: Path) -> YamlDoc:
     if not isinstance(doc.data, dict):
         raise SpecError(f"{where}: a spec must be a YAML mapping, not {type(doc.data).__name__}")
     return doc
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing: atomically, or not at all
+# --------------------------------------------------------------------------------------------------
+def _write_all(fd: int, data: bytes) -> None:
+    """Every byte of `data` to `fd` (os.write may write fewer; a full disk raises ENOSPC)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes, what: str = "file",
+                 error: type[WillItRunError] = UsageError) -> None:
+    """Write `data` to `path` so that `path` holds either its old content or all of `data`, never a
+    part: a temporary file in the same folder is written, flushed to the disk (fsync) and renamed over
+    `path` (os.replace, atomic on POSIX and Windows). A full disk, a name too long or a folder that
+    cannot be written is `error`, one line naming the file, and the temporary file is removed.
+
+    The new file takes the old one's permission bits, or the usual ones (0o666 less the umask) for a
+    new file: mkstemp's 0o600 would hide a spec from the other users of a shared spec folder."""
+    import tempfile
+
+    name = safe_path(path)
+    target = os.fspath(path)
+    if os.path.islink(target):  # a dotfile manager's symlink stays a symlink: its target is replaced
+        target = os.path.realpath(target)
+    folder = os.path.dirname(target) or "."
+    tmp = None
+    try:
+        try:
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        # A short temporary name: the target's own name may already be at the file system's limit.
+        fd, tmp = tempfile.mkstemp(prefix=".willitrun-", suffix=".tmp", dir=folder)
+        try:
+            _write_all(fd, data)
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+        tmp = None
+        _sync_folder(folder)
+    except OSError as exc:
+        raise error(f"{name}: cannot write the {what}: {_reason(exc)}") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_text_writes() -> Iterator[None]:
+    """`Path.write_text` goes through write_atomic while the block runs: for the library code that
+    writes files on willitrun's behalf (typer's --install-completion writes the completion script and
+    rewrites the shell's rc file, ~/.bashrc or ~/.zshrc, whole: on a full disk that truncated it)."""
+    original = Path.write_text
+
+    def write_text(self: Path, data: str, encoding: str | None = None, errors: str | None = None,
+                   newline: str | None = None) -> int:
+        if newline is None and os.linesep != "\n":
+            data = data.replace("\n", os.linesep)
+        elif newline:
+            data = data.replace("\n", newline)
+        write_atomic(self, data.encode(encoding or "utf-8", errors or "strict"), "file")
+        return len(data)
+
+    Path.write_text = write_text  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Path.write_text = original  # type: ignore[method-assign]
+
+
+def _sync_folder(folder: str) -> None:
+    """Make the rename itself durable (POSIX); where a folder cannot be opened, the rename stands."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -36,6 +36,15 @@ _resolved: dict[str, Any] = {}
 NAMES = ("BaseModel", "ConfigDict", "Field", "field_validator", "model_validator")
 
 
+# pydantic 2's public BaseModel API that `Record` does not stand in for: reaching one of these
+# names on a stand-in means "run again with pydantic", never an AttributeError (an internal error).
+PYDANTIC_API = frozenset({
+    "model_computed_fields", "model_dump_json", "model_extra", "model_json_schema", "model_parametrized_name",
+    "model_post_init", "model_rebuild", "model_validate_json", "model_validate_strings",
+    "__pydantic_extra__", "__pydantic_private__", "__pydantic_fields_set__",
+})
+
+
 class NeedsPydantic(Exception):
     """A spec had to be validated (or dumped) while the stand-ins were in use."""
 
@@ -106,8 +115,28 @@ class Record:
     def model_validate(cls, obj: Any, **kwargs: Any) -> Any:
         raise NeedsPydantic(f"{cls.__name__}: validation needs pydantic")
 
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Any:
+        """pydantic's `model_copy`: the same values with `update` applied, not validated (as pydantic
+        does not validate them either); the updated names join `model_fields_set`."""
+        import copy
+
+        values = copy.deepcopy(self.__dict__) if deep else dict(self.__dict__)
+        if update:
+            values.update(update)
+        obj = object.__new__(type(self))
+        obj.__dict__.update(values)
+        object.__setattr__(obj, "model_fields_set", set(self.model_fields_set) | set(update or ()))
+        return obj
+
     def model_dump(self, **kwargs: Any) -> Any:
         raise NeedsPydantic(f"{type(self).__name__}: model_dump needs pydantic")
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other part of pydantic's model API: the command is run again with pydantic rather than
+        failing (`AttributeError` for every other missing name, as usual)."""
+        if name in PYDANTIC_API:
+            raise NeedsPydantic(f"{type(self).__name__}.{name} needs pydantic")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise TypeError(f"{type(self).__name__} is frozen")
@@ -128,12 +157,14 @@ class Record:
 
 
 class _Default:
-    """A field's default as a class body writes it (`= value` or `= Field(...)`)."""
+    """A field's default as a class body writes it (`= value` or `= Field(...)`), and its numeric and
+    length constraints (gt, ge, lt, le, max_length), which catalog/cache.py checks on cached values."""
 
-    __slots__ = ("default", "factory", "required")
+    __slots__ = ("constraints", "default", "factory", "required")
 
-    def __init__(self, default: Any = ..., factory: Callable[[], Any] | None = None) -> None:
-        self.default, self.factory = default, factory
+    def __init__(self, default: Any = ..., factory: Callable[[], Any] | None = None,
+                 constraints: dict[str, Any] | None = None) -> None:
+        self.default, self.factory, self.constraints = default, factory, constraints or {}
         self.required = default is ... and factory is None
 
     def value(self) -> Any:
@@ -143,8 +174,9 @@ class _Default:
 
 
 def _field(default: Any = ..., *args: Any, default_factory: Callable[[], Any] | None = None, **kwargs: Any) -> Any:
-    """`Field(...)`: the default only; constraints were checked when the value was validated."""
-    return _Default(default, default_factory)
+    """`Field(...)`: the default, and the bounds a cached value is checked against (catalog/cache.py)."""
+    bounds = {k: kwargs[k] for k in ("gt", "ge", "lt", "le", "max_length") if kwargs.get(k) is not None}
+    return _Default(default, default_factory, bounds)
 
 
 def _config_dict(**kwargs: Any) -> dict[str, Any]:

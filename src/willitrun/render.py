@@ -57,8 +57,14 @@ def silence_stdout() -> None:
 
 def error(line: str, prefix: str | None = "error") -> None:
     """One line to stderr, `prefix: line`, without rich (a usage error must not wait for it)."""
-    sys.stderr.write(f"{prefix}: {safe(line)}\n" if prefix else f"{safe(line)}\n")
-    sys.stderr.flush()
+    from .errors import bounded
+
+    line = bounded(safe(line))
+    try:
+        sys.stderr.write(f"{prefix}: {line}\n" if prefix else f"{line}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed or full stderr: the exit code still says it
+        pass
 
 
 _consoles: dict[str, Console] = {}

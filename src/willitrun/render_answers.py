@@ -357,12 +357,18 @@ def plot_sweep(sw: Sweep, path: Path, title: str) -> None:
     ax.set_xticks(xs, [f"{x:,}" for x in xs], rotation=45)
     ax.set_xlabel("context (tokens)")
     ax.set_ylabel("memory (GiB = 2^30 bytes)")
-    ax.set_title(title.replace(", on ", ",\non "), fontsize="medium")  # two lines: long GPU names fit
+    # Two lines: long GPU names fit. parse_math=False: a `$...$` in a model's name is text, not
+    # matplotlib math (whose parser fails on it, or renders it as a formula).
+    ax.set_title(safe(title).replace(", on ", ",\non "), fontsize="medium", parse_math=False)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside the plot, not over it
     ax.margins(x=0)
-    # A fixed hash salt and no date: the same sweep writes the same SVG.
+    # A fixed hash salt and no date: the same sweep writes the same SVG. Drawn in memory, then written
+    # atomically (files.write_atomic): a full disk leaves no empty or half-written plot.
+    import io
+
+    from .files import write_atomic
+
+    drawn = io.BytesIO()
     with matplotlib.rc_context({"svg.hashsalt": "willitrun"}):
-        try:
-            fig.savefig(path, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
-        except OSError as exc:
-            raise UsageError(f"--plot {path}: cannot write: {exc.strerror or exc}") from None
+        fig.savefig(drawn, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+    write_atomic(path, drawn.getvalue(), "plot")

@@ -203,6 +203,17 @@ class GPUSpec(_Strict):
             raise ValueError("reported_total_mib is not within -15%/+5% of memory_gib")
         return self
 
+    def unusable(self) -> list[tuple[str, str]]:
+        """(field, why) for the numbers the schema accepts but the answers cannot use: memory or
+        bandwidth that round to zero bytes (e.g. 1.0e-300). The catalog refuses such a GPU when it
+        loads it, so `validate` and every estimate refuse it alike."""
+        out = []
+        if self.capacity_bytes < 1:
+            out.append(("memory_gib", f"{self.memory_gib!r} GiB is less than one byte"))
+        if round(self.bandwidth_gb_s * 10**9) < 1:
+            out.append(("bandwidth_gb_s", f"{self.bandwidth_gb_s!r} GB/s is less than one byte per second"))
+        return out
+
     @property
     def unified(self) -> bool:
         """CPU and GPU share one memory (every Apple chip; others say `unified_memory: true`)."""

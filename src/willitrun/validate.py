@@ -7,6 +7,7 @@ handle the spec (validate approves nothing that `willitrun MODEL` would then fai
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -83,8 +84,14 @@ def _files(paths: list[Path], catalog_roots: bool = False) -> tuple[list[Path], 
             problems.append(f"{safe_path(p)}: {not_regular(kind.what)}")
     unique: dict[str, Path] = {}
     for f in out:
-        unique.setdefault(str(f.resolve()), f)  # a file reached twice is checked once
+        unique.setdefault(str(_real(f)), f)  # a file reached twice is checked once
     return list(unique.values()), problems
+
+
+def _real(path: Path) -> Path:
+    """The path with symlinks resolved as far as they go: a symlink loop is reported by the reader
+    ("too many levels of symbolic links"), not raised here (Path.resolve raises RuntimeError on 3.11-3.12)."""
+    return Path(os.path.realpath(path))
 
 
 def estimator_problems(path: Path, spec: Any) -> list[str]:
@@ -112,18 +119,6 @@ def estimator_problems(path: Path, spec: Any) -> list[str]:
     return []
 
 
-def gpu_problems(path: Path, spec: Any) -> list[str]:
-    """Why the estimator cannot use a schema-valid GPU spec: its memory and bandwidth, as the
-    answers use them (whole bytes, bytes per second), must not round to zero."""
-    from .devices import device
-
-    card = device(spec)
-    where = safe_path(path)
-    return ([f"{where}: memory_gib: {spec.memory_gib!r} GiB is less than one byte"] if card.vram_bytes < 1 else []) + \
-        ([f"{where}: bandwidth_gb_s: {spec.bandwidth_gb_s!r} GB/s is less than one byte per second"]
-         if not card.bandwidth_bytes_s or card.bandwidth_bytes_s < 1 else [])
-
-
 def validate_file(path: Path) -> tuple[Kind | None, Any, list[str], list[str]]:
     """(kind, spec or None, errors, warnings) for one file, read and parsed once."""
     try:
@@ -140,9 +135,9 @@ def validate_file(path: Path) -> tuple[Kind | None, Any, list[str], list[str]]:
         return kind, None, exc.problems, []
     warnings = [f"{where}:{doc.line(p)}: {safe_text('.'.join(map(str, p)))}: number without a source "
                 "(add a `sources` key covering it)" for p in unsourced(doc.data)]
-    errors = gpu_problems(path, spec) if kind == "gpu" else estimator_problems(path, spec)
-    if kind == "gpu":
-        return kind, (None if errors else spec), errors, warnings
+    if kind == "gpu":  # a GPU the answers cannot use was refused by spec_from_document (GPUSpec.unusable)
+        return kind, spec, [], warnings
+    errors = estimator_problems(path, spec)
     if errors:
         return kind, None, errors, warnings
     if spec.parameters_declared:
@@ -177,7 +172,7 @@ def validate_paths(paths: list[Path] | None, extra_dirs: list[Path] | None = Non
     Ids and aliases must be unique among the files checked; a user spec that reuses a bundled id
     shadows it on purpose, which is a note, not an error.
     """
-    bundled = bundled_root().resolve()
+    bundled = _real(bundled_root())
     roots = list(paths) if paths else default_roots(extra_dirs)
     files, problems = _files(roots, catalog_roots=not paths)
     report = Report(problems, [], [], len(files) + len(problems))
@@ -191,7 +186,7 @@ def validate_paths(paths: list[Path] | None, extra_dirs: list[Path] | None = Non
         for name in dict.fromkeys((spec.id, *spec.aliases)):
             prev = seen.get((kind, name))
             if prev is not None and prev != f:
-                if bundled in prev.resolve().parents and bundled not in f.resolve().parents:
+                if bundled in _real(prev).parents and bundled not in _real(f).parents:
                     report.notes.append(f"{safe_path(f)} shadows the bundled {kind} spec {name!r} ({safe_path(prev)})")
                 else:
                     report.errors.append(f"{safe_path(f)}: id: {name!r} is already used by {safe_path(prev)}")

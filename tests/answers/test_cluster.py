@@ -48,7 +48,7 @@ def test_405b_two_h100_nodes_prints_the_ray_commands(plan405):
     assert plan405.fits and plan405.best.valid and plan405.best.nodes == 2
     cmds = [(c.host, c.command) for c in plan405.commands]
     assert cmds[0] == ("<node0-ip>", "ray start --head --port=6379")
-    assert cmds[1] == ("<node1-ip>", "ray start --address=<node0-ip>:6379")
+    assert cmds[1] == ("<node1-ip>", "ray start '--address=<node0-ip>:6379'")  # a placeholder, shell-quoted
     best = plan405.best
     assert cmds[2] == ("<node0-ip>", f"vllm serve meta-llama/Llama-3.1-405B --tensor-parallel-size {best.tp} "
                                      f"--pipeline-parallel-size {best.pp} --max-model-len 131072 "
@@ -174,7 +174,7 @@ def test_rpc_plan_405b_q4km(catalog, h100):
                                             "CUDA_VISIBLE_DEVICES=1 rpc-server -H 0.0.0.0 -p 50053"]
     assert len(rpc) == 8 and all(c.host == "<node1-ip>" for c in rpc)
     main = p.commands[-1]
-    assert main.host == "<node0-ip>" and main.command.startswith("llama-server -m llama-3.1-405b-q4_k_m.gguf -ngl 127 -c 8192 --rpc <node1-ip>:50052,")
+    assert main.host == "<node0-ip>" and main.command.startswith("llama-server -m llama-3.1-405b-q4_k_m.gguf -ngl 127 -c 8192 --rpc '<node1-ip>:50052,")
     split = [int(x) for x in main.command.split("--tensor-split ")[1].split(",")]
     assert len(split) == 16 and sum(split) == 127
     stages = p.best.stages

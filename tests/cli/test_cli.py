@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -138,7 +139,8 @@ def test_malformed_spec_exits_3(tmp_path):
     (d / "broken.yaml").write_text("id: broken\nname: [unclosed\n")
     r = run("broken", "--vram", "24", "--specs-dir", str(tmp_path))
     assert r.exit_code == 3
-    assert "broken.yaml:3: malformed YAML: did not find expected ',' or ']'" in r.stderr  # PyYAML's mark: end of input
+    # the line and wording past "malformed YAML" are the YAML parser's own (they differ between releases)
+    assert re.search(r"broken\.yaml:\d+: malformed YAML: \S", r.stderr) and r.stderr.count("\n") == 1, r.stderr
 
 
 def test_invalid_spec_names_file_line_and_field(tmp_path):
@@ -307,7 +309,7 @@ def test_405b_on_two_nodes_prints_the_vllm_ray_commands():
     r = CliRunner().invoke(app, ["llama-3.1-405b", "--gpu", "16xh100-sxm", "--gpus-per-node", "8"])
     assert r.exit_code == 0, r.output
     assert "ray start --head --port=6379" in r.output
-    assert "ray start --address=<node0-ip>:6379" in r.output
+    assert "ray start '--address=<node0-ip>:6379'" in r.output
     assert "vllm serve meta-llama/Llama-3.1-405B --tensor-parallel-size" in r.output
     assert "--distributed-executor-backend ray" in r.output
 

@@ -148,7 +148,7 @@ def test_rows_file_of_100k_lines_streams(tmp_path):
     assert r.exit_code == 0, r.output
     out = r.stdout.splitlines()
     assert len(out) == 100_001 and out[0].split() == ["model", "gpu", "context", "total", "memory", "verdict", "max",
-                                                      "context"]
+                                                      "context", "error"]
     assert elapsed < 10, elapsed
 
 

@@ -25,7 +25,7 @@ def documented_keys(section: int = 0) -> dict[str, str]:
     """key -> type from a table in docs/json-output.md (0: the estimate, 1: with an engine profile).
     A row may document several keys (`a`, `b`); an empty type means "as above"."""
     text = (ROOT / "docs" / "json-output.md").read_text().split("## With an engine profile")[section]
-    text = text.split("\n## ")[0]  # up to the next section (`explain --json` has its own table)
+    text = text.split("\n## ")[0]  # up to the next section (`explain --json`, check's error rows: tables of their own)
     keys: dict[str, str] = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]

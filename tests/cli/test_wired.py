@@ -235,3 +235,26 @@ def test_check_says_a_state_space_models_context_is_unbounded():
     assert r.exit_code == 1  # llama-2-7b in fp16 (12.55 GiB of weights) does not fit 12 GiB
     mamba = next(line for line in r.stdout.splitlines() if line.startswith("mamba-2.8b"))
     assert mamba.split()[-1] == "unbounded"
+
+
+def test_override_tensor_reaches_llamacpp_and_bad_patterns_are_one_line():
+    """-ot exps=CPU (llama.cpp --override-tensor) places as --cpu-moe does; -ot applies to llama.cpp only."""
+    _, ot = as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "-ot", "exps=CPU")
+    _, cmoe = as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--cpu-moe")
+    assert ot["buffers"] == [{**b, "detail": ot["buffers"][i]["detail"]} for i, b in enumerate(cmoe["buffers"])]
+    for bad in ("exps=CUDA1", "(=CPU", "exps"):
+        r = run("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "-ot", bad)
+        assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and "--override-tensor" in r.output
+    r = run("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--engine", "ollama", "-ot", "exps=CPU")
+    assert r.exit_code == 2 and "--override-tensor does not apply to ollama (only to llama.cpp)" in r.output
+
+
+def test_fit_target_and_ollama_version_reach_their_engines():
+    _, d = as_json("llama-3.1-8b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--fit-target", "512")
+    assert d["engine_facts"]["fit_target_bytes"] == 512 * MiB
+    _, old = as_json("llama-3.1-8b", "--gpu", "rtx4090", "--engine", "ollama", "--ollama-version", "0.6")
+    _, new = as_json("llama-3.1-8b", "--gpu", "rtx4090", "--engine", "ollama")
+    assert (old["context_tokens"], new["context_tokens"]) == (4096, 32768)  # routes.go: a 23.99 GiB card, 32k
+    assert new["dtype"] == "q4_k_m"  # ollama's library tags
+    r = run("llama-3.1-8b", "--gpu", "rtx4090", "--engine", "ollama", "--ollama-version", "0.99")
+    assert r.exit_code == 2 and "--ollama-version" in r.output and "0.30" in r.output

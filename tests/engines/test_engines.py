@@ -77,12 +77,38 @@ def test_ollama_gives_every_parallel_request_num_ctx():
     assert e.n_ctx == 8192
     assert e.find("KV cache (CUDA0)").bytes == 32 * PER_LAYER_POS * 8192  # 4 GiB
     assert e.find("ollama minimum free memory").bytes == OLLAMA_MINIMUM_MEMORY_BYTES == 457 * MiB
-    assert e.facts["flash_attn"] is False  # llama is not on ollama's flash-attention list
+    # ollama v0.30+ starts llama-server with --flash-attn auto (llm/llama_server.go appendFlashAttentionArgs)
+    assert e.facts["flash_attn"] is True
+    old = engine_estimate(llama(), Request(dtype="q4_0"), "ollama", OllamaOptions(num_ctx=2048, release="0.15"))
+    assert old.facts["flash_attn"] is False  # before: llama is not on ollama's flash-attention list
 
 
-@pytest.mark.parametrize(("vram_gib", "ctx"), [(None, 4096), (16, 4096), (24, 32768), (80, 262144)])
+@pytest.mark.parametrize(("release", "ctx"), [("0.6", 4096), ("0.15", 32768), ("0.30", 32768)])
+def test_ollama_default_context_by_release(release, ctx):
+    """The VRAM tiers came with commit 0334ffa62 (2026-01-27, first tag v0.15.5); before, 4096 (PR #10364)."""
+    from willitrun import load_catalog
+
+    spec = load_catalog().resolve("model", "llama-3.1-8b")  # trained on 131072: no clamp
+    e = engine_estimate(spec, Request(dtype="q4_0"), "ollama", OllamaOptions(vram_bytes=24 * GiB, release=release))
+    assert e.context_tokens == ctx
+
+
+def test_unknown_ollama_release_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown ollama version"):
+        OllamaOptions(release="0.99")
+
+
+@pytest.mark.parametrize(("vram_gib", "ctx"), [(None, 4096), (16, 4096), (22.9, 4096), (23, 32768), (23.99, 32768),
+                                               (24, 32768), (46.9, 32768), (47, 262144), (80, 262144)])
 def test_ollama_default_context_tiers(vram_gib, ctx):
-    assert ollama_default_context(None if vram_gib is None else vram_gib * GiB) == ctx
+    """ollama server/routes.go (0334ffa62, 2026-01-27; fb30760): totalVRAM >= 47 GiB: 262144, >= 23 GiB: 32768,
+    else 4096 -- not the docs' 24/48, so an RTX 4090 (23.99 GiB) gets 32768."""
+    assert ollama_default_context(None if vram_gib is None else round(vram_gib * GiB)) == ctx
+
+
+def test_ollama_default_context_counts_the_gpu_overhead():
+    """routes.go: totalVRAM += gpu.TotalMemory - envconfig.GpuOverhead()."""
+    assert ollama_default_context(24 * GiB, gpu_overhead_bytes=2 * GiB) == 4096
 
 
 # --------------------------------------------------------------------------------------------------
@@ -104,13 +130,14 @@ def test_without_op_offload_the_output_layer_runs_on_the_cpu(how):
     """Before PR #6083 (b2197 CI log: no CUDA0 compute buffer at -ngl 0), and with --no-op-offload,
     the GPU compute buffer is the offloaded layers' graph only: no logits, no LM-head copy."""
     e = ll(llama(), 2048, gpu_layers=10, version="2023-12") if how == "early build" else \
-        ll(llama(), 2048, gpu_layers=10, op_offload=False, flash_attn=False)
+        ll(llama(), 2048, gpu_layers=10, op_offload=False, flash_attn=False, version="2025-11")
     assert e.facts["op_offload"] is False
+    assert e.facts["output_on_gpu"] is False  # before PR #18148 -ngl 10 keeps the output layer on the host
     n_kv = e.n_ctx
     attention = 4 * 512 * (4 * 4096 + n_kv * (32 + 1))
     assert e.find("compute buffer (CUDA0)").bytes == attention
     with_op_offload = ll(llama(), 2048, gpu_layers=10, flash_attn=False,
-                         version="2024-03" if how == "early build" else "current")
+                         version="2024-03" if how == "early build" else "2025-11")
     assert with_op_offload.find("compute buffer (CUDA0)").bytes > e.find("compute buffer (CUDA0)").bytes
 
 
@@ -121,15 +148,48 @@ def test_tied_embedding_is_held_once_in_host_memory():
 
     tied = load_catalog().resolve("model", "llama-3.2-1b")  # tie_word_embeddings: true
     n_layer = tied.config.num_hidden_layers
-    host_output = ll(tied, 2048, gpu_layers=n_layer)  # every layer offloaded, the output layer not
+    # every layer offloaded, the output layer not: only builds before PR #18148 place that
+    host_output = ll(tied, 2048, gpu_layers=n_layer, version="2025-11")
     assert host_output.find("model buffer (CPU): layers kept on the host").bytes < MiB  # the final norm only
     full = ll(tied, 2048)
     embd = full.find("model buffer (CPU): token embedding").bytes
     assert full.find("model buffer (CUDA0)").bytes - host_output.find("model buffer (CUDA0)").bytes >= embd
 
 
+@pytest.mark.parametrize("version", ["2025-12", "current", "2026-06-server"])
+def test_ngl_offloads_the_output_layer_first_since_pr_18148(version):
+    """ggml-org/llama.cpp PR #18148 (December 2025), llama-model.cpp `load_tensors`:
+    i_gpu_start = max(n_layer + 1 - n_gpu_layers, 0), the output layer (il = n_layer) on the GPU for every
+    -ngl >= 1. So -ngl 10 of a 32-layer model is the output layer and layers 23..31 (9 of them); before it
+    (2025-11) -ngl 10 was layers 22..31 and the output layer stayed on the host."""
+    new = ll(llama(), 2048, gpu_layers=10, version=version)
+    old = ll(llama(), 2048, gpu_layers=10, version="2025-11")
+    assert new.facts["output_on_gpu"] is True and old.facts["output_on_gpu"] is False
+    assert new.find("KV cache (CUDA0)").bytes == 9 * PER_LAYER_POS * 2048
+    assert new.find("KV cache (CPU)").bytes == 23 * PER_LAYER_POS * 2048
+    assert old.find("KV cache (CUDA0)").bytes == 10 * PER_LAYER_POS * 2048
+    # the GPU's weights: one repeating layer fewer, the output layer (q6_K LM head + f32 final norm) more
+    layer = (old.find("model buffer (CUDA0)").bytes) // 10
+    output = pad(Q6_K.nbytes(32000 * 4096), 128) + 4096 * 4
+    assert new.find("model buffer (CUDA0)").bytes == 9 * layer + output
+    # the LM head runs where its weight is: no copy from the host in the GPU's compute buffer
+    assert "LM head copied" in old.find("compute buffer (CUDA0)").detail
+    assert "LM head copied" not in new.find("compute buffer (CUDA0)").detail
+
+
+@pytest.mark.parametrize(("ngl", "gpu_layers", "output_on_gpu"), [(0, 0, False), (1, 0, True), (2, 1, True),
+                                                                   (32, 31, True), (33, 32, True), (999, 32, True)])
+def test_ngl_output_first_layer_counts(ngl, gpu_layers, output_on_gpu):
+    """-ngl N on current builds: N - 1 repeating layers and the output layer, at most all of them (act_gpu_layers =
+    min(n_gpu_layers, n_layer + 1)); -ngl 0 keeps everything on the host."""
+    e = ll(llama(), 512, gpu_layers=ngl)
+    assert e.facts["output_on_gpu"] is output_on_gpu
+    kv = e.find("KV cache (CUDA0)").bytes if gpu_layers else 0
+    assert kv == gpu_layers * PER_LAYER_POS * 512
+
+
 def test_gpu_layers_equal_to_n_layer_leaves_the_output_layer_on_the_host():
-    e = ll(llama(), 512, gpu_layers=32)
+    e = ll(llama(), 512, gpu_layers=32, version="2025-11")  # before PR #18148
     # per layer: q, k, v, o and gate, up in q4_0; ffn_down's rows (11008) are not a multiple of 512, so
     # the CUDA buffer adds 256 elements (144 B) and aligns the tensor to 128 B; two f32 RMSNorm vectors
     down = pad(Q4_0.nbytes(11008 * 4096) + Q4_0.nbytes(256), 128)
@@ -293,7 +353,7 @@ def test_engine_fit_vllm_uses_the_card(catalog):
     from willitrun.engines import engine_fit
 
     f = engine_fit(catalog.resolve("model", "llama-3-8b"), Request(), "vllm", None, 24 * GiB)
-    assert f.estimate.facts["usable_bytes"] == int(24 * GiB * 0.9)
+    assert f.estimate.facts["usable_bytes"] == int(24 * GiB * 0.92)  # the newest line's share (0.33: 0.92)
     assert f.fits == (f.estimate.facts["kv_tokens"] >= 8192)
 
 
@@ -309,11 +369,30 @@ def test_llama_cpp_keeps_sliding_layers_at_the_window(catalog):
     spec = catalog.resolve("model", "gemma-3-1b")
     per_cell = 2 * 256 * 2  # K and V, f16
     swa_cells = 1024  # GGML_PAD(min(32768, 512 + 512 ubatch), 256)
-    est = ll(spec, 32768)
+    est = ll(spec, 32768, parallel=1)
     assert _kv(est) == 4 * per_cell * 32768 + 22 * per_cell * swa_cells
     assert _kv(ll(spec, 32768, swa_full=True)) == 26 * per_cell * 32768
     # a context shorter than window + ubatch: every layer holds the whole (padded) cache
-    assert _kv(ll(spec, 512)) == 26 * per_cell * 512
+    assert _kv(ll(spec, 512, parallel=1)) == 26 * per_cell * 512
+
+
+def test_llama_server_default_slots_size_the_sliding_layers_for_all_of_them(catalog):
+    """llama-server without -np: 4 slots, one unified cache (tools/server/server.cpp "n_parallel is set to
+    auto, using n_parallel = 4 and kv_unified = true", PR #16736). llama-kv-cache-iswa.cpp gives the SWA
+    layers GGML_PAD(min(n_ctx, n_swa x n_seq_max + n_ubatch), 256) cells when unified: 4 x 512 + 512 = 2560."""
+    spec = catalog.resolve("model", "gemma-3-1b")
+    per_cell = 2 * 256 * 2
+    server = ll(spec, 32768)  # the default: -np auto
+    assert server.facts["parallel"] == 4 and server.n_ctx == 32768  # unified: n_ctx is not split
+    assert _kv(server) == 4 * per_cell * 32768 + 22 * per_cell * 2560
+    assert server.find("output buffer (host)").bytes == 4 * 262144 * 4  # llama_output_reserve(n_seq_max)
+    assert any("-np auto" in n for n in server.notes)
+    # -np 4 given without -kvu: 4 streams of n_ctx / 4 cells, each SWA stream its own window + ubatch
+    split = ll(spec, 32768, parallel=4)
+    assert split.facts["n_ctx_seq"] == 8192
+    assert _kv(split) == 4 * per_cell * 32768 + 22 * per_cell * 4 * 1024
+    # builds before PR #16736 (2025-10 and older) started one slot
+    assert ll(spec, 32768, version="2025-10").facts["parallel"] == 1
 
 
 def test_llama_cpp_runs_mistral_and_phi3_windows_as_full_attention(catalog):
@@ -323,13 +402,40 @@ def test_llama_cpp_runs_mistral_and_phi3_windows_as_full_attention(catalog):
         assert _kv(ll(spec, 16384)) == _kv(ll(spec, 16384, swa_full=True))
 
 
+@pytest.mark.parametrize(("parallel", "ctx", "swa_cells"), [(1, 4096, 1024), (2, 4096, 2048), (4, 4096, 4096),
+                                                        (8, 4096, 4096), (2, 8192, 2048)])
+def test_split_cache_keeps_a_sliding_window_per_stream(catalog, parallel, ctx, swa_cells):
+    """-np N without -kvu: the cache tensors are [n_embd, kv_size, n_stream] (llama-kv-cache.cpp, PR #14363), so
+    the SWA layers keep N x GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256) cells. unslothai/unsloth PR #5225
+    measured llama-server on Gemma-3-270m (the same layer as Gemma 3 1B: 1 KV head x 256, window 512; 3 global
+    + 15 sliding layers) bit-exact: 27 / 42 / 72 / 72 MiB at -np 1 / 2 / 4 / 8 and -c 4096, 54 MiB at -np 2
+    -c 8192 -- 1 KiB a cell and layer, so 3 x 4096 + 15 x (1024, 2048, 4096, 4096) and 3 x 8192 + 15 x 2048."""
+    per_cell = 2 * 256 * 2
+    for layers_full, layers_swa, measured in ((3, 15, {(1, 4096): 27, (2, 4096): 42, (4, 4096): 72, (8, 4096): 72,
+                                                        (2, 8192): 54}),):
+        assert (layers_full * ctx + layers_swa * swa_cells) * per_cell == measured[parallel, ctx] * MiB
+    e = ll(catalog.resolve("model", "gemma-3-1b"), ctx, parallel=parallel)  # 4 global + 22 sliding layers
+    assert _kv(e) == (4 * ctx + 22 * swa_cells) * per_cell
+
+
+@pytest.mark.parametrize(("parallel", "cells", "measured_mib"), [(3, 1536, 27.0), (4, 1024, 18.0)])
+def test_split_cache_rounds_each_stream_up(catalog, parallel, cells, measured_mib):
+    """unslothai/unsloth PR #7530 (2026-07-28), measured on llama-server build 10107 (857c97607), Gemma-3-270m
+    at -c 1024: "3 slots allocates 1536 cells / 27.0 MiB, but 4 slots allocates 1024 cells / 18.0 MiB" --
+    each stream is padded to 256 (PR #17046: 1024 / 3 -> 512, 1024 / 4 -> 256), and each SWA stream is
+    min(n_ctx_seq, 512 + 512) of it. 18 layers x 1 KiB a cell; Gemma 3 1B has 26 such layers."""
+    assert 18 * cells * 1024 == measured_mib * MiB
+    e = ll(catalog.resolve("model", "gemma-3-1b"), 1024, parallel=parallel)
+    assert e.n_ctx == cells and _kv(e) == 26 * cells * 1024
+
+
 def test_largest_context_uses_the_per_layer_cache(catalog):
     from willitrun.engines import engine_fit
 
     spec = catalog.resolve("model", "gemma-2-9b")
     req = Request(dtype="q4_k_m")
-    swa = engine_fit(spec, req, "llama.cpp", LlamaCppOptions(), 8 * GiB)
-    full = engine_fit(spec, req, "llama.cpp", LlamaCppOptions(swa_full=True), 8 * GiB)
+    swa = engine_fit(spec, req, "llama.cpp", LlamaCppOptions(parallel=1), 8 * GiB)
+    full = engine_fit(spec, req, "llama.cpp", LlamaCppOptions(swa_full=True, parallel=1), 8 * GiB)
     assert (full.max_context_tokens, swa.max_context_tokens) == (6656, 8192)  # 8192: the trained window
 
 
@@ -360,3 +466,70 @@ def test_the_command_line_names_the_engines_the_package_sizes():
 
     assert all(parse.engine(name) == engines.ENGINE_ALIASES.get(name, name)
                for name in (*engines.ENGINES, *engines.ENGINE_ALIASES))
+
+
+# --------------------------------------------------------------------------------------------------
+# The trained window: llama.cpp warns, ollama lowers num_ctx
+# --------------------------------------------------------------------------------------------------
+def _qwen():
+    from willitrun import load_catalog
+
+    return load_catalog().resolve("model", "qwen2.5-7b")  # max_position_embeddings 32768
+
+
+def q4(spec, context, engine="llama.cpp", **opts):
+    options = {"llama.cpp": LlamaCppOptions, "ollama": OllamaOptions}[engine](**opts)
+    return engine_estimate(spec, Request(context=context, dtype="q4_k_m"), engine, options)
+
+
+def test_llamacpp_warns_beyond_the_trained_window():
+    """llama-context.cpp: "n_ctx_seq (%u) > n_ctx_train (%u) -- possible training context overflow" (the
+    transformers path says the same, memory.estimate_resolved); llama-server then caps the slot at
+    n_ctx_train but the cache is still sized for -c."""
+    spec = _qwen()
+    assert spec.config.max_position_embeddings == 32768
+    beyond = q4(spec, 262144)
+    assert any("beyond the model's trained window of 32768" in w for w in beyond.warnings)
+    assert beyond.n_ctx == 262144  # the cache is not capped
+    assert not q4(spec, 32768).warnings
+    # per sequence: -np 8 -c 262144 is 32768 positions each, within the window ...
+    assert not q4(spec, 262144, parallel=8).warnings
+    # ... but with a unified cache llama.cpp's n_ctx_seq is the whole n_ctx
+    assert q4(spec, 262144, parallel=8, kv_unified=True).warnings
+
+
+def test_ollama_lowers_num_ctx_to_the_trained_window():
+    """ollama llm/server.go (v0.33.2 L112-115): num_ctx above the GGUF's context_length is lowered to it
+    ("requested context size too large for model") before KvSize = num_ctx x parallel."""
+    spec = _qwen()
+    asked = q4(spec, 262144, "ollama")
+    assert asked.context_tokens == 32768 and asked.n_ctx == 32768
+    assert any("ollama lowers it to 32768" in w for w in asked.warnings)
+    # the 80 GB default tier (262144) is lowered the same way, said as a note, not a warning
+    default = engine_estimate(spec, Request(dtype="q4_k_m"), "ollama", OllamaOptions(vram_bytes=80 * GiB))
+    assert default.n_ctx == 32768 and not default.warnings
+    assert any("ollama lowers it to 32768" in n for n in default.notes)
+
+
+def test_ollama_weighs_a_q4_k_m_file_unless_told():
+    """`ollama run llama3.1` pulls the library's default tag, a Q4_K_M file (ollama.com/library); the
+    checkpoint's bf16 is what transformers loads, not what ollama runs. --dtype still wins."""
+    spec = llama()
+    default = engine_estimate(spec, Request(context=4096), "ollama", OllamaOptions())
+    assert default.dtype == "q4_k_m" and any("Q4_K_M" in n for n in default.notes)
+    same = engine_estimate(spec, Request(context=4096, dtype="q4_k_m"), "ollama", OllamaOptions())
+    assert default.buffers == same.buffers
+    told = engine_estimate(spec, Request(context=4096, dtype="q8_0"), "ollama", OllamaOptions())
+    assert told.dtype == "q8_0" and not any("Q4_K_M" in n for n in told.notes)
+
+
+def test_ollama_0_30_leaves_placement_to_llama_servers_fit():
+    """ollama v0.30 (llm/llama_server.go) passes -ngl only when num_gpu is set; otherwise llama-server's --fit
+    places the layers, keeping 1024 MiB free per device (common.h fit_params_target). Earlier runners had
+    no such fit."""
+    spec = llama()
+    new = engine_estimate(spec, Request(context=2048, dtype="q4_0"), "ollama", OllamaOptions())
+    old = engine_estimate(spec, Request(context=2048, dtype="q4_0"), "ollama", OllamaOptions(release="0.15"))
+    told = engine_estimate(spec, Request(context=2048, dtype="q4_0"), "ollama", OllamaOptions(num_gpu=20))
+    assert (new.facts["fit_target_bytes"], old.facts["fit_target_bytes"], told.facts["fit_target_bytes"]) == \
+        (1024 * MiB, 0, 0)

@@ -152,3 +152,55 @@ def test_host_experts_without_op_offload_compute_on_the_cpu():
     assert not any(b.name == "compute buffer (CPU graph)" for b in on.buffers)
     plain = engine_estimate(s, req, "llama.cpp", LlamaCppOptions(op_offload=False))
     assert not any(b.name == "compute buffer (CPU graph)" for b in plain.buffers)
+
+
+# --------------------------------------------------------------------------------------------------
+# -ot / --override-tensor PATTERN=CPU
+# --------------------------------------------------------------------------------------------------
+def q4(model_id: str, **opts):  # type: ignore[no-untyped-def]
+    return engine_estimate(spec(model_id), Request(context=4096, dtype="q4_k_m"), "llama.cpp", LlamaCppOptions(**opts))
+
+
+def test_ot_exps_cpu_is_cpu_moe():
+    """common/arg.cpp: --cpu-moe is one override, LLM_FFN_EXPS_REGEX `\\.ffn_(up|down|gate)_(ch|)exps` = CPU;
+    `-ot exps=CPU` finds the same tensors (std::regex_search on the GGUF name, blk.N.ffn_up_exps.weight)."""
+    ot, cmoe = q4("qwen3-30b-a3b", override_tensor=("exps=CPU",)), q4("qwen3-30b-a3b", cpu_moe=True)
+    assert [(b.name, b.bytes) for b in ot.buffers] == [(b.name, b.bytes) for b in cmoe.buffers]
+
+
+def test_ot_pattern_per_layer_range_is_n_cpu_moe():
+    """--n-cpu-moe 10 is the overrides `blk\\.0\\.` .. `blk\\.9\\.` + the experts' regex (common/arg.cpp)."""
+    ot = q4("qwen3-30b-a3b", override_tensor=(r"blk\.[0-9]\.ffn_(up|down|gate)_exps=CPU",))
+    assert gpu_weights(ot) == gpu_weights(q4("qwen3-30b-a3b", n_cpu_moe=10))
+
+
+def test_ot_moves_any_matching_layer_tensor_of_a_dense_model():
+    """-ot is not only for experts: `ffn_up=CPU` keeps every layer's up projection on the host (a dense
+    model takes it, unlike --n-cpu-moe); the GPU loses exactly those tensors."""
+    base = q4("llama-3-8b")
+    up = q4("llama-3-8b", override_tensor=("ffn_up=CPU",))
+    tensors = [t for t in model_tensors(spec("llama-3-8b")) if t.role == "ffn_up"]
+    assert len(tensors) == 32
+    moved = gpu_weights(base) - gpu_weights(up)
+    assert moved > 0 and moved % 32 == 0  # the same tensor in every layer
+    assert "-ot ffn_up=CPU" in up.find("model buffer (CPU): layers kept on the host").detail
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    (("exps=CUDA1",), "only =CPU"), (("exps",), "PATTERN=BUFFER_TYPE"), (("(=CPU",), "not a regular expression"),
+    ((",".join(["exps=CPU"] * 65),), "at most 64"), (("x" * 300 + "=CPU",), "at most 256"),
+])
+def test_ot_bad_input_is_one_usage_error(given, message):
+    with pytest.raises(UsageError, match=message):
+        LlamaCppOptions(override_tensor=given)
+
+
+def test_fit_target_is_1024_mib_on_builds_with_fit():
+    """common/common.h fit_params_target = 1024 * 1024*1024 per device (PR #16653, December 2025); the key
+    before it has no --fit."""
+    from willitrun.engines.llamacpp import LLAMACPP_FIT_TARGET_BYTES
+
+    assert LLAMACPP_FIT_TARGET_BYTES == 1024 * MIB
+    assert q4("llama-3-8b").facts["fit_target_bytes"] == 1024 * MIB
+    assert q4("llama-3-8b", version="2025-11").facts["fit_target_bytes"] == 0
+    assert q4("llama-3-8b", fit_target_bytes=512 * MIB).facts["fit_target_bytes"] == 512 * MIB

@@ -123,7 +123,8 @@ def test_vllm_max_model_len_is_the_context():
 
 
 def test_ollama_num_ctx_and_num_gpu():
-    base = ["llama-2-7b", "--gpu", "rtx4090", "-e", "ollama", "--dtype", "q4_k_m"]
+    # llama-3.1-8b: trained on 131072, so ollama keeps num_ctx 8192 (it lowers a num_ctx beyond the window)
+    base = ["llama-3.1-8b", "--gpu", "rtx4090", "-e", "ollama", "--dtype", "q4_k_m"]
     d = as_json(*base, "--num-ctx", "8192", "--num-gpu", "20")
     assert d == as_json(*base, "--context", "8192", "--gpu-layers", "20")
     assert d["engine_facts"]["num_ctx"] == 8192 and d["engine_facts"]["gpu_layers"] == 20
@@ -202,9 +203,10 @@ def test_vllm_serve_line_holds_what_was_estimated():
 
 
 def test_ollama_line_is_the_server_with_its_environment():
-    d = as_json("llama-2-7b", "--gpu", "rtx4090", "-e", "ollama", "--dtype", "q4_k_m", "--num-ctx", "8192",
+    # num_ctx within Llama 2's 4096-token window (ollama lowers a larger one to it: llm/server.go)
+    d = as_json("llama-2-7b", "--gpu", "rtx4090", "-e", "ollama", "--dtype", "q4_k_m", "--num-ctx", "2048",
                 "--no-flash-attn", "--num-gpu", "30")
-    assert d["launch"] == ["env", "OLLAMA_CONTEXT_LENGTH=8192", "OLLAMA_NUM_PARALLEL=1", "OLLAMA_FLASH_ATTENTION=0",
+    assert d["launch"] == ["env", "OLLAMA_CONTEXT_LENGTH=2048", "OLLAMA_NUM_PARALLEL=1", "OLLAMA_FLASH_ATTENTION=0",
                            "ollama", "serve"]
     assert d["launch_session"] == ["/set parameter num_gpu 30"]
     assert d["launch_client"] == ["ollama", "run", "llama-2-7b"]

@@ -149,7 +149,10 @@ def test_no_131k_token_profile_batch(catalog):
 
 def test_v1_util_default_follows_the_version(catalog):
     spec = catalog.resolve("model", "llama-3-8b")
-    assert vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB)).facts["gpu_memory_utilization_pct"] == 90
+    assert vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, version="0.10")).facts[
+        "gpu_memory_utilization_pct"] == 90
+    # the default is the newest release line in the stored material, 0.33
+    assert vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB)).facts["gpu_memory_utilization_pct"] == 92
     assert vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, version="0.33")).facts[
         "gpu_memory_utilization_pct"] == 92
 
@@ -187,3 +190,53 @@ def test_options_checked():
         VllmOptions(version="0.1")
     with pytest.raises(UsageError, match="max_num_seqs"):
         VllmOptions(max_num_seqs=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# MXFP4 experts padded per MoE backend (vllm mxfp4.py Mxfp4MoEMethod.create_weights)
+# --------------------------------------------------------------------------------------------------
+def _expert_bytes(i: int, h: int, experts: int = 32, layers: int = 24) -> int:
+    """gpt-oss-20b (config.json: 24 layers, 32 experts, hidden 2880, intermediate 2880): MXFP4 weights at
+    17 B per 32 elements (16 B of 4-bit values + 1 E8M0 scale), bf16 biases; gate+up (2 x i x h), down (h x i)."""
+    weights = experts * 3 * i * h * 17 // 32
+    biases = experts * (2 * i + h) * 2
+    return layers * (weights + biases)
+
+
+@pytest.mark.parametrize(("gpu", "backend", "tp", "inter", "hidden"), [
+    ("NVIDIA A100-SXM4-80GB", "marlin", 1, 2944, 3072),  # round_up(2880, 128), round_up(2880, 256)
+    ("NVIDIA A100-SXM4-80GB", "marlin", 2, 1536, 3072),  # 1440 -> 1536 per partition, 2880 -> 3072
+    ("NVIDIA H100 80GB HBM3", "triton", 1, 2880, 2880),  # round_up(2880, 64); hidden as is
+    ("NVIDIA B200", "flashinfer-sm100", 1, 3072, 3072),  # round_up(_, 256) both
+])
+def test_mxfp4_experts_are_padded_per_backend(catalog, gpu, backend, tp, inter, hidden):
+    from willitrun.engines.vllm import MXFP4_PADDING, MoeSplit, mxfp4_backend, rank_weights
+    from willitrun.memory import resolve
+
+    assert mxfp4_backend(gpu) == backend
+    spec = catalog.resolve("model", "gpt-oss-20b")
+    r = resolve(spec, Request())
+    moe = MoeSplit(tp) if tp > 1 else None
+    plain = rank_weights(r, tp, (0, 24), True, True, moe)
+    padded = rank_weights(r, tp, (0, 24), True, True, moe, MXFP4_PADDING[backend])
+    # per rank: the intermediate size split by TP (the down bias, hidden wide, is whole on every rank)
+    assert padded.tensor_bytes - plain.tensor_bytes == _expert_bytes(inter, hidden) - _expert_bytes(2880 // tp, 2880)
+
+
+def test_mxfp4_padding_is_on_from_0_22_and_noted(catalog):
+    spec = catalog.resolve("model", "gpt-oss-20b")
+    new = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, gpu_name="NVIDIA A100-SXM4-80GB"))
+    old = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, gpu_name="NVIDIA A100-SXM4-80GB",
+                                                      version="0.10"))
+    assert any("MXFP4 experts on the marlin MoE backend" in n for n in new.notes)
+    assert not any("MXFP4" in n for n in old.notes)
+
+
+def test_vllm_use_v1_0_inside_0_9_is_the_v0_profile(catalog):
+    """vllm==0.9.x: VLLM_USE_V1=0 selects V0 (envs.py), whose profile runs max(max_model_len, 2048) tokens over
+    256 sequences (arg_utils.py `_set_default_args_v0`) instead of V1's 0.9 batch defaults."""
+    spec = catalog.resolve("model", "llama-3-8b")
+    v0 = vllm_estimate(spec, Request(context=8192), VllmOptions(total_memory_bytes=80 * GiB, version="0.9-v0"))
+    v1 = vllm_estimate(spec, Request(context=8192), VllmOptions(total_memory_bytes=80 * GiB, version="0.9"))
+    assert "profile run: 8192 tokens" in v0.notes[1] and "(max_num_seqs 256)" in v0.notes[1]
+    assert "V0:" in v0.notes[1] and "V0:" not in v1.notes[1]

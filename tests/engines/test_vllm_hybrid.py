@@ -34,6 +34,7 @@ def _layout(catalog, model: str, mml: int, batched: int, **opts):
     spec = catalog.resolve("model", model)
     r = resolve(spec, Request())
     layers = (0, archs.geometry(spec).decoder_layers)
+    opts.setdefault("version", "0.10")  # these layouts are 0.10's (0.33 adds in-flight batches, hybrid prefix caching)
     return kv_layout(r, VllmOptions(total_memory_bytes=80 * GiB, **opts), layers, mml, batched)
 
 
@@ -59,7 +60,7 @@ def test_gemma3_groups_0_10(catalog):
     available = 40 * GiB
     blocks = available // page // 10
     assert lay.num_blocks(available) == blocks == 32768
-    info = VllmOptions().info
+    info = VllmOptions(version="0.10").info
     assert lay.printed_tokens(blocks, 131072, info) == blocks // 7 * 16 == 74896
     assert lay.concurrency(blocks, 131072, info) == pytest.approx(32768 / 11654)
     # check_enough_kv_cache_memory (0.10.1): each layer's own usage, padding not counted
@@ -124,8 +125,9 @@ def test_hybrid_pool_gain_depends_on_the_scheduled_tokens(catalog):
     tokens, arg_utils.py batch defaults) it holds cdiv(4095 + 2048, 16) + 1 = 385 blocks per request."""
     spec = catalog.resolve("model", "gemma-2-9b")
     for memory, sliding in ((80 * GiB, 513), (48 * GiB, 385)):
-        on = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=memory))
-        off = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=memory, disable_hybrid_kv_cache_manager=True))
+        on = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=memory, version="0.10"))
+        off = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=memory, disable_hybrid_kv_cache_manager=True,
+                                                         version="0.10"))
         assert on.facts["kv_groups"] == 2 and off.facts["kv_groups"] == 1
         blocks_on, blocks_off = on.facts["kv_blocks"], off.facts["kv_blocks"]
         # same budget: one block id costs 21 pages with the groups, 42 without -> twice the block ids
@@ -146,7 +148,7 @@ def test_falcon_mamba_state_pool(catalog):
     assert lay.page_bytes == (3 * 8192 + 8192 * 16) * 2 == 311296
     assert lay.pool_block_bytes == 64 * 311296
     assert lay.blocks_per_request == 1
-    assert lay.concurrency(100, 4096, VllmOptions().info) == 100  # one state per running sequence
+    assert lay.concurrency(100, 4096, VllmOptions(version="0.10").info) == 100  # one state per running sequence
 
 
 def test_jamba_attention_block_raised_to_the_mamba_page(catalog):
@@ -162,7 +164,7 @@ def test_jamba_attention_block_raised_to_the_mamba_page(catalog):
     blocks = lay.num_blocks(20 * GiB)
     assert blocks == 20 * GiB // 327680 // 4
     # "GPU KV cache size": num_blocks // 8 groups x the smallest block size (80; the mamba groups' is max_model_len)
-    assert lay.printed_tokens(blocks, 262144, VllmOptions().info) == blocks // 8 * 80
+    assert lay.printed_tokens(blocks, 262144, VllmOptions(version="0.10").info) == blocks // 8 * 80
 
 
 @pytest.mark.parametrize("model_id", ["mamba-2.8b", "jamba-mini-1.5", "falcon-h1-7b"])
@@ -178,7 +180,7 @@ def test_uniform_models_unchanged(catalog):
     """A full-attention model keeps the one-group arithmetic: available // (block_size x bytes per token)."""
     lay = _layout(catalog, "llama-3.1-8b", 131072, 8192)
     assert len(lay.groups) == 1 and lay.pool_block_bytes == 16 * 32 * 2 * 8 * 128 * 2
-    assert lay.printed_tokens(1000, 131072, VllmOptions().info) == 16000
+    assert lay.printed_tokens(1000, 131072, VllmOptions(version="0.10").info) == 16000
 
 
 # --------------------------------------------------------------------------------------------------

@@ -139,3 +139,19 @@ def test_unknown_fields_suggest_the_closest(tmp_path):
         load_spec(g, "gpu")
     assert any(p.endswith("memory_typ: unknown field; did you mean 'memory_type'? (see docs/spec-format.md)")
                for p in info.value.problems)
+
+
+def test_nesting_is_refused_whichever_limit_the_parser_has(monkeypatch):
+    """PyYAML 6.0.4's libyaml stops flow nesting at its own depth while scanning ahead, before the
+    events `_build` counts: a file nested too deeply gets willitrun's answer either way. A parser that
+    fails with a message of its own at the end of the input stands in for any such release."""
+    import willitrun.files as files
+
+    class Failing(yaml.SafeLoader):
+        def check_event(self, *choices):  # type: ignore[no-untyped-def]
+            mark = yaml.Mark("f", len(self.buffer) - 2, 0, len(self.buffer) - 2, None, None)
+            raise yaml.parser.ParserError(None, None, "some release's own words", mark)
+
+    monkeypatch.setattr(files, "_loader", lambda: Failing)
+    assert problem("a: 1\nb: " + "[" * 40 + "]" * 40 + "\n") == f"f.yaml:2: nested deeper than {YAML_MAX_DEPTH} levels"
+    assert problem("a: '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['\n") == "f.yaml:1: malformed YAML: some release's own words"

@@ -32,5 +32,7 @@ def test_llama_cpp_keeps_cohere2_sliding_layers_at_the_window(catalog):
     # are global (8 of 32), the other 24 keep GGML_PAD(min(8192, 4096 + 512 ubatch), 256) = 4608 cells
     spec = catalog.resolve("model", "command-r7b")
     per_cell = 2 * 1024 * 2
-    assert _kv(spec, 8192) == 8 * per_cell * 8192 + 24 * per_cell * 4608
+    assert _kv(spec, 8192, parallel=1) == 8 * per_cell * 8192 + 24 * per_cell * 4608
+    # llama-server's default (-np auto: 4 slots, unified cache) keeps 4 windows: min(8192, 4 x 4096 + 512)
+    assert _kv(spec, 8192) == 32 * per_cell * 8192
     assert _kv(spec, 8192, swa_full=True) == 32 * per_cell * 8192

@@ -172,8 +172,9 @@ def test_gpt_oss_mxfp4_experts_and_its_sliding_pattern(tmp_path):
     # transformers holds a whole prompt's keys at the peak, sliding or not (memory.kv_self_bytes)
     assert estimate(spec, context=1024, weights=weights).kv_self_bytes == 4 * 1024 * 2 * 32 * 2
     # llama.cpp (llama_kv_cache_iswa): full layers n_ctx cells; sliding ones pad(min(n_ctx, 128 + ubatch 512), 256)
-    r = runner.invoke(app, [str(path), "--vram", "24", "--context", "4096", "--engine", "llama.cpp", "--json"],
-                      env={"NO_COLOR": "1"})
+    # with one sequence (llama-server's default -np auto keeps 4 windows: pad(4 x 128 + 512, 256) = 1024)
+    r = runner.invoke(app, [str(path), "--vram", "24", "--context", "4096", "--engine", "llama.cpp", "--parallel", "1",
+                            "--json"], env={"NO_COLOR": "1"})
     assert r.exit_code == 0, r.output
     kv = [b for b in json.loads(r.stdout)["buffers"] if b["kind"] == "kv_self"]
     assert sum(b["bytes"] for b in kv) == (2 * 4096 + 2 * 768) * 2 * 32 * 2

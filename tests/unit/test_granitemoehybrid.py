@@ -68,13 +68,16 @@ def test_llamacpp_hybrid_memory():
     """llama_memory_hybrid: KV cells for the attention layer only; f32 recurrent state (llama-hparams.cpp
     n_embd_r = (d_conv - 1) x (d_inner + 2 x n_group x d_state), n_embd_s = d_state x d_inner) for the
     three Mamba layers."""
-    from willitrun.engines.llamacpp import llamacpp_estimate
+    from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
     from willitrun.memory import Request
-    e = llamacpp_estimate(shape("moe"), Request(dtype="q8_0", context=4096))
+    e = llamacpp_estimate(shape("moe"), Request(dtype="q8_0", context=4096), LlamaCppOptions(parallel=1))
     kv = sum(b.bytes for b in e.buffers if b.name.startswith("KV cache"))
     state = sum(b.bytes for b in e.buffers if b.name.startswith("recurrent state"))
     assert kv == MOE_KV_PER_TOKEN * 4096 * 2  # f16 cache
     assert state == 3 * (3 * (1024 + 2 * 2 * 32) + 32 * 1024) * 4
+    # llama-server's default -np auto keeps one state per slot: 4 (tools/server/server.cpp, PR #16736)
+    server = llamacpp_estimate(shape("moe"), Request(dtype="q8_0", context=4096))
+    assert sum(b.bytes for b in server.buffers if b.name.startswith("recurrent state")) == 4 * state
 
 
 GRANITE_JSON = {  # the fields of a granitemoehybrid config.json (shape of tests/reference/family_specs)

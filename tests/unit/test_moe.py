@@ -215,14 +215,14 @@ def test_import_deepseek_v3_config_json_with_fp8():
 def test_gpt_oss_checkpoint_and_windows():
     """openai/gpt-oss-20b: 20,914,757,184 parameters, MXFP4 experts, 12.8 GiB as published; half
     its layers slide over 128 positions, which llama.cpp caches per window (iswa)."""
-    from willitrun.engines.llamacpp import llamacpp_estimate
+    from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
     from willitrun.memory import Request
     s = spec("gpt-oss-20b")
     e = estimate(s)
     assert e.dtype == "mxfp4-experts" and round(e.weights_bytes / 2**30, 1) == 12.8
     # OpenAI's model card: 3.6B active -- every active weight but the input embedding (a row lookup)
     assert round((e.active_parameters - 579_133_440) / 1e9, 1) == 3.6
-    lc = llamacpp_estimate(s, Request(dtype="mxfp4", context=32768))
+    lc = llamacpp_estimate(s, Request(dtype="mxfp4", context=32768), LlamaCppOptions(parallel=1))  # one sequence
     # 12 full layers x 32768 cells + 12 sliding layers x pad(128 + 512, 256) = 768 cells; 2 x 8 x 64 x f16
     assert lc.kind_bytes("kv_self") == 12 * 2 * 512 * 2 * 32768 + 12 * 2 * 512 * 2 * 768
 
@@ -241,7 +241,7 @@ def test_import_gpt_oss_config_json():
 def test_llama4_scout_chunked_layers():
     """36 of 48 layers attend within 8192-token chunks: llama.cpp caches them per chunk (iswa);
     only the 12 NoPE layers grow: 12 x 2 x 8 x 128 x 2 B = 49,152 B per token."""
-    from willitrun.engines.llamacpp import llamacpp_estimate
+    from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
     from willitrun.memory import Request
     s = spec("llama-4-scout-text")
     e = estimate(s)
@@ -251,7 +251,7 @@ def test_llama4_scout_chunked_layers():
     assert (e.parameters, e.active_parameters) == (total, total - 48 * 15 * 3 * 8192 * 5120)
     kinds = [k.kind for k in archs.geometry(s).self_kv]
     assert kinds.count("chunked") == 36 and [i for i, k in enumerate(kinds) if k == "full"][:2] == [3, 7]
-    lc = llamacpp_estimate(s, Request(dtype="q4_k_m", context=131072))
+    lc = llamacpp_estimate(s, Request(dtype="q4_k_m", context=131072), LlamaCppOptions(parallel=1))  # one sequence
     per_cell = 2 * 8 * 128 * 2
     assert lc.kind_bytes("kv_self") == 12 * per_cell * 131072 + 36 * per_cell * 8704  # 8192 + ubatch 512, a multiple of 256
 

@@ -65,7 +65,7 @@ def test_jamba_kv_only_in_attention_layers():
     """Jamba 1.5 Mini: attention at layers 4, 12, 20, 28 (i % 8 == 4): 4 x 2 x 8 x 128 x 2 B = 16,384 B
     per token, 8x less than counting all 32 layers; 28 Mamba layers hold 8192 x 4 conv (bf16) and
     8192 x 16 SSM (float32) states."""
-    from willitrun.engines.llamacpp import llamacpp_estimate
+    from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
     from willitrun.memory import Request
     s = spec("jamba-mini-1.5")
     g = archs.geometry(s)
@@ -74,7 +74,7 @@ def test_jamba_kv_only_in_attention_layers():
     assert e.kv_self_bytes == 16_384 * 4096
     assert e.state_bytes == 28 * 8192 * (4 * 2 + 16 * 4)  # conv in bf16, SSM in float32
     assert (e.parameters, round(e.active_parameters / 1e9)) == (51_570_323_328, 12)  # transformers' count (reference.json); card: 52B total, 12B active
-    lc = llamacpp_estimate(s, Request(dtype="q4_k_m", context=4096))
+    lc = llamacpp_estimate(s, Request(dtype="q4_k_m", context=4096), LlamaCppOptions(parallel=1))  # one sequence
     assert sum(b.bytes for b in lc.buffers if b.name.startswith("KV cache")) == 16_384 * 4096
     assert sum(b.bytes for b in lc.buffers if b.name.startswith("recurrent")) == 28 * 8192 * (3 + 16) * 4
     assert archs.geometry(s).cache_grows_with_context

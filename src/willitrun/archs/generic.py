@@ -118,10 +118,6 @@ class GenericSpec(ModelSpecBase):
 SPECS = {"generic": GenericSpec}
 
 
-def describe(spec: ModelSpecBase) -> str:
-    """The sentence every estimate of this model carries: how it was counted."""
-    c: GenericConfig = spec.config  # type: ignore[attr-defined]
-    return c.provenance
 
 
 def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:

@@ -2,7 +2,7 @@
 
 User directories (WILLITRUN_SPECS_PATH, os.pathsep-separated, then --specs-dir) hold
 `model_specs/` and/or `hardware_specs/` subdirectories of `<id>.yaml` (or `.yml`) files; a user spec
-with a bundled id shadows it.
+with a bundled id shadows it. Ids and aliases follow one rule: the later root wins.
 
 A lookup reads only what it needs: an index of every file's aliases and NVML names finds the one
 file to validate. Index entries and validated specs are kept in a cache file (`DiskCache`) so a
@@ -126,6 +126,9 @@ def spec_from_document(path: Path, doc: YamlDoc, kind: Kind) -> Any:
     if spec.id != path.stem:
         line = doc.line(("id",))
         raise SpecError(f"{safe_path(path)}:{line}: id: {spec.id!r} does not match the file name {path.stem!r}")
+    if isinstance(spec, GPUSpec) and spec.unusable():  # the same refusal for `validate` and for every answer
+        problems = [f"{safe_path(path)}:{doc.line((name,))}: {name}: {why}" for name, why in spec.unusable()]
+        raise SpecError(problems[0], problems)
     return spec
 
 
@@ -155,6 +158,7 @@ class Catalog:
     extra_dirs: list[Path] = field(default_factory=list)
     _cache: dict[tuple[Kind, str], Any] = field(default_factory=dict)
     shadowed: list[str] = field(default_factory=list)
+    _rank: dict[Kind, dict[str, int]] = field(default_factory=dict)  # id -> index of its root in roots()
 
     def roots(self) -> list[Path]:
         return [bundled_root(), *user_roots(self.extra_dirs)]
@@ -165,7 +169,10 @@ class Catalog:
 
     @cached_property
     def _files(self) -> dict[Kind, dict[str, Path]]:
+        """One precedence rule, for ids here and for aliases in `_aliases`: a later root wins (the
+        bundled catalog, then WILLITRUN_SPECS_PATH's folders in order, then each --specs-dir)."""
         out: dict[Kind, dict[str, Path]] = {"model": {}, "gpu": {}}
+        rank: dict[Kind, dict[str, int]] = {"model": {}, "gpu": {}}
         for i, root in enumerate(self.roots()):
             if i > 0:
                 kind_of_root = path_type(root)
@@ -175,8 +182,11 @@ class Catalog:
             for kind, sub in SUBDIR.items():
                 for f in spec_files(root / sub):
                     if f.stem in out[kind] and i > 0:
-                        self.shadowed.append(f"{safe_path(f)} shadows the bundled {kind} spec {f.stem!r}")
+                        self.shadowed.append(f"{safe_path(f)} shadows the {_whose(rank[kind][f.stem], out[kind][f.stem])} "
+                                             f"{kind} spec {f.stem!r}")
                     out[kind][f.stem] = f
+                    rank[kind][f.stem] = i
+        self._rank = rank
         return out
 
     @cached_property
@@ -211,7 +221,7 @@ class Catalog:
             if path is None:
                 raise UsageError(f"unknown {'model' if kind == 'model' else 'GPU'} {spec_id!r}")
             hit, stamp = self._disk.find(path, kind)
-            spec = decode_spec(hit["spec"]) if hit and "spec" in hit else None
+            spec = decode_spec(hit["spec"], kind, spec_id) if hit and "spec" in hit else None
             if spec is None:
                 doc = read_yaml_mapping(path)
                 spec = spec_from_document(path, doc, kind)
@@ -224,11 +234,23 @@ class Catalog:
         return [self.get(kind, i) for i in self.files(kind)]
 
     def _aliases(self, kind: Kind) -> dict[str, str]:
-        """alias -> id, from the index (validation is per use)."""
+        """alias -> id, from the index (validation is per use). An alias claimed by several specs goes
+        to the one from the latest root, as an id does (`_files`); within one root, to the first id in
+        sorted order (`validate` reports the clash). An id always wins over an alias (`resolve`)."""
         out: dict[str, str] = {}
-        for spec_id, entry in self._index(kind).items():
-            for alias in entry["aliases"]:
-                out.setdefault(alias.lower(), spec_id)
+        index = self._index(kind)
+        rank = self._rank[kind]
+        files = self.files(kind)
+        for spec_id in sorted(index, key=lambda i: (-rank[i], i)):
+            for alias in index[spec_id]["aliases"]:
+                key = alias.lower()
+                if key not in out:
+                    out[key] = spec_id
+                elif out[key] != spec_id and rank[out[key]] > rank[spec_id]:
+                    line = (f"{safe_path(files[out[key]])} takes the alias {safe_text(repr(alias))} from the "
+                            f"{_whose(rank[spec_id], files[spec_id])} {kind} spec {spec_id!r}")
+                    if line not in self.shadowed:
+                        self.shadowed.append(line)
         return out
 
     def _gpu_by_name(self, name: str) -> Any:
@@ -264,6 +286,11 @@ class Catalog:
 
     def gpus(self) -> list[Any]:
         return self.all("gpu")
+
+
+def _whose(rank: int, path: Path) -> str:
+    """'bundled' for the bundled catalog's spec, else where the user spec is."""
+    return "bundled" if rank == 0 else f"user ({safe_path(path)})"
 
 
 def load_catalog(extra_dirs: list[Path] | None = None) -> Catalog:

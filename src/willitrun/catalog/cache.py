@@ -126,12 +126,121 @@ def _decode(value: Any) -> Any:
     raise _Uncacheable
 
 
-def decode_spec(value: Any) -> Any:
-    """A spec from its cache entry, or None when the entry is damaged (the file is then read again)."""
+def decode_spec(value: Any, kind: Kind, spec_id: str) -> Any:
+    """A spec from its cache entry, or None when the entry is damaged or of the wrong shape (the file
+    is then read and validated again): it must be a spec of `kind` whose id is `spec_id`."""
     try:
-        return _decode(value)
+        spec = _decode(value)
     except Exception:  # a damaged entry is a miss: the file is read and validated again
         return None
+    from ..archs import ARCHITECTURES
+    from ..specs import SPEC_CLASSES, GPUSpec
+
+    if kind == "gpu":
+        right = type(spec) is GPUSpec
+    else:
+        arch = getattr(spec, "architecture", None)
+        right = isinstance(arch, str) and arch in ARCHITECTURES and type(spec) is SPEC_CLASSES[arch]
+    try:
+        return spec if right and getattr(spec, "id", None) == spec_id and _conforms_model(spec) else None
+    except Exception:  # an annotation that cannot be read: validate the file instead
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# A cached spec is built without validation: its values must at least have the types and bounds
+# its class declares (an entry of the wrong shape with a valid checksum is a miss, not a crash).
+# Cross-field rules are not re-checked: a checksum-valid entry that breaks only those was written
+# on purpose, and the arithmetic reads it as the pydantic path would have refused it.
+# --------------------------------------------------------------------------------------------------
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """Field name -> annotation (evaluated in the module that wrote it), for the class's fields."""
+    if cls not in _HINTS:
+        import sys
+
+        out: dict[str, Any] = {}
+        fields = getattr(cls, "model_fields", {})
+        for klass in reversed(cls.__mro__):
+            namespace = vars(sys.modules[klass.__module__])
+            for name, annotation in vars(klass).get("__annotations__", {}).items():
+                if name in fields:  # the annotation is willitrun's own source text, never the cache's
+                    out[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation
+        _HINTS[cls] = out
+    return _HINTS[cls]
+
+
+def _conforms_model(obj: Any) -> bool:
+    hints = _hints(type(obj))
+    return set(hints) == set(obj.__dict__) and all(_conforms(obj.__dict__[k], t) for k, t in hints.items())
+
+
+def _within(value: Any, meta: Any) -> bool:
+    """The bounds of one Annotated item: pydantic's FieldInfo (its metadata) or records._Default."""
+    items = [*getattr(meta, "metadata", ()), meta] if hasattr(meta, "metadata") else [meta]
+    for item in items:
+        bounds = getattr(item, "constraints", None)
+        pairs = bounds.items() if isinstance(bounds, dict) else (
+            (k, getattr(item, k)) for k in ("gt", "ge", "lt", "le", "max_length") if getattr(item, k, None) is not None)
+        for k, limit in pairs:
+            if k == "max_length":
+                if isinstance(value, (str, list, tuple, dict)) and len(value) > limit:
+                    return False
+            elif isinstance(value, (int, float)) and not {"gt": value > limit, "ge": value >= limit,
+                                                         "lt": value < limit, "le": value <= limit}[k]:
+                return False
+    return True
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether `value` is of the type `hint` describes (strict, as the specs are: no "24" for 24)."""
+    import types
+    import typing
+
+    from ..records import BaseModel
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or isinstance(hint, typing.TypeVar):
+        return True
+    if origin is typing.Annotated:
+        return _conforms(value, args[0]) and all(_within(value, m) for m in args[1:])
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_conforms(value, a) for a in args)
+    if origin is typing.Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if hint is None or hint is type(None):
+        return value is None
+    if origin in (list, tuple, dict, set, frozenset) or hint in (list, tuple, dict):
+        container = origin or hint
+        if not isinstance(value, container):
+            return False
+        if container is dict:
+            key, item = args if args else (Any, Any)
+            return all(_conforms(k, key) and _conforms(v, item) for k, v in value.items())
+        if container is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(_conforms(v, a) for v, a in zip(value, args, strict=True))
+        return all(_conforms(v, args[0] if args else Any) for v in value)
+    if hint is bool:
+        return type(value) is bool
+    if hint is int:
+        return type(value) is int
+    if hint is float:
+        return type(value) in (int, float)
+    if hint is str:
+        return type(value) is str
+    if isinstance(hint, type) and issubclass(hint, BaseModel):
+        return isinstance(value, hint) and _conforms_model(value)
+    return True  # a type the specs do not use: not checked here
+
+
+def index_entry_ok(entry: Any) -> bool:
+    """An index entry as catalog._index_entry writes it: aliases and NVML names (lists of strings), a name."""
+    return (isinstance(entry, dict) and set(entry) == {"aliases", "nvml_names", "name"}
+            and all(isinstance(entry[k], list) and all(isinstance(v, str) for v in entry[k])
+                    for k in ("aliases", "nvml_names"))
+            and (entry["name"] is None or isinstance(entry["name"], str)))
 
 
 class DiskCache:
@@ -179,7 +288,8 @@ class DiskCache:
         key = os.path.abspath(path)
         self.touched.add(key)
         entry = self.entries.get(key)
-        if isinstance(entry, dict) and entry.get("stamp") == stamp and entry.get("kind") == kind:
+        if isinstance(entry, dict) and entry.get("stamp") == stamp and entry.get("kind") == kind \
+                and index_entry_ok(entry.get("index")):
             return entry, stamp
         return None, stamp
 
@@ -201,8 +311,10 @@ class DiskCache:
         if self.path is None or not self.dirty:
             return  # the common warm run: nothing to write, and tempfile (~6 ms to import) is not needed
         import json
-        import tempfile
         import zlib
+
+        from ..errors import WillItRunError
+        from ..files import write_atomic
 
         self.dirty = False
         keep = {k: v for k, v in self.entries.items() if k in self.touched or os.path.exists(k)}
@@ -210,17 +322,6 @@ class DiskCache:
             keep = {k: v for k, v in keep.items() if k in self.touched}
         body = json.dumps(keep, separators=(",", ":")).encode()
         head = json.dumps({"fingerprint": self.fingerprint, "crc32": zlib.crc32(body)}).encode()
-        tmp = None
-        try:
+        with contextlib.suppress(OSError, WillItRunError):  # a cache that cannot be written is skipped
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".catalog-", suffix=".tmp", dir=self.path.parent)
-            with os.fdopen(fd, "wb") as f:
-                f.write(head + b"\n" + body)
-            os.replace(tmp, self.path)
-            tmp = None
-        except OSError:
-            pass
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+            write_atomic(self.path, head + b"\n" + body, "cache file")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import os
 import sys
 from typing import Any
@@ -82,8 +83,14 @@ def _run(records: bool = False) -> int:
         return code
     import willitrun.cli as this  # through the module, so a test can replace `app`
 
+    writes = contextlib.nullcontext()
+    if any(arg.startswith("--install-completion") for arg in sys.argv[1:]):
+        from ..files import atomic_text_writes
+
+        writes = atomic_text_writes()  # type: ignore[assignment]  # the script and the shell's rc file
     try:
-        this.app(prog_name="willitrun")
+        with writes:
+            this.app(prog_name="willitrun")
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0
@@ -103,26 +110,102 @@ def main() -> None:
     # Start-up creates ~100k objects and no garbage cycles worth collecting: the collector stays off
     # for a single estimate (check turns it back on for a long rows file).
     gc.disable()
+    _streams()
     try:
         code = _run(records=True)
     except WillItRunError as exc:  # raised outside a command body
-        sys.stderr.write(f"error: {exc}\n")
+        from ..render import error
+
+        error(str(exc))
         code = int(exc.exit_code)
     except KeyboardInterrupt:
         code = 130
     except Exception as exc:  # a bug: never exit 1, which scripts read as "does not fit"
-        if os.environ.get("WILLITRUN_DEBUG"):
-            raise
-        sys.stderr.write(f"internal error: {type(exc).__name__}: {exc} (set WILLITRUN_DEBUG=1 for a traceback)\n")
-        code = int(ExitCode.INTERNAL)
+        code = _internal_error(exc)
     _exit(code)
 
 
-def _exit(code: int) -> None:
-    """Flush and leave without the interpreter's teardown."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(BrokenPipeError, ValueError):  # a closed pipe (`| head -1`): the code stands
+def _streams() -> None:
+    """A closed stdout or stderr (`>&-`: Python then has None for it) is /dev/null, as a reader that
+    left (`| head -1`) is: the command runs and its exit code is the answer's. Text the stream's encoding
+    cannot hold (LC_ALL=C without UTF-8 mode, PYTHONIOENCODING=ascii) is written as backslash escapes.
+    stdout becomes `_Stdout`, which turns a failed write (a full device) into OutputError."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (open until os._exit)
+            continue
+        if name == "stdout" and type(stream) is io.TextIOWrapper:
+            encoding, line_buffering = stream.encoding, stream.line_buffering
             stream.flush()
+            sys.stdout = _Stdout(stream.detach(), encoding=encoding, errors="backslashreplace",
+                                 line_buffering=line_buffering)
+            continue
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")
+
+
+class _Stdout(io.TextIOWrapper):
+    """stdout whose write errors, except a closed pipe (handled where output is written: the rest is
+    silenced), are OutputError: one line and exit OUTPUT, never an internal error or a verdict's code."""
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _output_error(exc) from None
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _output_error(exc) from None
+
+
+def _output_error(exc: OSError) -> WillItRunError:
+    from ..errors import OutputError
+
+    return OutputError(f"cannot write the output to stdout: {exc.strerror or type(exc).__name__}")
+
+
+def _say(line: str) -> None:
+    """A line on stderr; a stderr that cannot take it (closed, full) changes nothing: the code says it."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def _internal_error(exc: BaseException) -> int:
+    """One line for a bug (the traceback too with WILLITRUN_DEBUG set); the code is always INTERNAL,
+    debug or not: letting the exception escape would exit 1, "does not fit"."""
+    if os.environ.get("WILLITRUN_DEBUG"):
+        import traceback
+
+        with contextlib.suppress(OSError, ValueError):
+            traceback.print_exception(exc)
+    from ..errors import bounded
+
+    _say(f"internal error: {type(exc).__name__}: {bounded(str(exc))} (set WILLITRUN_DEBUG=1 for a traceback)")
+    return int(ExitCode.INTERNAL)
+
+
+def _exit(code: int) -> None:
+    """Flush and leave without the interpreter's teardown. Output that fails only here (a short
+    answer waits in the buffer until exit) is reported as any other output error, once."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # a closed pipe (`| head -1`): the code stands
+        pass
+    except (OSError, ValueError, WillItRunError) as exc:
+        if code != ExitCode.OUTPUT:
+            _say(f"error: {exc}")
+            code = int(ExitCode.OUTPUT)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
     os._exit(code)
 
 

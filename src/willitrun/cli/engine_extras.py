@@ -46,10 +46,11 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
 
         ngl = largest(lambda n: at_layers(n).max_device_bytes <= vram, 0, n_layer + 1)
         at = at_layers(ngl)
-        x.data["engine_offload"] = {"gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": ngl > n_layer,
+        x.data["engine_offload"] = {"gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": bool(at.facts["output_on_gpu"]),
                              "gpu_bytes": at.max_device_bytes, "host_bytes": at.host_bytes,
                              "fits": ngl > 0 or at.max_device_bytes <= vram}
-        x.views.append(_offload_view(ngl, n_layer, at.max_device_bytes, at.host_bytes, vram, cls.layers_flag))
+        x.views.append(_offload_view(ngl, n_layer, at.max_device_bytes, at.host_bytes, vram, cls.layers_flag,
+                                     bool(at.facts["output_on_gpu"])))
         if not fit.fits and at.max_device_bytes <= vram:  # the plan printed is the answer (issue 19 §5)
             x.plan_need = at.max_device_bytes
             x.plan_how = f"with {ngl} of {n_layer + 1} layers on the GPU ({cls.layers_flag} {ngl})"
@@ -105,14 +106,18 @@ def engine_extras(spec: Any, req: Any, engine: str, given: dict[str, Any], fit: 
     return x
 
 
-def _offload_view(ngl: int, n_layer: int, gpu: int, host: int, vram: int, flag: str) -> str:
+def _offload_view(ngl: int, n_layer: int, gpu: int, host: int, vram: int, flag: str,
+                  output_on_gpu: bool = False) -> str:
     from ..render import size
 
     if ngl > n_layer:
         return f"Offload: everything fits on the GPU ({flag} {ngl}: {n_layer} layers and the output layer)."
     if ngl == 0 and gpu > vram:
         return f"Offload: not even {flag} 0 fits: the KV cache and compute buffers alone need {size(gpu)}."
-    return (f"Offload: {flag} {ngl} of {n_layer + 1} fits: {size(gpu)} on the GPU of {size(vram)}, "
+    # which layers: since llama.cpp PR #18148 the output layer goes first, then ngl - 1 repeating layers
+    on_gpu = (f"the output layer and the last {ngl - 1} repeating layers" if output_on_gpu
+              else f"the last {ngl} repeating layers")
+    return (f"Offload: {flag} {ngl} of {n_layer + 1} fits ({on_gpu}): {size(gpu)} on the GPU of {size(vram)}, "
             f"{size(host)} in system memory.")
 
 

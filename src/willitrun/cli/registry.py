@@ -11,7 +11,8 @@ DEFAULT_COMMAND = "estimate"
 # (tests/cli/test_help.py checks each line against the command's docstring).
 COMMANDS = {
     "estimate": "Estimate the memory MODEL needs and whether it fits the GPU (exit 0 fits, 5 tight, 1 does not).",
-    "check": "Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not, 5 if any is tight.",
+    "check": "Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not, 5 if any is tight, "
+             "2 (3: a spec error) if any row could not be checked (each such row says why).",
     "ladder": "Which weight and KV-cache types fit, with the largest context and batch each allows "
               "(exit 0 if one fits, 5 if only tightly).",
     "gpus": "Every catalog GPU: fit, headroom, largest context, cards needed; --count GPU: how many of one card "

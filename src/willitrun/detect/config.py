@@ -62,6 +62,8 @@ def parse_config(text: str, path: str) -> dict[str, object]:
         return dict(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses arrays and inline tables recursively: `gpu = [[[...]]]`
+        raise UsageError(f"{path}: nested too deeply (this file takes gpu = \"NAME\" or vram = \"SIZE\")") from None
 
 
 def _parse_simple(text: str, path: str) -> dict[str, object]:

@@ -2,10 +2,12 @@
 
 llama.cpp allocates, per device:
 - model buffers: every GGUF tensor in its file type, each placed at a 128-byte aligned offset. The
-  token embedding stays in host memory (the "CPU buffer"); the repeating layers go to the GPU from
-  layer n_layer - gpu_layers on; the output layer (final norm + LM head) only when gpu_layers >
-  n_layer (`-ngl 33` for 32 layers). A vision model's CLIP tower and projector are a separate
-  mmproj file with their own buffer and compute buffer;
+  token embedding stays in host memory (the "CPU buffer"). Which layers `-ngl N` offloads depends on
+  the build (`LlamaCppVersion.output_first`): up to mid-December 2025 the repeating layers from
+  n_layer - N on, and the output layer (final norm + LM head) only when N > n_layer (`-ngl 33` for
+  32 layers); since ggml-org/llama.cpp PR #18148 the output layer first, then the last N - 1
+  repeating layers. A vision model's CLIP tower and projector are a separate mmproj file with their
+  own buffer and compute buffer;
 - one KV cache of n_ctx cells, n_ctx padded (the rule changed between versions, see
   LLAMACPP_VERSIONS), each layer's K and V on the device of the layer;
 - a compute buffer per device: the peak of the worst-case graph (n_ubatch tokens, every output
@@ -26,8 +28,10 @@ hidden-size tensors instead of 4), so the form is for Llama-like decoders.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Literal
 
 from .. import archs, gguf
@@ -90,6 +94,31 @@ class LlamaCppVersion:
     # "kv-cache : support V-less cache" (2026-01-24; llama-kv-cache.cpp `const bool has_v = !is_mla;`):
     # "almost x2 less memory for the KV cache". Before it, K 576 and V 512 per cell and layer.
     mla_v_less: bool = False
+    # `-ngl N` offloads the output layer first, then N - 1 repeating layers: ggml-org/llama.cpp PR #18148
+    # "llama: offload output layer to GPU first" (opened 2025-12-17, merged mid-December 2025; fixes issue
+    # #18119). llama-model.cpp `load_tensors`: `i_gpu_start = std::max(n_layer_all + 1 - n_gpu_layers, 0)`
+    # (before: `std::max((int) hparams.n_layer - n_gpu_layers, (int) 0)`), and the output layer, placed as
+    # layer il = n_layer, is on the GPU when il - i_gpu_start < act_gpu_layers = min(n_gpu_layers, n_layer + 1),
+    # i.e. for every N >= 1. `-ngl N` with N > n_layer places the same as before.
+    output_first: bool = False
+    # llama-server without -np: "n_parallel is set to auto, using n_parallel = 4 and kv_unified = true"
+    # (tools/server/server.cpp `if (params.n_parallel < 0)`; ggml-org/llama.cpp PR #16736 "server : support
+    # unified cache across slots", opened 2025-10-23: "By default, start the server using 4 slots and unified
+    # KV cache"; b7079 of 2025-11-16 starts 4 slots, issue #17300; `-np` help "default: -1, -1 = auto" since
+    # PR #17997). One cache of n_ctx cells shared by 4 sequences: the sliding-window layers keep 4 windows,
+    # a recurrent model 4 states, the output buffer 4 rows.
+    server_auto_parallel: bool = False
+    # `--fit` (on by default) sets what the user left unset -- n_ctx from the trained window down to 4096, then
+    # layers and experts to the host -- so that LLAMACPP_FIT_TARGET_BYTES stay free on every device:
+    # ggml-org/llama.cpp PR #16653 "llama: automatically set parameters not set by the user in such a way that
+    # maximizes GPU utilization" (merged mid-December 2025; its log: "cannot fulfill margin of 1024 MiB on all
+    # devices"); per-device targets `--fit-target` PR #18679 (2026-01-07).
+    fit: bool = False
+    # Without a unified cache each of the -np sequences has its own stream: every cache tensor is [n_embd,
+    # kv_size, n_stream] (llama-kv-cache.cpp `ggml_new_tensor_3d(ctx, type_k, n_embd_k_gqa, kv_size,
+    # n_stream)`), so the sliding-window layers keep GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256) cells per
+    # stream, n_seq_max times: ggml-org/llama.cpp PR #14363 "llama : add high-throughput mode" (July 2025).
+    kv_streams: bool = False
 
 
 LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
@@ -111,25 +140,40 @@ LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
     LlamaCppVersion("2025-08", "2025-08 to 2025-10-27",
                     "same padding as 2024-05; `--flash-attn auto` became the default "
                     "(mudler/LocalAI PR #6168 2025-08-31 and docker/model-runner PR #44 2025-09-24 follow it)",
-                    32, 256, True),
+                    32, 256, True, kv_streams=True),
     LlamaCppVersion("2025-10", "2025-10-28 to 2025-11-05",
                     "ggml-org/llama.cpp PR #16812 'memory : remove KV cache size padding'",
-                    1, 1, True),
-    LlamaCppVersion("2025-11", "2025-11-06 to 2026-01-23",
+                    1, 1, True, kv_streams=True),
+    LlamaCppVersion("2025-11", "2025-11-06 to mid-December 2025",
                     "ggml-org/llama.cpp PR #17046 'kv-cache : pad the cache size to 256 for performance': "
                     "llama-context.cpp cparams.n_ctx = GGML_PAD(n_ctx, 256), and per sequence when the "
                     "cache is split (n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256))",
-                    256, 256, True, fa_f16_kv_in_compute=True),
+                    256, 256, True, fa_f16_kv_in_compute=True, server_auto_parallel=True, kv_streams=True),
+    LlamaCppVersion("2025-12", "mid-December 2025 to 2026-01-23",
+                    "the padding of 2025-11; ggml-org/llama.cpp PR #18148 'llama: offload output layer to GPU "
+                    "first': -ngl N offloads the output layer, then N - 1 repeating layers",
+                    256, 256, True, fa_f16_kv_in_compute=True, output_first=True, server_auto_parallel=True, fit=True,
+                    kv_streams=True),
     LlamaCppVersion("current", "2026-01-24 on",
-                    "the padding of 2025-11 (PR #17046: n_ctx padded to 256, per sequence when split); "
-                    "ggml-org/llama.cpp PR #19067 'kv-cache : support V-less cache': latent attention caches K only",
-                    256, 256, True, fa_f16_kv_in_compute=True, mla_v_less=True),
+                    "the padding of 2025-11 (PR #17046: n_ctx padded to 256, per sequence when split); -ngl "
+                    "output layer first (PR #18148); ggml-org/llama.cpp PR #19067 'kv-cache : support V-less "
+                    "cache': latent attention caches K only",
+                    256, 256, True, fa_f16_kv_in_compute=True, mla_v_less=True, output_first=True,
+                    server_auto_parallel=True, fit=True, kv_streams=True),
     LlamaCppVersion("2026-06-server", "llama-server from 2026-05-29 on",
                     "ggml-org/llama.cpp PR #23861 'llama: limit max outputs of llama_context': llama-server "
                     "reserves the logits of n_parallel outputs (no speculative draft), not of n_ubatch tokens",
-                    256, 256, True, fa_f16_kv_in_compute=True, server_outputs=True, mla_v_less=True),
+                    256, 256, True, fa_f16_kv_in_compute=True, server_outputs=True, mla_v_less=True,
+                    output_first=True, server_auto_parallel=True, fit=True, kv_streams=True),
 )}
 
+
+# common/common.h `fit_params_target = std::vector<size_t>(llama_max_devices(), 1024 * 1024*1024)`: the
+# memory --fit keeps free per device (`fit_params_min_ctx = 4096` is the least context it reduces to).
+LLAMACPP_FIT_TARGET_BYTES = 1024 * 1024 * 1024
+
+# llama-server's `-np auto`: tools/server/server.cpp `params.n_parallel = 4; params.kv_unified = true;`
+LLAMA_SERVER_AUTO_PARALLEL = 4
 
 # --cpu-moe counts as this many layers (more than any model has; every count is min(n_cpu_moe, n_layer)).
 MAX_MOE_LAYERS = 1 << 30
@@ -141,7 +185,9 @@ class LlamaCppOptions:
 
     n_ubatch: int = 512  # [-ub] physical batch; common.h default 512
     flash_attn: bool | None = None  # [-fa] None: the version's default
-    parallel: int = 1  # [-np] sequences sharing the one cache of n_ctx cells
+    # [-np] sequences sharing the one cache of n_ctx cells; None: the program's default, llama-server's auto
+    # (4 slots and a unified cache, `LlamaCppVersion.server_auto_parallel`) or 1 on older builds
+    parallel: int | None = None
     gpu_layers: int | None = None  # [-ngl] None: everything (999); n_layer + 1 also offloads the output layer
     version: str = "current"  # a key of LLAMACPP_VERSIONS
     kv_pad: int | None = None  # override the version's n_ctx padding
@@ -160,12 +206,25 @@ class LlamaCppOptions:
     # clip.cpp set_limit_image_tokens takes them instead of the projector's defaults (8..4096, 8..1024)
     image_min_tokens: int | None = None
     image_max_tokens: int | None = None
+    # [-ot / --override-tensor PATTERN=CPU, repeatable] every tensor of a repeating layer whose GGUF name
+    # (blk.N.ffn_up_exps.weight ...) the regex finds stays in host memory (`-ot exps=CPU`: all experts)
+    override_tensor: tuple[str, ...] = ()
+    # [--fit-target MiB] the memory llama.cpp's --fit keeps free per device; None: the build's (1024 MiB)
+    fit_target_bytes: int | None = None
+    fit_target_mib: int | None = None  # the same in MiB, as the flag takes it
 
     def __post_init__(self) -> None:
+        given: object = self.override_tensor
+        if isinstance(given, str):  # the command line's comma-separated text
+            object.__setattr__(self, "override_tensor", (given,))
+        if self.fit_target_mib is not None:
+            if not 0 <= self.fit_target_mib <= 1 << 20:
+                raise UsageError(f"fit_target_mib must be between 0 and {1 << 20} (got {self.fit_target_mib})")
+            object.__setattr__(self, "fit_target_bytes", self.fit_target_mib << 20)
         if self.version not in LLAMACPP_VERSIONS:
             raise UsageError(f"unknown llama.cpp version {self.version!r}; choose one of {', '.join(LLAMACPP_VERSIONS)}")
         for name in ("n_ubatch", "parallel", "gpus"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1 (got {getattr(self, name)})")
         if self.gpu_layers is not None and self.gpu_layers < 0:
             raise UsageError(f"gpu_layers cannot be negative (got {self.gpu_layers})")
@@ -177,6 +236,9 @@ class LlamaCppOptions:
             value = getattr(self, name)
             if value is not None and not 0 < value <= 1 << 20:
                 raise UsageError(f"{name} must be between 1 and {1 << 20} (got {value})")
+        tensor_overrides(self.override_tensor)  # parsed and bounded here: a bad pattern is one usage error
+        if self.fit_target_bytes is not None and not 0 <= self.fit_target_bytes <= 1 << 50:
+            raise UsageError(f"fit_target_bytes must be between 0 and 2^50 (got {self.fit_target_bytes})")
         if self.image_min_tokens and self.image_max_tokens and self.image_min_tokens > self.image_max_tokens:
             raise UsageError(f"image_min_tokens ({self.image_min_tokens}) is above image_max_tokens ({self.image_max_tokens})")
 
@@ -259,7 +321,7 @@ def lm_shape(spec: AnySpec) -> LmShape:
 def kv_cells(n_ctx: int, parallel: int, pad_to: int, version: str, unified: bool) -> tuple[int, int]:
     """(cells allocated, cells each sequence can use). `current` pads the total and, with a split
     cache, each sequence's share (llama-context.cpp after PR #17046); older versions pad the total."""
-    if version in ("2025-11", "current", "2026-06-server"):  # PR #17046's per-sequence padding
+    if version in ("2025-11", "2025-12", "current", "2026-06-server"):  # PR #17046's per-sequence padding
         total = pad(n_ctx, pad_to)
         if unified or parallel == 1:
             return total, total
@@ -347,7 +409,7 @@ MMPROJ_FILE_TYPES = {"f32": F32, "fp32": F32, "f16": F16, "fp16": F16, "bf16": B
 # llama.cpp's CLIP graph got flash attention in ggml-org/llama.cpp PR #16837 (clip.cpp warmup(): with
 # --flash-attn auto it is tried first and kept when the backend supports FLASH_ATTN_EXT); the version
 # keys from November 2025 on have it, earlier builds always materialise the f32 scores.
-CLIP_FLASH_ATTN_VERSIONS = frozenset({"current", "2026-06-server"})
+CLIP_FLASH_ATTN_VERSIONS = frozenset({"2025-12", "current", "2026-06-server"})
 
 
 @dataclass(frozen=True)
@@ -579,11 +641,52 @@ def mmproj_buffers(spec: AnySpec, tensors: list[Tensor], images: int, image_size
 # --------------------------------------------------------------------------------------------------
 # Mixture of experts: expert offload (--n-cpu-moe / -ot exps=CPU)
 # --------------------------------------------------------------------------------------------------
+# -ot: bounds on what the user gives (llama.cpp itself takes any number; these are far beyond real use)
+MAX_TENSOR_OVERRIDES = 64
+MAX_OVERRIDE_PATTERN_CHARS = 256
+
+
+@lru_cache(maxsize=64)
+def tensor_overrides(specs: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """The -ot PATTERN=BUFFER_TYPE overrides as compiled regexes. common/arg.cpp `--override-tensor`
+    splits each comma-separated item at '=' and looks the buffer type up by name (ggml_backend_buft_name:
+    "CPU", "CUDA0" ...); llama-model-loader.cpp `create_tensor` takes the first override whose pattern
+    `std::regex_search` finds in the tensor's name. Only `=CPU` is modelled (host memory)."""
+    items = [item for spec in specs for item in spec.split(",") if item]
+    if len(items) > MAX_TENSOR_OVERRIDES:
+        raise UsageError(f"--override-tensor: at most {MAX_TENSOR_OVERRIDES} patterns (got {len(items)})")
+    patterns = []
+    for item in items:
+        pattern, eq, target = item.rpartition("=")
+        if not eq or not pattern:
+            raise UsageError(f"--override-tensor {item[:80]!r}: expected PATTERN=BUFFER_TYPE, e.g. exps=CPU")
+        if len(pattern) > MAX_OVERRIDE_PATTERN_CHARS:
+            raise UsageError(f"--override-tensor: a pattern of at most {MAX_OVERRIDE_PATTERN_CHARS} characters")
+        if target != "CPU":
+            raise UsageError(f"--override-tensor {item[:80]!r}: only =CPU (host memory) is modelled, not {target[:20]!r}")
+        try:
+            patterns.append(re.compile(pattern))
+        except re.error as e:
+            raise UsageError(f"--override-tensor {pattern[:80]!r} is not a regular expression: {e}") from None
+    return tuple(patterns)
+
+
+def gguf_tensor_name(t: Tensor) -> str:
+    """The tensor's name in a GGUF file: decoder layer N is `blk.N.` (gguf-py TENSOR_NAMES)."""
+    return "blk." + t.name[len("decoder."):] if t.name.startswith("decoder.") else t.name
+
+
+def overridden_to_host(t: Tensor, opt: LlamaCppOptions) -> bool:
+    return t.layer is not None and any(p.search(gguf_tensor_name(t)) for p in tensor_overrides(opt.override_tensor))
+
+
 def expert_on_host(t: Tensor, opt: LlamaCppOptions) -> bool:
     """common/arg.cpp `--n-cpu-moe N`: one tensor override per layer i < N, `blk\\.i` +
     common.h LLM_FFN_EXPS_REGEX `\\.ffn_(up|down|gate)_(ch|)exps` = CPU, keeps
     the routed experts of the first N layers in host memory (`-ot exps=CPU`, `--cpu-moe`: every layer);
     the rest of those layers (attention, router, shared expert, norms, KV) stays on the GPU."""
+    if opt.override_tensor and overridden_to_host(t, opt):
+        return True
     if t.layer is None or t.layer >= opt.n_cpu_moe:
         return False
     # the pattern is a regex search on the GGUF name, so an expert's bias (gpt-oss
@@ -592,9 +695,11 @@ def expert_on_host(t: Tensor, opt: LlamaCppOptions) -> bool:
 
 
 def expert_host_detail(opt: LlamaCppOptions, n_layer: int) -> str:
+    ot = ("the layers' tensors matching -ot " + ",".join(opt.override_tensor)) if opt.override_tensor else ""
     if not opt.n_cpu_moe:
-        return ""
-    return f"the expert tensors of layers 0..{min(opt.n_cpu_moe, n_layer) - 1} ({opt.moe_flag()})"
+        return ot
+    return "; ".join(d for d in (f"the expert tensors of layers 0..{min(opt.n_cpu_moe, n_layer) - 1} ({opt.moe_flag()})",
+                                 ot) if d)
 
 
 def mla_kv_layer(mla: tuple[int, int, int, int, int], kv: StorageType, cells: int,
@@ -670,6 +775,29 @@ def check_architecture(spec: AnySpec, engine: str) -> None:
     refusal = archs.geometry(spec).refusals.get(engine)
     if refusal:
         raise UsageError(refusal)
+
+
+def trained_window_warning(window: int | None, n_ctx_seq: int) -> list[str]:
+    """What llama.cpp says when each sequence's context is beyond the model's trained window (GGUF
+    `context_length`, the config's max_position_embeddings): llama-context.cpp `LLAMA_LOG_WARN("n_ctx_seq
+    (%u) > n_ctx_train (%u) -- possible training context overflow")`; llama-server then caps each slot's
+    context at n_ctx_train (tools/server/server-context.cpp: "the slot context (%d) exceeds the training
+    context of the model (%d) - capping") while the KV cache keeps every cell asked for. The same words as
+    the transformers path (memory.estimate_resolved)."""
+    if not window or n_ctx_seq <= window:
+        return []
+    return [f"context {n_ctx_seq} is beyond the model's trained window of {window} tokens (llama.cpp: "
+            "'possible training context overflow'; llama-server caps each slot at the trained window, the KV "
+            "cache is still allocated for all of it)"]
+
+
+def offloaded_layers(ngl: int, n_layer: int, output_first: bool) -> tuple[int, bool]:
+    """(first repeating layer on the GPU, whether the output layer is) for `-ngl ngl`, 0 <= ngl <= n_layer + 1.
+    Builds since PR #18148 (`output_first`): i_gpu_start = max(n_layer + 1 - ngl, 0), the output layer with
+    the first offloaded slot; before: i_gpu_start = max(n_layer - ngl, 0), the output layer last."""
+    if output_first:
+        return min(max(n_layer + 1 - ngl, 0), n_layer), ngl >= 1
+    return max(n_layer - ngl, 0), ngl > n_layer
 
 
 def _place_weights(tensors: list[Tensor], storage: list[StorageType], first_gpu: int, output_on_gpu: bool,
@@ -754,17 +882,27 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     warnings: list[str] = []
     if request.beams > 1:
         warnings.append("llama.cpp decodes without beam search: --beams is ignored")
-    if request.batch > 1 and opt.parallel == 1:
+    if opt.parallel is None:
+        if version.server_auto_parallel and request.batch <= 1:
+            opt = replace(opt, parallel=LLAMA_SERVER_AUTO_PARALLEL, kv_unified=True)
+            out_notes.append(f"llama-server's default -np auto: {LLAMA_SERVER_AUTO_PARALLEL} slots sharing one unified "
+                             "cache (tools/server/server.cpp, PR #16736); llama-cli and --parallel 1 keep one sequence")
+        else:
+            opt = replace(opt, parallel=1)
+    parallel: int = opt.parallel or 1
+    if request.batch > 1 and parallel == 1:
         # --context is positions per sequence: N sequences of it are llama.cpp's -np N -c (N x context)
         opt = replace(opt, parallel=request.batch)
+        parallel = request.batch
         asked *= request.batch
         out_notes.append(f"--batch {request.batch} read as -np {request.batch} -c {asked}: each sequence keeps "
                          f"{asked // request.batch} positions of the shared cache")
-    cells, per_seq = kv_cells(asked, opt.parallel, pad_to, opt.version, opt.kv_unified)
+    cells, per_seq = kv_cells(asked, parallel, pad_to, opt.version, opt.kv_unified)
+    warnings += trained_window_warning(r.att.context_window, asked if opt.kv_unified else asked // parallel)
     if cells != asked:
         out_notes.append(f"n_ctx {asked} allocated as {cells} cells (padded to a multiple of {pad_to}: {version.source})")
-    if opt.parallel > 1:
-        out_notes.append(f"{opt.parallel} sequences share one cache of {cells} cells"
+    if parallel > 1:
+        out_notes.append(f"{parallel} sequences share one cache of {cells} cells"
                          + ("" if opt.kv_unified else f": {per_seq} positions each"))
     shape = lm_shape(spec)
     ub = min(opt.n_ubatch, cells)
@@ -774,20 +912,22 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     storage = archs.cached(spec, f"gguf:{r.dtype.name}", lambda: gguf_storage(tensors, r.dtype, spec))
     n_layer = shape.n_layer
     ngl = n_layer + 1 if opt.gpu_layers is None else min(opt.gpu_layers, n_layer + 1)
-    first_gpu = max(n_layer - ngl, 0)
+    first_gpu, output_on_gpu = offloaded_layers(ngl, n_layer, version.output_first)
     gpu_layer_count = n_layer - first_gpu
-    output_on_gpu = ngl > n_layer
 
     def device_of(layer: int) -> int:
         # even layer split over the GPUs (llama.cpp's default splits by free memory; equal cards: even)
         return min((layer - first_gpu) * opt.gpus // max(gpu_layer_count, 1), opt.gpus - 1)
 
-    last_device = device_of(n_layer - 1) if gpu_layer_count else opt.gpus - 1
+    # with no repeating layer offloaded, an output layer on the GPU is on the first (llama.cpp: layer_gpu of
+    # (n_layer - i_gpu_start) / act_gpu_layers = 0)
+    last_device = device_of(n_layer - 1) if gpu_layer_count else 0 if output_on_gpu else opt.gpus - 1
     mm_tensors = mmproj_tensors(spec, tensors) if g.vision is not None else []
     mm_names = {t.name for t in mm_tensors}
     # The weights' placement depends on the type and -ngl, not the context: computed once per spec
     # (a `check --rows` of 1,000 rows or a context bisection re-uses it).
-    placed = archs.cached(spec, f"llamacpp-place:{r.dtype.name}:{ngl}:{opt.gpus}:{opt.n_cpu_moe}",
+    placed = archs.cached(spec, f"llamacpp-place:{r.dtype.name}:{first_gpu}:{output_on_gpu}:{opt.gpus}:{opt.n_cpu_moe}:"
+                          f"{opt.override_tensor}",
                           lambda: _place_weights(tensors, storage, first_gpu, output_on_gpu, last_device, device_of,
                                                  opt.gpus, opt))
     gpu_sizes, host_bytes, embd_bytes, output_tensor_bytes, largest_host_weight, mapped_bytes = placed
@@ -826,9 +966,17 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         # layers GGML_PAD(min(n_ctx, n_swa x (unified ? n_seq_max : 1) + n_ubatch), 256) cells
         # ("the SWA cache is always padded to 256", issue #17037); --swa-full gives them n_ctx.
         n_swa = max(w for w in windows if w)
-        swa_cells = pad(min(cells, n_swa * (opt.parallel if opt.kv_unified else 1) + ub), 256)
+        if version.kv_streams and parallel > 1 and not opt.kv_unified:
+            per_stream = pad(min(per_seq, n_swa + ub), 256)
+            swa_cells = per_stream * parallel
+            how = f"{parallel} streams x {per_stream} (window {n_swa} + ubatch {ub} of each stream's {per_seq})"
+        else:
+            windows_kept = parallel if opt.kv_unified else 1
+            swa_cells = pad(min(cells, n_swa * windows_kept + ub), 256)
+            how = (f"window {n_swa}" + (f" x {windows_kept} sequences" if windows_kept > 1 else "")
+                   + f" + ubatch {ub}")
         out_notes.append(f"sliding-window layers ({sum(1 for w in windows if w)} of {n_layer}) keep {swa_cells} cells: "
-                         f"window {n_swa} + ubatch {ub}, padded to 256 (llama_kv_cache_iswa; --swa-full keeps {cells})")
+                         f"{how}, padded to 256 (llama_kv_cache_iswa; --swa-full keeps {cells})")
     layer_kv = [kv_layer if not w or opt.swa_full else 2 * r.kv.nbytes(shape.kv_width) * swa_cells for w in windows]
     layer_kv = hybrid_layer_kv(g, layer_kv)
     if swa_cells != cells:
@@ -846,7 +994,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     if kv_host_layers:
         buffers.append(Buffer("KV cache (CPU)", sum(layer_kv[:first_gpu]), "host", "kv_self",
                               f"{kv_host_layers} host layers x {kv_detail}"))
-    buffers.extend(recurrent_state_buffers(g, opt.parallel, first_gpu))
+    buffers.extend(recurrent_state_buffers(g, parallel, first_gpu))
     if g.encoder_tokens_option:
         out_notes.append("T5 in llama.cpp keeps no cross-attention cache: every decoder step projects the "
                          "encoder output (kept in host memory, n_embd x encoder tokens f32) again")
@@ -856,7 +1004,8 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     # Compute buffers: one per GPU.
     # ggml-cuda offload_op: batches of >= 32 rows (GGML_OP_OFFLOAD_MIN_BATCH) run on the GPU
     copies = opt.op_offload and version.op_offload and ub >= 32
-    if not opt.op_offload and opt.version not in ("2025-08", "2025-10", "2025-11", "current", "2026-06-server"):
+    if not opt.op_offload and opt.version not in ("2025-08", "2025-10", "2025-11", "2025-12", "current",
+                                                  "2026-06-server"):
         out_notes.append("--no-op-offload is a flag from ggml-org/llama.cpp PR #13386 (May 2025); older builds turn "
                          "op offload off only with -ub below 32")
     if not version.op_offload and ngl <= n_layer:
@@ -872,7 +1021,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
             output_copy=output_tensor_bytes if holds_output and not output_on_gpu and copies else 0,
             weight_copy=largest_host_weight if copies and d == 0 else 0, t5_bias=g.relative_position_bias,
             fa_kv_copy=version.fa_f16_kv_in_compute and r.kv.name not in ("f16", "fp16"),
-            outputs=opt.parallel if version.server_outputs else None)
+            outputs=parallel if version.server_outputs else None)
         buffers.append(Buffer(f"compute buffer (CUDA{d})", nbytes, "gpu", "compute",
                               f"peak of the worst-case graph: {detail}", d))
     if not copies and (first_gpu > 0 or not output_on_gpu):
@@ -902,8 +1051,8 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
                           "compute", f"4 B x {ub} x ({shape.n_embd} input embeddings + {cells} KQ mask"
                           + (f" + {swa_mask} sliding-window KQ mask)" if swa_mask else ")")))
     out_width = shape.n_vocab + (shape.n_embd if output_embd else 0)
-    buffers.append(Buffer("output buffer (host)", F32_BYTES * out_width * opt.parallel, "host", "other",
-                          f"4 B x {out_width} x {opt.parallel} sequences (llama_output_reserve)"))
+    buffers.append(Buffer("output buffer (host)", F32_BYTES * out_width * parallel, "host", "other",
+                          f"4 B x {out_width} x {parallel} sequences (llama_output_reserve)"))
 
     # The mmproj file (LLaVA): its own weights and CLIP compute buffer.
     if g.vision is not None:
@@ -932,7 +1081,7 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
                          "which keeps extra copies of the graph inputs (not counted here)")
     out_notes += moe_notes(spec, opt)
     host_weights = embd_bytes + (host_bytes or 0)
-    if opt.n_cpu_moe and mapped_bytes > host_weights:
+    if (opt.n_cpu_moe or opt.override_tensor) and mapped_bytes > host_weights:
         out_notes.append(f"with mmap (the default) llama.cpp prints CPU_Mapped = {mapped_bytes / 2**20:.2f} MiB: the file "
                          "span from token_embd to the last host expert, which also holds the GPU tensors stored between "
                          f"the experts ({(mapped_bytes - host_weights) / 2**20:.2f} MiB, read once at load; the page cache "
@@ -941,14 +1090,18 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         "cpu_mapped_bytes": mapped_bytes,
         "n_cpu_moe": min(opt.n_cpu_moe, n_layer),
         "n_ctx": cells, "n_ctx_seq": per_seq, "kv_pad": pad_to, "n_ubatch": ub, "flash_attn": fa,
-        "parallel": opt.parallel, "gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": output_on_gpu,
+        "parallel": parallel, "gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": output_on_gpu,
         "version": opt.version, "op_offload": copies,
+        # what the build's --fit keeps free on each device (0: a build without --fit)
+        "fit_target_bytes": opt.fit_target_bytes if opt.fit_target_bytes is not None
+        else LLAMACPP_FIT_TARGET_BYTES if version.fit else 0,
     }
     return EngineEstimate(engine, spec.id, spec.architecture, r.dtype.name, r.kv.name, asked, cells,
                           tuple(buffers), facts, tuple(out_notes + list(r.notes)), tuple(warnings))
 
 
 __all__ = [
+    "LLAMACPP_FIT_TARGET_BYTES",
     "LLAMACPP_VERSIONS",
     "ClipGraph",
     "LlamaCppOptions",
@@ -963,6 +1116,7 @@ __all__ = [
     "cuda_tensor_bytes",
     "expert_on_host",
     "gguf_storage",
+    "gguf_tensor_name",
     "hybrid_layer_kv",
     "kv_cells",
     "llamacpp_estimate",
@@ -976,5 +1130,8 @@ __all__ = [
     "mmproj_storage",
     "mmproj_tensors",
     "moe_notes",
+    "offloaded_layers",
     "recurrent_state_buffers",
+    "tensor_overrides",
+    "trained_window_warning",
 ]

@@ -8,12 +8,14 @@ from dataclasses import dataclass, replace
 
 from .. import archs
 from ..archs.base import uniform_width
+from ..errors import UsageError
 from ..memory import AnySpec, Request, resolve
 from ..tensors import model_tensors
 from .base import GIB, MIB, Buffer, EngineEstimate, aligned_sum, pad
 from .llamacpp import (
     F32_BYTES,
     GGML_CUDA_ALIGNMENT,
+    LLAMACPP_FIT_TARGET_BYTES,
     LLAMACPP_VERSIONS,
     MMPROJ,
     LlamaCppOptions,
@@ -28,17 +30,52 @@ from .llamacpp import (
 # of 2026-08 (fb30760) ml/device.go `DeviceInfo.MinimumMemory()`: 457 MiB (Metal 512). The scheduler
 # keeps this much free on every GPU when deciding how many layers fit.
 OLLAMA_MINIMUM_MEMORY_BYTES = 457 * MIB
-# ollama docs/context-length.mdx: "Ollama defaults to the following context lengths based on VRAM:
-# < 24 GiB VRAM: 4k context, 24-48 GiB VRAM: 32k context, >= 48 GiB VRAM: 256k context" (v0.15.5,
-# 2026-02; before: 4096 since PR #10364 2025-04-21, 2048 before that).
-OLLAMA_CONTEXT_TIERS = ((24 * GIB, 4096), (48 * GIB, 32768), (None, 262144))
+# The default num_ctx by VRAM. ollama's docs/context-length.mdx says "< 24 GiB VRAM: 4k context, 24-48 GiB
+# VRAM: 32k context, >= 48 GiB VRAM: 256k context", but its server decides with lower thresholds, on the sum
+# of every GPU's total memory less OLLAMA_GPU_OVERHEAD: server/routes.go `Serve` (commit 0334ffa62 "server:
+# use tiered VRAM-based default context length", 2026-01-27; unchanged at fb30760, 2026-08-21):
+# `case totalVRAM >= 47*format.GibiByte: 262144; case totalVRAM >= 23*format.GibiByte: 32768; default: 4096`
+# ("slightly lower thresholds (47/23 GiB vs. 48/24 GiB) to account for small differences in the exact
+# value"), so a 24 GB card (23.99 GiB) gets 32768. Before: 4096 since PR #10364 2025-04-21, 2048 before that.
+OLLAMA_CONTEXT_TIERS = ((23 * GIB, 4096), (47 * GIB, 32768), (None, 262144))
 # ollama PR #11330 'Reduce default parallelism to 1' (2025-07-08); 4 or 1 by free memory before,
 # 2 from PR #10468 (2025-04-29).
 OLLAMA_DEFAULT_PARALLEL = 1
+# `ollama pull llama3.1` / `ollama run qwen2.5:7b`: the library's default tags are 4-bit k-quants
+# (ollama.com/library: "latest" = the "*-instruct-q4_K_M" tag of the model, e.g. llama3.1:8b ->
+# llama3.1:8b-instruct-q4_K_M), so without --dtype the ollama profile weighs a Q4_K_M file.
+OLLAMA_DEFAULT_DTYPE = "q4_k_m"
 # ollama fs/ggml/ggml.go `FlashAttention()`: the architectures ollama turns flash attention on for by
 # default (bert, gemma3, gpt-oss, qwen3 ...). llama, mistral and llava are not among them, so
 # OLLAMA_FLASH_ATTENTION=1 is needed.
 OLLAMA_FLASH_ATTN_ARCHITECTURES = frozenset({"gemma3", "gptoss", "qwen3", "qwen3moe", "mistral3", "bert"})
+
+
+@dataclass(frozen=True)
+class OllamaRelease:
+    """What an ollama release line does by default, each from its source (ollama/ollama, tags by `git tag
+    --contains`)."""
+
+    key: str
+    since: str
+    source: str
+    vram_context_tiers: bool  # the default num_ctx by VRAM (else 4096)
+    # the GGML runner is llama-server started with `--flash-attn auto` on GPUs that support it, for every
+    # architecture (else ollama's per-architecture list, OLLAMA_FLASH_ATTN_ARCHITECTURES)
+    llama_server_runner: bool
+
+
+OLLAMA_RELEASES: dict[str, OllamaRelease] = {r.key: r for r in (
+    OllamaRelease("0.6", "v0.6.7 to v0.15.4", "PR #10364 (2025-04-21): default num_ctx 4096; flash attention only "
+                  "for the architectures of fs/ggml/ggml.go FlashAttention()", False, False),
+    OllamaRelease("0.15", "v0.15.5 to v0.29.x", "commit 0334ffa62 'server: use tiered VRAM-based default context "
+                  "length' (2026-01-27, first in v0.15.5): server/routes.go 23/47 GiB tiers", True, False),
+    OllamaRelease("0.30", "v0.30.0 on", "ollama#16031 'runner: Remove CGO engines, use llama-server exclusively for "
+                  "GGML models' (2026-05-29, first in v0.30.0): llm/llama_server.go starts llama-server with -c num_ctx x "
+                  "parallel, -np parallel and `--flash-attn auto` (LlamaServerFlashAttention: auto wherever "
+                  "ml.FlashAttentionSupported, i.e. CUDA compute 6.0+ but 7.2, ROCm, Metal, Vulkan)", True, True),
+)}
+OLLAMA_DEFAULT_RELEASE = "0.30"
 
 
 @dataclass(frozen=True)
@@ -53,6 +90,11 @@ class OllamaOptions:
     vram_bytes: int | None = None  # the GPU's memory, to pick the default context tier
     gpu_overhead_bytes: int = 0  # [OLLAMA_GPU_OVERHEAD]
     version: str = "current"  # the llama.cpp ollama bundles
+    release: str = OLLAMA_DEFAULT_RELEASE  # [--ollama-version] a key of OLLAMA_RELEASES
+
+    def __post_init__(self) -> None:
+        if self.release not in OLLAMA_RELEASES:
+            raise UsageError(f"unknown ollama version {self.release!r}; choose one of {', '.join(OLLAMA_RELEASES)}")
 
 
 def expert_offload_refusal(flag: str) -> str:
@@ -70,7 +112,11 @@ def expert_offload_refusal(flag: str) -> str:
             "ollama#16031 its llama-server runner fits experts to memory on its own). Use --engine llama.cpp")
 
 
-def ollama_default_context(vram_bytes: int | None) -> int:
+def ollama_default_context(vram_bytes: int | None, gpu_overhead_bytes: int = 0) -> int:
+    """The server's default num_ctx for GPUs of `vram_bytes` in all (server/routes.go: total memory less
+    OLLAMA_GPU_OVERHEAD; None: the smallest tier)."""
+    if vram_bytes is not None:
+        vram_bytes -= gpu_overhead_bytes
     for limit, ctx in OLLAMA_CONTEXT_TIERS:
         if vram_bytes is None or limit is None or vram_bytes < limit:
             return ctx
@@ -83,17 +129,42 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
     family, the output buffer sized with embeddings, and 457 MiB per GPU kept free by its scheduler."""
     opt = options or OllamaOptions()
     check_architecture(spec, "ollama")
-    num_ctx = request.context or opt.num_ctx or ollama_default_context(opt.vram_bytes)
+    release = OLLAMA_RELEASES[opt.release]
+    default_ctx = (ollama_default_context(opt.vram_bytes, opt.gpu_overhead_bytes) if release.vram_context_tiers
+                   else OLLAMA_CONTEXT_TIERS[0][1])
+    num_ctx = request.context or opt.num_ctx or default_ctx
     notes = []
+    if request.dtype is None and getattr(spec, "quantization", None) is None:
+        request = replace(request, dtype=OLLAMA_DEFAULT_DTYPE)
+        notes.append(f"weights in {OLLAMA_DEFAULT_DTYPE}: ollama's library tags default to Q4_K_M "
+                     "(`ollama run MODEL` pulls MODEL:latest, a q4_K_M file); give --dtype for another tag")
+    warnings: list[str] = []
     if not (request.context or opt.num_ctx):
         notes.append(f"num_ctx {num_ctx}: ollama's default for "
                      + ("an unknown GPU (the smallest tier)" if opt.vram_bytes is None else "this GPU's memory")
-                     + " (docs/context-length.mdx)")
+                     + " (ollama server/routes.go: 4096 below 23 GiB, 32768 below 47 GiB, else 262144)"
+                     if release.vram_context_tiers else f"num_ctx {num_ctx}: ollama {release.since}'s default")
+    window = archs.geometry(spec).context_window
+    if window and num_ctx > window:
+        # ollama llm/server.go (v0.33.2 L112-115, the same since 2024): `if opts.NumCtx > int(trainCtx) &&
+        # trainCtx > 0 { slog.Warn("requested context size too large for model", ...); opts.NumCtx =
+        # int(trainCtx) }`, before KvSize = NumCtx x numParallel: the cache is sized for the trained window
+        (warnings if request.context or opt.num_ctx else notes).append(
+            f"num_ctx {num_ctx} is beyond the model's trained window of {window} tokens: ollama lowers it to "
+            f"{window} ('requested context size too large for model') and sizes the KV cache for that")
+        num_ctx = window
     parallel = opt.num_parallel
     if request.batch > 1:
         parallel = request.batch
     gguf_arch = archs.geometry(spec).gguf_architecture or spec.architecture  # ollama reads the GGUF's name
-    fa = opt.flash_attn if opt.flash_attn is not None else gguf_arch in OLLAMA_FLASH_ATTN_ARCHITECTURES
+    if opt.flash_attn is not None:
+        fa = opt.flash_attn
+    elif release.llama_server_runner:
+        fa = True  # llama-server --flash-attn auto: on where the GPU supports it (every card this estimates for)
+        notes.append(f"flash attention on: ollama {release.since} starts llama-server with --flash-attn auto "
+                     "(llm/llama_server.go; off on CUDA cards below compute 6.0 and on 7.2)")
+    else:
+        fa = gguf_arch in OLLAMA_FLASH_ATTN_ARCHITECTURES
     n_ctx = num_ctx * parallel  # ollama llm/server.go: --ctx-size num_ctx * numParallel; GraphSize: context *= numParallel
     extra: list[Buffer] = []
     g = archs.geometry(spec)
@@ -114,12 +185,17 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
                            version=opt.version, cuda_overhead_bytes=0)
     req = replace(request, context=None, batch=1)
     if g.vision_cross_attention:
-        return _ollama_mllama(spec, req, lopt, n_ctx, num_ctx, parallel, tuple(extra), tuple(notes))
+        mllama = _ollama_mllama(spec, req, lopt, n_ctx, num_ctx, parallel, tuple(extra), tuple(notes))
+        return replace(mllama, warnings=tuple(warnings) + mllama.warnings)
     est = llamacpp_estimate(spec, req, lopt, engine="ollama", n_ctx=n_ctx, extra=tuple(extra), notes=tuple(notes),
                             output_embd=True)
-    facts = dict(est.facts, num_ctx=num_ctx, num_parallel=parallel)
+    # v0.30+: llama-server started without -ngl (llm/llama_server.go: "NumGPU == -1 (default): don't pass -ngl,
+    # let llama-server auto-detect"), so its --fit places the layers keeping LLAMACPP_FIT_TARGET_BYTES free per
+    # device; the CGO runners before had no such fit (the scheduler's 457 MiB minimum is a buffer above)
+    facts = dict(est.facts, num_ctx=num_ctx, num_parallel=parallel,
+                 fit_target_bytes=LLAMACPP_FIT_TARGET_BYTES if release.llama_server_runner and opt.num_gpu is None else 0)
     out_notes = tuple(n for n in est.notes if "CUDA context" not in n)
-    return replace(est, facts=facts, notes=out_notes, context_tokens=num_ctx)
+    return replace(est, facts=facts, notes=out_notes, context_tokens=num_ctx, warnings=tuple(warnings) + est.warnings)
 
 
 def _ollama_mllama(spec: AnySpec, req: Request, opt: LlamaCppOptions, n_ctx: int, num_ctx: int, parallel: int,
@@ -157,5 +233,14 @@ def _ollama_mllama(spec: AnySpec, req: Request, opt: LlamaCppOptions, n_ctx: int
                                    "modelled",), ())
 
 
-__all__ = ["OLLAMA_MINIMUM_MEMORY_BYTES", "OllamaOptions", "expert_offload_refusal", "ollama_default_context",
-           "ollama_estimate"]
+__all__ = [
+    "OLLAMA_DEFAULT_DTYPE",
+    "OLLAMA_DEFAULT_RELEASE",
+    "OLLAMA_MINIMUM_MEMORY_BYTES",
+    "OLLAMA_RELEASES",
+    "OllamaOptions",
+    "OllamaRelease",
+    "expert_offload_refusal",
+    "ollama_default_context",
+    "ollama_estimate",
+]

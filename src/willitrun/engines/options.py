@@ -71,7 +71,8 @@ OPTIONS: tuple[Option, ...] = (
     _o("flash_attn", ("--flash-attn",), "bool", "llama.cpp, ollama, whisper.cpp: flash attention",
        "the engine's (whisper.cpp: the version's)", off=("--no-flash-attn",)),
     _o("parallel", ("--parallel", "-np", "--num-parallel"), "int",
-       "llama.cpp -np / OLLAMA_NUM_PARALLEL, 1 to 4096: sequences sharing the context's cells", "1",
+       "llama.cpp -np / OLLAMA_NUM_PARALLEL, 1 to 4096: sequences sharing the context's cells",
+       "llama-server's auto, 4 slots sharing one cache (builds since PR #16736); ollama 1",
        low=1, high=4096),
     _o("gpu_layers", ("--gpu-layers", "-ngl", "--n-gpu-layers", "--num-gpu"), "int",
        "llama.cpp -ngl / ollama num_gpu: layers on the GPU", "all", low=0, high=100_000),
@@ -88,6 +89,15 @@ OPTIONS: tuple[Option, ...] = (
        low=0, high=100_000),
     _o("cpu_moe", ("--cpu-moe", "-cmoe"), "switch",
        "llama.cpp: keep the expert tensors of every layer in host memory"),
+    _o("override_tensor", ("--override-tensor", "-ot"), "text",
+       "llama.cpp -ot PATTERN=CPU[,PATTERN=CPU...]: the layers' tensors whose GGUF name the regex finds stay in host "
+       "memory (-ot exps=CPU is --cpu-moe); at most 64 patterns of 256 characters", metavar="PATTERN=CPU"),
+    _o("fit_target", ("--fit-target", "-fitt"), "int",
+       "llama.cpp --fit-target: MiB its --fit keeps free per device (PR #16653)", "1024 on builds with --fit, else 0",
+       metavar="MIB", low=0, high=1 << 20),
+    _o("ollama_version", ("--ollama-version",), "text",
+       "ollama release line (default context, flash attention): 0.6 (v0.6.7-v0.15.4), 0.15 (v0.15.5-v0.29), "
+       "0.30 (v0.30 on: the llama-server runner)", "0.30", metavar="KEY", choices=("0.6", "0.15", "0.30")),
     _o("whisper_version", ("--whisper-version",), "text",
        "whisper.cpp release line: 1.5 (1.5.0-1.5.4), 1.5.5, 1.6, 1.7, 1.8 or latest; tags like v1.7.4 work; "
        "sets cache sizes and the flash-attention default", "latest", metavar="KEY"),

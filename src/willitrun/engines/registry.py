@@ -210,7 +210,8 @@ class LlamaCpp(Engine):
     name = "llama.cpp"
     takes = {"ubatch": "n_ubatch", "flash_attn": "flash_attn", "parallel": "parallel", "gpu_layers": "gpu_layers",
              "op_offload": "op_offload", "llamacpp_version": "version", "swa_full": "swa_full",
-             "n_cpu_moe": "n_cpu_moe", "cpu_moe": "cpu_moe"}
+             "n_cpu_moe": "n_cpu_moe", "cpu_moe": "cpu_moe", "override_tensor": "override_tensor",
+             "fit_target": "fit_target_mib"}
     version_key = "llamacpp_version"
     places_layers = True
     layers_flag = "-ngl"
@@ -292,7 +293,7 @@ class Ollama(LlamaCpp):
     layers_flag = "num_gpu"
     multi_card = None
     takes = {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu",
-             "llamacpp_version": "version"}
+             "llamacpp_version": "version", "ollama_version": "release"}
     launch_note = ("the server with its environment (OLLAMA_CONTEXT_LENGTH, OLLAMA_NUM_PARALLEL, "
                    "OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE), then `ollama run NAME`; num_gpu and num_batch "
                    "have no variable: `/set parameter num_gpu N` in the session")

@@ -85,6 +85,9 @@ class VllmVersion:
     # MambaSpec.max_memory_usage_bytes = page x (2 + num_prefill_checkpoint_blocks); the Mamba2 mixer
     # declares one checkpoint block (layers/mamba/mamba_mixer2.py `get_kv_cache_spec`).
     hybrid_prefix_caching: bool = False
+    # MXFP4 mixture-of-experts weights padded per MoE backend (MXFP4_PADDING), from the mxfp4.py read at
+    # vllm-project/vllm 007d50058a06dec0f82472d63c819244d460c40d; the 0.10-0.20 files were not checked.
+    mxfp4_padding: bool = False
 
 
 VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
@@ -99,6 +102,11 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
     VllmVersion("0.9", "0.9.1 to 0.9.2 (V1)", True, 0.9, True, False, False,
                 "vllm==0.9.1 vllm/v1/core/kv_cache_utils.py (hybrid KV cache manager); vllm/engine/arg_utils.py:1554 "
                 "(A100 exception)", hybrid_kv=True),
+    # VLLM_USE_V1=0 inside 0.9: vllm==0.9.x envs.py `VLLM_USE_V1` (default "1") still selects the V0 engine when
+    # set to 0 (V0 was removed in 0.10/0.11): V0's profile (max(max_model_len, 2048) tokens, 256 sequences,
+    # vllm/engine/arg_utils.py `_set_default_args_v0`) and no hybrid KV cache manager (a V1 component).
+    VllmVersion("0.9-v0", "0.9.x with VLLM_USE_V1=0 (V0)", False, 0.9, False, False, False,
+                "vllm==0.9.x vllm/envs.py VLLM_USE_V1 (default 1; 0 selects the V0 engine)"),
     VllmVersion("0.10", "0.10 to 0.20 (V1)", True, 0.9, True, False, False,
                 "vllm==0.10.1 and 0.19.1 vllm/engine/arg_utils.py (A100 exception, PR #17885); "
                 "vllm/config/cache.py gpu_memory_utilization 0.9; KV groups as vllm==0.10.1 kv_cache_utils.py",
@@ -106,15 +114,15 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
     VllmVersion("0.22", "0.21 to 0.32 (V1)", True, 0.92, True, False, True,
                 "vllm==0.22.0 vllm/config/cache.py gpu_memory_utilization 0.92; envs.py "
                 "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS '1' ('default since v0.21.0' in the log)",
-                hybrid_kv=True, state_pools=True, padded_groups=True, tokens_from_concurrency=True),
+                hybrid_kv=True, state_pools=True, padded_groups=True, tokens_from_concurrency=True, mxfp4_padding=True),
     VllmVersion("0.33", "0.33 (V1)", True, 0.92, True, True, True,
                 "vllm==0.33.0 vllm/engine/arg_utils.py `get_batch_defaults` (>= 160 GiB tier)",
                 hybrid_kv=True, state_pools=True, padded_groups=True, tokens_from_concurrency=True,
-                in_flight_batches=True, hybrid_prefix_caching=True),
+                in_flight_batches=True, hybrid_prefix_caching=True, mxfp4_padding=True),
 )}
-# vLLM 0.10 to 0.20: the first V1 range with today's batch defaults and the 0.9 share every earlier
-# calibration used. (The newest, 0.33, changes the share to 0.92: pass version="0.33".)
-VLLM_DEFAULT_VERSION = "0.10"
+# The newest release line in the stored material (vllm==0.33.0): the default, as for every engine; the
+# calibration entries name their own line (0.10 for the 0.10-0.20 logs, which used the 0.9 share).
+VLLM_DEFAULT_VERSION = "0.33"
 
 # non_torch_memory, V0: "non_torch_memory 1.79GiB" for Llama-3-8B on an H100 at TP 1 and 3.58 GiB at TP 2
 # (PR #10511 log, measured.yaml `vllm-pr10511-llama3-8b-bf16-h100-tp1`): the CUDA context, cuBLAS
@@ -304,6 +312,42 @@ class MoeSplit:
         return experts // self.ranks + (1 if experts % self.ranks else 0)
 
 
+# vllm/model_executor/layers/quantization/mxfp4.py `Mxfp4MoEMethod.create_weights` (vllm-project/vllm
+# 007d50058a06dec0f82472d63c819244d460c40d): the experts' intermediate size per partition and the hidden size
+# are rounded up per backend -- Marlin ("n % 256 == 0 and k % 128 == 0": round_up(I, 128), round_up(H, 256)),
+# FlashInfer on SM100 (round_up(I, 256), round_up(H, 256)), Triton (round_up(I, 64), H as is) -- and the
+# padded w13 / w2 weights, scales and biases are allocated so. (intermediate, hidden) alignments:
+MXFP4_PADDING = {"marlin": (128, 256), "flashinfer-sm100": (256, 256), "triton": (64, 1)}
+
+
+def mxfp4_backend(gpu_name: str | None) -> str:
+    """mxfp4.py `get_mxfp4_backend` by the card: SM100 (B200, GB200, B300) with FlashInfer (a vLLM
+    dependency) -> its BF16 path; SM90 (H100, H200, H20) -> Triton (triton_kernels on (9, 0) <= capability <
+    (11, 0)); everything else -- Ampere, Ada, and SM120 (RTX 50, RTX PRO Blackwell), which Triton does not take --
+    -> Marlin. A card given only by its memory counts as Marlin."""
+    name = (gpu_name or "").lower()
+    if any(k in name for k in ("b200", "b100", "b300", "gb200", "gb300")):
+        return "flashinfer-sm100"
+    if any(k in name for k in ("h100", "h200", "h800", "h20", "gh200")):
+        return "triton"
+    return "marlin"
+
+
+def _mxfp4_padded(t: Tensor, base: str, is_bias: bool, moe: MoeSplit | None, align: tuple[int, int]) -> int:
+    """Elements one rank allocates for an MXFP4 expert tensor (or its bias) after the backend's padding.
+    Weights are (experts, out, in): gate/up out = intermediate, in = hidden; down the reverse."""
+    a_i, a_h = align
+    split = moe is not None and moe.ranks > 1
+    experts = moe.experts_on_rank0(t.shape[0]) if split and moe is not None and moe.expert_parallel else t.shape[0]
+    ranks = moe.ranks if split and moe is not None and not moe.expert_parallel else 1
+    down = base == "ffn_down_exps"
+    if is_bias:
+        width = t.shape[1]
+        return experts * (-(-width // a_h) * a_h if down else -(-(width // ranks) // a_i) * a_i)
+    inter, hidden = (t.shape[2], t.shape[1]) if down else (t.shape[1], t.shape[2])
+    return experts * (-(-(inter // ranks) // a_i) * a_i) * (-(-hidden // a_h) * a_h)
+
+
 def _rank_share(t: Tensor, tp: int, kv_heads: int, moe: MoeSplit | None = None) -> int:
     """Elements of tensor `t` one TP rank (the first: the fullest under expert parallel) holds."""
     role = t.role
@@ -339,7 +383,7 @@ class RankWeights:
 
 
 def _allocations(r: Resolved, tp: int, first: int, last: int, embed: bool, head: bool,
-                 moe: MoeSplit | None = None) -> Iterator[tuple[str, int]]:
+                 moe: MoeSplit | None = None, mxfp4_align: tuple[int, int] | None = None) -> Iterator[tuple[str, int]]:
     """The rank's parameter allocations in vLLM's module order, q/k/v and gate/up fused as vLLM fuses
     them (QKVParallelLinear, MergedColumnParallelLinear). ("rope", n) marks where the first layer
     builds the rotary cache."""
@@ -351,8 +395,14 @@ def _allocations(r: Resolved, tp: int, first: int, last: int, embed: bool, head:
     pending: dict[str, int] = {}
     current = None
     roped = False
+    mxfp4 = mxfp4_align is not None and any(s.name == "mxfp4" for t, s in zip(tensors, storage, strict=True)
+                                            if t.role in EXPERT_ROLES)
     for t, s in zip(tensors, storage, strict=True):
         nbytes = s.nbytes(_rank_share(t, tp, kv_heads, moe))
+        if mxfp4 and mxfp4_align is not None and t.component == "decoder" and t.layer is not None:
+            b = t.name.rsplit(".", 2)[-2] if t.role == "bias" else t.role
+            if b in EXPERT_ROLES and len(t.shape) == (2 if t.role == "bias" else 3):
+                nbytes = s.nbytes(_mxfp4_padded(t, b, t.role == "bias", moe, mxfp4_align))
         if t.component in ("decoder",) and t.layer is not None:
             if not first <= t.layer < last:
                 continue
@@ -409,14 +459,14 @@ def rope_events(r: Resolved) -> tuple[int, list[tuple[str, str, int]]]:
 
 
 def rank_weights(r: Resolved, tp: int, layers: tuple[int, int], embeddings: bool, lm_head: bool,
-                 moe: MoeSplit | None = None) -> RankWeights:
+                 moe: MoeSplit | None = None, mxfp4_align: tuple[int, int] | None = None) -> RankWeights:
     """One rank's weights: its layers' tensors divided as vLLM divides them, the embedding on the first
     stage, the final norm and LM head on the last, the rotary cache; and the allocator's figure."""
     def compute() -> RankWeights:
         rope_kept, rope_ev = rope_events(r)
         events: list[tuple[str, str, int]] = []
         tensor_bytes = 0
-        for name, nbytes in _allocations(r, tp, layers[0], layers[1], embeddings, lm_head, moe):
+        for name, nbytes in _allocations(r, tp, layers[0], layers[1], embeddings, lm_head, moe, mxfp4_align):
             if name == "rope":
                 events += rope_ev
                 continue
@@ -426,7 +476,8 @@ def rank_weights(r: Resolved, tp: int, layers: tuple[int, int], embeddings: bool
         return RankWeights(tensor_bytes, rope, torch_allocated(events), layers, embeddings, lm_head)
 
     split = "" if moe is None or moe.ranks == 1 else f":{moe.ranks}{'ep' if moe.expert_parallel else 'tp'}"
-    return archs.cached(r.spec, f"vllm-rank:{r.dtype.name}:{tp}:{layers}:{embeddings}:{lm_head}{split}", compute)
+    return archs.cached(r.spec, f"vllm-rank:{r.dtype.name}:{tp}:{layers}:{embeddings}:{lm_head}{split}:{mxfp4_align}",
+                        compute)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -690,8 +741,9 @@ def rank_budget(r: Resolved, opt: VllmOptions, stage: int, layers: tuple[int, in
     spec, tp, pp = r.spec, opt.tensor_parallel, opt.pipeline_parallel
     g = archs.geometry(spec)
     last_stage = stage == pp - 1
-    weights = rank_weights(r, tp, layers, stage == 0, last_stage, opt.moe_split)
     info = opt.info
+    align = MXFP4_PADDING[mxfp4_backend(opt.gpu_name)] if info.mxfp4_padding else None
+    weights = rank_weights(r, tp, layers, stage == 0, last_stage, opt.moe_split, align)
     if opt.non_torch_bytes is not None:
         non_torch = opt.non_torch_bytes
     elif info.context_in_non_torch:
@@ -841,6 +893,13 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
              f"'Maximum concurrency for {need:,} tokens per request: {concurrency:.2f}x'",
              f"profile run: {batched} tokens (max_num_batched_tokens) over {min(seqs, batched)} sequences "
              f"(max_num_seqs {seqs})" + ("" if info.v1 else "; V0: max(max_model_len, 2048), or 2048 with chunked prefill beyond 32K")]
+    if info.mxfp4_padding and any(t.role in EXPERT_ROLES and st.name == "mxfp4" for t, st in zip(
+            archs.model_tensors(spec), storage_types(spec, resolve(spec, request).dtype), strict=True)):
+        backend = mxfp4_backend(opt.gpu_name)
+        a_i, a_h = MXFP4_PADDING[backend]
+        notes.append(f"MXFP4 experts on the {backend} MoE backend: the intermediate size per partition rounded up to "
+                     f"{a_i}" + (f" and the hidden size to {a_h}" if a_h > 1 else "")
+                     + " (vLLM mxfp4.py Mxfp4MoEMethod.create_weights)")
     if info.context_in_non_torch:
         notes.append("vLLM 0.6 prints the CUDA context inside non_torch_memory")
     else:
@@ -954,6 +1013,7 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
 
 
 __all__ = [
+    "MXFP4_PADDING",
     "V1_BATCH_DEFAULTS",
     "VLLM_DEFAULT_VERSION",
     "VLLM_VERSIONS",
@@ -970,6 +1030,7 @@ __all__ = [
     "estimate_max_model_len",
     "kv_heads_per_rank",
     "kv_layout",
+    "mxfp4_backend",
     "pp_partition",
     "rank_budget",
     "rank_weights",

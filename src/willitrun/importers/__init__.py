@@ -21,7 +21,16 @@ from typing import Any
 from ..errors import SpecError, UsageError
 from ..files import CONFIG_JSON_CAP, not_regular, open_regular, path_type, read_text, safe_path, safe_text
 from ..specs import AnyModelSpec
-from .configs import IMPORTABLE, build_spec, check_id, config_dtype, name_from_source, slug, spec_from_config
+from .configs import (
+    IMPORTABLE,
+    build_spec,
+    check_id,
+    config_dtype,
+    declared_config,
+    name_from_source,
+    slug,
+    spec_from_config,
+)
 from .gguf_file import (
     MOE_ARCHITECTURES,
     NOT_PARAMETERS,
@@ -84,7 +93,8 @@ def _config_spec(cfg: dict[str, Any], source: str, *, model_id: str | None = Non
     """spec_from_config, or, for a model_type without a family, transformers as the oracle (importers/oracle.py:
     built on the meta device, parameters counted, caches measured; issue 20 §4)."""
     model_type = cfg.get("model_type")
-    if not isinstance(model_type, str) or model_type in IMPORTABLE or model_type == "florence2":
+    if (not isinstance(model_type, str) or model_type in IMPORTABLE or model_type == "florence2"
+            or declared_config(model_type) is not None):  # a family declared in its own file (archs/family.py)
         return spec_from_config(cfg, source, model_id=model_id, name=name, hf_id=hf_id, weights_dtype=weights_dtype,
                                 weights_source=weights_source, notes=notes)
     from . import oracle

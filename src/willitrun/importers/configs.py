@@ -48,7 +48,7 @@ from ..archs.siglip import SiglipVisionConfig as _SiglipSpec
 from ..archs.starcoder2 import Starcoder2Config as _Starcoder2Spec
 from ..archs.t5 import T5Config as _T5Spec
 from ..archs.whisper import WhisperConfig as _WhisperSpec
-from ..errors import SpecError, UsageError
+from ..errors import SpecError, UsageError, clip
 from ..specs import AnyModelSpec, parse_model_spec
 
 CHECKPOINT_DTYPES = ("float32", "float16", "bfloat16")
@@ -547,7 +547,7 @@ def name_from_source(source: str) -> str:
 
 def check_id(model_id: str) -> str:
     if not re.fullmatch(ID_PATTERN, model_id) or len(model_id) > 64:
-        raise UsageError(f"id {model_id!r} is not a catalog id: lowercase letters and digits separated by "
+        raise UsageError(f"id {clip(repr(model_id))} is not a catalog id: lowercase letters and digits separated by "
                          "'-' or '.', at most 64 characters (e.g. my-llama-3.1-8b)")
     return model_id
 
@@ -599,12 +599,21 @@ def _t5_tied(cfg: Mapping[str, Any]) -> bool:
     return cfg.get("tie_word_embeddings") is not False and cfg.get("scale_decoder_outputs") is not False
 
 
+def _model_type(cfg: Mapping[str, Any], default: str, where: str, source: str) -> str:
+    """A sub-config's `model_type` (`default` when absent); anything but a string is a SpecError."""
+    model_type = cfg.get("model_type", default)
+    if not isinstance(model_type, str):
+        raise SpecError(f"{source}: {where.removeprefix('config.')}.model_type must be a string, "
+                        f"not {type(model_type).__name__}")
+    return model_type
+
+
 def _language_model(cfg: Mapping[str, Any] | None, default_type: str, where: str, source: str,
                     sources: dict[str, str], models: Mapping[str, ConfigClass] = LANGUAGE_MODELS) -> dict[str, Any]:
     cfg = cfg or {}
-    model_type = cfg.get("model_type", default_type)
+    model_type = _model_type(cfg, default_type, where, source)
     if model_type not in models:
-        raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {model_type!r} is not supported; "
+        raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {clip(repr(model_type))} is not supported; "
                          f"supported: {', '.join(models)}; {HOW_TO_ADD}")
     out = {"model_type": model_type} if where != "config" else {}
     out.update(_block(cfg, models[model_type], where, sources))
@@ -622,9 +631,9 @@ def _clip(cfg: Mapping[str, Any] | None, top: ConfigClass, source: str, sources:
             if f"{where}.{field}" in sources:
                 sources[f"{where}.{field}"] = top.url
         return out
-    model_type = cfg.get("model_type", "clip_vision_model")
+    model_type = _model_type(cfg, "clip_vision_model", where, source)
     if model_type != "clip_vision_model":
-        raise UsageError(f"{source}: vision_config.model_type {model_type!r} is not supported; "
+        raise UsageError(f"{source}: vision_config.model_type {clip(repr(model_type))} is not supported; "
                          f"supported: clip_vision_model; {HOW_TO_ADD}")
     return {"model_type": model_type, **_block(cfg, CLIP_VISION, where, sources)}
 
@@ -662,7 +671,7 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
     if declared is not None:
         return model_type, _block(cfg, declared, "config", sources)
     if model_type not in IMPORTABLE:
-        raise UsageError(f"{source}: model_type {model_type!r} is not supported; supported: {supported()}; "
+        raise UsageError(f"{source}: model_type {clip(repr(model_type))} is not supported; supported: {supported()}; "
                          f"{HOW_TO_ADD}")
     if model_type == "granitemoehybrid" and "layer_types" not in cfg and "layers_block_type" in cfg:
         # GraniteMoeHybridConfig.attribute_map: layers_block_type is read as layer_types
@@ -723,9 +732,9 @@ def _typed(cfg: Mapping[str, Any] | None, where: str, allowed: tuple[str, ...], 
            sources: dict[str, str], prefix: str = "") -> dict[str, Any]:
     """A sub-config of one of `allowed` model types, its fields filled from that class's defaults."""
     cfg = cfg or {}
-    model_type = cfg.get("model_type", default)
+    model_type = _model_type(cfg, default, where, source)
     if model_type not in allowed:
-        raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {model_type!r} is not supported; "
+        raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {clip(repr(model_type))} is not supported; "
                          f"supported: {', '.join(allowed)}; {HOW_TO_ADD}")
     return {"model_type": model_type, **_block(cfg, ENCODER_VISION[prefix + model_type], where, sources)}
 
@@ -775,9 +784,9 @@ def _sub_config(cfg: Mapping[str, Any] | None, key: str, default_type: str, clas
     picks the class, whose plain defaults fill the dict; without a dict, the class's defaults overlaid with
     `init` (cited to the composite class that declares them)."""
     where = f"config.{key}"
-    model_type = (cfg or {}).get("model_type", default_type)
+    model_type = _model_type(cfg or {}, default_type, where, source)
     if model_type not in classes:
-        raise UsageError(f"{source}: {key}.model_type {model_type!r} is not supported; supported: "
+        raise UsageError(f"{source}: {key}.model_type {clip(repr(model_type))} is not supported; supported: "
                          f"{', '.join(classes)}; {HOW_TO_ADD}")
     cls = classes[model_type]
     out: dict[str, Any] = {"model_type": model_type}
@@ -842,9 +851,9 @@ def _llava_onevision(cfg: Mapping[str, Any], source: str, sources: dict[str, str
             if f"{where}.{field}" in sources:
                 sources[f"{where}.{field}"] = LLAVA_ONEVISION.url
     else:
-        model_type = vision_cfg.get("model_type", "siglip_vision_model")
+        model_type = _model_type(vision_cfg, "siglip_vision_model", where, source)
         if model_type != "siglip_vision_model":
-            raise UsageError(f"{source}: vision_config.model_type {model_type!r} is not supported; "
+            raise UsageError(f"{source}: vision_config.model_type {clip(repr(model_type))} is not supported; "
                              f"supported: siglip_vision_model; {HOW_TO_ADD}")
         vision = {"model_type": model_type, **_block(vision_cfg, SIGLIP_VISION, where, sources)}
     return {"text_config": text, "vision_config": vision, **_block(cfg, LLAVA_ONEVISION, "config", sources)}
@@ -859,10 +868,12 @@ def _idefics3(cfg: Mapping[str, Any], model_type: str, source: str, sources: dic
     return {"text_config": text, "vision_config": vision, **_block(cfg, top, "config", sources)}
 
 
-def _idefics3_preprocessor(block: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+def _idefics3_preprocessor(block: Mapping[str, Any], notes: list[str], source: str) -> dict[str, Any]:
     """The crop size and longest edge live in preprocessor_config.json, not config.json: crops of the tower's
     image_size and a longest edge of 4 crops (the image processors' own default, 4 x 364) are assumed."""
     side = block["vision_config"].get("image_size", _IDEFICS3_VISION_DEFAULTS["image_size"])
+    if type(side) is not int or side < 1:  # null, a string, a list: nothing to size the crops with
+        raise SpecError(f"{source}: vision_config.image_size: a positive integer, not {clip(repr(side))}")
     notes.append(f"Image tokens follow preprocessor_config.json (size.longest_edge, max_image_size), which config.json "
                  f"does not hold: crops of the tower's {side} px and a longest edge of 4 x {side} = {4 * side} px are "
                  "assumed (Idefics3ImageProcessor's default ratio, 4 x 364); add `preprocessor: {longest_edge: ..., "
@@ -908,7 +919,10 @@ def spec_from_config(config: object, source: str, *, model_id: str | None = None
         dtype = "float32"
         notes.append("config.json names no dtype: float32 assumed (torch's default, what transformers builds "
                      "without a dtype); pass --dtype if the checkpoint is stored in 16 bits.")
-    quantization = checkpoint_quantization(config)
+    try:
+        quantization = checkpoint_quantization(config)
+    except SpecError as exc:
+        raise SpecError(f"{source}: {exc}") from None
     if quantization is not None:
         notes.append(f"The checkpoint is quantized ({quantization}, config.json quantization_config): weights sized "
                      "as stored.")
@@ -916,7 +930,7 @@ def spec_from_config(config: object, source: str, *, model_id: str | None = None
         method = config["quantization_config"].get("quant_method", "unknown")
         notes.append(f"The checkpoint is quantized ({method}); without its weight files the estimate sizes the "
                      "weights at --dtype, not as stored.")
-    preprocessor = _idefics3_preprocessor(block, notes) if arch in IDEFICS3_FAMILY else None
+    preprocessor = _idefics3_preprocessor(block, notes, source) if arch in IDEFICS3_FAMILY else None
     defaulted = sorted(k.removeprefix("config.") for k in field_sources if k.rsplit(".", 1)[-1] in SHAPE_FIELDS)
     if defaulted:
         notes.insert(0, f"Warning: config.json omits {', '.join(defaulted)}: transformers' defaults taken "
@@ -979,7 +993,12 @@ def checkpoint_quantization(config: Mapping[str, Any]) -> str | None:
     q = config.get("quantization_config")
     if not isinstance(q, dict):
         return None
-    if q.get("quant_method") == "fp8" and list(q.get("weight_block_size") or []) == [128, 128]:
+    block = q.get("weight_block_size")
+    if block is not None and not (isinstance(block, list) and all(type(n) is int for n in block)):
+        # transformers' FineGrainedFP8Config takes a pair (rows, columns), e.g. [128, 128]
+        raise SpecError(f"quantization_config.weight_block_size: a pair of integers such as [128, 128], "
+                        f"not {clip(repr(block))}")
+    if q.get("quant_method") == "fp8" and block == [128, 128]:
         return "fp8-block"
     if q.get("quant_method") == "mxfp4":
         return "mxfp4-experts"

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import SpecError, UsageError
+from ..errors import SpecError, UsageError, clip
 
 EXTRA = "pip install 'willitrun[exact]'"
 FORWARD_TOKENS = 8  # positions of the measuring forward pass: shapes, not values, are read
@@ -225,14 +225,14 @@ def generic_config(cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
     check_no_remote_code(cfg, model_type, source)
     check_bounds(cfg, source)
     if not available():
-        raise UsageError(f"{source}: model_type {model_type!r} has no willitrun family; with torch and "
+        raise UsageError(f"{source}: model_type {clip(repr(model_type))} has no willitrun family; with torch and "
                          f"transformers installed transformers counts it exactly: {EXTRA}")
     import torch
     import transformers
     from transformers import CONFIG_MAPPING
 
     if model_type not in CONFIG_MAPPING:
-        raise UsageError(f"{source}: transformers {transformers.__version__} does not know model_type {model_type!r}: "
+        raise UsageError(f"{source}: transformers {transformers.__version__} does not know model_type {clip(repr(model_type))}: "
                          "it would need the model's own code (trust_remote_code), which willitrun never runs")
     try:
         config = CONFIG_MAPPING[model_type].from_dict({k: v for k, v in cfg.items() if k != "model_type"})

@@ -6,35 +6,66 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, NamedTuple, Optional
 
 import typer
 
-from ...errors import UsageError
+from ...errors import UsageError, WillItRunError
 from .. import parse
 from ..options import Context, Dtype, Engine, KvDtype, SpecsDir, command_app
 
 app = command_app()
-Row = tuple[str, str, Optional[int]]
 MAX_LINE = 4096  # characters in one rows-file line; model and GPU names are far shorter
-COLUMNS = ("model", "gpu", "context", "total", "memory", "verdict", "max context")
-LEFT = {"model", "gpu", "verdict"}
+COLUMNS = ("model", "gpu", "context", "total", "memory", "verdict", "max context", "error")
+LEFT = {"model", "gpu", "verdict", "error"}
+HEADERS = (["model", "gpu"], ["model", "gpu", "context"])  # a CSV header line, skipped
+# Memos of Checks, cleared when they reach this many entries: a rows file of 10^6 distinct rows
+# streams in bounded memory (today's catalog has ~100 models x ~50 GPUs).
+MEMO = 4096
+
+
+class Row(NamedTuple):
+    """One pair to check; `where` is `file:line` for a rows-file line (None for MODEL... --gpu)."""
+
+    where: Optional[str]
+    model: str
+    gpu: str
+    context: Optional[int]
+    error: Optional[WillItRunError] = None  # a line that could not be read as a row
+
+
+class Outcome(NamedTuple):
+    """A row's answer: its fit, or the error that kept it from one (with where it was)."""
+
+    row: Row
+    spec: Any
+    card: Any
+    fit: Any
+    error: Optional[WillItRunError] = None
+
+    @property
+    def message(self) -> str:
+        from ...files import safe_text
+
+        text = safe_text(self.error)
+        return f"{self.row.where}: {text}" if self.row.where else text
 
 
 @app.command("check")
 def check_cmd(
     models: Annotated[Optional[list[str]], typer.Argument(metavar="[MODEL]...", show_default=False, help="Model ids or aliases.")] = None,
     gpus: Annotated[Optional[list[str]], typer.Option("--gpu", "-g", metavar="GPU", show_default=False, help="GPU id (repeatable); every model is checked on every GPU.")] = None,
-    rows: Annotated[Optional[Path], typer.Option("--rows", metavar="FILE", show_default=False, help="File of `model,gpu[,context]` lines to check (# comments allowed), read and printed a line at a time.")] = None,
+    rows: Annotated[Optional[Path], typer.Option("--rows", metavar="FILE", show_default=False, help="File of `model,gpu[,context]` lines to check (a header line and # comments allowed), read and printed a line at a time; a line that cannot be checked says why in its row.")] = None,
     context: Context = None,
     dtype: Dtype = None,
     kv_dtype: KvDtype = None,
     engine: Engine = None,
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line (the --json schema of an estimate).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line (the --json schema of an estimate; a row that could not be checked has `error`).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; exit 0 only if every check fits.")] = False,
     specs_dir: SpecsDir = None,
 ) -> None:
-    """Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not, 5 if any is tight."""
+    """Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not, 5 if any is tight,
+    2 (3: a spec error) if any row could not be checked (each such row says why)."""
     import gc
 
     from ...catalog import load_catalog
@@ -46,21 +77,31 @@ def check_cmd(
         raise UsageError("give MODEL... together with --gpu (or use --rows FILE)")
     if not models and rows is None:
         raise UsageError("nothing to check: give MODEL... --gpu GPU..., or --rows FILE")
-    pairs: list[Row] = [(m, g, ctx) for m in models or [] for g in gpus or []]
+    pairs = [Row(None, m, g, ctx) for m in models or [] for g in gpus or []]
     from ...dtypes import default_engine
 
     eng = parse.engine(engine) or default_engine(dtype)
     checks = Checks(load_catalog(specs_dir), dtype, kv_dtype, ctx, eng)
-    results = checks.run(_chain(read_rows(rows), pairs) if rows is not None else iter(pairs))
-    printer = None if quiet else (_print_json if json_out else TablePrinter())
-    code = 0  # fit.worst: 1 if any row does not fit, else 5 if any is tight, else 0
-    for result in results:
-        row_code = verdict_of(result[2]).exit_code
-        code = row_code if row_code == 1 or code == 0 else code
+    outcomes = checks.run(_chain(read_rows(rows, ctx), pairs) if rows is not None else iter(pairs))
+    printer = None if quiet else (JsonPrinter() if json_out else TablePrinter())
+    code, failed, first = 0, 0, None  # fit.worst: 1 if any row does not fit, else 5 if any is tight, else 0
+    for outcome in outcomes:
+        if outcome.error is not None:
+            failed += 1
+            first = first or outcome
+        else:
+            row_code = verdict_of(outcome.fit).exit_code
+            code = row_code if row_code == 1 or code == 0 else code
         if printer is not None:
-            printer(result)
+            printer(outcome)
     if isinstance(printer, TablePrinter):
         printer.flush()
+    if first is not None:
+        from ...render import error
+
+        more = f" ({failed - 1:,} more rows could not be checked: see their error)" if failed > 1 else ""
+        error(f"{first.message}{more}")
+        raise typer.Exit(int(first.error.exit_code))  # type: ignore[union-attr]
     raise typer.Exit(code)
 
 
@@ -73,6 +114,8 @@ def verdict_of(f: Any) -> Any:
     if v is None or v[0] is not f:
         from ...fit import verdict
 
+        if len(_VERDICTS) >= MEMO:  # bounded, as Checks' memos are
+            _VERDICTS.clear()
         v = _VERDICTS[id(f)] = (f, verdict(f))
     return v[1]
 
@@ -83,7 +126,7 @@ def _chain(first: Iterator[Row], then: list[Row]) -> Iterator[Row]:
 
 
 class Checks:
-    """check_fit for each row; specs, GPUs and identical rows are looked up once."""
+    """check_fit for each row; specs, GPUs and identical rows are looked up once (in bounded memos)."""
 
     def __init__(self, cat: Any, dtype: Optional[str], kv_dtype: Optional[str], context: Optional[int],
                  engine: str = "transformers") -> None:
@@ -96,43 +139,61 @@ class Checks:
     def lookup(self, kind: str, name: str) -> Any:
         key = (kind, name)
         if key not in self.specs:
+            if len(self.specs) >= MEMO:
+                self.specs.clear()
             self.specs[key] = self.cat.resolve(kind, name)
         return self.specs[key]
 
-    def run(self, rows: Any) -> Iterator[tuple[Any, Any, Any]]:
+    def run(self, rows: Any) -> Iterator[Outcome]:
+        """An Outcome per row, in order: a row's own error (unknown name, impossible context, a bad
+        spec) is its answer, and the next row is checked."""
+        for row in rows:
+            if row.error is not None:
+                yield Outcome(row, None, None, None, row.error)
+                continue
+            try:
+                spec, card, fit = self.check(row)
+            except WillItRunError as exc:
+                yield Outcome(row, None, None, None, exc)
+            else:
+                yield Outcome(row, spec, card, fit)
+
+    def check(self, row: Row) -> tuple[Any, Any, Any]:
         from ...engines import EngineFit, engine_estimate, engine_fit
         from ...fit import check_fit
         from ...memory import Request, resolve
 
-        for model, gpu, ctx in rows:
-            spec, card = self.lookup("model", model), self.lookup("gpu", gpu)
-            key = (spec.id, card.id, ctx if ctx is not None else self.context)
-            if key not in self.fits:
-                req = Request(context=key[2], dtype=self.dtype, kv_dtype=self.kv_dtype)
-                if self.engine == "transformers":
-                    if spec.id not in self.resolved:
-                        self.resolved[spec.id] = resolve(spec, req)
-                    self.fits[key] = check_fit(spec, req, card.capacity_bytes, card.id, suggest=False,
-                                               resolved=self.resolved[spec.id])
-                else:  # the largest context depends on the model and the memory only: searched once per pair
-                    from ...answers import engine_options
-                    from ...engines.registry import engine_class
+        spec, card = self.lookup("model", row.model), self.lookup("gpu", row.gpu)
+        key = (spec.id, card.id, row.context if row.context is not None else self.context)
+        if key not in self.fits:
+            if len(self.fits) >= MEMO:
+                self.fits.clear()
+            req = Request(context=key[2], dtype=self.dtype, kv_dtype=self.kv_dtype)
+            if self.engine == "transformers":
+                if spec.id not in self.resolved:
+                    self.resolved[spec.id] = resolve(spec, req)
+                self.fits[key] = check_fit(spec, req, card.capacity_bytes, card.id, suggest=False,
+                                           resolved=self.resolved[spec.id])
+            else:  # the largest context depends on the model and the memory only: searched once per pair
+                from ...answers import engine_options
+                from ...engines.registry import engine_class
 
-                    search = (spec.id, card.capacity_bytes)
-                    options = engine_options(self.engine, card.capacity_bytes, card.name)  # as the main command's
-                    # an engine that sizes itself from the card (vLLM) states its own largest context
-                    if search in self.searched and not engine_class(self.engine).sized_by_card:
-                        est = engine_estimate(spec, req, self.engine, options)
-                        self.fits[key] = EngineFit(est, card.capacity_bytes, *self.searched[search])
-                    else:
-                        f = engine_fit(spec, req, self.engine, options, card.capacity_bytes)
-                        self.searched[search] = (f.max_context_tokens, f.context_limit)
-                        self.fits[key] = f
-            yield spec, card, self.fits[key]
+                search = (spec.id, card.capacity_bytes)
+                options = engine_options(self.engine, card.capacity_bytes, card.name)  # as the main command's
+                # an engine that sizes itself from the card (vLLM) states its own largest context
+                if search in self.searched and not engine_class(self.engine).sized_by_card:
+                    est = engine_estimate(spec, req, self.engine, options)
+                    self.fits[key] = EngineFit(est, card.capacity_bytes, *self.searched[search])
+                else:
+                    f = engine_fit(spec, req, self.engine, options, card.capacity_bytes)
+                    self.searched[search] = (f.max_context_tokens, f.context_limit)
+                    self.fits[key] = f
+        return spec, card, self.fits[key]
 
 
-def read_rows(path: Path) -> Iterator[Row]:
-    """Rows `model,gpu[,context]` from a regular file, a line at a time; blank lines and # comments skipped."""
+def read_rows(path: Path, context: Optional[int] = None) -> Iterator[Row]:
+    """Rows `model,gpu[,context]` from a regular file, a line at a time; blank lines, # comments and a
+    header line (`model,gpu[,context]`) skipped. A line that is not a row is a Row carrying its error."""
     import io
 
     from ...files import open_regular
@@ -149,46 +210,77 @@ def read_rows(path: Path) -> Iterator[Row]:
         while True:
             try:
                 line = f.readline(MAX_LINE + 1)
+                n += 1
+                long = len(line) > MAX_LINE and not line.endswith("\n")
+                while long and (rest := f.readline(MAX_LINE + 1)) and not rest.endswith("\n"):
+                    pass  # the rest of an over-long line, read in bounded pieces and dropped
             except (OSError, UnicodeDecodeError) as exc:
-                raise UsageError(f"--rows {shown}: cannot read: {exc}") from None
+                raise UsageError(f"--rows {shown}:{n}: cannot read: {exc}") from None
             if not line:
                 break
-            n += 1
-            if len(line) > MAX_LINE:
-                raise UsageError(f"{shown}:{n}: line longer than {MAX_LINE:,} characters")
-            row = _row(shown, n, line)
+            where = f"{shown}:{n}"
+            if long:
+                yield Row(where, "", "", None, UsageError(f"line longer than {MAX_LINE:,} characters"))
+                seen = True
+                continue
+            try:
+                row = _row(where, line, header=not seen)
+            except UsageError as exc:
+                row = Row(where, "", "", None, exc)
             if row is not None:
                 seen = True
-                yield row
+                yield row._replace(context=context) if row.context is None and row.error is None else row
     if not seen:
         raise UsageError(f"--rows {shown}: no rows")
 
 
-def _row(shown: str, n: int, line: str) -> Optional[Row]:
+def _row(where: str, line: str, header: bool = False) -> Optional[Row]:
+    from ...errors import clip
     from ...render import safe
 
     line = line.split("#", 1)[0].strip()
     if not line:
         return None
     parts = [p.strip() for p in line.split(",")]
+    if header and [p.lower() for p in parts] in HEADERS:
+        return None
     if len(parts) not in (2, 3) or not all(parts):
-        raise UsageError(f"{shown}:{n}: expected model,gpu[,context], got {safe(line)!r}")
+        raise UsageError(f"expected model,gpu[,context], got {clip(safe(repr(line)))}")
     if len(parts) == 2:
-        return parts[0], parts[1], None
+        return Row(where, parts[0], parts[1], None)
     bound = parse.BOUNDS["--context"]
     digits = parts[2]
     if not (digits.isascii() and digits.isdigit() and len(digits) <= 12 and bound.low <= int(digits) <= bound.high):
-        raise UsageError(f"{shown}:{n}: context {safe(digits)!r} is not a whole number of at least 1 "
-                         f"and at most {bound.high:,.0f}")
-    return parts[0], parts[1], int(digits)
+        return Row(where, parts[0], parts[1], None,
+                   UsageError(f"context {clip(safe(repr(digits)))} is not a whole number of at least 1 "
+                              f"and at most {bound.high:,.0f}"))
+    return Row(where, parts[0], parts[1], int(digits))
 
 
-def _print_json(result: tuple[Any, Any, Any]) -> None:
-    from ...render import answer_dict, write
+class JsonPrinter:
+    """One JSON line per row. Identical rows share one fit object (Checks.fits), so its line is
+    serialised once (~2 KB of JSON: most of a repeated row's cost otherwise)."""
 
-    _, card, f = result
-    data = answer_dict(f, card.id, judged=verdict_of(f))
-    write(json.dumps({**data, "gpu_name": card.name}) + "\n")
+    def __init__(self) -> None:
+        self.lines: dict[int, tuple[Any, str]] = {}  # id(fit) -> (fit, its line); the fit kept so its id stays its own
+
+    def __call__(self, outcome: Outcome) -> None:
+        from ...render import answer_dict, write
+
+        if outcome.error is not None:
+            row = outcome.row
+            data = {"model": row.model or None, "gpu": row.gpu or None, "context_tokens": row.context, "fits": None,
+                    "error": outcome.message, "exit_code": int(outcome.error.exit_code)}
+            write(json.dumps(data) + "\n")
+            return
+        card, f = outcome.card, outcome.fit
+        held = self.lines.get(id(f))
+        if held is None or held[0] is not f:
+            if len(self.lines) >= MEMO:
+                self.lines.clear()
+            d = answer_dict(f, card.id, judged=verdict_of(f))
+            held = self.lines[id(f)] = (f, json.dumps({**d, "gpu_name": card.name}) + "\n")
+        write(held[1])
 
 
 class TablePrinter:
@@ -201,19 +293,26 @@ class TablePrinter:
         self.held: list[list[str]] = []
         self.widths: Optional[list[int]] = None
 
-    def __call__(self, result: tuple[Any, Any, Any]) -> None:
+    def __call__(self, outcome: Outcome) -> None:
         from ...archs import geometry
+        from ...errors import clip
         from ...render import safe, size
 
-        spec, card, f = result
-        # a pure state-space model: no KV cache grows, so memory does not bound the context; an encoder
-        # used alone (CLIP, SigLIP) has no cache at all, so a largest context means nothing
-        g = geometry(spec)
-        unbounded = f.fits and not g.cache_grows_with_context
-        v = verdict_of(f)
-        cells = [safe(spec.id), safe(card.id), f"{f.estimate.context_tokens:,}", size(f.total_bytes),
-                 size(f.vram_bytes), {"fits": "fits", "tight": "TIGHT"}.get(v.status, "DOES NOT FIT"),
-                 "n/a (no KV cache)" if g.encoder_only else "unbounded" if unbounded else f"{f.max_context_tokens:,}"]
+        if outcome.error is not None:
+            row = outcome.row
+            cells = [clip(safe(row.model), 40) or "-", clip(safe(row.gpu), 40) or "-",
+                     f"{row.context:,}" if row.context is not None else "-", "-", "-", "ERROR", "-", outcome.message]
+        else:
+            spec, card, f = outcome.spec, outcome.card, outcome.fit
+            # a pure state-space model: no KV cache grows, so memory does not bound the context; an encoder
+            # used alone (CLIP, SigLIP) has no cache at all, so a largest context means nothing
+            g = geometry(spec)
+            unbounded = f.fits and not g.cache_grows_with_context
+            v = verdict_of(f)
+            cells = [safe(spec.id), safe(card.id), f"{f.estimate.context_tokens:,}", size(f.total_bytes),
+                     size(f.vram_bytes), {"fits": "fits", "tight": "TIGHT"}.get(v.status, "DOES NOT FIT"),
+                     "n/a (no KV cache)" if g.encoder_only else "unbounded" if unbounded else f"{f.max_context_tokens:,}",
+                     ""]
         if self.widths is None:
             self.held.append(cells)
             if len(self.held) >= self.HOLD:
@@ -224,6 +323,7 @@ class TablePrinter:
     def flush(self) -> None:
         if self.widths is None:
             self.widths = [max(len(c) for c in col) for col in zip(COLUMNS, *self.held, strict=True)]
+            self.widths[-1] = 0  # the error, last: never padded
             self._write(list(COLUMNS))
             for cells in self.held:
                 self._write(cells)

@@ -54,15 +54,21 @@ def _import(source: str, model_id: Optional[str]) -> tuple[Any, Any]:
 
 
 def _write(target: Path, spec_id: str, text: str, force: bool) -> Path:
+    """Write the spec atomically (files.write_atomic): on a full disk an existing spec stays whole."""
+    from ...files import path_type, safe_path, write_atomic
+
     if target.suffix not in SPEC_SUFFIXES:
         target = target / f"{spec_id}.yaml"
-    if target.exists() and not force:
-        raise UsageError(f"{target} exists; --force overwrites it")
+    kind = path_type(target)
+    if kind.kind == "directory":
+        raise UsageError(f"{safe_path(target)} is a directory")
+    if kind.kind != "missing" and not force:
+        raise UsageError(f"{safe_path(target)} exists; --force overwrites it")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"{target}: cannot write: {exc.strerror or exc}") from None
+        raise UsageError(f"{safe_path(target.parent)}: cannot create the folder: {exc.strerror or exc}") from None
+    write_atomic(target, text.encode("utf-8"), "spec file")
     return target
 
 
@@ -82,6 +88,7 @@ def _hints(target: Path, spec: Any, weights: Any, source: str) -> None:
 def target_path(output: Optional[Path], specs_dir: Optional[list[Path]],
                 model_id: Optional[str]) -> tuple[Optional[Path], Optional[str]]:
     """(a file or directory to write to, or None for stdout; the id the file name imposes)."""
+    from ...files import path_type
     from ...importers.configs import check_id
 
     if output is not None and specs_dir:
@@ -90,7 +97,7 @@ def target_path(output: Optional[Path], specs_dir: Optional[list[Path]],
         if len(specs_dir) > 1:
             raise UsageError("import writes into one --specs-dir")
         return specs_dir[0] / "model_specs", model_id
-    if output is None or output.is_dir() or not output.suffix:
+    if output is None or path_type(output).kind == "directory" or not output.suffix:
         return output, model_id  # a directory, created if need be
     if output.suffix not in SPEC_SUFFIXES:
         raise UsageError(f"-o {output}: a spec file is named <id>.yaml (or give a directory)")
