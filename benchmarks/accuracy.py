@@ -28,11 +28,25 @@ def verdict(c) -> str:
 def main() -> None:
     rows = list(comparisons())
     header = ("entry", "engine", "component", "estimate MiB", "measured MiB", "error %", "")
-    table = [(c.entry, c.engine, c.component, f"{c.estimate_bytes / MIB:.2f}", f"{c.measured_bytes / MIB:.2f}",
-              f"{c.error * 100:+.2f}", verdict(c)) for c in rows]
+    table = [
+        (
+            c.entry,
+            c.engine,
+            c.component,
+            f"{c.estimate_bytes / MIB:.2f}",
+            f"{c.measured_bytes / MIB:.2f}",
+            f"{c.error * 100:+.2f}",
+            verdict(c),
+        )
+        for c in rows
+    ]
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
     for r in [header, *table]:
-        print("  ".join(str(v).ljust(w) if i < 3 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))))
+        print(
+            "  ".join(
+                str(v).ljust(w) if i < 3 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
 
     asserted = [c for c in rows if not c.informational]
     misses = [c for c in asserted if not c.ok]
@@ -59,8 +73,10 @@ def main() -> None:
         lines.append("| " + " | ".join(r) + f" | {c.note} |")
     if misses:
         lines += ["", "## Misses", ""]
-        lines += [f"- `{c.entry}` {c.component}: {c.error:+.1%}. {KNOWN_GAPS.get(c.entry, 'not explained yet')}."
-                  for c in misses]
+        lines += [
+            f"- `{c.entry}` {c.component}: {c.error:+.1%}. {KNOWN_GAPS.get(c.entry, 'not explained yet')}."
+            for c in misses
+        ]
     OUT.write_text("\n".join(lines) + "\n")
     print(f"\nwrote {OUT.relative_to(ROOT)}")
 

@@ -28,15 +28,25 @@ def main() -> None:
         for m in fresh.models():
             check_fit(m, req, 24 * GiB, "x")
 
-    report([
-        ("CLI: willitrun llava-7b --gpu rtx3090 (process)", lambda: subprocess.run(cmd, check=True), 10, 500),
-        ("CLI: python -c 'import willitrun' (process)",
-         lambda: subprocess.run([sys.executable, "-c", "import willitrun"], check=True), 10, 300),
-        ("estimate llama-3.1-405b (1,134 tensors)", lambda: estimate(spec), 20, 50),
-        ("estimate + max context, llama-3.1-8b on 24 GiB",
-         lambda: check_fit(cat.resolve("model", "llama-3.1-8b"), req, 24 * GiB, "x"), 20, 50),
-        ("load catalog + estimate and max context for every model", catalog_pass, 3, 5000),
-    ])
+    report(
+        [
+            ("CLI: willitrun llava-7b --gpu rtx3090 (process)", lambda: subprocess.run(cmd, check=True), 10, 500),
+            (
+                "CLI: python -c 'import willitrun' (process)",
+                lambda: subprocess.run([sys.executable, "-c", "import willitrun"], check=True),
+                10,
+                300,
+            ),
+            ("estimate llama-3.1-405b (1,134 tensors)", lambda: estimate(spec), 20, 50),
+            (
+                "estimate + max context, llama-3.1-8b on 24 GiB",
+                lambda: check_fit(cat.resolve("model", "llama-3.1-8b"), req, 24 * GiB, "x"),
+                20,
+                50,
+            ),
+            ("load catalog + estimate and max context for every model", catalog_pass, 3, 5000),
+        ]
+    )
 
 
 if __name__ == "__main__":

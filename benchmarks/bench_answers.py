@@ -46,20 +46,57 @@ def main() -> None:
             sweep(m, Request(), 24 * GiB)
 
     cli = [sys.executable, "-m", "willitrun", "ladder", "llama-3.1-8b", "--gpu", "rtx4090", "--json"]
-    report([
-        # (case, fn, repeat, target in ms)
-        ("solver: largest batch, llama-3.1-8b at 4,096 on 24 GiB", lambda: max_batch(r8, 24 * GiB, 4096), 50, 5),
-        ("solver: tensor split + max context, llama-3.1-70b on 2 x A100", lambda: tensor_split(r70, 4096, 1, 1, [a100] * 2), 20, 25),
-        ("solver: layer split + max context, llama-3.1-70b on 4 x 3090", lambda: layer_split(r70, 4096, 1, 1, [rtx3090] * 4), 20, 25),
-        ("solver: offload, llama-3.1-70b on a 3090", lambda: offload(r70, 4096, 1, 1, rtx3090.vram_bytes), 20, 10),
-        ("solver: decode speed, llama-3.1-8b", lambda: decode_speed(layout(r8), e8, rtx3090.bandwidth_bytes_s or 1), 50, 5),
-        ("solver: cards needed, llama-3.1-405b on 3090s", lambda: cards_needed(m405, Request(), rtx3090), 10, 30),
-        ("ladder: llama-3.1-8b (30 rows: max context + max batch each)", lambda: quant_ladder(m8, Request(), 24 * GiB), 10, 50),
-        ("ladder: llama-3.1-405b (126 layers, 1,134 tensors)", lambda: quant_ladder(m405, Request(), 80 * GiB), 5, 100),
-        (f"gpus: llama-3.1-70b over the catalog ({len(gpus)} GPUs)", lambda: which_gpus(m70, Request(), gpus), 10, 50),
-        (f"sweep: every catalog model ({len(models)}) on 24 GiB", catalog_sweep, 3, 500),
-        ("CLI: willitrun ladder llama-3.1-8b --json (process)", lambda: subprocess.run(cli, check=True, capture_output=True), 5, 500),
-    ])
+    report(
+        [
+            # (case, fn, repeat, target in ms)
+            ("solver: largest batch, llama-3.1-8b at 4,096 on 24 GiB", lambda: max_batch(r8, 24 * GiB, 4096), 50, 5),
+            (
+                "solver: tensor split + max context, llama-3.1-70b on 2 x A100",
+                lambda: tensor_split(r70, 4096, 1, 1, [a100] * 2),
+                20,
+                25,
+            ),
+            (
+                "solver: layer split + max context, llama-3.1-70b on 4 x 3090",
+                lambda: layer_split(r70, 4096, 1, 1, [rtx3090] * 4),
+                20,
+                25,
+            ),
+            ("solver: offload, llama-3.1-70b on a 3090", lambda: offload(r70, 4096, 1, 1, rtx3090.vram_bytes), 20, 10),
+            (
+                "solver: decode speed, llama-3.1-8b",
+                lambda: decode_speed(layout(r8), e8, rtx3090.bandwidth_bytes_s or 1),
+                50,
+                5,
+            ),
+            ("solver: cards needed, llama-3.1-405b on 3090s", lambda: cards_needed(m405, Request(), rtx3090), 10, 30),
+            (
+                "ladder: llama-3.1-8b (30 rows: max context + max batch each)",
+                lambda: quant_ladder(m8, Request(), 24 * GiB),
+                10,
+                50,
+            ),
+            (
+                "ladder: llama-3.1-405b (126 layers, 1,134 tensors)",
+                lambda: quant_ladder(m405, Request(), 80 * GiB),
+                5,
+                100,
+            ),
+            (
+                f"gpus: llama-3.1-70b over the catalog ({len(gpus)} GPUs)",
+                lambda: which_gpus(m70, Request(), gpus),
+                10,
+                50,
+            ),
+            (f"sweep: every catalog model ({len(models)}) on 24 GiB", catalog_sweep, 3, 500),
+            (
+                "CLI: willitrun ladder llama-3.1-8b --json (process)",
+                lambda: subprocess.run(cli, check=True, capture_output=True),
+                5,
+                500,
+            ),
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -33,10 +33,15 @@ MARKER = re.compile(r"<!-- regen:([a-z0-9-]+) -->")
 def willitrun(*args: str) -> str:
     """What `willitrun ARGS` prints on stdout (any exit code: "does not fit" is an answer too)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WILLITRUN_")}
-    env.update(COLUMNS=str(COLUMNS), NO_COLOR="1", PYTHONPATH=str(ROOT / "src"),
-               XDG_CONFIG_HOME=tempfile.gettempdir() + "/willitrun-regen-no-config")
-    r = subprocess.run([sys.executable, "-m", "willitrun", *args], capture_output=True, text=True, env=env,
-                       timeout=300, check=False)
+    env.update(
+        COLUMNS=str(COLUMNS),
+        NO_COLOR="1",
+        PYTHONPATH=str(ROOT / "src"),
+        XDG_CONFIG_HOME=tempfile.gettempdir() + "/willitrun-regen-no-config",
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "willitrun", *args], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
     if r.returncode not in (0, 1):
         raise SystemExit(f"willitrun {shlex.join(args)} exited {r.returncode}: {r.stderr.strip()}")
     return "\n".join(line.rstrip() for line in r.stdout.splitlines())
@@ -50,8 +55,12 @@ def console(args: list[str], keep: Callable[[list[str]], list[str]] = lambda lin
 
 def _ladder_rows(lines: list[str]) -> list[str]:
     """The ladder's heading, its first two rows, `...`, its last row, and the lines after the table."""
-    rows = [i for i, line in enumerate(lines) if re.match(r"(bf16|fp16|fp32|fp8|int8|q\d\w*)\s+(f16|bf16|f32|fp8|q8_0|q4_0)\s", line)]
-    return [*lines[: rows[2]], "...", *lines[rows[-1]:]]
+    rows = [
+        i
+        for i, line in enumerate(lines)
+        if re.match(r"(bf16|fp16|fp32|fp8|int8|q\d\w*)\s+(f16|bf16|f32|fp8|q8_0|q4_0)\s", line)
+    ]
+    return [*lines[: rows[2]], "...", *lines[rows[-1] :]]
 
 
 def _from_offload(lines: list[str]) -> list[str]:
@@ -60,8 +69,9 @@ def _from_offload(lines: list[str]) -> list[str]:
     verdict = next((i for i, line in enumerate(lines) if re.match(r"(FITS|TIGHT|DOES NOT FIT)\b", line)), None)
     if verdict is None:
         return ["...", *lines[start:]]
-    end = next(i for i in range(verdict + 1, len(lines))
-               if re.match(r"(note:|Sizes|  try|Offload|Largest|Partial)", lines[i]))
+    end = next(
+        i for i in range(verdict + 1, len(lines)) if re.match(r"(note:|Sizes|  try|Offload|Largest|Partial)", lines[i])
+    )
     return ["...", *lines[verdict:end], "...", *lines[start:]]
 
 
@@ -83,14 +93,18 @@ def cluster_table() -> str:
     """docs/cluster.md: Llama 3.1 405B bf16 on 2 x 8 H100 SXM (vLLM 0.10), the layouts that use every GPU and fit."""
     plan = _cluster_plan("0.10")  # vLLM 0.10's defaults (8192 batched tokens, 1024 sequences, 0.90), as the doc says
     gib = 1 << 30
-    rows = ["| TP | PP | KV tokens | weights first / last stage (GiB) | activation first / last (GiB) |",
-            "|---|---|---|---|---|"]
+    rows = [
+        "| TP | PP | KV tokens | weights first / last stage (GiB) | activation first / last (GiB) |",
+        "|---|---|---|---|---|",
+    ]
     layouts = [lay for lay in plan.layouts if lay.fits and lay.gpus == 16]
     for lay in sorted(layouts, key=lambda x: -x.kv_tokens):
         first, last = lay.stages[0], lay.stages[-1]
-        rows.append(f"| {lay.tp} | {lay.pp} | {lay.kv_tokens:,} | {first.weights_bytes / gib:.2f} / "
-                    f"{last.weights_bytes / gib:.2f} | {first.activation_bytes / gib:.2f} / "
-                    f"{last.activation_bytes / gib:.2f} |")
+        rows.append(
+            f"| {lay.tp} | {lay.pp} | {lay.kv_tokens:,} | {first.weights_bytes / gib:.2f} / "
+            f"{last.weights_bytes / gib:.2f} | {first.activation_bytes / gib:.2f} / "
+            f"{last.activation_bytes / gib:.2f} |"
+        )
     return "\n".join(rows)
 
 
@@ -108,8 +122,12 @@ class Block:
 
 BLOCKS: dict[str, Block] = {
     "ladder": Block("README.md", lambda: console(["ladder", "llama-3.1-8b", "--gpu", "rtx4060-ti-16gb"], _ladder_rows)),
-    "offload": Block("README.md", lambda: console(
-        ["llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload", "--speed"], _from_offload)),
+    "offload": Block(
+        "README.md",
+        lambda: console(
+            ["llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload", "--speed"], _from_offload
+        ),
+    ),
     "cluster-table": Block("docs/cluster.md", cluster_table),
     "cluster-commands": Block("docs/cluster.md", cluster_commands),
 }

@@ -98,7 +98,8 @@ def main() -> None:
         opts.record.write_text(
             f"# Start-up and check --rows throughput\n\n*Written by `python benchmarks/startup.py --record`; "
             f"{when}; Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, "
-            f"load average {load}.*\n\n```\n" + "\n".join(lines) + "\n```\n")
+            f"load average {load}.*\n\n```\n" + "\n".join(lines) + "\n```\n"
+        )
     sys.exit(1 if missed else 0)
 
 

@@ -30,5 +30,7 @@ def report(cases: list[Case]) -> None:
         median, worst = timed(fn, repeat)
         ok = median * 1000 <= target_ms
         failed |= not ok
-        print(f"{name:{width}} {median * 1000:7.1f}ms {worst * 1000:7.1f}ms {target_ms:6.0f}ms {'ok' if ok else 'SLOW'}")
+        print(
+            f"{name:{width}} {median * 1000:7.1f}ms {worst * 1000:7.1f}ms {target_ms:6.0f}ms {'ok' if ok else 'SLOW'}"
+        )
     sys.exit(1 if failed else 0)

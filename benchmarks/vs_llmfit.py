@@ -60,8 +60,10 @@ def paired(a: list[str], b: list[str], runs: int, env_a, env_b) -> tuple[float, 
 
 def rows_file(path: Path, willitrun: list[str], env: dict[str, str]) -> int:
     """ROWS lines `model,gpu`: every catalog model x every catalog GPU once, the rest drawn from those pairs."""
-    code = ("from willitrun import load_catalog; c = load_catalog(); "
-            "print(' '.join(c.files('model'))); print(' '.join(g.id for g in c.gpus()))")
+    code = (
+        "from willitrun import load_catalog; c = load_catalog(); "
+        "print(' '.join(c.files('model'))); print(' '.join(g.id for g in c.gpus()))"
+    )
     out = subprocess.run([willitrun[0], "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     models, gpus = (line.split() for line in out.splitlines()[:2])
     pairs = [f"{m},{g}" for m in models for g in gpus]
@@ -100,17 +102,34 @@ def main() -> int:
 
     main_cmd = [*willitrun, "llava-7b", "--gpu", "rtx3090"]
     cases = [
-        (f"check --rows, {ROWS:,} rows ({n_pairs:,} model x GPU pairs) vs fit --csv",
-         [*willitrun, "check", "--rows", str(rows)], [peer, "--memory", "24G", "fit", "--csv"], warm, 1.0),
+        (
+            f"check --rows, {ROWS:,} rows ({n_pairs:,} model x GPU pairs) vs fit --csv",
+            [*willitrun, "check", "--rows", str(rows)],
+            [peer, "--memory", "24G", "fit", "--csv"],
+            warm,
+            1.0,
+        ),
         ("llava-7b --gpu rtx3090 (table) vs plan", main_cmd, [peer, *PEER_PLAN], warm, 0.5),
         ("the same, cold catalog cache vs plan", main_cmd, [peer, *PEER_PLAN], cold, 1.0),
-        ("check llava-7b --gpu rtx3090 vs plan", [*willitrun, "check", "llava-7b", "--gpu", "rtx3090"],
-         [peer, *PEER_PLAN], warm, 1.0),
-        ("ladder llava-7b --gpu rtx3090 vs plan", [*willitrun, "ladder", "llava-7b", "--gpu", "rtx3090"],
-         [peer, *PEER_PLAN], warm, 1.0),
+        (
+            "check llava-7b --gpu rtx3090 vs plan",
+            [*willitrun, "check", "llava-7b", "--gpu", "rtx3090"],
+            [peer, *PEER_PLAN],
+            warm,
+            1.0,
+        ),
+        (
+            "ladder llava-7b --gpu rtx3090 vs plan",
+            [*willitrun, "ladder", "llava-7b", "--gpu", "rtx3090"],
+            [peer, *PEER_PLAN],
+            warm,
+            1.0,
+        ),
     ]
-    lines = [f"median wall time of {opts.runs} alternating pairs (willitrun, llmfit); ratio = willitrun / llmfit",
-             f"{'case':<68} {'willitrun':>9} {'llmfit':>8} {'ratio (min-max)':>20} {'target':>7}"]
+    lines = [
+        f"median wall time of {opts.runs} alternating pairs (willitrun, llmfit); ratio = willitrun / llmfit",
+        f"{'case':<68} {'willitrun':>9} {'llmfit':>8} {'ratio (min-max)':>20} {'target':>7}",
+    ]
     print("\n".join(lines), flush=True)
     missed = 0
     for label, a, b, env_a, target in cases:
@@ -118,16 +137,20 @@ def main() -> int:
         r = statistics.median(ratios)
         ok = r <= target
         missed += not ok
-        line = (f"{label:<68} {ta * 1000:>7.0f}ms {tb * 1000:>6.0f}ms "
-                f"{r:>6.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) {target:>5.1f}x {'ok' if ok else 'MISSED'}")
+        line = (
+            f"{label:<68} {ta * 1000:>7.0f}ms {tb * 1000:>6.0f}ms "
+            f"{r:>6.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) {target:>5.1f}x {'ok' if ok else 'MISSED'}"
+        )
         print(line, flush=True)
         lines.append(line)
     shutil.rmtree(work, ignore_errors=True)
     if opts.record:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        head = (f"# willitrun vs llmfit\n\n*Written by `python benchmarks/vs_llmfit.py --record`; "
-                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; Python {platform.python_version()} on "
-                f"{platform.machine()}, {os.cpu_count()} cores, load average {load}.*\n\n")
+        head = (
+            f"# willitrun vs llmfit\n\n*Written by `python benchmarks/vs_llmfit.py --record`; "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; Python {platform.python_version()} on "
+            f"{platform.machine()}, {os.cpu_count()} cores, load average {load}.*\n\n"
+        )
         opts.record.write_text(head + "```\n" + "\n".join(lines) + "\n```\n", encoding="utf-8")
     return 1 if missed else 0
 

@@ -20,10 +20,23 @@ def catalog():
 def llama(**overrides):
     """A Llama-architecture spec built in the test, Llama-2-7B shapes unless overridden
     (Llama-2-7b-hf config.json: 32 layers, 4096 hidden, 32 heads, 11008 intermediate, 32000 vocab)."""
-    config = {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-              "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 4096}
+    config = {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "max_position_embeddings": 4096,
+    }
     config.update(overrides)
-    return parse_model_spec({
-        "id": "test-llama", "name": "test", "architecture": "llama", "dtype": "float16",
-        "sources": {"config": "test"}, "config": config,
-    })
+    return parse_model_spec(
+        {
+            "id": "test-llama",
+            "name": "test",
+            "architecture": "llama",
+            "dtype": "float16",
+            "sources": {"config": "test"},
+            "config": config,
+        }
+    )

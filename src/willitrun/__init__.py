@@ -19,12 +19,21 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "Catalog": "catalog", "load_catalog": "catalog",
-    "ExitCode": "errors", "GPUDetectionError": "errors", "SpecError": "errors", "UsageError": "errors",
+    "Catalog": "catalog",
+    "load_catalog": "catalog",
+    "ExitCode": "errors",
+    "GPUDetectionError": "errors",
+    "SpecError": "errors",
+    "UsageError": "errors",
     "WillItRunError": "errors",
-    "Fit": "fit", "check_fit": "fit",
-    "Component": "memory", "Estimate": "memory", "Request": "memory", "estimate": "memory",
-    "GPUSpec": "specs", "ModelSpec": "specs",
+    "Fit": "fit",
+    "check_fit": "fit",
+    "Component": "memory",
+    "Estimate": "memory",
+    "Request": "memory",
+    "estimate": "memory",
+    "GPUSpec": "specs",
+    "ModelSpec": "specs",
 }
 
 if TYPE_CHECKING:

@@ -179,7 +179,12 @@ def _imported(req: Request, engine: str | None, weights: WeightsOverride | None)
     stored type is its --dtype (and so llama.cpp, or the engine whose store held it: ollama); other
     weights size the transformers profile."""
     engine = engine or (weights.engine if weights is not None else None)
-    if weights is not None and req.dtype is None and weights.dtype and engine_for(weights.dtype, engine) != "transformers":
+    if (
+        weights is not None
+        and req.dtype is None
+        and weights.dtype
+        and engine_for(weights.dtype, engine) != "transformers"
+    ):
         req = dataclasses.replace(req, dtype=weights.dtype)
     return req, engine_for(req.dtype or (weights.dtype if weights is not None else None), engine)
 
@@ -190,7 +195,9 @@ def engine_max_batch(spec: AnySpec, req: Request, engine: str, vram: int, contex
     from .engines import engine_estimate
 
     def fits(b: int) -> bool:
-        return engine_estimate(spec, dataclasses.replace(req, batch=b, context=context), engine).max_device_bytes <= vram
+        return (
+            engine_estimate(spec, dataclasses.replace(req, batch=b, context=context), engine).max_device_bytes <= vram
+        )
 
     return largest(fits, 1, _MAX_NP, grow=True)
 
@@ -204,8 +211,9 @@ def engine_options(engine: str, vram: int, gpu_name: str | None = None) -> Engin
     return engine_class(engine).card_options(vram, gpu_name)  # type: ignore[no-any-return]
 
 
-def _engine_row(spec: AnySpec, req: Request, engine: str, memory: Memory, wname: str, kname: str,
-                gpu_name: str | None) -> LadderRow | None:
+def _engine_row(
+    spec: AnySpec, req: Request, engine: str, memory: Memory, wname: str, kname: str, gpu_name: str | None
+) -> LadderRow | None:
     from .engines import engine_fit
 
     vram = memory.card_bytes
@@ -217,16 +225,32 @@ def _engine_row(spec: AnySpec, req: Request, engine: str, memory: Memory, wname:
     e = f.estimate
     from .engines.registry import engine_class
 
-    batch = (engine_max_batch(spec, dataclasses.replace(row_req, context=e.context_tokens), engine, vram, e.context_tokens)
-             if engine_class(engine).places_layers else int(f.fits))
+    batch = (
+        engine_max_batch(spec, dataclasses.replace(row_req, context=e.context_tokens), engine, vram, e.context_tokens)
+        if engine_class(engine).places_layers
+        else int(f.fits)
+    )
     v = verdict(f, memory)
     kv = e.kind_bytes("kv_self") + e.kind_bytes("kv_cross") + e.need_bytes - e.max_device_bytes  # vLLM: one request's
-    return LadderRow(wname, kname, e.kind_bytes("weights"), kv, f.total_bytes, v.fits, v.headroom_bytes,
-                     f.max_context_tokens, batch, engine, v.status, e.context_tokens)
+    return LadderRow(
+        wname,
+        kname,
+        e.kind_bytes("weights"),
+        kv,
+        f.total_bytes,
+        v.fits,
+        v.headroom_bytes,
+        f.max_context_tokens,
+        batch,
+        engine,
+        v.status,
+        e.context_tokens,
+    )
 
 
-def quant_ladder(spec: AnySpec, req: Request, vram: int | Memory, engine: str | None = None,
-                 gpu_name: str | None = None) -> Ladder:
+def quant_ladder(
+    spec: AnySpec, req: Request, vram: int | Memory, engine: str | None = None, gpu_name: str | None = None
+) -> Ladder:
     """Every weight type x KV type of the ladder: total at the context, verdict, largest context, largest
     batch; each row on `engine`, else on the main command's default for its type (GGUF types: llama.cpp),
     so a row answers as `willitrun MODEL --dtype TYPE --kv-dtype KV` does (the same context default,
@@ -252,9 +276,22 @@ def quant_ladder(spec: AnySpec, req: Request, vram: int | Memory, engine: str | 
             r = dataclasses.replace(base, dtype=wd, kv=KV_DTYPES[kname], components=comps)
             e = estimate_resolved(r, context, req.batch, req.beams)
             v = judge(e.total_bytes, memory, "transformers")
-            rows.append(LadderRow(wname, kname, e.weights_bytes, e.kv_bytes, e.total_bytes, v.fits,
-                                  v.headroom_bytes, max_context(r, vram, req.batch, req.beams, limit),
-                                  max_batch(r, vram, context, req.beams).max_batch, "transformers", v.status, context))
+            rows.append(
+                LadderRow(
+                    wname,
+                    kname,
+                    e.weights_bytes,
+                    e.kv_bytes,
+                    e.total_bytes,
+                    v.fits,
+                    v.headroom_bytes,
+                    max_context(r, vram, req.batch, req.beams, limit),
+                    max_batch(r, vram, context, req.beams).max_batch,
+                    "transformers",
+                    v.status,
+                    context,
+                )
+            )
     return Ladder(spec.id, memory.total_bytes, context, req.batch, req.beams, limit, tuple(rows))
 
 
@@ -291,8 +328,9 @@ def cards_needed(spec: AnySpec, req: Request, gpu: Device, max_cards: int = MAX_
     est = estimate_resolved(r, context, req.batch, req.beams)
     lay = layout(r)
     n = _min_cards(spec, est, lay.kv_proj_bytes, gpu.vram_bytes, max_cards)
-    skipped = tuple(f"{k}: {'; '.join(tp_problems(spec, k))}" for k in range(2, (n or max_cards) + 1)
-                    if tp_problems(spec, k))
+    skipped = tuple(
+        f"{k}: {'; '.join(tp_problems(spec, k))}" for k in range(2, (n or max_cards) + 1) if tp_problems(spec, k)
+    )
     s = tensor_split(r, context, req.batch, req.beams, [gpu] * n, lay) if n else None
     return CardCount(gpu.gpu, gpu.vram_bytes, n, max_cards, s, skipped)
 
@@ -359,16 +397,43 @@ def _engine_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: s
         first = first or f
         v = verdict(f, memory)
         need = int(v.fits) or (0 if g.vendor == "apple" else _engine_cards(spec, req, engine, vram, g.name))
-        rows.append(GpuRow(g.id, g.name, g.capacity_bytes, g.bandwidth_gb_s, v.fits, v.headroom_bytes,
-                           f.max_context_tokens, need, v.status))
+        rows.append(
+            GpuRow(
+                g.id,
+                g.name,
+                g.capacity_bytes,
+                g.bandwidth_gb_s,
+                v.fits,
+                v.headroom_bytes,
+                f.max_context_tokens,
+                need,
+                v.status,
+            )
+        )
     assert first is not None, "no GPUs given"
     e = first.estimate
-    return GpuTable(spec.id, e.dtype, e.kv_dtype, e.context_tokens, req.batch, req.beams, first.total_bytes,
-                    first.context_limit, tuple(rows), engine)
+    return GpuTable(
+        spec.id,
+        e.dtype,
+        e.kv_dtype,
+        e.context_tokens,
+        req.batch,
+        req.beams,
+        first.total_bytes,
+        first.context_limit,
+        tuple(rows),
+        engine,
+    )
 
 
-def which_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: str | None = None,
-               weights: WeightsOverride | None = None, margin: int = 0) -> GpuTable:
+def which_gpus(
+    spec: AnySpec,
+    req: Request,
+    gpus: Iterable[GPUSpec],
+    engine: str | None = None,
+    weights: WeightsOverride | None = None,
+    margin: int = 0,
+) -> GpuTable:
     """Every GPU given (the catalog): verdict, headroom and largest context on one card, and the cards
     needed under tensor parallelism; sorted by memory. `engine` defaults as the main command's;
     `weights` are an imported file's stored tensors (its GGUF type picks llama.cpp); `margin` is
@@ -386,13 +451,23 @@ def which_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: str
         memory = Memory(g.capacity_bytes, None, margin)
         vram = memory.card_bytes
         v = judge(est.total_bytes, memory, "transformers")
-        rows.append(GpuRow(g.id, g.name, g.capacity_bytes, g.bandwidth_gb_s, v.fits, v.headroom_bytes,
-                           max_context(r, vram, req.batch, req.beams, limit),
-                           # Macs are not linked for tensor parallelism: one unified memory each
-                           int(v.fits) if g.vendor == "apple"
-                           else _min_cards(spec, est, kv_proj, vram, MAX_CARDS), v.status))
-    return GpuTable(spec.id, est.dtype, est.kv_dtype, context, req.batch, req.beams, est.total_bytes, limit,
-                    tuple(rows))
+        rows.append(
+            GpuRow(
+                g.id,
+                g.name,
+                g.capacity_bytes,
+                g.bandwidth_gb_s,
+                v.fits,
+                v.headroom_bytes,
+                max_context(r, vram, req.batch, req.beams, limit),
+                # Macs are not linked for tensor parallelism: one unified memory each
+                int(v.fits) if g.vendor == "apple" else _min_cards(spec, est, kv_proj, vram, MAX_CARDS),
+                v.status,
+            )
+        )
+    return GpuTable(
+        spec.id, est.dtype, est.kv_dtype, context, req.batch, req.beams, est.total_bytes, limit, tuple(rows)
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -435,8 +510,14 @@ def sweep_contexts(limit: int, image_tokens: int = 0) -> list[int]:
     return [*out, limit]
 
 
-def sweep(spec: AnySpec, req: Request, vram: int | None = None, engine: str | None = None,
-          weights: WeightsOverride | None = None, gpu_name: str | None = None) -> Sweep:
+def sweep(
+    spec: AnySpec,
+    req: Request,
+    vram: int | None = None,
+    engine: str | None = None,
+    weights: WeightsOverride | None = None,
+    gpu_name: str | None = None,
+) -> Sweep:
     """Total memory and its parts at every context of `sweep_contexts`, up to the model's window;
     on `engine` (default as the main command's), the parts are its buffers by kind and the total the
     fullest GPU's bytes."""
@@ -448,12 +529,32 @@ def sweep(spec: AnySpec, req: Request, vram: int | None = None, engine: str | No
     points = []
     for c in sweep_contexts(limit, r.image_tokens):
         e = estimate_resolved(r, c, req.batch, req.beams)
-        points.append(SweepPoint(c, e.weights_bytes, e.kv_self_bytes, e.kv_cross_bytes, e.activations_bytes,
-                                 e.overhead_bytes, e.total_bytes, None if vram is None else e.total_bytes <= vram,
-                                 e.state_bytes))
+        points.append(
+            SweepPoint(
+                c,
+                e.weights_bytes,
+                e.kv_self_bytes,
+                e.kv_cross_bytes,
+                e.activations_bytes,
+                e.overhead_bytes,
+                e.total_bytes,
+                None if vram is None else e.total_bytes <= vram,
+                e.state_bytes,
+            )
+        )
     best = None if vram is None else max_context(r, vram, req.batch, req.beams, limit)
-    return Sweep(spec.id, r.dtype.name, r.kv.name, req.batch, req.beams, vram, limit, best, tuple(points),
-                 archs.geometry(spec).cache_grows_with_context)
+    return Sweep(
+        spec.id,
+        r.dtype.name,
+        r.kv.name,
+        req.batch,
+        req.beams,
+        vram,
+        limit,
+        best,
+        tuple(points),
+        archs.geometry(spec).cache_grows_with_context,
+    )
 
 
 def _engine_sweep(spec: AnySpec, req: Request, vram: int | None, engine: str, gpu_name: str | None = None) -> Sweep:
@@ -474,11 +575,29 @@ def _engine_sweep(spec: AnySpec, req: Request, vram: int | None, engine: str, gp
         e = engine_estimate(spec, dataclasses.replace(req, context=c), engine, options)
         need = e.need_bytes
         kv = e.kind_bytes("kv_self", "gpu") + need - e.max_device_bytes  # vLLM: one request's KV, not the pool
-        points.append(SweepPoint(c, e.kind_bytes("weights", "gpu"), kv,
-                                 e.kind_bytes("kv_cross", "gpu"), e.kind_bytes("compute", "gpu"),
-                                 e.kind_bytes("overhead", "gpu") + e.kind_bytes("other", "gpu"), need,
-                                 None if vram is None else cls.fits_estimate(e, vram)))
+        points.append(
+            SweepPoint(
+                c,
+                e.kind_bytes("weights", "gpu"),
+                kv,
+                e.kind_bytes("kv_cross", "gpu"),
+                e.kind_bytes("compute", "gpu"),
+                e.kind_bytes("overhead", "gpu") + e.kind_bytes("other", "gpu"),
+                need,
+                None if vram is None else cls.fits_estimate(e, vram),
+            )
+        )
     assert e is not None
     best = None if vram is None else engine_fit(spec, req, engine, options, vram).max_context_tokens
-    return Sweep(spec.id, e.dtype, e.kv_dtype, req.batch, req.beams, vram, limit, best, tuple(points),
-                 archs.geometry(spec).cache_grows_with_context)
+    return Sweep(
+        spec.id,
+        e.dtype,
+        e.kv_dtype,
+        req.batch,
+        req.beams,
+        vram,
+        limit,
+        best,
+        tuple(points),
+        archs.geometry(spec).cache_grows_with_context,
+    )

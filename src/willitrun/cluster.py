@@ -255,8 +255,9 @@ def _stage_nodes(cluster: Cluster, tp: int, pp: int) -> list[int] | None:
     return None
 
 
-def _vllm_layout(spec: AnySpec, req: Request, opt: VllmOptions, cluster: Cluster, tp: int, pp: int,
-                 max_model_len: int) -> LayoutPlan:
+def _vllm_layout(
+    spec: AnySpec, req: Request, opt: VllmOptions, cluster: Cluster, tp: int, pp: int, max_model_len: int
+) -> LayoutPlan:
     layers = archs.geometry(spec).decoder_layers
     problems = list(tp_problems(spec, tp)) if tp > 1 else []
     if pp > layers:
@@ -267,23 +268,57 @@ def _vllm_layout(spec: AnySpec, req: Request, opt: VllmOptions, cluster: Cluster
     if problems or homes is None:
         return LayoutPlan(tp, pp, tp * pp, 0, False, tuple(problems), False, 0, max_model_len, ())
     head = cluster.nodes[homes[0]].gpu
-    o = replace(opt, tensor_parallel=tp, pipeline_parallel=pp, total_memory_bytes=head.vram_bytes,
-                gpu_name=opt.gpu_name or head.name, max_model_len=max_model_len)
+    o = replace(
+        opt,
+        tensor_parallel=tp,
+        pipeline_parallel=pp,
+        total_memory_bytes=head.vram_bytes,
+        gpu_name=opt.gpu_name or head.name,
+        max_model_len=max_model_len,
+    )
     _, _, _, _, ranks = budgets(spec, req, o, [cluster.nodes[h].gpu.vram_bytes for h in homes])
     blocks = unified_blocks(ranks, o.block_size)
     tokens = blocks * o.block_size
     stages = []
     for b, h in zip(ranks, homes, strict=True):
         node = cluster.nodes[h]
-        alone = max(b.available_bytes, 0) // (b.kv_bytes_per_token * o.block_size) * o.block_size \
-            if b.kv_bytes_per_token else 0
-        stages.append(RankMemory(b.stage, node.host, node.gpu.gpu, tuple(range(b.stage * tp, (b.stage + 1) * tp)),
-                                 b.layers, b.weights.embeddings, b.weights.lm_head, b.total_memory_bytes,
-                                 b.usable_bytes, b.weights.allocated_bytes, b.activation_bytes, b.non_torch_bytes,
-                                 tokens * b.kv_bytes_per_token, b.kv_bytes_per_token, alone))
+        alone = (
+            max(b.available_bytes, 0) // (b.kv_bytes_per_token * o.block_size) * o.block_size
+            if b.kv_bytes_per_token
+            else 0
+        )
+        stages.append(
+            RankMemory(
+                b.stage,
+                node.host,
+                node.gpu.gpu,
+                tuple(range(b.stage * tp, (b.stage + 1) * tp)),
+                b.layers,
+                b.weights.embeddings,
+                b.weights.lm_head,
+                b.total_memory_bytes,
+                b.usable_bytes,
+                b.weights.allocated_bytes,
+                b.activation_bytes,
+                b.non_torch_bytes,
+                tokens * b.kv_bytes_per_token,
+                b.kv_bytes_per_token,
+                alone,
+            )
+        )
     room = all(b.available_bytes > 0 for b in ranks)
-    return LayoutPlan(tp, pp, tp * pp, len(set(homes)), True, (), room and tokens >= max_model_len, tokens,
-                      max_model_len, tuple(stages))
+    return LayoutPlan(
+        tp,
+        pp,
+        tp * pp,
+        len(set(homes)),
+        True,
+        (),
+        room and tokens >= max_model_len,
+        tokens,
+        max_model_len,
+        tuple(stages),
+    )
 
 
 def _rank_key(p: LayoutPlan) -> tuple[bool, bool, int, int, int]:
@@ -314,8 +349,15 @@ def _vllm_flags(spec: AnySpec, req: Request, opt: VllmOptions, best: LayoutPlan,
     return flags
 
 
-def plan_vllm(spec: AnySpec, request: Request | None, cluster: Cluster, options: VllmOptions | None = None,
-              model_path: str | None = None, tp: int | None = None, pp: int | None = None) -> ClusterPlan:
+def plan_vllm(
+    spec: AnySpec,
+    request: Request | None,
+    cluster: Cluster,
+    options: VllmOptions | None = None,
+    model_path: str | None = None,
+    tp: int | None = None,
+    pp: int | None = None,
+) -> ClusterPlan:
     """Every TP x PP layout of `spec` on `cluster` under vLLM, costed rank by rank; the best is the one
     that fits with the most KV tokens (ties: fewer GPUs, then larger TP), with the commands that run it.
     `tp` / `pp` restrict the search to that tensor / pipeline size (the user's own choice).
@@ -331,11 +373,11 @@ def plan_vllm(spec: AnySpec, request: Request | None, cluster: Cluster, options:
     layouts = []
     if tp is not None and not 1 <= tp <= per_node:
         raise UsageError(f"tensor parallel size {tp}: TP stays inside a node of at most {per_node} GPUs")
-    for t in ([tp] if tp else range(1, per_node + 1)):
+    for t in [tp] if tp else range(1, per_node + 1):
         if tp is None and per_node % t and t != per_node:
             continue
         max_pp = sum(n.gpus // t for n in cluster.nodes)
-        for p in ([pp] if pp else range(1, min(max_pp, g.decoder_layers) + 1)):
+        for p in [pp] if pp else range(1, min(max_pp, g.decoder_layers) + 1):
             layouts.append(_vllm_layout(spec, req, opt, cluster, t, p, max_model_len))
     layouts.sort(key=_rank_key)
     best = layouts[0] if layouts and layouts[0].valid else None
@@ -346,8 +388,10 @@ def plan_vllm(spec: AnySpec, request: Request | None, cluster: Cluster, options:
     if best is not None and not best.fits:
         if best.kv_tokens > 0 and all(s.kv_tokens_alone > 0 for s in best.stages):
             shorter = best.kv_tokens
-            warnings.append(f"no layout holds max_model_len {max_model_len}: the largest pool is {shorter} tokens "
-                            f"(TP {best.tp} x PP {best.pp}); the commands ask for --max-model-len {shorter}")
+            warnings.append(
+                f"no layout holds max_model_len {max_model_len}: the largest pool is {shorter} tokens "
+                f"(TP {best.tp} x PP {best.pp}); the commands ask for --max-model-len {shorter}"
+            )
             best = _vllm_layout(spec, req, opt, cluster, best.tp, best.pp, shorter)
         else:
             warnings.append(f"the weights do not fit: no layout of {cluster.describe()} leaves room for the KV cache")
@@ -356,36 +400,62 @@ def plan_vllm(spec: AnySpec, request: Request | None, cluster: Cluster, options:
     model = model_path or spec.hf_id or spec.id
     notes = []
     if best is not None:
-        used = cluster.nodes[:best.nodes]
+        used = cluster.nodes[: best.nodes]
         ray = len(used) > 1
         # Every printed command is shell words joined by shlex.join: a model path or host that a shell
         # would read as syntax is quoted, never run.
         serve = shlex.join(["vllm", "serve", model, *_vllm_flags(spec, req, opt, best, ray)])
         if ray:
             head = used[0]
-            commands.append(Command(head.host, "head", shlex.join(["ray", "start", "--head", f"--port={RAY_PORT}"]),
-                                    "on the head node (set VLLM_HOST_IP to this node's address)"))
+            commands.append(
+                Command(
+                    head.host,
+                    "head",
+                    shlex.join(["ray", "start", "--head", f"--port={RAY_PORT}"]),
+                    "on the head node (set VLLM_HOST_IP to this node's address)",
+                )
+            )
             for n in used[1:]:
                 start = shlex.join(["ray", "start", f"--address={_endpoint(head.host, RAY_PORT)}"])
-                commands.append(Command(n.host, "worker", start,
-                                        "on every other node; then `ray status` shows all nodes and GPUs"))
+                commands.append(
+                    Command(n.host, "worker", start, "on every other node; then `ray status` shows all nodes and GPUs")
+                )
             commands.append(Command(head.host, "head", serve, "on the head node, once Ray sees every GPU"))
-            notes.append("every node needs the same vLLM version and the model at the same path (or HF cache); "
-                         "over InfiniBand add NCCL_IB_HCA (vLLM docs, parallelism_scaling.md)")
+            notes.append(
+                "every node needs the same vLLM version and the model at the same path (or HF cache); "
+                "over InfiniBand add NCCL_IB_HCA (vLLM docs, parallelism_scaling.md)"
+            )
         else:
             commands.append(Command(used[0].host, "head", serve, "one node: no Ray needed"))
         docs = next((p for p in layouts if p.valid and p.tp == per_node and p.pp == len(cluster.nodes)), None)
         if docs is not None and (docs.tp, docs.pp) != (best.tp, best.pp) and docs.fits:
-            notes.append(f"vLLM's docs suggest TP = GPUs per node, PP = nodes: TP {docs.tp} x PP {docs.pp} also fits, "
-                         f"with {docs.kv_tokens} KV tokens against {best.kv_tokens} (all-reduce stays on NVLink, "
-                         f"fewer pipeline stages)")
+            notes.append(
+                f"vLLM's docs suggest TP = GPUs per node, PP = nodes: TP {docs.tp} x PP {docs.pp} also fits, "
+                f"with {docs.kv_tokens} KV tokens against {best.kv_tokens} (all-reduce stays on NVLink, "
+                f"fewer pipeline stages)"
+            )
         if best.gpus < cluster.total_gpus:
             notes.append(f"the plan uses {best.gpus} of the {cluster.total_gpus} GPUs: more would not hold more KV")
-    notes.append(f"each rank: its stage's layers / tp (KV heads replicated when tp exceeds them), the embedding on "
-                 f"stage 0, the LM head and the sampler on the last stage; the pool is the smallest rank's "
-                 f"(vLLM {opt.info.since}, engines/vllm.py)")
-    return ClusterPlan("vllm", spec.id, spec.hf_id, r.dtype.name, r.kv.name, cluster, max_model_len, tuple(layouts),
-                       best, tuple(commands), tuple(notes), tuple(warnings), VLLM_SOURCES)
+    notes.append(
+        f"each rank: its stage's layers / tp (KV heads replicated when tp exceeds them), the embedding on "
+        f"stage 0, the LM head and the sampler on the last stage; the pool is the smallest rank's "
+        f"(vLLM {opt.info.since}, engines/vllm.py)"
+    )
+    return ClusterPlan(
+        "vllm",
+        spec.id,
+        spec.hf_id,
+        r.dtype.name,
+        r.kv.name,
+        cluster,
+        max_model_len,
+        tuple(layouts),
+        best,
+        tuple(commands),
+        tuple(notes),
+        tuple(warnings),
+        VLLM_SOURCES,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -400,8 +470,13 @@ LLAMACPP_RPC_SOURCES = (
 )
 
 
-def plan_llamacpp_rpc(spec: AnySpec, request: Request | None, cluster: Cluster,
-                      options: LlamaCppOptions | None = None, model_path: str | None = None) -> ClusterPlan:
+def plan_llamacpp_rpc(
+    spec: AnySpec,
+    request: Request | None,
+    cluster: Cluster,
+    options: LlamaCppOptions | None = None,
+    model_path: str | None = None,
+) -> ClusterPlan:
     """The model over every GPU of `cluster` with llama.cpp's RPC backend: one rpc-server per remote GPU,
     llama-server on the head node. Device order is llama.cpp's: the remote GPUs (node by node), then
     the head node's own. Layers are split evenly (identical cards) and the split is written out as
@@ -430,12 +505,30 @@ def plan_llamacpp_rpc(spec: AnySpec, request: Request | None, cluster: Cluster,
         kv = sum(b.bytes for b in dev_bufs if b.kind in ("kv_self", "kv_cross"))
         comp = sum(b.bytes for b in dev_bufs if b.kind == "compute")
         other = sum(b.bytes for b in dev_bufs if b.kind in ("overhead", "other"))
-        stages.append(RankMemory(d, node.host, node.gpu.gpu, (d,), (start, start + k), False, d == count - 1, vram, vram,
-                                 w, comp, other, kv, kv // max(int(est.n_ctx), 1), 0))
+        stages.append(
+            RankMemory(
+                d,
+                node.host,
+                node.gpu.gpu,
+                (d,),
+                (start, start + k),
+                False,
+                d == count - 1,
+                vram,
+                vram,
+                w,
+                comp,
+                other,
+                kv,
+                kv // max(int(est.n_ctx), 1),
+                0,
+            )
+        )
         start += k
     fits = all(s.fits for s in stages)
-    layout = LayoutPlan(1, count, count, len(cluster.nodes), True, (), fits, int(est.n_ctx), int(est.n_ctx),
-                        tuple(stages))
+    layout = LayoutPlan(
+        1, count, count, len(cluster.nodes), True, (), fits, int(est.n_ctx), int(est.n_ctx), tuple(stages)
+    )
     split = ",".join(str(k + (d == count - 1)) for d, k in enumerate(layers_of))
     commands = []
     port_of: dict[tuple[str, int], int] = {}
@@ -451,49 +544,118 @@ def plan_llamacpp_rpc(spec: AnySpec, request: Request | None, cluster: Cluster,
     if rpc:
         main += ["--rpc", rpc]
     main += ["--tensor-split", split]
-    commands.append(Command(cluster.head.host, "main", shlex.join(main),
-                            "on the head node: its own GPUs come last and hold the output layer"))
-    notes = ["the CUDA context of every rpc-server and of llama-server (a few hundred MiB each) is not in llama.cpp's "
-             "printed buffers",
-             "the token embedding stays in the head node's RAM",
-             "newer builds name the server ggml-rpc-server and can expose all of a host's GPUs from one process"]
+    commands.append(
+        Command(
+            cluster.head.host,
+            "main",
+            shlex.join(main),
+            "on the head node: its own GPUs come last and hold the output layer",
+        )
+    )
+    notes = [
+        "the CUDA context of every rpc-server and of llama-server (a few hundred MiB each) is not in llama.cpp's "
+        "printed buffers",
+        "the token embedding stays in the head node's RAM",
+        "newer builds name the server ggml-rpc-server and can expose all of a host's GPUs from one process",
+    ]
     warnings = [] if fits else [f"a device needs more than its {vram / 2**30:.1f} GiB at context {est.n_ctx}"]
-    return ClusterPlan("llama.cpp", spec.id, spec.hf_id, est.dtype, est.kv_dtype, cluster, int(est.n_ctx), (layout,),
-                       layout, tuple(commands), tuple(notes), tuple(warnings), LLAMACPP_RPC_SOURCES)
+    return ClusterPlan(
+        "llama.cpp",
+        spec.id,
+        spec.hf_id,
+        est.dtype,
+        est.kv_dtype,
+        cluster,
+        int(est.n_ctx),
+        (layout,),
+        layout,
+        tuple(commands),
+        tuple(notes),
+        tuple(warnings),
+        LLAMACPP_RPC_SOURCES,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # JSON
 # --------------------------------------------------------------------------------------------------
 def _rank_json(s: RankMemory) -> dict[str, Any]:
-    return {"stage": s.stage, "host": s.host, "gpu": s.gpu, "ranks": list(s.ranks), "first_layer": s.layers[0],
-            "last_layer": s.layers[1] - 1, "embeddings": s.embeddings, "lm_head": s.lm_head, "vram_bytes": s.vram_bytes,
-            "budget_bytes": s.budget_bytes, "weights_bytes": s.weights_bytes, "activation_bytes": s.activation_bytes,
-            "overhead_bytes": s.overhead_bytes, "kv_bytes": s.kv_bytes, "kv_bytes_per_token": s.kv_bytes_per_token,
-            "kv_tokens_alone": s.kv_tokens_alone, "total_bytes": s.total_bytes, "fits": s.fits}
+    return {
+        "stage": s.stage,
+        "host": s.host,
+        "gpu": s.gpu,
+        "ranks": list(s.ranks),
+        "first_layer": s.layers[0],
+        "last_layer": s.layers[1] - 1,
+        "embeddings": s.embeddings,
+        "lm_head": s.lm_head,
+        "vram_bytes": s.vram_bytes,
+        "budget_bytes": s.budget_bytes,
+        "weights_bytes": s.weights_bytes,
+        "activation_bytes": s.activation_bytes,
+        "overhead_bytes": s.overhead_bytes,
+        "kv_bytes": s.kv_bytes,
+        "kv_bytes_per_token": s.kv_bytes_per_token,
+        "kv_tokens_alone": s.kv_tokens_alone,
+        "total_bytes": s.total_bytes,
+        "fits": s.fits,
+    }
 
 
 def _layout_json(p: LayoutPlan) -> dict[str, Any]:
-    return {"tp": p.tp, "pp": p.pp, "gpus": p.gpus, "nodes": p.nodes, "valid": p.valid, "problems": list(p.problems),
-            "fits": p.fits, "kv_tokens": p.kv_tokens, "max_model_len": p.max_model_len,
-            "ranks": [_rank_json(s) for s in p.stages]}
+    return {
+        "tp": p.tp,
+        "pp": p.pp,
+        "gpus": p.gpus,
+        "nodes": p.nodes,
+        "valid": p.valid,
+        "problems": list(p.problems),
+        "fits": p.fits,
+        "kv_tokens": p.kv_tokens,
+        "max_model_len": p.max_model_len,
+        "ranks": [_rank_json(s) for s in p.stages],
+    }
 
 
 def plan_json(plan: ClusterPlan) -> dict[str, Any]:
     """The plan as a JSON object: integer bytes, snake_case keys, a schema_version."""
     return {
-        "schema_version": CLUSTER_SCHEMA_VERSION, "engine": plan.engine, "model": plan.model, "hf_id": plan.hf_id,
-        "dtype": plan.dtype, "kv_dtype": plan.kv_dtype, "fits": plan.fits, "max_model_len": plan.max_model_len,
-        "cluster": {"nodes": [{"host": n.host, "gpu": n.gpu.gpu, "gpus": n.gpus, "vram_bytes": n.gpu.vram_bytes}
-                              for n in plan.cluster.nodes], "total_gpus": plan.cluster.total_gpus},
+        "schema_version": CLUSTER_SCHEMA_VERSION,
+        "engine": plan.engine,
+        "model": plan.model,
+        "hf_id": plan.hf_id,
+        "dtype": plan.dtype,
+        "kv_dtype": plan.kv_dtype,
+        "fits": plan.fits,
+        "max_model_len": plan.max_model_len,
+        "cluster": {
+            "nodes": [
+                {"host": n.host, "gpu": n.gpu.gpu, "gpus": n.gpus, "vram_bytes": n.gpu.vram_bytes}
+                for n in plan.cluster.nodes
+            ],
+            "total_gpus": plan.cluster.total_gpus,
+        },
         "best": _layout_json(plan.best) if plan.best else None,
         "layouts": [_layout_json(p) for p in plan.layouts],
         "commands": [{"host": c.host, "role": c.role, "command": c.command, "note": c.note} for c in plan.commands],
-        "notes": list(plan.notes), "warnings": list(plan.warnings), "sources": list(plan.sources),
+        "notes": list(plan.notes),
+        "warnings": list(plan.warnings),
+        "sources": list(plan.sources),
     }
 
 
 __all__ = [
-    "CLUSTER_SCHEMA_VERSION", "Cluster", "ClusterFile", "ClusterPlan", "Command", "LayoutPlan", "Node", "RankMemory",
-    "cluster_from_dict", "plan_json", "plan_llamacpp_rpc", "plan_vllm", "uniform_cluster",
+    "CLUSTER_SCHEMA_VERSION",
+    "Cluster",
+    "ClusterFile",
+    "ClusterPlan",
+    "Command",
+    "LayoutPlan",
+    "Node",
+    "RankMemory",
+    "cluster_from_dict",
+    "plan_json",
+    "plan_llamacpp_rpc",
+    "plan_vllm",
+    "uniform_cluster",
 ]

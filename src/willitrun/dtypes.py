@@ -66,8 +66,31 @@ IQ4_NL = StorageType("iq4_nl", 32, 18)  # fp16 + 16 B nibbles (4.5 bpw)
 IQ4_XS = StorageType("iq4_xs", 256, 136)  # fp16 + uint16 scales_h + 4 B scales_l + 128 B (4.25 bpw)
 MXFP4 = StorageType("mxfp4", 32, 17)  # one E8M0 scale byte + 16 B of e2m1 nibbles (4.25 bpw); OCP MX v1.0
 
-GGML_TYPES = {t.name: t for t in (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
-                                  IQ2_XXS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL, IQ4_XS, MXFP4)}
+GGML_TYPES = {
+    t.name: t
+    for t in (
+        F32,
+        F16,
+        BF16,
+        Q8_0,
+        Q4_0,
+        Q4_1,
+        Q5_0,
+        Q5_1,
+        Q2_K,
+        Q3_K,
+        Q4_K,
+        Q5_K,
+        Q6_K,
+        IQ2_XXS,
+        IQ2_S,
+        IQ3_XXS,
+        IQ3_S,
+        IQ4_NL,
+        IQ4_XS,
+        MXFP4,
+    )
+}
 
 WeightFamily = Literal["float", "quantized", "gguf"]
 
@@ -121,9 +144,20 @@ WEIGHT_DTYPES: dict[str, WeightDtype] = {
 }
 # Names people also type; the checkpoint's torch_dtype spelling maps here too.
 WEIGHT_ALIASES = {
-    "float32": "fp32", "f32": "fp32", "float16": "fp16", "f16": "fp16", "half": "fp16",
-    "bfloat16": "bf16", "float8": "fp8", "f8": "fp8", "q4_k": "q4_k_m", "q5_k": "q5_k_m",
-    "q3_k": "q3_k_m", "q6": "q6_k", "q8": "q8_0", "mxfp4_moe": "mxfp4",
+    "float32": "fp32",
+    "f32": "fp32",
+    "float16": "fp16",
+    "f16": "fp16",
+    "half": "fp16",
+    "bfloat16": "bf16",
+    "float8": "fp8",
+    "f8": "fp8",
+    "q4_k": "q4_k_m",
+    "q5_k": "q5_k_m",
+    "q3_k": "q3_k_m",
+    "q6": "q6_k",
+    "q8": "q8_0",
+    "mxfp4_moe": "mxfp4",
 }
 
 KV_DTYPES: dict[str, StorageType] = {

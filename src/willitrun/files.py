@@ -40,8 +40,11 @@ YAML_MAX_NODES = 20_000
 YAML_MAX_INT_DIGITS = 4300
 
 _ODD = {
-    stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-    stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
 }
 
 
@@ -100,8 +103,9 @@ def not_regular(what: str) -> str:
     return f"is {what}, not a regular file" if what.startswith("a ") else f"cannot read: {what}"
 
 
-def open_regular(path: str | os.PathLike[str], what: str = "file",
-                 error: type[WillItRunError] = SpecError) -> IO[bytes]:
+def open_regular(
+    path: str | os.PathLike[str], what: str = "file", error: type[WillItRunError] = SpecError
+) -> IO[bytes]:
     """`path` opened for binary reading if it is a regular file (symlinks followed), else `error`
     with one line naming it. Stat-ed before it is opened, opened with O_NONBLOCK (a FIFO swapped in
     between never blocks) and fstat-ed after, so what is read is what was checked."""
@@ -126,8 +130,9 @@ def open_regular(path: str | os.PathLike[str], what: str = "file",
         raise
 
 
-def read_bytes(path: str | os.PathLike[str], cap: int, what: str = "file",
-               error: type[WillItRunError] = SpecError) -> bytes:
+def read_bytes(
+    path: str | os.PathLike[str], cap: int, what: str = "file", error: type[WillItRunError] = SpecError
+) -> bytes:
     """The whole of a regular file of at most `cap` bytes (see open_regular)."""
     name = safe_path(path)
     with open_regular(path, what, error) as f:
@@ -148,8 +153,9 @@ def read_bytes(path: str | os.PathLike[str], cap: int, what: str = "file",
     return b"".join(chunks)
 
 
-def read_text(path: str | os.PathLike[str], cap: int, what: str = "file",
-              error: type[WillItRunError] = SpecError) -> str:
+def read_text(
+    path: str | os.PathLike[str], cap: int, what: str = "file", error: type[WillItRunError] = SpecError
+) -> str:
     """A regular file of at most `cap` bytes as UTF-8 text (a byte-order mark is dropped)."""
     try:
         return read_bytes(path, cap, what, error).decode("utf-8-sig")
@@ -223,7 +229,10 @@ def _build(loader: Any) -> YamlDoc:
     root: Any = None
     documents = nodes = 0
     no_key = object()
-    collection_tags = {yaml.MappingStartEvent: "tag:yaml.org,2002:map", yaml.SequenceStartEvent: "tag:yaml.org,2002:seq"}
+    collection_tags = {
+        yaml.MappingStartEvent: "tag:yaml.org,2002:map",
+        yaml.SequenceStartEvent: "tag:yaml.org,2002:seq",
+    }
     for event in _events(loader):
         line = event.start_mark.line + 1
         if isinstance(event, yaml.DocumentStartEvent):
@@ -249,13 +258,17 @@ def _build(loader: Any) -> YamlDoc:
             else:
                 tag = event.tag
                 if tag not in (None, "!", collection_tags[type(event)]):
-                    raise _Problem(line, f"malformed YAML: could not determine a constructor for the tag {safe_text(repr(tag))}")
+                    raise _Problem(
+                        line, f"malformed YAML: could not determine a constructor for the tag {safe_text(repr(tag))}"
+                    )
                 if len(stack) >= YAML_MAX_DEPTH:
                     raise _Problem(line, f"nested deeper than {YAML_MAX_DEPTH} levels")
                 parent = stack[-1] if stack else None
                 if parent is not None and isinstance(parent[0], dict) and parent[2] is no_key:
                     raise _Problem(line, "a mapping key must be a plain value, not a list or mapping")
-                path = () if parent is None else (*parent[1], parent[2] if isinstance(parent[0], dict) else len(parent[0]))
+                path = (
+                    () if parent is None else (*parent[1], parent[2] if isinstance(parent[0], dict) else len(parent[0]))
+                )
                 lines.setdefault(path, line)
                 stack.append([{} if isinstance(event, yaml.MappingStartEvent) else [], path, no_key])
                 continue
@@ -357,11 +370,12 @@ def _write_all(fd: int, data: bytes) -> None:
     """Every byte of `data` to `fd` (os.write may write fewer; a full disk raises ENOSPC)."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes, what: str = "file",
-                 error: type[WillItRunError] = UsageError) -> None:
+def write_atomic(
+    path: str | os.PathLike[str], data: bytes, what: str = "file", error: type[WillItRunError] = UsageError
+) -> None:
     """Write `data` to `path` so that `path` holds either its old content or all of `data`, never a
     part: a temporary file in the same folder is written, flushed to the disk (fsync) and renamed over
     `path` (os.replace, atomic on POSIX and Windows). A full disk, a name too long or a folder that
@@ -411,8 +425,9 @@ def atomic_text_writes() -> Iterator[None]:
     rewrites the shell's rc file, ~/.bashrc or ~/.zshrc, whole: on a full disk that truncated it)."""
     original = Path.write_text
 
-    def write_text(self: Path, data: str, encoding: str | None = None, errors: str | None = None,
-                   newline: str | None = None) -> int:
+    def write_text(
+        self: Path, data: str, encoding: str | None = None, errors: str | None = None, newline: str | None = None
+    ) -> int:
         if newline is None and os.linesep != "\n":
             data = data.replace("\n", os.linesep)
         elif newline:

@@ -62,8 +62,9 @@ def _gib(n: int) -> str:
     return f"{n / (1 << 30):.2f} GiB"
 
 
-def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: int,
-                weights: WeightsOverride | None = None) -> list[str]:
+def suggestions(
+    spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: int, weights: WeightsOverride | None = None
+) -> list[str]:
     """Changes that would make a non-fitting estimate fit, smallest change first."""
     out: list[str] = []
     limit = context_limit(r, est.context_tokens)
@@ -80,10 +81,23 @@ def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: i
         cand = WEIGHT_DTYPES[name]
         if cand.storage.bits_per_element >= current.storage.bits_per_element or name == est.dtype:
             continue
-        r2 = resolve(spec, Request(batch=req.batch, dtype=name, kv_dtype=req.kv_dtype, images=req.images,
-                                   encoder_tokens=req.encoder_tokens, beams=req.beams, image_size=req.image_size), weights)
+        r2 = resolve(
+            spec,
+            Request(
+                batch=req.batch,
+                dtype=name,
+                kv_dtype=req.kv_dtype,
+                images=req.images,
+                encoder_tokens=req.encoder_tokens,
+                beams=req.beams,
+                image_size=req.image_size,
+            ),
+            weights,
+        )
         if _total(r2, est.context_tokens, est.batch_size, est.beams) <= vram:
-            out.append(f"--dtype {name} fits ({_gib(estimate_resolved(r2, est.context_tokens, est.batch_size, est.beams).weights_bytes)} of weights)")
+            out.append(
+                f"--dtype {name} fits ({_gib(estimate_resolved(r2, est.context_tokens, est.batch_size, est.beams).weights_bytes)} of weights)"
+            )
             break
     current_kv = KV_DTYPES[est.kv_dtype]
     for name in KV_LADDER:
@@ -91,16 +105,35 @@ def suggestions(spec: AnySpec, req: Request, r: Resolved, est: Estimate, vram: i
         if kv_cand.bits_per_element >= current_kv.bits_per_element:
             continue
         # req.dtype, not est.dtype: the same without imported weights, and keeps their stored bytes with them
-        r2 = resolve(spec, Request(batch=req.batch, dtype=req.dtype, kv_dtype=name, images=req.images,
-                                   encoder_tokens=req.encoder_tokens, beams=req.beams, image_size=req.image_size), weights)
+        r2 = resolve(
+            spec,
+            Request(
+                batch=req.batch,
+                dtype=req.dtype,
+                kv_dtype=name,
+                images=req.images,
+                encoder_tokens=req.encoder_tokens,
+                beams=req.beams,
+                image_size=req.image_size,
+            ),
+            weights,
+        )
         if _total(r2, est.context_tokens, est.batch_size, est.beams) <= vram:
             out.append(f"--kv-dtype {name} fits")
             break
     return out
 
 
-def check_fit(spec: AnySpec, req: Request, vram_bytes: int, device: str,
-              weights: WeightsOverride | None = None, *, suggest: bool = True, resolved: Resolved | None = None) -> Fit:
+def check_fit(
+    spec: AnySpec,
+    req: Request,
+    vram_bytes: int,
+    device: str,
+    weights: WeightsOverride | None = None,
+    *,
+    suggest: bool = True,
+    resolved: Resolved | None = None,
+) -> Fit:
     """Estimate `spec` for `req` and compare it with `vram_bytes`; `suggest=False` skips the search
     for what would make it fit (check prints none); `resolved` reuses resolve(spec, req, weights)."""
     r = resolved or resolve(spec, req, weights)
@@ -108,7 +141,11 @@ def check_fit(spec: AnySpec, req: Request, vram_bytes: int, device: str,
     est = estimate_resolved(r, context, req.batch, req.beams)
     limit = context_limit(r, context)
     n = max_context(r, vram_bytes, req.batch, req.beams, limit)
-    hints = () if est.total_bytes <= vram_bytes or not suggest else tuple(suggestions(spec, req, r, est, vram_bytes, weights))
+    hints = (
+        ()
+        if est.total_bytes <= vram_bytes or not suggest
+        else tuple(suggestions(spec, req, r, est, vram_bytes, weights))
+    )
     return Fit(est, device, vram_bytes, n, limit, hints)
 
 
@@ -156,7 +193,9 @@ class Reserve:
 ENGINE_RESERVES: dict[str, Reserve] = {
     # llama.cpp common/arg.cpp: `-fitt, --fit-target MiB0,MiB1,...`: "target margin per device for --fit
     # ... default: 1024" (params.fit_params_target); llama_params_fit keeps that much free on each device
-    "llama.cpp": Reserve(1024 * MIB, "llama.cpp's --fit-target default (common/arg.cpp: 1024 MiB kept free per device)"),
+    "llama.cpp": Reserve(
+        1024 * MIB, "llama.cpp's --fit-target default (common/arg.cpp: 1024 MiB kept free per device)"
+    ),
     "ollama": Reserve(0, "ollama's 457 MiB minimum free memory is a buffer of its total"),
     "transformers": Reserve(0, "the measured runtime overhead is part of the total"),
     "whisper.cpp": Reserve(0, "no reserve of its own"),
@@ -226,13 +265,19 @@ def verdict(f: Fit | EngineFit, memory: Memory | None = None) -> Verdict:
         return judge(f.total_bytes, memory, "transformers")
     e = f.estimate
     if e.engine == "vllm":
-        return judge(e.need_bytes, memory, "vllm", share_bytes=int(e.facts["usable_bytes"]),
-                     utilization=int(e.facts["gpu_memory_utilization_pct"]) / 100)
+        return judge(
+            e.need_bytes,
+            memory,
+            "vllm",
+            share_bytes=int(e.facts["usable_bytes"]),
+            utilization=int(e.facts["gpu_memory_utilization_pct"]) / 100,
+        )
     return judge(f.total_bytes, memory, e.engine)
 
 
-def judge(need: int, memory: Memory, engine: str, *, share_bytes: int | None = None,
-          utilization: float | None = None) -> Verdict:
+def judge(
+    need: int, memory: Memory, engine: str, *, share_bytes: int | None = None, utilization: float | None = None
+) -> Verdict:
     """FITS, TIGHT or DOES NOT FIT. The need must fit the card less --margin (vLLM: its share of the
     card, `share_bytes`). A detected card's free memory then decides between FITS and TIGHT: the need
     plus the engine's reserve must fit what is free less --margin; vLLM V1 refuses to start when less
@@ -245,16 +290,34 @@ def judge(need: int, memory: Memory, engine: str, *, share_bytes: int | None = N
     card = share_bytes if share_bytes is not None else memory.card_bytes
     free = memory.free_bytes
     if need > card:
-        what = (f"vLLM's share ({utilization:.2f}) of {gib(memory.total_bytes)}" if share_bytes is not None and utilization
-                else gib(memory.total_bytes) + (f" less the {gib(memory.margin_bytes)} margin" if memory.margin_bytes else ""))
-        return Verdict(DOES_NOT_FIT, engine, need, memory.total_bytes, free, memory.margin_bytes, 0,
-                       reserve.source, card, card - need, band, f"needs {gib(need - card)} more than {what}")
+        what = (
+            f"vLLM's share ({utilization:.2f}) of {gib(memory.total_bytes)}"
+            if share_bytes is not None and utilization
+            else gib(memory.total_bytes)
+            + (f" less the {gib(memory.margin_bytes)} margin" if memory.margin_bytes else "")
+        )
+        return Verdict(
+            DOES_NOT_FIT,
+            engine,
+            need,
+            memory.total_bytes,
+            free,
+            memory.margin_bytes,
+            0,
+            reserve.source,
+            card,
+            card - need,
+            band,
+            f"needs {gib(need - card)} more than {what}",
+        )
     available, reason = card, ""
     if free is not None:
         if share_bytes is not None:
             if free - memory.margin_bytes < share_bytes:
-                reason = (f"vLLM takes {gib(share_bytes)} at start and only {gib(free)} is free now: it refuses to start "
-                          "(lower --gpu-memory-utilization or free memory)")
+                reason = (
+                    f"vLLM takes {gib(share_bytes)} at start and only {gib(free)} is free now: it refuses to start "
+                    "(lower --gpu-memory-utilization or free memory)"
+                )
         else:
             now = free - memory.margin_bytes - reserve.bytes
             available = min(card, now)
@@ -264,9 +327,20 @@ def judge(need: int, memory: Memory, engine: str, *, share_bytes: int | None = N
     headroom = available - need
     if not reason and band is not None and headroom < band.bytes:
         reason = f"the headroom is inside the {engine} estimate's measured error (±{band.bytes / MIB:,.0f} MiB)"
-    return Verdict(TIGHT if reason else FITS, engine, need, memory.total_bytes, free, memory.margin_bytes,
-                   reserve.bytes if share_bytes is None and free is not None else 0, reserve.source, available,
-                   headroom, band, reason)
+    return Verdict(
+        TIGHT if reason else FITS,
+        engine,
+        need,
+        memory.total_bytes,
+        free,
+        memory.margin_bytes,
+        reserve.bytes if share_bytes is None and free is not None else 0,
+        reserve.source,
+        available,
+        headroom,
+        band,
+        reason,
+    )
 
 
 # What each engine's total holds of the runtime beyond its own buffers (the CUDA context, cuBLAS, the

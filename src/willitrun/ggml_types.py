@@ -86,4 +86,3 @@ FILE_TYPES: dict[int, str] = {
     40: "MOSTLY_Q1_0",
     1024: "GUESSED",
 }
-

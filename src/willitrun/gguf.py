@@ -54,8 +54,18 @@ from .dtypes import (
 if TYPE_CHECKING:
     from .archs.base import Geometry, Tensor
 
-_FALLBACK = {Q4_K: Q5_0, Q5_K: Q5_1, Q6_K: Q8_0, Q2_K: IQ4_NL, Q3_K: IQ4_NL, IQ2_XXS: IQ4_NL, IQ2_S: IQ4_NL,
-             IQ3_XXS: IQ4_NL, IQ3_S: IQ4_NL, IQ4_XS: IQ4_NL}
+_FALLBACK = {
+    Q4_K: Q5_0,
+    Q5_K: Q5_1,
+    Q6_K: Q8_0,
+    Q2_K: IQ4_NL,
+    Q3_K: IQ4_NL,
+    IQ2_XXS: IQ4_NL,
+    IQ2_S: IQ4_NL,
+    IQ3_XXS: IQ4_NL,
+    IQ3_S: IQ4_NL,
+    IQ4_XS: IQ4_NL,
+}
 _NOT_QUANTIZED = {"norm", "bias", "pos_embd", "rel_bias", "conv", "other"}
 _IQ2 = ("IQ2_XXS",)
 _N_EXPERT_8_ATTN_OUTPUT = ("Q2_K", "Q3_K_M", "Q4_K_M", "IQ3_XXS", "IQ4_XS")

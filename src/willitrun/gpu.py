@@ -84,7 +84,10 @@ def _device(nvml: Any, index: int, handle: Any, parent: str | None = None) -> De
     uuid = _text(_call(nvml, "nvmlDeviceGetUUID", handle) or "")
     profile = instance = None
     if parent is not None:
-        gi, ci = _call(nvml, "nvmlDeviceGetGpuInstanceId", handle), _call(nvml, "nvmlDeviceGetComputeInstanceId", handle)
+        gi, ci = (
+            _call(nvml, "nvmlDeviceGetGpuInstanceId", handle),
+            _call(nvml, "nvmlDeviceGetComputeInstanceId", handle),
+        )
         instance = (gi, ci) if isinstance(gi, int) and isinstance(ci, int) else None
         # NVML and CUDA name a MIG device "<GPU name> MIG 3g.40gb" (driver 535: "NVIDIA A100-SXM4-80GB
         # MIG 3g.40gb", recorded in tests/fixtures/fake_nvml.py)
@@ -191,6 +194,7 @@ def _nvml_visible(nvml: Any, env: Mapping[str, str]) -> list[DetectedGPU]:
 # --------------------------------------------------------------------------------------------------
 # The default GPU: settings first, then what the machine reports.
 
+
 @dataclass(frozen=True)
 class DefaultGPU:
     """The GPU to answer for, and a one-line `explanation` of where it came from."""
@@ -224,8 +228,14 @@ def _from_setting(catalog: Any, setting: Any) -> DefaultGPU:
             pass
     if setting.kind == "vram":
         n = parse_size(setting.value, what)
-        return DefaultGPU("vram", f"{setting.value} from {ENV_VAR if where == ENV_VAR else 'config'}", n, None, where,
-                          f"memory {said}: {_gib(n)}")
+        return DefaultGPU(
+            "vram",
+            f"{setting.value} from {ENV_VAR if where == ENV_VAR else 'config'}",
+            n,
+            None,
+            where,
+            f"memory {said}: {_gib(n)}",
+        )
     if re.match(r"\s*\d+\s*[x×]", setting.value):
         raise UsageError(f"{what}: names one card; give several with --gpu, e.g. --gpu {setting.value}")
     try:
@@ -241,7 +251,7 @@ def _from_nvml(catalog: Any, gpus: list[DetectedGPU], env: Mapping[str, str]) ->
     note = f" (CUDA_VISIBLE_DEVICES={cvd})" if cvd is not None else ""
     amount = f"{_gib(first.total_bytes)} total, {_gib(first.free_bytes)} free"
     if first.mig_profile is not None:
-        parent = match_gpu(first.parent_name or "", catalog.gpus())  if first.parent_name else None
+        parent = match_gpu(first.parent_name or "", catalog.gpus()) if first.parent_name else None
         on = parent.name if parent else first.parent_name
         line = f"detected through NVML: MIG {first.mig_profile} on {on} (GPU {first.index}){note}, {amount}"
         spec, device_id = None, f"nvml:{first.index}/{first.mig_profile}"
@@ -262,21 +272,40 @@ def _from_nvml(catalog: Any, gpus: list[DetectedGPU], env: Mapping[str, str]) ->
 def _from_amd(catalog: Any, cards: list[Any], how: str) -> DefaultGPU:
     card = max(cards, key=lambda c: c.total_bytes)  # an APU's carve-out is not where a model goes
     names = [card.name, *re.findall(r"\[([^\]]+)\]", card.name)]  # pci.ids: "Navi 31 [Radeon RX 7900 XT]"
-    spec = next((s for n in names for s in (match_gpu(n, catalog.gpus(), card.total_bytes),
-                                             match_gpu(f"AMD {n}", catalog.gpus(), card.total_bytes)) if s), None)
+    spec = next(
+        (
+            s
+            for n in names
+            for s in (
+                match_gpu(n, catalog.gpus(), card.total_bytes),
+                match_gpu(f"AMD {n}", catalog.gpus(), card.total_bytes),
+            )
+            if s
+        ),
+        None,
+    )
     free = card.total_bytes - card.used_bytes if card.used_bytes is not None else None
     line = f"detected through {how}: {card.name} ({card.card}), {_gib(card.total_bytes)} total"
     line += f", {_gib(free)} free" if free is not None else ""
     line += f"; the largest of {len(cards)} AMD GPUs" if len(cards) > 1 else ""
     source = "rocm-smi" if how == "rocm-smi" else "sysfs"
-    return DefaultGPU(spec.id if spec else f"amd:{card.card}", card.name, card.total_bytes, spec, source, line,
-                      free, len(cards) - 1)
+    return DefaultGPU(
+        spec.id if spec else f"amd:{card.card}", card.name, card.total_bytes, spec, source, line, free, len(cards) - 1
+    )
 
 
 def _from_apple(catalog: Any, chip: Any) -> DefaultGPU:
     gib = round(chip.memory_bytes / GIB)
-    spec = next((s for s in catalog.gpus() if s.vendor == "apple" and round(s.memory_gib) == gib
-                 and norm_name(re.sub(r"\s*\(.*\)\s*$", "", s.name)) == norm_name(chip.name)), None)
+    spec = next(
+        (
+            s
+            for s in catalog.gpus()
+            if s.vendor == "apple"
+            and round(s.memory_gib) == gib
+            and norm_name(re.sub(r"\s*\(.*\)\s*$", "", s.name)) == norm_name(chip.name)
+        ),
+        None,
+    )
     if chip.wired_limit_bytes:
         total, why = chip.wired_limit_bytes, "the iogpu.wired_limit_mb setting"
     elif spec is not None:
@@ -290,9 +319,16 @@ def _from_apple(catalog: Any, chip: Any) -> DefaultGPU:
     return DefaultGPU(spec.id if spec else "apple", name, total, spec, "sysctl", line)
 
 
-def default_gpu(catalog: Any, *, env: Mapping[str, str] | None = None, nvml: Any = None, runner: Any = None,
-                system: str | None = None, sysfs_root: str | None = None,
-                config_file: str | None = None) -> DefaultGPU:
+def default_gpu(
+    catalog: Any,
+    *,
+    env: Mapping[str, str] | None = None,
+    nvml: Any = None,
+    runner: Any = None,
+    system: str | None = None,
+    sysfs_root: str | None = None,
+    config_file: str | None = None,
+) -> DefaultGPU:
     """The GPU to answer for when neither --gpu nor --vram is given (order in the module docstring);
     GPUDetectionError, naming what was tried, when nothing answers. The keyword arguments replace
     the environment, pynvml, the tool runner, platform.system() and file paths in tests."""
@@ -320,7 +356,9 @@ def default_gpu(catalog: Any, *, env: Mapping[str, str] | None = None, nvml: Any
             return _from_nvml(catalog, _nvml_visible(nvml, env), env)
         except _NoGPU as exc:
             if exc.hidden:
-                raise GPUDetectionError(f"no GPU visible: {exc.why}; unset it, or give --gpu NAME or --vram SIZE") from None
+                raise GPUDetectionError(
+                    f"no GPU visible: {exc.why}; unset it, or give --gpu NAME or --vram SIZE"
+                ) from None
             tried.append(exc.why)
         if system == "Linux":
             from .detect import amd
@@ -331,4 +369,5 @@ def default_gpu(catalog: Any, *, env: Mapping[str, str] | None = None, nvml: Any
             tried.append(f"AMD: {how}")
     raise GPUDetectionError(
         f"no GPU found ({'; '.join(tried)}); give the card with --gpu NAME (see `willitrun list gpus`) or its memory "
-        f"with --vram, e.g. --vram 24GiB, or set a default in WILLITRUN_GPU or {config_file or config_path(env)}")
+        f"with --vram, e.g. --vram 24GiB, or set a default in WILLITRUN_GPU or {config_file or config_path(env)}"
+    )

@@ -27,8 +27,9 @@ def match_gpu(name: str, gpus: list[GPUSpec], total_bytes: int | None = None) ->
     10 GB or 12 GB): then the one whose memory is closest to `total_bytes` wins, and without a
     memory size the name is refused as ambiguous."""
     key = norm_name(name)
-    found = [s for s in gpus if any(norm_name(n) == key for n in s.nvml_names)] or \
-        [s for s in gpus if norm_name(s.name) == key]
+    found = [s for s in gpus if any(norm_name(n) == key for n in s.nvml_names)] or [
+        s for s in gpus if norm_name(s.name) == key
+    ]
     if not found:
         return None
     if total_bytes is None:

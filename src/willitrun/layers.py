@@ -70,8 +70,10 @@ class Layout:
         layer's own bytes on the card holding it; the sum is the estimate's KV + state bytes."""
         storage = KV_DTYPES[est.kv_dtype]
         sequences, context, source = est.batch_size * est.beams, est.context_tokens, est.cross_source_tokens
-        return tuple(sum(kind.bytes(context, sequences, storage, source=source, windowed=read) for kind in kinds)
-                     for kinds in self.caches)
+        return tuple(
+            sum(kind.bytes(context, sequences, storage, source=source, windowed=read) for kind in kinds)
+            for kinds in self.caches
+        )
 
 
 def layout(r: Resolved) -> Layout:
@@ -117,5 +119,14 @@ def _layout(r: Resolved) -> Layout:
         ckv = comp == "decoder" and g.cross_kv[i] is not None
         layers.append(Layer(f"{comp}.{i}", w, w if comp == "decoder" else 0, skv, ckv))
         caches.append(kinds)
-    return Layout(tuple(layers), embeddings, output, tied, other,
-                  sum(u.self_kv for u in layers), sum(u.cross_kv for u in layers), kv_proj, tuple(caches))
+    return Layout(
+        tuple(layers),
+        embeddings,
+        output,
+        tied,
+        other,
+        sum(u.self_kv for u in layers),
+        sum(u.cross_kv for u in layers),
+        kv_proj,
+        tuple(caches),
+    )

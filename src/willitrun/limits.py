@@ -54,8 +54,20 @@ MAX_CARDS = 64
 MAX_VIDEO_FRAMES = 1 << 16
 
 BOUNDS = {
-    "layers": MAX_LAYERS, "heads": MAX_HEADS, "head_dim": MAX_HEAD_DIM, "hidden": MAX_HIDDEN,
-    "intermediate": MAX_INTERMEDIATE, "vocab": MAX_VOCAB, "positions": MAX_POSITIONS,
-    "image_side": MAX_IMAGE_SIDE, "channels": MAX_CHANNELS, "tiles": MAX_TILES, "list": MAX_LIST,
-    "mel_bins": MAX_MEL_BINS, "experts": MAX_EXPERTS, "state": MAX_STATE, "buckets": MAX_BUCKETS, "parameters": MAX_PARAMETERS,
+    "layers": MAX_LAYERS,
+    "heads": MAX_HEADS,
+    "head_dim": MAX_HEAD_DIM,
+    "hidden": MAX_HIDDEN,
+    "intermediate": MAX_INTERMEDIATE,
+    "vocab": MAX_VOCAB,
+    "positions": MAX_POSITIONS,
+    "image_side": MAX_IMAGE_SIDE,
+    "channels": MAX_CHANNELS,
+    "tiles": MAX_TILES,
+    "list": MAX_LIST,
+    "mel_bins": MAX_MEL_BINS,
+    "experts": MAX_EXPERTS,
+    "state": MAX_STATE,
+    "buckets": MAX_BUCKETS,
+    "parameters": MAX_PARAMETERS,
 }

@@ -101,7 +101,9 @@ class Estimate:
     attention: Attention
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    image_kv_bytes: int = 0  # the image (and video) tokens' share of kv_self_bytes (they sit in the self-attention context)
+    image_kv_bytes: int = (
+        0  # the image (and video) tokens' share of kv_self_bytes (they sit in the self-attention context)
+    )
     video_tokens: int = 0  # of image_tokens, those of the video (--video-frames)
     # Mixture of experts: parameters one token uses (every weight is still resident), and the bytes
     # of the routed experts per decoder layer with the fraction of them a token reads (k of n).
@@ -124,8 +126,14 @@ class Estimate:
 
     @property
     def total_bytes(self) -> int:
-        return (self.weights_bytes + self.kv_self_bytes + self.kv_cross_bytes + self.state_bytes
-                + self.activations_bytes + self.overhead_bytes)
+        return (
+            self.weights_bytes
+            + self.kv_self_bytes
+            + self.kv_cross_bytes
+            + self.state_bytes
+            + self.activations_bytes
+            + self.overhead_bytes
+        )
 
 
 @dataclass(frozen=True)
@@ -157,8 +165,14 @@ class Request:
         # Bounds (willitrun/limits.py): far beyond any real request, and they keep every size an exact int.
         if self.video_frames is not None and self.video_frames < 1:
             raise UsageError(f"--video-frames must be at least 1 (got {self.video_frames})")
-        for name, bound in (("context", L.MAX_CONTEXT), ("encoder_tokens", L.MAX_CONTEXT), ("batch", L.MAX_BATCH),
-                            ("beams", L.MAX_BEAMS), ("images", L.MAX_IMAGES), ("video_frames", L.MAX_VIDEO_FRAMES)):
+        for name, bound in (
+            ("context", L.MAX_CONTEXT),
+            ("encoder_tokens", L.MAX_CONTEXT),
+            ("batch", L.MAX_BATCH),
+            ("beams", L.MAX_BEAMS),
+            ("images", L.MAX_IMAGES),
+            ("video_frames", L.MAX_VIDEO_FRAMES),
+        ):
             value = getattr(self, name)
             if value is not None and value > bound:
                 raise UsageError(f"--{name.replace('_', '-')} {value} is beyond the supported maximum of {bound:,}")
@@ -195,8 +209,9 @@ def kept_in_fp32(spec: AnySpec, dtype: WeightDtype) -> bool:
     bitsandbytes and GPTQ/AWQ load the rest with fp16 compute, so they stay fp32 there too."""
     g = archs.geometry(spec)
     # an experts-only checkpoint format (gpt-oss's MXFP4) loads the rest in its own bf16
-    return bool(g.keep_in_fp32_roles) and (dtype.storage is F16 or (dtype.family == "quantized"
-                                                                     and not dtype.experts_only))
+    return bool(g.keep_in_fp32_roles) and (
+        dtype.storage is F16 or (dtype.family == "quantized" and not dtype.experts_only)
+    )
 
 
 def storage_types(spec: AnySpec, dtype: WeightDtype) -> list[StorageType]:
@@ -207,8 +222,9 @@ def storage_types(spec: AnySpec, dtype: WeightDtype) -> list[StorageType]:
 def weight_components(spec: AnySpec, dtype: WeightDtype, tensors: list[Tensor] | None = None) -> tuple[Component, ...]:
     """Parameters and bytes per component; `tensors` reuses an inventory already built."""
     if tensors is None:
-        return archs.cached(spec, f"components:{dtype.name}", lambda: _components(
-            model_tensors(spec), storage_types(spec, dtype)))
+        return archs.cached(
+            spec, f"components:{dtype.name}", lambda: _components(model_tensors(spec), storage_types(spec, dtype))
+        )
     return _components(tensors, tensor_storage(tensors, dtype, spec))
 
 
@@ -266,10 +282,18 @@ def attention(spec: AnySpec) -> Attention:
 def _attention(spec: AnySpec) -> Attention:
     g = archs.geometry(spec)
     self_layers, cross_layers = g.self_layers, g.cross_layers
-    return Attention(len(self_layers), uniform_width(self_layers), cross_layers=len(cross_layers),
-                     cross_width=uniform_width(cross_layers), sliding_window=g.sliding_window,
-                     context_window=g.context_window, hard_limit=g.hard_limit, cross_source=g.cross_source,
-                     no_cross_reason=g.no_cross_reason, layers=self_layers)
+    return Attention(
+        len(self_layers),
+        uniform_width(self_layers),
+        cross_layers=len(cross_layers),
+        cross_width=uniform_width(cross_layers),
+        sliding_window=g.sliding_window,
+        context_window=g.context_window,
+        hard_limit=g.hard_limit,
+        cross_source=g.cross_source,
+        no_cross_reason=g.no_cross_reason,
+        layers=self_layers,
+    )
 
 
 def image_tokens_per_image(spec: AnySpec, image_size: tuple[int, int] | None = None) -> int:
@@ -298,8 +322,13 @@ def kv_self_bytes(att: Attention, positions: int, sequences: int, storage: Stora
     """
     if not att.layers:
         return 2 * att.self_layers * storage.nbytes(att.self_width * positions) * sequences
-    return sum(n * (storage.nbytes(k.key_width * positions) + storage.nbytes(k.value_width * positions))
-               for k, n in _groups(att)) * sequences
+    return (
+        sum(
+            n * (storage.nbytes(k.key_width * positions) + storage.nbytes(k.value_width * positions))
+            for k, n in _groups(att)
+        )
+        * sequences
+    )
 
 
 def kv_window_bytes(att: Attention, positions: int, sequences: int, storage: StorageType, extra: int = 0) -> int:
@@ -357,8 +386,9 @@ def stage_peak(st: Stage, sequences: int, act_bytes: int) -> int:
     return sequences * (2 * st.hidden * st.tokens * act_bytes + max(attn, mlp))
 
 
-def stages(spec: AnySpec, context: int, source: int, images: int,
-           image_size: tuple[int, int] | None = None) -> list[Stage]:
+def stages(
+    spec: AnySpec, context: int, source: int, images: int, image_size: tuple[int, int] | None = None
+) -> list[Stage]:
     return archs.stages(spec, context, source, images, image_size)
 
 
@@ -366,13 +396,23 @@ def vocab_size(spec: AnySpec) -> int:
     return archs.geometry(spec).vocab_size
 
 
-def activation_bytes(spec: AnySpec, context: int, source: int, images: int, batch: int, beams: int,
-                     act_bytes: int, image_size: tuple[int, int] | None = None) -> int:
+def activation_bytes(
+    spec: AnySpec,
+    context: int,
+    source: int,
+    images: int,
+    batch: int,
+    beams: int,
+    act_bytes: int,
+    image_size: tuple[int, int] | None = None,
+) -> int:
     """Largest stage peak plus the last position's logits in fp32 (transformers' generate() keeps
     only the last position's logits during prefill, `logits_to_keep=1`, and upcasts them to float).
     Encoder and vision passes run once per input; the decoder runs for every beam."""
-    peak = max(stage_peak(st, batch if st.per_input else batch * beams, act_bytes)
-               for st in stages(spec, context, source, images, image_size))
+    peak = max(
+        stage_peak(st, batch if st.per_input else batch * beams, act_bytes)
+        for st in stages(spec, context, source, images, image_size)
+    )
     if archs.geometry(spec).encoder_only:  # no LM head: embeddings out, no logits
         return peak
     return peak + batch * beams * vocab_size(spec) * 4
@@ -410,8 +450,12 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
     """Everything of an estimate that does not depend on the context length. `weights` (from
     willitrun.importers) replaces computed weight bytes with those a checkpoint really stores."""
     try:
-        dtype = parse_weight_dtype(req.dtype or (weights.dtype if weights is not None else None)
-                                   or getattr(spec, "quantization", None) or spec.dtype)
+        dtype = parse_weight_dtype(
+            req.dtype
+            or (weights.dtype if weights is not None else None)
+            or getattr(spec, "quantization", None)
+            or spec.dtype
+        )
     except KeyError:
         from .dtypes import WEIGHT_DTYPES
 
@@ -432,14 +476,18 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
     # one image by default, none when the request is about a video
     images = (int(not req.video_frames) if req.images is None else req.images) if takes_images else 0
     if req.image_size is not None and not g.image_size_option:
-        raise UsageError(f"--image-size applies to models whose image tokens depend on the image's size "
-                         f"(LLaVA-NeXT, Qwen2-VL, Mistral 3); {spec.id} is not one")
+        raise UsageError(
+            f"--image-size applies to models whose image tokens depend on the image's size "
+            f"(LLaVA-NeXT, Qwen2-VL, Mistral 3); {spec.id} is not one"
+        )
     if req.encoder_tokens is not None and not g.encoder_tokens_option:
         raise UsageError(f"--encoder-tokens applies to T5-style encoder-decoders; {spec.id} is not one")
     encoder_tokens = req.encoder_tokens or g.encoder_tokens_default or DEFAULT_ENCODER_TOKENS
     if g.encoder_limit and encoder_tokens > g.encoder_limit:
-        raise UsageError(f"{spec.id}'s encoder has learned positions for {g.encoder_limit} tokens: "
-                         f"--encoder-tokens {encoder_tokens} is impossible")
+        raise UsageError(
+            f"{spec.id}'s encoder has learned positions for {g.encoder_limit} tokens: "
+            f"--encoder-tokens {encoder_tokens} is impossible"
+        )
     per_image = image_tokens_per_image(spec, req.image_size)
     # a spec counted without a family (GGUF metadata, the transformers oracle) says so in every estimate
     provenance = getattr(spec.config, "provenance", None)
@@ -453,9 +501,11 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
     if kept_in_fp32(spec, dtype) and weights is None:
         notes.append(_fp32_note(spec, dtype))
     if g.image_size_option and images and req.image_size is None:
-        notes.append(f"{_IMAGE_FAMILY.get(spec.architecture, spec.architecture)} image tokens depend on the image size; "
-                     f"{per_image} per image is the largest "
-                     "(give --image-size HxW for a specific image)")
+        notes.append(
+            f"{_IMAGE_FAMILY.get(spec.architecture, spec.architecture)} image tokens depend on the image size; "
+            f"{per_image} per image is the largest "
+            "(give --image-size HxW for a specific image)"
+        )
     video = 0
     if req.video_frames:
         if not g.takes_video:
@@ -464,12 +514,25 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
         if count_video is None:  # a geometry with takes_video comes from a family that counts video tokens
             raise UsageError(f"{spec.id} takes no video (--video-frames {req.video_frames})")
         video = count_video(spec, req.video_frames, req.image_size)
-        notes.append(f"video: {req.video_frames} frames -> {video:,} tokens in the context"
-                     + ("" if req.image_size else " (frames at the video processor's largest size; --image-size "
-                        "sizes them)") + "; the vision tower's activations for the frames are not counted")
-    return Resolved(spec, dtype, kv, att, components, images, per_image * images + video,
-                     encoder_tokens if g.encoder_tokens_option else 0,
-                     cross_source_tokens(spec, images, encoder_tokens), notes, req.image_size, video)
+        notes.append(
+            f"video: {req.video_frames} frames -> {video:,} tokens in the context"
+            + ("" if req.image_size else " (frames at the video processor's largest size; --image-size sizes them)")
+            + "; the vision tower's activations for the frames are not counted"
+        )
+    return Resolved(
+        spec,
+        dtype,
+        kv,
+        att,
+        components,
+        images,
+        per_image * images + video,
+        encoder_tokens if g.encoder_tokens_option else 0,
+        cross_source_tokens(spec, images, encoder_tokens),
+        notes,
+        req.image_size,
+        video,
+    )
 
 
 def _fp32_note(spec: AnySpec, dtype: WeightDtype) -> str:
@@ -477,11 +540,17 @@ def _fp32_note(spec: AnySpec, dtype: WeightDtype) -> str:
     kept = [t for t in model_tensors(spec) if t.role in g.keep_in_fp32_roles]
     n = sum(t.numel for t in kept)
     # what they would take without the rule: fp16, or the quantized type of the other linear layers
-    extra = n * 4 - sum((dtype.storage if dtype.family == "quantized" and t.role in LINEAR_ROLES and t.layer is not None
-                         else F16).nbytes(t.numel) for t in kept)
+    extra = n * 4 - sum(
+        (
+            dtype.storage if dtype.family == "quantized" and t.role in LINEAR_ROLES and t.layer is not None else F16
+        ).nbytes(t.numel)
+        for t in kept
+    )
     names = ", ".join(f"`{m}`" for m in g.keep_in_fp32_modules)
-    return (f"transformers keeps {names} in float32 under --dtype {dtype.name} (_keep_in_fp32_modules of "
-            f"{g.architecture}): {n:,} parameters at 4 bytes, {extra / MIB:,.0f} MiB more than {dtype.name}")
+    return (
+        f"transformers keeps {names} in float32 under --dtype {dtype.name} (_keep_in_fp32_modules of "
+        f"{g.architecture}): {n:,} parameters at 4 bytes, {extra / MIB:,.0f} MiB more than {dtype.name}"
+    )
 
 
 _IMAGE_FAMILY = {"llava_next": "LLaVA-NeXT", "qwen2_vl": "Qwen2-VL", "qwen2_5_vl": "Qwen2.5-VL", "mistral3": "Pixtral"}
@@ -497,9 +566,13 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     spec, att = r.spec, r.att
     warnings: list[str] = []
     if att.hard_limit and context > att.hard_limit:
-        raise UsageError(f"{spec.id} has learned positions for {att.hard_limit} tokens: --context {context} is impossible")
+        raise UsageError(
+            f"{spec.id} has learned positions for {att.hard_limit} tokens: --context {context} is impossible"
+        )
     if context <= r.image_tokens:
-        raise UsageError(f"--context {context} leaves no room for text: {r.images} image(s) take {r.image_tokens} positions")
+        raise UsageError(
+            f"--context {context} leaves no room for text: {r.images} image(s) take {r.image_tokens} positions"
+        )
     if att.context_window and context > att.context_window and not att.hard_limit:
         warnings.append(f"context {context} is beyond the model's trained window of {att.context_window} tokens")
     # transformers' beam search expands every input (and so every cache and activation) by num_beams.
@@ -511,35 +584,68 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     notes = list(r.notes)
     if att.sliding_window and context >= att.sliding_window:
         sliding = sum(1 for k in att.layers if k.kind == "sliding")
-        which = "per layer" if sliding == att.self_layers else f"in each of its {sliding} sliding layers (of {att.self_layers})"
-        notes.append(f"sliding window {att.sliding_window}: transformers keeps {att.sliding_window - 1} positions "
-                     f"{which} while decoding, but right after a prefill the whole prompt's keys and values "
-                     "are still held, so the peak counts every position")
+        which = (
+            "per layer"
+            if sliding == att.self_layers
+            else f"in each of its {sliding} sliding layers (of {att.self_layers})"
+        )
+        notes.append(
+            f"sliding window {att.sliding_window}: transformers keeps {att.sliding_window - 1} positions "
+            f"{which} while decoding, but right after a prefill the whole prompt's keys and values "
+            "are still held, so the peak counts every position"
+        )
     image_kv = kv_self_bytes(att, r.image_tokens, sequences, r.kv) if r.image_tokens else 0
     components = r.components
     if state:
-        notes.append(f"recurrent state: {g.state_elements:,} elements per sequence (conv + "
-                     + ("float32 SSM" if g.ssm_state_f32 else "SSM")
-                     + f", {sum(1 for c, s in g.ssm_state if c or s)} layers), the same at every context length"
-                     + ("" if g.cache_grows_with_context else
-                        "; no layer caches keys and values, so memory does not bound the context"))
+        notes.append(
+            f"recurrent state: {g.state_elements:,} elements per sequence (conv + "
+            + ("float32 SSM" if g.ssm_state_f32 else "SSM")
+            + f", {sum(1 for c, s in g.ssm_state if c or s)} layers), the same at every context length"
+            + (
+                ""
+                if g.cache_grows_with_context
+                else "; no layer caches keys and values, so memory does not bound the context"
+            )
+        )
     if g.encoder_only:
-        notes.append(f"no KV cache: {g.no_cross_reason}; the context is the text tower's input, at most "
-                     f"{att.hard_limit:,} tokens (learned positions)")
+        notes.append(
+            f"no KV cache: {g.no_cross_reason}; the context is the text tower's input, at most "
+            f"{att.hard_limit:,} tokens (learned positions)"
+        )
     return Estimate(
-        model=spec.id, architecture=spec.architecture, dtype=r.dtype.name, kv_dtype=r.kv.name,
-        context_tokens=context, image_tokens=r.image_tokens, batch_size=batch, beams=beams, images=r.images,
-        cross_source_tokens=r.source, parameters=sum(c.parameters for c in components), components=components,
-        weights_bytes=sum(c.bytes for c in components), kv_self_bytes=kv_self, kv_cross_bytes=kv_cross,
-        activations_bytes=act, overhead_bytes=TRANSFORMERS_OVERHEAD_BYTES, attention=att,
-        notes=tuple(notes), warnings=tuple(warnings), image_kv_bytes=image_kv, video_tokens=r.video_tokens,
-        active_parameters=active_parameters(spec), expert_bytes=expert_layer_bytes(spec, r.dtype),
-        experts_read=(g.experts_per_token, g.experts), state_bytes=state, kv_cache=not g.encoder_only,
+        model=spec.id,
+        architecture=spec.architecture,
+        dtype=r.dtype.name,
+        kv_dtype=r.kv.name,
+        context_tokens=context,
+        image_tokens=r.image_tokens,
+        batch_size=batch,
+        beams=beams,
+        images=r.images,
+        cross_source_tokens=r.source,
+        parameters=sum(c.parameters for c in components),
+        components=components,
+        weights_bytes=sum(c.bytes for c in components),
+        kv_self_bytes=kv_self,
+        kv_cross_bytes=kv_cross,
+        activations_bytes=act,
+        overhead_bytes=TRANSFORMERS_OVERHEAD_BYTES,
+        attention=att,
+        notes=tuple(notes),
+        warnings=tuple(warnings),
+        image_kv_bytes=image_kv,
+        video_tokens=r.video_tokens,
+        active_parameters=active_parameters(spec),
+        expert_bytes=expert_layer_bytes(spec, r.dtype),
+        experts_read=(g.experts_per_token, g.experts),
+        state_bytes=state,
+        kv_cache=not g.encoder_only,
     )
 
 
-def estimate(spec: AnySpec, request: Request | None = None, *, weights: WeightsOverride | None = None,
-             **kwargs: object) -> Estimate:
+def estimate(
+    spec: AnySpec, request: Request | None = None, *, weights: WeightsOverride | None = None, **kwargs: object
+) -> Estimate:
     """Memory needed to run `spec` for `request` (or keyword arguments of Request, not both)."""
     if request is not None and kwargs:
         raise TypeError(f"give a Request or keyword arguments, not both (got {', '.join(kwargs)})")
@@ -551,26 +657,59 @@ def estimate(spec: AnySpec, request: Request | None = None, *, weights: WeightsO
 # The searches behind every "largest" answer and the transformers estimate as parts: pure arithmetic,
 # here so that engines (which know no verdict) and fit (the verdict) share one copy.
 
+
 def estimate_parts(e: Estimate) -> tuple[tuple[str, int, str, str], ...]:
     """The transformers estimate as buffers (name, bytes, kind, detail), all on GPU 0: the one list
     engines/transformers.py wraps as an EngineEstimate and the JSON prints as `buffers` (kept in memory
     so a plain estimate's JSON does not import the engine profiles, and engines need not import fit)."""
-    parts = [(f"weights: {c.name}", c.bytes, "weights", f"{c.parameters} parameters in {e.dtype}") for c in e.components]
-    parts.append(("self-attention KV cache", e.kv_self_bytes, "kv_self",
-                  f"2 x {e.attention.self_layers} layers x {e.attention.self_width} x {e.context_tokens} positions "
-                  f"x {e.batch_size * e.beams} sequences x {e.kv_dtype}"))
+    parts = [
+        (f"weights: {c.name}", c.bytes, "weights", f"{c.parameters} parameters in {e.dtype}") for c in e.components
+    ]
+    parts.append(
+        (
+            "self-attention KV cache",
+            e.kv_self_bytes,
+            "kv_self",
+            f"2 x {e.attention.self_layers} layers x {e.attention.self_width} x {e.context_tokens} positions "
+            f"x {e.batch_size * e.beams} sequences x {e.kv_dtype}",
+        )
+    )
     if e.kv_cross_bytes:
-        parts.append(("cross-attention KV cache", e.kv_cross_bytes, "kv_cross",
-                      f"2 x {e.attention.cross_layers} layers x {e.attention.cross_width} x "
-                      f"{e.cross_source_tokens} source positions x {e.batch_size * e.beams} sequences"))
+        parts.append(
+            (
+                "cross-attention KV cache",
+                e.kv_cross_bytes,
+                "kv_cross",
+                f"2 x {e.attention.cross_layers} layers x {e.attention.cross_width} x "
+                f"{e.cross_source_tokens} source positions x {e.batch_size * e.beams} sequences",
+            )
+        )
     if e.state_bytes:
-        parts.append(("recurrent state (conv + SSM)", e.state_bytes, "other",
-                      f"conv + SSM state of the state-space layers x {e.batch_size * e.beams} sequences, "
-                      "the same at every context (memory.state_bytes)"))
-    parts.append(("activations (prefill peak)", e.activations_bytes, "compute",
-                  "largest layer's temporaries + last logits in fp32 (memory.activation_bytes)"))
-    parts.append(("runtime overhead", e.overhead_bytes, "overhead",
-                  "CUDA context, cuBLAS, allocator: measured (lm-sys/FastChat#2005, memory.TRANSFORMERS_OVERHEAD_BYTES)"))
+        parts.append(
+            (
+                "recurrent state (conv + SSM)",
+                e.state_bytes,
+                "other",
+                f"conv + SSM state of the state-space layers x {e.batch_size * e.beams} sequences, "
+                "the same at every context (memory.state_bytes)",
+            )
+        )
+    parts.append(
+        (
+            "activations (prefill peak)",
+            e.activations_bytes,
+            "compute",
+            "largest layer's temporaries + last logits in fp32 (memory.activation_bytes)",
+        )
+    )
+    parts.append(
+        (
+            "runtime overhead",
+            e.overhead_bytes,
+            "overhead",
+            "CUDA context, cuBLAS, allocator: measured (lm-sys/FastChat#2005, memory.TRANSFORMERS_OVERHEAD_BYTES)",
+        )
+    )
     return tuple(parts)
 
 

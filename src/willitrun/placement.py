@@ -61,11 +61,34 @@ class Split:
     notes: tuple[str, ...]
 
 
-def _card(i: int, d: Device, layers: int, first: str | None, last: str | None, output: bool, weights: int, kv: int,
-          est: Estimate) -> Card:
+def _card(
+    i: int,
+    d: Device,
+    layers: int,
+    first: str | None,
+    last: str | None,
+    output: bool,
+    weights: int,
+    kv: int,
+    est: Estimate,
+) -> Card:
     total = weights + kv + est.activations_bytes + est.overhead_bytes
-    return Card(i, d.gpu, d.vram_bytes, layers, first, last, output, weights, kv, est.activations_bytes,
-                est.overhead_bytes, total, d.vram_bytes - total, total <= d.vram_bytes)
+    return Card(
+        i,
+        d.gpu,
+        d.vram_bytes,
+        layers,
+        first,
+        last,
+        output,
+        weights,
+        kv,
+        est.activations_bytes,
+        est.overhead_bytes,
+        total,
+        d.vram_bytes - total,
+        total <= d.vram_bytes,
+    )
 
 
 def caches_bytes(est: Estimate) -> int:
@@ -121,8 +144,9 @@ def _tp_cards(est: Estimate, devices: Sequence[Device], kv_heads: int, lay: Layo
     return tuple(_card(i, d, len(lay.layers), first, last, True, w[i], kv[i], est) for i, d in enumerate(devices))
 
 
-def tensor_split(r: Resolved, context: int, batch: int, beams: int, devices: Sequence[Device],
-                 lay: Layout | None = None) -> Split:
+def tensor_split(
+    r: Resolved, context: int, batch: int, beams: int, devices: Sequence[Device], lay: Layout | None = None
+) -> Split:
     """The model over N identical cards by tensor parallelism: weights and KV caches divided by N
     (KV heads replicated when N exceeds them), activations and the runtime overhead on every card."""
     if len({d.vram_bytes for d in devices}) > 1:
@@ -143,14 +167,31 @@ def tensor_split(r: Resolved, context: int, batch: int, beams: int, devices: Seq
     held_kv = sum(x.kv_bytes for x in cards)
     # per-card figures mean nothing when the heads do not divide: nothing is duplicated then
     duplicated = sum(x.weights_bytes for x in cards) - est.weights_bytes + held_kv - caches_bytes(est) if valid else 0
-    notes = ["activations and the runtime overhead are counted on every card; norms and biases are counted "
-             "as divided though engines replicate them (well under 1% of the weights); communication "
-             "buffers (NCCL) are not counted"]
+    notes = [
+        "activations and the runtime overhead are counted on every card; norms and biases are counted "
+        "as divided though engines replicate them (well under 1% of the weights); communication "
+        "buffers (NCCL) are not counted"
+    ]
     if duplicated:
-        notes.append(f"{n} cards exceed the {kv_heads} KV heads: each card holds one replicated KV head "
-                     "(its cache and its K and V projections)")
-    return Split("tensor", n, context, cards, valid, problems, valid and all(x.fits for x in cards), best, limit,
-                 est.weights_bytes, caches_bytes(est), duplicated, tuple(notes))
+        notes.append(
+            f"{n} cards exceed the {kv_heads} KV heads: each card holds one replicated KV head "
+            "(its cache and its K and V projections)"
+        )
+    return Split(
+        "tensor",
+        n,
+        context,
+        cards,
+        valid,
+        problems,
+        valid and all(x.fits for x in cards),
+        best,
+        limit,
+        est.weights_bytes,
+        caches_bytes(est),
+        duplicated,
+        tuple(notes),
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,6 +238,7 @@ def _fill(loads: list[int], fixed: list[int], caps: list[int]) -> list[int] | No
 def balanced_layers(loads: list[int], fixed: list[int], vram: list[int]) -> list[int]:
     """Layers per card for the split in order that leaves the fullest card (as a share of its memory)
     least full: bisection on that share, each step a greedy fill."""
+
     def at(u: float) -> list[int] | None:
         return _fill(loads, fixed, [int(u * v) for v in vram])
 
@@ -232,8 +274,9 @@ def layer_owners(s: Split) -> list[int]:
     return [c.index for c in s.cards for _ in range(c.layers)] + [s.cards[-1].index]
 
 
-def layer_split(r: Resolved, context: int, batch: int, beams: int, devices: Sequence[Device],
-                lay: Layout | None = None) -> Split:
+def layer_split(
+    r: Resolved, context: int, batch: int, beams: int, devices: Sequence[Device], lay: Layout | None = None
+) -> Split:
     """The model over N cards by whole layers, in order: each card holds a run of repeating layers
     with their KV caches; the token embeddings (and the vision tower, projector ...) sit on the
     first card, the final norm and LM head on the last, activations and the runtime overhead on every
@@ -253,18 +296,40 @@ def layer_split(r: Resolved, context: int, batch: int, beams: int, devices: Sequ
     best = largest(fits_at, r.image_tokens + 1, limit)
     duplicated = sum(x.weights_bytes for x in cards) - est.weights_bytes
     ts = ",".join(str(k + (i == n - 1)) for i, k in enumerate(counts))
-    notes = [f"to run this split: llama.cpp --split-mode layer --tensor-split {ts} (the last count includes the "
-             f"output layer; llama.cpp keeps the token embeddings in system memory), vLLM "
-             f"VLLM_PP_LAYER_PARTITION={','.join(map(str, counts))} --pipeline-parallel-size {n}",
-             "activations and the runtime overhead are counted on every card"]
+    notes = [
+        f"to run this split: llama.cpp --split-mode layer --tensor-split {ts} (the last count includes the "
+        f"output layer; llama.cpp keeps the token embeddings in system memory), vLLM "
+        f"VLLM_PP_LAYER_PARTITION={','.join(map(str, counts))} --pipeline-parallel-size {n}",
+        "activations and the runtime overhead are counted on every card",
+    ]
     if duplicated:
         notes.append("the LM head is the tied token embedding: the last card holds a copy of it")
-    return Split("layer", n, context, cards, True, (), all(x.fits for x in cards), best, limit, est.weights_bytes,
-                 caches_bytes(est), duplicated, tuple(notes))
+    return Split(
+        "layer",
+        n,
+        context,
+        cards,
+        True,
+        (),
+        all(x.fits for x in cards),
+        best,
+        limit,
+        est.weights_bytes,
+        caches_bytes(est),
+        duplicated,
+        tuple(notes),
+    )
 
 
-def split(r: Resolved, context: int, batch: int, beams: int, devices: Sequence[Device],
-          kind: Literal["tensor", "layer"] | None = None, lay: Layout | None = None) -> Split:
+def split(
+    r: Resolved,
+    context: int,
+    batch: int,
+    beams: int,
+    devices: Sequence[Device],
+    kind: Literal["tensor", "layer"] | None = None,
+    lay: Layout | None = None,
+) -> Split:
     """Tensor split for identical cards, layer split otherwise, unless `kind` says which."""
     if len(devices) < 2:
         raise UsageError("a split needs at least two cards (e.g. --gpu 2xrtx3090)")
@@ -329,6 +394,24 @@ def offload(r: Resolved, context: int, batch: int, beams: int, vram: int, lay: L
     gk = sum(kv[cpu:])
     sw = lay.embeddings_bytes + sum(w[:cpu]) + (0 if out else lay.output_bytes)
     sk = sum(kv[:cpu])
-    return Offload(vram, n, gpu_layers, out, k, gpu_fits, gw, gk, est.activations_bytes, est.overhead_bytes,
-                   on_gpu[k], sw, sk, sw + sk, lay.embeddings_bytes, output_gpu, w, kv,
-                   on_gpu[k + 1] - on_gpu[k] if k <= n else 0)
+    return Offload(
+        vram,
+        n,
+        gpu_layers,
+        out,
+        k,
+        gpu_fits,
+        gw,
+        gk,
+        est.activations_bytes,
+        est.overhead_bytes,
+        on_gpu[k],
+        sw,
+        sk,
+        sw + sk,
+        lay.embeddings_bytes,
+        output_gpu,
+        w,
+        kv,
+        on_gpu[k + 1] - on_gpu[k] if k <= n else 0,
+    )

@@ -38,11 +38,22 @@ NAMES = ("BaseModel", "ConfigDict", "Field", "field_validator", "model_validator
 
 # pydantic 2's public BaseModel API that `Record` does not stand in for: reaching one of these
 # names on a stand-in means "run again with pydantic", never an AttributeError (an internal error).
-PYDANTIC_API = frozenset({
-    "model_computed_fields", "model_dump_json", "model_extra", "model_json_schema", "model_parametrized_name",
-    "model_post_init", "model_rebuild", "model_validate_json", "model_validate_strings",
-    "__pydantic_extra__", "__pydantic_private__", "__pydantic_fields_set__",
-})
+PYDANTIC_API = frozenset(
+    {
+        "model_computed_fields",
+        "model_dump_json",
+        "model_extra",
+        "model_json_schema",
+        "model_parametrized_name",
+        "model_post_init",
+        "model_rebuild",
+        "model_validate_json",
+        "model_validate_strings",
+        "__pydantic_extra__",
+        "__pydantic_private__",
+        "__pydantic_fields_set__",
+    }
+)
 
 
 class NeedsPydantic(Exception):
@@ -97,7 +108,9 @@ class Record:
         object.__setattr__(self, "model_fields_set", set(data))
 
     def _fill(self, values: dict[str, Any]) -> None:
-        missing = [n for n in self.model_fields if n not in values and (n not in self._defaults or self._defaults[n].required)]
+        missing = [
+            n for n in self.model_fields if n not in values and (n not in self._defaults or self._defaults[n].required)
+        ]
         if missing:
             raise NeedsPydantic(f"{type(self).__name__}: {', '.join(missing)} missing")
         d = self.__dict__
@@ -162,8 +175,9 @@ class _Default:
 
     __slots__ = ("constraints", "default", "factory", "required")
 
-    def __init__(self, default: Any = ..., factory: Callable[[], Any] | None = None,
-                 constraints: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, default: Any = ..., factory: Callable[[], Any] | None = None, constraints: dict[str, Any] | None = None
+    ) -> None:
         self.default, self.factory, self.constraints = default, factory, constraints or {}
         self.required = default is ... and factory is None
 
@@ -194,8 +208,13 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if name not in _resolved:
         if _active:
-            stand_in = {"BaseModel": Record, "ConfigDict": _config_dict, "Field": _field,
-                        "field_validator": _decorator, "model_validator": _decorator}
+            stand_in = {
+                "BaseModel": Record,
+                "ConfigDict": _config_dict,
+                "Field": _field,
+                "field_validator": _decorator,
+                "model_validator": _decorator,
+            }
             _resolved[name] = stand_in[name]
         else:
             import pydantic

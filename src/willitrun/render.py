@@ -130,7 +130,7 @@ def size(n: int) -> str:
 
 
 def band_text(v: Verdict) -> str:
-    """"measured runs within ±X MiB" of the engine's accuracy table (fit.ERROR_BANDS), or ""."""
+    """ "measured runs within ±X MiB" of the engine's accuracy table (fit.ERROR_BANDS), or ""."""
     if v.band is None:
         return ""
     runs = f"{v.band.runs} measured run{'s' if v.band.runs != 1 else ''}"
@@ -149,13 +149,19 @@ def verdict_text(v: Verdict, how: str = "") -> str:
             what = f"vLLM's share of {what} ({size(v.available_bytes)})"
         elif v.margin_bytes:
             what += f" less the {size(v.margin_bytes)} --margin"
-        return f"[red bold]DOES NOT FIT[/]: needs {size(v.need_bytes)}, {size(-v.headroom_bytes)} more than {what}{tail}."
-    less = ([f"less {size(v.reserve_bytes)} the engine keeps free"] if v.reserve_bytes else []) + \
-        ([f"less the {size(v.margin_bytes)} --margin"] if v.margin_bytes else [])
+        return (
+            f"[red bold]DOES NOT FIT[/]: needs {size(v.need_bytes)}, {size(-v.headroom_bytes)} more than {what}{tail}."
+        )
+    less = ([f"less {size(v.reserve_bytes)} the engine keeps free"] if v.reserve_bytes else []) + (
+        [f"less the {size(v.margin_bytes)} --margin"] if v.margin_bytes else []
+    )
     of = size(v.available_bytes)
     if v.engine == "vllm":  # its budget is its share of the card's total
-        of = f"vLLM's {of} share ({size(v.total_bytes)} card" + (
-            f", {size(v.free_bytes)} free now" if v.free_bytes is not None else "") + ")"
+        of = (
+            f"vLLM's {of} share ({size(v.total_bytes)} card"
+            + (f", {size(v.free_bytes)} free now" if v.free_bytes is not None else "")
+            + ")"
+        )
     elif v.free_bytes is not None and less:
         of += f" ({size(v.free_bytes)} free now of the {size(v.total_bytes)} card, {', '.join(less)})"
     elif v.free_bytes is not None:
@@ -234,26 +240,31 @@ def fit_dict(f: Fit, context_bound: bool = True, judged: Verdict | None = None) 
     from .fit import estimate_facts, estimate_parts, verdict
 
     e = f.estimate
-    d.update({
-        "engine": "transformers",
-        "n_ctx": e.context_tokens,
-        # an encoder used alone (kv_cache false) has no cache: no KV buffer rather than a zero-byte one
-        "buffers": [{"name": name, "bytes": nbytes, "placement": "gpu", "device": 0, "kind": kind, "detail": detail}
-                    for name, nbytes, kind, detail in estimate_parts(e) if e.kv_cache or kind != "kv_self"],
-        "gpu_bytes": e.total_bytes,
-        "host_bytes": 0,
-        "max_device_bytes": e.total_bytes,
-        "engine_facts": estimate_facts(e),
-        "gpu": f.device,
-        "vram_bytes": f.vram_bytes,
-        "fits": f.fits,
-        "headroom_bytes": f.headroom_bytes,
-        "max_context_tokens": f.max_context_tokens,
-        "context_limit_tokens": f.context_limit,
-        "memory_bounds_context": context_bound and e.kv_cache,
-        "context_applies": e.kv_cache,
-        "suggestions": list(f.suggestions),
-    })
+    d.update(
+        {
+            "engine": "transformers",
+            "n_ctx": e.context_tokens,
+            # an encoder used alone (kv_cache false) has no cache: no KV buffer rather than a zero-byte one
+            "buffers": [
+                {"name": name, "bytes": nbytes, "placement": "gpu", "device": 0, "kind": kind, "detail": detail}
+                for name, nbytes, kind, detail in estimate_parts(e)
+                if e.kv_cache or kind != "kv_self"
+            ],
+            "gpu_bytes": e.total_bytes,
+            "host_bytes": 0,
+            "max_device_bytes": e.total_bytes,
+            "engine_facts": estimate_facts(e),
+            "gpu": f.device,
+            "vram_bytes": f.vram_bytes,
+            "fits": f.fits,
+            "headroom_bytes": f.headroom_bytes,
+            "max_context_tokens": f.max_context_tokens,
+            "context_limit_tokens": f.context_limit,
+            "memory_bounds_context": context_bound and e.kv_cache,
+            "context_applies": e.kv_cache,
+            "suggestions": list(f.suggestions),
+        }
+    )
     d.update(verdict_dict(judged or verdict(f)))
     return d
 
@@ -266,51 +277,88 @@ def print_json(data: Any) -> None:
 # --------------------------------------------------------------------------------------------------
 # People: one renderer for every engine (transformers included)
 # --------------------------------------------------------------------------------------------------
-UNBOUNDED_CONTEXT = ("Context: memory does not bound it. No layer caches keys and values; the recurrent state is "
-                     "fixed, and only the prefill's activations grow with the prompt.")
+UNBOUNDED_CONTEXT = (
+    "Context: memory does not bound it. No layer caches keys and values; the recurrent state is "
+    "fixed, and only the prefill's activations grow with the prompt."
+)
 
 
-NO_CONTEXT = ("Largest context: does not apply. This model is an encoder used alone: it keeps no KV cache, and its "
-              "text input is capped by learned positions, not by memory; memory grows with --batch and --images "
-              "(--max-batch finds the largest batch).")
+NO_CONTEXT = (
+    "Largest context: does not apply. This model is an encoder used alone: it keeps no KV cache, and its "
+    "text input is capped by learned positions, not by memory; memory grows with --batch and --images "
+    "(--max-batch finds the largest batch)."
+)
 
 
 def _transformers_rows(f: Fit) -> list[tuple[str, str, str, str]]:
     """The transformers breakdown as (part, parameters, memory, detail) rows: the parts of
     fit.estimate_parts (the `buffers` of its JSON) with the arithmetic a person reads beside them."""
     e = f.estimate
-    rows = [(f"weights: {escape(COMPONENT_LABELS.get(c.name, c.name))}", f"{c.parameters:,}", size(c.bytes), "")
-            for c in e.components]
+    rows = [
+        (f"weights: {escape(COMPONENT_LABELS.get(c.name, c.name))}", f"{c.parameters:,}", size(c.bytes), "")
+        for c in e.components
+    ]
     att = e.attention
     seqs = e.batch_size * e.beams
     per = f" x {seqs} sequences" if seqs > 1 else ""
     if not e.kv_cache:  # an encoder used alone: no cache exists, so no size is printed for one
         rows.append(("KV cache", "", "none", att.no_cross_reason))
     else:
-        rows.append(("self-attention KV cache", "", size(e.kv_self_bytes),
-                     f"{att.self_layers} layers x {e.context_tokens:,} positions{per}"
-                     + (" (prefill peak; see note on the sliding window)" if att.sliding_window
-                        and e.context_tokens >= att.sliding_window else "")))
+        rows.append(
+            (
+                "self-attention KV cache",
+                "",
+                size(e.kv_self_bytes),
+                f"{att.self_layers} layers x {e.context_tokens:,} positions{per}"
+                + (
+                    " (prefill peak; see note on the sliding window)"
+                    if att.sliding_window and e.context_tokens >= att.sliding_window
+                    else ""
+                ),
+            )
+        )
         if e.image_kv_bytes:  # a share of the line above, not a part of its own: the column still adds up
             rows.append(("", "", "", f"of which image tokens: {size(e.image_kv_bytes)} ({e.image_tokens:,} positions)"))
         if att.cross_layers:
-            rows.append(("cross-attention KV cache", "", size(e.kv_cross_bytes),
-                         f"{att.cross_layers} layers x {e.cross_source_tokens:,} {att.cross_source}{per}; "
-                         "fixed, does not grow with output"))
+            rows.append(
+                (
+                    "cross-attention KV cache",
+                    "",
+                    size(e.kv_cross_bytes),
+                    f"{att.cross_layers} layers x {e.cross_source_tokens:,} {att.cross_source}{per}; "
+                    "fixed, does not grow with output",
+                )
+            )
         else:
             rows.append(("cross-attention KV cache", "", "none", att.no_cross_reason))
     if e.state_bytes:
-        rows.append(("recurrent state (conv + SSM)", "", size(e.state_bytes),
-                     f"per sequence{per}, the same at every context"))
-    rows.append(("activations (prefill peak)" if e.kv_cache else "activations (one pass)", "", size(e.activations_bytes),
-                 "largest layer's temporaries + last logits" if e.kv_cache else "largest layer's temporaries (no logits)"))
+        rows.append(
+            ("recurrent state (conv + SSM)", "", size(e.state_bytes), f"per sequence{per}, the same at every context")
+        )
+    rows.append(
+        (
+            "activations (prefill peak)" if e.kv_cache else "activations (one pass)",
+            "",
+            size(e.activations_bytes),
+            "largest layer's temporaries + last logits" if e.kv_cache else "largest layer's temporaries (no logits)",
+        )
+    )
     rows.append(("runtime overhead", "", size(e.overhead_bytes), "CUDA context, cuBLAS, allocator (measured)"))
     return rows
 
 
-def print_answer(f: Fit | EngineFit, model_name: str, device_name: str, *, context_bound: bool = True,
-                 judged: Verdict | None = None, how: str = "", verdict: bool = True,
-                 chart: RenderableType | None = None, suggestions: tuple[str, ...] | list[str] = ()) -> None:
+def print_answer(
+    f: Fit | EngineFit,
+    model_name: str,
+    device_name: str,
+    *,
+    context_bound: bool = True,
+    judged: Verdict | None = None,
+    how: str = "",
+    verdict: bool = True,
+    chart: RenderableType | None = None,
+    suggestions: tuple[str, ...] | list[str] = (),
+) -> None:
     """The one renderer for people, every engine: the header, the breakdown (transformers: its parts
     with their parameters; an engine: its buffers and where each lives), the total against the card,
     `chart` under it, then (unless `verdict` is off: several cards, whose split prints its own) the
@@ -331,35 +379,58 @@ def print_answer(f: Fit | EngineFit, model_name: str, device_name: str, *, conte
             parts = [f"{still:,} image from {e.images} image(s)"] if still else []
             parts += [f"{e.video_tokens:,} video"] if e.video_tokens else []
             ctx += f" ({' + '.join(parts)} + {e.text_tokens:,} text)"
-        out.print(f"[bold]{escape(model_name)}[/] ({escape(e.model)}) on [bold]{escape(device_name)}[/] ({size(f.vram_bytes)})")
+        out.print(
+            f"[bold]{escape(model_name)}[/] ({escape(e.model)}) on [bold]{escape(device_name)}[/] ({size(f.vram_bytes)})"
+        )
         beams = f", {e.beams} beams" if e.beams > 1 else ""
-        out.print(f"{e.dtype} weights, {e.kv_dtype} KV cache, {ctx}, batch {e.batch_size}{beams}" if e.kv_cache else
-                  f"{e.dtype} weights, no KV cache, {e.context_tokens:,} text tokens and {e.images} image(s) per input, "
-                  f"batch {e.batch_size}")
+        out.print(
+            f"{e.dtype} weights, {e.kv_dtype} KV cache, {ctx}, batch {e.batch_size}{beams}"
+            if e.kv_cache
+            else f"{e.dtype} weights, no KV cache, {e.context_tokens:,} text tokens and {e.images} image(s) per input, "
+            f"batch {e.batch_size}"
+        )
         for col in ("part", "parameters", "memory", "detail"):
-            t.add_column(col, justify="right" if col in ("parameters", "memory") else "left",
-                         style="dim" if col == "detail" else None)
+            t.add_column(
+                col,
+                justify="right" if col in ("parameters", "memory") else "left",
+                style="dim" if col == "detail" else None,
+            )
         for row in _transformers_rows(f):
             t.add_row(*row)
         t.add_section()
-        active = (f"; active per token: {e.active_parameters:,}"
-                  if e.active_parameters and e.active_parameters != e.parameters else "")
-        t.add_row("[bold]total[/]", f"{e.parameters:,}", f"[bold]{size(e.total_bytes)}[/]", f"of {size(f.vram_bytes)}{active}")
+        active = (
+            f"; active per token: {e.active_parameters:,}"
+            if e.active_parameters and e.active_parameters != e.parameters
+            else ""
+        )
+        t.add_row(
+            "[bold]total[/]", f"{e.parameters:,}", f"[bold]{size(e.total_bytes)}[/]", f"of {size(f.vram_bytes)}{active}"
+        )
         kv_cache, notes, warnings = e.kv_cache, e.notes, e.warnings
         suggestions = tuple(suggestions) or f.suggestions
         footer = "Sizes in GiB = 2^30 bytes."
     else:
         g = f.estimate
-        out.print(f"[bold]{escape(model_name)}[/] ({escape(g.model)}) with [bold]{escape(g.engine)}[/] on "
-                  f"[bold]{escape(device_name)}[/] ({size(f.vram_bytes)})")
-        out.print(f"{g.dtype} weights, {g.kv_dtype} KV cache, context {g.context_tokens:,} tokens (KV allocated for {g.n_ctx:,})")
+        out.print(
+            f"[bold]{escape(model_name)}[/] ({escape(g.model)}) with [bold]{escape(g.engine)}[/] on "
+            f"[bold]{escape(device_name)}[/] ({size(f.vram_bytes)})"
+        )
+        out.print(
+            f"{g.dtype} weights, {g.kv_dtype} KV cache, context {g.context_tokens:,} tokens (KV allocated for {g.n_ctx:,})"
+        )
         for col in ("buffer", "where", "memory", "detail"):
             t.add_column(col, justify="right" if col == "memory" else "left", style="dim" if col == "detail" else None)
         for b in g.buffers:
-            t.add_row(escape(b.name), f"GPU{b.device}" if b.placement == "gpu" else "host", size(b.bytes), escape(b.detail))
+            t.add_row(
+                escape(b.name), f"GPU{b.device}" if b.placement == "gpu" else "host", size(b.bytes), escape(b.detail)
+            )
         t.add_section()
-        t.add_row("[bold]GPU total[/]" if g.gpus <= 1 else "[bold]fullest GPU[/]", "", f"[bold]{size(g.max_device_bytes)}[/]",
-                  f"of {size(f.vram_bytes)}")
+        t.add_row(
+            "[bold]GPU total[/]" if g.gpus <= 1 else "[bold]fullest GPU[/]",
+            "",
+            f"[bold]{size(g.max_device_bytes)}[/]",
+            f"of {size(f.vram_bytes)}",
+        )
         if g.host_bytes:
             t.add_row("host memory", "host", size(g.host_bytes), "system RAM, not GPU memory")
         kv_cache, notes, warnings = True, g.notes, g.warnings
@@ -370,10 +441,16 @@ def print_answer(f: Fit | EngineFit, model_name: str, device_name: str, *, conte
     if verdict:
         if not isinstance(f, Fit) and f.estimate.engine == "vllm":
             facts = f.estimate.facts
-            out.print(f"vLLM needs {size(f.total_bytes)} of its {size(int(facts['usable_bytes']))} share for one request "
-                      f"of max_model_len {int(facts['max_model_len']):,}; its KV pool holds {int(facts['kv_tokens']):,} "
-                      "tokens: " + ("the window fits." if f.fits else
-                                    "vLLM refuses to start (lower --context or raise --gpu-memory-utilization)."))
+            out.print(
+                f"vLLM needs {size(f.total_bytes)} of its {size(int(facts['usable_bytes']))} share for one request "
+                f"of max_model_len {int(facts['max_model_len']):,}; its KV pool holds {int(facts['kv_tokens']):,} "
+                "tokens: "
+                + (
+                    "the window fits."
+                    if f.fits
+                    else "vLLM refuses to start (lower --context or raise --gpu-memory-utilization)."
+                )
+            )
         out.print(verdict_text(judged or verdict_of(f), how))
         if not kv_cache:
             out.print(NO_CONTEXT)
@@ -397,8 +474,14 @@ def print_fit(f: Fit, model_name: str, device_name: str, **kwargs: Any) -> None:
     print_answer(f, model_name, device_name, **kwargs)
 
 
-def print_engine_fit(f: EngineFit, model_name: str, device_name: str, context_bound: bool = True,
-                     judged: Verdict | None = None, how: str = "") -> None:
+def print_engine_fit(
+    f: EngineFit,
+    model_name: str,
+    device_name: str,
+    context_bound: bool = True,
+    judged: Verdict | None = None,
+    how: str = "",
+) -> None:
     """print_answer for an engine profile's fit (the name callers used before the renderers were one)."""
     print_answer(f, model_name, device_name, context_bound=context_bound, judged=judged, how=how)
 
@@ -438,8 +521,17 @@ def engine_dict(f: EngineFit, device: str, context_bound: bool = True, judged: V
         "n_ctx": e.n_ctx,
         "dtype": e.dtype,
         "kv_dtype": e.kv_dtype,
-        "buffers": [{"name": b.name, "bytes": b.bytes, "placement": b.placement, "device": b.device, "kind": b.kind,
-                     "detail": b.detail} for b in e.buffers],
+        "buffers": [
+            {
+                "name": b.name,
+                "bytes": b.bytes,
+                "placement": b.placement,
+                "device": b.device,
+                "kind": b.kind,
+                "detail": b.detail,
+            }
+            for b in e.buffers
+        ],
         "gpu_bytes": e.gpu_bytes,
         "host_bytes": e.host_bytes,
         "max_device_bytes": e.max_device_bytes,
@@ -456,7 +548,9 @@ def engine_dict(f: EngineFit, device: str, context_bound: bool = True, judged: V
     }
 
 
-def answer_dict(f: Fit | EngineFit, device: str, context_bound: bool = True, judged: Verdict | None = None) -> dict[str, Any]:
+def answer_dict(
+    f: Fit | EngineFit, device: str, context_bound: bool = True, judged: Verdict | None = None
+) -> dict[str, Any]:
     """The one JSON writer for an answer (docs/json-output.md): every engine's object has the engine keys
     (`buffers`, `total_bytes`, `fits`, the verdict keys); transformers adds its breakdown keys."""
     from .fit import RUNTIME_OVERHEAD, Fit

@@ -34,8 +34,9 @@ def ladder_dict(ladder: Ladder, gpu: str, gpu_name: str) -> dict[str, Any]:
 
     d = {"schema_version": SCHEMA_VERSION, "gpu": gpu, "gpu_name": gpu_name, **as_dict(ladder)}
     d["best"] = as_dict(ladder.best) if ladder.best else None
-    d["runtime_overhead"] = {e: RUNTIME_OVERHEAD[e] for e in dict.fromkeys(r.engine for r in ladder.rows)
-                             if e in RUNTIME_OVERHEAD}
+    d["runtime_overhead"] = {
+        e: RUNTIME_OVERHEAD[e] for e in dict.fromkeys(r.engine for r in ladder.rows) if e in RUNTIME_OVERHEAD
+    }
     return d
 
 
@@ -44,9 +45,16 @@ def gpus_dict(table: GpuTable) -> dict[str, Any]:
 
 
 def count_dict(count: CardCount, model: str, est: Estimate) -> dict[str, Any]:
-    return {"schema_version": SCHEMA_VERSION, "model": model, "context_tokens": est.context_tokens,
-            "batch_size": est.batch_size, "beams": est.beams, "dtype": est.dtype, "kv_dtype": est.kv_dtype,
-            **as_dict(count)}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": model,
+        "context_tokens": est.context_tokens,
+        "batch_size": est.batch_size,
+        "beams": est.beams,
+        "dtype": est.dtype,
+        "kv_dtype": est.kv_dtype,
+        **as_dict(count),
+    }
 
 
 def sweep_dict(sw: Sweep, gpu: str | None, gpu_name: str | None) -> dict[str, Any]:
@@ -98,8 +106,14 @@ class MemoryBar:
     one character per (width / the larger of total and memory) of bytes, a legend below."""
 
     def __init__(self, est: Estimate, vram: int, label: str) -> None:
-        self.parts = [est.weights_bytes, est.kv_self_bytes, est.kv_cross_bytes, est.state_bytes,
-                      est.activations_bytes, est.overhead_bytes]
+        self.parts = [
+            est.weights_bytes,
+            est.kv_self_bytes,
+            est.kv_cross_bytes,
+            est.state_bytes,
+            est.activations_bytes,
+            est.overhead_bytes,
+        ]
         self.vram, self.label, self.total = vram, label, est.total_bytes
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -137,11 +151,14 @@ class MemoryBar:
 # --------------------------------------------------------------------------------------------------
 def batch_view(b: BatchAnswer) -> RenderableType:
     if not b.max_batch:
-        return Text.from_markup(f"Largest batch at {b.context_tokens:,} tokens: [red]none[/] "
-                                f"(one sequence needs {size(b.total_bytes)} of {size(b.vram_bytes)}).")
+        return Text.from_markup(
+            f"Largest batch at {b.context_tokens:,} tokens: [red]none[/] "
+            f"(one sequence needs {size(b.total_bytes)} of {size(b.vram_bytes)})."
+        )
     return Text.from_markup(
         f"Largest batch at {b.context_tokens:,} tokens: [bold]{b.max_batch:,}[/] sequences ({size(b.total_bytes)}; "
-        f"{b.max_batch + 1:,} would need {size(b.next_total_bytes)}); each sequence adds {size(b.per_sequence_bytes)}.")
+        f"{b.max_batch + 1:,} would need {size(b.next_total_bytes)}); each sequence adds {size(b.per_sequence_bytes)}."
+    )
 
 
 def split_view(s: Split, names: str) -> RenderableType:
@@ -149,18 +166,37 @@ def split_view(s: Split, names: str) -> RenderableType:
     # identical cards: their name is in the heading and their memory in the verdict below, not in two
     # columns repeated on every row (which made the table 95 columns wide)
     mixed = len({(c.gpu, c.vram_bytes) for c in s.cards}) > 1
-    t = _table("card", *(["gpu"] if mixed else []), "layers", "weights", "KV cache", "activations", "overhead", "total",
-               *(["of"] if mixed else []), "fits",
-               right=("layers", "weights", "KV cache", "activations", "overhead", "total", "of"))
+    t = _table(
+        "card",
+        *(["gpu"] if mixed else []),
+        "layers",
+        "weights",
+        "KV cache",
+        "activations",
+        "overhead",
+        "total",
+        *(["of"] if mixed else []),
+        "fits",
+        right=("layers", "weights", "KV cache", "activations", "overhead", "total", "of"),
+    )
     for c in s.cards:
         if s.kind == "tensor":
             layers = f"1/{s.count} of {c.layers}"
         else:
             layers = f"{c.first_layer}..{(c.last_layer or '').split('.')[-1]}" if c.layers else "-"
             layers += " + output" if c.holds_output else ""
-        t.add_row(str(c.index), *([escape(c.gpu)] if mixed else []), layers, size(c.weights_bytes), size(c.kv_bytes),
-                  size(c.activations_bytes), size(c.overhead_bytes), size(c.total_bytes),
-                  *([size(c.vram_bytes)] if mixed else []), _yes(c.fits))
+        t.add_row(
+            str(c.index),
+            *([escape(c.gpu)] if mixed else []),
+            layers,
+            size(c.weights_bytes),
+            size(c.kv_bytes),
+            size(c.activations_bytes),
+            size(c.overhead_bytes),
+            size(c.total_bytes),
+            *([size(c.vram_bytes)] if mixed else []),
+            _yes(c.fits),
+        )
     head = Text.from_markup(f"[bold]Split over {escape(names)}[/] ({how}, context {s.context_tokens:,}):")
     if not s.valid:  # per-card figures would be meaningless
         lines: list[RenderableType] = [head, Text.from_markup(f"[red bold]CANNOT SPLIT[/] {how} over {s.count} cards:")]
@@ -169,15 +205,28 @@ def split_view(s: Split, names: str) -> RenderableType:
     lines = [head, Narrowable(t)]
     worst = max(s.cards, key=lambda c: c.total_bytes / c.vram_bytes)
     if s.fits:
-        lines.append(Text.from_markup(f"[green bold]FITS[/] {how}: the fullest card holds {size(worst.total_bytes)} "
-                                      f"of {size(worst.vram_bytes)}."))
+        lines.append(
+            Text.from_markup(
+                f"[green bold]FITS[/] {how}: the fullest card holds {size(worst.total_bytes)} "
+                f"of {size(worst.vram_bytes)}."
+            )
+        )
     elif s.valid:
-        lines.append(Text.from_markup(f"[red bold]DOES NOT FIT[/] {how}: card {worst.index} needs "
-                                      f"{size(worst.total_bytes)} of {size(worst.vram_bytes)}."))
+        lines.append(
+            Text.from_markup(
+                f"[red bold]DOES NOT FIT[/] {how}: card {worst.index} needs "
+                f"{size(worst.total_bytes)} of {size(worst.vram_bytes)}."
+            )
+        )
     if s.valid:
         at_limit = " (the model's window)" if s.max_context_tokens == s.context_limit_tokens else ""
-        lines.append(Text(f"Largest context that fits on every card: {s.max_context_tokens:,} tokens{at_limit}."
-                          if s.max_context_tokens else _no_context("on every card")))
+        lines.append(
+            Text(
+                f"Largest context that fits on every card: {s.max_context_tokens:,} tokens{at_limit}."
+                if s.max_context_tokens
+                else _no_context("on every card")
+            )
+        )
     for n in s.notes:
         lines.append(Text(f"note: {safe(n)}", style="dim"))
     return Group(*lines)
@@ -186,40 +235,69 @@ def split_view(s: Split, names: str) -> RenderableType:
 def offload_view(o: Offload) -> RenderableType:
     lines: list[RenderableType] = []
     if not o.gpu_fits:
-        lines.append(Text.from_markup(
-            f"[red]Partial offload:[/] not even the part that stays on the GPU fits "
-            f"({size(o.gpu_total_bytes)} of {size(o.vram_bytes)}: activations, runtime overhead and the weights "
-            "outside the layers)."))
+        lines.append(
+            Text.from_markup(
+                f"[red]Partial offload:[/] not even the part that stays on the GPU fits "
+                f"({size(o.gpu_total_bytes)} of {size(o.vram_bytes)}: activations, runtime overhead and the weights "
+                "outside the layers)."
+            )
+        )
         return Group(*lines)
     if o.output_on_gpu:
-        head = (f"Offload (llama.cpp -ngl): every layer fits on the GPU ([bold]-ngl {o.n_gpu_layers}[/]); "
-                f"only the token embeddings ({size(o.embeddings_bytes)}) stay in system memory, as llama.cpp "
-                "keeps them.")
+        head = (
+            f"Offload (llama.cpp -ngl): every layer fits on the GPU ([bold]-ngl {o.n_gpu_layers}[/]); "
+            f"only the token embeddings ({size(o.embeddings_bytes)}) stay in system memory, as llama.cpp "
+            "keeps them."
+        )
     else:
-        head = (f"Partial offload (llama.cpp -ngl): [bold]{o.gpu_layers} of {o.layers}[/] repeating layers on the GPU "
-                f"([bold]-ngl {o.n_gpu_layers}[/], the last layers), {o.layers - o.gpu_layers} and the output layer "
-                "in system memory.")
+        head = (
+            f"Partial offload (llama.cpp -ngl): [bold]{o.gpu_layers} of {o.layers}[/] repeating layers on the GPU "
+            f"([bold]-ngl {o.n_gpu_layers}[/], the last layers), {o.layers - o.gpu_layers} and the output layer "
+            "in system memory."
+        )
     lines.append(Text.from_markup(head))
     more = f"; one more layer would add {size(o.next_bytes)}" if o.next_bytes else ""
-    lines.append(Text(f"  GPU: {size(o.gpu_total_bytes)} of {size(o.vram_bytes)} (weights {size(o.gpu_weights_bytes)}, "
-                      f"KV {size(o.gpu_kv_bytes)}, activations {size(o.gpu_activations_bytes)}, overhead "
-                      f"{size(o.gpu_overhead_bytes)}){more}"))
-    lines.append(Text(f"  system memory: {size(o.system_bytes)} (weights {size(o.system_weights_bytes)}, "
-                      f"KV {size(o.system_kv_bytes)}), besides what the OS and the runtime use"))
+    lines.append(
+        Text(
+            f"  GPU: {size(o.gpu_total_bytes)} of {size(o.vram_bytes)} (weights {size(o.gpu_weights_bytes)}, "
+            f"KV {size(o.gpu_kv_bytes)}, activations {size(o.gpu_activations_bytes)}, overhead "
+            f"{size(o.gpu_overhead_bytes)}){more}"
+        )
+    )
+    lines.append(
+        Text(
+            f"  system memory: {size(o.system_bytes)} (weights {size(o.system_weights_bytes)}, "
+            f"KV {size(o.system_kv_bytes)}), besides what the OS and the runtime use"
+        )
+    )
     return Group(*lines)
 
 
 def speed_view(s: DecodeSpeed, fits: bool = True) -> RenderableType:
     """`fits` false: the model is not on the card, so the bound is for a card that would hold it."""
-    batch = (f"; batch {s.batch_size}: {s.tokens_per_s_batch:,.1f} tokens/s in all" if s.batch_size > 1 else "")
-    caveat = [] if fits else [Text("  it does not fit: this is for a card with this bandwidth and enough memory; "
-                                   "--offload --speed counts the layers read from system memory", style="dim")]
+    batch = f"; batch {s.batch_size}: {s.tokens_per_s_batch:,.1f} tokens/s in all" if s.batch_size > 1 else ""
+    caveat = (
+        []
+        if fits
+        else [
+            Text(
+                "  it does not fit: this is for a card with this bandwidth and enough memory; "
+                "--offload --speed counts the layers read from system memory",
+                style="dim",
+            )
+        ]
+    )
     return Group(
-        Text.from_markup(f"Decode speed: at most [bold]{s.tokens_per_s:,.1f} tokens/s[/] per sequence (upper bound: "
-                         f"memory bandwidth / bytes read per token){batch}."),
+        Text.from_markup(
+            f"Decode speed: at most [bold]{s.tokens_per_s:,.1f} tokens/s[/] per sequence (upper bound: "
+            f"memory bandwidth / bytes read per token){batch}."
+        ),
         Text(f"  {s.formula}", style="dim"),
-        Text(f"  per token: {s.weights_read_bytes / 10**9:.2f} GB of weights + {s.kv_read_bytes / 10**9:.2f} GB of "
-             "KV cache; compute, kernel launches and communication only make it slower", style="dim"),
+        Text(
+            f"  per token: {s.weights_read_bytes / 10**9:.2f} GB of weights + {s.kv_read_bytes / 10**9:.2f} GB of "
+            "KV cache; compute, kernel launches and communication only make it slower",
+            style="dim",
+        ),
         *caveat,
     )
 
@@ -233,60 +311,125 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
     contexts = {row.context_tokens or ladder.context_tokens for row in ladder.rows}
     engines = list(dict.fromkeys(row.engine for row in ladder.rows))
     per_row = len(contexts) > 1
-    cols = ["weights", "KV", *(["context"] if per_row else []),
-            "weights size", "KV size", "total", "fits", "headroom", "max context", "max batch"]
+    cols = [
+        "weights",
+        "KV",
+        *(["context"] if per_row else []),
+        "weights size",
+        "KV size",
+        "total",
+        "fits",
+        "headroom",
+        "max context",
+        "max batch",
+    ]
     t = _table(*cols, right=("context", "weights size", "KV size", "total", "headroom", "max context", "max batch"))
     for row in ladder.rows:
-        t.add_row(row.dtype, row.kv_dtype, *([f"{row.context_tokens or ladder.context_tokens:,}"] if per_row else []),
-                  size(row.weights_bytes), size(row.kv_bytes), size(row.total_bytes),
-                  _yes(row.fits, row.verdict), size(row.headroom_bytes), _ctx(row.max_context_tokens),
-                  f"{row.max_batch:,}", style=None if row.fits else "dim")
+        t.add_row(
+            row.dtype,
+            row.kv_dtype,
+            *([f"{row.context_tokens or ladder.context_tokens:,}"] if per_row else []),
+            size(row.weights_bytes),
+            size(row.kv_bytes),
+            size(row.total_bytes),
+            _yes(row.fits, row.verdict),
+            size(row.headroom_bytes),
+            _ctx(row.max_context_tokens),
+            f"{row.max_batch:,}",
+            style=None if row.fits else "dim",
+        )
     best = ladder.best
     if best:
-        label = "[green bold]Best that fits[/]" if best.verdict != "tight" else "[yellow bold]Best that fits, tightly[/]"
-        verdict = (f"{label}: {best.dtype} weights with a {best.kv_dtype} KV cache "
-                   f"({size(best.total_bytes)}, largest context {_ctx(best.max_context_tokens)}).")
+        label = (
+            "[green bold]Best that fits[/]" if best.verdict != "tight" else "[yellow bold]Best that fits, tightly[/]"
+        )
+        verdict = (
+            f"{label}: {best.dtype} weights with a {best.kv_dtype} KV cache "
+            f"({size(best.total_bytes)}, largest context {_ctx(best.max_context_tokens)})."
+        )
     else:
         verdict = "[red bold]Nothing on the ladder fits[/] at this context and batch."
     context = f"context {next(iter(contexts)):,}" if not per_row else "each engine's default context"
-    head = (f"{title}, {context}, batch {ladder.batch_size}" + (f", {ladder.beams} beams" if ladder.beams > 1 else ""))
+    head = f"{title}, {context}, batch {ladder.batch_size}" + (f", {ladder.beams} beams" if ladder.beams > 1 else "")
+
     # rows of several engines (GGUF types answer on llama.cpp): say which and what each total holds
     def types(engine: str) -> str:
         names = list(dict.fromkeys(r.dtype for r in ladder.rows if r.engine == engine))
         return ", ".join(names) if len(names) < 3 else f"{names[0]} to {names[-1]}"
 
-    notes = [Text(f"{types(e)} on {e}: {RUNTIME_OVERHEAD[e]}.", style="dim")
-             for e in engines if len(engines) > 1 and e in RUNTIME_OVERHEAD]
-    return Group(Text(safe(head)), Narrowable(t), Text.from_markup(verdict), *notes, Text("Sizes in GiB = 2^30 bytes.", style="dim"))
+    notes = [
+        Text(f"{types(e)} on {e}: {RUNTIME_OVERHEAD[e]}.", style="dim")
+        for e in engines
+        if len(engines) > 1 and e in RUNTIME_OVERHEAD
+    ]
+    return Group(
+        Text(safe(head)),
+        Narrowable(t),
+        Text.from_markup(verdict),
+        *notes,
+        Text("Sizes in GiB = 2^30 bytes.", style="dim"),
+    )
 
 
 def gpus_view(table: GpuTable, model_name: str) -> RenderableType:
-    t = _table("gpu", "memory", "fits", "headroom", "max context", "cards (tensor parallel)",
-               right=("memory", "headroom", "max context", "cards (tensor parallel)"))
+    t = _table(
+        "gpu",
+        "memory",
+        "fits",
+        "headroom",
+        "max context",
+        "cards (tensor parallel)",
+        right=("memory", "headroom", "max context", "cards (tensor parallel)"),
+    )
     for row in table.rows:
-        t.add_row(escape(row.gpu), size(row.vram_bytes), _yes(row.fits, row.verdict), size(row.headroom_bytes),
-                  _ctx(row.max_context_tokens), str(row.cards_needed) if row.cards_needed else
-                  ("one Mac only" if "Apple" in row.name else f"more than {MAX_CARDS}"
-                   if table.engine in ("transformers", "llama.cpp", "vllm") else f"{table.engine}: one card"),
-                  style=None if row.fits else "dim")
+        t.add_row(
+            escape(row.gpu),
+            size(row.vram_bytes),
+            _yes(row.fits, row.verdict),
+            size(row.headroom_bytes),
+            _ctx(row.max_context_tokens),
+            str(row.cards_needed)
+            if row.cards_needed
+            else (
+                "one Mac only"
+                if "Apple" in row.name
+                else f"more than {MAX_CARDS}"
+                if table.engine in ("transformers", "llama.cpp", "vllm")
+                else f"{table.engine}: one card"
+            ),
+            style=None if row.fits else "dim",
+        )
     fitting = sum(r.fits for r in table.rows)
-    head = (f"{model_name} ({table.model}): {size(table.total_bytes)} at context {table.context_tokens:,}, batch "
-            f"{table.batch_size} ({table.dtype} weights, {table.kv_dtype} KV cache)")
-    return Group(Text(safe(head)), Narrowable(t), Text(f"{fitting} of {len(table.rows)} GPUs fit it on one card."),
-                 Text("Sizes in GiB = 2^30 bytes.", style="dim"))
+    head = (
+        f"{model_name} ({table.model}): {size(table.total_bytes)} at context {table.context_tokens:,}, batch "
+        f"{table.batch_size} ({table.dtype} weights, {table.kv_dtype} KV cache)"
+    )
+    return Group(
+        Text(safe(head)),
+        Narrowable(t),
+        Text(f"{fitting} of {len(table.rows)} GPUs fit it on one card."),
+        Text("Sizes in GiB = 2^30 bytes.", style="dim"),
+    )
 
 
 def count_view(c: CardCount, model_name: str, gpu_name: str) -> RenderableType:
     lines: list[RenderableType] = []
     if c.cards and c.split:
         worst = max(c.split.cards, key=lambda x: x.total_bytes)
-        lines.append(Text.from_markup(
-            f"{escape(model_name)} needs [bold]{c.cards} x {escape(gpu_name)}[/] (tensor parallel): "
-            f"{size(worst.total_bytes)} of {size(c.vram_bytes)} per card."))
+        lines.append(
+            Text.from_markup(
+                f"{escape(model_name)} needs [bold]{c.cards} x {escape(gpu_name)}[/] (tensor parallel): "
+                f"{size(worst.total_bytes)} of {size(c.vram_bytes)} per card."
+            )
+        )
         lines.append(split_view(c.split, f"{c.cards} x {c.gpu}"))
     else:
-        lines.append(Text.from_markup(f"[red bold]{escape(model_name)} does not fit[/] on up to {c.max_cards} x "
-                                      f"{escape(gpu_name)} by tensor parallelism."))
+        lines.append(
+            Text.from_markup(
+                f"[red bold]{escape(model_name)} does not fit[/] on up to {c.max_cards} x "
+                f"{escape(gpu_name)} by tensor parallelism."
+            )
+        )
     for s in c.skipped:
         lines.append(Text(f"skipped {s.replace(': ', ' cards: ', 1)}", style="dim"))
     return Group(*lines)
@@ -297,29 +440,56 @@ def sweep_view(sw: Sweep, title: str) -> RenderableType:
     state = any(p.state_bytes for p in sw.points)
     # an encoder used alone (CLIP, SigLIP) has no cache: no column of zeros as if it had an empty one
     no_cache = not (cross or state or any(p.kv_self_bytes for p in sw.points))
-    cols = ["context", "weights", *([] if no_cache else ["KV self"]), *(["KV cross"] if cross else []),
-            *(["state"] if state else []), "activations", "overhead", "total"]
+    cols = [
+        "context",
+        "weights",
+        *([] if no_cache else ["KV self"]),
+        *(["KV cross"] if cross else []),
+        *(["state"] if state else []),
+        "activations",
+        "overhead",
+        "total",
+    ]
     if sw.vram_bytes is not None:
         cols.append("fits")
     t = _table(*cols, right=[c for c in cols if c != "fits"])
     for p in sw.points:
-        row = [f"{p.context_tokens:,}", size(p.weights_bytes), *([] if no_cache else [size(p.kv_self_bytes)]),
-               *([size(p.kv_cross_bytes)] if cross else []), *([size(p.state_bytes)] if state else []),
-               size(p.activations_bytes), size(p.overhead_bytes),
-               size(p.total_bytes)]
+        row = [
+            f"{p.context_tokens:,}",
+            size(p.weights_bytes),
+            *([] if no_cache else [size(p.kv_self_bytes)]),
+            *([size(p.kv_cross_bytes)] if cross else []),
+            *([size(p.state_bytes)] if state else []),
+            size(p.activations_bytes),
+            size(p.overhead_bytes),
+            size(p.total_bytes),
+        ]
         if p.fits is not None:
             row.append(_yes(p.fits))
         t.add_row(*row)
     lines: list[RenderableType] = [Text(safe(title)), Narrowable(t)]
     if no_cache:
-        lines.append(Text("No KV cache: the model is an encoder run once per input; a largest context does not "
-                          "apply (memory grows with --batch and --images)."))
+        lines.append(
+            Text(
+                "No KV cache: the model is an encoder run once per input; a largest context does not "
+                "apply (memory grows with --batch and --images)."
+            )
+        )
     elif sw.vram_bytes is not None and not sw.memory_bounds_context and sw.max_context_tokens:
-        lines.append(Text("Memory does not bound the context: no layer caches keys and values; the recurrent state "
-                          "is fixed, and only the prefill's activations grow with the prompt."))
+        lines.append(
+            Text(
+                "Memory does not bound the context: no layer caches keys and values; the recurrent state "
+                "is fixed, and only the prefill's activations grow with the prompt."
+            )
+        )
     elif sw.vram_bytes is not None:
-        lines.append(Text(f"Largest context that fits in {size(sw.vram_bytes)}: {sw.max_context_tokens:,} tokens."
-                          if sw.max_context_tokens else _no_context(f"in {size(sw.vram_bytes)}")))
+        lines.append(
+            Text(
+                f"Largest context that fits in {size(sw.vram_bytes)}: {sw.max_context_tokens:,} tokens."
+                if sw.max_context_tokens
+                else _no_context(f"in {size(sw.vram_bytes)}")
+            )
+        )
     lines.append(Text("Sizes in GiB = 2^30 bytes.", style="dim"))
     return Group(*lines)
 
@@ -342,10 +512,13 @@ def plot_sweep(sw: Sweep, path: Path, title: str) -> None:
         raise UsageError("--plot needs matplotlib: pip install 'willitrun[plot]'") from None
     gib = float(1 << 30)
     xs = [p.context_tokens for p in sw.points]
-    parts = [("weights", [p.weights_bytes for p in sw.points]), ("KV self", [p.kv_self_bytes for p in sw.points]),
-             ("KV cross", [p.kv_cross_bytes for p in sw.points]),
-             ("activations", [p.activations_bytes for p in sw.points]),
-             ("overhead", [p.overhead_bytes for p in sw.points])]
+    parts = [
+        ("weights", [p.weights_bytes for p in sw.points]),
+        ("KV self", [p.kv_self_bytes for p in sw.points]),
+        ("KV cross", [p.kv_cross_bytes for p in sw.points]),
+        ("activations", [p.activations_bytes for p in sw.points]),
+        ("overhead", [p.overhead_bytes for p in sw.points]),
+    ]
     shown = [(name, [v / gib for v in values]) for name, values in parts if any(values)]
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()

@@ -88,15 +88,48 @@ if TYPE_CHECKING:
     from .archs.vision_encoder_decoder import VisionEncoderDecoderSpec
     from .archs.whisper import WhisperSpec
 
-    AnyModelSpec = Union[LlamaSpec, T5Spec, WhisperSpec, LlavaSpec, MllamaSpec, Qwen2Spec, Qwen3Spec, GemmaSpec,
-                         Gemma2Spec, Gemma3TextSpec, Phi3Spec, GraniteSpec, Starcoder2Spec, Cohere2Spec, QwenVLSpec, Gemma3Spec,
-                         PaliGemmaSpec, Mistral3Spec, BartSpec, MixtralSpec, Qwen2MoeSpec, Qwen3MoeSpec, DeepseekSpec,
-                         GptOssSpec, Llama4TextSpec, MambaSpec, JambaSpec, FalconH1Spec,
-                         Mamba2Spec, GraniteMoeHybridSpec,
-                         ClipSpec, SiglipSpec, Pix2StructSpec, Florence2Spec, VisionEncoderDecoderSpec,
-                         LlavaOnevisionSpec, Idefics3Spec, GenericSpec,
-                         # every family declared on the generic decoder (archs/decoder.py) subclasses it
-                         DecoderSpec]
+    AnyModelSpec = Union[
+        LlamaSpec,
+        T5Spec,
+        WhisperSpec,
+        LlavaSpec,
+        MllamaSpec,
+        Qwen2Spec,
+        Qwen3Spec,
+        GemmaSpec,
+        Gemma2Spec,
+        Gemma3TextSpec,
+        Phi3Spec,
+        GraniteSpec,
+        Starcoder2Spec,
+        Cohere2Spec,
+        QwenVLSpec,
+        Gemma3Spec,
+        PaliGemmaSpec,
+        Mistral3Spec,
+        BartSpec,
+        MixtralSpec,
+        Qwen2MoeSpec,
+        Qwen3MoeSpec,
+        DeepseekSpec,
+        GptOssSpec,
+        Llama4TextSpec,
+        MambaSpec,
+        JambaSpec,
+        FalconH1Spec,
+        Mamba2Spec,
+        GraniteMoeHybridSpec,
+        ClipSpec,
+        SiglipSpec,
+        Pix2StructSpec,
+        Florence2Spec,
+        VisionEncoderDecoderSpec,
+        LlavaOnevisionSpec,
+        Idefics3Spec,
+        GenericSpec,
+        # every family declared on the generic decoder (archs/decoder.py) subclasses it
+        DecoderSpec,
+    ]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 
 
@@ -144,8 +177,12 @@ def _schema_document(schema: dict[str, object], title: str, description: str) ->
     """A schema as an editor expects a file's schema: the dialect, a title and a description first.
     The model spec is a union discriminated by `architecture` (pydantic writes the mapping), so an
     editor reports a file's problems against its own architecture's schema, once each."""
-    return {"$schema": JSON_SCHEMA_DIALECT, "title": title, "description": description,
-            **{k: v for k, v in schema.items() if k not in ("title", "description")}}
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "title": title,
+        "description": description,
+        **{k: v for k, v in schema.items() if k not in ("title", "description")},
+    }
 
 
 def model_spec_schema() -> dict[str, object]:
@@ -153,15 +190,20 @@ def model_spec_schema() -> dict[str, object]:
     from pydantic import TypeAdapter
 
     schema = TypeAdapter(__getattr__("ModelSpec")).json_schema()  # type: ignore[arg-type]
-    return _schema_document(schema, "willitrun model spec",
-                            "A model's architecture as in its config.json, with a source for every number "
-                            "(docs/spec-format.md).")
+    return _schema_document(
+        schema,
+        "willitrun model spec",
+        "A model's architecture as in its config.json, with a source for every number (docs/spec-format.md).",
+    )
 
 
 def gpu_spec_schema() -> dict[str, object]:
     """JSON Schema of a GPU spec file."""
-    return _schema_document(GPUSpec.model_json_schema(), "willitrun GPU spec",
-                            "A GPU's memory and bandwidth with a source for each (docs/spec-format.md).")
+    return _schema_document(
+        GPUSpec.model_json_schema(),
+        "willitrun GPU spec",
+        "A GPU's memory and bandwidth with a source for each (docs/spec-format.md).",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -228,4 +270,3 @@ class GPUSpec(_Strict):
         if self.gpu_memory_fraction is not None:
             return int(total * self.gpu_memory_fraction)
         return total
-

@@ -104,21 +104,38 @@ def decode_speed(lay: Layout, est: Estimate, bandwidth_bytes_s: int) -> DecodeSp
     return _speed(weights, kv, [SpeedTerm("gpu", weights + kv, bandwidth_bytes_s)], est.batch_size)
 
 
-def offload_speed(lay: Layout, est: Estimate, off: Offload, gpu_bandwidth_bytes_s: int,
-                  system_bandwidth_bytes_s: int = SYSTEM_BANDWIDTH_BYTES_S) -> DecodeSpeed:
+def offload_speed(
+    lay: Layout,
+    est: Estimate,
+    off: Offload,
+    gpu_bandwidth_bytes_s: int,
+    system_bandwidth_bytes_s: int = SYSTEM_BANDWIDTH_BYTES_S,
+) -> DecodeSpeed:
     """With offload the CPU reads its layers from system memory: time per token = GPU bytes / GPU
     bandwidth + system bytes / system-memory bandwidth."""
     n, k = len(lay.layers), off.gpu_layers
     kv = lay.kv_per_layer(est, read=True)
     out = lay.output_decode_bytes
-    gpu_w = sum(x.decode_bytes for x in lay.layers[n - k:]) + (out if off.output_on_gpu else 0) \
+    gpu_w = (
+        sum(x.decode_bytes for x in lay.layers[n - k :])
+        + (out if off.output_on_gpu else 0)
         - expert_unread(est, n - k, n)
-    sys_w = sum(x.decode_bytes for x in lay.layers[: n - k]) + (0 if off.output_on_gpu else out) \
+    )
+    sys_w = (
+        sum(x.decode_bytes for x in lay.layers[: n - k])
+        + (0 if off.output_on_gpu else out)
         - expert_unread(est, 0, n - k)
-    gpu_kv, sys_kv = sum(kv[n - k:]), sum(kv[: n - k])
-    return _speed(gpu_w + sys_w, gpu_kv + sys_kv,
-                  [SpeedTerm("gpu", gpu_w + gpu_kv, gpu_bandwidth_bytes_s),
-                   SpeedTerm("system memory", sys_w + sys_kv, system_bandwidth_bytes_s)], est.batch_size)
+    )
+    gpu_kv, sys_kv = sum(kv[n - k :]), sum(kv[: n - k])
+    return _speed(
+        gpu_w + sys_w,
+        gpu_kv + sys_kv,
+        [
+            SpeedTerm("gpu", gpu_w + gpu_kv, gpu_bandwidth_bytes_s),
+            SpeedTerm("system memory", sys_w + sys_kv, system_bandwidth_bytes_s),
+        ],
+        est.batch_size,
+    )
 
 
 def split_speed(lay: Layout, est: Estimate, s: Split, devices: Sequence[Device]) -> DecodeSpeed:
@@ -148,8 +165,14 @@ def split_speed(lay: Layout, est: Estimate, s: Split, devices: Sequence[Device])
     return _speed(weights, kv_read, terms, est.batch_size)
 
 
-def engine_speed(buffers: Sequence[tuple[str, str, str, int]], context: int, n_ctx: int, batch: int,
-                 gpu_bandwidth_bytes_s: int, system_bandwidth_bytes_s: int) -> DecodeSpeed:
+def engine_speed(
+    buffers: Sequence[tuple[str, str, str, int]],
+    context: int,
+    n_ctx: int,
+    batch: int,
+    gpu_bandwidth_bytes_s: int,
+    system_bandwidth_bytes_s: int,
+) -> DecodeSpeed:
     """The bound for any engine's buffers (name, placement, kind, bytes): every weight buffer is read
     once per token except the token embedding (a row lookup) and a vision tower (not run while
     decoding); the KV caches are read up to the context (`context / n_ctx` of the allocated cells);
@@ -161,13 +184,20 @@ def engine_speed(buffers: Sequence[tuple[str, str, str, int]], context: int, n_c
             weights[placement] += nbytes
         elif kind in ("kv_self", "kv_cross"):
             kv[placement] += nbytes * min(context, n_ctx) // max(n_ctx, 1)
-    terms = [SpeedTerm("gpu", weights["gpu"] + kv["gpu"], gpu_bandwidth_bytes_s),
-             SpeedTerm("system memory", weights["host"] + kv["host"], system_bandwidth_bytes_s)]
+    terms = [
+        SpeedTerm("gpu", weights["gpu"] + kv["gpu"], gpu_bandwidth_bytes_s),
+        SpeedTerm("system memory", weights["host"] + kv["host"], system_bandwidth_bytes_s),
+    ]
     return _speed(weights["gpu"] + weights["host"], kv["gpu"] + kv["host"], terms, batch)
 
 
-def moe_offload_speed(lay: Layout, est: Estimate, n_cpu_moe: int, gpu_bandwidth_bytes_s: int,
-                      system_bandwidth_bytes_s: int = SYSTEM_BANDWIDTH_BYTES_S) -> DecodeSpeed:
+def moe_offload_speed(
+    lay: Layout,
+    est: Estimate,
+    n_cpu_moe: int,
+    gpu_bandwidth_bytes_s: int,
+    system_bandwidth_bytes_s: int = SYSTEM_BANDWIDTH_BYTES_S,
+) -> DecodeSpeed:
     """llama.cpp --n-cpu-moe N (every layer otherwise on the GPU): the CPU reads the routed experts of
     layers 0..N-1 from system memory -- only the experts_per_token a token is routed to, which is
     why expert offload costs far less speed than offloading whole layers; the GPU reads the rest."""
@@ -177,5 +207,12 @@ def moe_offload_speed(lay: Layout, est: Estimate, n_cpu_moe: int, gpu_bandwidth_
     weights = _decode_weights(lay, est)
     sys_w = sum(expert_read(est, i) for i in range(n))
     kv = cache_read(est)
-    return _speed(weights, kv, [SpeedTerm("gpu", weights - sys_w + kv, gpu_bandwidth_bytes_s),
-                                SpeedTerm("system memory", sys_w, system_bandwidth_bytes_s)], est.batch_size)
+    return _speed(
+        weights,
+        kv,
+        [
+            SpeedTerm("gpu", weights - sys_w + kv, gpu_bandwidth_bytes_s),
+            SpeedTerm("system memory", sys_w, system_bandwidth_bytes_s),
+        ],
+        est.batch_size,
+    )

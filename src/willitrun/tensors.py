@@ -21,8 +21,14 @@ def __getattr__(name: str) -> object:
     """The per-family inventories under their old names, imported on first use."""
     from importlib import import_module
 
-    where = {"decoder_lm": ("llama", "decoder_lm"), "llama_lm": ("llama", "llama_lm"), "llava": ("llava", "tensors"),
-             "mllama": ("mllama", "tensors"), "t5": ("t5", "tensors"), "whisper": ("whisper", "tensors")}
+    where = {
+        "decoder_lm": ("llama", "decoder_lm"),
+        "llama_lm": ("llama", "llama_lm"),
+        "llava": ("llava", "tensors"),
+        "mllama": ("mllama", "tensors"),
+        "t5": ("t5", "tensors"),
+        "whisper": ("whisper", "tensors"),
+    }
     if name not in where:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module, attr = where[name]

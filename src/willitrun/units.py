@@ -15,8 +15,17 @@ GIB = 1 << 30
 
 # The units --vram takes; a bare number is GiB. GiB (2^30) and GB (10^9) are kept apart; "g" and "m"
 # are the binary units, as nvidia-smi and `free -g` print them.
-UNITS: dict[str, int] = {"": GIB, "gib": GIB, "gb": 10**9, "mib": 1 << 20, "mb": 10**6, "tib": 1 << 40,
-                         "tb": 10**12, "g": GIB, "m": 1 << 20}
+UNITS: dict[str, int] = {
+    "": GIB,
+    "gib": GIB,
+    "gb": 10**9,
+    "mib": 1 << 20,
+    "mb": 10**6,
+    "tib": 1 << 40,
+    "tb": 10**12,
+    "g": GIB,
+    "m": 1 << 20,
+}
 _SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*")
 MIN_SIZE = 1 << 20  # below one MiB nothing fits
 MAX_SIZE = 1 << 50  # one card's memory; 1 PiB is far beyond any
@@ -34,7 +43,7 @@ def _size_match(text: str) -> re.Match[str] | None:
 
 
 def looks_like_size(text: str) -> bool:
-    """"24GiB", "24 GB", "80000MiB", "24": a number and a unit of UNITS (no catalog id is one)."""
+    """ "24GiB", "24 GB", "80000MiB", "24": a number and a unit of UNITS (no catalog id is one)."""
     return _size_match(text) is not None
 
 

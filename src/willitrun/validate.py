@@ -74,7 +74,9 @@ def _files(paths: list[Path], catalog_roots: bool = False) -> tuple[list[Path], 
             own = [] if catalog_roots else spec_files(p)
             found = own + [f for sub in SUBDIR.values() for f in spec_files(p / sub)]
             if not found:
-                raise UsageError(f"{safe_path(p)}: no spec files (*.yaml, *.yml) here or in {'/ or '.join(SUBDIR.values())}/")
+                raise UsageError(
+                    f"{safe_path(p)}: no spec files (*.yaml, *.yml) here or in {'/ or '.join(SUBDIR.values())}/"
+                )
             out.extend(found)
         elif kind.kind == "file":
             out.append(p)
@@ -128,13 +130,21 @@ def validate_file(path: Path) -> tuple[Kind | None, Any, list[str], list[str]]:
     where = safe_path(path)
     kind = _kind_of(path, doc.data)
     if kind is None:
-        return None, None, [f"{where}: cannot tell a model spec (has `architecture`) from a GPU spec (has `vendor`)"], []
+        return (
+            None,
+            None,
+            [f"{where}: cannot tell a model spec (has `architecture`) from a GPU spec (has `vendor`)"],
+            [],
+        )
     try:
         spec = spec_from_document(path, doc, kind)
     except SpecError as exc:
         return kind, None, exc.problems, []
-    warnings = [f"{where}:{doc.line(p)}: {safe_text('.'.join(map(str, p)))}: number without a source "
-                "(add a `sources` key covering it)" for p in unsourced(doc.data)]
+    warnings = [
+        f"{where}:{doc.line(p)}: {safe_text('.'.join(map(str, p)))}: number without a source "
+        "(add a `sources` key covering it)"
+        for p in unsourced(doc.data)
+    ]
     if kind == "gpu":  # a GPU the answers cannot use was refused by spec_from_document (GPUSpec.unusable)
         return kind, spec, [], warnings
     errors = estimator_problems(path, spec)
@@ -146,8 +156,10 @@ def validate_file(path: Path) -> tuple[Kind | None, Any, list[str], list[str]]:
 
         derived = sum(c.parameters for c in weight_components(spec, weight_dtype(spec.dtype)))
         if abs(derived - spec.parameters_declared) > DECLARED_TOLERANCE * spec.parameters_declared:
-            errors.append(f"{where}:{doc.line(('parameters_declared',))}: parameters_declared: "
-                          f"{spec.parameters_declared:,} differs from the {derived:,} derived from the architecture by more than 0.5 %")
+            errors.append(
+                f"{where}:{doc.line(('parameters_declared',))}: parameters_declared: "
+                f"{spec.parameters_declared:,} differs from the {derived:,} derived from the architecture by more than 0.5 %"
+            )
     return kind, spec, errors, warnings
 
 

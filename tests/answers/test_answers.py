@@ -51,10 +51,17 @@ def test_max_batch_by_hand():
     assert b.total_bytes == W7B + OVERHEAD + 4 * per_seq <= 24 * GiB < b.next_total_bytes
 
 
-@pytest.mark.parametrize(("model", "vram_gib", "context"), [
-    ("llama-3.1-8b", 24, 8192), ("llava-1.5-7b", 16, 4096), ("whisper-large-v3", 8, 448),
-    ("flan-t5-xl", 40, 512), ("llama-3.2-11b-vision", 48, 2048), ("mistral-7b", 80, 32768),
-])
+@pytest.mark.parametrize(
+    ("model", "vram_gib", "context"),
+    [
+        ("llama-3.1-8b", 24, 8192),
+        ("llava-1.5-7b", 16, 4096),
+        ("whisper-large-v3", 8, 448),
+        ("flan-t5-xl", 40, 512),
+        ("llama-3.2-11b-vision", 48, 2048),
+        ("mistral-7b", 80, 32768),
+    ],
+)
 def test_max_batch_fits_and_one_more_does_not(catalog, model, vram_gib, context):
     r = resolve(catalog.resolve("model", model), Request())
     b = max_batch(r, vram_gib * GiB, context)
@@ -84,8 +91,18 @@ def test_ladder_rows_are_full_estimates(catalog):
     spec = catalog.resolve("model", "llama-3.1-8b")
     vram = catalog.resolve("gpu", "rtx4060-ti-16gb").capacity_bytes
     lad = quant_ladder(spec, Request(), vram, "transformers")
-    assert [r.dtype for r in lad.rows[::3]] == ["bf16", "fp8", "int8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0",
-                                                "q3_k_m", "q2_k"]
+    assert [r.dtype for r in lad.rows[::3]] == [
+        "bf16",
+        "fp8",
+        "int8",
+        "q8_0",
+        "q6_k",
+        "q5_k_m",
+        "q4_k_m",
+        "q4_0",
+        "q3_k_m",
+        "q2_k",
+    ]
     assert [r.kv_dtype for r in lad.rows[:3]] == list(LADDER_KV)
     for row in lad.rows:
         # the ladder swaps types into one resolved estimate; a fresh estimate must agree to the byte
@@ -116,7 +133,7 @@ def test_ladder_max_context_and_batch_are_exact(catalog):
     # the most bits that fit 48 GiB at 4,096 tokens: q5_k_m weights (46.5 GiB) with a q4_0 cache, 3 MiB to spare
     best = lad.best
     assert best is not None and (best.dtype, best.kv_dtype) == ("q5_k_m", "q4_0") and best.headroom_bytes < 4 * MiB
-    assert not any(row.fits for row in lad.rows[:lad.rows.index(best)])
+    assert not any(row.fits for row in lad.rows[: lad.rows.index(best)])
 
 
 def test_ladder_nothing_fits(catalog):
@@ -178,28 +195,34 @@ def test_cards_needed_none(catalog):
 
 
 # ---- context sweep -----------------------------------------------------------------------------
-@pytest.mark.parametrize(("limit", "image_tokens", "expected"), [
-    (4096, 0, [512, 1024, 2048, 4096]),
-    (131072, 0, [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]),
-    (448, 0, [448]),  # Whisper: the window is below 512
-    (512, 0, [512]),  # T5
-    (4096, 576, [1024, 2048, 4096]),  # LLaVA 1.5: 576 image tokens leave no text at 512
-    (6000, 0, [512, 1024, 2048, 4096, 6000]),
-])
+@pytest.mark.parametrize(
+    ("limit", "image_tokens", "expected"),
+    [
+        (4096, 0, [512, 1024, 2048, 4096]),
+        (131072, 0, [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]),
+        (448, 0, [448]),  # Whisper: the window is below 512
+        (512, 0, [512]),  # T5
+        (4096, 576, [1024, 2048, 4096]),  # LLaVA 1.5: 576 image tokens leave no text at 512
+        (6000, 0, [512, 1024, 2048, 4096, 6000]),
+    ],
+)
 def test_sweep_contexts(limit, image_tokens, expected):
     assert sweep_contexts(limit, image_tokens) == expected
 
 
-@pytest.mark.parametrize("model", ["llama-3.1-8b", "llava-1.5-7b", "whisper-large-v3", "t5-11b",
-                                   "llama-3.2-11b-vision", "mistral-7b"])
+@pytest.mark.parametrize(
+    "model", ["llama-3.1-8b", "llava-1.5-7b", "whisper-large-v3", "t5-11b", "llama-3.2-11b-vision", "mistral-7b"]
+)
 def test_sweep_is_monotonic_and_adds_up(catalog, model):
     spec = catalog.resolve("model", model)
     sw = sweep(spec, Request(), 24 * GiB)
     totals = [p.total_bytes for p in sw.points]
     assert totals == sorted(totals)
     for p in sw.points:
-        assert p.total_bytes == p.weights_bytes + p.kv_self_bytes + p.kv_cross_bytes + p.activations_bytes \
-            + p.overhead_bytes
+        assert (
+            p.total_bytes
+            == p.weights_bytes + p.kv_self_bytes + p.kv_cross_bytes + p.activations_bytes + p.overhead_bytes
+        )
         assert p.total_bytes == estimate(spec, context=p.context_tokens).total_bytes
         assert p.fits == (p.total_bytes <= 24 * GiB)
         # a point fits exactly when it is within the largest context that fits
@@ -228,7 +251,11 @@ def test_layout_adds_up_for_every_model(catalog, dtype, kv):
         assert (lay.self_layers, lay.cross_layers) == (att.self_layers, att.cross_layers), spec.id
         # the model's default context: within a hard limit (Whisper 448, BART 1024), holding the images
         # (a Qwen2-VL image may take up to 16,384 positions)
-        e = estimate_resolved(r, default_context(r), 2, 1) if spec.architecture != "t5" else estimate_resolved(r, 512, 2, 1)
+        e = (
+            estimate_resolved(r, default_context(r), 2, 1)
+            if spec.architecture != "t5"
+            else estimate_resolved(r, 512, 2, 1)
+        )
         # per layer from the geometry, the caches add up to the estimate's (KV and recurrent state),
         # and what a decoding step reads to speed.cache_read (sliding layers: their window)
         assert sum(lay.kv_per_layer(e)) == e.kv_bytes + e.state_bytes, spec.id

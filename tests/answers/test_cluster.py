@@ -50,9 +50,12 @@ def test_405b_two_h100_nodes_prints_the_ray_commands(plan405):
     assert cmds[0] == ("<node0-ip>", "ray start --head --port=6379")
     assert cmds[1] == ("<node1-ip>", "ray start '--address=<node0-ip>:6379'")  # a placeholder, shell-quoted
     best = plan405.best
-    assert cmds[2] == ("<node0-ip>", f"vllm serve meta-llama/Llama-3.1-405B --tensor-parallel-size {best.tp} "
-                                     f"--pipeline-parallel-size {best.pp} --max-model-len 131072 "
-                                     "--distributed-executor-backend ray")
+    assert cmds[2] == (
+        "<node0-ip>",
+        f"vllm serve meta-llama/Llama-3.1-405B --tensor-parallel-size {best.tp} "
+        f"--pipeline-parallel-size {best.pp} --max-model-len 131072 "
+        "--distributed-executor-backend ray",
+    )
     assert best.tp * best.pp == 16 and best.tp <= 8
     assert best.kv_tokens >= 131072
 
@@ -116,8 +119,12 @@ def test_window_lowered_when_no_layout_holds_it(catalog):
 
 
 def test_options_reach_the_command(catalog, h100):
-    p = plan_vllm(catalog.resolve("model", "llama-3.1-405b"), Request(context=32768), uniform_cluster(h100, 16, 8),
-                  VllmOptions(gpu_memory_utilization=0.95, max_num_seqs=256))
+    p = plan_vllm(
+        catalog.resolve("model", "llama-3.1-405b"),
+        Request(context=32768),
+        uniform_cluster(h100, 16, 8),
+        VllmOptions(gpu_memory_utilization=0.95, max_num_seqs=256),
+    )
     cmd = p.commands[-1].command
     assert "--max-model-len 32768" in cmd and "--gpu-memory-utilization 0.95" in cmd and "--max-num-seqs 256" in cmd
 
@@ -127,7 +134,10 @@ def test_plan_json(plan405):
     assert d["schema_version"] == 1 and d["engine"] == "vllm" and d["fits"] is True
     assert d["cluster"]["total_gpus"] == 16 and len(d["cluster"]["nodes"]) == 2
     rank = d["best"]["ranks"][0]
-    assert rank["total_bytes"] == rank["weights_bytes"] + rank["activation_bytes"] + rank["overhead_bytes"] + rank["kv_bytes"]
+    assert (
+        rank["total_bytes"]
+        == rank["weights_bytes"] + rank["activation_bytes"] + rank["overhead_bytes"] + rank["kv_bytes"]
+    )
     assert isinstance(rank["weights_bytes"], int)
     assert d["commands"][0]["command"] == "ray start --head --port=6379"
 
@@ -136,19 +146,24 @@ def test_plan_json(plan405):
 # Clusters
 # --------------------------------------------------------------------------------------------------
 def test_cluster_file(catalog):
-    data = {"nodes": [{"host": "10.0.0.1", "gpu": "h100", "gpus": 8}, {"host": "10.0.0.2", "gpu": "h100-sxm", "gpus": 8}]}
+    data = {
+        "nodes": [{"host": "10.0.0.1", "gpu": "h100", "gpus": 8}, {"host": "10.0.0.2", "gpu": "h100-sxm", "gpus": 8}]
+    }
     c = cluster_from_dict(data, lambda name: device(catalog.resolve("gpu", name)))
     assert c.total_gpus == 16 and c.head.host == "10.0.0.1" and c.nodes[1].gpu.gpu == "h100-sxm"
     p = plan_vllm(catalog.resolve("model", "llama-3.1-405b"), Request(), c)
     assert p.commands[1].command == "ray start --address=10.0.0.1:6379"
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"nodes": [{"host": "a", "gpu": "h100", "gpus": 8, "ram": 1}]}, "nodes.0.ram: Extra inputs"),
-    ({"nodes": [{"host": "a", "gpu": "h100", "gpus": 0}]}, "nodes.0.gpus"),
-    ({"nodes": [{"host": "a", "gpu": "h100", "gpus": "8"}]}, "nodes.0.gpus"),
-    ({"nodes": []}, "nodes"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"nodes": [{"host": "a", "gpu": "h100", "gpus": 8, "ram": 1}]}, "nodes.0.ram: Extra inputs"),
+        ({"nodes": [{"host": "a", "gpu": "h100", "gpus": 0}]}, "nodes.0.gpus"),
+        ({"nodes": [{"host": "a", "gpu": "h100", "gpus": "8"}]}, "nodes.0.gpus"),
+        ({"nodes": []}, "nodes"),
+    ],
+)
 def test_cluster_file_errors(catalog, data, message):
     with pytest.raises(UsageError, match=message):
         cluster_from_dict(data, lambda name: device(catalog.resolve("gpu", name)))
@@ -167,14 +182,19 @@ def test_rpc_plan_405b_q4km(catalog, h100):
     """RPC devices first, the head's own GPUs last (llama.cpp src/llama.cpp: 'add RPC servers at the
     front of the list'); one rpc-server per remote GPU; --tensor-split in layers, the last count with the
     output layer (126 layers + 1)."""
-    p = plan_llamacpp_rpc(catalog.resolve("model", "llama-3.1-405b"), Request(dtype="q4_k_m", context=8192),
-                          uniform_cluster(h100, 16, 8))
+    p = plan_llamacpp_rpc(
+        catalog.resolve("model", "llama-3.1-405b"), Request(dtype="q4_k_m", context=8192), uniform_cluster(h100, 16, 8)
+    )
     rpc = [c for c in p.commands if c.role == "rpc"]
-    assert [c.command for c in rpc[:2]] == ["CUDA_VISIBLE_DEVICES=0 rpc-server -H 0.0.0.0 -p 50052",
-                                            "CUDA_VISIBLE_DEVICES=1 rpc-server -H 0.0.0.0 -p 50053"]
+    assert [c.command for c in rpc[:2]] == [
+        "CUDA_VISIBLE_DEVICES=0 rpc-server -H 0.0.0.0 -p 50052",
+        "CUDA_VISIBLE_DEVICES=1 rpc-server -H 0.0.0.0 -p 50053",
+    ]
     assert len(rpc) == 8 and all(c.host == "<node1-ip>" for c in rpc)
     main = p.commands[-1]
-    assert main.host == "<node0-ip>" and main.command.startswith("llama-server -m llama-3.1-405b-q4_k_m.gguf -ngl 127 -c 8192 --rpc '<node1-ip>:50052,")
+    assert main.host == "<node0-ip>" and main.command.startswith(
+        "llama-server -m llama-3.1-405b-q4_k_m.gguf -ngl 127 -c 8192 --rpc '<node1-ip>:50052,"
+    )
     split = [int(x) for x in main.command.split("--tensor-split ")[1].split(",")]
     assert len(split) == 16 and sum(split) == 127
     stages = p.best.stages

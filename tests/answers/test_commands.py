@@ -31,15 +31,44 @@ def test_ladder_table():
     r = run("ladder", "llama-3.1-8b", "--gpu", "rtx4060-ti-16gb")
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
-    assert lines[0] == ("Llama 3.1 8B (llama-3.1-8b) on NVIDIA GeForce RTX 4060 Ti 16GB (16.00 GiB), "
-                        "context 4,096, batch 1")
-    assert lines[1].split() == ["weights", "KV", "weights", "size", "KV", "size", "total", "fits", "headroom", "max",
-                                "context", "max", "batch"]
-    assert lines[2].split() == ["bf16", "f16", "14.96", "GiB", "512.0", "MiB", "16.20", "GiB", "no", "-205.0", "MiB",
-                                "3,175", "0"]
+    assert lines[0] == (
+        "Llama 3.1 8B (llama-3.1-8b) on NVIDIA GeForce RTX 4060 Ti 16GB (16.00 GiB), context 4,096, batch 1"
+    )
+    assert lines[1].split() == [
+        "weights",
+        "KV",
+        "weights",
+        "size",
+        "KV",
+        "size",
+        "total",
+        "fits",
+        "headroom",
+        "max",
+        "context",
+        "max",
+        "batch",
+    ]
+    assert lines[2].split() == [
+        "bf16",
+        "f16",
+        "14.96",
+        "GiB",
+        "512.0",
+        "MiB",
+        "16.20",
+        "GiB",
+        "no",
+        "-205.0",
+        "MiB",
+        "3,175",
+        "0",
+    ]
     assert len(lines) == 2 + 30 + 2 + 2  # + what the totals of the two engines hold (fit.RUNTIME_OVERHEAD)
     # 35 MiB of headroom: inside the transformers profile's measured error (fit.ERROR_BANDS), so tightly
-    assert lines[-4] == ("Best that fits, tightly: bf16 weights with a q8_0 KV cache (15.97 GiB, largest context 4,309).")
+    assert lines[-4] == (
+        "Best that fits, tightly: bf16 weights with a q8_0 KV cache (15.97 GiB, largest context 4,309)."
+    )
     assert lines[-3].startswith("bf16 to int8 on transformers: totals include a measured 360 MiB")
     assert lines[-2].startswith("q8_0 to q2_k on llama.cpp: totals are its printed buffers")
     assert lines[3].split()[8] == "tight"
@@ -65,16 +94,18 @@ def test_gpus_table_and_json():
     assert mem == sorted(mem) and len(mem) >= 40
     r = run("gpus", "llama-3.1-8b", "--context", "8192")
     assert r.exit_code == 0
-    assert r.stdout.startswith("Llama 3.1 8B (llama-3.1-8b): 17.09 GiB at context 8,192, batch 1 (bf16 weights, "
-                               "bf16 KV cache)\n")
+    assert r.stdout.startswith(
+        "Llama 3.1 8B (llama-3.1-8b): 17.09 GiB at context 8,192, batch 1 (bf16 weights, bf16 KV cache)\n"
+    )
     assert "GPUs fit it on one card." in r.stdout
 
 
 def test_gpus_count():
     r = run("gpus", "llama-2-70b", "--count", "rtx3090")
     assert r.exit_code == 0, r.output
-    assert r.stdout.startswith("Llama 2 70B needs 8 x NVIDIA GeForce RTX 3090 (tensor parallel): 17.35 GiB of "
-                               "24.00 GiB per card.\n")
+    assert r.stdout.startswith(
+        "Llama 2 70B needs 8 x NVIDIA GeForce RTX 3090 (tensor parallel): 17.35 GiB of 24.00 GiB per card.\n"
+    )
     assert "skipped 3 cards: attention heads (64) not divisible by 3" in r.stdout
     d = json.loads(run("gpus", "llama-2-70b", "--count", "3090", "--json").stdout)
     assert d["cards"] == 8 and d["split"]["count"] == 8 and d["split"]["fits"] is True
@@ -86,8 +117,18 @@ def test_gpus_count():
 def test_sweep_table():
     r = run("sweep", "whisper-large-v3", "--gpu", "t4")
     assert r.exit_code == 0
-    assert r.stdout.splitlines()[1].split() == ["context", "weights", "KV", "self", "KV", "cross", "activations",
-                                                "overhead", "total", "fits"]
+    assert r.stdout.splitlines()[1].split() == [
+        "context",
+        "weights",
+        "KV",
+        "self",
+        "KV",
+        "cross",
+        "activations",
+        "overhead",
+        "total",
+        "fits",
+    ]
     assert r.stdout.splitlines()[2].split()[0] == "448"
 
 
@@ -163,12 +204,15 @@ def test_memory_bar():
 
 
 # ---- extra answers of the estimate command -----------------------------------------------------
-@pytest.mark.parametrize(("values", "expected"), [
-    (["rtx3090"], ["rtx3090"]),
-    (["2xrtx3090"], ["rtx3090", "rtx3090"]),
-    (["3x3090", "rtx4090"], ["3090", "3090", "3090", "rtx4090"]),
-    (["2 x a100-80gb"], ["a100-80gb", "a100-80gb"]),
-])
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["rtx3090"], ["rtx3090"]),
+        (["2xrtx3090"], ["rtx3090", "rtx3090"]),
+        (["3x3090", "rtx4090"], ["3090", "3090", "3090", "rtx4090"]),
+        (["2 x a100-80gb"], ["a100-80gb", "a100-80gb"]),
+    ],
+)
 def test_parse_gpus(values, expected):
     assert parse_gpus(values) == expected
 
@@ -197,21 +241,27 @@ def test_extras_one_card():
     _, x = extras("llama-2-70b", ["rtx3090"], offload=True, speed=True, max_batch=True, system_bandwidth_gb_s=60)
     assert x.fits is None and set(x.data) == {"max_batch", "offload", "decode_speed"}
     assert x.data["offload"]["n_gpu_layers"] == 14 and x.data["max_batch"]["max_batch"] == 0
-    assert x.data["decode_speed"]["terms"][1] == {"where": "system memory", "bytes": x.data["decode_speed"]["terms"][1]
-                                                  ["bytes"], "bandwidth_bytes_s": 60 * 10**9}
+    assert x.data["decode_speed"]["terms"][1] == {
+        "where": "system memory",
+        "bytes": x.data["decode_speed"]["terms"][1]["bytes"],
+        "bandwidth_bytes_s": 60 * 10**9,
+    }
     _, x = extras("llama-2-7b", ["rtx3090"], chart=True)
     assert isinstance(x.chart, MemoryBar) and x.data == {} and x.views == []
 
 
-@pytest.mark.parametrize(("gpus", "vram", "kw", "message"), [
-    (["rtx3090"], None, {"split": "tensor"}, "--split needs several cards"),
-    (["2xrtx3090"], None, {"split": "pipe"}, "--split 'pipe': choose tensor or layer"),
-    (["2xrtx3090"], None, {"offload": True}, "--offload is estimated for one card"),
-    (None, "24", {"speed": True}, "--speed needs a catalog GPU"),
-    (["rtx3090"], None, {"system_bandwidth_gb_s": 50.0}, "--system-bandwidth applies to --offload --speed"),
-    (["65xrtx3090"], None, {}, "give 1 to 64 cards"),
-    (["rtx3090"], "24", {}, "not both"),
-])
+@pytest.mark.parametrize(
+    ("gpus", "vram", "kw", "message"),
+    [
+        (["rtx3090"], None, {"split": "tensor"}, "--split needs several cards"),
+        (["2xrtx3090"], None, {"split": "pipe"}, "--split 'pipe': choose tensor or layer"),
+        (["2xrtx3090"], None, {"offload": True}, "--offload is estimated for one card"),
+        (None, "24", {"speed": True}, "--speed needs a catalog GPU"),
+        (["rtx3090"], None, {"system_bandwidth_gb_s": 50.0}, "--system-bandwidth applies to --offload --speed"),
+        (["65xrtx3090"], None, {}, "give 1 to 64 cards"),
+        (["rtx3090"], "24", {}, "not both"),
+    ],
+)
 def test_extras_usage_errors(gpus, vram, kw, message):
     with pytest.raises(UsageError, match=message):
         extras("llama-2-7b", gpus, vram, **kw)

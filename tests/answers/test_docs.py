@@ -52,19 +52,34 @@ def samples():
     engine = cli_json("llama-3.1-8b", "--vram", "6", "--dtype", "q4_k_m", "-c", "32768", "--offload", "--json")
     moe = cli_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--json")
     return {
-        "engine_offload": engine["engine_offload"], "expert_offload": moe["expert_offload"],
-        "ladder": ladder, "ladder.rows[]": ladder["rows"][0],
-        "gpus": gpus, "gpus.rows[]": gpus["rows"][0],
+        "engine_offload": engine["engine_offload"],
+        "expert_offload": moe["expert_offload"],
+        "ladder": ladder,
+        "ladder.rows[]": ladder["rows"][0],
+        "gpus": gpus,
+        "gpus.rows[]": gpus["rows"][0],
         "count": count,
-        "sweep": sweep, "sweep.points[]": sweep["points"][0],
-        "max_batch": one["max_batch"], "offload": one["offload"],
-        "split": several["split"], "split.cards[]": several["split"]["cards"][0],
-        "decode_speed": one["decode_speed"], "decode_speed.terms[]": one["decode_speed"]["terms"][1],
+        "sweep": sweep,
+        "sweep.points[]": sweep["points"][0],
+        "max_batch": one["max_batch"],
+        "offload": one["offload"],
+        "split": several["split"],
+        "split.cards[]": several["split"]["cards"][0],
+        "decode_speed": one["decode_speed"],
+        "decode_speed.terms[]": one["decode_speed"]["terms"][1],
     }
 
 
-TYPES = {"int": int, "str": str, "bool": bool, "float": float, "object": dict, "list of object": list,
-         "list of str": list, "list of int": list}
+TYPES = {
+    "int": int,
+    "str": str,
+    "bool": bool,
+    "float": float,
+    "object": dict,
+    "list of object": list,
+    "list of str": list,
+    "list of int": list,
+}
 
 
 def check_type(value, typ: str) -> bool:

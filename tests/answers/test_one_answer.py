@@ -42,8 +42,11 @@ def test_main_check_ladder_gpus_agree(model, gpu, dtype, engine):
     assert (check["total_bytes"], check["max_context_tokens"]) == (total, context)
 
     _, out = _run("ladder", model, "--gpu", gpu, "--json", *eng)
-    rows = [r for r in json.loads(out)["rows"] if r["dtype"] in (dtype, "fp16" if dtype == "bf16" else dtype)
-            and r["kv_dtype"] in ("f16", main["kv_dtype"])]
+    rows = [
+        r
+        for r in json.loads(out)["rows"]
+        if r["dtype"] in (dtype, "fp16" if dtype == "bf16" else dtype) and r["kv_dtype"] in ("f16", main["kv_dtype"])
+    ]
     if rows and main["kv_dtype"] in ("f16", "bf16", "fp16"):
         assert (rows[0]["total_bytes"], rows[0]["max_context_tokens"]) == (total, context)
 
@@ -116,12 +119,20 @@ def test_every_engine_gives_one_answer_in_every_command(model, gpu, engine, opts
 
     _, ladder = _json("ladder", model, "--gpu", gpu, "--engine", engine, "--json")
     sixteen = ("fp16", "bf16", "float16", "bfloat16")
-    rows = [r for r in ladder["rows"] if r["kv_dtype"] in ("f16", main["kv_dtype"])
-            and (r["dtype"] == main["dtype"] or (main["dtype"] in sixteen and r["dtype"] in sixteen))]
+    rows = [
+        r
+        for r in ladder["rows"]
+        if r["kv_dtype"] in ("f16", main["kv_dtype"])
+        and (r["dtype"] == main["dtype"] or (main["dtype"] in sixteen and r["dtype"] in sixteen))
+    ]
     assert rows, (main["dtype"], main["kv_dtype"])
     row = rows[0]
-    assert (row["total_bytes"], row["verdict"], row["max_context_tokens"], row["context_tokens"]) == \
-        (total, verdict, context, main["context_tokens"])
+    assert (row["total_bytes"], row["verdict"], row["max_context_tokens"], row["context_tokens"]) == (
+        total,
+        verdict,
+        context,
+        main["context_tokens"],
+    )
 
     _, table = _json("gpus", model, "--engine", engine, *opts, "--json")
     card = next(r for r in table["rows"] if r["gpu"] == gpu)
@@ -146,12 +157,17 @@ def test_vllm_on_a_4090_is_the_window_that_does_not_fit():
     facts = d["engine_facts"]
     # the pool's size is the engine profile's arithmetic (45,744 tokens with vllm==0.10.1's; the engine
     # profile may move with the release modelled): whatever it is, every command reports that figure
-    assert d["context_tokens"] == facts["max_model_len"] == 131072 and d["max_context_tokens"] == facts["kv_tokens"] < 131072
+    assert (
+        d["context_tokens"] == facts["max_model_len"] == 131072
+        and d["max_context_tokens"] == facts["kv_tokens"] < 131072
+    )
     share = facts["usable_bytes"]
     # the default release line's share (vllm==0.33.0: 0.92; 0.10-0.20: 0.9)
     assert share == int(d["vram_bytes"] * facts["gpu_memory_utilization_pct"] / 100) and d["available_bytes"] == share
     pool = next(b["bytes"] for b in d["buffers"] if b["kind"] == "kv_self")
     assert d["need_bytes"] == d["total_bytes"] == d["max_device_bytes"] - pool + facts["kv_needed_bytes"]
     assert d["need_bytes"] > share and d["verdict"] == "does_not_fit"
-    assert any("lower --context" in w for w in d["warnings"]) and not any("lower --max-model-len" in w for w in d["warnings"])
+    assert any("lower --context" in w for w in d["warnings"]) and not any(
+        "lower --max-model-len" in w for w in d["warnings"]
+    )
     assert any(s.startswith("--gpu 2xrtx4090") for s in d["suggestions"])

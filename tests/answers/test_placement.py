@@ -52,9 +52,11 @@ def test_tensor_split_llama_2_7b_by_hand():
 def test_tensor_split_says_which_count_does_not_divide():
     s = tensor_split(r7b(), 4096, 1, 1, [RTX3090] * 3)
     assert not s.valid and not s.fits and s.max_context_tokens == 0
-    assert s.problems == ("attention heads (32) not divisible by 3",
-                          "KV heads (32) not divisible by 3, and 3 is not a multiple of 32 (which would replicate them)",
-                          "intermediate_size (11008) not divisible by 3")
+    assert s.problems == (
+        "attention heads (32) not divisible by 3",
+        "KV heads (32) not divisible by 3, and 3 is not a multiple of 32 (which would replicate them)",
+        "intermediate_size (11008) not divisible by 3",
+    )
     # KV heads may be replicated: 64 cards are a multiple of 32 (and 11008 = 64 x 172)
     assert tp_problems(llama(), 64) == ["attention heads (32) not divisible by 64"]
 
@@ -114,7 +116,7 @@ def _card_totals(lay, e, counts):
     loads = [x.weights_bytes + k for x, k in zip(lay.layers, kv, strict=True)]
     out, i = [], 0
     for c, k in enumerate(counts):
-        t = sum(loads[i:i + k]) + e.activations_bytes + e.overhead_bytes
+        t = sum(loads[i : i + k]) + e.activations_bytes + e.overhead_bytes
         t += lay.embeddings_bytes if c == 0 else 0
         t += lay.output_bytes + lay.tied_bytes if c == len(counts) - 1 else 0
         out.append(t)
@@ -131,13 +133,16 @@ def _splits(n, cards):
             yield (k, *rest)
 
 
-@pytest.mark.parametrize(("model", "gpus"), [
-    ("llama-2-13b", ["rtx3090", "rtx4060-ti-16gb"]),
-    ("llama-2-13b", ["rtx3060", "rtx4060-ti-16gb"]),
-    ("llama-3.1-8b", ["rtx3060", "rtx4060", "rtx3060"]),
-    ("llama-3.2-1b", ["rtx2060", "rtx2060"]),
-    ("llama-2-70b", ["a100-80gb", "rtx4090", "rtx3090"]),
-])
+@pytest.mark.parametrize(
+    ("model", "gpus"),
+    [
+        ("llama-2-13b", ["rtx3090", "rtx4060-ti-16gb"]),
+        ("llama-2-13b", ["rtx3060", "rtx4060-ti-16gb"]),
+        ("llama-3.1-8b", ["rtx3060", "rtx4060", "rtx3060"]),
+        ("llama-3.2-1b", ["rtx2060", "rtx2060"]),
+        ("llama-2-70b", ["a100-80gb", "rtx4090", "rtx3090"]),
+    ],
+)
 def test_layer_split_is_the_most_even_split_in_order(catalog, model, gpus):
     # brute force over every split in order: ours fits exactly when one does, and its fullest card
     # (as a share of its memory) is the least full possible
@@ -154,10 +159,18 @@ def test_layer_split_is_the_most_even_split_in_order(catalog, model, gpus):
     assert share([c.total_bytes for c in s.cards]) == pytest.approx(min(share(t) for t in every), rel=1e-9)
 
 
-@pytest.mark.parametrize(("model", "cards"), [
-    ("llama-2-70b", 4), ("llama-3.2-1b", 2), ("llava-1.5-13b", 3), ("whisper-large-v3", 2), ("t5-11b", 2),
-    ("llama-3.2-90b-vision", 5), ("flan-t5-xxl", 3),
-])
+@pytest.mark.parametrize(
+    ("model", "cards"),
+    [
+        ("llama-2-70b", 4),
+        ("llama-3.2-1b", 2),
+        ("llava-1.5-13b", 3),
+        ("whisper-large-v3", 2),
+        ("t5-11b", 2),
+        ("llama-3.2-90b-vision", 5),
+        ("flan-t5-xxl", 3),
+    ],
+)
 def test_layer_split_sums_back_to_the_whole(catalog, model, cards):
     spec = catalog.resolve("model", model)
     r = resolve(spec, Request())
@@ -171,8 +184,9 @@ def test_layer_split_sums_back_to_the_whole(catalog, model, cards):
     assert s.duplicated_bytes == lay.tied_bytes
     assert [c.holds_output for c in s.cards] == [False] * (cards - 1) + [True]
     assert layer_owners(s) == sorted(layer_owners(s))  # runs in order
-    assert s.max_context_tokens == 0 or all(c.fits for c in layer_split(r, s.max_context_tokens, 1, 1,
-                                                                         [RTX3090] * cards).cards)
+    assert s.max_context_tokens == 0 or all(
+        c.fits for c in layer_split(r, s.max_context_tokens, 1, 1, [RTX3090] * cards).cards
+    )
 
 
 def test_layer_split_tied_embedding_copy(catalog):
@@ -223,8 +237,15 @@ def test_offload_with_uneven_layers(catalog, dtype):
     e = estimate(spec, context=4096, dtype=dtype)
     n, k = o.layers, o.gpu_layers
     assert len(set(o.layer_weights_bytes)) > 1
-    on_gpu = lambda j: e.activations_bytes + e.overhead_bytes + sum(o.layer_weights_bytes[n - j:]) \
-        + sum(o.layer_kv_bytes[n - j:])  # noqa: E731
+
+    def on_gpu(j: int) -> int:
+        return (
+            e.activations_bytes
+            + e.overhead_bytes
+            + sum(o.layer_weights_bytes[n - j :])
+            + sum(o.layer_kv_bytes[n - j :])
+        )
+
     assert 0 < k < n and on_gpu(k) == o.gpu_total_bytes <= vram < on_gpu(k + 1)
 
 

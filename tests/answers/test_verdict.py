@@ -38,7 +38,9 @@ def test_error_bands_are_the_calibration_comparisons():
     for c in comparisons():
         if c.informational:
             continue
-        engine = {"llama.cpp mtmd": "llama.cpp", "transformers profile (openai-whisper)": "transformers"}.get(c.engine, c.engine)
+        engine = {"llama.cpp mtmd": "llama.cpp", "transformers profile (openai-whisper)": "transformers"}.get(
+            c.engine, c.engine
+        )
         per_run[c.entry] += abs(c.estimate_bytes - c.measured_bytes)
         engine_of[c.entry] = engine
     bands: dict[str, ErrorBand] = {}
@@ -178,7 +180,9 @@ def test_an_offload_plan_that_fits_exits_as_fitting():
     assert d["need_bytes"] == plan["gpu_bytes"] <= d["vram_bytes"]
     r = run("llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload")
     text = " ".join(r.stdout.split())
-    assert f"FITS with {plan['gpu_layers']} of {plan['n_layer'] + 1} layers on the GPU (-ngl {plan['gpu_layers']})" in text
+    assert (
+        f"FITS with {plan['gpu_layers']} of {plan['n_layer'] + 1} layers on the GPU (-ngl {plan['gpu_layers']})" in text
+    )
 
 
 def test_when_nothing_single_fits_it_says_what_would():
@@ -193,13 +197,15 @@ def test_when_nothing_single_fits_it_says_what_would():
     r = run("llama-3.1-8b", "--gpu", "rtx4090", "--engine", "vllm", "--json")  # bf16 at the 131,072 window
     d = json.loads(r.stdout)
     assert d["suggestions"][0] == f"--context {d['max_context_tokens']} fits (the largest that does)"
-    assert run("llama-3.1-8b", "--gpu", "rtx4090", "--engine", "vllm", "--context", str(d["max_context_tokens"]),
-               "-q").exit_code in (0, 5)
+    assert run(
+        "llama-3.1-8b", "--gpu", "rtx4090", "--engine", "vllm", "--context", str(d["max_context_tokens"]), "-q"
+    ).exit_code in (0, 5)
     r = run("llama-3.1-8b", "--gpu", "rtx3060", "--engine", "vllm", "--context", "4096", "--json")
     hint = next(h for h in json.loads(r.stdout)["suggestions"] if h.startswith("--dtype "))
     dtype = hint.split()[1]
-    assert run("llama-3.1-8b", "--gpu", "rtx3060", "--engine", "vllm", "--context", "4096", "--dtype", dtype,
-               "-q").exit_code in (0, 5)
+    assert run(
+        "llama-3.1-8b", "--gpu", "rtx3060", "--engine", "vllm", "--context", "4096", "--dtype", dtype, "-q"
+    ).exit_code in (0, 5)
 
 
 def test_an_amd_card_is_judged_against_what_rocm_smi_reports_free(monkeypatch, tmp_path):
@@ -210,8 +216,9 @@ def test_an_amd_card_is_judged_against_what_rocm_smi_reports_free(monkeypatch, t
     isolate_detection(monkeypatch, tmp_path)
     monkeypatch.setitem(sys.modules, "pynvml", FakeNVML(init_error="Driver Not Loaded"))
     answer = (Path(__file__).parents[1] / "fixtures" / "detect" / "rocm_smi_rx7900xt.json").read_text()
-    monkeypatch.setattr("willitrun.detect.run.run_tool",
-                        lambda argv, timeout=5.0: answer if "rocm-smi" in argv[0] else None)
+    monkeypatch.setattr(
+        "willitrun.detect.run.run_tool", lambda argv, timeout=5.0: answer if "rocm-smi" in argv[0] else None
+    )
     r = run("llama-3.2-1b", "--json")
     d = json.loads(r.stdout)
     assert d["card_total_bytes"] == 21458059264 and d["free_bytes"] == 21458059264 - 27856896
@@ -231,8 +238,14 @@ sizes = st.integers(min_value=1, max_value=1 << 40)
 
 
 @settings(max_examples=300, deadline=None)
-@given(need=sizes, extra=st.integers(min_value=0, max_value=1 << 36), total=sizes, free=st.one_of(st.none(), sizes),
-       margin=st.integers(min_value=0, max_value=1 << 34), engine=st.sampled_from(ENGINES))
+@given(
+    need=sizes,
+    extra=st.integers(min_value=0, max_value=1 << 36),
+    total=sizes,
+    free=st.one_of(st.none(), sizes),
+    margin=st.integers(min_value=0, max_value=1 << 34),
+    engine=st.sampled_from(ENGINES),
+)
 def test_more_need_never_judges_better_and_more_free_memory_never_worse(need, extra, total, free, margin, engine):
     memory = Memory(total, None if free is None else min(free, total), min(margin, total - 1))
     base = judge(need, memory, engine)
@@ -264,5 +277,11 @@ def test_check_exits_5_when_a_row_is_tight_and_none_fails():
     assert run(*args, "-q").exit_code == 5
     r = run("check", *args)
     assert r.exit_code == 5 and "TIGHT" in r.stdout
-    assert run("check", "llama-3.1-8b", "--gpu", "rtx4060-ti-16gb", "--gpu", "rtx4090", "--kv-dtype", "q8_0").exit_code == 5
-    assert run("check", "llama-3.1-8b", "--gpu", "rtx4060-ti-16gb", "--gpu", "rtx3060", "--kv-dtype", "q8_0").exit_code == 1
+    assert (
+        run("check", "llama-3.1-8b", "--gpu", "rtx4060-ti-16gb", "--gpu", "rtx4090", "--kv-dtype", "q8_0").exit_code
+        == 5
+    )
+    assert (
+        run("check", "llama-3.1-8b", "--gpu", "rtx4060-ti-16gb", "--gpu", "rtx3060", "--kv-dtype", "q8_0").exit_code
+        == 1
+    )

@@ -89,8 +89,9 @@ def fresh_files_cached(monkeypatch):
 def user_spec(root: Path, spec_id: str, name: str) -> Path:
     """A copy of the RTX 3090 spec under another id and display name."""
     lines = (ROOT / "hardware_specs" / "rtx3090.yaml").read_text().splitlines(keepends=True)
-    lines = [f"id: {spec_id}\n" if x.startswith("id:") else f"name: {name}\n" if x.startswith("name:") else x
-             for x in lines]
+    lines = [
+        f"id: {spec_id}\n" if x.startswith("id:") else f"name: {name}\n" if x.startswith("name:") else x for x in lines
+    ]
     f = root / "hardware_specs" / f"{spec_id}.yaml"
     f.parent.mkdir(parents=True, exist_ok=True)
     f.write_text("".join(lines))

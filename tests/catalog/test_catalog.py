@@ -9,13 +9,49 @@ from willitrun.validate import unsourced, validate_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_IDS = [
-    "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "llama-3-70b", "llama-3.1-8b", "llama-3.1-70b",
-    "llama-3.1-405b", "llama-3.2-1b", "llama-3.2-3b", "llama-3.2-11b-vision", "llama-3.2-90b-vision",
-    "mistral-7b", "llava-1.5-7b", "llava-1.5-13b", "llava-1.6-mistral-7b", "t5-small", "t5-base", "t5-large",
-    "t5-3b", "t5-11b", "flan-t5-base", "flan-t5-xl", "flan-t5-xxl", "whisper-tiny", "whisper-base",
-    "whisper-small", "whisper-medium", "whisper-large-v2", "whisper-large-v3", "whisper-large-v3-turbo",
+    "llama-2-7b",
+    "llama-2-13b",
+    "llama-2-70b",
+    "llama-3-8b",
+    "llama-3-70b",
+    "llama-3.1-8b",
+    "llama-3.1-70b",
+    "llama-3.1-405b",
+    "llama-3.2-1b",
+    "llama-3.2-3b",
+    "llama-3.2-11b-vision",
+    "llama-3.2-90b-vision",
+    "mistral-7b",
+    "llava-1.5-7b",
+    "llava-1.5-13b",
+    "llava-1.6-mistral-7b",
+    "t5-small",
+    "t5-base",
+    "t5-large",
+    "t5-3b",
+    "t5-11b",
+    "flan-t5-base",
+    "flan-t5-xl",
+    "flan-t5-xxl",
+    "whisper-tiny",
+    "whisper-base",
+    "whisper-small",
+    "whisper-medium",
+    "whisper-large-v2",
+    "whisper-large-v3",
+    "whisper-large-v3-turbo",
 ]
-GPU_IDS = ["rtx3090", "rtx4090", "rtx4080", "rtx3060", "rtx4060-ti-16gb", "a100-80gb", "h100-sxm", "h200", "m2-max-96gb"]
+GPU_IDS = [
+    "rtx3090",
+    "rtx4090",
+    "rtx4080",
+    "rtx3060",
+    "rtx4060-ti-16gb",
+    "a100-80gb",
+    "h100-sxm",
+    "h200",
+    "m2-max-96gb",
+]
 
 
 def test_bundled_root_in_a_checkout_is_the_repository():
@@ -34,8 +70,20 @@ def test_catalog_has_enough_gpus(catalog):
     vendors = {g.vendor for g in gpus}
     assert vendors == {"nvidia", "amd", "apple", "intel"}
     # the cards issue 18 names
-    assert {"dgx-spark", "ryzen-ai-max-395-128gb", "m3-ultra-512gb", "rtx-pro-6000-blackwell", "mi325x", "mi355x",
-            "rx-9070-xt", "arc-b580", "arc-a770-16gb", "tesla-p40", "tesla-p100-16gb", "rtx3090-ti"} <= {g.id for g in gpus}
+    assert {
+        "dgx-spark",
+        "ryzen-ai-max-395-128gb",
+        "m3-ultra-512gb",
+        "rtx-pro-6000-blackwell",
+        "mi325x",
+        "mi355x",
+        "rx-9070-xt",
+        "arc-b580",
+        "arc-a770-16gb",
+        "tesla-p40",
+        "tesla-p100-16gb",
+        "rtx3090-ti",
+    } <= {g.id for g in gpus}
 
 
 def test_unified_memory_cards(catalog):
@@ -49,8 +97,9 @@ def test_unified_memory_cards(catalog):
     assert not catalog.resolve("gpu", "rtx4090").unified
 
 
-@pytest.mark.parametrize(("alias", "model_id"), [("llava-7b", "llava-1.5-7b"), ("llava-13b", "llava-1.5-13b"),
-                                                  ("LLAMA-2-7B", "llama-2-7b")])
+@pytest.mark.parametrize(
+    ("alias", "model_id"), [("llava-7b", "llava-1.5-7b"), ("llava-13b", "llava-1.5-13b"), ("LLAMA-2-7B", "llama-2-7b")]
+)
 def test_aliases(catalog, alias, model_id):
     assert catalog.resolve("model", alias).id == model_id
 
@@ -58,7 +107,9 @@ def test_aliases(catalog, alias, model_id):
 def test_every_spec_valid_and_sourced():
     errors, warnings, notes, checked = validate_paths(None)
     assert errors == [] and warnings == [] and notes == []
-    assert checked == len(list((ROOT / "model_specs").glob("*.yaml"))) + len(list((ROOT / "hardware_specs").glob("*.yaml")))
+    assert checked == len(list((ROOT / "model_specs").glob("*.yaml"))) + len(
+        list((ROOT / "hardware_specs").glob("*.yaml"))
+    )
 
 
 def test_declared_totals_match_derived(catalog):
@@ -100,9 +151,18 @@ def test_gpu_memory_fraction_only_on_unified_memory():
 
     from willitrun.specs import GPUSpec
 
-    base = {"id": "x", "name": "X", "vendor": "nvidia", "segment": "consumer", "memory_gib": 24,
-            "memory_as_stated": "24 GB", "memory_type": "GDDR6", "bandwidth_gb_s": 900.0, "architecture": "A",
-            "sources": {"memory_gib": "test"}}
+    base = {
+        "id": "x",
+        "name": "X",
+        "vendor": "nvidia",
+        "segment": "consumer",
+        "memory_gib": 24,
+        "memory_as_stated": "24 GB",
+        "memory_type": "GDDR6",
+        "bandwidth_gb_s": 900.0,
+        "architecture": "A",
+        "sources": {"memory_gib": "test"},
+    }
     with pytest.raises(ValidationError, match="unified memory only"):
         GPUSpec(**{**base, "gpu_memory_fraction": 0.5})
     assert GPUSpec(**{**base, "gpu_memory_fraction": 0.5, "unified_memory": True}).capacity_bytes == 12 * 2**30

@@ -42,14 +42,33 @@ def test_json_contract():
     r = run("llava-7b", "--gpu", "rtx3090", "--json")
     assert r.exit_code == 0
     d = json.loads(r.stdout)
-    for key in ("model", "gpu", "context_tokens", "batch_size", "dtype", "kv_dtype", "parameters", "components",
-                "weights_bytes", "kv_self_bytes", "kv_cross_bytes", "activations_bytes", "overhead_bytes",
-                "total_bytes", "vram_bytes", "fits", "max_context_tokens", "schema_version"):
+    for key in (
+        "model",
+        "gpu",
+        "context_tokens",
+        "batch_size",
+        "dtype",
+        "kv_dtype",
+        "parameters",
+        "components",
+        "weights_bytes",
+        "kv_self_bytes",
+        "kv_cross_bytes",
+        "activations_bytes",
+        "overhead_bytes",
+        "total_bytes",
+        "vram_bytes",
+        "fits",
+        "max_context_tokens",
+        "schema_version",
+    ):
         assert key in d, key
     assert d["model"] == "llava-1.5-7b" and d["gpu"] == "rtx3090" and d["fits"] is True
     assert d["image_tokens"] == 576 and d["context_tokens"] == 4096
-    assert d["total_bytes"] == d["weights_bytes"] + d["kv_self_bytes"] + d["kv_cross_bytes"] \
-        + d["activations_bytes"] + d["overhead_bytes"]
+    assert (
+        d["total_bytes"]
+        == d["weights_bytes"] + d["kv_self_bytes"] + d["kv_cross_bytes"] + d["activations_bytes"] + d["overhead_bytes"]
+    )
     assert d["weights_bytes"] == sum(c["bytes"] for c in d["components"])
     assert all(isinstance(d[k], int) for k in d if k.endswith("_bytes"))
     assert d["vram_bytes"] == 24576 << 20
@@ -147,8 +166,9 @@ def test_invalid_spec_names_file_line_and_field(tmp_path):
     d = tmp_path / "model_specs"
     d.mkdir()
     src = (Path(__file__).resolve().parents[2] / "model_specs" / "llama-2-7b.yaml").read_text()
-    (d / "zero-heads.yaml").write_text(src.replace("id: llama-2-7b", "id: zero-heads")
-                                       .replace("num_attention_heads: 32", "num_attention_heads: 0"))
+    (d / "zero-heads.yaml").write_text(
+        src.replace("id: llama-2-7b", "id: zero-heads").replace("num_attention_heads: 32", "num_attention_heads: 0")
+    )
     r = run("zero-heads", "--vram", "24", "--specs-dir", str(tmp_path))
     assert r.exit_code == 3
     assert "zero-heads.yaml:" in r.stderr and "config.num_attention_heads: Input should be greater than 0" in r.stderr
@@ -192,12 +212,18 @@ def test_schema_command():
     r = run("schema", "model")
     assert r.exit_code == 0 and "LlamaConfig" in r.stdout
     model = json.loads(r.stdout)
-    assert model["$schema"] == "https://json-schema.org/draft/2020-12/schema" and model["title"] == "willitrun model spec"
+    assert (
+        model["$schema"] == "https://json-schema.org/draft/2020-12/schema" and model["title"] == "willitrun model spec"
+    )
     # an editor picks the architecture's own schema by the discriminator: one per architecture, none missing
     assert model["discriminator"]["propertyName"] == "architecture"
     assert set(model["discriminator"]["mapping"]) == set(ARCHITECTURES)
     gpu = json.loads(run("schema", "gpu").stdout)
-    assert gpu["$schema"] == model["$schema"] and gpu["title"] == "willitrun GPU spec" and "memory_gib" in gpu["properties"]
+    assert (
+        gpu["$schema"] == model["$schema"]
+        and gpu["title"] == "willitrun GPU spec"
+        and "memory_gib" in gpu["properties"]
+    )
 
 
 @pytest.mark.parametrize("command", [[], ["estimate"], ["list"], ["show"], ["validate"], ["schema"]])
@@ -208,9 +234,13 @@ def test_every_command_has_help(command):
 
 def test_entry_point_never_exits_1_on_a_bug():
     # A real process through the console entry point: an internal error maps to 70, no traceback.
-    code = ("import willitrun.cli as c, sys; c.app = lambda **k: (_ for _ in ()).throw(RuntimeError('boom')); "
-            "sys.argv = ['willitrun']; c.main()")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "WILLITRUN_DEBUG": ""})
+    code = (
+        "import willitrun.cli as c, sys; c.app = lambda **k: (_ for _ in ()).throw(RuntimeError('boom')); "
+        "sys.argv = ['willitrun']; c.main()"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "WILLITRUN_DEBUG": ""}
+    )
     assert p.returncode == 70
     assert "internal error: RuntimeError: boom" in p.stderr and "Traceback" not in p.stderr
 
@@ -293,8 +323,11 @@ def test_gguf_dtype_with_answers_stays_on_llama_cpp():
     assert r.exit_code in (0, 1)
     d = json.loads(r.stdout)
     assert d["engine"] == "llama.cpp" and 0 < d["engine_offload"]["gpu_layers"] < 80
-    old = json.loads(run("llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload", "--engine",
-                         "transformers", "--json").stdout)
+    old = json.loads(
+        run(
+            "llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload", "--engine", "transformers", "--json"
+        ).stdout
+    )
     assert "offload" in old and old["engine"] == "transformers"
 
 
@@ -321,8 +354,9 @@ def test_405b_plan_json_and_forced_layout():
 
     from willitrun.cli import app
 
-    r = CliRunner().invoke(app, ["llama-3.1-405b", "--gpu", "16xh100-sxm", "--gpus-per-node", "8", "-tp", "8",
-                                 "-pp", "2", "--json"])
+    r = CliRunner().invoke(
+        app, ["llama-3.1-405b", "--gpu", "16xh100-sxm", "--gpus-per-node", "8", "-tp", "8", "-pp", "2", "--json"]
+    )
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert (data["best"]["tp"], data["best"]["pp"]) == (8, 2)
@@ -337,16 +371,30 @@ def test_llamacpp_options_reach_the_engine():
     from willitrun.cli import app
 
     def est(*extra: str) -> dict:
-        r = CliRunner().invoke(app, ["llama-3.1-8b", "--vram", "6", "--dtype", "q4_k_m", "--gpu-layers", "20",
-                                     "--no-flash-attn", "--json", *extra])
+        r = CliRunner().invoke(
+            app,
+            [
+                "llama-3.1-8b",
+                "--vram",
+                "6",
+                "--dtype",
+                "q4_k_m",
+                "--gpu-layers",
+                "20",
+                "--no-flash-attn",
+                "--json",
+                *extra,
+            ],
+        )
         assert r.exit_code in (0, 1), r.output
         return json.loads(r.output)
 
     on, off = est(), est("--no-op-offload")
     assert on["engine_facts"]["op_offload"] is True and off["engine_facts"]["op_offload"] is False
     assert est("--llamacpp-version", "2023-12")["engine_facts"]["op_offload"] is False
-    gemma = CliRunner().invoke(app, ["gemma-2-9b", "--vram", "24", "--dtype", "q4_k_m", "-c", "8192", "--swa-full",
-                                     "--json"])
+    gemma = CliRunner().invoke(
+        app, ["gemma-2-9b", "--vram", "24", "--dtype", "q4_k_m", "-c", "8192", "--swa-full", "--json"]
+    )
     assert json.loads(gemma.output)["n_ctx"] >= 8192
 
 
@@ -357,8 +405,9 @@ def test_engine_offload_bisects_gpu_layers():
 
     from willitrun.cli import app
 
-    r = CliRunner().invoke(app, ["llama-3.1-8b", "--vram", "6", "--dtype", "q4_k_m", "-c", "32768", "--offload",
-                                 "--json"])
+    r = CliRunner().invoke(
+        app, ["llama-3.1-8b", "--vram", "6", "--dtype", "q4_k_m", "-c", "32768", "--offload", "--json"]
+    )
     data = json.loads(r.output)
     ngl = data["engine_offload"]["gpu_layers"]
     assert 0 < ngl <= 32
@@ -366,9 +415,17 @@ def test_engine_offload_bisects_gpu_layers():
 
 
 def test_config_json_warning_notes_go_to_stderr(tmp_path):
-    cfg = {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 4096,
-           "intermediate_size": 14336, "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
-           "vocab_size": 32000, "torch_dtype": "bfloat16"}
+    cfg = {
+        "architectures": ["MistralForCausalLM"],
+        "model_type": "mistral",
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_attention_heads": 32,
+        "num_hidden_layers": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 32000,
+        "torch_dtype": "bfloat16",
+    }
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     r = run(str(tmp_path / "config.json"), "--vram", "24", "--json")
     assert r.exit_code == 0

@@ -22,8 +22,9 @@ def run(*args: str, home: Path | None = None, **env: str) -> subprocess.Complete
     full = {**os.environ, "PYTHONPATH": str(SRC), "NO_COLOR": "1", "SHELL": "/bin/bash", **env}
     if home is not None:
         full["HOME"] = str(home)
-    return subprocess.run([sys.executable, "-m", "willitrun", *args], capture_output=True, text=True, env=full,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "willitrun", *args], capture_output=True, text=True, env=full, timeout=120
+    )
 
 
 def completions(line: str) -> list[str]:
@@ -34,11 +35,14 @@ def completions(line: str) -> list[str]:
     return re.findall(r'"([^"]*)"', r.stdout)
 
 
-@pytest.mark.parametrize("shell,path,marker", [
-    ("zsh", ".zfunc/_willitrun", "#compdef willitrun"),
-    ("fish", ".config/fish/completions/willitrun.fish", "complete --command willitrun"),
-    ("bash", ".bash_completions/willitrun.sh", "_willitrun_completion"),
-])
+@pytest.mark.parametrize(
+    "shell,path,marker",
+    [
+        ("zsh", ".zfunc/_willitrun", "#compdef willitrun"),
+        ("fish", ".config/fish/completions/willitrun.fish", "complete --command willitrun"),
+        ("bash", ".bash_completions/willitrun.sh", "_willitrun_completion"),
+    ],
+)
 def test_install_completion_installs_the_shell_named(shell: str, path: str, marker: str, tmp_path: Path) -> None:
     """The shell running the command is bash (SHELL=/bin/bash): the one named still wins."""
     r = run("--install-completion", shell, home=tmp_path)
@@ -58,8 +62,13 @@ def test_show_completion_prints_the_shell_named(tmp_path: Path) -> None:
 def test_completion_offers_model_ids() -> None:
     ids = sorted(i for i in load_catalog().files("model") if i.startswith("llava-1.5"))
     assert ids  # the catalog's LLaVA 1.5 models (model_specs/llava-1.5-*.yaml)
-    for line in ("willitrun llava-1.5", "willitrun ladder llava-1.5", "willitrun sweep llava-1.5",
-                 "willitrun check llava-1.5", "willitrun gpus llava-1.5"):
+    for line in (
+        "willitrun llava-1.5",
+        "willitrun ladder llava-1.5",
+        "willitrun sweep llava-1.5",
+        "willitrun check llava-1.5",
+        "willitrun gpus llava-1.5",
+    ):
         assert completions(line) == ids, line
 
 

@@ -51,8 +51,15 @@ def test_options_before_the_model():
 
 def test_bounds_in_help_are_the_bounds_enforced():
     text = " ".join(help_of("estimate", "-h").split())
-    shown = {"--context": "1 to 2^24", "--batch": "1 to 2^20", "--beams": "1 to 1024", "--images": "0 to 1024",
-             "--encoder-tokens": "1 to 2^20", "--parallel": "1 to 4096", "--gpu-memory-utilization": "0.01 to 1"}
+    shown = {
+        "--context": "1 to 2^24",
+        "--batch": "1 to 2^20",
+        "--beams": "1 to 1024",
+        "--images": "0 to 1024",
+        "--encoder-tokens": "1 to 2^20",
+        "--parallel": "1 to 4096",
+        "--gpu-memory-utilization": "0.01 to 1",
+    }
     for option, words in shown.items():
         low, high = words.split(" to ")
         value = 2 ** int(high[2:]) if high.startswith("2^") else float(high)

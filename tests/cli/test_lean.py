@@ -31,29 +31,85 @@ def typer_path(args: list[str]) -> tuple[int, str, str]:
 def test_what_the_lean_path_takes():
     assert parse_estimate(["llava-7b", "--gpu", "rtx3090"], COMMAND_NAMES) is not None
     assert parse_estimate(["-q", "--gpu=rtx3090", "llava-7b", "--json"], COMMAND_NAMES) is not None
-    for args in (["check", "x"], ["llava-7b", "-h"], ["llava-7b", "--context", "-5"], ["a", "b"],
-                 ["llava-7b", "--gpu"], ["llava-7b", "-qg", "x"], ["--", "llava-7b"], ["llava-7b", "--nope"]):
+    for args in (
+        ["check", "x"],
+        ["llava-7b", "-h"],
+        ["llava-7b", "--context", "-5"],
+        ["a", "b"],
+        ["llava-7b", "--gpu"],
+        ["llava-7b", "-qg", "x"],
+        ["--", "llava-7b"],
+        ["llava-7b", "--nope"],
+    ):
         assert parse_estimate(args, COMMAND_NAMES) is None, args
 
 
-OPTIONS = st.sampled_from([
-    ["--gpu", "rtx3090"], ["-g", "t4"], ["--gpu", "2xrtx3090"], ["--vram", "24"], ["--vram", ""], ["--vram", "x"],
-    ["-q"], ["--json"], ["--context", "2048"], ["-c", "0"], ["--context", "²"], ["--batch", "2"], ["-b", "99999999"],
-    ["--dtype", "q4_k_m"], ["--dtype", "int4"], ["--kv-dtype", "q8_0"], ["--beams", "2"], ["--images", "2"],
-    ["--engine", "VLLM"], ["-e", "llamacpp"], ["--engine", "ollama"], ["--ubatch", "256"], ["--parallel", "2"],
-    ["--gpu-layers", "10"], ["--gpu-memory-utilization", "0.8"], ["--offload"], ["--speed"], ["--max-batch"],
-    ["--system-bandwidth", "nan"], ["--system-bandwidth", "50"], ["--no-chart"], ["--flash-attn"],
-    ["--no-flash-attn"], ["--split", "layer"], ["--image-size", "672x672"], ["--encoder-tokens", "100"],
-    # the engines' own spellings and the options the lean path now reads from their one declaration
-    ["-ngl", "10"], ["-np", "2"], ["-ub", "128"], ["--max-model-len", "2048"], ["--num-ctx", "1024"], ["-cmoe"],
-    ["--n-cpu-moe", "2"], ["--llamacpp-version", "2024-05"], ["-bo", "2"], ["-nf"], ["-bs", "2"], ["--swa-full"],
-    ["--max-num-seqs", "8"], ["-tp", "2"], ["--no-op-offload"], ["--compute-type", "int8"], ["--cuda", "13"],
-])
+OPTIONS = st.sampled_from(
+    [
+        ["--gpu", "rtx3090"],
+        ["-g", "t4"],
+        ["--gpu", "2xrtx3090"],
+        ["--vram", "24"],
+        ["--vram", ""],
+        ["--vram", "x"],
+        ["-q"],
+        ["--json"],
+        ["--context", "2048"],
+        ["-c", "0"],
+        ["--context", "²"],
+        ["--batch", "2"],
+        ["-b", "99999999"],
+        ["--dtype", "q4_k_m"],
+        ["--dtype", "int4"],
+        ["--kv-dtype", "q8_0"],
+        ["--beams", "2"],
+        ["--images", "2"],
+        ["--engine", "VLLM"],
+        ["-e", "llamacpp"],
+        ["--engine", "ollama"],
+        ["--ubatch", "256"],
+        ["--parallel", "2"],
+        ["--gpu-layers", "10"],
+        ["--gpu-memory-utilization", "0.8"],
+        ["--offload"],
+        ["--speed"],
+        ["--max-batch"],
+        ["--system-bandwidth", "nan"],
+        ["--system-bandwidth", "50"],
+        ["--no-chart"],
+        ["--flash-attn"],
+        ["--no-flash-attn"],
+        ["--split", "layer"],
+        ["--image-size", "672x672"],
+        ["--encoder-tokens", "100"],
+        # the engines' own spellings and the options the lean path now reads from their one declaration
+        ["-ngl", "10"],
+        ["-np", "2"],
+        ["-ub", "128"],
+        ["--max-model-len", "2048"],
+        ["--num-ctx", "1024"],
+        ["-cmoe"],
+        ["--n-cpu-moe", "2"],
+        ["--llamacpp-version", "2024-05"],
+        ["-bo", "2"],
+        ["-nf"],
+        ["-bs", "2"],
+        ["--swa-full"],
+        ["--max-num-seqs", "8"],
+        ["-tp", "2"],
+        ["--no-op-offload"],
+        ["--compute-type", "int8"],
+        ["--cuda", "13"],
+    ]
+)
 
 
 @settings(max_examples=120, deadline=None)
-@given(model=st.sampled_from(["llava-7b", "llama-2-7b", "whisper-tiny", "t5-small", "nope"]),
-       opts=st.lists(OPTIONS, max_size=4), first=st.booleans())
+@given(
+    model=st.sampled_from(["llava-7b", "llama-2-7b", "whisper-tiny", "t5-small", "nope"]),
+    opts=st.lists(OPTIONS, max_size=4),
+    first=st.booleans(),
+)
 def test_lean_and_typer_agree(model, opts, first):
     args = [x for o in opts for x in o]
     args = [*args, model] if first else [model, *args]

@@ -19,8 +19,9 @@ ONE_LINE_HEADER = r"^weights +KV +weights size +KV size +total +fits +headroom +
 
 def run(*args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1", "PYTHONPATH": str(SRC)}
-    return subprocess.run([sys.executable, "-m", "willitrun", *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "willitrun", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def assert_narrow(lines: list[str], rows: list[str], sizes_per_row: int) -> None:
@@ -76,10 +77,13 @@ def test_wide_terminals_keep_the_one_line_headers() -> None:
     assert re.search(ONE_LINE_HEADER, r.stdout, re.MULTILINE)
 
 
-@pytest.mark.parametrize("args,sentence", [
-    (("sweep", "llama-3.1-70b", "--gpu", "rtx3060"), "No context length fits in 12.00 GiB."),
-    (("llama-3.1-70b", "--gpu", "rtx3060", "--gpu", "rtx3090"), "No context length fits on every card."),
-])
+@pytest.mark.parametrize(
+    "args,sentence",
+    [
+        (("sweep", "llama-3.1-70b", "--gpu", "rtx3060"), "No context length fits in 12.00 GiB."),
+        (("llama-3.1-70b", "--gpu", "rtx3060", "--gpu", "rtx3090"), "No context length fits on every card."),
+    ],
+)
 def test_no_none_tokens(args: tuple[str, ...], sentence: str) -> None:
     """70B in bf16 (131 GiB of weights) fits no context on a 12 GiB card nor on 12 + 24 GiB."""
     r = run(*args, columns=120)

@@ -62,9 +62,14 @@ def warm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_records_answer_as_pydantic_does(warm_cache: Path, args: list[str]) -> None:
     env = base_env(warm_cache)
     with_pydantic = run(args, {**env, "WILLITRUN_RECORDS": "0"})
-    without = run(args, {**env, "WILLITRUN_RECORDS": "1"})  # "1": an internal error, not a rerun, if pydantic were needed
-    assert (without.returncode, without.stdout, without.stderr) == \
-        (with_pydantic.returncode, with_pydantic.stdout, with_pydantic.stderr)
+    without = run(
+        args, {**env, "WILLITRUN_RECORDS": "1"}
+    )  # "1": an internal error, not a rerun, if pydantic were needed
+    assert (without.returncode, without.stdout, without.stderr) == (
+        with_pydantic.returncode,
+        with_pydantic.stdout,
+        with_pydantic.stderr,
+    )
     assert with_pydantic.returncode in (0, 1, 2), with_pydantic.stderr
 
 

@@ -36,15 +36,26 @@ def documented_keys(section: int = 0) -> dict[str, str]:
     return keys
 
 
-TYPES = {"int": int, "str": str, "bool": bool, "list": list, "list of str": list, "dict": dict,
-         "list of str or null": (list, type(None))}
+TYPES = {
+    "int": int,
+    "str": str,
+    "bool": bool,
+    "list": list,
+    "list of str": list,
+    "dict": dict,
+    "list of str or null": (list, type(None)),
+}
 
 
 def test_json_output_matches_the_documented_schema():
     doc = documented_keys()
     assert len(doc) > 30
-    for args in (("llava-7b", "--gpu", "rtx3090"), ("whisper-large-v3", "--vram", "4", "--beams", "3"),
-                 ("llama-3.2-11b-vision", "--gpu", "rtx4060-ti-16gb"), ("t5-11b", "--gpu", "a100-80gb")):
+    for args in (
+        ("llava-7b", "--gpu", "rtx3090"),
+        ("whisper-large-v3", "--vram", "4", "--beams", "3"),
+        ("llama-3.2-11b-vision", "--gpu", "rtx4060-ti-16gb"),
+        ("t5-11b", "--gpu", "a100-80gb"),
+    ):
         r = run(*args, "--json")
         assert r.exit_code in (0, 1)
         d = json.loads(r.stdout)
@@ -55,8 +66,12 @@ def test_json_output_matches_the_documented_schema():
 
 def test_engine_json_matches_the_documented_schema():
     doc = documented_keys(1)
-    for args in (("llama-2-7b", "--gpu", "rtx3060", "--dtype", "q4_k_m"), ("whisper-small", "--gpu", "t4", "-e", "whisper.cpp"),
-                 ("llama-3-8b", "--gpu", "h100-sxm", "-e", "vllm"), ("llama-3-8b", "--vram", "8", "-e", "ollama")):
+    for args in (
+        ("llama-2-7b", "--gpu", "rtx3060", "--dtype", "q4_k_m"),
+        ("whisper-small", "--gpu", "t4", "-e", "whisper.cpp"),
+        ("llama-3-8b", "--gpu", "h100-sxm", "-e", "vllm"),
+        ("llama-3-8b", "--vram", "8", "-e", "ollama"),
+    ):
         r = run(*args, "--json")
         assert r.exit_code in (0, 1), r.output
         d = json.loads(r.stdout)
@@ -70,8 +85,11 @@ def test_check_several_pairs_jsonl():
     assert r.exit_code == 1  # llama-3-8b in bf16 does not fit 12 GiB
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert [(d["model"], d["gpu"], d["fits"]) for d in lines] == [
-        ("llama-3-8b", "rtx3060", False), ("llama-3-8b", "rtx4090", True),
-        ("whisper-tiny", "rtx3060", True), ("whisper-tiny", "rtx4090", True)]
+        ("llama-3-8b", "rtx3060", False),
+        ("llama-3-8b", "rtx4090", True),
+        ("whisper-tiny", "rtx3060", True),
+        ("whisper-tiny", "rtx4090", True),
+    ]
 
 
 def test_check_rows_file(tmp_path):
@@ -91,17 +109,29 @@ def test_validate_reports_every_file_with_lines(tmp_path):
     good = (ROOT / "model_specs" / "llama-2-7b.yaml").read_text()
     (d / "tagged.yaml").write_text("id: !!python/object/apply:os.system ['true']\n")
     (d / "empty.yaml").write_text("")
-    (d / "wrong-type.yaml").write_text(good.replace("id: llama-2-7b", "id: wrong-type").replace("hidden_size: 4096", 'hidden_size: "4096"'))
-    (d / "bad-heads.yaml").write_text(good.replace("id: llama-2-7b", "id: bad-heads").replace("num_key_value_heads: 32", "num_key_value_heads: 5"))
-    (d / "bad-dtype.yaml").write_text(good.replace("id: llama-2-7b", "id: bad-dtype").replace("dtype: float16", "dtype: float12"))
-    (d / "no-source.yaml").write_text(good.replace("id: llama-2-7b", "id: no-source").replace("sources:\n", "sources:\n  other: x\n").replace("  config: ", "  unrelated: "))
+    (d / "wrong-type.yaml").write_text(
+        good.replace("id: llama-2-7b", "id: wrong-type").replace("hidden_size: 4096", 'hidden_size: "4096"')
+    )
+    (d / "bad-heads.yaml").write_text(
+        good.replace("id: llama-2-7b", "id: bad-heads").replace("num_key_value_heads: 32", "num_key_value_heads: 5")
+    )
+    (d / "bad-dtype.yaml").write_text(
+        good.replace("id: llama-2-7b", "id: bad-dtype").replace("dtype: float16", "dtype: float12")
+    )
+    (d / "no-source.yaml").write_text(
+        good.replace("id: llama-2-7b", "id: no-source")
+        .replace("sources:\n", "sources:\n  other: x\n")
+        .replace("  config: ", "  unrelated: ")
+    )
     r = run("validate", tmp_path)
     assert r.exit_code == ExitCode.SPEC
     err = r.stderr
     assert "tagged.yaml:1: malformed YAML: could not determine a constructor for the tag" in err
     assert "empty.yaml: empty file" in err
     assert re.search(r"wrong-type.yaml:\d+: config.hidden_size: Input should be a valid integer", err)
-    assert re.search(r"bad-heads.yaml:\d+: config: num_attention_heads \(32\) is not a multiple of num_key_value_heads \(5\)", err)
+    assert re.search(
+        r"bad-heads.yaml:\d+: config: num_attention_heads \(32\) is not a multiple of num_key_value_heads \(5\)", err
+    )
     assert re.search(r"bad-dtype.yaml:\d+: dtype: Input should be 'float32', 'float16' or 'bfloat16'", err)
     assert re.search(r"warning: .*no-source.yaml:\d+: config.vocab_size: number without a source", err)
     assert "Traceback" not in r.output
@@ -130,12 +160,28 @@ def test_pre_commit_hook_runs_validate():
 
 
 # ---- never a traceback, always a documented exit code ----------------------------------------
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
-                    st.text(max_size=12))
-documents = st.recursive(scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=5),
-                         max_leaves=20)
-KEYS = ["id", "name", "architecture", "dtype", "sources", "config", "vocab_size", "hidden_size", "num_attention_heads",
-        "num_key_value_heads", "vendor", "memory_gib", "text_config", "cross_attention_layers"]
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**12), 10**12), st.floats(allow_nan=True), st.text(max_size=12)
+)
+documents = st.recursive(
+    scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=5), max_leaves=20
+)
+KEYS = [
+    "id",
+    "name",
+    "architecture",
+    "dtype",
+    "sources",
+    "config",
+    "vocab_size",
+    "hidden_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vendor",
+    "memory_gib",
+    "text_config",
+    "cross_attention_layers",
+]
 spec_like = st.dictionaries(st.sampled_from(KEYS), documents, max_size=8)
 
 
@@ -153,11 +199,18 @@ def test_any_spec_document_gives_a_documented_exit(tmp_path, doc, kind):
 
 
 ints = st.one_of(st.integers(-5, 3), st.integers(10**6, 10**12))
+
+
 @settings(max_examples=80, deadline=None)
-@given(model=st.sampled_from(["llava-7b", "whisper-tiny", "t5-small", "llama-3.2-11b-vision", "nope"]),
-       opts=st.lists(st.tuples(st.sampled_from(["--context", "--batch", "--beams", "--images", "--encoder-tokens"]),
-                               ints), max_size=3),
-       dtype=st.sampled_from([None, "fp16", "q4_k_m", "zz"]), vram=st.sampled_from(["24", "0.0001", "1e3GB", "x"]))
+@given(
+    model=st.sampled_from(["llava-7b", "whisper-tiny", "t5-small", "llama-3.2-11b-vision", "nope"]),
+    opts=st.lists(
+        st.tuples(st.sampled_from(["--context", "--batch", "--beams", "--images", "--encoder-tokens"]), ints),
+        max_size=3,
+    ),
+    dtype=st.sampled_from([None, "fp16", "q4_k_m", "zz"]),
+    vram=st.sampled_from(["24", "0.0001", "1e3GB", "x"]),
+)
 def test_any_arguments_give_a_documented_exit(model, opts, dtype, vram):
     args = [model, "--vram", vram, "-q"] + [str(x) for o in opts for x in o] + (["--dtype", dtype] if dtype else [])
     r = run(*args)
@@ -166,20 +219,35 @@ def test_any_arguments_give_a_documented_exit(model, opts, dtype, vram):
     # input that is wrong on its face must say so (2), never look like "does not fit" (1)
     # a repeated option keeps its last value (click's rule), so only the last one can make it wrong
     last = dict(opts)
-    bad = (model == "nope" or vram != "24" or dtype == "zz"
-           or any(v < (0 if o == "--images" else 1) for o, v in last.items()))
+    bad = (
+        model == "nope"
+        or vram != "24"
+        or dtype == "zz"
+        or any(v < (0 if o == "--images" else 1) for o, v in last.items())
+    )
     if bad:
         assert r.exit_code == ExitCode.USAGE, (args, r.exit_code)
 
 
 # ---- every numeric option: huge, negative, zero, fractional, non-finite, unicode digits ------------
 # The documented bounds (README, "Numbers on the command line"), written out here rather than imported.
-WHOLE = {"--context": (1, 2**32), "--batch": (1, 2**20), "--beams": (1, 1024), "--images": (0, 1024),
-         "--encoder-tokens": (1, 2**20), "--ubatch": (1, 2**20), "--parallel": (1, 4096), "--gpu-layers": (0, 100_000)}
+WHOLE = {
+    "--context": (1, 2**32),
+    "--batch": (1, 2**20),
+    "--beams": (1, 1024),
+    "--images": (0, 1024),
+    "--encoder-tokens": (1, 2**20),
+    "--ubatch": (1, 2**20),
+    "--parallel": (1, 4096),
+    "--gpu-layers": (0, 100_000),
+}
 DECIMAL = {"--gpu-memory-utilization": (0.01, 1.0), "--system-bandwidth": (0.001, 1_000_000)}
 numbers = st.one_of(
-    st.integers(-3, 5), st.integers(-10**30, 10**30), st.integers(0, 500).map(lambda k: 10**k),
-    st.floats(allow_nan=True, allow_infinity=True), st.floats(0, 2),
+    st.integers(-3, 5),
+    st.integers(-(10**30), 10**30),
+    st.integers(0, 500).map(lambda k: 10**k),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(0, 2),
     st.sampled_from(["", " ", "²", "٣", "１２", "1e3", "0x10", "1_000", "--", "nan", "-inf", "4.0", "+7"]),
 )
 
@@ -201,8 +269,11 @@ def valid(option: str, text: str) -> bool:
 
 
 @settings(max_examples=150, deadline=None)
-@given(opts=st.lists(st.tuples(st.sampled_from(sorted({**WHOLE, **DECIMAL})), numbers), min_size=1, max_size=3),
-       engine=st.sampled_from([None, "llama.cpp", "vllm", "ollama"]), named=st.booleans())
+@given(
+    opts=st.lists(st.tuples(st.sampled_from(sorted({**WHOLE, **DECIMAL})), numbers), min_size=1, max_size=3),
+    engine=st.sampled_from([None, "llama.cpp", "vllm", "ollama"]),
+    named=st.booleans(),
+)
 def test_every_numeric_option_is_bounded(opts, engine, named):
     """Any value of any numeric option: a documented exit code, never the internal-error code; a value
     outside the documented bounds (the last one given counts, as click keeps a repeated option's last
@@ -227,9 +298,11 @@ def test_every_numeric_option_is_bounded(opts, engine, named):
 @given(context=numbers, size=numbers, count=numbers)
 def test_other_numbers_are_bounded(context, size, count):
     """--vram SIZE, --gpu NxGPU and a rows file's context: exit 2 or an answer, never a crash."""
-    for args in (["llama-2-7b", "--vram", text_of(size), "-q"],
-                 ["llama-2-7b", "--gpu", f"{text_of(count)}xrtx3090", "-q"],
-                 ["ladder", "llama-2-7b", "--vram", "24", "--context", text_of(context)]):
+    for args in (
+        ["llama-2-7b", "--vram", text_of(size), "-q"],
+        ["llama-2-7b", "--gpu", f"{text_of(count)}xrtx3090", "-q"],
+        ["ladder", "llama-2-7b", "--vram", "24", "--context", text_of(context)],
+    ):
         r = run(*args)
         assert r.exit_code in DOCUMENTED_CODES - {ExitCode.INTERNAL}, (args, r.output)
         assert "Traceback" not in r.output
@@ -245,8 +318,10 @@ def readme_commands() -> list[list[str]]:
     for line in (ROOT / "README.md").read_text().splitlines():
         if line.startswith("$ willitrun "):
             args = shlex.split(line[2:].split("#")[0])[1:]
-            if any(a.startswith(("./", "hf:", "/")) or "/" in a or ":" in a for a in args) or \
-                    args[:1] in (["scan"], ["explain"]):
+            if any(a.startswith(("./", "hf:", "/")) or "/" in a or ":" in a for a in args) or args[:1] in (
+                ["scan"],
+                ["explain"],
+            ):
                 continue
             cmds.append(args)
     return cmds

@@ -27,22 +27,30 @@ def loaded(args: list[str]) -> tuple[int, list[str]]:
     return code, modules
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["llava-7b", "--gpu", "rtx3090", "-q"], []),
-    (["-q", "--gpu", "rtx3090", "llava-7b"], []),
-    (["llava-7b", "--gpu", "rtx3090", "--json"], []),
-    (["llava-7b", "--gpu", "rtx3090"], ["rich"]),
-    (["llama-2-7b", "--gpu", "rtx3090", "--engine", "llama.cpp", "-q"], ["willitrun.engines.llamacpp"]),
-    (["llama-2-7b", "--gpu", "rtx3090", "--dtype", "q4_k_m", "-ngl", "20", "-np", "2", "-c", "2048", "-q"], ["willitrun.engines.llamacpp"]),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["llava-7b", "--gpu", "rtx3090", "-q"], []),
+        (["-q", "--gpu", "rtx3090", "llava-7b"], []),
+        (["llava-7b", "--gpu", "rtx3090", "--json"], []),
+        (["llava-7b", "--gpu", "rtx3090"], ["rich"]),
+        (["llama-2-7b", "--gpu", "rtx3090", "--engine", "llama.cpp", "-q"], ["willitrun.engines.llamacpp"]),
+        (
+            ["llama-2-7b", "--gpu", "rtx3090", "--dtype", "q4_k_m", "-ngl", "20", "-np", "2", "-c", "2048", "-q"],
+            ["willitrun.engines.llamacpp"],
+        ),
+    ],
+)
 def test_the_plain_estimate_imports_only_what_it_prints_with(args, expected):
     code, modules = loaded(args)
     assert code == 0 and modules == expected
 
 
 def test_package_import_is_lazy_and_complete():
-    code = ("import sys, willitrun; light = 'pydantic' not in sys.modules; "
-            "from willitrun import estimate, load_catalog, Request, ExitCode, __version__; "
-            "print(light, callable(estimate), sorted(set(willitrun.__all__) - set(dir(willitrun))))")
+    code = (
+        "import sys, willitrun; light = 'pydantic' not in sys.modules; "
+        "from willitrun import estimate, load_catalog, Request, ExitCode, __version__; "
+        "print(light, callable(estimate), sorted(set(willitrun.__all__) - set(dir(willitrun))))"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert p.stdout.split(maxsplit=2) == ["True", "True", "[]\n"]

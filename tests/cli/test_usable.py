@@ -20,14 +20,17 @@ def run(*args: str):
     return runner.invoke(app, list(args), env={"NO_COLOR": "1"})
 
 
-@pytest.mark.parametrize(("args", "code"), [
-    (("ladder", "llama-3.1-8b", "--gpu", "rtx4090"), 0),
-    (("ladder", "llama-3.1-405b", "--gpu", "rtx3060"), 1),  # 405B fits no rung on 12 GiB
-    (("gpus", "llama-3.1-8b"), 0),
-    (("gpus", "llama-3.1-70b", "--count", "rtx4090"), 0),
-    (("sweep", "llama-3.1-8b", "--gpu", "rtx4090"), 0),
-    (("sweep", "llama-3.1-70b", "--gpu", "rtx3060"), 1),  # 131 GiB of bf16 weights on 12 GiB
-])
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("ladder", "llama-3.1-8b", "--gpu", "rtx4090"), 0),
+        (("ladder", "llama-3.1-405b", "--gpu", "rtx3060"), 1),  # 405B fits no rung on 12 GiB
+        (("gpus", "llama-3.1-8b"), 0),
+        (("gpus", "llama-3.1-70b", "--count", "rtx4090"), 0),
+        (("sweep", "llama-3.1-8b", "--gpu", "rtx4090"), 0),
+        (("sweep", "llama-3.1-70b", "--gpu", "rtx3060"), 1),  # 131 GiB of bf16 weights on 12 GiB
+    ],
+)
 def test_quiet_prints_nothing_and_the_exit_code_answers(args: tuple[str, ...], code: int) -> None:
     loud = run(*args)
     assert loud.exit_code == code and loud.stdout
@@ -38,10 +41,12 @@ def test_quiet_prints_nothing_and_the_exit_code_answers(args: tuple[str, ...], c
 
 
 @pytest.mark.parametrize("model", ["./nope.gguf", "nope/config.json", "missing.gguf", "./models/", "/no/such/dir"])
-@pytest.mark.parametrize(("command", "options"), [((), ("--gpu", "rtx4090")), (("gpus",), ()),
-                                                  (("sweep",), ("--gpu", "rtx4090"))])
-def test_a_missing_path_is_no_such_file(model: str, command: tuple[str, ...], options: tuple[str, ...],
-                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("command", "options"), [((), ("--gpu", "rtx4090")), (("gpus",), ()), (("sweep",), ("--gpu", "rtx4090"))]
+)
+def test_a_missing_path_is_no_such_file(
+    model: str, command: tuple[str, ...], options: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     r = run(*command, model, *options)
     assert r.exit_code == 2
@@ -79,12 +84,27 @@ def test_the_documented_context_bound_is_the_enforced_one() -> None:
     assert at.exit_code in (0, 1), at.stderr  # the bound itself is accepted
 
 
-@pytest.mark.parametrize(("arg", "path"), [
-    ("./x.gguf", True), ("../x", True), ("/models/x", True), ("~/x", True), ("dir/", True), ("x.gguf", True),
-    ("config.json", True), ("dir/config.json", True), ("x.yaml", True),
-    ("llama-3.1-8b", False), ("qwen3:8b", False), ("Qwen/Qwen3-8B", False), ("Qwen/Qwen3-8B-GGUF:Q4_K_M", False),
-    ("Qwen/Qwen3-8B-GGUF/Qwen3-8B-Q4_K_M.gguf", False), ("hf:ORG/NAME", False), ("https://host/x.gguf", False),
-])
+@pytest.mark.parametrize(
+    ("arg", "path"),
+    [
+        ("./x.gguf", True),
+        ("../x", True),
+        ("/models/x", True),
+        ("~/x", True),
+        ("dir/", True),
+        ("x.gguf", True),
+        ("config.json", True),
+        ("dir/config.json", True),
+        ("x.yaml", True),
+        ("llama-3.1-8b", False),
+        ("qwen3:8b", False),
+        ("Qwen/Qwen3-8B", False),
+        ("Qwen/Qwen3-8B-GGUF:Q4_K_M", False),
+        ("Qwen/Qwen3-8B-GGUF/Qwen3-8B-Q4_K_M.gguf", False),
+        ("hf:ORG/NAME", False),
+        ("https://host/x.gguf", False),
+    ],
+)
 def test_what_is_written_as_a_path(arg: str, path: bool) -> None:
     """A path is reported missing; a catalog id, an ollama name, an HF name (sources/names.py forms)
     or a URL goes on to be resolved and says what is missing itself."""

@@ -131,8 +131,14 @@ def test_state_bytes_in_json_and_parts_add_up():
     assert code == 0 and d["memory_bounds_context"] is False
     # Mamba 2.8B: 64 layers x (d_inner 5120 x (d_conv 4 + d_state 16)) = 6,553,600 fp32 elements
     assert d["state_bytes"] == 64 * 5120 * (4 + 16) * 4
-    parts = (d["weights_bytes"] + d["kv_self_bytes"] + d["kv_cross_bytes"] + d["state_bytes"]
-             + d["activations_bytes"] + d["overhead_bytes"])
+    parts = (
+        d["weights_bytes"]
+        + d["kv_self_bytes"]
+        + d["kv_cross_bytes"]
+        + d["state_bytes"]
+        + d["activations_bytes"]
+        + d["overhead_bytes"]
+    )
     assert parts == d["total_bytes"]
     assert sum(b["bytes"] for b in d["buffers"]) == d["total_bytes"]
 
@@ -211,8 +217,10 @@ def test_list_architectures_table():
     assert r.exit_code == 0, r.output
     assert "deepseek_v3" in r.stdout and "falcon_h1" in r.stdout
     tail = " ".join(r.stdout.split())  # the last line, however the console wrapped it
-    assert tail.endswith("Missing one? docs/adding-an-architecture.md (`willitrun docs` says where it is) walks "
-                         "through adding it; or open an issue with the model's config.json.")
+    assert tail.endswith(
+        "Missing one? docs/adding-an-architecture.md (`willitrun docs` says where it is) walks "
+        "through adding it; or open an issue with the model's config.json."
+    )
     r = run("list", "nonsense")
     assert r.exit_code == 2 and "architectures" in r.output
 
@@ -224,8 +232,14 @@ def test_sweep_of_a_state_space_model():
     assert d["memory_bounds_context"] is False
     for p in d["points"]:
         assert p["state_bytes"] == 64 * 5120 * (4 + 16) * 4  # as test_state_bytes_in_json_and_parts_add_up
-        assert p["total_bytes"] == (p["weights_bytes"] + p["kv_self_bytes"] + p["kv_cross_bytes"] + p["state_bytes"]
-                                    + p["activations_bytes"] + p["overhead_bytes"])
+        assert p["total_bytes"] == (
+            p["weights_bytes"]
+            + p["kv_self_bytes"]
+            + p["kv_cross_bytes"]
+            + p["state_bytes"]
+            + p["activations_bytes"]
+            + p["overhead_bytes"]
+        )
     r = run("sweep", "mamba-2.8b", "--gpu", "rtx3060")
     assert "Memory does not bound the context" in r.stdout and "Largest context" not in r.stdout
 

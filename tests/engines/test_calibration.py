@@ -29,8 +29,10 @@ def test_component(c):
         if not c.ok:
             pytest.xfail(KNOWN_GAPS[c.entry])
         pytest.fail(f"{c.entry} now within {c.tolerance:.0%} ({c.error:+.1%}): remove it from KNOWN_GAPS")
-    assert c.ok, (f"{c.engine} {c.component}: estimate {c.estimate_bytes / 2**20:.2f} MiB, measured "
-                  f"{c.measured_bytes / 2**20:.2f} MiB ({c.error:+.2%}, tolerance {c.tolerance:.0%})")
+    assert c.ok, (
+        f"{c.engine} {c.component}: estimate {c.estimate_bytes / 2**20:.2f} MiB, measured "
+        f"{c.measured_bytes / 2**20:.2f} MiB ({c.error:+.2%}, tolerance {c.tolerance:.0%})"
+    )
 
 
 def test_every_whisper_and_llamacpp_cache_is_exact():

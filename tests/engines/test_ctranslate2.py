@@ -142,15 +142,20 @@ def test_small_decoders_peak_in_the_encoder_pass(large):
     # weights + 274 MiB + 605 MiB + 20 x 1500^2 x 2 B + 1500 x 5120 x 2 B = 2422 MiB (fitted there: E0)
     distil = large.model_copy(update={"config": large.config.model_copy(update={"decoder_layers": 2})})
     e = ct2(distil)
-    assert e.gpu_bytes == (ct2_weight_bytes(distil, "float16") + 274 * MiB + CT2_ENCODER_BASE_BYTES
-                           + 20 * 1500**2 * 2 + 1500 * 5120 * 2)
+    assert e.gpu_bytes == (
+        ct2_weight_bytes(distil, "float16") + 274 * MiB + CT2_ENCODER_BASE_BYTES + 20 * 1500**2 * 2 + 1500 * 5120 * 2
+    )
     assert any("encoder pass" in n for n in e.notes)
 
 
 def test_int8_runs_need_less_overhead(large):
     # the fp16/int8 pairs of large-v3 differ by 140 (README) and 109 MiB (#1030) more than their weights
     i8 = ct2(large, compute_type="int8")
-    assert i8.find("CUDA context, cuBLAS/cuDNN, allocator pool").bytes == (274 - 125) * MiB == 274 * MiB - CT2_INT8_SAVING_BYTES
+    assert (
+        i8.find("CUDA context, cuBLAS/cuDNN, allocator pool").bytes
+        == (274 - 125) * MiB
+        == 274 * MiB - CT2_INT8_SAVING_BYTES
+    )
 
 
 @pytest.mark.parametrize("model", ["llama-2-7b", "flan-t5-base"])
@@ -160,8 +165,15 @@ def test_other_architectures_are_refused(model):
         ct2(spec)
 
 
-@pytest.mark.parametrize(("opts", "match"), [({"compute_type": "q4_0"}, "compute type"), ({"cuda": 10}, "cuda"),
-                                             ({"beam_size": 0}, "beam_size"), ({"best_of": 0}, "best_of")])
+@pytest.mark.parametrize(
+    ("opts", "match"),
+    [
+        ({"compute_type": "q4_0"}, "compute type"),
+        ({"cuda": 10}, "cuda"),
+        ({"beam_size": 0}, "beam_size"),
+        ({"best_of": 0}, "best_of"),
+    ],
+)
 def test_bad_options(opts, match):
     with pytest.raises(UsageError, match=match):
         CTranslate2Options(**opts)

@@ -35,15 +35,18 @@ def ll(spec, context, engine="llama.cpp", **opts):
 # --------------------------------------------------------------------------------------------------
 # KV padding by version
 # --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("version", "fa", "cells"), [
-    ("2023-12", False, 320),   # GGML_PAD(300, 32)
-    ("2024-04", False, 512),   # 256 with the first flash-attention builds
-    ("2024-05", False, 320),   # flash_attn ? 256 : 32
-    ("2024-05", True, 512),
-    ("2025-10", True, 300),    # no padding (PR #16812)
-    ("current", True, 512),    # GGML_PAD(n_ctx, 256) (PR #17046)
-    ("current", False, 512),
-])
+@pytest.mark.parametrize(
+    ("version", "fa", "cells"),
+    [
+        ("2023-12", False, 320),  # GGML_PAD(300, 32)
+        ("2024-04", False, 512),  # 256 with the first flash-attention builds
+        ("2024-05", False, 320),  # flash_attn ? 256 : 32
+        ("2024-05", True, 512),
+        ("2025-10", True, 300),  # no padding (PR #16812)
+        ("current", True, 512),  # GGML_PAD(n_ctx, 256) (PR #17046)
+        ("current", False, 512),
+    ],
+)
 def test_kv_padding(version, fa, cells):
     e = ll(llama(), 300, version=version, flash_attn=fa)
     assert e.n_ctx == cells
@@ -98,8 +101,20 @@ def test_unknown_ollama_release_is_a_usage_error():
         OllamaOptions(release="0.99")
 
 
-@pytest.mark.parametrize(("vram_gib", "ctx"), [(None, 4096), (16, 4096), (22.9, 4096), (23, 32768), (23.99, 32768),
-                                               (24, 32768), (46.9, 32768), (47, 262144), (80, 262144)])
+@pytest.mark.parametrize(
+    ("vram_gib", "ctx"),
+    [
+        (None, 4096),
+        (16, 4096),
+        (22.9, 4096),
+        (23, 32768),
+        (23.99, 32768),
+        (24, 32768),
+        (46.9, 32768),
+        (47, 262144),
+        (80, 262144),
+    ],
+)
 def test_ollama_default_context_tiers(vram_gib, ctx):
     """ollama server/routes.go (0334ffa62, 2026-01-27; fb30760): totalVRAM >= 47 GiB: 262144, >= 23 GiB: 32768,
     else 4096 -- not the docs' 24/48, so an RTX 4090 (23.99 GiB) gets 32768."""
@@ -129,15 +144,19 @@ def test_gpu_layers_split_weights_and_kv():
 def test_without_op_offload_the_output_layer_runs_on_the_cpu(how):
     """Before PR #6083 (b2197 CI log: no CUDA0 compute buffer at -ngl 0), and with --no-op-offload,
     the GPU compute buffer is the offloaded layers' graph only: no logits, no LM-head copy."""
-    e = ll(llama(), 2048, gpu_layers=10, version="2023-12") if how == "early build" else \
-        ll(llama(), 2048, gpu_layers=10, op_offload=False, flash_attn=False, version="2025-11")
+    e = (
+        ll(llama(), 2048, gpu_layers=10, version="2023-12")
+        if how == "early build"
+        else ll(llama(), 2048, gpu_layers=10, op_offload=False, flash_attn=False, version="2025-11")
+    )
     assert e.facts["op_offload"] is False
     assert e.facts["output_on_gpu"] is False  # before PR #18148 -ngl 10 keeps the output layer on the host
     n_kv = e.n_ctx
     attention = 4 * 512 * (4 * 4096 + n_kv * (32 + 1))
     assert e.find("compute buffer (CUDA0)").bytes == attention
-    with_op_offload = ll(llama(), 2048, gpu_layers=10, flash_attn=False,
-                         version="2024-03" if how == "early build" else "2025-11")
+    with_op_offload = ll(
+        llama(), 2048, gpu_layers=10, flash_attn=False, version="2024-03" if how == "early build" else "2025-11"
+    )
     assert with_op_offload.find("compute buffer (CUDA0)").bytes > e.find("compute buffer (CUDA0)").bytes
 
 
@@ -177,8 +196,10 @@ def test_ngl_offloads_the_output_layer_first_since_pr_18148(version):
     assert "LM head copied" not in new.find("compute buffer (CUDA0)").detail
 
 
-@pytest.mark.parametrize(("ngl", "gpu_layers", "output_on_gpu"), [(0, 0, False), (1, 0, True), (2, 1, True),
-                                                                   (32, 31, True), (33, 32, True), (999, 32, True)])
+@pytest.mark.parametrize(
+    ("ngl", "gpu_layers", "output_on_gpu"),
+    [(0, 0, False), (1, 0, True), (2, 1, True), (32, 31, True), (33, 32, True), (999, 32, True)],
+)
 def test_ngl_output_first_layer_counts(ngl, gpu_layers, output_on_gpu):
     """-ngl N on current builds: N - 1 repeating layers and the output layer, at most all of them (act_gpu_layers =
     min(n_gpu_layers, n_layer + 1)); -ngl 0 keeps everything on the host."""
@@ -241,12 +262,23 @@ def test_t5_keeps_no_cross_cache_in_llama_cpp(catalog):
     assert any("no cross-attention cache" in n for n in e.notes)
 
 
-@pytest.mark.parametrize(("model", "engine"), [("whisper-tiny", "llama.cpp"), ("llama-3.2-11b-vision", "llama.cpp"),
-                                               ("llama-2-7b", "whisper.cpp"), ("whisper-tiny", "vllm")])
+@pytest.mark.parametrize(
+    ("model", "engine"),
+    [
+        ("whisper-tiny", "llama.cpp"),
+        ("llama-3.2-11b-vision", "llama.cpp"),
+        ("llama-2-7b", "whisper.cpp"),
+        ("whisper-tiny", "vllm"),
+    ],
+)
 def test_unsupported_pairs_say_so(catalog, model, engine):
     with pytest.raises(UsageError):
-        engine_estimate(catalog.resolve("model", model), Request(), engine,
-                        VllmOptions(total_memory_bytes=80 * GiB) if engine == "vllm" else None)
+        engine_estimate(
+            catalog.resolve("model", model),
+            Request(),
+            engine,
+            VllmOptions(total_memory_bytes=80 * GiB) if engine == "vllm" else None,
+        )
 
 
 def test_llama_cpp_refuses_non_gguf_quantization():
@@ -294,9 +326,12 @@ def test_vllm_pool_and_window(catalog):
 
 
 def test_vllm_refuses_a_window_it_cannot_hold(catalog):
-    e = engine_estimate(catalog.resolve("model", "llama-3-8b"), Request(), "vllm",
-                        VllmOptions(total_memory_bytes=20 * GiB, gpu_memory_utilization=0.9, max_model_len=8192,
-                                    version="0.6"))  # V0: its 1.79 GiB non-torch memory leaves no room
+    e = engine_estimate(
+        catalog.resolve("model", "llama-3-8b"),
+        Request(),
+        "vllm",
+        VllmOptions(total_memory_bytes=20 * GiB, gpu_memory_utilization=0.9, max_model_len=8192, version="0.6"),
+    )  # V0: its 1.79 GiB non-torch memory leaves no room
     assert e.facts["fits_window"] is False
     assert e.warnings
 
@@ -317,8 +352,16 @@ def test_transformers_profile_is_memory_estimate(catalog):
     assert engine_estimate(spec, req).host_bytes == 0
 
 
-@pytest.mark.parametrize(("dtype", "engine"), [(None, "transformers"), ("fp16", "transformers"), ("int4", "transformers"),
-                                               ("q4_k_m", "llama.cpp"), ("q8_0", "llama.cpp")])
+@pytest.mark.parametrize(
+    ("dtype", "engine"),
+    [
+        (None, "transformers"),
+        ("fp16", "transformers"),
+        ("int4", "transformers"),
+        ("q4_k_m", "llama.cpp"),
+        ("q8_0", "llama.cpp"),
+    ],
+)
 def test_default_engine(dtype, engine):
     assert default_engine(dtype) == engine
 
@@ -402,8 +445,10 @@ def test_llama_cpp_runs_mistral_and_phi3_windows_as_full_attention(catalog):
         assert _kv(ll(spec, 16384)) == _kv(ll(spec, 16384, swa_full=True))
 
 
-@pytest.mark.parametrize(("parallel", "ctx", "swa_cells"), [(1, 4096, 1024), (2, 4096, 2048), (4, 4096, 4096),
-                                                        (8, 4096, 4096), (2, 8192, 2048)])
+@pytest.mark.parametrize(
+    ("parallel", "ctx", "swa_cells"),
+    [(1, 4096, 1024), (2, 4096, 2048), (4, 4096, 4096), (8, 4096, 4096), (2, 8192, 2048)],
+)
 def test_split_cache_keeps_a_sliding_window_per_stream(catalog, parallel, ctx, swa_cells):
     """-np N without -kvu: the cache tensors are [n_embd, kv_size, n_stream] (llama-kv-cache.cpp, PR #14363), so
     the SWA layers keep N x GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256) cells. unslothai/unsloth PR #5225
@@ -411,8 +456,9 @@ def test_split_cache_keeps_a_sliding_window_per_stream(catalog, parallel, ctx, s
     + 15 sliding layers) bit-exact: 27 / 42 / 72 / 72 MiB at -np 1 / 2 / 4 / 8 and -c 4096, 54 MiB at -np 2
     -c 8192 -- 1 KiB a cell and layer, so 3 x 4096 + 15 x (1024, 2048, 4096, 4096) and 3 x 8192 + 15 x 2048."""
     per_cell = 2 * 256 * 2
-    for layers_full, layers_swa, measured in ((3, 15, {(1, 4096): 27, (2, 4096): 42, (4, 4096): 72, (8, 4096): 72,
-                                                        (2, 8192): 54}),):
+    for layers_full, layers_swa, measured in (
+        (3, 15, {(1, 4096): 27, (2, 4096): 42, (4, 4096): 72, (8, 4096): 72, (2, 8192): 54}),
+    ):
         assert (layers_full * ctx + layers_swa * swa_cells) * per_cell == measured[parallel, ctx] * MiB
     e = ll(catalog.resolve("model", "gemma-3-1b"), ctx, parallel=parallel)  # 4 global + 22 sliding layers
     assert _kv(e) == (4 * ctx + 22 * swa_cells) * per_cell
@@ -464,8 +510,10 @@ def test_the_command_line_names_the_engines_the_package_sizes():
     from willitrun import engines
     from willitrun.cli import parse
 
-    assert all(parse.engine(name) == engines.ENGINE_ALIASES.get(name, name)
-               for name in (*engines.ENGINES, *engines.ENGINE_ALIASES))
+    assert all(
+        parse.engine(name) == engines.ENGINE_ALIASES.get(name, name)
+        for name in (*engines.ENGINES, *engines.ENGINE_ALIASES)
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -531,5 +579,8 @@ def test_ollama_0_30_leaves_placement_to_llama_servers_fit():
     new = engine_estimate(spec, Request(context=2048, dtype="q4_0"), "ollama", OllamaOptions())
     old = engine_estimate(spec, Request(context=2048, dtype="q4_0"), "ollama", OllamaOptions(release="0.15"))
     told = engine_estimate(spec, Request(context=2048, dtype="q4_0"), "ollama", OllamaOptions(num_gpu=20))
-    assert (new.facts["fit_target_bytes"], old.facts["fit_target_bytes"], told.facts["fit_target_bytes"]) == \
-        (1024 * MiB, 0, 0)
+    assert (new.facts["fit_target_bytes"], old.facts["fit_target_bytes"], told.facts["fit_target_bytes"]) == (
+        1024 * MiB,
+        0,
+        0,
+    )

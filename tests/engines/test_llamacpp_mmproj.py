@@ -26,7 +26,9 @@ from willitrun.tensors import model_tensors
 MIB = 2**20
 
 PR_22790 = "https://github.com/ggml-org/llama.cpp/pull/22790"  # gemma-3-4b mmproj, CUDA0, flash attention on
-ISSUE_16842 = "https://github.com/ggml-org/llama.cpp/issues/16842"  # Mistral Small 3.2 mmproj, ROCm0, flash attention on
+ISSUE_16842 = (
+    "https://github.com/ggml-org/llama.cpp/issues/16842"  # Mistral Small 3.2 mmproj, ROCm0, flash attention on
+)
 GGUF_PARSER_44 = "https://github.com/gpustack/gguf-parser-go/issues/44"  # MI300X, clip compute with -fa off and on
 LLAMASHARP_1194 = "https://github.com/SciSharp/LLamaSharp/issues/1194"  # Qwen2.5-VL-3B mmproj-BF16.gguf
 GPUSTACK_998 = "https://github.com/gpustack/gpustack/issues/998"  # Qwen2-VL-2B f32 mmproj (Dec 2024 llava-cli era)
@@ -45,19 +47,22 @@ def spec(catalog):
 # --------------------------------------------------------------------------------------------------
 # The mmproj file's weights (load_hparams: "model size", the unaligned sum of ggml_nbytes)
 # --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("model", "dtype", "printed_mib", "n_tensors", "url"), [
-    # "load_hparams: model size: 811.79 MiB", "n_tensors: 439" (ggml-org/gemma-3-4b-it-GGUF's mmproj)
-    ("gemma-3-4b", "f16", 811.79, 439, PR_22790),
-    # "load_hparams: model size: 837.36 MiB" (Mistral Small 3.2 2506: the same Pixtral tower and projector
-    # as 3.1; 0.02 MiB of it is v.token_embd.img_break, the [IMG_BREAK] row of the 5120-wide text embedding)
-    ("mistral-small-3.1-24b", "f16", 837.36, None, ISSUE_16842),
-    # "load_hparams: model size: 1276.39 MiB", "loaded 519 tensors" from mmproj-BF16.gguf: its patch kernels
-    # are f16 (tensor[517], [518] "type = f16"), as in an f16 file; every other 2-D tensor is 2 bytes either way
-    ("qwen2.5-vl-3b", "f16", 1276.39, 519, LLAMASHARP_1194),
-    # "params backend buffer size = 2537.81 MB (521 tensors)" for an f32 Qwen2-VL-2B mmproj (MB there is MiB:
-    # 2537.81 x 2^20 B is the f32 vision tower); that file from the first Qwen2-VL converter had one tensor more
-    ("qwen2-vl-2b", "f32", 2537.81, None, GPUSTACK_998),
-])
+@pytest.mark.parametrize(
+    ("model", "dtype", "printed_mib", "n_tensors", "url"),
+    [
+        # "load_hparams: model size: 811.79 MiB", "n_tensors: 439" (ggml-org/gemma-3-4b-it-GGUF's mmproj)
+        ("gemma-3-4b", "f16", 811.79, 439, PR_22790),
+        # "load_hparams: model size: 837.36 MiB" (Mistral Small 3.2 2506: the same Pixtral tower and projector
+        # as 3.1; 0.02 MiB of it is v.token_embd.img_break, the [IMG_BREAK] row of the 5120-wide text embedding)
+        ("mistral-small-3.1-24b", "f16", 837.36, None, ISSUE_16842),
+        # "load_hparams: model size: 1276.39 MiB", "loaded 519 tensors" from mmproj-BF16.gguf: its patch kernels
+        # are f16 (tensor[517], [518] "type = f16"), as in an f16 file; every other 2-D tensor is 2 bytes either way
+        ("qwen2.5-vl-3b", "f16", 1276.39, 519, LLAMASHARP_1194),
+        # "params backend buffer size = 2537.81 MB (521 tensors)" for an f32 Qwen2-VL-2B mmproj (MB there is MiB:
+        # 2537.81 x 2^20 B is the f32 vision tower); that file from the first Qwen2-VL converter had one tensor more
+        ("qwen2-vl-2b", "f32", 2537.81, None, GPUSTACK_998),
+    ],
+)
 def test_mmproj_weights_match_printed_model_size(spec, model, dtype, printed_mib, n_tensors, url):
     s = spec(model)
     assert mib2(mmproj_file_bytes(s, dtype)) == printed_mib, url
@@ -97,7 +102,9 @@ def test_mmproj_types_follow_the_converter(spec):
 
 def test_quantized_mmproj_type_is_refused_plainly(spec):
     with pytest.raises(UsageError, match="f32, f16, bf16 or q8_0"):
-        engine_estimate(spec("gemma-3-4b"), Request(dtype="q4_k_m"), "llama.cpp", LlamaCppOptions(mmproj_dtype="q4_k_m"))
+        engine_estimate(
+            spec("gemma-3-4b"), Request(dtype="q4_k_m"), "llama.cpp", LlamaCppOptions(mmproj_dtype="q4_k_m")
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -118,18 +125,21 @@ def test_gemma3_clip_compute_without_flash_attention(spec):
     assert e.find("CLIP compute buffer").bytes == 1132 * MIB, GGUF_PARSER_44
 
 
-@pytest.mark.parametrize(("model", "fa", "printed_mib", "tolerance", "url"), [
-    # Mistral Small 3.2: "warmup with image size = 448 x 448", "ROCm0 compute buffer size = 62.62 MiB" (-fa on);
-    # the form gives 60.00: 4 % under
-    ("mistral-small-3.1-24b", True, 62.62, 0.05, ISSUE_16842),
-    # gguf-parser-go #44 (warmup image 1288 x 1288, 46 x 46 tokens): Qwen2.5-VL 4872 off / 705 on;
-    # the form gives 4893.8 (+0.4 %) and 728.5 (+3.3 %)
-    ("qwen2.5-vl-3b", False, 4872, 0.01, GGUF_PARSER_44),
-    ("qwen2.5-vl-3b", True, 705, 0.05, GGUF_PARSER_44),
-    # Qwen2-VL 4598 off / 267 on; the form gives 4620.5 (+0.5 %) and 289.3 (+8.4 %: not calibrated)
-    ("qwen2-vl-2b", False, 4598, 0.01, GGUF_PARSER_44),
-    ("qwen2-vl-2b", True, 267, 0.09, GGUF_PARSER_44),
-])
+@pytest.mark.parametrize(
+    ("model", "fa", "printed_mib", "tolerance", "url"),
+    [
+        # Mistral Small 3.2: "warmup with image size = 448 x 448", "ROCm0 compute buffer size = 62.62 MiB" (-fa on);
+        # the form gives 60.00: 4 % under
+        ("mistral-small-3.1-24b", True, 62.62, 0.05, ISSUE_16842),
+        # gguf-parser-go #44 (warmup image 1288 x 1288, 46 x 46 tokens): Qwen2.5-VL 4872 off / 705 on;
+        # the form gives 4893.8 (+0.4 %) and 728.5 (+3.3 %)
+        ("qwen2.5-vl-3b", False, 4872, 0.01, GGUF_PARSER_44),
+        ("qwen2.5-vl-3b", True, 705, 0.05, GGUF_PARSER_44),
+        # Qwen2-VL 4598 off / 267 on; the form gives 4620.5 (+0.5 %) and 289.3 (+8.4 %: not calibrated)
+        ("qwen2-vl-2b", False, 4598, 0.01, GGUF_PARSER_44),
+        ("qwen2-vl-2b", True, 267, 0.09, GGUF_PARSER_44),
+    ],
+)
 def test_clip_compute_at_the_warmup_image_against_logs(spec, model, fa, printed_mib, tolerance, url):
     cg = clip_graph(spec(model))
     assert cg is not None
@@ -186,16 +196,24 @@ def test_pixtral_image_tokens_match_a_decoded_image(spec):
 
 def test_image_token_bounds_follow_the_options(spec):
     # --image-max-tokens 1024: clip.cpp set_limit_image_tokens(8, 1024) for Qwen2-VL -> the largest image 896 x 896
-    e = engine_estimate(spec("qwen2-vl-7b"), Request(dtype="q4_k_m"), "llama.cpp", LlamaCppOptions(image_max_tokens=1024))
+    e = engine_estimate(
+        spec("qwen2-vl-7b"), Request(dtype="q4_k_m"), "llama.cpp", LlamaCppOptions(image_max_tokens=1024)
+    )
     assert "896 x 896" in e.find("CLIP compute buffer").detail
     assert any("1,024 embeddings" in n for n in e.notes)
     # --image-min-tokens 1024 (what ggml-org/llama.cpp issue #16842 recommends for grounding) lifts a small image
-    small = engine_estimate(spec("qwen2-vl-7b"), Request(dtype="q4_k_m", image_size=(224, 224)), "llama.cpp",
-                            LlamaCppOptions(image_min_tokens=1024))
+    small = engine_estimate(
+        spec("qwen2-vl-7b"),
+        Request(dtype="q4_k_m", image_size=(224, 224)),
+        "llama.cpp",
+        LlamaCppOptions(image_min_tokens=1024),
+    )
     assert any("1,024 embeddings" in n for n in small.notes)
     with pytest.raises(UsageError, match="above"):
         LlamaCppOptions(image_min_tokens=2048, image_max_tokens=1024)
-    fixed = engine_estimate(spec("gemma-3-4b"), Request(dtype="q4_k_m"), "llama.cpp", LlamaCppOptions(image_max_tokens=64))
+    fixed = engine_estimate(
+        spec("gemma-3-4b"), Request(dtype="q4_k_m"), "llama.cpp", LlamaCppOptions(image_max_tokens=64)
+    )
     assert any("do not apply to gemma3" in n for n in fixed.notes)
 
 

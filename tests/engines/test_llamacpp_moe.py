@@ -50,8 +50,12 @@ def test_attention_phase_is_the_llama_form_when_q_is_n_embd(n_kv):
 def test_qwen3_30b_attention_phase_by_hand():
     """ik_llama.cpp#514 (llama.cpp b5622): 1080.00 MiB at n_ctx 16384, n_ubatch 512, no flash attention =
     4 B x 512 x (2 x 2048 + 2 x 4096 + 16384 x (32 + 1))."""
-    e = engine_estimate(spec("qwen3-30b-a3b"), Request(context=16384, dtype="q4_k_m"), "llama.cpp",
-                        LlamaCppOptions(version="2024-05", flash_attn=False))
+    e = engine_estimate(
+        spec("qwen3-30b-a3b"),
+        Request(context=16384, dtype="q4_k_m"),
+        "llama.cpp",
+        LlamaCppOptions(version="2024-05", flash_attn=False),
+    )
     assert e.find("compute buffer (CUDA0)").bytes == 4 * 512 * (2 * 2048 + 2 * 4096 + 16384 * 33) == 1080 * MIB
 
 
@@ -101,7 +105,10 @@ def test_mapped_span_covers_the_gpu_tensors_between_host_experts():
     s = spec("qwen3-30b-a3b")
     req = Request(dtype="q4_k_m")
     e = engine_estimate(s, req, "llama.cpp", LlamaCppOptions(n_cpu_moe=10))
-    host = e.find("model buffer (CPU): token embedding").bytes + e.find("model buffer (CPU): layers kept on the host").bytes
+    host = (
+        e.find("model buffer (CPU): token embedding").bytes
+        + e.find("model buffer (CPU): layers kept on the host").bytes
+    )
     mapped = int(e.facts["cpu_mapped_bytes"])
     assert mapped > host
     # by hand: token_embd + all of layers 0..9 in their file types, each 32-byte aligned
@@ -112,8 +119,11 @@ def test_mapped_span_covers_the_gpu_tensors_between_host_experts():
     tensors = model_tensors(s)
     storage = gguf_storage(tensors, resolve(s, req).dtype, s)
     pad = GGML_CPU_ALIGNMENT
-    expect = sum(-(-st.nbytes(t.numel) // pad) * pad for t, st in zip(tensors, storage, strict=True)
-                 if t.role == "token_embd" or (t.layer is not None and t.layer < 10))
+    expect = sum(
+        -(-st.nbytes(t.numel) // pad) * pad
+        for t, st in zip(tensors, storage, strict=True)
+        if t.role == "token_embd" or (t.layer is not None and t.layer < 10)
+    )
     assert mapped == expect
     assert archs.geometry(s).decoder_layers == 48
     # nothing but token_embd on the host: the span is token_embd alone
@@ -124,8 +134,12 @@ def test_mapped_span_covers_the_gpu_tensors_between_host_experts():
 def test_host_compute_buffer_holds_both_masks_of_a_sliding_window_model():
     """llama_kv_cache_iswa: two f32 KQ masks in the host compute buffer (gpt-oss-20b on b6699 printed
     263.15 MiB = 4 B x 512 x (2880 + 131072 + 768) + 0.03 MiB of smaller inputs)."""
-    e = engine_estimate(spec("gpt-oss-20b"), Request(context=131072, dtype="q8_0"), "llama.cpp",
-                        LlamaCppOptions(version="2025-08", flash_attn=True, n_cpu_moe=99))
+    e = engine_estimate(
+        spec("gpt-oss-20b"),
+        Request(context=131072, dtype="q8_0"),
+        "llama.cpp",
+        LlamaCppOptions(version="2025-08", flash_attn=True, n_cpu_moe=99),
+    )
     assert e.find("compute buffer (CUDA_Host)").bytes == 4 * 512 * (2880 + 131072 + 768)
     dense = engine_estimate(spec("llama-3-8b"), Request(context=4096, dtype="q4_k_m"), "llama.cpp")
     assert dense.find("compute buffer (CUDA_Host)").bytes == 4 * 512 * (4096 + 4096)
@@ -186,10 +200,16 @@ def test_ot_moves_any_matching_layer_tensor_of_a_dense_model():
     assert "-ot ffn_up=CPU" in up.find("model buffer (CPU): layers kept on the host").detail
 
 
-@pytest.mark.parametrize(("given", "message"), [
-    (("exps=CUDA1",), "only =CPU"), (("exps",), "PATTERN=BUFFER_TYPE"), (("(=CPU",), "not a regular expression"),
-    ((",".join(["exps=CPU"] * 65),), "at most 64"), (("x" * 300 + "=CPU",), "at most 256"),
-])
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (("exps=CUDA1",), "only =CPU"),
+        (("exps",), "PATTERN=BUFFER_TYPE"),
+        (("(=CPU",), "not a regular expression"),
+        ((",".join(["exps=CPU"] * 65),), "at most 64"),
+        (("x" * 300 + "=CPU",), "at most 256"),
+    ],
+)
 def test_ot_bad_input_is_one_usage_error(given, message):
     with pytest.raises(UsageError, match=message):
         LlamaCppOptions(override_tensor=given)

@@ -39,6 +39,7 @@ def as_json(*args: str) -> dict:
 
 # -- one declaration ------------------------------------------------------------------------------
 
+
 def test_the_registry_names_the_engines_and_aliases_dtypes_names():
     assert tuple(REGISTRY) == ENGINES
     assert {a: e.name for e in REGISTRY.values() for a in e.aliases} == ENGINE_ALIASES
@@ -97,20 +98,32 @@ def test_the_version_tables_cite_a_source():
 
 
 def test_no_if_chain_over_engine_names_in_the_dispatch():
-    pattern = re.compile(r'(==|!=)\s*"(vllm|llama\.cpp|ollama|whisper\.cpp|ctranslate2)"|in \("(llama\.cpp|vllm|ollama)"')
-    for path in ("engines/__init__.py", "cli/estimation.py", "cli/engine_options.py", "cli/engine_extras.py",
-                 "cli/cluster.py", "answers.py"):
+    pattern = re.compile(
+        r'(==|!=)\s*"(vllm|llama\.cpp|ollama|whisper\.cpp|ctranslate2)"|in \("(llama\.cpp|vllm|ollama)"'
+    )
+    for path in (
+        "engines/__init__.py",
+        "cli/estimation.py",
+        "cli/engine_options.py",
+        "cli/engine_extras.py",
+        "cli/cluster.py",
+        "answers.py",
+    ):
         text = (ROOT / "src" / "willitrun" / path).read_text(encoding="utf-8")
         assert not pattern.search(text), (path, pattern.search(text))
 
 
 # -- the engines' own spellings -------------------------------------------------------------------
 
-@pytest.mark.parametrize(("ours", "theirs"), [
-    (["--gpu-layers", "20", "--parallel", "2", "--ubatch", "256"], ["-ngl", "20", "-np", "2", "-ub", "256"]),
-    (["--gpu-layers", "20"], ["--n-gpu-layers", "20"]),
-    (["--context", "8192"], ["--ctx-size", "8192"]),
-])
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (["--gpu-layers", "20", "--parallel", "2", "--ubatch", "256"], ["-ngl", "20", "-np", "2", "-ub", "256"]),
+        (["--gpu-layers", "20"], ["--n-gpu-layers", "20"]),
+        (["--context", "8192"], ["--ctx-size", "8192"]),
+    ],
+)
 def test_llamacpp_spellings_answer_alike(ours, theirs):
     base = ["llama-2-7b", "--gpu", "rtx4090", "--dtype", "q4_k_m"]
     assert as_json(*base, *ours) == as_json(*base, *theirs)
@@ -133,7 +146,9 @@ def test_ollama_num_ctx_and_num_gpu():
 
 def test_whisper_cli_spellings():
     base = ["whisper-large-v3", "--gpu", "rtx4090", "-e", "whisper.cpp"]
-    assert as_json(*base, "-bo", "3", "-nf", "-bs", "2") == as_json(*base, "--best-of", "3", "--no-fallback", "--beams", "2")
+    assert as_json(*base, "-bo", "3", "-nf", "-bs", "2") == as_json(
+        *base, "--best-of", "3", "--no-fallback", "--beams", "2"
+    )
 
 
 def test_an_alias_is_refused_by_an_engine_that_does_not_take_it():
@@ -143,6 +158,7 @@ def test_an_alias_is_refused_by_an_engine_that_does_not_take_it():
 
 # -- the launch line ------------------------------------------------------------------------------
 
+
 def printed_launch(out: str) -> list[str]:
     lines = out.splitlines()
     return shlex.split(lines[lines.index("Run it:") + 1])
@@ -150,22 +166,53 @@ def printed_launch(out: str) -> list[str]:
 
 # llama-server's spellings in ggml-org/llama.cpp common/arg.cpp (late 2025): -m, --mmproj, -sm/--split-mode, -c/--ctx-size,
 # -ngl, --n-cpu-moe/-ncmoe, --cpu-moe/-cmoe, -fa [on|off|auto], -ctk/-ctv, -np, -ub, --swa-full, --no-op-offload
-LLAMA_SERVER = {"-m", "--mmproj", "-sm", "-c", "-ngl", "--n-cpu-moe", "--cpu-moe", "-fa", "-ctk", "-ctv", "-np", "-ub", "--swa-full",
-                "--no-op-offload"}
+LLAMA_SERVER = {
+    "-m",
+    "--mmproj",
+    "-sm",
+    "-c",
+    "-ngl",
+    "--n-cpu-moe",
+    "--cpu-moe",
+    "-fa",
+    "-ctk",
+    "-ctv",
+    "-np",
+    "-ub",
+    "--swa-full",
+    "--no-op-offload",
+}
 # vLLM vllm/engine/arg_utils.py
-VLLM_SERVE = {"--max-model-len", "--gpu-memory-utilization", "-tp", "-pp", "-dp", "--max-num-seqs",
-              "--max-num-batched-tokens", "--dtype", "--quantization", "--kv-cache-dtype", "--enable-expert-parallel",
-              "--disable-hybrid-kv-cache-manager"}
+VLLM_SERVE = {
+    "--max-model-len",
+    "--gpu-memory-utilization",
+    "-tp",
+    "-pp",
+    "-dp",
+    "--max-num-seqs",
+    "--max-num-batched-tokens",
+    "--dtype",
+    "--quantization",
+    "--kv-cache-dtype",
+    "--enable-expert-parallel",
+    "--disable-hybrid-kv-cache-manager",
+}
 # whisper.cpp examples/cli/cli.cpp (ggml-org/whisper.cpp 233fe1fc, lines 166-209)
 WHISPER_CLI = {"-m", "-f", "-bs", "-bo", "-nf", "-fa", "-nfa"}
 
 
-@pytest.mark.parametrize(("args", "program", "known"), [
-    (["llama-2-7b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "-c", "8192", "-np", "2", "--kv-dtype", "q8_0"],
-     "llama-server", LLAMA_SERVER),
-    (["llama-3-8b", "--gpu", "2xh100-sxm", "-e", "vllm", "--context", "8192"], "vllm", VLLM_SERVE),
-    (["whisper-large-v3", "--gpu", "rtx4090", "-e", "whisper.cpp", "--beams", "3"], "whisper-cli", WHISPER_CLI),
-])
+@pytest.mark.parametrize(
+    ("args", "program", "known"),
+    [
+        (
+            ["llama-2-7b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "-c", "8192", "-np", "2", "--kv-dtype", "q8_0"],
+            "llama-server",
+            LLAMA_SERVER,
+        ),
+        (["llama-3-8b", "--gpu", "2xh100-sxm", "-e", "vllm", "--context", "8192"], "vllm", VLLM_SERVE),
+        (["whisper-large-v3", "--gpu", "rtx4090", "-e", "whisper.cpp", "--beams", "3"], "whisper-cli", WHISPER_CLI),
+    ],
+)
 def test_the_printed_launch_line_is_the_json_argv_and_uses_the_engines_flags(args, program, known):
     code, out = run(*args)
     assert code == 0, out
@@ -176,8 +223,22 @@ def test_the_printed_launch_line_is_the_json_argv_and_uses_the_engines_flags(arg
 
 
 def test_llama_server_line_holds_what_was_estimated():
-    d = as_json("llama-2-7b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "-c", "8192", "-np", "2", "-ngl", "20",
-                "--kv-dtype", "q8_0", "--no-flash-attn")
+    d = as_json(
+        "llama-2-7b",
+        "--gpu",
+        "rtx4090",
+        "--dtype",
+        "q4_k_m",
+        "-c",
+        "8192",
+        "-np",
+        "2",
+        "-ngl",
+        "20",
+        "--kv-dtype",
+        "q8_0",
+        "--no-flash-attn",
+    )
     argv, f = d["launch"], d["engine_facts"]
     opt = dict(zip(argv[1::2], argv[2::2], strict=True))  # every flag here takes a value
     assert opt["-m"] == "llama-2-7b-Q4_K_M.gguf"
@@ -193,40 +254,80 @@ def test_llama_server_expert_offload_flags():
 
 
 def test_vllm_serve_line_holds_what_was_estimated():
-    d = as_json("llama-3-8b", "--gpu", "2xh100-sxm", "-e", "vllm", "--context", "8192",
-                "--gpu-memory-utilization", "0.8", "--max-num-seqs", "64")
+    d = as_json(
+        "llama-3-8b",
+        "--gpu",
+        "2xh100-sxm",
+        "-e",
+        "vllm",
+        "--context",
+        "8192",
+        "--gpu-memory-utilization",
+        "0.8",
+        "--max-num-seqs",
+        "64",
+    )
     argv = d["launch"]
     assert argv[:3] == ["vllm", "serve", "meta-llama/Meta-Llama-3-8B"]
     opt = dict(zip(argv[3::2], argv[4::2], strict=True))
-    assert opt == {"--max-model-len": "8192", "--gpu-memory-utilization": "0.8", "-tp": "2", "--max-num-seqs": "64",
-                   "--max-num-batched-tokens": str(d["engine_facts"]["max_num_batched_tokens"]), "--dtype": "bfloat16"}
+    assert opt == {
+        "--max-model-len": "8192",
+        "--gpu-memory-utilization": "0.8",
+        "-tp": "2",
+        "--max-num-seqs": "64",
+        "--max-num-batched-tokens": str(d["engine_facts"]["max_num_batched_tokens"]),
+        "--dtype": "bfloat16",
+    }
 
 
 def test_ollama_line_is_the_server_with_its_environment():
     # num_ctx within Llama 2's 4096-token window (ollama lowers a larger one to it: llm/server.go)
-    d = as_json("llama-2-7b", "--gpu", "rtx4090", "-e", "ollama", "--dtype", "q4_k_m", "--num-ctx", "2048",
-                "--no-flash-attn", "--num-gpu", "30")
-    assert d["launch"] == ["env", "OLLAMA_CONTEXT_LENGTH=2048", "OLLAMA_NUM_PARALLEL=1", "OLLAMA_FLASH_ATTENTION=0",
-                           "ollama", "serve"]
+    d = as_json(
+        "llama-2-7b",
+        "--gpu",
+        "rtx4090",
+        "-e",
+        "ollama",
+        "--dtype",
+        "q4_k_m",
+        "--num-ctx",
+        "2048",
+        "--no-flash-attn",
+        "--num-gpu",
+        "30",
+    )
+    assert d["launch"] == [
+        "env",
+        "OLLAMA_CONTEXT_LENGTH=2048",
+        "OLLAMA_NUM_PARALLEL=1",
+        "OLLAMA_FLASH_ATTENTION=0",
+        "ollama",
+        "serve",
+    ]
     assert d["launch_session"] == ["/set parameter num_gpu 30"]
     assert d["launch_client"] == ["ollama", "run", "llama-2-7b"]
     _, out = run("llama-2-7b", "--gpu", "rtx4090", "-e", "ollama", "--dtype", "q4_k_m", "--num-gpu", "30")
     lines = out.splitlines()
     at = lines.index("Run it:")
-    assert lines[at + 2:at + 4] == ["  then: ollama run llama-2-7b", "  in the session: /set parameter num_gpu 30"]
+    assert lines[at + 2 : at + 4] == ["  then: ollama run llama-2-7b", "  in the session: /set parameter num_gpu 30"]
 
 
 def test_python_lines_compile():
     """transformers and faster-whisper: `python -c CODE`, and CODE is Python."""
-    for args in (["llama-2-7b", "--gpu", "rtx4090"], ["llama-2-7b", "--gpu", "rtx4090", "--dtype", "int4"],
-                 ["whisper-large-v3", "--gpu", "rtx4090", "-e", "faster-whisper", "-nf", "--batch", "4"]):
+    for args in (
+        ["llama-2-7b", "--gpu", "rtx4090"],
+        ["llama-2-7b", "--gpu", "rtx4090", "--dtype", "int4"],
+        ["whisper-large-v3", "--gpu", "rtx4090", "-e", "faster-whisper", "-nf", "--batch", "4"],
+    ):
         code, out = run(*args)
         assert code == 0, out
         argv = printed_launch(out)
         assert argv[:2] == ["python", "-c"], argv
         compile(argv[2], "<launch>", "exec")
-    argv = as_json("whisper-large-v3", "--gpu", "rtx4090", "-e", "faster-whisper", "--compute-type", "int8_float16")["launch"]
-    assert "WhisperModel(\"large-v3\", device=\"cuda\", compute_type=\"int8_float16\")" in argv[2]
+    argv = as_json("whisper-large-v3", "--gpu", "rtx4090", "-e", "faster-whisper", "--compute-type", "int8_float16")[
+        "launch"
+    ]
+    assert 'WhisperModel("large-v3", device="cuda", compute_type="int8_float16")' in argv[2]
 
 
 def test_no_launch_line_when_it_does_not_fit():
@@ -250,6 +351,7 @@ def test_a_hostile_model_path_is_one_quoted_argument():
 
 # -- layering -------------------------------------------------------------------------------------
 
+
 def test_engines_import_no_verdict():
     """house.json: "never Engines -> Fit". Running every profile loads no willitrun.fit."""
     code = (
@@ -263,7 +365,8 @@ def test_engines_import_no_verdict():
         "    engine_fit(m, Request(dtype='q4_k_m' if e in ('llama.cpp', 'ollama') else None), e, None, 24 << 30)\n"
         "for e in ('whisper.cpp', 'ctranslate2'):\n"
         "    engine_fit(w, Request(), e, None, 24 << 30)\n"
-        "print('willitrun.fit' in sys.modules)\n")
+        "print('willitrun.fit' in sys.modules)\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"
 

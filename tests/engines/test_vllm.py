@@ -60,15 +60,18 @@ def test_qwen25_14b_tp2_allocator_rounding(catalog):
     assert w.allocated_bytes - w.tensor_bytes - w.rope_bytes == 164 * MiB
 
 
-@pytest.mark.parametrize(("events", "expected"), [
-    ([("alloc", "a", 501 * MiB)], 502 * MiB),  # a 502 MiB segment, 1 MiB left: not split (not > 1 MiB)
-    ([("alloc", "a", 500 * MiB)], 500 * MiB),
-    ([("alloc", "a", 67 * MiB + 512 * 1024)], 68 * MiB),  # 0.5 MiB left: counted whole
-    ([("alloc", "a", 3 * MiB)], 3 * MiB),  # a 20 MiB segment, 17 MiB left: split
-    ([("alloc", "a", 1000)], 1024),  # small pool: rounded to 512 B
-    ([("alloc", "a", 64 * MiB), ("free", "a", 0), ("alloc", "b", 35 * MiB)], 35 * MiB),  # reuses the 64, splits
-    ([("alloc", "a", 36 * MiB), ("free", "a", 0), ("alloc", "b", 35 * MiB)], 36 * MiB),  # reuses the 36 whole
-])
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        ([("alloc", "a", 501 * MiB)], 502 * MiB),  # a 502 MiB segment, 1 MiB left: not split (not > 1 MiB)
+        ([("alloc", "a", 500 * MiB)], 500 * MiB),
+        ([("alloc", "a", 67 * MiB + 512 * 1024)], 68 * MiB),  # 0.5 MiB left: counted whole
+        ([("alloc", "a", 3 * MiB)], 3 * MiB),  # a 20 MiB segment, 17 MiB left: split
+        ([("alloc", "a", 1000)], 1024),  # small pool: rounded to 512 B
+        ([("alloc", "a", 64 * MiB), ("free", "a", 0), ("alloc", "b", 35 * MiB)], 35 * MiB),  # reuses the 64, splits
+        ([("alloc", "a", 36 * MiB), ("free", "a", 0), ("alloc", "b", 35 * MiB)], 36 * MiB),  # reuses the 36 whole
+    ],
+)
 def test_torch_allocated(events, expected):
     """c10/cuda/CUDACachingAllocator.cpp: round_size, get_allocation_size, should_split."""
     assert torch_allocated(events) == expected
@@ -100,17 +103,20 @@ def test_tp_problems(catalog):
 # --------------------------------------------------------------------------------------------------
 # V1 batch defaults and the profile run
 # --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("version", "memory", "name", "usage", "expected"), [
-    ("0.10", 79 * GiB, "NVIDIA H100 80GB HBM3", "serve", (8192, 1024)),  # >= 70 GiB
-    ("0.10", 79 * GiB, "NVIDIA H100 80GB HBM3", "llm", (16384, 1024)),
-    ("0.10", 79 * GiB, "NVIDIA A100-SXM4-80GB", "serve", (2048, 256)),  # A100 exception (PR #17885)
-    ("0.8", 79 * GiB, "NVIDIA A100-SXM4-80GB", "serve", (8192, 1024)),  # 0.8.5 had none
-    ("0.9", 79 * GiB, "NVIDIA A100-SXM4-80GB", "serve", (2048, 256)),  # vllm==0.9.1 arg_utils.py:1554 has it
-    ("0.10", 24 * GiB, "NVIDIA GeForce RTX 4090", "serve", (2048, 256)),
-    ("0.33", 178 * GiB, "NVIDIA B200", "serve", (16384, 1024)),  # 0.33.0 >= 160 GiB tier
-    ("0.10", 178 * GiB, "NVIDIA B200", "serve", (8192, 1024)),
-    ("0.6", 79 * GiB, None, "serve", (2048, 256)),  # V0 chunks beyond 32K too
-])
+@pytest.mark.parametrize(
+    ("version", "memory", "name", "usage", "expected"),
+    [
+        ("0.10", 79 * GiB, "NVIDIA H100 80GB HBM3", "serve", (8192, 1024)),  # >= 70 GiB
+        ("0.10", 79 * GiB, "NVIDIA H100 80GB HBM3", "llm", (16384, 1024)),
+        ("0.10", 79 * GiB, "NVIDIA A100-SXM4-80GB", "serve", (2048, 256)),  # A100 exception (PR #17885)
+        ("0.8", 79 * GiB, "NVIDIA A100-SXM4-80GB", "serve", (8192, 1024)),  # 0.8.5 had none
+        ("0.9", 79 * GiB, "NVIDIA A100-SXM4-80GB", "serve", (2048, 256)),  # vllm==0.9.1 arg_utils.py:1554 has it
+        ("0.10", 24 * GiB, "NVIDIA GeForce RTX 4090", "serve", (2048, 256)),
+        ("0.33", 178 * GiB, "NVIDIA B200", "serve", (16384, 1024)),  # 0.33.0 >= 160 GiB tier
+        ("0.10", 178 * GiB, "NVIDIA B200", "serve", (8192, 1024)),
+        ("0.6", 79 * GiB, None, "serve", (2048, 256)),  # V0 chunks beyond 32K too
+    ],
+)
 def test_batch_defaults(version, memory, name, usage, expected):
     opt = VllmOptions(total_memory_bytes=memory, gpu_name=name, usage=usage, version=version)
     assert batch_defaults(opt, 131072) == expected
@@ -135,8 +141,9 @@ def test_no_131k_token_profile_batch(catalog):
     v0 = engine_estimate(spec, Request(), "vllm", VllmOptions(total_memory_bytes=80 * GiB, version="0.6"))
     v1 = engine_estimate(spec, Request(), "vllm", VllmOptions(total_memory_bytes=80 * GiB))
     assert v0.find("activation peak (profile run)").bytes == int(10.3 * 256 * 128256 * 4)
-    long = engine_estimate(spec, Request(), "vllm", VllmOptions(total_memory_bytes=80 * GiB, version="0.6",
-                                                                max_num_batched_tokens=131072))
+    long = engine_estimate(
+        spec, Request(), "vllm", VllmOptions(total_memory_bytes=80 * GiB, version="0.6", max_num_batched_tokens=131072)
+    )
     assert long.find("activation peak (profile run)").bytes > 12 * GiB
     # V1 sampler from vllm==0.10.1 sampler.py / topk_topp_sampler.py `apply_top_k_top_p` (engines/vllm.py
     # VLLM_V1_SAMPLER_BYTES_PER_LOGIT): bf16 logits 2 + float32 copy 4 + sorted 4 + int64 indices 8 + two bool
@@ -149,12 +156,23 @@ def test_no_131k_token_profile_batch(catalog):
 
 def test_v1_util_default_follows_the_version(catalog):
     spec = catalog.resolve("model", "llama-3-8b")
-    assert vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, version="0.10")).facts[
-        "gpu_memory_utilization_pct"] == 90
+    assert (
+        vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, version="0.10")).facts[
+            "gpu_memory_utilization_pct"
+        ]
+        == 90
+    )
     # the default is the newest release line in the stored material, 0.33
-    assert vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB)).facts["gpu_memory_utilization_pct"] == 92
-    assert vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, version="0.33")).facts[
-        "gpu_memory_utilization_pct"] == 92
+    assert (
+        vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB)).facts["gpu_memory_utilization_pct"]
+        == 92
+    )
+    assert (
+        vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, version="0.33")).facts[
+            "gpu_memory_utilization_pct"
+        ]
+        == 92
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -174,15 +192,21 @@ def test_pp2_stages(catalog):
     s0, s1 = e.find("weights [stage 0]"), e.find("weights [stage 1]")
     assert (s0.device, s1.device) == (0, 2)  # global rank of each stage's first GPU
     assert "layers 0-15" in s0.detail and "layers 16-31" in s1.detail
-    assert e.find("activation peak (profile run) [stage 0]").bytes < e.find("activation peak (profile run) [stage 1]").bytes
+    assert (
+        e.find("activation peak (profile run) [stage 0]").bytes
+        < e.find("activation peak (profile run) [stage 1]").bytes
+    )
     kv0, kv1 = e.find("KV cache blocks [stage 0]").bytes, e.find("KV cache blocks [stage 1]").bytes
     assert kv0 == kv1 == e.facts["kv_blocks"] * 16 * 16 * 2 * 4 * 128 * 2  # same blocks on every rank
 
 
 def test_tp_refused_when_heads_do_not_divide(catalog):
     with pytest.raises(UsageError, match="not divisible by 3"):
-        vllm_estimate(catalog.resolve("model", "llama-3-8b"), Request(),
-                      VllmOptions(total_memory_bytes=80 * GiB, tensor_parallel=3))
+        vllm_estimate(
+            catalog.resolve("model", "llama-3-8b"),
+            Request(),
+            VllmOptions(total_memory_bytes=80 * GiB, tensor_parallel=3),
+        )
 
 
 def test_options_checked():
@@ -203,12 +227,15 @@ def _expert_bytes(i: int, h: int, experts: int = 32, layers: int = 24) -> int:
     return layers * (weights + biases)
 
 
-@pytest.mark.parametrize(("gpu", "backend", "tp", "inter", "hidden"), [
-    ("NVIDIA A100-SXM4-80GB", "marlin", 1, 2944, 3072),  # round_up(2880, 128), round_up(2880, 256)
-    ("NVIDIA A100-SXM4-80GB", "marlin", 2, 1536, 3072),  # 1440 -> 1536 per partition, 2880 -> 3072
-    ("NVIDIA H100 80GB HBM3", "triton", 1, 2880, 2880),  # round_up(2880, 64); hidden as is
-    ("NVIDIA B200", "flashinfer-sm100", 1, 3072, 3072),  # round_up(_, 256) both
-])
+@pytest.mark.parametrize(
+    ("gpu", "backend", "tp", "inter", "hidden"),
+    [
+        ("NVIDIA A100-SXM4-80GB", "marlin", 1, 2944, 3072),  # round_up(2880, 128), round_up(2880, 256)
+        ("NVIDIA A100-SXM4-80GB", "marlin", 2, 1536, 3072),  # 1440 -> 1536 per partition, 2880 -> 3072
+        ("NVIDIA H100 80GB HBM3", "triton", 1, 2880, 2880),  # round_up(2880, 64); hidden as is
+        ("NVIDIA B200", "flashinfer-sm100", 1, 3072, 3072),  # round_up(_, 256) both
+    ],
+)
 def test_mxfp4_experts_are_padded_per_backend(catalog, gpu, backend, tp, inter, hidden):
     from willitrun.engines.vllm import MXFP4_PADDING, MoeSplit, mxfp4_backend, rank_weights
     from willitrun.memory import resolve
@@ -226,8 +253,9 @@ def test_mxfp4_experts_are_padded_per_backend(catalog, gpu, backend, tp, inter, 
 def test_mxfp4_padding_is_on_from_0_22_and_noted(catalog):
     spec = catalog.resolve("model", "gpt-oss-20b")
     new = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, gpu_name="NVIDIA A100-SXM4-80GB"))
-    old = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, gpu_name="NVIDIA A100-SXM4-80GB",
-                                                      version="0.10"))
+    old = vllm_estimate(
+        spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, gpu_name="NVIDIA A100-SXM4-80GB", version="0.10")
+    )
     assert any("MXFP4 experts on the marlin MoE backend" in n for n in new.notes)
     assert not any("MXFP4" in n for n in old.notes)
 

@@ -126,8 +126,11 @@ def test_hybrid_pool_gain_depends_on_the_scheduled_tokens(catalog):
     spec = catalog.resolve("model", "gemma-2-9b")
     for memory, sliding in ((80 * GiB, 513), (48 * GiB, 385)):
         on = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=memory, version="0.10"))
-        off = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=memory, disable_hybrid_kv_cache_manager=True,
-                                                         version="0.10"))
+        off = vllm_estimate(
+            spec,
+            Request(),
+            VllmOptions(total_memory_bytes=memory, disable_hybrid_kv_cache_manager=True, version="0.10"),
+        )
         assert on.facts["kv_groups"] == 2 and off.facts["kv_groups"] == 1
         blocks_on, blocks_off = on.facts["kv_blocks"], off.facts["kv_blocks"]
         # same budget: one block id costs 21 pages with the groups, 42 without -> twice the block ids
@@ -190,6 +193,7 @@ def _bytes(catalog, model: str, tp: int, moe) -> tuple[int, int, int]:
     """(rank-0 tensor bytes, expert tensor bytes of the whole model, other tensor bytes) in bf16."""
     from willitrun.archs.base import EXPERT_ROLES
     from willitrun.engines.vllm import rank_weights
+
     spec = catalog.resolve("model", model)
     r = resolve(spec, Request(dtype="bf16"))
     w = rank_weights(r, tp, (0, archs.geometry(spec).decoder_layers), True, True, moe)
@@ -203,6 +207,7 @@ def test_expert_parallel_gives_rank0_whole_experts(catalog):
     tp_size 1; determine_expert_map gives ranks 0 and 1 8 // 3 + 1 = 3 experts, rank 2 two. With TP 1 the
     attention, router, norms and embeddings are whole on every rank."""
     from willitrun.engines.vllm import MoeSplit
+
     rank0, experts, others = _bytes(catalog, "mixtral-8x7b", 1, MoeSplit(3, True))
     assert MoeSplit(3, True).experts_on_rank0(8) == 3
     assert rank0 == others + experts * 3 // 8
@@ -212,6 +217,7 @@ def test_without_expert_parallel_experts_split_over_tp_times_dp(catalog):
     """Qwen3-30B-A3B (128 experts, moe_intermediate 768) at TP 1, DP 2: `flatten_tp_across_dp` shards every
     expert over the 2 devices; with EP each holds 64 whole experts -- the same bytes when the count divides."""
     from willitrun.engines.vllm import MoeSplit
+
     tp_split, experts, others = _bytes(catalog, "qwen3-30b-a3b", 1, MoeSplit(2, False))
     ep_split, _, _ = _bytes(catalog, "qwen3-30b-a3b", 1, MoeSplit(2, True))
     assert tp_split == ep_split == others + experts // 2
@@ -236,6 +242,7 @@ def test_cli_flags_reach_the_profile():
     from typer.testing import CliRunner
 
     from willitrun.cli import app
+
     runner = CliRunner()
 
     def run(*args: str) -> dict:
@@ -268,8 +275,9 @@ def test_0_33_hybrid_models_keep_prefix_caching_states(catalog, model_id, states
         mamba = [g for g in lay.groups if g.spec.kind == "mamba"]
         assert mamba and all(g.blocks_per_request == expected for g in mamba)
         full = next(g for g in lay.groups if g.spec.kind == "full")
-        assert lay.blocks_per_request == cdiv(mml, lay.block_size) * (len(lay.groups) - len(mamba)) \
-            + expected * len(mamba)
+        assert lay.blocks_per_request == cdiv(mml, lay.block_size) * (len(lay.groups) - len(mamba)) + expected * len(
+            mamba
+        )
         assert full.blocks_per_request == cdiv(mml, lay.block_size)
 
 
@@ -285,6 +293,7 @@ def test_falcon_h1_every_layer_has_both(catalog):
 # --------------------------------------------------------------------------------------------------
 def _entry(entry_id: str) -> dict:
     from tests.engines.calibration import EXTRA, load
+
     return next(e for e in load(EXTRA) if e["id"] == entry_id)
 
 
@@ -294,15 +303,31 @@ def test_gpt_oss_120b_needed_kv_matches_the_log(catalog):
     16) + 1) = 73 blocks, x 32,768 B a page."""
     e = _entry("vllm-issue27508-gpt-oss-120b-mxfp4-h100-tp1")
     spec = catalog.resolve("model", e["model"])
-    est = vllm_estimate(spec, Request(), VllmOptions(
-        total_memory_bytes=80 * GiB, gpu_memory_utilization=e["gpu_memory_utilization"], version=e["version_key"],
-        max_model_len=e["max_model_len"], max_num_batched_tokens=e["max_num_batched_tokens"]))
+    est = vllm_estimate(
+        spec,
+        Request(),
+        VllmOptions(
+            total_memory_bytes=80 * GiB,
+            gpu_memory_utilization=e["gpu_memory_utilization"],
+            version=e["version_key"],
+            max_model_len=e["max_model_len"],
+            max_num_batched_tokens=e["max_num_batched_tokens"],
+        ),
+    )
     needed = int(est.facts["kv_needed_bytes"])
     assert needed == (18 * 8192 + 18 * 73) * 32768
     assert round(needed / GiB, 2) == e["kv_needed_gib"] == 4.54
-    off = vllm_estimate(spec, Request(), VllmOptions(
-        total_memory_bytes=80 * GiB, version=e["version_key"], max_model_len=e["max_model_len"],
-        max_num_batched_tokens=e["max_num_batched_tokens"], disable_hybrid_kv_cache_manager=True))
+    off = vllm_estimate(
+        spec,
+        Request(),
+        VllmOptions(
+            total_memory_bytes=80 * GiB,
+            version=e["version_key"],
+            max_model_len=e["max_model_len"],
+            max_num_batched_tokens=e["max_num_batched_tokens"],
+            disable_hybrid_kv_cache_manager=True,
+        ),
+    )
     assert int(off.facts["kv_needed_bytes"]) == 36 * 8192 * 32768 == 9 * GiB
 
 
@@ -320,6 +345,7 @@ def test_expert_width_must_divide_tp_times_dp_without_ep(catalog):
 # --------------------------------------------------------------------------------------------------
 def _ranks(catalog, model: str, memory: int, **opts):
     from willitrun.engines.vllm import budgets
+
     spec = catalog.resolve("model", model)
     opt = VllmOptions(total_memory_bytes=memory, **opts)
     r, mml, batched, _, ranks = budgets(spec, Request(), opt)
@@ -331,6 +357,7 @@ def test_estimated_max_model_len_full_attention(catalog):
     The shape is the one two vLLM errors show for Qwen3-Coder-480B (62 layers x 65,536 B pages; vllm-project/
     recipes PR #12): 48.66 GiB -> 205,728 = 12,858 x 16 and 55.65 GiB -> 235,296 = 14,706 x 16."""
     from willitrun.engines.vllm import estimate_max_model_len
+
     r, opt, mml, batched, ranks = _ranks(catalog, "llama-3.1-8b", 24 * GiB)
     available = ranks[0].available_bytes
     assert 0 < available < 16 * GiB  # 131,072 tokens need 16 GiB: it does not fit
@@ -345,6 +372,7 @@ def test_estimated_max_model_len_with_sliding_groups(catalog):
     """Gemma 3 27B on a 48 GiB card: the longest length whose one-request KV (sliding groups capped at their
     window) fits, and one token more does not."""
     from willitrun.engines.vllm import estimate_max_model_len
+
     r, opt, mml, batched, ranks = _ranks(catalog, "gemma-3-27b-text", 64 * GiB)
     available = ranks[0].available_bytes
     longest = estimate_max_model_len(r, opt, ranks, batched, mml)
@@ -356,13 +384,27 @@ def test_estimated_max_model_len_with_sliding_groups(catalog):
 # --------------------------------------------------------------------------------------------------
 # Properties the binary search relies on (run with several seeds: pytest -p hypothesis --hypothesis-seed=N)
 # --------------------------------------------------------------------------------------------------
-HYBRID_MODELS = ["gemma-2-9b", "gemma-3-27b-text", "gpt-oss-20b", "jamba-mini-1.5", "falcon-h1-7b", "falcon-mamba-7b",
-                 "llama-3.1-8b", "mistral-7b", "llama-4-scout-text"]
+HYBRID_MODELS = [
+    "gemma-2-9b",
+    "gemma-3-27b-text",
+    "gpt-oss-20b",
+    "jamba-mini-1.5",
+    "falcon-h1-7b",
+    "falcon-mamba-7b",
+    "llama-3.1-8b",
+    "mistral-7b",
+    "llama-4-scout-text",
+]
 
 
 @settings(max_examples=80, deadline=None)
-@given(model=st.sampled_from(HYBRID_MODELS), a=st.integers(1, 300_000), b=st.integers(1, 300_000),
-       batched=st.integers(1, 32768), version=st.sampled_from(["0.8", "0.9", "0.10", "0.22", "0.33"]))
+@given(
+    model=st.sampled_from(HYBRID_MODELS),
+    a=st.integers(1, 300_000),
+    b=st.integers(1, 300_000),
+    batched=st.integers(1, 32768),
+    version=st.sampled_from(["0.8", "0.9", "0.10", "0.22", "0.33"]),
+)
 def test_a_longer_request_never_needs_less_kv(catalog, model, a, b, batched, version):
     """Every spec's blocks per request (full: cdiv(len, bs); sliding: cdiv(min(window - 1 + tokens, len), bs)
     + 1; mamba: fixed) grow with max_model_len, so the one-request KV does: what makes vLLM's binary search

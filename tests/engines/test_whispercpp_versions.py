@@ -29,17 +29,20 @@ def est(catalog, model="whisper-large-v3", req=None, **opts):
 PER_CELL = 32 * 1280 * 2 * 2  # 163,840 B per self cell or cross frame
 
 
-@pytest.mark.parametrize(("version", "self_cells", "cross_frames", "kv_pad"), [
-    # v1.5.4 whisper.cpp:3008 `factor = 3` x n_text_ctx 448; kv_cross n_audio_ctx 1500; no kv_pad
-    ("1.5", 3 * 448, 1500, False),
-    ("1.5.5", 3 * 448, 1500, False),  # v1.5.5 whisper.cpp:3187, the same caches under ggml_gallocr
-    # v1.6.0 whisper.cpp:3251 GGML_PAD(448, 256) x 3 = 1536; GGML_PAD(1500, 256) = 1536; kv_pad added (#2152)
-    ("1.6", 1536, 1536, True),
-    # v1.7.0 (#2443): one decoder's GGML_PAD(448, 256) = 512 at start-up
-    ("1.7", 512, 1536, True),
-    ("v1.8.2", 512, 1536, True),
-    ("latest", 512, 1536, True),
-])
+@pytest.mark.parametrize(
+    ("version", "self_cells", "cross_frames", "kv_pad"),
+    [
+        # v1.5.4 whisper.cpp:3008 `factor = 3` x n_text_ctx 448; kv_cross n_audio_ctx 1500; no kv_pad
+        ("1.5", 3 * 448, 1500, False),
+        ("1.5.5", 3 * 448, 1500, False),  # v1.5.5 whisper.cpp:3187, the same caches under ggml_gallocr
+        # v1.6.0 whisper.cpp:3251 GGML_PAD(448, 256) x 3 = 1536; GGML_PAD(1500, 256) = 1536; kv_pad added (#2152)
+        ("1.6", 1536, 1536, True),
+        # v1.7.0 (#2443): one decoder's GGML_PAD(448, 256) = 512 at start-up
+        ("1.7", 512, 1536, True),
+        ("v1.8.2", 512, 1536, True),
+        ("latest", 512, 1536, True),
+    ],
+)
 def test_caches_per_version(catalog, version, self_cells, cross_frames, kv_pad):
     e = est(catalog, version=version, decoders=1, flash_attn=False)
     assert e.find("kv self").bytes == self_cells * PER_CELL
@@ -70,14 +73,17 @@ def test_v15_v16_caches_do_not_follow_the_decoders(catalog):
 # --------------------------------------------------------------------------------------------------
 # How many decoders (whisper_full_with_state per temperature step; whisper-cli flags)
 # --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("beam", "best_of", "fallback", "first", "on_fallback", "peak"), [
-    (5, 5, True, 5, 5, 5),  # whisper-cli defaults -bs 5 -bo 5
-    (1, 5, True, 1, 5, 5),  # -bs 1: greedy first pass, best_of 5 decoders when a segment falls back
-    (1, 5, False, 1, 0, 1),  # -bs 1 -nf: temperature_inc 0, no fallback
-    (1, 1, True, 1, 1, 1),  # -bs 1 -bo 1
-    (8, 5, False, 8, 0, 8),  # -bs 8 -nf
-    (2, 6, True, 2, 6, 6),  # fallback decoders outnumber the beams
-])
+@pytest.mark.parametrize(
+    ("beam", "best_of", "fallback", "first", "on_fallback", "peak"),
+    [
+        (5, 5, True, 5, 5, 5),  # whisper-cli defaults -bs 5 -bo 5
+        (1, 5, True, 1, 5, 5),  # -bs 1: greedy first pass, best_of 5 decoders when a segment falls back
+        (1, 5, False, 1, 0, 1),  # -bs 1 -nf: temperature_inc 0, no fallback
+        (1, 1, True, 1, 1, 1),  # -bs 1 -bo 1
+        (8, 5, False, 8, 0, 8),  # -bs 8 -nf
+        (2, 6, True, 2, 6, 6),  # fallback decoders outnumber the beams
+    ],
+)
 def test_decoder_count(beam, best_of, fallback, first, on_fallback, peak):
     d = decoder_count(beam, best_of, fallback)
     assert (d.first_pass, d.fallback, d.peak) == (first, on_fallback, peak)
@@ -139,7 +145,9 @@ def test_v16_decode_mask_spans_the_3x_cache(catalog):
     # v1.6.0 whisper.cpp:2364 KQ_mask [n_kv, GGML_PAD(448, 32)] with n_kv = kv_self.size = 1536 at reservation
     v16 = est(catalog, version="1.6", decoders=1, flash_attn=False)
     v17 = est(catalog, version="1.7", decoders=1, flash_attn=False)
-    assert v16.find("compute buffer (decode)").bytes - v17.find("compute buffer (decode)").bytes == 4 * (1536 - 512) * 448
+    assert (
+        v16.find("compute buffer (decode)").bytes - v17.find("compute buffer (decode)").bytes == 4 * (1536 - 512) * 448
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -162,8 +170,10 @@ def test_unknown_versions_are_refused(bad):
         whispercpp_version(bad)
 
 
-@pytest.mark.parametrize(("given", "line"), [("1.7.4", "1.7"), ("v1.5.4", "1.5"), ("v1.5.5", "1.5.5"), ("1.6", "1.6"),
-                                             ("1.9.0", "1.8"), ("LATEST", "1.8")])
+@pytest.mark.parametrize(
+    ("given", "line"),
+    [("1.7.4", "1.7"), ("v1.5.4", "1.5"), ("v1.5.5", "1.5.5"), ("1.6", "1.6"), ("1.9.0", "1.8"), ("LATEST", "1.8")],
+)
 def test_version_spellings(given, line):
     assert whispercpp_version(given).name == line
 

@@ -31,19 +31,22 @@ def entry(name: str) -> dict:
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "willitrun", "explain", *args], input=stdin, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "willitrun", "explain", *args], input=stdin, capture_output=True, text=True, timeout=120
+    )
 
 
 def llamacpp_log(e: dict) -> str:
     """The entry's excerpt after the context lines llama.cpp of that era prints (llama_new_context_with_model)."""
-    return "\n".join([
-        "llm_load_print_meta: model ftype      = Q4_K - Medium",
-        f"llama_new_context_with_model: n_ctx      = {e['n_ctx']}",
-        f"llama_new_context_with_model: n_ubatch   = {e['n_ubatch']}",
-        f"llama_new_context_with_model: flash_attn = {int(e['flash_attn'])}",
-        *e["excerpt"],
-    ])
+    return "\n".join(
+        [
+            "llm_load_print_meta: model ftype      = Q4_K - Medium",
+            f"llama_new_context_with_model: n_ctx      = {e['n_ctx']}",
+            f"llama_new_context_with_model: n_ubatch   = {e['n_ubatch']}",
+            f"llama_new_context_with_model: flash_attn = {int(e['flash_attn'])}",
+            *e["excerpt"],
+        ]
+    )
 
 
 def rows(x) -> dict[str, tuple[int, int]]:
@@ -87,8 +90,13 @@ def test_llamacpp_2025_log_with_two_gpus_and_host_experts(catalog):
 def test_vllm_log_reproduces_the_printed_weights(catalog):
     """vLLM PR #10511's profile (Llama 3 8B bf16, one H100): the weights exact, the rest shown beside the log."""
     e = entry("vllm-pr10511-llama3-8b-bf16-h100-tp1")
-    log = "\n".join(["INFO 12-14 10:00:00 worker.py:240] Memory profiling takes 5.0 seconds; total_gpu_memory "
-                     "(79.22GiB) x gpu_memory_utilization (0.90) = 71.29GiB", *e["excerpt"]])
+    log = "\n".join(
+        [
+            "INFO 12-14 10:00:00 worker.py:240] Memory profiling takes 5.0 seconds; total_gpu_memory "
+            "(79.22GiB) x gpu_memory_utilization (0.90) = 71.29GiB",
+            *e["excerpt"],
+        ]
+    )
     run = read_log(log)
     assert run is not None and run.engine == "vllm"
     assert run.facts["total_gpu_memory_bytes"] == round(79.22 * GIB)
@@ -126,8 +134,10 @@ def test_nvidia_smi_and_ollama_ps_are_read():
     run = read_log(smi)
     assert run is not None and run.engine == "nvidia-smi"
     assert run.buffers[0].bytes == 6213 * MIB and run.facts["gpu0_total_bytes"] == 24564 * MIB
-    ps = ("NAME        ID              SIZE      PROCESSOR          CONTEXT    UNTIL\n"
-          "qwen3:8b    500a1f067a9f    6.5 GB    25%/75% CPU/GPU    4096       4 minutes from now\n")
+    ps = (
+        "NAME        ID              SIZE      PROCESSOR          CONTEXT    UNTIL\n"
+        "qwen3:8b    500a1f067a9f    6.5 GB    25%/75% CPU/GPU    4096       4 minutes from now\n"
+    )
     run = read_log(ps)
     assert run is not None and run.engine == "ollama ps"
     assert run.facts == {"model": "qwen3:8b", "n_ctx": 4096}
@@ -136,9 +146,11 @@ def test_nvidia_smi_and_ollama_ps_are_read():
 
 
 def test_spill_and_cut_short_are_flagged():
-    log = ("llama_context: n_ctx_per_seq (4096) < n_ctx_train (131072) -- the full capacity of the model will not be utilized\n"
-           "load_tensors: offloaded 20/33 layers to GPU\n"
-           "load_tensors:        CUDA0 model buffer size =  2000.00 MiB\n")
+    log = (
+        "llama_context: n_ctx_per_seq (4096) < n_ctx_train (131072) -- the full capacity of the model will not be utilized\n"
+        "load_tensors: offloaded 20/33 layers to GPU\n"
+        "load_tensors:        CUDA0 model buffer size =  2000.00 MiB\n"
+    )
     run = read_log(log)
     assert run is not None
     assert [n.split(":")[0] for n in run.notes] == ["context cut short", "CPU spill"]
@@ -187,16 +199,16 @@ def test_ollama_server_log_is_read():
     """ollama/ollama issue #11819 (ollama of August 2025, new engine): the scheduler's offload line and the
     runner's command line, verbatim."""
     log = (
-        'Aug 08 23:02:37 j-360 ollama[1617]: time=2025-08-08T23:02:37.146+01:00 level=INFO source=server.go:175 '
+        "Aug 08 23:02:37 j-360 ollama[1617]: time=2025-08-08T23:02:37.146+01:00 level=INFO source=server.go:175 "
         'msg=offload library=cuda layers.requested=49 layers.model=49 layers.offload=48 layers.split="" '
         'memory.available="[10.9 GiB]" memory.gpu_overhead="0 B" memory.required.full="11.0 GiB" '
         'memory.required.partial="8.5 GiB" memory.required.kv="608.0 MiB" memory.required.allocations="[8.5 GiB]" '
         'memory.weights.total="6.8 GiB" memory.weights.repeating="6.0 GiB" memory.weights.nonrepeating="787.5 MiB" '
         'memory.graph.full="519.5 MiB" memory.graph.partial="1.3 GiB" projector.weights="795.9 MiB" '
         'projector.graph="1.0 GiB"\n'
-        'Aug 08 23:02:37 j-360 ollama[1617]: time=2025-08-08T23:02:37.187+01:00 level=INFO source=server.go:438 '
+        "Aug 08 23:02:37 j-360 ollama[1617]: time=2025-08-08T23:02:37.187+01:00 level=INFO source=server.go:438 "
         'msg="starting llama server" cmd="/usr/local/bin/ollama runner --ollama-engine --model '
-        '/usr/share/ollama/.ollama/models/blobs/sha256-e8ad13eff07a78d89926e9e8b882317d082ef5bf9768ad7b50fcdbbcd63748de '
+        "/usr/share/ollama/.ollama/models/blobs/sha256-e8ad13eff07a78d89926e9e8b882317d082ef5bf9768ad7b50fcdbbcd63748de "
         '--ctx-size 2048 --batch-size 512 --n-gpu-layers 49 --threads 6 --parallel 1 --port 39041"\n'
     )
     run = read_log(log)

@@ -16,8 +16,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def run(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1"}
     env.pop("WILLITRUN_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "willitrun", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "willitrun", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
 
 
 def one_error(r: subprocess.CompletedProcess[str], code: int, *says: str) -> str:
@@ -76,7 +83,9 @@ def test_validate_strict_prints_each_problem_once(tmp_path):
     d = tmp_path / "hardware_specs"
     d.mkdir()
     text = (ROOT / "hardware_specs" / "rtx3090.yaml").read_text()
-    (d / "rtx3090.yaml").write_text("".join(x for x in text.splitlines(keepends=True) if not x.startswith("  bandwidth_gb_s:")))
+    (d / "rtx3090.yaml").write_text(
+        "".join(x for x in text.splitlines(keepends=True) if not x.startswith("  bandwidth_gb_s:"))
+    )
     r = run("validate", "--strict", tmp_path)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 3 and any("bandwidth_gb_s: number without a source" in x for x in lines)
@@ -86,7 +95,9 @@ def test_validate_strict_prints_each_problem_once(tmp_path):
 def test_validate_with_no_path_in_a_spec_repository(tmp_path):
     d = tmp_path / "hardware_specs"
     d.mkdir()
-    (d / "mine.yml").write_text((ROOT / "hardware_specs" / "rtx3090.yaml").read_text().replace('id: "rtx3090"', "id: mine"))
+    (d / "mine.yml").write_text(
+        (ROOT / "hardware_specs" / "rtx3090.yaml").read_text().replace('id: "rtx3090"', "id: mine")
+    )
     r = run("validate", cwd=tmp_path)
     assert r.returncode == 0 and "1 spec files valid" in r.stdout, r.stderr
 

@@ -37,9 +37,38 @@ def nodes(*hosts: str, gpus: int = 1) -> dict:
     return {"nodes": [{"host": h, "gpu": "h100-sxm", "gpus": gpus} for h in hosts]}
 
 
-HOSTILE = ["$(rm -rf ~)", "`id`", "a;b", "a b", "a|b", "a&&b", "a\nb", "-oProxyCommand=x", "--head", "a'b", 'a"b',
-           "a$b", "*", "~", "", ".", "a..b", "-a", "a-", "a_b", "a" * 64, ".".join(["a" * 63] * 4) + ".ab",
-           "1.2.3.999", "1.2.3", "::g", "[::1]", "10.0.0.1:22", "ex\u00e4mple.com", "a/b", "<node0-ip>"]
+HOSTILE = [
+    "$(rm -rf ~)",
+    "`id`",
+    "a;b",
+    "a b",
+    "a|b",
+    "a&&b",
+    "a\nb",
+    "-oProxyCommand=x",
+    "--head",
+    "a'b",
+    'a"b',
+    "a$b",
+    "*",
+    "~",
+    "",
+    ".",
+    "a..b",
+    "-a",
+    "a-",
+    "a_b",
+    "a" * 64,
+    ".".join(["a" * 63] * 4) + ".ab",
+    "1.2.3.999",
+    "1.2.3",
+    "::g",
+    "[::1]",
+    "10.0.0.1:22",
+    "ex\u00e4mple.com",
+    "a/b",
+    "<node0-ip>",
+]
 
 
 @pytest.mark.parametrize("host", HOSTILE, ids=repr)
@@ -52,16 +81,25 @@ def test_a_host_that_is_not_a_name_or_address_is_refused(host):
     assert "\n" not in message and len(message) < 250
 
 
-@pytest.mark.parametrize(("host", "kept"), [
-    ("node-1", "node-1"), ("Node-1.Example.COM", "node-1.example.com"), ("10.0.0.1", "10.0.0.1"),
-    ("a" * 63, "a" * 63), ("fe80::0001", "fe80::1"), ("gpu7.cluster.local", "gpu7.cluster.local"), ("1a.b2", "1a.b2"),
-])
+@pytest.mark.parametrize(
+    ("host", "kept"),
+    [
+        ("node-1", "node-1"),
+        ("Node-1.Example.COM", "node-1.example.com"),
+        ("10.0.0.1", "10.0.0.1"),
+        ("a" * 63, "a" * 63),
+        ("fe80::0001", "fe80::1"),
+        ("gpu7.cluster.local", "gpu7.cluster.local"),
+        ("1a.b2", "1a.b2"),
+    ],
+)
 def test_host_names_and_addresses_are_accepted(host, kept):
     assert check_host(host) == kept
 
 
-@pytest.mark.parametrize("pair", [("node1", "node1"), ("node1", "NODE1"), ("10.0.0.1", "10.0.0.1"),
-                                  ("fe80::1", "fe80:0::1")])
+@pytest.mark.parametrize(
+    "pair", [("node1", "node1"), ("node1", "NODE1"), ("10.0.0.1", "10.0.0.1"), ("fe80::1", "fe80:0::1")]
+)
 def test_the_same_host_twice_is_refused(pair):
     with pytest.raises(UsageError, match="is listed twice"):
         cluster_from_dict(nodes(*pair, gpus=8), lookup)
@@ -97,17 +135,27 @@ def test_every_printed_command_splits_back_into_the_words_meant(path):
 def test_the_cluster_file_from_the_issue_through_the_command(tmp_path):
     """The report as made: `$(rm -rf ~)` as a host of a --cluster file, through the real entry point."""
     f = tmp_path / "c.yaml"
-    f.write_text("nodes:\n  - {host: 10.0.0.1, gpu: h100-sxm, gpus: 1}\n  - {host: '$(rm -rf ~)', gpu: h100-sxm, gpus: 1}\n")
+    f.write_text(
+        "nodes:\n  - {host: 10.0.0.1, gpu: h100-sxm, gpus: 1}\n  - {host: '$(rm -rf ~)', gpu: h100-sxm, gpus: 1}\n"
+    )
     for engine in ("vllm", "llama.cpp"):
-        r = subprocess.run([sys.executable, "-m", "willitrun", "llama-3.1-8b", "--cluster", str(f), "--engine", engine],
-                           capture_output=True, text=True, timeout=120, check=False,
-                           env={"PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1", "PATH": "/usr/bin:/bin",
-                                "WILLITRUN_NO_CACHE": "1"})
+        r = subprocess.run(
+            [sys.executable, "-m", "willitrun", "llama-3.1-8b", "--cluster", str(f), "--engine", engine],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={"PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1", "PATH": "/usr/bin:/bin", "WILLITRUN_NO_CACHE": "1"},
+        )
         assert r.returncode == 2 and r.stdout == "", (r.returncode, r.stdout)
         assert r.stderr == f"error: {f}: nodes.1.host: host '$(rm -rf ~)' is not a host name or an IP address\n"
     f.write_text("nodes:\n  - {host: gpu1, gpu: h100-sxm, gpus: 8}\n  - {host: gpu1, gpu: h100-sxm, gpus: 8}\n")
-    r = subprocess.run([sys.executable, "-m", "willitrun", "llama-3.1-405b", "--cluster", str(f)], capture_output=True,
-                       text=True, timeout=120, check=False,
-                       env={"PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1", "PATH": "/usr/bin:/bin",
-                            "WILLITRUN_NO_CACHE": "1"})
+    r = subprocess.run(
+        [sys.executable, "-m", "willitrun", "llama-3.1-405b", "--cluster", str(f)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1", "PATH": "/usr/bin:/bin", "WILLITRUN_NO_CACHE": "1"},
+    )
     assert r.returncode == 2 and "node gpu1 is listed twice" in r.stderr, r.stderr

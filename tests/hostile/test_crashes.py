@@ -20,15 +20,28 @@ from willitrun.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parents[2]
 VERDICTS = (0, 1, 5)  # fits, does not fit, tight (README "Exit codes")
-TINY = {"model_type": "llama", "hidden_size": 512, "num_hidden_layers": 2, "num_attention_heads": 8,
-        "intermediate_size": 1024, "vocab_size": 1000}
+TINY = {
+    "model_type": "llama",
+    "hidden_size": 512,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 8,
+    "intermediate_size": 1024,
+    "vocab_size": 1000,
+}
 
 
 def run(*args: object, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("WILLITRUN_")}
     full = {**base, "PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "willitrun", *map(str, args)], capture_output=True, text=True,
-                          env=full, cwd=cwd, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "willitrun", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
 
 
 def one_line(r: subprocess.CompletedProcess[str], code: int, *says: str) -> str:
@@ -59,15 +72,22 @@ def test_a_nested_model_type_that_is_not_a_string(tmp_path, model_type, where):
 
 def test_a_10kb_model_type_gives_a_short_line(tmp_path):
     """Today's main echoed all of it: a 10,872-character error line."""
-    line = one_line(run(config(tmp_path, {**TINY, "model_type": "x" * 10_000}), "--gpu", "t4"), ExitCode.USAGE,
-                    "model_type 'xxx", "more characters")
+    line = one_line(
+        run(config(tmp_path, {**TINY, "model_type": "x" * 10_000}), "--gpu", "t4"),
+        ExitCode.USAGE,
+        "model_type 'xxx",
+        "more characters",
+    )
     assert len(line) <= len("error: ") + 400  # errors.ERROR_LINE_MAX
 
 
 def test_an_fp8_block_size_that_is_not_a_pair(tmp_path):
     cfg = config(tmp_path, {**TINY, "quantization_config": {"quant_method": "fp8", "weight_block_size": 128}})
-    one_line(run(cfg, "--gpu", "t4"), ExitCode.SPEC,
-             "quantization_config.weight_block_size: a pair of integers such as [128, 128], not 128")
+    one_line(
+        run(cfg, "--gpu", "t4"),
+        ExitCode.SPEC,
+        "quantization_config.weight_block_size: a pair of integers such as [128, 128], not 128",
+    )
 
 
 @pytest.mark.parametrize("side", [None, "big", 0])
@@ -87,11 +107,24 @@ def bad_gpus(tmp_path) -> Path:
     return d.parent
 
 
-@pytest.mark.parametrize("command", [["llama-2-7b"], ["llama-2-7b", "--offload", "--speed"], ["ladder", "llama-2-7b"],
-                                     ["sweep", "llama-2-7b"], ["check", "llama-2-7b"],
-                                     ["llama-2-7b", "--engine", "llama.cpp"]])
-@pytest.mark.parametrize(("gpu", "says"), [("tiny", "memory_gib: 1e-300 GiB is less than one byte"),
-                                           ("slow", "bandwidth_gb_s: 1e-300 GB/s is less than one byte per second")])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["llama-2-7b"],
+        ["llama-2-7b", "--offload", "--speed"],
+        ["ladder", "llama-2-7b"],
+        ["sweep", "llama-2-7b"],
+        ["check", "llama-2-7b"],
+        ["llama-2-7b", "--engine", "llama.cpp"],
+    ],
+)
+@pytest.mark.parametrize(
+    ("gpu", "says"),
+    [
+        ("tiny", "memory_gib: 1e-300 GiB is less than one byte"),
+        ("slow", "bandwidth_gb_s: 1e-300 GB/s is less than one byte per second"),
+    ],
+)
 def test_a_gpu_validate_refuses_is_refused_by_every_answer(bad_gpus, command, gpu, says):
     """`--offload --speed` on the slow one divided by zero (exit 70); the tiny one answered "does not fit"."""
     one_line(run(*command, "--gpu", gpu, "--specs-dir", bad_gpus), ExitCode.SPEC, f"{gpu}.yaml:", says)
@@ -119,8 +152,11 @@ def test_a_config_toml_nested_3000_deep(tmp_path, text):
         pytest.skip("3.10 reads config.toml line by line, without nesting")
     (tmp_path / "willitrun").mkdir()
     (tmp_path / "willitrun" / "config.toml").write_text(text)
-    one_line(run("llama-2-7b", "-q", env={"XDG_CONFIG_HOME": str(tmp_path)}), ExitCode.USAGE,
-             "config.toml: nested too deeply")
+    one_line(
+        run("llama-2-7b", "-q", env={"XDG_CONFIG_HOME": str(tmp_path)}),
+        ExitCode.USAGE,
+        "config.toml: nested too deeply",
+    )
 
 
 def _tamper(cache_dir: Path, change) -> None:  # type: ignore[no-untyped-def]
@@ -139,19 +175,24 @@ def _key(entries: dict, name: str) -> str:
 
 CHANGES = {
     "a GPU spec where a model spec belongs": lambda e: e[_key(e, "llama-2-7b.yaml")].__setitem__(
-        "spec", e[_key(e, "t4.yaml")]["spec"]),
+        "spec", e[_key(e, "t4.yaml")]["spec"]
+    ),
     "a string for the spec": lambda e: e[_key(e, "llama-2-7b.yaml")].__setitem__("spec", "x"),
     "another model's spec": lambda e: e[_key(e, "llama-2-7b.yaml")].__setitem__(
-        "spec", e[_key(e, "mistral-7b.yaml")]["spec"]),
+        "spec", e[_key(e, "mistral-7b.yaml")]["spec"]
+    ),
     "an index that is a string": lambda e: e[_key(e, "llama-2-7b.yaml")].__setitem__("index", "x"),
     "aliases that are numbers": lambda e: e[_key(e, "t4.yaml")].__setitem__(
-        "index", {"aliases": [1], "nvml_names": 5, "name": 3}),
+        "index", {"aliases": [1], "nvml_names": 5, "name": 3}
+    ),
     "an entry that is a list": lambda e: e.__setitem__(_key(e, "llama-2-7b.yaml"), []),
     # the leaves: each value must have its field's type and bounds (catalog/cache.py _conforms)
     "a string for hidden_size": lambda e: e[_key(e, "llama-2-7b.yaml")]["spec"][4]["config"][4].__setitem__(
-        "hidden_size", "x"),
+        "hidden_size", "x"
+    ),
     "zero attention heads": lambda e: e[_key(e, "llama-2-7b.yaml")]["spec"][4]["config"][4].__setitem__(
-        "num_attention_heads", 0),
+        "num_attention_heads", 0
+    ),
     "a list for dtype": lambda e: e[_key(e, "llama-2-7b.yaml")]["spec"][4].__setitem__("dtype", ["L", ["x"]]),
     "a string for the config": lambda e: e[_key(e, "llama-2-7b.yaml")]["spec"][4].__setitem__("config", "x"),
     "a string for a GPU's memory": lambda e: e[_key(e, "t4.yaml")]["spec"][4].__setitem__("memory_gib", "16"),

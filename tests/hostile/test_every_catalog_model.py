@@ -39,8 +39,14 @@ ANSWERS = {*VERDICTS, 2}
 
 def _env(cache: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WILLITRUN_")}
-    return {**env, "WILLITRUN_CACHE_DIR": str(cache), "NO_COLOR": "1", "COLUMNS": "120",
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]), **extra}
+    return {
+        **env,
+        "WILLITRUN_CACHE_DIR": str(cache),
+        "NO_COLOR": "1",
+        "COLUMNS": "120",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]),
+        **extra,
+    }
 
 
 class Drive:
@@ -48,8 +54,14 @@ class Drive:
 
     def __init__(self, lines: list[list[str]], cache: Path, *, records: bool, cold: bool) -> None:
         env = _env(cache, WILLITRUN_RECORDS="1" if records else "0")
-        self.process = subprocess.Popen([sys.executable, str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, env=env)
+        self.process = subprocess.Popen(
+            [sys.executable, str(DRIVER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         assert self.process.stdin is not None
         self.process.stdin.write(json.dumps({"lines": lines, "records": records, "cold": cold}))  # read at once
         self.process.stdin.close()
@@ -77,8 +89,13 @@ def _command_lines() -> list[list[str]]:
     lines = _estimate_lines()
     for m in MODELS:
         for extra in ([], ["--json"]):
-            lines += [["ladder", m, "--gpu", GPU, *extra], ["gpus", m, *extra], ["gpus", m, "--count", GPU, *extra],
-                      ["sweep", m, "--gpu", GPU, *extra], ["show", m, *extra]]
+            lines += [
+                ["ladder", m, "--gpu", GPU, *extra],
+                ["gpus", m, *extra],
+                ["gpus", m, "--count", GPU, *extra],
+                ["sweep", m, "--gpu", GPU, *extra],
+                ["show", m, *extra],
+            ]
     for extra in ([], ["--json"]):
         lines.append(["check", *MODELS, "--gpu", GPU, *extra])
     return lines
@@ -93,7 +110,11 @@ def _wait_out_racy_timestamps() -> None:
 
 
 def _check(lines: list[list[str]], results: list[tuple[int, str, str]]) -> None:
-    bad = [(" ".join(a), code, err.strip()[-300:]) for a, (code, _, err) in zip(lines, results, strict=True) if code not in ANSWERS]
+    bad = [
+        (" ".join(a), code, err.strip()[-300:])
+        for a, (code, _, err) in zip(lines, results, strict=True)
+        if code not in ANSWERS
+    ]
     assert not bad, bad[:10]
     for args, (code, out, err) in zip(lines, results, strict=True):
         if "--json" in args and code in VERDICTS:
@@ -138,8 +159,8 @@ def test_the_pydantic_free_estimate_answers_as_pydantic_for_every_model(cold_and
     """The warm plain estimate without pydantic (WILLITRUN_RECORDS=1: a needed fallback fails)."""
     all_lines, _, warm, warm_dir = cold_and_warm
     lines = _estimate_lines()
-    with_pydantic = warm[:len(lines)]  # the warm pass starts with these lines, run with pydantic
-    assert all_lines[:len(lines)] == lines
+    with_pydantic = warm[: len(lines)]  # the warm pass starts with these lines, run with pydantic
+    assert all_lines[: len(lines)] == lines
     without = drive(lines, warm_dir, records=True, cold=False)
     _check(lines, without)
     differ = [(" ".join(a), w[2][-300:]) for a, p, w in zip(lines, with_pydantic, without, strict=True) if p != w]
@@ -147,8 +168,9 @@ def test_the_pydantic_free_estimate_answers_as_pydantic_for_every_model(cold_and
 
 
 def _main(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "willitrun", *args], capture_output=True, text=True, env=env,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "willitrun", *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
 
 
 @pytest.mark.parametrize("model", ["florence-2-base", "llava-7b", "whisper-large-v3", "jamba-mini-1.5"])
@@ -163,14 +185,22 @@ def test_real_processes_cold_then_warm(tmp_path: Path, model: str) -> None:
 
 def test_an_internal_error_never_exits_with_a_verdict(tmp_path: Path) -> None:
     """With WILLITRUN_DEBUG the traceback is printed, and the code is still 70 (1 reads "does not fit")."""
-    code = "import willitrun.cli as c, willitrun.cli.estimation as e\n" \
-           "def boom(a): raise RuntimeError('a bug')\n" \
-           "e.run_estimate = boom\n" \
-           "c.main()\n"
+    code = (
+        "import willitrun.cli as c, willitrun.cli.estimation as e\n"
+        "def boom(a): raise RuntimeError('a bug')\n"
+        "e.run_estimate = boom\n"
+        "c.main()\n"
+    )
     for debug in ("", "1"):
         env = _env(tmp_path, WILLITRUN_DEBUG=debug) if debug else _env(tmp_path)
-        p = subprocess.run([sys.executable, "-c", code, "llava-7b", "--gpu", GPU], capture_output=True, text=True,
-                           env=env, timeout=120, check=False)
+        p = subprocess.run(
+            [sys.executable, "-c", code, "llava-7b", "--gpu", GPU],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
         assert p.returncode == 70, (debug, p.returncode, p.stderr)
         assert p.stderr.splitlines()[-1].startswith("internal error: RuntimeError: a bug")
         assert ("Traceback" in p.stderr) == bool(debug)

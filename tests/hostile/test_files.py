@@ -47,14 +47,18 @@ def odd_paths(tmp_path: Path, fifo: Path) -> dict[str, Path]:
     return out
 
 
-@pytest.mark.parametrize("reader", [
-    lambda p: read_bytes(p, 1 << 20),
-    lambda p: read_text(p, 1 << 20),
-    lambda p: open_regular(p),
-    lambda p: load_spec(p, "model"),
-    read_config,
-    read_safetensors_header,
-], ids=["read_bytes", "read_text", "open_regular", "load_spec", "read_config", "read_safetensors_header"])
+@pytest.mark.parametrize(
+    "reader",
+    [
+        lambda p: read_bytes(p, 1 << 20),
+        lambda p: read_text(p, 1 << 20),
+        lambda p: open_regular(p),
+        lambda p: load_spec(p, "model"),
+        read_config,
+        read_safetensors_header,
+    ],
+    ids=["read_bytes", "read_text", "open_regular", "load_spec", "read_config", "read_safetensors_header"],
+)
 def test_readers_refuse_what_is_not_a_regular_file(tmp_path, fifo, reader):
     for name, path in odd_paths(tmp_path, fifo).items():
         with pytest.raises(SpecError) as info:
@@ -63,7 +67,9 @@ def test_readers_refuse_what_is_not_a_regular_file(tmp_path, fifo, reader):
         assert "\n" not in line and str(path) in line, (name, line)
 
 
-@pytest.mark.parametrize("load", [spec_from_path, lambda p: import_model(str(p))], ids=["spec_from_path", "import_model"])
+@pytest.mark.parametrize(
+    "load", [spec_from_path, lambda p: import_model(str(p))], ids=["spec_from_path", "import_model"]
+)
 def test_a_model_path_that_is_not_a_file_or_directory_is_a_usage_error(tmp_path, fifo, load):
     for name, path in odd_paths(tmp_path, fifo).items():
         if "directory" in name:
@@ -135,8 +141,17 @@ def test_config_json_and_safetensors_inside_a_model_directory(tmp_path, fifo):
     with pytest.raises(SpecError, match=r"config.json: is a"):
         spec_from_path(model)
     (model / "config.json").unlink()
-    write_config(model, {"model_type": "llama", "vocab_size": 256, "hidden_size": 64, "intermediate_size": 96,
-                         "num_hidden_layers": 1, "num_attention_heads": 4})
+    write_config(
+        model,
+        {
+            "model_type": "llama",
+            "vocab_size": 256,
+            "hidden_size": 64,
+            "intermediate_size": 96,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+        },
+    )
     (model / "model.safetensors").symlink_to(fifo)
     with pytest.raises(SpecError, match=r"model.safetensors: is a FIFO"):
         spec_from_path(model)
@@ -208,8 +223,17 @@ def test_an_imported_name_with_escape_sequences_is_escaped_and_written_loadable(
     from willitrun.importers import write_spec_yaml
 
     model = tmp_path / "evil\x1b[31m"
-    write_config(model, {"model_type": "llama", "vocab_size": 256, "hidden_size": 64, "intermediate_size": 96,
-                         "num_hidden_layers": 1, "num_attention_heads": 4})
+    write_config(
+        model,
+        {
+            "model_type": "llama",
+            "vocab_size": 256,
+            "hidden_size": 64,
+            "intermediate_size": 96,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+        },
+    )
     spec, _ = spec_from_path(model)
     assert spec.name == "evil\\x1b[31m"
     text = write_spec_yaml(spec, str(model / "config.json"))

@@ -22,8 +22,9 @@ BASE = yaml.safe_load((ROOT / "model_specs" / "llama-3.2-1b.yaml").read_text())
 
 def write(root: Path, spec_id: str, name: str, aliases: list[str]) -> None:
     (root / "model_specs").mkdir(parents=True, exist_ok=True)
-    (root / "model_specs" / f"{spec_id}.yaml").write_text(yaml.safe_dump({**BASE, "id": spec_id, "name": name,
-                                                                           "aliases": aliases}))
+    (root / "model_specs" / f"{spec_id}.yaml").write_text(
+        yaml.safe_dump({**BASE, "id": spec_id, "name": name, "aliases": aliases})
+    )
 
 
 @pytest.fixture
@@ -64,10 +65,14 @@ def test_notes_call_a_user_spec_a_user_spec(folders):
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(app, ["shared", "--gpu", "t4", "--specs-dir", str(a), "--specs-dir", str(b)])
     notes = [line for line in r.stderr.splitlines() if line.startswith("note: ")]
-    assert f"note: {b}/model_specs/llama-3.2-1b.yaml shadows the user ({a}/model_specs/llama-3.2-1b.yaml) " \
-           "model spec 'llama-3.2-1b'" in notes
+    assert (
+        f"note: {b}/model_specs/llama-3.2-1b.yaml shadows the user ({a}/model_specs/llama-3.2-1b.yaml) "
+        "model spec 'llama-3.2-1b'" in notes
+    )
     assert f"note: {a}/model_specs/llama-3.2-1b.yaml shadows the bundled model spec 'llama-3.2-1b'" in notes
-    assert f"note: {b}/model_specs/two.yaml takes the alias 'shared' from the user ({a}/model_specs/one.yaml) " \
-           "model spec 'one'" in notes
+    assert (
+        f"note: {b}/model_specs/two.yaml takes the alias 'shared' from the user ({a}/model_specs/one.yaml) "
+        "model spec 'one'" in notes
+    )
     assert not [n for n in notes if "bundled" in n and str(b) in n.split(" shadows ")[-1]]
     assert r.stdout.startswith("From B (two) on")

@@ -37,8 +37,12 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 def odd(tmp_path_factory):
     """name -> a path that is not a regular file (made once: examples only pick one)."""
     base = tmp_path_factory.mktemp("odd")
-    out: dict[str, Path] = {"directory": base / "dir", "missing": base / "missing", "long name": base / ("n" * 256),
-                            "missing parent": base / "missing" / "x.yaml"}
+    out: dict[str, Path] = {
+        "directory": base / "dir",
+        "missing": base / "missing",
+        "long name": base / ("n" * 256),
+        "missing parent": base / "missing" / "x.yaml",
+    }
     out["directory"].mkdir()
     if hasattr(os, "mkfifo"):
         os.mkfifo(base / "fifo")
@@ -99,10 +103,17 @@ class _NoAliases(yaml.SafeDumper):
         return True
 
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**60, 10**60),
-                    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**60), 10**60),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+)
 keys = st.one_of(st.text(max_size=12), st.integers(-100, 100))
-documents = st.recursive(scalars, lambda c: st.lists(c, max_size=5) | st.dictionaries(keys, c, max_size=5), max_leaves=30)
+documents = st.recursive(
+    scalars, lambda c: st.lists(c, max_size=5) | st.dictionaries(keys, c, max_size=5), max_leaves=30
+)
 mappings = st.dictionaries(st.text(min_size=1, max_size=12), documents, min_size=1, max_size=6)
 # keys the hostile fragments use: a document holding one would fail for another reason first
 FRAGMENT_KEYS = re.compile(r"huge|deep|big|dup|x\d+")
@@ -158,8 +169,15 @@ def test_hostile_yaml_is_refused_at_its_line(doc, bad, where):
 # --------------------------------------------------------------------------------------------------
 EXTREME_INTS = [0, -1, 1, 2, 3, 5, 7, 64, 4095, 2**31 - 1, 2**53 + 1, 2**63, 2**64 + 1, 10**30, 10**400]
 EXTREME_FLOATS = [5e-324, 1e-300, 1e-10, 0.001, 1.0, 4096.0, 1e5, 1e308]
-MODELS = ["llama-2-7b", "mistral-7b", "t5-small", "whisper-tiny", "llava-1.5-7b", "llava-1.6-mistral-7b",
-          "llama-3.2-11b-vision"]
+MODELS = [
+    "llama-2-7b",
+    "mistral-7b",
+    "t5-small",
+    "whisper-tiny",
+    "llava-1.5-7b",
+    "llava-1.6-mistral-7b",
+    "llama-3.2-11b-vision",
+]
 
 
 def bounded(path: tuple[str, ...]) -> bool:
@@ -192,8 +210,11 @@ def extreme_models(draw):
     data["id"] = "extreme"
     fields = int_fields(data["config"], ("config",))
     for path in draw(st.lists(st.sampled_from(fields), min_size=1, max_size=3, unique=True)):
-        value = draw(st.sampled_from([v for v in EXTREME_INTS if v <= 2**64 + 1]) if bounded(path)
-                     else st.sampled_from(EXTREME_INTS) | st.integers(-3, 10**6))
+        value = draw(
+            st.sampled_from([v for v in EXTREME_INTS if v <= 2**64 + 1])
+            if bounded(path)
+            else st.sampled_from(EXTREME_INTS) | st.integers(-3, 10**6)
+        )
         if bounded(path) and "layers" in path[-1]:
             value = min(value, 256)
         data = with_value(data, path, value)

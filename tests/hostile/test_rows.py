@@ -45,8 +45,12 @@ BAD = [
 def mixed(tmp_path) -> Path:
     """A good row, every kind of bad row, a good row after them."""
     rows = tmp_path / "rows.csv"
-    rows.write_text("\n".join(["model,gpu,context", "llama-3.2-1b,rtx3090,4096", *(b for b, _ in BAD),
-                               "# a comment", "llama-2-70b,t4"]) + "\n")
+    rows.write_text(
+        "\n".join(
+            ["model,gpu,context", "llama-3.2-1b,rtx3090,4096", *(b for b, _ in BAD), "# a comment", "llama-2-70b,t4"]
+        )
+        + "\n"
+    )
     return rows
 
 
@@ -61,8 +65,10 @@ def test_every_row_is_answered_in_the_table(mixed):
         assert " ERROR " in line and f"rows.csv:{n}: {says}" in line, line
         assert len(line) < 300
     assert out[-1].split()[:2] == ["llama-2-70b", "t4"] and "DOES NOT FIT" in out[-1]
-    assert r.stderr == f"error: {mixed}:3: unknown model 'nope'; see `willitrun list` ({len(BAD) - 1} more rows " \
-                       "could not be checked: see their error)\n"
+    assert (
+        r.stderr == f"error: {mixed}:3: unknown model 'nope'; see `willitrun list` ({len(BAD) - 1} more rows "
+        "could not be checked: see their error)\n"
+    )
 
 
 def test_every_row_is_answered_in_json_lines(mixed):
@@ -72,18 +78,23 @@ def test_every_row_is_answered_in_json_lines(mixed):
     assert len(lines) == len(BAD) + 2
     assert lines[0]["fits"] is True and "error" not in lines[0] and lines[-1]["fits"] is False
     for n, (d, (_, says)) in enumerate(zip(lines[1:-1], BAD, strict=True), start=3):
-        assert d["fits"] is None and d["exit_code"] == 2 and d["error"].startswith(f"{mixed}:{n}: ") and says in d["error"]
+        assert (
+            d["fits"] is None and d["exit_code"] == 2 and d["error"].startswith(f"{mixed}:{n}: ") and says in d["error"]
+        )
     assert (lines[1]["model"], lines[1]["gpu"]) == ("nope", "t4")
 
 
-@pytest.mark.parametrize(("text", "code"), [
-    ("llama-3.2-1b,rtx3090\nwhisper-tiny,t4\n", ExitCode.FITS),
-    ("llama-3.2-1b,rtx3090\nllama-2-70b,t4\n", ExitCode.DOES_NOT_FIT),
-    ("llama-2-70b,t4\nnope,t4\n", ExitCode.USAGE),
-    ("Model, GPU\nllama-3.2-1b,rtx3090\n", ExitCode.FITS),  # a header, any case and spacing
-    ("# comment first\nmodel,gpu,context\nllama-3.2-1b,rtx3090,512\n", ExitCode.FITS),
-    ("llama-3.2-1b,rtx3090\nmodel,gpu\n", ExitCode.USAGE),  # only the first row may be a header
-])
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("llama-3.2-1b,rtx3090\nwhisper-tiny,t4\n", ExitCode.FITS),
+        ("llama-3.2-1b,rtx3090\nllama-2-70b,t4\n", ExitCode.DOES_NOT_FIT),
+        ("llama-2-70b,t4\nnope,t4\n", ExitCode.USAGE),
+        ("Model, GPU\nllama-3.2-1b,rtx3090\n", ExitCode.FITS),  # a header, any case and spacing
+        ("# comment first\nmodel,gpu,context\nllama-3.2-1b,rtx3090,512\n", ExitCode.FITS),
+        ("llama-3.2-1b,rtx3090\nmodel,gpu\n", ExitCode.USAGE),  # only the first row may be a header
+    ],
+)
 def test_exit_codes(tmp_path, text, code):
     rows = tmp_path / "rows.csv"
     rows.write_text(text)
@@ -130,8 +141,13 @@ def test_identical_rows_print_identical_lines(tmp_path, monkeypatch):
     """The JSON line of a fit is serialised once and reused; it is the line a fresh run prints."""
     monkeypatch.setattr(check, "MEMO", 3)  # evictions happen: a reused id must never print another fit
     rows = tmp_path / "rows.csv"
-    pairs = ["llama-3.2-1b,rtx3090,512", "llama-3.2-1b,t4,1024", "whisper-tiny,t4", "llava-7b,rtx4090,2048",
-             "mistral-7b,a100-80gb,4096"]
+    pairs = [
+        "llama-3.2-1b,rtx3090,512",
+        "llama-3.2-1b,t4,1024",
+        "whisper-tiny,t4",
+        "llava-7b,rtx4090,2048",
+        "mistral-7b,a100-80gb,4096",
+    ]
     rows.write_text("\n".join(pairs * 20) + "\n")
     r = run("check", "--rows", rows, "--json")
     assert r.exit_code == 0, r.output

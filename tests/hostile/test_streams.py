@@ -23,8 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 FITS = ("llama-3.2-1b", "--gpu", "rtx3090")  # fits: exit 0
 TOO_BIG = ("llama-2-70b", "--gpu", "t4")  # does not fit: exit 1
 COMMANDS = [
-    (FITS, 0), (TOO_BIG, 1), ((*FITS, "--json"), 0), (("ladder", *FITS), 0), (("list", "models"), 0),
-    (("check", "llama-3.2-1b", "llama-2-70b", "--gpu", "t4"), 1), (("llama-2-7b", "--gpu", "nope"), 2),
+    (FITS, 0),
+    (TOO_BIG, 1),
+    ((*FITS, "--json"), 0),
+    (("ladder", *FITS), 0),
+    (("list", "models"), 0),
+    (("check", "llama-3.2-1b", "llama-2-70b", "--gpu", "t4"), 1),
+    (("llama-2-7b", "--gpu", "nope"), 2),
     (("--version",), 0),
 ]
 
@@ -32,8 +37,15 @@ COMMANDS = [
 def shell(redirect: str, args: tuple[str, ...], **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("WILLITRUN_")}
     full = {**base, "PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1", **env}
-    return subprocess.run(["sh", "-c", f'exec "$@" {redirect}', "sh", sys.executable, "-m", "willitrun", *args],
-                          capture_output=True, text=True, errors="replace", env=full, timeout=120, check=False)
+    return subprocess.run(
+        ["sh", "-c", f'exec "$@" {redirect}', "sh", sys.executable, "-m", "willitrun", *args],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        env=full,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize(("args", "code"), COMMANDS, ids=lambda v: " ".join(v) if isinstance(v, tuple) else None)
@@ -77,17 +89,36 @@ def unicode_specs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("specs")
     (root / "model_specs").mkdir()
     lines = (ROOT / "model_specs" / "llama-3.2-1b.yaml").read_text().splitlines()
-    lines = ["id: unicode" if ln.startswith("id:") else 'name: "Llämä ② 模型 🚀"' if ln.startswith("name:") else ln
-             for ln in lines if not ln.startswith("aliases:")]
+    lines = [
+        "id: unicode" if ln.startswith("id:") else 'name: "Llämä ② 模型 🚀"' if ln.startswith("name:") else ln
+        for ln in lines
+        if not ln.startswith("aliases:")
+    ]
     (root / "model_specs" / "unicode.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
 
 
-@pytest.mark.parametrize("env", [{"LC_ALL": "C", "PYTHONUTF8": "0"}, {"LC_ALL": "C", "PYTHONIOENCODING": "ascii"},
-                                 {"PYTHONIOENCODING": "latin-1"}, {"LC_ALL": "C"}], ids=str)
-@pytest.mark.parametrize("args", [("unicode", "--gpu", "rtx3090"), ("ladder", "unicode", "--gpu", "rtx3090"),
-                                  ("show", "unicode"), ("list", "models"), ("check", "unicode", "--gpu", "rtx3090")],
-                         ids=" ".join)
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"LC_ALL": "C", "PYTHONUTF8": "0"},
+        {"LC_ALL": "C", "PYTHONIOENCODING": "ascii"},
+        {"PYTHONIOENCODING": "latin-1"},
+        {"LC_ALL": "C"},
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("unicode", "--gpu", "rtx3090"),
+        ("ladder", "unicode", "--gpu", "rtx3090"),
+        ("show", "unicode"),
+        ("list", "models"),
+        ("check", "unicode", "--gpu", "rtx3090"),
+    ],
+    ids=" ".join,
+)
 def test_a_locale_that_cannot_write_a_name_degrades(unicode_specs, env, args):
     r = shell("", (*args, "--specs-dir", str(unicode_specs)), **env)
     assert r.returncode == 0, r.stderr

@@ -41,7 +41,11 @@ def test_every_file_is_checked_after_bad_ones(tmp_path):
     report = validate_paths([tmp_path])
     assert report.checked == 5
     assert [e.split(":")[0].rsplit("/", 1)[-1] for e in report.errors] == [
-        "a-bad.yaml", "b-dup.yaml", "d-bomb.yaml", "e-huge.yaml"]
+        "a-bad.yaml",
+        "b-dup.yaml",
+        "d-bomb.yaml",
+        "e-huge.yaml",
+    ]
 
 
 def test_each_problem_once(tmp_path):
@@ -62,7 +66,9 @@ def test_the_bundled_root_given_twice_is_checked_once(monkeypatch, tmp_path):
     monkeypatch.setenv("WILLITRUN_SPECS_PATH", str(ROOT))
     report = validate_paths(None)
     assert report.errors == [] and report.notes == []
-    assert report.checked == len(list((ROOT / "model_specs").glob("*.yaml"))) + len(list((ROOT / "hardware_specs").glob("*.yaml")))
+    assert report.checked == len(list((ROOT / "model_specs").glob("*.yaml"))) + len(
+        list((ROOT / "hardware_specs").glob("*.yaml"))
+    )
 
 
 def test_yml_is_a_spec_file_everywhere(tmp_path):
@@ -94,12 +100,20 @@ def test_missing_paths_are_usage_errors(tmp_path):
         validate_paths([tmp_path])
 
 
-@pytest.mark.parametrize(("changes", "says"), [
-    # the bounds of limits.py (shared by the spec models and so by validate and the estimator) refuse them first
-    ({"config__vocab_size": 10**400, "parameters_declared": None}, "config.vocab_size: Input should be less than or equal to"),
-    ({"config__hidden_size": 2**1100, "config__head_dim": 128, "parameters_declared": None},
-     "config.hidden_size: Input should be less than or equal to"),
-])
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        # the bounds of limits.py (shared by the spec models and so by validate and the estimator) refuse them first
+        (
+            {"config__vocab_size": 10**400, "parameters_declared": None},
+            "config.vocab_size: Input should be less than or equal to",
+        ),
+        (
+            {"config__hidden_size": 2**1100, "config__head_dim": 128, "parameters_declared": None},
+            "config.hidden_size: Input should be less than or equal to",
+        ),
+    ],
+)
 def test_validate_approves_only_what_the_estimator_handles(tmp_path, changes, says):
     d = tmp_path / "model_specs"
     d.mkdir()
@@ -114,7 +128,9 @@ def test_a_gpu_the_answers_cannot_use_is_refused(tmp_path):
     (d / "slow.yaml").write_text(spec_text("hardware_specs", "slow", bandwidth_gb_s=1.0e-300))
     (d / "tiny.yaml").write_text(spec_text("hardware_specs", "tiny", memory_gib=1.0e-300, reported_total_mib=None))
     errors = validate_paths([tmp_path]).errors
-    assert any(re.search(r"slow.yaml:\d+: bandwidth_gb_s: 1e-300 GB/s is less than one byte per second", e) for e in errors)
+    assert any(
+        re.search(r"slow.yaml:\d+: bandwidth_gb_s: 1e-300 GB/s is less than one byte per second", e) for e in errors
+    )
     assert any(re.search(r"tiny.yaml:\d+: memory_gib: 1e-300 GiB is less than one byte", e) for e in errors)
 
 

@@ -26,8 +26,14 @@ from willitrun.errors import ExitCode, UsageError
 from willitrun.files import write_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = {"model_type": "llama", "hidden_size": 512, "num_hidden_layers": 2, "num_attention_heads": 8,
-          "intermediate_size": 1024, "vocab_size": 1000}
+CONFIG = {
+    "model_type": "llama",
+    "hidden_size": 512,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 8,
+    "intermediate_size": 1024,
+    "vocab_size": 1000,
+}
 
 
 class FullDisk:
@@ -49,7 +55,7 @@ class FullDisk:
             self.writes += 1
             if self.room <= 0:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            n = real_write(fd, bytes(data[:self.room]))
+            n = real_write(fd, bytes(data[: self.room]))
             self.room -= n
             return n
 
@@ -199,8 +205,10 @@ def test_a_plot_title_with_dollar_signs_is_text_not_math(tmp_path):
     specs = tmp_path / "specs" / "model_specs"
     specs.mkdir(parents=True)
     text = (ROOT / "model_specs" / "llama-2-7b.yaml").read_text()
-    lines = [("id: dollar" if ln.startswith("id:") else 'name: "A $\\\\frac{1}{$ model"' if ln.startswith("name:")
-              else ln) for ln in text.splitlines()]
+    lines = [
+        ("id: dollar" if ln.startswith("id:") else 'name: "A $\\\\frac{1}{$ model"' if ln.startswith("name:") else ln)
+        for ln in text.splitlines()
+    ]
     (specs / "dollar.yaml").write_text("\n".join(lines) + "\n")
     plot = tmp_path / "sweep.svg"
     r = invoke("sweep", "dollar", "--specs-dir", specs.parent, "--gpu", "t4", "--plot", plot)

@@ -31,7 +31,9 @@ def problem(text: str) -> str:
 
 
 def test_an_alias_bomb_is_refused_at_its_first_anchor():
-    assert problem(billion_laughs()) == "f.yaml:2: YAML anchors and aliases (&name, *name) are not allowed in spec files"
+    assert (
+        problem(billion_laughs()) == "f.yaml:2: YAML anchors and aliases (&name, *name) are not allowed in spec files"
+    )
 
 
 def test_an_alias_anywhere_is_refused_with_its_line():
@@ -53,15 +55,23 @@ def test_duplicate_keys_say_so():
 @pytest.mark.parametrize("digits", [4301, 5000, 100_000])
 def test_integers_over_4300_digits(digits):
     assert problem(f"id: x\nvocab_size: {'9' * digits}\n") == (
-        f"f.yaml:2: an integer of {digits:,} digits (more than 4,300)")
+        f"f.yaml:2: an integer of {digits:,} digits (more than 4,300)"
+    )
 
 
 def test_an_integer_of_4300_digits_loads():
     assert parse_yaml(f"n: {'9' * 4300}\n", "f").data["n"] == 10**4300 - 1
 
 
-@pytest.mark.parametrize(("value", "says"), [("1.0e+400", "beyond the float range"), ("-1.0e+309", "beyond the float range"),
-                                              (".inf", "beyond the float range"), (".nan", "not a number")])
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("1.0e+400", "beyond the float range"),
+        ("-1.0e+309", "beyond the float range"),
+        (".inf", "beyond the float range"),
+        (".nan", "not a number"),
+    ],
+)
 def test_floats_beyond_range(value, says):
     assert problem(f"memory_gib: {value}\n") == f"f.yaml:1: {value!r} is {says}"
 
@@ -75,18 +85,27 @@ def test_deep_nesting_stops_early():
 
 
 def test_too_many_values():
-    assert problem("[" + "0," * (YAML_MAX_NODES + 5) + "0]") == f"f.yaml:1: more than {YAML_MAX_NODES:,} values: not a spec file"
+    assert (
+        problem("[" + "0," * (YAML_MAX_NODES + 5) + "0]")
+        == f"f.yaml:1: more than {YAML_MAX_NODES:,} values: not a spec file"
+    )
 
 
-@pytest.mark.parametrize(("text", "says"), [
-    ("a: !!python/object/apply:os.system ['true']\n", "malformed YAML: could not determine a constructor for the tag"),
-    ("a: !!python/name:os.system\n", "malformed YAML: could not determine a constructor for the tag"),
-    ("a: !!set {x: null}\n", "malformed YAML: could not determine a constructor for the tag"),
-    ("? [a]\n: 1\n", "a mapping key must be a plain value"),
-    ("a: 1\n---\nb: 2\n", "more than one YAML document"),
-    ("a: [1\n", "malformed YAML"),
-    ('a: "\\e[31m\n', "malformed YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            "a: !!python/object/apply:os.system ['true']\n",
+            "malformed YAML: could not determine a constructor for the tag",
+        ),
+        ("a: !!python/name:os.system\n", "malformed YAML: could not determine a constructor for the tag"),
+        ("a: !!set {x: null}\n", "malformed YAML: could not determine a constructor for the tag"),
+        ("? [a]\n: 1\n", "a mapping key must be a plain value"),
+        ("a: 1\n---\nb: 2\n", "more than one YAML document"),
+        ("a: [1\n", "malformed YAML"),
+        ('a: "\\e[31m\n', "malformed YAML"),
+    ],
+)
 def test_other_malformed_yaml(text, says):
     assert says in problem(text)
 
@@ -124,8 +143,11 @@ def test_many_validation_errors_are_located_in_linear_time(tmp_path):
 def test_unknown_fields_suggest_the_closest(tmp_path):
     f = tmp_path / "model_specs" / "typo.yaml"
     f.parent.mkdir()
-    f.write_text(LLAMA.replace("id: llama-2-7b", "id: typo").replace("num_key_value_heads:", "num_key_valu_heads:")
-                 .replace("dtype: float16", "dtype: float16\nparameters_declard: 1"))
+    f.write_text(
+        LLAMA.replace("id: llama-2-7b", "id: typo")
+        .replace("num_key_value_heads:", "num_key_valu_heads:")
+        .replace("dtype: float16", "dtype: float16\nparameters_declard: 1")
+    )
     with pytest.raises(SpecError) as info:
         load_spec(f, "model")
     text = "\n".join(info.value.problems)
@@ -133,12 +155,18 @@ def test_unknown_fields_suggest_the_closest(tmp_path):
     assert "parameters_declard: unknown field; did you mean 'parameters_declared'?" in text
     g = tmp_path / "hardware_specs" / "gpu.yaml"
     g.parent.mkdir()
-    g.write_text((ROOT / "hardware_specs" / "rtx3090.yaml").read_text().replace('id: "rtx3090"', "id: gpu")
-                 .replace("memory_type:", "memory_typ:"))
+    g.write_text(
+        (ROOT / "hardware_specs" / "rtx3090.yaml")
+        .read_text()
+        .replace('id: "rtx3090"', "id: gpu")
+        .replace("memory_type:", "memory_typ:")
+    )
     with pytest.raises(SpecError) as info:
         load_spec(g, "gpu")
-    assert any(p.endswith("memory_typ: unknown field; did you mean 'memory_type'? (see docs/spec-format.md)")
-               for p in info.value.problems)
+    assert any(
+        p.endswith("memory_typ: unknown field; did you mean 'memory_type'? (see docs/spec-format.md)")
+        for p in info.value.problems
+    )
 
 
 def test_nesting_is_refused_whichever_limit_the_parser_has(monkeypatch):
@@ -154,4 +182,6 @@ def test_nesting_is_refused_whichever_limit_the_parser_has(monkeypatch):
 
     monkeypatch.setattr(files, "_loader", lambda: Failing)
     assert problem("a: 1\nb: " + "[" * 40 + "]" * 40 + "\n") == f"f.yaml:2: nested deeper than {YAML_MAX_DEPTH} levels"
-    assert problem("a: '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['\n") == "f.yaml:1: malformed YAML: some release's own words"
+    assert (
+        problem("a: '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['\n") == "f.yaml:1: malformed YAML: some release's own words"
+    )

@@ -10,10 +10,15 @@ from typing import Any
 import pytest
 
 MODEL_CLASSES = {
-    "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "t5": "T5ForConditionalGeneration",
-    "whisper": "WhisperForConditionalGeneration", "llava": "LlavaForConditionalGeneration",
-    "llava_next": "LlavaNextForConditionalGeneration", "mllama": "MllamaForConditionalGeneration",
-    "gemma3": "Gemma3ForConditionalGeneration", "paligemma": "PaliGemmaForConditionalGeneration",
+    "llama": "LlamaForCausalLM",
+    "mistral": "MistralForCausalLM",
+    "t5": "T5ForConditionalGeneration",
+    "whisper": "WhisperForConditionalGeneration",
+    "llava": "LlavaForConditionalGeneration",
+    "llava_next": "LlavaNextForConditionalGeneration",
+    "mllama": "MllamaForConditionalGeneration",
+    "gemma3": "Gemma3ForConditionalGeneration",
+    "paligemma": "PaliGemmaForConditionalGeneration",
     "mistral3": "Mistral3ForConditionalGeneration",
 }
 
@@ -45,7 +50,9 @@ def transformers_parameters(config_dir: Path, t5_untied: bool = False) -> int:
     return total
 
 
-def safetensors_file(path: Path, header: dict[str, Any], data: bytes | None = None, sparse_size: int | None = None) -> Path:
+def safetensors_file(
+    path: Path, header: dict[str, Any], data: bytes | None = None, sparse_size: int | None = None
+) -> Path:
     """A .safetensors file with this header; its data is `data`, or a hole of `sparse_size` bytes."""
     raw = json.dumps(header).encode()
     with path.open("wb") as f:
@@ -57,7 +64,9 @@ def safetensors_file(path: Path, header: dict[str, Any], data: bytes | None = No
     return path
 
 
-def header_for(shapes: dict[str, tuple[int, ...]], dtype: str = "F16", bytes_per: int = 2) -> tuple[dict[str, Any], int]:
+def header_for(
+    shapes: dict[str, tuple[int, ...]], dtype: str = "F16", bytes_per: int = 2
+) -> tuple[dict[str, Any], int]:
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for name, shape in shapes.items():
@@ -72,9 +81,16 @@ def header_for(shapes: dict[str, tuple[int, ...]], dtype: str = "F16", bytes_per
 VOCAB, HIDDEN, FFN, LAYERS, HEADS, KV_HEADS, CONTEXT = 96, 64, 128, 2, 4, 2, 256
 
 
-def write_llama_gguf(path: Path, *, tied: bool = False, rope_freqs: bool = False, arch: str = "llama",
-                     file_type: int | str | None = "default", extra: dict | None = None,
-                     name: str | None = "Tiny Llama") -> Path:
+def write_llama_gguf(
+    path: Path,
+    *,
+    tied: bool = False,
+    rope_freqs: bool = False,
+    arch: str = "llama",
+    file_type: int | str | None = "default",
+    extra: dict | None = None,
+    name: str | None = "Tiny Llama",
+) -> Path:
     """A small llama GGUF as llama.cpp lays it out (gguf's GGUFWriter): F16 token embedding, Q8_0
     matrices, F32 norms, Q4_0 output head; file type MOSTLY_Q8_0 unless given."""
     gguf = pytest.importorskip("gguf")

@@ -19,8 +19,15 @@ from willitrun.importers import spec_from_path
 from willitrun.validate import validate_file
 
 runner = CliRunner()
-SMALL = {"model_type": "llama", "vocab_size": 256, "hidden_size": 64, "intermediate_size": 96,
-         "num_hidden_layers": 2, "num_attention_heads": 4, "torch_dtype": "bfloat16"}
+SMALL = {
+    "model_type": "llama",
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "torch_dtype": "bfloat16",
+}
 
 
 def run(*args: str):
@@ -50,7 +57,10 @@ def test_writes_into_a_directory(tmp_path, model_dir, exists):
     r = run(model_dir, "-o", f"{out}/")
     assert r.exit_code == 0, r.output
     target = out / "tiny-llama.yaml"
-    assert r.stderr == f"wrote {target} (id tiny-llama); estimate it with: willitrun tiny-llama --specs-dir {tmp_path / 'specs'}\n"
+    assert (
+        r.stderr
+        == f"wrote {target} (id tiny-llama); estimate it with: willitrun tiny-llama --specs-dir {tmp_path / 'specs'}\n"
+    )
     assert validate_file(target)[2:] == ([], [])
 
 
@@ -72,16 +82,19 @@ def test_specs_dir(tmp_path, model_dir):
     assert spec == spec_from_path(model_dir, model_id="tiny")[0]
 
 
-@pytest.mark.parametrize(("args", "code", "words"), [
-    (("{tmp}/nope",), 2, "error: {tmp}/nope: no such file or directory"),
-    (("{model}", "-o", "{tmp}/spec.txt"), 2, "a spec file is named <id>.yaml"),
-    (("{model}", "-o", "{tmp}/Bad Name.yaml"), 2, "is not a catalog id"),
-    (("{model}", "-o", "{tmp}/a.yaml", "--id", "b"), 2, "--id b and -o {tmp}/a.yaml disagree"),
-    (("{model}", "-o", "{tmp}/a.yaml", "--specs-dir", "{tmp}"), 2, "give -o/--output or --specs-dir, not both"),
-    # a model_type transformers does not ship either: it would need the model's own code (importers/oracle.py)
-    (("{bigcode}",), 2, "does not know model_type 'not_a_model': it would need the model's own code"),
-    (("{broken}",), 3, "not a GGUF file"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (("{tmp}/nope",), 2, "error: {tmp}/nope: no such file or directory"),
+        (("{model}", "-o", "{tmp}/spec.txt"), 2, "a spec file is named <id>.yaml"),
+        (("{model}", "-o", "{tmp}/Bad Name.yaml"), 2, "is not a catalog id"),
+        (("{model}", "-o", "{tmp}/a.yaml", "--id", "b"), 2, "--id b and -o {tmp}/a.yaml disagree"),
+        (("{model}", "-o", "{tmp}/a.yaml", "--specs-dir", "{tmp}"), 2, "give -o/--output or --specs-dir, not both"),
+        # a model_type transformers does not ship either: it would need the model's own code (importers/oracle.py)
+        (("{bigcode}",), 2, "does not know model_type 'not_a_model': it would need the model's own code"),
+        (("{broken}",), 3, "not a GGUF file"),
+    ],
+)
 def test_errors_are_one_line_with_the_exit_code(tmp_path, model_dir, args, code, words):
     write_config(tmp_path / "bigcode", {"model_type": "not_a_model"})
     (tmp_path / "broken.gguf").write_bytes(b"GGML" + b"\0" * 28)
@@ -132,8 +145,9 @@ def test_hf_sources_are_imported(monkeypatch, catalog):
 
 def test_runs_as_a_process(model_dir):
     """`python -m willitrun import DIR`: the default-command group routes it, no import cycle."""
-    r = subprocess.run([sys.executable, "-m", "willitrun", "import", str(model_dir)], capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "willitrun", "import", str(model_dir)], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert yaml.safe_load(r.stdout)["id"] == "tiny-llama"
 
@@ -142,9 +156,18 @@ def test_a_catalog_id_wins_over_a_same_named_folder(tmp_path, monkeypatch):
     """A folder called like a catalog model in the working directory does not silently replace it:
     the catalog's is used and a warning names the ambiguity; `./name` picks the folder."""
     monkeypatch.chdir(tmp_path)
-    write_config(tmp_path / "llama-2-7b", {"model_type": "llama", "vocab_size": 256, "hidden_size": 64,
-                                           "intermediate_size": 96, "num_hidden_layers": 2,
-                                           "num_attention_heads": 4, "max_position_embeddings": 512})
+    write_config(
+        tmp_path / "llama-2-7b",
+        {
+            "model_type": "llama",
+            "vocab_size": 256,
+            "hidden_size": 64,
+            "intermediate_size": 96,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 512,
+        },
+    )
     import json
 
     r = runner.invoke(app, ["llama-2-7b", "--vram", "24", "--json"], env={"NO_COLOR": "1"})

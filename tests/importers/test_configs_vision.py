@@ -32,31 +32,100 @@ from willitrun.validate import validate_file
 
 RESEARCH = Path(__file__).resolve().parents[2] / "docs" / "research" / "issue11"
 IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
-SMALL_SIGLIP = {"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
-                "num_attention_heads": 2, "image_size": 56, "patch_size": 14, "vision_use_head": False}
-SMALL_GEMMA = {"vocab_size": 300, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
-               "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, **IDS}
-SMALL_PIXTRAL = {"model_type": "pixtral", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                 "num_attention_heads": 2, "image_size": 56, "patch_size": 14}
+SMALL_SIGLIP = {
+    "model_type": "siglip_vision_model",
+    "hidden_size": 32,
+    "intermediate_size": 48,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "image_size": 56,
+    "patch_size": 14,
+    "vision_use_head": False,
+}
+SMALL_GEMMA = {
+    "vocab_size": 300,
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    **IDS,
+}
+SMALL_PIXTRAL = {
+    "model_type": "pixtral",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "image_size": 56,
+    "patch_size": 14,
+}
 
 CASES: list[tuple[str, dict[str, Any]]] = [
-    ("gemma3-small", {"model_type": "gemma3", "mm_tokens_per_image": 4, "image_token_index": 299,
-                      "boi_token_index": 297, "eoi_token_index": 298,
-                      "text_config": {**SMALL_GEMMA, "sliding_window": 32}, "vision_config": SMALL_SIGLIP}),
-    ("gemma3-vision-head-default", {"model_type": "gemma3", "mm_tokens_per_image": 4, "image_token_index": 299,
-                                    "text_config": SMALL_GEMMA,
-                                    "vision_config": {k: v for k, v in SMALL_SIGLIP.items() if k != "vision_use_head"}}),
-    ("paligemma-gemma", {"model_type": "paligemma", "projection_dim": 64, "image_token_index": 299,
-                         "text_config": {"model_type": "gemma", **SMALL_GEMMA}, "vision_config": SMALL_SIGLIP}),
-    ("paligemma2-gemma2", {"model_type": "paligemma", "projection_dim": 64, "image_token_index": 299,
-                           "text_config": {"model_type": "gemma2", **SMALL_GEMMA, "sliding_window": 32},
-                           "vision_config": SMALL_SIGLIP}),
+    (
+        "gemma3-small",
+        {
+            "model_type": "gemma3",
+            "mm_tokens_per_image": 4,
+            "image_token_index": 299,
+            "boi_token_index": 297,
+            "eoi_token_index": 298,
+            "text_config": {**SMALL_GEMMA, "sliding_window": 32},
+            "vision_config": SMALL_SIGLIP,
+        },
+    ),
+    (
+        "gemma3-vision-head-default",
+        {
+            "model_type": "gemma3",
+            "mm_tokens_per_image": 4,
+            "image_token_index": 299,
+            "text_config": SMALL_GEMMA,
+            "vision_config": {k: v for k, v in SMALL_SIGLIP.items() if k != "vision_use_head"},
+        },
+    ),
+    (
+        "paligemma-gemma",
+        {
+            "model_type": "paligemma",
+            "projection_dim": 64,
+            "image_token_index": 299,
+            "text_config": {"model_type": "gemma", **SMALL_GEMMA},
+            "vision_config": SMALL_SIGLIP,
+        },
+    ),
+    (
+        "paligemma2-gemma2",
+        {
+            "model_type": "paligemma",
+            "projection_dim": 64,
+            "image_token_index": 299,
+            "text_config": {"model_type": "gemma2", **SMALL_GEMMA, "sliding_window": 32},
+            "vision_config": SMALL_SIGLIP,
+        },
+    ),
     ("paligemma-all-defaults", {"model_type": "paligemma", "dtype": "bfloat16"}),
-    ("mistral3-small", {"model_type": "mistral3", "image_token_index": 299, "tie_word_embeddings": False,
-                        "text_config": {"model_type": "mistral", **SMALL_GEMMA, "sliding_window": None},
-                        "vision_config": SMALL_PIXTRAL}),
-    ("mistral3-llama-text", {"model_type": "mistral3", "image_token_index": 299, "vision_feature_layer": [-1, -2],
-                             "text_config": {"model_type": "llama", **SMALL_GEMMA}, "vision_config": SMALL_PIXTRAL}),
+    (
+        "mistral3-small",
+        {
+            "model_type": "mistral3",
+            "image_token_index": 299,
+            "tie_word_embeddings": False,
+            "text_config": {"model_type": "mistral", **SMALL_GEMMA, "sliding_window": None},
+            "vision_config": SMALL_PIXTRAL,
+        },
+    ),
+    (
+        "mistral3-llama-text",
+        {
+            "model_type": "mistral3",
+            "image_token_index": 299,
+            "vision_feature_layer": [-1, -2],
+            "text_config": {"model_type": "llama", **SMALL_GEMMA},
+            "vision_config": SMALL_PIXTRAL,
+        },
+    ),
     ("mistral3-all-defaults", {"model_type": "mistral3", "dtype": "bfloat16"}),
 ]
 
@@ -89,10 +158,15 @@ def test_default_tables_equal_transformers(table):
         assert getattr(config, field) == default, f"{table.name}.{field}"
 
 
-@pytest.mark.parametrize(("name", "key", "init"), [
-    ("PaliGemmaConfig", "vision_config", _PALIGEMMA_VISION_INIT), ("PaliGemmaConfig", "text_config", _PALIGEMMA_TEXT_INIT),
-    ("Mistral3Config", "vision_config", _MISTRAL3_VISION_INIT), ("Mistral3Config", "text_config", _MISTRAL3_TEXT_INIT),
-])
+@pytest.mark.parametrize(
+    ("name", "key", "init"),
+    [
+        ("PaliGemmaConfig", "vision_config", _PALIGEMMA_VISION_INIT),
+        ("PaliGemmaConfig", "text_config", _PALIGEMMA_TEXT_INIT),
+        ("Mistral3Config", "vision_config", _MISTRAL3_VISION_INIT),
+        ("Mistral3Config", "text_config", _MISTRAL3_TEXT_INIT),
+    ],
+)
 def test_sub_config_init_kwargs_equal_transformers(name, key, init):
     """Without the sub-config, transformers builds it from sub_configs_defaults' init_kwargs."""
     tf = pytest.importorskip("transformers")
@@ -113,9 +187,21 @@ def test_absent_sub_configs_take_the_init_kwargs():
 
 
 def test_defaults_taken_are_warned():
-    spec = spec_from_config({"model_type": "gemma3", "text_config": {"hidden_size": 2560}, "vision_config": {
-        "hidden_size": 1152, "image_size": 896, "intermediate_size": 4304, "num_attention_heads": 16,
-        "num_hidden_layers": 27, "patch_size": 14}}, "test")
+    spec = spec_from_config(
+        {
+            "model_type": "gemma3",
+            "text_config": {"hidden_size": 2560},
+            "vision_config": {
+                "hidden_size": 1152,
+                "image_size": 896,
+                "intermediate_size": 4304,
+                "num_attention_heads": 16,
+                "num_hidden_layers": 27,
+                "patch_size": 14,
+            },
+        },
+        "test",
+    )
     warning = (spec.notes or "").split(". ")[0]
     for field in ("text_config.num_attention_heads", "text_config.head_dim", "text_config.vocab_size"):
         assert field in warning
@@ -129,10 +215,16 @@ def test_unpoolable_gemma3_default_is_warned_not_refused():
     assert "Warning: mm_tokens_per_image (256) is not a square whose side divides the 14 patches" in (spec.notes or "")
 
 
-@pytest.mark.parametrize(("config", "words"), [
-    ({"model_type": "paligemma", "text_config": {"model_type": "llama"}}, "text_config.model_type 'llama'"),
-    ({"model_type": "mistral3", "vision_config": {"model_type": "siglip_vision_model"}}, "vision_config.model_type"),
-])
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ({"model_type": "paligemma", "text_config": {"model_type": "llama"}}, "text_config.model_type 'llama'"),
+        (
+            {"model_type": "mistral3", "vision_config": {"model_type": "siglip_vision_model"}},
+            "vision_config.model_type",
+        ),
+    ],
+)
 def test_bad_vision_configs_fail_in_one_line(config, words):
     from willitrun import UsageError
 
@@ -151,7 +243,10 @@ def _research(model_id: str) -> dict[str, Any]:
 # Fields the catalog spec writes out that the import leaves at None, read by no size arithmetic: Gemma 3's
 # activation name (config.json omits it; Gemma3TextConfig's default gelu_pytorch_tanh), Pixtral's head_dim
 # (PixtralVisionConfig.__post_init__ derives hidden_size // num_attention_heads whatever the file says).
-UNREAD = {"gemma-3-4b": {("text_config", "hidden_activation")}, "mistral-small-3.1-24b": {("vision_config", "head_dim")}}
+UNREAD = {
+    "gemma-3-4b": {("text_config", "hidden_activation")},
+    "mistral-small-3.1-24b": {("vision_config", "head_dim")},
+}
 
 
 def _same_estimate(catalog, model_id: str, config: dict[str, Any]) -> None:

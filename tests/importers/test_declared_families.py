@@ -25,8 +25,14 @@ from willitrun.importers.weights import component_rules
 from willitrun.memory import attention
 
 IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
-SMALL = {"vocab_size": 256, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 4,
-         "num_attention_heads": 4, **IDS}
+SMALL = {
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    **IDS,
+}
 
 
 def _declared() -> list[tuple[str, ConfigClass]]:
@@ -37,9 +43,26 @@ DECLARED = _declared()
 
 
 def test_some_families_are_declared():
-    assert {"olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4", "cohere",
-            "stablelm", "phi", "olmoe", "granitemoe", "lfm2", "olmo", "apertus", "gpt_neox", "glm4_moe"} <= {
-        a for a, _ in DECLARED}
+    assert {
+        "olmo2",
+        "olmo3",
+        "glm4",
+        "smollm3",
+        "seed_oss",
+        "ernie4_5",
+        "hunyuan_v1_dense",
+        "exaone4",
+        "cohere",
+        "stablelm",
+        "phi",
+        "olmoe",
+        "granitemoe",
+        "lfm2",
+        "olmo",
+        "apertus",
+        "gpt_neox",
+        "glm4_moe",
+    } <= {a for a, _ in DECLARED}
 
 
 @pytest.mark.parametrize(("arch", "keys"), DECLARED, ids=[a for a, _ in DECLARED])
@@ -65,57 +88,197 @@ CASES = [
     ("glm4", {"model_type": "glm4", **SMALL, "num_key_value_heads": 2, "head_dim": 32}),
     ("glm4-nobias", {"model_type": "glm4", **SMALL, "num_key_value_heads": 1, "head_dim": 16, "attention_bias": False}),
     ("smollm3", {"model_type": "smollm3", **SMALL, "num_key_value_heads": 2}),
-    ("smollm3-sliding", {"model_type": "smollm3", **SMALL, "use_sliding_window": True, "sliding_window": 8,
-                         "attention_bias": True, "mlp_bias": True, "tie_word_embeddings": False}),
+    (
+        "smollm3-sliding",
+        {
+            "model_type": "smollm3",
+            **SMALL,
+            "use_sliding_window": True,
+            "sliding_window": 8,
+            "attention_bias": True,
+            "mlp_bias": True,
+            "tie_word_embeddings": False,
+        },
+    ),
     ("seed-oss", {"model_type": "seed_oss", **SMALL, "num_key_value_heads": 2, "head_dim": 32}),
-    ("seed-oss-biases", {"model_type": "seed_oss", **SMALL, "num_key_value_heads": 4, "head_dim": None, "attention_bias": False,
-                         "attention_out_bias": True, "mlp_bias": True}),
+    (
+        "seed-oss-biases",
+        {
+            "model_type": "seed_oss",
+            **SMALL,
+            "num_key_value_heads": 4,
+            "head_dim": None,
+            "attention_bias": False,
+            "attention_out_bias": True,
+            "mlp_bias": True,
+        },
+    ),
     ("ernie4-5", {"model_type": "ernie4_5", **SMALL, "num_key_value_heads": 2, "head_dim": 32}),
-    ("ernie4-5-bias", {"model_type": "ernie4_5", **SMALL, "head_dim": None, "use_bias": True,
-                       "tie_word_embeddings": False}),
+    (
+        "ernie4-5-bias",
+        {"model_type": "ernie4_5", **SMALL, "head_dim": None, "use_bias": True, "tie_word_embeddings": False},
+    ),
     ("hunyuan-dense", {"model_type": "hunyuan_v1_dense", **SMALL, "num_key_value_heads": 2, "head_dim": 16}),
     ("hunyuan-dense-bias", {"model_type": "hunyuan_v1_dense", **SMALL, "head_dim": 32, "attention_bias": True}),
     ("exaone4", {"model_type": "exaone4", **SMALL, "num_key_value_heads": 2, "sliding_window": 16}),
     ("cohere", {"model_type": "cohere", **SMALL, "num_key_value_heads": 2}),
-    ("cohere-qk-norm", {"model_type": "cohere", **SMALL, "use_qk_norm": True, "attention_bias": True,
-                        "tie_word_embeddings": False}),
+    (
+        "cohere-qk-norm",
+        {"model_type": "cohere", **SMALL, "use_qk_norm": True, "attention_bias": True, "tie_word_embeddings": False},
+    ),
     ("stablelm", {"model_type": "stablelm", **SMALL, "num_key_value_heads": 2}),
-    ("stablelm-parallel", {"model_type": "stablelm", **SMALL, "num_key_value_heads": 4, "use_qkv_bias": True,
-                           "qk_layernorm": True, "use_parallel_residual": True, "tie_word_embeddings": True}),
+    (
+        "stablelm-parallel",
+        {
+            "model_type": "stablelm",
+            **SMALL,
+            "num_key_value_heads": 4,
+            "use_qkv_bias": True,
+            "qk_layernorm": True,
+            "use_parallel_residual": True,
+            "tie_word_embeddings": True,
+        },
+    ),
     ("phi", {"model_type": "phi", **SMALL}),
-    ("phi-qk-norm-tied", {"model_type": "phi", **SMALL, "num_key_value_heads": 2, "qk_layernorm": True,
-                          "tie_word_embeddings": True}),
+    (
+        "phi-qk-norm-tied",
+        {"model_type": "phi", **SMALL, "num_key_value_heads": 2, "qk_layernorm": True, "tie_word_embeddings": True},
+    ),
     ("olmoe", {"model_type": "olmoe", **SMALL, "num_experts": 4, "num_experts_per_tok": 2}),
-    ("olmoe-gqa-bias", {"model_type": "olmoe", **SMALL, "num_key_value_heads": 2, "num_experts": 8,
-                        "num_experts_per_tok": 3, "attention_bias": True, "tie_word_embeddings": True}),
-    ("granitemoe", {"model_type": "granitemoe", **SMALL, "num_key_value_heads": 2, "num_local_experts": 4,
-                    "num_experts_per_tok": 2, "embedding_multiplier": 12, "logits_scaling": 8}),
-    ("granitemoe-bias", {"model_type": "granitemoe", **SMALL, "num_local_experts": 6, "num_experts_per_tok": 1,
-                         "attention_bias": True, "tie_word_embeddings": True}),
+    (
+        "olmoe-gqa-bias",
+        {
+            "model_type": "olmoe",
+            **SMALL,
+            "num_key_value_heads": 2,
+            "num_experts": 8,
+            "num_experts_per_tok": 3,
+            "attention_bias": True,
+            "tie_word_embeddings": True,
+        },
+    ),
+    (
+        "granitemoe",
+        {
+            "model_type": "granitemoe",
+            **SMALL,
+            "num_key_value_heads": 2,
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+            "embedding_multiplier": 12,
+            "logits_scaling": 8,
+        },
+    ),
+    (
+        "granitemoe-bias",
+        {
+            "model_type": "granitemoe",
+            **SMALL,
+            "num_local_experts": 6,
+            "num_experts_per_tok": 1,
+            "attention_bias": True,
+            "tie_word_embeddings": True,
+        },
+    ),
     ("lfm2-hybrid", {"model_type": "lfm2", **SMALL, "num_key_value_heads": 2, "full_attn_idxs": [1, 3]}),
-    ("lfm2-layer-types", {"model_type": "lfm2", **SMALL, "num_key_value_heads": 4, "layer_types": ["conv", "conv", "full_attention", "conv"],
-                          "conv_bias": True, "block_ff_dim": 300, "block_ffn_dim_multiplier": 1.5,
-                          "block_multiple_of": 32, "tie_embedding": False}),
-    ("lfm2-no-adjust", {"model_type": "lfm2", **SMALL, "num_key_value_heads": 1, "full_attn_idxs": [0], "block_auto_adjust_ff_dim": False}),
+    (
+        "lfm2-layer-types",
+        {
+            "model_type": "lfm2",
+            **SMALL,
+            "num_key_value_heads": 4,
+            "layer_types": ["conv", "conv", "full_attention", "conv"],
+            "conv_bias": True,
+            "block_ff_dim": 300,
+            "block_ffn_dim_multiplier": 1.5,
+            "block_multiple_of": 32,
+            "tie_embedding": False,
+        },
+    ),
+    (
+        "lfm2-no-adjust",
+        {
+            "model_type": "lfm2",
+            **SMALL,
+            "num_key_value_heads": 1,
+            "full_attn_idxs": [0],
+            "block_auto_adjust_ff_dim": False,
+        },
+    ),
     ("olmo", {"model_type": "olmo", **SMALL, "num_key_value_heads": 2, "clip_qkv": 8.0}),
     ("olmo-bias-tied", {"model_type": "olmo", **SMALL, "attention_bias": True, "tie_word_embeddings": True}),
     ("apertus", {"model_type": "apertus", **SMALL, "num_key_value_heads": 2}),
-    ("apertus-silu-bias", {"model_type": "apertus", **SMALL, "hidden_act": "silu", "attention_bias": True,
-                           "head_dim": 8}),
+    (
+        "apertus-silu-bias",
+        {"model_type": "apertus", **SMALL, "hidden_act": "silu", "attention_bias": True, "head_dim": 8},
+    ),
     ("gpt-neox", {"model_type": "gpt_neox", **SMALL}),
-    ("gpt-neox-no-bias-tied", {"model_type": "gpt_neox", **SMALL, "attention_bias": False,
-                               "use_parallel_residual": False, "tie_word_embeddings": True}),
-    ("glm4-moe", {"model_type": "glm4_moe", **SMALL, "num_key_value_heads": 2, "moe_intermediate_size": 32,
-                  "n_routed_experts": 4, "num_experts_per_tok": 2, "n_shared_experts": 1, "first_k_dense_replace": 1}),
-    ("glm4-moe-qk-bias", {"model_type": "glm4_moe", **SMALL, "num_attention_heads": 6, "num_key_value_heads": 2,
-                          "head_dim": 16, "attention_bias": True, "use_qk_norm": True, "moe_intermediate_size": 16,
-                          "n_routed_experts": 8, "num_experts_per_tok": 3, "n_shared_experts": 0,
-                          "first_k_dense_replace": 0}),
-    ("glm4-moe-floor-heads", {"model_type": "glm4_moe", **SMALL, "num_attention_heads": 6, "num_key_value_heads": 2,
-                              "moe_intermediate_size": 16, "n_routed_experts": 4, "num_experts_per_tok": 2,
-                              "n_shared_experts": 2, "first_k_dense_replace": 2}),
-    ("exaone4-no-window", {"model_type": "exaone4", **SMALL, "num_key_value_heads": 1, "head_dim": 32, "sliding_window": None,
-                           "layer_types": ["full_attention"] * 4, "tie_word_embeddings": True}),
+    (
+        "gpt-neox-no-bias-tied",
+        {
+            "model_type": "gpt_neox",
+            **SMALL,
+            "attention_bias": False,
+            "use_parallel_residual": False,
+            "tie_word_embeddings": True,
+        },
+    ),
+    (
+        "glm4-moe",
+        {
+            "model_type": "glm4_moe",
+            **SMALL,
+            "num_key_value_heads": 2,
+            "moe_intermediate_size": 32,
+            "n_routed_experts": 4,
+            "num_experts_per_tok": 2,
+            "n_shared_experts": 1,
+            "first_k_dense_replace": 1,
+        },
+    ),
+    (
+        "glm4-moe-qk-bias",
+        {
+            "model_type": "glm4_moe",
+            **SMALL,
+            "num_attention_heads": 6,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "attention_bias": True,
+            "use_qk_norm": True,
+            "moe_intermediate_size": 16,
+            "n_routed_experts": 8,
+            "num_experts_per_tok": 3,
+            "n_shared_experts": 0,
+            "first_k_dense_replace": 0,
+        },
+    ),
+    (
+        "glm4-moe-floor-heads",
+        {
+            "model_type": "glm4_moe",
+            **SMALL,
+            "num_attention_heads": 6,
+            "num_key_value_heads": 2,
+            "moe_intermediate_size": 16,
+            "n_routed_experts": 4,
+            "num_experts_per_tok": 2,
+            "n_shared_experts": 2,
+            "first_k_dense_replace": 2,
+        },
+    ),
+    (
+        "exaone4-no-window",
+        {
+            "model_type": "exaone4",
+            **SMALL,
+            "num_key_value_heads": 1,
+            "head_dim": 32,
+            "sliding_window": None,
+            "layer_types": ["full_attention"] * 4,
+            "tie_word_embeddings": True,
+        },
+    ),
 ]
 
 
@@ -144,9 +307,14 @@ def test_parameters_and_caches_equal_transformers(tmp_path, case_id, config):
     types_ = getattr(hf, "layer_types", None) or ["full_attention"] * hf.num_hidden_layers
     if "conv" in types_:
         assert [type(k).__name__ for layer in g.caches for k in layer] == [
-            "ShortConvState" if t == "conv" else "FullAttention" for t in types_]
-        assert all(k.conv == hf.hidden_size * hf.conv_L_cache for layer in g.caches for k in layer
-                   if isinstance(k, ShortConvState))
+            "ShortConvState" if t == "conv" else "FullAttention" for t in types_
+        ]
+        assert all(
+            k.conv == hf.hidden_size * hf.conv_L_cache
+            for layer in g.caches
+            for k in layer
+            if isinstance(k, ShortConvState)
+        )
         types_ = [t for t in types_ if t != "conv"]
     window = getattr(hf, "sliding_window", None)
     assert kinds == [("sliding", window) if t == "sliding_attention" and window else ("full", None) for t in types_]
@@ -169,8 +337,16 @@ def test_a_config_transformers_cannot_build_is_refused_in_one_line():
 
 
 def test_exaone4_string_pattern_goes_with_layer_types():
-    spec = spec_from_config({"model_type": "exaone4", **SMALL, "num_key_value_heads": 4, "sliding_window_pattern": "LLLG",
-                             "layer_types": ["sliding_attention"] * 3 + ["full_attention"]}, "config.json")
+    spec = spec_from_config(
+        {
+            "model_type": "exaone4",
+            **SMALL,
+            "num_key_value_heads": 4,
+            "sliding_window_pattern": "LLLG",
+            "layer_types": ["sliding_attention"] * 3 + ["full_attention"],
+        },
+        "config.json",
+    )
     assert [k.kind for k in archs.geometry(spec).self_layers] == ["sliding"] * 3 + ["full"]
 
 
@@ -181,7 +357,9 @@ def test_declared_families_are_importable_and_listed_with_their_gguf_names():
         assert rows[arch]["config_model_type"] == arch
         assert rows[arch]["gguf_declared"] == list(archs.family(arch).gguf_architectures)
     # llama.cpp's names (convert_hf_to_gguf.py: Olmo3ForCausalLM is written as MODEL_ARCH.OLMO2)
-    assert rows["olmo3"]["gguf_declared"] == ["olmo2"] and rows["hunyuan_v1_dense"]["gguf_declared"] == ["hunyuan-dense"]
+    assert rows["olmo3"]["gguf_declared"] == ["olmo2"] and rows["hunyuan_v1_dense"]["gguf_declared"] == [
+        "hunyuan-dense"
+    ]
 
 
 def test_declared_families_name_their_checkpoint_tensors():
@@ -243,14 +421,15 @@ def test_pythia_checkpoint_names_and_buffers():
     spec = spec_from_config({"model_type": "gpt_neox", **SMALL}, "config.json")
     params = {t.name: t for t in archs.model_tensors(spec)}
     h, v, n = 64, 256, 4
-    stored = [StoredTensor("gpt_neox.embed_in.weight", "F16", (v, h), 2 * v * h),
-              StoredTensor("embed_out.weight", "F16", (v, h), 2 * v * h),
-              StoredTensor("gpt_neox.layers.0.attention.bias", "BOOL", (1, 1, 2048, 2048), 2048 * 2048),
-              StoredTensor("gpt_neox.layers.0.attention.masked_bias", "F16", (), 2),
-              StoredTensor("gpt_neox.layers.0.attention.rotary_emb.inv_freq", "F32", (8,), 32),
-              StoredTensor("gpt_neox.layers.0.attention.query_key_value.bias", "F16", (3 * h,), 2 * 3 * h),
-              StoredTensor("gpt_neox.final_layer_norm.bias", "F16", (h,), 2 * h)]
+    stored = [
+        StoredTensor("gpt_neox.embed_in.weight", "F16", (v, h), 2 * v * h),
+        StoredTensor("embed_out.weight", "F16", (v, h), 2 * v * h),
+        StoredTensor("gpt_neox.layers.0.attention.bias", "BOOL", (1, 1, 2048, 2048), 2048 * 2048),
+        StoredTensor("gpt_neox.layers.0.attention.masked_bias", "F16", (), 2),
+        StoredTensor("gpt_neox.layers.0.attention.rotary_emb.inv_freq", "F32", (8,), 32),
+        StoredTensor("gpt_neox.layers.0.attention.query_key_value.bias", "F16", (3 * h,), 2 * 3 * h),
+        StoredTensor("gpt_neox.final_layer_norm.bias", "F16", (h,), 2 * h),
+    ]
     w = weights_override("gpt_neox", stored, "test", "safetensors")
-    assert dict(w.component_bytes) == {"embeddings": 2 * v * h, "lm_head": 2 * v * h,
-                                       "decoder": 2 * 3 * h + 2 * h}
+    assert dict(w.component_bytes) == {"embeddings": 2 * v * h, "lm_head": 2 * v * h, "decoder": 2 * 3 * h + 2 * h}
     assert any("buffers" in note for note in w.notes) and len(params) > n

@@ -15,30 +15,105 @@ from willitrun.importers.configs import ENCODER_VISION
 
 CASES = [
     # sparse files, as transformers writes them (only what differs from the class defaults)
-    ("clip-sparse", {"model_type": "clip", "projection_dim": 64,
-                     "text_config": {"hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4,
-                                     "num_hidden_layers": 2, "vocab_size": 300},
-                     "vision_config": {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
-                                       "num_hidden_layers": 2, "patch_size": 14}}),
-    ("siglip", {"model_type": "siglip",
-                "text_config": {"hidden_size": 48, "intermediate_size": 96, "num_attention_heads": 4,
-                                "num_hidden_layers": 2, "vocab_size": 300},
-                "vision_config": {"hidden_size": 48, "intermediate_size": 64, "num_attention_heads": 2,
-                                  "num_hidden_layers": 1, "image_size": 60, "patch_size": 14}}),
-    ("pix2struct", {"model_type": "pix2struct", "tie_word_embeddings": False,
-                    "text_config": {"vocab_size": 300, "hidden_size": 64, "d_ff": 96, "num_layers": 2, "num_heads": 4,
-                                    "d_kv": 16},
-                    "vision_config": {"hidden_size": 64, "d_ff": 96, "num_hidden_layers": 2,
-                                      "num_attention_heads": 4, "d_kv": 16, "seq_len": 128}}),
-    ("donut", {"model_type": "vision-encoder-decoder",
-               "encoder": {"model_type": "donut-swin", "image_size": [128, 96], "embed_dim": 32, "depths": [1, 1, 1],
-                           "num_heads": [2, 2, 4], "window_size": 4, "hidden_size": 128},
-               "decoder": {"model_type": "mbart", "vocab_size": 300, "d_model": 128, "decoder_layers": 2,
-                           "decoder_attention_heads": 4, "decoder_ffn_dim": 64, "max_position_embeddings": 64,
-                           "is_decoder": True, "add_cross_attention": True, "pad_token_id": 1}}),
+    (
+        "clip-sparse",
+        {
+            "model_type": "clip",
+            "projection_dim": 64,
+            "text_config": {
+                "hidden_size": 64,
+                "intermediate_size": 96,
+                "num_attention_heads": 4,
+                "num_hidden_layers": 2,
+                "vocab_size": 300,
+            },
+            "vision_config": {
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_attention_heads": 2,
+                "num_hidden_layers": 2,
+                "patch_size": 14,
+            },
+        },
+    ),
+    (
+        "siglip",
+        {
+            "model_type": "siglip",
+            "text_config": {
+                "hidden_size": 48,
+                "intermediate_size": 96,
+                "num_attention_heads": 4,
+                "num_hidden_layers": 2,
+                "vocab_size": 300,
+            },
+            "vision_config": {
+                "hidden_size": 48,
+                "intermediate_size": 64,
+                "num_attention_heads": 2,
+                "num_hidden_layers": 1,
+                "image_size": 60,
+                "patch_size": 14,
+            },
+        },
+    ),
+    (
+        "pix2struct",
+        {
+            "model_type": "pix2struct",
+            "tie_word_embeddings": False,
+            "text_config": {
+                "vocab_size": 300,
+                "hidden_size": 64,
+                "d_ff": 96,
+                "num_layers": 2,
+                "num_heads": 4,
+                "d_kv": 16,
+            },
+            "vision_config": {
+                "hidden_size": 64,
+                "d_ff": 96,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "d_kv": 16,
+                "seq_len": 128,
+            },
+        },
+    ),
+    (
+        "donut",
+        {
+            "model_type": "vision-encoder-decoder",
+            "encoder": {
+                "model_type": "donut-swin",
+                "image_size": [128, 96],
+                "embed_dim": 32,
+                "depths": [1, 1, 1],
+                "num_heads": [2, 2, 4],
+                "window_size": 4,
+                "hidden_size": 128,
+            },
+            "decoder": {
+                "model_type": "mbart",
+                "vocab_size": 300,
+                "d_model": 128,
+                "decoder_layers": 2,
+                "decoder_attention_heads": 4,
+                "decoder_ffn_dim": 64,
+                "max_position_embeddings": 64,
+                "is_decoder": True,
+                "add_cross_attention": True,
+                "pad_token_id": 1,
+            },
+        },
+    ),
 ]
-MODEL_CLASSES = {"clip": "CLIPModel", "siglip": "SiglipModel", "pix2struct": "Pix2StructForConditionalGeneration",
-                 "vision-encoder-decoder": "VisionEncoderDecoderModel"}
+MODEL_CLASSES = {
+    "clip": "CLIPModel",
+    "siglip": "SiglipModel",
+    "pix2struct": "Pix2StructForConditionalGeneration",
+    "vision-encoder-decoder": "VisionEncoderDecoderModel",
+}
 
 
 @pytest.mark.parametrize(("case_id", "config"), CASES, ids=[c[0] for c in CASES])
@@ -80,8 +155,11 @@ def test_florence2_is_refused_with_the_reason() -> None:
 
 
 def test_an_unsupported_encoder_is_refused_by_name() -> None:
-    config = {"model_type": "vision-encoder-decoder", "encoder": {"model_type": "vit"},
-              "decoder": {"model_type": "mbart"}}
+    config = {
+        "model_type": "vision-encoder-decoder",
+        "encoder": {"model_type": "vit"},
+        "decoder": {"model_type": "mbart"},
+    }
     with pytest.raises(UsageError, match=r"encoder\.model_type 'vit' is not supported"):
         spec_from_config(config, "test:ved")
 

@@ -27,9 +27,19 @@ Q = gguf.GGMLQuantizationType
 def transformers_llama_parameters(tied: bool) -> int:
     torch = pytest.importorskip("torch")
     tf = pytest.importorskip("transformers")
-    config = tf.LlamaConfig(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=FFN, num_hidden_layers=LAYERS,
-                            num_attention_heads=HEADS, num_key_value_heads=KV_HEADS, max_position_embeddings=CONTEXT,
-                            tie_word_embeddings=tied, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    config = tf.LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=KV_HEADS,
+        max_position_embeddings=CONTEXT,
+        tie_word_embeddings=tied,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     with torch.device("meta"):
         model = tf.LlamaForCausalLM(config)
     return sum(p.numel() for p in model.parameters())
@@ -41,9 +51,16 @@ def test_spec_and_bytes_from_a_llama_gguf(tmp_path, tied):
     spec, weights = spec_from_path(path)
     assert spec.id == "tiny-llama-q8-0" and spec.name == "Tiny Llama" and spec.architecture == "llama"
     c = spec.config
-    assert (c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads,
-            c.kv_heads, c.max_position_embeddings, c.tie_word_embeddings) == (
-        VOCAB, HIDDEN, FFN, LAYERS, HEADS, KV_HEADS, CONTEXT, tied)
+    assert (
+        c.vocab_size,
+        c.hidden_size,
+        c.intermediate_size,
+        c.num_hidden_layers,
+        c.num_attention_heads,
+        c.kv_heads,
+        c.max_position_embeddings,
+        c.tie_word_embeddings,
+    ) == (VOCAB, HIDDEN, FFN, LAYERS, HEADS, KV_HEADS, CONTEXT, tied)
     assert estimate(spec).parameters == transformers_llama_parameters(tied)
 
     # Every tensor's bytes equal what the file holds for it (gguf's own reader, data included).
@@ -77,34 +94,43 @@ def test_gguf_spec_yaml_is_strictly_valid(tmp_path):
     assert spec.sources["config.hidden_size"] == f"{path}: llama.embedding_length"
 
 
-@pytest.mark.parametrize(("file_type", "spec_dtype", "stored"), [
-    (gguf.LlamaFileType.ALL_F32, "float32", "fp32"),
-    (gguf.LlamaFileType.MOSTLY_F16, "float16", "fp16"),
-    (gguf.LlamaFileType.MOSTLY_BF16, "bfloat16", "bf16"),
-    (gguf.LlamaFileType.MOSTLY_Q4_K_M, "float16", "q4_k_m"),
-    (gguf.LlamaFileType.MOSTLY_Q4_K_S, "float16", None),  # no willitrun --dtype of that name
-    (None, "float16", None),
-])
+@pytest.mark.parametrize(
+    ("file_type", "spec_dtype", "stored"),
+    [
+        (gguf.LlamaFileType.ALL_F32, "float32", "fp32"),
+        (gguf.LlamaFileType.MOSTLY_F16, "float16", "fp16"),
+        (gguf.LlamaFileType.MOSTLY_BF16, "bfloat16", "bf16"),
+        (gguf.LlamaFileType.MOSTLY_Q4_K_M, "float16", "q4_k_m"),
+        (gguf.LlamaFileType.MOSTLY_Q4_K_S, "float16", None),  # no willitrun --dtype of that name
+        (None, "float16", None),
+    ],
+)
 def test_file_type(tmp_path, file_type, spec_dtype, stored):
     spec, weights = spec_from_path(write_llama_gguf(tmp_path / "m.gguf", file_type=file_type))
     assert (spec.dtype, weights.dtype) == (spec_dtype, stored)
 
 
-@pytest.mark.parametrize(("kwargs", "error", "words"), [
-    ({"extra": {"llama.expert_count": 8}}, SpecError, "llama.expert_used_count: missing"),
-    ({"extra": {"split.count": 3}}, UsageError, "one part of a GGUF split into 3 files; not supported yet"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"extra": {"llama.expert_count": 8}}, SpecError, "llama.expert_used_count: missing"),
+        ({"extra": {"split.count": 3}}, UsageError, "one part of a GGUF split into 3 files; not supported yet"),
+    ],
+)
 def test_unsupported_models(tmp_path, kwargs, error, words):
     with pytest.raises(error) as exc:
         spec_from_path(write_llama_gguf(tmp_path / "m.gguf", **kwargs))
     assert words in str(exc.value) and "\n" not in str(exc.value)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"arch": "bloom"},  # no family: read from the metadata (tests/importers/test_gguf_generic.py)
-    {"arch": "qwen2", "extra": {"qwen2.expert_count": 8, "qwen2.expert_used_count": 2}},  # experts its reader lacks
-    {"extra": {"llama.attention.key_length": 16, "llama.attention.value_length": 8}},  # K and V of different widths
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"arch": "bloom"},  # no family: read from the metadata (tests/importers/test_gguf_generic.py)
+        {"arch": "qwen2", "extra": {"qwen2.expert_count": 8, "qwen2.expert_used_count": 2}},  # experts its reader lacks
+        {"extra": {"llama.attention.key_length": 16, "llama.attention.value_length": 8}},  # K and V of different widths
+    ],
+)
 def test_what_a_family_reader_does_not_model_is_read_from_the_metadata(tmp_path, kwargs):
     spec, weights = spec_from_path(write_llama_gguf(tmp_path / "m.gguf", **kwargs))
     assert spec.architecture == "generic" and estimate(spec).parameters == weights.elements
@@ -117,8 +143,11 @@ def test_expert_count_zero_is_a_dense_model(tmp_path):
 
 
 def test_explicit_head_dim(tmp_path):
-    spec, _ = spec_from_path(write_llama_gguf(tmp_path / "m.gguf", extra={"llama.attention.key_length": 16,
-                                                                          "llama.attention.value_length": 16}))
+    spec, _ = spec_from_path(
+        write_llama_gguf(
+            tmp_path / "m.gguf", extra={"llama.attention.key_length": 16, "llama.attention.value_length": 16}
+        )
+    )
     assert spec.config.head_dim is None  # 16 = 64 / 4: nothing to state
 
 
@@ -146,9 +175,22 @@ def tensor(name: str, dims: list[int], ggml_type: int = 0, offset: int = 0) -> b
     return s(name) + u32(len(dims)) + b"".join(u64(d) for d in dims) + u32(ggml_type) + u64(offset)
 
 
-def gguf_bytes(kvs: list[bytes] = (), tensors: list[bytes] = (), *, n_kv: int | None = None,
-               n_tensors: int | None = None, version: bytes = u32(3), magic: bytes = b"GGUF", data: bytes = b"") -> bytes:
-    head = magic + version + u64(len(tensors) if n_tensors is None else n_tensors) + u64(len(kvs) if n_kv is None else n_kv)
+def gguf_bytes(
+    kvs: list[bytes] = (),
+    tensors: list[bytes] = (),
+    *,
+    n_kv: int | None = None,
+    n_tensors: int | None = None,
+    version: bytes = u32(3),
+    magic: bytes = b"GGUF",
+    data: bytes = b"",
+) -> bytes:
+    head = (
+        magic
+        + version
+        + u64(len(tensors) if n_tensors is None else n_tensors)
+        + u64(len(kvs) if n_kv is None else n_kv)
+    )
     head += b"".join(kvs) + b"".join(tensors)
     return head + b"\0" * (-len(head) % 32) + data
 
@@ -161,27 +203,75 @@ HOSTILE = {
     "version 1": (gguf_bytes(version=u32(1)), SpecError, "GGUF version 1 is not supported"),
     "big-endian": (gguf_bytes(version=struct.pack(">I", 3)), UsageError, "big-endian GGUF files are not supported"),
     "header cut short": (b"GGUF" + u32(3) + u64(0), SpecError, "truncated: metadata count needs 8 bytes"),
-    "2^40 metadata entries": (gguf_bytes(n_kv=1 << 40), SpecError, "declares 1,099,511,627,776 metadata entries: absurd"),
+    "2^40 metadata entries": (
+        gguf_bytes(n_kv=1 << 40),
+        SpecError,
+        "declares 1,099,511,627,776 metadata entries: absurd",
+    ),
     "2^63 tensors": (gguf_bytes(n_tensors=1 << 63), SpecError, "tensors: absurd"),
-    "more entries than the file holds": (b"GGUF" + u32(3) + u64(0) + u64(1000) + ARCH, SpecError, "truncated: metadata key"),
-    "key of 2^62 bytes": (gguf_bytes([u64(1 << 62) + b"x"]), SpecError, "truncated: metadata key needs 4,611,686,018,427,387,904"),
+    "more entries than the file holds": (
+        b"GGUF" + u32(3) + u64(0) + u64(1000) + ARCH,
+        SpecError,
+        "truncated: metadata key",
+    ),
+    "key of 2^62 bytes": (
+        gguf_bytes([u64(1 << 62) + b"x"]),
+        SpecError,
+        "truncated: metadata key needs 4,611,686,018,427,387,904",
+    ),
     "string value of 2^60 bytes": (gguf_bytes([s("k") + u32(8) + u64(1 << 60)]), SpecError, "truncated: k needs"),
-    "2^40 bytes in an array": (gguf_bytes([kv("k", 9, u32(0) + u64(1 << 40))]), SpecError, "truncated: k needs 1,099,511,627,776"),
-    "2^40 strings in an array": (gguf_bytes([kv("k", 9, u32(8) + u64(1 << 40))]), SpecError, "truncated: k needs 8,796,093,022,208"),
-    "string longer than the file in an array": (gguf_bytes([kv("k", 9, u32(8) + u64(2) + u64(1 << 50))]), SpecError, "truncated"),
+    "2^40 bytes in an array": (
+        gguf_bytes([kv("k", 9, u32(0) + u64(1 << 40))]),
+        SpecError,
+        "truncated: k needs 1,099,511,627,776",
+    ),
+    "2^40 strings in an array": (
+        gguf_bytes([kv("k", 9, u32(8) + u64(1 << 40))]),
+        SpecError,
+        "truncated: k needs 8,796,093,022,208",
+    ),
+    "string longer than the file in an array": (
+        gguf_bytes([kv("k", 9, u32(8) + u64(2) + u64(1 << 50))]),
+        SpecError,
+        "truncated",
+    ),
     "nested arrays": (gguf_bytes([kv("k", 9, u32(9) + u64(1))]), SpecError, "arrays of type 9 are not supported"),
     "unknown value type": (gguf_bytes([kv("k", 99, b"")]), SpecError, "k: unknown metadata type 99"),
     "key not utf-8": (gguf_bytes([kv(b"\xff\xfe", 4, u32(1))]), SpecError, "metadata key: not UTF-8"),
-    "duplicate key": (gguf_bytes([kv("k", 4, u32(1)), kv("k", 4, u32(2))]), SpecError, "metadata key 'k' appears twice"),
-    "alignment 3": (gguf_bytes([kv("general.alignment", 4, u32(3))]), SpecError, "general.alignment 3 is not a power of two"),
+    "duplicate key": (
+        gguf_bytes([kv("k", 4, u32(1)), kv("k", 4, u32(2))]),
+        SpecError,
+        "metadata key 'k' appears twice",
+    ),
+    "alignment 3": (
+        gguf_bytes([kv("general.alignment", 4, u32(3))]),
+        SpecError,
+        "general.alignment 3 is not a power of two",
+    ),
     "alignment as a string": (gguf_bytes([kv("general.alignment", 8, s("32"))]), SpecError, "is not a power of two"),
     "9 dimensions": (gguf_bytes(tensors=[tensor("t", [1] * 9)]), SpecError, "tensor 't': 9 dimensions"),
     "0 dimensions": (gguf_bytes(tensors=[tensor("t", [])]), SpecError, "tensor 't': 0 dimensions"),
     "unknown ggml type": (gguf_bytes(tensors=[tensor("t", [4], 9999)]), SpecError, "unknown ggml type 9999"),
-    "rows not whole blocks": (gguf_bytes(tensors=[tensor("t", [33, 2], int(Q.Q8_0))]), SpecError, "rows of 33 are not whole Q8_0 blocks of 32"),
-    "tensor data missing": (gguf_bytes(tensors=[tensor("t", [1 << 20, 1 << 20])]), SpecError, "truncated: tensor 't' ends at byte"),
-    "duplicate tensor": (gguf_bytes(tensors=[tensor("t", [8]), tensor("t", [8], offset=32)], data=b"\0" * 64), SpecError, "tensor 't' appears twice"),
-    "misaligned data": (gguf_bytes(tensors=[tensor("t", [8], offset=4)], data=b"\0" * 64), SpecError, "is not aligned to 32"),
+    "rows not whole blocks": (
+        gguf_bytes(tensors=[tensor("t", [33, 2], int(Q.Q8_0))]),
+        SpecError,
+        "rows of 33 are not whole Q8_0 blocks of 32",
+    ),
+    "tensor data missing": (
+        gguf_bytes(tensors=[tensor("t", [1 << 20, 1 << 20])]),
+        SpecError,
+        "truncated: tensor 't' ends at byte",
+    ),
+    "duplicate tensor": (
+        gguf_bytes(tensors=[tensor("t", [8]), tensor("t", [8], offset=32)], data=b"\0" * 64),
+        SpecError,
+        "tensor 't' appears twice",
+    ),
+    "misaligned data": (
+        gguf_bytes(tensors=[tensor("t", [8], offset=4)], data=b"\0" * 64),
+        SpecError,
+        "is not aligned to 32",
+    ),
 }
 
 
@@ -224,16 +314,24 @@ def test_millions_of_strings_are_refused(tmp_path):
         spec_from_path(path)
 
 
-@pytest.mark.parametrize(("drop", "words"), [
-    ("llama.block_count", "llama.block_count: missing"),
-    ("token_embd.weight", "no 2-D token_embd.weight tensor"),
-    ("general.architecture", "no general.architecture"),
-])
+@pytest.mark.parametrize(
+    ("drop", "words"),
+    [
+        ("llama.block_count", "llama.block_count: missing"),
+        ("token_embd.weight", "no 2-D token_embd.weight tensor"),
+        ("general.architecture", "no general.architecture"),
+    ],
+)
 def test_missing_metadata(tmp_path, drop, words):
     """A header like llama.cpp's, minus one thing a llama spec needs."""
-    kvs = [ARCH, kv("llama.block_count", 4, u32(1)), kv("llama.embedding_length", 4, u32(32)),
-           kv("llama.feed_forward_length", 4, u32(64)), kv("llama.attention.head_count", 4, u32(4)),
-           kv("llama.context_length", 4, u32(128))]
+    kvs = [
+        ARCH,
+        kv("llama.block_count", 4, u32(1)),
+        kv("llama.embedding_length", 4, u32(32)),
+        kv("llama.feed_forward_length", 4, u32(64)),
+        kv("llama.attention.head_count", 4, u32(4)),
+        kv("llama.context_length", 4, u32(128)),
+    ]
     kvs = [k for k in kvs if drop.encode() not in k]
     tensors = [] if drop == "token_embd.weight" else [tensor("token_embd.weight", [32, 16], 1)]
     path = tmp_path / "m.gguf"
@@ -250,8 +348,9 @@ def test_string_arrays_are_skipped_across_read_blocks(tmp_path, monkeypatch, blo
 
     strings = [b"", b"a", b"tok" * 7, b"x" * 100, b"\xff\xfe", b"end"]
     path = tmp_path / "m.gguf"
-    path.write_bytes(gguf_bytes([kv("tokenizer.ggml.tokens", 9, u32(8) + u64(len(strings)) + b"".join(map(s, strings))),
-                                 ARCH]))
+    path.write_bytes(
+        gguf_bytes([kv("tokenizer.ggml.tokens", 9, u32(8) + u64(len(strings)) + b"".join(map(s, strings))), ARCH])
+    )
     monkeypatch.setattr(gguf_file, "STRING_BLOCK", block)
     meta = read_gguf_header(path).metadata
     assert meta == {"tokenizer.ggml.tokens": gguf_file.SkippedArray(8, len(strings)), "general.architecture": "llama"}
@@ -267,18 +366,25 @@ def test_without_the_gguf_package_or_numpy(tmp_path):
     where importing either fails), and the answer is the one read with them installed."""
     path = write_llama_gguf(tmp_path / "m.gguf", file_type=gguf.LlamaFileType.MOSTLY_Q4_K_M)
     spec, weights = spec_from_path(path)
-    code = ("import sys\n"
-            "class Block:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] in ('gguf', 'numpy'):\n"
-            "            raise ImportError('blocked: ' + name)\n"
-            "sys.meta_path.insert(0, Block())\n"
-            "from willitrun.importers import spec_from_path\n"
-            f"spec, weights = spec_from_path({str(path)!r})\n"
-            "print(spec.model_dump_json()); print(weights.total_bytes, weights.storage)\n"
-            "assert not [m for m in sys.modules if m.split('.')[0] in ('gguf', 'numpy')]\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('gguf', 'numpy'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from willitrun.importers import spec_from_path\n"
+        f"spec, weights = spec_from_path({str(path)!r})\n"
+        "print(spec.model_dump_json()); print(weights.total_bytes, weights.storage)\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('gguf', 'numpy')]\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [spec.model_dump_json(), f"{weights.total_bytes} {weights.storage}"]
     assert "Q4_K_M" in (spec.notes or "")  # the file type name, from the bundled table
@@ -287,8 +393,7 @@ def test_without_the_gguf_package_or_numpy(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # The llama-like families (gguf_file.SUPPORTED_ARCHITECTURES)
 # --------------------------------------------------------------------------------------------------
-def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | None = None,
-                 extra: dict | None = None):
+def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | None = None, extra: dict | None = None):
     """A small GGUF of `arch` with the per-layer tensors llama.cpp's converter writes for it
     (llama-arch.cpp LLM_TENSOR_NAMES): q/k/v biases (qwen2), q/k norms (qwen3), four norms (gemma2,
     gemma3 with q/k norms too), fused attn_qkv and gate+up in ffn_up with LongRoPE factors (phi3);
@@ -324,8 +429,11 @@ def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | No
         if arch == "phi3":
             t(f"{b}.attn_qkv.weight", (HEADS + 2 * KV_HEADS) * head_dim, HIDDEN)
         else:
-            for name, rows in (("attn_q", HEADS * head_dim), ("attn_k", KV_HEADS * head_dim),
-                               ("attn_v", KV_HEADS * head_dim)):
+            for name, rows in (
+                ("attn_q", HEADS * head_dim),
+                ("attn_k", KV_HEADS * head_dim),
+                ("attn_v", KV_HEADS * head_dim),
+            ):
                 t(f"{b}.{name}.weight", rows, HIDDEN)
                 if biased:
                     t(f"{b}.{name}.bias", rows)
@@ -366,30 +474,44 @@ def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | No
     return path
 
 
-@pytest.mark.parametrize(("arch", "config_class", "head_dim", "tied", "window"), [
-    ("qwen2", "Qwen2Config", HIDDEN // HEADS, False, None),
-    ("qwen3", "Qwen3Config", 8, True, None),
-    ("gemma2", "Gemma2Config", 8, True, 16),
-    ("gemma3", "Gemma3TextConfig", 8, True, 16),
-    ("phi3", "Phi3Config", HIDDEN // HEADS, False, None),
-    ("starcoder2", "Starcoder2Config", HIDDEN // HEADS, False, 16),
-    ("starcoder2", "Starcoder2Config", HIDDEN // HEADS, True, None),
-    ("cohere2", "Cohere2Config", HIDDEN // HEADS, True, 16),
-])
+@pytest.mark.parametrize(
+    ("arch", "config_class", "head_dim", "tied", "window"),
+    [
+        ("qwen2", "Qwen2Config", HIDDEN // HEADS, False, None),
+        ("qwen3", "Qwen3Config", 8, True, None),
+        ("gemma2", "Gemma2Config", 8, True, 16),
+        ("gemma3", "Gemma3TextConfig", 8, True, 16),
+        ("phi3", "Phi3Config", HIDDEN // HEADS, False, None),
+        ("starcoder2", "Starcoder2Config", HIDDEN // HEADS, False, 16),
+        ("starcoder2", "Starcoder2Config", HIDDEN // HEADS, True, None),
+        ("cohere2", "Cohere2Config", HIDDEN // HEADS, True, 16),
+    ],
+)
 def test_family_gguf_equals_transformers(tmp_path, arch, config_class, head_dim, tied, window):
     torch = pytest.importorskip("torch")
     tf = pytest.importorskip("transformers")
-    spec, weights = spec_from_path(_family_gguf(tmp_path / f"{arch}.gguf", arch, head_dim=head_dim, tied=tied,
-                                                window=window))
+    spec, weights = spec_from_path(
+        _family_gguf(tmp_path / f"{arch}.gguf", arch, head_dim=head_dim, tied=tied, window=window)
+    )
     assert spec.architecture == {"gemma3": "gemma3_text"}.get(arch, arch) and spec.config.tie_word_embeddings is tied
     extra = {"head_dim": head_dim} if arch not in ("qwen2", "phi3", "starcoder2", "cohere2") else {}
     if window:
         extra["sliding_window"] = window
         assert spec.config.sliding_window == window
     config = getattr(tf, config_class)(
-        vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=FFN, num_hidden_layers=LAYERS,
-        num_attention_heads=HEADS, num_key_value_heads=KV_HEADS, max_position_embeddings=CONTEXT,
-        tie_word_embeddings=tied, pad_token_id=0, bos_token_id=1, eos_token_id=2, **extra)
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=KV_HEADS,
+        max_position_embeddings=CONTEXT,
+        tie_word_embeddings=tied,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        **extra,
+    )
     with torch.device("meta"):
         model = tf.AutoModelForCausalLM.from_config(config)
     # the file's elements also hold Phi-3's LongRoPE factors, which transformers keeps in its config
@@ -435,8 +557,11 @@ def _moe_gguf(path, arch: str, *, head_dim: int, tied: bool):
     for i in range(LAYERS):
         b = f"blk.{i}"
         t(f"{b}.attn_norm.weight", HIDDEN)
-        for name, rows in (("attn_q", HEADS * head_dim), ("attn_k", KV_HEADS * head_dim),
-                           ("attn_v", KV_HEADS * head_dim)):
+        for name, rows in (
+            ("attn_q", HEADS * head_dim),
+            ("attn_k", KV_HEADS * head_dim),
+            ("attn_v", KV_HEADS * head_dim),
+        ):
             t(f"{b}.{name}.weight", rows, HIDDEN)
             if arch == "qwen2moe":
                 t(f"{b}.{name}.bias", rows)
@@ -464,14 +589,39 @@ def _moe_gguf(path, arch: str, *, head_dim: int, tied: bool):
     return path
 
 
-@pytest.mark.parametrize(("arch", "spec_arch", "config_class", "head_dim", "tied", "extra"), [
-    ("llama", "mixtral", "MixtralConfig", HIDDEN // HEADS, False,
-     {"intermediate_size": FFN, "num_local_experts": EXPERTS}),
-    ("qwen3moe", "qwen3_moe", "Qwen3MoeConfig", 8, True,
-     {"head_dim": 8, "moe_intermediate_size": EXPERT_FFN, "num_experts": EXPERTS}),
-    ("qwen2moe", "qwen2_moe", "Qwen2MoeConfig", HIDDEN // HEADS, False,
-     {"moe_intermediate_size": EXPERT_FFN, "num_experts": EXPERTS, "shared_expert_intermediate_size": SHARED_FFN}),
-])
+@pytest.mark.parametrize(
+    ("arch", "spec_arch", "config_class", "head_dim", "tied", "extra"),
+    [
+        (
+            "llama",
+            "mixtral",
+            "MixtralConfig",
+            HIDDEN // HEADS,
+            False,
+            {"intermediate_size": FFN, "num_local_experts": EXPERTS},
+        ),
+        (
+            "qwen3moe",
+            "qwen3_moe",
+            "Qwen3MoeConfig",
+            8,
+            True,
+            {"head_dim": 8, "moe_intermediate_size": EXPERT_FFN, "num_experts": EXPERTS},
+        ),
+        (
+            "qwen2moe",
+            "qwen2_moe",
+            "Qwen2MoeConfig",
+            HIDDEN // HEADS,
+            False,
+            {
+                "moe_intermediate_size": EXPERT_FFN,
+                "num_experts": EXPERTS,
+                "shared_expert_intermediate_size": SHARED_FFN,
+            },
+        ),
+    ],
+)
 def test_moe_gguf_equals_transformers(tmp_path, arch, spec_arch, config_class, head_dim, tied, extra):
     torch = pytest.importorskip("torch")
     tf = pytest.importorskip("transformers")
@@ -479,9 +629,19 @@ def test_moe_gguf_equals_transformers(tmp_path, arch, spec_arch, config_class, h
     assert spec.architecture == spec_arch and spec.config.tie_word_embeddings is tied
     assert spec.config.num_experts_per_tok == USED
     config = getattr(tf, config_class)(
-        vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-        num_key_value_heads=KV_HEADS, max_position_embeddings=CONTEXT, num_experts_per_tok=USED,
-        tie_word_embeddings=tied, pad_token_id=0, bos_token_id=1, eos_token_id=2, **extra)
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=KV_HEADS,
+        max_position_embeddings=CONTEXT,
+        num_experts_per_tok=USED,
+        tie_word_embeddings=tied,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        **extra,
+    )
     with torch.device("meta"):
         model = tf.AutoModelForCausalLM.from_config(config)
     assert estimate(spec).parameters == sum(p.numel() for p in model.parameters()) == weights.elements
@@ -499,8 +659,9 @@ def test_moe_gguf_without_expert_count_is_one_spec_error(tmp_path):
 
 @pytest.mark.parametrize("arch", ["llama", "qwen3moe", "qwen2moe"])
 def test_moe_gguf_spec_yaml_is_strictly_valid(tmp_path, arch):
-    path = _moe_gguf(tmp_path / f"tiny-{arch}.gguf", arch, head_dim=8 if arch == "qwen3moe" else HIDDEN // HEADS,
-                     tied=False)
+    path = _moe_gguf(
+        tmp_path / f"tiny-{arch}.gguf", arch, head_dim=8 if arch == "qwen3moe" else HIDDEN // HEADS, tied=False
+    )
     spec, _ = spec_from_path(path)
     target = tmp_path / "model_specs" / f"{spec.id}.yaml"
     target.parent.mkdir()
@@ -517,8 +678,14 @@ def test_cohere2_gguf_pattern_and_logit_scale(tmp_path):
     layer 0 slide and layer 1 global, as Cohere2Config's (i + 1) % pattern rule does."""
     from willitrun import archs
 
-    path = _family_gguf(tmp_path / "c.gguf", "cohere2", head_dim=HIDDEN // HEADS, tied=True, window=16,
-                        extra={"cohere2.attention.sliding_window_pattern": 2, "cohere2.logit_scale": 0.25})
+    path = _family_gguf(
+        tmp_path / "c.gguf",
+        "cohere2",
+        head_dim=HIDDEN // HEADS,
+        tied=True,
+        window=16,
+        extra={"cohere2.attention.sliding_window_pattern": 2, "cohere2.logit_scale": 0.25},
+    )
     spec, _ = spec_from_path(path)
     assert (spec.config.sliding_window_pattern, spec.config.logit_scale) == (2, 0.25)
     assert spec.sources["config.sliding_window_pattern"] == f"{path}: cohere2.attention.sliding_window_pattern"

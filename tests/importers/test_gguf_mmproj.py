@@ -29,9 +29,16 @@ def test_an_mmproj_gguf_is_refused_with_what_it_is(tmp_path):
 
 def test_a_gemma3_gguf_is_the_language_model_and_says_so(tmp_path):
     # llama.cpp names Gemma 3's language model gemma3 (LLM_ARCH_GEMMA3) in text-only and vision checkpoints alike
-    path = write_llama_gguf(tmp_path / "gemma-3-tiny.gguf", arch="gemma3", tied=True,
-                            extra={"gemma3.attention.key_length": 16, "gemma3.attention.value_length": 16,
-                                   "gemma3.attention.sliding_window": 32})
+    path = write_llama_gguf(
+        tmp_path / "gemma-3-tiny.gguf",
+        arch="gemma3",
+        tied=True,
+        extra={
+            "gemma3.attention.key_length": 16,
+            "gemma3.attention.value_length": 16,
+            "gemma3.attention.sliding_window": 32,
+        },
+    )
     spec, weights = spec_from_path(path)
     assert spec.architecture == "gemma3_text" and weights is not None
     assert "separate mmproj file" in (spec.notes or "")

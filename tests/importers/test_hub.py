@@ -22,6 +22,7 @@ REAL_UNREACHABLE = hub._unreachable  # the autouse fixture replaces it in every 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     """Every way to the network is a fake; a test that forgets one fails instead of connecting."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("a test tried to reach the Hugging Face Hub")
 
@@ -42,9 +43,16 @@ def _metadata(shapes: dict, dtype: str = "F16"):
 
     header, _ = header_for(shapes, dtype)
     header.pop("__metadata__")
-    tensors = {k: TensorInfo(dtype=v["dtype"], shape=v["shape"], data_offsets=tuple(v["data_offsets"])) for k, v in header.items()}
-    return SafetensorsRepoMetadata(metadata=None, sharded=False, weight_map=dict.fromkeys(tensors, "model.safetensors"),
-                                   files_metadata={"model.safetensors": SafetensorsFileMetadata(metadata={}, tensors=tensors)})
+    tensors = {
+        k: TensorInfo(dtype=v["dtype"], shape=v["shape"], data_offsets=tuple(v["data_offsets"]))
+        for k, v in header.items()
+    }
+    return SafetensorsRepoMetadata(
+        metadata=None,
+        sharded=False,
+        weight_map=dict.fromkeys(tensors, "model.safetensors"),
+        files_metadata={"model.safetensors": SafetensorsFileMetadata(metadata={}, tensors=tensors)},
+    )
 
 
 def test_config_and_safetensors_headers_from_the_hub(tmp_path, monkeypatch):
@@ -64,8 +72,11 @@ def test_config_and_safetensors_headers_from_the_hub(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
     monkeypatch.setattr(huggingface_hub.HfApi, "get_safetensors_metadata", metadata)
     spec, weights = import_model("hf:meta-llama/Llama-2-7b-hf")
-    assert calls == [("meta-llama/Llama-2-7b-hf", "config.json", True), ("meta-llama/Llama-2-7b-hf", "config.json", False),
-                     ("meta-llama/Llama-2-7b-hf", COMMIT)]
+    assert calls == [
+        ("meta-llama/Llama-2-7b-hf", "config.json", True),
+        ("meta-llama/Llama-2-7b-hf", "config.json", False),
+        ("meta-llama/Llama-2-7b-hf", COMMIT),
+    ]
     assert (spec.id, spec.name, spec.hf_id) == ("llama-2-7b-hf", "Llama-2-7b-hf", "meta-llama/Llama-2-7b-hf")
     assert spec.sources["config"] == f"https://huggingface.co/meta-llama/Llama-2-7b-hf/blob/{COMMIT}/config.json"
     assert spec.dtype == "bfloat16"  # config.json names none: the weights' type, as transformers' "auto"
@@ -74,8 +85,11 @@ def test_config_and_safetensors_headers_from_the_hub(tmp_path, monkeypatch):
 
 def test_cached_config_needs_no_request(tmp_path, monkeypatch):
     config_path = _cached_config(tmp_path, {**LLAMA2_7B_CONFIG, "torch_dtype": "float16"})
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
-                        lambda repo_id, filename, local_files_only=False, **kw: str(config_path) if local_files_only else 1 / 0)
+    monkeypatch.setattr(
+        huggingface_hub,
+        "hf_hub_download",
+        lambda repo_id, filename, local_files_only=False, **kw: str(config_path) if local_files_only else 1 / 0,
+    )
     monkeypatch.setattr(hub, "_unreachable", lambda: "HF_HUB_OFFLINE is set")
     spec, weights = import_model("hf:meta-llama/Llama-2-7b-hf")
     assert weights is None and spec.dtype == "float16"
@@ -106,6 +120,7 @@ def _raise(exc):
         if local_files_only:
             raise errors.LocalEntryNotFoundError("not cached")
         raise exc
+
     return download
 
 
@@ -116,13 +131,19 @@ def _http_error(cls):
     return exc
 
 
-@pytest.mark.parametrize(("exc", "words"), [
-    (errors.LocalEntryNotFoundError("offline"), "cannot reach the Hugging Face Hub and its config.json is not in the local cache"),
-    (_http_error(errors.GatedRepoError), "is gated: accept its license on huggingface.co and log in"),
-    (_http_error(errors.RepositoryNotFoundError), "no such repository on the Hugging Face Hub"),
-    (_http_error(errors.RemoteEntryNotFoundError), "has no config.json (a GGUF-only repository?"),
-    (OSError("connection reset"), "cannot reach the Hugging Face Hub (connection reset)"),
-])
+@pytest.mark.parametrize(
+    ("exc", "words"),
+    [
+        (
+            errors.LocalEntryNotFoundError("offline"),
+            "cannot reach the Hugging Face Hub and its config.json is not in the local cache",
+        ),
+        (_http_error(errors.GatedRepoError), "is gated: accept its license on huggingface.co and log in"),
+        (_http_error(errors.RepositoryNotFoundError), "no such repository on the Hugging Face Hub"),
+        (_http_error(errors.RemoteEntryNotFoundError), "has no config.json (a GGUF-only repository?"),
+        (OSError("connection reset"), "cannot reach the Hugging Face Hub (connection reset)"),
+    ],
+)
 def test_hub_failures_are_one_usage_line(monkeypatch, exc, words):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", _raise(exc))
     with pytest.raises(UsageError) as info:
@@ -149,11 +170,14 @@ class _Session:
             raise self.exc
 
 
-@pytest.mark.parametrize(("offline", "exc", "why"), [
-    (True, None, "HF_HUB_OFFLINE is set"),
-    (False, OSError("[Errno -2] Name or service not known"), "[Errno -2] Name or service not known"),
-    (False, None, None),
-])
+@pytest.mark.parametrize(
+    ("offline", "exc", "why"),
+    [
+        (True, None, "HF_HUB_OFFLINE is set"),
+        (False, OSError("[Errno -2] Name or service not known"), "[Errno -2] Name or service not known"),
+        (False, None, None),
+    ],
+)
 def test_reachability_is_one_request_without_retries(monkeypatch, offline, exc, why):
     from huggingface_hub import constants, utils
 
@@ -184,5 +208,7 @@ def test_hostile_metadata_from_the_hub(tmp_path, monkeypatch):
     meta = _metadata({"model.norm.weight": (4096,)})
     meta.files_metadata["model.safetensors"].tensors["model.norm.weight"].data_offsets = (0, 3)
     monkeypatch.setattr(huggingface_hub.HfApi, "get_safetensors_metadata", lambda self, *a, **kw: meta)
-    with pytest.raises(SpecError, match=r"hf:meta-llama/Llama-2-7b-hf/model\.safetensors: tensor 'model\.norm\.weight'"):
+    with pytest.raises(
+        SpecError, match=r"hf:meta-llama/Llama-2-7b-hf/model\.safetensors: tensor 'model\.norm\.weight'"
+    ):
         import_model("hf:meta-llama/Llama-2-7b-hf")

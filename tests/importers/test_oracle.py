@@ -33,8 +33,11 @@ def write(tmp_path, model_type: str, **overrides) -> str:
 
 
 def answer(path: str, *args: str) -> dict:
-    r = runner.invoke(app, [path, "--vram", "80", "--context", str(CONTEXT), "--dtype", "fp16", "--json", *args],
-                      env={"NO_COLOR": "1"})
+    r = runner.invoke(
+        app,
+        [path, "--vram", "80", "--context", str(CONTEXT), "--dtype", "fp16", "--json", *args],
+        env={"NO_COLOR": "1"},
+    )
     assert r.exit_code in (0, 1), r.output
     return json.loads(r.stdout)
 
@@ -51,8 +54,11 @@ DENSE = {
     "xglm": lambda c: (c["num_layers"], c["attention_heads"], c["d_model"] // c["attention_heads"]),
     "codegen": lambda c: (c["n_layer"], c["n_head"], c["n_embd"] // c["n_head"]),
     "mpt": lambda c: (c["n_layers"], c["n_heads"], c["d_model"] // c["n_heads"]),
-    "persimmon": lambda c: (c["num_hidden_layers"], c["num_attention_heads"],
-                            c["hidden_size"] // c["num_attention_heads"]),
+    "persimmon": lambda c: (
+        c["num_hidden_layers"],
+        c["num_attention_heads"],
+        c["hidden_size"] // c["num_attention_heads"],
+    ),
 }
 
 
@@ -64,8 +70,13 @@ def test_dense_model_without_a_family(tmp_path, model_type):
     assert sum(c["parameters"] for c in out["components"]) == out["parameters"]
     layers, kv_heads, head_dim = DENSE[model_type](transformers.AutoConfig.for_model(model_type).to_dict())
     assert out["kv_self_bytes"] == layers * 2 * kv_heads * head_dim * CONTEXT * 2
-    assert any(n.startswith(f"model_type '{model_type}' has no willitrun family: counted by transformers "
-                            f"{transformers.__version__} on the meta device") for n in out["notes"])
+    assert any(
+        n.startswith(
+            f"model_type '{model_type}' has no willitrun family: counted by transformers "
+            f"{transformers.__version__} on the meta device"
+        )
+        for n in out["notes"]
+    )
 
 
 def test_tied_head_counts_once(tmp_path):
@@ -157,8 +168,16 @@ def test_the_oracle_agrees_with_hand_written_families(model_type):
 
     cfg = transformers.AutoConfig.for_model(model_type).to_dict()
     family = spec_from_config(cfg, "test")
-    generic = parse_model_spec({"id": "x", "name": "x", "architecture": "generic", "dtype": "float32",
-                                "sources": {"config": "test"}, "config": oracle.generic_config(cfg, "test")})
+    generic = parse_model_spec(
+        {
+            "id": "x",
+            "name": "x",
+            "architecture": "generic",
+            "dtype": "float32",
+            "sources": {"config": "test"},
+            "config": oracle.generic_config(cfg, "test"),
+        }
+    )
     for spec in (family, generic):
         assert sum(c.parameters for c in weight_components(spec, weight_dtype("fp16"))) == meta_parameters(model_type)
     assert archs.geometry(generic).self_kv == archs.geometry(family).self_kv
@@ -170,8 +189,14 @@ def test_a_checkpoint_directory_places_every_stored_tensor(tmp_path):
     from tests.importers.helpers import header_for, safetensors_file
     from willitrun.importers import spec_from_path
 
-    small = {"num_layers": 2, "d_model": 64, "attention_heads": 4, "ffn_dim": 128, "vocab_size": 256,
-             "torch_dtype": "float16"}
+    small = {
+        "num_layers": 2,
+        "d_model": 64,
+        "attention_heads": 4,
+        "ffn_dim": 128,
+        "vocab_size": 256,
+        "torch_dtype": "float16",
+    }
     directory = tmp_path / "tiny-xglm"
     config = transformers.AutoConfig.for_model("xglm", **small)
     with torch.device("meta"):

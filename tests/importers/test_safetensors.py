@@ -28,44 +28,119 @@ def _computed(spec, dtype=None):
 # Real checkpoints written by transformers
 # --------------------------------------------------------------------------------------------------
 def _llama(tf):
-    return tf.LlamaForCausalLM(tf.LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                                              num_attention_heads=4, num_key_value_heads=2, **IDS))
+    return tf.LlamaForCausalLM(
+        tf.LlamaConfig(
+            vocab_size=256,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            **IDS,
+        )
+    )
 
 
 def _llama_tied(tf):
-    return tf.LlamaForCausalLM(tf.LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                                              num_attention_heads=4, tie_word_embeddings=True, **IDS))
+    return tf.LlamaForCausalLM(
+        tf.LlamaConfig(
+            vocab_size=256,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            tie_word_embeddings=True,
+            **IDS,
+        )
+    )
 
 
 def _whisper(tf):
-    return tf.WhisperForConditionalGeneration(tf.WhisperConfig(
-        vocab_size=128, num_mel_bins=16, d_model=32, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=64,
-        decoder_layers=2, decoder_attention_heads=4, decoder_ffn_dim=64, max_source_positions=30,
-        max_target_positions=20, decoder_start_token_id=3, begin_suppress_tokens=[3], **IDS))
+    return tf.WhisperForConditionalGeneration(
+        tf.WhisperConfig(
+            vocab_size=128,
+            num_mel_bins=16,
+            d_model=32,
+            encoder_layers=2,
+            encoder_attention_heads=4,
+            encoder_ffn_dim=64,
+            decoder_layers=2,
+            decoder_attention_heads=4,
+            decoder_ffn_dim=64,
+            max_source_positions=30,
+            max_target_positions=20,
+            decoder_start_token_id=3,
+            begin_suppress_tokens=[3],
+            **IDS,
+        )
+    )
 
 
 def _t5(tf):
-    return tf.T5ForConditionalGeneration(tf.T5Config(vocab_size=128, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4))
+    return tf.T5ForConditionalGeneration(
+        tf.T5Config(vocab_size=128, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)
+    )
 
 
 def _llava(tf):
-    text = {"model_type": "llama", "vocab_size": 256, "hidden_size": 64, "intermediate_size": 96,
-            "num_hidden_layers": 2, "num_attention_heads": 4, **IDS}
-    vision = {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-              "num_attention_heads": 2, "image_size": 56, "patch_size": 14}
-    return tf.LlavaForConditionalGeneration(tf.LlavaConfig(text_config=text, vision_config=vision, image_token_index=255))
+    text = {
+        "model_type": "llama",
+        "vocab_size": 256,
+        "hidden_size": 64,
+        "intermediate_size": 96,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        **IDS,
+    }
+    vision = {
+        "model_type": "clip_vision_model",
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 56,
+        "patch_size": 14,
+    }
+    return tf.LlavaForConditionalGeneration(
+        tf.LlavaConfig(text_config=text, vision_config=vision, image_token_index=255)
+    )
 
 
 def _mllama(tf):
-    text = {"vocab_size": 256, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 3,
-            "num_attention_heads": 4, "num_key_value_heads": 2, "cross_attention_layers": [1], **IDS}
-    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_global_layers": 1,
-              "attention_heads": 2, "image_size": 28, "patch_size": 14, "vision_output_dim": 64,
-              "intermediate_layers_indices": [0]}
-    return tf.MllamaForConditionalGeneration(tf.MllamaConfig(text_config=text, vision_config=vision, image_token_index=255))
+    text = {
+        "vocab_size": 256,
+        "hidden_size": 64,
+        "intermediate_size": 96,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "cross_attention_layers": [1],
+        **IDS,
+    }
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_global_layers": 1,
+        "attention_heads": 2,
+        "image_size": 28,
+        "patch_size": 14,
+        "vision_output_dim": 64,
+        "intermediate_layers_indices": [0],
+    }
+    return tf.MllamaForConditionalGeneration(
+        tf.MllamaConfig(text_config=text, vision_config=vision, image_token_index=255)
+    )
 
 
-MODELS = {"llama": _llama, "llama-tied": _llama_tied, "whisper": _whisper, "t5": _t5, "llava": _llava, "mllama": _mllama}
+MODELS = {
+    "llama": _llama,
+    "llama-tied": _llama_tied,
+    "whisper": _whisper,
+    "t5": _t5,
+    "llava": _llava,
+    "mllama": _mllama,
+}
 
 
 def _save(tmp_path: Path, build, dtype: str) -> Path:
@@ -118,10 +193,14 @@ def test_both_checkpoint_layouts(tmp_path, build):
     path = directory / "model.safetensors"
     raw = path.read_bytes()
     n = struct.unpack("<Q", raw[:8])[0]
-    header, data = json.loads(raw[8:8 + n]), raw[8 + n:]
-    renames = [("language_model.lm_head.", "lm_head."), ("language_model.model.", "model.language_model."),
-               ("vision_tower.", "model.vision_tower."), ("vision_model.", "model.vision_model."),
-               ("multi_modal_projector.", "model.multi_modal_projector.")]
+    header, data = json.loads(raw[8 : 8 + n]), raw[8 + n :]
+    renames = [
+        ("language_model.lm_head.", "lm_head."),
+        ("language_model.model.", "model.language_model."),
+        ("vision_tower.", "model.vision_tower."),
+        ("vision_model.", "model.vision_model."),
+        ("multi_modal_projector.", "model.multi_modal_projector."),
+    ]
     renamed = {}
     for name, entry in header.items():
         for legacy, current in renames:
@@ -146,15 +225,27 @@ def llama2_7b_shapes() -> dict[str, tuple[int, ...]]:
         shapes.update({p + "input_layernorm.weight": (4096,), p + "post_attention_layernorm.weight": (4096,)})
         for proj in "qkvo":
             shapes[f"{p}self_attn.{proj}_proj.weight"] = (4096, 4096)
-        shapes.update({p + "mlp.gate_proj.weight": (11008, 4096), p + "mlp.up_proj.weight": (11008, 4096),
-                       p + "mlp.down_proj.weight": (4096, 11008)})
+        shapes.update(
+            {
+                p + "mlp.gate_proj.weight": (11008, 4096),
+                p + "mlp.up_proj.weight": (11008, 4096),
+                p + "mlp.down_proj.weight": (4096, 11008),
+            }
+        )
     shapes.update({"model.norm.weight": (4096,), "lm_head.weight": (32000, 4096)})
     return shapes
 
 
-LLAMA2_7B_CONFIG = {"model_type": "llama", "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008,
-                    "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
-                    "max_position_embeddings": 4096}
+LLAMA2_7B_CONFIG = {
+    "model_type": "llama",
+    "vocab_size": 32000,
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "max_position_embeddings": 4096,
+}
 
 
 def test_header_only_7b_checkpoint(tmp_path):
@@ -178,7 +269,7 @@ def test_sharded_checkpoint_reads_the_index(tmp_path):
     shapes = llama2_7b_shapes()
     names = list(shapes)
     weight_map = {}
-    for i, part in enumerate((names[: len(names) // 2], names[len(names) // 2:])):
+    for i, part in enumerate((names[: len(names) // 2], names[len(names) // 2 :])):
         fname = f"model-0000{i + 1}-of-00002.safetensors"
         header, size = header_for({n: shapes[n] for n in part}, "BF16")
         safetensors_file(directory / fname, header, sparse_size=size)
@@ -203,7 +294,8 @@ def test_a_tensor_in_two_shards_is_refused(tmp_path):
     for f in ("a.safetensors", "b.safetensors"):
         safetensors_file(directory / f, header, sparse_size=size)
     (directory / "model.safetensors.index.json").write_text(
-        json.dumps({"weight_map": {"model.norm.weight": "a.safetensors", "x": "b.safetensors"}}))
+        json.dumps({"weight_map": {"model.norm.weight": "a.safetensors", "x": "b.safetensors"}})
+    )
     with pytest.raises(SpecError, match=r"'model\.norm\.weight' is also in"):
         spec_from_path(directory)
 
@@ -213,10 +305,17 @@ def test_quantized_and_unknown_names(tmp_path):
     directory = tmp_path / "m"
     config = {**LLAMA2_7B_CONFIG, "num_hidden_layers": 1, "torch_dtype": "float16"}
     write_config(directory, config)
-    shapes = {n: s for n, s in llama2_7b_shapes().items() if not n.startswith("model.layers.") or n.startswith("model.layers.0.")}
+    shapes = {
+        n: s
+        for n, s in llama2_7b_shapes().items()
+        if not n.startswith("model.layers.") or n.startswith("model.layers.0.")
+    }
     header, size = header_for(shapes)
-    header["model.layers.0.self_attn.q_proj.qweight"] = {"dtype": "I32", "shape": [512, 4096],
-                                                         "data_offsets": [size, size + 512 * 4096 * 4]}
+    header["model.layers.0.self_attn.q_proj.qweight"] = {
+        "dtype": "I32",
+        "shape": [512, 4096],
+        "data_offsets": [size, size + 512 * 4096 * 4],
+    }
     safetensors_file(directory / "model.safetensors", header, sparse_size=size + 512 * 4096 * 4)
     spec, weights = spec_from_path(directory)
     assert weights.dtype is None and spec.dtype == "float16"
@@ -224,7 +323,11 @@ def test_quantized_and_unknown_names(tmp_path):
     computed = {c.name: c.bytes for c in _computed(spec)}
     assert stored == {**computed, "decoder": computed["decoder"] + 512 * 4096 * 4}
 
-    header["some.adapter.weight"] = {"dtype": "F16", "shape": [2], "data_offsets": [size + 512 * 4096 * 4, size + 512 * 4096 * 4 + 4]}
+    header["some.adapter.weight"] = {
+        "dtype": "F16",
+        "shape": [2],
+        "data_offsets": [size + 512 * 4096 * 4, size + 512 * 4096 * 4 + 4],
+    }
     safetensors_file(directory / "model.safetensors", header, sparse_size=size + 512 * 4096 * 4 + 4)
     spec, weights = spec_from_path(directory)
     (only,) = weights.apply(_computed(spec))
@@ -235,8 +338,19 @@ def test_quantized_and_unknown_names(tmp_path):
 
 def test_t5_embedding_copies_are_tied_on_load(tmp_path):
     directory = tmp_path / "t5"
-    write_config(directory, {"model_type": "t5", "vocab_size": 128, "d_model": 32, "d_kv": 8, "d_ff": 64,
-                             "num_layers": 1, "num_heads": 4, "torch_dtype": "float32"})
+    write_config(
+        directory,
+        {
+            "model_type": "t5",
+            "vocab_size": 128,
+            "d_model": 32,
+            "d_kv": 8,
+            "d_ff": 64,
+            "num_layers": 1,
+            "num_heads": 4,
+            "torch_dtype": "float32",
+        },
+    )
     header, size = header_for({"shared.weight": (128, 32), "encoder.embed_tokens.weight": (128, 32)}, "F32", 4)
     safetensors_file(directory / "model.safetensors", header, sparse_size=size)
     _, weights = spec_from_path(directory)
@@ -307,11 +421,28 @@ def test_absurd_index_is_refused(tmp_path):
 # The newer families' checkpoint names (importers/weights.py COMPONENT_RULES): saved by transformers,
 # every tensor placed in the component willitrun computes, bytes equal per component
 # --------------------------------------------------------------------------------------------------
-_SMALL_LM = {"vocab_size": 256, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
-             "num_attention_heads": 4, "num_key_value_heads": 2, **IDS}
-_SMALL_ENC_DEC = {"vocab_size": 128, "d_model": 32, "encoder_layers": 2, "decoder_layers": 2,
-                  "encoder_attention_heads": 4, "decoder_attention_heads": 4, "encoder_ffn_dim": 64,
-                  "decoder_ffn_dim": 64, "max_position_embeddings": 64, "decoder_start_token_id": 2, **IDS}
+_SMALL_LM = {
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    **IDS,
+}
+_SMALL_ENC_DEC = {
+    "vocab_size": 128,
+    "d_model": 32,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_attention_heads": 4,
+    "decoder_attention_heads": 4,
+    "encoder_ffn_dim": 64,
+    "decoder_ffn_dim": 64,
+    "max_position_embeddings": 64,
+    "decoder_start_token_id": 2,
+    **IDS,
+}
 _MROPE = {"type": "mrope", "mrope_section": [2, 3, 3]}
 NEW_FAMILIES = {
     "bart": lambda tf: tf.BartForConditionalGeneration(tf.BartConfig(**_SMALL_ENC_DEC)),
@@ -319,20 +450,48 @@ NEW_FAMILIES = {
     "marian": lambda tf: tf.MarianMTModel(tf.MarianConfig(**_SMALL_ENC_DEC)),
     "pegasus": lambda tf: tf.PegasusForConditionalGeneration(tf.PegasusConfig(**_SMALL_ENC_DEC)),
     "m2m_100": lambda tf: tf.M2M100ForConditionalGeneration(tf.M2M100Config(**_SMALL_ENC_DEC)),
-    "mamba": lambda tf: tf.MambaForCausalLM(tf.MambaConfig(vocab_size=256, hidden_size=32, state_size=8,
-                                                           num_hidden_layers=2, **IDS)),
-    "jamba": lambda tf: tf.JambaForCausalLM(tf.JambaConfig(
-        **_SMALL_LM, num_experts=2, num_experts_per_tok=1, attn_layer_period=2, attn_layer_offset=1,
-        expert_layer_period=2, expert_layer_offset=1, mamba_d_state=8, mamba_expand=2)),
-    "falcon_h1": lambda tf: tf.FalconH1ForCausalLM(tf.FalconH1Config(
-        **_SMALL_LM, mamba_d_ssm=64, mamba_n_heads=4, mamba_d_head=16, mamba_d_state=8, mamba_n_groups=1)),
-    "qwen2_vl": lambda tf: tf.Qwen2VLForConditionalGeneration(tf.Qwen2VLConfig(
-        text_config={**_SMALL_LM, "model_type": "qwen2_vl_text", "rope_scaling": _MROPE},
-        vision_config={"depth": 2, "embed_dim": 32, "num_heads": 2, "hidden_size": 64}, **IDS)),
-    "qwen2_5_vl": lambda tf: tf.Qwen2_5_VLForConditionalGeneration(tf.Qwen2_5_VLConfig(
-        text_config={**_SMALL_LM, "model_type": "qwen2_5_vl_text", "rope_scaling": _MROPE},
-        vision_config={"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
-                       "out_hidden_size": 64, "fullatt_block_indexes": [1]}, **IDS)),
+    "mamba": lambda tf: tf.MambaForCausalLM(
+        tf.MambaConfig(vocab_size=256, hidden_size=32, state_size=8, num_hidden_layers=2, **IDS)
+    ),
+    "jamba": lambda tf: tf.JambaForCausalLM(
+        tf.JambaConfig(
+            **_SMALL_LM,
+            num_experts=2,
+            num_experts_per_tok=1,
+            attn_layer_period=2,
+            attn_layer_offset=1,
+            expert_layer_period=2,
+            expert_layer_offset=1,
+            mamba_d_state=8,
+            mamba_expand=2,
+        )
+    ),
+    "falcon_h1": lambda tf: tf.FalconH1ForCausalLM(
+        tf.FalconH1Config(
+            **_SMALL_LM, mamba_d_ssm=64, mamba_n_heads=4, mamba_d_head=16, mamba_d_state=8, mamba_n_groups=1
+        )
+    ),
+    "qwen2_vl": lambda tf: tf.Qwen2VLForConditionalGeneration(
+        tf.Qwen2VLConfig(
+            text_config={**_SMALL_LM, "model_type": "qwen2_vl_text", "rope_scaling": _MROPE},
+            vision_config={"depth": 2, "embed_dim": 32, "num_heads": 2, "hidden_size": 64},
+            **IDS,
+        )
+    ),
+    "qwen2_5_vl": lambda tf: tf.Qwen2_5_VLForConditionalGeneration(
+        tf.Qwen2_5_VLConfig(
+            text_config={**_SMALL_LM, "model_type": "qwen2_5_vl_text", "rope_scaling": _MROPE},
+            vision_config={
+                "depth": 2,
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_heads": 2,
+                "out_hidden_size": 64,
+                "fullatt_block_indexes": [1],
+            },
+            **IDS,
+        )
+    ),
 }
 
 
@@ -345,26 +504,66 @@ def test_new_family_checkpoints_are_placed_per_component(tmp_path, name):
     assert weights.apply(computed) == computed
     assert weights.elements == sum(c.parameters for c in computed)
     buffers = ("not counted, buffers rather than parameters: final_logits_bias",)
-    rebuilt = ("the sinusoidal position tables transformers rebuilds on load are not in the files: their bytes "
-               "are added",)
+    rebuilt = (
+        "the sinusoidal position tables transformers rebuilds on load are not in the files: their bytes are added",
+    )
     assert weights.notes == (buffers if name in ("bart", "mbart", "marian", "pegasus") else ()) + (
-        rebuilt if name == "marian" else ())
+        rebuilt if name == "marian" else ()
+    )
 
 
-@pytest.mark.parametrize("build", [
-    lambda tf: tf.Gemma3ForConditionalGeneration(tf.Gemma3Config(
-        text_config={**_SMALL_LM, "head_dim": 16}, mm_tokens_per_image=4, **IDS,
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": 56, "patch_size": 14})),
-    lambda tf: tf.PaliGemmaForConditionalGeneration(tf.PaliGemmaConfig(
-        text_config={**_SMALL_LM, "model_type": "gemma", "head_dim": 16}, projection_dim=64, **IDS,
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": 56, "patch_size": 14, "projection_dim": 64})),
-    lambda tf: tf.Mistral3ForConditionalGeneration(tf.Mistral3Config(
-        text_config={**_SMALL_LM, "model_type": "mistral", "head_dim": 16}, **IDS,
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": 56, "patch_size": 14, "head_dim": 16})),
-], ids=["gemma3", "paligemma", "mistral3"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda tf: tf.Gemma3ForConditionalGeneration(
+            tf.Gemma3Config(
+                text_config={**_SMALL_LM, "head_dim": 16},
+                mm_tokens_per_image=4,
+                **IDS,
+                vision_config={
+                    "hidden_size": 32,
+                    "intermediate_size": 64,
+                    "num_hidden_layers": 1,
+                    "num_attention_heads": 2,
+                    "image_size": 56,
+                    "patch_size": 14,
+                },
+            )
+        ),
+        lambda tf: tf.PaliGemmaForConditionalGeneration(
+            tf.PaliGemmaConfig(
+                text_config={**_SMALL_LM, "model_type": "gemma", "head_dim": 16},
+                projection_dim=64,
+                **IDS,
+                vision_config={
+                    "hidden_size": 32,
+                    "intermediate_size": 64,
+                    "num_hidden_layers": 1,
+                    "num_attention_heads": 2,
+                    "image_size": 56,
+                    "patch_size": 14,
+                    "projection_dim": 64,
+                },
+            )
+        ),
+        lambda tf: tf.Mistral3ForConditionalGeneration(
+            tf.Mistral3Config(
+                text_config={**_SMALL_LM, "model_type": "mistral", "head_dim": 16},
+                **IDS,
+                vision_config={
+                    "hidden_size": 32,
+                    "intermediate_size": 64,
+                    "num_hidden_layers": 1,
+                    "num_attention_heads": 2,
+                    "image_size": 56,
+                    "patch_size": 14,
+                    "head_dim": 16,
+                },
+            )
+        ),
+    ],
+    ids=["gemma3", "paligemma", "mistral3"],
+)
 def test_vision_language_checkpoints_are_placed(tmp_path, build):
     """Gemma 3, PaliGemma and Mistral 3 are not imported from config.json yet; their saved names
     and the module names transformers 5 gives them all land in a component, as LLaVA's do."""

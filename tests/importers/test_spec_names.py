@@ -45,8 +45,10 @@ def test_unknown_names_are_attribute_errors():
 
 def test_importing_specs_loads_no_family():
     """Only the shared modules (base, family, caches) load; no family module does."""
-    code = ("import json, sys, willitrun.specs; "
-            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('willitrun.archs.'))))")
+    code = (
+        "import json, sys, willitrun.specs; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('willitrun.archs.'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = {m.removeprefix("willitrun.archs.") for m in json.loads(out)}
     assert loaded <= {"base", "family", "caches"} and not loaded & set(FAMILIES.values())
@@ -56,7 +58,7 @@ def test_the_type_checkers_union_names_every_spec_class():
     """specs.py spells AnyModelSpec out for mypy (at run time it is built from the registry): every spec
     class is one of its members or a subclass of one (DecoderSpec: the generic decoder's families)."""
     source = Path(willitrun.specs.__file__).read_text()
-    union = source[source.index("AnyModelSpec = Union["):source.index("ModelSpec = Annotated")]
+    union = source[source.index("AnyModelSpec = Union[") : source.index("ModelSpec = Annotated")]
     named = set(re.findall(r"\w+Spec\b", union)) - {"AnyModelSpec"}
     for arch in FAMILIES:
         cls = willitrun.specs.SPEC_CLASSES[arch]

@@ -30,10 +30,13 @@ def test_stored_bytes_replace_the_computed_ones(q8_file):
     assert e.dtype == "q8_0" and e.kv_dtype == "f16"
     assert e.weights_bytes == weights.total_bytes
     assert {c.name: c.parameters for c in e.components} == {
-        c.name: c.parameters for c in weight_components(spec, weight_dtype("q8_0"))}
+        c.name: c.parameters for c in weight_components(spec, weight_dtype("q8_0"))
+    }
     assert any(n.startswith("weights: ") and str(q8_file) in n for n in e.notes)
-    assert e.total_bytes == estimate(spec, dtype="q8_0").total_bytes - estimate(spec, dtype="q8_0").weights_bytes \
-        + weights.total_bytes
+    assert (
+        e.total_bytes
+        == estimate(spec, dtype="q8_0").total_bytes - estimate(spec, dtype="q8_0").weights_bytes + weights.total_bytes
+    )
 
 
 def test_another_dtype_is_computed(q8_file):
@@ -57,8 +60,18 @@ def test_estimate_command_reads_a_model_directory(tmp_path):
     from willitrun.cli import app  # registers `import` when cli.py is wired
 
     header = {"model.embed_tokens.weight": {"dtype": "BF16", "shape": [256, 64], "data_offsets": [0, 32768]}}
-    write_config(tmp_path / "m", {"model_type": "llama", "vocab_size": 256, "hidden_size": 64, "intermediate_size": 96,
-                                  "num_hidden_layers": 1, "num_attention_heads": 4, "torch_dtype": "bfloat16"})
+    write_config(
+        tmp_path / "m",
+        {
+            "model_type": "llama",
+            "vocab_size": 256,
+            "hidden_size": 64,
+            "intermediate_size": 96,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "torch_dtype": "bfloat16",
+        },
+    )
     raw = json.dumps(header).encode()
     (tmp_path / "m" / "model.safetensors").write_bytes(len(raw).to_bytes(8, "little") + raw + b"\0" * 32768)
     r = CliRunner().invoke(app, [str(tmp_path / "m"), "--vram", "24GiB", "--json"], env={"NO_COLOR": "1"})

@@ -197,16 +197,49 @@ LM_BATCH, LM_TOKENS = 2, 7
 MISTRAL_TEST_WINDOW = 4
 # Decoder-only families whose small copy is the full config with fewer layers, a small vocabulary
 # and a narrow MLP (every attention width kept).
-LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "granite",
-              "starcoder2", "cohere2",
-              # issue 20: the generic decoder's families (DECODER_FAMILIES below)
-              "olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4",
-              "cohere", "stablelm", "phi", "lfm2", "olmo", "apertus", "gpt_neox")
+LLAMA_LIKE = (
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma2",
+    "gemma3_text",
+    "phi3",
+    "granite",
+    "starcoder2",
+    "cohere2",
+    # issue 20: the generic decoder's families (DECODER_FAMILIES below)
+    "olmo2",
+    "olmo3",
+    "glm4",
+    "smollm3",
+    "seed_oss",
+    "ernie4_5",
+    "hunyuan_v1_dense",
+    "exaone4",
+    "cohere",
+    "stablelm",
+    "phi",
+    "lfm2",
+    "olmo",
+    "apertus",
+    "gpt_neox",
+)
 # (olmoe and granitemoe, the generic decoder's mixture-of-experts families, are in MOE below)
 # Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
 # never enters the cache); expert counts and widths of the full model are counted on `meta`.
-MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama4_text", "olmoe", "granitemoe",
-       "glm4_moe")
+MOE = (
+    "mixtral",
+    "qwen2_moe",
+    "qwen3_moe",
+    "deepseek_v2",
+    "deepseek_v3",
+    "gpt_oss",
+    "llama4_text",
+    "olmoe",
+    "granitemoe",
+    "glm4_moe",
+)
 SMALL_EXPERTS, SMALL_EXPERTS_PER_TOKEN, SMALL_EXPERT_FFN = 4, 2, 32
 # Families with sliding layers get a second case whose window (4) is shorter than the prompt (7), so the
 # measured cache shows what transformers holds right after a prefill past the window; their small copy
@@ -395,178 +428,350 @@ class Architecture:
 
 ARCHITECTURES: dict[str, Architecture] = {
     "llama": Architecture(
-        LlamaConfig, LlamaForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        LlamaConfig,
+        LlamaForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "mistral": Architecture(
-        MistralConfig, MistralForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        MistralConfig,
+        MistralForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "qwen2": Architecture(
-        Qwen2Config, Qwen2ForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "qwen3": Architecture(
-        Qwen3Config, Qwen3ForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        Qwen3Config,
+        Qwen3ForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "gemma2": Architecture(
-        Gemma2Config, Gemma2ForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
+        Gemma2Config,
+        Gemma2ForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        True,
     ),
     "gemma3_text": Architecture(
-        Gemma3TextConfig, Gemma3ForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
+        Gemma3TextConfig,
+        Gemma3ForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        True,
     ),
     "phi3": Architecture(
-        Phi3Config, Phi3ForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        Phi3Config,
+        Phi3ForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "granite": Architecture(
-        GraniteConfig, GraniteForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        GraniteConfig,
+        GraniteForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "starcoder2": Architecture(
-        Starcoder2Config, Starcoder2ForCausalLM, _compile(_LM_RULES + [(r"model\.norm\.bias", "decoder")]),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
+        Starcoder2Config,
+        Starcoder2ForCausalLM,
+        _compile(_LM_RULES + [(r"model\.norm\.bias", "decoder")]),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        True,
     ),
     "cohere2": Architecture(
-        Cohere2Config, Cohere2ForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
+        Cohere2Config,
+        Cohere2ForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        True,
     ),
     # --- mixture of experts (issue 10) ---
     "mixtral": Architecture(
-        MixtralConfig, MixtralForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        MixtralConfig,
+        MixtralForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "qwen2_moe": Architecture(
-        Qwen2MoeConfig, Qwen2MoeForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        Qwen2MoeConfig,
+        Qwen2MoeForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "qwen3_moe": Architecture(
-        Qwen3MoeConfig, Qwen3MoeForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        Qwen3MoeConfig,
+        Qwen3MoeForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     # --- state-space (issue 10) ---
     "mamba": Architecture(
-        MambaConfig, MambaForCausalLM, _compile(_MAMBA_RULES),
-        lambda m: m.backbone.embeddings.weight, lambda m: m.lm_head.weight, True,
+        MambaConfig,
+        MambaForCausalLM,
+        _compile(_MAMBA_RULES),
+        lambda m: m.backbone.embeddings.weight,
+        lambda m: m.lm_head.weight,
+        True,
     ),
     "falcon_mamba": Architecture(
-        FalconMambaConfig, FalconMambaForCausalLM, _compile(_MAMBA_RULES),
-        lambda m: m.backbone.embeddings.weight, lambda m: m.lm_head.weight, True,
+        FalconMambaConfig,
+        FalconMambaForCausalLM,
+        _compile(_MAMBA_RULES),
+        lambda m: m.backbone.embeddings.weight,
+        lambda m: m.lm_head.weight,
+        True,
     ),
     "falcon_h1": Architecture(
-        FalconH1Config, FalconH1ForCausalLM, _compile(_LM_RULES + [(r"model\.final_layernorm\.weight", "decoder")]),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        FalconH1Config,
+        FalconH1ForCausalLM,
+        _compile(_LM_RULES + [(r"model\.final_layernorm\.weight", "decoder")]),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "mamba2": Architecture(
-        Mamba2Config, Mamba2ForCausalLM, _compile(_MAMBA_RULES),
-        lambda m: m.backbone.embeddings.weight, lambda m: m.lm_head.weight, False,
+        Mamba2Config,
+        Mamba2ForCausalLM,
+        _compile(_MAMBA_RULES),
+        lambda m: m.backbone.embeddings.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "granitemoehybrid": Architecture(
-        GraniteMoeHybridConfig, GraniteMoeHybridForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        GraniteMoeHybridConfig,
+        GraniteMoeHybridForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "jamba": Architecture(
-        JambaConfig, JambaForCausalLM, _compile(_LM_RULES + [(r"model\.final_layernorm\.weight", "decoder")]),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        JambaConfig,
+        JambaForCausalLM,
+        _compile(_LM_RULES + [(r"model\.final_layernorm\.weight", "decoder")]),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "llama4_text": Architecture(
-        Llama4TextConfig, Llama4ForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        Llama4TextConfig,
+        Llama4ForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "gpt_oss": Architecture(
-        GptOssConfig, GptOssForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        GptOssConfig,
+        GptOssForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "deepseek_v2": Architecture(
-        DeepseekV2Config, DeepseekV2ForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        DeepseekV2Config,
+        DeepseekV2ForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "deepseek_v3": Architecture(
-        DeepseekV3Config, DeepseekV3ForCausalLM, _compile(_LM_RULES),
-        lambda m: m.model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        DeepseekV3Config,
+        DeepseekV3ForCausalLM,
+        _compile(_LM_RULES),
+        lambda m: m.model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "t5": Architecture(
-        T5Config, T5ForConditionalGeneration, _compile(_T5_RULES),
-        lambda m: m.shared.weight, lambda m: m.lm_head.weight, True,
+        T5Config,
+        T5ForConditionalGeneration,
+        _compile(_T5_RULES),
+        lambda m: m.shared.weight,
+        lambda m: m.lm_head.weight,
+        True,
     ),
     "whisper": Architecture(
-        WhisperConfig, WhisperForConditionalGeneration, _compile(_WHISPER_RULES),
-        lambda m: m.model.decoder.embed_tokens.weight, lambda m: m.proj_out.weight, True,
+        WhisperConfig,
+        WhisperForConditionalGeneration,
+        _compile(_WHISPER_RULES),
+        lambda m: m.model.decoder.embed_tokens.weight,
+        lambda m: m.proj_out.weight,
+        True,
     ),
     "llava": Architecture(
-        LlavaConfig, LlavaForConditionalGeneration, _compile(_LLAVA_RULES),
-        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        _compile(_LLAVA_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "llava_next": Architecture(
-        LlavaNextConfig, LlavaNextForConditionalGeneration, _compile(_LLAVA_RULES),
-        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+        _compile(_LLAVA_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "qwen2_vl": Architecture(
-        Qwen2VLConfig, Qwen2VLForConditionalGeneration, _compile(_QWEN_VL_RULES),
-        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        _compile(_QWEN_VL_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "qwen2_5_vl": Architecture(
-        Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, _compile(_QWEN_VL_RULES),
-        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        _compile(_QWEN_VL_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "bart": Architecture(
-        BartConfig, BartForConditionalGeneration, _compile(_BART_RULES),
-        lambda m: m.model.shared.weight, lambda m: m.lm_head.weight, True,
+        BartConfig,
+        BartForConditionalGeneration,
+        _compile(_BART_RULES),
+        lambda m: m.model.shared.weight,
+        lambda m: m.lm_head.weight,
+        True,
     ),
     "mbart": Architecture(
-        MBartConfig, MBartForConditionalGeneration, _compile(_BART_RULES),
-        lambda m: m.model.shared.weight, lambda m: m.lm_head.weight, True,
+        MBartConfig,
+        MBartForConditionalGeneration,
+        _compile(_BART_RULES),
+        lambda m: m.model.shared.weight,
+        lambda m: m.lm_head.weight,
+        True,
     ),
     "m2m_100": Architecture(
-        M2M100Config, M2M100ForConditionalGeneration, _compile(_BART_RULES),
-        lambda m: m.model.shared.weight, lambda m: m.lm_head.weight, True,
+        M2M100Config,
+        M2M100ForConditionalGeneration,
+        _compile(_BART_RULES),
+        lambda m: m.model.shared.weight,
+        lambda m: m.lm_head.weight,
+        True,
     ),
     "gemma3": Architecture(
-        Gemma3Config, Gemma3ForConditionalGeneration, _compile(_GEMMA3_RULES),
-        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
+        Gemma3Config,
+        Gemma3ForConditionalGeneration,
+        _compile(_GEMMA3_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        True,
     ),
     "mistral3": Architecture(
-        Mistral3Config, Mistral3ForConditionalGeneration, _compile(_GEMMA3_RULES),
-        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        Mistral3Config,
+        Mistral3ForConditionalGeneration,
+        _compile(_GEMMA3_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "paligemma": Architecture(
-        PaliGemmaConfig, PaliGemmaForConditionalGeneration, _compile(_GEMMA3_RULES),
-        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, True,
+        PaliGemmaConfig,
+        PaliGemmaForConditionalGeneration,
+        _compile(_GEMMA3_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        True,
     ),
     "florence2": Architecture(
-        Florence2Config, Florence2ForConditionalGeneration, _compile(_FLORENCE2_RULES),
-        lambda m: m.model.language_model.shared.weight, lambda m: m.lm_head.weight, True,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        _compile(_FLORENCE2_RULES),
+        lambda m: m.model.language_model.shared.weight,
+        lambda m: m.lm_head.weight,
+        True,
     ),
     "pix2struct": Architecture(
-        Pix2StructConfig, Pix2StructForConditionalGeneration, _compile(_PIX2STRUCT_RULES),
-        lambda m: m.decoder.embed_tokens.weight, lambda m: m.decoder.lm_head.weight, False,
+        Pix2StructConfig,
+        Pix2StructForConditionalGeneration,
+        _compile(_PIX2STRUCT_RULES),
+        lambda m: m.decoder.embed_tokens.weight,
+        lambda m: m.decoder.lm_head.weight,
+        False,
     ),
     "clip": Architecture(
-        CLIPConfig, CLIPModel, _compile(_CLIP_RULES),
-        lambda m: m.text_model.embeddings.token_embedding.weight, lambda m: None, False,
+        CLIPConfig,
+        CLIPModel,
+        _compile(_CLIP_RULES),
+        lambda m: m.text_model.embeddings.token_embedding.weight,
+        lambda m: None,
+        False,
     ),
     "siglip": Architecture(
-        SiglipConfig, SiglipModel, _compile(_CLIP_RULES),
-        lambda m: m.text_model.embeddings.token_embedding.weight, lambda m: None, False,
+        SiglipConfig,
+        SiglipModel,
+        _compile(_CLIP_RULES),
+        lambda m: m.text_model.embeddings.token_embedding.weight,
+        lambda m: None,
+        False,
     ),
     "llava_onevision": Architecture(
-        LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, _compile(_LLAVA_RULES),
-        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        _compile(_LLAVA_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "idefics3": Architecture(
-        Idefics3Config, Idefics3ForConditionalGeneration, _compile(_IDEFICS3_RULES),
-        lambda m: m.model.text_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        _compile(_IDEFICS3_RULES),
+        lambda m: m.model.text_model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "smolvlm": Architecture(
-        SmolVLMConfig, SmolVLMForConditionalGeneration, _compile(_IDEFICS3_RULES),
-        lambda m: m.model.text_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        _compile(_IDEFICS3_RULES),
+        lambda m: m.model.text_model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
     "mllama": Architecture(
-        MllamaConfig, MllamaForConditionalGeneration, _compile(_MLLAMA_RULES),
-        lambda m: m.model.language_model.embed_tokens.weight, lambda m: m.lm_head.weight, False,
+        MllamaConfig,
+        MllamaForConditionalGeneration,
+        _compile(_MLLAMA_RULES),
+        lambda m: m.model.language_model.embed_tokens.weight,
+        lambda m: m.lm_head.weight,
+        False,
     ),
 }
 
@@ -574,13 +779,32 @@ ARCHITECTURES: dict[str, Architecture] = {
 # transformers classes are the ones its auto mappings give the model_type (CONFIG_MAPPING and
 # MODEL_FOR_CAUSAL_LM_MAPPING_NAMES), LlamaModel's module layout (_LM_RULES), and the config class's own
 # default for tie_word_embeddings.
-DECODER_FAMILIES = ("olmo2", "olmo3", "glm4", "smollm3", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "exaone4",
-                    "cohere", "stablelm", "phi", "olmoe", "granitemoe", "lfm2", "olmo", "apertus", "gpt_neox",
-                    "glm4_moe")
+DECODER_FAMILIES = (
+    "olmo2",
+    "olmo3",
+    "glm4",
+    "smollm3",
+    "seed_oss",
+    "ernie4_5",
+    "hunyuan_v1_dense",
+    "exaone4",
+    "cohere",
+    "stablelm",
+    "phi",
+    "olmoe",
+    "granitemoe",
+    "lfm2",
+    "olmo",
+    "apertus",
+    "gpt_neox",
+    "glm4_moe",
+)
 # GPTNeoXModel's names (gpt_neox.embed_in, gpt_neox.layers.N, gpt_neox.final_layer_norm)
-_GPT_NEOX_RULES = [(r"gpt_neox\.embed_in\.weight", "embeddings"),
-                   (r"gpt_neox\.(?:layers\.\d+\..+|final_layer_norm\.(?:weight|bias))", "decoder"),
-                   (r"lm_head\.weight", "lm_head")]
+_GPT_NEOX_RULES = [
+    (r"gpt_neox\.embed_in\.weight", "embeddings"),
+    (r"gpt_neox\.(?:layers\.\d+\..+|final_layer_norm\.(?:weight|bias))", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
 _LFM2_RULES = [*_LM_RULES, (r"model\.embedding_norm\.weight", "decoder")]  # Lfm2Model's norm after the layers
 # PhiModel's final norm is final_layernorm, and PhiForCausalLM's lm_head has a bias
 _STABLELM_RULES = [*_LM_RULES, (r"model\.norm\.bias", "decoder")]  # its final norm is a LayerNorm with a bias
@@ -596,10 +820,17 @@ def _auto_causal_lm(model_type: str) -> Architecture:
     config_cls = CONFIG_MAPPING[model_type]
     model_cls = getattr(transformers, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type])
     tied = bool(config_cls().tie_word_embeddings)
-    rules = {"phi": _PHI_RULES, "stablelm": _STABLELM_RULES, "lfm2": _LFM2_RULES,
-             "gpt_neox": _GPT_NEOX_RULES}.get(model_type, _LM_RULES)
-    return Architecture(config_cls, model_cls, _compile(rules),
-                        lambda m: m.get_input_embeddings().weight, lambda m: m.lm_head.weight, tied)
+    rules = {"phi": _PHI_RULES, "stablelm": _STABLELM_RULES, "lfm2": _LFM2_RULES, "gpt_neox": _GPT_NEOX_RULES}.get(
+        model_type, _LM_RULES
+    )
+    return Architecture(
+        config_cls,
+        model_cls,
+        _compile(rules),
+        lambda m: m.get_input_embeddings().weight,
+        lambda m: m.lm_head.weight,
+        tied,
+    )
 
 
 ARCHITECTURES.update({t: _auto_causal_lm(t) for t in DECODER_FAMILIES})
@@ -608,8 +839,17 @@ ARCHITECTURES.update({t: _auto_causal_lm(t) for t in DECODER_FAMILIES})
 def expected_tied(arch: str, cfg: dict[str, Any]) -> bool:
     """Whether the real checkpoint shares its LM head with the token embedding, per its config.json."""
     default = ARCHITECTURES[arch].tied_by_default
-    if arch in ("llava", "llava_next", "mllama", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma",
-                "mistral3", "llava_onevision"):
+    if arch in (
+        "llava",
+        "llava_next",
+        "mllama",
+        "qwen2_vl",
+        "qwen2_5_vl",
+        "gemma3",
+        "paligemma",
+        "mistral3",
+        "llava_onevision",
+    ):
         text = cfg.get("text_config", {})
         # LlavaConfig.__post_init__ forwards text_config.tie_word_embeddings when the top-level flag
         # is false, so either flag ties. MllamaForConditionalGeneration has no _tied_weights_keys
@@ -641,8 +881,9 @@ def _untie_t5_lm_head(model: nn.Module) -> str:
     )
 
 
-def build_model(arch: str, cfg: dict[str, Any], overrides: dict[str, Any] | None = None,
-                device: str = "meta") -> tuple[nn.Module, Any, list[str]]:
+def build_model(
+    arch: str, cfg: dict[str, Any], overrides: dict[str, Any] | None = None, device: str = "meta"
+) -> tuple[nn.Module, Any, list[str]]:
     """Instantiate the full model class from a spec-shaped config; return model, config, corrections."""
     a = ARCHITECTURES[arch]
     kwargs = copy.deepcopy(cfg)
@@ -722,27 +963,66 @@ def keep_in_fp32(model: nn.Module) -> dict[str, Any]:
 def resolved_attention(arch: str, config: Any) -> dict[str, Any]:
     """Attention fields of the decoder as transformers resolved them (defaults applied)."""
     if arch in BART_LIKE:
-        return {k: getattr(config, k) for k in ("encoder_layers", "decoder_layers", "encoder_attention_heads",
-                                                "decoder_attention_heads", "d_model", "max_position_embeddings")}
+        return {
+            k: getattr(config, k)
+            for k in (
+                "encoder_layers",
+                "decoder_layers",
+                "encoder_attention_heads",
+                "decoder_attention_heads",
+                "d_model",
+                "max_position_embeddings",
+            )
+        }
     if arch == "florence2":
-        return {"text_config." + k: getattr(config.text_config, k) for k in (
-            "encoder_layers", "decoder_layers", "decoder_attention_heads", "d_model", "max_position_embeddings")}
+        return {
+            "text_config." + k: getattr(config.text_config, k)
+            for k in (
+                "encoder_layers",
+                "decoder_layers",
+                "decoder_attention_heads",
+                "d_model",
+                "max_position_embeddings",
+            )
+        }
     if arch == "pix2struct":
-        return {"text_config." + k: getattr(config.text_config, k) for k in ("num_layers", "num_heads", "d_kv", "hidden_size")}
+        return {
+            "text_config." + k: getattr(config.text_config, k)
+            for k in ("num_layers", "num_heads", "d_kv", "hidden_size")
+        }
     if arch in ENCODER_ONLY:
-        return {f"{tower}.{k}": getattr(getattr(config, tower), k) for tower in ("text_config", "vision_config")
-                for k in ("num_hidden_layers", "num_attention_heads", "hidden_size")}
+        return {
+            f"{tower}.{k}": getattr(getattr(config, tower), k)
+            for tower in ("text_config", "vision_config")
+            for k in ("num_hidden_layers", "num_attention_heads", "hidden_size")
+        }
     if arch in ("t5", "whisper"):
         keys = {
             "t5": ("num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_model"),
-            "whisper": ("encoder_layers", "decoder_layers", "encoder_attention_heads",
-                        "decoder_attention_heads", "d_model", "max_source_positions", "max_target_positions"),
+            "whisper": (
+                "encoder_layers",
+                "decoder_layers",
+                "encoder_attention_heads",
+                "decoder_attention_heads",
+                "d_model",
+                "max_source_positions",
+                "max_target_positions",
+            ),
         }[arch]
         return {k: getattr(config, k) for k in keys}
     text = config.get_text_config(decoder=True)
-    out = {k: getattr(text, k, None) for k in (
-        "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim", "hidden_size",
-        "sliding_window", "layer_types")}
+    out = {
+        k: getattr(text, k, None)
+        for k in (
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "head_dim",
+            "hidden_size",
+            "sliding_window",
+            "layer_types",
+        )
+    }
     if arch == "mllama":
         out["cross_attention_layers"] = list(text.cross_attention_layers)
     return out
@@ -791,11 +1071,18 @@ def _shrink_granite_hybrid(cfg: dict[str, Any]) -> dict[str, Any]:
     """Two layers, Mamba-2 then attention (every mixer and attention width kept); few narrow experts
     when the model has any (num_local_experts 0 stays a model without routed experts)."""
     cfg = copy.deepcopy(cfg)
-    cfg.update(vocab_size=SMALL_VOCAB, num_hidden_layers=2, layer_types=["mamba", "attention"],
-               shared_intermediate_size=SMALL_FFN)
+    cfg.update(
+        vocab_size=SMALL_VOCAB,
+        num_hidden_layers=2,
+        layer_types=["mamba", "attention"],
+        shared_intermediate_size=SMALL_FFN,
+    )
     if cfg.get("num_local_experts", 8):  # GraniteMoeHybridConfig default 8
-        cfg.update(num_local_experts=SMALL_EXPERTS, intermediate_size=SMALL_EXPERT_FFN,
-                   num_experts_per_tok=min(cfg.get("num_experts_per_tok", 2), SMALL_EXPERTS_PER_TOKEN))
+        cfg.update(
+            num_local_experts=SMALL_EXPERTS,
+            intermediate_size=SMALL_EXPERT_FFN,
+            num_experts_per_tok=min(cfg.get("num_experts_per_tok", 2), SMALL_EXPERTS_PER_TOKEN),
+        )
     return cfg
 
 
@@ -822,29 +1109,39 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     if arch in MOE:
         return _shrink_moe(cfg)
     if arch == "t5":
-        cfg.update(vocab_size=SMALL_VOCAB, d_ff=SMALL_FFN, num_layers=SMALL_LAYERS,
-                   num_decoder_layers=SMALL_LAYERS)
+        cfg.update(vocab_size=SMALL_VOCAB, d_ff=SMALL_FFN, num_layers=SMALL_LAYERS, num_decoder_layers=SMALL_LAYERS)
         return cfg
     if arch == "whisper":
-        cfg.update(vocab_size=SMALL_VOCAB, encoder_layers=SMALL_LAYERS, decoder_layers=SMALL_LAYERS,
-                   encoder_ffn_dim=SMALL_FFN, decoder_ffn_dim=SMALL_FFN)
+        cfg.update(
+            vocab_size=SMALL_VOCAB,
+            encoder_layers=SMALL_LAYERS,
+            decoder_layers=SMALL_LAYERS,
+            encoder_ffn_dim=SMALL_FFN,
+            decoder_ffn_dim=SMALL_FFN,
+        )
         return cfg
     if arch in ("llava", "llava_next"):
         cfg["text_config"] = _shrink_lm(cfg["text_config"])
         feature_layer = cfg.get("vision_feature_layer", ARCHITECTURES[arch].config_cls().vision_feature_layer)
         cfg["vision_config"].update(
-            hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN,
-            num_attention_heads=SMALL_VISION_HEADS, num_hidden_layers=_clip_layers_needed(feature_layer),
+            hidden_size=SMALL_VISION_HIDDEN,
+            intermediate_size=SMALL_FFN,
+            num_attention_heads=SMALL_VISION_HEADS,
+            num_hidden_layers=_clip_layers_needed(feature_layer),
         )
         return cfg
     if arch == "mllama":
         # Three text layers, the middle one cross-attending: self, cross, self.
-        cfg["text_config"].update(vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN, num_hidden_layers=3,
-                                  cross_attention_layers=[1])
+        cfg["text_config"].update(
+            vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN, num_hidden_layers=3, cross_attention_layers=[1]
+        )
         intermediate_layers = [0]
         cfg["vision_config"].update(
-            hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN, attention_heads=SMALL_VISION_HEADS,
-            num_hidden_layers=SMALL_VISION_LAYERS, num_global_layers=1,
+            hidden_size=SMALL_VISION_HIDDEN,
+            intermediate_size=SMALL_FFN,
+            attention_heads=SMALL_VISION_HEADS,
+            num_hidden_layers=SMALL_VISION_LAYERS,
+            num_global_layers=1,
             intermediate_layers_indices=intermediate_layers,
             # MllamaVisionModel.forward concatenates the last hidden state with one hidden state per
             # intermediate layer, so the projector's input width is hidden * (1 + len(indices)).
@@ -852,12 +1149,22 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
         )
         return cfg
     if arch in BART_LIKE:
-        cfg.update(vocab_size=SMALL_VOCAB, encoder_layers=SMALL_LAYERS, decoder_layers=SMALL_LAYERS,
-                   encoder_ffn_dim=SMALL_FFN, decoder_ffn_dim=SMALL_FFN)
+        cfg.update(
+            vocab_size=SMALL_VOCAB,
+            encoder_layers=SMALL_LAYERS,
+            decoder_layers=SMALL_LAYERS,
+            encoder_ffn_dim=SMALL_FFN,
+            decoder_ffn_dim=SMALL_FFN,
+        )
         return cfg
     if arch == "florence2":  # widths and the image geometry kept; one DaViT block per stage, 2 + 2 BART layers
-        cfg["text_config"].update(vocab_size=SMALL_VOCAB, encoder_layers=SMALL_LAYERS, decoder_layers=SMALL_LAYERS,
-                                  encoder_ffn_dim=SMALL_FFN, decoder_ffn_dim=SMALL_FFN)
+        cfg["text_config"].update(
+            vocab_size=SMALL_VOCAB,
+            encoder_layers=SMALL_LAYERS,
+            decoder_layers=SMALL_LAYERS,
+            encoder_ffn_dim=SMALL_FFN,
+            decoder_ffn_dim=SMALL_FFN,
+        )
         cfg["vision_config"]["depths"] = [1] * len(cfg["vision_config"]["depths"])
         return cfg
     if arch == "pix2struct":  # widths (hidden, heads, d_kv, patch width) kept; layers, FFN and vocabulary shrunk
@@ -872,23 +1179,35 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
         return cfg
     if arch == "mistral3":  # a two-layer text model, a one-layer Pixtral at the real patch size
         cfg["text_config"] = _shrink_lm(cfg["text_config"])
-        cfg["vision_config"].update(hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN, head_dim=16,
-                                    num_attention_heads=SMALL_VISION_HEADS, num_hidden_layers=SMALL_VISION_LAYERS)
+        cfg["vision_config"].update(
+            hidden_size=SMALL_VISION_HIDDEN,
+            intermediate_size=SMALL_FFN,
+            head_dim=16,
+            num_attention_heads=SMALL_VISION_HEADS,
+            num_hidden_layers=SMALL_VISION_LAYERS,
+        )
         return cfg
     if arch in ("llava_onevision", "idefics3", "smolvlm"):
         # A two-layer text model; a one-layer SigLIP-shaped tower at the real image and patch size (the
         # anyres grid and the pixel shuffle depend on the patch grid). LLaVA-OneVision reads the last layer.
         cfg["text_config"] = _shrink_lm(cfg["text_config"])
         cfg.setdefault("vision_config", {}).update(
-            hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN, num_attention_heads=SMALL_VISION_HEADS,
-            num_hidden_layers=SMALL_VISION_LAYERS)
+            hidden_size=SMALL_VISION_HIDDEN,
+            intermediate_size=SMALL_FFN,
+            num_attention_heads=SMALL_VISION_HEADS,
+            num_hidden_layers=SMALL_VISION_LAYERS,
+        )
         return cfg
     if arch in ("gemma3", "paligemma"):
         # One local/global period of text layers; a one-layer SigLIP at the real image size (the pooling
         # to mm_tokens_per_image depends on the patch grid).
         cfg["text_config"] = _shrink_lm(cfg["text_config"])
-        cfg["vision_config"].update(hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN,
-                                    num_attention_heads=SMALL_VISION_HEADS, num_hidden_layers=SMALL_VISION_LAYERS)
+        cfg["vision_config"].update(
+            hidden_size=SMALL_VISION_HIDDEN,
+            intermediate_size=SMALL_FFN,
+            num_attention_heads=SMALL_VISION_HEADS,
+            num_hidden_layers=SMALL_VISION_LAYERS,
+        )
         return cfg
     if arch in ("qwen2_vl", "qwen2_5_vl"):
         cfg["text_config"] = _shrink_lm(cfg["text_config"])
@@ -1028,8 +1347,10 @@ def state_dtypes_bf16(arch: str, cfg: dict[str, Any], overrides: dict[str, Any])
         cache = output.cache_params  # MambaCausalLMOutput
     dtypes: dict[str, set[str]] = {"conv": set(), "ssm": set()}
     for layer in cache.layers:
-        for kind, states in (("conv", getattr(layer, "conv_states", None)),
-                             ("ssm", getattr(layer, "recurrent_states", None))):
+        for kind, states in (
+            ("conv", getattr(layer, "conv_states", None)),
+            ("ssm", getattr(layer, "recurrent_states", None)),
+        ):
             for t in (states or {}).values() if isinstance(states, dict) else ():
                 if _tensor(t):
                     dtypes[kind].add(str(t.dtype).removeprefix("torch."))
@@ -1044,8 +1365,9 @@ def routing_overrides(arch: str) -> dict[str, int]:
     return {"n_group": 1, "topk_group": 1} if arch == "deepseek_v3" else {}
 
 
-def run_case(arch: str, name: str, cfg: dict[str, Any], make_inputs: Callable[..., tuple[dict, dict]]
-             ) -> dict[str, Any]:
+def run_case(
+    arch: str, name: str, cfg: dict[str, Any], make_inputs: Callable[..., tuple[dict, dict]]
+) -> dict[str, Any]:
     overrides = {**token_overrides(arch, cfg), **routing_overrides(arch)}
     torch.manual_seed(SEED)
     model, config, corrections = build_model(arch, cfg, overrides, device="cpu")
@@ -1058,11 +1380,22 @@ def run_case(arch: str, name: str, cfg: dict[str, Any], make_inputs: Callable[..
             output = model(**kwargs)
             if getattr(output, "past_key_values", None) is not None:
                 raise ReferenceError(f"{type(model).__name__} returned a cache")
-            return {"name": name, "config": cfg, "hf_overrides": overrides, "corrections": corrections,
-                    "parameters": count_parameters(arch, model), **record, "cache_class": None,
-                    "output_keys": sorted(output.keys()), "self_layers": 0, "cross_layers": 0,
-                    "kv_self_elements": 0, "kv_cross_elements": 0, "kv_self_storage_elements": 0,
-                    "kv_cross_storage_elements": 0}
+            return {
+                "name": name,
+                "config": cfg,
+                "hf_overrides": overrides,
+                "corrections": corrections,
+                "parameters": count_parameters(arch, model),
+                **record,
+                "cache_class": None,
+                "output_keys": sorted(output.keys()),
+                "self_layers": 0,
+                "cross_layers": 0,
+                "kv_self_elements": 0,
+                "kv_cross_elements": 0,
+                "kv_self_storage_elements": 0,
+                "kv_cross_storage_elements": 0,
+            }
         output = model(**kwargs, use_cache=True)
     cross_ids = set(config.text_config.cross_attention_layers) if arch == "mllama" else set()
     cache_obj = getattr(output, "past_key_values", None)
@@ -1085,10 +1418,18 @@ def run_case(arch: str, name: str, cfg: dict[str, Any], make_inputs: Callable[..
     return result
 
 
-def _inputs(batch=None, text_tokens=None, encoder_tokens=None, mel_frames=None, images=0, image_size=None,
-            tiles=None) -> dict[str, Any]:
-    return {"batch": batch, "text_tokens": text_tokens, "encoder_tokens": encoder_tokens,
-            "mel_frames": mel_frames, "images": images, "image_size": image_size, "tiles": tiles}
+def _inputs(
+    batch=None, text_tokens=None, encoder_tokens=None, mel_frames=None, images=0, image_size=None, tiles=None
+) -> dict[str, Any]:
+    return {
+        "batch": batch,
+        "text_tokens": text_tokens,
+        "encoder_tokens": encoder_tokens,
+        "mel_frames": mel_frames,
+        "images": images,
+        "image_size": image_size,
+        "tiles": tiles,
+    }
 
 
 def lm_inputs(model, config, gen):
@@ -1098,8 +1439,10 @@ def lm_inputs(model, config, gen):
 
 def t5_inputs(model, config, gen):
     return (
-        {"input_ids": _text_ids(gen, T5_BATCH, T5_ENCODER_TOKENS),
-         "decoder_input_ids": _text_ids(gen, T5_BATCH, T5_DECODER_TOKENS)},
+        {
+            "input_ids": _text_ids(gen, T5_BATCH, T5_ENCODER_TOKENS),
+            "decoder_input_ids": _text_ids(gen, T5_BATCH, T5_DECODER_TOKENS),
+        },
         {"inputs": _inputs(batch=T5_BATCH, text_tokens=T5_DECODER_TOKENS, encoder_tokens=T5_ENCODER_TOKENS)},
     )
 
@@ -1129,8 +1472,7 @@ def llava_inputs(model, config, gen):
     n = sum(f.shape[0] for f in features)
     return (
         {"input_ids": _image_prompt(config, gen, n), "pixel_values": pixels},
-        {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=[size, size]),
-         "image_tokens": n},
+        {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=[size, size]), "image_tokens": n},
     )
 
 
@@ -1147,9 +1489,13 @@ def llava_next_inputs(image_hw: list[int]):
         n = sum(f.shape[0] for f in features)
         return (
             {"input_ids": _image_prompt(config, gen, n), "pixel_values": pixels, "image_sizes": image_sizes},
-            {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
-             "image_tokens": n, "image_crops": crops},
+            {
+                "inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
+                "image_tokens": n,
+                "image_crops": crops,
+            },
         )
+
     return make
 
 
@@ -1161,8 +1507,10 @@ def gemma3_inputs(model, config, gen):
     n = sum(f.shape[0] for f in features)
     return (
         {"input_ids": _image_prompt(config, gen, n), "pixel_values": pixels},
-        {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=[v.image_size, v.image_size]),
-         "image_tokens": n},
+        {
+            "inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=[v.image_size, v.image_size]),
+            "image_tokens": n,
+        },
     )
 
 
@@ -1170,13 +1518,15 @@ def mistral3_inputs(image_hw: list[int]):
     """One image through transformers' PixtralImageProcessorPil as Mistral 3 drives it (patch_size x
     spatial_merge_size, longest_edge = the tower's image_size), the projector's rows counted; the prompt
     writes one [IMG_BREAK] per row of merged patches (the last is [IMG_END]), as PixtralProcessor does."""
+
     def make(model, config, gen):
         v = config.vision_config
         unit = v.patch_size * config.spatial_merge_size
         h, w = image_hw
         image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
-        processed = PixtralImageProcessorPil()(images=[image], size={"longest_edge": v.image_size}, patch_size=unit,
-                                               return_tensors="pt")
+        processed = PixtralImageProcessorPil()(
+            images=[image], size={"longest_edge": v.image_size}, patch_size=unit, return_tensors="pt"
+        )
         pixels, sizes = processed["pixel_values"], processed["image_sizes"]
         features = model.get_image_features(pixel_values=pixels, image_sizes=sizes).pooler_output
         n = sum(f.shape[0] for f in features)
@@ -1188,9 +1538,14 @@ def mistral3_inputs(image_hw: list[int]):
         ids = torch.cat([row] * rows + [_text_ids(gen, 1, VLM_TEXT_TOKENS)], dim=1)
         return (
             {"input_ids": ids, "pixel_values": pixels, "image_sizes": sizes},
-            {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
-             "image_tokens": n + rows, "image_features": n, "resized": sizes.tolist()},
+            {
+                "inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
+                "image_tokens": n + rows,
+                "image_features": n,
+                "resized": sizes.tolist(),
+            },
         )
+
     return make
 
 
@@ -1198,6 +1553,7 @@ def qwen_vl_inputs(image_hw: list[int]):
     """One image through transformers' own Qwen2VLImageProcessorPil (its default min/max pixels,
     patch 14, merge 2, temporal patch 2) and the model's get_image_features: the image token count is
     the merger's output rows. The prompt is <vision_start> image tokens <vision_end> text."""
+
     def make(model, config, gen):
         h, w = image_hw
         image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
@@ -1205,16 +1561,26 @@ def qwen_vl_inputs(image_hw: list[int]):
         pixels, grid = processed["pixel_values"], processed["image_grid_thw"]
         features = model.get_image_features(pixel_values=pixels, image_grid_thw=grid).pooler_output
         n = sum(f.shape[0] for f in features)
-        ids = torch.cat([torch.tensor([[config.vision_start_token_id]]),
-                         torch.full((1, n), config.image_token_id, dtype=torch.long),
-                         torch.tensor([[config.vision_end_token_id]]), _text_ids(gen, 1, VLM_TEXT_TOKENS)], dim=1)
+        ids = torch.cat(
+            [
+                torch.tensor([[config.vision_start_token_id]]),
+                torch.full((1, n), config.image_token_id, dtype=torch.long),
+                torch.tensor([[config.vision_end_token_id]]),
+                _text_ids(gen, 1, VLM_TEXT_TOKENS),
+            ],
+            dim=1,
+        )
         # M-RoPE positions: 1 marks image tokens (ProcessorMixin.create_mm_token_type_ids)
         mm_types = (ids == config.image_token_id).to(torch.int32)
         return (
             {"input_ids": ids, "pixel_values": pixels, "image_grid_thw": grid, "mm_token_type_ids": mm_types},
-            {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS + 2, images=1, image_size=list(image_hw)),
-             "image_tokens": n, "image_grid_thw": grid.tolist()},
+            {
+                "inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS + 2, images=1, image_size=list(image_hw)),
+                "image_tokens": n,
+                "image_grid_thw": grid.tolist(),
+            },
         )
+
     return make
 
 
@@ -1223,13 +1589,17 @@ def llava_onevision_inputs(image_hw: list[int]):
     the image token count is what get_image_features returns (pack_image_features: base view, unpadded and
     anyres_max-capped tiles, newlines); LlavaOnevisionProcessor._get_number_of_features, the count the
     processor writes into the prompt, must agree."""
+
     def make(model, config, gen):
         v = config.vision_config
         h, w = image_hw
         image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
         processed = LlavaOnevisionImageProcessorPil()(
-            images=[image], image_grid_pinpoints=config.image_grid_pinpoints,
-            size={"height": v.image_size, "width": v.image_size}, return_tensors="pt")
+            images=[image],
+            image_grid_pinpoints=config.image_grid_pinpoints,
+            size={"height": v.image_size, "width": v.image_size},
+            return_tensors="pt",
+        )
         pixels, sizes = processed["pixel_values"], processed["image_sizes"]
         features = model.get_image_features(pixel_values=pixels, image_sizes=sizes, batch_num_images=[1]).pooler_output
         n = sum(f.shape[0] for f in features)
@@ -1243,9 +1613,13 @@ def llava_onevision_inputs(image_hw: list[int]):
             raise ReferenceError(f"processor writes {counted} image tokens, get_image_features returns {n}")
         return (
             {"input_ids": _image_prompt(config, gen, n), "pixel_values": pixels, "image_sizes": sizes},
-            {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
-             "image_tokens": n, "image_crops": int(pixels.shape[1])},
+            {
+                "inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
+                "image_tokens": n,
+                "image_crops": int(pixels.shape[1]),
+            },
         )
+
     return make
 
 
@@ -1259,6 +1633,7 @@ def idefics3_inputs(arch: str, image_hw: list[int], preprocessor: dict[str, Any]
     (size.longest_edge, max_image_size, splitting), the prompt string the processor writes for it
     (get_image_prompt_string with the returned rows and cols), split into tokens; the model's
     get_image_features returns one image_seq_len block per crop."""
+
     def make(model, config, gen):
         h, w = image_hw
         image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
@@ -1287,10 +1662,16 @@ def idefics3_inputs(arch: str, image_hw: list[int], preprocessor: dict[str, Any]
         ids = torch.cat([ids, _text_ids(gen, 1, VLM_TEXT_TOKENS)], dim=1)
         return (
             {"input_ids": ids, "pixel_values": pixels, "pixel_attention_mask": mask},
-            {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
-             "image_tokens": len(pieces), "image_features": n, "image_crops": int(pixels.shape[1]),
-             "rows_cols": [rows, cols], "preprocessor": preprocessor},
+            {
+                "inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
+                "image_tokens": len(pieces),
+                "image_features": n,
+                "image_crops": int(pixels.shape[1]),
+                "rows_cols": [rows, cols],
+                "preprocessor": preprocessor,
+            },
         )
+
     return make
 
 
@@ -1301,6 +1682,7 @@ def mllama_inputs(layout: list[int]):
     image to max_image_tiles tiles and marks the used ones in aspect_ratio_mask; aspect_ratio_ids
     are 1-based indices into supported_aspect_ratios (0 = padding image).
     """
+
     def make(model, config, gen):
         vc = config.vision_config
         used = layout[0] * layout[1]
@@ -1319,14 +1701,26 @@ def mllama_inputs(layout: list[int]):
         # cross_attention_mask: (batch, text tokens, images, tiles); every token may see the used tiles.
         cross_mask = tile_mask.view(1, 1, 1, tiles).expand(1, VLM_TEXT_TOKENS, 1, tiles).clone()
         return (
-            {"input_ids": ids, "pixel_values": pixels,
-             "aspect_ratio_ids": torch.tensor([[ratios.index(layout) + 1]]),
-             "aspect_ratio_mask": tile_mask.view(1, 1, tiles),
-             "cross_attention_mask": cross_mask},
-            {"inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1,
-                               image_size=[vc.image_size, vc.image_size], tiles=used),
-             "image_tokens": 1, "tiles_in_pixel_values": tiles},
+            {
+                "input_ids": ids,
+                "pixel_values": pixels,
+                "aspect_ratio_ids": torch.tensor([[ratios.index(layout) + 1]]),
+                "aspect_ratio_mask": tile_mask.view(1, 1, tiles),
+                "cross_attention_mask": cross_mask,
+            },
+            {
+                "inputs": _inputs(
+                    batch=1,
+                    text_tokens=VLM_TEXT_TOKENS,
+                    images=1,
+                    image_size=[vc.image_size, vc.image_size],
+                    tiles=used,
+                ),
+                "image_tokens": 1,
+                "tiles_in_pixel_values": tiles,
+            },
         )
+
     return make
 
 
@@ -1343,17 +1737,35 @@ def florence2_inputs(image_size: int):
     """One image and a prompt as Florence2Processor lays them out: image_seq_length image tokens, then the
     prompt's tokens, all through the BART encoder. The image token count is the model's own
     (get_image_features), and the forward pass checks it against the placeholders."""
+
     def make(model, config, gen):
         pixels = torch.randn(1, 3, image_size, image_size, generator=gen)
         n_image = model.model.get_image_features(pixels).pooler_output.shape[1]
-        ids = torch.cat([torch.full((1, n_image), config.image_token_id, dtype=torch.long),
-                         _text_ids(gen, 1, FLORENCE2_PROMPT_TOKENS)], dim=1)
-        return (
-            {"input_ids": ids, "pixel_values": pixels, "decoder_input_ids": _text_ids(gen, 1, FLORENCE2_DECODER_TOKENS)},
-            {"inputs": _inputs(batch=1, text_tokens=FLORENCE2_DECODER_TOKENS, encoder_tokens=FLORENCE2_PROMPT_TOKENS,
-                               images=1, image_size=[image_size, image_size]),
-             "image_tokens": n_image},
+        ids = torch.cat(
+            [
+                torch.full((1, n_image), config.image_token_id, dtype=torch.long),
+                _text_ids(gen, 1, FLORENCE2_PROMPT_TOKENS),
+            ],
+            dim=1,
         )
+        return (
+            {
+                "input_ids": ids,
+                "pixel_values": pixels,
+                "decoder_input_ids": _text_ids(gen, 1, FLORENCE2_DECODER_TOKENS),
+            },
+            {
+                "inputs": _inputs(
+                    batch=1,
+                    text_tokens=FLORENCE2_DECODER_TOKENS,
+                    encoder_tokens=FLORENCE2_PROMPT_TOKENS,
+                    images=1,
+                    image_size=[image_size, image_size],
+                ),
+                "image_tokens": n_image,
+            },
+        )
+
     return make
 
 
@@ -1370,10 +1782,19 @@ def pix2struct_inputs(model, config, gen):
     mask[:, : rows * cols] = 1
     pixels[mask == 0] = 0
     return (
-        {"flattened_patches": torch.cat([ids, pixels], dim=-1), "attention_mask": mask,
-         "decoder_input_ids": _text_ids(gen, ENCODER_BATCH, PIX2STRUCT_DECODER_TOKENS)},
-        {"inputs": _inputs(batch=ENCODER_BATCH, text_tokens=PIX2STRUCT_DECODER_TOKENS,
-                           encoder_tokens=PIX2STRUCT_MAX_PATCHES, images=1)},
+        {
+            "flattened_patches": torch.cat([ids, pixels], dim=-1),
+            "attention_mask": mask,
+            "decoder_input_ids": _text_ids(gen, ENCODER_BATCH, PIX2STRUCT_DECODER_TOKENS),
+        },
+        {
+            "inputs": _inputs(
+                batch=ENCODER_BATCH,
+                text_tokens=PIX2STRUCT_DECODER_TOKENS,
+                encoder_tokens=PIX2STRUCT_MAX_PATCHES,
+                images=1,
+            )
+        },
     )
 
 
@@ -1383,20 +1804,28 @@ def encoder_only_inputs(model, config, gen):
     pixels = torch.randn(ENCODER_BATCH, v.num_channels, v.image_size, v.image_size, generator=gen)
     return (
         {"input_ids": _text_ids(gen, ENCODER_BATCH, ENCODER_TEXT_TOKENS), "pixel_values": pixels},
-        {"inputs": _inputs(batch=ENCODER_BATCH, text_tokens=ENCODER_TEXT_TOKENS, images=1,
-                           image_size=[v.image_size, v.image_size])},
+        {
+            "inputs": _inputs(
+                batch=ENCODER_BATCH, text_tokens=ENCODER_TEXT_TOKENS, images=1, image_size=[v.image_size, v.image_size]
+            )
+        },
     )
 
 
-def cases_for(arch: str, cfg: dict[str, Any], spec: dict[str, Any] | None = None
-              ) -> list[tuple[str, dict[str, Any], Callable]]:
+def cases_for(
+    arch: str, cfg: dict[str, Any], spec: dict[str, Any] | None = None
+) -> list[tuple[str, dict[str, Any], Callable]]:
     small = small_config(arch, cfg)
     if arch in ("gpt_oss", "llama4_text"):  # windowed layers: also a window shorter than the prompt
         windowed = copy.deepcopy(small)
         windowed["sliding_window" if arch == "gpt_oss" else "attention_chunk_size"] = SLIDING_TEST_WINDOW
         return [("text", small, lm_inputs), (f"sliding_window_{SLIDING_TEST_WINDOW}", windowed, lm_inputs)]
-    if arch in ("llama", "qwen2", "qwen3", "granite") or arch in MOE or arch in SSM \
-            or (arch in DECODER_FAMILIES and arch not in DECODER_SLIDING):
+    if (
+        arch in ("llama", "qwen2", "qwen3", "granite")
+        or arch in MOE
+        or arch in SSM
+        or (arch in DECODER_FAMILIES and arch not in DECODER_SLIDING)
+    ):
         return [("text", small, lm_inputs)]
     if arch in ("gemma2", "gemma3_text", "phi3", "starcoder2", "cohere2") or arch in DECODER_SLIDING:
         windowed = copy.deepcopy(small)
@@ -1430,8 +1859,10 @@ def cases_for(arch: str, cfg: dict[str, Any], spec: dict[str, Any] | None = None
     if arch == "llava_onevision":
         return [(f"image_{h}x{w}", small, llava_onevision_inputs([h, w])) for h, w in LLAVA_ONEVISION_IMAGE_SIZES]
     if arch in ("idefics3", "smolvlm"):
-        return [(f"image_{h}x{w}", small, idefics3_inputs(arch, [h, w], (spec or {}).get("preprocessor") or {}))
-                for h, w in IDEFICS3_IMAGE_SIZES]
+        return [
+            (f"image_{h}x{w}", small, idefics3_inputs(arch, [h, w], (spec or {}).get("preprocessor") or {}))
+            for h, w in IDEFICS3_IMAGE_SIZES
+        ]
     if arch == "mllama":
         return [(f"one_image_{h}x{w}_tiles", small, mllama_inputs([h, w])) for h, w in MLLAMA_TILE_LAYOUTS]
     raise ReferenceError(f"no cases for {arch}")
@@ -1481,8 +1912,11 @@ def compute(spec_dir: Path, ids: list[str] | None) -> tuple[dict[str, Any], dict
         try:
             spec = load_spec(path)
             models[path.stem] = build_entry(spec)
-            print(f"{path.stem}: {models[path.stem]['parameters']['total']:,} parameters, "
-                  f"{len(models[path.stem]['cases'])} case(s), {time.perf_counter() - start:.1f} s", file=sys.stderr)
+            print(
+                f"{path.stem}: {models[path.stem]['parameters']['total']:,} parameters, "
+                f"{len(models[path.stem]['cases'])} case(s), {time.perf_counter() - start:.1f} s",
+                file=sys.stderr,
+            )
         except Exception as exc:  # reported per model, recorded, and turned into exit code 1
             traceback.print_exc()
             errors[path.stem] = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
@@ -1527,8 +1961,13 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    fresh = {"schema_version": SCHEMA_VERSION, "generator": "tests/reference/build_reference.py",
-             "versions": versions(), "models": models, "errors": errors}
+    fresh = {
+        "schema_version": SCHEMA_VERSION,
+        "generator": "tests/reference/build_reference.py",
+        "versions": versions(),
+        "models": models,
+        "errors": errors,
+    }
     old = json.loads(reference_path.read_text(encoding="utf-8")) if reference_path.exists() else None
     if args.only and old is not None:
         # A partial run replaces only the named entries of the existing reference.
@@ -1558,8 +1997,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{reference_path.name} is up to date ({len(models)} model(s), {elapsed:.0f} s)", file=sys.stderr)
         return 1 if errors else 0
     reference_path.write_text(dump(fresh), encoding="utf-8")
-    print(f"wrote {reference_path} ({len(models)} model(s), {len(errors)} error(s), {elapsed:.0f} s)",
-          file=sys.stderr)
+    print(f"wrote {reference_path} ({len(models)} model(s), {len(errors)} error(s), {elapsed:.0f} s)", file=sys.stderr)
     return 1 if errors else 0
 
 

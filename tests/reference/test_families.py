@@ -37,11 +37,17 @@ def fixture_spec(model_id: str):
 
 
 def small_spec(model_id: str, case: dict):
-    return parse_model_spec({
-        "id": f"{model_id}-small", "name": "small copy", "architecture": MODELS[model_id]["architecture"],
-        "dtype": "float32", "sources": {"config": "tests/reference/families.json"}, "config": case["config"],
-        "preprocessor": case["preprocessor"],
-    })
+    return parse_model_spec(
+        {
+            "id": f"{model_id}-small",
+            "name": "small copy",
+            "architecture": MODELS[model_id]["architecture"],
+            "dtype": "float32",
+            "sources": {"config": "tests/reference/families.json"},
+            "config": case["config"],
+            "preprocessor": case["preprocessor"],
+        }
+    )
 
 
 def test_every_fixture_is_in_the_reference():
@@ -77,8 +83,15 @@ def test_image_tokens_and_kv_cache_equal_what_transformers_holds(model_id, case)
     assert idefics3.crops(spec, size) == case["image_crops"]
     assert list(idefics3.grid(spec, size)) == case["rows_cols"]
     assert idefics3.crops(spec, size) * spec.config.image_seq_len == case["image_features"]
-    e = estimate(spec, context=case["inputs"]["text_tokens"] + case["image_tokens"], batch=1, kv_dtype="f32",
-                 dtype="fp32", images=1, image_size=size)
+    e = estimate(
+        spec,
+        context=case["inputs"]["text_tokens"] + case["image_tokens"],
+        batch=1,
+        kv_dtype="f32",
+        dtype="fp32",
+        images=1,
+        image_size=size,
+    )
     assert e.attention.self_layers == case["self_layers"]
     assert e.kv_self_bytes == case["kv_self_storage_elements"] * F32
     assert e.image_kv_bytes == case["image_tokens"] * case["kv_self_elements"] // case["self_positions"] * F32
@@ -94,6 +107,17 @@ def test_committed_families_reference_is_what_transformers_produces():
         if os.environ.get("CI"):
             pytest.fail("CI must install tests/reference/requirements.txt (torch, transformers)")
         pytest.skip("torch/transformers not installed (pip install -r tests/reference/requirements.txt)")
-    p = subprocess.run([sys.executable, str(HERE / "build_reference.py"), "--check", "--specs-dir", str(SPEC_DIR),
-                        "--output", str(HERE / "families.json")], capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "build_reference.py"),
+            "--check",
+            "--specs-dir",
+            str(SPEC_DIR),
+            "--output",
+            str(HERE / "families.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]

@@ -55,10 +55,17 @@ def test_parameter_counts_equal_transformers(model_id):
 
 def small_spec(model_id: str, case: dict):
     extra = {"preprocessor": case["preprocessor"]} if "preprocessor" in case else {}  # Florence-2's image size
-    return parse_model_spec({
-        "id": f"{model_id}-small", "name": "small copy", "architecture": MODELS[model_id]["architecture"],
-        "dtype": "float32", "sources": {"config": "tests/reference/reference.json"}, "config": case["config"], **extra,
-    })
+    return parse_model_spec(
+        {
+            "id": f"{model_id}-small",
+            "name": "small copy",
+            "architecture": MODELS[model_id]["architecture"],
+            "dtype": "float32",
+            "sources": {"config": "tests/reference/reference.json"},
+            "config": case["config"],
+            **extra,
+        }
+    )
 
 
 @pytest.mark.parametrize(("model_id", "case"), CASES, ids=[f"{m}-{c['name']}" for m, c in CASES])
@@ -74,11 +81,24 @@ def test_kv_cache_equals_what_transformers_holds(model_id, case):
     inputs = case["inputs"]
     kwargs = {"batch": inputs["batch"], "kv_dtype": "f32", "dtype": "fp32"}
     context = inputs["text_tokens"]
-    if spec.architecture in ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma",
-                             "mistral3", "llava_onevision", "idefics3", "smolvlm"):
-        size = tuple(inputs["image_size"]) if spec.architecture in ("llava_next", "qwen2_vl", "qwen2_5_vl",
-                                                                    "mistral3", "llava_onevision", "idefics3",
-                                                                    "smolvlm") else None
+    if spec.architecture in (
+        "llava",
+        "llava_next",
+        "qwen2_vl",
+        "qwen2_5_vl",
+        "gemma3",
+        "paligemma",
+        "mistral3",
+        "llava_onevision",
+        "idefics3",
+        "smolvlm",
+    ):
+        size = (
+            tuple(inputs["image_size"])
+            if spec.architecture
+            in ("llava_next", "qwen2_vl", "qwen2_5_vl", "mistral3", "llava_onevision", "idefics3", "smolvlm")
+            else None
+        )
         # the image token count is transformers' own (its feature extraction), not a formula
         assert image_tokens_per_image(spec, size) == case["image_tokens"]
         context += case["image_tokens"]
@@ -130,8 +150,10 @@ def test_recurrent_state_dtypes_equal_what_transformers_holds(model_id, case):
     assert archs.geometry(spec).ssm_state_f32 == (dtypes["ssm"] == ["float32"])
     inputs = case["inputs"]
     e = estimate(spec, context=inputs["text_tokens"], batch=inputs["batch"], dtype="bf16", kv_dtype="bf16")
-    assert e.state_bytes == (case["conv_state_elements"] * DTYPE_BYTES[dtypes["conv"][0]]
-                             + (case["ssm_state_elements"] * DTYPE_BYTES[dtypes["ssm"][0]] if dtypes["ssm"] else 0))
+    assert e.state_bytes == (
+        case["conv_state_elements"] * DTYPE_BYTES[dtypes["conv"][0]]
+        + (case["ssm_state_elements"] * DTYPE_BYTES[dtypes["ssm"][0]] if dtypes["ssm"] else 0)
+    )
 
 
 def _pinned() -> dict[str, str]:

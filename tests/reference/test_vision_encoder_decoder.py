@@ -19,16 +19,46 @@ from tests.reference.build_reference import describe_cache  # noqa: E402  (needs
 # Swin shapes that exercise what the arithmetic must get right: a page whose sides are no multiple of
 # the patch or of 2 at some merge (odd sides are padded), three stages, a window of 4
 ENCODERS = [
-    {"model_type": "donut-swin", "image_size": [250, 190], "patch_size": 4, "embed_dim": 32, "depths": [1, 2, 1],
-     "num_heads": [2, 4, 8], "window_size": 4},
-    {"model_type": "swin", "image_size": [96, 64], "patch_size": 4, "embed_dim": 32, "depths": [2, 1, 1],
-     "num_heads": [2, 2, 4], "window_size": 4},
+    {
+        "model_type": "donut-swin",
+        "image_size": [250, 190],
+        "patch_size": 4,
+        "embed_dim": 32,
+        "depths": [1, 2, 1],
+        "num_heads": [2, 4, 8],
+        "window_size": 4,
+    },
+    {
+        "model_type": "swin",
+        "image_size": [96, 64],
+        "patch_size": 4,
+        "embed_dim": 32,
+        "depths": [2, 1, 1],
+        "num_heads": [2, 2, 4],
+        "window_size": 4,
+    },
 ]
 DECODERS = [
-    {"model_type": "mbart", "vocab_size": 512, "d_model": 128, "decoder_layers": 2, "decoder_attention_heads": 4,
-     "decoder_ffn_dim": 64, "max_position_embeddings": 64, "scale_embedding": True},
-    {"model_type": "bart", "vocab_size": 512, "d_model": 128, "decoder_layers": 3, "decoder_attention_heads": 8,
-     "decoder_ffn_dim": 64, "max_position_embeddings": 64, "tie_word_embeddings": False},
+    {
+        "model_type": "mbart",
+        "vocab_size": 512,
+        "d_model": 128,
+        "decoder_layers": 2,
+        "decoder_attention_heads": 4,
+        "decoder_ffn_dim": 64,
+        "max_position_embeddings": 64,
+        "scale_embedding": True,
+    },
+    {
+        "model_type": "bart",
+        "vocab_size": 512,
+        "d_model": 128,
+        "decoder_layers": 3,
+        "decoder_attention_heads": 8,
+        "decoder_ffn_dim": 64,
+        "max_position_embeddings": 64,
+        "tie_word_embeddings": False,
+    },
 ]
 CASES = [(e, d) for e in ENCODERS for d in DECODERS]
 BATCH, DECODER_TOKENS = 2, 5
@@ -45,7 +75,8 @@ def build(enc: dict, dec: dict, device: str):
     d = {k: v for k, v in dec.items() if k != "model_type"}
     config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(
         AutoConfig.for_model(enc["model_type"], **e),
-        AutoConfig.for_model(dec["model_type"], **d, is_decoder=True, add_cross_attention=True))
+        AutoConfig.for_model(dec["model_type"], **d, is_decoder=True, add_cross_attention=True),
+    )
     torch.manual_seed(0)
     with torch.device(device):
         model = VisionEncoderDecoderModel(config)
@@ -53,13 +84,24 @@ def build(enc: dict, dec: dict, device: str):
 
 
 def spec(enc: dict, dec: dict):
-    return parse_model_spec({"id": "small", "name": "small", "architecture": "vision-encoder-decoder",
-                             "dtype": "float32", "sources": {"config": "this test"},
-                             "config": {"encoder": enc, "decoder": dec}})
+    return parse_model_spec(
+        {
+            "id": "small",
+            "name": "small",
+            "architecture": "vision-encoder-decoder",
+            "dtype": "float32",
+            "sources": {"config": "this test"},
+            "config": {"encoder": enc, "decoder": dec},
+        }
+    )
 
 
-COMPONENTS = (("encoder.", "encoder"), ("decoder.model.decoder.embed_tokens.", "embeddings"),
-              ("decoder.lm_head.", "lm_head"), ("decoder.", "decoder"))
+COMPONENTS = (
+    ("encoder.", "encoder"),
+    ("decoder.model.decoder.embed_tokens.", "embeddings"),
+    ("decoder.lm_head.", "lm_head"),
+    ("decoder.", "decoder"),
+)
 
 
 @pytest.mark.parametrize(("enc", "dec"), CASES)

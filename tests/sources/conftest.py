@@ -10,9 +10,22 @@ import pytest
 
 from tests.sources.layouts import machine
 
-ENV_KEYS = ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "OLLAMA_MODELS", "LLAMA_CACHE", "XDG_CACHE_HOME",
-            "HF_TOKEN", "HF_ENDPOINT", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
-            "ALL_PROXY")
+ENV_KEYS = (
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "OLLAMA_MODELS",
+    "LLAMA_CACHE",
+    "XDG_CACHE_HOME",
+    "HF_TOKEN",
+    "HF_ENDPOINT",
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+)
 
 
 @pytest.fixture
@@ -42,8 +55,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         server = self.server
-        server.seen.append({"path": self.path, "range": self.headers.get("Range"),
-                            "authorization": self.headers.get("Authorization")})
+        server.seen.append(
+            {"path": self.path, "range": self.headers.get("Range"), "authorization": self.headers.get("Authorization")}
+        )
         if server.redirect and self.path.startswith("/moved/"):  # as the Hub sends downloads to its CDN
             self.send_response(302)
             self.send_header("Location", server.redirect + self.path.removeprefix("/moved"))
@@ -73,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 if server.drip:  # a server sending a byte at a time, slowly (bounded: the client hangs up)
                     for i in range(min(len(body), 200)):
-                        self.wfile.write(body[i:i + 1])
+                        self.wfile.write(body[i : i + 1])
                         self.wfile.flush()
                         time.sleep(server.drip)
                     return

@@ -23,10 +23,22 @@ from tests.importers.helpers import write_llama_gguf
 # Qwen/Qwen3-0.6B config.json (huggingface.co/Qwen/Qwen3-0.6B/blob/main/config.json), the shape fields, as
 # model_specs/qwen3-0.6b.yaml copies them (its notes cite two verbatim copies of the file).
 QWEN3_06B = {
-    "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 3072,
-    "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
-    "vocab_size": 151936, "max_position_embeddings": 40960, "tie_word_embeddings": True, "torch_dtype": "bfloat16",
-    "rms_norm_eps": 1e-06, "rope_theta": 1000000, "hidden_act": "silu", "attention_bias": False,
+    "architectures": ["Qwen3ForCausalLM"],
+    "model_type": "qwen3",
+    "hidden_size": 1024,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "vocab_size": 151936,
+    "max_position_embeddings": 40960,
+    "tie_word_embeddings": True,
+    "torch_dtype": "bfloat16",
+    "rms_norm_eps": 1e-06,
+    "rope_theta": 1000000,
+    "hidden_act": "silu",
+    "attention_bias": False,
 }
 REV = "c1899de289a04d12100db370d81485cdf75e47ca"  # a 40-hex commit, as refs/main holds
 
@@ -59,13 +71,27 @@ def ollama_model(store: Path, manifest_parts: tuple[str, str, str, str], data: b
     (blobs / f"sha256-{digest}").write_bytes(data)
     manifest = store / "manifests" / Path(*manifest_parts)
     manifest.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": "sha256:" + "0" * 64,
-                   "size": 2},
-        "layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}", "size": len(data)},
-                   {"mediaType": "application/vnd.ollama.image.license", "digest": "sha256:" + "1" * 64, "size": 10}],
-    }))
+    manifest.write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {
+                    "mediaType": "application/vnd.docker.container.image.v1+json",
+                    "digest": "sha256:" + "0" * 64,
+                    "size": 2,
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.ollama.image.model",
+                        "digest": f"sha256:{digest}",
+                        "size": len(data),
+                    },
+                    {"mediaType": "application/vnd.ollama.image.license", "digest": "sha256:" + "1" * 64, "size": 10},
+                ],
+            }
+        )
+    )
     return manifest
 
 

@@ -37,8 +37,10 @@ def test_quant_and_file_pick_one_gguf(populated):
 def test_several_ggufs_are_a_question_not_a_guess(populated):
     with pytest.raises(UsageError) as exc:
         resolve_name("org/Tiny-GGUF")
-    assert str(exc.value) == ("org/Tiny-GGUF: 2 GGUF files match in the local Hugging Face cache: which one? "
-                              "org/Tiny-GGUF/Tiny-Q4_0.gguf, org/Tiny-GGUF/Tiny-Q8_0.gguf")
+    assert str(exc.value) == (
+        "org/Tiny-GGUF: 2 GGUF files match in the local Hugging Face cache: which one? "
+        "org/Tiny-GGUF/Tiny-Q4_0.gguf, org/Tiny-GGUF/Tiny-Q8_0.gguf"
+    )
     assert "\n" not in str(exc.value)
 
 
@@ -56,7 +58,9 @@ def test_a_file_not_in_the_cache_points_to_hf_ranges(populated):
         resolve_name("org/Other-GGUF/x.gguf")
 
 
-@pytest.mark.parametrize("name", ["tiny", "tiny:latest", "TINY:Latest", "library/tiny", "registry.ollama.ai/library/tiny:latest"])
+@pytest.mark.parametrize(
+    "name", ["tiny", "tiny:latest", "TINY:Latest", "library/tiny", "registry.ollama.ai/library/tiny:latest"]
+)
 def test_ollama_names(populated, name):
     _, _paths = populated
     spec, weights = resolve_name(name)
@@ -75,8 +79,10 @@ def test_unknown_names_are_none(populated):
     assert resolve_name("nothing:here") is None
     with pytest.raises(UsageError) as exc:  # no such quant, and no ollama model of that name
         resolve_name("org/Tiny-GGUF:Q2_K")
-    assert str(exc.value) == ("org/Tiny-GGUF:Q2_K: no GGUF file of org/Tiny-GGUF in the local Hugging Face cache "
-                              "matches Q2_K; it has: Tiny-Q4_0.gguf, Tiny-Q8_0.gguf")
+    assert str(exc.value) == (
+        "org/Tiny-GGUF:Q2_K: no GGUF file of org/Tiny-GGUF in the local Hugging Face cache "
+        "matches Q2_K; it has: Tiny-Q4_0.gguf, Tiny-Q8_0.gguf"
+    )
     assert resolve_name("other/Repo:Q2_K") is None  # neither cached nor in ollama's store
 
 
@@ -88,8 +94,9 @@ def test_a_damaged_ollama_manifest_is_one_line(populated):
 
 def test_catalog_ids_keep_precedence(populated, catalog):
     home, _ = populated
-    ollama_model(home / ".ollama" / "models", ("registry.ollama.ai", "library", "llama-3.1-8b", "latest"),
-                 gguf_bytes(home))
+    ollama_model(
+        home / ".ollama" / "models", ("registry.ollama.ai", "library", "llama-3.1-8b", "latest"), gguf_bytes(home)
+    )
     spec, weights = resolve_model_arg("llama-3.1-8b", catalog)
     assert spec.id == "llama-3.1-8b" and weights is None  # the catalog's, not the ollama store's
 
@@ -97,8 +104,11 @@ def test_catalog_ids_keep_precedence(populated, catalog):
 def test_cli_estimates_names_like_their_files(populated):
     _, paths = populated
     runner = CliRunner()
-    for name, path, engine in (("Qwen/Qwen3-0.6B", paths["qwen"], "transformers"),
-                               ("org/Tiny-GGUF:Q8_0", paths["gguf_q8"], "llama.cpp"), ("tiny", paths["gguf_q8"], "ollama")):
+    for name, path, engine in (
+        ("Qwen/Qwen3-0.6B", paths["qwen"], "transformers"),
+        ("org/Tiny-GGUF:Q8_0", paths["gguf_q8"], "llama.cpp"),
+        ("tiny", paths["gguf_q8"], "ollama"),
+    ):
         by_name = runner.invoke(app, [name, "--vram", "24", "--json"])
         by_path = runner.invoke(app, [str(path), "--vram", "24", "--json", "--engine", engine])
         assert by_name.exit_code == 0, by_name.output
@@ -144,8 +154,9 @@ def test_hostile_ollama_manifests(populated):
     home, _ = populated
     store = home / ".ollama" / "models"
     cases = {
-        "traversal": json.dumps({"layers": [{"mediaType": "application/vnd.ollama.image.model",
-                                             "digest": "sha256:../../../../etc/passwd"}]}),
+        "traversal": json.dumps(
+            {"layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:../../../../etc/passwd"}]}
+        ),
         "nolayer": json.dumps({"layers": [{"mediaType": "application/vnd.ollama.image.license", "digest": "x"}]}),
         "notalist": json.dumps({"layers": {"a": 1}}),
         "huge": " " * ((1 << 20) + 1),
@@ -156,7 +167,9 @@ def test_hostile_ollama_manifests(populated):
         path.write_text(text)
     from willitrun.sources import default_places, scan_places
 
-    reasons = {p.path.rsplit("/", 2)[-2]: p.reason for p in scan_places(default_places()).problems if "/manifests/" in p.path}
+    reasons = {
+        p.path.rsplit("/", 2)[-2]: p.reason for p in scan_places(default_places()).problems if "/manifests/" in p.path
+    }
     assert reasons["traversal"] == "the model layer's digest is not sha256:<64 hex digits>"
     assert reasons["nolayer"] == "no model layer (application/vnd.ollama.image.model) in the manifest"
     assert reasons["notalist"] == "not an ollama manifest (no list of layers)"
@@ -175,8 +188,12 @@ def test_ollama_names_round_trip():
     part = st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,20}", fullmatch=True)
 
     @settings(max_examples=200, deadline=None)
-    @given(host=st.one_of(st.just(DEFAULT_HOST), st.just("hf.co"), part), namespace=st.one_of(st.just(DEFAULT_NAMESPACE), part),
-           model=part, tag=part)
+    @given(
+        host=st.one_of(st.just(DEFAULT_HOST), st.just("hf.co"), part),
+        namespace=st.one_of(st.just(DEFAULT_NAMESPACE), part),
+        model=part,
+        tag=part,
+    )
     def check(host, namespace, model, tag):
         full = f"{host}/{namespace}/{model}:{tag}"
         name = parse_name(full)
@@ -189,8 +206,11 @@ def test_ollama_names_round_trip():
 
 def test_import_takes_the_same_names(populated, tmp_path):
     runner = CliRunner()
-    for name, expected_id in (("Qwen/Qwen3-0.6B", "qwen3-0.6b"), ("tiny", "tiny-latest"),
-                              ("org/Tiny-GGUF:Q4_0", "tiny-q4-0")):
+    for name, expected_id in (
+        ("Qwen/Qwen3-0.6B", "qwen3-0.6b"),
+        ("tiny", "tiny-latest"),
+        ("org/Tiny-GGUF:Q4_0", "tiny-q4-0"),
+    ):
         result = runner.invoke(app, ["import", name, "-o", str(tmp_path / "specs")])
         assert result.exit_code == 0, result.output
         assert (tmp_path / "specs" / f"{expected_id}.yaml").is_file()
@@ -214,6 +234,12 @@ def test_an_ollama_name_with_a_tag_runs_without_a_second_start(populated):
     import sys
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "WILLITRUN_RECORDS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "willitrun", "tiny:latest", "--vram", "24", "-q"], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "willitrun", "tiny:latest", "--vram", "24", "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert (proc.returncode, proc.stderr) == (0, "")

@@ -10,21 +10,26 @@ import pytest
 from willitrun.sources.places import default_places, hf_hub_cache, llamacpp_cache, lmstudio_models, ollama_models
 
 
-@pytest.mark.parametrize(("env", "expected"), [
-    ({"HOME": "/h"}, "/h/.cache/huggingface/hub"),
-    ({"HOME": "/h", "XDG_CACHE_HOME": "/x"}, "/x/huggingface/hub"),
-    ({"HOME": "/h", "XDG_CACHE_HOME": "/x", "HF_HOME": "/hf"}, "/hf/hub"),
-    ({"HOME": "/h", "HF_HOME": "~/hf"}, "/h/hf/hub"),
-    ({"HOME": "/h", "HF_HOME": "/hf", "HUGGINGFACE_HUB_CACHE": "/legacy"}, "/legacy"),
-    ({"HOME": "/h", "HF_HOME": "/hf", "HUGGINGFACE_HUB_CACHE": "/legacy", "HF_HUB_CACHE": "/new"}, "/new"),
-])
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"HOME": "/h"}, "/h/.cache/huggingface/hub"),
+        ({"HOME": "/h", "XDG_CACHE_HOME": "/x"}, "/x/huggingface/hub"),
+        ({"HOME": "/h", "XDG_CACHE_HOME": "/x", "HF_HOME": "/hf"}, "/hf/hub"),
+        ({"HOME": "/h", "HF_HOME": "~/hf"}, "/h/hf/hub"),
+        ({"HOME": "/h", "HF_HOME": "/hf", "HUGGINGFACE_HUB_CACHE": "/legacy"}, "/legacy"),
+        ({"HOME": "/h", "HF_HOME": "/hf", "HUGGINGFACE_HUB_CACHE": "/legacy", "HF_HUB_CACHE": "/new"}, "/new"),
+    ],
+)
 def test_hf_hub_cache_follows_huggingface_hub_constants(env, expected):
     assert hf_hub_cache(env) == Path(expected)
 
 
 def test_ollama_models_env_and_default():
     assert ollama_models({"HOME": "/h"}) == Path("/h/.ollama/models")
-    assert ollama_models({"HOME": "/h", "OLLAMA_MODELS": ' "/data/ollama" '}) == Path("/data/ollama")  # envconfig.Var trims
+    assert ollama_models({"HOME": "/h", "OLLAMA_MODELS": ' "/data/ollama" '}) == Path(
+        "/data/ollama"
+    )  # envconfig.Var trims
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the Linux branch of fs_get_cache_directory")

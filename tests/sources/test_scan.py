@@ -61,8 +61,9 @@ def test_folders_given(populated, tmp_path):
     single = tmp_path / "single.gguf"
     single.write_bytes(b"GGUF")
     result = scan_places([Place(FOLDER, folder), Place(FOLDER, tmp_path / "missing"), Place(FOLDER, single)])
-    assert sorted(f.name for f in result.found) == sorted([str(folder / "deep" / "er" / "a.gguf"), str(ckpt),
-                                                          str(single)])
+    assert sorted(f.name for f in result.found) == sorted(
+        [str(folder / "deep" / "er" / "a.gguf"), str(ckpt), str(single)]
+    )
     reasons = {p.path: p.reason for p in result.problems}
     assert reasons[str(folder / "fifo.gguf")] == "not a regular file"
     assert reasons[str(tmp_path / "missing")] == "not a directory"

@@ -42,8 +42,11 @@ def test_each_row_is_what_the_estimate_command_says(populated):
     _home, _paths = populated
     rows = {r["name"]: r for r in json.loads(_scan("--vram", "24", "--json").stdout)["models"]}
     runner = CliRunner()
-    for name, engine in (("Qwen/Qwen3-0.6B", "transformers"), ("org/Tiny-GGUF/Tiny-Q4_0.gguf", "llama.cpp"),
-                         ("tiny:latest", "ollama")):
+    for name, engine in (
+        ("Qwen/Qwen3-0.6B", "transformers"),
+        ("org/Tiny-GGUF/Tiny-Q4_0.gguf", "llama.cpp"),
+        ("tiny:latest", "ollama"),
+    ):
         row = rows[name]
         est = json.loads(runner.invoke(app, [row["path"], "--vram", "24", "--json", "--engine", engine]).stdout)
         assert row["total_bytes"] == est["total_bytes"], name
@@ -52,7 +55,9 @@ def test_each_row_is_what_the_estimate_command_says(populated):
 
 
 def test_the_cached_config_answers_as_the_catalog_spec(populated):
-    row = next(r for r in json.loads(_scan("--vram", "24", "--json").stdout)["models"] if r["name"] == "Qwen/Qwen3-0.6B")
+    row = next(
+        r for r in json.loads(_scan("--vram", "24", "--json").stdout)["models"] if r["name"] == "Qwen/Qwen3-0.6B"
+    )
     catalog = json.loads(CliRunner().invoke(app, ["qwen3-0.6b", "--vram", "24", "--json"]).stdout)
     assert (row["total_bytes"], row["max_context_tokens"]) == (catalog["total_bytes"], catalog["max_context_tokens"])
 
@@ -99,8 +104,14 @@ def test_progress_goes_to_a_terminal_on_stderr_only(populated):
     master, slave = pty.openpty()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TERM": "xterm", "COLUMNS": "120"}
     env.pop("NO_COLOR", None)
-    proc = subprocess.run([sys.executable, "-m", "willitrun", "scan", "--vram", "24"], stdout=subprocess.PIPE,
-                          stderr=slave, env=env, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "willitrun", "scan", "--vram", "24"],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     os.close(slave)
     seen = b""
     while True:

@@ -88,10 +88,25 @@ def test_the_kinds_that_no_geometry_uses_yet_size_themselves():
 
 
 @settings(max_examples=60, deadline=None)
-@given(model=st.sampled_from(["llama-3-8b", "gemma-3-1b", "deepseek-v2-lite", "jamba-mini-1.5", "mamba-2.8b",
-                              "whisper-tiny", "gpt-oss-20b", "llama-4-scout-text"]),
-       context=st.integers(1, 200_000), more=st.integers(0, 50_000), sequences=st.integers(1, 8),
-       kv=st.sampled_from(["f16", "bf16", "f32", "q8_0"]), windowed=st.booleans())
+@given(
+    model=st.sampled_from(
+        [
+            "llama-3-8b",
+            "gemma-3-1b",
+            "deepseek-v2-lite",
+            "jamba-mini-1.5",
+            "mamba-2.8b",
+            "whisper-tiny",
+            "gpt-oss-20b",
+            "llama-4-scout-text",
+        ]
+    ),
+    context=st.integers(1, 200_000),
+    more=st.integers(0, 50_000),
+    sequences=st.integers(1, 8),
+    kv=st.sampled_from(["f16", "bf16", "f32", "q8_0"]),
+    windowed=st.booleans(),
+)
 def test_cache_bytes_never_shrink_as_the_context_grows(model, context, more, sequences, kv, windowed):
     """A longer context never needs a smaller cache, and the recurrent state does not change with it."""
     kinds, storage = _kinds(model), KV_DTYPES[kv]

@@ -44,40 +44,60 @@ def recorded(name: str) -> str:
 # ---- rocm-smi and sysfs -----------------------------------------------------------------------
 def test_rocm_smi_one_card():
     assert parse_rocm_smi_json(recorded("rocm_smi_rx7900xt.json")) == [
-        AMDCard("card0", "Radeon RX 7900 XT", 21458059264, 27856896)]
+        AMDCard("card0", "Radeon RX 7900 XT", 21458059264, 27856896)
+    ]
 
 
 def test_rocm_smi_card_and_igpu():
     cards = parse_rocm_smi_json(recorded("rocm_smi_rx6800_raphael.json"))
     assert [(c.card, c.name, c.total_bytes) for c in cards] == [
-        ("card0", "Navi 21 [Radeon RX 6800/6800 XT / 6900 XT]", 17163091968), ("card1", "Raphael", 64 * MIB)]
+        ("card0", "Navi 21 [Radeon RX 6800/6800 XT / 6900 XT]", 17163091968),
+        ("card1", "Raphael", 64 * MIB),
+    ]
 
 
-@pytest.mark.parametrize("text, expected", [
-    # rocm-smi may print warnings before the JSON
-    ("WARNING: AMD GPU device(s) is/are in a low-power state. Check power control/runtime_status\n\n"
-     + '{"card0": {"VRAM Total Memory (B)": "1024", "Card series": "Fiji [Radeon R9 FURY / NANO Series]"}}',
-     [AMDCard("card0", "Fiji [Radeon R9 FURY / NANO Series]", 1024)]),  # older key spelling (easybuild#3978)
-    ('{"card0": {"VRAM Total Memory (B)": "1024", "Card Model": "0x744c"}}', [AMDCard("card0", "AMD GPU 0x744c", 1024)]),
-    ('{"card0": {"VRAM Total Memory (B)": "N/A"}, "system": {"Driver version": "6.8"}}', []),
-    ("ERROR: No AMD GPUs specified", []),
-    ('{"card0": [1, 2]}', []),
-    ("{not json", []),
-    ("", []),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # rocm-smi may print warnings before the JSON
+        (
+            "WARNING: AMD GPU device(s) is/are in a low-power state. Check power control/runtime_status\n\n"
+            + '{"card0": {"VRAM Total Memory (B)": "1024", "Card series": "Fiji [Radeon R9 FURY / NANO Series]"}}',
+            [AMDCard("card0", "Fiji [Radeon R9 FURY / NANO Series]", 1024)],
+        ),  # older key spelling (easybuild#3978)
+        (
+            '{"card0": {"VRAM Total Memory (B)": "1024", "Card Model": "0x744c"}}',
+            [AMDCard("card0", "AMD GPU 0x744c", 1024)],
+        ),
+        ('{"card0": {"VRAM Total Memory (B)": "N/A"}, "system": {"Driver version": "6.8"}}', []),
+        ("ERROR: No AMD GPUs specified", []),
+        ('{"card0": [1, 2]}', []),
+        ("{not json", []),
+        ("", []),
+    ],
+)
 def test_rocm_smi_odd_output(text, expected):
     assert parse_rocm_smi_json(text) == expected
 
 
 def test_sysfs_reads_cards_not_connectors():
     assert read_sysfs(str(FIXTURES / "sysfs_rx6800_raphael")) == [
-        AMDCard("card0", "AMD GPU 0x73bf", 17163091968, 692142080), AMDCard("card1", "AMD GPU 0x164e", 64 * MIB, 26079232)]
+        AMDCard("card0", "AMD GPU 0x73bf", 17163091968, 692142080),
+        AMDCard("card1", "AMD GPU 0x164e", 64 * MIB, 26079232),
+    ]
 
 
 def test_sysfs_skips_other_vendors_and_uses_product_name():
-    cards = {"card0": {"vendor": "0x10de\n", "mem_info_vram_total": "25769803776\n"},  # NVIDIA: not amdgpu
-             "card1": {"vendor": "0x1002\n", "device": "0x74a1\n", "product_name": "AMD Instinct MI300X\n",
-                       "mem_info_vram_total": "206141652992\n", "mem_info_vram_used": None}}
+    cards = {
+        "card0": {"vendor": "0x10de\n", "mem_info_vram_total": "25769803776\n"},  # NVIDIA: not amdgpu
+        "card1": {
+            "vendor": "0x1002\n",
+            "device": "0x74a1\n",
+            "product_name": "AMD Instinct MI300X\n",
+            "mem_info_vram_total": "206141652992\n",
+            "mem_info_vram_used": None,
+        },
+    }
     assert parse_sysfs(cards) == [AMDCard("card1", "AMD Instinct MI300X", 206141652992)]
 
 
@@ -97,20 +117,33 @@ def test_detect_amd_prefers_rocm_smi_then_sysfs():
 # ---- Apple Silicon ----------------------------------------------------------------------------
 def test_sysctl_lines():
     assert parse_sysctl(recorded("sysctl_m1_8gb.txt")) == {
-        "hw.memsize": "8589934592", "machdep.cpu.brand_string": "Apple M1", "iogpu.wired_limit_mb": "0"}
+        "hw.memsize": "8589934592",
+        "machdep.cpu.brand_string": "Apple M1",
+        "iogpu.wired_limit_mb": "0",
+    }
 
 
-@pytest.mark.parametrize("fixture, expected", [
-    ("system_profiler_m3_pro.json", "Apple M3 Pro"),  # only _name names the chip in this recording
-    ("system_profiler_m1.json", "Apple M1"),  # _name is kHW_AppleM1Item; sppci_model names it
-])
+@pytest.mark.parametrize(
+    "fixture, expected",
+    [
+        ("system_profiler_m3_pro.json", "Apple M3 Pro"),  # only _name names the chip in this recording
+        ("system_profiler_m1.json", "Apple M1"),  # _name is kHW_AppleM1Item; sppci_model names it
+    ],
+)
 def test_system_profiler_names_the_chip(fixture, expected):
     assert parse_system_profiler(recorded(fixture)) == expected
 
 
-@pytest.mark.parametrize("text", [
-    '{"SPDisplaysDataType": [{"_name": "Intel Iris Pro", "sppci_model": "Intel Iris Pro"}]}',  # an Intel Mac
-    '{"SPDisplaysDataType": "x"}', "[]", "not json", ""])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"SPDisplaysDataType": [{"_name": "Intel Iris Pro", "sppci_model": "Intel Iris Pro"}]}',  # an Intel Mac
+        '{"SPDisplaysDataType": "x"}',
+        "[]",
+        "not json",
+        "",
+    ],
+)
 def test_system_profiler_without_apple_gpu(text):
     assert parse_system_profiler(text) is None
 
@@ -141,8 +174,16 @@ def test_detect_apple_asks_system_profiler_when_sysctl_has_no_chip_name():
 
 def test_detect_apple_not_a_mac():
     assert detect_apple(lambda argv, timeout: None) is None
-    assert detect_apple(lambda argv, timeout: "hw.memsize: 17179869184\nmachdep.cpu.brand_string: Intel(R) Core(TM) i7\n"
-                        if argv[0] == "sysctl" else None) is None
+    assert (
+        detect_apple(
+            lambda argv, timeout: (
+                "hw.memsize: 17179869184\nmachdep.cpu.brand_string: Intel(R) Core(TM) i7\n"
+                if argv[0] == "sysctl"
+                else None
+            )
+        )
+        is None
+    )
 
 
 # ---- the runner -------------------------------------------------------------------------------
@@ -182,14 +223,18 @@ def test_read_small_file_does_not_block_on_a_fifo(tmp_path):
 
 
 # ---- WILLITRUN_GPU and the config file ----------------------------------------------------------
-@pytest.mark.parametrize("value, expected", [
-    ("rtx3090", Setting("gpu", "rtx3090", "WILLITRUN_GPU")),
-    ("  NVIDIA GeForce RTX 3090 ", Setting("gpu", "NVIDIA GeForce RTX 3090", "WILLITRUN_GPU")),
-    ("24GiB", Setting("vram", "24GiB", "WILLITRUN_GPU")),
-    ("81920 MiB", Setting("vram", "81920 MiB", "WILLITRUN_GPU")),
-    ("4090", Setting("vram", "4090", "WILLITRUN_GPU")),  # a bare number; default_gpu tries it as an alias first
-    ("", None), ("   ", None),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("rtx3090", Setting("gpu", "rtx3090", "WILLITRUN_GPU")),
+        ("  NVIDIA GeForce RTX 3090 ", Setting("gpu", "NVIDIA GeForce RTX 3090", "WILLITRUN_GPU")),
+        ("24GiB", Setting("vram", "24GiB", "WILLITRUN_GPU")),
+        ("81920 MiB", Setting("vram", "81920 MiB", "WILLITRUN_GPU")),
+        ("4090", Setting("vram", "4090", "WILLITRUN_GPU")),  # a bare number; default_gpu tries it as an alias first
+        ("", None),
+        ("   ", None),
+    ],
+)
 def test_env_setting(value, expected):
     assert from_env({"WILLITRUN_GPU": value}) == expected
 
@@ -198,8 +243,19 @@ def test_env_unset():
     assert from_env({}) is None
 
 
-@pytest.mark.parametrize("text, ok", [("24GiB", True), ("24 gb", True), ("0.5TB", True), ("24", True),
-                                      ("a100", False), ("24 parsecs", False), ("2xrtx3090", False), ("", False)])
+@pytest.mark.parametrize(
+    "text, ok",
+    [
+        ("24GiB", True),
+        ("24 gb", True),
+        ("0.5TB", True),
+        ("24", True),
+        ("a100", False),
+        ("24 parsecs", False),
+        ("2xrtx3090", False),
+        ("", False),
+    ],
+)
 def test_looks_like_size(text, ok):
     assert looks_like_size(text) is ok
 
@@ -234,12 +290,15 @@ def write_config(tmp_path, text):
     return {"XDG_CONFIG_HOME": str(tmp_path)}, str(path)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('# my card\ngpu = "rtx3090"\n', ("gpu", "rtx3090")),
-    ("vram = '24GiB'  # the A10G on the CI box\n", ("vram", "24GiB")),
-    ("vram = 24\n", ("vram", "24")),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('# my card\ngpu = "rtx3090"\n', ("gpu", "rtx3090")),
+        ("vram = '24GiB'  # the A10G on the CI box\n", ("vram", "24GiB")),
+        ("vram = 24\n", ("vram", "24")),
+        ("", None),
+    ],
+)
 def test_config_file(tmp_path, text, expected):
     env, path = write_config(tmp_path, text)
     setting = from_config(env)
@@ -252,13 +311,16 @@ def test_config_file_absent(tmp_path):
     assert from_config({"XDG_CONFIG_HOME": str(tmp_path)}) is None
 
 
-@pytest.mark.parametrize("text, message", [
-    ('gpu = "rtx3090"\nvram = "24GiB"\n', "give gpu or vram, not both"),
-    ('gpus = "rtx3090"\n', "unknown key gpus"),
-    ("gpu = 3090\n", 'gpu must be a string, e.g. gpu = "rtx3090"'),
-    ('gpu = ""\n', "gpu is empty"),
-    ("gpu = rtx3090\n", "not valid TOML" if sys.version_info >= (3, 11) else "expected key"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('gpu = "rtx3090"\nvram = "24GiB"\n', "give gpu or vram, not both"),
+        ('gpus = "rtx3090"\n', "unknown key gpus"),
+        ("gpu = 3090\n", 'gpu must be a string, e.g. gpu = "rtx3090"'),
+        ('gpu = ""\n', "gpu is empty"),
+        ("gpu = rtx3090\n", "not valid TOML" if sys.version_info >= (3, 11) else "expected key"),
+    ],
+)
 def test_config_file_errors_name_the_file(tmp_path, text, message):
     env, path = write_config(tmp_path, text)
     with pytest.raises(UsageError) as exc:

@@ -49,5 +49,18 @@ def test_aliases():
 
 def test_every_kv_and_weight_type_listed():
     assert set(KV_DTYPES) == {"f32", "f16", "bf16", "fp8", "q8_0", "q4_0"}
-    assert set(WEIGHT_DTYPES) >= {"fp32", "fp16", "bf16", "fp8", "int8", "int4", "q8_0", "q6_k", "q5_k_m",
-                                  "q4_k_m", "q4_0", "q3_k_m", "q2_k"}
+    assert set(WEIGHT_DTYPES) >= {
+        "fp32",
+        "fp16",
+        "bf16",
+        "fp8",
+        "int8",
+        "int4",
+        "q8_0",
+        "q6_k",
+        "q5_k_m",
+        "q4_k_m",
+        "q4_0",
+        "q3_k_m",
+        "q2_k",
+    }

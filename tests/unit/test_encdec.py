@@ -56,10 +56,14 @@ BART_LARGE_KV_TOKEN = 12 * 2 * 1024 * 2  # 49,152
 NLLB_33B_KV_TOKEN = 24 * 2 * 2048 * 2  # 196,608
 
 
-@pytest.mark.parametrize(("model_id", "per_token"), [
-    ("bart-large", BART_LARGE_KV_TOKEN), ("nllb-200-distilled-600m", BART_LARGE_KV_TOKEN),
-    ("nllb-200-3.3b", NLLB_33B_KV_TOKEN),
-])
+@pytest.mark.parametrize(
+    ("model_id", "per_token"),
+    [
+        ("bart-large", BART_LARGE_KV_TOKEN),
+        ("nllb-200-distilled-600m", BART_LARGE_KV_TOKEN),
+        ("nllb-200-3.3b", NLLB_33B_KV_TOKEN),
+    ],
+)
 def test_bart_cross_kv_by_source_length_beams_and_batch(model_id, per_token):
     e = estimate(spec(model_id), dtype="bf16", context=200, encoder_tokens=300, beams=4, batch=2)
     assert e.kv_self_bytes == per_token * 200 * 8
@@ -85,15 +89,29 @@ def test_bart_parameters():
     assert estimate(spec("nllb-200-distilled-600m")).parameters == 615_073_792
 
 
-SMALL_BART = {"vocab_size": 120, "d_model": 32, "encoder_layers": 2, "decoder_layers": 3, "encoder_attention_heads": 4,
-              "decoder_attention_heads": 2, "encoder_ffn_dim": 48, "decoder_ffn_dim": 40, "max_position_embeddings": 64,
-              "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "decoder_start_token_id": 2,
-              "forced_eos_token_id": 2}
-BART_CLASSES = {"bart": ("BartConfig", "BartForConditionalGeneration"),
-                "mbart": ("MBartConfig", "MBartForConditionalGeneration"),
-                "m2m_100": ("M2M100Config", "M2M100ForConditionalGeneration"),
-                "marian": ("MarianConfig", "MarianMTModel"),
-                "pegasus": ("PegasusConfig", "PegasusForConditionalGeneration")}
+SMALL_BART = {
+    "vocab_size": 120,
+    "d_model": 32,
+    "encoder_layers": 2,
+    "decoder_layers": 3,
+    "encoder_attention_heads": 4,
+    "decoder_attention_heads": 2,
+    "encoder_ffn_dim": 48,
+    "decoder_ffn_dim": 40,
+    "max_position_embeddings": 64,
+    "pad_token_id": 1,
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+    "decoder_start_token_id": 2,
+    "forced_eos_token_id": 2,
+}
+BART_CLASSES = {
+    "bart": ("BartConfig", "BartForConditionalGeneration"),
+    "mbart": ("MBartConfig", "MBartForConditionalGeneration"),
+    "m2m_100": ("M2M100Config", "M2M100ForConditionalGeneration"),
+    "marian": ("MarianConfig", "MarianMTModel"),
+    "pegasus": ("PegasusConfig", "PegasusForConditionalGeneration"),
+}
 
 
 @pytest.mark.parametrize("model_type", list(BART_CLASSES))
@@ -130,8 +148,17 @@ def test_bart_default_tables_equal_transformers(model_type):
 
 
 # ---- mT5 ------------------------------------------------------------------------------------------
-SMALL_MT5 = {"vocab_size": 128, "d_model": 32, "d_kv": 8, "d_ff": 48, "num_layers": 2, "num_decoder_layers": 3,
-             "num_heads": 4, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False}
+SMALL_MT5 = {
+    "vocab_size": 128,
+    "d_model": 32,
+    "d_kv": 8,
+    "d_ff": 48,
+    "num_layers": 2,
+    "num_decoder_layers": 3,
+    "num_heads": 4,
+    "feed_forward_proj": "gated-gelu",
+    "tie_word_embeddings": False,
+}
 
 
 def test_mt5_import_equals_transformers_and_keeps_wo_in_fp32():
@@ -145,8 +172,9 @@ def test_mt5_import_equals_transformers_and_keeps_wo_in_fp32():
         model = tf.MT5ForConditionalGeneration(tf.MT5Config(**SMALL_MT5))
     # transformers 5.x ties lm_head when building from a config (as for T5); the real mT5 checkpoints
     # store a separate one, which the spec counts
-    total = sum(p.numel() for p in model.parameters()) + (model.lm_head.weight.numel()
-                                                          if model.lm_head.weight is model.shared.weight else 0)
+    total = sum(p.numel() for p in model.parameters()) + (
+        model.lm_head.weight.numel() if model.lm_head.weight is model.shared.weight else 0
+    )
     e16, e32 = estimate(spec, dtype="fp16"), estimate(spec, dtype="bf16")
     assert e16.parameters == total
     assert sorted(model._keep_in_fp32_modules) == ["wo"]

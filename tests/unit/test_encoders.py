@@ -60,10 +60,13 @@ def test_siglip_vision_pass_has_no_class_token():
     assert e.activations_bytes == stage_peak(729, 1152, 4304)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"beams": 2}, "--beams does not apply"),
-    ({"context": 78}, "learned positions for 77 tokens"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"beams": 2}, "--beams does not apply"),
+        ({"context": 78}, "learned positions for 77 tokens"),
+    ],
+)
 def test_what_an_encoder_refuses(kwargs, message):
     with pytest.raises(UsageError, match=message):
         estimate(spec(CLIP), **kwargs)
@@ -102,9 +105,18 @@ def test_check_table_says_no_cache():
     assert row.endswith("n/a (no KV cache)")
 
 
-@pytest.mark.parametrize("args", [("--speed",), ("--offload",), ("--split", "layer"),
-                                  ("--engine", "llama.cpp"), ("--engine", "vllm"), ("--engine", "ollama"),
-                                  ("--dtype", "q4_k_m")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--speed",),
+        ("--offload",),
+        ("--split", "layer"),
+        ("--engine", "llama.cpp"),
+        ("--engine", "vllm"),
+        ("--engine", "ollama"),
+        ("--dtype", "q4_k_m"),
+    ],
+)
 def test_decoder_answers_and_engines_are_refused(args):
     r = run(CLIP, "--gpu", "rtx3090", *args)
     assert r.exit_code == 2, r.output
@@ -125,8 +137,13 @@ from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)
-@given(model=st.sampled_from([CLIP, SIGLIP]), batch=st.integers(1, 512), images=st.integers(0, 8),
-       text=st.integers(1, 64), dtype=st.sampled_from(["fp32", "fp16", "int8"]))
+@given(
+    model=st.sampled_from([CLIP, SIGLIP]),
+    batch=st.integers(1, 512),
+    images=st.integers(0, 8),
+    text=st.integers(1, 64),
+    dtype=st.sampled_from(["fp32", "fp16", "int8"]),
+)
 def test_an_encoder_is_weights_activations_and_overhead_only(model, batch, images, text, dtype):
     """Whatever the request, nothing is cached, the parts add up, and one more input never needs less."""
     s = spec(model)

@@ -13,8 +13,15 @@ GiB = 1 << 30
 def test_total_is_the_sum_of_parts(catalog):
     for spec in catalog.models():
         e = estimate(spec)
-        assert e.total_bytes == sum(c.bytes for c in e.components) + e.kv_self_bytes + e.kv_cross_bytes \
-            + e.state_bytes + e.activations_bytes + e.overhead_bytes
+        assert (
+            e.total_bytes
+            == sum(c.bytes for c in e.components)
+            + e.kv_self_bytes
+            + e.kv_cross_bytes
+            + e.state_bytes
+            + e.activations_bytes
+            + e.overhead_bytes
+        )
 
 
 def test_max_context_fits_and_one_more_does_not(catalog):
@@ -51,13 +58,19 @@ def test_nothing_fits_gives_zero_and_suggestions(catalog):
 
 
 @settings(max_examples=60, deadline=None)
-@given(a=st.integers(1, 20000), b=st.integers(1, 20000), batch=st.integers(1, 4),
-       kv=st.sampled_from(["f16", "q8_0", "q4_0"]))
+@given(
+    a=st.integers(1, 20000),
+    b=st.integers(1, 20000),
+    batch=st.integers(1, 4),
+    kv=st.sampled_from(["f16", "q8_0", "q4_0"]),
+)
 def test_more_context_never_needs_less(a, b, batch, kv):
     spec = llama(num_key_value_heads=8, max_position_embeddings=32768)
     lo, hi = sorted((a, b))
-    assert estimate(spec, context=lo, batch=batch, kv_dtype=kv).total_bytes <= \
-        estimate(spec, context=hi, batch=batch, kv_dtype=kv).total_bytes
+    assert (
+        estimate(spec, context=lo, batch=batch, kv_dtype=kv).total_bytes
+        <= estimate(spec, context=hi, batch=batch, kv_dtype=kv).total_bytes
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -71,8 +84,9 @@ def test_smaller_dtype_never_needs_more(context):
 
 # ---- the one search (fit.largest) behind every "largest" answer ----------------------------------
 @settings(max_examples=400, deadline=None)
-@given(lo=st.integers(0, 1 << 30), span=st.integers(0, 1 << 30), offset=st.integers(-5, (1 << 30) + 5),
-       grow=st.booleans())
+@given(
+    lo=st.integers(0, 1 << 30), span=st.integers(0, 1 << 30), offset=st.integers(-5, (1 << 30) + 5), grow=st.booleans()
+)
 def test_largest_finds_the_threshold_of_a_monotone_predicate(lo, span, offset, grow):
     """For fits(n) = n <= t, largest returns min(t, hi) when t >= lo, else 0, probes only [lo, hi]
     and at most 2 x bit_length(hi - lo + 1) + 2 times (doubling, then bisection; plain bisection)."""

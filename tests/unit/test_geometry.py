@@ -62,9 +62,17 @@ def test_huge_layer_count_is_a_validation_error(value):
         parse_model_spec(data)
 
 
-@pytest.mark.parametrize(("field", "value"), [("vocab_size", 10**400), ("hidden_size", 2**63),
-                                              ("num_attention_heads", 10**6), ("max_position_embeddings", 10**30),
-                                              ("intermediate_size", 2**40), ("head_dim", 2**20)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("vocab_size", 10**400),
+        ("hidden_size", 2**63),
+        ("num_attention_heads", 10**6),
+        ("max_position_embeddings", 10**30),
+        ("intermediate_size", 2**40),
+        ("head_dim", 2**20),
+    ],
+)
 def test_every_count_is_bounded(field, value):
     data = _spec_data("llama-3-8b")
     data["config"][field] = value

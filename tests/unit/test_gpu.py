@@ -39,7 +39,10 @@ def test_detects_devices():
 
 
 def test_no_driver_is_one_clear_error():
-    with pytest.raises(GPUDetectionError, match=r"no NVIDIA GPU found \(NVML could not start: Driver Not Loaded\); give the card with --gpu"):
+    with pytest.raises(
+        GPUDetectionError,
+        match=r"no NVIDIA GPU found \(NVML could not start: Driver Not Loaded\); give the card with --gpu",
+    ):
         detect_gpus(FakeNVML(init_error="Driver Not Loaded"))
 
 
@@ -68,7 +71,11 @@ def test_shared_nvml_name_picks_by_memory(catalog):
 # ---- MIG and CUDA_VISIBLE_DEVICES ---------------------------------------------------------------
 def test_mig_instance_not_the_whole_card():
     (first, second) = detect_gpus(FakeNVML([a100_mig(MIG_3G_40GB, MIG_2G_20GB)]))
-    assert (first.name, first.total_bytes, first.mig_profile) == ("NVIDIA A100-SXM4-80GB MIG 3g.40gb", 40192 * MIB, "3g.40gb")
+    assert (first.name, first.total_bytes, first.mig_profile) == (
+        "NVIDIA A100-SXM4-80GB MIG 3g.40gb",
+        40192 * MIB,
+        "3g.40gb",
+    )
     assert first.parent_name == "NVIDIA A100-SXM4-80GB" and first.index == 0
     assert second.total_bytes == 19968 * MIB
 
@@ -90,24 +97,36 @@ def test_mig_on_without_instances():
         detect_gpus(FakeNVML([a100_mig()]))
 
 
-@pytest.mark.parametrize("value, expected", [
-    (None, None), ("", []), ("-1", []), ("0", ["0"]), ("1,0", ["1", "0"]), (" 0 , 2 ", ["0", "2"]),
-    ("0,2,-1,1", ["0", "2"]),  # CUDA stops at the first invalid entry
-    ("GPU-8932f937", ["GPU-8932f937"]), ("MIG-c788539f-c1ea-5a36-8b4d-9b07d024b1bb", ["MIG-c788539f-c1ea-5a36-8b4d-9b07d024b1bb"]),
-    ("nvidia0", []),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, None),
+        ("", []),
+        ("-1", []),
+        ("0", ["0"]),
+        ("1,0", ["1", "0"]),
+        (" 0 , 2 ", ["0", "2"]),
+        ("0,2,-1,1", ["0", "2"]),  # CUDA stops at the first invalid entry
+        ("GPU-8932f937", ["GPU-8932f937"]),
+        ("MIG-c788539f-c1ea-5a36-8b4d-9b07d024b1bb", ["MIG-c788539f-c1ea-5a36-8b4d-9b07d024b1bb"]),
+        ("nvidia0", []),
+    ],
+)
 def test_parse_cuda_visible_devices(value, expected):
     assert parse_cuda_visible_devices(value) == expected
 
 
-@pytest.mark.parametrize("cvd, names", [
-    ("1", ["NVIDIA GeForce RTX 4090"]),
-    ("1,0", ["NVIDIA GeForce RTX 4090", "NVIDIA GeForce RTX 3090"]),
-    ("GPU-5a1f", ["NVIDIA GeForce RTX 4090"]),  # a unique UUID prefix, as CUDA takes it
-    ("GPU-8932f937-d72c-4106-c12f-20bd9faed9f6,1", ["NVIDIA GeForce RTX 3090", "NVIDIA GeForce RTX 4090"]),
-    ("0,7,1", ["NVIDIA GeForce RTX 3090"]),  # index 7 does not exist: CUDA stops there
-    ("0,0", ["NVIDIA GeForce RTX 3090"]),
-])
+@pytest.mark.parametrize(
+    "cvd, names",
+    [
+        ("1", ["NVIDIA GeForce RTX 4090"]),
+        ("1,0", ["NVIDIA GeForce RTX 4090", "NVIDIA GeForce RTX 3090"]),
+        ("GPU-5a1f", ["NVIDIA GeForce RTX 4090"]),  # a unique UUID prefix, as CUDA takes it
+        ("GPU-8932f937-d72c-4106-c12f-20bd9faed9f6,1", ["NVIDIA GeForce RTX 3090", "NVIDIA GeForce RTX 4090"]),
+        ("0,7,1", ["NVIDIA GeForce RTX 3090"]),  # index 7 does not exist: CUDA stops there
+        ("0,0", ["NVIDIA GeForce RTX 3090"]),
+    ],
+)
 def test_cuda_visible_devices_selects_and_orders(cvd, names):
     gpus = detect_gpus(FakeNVML([RTX3090, RTX4090]), env={"CUDA_VISIBLE_DEVICES": cvd})
     assert [g.name for g in gpus] == names
@@ -163,21 +182,29 @@ def test_config_beats_detection(catalog, tmp_path):
     assert got.explanation == f"GPU from {path}: gpu = 't4': {got.spec.name}"
 
 
-@pytest.mark.parametrize("value, device_id, total", [
-    ("24GiB", "vram", 24 * GIB), ("81920MiB", "vram", 80 * GIB), ("24", "vram", 24 * GIB),
-    ("3090", "rtx3090", 24576 * MIB),  # a bare number that is an alias is the card
-    ("NVIDIA A100-SXM4-80GB", "a100-80gb", 80 * GIB),  # an NVML name
-])
+@pytest.mark.parametrize(
+    "value, device_id, total",
+    [
+        ("24GiB", "vram", 24 * GIB),
+        ("81920MiB", "vram", 80 * GIB),
+        ("24", "vram", 24 * GIB),
+        ("3090", "rtx3090", 24576 * MIB),  # a bare number that is an alias is the card
+        ("NVIDIA A100-SXM4-80GB", "a100-80gb", 80 * GIB),  # an NVML name
+    ],
+)
 def test_env_names_a_card_or_a_size(catalog, tmp_path, value, device_id, total):
     got = pick(catalog, tmp_path, {"WILLITRUN_GPU": value})
     assert (got.device_id, got.total_bytes) == (device_id, total)
 
 
-@pytest.mark.parametrize("value, message", [
-    ("rtx9999", r"^WILLITRUN_GPU=rtx9999: unknown GPU 'rtx9999'"),
-    ("2xrtx3090", r"^WILLITRUN_GPU=2xrtx3090: names one card; give several with --gpu"),
-    ("0.5MB", r"^WILLITRUN_GPU=0.5MB is too small"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("rtx9999", r"^WILLITRUN_GPU=rtx9999: unknown GPU 'rtx9999'"),
+        ("2xrtx3090", r"^WILLITRUN_GPU=2xrtx3090: names one card; give several with --gpu"),
+        ("0.5MB", r"^WILLITRUN_GPU=0.5MB is too small"),
+    ],
+)
 def test_env_errors_name_the_variable(catalog, tmp_path, value, message):
     with pytest.raises(UsageError, match=message):
         pick(catalog, tmp_path, {"WILLITRUN_GPU": value})
@@ -186,14 +213,18 @@ def test_env_errors_name_the_variable(catalog, tmp_path, value, message):
 def test_nvml_card_matched_to_the_catalog(catalog, tmp_path):
     got = pick(catalog, tmp_path, nvml=FakeNVML([RTX3090, RTX3090]))
     assert (got.device_id, got.total_bytes, got.free_bytes, got.others) == ("rtx3090", 24576 * MIB, 20000 * MIB, 1)
-    assert got.explanation == ("detected through NVML: GPU 0, NVIDIA GeForce RTX 3090, 24.00 GiB total, 19.53 GiB free; "
-                               "1 more visible (--gpu 2xrtx3090 estimates a split)")
+    assert got.explanation == (
+        "detected through NVML: GPU 0, NVIDIA GeForce RTX 3090, 24.00 GiB total, 19.53 GiB free; "
+        "1 more visible (--gpu 2xrtx3090 estimates a split)"
+    )
 
 
 def test_mixed_cards_warn_about_cuda_order(catalog, tmp_path):
     got = pick(catalog, tmp_path, nvml=FakeNVML([RTX3090, RTX4090]))
-    assert got.explanation.endswith("; GPUs of different kinds: this is the first in PCI bus order, "
-                                    "CUDA's device 0 only with CUDA_DEVICE_ORDER=PCI_BUS_ID")
+    assert got.explanation.endswith(
+        "; GPUs of different kinds: this is the first in PCI bus order, "
+        "CUDA's device 0 only with CUDA_DEVICE_ORDER=PCI_BUS_ID"
+    )
     got = pick(catalog, tmp_path, {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}, nvml=FakeNVML([RTX3090, RTX4090]))
     assert "different kinds" not in got.explanation
 
@@ -206,7 +237,10 @@ def test_nvml_unknown_card_keeps_its_name_and_memory(catalog, tmp_path):
 def test_nvml_mig_slice(catalog, tmp_path):
     got = pick(catalog, tmp_path, nvml=FakeNVML([a100_mig(MIG_3G_40GB)]))
     assert (got.device_id, got.total_bytes, got.spec) == ("nvml:0/3g.40gb", 40192 * MIB, None)
-    assert got.explanation == "detected through NVML: MIG 3g.40gb on NVIDIA A100 80GB SXM (GPU 0), 39.25 GiB total, 39.03 GiB free"
+    assert (
+        got.explanation
+        == "detected through NVML: MIG 3g.40gb on NVIDIA A100 80GB SXM (GPU 0), 39.25 GiB total, 39.03 GiB free"
+    )
 
 
 def test_nvml_respects_cuda_visible_devices(catalog, tmp_path):
@@ -216,15 +250,22 @@ def test_nvml_respects_cuda_visible_devices(catalog, tmp_path):
 
 def test_hidden_gpus_are_not_looked_for_elsewhere(catalog, tmp_path):
     with pytest.raises(GPUDetectionError, match=r"^no GPU visible: CUDA_VISIBLE_DEVICES='' hides every GPU; unset it"):
-        pick(catalog, tmp_path, {"CUDA_VISIBLE_DEVICES": ""}, nvml=FakeNVML(),
-             runner=lambda argv, t: (FIXTURES / "rocm_smi_rx7900xt.json").read_text())
+        pick(
+            catalog,
+            tmp_path,
+            {"CUDA_VISIBLE_DEVICES": ""},
+            nvml=FakeNVML(),
+            runner=lambda argv, t: (FIXTURES / "rocm_smi_rx7900xt.json").read_text(),
+        )
 
 
 def test_amd_after_nvml(catalog, tmp_path):
     got = pick(catalog, tmp_path, runner=lambda argv, t: (FIXTURES / "rocm_smi_rx6800_raphael.json").read_text())
     assert (got.device_id, got.total_bytes, got.source, got.others) == ("amd:card0", 17163091968, "rocm-smi", 1)
-    assert got.explanation == ("detected through rocm-smi: Navi 21 [Radeon RX 6800/6800 XT / 6900 XT] (card0), "
-                               "15.98 GiB total, 15.34 GiB free; the largest of 2 AMD GPUs")
+    assert got.explanation == (
+        "detected through rocm-smi: Navi 21 [Radeon RX 6800/6800 XT / 6900 XT] (card0), "
+        "15.98 GiB total, 15.34 GiB free; the largest of 2 AMD GPUs"
+    )
 
 
 def test_amd_card_matched_to_the_catalog(catalog, tmp_path):
@@ -242,8 +283,10 @@ def test_apple_on_darwin(catalog, tmp_path):
     sysctl = (FIXTURES / "sysctl_m2_max_96gb.txt").read_text()
     got = pick(catalog, tmp_path, system="Darwin", runner=lambda argv, t: sysctl if argv[0] == "sysctl" else None)
     assert (got.device_id, got.total_bytes) == ("m2-max-96gb", 72 * GIB)
-    assert got.explanation == ("detected through sysctl: Apple M2 Max with 96 GiB of unified memory, "
-                               "72.00 GiB usable by the GPU (Metal's default share, 75%)")
+    assert got.explanation == (
+        "detected through sysctl: Apple M2 Max with 96 GiB of unified memory, "
+        "72.00 GiB usable by the GPU (Metal's default share, 75%)"
+    )
 
 
 def test_apple_wired_limit_and_unknown_mac(catalog, tmp_path):
@@ -261,6 +304,7 @@ def test_nothing_found_is_one_plain_message(catalog, tmp_path):
     assert str(exc.value) == (
         f"no GPU found (NVML could not start: Driver Not Loaded; AMD: no rocm-smi, no amdgpu card in {tmp_path}/no-drm); "
         "give the card with --gpu NAME (see `willitrun list gpus`) or its memory with --vram, e.g. --vram 24GiB, "
-        f"or set a default in WILLITRUN_GPU or {tmp_path}/willitrun/config.toml")
+        f"or set a default in WILLITRUN_GPU or {tmp_path}/willitrun/config.toml"
+    )
     with pytest.raises(GPUDetectionError, match=r"^no GPU found \(sysctl: not an Apple Silicon Mac\)"):
         pick(catalog, tmp_path, system="Darwin")

@@ -70,6 +70,7 @@ def test_llamacpp_hybrid_memory():
     three Mamba layers."""
     from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
     from willitrun.memory import Request
+
     e = llamacpp_estimate(shape("moe"), Request(dtype="q8_0", context=4096), LlamaCppOptions(parallel=1))
     kv = sum(b.bytes for b in e.buffers if b.name.startswith("KV cache"))
     state = sum(b.bytes for b in e.buffers if b.name.startswith("recurrent state"))
@@ -81,12 +82,29 @@ def test_llamacpp_hybrid_memory():
 
 
 GRANITE_JSON = {  # the fields of a granitemoehybrid config.json (shape of tests/reference/family_specs)
-    "model_type": "granitemoehybrid", "vocab_size": 1000, "hidden_size": 512, "intermediate_size": 128,
-    "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 2, "max_position_embeddings": 4096,
-    "tie_word_embeddings": True, "num_local_experts": 8, "num_experts_per_tok": 2, "shared_intermediate_size": 256,
-    "layer_types": ["mamba", "attention", "mamba", "mamba"], "mamba_n_heads": 16, "mamba_d_head": 64,
-    "mamba_n_groups": 2, "mamba_d_state": 32, "mamba_d_conv": 4, "mamba_expand": 2, "torch_dtype": "bfloat16",
-    "position_embedding_type": "nope", "normalization_function": "rmsnorm", "attention_multiplier": 0.015625,
+    "model_type": "granitemoehybrid",
+    "vocab_size": 1000,
+    "hidden_size": 512,
+    "intermediate_size": 128,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 4096,
+    "tie_word_embeddings": True,
+    "num_local_experts": 8,
+    "num_experts_per_tok": 2,
+    "shared_intermediate_size": 256,
+    "layer_types": ["mamba", "attention", "mamba", "mamba"],
+    "mamba_n_heads": 16,
+    "mamba_d_head": 64,
+    "mamba_n_groups": 2,
+    "mamba_d_state": 32,
+    "mamba_d_conv": 4,
+    "mamba_expand": 2,
+    "torch_dtype": "bfloat16",
+    "position_embedding_type": "nope",
+    "normalization_function": "rmsnorm",
+    "attention_multiplier": 0.015625,
 }
 
 
@@ -94,7 +112,9 @@ def test_import_config_json():
     s = spec_from_config(GRANITE_JSON, source="config.json")
     assert s.architecture == "granitemoehybrid"
     assert estimate(s).parameters == estimate(shape("moe")).parameters
-    legacy = {k: v for k, v in GRANITE_JSON.items() if k != "layer_types"} | {"layers_block_type": GRANITE_JSON["layer_types"]}
+    legacy = {k: v for k, v in GRANITE_JSON.items() if k != "layer_types"} | {
+        "layers_block_type": GRANITE_JSON["layer_types"]
+    }
     s = spec_from_config(legacy, source="config.json")
     assert [k is not None for k in archs.geometry(s).self_kv] == [False, True, False, False]
     assert "layers_block_type read as layer_types" in (s.notes or "")
@@ -106,18 +126,21 @@ def test_import_without_layer_types_is_all_mamba():
     assert archs.geometry(s).self_layers == ()
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"num_experts_per_tok": 9}, "num_experts_per_tok (9) is more than the 8 experts per layer"),
-    ({"num_experts_per_tok": 0}, "num_experts_per_tok is 0 with 8 experts per layer"),
-    ({"mamba_d_head": 32}, "the Mamba-2 heads (16 x head_dim 32 = 512) must equal the SSM inner width (1024)"),
-    ({"mamba_d_head": "auto", "mamba_n_heads": 24}, "mamba_n_heads (24) must divide mamba_expand x hidden_size"),
-    ({"mamba_n_groups": 3}, "heads (16) are not a multiple of n_groups (3)"),
-    ({"mamba_n_heads": 0}, "mamba_n_heads: Input should be greater than 0"),
-    ({"num_attention_heads": 0}, "num_attention_heads: Input should be greater than 0"),
-    ({"num_key_value_heads": 3}, "num_attention_heads (8) is not a multiple of num_key_value_heads (3)"),
-    ({"layer_types": ["mamba", "attention"]}, "layer_types has 2 entries for 4 layers"),
-    ({"layer_types": ["mamba", "moe", "mamba", "mamba"]}, "layer_types.1"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"num_experts_per_tok": 9}, "num_experts_per_tok (9) is more than the 8 experts per layer"),
+        ({"num_experts_per_tok": 0}, "num_experts_per_tok is 0 with 8 experts per layer"),
+        ({"mamba_d_head": 32}, "the Mamba-2 heads (16 x head_dim 32 = 512) must equal the SSM inner width (1024)"),
+        ({"mamba_d_head": "auto", "mamba_n_heads": 24}, "mamba_n_heads (24) must divide mamba_expand x hidden_size"),
+        ({"mamba_n_groups": 3}, "heads (16) are not a multiple of n_groups (3)"),
+        ({"mamba_n_heads": 0}, "mamba_n_heads: Input should be greater than 0"),
+        ({"num_attention_heads": 0}, "num_attention_heads: Input should be greater than 0"),
+        ({"num_key_value_heads": 3}, "num_attention_heads (8) is not a multiple of num_key_value_heads (3)"),
+        ({"layer_types": ["mamba", "attention"]}, "layer_types has 2 entries for 4 layers"),
+        ({"layer_types": ["mamba", "moe", "mamba", "mamba"]}, "layer_types.1"),
+    ],
+)
 def test_contradictions_are_one_line(change, message):
     with pytest.raises(SpecError) as err:
         spec_from_config({**GRANITE_JSON, **change}, source="config.json")
@@ -136,6 +159,7 @@ def test_vllm_sizes_the_state_pool_from_0_10_and_refuses_before():
     from willitrun.engines.vllm import VllmOptions, vllm_estimate
     from willitrun.errors import UsageError
     from willitrun.memory import Request
+
     with pytest.raises(UsageError, match="Mamba state pools"):
         vllm_estimate(shape("moe"), Request(), VllmOptions(total_memory_bytes=80 * 2**30, version="0.9"))
     fit = vllm_estimate(shape("moe"), Request(), VllmOptions(total_memory_bytes=80 * 2**30))
@@ -147,9 +171,11 @@ def gguf_name(name: str, moe: bool) -> str:
     """willitrun's tensor names are llama.cpp's under blk.N (the shared MLP: ffn_*_shexp with experts,
     plain ffn_* without, as convert_hf_to_gguf.py GraniteMoeModel.modify_tensors writes them)."""
     name = name.replace("decoder.output_norm", "output_norm").replace("decoder.", "blk.")
-    return name.replace("shexp.ffn_gate.", "ffn_gate_shexp." if moe else "ffn_gate.") \
-        .replace("shexp.ffn_up.", "ffn_up_shexp." if moe else "ffn_up.") \
+    return (
+        name.replace("shexp.ffn_gate.", "ffn_gate_shexp." if moe else "ffn_gate.")
+        .replace("shexp.ffn_up.", "ffn_up_shexp." if moe else "ffn_up.")
         .replace("shexp.ffn_down.", "ffn_down_shexp." if moe else "ffn_down.")
+    )
 
 
 def write_granite_gguf(path: Path, spec) -> Path:
@@ -189,13 +215,18 @@ def test_gguf_import(tmp_path, name):
     """The importer reads the layer kinds from the per-layer KV head counts, the Mamba-2 widths from
     ssm.*, and its parameter count must equal the file's tensors (checked inside the import)."""
     from willitrun.importers import spec_from_path
+
     original = shape(name)
     spec, weights = spec_from_path(write_granite_gguf(tmp_path / f"{name}.gguf", original))
     assert spec.architecture == "granitemoehybrid"
     assert estimate(spec).parameters == estimate(original).parameters
     g, g0 = archs.geometry(spec), archs.geometry(original)
-    assert (g.self_kv, g.ssm_state, g.experts, g.experts_per_token) == (g0.self_kv, g0.ssm_state, g0.experts,
-                                                                        g0.experts_per_token)
+    assert (g.self_kv, g.ssm_state, g.experts, g.experts_per_token) == (
+        g0.self_kv,
+        g0.ssm_state,
+        g0.experts,
+        g0.experts_per_token,
+    )
     assert spec.config.embedding_multiplier == 12.0
     assert weights is not None and weights.elements == estimate(original).parameters
 
@@ -203,14 +234,16 @@ def test_gguf_import(tmp_path, name):
 def test_gguf_with_kv_heads_missing_per_layer_is_one_error(tmp_path):
     gguf = pytest.importorskip("gguf")
     from willitrun.importers import spec_from_path
+
     path = write_granite_gguf(tmp_path / "x.gguf", shape("moe"))
     # rewrite with a scalar head_count_kv: the layer kinds cannot be told
     w = gguf.GGUFWriter(str(tmp_path / "bad.gguf"), "granitehybrid")
     r = gguf.GGUFReader(str(path))
     for field in r.fields.values():
         if field.name.startswith("granitehybrid.") and field.name != "granitehybrid.attention.head_count_kv":
-            w.add_key_value(field.name, field.contents(), field.types[0], field.types[-1] if len(field.types) > 1
-                            else None)
+            w.add_key_value(
+                field.name, field.contents(), field.types[0], field.types[-1] if len(field.types) > 1 else None
+            )
     w.add_head_count_kv(2)
     for t in r.tensors:
         w.add_tensor(t.name, t.data)
@@ -226,6 +259,7 @@ def test_gguf_with_kv_heads_missing_per_layer_is_one_error(tmp_path):
 def test_list_architectures_names_the_gguf_architectures():
     """llama.cpp's names (llama-arch.cpp LLM_ARCH_MAMBA2 "mamba2", LLM_ARCH_GRANITE_HYBRID "granitehybrid")."""
     from willitrun.cli.commands.list import architecture_rows
+
     rows = {r["architecture"]: r for r in architecture_rows([])}
     assert rows["mamba2"]["gguf_architectures"] == ["mamba2"]
     assert rows["granitemoehybrid"]["gguf_architectures"] == ["granitehybrid"]

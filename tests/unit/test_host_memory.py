@@ -36,20 +36,29 @@ def test_no_cgroup_limit_keeps_the_machine(tmp_path):
 
 def test_a_container_limit_bounds_total_and_available(tmp_path):
     """cgroup v2: a 16 GiB container with 10 GiB in use has 6 GiB to give, whatever the host has."""
-    root = lay_out(tmp_path, cgroup="0::/docker/abc\n",
-                   files={"sys/fs/cgroup/docker/abc/memory.max": f"{16 << 30}\n",
-                          "sys/fs/cgroup/docker/abc/memory.current": f"{10 << 30}\n"})
+    root = lay_out(
+        tmp_path,
+        cgroup="0::/docker/abc\n",
+        files={
+            "sys/fs/cgroup/docker/abc/memory.max": f"{16 << 30}\n",
+            "sys/fs/cgroup/docker/abc/memory.current": f"{10 << 30}\n",
+        },
+    )
     m = linux_memory(root)
     assert m is not None and (m.total_bytes, m.available_bytes) == (16 << 30, 6 << 30)
     assert "cgroup" in m.source
 
 
 def test_cgroup_v1_unlimited_is_no_limit(tmp_path):
-    root = lay_out(tmp_path, cgroup="4:memory:/a\n",
-                   files={"sys/fs/cgroup/memory/a/memory.limit_in_bytes": "9223372036854771712\n"})
+    root = lay_out(
+        tmp_path,
+        cgroup="4:memory:/a\n",
+        files={"sys/fs/cgroup/memory/a/memory.limit_in_bytes": "9223372036854771712\n"},
+    )
     assert cgroup_limit(root) is None
-    root2 = lay_out(tmp_path / "b", cgroup="4:memory:/a\n",
-                    files={"sys/fs/cgroup/memory/a/memory.limit_in_bytes": f"{8 << 30}\n"})
+    root2 = lay_out(
+        tmp_path / "b", cgroup="4:memory:/a\n", files={"sys/fs/cgroup/memory/a/memory.limit_in_bytes": f"{8 << 30}\n"}
+    )
     assert cgroup_limit(root2) == (8 << 30, None)
 
 

@@ -56,12 +56,15 @@ def test_florence2_image_and_prompt_share_the_encoder():
     assert estimate(s, kv_dtype="f16", context=64, images=0, encoder_tokens=1024).cross_source_tokens == 1024
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"encoder_tokens": 448}, "learned positions for 1024 tokens: 577 image tokens \\+ --encoder-tokens 448"),
-    ({"encoder_tokens": 1025, "images": 0}, "learned positions for 1024 tokens: --encoder-tokens 1025"),
-    ({"images": 2}, "one image per prompt"),
-    ({"context": 1025}, "learned positions for 1024"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"encoder_tokens": 448}, "learned positions for 1024 tokens: 577 image tokens \\+ --encoder-tokens 448"),
+        ({"encoder_tokens": 1025, "images": 0}, "learned positions for 1024 tokens: --encoder-tokens 1025"),
+        ({"images": 2}, "one image per prompt"),
+        ({"context": 1025}, "learned positions for 1024"),
+    ],
+)
 def test_florence2_limits(kwargs, message):
     with pytest.raises(UsageError, match=message):
         estimate(spec("florence-2-base"), **kwargs)
@@ -77,19 +80,41 @@ def test_florence2_image_size_sets_the_tokens():
 
 # ---- Donut (vision-encoder-decoder) ------------------------------------------------------------------
 DONUT_SHAPE = {
-    "encoder": {"model_type": "donut-swin", "image_size": [2560, 1920], "patch_size": 4, "embed_dim": 128,
-                "depths": [2, 2, 14, 2], "num_heads": [4, 8, 16, 32], "window_size": 10},
-    "decoder": {"model_type": "mbart", "vocab_size": 57525, "d_model": 1024, "decoder_layers": 4,
-                "decoder_attention_heads": 16, "decoder_ffn_dim": 4096, "max_position_embeddings": 1536,
-                "scale_embedding": True},
+    "encoder": {
+        "model_type": "donut-swin",
+        "image_size": [2560, 1920],
+        "patch_size": 4,
+        "embed_dim": 128,
+        "depths": [2, 2, 14, 2],
+        "num_heads": [4, 8, 16, 32],
+        "window_size": 10,
+    },
+    "decoder": {
+        "model_type": "mbart",
+        "vocab_size": 57525,
+        "d_model": 1024,
+        "decoder_layers": 4,
+        "decoder_attention_heads": 16,
+        "decoder_ffn_dim": 4096,
+        "max_position_embeddings": 1536,
+        "scale_embedding": True,
+    },
 }
 
 
 def donut():
     # the shape the Donut paper and the donut-base fine-tunes' config.json describe; a test input, not a
     # catalog model (see docs/research/issue11 for why there is none)
-    return parse_model_spec({"id": "donut-shape", "name": "Donut-shaped", "architecture": "vision-encoder-decoder",
-                             "dtype": "float32", "sources": {"config": "this test"}, "config": DONUT_SHAPE})
+    return parse_model_spec(
+        {
+            "id": "donut-shape",
+            "name": "Donut-shaped",
+            "architecture": "vision-encoder-decoder",
+            "dtype": "float32",
+            "sources": {"config": "this test"},
+            "config": DONUT_SHAPE,
+        }
+    )
 
 
 def test_donut_cross_cache_is_the_last_swin_grid():
@@ -110,5 +135,13 @@ def test_donut_refuses_encoder_tokens_and_long_outputs():
 def test_donut_encoder_width_must_meet_the_decoder():
     bad = {**DONUT_SHAPE, "encoder": {**DONUT_SHAPE["encoder"], "embed_dim": 64}}
     with pytest.raises(ValueError, match="enc_to_dec_proj"):
-        parse_model_spec({"id": "x", "name": "x", "architecture": "vision-encoder-decoder", "dtype": "float32",
-                          "sources": {"config": "t"}, "config": bad})
+        parse_model_spec(
+            {
+                "id": "x",
+                "name": "x",
+                "architecture": "vision-encoder-decoder",
+                "dtype": "float32",
+                "sources": {"config": "t"},
+                "config": bad,
+            }
+        )

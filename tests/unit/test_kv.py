@@ -29,7 +29,9 @@ def test_explicit_head_dim_wins():
     assert estimate(spec, context=10, kv_dtype="f16").kv_self_bytes == 2 * 32 * 8 * 64 * 10 * 2
 
 
-@pytest.mark.parametrize(("kv", "per_32_elements"), [("f32", 128), ("f16", 64), ("fp8", 32), ("q8_0", 34), ("q4_0", 18)])
+@pytest.mark.parametrize(
+    ("kv", "per_32_elements"), [("f32", 128), ("f16", 64), ("fp8", 32), ("q8_0", 34), ("q4_0", 18)]
+)
 def test_kv_dtypes(kv, per_32_elements):
     # One token: 32 layers x 2 x 4096 elements = 8192 blocks of 32 elements
     assert estimate(llama(), context=1, kv_dtype=kv).kv_self_bytes == 32 * 2 * (4096 // 32) * per_32_elements

@@ -56,31 +56,60 @@ def _under(imported: str, forbidden: str) -> bool:
 # (importing files, forbidden modules, the rule in shared/house.json's words)
 RULES = [
     (("gpu.py", "detect"), ("willitrun.cli",), "detection knows no CLI"),
-    (("validate.py", "specs.py", "catalog", "errors.py", "files.py", "records.py", "limits.py", "units.py",
-      "gpu_names.py", "devices.py"),
-     ("willitrun.fit", "willitrun.placement", "willitrun.answers", "willitrun.cluster", "willitrun.speed"),
-     "specs know no verdict"),
-    (("specs.py", "catalog", "validate.py", "units.py", "gpu_names.py", "devices.py"),
-     ("willitrun.gpu", "willitrun.detect", "willitrun.cli"), "specs never probe hardware, know no CLI"),
-    (("memory.py", "overrides.py", "tensors.py", "dtypes.py", "layers.py"),
-     ("willitrun.importers", "willitrun.cli", "willitrun.engines", "willitrun.gpu", "willitrun.render"),
-     "the arithmetic knows no file format, CLI, engine, hardware or display"),
+    (
+        (
+            "validate.py",
+            "specs.py",
+            "catalog",
+            "errors.py",
+            "files.py",
+            "records.py",
+            "limits.py",
+            "units.py",
+            "gpu_names.py",
+            "devices.py",
+        ),
+        ("willitrun.fit", "willitrun.placement", "willitrun.answers", "willitrun.cluster", "willitrun.speed"),
+        "specs know no verdict",
+    ),
+    (
+        ("specs.py", "catalog", "validate.py", "units.py", "gpu_names.py", "devices.py"),
+        ("willitrun.gpu", "willitrun.detect", "willitrun.cli"),
+        "specs never probe hardware, know no CLI",
+    ),
+    (
+        ("memory.py", "overrides.py", "tensors.py", "dtypes.py", "layers.py"),
+        ("willitrun.importers", "willitrun.cli", "willitrun.engines", "willitrun.gpu", "willitrun.render"),
+        "the arithmetic knows no file format, CLI, engine, hardware or display",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("files", "forbidden", "rule"), RULES, ids=[r[2] for r in RULES])
-def test_a_lower_floor_never_imports_a_higher_one(files: tuple[str, ...], forbidden: tuple[str, ...],
-                                                   rule: str) -> None:
-    broken = [f"{p.relative_to(SRC)} imports {m}" for p in _files(*files) for m in sorted(_imports(p))
-              if any(_under(m, f) for f in forbidden)]
+def test_a_lower_floor_never_imports_a_higher_one(
+    files: tuple[str, ...], forbidden: tuple[str, ...], rule: str
+) -> None:
+    broken = [
+        f"{p.relative_to(SRC)} imports {m}"
+        for p in _files(*files)
+        for m in sorted(_imports(p))
+        if any(_under(m, f) for f in forbidden)
+    ]
     assert broken == [], rule
 
 
 def test_the_floor_modules_import_nothing_above_them() -> None:
     """units, gpu_names, devices and overrides import only errors (and, for type names only, specs and
     memory): they are what the higher floors share."""
-    allowed = {"willitrun.errors", "willitrun.errors.UsageError", "willitrun.specs", "willitrun.specs.GPUSpec",
-               "willitrun.memory", "willitrun.memory.Component", "willitrun.memory.Resolved"}
+    allowed = {
+        "willitrun.errors",
+        "willitrun.errors.UsageError",
+        "willitrun.specs",
+        "willitrun.specs.GPUSpec",
+        "willitrun.memory",
+        "willitrun.memory.Component",
+        "willitrun.memory.Resolved",
+    }
     for name in ("units.py", "gpu_names.py", "devices.py", "overrides.py"):
         assert _imports(PACKAGE / name) <= allowed, name
 
@@ -93,7 +122,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         state[node] = 1
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return [*path[path.index(nxt):], nxt] if nxt in path else [node, nxt]
+                return [*path[path.index(nxt) :], nxt] if nxt in path else [node, nxt]
             if nxt not in state:
                 found = visit(nxt, [*path, nxt])
                 if found:
@@ -127,8 +156,9 @@ def test_relative_imports_resolve_to_modules(tmp_path: Path) -> None:
     """The reader sees `from ..cli.parse import size` in gpu.py as willitrun.cli.parse (the import
     the first rule forbids, as it stood before units.py)."""
     assert "willitrun.cli.parse" in _imports_of_text("src/willitrun/gpu.py", "from .cli.parse import size\n", tmp_path)
-    assert "willitrun.cli.parse" in _imports_of_text("src/willitrun/detect/config.py",
-                                                     "from ..cli.parse import looks_like_size\n", tmp_path)
+    assert "willitrun.cli.parse" in _imports_of_text(
+        "src/willitrun/detect/config.py", "from ..cli.parse import looks_like_size\n", tmp_path
+    )
     assert "willitrun.cli.parse" in _imports_of_text("src/willitrun/cli/cluster.py", "from . import parse\n", tmp_path)
 
 

@@ -31,18 +31,21 @@ def spec():
     return SPEC
 
 
-@pytest.mark.parametrize(("size", "tokens"), [
-    # 384 x 384 picks the [384, 384] pinpoint: a 1 x 1 grid of 27 x 27, nothing to unpad; 27 newlines
-    ((384, 384), 27 * 27 + 27 + BASE),
-    # 899 x 1024 (the conversion script's test image): [1152, 1152] is the smallest pinpoint holding it whole,
-    # 3 x 3 tiles = 81 x 81; wider than square, so rows unpad: int(round(899 x 81 / 1024)) = 71 (81 - 2 x 5)
-    ((899, 1024), 71 * 81 + 71 + BASE),
-    # 1335 x 1098: [1536, 1152], 108 x 81; rows unpad to 98 (int(98.48) = 98, 108 - 2 x 5); 98 x 81 = 7,938
-    # is sqrt(7938 / (9 x 729)) = 1.09995 of the anyres_max_9 budget, under the 1.1 cap: kept whole
-    ((1335, 1098), 98 * 81 + 98 + BASE),
-    # 2304 x 2304: [2304, 2304], 162 x 162; ratio sqrt(26244 / 6561) = 2.0 > 1.1: resized to 81 x 81, 81 newlines
-    ((2304, 2304), 81 * 81 + 81 + BASE),
-])
+@pytest.mark.parametrize(
+    ("size", "tokens"),
+    [
+        # 384 x 384 picks the [384, 384] pinpoint: a 1 x 1 grid of 27 x 27, nothing to unpad; 27 newlines
+        ((384, 384), 27 * 27 + 27 + BASE),
+        # 899 x 1024 (the conversion script's test image): [1152, 1152] is the smallest pinpoint holding it whole,
+        # 3 x 3 tiles = 81 x 81; wider than square, so rows unpad: int(round(899 x 81 / 1024)) = 71 (81 - 2 x 5)
+        ((899, 1024), 71 * 81 + 71 + BASE),
+        # 1335 x 1098: [1536, 1152], 108 x 81; rows unpad to 98 (int(98.48) = 98, 108 - 2 x 5); 98 x 81 = 7,938
+        # is sqrt(7938 / (9 x 729)) = 1.09995 of the anyres_max_9 budget, under the 1.1 cap: kept whole
+        ((1335, 1098), 98 * 81 + 98 + BASE),
+        # 2304 x 2304: [2304, 2304], 162 x 162; ratio sqrt(26244 / 6561) = 2.0 > 1.1: resized to 81 x 81, 81 newlines
+        ((2304, 2304), 81 * 81 + 81 + BASE),
+    ],
+)
 def test_image_tokens_worked_by_hand(size, tokens):
     assert image_tokens_per_image(spec(), size) == tokens
 
@@ -114,9 +117,14 @@ def test_gguf_engines_refuse_by_name(engine):
         engine_estimate(spec(), Request(), engine)
 
 
-@pytest.mark.parametrize(("field", "value"), [("vision_feature_select_strategy", "default"),
-                                              ("vision_aspect_ratio", "anyres_9"),
-                                              ("image_grid_pinpoints", [[384, 500]])])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("vision_feature_select_strategy", "default"),
+        ("vision_aspect_ratio", "anyres_9"),
+        ("image_grid_pinpoints", [[384, 500]]),
+    ],
+)
 def test_invalid_configs_are_refused(field, value):
     data = spec().model_dump(exclude_none=True)
     data["config"][field] = value
@@ -129,17 +137,36 @@ def test_config_json_import_equals_transformers():
     tf = pytest.importorskip("transformers")
     from willitrun.importers import spec_from_config
 
-    cfg = {"model_type": "llava_onevision", "torch_dtype": "float16", "image_token_index": 250,
-           "video_token_index": 251,
-           "text_config": {"model_type": "qwen2", "vocab_size": 256, "hidden_size": 64, "intermediate_size": 96,
-                           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2},
-           "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 48,
-                             "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 384, "patch_size": 14,
-                             "vision_use_head": False}}
+    cfg = {
+        "model_type": "llava_onevision",
+        "torch_dtype": "float16",
+        "image_token_index": 250,
+        "video_token_index": 251,
+        "text_config": {
+            "model_type": "qwen2",
+            "vocab_size": 256,
+            "hidden_size": 64,
+            "intermediate_size": 96,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+        },
+        "vision_config": {
+            "model_type": "siglip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 48,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 384,
+            "patch_size": 14,
+            "vision_use_head": False,
+        },
+    }
     s = spec_from_config(cfg, "x/config.json")
     with torch.device("meta"):
         model = tf.LlavaOnevisionForConditionalGeneration(
-            tf.LlavaOnevisionConfig(**{k: v for k, v in cfg.items() if k not in ("model_type", "torch_dtype")}))
+            tf.LlavaOnevisionConfig(**{k: v for k, v in cfg.items() if k not in ("model_type", "torch_dtype")})
+        )
     assert estimate(s).parameters == sum(p.numel() for p in model.parameters())
     # transformers' Qwen2Config default, cited
     assert s.config.text_config.max_position_embeddings == 32768

@@ -20,13 +20,36 @@ CONV = LAYERS * CONV_CHANNELS * KERNEL
 SSM = LAYERS * HEADS * HEAD_DIM * STATE
 
 CODESTRAL_CONFIG = {  # the config.json of model_specs/mamba-codestral-7b.yaml's sources, less token ids
-    "architectures": ["Mamba2ForCausalLM"], "chunk_size": 256, "conv_kernel": 4, "expand": 2, "head_dim": 64,
-    "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.1, "intermediate_size": 8192,
-    "layer_norm_epsilon": 1e-05, "model_type": "mamba2", "n_groups": 8, "norm_before_gate": True, "num_heads": 128,
-    "num_hidden_layers": 64, "rescale_prenorm_residual": False, "residual_in_fp32": True, "state_size": 128,
-    "tie_word_embeddings": False, "time_step_floor": 0.0001, "time_step_init_scheme": "random",
-    "time_step_limit": [0.0, float("inf")], "time_step_max": 0.1, "time_step_min": 0.001, "time_step_rank": 256,
-    "time_step_scale": 1.0, "torch_dtype": "bfloat16", "use_bias": False, "use_cache": True, "use_conv_bias": True,
+    "architectures": ["Mamba2ForCausalLM"],
+    "chunk_size": 256,
+    "conv_kernel": 4,
+    "expand": 2,
+    "head_dim": 64,
+    "hidden_act": "silu",
+    "hidden_size": 4096,
+    "initializer_range": 0.1,
+    "intermediate_size": 8192,
+    "layer_norm_epsilon": 1e-05,
+    "model_type": "mamba2",
+    "n_groups": 8,
+    "norm_before_gate": True,
+    "num_heads": 128,
+    "num_hidden_layers": 64,
+    "rescale_prenorm_residual": False,
+    "residual_in_fp32": True,
+    "state_size": 128,
+    "tie_word_embeddings": False,
+    "time_step_floor": 0.0001,
+    "time_step_init_scheme": "random",
+    "time_step_limit": [0.0, float("inf")],
+    "time_step_max": 0.1,
+    "time_step_min": 0.001,
+    "time_step_rank": 256,
+    "time_step_scale": 1.0,
+    "torch_dtype": "bfloat16",
+    "use_bias": False,
+    "use_cache": True,
+    "use_conv_bias": True,
     "vocab_size": 32768,
 }
 
@@ -56,6 +79,7 @@ def test_state_is_constant_in_context_and_scales_with_sequences(batch):
 
 def test_cli_says_the_context_is_unbounded():
     from willitrun.cli import app
+
     r = CliRunner().invoke(app, ["mamba-codestral-7b", "--gpu", "rtx3090"])
     assert r.exit_code == 0, r.output
     assert "recurrent state (conv + SSM)" in r.stdout
@@ -69,6 +93,7 @@ def test_llamacpp_recurrent_state():
     d_state x d_inner, both f32, per sequence (n_seq_max cells)."""
     from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
     from willitrun.memory import Request
+
     e = llamacpp_estimate(codestral(), Request(dtype="q4_k_m", context=8192), LlamaCppOptions(parallel=2))
     state = sum(b.bytes for b in e.buffers if b.name.startswith("recurrent state"))
     assert state == LAYERS * ((KERNEL - 1) * CONV_CHANNELS + STATE * D_INNER) * 4 * 2
@@ -81,6 +106,7 @@ def test_vllm_sizes_the_state_pool_from_0_10_and_refuses_before():
     from willitrun.engines.vllm import VllmOptions, vllm_estimate
     from willitrun.errors import UsageError
     from willitrun.memory import Request
+
     with pytest.raises(UsageError, match="Mamba state pools"):
         vllm_estimate(codestral(), Request(), VllmOptions(total_memory_bytes=80 * 2**30, version="0.9"))
     fit = vllm_estimate(codestral(), Request(), VllmOptions(total_memory_bytes=80 * 2**30))
@@ -90,20 +116,25 @@ def test_vllm_sizes_the_state_pool_from_0_10_and_refuses_before():
 def test_import_config_json():
     """intermediate_size is read by no Mamba2Mixer tensor: dropped; the count is transformers' own."""
     from willitrun.importers.configs import spec_from_config
+
     s = spec_from_config(CODESTRAL_CONFIG, source="config.json")
     assert s.architecture == "mamba2" and s.dtype == "bfloat16"
     assert estimate(s).parameters == 7_285_403_648
     assert "intermediate_size" not in s.config.model_fields_set
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"num_heads": 100}, "the Mamba-2 heads (100 x head_dim 64 = 6400) must equal the SSM inner width"),
-    ({"head_dim": 32}, "must equal the SSM inner width (8192)"),
-    ({"n_groups": 3}, "heads (128) are not a multiple of n_groups (3)"),
-    ({"num_heads": 0}, "num_heads: Input should be greater than 0"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"num_heads": 100}, "the Mamba-2 heads (100 x head_dim 64 = 6400) must equal the SSM inner width"),
+        ({"head_dim": 32}, "must equal the SSM inner width (8192)"),
+        ({"n_groups": 3}, "heads (128) are not a multiple of n_groups (3)"),
+        ({"num_heads": 0}, "num_heads: Input should be greater than 0"),
+    ],
+)
 def test_contradictory_shapes_are_one_line(change, message):
     from willitrun.importers.configs import spec_from_config
+
     with pytest.raises(SpecError) as err:
         spec_from_config({**CODESTRAL_CONFIG, **change}, source="config.json")
     assert message in str(err.value) and "\n" not in str(err.value)
@@ -111,10 +142,13 @@ def test_contradictory_shapes_are_one_line(change, message):
 
 def test_validate_reports_a_contradiction_in_one_line(tmp_path):
     from willitrun.cli import app
+
     text = (load_catalog().files("model")["mamba-codestral-7b"]).read_text()
     (tmp_path / "model_specs").mkdir()
     bad = tmp_path / "model_specs" / "bad-mamba2.yaml"
-    bad.write_text(text.replace("id: mamba-codestral-7b", "id: bad-mamba2").replace("  num_heads: 128", "  num_heads: 96"))
+    bad.write_text(
+        text.replace("id: mamba-codestral-7b", "id: bad-mamba2").replace("  num_heads: 128", "  num_heads: 96")
+    )
     r = CliRunner().invoke(app, ["validate", str(bad)])
     assert r.exit_code == 3
     lines = [line for line in r.output.splitlines() if "Mamba-2 heads" in line]
@@ -124,9 +158,22 @@ def test_validate_reports_a_contradiction_in_one_line(tmp_path):
 
 
 # ---- GGUF import ---------------------------------------------------------------------------------
-SMALL = {"model_type": "mamba2", "vocab_size": 96, "hidden_size": 64, "num_hidden_layers": 2, "num_heads": 8,
-         "head_dim": 16, "state_size": 16, "expand": 2, "conv_kernel": 4, "n_groups": 2, "use_bias": False,
-         "use_conv_bias": True, "tie_word_embeddings": False, "torch_dtype": "float32"}
+SMALL = {
+    "model_type": "mamba2",
+    "vocab_size": 96,
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_heads": 8,
+    "head_dim": 16,
+    "state_size": 16,
+    "expand": 2,
+    "conv_kernel": 4,
+    "n_groups": 2,
+    "use_bias": False,
+    "use_conv_bias": True,
+    "tie_word_embeddings": False,
+    "torch_dtype": "float32",
+}
 
 
 def write_mamba2_gguf(path, spec, *, heads=None):
@@ -160,11 +207,24 @@ def write_mamba2_gguf(path, spec, *, heads=None):
 def test_gguf_import(tmp_path):
     from willitrun.importers import spec_from_path
     from willitrun.importers.configs import spec_from_config
+
     original = spec_from_config(SMALL, source="config.json")
     spec, weights = spec_from_path(write_mamba2_gguf(tmp_path / "m.gguf", original))
     assert spec.architecture == "mamba2"
-    fields = ("vocab_size", "hidden_size", "num_hidden_layers", "num_heads", "head_dim", "state_size", "expand",
-              "conv_kernel", "n_groups", "use_bias", "use_conv_bias", "tie_word_embeddings")
+    fields = (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_heads",
+        "head_dim",
+        "state_size",
+        "expand",
+        "conv_kernel",
+        "n_groups",
+        "use_bias",
+        "use_conv_bias",
+        "tie_word_embeddings",
+    )
     assert {f: getattr(spec.config, f) for f in fields} == {f: getattr(original.config, f) for f in fields}
     assert weights is not None and weights.elements == estimate(original).parameters
 
@@ -172,6 +232,7 @@ def test_gguf_import(tmp_path):
 def test_gguf_whose_head_count_disagrees_with_its_tensors_is_one_error(tmp_path):
     from willitrun.importers import spec_from_path
     from willitrun.importers.configs import spec_from_config
+
     original = spec_from_config(SMALL, source="config.json")
     with pytest.raises(SpecError, match="ssm_a does not hold one value per head") as err:
         spec_from_path(write_mamba2_gguf(tmp_path / "m.gguf", original, heads=4))

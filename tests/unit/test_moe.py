@@ -18,14 +18,17 @@ def spec(model_id: str):
     return load_catalog().resolve("model", model_id)
 
 
-@pytest.mark.parametrize(("model_id", "total", "active"), [
-    # totals: the specs' parameters_declared (HF safetensors totals); active: the total less the routed
-    # experts a token does not use, layers x (experts - per token) x 3 matrices x intermediate x hidden,
-    # which round to the model cards' figures (Mistral AI: 12.9B per token; Qwen3 cards: 3.3B, 22B)
-    ("mixtral-8x7b", 46_702_792_704, 46_702_792_704 - 32 * (8 - 2) * 3 * 14336 * 4096),
-    ("qwen3-30b-a3b", 30_532_122_624, 30_532_122_624 - 48 * (128 - 8) * 3 * 768 * 2048),
-    ("qwen3-235b-a22b", 235_093_634_560, 235_093_634_560 - 94 * (128 - 8) * 3 * 1536 * 4096),
-])
+@pytest.mark.parametrize(
+    ("model_id", "total", "active"),
+    [
+        # totals: the specs' parameters_declared (HF safetensors totals); active: the total less the routed
+        # experts a token does not use, layers x (experts - per token) x 3 matrices x intermediate x hidden,
+        # which round to the model cards' figures (Mistral AI: 12.9B per token; Qwen3 cards: 3.3B, 22B)
+        ("mixtral-8x7b", 46_702_792_704, 46_702_792_704 - 32 * (8 - 2) * 3 * 14336 * 4096),
+        ("qwen3-30b-a3b", 30_532_122_624, 30_532_122_624 - 48 * (128 - 8) * 3 * 768 * 2048),
+        ("qwen3-235b-a22b", 235_093_634_560, 235_093_634_560 - 94 * (128 - 8) * 3 * 1536 * 4096),
+    ],
+)
 def test_total_and_active_parameters(model_id, total, active):
     e = estimate(spec(model_id))
     assert (e.parameters, e.active_parameters) == (total, active)
@@ -41,7 +44,10 @@ def test_active_by_hand_qwen3_30b():
 def test_experts_are_fused_3d_tensors():
     t = [t for t in archs.model_tensors(spec("qwen3-30b-a3b")) if t.layer == 0 and t.role.endswith("_exps")]
     assert [(x.role, x.shape) for x in t] == [
-        ("ffn_gate_exps", (128, 768, 2048)), ("ffn_up_exps", (128, 768, 2048)), ("ffn_down_exps", (128, 2048, 768))]
+        ("ffn_gate_exps", (128, 768, 2048)),
+        ("ffn_up_exps", (128, 768, 2048)),
+        ("ffn_down_exps", (128, 2048, 768)),
+    ]
 
 
 def test_dense_model_active_equals_total():
@@ -106,12 +112,14 @@ def test_mixtral_8x22b_q4_k_m_file_size():
 def _layout(model_id, dtype):
     from willitrun.layers import layout
     from willitrun.memory import Request, resolve
+
     s = spec(model_id)
     return layout(resolve(s, Request(dtype=dtype))), estimate(s, dtype=dtype)
 
 
 def test_decode_reads_only_the_active_experts():
     from willitrun.speed import decode_speed
+
     lay, est = _layout("qwen3-30b-a3b", "q4_k_m")
     sp = decode_speed(lay, est, 716_800_000_000)
     dense = sum(x.decode_bytes for x in lay.layers) + lay.output_decode_bytes
@@ -123,6 +131,7 @@ def test_expert_offload_speed_and_buffers():
     from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
     from willitrun.memory import Request
     from willitrun.speed import moe_offload_speed
+
     s = spec("qwen3-30b-a3b")
     full = llamacpp_estimate(s, Request(dtype="q4_k_m"))
     off = llamacpp_estimate(s, Request(dtype="q4_k_m"), LlamaCppOptions(n_cpu_moe=12))
@@ -132,13 +141,16 @@ def test_expert_offload_speed_and_buffers():
     assert full.gpu_bytes - off.gpu_bytes - moved < 128 * 3 * 12
     assert off.facts["n_cpu_moe"] == 12
     sp = moe_offload_speed(lay, est, 12, 716_800_000_000)
-    assert sp.terms[1].where == "system memory" and sp.terms[1].bytes == sum(b * 8 // 128 for b in est.expert_bytes[:12])
+    assert sp.terms[1].where == "system memory" and sp.terms[1].bytes == sum(
+        b * 8 // 128 for b in est.expert_bytes[:12]
+    )
 
 
 def test_n_cpu_moe_on_a_dense_model_is_an_error():
     from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
     from willitrun.errors import UsageError
     from willitrun.memory import Request
+
     with pytest.raises(UsageError, match="mixture-of-experts"):
         llamacpp_estimate(spec("llama-3-8b"), Request(dtype="q4_k_m"), LlamaCppOptions(n_cpu_moe=4))
 
@@ -147,6 +159,7 @@ def test_qwen3_30b_q4_k_m_on_a_16_gb_card():
     """The issue's acceptance: does not fit whole on an RTX 4080 (16 GiB), fits with --n-cpu-moe 10."""
     from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
     from willitrun.memory import Request
+
     s = spec("qwen3-30b-a3b")
     card = 16 * 2**30
     assert llamacpp_estimate(s, Request(dtype="q4_k_m")).gpu_bytes > card
@@ -156,18 +169,33 @@ def test_qwen3_30b_q4_k_m_on_a_16_gb_card():
 @pytest.mark.parametrize("model_id", ["qwen3-30b-a3b", "mixtral-8x7b", "qwen3-235b-a22b", "mixtral-8x22b"])
 def test_import_from_config_json_matches_the_catalog(model_id):
     from willitrun.importers.configs import spec_from_config
+
     doc = yaml.safe_load((Path(__file__).parents[2] / "model_specs" / f"{model_id}.yaml").read_text())
     cfg = {**doc["config"], "torch_dtype": "bfloat16", "rms_norm_eps": 1e-6}  # keys the spec drops are ignored
     s = spec_from_config(cfg, source="config.json")
     assert (estimate(s).parameters, estimate(s).active_parameters) == (
-        estimate(spec(model_id)).parameters, estimate(spec(model_id)).active_parameters)
+        estimate(spec(model_id)).parameters,
+        estimate(spec(model_id)).active_parameters,
+    )
 
 
 def test_import_contradictory_experts_is_one_line():
     from willitrun.importers.configs import spec_from_config
-    cfg = {"model_type": "qwen3_moe", "num_experts": 4, "num_experts_per_tok": 8, "hidden_size": 64,
-           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
-           "intermediate_size": 64, "moe_intermediate_size": 32, "max_position_embeddings": 128, "head_dim": 16}
+
+    cfg = {
+        "model_type": "qwen3_moe",
+        "num_experts": 4,
+        "num_experts_per_tok": 8,
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 100,
+        "intermediate_size": 64,
+        "moe_intermediate_size": 32,
+        "max_position_embeddings": 128,
+        "head_dim": 16,
+    }
     with pytest.raises(SpecError) as exc:
         spec_from_config(cfg, source="config.json")
     assert "num_experts_per_tok (8) is more than the 4 experts per layer" in str(exc.value)
@@ -179,6 +207,7 @@ def test_deepseek_v3_latent_kv_per_engine():
     from willitrun.engines.llamacpp import llamacpp_estimate
     from willitrun.engines.vllm import VllmOptions, vllm_estimate
     from willitrun.memory import Request
+
     s = spec("deepseek-v3")
     assert estimate(s, context=4096).kv_self_bytes == 61 * 576 * 2 * 4096  # 70,272 B per token
     from willitrun.engines.llamacpp import LlamaCppOptions
@@ -204,9 +233,14 @@ def test_deepseek_totals():
 
 def test_import_deepseek_v3_config_json_with_fp8():
     from willitrun.importers.configs import spec_from_config
+
     doc = yaml.safe_load((Path(__file__).parents[2] / "model_specs" / "deepseek-v3.yaml").read_text())
-    cfg = {**doc["config"], "torch_dtype": "bfloat16", "model_type": "deepseek_v3",
-           "quantization_config": {"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]}}
+    cfg = {
+        **doc["config"],
+        "torch_dtype": "bfloat16",
+        "model_type": "deepseek_v3",
+        "quantization_config": {"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]},
+    }
     s = spec_from_config(cfg, source="config.json")
     assert s.quantization == "fp8-block"
     assert estimate(s).weights_bytes == estimate(spec("deepseek-v3")).weights_bytes
@@ -217,6 +251,7 @@ def test_gpt_oss_checkpoint_and_windows():
     its layers slide over 128 positions, which llama.cpp caches per window (iswa)."""
     from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
     from willitrun.memory import Request
+
     s = spec("gpt-oss-20b")
     e = estimate(s)
     assert e.dtype == "mxfp4-experts" and round(e.weights_bytes / 2**30, 1) == 12.8
@@ -230,9 +265,14 @@ def test_gpt_oss_checkpoint_and_windows():
 def test_import_gpt_oss_config_json():
     """gpt-oss's config.json names no dtype and says quant_method mxfp4: imported as published."""
     from willitrun.importers.configs import spec_from_config
+
     doc = yaml.safe_load((Path(__file__).parents[2] / "model_specs" / "gpt-oss-20b.yaml").read_text())
-    cfg = {**doc["config"], "model_type": "gpt_oss", "experts_per_token": 4,
-           "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn"]}}
+    cfg = {
+        **doc["config"],
+        "model_type": "gpt_oss",
+        "experts_per_token": 4,
+        "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn"]},
+    }
     s = spec_from_config(cfg, source="config.json")
     assert (s.quantization, s.dtype) == ("mxfp4-experts", "bfloat16")
     assert estimate(s).weights_bytes == estimate(spec("gpt-oss-20b")).weights_bytes
@@ -243,6 +283,7 @@ def test_llama4_scout_chunked_layers():
     only the 12 NoPE layers grow: 12 x 2 x 8 x 128 x 2 B = 49,152 B per token."""
     from willitrun.engines.llamacpp import LlamaCppOptions, llamacpp_estimate
     from willitrun.memory import Request
+
     s = spec("llama-4-scout-text")
     e = estimate(s)
     # total: transformers' count (tests/reference/reference.json); active: less the 15 of 16 routed experts a
@@ -253,23 +294,46 @@ def test_llama4_scout_chunked_layers():
     assert kinds.count("chunked") == 36 and [i for i, k in enumerate(kinds) if k == "full"][:2] == [3, 7]
     lc = llamacpp_estimate(s, Request(dtype="q4_k_m", context=131072), LlamaCppOptions(parallel=1))  # one sequence
     per_cell = 2 * 8 * 128 * 2
-    assert lc.kind_bytes("kv_self") == 12 * per_cell * 131072 + 36 * per_cell * 8704  # 8192 + ubatch 512, a multiple of 256
+    assert (
+        lc.kind_bytes("kv_self") == 12 * per_cell * 131072 + 36 * per_cell * 8704
+    )  # 8192 + ubatch 512, a multiple of 256
 
 
 def test_gguf_moe_metadata_to_spec():
     """A Qwen3-30B-A3B GGUF header's metadata (convert_hf_to_gguf.py keys) gives the catalog's shapes."""
     from willitrun.importers.gguf_file import GGUFHeader, is_moe, moe_config
     from willitrun.importers.weights import StoredTensor
+
     a = "qwen3moe"
-    meta = {"general.architecture": a, f"{a}.block_count": 48, f"{a}.embedding_length": 2048,
-            f"{a}.attention.head_count": 32, f"{a}.attention.head_count_kv": 4, f"{a}.context_length": 40960,
-            f"{a}.expert_count": 128, f"{a}.expert_used_count": 8, f"{a}.expert_feed_forward_length": 768,
-            f"{a}.feed_forward_length": 6144, f"{a}.attention.key_length": 128, f"{a}.attention.value_length": 128}
-    tensors = [StoredTensor("token_embd.weight", "Q4_K", (151936, 2048), 0),
-               StoredTensor("output.weight", "Q6_K", (151936, 2048), 0)]
+    meta = {
+        "general.architecture": a,
+        f"{a}.block_count": 48,
+        f"{a}.embedding_length": 2048,
+        f"{a}.attention.head_count": 32,
+        f"{a}.attention.head_count_kv": 4,
+        f"{a}.context_length": 40960,
+        f"{a}.expert_count": 128,
+        f"{a}.expert_used_count": 8,
+        f"{a}.expert_feed_forward_length": 768,
+        f"{a}.feed_forward_length": 6144,
+        f"{a}.attention.key_length": 128,
+        f"{a}.attention.value_length": 128,
+    }
+    tensors = [
+        StoredTensor("token_embd.weight", "Q4_K", (151936, 2048), 0),
+        StoredTensor("output.weight", "Q6_K", (151936, 2048), 0),
+    ]
     header = GGUFHeader(3, meta, tensors, 0, 0)
     assert is_moe(header)
     arch, cfg, _ = moe_config(header, Path("x.gguf"))
-    s = parse_model_spec({"id": "x", "name": "x", "architecture": arch, "dtype": "bfloat16",
-                          "sources": {"config": "x.gguf"}, "config": cfg})
+    s = parse_model_spec(
+        {
+            "id": "x",
+            "name": "x",
+            "architecture": arch,
+            "dtype": "bfloat16",
+            "sources": {"config": "x.gguf"},
+            "config": cfg,
+        }
+    )
     assert estimate(s).parameters == estimate(spec("qwen3-30b-a3b")).parameters

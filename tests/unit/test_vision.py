@@ -18,12 +18,15 @@ def spec(model_id: str):
     return load_catalog().resolve("model", model_id)
 
 
-@pytest.mark.parametrize(("size", "resized", "tokens"), [
-    ((1024, 768), (1036, 756), 37 * 27),  # round(1024/28) = 37, round(768/28) = 27: 999
-    ((224, 336), (224, 336), 8 * 12),  # already multiples of 28: 96
-    ((10, 10), (56, 56), 4),  # below min_pixels 3136: scaled up to 56 x 56
-    ((8192, 8192), (3584, 3584), 128 * 128),  # above max_pixels 12845056: floor(8192 / sqrt(...) / 28) x 28
-])
+@pytest.mark.parametrize(
+    ("size", "resized", "tokens"),
+    [
+        ((1024, 768), (1036, 756), 37 * 27),  # round(1024/28) = 37, round(768/28) = 27: 999
+        ((224, 336), (224, 336), 8 * 12),  # already multiples of 28: 96
+        ((10, 10), (56, 56), 4),  # below min_pixels 3136: scaled up to 56 x 56
+        ((8192, 8192), (3584, 3584), 128 * 128),  # above max_pixels 12845056: floor(8192 / sqrt(...) / 28) x 28
+    ],
+)
 def test_qwen_vl_image_tokens(size, resized, tokens):
     s = spec("qwen2.5-vl-7b")
     assert qwen2_vl.smart_resize(s, *size) == resized
@@ -71,12 +74,25 @@ def test_image_size_refused_for_fixed_size_towers():
 
 
 # ---- config.json import ---------------------------------------------------------------------------
-SMALL_QWEN_TEXT = {"vocab_size": 256, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
-                   "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096}
+SMALL_QWEN_TEXT = {
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 4096,
+}
 SMALL_QWEN_VISION = {
     "qwen2_vl": {"depth": 2, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2},
-    "qwen2_5_vl": {"depth": 2, "hidden_size": 32, "out_hidden_size": 64, "intermediate_size": 48, "num_heads": 2,
-                   "fullatt_block_indexes": [1]},
+    "qwen2_5_vl": {
+        "depth": 2,
+        "hidden_size": 32,
+        "out_hidden_size": 64,
+        "intermediate_size": 48,
+        "num_heads": 2,
+        "fullatt_block_indexes": [1],
+    },
 }
 
 
@@ -88,12 +104,21 @@ def test_qwen_vl_import_equals_transformers(model_type, nested):
     from willitrun.importers import spec_from_config
 
     text = {**SMALL_QWEN_TEXT, "tie_word_embeddings": True} if nested else SMALL_QWEN_TEXT
-    cfg = {"model_type": model_type, "vision_config": SMALL_QWEN_VISION[model_type], "torch_dtype": "bfloat16",
-           "image_token_id": 250, "video_token_id": 251, "vision_start_token_id": 252, "vision_end_token_id": 253,
-           **({"text_config": text} if nested else text)}
+    cfg = {
+        "model_type": model_type,
+        "vision_config": SMALL_QWEN_VISION[model_type],
+        "torch_dtype": "bfloat16",
+        "image_token_id": 250,
+        "video_token_id": 251,
+        "vision_start_token_id": 252,
+        "vision_end_token_id": 253,
+        **({"text_config": text} if nested else text),
+    }
     spec = spec_from_config(cfg, "x/config.json")
-    cls = {"qwen2_vl": (tf.Qwen2VLConfig, tf.Qwen2VLForConditionalGeneration),
-           "qwen2_5_vl": (tf.Qwen2_5_VLConfig, tf.Qwen2_5_VLForConditionalGeneration)}[model_type]
+    cls = {
+        "qwen2_vl": (tf.Qwen2VLConfig, tf.Qwen2VLForConditionalGeneration),
+        "qwen2_5_vl": (tf.Qwen2_5_VLConfig, tf.Qwen2_5_VLForConditionalGeneration),
+    }[model_type]
     with torch.device("meta"):
         model = cls[1](cls[0](**{k: v for k, v in cfg.items() if k not in ("model_type", "torch_dtype")}))
     assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
@@ -116,10 +141,13 @@ def test_qwen_vl_default_tables_equal_transformers(name):
 
 
 # ---- Mistral 3 / Pixtral --------------------------------------------------------------------------
-@pytest.mark.parametrize(("size", "resized", "tokens"), [
-    ((1024, 768), (1036, 784), 37 * (28 + 1)),  # sides rounded up to 28: 37 rows of 28 [IMG] + a break
-    ((3080, 1540), (1540, 784), 55 * (28 + 1)),  # shrunk (floor) to the 1540 longest edge first
-])
+@pytest.mark.parametrize(
+    ("size", "resized", "tokens"),
+    [
+        ((1024, 768), (1036, 784), 37 * (28 + 1)),  # sides rounded up to 28: 37 rows of 28 [IMG] + a break
+        ((3080, 1540), (1540, 784), 55 * (28 + 1)),  # shrunk (floor) to the 1540 longest edge first
+    ],
+)
 def test_pixtral_image_tokens(size, resized, tokens):
     from willitrun.archs import mistral3
 

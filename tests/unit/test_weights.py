@@ -19,7 +19,11 @@ TOTAL = EMB + 32 * LAYER + 4096 + EMB
 def test_parameter_count_by_hand():
     e = estimate(llama(), context=1)
     assert e.parameters == TOTAL == 6_738_415_616
-    assert {c.name: c.parameters for c in e.components} == {"embeddings": EMB, "decoder": 32 * LAYER + 4096, "lm_head": EMB}
+    assert {c.name: c.parameters for c in e.components} == {
+        "embeddings": EMB,
+        "decoder": 32 * LAYER + 4096,
+        "lm_head": EMB,
+    }
 
 
 def test_tied_embeddings_counted_once():
@@ -67,14 +71,21 @@ def test_q4_k_m_mix_by_hand():
     per_layer_q4 = (3 * 4096 * 4096 + 2 * 4096 * 11008) * q4k  # q, k, o, gate, up
     v_down_more = (4096 * 4096 + 4096 * 11008) * q6k
     v_down_rest = (4096 * 4096 + 4096 * 11008) * q4k
-    expected = EMB * q4k + 32 * (per_layer_q4 + 2 * 4096 * 4) + 16 * v_down_more + 16 * v_down_rest \
-        + 4096 * 4 + EMB * q6k
+    expected = (
+        EMB * q4k + 32 * (per_layer_q4 + 2 * 4096 * 4) + 16 * v_down_more + 16 * v_down_rest + 4096 * 4 + EMB * q6k
+    )
     assert estimate(llama(), context=1, dtype="q4_k_m").weights_bytes == expected
 
 
 def test_row_not_multiple_of_256_falls_back():
     # hidden 384 (whisper-tiny width) is not a multiple of 256: q4_K rows fall back to q5_0 (22 B / 32)
-    spec = llama(hidden_size=384, num_attention_heads=6, num_key_value_heads=6, intermediate_size=1536,
-                 num_hidden_layers=1, vocab_size=512)
+    spec = llama(
+        hidden_size=384,
+        num_attention_heads=6,
+        num_key_value_heads=6,
+        intermediate_size=1536,
+        num_hidden_layers=1,
+        vocab_size=512,
+    )
     comps = {c.name: c.bytes for c in weight_components(spec, weight_dtype("q4_k_m"))}
     assert comps["embeddings"] == 512 * 384 * 22 // 32

@@ -23,34 +23,80 @@ from .family import Family, check_family
 
 # architecture -> module (under willitrun.archs). Modules load on first use (fast start-up).
 FAMILIES: dict[str, str] = {
-    "llama": "llama", "mistral": "llama", "t5": "t5", "whisper": "whisper",
-    "llava": "llava", "llava_next": "llava", "mllama": "mllama", "qwen2": "qwen2", "qwen3": "qwen3",
-    "gemma": "gemma", "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3", "granite": "granite",
-    "starcoder2": "starcoder2", "cohere2": "cohere2",
+    "llama": "llama",
+    "mistral": "llama",
+    "t5": "t5",
+    "whisper": "whisper",
+    "llava": "llava",
+    "llava_next": "llava",
+    "mllama": "mllama",
+    "qwen2": "qwen2",
+    "qwen3": "qwen3",
+    "gemma": "gemma",
+    "gemma2": "gemma2",
+    "gemma3_text": "gemma3",
+    "phi3": "phi3",
+    "granite": "granite",
+    "starcoder2": "starcoder2",
+    "cohere2": "cohere2",
     # issue 11: vision-language models whose image tokens sit in the self-attention context
-    "qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "gemma3": "gemma3", "paligemma": "paligemma",
-    "mistral3": "mistral3", "llava_onevision": "llava_onevision", "idefics3": "idefics3", "smolvlm": "idefics3",
+    "qwen2_vl": "qwen2_vl",
+    "qwen2_5_vl": "qwen2_vl",
+    "gemma3": "gemma3",
+    "paligemma": "paligemma",
+    "mistral3": "mistral3",
+    "llava_onevision": "llava_onevision",
+    "idefics3": "idefics3",
+    "smolvlm": "idefics3",
     # issue 11: encoder-decoders
-    "mt5": "t5", "bart": "bart", "mbart": "bart", "m2m_100": "bart", "marian": "bart", "pegasus": "bart",
+    "mt5": "t5",
+    "bart": "bart",
+    "mbart": "bart",
+    "m2m_100": "bart",
+    "marian": "bart",
+    "pegasus": "bart",
     # mixture of experts, latent attention, state-space (issue 10)
-    "mixtral": "mixtral", "qwen2_moe": "qwen_moe", "qwen3_moe": "qwen_moe",
-    "deepseek_v2": "deepseek", "deepseek_v3": "deepseek", "gpt_oss": "gpt_oss",
-    "llama4_text": "llama4", "mamba": "mamba", "falcon_mamba": "mamba",
-    "jamba": "jamba", "falcon_h1": "falcon_h1",
-    "mamba2": "mamba2", "granitemoehybrid": "granitemoehybrid",
+    "mixtral": "mixtral",
+    "qwen2_moe": "qwen_moe",
+    "qwen3_moe": "qwen_moe",
+    "deepseek_v2": "deepseek",
+    "deepseek_v3": "deepseek",
+    "gpt_oss": "gpt_oss",
+    "llama4_text": "llama4",
+    "mamba": "mamba",
+    "falcon_mamba": "mamba",
+    "jamba": "jamba",
+    "falcon_h1": "falcon_h1",
+    "mamba2": "mamba2",
+    "granitemoehybrid": "granitemoehybrid",
     # issue 11: encoders used alone (no cache)
-    "clip": "clip", "siglip": "clip",
+    "clip": "clip",
+    "siglip": "clip",
     # issue 11: encoder-decoders over images
-    "pix2struct": "pix2struct", "florence2": "florence2", "vision-encoder-decoder": "vision_encoder_decoder",
+    "pix2struct": "pix2struct",
+    "florence2": "florence2",
+    "vision-encoder-decoder": "vision_encoder_decoder",
     # issue 20: a model without a family, described by its GGUF's metadata or measured by transformers
     "generic": "generic",
     # issue 20: llama-shaped families declared on the generic decoder (archs/decoder.py)
-    "olmo2": "olmo2", "olmo3": "olmo3", "glm4": "glm4", "smollm3": "smollm3", "seed_oss": "seed_oss",
-    "ernie4_5": "ernie4_5", "hunyuan_v1_dense": "hunyuan_v1_dense", "exaone4": "exaone4",
-    "cohere": "cohere", "stablelm": "stablelm", "phi": "phi", "olmo": "olmo", "apertus": "apertus",
+    "olmo2": "olmo2",
+    "olmo3": "olmo3",
+    "glm4": "glm4",
+    "smollm3": "smollm3",
+    "seed_oss": "seed_oss",
+    "ernie4_5": "ernie4_5",
+    "hunyuan_v1_dense": "hunyuan_v1_dense",
+    "exaone4": "exaone4",
+    "cohere": "cohere",
+    "stablelm": "stablelm",
+    "phi": "phi",
+    "olmo": "olmo",
+    "apertus": "apertus",
     "gpt_neox": "gpt_neox",
     # ... and mixture-of-experts ones (archs/decoder.py: moe_family)
-    "olmoe": "olmoe", "granitemoe": "granitemoe", "glm4_moe": "glm4_moe",
+    "olmoe": "olmoe",
+    "granitemoe": "granitemoe",
+    "glm4_moe": "glm4_moe",
     # ... and hybrids whose layers keep different kinds of cache (archs/caches.py)
     "lfm2": "lfm2",
 }
@@ -68,8 +114,9 @@ def family(architecture_or_spec: str | Any) -> Family[Any]:
     fam = _LOADED.get(module)
     if fam is None:
         mod = import_module(f".{module}", __name__)
-        fam = _LOADED[module] = check_family(vars(mod).get("FAMILY"), mod.__name__,
-                                             (a for a, m in FAMILIES.items() if m == module))
+        fam = _LOADED[module] = check_family(
+            vars(mod).get("FAMILY"), mod.__name__, (a for a, m in FAMILIES.items() if m == module)
+        )
     return fam
 
 
@@ -115,8 +162,10 @@ def geometry(spec: Any) -> Geometry:
 
 # The speech engines run Whisper checkpoints only: said once here for every other architecture, not
 # in each family's geometry (engines/whispercpp.py and engines/ctranslate2.py read `refusals`).
-SPEECH_ONLY = {"whisper.cpp": "whisper.cpp runs Whisper models only",
-               "ctranslate2": "the ctranslate2 (faster-whisper) profile covers Whisper models only"}
+SPEECH_ONLY = {
+    "whisper.cpp": "whisper.cpp runs Whisper models only",
+    "ctranslate2": "the ctranslate2 (faster-whisper) profile covers Whisper models only",
+}
 
 
 def _with_speech_refusals(g: Geometry) -> Geometry:
@@ -148,5 +197,21 @@ def cross_source_tokens(spec: Any, images: int, encoder_tokens: int) -> int:
     return family(spec).cross_source_tokens(spec, images, encoder_tokens)
 
 
-__all__ = ["ARCHITECTURES", "FAMILIES", "Family", "Geometry", "LayerKV", "Stage", "Tensor", "cached", "cross_source_tokens",
-           "families", "family", "geometry", "image_tokens", "model_tensors", "spec_class", "stages"]
+__all__ = [
+    "ARCHITECTURES",
+    "FAMILIES",
+    "Family",
+    "Geometry",
+    "LayerKV",
+    "Stage",
+    "Tensor",
+    "cached",
+    "cross_source_tokens",
+    "families",
+    "family",
+    "geometry",
+    "image_tokens",
+    "model_tensors",
+    "spec_class",
+    "stages",
+]

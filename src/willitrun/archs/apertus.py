@@ -23,8 +23,9 @@ class ApertusConfig(DecoderConfig):
     @property
     def anatomy(self) -> Anatomy:
         b = self.attention_bias
-        return Anatomy(qkv_bias=b, o_bias=b, qk_norm=True, gated=False,
-                       act_params=2 if self.hidden_act == "xielu" else 0)
+        return Anatomy(
+            qkv_bias=b, o_bias=b, qk_norm=True, gated=False, act_params=2 if self.hidden_act == "xielu" else 0
+        )
 
 
 class ApertusSpec(DecoderSpec):
@@ -32,9 +33,27 @@ class ApertusSpec(DecoderSpec):
     config: ApertusConfig
 
 
-FAMILY = decoder_family(__name__, "apertus", ApertusSpec, ConfigClass(
-    "ApertusConfig", "apertus/configuration_apertus.py", ApertusConfig, {
-        "vocab_size": 131072, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-        "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 65536,
-        "hidden_act": "xielu", "tie_word_embeddings": False, "attention_bias": False,
-    }, copied=("head_dim",)), gguf=("apertus",))
+FAMILY = decoder_family(
+    __name__,
+    "apertus",
+    ApertusSpec,
+    ConfigClass(
+        "ApertusConfig",
+        "apertus/configuration_apertus.py",
+        ApertusConfig,
+        {
+            "vocab_size": 131072,
+            "hidden_size": 4096,
+            "intermediate_size": 14336,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": None,
+            "max_position_embeddings": 65536,
+            "hidden_act": "xielu",
+            "tie_word_embeddings": False,
+            "attention_bias": False,
+        },
+        copied=("head_dim",),
+    ),
+    gguf=("apertus",),
+)

@@ -104,8 +104,12 @@ def bart_tensors(c: BartConfig, arch: str, encoder: bool = True) -> Iterator[Ten
     stacks = (("encoder", c.encoder_layers, c.encoder_ffn_dim),) if encoder else ()
     for stack, layers, ffn in (*stacks, ("decoder", c.decoder_layers, c.decoder_ffn_dim)):
         if arch in _LEARNED:
-            yield Tensor(f"{stack}.position_embd.weight", stack, (c.max_position_embeddings + LEARNED_POSITION_OFFSET, d),
-                         "pos_embd")
+            yield Tensor(
+                f"{stack}.position_embd.weight",
+                stack,
+                (c.max_position_embeddings + LEARNED_POSITION_OFFSET, d),
+                "pos_embd",
+            )
         elif arch in _STORED_SINUSOIDS:
             yield Tensor(f"{stack}.position_embd.weight", stack, (c.max_position_embeddings, d), "pos_embd")
         for i in range(layers):
@@ -137,18 +141,30 @@ def geometry(spec: BartSpec) -> Geometry:
     learned = arch != "m2m_100"
     name = _NAMES[arch]
     return Geometry(
-        architecture=arch, self_kv=(LayerKV("full", heads, head_dim, head_dim),) * n,
-        cross_kv=(LayerKV("cross", heads, head_dim, head_dim),) * n, vocab_size=c.vocab_size,
-        tied_embeddings=c.tie_word_embeddings, hidden_size=c.d_model, num_attention_heads=heads,
-        intermediate_size=c.decoder_ffn_dim, context_window=c.max_position_embeddings,
+        architecture=arch,
+        self_kv=(LayerKV("full", heads, head_dim, head_dim),) * n,
+        cross_kv=(LayerKV("cross", heads, head_dim, head_dim),) * n,
+        vocab_size=c.vocab_size,
+        tied_embeddings=c.tie_word_embeddings,
+        hidden_size=c.d_model,
+        num_attention_heads=heads,
+        intermediate_size=c.decoder_ffn_dim,
+        context_window=c.max_position_embeddings,
         hard_limit=c.max_position_embeddings if learned else None,
-        tp_constraints=(("decoder attention heads", heads, False), ("encoder attention heads", c.encoder_attention_heads,
-                                                                   False), ("decoder_ffn_dim", c.decoder_ffn_dim, False)),
-        tp_kv_heads=heads, cross_source="encoder tokens", encoder_tokens_option=True,
+        tp_constraints=(
+            ("decoder attention heads", heads, False),
+            ("encoder attention heads", c.encoder_attention_heads, False),
+            ("decoder_ffn_dim", c.decoder_ffn_dim, False),
+        ),
+        tp_kv_heads=heads,
+        cross_source="encoder tokens",
+        encoder_tokens_option=True,
         encoder_limit=c.max_position_embeddings if learned else None,
-        refusals={"ollama": f"ollama runs no {name} models",
-                  "llama.cpp": f"llama.cpp has no {name} architecture",
-                  "vllm": f"the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not {arch}"},
+        refusals={
+            "ollama": f"ollama runs no {name} models",
+            "llama.cpp": f"llama.cpp has no {name} architecture",
+            "vllm": f"the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not {arch}",
+        },
     )
 
 

@@ -75,22 +75,69 @@ def lists_to_tuples(value: object) -> object:
 # Tensors
 # --------------------------------------------------------------------------------------------------
 Role = Literal[
-    "token_embd", "output", "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up",
-    "ffn_gate_up", "ffn_down", "norm", "bias", "pos_embd", "rel_bias", "conv", "projector", "other",
+    "token_embd",
+    "output",
+    "attn_q",
+    "attn_k",
+    "attn_v",
+    "attn_qkv",
+    "attn_output",
+    "ffn_gate",
+    "ffn_up",
+    "ffn_gate_up",
+    "ffn_down",
+    "norm",
+    "bias",
+    "pos_embd",
+    "rel_bias",
+    "conv",
+    "projector",
+    "other",
     # mixture of experts (llama.cpp's tensor names): the router, and every expert of a layer in one
     # 3-D tensor (n_expert, out, in), as transformers 5 (`experts.gate_up_proj`) and GGUF store them
-    "ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps",
+    "ffn_gate_inp",
+    "ffn_gate_exps",
+    "ffn_up_exps",
+    "ffn_down_exps",
     # multi-head latent attention (DeepSeek V2/V3): query down/up projections, the joint KV
     # down-projection (kv_lora_rank + rope dims) and its up-projection to every head's K and V
-    "attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_kv_b",
+    "attn_q_a",
+    "attn_q_b",
+    "attn_kv_a_mqa",
+    "attn_kv_b",
     # state-space (Mamba) mixers: in_proj, x_proj, dt_proj, out_proj (llama.cpp ssm_in/x/dt/out);
     # the depthwise convolution is "conv", A_log and D are "other"
-    "ssm_in", "ssm_x", "ssm_dt", "ssm_out",
+    "ssm_in",
+    "ssm_x",
+    "ssm_dt",
+    "ssm_out",
 ]
 EXPERT_ROLES = frozenset({"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"})
-LINEAR_ROLES = frozenset({"attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up",
-                          "ffn_gate_up", "ffn_down", "projector", "attn_q_a", "attn_q_b", "attn_kv_a_mqa",
-                          "attn_kv_b", "ssm_in", "ssm_x", "ssm_dt", "ssm_out"}) | EXPERT_ROLES
+LINEAR_ROLES = (
+    frozenset(
+        {
+            "attn_q",
+            "attn_k",
+            "attn_v",
+            "attn_qkv",
+            "attn_output",
+            "ffn_gate",
+            "ffn_up",
+            "ffn_gate_up",
+            "ffn_down",
+            "projector",
+            "attn_q_a",
+            "attn_q_b",
+            "attn_kv_a_mqa",
+            "attn_kv_b",
+            "ssm_in",
+            "ssm_x",
+            "ssm_dt",
+            "ssm_out",
+        }
+    )
+    | EXPERT_ROLES
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +224,6 @@ class VisionShape:
     num_channels: int
     image_size: int
     mmproj_layers: int  # CLIP layers written to the mmproj file (up to the feature layer)
-
-
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,7 @@ class CacheKind:
         """Positions the layer holds for a context of `context` tokens."""
         return context
 
-    def bytes(self, context: int, sequences: int, storage: Storage, *, source: int = 0,
-              windowed: bool = False) -> int:
+    def bytes(self, context: int, sequences: int, storage: Storage, *, source: int = 0, windowed: bool = False) -> int:
         raise NotImplementedError
 
 
@@ -53,13 +52,13 @@ class FullAttention(CacheKind):
     key_dim: int
     value_dim: int
 
-    def bytes(self, context: int, sequences: int, storage: Storage, *, source: int = 0,
-              windowed: bool = False) -> int:
+    def bytes(self, context: int, sequences: int, storage: Storage, *, source: int = 0, windowed: bool = False) -> int:
         held = self.held(context, windowed=windowed)
         if not held:
             return 0
-        return (storage.nbytes(self.kv_heads * self.key_dim * held)
-                + storage.nbytes(self.kv_heads * self.value_dim * held)) * sequences
+        return (
+            storage.nbytes(self.kv_heads * self.key_dim * held) + storage.nbytes(self.kv_heads * self.value_dim * held)
+        ) * sequences
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +86,13 @@ class CrossAttention(FullAttention):
     def held(self, context: int, *, windowed: bool = False) -> int:
         return 0
 
-    def bytes(self, context: int, sequences: int, storage: Storage, *, source: int = 0,
-              windowed: bool = False) -> int:
+    def bytes(self, context: int, sequences: int, storage: Storage, *, source: int = 0, windowed: bool = False) -> int:
         if not source:
             return 0
-        return (storage.nbytes(self.kv_heads * self.key_dim * source)
-                + storage.nbytes(self.kv_heads * self.value_dim * source)) * sequences
+        return (
+            storage.nbytes(self.kv_heads * self.key_dim * source)
+            + storage.nbytes(self.kv_heads * self.value_dim * source)
+        ) * sequences
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +104,7 @@ class MLALatent(CacheKind):
     kv_lora_rank: int
     rope_dim: int
 
-    def bytes(self, context: int, sequences: int, storage: Storage, *, source: int = 0,
-              windowed: bool = False) -> int:
+    def bytes(self, context: int, sequences: int, storage: Storage, *, source: int = 0, windowed: bool = False) -> int:
         if not context:
             return 0
         return (storage.nbytes(self.kv_lora_rank * context) + storage.nbytes(self.rope_dim * context)) * sequences
@@ -118,8 +117,7 @@ class IndexerKeys(CacheKind):
 
     head_dim: int
 
-    def bytes(self, context: int, sequences: int, storage: Storage, *, source: int = 0,
-              windowed: bool = False) -> int:
+    def bytes(self, context: int, sequences: int, storage: Storage, *, source: int = 0, windowed: bool = False) -> int:
         return storage.nbytes(self.head_dim * context) * sequences if context else 0
 
 
@@ -140,8 +138,7 @@ class RecurrentState(CacheKind):
     def held(self, context: int, *, windowed: bool = False) -> int:
         return 0
 
-    def bytes(self, context: int, sequences: int, storage: Storage, *, source: int = 0,
-              windowed: bool = False) -> int:
+    def bytes(self, context: int, sequences: int, storage: Storage, *, source: int = 0, windowed: bool = False) -> int:
         conv = storage.nbytes(self.conv) if self.conv else 0
         ssm = (F32_BYTES * self.ssm if self.ssm_f32 else storage.nbytes(self.ssm)) if self.ssm else 0
         return (conv + ssm) * sequences
@@ -190,8 +187,15 @@ def layer_caches(g: Geometry) -> tuple[tuple[CacheKind, ...], ...]:
     return tuple(out)
 
 
-def cache_bytes(caches: tuple[tuple[CacheKind, ...], ...], context: int, source: int, sequences: int,
-                storage: Storage, *, windowed: bool = False) -> tuple[int, int, int]:
+def cache_bytes(
+    caches: tuple[tuple[CacheKind, ...], ...],
+    context: int,
+    source: int,
+    sequences: int,
+    storage: Storage,
+    *,
+    windowed: bool = False,
+) -> tuple[int, int, int]:
     """(self-attention, cross-attention, recurrent state) bytes of every layer's caches."""
     self_b = cross_b = state_b = 0
     counts: dict[CacheKind, int] = {}

@@ -128,15 +128,30 @@ def tensors(spec: ClipSpec | SiglipSpec) -> Iterator[Tensor]:
     if isinstance(spec, ClipSpec):
         c = spec.config
         yield from clip_vision_tensors(c.vision_config)
-        yield from linear("projector.visual_projection", "projector", c.projection_dim, c.vision_config.hidden_size,
-                          "projector", False, None)
-        yield from linear("projector.text_projection", "projector", c.projection_dim, c.text_config.hidden_size,
-                          "projector", False, None)
+        yield from linear(
+            "projector.visual_projection",
+            "projector",
+            c.projection_dim,
+            c.vision_config.hidden_size,
+            "projector",
+            False,
+            None,
+        )
+        yield from linear(
+            "projector.text_projection",
+            "projector",
+            c.projection_dim,
+            c.text_config.hidden_size,
+            "projector",
+            False,
+            None,
+        )
         yield Tensor("projector.logit_scale", "projector", (), "other")  # a 0-d Parameter
         return
     t = spec.config.text_config
-    yield from linear("projector.text_head", "projector", t.projection_size or t.hidden_size, t.hidden_size,
-                      "projector", True, None)
+    yield from linear(
+        "projector.text_head", "projector", t.projection_size or t.hidden_size, t.hidden_size, "projector", True, None
+    )
     yield from siglip_vision_tensors(spec.config.vision_config)
     yield Tensor("projector.logit_scale", "projector", (1,), "other")
     yield Tensor("projector.logit_bias", "projector", (1,), "other")
@@ -147,22 +162,35 @@ def geometry(spec: ClipSpec | SiglipSpec) -> Geometry:
     t, v = c.text_config, c.vision_config
     name = _NAMES[arch]
     return Geometry(
-        architecture=arch, self_kv=(), cross_kv=(), vocab_size=t.vocab_size, tied_embeddings=False,
-        hidden_size=t.hidden_size, num_attention_heads=t.num_attention_heads, intermediate_size=t.intermediate_size,
+        architecture=arch,
+        self_kv=(),
+        cross_kv=(),
+        vocab_size=t.vocab_size,
+        tied_embeddings=False,
+        hidden_size=t.hidden_size,
+        num_attention_heads=t.num_attention_heads,
+        intermediate_size=t.intermediate_size,
         # the text tower's learned positions: longer text is impossible (CLIPTextEmbeddings raises)
-        context_window=t.max_position_embeddings, hard_limit=t.max_position_embeddings,
-        tp_constraints=(("text attention heads", t.num_attention_heads, False),
-                        ("vision attention heads", v.num_attention_heads, False)),
-        tp_kv_heads=t.num_attention_heads, takes_images=True, encoder_only=True,
+        context_window=t.max_position_embeddings,
+        hard_limit=t.max_position_embeddings,
+        tp_constraints=(
+            ("text attention heads", t.num_attention_heads, False),
+            ("vision attention heads", v.num_attention_heads, False),
+        ),
+        tp_kv_heads=t.num_attention_heads,
+        takes_images=True,
+        encoder_only=True,
         no_cross_reason=f"{name} is an encoder run once per input: nothing is generated, so nothing is cached",
-        refusals={"llama.cpp": f"llama.cpp runs {name} only as a multimodal projector (mmproj) of a language "
-                               "model, not as a model of its own",
-                  "ollama": f"ollama runs no {name} models on their own",
-                  # vLLM registers CLIPModel / SiglipModel as pooling (embedding) models
-                  # (vllm/model_executor/models/registry.py _EMBEDDING_MODELS: CLIPEmbeddingModel,
-                  # SiglipEmbeddingModel); the profile sizes generative models' KV pools only
-                  "vllm": f"vLLM serves {name} as an embedding (pooling) model, which the vLLM profile does not "
-                          "size (it covers decoder LMs, LLaVA and Llama 3.2 Vision); use --engine transformers"},
+        refusals={
+            "llama.cpp": f"llama.cpp runs {name} only as a multimodal projector (mmproj) of a language "
+            "model, not as a model of its own",
+            "ollama": f"ollama runs no {name} models on their own",
+            # vLLM registers CLIPModel / SiglipModel as pooling (embedding) models
+            # (vllm/model_executor/models/registry.py _EMBEDDING_MODELS: CLIPEmbeddingModel,
+            # SiglipEmbeddingModel); the profile sizes generative models' KV pools only
+            "vllm": f"vLLM serves {name} as an embedding (pooling) model, which the vLLM profile does not "
+            "size (it covers decoder LMs, LLaVA and Llama 3.2 Vision); use --engine transformers",
+        },
     )
 
 
@@ -177,8 +205,19 @@ def stages(spec: ClipSpec | SiglipSpec, context: int, source: int, images: int) 
             out.append(siglip_stage(v, images))
         else:
             n = v.patches + 1  # the class token
-            out.append(Stage(n * images, v.hidden_size, v.hidden_size, v.hidden_size, v.intermediate_size, False,
-                             v.num_attention_heads, n, per_input=True))
+            out.append(
+                Stage(
+                    n * images,
+                    v.hidden_size,
+                    v.hidden_size,
+                    v.hidden_size,
+                    v.intermediate_size,
+                    False,
+                    v.num_attention_heads,
+                    n,
+                    per_input=True,
+                )
+            )
     return out
 
 

@@ -32,8 +32,28 @@ class CohereSpec(DecoderSpec):
     config: CohereConfig
 
 
-FAMILY = decoder_family(__name__, "cohere", CohereSpec, ConfigClass("CohereConfig", "cohere/configuration_cohere.py", CohereConfig, {
-    "vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
-    "num_attention_heads": 64, "num_key_value_heads": None, "max_position_embeddings": 8192, "hidden_act": "silu",
-    "tie_word_embeddings": True, "attention_bias": False, "use_qk_norm": False,
-}, copied=("head_dim",)), gguf=("command-r",))  # convert_hf_to_gguf.py: CohereForCausalLM -> MODEL_ARCH.COMMAND_R
+FAMILY = decoder_family(
+    __name__,
+    "cohere",
+    CohereSpec,
+    ConfigClass(
+        "CohereConfig",
+        "cohere/configuration_cohere.py",
+        CohereConfig,
+        {
+            "vocab_size": 256000,
+            "hidden_size": 8192,
+            "intermediate_size": 22528,
+            "num_hidden_layers": 40,
+            "num_attention_heads": 64,
+            "num_key_value_heads": None,
+            "max_position_embeddings": 8192,
+            "hidden_act": "silu",
+            "tie_word_embeddings": True,
+            "attention_bias": False,
+            "use_qk_norm": False,
+        },
+        copied=("head_dim",),
+    ),
+    gguf=("command-r",),
+)  # convert_hf_to_gguf.py: CohereForCausalLM -> MODEL_ARCH.COMMAND_R

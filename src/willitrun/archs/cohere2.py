@@ -42,8 +42,9 @@ class Cohere2Config(DecoderConfig):
     def _check_cohere2(self) -> Cohere2Config:
         check_layer_types(self.layer_types, self.num_hidden_layers)
         if self.head_dim is not None and self.head_dim * self.num_attention_heads != self.hidden_size:
-            raise ValueError(f"head_dim ({self.head_dim}) must be hidden_size / num_attention_heads: Cohere2Config "
-                             "overwrites it")
+            raise ValueError(
+                f"head_dim ({self.head_dim}) must be hidden_size / num_attention_heads: Cohere2Config overwrites it"
+            )
         return self
 
 
@@ -59,8 +60,12 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     # llama.cpp builds an iSWA cache for Cohere 2 too (llama-model.cpp LLM_ARCH_COHERE2: swa_type
     # STANDARD, set_swa_pattern(4)), so its local layers keep window-sized caches. Its only model type
     # is 8B (32 layers), never LLM_TYPE_70B, whose attn_v rule gguf_70b mirrors.
-    return llama.decoder_geometry(spec.config, spec.architecture, llamacpp_swa=True,  # type: ignore[attr-defined]
-                                  gguf_70b=False)
+    return llama.decoder_geometry(
+        spec.config,  # type: ignore[attr-defined]
+        spec.architecture,  # type: ignore[attr-defined]
+        llamacpp_swa=True,
+        gguf_70b=False,
+    )
 
 
 image_tokens = llama.image_tokens

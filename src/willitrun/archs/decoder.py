@@ -83,21 +83,47 @@ def _moe_config(spec: DecoderSpec) -> MoeConfig:
     return spec.config
 
 
-def decoder_family(module: str, arch: str, spec: type[D], config_json: ConfigClass, *, gguf: tuple[str, ...] = (),
-                   weight_rules: WeightRules = LM_WEIGHT_RULES, **overrides: Any) -> Family[D]:
+def decoder_family(
+    module: str,
+    arch: str,
+    spec: type[D],
+    config_json: ConfigClass,
+    *,
+    gguf: tuple[str, ...] = (),
+    weight_rules: WeightRules = LM_WEIGHT_RULES,
+    **overrides: Any,
+) -> Family[D]:
     """The Family of a llama-shaped decoder: one architecture (the config.json model_type, the spec's
     `architecture`), Llama's tensors / geometry / stages computed from the config's anatomy and layer
     kinds; `overrides` replaces any of them (e.g. `geometry=` for an engine-relevant flag)."""
     fields: dict[str, Any] = {
-        "tensors": _tensors, "geometry": _geometry, "stages": _stages, "image_tokens": _no_image_tokens,
-        "cross_source_tokens": _no_cross_source, **overrides,
+        "tensors": _tensors,
+        "geometry": _geometry,
+        "stages": _stages,
+        "image_tokens": _no_image_tokens,
+        "cross_source_tokens": _no_cross_source,
+        **overrides,
     }
-    return Family(module, {arch: spec}, config_json={arch: config_json}, weight_rules={arch: weight_rules},
-                  gguf_architectures=gguf, **fields)
+    return Family(
+        module,
+        {arch: spec},
+        config_json={arch: config_json},
+        weight_rules={arch: weight_rules},
+        gguf_architectures=gguf,
+        **fields,
+    )
 
 
-def moe_family(module: str, arch: str, spec: type[D], config_json: ConfigClass, *, gguf: tuple[str, ...] = (),
-               weight_rules: WeightRules = LM_WEIGHT_RULES, **overrides: Any) -> Family[D]:
+def moe_family(
+    module: str,
+    arch: str,
+    spec: type[D],
+    config_json: ConfigClass,
+    *,
+    gguf: tuple[str, ...] = (),
+    weight_rules: WeightRules = LM_WEIGHT_RULES,
+    **overrides: Any,
+) -> Family[D]:
     """A llama-shaped decoder whose feed-forward is routed experts (archs/moe.py: the config is a
     `MoeConfig` naming the expert count, width and which layers are sparse): Mixtral's tensors, geometry
     (expert counts, per-token feed-forward width) and stages."""

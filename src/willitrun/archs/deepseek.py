@@ -75,8 +75,9 @@ class DeepseekConfig(MoeConfig):
     @model_validator(mode="after")
     def _check_dense(self) -> DeepseekConfig:
         if self.first_k_dense_replace > self.num_hidden_layers:
-            raise ValueError(f"first_k_dense_replace ({self.first_k_dense_replace}) is more than the "
-                             f"{self.num_hidden_layers} layers")
+            raise ValueError(
+                f"first_k_dense_replace ({self.first_k_dense_replace}) is more than the {self.num_hidden_layers} layers"
+            )
         return self
 
 
@@ -97,11 +98,13 @@ def mla_tensors(p: str, i: int, c: DeepseekConfig) -> Iterator[Tensor]:
         yield from linear(f"{p}.attn_q_a", "decoder", c.q_lora_rank, h, "attn_q_a", c.attention_bias, i)
         yield from norm(f"{p}.attn_q_a_norm", "decoder", c.q_lora_rank, i)
         yield from linear(f"{p}.attn_q_b", "decoder", heads * qk, c.q_lora_rank, "attn_q_b", False, i)
-    yield from linear(f"{p}.attn_kv_a_mqa", "decoder", c.kv_lora_rank + c.qk_rope_head_dim, h, "attn_kv_a_mqa",
-                      c.attention_bias, i)
+    yield from linear(
+        f"{p}.attn_kv_a_mqa", "decoder", c.kv_lora_rank + c.qk_rope_head_dim, h, "attn_kv_a_mqa", c.attention_bias, i
+    )
     yield from norm(f"{p}.attn_kv_a_norm", "decoder", c.kv_lora_rank, i)
-    yield from linear(f"{p}.attn_kv_b", "decoder", heads * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank,
-                      "attn_kv_b", False, i)
+    yield from linear(
+        f"{p}.attn_kv_b", "decoder", heads * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank, "attn_kv_b", False, i
+    )
     yield from linear(f"{p}.attn_output", "decoder", h, heads * c.v_head_dim, "attn_output", c.attention_bias, i)
 
 
@@ -130,11 +133,19 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     heads = c.num_attention_heads
     latent = LayerKV("full", 1, c.kv_lora_rank, c.qk_rope_head_dim)
     return decoder_geometry(
-        c, spec.architecture, self_kv=(latent,) * c.num_hidden_layers, experts=c.n_experts,  # type: ignore[attr-defined]
-        experts_per_token=c.num_experts_per_tok, intermediate_size=max(c.active_ffn_width, c.intermediate_size),
+        c,
+        spec.architecture,  # type: ignore[attr-defined]
+        self_kv=(latent,) * c.num_hidden_layers,
+        experts=c.n_experts,
+        experts_per_token=c.num_experts_per_tok,
+        intermediate_size=max(c.active_ffn_width, c.intermediate_size),
         tp_constraints=(("attention heads", heads, False), ("moe_intermediate_size", c.expert_width, False)),
-        tp_kv_heads=1, gguf_n_gqa=1, gguf_70b=False, gguf_architecture="deepseek2",
-        mla=(c.kv_lora_rank, c.qk_rope_head_dim, heads, c.qk_nope_head_dim + c.qk_rope_head_dim, c.v_head_dim))
+        tp_kv_heads=1,
+        gguf_n_gqa=1,
+        gguf_70b=False,
+        gguf_architecture="deepseek2",
+        mla=(c.kv_lora_rank, c.qk_rope_head_dim, heads, c.qk_nope_head_dim + c.qk_rope_head_dim, c.v_head_dim),
+    )
 
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:
@@ -142,8 +153,18 @@ def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[
     c: DeepseekConfig = spec.config  # type: ignore[attr-defined]
     heads = c.num_attention_heads
     qk = c.qk_nope_head_dim + c.qk_rope_head_dim
-    return [Stage(context, c.hidden_size, heads * qk, heads * (qk + c.v_head_dim) // 2,
-                  max(c.active_ffn_width, c.intermediate_size), True, heads, context)]
+    return [
+        Stage(
+            context,
+            c.hidden_size,
+            heads * qk,
+            heads * (qk + c.v_head_dim) // 2,
+            max(c.active_ffn_width, c.intermediate_size),
+            True,
+            heads,
+            context,
+        )
+    ]
 
 
 def image_tokens(spec: ModelSpecBase, image_size: tuple[int, int] | None) -> int:

@@ -32,8 +32,27 @@ class Ernie4_5Spec(DecoderSpec):
     config: Ernie4_5Config
 
 
-FAMILY = decoder_family(__name__, "ernie4_5", Ernie4_5Spec, ConfigClass("Ernie4_5Config", "ernie4_5/configuration_ernie4_5.py", Ernie4_5Config, {
-    "vocab_size": 103424, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 18,
-    "num_attention_heads": 16, "num_key_value_heads": 2, "head_dim": 128, "max_position_embeddings": 131072,
-    "hidden_act": "silu", "tie_word_embeddings": True, "use_bias": False,
-}), gguf=("ernie4_5",))
+FAMILY = decoder_family(
+    __name__,
+    "ernie4_5",
+    Ernie4_5Spec,
+    ConfigClass(
+        "Ernie4_5Config",
+        "ernie4_5/configuration_ernie4_5.py",
+        Ernie4_5Config,
+        {
+            "vocab_size": 103424,
+            "hidden_size": 1024,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 18,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 2,
+            "head_dim": 128,
+            "max_position_embeddings": 131072,
+            "hidden_act": "silu",
+            "tie_word_embeddings": True,
+            "use_bias": False,
+        },
+    ),
+    gguf=("ernie4_5",),
+)

@@ -23,8 +23,9 @@ class Exaone4Config(DecoderConfig):
     hidden_act: Literal["silu"] = "silu"
     sliding_window: Positions | None = 4096
     # an int, or a string such as "LLLG" that only layer_types can go with (__post_init__ takes it modulo)
-    sliding_window_pattern: Annotated[int, Field(gt=0, le=L.MAX_LAYERS)] | Annotated[
-        str, Field(max_length=L.MAX_LAYERS)] | None = 4
+    sliding_window_pattern: (
+        Annotated[int, Field(gt=0, le=L.MAX_LAYERS)] | Annotated[str, Field(max_length=L.MAX_LAYERS)] | None
+    ) = 4
     layer_types: list[LayerType] | None = Field(default=None, max_length=L.MAX_LAYERS)
 
     @property
@@ -39,8 +40,11 @@ class Exaone4Config(DecoderConfig):
     @model_validator(mode="after")
     def _check_layers(self) -> Exaone4Config:
         check_layer_types(self.layer_types, self.num_hidden_layers)
-        if (self.layer_types is None and self.sliding_window is not None
-                and not isinstance(self.sliding_window_pattern, int)):
+        if (
+            self.layer_types is None
+            and self.sliding_window is not None
+            and not isinstance(self.sliding_window_pattern, int)
+        ):
             # Exaone4Config.__post_init__ computes (i + 1) % sliding_window_pattern: transformers cannot build it
             raise ValueError("sliding_window_pattern: give a number (or layer_types) when sliding_window is set")
         return self
@@ -51,8 +55,28 @@ class Exaone4Spec(DecoderSpec):
     config: Exaone4Config
 
 
-FAMILY = decoder_family(__name__, "exaone4", Exaone4Spec, ConfigClass("Exaone4Config", "exaone4/configuration_exaone4.py", Exaone4Config, {
-    "vocab_size": 102400, "hidden_size": 4096, "intermediate_size": 16384, "num_hidden_layers": 32,
-    "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 2048, "hidden_act": "silu",
-    "tie_word_embeddings": False, "sliding_window": 4096, "sliding_window_pattern": 4,
-}, copied=("head_dim", "layer_types")), gguf=("exaone4",))
+FAMILY = decoder_family(
+    __name__,
+    "exaone4",
+    Exaone4Spec,
+    ConfigClass(
+        "Exaone4Config",
+        "exaone4/configuration_exaone4.py",
+        Exaone4Config,
+        {
+            "vocab_size": 102400,
+            "hidden_size": 4096,
+            "intermediate_size": 16384,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 32,
+            "max_position_embeddings": 2048,
+            "hidden_act": "silu",
+            "tie_word_embeddings": False,
+            "sliding_window": 4096,
+            "sliding_window_pattern": 4,
+        },
+        copied=("head_dim", "layer_types"),
+    ),
+    gguf=("exaone4",),
+)

@@ -86,11 +86,30 @@ def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
     for i in range(c.num_hidden_layers):
         p = f"decoder.{i}"
         yield from norm(f"{p}.attn_norm", "decoder", h, i)
-        yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads,
-                                     head_dim=c.head_size, bias=c.attention_bias)
-        yield from mixer_tensors(p, i, hidden=h, d_inner=c.d_ssm, heads=nh, groups=c.mamba_n_groups,
-                                 state=c.mamba_d_state, kernel=c.mamba_d_conv, in_bias=c.mamba_proj_bias,
-                                 out_bias=c.projectors_bias, conv_bias=c.mamba_conv_bias, gated_norm=c.mamba_rms_norm)
+        yield from attention_tensors(
+            p,
+            "decoder",
+            i,
+            hidden=h,
+            heads=c.num_attention_heads,
+            kv_heads=c.kv_heads,
+            head_dim=c.head_size,
+            bias=c.attention_bias,
+        )
+        yield from mixer_tensors(
+            p,
+            i,
+            hidden=h,
+            d_inner=c.d_ssm,
+            heads=nh,
+            groups=c.mamba_n_groups,
+            state=c.mamba_d_state,
+            kernel=c.mamba_d_conv,
+            in_bias=c.mamba_proj_bias,
+            out_bias=c.projectors_bias,
+            conv_bias=c.mamba_conv_bias,
+            gated_norm=c.mamba_rms_norm,
+        )
         yield from norm(f"{p}.ffn_norm", "decoder", h, i)
         yield from gated_mlp(p, "decoder", h, c.intermediate_size, c.mlp_bias, i)
     yield from norm("decoder.output_norm", "decoder", h, None)
@@ -102,11 +121,16 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     c: FalconH1Config = spec.config  # type: ignore[attr-defined]
     n = c.num_hidden_layers
     state = (c.conv_dim * c.mamba_d_conv, c.mamba_n_heads * c.d_head * c.mamba_d_state)
-    return decoder_geometry(c, spec.architecture, ssm_state=(state,) * n, ssm_conv_kernel=c.mamba_d_conv,  # type: ignore[attr-defined]
-                            ssm_state_f32=True,  # FalconH1Mixer's scan: mamba2_chunk_scan (archs/mamba2.py)
-                            self_kv=(LayerKV("full", c.kv_heads, c.head_size, c.head_size),) * n,
-                            gguf_architecture="falcon-h1",
-                            refusals={"vllm": VLLM_STATE_REFUSAL})
+    return decoder_geometry(
+        c,
+        spec.architecture,  # type: ignore[attr-defined]
+        ssm_state=(state,) * n,
+        ssm_conv_kernel=c.mamba_d_conv,
+        ssm_state_f32=True,  # FalconH1Mixer's scan: mamba2_chunk_scan (archs/mamba2.py)
+        self_kv=(LayerKV("full", c.kv_heads, c.head_size, c.head_size),) * n,
+        gguf_architecture="falcon-h1",
+        refusals={"vllm": VLLM_STATE_REFUSAL},
+    )
 
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:

@@ -73,8 +73,17 @@ class Florence2VisionConfig(Strict):
     max_temporal_embeddings: Positions = 100  # cosine, no weights
     max_position_embeddings: Positions = 50  # rows of the projector's learned row / column embeddings
 
-    @field_validator("depths", "patch_size", "patch_stride", "patch_padding", "patch_prenorm", "embed_dim",
-                     "num_heads", "num_groups", mode="before")
+    @field_validator(
+        "depths",
+        "patch_size",
+        "patch_stride",
+        "patch_padding",
+        "patch_prenorm",
+        "embed_dim",
+        "num_heads",
+        "num_groups",
+        mode="before",
+    )
     @classmethod
     def _tuples(cls, value: object) -> object:
         return tuple(value) if isinstance(value, list) else value
@@ -82,8 +91,15 @@ class Florence2VisionConfig(Strict):
     @model_validator(mode="after")
     def _check(self) -> Florence2VisionConfig:
         n = len(self.depths)
-        for name in ("patch_size", "patch_stride", "patch_padding", "patch_prenorm", "embed_dim", "num_heads",
-                     "num_groups"):
+        for name in (
+            "patch_size",
+            "patch_stride",
+            "patch_padding",
+            "patch_prenorm",
+            "embed_dim",
+            "num_heads",
+            "num_groups",
+        ):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n} stages (depths)")
         if any(s < 1 for s in self.patch_stride) or any(k < 1 for k in self.patch_size):
@@ -120,8 +136,10 @@ class Florence2Config(Strict):
     @model_validator(mode="after")
     def _check(self) -> Florence2Config:
         if self.vision_config.projection_dim != self.text_config.d_model:
-            raise ValueError(f"vision_config.projection_dim ({self.vision_config.projection_dim}) must equal "
-                             f"text_config.d_model ({self.text_config.d_model}): image tokens enter the BART encoder")
+            raise ValueError(
+                f"vision_config.projection_dim ({self.vision_config.projection_dim}) must equal "
+                f"text_config.d_model ({self.text_config.d_model}): image tokens enter the BART encoder"
+            )
         return self
 
 
@@ -133,8 +151,10 @@ class Florence2Spec(ModelSpecBase):
     @model_validator(mode="after")
     def _check_tokens(self) -> Florence2Spec:
         if image_tokens_of(self) >= self.config.text_config.max_position_embeddings:
-            raise ValueError(f"one image's {image_tokens_of(self)} tokens fill the BART encoder's "
-                             f"{self.config.text_config.max_position_embeddings} learned positions")
+            raise ValueError(
+                f"one image's {image_tokens_of(self)} tokens fill the BART encoder's "
+                f"{self.config.text_config.max_position_embeddings} learned positions"
+            )
         return self
 
 
@@ -169,7 +189,10 @@ def _vision_tensors(v: Florence2VisionConfig) -> Iterator[Tensor]:
     layer = 0
     for s, (dim, depth) in enumerate(zip(v.embed_dim, v.depths, strict=True)):
         for b in range(depth):
-            for kind in ("spatial", "channel"):  # Florence2VisionBlock: a window-attention and a channel-attention block
+            for kind in (
+                "spatial",
+                "channel",
+            ):  # Florence2VisionBlock: a window-attention and a channel-attention block
                 p = f"vision.{s}.{b}.{kind}"
                 for pos in ("conv1", "conv2"):  # depthwise 3 x 3 positional convolutions (Florence2VisionConvPosEnc)
                     yield Tensor(f"{p}.{pos}.weight", comp, (dim, 1, 3, 3), "conv", layer)
@@ -194,7 +217,9 @@ def tensors(spec: Florence2Spec) -> Iterator[Tensor]:
     yield from norm("projector.image_proj_norm", "projector", v.projection_dim, None, bias=True)
     yield Tensor("projector.row_embd.weight", "projector", (v.max_position_embeddings, last // 2), "pos_embd")
     yield Tensor("projector.column_embd.weight", "projector", (v.max_position_embeddings, last // 2), "pos_embd")
-    yield from bart.bart_tensors(c.text_config.model_copy(update={"tie_word_embeddings": c.tie_word_embeddings}), "bart")
+    yield from bart.bart_tensors(
+        c.text_config.model_copy(update={"tie_word_embeddings": c.tie_word_embeddings}), "bart"
+    )
 
 
 def geometry(spec: Florence2Spec) -> Geometry:
@@ -205,30 +230,43 @@ def geometry(spec: Florence2Spec) -> Geometry:
     per_image = image_tokens_of(spec)
     prompt_room = t.max_position_embeddings - per_image
     return Geometry(
-        architecture=spec.architecture, self_kv=(LayerKV("full", heads, hd, hd),) * n,
-        cross_kv=(LayerKV("cross", heads, hd, hd),) * n, vocab_size=t.vocab_size,
-        tied_embeddings=spec.config.tie_word_embeddings, hidden_size=t.d_model, num_attention_heads=heads,
-        intermediate_size=t.decoder_ffn_dim, context_window=t.max_position_embeddings,
+        architecture=spec.architecture,
+        self_kv=(LayerKV("full", heads, hd, hd),) * n,
+        cross_kv=(LayerKV("cross", heads, hd, hd),) * n,
+        vocab_size=t.vocab_size,
+        tied_embeddings=spec.config.tie_word_embeddings,
+        hidden_size=t.d_model,
+        num_attention_heads=heads,
+        intermediate_size=t.decoder_ffn_dim,
+        context_window=t.max_position_embeddings,
         hard_limit=t.max_position_embeddings,  # BART's learned positions (+ 2 offset rows)
-        tp_constraints=(("decoder attention heads", heads, False),
-                        ("encoder attention heads", t.encoder_attention_heads, False),
-                        ("decoder_ffn_dim", t.decoder_ffn_dim, False),
-                        ("vision attention heads", v.num_heads[-1], False)),
-        tp_kv_heads=heads, takes_images=True,
-        cross_source=(f"encoder positions ({per_image} per image + the prompt's tokens; without --encoder-tokens "
-                      "the longest prompt that fits)"),
+        tp_constraints=(
+            ("decoder attention heads", heads, False),
+            ("encoder attention heads", t.encoder_attention_heads, False),
+            ("decoder_ffn_dim", t.decoder_ffn_dim, False),
+            ("vision attention heads", v.num_heads[-1], False),
+        ),
+        tp_kv_heads=heads,
+        takes_images=True,
+        cross_source=(
+            f"encoder positions ({per_image} per image + the prompt's tokens; without --encoder-tokens "
+            "the longest prompt that fits)"
+        ),
         # --encoder-tokens: the prompt's text tokens; with one image they share the encoder's learned
         # positions, so the prompt has max_position_embeddings - image tokens at most, and without the
         # option the estimate takes that largest prompt (the encoder full)
         # (the limit is checked in cross_source_tokens, where the images are known)
-        encoder_tokens_option=True, encoder_tokens_default=prompt_room,
-        refusals={"ollama": "ollama runs no Florence-2 models",
-                  "llama.cpp": "llama.cpp has no Florence-2 (DaViT + BART) architecture",
-                  # vLLM listed Florence2ForConditionalGeneration among its encoder-decoders
-                  # (vllm/model_executor/models/registry.py), later served by the vllm-project/bart-plugin
-                  "vllm": "vLLM runs Florence-2 as an encoder-decoder (in-tree in older releases, then the "
-                          "vllm-project/bart-plugin); the vLLM profile does not size it (it covers decoder LMs, "
-                          "LLaVA and Llama 3.2 Vision)"},
+        encoder_tokens_option=True,
+        encoder_tokens_default=prompt_room,
+        refusals={
+            "ollama": "ollama runs no Florence-2 models",
+            "llama.cpp": "llama.cpp has no Florence-2 (DaViT + BART) architecture",
+            # vLLM listed Florence2ForConditionalGeneration among its encoder-decoders
+            # (vllm/model_executor/models/registry.py), later served by the vllm-project/bart-plugin
+            "vllm": "vLLM runs Florence-2 as an encoder-decoder (in-tree in older releases, then the "
+            "vllm-project/bart-plugin); the vLLM profile does not size it (it covers decoder LMs, "
+            "LLaVA and Llama 3.2 Vision)",
+        },
     )
 
 
@@ -242,10 +280,10 @@ def stages(spec: Florence2Spec, context: int, source: int, images: int) -> list[
         Stage(context, d, d, d, t.decoder_ffn_dim, False, t.decoder_attention_heads, max(context, source)),
     ]
     if images:
-        for side, dim, ffn, heads in zip(_grids(v, spec.preprocessor.image_size), v.embed_dim, v.ffn, v.num_heads,
-                                         strict=True):
-            out.append(Stage(side * side * images, dim, dim, dim, ffn, False, heads, v.window_size ** 2,
-                             per_input=True))
+        for side, dim, ffn, heads in zip(
+            _grids(v, spec.preprocessor.image_size), v.embed_dim, v.ffn, v.num_heads, strict=True
+        ):
+            out.append(Stage(side * side * images, dim, dim, dim, ffn, False, heads, v.window_size**2, per_input=True))
     return out
 
 
@@ -260,8 +298,10 @@ def cross_source_tokens(spec: Florence2Spec, images: int, encoder_tokens: int) -
     limit = spec.config.text_config.max_position_embeddings
     if source > limit:
         image = f"{image_tokens_of(spec)} image tokens + " if images else ""
-        raise UsageError(f"{spec.id}'s BART encoder has learned positions for {limit} tokens: {image}"
-                         f"--encoder-tokens {encoder_tokens} is impossible")
+        raise UsageError(
+            f"{spec.id}'s BART encoder has learned positions for {limit} tokens: {image}"
+            f"--encoder-tokens {encoder_tokens} is impossible"
+        )
     return source
 
 

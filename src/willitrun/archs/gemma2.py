@@ -58,6 +58,8 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     # swa_type STANDARD, set_swa_pattern(2); LLM_ARCH_GEMMA3: set_swa_pattern(6)); it keeps Phi-3's
     # window off ("Phi SWA is currently disabled") and runs Mistral v0.1 and Qwen2 as full attention.
     return llama.decoder_geometry(spec.config, spec.architecture, llamacpp_swa=True)  # type: ignore[attr-defined]
+
+
 image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
 

@@ -62,7 +62,7 @@ class Gemma3Config(Strict):
         patches into exactly mm_tokens_per_image tokens. transformers builds the model either way (the pooling
         fails only in a forward pass), so importers/configs.py warns instead of refusing (issue 20)."""
         side = self.vision_config.image_size // self.vision_config.patch_size
-        per_side = int(self.mm_tokens_per_image ** 0.5)
+        per_side = int(self.mm_tokens_per_image**0.5)
         return per_side * per_side == self.mm_tokens_per_image and side % per_side == 0
 
 
@@ -89,8 +89,12 @@ def tensors(spec: AnyGemma3) -> Iterator[Tensor]:
         c = spec.config
         yield from siglip.tensors(c.vision_config)
         # Gemma3MultiModalProjector: one (vision hidden x text hidden) matrix and an RMSNorm
-        yield Tensor("projector.mm_input_projection", "projector",
-                     (c.vision_config.hidden_size, c.text_config.hidden_size), "projector")
+        yield Tensor(
+            "projector.mm_input_projection",
+            "projector",
+            (c.vision_config.hidden_size, c.text_config.hidden_size),
+            "projector",
+        )
         yield from norm("projector.mm_soft_emb_norm", "projector", c.vision_config.hidden_size, None)
     yield from llama.decoder_lm(_text(spec), tied=_tied(spec))
 
@@ -98,17 +102,24 @@ def tensors(spec: AnyGemma3) -> Iterator[Tensor]:
 def geometry(spec: AnyGemma3) -> Geometry:
     # llama.cpp names the architecture gemma3 (LLM_ARCH_GEMMA3) and keeps its local layers at the window
     if spec.architecture == "gemma3_text":
-        return llama.decoder_geometry(spec.config, spec.architecture, llamacpp_swa=True,
-                                      gguf_architecture="gemma3")
+        return llama.decoder_geometry(spec.config, spec.architecture, llamacpp_swa=True, gguf_architecture="gemma3")
     c = spec.config
     return llama.decoder_geometry(
-        c.text_config, spec.architecture, llamacpp_swa=True, gguf_architecture="gemma3", tied_embeddings=_tied(spec),
+        c.text_config,
+        spec.architecture,
+        llamacpp_swa=True,
+        gguf_architecture="gemma3",
+        tied_embeddings=_tied(spec),
         no_cross_reason="Gemma 3 has no cross-attention: image tokens sit in the self-attention context",
-        tp_constraints=(*llama.lm_tp_constraints(c.text_config),
-                        ("vision tower attention heads", c.vision_config.num_attention_heads, False)),
+        tp_constraints=(
+            *llama.lm_tp_constraints(c.text_config),
+            ("vision tower attention heads", c.vision_config.num_attention_heads, False),
+        ),
         takes_images=True,
-        refusals={"ollama": "ollama's Gemma 3 vision runner is not modelled yet; the -text spec sizes the language "
-                            "model alone"},
+        refusals={
+            "ollama": "ollama's Gemma 3 vision runner is not modelled yet; the -text spec sizes the language "
+            "model alone"
+        },
     )
 
 

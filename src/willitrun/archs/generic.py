@@ -118,8 +118,6 @@ class GenericSpec(ModelSpecBase):
 SPECS = {"generic": GenericSpec}
 
 
-
-
 def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
     c: GenericConfig = spec.config  # type: ignore[attr-defined]
     for i, t in enumerate(c.tensors):
@@ -140,16 +138,25 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     state = tuple((layer.conv_state, layer.ssm_state) for layer in layers)
     kv_heads = max((k.kv_heads for k in kv if k is not None), default=1)
     return Geometry(
-        architecture=spec.architecture, self_kv=kv, cross_kv=(None,) * len(kv), vocab_size=c.vocab_size,  # type: ignore[attr-defined]
-        tied_embeddings=c.tie_word_embeddings, hidden_size=c.hidden_size, num_attention_heads=c.num_attention_heads,
-        intermediate_size=c.intermediate_size, context_window=c.max_position_embeddings,
-        tp_constraints=(("attention heads", c.num_attention_heads, False),), tp_kv_heads=kv_heads,
+        architecture=spec.architecture,  # type: ignore[attr-defined]
+        self_kv=kv,
+        cross_kv=(None,) * len(kv),
+        vocab_size=c.vocab_size,
+        tied_embeddings=c.tie_word_embeddings,
+        hidden_size=c.hidden_size,
+        num_attention_heads=c.num_attention_heads,
+        intermediate_size=c.intermediate_size,
+        context_window=c.max_position_embeddings,
+        tp_constraints=(("attention heads", c.num_attention_heads, False),),
+        tp_kv_heads=kv_heads,
         no_cross_reason="decoder-only: no cross-attention",
         gguf_n_gqa=max(1, c.num_attention_heads // kv_heads) if kv_heads else 1,
         gguf_architecture=c.source_architecture if c.counted_by == "gguf-metadata" else None,
-        experts=c.num_experts, experts_per_token=c.num_experts_per_tok,
+        experts=c.num_experts,
+        experts_per_token=c.num_experts_per_tok,
         mla=(c.mla[0], c.mla[1], c.mla[2], c.mla[3], c.mla[4]) if c.mla else None,
-        ssm_state=state if any(s != (0, 0) for s in state) else (), ssm_state_f32=c.state_f32,
+        ssm_state=state if any(s != (0, 0) for s in state) else (),
+        ssm_state_f32=c.state_f32,
         # llama.cpp gives sliding and chunked layers their own window-sized cache (llama_kv_cache_iswa)
         llamacpp_swa=any(k is not None and k.window is not None for k in kv),
     )
@@ -163,8 +170,9 @@ def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[
     kv_width = max((layer.kv_heads * max(layer.key_dim, layer.value_dim) for layer in attn), default=0)
     q_width = c.num_attention_heads * key_dim if attn else 0
     width = c.intermediate_size * max(1, c.num_experts_per_tok)
-    return [Stage(context, c.hidden_size, q_width, kv_width, width, True, c.num_attention_heads,
-                  context if attn else 0)]
+    return [
+        Stage(context, c.hidden_size, q_width, kv_width, width, True, c.num_attention_heads, context if attn else 0)
+    ]
 
 
 def image_tokens(spec: ModelSpecBase, image_size: tuple[int, int] | None) -> int:

@@ -31,8 +31,27 @@ class Glm4Spec(DecoderSpec):
     config: Glm4Config
 
 
-FAMILY = decoder_family(__name__, "glm4", Glm4Spec, ConfigClass("Glm4Config", "glm4/configuration_glm4.py", Glm4Config, {
-    "vocab_size": 151552, "hidden_size": 4096, "intermediate_size": 13696, "num_hidden_layers": 40,
-    "num_attention_heads": 32, "num_key_value_heads": 2, "head_dim": 128, "max_position_embeddings": 131072,
-    "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": True,
-}), gguf=("glm4",))
+FAMILY = decoder_family(
+    __name__,
+    "glm4",
+    Glm4Spec,
+    ConfigClass(
+        "Glm4Config",
+        "glm4/configuration_glm4.py",
+        Glm4Config,
+        {
+            "vocab_size": 151552,
+            "hidden_size": 4096,
+            "intermediate_size": 13696,
+            "num_hidden_layers": 40,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 2,
+            "head_dim": 128,
+            "max_position_embeddings": 131072,
+            "hidden_act": "silu",
+            "tie_word_embeddings": False,
+            "attention_bias": True,
+        },
+    ),
+    gguf=("glm4",),
+)

@@ -61,8 +61,9 @@ class Glm4MoeConfig(MoeConfig):
     @model_validator(mode="after")
     def _check_dense(self) -> Glm4MoeConfig:
         if self.first_k_dense_replace > self.num_hidden_layers:
-            raise ValueError(f"first_k_dense_replace ({self.first_k_dense_replace}) is more than the "
-                             f"{self.num_hidden_layers} layers")
+            raise ValueError(
+                f"first_k_dense_replace ({self.first_k_dense_replace}) is more than the {self.num_hidden_layers} layers"
+            )
         return self
 
 
@@ -71,10 +72,33 @@ class Glm4MoeSpec(DecoderSpec):
     config: Glm4MoeConfig
 
 
-FAMILY = moe_family(__name__, "glm4_moe", Glm4MoeSpec, ConfigClass(
-    "Glm4MoeConfig", "glm4_moe/configuration_glm4_moe.py", Glm4MoeConfig, {
-        "vocab_size": 151552, "hidden_size": 4096, "intermediate_size": 10944, "num_hidden_layers": 46,
-        "num_attention_heads": 96, "num_key_value_heads": 8, "max_position_embeddings": 131072, "hidden_act": "silu",
-        "tie_word_embeddings": False, "attention_bias": False, "use_qk_norm": False, "moe_intermediate_size": 1408,
-        "num_experts_per_tok": 8, "n_shared_experts": 1, "n_routed_experts": 128, "first_k_dense_replace": 1,
-    }, copied=("head_dim",)), gguf=("glm4moe",))  # convert_hf_to_gguf.py: Glm4MoeForCausalLM -> MODEL_ARCH.GLM4_MOE
+FAMILY = moe_family(
+    __name__,
+    "glm4_moe",
+    Glm4MoeSpec,
+    ConfigClass(
+        "Glm4MoeConfig",
+        "glm4_moe/configuration_glm4_moe.py",
+        Glm4MoeConfig,
+        {
+            "vocab_size": 151552,
+            "hidden_size": 4096,
+            "intermediate_size": 10944,
+            "num_hidden_layers": 46,
+            "num_attention_heads": 96,
+            "num_key_value_heads": 8,
+            "max_position_embeddings": 131072,
+            "hidden_act": "silu",
+            "tie_word_embeddings": False,
+            "attention_bias": False,
+            "use_qk_norm": False,
+            "moe_intermediate_size": 1408,
+            "num_experts_per_tok": 8,
+            "n_shared_experts": 1,
+            "n_routed_experts": 128,
+            "first_k_dense_replace": 1,
+        },
+        copied=("head_dim",),
+    ),
+    gguf=("glm4moe",),
+)  # convert_hf_to_gguf.py: Glm4MoeForCausalLM -> MODEL_ARCH.GLM4_MOE

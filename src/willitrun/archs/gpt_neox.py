@@ -33,16 +33,35 @@ class GPTNeoXSpec(DecoderSpec):
     config: GPTNeoXConfig
 
 
-FAMILY = decoder_family(__name__, "gpt_neox", GPTNeoXSpec, ConfigClass(
-    "GPTNeoXConfig", "gpt_neox/configuration_gpt_neox.py", GPTNeoXConfig, {
-        "vocab_size": 50432, "hidden_size": 6144, "intermediate_size": 24576, "num_hidden_layers": 44,
-        "num_attention_heads": 64, "max_position_embeddings": 2048, "hidden_act": "gelu",
-        "tie_word_embeddings": False, "attention_bias": True, "use_parallel_residual": True,
-    }), gguf=("gptneox",),
+FAMILY = decoder_family(
+    __name__,
+    "gpt_neox",
+    GPTNeoXSpec,
+    ConfigClass(
+        "GPTNeoXConfig",
+        "gpt_neox/configuration_gpt_neox.py",
+        GPTNeoXConfig,
+        {
+            "vocab_size": 50432,
+            "hidden_size": 6144,
+            "intermediate_size": 24576,
+            "num_hidden_layers": 44,
+            "num_attention_heads": 64,
+            "max_position_embeddings": 2048,
+            "hidden_act": "gelu",
+            "tie_word_embeddings": False,
+            "attention_bias": True,
+            "use_parallel_residual": True,
+        },
+    ),
+    gguf=("gptneox",),
     # GPTNeoXModel: gpt_neox.embed_in, gpt_neox.layers.N, gpt_neox.final_layer_norm; the LM head is stored as
     # embed_out (renamed lm_head on load: transformers conversion_mapping.py). Older checkpoints (Pythia) also
     # store each layer's causal-mask and rotary buffers, which are no parameters ("(buffer)").
-    weight_rules=((r"(?:gpt_neox\.)?layers\.\d+\.attention\.(?:bias|masked_bias|rotary_emb\.inv_freq)", "(buffer)"),
-                  (r"(?:gpt_neox\.)?embed_in\.weight", "embeddings"),
-                  (r"(?:gpt_neox\.)?(?:layers\.\d+\..+|final_layer_norm\.(?:weight|bias))", "decoder"),
-                  (r"(?:embed_out|lm_head)\.weight", "lm_head")))
+    weight_rules=(
+        (r"(?:gpt_neox\.)?layers\.\d+\.attention\.(?:bias|masked_bias|rotary_emb\.inv_freq)", "(buffer)"),
+        (r"(?:gpt_neox\.)?embed_in\.weight", "embeddings"),
+        (r"(?:gpt_neox\.)?(?:layers\.\d+\..+|final_layer_norm\.(?:weight|bias))", "decoder"),
+        (r"(?:embed_out|lm_head)\.weight", "lm_head"),
+    ),
+)

@@ -65,11 +65,20 @@ def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
         p = f"decoder.{i}"
         yield from norm(f"{p}.attn_norm", "decoder", h, i)
         yield Tensor(f"{p}.attn_sinks.weight", "decoder", (c.num_attention_heads,), "other", i)
-        yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads,
-                                     head_dim=c.head_size, bias=c.attention_bias)
+        yield from attention_tensors(
+            p,
+            "decoder",
+            i,
+            hidden=h,
+            heads=c.num_attention_heads,
+            kv_heads=c.kv_heads,
+            head_dim=c.head_size,
+            bias=c.attention_bias,
+        )
         yield from norm(f"{p}.ffn_norm", "decoder", h, i)
-        yield from expert_tensors(p, "decoder", i, hidden=h, inter=c.expert_width, experts=c.n_experts,
-                                  router_bias=True, bias=True)
+        yield from expert_tensors(
+            p, "decoder", i, hidden=h, inter=c.expert_width, experts=c.n_experts, router_bias=True, bias=True
+        )
     yield from norm("decoder.output_norm", "decoder", h, None)
     if not c.tie_word_embeddings:
         yield Tensor("output.weight", "lm_head", (c.vocab_size, h), "output")
@@ -77,13 +86,20 @@ def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
 
 def geometry(spec: ModelSpecBase) -> Geometry:
     # llama.cpp runs gpt-oss with per-layer SWA caches (llama_kv_cache_iswa), architecture "gpt-oss"
-    g = moe_geometry(spec.config, spec.architecture, llamacpp_swa=True,  # type: ignore[attr-defined]
-                     gguf_architecture="gpt-oss")
+    g = moe_geometry(
+        spec.config,  # type: ignore[attr-defined]
+        spec.architecture,  # type: ignore[attr-defined]
+        llamacpp_swa=True,
+        gguf_architecture="gpt-oss",
+    )
     # GptOssPreTrainedModel._keep_in_fp32_modules = ["post_attention_layernorm", "input_layernorm", "norm"]
     # (transformers 5.23 models/gpt_oss/modeling_gpt_oss.py): every RMSNorm weight, the final one too,
     # stays float32 in a float16 load (measured: tests/reference keep_in_fp32, 141,120 parameters for 20b).
-    return replace(g, keep_in_fp32_modules=("post_attention_layernorm", "input_layernorm", "norm"),
-                   keep_in_fp32_roles=frozenset({"norm"}))
+    return replace(
+        g,
+        keep_in_fp32_modules=("post_attention_layernorm", "input_layernorm", "norm"),
+        keep_in_fp32_roles=frozenset({"norm"}),
+    )
 
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:

@@ -43,10 +43,33 @@ class GraniteMoeSpec(DecoderSpec):
     config: GraniteMoeConfig
 
 
-FAMILY = moe_family(__name__, "granitemoe", GraniteMoeSpec, ConfigClass(
-    "GraniteMoeConfig", "granitemoe/configuration_granitemoe.py", GraniteMoeConfig, {
-        "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-        "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048, "hidden_act": "silu",
-        "tie_word_embeddings": False, "attention_bias": False, "num_local_experts": 8, "num_experts_per_tok": 2,
-        "embedding_multiplier": 1.0, "logits_scaling": 1.0, "residual_multiplier": 1.0, "attention_multiplier": 1.0,
-    }, copied=("head_dim",)), gguf=("granitemoe",))
+FAMILY = moe_family(
+    __name__,
+    "granitemoe",
+    GraniteMoeSpec,
+    ConfigClass(
+        "GraniteMoeConfig",
+        "granitemoe/configuration_granitemoe.py",
+        GraniteMoeConfig,
+        {
+            "vocab_size": 32000,
+            "hidden_size": 4096,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": None,
+            "max_position_embeddings": 2048,
+            "hidden_act": "silu",
+            "tie_word_embeddings": False,
+            "attention_bias": False,
+            "num_local_experts": 8,
+            "num_experts_per_tok": 2,
+            "embedding_multiplier": 1.0,
+            "logits_scaling": 1.0,
+            "residual_multiplier": 1.0,
+            "attention_multiplier": 1.0,
+        },
+        copied=("head_dim",),
+    ),
+    gguf=("granitemoe",),
+)

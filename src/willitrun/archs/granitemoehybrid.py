@@ -103,8 +103,9 @@ class GraniteMoeHybridConfig(MoeConfig):
     def _check_layers(self) -> GraniteMoeHybridConfig:
         check_layer_types(self.layer_types, self.num_hidden_layers)
         if self.mamba_d_head == "auto" and self.d_inner % self.mamba_n_heads:
-            raise ValueError(f"mamba_n_heads ({self.mamba_n_heads}) must divide mamba_expand x hidden_size "
-                             f"({self.d_inner})")
+            raise ValueError(
+                f"mamba_n_heads ({self.mamba_n_heads}) must divide mamba_expand x hidden_size ({self.d_inner})"
+            )
         check_mamba2_heads(self.d_inner, self.mamba_n_heads, self.d_head, self.mamba_n_groups)
         return self
 
@@ -125,13 +126,31 @@ def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
         p = f"decoder.{i}"
         yield from norm(f"{p}.attn_norm", "decoder", h, i)
         if c.is_attention(i):
-            yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads,
-                                         head_dim=c.head_size, bias=c.attention_bias)
+            yield from attention_tensors(
+                p,
+                "decoder",
+                i,
+                hidden=h,
+                heads=c.num_attention_heads,
+                kv_heads=c.kv_heads,
+                head_dim=c.head_size,
+                bias=c.attention_bias,
+            )
         else:
-            yield from mixer_tensors(p, i, hidden=h, d_inner=c.d_inner, heads=c.mamba_n_heads,
-                                     groups=c.mamba_n_groups, state=c.mamba_d_state, kernel=c.mamba_d_conv,
-                                     in_bias=c.mamba_proj_bias, out_bias=c.mamba_proj_bias,
-                                     conv_bias=c.mamba_conv_bias, gated_norm=True)
+            yield from mixer_tensors(
+                p,
+                i,
+                hidden=h,
+                d_inner=c.d_inner,
+                heads=c.mamba_n_heads,
+                groups=c.mamba_n_groups,
+                state=c.mamba_d_state,
+                kernel=c.mamba_d_conv,
+                in_bias=c.mamba_proj_bias,
+                out_bias=c.mamba_proj_bias,
+                conv_bias=c.mamba_conv_bias,
+                gated_norm=True,
+            )
         yield from norm(f"{p}.ffn_norm", "decoder", h, i)
         if c.is_moe(i):
             yield from expert_tensors(p, "decoder", i, hidden=h, inter=c.expert_width, experts=c.n_experts)
@@ -146,16 +165,30 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     n = c.num_hidden_layers
     kv = LayerKV("full", c.kv_heads, c.head_size, c.head_size)
     state = layer_state(c.d_inner, c.mamba_n_heads, c.d_head, c.mamba_n_groups, c.mamba_d_state, c.mamba_d_conv)
-    width = ("moe_intermediate_size", c.expert_width, False) if c.n_experts else \
-        ("shared_intermediate_size", c.shared_intermediate_size, False)
+    width = (
+        ("moe_intermediate_size", c.expert_width, False)
+        if c.n_experts
+        else ("shared_intermediate_size", c.shared_intermediate_size, False)
+    )
     return decoder_geometry(
-        c, spec.architecture, self_kv=tuple(kv if c.is_attention(i) else None for i in range(n)),  # type: ignore[attr-defined]
-        experts=c.n_experts, experts_per_token=c.experts_per_token, intermediate_size=c.active_ffn_width,
-        tp_constraints=(("attention heads", c.num_attention_heads, False), ("KV heads", c.kv_heads, True),
-                        width, ("Mamba-2 heads", c.mamba_n_heads, False)),
+        c,
+        spec.architecture,  # type: ignore[attr-defined]
+        self_kv=tuple(kv if c.is_attention(i) else None for i in range(n)),
+        experts=c.n_experts,
+        experts_per_token=c.experts_per_token,
+        intermediate_size=c.active_ffn_width,
+        tp_constraints=(
+            ("attention heads", c.num_attention_heads, False),
+            ("KV heads", c.kv_heads, True),
+            width,
+            ("Mamba-2 heads", c.mamba_n_heads, False),
+        ),
         ssm_state=tuple((0, 0) if c.is_attention(i) else state for i in range(n)),
-        ssm_conv_kernel=c.mamba_d_conv, ssm_state_f32=True, gguf_architecture="granitehybrid",
-        refusals={"vllm": VLLM_STATE_REFUSAL})
+        ssm_conv_kernel=c.mamba_d_conv,
+        ssm_state_f32=True,
+        gguf_architecture="granitehybrid",
+        refusals={"vllm": VLLM_STATE_REFUSAL},
+    )
 
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:

@@ -33,9 +33,27 @@ class HunYuanDenseV1Spec(DecoderSpec):
     config: HunYuanDenseV1Config
 
 
-FAMILY = decoder_family(__name__, "hunyuan_v1_dense", HunYuanDenseV1Spec, ConfigClass(
-    "HunYuanDenseV1Config", "hunyuan_v1_dense/configuration_hunyuan_v1_dense.py", HunYuanDenseV1Config, {
-        "vocab_size": 290943, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-        "num_attention_heads": 32, "num_key_value_heads": None, "head_dim": None, "max_position_embeddings": 2048,
-        "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False,
-    }), gguf=("hunyuan-dense",))
+FAMILY = decoder_family(
+    __name__,
+    "hunyuan_v1_dense",
+    HunYuanDenseV1Spec,
+    ConfigClass(
+        "HunYuanDenseV1Config",
+        "hunyuan_v1_dense/configuration_hunyuan_v1_dense.py",
+        HunYuanDenseV1Config,
+        {
+            "vocab_size": 290943,
+            "hidden_size": 4096,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": None,
+            "head_dim": None,
+            "max_position_embeddings": 2048,
+            "hidden_act": "silu",
+            "tie_word_embeddings": False,
+            "attention_bias": False,
+        },
+    ),
+    gguf=("hunyuan-dense",),
+)

@@ -83,12 +83,14 @@ class Idefics3Config(Strict):
     vision_config: Idefics3VisionConfig = Idefics3VisionConfig()
     scale_factor: Annotated[int, Field(gt=0, le=64)] = 2
     image_token_id: TokenId | None = None
-    tie_word_embeddings: bool = False  # the top-level flag ties lm_head (modeling_utils.py get_expanded_tied_weights_keys)
+    tie_word_embeddings: bool = (
+        False  # the top-level flag ties lm_head (modeling_utils.py get_expanded_tied_weights_keys)
+    )
 
     @property
     def image_seq_len(self) -> int:
         """Features of one crop: Idefics3Model.image_seq_len."""
-        return self.vision_config.patches // self.scale_factor ** 2
+        return self.vision_config.patches // self.scale_factor**2
 
     @model_validator(mode="after")
     def _check(self) -> Idefics3Config:
@@ -108,9 +110,11 @@ class Idefics3Spec(ModelSpecBase):
     def _check_preprocessor(self) -> Idefics3Spec:
         side = self.config.vision_config.image_size
         if self.preprocessor.max_image_size != side:
-            raise ValueError(f"preprocessor.max_image_size ({self.preprocessor.max_image_size}) must equal "
-                             f"vision_config.image_size ({side}): the processor writes image_seq_len tokens "
-                             "per crop, the tower sees max_image_size crops")
+            raise ValueError(
+                f"preprocessor.max_image_size ({self.preprocessor.max_image_size}) must equal "
+                f"vision_config.image_size ({side}): the processor writes image_seq_len tokens "
+                "per crop, the tower sees max_image_size crops"
+            )
         return self
 
 
@@ -122,8 +126,15 @@ def tensors(spec: Idefics3Spec) -> Iterator[Tensor]:
     Llama text model and lm_head (absent when tie_word_embeddings)."""
     c, v = spec.config, spec.config.vision_config
     yield from siglip.tensors(v)
-    yield from linear("projector.modality_projection", "projector", c.text_config.hidden_size,
-                      v.hidden_size * c.scale_factor ** 2, "projector", False, None)
+    yield from linear(
+        "projector.modality_projection",
+        "projector",
+        c.text_config.hidden_size,
+        v.hidden_size * c.scale_factor**2,
+        "projector",
+        False,
+        None,
+    )
     yield from llama.decoder_lm(c.text_config, tied=c.tie_word_embeddings)
 
 
@@ -131,13 +142,20 @@ def geometry(spec: Idefics3Spec) -> Geometry:
     c = spec.config
     name = "Idefics3" if spec.architecture == "idefics3" else "SmolVLM"
     return llama.decoder_geometry(
-        c.text_config, spec.architecture, tied_embeddings=c.tie_word_embeddings,
+        c.text_config,
+        spec.architecture,
+        tied_embeddings=c.tie_word_embeddings,
         no_cross_reason=f"{name} has no cross-attention: image tokens sit in the self-attention context",
-        tp_constraints=(*llama.lm_tp_constraints(c.text_config),
-                        ("vision tower attention heads", c.vision_config.num_attention_heads, False)),
-        takes_images=True, image_size_option=True,
-        refusals={"llama.cpp": f"llama.cpp's {name} mmproj is not modelled yet",
-                  "ollama": f"ollama's {name} runner is not modelled yet"},
+        tp_constraints=(
+            *llama.lm_tp_constraints(c.text_config),
+            ("vision tower attention heads", c.vision_config.num_attention_heads, False),
+        ),
+        takes_images=True,
+        image_size_option=True,
+        refusals={
+            "llama.cpp": f"llama.cpp's {name} mmproj is not modelled yet",
+            "ollama": f"ollama's {name} runner is not modelled yet",
+        },
     )
 
 
@@ -197,15 +215,27 @@ def image_tokens(spec: Idefics3Spec, image_size: tuple[int, int] | None) -> int:
     return rows * (cols * (seq + 2) + 1) + seq + 3
 
 
-def stages(spec: Idefics3Spec, context: int, source: int, images: int,
-           image_size: tuple[int, int] | None = None) -> list[Stage]:
+def stages(
+    spec: Idefics3Spec, context: int, source: int, images: int, image_size: tuple[int, int] | None = None
+) -> list[Stage]:
     out = [llama.lm_stage(spec.config.text_config, context)]
     if images:
         v = spec.config.vision_config
         n = v.patches
         # every crop of every image through the tower at once (SDPA: no whole score matrix)
-        out.append(Stage(n * crops(spec, image_size) * images, v.hidden_size, v.hidden_size, v.hidden_size,
-                         v.intermediate_size, False, v.num_attention_heads, n, per_input=True))
+        out.append(
+            Stage(
+                n * crops(spec, image_size) * images,
+                v.hidden_size,
+                v.hidden_size,
+                v.hidden_size,
+                v.intermediate_size,
+                False,
+                v.num_attention_heads,
+                n,
+                per_input=True,
+            )
+        )
     return out
 
 

@@ -53,8 +53,10 @@ class JambaConfig(MoeConfig):
     @model_validator(mode="after")
     def _check_offsets(self) -> JambaConfig:
         # JambaConfig._check_supported_offset refuses these too: an offset past its period names no layer
-        for what, offset, period in (("attn", self.attn_layer_offset, self.attn_layer_period),
-                                     ("expert", self.expert_layer_offset, self.expert_layer_period)):
+        for what, offset, period in (
+            ("attn", self.attn_layer_offset, self.attn_layer_period),
+            ("expert", self.expert_layer_offset, self.expert_layer_period),
+        ):
             if offset >= period:
                 raise ValueError(f"{what}_layer_offset ({offset}) must be below {what}_layer_period ({period})")
         return self
@@ -87,11 +89,28 @@ def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
         p = f"decoder.{i}"
         yield from norm(f"{p}.attn_norm", "decoder", h, i)
         if c.is_attention(i):
-            yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads,
-                                         kv_heads=c.kv_heads, head_dim=c.head_size, bias=False)
+            yield from attention_tensors(
+                p,
+                "decoder",
+                i,
+                hidden=h,
+                heads=c.num_attention_heads,
+                kv_heads=c.kv_heads,
+                head_dim=c.head_size,
+                bias=False,
+            )
         else:
-            yield from mixer_tensors(p, i, h, c.inner, c.mamba_d_state, c.mamba_d_conv, c.dt_rank,
-                                     bias=c.mamba_proj_bias, conv_bias=c.mamba_conv_bias)
+            yield from mixer_tensors(
+                p,
+                i,
+                h,
+                c.inner,
+                c.mamba_d_state,
+                c.mamba_d_conv,
+                c.dt_rank,
+                bias=c.mamba_proj_bias,
+                conv_bias=c.mamba_conv_bias,
+            )
             yield from norm(f"{p}.ssm_dt_norm", "decoder", c.dt_rank, i)
             yield from norm(f"{p}.ssm_b_norm", "decoder", c.mamba_d_state, i)
             yield from norm(f"{p}.ssm_c_norm", "decoder", c.mamba_d_state, i)
@@ -111,12 +130,18 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     kv = LayerKV("full", c.kv_heads, c.head_size, c.head_size)
     mamba_state = (c.inner * c.mamba_d_conv, c.inner * c.mamba_d_state)
     return decoder_geometry(
-        c, spec.architecture, self_kv=tuple(kv if c.is_attention(i) else None for i in range(n)),  # type: ignore[attr-defined]
-        experts=c.n_experts, experts_per_token=c.num_experts_per_tok,
+        c,
+        spec.architecture,  # type: ignore[attr-defined]
+        self_kv=tuple(kv if c.is_attention(i) else None for i in range(n)),
+        experts=c.n_experts,
+        experts_per_token=c.num_experts_per_tok,
         intermediate_size=max(c.active_ffn_width, c.intermediate_size),
         ssm_state=tuple((0, 0) if c.is_attention(i) else mamba_state for i in range(n)),
-        ssm_conv_kernel=c.mamba_d_conv, ssm_state_f32=True, gguf_architecture="jamba",
-        refusals={"vllm": VLLM_STATE_REFUSAL})
+        ssm_conv_kernel=c.mamba_d_conv,
+        ssm_state_f32=True,
+        gguf_architecture="jamba",
+        refusals={"vllm": VLLM_STATE_REFUSAL},
+    )
 
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:

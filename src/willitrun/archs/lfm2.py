@@ -90,8 +90,9 @@ def _tensors(spec: Lfm2Spec) -> Iterator[Tensor]:
     for i in range(c.num_hidden_layers):
         p = f"decoder.{i}"
         if c.attends(i):
-            yield from llama.attention_tensors(p, comp, i, hidden=h, heads=c.num_attention_heads,
-                                               kv_heads=c.kv_heads, head_dim=hd, bias=False)
+            yield from llama.attention_tensors(
+                p, comp, i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads, head_dim=hd, bias=False
+            )
             yield from norm(f"{p}.attn_q_norm", comp, hd, i)
             yield from norm(f"{p}.attn_k_norm", comp, hd, i)
         else:
@@ -110,17 +111,26 @@ def _tensors(spec: Lfm2Spec) -> Iterator[Tensor]:
 
 def _geometry(spec: Lfm2Spec) -> Geometry:
     c = spec.config
-    g = llama.decoder_geometry(c, spec.architecture, tied_embeddings=c.tied, intermediate_size=c.ffn_width,
-                               refusals={"llama.cpp": ENGINE_REFUSAL, "ollama": ENGINE_REFUSAL,
-                                         "vllm": ENGINE_REFUSAL})
+    g = llama.decoder_geometry(
+        c,
+        spec.architecture,
+        tied_embeddings=c.tied,
+        intermediate_size=c.ffn_width,
+        refusals={"llama.cpp": ENGINE_REFUSAL, "ollama": ENGINE_REFUSAL, "vllm": ENGINE_REFUSAL},
+    )
     n = c.num_hidden_layers
     conv = c.hidden_size * c.conv_L_cache
     kinds: list[tuple[CacheKind, ...]] = [
         (FullAttention(c.kv_heads, c.head_size, c.head_size),) if c.attends(i) else (ShortConvState(conv, 0),)
-        for i in range(n)]
-    return replace(g, self_kv=tuple(kv if c.attends(i) else None for i, kv in enumerate(g.self_kv)),
-                   ssm_state=tuple((0, 0) if c.attends(i) else (conv, 0) for i in range(n)),
-                   ssm_conv_kernel=c.conv_L_cache, cache_kinds=tuple(kinds))
+        for i in range(n)
+    ]
+    return replace(
+        g,
+        self_kv=tuple(kv if c.attends(i) else None for i, kv in enumerate(g.self_kv)),
+        ssm_state=tuple((0, 0) if c.attends(i) else (conv, 0) for i in range(n)),
+        ssm_conv_kernel=c.conv_L_cache,
+        cache_kinds=tuple(kinds),
+    )
 
 
 def _stages(spec: Lfm2Spec, context: int, source: int, images: int) -> list[Stage]:
@@ -129,14 +139,39 @@ def _stages(spec: Lfm2Spec, context: int, source: int, images: int) -> list[Stag
     return [replace(st, mlp_inner=c.ffn_width)]
 
 
-FAMILY = decoder_family(__name__, "lfm2", Lfm2Spec, ConfigClass("Lfm2Config", "lfm2/configuration_lfm2.py", Lfm2Config, {
-    "vocab_size": 65536, "hidden_size": 2560, "intermediate_size": 12288, "num_hidden_layers": 32,
-    "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 128_000,
-    "tie_word_embeddings": True, "conv_bias": False, "conv_L_cache": 3, "block_multiple_of": 256,
-    "block_ffn_dim_multiplier": 1.0, "block_auto_adjust_ff_dim": True,
-}, copied=("head_dim", "full_attn_idxs", "layer_types", "block_ff_dim", "tie_embedding")), gguf=("lfm2",),
-    tensors=_tensors, geometry=_geometry, stages=_stages,
+FAMILY = decoder_family(
+    __name__,
+    "lfm2",
+    Lfm2Spec,
+    ConfigClass(
+        "Lfm2Config",
+        "lfm2/configuration_lfm2.py",
+        Lfm2Config,
+        {
+            "vocab_size": 65536,
+            "hidden_size": 2560,
+            "intermediate_size": 12288,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "max_position_embeddings": 128_000,
+            "tie_word_embeddings": True,
+            "conv_bias": False,
+            "conv_L_cache": 3,
+            "block_multiple_of": 256,
+            "block_ffn_dim_multiplier": 1.0,
+            "block_auto_adjust_ff_dim": True,
+        },
+        copied=("head_dim", "full_attn_idxs", "layer_types", "block_ff_dim", "tie_embedding"),
+    ),
+    gguf=("lfm2",),
+    tensors=_tensors,
+    geometry=_geometry,
+    stages=_stages,
     # Lfm2Model: model.layers.N.{self_attn, conv, feed_forward, operator_norm, ffn_norm}, model.embedding_norm
-    weight_rules=((r"(?:model\.)?embed_tokens\.weight", "embeddings"),
-                  (r"(?:model\.)?(?:layers\.\d+\..+|embedding_norm\.weight)", "decoder"),
-                  (r"lm_head\.weight", "lm_head")))
+    weight_rules=(
+        (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
+        (r"(?:model\.)?(?:layers\.\d+\..+|embedding_norm\.weight)", "decoder"),
+        (r"lm_head\.weight", "lm_head"),
+    ),
+)

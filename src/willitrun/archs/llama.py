@@ -110,8 +110,9 @@ def check_layer_types(layer_types: Sequence[str] | None, layers: int) -> None:
 LayerType = Literal["full_attention", "sliding_attention"]
 
 
-def layer_window(layer_types: Sequence[str] | None, i: int, rule: bool,
-                 window: int | None) -> tuple[Literal["full", "sliding", "chunked"], int | None]:
+def layer_window(
+    layer_types: Sequence[str] | None, i: int, rule: bool, window: int | None
+) -> tuple[Literal["full", "sliding", "chunked"], int | None]:
     """Layer i of a family with sliding-window layers: it slides over `window` positions when
     config.json's `layer_types[i]` is "sliding_attention", or, without layer_types, when the family's
     `rule` says so (what its config class's __post_init__ fills layer_types with); full without a window."""
@@ -155,8 +156,19 @@ SPECS = {"llama": LlamaSpec, "mistral": LlamaSpec}
 # --------------------------------------------------------------------------------------------------
 # Tensors
 # --------------------------------------------------------------------------------------------------
-def attention_tensors(prefix: str, comp: str, i: int, *, hidden: int, heads: int, kv_heads: int, head_dim: int,
-                      bias: bool, o_bias: bool | None = None, fused: bool = False) -> Iterator[Tensor]:
+def attention_tensors(
+    prefix: str,
+    comp: str,
+    i: int,
+    *,
+    hidden: int,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+    bias: bool,
+    o_bias: bool | None = None,
+    fused: bool = False,
+) -> Iterator[Tensor]:
     q, kv = heads * head_dim, kv_heads * head_dim
     if fused:
         yield from linear(f"{prefix}.attn_qkv", comp, q + 2 * kv, hidden, "attn_qkv", bias, i)
@@ -167,7 +179,9 @@ def attention_tensors(prefix: str, comp: str, i: int, *, hidden: int, heads: int
     yield from linear(f"{prefix}.attn_output", comp, hidden, q, "attn_output", bias if o_bias is None else o_bias, i)
 
 
-def gated_mlp(prefix: str, comp: str, hidden: int, inter: int, bias: bool, i: int, fused: bool = False) -> Iterator[Tensor]:
+def gated_mlp(
+    prefix: str, comp: str, hidden: int, inter: int, bias: bool, i: int, fused: bool = False
+) -> Iterator[Tensor]:
     if fused:
         yield from linear(f"{prefix}.ffn_gate_up", comp, 2 * inter, hidden, "ffn_gate_up", bias, i)
     else:
@@ -187,13 +201,25 @@ def decoder_lm(c: DecoderConfig, tied: bool | None = None) -> Iterator[Tensor]:
         p = f"decoder.{i}"
         if a.pre_norms and a.norm_weights:
             yield from norm(f"{p}.attn_norm", "decoder", h, i, a.norm_bias)
-        yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads,
-                                     head_dim=hd, bias=a.qkv_bias, o_bias=a.o_bias, fused=a.fused_qkv)
+        yield from attention_tensors(
+            p,
+            "decoder",
+            i,
+            hidden=h,
+            heads=c.num_attention_heads,
+            kv_heads=c.kv_heads,
+            head_dim=hd,
+            bias=a.qkv_bias,
+            o_bias=a.o_bias,
+            fused=a.fused_qkv,
+        )
         if a.qk_norm:
-            yield from norm(f"{p}.attn_q_norm", "decoder", hd * (c.num_attention_heads if a.qk_norm_full else 1), i,
-                            a.qk_norm_bias)
-            yield from norm(f"{p}.attn_k_norm", "decoder", hd * (c.kv_heads if a.qk_norm_full else 1), i,
-                            a.qk_norm_bias)
+            yield from norm(
+                f"{p}.attn_q_norm", "decoder", hd * (c.num_attention_heads if a.qk_norm_full else 1), i, a.qk_norm_bias
+            )
+            yield from norm(
+                f"{p}.attn_k_norm", "decoder", hd * (c.kv_heads if a.qk_norm_full else 1), i, a.qk_norm_bias
+            )
         if a.sandwich_norms:
             yield from norm(f"{p}.post_attention_norm", "decoder", h, i)
         if a.pre_norms and not a.parallel_block and a.norm_weights:
@@ -236,19 +262,30 @@ def self_kv(c: DecoderConfig) -> tuple[LayerKV, ...]:
 def lm_tp_constraints(c: DecoderConfig) -> tuple[tuple[str, int, bool], ...]:
     """vLLM shards every attention's query heads and every MLP's width (`divide()` in
     vllm/model_executor/layers/linear.py); KV heads may instead be replicated."""
-    return (("attention heads", c.num_attention_heads, False), ("KV heads", c.kv_heads, True),
-            ("intermediate_size", c.intermediate_size, False))
+    return (
+        ("attention heads", c.num_attention_heads, False),
+        ("KV heads", c.kv_heads, True),
+        ("intermediate_size", c.intermediate_size, False),
+    )
 
 
 def decoder_geometry(c: DecoderConfig, architecture: str, **extra: object) -> Geometry:
     n_gqa = c.num_attention_heads // c.kv_heads
     layers = self_kv(c)
     fields: dict[str, object] = dict(  # noqa: C408 (keyword form mirrors the Geometry fields)
-        architecture=architecture, self_kv=layers, cross_kv=(None,) * len(layers), vocab_size=c.vocab_size,
-        tied_embeddings=c.tie_word_embeddings, hidden_size=c.hidden_size, num_attention_heads=c.num_attention_heads,
-        intermediate_size=c.intermediate_size, context_window=c.max_position_embeddings,
-        tp_constraints=lm_tp_constraints(c), tp_kv_heads=c.kv_heads,
-        no_cross_reason="decoder-only: no cross-attention", gguf_n_gqa=n_gqa,
+        architecture=architecture,
+        self_kv=layers,
+        cross_kv=(None,) * len(layers),
+        vocab_size=c.vocab_size,
+        tied_embeddings=c.tie_word_embeddings,
+        hidden_size=c.hidden_size,
+        num_attention_heads=c.num_attention_heads,
+        intermediate_size=c.intermediate_size,
+        context_window=c.max_position_embeddings,
+        tp_constraints=lm_tp_constraints(c),
+        tp_kv_heads=c.kv_heads,
+        no_cross_reason="decoder-only: no cross-attention",
+        gguf_n_gqa=n_gqa,
         # llama-model.cpp: 80 layers with GQA is LLM_TYPE_70B (80 layers with MHA is 65B).
         gguf_70b=c.num_hidden_layers == 80 and n_gqa > 1,
     )
@@ -261,8 +298,16 @@ def geometry(spec: ModelSpecBase) -> Geometry:
 
 
 def lm_stage(c: DecoderConfig, context: int) -> Stage:
-    return Stage(context, c.hidden_size, c.num_attention_heads * c.head_size, c.kv_heads * c.head_size,
-                 c.intermediate_size, c.anatomy.gated, c.num_attention_heads, context)
+    return Stage(
+        context,
+        c.hidden_size,
+        c.num_attention_heads * c.head_size,
+        c.kv_heads * c.head_size,
+        c.intermediate_size,
+        c.anatomy.gated,
+        c.num_attention_heads,
+        context,
+    )
 
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:

@@ -72,7 +72,9 @@ class Llama4TextConfig(MoeConfig):
     @model_validator(mode="after")
     def _check_lists(self) -> Llama4TextConfig:
         if self.no_rope_layers and len(self.no_rope_layers) != self.num_hidden_layers:
-            raise ValueError(f"no_rope_layers has {len(self.no_rope_layers)} entries for {self.num_hidden_layers} layers")
+            raise ValueError(
+                f"no_rope_layers has {len(self.no_rope_layers)} entries for {self.num_hidden_layers} layers"
+            )
         return self
 
 
@@ -91,8 +93,16 @@ def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
     for i in range(c.num_hidden_layers):
         p = f"decoder.{i}"
         yield from norm(f"{p}.attn_norm", "decoder", h, i)
-        yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads,
-                                     head_dim=c.head_size, bias=c.attention_bias)
+        yield from attention_tensors(
+            p,
+            "decoder",
+            i,
+            hidden=h,
+            heads=c.num_attention_heads,
+            kv_heads=c.kv_heads,
+            head_dim=c.head_size,
+            bias=c.attention_bias,
+        )
         yield from norm(f"{p}.ffn_norm", "decoder", h, i)
         if c.is_moe(i):
             yield from expert_tensors(p, "decoder", i, hidden=h, inter=c.expert_width, experts=c.n_experts)
@@ -105,8 +115,12 @@ def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
 
 
 def geometry(spec: ModelSpecBase) -> Geometry:
-    return moe_geometry(spec.config, spec.architecture, llamacpp_swa=True,  # type: ignore[attr-defined]
-                        gguf_architecture="llama4")
+    return moe_geometry(
+        spec.config,  # type: ignore[attr-defined]
+        spec.architecture,  # type: ignore[attr-defined]
+        llamacpp_swa=True,
+        gguf_architecture="llama4",
+    )
 
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:

@@ -89,8 +89,10 @@ class LlavaConfig(Strict):
             # anyres tiles the image into image_size squares: a side that is no multiple leaves a
             # zero-tile grid (division by zero in the unpadding arithmetic)
             if h % side or w % side:
-                raise ValueError(f"image_grid_pinpoints: [{h}, {w}] is not a multiple of the vision "
-                                 f"image_size ({side}) in both sides")
+                raise ValueError(
+                    f"image_grid_pinpoints: [{h}, {w}] is not a multiple of the vision "
+                    f"image_size ({side}) in both sides"
+                )
         return self
 
     @field_validator("image_grid_pinpoints", mode="before")
@@ -172,13 +174,17 @@ def _mmproj_layers(c: LlavaConfig) -> int:
 def geometry(spec: LlavaSpec) -> Geometry:
     c, v = spec.config, spec.config.vision_config
     return llama.decoder_geometry(
-        c.text_config, spec.architecture, tied_embeddings=_tied(c),
+        c.text_config,
+        spec.architecture,
+        tied_embeddings=_tied(c),
         no_cross_reason="LLaVA has no cross-attention: image tokens sit in the self-attention context",
         tp_constraints=llama.lm_tp_constraints(c.text_config)
         + (("vision tower attention heads", v.num_attention_heads, False),),
-        takes_images=True, image_size_option=spec.architecture == "llava_next",
-        vision=VisionShape(v.hidden_size, v.num_attention_heads, v.patches, v.num_channels, v.image_size,
-                           _mmproj_layers(c)),
+        takes_images=True,
+        image_size_option=spec.architecture == "llava_next",
+        vision=VisionShape(
+            v.hidden_size, v.num_attention_heads, v.patches, v.num_channels, v.image_size, _mmproj_layers(c)
+        ),
     )
 
 
@@ -196,8 +202,19 @@ def stages(spec: LlavaSpec, context: int, source: int, images: int) -> list[Stag
         v = spec.config.vision_config
         n = v.patches + 1
         # The vision tower runs per image (LLaVA-NeXT: per tile, base view + up to 4 tiles).
-        out.append(Stage(n * _tiles(spec) * images, v.hidden_size, v.hidden_size, v.hidden_size,
-                         v.intermediate_size, False, v.num_attention_heads, n, per_input=True))
+        out.append(
+            Stage(
+                n * _tiles(spec) * images,
+                v.hidden_size,
+                v.hidden_size,
+                v.hidden_size,
+                v.intermediate_size,
+                False,
+                v.num_attention_heads,
+                n,
+                per_input=True,
+            )
+        )
     return out
 
 

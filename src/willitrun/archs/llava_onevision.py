@@ -58,8 +58,9 @@ class LlavaOnevisionConfig(Strict):
     # "default" drops the first feature of every crop, which breaks the anyres view (27 x 27 grid) for a
     # SigLIP tower: only "full" (the class default, every checkpoint) is accepted.
     vision_feature_select_strategy: Literal["full"] = "full"
-    image_grid_pinpoints: list[tuple[ImageSide, ImageSide]] = Field(default=DEFAULT_PINPOINTS, min_length=1,
-                                                                    max_length=L.MAX_TILES)
+    image_grid_pinpoints: list[tuple[ImageSide, ImageSide]] = Field(
+        default=DEFAULT_PINPOINTS, min_length=1, max_length=L.MAX_TILES
+    )
     vision_aspect_ratio: Annotated[str, Field(pattern=r"^anyres_max_[1-9][0-9]{0,2}$")] = "anyres_max_9"
     image_token_index: TokenId | None = None
     video_token_index: TokenId | None = None
@@ -78,8 +79,10 @@ class LlavaOnevisionConfig(Strict):
         side = self.vision_config.image_size
         for h, w in self.image_grid_pinpoints:
             if h % side or w % side:
-                raise ValueError(f"image_grid_pinpoints: [{h}, {w}] is not a multiple of the vision "
-                                 f"image_size ({side}) in both sides")
+                raise ValueError(
+                    f"image_grid_pinpoints: [{h}, {w}] is not a multiple of the vision "
+                    f"image_size ({side}) in both sides"
+                )
         return self
 
     @field_validator("image_grid_pinpoints", mode="before")
@@ -118,13 +121,20 @@ def tensors(spec: LlavaOnevisionSpec) -> Iterator[Tensor]:
 def geometry(spec: LlavaOnevisionSpec) -> Geometry:
     c = spec.config
     return llama.decoder_geometry(
-        c.text_config, spec.architecture, tied_embeddings=_tied(c),
+        c.text_config,
+        spec.architecture,
+        tied_embeddings=_tied(c),
         no_cross_reason="LLaVA-OneVision has no cross-attention: image tokens sit in the self-attention context",
-        tp_constraints=(*llama.lm_tp_constraints(c.text_config),
-                        ("vision tower attention heads", c.vision_config.num_attention_heads, False)),
-        takes_images=True, image_size_option=True,
-        refusals={"llama.cpp": "llama.cpp's LLaVA-OneVision mmproj is not modelled yet",
-                  "ollama": "ollama's LLaVA-OneVision runner is not modelled yet"},
+        tp_constraints=(
+            *llama.lm_tp_constraints(c.text_config),
+            ("vision tower attention heads", c.vision_config.num_attention_heads, False),
+        ),
+        takes_images=True,
+        image_size_option=True,
+        refusals={
+            "llama.cpp": "llama.cpp's LLaVA-OneVision mmproj is not modelled yet",
+            "ollama": "ollama's LLaVA-OneVision runner is not modelled yet",
+        },
     )
 
 
@@ -185,15 +195,27 @@ def crops(spec: LlavaOnevisionSpec, image_size: tuple[int, int] | None) -> int:
 STAGES_TAKE_IMAGE_SIZE = True
 
 
-def stages(spec: LlavaOnevisionSpec, context: int, source: int, images: int,
-           image_size: tuple[int, int] | None = None) -> list[Stage]:
+def stages(
+    spec: LlavaOnevisionSpec, context: int, source: int, images: int, image_size: tuple[int, int] | None = None
+) -> list[Stage]:
     out = [llama.lm_stage(spec.config.text_config, context)]
     if images:
         v = spec.config.vision_config
         n = v.patches
         # The tower runs over every crop of every image at once (SDPA: no whole score matrix)
-        out.append(Stage(n * crops(spec, image_size) * images, v.hidden_size, v.hidden_size, v.hidden_size,
-                         v.intermediate_size, False, v.num_attention_heads, n, per_input=True))
+        out.append(
+            Stage(
+                n * crops(spec, image_size) * images,
+                v.hidden_size,
+                v.hidden_size,
+                v.hidden_size,
+                v.intermediate_size,
+                False,
+                v.num_attention_heads,
+                n,
+                per_input=True,
+            )
+        )
     return out
 
 

@@ -79,8 +79,9 @@ class MambaSpec(ModelSpecBase):
 SPECS = {"mamba": MambaSpec, "falcon_mamba": MambaSpec}
 
 
-def mixer_tensors(p: str, i: int, hidden: int, inner: int, state: int, kernel: int, dt_rank: int, *,
-                  bias: bool, conv_bias: bool) -> Iterator[Tensor]:
+def mixer_tensors(
+    p: str, i: int, hidden: int, inner: int, state: int, kernel: int, dt_rank: int, *, bias: bool, conv_bias: bool
+) -> Iterator[Tensor]:
     yield Tensor(f"{p}.ssm_a", "decoder", (inner, state), "other", i)
     yield Tensor(f"{p}.ssm_d", "decoder", (inner,), "other", i)
     yield Tensor(f"{p}.ssm_conv1d.weight", "decoder", (inner, 1, kernel), "conv", i)
@@ -99,8 +100,9 @@ def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
     for i in range(c.num_hidden_layers):
         p = f"decoder.{i}"
         yield from norm(f"{p}.attn_norm", "decoder", h, i)
-        yield from mixer_tensors(p, i, h, c.inner, c.state_size, c.conv_kernel, c.dt_rank, bias=c.use_bias,
-                                 conv_bias=c.use_conv_bias)
+        yield from mixer_tensors(
+            p, i, h, c.inner, c.state_size, c.conv_kernel, c.dt_rank, bias=c.use_bias, conv_bias=c.use_conv_bias
+        )
     yield from norm("decoder.output_norm", "decoder", h, None)
     if not c.tie_word_embeddings:
         yield Tensor("output.weight", "lm_head", (c.vocab_size, h), "output")
@@ -110,11 +112,20 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     c: MambaConfig = spec.config  # type: ignore[attr-defined]
     n = c.num_hidden_layers
     return Geometry(
-        architecture=spec.architecture, self_kv=(None,) * n, cross_kv=(None,) * n, vocab_size=c.vocab_size,  # type: ignore[attr-defined]
-        tied_embeddings=c.tie_word_embeddings, hidden_size=c.hidden_size, num_attention_heads=1,
-        intermediate_size=c.inner, context_window=None, tp_constraints=(("intermediate_size", c.inner, False),),
-        tp_kv_heads=1, no_cross_reason="decoder-only: no cross-attention",
-        ssm_state=((c.inner * c.conv_kernel, c.inner * c.state_size),) * n, ssm_conv_kernel=c.conv_kernel,
+        architecture=spec.architecture,  # type: ignore[attr-defined]
+        self_kv=(None,) * n,
+        cross_kv=(None,) * n,
+        vocab_size=c.vocab_size,
+        tied_embeddings=c.tie_word_embeddings,
+        hidden_size=c.hidden_size,
+        num_attention_heads=1,
+        intermediate_size=c.inner,
+        context_window=None,
+        tp_constraints=(("intermediate_size", c.inner, False),),
+        tp_kv_heads=1,
+        no_cross_reason="decoder-only: no cross-attention",
+        ssm_state=((c.inner * c.conv_kernel, c.inner * c.state_size),) * n,
+        ssm_conv_kernel=c.conv_kernel,
         ssm_state_f32=True,
         gguf_architecture="mamba",
         refusals={"vllm": VLLM_STATE_REFUSAL},

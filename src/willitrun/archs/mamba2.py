@@ -51,14 +51,29 @@ def check_mamba2_heads(d_inner: int, heads: int, head_dim: int, groups: int, whe
     """The shape rules transformers checks (Mamba2Config / GraniteMoeHybridConfig.validate_architecture)
     or trips over in a forward pass (B and C are repeated num_heads // n_groups times per group)."""
     if heads * head_dim != d_inner:
-        raise ValueError(f"{where}the Mamba-2 heads ({heads} x head_dim {head_dim} = {heads * head_dim}) must equal "
-                         f"the SSM inner width ({d_inner})")
+        raise ValueError(
+            f"{where}the Mamba-2 heads ({heads} x head_dim {head_dim} = {heads * head_dim}) must equal "
+            f"the SSM inner width ({d_inner})"
+        )
     if heads % groups:
         raise ValueError(f"{where}the Mamba-2 heads ({heads}) are not a multiple of n_groups ({groups})")
 
 
-def mixer_tensors(p: str, i: int, *, hidden: int, d_inner: int, heads: int, groups: int, state: int, kernel: int,
-                  in_bias: bool, out_bias: bool, conv_bias: bool, gated_norm: bool) -> Iterator[Tensor]:
+def mixer_tensors(
+    p: str,
+    i: int,
+    *,
+    hidden: int,
+    d_inner: int,
+    heads: int,
+    groups: int,
+    state: int,
+    kernel: int,
+    in_bias: bool,
+    out_bias: bool,
+    conv_bias: bool,
+    gated_norm: bool,
+) -> Iterator[Tensor]:
     """One Mamba-2 mixer: dt_bias, A_log, D (one per head), the depthwise conv over x, B and C, in_proj
     (gate + conv channels + dt), the gated RMSNorm of d_inner (absent in Falcon-H1 unless mamba_rms_norm),
     out_proj. GGUF names: ssm_dt.bias, ssm_a, ssm_d, ssm_conv1d, ssm_in, ssm_norm, ssm_out."""
@@ -134,9 +149,20 @@ def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
     for i in range(c.num_hidden_layers):
         p = f"decoder.{i}"
         yield from norm(f"{p}.attn_norm", "decoder", h, i)
-        yield from mixer_tensors(p, i, hidden=h, d_inner=c.inner, heads=c.num_heads, groups=c.n_groups,
-                                 state=c.state_size, kernel=c.conv_kernel, in_bias=c.use_bias, out_bias=c.use_bias,
-                                 conv_bias=c.use_conv_bias, gated_norm=True)
+        yield from mixer_tensors(
+            p,
+            i,
+            hidden=h,
+            d_inner=c.inner,
+            heads=c.num_heads,
+            groups=c.n_groups,
+            state=c.state_size,
+            kernel=c.conv_kernel,
+            in_bias=c.use_bias,
+            out_bias=c.use_bias,
+            conv_bias=c.use_conv_bias,
+            gated_norm=True,
+        )
     yield from norm("decoder.output_norm", "decoder", h, None)
     if not c.tie_word_embeddings:
         yield Tensor("output.weight", "lm_head", (c.vocab_size, h), "output")
@@ -147,12 +173,21 @@ def geometry(spec: ModelSpecBase) -> Geometry:
     n = c.num_hidden_layers
     state = layer_state(c.inner, c.num_heads, c.head_dim, c.n_groups, c.state_size, c.conv_kernel)
     return Geometry(
-        architecture=spec.architecture, self_kv=(None,) * n, cross_kv=(None,) * n, vocab_size=c.vocab_size,  # type: ignore[attr-defined]
-        tied_embeddings=c.tie_word_embeddings, hidden_size=c.hidden_size, num_attention_heads=1,
-        intermediate_size=c.inner, context_window=None,
+        architecture=spec.architecture,  # type: ignore[attr-defined]
+        self_kv=(None,) * n,
+        cross_kv=(None,) * n,
+        vocab_size=c.vocab_size,
+        tied_embeddings=c.tie_word_embeddings,
+        hidden_size=c.hidden_size,
+        num_attention_heads=1,
+        intermediate_size=c.inner,
+        context_window=None,
         tp_constraints=(("Mamba-2 heads", c.num_heads, False),),  # heads are what a tensor split divides
-        tp_kv_heads=1, no_cross_reason="decoder-only: no cross-attention",
-        ssm_state=(state,) * n, ssm_conv_kernel=c.conv_kernel, ssm_state_f32=True,
+        tp_kv_heads=1,
+        no_cross_reason="decoder-only: no cross-attention",
+        ssm_state=(state,) * n,
+        ssm_conv_kernel=c.conv_kernel,
+        ssm_state_f32=True,
         gguf_architecture="mamba2",
         refusals={"vllm": VLLM_STATE_REFUSAL},
     )

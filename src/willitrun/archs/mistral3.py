@@ -73,7 +73,9 @@ class Mistral3Config(Strict):
     projector_hidden_act: Literal["gelu"] = "gelu"
     vision_feature_layer: FeatureLayer | list[FeatureLayer] = Field(default=-1)
     image_token_index: TokenId | None = None
-    tie_word_embeddings: bool = True  # Mistral3Config's (PreTrainedConfig's) default; the checkpoints store a separate head
+    tie_word_embeddings: bool = (
+        True  # Mistral3Config's (PreTrainedConfig's) default; the checkpoints store a separate head
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Mistral3Config:
@@ -114,21 +116,28 @@ def tensors(spec: Mistral3Spec) -> Iterator[Tensor]:
     m = c.spatial_merge_size
     yield from norm("projector.norm", "projector", h, None)
     yield from linear("projector.patch_merger", "projector", h, h * m * m, "projector", False, None)
-    yield from linear("projector.linear_1", "projector", t.hidden_size, h * layers, "projector",
-                      c.multimodal_projector_bias, None)
-    yield from linear("projector.linear_2", "projector", t.hidden_size, t.hidden_size, "projector",
-                      c.multimodal_projector_bias, None)
+    yield from linear(
+        "projector.linear_1", "projector", t.hidden_size, h * layers, "projector", c.multimodal_projector_bias, None
+    )
+    yield from linear(
+        "projector.linear_2", "projector", t.hidden_size, t.hidden_size, "projector", c.multimodal_projector_bias, None
+    )
     yield from llama.decoder_lm(t, tied=_tied(c))
 
 
 def geometry(spec: Mistral3Spec) -> Geometry:
     c = spec.config
     return llama.decoder_geometry(
-        c.text_config, spec.architecture, tied_embeddings=_tied(c),
+        c.text_config,
+        spec.architecture,
+        tied_embeddings=_tied(c),
         no_cross_reason="Mistral 3 has no cross-attention: image tokens sit in the self-attention context",
-        tp_constraints=(*llama.lm_tp_constraints(c.text_config),
-                        ("vision tower attention heads", c.vision_config.num_attention_heads, False)),
-        takes_images=True, image_size_option=True,
+        tp_constraints=(
+            *llama.lm_tp_constraints(c.text_config),
+            ("vision tower attention heads", c.vision_config.num_attention_heads, False),
+        ),
+        takes_images=True,
+        image_size_option=True,
         refusals={"ollama": "ollama's Mistral 3 vision runner is not modelled yet"},
     )
 
@@ -159,16 +168,18 @@ def image_tokens(spec: Mistral3Spec, image_size: tuple[int, int] | None) -> int:
     return rows * (cols + 1)  # [IMG] x cols and one [IMG_BREAK] / [IMG_END] per row
 
 
-def stages(spec: Mistral3Spec, context: int, source: int, images: int,
-           image_size: tuple[int, int] | None = None) -> list[Stage]:
+def stages(
+    spec: Mistral3Spec, context: int, source: int, images: int, image_size: tuple[int, int] | None = None
+) -> list[Stage]:
     out = [llama.lm_stage(spec.config.text_config, context)]
     if images:
         v, m = spec.config.vision_config, spec.config.spatial_merge_size
         rows, cols = _grid(spec, image_size)
         patches = rows * cols * m * m
         h = v.hidden_size
-        out.append(Stage(patches * images, h, h, h, v.intermediate_size, True, v.num_attention_heads, patches,
-                         per_input=True))
+        out.append(
+            Stage(patches * images, h, h, h, v.intermediate_size, True, v.num_attention_heads, patches, per_input=True)
+        )
     return out
 
 

@@ -43,9 +43,14 @@ SPECS = {"mixtral": MixtralSpec}
 def moe_geometry(c: MoeConfig, architecture: str, **extra: object) -> Geometry:
     """A llama-like geometry with the expert counts and the per-token feed-forward width."""
     fields: dict[str, object] = {
-        "experts": c.n_experts, "experts_per_token": c.num_experts_per_tok, "intermediate_size": c.active_ffn_width,
-        "tp_constraints": (("attention heads", c.num_attention_heads, False), ("KV heads", c.kv_heads, True),
-                           ("moe_intermediate_size", c.expert_width, False)),
+        "experts": c.n_experts,
+        "experts_per_token": c.num_experts_per_tok,
+        "intermediate_size": c.active_ffn_width,
+        "tp_constraints": (
+            ("attention heads", c.num_attention_heads, False),
+            ("KV heads", c.kv_heads, True),
+            ("moe_intermediate_size", c.expert_width, False),
+        ),
     }
     fields.update(extra)
     return decoder_geometry(c, architecture, **fields)

@@ -164,15 +164,17 @@ def tensors(spec: MllamaSpec) -> Iterator[Tensor]:
         q = f"decoder.{i}"
         if i in cross:
             q = f"{q}.cross"
-            yield from llama.attention_tensors(q, "decoder", i, hidden=th, heads=t.num_attention_heads,
-                                               kv_heads=t.kv_heads, head_dim=hd, bias=False)
+            yield from llama.attention_tensors(
+                q, "decoder", i, hidden=th, heads=t.num_attention_heads, kv_heads=t.kv_heads, head_dim=hd, bias=False
+            )
             yield from norm(f"{q}.q_norm", "decoder", hd, i)
             yield from norm(f"{q}.k_norm", "decoder", hd, i)
             yield Tensor(f"{q}.attn_gate", "decoder", (1,), "other", i)
             yield Tensor(f"{q}.mlp_gate", "decoder", (1,), "other", i)
         else:
-            yield from llama.attention_tensors(q, "decoder", i, hidden=th, heads=t.num_attention_heads,
-                                               kv_heads=t.kv_heads, head_dim=hd, bias=False)
+            yield from llama.attention_tensors(
+                q, "decoder", i, hidden=th, heads=t.num_attention_heads, kv_heads=t.kv_heads, head_dim=hd, bias=False
+            )
         yield from norm(f"{q}.attn_norm", "decoder", th, i)
         yield from llama.gated_mlp(q, "decoder", th, t.intermediate_size, False, i)
         yield from norm(f"{q}.ffn_norm", "decoder", th, i)
@@ -191,27 +193,59 @@ def geometry(spec: MllamaSpec) -> Geometry:
         architecture=spec.architecture,
         self_kv=tuple(None if i in cross else kv for i in range(n)),
         cross_kv=tuple(xkv if i in cross else None for i in range(n)),
-        vocab_size=t.vocab_size, tied_embeddings=False, hidden_size=t.hidden_size,
-        num_attention_heads=t.num_attention_heads, intermediate_size=t.intermediate_size,
+        vocab_size=t.vocab_size,
+        tied_embeddings=False,
+        hidden_size=t.hidden_size,
+        num_attention_heads=t.num_attention_heads,
+        intermediate_size=t.intermediate_size,
         context_window=t.max_position_embeddings,
-        tp_constraints=(("attention heads", t.num_attention_heads, False), ("KV heads", t.num_key_value_heads, True),
-                        ("intermediate_size", t.intermediate_size, False),
-                        ("vision tower attention heads", v.attention_heads, False)),
-        tp_kv_heads=t.num_key_value_heads, cross_source="vision positions (tiles x (patches + 1) per image)",
-        gguf_n_gqa=t.num_attention_heads // t.kv_heads, takes_images=True, vision_cross_attention=True,
+        tp_constraints=(
+            ("attention heads", t.num_attention_heads, False),
+            ("KV heads", t.num_key_value_heads, True),
+            ("intermediate_size", t.intermediate_size, False),
+            ("vision tower attention heads", v.attention_heads, False),
+        ),
+        tp_kv_heads=t.num_key_value_heads,
+        cross_source="vision positions (tiles x (patches + 1) per image)",
+        gguf_n_gqa=t.num_attention_heads // t.kv_heads,
+        takes_images=True,
+        vision_cross_attention=True,
         vision_tiles=(v.max_num_tiles, v.positions_per_tile),
-        refusals={"llama.cpp": "llama.cpp has no Llama 3.2 Vision (mllama) support; ollama runs it with its own engine"},
+        refusals={
+            "llama.cpp": "llama.cpp has no Llama 3.2 Vision (mllama) support; ollama runs it with its own engine"
+        },
     )
 
 
 def stages(spec: MllamaSpec, context: int, source: int, images: int) -> list[Stage]:
     c, v = spec.config.text_config, spec.config.vision_config
-    out = [Stage(context, c.hidden_size, c.hidden_size, c.kv_heads * c.head_size, c.intermediate_size, True,
-                 c.num_attention_heads, max(context, source))]
+    out = [
+        Stage(
+            context,
+            c.hidden_size,
+            c.hidden_size,
+            c.kv_heads * c.head_size,
+            c.intermediate_size,
+            True,
+            c.num_attention_heads,
+            max(context, source),
+        )
+    ]
     if images:
         n = v.max_num_tiles * v.positions_per_tile * images
-        out.append(Stage(n, v.hidden_size, v.hidden_size, v.hidden_size, v.intermediate_size, False,
-                         v.attention_heads, v.positions_per_tile, per_input=True))
+        out.append(
+            Stage(
+                n,
+                v.hidden_size,
+                v.hidden_size,
+                v.hidden_size,
+                v.intermediate_size,
+                False,
+                v.attention_heads,
+                v.positions_per_tile,
+                per_input=True,
+            )
+        )
     return out
 
 

@@ -26,8 +26,17 @@ def check_experts(experts: int, per_token: int, where: str = "") -> None:
         raise ValueError(f"{where}num_experts_per_tok ({per_token}) is more than the {experts} experts per layer")
 
 
-def expert_tensors(prefix: str, comp: str, i: int, *, hidden: int, inter: int, experts: int,
-                   router_bias: bool = False, bias: bool = False) -> Iterator[Tensor]:
+def expert_tensors(
+    prefix: str,
+    comp: str,
+    i: int,
+    *,
+    hidden: int,
+    inter: int,
+    experts: int,
+    router_bias: bool = False,
+    bias: bool = False,
+) -> Iterator[Tensor]:
     """Router + the routed experts of one layer, every expert of a projection in one tensor."""
     yield from linear(f"{prefix}.ffn_gate_inp", comp, experts, hidden, "ffn_gate_inp", router_bias, i)
     yield Tensor(f"{prefix}.ffn_gate_exps.weight", comp, (experts, inter, hidden), "ffn_gate_exps", i)
@@ -87,8 +96,17 @@ def moe_decoder_lm(c: MoeConfig) -> Iterator[Tensor]:
     for i in range(c.num_hidden_layers):
         p = f"decoder.{i}"
         yield from norm(f"{p}.attn_norm", "decoder", h, i)
-        yield from attention_tensors(p, "decoder", i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads,
-                                     head_dim=hd, bias=a.qkv_bias, o_bias=a.o_bias)
+        yield from attention_tensors(
+            p,
+            "decoder",
+            i,
+            hidden=h,
+            heads=c.num_attention_heads,
+            kv_heads=c.kv_heads,
+            head_dim=hd,
+            bias=a.qkv_bias,
+            o_bias=a.o_bias,
+        )
         if a.qk_norm:  # per head, or over every head (OLMoE: q_norm over heads x head_dim)
             yield from norm(f"{p}.attn_q_norm", "decoder", hd * (c.num_attention_heads if a.qk_norm_full else 1), i)
             yield from norm(f"{p}.attn_k_norm", "decoder", hd * (c.kv_heads if a.qk_norm_full else 1), i)
@@ -106,8 +124,9 @@ def moe_decoder_lm(c: MoeConfig) -> Iterator[Tensor]:
 def moe_stage(c: MoeConfig, context: int) -> Stage:
     """Llama's stage with the feed-forward width one token computes (its routed experts + shared)."""
     st = lm_stage(c, context)
-    width = max(c.active_ffn_width, c.intermediate_size if any(not c.is_moe(i) for i in range(c.num_hidden_layers))
-                else 0)
+    width = max(
+        c.active_ffn_width, c.intermediate_size if any(not c.is_moe(i) for i in range(c.num_hidden_layers)) else 0
+    )
     return Stage(st.tokens, st.hidden, st.q_width, st.kv_width, width, True, st.heads, st.kv_tokens)
 
 

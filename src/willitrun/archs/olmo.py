@@ -30,8 +30,27 @@ class OlmoSpec(DecoderSpec):
     config: OlmoConfig
 
 
-FAMILY = decoder_family(__name__, "olmo", OlmoSpec, ConfigClass("OlmoConfig", "olmo/configuration_olmo.py", OlmoConfig, {
-    "vocab_size": 50304, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-    "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048, "hidden_act": "silu",
-    "tie_word_embeddings": False, "attention_bias": False,
-}, copied=("head_dim",)), gguf=("olmo",))
+FAMILY = decoder_family(
+    __name__,
+    "olmo",
+    OlmoSpec,
+    ConfigClass(
+        "OlmoConfig",
+        "olmo/configuration_olmo.py",
+        OlmoConfig,
+        {
+            "vocab_size": 50304,
+            "hidden_size": 4096,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": None,
+            "max_position_embeddings": 2048,
+            "hidden_act": "silu",
+            "tie_word_embeddings": False,
+            "attention_bias": False,
+        },
+        copied=("head_dim",),
+    ),
+    gguf=("olmo",),
+)

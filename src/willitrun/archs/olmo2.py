@@ -30,8 +30,27 @@ class Olmo2Spec(DecoderSpec):
     config: Olmo2Config
 
 
-FAMILY = decoder_family(__name__, "olmo2", Olmo2Spec, ConfigClass("Olmo2Config", "olmo2/configuration_olmo2.py", Olmo2Config, {
-    "vocab_size": 50304, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-    "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048, "hidden_act": "silu",
-    "tie_word_embeddings": False, "attention_bias": False,
-}, copied=("head_dim",)), gguf=("olmo2",))  # Olmo2Attention: getattr(config, "head_dim", hidden // heads)
+FAMILY = decoder_family(
+    __name__,
+    "olmo2",
+    Olmo2Spec,
+    ConfigClass(
+        "Olmo2Config",
+        "olmo2/configuration_olmo2.py",
+        Olmo2Config,
+        {
+            "vocab_size": 50304,
+            "hidden_size": 4096,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": None,
+            "max_position_embeddings": 2048,
+            "hidden_act": "silu",
+            "tie_word_embeddings": False,
+            "attention_bias": False,
+        },
+        copied=("head_dim",),
+    ),
+    gguf=("olmo2",),
+)  # Olmo2Attention: getattr(config, "head_dim", hidden // heads)

@@ -43,8 +43,28 @@ class Olmo3Spec(DecoderSpec):
     config: Olmo3Config
 
 
-FAMILY = decoder_family(__name__, "olmo3", Olmo3Spec, ConfigClass("Olmo3Config", "olmo3/configuration_olmo3.py", Olmo3Config, {
-    "vocab_size": 50304, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-    "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048, "hidden_act": "silu",
-    "tie_word_embeddings": False, "attention_bias": False, "sliding_window": 4096,
-}, copied=("head_dim", "layer_types")), gguf=("olmo2",))  # convert_hf_to_gguf.py: Olmo3ForCausalLM -> MODEL_ARCH.OLMO2
+FAMILY = decoder_family(
+    __name__,
+    "olmo3",
+    Olmo3Spec,
+    ConfigClass(
+        "Olmo3Config",
+        "olmo3/configuration_olmo3.py",
+        Olmo3Config,
+        {
+            "vocab_size": 50304,
+            "hidden_size": 4096,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": None,
+            "max_position_embeddings": 2048,
+            "hidden_act": "silu",
+            "tie_word_embeddings": False,
+            "attention_bias": False,
+            "sliding_window": 4096,
+        },
+        copied=("head_dim", "layer_types"),
+    ),
+    gguf=("olmo2",),
+)  # convert_hf_to_gguf.py: Olmo3ForCausalLM -> MODEL_ARCH.OLMO2

@@ -39,8 +39,28 @@ class OlmoeSpec(DecoderSpec):
 
 
 # head_dim is not read: OlmoeAttention's q_norm spans hidden_size, which is heads x head_dim only without one
-FAMILY = moe_family(__name__, "olmoe", OlmoeSpec, ConfigClass("OlmoeConfig", "olmoe/configuration_olmoe.py", OlmoeConfig, {
-    "vocab_size": 50304, "hidden_size": 2048, "intermediate_size": 2048, "num_hidden_layers": 16,
-    "num_attention_heads": 16, "num_key_value_heads": None, "max_position_embeddings": 4096, "hidden_act": "silu",
-    "tie_word_embeddings": False, "attention_bias": False, "num_experts": 64, "num_experts_per_tok": 8,
-}), gguf=("olmoe",))
+FAMILY = moe_family(
+    __name__,
+    "olmoe",
+    OlmoeSpec,
+    ConfigClass(
+        "OlmoeConfig",
+        "olmoe/configuration_olmoe.py",
+        OlmoeConfig,
+        {
+            "vocab_size": 50304,
+            "hidden_size": 2048,
+            "intermediate_size": 2048,
+            "num_hidden_layers": 16,
+            "num_attention_heads": 16,
+            "num_key_value_heads": None,
+            "max_position_embeddings": 4096,
+            "hidden_act": "silu",
+            "tie_word_embeddings": False,
+            "attention_bias": False,
+            "num_experts": 64,
+            "num_experts_per_tok": 8,
+        },
+    ),
+    gguf=("olmoe",),
+)

@@ -41,8 +41,9 @@ SPECS = {"paligemma": PaliGemmaSpec}
 def tensors(spec: PaliGemmaSpec) -> Iterator[Tensor]:
     c = spec.config
     yield from siglip.tensors(c.vision_config)
-    yield from linear("projector.linear", "projector", c.projection_dim, c.vision_config.hidden_size, "projector",
-                      True, None)
+    yield from linear(
+        "projector.linear", "projector", c.projection_dim, c.vision_config.hidden_size, "projector", True, None
+    )
     yield from llama.decoder_lm(c.text_config, tied=c.tie_word_embeddings)
 
 
@@ -50,14 +51,21 @@ def geometry(spec: PaliGemmaSpec) -> Geometry:
     c = spec.config
     gemma2 = isinstance(c.text_config, Gemma2Config)
     return llama.decoder_geometry(
-        c.text_config, spec.architecture, tied_embeddings=c.tie_word_embeddings, llamacpp_swa=gemma2,
+        c.text_config,
+        spec.architecture,
+        tied_embeddings=c.tie_word_embeddings,
+        llamacpp_swa=gemma2,
         no_cross_reason="PaliGemma has no cross-attention: image tokens sit in the self-attention context",
-        tp_constraints=(*llama.lm_tp_constraints(c.text_config),
-                        ("vision tower attention heads", c.vision_config.num_attention_heads, False)),
+        tp_constraints=(
+            *llama.lm_tp_constraints(c.text_config),
+            ("vision tower attention heads", c.vision_config.num_attention_heads, False),
+        ),
         takes_images=True,
-        refusals={"llama.cpp": "llama.cpp has no PaliGemma projector (tools/mtmd/clip.cpp clip_image_build_graph knows no "
-                               "PaliGemma projector type), so it cannot run the vision part",
-                  "ollama": "ollama's PaliGemma runner is not modelled yet"},
+        refusals={
+            "llama.cpp": "llama.cpp has no PaliGemma projector (tools/mtmd/clip.cpp clip_image_build_graph knows no "
+            "PaliGemma projector type), so it cannot run the vision part",
+            "ollama": "ollama's PaliGemma runner is not modelled yet",
+        },
     )
 
 

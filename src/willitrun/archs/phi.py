@@ -21,8 +21,17 @@ class PhiConfig(DecoderConfig):
 
     @property
     def anatomy(self) -> Anatomy:
-        return Anatomy(qkv_bias=True, o_bias=True, qk_norm=self.qk_layernorm, qk_norm_bias=True, norm_bias=True,
-                       gated=False, mlp_bias=True, parallel_block=True, lm_head_bias=True)
+        return Anatomy(
+            qkv_bias=True,
+            o_bias=True,
+            qk_norm=self.qk_layernorm,
+            qk_norm_bias=True,
+            norm_bias=True,
+            gated=False,
+            mlp_bias=True,
+            parallel_block=True,
+            lm_head_bias=True,
+        )
 
 
 class PhiSpec(DecoderSpec):
@@ -30,11 +39,33 @@ class PhiSpec(DecoderSpec):
     config: PhiConfig
 
 
-FAMILY = decoder_family(__name__, "phi", PhiSpec, ConfigClass("PhiConfig", "phi/configuration_phi.py", PhiConfig, {
-    "vocab_size": 51200, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
-    "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048, "hidden_act": "gelu_new",
-    "tie_word_embeddings": False, "qk_layernorm": False,
-}, copied=("head_dim",)), gguf=("phi2",),  # convert_hf_to_gguf.py: PhiForCausalLM -> MODEL_ARCH.PHI2
+FAMILY = decoder_family(
+    __name__,
+    "phi",
+    PhiSpec,
+    ConfigClass(
+        "PhiConfig",
+        "phi/configuration_phi.py",
+        PhiConfig,
+        {
+            "vocab_size": 51200,
+            "hidden_size": 2048,
+            "intermediate_size": 8192,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 32,
+            "num_key_value_heads": None,
+            "max_position_embeddings": 2048,
+            "hidden_act": "gelu_new",
+            "tie_word_embeddings": False,
+            "qk_layernorm": False,
+        },
+        copied=("head_dim",),
+    ),
+    gguf=("phi2",),  # convert_hf_to_gguf.py: PhiForCausalLM -> MODEL_ARCH.PHI2
     # PhiModel names its final norm final_layernorm, and the LM head has a bias
-    weight_rules=(*LM_WEIGHT_RULES, (r"(?:model\.)?final_layernorm\.(?:weight|bias)", "decoder"),
-                  (r"lm_head\.bias", "lm_head")))
+    weight_rules=(
+        *LM_WEIGHT_RULES,
+        (r"(?:model\.)?final_layernorm\.(?:weight|bias)", "decoder"),
+        (r"lm_head\.bias", "lm_head"),
+    ),
+)

@@ -122,8 +122,9 @@ def tensors(spec: Pix2StructSpec) -> Iterator[Tensor]:
         p = f"decoder.{i}"
         yield from _attention(p, "decoder", d, inner, i)
         if i == 0:
-            yield Tensor(f"{p}.attn_rel_b.weight", "decoder", (t.relative_attention_num_buckets, t.num_heads),
-                         "rel_bias", i)
+            yield Tensor(
+                f"{p}.attn_rel_b.weight", "decoder", (t.relative_attention_num_buckets, t.num_heads), "rel_bias", i
+            )
         yield from norm(f"{p}.attn_norm", "decoder", d, i)
         yield from _attention(f"{p}.cross", "decoder", d, inner, i)
         yield from norm(f"{p}.cross_attn_norm", "decoder", d, i)
@@ -139,21 +140,32 @@ def geometry(spec: Pix2StructSpec) -> Geometry:
     t, v = c.text_config, c.vision_config
     n = t.num_layers
     return Geometry(
-        architecture=spec.architecture, self_kv=(LayerKV("full", t.num_heads, t.d_kv, t.d_kv),) * n,
-        cross_kv=(LayerKV("cross", t.num_heads, t.d_kv, t.d_kv),) * n, vocab_size=t.vocab_size,
-        tied_embeddings=c.tie_word_embeddings, hidden_size=t.hidden_size, num_attention_heads=t.num_heads,
+        architecture=spec.architecture,
+        self_kv=(LayerKV("full", t.num_heads, t.d_kv, t.d_kv),) * n,
+        cross_kv=(LayerKV("cross", t.num_heads, t.d_kv, t.d_kv),) * n,
+        vocab_size=t.vocab_size,
+        tied_embeddings=c.tie_word_embeddings,
+        hidden_size=t.hidden_size,
+        num_attention_heads=t.num_heads,
         intermediate_size=t.d_ff,
         # relative position buckets: no learned decoder positions, so no hard limit and no trained
         # window in the config (generation_config's max_length is not a property of the model)
         context_window=None,
-        tp_constraints=(("decoder attention heads", t.num_heads, False),
-                        ("encoder attention heads", v.num_attention_heads, False), ("d_ff", t.d_ff, False)),
-        tp_kv_heads=t.num_heads, relative_position_bias=True,
-        cross_source="image patches (max_patches, padded: --encoder-tokens)", encoder_tokens_option=True,
+        tp_constraints=(
+            ("decoder attention heads", t.num_heads, False),
+            ("encoder attention heads", v.num_attention_heads, False),
+            ("d_ff", t.d_ff, False),
+        ),
+        tp_kv_heads=t.num_heads,
+        relative_position_bias=True,
+        cross_source="image patches (max_patches, padded: --encoder-tokens)",
+        encoder_tokens_option=True,
         encoder_tokens_default=DEFAULT_MAX_PATCHES,
-        refusals={"ollama": "ollama runs no Pix2Struct models",
-                  "llama.cpp": "llama.cpp has no Pix2Struct architecture",
-                  "vllm": "the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not pix2struct"},
+        refusals={
+            "ollama": "ollama runs no Pix2Struct models",
+            "llama.cpp": "llama.cpp has no Pix2Struct architecture",
+            "vllm": "the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not pix2struct",
+        },
     )
 
 
@@ -164,8 +176,9 @@ def stages(spec: Pix2StructSpec, context: int, source: int, images: int) -> list
     inner_v, inner_t = v.num_attention_heads * v.d_kv, t.num_heads * t.d_kv
     return [
         Stage(source, v.hidden_size, inner_v, inner_v, v.d_ff, True, v.num_attention_heads, source, per_input=True),
-        Stage(context, t.hidden_size, inner_t, inner_t, t.d_ff, True, t.num_heads, max(context, source),
-              eager_scores=True),
+        Stage(
+            context, t.hidden_size, inner_t, inner_t, t.d_ff, True, t.num_heads, max(context, source), eager_scores=True
+        ),
     ]
 
 

@@ -81,7 +81,8 @@ class Qwen2VLVisionConfig(Strict):
     temporal_patch_size: ImageSide = 2
     window_size: ImageSide | None = None  # qwen2_5_vl: window attention over 112 px squares
     fullatt_block_indexes: list[Annotated[int, Field(ge=0, lt=L.MAX_LAYERS)]] | None = Field(
-        default=None, max_length=L.MAX_LAYERS)
+        default=None, max_length=L.MAX_LAYERS
+    )
     tokens_per_second: Annotated[int, Field(gt=0, le=1024)] | None = None
 
 
@@ -163,8 +164,9 @@ def tensors(spec: QwenVLSpec) -> Iterator[Tensor]:
     MLP over 4 merged patches: the projector), then the Qwen2 language model."""
     c, v = spec.config, spec.config.vision_config
     h, comp, q25 = spec.vision_width, "vision_tower", spec.architecture == "qwen2_5_vl"
-    yield Tensor("vision.patch_embd.weight", comp, (h, v.in_channels, v.temporal_patch_size, v.patch_size,
-                                                     v.patch_size), "conv")
+    yield Tensor(
+        "vision.patch_embd.weight", comp, (h, v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size), "conv"
+    )
     for i in range(v.depth):
         p = f"vision.{i}"
         yield from norm(f"{p}.ln1", comp, h, i, bias=not q25)  # Qwen2.5-VL: RMSNorm; Qwen2-VL: LayerNorm
@@ -176,7 +178,7 @@ def tensors(spec: QwenVLSpec) -> Iterator[Tensor]:
         else:
             yield from linear(f"{p}.ffn_up", comp, spec.vision_mlp, h, "ffn_up", True, i)
             yield from linear(f"{p}.ffn_down", comp, h, spec.vision_mlp, "ffn_down", True, i)
-    merged = h * v.spatial_merge_size ** 2
+    merged = h * v.spatial_merge_size**2
     yield from norm("projector.ln_q", "projector", h, None, bias=not q25)
     yield from linear("projector.mlp.0", "projector", merged, merged, "projector", True, None)
     yield from linear("projector.mlp.2", "projector", spec.merger_width, merged, "projector", True, None)
@@ -187,10 +189,14 @@ def geometry(spec: QwenVLSpec) -> Geometry:
     c = spec.config
     v = c.vision_config
     return llama.decoder_geometry(
-        c.text_config, spec.architecture, tied_embeddings=_tied(c),
+        c.text_config,
+        spec.architecture,
+        tied_embeddings=_tied(c),
         no_cross_reason="Qwen2-VL has no cross-attention: image tokens sit in the self-attention context",
         tp_constraints=(*llama.lm_tp_constraints(c.text_config), ("vision tower attention heads", v.num_heads, False)),
-        takes_images=True, image_size_option=True, takes_video=True,
+        takes_images=True,
+        image_size_option=True,
+        takes_video=True,
         refusals={"ollama": "ollama's Qwen2.5-VL vision runner is not modelled yet"},
     )
 
@@ -218,14 +224,14 @@ def _patches(spec: QwenVLSpec, image_size: tuple[int, int] | None) -> int:
     if image_size is None:
         # No size given: the largest image the preprocessor lets through (H x W <= max_pixels).
         side = v.patch_size * v.spatial_merge_size
-        return (spec.preprocessor.max_pixels // (side * side)) * v.spatial_merge_size ** 2
+        return (spec.preprocessor.max_pixels // (side * side)) * v.spatial_merge_size**2
     h, w = smart_resize(spec, *image_size)
     return (h // v.patch_size) * (w // v.patch_size)
 
 
 def image_tokens(spec: QwenVLSpec, image_size: tuple[int, int] | None) -> int:
     """LLM tokens of one image: its ViT patches / spatial_merge_size^2 (grid_t = 1 for an image)."""
-    return _patches(spec, image_size) // spec.config.vision_config.spatial_merge_size ** 2
+    return _patches(spec, image_size) // spec.config.vision_config.spatial_merge_size**2
 
 
 def video_tokens(spec: QwenVLSpec, frames: int, frame_size: tuple[int, int] | None) -> int:
@@ -243,8 +249,9 @@ def video_tokens(spec: QwenVLSpec, frames: int, frame_size: tuple[int, int] | No
     return -(-frames // v.temporal_patch_size) * per_group
 
 
-def stages(spec: QwenVLSpec, context: int, source: int, images: int,
-           image_size: tuple[int, int] | None = None) -> list[Stage]:
+def stages(
+    spec: QwenVLSpec, context: int, source: int, images: int, image_size: tuple[int, int] | None = None
+) -> list[Stage]:
     out = [llama.lm_stage(spec.config.text_config, context)]
     if images:
         v = spec.config.vision_config
@@ -252,8 +259,11 @@ def stages(spec: QwenVLSpec, context: int, source: int, images: int,
         h = spec.vision_width
         # The ViT runs all images' patches as one packed sequence; attention is per image (cu_seqlens)
         # through SDPA / flash attention, so no n x n scores are held whole.
-        out.append(Stage(n * images, h, h, h, spec.vision_mlp, spec.architecture == "qwen2_5_vl", v.num_heads, n,
-                         per_input=True))
+        out.append(
+            Stage(
+                n * images, h, h, h, spec.vision_mlp, spec.architecture == "qwen2_5_vl", v.num_heads, n, per_input=True
+            )
+        )
     return out
 
 
@@ -261,4 +271,14 @@ def cross_source_tokens(spec: QwenVLSpec, images: int, encoder_tokens: int) -> i
     return 0
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages, video_tokens=video_tokens)
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    sized_stages=stages,
+    video_tokens=video_tokens,
+)

@@ -75,6 +75,7 @@ class Qwen2MoeConfig(QwenMoeFields, SlidingLayers):
     def _no_window(cls, value: object) -> object:
         """Qwen2MoeConfig.__post_init__ saves `sliding_window: 0` when use_sliding_window is false (no window)."""
         return None if value == 0 else value
+
     qkv_bias: bool = True
 
     @property
@@ -115,8 +116,11 @@ def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
 
 
 def geometry(spec: ModelSpecBase):  # type: ignore[no-untyped-def]
-    return moe_geometry(spec.config, spec.architecture,  # type: ignore[attr-defined]
-                        gguf_architecture=spec.architecture.replace("_", ""))  # type: ignore[attr-defined]
+    return moe_geometry(
+        spec.config,  # type: ignore[attr-defined]
+        spec.architecture,  # type: ignore[attr-defined]
+        gguf_architecture=spec.architecture.replace("_", ""),  # type: ignore[attr-defined]
+    )
 
 
 def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[Stage]:

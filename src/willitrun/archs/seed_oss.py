@@ -32,9 +32,30 @@ class SeedOssSpec(DecoderSpec):
     config: SeedOssConfig
 
 
-FAMILY = decoder_family(__name__, "seed_oss", SeedOssSpec, ConfigClass("SeedOssConfig", "seed_oss/configuration_seed_oss.py", SeedOssConfig, {
-    "vocab_size": 155136, "hidden_size": 4096, "intermediate_size": 27648, "num_hidden_layers": 64,
-    "num_attention_heads": 80, "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 524288,
-    "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": True, "attention_out_bias": False,
-    "mlp_bias": False,
-}, none_is_default=()), gguf=("seed_oss",))
+FAMILY = decoder_family(
+    __name__,
+    "seed_oss",
+    SeedOssSpec,
+    ConfigClass(
+        "SeedOssConfig",
+        "seed_oss/configuration_seed_oss.py",
+        SeedOssConfig,
+        {
+            "vocab_size": 155136,
+            "hidden_size": 4096,
+            "intermediate_size": 27648,
+            "num_hidden_layers": 64,
+            "num_attention_heads": 80,
+            "num_key_value_heads": 8,
+            "head_dim": 128,
+            "max_position_embeddings": 524288,
+            "hidden_act": "silu",
+            "tie_word_embeddings": False,
+            "attention_bias": True,
+            "attention_out_bias": False,
+            "mlp_bias": False,
+        },
+        none_is_default=(),
+    ),
+    gguf=("seed_oss",),
+)

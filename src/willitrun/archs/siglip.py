@@ -72,5 +72,6 @@ def tensors(v: SiglipVisionConfig, comp: str = "vision_tower") -> Iterator[Tenso
 def stage(v: SiglipVisionConfig, images: int) -> Stage:
     """The tower over `images` images at once (SDPA: no whole score matrix)."""
     h = v.hidden_size
-    return Stage(v.patches * images, h, h, h, v.intermediate_size, False, v.num_attention_heads, v.patches,
-                 per_input=True)
+    return Stage(
+        v.patches * images, h, h, h, v.intermediate_size, False, v.num_attention_heads, v.patches, per_input=True
+    )

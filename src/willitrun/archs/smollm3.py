@@ -55,9 +55,30 @@ class SmolLM3Spec(DecoderSpec):
     config: SmolLM3Config
 
 
-FAMILY = decoder_family(__name__, "smollm3", SmolLM3Spec, ConfigClass("SmolLM3Config", "smollm3/configuration_smollm3.py", SmolLM3Config, {
-    "vocab_size": 128256, "hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36,
-    "num_attention_heads": 16, "num_key_value_heads": 4, "max_position_embeddings": 32768, "hidden_act": "silu",
-    "tie_word_embeddings": True, "attention_bias": False, "mlp_bias": False, "use_sliding_window": False,
-    "sliding_window": None,
-}, copied=("head_dim", "layer_types", "no_rope_layers", "no_rope_layer_interval")), gguf=("smollm3",))
+FAMILY = decoder_family(
+    __name__,
+    "smollm3",
+    SmolLM3Spec,
+    ConfigClass(
+        "SmolLM3Config",
+        "smollm3/configuration_smollm3.py",
+        SmolLM3Config,
+        {
+            "vocab_size": 128256,
+            "hidden_size": 2048,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 36,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 32768,
+            "hidden_act": "silu",
+            "tie_word_embeddings": True,
+            "attention_bias": False,
+            "mlp_bias": False,
+            "use_sliding_window": False,
+            "sliding_window": None,
+        },
+        copied=("head_dim", "layer_types", "no_rope_layers", "no_rope_layer_interval"),
+    ),
+    gguf=("smollm3",),
+)

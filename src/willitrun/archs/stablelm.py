@@ -25,8 +25,13 @@ class StableLmConfig(DecoderConfig):
 
     @property
     def anatomy(self) -> Anatomy:
-        return Anatomy(qkv_bias=self.use_qkv_bias, qk_norm=self.qk_layernorm, qk_norm_full=True, norm_bias=True,
-                       parallel_block=self.use_parallel_residual)
+        return Anatomy(
+            qkv_bias=self.use_qkv_bias,
+            qk_norm=self.qk_layernorm,
+            qk_norm_full=True,
+            norm_bias=True,
+            parallel_block=self.use_parallel_residual,
+        )
 
     @model_validator(mode="after")
     def _no_head_dim(self) -> StableLmConfig:
@@ -40,10 +45,29 @@ class StableLmSpec(DecoderSpec):
     config: StableLmConfig
 
 
-FAMILY = decoder_family(__name__, "stablelm", StableLmSpec, ConfigClass(
-    "StableLmConfig", "stablelm/configuration_stablelm.py", StableLmConfig, {
-        "vocab_size": 50304, "hidden_size": 2560, "intermediate_size": 6912, "num_hidden_layers": 32,
-        "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 4096, "hidden_act": "silu",
-        "tie_word_embeddings": False, "use_qkv_bias": False, "qk_layernorm": False, "use_parallel_residual": False,
-    }), gguf=("stablelm",),
-    weight_rules=(*LM_WEIGHT_RULES, (r"(?:model\.)?norm\.bias", "decoder")))  # the final LayerNorm's bias
+FAMILY = decoder_family(
+    __name__,
+    "stablelm",
+    StableLmSpec,
+    ConfigClass(
+        "StableLmConfig",
+        "stablelm/configuration_stablelm.py",
+        StableLmConfig,
+        {
+            "vocab_size": 50304,
+            "hidden_size": 2560,
+            "intermediate_size": 6912,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 32,
+            "max_position_embeddings": 4096,
+            "hidden_act": "silu",
+            "tie_word_embeddings": False,
+            "use_qkv_bias": False,
+            "qk_layernorm": False,
+            "use_parallel_residual": False,
+        },
+    ),
+    gguf=("stablelm",),
+    weight_rules=(*LM_WEIGHT_RULES, (r"(?:model\.)?norm\.bias", "decoder")),
+)  # the final LayerNorm's bias

@@ -91,8 +91,9 @@ def tensors(spec: T5Spec) -> Iterator[Tensor]:
             yield from norm(f"{p}.attn_norm", stack, d, i)
             yield from attention(p, stack, i)
             if i == 0:
-                yield Tensor(f"{p}.attn_rel_b.weight", stack, (c.relative_attention_num_buckets, c.num_heads),
-                             "rel_bias", i)
+                yield Tensor(
+                    f"{p}.attn_rel_b.weight", stack, (c.relative_attention_num_buckets, c.num_heads), "rel_bias", i
+                )
             if stack == "decoder":
                 yield from norm(f"{p}.cross_attn_norm", stack, d, i)
                 yield from attention(f"{p}.cross", stack, i)
@@ -111,17 +112,28 @@ def geometry(spec: T5Spec) -> Geometry:
     # 512, the length T5 was pre-trained with (Raffel et al. 2020, "Exploring the Limits of
     # Transfer Learning...", section 3.1.2), which flan-t5's configs leave out.
     return Geometry(
-        architecture=spec.architecture, self_kv=(kv,) * n, cross_kv=(cross,) * n, vocab_size=c.vocab_size,
-        tied_embeddings=c.tie_word_embeddings, hidden_size=c.d_model, num_attention_heads=c.num_heads,
-        intermediate_size=c.d_ff, context_window=c.n_positions or T5_PRETRAINING_LENGTH,
+        architecture=spec.architecture,
+        self_kv=(kv,) * n,
+        cross_kv=(cross,) * n,
+        vocab_size=c.vocab_size,
+        tied_embeddings=c.tie_word_embeddings,
+        hidden_size=c.d_model,
+        num_attention_heads=c.num_heads,
+        intermediate_size=c.d_ff,
+        context_window=c.n_positions or T5_PRETRAINING_LENGTH,
         tp_constraints=(("attention heads (num_heads)", c.num_heads, False), ("d_ff", c.d_ff, False)),
-        tp_kv_heads=c.num_heads, cross_source="encoder tokens", encoder_tokens_option=True,
+        tp_kv_heads=c.num_heads,
+        cross_source="encoder tokens",
+        encoder_tokens_option=True,
         relative_position_bias=True,
         # T5PreTrainedModel._keep_in_fp32_modules = ["wo"] (transformers models/t5/modeling_t5.py; the
         # same in MT5PreTrainedModel, models/mt5/modeling_mt5.py): every FFN output projection (ffn_down here) stays float32 in a float16 load.
-        keep_in_fp32_modules=("wo",), keep_in_fp32_roles=frozenset({"ffn_down"}),
-        refusals={"ollama": "ollama runs no encoder-decoder (T5) models; llama.cpp does (llama-cli, llama-server)",
-                  "vllm": f"the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not {spec.architecture}"},
+        keep_in_fp32_modules=("wo",),
+        keep_in_fp32_roles=frozenset({"ffn_down"}),
+        refusals={
+            "ollama": "ollama runs no encoder-decoder (T5) models; llama.cpp does (llama-cli, llama-server)",
+            "vllm": f"the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not {spec.architecture}",
+        },
     )
 
 
@@ -130,10 +142,8 @@ def stages(spec: T5Spec, context: int, source: int, images: int) -> list[Stage]:
     inner = c.num_heads * c.d_kv
     # T5Attention adds a relative position bias to explicit scores: no fused kernel (eager).
     return [
-        Stage(source, c.d_model, inner, inner, c.d_ff, c.gated, c.num_heads, source, eager_scores=True,
-              per_input=True),
-        Stage(context, c.d_model, inner, inner, c.d_ff, c.gated, c.num_heads, max(context, source),
-              eager_scores=True),
+        Stage(source, c.d_model, inner, inner, c.d_ff, c.gated, c.num_heads, source, eager_scores=True, per_input=True),
+        Stage(context, c.d_model, inner, inner, c.d_ff, c.gated, c.num_heads, max(context, source), eager_scores=True),
     ]
 
 

@@ -81,7 +81,7 @@ class SwinEncoderConfig(Strict):
 
     @property
     def dims(self) -> tuple[int, ...]:
-        return tuple(self.embed_dim * 2 ** i for i in range(len(self.depths)))
+        return tuple(self.embed_dim * 2**i for i in range(len(self.depths)))
 
     @property
     def hw(self) -> tuple[int, int]:
@@ -115,8 +115,10 @@ class VisionEncoderDecoderConfig(Strict):
     def _check(self) -> VisionEncoderDecoderConfig:
         if self.encoder.dims[-1] != self.decoder.d_model:
             # VisionEncoderDecoderModel adds an enc_to_dec_proj Linear when they differ (not modelled)
-            raise ValueError(f"encoder width {self.encoder.dims[-1]} differs from the decoder's d_model "
-                             f"{self.decoder.d_model} (an enc_to_dec_proj layer, not modelled)")
+            raise ValueError(
+                f"encoder width {self.encoder.dims[-1]} differs from the decoder's d_model "
+                f"{self.decoder.d_model} (an enc_to_dec_proj layer, not modelled)"
+            )
         return self
 
 
@@ -177,18 +179,28 @@ def geometry(spec: VisionEncoderDecoderSpec) -> Geometry:
     n = d.decoder_layers
     h, w = e.hw
     return Geometry(
-        architecture=spec.architecture, self_kv=(LayerKV("full", heads, hd, hd),) * n,
-        cross_kv=(LayerKV("cross", heads, hd, hd),) * n, vocab_size=d.vocab_size,
-        tied_embeddings=d.tie_word_embeddings, hidden_size=d.d_model, num_attention_heads=heads,
-        intermediate_size=d.decoder_ffn_dim, context_window=d.max_position_embeddings,
+        architecture=spec.architecture,
+        self_kv=(LayerKV("full", heads, hd, hd),) * n,
+        cross_kv=(LayerKV("cross", heads, hd, hd),) * n,
+        vocab_size=d.vocab_size,
+        tied_embeddings=d.tie_word_embeddings,
+        hidden_size=d.d_model,
+        num_attention_heads=heads,
+        intermediate_size=d.decoder_ffn_dim,
+        context_window=d.max_position_embeddings,
         hard_limit=d.max_position_embeddings,  # learned decoder positions (+ 2 offset rows)
-        tp_constraints=(("decoder attention heads", heads, False), ("decoder_ffn_dim", d.decoder_ffn_dim, False),
-                        ("encoder attention heads (last stage)", e.num_heads[-1], False)),
+        tp_constraints=(
+            ("decoder attention heads", heads, False),
+            ("decoder_ffn_dim", d.decoder_ffn_dim, False),
+            ("encoder attention heads (last stage)", e.num_heads[-1], False),
+        ),
         tp_kv_heads=heads,
         cross_source=f"encoder positions (a {h} x {w} page after the Swin merges)",
-        refusals={"ollama": "ollama runs no vision encoder-decoder (Donut) models",
-                  "llama.cpp": "llama.cpp has no Swin + MBart (Donut) architecture",
-                  "vllm": "the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not vision-encoder-decoder"},
+        refusals={
+            "ollama": "ollama runs no vision encoder-decoder (Donut) models",
+            "llama.cpp": "llama.cpp has no Swin + MBart (Donut) architecture",
+            "vllm": "the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not vision-encoder-decoder",
+        },
     )
 
 
@@ -196,11 +208,22 @@ def stages(spec: VisionEncoderDecoderSpec, context: int, source: int, images: in
     """Each Swin stage over its feature map once per input (window attention: windows of
     window_size^2 positions, SDPA), then the decoder over the prompt."""
     e, d = spec.config.encoder, spec.config.decoder
-    out = [Stage(context, d.d_model, d.d_model, d.d_model, d.decoder_ffn_dim, False, d.decoder_attention_heads,
-                 max(context, source))]
+    out = [
+        Stage(
+            context,
+            d.d_model,
+            d.d_model,
+            d.d_model,
+            d.decoder_ffn_dim,
+            False,
+            d.decoder_attention_heads,
+            max(context, source),
+        )
+    ]
     for (gh, gw), dim, heads in zip(e.grids(), e.dims, e.num_heads, strict=True):
-        out.append(Stage(gh * gw, dim, dim, dim, int(dim * e.mlp_ratio), False, heads, e.window_size ** 2,
-                         per_input=True))
+        out.append(
+            Stage(gh * gw, dim, dim, dim, int(dim * e.mlp_ratio), False, heads, e.window_size**2, per_input=True)
+        )
     return out
 
 

@@ -111,17 +111,29 @@ def geometry(spec: WhisperSpec) -> Geometry:
     n = c.decoder_layers
     not_here = "does not run Whisper; use the whisper.cpp engine"
     return Geometry(
-        architecture=spec.architecture, self_kv=(LayerKV("full", heads, hd, hd),) * n,
-        cross_kv=(LayerKV("cross", heads, hd, hd),) * n, vocab_size=c.vocab_size,
-        tied_embeddings=c.tie_word_embeddings, hidden_size=c.d_model, num_attention_heads=heads,
-        intermediate_size=c.decoder_ffn_dim, context_window=c.max_target_positions,
+        architecture=spec.architecture,
+        self_kv=(LayerKV("full", heads, hd, hd),) * n,
+        cross_kv=(LayerKV("cross", heads, hd, hd),) * n,
+        vocab_size=c.vocab_size,
+        tied_embeddings=c.tie_word_embeddings,
+        hidden_size=c.d_model,
+        num_attention_heads=heads,
+        intermediate_size=c.decoder_ffn_dim,
+        context_window=c.max_target_positions,
         hard_limit=c.max_target_positions,
-        tp_constraints=(("encoder attention heads", c.encoder_attention_heads, False),
-                        ("decoder attention heads", heads, False),
-                        ("encoder_ffn_dim", c.encoder_ffn_dim, False), ("decoder_ffn_dim", c.decoder_ffn_dim, False)),
-        tp_kv_heads=heads, cross_source="audio frames (encoder positions per 30 s window)",
-        refusals={"llama.cpp": f"llama.cpp {not_here}", "ollama": f"ollama {not_here}",
-                  "vllm": "the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not whisper"},
+        tp_constraints=(
+            ("encoder attention heads", c.encoder_attention_heads, False),
+            ("decoder attention heads", heads, False),
+            ("encoder_ffn_dim", c.encoder_ffn_dim, False),
+            ("decoder_ffn_dim", c.decoder_ffn_dim, False),
+        ),
+        tp_kv_heads=heads,
+        cross_source="audio frames (encoder positions per 30 s window)",
+        refusals={
+            "llama.cpp": f"llama.cpp {not_here}",
+            "ollama": f"ollama {not_here}",
+            "vllm": "the vLLM profile covers decoder LMs, LLaVA and Llama 3.2 Vision; not whisper",
+        },
     )
 
 
@@ -131,10 +143,27 @@ def stages(spec: WhisperSpec, context: int, source: int, images: int) -> list[St
         # conv1 runs at the 3000 mel frames: its input (mel bins) and output (d_model) per frame
         Stage(c.max_source_positions * 2, c.num_mel_bins + c.d_model, 0, 0, 0, False, 0, 0, per_input=True),
         # the encoder layers run at the 1500 positions conv2 leaves
-        Stage(c.max_source_positions, c.d_model, c.d_model, c.d_model, c.encoder_ffn_dim, False,
-              c.encoder_attention_heads, c.max_source_positions, per_input=True),
-        Stage(context, c.d_model, c.d_model, c.d_model, c.decoder_ffn_dim, False, c.decoder_attention_heads,
-              c.max_source_positions),
+        Stage(
+            c.max_source_positions,
+            c.d_model,
+            c.d_model,
+            c.d_model,
+            c.encoder_ffn_dim,
+            False,
+            c.encoder_attention_heads,
+            c.max_source_positions,
+            per_input=True,
+        ),
+        Stage(
+            context,
+            c.d_model,
+            c.d_model,
+            c.d_model,
+            c.decoder_ffn_dim,
+            False,
+            c.decoder_attention_heads,
+            c.max_source_positions,
+        ),
     ]
 
 

@@ -142,13 +142,17 @@ def load_spec(path: Path, kind: Kind) -> Any:
 # --------------------------------------------------------------------------------------------------
 def _index_entry(data: dict[str, Any]) -> dict[str, Any]:
     """What a lookup needs of a file before validating it: aliases, NVML names, display name."""
+
     def strings(key: str) -> list[str]:
         value = data.get(key)
         return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
     name = data.get("name")
-    return {"aliases": strings("aliases"), "nvml_names": strings("nvml_names"),
-            "name": name if isinstance(name, str) else None}
+    return {
+        "aliases": strings("aliases"),
+        "nvml_names": strings("nvml_names"),
+        "name": name if isinstance(name, str) else None,
+    }
 
 
 @dataclass
@@ -177,13 +181,19 @@ class Catalog:
             if i > 0:
                 kind_of_root = path_type(root)
                 if kind_of_root.kind != "directory":
-                    what = "does not exist" if kind_of_root.kind == "missing" else f"is not a directory ({kind_of_root.what})"
+                    what = (
+                        "does not exist"
+                        if kind_of_root.kind == "missing"
+                        else f"is not a directory ({kind_of_root.what})"
+                    )
                     raise UsageError(f"spec directory {safe_path(root)} {what}")
             for kind, sub in SUBDIR.items():
                 for f in spec_files(root / sub):
                     if f.stem in out[kind] and i > 0:
-                        self.shadowed.append(f"{safe_path(f)} shadows the {_whose(rank[kind][f.stem], out[kind][f.stem])} "
-                                             f"{kind} spec {f.stem!r}")
+                        self.shadowed.append(
+                            f"{safe_path(f)} shadows the {_whose(rank[kind][f.stem], out[kind][f.stem])} "
+                            f"{kind} spec {f.stem!r}"
+                        )
                     out[kind][f.stem] = f
                     rank[kind][f.stem] = i
         self._rank = rank
@@ -247,8 +257,10 @@ class Catalog:
                 if key not in out:
                     out[key] = spec_id
                 elif out[key] != spec_id and rank[out[key]] > rank[spec_id]:
-                    line = (f"{safe_path(files[out[key]])} takes the alias {safe_text(repr(alias))} from the "
-                            f"{_whose(rank[spec_id], files[spec_id])} {kind} spec {spec_id!r}")
+                    line = (
+                        f"{safe_path(files[out[key]])} takes the alias {safe_text(repr(alias))} from the "
+                        f"{_whose(rank[spec_id], files[spec_id])} {kind} spec {spec_id!r}"
+                    )
                     if line not in self.shadowed:
                         self.shadowed.append(line)
         return out
@@ -259,8 +271,11 @@ class Catalog:
         from ..gpu_names import match_gpu, norm_name
 
         key = norm_name(name)
-        ids = [i for i, e in self._index("gpu").items()
-               if any(norm_name(n) == key for n in e["nvml_names"]) or (e["name"] and norm_name(e["name"]) == key)]
+        ids = [
+            i
+            for i, e in self._index("gpu").items()
+            if any(norm_name(n) == key for n in e["nvml_names"]) or (e["name"] and norm_name(e["name"]) == key)
+        ]
         return match_gpu(name, [self.get("gpu", i) for i in ids]) if ids else None
 
     def resolve(self, kind: Kind, name: str) -> Any:

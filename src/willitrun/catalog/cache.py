@@ -90,8 +90,13 @@ def _encode(value: Any) -> Any:
         cls = type(value)
         if not cls.__module__.startswith("willitrun.") or value.__pydantic_extra__ or value.__pydantic_private__:
             raise _Uncacheable
-        return ["M", cls.__module__, cls.__qualname__, sorted(value.model_fields_set),
-                {k: _encode(v) for k, v in value.__dict__.items()}]
+        return [
+            "M",
+            cls.__module__,
+            cls.__qualname__,
+            sorted(value.model_fields_set),
+            {k: _encode(v) for k, v in value.__dict__.items()},
+        ]
     if isinstance(value, (list, tuple)):
         return ["L" if isinstance(value, list) else "T", [_encode(v) for v in value]]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
@@ -182,14 +187,23 @@ def _within(value: Any, meta: Any) -> bool:
     items = [*getattr(meta, "metadata", ()), meta] if hasattr(meta, "metadata") else [meta]
     for item in items:
         bounds = getattr(item, "constraints", None)
-        pairs = bounds.items() if isinstance(bounds, dict) else (
-            (k, getattr(item, k)) for k in ("gt", "ge", "lt", "le", "max_length") if getattr(item, k, None) is not None)
+        pairs = (
+            bounds.items()
+            if isinstance(bounds, dict)
+            else (
+                (k, getattr(item, k))
+                for k in ("gt", "ge", "lt", "le", "max_length")
+                if getattr(item, k, None) is not None
+            )
+        )
         for k, limit in pairs:
             if k == "max_length":
                 if isinstance(value, (str, list, tuple, dict)) and len(value) > limit:
                     return False
-            elif isinstance(value, (int, float)) and not {"gt": value > limit, "ge": value >= limit,
-                                                         "lt": value < limit, "le": value <= limit}[k]:
+            elif (
+                isinstance(value, (int, float))
+                and not {"gt": value > limit, "ge": value >= limit, "lt": value < limit, "le": value <= limit}[k]
+            ):
                 return False
     return True
 
@@ -237,10 +251,14 @@ def _conforms(value: Any, hint: Any) -> bool:
 
 def index_entry_ok(entry: Any) -> bool:
     """An index entry as catalog._index_entry writes it: aliases and NVML names (lists of strings), a name."""
-    return (isinstance(entry, dict) and set(entry) == {"aliases", "nvml_names", "name"}
-            and all(isinstance(entry[k], list) and all(isinstance(v, str) for v in entry[k])
-                    for k in ("aliases", "nvml_names"))
-            and (entry["name"] is None or isinstance(entry["name"], str)))
+    return (
+        isinstance(entry, dict)
+        and set(entry) == {"aliases", "nvml_names", "name"}
+        and all(
+            isinstance(entry[k], list) and all(isinstance(v, str) for v in entry[k]) for k in ("aliases", "nvml_names")
+        )
+        and (entry["name"] is None or isinstance(entry["name"], str))
+    )
 
 
 class DiskCache:
@@ -288,8 +306,12 @@ class DiskCache:
         key = os.path.abspath(path)
         self.touched.add(key)
         entry = self.entries.get(key)
-        if isinstance(entry, dict) and entry.get("stamp") == stamp and entry.get("kind") == kind \
-                and index_entry_ok(entry.get("index")):
+        if (
+            isinstance(entry, dict)
+            and entry.get("stamp") == stamp
+            and entry.get("kind") == kind
+            and index_entry_ok(entry.get("index"))
+        ):
             return entry, stamp
         return None, stamp
 

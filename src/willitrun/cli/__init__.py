@@ -138,8 +138,9 @@ def _streams() -> None:
         if name == "stdout" and type(stream) is io.TextIOWrapper:
             encoding, line_buffering = stream.encoding, stream.line_buffering
             stream.flush()
-            sys.stdout = _Stdout(stream.detach(), encoding=encoding, errors="backslashreplace",
-                                 line_buffering=line_buffering)
+            sys.stdout = _Stdout(
+                stream.detach(), encoding=encoding, errors="backslashreplace", line_buffering=line_buffering
+            )
             continue
         with contextlib.suppress(AttributeError, ValueError, OSError):
             stream.reconfigure(errors="backslashreplace")

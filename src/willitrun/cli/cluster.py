@@ -46,8 +46,13 @@ def run_cluster(a: Any, engine: str | None, given: dict[str, Any], spec: Any, re
     eng = cls.name
     if cls.multi_card is None:  # tensor-parallel shards (vLLM: Ray) or whole layers per host (llama.cpp: RPC)
         raise UsageError(f"several nodes are planned for vllm (Ray) or llama.cpp (RPC), not {eng}")
-    for flag, value in (("--offload", a.offload), ("--speed", a.speed), ("--max-batch", a.max_batch),
-                        ("--split", a.split), ("--vram", a.vram)):
+    for flag, value in (
+        ("--offload", a.offload),
+        ("--speed", a.speed),
+        ("--max-batch", a.max_batch),
+        ("--split", a.split),
+        ("--vram", a.vram),
+    ):
         if value:
             raise UsageError(f"{flag} does not apply to a multi-node plan")
     accepted = cls.takes
@@ -84,16 +89,25 @@ def print_plan(plan: Any, model_name: str) -> None:
     out, err = _console("out"), _console("err")
     c = plan.cluster
     nodes = ", ".join(f"{n.host}: {n.gpus} x {escape(n.gpu.gpu)}" for n in c.nodes)
-    out.print(f"[bold]{escape(model_name)}[/] ({escape(plan.model)}) with [bold]{plan.engine}[/] on "
-              f"{len(c.nodes)} nodes ({nodes})")
+    out.print(
+        f"[bold]{escape(model_name)}[/] ({escape(plan.model)}) with [bold]{plan.engine}[/] on "
+        f"{len(c.nodes)} nodes ({nodes})"
+    )
     out.print(f"{plan.dtype} weights, {plan.kv_dtype} KV cache, max model length {plan.max_model_len:,}")
     t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold", title="layouts", title_justify="left")
     for col in ("TP", "PP", "GPUs", "nodes", "KV tokens", "fits", "why not"):
         t.add_column(col, justify="left" if col in ("fits", "why not") else "right")
     shown = 12  # valid layouts come first, most KV tokens first
     for lay in plan.layouts[:shown]:
-        t.add_row(str(lay.tp), str(lay.pp), str(lay.gpus), str(lay.nodes), f"{lay.kv_tokens:,}",
-                  "yes" if lay.fits else "no", escape("; ".join(lay.problems)))
+        t.add_row(
+            str(lay.tp),
+            str(lay.pp),
+            str(lay.gpus),
+            str(lay.nodes),
+            f"{lay.kv_tokens:,}",
+            "yes" if lay.fits else "no",
+            escape("; ".join(lay.problems)),
+        )
     out.print(Narrowable(t))
     if len(plan.layouts) > shown:
         out.print(f"[dim]... {len(plan.layouts) - shown} more layouts (--json lists every one)[/]")
@@ -101,17 +115,36 @@ def print_plan(plan: Any, model_name: str) -> None:
     if best is not None:
         budgets = {s.budget_bytes for s in best.stages}
         uniform = len(budgets) == 1  # one budget for every rank: said in the title, not on every row
-        title = f"TP {best.tp} x PP {best.pp}: memory per rank" + (f" (budget {size(budgets.pop())})" if uniform else "")
+        title = f"TP {best.tp} x PP {best.pp}: memory per rank" + (
+            f" (budget {size(budgets.pop())})" if uniform else ""
+        )
         r = Table(show_edge=False, pad_edge=False, box=None, header_style="bold", title=title, title_justify="left")
-        cols = ("stage (ranks)", "host", "layers", "weights", "activation", "overhead", "KV cache", "total",
-                *(() if uniform else ("budget",)))
+        cols = (
+            "stage (ranks)",
+            "host",
+            "layers",
+            "weights",
+            "activation",
+            "overhead",
+            "KV cache",
+            "total",
+            *(() if uniform else ("budget",)),
+        )
         for col in cols:
             r.add_column(col, justify="left" if col in ("stage (ranks)", "host") else "right")
         for s in best.stages:
             ranks = f"{s.ranks[0]}-{s.ranks[-1]}" if len(s.ranks) > 1 else str(s.ranks[0])
-            r.add_row(f"{s.stage} ({ranks})", escape(s.host), f"{s.layers[0]}-{s.layers[1] - 1}", size(s.weights_bytes),
-                      size(s.activation_bytes), size(s.overhead_bytes), size(s.kv_bytes), size(s.total_bytes),
-                      *(() if uniform else (size(s.budget_bytes),)))
+            r.add_row(
+                f"{s.stage} ({ranks})",
+                escape(s.host),
+                f"{s.layers[0]}-{s.layers[1] - 1}",
+                size(s.weights_bytes),
+                size(s.activation_bytes),
+                size(s.overhead_bytes),
+                size(s.kv_bytes),
+                size(s.total_bytes),
+                *(() if uniform else (size(s.budget_bytes),)),
+            )
         out.print(Narrowable(r))
     if plan.fits:
         out.print(f"[green bold]FITS[/]: TP {best.tp} x PP {best.pp}, a KV pool of {best.kv_tokens:,} tokens.")

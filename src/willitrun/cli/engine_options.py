@@ -54,16 +54,34 @@ def check_versions(given: dict[str, Any]) -> None:
                 raise UsageError(f"{_flag(key)} {parse._show(value)}: choose one of {', '.join(table)}")
 
 
-def engine_fit(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_bytes: int,
-               gpu_name: str | None = None, weights: Any = None, *, search: bool = True) -> Any:
+def engine_fit(
+    spec: Any,
+    req: Any,
+    engine: str,
+    given: dict[str, Any],
+    vram_bytes: int,
+    gpu_name: str | None = None,
+    weights: Any = None,
+    *,
+    search: bool = True,
+) -> Any:
     """Build the engine's options from the CLI's, refusing options the engine does not take, and fit
     them; `search=False` returns the engine's estimate alone, without the largest-context search (what
     a probe of another setting needs: -ngl, --n-cpu-moe, the batch)."""
     return engine_fit_options(spec, req, engine, given, vram_bytes, gpu_name, weights, search=search)[0]
 
 
-def engine_fit_options(spec: Any, req: Any, engine: str, given: dict[str, Any], vram_bytes: int,
-                       gpu_name: str | None = None, weights: Any = None, *, search: bool = True) -> tuple[Any, Any]:
+def engine_fit_options(
+    spec: Any,
+    req: Any,
+    engine: str,
+    given: dict[str, Any],
+    vram_bytes: int,
+    gpu_name: str | None = None,
+    weights: Any = None,
+    *,
+    search: bool = True,
+) -> tuple[Any, Any]:
     """engine_fit and the engine's options object it built (the launch line reads both)."""
     from ..engines.registry import REGISTRY, engine_class
 
@@ -74,19 +92,22 @@ def engine_fit_options(spec: Any, req: Any, engine: str, given: dict[str, Any], 
         raise UsageError(refusal)
     wrong = [k for k in given if k not in accepted]
     if wrong:
-        raise UsageError(f"{_flags(wrong)} does not apply to {engine} "
-                         f"(only to {_engines_taking(wrong[0])})")
+        raise UsageError(f"{_flags(wrong)} does not apply to {engine} (only to {_engines_taking(wrong[0])})")
     if "parallel" in given:  # each of -np sequences gets n_ctx / np cells: at least one
         from ..memory import default_context, resolve
 
         context = req.context or default_context(resolve(spec, req))
         if given["parallel"] > context:
-            raise UsageError(f"--parallel {given['parallel']} is more than the context ({context:,}): "
-                             "each sequence needs at least one cell")
+            raise UsageError(
+                f"--parallel {given['parallel']} is more than the context ({context:,}): "
+                "each sequence needs at least one cell"
+            )
     check_versions(given)
     try:
         options = cls.make_options(given, vram_bytes, gpu_name)
-        result = cls.fit(spec, req, options, vram_bytes, weights) if search else cls.estimate(spec, req, options, weights)
+        result = (
+            cls.fit(spec, req, options, vram_bytes, weights) if search else cls.estimate(spec, req, options, weights)
+        )
         return result, options
     except UsageError as exc:  # the options classes name their fields; the user typed flags
         flags: dict[str, str] = {}

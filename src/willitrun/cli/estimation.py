@@ -73,7 +73,9 @@ def _engine_options(a: EstimateArgs) -> dict[str, Any]:
             given[o.key] = raw
     if given.get("cpu_moe"):
         if given.get("n_cpu_moe") is not None:
-            raise UsageError("--cpu-moe keeps the experts of every layer in host memory: give it or --n-cpu-moe N, not both")
+            raise UsageError(
+                "--cpu-moe keeps the experts of every layer in host memory: give it or --n-cpu-moe N, not both"
+            )
         given["n_cpu_moe"] = CPU_MOE_ALL
         del given["cpu_moe"]
     return given
@@ -105,8 +107,17 @@ def run_estimate(a: EstimateArgs) -> int:
     spec, weights = resolve_model_arg(a.model, cat)
     if not a.quiet:
         spec_warnings(spec)
-    req = request(a.context, a.batch, "1" if a.beams is None else a.beams, a.dtype, a.kv_dtype, a.images, a.image_size, a.encoder_tokens,
-                  a.video_frames)
+    req = request(
+        a.context,
+        a.batch,
+        "1" if a.beams is None else a.beams,
+        a.dtype,
+        a.kv_dtype,
+        a.images,
+        a.image_size,
+        a.encoder_tokens,
+        a.video_frames,
+    )
     if a.speed or a.offload or a.split is not None or (a.gpu and len(a.gpu) > 1):
         _refuse_layer_answers(spec, a)
     if engine_opts.get("n_cpu_moe") == CPU_MOE_ALL:
@@ -132,18 +143,23 @@ def run_estimate(a: EstimateArgs) -> int:
     from ..archs import SPEECH_ONLY
 
     if eng in SPEECH_ONLY and a.beams is not None:  # beam_size only when given: None is the engine's default
-        engine_opts["beams"] = req.beams  # (whisper.cpp: the request's beams; ctranslate2: 5). The batch is the request's.
+        engine_opts["beams"] = (
+            req.beams
+        )  # (whisper.cpp: the request's beams; ctranslate2: 5). The batch is the request's.
     if eng != "transformers":
         if req.dtype is None and stored:
             req = replace(req, dtype=stored)  # the engine sizes the file's own type
-        return _run_engine(a, eng, engine_opts, spec, req, device, device_name, memory, cards, weights,
-                           system_bandwidth)
+        return _run_engine(
+            a, eng, engine_opts, spec, req, device, device_name, memory, cards, weights, system_bandwidth
+        )
     if engine_opts:
         first = next(iter(engine_opts))
         engine_for = next(e for e, opts in engine_options_table().items() if first in opts)
         names = _flags(engine_opts)
-        raise UsageError(f"{names} {'applies' if ',' not in names else 'apply'} to "
-                         f"{_engines_taking(first)}; add --engine {engine_for}")
+        raise UsageError(
+            f"{names} {'applies' if ',' not in names else 'apply'} to "
+            f"{_engines_taking(first)}; add --engine {engine_for}"
+        )
     return _run_transformers(a, spec, req, weights, cat, device, device_name, memory, cards, system_bandwidth)
 
 
@@ -170,8 +186,19 @@ def _judged(fit: Any, memory: Any, extras: Any, engine: str) -> tuple[Any, str]:
     return judged, ""
 
 
-def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec: Any, req: Any, device: str,
-                device_name: str, memory: Any, cards: list[Any], weights: Any, system_bandwidth: float | None) -> int:
+def _run_engine(
+    a: EstimateArgs,
+    engine: str,
+    engine_opts: dict[str, Any],
+    spec: Any,
+    req: Any,
+    device: str,
+    device_name: str,
+    memory: Any,
+    cards: list[Any],
+    weights: Any,
+    system_bandwidth: float | None,
+) -> int:
     from ..engines.registry import engine_class
 
     vram_bytes = memory.card_bytes
@@ -196,14 +223,26 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
         if cls.multi_card != "layers":
             raise UsageError(f"several --gpu: {engine} answers for one card")
         if len({c.id for c in cards}) > 1:
-            raise UsageError("llama.cpp's layer split is estimated for identical cards (--gpu 2xrtx3090); "
-                             "--engine transformers splits mixed cards")
+            raise UsageError(
+                "llama.cpp's layer split is estimated for identical cards (--gpu 2xrtx3090); "
+                "--engine transformers splits mixed cards"
+            )
         engine_opts = {**engine_opts, "gpus": len(cards)}
     fit, options = engine_fit_options(spec, req, engine, engine_opts, vram_bytes, device_name, weights)
     from .engine_extras import engine_extras
 
-    extras = engine_extras(spec, req, engine, engine_opts, fit, cards, offload=a.offload, speed=a.speed,
-                           max_batch=a.max_batch, system_bandwidth_gb_s=system_bandwidth)
+    extras = engine_extras(
+        spec,
+        req,
+        engine,
+        engine_opts,
+        fit,
+        cards,
+        offload=a.offload,
+        speed=a.speed,
+        max_batch=a.max_batch,
+        system_bandwidth_gb_s=system_bandwidth,
+    )
     judged, how = _judged(fit, memory, extras, engine)
     hints: list[str] = []
     if not a.quiet and not judged.fits and not (a.offload or "n_cpu_moe" in engine_opts):
@@ -215,17 +254,40 @@ def _run_engine(a: EstimateArgs, engine: str, engine_opts: dict[str, Any], spec:
     launch = None
     if not a.quiet and judged.fits:  # the command that runs the answer printed (engines/registry.py)
         argv, session = _launch(cls, spec, req, engine_opts, fit, options, extras.data, vram_bytes, device_name, a)
-        launch = {"launch": argv, "launch_client": cls.client(spec, a.model) if argv else None,
-                  "launch_session": session}
-    _print(a, fit, spec, device, device_name, judged, how, extras, suggestions=hints,
-           launch=launch or {"launch": None, "launch_client": None, "launch_session": []},
-           engine_options=option_echo(engine_opts))
+        launch = {
+            "launch": argv,
+            "launch_client": cls.client(spec, a.model) if argv else None,
+            "launch_session": session,
+        }
+    _print(
+        a,
+        fit,
+        spec,
+        device,
+        device_name,
+        judged,
+        how,
+        extras,
+        suggestions=hints,
+        launch=launch or {"launch": None, "launch_client": None, "launch_session": []},
+        engine_options=option_echo(engine_opts),
+    )
     return int(judged.exit_code)
 
 
-def _print(a: EstimateArgs, fit: Any, spec: Any, device: str, device_name: str, judged: Any, how: str, extras: Any,
-           suggestions: list[str] | None = None, launch: dict[str, Any] | None = None,
-           engine_options: dict[str, Any] | None = None) -> None:
+def _print(
+    a: EstimateArgs,
+    fit: Any,
+    spec: Any,
+    device: str,
+    device_name: str,
+    judged: Any,
+    how: str,
+    extras: Any,
+    suggestions: list[str] | None = None,
+    launch: dict[str, Any] | None = None,
+    engine_options: dict[str, Any] | None = None,
+) -> None:
     """The answer for people (render.print_answer, one renderer for every engine) or programs
     (render.answer_dict, one JSON writer), then the extra answers asked for, then the launch line
     (`launch`: the keys docs/json-output.md documents; an engine profile also echoes its options)."""
@@ -242,8 +304,17 @@ def _print(a: EstimateArgs, fit: Any, spec: Any, device: str, device_name: str, 
         return
     from ..render import out, print_answer
 
-    print_answer(fit, spec.name, device_name, context_bound=_context_bound(spec), judged=judged, how=how,
-                 verdict=extras.fits is None, chart=extras.chart, suggestions=suggestions or ())
+    print_answer(
+        fit,
+        spec.name,
+        device_name,
+        context_bound=_context_bound(spec),
+        judged=judged,
+        how=how,
+        verdict=extras.fits is None,
+        chart=extras.chart,
+        suggestions=suggestions or (),
+    )
     for view in extras.views:
         out.print(view)
     if launch and launch.get("launch"):
@@ -252,14 +323,31 @@ def _print(a: EstimateArgs, fit: Any, spec: Any, device: str, device_name: str, 
         print_launch(launch["launch"], launch.get("launch_session", ()), launch.get("launch_client"))
 
 
-def _launch(cls: Any, spec: Any, req: Any, engine_opts: dict[str, Any], fit: Any, options: Any, data: dict[str, Any],
-            vram_bytes: int, device_name: str, a: EstimateArgs) -> tuple[list[str] | None, list[str]]:
+def _launch(
+    cls: Any,
+    spec: Any,
+    req: Any,
+    engine_opts: dict[str, Any],
+    fit: Any,
+    options: Any,
+    data: dict[str, Any],
+    vram_bytes: int,
+    device_name: str,
+    a: EstimateArgs,
+) -> tuple[list[str] | None, list[str]]:
     """The command that runs the answer printed: the estimate when it fits, else the --offload plan
     when that fits (its -ngl / num_gpu); none when nothing printed fits."""
     plan = data.get("engine_offload")
     if not fit.fits and plan and plan.get("fits"):
-        est, options = engine_fit_options(spec, req, cls.name, {**engine_opts, "gpu_layers": plan["gpu_layers"]},
-                                          vram_bytes, device_name, search=False)
+        est, options = engine_fit_options(
+            spec,
+            req,
+            cls.name,
+            {**engine_opts, "gpu_layers": plan["gpu_layers"]},
+            vram_bytes,
+            device_name,
+            search=False,
+        )
     elif fit.fits:
         est = fit.estimate
     else:
@@ -267,8 +355,18 @@ def _launch(cls: Any, spec: Any, req: Any, engine_opts: dict[str, Any], fit: Any
     return cls.launch(spec, est, options, a.model), cls.session_lines(est, options)
 
 
-def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: Any, device: str, device_name: str,
-                      memory: Any, cards: list[Any], system_bandwidth: float | None) -> int:
+def _run_transformers(
+    a: EstimateArgs,
+    spec: Any,
+    req: Any,
+    weights: Any,
+    cat: Any,
+    device: str,
+    device_name: str,
+    memory: Any,
+    cards: list[Any],
+    system_bandwidth: float | None,
+) -> int:
     from ..fit import check_fit
     from .extras import estimate_extras
 
@@ -276,9 +374,20 @@ def _run_transformers(a: EstimateArgs, spec: Any, req: Any, weights: Any, cat: A
 
     result = check_fit(spec, req, vram_bytes, device, weights)
     chart = not (a.no_chart or a.quiet or a.json_out) and sys.stdout.isatty()
-    extras = estimate_extras(spec, req, result, cards, split=a.split, offload=a.offload, speed=a.speed,
-                             max_batch=a.max_batch, system_bandwidth_gb_s=system_bandwidth, chart=chart,
-                             device_name=device_name, margin=memory.margin_bytes)
+    extras = estimate_extras(
+        spec,
+        req,
+        result,
+        cards,
+        split=a.split,
+        offload=a.offload,
+        speed=a.speed,
+        max_batch=a.max_batch,
+        system_bandwidth_gb_s=system_bandwidth,
+        chart=chart,
+        device_name=device_name,
+        margin=memory.margin_bytes,
+    )
     judged, how = _judged(result, memory, extras, "transformers")
     hints = None
     if not a.quiet and not judged.fits and extras.fits is None:
@@ -308,9 +417,19 @@ def _refuse_layer_answers(spec: Any, a: EstimateArgs) -> None:
     from ..archs import geometry
 
     if geometry(spec).encoder_only:
-        asked = "--speed" if a.speed else "--offload" if a.offload else "--split" if a.split is not None else "several --gpu"
-        raise UsageError(f"{asked} does not apply to {spec.id}: an encoder used alone has no decoder layers "
-                         "and generates no tokens (try --batch, --images or --max-batch)")
+        asked = (
+            "--speed"
+            if a.speed
+            else "--offload"
+            if a.offload
+            else "--split"
+            if a.split is not None
+            else "several --gpu"
+        )
+        raise UsageError(
+            f"{asked} does not apply to {spec.id}: an encoder used alone has no decoder layers "
+            "and generates no tokens (try --batch, --images or --max-batch)"
+        )
 
 
 def _context_bound(spec: Any) -> bool:

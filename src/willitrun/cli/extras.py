@@ -20,10 +20,21 @@ class Extras:
     plan_how: str = ""  # how the plan fits, for the verdict line: "with 46 of 81 layers on the GPU"
 
 
-def estimate_extras(spec: Any, req: Any, fit: Any, cards: list[Any], *, split: str | None = None,
-                    offload: bool = False, speed: bool = False, max_batch: bool = False,
-                    system_bandwidth_gb_s: float | None = None, chart: bool = False,
-                    device_name: str = "", margin: int = 0) -> Extras:
+def estimate_extras(
+    spec: Any,
+    req: Any,
+    fit: Any,
+    cards: list[Any],
+    *,
+    split: str | None = None,
+    offload: bool = False,
+    speed: bool = False,
+    max_batch: bool = False,
+    system_bandwidth_gb_s: float | None = None,
+    chart: bool = False,
+    device_name: str = "",
+    margin: int = 0,
+) -> Extras:
     """The answers the estimate command was asked for, as JSON data and rich renderables; `margin`
     (--margin) is kept free of every card of a split, as of the one card."""
     est = fit.estimate
@@ -58,7 +69,7 @@ def estimate_extras(spec: Any, req: Any, fit: Any, cards: list[Any], *, split: s
         from dataclasses import replace
 
         devices = [replace(d, vram_bytes=d.vram_bytes - margin) for d in (A.device(c) for c in cards)]
-        s = A.split(r, ctx, batch, beams, devices, cast(Literal['tensor', 'layer'], split), lay)
+        s = A.split(r, ctx, batch, beams, devices, cast(Literal["tensor", "layer"], split), lay)
         x.data["split"] = as_dict(s)
         x.views.append(split_view(s, device_name))
         x.fits = s.fits
@@ -112,10 +123,15 @@ def more_cards_and_offload(spec: Any, req: Any, fit: Any, cards: list[Any]) -> l
         est = fit.estimate
         o = A.offload(r, est.context_tokens, est.batch_size, est.beams, fit.vram_bytes, A.layout(r))
         if o.gpu_fits and o.gpu_layers:
-            out.append(f"--offload: {o.gpu_layers} of {o.layers} layers on the GPU fit (llama.cpp -ngl {o.n_gpu_layers}), "
-                       "the rest in system memory")
+            out.append(
+                f"--offload: {o.gpu_layers} of {o.layers} layers on the GPU fit (llama.cpp -ngl {o.n_gpu_layers}), "
+                "the rest in system memory"
+            )
     if cards and cards[0].vendor != "apple":
         n = A.cards_needed(spec, req, A.device(cards[0])).cards
-        out.append(f"--gpu {n}x{cards[0].id}: {n} of these cards fit (tensor parallel)" if n
-                   else f"no count of these cards up to {MAX_CARDS} fits by tensor parallelism")
+        out.append(
+            f"--gpu {n}x{cards[0].id}: {n} of these cards fit (tensor parallel)"
+            if n
+            else f"no count of these cards up to {MAX_CARDS} fits by tensor parallelism"
+        )
     return out

@@ -65,12 +65,24 @@ class WillitrunGroup(TyperGroup):
             items += [CompletionItem(m) for m in complete_model(incomplete)]
         return items
 
-    def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None,
-             complete_var: Optional[str] = None, standalone_mode: bool = True, windows_expand_args: bool = True,
-             **extra: Any) -> Any:
+    def main(
+        self,
+        args: Optional[Sequence[str]] = None,
+        prog_name: Optional[str] = None,
+        complete_var: Optional[str] = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         try:
-            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
-                              windows_expand_args=windows_expand_args, **extra)
+            rv = super().main(
+                args=args,
+                prog_name=prog_name,
+                complete_var=complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
             code = rv if isinstance(rv, int) else 0
         except WillItRunError as exc:
             code = report(exc)
@@ -105,14 +117,21 @@ def _completion(option: str, shell: str, prog_name: str) -> None:
         sys.stdout.write(get_completion_script(prog_name=prog_name, complete_var=complete_var, shell=shell) + "\n")
     else:
         name, path = install(shell=shell, prog_name=prog_name, complete_var=complete_var)
-        sys.stdout.write(f"{name} completion installed in {path}\nCompletion will take effect once you restart the terminal\n")
+        sys.stdout.write(
+            f"{name} completion installed in {path}\nCompletion will take effect once you restart the terminal\n"
+        )
     raise typer.Exit(0)
 
 
 # What the shell completes, by parameter name, on every command however its options are declared:
 # catalog model and GPU ids (`--gpu 2xrtx<TAB>` keeps the count) and engine names (cli/options.py).
-COMPLETED = {"model": "complete_model", "models": "complete_model", "gpu": "complete_gpu", "count": "complete_gpu",
-             "engine": "complete_engine"}
+COMPLETED = {
+    "model": "complete_model",
+    "models": "complete_model",
+    "gpu": "complete_gpu",
+    "count": "complete_gpu",
+    "engine": "complete_engine",
+}
 
 
 def _complete(param: Any) -> None:
@@ -165,8 +184,9 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
-    version: Optional[bool] = typer.Option(None, "--version", "-V", callback=_version, is_eager=True,
-                                           help="Print the version and exit."),
+    version: Optional[bool] = typer.Option(
+        None, "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Will this model run on this GPU? Memory for weights, KV cache (self and cross attention),
     activations and overhead, with the verdict and the largest context that fits.

@@ -19,16 +19,36 @@ from .estimation import EstimateArgs
 # option -> EstimateArgs field, for the command's own options that take a value; the engine options
 # come from their one declaration (engines/options.py), as typer's flags do
 VALUES = {
-    "--gpu": "gpu", "-g": "gpu", "--vram": "vram", "--context": "context", "-c": "context", "--batch": "batch",
-    "-b": "batch", "--dtype": "dtype", "--kv-dtype": "kv_dtype", "--images": "images", "--image-size": "image_size",
-    "--encoder-tokens": "encoder_tokens", "--beams": "beams", "--split": "split",
-    "--system-bandwidth": "system_bandwidth", "--engine": "engine", "-e": "engine",
-    "--specs-dir": "specs_dir", "--video-frames": "video_frames",
+    "--gpu": "gpu",
+    "-g": "gpu",
+    "--vram": "vram",
+    "--context": "context",
+    "-c": "context",
+    "--batch": "batch",
+    "-b": "batch",
+    "--dtype": "dtype",
+    "--kv-dtype": "kv_dtype",
+    "--images": "images",
+    "--image-size": "image_size",
+    "--encoder-tokens": "encoder_tokens",
+    "--beams": "beams",
+    "--split": "split",
+    "--system-bandwidth": "system_bandwidth",
+    "--engine": "engine",
+    "-e": "engine",
+    "--specs-dir": "specs_dir",
+    "--video-frames": "video_frames",
 }
 REPEATED = {"gpu", "specs_dir"}
-FLAGS = {"-q": ("quiet", True), "--quiet": ("quiet", True), "--json": ("json_out", True),
-         "--no-chart": ("no_chart", True), "--offload": ("offload", True), "--speed": ("speed", True),
-         "--max-batch": ("max_batch", True)}
+FLAGS = {
+    "-q": ("quiet", True),
+    "--quiet": ("quiet", True),
+    "--json": ("json_out", True),
+    "--no-chart": ("no_chart", True),
+    "--offload": ("offload", True),
+    "--speed": ("speed", True),
+    "--max-batch": ("max_batch", True),
+}
 ENGINE_VALUES, ENGINE_SWITCHES = lean_tables()
 ENGINE_KEYS = frozenset(OPTION)
 
@@ -88,6 +108,12 @@ def records_may_serve(parsed: EstimateArgs) -> bool:
     pydantic is loaded from the start; a stale cache entry is caught later and the command rerun."""
     model = parsed.model
     # a catalog id or alias never holds ":" (ids are kebab-case): `qwen3:8b` is an ollama name, imported
-    if os.environ.get("WILLITRUN_NO_CACHE") or os.sep in model or "/" in model or ":" in model or model.startswith("hf:"):
+    if (
+        os.environ.get("WILLITRUN_NO_CACHE")
+        or os.sep in model
+        or "/" in model
+        or ":" in model
+        or model.startswith("hf:")
+    ):
         return False
     return not model.lower().endswith(PATH_SUFFIXES)

@@ -58,8 +58,10 @@ def resolve_model_arg(arg: str, catalog: Any) -> tuple[Any, Any]:
         if spec is not None:
             from ..render import error
 
-            error(f"{arg!r} is a catalog model and a path here; using the catalog's (write ./{arg} for the path)",
-                  prefix="warning")
+            error(
+                f"{arg!r} is a catalog model and a path here; using the catalog's (write ./{arg} for the path)",
+                prefix="warning",
+            )
             return spec, None
     if exists:
         from ..importers import import_model
@@ -124,8 +126,9 @@ def margin(text: str | None) -> int:
     return parse.size(text, f"--margin {parse._show(text)}")
 
 
-def device_memory(cat: Any, gpu: str | None, vram: str | None, quiet: bool,
-                  margin_text: str | None = None) -> tuple[str, str, Any]:
+def device_memory(
+    cat: Any, gpu: str | None, vram: str | None, quiet: bool, margin_text: str | None = None
+) -> tuple[str, str, Any]:
     """(device id, display name, fit.Memory): the card's total, what is free on it now when it was
     detected (NVML, AMD; None with --gpu/--vram or a configured default) and the --margin."""
     from ..fit import Memory
@@ -150,12 +153,15 @@ def device_memory(cat: Any, gpu: str | None, vram: str | None, quiet: bool,
             error(f"{found.explanation}{extra}", prefix="GPU")
         dev, name, total, free = found.device_id, found.name, found.total_bytes, found.free_bytes
     if keep >= total:
-        raise UsageError(f"--margin {parse._show(margin_text or '')} leaves nothing of the {total / (1 << 30):.2f} GiB card")
+        raise UsageError(
+            f"--margin {parse._show(margin_text or '')} leaves nothing of the {total / (1 << 30):.2f} GiB card"
+        )
     return dev, name, Memory(total, free, keep)
 
 
-def devices(cat: Any, gpu: list[str] | None, vram: str | None, quiet: bool,
-            margin_text: str | None = None) -> tuple[str, str, Any, list[Any]]:
+def devices(
+    cat: Any, gpu: list[str] | None, vram: str | None, quiet: bool, margin_text: str | None = None
+) -> tuple[str, str, Any, list[Any]]:
     """(device id, display name, fit.Memory of one card, catalog GPUs) for the estimate command:
     `device_memory` for the first card, plus every card given (or the detected one when it is in the catalog)."""
     names = parse.gpus(gpu or [])
@@ -174,14 +180,28 @@ def devices(cat: Any, gpu: list[str] | None, vram: str | None, quiet: bool,
     return dev, device_name, memory, cards
 
 
-def request(context: str | int | None = None, batch: str | int = 1, beams: str | int = 1, dtype: str | None = None,
-            kv_dtype: str | None = None, images: str | int | None = None, image_size: str | None = None,
-            encoder_tokens: str | int | None = None, video_frames: str | int | None = None) -> Any:
+def request(
+    context: str | int | None = None,
+    batch: str | int = 1,
+    beams: str | int = 1,
+    dtype: str | None = None,
+    kv_dtype: str | None = None,
+    images: str | int | None = None,
+    image_size: str | None = None,
+    encoder_tokens: str | int | None = None,
+    video_frames: str | int | None = None,
+) -> Any:
     """The core's Request from the options' text, every number bounded (cli/parse.py)."""
     from ..memory import Request
 
-    return Request(context=parse.whole("--context", context), batch=parse.whole("--batch", batch) or 1,
-                   dtype=dtype, kv_dtype=kv_dtype, images=parse.whole("--images", images),
-                   encoder_tokens=parse.whole("--encoder-tokens", encoder_tokens),
-                   beams=parse.whole("--beams", beams) or 1, image_size=parse.image_size(image_size),
-                   video_frames=parse.whole("--video-frames", video_frames))
+    return Request(
+        context=parse.whole("--context", context),
+        batch=parse.whole("--batch", batch) or 1,
+        dtype=dtype,
+        kv_dtype=kv_dtype,
+        images=parse.whole("--images", images),
+        encoder_tokens=parse.whole("--encoder-tokens", encoder_tokens),
+        beams=parse.whole("--beams", beams) or 1,
+        image_size=parse.image_size(image_size),
+        video_frames=parse.whole("--video-frames", video_frames),
+    )

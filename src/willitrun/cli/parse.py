@@ -128,6 +128,7 @@ def engine(text: str | None) -> str | None:
         return ENGINE_ALIASES.get(name, name)
     squashed = {re.sub(r"[^a-z0-9]", "", e): e for e in ENGINE_NAMES}
     close = squashed.get(re.sub(r"[^a-z0-9]", "", name)) or next(
-        iter(difflib.get_close_matches(name, ENGINE_NAMES, n=1, cutoff=0.6)), None)
+        iter(difflib.get_close_matches(name, ENGINE_NAMES, n=1, cutoff=0.6)), None
+    )
     hint = f"; did you mean {close}?" if close else f"; choose one of {', '.join(ENGINE_NAMES)}"
     raise UsageError(f"unknown engine {_show(text)}{hint}")

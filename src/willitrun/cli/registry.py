@@ -12,14 +12,14 @@ DEFAULT_COMMAND = "estimate"
 COMMANDS = {
     "estimate": "Estimate the memory MODEL needs and whether it fits the GPU (exit 0 fits, 5 tight, 1 does not).",
     "check": "Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not, 5 if any is tight, "
-             "2 (3: a spec error) if any row could not be checked (each such row says why).",
+    "2 (3: a spec error) if any row could not be checked (each such row says why).",
     "ladder": "Which weight and KV-cache types fit, with the largest context and batch each allows "
-              "(exit 0 if one fits, 5 if only tightly).",
+    "(exit 0 if one fits, 5 if only tightly).",
     "gpus": "Every catalog GPU: fit, headroom, largest context, cards needed; --count GPU: how many of one card "
-            "(exit 0 if one fits, 5 if only tightly).",
+    "(exit 0 if one fits, 5 if only tightly).",
     "sweep": "Memory by component at context 512, 1024, ... up to the model's window (exit 0 if any context fits).",
     "scan": "Find the models on this machine (HF cache, ollama, LM Studio, llama.cpp) or in FOLDERs, and which fit "
-            "(exit 0 if any fits).",
+    "(exit 0 if any fits).",
     "list": "List the models and GPUs in the catalog, or the supported architectures.",
     "show": "Show a model's spec and the parameter counts derived from it.",
     "explain": "Set what an engine's log printed beside willitrun's estimate of the same run.",

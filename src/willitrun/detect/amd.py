@@ -66,8 +66,11 @@ def parse_rocm_smi_json(text: str) -> list[AMDCard]:
         model = _field(entry, "Card Model")
         # The series is pci.ids' name ("Navi 21 [Radeon RX 6800/6800 XT / 6900 XT]"); newer releases
         # may only give "Device Name" ("Phoenix3"); the model is a PCI id on most releases.
-        name = _field(entry, "Card Series", "Device Name") or (model if model and not _is_pci_id(model) else None) \
+        name = (
+            _field(entry, "Card Series", "Device Name")
+            or (model if model and not _is_pci_id(model) else None)
             or f"AMD GPU {model or card}"
+        )
         cards.append(AMDCard(str(card), name, int(total), int(used) if used and used.isdigit() else None))
     return cards
 
@@ -98,8 +101,9 @@ def read_sysfs(root: str = SYSFS_ROOT) -> list[AMDCard]:
         names = [n for n in os.listdir(root) if re.fullmatch(r"card\d+", n)]  # not card0-DP-1 connectors
     except OSError:
         return []
-    return parse_sysfs({n: {f: read_small_file(os.path.join(root, n, "device", f)) for f in SYSFS_FILES}
-                        for n in names})
+    return parse_sysfs(
+        {n: {f: read_small_file(os.path.join(root, n, "device", f)) for f in SYSFS_FILES} for n in names}
+    )
 
 
 def detect_amd(runner: Runner = run_tool, sysfs_root: str = SYSFS_ROOT) -> tuple[list[AMDCard], str]:

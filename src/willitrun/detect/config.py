@@ -63,7 +63,7 @@ def parse_config(text: str, path: str) -> dict[str, object]:
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}") from None
     except RecursionError:  # tomllib parses arrays and inline tables recursively: `gpu = [[[...]]]`
-        raise UsageError(f"{path}: nested too deeply (this file takes gpu = \"NAME\" or vram = \"SIZE\")") from None
+        raise UsageError(f'{path}: nested too deeply (this file takes gpu = "NAME" or vram = "SIZE")') from None
 
 
 def _parse_simple(text: str, path: str) -> dict[str, object]:
@@ -72,15 +72,22 @@ def _parse_simple(text: str, path: str) -> dict[str, object]:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        m = re.fullmatch(r"""([A-Za-z0-9_-]+)\s*=\s*(?:"([^"\\]*)"|'([^']*)'|([0-9]+(?:\.[0-9]+)?))\s*(?:#.*)?""", stripped)
+        m = re.fullmatch(
+            r"""([A-Za-z0-9_-]+)\s*=\s*(?:"([^"\\]*)"|'([^']*)'|([0-9]+(?:\.[0-9]+)?))\s*(?:#.*)?""", stripped
+        )
         if not m:
-            raise UsageError(f"{path}:{n}: expected key = \"value\" (Python 3.10 reads only such lines; 3.11+ reads all TOML)")
+            raise UsageError(
+                f'{path}:{n}: expected key = "value" (Python 3.10 reads only such lines; 3.11+ reads all TOML)'
+            )
         key = m.group(1)
         if key in out:
             raise UsageError(f"{path}:{n}: {key} is given twice")
         number = m.group(4)
-        out[key] = (float(number) if "." in number else int(number)) if number is not None else \
-            (m.group(2) if m.group(2) is not None else m.group(3))
+        out[key] = (
+            (float(number) if "." in number else int(number))
+            if number is not None
+            else (m.group(2) if m.group(2) is not None else m.group(3))
+        )
     return out
 
 
@@ -91,11 +98,13 @@ def from_config(env: Mapping[str, str], path: str | None = None) -> Setting | No
         return None
     text = read_small_file(path, MAX_CONFIG_BYTES)
     if text is None:
-        raise UsageError(f"{path}: not read (it must be a readable regular file of at most {MAX_CONFIG_BYTES >> 10} KiB)")
+        raise UsageError(
+            f"{path}: not read (it must be a readable regular file of at most {MAX_CONFIG_BYTES >> 10} KiB)"
+        )
     data = parse_config(text, path)
     unknown = sorted(k for k in data if k not in KEYS)
     if unknown:
-        raise UsageError(f"{path}: unknown key {', '.join(unknown)}; this file takes gpu = \"NAME\" or vram = \"SIZE\"")
+        raise UsageError(f'{path}: unknown key {", ".join(unknown)}; this file takes gpu = "NAME" or vram = "SIZE"')
     given = [k for k in KEYS if k in data]
     if len(given) > 1:
         raise UsageError(f"{path}: give gpu or vram, not both")
@@ -103,8 +112,12 @@ def from_config(env: Mapping[str, str], path: str | None = None) -> Setting | No
         return None
     key = given[0]
     value = data[key]
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or (key == "gpu" and not isinstance(value, str)):
-        raise UsageError(f"{path}: {key} must be a string, e.g. {key} = \"{'rtx3090' if key == 'gpu' else '24GiB'}\"")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (str, int, float))
+        or (key == "gpu" and not isinstance(value, str))
+    ):
+        raise UsageError(f'{path}: {key} must be a string, e.g. {key} = "{"rtx3090" if key == "gpu" else "24GiB"}"')
     text_value = str(value).strip()
     if not text_value:
         raise UsageError(f"{path}: {key} is empty")

@@ -24,8 +24,13 @@ def run_tool(argv: Sequence[str], timeout: float = 5.0) -> str | None:
     try:
         # A session of its own, so a timeout kills the tool and any child holding our pipe open
         # (rocm-smi is a Python script; communicate() would otherwise wait for the grandchild).
-        proc = subprocess.Popen([exe, *argv[1:]], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, start_new_session=os.name == "posix")
+        proc = subprocess.Popen(
+            [exe, *argv[1:]],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=os.name == "posix",
+        )
     except (OSError, ValueError, subprocess.SubprocessError):
         return None
     try:

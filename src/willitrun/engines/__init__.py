@@ -38,8 +38,11 @@ if TYPE_CHECKING:
     from .vllm import VllmOptions
     from .whispercpp import WhisperCppOptions
 
-EngineOptions = Union["LlamaCppOptions", "OllamaOptions", "WhisperCppOptions", "VllmOptions", "CTranslate2Options", None]
+EngineOptions = Union[
+    "LlamaCppOptions", "OllamaOptions", "WhisperCppOptions", "VllmOptions", "CTranslate2Options", None
+]
 GGUF_DTYPES = frozenset({"q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k"})
+
 
 def __getattr__(name: str) -> Any:
     """The names re-exported from the profiles, imported when first asked for (plain imports, so a
@@ -97,12 +100,19 @@ def _checked(engine: str, options: Any) -> type[Engine]:
     cls = engine_class(engine)
     expected = cls.options_class()
     if options is not None and not isinstance(options, expected or ()):
-        raise UsageError(f"{cls.name} takes {expected.__name__ if expected else 'no'} options, not {type(options).__name__}")
+        raise UsageError(
+            f"{cls.name} takes {expected.__name__ if expected else 'no'} options, not {type(options).__name__}"
+        )
     return cls
 
 
-def engine_estimate(spec: AnySpec, request: Request | None = None, engine: str = "transformers",
-                    options: EngineOptions = None, weights: WeightsOverride | None = None) -> EngineEstimate:
+def engine_estimate(
+    spec: AnySpec,
+    request: Request | None = None,
+    engine: str = "transformers",
+    options: EngineOptions = None,
+    weights: WeightsOverride | None = None,
+) -> EngineEstimate:
     """What `engine` allocates to run `spec` for `request`; `options` is the engine's own options
     class (LlamaCppOptions, OllamaOptions, WhisperCppOptions, VllmOptions, CTranslate2Options) or None for its defaults."""
     from ..memory import Request as _Request
@@ -140,8 +150,14 @@ class EngineFit:
         return REGISTRY[self.estimate.engine].headroom_bytes(self)
 
 
-def engine_fit(spec: AnySpec, request: Request | None, engine: str, options: EngineOptions, vram_bytes: int,
-               weights: WeightsOverride | None = None) -> EngineFit:
+def engine_fit(
+    spec: AnySpec,
+    request: Request | None,
+    engine: str,
+    options: EngineOptions,
+    vram_bytes: int,
+    weights: WeightsOverride | None = None,
+) -> EngineFit:
     """engine_estimate, plus whether it fits `vram_bytes` and the largest context that does, searched
     up to memory.context_limit for every engine (the main command, check, ladder and gpus all call this,
     so one question has one answer). `weights` (an imported file's tensors) size the transformers

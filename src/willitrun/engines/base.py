@@ -88,8 +88,14 @@ class EngineEstimate:
         if "kv_needed_bytes" not in self.facts:  # only vLLM's profile states it
             return self.max_device_bytes
         devices = {b.device for b in self.buffers if b.placement == "gpu"}
-        rest = max((self.device_bytes(d) - sum(b.bytes for b in self.buffers if b.placement == "gpu"
-                                               and b.device == d and b.kind == "kv_self") for d in devices), default=0)
+        rest = max(
+            (
+                self.device_bytes(d)
+                - sum(b.bytes for b in self.buffers if b.placement == "gpu" and b.device == d and b.kind == "kv_self")
+                for d in devices
+            ),
+            default=0,
+        )
         return rest + int(self.facts["kv_needed_bytes"])
 
     def kind_bytes(self, kind: Kind, placement: Placement | None = None) -> int:

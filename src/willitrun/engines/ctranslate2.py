@@ -48,15 +48,29 @@ from .base import MIB, Buffer, EngineEstimate
 
 # Compute type -> (bytes per quantized weight, bytes of the float type): src/types.cc compute_type_to_data_type.
 COMPUTE_TYPES: dict[str, tuple[int, int]] = {
-    "float16": (2, 2), "bfloat16": (2, 2), "float32": (4, 4),
-    "int8_float16": (1, 2), "int8_bfloat16": (1, 2), "int8_float32": (1, 4),
+    "float16": (2, 2),
+    "bfloat16": (2, 2),
+    "float32": (4, 4),
+    "int8_float16": (1, 2),
+    "int8_bfloat16": (1, 2),
+    "int8_float32": (1, 4),
 }
 # --dtype / faster-whisper spellings -> CTranslate2 compute type, for a float16-saved model ("default" is
 # the saved type; "int8" takes the saved float type: resolve_compute_type, ComputeType::INT8).
 COMPUTE_ALIASES = {
-    "default": "float16", "fp16": "float16", "f16": "float16", "float16": "float16", "bf16": "bfloat16",
-    "bfloat16": "bfloat16", "fp32": "float32", "f32": "float32", "float32": "float32", "int8": "int8_float16",
-    "int8_float16": "int8_float16", "int8_bfloat16": "int8_bfloat16", "int8_float32": "int8_float32",
+    "default": "float16",
+    "fp16": "float16",
+    "f16": "float16",
+    "float16": "float16",
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp32": "float32",
+    "f32": "float32",
+    "float32": "float32",
+    "int8": "int8_float16",
+    "int8_float16": "int8_float16",
+    "int8_bfloat16": "int8_bfloat16",
+    "int8_float32": "int8_float32",
 }
 SCALE_BYTES = 4  # one float32 scale per quantized row (src/ops/quantize.cc)
 FW_BEAM_SIZE = 5  # faster-whisper transcribe(beam_size=5)
@@ -113,8 +127,10 @@ class CTranslate2Options:
 
     def __post_init__(self) -> None:
         if self.compute_type.lower() not in COMPUTE_ALIASES:
-            raise UsageError(f"unknown CTranslate2 compute type {self.compute_type!r}; choose one of "
-                             "default, float16, bfloat16, float32, int8, int8_float16, int8_bfloat16, int8_float32")
+            raise UsageError(
+                f"unknown CTranslate2 compute type {self.compute_type!r}; choose one of "
+                "default, float16, bfloat16, float32, int8, int8_float16, int8_bfloat16, int8_float32"
+            )
         for name in ("beam_size", "batch_size", "decode_tokens"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -122,7 +138,9 @@ class CTranslate2Options:
         if self.best_of < 1:
             raise UsageError(f"best_of must be at least 1 (got {self.best_of})")
         if self.cuda not in CT2_CUDA_OVERHEAD_BYTES:
-            raise UsageError(f"cuda must be 11 or 12 (the CUDA major version CTranslate2 was built for), got {self.cuda}")
+            raise UsageError(
+                f"cuda must be 11 or 12 (the CUDA major version CTranslate2 was built for), got {self.cuda}"
+            )
 
 
 def ct2_weight_bytes(spec: WhisperSpec, compute_type: str) -> int:
@@ -143,15 +161,18 @@ def ct2_weight_bytes(spec: WhisperSpec, compute_type: str) -> int:
 def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Options | None = None) -> EngineEstimate:
     """What faster-whisper holds on the GPU for `spec` at its peak (see the module docstring)."""
     if "ctranslate2" in archs.geometry(spec).refusals:
-        raise UsageError(f"the ctranslate2 (faster-whisper) profile covers Whisper models only; {spec.id} is "
-                         f"{spec.architecture}")
+        raise UsageError(
+            f"the ctranslate2 (faster-whisper) profile covers Whisper models only; {spec.id} is {spec.architecture}"
+        )
     spec = cast(WhisperSpec, spec)  # the geometry let only Whisper through
     opt = options or CTranslate2Options()
     name = opt.compute_type.lower()
     if name == "default" and request.dtype:
         if request.dtype.lower() not in COMPUTE_ALIASES:
-            raise UsageError(f"CTranslate2 has no {request.dtype} weights; compute types: float16, bfloat16, float32, "
-                             "int8 (= int8_float16 here), int8_float16, int8_float32")
+            raise UsageError(
+                f"CTranslate2 has no {request.dtype} weights; compute types: float16, bfloat16, float32, "
+                "int8 (= int8_float16 here), int8_float16, int8_float32"
+            )
         name = request.dtype.lower()
     compute_type = COMPUTE_ALIASES[name]
     act = COMPUTE_TYPES[compute_type][1]
@@ -179,8 +200,10 @@ def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Op
         if opt.temperature_fallback and state(fallback) >= state(first):
             phase = f"a temperature fallback: best_of {opt.best_of} sampled hypotheses, each with its own encoder state"
             copies, hyps = fallback
-            notes.append(f"the first pass (beam {beam}) holds {state(first) / MIB:.0f} MiB of decoding state; a "
-                         f"fallback {state(fallback) / MIB:.0f} MiB (temperature=0 disables fallbacks)")
+            notes.append(
+                f"the first pass (beam {beam}) holds {state(first) / MIB:.0f} MiB of decoding state; a "
+                f"fallback {state(fallback) / MIB:.0f} MiB (temperature=0 disables fallbacks)"
+            )
         else:
             phase = f"beam search, beam {beam} (the beams share the encoder state)"
             copies, hyps = first
@@ -190,42 +213,102 @@ def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Op
     int8 = COMPUTE_TYPES[compute_type][0] == 1
     overhead = CT2_CUDA_OVERHEAD_BYTES[opt.cuda] - (CT2_INT8_SAVING_BYTES if int8 else 0)
     buffers = [
-        Buffer("weights", weights, "gpu", "weights",
-               f"{compute_type}: " + ("int8 linear layers and token embedding + float32 scale per row, conv and "
-                                      "1-D tensors in the float type" if int8
-                                      else "every tensor in the float type") + " (LM head = token embedding, once)"),
-        Buffer("cross-attention K/V", copies * cross_one, "gpu", "kv_cross",
-               f"{copies} x {layers} layers x 2 x {AUDIO_FRAMES} frames x {d} x {act} B"),
-        Buffer("encoder output", copies * memory_one, "gpu", "other",
-               f"{copies} x {AUDIO_FRAMES} x {d} x {act} B (the decoder's memory)"),
-        Buffer("self-attention K/V", hyps * tokens * self_token, "gpu", "kv_self",
-               f"{hyps} hypotheses x {tokens} tokens x {layers} layers x 2 x {d} x {act} B"
-               + (" (150: fitted to the README's batch rows)" if tokens == CT2_DECODE_TOKENS else "")),
-        Buffer("CUDA context, cuBLAS/cuDNN, allocator pool", overhead, "gpu", "overhead",
-               f"fitted to faster-whisper's README NVML peaks (CUDA {opt.cuda}"
-               + (", int8: 125 MiB less" if int8 else "") + "): see ctranslate2.py"),
+        Buffer(
+            "weights",
+            weights,
+            "gpu",
+            "weights",
+            f"{compute_type}: "
+            + (
+                "int8 linear layers and token embedding + float32 scale per row, conv and 1-D tensors in the float type"
+                if int8
+                else "every tensor in the float type"
+            )
+            + " (LM head = token embedding, once)",
+        ),
+        Buffer(
+            "cross-attention K/V",
+            copies * cross_one,
+            "gpu",
+            "kv_cross",
+            f"{copies} x {layers} layers x 2 x {AUDIO_FRAMES} frames x {d} x {act} B",
+        ),
+        Buffer(
+            "encoder output",
+            copies * memory_one,
+            "gpu",
+            "other",
+            f"{copies} x {AUDIO_FRAMES} x {d} x {act} B (the decoder's memory)",
+        ),
+        Buffer(
+            "self-attention K/V",
+            hyps * tokens * self_token,
+            "gpu",
+            "kv_self",
+            f"{hyps} hypotheses x {tokens} tokens x {layers} layers x 2 x {d} x {act} B"
+            + (" (150: fitted to the README's batch rows)" if tokens == CT2_DECODE_TOKENS else ""),
+        ),
+        Buffer(
+            "CUDA context, cuBLAS/cuDNN, allocator pool",
+            overhead,
+            "gpu",
+            "overhead",
+            f"fitted to faster-whisper's README NVML peaks (CUDA {opt.cuda}"
+            + (", int8: 125 MiB less" if int8 else "")
+            + "): see ctranslate2.py",
+        ),
     ]
     decoding = buffers[1].bytes + buffers[2].bytes + buffers[3].bytes
     if encoder > decoding:  # the encoder pass peaks higher than the decoding (short decodes, big batches)
-        buffers.append(Buffer("encoder pass (beyond the decoding state)", encoder - decoding, "gpu", "compute",
-                              f"605 MiB (fitted: faster-whisper #1030's distil and turbo rows) + {batch} x "
-                              f"({c.encoder_attention_heads} heads x {AUDIO_FRAMES}^2 scores + {AUDIO_FRAMES} x "
-                              f"{c.encoder_ffn_dim} FFN) x {act} B, less the decoding state above"))
+        buffers.append(
+            Buffer(
+                "encoder pass (beyond the decoding state)",
+                encoder - decoding,
+                "gpu",
+                "compute",
+                f"605 MiB (fitted: faster-whisper #1030's distil and turbo rows) + {batch} x "
+                f"({c.encoder_attention_heads} heads x {AUDIO_FRAMES}^2 scores + {AUDIO_FRAMES} x "
+                f"{c.encoder_ffn_dim} FFN) x {act} B, less the decoding state above",
+            )
+        )
         phase = "the encoder pass (it needs more than the decoding state)"
     else:
-        notes.append(f"the encoder pass ({encoder / MIB:.0f} MiB, 605 of them fitted) is over before decoding, "
-                     "which peaks higher")
+        notes.append(
+            f"the encoder pass ({encoder / MIB:.0f} MiB, 605 of them fitted) is over before decoding, "
+            "which peaks higher"
+        )
     notes.append(f"peak during {phase}")
-    notes.append("a component model fitted to whole-device NVML peaks (faster-whisper README): expect +-10 %, "
-                 "not the MiB-exact match of the engines that print their buffers")
+    notes.append(
+        "a component model fitted to whole-device NVML peaks (faster-whisper README): expect +-10 %, "
+        "not the MiB-exact match of the engines that print their buffers"
+    )
     if tokens != t_max:
-        notes.append(f"self K/V counts {tokens} tokens per hypothesis; a window that decodes all {t_max} adds "
-                     f"{hyps * (t_max - tokens) * self_token / MIB:.0f} MiB")
+        notes.append(
+            f"self K/V counts {tokens} tokens per hypothesis; a window that decodes all {t_max} adds "
+            f"{hyps * (t_max - tokens) * self_token / MIB:.0f} MiB"
+        )
     facts: dict[str, int | bool | str] = {
-        "compute_type": compute_type, "beam_size": beam, "best_of": opt.best_of, "batch_size": batch,
-        "hypotheses": hyps, "encoder_state_copies": copies, "decode_tokens": tokens,
-        "temperature_fallback": opt.temperature_fallback and batch == 1, "cuda": opt.cuda,
+        "compute_type": compute_type,
+        "beam_size": beam,
+        "best_of": opt.best_of,
+        "batch_size": batch,
+        "hypotheses": hyps,
+        "encoder_state_copies": copies,
+        "decode_tokens": tokens,
+        "temperature_fallback": opt.temperature_fallback and batch == 1,
+        "cuda": opt.cuda,
     }
     kv = "f32" if act == 4 else ("bf16" if "bfloat16" in compute_type else "f16")
-    return EngineEstimate("ctranslate2", spec.id, spec.architecture, compute_type, kv, tokens, tokens, tuple(buffers),
-                          facts, tuple(notes), ())
+    return EngineEstimate(
+        "ctranslate2",
+        spec.id,
+        spec.architecture,
+        compute_type,
+        kv,
+        tokens,
+        tokens,
+        tuple(buffers),
+        facts,
+        tuple(notes),
+        (),
+    )

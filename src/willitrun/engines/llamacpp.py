@@ -121,51 +121,125 @@ class LlamaCppVersion:
     kv_streams: bool = False
 
 
-LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {v.key: v for v in (
-    LlamaCppVersion("2023-12", "2023-12-03 (b1600s) to mid-March 2024 (b2197 = 2024-02-19 is one)",
-                    "ggml-org/llama.cpp PR #4280 'llama : pad KV cache size': cparams.n_ctx = GGML_PAD(n_ctx, 32); "
-                    "no op offload yet (PR #6083): under partial offload the output layer runs on the CPU",
-                    32, 32, False, op_offload=False),
-    LlamaCppVersion("2024-03", "mid-March 2024 to 2024-04-29",
-                    "ggml-org/llama.cpp PR #6083 'backend : offload large batches to GPU': host-weight ops of "
-                    "batches >= 32 rows run on the GPU (the LM head is copied into its compute buffer)",
-                    32, 32, False),
-    LlamaCppVersion("2024-04", "2024-04-30 to 2024-05-12",
-                    "ggml-org/llama.cpp PR #5021 (FlashAttention) with fix-up PR #6438: n_ctx padded to 256",
-                    256, 256, False),
-    LlamaCppVersion("2024-05", "2024-05-13 to 2025-08",
-                    "ggml-org/llama.cpp PR #7257 'less KV padding when FA is off': "
-                    "llama_kv_cache_get_padding = flash_attn ? 256 : 32",
-                    32, 256, False),
-    LlamaCppVersion("2025-08", "2025-08 to 2025-10-27",
-                    "same padding as 2024-05; `--flash-attn auto` became the default "
-                    "(mudler/LocalAI PR #6168 2025-08-31 and docker/model-runner PR #44 2025-09-24 follow it)",
-                    32, 256, True, kv_streams=True),
-    LlamaCppVersion("2025-10", "2025-10-28 to 2025-11-05",
-                    "ggml-org/llama.cpp PR #16812 'memory : remove KV cache size padding'",
-                    1, 1, True, kv_streams=True),
-    LlamaCppVersion("2025-11", "2025-11-06 to mid-December 2025",
-                    "ggml-org/llama.cpp PR #17046 'kv-cache : pad the cache size to 256 for performance': "
-                    "llama-context.cpp cparams.n_ctx = GGML_PAD(n_ctx, 256), and per sequence when the "
-                    "cache is split (n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256))",
-                    256, 256, True, fa_f16_kv_in_compute=True, server_auto_parallel=True, kv_streams=True),
-    LlamaCppVersion("2025-12", "mid-December 2025 to 2026-01-23",
-                    "the padding of 2025-11; ggml-org/llama.cpp PR #18148 'llama: offload output layer to GPU "
-                    "first': -ngl N offloads the output layer, then N - 1 repeating layers",
-                    256, 256, True, fa_f16_kv_in_compute=True, output_first=True, server_auto_parallel=True, fit=True,
-                    kv_streams=True),
-    LlamaCppVersion("current", "2026-01-24 on",
-                    "the padding of 2025-11 (PR #17046: n_ctx padded to 256, per sequence when split); -ngl "
-                    "output layer first (PR #18148); ggml-org/llama.cpp PR #19067 'kv-cache : support V-less "
-                    "cache': latent attention caches K only",
-                    256, 256, True, fa_f16_kv_in_compute=True, mla_v_less=True, output_first=True,
-                    server_auto_parallel=True, fit=True, kv_streams=True),
-    LlamaCppVersion("2026-06-server", "llama-server from 2026-05-29 on",
-                    "ggml-org/llama.cpp PR #23861 'llama: limit max outputs of llama_context': llama-server "
-                    "reserves the logits of n_parallel outputs (no speculative draft), not of n_ubatch tokens",
-                    256, 256, True, fa_f16_kv_in_compute=True, server_outputs=True, mla_v_less=True,
-                    output_first=True, server_auto_parallel=True, fit=True, kv_streams=True),
-)}
+LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {
+    v.key: v
+    for v in (
+        LlamaCppVersion(
+            "2023-12",
+            "2023-12-03 (b1600s) to mid-March 2024 (b2197 = 2024-02-19 is one)",
+            "ggml-org/llama.cpp PR #4280 'llama : pad KV cache size': cparams.n_ctx = GGML_PAD(n_ctx, 32); "
+            "no op offload yet (PR #6083): under partial offload the output layer runs on the CPU",
+            32,
+            32,
+            False,
+            op_offload=False,
+        ),
+        LlamaCppVersion(
+            "2024-03",
+            "mid-March 2024 to 2024-04-29",
+            "ggml-org/llama.cpp PR #6083 'backend : offload large batches to GPU': host-weight ops of "
+            "batches >= 32 rows run on the GPU (the LM head is copied into its compute buffer)",
+            32,
+            32,
+            False,
+        ),
+        LlamaCppVersion(
+            "2024-04",
+            "2024-04-30 to 2024-05-12",
+            "ggml-org/llama.cpp PR #5021 (FlashAttention) with fix-up PR #6438: n_ctx padded to 256",
+            256,
+            256,
+            False,
+        ),
+        LlamaCppVersion(
+            "2024-05",
+            "2024-05-13 to 2025-08",
+            "ggml-org/llama.cpp PR #7257 'less KV padding when FA is off': "
+            "llama_kv_cache_get_padding = flash_attn ? 256 : 32",
+            32,
+            256,
+            False,
+        ),
+        LlamaCppVersion(
+            "2025-08",
+            "2025-08 to 2025-10-27",
+            "same padding as 2024-05; `--flash-attn auto` became the default "
+            "(mudler/LocalAI PR #6168 2025-08-31 and docker/model-runner PR #44 2025-09-24 follow it)",
+            32,
+            256,
+            True,
+            kv_streams=True,
+        ),
+        LlamaCppVersion(
+            "2025-10",
+            "2025-10-28 to 2025-11-05",
+            "ggml-org/llama.cpp PR #16812 'memory : remove KV cache size padding'",
+            1,
+            1,
+            True,
+            kv_streams=True,
+        ),
+        LlamaCppVersion(
+            "2025-11",
+            "2025-11-06 to mid-December 2025",
+            "ggml-org/llama.cpp PR #17046 'kv-cache : pad the cache size to 256 for performance': "
+            "llama-context.cpp cparams.n_ctx = GGML_PAD(n_ctx, 256), and per sequence when the "
+            "cache is split (n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256))",
+            256,
+            256,
+            True,
+            fa_f16_kv_in_compute=True,
+            server_auto_parallel=True,
+            kv_streams=True,
+        ),
+        LlamaCppVersion(
+            "2025-12",
+            "mid-December 2025 to 2026-01-23",
+            "the padding of 2025-11; ggml-org/llama.cpp PR #18148 'llama: offload output layer to GPU "
+            "first': -ngl N offloads the output layer, then N - 1 repeating layers",
+            256,
+            256,
+            True,
+            fa_f16_kv_in_compute=True,
+            output_first=True,
+            server_auto_parallel=True,
+            fit=True,
+            kv_streams=True,
+        ),
+        LlamaCppVersion(
+            "current",
+            "2026-01-24 on",
+            "the padding of 2025-11 (PR #17046: n_ctx padded to 256, per sequence when split); -ngl "
+            "output layer first (PR #18148); ggml-org/llama.cpp PR #19067 'kv-cache : support V-less "
+            "cache': latent attention caches K only",
+            256,
+            256,
+            True,
+            fa_f16_kv_in_compute=True,
+            mla_v_less=True,
+            output_first=True,
+            server_auto_parallel=True,
+            fit=True,
+            kv_streams=True,
+        ),
+        LlamaCppVersion(
+            "2026-06-server",
+            "llama-server from 2026-05-29 on",
+            "ggml-org/llama.cpp PR #23861 'llama: limit max outputs of llama_context': llama-server "
+            "reserves the logits of n_parallel outputs (no speculative draft), not of n_ubatch tokens",
+            256,
+            256,
+            True,
+            fa_f16_kv_in_compute=True,
+            server_outputs=True,
+            mla_v_less=True,
+            output_first=True,
+            server_auto_parallel=True,
+            fit=True,
+            kv_streams=True,
+        ),
+    )
+}
 
 
 # common/common.h `fit_params_target = std::vector<size_t>(llama_max_devices(), 1024 * 1024*1024)`: the
@@ -222,7 +296,9 @@ class LlamaCppOptions:
                 raise UsageError(f"fit_target_mib must be between 0 and {1 << 20} (got {self.fit_target_mib})")
             object.__setattr__(self, "fit_target_bytes", self.fit_target_mib << 20)
         if self.version not in LLAMACPP_VERSIONS:
-            raise UsageError(f"unknown llama.cpp version {self.version!r}; choose one of {', '.join(LLAMACPP_VERSIONS)}")
+            raise UsageError(
+                f"unknown llama.cpp version {self.version!r}; choose one of {', '.join(LLAMACPP_VERSIONS)}"
+            )
         for name in ("n_ubatch", "parallel", "gpus"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1 (got {getattr(self, name)})")
@@ -240,7 +316,9 @@ class LlamaCppOptions:
         if self.fit_target_bytes is not None and not 0 <= self.fit_target_bytes <= 1 << 50:
             raise UsageError(f"fit_target_bytes must be between 0 and 2^50 (got {self.fit_target_bytes})")
         if self.image_min_tokens and self.image_max_tokens and self.image_min_tokens > self.image_max_tokens:
-            raise UsageError(f"image_min_tokens ({self.image_min_tokens}) is above image_max_tokens ({self.image_max_tokens})")
+            raise UsageError(
+                f"image_min_tokens ({self.image_min_tokens}) is above image_max_tokens ({self.image_max_tokens})"
+            )
 
     def moe_flag(self) -> str:
         """The flag the user gave: --cpu-moe or --n-cpu-moe N."""
@@ -257,8 +335,10 @@ def gguf_storage(tensors: list[Tensor], dtype: WeightDtype, spec: AnySpec) -> li
         return gguf.tensor_types(tensors, dtype, archs.geometry(spec))
     if dtype.family == "float":
         return [F32 if len(t.shape) < 2 else dtype.storage for t in tensors]
-    raise UsageError(f"llama.cpp loads GGUF files: --dtype {dtype.name} is not a GGUF type "
-                     "(choose fp16, bf16, fp32, q8_0, q6_k, q5_k_m, q4_k_m, q4_0, q3_k_m or q2_k)")
+    raise UsageError(
+        f"llama.cpp loads GGUF files: --dtype {dtype.name} is not a GGUF type "
+        "(choose fp16, bf16, fp32, q8_0, q6_k, q5_k_m, q4_k_m, q4_0, q3_k_m or q2_k)"
+    )
 
 
 def mmproj_tensors(spec: AnySpec, tensors: list[Tensor]) -> list[Tensor]:
@@ -267,8 +347,13 @@ def mmproj_tensors(spec: AnySpec, tensors: list[Tensor]) -> list[Tensor]:
     = 23`) and no post-layernorm; the projector (and LLaVA-NeXT's image_newline)."""
     vision = archs.geometry(spec).vision
     keep = vision.mmproj_layers if vision is not None else 0
-    return [t for t in tensors if t.component in MMPROJ and not t.name.startswith("vision.post_ln")
-            and (t.layer is None or t.component != "vision_tower" or t.layer < keep)]
+    return [
+        t
+        for t in tensors
+        if t.component in MMPROJ
+        and not t.name.startswith("vision.post_ln")
+        and (t.layer is None or t.component != "vision_tower" or t.layer < keep)
+    ]
 
 
 def mmproj_storage(tensors: list[Tensor], dtype_name: str) -> list[StorageType]:
@@ -314,8 +399,15 @@ def lm_shape(spec: AnySpec) -> LmShape:
     g = archs.geometry(spec)
     head_dims = {k.key_dim for k in g.self_layers}
     q_width = g.num_attention_heads * max(head_dims) if head_dims and g.mla is None else 0
-    return LmShape(g.decoder_layers, g.hidden_size, g.num_attention_heads, g.intermediate_size, g.vocab_size,
-                   uniform_width(g.self_layers), q_width)
+    return LmShape(
+        g.decoder_layers,
+        g.hidden_size,
+        g.num_attention_heads,
+        g.intermediate_size,
+        g.vocab_size,
+        uniform_width(g.self_layers),
+        q_width,
+    )
 
 
 def kv_cells(n_ctx: int, parallel: int, pad_to: int, version: str, unified: bool) -> tuple[int, int]:
@@ -331,9 +423,19 @@ def kv_cells(n_ctx: int, parallel: int, pad_to: int, version: str, unified: bool
     return total, total if unified else total // parallel
 
 
-def compute_bytes(shape: LmShape, n_kv: int, n_ubatch: int, flash_attn: bool, *, logits: bool,
-                  output_copy: int = 0, weight_copy: int = 0, t5_bias: bool = False,
-                  fa_kv_copy: bool = False, outputs: int | None = None) -> tuple[int, str]:
+def compute_bytes(
+    shape: LmShape,
+    n_kv: int,
+    n_ubatch: int,
+    flash_attn: bool,
+    *,
+    logits: bool,
+    output_copy: int = 0,
+    weight_copy: int = 0,
+    t5_bias: bool = False,
+    fa_kv_copy: bool = False,
+    outputs: int | None = None,
+) -> tuple[int, str]:
     """Peak of the worst-case graph on one device (f32 activations, n_ubatch tokens, every output):
 
     - logits phase (device holding the output layer): 4 B x n_ubatch x (n_embd + n_vocab) -- the
@@ -367,11 +469,14 @@ def compute_bytes(shape: LmShape, n_kv: int, n_ubatch: int, flash_attn: bool, *,
     heads = shape.n_head * (2 if t5_bias else 1)  # T5 adds an f32 relative-position bias of the same shape
     # residual + normed input (n_embd each), Q + attention output (q_width each)
     hidden = 2 * shape.n_embd + 2 * shape.attn_width
-    hidden_detail = (f"4 x {shape.n_embd}" if shape.attn_width == shape.n_embd
-                     else f"2 x {shape.n_embd} + 2 x {shape.attn_width}")
+    hidden_detail = (
+        f"4 x {shape.n_embd}" if shape.attn_width == shape.n_embd else f"2 x {shape.n_embd} + 2 x {shape.attn_width}"
+    )
     if flash_attn:
         attn = F32_BYTES * ub * hidden + 2 * n_kv * ub
-        attn_detail = f"4 B x {ub} x ({hidden_detail}) (hidden) + 2 B x {n_kv} x {ub} (f16 mask); flash attention: no scores"
+        attn_detail = (
+            f"4 B x {ub} x ({hidden_detail}) (hidden) + 2 B x {n_kv} x {ub} (f16 mask); flash attention: no scores"
+        )
         if fa_kv_copy:  # quantized cache: K and V converted to f16 inside the FA node (fattn-common.cuh)
             attn += 2 * 2 * n_kv * shape.kv_width
             attn_detail += f" + 2 x 2 B x {n_kv} x {shape.kv_width} (K and V as f16 for the FA kernel)"
@@ -380,13 +485,18 @@ def compute_bytes(shape: LmShape, n_kv: int, n_ubatch: int, flash_attn: bool, *,
         attn_detail = f"4 B x {ub} x ({hidden_detail} + {n_kv} x ({heads} heads + 1 mask))"
     ffn = F32_BYTES * ub * (2 * shape.n_embd + 2 * shape.n_ff)
     ffn_detail = f"4 B x {ub} x (2 x {shape.n_embd} + 2 x {shape.n_ff})" + (
-        f" + {weight_copy} B host weight copied for a batch matmul" if weight_copy else "")
+        f" + {weight_copy} B host weight copied for a batch matmul" if weight_copy else ""
+    )
     phases = [(attn, attn_detail), (ffn + weight_copy, ffn_detail)]
     if logits:
         rows = ub if outputs is None else min(outputs, ub)  # the output rows are selected before the final norm
-        phases.append((F32_BYTES * rows * (shape.n_embd + shape.n_vocab) + output_copy,
-                       f"4 B x {rows} x ({shape.n_embd} + {shape.n_vocab}) (logits)"
-                       + (f" + {output_copy} B LM head copied from host" if output_copy else "")))
+        phases.append(
+            (
+                F32_BYTES * rows * (shape.n_embd + shape.n_vocab) + output_copy,
+                f"4 B x {rows} x ({shape.n_embd} + {shape.n_vocab}) (logits)"
+                + (f" + {output_copy} B LM head copied from host" if output_copy else ""),
+            )
+        )
     return max(phases)
 
 
@@ -395,8 +505,9 @@ def clip_compute_bytes(v: VisionShape) -> int:
     head, P = patches + class token), five hidden-size tensors alive at the softmax (residual, norm,
     Q, K, V) and the f32 image: 32.88 MiB for ViT-L/14-336. Not calibrated against a sourced log."""
     p = v.patches + 1
-    return F32_BYTES * (v.num_attention_heads * p * p + 5 * p * v.hidden_size
-                        + v.num_channels * v.image_size * v.image_size)
+    return F32_BYTES * (
+        v.num_attention_heads * p * p + 5 * p * v.hidden_size + v.num_channels * v.image_size * v.image_size
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -447,21 +558,57 @@ def clip_graph(spec: AnySpec) -> ClipGraph | None:
     if isinstance(spec, Gemma3Spec):
         v = spec.config.vision_config
         if not spec.config.pooling_fits:  # a config transformers builds but could not run (importers warn)
-            raise UsageError(f"mm_tokens_per_image ({spec.config.mm_tokens_per_image}) does not pool the "
-                             f"{v.image_size // v.patch_size} patches per side evenly: clip.cpp's n_merge has no value")
+            raise UsageError(
+                f"mm_tokens_per_image ({spec.config.mm_tokens_per_image}) does not pool the "
+                f"{v.image_size // v.patch_size} patches per side evenly: clip.cpp's n_merge has no value"
+            )
         # Gemma3MultiModalProjector pools the patch grid to mm_tokens_per_image: n_merge per side
-        merge = (v.image_size // v.patch_size) // int(spec.config.mm_tokens_per_image ** 0.5)
-        return ClipGraph("gemma3", v.hidden_size, v.num_attention_heads, v.intermediate_size, False, False,
-                         v.patch_size, merge, v.image_size)
+        merge = (v.image_size // v.patch_size) // int(spec.config.mm_tokens_per_image**0.5)
+        return ClipGraph(
+            "gemma3",
+            v.hidden_size,
+            v.num_attention_heads,
+            v.intermediate_size,
+            False,
+            False,
+            v.patch_size,
+            merge,
+            v.image_size,
+        )
     if isinstance(spec, QwenVLSpec):
         q = spec.config.vision_config
         q25 = spec.architecture == "qwen2_5_vl"
-        return ClipGraph("qwen2.5vl_merger" if q25 else "qwen2vl_merger", spec.vision_width, q.num_heads,
-                         spec.vision_mlp, q25, q25, q.patch_size, q.spatial_merge_size, None, 8, 4096, 46 * 46)
+        return ClipGraph(
+            "qwen2.5vl_merger" if q25 else "qwen2vl_merger",
+            spec.vision_width,
+            q.num_heads,
+            spec.vision_mlp,
+            q25,
+            q25,
+            q.patch_size,
+            q.spatial_merge_size,
+            None,
+            8,
+            4096,
+            46 * 46,
+        )
     if isinstance(spec, Mistral3Spec):
         p = spec.config.vision_config
-        return ClipGraph("pixtral", p.hidden_size, p.num_attention_heads, p.intermediate_size, True, False,
-                         p.patch_size, spec.config.spatial_merge_size, None, 8, 1024, 256, img_break=True)
+        return ClipGraph(
+            "pixtral",
+            p.hidden_size,
+            p.num_attention_heads,
+            p.intermediate_size,
+            True,
+            False,
+            p.patch_size,
+            spec.config.spatial_merge_size,
+            None,
+            8,
+            1024,
+            256,
+            img_break=True,
+        )
     return None
 
 
@@ -478,7 +625,10 @@ def mmproj_file_tensors(spec: AnySpec, tensors: list[Tensor]) -> list[Tensor]:
             continue
         if arch in ("qwen2_vl", "qwen2_5_vl") and ".attn_qkv." in t.name:
             third = (t.shape[0] // 3, *t.shape[1:])
-            out += [replace(t, name=t.name.replace("attn_qkv", part), shape=third) for part in ("attn_q", "attn_k", "attn_v")]
+            out += [
+                replace(t, name=t.name.replace("attn_qkv", part), shape=third)
+                for part in ("attn_q", "attn_k", "attn_v")
+            ]
         elif arch in ("qwen2_vl", "qwen2_5_vl") and t.role == "conv":
             h, c, frames, p, p2 = t.shape
             out += [replace(t, name=f"{t.name}{suffix}", shape=(h, c, p, p2)) for suffix in ("", ".1")[:frames]]
@@ -498,8 +648,10 @@ def mmproj_file_storage(spec: AnySpec, tensors: list[Tensor], dtype_name: str) -
     not whole 32-element blocks (gguf.quants.quantize raises QuantError)."""
     base = MMPROJ_FILE_TYPES.get(dtype_name.lower())
     if base is None:
-        raise UsageError(f"convert_hf_to_gguf.py writes {spec.architecture} mmproj files as f32, f16, bf16 or q8_0 "
-                         f"(--mmproj-dtype {dtype_name!r})")
+        raise UsageError(
+            f"convert_hf_to_gguf.py writes {spec.architecture} mmproj files as f32, f16, bf16 or q8_0 "
+            f"(--mmproj-dtype {dtype_name!r})"
+        )
     gemma3 = spec.architecture == "gemma3"
     out: list[StorageType] = []
     for t in tensors:
@@ -578,16 +730,24 @@ def clip_graph_bytes(cg: ClipGraph, height: int, width: int, flash_attn: bool) -
     mask = F32_BYTES * p * p if cg.windowed else 0
     mask_detail = f" + 4 B x {p}^2 (window mask)" if mask else ""
     if flash_attn:
-        return ffn + mask, (f"4 B x {p} patches x ({ff} ffn + 3 x {cg.hidden}){mask_detail}; flash attention: "
-                            "no scores")
+        return ffn + mask, (
+            f"4 B x {p} patches x ({ff} ffn + 3 x {cg.hidden}){mask_detail}; flash attention: no scores"
+        )
     scores = F32_BYTES * (cg.heads * p * p + 6 * p * cg.hidden)
     if scores >= ffn:
         return scores + mask, f"4 B x ({cg.heads} heads x {p}^2 scores + 6 x {p} x {cg.hidden}){mask_detail}"
     return ffn + mask, f"4 B x {p} patches x ({ff} ffn + 3 x {cg.hidden}){mask_detail}"
 
 
-def mmproj_buffers(spec: AnySpec, tensors: list[Tensor], images: int, image_size: tuple[int, int] | None,
-                   opt: LlamaCppOptions, flash_attn: bool, n_ctx: int) -> tuple[list[Buffer], list[str], list[str]]:
+def mmproj_buffers(
+    spec: AnySpec,
+    tensors: list[Tensor],
+    images: int,
+    image_size: tuple[int, int] | None,
+    opt: LlamaCppOptions,
+    flash_attn: bool,
+    n_ctx: int,
+) -> tuple[list[Buffer], list[str], list[str]]:
     """The mmproj file (libmtmd, --mmproj) of a Gemma 3 / Qwen2-VL / Mistral 3 model: its weights on the
     GPU (clip_ctx loads them to the first GPU backend), the GPU compute buffer of one image's graph and
     the host compute buffer holding the f32 image (inp_raw: 9.19 MiB for 896 x 896 in PR #22790's log).
@@ -597,41 +757,76 @@ def mmproj_buffers(spec: AnySpec, tensors: list[Tensor], images: int, image_size
         return [], [], []
     custom = opt.image_min_tokens is not None or opt.image_max_tokens is not None
     if cg.fixed_side is None and custom:
-        cg = replace(cg, min_tokens=opt.image_min_tokens or cg.min_tokens, max_tokens=opt.image_max_tokens or cg.max_tokens)
+        cg = replace(
+            cg, min_tokens=opt.image_min_tokens or cg.min_tokens, max_tokens=opt.image_max_tokens or cg.max_tokens
+        )
         if cg.min_tokens > cg.max_tokens:
             raise UsageError(f"image_min_tokens {cg.min_tokens} is above the image's {cg.max_tokens} tokens at most")
     mm = mmproj_file_tensors(spec, tensors)
     storage = mmproj_file_storage(spec, mm, opt.mmproj_dtype)
     placement: Literal["gpu", "host"] = "gpu" if opt.mmproj_on_gpu else "host"
     align = GGML_CUDA_ALIGNMENT if opt.mmproj_on_gpu else GGML_CPU_ALIGNMENT
-    sizes = (cuda_tensor_bytes(t, s) if opt.mmproj_on_gpu else s.nbytes(t.numel) for t, s in zip(mm, storage, strict=True))
+    sizes = (
+        cuda_tensor_bytes(t, s) if opt.mmproj_on_gpu else s.nbytes(t.numel) for t, s in zip(mm, storage, strict=True)
+    )
     clip_fa = flash_attn and opt.version in CLIP_FLASH_ATTN_VERSIONS
     h, w = clip_image(cg, image_size)
     graph, detail = clip_graph_bytes(cg, h, w, clip_fa)
     buffers = [
-        Buffer(f"mmproj ({cg.projector})", aligned_sum(sizes, align), placement, "weights",
-               f"{len(mm)} tensors, {opt.mmproj_dtype} file (convert_hf_to_gguf.py --mmproj; clip_model_loader: model size)"),
-        Buffer("CLIP compute buffer", graph, placement, "compute",
-               f"one {w} x {h} image: {detail} (clip.cpp alloc_compute_meta)"),
-        Buffer("CLIP compute buffer (CPU): the image", F32_BYTES * 3 * h * w, "host", "compute",
-               f"4 B x 3 x {w} x {h} (inp_raw, f32)"),
+        Buffer(
+            f"mmproj ({cg.projector})",
+            aligned_sum(sizes, align),
+            placement,
+            "weights",
+            f"{len(mm)} tensors, {opt.mmproj_dtype} file (convert_hf_to_gguf.py --mmproj; clip_model_loader: model size)",
+        ),
+        Buffer(
+            "CLIP compute buffer",
+            graph,
+            placement,
+            "compute",
+            f"one {w} x {h} image: {detail} (clip.cpp alloc_compute_meta)",
+        ),
+        Buffer(
+            "CLIP compute buffer (CPU): the image",
+            F32_BYTES * 3 * h * w,
+            "host",
+            "compute",
+            f"4 B x 3 x {w} x {h} (inp_raw, f32)",
+        ),
     ]
     tokens = clip_output_tokens(cg, h, w)
-    notes = [f"{cg.projector} mmproj: a {w} x {h} image puts {tokens:,} embeddings in the llama context (positions "
-             "of n_ctx, clip_n_output_tokens)" + ("" if cg.fixed_side or image_size else
-                                                   "; the largest square image llama.cpp accepts (give --image-size HxW)")]
+    notes = [
+        f"{cg.projector} mmproj: a {w} x {h} image puts {tokens:,} embeddings in the llama context (positions "
+        "of n_ctx, clip_n_output_tokens)"
+        + (
+            ""
+            if cg.fixed_side or image_size
+            else "; the largest square image llama.cpp accepts (give --image-size HxW)"
+        )
+    ]
     if cg.fixed_side is None:
         wh, ww = clip_image(cg, None, warmup=True)
         warm, _ = clip_graph_bytes(cg, wh, ww, clip_fa)
-        notes.append(f"clip.cpp reserves {warm / 2**20:,.2f} MiB at start-up (warmup image {ww} x {wh}); a larger image "
-                     "re-allocates the buffer when it is encoded (ggml_backend_sched_alloc_graph)")
+        notes.append(
+            f"clip.cpp reserves {warm / 2**20:,.2f} MiB at start-up (warmup image {ww} x {wh}); a larger image "
+            "re-allocates the buffer when it is encoded (ggml_backend_sched_alloc_graph)"
+        )
     if cg.fixed_side is not None and custom:
-        notes.append(f"--image-min/max-tokens do not apply to {cg.projector}: every image is {cg.fixed_side} x "
-                     f"{cg.fixed_side} px")
+        notes.append(
+            f"--image-min/max-tokens do not apply to {cg.projector}: every image is {cg.fixed_side} x "
+            f"{cg.fixed_side} px"
+        )
     if not clip_fa:
-        notes.append("the CLIP graph runs without flash attention: its f32 attention scores grow with the square of "
-                     "the image's patches" + ("" if opt.version in CLIP_FLASH_ATTN_VERSIONS else
-                                             " (llama.cpp gave clip.cpp flash attention in PR #16837, November 2025)"))
+        notes.append(
+            "the CLIP graph runs without flash attention: its f32 attention scores grow with the square of "
+            "the image's patches"
+            + (
+                ""
+                if opt.version in CLIP_FLASH_ATTN_VERSIONS
+                else " (llama.cpp gave clip.cpp flash attention in PR #16837, November 2025)"
+            )
+        )
     warnings = []
     if images * tokens > n_ctx:
         warnings.append(f"{images} image(s) of {tokens:,} embeddings do not fit the {n_ctx:,}-cell context")
@@ -663,7 +858,9 @@ def tensor_overrides(specs: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
         if len(pattern) > MAX_OVERRIDE_PATTERN_CHARS:
             raise UsageError(f"--override-tensor: a pattern of at most {MAX_OVERRIDE_PATTERN_CHARS} characters")
         if target != "CPU":
-            raise UsageError(f"--override-tensor {item[:80]!r}: only =CPU (host memory) is modelled, not {target[:20]!r}")
+            raise UsageError(
+                f"--override-tensor {item[:80]!r}: only =CPU (host memory) is modelled, not {target[:20]!r}"
+            )
         try:
             patterns.append(re.compile(pattern))
         except re.error as e:
@@ -673,7 +870,7 @@ def tensor_overrides(specs: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
 
 def gguf_tensor_name(t: Tensor) -> str:
     """The tensor's name in a GGUF file: decoder layer N is `blk.N.` (gguf-py TENSOR_NAMES)."""
-    return "blk." + t.name[len("decoder."):] if t.name.startswith("decoder.") else t.name
+    return "blk." + t.name[len("decoder.") :] if t.name.startswith("decoder.") else t.name
 
 
 def overridden_to_host(t: Tensor, opt: LlamaCppOptions) -> bool:
@@ -698,12 +895,14 @@ def expert_host_detail(opt: LlamaCppOptions, n_layer: int) -> str:
     ot = ("the layers' tensors matching -ot " + ",".join(opt.override_tensor)) if opt.override_tensor else ""
     if not opt.n_cpu_moe:
         return ot
-    return "; ".join(d for d in (f"the expert tensors of layers 0..{min(opt.n_cpu_moe, n_layer) - 1} ({opt.moe_flag()})",
-                                 ot) if d)
+    return "; ".join(
+        d for d in (f"the expert tensors of layers 0..{min(opt.n_cpu_moe, n_layer) - 1} ({opt.moe_flag()})", ot) if d
+    )
 
 
-def mla_kv_layer(mla: tuple[int, int, int, int, int], kv: StorageType, cells: int,
-                 v_less: bool = False) -> tuple[int, str]:
+def mla_kv_layer(
+    mla: tuple[int, int, int, int, int], kv: StorageType, cells: int, v_less: bool = False
+) -> tuple[int, str]:
     """Multi-head latent attention (DeepSeek V2/V3): convert_hf_to_gguf.py writes key_length =
     kv_lora_rank + qk_rope_head_dim and value_length = kv_lora_rank with head_count_kv 1, so each layer's
     cache holds a K row of 576 and a V row of 512 elements per cell (llama-kv-cache-unified.cpp,
@@ -711,16 +910,20 @@ def mla_kv_layer(mla: tuple[int, int, int, int, int], kv: StorageType, cells: in
     from PR #19067 (`v_less`) the V row is not stored (V is read from the latent in K)."""
     rank, rope = mla[0], mla[1]
     if v_less:
-        return kv.nbytes(rank + rope) * cells, f"({rank} + {rope} K latent; no V: PR #19067) x {cells} cells x {kv.name}"
+        return kv.nbytes(
+            rank + rope
+        ) * cells, f"({rank} + {rope} K latent; no V: PR #19067) x {cells} cells x {kv.name}"
     nbytes = (kv.nbytes(rank + rope) + kv.nbytes(rank)) * cells
     return nbytes, f"({rank} + {rope} K + {rank} V latent) x {cells} cells x {kv.name}"
 
 
 def mla_note(mla: tuple[int, int, int, int, int], kv: StorageType) -> str:
     rank, rope, heads, qk, v = mla
-    return (f"latent attention: the cache holds the compressed KV ({rank} + {rope} per token per layer), not "
-            f"{heads} heads x ({qk} K + {v} V) = {heads * (qk + v)} elements, which an engine caching full heads "
-            "(transformers 4.x) would keep")
+    return (
+        f"latent attention: the cache holds the compressed KV ({rank} + {rope} per token per layer), not "
+        f"{heads} heads x ({qk} K + {v} V) = {heads * (qk + v)} elements, which an engine caching full heads "
+        "(transformers 4.x) would keep"
+    )
 
 
 def hybrid_layer_kv(g: archs.Geometry, layer_kv: list[int]) -> list[int]:
@@ -745,8 +948,10 @@ def recurrent_state_buffers(g: archs.Geometry, sequences: int, first_gpu: int) -
     gpu = sum(per_layer[first_gpu:]) * F32_BYTES * sequences
     host = sum(per_layer[:first_gpu]) * F32_BYTES * sequences
     layers = sum(1 for c, s in g.ssm_state if c or s)
-    detail = (f"{layers} recurrent layers x (conv (d_conv - 1) x channels + SSM d_state x d_inner) x f32 x "
-              f"{sequences} sequence(s), constant in n_ctx (llama_memory_recurrent)")
+    detail = (
+        f"{layers} recurrent layers x (conv (d_conv - 1) x channels + SSM d_state x d_inner) x f32 x "
+        f"{sequences} sequence(s), constant in n_ctx (llama_memory_recurrent)"
+    )
     out = []
     if gpu:
         out.append(Buffer("recurrent state (CUDA0)", gpu, "gpu", "kv_self", detail))
@@ -763,9 +968,11 @@ def moe_notes(spec: AnySpec, opt: LlamaCppOptions) -> list[str]:
         return []
     n = min(opt.n_cpu_moe, g.decoder_layers)
     which = f"every layer (0..{n - 1})" if n == g.decoder_layers else f"layers 0..{n - 1}"
-    return [f"{opt.moe_flag()}: the expert tensors of {which} stay in host memory; a token reads "
-            f"{g.experts_per_token} of their {g.experts} experts from system RAM (the CPU computes them), and "
-            "batches of 32 tokens or more copy each expert tensor to the GPU for its matmul (op offload)"]
+    return [
+        f"{opt.moe_flag()}: the expert tensors of {which} stay in host memory; a token reads "
+        f"{g.experts_per_token} of their {g.experts} experts from system RAM (the CPU computes them), and "
+        "batches of 32 tokens or more copy each expert tensor to the GPU for its matmul (op offload)"
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -786,9 +993,11 @@ def trained_window_warning(window: int | None, n_ctx_seq: int) -> list[str]:
     the transformers path (memory.estimate_resolved)."""
     if not window or n_ctx_seq <= window:
         return []
-    return [f"context {n_ctx_seq} is beyond the model's trained window of {window} tokens (llama.cpp: "
-            "'possible training context overflow'; llama-server caps each slot at the trained window, the KV "
-            "cache is still allocated for all of it)"]
+    return [
+        f"context {n_ctx_seq} is beyond the model's trained window of {window} tokens (llama.cpp: "
+        "'possible training context overflow'; llama-server caps each slot at the trained window, the KV "
+        "cache is still allocated for all of it)"
+    ]
 
 
 def offloaded_layers(ngl: int, n_layer: int, output_first: bool) -> tuple[int, bool]:
@@ -800,9 +1009,16 @@ def offloaded_layers(ngl: int, n_layer: int, output_first: bool) -> tuple[int, b
     return max(n_layer - ngl, 0), ngl > n_layer
 
 
-def _place_weights(tensors: list[Tensor], storage: list[StorageType], first_gpu: int, output_on_gpu: bool,
-                   last_device: int, device_of: Callable[[int], int], gpus: int, opt: LlamaCppOptions,
-                   ) -> tuple[dict[int, int | None], int | None, int, int, int, int]:
+def _place_weights(
+    tensors: list[Tensor],
+    storage: list[StorageType],
+    first_gpu: int,
+    output_on_gpu: bool,
+    last_device: int,
+    device_of: Callable[[int], int],
+    gpus: int,
+    opt: LlamaCppOptions,
+) -> tuple[dict[int, int | None], int | None, int, int, int, int]:
     """The model buffers' bytes, each tensor 128-byte aligned: (per GPU, host layers and output layer,
     token embedding; None for a buffer with no tensor), the output tensor's bytes, the largest host
     weight, and the file span an mmapped host buffer covers (see `mapped_span`)."""
@@ -820,8 +1036,11 @@ def _place_weights(tensors: list[Tensor], storage: list[StorageType], first_gpu:
         nbytes = cuda_tensor_bytes(t, s)
         host_nbytes = s.nbytes(t.numel)  # no CUDA row padding in host memory
         file_sizes.append(host_nbytes)
-        on_host = t.role == "token_embd" or (t.layer is None and not output_on_gpu) or (
-            t.layer is not None and (t.layer < first_gpu or expert_on_host(t, opt)))
+        on_host = (
+            t.role == "token_embd"
+            or (t.layer is None and not output_on_gpu)
+            or (t.layer is not None and (t.layer < first_gpu or expert_on_host(t, opt)))
+        )
         if on_host:
             last_host = len(file_sizes) - 1
         if t.role == "token_embd":
@@ -854,8 +1073,14 @@ def _place_weights(tensors: list[Tensor], storage: list[StorageType], first_gpu:
         return aligned_sum(sizes, align) if sizes else None
 
     host_total = aligned_sum(host_sizes, GGML_CPU_ALIGNMENT) if host_sizes else None
-    return ({d: total(v) for d, v in gpu_sizes.items()}, host_total, aligned_sum(embd_sizes, GGML_CPU_ALIGNMENT),
-            output_tensor_bytes, largest_host_weight, mapped_span(file_sizes, last_host))
+    return (
+        {d: total(v) for d, v in gpu_sizes.items()},
+        host_total,
+        aligned_sum(embd_sizes, GGML_CPU_ALIGNMENT),
+        output_tensor_bytes,
+        largest_host_weight,
+        mapped_span(file_sizes, last_host),
+    )
 
 
 def mapped_span(file_sizes: list[int], last_host: int) -> int:
@@ -867,9 +1092,17 @@ def mapped_span(file_sizes: list[int], last_host: int) -> int:
     return aligned_sum(file_sizes[: last_host + 1], GGML_CPU_ALIGNMENT) if last_host >= 0 else 0
 
 
-def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions | None = None, *,
-                      engine: str = "llama.cpp", n_ctx: int | None = None, extra: tuple[Buffer, ...] = (),
-                      notes: tuple[str, ...] = (), output_embd: bool = False) -> EngineEstimate:
+def llamacpp_estimate(
+    spec: AnySpec,
+    request: Request,
+    options: LlamaCppOptions | None = None,
+    *,
+    engine: str = "llama.cpp",
+    n_ctx: int | None = None,
+    extra: tuple[Buffer, ...] = (),
+    notes: tuple[str, ...] = (),
+    output_embd: bool = False,
+) -> EngineEstimate:
     """Every buffer llama.cpp allocates for `spec` (see the module docstring)."""
     opt = options or LlamaCppOptions()
     check_architecture(spec, engine)
@@ -885,8 +1118,10 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     if opt.parallel is None:
         if version.server_auto_parallel and request.batch <= 1:
             opt = replace(opt, parallel=LLAMA_SERVER_AUTO_PARALLEL, kv_unified=True)
-            out_notes.append(f"llama-server's default -np auto: {LLAMA_SERVER_AUTO_PARALLEL} slots sharing one unified "
-                             "cache (tools/server/server.cpp, PR #16736); llama-cli and --parallel 1 keep one sequence")
+            out_notes.append(
+                f"llama-server's default -np auto: {LLAMA_SERVER_AUTO_PARALLEL} slots sharing one unified "
+                "cache (tools/server/server.cpp, PR #16736); llama-cli and --parallel 1 keep one sequence"
+            )
         else:
             opt = replace(opt, parallel=1)
     parallel: int = opt.parallel or 1
@@ -895,15 +1130,21 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         opt = replace(opt, parallel=request.batch)
         parallel = request.batch
         asked *= request.batch
-        out_notes.append(f"--batch {request.batch} read as -np {request.batch} -c {asked}: each sequence keeps "
-                         f"{asked // request.batch} positions of the shared cache")
+        out_notes.append(
+            f"--batch {request.batch} read as -np {request.batch} -c {asked}: each sequence keeps "
+            f"{asked // request.batch} positions of the shared cache"
+        )
     cells, per_seq = kv_cells(asked, parallel, pad_to, opt.version, opt.kv_unified)
     warnings += trained_window_warning(r.att.context_window, asked if opt.kv_unified else asked // parallel)
     if cells != asked:
-        out_notes.append(f"n_ctx {asked} allocated as {cells} cells (padded to a multiple of {pad_to}: {version.source})")
+        out_notes.append(
+            f"n_ctx {asked} allocated as {cells} cells (padded to a multiple of {pad_to}: {version.source})"
+        )
     if parallel > 1:
-        out_notes.append(f"{parallel} sequences share one cache of {cells} cells"
-                         + ("" if opt.kv_unified else f": {per_seq} positions each"))
+        out_notes.append(
+            f"{parallel} sequences share one cache of {cells} cells"
+            + ("" if opt.kv_unified else f": {per_seq} positions each")
+        )
     shape = lm_shape(spec)
     ub = min(opt.n_ubatch, cells)
 
@@ -926,28 +1167,61 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     mm_names = {t.name for t in mm_tensors}
     # The weights' placement depends on the type and -ngl, not the context: computed once per spec
     # (a `check --rows` of 1,000 rows or a context bisection re-uses it).
-    placed = archs.cached(spec, f"llamacpp-place:{r.dtype.name}:{first_gpu}:{output_on_gpu}:{opt.gpus}:{opt.n_cpu_moe}:"
-                          f"{opt.override_tensor}",
-                          lambda: _place_weights(tensors, storage, first_gpu, output_on_gpu, last_device, device_of,
-                                                 opt.gpus, opt))
+    placed = archs.cached(
+        spec,
+        f"llamacpp-place:{r.dtype.name}:{first_gpu}:{output_on_gpu}:{opt.gpus}:{opt.n_cpu_moe}:{opt.override_tensor}",
+        lambda: _place_weights(tensors, storage, first_gpu, output_on_gpu, last_device, device_of, opt.gpus, opt),
+    )
     gpu_sizes, host_bytes, embd_bytes, output_tensor_bytes, largest_host_weight, mapped_bytes = placed
     buffers: list[Buffer] = []
     align = GGML_CUDA_ALIGNMENT
     for d, nbytes in gpu_sizes.items():
         if nbytes is not None:
-            buffers.append(Buffer(f"model buffer (CUDA{d})", nbytes, "gpu", "weights",
-                                  "GGUF tensors of the offloaded layers" + (" and the output layer" if output_on_gpu and d == last_device else "")
-                                  + ", each 128-byte aligned (llm_load_tensors: CUDA0 buffer size)", d))
-    buffers.append(Buffer("model buffer (CPU): token embedding", embd_bytes, "host", "weights",
-                          "token_embd stays in host memory: only rows are looked up (llama-model.cpp: the input "
-                          "layer is always on the CPU)"))
+            buffers.append(
+                Buffer(
+                    f"model buffer (CUDA{d})",
+                    nbytes,
+                    "gpu",
+                    "weights",
+                    "GGUF tensors of the offloaded layers"
+                    + (" and the output layer" if output_on_gpu and d == last_device else "")
+                    + ", each 128-byte aligned (llm_load_tensors: CUDA0 buffer size)",
+                    d,
+                )
+            )
+    buffers.append(
+        Buffer(
+            "model buffer (CPU): token embedding",
+            embd_bytes,
+            "host",
+            "weights",
+            "token_embd stays in host memory: only rows are looked up (llama-model.cpp: the input "
+            "layer is always on the CPU)",
+        )
+    )
     if host_bytes is not None:
-        buffers.append(Buffer("model buffer (CPU): layers kept on the host", host_bytes, "host",
-                              "weights", "; ".join(d for d in (
-                                  (f"layers 0..{first_gpu - 1}" if first_gpu else "the output layer" if not output_on_gpu else "")
-                                  + (" and the output layer" if first_gpu and not output_on_gpu else "")
-                                  + (f" stay in host memory (-ngl {ngl} of {n_layer + 1})" if first_gpu or not output_on_gpu else ""),
-                                  expert_host_detail(opt, n_layer)) if d)))
+        buffers.append(
+            Buffer(
+                "model buffer (CPU): layers kept on the host",
+                host_bytes,
+                "host",
+                "weights",
+                "; ".join(
+                    d
+                    for d in (
+                        (f"layers 0..{first_gpu - 1}" if first_gpu else "the output layer" if not output_on_gpu else "")
+                        + (" and the output layer" if first_gpu and not output_on_gpu else "")
+                        + (
+                            f" stay in host memory (-ngl {ngl} of {n_layer + 1})"
+                            if first_gpu or not output_on_gpu
+                            else ""
+                        ),
+                        expert_host_detail(opt, n_layer),
+                    )
+                    if d
+                ),
+            )
+        )
 
     # KV cache: per layer on the layer's device.
     kv_layer = 2 * r.kv.nbytes(shape.kv_width) * cells
@@ -955,12 +1229,16 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
     if g.mla is not None:
         kv_layer, kv_detail = mla_kv_layer(g.mla, r.kv, cells, version.mla_v_less)
         out_notes.append(mla_note(g.mla, r.kv))
-        out_notes.append("a GGUF converted before ggml-org/llama.cpp PR #12801 (April 2025) has no attn_k_b/attn_v_b "
-                         "tensors (print_info: n_embd_head_k_mla = 0); llama.cpp then caches full heads, "
-                         f"{g.mla[2]} x ({g.mla[3]} K + {g.mla[4]} V) per cell and layer: DeepSeek-Coder-V2-Lite printed "
-                         "540.00 MiB for 27 layers x 2048 cells in f16")
+        out_notes.append(
+            "a GGUF converted before ggml-org/llama.cpp PR #12801 (April 2025) has no attn_k_b/attn_v_b "
+            "tensors (print_info: n_embd_head_k_mla = 0); llama.cpp then caches full heads, "
+            f"{g.mla[2]} x ({g.mla[3]} K + {g.mla[4]} V) per cell and layer: DeepSeek-Coder-V2-Lite printed "
+            "540.00 MiB for 27 layers x 2048 cells in f16"
+        )
     swa_cells = cells
-    windows = [k.window if k is not None and k.kind in ("sliding", "chunked") and g.llamacpp_swa else None for k in g.self_kv]
+    windows = [
+        k.window if k is not None and k.kind in ("sliding", "chunked") and g.llamacpp_swa else None for k in g.self_kv
+    ]
     if any(windows) and not opt.swa_full:
         # llama-kv-cache-iswa.cpp (llama_kv_cache_iswa): the non-SWA layers get n_ctx cells, the SWA
         # layers GGML_PAD(min(n_ctx, n_swa x (unified ? n_seq_max : 1) + n_ubatch), 256) cells
@@ -973,15 +1251,17 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         else:
             windows_kept = parallel if opt.kv_unified else 1
             swa_cells = pad(min(cells, n_swa * windows_kept + ub), 256)
-            how = (f"window {n_swa}" + (f" x {windows_kept} sequences" if windows_kept > 1 else "")
-                   + f" + ubatch {ub}")
-        out_notes.append(f"sliding-window layers ({sum(1 for w in windows if w)} of {n_layer}) keep {swa_cells} cells: "
-                         f"{how}, padded to 256 (llama_kv_cache_iswa; --swa-full keeps {cells})")
+            how = f"window {n_swa}" + (f" x {windows_kept} sequences" if windows_kept > 1 else "") + f" + ubatch {ub}"
+        out_notes.append(
+            f"sliding-window layers ({sum(1 for w in windows if w)} of {n_layer}) keep {swa_cells} cells: "
+            f"{how}, padded to 256 (llama_kv_cache_iswa; --swa-full keeps {cells})"
+        )
     layer_kv = [kv_layer if not w or opt.swa_full else 2 * r.kv.nbytes(shape.kv_width) * swa_cells for w in windows]
     layer_kv = hybrid_layer_kv(g, layer_kv)
     if swa_cells != cells:
-        kv_detail = (f"2 x {shape.kv_width} x {r.kv.name} x ({cells} cells per full layer, "
-                     f"{swa_cells} per sliding layer)")
+        kv_detail = (
+            f"2 x {shape.kv_width} x {r.kv.name} x ({cells} cells per full layer, {swa_cells} per sliding layer)"
+        )
     kv_by_device: dict[int, int] = {}
     layers_on: dict[int, int] = {}
     kv_host_layers = first_gpu
@@ -989,50 +1269,100 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         kv_by_device[device_of(i)] = kv_by_device.get(device_of(i), 0) + layer_kv[i]
         layers_on[device_of(i)] = layers_on.get(device_of(i), 0) + 1
     for d, nbytes in kv_by_device.items():
-        buffers.append(Buffer(f"KV cache (CUDA{d})", nbytes, "gpu", "kv_self",
-                              f"{layers_on[d]} layers x {kv_detail} (llama_kv_cache: CUDA0 KV buffer size)", d))
+        buffers.append(
+            Buffer(
+                f"KV cache (CUDA{d})",
+                nbytes,
+                "gpu",
+                "kv_self",
+                f"{layers_on[d]} layers x {kv_detail} (llama_kv_cache: CUDA0 KV buffer size)",
+                d,
+            )
+        )
     if kv_host_layers:
-        buffers.append(Buffer("KV cache (CPU)", sum(layer_kv[:first_gpu]), "host", "kv_self",
-                              f"{kv_host_layers} host layers x {kv_detail}"))
+        buffers.append(
+            Buffer(
+                "KV cache (CPU)",
+                sum(layer_kv[:first_gpu]),
+                "host",
+                "kv_self",
+                f"{kv_host_layers} host layers x {kv_detail}",
+            )
+        )
     buffers.extend(recurrent_state_buffers(g, parallel, first_gpu))
     if g.encoder_tokens_option:
-        out_notes.append("T5 in llama.cpp keeps no cross-attention cache: every decoder step projects the "
-                         "encoder output (kept in host memory, n_embd x encoder tokens f32) again")
-        buffers.append(Buffer("encoder output (host)", F32_BYTES * shape.n_embd * r.encoder_tokens, "host", "other",
-                              f"4 B x {shape.n_embd} x {r.encoder_tokens} encoder tokens (llama_context cross.v_embd)"))
+        out_notes.append(
+            "T5 in llama.cpp keeps no cross-attention cache: every decoder step projects the "
+            "encoder output (kept in host memory, n_embd x encoder tokens f32) again"
+        )
+        buffers.append(
+            Buffer(
+                "encoder output (host)",
+                F32_BYTES * shape.n_embd * r.encoder_tokens,
+                "host",
+                "other",
+                f"4 B x {shape.n_embd} x {r.encoder_tokens} encoder tokens (llama_context cross.v_embd)",
+            )
+        )
 
     # Compute buffers: one per GPU.
     # ggml-cuda offload_op: batches of >= 32 rows (GGML_OP_OFFLOAD_MIN_BATCH) run on the GPU
     copies = opt.op_offload and version.op_offload and ub >= 32
-    if not opt.op_offload and opt.version not in ("2025-08", "2025-10", "2025-11", "2025-12", "current",
-                                                  "2026-06-server"):
-        out_notes.append("--no-op-offload is a flag from ggml-org/llama.cpp PR #13386 (May 2025); older builds turn "
-                         "op offload off only with -ub below 32")
+    if not opt.op_offload and opt.version not in (
+        "2025-08",
+        "2025-10",
+        "2025-11",
+        "2025-12",
+        "current",
+        "2026-06-server",
+    ):
+        out_notes.append(
+            "--no-op-offload is a flag from ggml-org/llama.cpp PR #13386 (May 2025); older builds turn "
+            "op offload off only with -ub below 32"
+        )
     if not version.op_offload and ngl <= n_layer:
-        out_notes.append(f"llama.cpp {opt.version} has no op offload (PR #6083): the host layers and the output "
-                         "layer run on the CPU, the GPU compute buffer holds only the offloaded layers' graph")
+        out_notes.append(
+            f"llama.cpp {opt.version} has no op offload (PR #6083): the host layers and the output "
+            "layer run on the CPU, the GPU compute buffer holds only the offloaded layers' graph"
+        )
     for d in range(opt.gpus):
         holds_output = d == last_device
-        if not copies and not any(device_of(i) == d for i in range(first_gpu, n_layer)) \
-                and not (output_on_gpu and holds_output):
+        if (
+            not copies
+            and not any(device_of(i) == d for i in range(first_gpu, n_layer))
+            and not (output_on_gpu and holds_output)
+        ):
             continue  # nothing runs on this GPU
         nbytes, detail = compute_bytes(
-            shape, cells, ub, fa, logits=holds_output and (output_on_gpu or copies),
+            shape,
+            cells,
+            ub,
+            fa,
+            logits=holds_output and (output_on_gpu or copies),
             output_copy=output_tensor_bytes if holds_output and not output_on_gpu and copies else 0,
-            weight_copy=largest_host_weight if copies and d == 0 else 0, t5_bias=g.relative_position_bias,
+            weight_copy=largest_host_weight if copies and d == 0 else 0,
+            t5_bias=g.relative_position_bias,
             fa_kv_copy=version.fa_f16_kv_in_compute and r.kv.name not in ("f16", "fp16"),
-            outputs=parallel if version.server_outputs else None)
-        buffers.append(Buffer(f"compute buffer (CUDA{d})", nbytes, "gpu", "compute",
-                              f"peak of the worst-case graph: {detail}", d))
+            outputs=parallel if version.server_outputs else None,
+        )
+        buffers.append(
+            Buffer(f"compute buffer (CUDA{d})", nbytes, "gpu", "compute", f"peak of the worst-case graph: {detail}", d)
+        )
     if not copies and (first_gpu > 0 or not output_on_gpu):
         # Without op offload the host layers and the output layer run on the CPU: their graph has its
         # own host compute buffer, the same worst-case form over the phases the CPU runs (b2197 at
         # -ngl 0: "CUDA_Host compute buffer size = 70.50 MiB" = 4 B x 512 x (4096 + 32000), the logits;
         # ggml-org/ci llama.cpp/46/fd2737.../open_llama_7b_v2-save-load-state.log).
-        nbytes, detail = compute_bytes(shape, cells, ub, fa, logits=not output_on_gpu,
-                                       t5_bias=g.relative_position_bias)
-        buffers.append(Buffer("compute buffer (CPU graph)", nbytes, "host", "compute",
-                              f"the host layers' and output layer's graph, run on the CPU: {detail}"))
+        nbytes, detail = compute_bytes(shape, cells, ub, fa, logits=not output_on_gpu, t5_bias=g.relative_position_bias)
+        buffers.append(
+            Buffer(
+                "compute buffer (CPU graph)",
+                nbytes,
+                "host",
+                "compute",
+                f"the host layers' and output layer's graph, run on the CPU: {detail}",
+            )
+        )
     elif not copies and opt.n_cpu_moe and g.experts:
         # Without op offload (--no-op-offload, -ub < 32, builds before PR #6083) the host experts'
         # matmuls run on the CPU at prompt batches too, so the CPU graph holds their feed-forward phase:
@@ -1040,64 +1370,136 @@ def llamacpp_estimate(spec: AnySpec, request: Request, options: LlamaCppOptions 
         # n_ubatch] (build_moe_ffn). With op offload (the default) they run on the GPU, whose compute
         # buffer holds the copied expert instead, and the CPU only decodes (one token).
         ffn = F32_BYTES * ub * (2 * shape.n_embd + 2 * shape.n_ff)
-        buffers.append(Buffer("compute buffer (CPU graph)", ffn, "host", "compute",
-                              f"the host experts' feed-forward, run on the CPU without op offload: 4 B x {ub} x "
-                              f"(2 x {shape.n_embd} + 2 x {shape.n_ff}) (not calibrated against a log)"))
+        buffers.append(
+            Buffer(
+                "compute buffer (CPU graph)",
+                ffn,
+                "host",
+                "compute",
+                f"the host experts' feed-forward, run on the CPU without op offload: 4 B x {ub} x "
+                f"(2 x {shape.n_embd} + 2 x {shape.n_ff}) (not calibrated against a log)",
+            )
+        )
     # The graph inputs in pinned host memory: the input embeddings and the f32 KQ mask (f32 even with
     # flash attention, which casts it on the GPU), and for a sliding-window model the second mask of its
     # SWA cache (gpt-oss-20b, b6699: 263.15 MiB = 4 B x 512 x (2880 + 131072 + 768) + 0.03 of small inputs).
     swa_mask = swa_cells if any(windows) else 0
-    buffers.append(Buffer("compute buffer (CUDA_Host)", F32_BYTES * ub * (shape.n_embd + cells + swa_mask), "host",
-                          "compute", f"4 B x {ub} x ({shape.n_embd} input embeddings + {cells} KQ mask"
-                          + (f" + {swa_mask} sliding-window KQ mask)" if swa_mask else ")")))
+    buffers.append(
+        Buffer(
+            "compute buffer (CUDA_Host)",
+            F32_BYTES * ub * (shape.n_embd + cells + swa_mask),
+            "host",
+            "compute",
+            f"4 B x {ub} x ({shape.n_embd} input embeddings + {cells} KQ mask"
+            + (f" + {swa_mask} sliding-window KQ mask)" if swa_mask else ")"),
+        )
+    )
     out_width = shape.n_vocab + (shape.n_embd if output_embd else 0)
-    buffers.append(Buffer("output buffer (host)", F32_BYTES * out_width * parallel, "host", "other",
-                          f"4 B x {out_width} x {parallel} sequences (llama_output_reserve)"))
+    buffers.append(
+        Buffer(
+            "output buffer (host)",
+            F32_BYTES * out_width * parallel,
+            "host",
+            "other",
+            f"4 B x {out_width} x {parallel} sequences (llama_output_reserve)",
+        )
+    )
 
     # The mmproj file (LLaVA): its own weights and CLIP compute buffer.
     if g.vision is not None:
         mm_storage = mmproj_storage(mm_tensors, opt.mmproj_dtype)
         placement: Literal["gpu", "host"] = "gpu" if opt.mmproj_on_gpu else "host"
-        buffers.append(Buffer("mmproj (CLIP + projector)", aligned_sum(
-            (cuda_tensor_bytes(t, s) for t, s in zip(mm_tensors, mm_storage, strict=True)), align), placement, "weights",
-            f"{len(mm_names)} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)"))
-        buffers.append(Buffer("CLIP compute buffer", clip_compute_bytes(g.vision), placement, "compute",
-                              "4 B x (heads x P^2 + 5 x P x hidden + image), P = patches + 1 (clip.cpp, one image)"))
+        buffers.append(
+            Buffer(
+                "mmproj (CLIP + projector)",
+                aligned_sum((cuda_tensor_bytes(t, s) for t, s in zip(mm_tensors, mm_storage, strict=True)), align),
+                placement,
+                "weights",
+                f"{len(mm_names)} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)",
+            )
+        )
+        buffers.append(
+            Buffer(
+                "CLIP compute buffer",
+                clip_compute_bytes(g.vision),
+                placement,
+                "compute",
+                "4 B x (heads x P^2 + 5 x P x hidden + image), P = patches + 1 (clip.cpp, one image)",
+            )
+        )
     # The mmproj file (Gemma 3, Qwen2-VL, Pixtral through libmtmd): weights, CLIP graph, the f32 image.
-    vision_buffers, vision_notes, vision_warnings = mmproj_buffers(spec, tensors, r.images, r.image_size, opt, fa, cells)
+    vision_buffers, vision_notes, vision_warnings = mmproj_buffers(
+        spec, tensors, r.images, r.image_size, opt, fa, cells
+    )
     buffers += vision_buffers
     out_notes += vision_notes
     warnings += vision_warnings
     buffers.extend(extra)
     if opt.cuda_overhead_bytes:
         for d in range(opt.gpus):
-            buffers.append(Buffer(f"CUDA context and pools (CUDA{d})", opt.cuda_overhead_bytes, "gpu", "overhead",
-                                  "given as an option", d))
+            buffers.append(
+                Buffer(
+                    f"CUDA context and pools (CUDA{d})",
+                    opt.cuda_overhead_bytes,
+                    "gpu",
+                    "overhead",
+                    "given as an option",
+                    d,
+                )
+            )
     else:
-        out_notes.append("the CUDA context, cuBLAS workspace and ggml's CUDA memory pool are not in llama.cpp's "
-                         "printed buffers; nvidia-smi shows a few hundred MiB more")
+        out_notes.append(
+            "the CUDA context, cuBLAS workspace and ggml's CUDA memory pool are not in llama.cpp's "
+            "printed buffers; nvidia-smi shows a few hundred MiB more"
+        )
     if opt.gpus > 1:
-        out_notes.append("with several GPUs and every layer offloaded llama.cpp enables pipeline parallelism, "
-                         "which keeps extra copies of the graph inputs (not counted here)")
+        out_notes.append(
+            "with several GPUs and every layer offloaded llama.cpp enables pipeline parallelism, "
+            "which keeps extra copies of the graph inputs (not counted here)"
+        )
     out_notes += moe_notes(spec, opt)
     host_weights = embd_bytes + (host_bytes or 0)
     if (opt.n_cpu_moe or opt.override_tensor) and mapped_bytes > host_weights:
-        out_notes.append(f"with mmap (the default) llama.cpp prints CPU_Mapped = {mapped_bytes / 2**20:.2f} MiB: the file "
-                         "span from token_embd to the last host expert, which also holds the GPU tensors stored between "
-                         f"the experts ({(mapped_bytes - host_weights) / 2**20:.2f} MiB, read once at load; the page cache "
-                         "can drop them); the host row counts only what stays in host memory")
+        out_notes.append(
+            f"with mmap (the default) llama.cpp prints CPU_Mapped = {mapped_bytes / 2**20:.2f} MiB: the file "
+            "span from token_embd to the last host expert, which also holds the GPU tensors stored between "
+            f"the experts ({(mapped_bytes - host_weights) / 2**20:.2f} MiB, read once at load; the page cache "
+            "can drop them); the host row counts only what stays in host memory"
+        )
     facts: dict[str, int | bool | str] = {
         "cpu_mapped_bytes": mapped_bytes,
         "n_cpu_moe": min(opt.n_cpu_moe, n_layer),
-        "n_ctx": cells, "n_ctx_seq": per_seq, "kv_pad": pad_to, "n_ubatch": ub, "flash_attn": fa,
-        "parallel": parallel, "gpu_layers": ngl, "n_layer": n_layer, "output_on_gpu": output_on_gpu,
-        "version": opt.version, "op_offload": copies,
+        "n_ctx": cells,
+        "n_ctx_seq": per_seq,
+        "kv_pad": pad_to,
+        "n_ubatch": ub,
+        "flash_attn": fa,
+        "parallel": parallel,
+        "gpu_layers": ngl,
+        "n_layer": n_layer,
+        "output_on_gpu": output_on_gpu,
+        "version": opt.version,
+        "op_offload": copies,
         # what the build's --fit keeps free on each device (0: a build without --fit)
-        "fit_target_bytes": opt.fit_target_bytes if opt.fit_target_bytes is not None
-        else LLAMACPP_FIT_TARGET_BYTES if version.fit else 0,
+        "fit_target_bytes": opt.fit_target_bytes
+        if opt.fit_target_bytes is not None
+        else LLAMACPP_FIT_TARGET_BYTES
+        if version.fit
+        else 0,
     }
-    return EngineEstimate(engine, spec.id, spec.architecture, r.dtype.name, r.kv.name, asked, cells,
-                          tuple(buffers), facts, tuple(out_notes + list(r.notes)), tuple(warnings))
+    return EngineEstimate(
+        engine,
+        spec.id,
+        spec.architecture,
+        r.dtype.name,
+        r.kv.name,
+        asked,
+        cells,
+        tuple(buffers),
+        facts,
+        tuple(out_notes + list(r.notes)),
+        tuple(warnings),
+    )
 
 
 __all__ = [

@@ -65,16 +65,37 @@ class OllamaRelease:
     llama_server_runner: bool
 
 
-OLLAMA_RELEASES: dict[str, OllamaRelease] = {r.key: r for r in (
-    OllamaRelease("0.6", "v0.6.7 to v0.15.4", "PR #10364 (2025-04-21): default num_ctx 4096; flash attention only "
-                  "for the architectures of fs/ggml/ggml.go FlashAttention()", False, False),
-    OllamaRelease("0.15", "v0.15.5 to v0.29.x", "commit 0334ffa62 'server: use tiered VRAM-based default context "
-                  "length' (2026-01-27, first in v0.15.5): server/routes.go 23/47 GiB tiers", True, False),
-    OllamaRelease("0.30", "v0.30.0 on", "ollama#16031 'runner: Remove CGO engines, use llama-server exclusively for "
-                  "GGML models' (2026-05-29, first in v0.30.0): llm/llama_server.go starts llama-server with -c num_ctx x "
-                  "parallel, -np parallel and `--flash-attn auto` (LlamaServerFlashAttention: auto wherever "
-                  "ml.FlashAttentionSupported, i.e. CUDA compute 6.0+ but 7.2, ROCm, Metal, Vulkan)", True, True),
-)}
+OLLAMA_RELEASES: dict[str, OllamaRelease] = {
+    r.key: r
+    for r in (
+        OllamaRelease(
+            "0.6",
+            "v0.6.7 to v0.15.4",
+            "PR #10364 (2025-04-21): default num_ctx 4096; flash attention only "
+            "for the architectures of fs/ggml/ggml.go FlashAttention()",
+            False,
+            False,
+        ),
+        OllamaRelease(
+            "0.15",
+            "v0.15.5 to v0.29.x",
+            "commit 0334ffa62 'server: use tiered VRAM-based default context "
+            "length' (2026-01-27, first in v0.15.5): server/routes.go 23/47 GiB tiers",
+            True,
+            False,
+        ),
+        OllamaRelease(
+            "0.30",
+            "v0.30.0 on",
+            "ollama#16031 'runner: Remove CGO engines, use llama-server exclusively for "
+            "GGML models' (2026-05-29, first in v0.30.0): llm/llama_server.go starts llama-server with -c num_ctx x "
+            "parallel, -np parallel and `--flash-attn auto` (LlamaServerFlashAttention: auto wherever "
+            "ml.FlashAttentionSupported, i.e. CUDA compute 6.0+ but 7.2, ROCm, Metal, Vulkan)",
+            True,
+            True,
+        ),
+    )
+}
 OLLAMA_DEFAULT_RELEASE = "0.30"
 
 
@@ -108,8 +129,10 @@ def expert_offload_refusal(flag: str) -> str:
     (llama_params_fit, step 3: "for a MoE model, same as dense model but with all MoE tensors in system
     memory", then overflowing layers keep `blk.N.ffn_(up|down|gate_up|gate)_(ch|)exps` on the host)
     chooses the expert placement itself: automatic, not a number the user gives, and not modelled here."""
-    return (f"{flag} is llama.cpp's: ollama has no expert-offload option (num_gpu places whole layers; since "
-            "ollama#16031 its llama-server runner fits experts to memory on its own). Use --engine llama.cpp")
+    return (
+        f"{flag} is llama.cpp's: ollama has no expert-offload option (num_gpu places whole layers; since "
+        "ollama#16031 its llama-server runner fits experts to memory on its own). Use --engine llama.cpp"
+    )
 
 
 def ollama_default_context(vram_bytes: int | None, gpu_overhead_bytes: int = 0) -> int:
@@ -123,27 +146,34 @@ def ollama_default_context(vram_bytes: int | None, gpu_overhead_bytes: int = 0) 
     return OLLAMA_CONTEXT_TIERS[-1][1]
 
 
-
 def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | None = None) -> EngineEstimate:
     """llama.cpp as ollama runs it: num_ctx x num_parallel cells, flash attention off for the Llama
     family, the output buffer sized with embeddings, and 457 MiB per GPU kept free by its scheduler."""
     opt = options or OllamaOptions()
     check_architecture(spec, "ollama")
     release = OLLAMA_RELEASES[opt.release]
-    default_ctx = (ollama_default_context(opt.vram_bytes, opt.gpu_overhead_bytes) if release.vram_context_tiers
-                   else OLLAMA_CONTEXT_TIERS[0][1])
+    default_ctx = (
+        ollama_default_context(opt.vram_bytes, opt.gpu_overhead_bytes)
+        if release.vram_context_tiers
+        else OLLAMA_CONTEXT_TIERS[0][1]
+    )
     num_ctx = request.context or opt.num_ctx or default_ctx
     notes = []
     if request.dtype is None and getattr(spec, "quantization", None) is None:
         request = replace(request, dtype=OLLAMA_DEFAULT_DTYPE)
-        notes.append(f"weights in {OLLAMA_DEFAULT_DTYPE}: ollama's library tags default to Q4_K_M "
-                     "(`ollama run MODEL` pulls MODEL:latest, a q4_K_M file); give --dtype for another tag")
+        notes.append(
+            f"weights in {OLLAMA_DEFAULT_DTYPE}: ollama's library tags default to Q4_K_M "
+            "(`ollama run MODEL` pulls MODEL:latest, a q4_K_M file); give --dtype for another tag"
+        )
     warnings: list[str] = []
     if not (request.context or opt.num_ctx):
-        notes.append(f"num_ctx {num_ctx}: ollama's default for "
-                     + ("an unknown GPU (the smallest tier)" if opt.vram_bytes is None else "this GPU's memory")
-                     + " (ollama server/routes.go: 4096 below 23 GiB, 32768 below 47 GiB, else 262144)"
-                     if release.vram_context_tiers else f"num_ctx {num_ctx}: ollama {release.since}'s default")
+        notes.append(
+            f"num_ctx {num_ctx}: ollama's default for "
+            + ("an unknown GPU (the smallest tier)" if opt.vram_bytes is None else "this GPU's memory")
+            + " (ollama server/routes.go: 4096 below 23 GiB, 32768 below 47 GiB, else 262144)"
+            if release.vram_context_tiers
+            else f"num_ctx {num_ctx}: ollama {release.since}'s default"
+        )
     window = archs.geometry(spec).context_window
     if window and num_ctx > window:
         # ollama llm/server.go (v0.33.2 L112-115, the same since 2024): `if opts.NumCtx > int(trainCtx) &&
@@ -151,7 +181,8 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
         # int(trainCtx) }`, before KvSize = NumCtx x numParallel: the cache is sized for the trained window
         (warnings if request.context or opt.num_ctx else notes).append(
             f"num_ctx {num_ctx} is beyond the model's trained window of {window} tokens: ollama lowers it to "
-            f"{window} ('requested context size too large for model') and sizes the KV cache for that")
+            f"{window} ('requested context size too large for model') and sizes the KV cache for that"
+        )
         num_ctx = window
     parallel = opt.num_parallel
     if request.batch > 1:
@@ -161,11 +192,15 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
         fa = opt.flash_attn
     elif release.llama_server_runner:
         fa = True  # llama-server --flash-attn auto: on where the GPU supports it (every card this estimates for)
-        notes.append(f"flash attention on: ollama {release.since} starts llama-server with --flash-attn auto "
-                     "(llm/llama_server.go; off on CUDA cards below compute 6.0 and on 7.2)")
+        notes.append(
+            f"flash attention on: ollama {release.since} starts llama-server with --flash-attn auto "
+            "(llm/llama_server.go; off on CUDA cards below compute 6.0 and on 7.2)"
+        )
     else:
         fa = gguf_arch in OLLAMA_FLASH_ATTN_ARCHITECTURES
-    n_ctx = num_ctx * parallel  # ollama llm/server.go: --ctx-size num_ctx * numParallel; GraphSize: context *= numParallel
+    n_ctx = (
+        num_ctx * parallel
+    )  # ollama llm/server.go: --ctx-size num_ctx * numParallel; GraphSize: context *= numParallel
     extra: list[Buffer] = []
     g = archs.geometry(spec)
     if g.vision_cross_attention:
@@ -173,46 +208,93 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
         cross = len(xkv)
         tiles, per_tile = g.vision_tiles or (0, 0)
         per_layer = (xkv[0].key_width + xkv[0].value_width) * F32_BYTES * per_tile * tiles
-        extra.append(Buffer("cross-attention KV (vision)", cross * per_layer * parallel, "gpu", "kv_cross",
-                            f"{cross} cross layers x {xkv[0].kv_heads} KV heads x 2 x {xkv[0].key_dim} x 4 B x "
-                            f"{per_tile} x {tiles} tiles (fs/ggml/ggml.go GraphSize, mllama: f32)"))
+        extra.append(
+            Buffer(
+                "cross-attention KV (vision)",
+                cross * per_layer * parallel,
+                "gpu",
+                "kv_cross",
+                f"{cross} cross layers x {xkv[0].kv_heads} KV heads x 2 x {xkv[0].key_dim} x 4 B x "
+                f"{per_tile} x {tiles} tiles (fs/ggml/ggml.go GraphSize, mllama: f32)",
+            )
+        )
     gpus = 1
     for d in range(gpus):
-        extra.append(Buffer("ollama minimum free memory", OLLAMA_MINIMUM_MEMORY_BYTES + opt.gpu_overhead_bytes, "gpu",
-                            "overhead", "kept free per GPU by the scheduler: discover/gpu.go cudaMinimumMemory = 457 MiB"
-                            + (" + OLLAMA_GPU_OVERHEAD" if opt.gpu_overhead_bytes else ""), d))
-    lopt = LlamaCppOptions(n_ubatch=opt.num_batch, flash_attn=fa, parallel=parallel, gpu_layers=opt.num_gpu,
-                           version=opt.version, cuda_overhead_bytes=0)
+        extra.append(
+            Buffer(
+                "ollama minimum free memory",
+                OLLAMA_MINIMUM_MEMORY_BYTES + opt.gpu_overhead_bytes,
+                "gpu",
+                "overhead",
+                "kept free per GPU by the scheduler: discover/gpu.go cudaMinimumMemory = 457 MiB"
+                + (" + OLLAMA_GPU_OVERHEAD" if opt.gpu_overhead_bytes else ""),
+                d,
+            )
+        )
+    lopt = LlamaCppOptions(
+        n_ubatch=opt.num_batch,
+        flash_attn=fa,
+        parallel=parallel,
+        gpu_layers=opt.num_gpu,
+        version=opt.version,
+        cuda_overhead_bytes=0,
+    )
     req = replace(request, context=None, batch=1)
     if g.vision_cross_attention:
         mllama = _ollama_mllama(spec, req, lopt, n_ctx, num_ctx, parallel, tuple(extra), tuple(notes))
         return replace(mllama, warnings=tuple(warnings) + mllama.warnings)
-    est = llamacpp_estimate(spec, req, lopt, engine="ollama", n_ctx=n_ctx, extra=tuple(extra), notes=tuple(notes),
-                            output_embd=True)
+    est = llamacpp_estimate(
+        spec, req, lopt, engine="ollama", n_ctx=n_ctx, extra=tuple(extra), notes=tuple(notes), output_embd=True
+    )
     # v0.30+: llama-server started without -ngl (llm/llama_server.go: "NumGPU == -1 (default): don't pass -ngl,
     # let llama-server auto-detect"), so its --fit places the layers keeping LLAMACPP_FIT_TARGET_BYTES free per
     # device; the CGO runners before had no such fit (the scheduler's 457 MiB minimum is a buffer above)
-    facts = dict(est.facts, num_ctx=num_ctx, num_parallel=parallel,
-                 fit_target_bytes=LLAMACPP_FIT_TARGET_BYTES if release.llama_server_runner and opt.num_gpu is None else 0)
+    facts = dict(
+        est.facts,
+        num_ctx=num_ctx,
+        num_parallel=parallel,
+        fit_target_bytes=LLAMACPP_FIT_TARGET_BYTES if release.llama_server_runner and opt.num_gpu is None else 0,
+    )
     out_notes = tuple(n for n in est.notes if "CUDA context" not in n)
     return replace(est, facts=facts, notes=out_notes, context_tokens=num_ctx, warnings=tuple(warnings) + est.warnings)
 
 
-def _ollama_mllama(spec: AnySpec, req: Request, opt: LlamaCppOptions, n_ctx: int, num_ctx: int, parallel: int,
-                   extra: tuple[Buffer, ...], notes: tuple[str, ...]) -> EngineEstimate:
+def _ollama_mllama(
+    spec: AnySpec,
+    req: Request,
+    opt: LlamaCppOptions,
+    n_ctx: int,
+    num_ctx: int,
+    parallel: int,
+    extra: tuple[Buffer, ...],
+    notes: tuple[str, ...],
+) -> EngineEstimate:
     """Llama 3.2 Vision in ollama's own engine: the text model's self-attention layers cache num_ctx
     cells, the cross-attention layers the vision features; the vision model is a second GGUF file."""
     r = resolve(spec, req)
     g = archs.geometry(spec)
     tensors = model_tensors(spec)
     storage = gguf_storage(tensors, r.dtype, spec)
-    text = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage, strict=True) if x.component not in MMPROJ
-                        and x.role != "token_embd"), GGML_CUDA_ALIGNMENT)
-    embd = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage, strict=True) if x.role == "token_embd"), GGML_CUDA_ALIGNMENT)
-    vision = aligned_sum((s.nbytes(x.numel) for x, s in zip(tensors, storage, strict=True) if x.component in MMPROJ), GGML_CUDA_ALIGNMENT)
+    text = aligned_sum(
+        (
+            s.nbytes(x.numel)
+            for x, s in zip(tensors, storage, strict=True)
+            if x.component not in MMPROJ and x.role != "token_embd"
+        ),
+        GGML_CUDA_ALIGNMENT,
+    )
+    embd = aligned_sum(
+        (s.nbytes(x.numel) for x, s in zip(tensors, storage, strict=True) if x.role == "token_embd"),
+        GGML_CUDA_ALIGNMENT,
+    )
+    vision = aligned_sum(
+        (s.nbytes(x.numel) for x, s in zip(tensors, storage, strict=True) if x.component in MMPROJ), GGML_CUDA_ALIGNMENT
+    )
     self_layers = len(g.self_layers)
     kv_width = uniform_width(g.self_layers)
-    cells = pad(n_ctx, LLAMACPP_VERSIONS[opt.version].kv_pad_fa if opt.flash_attn else LLAMACPP_VERSIONS[opt.version].kv_pad)
+    cells = pad(
+        n_ctx, LLAMACPP_VERSIONS[opt.version].kv_pad_fa if opt.flash_attn else LLAMACPP_VERSIONS[opt.version].kv_pad
+    )
     kv = self_layers * 2 * r.kv.nbytes(kv_width) * cells
     shape = lm_shape(spec)
     ub = min(opt.n_ubatch, cells)
@@ -221,16 +303,41 @@ def _ollama_mllama(spec: AnySpec, req: Request, opt: LlamaCppOptions, n_ctx: int
         Buffer("model buffer (CUDA0)", text, "gpu", "weights", "text model GGUF tensors, 128-byte aligned"),
         Buffer("model buffer (CPU): token embedding", embd, "host", "weights", "token_embd in host memory"),
         Buffer("vision model (projector file)", vision, "gpu", "weights", "vision tower and projector, f16"),
-        Buffer("KV cache (CUDA0)", kv, "gpu", "kv_self", f"{self_layers} self-attention layers x 2 x "
-               f"{kv_width} x {cells} cells x {r.kv.name}"),
-        Buffer("compute buffer (CUDA0)", comp, "gpu", "compute", f"peak of the worst-case graph: {detail} (text model only; "
-               "the vision encoder's graph is not calibrated)"),
+        Buffer(
+            "KV cache (CUDA0)",
+            kv,
+            "gpu",
+            "kv_self",
+            f"{self_layers} self-attention layers x 2 x {kv_width} x {cells} cells x {r.kv.name}",
+        ),
+        Buffer(
+            "compute buffer (CUDA0)",
+            comp,
+            "gpu",
+            "compute",
+            f"peak of the worst-case graph: {detail} (text model only; the vision encoder's graph is not calibrated)",
+        ),
     ) + extra
-    facts: dict[str, int | bool | str] = {"n_ctx": cells, "num_ctx": num_ctx, "num_parallel": parallel,
-                                          "n_ubatch": ub, "flash_attn": bool(opt.flash_attn)}
-    return EngineEstimate("ollama", spec.id, spec.architecture, r.dtype.name, r.kv.name, num_ctx, cells, buffers, facts,
-                          notes + ("mllama runs in ollama's own engine; its vision encoder compute buffer is not "
-                                   "modelled",), ())
+    facts: dict[str, int | bool | str] = {
+        "n_ctx": cells,
+        "num_ctx": num_ctx,
+        "num_parallel": parallel,
+        "n_ubatch": ub,
+        "flash_attn": bool(opt.flash_attn),
+    }
+    return EngineEstimate(
+        "ollama",
+        spec.id,
+        spec.architecture,
+        r.dtype.name,
+        r.kv.name,
+        num_ctx,
+        cells,
+        buffers,
+        facts,
+        notes + ("mllama runs in ollama's own engine; its vision encoder compute buffer is not modelled",),
+        (),
+    )
 
 
 __all__ = [

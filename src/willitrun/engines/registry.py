@@ -106,13 +106,15 @@ class Engine:
 
     # -- arithmetic -------------------------------------------------------------------------------
     @classmethod
-    def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
-                 weights: WeightsOverride | None = None) -> EngineEstimate:
+    def estimate(
+        cls, spec: AnySpec, request: Request, options: Any = None, weights: WeightsOverride | None = None
+    ) -> EngineEstimate:
         raise NotImplementedError
 
     @classmethod
-    def fit(cls, spec: AnySpec, request: Request, options: Any, vram_bytes: int,
-            weights: WeightsOverride | None = None) -> EngineFit:
+    def fit(
+        cls, spec: AnySpec, request: Request, options: Any, vram_bytes: int, weights: WeightsOverride | None = None
+    ) -> EngineFit:
         """The estimate against `vram_bytes` and the largest context that fits (searched up to the
         model's window, memory.context_limit)."""
         from ..memory import context_limit, largest, resolve
@@ -121,8 +123,11 @@ class Engine:
         est = cls.estimate(spec, request, options, weights)
         r = resolve(spec, request)
         limit = context_limit(r, est.context_tokens)
-        best = largest(lambda n: cls.estimate(spec, replace(request, context=n), options, weights).max_device_bytes
-                       <= vram_bytes, r.image_tokens + 1, limit)
+        best = largest(
+            lambda n: cls.estimate(spec, replace(request, context=n), options, weights).max_device_bytes <= vram_bytes,
+            r.image_tokens + 1,
+            limit,
+        )
         return EngineFit(est, vram_bytes, best, limit)
 
     @classmethod
@@ -165,19 +170,22 @@ def _hf(spec: Any, model: str | None) -> str:
 
 class Transformers(Engine):
     name = "transformers"
-    launch_note = ("python -c: transformers.pipeline(model=..., dtype=..., device_map='auto'); int8/int4 load "
-                   "through bitsandbytes")
+    launch_note = (
+        "python -c: transformers.pipeline(model=..., dtype=..., device_map='auto'); int8/int4 load through bitsandbytes"
+    )
 
     @classmethod
-    def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
-                 weights: WeightsOverride | None = None) -> EngineEstimate:
+    def estimate(
+        cls, spec: AnySpec, request: Request, options: Any = None, weights: WeightsOverride | None = None
+    ) -> EngineEstimate:
         from .transformers import transformers_estimate
 
         return transformers_estimate(spec, request, weights)
 
     @classmethod
-    def fit(cls, spec: AnySpec, request: Request, options: Any, vram_bytes: int,
-            weights: WeightsOverride | None = None) -> EngineFit:
+    def fit(
+        cls, spec: AnySpec, request: Request, options: Any, vram_bytes: int, weights: WeightsOverride | None = None
+    ) -> EngineFit:
         """memory's own search (memory.max_context over the resolved model, no engine round trip)."""
         from ..memory import context_limit, default_context, estimate_resolved, max_context, resolve
         from . import EngineFit
@@ -187,8 +195,9 @@ class Transformers(Engine):
         context = request.context or default_context(r)
         e = estimate_resolved(r, context, request.batch, request.beams)
         limit = context_limit(r, context)
-        return EngineFit(estimate_buffers(e), vram_bytes, max_context(r, vram_bytes, request.batch, request.beams, limit),
-                         limit)
+        return EngineFit(
+            estimate_buffers(e), vram_bytes, max_context(r, vram_bytes, request.batch, request.beams, limit), limit
+        )
 
     @classmethod
     def launch(cls, spec: AnySpec, est: Any, options: Any, model: str | None = None) -> list[str]:
@@ -197,27 +206,42 @@ class Transformers(Engine):
         quant = {"int8": "load_in_8bit=True", "int4": "load_in_4bit=True"}
         name = _hf(spec, model)
         if est.dtype in quant:
-            code = ("from transformers import BitsAndBytesConfig, pipeline; "
-                    f"p = pipeline(model={_py(name)}, device_map=\"auto\", "
-                    f"model_kwargs={{\"quantization_config\": BitsAndBytesConfig({quant[est.dtype]})}})")
+            code = (
+                "from transformers import BitsAndBytesConfig, pipeline; "
+                f'p = pipeline(model={_py(name)}, device_map="auto", '
+                f'model_kwargs={{"quantization_config": BitsAndBytesConfig({quant[est.dtype]})}})'
+            )
         else:
-            code = (f"from transformers import pipeline; p = pipeline(model={_py(name)}, "
-                    f"dtype={_py(dtypes.get(est.dtype, 'auto'))}, device_map=\"auto\")")
+            code = (
+                f"from transformers import pipeline; p = pipeline(model={_py(name)}, "
+                f'dtype={_py(dtypes.get(est.dtype, "auto"))}, device_map="auto")'
+            )
         return ["python", "-c", code]
 
 
 class LlamaCpp(Engine):
     name = "llama.cpp"
-    takes = {"ubatch": "n_ubatch", "flash_attn": "flash_attn", "parallel": "parallel", "gpu_layers": "gpu_layers",
-             "op_offload": "op_offload", "llamacpp_version": "version", "swa_full": "swa_full",
-             "n_cpu_moe": "n_cpu_moe", "cpu_moe": "cpu_moe", "override_tensor": "override_tensor",
-             "fit_target": "fit_target_mib"}
+    takes = {
+        "ubatch": "n_ubatch",
+        "flash_attn": "flash_attn",
+        "parallel": "parallel",
+        "gpu_layers": "gpu_layers",
+        "op_offload": "op_offload",
+        "llamacpp_version": "version",
+        "swa_full": "swa_full",
+        "n_cpu_moe": "n_cpu_moe",
+        "cpu_moe": "cpu_moe",
+        "override_tensor": "override_tensor",
+        "fit_target": "fit_target_mib",
+    }
     version_key = "llamacpp_version"
     places_layers = True
     layers_flag = "-ngl"
     multi_card: ClassVar[Literal["layers", "tensor"] | None] = "layers"
-    launch_note = ("llama-server (common/arg.cpp spellings; builds before August 2025: a bare -fa, and -ot with the "
-                   "expert-tensor pattern for --n-cpu-moe); without a .gguf path the file name is the one the type suggests")
+    launch_note = (
+        "llama-server (common/arg.cpp spellings; builds before August 2025: a bare -fa, and -ot with the "
+        "expert-tensor pattern for --n-cpu-moe); without a .gguf path the file name is the one the type suggests"
+    )
 
     @classmethod
     def options_class(cls) -> type:
@@ -232,8 +256,9 @@ class LlamaCpp(Engine):
         return LLAMACPP_VERSIONS
 
     @classmethod
-    def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
-                 weights: WeightsOverride | None = None) -> EngineEstimate:
+    def estimate(
+        cls, spec: AnySpec, request: Request, options: Any = None, weights: WeightsOverride | None = None
+    ) -> EngineEstimate:
         from .llamacpp import llamacpp_estimate
 
         return llamacpp_estimate(spec, request, options)
@@ -251,7 +276,11 @@ class LlamaCpp(Engine):
     @classmethod
     def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
         f = est.facts
-        gguf = model if model and model.lower().endswith(".gguf") else f"{getattr(spec, 'id', 'model')}-{est.dtype.upper()}.gguf"
+        gguf = (
+            model
+            if model and model.lower().endswith(".gguf")
+            else f"{getattr(spec, 'id', 'model')}-{est.dtype.upper()}.gguf"
+        )
         argv = ["llama-server", "-m", gguf]
         if any(b.name.startswith("mmproj") for b in est.buffers):  # the vision tower is its own file (--mmproj)
             mmproj_type = str(getattr(options, "mmproj_dtype", "f16")).upper()
@@ -292,11 +321,19 @@ class Ollama(LlamaCpp):
     name = "ollama"
     layers_flag = "num_gpu"
     multi_card = None
-    takes = {"ubatch": "num_batch", "flash_attn": "flash_attn", "parallel": "num_parallel", "gpu_layers": "num_gpu",
-             "llamacpp_version": "version", "ollama_version": "release"}
-    launch_note = ("the server with its environment (OLLAMA_CONTEXT_LENGTH, OLLAMA_NUM_PARALLEL, "
-                   "OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE), then `ollama run NAME`; num_gpu and num_batch "
-                   "have no variable: `/set parameter num_gpu N` in the session")
+    takes = {
+        "ubatch": "num_batch",
+        "flash_attn": "flash_attn",
+        "parallel": "num_parallel",
+        "gpu_layers": "num_gpu",
+        "llamacpp_version": "version",
+        "ollama_version": "release",
+    }
+    launch_note = (
+        "the server with its environment (OLLAMA_CONTEXT_LENGTH, OLLAMA_NUM_PARALLEL, "
+        "OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE), then `ollama run NAME`; num_gpu and num_batch "
+        "have no variable: `/set parameter num_gpu N` in the session"
+    )
 
     @classmethod
     def options_class(cls) -> type:
@@ -317,8 +354,9 @@ class Ollama(LlamaCpp):
         return None
 
     @classmethod
-    def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
-                 weights: WeightsOverride | None = None) -> EngineEstimate:
+    def estimate(
+        cls, spec: AnySpec, request: Request, options: Any = None, weights: WeightsOverride | None = None
+    ) -> EngineEstimate:
         from .ollama import ollama_estimate
 
         return ollama_estimate(spec, request, options)
@@ -330,7 +368,10 @@ class Ollama(LlamaCpp):
         Uint("OLLAMA_NUM_PARALLEL", 1); OLLAMA_FLASH_ATTENTION; OLLAMA_KV_CACHE_TYPE): the context is
         always stated, so the server does not pick its own."""
         f = est.facts
-        env = [f"OLLAMA_CONTEXT_LENGTH={f.get('num_ctx', est.n_ctx)}", f"OLLAMA_NUM_PARALLEL={f.get('num_parallel', 1)}"]
+        env = [
+            f"OLLAMA_CONTEXT_LENGTH={f.get('num_ctx', est.n_ctx)}",
+            f"OLLAMA_NUM_PARALLEL={f.get('num_parallel', 1)}",
+        ]
         if options is not None and getattr(options, "flash_attn", None) is not None:
             env.append(f"OLLAMA_FLASH_ATTENTION={int(bool(options.flash_attn))}")
         if est.kv_dtype in ("q8_0", "q4_0"):
@@ -356,12 +397,19 @@ class Ollama(LlamaCpp):
 
 class WhisperCpp(Engine):
     name = "whisper.cpp"
-    takes = {"flash_attn": "flash_attn", "whisper_version": "version", "best_of": "best_of",
-             "no_fallback": "temperature_fallback", "beams": "beam_size"}
+    takes = {
+        "flash_attn": "flash_attn",
+        "whisper_version": "version",
+        "best_of": "best_of",
+        "no_fallback": "temperature_fallback",
+        "beams": "beam_size",
+    }
     version_key = "whisper_version"
     strict_versions = False
-    launch_note = ("whisper-cli (examples/cli/cli.cpp spellings; -bs always, as its own default is a beam of 5); "
-                   "the ggml model file and audio.wav are placeholders")
+    launch_note = (
+        "whisper-cli (examples/cli/cli.cpp spellings; -bs always, as its own default is a beam of 5); "
+        "the ggml model file and audio.wav are placeholders"
+    )
 
     @classmethod
     def loads_dtype(cls, name: str) -> bool:
@@ -380,28 +428,36 @@ class WhisperCpp(Engine):
         return WHISPERCPP_VERSIONS
 
     @classmethod
-    def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
-                 weights: WeightsOverride | None = None) -> EngineEstimate:
+    def estimate(
+        cls, spec: AnySpec, request: Request, options: Any = None, weights: WeightsOverride | None = None
+    ) -> EngineEstimate:
         from .whispercpp import whispercpp_estimate
 
         return whispercpp_estimate(spec, request, options)
 
     @classmethod
-    def fit(cls, spec: AnySpec, request: Request, options: Any, vram_bytes: int,
-            weights: WeightsOverride | None = None) -> EngineFit:
+    def fit(
+        cls, spec: AnySpec, request: Request, options: Any, vram_bytes: int, weights: WeightsOverride | None = None
+    ) -> EngineFit:
         """The text context is fixed at 448 (padded to 512): nothing to search."""
         from . import EngineFit
 
         est = cls.estimate(spec, request, options, weights)
-        return EngineFit(est, vram_bytes, est.context_tokens if est.max_device_bytes <= vram_bytes else 0,
-                         est.context_tokens)
+        return EngineFit(
+            est, vram_bytes, est.context_tokens if est.max_device_bytes <= vram_bytes else 0, est.context_tokens
+        )
 
     @classmethod
     def launch(cls, spec: AnySpec, est: EngineEstimate, options: Any, model: str | None = None) -> list[str]:
         f = est.facts
         name = str(getattr(spec, "id", "model")).removeprefix("whisper-").removeprefix("openai-whisper-")
-        argv = ["whisper-cli", "-m", model if model and model.endswith(".bin") else f"models/ggml-{name}.bin",
-                "-f", "audio.wav"]
+        argv = [
+            "whisper-cli",
+            "-m",
+            model if model and model.endswith(".bin") else f"models/ggml-{name}.bin",
+            "-f",
+            "audio.wav",
+        ]
         # always -bs: whisper-cli's own default is beam search of 5 (cli.cpp: beam_size =
         # whisper_full_default_params(WHISPER_SAMPLING_BEAM_SEARCH).beam_search.beam_size; greedy only when
         # beam_size <= 1), while the estimate's first pass runs the request's beams (1: greedy)
@@ -418,8 +474,13 @@ class WhisperCpp(Engine):
 class CTranslate2(Engine):
     name = "ctranslate2"
     aliases = ("faster-whisper",)
-    takes = {"compute_type": "compute_type", "best_of": "best_of", "no_fallback": "temperature_fallback",
-             "beams": "beam_size", "cuda": "cuda"}
+    takes = {
+        "compute_type": "compute_type",
+        "best_of": "best_of",
+        "no_fallback": "temperature_fallback",
+        "beams": "beam_size",
+        "cuda": "cuda",
+    }
     launch_note = "python -c with faster-whisper's WhisperModel (not faster-whisper-server); audio.wav is a placeholder"
 
     @classmethod
@@ -433,8 +494,9 @@ class CTranslate2(Engine):
         return CTranslate2Options
 
     @classmethod
-    def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
-                 weights: WeightsOverride | None = None) -> EngineEstimate:
+    def estimate(
+        cls, spec: AnySpec, request: Request, options: Any = None, weights: WeightsOverride | None = None
+    ) -> EngineEstimate:
         from .ctranslate2 import ctranslate2_estimate
 
         return ctranslate2_estimate(spec, request, options)
@@ -448,26 +510,38 @@ class CTranslate2(Engine):
         args = [f"beam_size={f.get('beam_size', 5)}", f"best_of={f.get('best_of', 5)}"]
         if not f.get("temperature_fallback", True):
             args.append("temperature=0")
-        model_call = f"WhisperModel({_py(name)}, device=\"cuda\", compute_type={_py(str(f.get('compute_type', 'default')))})"
+        model_call = (
+            f'WhisperModel({_py(name)}, device="cuda", compute_type={_py(str(f.get("compute_type", "default")))})'
+        )
         if int(f.get("batch_size", 1)) > 1:
-            code = ("from faster_whisper import BatchedInferencePipeline, WhisperModel; "
-                    f"m = BatchedInferencePipeline({model_call}); "
-                    f"segments, info = m.transcribe(\"audio.wav\", batch_size={f['batch_size']}, {', '.join(args)}); "
-                    "print(\"\".join(s.text for s in segments))")
+            code = (
+                "from faster_whisper import BatchedInferencePipeline, WhisperModel; "
+                f"m = BatchedInferencePipeline({model_call}); "
+                f'segments, info = m.transcribe("audio.wav", batch_size={f["batch_size"]}, {", ".join(args)}); '
+                'print("".join(s.text for s in segments))'
+            )
         else:
-            code = (f"from faster_whisper import WhisperModel; m = {model_call}; "
-                    f"segments, info = m.transcribe(\"audio.wav\", {', '.join(args)}); "
-                    "print(\"\".join(s.text for s in segments))")
+            code = (
+                f"from faster_whisper import WhisperModel; m = {model_call}; "
+                f'segments, info = m.transcribe("audio.wav", {", ".join(args)}); '
+                'print("".join(s.text for s in segments))'
+            )
         return ["python", "-c", code]
 
 
 class Vllm(Engine):
     name = "vllm"
-    takes = {"gpu_memory_utilization": "gpu_memory_utilization", "max_num_seqs": "max_num_seqs",
-             "max_num_batched_tokens": "max_num_batched_tokens", "vllm_version": "version",
-             "tensor_parallel_size": "tensor_parallel", "pipeline_parallel_size": "pipeline_parallel",
-             "data_parallel_size": "data_parallel", "enable_expert_parallel": "expert_parallel",
-             "disable_hybrid_kv_cache_manager": "disable_hybrid_kv_cache_manager"}
+    takes = {
+        "gpu_memory_utilization": "gpu_memory_utilization",
+        "max_num_seqs": "max_num_seqs",
+        "max_num_batched_tokens": "max_num_batched_tokens",
+        "vllm_version": "version",
+        "tensor_parallel_size": "tensor_parallel",
+        "pipeline_parallel_size": "pipeline_parallel",
+        "data_parallel_size": "data_parallel",
+        "enable_expert_parallel": "expert_parallel",
+        "disable_hybrid_kv_cache_manager": "disable_hybrid_kv_cache_manager",
+    }
     version_key = "vllm_version"
     multi_card = "tensor"
     sized_by_card = True
@@ -490,15 +564,17 @@ class Vllm(Engine):
         return VLLM_VERSIONS
 
     @classmethod
-    def estimate(cls, spec: AnySpec, request: Request, options: Any = None,
-                 weights: WeightsOverride | None = None) -> EngineEstimate:
+    def estimate(
+        cls, spec: AnySpec, request: Request, options: Any = None, weights: WeightsOverride | None = None
+    ) -> EngineEstimate:
         from .vllm import vllm_estimate
 
         return vllm_estimate(spec, request, options)
 
     @classmethod
-    def fit(cls, spec: AnySpec, request: Request, options: Any, vram_bytes: int,
-            weights: WeightsOverride | None = None) -> EngineFit:
+    def fit(
+        cls, spec: AnySpec, request: Request, options: Any, vram_bytes: int, weights: WeightsOverride | None = None
+    ) -> EngineFit:
         """vLLM sizes its KV pool from the card: what fits is the window its pool holds."""
         from . import EngineFit
         from .vllm import VllmOptions
@@ -537,8 +613,15 @@ class Vllm(Engine):
         share = getattr(options, "gpu_memory_utilization", None) if options is not None else None
         if share is None:  # the version's default (CacheConfig), as the estimate took it
             share = VLLM_VERSIONS[str(f.get("version"))].gpu_memory_utilization
-        argv = ["vllm", "serve", _hf(spec, model), "--max-model-len", _q(f["max_model_len"]),
-                "--gpu-memory-utilization", f"{share:g}"]
+        argv = [
+            "vllm",
+            "serve",
+            _hf(spec, model),
+            "--max-model-len",
+            _q(f["max_model_len"]),
+            "--gpu-memory-utilization",
+            f"{share:g}",
+        ]
         for fact, flag in (("tensor_parallel", "-tp"), ("pipeline_parallel", "-pp"), ("data_parallel", "-dp")):
             if int(f.get(fact, 1)) > 1:
                 argv += [flag, _q(f[fact])]
@@ -580,6 +663,7 @@ def engines_taking(key: str) -> list[str]:
 
 # -- what the declarations generate (the typer flags are built in cli/commands/estimate.py) ----------
 
+
 def quoted(argv: list[str]) -> str:
     """The argv as a shell reads it back (shlex.split(quoted(argv)) == argv)."""
     import shlex
@@ -589,29 +673,52 @@ def quoted(argv: list[str]) -> str:
 
 def docs_markdown() -> str:
     """docs/engines.md, generated from the declarations (scripts/engines_doc.py writes it)."""
-    lines = ["# Engines", "",
-             "Generated from `src/willitrun/engines/options.py` (the options, each declared once) and "
-             "`src/willitrun/engines/registry.py` (one class per engine) by `python scripts/engines_doc.py`; "
-             "tests/engines/test_registry.py fails when this file drifts from the code.", "",
-             "An engine option is one `Option` in engines/options.py (flags, the engines' own spellings, type, "
-             "bounds, help, default): the typer flags, the lean argument path, the bounds, the JSON "
-             "`engine_options` echo and this page come from it. The engine class that takes it maps it to a "
-             "field of its options dataclass (`takes`), where the arithmetic reads it.", "",
-             "## Engines", "", "| engine | aliases | options | versions | launch line |", "|---|---|---|---|---|"]
+    lines = [
+        "# Engines",
+        "",
+        "Generated from `src/willitrun/engines/options.py` (the options, each declared once) and "
+        "`src/willitrun/engines/registry.py` (one class per engine) by `python scripts/engines_doc.py`; "
+        "tests/engines/test_registry.py fails when this file drifts from the code.",
+        "",
+        "An engine option is one `Option` in engines/options.py (flags, the engines' own spellings, type, "
+        "bounds, help, default): the typer flags, the lean argument path, the bounds, the JSON "
+        "`engine_options` echo and this page come from it. The engine class that takes it maps it to a "
+        "field of its options dataclass (`takes`), where the arithmetic reads it.",
+        "",
+        "## Engines",
+        "",
+        "| engine | aliases | options | versions | launch line |",
+        "|---|---|---|---|---|",
+    ]
     for e in REGISTRY.values():
         opts = ", ".join(f"`{OPTION[k].flag}`" if k in OPTION else f"`--{k}`" for k in e.takes)
         versions = ", ".join(f"`{v}`" for v in e.versions()) or "-"
         lines.append(f"| {e.name} | {', '.join(e.aliases) or '-'} | {opts or '-'} | {versions} | {e.launch_note} |")
-    lines += ["", "## Options", "",
-              "| option | also spelled | engines | takes | default | what it sets |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Options",
+        "",
+        "| option | also spelled | engines | takes | default | what it sets |",
+        "|---|---|---|---|---|---|",
+    ]
     for o in OPTIONS:
-        takes = {"int": f"whole number {o.low:,.0f} to {o.high:,.0f}", "decimal": f"number {o.low:g} to {o.high:g}",
-                 "text": o.metavar.replace("|", " or "), "switch": "flag", "bool": f"flag / `{'`, `'.join(o.off)}`"}[o.kind]
+        takes = {
+            "int": f"whole number {o.low:,.0f} to {o.high:,.0f}",
+            "decimal": f"number {o.low:g} to {o.high:g}",
+            "text": o.metavar.replace("|", " or "),
+            "switch": "flag",
+            "bool": f"flag / `{'`, `'.join(o.off)}`",
+        }[o.kind]
         also = ", ".join(f"`{f}`" for f in o.flags[1:]) or "-"
-        lines.append(f"| `{o.flag}` | {also} | {', '.join(engines_taking(o.key))} | {takes} | "
-                     f"{o.default or '-'} | {o.help.replace('|', '/')} |")
-    lines += ["", "The request's own options keep their names for every engine; the engines' spellings are "
-              "accepted as aliases:", ""]
+        lines.append(
+            f"| `{o.flag}` | {also} | {', '.join(engines_taking(o.key))} | {takes} | "
+            f"{o.default or '-'} | {o.help.replace('|', '/')} |"
+        )
+    lines += [
+        "",
+        "The request's own options keep their names for every engine; the engines' spellings are accepted as aliases:",
+        "",
+    ]
     for key, flags in REQUEST_ALIASES.items():
         lines.append(f"- `--{key}`: {', '.join(f'`{f}`' for f in flags)}")
     lines += ["", "## Versions", "", "Each row is data in the engine's module, with its source.", ""]
@@ -619,16 +726,36 @@ def docs_markdown() -> str:
         table = e.versions()
         if not table:
             continue
-        lines += [f"### {e.name} (`{OPTION[e.version_key].flag if e.version_key else ''}`)", "",
-                  "| key | what the version sets | source |", "|---|---|---|"]
+        lines += [
+            f"### {e.name} (`{OPTION[e.version_key].flag if e.version_key else ''}`)",
+            "",
+            "| key | what the version sets | source |",
+            "|---|---|---|",
+        ]
         for key, row in table.items():
             source = ": ".join(str(getattr(row, a)) for a in ("since", "source") if getattr(row, a, None)) or "-"
-            sets = ", ".join(f"{f.name}={getattr(row, f.name)}" for f in fields(row)
-                             if f.name not in ("key", "name", "since", "source"))
+            sets = ", ".join(
+                f"{f.name}={getattr(row, f.name)}"
+                for f in fields(row)
+                if f.name not in ("key", "name", "since", "source")
+            )
             lines.append(f"| `{key}` | {sets} | {source.replace('|', '/')} |")
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-__all__ = ["OPTION", "OPTIONS", "REGISTRY", "REQUEST_ALIASES", "Engine", "Option", "bounds", "docs_markdown",
-           "engine_class", "engines_taking", "lean_tables", "option_echo", "quoted"]
+__all__ = [
+    "OPTION",
+    "OPTIONS",
+    "REGISTRY",
+    "REQUEST_ALIASES",
+    "Engine",
+    "Option",
+    "bounds",
+    "docs_markdown",
+    "engine_class",
+    "engines_taking",
+    "lean_tables",
+    "option_echo",
+    "quoted",
+]

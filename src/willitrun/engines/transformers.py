@@ -20,6 +20,19 @@ def transformers_estimate(spec: AnySpec, request: Request, weights: WeightsOverr
 def estimate_buffers(e: Estimate) -> EngineEstimate:
     """One transformers Estimate as the buffers of an engine estimate (every part on GPU 0, as
     memory.estimate_parts lists them), so the fit, the searches and the JSON treat it like any other engine's."""
-    buffers = tuple(Buffer(name, nbytes, "gpu", cast(Kind, kind), detail) for name, nbytes, kind, detail in estimate_parts(e))
-    return EngineEstimate("transformers", e.model, e.architecture, e.dtype, e.kv_dtype, e.context_tokens,
-                          e.context_tokens, buffers, estimate_facts(e), e.notes, e.warnings)
+    buffers = tuple(
+        Buffer(name, nbytes, "gpu", cast(Kind, kind), detail) for name, nbytes, kind, detail in estimate_parts(e)
+    )
+    return EngineEstimate(
+        "transformers",
+        e.model,
+        e.architecture,
+        e.dtype,
+        e.kv_dtype,
+        e.context_tokens,
+        e.context_tokens,
+        buffers,
+        estimate_facts(e),
+        e.notes,
+        e.warnings,
+    )

@@ -90,36 +90,115 @@ class VllmVersion:
     mxfp4_padding: bool = False
 
 
-VLLM_VERSIONS: dict[str, VllmVersion] = {v.key: v for v in (
-    VllmVersion("0.6", "0.6.x (V0)", False, 0.9, False, False, False,
-                "vllm-project/vllm PR #10511 (Dec 2024) worker.py memory profiling; V0 engine", True),
-    VllmVersion("0.7", "0.7.x (V0)", False, 0.9, False, False, False,
-                "vllm-project/vllm PR #12126 (Jan 2025): non-torch memory from a baseline after the CUDA context"),
-    VllmVersion("0.8", "0.8.x (V1)", True, 0.9, False, False, False,
-                "vllm==0.8.5 vllm/engine/arg_utils.py `_set_default_args_v1`; vllm/config.py gpu_memory_utilization 0.9"),
-    # 0.9.0 has 0.9.1's batch defaults (the A100 exception: vllm==0.9.0 arg_utils.py:1495) but not the hybrid
-    # KV cache manager: "0.9" with --disable-hybrid-kv-cache-manager reproduces it.
-    VllmVersion("0.9", "0.9.1 to 0.9.2 (V1)", True, 0.9, True, False, False,
-                "vllm==0.9.1 vllm/v1/core/kv_cache_utils.py (hybrid KV cache manager); vllm/engine/arg_utils.py:1554 "
-                "(A100 exception)", hybrid_kv=True),
-    # VLLM_USE_V1=0 inside 0.9: vllm==0.9.x envs.py `VLLM_USE_V1` (default "1") still selects the V0 engine when
-    # set to 0 (V0 was removed in 0.10/0.11): V0's profile (max(max_model_len, 2048) tokens, 256 sequences,
-    # vllm/engine/arg_utils.py `_set_default_args_v0`) and no hybrid KV cache manager (a V1 component).
-    VllmVersion("0.9-v0", "0.9.x with VLLM_USE_V1=0 (V0)", False, 0.9, False, False, False,
-                "vllm==0.9.x vllm/envs.py VLLM_USE_V1 (default 1; 0 selects the V0 engine)"),
-    VllmVersion("0.10", "0.10 to 0.20 (V1)", True, 0.9, True, False, False,
-                "vllm==0.10.1 and 0.19.1 vllm/engine/arg_utils.py (A100 exception, PR #17885); "
-                "vllm/config/cache.py gpu_memory_utilization 0.9; KV groups as vllm==0.10.1 kv_cache_utils.py",
-                hybrid_kv=True, state_pools=True),
-    VllmVersion("0.22", "0.21 to 0.32 (V1)", True, 0.92, True, False, True,
-                "vllm==0.22.0 vllm/config/cache.py gpu_memory_utilization 0.92; envs.py "
-                "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS '1' ('default since v0.21.0' in the log)",
-                hybrid_kv=True, state_pools=True, padded_groups=True, tokens_from_concurrency=True, mxfp4_padding=True),
-    VllmVersion("0.33", "0.33 (V1)", True, 0.92, True, True, True,
-                "vllm==0.33.0 vllm/engine/arg_utils.py `get_batch_defaults` (>= 160 GiB tier)",
-                hybrid_kv=True, state_pools=True, padded_groups=True, tokens_from_concurrency=True,
-                in_flight_batches=True, hybrid_prefix_caching=True, mxfp4_padding=True),
-)}
+VLLM_VERSIONS: dict[str, VllmVersion] = {
+    v.key: v
+    for v in (
+        VllmVersion(
+            "0.6",
+            "0.6.x (V0)",
+            False,
+            0.9,
+            False,
+            False,
+            False,
+            "vllm-project/vllm PR #10511 (Dec 2024) worker.py memory profiling; V0 engine",
+            True,
+        ),
+        VllmVersion(
+            "0.7",
+            "0.7.x (V0)",
+            False,
+            0.9,
+            False,
+            False,
+            False,
+            "vllm-project/vllm PR #12126 (Jan 2025): non-torch memory from a baseline after the CUDA context",
+        ),
+        VllmVersion(
+            "0.8",
+            "0.8.x (V1)",
+            True,
+            0.9,
+            False,
+            False,
+            False,
+            "vllm==0.8.5 vllm/engine/arg_utils.py `_set_default_args_v1`; vllm/config.py gpu_memory_utilization 0.9",
+        ),
+        # 0.9.0 has 0.9.1's batch defaults (the A100 exception: vllm==0.9.0 arg_utils.py:1495) but not the hybrid
+        # KV cache manager: "0.9" with --disable-hybrid-kv-cache-manager reproduces it.
+        VllmVersion(
+            "0.9",
+            "0.9.1 to 0.9.2 (V1)",
+            True,
+            0.9,
+            True,
+            False,
+            False,
+            "vllm==0.9.1 vllm/v1/core/kv_cache_utils.py (hybrid KV cache manager); vllm/engine/arg_utils.py:1554 "
+            "(A100 exception)",
+            hybrid_kv=True,
+        ),
+        # VLLM_USE_V1=0 inside 0.9: vllm==0.9.x envs.py `VLLM_USE_V1` (default "1") still selects the V0 engine when
+        # set to 0 (V0 was removed in 0.10/0.11): V0's profile (max(max_model_len, 2048) tokens, 256 sequences,
+        # vllm/engine/arg_utils.py `_set_default_args_v0`) and no hybrid KV cache manager (a V1 component).
+        VllmVersion(
+            "0.9-v0",
+            "0.9.x with VLLM_USE_V1=0 (V0)",
+            False,
+            0.9,
+            False,
+            False,
+            False,
+            "vllm==0.9.x vllm/envs.py VLLM_USE_V1 (default 1; 0 selects the V0 engine)",
+        ),
+        VllmVersion(
+            "0.10",
+            "0.10 to 0.20 (V1)",
+            True,
+            0.9,
+            True,
+            False,
+            False,
+            "vllm==0.10.1 and 0.19.1 vllm/engine/arg_utils.py (A100 exception, PR #17885); "
+            "vllm/config/cache.py gpu_memory_utilization 0.9; KV groups as vllm==0.10.1 kv_cache_utils.py",
+            hybrid_kv=True,
+            state_pools=True,
+        ),
+        VllmVersion(
+            "0.22",
+            "0.21 to 0.32 (V1)",
+            True,
+            0.92,
+            True,
+            False,
+            True,
+            "vllm==0.22.0 vllm/config/cache.py gpu_memory_utilization 0.92; envs.py "
+            "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS '1' ('default since v0.21.0' in the log)",
+            hybrid_kv=True,
+            state_pools=True,
+            padded_groups=True,
+            tokens_from_concurrency=True,
+            mxfp4_padding=True,
+        ),
+        VllmVersion(
+            "0.33",
+            "0.33 (V1)",
+            True,
+            0.92,
+            True,
+            True,
+            True,
+            "vllm==0.33.0 vllm/engine/arg_utils.py `get_batch_defaults` (>= 160 GiB tier)",
+            hybrid_kv=True,
+            state_pools=True,
+            padded_groups=True,
+            tokens_from_concurrency=True,
+            in_flight_batches=True,
+            hybrid_prefix_caching=True,
+            mxfp4_padding=True,
+        ),
+    )
+}
 # The newest release line in the stored material (vllm==0.33.0): the default, as for every engine; the
 # calibration entries name their own line (0.10 for the 0.10-0.20 logs, which used the 0.9 share).
 VLLM_DEFAULT_VERSION = "0.33"
@@ -158,7 +237,9 @@ VLLM_BLOCK_SIZE = 16  # CacheConfig block_size default on CUDA
 # others with a recurrent state (falcon_h1, mamba2, bamba, granitemoehybrid) use MambaMixer2.
 VLLM_MAMBA1_ARCHITECTURES = frozenset({"mamba", "falcon_mamba", "jamba"})
 VLLM_V0_MAX_NUM_SEQS = 256  # SchedulerConfig max_num_seqs default (V0)
-VLLM_MIN_BATCHED_TOKENS = 2048  # V0 EngineArgs: max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill
+VLLM_MIN_BATCHED_TOKENS = (
+    2048  # V0 EngineArgs: max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill
+)
 VLLM_V0_MULTIMODAL_BATCHED_TOKENS = 5120  # vllm==0.8.5 vllm/config.py _MULTIMODAL_MODEL_MAX_NUM_BATCHED_TOKENS
 # vocab_parallel_embedding.py DEFAULT_VOCAB_PADDING_SIZE: the embedding and LM head rows are padded to
 # a multiple of 64 (`pad_vocab_size`), then divided over the TP ranks (`divide`, which asserts).
@@ -189,7 +270,9 @@ class VllmOptions:
     version: str = VLLM_DEFAULT_VERSION  # a key of VLLM_VERSIONS
     usage: str = "serve"  # "serve" (`vllm serve`, the OpenAI server) or "llm" (the `LLM` class): batch defaults
     gpu_name: str | None = None  # the card's name: vLLM gives A100s the small batch defaults
-    disable_hybrid_kv_cache_manager: bool = False  # [--disable-hybrid-kv-cache-manager] sliding layers cache every token
+    disable_hybrid_kv_cache_manager: bool = (
+        False  # [--disable-hybrid-kv-cache-manager] sliding layers cache every token
+    )
     expert_parallel: bool = False  # [--enable-expert-parallel] whole experts per rank instead of TP-sharded ones
     data_parallel: int = 1  # [--data-parallel-size] attention replicas; with expert parallel EP = TP x DP
 
@@ -198,8 +281,15 @@ class VllmOptions:
             raise UsageError(f"unknown vLLM version {self.version!r}; choose one of {', '.join(VLLM_VERSIONS)}")
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise UsageError(f"gpu_memory_utilization must be in (0, 1] (got {self.gpu_memory_utilization})")
-        for name in ("tensor_parallel", "pipeline_parallel", "data_parallel", "block_size", "max_num_seqs", "max_num_batched_tokens",
-                     "max_model_len"):
+        for name in (
+            "tensor_parallel",
+            "pipeline_parallel",
+            "data_parallel",
+            "block_size",
+            "max_num_seqs",
+            "max_num_batched_tokens",
+            "max_model_len",
+        ):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"{name} must be at least 1 (got {value})")
@@ -216,11 +306,14 @@ class VllmOptions:
 
     @property
     def utilization(self) -> float:
-        return self.gpu_memory_utilization if self.gpu_memory_utilization is not None else self.info.gpu_memory_utilization
+        return (
+            self.gpu_memory_utilization if self.gpu_memory_utilization is not None else self.info.gpu_memory_utilization
+        )
 
 
-def batch_defaults(opt: VllmOptions, max_model_len: int, multimodal: bool = False,
-                   sliding: bool = False) -> tuple[int, int]:
+def batch_defaults(
+    opt: VllmOptions, max_model_len: int, multimodal: bool = False, sliding: bool = False
+) -> tuple[int, int]:
     """(max_num_batched_tokens, max_num_seqs) as the version sets them for this card, unless given."""
     info = opt.info
     if not info.v1:
@@ -382,8 +475,16 @@ class RankWeights:
     lm_head: bool
 
 
-def _allocations(r: Resolved, tp: int, first: int, last: int, embed: bool, head: bool,
-                 moe: MoeSplit | None = None, mxfp4_align: tuple[int, int] | None = None) -> Iterator[tuple[str, int]]:
+def _allocations(
+    r: Resolved,
+    tp: int,
+    first: int,
+    last: int,
+    embed: bool,
+    head: bool,
+    moe: MoeSplit | None = None,
+    mxfp4_align: tuple[int, int] | None = None,
+) -> Iterator[tuple[str, int]]:
     """The rank's parameter allocations in vLLM's module order, q/k/v and gate/up fused as vLLM fuses
     them (QKVParallelLinear, MergedColumnParallelLinear). ("rope", n) marks where the first layer
     builds the rotary cache."""
@@ -395,8 +496,9 @@ def _allocations(r: Resolved, tp: int, first: int, last: int, embed: bool, head:
     pending: dict[str, int] = {}
     current = None
     roped = False
-    mxfp4 = mxfp4_align is not None and any(s.name == "mxfp4" for t, s in zip(tensors, storage, strict=True)
-                                            if t.role in EXPERT_ROLES)
+    mxfp4 = mxfp4_align is not None and any(
+        s.name == "mxfp4" for t, s in zip(tensors, storage, strict=True) if t.role in EXPERT_ROLES
+    )
     for t, s in zip(tensors, storage, strict=True):
         nbytes = s.nbytes(_rank_share(t, tp, kv_heads, moe))
         if mxfp4 and mxfp4_align is not None and t.component == "decoder" and t.layer is not None:
@@ -449,19 +551,35 @@ def rope_events(r: Resolved) -> tuple[int, list[tuple[str, str, int]]]:
     rd = heads[0].key_dim
     half = positions * rd // 2 * 4
     act = r.dtype.activation_bytes
-    ev = [("alloc", "rope.t", positions * 4), ("alloc", "rope.freqs", half), ("alloc", "rope.cos", half),
-          ("alloc", "rope.sin", half), ("alloc", "rope.cat", 2 * half), ("free", "rope.t", 0),
-          ("free", "rope.freqs", 0), ("free", "rope.cos", 0), ("free", "rope.sin", 0)]
+    ev = [
+        ("alloc", "rope.t", positions * 4),
+        ("alloc", "rope.freqs", half),
+        ("alloc", "rope.cos", half),
+        ("alloc", "rope.sin", half),
+        ("alloc", "rope.cat", 2 * half),
+        ("free", "rope.t", 0),
+        ("free", "rope.freqs", 0),
+        ("free", "rope.cos", 0),
+        ("free", "rope.sin", 0),
+    ]
     kept = positions * rd * act
     if act != 4:
         ev += [("alloc", "rope.cache", kept), ("free", "rope.cat", 0)]
     return kept, ev
 
 
-def rank_weights(r: Resolved, tp: int, layers: tuple[int, int], embeddings: bool, lm_head: bool,
-                 moe: MoeSplit | None = None, mxfp4_align: tuple[int, int] | None = None) -> RankWeights:
+def rank_weights(
+    r: Resolved,
+    tp: int,
+    layers: tuple[int, int],
+    embeddings: bool,
+    lm_head: bool,
+    moe: MoeSplit | None = None,
+    mxfp4_align: tuple[int, int] | None = None,
+) -> RankWeights:
     """One rank's weights: its layers' tensors divided as vLLM divides them, the embedding on the first
     stage, the final norm and LM head on the last, the rotary cache; and the allocator's figure."""
+
     def compute() -> RankWeights:
         rope_kept, rope_ev = rope_events(r)
         events: list[tuple[str, str, int]] = []
@@ -476,8 +594,9 @@ def rank_weights(r: Resolved, tp: int, layers: tuple[int, int], embeddings: bool
         return RankWeights(tensor_bytes, rope, torch_allocated(events), layers, embeddings, lm_head)
 
     split = "" if moe is None or moe.ranks == 1 else f":{moe.ranks}{'ep' if moe.expert_parallel else 'tp'}"
-    return archs.cached(r.spec, f"vllm-rank:{r.dtype.name}:{tp}:{layers}:{embeddings}:{lm_head}{split}:{mxfp4_align}",
-                        compute)
+    return archs.cached(
+        r.spec, f"vllm-rank:{r.dtype.name}:{tp}:{layers}:{embeddings}:{lm_head}{split}:{mxfp4_align}", compute
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -578,7 +697,7 @@ class KVLayout:
         return max(available, 0) // self.pool_block_bytes
 
     def concurrency(self, num_blocks: int, max_model_len: int, info: VllmVersion) -> float:
-        """"Maximum concurrency for X tokens per request": vllm==0.10.1 kv_cache_utils.py
+        """ "Maximum concurrency for X tokens per request": vllm==0.10.1 kv_cache_utils.py
         `get_max_concurrency_for_kv_cache_config`: num_blocks / the blocks one request needs summed over
         the groups. (0.8.5 printed num_tokens / max_model_len, blind to windows.)"""
         if not info.hybrid_kv and self.groups and self.groups[0].spec.kind != "mamba":
@@ -587,7 +706,7 @@ class KVLayout:
         return num_blocks / need if need else 0.0
 
     def printed_tokens(self, num_blocks: int, max_model_len: int, info: VllmVersion) -> int:
-        """"GPU KV cache size: N tokens": num_blocks x block_size for one group (vllm==0.10.1
+        """ "GPU KV cache size: N tokens": num_blocks x block_size for one group (vllm==0.10.1
         `_get_kv_cache_config_uniform_type`), num_blocks // groups x the smallest block size for several
         (`_get_kv_cache_config_uniform_page_size`); from 0.22 int(max_concurrency x max_model_len)
         (vllm==0.22.0 `_report_kv_cache_config`: "a naive `num_blocks // num_groups * block_size` formula
@@ -615,8 +734,7 @@ def _state_bytes(r: Resolved, g: Geometry, i: int, tp: int) -> int:
     return (conv // tp + ssm // tp) * r.dtype.activation_bytes
 
 
-def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_len: int,
-              batched: int) -> KVLayout:
+def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_len: int, batched: int) -> KVLayout:
     """The KV cache groups of the ranks holding decoder `layers`, as vLLM V1 forms them.
 
     vllm==0.10.1 vllm/v1/core/kv_cache_utils.py `get_kv_cache_config`: one type of layer -> one group
@@ -650,17 +768,25 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
     if "sliding" in kinds and ("full" in kinds or states) and not hybrid:
         attn = [("full", 0, b) for _, _, b in attn]
         if info.v1:
-            notes.append("sliding-window layers get a full cache: " + (
-                "the hybrid KV cache manager is off for chunked local attention by default (vllm==0.10.1 "
-                "vllm/config/__init__.py: VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE)" if chunked else
-                "--disable-hybrid-kv-cache-manager" if opt.disable_hybrid_kv_cache_manager else
-                f"vLLM {info.since} has no hybrid KV cache manager (0.9.1 on)"))
+            notes.append(
+                "sliding-window layers get a full cache: "
+                + (
+                    "the hybrid KV cache manager is off for chunked local attention by default (vllm==0.10.1 "
+                    "vllm/config/__init__.py: VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE)"
+                    if chunked
+                    else "--disable-hybrid-kv-cache-manager"
+                    if opt.disable_hybrid_kv_cache_manager
+                    else f"vLLM {info.since} has no hybrid KV cache manager (0.9.1 on)"
+                )
+            )
     elif not info.v1 and "sliding" in kinds:
         attn = [("full", 0, b) for _, _, b in attn]
     if chunked:
-        notes.append("chunked local attention layers are cached in full: vLLM 0.9 had no ChunkedLocalAttentionSpec and "
-                     "0.10 on turns the hybrid manager off for them by default (VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_"
-                     "HYBRID_KV_CACHE=1 turns it on)")
+        notes.append(
+            "chunked local attention layers are cached in full: vLLM 0.9 had no ChunkedLocalAttentionSpec and "
+            "0.10 on turns the hybrid manager off for them by default (VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_"
+            "HYBRID_KV_CACHE=1 turns it on)"
+        )
     if not attn and not states:
         return KVLayout((), 0, 0, True, 0, 0, opt.block_size, tuple(notes))
     block_size = opt.block_size
@@ -674,17 +800,22 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
         per_token = attn[0][2]
         needed_bs = 16 * -(-mamba_page // (16 * per_token))
         if block_size < needed_bs:
-            notes.append(f"attention block size raised to {needed_bs} tokens so that its page ({needed_bs} x "
-                         f"{per_token} B) holds a mamba state ({mamba_page} B): vllm==0.10.1 models/config.py "
-                         "HybridAttentionMambaModelConfig")
+            notes.append(
+                f"attention block size raised to {needed_bs} tokens so that its page ({needed_bs} x "
+                f"{per_token} B) holds a mamba state ({mamba_page} B): vllm==0.10.1 models/config.py "
+                "HybridAttentionMambaModelConfig"
+            )
             block_size = needed_bs
         mamba_page = block_size * per_token
     specs = [LayerSpec(k, w, b * block_size, block_size) for k, w, b in attn]
     if states and attn and info.hybrid_prefix_caching:
         state_blocks = 2 if r.spec.architecture in VLLM_MAMBA1_ARCHITECTURES else 3
-        notes.append(f"prefix caching is on for hybrid models from 0.33: each Mamba layer keeps {state_blocks} states "
-                     "per request (mamba_cache_mode 'align': 2" + ("" if state_blocks == 2 else
-                                                                    " + the Mamba2 mixer's prefill checkpoint") + ")")
+        notes.append(
+            f"prefix caching is on for hybrid models from 0.33: each Mamba layer keeps {state_blocks} states "
+            "per request (mamba_cache_mode 'align': 2"
+            + ("" if state_blocks == 2 else " + the Mamba2 mixer's prefill checkpoint")
+            + ")"
+        )
         specs += [LayerSpec("mamba", 0, mamba_page, block_size, state_blocks) for _ in states]
     else:
         specs += [LayerSpec("mamba", 0, mamba_page if attn else s, max_model_len) for s in states]
@@ -699,13 +830,16 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
         per_req = sp.blocks_per_request(max_model_len, in_flight)
         total_page = sum(x.page_bytes for x in specs)
         group = KVGroup(sp, len(specs), per_req)
-        return KVLayout((group,), len(specs), sp.page_bytes, True, total_page, per_req * total_page, block_size,
-                        tuple(notes))
+        return KVLayout(
+            (group,), len(specs), sp.page_bytes, True, total_page, per_req * total_page, block_size, tuple(notes)
+        )
     pages = {sp.page_bytes for sp in by_spec}
     if len(pages) > 1:
-        raise UsageError("vLLM cannot group this model's KV caches: its layers' pages differ in size "
-                         f"({sorted(pages)} B; vllm/v1/core/kv_cache_utils.py `get_kv_cache_config` raises "
-                         "NotImplementedError)")
+        raise UsageError(
+            "vLLM cannot group this model's KV caches: its layers' pages differ in size "
+            f"({sorted(pages)} B; vllm/v1/core/kv_cache_utils.py `get_kv_cache_config` raises "
+            "NotImplementedError)"
+        )
     page = pages.pop()
     counts = list(by_spec.values())
     group_size = min(counts)
@@ -730,12 +864,22 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
         needed = sum(sp.blocks_per_request(max_model_len, in_flight) * sp.page_bytes for sp in specs)
     padding = len(groups) * group_size - len(specs)
     if padding:
-        notes.append(f"{padding} padding layer(s) in the KV groups (vLLM: 'Add {padding} padding layers, may waste ...')")
+        notes.append(
+            f"{padding} padding layer(s) in the KV groups (vLLM: 'Add {padding} padding layers, may waste ...')"
+        )
     return KVLayout(tuple(groups), group_size, page, False, page * group_size, needed, block_size, tuple(notes))
 
 
-def rank_budget(r: Resolved, opt: VllmOptions, stage: int, layers: tuple[int, int], batched: int, seqs: int,
-                total_memory_bytes: int, max_model_len: int | None = None) -> RankBudget:
+def rank_budget(
+    r: Resolved,
+    opt: VllmOptions,
+    stage: int,
+    layers: tuple[int, int],
+    batched: int,
+    seqs: int,
+    total_memory_bytes: int,
+    max_model_len: int | None = None,
+) -> RankBudget:
     """The start-up budget of the ranks of pipeline stage `stage` holding decoder `layers` on a card of
     `total_memory_bytes`."""
     spec, tp, pp = r.spec, opt.tensor_parallel, opt.pipeline_parallel
@@ -754,8 +898,9 @@ def rank_budget(r: Resolved, opt: VllmOptions, stage: int, layers: tuple[int, in
     # flash attention: no score matrix), each rank holding 1/tp of the heads and MLP width.
     layer_peak = 0
     if layers[1] > layers[0]:
-        layer_peak = max(stage_peak(st, 1, r.dtype.activation_bytes)
-                         for st in stages(spec, batched, r.source, r.images)) // tp
+        layer_peak = (
+            max(stage_peak(st, 1, r.dtype.activation_bytes) for st in stages(spec, batched, r.source, r.images)) // tp
+        )
     rows = min(seqs, batched)
     # V1: only the last stage samples (`if get_pp_group().is_last_rank`); the logits are gathered whole
     # on every TP rank of it. V0 (PP 1 in its calibration) the same.
@@ -773,8 +918,9 @@ def rank_budget(r: Resolved, opt: VllmOptions, stage: int, layers: tuple[int, in
     usable = int(total_memory_bytes * opt.utilization)
     available = usable - weights.allocated_bytes - non_torch - max(layer_peak, sampler)
     layout = kv_layout(r, opt, layers, max_model_len, batched) if max_model_len else None
-    return RankBudget(stage, layers, total_memory_bytes, usable, weights, non_torch, layer_peak, sampler, per_token,
-                      available, layout)
+    return RankBudget(
+        stage, layers, total_memory_bytes, usable, weights, non_torch, layer_peak, sampler, per_token, available, layout
+    )
 
 
 def stage_layers(spec: AnySpec, pp: int) -> list[tuple[int, int]]:
@@ -787,21 +933,27 @@ def stage_layers(spec: AnySpec, pp: int) -> list[tuple[int, int]]:
     return out
 
 
-def budgets(spec: AnySpec, request: Request, opt: VllmOptions,
-            memory_by_stage: list[int] | None = None) -> tuple[Resolved, int, int, int, list[RankBudget]]:
+def budgets(
+    spec: AnySpec, request: Request, opt: VllmOptions, memory_by_stage: list[int] | None = None
+) -> tuple[Resolved, int, int, int, list[RankBudget]]:
     """(resolved, max_model_len, max_num_batched_tokens, max_num_seqs, one budget per stage)."""
     g = archs.geometry(spec)
     refusal = g.refusals.get("vllm")
     # The architectures refuse vLLM for their recurrent state (archs/mamba.py VLLM_STATE_REFUSAL); from the
     # version with MambaSpec for every family (vllm==0.10.1) the state pools are modelled here.
     if refusal and not (refusal == VLLM_STATE_REFUSAL and g.ssm_state and opt.info.state_pools):
-        raise UsageError(refusal if refusal != VLLM_STATE_REFUSAL else
-                         f"vLLM {opt.info.since} runs recurrent-state models on V0, which the profile does not model "
-                         "(mamba and jamba are `SupportsV0Only` in vllm==0.9.2): --vllm-version 0.10 or later sizes "
-                         "their Mamba state pools")
+        raise UsageError(
+            refusal
+            if refusal != VLLM_STATE_REFUSAL
+            else f"vLLM {opt.info.since} runs recurrent-state models on V0, which the profile does not model "
+            "(mamba and jamba are `SupportsV0Only` in vllm==0.9.2): --vllm-version 0.10 or later sizes "
+            "their Mamba state pools"
+        )
     if g.ssm_state and any(g.ssm_state) and not refusal and not opt.info.state_pools:
-        raise UsageError(f"vLLM {opt.info.since} runs recurrent-state models on V0, which the profile does not model: "
-                         "--vllm-version 0.10 or later sizes their Mamba state pools")
+        raise UsageError(
+            f"vLLM {opt.info.since} runs recurrent-state models on V0, which the profile does not model: "
+            "--vllm-version 0.10 or later sizes their Mamba state pools"
+        )
     if opt.total_memory_bytes is None and memory_by_stage is None:
         raise UsageError("the vLLM profile needs the GPU's memory (--gpu or --vram)")
     problems = tp_problems(spec, opt.tensor_parallel, opt.moe_split)
@@ -810,12 +962,15 @@ def budgets(spec: AnySpec, request: Request, opt: VllmOptions,
     r = resolve(spec, request)
     window = r.att.context_window or 4096
     max_model_len = opt.max_model_len or request.context or window
-    batched, seqs = batch_defaults(opt, max_model_len, g.takes_images or g.vision_cross_attention,
-                                   g.sliding_window is not None)
+    batched, seqs = batch_defaults(
+        opt, max_model_len, g.takes_images or g.vision_cross_attention, g.sliding_window is not None
+    )
     mems = memory_by_stage or [opt.total_memory_bytes or 0] * opt.pipeline_parallel
     need = max_model_len + (r.source if g.vision_cross_attention else 0)
-    out = [rank_budget(r, opt, s, layers, batched, seqs, mems[s], need)
-           for s, layers in enumerate(stage_layers(spec, opt.pipeline_parallel))]
+    out = [
+        rank_budget(r, opt, s, layers, batched, seqs, mems[s], need)
+        for s, layers in enumerate(stage_layers(spec, opt.pipeline_parallel))
+    ]
     return r, max_model_len, batched, seqs, out
 
 
@@ -823,8 +978,7 @@ def unified_blocks(ranks: list[RankBudget], block_size: int) -> int:
     """Full-attention blocks every rank allocates: each rank's own count, then the smallest over the ranks
     (`unify_kv_cache_configs`), every attention layer counted in full (one KV group; what vLLM does
     without the hybrid KV cache manager). `unified_kv_blocks` counts the KV groups."""
-    counts = [max(b.available_bytes, 0) // (b.kv_bytes_per_token * block_size)
-              for b in ranks if b.kv_bytes_per_token]
+    counts = [max(b.available_bytes, 0) // (b.kv_bytes_per_token * block_size) for b in ranks if b.kv_bytes_per_token]
     return min(counts) if counts else 0
 
 
@@ -834,6 +988,7 @@ def estimate_max_model_len(r: Resolved, opt: VllmOptions, ranks: list[RankBudget
     (vllm==0.10.1 kv_cache_utils.py `estimate_max_model_len`; 0.22.0 `_estimate_max_model_len_from_groups`);
     0 when one token does not fit. The groups are rebuilt for each length, as vLLM re-evaluates
     max_memory_usage_bytes."""
+
     def fits(length: int) -> bool:
         return all(kv_layout(r, opt, b.layers, length, batched).needed_bytes <= b.available_bytes for b in ranks)
 
@@ -882,71 +1037,108 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     longest = need if fits else estimate_max_model_len(r, opt, ranks, batched, need)
     if not fits and not any(b.available_bytes <= 0 for b in ranks):
         short = max((b.kv.needed_bytes - b.available_bytes for b in ranks if b.kv is not None), default=0)
-        warnings.append(f"one request of max_model_len {need} needs {short / GIB:.2f} GiB more KV cache than the pool has: "
-                        f"vLLM refuses to start ('the estimated maximum model length is {longest}'; lower "
-                        "--context, vLLM's --max-model-len, or raise --gpu-memory-utilization)")
+        warnings.append(
+            f"one request of max_model_len {need} needs {short / GIB:.2f} GiB more KV cache than the pool has: "
+            f"vLLM refuses to start ('the estimated maximum model length is {longest}'; lower "
+            "--context, vLLM's --max-model-len, or raise --gpu-memory-utilization)"
+        )
     parallel = f" per GPU, TP {tp} x PP {pp}" if tp * pp > 1 else ""
-    groups = (f"{len(layout.groups)} KV cache groups of {layout.group_size} layers, block size {layout.block_size}, "
-              if len(layout.groups) > 1 else "")
-    notes = [f"vLLM {info.since}: takes {opt.utilization:.2f} of {ranks[0].total_memory_bytes / GIB:.2f} GiB up front"
-             f"{parallel}; {groups}{blocks} blocks: 'GPU KV cache size: {kv_tokens:,} tokens', "
-             f"'Maximum concurrency for {need:,} tokens per request: {concurrency:.2f}x'",
-             f"profile run: {batched} tokens (max_num_batched_tokens) over {min(seqs, batched)} sequences "
-             f"(max_num_seqs {seqs})" + ("" if info.v1 else "; V0: max(max_model_len, 2048), or 2048 with chunked prefill beyond 32K")]
-    if info.mxfp4_padding and any(t.role in EXPERT_ROLES and st.name == "mxfp4" for t, st in zip(
-            archs.model_tensors(spec), storage_types(spec, resolve(spec, request).dtype), strict=True)):
+    groups = (
+        f"{len(layout.groups)} KV cache groups of {layout.group_size} layers, block size {layout.block_size}, "
+        if len(layout.groups) > 1
+        else ""
+    )
+    notes = [
+        f"vLLM {info.since}: takes {opt.utilization:.2f} of {ranks[0].total_memory_bytes / GIB:.2f} GiB up front"
+        f"{parallel}; {groups}{blocks} blocks: 'GPU KV cache size: {kv_tokens:,} tokens', "
+        f"'Maximum concurrency for {need:,} tokens per request: {concurrency:.2f}x'",
+        f"profile run: {batched} tokens (max_num_batched_tokens) over {min(seqs, batched)} sequences "
+        f"(max_num_seqs {seqs})"
+        + ("" if info.v1 else "; V0: max(max_model_len, 2048), or 2048 with chunked prefill beyond 32K"),
+    ]
+    if info.mxfp4_padding and any(
+        t.role in EXPERT_ROLES and st.name == "mxfp4"
+        for t, st in zip(archs.model_tensors(spec), storage_types(spec, resolve(spec, request).dtype), strict=True)
+    ):
         backend = mxfp4_backend(opt.gpu_name)
         a_i, a_h = MXFP4_PADDING[backend]
-        notes.append(f"MXFP4 experts on the {backend} MoE backend: the intermediate size per partition rounded up to "
-                     f"{a_i}" + (f" and the hidden size to {a_h}" if a_h > 1 else "")
-                     + " (vLLM mxfp4.py Mxfp4MoEMethod.create_weights)")
+        notes.append(
+            f"MXFP4 experts on the {backend} MoE backend: the intermediate size per partition rounded up to "
+            f"{a_i}"
+            + (f" and the hidden size to {a_h}" if a_h > 1 else "")
+            + " (vLLM mxfp4.py Mxfp4MoEMethod.create_weights)"
+        )
     if info.context_in_non_torch:
         notes.append("vLLM 0.6 prints the CUDA context inside non_torch_memory")
     else:
-        notes.append("the CUDA context (a few hundred MiB) sits in the 1 - gpu_memory_utilization headroom: vLLM "
-                     "measures non-torch memory from a baseline taken after it (PR #12126, 0.7 on)")
+        notes.append(
+            "the CUDA context (a few hundred MiB) sits in the 1 - gpu_memory_utilization headroom: vLLM "
+            "measures non-torch memory from a baseline taken after it (PR #12126, 0.7 on)"
+        )
     if info.cudagraphs_profiled:
-        notes.append("CUDA graph memory is estimated and subtracted from the budget since 0.21 (0.36 GiB in one "
-                     "TP 2 log): not modelled, the pool is that much smaller")
+        notes.append(
+            "CUDA graph memory is estimated and subtracted from the budget since 0.21 (0.36 GiB in one "
+            "TP 2 log): not modelled, the pool is that much smaller"
+        )
     else:
         notes.append("CUDA graphs are captured after the KV cache, in the headroom (not counted)")
     notes += layout.notes
     if g.ssm_state and any(g.ssm_state) and opt.version == "0.10":
-        notes.append("vLLM 0.10.x itself still runs recurrent-state models on V0 unless VLLM_USE_V1=1 (vllm==0.10.1 "
-                     "engine/arg_utils.py: 'V1 mamba models are unoptimized' -> 'Falling back to V0 Engine'); the V1 "
-                     "arithmetic shown is what later releases of this range do (0.19.1 has no V0)")
+        notes.append(
+            "vLLM 0.10.x itself still runs recurrent-state models on V0 unless VLLM_USE_V1=1 (vllm==0.10.1 "
+            "engine/arg_utils.py: 'V1 mamba models are unoptimized' -> 'Falling back to V0 Engine'); the V1 "
+            "arithmetic shown is what later releases of this range do (0.19.1 has no V0)"
+        )
     if g.ssm_state and any(g.ssm_state) and tp > 1:
-        notes.append("Mamba2 states under TP: vLLM adds replicated groups when n_groups does not divide by TP "
-                     "(mamba_utils.py `extra_groups_for_head_shards`), not counted here")
+        notes.append(
+            "Mamba2 states under TP: vLLM adds replicated groups when n_groups does not divide by TP "
+            "(mamba_utils.py `extra_groups_for_head_shards`), not counted here"
+        )
     split = opt.moe_split
     if g.experts and split.ranks > 1:
         if split.expert_parallel:
-            notes.append(f"expert parallel (EP = TP {tp} x DP {opt.data_parallel} = {split.ranks}): each rank holds whole "
-                         f"experts, the first {split.experts_on_rank0(g.experts)} of {g.experts} (vllm==0.10.1 fused_moe/"
-                         "layer.py `determine_expert_map`); attention, the router and the embeddings stay as TP shards")
+            notes.append(
+                f"expert parallel (EP = TP {tp} x DP {opt.data_parallel} = {split.ranks}): each rank holds whole "
+                f"experts, the first {split.experts_on_rank0(g.experts)} of {g.experts} (vllm==0.10.1 fused_moe/"
+                "layer.py `determine_expert_map`); attention, the router and the embeddings stay as TP shards"
+            )
         else:
-            notes.append(f"every expert is split over TP x DP = {split.ranks} ranks (fused_moe/config.py "
-                         "`flatten_tp_across_dp`)")
+            notes.append(
+                f"every expert is split over TP x DP = {split.ranks} ranks (fused_moe/config.py `flatten_tp_across_dp`)"
+            )
     elif opt.expert_parallel:
-        notes.append("--enable-expert-parallel changes nothing here: " + (
-            "no mixture-of-experts layers" if not g.experts else "it needs TP x DP > 1"))
+        notes.append(
+            "--enable-expert-parallel changes nothing here: "
+            + ("no mixture-of-experts layers" if not g.experts else "it needs TP x DP > 1")
+        )
     if opt.data_parallel > 1:
-        notes.append(f"data parallel {opt.data_parallel}: {opt.data_parallel} engines, each with its own KV pool; the "
-                     f"figures are one GPU's ({tp * pp * opt.data_parallel} GPUs in all)")
+        notes.append(
+            f"data parallel {opt.data_parallel}: {opt.data_parallel} engines, each with its own KV pool; the "
+            f"figures are one GPU's ({tp * pp * opt.data_parallel} GPUs in all)"
+        )
     if not info.v1 and g.sliding_window:
-        notes.append(f"sliding-window layers (window {g.sliding_window}) are counted as full attention (V0's block "
-                     "manager is not modelled for windows)")
+        notes.append(
+            f"sliding-window layers (window {g.sliding_window}) are counted as full attention (V0's block "
+            "manager is not modelled for windows)"
+        )
     sliding = [gr for gr in layout.groups if gr.spec.kind == "sliding"]
     if sliding:
         sw = sliding[0]
-        flight = (f"{batched} scheduled tokens" if not info.in_flight_batches else
-                  f"the tokens in flight ({batched} x {2 if pp == 1 else pp} batches, vllm==0.33.0)")
-        notes.append(f"sliding-window layers (window {sw.spec.window}) hold {sw.blocks_per_request} blocks per request: "
-                     f"cdiv(min(window - 1 + {flight}, max_model_len), block size) + 1 (vllm/v1/kv_cache_interface.py "
-                     "SlidingWindowSpec); full-attention layers cdiv(max_model_len, block size)")
+        flight = (
+            f"{batched} scheduled tokens"
+            if not info.in_flight_batches
+            else f"the tokens in flight ({batched} x {2 if pp == 1 else pp} batches, vllm==0.33.0)"
+        )
+        notes.append(
+            f"sliding-window layers (window {sw.spec.window}) hold {sw.blocks_per_request} blocks per request: "
+            f"cdiv(min(window - 1 + {flight}, max_model_len), block size) + 1 (vllm/v1/kv_cache_interface.py "
+            "SlidingWindowSpec); full-attention layers cdiv(max_model_len, block size)"
+        )
     if g.vision_cross_attention:
-        notes.append("the KV pool spans the cross-attention layers too; the vision profile run is not calibrated "
-                     "(vLLM profiles max_num_seqs images and can take tens of GiB)")
+        notes.append(
+            "the KV pool spans the cross-attention layers too; the vision profile run is not calibrated "
+            "(vLLM profiles max_num_seqs images and can take tens of GiB)"
+        )
     buffers: list[Buffer] = []
     for b in ranks:
         dev = b.stage * tp
@@ -954,8 +1146,13 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
         w = b.weights
         bits = [f"1/{tp} of the sharded ones"] if tp > 1 else []
         if g.experts and split.ranks > 1:
-            bits.append(f"{split.experts_on_rank0(g.experts)} whole experts of {g.experts}" if split.expert_parallel
-                        else f"experts 1/{split.ranks}" if split.ranks != tp else "")
+            bits.append(
+                f"{split.experts_on_rank0(g.experts)} whole experts of {g.experts}"
+                if split.expert_parallel
+                else f"experts 1/{split.ranks}"
+                if split.ranks != tp
+                else ""
+            )
         share = f" ({', '.join(x for x in bits if x)})" if any(bits) else ""
         parts = [f"{r.dtype.name} tensors {w.tensor_bytes / MIB:.2f} MiB" + share]
         if w.rope_bytes:
@@ -964,52 +1161,118 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
         if slack:
             parts.append(f"caching-allocator rounding {slack / MIB:.2f} MiB")
         suffix = "" if pp == 1 else f" [stage {b.stage}]"
-        buffers.append(Buffer("weights" + suffix, w.allocated_bytes, "gpu", "weights",
-                              " + ".join(parts) + where + " ('Model loading took')", dev))
-        buffers.append(Buffer("non-torch memory" + suffix, b.non_torch_bytes, "gpu", "overhead",
-                              ("NCCL, cuBLAS workspaces created after the baseline (PR #12126 / issue #13061 logs)"
-                               if not info.context_in_non_torch else "CUDA context, cuBLAS workspaces, NCCL: 1.79 GiB at TP 1, 3.58 GiB at "
-                               "TP 2 for Llama-3-8B on an H100 (vLLM PR #10511)"), dev))
-        sampler = ((f"sampler: {min(seqs, batched)} rows x {vocab_size(spec)} x ({r.dtype.activation_bytes} + "
-                    f"{VLLM_V1_SAMPLER_BYTES_PER_LOGIT}) B, V1's PyTorch-native top-k/top-p path" if info.v1 else
-                    f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {min(seqs, batched)} rows x {vocab_size(spec)} x 4 B")
-                   if b.sampler_bytes else "no sampler (not the last stage)")
-        buffers.append(Buffer("activation peak (profile run)" + suffix, b.activation_bytes, "gpu", "compute",
-                              f"max(layers over {batched} tokens / {tp}: {b.layer_peak_bytes} B, {sampler})", dev))
+        buffers.append(
+            Buffer(
+                "weights" + suffix,
+                w.allocated_bytes,
+                "gpu",
+                "weights",
+                " + ".join(parts) + where + " ('Model loading took')",
+                dev,
+            )
+        )
+        buffers.append(
+            Buffer(
+                "non-torch memory" + suffix,
+                b.non_torch_bytes,
+                "gpu",
+                "overhead",
+                (
+                    "NCCL, cuBLAS workspaces created after the baseline (PR #12126 / issue #13061 logs)"
+                    if not info.context_in_non_torch
+                    else "CUDA context, cuBLAS workspaces, NCCL: 1.79 GiB at TP 1, 3.58 GiB at "
+                    "TP 2 for Llama-3-8B on an H100 (vLLM PR #10511)"
+                ),
+                dev,
+            )
+        )
+        sampler = (
+            (
+                f"sampler: {min(seqs, batched)} rows x {vocab_size(spec)} x ({r.dtype.activation_bytes} + "
+                f"{VLLM_V1_SAMPLER_BYTES_PER_LOGIT}) B, V1's PyTorch-native top-k/top-p path"
+                if info.v1
+                else f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {min(seqs, batched)} rows x {vocab_size(spec)} x 4 B"
+            )
+            if b.sampler_bytes
+            else "no sampler (not the last stage)"
+        )
+        buffers.append(
+            Buffer(
+                "activation peak (profile run)" + suffix,
+                b.activation_bytes,
+                "gpu",
+                "compute",
+                f"max(layers over {batched} tokens / {tp}: {b.layer_peak_bytes} B, {sampler})",
+                dev,
+            )
+        )
         kv = b.kv
         assert kv is not None
         if kv.uniform_type and kv.groups and kv.groups[0].spec.kind != "mamba":
-            detail = (f"{blocks} blocks x {kv.block_size} tokens x {b.kv_bytes_per_token} B per token "
-                      f"({len(_kv_layers(g, *b.layers))} layers x " + (
-                          f"the MLA latent: kv_lora_rank {g.mla[0]} + rope {g.mla[1]} x {r.kv.name}, "
-                          "not split by TP)" if g.mla else
-                          f"K,V x {f'max(1, KV heads / {tp})' if tp > 1 else 'KV heads'} x head_dim x "
-                          f"{r.kv.name})"))
+            detail = (
+                f"{blocks} blocks x {kv.block_size} tokens x {b.kv_bytes_per_token} B per token "
+                f"({len(_kv_layers(g, *b.layers))} layers x "
+                + (
+                    f"the MLA latent: kv_lora_rank {g.mla[0]} + rope {g.mla[1]} x {r.kv.name}, not split by TP)"
+                    if g.mla
+                    else f"K,V x {f'max(1, KV heads / {tp})' if tp > 1 else 'KV heads'} x head_dim x {r.kv.name})"
+                )
+            )
         elif kv.uniform_type:
-            detail = (f"{blocks} sequence states x {kv.group_size} layers x {kv.page_bytes} B (conv state of conv_kernel "
-                      f"- 1 columns + SSM state, {r.dtype.activation_bytes}-byte model dtype{', / TP' if tp > 1 else ''}): "
-                      "MambaSpec, one block per sequence")
+            detail = (
+                f"{blocks} sequence states x {kv.group_size} layers x {kv.page_bytes} B (conv state of conv_kernel "
+                f"- 1 columns + SSM state, {r.dtype.activation_bytes}-byte model dtype{', / TP' if tp > 1 else ''}): "
+                "MambaSpec, one block per sequence"
+            )
         else:
             counted: dict[LayerSpec, list[KVGroup]] = {}
             for gr in kv.groups:
                 counted.setdefault(gr.spec, []).append(gr)
-            kinds = ", ".join(f"{len(grs)} {sp.kind}{f' (window {sp.window})' if sp.window else ''} of "
-                              f"{'+'.join(str(x.layers) for x in grs)} layers, {grs[0].blocks_per_request} blocks per "
-                              "request each" for sp, grs in counted.items())
-            detail = (f"{blocks} blocks x {kv.group_size} pools x {kv.page_bytes} B page; groups: {kinds} "
-                      "(vllm/v1/core/kv_cache_utils.py `_get_kv_cache_config_uniform_page_size`)")
+            kinds = ", ".join(
+                f"{len(grs)} {sp.kind}{f' (window {sp.window})' if sp.window else ''} of "
+                f"{'+'.join(str(x.layers) for x in grs)} layers, {grs[0].blocks_per_request} blocks per "
+                "request each"
+                for sp, grs in counted.items()
+            )
+            detail = (
+                f"{blocks} blocks x {kv.group_size} pools x {kv.page_bytes} B page; groups: {kinds} "
+                "(vllm/v1/core/kv_cache_utils.py `_get_kv_cache_config_uniform_page_size`)"
+            )
         buffers.append(Buffer("KV cache blocks" + suffix, blocks * kv.pool_block_bytes, "gpu", "kv_self", detail, dev))
     first = ranks[0]
     facts: dict[str, int | bool | str] = {
-        "usable_bytes": first.usable_bytes, "kv_tokens": kv_tokens, "kv_blocks": blocks, "max_model_len": max_model_len,
-        "fits_window": fits, "max_num_batched_tokens": batched, "max_num_seqs": seqs,
-        "kv_groups": len(layout.groups), "kv_needed_bytes": layout.needed_bytes, "estimated_max_model_len": longest,
+        "usable_bytes": first.usable_bytes,
+        "kv_tokens": kv_tokens,
+        "kv_blocks": blocks,
+        "max_model_len": max_model_len,
+        "fits_window": fits,
+        "max_num_batched_tokens": batched,
+        "max_num_seqs": seqs,
+        "kv_groups": len(layout.groups),
+        "kv_needed_bytes": layout.needed_bytes,
+        "estimated_max_model_len": longest,
         "max_concurrency_pct": round(concurrency * 100),
-        "gpu_memory_utilization_pct": round(opt.utilization * 100), "tensor_parallel": tp, "pipeline_parallel": pp,
-        "version": opt.version, "v1": info.v1, "data_parallel": opt.data_parallel, "expert_parallel": opt.expert_parallel,
+        "gpu_memory_utilization_pct": round(opt.utilization * 100),
+        "tensor_parallel": tp,
+        "pipeline_parallel": pp,
+        "version": opt.version,
+        "v1": info.v1,
+        "data_parallel": opt.data_parallel,
+        "expert_parallel": opt.expert_parallel,
     }
-    return EngineEstimate("vllm", spec.id, spec.architecture, r.dtype.name, r.kv.name, max_model_len, kv_tokens,
-                          tuple(buffers), facts, tuple(notes + list(r.notes)), tuple(warnings))
+    return EngineEstimate(
+        "vllm",
+        spec.id,
+        spec.architecture,
+        r.dtype.name,
+        r.kv.name,
+        max_model_len,
+        kv_tokens,
+        tuple(buffers),
+        facts,
+        tuple(notes + list(r.notes)),
+        tuple(warnings),
+    )
 
 
 __all__ = [

@@ -77,29 +77,76 @@ class WhisperCppVersion:
 
 WHISPERCPP_VERSIONS: dict[str, WhisperCppVersion] = {
     "1.5": WhisperCppVersion(
-        "1.5", 1, 3, 1, False, None, WHISPER_ALLOCR_META_BYTES, False, "allocr", "v1.5.0 (2023-11-15) to v1.5.4",
+        "1.5",
+        1,
+        3,
+        1,
+        False,
+        None,
+        WHISPER_ALLOCR_META_BYTES,
+        False,
+        "allocr",
+        "v1.5.0 (2023-11-15) to v1.5.4",
         "whisper.cpp whisper_init_state: `const int factor = 3;` kv_cache_init(..., factor*n_text_ctx) = 1344 cells; "
         "kv_cross n_audio_ctx = 1500; no kv_pad; no flash attention; ggml_allocr (legacy allocator) and "
-        "`allocr.meta.size() + ggml_allocr_max_size`"),
+        "`allocr.meta.size() + ggml_allocr_max_size`",
+    ),
     "1.5.5": WhisperCppVersion(
-        "1.5.5", 1, 3, 1, False, None, WHISPER_ALLOCR_META_BYTES, False, "gallocr", "v1.5.5 (2024-04-16)",
+        "1.5.5",
+        1,
+        3,
+        1,
+        False,
+        None,
+        WHISPER_ALLOCR_META_BYTES,
+        False,
+        "gallocr",
+        "v1.5.5 (2024-04-16)",
         "the v1.5 caches, but ggml_gallocr ('ggml-alloc : v3', 1d3270cc8, 2024-02-11) and "
         "`meta.size() + ggml_gallocr_get_buffer_size`; its graphs still copied into fresh tensors that #2443 later "
-        "removed: compute buffers not calibrated"),
+        "removed: compute buffers not calibrated",
+    ),
     "1.6": WhisperCppVersion(
-        "1.6", WHISPER_PAD, 3, WHISPER_PAD, True, False, WHISPER_ALLOCR_META_BYTES, False, "gallocr",
+        "1.6",
+        WHISPER_PAD,
+        3,
+        WHISPER_PAD,
+        True,
+        False,
+        WHISPER_ALLOCR_META_BYTES,
+        False,
+        "gallocr",
         "v1.6.0 (2024-05-15) to v1.6.2",
         "#2152 'whisper : use flash attention' (7094ea5e): GGML_PAD(.., 256) everywhere, 3 x 512 self cells, kv_pad; "
-        "whisper-cli flash_attn = false; ggml_gallocr, one backend"),
+        "whisper-cli flash_attn = false; ggml_gallocr, one backend",
+    ),
     "1.7": WhisperCppVersion(
-        "1.7", WHISPER_PAD, None, WHISPER_PAD, True, False, WHISPER_SCHED_META_BYTES, True, "gallocr",
+        "1.7",
+        WHISPER_PAD,
+        None,
+        WHISPER_PAD,
+        True,
+        False,
+        WHISPER_SCHED_META_BYTES,
+        True,
+        "gallocr",
         "v1.7.0 (2024-10-05) to v1.7.6",
         "#2443 'whisper : fix excessive memory usage' (f62a546e): 512 cells for one decoder, re-created as "
-        "(n_dec + 2) x 512 in whisper_full; ggml_backend_sched (#2239, first tag v1.7.0)"),
+        "(n_dec + 2) x 512 in whisper_full; ggml_backend_sched (#2239, first tag v1.7.0)",
+    ),
     "1.8": WhisperCppVersion(
-        "1.8", WHISPER_PAD, None, WHISPER_PAD, True, True, WHISPER_SCHED_META_BYTES, True, "gallocr",
+        "1.8",
+        WHISPER_PAD,
+        None,
+        WHISPER_PAD,
+        True,
+        True,
+        WHISPER_SCHED_META_BYTES,
+        True,
+        "gallocr",
         "v1.8.0 (2025-09-30) on",
-        "#3441 'whisper : enable flash attention by default' (0b3587acd); buffers as v1.7"),
+        "#3441 'whisper : enable flash attention by default' (0b3587acd); buffers as v1.7",
+    ),
 }
 WHISPERCPP_LATEST = "1.8"
 
@@ -117,8 +164,10 @@ def whispercpp_version(version: str) -> WhisperCppVersion:
         return WHISPERCPP_VERSIONS[key]
     if m and (int(m.group(1)), int(m.group(2))) > (1, 8):
         return WHISPERCPP_VERSIONS[WHISPERCPP_LATEST]  # later releases keep the v1.8 buffers until shown otherwise
-    raise UsageError(f"unknown whisper.cpp version {version!r}: give 1.5, 1.5.5, 1.6, 1.7, 1.8 (or a tag like v1.7.4) "
-                     "or latest; versions before 1.5 kept one cache per decoder and are not modelled")
+    raise UsageError(
+        f"unknown whisper.cpp version {version!r}: give 1.5, 1.5.5, 1.6, 1.7, 1.8 (or a tag like v1.7.4) "
+        "or latest; versions before 1.5 kept one cache per decoder and are not modelled"
+    )
 
 
 @dataclass(frozen=True)
@@ -128,7 +177,9 @@ class WhisperCppOptions:
     version: str = "latest"  # release line: 1.5 (1.5.0-1.5.4), 1.5.5, 1.6, 1.7, 1.8 (= latest); tags like v1.7.4 too
     beam_size: int | None = None  # [-bs] None: the request's beams (whisper-cli's own default is 5)
     best_of: int = 5  # [-bo] whisper_full_default_params greedy.best_of
-    temperature_fallback: bool = True  # [-nf disables] temperature_inc 0.2: a failed segment is re-decoded with best_of decoders
+    temperature_fallback: bool = (
+        True  # [-nf disables] temperature_inc 0.2: a failed segment is re-decoded with best_of decoders
+    )
     flash_attn: bool | None = None  # [-fa / -nfa] None: the version's whisper-cli default (on from v1.8.0)
     processors: int = 1  # [-p] whisper_full_parallel: one whisper_state (caches + compute) each
     decoders: int | None = None  # override the decoder count (whisper-bench sizes the cache for 1)
@@ -204,8 +255,10 @@ def whispercpp_estimate(spec: AnySpec, request: Request, options: WhisperCppOpti
     s, n_ctx, t_ctx = c.d_model, c.max_source_positions, c.max_target_positions
     text_ctx = pad(t_ctx, v.self_pad)
     if request.context and request.context != t_ctx:
-        notes.append(f"whisper.cpp always allocates the full {t_ctx}-token text context"
-                     + (f" (padded to {text_ctx})" if text_ctx != t_ctx else ""))
+        notes.append(
+            f"whisper.cpp always allocates the full {t_ctx}-token text context"
+            + (f" (padded to {text_ctx})" if text_ctx != t_ctx else "")
+        )
     if opt.decoders:
         dec = Decoders(opt.decoders, 0, opt.decoders)
     else:
@@ -215,17 +268,27 @@ def whispercpp_estimate(spec: AnySpec, request: Request, options: WhisperCppOpti
         cells_detail = f"{v.self_factor} x {text_ctx} cells for any number of decoders (whisper_init_state, v{v.name})"
     else:
         factor = dec.peak + 2 if dec.peak > 1 else 1
-        cells_detail = (f"({dec.peak} decoders + 2) x {text_ctx} cells, re-created by whisper_full (v1.7+)" if factor > 1
-                        else f"GGML_PAD({t_ctx}, 256) cells for one decoder")
+        cells_detail = (
+            f"({dec.peak} decoders + 2) x {text_ctx} cells, re-created by whisper_full (v1.7+)"
+            if factor > 1
+            else f"GGML_PAD({t_ctx}, 256) cells for one decoder"
+        )
     states = max(opt.processors, request.batch)
     itype = r.kv
     a = GGML_CUDA_ALIGNMENT
 
     tensors = model_tensors(spec)
     storage = whisper_storage(spec, r.dtype)
-    buffers = [Buffer("model (CUDA0 total size)", aligned_sum((st.nbytes(t.numel) for t, st in zip(tensors, storage, strict=True)), a),
-                      "gpu", "weights", f"{len(tensors)} tensors: 2-D in {r.dtype.name}, conv f16, 1-D and positional "
-                      "embeddings f32, each 128-byte aligned")]
+    buffers = [
+        Buffer(
+            "model (CUDA0 total size)",
+            aligned_sum((st.nbytes(t.numel) for t, st in zip(tensors, storage, strict=True)), a),
+            "gpu",
+            "weights",
+            f"{len(tensors)} tensors: 2-D in {r.dtype.name}, conv f16, 1-D and positional "
+            "embeddings f32, each 128-byte aligned",
+        )
+    ]
 
     text_cells = text_ctx * factor
     audio_cells = pad(n_ctx, v.audio_pad)
@@ -233,16 +296,32 @@ def whispercpp_estimate(spec: AnySpec, request: Request, options: WhisperCppOpti
     cross_half = itype.nbytes(c.decoder_layers * s * audio_cells)
     pad_half = itype.nbytes(s * audio_cells)
     per_state = [
-        Buffer("kv self", aligned_sum((half, half), a), "gpu", "kv_self",
-               f"{c.decoder_layers} layers x {s} x 2 x {itype.name} x {text_cells} cells: {cells_detail}"),
-        Buffer("kv cross", aligned_sum((cross_half, cross_half), a), "gpu", "kv_cross",
-               f"{c.decoder_layers} layers x {s} x 2 x {itype.name} x {audio_cells} frames"
-               + (f" (GGML_PAD({n_ctx}, 256))" if audio_cells != n_ctx else " (unpadded before v1.6)")),
+        Buffer(
+            "kv self",
+            aligned_sum((half, half), a),
+            "gpu",
+            "kv_self",
+            f"{c.decoder_layers} layers x {s} x 2 x {itype.name} x {text_cells} cells: {cells_detail}",
+        ),
+        Buffer(
+            "kv cross",
+            aligned_sum((cross_half, cross_half), a),
+            "gpu",
+            "kv_cross",
+            f"{c.decoder_layers} layers x {s} x 2 x {itype.name} x {audio_cells} frames"
+            + (f" (GGML_PAD({n_ctx}, 256))" if audio_cells != n_ctx else " (unpadded before v1.6)"),
+        ),
     ]
     if v.kv_pad:
-        per_state.append(Buffer("kv pad", aligned_sum((pad_half, pad_half), a), "gpu", "other",
-                                f"{s} x 2 x {itype.name} x {audio_cells}: the encoder's flash-attention scratch, "
-                                "allocated either way"))
+        per_state.append(
+            Buffer(
+                "kv pad",
+                aligned_sum((pad_half, pad_half), a),
+                "gpu",
+                "other",
+                f"{s} x 2 x {itype.name} x {audio_cells}: the encoder's flash-attention scratch, allocated either way",
+            )
+        )
 
     mel = F32_BYTES * 2 * n_ctx * c.num_mel_bins
     im2col = 2 * (2 * n_ctx) * 3 * c.num_mel_bins  # f16 [3 x n_mels, 3000]
@@ -253,71 +332,144 @@ def whispercpp_estimate(spec: AnySpec, request: Request, options: WhisperCppOpti
         # output and im2col2: tiny 0.96 + 1.44 + 4.608 + 3.456 MB + meta 1.704 = 12.17 MB, as printed.
         im2col2 = 2 * n_ctx * 3 * s
         conv = mel + im2col + conv_out + im2col2
-        conv_detail = (f"mel 4 B x {2 * n_ctx} x {c.num_mel_bins} + conv1 im2col 2 B x {2 * n_ctx} x {3 * c.num_mel_bins} "
-                       f"+ conv1 output 4 B x {2 * n_ctx} x {s} + conv2 im2col 2 B x {n_ctx} x {3 * s} (ggml_allocr)")
+        conv_detail = (
+            f"mel 4 B x {2 * n_ctx} x {c.num_mel_bins} + conv1 im2col 2 B x {2 * n_ctx} x {3 * c.num_mel_bins} "
+            f"+ conv1 output 4 B x {2 * n_ctx} x {s} + conv2 im2col 2 B x {n_ctx} x {3 * s} (ggml_allocr)"
+        )
     else:
         conv = mel + im2col + 2 * conv_out
-        conv_detail = (f"mel copy 4 B x {2 * n_ctx} x {c.num_mel_bins} + conv1 im2col 2 B x {2 * n_ctx} x "
-                       f"{3 * c.num_mel_bins} + conv1 output and its bias sum 2 x (4 B x {2 * n_ctx} x {s})")
+        conv_detail = (
+            f"mel copy 4 B x {2 * n_ctx} x {c.num_mel_bins} + conv1 im2col 2 B x {2 * n_ctx} x "
+            f"{3 * c.num_mel_bins} + conv1 output and its bias sum 2 x (4 B x {2 * n_ctx} x {s})"
+        )
     hidden = F32_BYTES * n_ctx * s
     if flash:
         encode = 4 * hidden
         encode_detail = f"4 x (4 B x {n_ctx} x {s}) hidden-size tensors; flash attention: no scores (not calibrated)"
     else:
         encode = F32_BYTES * c.encoder_attention_heads * n_ctx * n_ctx + 4 * hidden
-        encode_detail = (f"4 B x {c.encoder_attention_heads} heads x {n_ctx}^2 scores + 4 x (4 B x {n_ctx} x {s}) "
-                         "hidden-size tensors at the softmax")
+        encode_detail = (
+            f"4 B x {c.encoder_attention_heads} heads x {n_ctx}^2 scores + 4 x (4 B x {n_ctx} x {s}) "
+            "hidden-size tensors at the softmax"
+        )
     # The decode graph is reserved for one 448-token sequence against the whole self cache as it is at
     # start-up (n_kv = kv_self.size: 1344 in v1.5, 1536 in v1.6, 512 in v1.7+). It peaks at the logits
     # (4 B x n_vocab x 448); the KQ mask is an input that ggml_gallocr keeps (v1.6+), while v1.5's
     # ggml_allocr frees it after the last layer, before the logits. At run time a step decodes one token
     # per decoder against at most (n_dec + 2) x 512 cells: far below the reservation.
     n_kv = text_ctx * (v.self_factor or 1)
-    mask = 0 if v.conv_form == "allocr" else (
-        F32_BYTES * n_kv * pad(t_ctx, GGML_KQ_MASK_PAD) + (2 * n_kv * pad(t_ctx, GGML_KQ_MASK_PAD) if flash else 0))
+    mask = (
+        0
+        if v.conv_form == "allocr"
+        else (
+            F32_BYTES * n_kv * pad(t_ctx, GGML_KQ_MASK_PAD) + (2 * n_kv * pad(t_ctx, GGML_KQ_MASK_PAD) if flash else 0)
+        )
+    )
     decode = F32_BYTES * c.vocab_size * t_ctx + 2 * F32_BYTES * t_ctx * s + mask
     meta = v.meta_bytes
     per_state += [
         Buffer("compute buffer (conv)", conv, "gpu", "compute", conv_detail),
         Buffer("compute buffer (encode)", encode, "gpu", "compute", encode_detail),
-        Buffer("compute buffer (cross)", hidden, "gpu", "compute", f"4 B x {n_ctx} x {s}: one cross K/V projection at a time"),
-        Buffer("compute buffer (decode)", decode, "gpu", "compute",
-               f"logits 4 B x {c.vocab_size} x {t_ctx} (worst case: every text position) + 2 x (4 B x {t_ctx} x {s})"
-               + (f" + KQ mask 4 B x {n_kv} x {t_ctx}" + (" (+ its f16 copy)" if flash else "") if mask else "")),
+        Buffer(
+            "compute buffer (cross)",
+            hidden,
+            "gpu",
+            "compute",
+            f"4 B x {n_ctx} x {s}: one cross K/V projection at a time",
+        ),
+        Buffer(
+            "compute buffer (decode)",
+            decode,
+            "gpu",
+            "compute",
+            f"logits 4 B x {c.vocab_size} x {t_ctx} (worst case: every text position) + 2 x (4 B x {t_ctx} x {s})"
+            + (f" + KQ mask 4 B x {n_kv} x {t_ctx}" + (" (+ its f16 copy)" if flash else "") if mask else ""),
+        ),
     ]
     if v.host_mel:
-        per_state.append(Buffer("mel input (host)", mel, "host", "compute",
-                                f"4 B x {2 * n_ctx} x {c.num_mel_bins}, the conv graph's input"))
-    per_state.append(Buffer("scheduler metadata (host)", 4 * meta, "host", "other",
-                            f"4 graphs x {meta} B of tensor and graph metadata: counted in the printed compute buffer sizes"))
+        per_state.append(
+            Buffer(
+                "mel input (host)",
+                mel,
+                "host",
+                "compute",
+                f"4 B x {2 * n_ctx} x {c.num_mel_bins}, the conv graph's input",
+            )
+        )
+    per_state.append(
+        Buffer(
+            "scheduler metadata (host)",
+            4 * meta,
+            "host",
+            "other",
+            f"4 graphs x {meta} B of tensor and graph metadata: counted in the printed compute buffer sizes",
+        )
+    )
     # each state (-p processors, or sequences) holds the same buffers: one line each, times the count
     # (a loop over the states would build millions of buffers for a large --batch)
-    buffers += [b if states == 1 else Buffer(f"{b.name} [x {states} states]", b.bytes * states, b.placement, b.kind,
-                                             f"{states} x {b.bytes} B: {b.detail}") for b in per_state]
+    buffers += [
+        b
+        if states == 1
+        else Buffer(
+            f"{b.name} [x {states} states]",
+            b.bytes * states,
+            b.placement,
+            b.kind,
+            f"{states} x {b.bytes} B: {b.detail}",
+        )
+        for b in per_state
+    ]
     if v.self_factor is None and factor > 1:
         if dec.first_pass < dec.peak:
-            notes.append(f"kv self is sized for {dec.peak} decoders: the first pass runs {dec.first_pass}, and the first "
-                         f"temperature fallback re-creates the cache for ({dec.peak} + 2) x {text_ctx} cells, never shrunk "
-                         f"(clean audio stays at {(dec.first_pass + 2 if dec.first_pass > 1 else 1) * text_ctx} cells; "
-                         "whisper-cli -nf / --no-fallback removes the fallback)")
+            notes.append(
+                f"kv self is sized for {dec.peak} decoders: the first pass runs {dec.first_pass}, and the first "
+                f"temperature fallback re-creates the cache for ({dec.peak} + 2) x {text_ctx} cells, never shrunk "
+                f"(clean audio stays at {(dec.first_pass + 2 if dec.first_pass > 1 else 1) * text_ctx} cells; "
+                "whisper-cli -nf / --no-fallback removes the fallback)"
+            )
         else:
-            notes.append(f"{dec.peak} decoders: whisper_full re-allocates kv self for ({dec.peak} + 2) x {text_ctx} cells "
-                         "and never shrinks it (at start-up it prints the 1-decoder size)")
+            notes.append(
+                f"{dec.peak} decoders: whisper_full re-allocates kv self for ({dec.peak} + 2) x {text_ctx} cells "
+                "and never shrinks it (at start-up it prints the 1-decoder size)"
+            )
     elif v.self_factor is not None:
-        notes.append(f"whisper.cpp v{v.name} allocates {factor} x {text_ctx} self cells up front and shares them between "
-                     f"its decoders ({dec.peak} at most here)")
+        notes.append(
+            f"whisper.cpp v{v.name} allocates {factor} x {text_ctx} self cells up front and shares them between "
+            f"its decoders ({dec.peak} at most here)"
+        )
     if v.name in ("1.5.5", "1.6"):
-        notes.append(f"whisper.cpp v{v.name}'s compute buffers are not calibrated: its graphs differ from v1.7's (#2443 "
-                     "removed copies into fresh tensors), and the one public large-v2 log between v1.5.4 and v1.5.5 "
-                     "prints decode 209.26 MB where v1.7.4 prints 100.02 MB")
+        notes.append(
+            f"whisper.cpp v{v.name}'s compute buffers are not calibrated: its graphs differ from v1.7's (#2443 "
+            "removed copies into fresh tensors), and the one public large-v2 log between v1.5.4 and v1.5.5 "
+            "prints decode 209.26 MB where v1.7.4 prints 100.02 MB"
+        )
     if flash:
-        notes.append("flash attention: the encode and decode buffers follow the graph without score matrices; only the "
-                     "flash-attention-off buffers are calibrated")
+        notes.append(
+            "flash attention: the encode and decode buffers follow the graph without score matrices; only the "
+            "flash-attention-off buffers are calibrated"
+        )
     notes.append("the CUDA context and cuBLAS workspace are not in whisper.cpp's printed buffers")
     facts: dict[str, int | bool | str] = {
-        "version": v.name, "decoders": dec.peak, "decoders_first_pass": dec.first_pass,
-        "decoders_fallback": dec.fallback, "kv_self_cells": text_cells, "kv_cross_frames": audio_cells,
-        "flash_attn": flash, "states": states, "graph_meta_bytes": meta,
+        "version": v.name,
+        "decoders": dec.peak,
+        "decoders_first_pass": dec.first_pass,
+        "decoders_fallback": dec.fallback,
+        "kv_self_cells": text_cells,
+        "kv_cross_frames": audio_cells,
+        "flash_attn": flash,
+        "states": states,
+        "graph_meta_bytes": meta,
     }
-    return EngineEstimate("whisper.cpp", spec.id, spec.architecture, r.dtype.name, itype.name, t_ctx, text_cells,
-                          tuple(buffers), facts, tuple(notes), tuple(warnings))
+    return EngineEstimate(
+        "whisper.cpp",
+        spec.id,
+        spec.architecture,
+        r.dtype.name,
+        itype.name,
+        t_ctx,
+        text_cells,
+        tuple(buffers),
+        facts,
+        tuple(notes),
+        tuple(warnings),
+    )

@@ -59,8 +59,17 @@ from .weights import (
 )
 
 __all__ = [
-    "StoredTensor", "WeightsOverride", "fetch_hf_config", "import_model", "read_config", "read_gguf_header",
-    "read_safetensors_header", "spec_from_config", "spec_from_gguf_header", "spec_from_path", "write_spec_yaml",
+    "StoredTensor",
+    "WeightsOverride",
+    "fetch_hf_config",
+    "import_model",
+    "read_config",
+    "read_gguf_header",
+    "read_safetensors_header",
+    "spec_from_config",
+    "spec_from_gguf_header",
+    "spec_from_path",
+    "write_spec_yaml",
 ]
 
 MAX_CONFIG_BYTES = CONFIG_JSON_CAP  # config.json files are kilobytes
@@ -87,16 +96,36 @@ def read_config(path: Path) -> dict[str, Any]:
 _ORACLE: dict[str, dict[str, Any]] = {}  # config.json text -> the oracle's config block (it takes seconds)
 
 
-def _config_spec(cfg: dict[str, Any], source: str, *, model_id: str | None = None, name: str | None = None,
-                 hf_id: str | None = None, weights_dtype: str | None = None, weights_source: str | None = None,
-                 notes: list[str] | None = None) -> AnyModelSpec:
+def _config_spec(
+    cfg: dict[str, Any],
+    source: str,
+    *,
+    model_id: str | None = None,
+    name: str | None = None,
+    hf_id: str | None = None,
+    weights_dtype: str | None = None,
+    weights_source: str | None = None,
+    notes: list[str] | None = None,
+) -> AnyModelSpec:
     """spec_from_config, or, for a model_type without a family, transformers as the oracle (importers/oracle.py:
     built on the meta device, parameters counted, caches measured; issue 20 §4)."""
     model_type = cfg.get("model_type")
-    if (not isinstance(model_type, str) or model_type in IMPORTABLE or model_type == "florence2"
-            or declared_config(model_type) is not None):  # a family declared in its own file (archs/family.py)
-        return spec_from_config(cfg, source, model_id=model_id, name=name, hf_id=hf_id, weights_dtype=weights_dtype,
-                                weights_source=weights_source, notes=notes)
+    if (
+        not isinstance(model_type, str)
+        or model_type in IMPORTABLE
+        or model_type == "florence2"
+        or declared_config(model_type) is not None
+    ):  # a family declared in its own file (archs/family.py)
+        return spec_from_config(
+            cfg,
+            source,
+            model_id=model_id,
+            name=name,
+            hf_id=hf_id,
+            weights_dtype=weights_dtype,
+            weights_source=weights_source,
+            notes=notes,
+        )
     from . import oracle
 
     key = json.dumps(cfg, sort_keys=True, default=str)
@@ -112,14 +141,24 @@ def _config_spec(cfg: dict[str, Any], source: str, *, model_id: str | None = Non
     elif weights_dtype is not None:
         dtype = weights_dtype
         sources["dtype"] = weights_source or source
-        notes.append(f"config.json names no dtype: {dtype} is the type of the first floating-point tensor of the weights.")
+        notes.append(
+            f"config.json names no dtype: {dtype} is the type of the first floating-point tensor of the weights."
+        )
     else:
         dtype = "float32"
-        notes.append("config.json names no dtype: float32 assumed (torch's default); pass --dtype if the checkpoint is "
-                     "stored in 16 bits.")
+        notes.append(
+            "config.json names no dtype: float32 assumed (torch's default); pass --dtype if the checkpoint is "
+            "stored in 16 bits."
+        )
     name = name or name_from_source(source)
-    data: dict[str, Any] = {"id": check_id(model_id) if model_id else slug(name), "name": name,
-                            "architecture": "generic", "dtype": dtype, "sources": sources, "config": block}
+    data: dict[str, Any] = {
+        "id": check_id(model_id) if model_id else slug(name),
+        "name": name,
+        "architecture": "generic",
+        "dtype": dtype,
+        "sources": sources,
+        "config": block,
+    }
     if hf_id:
         data["hf_id"] = hf_id
     if notes:
@@ -135,13 +174,14 @@ def _crosscheck(spec: AnyModelSpec, weights: WeightsOverride, exact: bool) -> We
     derived = sum(c.parameters for c in weight_components(spec, weight_dtype(spec.dtype)))
     if not exact or weights.elements == derived:
         return weights
-    note = (f"the weights hold {weights.elements:,} elements but the config describes {derived:,} parameters: "
-            "check that they belong together")
+    note = (
+        f"the weights hold {weights.elements:,} elements but the config describes {derived:,} parameters: "
+        "check that they belong together"
+    )
     return replace(weights, notes=(*weights.notes, note))
 
 
-def _unsaved_positions(spec: AnyModelSpec, weights: WeightsOverride,
-                       tensors: list[StoredTensor]) -> WeightsOverride:
+def _unsaved_positions(spec: AnyModelSpec, weights: WeightsOverride, tensors: list[StoredTensor]) -> WeightsOverride:
     """Marian's sinusoidal position tables are parameters transformers 5 leaves out of the files it saves
     (MarianSinusoidalPositionalEmbedding, `_keys_to_ignore_on_save`) and rebuilds on load; older
     checkpoints store them. When absent, their bytes are added at the stored type's width."""
@@ -155,19 +195,32 @@ def _unsaved_positions(spec: AnyModelSpec, weights: WeightsOverride,
     for component, numel in added.items():
         if component in per:
             per[component] += numel * width
-    return replace(weights, total_bytes=weights.total_bytes + sum(added.values()) * width,
-                   elements=weights.elements + sum(added.values()), component_bytes=tuple(sorted(per.items())),
-                   notes=(*weights.notes, "the sinusoidal position tables transformers rebuilds on load are "
-                                          "not in the files: their bytes are added"))
+    return replace(
+        weights,
+        total_bytes=weights.total_bytes + sum(added.values()) * width,
+        elements=weights.elements + sum(added.values()),
+        component_bytes=tuple(sorted(per.items())),
+        notes=(
+            *weights.notes,
+            "the sinusoidal position tables transformers rebuilds on load are not in the files: their bytes are added",
+        ),
+    )
 
 
-def _checkpoint(spec_args: dict[str, Any], cfg: dict[str, Any], source: str, tensors: list[StoredTensor] | None,
-                weights_source: str, weight_notes: list[str]) -> tuple[AnyModelSpec, WeightsOverride | None]:
+def _checkpoint(
+    spec_args: dict[str, Any],
+    cfg: dict[str, Any],
+    source: str,
+    tensors: list[StoredTensor] | None,
+    weights_source: str,
+    weight_notes: list[str],
+) -> tuple[AnyModelSpec, WeightsOverride | None]:
     if not tensors:
         spec = _config_spec(cfg, source, notes=weight_notes, **spec_args)
         return spec, None
-    spec = _config_spec(cfg, source, weights_dtype=first_float_dtype(tensors), weights_source=weights_source,
-                            **spec_args)
+    spec = _config_spec(
+        cfg, source, weights_dtype=first_float_dtype(tensors), weights_source=weights_source, **spec_args
+    )
     if spec.architecture == "generic":  # the oracle's module-name rules place the stored tensors too
         from .oracle import COMPONENTS
         from .weights import COMPONENT_RULES
@@ -178,8 +231,9 @@ def _checkpoint(spec_args: dict[str, Any], cfg: dict[str, Any], source: str, ten
     return spec, _crosscheck(spec, weights, exact=weights.dtype is not None)
 
 
-def _from_directory(directory: Path, model_id: str | None,
-                    name: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
+def _from_directory(
+    directory: Path, model_id: str | None, name: str | None = None
+) -> tuple[AnyModelSpec, WeightsOverride | None]:
     config = directory / "config.json"
     if path_type(config).kind == "missing":
         ggufs = sorted(directory.glob("*.gguf"))
@@ -211,8 +265,9 @@ def _from_gguf(path: Path, model_id: str | None) -> tuple[AnyModelSpec, WeightsO
     return spec_from_gguf_header(read_gguf_header(path), str(path), path.stem, model_id=model_id)
 
 
-def spec_from_gguf_header(header: GGUFHeader, label: str, stem: str, *,
-                          model_id: str | None = None) -> tuple[AnyModelSpec, WeightsOverride]:
+def spec_from_gguf_header(
+    header: GGUFHeader, label: str, stem: str, *, model_id: str | None = None
+) -> tuple[AnyModelSpec, WeightsOverride]:
     """A spec and the stored weights from a GGUF header read anywhere (a local file, HTTP ranges):
     `label` names the file in messages and sources, `stem` gives the id and the fallback name."""
     path = Path(label)  # the metadata readers name the file in their messages
@@ -222,13 +277,17 @@ def spec_from_gguf_header(header: GGUFHeader, label: str, stem: str, *,
     if arch == "clip":
         # convert_hf_to_gguf.py --mmproj writes general.architecture "clip" (gguf MODEL_ARCH.MMPROJ): a vision
         # tower and projector, never a language model; llama.cpp loads it beside one (--mmproj FILE).
-        raise UsageError(f"{label}: an mmproj file (a vision tower and projector, general.architecture 'clip'), not "
-                         "a language model: give the model's GGUF, or its catalog id (e.g. gemma-3-4b) to size "
-                         "the mmproj with llama.cpp")
+        raise UsageError(
+            f"{label}: an mmproj file (a vision tower and projector, general.architecture 'clip'), not "
+            "a language model: give the model's GGUF, or its catalog id (e.g. gemma-3-4b) to size "
+            "the mmproj with llama.cpp"
+        )
     split = header.metadata.get("split.count")
     if type(split) is int and split > 1:
-        raise UsageError(f"{label}: one part of a GGUF split into {split} files; not supported yet (merge them with "
-                         "llama-gguf-split --merge)")
+        raise UsageError(
+            f"{label}: one part of a GGUF split into {split} files; not supported yet (merge them with "
+            "llama-gguf-split --merge)"
+        )
     # Mixtral files say "llama" with llama.expert_count > 0; qwen3moe/qwen2moe are MoE whatever they say
     # (moe_config refuses one without <arch>.expert_count). An architecture without a family, or a file its
     # family's reader does not model (per-layer head counts, experts where it expects none), is read from its
@@ -255,13 +314,20 @@ def spec_from_gguf_header(header: GGUFHeader, label: str, stem: str, *,
     spec_dtype, stored_dtype, file_type = file_type_dtypes(header)
     general_name = header.metadata.get("general.name")
     # A name read from the file is printed later: control characters and escape sequences are escaped.
-    name = safe_text(" ".join(general_name.split())[:120]) if isinstance(general_name, str) and general_name.strip() \
+    name = (
+        safe_text(" ".join(general_name.split())[:120])
+        if isinstance(general_name, str) and general_name.strip()
         else stem
-    notes = [f"Read from a GGUF file ({file_type}): dtype {spec_dtype} is the type the weights are computed in, "
-             f"not stored in" + (f"; --dtype {stored_dtype} sizes them as stored." if stored_dtype else ".")]
+    )
+    notes = [
+        f"Read from a GGUF file ({file_type}): dtype {spec_dtype} is the type the weights are computed in, "
+        f"not stored in" + (f"; --dtype {stored_dtype} sizes them as stored." if stored_dtype else ".")
+    ]
     if arch == "gemma3":
-        notes.append("A Gemma 3 GGUF holds the language model only: a vision checkpoint's SigLIP tower is a separate "
-                     "mmproj file, not counted here (the catalog's gemma-3-4b / -12b / -27b size it with llama.cpp).")
+        notes.append(
+            "A Gemma 3 GGUF holds the language model only: a vision checkpoint's SigLIP tower is a separate "
+            "mmproj file, not counted here (the catalog's gemma-3-4b / -12b / -27b size it with llama.cpp)."
+        )
     data = {
         "id": check_id(model_id) if model_id else slug(stem),
         "name": name,
@@ -273,8 +339,14 @@ def spec_from_gguf_header(header: GGUFHeader, label: str, stem: str, *,
     }
     spec = build_spec(data, label)
     rules = "gguf:generic" if spec_arch == "generic" else f"gguf:{arch}"
-    weights = weights_override(rules, header.tensors, label, "gguf", dtype=stored_dtype,
-                               storage=f"{file_type}: {storage_summary(header.tensors)}")
+    weights = weights_override(
+        rules,
+        header.tensors,
+        label,
+        "gguf",
+        dtype=stored_dtype,
+        storage=f"{file_type}: {storage_summary(header.tensors)}",
+    )
     # GGUF shapes are logical, so element counts are parameters whatever the block type; rope_freqs
     # (Llama 3.1's rope scaling factors) and Phi-3's rope_factors_* are not parameters in transformers.
     rope = sum(t.numel for t in header.tensors if t.name in NOT_PARAMETERS)
@@ -282,8 +354,9 @@ def spec_from_gguf_header(header: GGUFHeader, label: str, stem: str, *,
     return spec, replace(checked, elements=weights.elements)
 
 
-def spec_from_path(path: Path, *, model_id: str | None = None,
-                   name: str | None = None) -> tuple[AnyModelSpec, WeightsOverride | None]:
+def spec_from_path(
+    path: Path, *, model_id: str | None = None, name: str | None = None
+) -> tuple[AnyModelSpec, WeightsOverride | None]:
     """A spec from a config.json, a directory with config.json (and *.safetensors), or a .gguf file,
     with the exact stored weight bytes when weight files are there (read from their headers only);
     `name` names a directory's model (an HF cache snapshot is a commit hash)."""

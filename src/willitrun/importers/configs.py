@@ -55,179 +55,557 @@ CHECKPOINT_DTYPES = ("float32", "float16", "bfloat16")
 _DTYPE_ALIASES = {"float": "float32", "half": "float16", "fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-LLAMA = ConfigClass("LlamaConfig", "llama/configuration_llama.py", _LlamaSpec, {
-    "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-    "num_attention_heads": 32, "num_key_value_heads": None, "head_dim": None, "max_position_embeddings": 2048,
-    "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False,
-})
-MISTRAL = ConfigClass("MistralConfig", "mistral/configuration_mistral.py", _LlamaSpec, {
-    "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-    "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": None, "max_position_embeddings": 4096 * 32,
-    "hidden_act": "silu", "tie_word_embeddings": False, "sliding_window": 4096,
-})
-T5 = ConfigClass("T5Config", "t5/configuration_t5.py", _T5Spec, {
-    "vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_decoder_layers": None,
-    "num_heads": 8, "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128,
-    "feed_forward_proj": "relu",
-}, copied=("n_positions",))  # tie_word_embeddings: see _t5_tied
-MT5 = ConfigClass("MT5Config", "mt5/configuration_mt5.py", _T5Spec, {
-    "vocab_size": 250112, "d_model": 512, "d_kv": 64, "d_ff": 1024, "num_layers": 8, "num_decoder_layers": None,
-    "num_heads": 6, "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128,
-    "feed_forward_proj": "gated-gelu",
-}, copied=("n_positions",))  # tie_word_embeddings: see _t5_tied
-WHISPER = ConfigClass("WhisperConfig", "whisper/configuration_whisper.py", _WhisperSpec, {
-    "vocab_size": 51865, "num_mel_bins": 80, "d_model": 384, "encoder_layers": 4, "encoder_attention_heads": 6,
-    "encoder_ffn_dim": 1536, "decoder_layers": 4, "decoder_attention_heads": 6, "decoder_ffn_dim": 1536,
-    "max_source_positions": 1500, "max_target_positions": 448, "tie_word_embeddings": True,
-})
+LLAMA = ConfigClass(
+    "LlamaConfig",
+    "llama/configuration_llama.py",
+    _LlamaSpec,
+    {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": None,
+        "head_dim": None,
+        "max_position_embeddings": 2048,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        "mlp_bias": False,
+    },
+)
+MISTRAL = ConfigClass(
+    "MistralConfig",
+    "mistral/configuration_mistral.py",
+    _LlamaSpec,
+    {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": None,
+        "max_position_embeddings": 4096 * 32,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "sliding_window": 4096,
+    },
+)
+T5 = ConfigClass(
+    "T5Config",
+    "t5/configuration_t5.py",
+    _T5Spec,
+    {
+        "vocab_size": 32128,
+        "d_model": 512,
+        "d_kv": 64,
+        "d_ff": 2048,
+        "num_layers": 6,
+        "num_decoder_layers": None,
+        "num_heads": 8,
+        "relative_attention_num_buckets": 32,
+        "relative_attention_max_distance": 128,
+        "feed_forward_proj": "relu",
+    },
+    copied=("n_positions",),
+)  # tie_word_embeddings: see _t5_tied
+MT5 = ConfigClass(
+    "MT5Config",
+    "mt5/configuration_mt5.py",
+    _T5Spec,
+    {
+        "vocab_size": 250112,
+        "d_model": 512,
+        "d_kv": 64,
+        "d_ff": 1024,
+        "num_layers": 8,
+        "num_decoder_layers": None,
+        "num_heads": 6,
+        "relative_attention_num_buckets": 32,
+        "relative_attention_max_distance": 128,
+        "feed_forward_proj": "gated-gelu",
+    },
+    copied=("n_positions",),
+)  # tie_word_embeddings: see _t5_tied
+WHISPER = ConfigClass(
+    "WhisperConfig",
+    "whisper/configuration_whisper.py",
+    _WhisperSpec,
+    {
+        "vocab_size": 51865,
+        "num_mel_bins": 80,
+        "d_model": 384,
+        "encoder_layers": 4,
+        "encoder_attention_heads": 6,
+        "encoder_ffn_dim": 1536,
+        "decoder_layers": 4,
+        "decoder_attention_heads": 6,
+        "decoder_ffn_dim": 1536,
+        "max_source_positions": 1500,
+        "max_target_positions": 448,
+        "tie_word_embeddings": True,
+    },
+)
 _CLIP_VISION_DEFAULTS = {
-    "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
-    "image_size": 224, "patch_size": 32, "num_channels": 3, "hidden_act": "quick_gelu",
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "image_size": 224,
+    "patch_size": 32,
+    "num_channels": 3,
+    "hidden_act": "quick_gelu",
 }
-CLIP_VISION = ConfigClass("CLIPVisionConfig", "clip/configuration_clip.py", _ClipSpec, _CLIP_VISION_DEFAULTS,
-                          copied=("projection_dim",))
+CLIP_VISION = ConfigClass(
+    "CLIPVisionConfig", "clip/configuration_clip.py", _ClipSpec, _CLIP_VISION_DEFAULTS, copied=("projection_dim",)
+)
 # LlavaConfig.sub_configs_defaults["vision_config"].init_kwargs: used only when config.json has no
 # vision_config at all (a vision_config dict gets plain CLIPVisionConfig defaults for what it omits).
-_LLAVA_VISION_INIT = {"intermediate_size": 4096, "hidden_size": 1024, "patch_size": 14, "image_size": 336,
-                      "num_hidden_layers": 24, "num_attention_heads": 16}
-_LLAVA_TOP = {"projector_hidden_act": "gelu", "multimodal_projector_bias": True, "vision_feature_layer": -2,
-              "vision_feature_select_strategy": "default", "tie_word_embeddings": False}
-LLAVA = ConfigClass("LlavaConfig", "llava/configuration_llava.py", _LlavaSpec, _LLAVA_TOP,
-                    copied=("image_token_index", "image_seq_length"))
-LLAVA_NEXT = ConfigClass("LlavaNextConfig", "llava_next/configuration_llava_next.py", _LlavaSpec, {
-    **_LLAVA_TOP, "image_grid_pinpoints": [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
-}, copied=("image_token_index", "image_seq_length"), none_is_default=("image_grid_pinpoints",))
-# issue 11: LLaVA-OneVision (SigLIP tower, Qwen2 text model), Idefics3 and SmolVLM (SigLIP-shaped tower, Llama)
-SIGLIP_VISION = ConfigClass("SiglipVisionConfig", "siglip/configuration_siglip.py", _SiglipSpec, {
-    "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
-    "num_channels": 3, "image_size": 224, "patch_size": 16, "hidden_act": "gelu_pytorch_tanh", "vision_use_head": True,
-})
-# LlavaOnevisionConfig.sub_configs_defaults["vision_config"].init_kwargs: only when config.json has no vision_config
-_ONEVISION_VISION_INIT = {"hidden_size": 1152, "intermediate_size": 4304, "patch_size": 14, "image_size": 384,
-                          "num_hidden_layers": 26, "num_attention_heads": 16, "vision_use_head": False}
-LLAVA_ONEVISION = ConfigClass("LlavaOnevisionConfig", "llava_onevision/configuration_llava_onevision.py",
-                              _LlavaOnevisionSpec, {
-    "projector_hidden_act": "gelu", "multimodal_projector_bias": True, "vision_feature_layer": -1,
-    "vision_feature_select_strategy": "full", "tie_word_embeddings": False,
-    "image_grid_pinpoints": [list(p) for p in DEFAULT_PINPOINTS], "vision_aspect_ratio": "anyres_max_9",
-}, copied=("image_token_index", "video_token_index", "use_image_newline_parameter"),
-    none_is_default=("image_grid_pinpoints",))
-_IDEFICS3_VISION_DEFAULTS = {
-    "hidden_size": 1152, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 16,
-    "num_channels": 3, "image_size": 224, "patch_size": 32, "hidden_act": "gelu_pytorch_tanh",
+_LLAVA_VISION_INIT = {
+    "intermediate_size": 4096,
+    "hidden_size": 1024,
+    "patch_size": 14,
+    "image_size": 336,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
 }
-IDEFICS3_VISION = ConfigClass("Idefics3VisionConfig", "idefics3/configuration_idefics3.py", _Idefics3VisionSpec,
-                              _IDEFICS3_VISION_DEFAULTS)
-SMOLVLM_VISION = ConfigClass("SmolVLMVisionConfig", "smolvlm/configuration_smolvlm.py", _Idefics3VisionSpec,
-                             _IDEFICS3_VISION_DEFAULTS)
-IDEFICS3 = ConfigClass("Idefics3Config", "idefics3/configuration_idefics3.py", _Idefics3Spec,
-                       {"scale_factor": 2, "tie_word_embeddings": False}, copied=("image_token_id",))
-SMOLVLM = ConfigClass("SmolVLMConfig", "smolvlm/configuration_smolvlm.py", _Idefics3Spec,
-                      {"scale_factor": 2, "tie_word_embeddings": False}, copied=("image_token_id",))
+_LLAVA_TOP = {
+    "projector_hidden_act": "gelu",
+    "multimodal_projector_bias": True,
+    "vision_feature_layer": -2,
+    "vision_feature_select_strategy": "default",
+    "tie_word_embeddings": False,
+}
+LLAVA = ConfigClass(
+    "LlavaConfig",
+    "llava/configuration_llava.py",
+    _LlavaSpec,
+    _LLAVA_TOP,
+    copied=("image_token_index", "image_seq_length"),
+)
+LLAVA_NEXT = ConfigClass(
+    "LlavaNextConfig",
+    "llava_next/configuration_llava_next.py",
+    _LlavaSpec,
+    {
+        **_LLAVA_TOP,
+        "image_grid_pinpoints": [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
+    },
+    copied=("image_token_index", "image_seq_length"),
+    none_is_default=("image_grid_pinpoints",),
+)
+# issue 11: LLaVA-OneVision (SigLIP tower, Qwen2 text model), Idefics3 and SmolVLM (SigLIP-shaped tower, Llama)
+SIGLIP_VISION = ConfigClass(
+    "SiglipVisionConfig",
+    "siglip/configuration_siglip.py",
+    _SiglipSpec,
+    {
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "num_channels": 3,
+        "image_size": 224,
+        "patch_size": 16,
+        "hidden_act": "gelu_pytorch_tanh",
+        "vision_use_head": True,
+    },
+)
+# LlavaOnevisionConfig.sub_configs_defaults["vision_config"].init_kwargs: only when config.json has no vision_config
+_ONEVISION_VISION_INIT = {
+    "hidden_size": 1152,
+    "intermediate_size": 4304,
+    "patch_size": 14,
+    "image_size": 384,
+    "num_hidden_layers": 26,
+    "num_attention_heads": 16,
+    "vision_use_head": False,
+}
+LLAVA_ONEVISION = ConfigClass(
+    "LlavaOnevisionConfig",
+    "llava_onevision/configuration_llava_onevision.py",
+    _LlavaOnevisionSpec,
+    {
+        "projector_hidden_act": "gelu",
+        "multimodal_projector_bias": True,
+        "vision_feature_layer": -1,
+        "vision_feature_select_strategy": "full",
+        "tie_word_embeddings": False,
+        "image_grid_pinpoints": [list(p) for p in DEFAULT_PINPOINTS],
+        "vision_aspect_ratio": "anyres_max_9",
+    },
+    copied=("image_token_index", "video_token_index", "use_image_newline_parameter"),
+    none_is_default=("image_grid_pinpoints",),
+)
+_IDEFICS3_VISION_DEFAULTS = {
+    "hidden_size": 1152,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 16,
+    "num_channels": 3,
+    "image_size": 224,
+    "patch_size": 32,
+    "hidden_act": "gelu_pytorch_tanh",
+}
+IDEFICS3_VISION = ConfigClass(
+    "Idefics3VisionConfig", "idefics3/configuration_idefics3.py", _Idefics3VisionSpec, _IDEFICS3_VISION_DEFAULTS
+)
+SMOLVLM_VISION = ConfigClass(
+    "SmolVLMVisionConfig", "smolvlm/configuration_smolvlm.py", _Idefics3VisionSpec, _IDEFICS3_VISION_DEFAULTS
+)
+IDEFICS3 = ConfigClass(
+    "Idefics3Config",
+    "idefics3/configuration_idefics3.py",
+    _Idefics3Spec,
+    {"scale_factor": 2, "tie_word_embeddings": False},
+    copied=("image_token_id",),
+)
+SMOLVLM = ConfigClass(
+    "SmolVLMConfig",
+    "smolvlm/configuration_smolvlm.py",
+    _Idefics3Spec,
+    {"scale_factor": 2, "tie_word_embeddings": False},
+    copied=("image_token_id",),
+)
 IDEFICS3_FAMILY = {"idefics3": (IDEFICS3, IDEFICS3_VISION), "smolvlm": (SMOLVLM, SMOLVLM_VISION)}
-MLLAMA_TEXT = ConfigClass("MllamaTextConfig", "mllama/configuration_mllama.py", _MllamaTextSpec, {
-    "vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 40,
-    "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072,
-    "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38], "hidden_act": "silu", "tie_word_embeddings": False,
-}, none_is_default=("cross_attention_layers",))
-MLLAMA_VISION = ConfigClass("MllamaVisionConfig", "mllama/configuration_mllama.py", _MllamaVisionSpec, {
-    "hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_global_layers": 8,
-    "attention_heads": 16, "image_size": 448, "patch_size": 14, "num_channels": 3, "max_num_tiles": 4,
-    "vision_output_dim": 7680, "intermediate_layers_indices": [3, 7, 15, 23, 30],
-    "supported_aspect_ratios": [[1, 1], [1, 2], [1, 3], [1, 4], [2, 1], [2, 2], [3, 1], [4, 1]],
-}, none_is_default=("intermediate_layers_indices", "supported_aspect_ratios"))
+MLLAMA_TEXT = ConfigClass(
+    "MllamaTextConfig",
+    "mllama/configuration_mllama.py",
+    _MllamaTextSpec,
+    {
+        "vocab_size": 128256,
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 40,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "max_position_embeddings": 131072,
+        "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38],
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+    },
+    none_is_default=("cross_attention_layers",),
+)
+MLLAMA_VISION = ConfigClass(
+    "MllamaVisionConfig",
+    "mllama/configuration_mllama.py",
+    _MllamaVisionSpec,
+    {
+        "hidden_size": 1280,
+        "intermediate_size": 5120,
+        "num_hidden_layers": 32,
+        "num_global_layers": 8,
+        "attention_heads": 16,
+        "image_size": 448,
+        "patch_size": 14,
+        "num_channels": 3,
+        "max_num_tiles": 4,
+        "vision_output_dim": 7680,
+        "intermediate_layers_indices": [3, 7, 15, 23, 30],
+        "supported_aspect_ratios": [[1, 1], [1, 2], [1, 3], [1, 4], [2, 1], [2, 2], [3, 1], [4, 1]],
+    },
+    none_is_default=("intermediate_layers_indices", "supported_aspect_ratios"),
+)
 _QWEN_WINDOWS = {"use_sliding_window": False, "sliding_window": 4096, "max_window_layers": 28}
-QWEN2 = ConfigClass("Qwen2Config", "qwen2/configuration_qwen2.py", _Qwen2Spec, {
-    "vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32,
-    "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 32768, "hidden_act": "silu",
-    "tie_word_embeddings": False, **_QWEN_WINDOWS,
-}, copied=("head_dim", "layer_types"))  # Qwen2Attention reads head_dim when a config sets it
-QWEN3 = ConfigClass("Qwen3Config", "qwen3/configuration_qwen3.py", _Qwen3Spec, {
-    "vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32,
-    "num_attention_heads": 32, "num_key_value_heads": 32, "head_dim": 128, "max_position_embeddings": 32768,
-    "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False, **_QWEN_WINDOWS,
-}, copied=("layer_types",))
+QWEN2 = ConfigClass(
+    "Qwen2Config",
+    "qwen2/configuration_qwen2.py",
+    _Qwen2Spec,
+    {
+        "vocab_size": 151936,
+        "hidden_size": 4096,
+        "intermediate_size": 22016,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "max_position_embeddings": 32768,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        **_QWEN_WINDOWS,
+    },
+    copied=("head_dim", "layer_types"),
+)  # Qwen2Attention reads head_dim when a config sets it
+QWEN3 = ConfigClass(
+    "Qwen3Config",
+    "qwen3/configuration_qwen3.py",
+    _Qwen3Spec,
+    {
+        "vocab_size": 151936,
+        "hidden_size": 4096,
+        "intermediate_size": 22016,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "head_dim": 128,
+        "max_position_embeddings": 32768,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        **_QWEN_WINDOWS,
+    },
+    copied=("layer_types",),
+)
 _GEMMA_ACT = ("hidden_act", "hidden_activation")
-GEMMA = ConfigClass("GemmaConfig", "gemma/configuration_gemma.py", _GemmaSpec, {
-    "vocab_size": 256000, "hidden_size": 3072, "intermediate_size": 24576, "num_hidden_layers": 28,
-    "num_attention_heads": 16, "num_key_value_heads": 16, "head_dim": 256, "max_position_embeddings": 8192,
-    "tie_word_embeddings": True, "attention_bias": False,
-}, copied=_GEMMA_ACT)
-GEMMA2 = ConfigClass("Gemma2Config", "gemma2/configuration_gemma2.py", _Gemma2Spec, {
-    "vocab_size": 256000, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
-    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "max_position_embeddings": 8192,
-    "tie_word_embeddings": True, "attention_bias": False, "sliding_window": 4096, "query_pre_attn_scalar": 256,
-    "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0,
-}, copied=(*_GEMMA_ACT, "layer_types"))
-GEMMA3_TEXT = ConfigClass("Gemma3TextConfig", "gemma3/configuration_gemma3.py", _Gemma3TextSpec, {
-    "vocab_size": 262_208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
-    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "max_position_embeddings": 131_072,
-    "tie_word_embeddings": True, "attention_bias": False, "sliding_window": 4096, "query_pre_attn_scalar": 256,
-    "attn_logit_softcapping": None, "final_logit_softcapping": None,
-}, copied=(*_GEMMA_ACT, "layer_types", "sliding_window_pattern"))  # pattern: a kwarg, 6 when absent
-PHI3 = ConfigClass("Phi3Config", "phi3/configuration_phi3.py", _Phi3Spec, {
-    "vocab_size": 32064, "hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 32,
-    "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 4096,
-    "original_max_position_embeddings": 4096, "hidden_act": "silu", "tie_word_embeddings": False,
-}, copied=("sliding_window", "partial_rotary_factor"))
-GRANITE = ConfigClass("GraniteConfig", "granite/configuration_granite.py", _GraniteSpec, {
-    "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-    "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048, "hidden_act": "silu",
-    "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False, "embedding_multiplier": 1.0,
-    "logits_scaling": 1.0, "residual_multiplier": 1.0, "attention_multiplier": 1.0,
-})
+GEMMA = ConfigClass(
+    "GemmaConfig",
+    "gemma/configuration_gemma.py",
+    _GemmaSpec,
+    {
+        "vocab_size": 256000,
+        "hidden_size": 3072,
+        "intermediate_size": 24576,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 16,
+        "head_dim": 256,
+        "max_position_embeddings": 8192,
+        "tie_word_embeddings": True,
+        "attention_bias": False,
+    },
+    copied=_GEMMA_ACT,
+)
+GEMMA2 = ConfigClass(
+    "Gemma2Config",
+    "gemma2/configuration_gemma2.py",
+    _Gemma2Spec,
+    {
+        "vocab_size": 256000,
+        "hidden_size": 2304,
+        "intermediate_size": 9216,
+        "num_hidden_layers": 26,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+        "head_dim": 256,
+        "max_position_embeddings": 8192,
+        "tie_word_embeddings": True,
+        "attention_bias": False,
+        "sliding_window": 4096,
+        "query_pre_attn_scalar": 256,
+        "attn_logit_softcapping": 50.0,
+        "final_logit_softcapping": 30.0,
+    },
+    copied=(*_GEMMA_ACT, "layer_types"),
+)
+GEMMA3_TEXT = ConfigClass(
+    "Gemma3TextConfig",
+    "gemma3/configuration_gemma3.py",
+    _Gemma3TextSpec,
+    {
+        "vocab_size": 262_208,
+        "hidden_size": 2304,
+        "intermediate_size": 9216,
+        "num_hidden_layers": 26,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+        "head_dim": 256,
+        "max_position_embeddings": 131_072,
+        "tie_word_embeddings": True,
+        "attention_bias": False,
+        "sliding_window": 4096,
+        "query_pre_attn_scalar": 256,
+        "attn_logit_softcapping": None,
+        "final_logit_softcapping": None,
+    },
+    copied=(*_GEMMA_ACT, "layer_types", "sliding_window_pattern"),
+)  # pattern: a kwarg, 6 when absent
+PHI3 = ConfigClass(
+    "Phi3Config",
+    "phi3/configuration_phi3.py",
+    _Phi3Spec,
+    {
+        "vocab_size": 32064,
+        "hidden_size": 3072,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": None,
+        "max_position_embeddings": 4096,
+        "original_max_position_embeddings": 4096,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+    },
+    copied=("sliding_window", "partial_rotary_factor"),
+)
+GRANITE = ConfigClass(
+    "GraniteConfig",
+    "granite/configuration_granite.py",
+    _GraniteSpec,
+    {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": None,
+        "max_position_embeddings": 2048,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        "mlp_bias": False,
+        "embedding_multiplier": 1.0,
+        "logits_scaling": 1.0,
+        "residual_multiplier": 1.0,
+        "attention_multiplier": 1.0,
+    },
+)
+
+
 def _cohere2_spec() -> type:
     from ..archs.cohere2 import Cohere2Config
 
     return Cohere2Config
 
 
-STARCODER2 = ConfigClass("Starcoder2Config", "starcoder2/configuration_starcoder2.py", _Starcoder2Spec, {
-    "vocab_size": 49152, "hidden_size": 3072, "intermediate_size": 12288, "num_hidden_layers": 30,
-    "num_attention_heads": 24, "num_key_value_heads": 2, "max_position_embeddings": 4096,
-    "hidden_act": "gelu_pytorch_tanh", "use_bias": True, "tie_word_embeddings": True,
-}, copied=("sliding_window",))
-COHERE2 = ConfigClass("Cohere2Config", "cohere2/configuration_cohere2.py", _cohere2_spec(), {
-    "vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
-    "num_attention_heads": 64, "num_key_value_heads": None, "max_position_embeddings": 8192, "hidden_act": "silu",
-    "tie_word_embeddings": True, "attention_bias": False, "sliding_window": 4096, "logit_scale": 0.0625,
-}, copied=("layer_types", "sliding_window_pattern"))
+STARCODER2 = ConfigClass(
+    "Starcoder2Config",
+    "starcoder2/configuration_starcoder2.py",
+    _Starcoder2Spec,
+    {
+        "vocab_size": 49152,
+        "hidden_size": 3072,
+        "intermediate_size": 12288,
+        "num_hidden_layers": 30,
+        "num_attention_heads": 24,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 4096,
+        "hidden_act": "gelu_pytorch_tanh",
+        "use_bias": True,
+        "tie_word_embeddings": True,
+    },
+    copied=("sliding_window",),
+)
+COHERE2 = ConfigClass(
+    "Cohere2Config",
+    "cohere2/configuration_cohere2.py",
+    _cohere2_spec(),
+    {
+        "vocab_size": 256000,
+        "hidden_size": 8192,
+        "intermediate_size": 22528,
+        "num_hidden_layers": 40,
+        "num_attention_heads": 64,
+        "num_key_value_heads": None,
+        "max_position_embeddings": 8192,
+        "hidden_act": "silu",
+        "tie_word_embeddings": True,
+        "attention_bias": False,
+        "sliding_window": 4096,
+        "logit_scale": 0.0625,
+    },
+    copied=("layer_types", "sliding_window_pattern"),
+)
 # issue 11: Qwen2-VL / Qwen2.5-VL. The text defaults are Qwen2-72B's in both classes.
 _QWEN_VL_TEXT = {
-    "vocab_size": 152064, "hidden_size": 8192, "intermediate_size": 29568, "num_hidden_layers": 80,
-    "num_attention_heads": 64, "num_key_value_heads": 8, "max_position_embeddings": 32768, "hidden_act": "silu",
-    "use_sliding_window": False, "sliding_window": 4096, "max_window_layers": 80,
+    "vocab_size": 152064,
+    "hidden_size": 8192,
+    "intermediate_size": 29568,
+    "num_hidden_layers": 80,
+    "num_attention_heads": 64,
+    "num_key_value_heads": 8,
+    "max_position_embeddings": 32768,
+    "hidden_act": "silu",
+    "use_sliding_window": False,
+    "sliding_window": 4096,
+    "max_window_layers": 80,
 }
-QWEN2_VL_TEXT = ConfigClass("Qwen2VLTextConfig", "qwen2_vl/configuration_qwen2_vl.py", _QwenVLTextSpec,
-                            _QWEN_VL_TEXT, copied=("layer_types",))
-QWEN2_5_VL_TEXT = ConfigClass("Qwen2_5_VLTextConfig", "qwen2_5_vl/configuration_qwen2_5_vl.py", _QwenVLTextSpec,
-                              _QWEN_VL_TEXT, copied=("layer_types",))
-QWEN2_VL_VISION = ConfigClass("Qwen2VLVisionConfig", "qwen2_vl/configuration_qwen2_vl.py", _QwenVLVisionSpec, {
-    "depth": 32, "embed_dim": 1280, "hidden_size": 3584, "hidden_act": "quick_gelu", "mlp_ratio": 4, "num_heads": 16,
-    "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
-})
-QWEN2_5_VL_VISION = ConfigClass("Qwen2_5_VLVisionConfig", "qwen2_5_vl/configuration_qwen2_5_vl.py",
-                                _QwenVLVisionSpec, {
-    "depth": 32, "hidden_size": 3584, "hidden_act": "silu", "intermediate_size": 3420, "num_heads": 16,
-    "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "tokens_per_second": 4,
-    "window_size": 112, "out_hidden_size": 3584, "fullatt_block_indexes": [7, 15, 23, 31],
-})
+QWEN2_VL_TEXT = ConfigClass(
+    "Qwen2VLTextConfig", "qwen2_vl/configuration_qwen2_vl.py", _QwenVLTextSpec, _QWEN_VL_TEXT, copied=("layer_types",)
+)
+QWEN2_5_VL_TEXT = ConfigClass(
+    "Qwen2_5_VLTextConfig",
+    "qwen2_5_vl/configuration_qwen2_5_vl.py",
+    _QwenVLTextSpec,
+    _QWEN_VL_TEXT,
+    copied=("layer_types",),
+)
+QWEN2_VL_VISION = ConfigClass(
+    "Qwen2VLVisionConfig",
+    "qwen2_vl/configuration_qwen2_vl.py",
+    _QwenVLVisionSpec,
+    {
+        "depth": 32,
+        "embed_dim": 1280,
+        "hidden_size": 3584,
+        "hidden_act": "quick_gelu",
+        "mlp_ratio": 4,
+        "num_heads": 16,
+        "in_channels": 3,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    },
+)
+QWEN2_5_VL_VISION = ConfigClass(
+    "Qwen2_5_VLVisionConfig",
+    "qwen2_5_vl/configuration_qwen2_5_vl.py",
+    _QwenVLVisionSpec,
+    {
+        "depth": 32,
+        "hidden_size": 3584,
+        "hidden_act": "silu",
+        "intermediate_size": 3420,
+        "num_heads": 16,
+        "in_channels": 3,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "tokens_per_second": 4,
+        "window_size": 112,
+        "out_hidden_size": 3584,
+        "fullatt_block_indexes": [7, 15, 23, 31],
+    },
+)
 # issue 11: BART-shaped encoder-decoders; defaults of each class (transformers 5.23).
-_BART_SHAPE = {"d_model": 1024, "encoder_layers": 12, "decoder_layers": 12, "encoder_attention_heads": 16,
-               "decoder_attention_heads": 16, "encoder_ffn_dim": 4096, "decoder_ffn_dim": 4096,
-               "max_position_embeddings": 1024, "tie_word_embeddings": True}
+_BART_SHAPE = {
+    "d_model": 1024,
+    "encoder_layers": 12,
+    "decoder_layers": 12,
+    "encoder_attention_heads": 16,
+    "decoder_attention_heads": 16,
+    "encoder_ffn_dim": 4096,
+    "decoder_ffn_dim": 4096,
+    "max_position_embeddings": 1024,
+    "tie_word_embeddings": True,
+}
 BART_FAMILY = {
-    "bart": ConfigClass("BartConfig", "bart/configuration_bart.py", _BartSpec, {
-        "vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False}),
-    "mbart": ConfigClass("MBartConfig", "mbart/configuration_mbart.py", _BartSpec, {
-        "vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False}),
-    "m2m_100": ConfigClass("M2M100Config", "m2m_100/configuration_m2m_100.py", _BartSpec, {
-        "vocab_size": 128112, **_BART_SHAPE, "activation_function": "relu", "scale_embedding": True}),
-    "marian": ConfigClass("MarianConfig", "marian/configuration_marian.py", _BartSpec, {
-        "vocab_size": 58101, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False,
-        "share_encoder_decoder_embeddings": True}, copied=("decoder_vocab_size",)),
-    "pegasus": ConfigClass("PegasusConfig", "pegasus/configuration_pegasus.py", _BartSpec, {
-        "vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False}),
+    "bart": ConfigClass(
+        "BartConfig",
+        "bart/configuration_bart.py",
+        _BartSpec,
+        {"vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False},
+    ),
+    "mbart": ConfigClass(
+        "MBartConfig",
+        "mbart/configuration_mbart.py",
+        _BartSpec,
+        {"vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False},
+    ),
+    "m2m_100": ConfigClass(
+        "M2M100Config",
+        "m2m_100/configuration_m2m_100.py",
+        _BartSpec,
+        {"vocab_size": 128112, **_BART_SHAPE, "activation_function": "relu", "scale_embedding": True},
+    ),
+    "marian": ConfigClass(
+        "MarianConfig",
+        "marian/configuration_marian.py",
+        _BartSpec,
+        {
+            "vocab_size": 58101,
+            **_BART_SHAPE,
+            "activation_function": "gelu",
+            "scale_embedding": False,
+            "share_encoder_decoder_embeddings": True,
+        },
+        copied=("decoder_vocab_size",),
+    ),
+    "pegasus": ConfigClass(
+        "PegasusConfig",
+        "pegasus/configuration_pegasus.py",
+        _BartSpec,
+        {"vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False},
+    ),
 }
 QWEN_VL = {"qwen2_vl": (QWEN2_VL_TEXT, QWEN2_VL_VISION), "qwen2_5_vl": (QWEN2_5_VL_TEXT, QWEN2_5_VL_VISION)}
 
@@ -236,36 +614,108 @@ QWEN_VL = {"qwen2_vl": (QWEN2_VL_TEXT, QWEN2_VL_VISION), "qwen2_5_vl": (QWEN2_5_
 # SubConfigSpec (transformers configuration_utils.py create_subconfig): a text_config / vision_config dict
 # gets its class's plain defaults, and the class's `init_kwargs` apply only when the dict is absent.
 # (SIGLIP_VISION: above, shared with LLaVA-OneVision)
-PIXTRAL_VISION = ConfigClass("PixtralVisionConfig", "pixtral/configuration_pixtral.py", _PixtralSpec, {
-    "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,
-    "num_channels": 3, "image_size": 1024, "patch_size": 16, "hidden_act": "gelu",
-})  # head_dim: PixtralVisionConfig.__post_init__ always sets hidden_size // num_attention_heads
-GEMMA3 = ConfigClass("Gemma3Config", "gemma3/configuration_gemma3.py", _Gemma3Spec, {
-    "mm_tokens_per_image": 256, "tie_word_embeddings": True,
-}, copied=("image_token_index", "boi_token_index", "eoi_token_index"))
-PALIGEMMA = ConfigClass("PaliGemmaConfig", "paligemma/configuration_paligemma.py", _PaliGemmaSpec, {
-    "projection_dim": 2048, "tie_word_embeddings": True,
-}, copied=("image_token_index",))
-MISTRAL3 = ConfigClass("Mistral3Config", "mistral3/configuration_mistral3.py", _Mistral3Spec, {
-    "spatial_merge_size": 2, "multimodal_projector_bias": False, "projector_hidden_act": "gelu",
-    "vision_feature_layer": -1, "tie_word_embeddings": True,
-}, copied=("image_token_index",))
+PIXTRAL_VISION = ConfigClass(
+    "PixtralVisionConfig",
+    "pixtral/configuration_pixtral.py",
+    _PixtralSpec,
+    {
+        "hidden_size": 1024,
+        "intermediate_size": 4096,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "num_channels": 3,
+        "image_size": 1024,
+        "patch_size": 16,
+        "hidden_act": "gelu",
+    },
+)  # head_dim: PixtralVisionConfig.__post_init__ always sets hidden_size // num_attention_heads
+GEMMA3 = ConfigClass(
+    "Gemma3Config",
+    "gemma3/configuration_gemma3.py",
+    _Gemma3Spec,
+    {
+        "mm_tokens_per_image": 256,
+        "tie_word_embeddings": True,
+    },
+    copied=("image_token_index", "boi_token_index", "eoi_token_index"),
+)
+PALIGEMMA = ConfigClass(
+    "PaliGemmaConfig",
+    "paligemma/configuration_paligemma.py",
+    _PaliGemmaSpec,
+    {
+        "projection_dim": 2048,
+        "tie_word_embeddings": True,
+    },
+    copied=("image_token_index",),
+)
+MISTRAL3 = ConfigClass(
+    "Mistral3Config",
+    "mistral3/configuration_mistral3.py",
+    _Mistral3Spec,
+    {
+        "spatial_merge_size": 2,
+        "multimodal_projector_bias": False,
+        "projector_hidden_act": "gelu",
+        "vision_feature_layer": -1,
+        "tie_word_embeddings": True,
+    },
+    copied=("image_token_index",),
+)
 # The sub-configs' init_kwargs (used when config.json has no text_config / vision_config at all).
-_PALIGEMMA_VISION_INIT = {"intermediate_size": 4096, "hidden_size": 1152, "patch_size": 14, "image_size": 224,
-                          "num_hidden_layers": 27, "num_attention_heads": 16, "vision_use_head": False}
-_PALIGEMMA_TEXT_INIT = {"hidden_size": 2048, "num_hidden_layers": 18, "intermediate_size": 16384,
-                        "num_attention_heads": 8, "num_key_value_heads": 1, "vocab_size": 257152}
-_MISTRAL3_TEXT_INIT = {"head_dim": 128, "hidden_act": "silu", "hidden_size": 5120, "intermediate_size": 32768,
-                       "max_position_embeddings": 131072, "num_attention_heads": 32, "num_hidden_layers": 40,
-                       "num_key_value_heads": 8, "sliding_window": None, "vocab_size": 131072}
-_MISTRAL3_VISION_INIT = {"intermediate_size": 4096, "hidden_size": 1024, "patch_size": 14, "image_size": 1540,
-                         "num_hidden_layers": 24, "num_attention_heads": 16, "hidden_act": "gelu"}
+_PALIGEMMA_VISION_INIT = {
+    "intermediate_size": 4096,
+    "hidden_size": 1152,
+    "patch_size": 14,
+    "image_size": 224,
+    "num_hidden_layers": 27,
+    "num_attention_heads": 16,
+    "vision_use_head": False,
+}
+_PALIGEMMA_TEXT_INIT = {
+    "hidden_size": 2048,
+    "num_hidden_layers": 18,
+    "intermediate_size": 16384,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 1,
+    "vocab_size": 257152,
+}
+_MISTRAL3_TEXT_INIT = {
+    "head_dim": 128,
+    "hidden_act": "silu",
+    "hidden_size": 5120,
+    "intermediate_size": 32768,
+    "max_position_embeddings": 131072,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 40,
+    "num_key_value_heads": 8,
+    "sliding_window": None,
+    "vocab_size": 131072,
+}
+_MISTRAL3_VISION_INIT = {
+    "intermediate_size": 4096,
+    "hidden_size": 1024,
+    "patch_size": 14,
+    "image_size": 1540,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "hidden_act": "gelu",
+}
 # sub_configs_defaults: (top class, text default model_type, its init_kwargs, vision class and model_type, init_kwargs)
 VISION_LANGUAGE: dict[str, tuple[ConfigClass, str, Mapping[str, Any], ConfigClass, str, Mapping[str, Any]]] = {
     "gemma3": (GEMMA3, "gemma3_text", {}, SIGLIP_VISION, "siglip_vision_model", {}),
-    "paligemma": (PALIGEMMA, "gemma", _PALIGEMMA_TEXT_INIT, SIGLIP_VISION, "siglip_vision_model", _PALIGEMMA_VISION_INIT),
+    "paligemma": (
+        PALIGEMMA,
+        "gemma",
+        _PALIGEMMA_TEXT_INIT,
+        SIGLIP_VISION,
+        "siglip_vision_model",
+        _PALIGEMMA_VISION_INIT,
+    ),
     "mistral3": (MISTRAL3, "mistral", _MISTRAL3_TEXT_INIT, PIXTRAL_VISION, "pixtral", _MISTRAL3_VISION_INIT),
 }
+
+
 # issue 11: encoders used alone and image encoder-decoders; defaults of transformers 5.23's classes.
 def _encoder_vision_classes() -> dict[str, ConfigClass]:
     from ..archs.clip import ClipConfig, ClipTextConfig, SiglipTextConfig
@@ -273,39 +723,112 @@ def _encoder_vision_classes() -> dict[str, ConfigClass]:
     from ..archs.siglip import SiglipVisionConfig
     from ..archs.vision_encoder_decoder import MBartDecoderConfig, SwinEncoderConfig
 
-    swin = {"image_size": 224, "patch_size": 4, "num_channels": 3, "embed_dim": 96, "depths": [2, 2, 6, 2],
-            "num_heads": [3, 6, 12, 24], "window_size": 7, "mlp_ratio": 4.0, "qkv_bias": True,
-            "use_absolute_embeddings": False}
+    swin = {
+        "image_size": 224,
+        "patch_size": 4,
+        "num_channels": 3,
+        "embed_dim": 96,
+        "depths": [2, 2, 6, 2],
+        "num_heads": [3, 6, 12, 24],
+        "window_size": 7,
+        "mlp_ratio": 4.0,
+        "qkv_bias": True,
+        "use_absolute_embeddings": False,
+    }
     return {
-        "clip_text_model": ConfigClass("CLIPTextConfig", "clip/configuration_clip.py", ClipTextConfig, {
-            "vocab_size": 49408, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
-            "num_attention_heads": 8, "max_position_embeddings": 77, "hidden_act": "quick_gelu"}),
+        "clip_text_model": ConfigClass(
+            "CLIPTextConfig",
+            "clip/configuration_clip.py",
+            ClipTextConfig,
+            {
+                "vocab_size": 49408,
+                "hidden_size": 512,
+                "intermediate_size": 2048,
+                "num_hidden_layers": 12,
+                "num_attention_heads": 8,
+                "max_position_embeddings": 77,
+                "hidden_act": "quick_gelu",
+            },
+        ),
         "clip": ConfigClass("CLIPConfig", "clip/configuration_clip.py", ClipConfig, {"projection_dim": 512}),
-        "siglip_text_model": ConfigClass("SiglipTextConfig", "siglip/configuration_siglip.py", SiglipTextConfig, {
-            "vocab_size": 32000, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-            "num_attention_heads": 12, "max_position_embeddings": 64, "hidden_act": "gelu_pytorch_tanh"},
-            copied=("projection_size",)),
-        "siglip_vision_model": ConfigClass("SiglipVisionConfig", "siglip/configuration_siglip.py",
-                                           SiglipVisionConfig, {
-            "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
-            "num_channels": 3, "image_size": 224, "patch_size": 16, "hidden_act": "gelu_pytorch_tanh",
-            "vision_use_head": True}),
-        "pix2struct_text_model": ConfigClass("Pix2StructTextConfig", "pix2struct/configuration_pix2struct.py",
-                                             Pix2StructTextConfig, {
-            "vocab_size": 50244, "hidden_size": 768, "d_kv": 64, "d_ff": 2048, "num_layers": 12, "num_heads": 12,
-            "relative_attention_num_buckets": 32, "dense_act_fn": "gelu_new"}),
-        "pix2struct_vision_model": ConfigClass("Pix2StructVisionConfig", "pix2struct/configuration_pix2struct.py",
-                                               Pix2StructVisionConfig, {
-            "hidden_size": 768, "patch_embed_hidden_size": 768, "d_ff": 2048, "d_kv": 64, "num_hidden_layers": 12,
-            "num_attention_heads": 12, "seq_len": 4096, "dense_act_fn": "gelu_new"}),
-        "pix2struct": ConfigClass("Pix2StructConfig", "pix2struct/configuration_pix2struct.py", Pix2StructConfig,
-                                  {"tie_word_embeddings": False}),
-        "donut-swin": ConfigClass("DonutSwinConfig", "donut/configuration_donut_swin.py", SwinEncoderConfig, swin,
-                                  copied=("hidden_size",)),
-        "swin": ConfigClass("SwinConfig", "swin/configuration_swin.py", SwinEncoderConfig, swin,
-                            copied=("hidden_size",)),
-        **{f"decoder:{t}": ConfigClass(c.name, c.path, MBartDecoderConfig, c.defaults)
-           for t, c in BART_FAMILY.items() if t in ("mbart", "bart")},
+        "siglip_text_model": ConfigClass(
+            "SiglipTextConfig",
+            "siglip/configuration_siglip.py",
+            SiglipTextConfig,
+            {
+                "vocab_size": 32000,
+                "hidden_size": 768,
+                "intermediate_size": 3072,
+                "num_hidden_layers": 12,
+                "num_attention_heads": 12,
+                "max_position_embeddings": 64,
+                "hidden_act": "gelu_pytorch_tanh",
+            },
+            copied=("projection_size",),
+        ),
+        "siglip_vision_model": ConfigClass(
+            "SiglipVisionConfig",
+            "siglip/configuration_siglip.py",
+            SiglipVisionConfig,
+            {
+                "hidden_size": 768,
+                "intermediate_size": 3072,
+                "num_hidden_layers": 12,
+                "num_attention_heads": 12,
+                "num_channels": 3,
+                "image_size": 224,
+                "patch_size": 16,
+                "hidden_act": "gelu_pytorch_tanh",
+                "vision_use_head": True,
+            },
+        ),
+        "pix2struct_text_model": ConfigClass(
+            "Pix2StructTextConfig",
+            "pix2struct/configuration_pix2struct.py",
+            Pix2StructTextConfig,
+            {
+                "vocab_size": 50244,
+                "hidden_size": 768,
+                "d_kv": 64,
+                "d_ff": 2048,
+                "num_layers": 12,
+                "num_heads": 12,
+                "relative_attention_num_buckets": 32,
+                "dense_act_fn": "gelu_new",
+            },
+        ),
+        "pix2struct_vision_model": ConfigClass(
+            "Pix2StructVisionConfig",
+            "pix2struct/configuration_pix2struct.py",
+            Pix2StructVisionConfig,
+            {
+                "hidden_size": 768,
+                "patch_embed_hidden_size": 768,
+                "d_ff": 2048,
+                "d_kv": 64,
+                "num_hidden_layers": 12,
+                "num_attention_heads": 12,
+                "seq_len": 4096,
+                "dense_act_fn": "gelu_new",
+            },
+        ),
+        "pix2struct": ConfigClass(
+            "Pix2StructConfig",
+            "pix2struct/configuration_pix2struct.py",
+            Pix2StructConfig,
+            {"tie_word_embeddings": False},
+        ),
+        "donut-swin": ConfigClass(
+            "DonutSwinConfig", "donut/configuration_donut_swin.py", SwinEncoderConfig, swin, copied=("hidden_size",)
+        ),
+        "swin": ConfigClass(
+            "SwinConfig", "swin/configuration_swin.py", SwinEncoderConfig, swin, copied=("hidden_size",)
+        ),
+        **{
+            f"decoder:{t}": ConfigClass(c.name, c.path, MBartDecoderConfig, c.defaults)
+            for t, c in BART_FAMILY.items()
+            if t in ("mbart", "bart")
+        },
     }
 
 
@@ -318,12 +841,25 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
     from ..archs.qwen_moe import Qwen2MoeConfig as _Qwen2MoeSpec
     from ..archs.qwen_moe import Qwen3MoeConfig as _Qwen3MoeSpec
 
-    moe = {"num_experts_per_tok": 8, "moe_intermediate_size": 768, "decoder_sparse_step": 1, "mlp_only_layers": [],
-           "norm_topk_prob": False}
+    moe = {
+        "num_experts_per_tok": 8,
+        "moe_intermediate_size": 768,
+        "decoder_sparse_step": 1,
+        "mlp_only_layers": [],
+        "norm_topk_prob": False,
+    }
     from ..archs.deepseek import DeepseekConfig as _DeepseekSpec
 
-    mla = {"kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64, "v_head_dim": 128,
-           "qk_nope_head_dim": 128, "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False}
+    mla = {
+        "kv_lora_rank": 512,
+        "q_lora_rank": 1536,
+        "qk_rope_head_dim": 64,
+        "v_head_dim": 128,
+        "qk_nope_head_dim": 128,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+    }
     from ..archs.falcon_h1 import FalconH1Config as _FalconH1Spec
     from ..archs.gpt_oss import GptOssConfig as _GptOssSpec
     from ..archs.granitemoehybrid import GraniteMoeHybridConfig as _GraniteHybridSpec
@@ -332,114 +868,365 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
     from ..archs.mamba import MambaConfig as _MambaSpec
     from ..archs.mamba2 import Mamba2Config as _Mamba2Spec
 
-    mamba = {"vocab_size": 50280, "hidden_size": 768, "num_hidden_layers": 32, "state_size": 16, "expand": 2,
-             "conv_kernel": 4, "use_bias": False, "use_conv_bias": True, "time_step_rank": "auto",
-             "hidden_act": "silu", "tie_word_embeddings": True}
+    mamba = {
+        "vocab_size": 50280,
+        "hidden_size": 768,
+        "num_hidden_layers": 32,
+        "state_size": 16,
+        "expand": 2,
+        "conv_kernel": 4,
+        "use_bias": False,
+        "use_conv_bias": True,
+        "time_step_rank": "auto",
+        "hidden_act": "silu",
+        "tie_word_embeddings": True,
+    }
     return {
-        "falcon_h1": ConfigClass("FalconH1Config", "falcon_h1/configuration_falcon_h1.py", _FalconH1Spec, {
-            "vocab_size": 128000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-            "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": None, "max_position_embeddings": 8192,
-            "tie_word_embeddings": False, "attention_bias": False, "projectors_bias": False, "mlp_bias": False,
-            "mamba_d_ssm": 1024, "mamba_n_heads": 128, "mamba_d_head": "auto", "mamba_n_groups": 1,
-            "mamba_d_state": 256, "mamba_d_conv": 4, "mamba_expand": 2, "mamba_chunk_size": 256,
-            "mamba_conv_bias": True, "mamba_proj_bias": False, "mamba_rms_norm": False, "hidden_act": "silu",
-        }),
-        "jamba": ConfigClass("JambaConfig", "jamba/configuration_jamba.py", _JambaSpec, {
-            "vocab_size": 65536, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-            "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 262144,
-            "num_experts": 16, "num_experts_per_tok": 2, "attn_layer_period": 8, "attn_layer_offset": 4,
-            "expert_layer_period": 2, "expert_layer_offset": 1, "mamba_d_state": 16, "mamba_d_conv": 4,
-            "mamba_expand": 2, "mamba_dt_rank": "auto", "mamba_conv_bias": True, "mamba_proj_bias": False,
-            "tie_word_embeddings": False, "hidden_act": "silu",
-        }),
+        "falcon_h1": ConfigClass(
+            "FalconH1Config",
+            "falcon_h1/configuration_falcon_h1.py",
+            _FalconH1Spec,
+            {
+                "vocab_size": 128000,
+                "hidden_size": 4096,
+                "intermediate_size": 14336,
+                "num_hidden_layers": 32,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 8,
+                "head_dim": None,
+                "max_position_embeddings": 8192,
+                "tie_word_embeddings": False,
+                "attention_bias": False,
+                "projectors_bias": False,
+                "mlp_bias": False,
+                "mamba_d_ssm": 1024,
+                "mamba_n_heads": 128,
+                "mamba_d_head": "auto",
+                "mamba_n_groups": 1,
+                "mamba_d_state": 256,
+                "mamba_d_conv": 4,
+                "mamba_expand": 2,
+                "mamba_chunk_size": 256,
+                "mamba_conv_bias": True,
+                "mamba_proj_bias": False,
+                "mamba_rms_norm": False,
+                "hidden_act": "silu",
+            },
+        ),
+        "jamba": ConfigClass(
+            "JambaConfig",
+            "jamba/configuration_jamba.py",
+            _JambaSpec,
+            {
+                "vocab_size": 65536,
+                "hidden_size": 4096,
+                "intermediate_size": 14336,
+                "num_hidden_layers": 32,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 8,
+                "max_position_embeddings": 262144,
+                "num_experts": 16,
+                "num_experts_per_tok": 2,
+                "attn_layer_period": 8,
+                "attn_layer_offset": 4,
+                "expert_layer_period": 2,
+                "expert_layer_offset": 1,
+                "mamba_d_state": 16,
+                "mamba_d_conv": 4,
+                "mamba_expand": 2,
+                "mamba_dt_rank": "auto",
+                "mamba_conv_bias": True,
+                "mamba_proj_bias": False,
+                "tie_word_embeddings": False,
+                "hidden_act": "silu",
+            },
+        ),
         # intermediate_size: __post_init__ sets expand x hidden_size, an explicit key wins (Falcon-Mamba)
-        "mamba": ConfigClass("MambaConfig", "mamba/configuration_mamba.py", _MambaSpec, mamba,
-                             copied=("intermediate_size",)),
-        "falcon_mamba": ConfigClass("FalconMambaConfig", "falcon_mamba/configuration_falcon_mamba.py", _MambaSpec,
-                                    {**mamba, "vocab_size": 50280}, copied=("intermediate_size",)),
+        "mamba": ConfigClass(
+            "MambaConfig", "mamba/configuration_mamba.py", _MambaSpec, mamba, copied=("intermediate_size",)
+        ),
+        "falcon_mamba": ConfigClass(
+            "FalconMambaConfig",
+            "falcon_mamba/configuration_falcon_mamba.py",
+            _MambaSpec,
+            {**mamba, "vocab_size": 50280},
+            copied=("intermediate_size",),
+        ),
         # Mamba2Mixer computes expand x hidden_size and reads no intermediate_size key (dropped)
-        "mamba2": ConfigClass("Mamba2Config", "mamba2/configuration_mamba2.py", _Mamba2Spec, {
-            "vocab_size": 32768, "hidden_size": 4096, "num_hidden_layers": 64, "num_heads": 128, "head_dim": 64,
-            "state_size": 128, "expand": 2, "conv_kernel": 4, "n_groups": 8, "use_bias": False, "use_conv_bias": True,
-            "hidden_act": "silu", "chunk_size": 256, "time_step_rank": "auto", "tie_word_embeddings": False,
-        }),
+        "mamba2": ConfigClass(
+            "Mamba2Config",
+            "mamba2/configuration_mamba2.py",
+            _Mamba2Spec,
+            {
+                "vocab_size": 32768,
+                "hidden_size": 4096,
+                "num_hidden_layers": 64,
+                "num_heads": 128,
+                "head_dim": 64,
+                "state_size": 128,
+                "expand": 2,
+                "conv_kernel": 4,
+                "n_groups": 8,
+                "use_bias": False,
+                "use_conv_bias": True,
+                "hidden_act": "silu",
+                "chunk_size": 256,
+                "time_step_rank": "auto",
+                "tie_word_embeddings": False,
+            },
+        ),
         # head_dim is no GraniteMoeHybridConfig field, but GraniteMoeHybridAttention reads
         # getattr(config, "head_dim", hidden_size // num_attention_heads): kept when present.
         # layer_types absent: every layer is Mamba-2 (GraniteMoeHybridConfig.__post_init__).
         "granitemoehybrid": ConfigClass(
-            "GraniteMoeHybridConfig", "granitemoehybrid/configuration_granitemoehybrid.py", _GraniteHybridSpec, {
-                "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-                "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048,
-                "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False,
-                "embedding_multiplier": 1.0, "logits_scaling": 1.0, "residual_multiplier": 1.0,
-                "attention_multiplier": 1.0, "num_local_experts": 8, "num_experts_per_tok": 2,
-                "shared_intermediate_size": 1024, "layer_types": None, "mamba_n_heads": 128, "mamba_n_groups": 1,
-                "mamba_d_state": 256, "mamba_d_head": "auto", "mamba_d_conv": 4, "mamba_expand": 2,
-                "mamba_chunk_size": 256, "mamba_conv_bias": True, "mamba_proj_bias": False,
-            }, copied=("head_dim",)),
-        "llama4_text": ConfigClass("Llama4TextConfig", "llama4/configuration_llama4.py", _Llama4TextSpec, {
-            "vocab_size": 202048, "hidden_size": 5120, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
-            "num_hidden_layers": 48, "num_attention_heads": 40, "num_key_value_heads": 8, "head_dim": 128,
-            "num_local_experts": 16, "num_experts_per_tok": 1, "attention_chunk_size": 8192,
-            "max_position_embeddings": 131072, "attention_bias": False, "tie_word_embeddings": False,
-            "interleave_moe_layer_step": 1, "no_rope_layer_interval": 4, "use_qk_norm": True, "hidden_act": "silu",
-        }, copied=("no_rope_layers", "moe_layers")),
-        "gpt_oss": ConfigClass("GptOssConfig", "gpt_oss/configuration_gpt_oss.py", _GptOssSpec, {
-            "vocab_size": 201088, "hidden_size": 2880, "intermediate_size": 2880, "num_hidden_layers": 36,
-            "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 64, "num_local_experts": 128,
-            "num_experts_per_tok": 4, "sliding_window": 128, "max_position_embeddings": 131072,
-            "attention_bias": True, "tie_word_embeddings": False, "hidden_act": "silu",
-        }, copied=("layer_types",)),
-        "deepseek_v2": ConfigClass("DeepseekV2Config", "deepseek_v2/configuration_deepseek_v2.py", _DeepseekSpec, {
-            "vocab_size": 102400, "hidden_size": 4096, "intermediate_size": 11008, "moe_intermediate_size": 1407,
-            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32, "n_shared_experts": 2,
-            "n_routed_experts": 64, "first_k_dense_replace": 0, "max_position_embeddings": 2048, **mla,
-        }, copied=("num_experts_per_tok",)),  # DeepseekV2Config: None (no default a model could use)
-        "deepseek_v3": ConfigClass("DeepseekV3Config", "deepseek_v3/configuration_deepseek_v3.py", _DeepseekSpec, {
-            "vocab_size": 129280, "hidden_size": 7168, "intermediate_size": 18432, "moe_intermediate_size": 2048,
-            "num_hidden_layers": 61, "num_attention_heads": 128, "num_key_value_heads": 128, "n_shared_experts": 1,
-            "n_routed_experts": 256, "num_experts_per_tok": 8, "first_k_dense_replace": 3,
-            "max_position_embeddings": 4096, **mla,
-        }),
-        "mixtral": ConfigClass("MixtralConfig", "mixtral/configuration_mixtral.py", _MixtralSpec, {
-            "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-            "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": None, "max_position_embeddings": 131072,
-            "hidden_act": "silu", "tie_word_embeddings": False, "sliding_window": None, "num_local_experts": 8,
-            "num_experts_per_tok": 2,
-        }),
-        "qwen3_moe": ConfigClass("Qwen3MoeConfig", "qwen3_moe/configuration_qwen3_moe.py", _Qwen3MoeSpec, {
-            "vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 24,
-            "num_attention_heads": 32, "num_key_value_heads": 4, "max_position_embeddings": 32768,
-            "hidden_act": "silu", "tie_word_embeddings": False, "attention_bias": False, "use_sliding_window": False,
-            "sliding_window": 4096, "num_experts": 128, **moe,
-        }, copied=("head_dim", "max_window_layers"), none_is_default=("mlp_only_layers",)),
-        "qwen2_moe": ConfigClass("Qwen2MoeConfig", "qwen2_moe/configuration_qwen2_moe.py", _Qwen2MoeSpec, {
-            "vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 24,
-            "num_attention_heads": 16, "num_key_value_heads": 16, "max_position_embeddings": 32768,
-            "hidden_act": "silu", "tie_word_embeddings": False, "use_sliding_window": False, "sliding_window": 4096,
-            "max_window_layers": 28, "num_experts": 60, "shared_expert_intermediate_size": 5632, "qkv_bias": True,
-            **moe, "num_experts_per_tok": 4, "moe_intermediate_size": 1408,
-        }, copied=("head_dim", "layer_types"), none_is_default=("mlp_only_layers",)),
+            "GraniteMoeHybridConfig",
+            "granitemoehybrid/configuration_granitemoehybrid.py",
+            _GraniteHybridSpec,
+            {
+                "vocab_size": 32000,
+                "hidden_size": 4096,
+                "intermediate_size": 11008,
+                "num_hidden_layers": 32,
+                "num_attention_heads": 32,
+                "num_key_value_heads": None,
+                "max_position_embeddings": 2048,
+                "hidden_act": "silu",
+                "tie_word_embeddings": False,
+                "attention_bias": False,
+                "embedding_multiplier": 1.0,
+                "logits_scaling": 1.0,
+                "residual_multiplier": 1.0,
+                "attention_multiplier": 1.0,
+                "num_local_experts": 8,
+                "num_experts_per_tok": 2,
+                "shared_intermediate_size": 1024,
+                "layer_types": None,
+                "mamba_n_heads": 128,
+                "mamba_n_groups": 1,
+                "mamba_d_state": 256,
+                "mamba_d_head": "auto",
+                "mamba_d_conv": 4,
+                "mamba_expand": 2,
+                "mamba_chunk_size": 256,
+                "mamba_conv_bias": True,
+                "mamba_proj_bias": False,
+            },
+            copied=("head_dim",),
+        ),
+        "llama4_text": ConfigClass(
+            "Llama4TextConfig",
+            "llama4/configuration_llama4.py",
+            _Llama4TextSpec,
+            {
+                "vocab_size": 202048,
+                "hidden_size": 5120,
+                "intermediate_size": 8192,
+                "intermediate_size_mlp": 16384,
+                "num_hidden_layers": 48,
+                "num_attention_heads": 40,
+                "num_key_value_heads": 8,
+                "head_dim": 128,
+                "num_local_experts": 16,
+                "num_experts_per_tok": 1,
+                "attention_chunk_size": 8192,
+                "max_position_embeddings": 131072,
+                "attention_bias": False,
+                "tie_word_embeddings": False,
+                "interleave_moe_layer_step": 1,
+                "no_rope_layer_interval": 4,
+                "use_qk_norm": True,
+                "hidden_act": "silu",
+            },
+            copied=("no_rope_layers", "moe_layers"),
+        ),
+        "gpt_oss": ConfigClass(
+            "GptOssConfig",
+            "gpt_oss/configuration_gpt_oss.py",
+            _GptOssSpec,
+            {
+                "vocab_size": 201088,
+                "hidden_size": 2880,
+                "intermediate_size": 2880,
+                "num_hidden_layers": 36,
+                "num_attention_heads": 64,
+                "num_key_value_heads": 8,
+                "head_dim": 64,
+                "num_local_experts": 128,
+                "num_experts_per_tok": 4,
+                "sliding_window": 128,
+                "max_position_embeddings": 131072,
+                "attention_bias": True,
+                "tie_word_embeddings": False,
+                "hidden_act": "silu",
+            },
+            copied=("layer_types",),
+        ),
+        "deepseek_v2": ConfigClass(
+            "DeepseekV2Config",
+            "deepseek_v2/configuration_deepseek_v2.py",
+            _DeepseekSpec,
+            {
+                "vocab_size": 102400,
+                "hidden_size": 4096,
+                "intermediate_size": 11008,
+                "moe_intermediate_size": 1407,
+                "num_hidden_layers": 32,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 32,
+                "n_shared_experts": 2,
+                "n_routed_experts": 64,
+                "first_k_dense_replace": 0,
+                "max_position_embeddings": 2048,
+                **mla,
+            },
+            copied=("num_experts_per_tok",),
+        ),  # DeepseekV2Config: None (no default a model could use)
+        "deepseek_v3": ConfigClass(
+            "DeepseekV3Config",
+            "deepseek_v3/configuration_deepseek_v3.py",
+            _DeepseekSpec,
+            {
+                "vocab_size": 129280,
+                "hidden_size": 7168,
+                "intermediate_size": 18432,
+                "moe_intermediate_size": 2048,
+                "num_hidden_layers": 61,
+                "num_attention_heads": 128,
+                "num_key_value_heads": 128,
+                "n_shared_experts": 1,
+                "n_routed_experts": 256,
+                "num_experts_per_tok": 8,
+                "first_k_dense_replace": 3,
+                "max_position_embeddings": 4096,
+                **mla,
+            },
+        ),
+        "mixtral": ConfigClass(
+            "MixtralConfig",
+            "mixtral/configuration_mixtral.py",
+            _MixtralSpec,
+            {
+                "vocab_size": 32000,
+                "hidden_size": 4096,
+                "intermediate_size": 14336,
+                "num_hidden_layers": 32,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 8,
+                "head_dim": None,
+                "max_position_embeddings": 131072,
+                "hidden_act": "silu",
+                "tie_word_embeddings": False,
+                "sliding_window": None,
+                "num_local_experts": 8,
+                "num_experts_per_tok": 2,
+            },
+        ),
+        "qwen3_moe": ConfigClass(
+            "Qwen3MoeConfig",
+            "qwen3_moe/configuration_qwen3_moe.py",
+            _Qwen3MoeSpec,
+            {
+                "vocab_size": 151936,
+                "hidden_size": 2048,
+                "intermediate_size": 6144,
+                "num_hidden_layers": 24,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 4,
+                "max_position_embeddings": 32768,
+                "hidden_act": "silu",
+                "tie_word_embeddings": False,
+                "attention_bias": False,
+                "use_sliding_window": False,
+                "sliding_window": 4096,
+                "num_experts": 128,
+                **moe,
+            },
+            copied=("head_dim", "max_window_layers"),
+            none_is_default=("mlp_only_layers",),
+        ),
+        "qwen2_moe": ConfigClass(
+            "Qwen2MoeConfig",
+            "qwen2_moe/configuration_qwen2_moe.py",
+            _Qwen2MoeSpec,
+            {
+                "vocab_size": 151936,
+                "hidden_size": 2048,
+                "intermediate_size": 5632,
+                "num_hidden_layers": 24,
+                "num_attention_heads": 16,
+                "num_key_value_heads": 16,
+                "max_position_embeddings": 32768,
+                "hidden_act": "silu",
+                "tie_word_embeddings": False,
+                "use_sliding_window": False,
+                "sliding_window": 4096,
+                "max_window_layers": 28,
+                "num_experts": 60,
+                "shared_expert_intermediate_size": 5632,
+                "qkv_bias": True,
+                **moe,
+                "num_experts_per_tok": 4,
+                "moe_intermediate_size": 1408,
+            },
+            copied=("head_dim", "layer_types"),
+            none_is_default=("mlp_only_layers",),
+        ),
     }
 
 
-LANGUAGE_MODELS = {"llama": LLAMA, "mistral": MISTRAL, "qwen2": QWEN2, "qwen3": QWEN3, "gemma": GEMMA,
-                   "gemma2": GEMMA2, "gemma3_text": GEMMA3_TEXT, "phi3": PHI3, "granite": GRANITE,
-                   "starcoder2": STARCODER2, "cohere2": COHERE2, **_moe_config_classes()}
+LANGUAGE_MODELS = {
+    "llama": LLAMA,
+    "mistral": MISTRAL,
+    "qwen2": QWEN2,
+    "qwen3": QWEN3,
+    "gemma": GEMMA,
+    "gemma2": GEMMA2,
+    "gemma3_text": GEMMA3_TEXT,
+    "phi3": PHI3,
+    "granite": GRANITE,
+    "starcoder2": STARCODER2,
+    "cohere2": COHERE2,
+    **_moe_config_classes(),
+}
 LLAVA_TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models LlavaConfig specs model
 # Fields that fix a model's size: when config.json omits one, the estimate rests on transformers'
 # default for it, which is some other model's value -- said in a warning-worthy note.
-SHAPE_FIELDS = frozenset({
-    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-    "num_key_value_heads", "head_dim", "max_position_embeddings", "d_model", "d_kv", "d_ff", "num_layers",
-    "num_heads", "encoder_layers", "decoder_layers", "encoder_attention_heads", "decoder_attention_heads",
-    "encoder_ffn_dim", "decoder_ffn_dim", "num_mel_bins", "image_size", "patch_size",
-    # state-space and mixture-of-experts widths (mamba2, granitemoehybrid)
-    "state_size", "n_groups", "mamba_n_heads", "mamba_d_head", "mamba_d_state", "mamba_n_groups",
-    "num_local_experts", "num_experts_per_tok", "shared_intermediate_size",
-})
-
-
+SHAPE_FIELDS = frozenset(
+    {
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "head_dim",
+        "max_position_embeddings",
+        "d_model",
+        "d_kv",
+        "d_ff",
+        "num_layers",
+        "num_heads",
+        "encoder_layers",
+        "decoder_layers",
+        "encoder_attention_heads",
+        "decoder_attention_heads",
+        "encoder_ffn_dim",
+        "decoder_ffn_dim",
+        "num_mel_bins",
+        "image_size",
+        "patch_size",
+        # state-space and mixture-of-experts widths (mamba2, granitemoehybrid)
+        "state_size",
+        "n_groups",
+        "mamba_n_heads",
+        "mamba_d_head",
+        "mamba_d_state",
+        "mamba_n_groups",
+        "num_local_experts",
+        "num_experts_per_tok",
+        "shared_intermediate_size",
+    }
+)
 
 
 def _register_component_rules() -> None:
@@ -466,13 +1253,26 @@ def _register_component_rules() -> None:
     COMPONENT_RULES.setdefault("siglip", encoders)
     # Pix2StructForConditionalGeneration; VisionEncoderDecoderModel (Donut): encoder.*, decoder.* with the
     # decoder's token embedding and lm_head inside it
-    COMPONENT_RULES.setdefault("pix2struct", [
-        (r"encoder\..+", "encoder"), (r"decoder\.embed_tokens\.weight", "embeddings"),
-        (r"decoder\.lm_head\.weight", "lm_head"), (r"decoder\..+", "decoder")])
-    COMPONENT_RULES.setdefault("vision-encoder-decoder", [
-        # Swin's relative_position_index is a persistent int64 buffer of every block (window^2 x window^2)
-        (r"encoder\..+\.relative_position_index", BUFFER), (r"encoder\..+", "encoder"), (r"decoder\.model\.decoder\.embed_tokens\.weight", "embeddings"),
-        (r"decoder\.lm_head\.weight", "lm_head"), (r"decoder\..+", "decoder")])
+    COMPONENT_RULES.setdefault(
+        "pix2struct",
+        [
+            (r"encoder\..+", "encoder"),
+            (r"decoder\.embed_tokens\.weight", "embeddings"),
+            (r"decoder\.lm_head\.weight", "lm_head"),
+            (r"decoder\..+", "decoder"),
+        ],
+    )
+    COMPONENT_RULES.setdefault(
+        "vision-encoder-decoder",
+        [
+            # Swin's relative_position_index is a persistent int64 buffer of every block (window^2 x window^2)
+            (r"encoder\..+\.relative_position_index", BUFFER),
+            (r"encoder\..+", "encoder"),
+            (r"decoder\.model\.decoder\.embed_tokens\.weight", "embeddings"),
+            (r"decoder\.lm_head\.weight", "lm_head"),
+            (r"decoder\..+", "decoder"),
+        ],
+    )
 
 
 _register_component_rules()
@@ -497,11 +1297,17 @@ def _register_vlm_component_rules() -> None:
 
 
 _register_vlm_component_rules()
-IMPORTABLE = tuple(a for a in ARCHITECTURES if a in LANGUAGE_MODELS or a in ("t5", "whisper", "llava", "llava_next",
-                                                                             "mllama", "mt5") or a in QWEN_VL
-                   or a in BART_FAMILY or a in VISION_LANGUAGE
-                   or a in ("clip", "siglip", "pix2struct", "vision-encoder-decoder")
-                   or a in ("llava_onevision", *IDEFICS3_FAMILY))
+IMPORTABLE = tuple(
+    a
+    for a in ARCHITECTURES
+    if a in LANGUAGE_MODELS
+    or a in ("t5", "whisper", "llava", "llava_next", "mllama", "mt5")
+    or a in QWEN_VL
+    or a in BART_FAMILY
+    or a in VISION_LANGUAGE
+    or a in ("clip", "siglip", "pix2struct", "vision-encoder-decoder")
+    or a in ("llava_onevision", *IDEFICS3_FAMILY)
+)
 
 
 def declared_config(model_type: str) -> ConfigClass | None:
@@ -547,8 +1353,10 @@ def name_from_source(source: str) -> str:
 
 def check_id(model_id: str) -> str:
     if not re.fullmatch(ID_PATTERN, model_id) or len(model_id) > 64:
-        raise UsageError(f"id {clip(repr(model_id))} is not a catalog id: lowercase letters and digits separated by "
-                         "'-' or '.', at most 64 characters (e.g. my-llama-3.1-8b)")
+        raise UsageError(
+            f"id {clip(repr(model_id))} is not a catalog id: lowercase letters and digits separated by "
+            "'-' or '.', at most 64 characters (e.g. my-llama-3.1-8b)"
+        )
     return model_id
 
 
@@ -560,8 +1368,13 @@ def _spec_default(model: Any, field: str) -> tuple[bool, Any]:
     return info.is_required(), None if info.is_required() else info.default
 
 
-def _block(cfg: Mapping[str, Any], cls: ConfigClass, where: str, sources: dict[str, str],
-           defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def _block(
+    cfg: Mapping[str, Any],
+    cls: ConfigClass,
+    where: str,
+    sources: dict[str, str],
+    defaults: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The fields of `cls` from `cfg`; an absent field gets transformers' default (cited in `sources`)
     where the spec needs it or would otherwise assume something else."""
     out: dict[str, Any] = {}
@@ -603,18 +1416,27 @@ def _model_type(cfg: Mapping[str, Any], default: str, where: str, source: str) -
     """A sub-config's `model_type` (`default` when absent); anything but a string is a SpecError."""
     model_type = cfg.get("model_type", default)
     if not isinstance(model_type, str):
-        raise SpecError(f"{source}: {where.removeprefix('config.')}.model_type must be a string, "
-                        f"not {type(model_type).__name__}")
+        raise SpecError(
+            f"{source}: {where.removeprefix('config.')}.model_type must be a string, not {type(model_type).__name__}"
+        )
     return model_type
 
 
-def _language_model(cfg: Mapping[str, Any] | None, default_type: str, where: str, source: str,
-                    sources: dict[str, str], models: Mapping[str, ConfigClass] = LANGUAGE_MODELS) -> dict[str, Any]:
+def _language_model(
+    cfg: Mapping[str, Any] | None,
+    default_type: str,
+    where: str,
+    source: str,
+    sources: dict[str, str],
+    models: Mapping[str, ConfigClass] = LANGUAGE_MODELS,
+) -> dict[str, Any]:
     cfg = cfg or {}
     model_type = _model_type(cfg, default_type, where, source)
     if model_type not in models:
-        raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {clip(repr(model_type))} is not supported; "
-                         f"supported: {', '.join(models)}; {HOW_TO_ADD}")
+        raise UsageError(
+            f"{source}: {where.removeprefix('config.')}.model_type {clip(repr(model_type))} is not supported; "
+            f"supported: {', '.join(models)}; {HOW_TO_ADD}"
+        )
     out = {"model_type": model_type} if where != "config" else {}
     out.update(_block(cfg, models[model_type], where, sources))
     return out
@@ -633,8 +1455,10 @@ def _clip(cfg: Mapping[str, Any] | None, top: ConfigClass, source: str, sources:
         return out
     model_type = _model_type(cfg, "clip_vision_model", where, source)
     if model_type != "clip_vision_model":
-        raise UsageError(f"{source}: vision_config.model_type {clip(repr(model_type))} is not supported; "
-                         f"supported: clip_vision_model; {HOW_TO_ADD}")
+        raise UsageError(
+            f"{source}: vision_config.model_type {clip(repr(model_type))} is not supported; "
+            f"supported: clip_vision_model; {HOW_TO_ADD}"
+        )
     return {"model_type": model_type, **_block(cfg, CLIP_VISION, where, sources)}
 
 
@@ -648,31 +1472,36 @@ def config_dtype(cfg: Mapping[str, Any], source: str) -> str | None:
         if value is None:
             continue
         if not isinstance(value, str):
-            raise SpecError(f"{source}: {key}: must be a string such as \"bfloat16\", not {value!r}")
+            raise SpecError(f'{source}: {key}: must be a string such as "bfloat16", not {value!r}')
         name = _DTYPE_ALIASES.get(value, value)
         if name not in CHECKPOINT_DTYPES:
-            raise UsageError(f"{source}: {key} {value!r} is not a checkpoint type willitrun models "
-                             f"({', '.join(CHECKPOINT_DTYPES)})")
+            raise UsageError(
+                f"{source}: {key} {value!r} is not a checkpoint type willitrun models ({', '.join(CHECKPOINT_DTYPES)})"
+            )
         return name
     return None
 
 
-def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
-                 notes: list[str]) -> tuple[str, dict[str, Any]]:
+def config_block(
+    cfg: Mapping[str, Any], source: str, sources: dict[str, str], notes: list[str]
+) -> tuple[str, dict[str, Any]]:
     """(architecture, spec `config` block) of a config.json mapping."""
     model_type = cfg.get("model_type")
     if not isinstance(model_type, str) or not model_type:
         raise SpecError(f"{source}: no model_type: not a transformers config.json")
     if model_type == "florence2":
-        raise UsageError(f"{source}: Florence-2's image tokens follow preprocessor_config.json (its size), which "
-                         "the config.json importer does not read; write a spec by hand (model_specs/florence-2-base.yaml "
-                         "shows the fields and how the hub's remote-code keys map to transformers' native ones)")
+        raise UsageError(
+            f"{source}: Florence-2's image tokens follow preprocessor_config.json (its size), which "
+            "the config.json importer does not read; write a spec by hand (model_specs/florence-2-base.yaml "
+            "shows the fields and how the hub's remote-code keys map to transformers' native ones)"
+        )
     declared = declared_config(model_type)
     if declared is not None:
         return model_type, _block(cfg, declared, "config", sources)
     if model_type not in IMPORTABLE:
-        raise UsageError(f"{source}: model_type {clip(repr(model_type))} is not supported; supported: {supported()}; "
-                         f"{HOW_TO_ADD}")
+        raise UsageError(
+            f"{source}: model_type {clip(repr(model_type))} is not supported; supported: {supported()}; {HOW_TO_ADD}"
+        )
     if model_type == "granitemoehybrid" and "layer_types" not in cfg and "layers_block_type" in cfg:
         # GraniteMoeHybridConfig.attribute_map: layers_block_type is read as layer_types
         cfg = {**cfg, "layer_types": cfg["layers_block_type"]}
@@ -683,8 +1512,10 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
         # DeepseekV2Config's default is None: the model builds, but its router's topk needs a k. Both releases
         # route 6 experts per token (deepseek-ai/DeepSeek-V2 and DeepSeek-V2-Lite config.json).
         cfg = {**cfg, "num_experts_per_tok": 6}
-        notes.append("Warning: num_experts_per_tok is null, which DeepseekV2's router cannot use: 6 assumed "
-                     "(DeepSeek-V2 and V2-Lite).")
+        notes.append(
+            "Warning: num_experts_per_tok is null, which DeepseekV2's router cannot use: 6 assumed "
+            "(DeepSeek-V2 and V2-Lite)."
+        )
     if model_type in LANGUAGE_MODELS:
         return model_type, _language_model(cfg, model_type, "config", source, sources)
     if model_type in ("t5", "mt5"):
@@ -695,8 +1526,9 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
         return model_type, _block(cfg, WHISPER, "config", sources)
     if model_type in ("llava", "llava_next"):
         top = LLAVA if model_type == "llava" else LLAVA_NEXT
-        text = _language_model(_sub(cfg, "text_config", source), "llama", "config.text_config", source, sources,
-                               LLAVA_TEXT_MODELS)
+        text = _language_model(
+            _sub(cfg, "text_config", source), "llama", "config.text_config", source, sources, LLAVA_TEXT_MODELS
+        )
         vision = _clip(_sub(cfg, "vision_config", source), top, source, sources)
         out = {"text_config": text, "vision_config": vision, **_block(cfg, top, "config", sources)}
         if out.get("tie_word_embeddings") is True and text.get("tie_word_embeddings") is not True:
@@ -720,35 +1552,58 @@ def config_block(cfg: Mapping[str, Any], source: str, sources: dict[str, str],
     if text.get("tie_word_embeddings") is True:
         # MllamaForConditionalGeneration has no _tied_weights_keys: its lm_head is always separate.
         text["tie_word_embeddings"] = False
-        notes.append("text_config.tie_word_embeddings is true in the source, but transformers never ties "
-                     "Mllama's LM head (MllamaForConditionalGeneration has no tied weights): written as false.")
+        notes.append(
+            "text_config.tie_word_embeddings is true in the source, but transformers never ties "
+            "Mllama's LM head (MllamaForConditionalGeneration has no tied weights): written as false."
+        )
     mllama: dict[str, Any] = {"text_config": text, "vision_config": vision}
     if "image_token_index" in cfg:
         mllama["image_token_index"] = cfg["image_token_index"]
     return model_type, mllama
 
 
-def _typed(cfg: Mapping[str, Any] | None, where: str, allowed: tuple[str, ...], default: str, source: str,
-           sources: dict[str, str], prefix: str = "") -> dict[str, Any]:
+def _typed(
+    cfg: Mapping[str, Any] | None,
+    where: str,
+    allowed: tuple[str, ...],
+    default: str,
+    source: str,
+    sources: dict[str, str],
+    prefix: str = "",
+) -> dict[str, Any]:
     """A sub-config of one of `allowed` model types, its fields filled from that class's defaults."""
     cfg = cfg or {}
     model_type = _model_type(cfg, default, where, source)
     if model_type not in allowed:
-        raise UsageError(f"{source}: {where.removeprefix('config.')}.model_type {clip(repr(model_type))} is not supported; "
-                         f"supported: {', '.join(allowed)}; {HOW_TO_ADD}")
+        raise UsageError(
+            f"{source}: {where.removeprefix('config.')}.model_type {clip(repr(model_type))} is not supported; "
+            f"supported: {', '.join(allowed)}; {HOW_TO_ADD}"
+        )
     return {"model_type": model_type, **_block(cfg, ENCODER_VISION[prefix + model_type], where, sources)}
 
 
 def _encoder_vision(cfg: Mapping[str, Any], model_type: str, source: str, sources: dict[str, str]) -> dict[str, Any]:
     """CLIP / SigLIP used alone, Pix2Struct, and Donut-style vision encoder-decoders."""
     if model_type == "vision-encoder-decoder":
-        return {"encoder": _typed(_sub(cfg, "encoder", source), "config.encoder", ("donut-swin", "swin"),
-                                  "", source, sources),
-                "decoder": _typed(_sub(cfg, "decoder", source), "config.decoder", ("mbart", "bart"), "", source,
-                                  sources, prefix="decoder:")}
-    text_type, vision_type = {"clip": ("clip_text_model", "clip_vision_model"),
-                              "siglip": ("siglip_text_model", "siglip_vision_model"),
-                              "pix2struct": ("pix2struct_text_model", "pix2struct_vision_model")}[model_type]
+        return {
+            "encoder": _typed(
+                _sub(cfg, "encoder", source), "config.encoder", ("donut-swin", "swin"), "", source, sources
+            ),
+            "decoder": _typed(
+                _sub(cfg, "decoder", source),
+                "config.decoder",
+                ("mbart", "bart"),
+                "",
+                source,
+                sources,
+                prefix="decoder:",
+            ),
+        }
+    text_type, vision_type = {
+        "clip": ("clip_text_model", "clip_vision_model"),
+        "siglip": ("siglip_text_model", "siglip_vision_model"),
+        "pix2struct": ("pix2struct_text_model", "pix2struct_vision_model"),
+    }[model_type]
     text = _typed(_sub(cfg, "text_config", source), "config.text_config", (text_type,), text_type, source, sources)
     vision_cfg = _sub(cfg, "vision_config", source)
     if model_type == "clip":
@@ -761,8 +1616,9 @@ def _encoder_vision(cfg: Mapping[str, Any], model_type: str, source: str, source
     return out
 
 
-def _qwen_vl(cfg: Mapping[str, Any], model_type: str, source: str, sources: dict[str, str],
-             notes: list[str]) -> dict[str, Any]:
+def _qwen_vl(
+    cfg: Mapping[str, Any], model_type: str, source: str, sources: dict[str, str], notes: list[str]
+) -> dict[str, Any]:
     """Qwen2-VL / Qwen2.5-VL: the hub files keep the text fields at the top level (Qwen2VLConfig.__post_init__
     moves them into text_config); transformers >= 4.52 writes them nested. Either is read."""
     text_cls, vision_cls = QWEN_VL[model_type]
@@ -771,23 +1627,35 @@ def _qwen_vl(cfg: Mapping[str, Any], model_type: str, source: str, sources: dict
     vision = _block(_sub(cfg, "vision_config", source) or {}, vision_cls, "config.vision_config", sources)
     tied = bool(cfg.get("tie_word_embeddings", False))
     text["tie_word_embeddings"] = tied or bool((nested or {}).get("tie_word_embeddings", False))
-    notes.append("Image tokens follow the preprocessor's pixel bounds, which config.json does not hold: "
-                 f"transformers' defaults (min_pixels {3136}, max_pixels {28 * 28 * 1280}, 1,280 tokens per image) "
-                 "are assumed; the Qwen hub repos' preprocessor_config.json allows up to 12845056 pixels "
-                 "(16,384 tokens): add `preprocessor: {min_pixels: ..., max_pixels: ...}` to the spec.")
+    notes.append(
+        "Image tokens follow the preprocessor's pixel bounds, which config.json does not hold: "
+        f"transformers' defaults (min_pixels {3136}, max_pixels {28 * 28 * 1280}, 1,280 tokens per image) "
+        "are assumed; the Qwen hub repos' preprocessor_config.json allows up to 12845056 pixels "
+        "(16,384 tokens): add `preprocessor: {min_pixels: ..., max_pixels: ...}` to the spec."
+    )
     return {"tie_word_embeddings": tied, "text_config": text, "vision_config": vision}
 
 
-def _sub_config(cfg: Mapping[str, Any] | None, key: str, default_type: str, classes: Mapping[str, ConfigClass],
-                init: Mapping[str, Any], top: ConfigClass, source: str, sources: dict[str, str]) -> dict[str, Any]:
+def _sub_config(
+    cfg: Mapping[str, Any] | None,
+    key: str,
+    default_type: str,
+    classes: Mapping[str, ConfigClass],
+    init: Mapping[str, Any],
+    top: ConfigClass,
+    source: str,
+    sources: dict[str, str],
+) -> dict[str, Any]:
     """One sub-config as SubConfigSpec.create_subconfig builds it: the dict's model_type (else the default)
     picks the class, whose plain defaults fill the dict; without a dict, the class's defaults overlaid with
     `init` (cited to the composite class that declares them)."""
     where = f"config.{key}"
     model_type = _model_type(cfg or {}, default_type, where, source)
     if model_type not in classes:
-        raise UsageError(f"{source}: {key}.model_type {clip(repr(model_type))} is not supported; supported: "
-                         f"{', '.join(classes)}; {HOW_TO_ADD}")
+        raise UsageError(
+            f"{source}: {key}.model_type {clip(repr(model_type))} is not supported; supported: "
+            f"{', '.join(classes)}; {HOW_TO_ADD}"
+        )
     cls = classes[model_type]
     out: dict[str, Any] = {"model_type": model_type}
     if cfg is not None:
@@ -810,51 +1678,73 @@ def _sub_config(cfg: Mapping[str, Any] | None, key: str, default_type: str, clas
     return out
 
 
-def _vision_language(cfg: Mapping[str, Any], model_type: str, source: str, sources: dict[str, str],
-                     notes: list[str]) -> dict[str, Any]:
+def _vision_language(
+    cfg: Mapping[str, Any], model_type: str, source: str, sources: dict[str, str], notes: list[str]
+) -> dict[str, Any]:
     """Gemma 3 with vision (Gemma3Config: its text_config is always a Gemma3TextConfig), PaliGemma (a Gemma
     or Gemma 2 text_config) and Mistral 3 (a Mistral or Llama text_config, a Pixtral vision_config)."""
     top, text_type, text_init, vision_cls, vision_type, vision_init = VISION_LANGUAGE[model_type]
     text_classes: Mapping[str, ConfigClass] = {
-        "gemma3": {"gemma3_text": GEMMA3_TEXT}, "paligemma": {"gemma": GEMMA, "gemma2": GEMMA2},
-        "mistral3": LLAVA_TEXT_MODELS}[model_type]
+        "gemma3": {"gemma3_text": GEMMA3_TEXT},
+        "paligemma": {"gemma": GEMMA, "gemma2": GEMMA2},
+        "mistral3": LLAVA_TEXT_MODELS,
+    }[model_type]
     text_cfg = _sub(cfg, "text_config", source)
     if model_type == "gemma3" and text_cfg is not None:
         text_cfg = {**text_cfg, "model_type": "gemma3_text"}  # sub_configs_defaults names the class itself
     text = _sub_config(text_cfg, "text_config", text_type, text_classes, text_init, top, source, sources)
-    vision = _sub_config(_sub(cfg, "vision_config", source), "vision_config", vision_type, {vision_type: vision_cls},
-                         vision_init, top, source, sources)
+    vision = _sub_config(
+        _sub(cfg, "vision_config", source),
+        "vision_config",
+        vision_type,
+        {vision_type: vision_cls},
+        vision_init,
+        top,
+        source,
+        sources,
+    )
     out = {"text_config": text, "vision_config": vision, **_block(cfg, top, "config", sources)}
     if "config.vision_config.vision_use_head" in sources and vision.get("vision_use_head") is True:
-        notes.append("vision_config.vision_use_head: not in config.json, so SiglipVisionConfig's default (true) adds "
-                     "an attention-pooling head, which Gemma 3 and PaliGemma checkpoints do not store.")
+        notes.append(
+            "vision_config.vision_use_head: not in config.json, so SiglipVisionConfig's default (true) adds "
+            "an attention-pooling head, which Gemma 3 and PaliGemma checkpoints do not store."
+        )
     if model_type == "mistral3" and "tie_word_embeddings" not in cfg:
-        notes.append("tie_word_embeddings: not in config.json, so Mistral3Config's default (true) ties the LM head "
-                     "to the embedding; Mistral Small 3.1 / 3.2 checkpoints store a separate lm_head.weight "
-                     "(the catalog's mistral-small-3.1-24b sets it false): set it false for those.")
+        notes.append(
+            "tie_word_embeddings: not in config.json, so Mistral3Config's default (true) ties the LM head "
+            "to the embedding; Mistral Small 3.1 / 3.2 checkpoints store a separate lm_head.weight "
+            "(the catalog's mistral-small-3.1-24b sets it false): set it false for those."
+        )
     if model_type == "paligemma" and "projection_dim" not in cfg and text.get("hidden_size", 2048) != 2048:
-        notes.append("projection_dim: not in config.json, PaliGemmaConfig's default 2048 is not the text model's "
-                     f"width ({text.get('hidden_size')}); the projector would not fit the language model.")
+        notes.append(
+            "projection_dim: not in config.json, PaliGemmaConfig's default 2048 is not the text model's "
+            f"width ({text.get('hidden_size')}); the projector would not fit the language model."
+        )
     return out
 
 
 def _llava_onevision(cfg: Mapping[str, Any], source: str, sources: dict[str, str]) -> dict[str, Any]:
     """LLaVA-OneVision: a Qwen2 text_config, a SigLIP vision_config (SiglipVisionConfig's defaults for what it
     omits; the class's init_kwargs when it is absent altogether)."""
-    text = _language_model(_sub(cfg, "text_config", source), "qwen2", "config.text_config", source, sources,
-                           {"qwen2": QWEN2})
+    text = _language_model(
+        _sub(cfg, "text_config", source), "qwen2", "config.text_config", source, sources, {"qwen2": QWEN2}
+    )
     where, vision_cfg = "config.vision_config", _sub(cfg, "vision_config", source)
     if vision_cfg is None:
-        vision = {"model_type": "siglip_vision_model",
-                  **_block({}, SIGLIP_VISION, where, sources, {**SIGLIP_VISION.defaults, **_ONEVISION_VISION_INIT})}
+        vision = {
+            "model_type": "siglip_vision_model",
+            **_block({}, SIGLIP_VISION, where, sources, {**SIGLIP_VISION.defaults, **_ONEVISION_VISION_INIT}),
+        }
         for field in _ONEVISION_VISION_INIT:
             if f"{where}.{field}" in sources:
                 sources[f"{where}.{field}"] = LLAVA_ONEVISION.url
     else:
         model_type = _model_type(vision_cfg, "siglip_vision_model", where, source)
         if model_type != "siglip_vision_model":
-            raise UsageError(f"{source}: vision_config.model_type {clip(repr(model_type))} is not supported; "
-                             f"supported: siglip_vision_model; {HOW_TO_ADD}")
+            raise UsageError(
+                f"{source}: vision_config.model_type {clip(repr(model_type))} is not supported; "
+                f"supported: siglip_vision_model; {HOW_TO_ADD}"
+            )
         vision = {"model_type": model_type, **_block(vision_cfg, SIGLIP_VISION, where, sources)}
     return {"text_config": text, "vision_config": vision, **_block(cfg, LLAVA_ONEVISION, "config", sources)}
 
@@ -862,8 +1752,9 @@ def _llava_onevision(cfg: Mapping[str, Any], source: str, sources: dict[str, str
 def _idefics3(cfg: Mapping[str, Any], model_type: str, source: str, sources: dict[str, str]) -> dict[str, Any]:
     """Idefics3 / SmolVLM: a Llama text_config (LlamaConfig's defaults), the SigLIP-shaped vision_config."""
     top, vision_cls = IDEFICS3_FAMILY[model_type]
-    text = _language_model(_sub(cfg, "text_config", source), "llama", "config.text_config", source, sources,
-                           {"llama": LLAMA})
+    text = _language_model(
+        _sub(cfg, "text_config", source), "llama", "config.text_config", source, sources, {"llama": LLAMA}
+    )
     vision = _block(_sub(cfg, "vision_config", source) or {}, vision_cls, "config.vision_config", sources)
     return {"text_config": text, "vision_config": vision, **_block(cfg, top, "config", sources)}
 
@@ -874,10 +1765,12 @@ def _idefics3_preprocessor(block: Mapping[str, Any], notes: list[str], source: s
     side = block["vision_config"].get("image_size", _IDEFICS3_VISION_DEFAULTS["image_size"])
     if type(side) is not int or side < 1:  # null, a string, a list: nothing to size the crops with
         raise SpecError(f"{source}: vision_config.image_size: a positive integer, not {clip(repr(side))}")
-    notes.append(f"Image tokens follow preprocessor_config.json (size.longest_edge, max_image_size), which config.json "
-                 f"does not hold: crops of the tower's {side} px and a longest edge of 4 x {side} = {4 * side} px are "
-                 "assumed (Idefics3ImageProcessor's default ratio, 4 x 364); add `preprocessor: {longest_edge: ..., "
-                 "max_image_size: ...}` to the spec.")
+    notes.append(
+        f"Image tokens follow preprocessor_config.json (size.longest_edge, max_image_size), which config.json "
+        f"does not hold: crops of the tower's {side} px and a longest edge of 4 x {side} = {4 * side} px are "
+        "assumed (Idefics3ImageProcessor's default ratio, 4 x 364); add `preprocessor: {longest_edge: ..., "
+        "max_image_size: ...}` to the spec."
+    )
     return {"longest_edge": 4 * side, "max_image_size": side}
 
 
@@ -892,9 +1785,17 @@ def _render_validation(err: ValidationError, source: str) -> list[str]:
     return lines
 
 
-def spec_from_config(config: object, source: str, *, model_id: str | None = None, name: str | None = None,
-                     hf_id: str | None = None, weights_dtype: str | None = None,
-                     weights_source: str | None = None, notes: list[str] | None = None) -> AnyModelSpec:
+def spec_from_config(
+    config: object,
+    source: str,
+    *,
+    model_id: str | None = None,
+    name: str | None = None,
+    hf_id: str | None = None,
+    weights_dtype: str | None = None,
+    weights_source: str | None = None,
+    notes: list[str] | None = None,
+) -> AnyModelSpec:
     """A model spec from a config.json mapping; `source` names where it came from (cited in `sources`).
 
     `weights_dtype`/`weights_source`: the checkpoint's float type read from its weights, used when
@@ -913,28 +1814,38 @@ def spec_from_config(config: object, source: str, *, model_id: str | None = None
     elif weights_dtype is not None:
         dtype = weights_dtype
         sources["dtype"] = weights_source or source
-        notes.append(f"config.json names no dtype: {dtype} is the type of the first floating-point tensor of "
-                     "the weights (what transformers' dtype=\"auto\" loads).")
+        notes.append(
+            f"config.json names no dtype: {dtype} is the type of the first floating-point tensor of "
+            'the weights (what transformers\' dtype="auto" loads).'
+        )
     else:
         dtype = "float32"
-        notes.append("config.json names no dtype: float32 assumed (torch's default, what transformers builds "
-                     "without a dtype); pass --dtype if the checkpoint is stored in 16 bits.")
+        notes.append(
+            "config.json names no dtype: float32 assumed (torch's default, what transformers builds "
+            "without a dtype); pass --dtype if the checkpoint is stored in 16 bits."
+        )
     try:
         quantization = checkpoint_quantization(config)
     except SpecError as exc:
         raise SpecError(f"{source}: {exc}") from None
     if quantization is not None:
-        notes.append(f"The checkpoint is quantized ({quantization}, config.json quantization_config): weights sized "
-                     "as stored.")
+        notes.append(
+            f"The checkpoint is quantized ({quantization}, config.json quantization_config): weights sized as stored."
+        )
     elif isinstance(config.get("quantization_config"), dict):
         method = config["quantization_config"].get("quant_method", "unknown")
-        notes.append(f"The checkpoint is quantized ({method}); without its weight files the estimate sizes the "
-                     "weights at --dtype, not as stored.")
+        notes.append(
+            f"The checkpoint is quantized ({method}); without its weight files the estimate sizes the "
+            "weights at --dtype, not as stored."
+        )
     preprocessor = _idefics3_preprocessor(block, notes, source) if arch in IDEFICS3_FAMILY else None
     defaulted = sorted(k.removeprefix("config.") for k in field_sources if k.rsplit(".", 1)[-1] in SHAPE_FIELDS)
     if defaulted:
-        notes.insert(0, f"Warning: config.json omits {', '.join(defaulted)}: transformers' defaults taken "
-                        "(see sources); they belong to no particular checkpoint, so check them.")
+        notes.insert(
+            0,
+            f"Warning: config.json omits {', '.join(defaulted)}: transformers' defaults taken "
+            "(see sources); they belong to no particular checkpoint, so check them.",
+        )
     sources.update(field_sources)
     data: dict[str, Any] = {
         "id": check_id(model_id) if model_id else slug(name or name_from_source(source)),
@@ -971,19 +1882,25 @@ def unusable_values(spec: AnyModelSpec) -> list[str]:
     out = []
     if isinstance(spec, Gemma3Spec) and not spec.config.pooling_fits:
         v = spec.config.vision_config
-        out.append(f"Warning: mm_tokens_per_image ({spec.config.mm_tokens_per_image}) is not a square whose side "
-                   f"divides the {v.image_size // v.patch_size} patches per side: Gemma3MultiModalProjector's "
-                   "pooling cannot produce it, so images would fail in a forward pass; sized as written.")
+        out.append(
+            f"Warning: mm_tokens_per_image ({spec.config.mm_tokens_per_image}) is not a square whose side "
+            f"divides the {v.image_size // v.patch_size} patches per side: Gemma3MultiModalProjector's "
+            "pooling cannot produce it, so images would fail in a forward pass; sized as written."
+        )
     if isinstance(spec, Idefics3Spec):
         v, scale = spec.config.vision_config, spec.config.scale_factor
         if (v.image_size // v.patch_size) % scale:
-            out.append(f"Warning: scale_factor ({scale}) does not divide the {v.image_size // v.patch_size} patches "
-                       "per side: the connector's pixel shuffle would fail in a forward pass; sized as written.")
+            out.append(
+                f"Warning: scale_factor ({scale}) does not divide the {v.image_size // v.patch_size} patches "
+                "per side: the connector's pixel shuffle would fail in a forward pass; sized as written."
+            )
     if isinstance(spec, QwenVLSpec) and spec.merger_width != spec.config.text_config.hidden_size:
         field = "hidden_size" if spec.architecture == "qwen2_vl" else "out_hidden_size"
-        out.append(f"Warning: vision_config.{field} ({spec.merger_width}), the merger's output, is not "
-                   f"text_config.hidden_size ({spec.config.text_config.hidden_size}): image features would not fit "
-                   "the language model in a forward pass; sized as written.")
+        out.append(
+            f"Warning: vision_config.{field} ({spec.merger_width}), the merger's output, is not "
+            f"text_config.hidden_size ({spec.config.text_config.hidden_size}): image features would not fit "
+            "the language model in a forward pass; sized as written."
+        )
     return out
 
 
@@ -996,8 +1913,9 @@ def checkpoint_quantization(config: Mapping[str, Any]) -> str | None:
     block = q.get("weight_block_size")
     if block is not None and not (isinstance(block, list) and all(type(n) is int for n in block)):
         # transformers' FineGrainedFP8Config takes a pair (rows, columns), e.g. [128, 128]
-        raise SpecError(f"quantization_config.weight_block_size: a pair of integers such as [128, 128], "
-                        f"not {clip(repr(block))}")
+        raise SpecError(
+            f"quantization_config.weight_block_size: a pair of integers such as [128, 128], not {clip(repr(block))}"
+        )
     if q.get("quant_method") == "fp8" and block == [128, 128]:
         return "fp8-block"
     if q.get("quant_method") == "mxfp4":

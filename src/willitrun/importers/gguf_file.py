@@ -68,8 +68,10 @@ class _Reader:
 
     def need(self, n: int, what: str) -> None:
         if n > self.size - self.pos:
-            raise self.fail(f"truncated: {what} needs {n:,} bytes at offset {self.pos:,}, the file has "
-                            f"{self.size - self.pos:,} left")
+            raise self.fail(
+                f"truncated: {what} needs {n:,} bytes at offset {self.pos:,}, the file has "
+                f"{self.size - self.pos:,} left"
+            )
 
     def take(self, n: int, what: str) -> bytes:
         self.need(n, what)
@@ -190,8 +192,7 @@ def read_gguf_stream(f: IO[bytes], size: int, path: Path | str) -> GGUFHeader:
             raise SpecError(f"{path}: tensor {name!r}: unknown ggml type {ggml_type}")
         type_name, block, block_bytes = GGML_TYPES[ggml_type]
         if dims[0] % block:
-            raise SpecError(f"{path}: tensor {name!r}: rows of {dims[0]} are not whole {type_name} "
-                            f"blocks of {block}")
+            raise SpecError(f"{path}: tensor {name!r}: rows of {dims[0]} are not whole {type_name} blocks of {block}")
         nbytes = dims[0] // block * block_bytes * prod(dims[1:])
         # GGUF dims run fastest first (ne[0] is the row); shapes here are PyTorch-ordered.
         tensors.append(StoredTensor(name, type_name, tuple(reversed(dims)), nbytes))
@@ -208,8 +209,10 @@ def read_gguf_stream(f: IO[bytes], size: int, path: Path | str) -> GGUFHeader:
         if offset % alignment:
             raise SpecError(f"{path}: tensor {t.name!r}: data offset {offset} is not aligned to {alignment}")
         if data_offset + offset + t.nbytes > size:
-            raise SpecError(f"{path}: truncated: tensor {t.name!r} ends at byte {data_offset + offset + t.nbytes:,}, "
-                            f"the file has {size:,}")
+            raise SpecError(
+                f"{path}: truncated: tensor {t.name!r} ends at byte {data_offset + offset + t.nbytes:,}, "
+                f"the file has {size:,}"
+            )
     return GGUFHeader(version, metadata, tensors, data_offset, size)
 
 
@@ -235,8 +238,12 @@ NOT_PARAMETERS = ("rope_freqs.weight", "rope_factors_long.weight", "rope_factors
 # Families whose config has head_dim as its own field (default 128/256): set it from key_length always.
 _EXPLICIT_HEAD_DIM = frozenset({"qwen3", "gemma", "gemma2", "gemma3"})
 # Granite's multipliers (llama.cpp LLM_KV_EMBEDDING_SCALE, RESIDUAL_SCALE, ATTENTION_SCALE, LOGIT_SCALE).
-_GRANITE_FLOATS = {"embedding_multiplier": "granite.embedding_scale", "residual_multiplier": "granite.residual_scale",
-                   "attention_multiplier": "granite.attention.scale", "logits_scaling": "granite.logit_scale"}
+_GRANITE_FLOATS = {
+    "embedding_multiplier": "granite.embedding_scale",
+    "residual_multiplier": "granite.residual_scale",
+    "attention_multiplier": "granite.attention.scale",
+    "logits_scaling": "granite.logit_scale",
+}
 
 
 def _int(meta: dict[str, Any], key: str, path: Path, required: bool = True) -> int | None:
@@ -265,8 +272,9 @@ def llama_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict[s
     a = arch if arch in SUPPORTED_ARCHITECTURES else "llama"
     # expert_count 0 is a dense model (llama.cpp loads it so: hparams.n_expert 0); is_moe sends larger ones elsewhere
     if type(meta.get(f"{a}.expert_count")) is int and meta[f"{a}.expert_count"] > 0:
-        raise UsageError(f"{path}: a mixture-of-experts model ({a}.expert_count = {meta[f'{a}.expert_count']}); "
-                         "not supported yet")
+        raise UsageError(
+            f"{path}: a mixture-of-experts model ({a}.expert_count = {meta[f'{a}.expert_count']}); not supported yet"
+        )
     keys = {
         "num_hidden_layers": f"{a}.block_count",
         "hidden_size": f"{a}.embedding_length",
@@ -372,13 +380,18 @@ def moe_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
     if a not in MOE_ARCHITECTURES:
         from .configs import HOW_TO_ADD
 
-        raise UsageError(f"{path}: mixture-of-experts GGUF architecture {a!r} is not supported yet; supported: "
-                         f"{', '.join(MOE_ARCHITECTURES)}; {HOW_TO_ADD}")
+        raise UsageError(
+            f"{path}: mixture-of-experts GGUF architecture {a!r} is not supported yet; supported: "
+            f"{', '.join(MOE_ARCHITECTURES)}; {HOW_TO_ADD}"
+        )
     arch = MOE_ARCHITECTURES[a]
     keys = {
-        "num_hidden_layers": f"{a}.block_count", "hidden_size": f"{a}.embedding_length",
-        "num_attention_heads": f"{a}.attention.head_count", "max_position_embeddings": f"{a}.context_length",
-        "num_key_value_heads": f"{a}.attention.head_count_kv", "num_experts_per_tok": f"{a}.expert_used_count",
+        "num_hidden_layers": f"{a}.block_count",
+        "hidden_size": f"{a}.embedding_length",
+        "num_attention_heads": f"{a}.attention.head_count",
+        "max_position_embeddings": f"{a}.context_length",
+        "num_key_value_heads": f"{a}.attention.head_count_kv",
+        "num_experts_per_tok": f"{a}.expert_used_count",
         ("num_local_experts" if arch == "mixtral" else "num_experts"): f"{a}.expert_count",
     }
     if arch == "mixtral":
@@ -393,8 +406,9 @@ def moe_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
         # the dense MLP width of mlp_only_layers (none in released files): feed_forward_length when written
         ff = _int(meta, f"{a}.feed_forward_length", path, required=False)
         cfg["intermediate_size"] = ff or cfg["moe_intermediate_size"]
-        sources["config.intermediate_size"] = f"{path}: {a}.feed_forward_length" if ff else \
-            f"{path}: {a}.expert_feed_forward_length (no dense layers)"
+        sources["config.intermediate_size"] = (
+            f"{path}: {a}.feed_forward_length" if ff else f"{path}: {a}.expert_feed_forward_length (no dense layers)"
+        )
     key_len = _int(meta, f"{a}.attention.key_length", path, required=False)
     if key_len is not None and (arch == "qwen3_moe" or key_len * cfg["num_attention_heads"] != cfg["hidden_size"]):
         cfg["head_dim"] = key_len
@@ -412,7 +426,6 @@ def moe_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
     return arch, cfg, sources
 
 
-
 # --------------------------------------------------------------------------------------------------
 # State-space GGUFs (issue 10): Mamba-2 and Granite 4.0-H
 # --------------------------------------------------------------------------------------------------
@@ -420,13 +433,18 @@ def moe_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
 SSM_ARCHITECTURES = {"mamba2": "mamba2", "granitehybrid": "granitemoehybrid"}
 
 
-def _ssm_mixer(meta: dict[str, Any], tensors: dict[str, StoredTensor], a: str, hidden: int, path: Path,
-               prefix: str) -> tuple[dict[str, Any], dict[str, str]]:
+def _ssm_mixer(
+    meta: dict[str, Any], tensors: dict[str, StoredTensor], a: str, hidden: int, path: Path, prefix: str
+) -> tuple[dict[str, Any], dict[str, str]]:
     """The Mamba-2 mixer fields. convert_hf_to_gguf.py (Mamba2Model, GraniteHybridModel) writes
     `<arch>.ssm.inner_size` (expand x hidden_size), `ssm.time_step_rank` (the number of heads, which
     llama.cpp's Mamba-2 graph reads as n_head), `ssm.group_count`, `ssm.state_size`, `ssm.conv_kernel`."""
-    keys = {"state_size": f"{a}.ssm.state_size", "conv_kernel": f"{a}.ssm.conv_kernel",
-            "n_groups": f"{a}.ssm.group_count", "num_heads": f"{a}.ssm.time_step_rank"}
+    keys = {
+        "state_size": f"{a}.ssm.state_size",
+        "conv_kernel": f"{a}.ssm.conv_kernel",
+        "n_groups": f"{a}.ssm.group_count",
+        "num_heads": f"{a}.ssm.time_step_rank",
+    }
     got = {field: _int(meta, key, path) for field, key in keys.items()}
     inner = _int(meta, f"{a}.ssm.inner_size", path)
     assert inner is not None  # _int raises when a required key is missing
@@ -444,8 +462,16 @@ def _ssm_mixer(meta: dict[str, Any], tensors: dict[str, StoredTensor], a: str, h
     sources[f"config.{expand_field}"] = f"{path}: {a}.ssm.inner_size / embedding_length"
     sources[f"config.{head_field}"] = f"{path}: {a}.ssm.inner_size / ssm.time_step_rank"
     # blk.N.ssm_in.weight; a name whose N is no layer number (blk.x.ssm_in.weight) is not one of them
-    layer = next((int(n) for t in tensors if t.endswith(".ssm_in.weight") and t.startswith("blk.")
-                  for n in [t.split(".")[1]] if n.isdigit() and len(n) < 6), None)
+    layer = next(
+        (
+            int(n)
+            for t in tensors
+            if t.endswith(".ssm_in.weight") and t.startswith("blk.")
+            for n in [t.split(".")[1]]
+            if n.isdigit() and len(n) < 6
+        ),
+        None,
+    )
     if layer is None:
         raise SpecError(f"{path}: no blk.N.ssm_in.weight tensor: not a Mamba-2 model file")
     a_log = tensors.get(f"blk.{layer}.ssm_a")
@@ -473,8 +499,10 @@ def ssm_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
     layers = _int(meta, f"{a}.block_count", path)
     assert hidden is not None and layers is not None
     cfg: dict[str, Any] = {"num_hidden_layers": layers, "hidden_size": hidden}
-    sources = {"config.num_hidden_layers": f"{path}: {a}.block_count",
-               "config.hidden_size": f"{path}: {a}.embedding_length"}
+    sources = {
+        "config.num_hidden_layers": f"{path}: {a}.block_count",
+        "config.hidden_size": f"{path}: {a}.embedding_length",
+    }
     mixer, mixer_sources = _ssm_mixer(meta, tensors, a, hidden, path, "mamba_" if arch != "mamba2" else "")
     cfg.update(mixer)
     sources.update(mixer_sources)
@@ -484,19 +512,26 @@ def ssm_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
             raise SpecError(f"{path}: {a}.attention.head_count_kv: expected one count per layer ({layers})")
         kv_heads = sorted({v for v in kv if v})
         if len(kv_heads) > 1:
-            raise UsageError(f"{path}: {a}.attention.head_count_kv differs per attention layer ({kv_heads}); "
-                             "not supported yet")
+            raise UsageError(
+                f"{path}: {a}.attention.head_count_kv differs per attention layer ({kv_heads}); not supported yet"
+            )
         cfg["layer_types"] = ["attention" if v else "mamba" for v in kv]
         sources["config.layer_types"] = f"{path}: {a}.attention.head_count_kv (0 on Mamba layers)"
-        keys = {"num_attention_heads": f"{a}.attention.head_count", "max_position_embeddings": f"{a}.context_length",
-                "intermediate_size": f"{a}.feed_forward_length",
-                "shared_intermediate_size": f"{a}.expert_shared_feed_forward_length"}
+        keys = {
+            "num_attention_heads": f"{a}.attention.head_count",
+            "max_position_embeddings": f"{a}.context_length",
+            "intermediate_size": f"{a}.feed_forward_length",
+            "shared_intermediate_size": f"{a}.expert_shared_feed_forward_length",
+        }
         cfg.update({field: _int(meta, key, path) for field, key in keys.items()})
         sources.update({f"config.{field}": f"{path}: {key}" for field, key in keys.items()})
         if kv_heads:
             cfg["num_key_value_heads"] = kv_heads[0]
             sources["config.num_key_value_heads"] = f"{path}: {a}.attention.head_count_kv"
-        for field, key in (("num_local_experts", f"{a}.expert_count"), ("num_experts_per_tok", f"{a}.expert_used_count")):
+        for field, key in (
+            ("num_local_experts", f"{a}.expert_count"),
+            ("num_experts_per_tok", f"{a}.expert_used_count"),
+        ):
             value = meta.get(key, 0)
             if type(value) is not int or value < 0:
                 raise SpecError(f"{path}: {key}: {value!r} is not a count")
@@ -508,8 +543,12 @@ def ssm_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
             sources["config.head_dim"] = f"{path}: {a}.attention.key_length"
         attn = next((i for i, v in enumerate(kv) if v), None)
         cfg["attention_bias"] = attn is not None and f"blk.{attn}.attn_q.bias" in tensors
-        for field, suffix in (("embedding_multiplier", "embedding_scale"), ("residual_multiplier", "residual_scale"),
-                              ("attention_multiplier", "attention.scale"), ("logits_scaling", "logit_scale")):
+        for field, suffix in (
+            ("embedding_multiplier", "embedding_scale"),
+            ("residual_multiplier", "residual_scale"),
+            ("attention_multiplier", "attention.scale"),
+            ("logits_scaling", "logit_scale"),
+        ):
             value = meta.get(f"{a}.{suffix}")
             if type(value) is float and 0 < value <= 1e6:
                 cfg[field] = value

@@ -35,12 +35,34 @@ from .weights import COMPONENT_RULES, StoredTensor
 _SWA_PERIOD = {"gpt-oss": 2, "gemma2": 2, "gemma3": 6, "cohere2": 4}
 # llama4: chunked attention, n_swa 8192, set_swa_pattern(4) (3 chunked : 1 full), unless sliding_window is 0
 _CHUNKED = {"llama4": (8192, 4)}
-_ROLES = ("attn_qkv", "attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_kv_b", "attn_q", "attn_k", "attn_v",
-          "attn_output", "ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate", "ffn_up",
-          "ffn_down", "ssm_in", "ssm_out", "ssm_x", "ssm_dt")
+_ROLES = (
+    "attn_qkv",
+    "attn_q_a",
+    "attn_q_b",
+    "attn_kv_a_mqa",
+    "attn_kv_b",
+    "attn_q",
+    "attn_k",
+    "attn_v",
+    "attn_output",
+    "ffn_gate_inp",
+    "ffn_gate_exps",
+    "ffn_up_exps",
+    "ffn_down_exps",
+    "ffn_gate",
+    "ffn_up",
+    "ffn_down",
+    "ssm_in",
+    "ssm_out",
+    "ssm_x",
+    "ssm_dt",
+)
 GENERIC_RULES = "gguf:generic"
-COMPONENT_RULES[GENERIC_RULES] = [(r"token_embd\.weight", "embeddings"), (r"output\.weight", "lm_head"),
-                                  (r".+", "decoder")]
+COMPONENT_RULES[GENERIC_RULES] = [
+    (r"token_embd\.weight", "embeddings"),
+    (r"output\.weight", "lm_head"),
+    (r".+", "decoder"),
+]
 
 
 def _count(meta: dict[str, Any], key: str, path: Path, default: int | None = None) -> int:
@@ -79,8 +101,9 @@ def _tensors(tensors: list[StoredTensor]) -> list[dict[str, Any]]:
     for t in tensors:
         if t.name in NOT_PARAMETERS:
             continue
-        component = "embeddings" if t.name == "token_embd.weight" else \
-            "lm_head" if t.name == "output.weight" else "decoder"
+        component = (
+            "embeddings" if t.name == "token_embd.weight" else "lm_head" if t.name == "output.weight" else "decoder"
+        )
         key = (component, _role(t), tuple(t.shape))
         groups[key] = groups.get(key, 0) + 1
     return [{"component": c, "role": r, "shape": list(s), "count": n} for (c, r, s), n in groups.items()]
@@ -91,8 +114,12 @@ def _swa(meta: dict[str, Any], a: str, n: int, path: Path) -> tuple[list[bool], 
     window = meta.get(f"{a}.attention.sliding_window")
     if a in _CHUNKED and window != 0:
         size, period = _CHUNKED[a]
-        return [period == 0 or i % period < period - 1 for i in range(n)], size, "chunked", \
-            f"llama.cpp's {a} loader: chunks of {size}, 3 chunked : 1 full"
+        return (
+            [period == 0 or i % period < period - 1 for i in range(n)],
+            size,
+            "chunked",
+            f"llama.cpp's {a} loader: chunks of {size}, 3 chunked : 1 full",
+        )
     if window is None or window == 0:
         return [False] * n, None, "sliding", ""
     if type(window) is not int or not 0 < window < 1 << 31:
@@ -103,18 +130,31 @@ def _swa(meta: dict[str, Any], a: str, n: int, path: Path) -> tuple[list[bool], 
             raise SpecError(f"{path}: {a}.attention.sliding_window_pattern: expected {n} flags, one per layer")
         return [bool(v) for v in pattern], window, "sliding", f"{a}.attention.sliding_window_pattern (per layer)"
     if pattern is None:
-        return [False] * n, None, "sliding", (f"{a}.attention.sliding_window {window} without a pattern: every layer "
-                                              "counted in full (an upper bound)")
+        return (
+            [False] * n,
+            None,
+            "sliding",
+            (f"{a}.attention.sliding_window {window} without a pattern: every layer counted in full (an upper bound)"),
+        )
     if type(pattern) is not int or not 0 <= pattern < 1 << 31:  # any period: llama.cpp takes il % n
         raise SpecError(f"{path}: {a}.attention.sliding_window_pattern: {pattern!r} is not a period")
     given = f"{a}.attention.sliding_window_pattern" in meta
     flags = [pattern == 0 or i % pattern < pattern - 1 for i in range(n)]
-    return flags, window, "sliding", (f"{a}.attention.sliding_window_pattern {pattern}" if given
-                                      else f"llama.cpp's {a} loader: set_swa_pattern({pattern})")
+    return (
+        flags,
+        window,
+        "sliding",
+        (
+            f"{a}.attention.sliding_window_pattern {pattern}"
+            if given
+            else f"llama.cpp's {a} loader: set_swa_pattern({pattern})"
+        ),
+    )
 
 
-def _recurrent(meta: dict[str, Any], a: str, n: int, n_embd: int, kv: list[int], ff: list[int], path: Path
-               ) -> tuple[list[bool], bool, int, int, str]:
+def _recurrent(
+    meta: dict[str, Any], a: str, n: int, n_embd: int, kv: list[int], ff: list[int], path: Path
+) -> tuple[list[bool], bool, int, int, str]:
     """(which layers are recurrent, whether a recurrent layer has no attention, conv elements, state elements
     per layer and sequence, what they are)."""
     wkv = meta.get(f"{a}.wkv.head_size")
@@ -168,9 +208,14 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
     n_head = max(heads) or 1
     key_len = _count(meta, f"{a}.attention.key_length", path, n_embd // n_head)
     value_len = _count(meta, f"{a}.attention.value_length", path, key_len)
-    sources = {f"config.{f}": f"{path}: {k}" for f, k in (
-        ("num_hidden_layers", f"{a}.block_count"), ("hidden_size", f"{a}.embedding_length"),
-        ("layers", f"{a}.attention.head_count_kv, key_length, value_length, sliding_window, ssm.*"))}
+    sources = {
+        f"config.{f}": f"{path}: {k}"
+        for f, k in (
+            ("num_hidden_layers", f"{a}.block_count"),
+            ("hidden_size", f"{a}.embedding_length"),
+            ("layers", f"{a}.attention.head_count_kv, key_length, value_length, sliding_window, ssm.*"),
+        )
+    }
     told: list[str] = []
     # multi-head latent attention (deepseek2, and the MLA files of kimi / glm): the latent and the rope key.
     # Files converted since llama.cpp's MLA change write key_length = kv_lora_rank + rope dims and the per-head
@@ -198,8 +243,12 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
             if mla:
                 layer = {"kind": "full", "kv_heads": 1, "key_dim": mla[0], "value_dim": mla[1]}
             else:
-                layer = {"kind": swa_kind if swa[i] else "full", "kv_heads": kv[i], "key_dim": key_len,
-                         "value_dim": value_len}
+                layer = {
+                    "kind": swa_kind if swa[i] else "full",
+                    "kv_heads": kv[i],
+                    "key_dim": key_len,
+                    "value_dim": value_len,
+                }
                 if swa[i]:
                     layer["window"] = window
         if recurrent[i]:
@@ -223,8 +272,9 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
     used = _count(meta, f"{a}.expert_used_count", path, 0) if experts else 0
     if used > experts:
         raise SpecError(f"{path}: {a}.expert_used_count {used} is more than {a}.expert_count {experts}")
-    intermediate = (expert_ff if experts and expert_ff else max(ff)) or _count(meta, f"{a}.ssm.inner_size", path, 0) \
-        or 4 * n_embd
+    intermediate = (
+        (expert_ff if experts and expert_ff else max(ff)) or _count(meta, f"{a}.ssm.inner_size", path, 0) or 4 * n_embd
+    )
     if not (max(ff) or expert_ff):
         told.append("no feed_forward_length: the compute estimate takes " + f"{intermediate:,} as the MLP width")
     context = meta.get(f"{a}.context_length")
@@ -248,8 +298,11 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
         sources["config.max_position_embeddings"] = f"{path}: {a}.context_length"
     if mla:
         cfg["mla"] = mla
-    cfg["provenance"] = (f"GGUF architecture {a!r} has no willitrun family: read from the GGUF's metadata; "
-                         "no family-specific rules (weights: the tensor table's exact bytes; caches: "
-                         f"{a}.* keys as llama.cpp reads them; compute: a generic decoder's estimate)"
-                         + (f"; {'; '.join(told)}" if told else "") + ".")
+    cfg["provenance"] = (
+        f"GGUF architecture {a!r} has no willitrun family: read from the GGUF's metadata; "
+        "no family-specific rules (weights: the tensor table's exact bytes; caches: "
+        f"{a}.* keys as llama.cpp reads them; compute: a generic decoder's estimate)"
+        + (f"; {'; '.join(told)}" if told else "")
+        + "."
+    )
     return cfg, sources

@@ -19,14 +19,18 @@ from ..files import safe_text
 from .weights import StoredTensor, header_tensors
 
 REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
-_LOCAL = ("download config.json (and the *.safetensors files, if you want their exact sizes) and pass the file or "
-          "its directory instead")
+_LOCAL = (
+    "download config.json (and the *.safetensors files, if you want their exact sizes) and pass the file or "
+    "its directory instead"
+)
 
 
 def parse_repo_id(source: str) -> str:
     repo_id = source.removeprefix("hf:").strip()
     if not REPO_ID.fullmatch(repo_id) or ".." in repo_id:
-        raise UsageError(f"{source[:200]!r}: give a Hugging Face repository as hf:ORG/NAME, e.g. hf:meta-llama/Llama-3.1-8B")
+        raise UsageError(
+            f"{source[:200]!r}: give a Hugging Face repository as hf:ORG/NAME, e.g. hf:meta-llama/Llama-3.1-8B"
+        )
     return repo_id
 
 
@@ -34,8 +38,9 @@ def _hub() -> Any:  # the huggingface_hub module, imported lazily
     try:
         import huggingface_hub
     except ImportError:
-        raise UsageError(f"hf: sources need the huggingface_hub package (pip install 'willitrun[hub]'); "
-                         f"or {_LOCAL}") from None
+        raise UsageError(
+            f"hf: sources need the huggingface_hub package (pip install 'willitrun[hub]'); or {_LOCAL}"
+        ) from None
     return huggingface_hub
 
 
@@ -87,22 +92,27 @@ def fetch_hf_config(repo_id: str) -> Path:
         pass  # not cached: ask the Hub
     why = _unreachable()
     if why is not None:
-        raise UsageError(f"hf:{repo_id}: cannot reach the Hugging Face Hub ({why}) and its config.json is not in "
-                         f"the local cache; {_LOCAL}")
+        raise UsageError(
+            f"hf:{repo_id}: cannot reach the Hugging Face Hub ({why}) and its config.json is not in "
+            f"the local cache; {_LOCAL}"
+        )
     try:
         with _quiet():
             return Path(hub.hf_hub_download(repo_id, "config.json"))
     except errors.GatedRepoError:
-        raise UsageError(f"hf:{repo_id} is gated: accept its license on huggingface.co and log in "
-                         f"(`hf auth login`), or {_LOCAL}") from None
+        raise UsageError(
+            f"hf:{repo_id} is gated: accept its license on huggingface.co and log in (`hf auth login`), or {_LOCAL}"
+        ) from None
     except errors.RepositoryNotFoundError:
         raise UsageError(f"hf:{repo_id}: no such repository on the Hugging Face Hub (or it is private)") from None
     except errors.LocalEntryNotFoundError:
-        raise UsageError(f"hf:{repo_id}: cannot reach the Hugging Face Hub and its config.json is not in the "
-                         f"local cache; {_LOCAL}") from None
+        raise UsageError(
+            f"hf:{repo_id}: cannot reach the Hugging Face Hub and its config.json is not in the local cache; {_LOCAL}"
+        ) from None
     except errors.EntryNotFoundError:
-        raise UsageError(f"hf:{repo_id} has no config.json (a GGUF-only repository? download the .gguf file "
-                         "and pass its path)") from None
+        raise UsageError(
+            f"hf:{repo_id} has no config.json (a GGUF-only repository? download the .gguf file and pass its path)"
+        ) from None
     except (OSError, ValueError, errors.HfHubHTTPError) as exc:
         raise UsageError(f"hf:{repo_id}: cannot reach the Hugging Face Hub ({_one_line(exc)}); {_LOCAL}") from None
 
@@ -131,7 +141,9 @@ def fetch_hf_safetensors(repo_id: str, revision: str) -> tuple[list[StoredTensor
         return None, f"its safetensors headers could not be read ({_one_line(exc)})"
     tensors: list[StoredTensor] = []
     for filename, file_meta in sorted(meta.files_metadata.items()):
-        header = {name: {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": list(t.data_offsets)}
-                  for name, t in file_meta.tensors.items()}
+        header = {
+            name: {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": list(t.data_offsets)}
+            for name, t in file_meta.tensors.items()
+        }
         tensors += header_tensors(header, f"hf:{repo_id}/{filename}", None)
     return tensors, ""

@@ -30,8 +30,11 @@ COMPONENTS: list[tuple[str, str]] = [
     (r"(.*\.)?(lm_head|embed_out)\..*", "lm_head"),
     (r".*(vision_tower|vision_model|visual|image_encoder|vision_encoder|vision)\..*", "vision_tower"),
     (r".*(multi_modal_projector|mm_projector|connector|projector)\..*", "projector"),
-    (r".*(embed_tokens|wte|wpe|word_embeddings|embed_in|embed_positions|position_embeddings|shared|"
-     r"token_embedding|tok_embeddings|embeddings)\..*", "embeddings"),
+    (
+        r".*(embed_tokens|wte|wpe|word_embeddings|embed_in|embed_positions|position_embeddings|shared|"
+        r"token_embedding|tok_embeddings|embeddings)\..*",
+        "embeddings",
+    ),
     (r".*", "decoder"),
 ]
 _RULES = [(re.compile(p), c) for p, c in COMPONENTS]
@@ -51,13 +54,18 @@ def available() -> bool:
 
 def check_no_remote_code(cfg: Mapping[str, Any], model_type: str, source: str) -> None:
     if "auto_map" in cfg:
-        raise UsageError(f"{source}: model_type {model_type!r} is defined by the model's own code (auto_map): "
-                         "it needs trust_remote_code, and willitrun never runs a model's code")
+        raise UsageError(
+            f"{source}: model_type {model_type!r} is defined by the model's own code (auto_map): "
+            "it needs trust_remote_code, and willitrun never runs a model's code"
+        )
 
 
 # Counts that set how many modules transformers builds: bounded before it builds any (a config.json is untrusted).
-_BOUNDS = [(re.compile(r".*(layers?|depth)"), "layers"), (re.compile(r".*experts?.*"), "experts"),
-           (re.compile(r".*heads?"), "heads")]
+_BOUNDS = [
+    (re.compile(r".*(layers?|depth)"), "layers"),
+    (re.compile(r".*experts?.*"), "experts"),
+    (re.compile(r".*heads?"), "heads"),
+]
 
 
 def check_bounds(cfg: Mapping[str, Any], source: str, where: str = "", depth: int = 0) -> None:
@@ -73,8 +81,10 @@ def check_bounds(cfg: Mapping[str, Any], source: str, where: str = "", depth: in
         elif type(value) is int:
             kind = next((k for p, k in _BOUNDS if p.fullmatch(str(key))), None)
             if kind is not None and value > limit[kind]:
-                raise SpecError(f"{source}: {where}{key}: {value:,} is beyond willitrun's bound for {kind} "
-                                f"({limit[kind]:,}; docs/spec-format.md \"Bounds\")")
+                raise SpecError(
+                    f"{source}: {where}{key}: {value:,} is beyond willitrun's bound for {kind} "
+                    f'({limit[kind]:,}; docs/spec-format.md "Bounds")'
+                )
 
 
 def _role(name: str, shape: tuple[int, ...], component: str, vocab: int) -> str:
@@ -98,8 +108,10 @@ def _build(transformers: Any, torch: Any, config: Any, device: str = "meta") -> 
             if not str(exc).startswith("Unrecognized configuration class"):
                 raise  # the model class itself refuses this config: said as such by the caller
             errors.append(str(exc).splitlines()[0])
-    raise UsageError(f"transformers builds no causal or image-text-to-text language model from it ({errors[0][:160]}); "
-                     "encoder-decoders and encoders without a willitrun family are not answered yet")
+    raise UsageError(
+        f"transformers builds no causal or image-text-to-text language model from it ({errors[0][:160]}); "
+        "encoder-decoders and encoders without a willitrun family are not answered yet"
+    )
 
 
 def _forward(torch: Any, model: Any) -> tuple[Any, str]:
@@ -150,8 +162,10 @@ def _cpu_forward(torch: Any, transformers: Any, config: Any, why: str) -> tuple[
                 setattr(c, f, 16)
     n = sum(p.numel() for p in _build(transformers, torch, small).parameters())
     if n * 4 > CPU_COPY_CAP:
-        raise SpecError(f"the forward pass on the meta device failed ({why}), and a CPU copy would take "
-                        f"{n * 4 / 2**30:.1f} GiB: caches not measured")
+        raise SpecError(
+            f"the forward pass on the meta device failed ({why}), and a CPU copy would take "
+            f"{n * 4 / 2**30:.1f} GiB: caches not measured"
+        )
     torch.manual_seed(0)
     with no_init_weights():
         model = _build(transformers, torch, small, "cpu")
@@ -160,8 +174,10 @@ def _cpu_forward(torch: Any, transformers: Any, config: Any, why: str) -> tuple[
         with torch.no_grad():
             out = model.eval()(input_ids=ids, use_cache=True)
     except Exception as exc:  # the model's own forward failed on the CPU too
-        raise SpecError(f"the forward pass failed on the meta device ({why}) and on a CPU copy ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:120] if str(exc) else ''}): caches not measured") from None
+        raise SpecError(
+            f"the forward pass failed on the meta device ({why}) and on a CPU copy ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:120] if str(exc) else ''}): caches not measured"
+        ) from None
     return _cache_of(out), "float32 on a CPU copy with the vocabulary and MLP shrunk (no cache depends on them)"
 
 
@@ -180,8 +196,12 @@ def _layers(torch: Any, cache: Any) -> tuple[list[dict[str, Any]], dict[str, int
             name = type(layer).__name__
             window = getattr(layer, "sliding_window", None) or getattr(layer, "chunk_size", None)
             kind = "chunked" if "Chunk" in name else "sliding" if window else "full"
-            entry = {"kind": kind, "kv_heads": int(keys.shape[1]), "key_dim": int(keys.shape[3]),
-                     "value_dim": int(values.shape[3])}
+            entry = {
+                "kind": kind,
+                "kv_heads": int(keys.shape[1]),
+                "key_dim": int(keys.shape[3]),
+                "value_dim": int(values.shape[3]),
+            }
             if kind != "full":
                 entry["window"] = int(window)  # type: ignore[arg-type]  # a number whenever kind is not full
             kinds[kind] += 1
@@ -225,15 +245,19 @@ def generic_config(cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
     check_no_remote_code(cfg, model_type, source)
     check_bounds(cfg, source)
     if not available():
-        raise UsageError(f"{source}: model_type {clip(repr(model_type))} has no willitrun family; with torch and "
-                         f"transformers installed transformers counts it exactly: {EXTRA}")
+        raise UsageError(
+            f"{source}: model_type {clip(repr(model_type))} has no willitrun family; with torch and "
+            f"transformers installed transformers counts it exactly: {EXTRA}"
+        )
     import torch
     import transformers
     from transformers import CONFIG_MAPPING
 
     if model_type not in CONFIG_MAPPING:
-        raise UsageError(f"{source}: transformers {transformers.__version__} does not know model_type {clip(repr(model_type))}: "
-                         "it would need the model's own code (trust_remote_code), which willitrun never runs")
+        raise UsageError(
+            f"{source}: transformers {transformers.__version__} does not know model_type {clip(repr(model_type))}: "
+            "it would need the model's own code (trust_remote_code), which willitrun never runs"
+        )
     try:
         config = CONFIG_MAPPING[model_type].from_dict({k: v for k, v in cfg.items() if k != "model_type"})
     except Exception as exc:  # transformers' own validation of the config: one line
@@ -244,8 +268,10 @@ def generic_config(cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
     except UsageError as exc:
         raise UsageError(f"{source}: model_type {model_type!r}: {exc}") from None
     except Exception as exc:  # a model class that cannot be built from this config
-        raise SpecError(f"{source}: transformers cannot build {model_type!r} from this config.json: "
-                        f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}") from None
+        raise SpecError(
+            f"{source}: transformers cannot build {model_type!r} from this config.json: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+        ) from None
     vocab = _int_attr(text, "vocab_size") or _int_attr(config, "vocab_size")
     hidden = _int_attr(text, "hidden_size", "d_model", "n_embd", "dim")
     heads = _int_attr(text, "num_attention_heads", "n_head", "n_heads", "num_heads")
@@ -258,8 +284,9 @@ def generic_config(cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
         component = component_of(name)
         key = (component, _role(name, shape, component, vocab), shape)
         groups[key] = groups.get(key, 0) + 1
-    tied = any(len(names) > 1 and any(component_of(n) == "lm_head" for n in names)
-               for names in _shared_names(model).values())
+    tied = any(
+        len(names) > 1 and any(component_of(n) == "lm_head" for n in names) for names in _shared_names(model).values()
+    )
     try:
         try:
             cache, ran_in = _forward(torch, model)
@@ -277,8 +304,13 @@ def generic_config(cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
         f"a {FORWARD_TOKENS}-token forward pass in {ran_in} ({measured} layers) and extrapolated "
         "per layer kind (full grows with the context, sliding stays at its window, recurrent state is fixed); "
         "compute: a generic decoder's estimate (inferred, not measured)"
-        + ("; recurrent state sized in float32 (transformers' linear-attention and SSM scans keep float32 states)"
-           if kinds["recurrent"] else "") + ".")
+        + (
+            "; recurrent state sized in float32 (transformers' linear-attention and SSM scans keep float32 states)"
+            if kinds["recurrent"]
+            else ""
+        )
+        + "."
+    )
     block: dict[str, Any] = {
         "source_architecture": model_type,
         "counted_by": "transformers",

@@ -9,7 +9,18 @@ import yaml
 from ..files import safe_text
 from .configs import TRANSFORMERS_MODELS_URL
 
-_ORDER = ("id", "name", "aliases", "hf_id", "architecture", "dtype", "parameters_declared", "notes", "sources", "config")
+_ORDER = (
+    "id",
+    "name",
+    "aliases",
+    "hf_id",
+    "architecture",
+    "dtype",
+    "parameters_declared",
+    "notes",
+    "sources",
+    "config",
+)
 
 
 def _one_line(text: str) -> str:
@@ -43,8 +54,11 @@ def write_spec_yaml(spec: Any, source: str) -> str:
     sources = dict(data.get("sources") or {})
     sources.setdefault("config", source)
     data["sources"] = sources
-    comments = {key: "not in the source: transformers' default" for key, value in sources.items()
-                if key.startswith("config.") and value.startswith(TRANSFORMERS_MODELS_URL)}
+    comments = {
+        key: "not in the source: transformers' default"
+        for key, value in sources.items()
+        if key.startswith("config.") and value.startswith(TRANSFORMERS_MODELS_URL)
+    }
     ordered = {key: data[key] for key in _ORDER if key in data}
     ordered.update({key: value for key, value in data.items() if key not in ordered})
     lines = [

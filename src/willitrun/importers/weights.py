@@ -37,9 +37,26 @@ MAX_INDEX_BYTES = SAFETENSORS_INDEX_CAP
 # Bits per element of each safetensors dtype (safetensors `Dtype`, safetensors/src/tensor.rs);
 # sub-byte types are packed, so a tensor takes ceil(elements x bits / 8) bytes.
 SAFETENSORS_BITS = {
-    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16,
-    "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64, "C64": 64,
-    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+    "BOOL": 8,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "I64": 64,
+    "U64": 64,
+    "F64": 64,
+    "C64": 64,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
 }
 FLOAT_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 _WEIGHT_DTYPE = {"F32": "fp32", "F16": "fp16", "BF16": "bf16"}
@@ -82,18 +99,26 @@ def header_tensors(header: object, where: str, data_bytes: int | None) -> list[S
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
         if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
             raise SpecError(f"{where}: tensor {_shown(name)}: malformed shape {_shown(shape)}")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
-                and 0 <= offsets[0] <= offsets[1]):
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(type(o) is int for o in offsets)
+            and 0 <= offsets[0] <= offsets[1]
+        ):
             raise SpecError(f"{where}: tensor {_shown(name)}: malformed data_offsets {_shown(offsets)}")
         if not isinstance(dtype, str) or dtype not in SAFETENSORS_BITS:
             raise SpecError(f"{where}: tensor {_shown(name)}: unknown dtype {_shown(dtype)}")
         nbytes = -(-prod(shape) * SAFETENSORS_BITS[dtype] // 8)
         if offsets[1] - offsets[0] != nbytes:
-            raise SpecError(f"{where}: tensor {_shown(name)}: {dtype} {_shown(shape)} is {nbytes} bytes but its "
-                            f"data_offsets span {offsets[1] - offsets[0]}")
+            raise SpecError(
+                f"{where}: tensor {_shown(name)}: {dtype} {_shown(shape)} is {nbytes} bytes but its "
+                f"data_offsets span {offsets[1] - offsets[0]}"
+            )
         if data_bytes is not None and offsets[1] > data_bytes:
-            raise SpecError(f"{where}: truncated: tensor {_shown(name)} ends at byte {offsets[1]} of the data, "
-                            f"which holds {data_bytes}")
+            raise SpecError(
+                f"{where}: truncated: tensor {_shown(name)} ends at byte {offsets[1]} of the data, "
+                f"which holds {data_bytes}"
+            )
         out.append(StoredTensor(name, dtype, tuple(shape), nbytes))
     return out
 
@@ -110,11 +135,14 @@ def read_safetensors_header(path: Path) -> list[StoredTensor]:
                 raise SpecError(f"{where}: not a safetensors file: {size} bytes, shorter than the 8-byte header length")
             (n,) = struct.unpack("<Q", head)
             if n > MAX_HEADER_BYTES:
-                raise SpecError(f"{where}: not a safetensors file: header length {n:,} bytes is absurd "
-                                f"(more than {MAX_HEADER_BYTES >> 20} MiB)")
+                raise SpecError(
+                    f"{where}: not a safetensors file: header length {n:,} bytes is absurd "
+                    f"(more than {MAX_HEADER_BYTES >> 20} MiB)"
+                )
             if 8 + n > size:
-                raise SpecError(f"{where}: truncated: the header claims {n:,} bytes but the file has "
-                                f"{size - 8:,} after its length")
+                raise SpecError(
+                    f"{where}: truncated: the header claims {n:,} bytes but the file has {size - 8:,} after its length"
+                )
             raw = f.read(n)
         except OSError as exc:
             raise SpecError(f"{where}: cannot read: {exc.strerror or exc}") from None
@@ -157,8 +185,10 @@ def weight_files(directory: Path) -> tuple[list[Path], list[str]]:
         files = []
     others = sorted(p.name for p in directory.glob("*.safetensors") if p not in files)
     if others:
-        notes.append(f"not counted (not the transformers checkpoint): {', '.join(map(safe_text, others[:5]))}"
-                     + (" ..." if len(others) > 5 else ""))
+        notes.append(
+            f"not counted (not the transformers checkpoint): {', '.join(map(safe_text, others[:5]))}"
+            + (" ..." if len(others) > 5 else "")
+        )
     return files, notes
 
 
@@ -267,11 +297,17 @@ _LM_FINAL_LAYERNORM: list[tuple[str, str | None]] = [
     (r"(?:model\.)?(?:layers\.\d+\..+|final_layernorm\.weight)", "decoder"),
     (r"lm_head\.weight", "lm_head"),
 ]
-COMPONENT_RULES.update({
-    "qwen2_vl": _QWEN_VL, "qwen2_5_vl": _QWEN_VL,
-    **dict.fromkeys(("bart", "mbart", "m2m_100", "marian", "pegasus"), _BART),
-    "mamba": _MAMBA, "falcon_mamba": _MAMBA, "jamba": _LM_FINAL_LAYERNORM, "falcon_h1": _LM_FINAL_LAYERNORM,
-})
+COMPONENT_RULES.update(
+    {
+        "qwen2_vl": _QWEN_VL,
+        "qwen2_5_vl": _QWEN_VL,
+        **dict.fromkeys(("bart", "mbart", "m2m_100", "marian", "pegasus"), _BART),
+        "mamba": _MAMBA,
+        "falcon_mamba": _MAMBA,
+        "jamba": _LM_FINAL_LAYERNORM,
+        "falcon_h1": _LM_FINAL_LAYERNORM,
+    }
+)
 # GGUF names (llama.cpp gguf-py/gguf/constants.py MODEL_TENSORS): every per-layer tensor is blk.N.*,
 # the experts included (ffn_{gate,up,down}_exps stacked 3-D, the router ffn_gate_inp, Qwen2-MoE's
 # shared expert ffn_*_shexp and its gate ffn_gate_inp_shexp), so the llama-like and MoE
@@ -314,9 +350,16 @@ def component_rules(rules_key: str) -> list[tuple[str, str | None]]:
     raise KeyError(rules_key)
 
 
-def weights_override(rules_key: str, tensors: list[StoredTensor], source: str, fmt: str, *,
-                     dtype: str | None = None, storage: str | None = None,
-                     notes: Iterable[str] = ()) -> WeightsOverride:
+def weights_override(
+    rules_key: str,
+    tensors: list[StoredTensor],
+    source: str,
+    fmt: str,
+    *,
+    dtype: str | None = None,
+    storage: str | None = None,
+    notes: Iterable[str] = (),
+) -> WeightsOverride:
     """Sum `tensors` per component with the naming rules of `rules_key` (an architecture)."""
     rules = [(re.compile(p), c) for p, c in component_rules(rules_key)]
     per: dict[str, int] = {}
@@ -344,13 +387,20 @@ def weights_override(rules_key: str, tensors: list[StoredTensor], source: str, f
     if buffers:
         out_notes.append(f"not counted, buffers rather than parameters: {', '.join(buffers)}")
     if unmapped:
-        out_notes.append(f"{len(unmapped)} tensor name(s) not placed in a component (e.g. {unmapped[0]}); "
-                         "only the total is used")
+        out_notes.append(
+            f"{len(unmapped)} tensor name(s) not placed in a component (e.g. {unmapped[0]}); only the total is used"
+        )
     if dtype is None and fmt == "safetensors":
         kinds = {t.dtype for t in tensors}
         dtype = _WEIGHT_DTYPE.get(next(iter(kinds))) if len(kinds) == 1 else None
     return WeightsOverride(
-        source=source, format=fmt, storage=storage or storage_summary(tensors), total_bytes=total,
-        elements=elements, tensors=len(tensors) - len(skipped) - len(buffers),
-        component_bytes=() if unmapped else tuple(sorted(per.items())), dtype=dtype, notes=tuple(out_notes),
+        source=source,
+        format=fmt,
+        storage=storage or storage_summary(tensors),
+        total_bytes=total,
+        elements=elements,
+        tensors=len(tensors) - len(skipped) - len(buffers),
+        component_bytes=() if unmapped else tuple(sorted(per.items())),
+        dtype=dtype,
+        notes=tuple(out_notes),
     )

@@ -39,7 +39,7 @@ def repo_id_of(folder: str) -> str | None:
     """ORG/NAME for a models--ORG--NAME folder; None for anything else (datasets--, spaces--)."""
     if not folder.startswith(REPO_PREFIX) or len(folder) == len(REPO_PREFIX):
         return None
-    return folder[len(REPO_PREFIX):].replace(SEPARATOR, "/")
+    return folder[len(REPO_PREFIX) :].replace(SEPARATOR, "/")
 
 
 def is_loadable_gguf(name: str) -> bool:
@@ -74,8 +74,9 @@ def snapshots(repo: Path, repo_id: str, budget: Budget) -> list[Snapshot]:
     """The repository's snapshots: the one refs/main names when it is there (what huggingface_hub
     loads for revision "main"), else every one, newest name first."""
     main = _main_ref(repo)
-    found = [Snapshot(repo_id, e.name, Path(e.path), e.name == main)
-             for e in budget.listdir(repo / "snapshots") if is_dir(e)]
+    found = [
+        Snapshot(repo_id, e.name, Path(e.path), e.name == main) for e in budget.listdir(repo / "snapshots") if is_dir(e)
+    ]
     chosen = [s for s in found if s.main]
     return chosen or found
 

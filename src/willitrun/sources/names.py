@@ -26,8 +26,9 @@ from .places import hf_hub_cache, ollama_models
 from .walk import Budget
 
 _PART = r"[A-Za-z0-9][\w.-]{0,95}"
-_HF_NAME = re.compile(rf"(?P<repo>{_PART}/{_PART})(?::(?P<quant>[\w.-]{{1,40}})|/(?P<file>(?:[\w.+-]+/)*[\w.+-]+\.gguf))?",
-                      re.IGNORECASE)
+_HF_NAME = re.compile(
+    rf"(?P<repo>{_PART}/{_PART})(?::(?P<quant>[\w.-]{{1,40}})|/(?P<file>(?:[\w.+-]+/)*[\w.+-]+\.gguf))?", re.IGNORECASE
+)
 MAX_CHOICES = 8  # choices listed in the question; more are counted
 
 
@@ -45,8 +46,15 @@ def _quant_match(rel: str, quant: str) -> bool:
     return re.search(rf"(?<![a-z0-9]){re.escape(quant.lower())}(?![a-z0-9_])", rel.lower()) is not None
 
 
-def _from_hf_cache(text: str, repo_id: str, quant: str | None, file: str | None, cache: Path,
-                   budget: Budget, model_id: str | None = None) -> tuple[Any, Any] | None:
+def _from_hf_cache(
+    text: str,
+    repo_id: str,
+    quant: str | None,
+    file: str | None,
+    cache: Path,
+    budget: Budget,
+    model_id: str | None = None,
+) -> tuple[Any, Any] | None:
     from ..importers import spec_from_path
     from ..importers.configs import slug
 
@@ -56,34 +64,48 @@ def _from_hf_cache(text: str, repo_id: str, quant: str | None, file: str | None,
     repo_id = hf_cache.repo_id_of(repo.name) or repo_id
     snaps = hf_cache.snapshots(repo, repo_id, budget)
     if not snaps:
-        raise UsageError(f"{repo_id}: in the local Hugging Face cache ({safe_text(str(repo))}) without a snapshot "
-                         "(an interrupted download?)")
+        raise UsageError(
+            f"{repo_id}: in the local Hugging Face cache ({safe_text(str(repo))}) without a snapshot "
+            "(an interrupted download?)"
+        )
     if len(snaps) > 1:
-        raise UsageError(f"{repo_id} has {len(snaps)} snapshots in the local Hugging Face cache and no refs/main: "
-                         f"which one? {_choices([safe_text(str(s.path)) for s in snaps])}")
+        raise UsageError(
+            f"{repo_id} has {len(snaps)} snapshots in the local Hugging Face cache and no refs/main: "
+            f"which one? {_choices([safe_text(str(s.path)) for s in snaps])}"
+        )
     snap = snaps[0].path
     has_config, ggufs = hf_cache.snapshot_files(snap, budget)
     rels = [g.relative_to(snap).as_posix() for g in ggufs]
     if file is not None:
         picked = [g for g, rel in zip(ggufs, rels, strict=True) if rel.lower() == file.lower()]
         if not picked:
-            raise UsageError(f"{text}: no such GGUF in the local Hugging Face cache's {repo_id}; it has: "
-                             f"{_choices(rels) or 'no GGUF file'}")
+            raise UsageError(
+                f"{text}: no such GGUF in the local Hugging Face cache's {repo_id}; it has: "
+                f"{_choices(rels) or 'no GGUF file'}"
+            )
     elif quant is not None:
         picked = [g for g, rel in zip(ggufs, rels, strict=True) if _quant_match(rel, quant)]
         if not picked:  # perhaps an ollama user/model:tag; else resolve_name says what the repository has
-            raise _NoQuant(f"{text}: no GGUF file of {repo_id} in the local Hugging Face cache matches {quant}; it has: "
-                           f"{_choices(rels) or 'no GGUF file'}")
+            raise _NoQuant(
+                f"{text}: no GGUF file of {repo_id} in the local Hugging Face cache matches {quant}; it has: "
+                f"{_choices(rels) or 'no GGUF file'}"
+            )
     elif has_config:
-        return spec_from_path(snap, model_id=model_id or slug(repo_id.rsplit("/", 1)[-1]), name=repo_id.rsplit("/", 1)[-1])
+        return spec_from_path(
+            snap, model_id=model_id or slug(repo_id.rsplit("/", 1)[-1]), name=repo_id.rsplit("/", 1)[-1]
+        )
     else:
         picked = ggufs
         if not picked:
-            raise UsageError(f"{repo_id}: its snapshot in the local Hugging Face cache has neither a config.json nor a "
-                             "GGUF file (download the model, or pass its folder)")
+            raise UsageError(
+                f"{repo_id}: its snapshot in the local Hugging Face cache has neither a config.json nor a "
+                "GGUF file (download the model, or pass its folder)"
+            )
     if len(picked) > 1:
-        raise UsageError(f"{text}: {len(picked)} GGUF files match in the local Hugging Face cache: which one? "
-                         f"{_choices([f'{repo_id}/{g.relative_to(snap).as_posix()}' for g in picked])}")
+        raise UsageError(
+            f"{text}: {len(picked)} GGUF files match in the local Hugging Face cache: which one? "
+            f"{_choices([f'{repo_id}/{g.relative_to(snap).as_posix()}' for g in picked])}"
+        )
     return spec_from_path(picked[0], model_id=model_id or slug(picked[0].stem))
 
 
@@ -113,8 +135,9 @@ def _from_hub(repo_id: str, model_id: str | None = None) -> tuple[Any, Any] | No
     return import_model(f"hf:{repo_id}", model_id=model_id)
 
 
-def resolve_name(text: str, env: Mapping[str, str] | None = None, *, hub: bool = True,
-                 model_id: str | None = None) -> tuple[Any, Any] | None:
+def resolve_name(
+    text: str, env: Mapping[str, str] | None = None, *, hub: bool = True, model_id: str | None = None
+) -> tuple[Any, Any] | None:
     """(spec, WeightsOverride or None) for a name of the forms above, or None when it is none of
     them (or names nothing here and the Hub is not asked); `model_id` replaces the id made from the name."""
     env = os.environ if env is None else env
@@ -127,8 +150,9 @@ def resolve_name(text: str, env: Mapping[str, str] | None = None, *, hub: bool =
     no_quant: _NoQuant | None = None
     if m is not None and ".." not in text:
         try:
-            found = _from_hf_cache(text, m.group("repo"), m.group("quant"), m.group("file"), hf_hub_cache(env), budget,
-                                   model_id)
+            found = _from_hf_cache(
+                text, m.group("repo"), m.group("quant"), m.group("file"), hf_hub_cache(env), budget, model_id
+            )
         except _NoQuant as exc:
             found, no_quant = None, exc
         if found is not None:
@@ -141,8 +165,10 @@ def resolve_name(text: str, env: Mapping[str, str] | None = None, *, hub: bool =
     if m is not None and m.group("file") is None and m.group("quant") is None and hub:
         return _from_hub(m.group("repo"), model_id)
     if m is not None and m.group("file") is not None:
-        raise UsageError(f"{text}: not in the local Hugging Face cache ({safe_text(str(hf_hub_cache(env)))}); "
-                         f"hf:{text} reads its header from the Hub")
+        raise UsageError(
+            f"{text}: not in the local Hugging Face cache ({safe_text(str(hf_hub_cache(env)))}); "
+            f"hf:{text} reads its header from the Hub"
+        )
     return None
 
 
@@ -151,8 +177,10 @@ def not_found_hint(text: str, env: Mapping[str, str] | None = None) -> str | Non
     m = _HF_NAME.fullmatch(text)
     if m is None or m.group("file") is not None:
         return None
-    where = (f"{m.group('repo')} is not in the local Hugging Face cache ({safe_text(str(hf_hub_cache(env)))}) nor "
-             "in ollama's store")
+    where = (
+        f"{m.group('repo')} is not in the local Hugging Face cache ({safe_text(str(hf_hub_cache(env)))}) nor "
+        "in ollama's store"
+    )
     if m.group("quant") is not None:
         return f"{where}: download the GGUF, or give hf:{m.group('repo')}/FILE.gguf to read its header from the Hub"
     return f"{where}: download it, or install the hub extra (pip install 'willitrun[hub]') to read its config.json from the Hub"

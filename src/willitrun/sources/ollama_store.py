@@ -87,8 +87,11 @@ def model_blob(store: Path, manifest: Path) -> Path:
     layers = data.get("layers") if isinstance(data, dict) else None
     if not isinstance(layers, list) or len(layers) > MAX_LAYERS:
         raise SpecError(f"{where}: not an ollama manifest (no list of layers)")
-    digests = [layer.get("digest") for layer in layers
-               if isinstance(layer, dict) and layer.get("mediaType") == MODEL_MEDIA_TYPE]
+    digests = [
+        layer.get("digest")
+        for layer in layers
+        if isinstance(layer, dict) and layer.get("mediaType") == MODEL_MEDIA_TYPE
+    ]
     if not digests:
         raise SpecError(f"{where}: no model layer ({MODEL_MEDIA_TYPE}) in the manifest")
     match = _DIGEST.fullmatch(digests[0]) if isinstance(digests[0], str) else None
@@ -101,9 +104,9 @@ def list_models(store: Path, budget: Budget) -> list[tuple[OllamaName, Path]]:
     """(name, manifest) of every manifest in the store: manifests/<host>/<namespace>/<model>/<tag>."""
     out = []
     for host in budget.listdir(store / "manifests"):
-        for ns in (budget.listdir(Path(host.path)) if is_dir(host) else []):
-            for model in (budget.listdir(Path(ns.path)) if is_dir(ns) else []):
-                for tag in (budget.listdir(Path(model.path)) if is_dir(model) else []):
+        for ns in budget.listdir(Path(host.path)) if is_dir(host) else []:
+            for model in budget.listdir(Path(ns.path)) if is_dir(ns) else []:
+                for tag in budget.listdir(Path(model.path)) if is_dir(model) else []:
                     if is_dir(tag):
                         budget.problem(tag.path, "not an ollama manifest (a directory)")
                         continue

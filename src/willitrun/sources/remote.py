@@ -47,8 +47,10 @@ def hf_url(source: str, env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     path = source.removeprefix("hf:").strip()
     if not _HF_PATH.fullmatch(path) or ".." in path:
-        raise UsageError(f"{safe_text(source[:200])!r}: give a GGUF on the Hub as hf:ORG/NAME/FILE.gguf, e.g. "
-                         "hf:Qwen/Qwen3-8B-GGUF/Qwen3-8B-Q4_K_M.gguf")
+        raise UsageError(
+            f"{safe_text(source[:200])!r}: give a GGUF on the Hub as hf:ORG/NAME/FILE.gguf, e.g. "
+            "hf:Qwen/Qwen3-8B-GGUF/Qwen3-8B-Q4_K_M.gguf"
+        )
     org, name, file = path.split("/", 2)
     endpoint = (env.get("HF_ENDPOINT") or HF_ENDPOINT).rstrip("/")
     return f"{endpoint}/{org}/{name}/resolve/main/{urllib.parse.quote(file)}"
@@ -71,8 +73,17 @@ class RangeStream(io.RawIOBase):
     """A read-only, seekable view of a remote file, fetched in blocks by Range requests (each block
     twice the last, up to MAX_BLOCK), within a budget of bytes and requests."""
 
-    def __init__(self, url: str, label: str, *, headers: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S,
-                 max_bytes: int = GGUF_HEADER_CAP, max_requests: int = MAX_REQUESTS, deadline: float = DEADLINE_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        label: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = TIMEOUT_S,
+        max_bytes: int = GGUF_HEADER_CAP,
+        max_requests: int = MAX_REQUESTS,
+        deadline: float = DEADLINE_S,
+    ) -> None:
         super().__init__()
         self.url, self.label, self.timeout = url, label, timeout
         self.deadline = time.monotonic() + deadline
@@ -111,7 +122,7 @@ class RangeStream(io.RawIOBase):
                 self._fetch(self.pos)
                 off = 0
             n = min(len(view) - done, len(self.buf) - off)
-            view[done:done + n] = self.buf[off:off + n]
+            view[done : done + n] = self.buf[off : off + n]
             done += n
             self.pos += n
         return done
@@ -153,8 +164,10 @@ class RangeStream(io.RawIOBase):
 
     def _body(self, response: Any, start: int, length: int) -> bytes:
         if response.status != 206:  # 200: the whole file is coming; not one byte of it is read
-            raise self._fail(f"the server ignored the Range request (HTTP {response.status}, the whole file): only "
-                             "servers that answer byte ranges are read; download the file and pass its path")
+            raise self._fail(
+                f"the server ignored the Range request (HTTP {response.status}, the whole file): only "
+                "servers that answer byte ranges are read; download the file and pass its path"
+            )
         header = (response.headers.get("Content-Range") or "").strip()
         m = _CONTENT_RANGE.fullmatch(header)
         if m is None or int(m.group(1)) != start or int(m.group(2)) < start:
@@ -207,7 +220,11 @@ def read_remote_gguf(source: str, *, model_id: str | None = None, **kwargs: Any)
 
     with remote_stream(source, **kwargs) as stream:
         header = read_gguf_stream(stream, stream.size, stream.label)  # type: ignore[arg-type]
-    name = urllib.parse.unquote(urllib.parse.urlsplit(source).path.rsplit("/", 1)[-1]) if "://" in source \
+    name = (
+        urllib.parse.unquote(urllib.parse.urlsplit(source).path.rsplit("/", 1)[-1])
+        if "://" in source
         else source.rsplit("/", 1)[-1]
-    return spec_from_gguf_header(header, stream.label, name.removesuffix(".gguf").removesuffix(".GGUF"),
-                                 model_id=model_id)
+    )
+    return spec_from_gguf_header(
+        header, stream.label, name.removesuffix(".gguf").removesuffix(".GGUF"), model_id=model_id
+    )

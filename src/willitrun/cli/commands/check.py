@@ -53,15 +53,42 @@ class Outcome(NamedTuple):
 
 @app.command("check")
 def check_cmd(
-    models: Annotated[Optional[list[str]], typer.Argument(metavar="[MODEL]...", show_default=False, help="Model ids or aliases.")] = None,
-    gpus: Annotated[Optional[list[str]], typer.Option("--gpu", "-g", metavar="GPU", show_default=False, help="GPU id (repeatable); every model is checked on every GPU.")] = None,
-    rows: Annotated[Optional[Path], typer.Option("--rows", metavar="FILE", show_default=False, help="File of `model,gpu[,context]` lines to check (a header line and # comments allowed), read and printed a line at a time; a line that cannot be checked says why in its row.")] = None,
+    models: Annotated[
+        Optional[list[str]], typer.Argument(metavar="[MODEL]...", show_default=False, help="Model ids or aliases.")
+    ] = None,
+    gpus: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--gpu",
+            "-g",
+            metavar="GPU",
+            show_default=False,
+            help="GPU id (repeatable); every model is checked on every GPU.",
+        ),
+    ] = None,
+    rows: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--rows",
+            metavar="FILE",
+            show_default=False,
+            help="File of `model,gpu[,context]` lines to check (a header line and # comments allowed), read and printed a line at a time; a line that cannot be checked says why in its row.",
+        ),
+    ] = None,
     context: Context = None,
     dtype: Dtype = None,
     kv_dtype: KvDtype = None,
     engine: Engine = None,
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line (the --json schema of an estimate; a row that could not be checked has `error`).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; exit 0 only if every check fits.")] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One JSON object per line (the --json schema of an estimate; a row that could not be checked has `error`).",
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print nothing; exit 0 only if every check fits.")
+    ] = False,
     specs_dir: SpecsDir = None,
 ) -> None:
     """Check several model/GPU pairs at once; exit 0 only if all fit, 1 if any does not, 5 if any is tight,
@@ -128,8 +155,14 @@ def _chain(first: Iterator[Row], then: list[Row]) -> Iterator[Row]:
 class Checks:
     """check_fit for each row; specs, GPUs and identical rows are looked up once (in bounded memos)."""
 
-    def __init__(self, cat: Any, dtype: Optional[str], kv_dtype: Optional[str], context: Optional[int],
-                 engine: str = "transformers") -> None:
+    def __init__(
+        self,
+        cat: Any,
+        dtype: Optional[str],
+        kv_dtype: Optional[str],
+        context: Optional[int],
+        engine: str = "transformers",
+    ) -> None:
         self.cat, self.dtype, self.kv_dtype, self.context, self.engine = cat, dtype, kv_dtype, context, engine
         self.specs: dict[tuple[str, str], Any] = {}
         self.resolved: dict[str, Any] = {}  # resolve() once per model: the type is the same for every row
@@ -172,8 +205,9 @@ class Checks:
             if self.engine == "transformers":
                 if spec.id not in self.resolved:
                     self.resolved[spec.id] = resolve(spec, req)
-                self.fits[key] = check_fit(spec, req, card.capacity_bytes, card.id, suggest=False,
-                                           resolved=self.resolved[spec.id])
+                self.fits[key] = check_fit(
+                    spec, req, card.capacity_bytes, card.id, suggest=False, resolved=self.resolved[spec.id]
+                )
             else:  # the largest context depends on the model and the memory only: searched once per pair
                 from ...answers import engine_options
                 from ...engines.registry import engine_class
@@ -251,9 +285,15 @@ def _row(where: str, line: str, header: bool = False) -> Optional[Row]:
     bound = parse.BOUNDS["--context"]
     digits = parts[2]
     if not (digits.isascii() and digits.isdigit() and len(digits) <= 12 and bound.low <= int(digits) <= bound.high):
-        return Row(where, parts[0], parts[1], None,
-                   UsageError(f"context {clip(safe(repr(digits)))} is not a whole number of at least 1 "
-                              f"and at most {bound.high:,.0f}"))
+        return Row(
+            where,
+            parts[0],
+            parts[1],
+            None,
+            UsageError(
+                f"context {clip(safe(repr(digits)))} is not a whole number of at least 1 and at most {bound.high:,.0f}"
+            ),
+        )
     return Row(where, parts[0], parts[1], int(digits))
 
 
@@ -269,8 +309,14 @@ class JsonPrinter:
 
         if outcome.error is not None:
             row = outcome.row
-            data = {"model": row.model or None, "gpu": row.gpu or None, "context_tokens": row.context, "fits": None,
-                    "error": outcome.message, "exit_code": int(outcome.error.exit_code)}
+            data = {
+                "model": row.model or None,
+                "gpu": row.gpu or None,
+                "context_tokens": row.context,
+                "fits": None,
+                "error": outcome.message,
+                "exit_code": int(outcome.error.exit_code),
+            }
             write(json.dumps(data) + "\n")
             return
         card, f = outcome.card, outcome.fit
@@ -300,8 +346,16 @@ class TablePrinter:
 
         if outcome.error is not None:
             row = outcome.row
-            cells = [clip(safe(row.model), 40) or "-", clip(safe(row.gpu), 40) or "-",
-                     f"{row.context:,}" if row.context is not None else "-", "-", "-", "ERROR", "-", outcome.message]
+            cells = [
+                clip(safe(row.model), 40) or "-",
+                clip(safe(row.gpu), 40) or "-",
+                f"{row.context:,}" if row.context is not None else "-",
+                "-",
+                "-",
+                "ERROR",
+                "-",
+                outcome.message,
+            ]
         else:
             spec, card, f = outcome.spec, outcome.card, outcome.fit
             # a pure state-space model: no KV cache grows, so memory does not bound the context; an encoder
@@ -309,10 +363,16 @@ class TablePrinter:
             g = geometry(spec)
             unbounded = f.fits and not g.cache_grows_with_context
             v = verdict_of(f)
-            cells = [safe(spec.id), safe(card.id), f"{f.estimate.context_tokens:,}", size(f.total_bytes),
-                     size(f.vram_bytes), {"fits": "fits", "tight": "TIGHT"}.get(v.status, "DOES NOT FIT"),
-                     "n/a (no KV cache)" if g.encoder_only else "unbounded" if unbounded else f"{f.max_context_tokens:,}",
-                     ""]
+            cells = [
+                safe(spec.id),
+                safe(card.id),
+                f"{f.estimate.context_tokens:,}",
+                size(f.total_bytes),
+                size(f.vram_bytes),
+                {"fits": "fits", "tight": "TIGHT"}.get(v.status, "DOES NOT FIT"),
+                "n/a (no KV cache)" if g.encoder_only else "unbounded" if unbounded else f"{f.max_context_tokens:,}",
+                "",
+            ]
         if self.widths is None:
             self.held.append(cells)
             if len(self.held) >= self.HOLD:
@@ -339,6 +399,7 @@ class TablePrinter:
         from ...render import write
 
         assert self.widths is not None
-        text = "  ".join(c.ljust(w) if name in LEFT else c.rjust(w)
-                         for name, c, w in zip(COLUMNS, cells, self.widths, strict=True))
+        text = "  ".join(
+            c.ljust(w) if name in LEFT else c.rjust(w) for name, c, w in zip(COLUMNS, cells, self.widths, strict=True)
+        )
         write(text.rstrip() + "\n")

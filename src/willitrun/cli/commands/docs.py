@@ -33,4 +33,6 @@ def docs_cmd() -> None:
     from ...render import write  # a closed pipe (`willitrun docs | grep -q`) keeps exit code 0
 
     root = docs_root()
-    write("".join(f"{root / path}  ({what})\n" for path, what in DOCS) + "Every command's options: willitrun COMMAND -h\n")
+    write(
+        "".join(f"{root / path}  ({what})\n" for path, what in DOCS) + "Every command's options: willitrun COMMAND -h\n"
+    )

@@ -30,12 +30,28 @@ app = command_app()
 
 
 @app.command("gpus")
-def gpus_cmd(model: Model, context: Context = None, batch: Batch = "1", beams: Beams = "1", dtype: Dtype = None,
-             kv_dtype: KvDtype = None, images: Images = None, image_size: ImageSize = None,
-             encoder_tokens: EncoderTokens = None,
-             count: Annotated[Optional[str], typer.Option("--count", metavar="GPU", show_default=False, help="How many of this GPU the model needs (tensor parallel).")] = None,
-             engine: Engine = None, margin: Margin = None, json_out: AnswersJson = False, quiet: Quiet = False,
-             specs_dir: SpecsDir = None) -> None:
+def gpus_cmd(
+    model: Model,
+    context: Context = None,
+    batch: Batch = "1",
+    beams: Beams = "1",
+    dtype: Dtype = None,
+    kv_dtype: KvDtype = None,
+    images: Images = None,
+    image_size: ImageSize = None,
+    encoder_tokens: EncoderTokens = None,
+    count: Annotated[
+        Optional[str],
+        typer.Option(
+            "--count", metavar="GPU", show_default=False, help="How many of this GPU the model needs (tensor parallel)."
+        ),
+    ] = None,
+    engine: Engine = None,
+    margin: Margin = None,
+    json_out: AnswersJson = False,
+    quiet: Quiet = False,
+    specs_dir: SpecsDir = None,
+) -> None:
     """Every catalog GPU: fit, headroom, largest context, cards needed; --count GPU: how many of one card (exit 0 if one fits, 5 if only tightly)."""
     from ...catalog import load_catalog
 
@@ -53,7 +69,9 @@ def gpus_cmd(model: Model, context: Context = None, batch: Batch = "1", beams: B
 
     keep = parse_margin(margin)
     if count:
-        raise typer.Exit(int(ExitCode.FITS if _count(cat, spec, req, count, json_out, quiet) else ExitCode.DOES_NOT_FIT))
+        raise typer.Exit(
+            int(ExitCode.FITS if _count(cat, spec, req, count, json_out, quiet) else ExitCode.DOES_NOT_FIT)
+        )
     raise typer.Exit(_table(cat, spec, req, json_out, eng, weights, keep, quiet))
 
 
@@ -76,8 +94,16 @@ def _count(cat: Any, spec: Any, req: Any, count: str, json_out: bool, quiet: boo
     return answer.cards > 0
 
 
-def _table(cat: Any, spec: Any, req: Any, json_out: bool, engine: str | None, weights: Any = None, margin: int = 0,
-           quiet: bool = False) -> int:
+def _table(
+    cat: Any,
+    spec: Any,
+    req: Any,
+    json_out: bool,
+    engine: str | None,
+    weights: Any = None,
+    margin: int = 0,
+    quiet: bool = False,
+) -> int:
     """Print the table; the exit code: 0 if a card FITS, 5 if cards fit only tightly, 1 if none fits."""
     from ...answers import which_gpus
     from ...render import print_json

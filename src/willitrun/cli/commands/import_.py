@@ -16,9 +16,33 @@ app = command_app()
 
 @app.command("import")
 def import_cmd(
-    source: Annotated[str, typer.Argument(metavar="SOURCE", show_default=False, help="A config.json, a model directory (config.json and *.safetensors), a .gguf file, or hf:ORG/NAME; also ORG/NAME[:QUANT] from the local Hugging Face cache, an ollama name, or a remote .gguf (hf:ORG/NAME/FILE.gguf, an https URL).")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="PATH", show_default=False, help="Write the spec to this .yaml file (its name is the id) or into this directory (created if need be) [default: print it].")] = None,
-    model_id: Annotated[Optional[str], typer.Option("--id", metavar="ID", show_default=False, help="The spec's id [default: from the file, directory or repository name].")] = None,
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="SOURCE",
+            show_default=False,
+            help="A config.json, a model directory (config.json and *.safetensors), a .gguf file, or hf:ORG/NAME; also ORG/NAME[:QUANT] from the local Hugging Face cache, an ollama name, or a remote .gguf (hf:ORG/NAME/FILE.gguf, an https URL).",
+        ),
+    ],
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="PATH",
+            show_default=False,
+            help="Write the spec to this .yaml file (its name is the id) or into this directory (created if need be) [default: print it].",
+        ),
+    ] = None,
+    model_id: Annotated[
+        Optional[str],
+        typer.Option(
+            "--id",
+            metavar="ID",
+            show_default=False,
+            help="The spec's id [default: from the file, directory or repository name].",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing spec file.")] = False,
     specs_dir: SpecsDir = None,
 ) -> None:
@@ -81,12 +105,16 @@ def _hints(target: Path, spec: Any, weights: Any, source: str) -> None:
         hint = f"willitrun {target}"
     error(f"wrote {target} (id {spec.id}); estimate it with: {hint}", prefix=None)
     if weights is not None:
-        error(f"the spec sizes the weights from the architecture; `willitrun {source}` uses the "
-              f"{weights.total_bytes:,} bytes stored ({weights.storage})", prefix="note")
+        error(
+            f"the spec sizes the weights from the architecture; `willitrun {source}` uses the "
+            f"{weights.total_bytes:,} bytes stored ({weights.storage})",
+            prefix="note",
+        )
 
 
-def target_path(output: Optional[Path], specs_dir: Optional[list[Path]],
-                model_id: Optional[str]) -> tuple[Optional[Path], Optional[str]]:
+def target_path(
+    output: Optional[Path], specs_dir: Optional[list[Path]], model_id: Optional[str]
+) -> tuple[Optional[Path], Optional[str]]:
     """(a file or directory to write to, or None for stdout; the id the file name imposes)."""
     from ...files import path_type
     from ...importers.configs import check_id

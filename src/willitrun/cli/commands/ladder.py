@@ -27,10 +27,22 @@ app = command_app()
 
 
 @app.command("ladder")
-def ladder_cmd(model: CatalogModel, gpu: Gpu = None, vram: Vram = None, context: Context = None, batch: Batch = "1",
-               beams: Beams = "1", images: Images = None, image_size: ImageSize = None,
-               encoder_tokens: EncoderTokens = None, engine: Engine = None, margin: Margin = None,
-               json_out: AnswersJson = False, quiet: Quiet = False, specs_dir: SpecsDir = None) -> None:
+def ladder_cmd(
+    model: CatalogModel,
+    gpu: Gpu = None,
+    vram: Vram = None,
+    context: Context = None,
+    batch: Batch = "1",
+    beams: Beams = "1",
+    images: Images = None,
+    image_size: ImageSize = None,
+    encoder_tokens: EncoderTokens = None,
+    engine: Engine = None,
+    margin: Margin = None,
+    json_out: AnswersJson = False,
+    quiet: Quiet = False,
+    specs_dir: SpecsDir = None,
+) -> None:
     """Which weight and KV-cache types fit, with the largest context and batch each allows (exit 0 if one fits, 5 if only tightly)."""
     from ...answers import quant_ladder
     from ...catalog import load_catalog

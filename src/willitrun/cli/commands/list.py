@@ -35,12 +35,24 @@ def list_cmd(
     models: list[Any] = cat.models() if what in ("models", "all") else []
     gpus = cat.gpus() if what in ("gpus", "all") else []
     if json_out:
-        print_json({
-            "schema_version": 1,
-            "models": [{"id": m.id, "name": m.name, "architecture": m.architecture, "aliases": m.aliases} for m in models],
-            "gpus": [{"id": g.id, "name": g.name, "vendor": g.vendor, "memory_bytes": g.capacity_bytes,
-                      "bandwidth_gb_s": g.bandwidth_gb_s} for g in gpus],
-        })
+        print_json(
+            {
+                "schema_version": 1,
+                "models": [
+                    {"id": m.id, "name": m.name, "architecture": m.architecture, "aliases": m.aliases} for m in models
+                ],
+                "gpus": [
+                    {
+                        "id": g.id,
+                        "name": g.name,
+                        "vendor": g.vendor,
+                        "memory_bytes": g.capacity_bytes,
+                        "bandwidth_gb_s": g.bandwidth_gb_s,
+                    }
+                    for g in gpus
+                ],
+            }
+        )
         return
     _print_tables(models, gpus)
 
@@ -67,8 +79,10 @@ def _print_tables(models: list[Any], gpus: list[Any]) -> None:
 
 
 # No public address to link yet (pyproject.toml has no [project.urls]); `willitrun docs` finds the docs.
-NEW_ARCHITECTURE = ("Missing one? docs/adding-an-architecture.md (`willitrun docs` says where it is) walks through "
-                    "adding it; or open an issue with the model's config.json.")
+NEW_ARCHITECTURE = (
+    "Missing one? docs/adding-an-architecture.md (`willitrun docs` says where it is) walks through "
+    "adding it; or open an issue with the model's config.json."
+)
 
 
 def architecture_rows(models: list[Any]) -> list[dict[str, Any]]:
@@ -90,17 +104,19 @@ def architecture_rows(models: list[Any]) -> list[dict[str, Any]]:
             for m in mine:
                 names.update(archs.geometry(m).refusals)
             refused = sorted(names)
-        rows.append({
-            "architecture": arch,
-            "family_module": f"willitrun.archs.{archs.FAMILIES[arch]}",
-            "config_model_type": arch if arch in configs else None,
-            "gguf_architectures": [g for g in SUPPORTED_ARCHITECTURES if SPEC_ARCHITECTURE.get(g, g) == arch]
-            + [g for g, spec_arch in SSM_ARCHITECTURES.items() if spec_arch == arch],
-            # what llama.cpp writes as general.architecture for the family (archs/family.py: gguf_architectures)
-            "gguf_declared": list(archs.family(arch).gguf_architectures),
-            "models": [m.id for m in mine],
-            "refused_by": refused,
-        })
+        rows.append(
+            {
+                "architecture": arch,
+                "family_module": f"willitrun.archs.{archs.FAMILIES[arch]}",
+                "config_model_type": arch if arch in configs else None,
+                "gguf_architectures": [g for g in SUPPORTED_ARCHITECTURES if SPEC_ARCHITECTURE.get(g, g) == arch]
+                + [g for g, spec_arch in SSM_ARCHITECTURES.items() if spec_arch == arch],
+                # what llama.cpp writes as general.architecture for the family (archs/family.py: gguf_architectures)
+                "gguf_declared": list(archs.family(arch).gguf_architectures),
+                "models": [m.id for m in mine],
+                "refused_by": refused,
+            }
+        )
     return rows
 
 
@@ -117,10 +133,17 @@ def _print_architectures(rows: list[dict[str, Any]]) -> None:
         refused = r["refused_by"]
         shown = "?" if refused is None else ", ".join(e for e in refused if e not in SPEECH_ONLY) or "-"
         unread = [f"{g} (declared, not read yet)" for g in r["gguf_declared"] if g not in r["gguf_architectures"]]
-        t.add_row(escape(r["architecture"]), "yes" if r["config_model_type"] else "-",
-                  escape(", ".join(r["gguf_architectures"] + unread)) or "-", escape(", ".join(r["models"])) or "-", escape(shown))
+        t.add_row(
+            escape(r["architecture"]),
+            "yes" if r["config_model_type"] else "-",
+            escape(", ".join(r["gguf_architectures"] + unread)) or "-",
+            escape(", ".join(r["models"])) or "-",
+            escape(shown),
+        )
     out.print(t)
-    out.print("config.json: `willitrun import` reads a config.json of this model_type; GGUF: the general.architecture "
-              "values it reads from a .gguf file; ?: no catalog model to ask. whisper.cpp and ctranslate2 "
-              "(faster-whisper) run Whisper models only.")
+    out.print(
+        "config.json: `willitrun import` reads a config.json of this model_type; GGUF: the general.architecture "
+        "values it reads from a .gguf file; ?: no catalog model to ask. whisper.cpp and ctranslate2 "
+        "(faster-whisper) run Whisper models only."
+    )
     out.print(NEW_ARCHITECTURE)

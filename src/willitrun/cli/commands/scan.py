@@ -18,10 +18,15 @@ app = command_app()
 
 SCHEMA_VERSION = 1
 ScanJson = Annotated[bool, json_option("docs/scan.md")]
-Folders = Annotated[Optional[list[Path]], typer.Argument(
-    metavar="[FOLDER]...", show_default=False,
-    help="Folders to scan (GGUF files, model folders with config.json, hub caches) instead of the places engines "
-         "download to: the Hugging Face cache, ollama's store, LM Studio's and llama.cpp's folders.")]
+Folders = Annotated[
+    Optional[list[Path]],
+    typer.Argument(
+        metavar="[FOLDER]...",
+        show_default=False,
+        help="Folders to scan (GGUF files, model folders with config.json, hub caches) instead of the places engines "
+        "download to: the Hugging Face cache, ollama's store, LM Studio's and llama.cpp's folders.",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,9 @@ class Row:
 
 
 @app.command("scan")
-def scan_cmd(folders: Folders = None, gpu: Gpu = None, vram: Vram = None, json_out: ScanJson = False,
-             specs_dir: SpecsDir = None) -> None:
+def scan_cmd(
+    folders: Folders = None, gpu: Gpu = None, vram: Vram = None, json_out: ScanJson = False, specs_dir: SpecsDir = None
+) -> None:
     """Find the models on this machine (HF cache, ollama, LM Studio, llama.cpp) or in FOLDERs, and which fit (exit 0 if any fits)."""
     from ...catalog import load_catalog
     from ...sources import Place, default_places, scan_places
@@ -68,9 +74,17 @@ def scan_cmd(folders: Folders = None, gpu: Gpu = None, vram: Vram = None, json_o
     if json_out:
         from ...render import print_json
 
-        print_json({"schema_version": SCHEMA_VERSION, "gpu": dev, "gpu_name": device_name, "vram_bytes": vram_bytes,
-                    "models": [asdict(r) for r in rows], "truncated": result.truncated,
-                    "skipped": [{"path": p.path, "reason": p.reason} for p in problems]})
+        print_json(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "gpu": dev,
+                "gpu_name": device_name,
+                "vram_bytes": vram_bytes,
+                "models": [asdict(r) for r in rows],
+                "truncated": result.truncated,
+                "skipped": [{"path": p.path, "reason": p.reason} for p in problems],
+            }
+        )
     else:
         _print(rows, device_name, vram_bytes, [str(p.path) for p in places] if folders else None)
         from ...render import error
@@ -136,10 +150,25 @@ def _estimate(f: Any, vram: int) -> Row:
         req = replace(req, dtype=weights.dtype)  # the engine sizes the file's own type
     options = engine_class(f.engine).make_options({}, vram)  # the fields the engine takes from the card (ollama's tier)
     fit = engine_fit(spec, req, f.engine, options, vram, weights)
-    parameters = weights.elements if weights is not None else \
-        sum(c.parameters for c in weight_components(spec, weight_dtype(spec.dtype)))
-    return Row(f.name, str(f.path), f.place, f.engine, spec.architecture, parameters, f.size_bytes, fit.fits,
-               fit.estimate.context_tokens, fit.total_bytes, fit.max_context_tokens, fit.context_limit)
+    parameters = (
+        weights.elements
+        if weights is not None
+        else sum(c.parameters for c in weight_components(spec, weight_dtype(spec.dtype)))
+    )
+    return Row(
+        f.name,
+        str(f.path),
+        f.place,
+        f.engine,
+        spec.architecture,
+        parameters,
+        f.size_bytes,
+        fit.fits,
+        fit.estimate.context_tokens,
+        fit.total_bytes,
+        fit.max_context_tokens,
+        fit.context_limit,
+    )
 
 
 def _print(rows: list[Row], device_name: str, vram: int, folders: list[str] | None) -> None:
@@ -153,18 +182,34 @@ def _print(rows: list[Row], device_name: str, vram: int, folders: list[str] | No
         return
     from rich import box
 
-    table = Table(title=f"Models found on this machine, on {escape(device_name)} ({size(vram)})", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table = Table(
+        title=f"Models found on this machine, on {escape(device_name)} ({size(vram)})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     wide = out.width >= 110  # a narrow terminal: the name, the engine and the answer; JSON has every field
     table.add_column("model", overflow="fold", min_width=16)
-    columns = ["engine", "arch", "params", "on disk", "fits", "needs", "context", "max context"] if wide else \
-        ["engine", "on disk", "fits", "needs", "ctx", "max ctx"]
+    columns = (
+        ["engine", "arch", "params", "on disk", "fits", "needs", "context", "max context"]
+        if wide
+        else ["engine", "on disk", "fits", "needs", "ctx", "max ctx"]
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("engine", "arch", "fits") else "right", no_wrap=True)
     for r in rows:
-        cells = [escape(r.name), r.engine, escape(r.architecture), _count(r.parameters), size(r.size_bytes),
-                 "[green]yes[/]" if r.fits else "[red]no[/]", size(r.total_bytes), f"{r.context_tokens:,}",
-                 f"{r.max_context_tokens:,}" if r.max_context_tokens else "none"]
+        cells = [
+            escape(r.name),
+            r.engine,
+            escape(r.architecture),
+            _count(r.parameters),
+            size(r.size_bytes),
+            "[green]yes[/]" if r.fits else "[red]no[/]",
+            size(r.total_bytes),
+            f"{r.context_tokens:,}",
+            f"{r.max_context_tokens:,}" if r.max_context_tokens else "none",
+        ]
         table.add_row(*(cells if wide else cells[:2] + cells[4:]))
     out.print(table)
     fitting = sum(r.fits for r in rows)

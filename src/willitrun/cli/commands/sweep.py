@@ -32,12 +32,32 @@ app = command_app()
 
 
 @app.command("sweep")
-def sweep_cmd(model: Model, gpu: Gpu = None, vram: Vram = None, batch: Batch = "1", beams: Beams = "1",
-              dtype: Dtype = None, kv_dtype: KvDtype = None, images: Images = None, image_size: ImageSize = None,
-              encoder_tokens: EncoderTokens = None,
-              plot: Annotated[Optional[Path], typer.Option("--plot", metavar="FILE", show_default=False, help="Also draw the sweep to FILE.svg or FILE.png (needs `pip install 'willitrun[plot]'`).")] = None,
-              engine: Engine = None, margin: Margin = None, json_out: AnswersJson = False, quiet: Quiet = False,
-              specs_dir: SpecsDir = None) -> None:
+def sweep_cmd(
+    model: Model,
+    gpu: Gpu = None,
+    vram: Vram = None,
+    batch: Batch = "1",
+    beams: Beams = "1",
+    dtype: Dtype = None,
+    kv_dtype: KvDtype = None,
+    images: Images = None,
+    image_size: ImageSize = None,
+    encoder_tokens: EncoderTokens = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plot",
+            metavar="FILE",
+            show_default=False,
+            help="Also draw the sweep to FILE.svg or FILE.png (needs `pip install 'willitrun[plot]'`).",
+        ),
+    ] = None,
+    engine: Engine = None,
+    margin: Margin = None,
+    json_out: AnswersJson = False,
+    quiet: Quiet = False,
+    specs_dir: SpecsDir = None,
+) -> None:
     """Memory by component at context 512, 1024, ... up to the model's window (exit 0 if any context fits)."""
     from ...answers import sweep
     from ...catalog import load_catalog
@@ -72,11 +92,14 @@ def sweep_cmd(model: Model, gpu: Gpu = None, vram: Vram = None, batch: Batch = "
         out.print(sweep_view(sw, safe(title)))
         if plot is not None:
             error(f"wrote {plot}", prefix=None)
-    raise typer.Exit(int(ExitCode.FITS if vram_bytes is None or any(p.fits for p in sw.points) else ExitCode.DOES_NOT_FIT))
+    raise typer.Exit(
+        int(ExitCode.FITS if vram_bytes is None or any(p.fits for p in sw.points) else ExitCode.DOES_NOT_FIT)
+    )
 
 
-def _device_or_none(cat: Any, gpu: Optional[str], vram: Optional[str], quiet: bool,
-                    margin: Optional[str] = None) -> tuple[Any, Any, Any]:
+def _device_or_none(
+    cat: Any, gpu: Optional[str], vram: Optional[str], quiet: bool, margin: Optional[str] = None
+) -> tuple[Any, Any, Any]:
     """The device and the bytes every point is checked against (the card less --margin), or (None, None,
     None) with a note when nothing is given and no GPU is detected."""
     try:

@@ -15,8 +15,17 @@ app = command_app()
 
 @app.command("validate")
 def validate_cmd(
-    paths: Annotated[Optional[list[Path]], typer.Argument(metavar="[PATH]...", show_default=False, help="Spec files or directories [default: ./model_specs and ./hardware_specs when here, else the catalog and user spec directories].")] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too (e.g. a number without a source).")] = False,
+    paths: Annotated[
+        Optional[list[Path]],
+        typer.Argument(
+            metavar="[PATH]...",
+            show_default=False,
+            help="Spec files or directories [default: ./model_specs and ./hardware_specs when here, else the catalog and user spec directories].",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail on warnings too (e.g. a number without a source).")
+    ] = False,
     specs_dir: SpecsDir = None,
 ) -> None:
     """Check spec files; print each problem as file:line: field: message (exit 0 only if all are valid)."""
