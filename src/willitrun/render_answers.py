@@ -30,12 +30,12 @@ def as_dict(obj: Any) -> dict[str, Any]:
 
 
 def ladder_dict(ladder: Ladder, gpu: str, gpu_name: str) -> dict[str, Any]:
-    from .fit import RUNTIME_OVERHEAD
+    from .fit import runtime_overhead
 
     d = {"schema_version": SCHEMA_VERSION, "gpu": gpu, "gpu_name": gpu_name, **as_dict(ladder)}
     d["best"] = as_dict(ladder.best) if ladder.best else None
     d["runtime_overhead"] = {
-        e: RUNTIME_OVERHEAD[e] for e in dict.fromkeys(r.engine for r in ladder.rows) if e in RUNTIME_OVERHEAD
+        e: runtime_overhead(e) for e in dict.fromkeys(r.engine for r in ladder.rows) if runtime_overhead(e)
     }
     return d
 
@@ -306,7 +306,7 @@ def speed_view(s: DecodeSpeed, fits: bool = True) -> RenderableType:
 # Commands
 # --------------------------------------------------------------------------------------------------
 def ladder_view(ladder: Ladder, title: str) -> RenderableType:
-    from .fit import RUNTIME_OVERHEAD
+    from .fit import runtime_overhead
 
     contexts = {row.context_tokens or ladder.context_tokens for row in ladder.rows}
     engines = list(dict.fromkeys(row.engine for row in ladder.rows))
@@ -358,9 +358,9 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
         return ", ".join(names) if len(names) < 3 else f"{names[0]} to {names[-1]}"
 
     notes = [
-        Text(f"{types(e)} on {e}: {RUNTIME_OVERHEAD[e]}.", style="dim")
+        Text(f"{types(e)} on {e}: {runtime_overhead(e)}.", style="dim")
         for e in engines
-        if len(engines) > 1 and e in RUNTIME_OVERHEAD
+        if len(engines) > 1 and runtime_overhead(e)
     ]
     return Group(
         Text(safe(head)),

@@ -108,9 +108,39 @@ def test_no_if_chain_over_engine_names_in_the_dispatch():
         "cli/engine_extras.py",
         "cli/cluster.py",
         "answers.py",
+        "fit.py",
+        "render.py",
+        "render_answers.py",
+        "engines/vllm.py",
     ):
         text = (ROOT / "src" / "willitrun" / path).read_text(encoding="utf-8")
         assert not pattern.search(text), (path, pattern.search(text))
+
+
+def test_engines_read_declared_facts_not_family_names():
+    """An engine asks the family's geometry or cache kinds (archs/base.py Geometry, archs/caches.py), never
+    which family it is: vLLM's Mamba-1/Mamba-2 split is Geometry.ssm_mixer, declared by archs/mamba.py and
+    archs/jamba.py. (llama.cpp's mmproj converter code still names the vision families: not yet moved.
+    ollama's flash-attention list is keyed by the GGUF file's own general.architecture, ollama's data.)"""
+    pattern = re.compile(r"(spec\.architecture|\barch)\s*(==|!=|in\b)|_ARCHITECTURES = frozenset\(\{\"mamba")
+    for name in (
+        "vllm.py",
+        "ctranslate2.py",
+        "whispercpp.py",
+        "transformers.py",
+        "base.py",
+        "registry.py",
+        "__init__.py",
+    ):
+        text = (ROOT / "src" / "willitrun" / "engines" / name).read_text(encoding="utf-8")
+        assert not pattern.search(text), (name, pattern.search(text))
+
+
+def test_mamba1_families_declare_their_mixer(catalog):
+    from willitrun import archs
+
+    mixers = {m: archs.geometry(catalog.resolve("model", m)).ssm_mixer for m in ("jamba-mini-1.5", "falcon-h1-7b")}
+    assert mixers == {"jamba-mini-1.5": "mamba", "falcon-h1-7b": "mamba2"}
 
 
 # -- the engines' own spellings -------------------------------------------------------------------
