@@ -305,6 +305,43 @@ def speed_view(s: DecodeSpeed, fits: bool = True) -> RenderableType:
 # --------------------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------------------
+def engine_offload_view(
+    ngl: int, n_layer: int, gpu: int, host: int, vram: int, flag: str, output_on_gpu: bool = False
+) -> str:
+    """--offload on an engine that places whole layers (llama.cpp -ngl, ollama num_gpu): the most that fit."""
+    if ngl > n_layer:
+        return f"Offload: everything fits on the GPU ({flag} {ngl}: {n_layer} layers and the output layer)."
+    if ngl == 0 and gpu > vram:
+        return f"Offload: not even {flag} 0 fits: the KV cache and compute buffers alone need {size(gpu)}."
+    # which layers: since llama.cpp PR #18148 the output layer goes first, then ngl - 1 repeating layers
+    on_gpu = (
+        f"the output layer and the last {ngl - 1} repeating layers"
+        if output_on_gpu
+        else f"the last {ngl} repeating layers"
+    )
+    return (
+        f"Offload: {flag} {ngl} of {n_layer + 1} fits ({on_gpu}): {size(gpu)} on the GPU of {size(vram)}, "
+        f"{size(host)} in system memory."
+    )
+
+
+def engine_batch_view(n: int, context: int) -> str:
+    """--max-batch on an engine's buffers: the most sequences of `context` positions (llama.cpp -np)."""
+    if n:
+        return f"Largest batch at context {context:,}: {n:,} sequences (llama.cpp -np {n} -c {n * context:,})"
+    return f"Not even one sequence of {context:,} positions fits."
+
+
+def expert_offload_view(n: int | None, n_layer: int, gpu: int = 0, host: int = 0) -> str:
+    """The fewest --n-cpu-moe layers that make a mixture-of-experts model fit (None: not even --cpu-moe)."""
+    if n is None:
+        return f"Expert offload: even --cpu-moe (the experts of all {n_layer} layers in host memory) does not fit."
+    return (
+        f"  try --n-cpu-moe {n} (the experts of layers 0..{n - 1} in host memory): {size(gpu)} "
+        f"on the GPU, {size(host)} in system memory."
+    )
+
+
 def ladder_view(ladder: Ladder, title: str) -> RenderableType:
     from .fit import runtime_overhead
 

@@ -105,7 +105,7 @@ def test_no_if_chain_over_engine_names_in_the_dispatch():
         "engines/__init__.py",
         "cli/estimation.py",
         "cli/engine_options.py",
-        "cli/engine_extras.py",
+        "cli/extras.py",
         "cli/cluster.py",
         "answers.py",
         "fit.py",
