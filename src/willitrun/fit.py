@@ -20,7 +20,7 @@ from .memory import max_context as max_context
 
 if TYPE_CHECKING:
     from .engines import EngineFit
-    from .importers import WeightsOverride
+    from .overrides import WeightsOverride
 
 # Weight types, largest first: the `ladder` command's rows and the types tried when suggesting a
 # smaller one (one ladder: issue 12 found two that disagreed).

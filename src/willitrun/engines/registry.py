@@ -17,8 +17,8 @@ from ..dtypes import ENGINE_ALIASES, ENGINES
 from .options import OPTION, OPTIONS, REQUEST_ALIASES, Option, bounds, lean_tables, option_echo
 
 if TYPE_CHECKING:
-    from ..importers import WeightsOverride
     from ..memory import AnySpec, Request
+    from ..overrides import WeightsOverride
     from . import EngineFit
     from .base import EngineEstimate
 
