@@ -279,6 +279,25 @@ CASES = [
             "tie_word_embeddings": True,
         },
     ),
+    # issue 20 section 3, wave 2: more mixture-of-experts families (class defaults at full size on the meta
+    # device, and small configs with every flag)
+    ("phimoe-class-defaults", {"model_type": "phimoe"}),
+    ("phimoe", {"model_type": "phimoe", **SMALL, "num_key_value_heads": 2, "num_local_experts": 4}),
+    (
+        "phimoe-bias-sliding",
+        {
+            "model_type": "phimoe",
+            **SMALL,
+            "num_key_value_heads": 1,
+            "head_dim": 32,
+            "num_local_experts": 6,
+            "num_experts_per_tok": 3,
+            "attention_bias": True,
+            "lm_head_bias": True,
+            "sliding_window": 16,
+            "tie_word_embeddings": True,
+        },
+    ),
 ]
 
 
@@ -304,7 +323,13 @@ def test_parameters_and_caches_equal_transformers(tmp_path, case_id, config):
     # which layers slide, and over what window: transformers' resolved layer_types (LFM2's conv layers
     # keep a short-convolution state instead: hidden x conv_L_cache elements)
     kinds = [(k.kind, k.window) for k in g.self_layers]
-    types_ = getattr(hf, "layer_types", None) or ["full_attention"] * hf.num_hidden_layers
+    # without layer_types, transformers caches every layer as sliding when the config has a sliding_window
+    # (cache_utils.py: get_layer_types_and_kwargs; PhiMoE)
+    window = getattr(hf, "sliding_window", None)
+    types_ = (
+        getattr(hf, "layer_types", None)
+        or ["sliding_attention" if window is not None else "full_attention"] * hf.num_hidden_layers
+    )
     if "conv" in types_:
         assert [type(k).__name__ for layer in g.caches for k in layer] == [
             "ShortConvState" if t == "conv" else "FullAttention" for t in types_
@@ -316,7 +341,6 @@ def test_parameters_and_caches_equal_transformers(tmp_path, case_id, config):
             if isinstance(k, ShortConvState)
         )
         types_ = [t for t in types_ if t != "conv"]
-    window = getattr(hf, "sliding_window", None)
     assert kinds == [("sliding", window) if t == "sliding_attention" and window else ("full", None) for t in types_]
 
 

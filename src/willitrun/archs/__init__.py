@@ -99,6 +99,8 @@ FAMILIES: dict[str, str] = {
     "glm4_moe": "glm4_moe",
     # ... and hybrids whose layers keep different kinds of cache (archs/caches.py)
     "lfm2": "lfm2",
+    # issue 20 section 3, wave 2 (fam2): more families on the generic decoder
+    "phimoe": "phimoe",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
