@@ -298,6 +298,38 @@ CASES = [
             "tie_word_embeddings": True,
         },
     ),
+    ("ernie4-5-moe-class-defaults", {"model_type": "ernie4_5_moe"}),
+    (
+        "ernie4-5-moe",
+        {
+            "model_type": "ernie4_5_moe",
+            **SMALL,
+            "num_key_value_heads": 2,
+            "moe_intermediate_size": 32,
+            "moe_num_experts": 4,
+            "moe_k": 2,
+            "moe_num_shared_experts": 1,
+        },
+    ),
+    (
+        "ernie4-5-moe-bias-interval",
+        {
+            "model_type": "ernie4_5_moe",
+            **SMALL,
+            "num_hidden_layers": 6,
+            "num_key_value_heads": 1,
+            "head_dim": 32,
+            "use_bias": True,
+            "tie_word_embeddings": False,
+            "moe_intermediate_size": 16,
+            "moe_num_experts": 8,
+            "moe_k": 3,
+            "moe_num_shared_experts": 0,
+            "moe_layer_start_index": 0,
+            "moe_layer_end_index": 4,
+            "moe_layer_interval": 2,
+        },
+    ),
 ]
 
 
@@ -430,8 +462,12 @@ def test_checkpoint_tensor_names_land_in_the_computed_components(tmp_path, case_
     path = write_config(tmp_path / case_id, config)
     spec, _ = spec_from_path(path)
     with torch.device("meta"):
-        model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent))
-    stored = [StoredTensor(name, "BF16", tuple(p.shape), 2 * p.numel()) for name, p in model.named_parameters()]
+        model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent), dtype=torch.bfloat16)
+    # as transformers saves the bf16 model: float32 where the class keeps a module in float32 (ERNIE 4.5 MoE's router)
+    stored = [
+        StoredTensor(name, "F32" if p.dtype == torch.float32 else "BF16", tuple(p.shape), p.element_size() * p.numel())
+        for name, p in model.named_parameters()
+    ]
     w = weights_override(spec.architecture, stored, "test", "safetensors")
     assert w.component_bytes, w.notes
     assert dict(w.component_bytes) == {c.name: c.bytes for c in estimate(spec, dtype="bf16").components}
@@ -457,3 +493,22 @@ def test_pythia_checkpoint_names_and_buffers():
     w = weights_override("gpt_neox", stored, "test", "safetensors")
     assert dict(w.component_bytes) == {"embeddings": 2 * v * h, "lm_head": 2 * v * h, "decoder": 2 * 3 * h + 2 * h}
     assert any("buffers" in note for note in w.notes) and len(params) > n
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_ernie4_5_moe_router_stays_float32(tmp_path, dtype):
+    """Ernie4_5_MoePreTrainedModel._keep_in_fp32_modules_strict = ["gate.weight", "moe_statics"], created as
+    float32 parameters: transformers' bf16 and fp16 model holds them in float32, and so does the estimate."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    config = dict(CASES)["ernie4-5-moe-bias-interval"]
+    path = write_config(tmp_path / "ernie", config)
+    spec, _ = spec_from_path(path)
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    with torch.device("meta"):
+        model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent), dtype=torch_dtype)
+    fp32 = {n for n, p in model.named_parameters() if p.dtype == torch.float32}
+    assert fp32 and all(".mlp.gate." in n for n in fp32), fp32
+    e = estimate(spec, dtype=dtype)
+    assert sum(c.bytes for c in e.components) == sum(p.numel() * p.element_size() for p in model.parameters())
+    assert any("_keep_in_fp32_modules_strict" in n for n in e.notes)

@@ -101,6 +101,7 @@ FAMILIES: dict[str, str] = {
     "lfm2": "lfm2",
     # issue 20 section 3, wave 2 (fam2): more families on the generic decoder
     "phimoe": "phimoe",
+    "ernie4_5_moe": "ernie4_5_moe",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

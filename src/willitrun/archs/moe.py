@@ -115,7 +115,7 @@ def moe_decoder_lm(c: MoeConfig) -> Iterator[Tensor]:
             yield from expert_tensors(p, "decoder", i, hidden=h, inter=c.expert_width, experts=c.n_experts)
             yield from c.shared_expert(p, i)
         else:
-            yield from gated_mlp(p, "decoder", h, c.intermediate_size, False, i)
+            yield from gated_mlp(p, "decoder", h, c.intermediate_size, a.mlp_bias, i)
     yield from norm("decoder.output_norm", "decoder", h, None, a.norm_bias)
     if not c.tie_word_embeddings:
         yield Tensor("output.weight", "lm_head", (c.vocab_size, h), "output")
