@@ -550,10 +550,14 @@ def _fp32_note(spec: AnySpec, dtype: WeightDtype) -> str:
         for t in kept
     )
     names = ", ".join(f"`{m}`" for m in g.keep_in_fp32_modules)
+    why = (
+        f"{g.architecture}'s model class holds them in float32 under bf16 and fp16"
+        if g.keep_in_fp32_strict
+        else f"_keep_in_fp32_modules of {g.architecture}"
+    )
     return (
-        f"transformers keeps {names} in float32 under --dtype {dtype.name} "
-        f"(_keep_in_fp32_modules{'_strict' if g.keep_in_fp32_strict else ''} of "
-        f"{g.architecture}): {n:,} parameters at 4 bytes, {extra / MIB:,.0f} MiB more than {dtype.name}"
+        f"transformers keeps {names} in float32 under --dtype {dtype.name} ({why}): "
+        f"{n:,} parameters at 4 bytes, {extra / MIB:,.0f} MiB more than {dtype.name}"
     )
 
 

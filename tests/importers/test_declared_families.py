@@ -330,6 +330,30 @@ CASES = [
             "moe_layer_interval": 2,
         },
     ),
+    (
+        "hunyuan-moe",
+        {
+            "model_type": "hunyuan_v1_moe",
+            **SMALL,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "num_experts": 4,
+            "moe_topk": 2,
+        },
+    ),
+    (
+        "hunyuan-moe-bias",
+        {
+            "model_type": "hunyuan_v1_moe",
+            **SMALL,
+            "num_key_value_heads": 1,
+            "head_dim": 32,
+            "attention_bias": True,
+            "tie_word_embeddings": True,
+            "num_experts": 8,
+            "moe_topk": 3,
+        },
+    ),
 ]
 
 
@@ -388,6 +412,10 @@ def test_a_config_transformers_cannot_build_is_refused_in_one_line():
     # HunYuanDenseV1Config defaults head_dim to None, and HunYuanDenseV1Attention then fails (head_dim ** -0.5)
     with pytest.raises(SpecError, match="head_dim"):
         spec_from_config({"model_type": "hunyuan_v1_dense"}, "config.json")
+    with pytest.raises(SpecError, match="head_dim"):
+        spec_from_config({"model_type": "hunyuan_v1_moe"}, "config.json")
+    with pytest.raises(SpecError, match="num_experts"):  # a per-layer list (the config class allows one)
+        spec_from_config({"model_type": "hunyuan_v1_moe", **SMALL, "head_dim": 16, "num_experts": [4] * 4}, "c.json")
     with pytest.raises(SpecError, match="sliding_window_pattern"):
         spec_from_config({"model_type": "exaone4", "sliding_window_pattern": "LLLG"}, "config.json")
 
@@ -496,13 +524,15 @@ def test_pythia_checkpoint_names_and_buffers():
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
-def test_ernie4_5_moe_router_stays_float32(tmp_path, dtype):
+@pytest.mark.parametrize("case_id", ["ernie4-5-moe-bias-interval", "hunyuan-moe-bias"])
+def test_moe_router_stays_float32(tmp_path, dtype, case_id):
     """Ernie4_5_MoePreTrainedModel._keep_in_fp32_modules_strict = ["gate.weight", "moe_statics"], created as
-    float32 parameters: transformers' bf16 and fp16 model holds them in float32, and so does the estimate."""
+    float32 parameters, and HunYuanMoEV1Gate's nn.Linear(..., dtype=torch.float32): transformers' bf16 and
+    fp16 model holds the router in float32, and so does the estimate."""
     torch = pytest.importorskip("torch")
     tf = pytest.importorskip("transformers")
-    config = dict(CASES)["ernie4-5-moe-bias-interval"]
-    path = write_config(tmp_path / "ernie", config)
+    config = dict(CASES)[case_id]
+    path = write_config(tmp_path / case_id, config)
     spec, _ = spec_from_path(path)
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     with torch.device("meta"):
@@ -511,4 +541,4 @@ def test_ernie4_5_moe_router_stays_float32(tmp_path, dtype):
     assert fp32 and all(".mlp.gate." in n for n in fp32), fp32
     e = estimate(spec, dtype=dtype)
     assert sum(c.bytes for c in e.components) == sum(p.numel() * p.element_size() for p in model.parameters())
-    assert any("_keep_in_fp32_modules_strict" in n for n in e.notes)
+    assert any("holds them in float32 under bf16 and fp16" in n for n in e.notes)

@@ -102,6 +102,7 @@ FAMILIES: dict[str, str] = {
     # issue 20 section 3, wave 2 (fam2): more families on the generic decoder
     "phimoe": "phimoe",
     "ernie4_5_moe": "ernie4_5_moe",
+    "hunyuan_v1_moe": "hunyuan_v1_moe",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
