@@ -354,6 +354,37 @@ CASES = [
             "moe_topk": 3,
         },
     ),
+    (
+        "lfm2-moe",
+        {
+            "model_type": "lfm2_moe",
+            **SMALL,
+            "num_key_value_heads": 2,
+            "layer_types": ["conv", "full_attention", "conv", "full_attention"],
+            "moe_intermediate_size": 32,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "num_dense_layers": 1,
+        },
+    ),
+    (
+        "lfm2-moe-conv-bias-untied",
+        {
+            "model_type": "lfm2_moe",
+            **SMALL,
+            "num_key_value_heads": 1,
+            "head_dim": 32,
+            "layer_types": ["full_attention", "conv", "conv", "conv"],
+            "conv_bias": True,
+            "conv_L_cache": 4,
+            "tie_embedding": False,
+            "use_expert_bias": False,
+            "moe_intermediate_size": 16,
+            "num_experts": 8,
+            "num_experts_per_tok": 3,
+            "num_dense_layers": 0,
+        },
+    ),
 ]
 
 
@@ -416,6 +447,9 @@ def test_a_config_transformers_cannot_build_is_refused_in_one_line():
         spec_from_config({"model_type": "hunyuan_v1_moe"}, "config.json")
     with pytest.raises(SpecError, match="num_experts"):  # a per-layer list (the config class allows one)
         spec_from_config({"model_type": "hunyuan_v1_moe", **SMALL, "head_dim": 16, "num_experts": [4] * 4}, "c.json")
+    # Lfm2MoeConfig leaves layer_types None and Lfm2MoeDecoderLayer indexes it
+    with pytest.raises(SpecError, match="layer_types"):
+        spec_from_config({"model_type": "lfm2_moe"}, "config.json")
     with pytest.raises(SpecError, match="sliding_window_pattern"):
         spec_from_config({"model_type": "exaone4", "sliding_window_pattern": "LLLG"}, "config.json")
 

@@ -103,6 +103,7 @@ FAMILIES: dict[str, str] = {
     "phimoe": "phimoe",
     "ernie4_5_moe": "ernie4_5_moe",
     "hunyuan_v1_moe": "hunyuan_v1_moe",
+    "lfm2_moe": "lfm2_moe",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
