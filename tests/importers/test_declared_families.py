@@ -385,6 +385,22 @@ CASES = [
             "num_dense_layers": 0,
         },
     ),
+    # classics with learned positions and other key names
+    ("gpt2-class-defaults", {"model_type": "gpt2"}),
+    ("gpt2", {"model_type": "gpt2", "vocab_size": 256, "n_embd": 64, "n_layer": 3, "n_head": 4, "n_positions": 128}),
+    (
+        "gpt2-inner-untied",
+        {
+            "model_type": "gpt2",
+            "vocab_size": 256,
+            "n_embd": 96,
+            "n_layer": 2,
+            "n_head": 6,
+            "n_positions": 64,
+            "n_inner": 200,
+            "tie_word_embeddings": False,
+        },
+    ),
 ]
 
 

@@ -104,6 +104,7 @@ FAMILIES: dict[str, str] = {
     "ernie4_5_moe": "ernie4_5_moe",
     "hunyuan_v1_moe": "hunyuan_v1_moe",
     "lfm2_moe": "lfm2_moe",
+    "gpt2": "gpt2",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
