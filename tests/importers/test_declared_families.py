@@ -401,6 +401,25 @@ CASES = [
             "tie_word_embeddings": False,
         },
     ),
+    ("gpt-bigcode-class-defaults", {"model_type": "gpt_bigcode"}),
+    (
+        "gpt-bigcode-mqa",
+        {"model_type": "gpt_bigcode", "vocab_size": 256, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 96},
+    ),
+    (
+        "gpt-bigcode-mha-untied",
+        {
+            "model_type": "gpt_bigcode",
+            "vocab_size": 256,
+            "n_embd": 64,
+            "n_layer": 3,
+            "n_head": 8,
+            "n_positions": 64,
+            "n_inner": 120,
+            "multi_query": False,
+            "tie_word_embeddings": False,
+        },
+    ),
 ]
 
 
@@ -422,6 +441,8 @@ def test_parameters_and_caches_equal_transformers(tmp_path, case_id, config):
     g = archs.geometry(spec)
     head_dim = getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads
     kv_heads = getattr(hf, "num_key_value_heads", None) or hf.num_attention_heads  # GPT-NeoX: no KV grouping
+    if getattr(hf, "multi_query", False):  # GPTBigCodeAttention.kv_heads = 1 if multi_query else num_heads
+        kv_heads = 1
     assert attention(spec).self_width == kv_heads * head_dim
     # which layers slide, and over what window: transformers' resolved layer_types (LFM2's conv layers
     # keep a short-convolution state instead: hidden x conv_L_cache elements)
@@ -592,3 +613,21 @@ def test_moe_router_stays_float32(tmp_path, dtype, case_id):
     e = estimate(spec, dtype=dtype)
     assert sum(c.bytes for c in e.components) == sum(p.numel() * p.element_size() for p in model.parameters())
     assert any("holds them in float32 under bf16 and fp16" in n for n in e.notes)
+
+
+@pytest.mark.parametrize("case_id", ["gpt2", "gpt-bigcode-mqa", "gpt-bigcode-mha-untied"])
+def test_learned_position_families_cache_what_transformers_caches(tmp_path, case_id):
+    """A forward pass of the small model: its DynamicCache holds keys and values of kv_heads x head_dim per
+    position and layer (GPTBigCode with multi_query: one head), as the estimate's self-attention width."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    path = write_config(tmp_path / case_id, {**dict(CASES)[case_id], **IDS})
+    spec, _ = spec_from_path(path)
+    torch.manual_seed(0)
+    model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent)).eval()
+    tokens = 7
+    with torch.no_grad():
+        cache = model(torch.arange(1, tokens + 1)[None], use_cache=True).past_key_values
+    elements = sum(layer.keys.numel() + layer.values.numel() for layer in cache.layers)
+    assert elements == 2 * tokens * attention(spec).self_width * len(cache.layers)
+    assert len(cache.layers) == len(archs.geometry(spec).self_layers)

@@ -105,6 +105,7 @@ FAMILIES: dict[str, str] = {
     "hunyuan_v1_moe": "hunyuan_v1_moe",
     "lfm2_moe": "lfm2_moe",
     "gpt2": "gpt2",
+    "gpt_bigcode": "gpt_bigcode",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

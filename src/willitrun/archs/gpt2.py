@@ -20,7 +20,7 @@ from ..records import model_validator
 from . import llama
 from .base import Geometry, Heads, Hidden, Intermediate, Layers, Positions, Tensor
 from .decoder import DecoderSpec, decoder_family
-from .family import ConfigClass
+from .family import ConfigClass, WeightRules
 from .llama import Anatomy, DecoderConfig
 
 # GPT2Config.attribute_map: config.json's name -> the generic decoder's field
@@ -32,10 +32,9 @@ RENAMED = {
 }
 
 
-class Gpt2Config(DecoderConfig):
-    """GPT2Config fields (transformers models/gpt2/configuration_gpt2.py)."""
+class Gpt2LikeConfig(DecoderConfig):
+    """The fields GPT2Config and GPTBigCodeConfig share (config.json's n_* names)."""
 
-    model_type: Literal["gpt2"] | None = None
     n_embd: Hidden | None = None
     n_layer: Layers | None = None
     n_head: Heads | None = None
@@ -60,7 +59,7 @@ class Gpt2Config(DecoderConfig):
         return data
 
     @model_validator(mode="after")
-    def _no_cross_attention(self) -> Gpt2Config:
+    def _no_cross_attention(self) -> Gpt2LikeConfig:
         if self.add_cross_attention:
             raise ValueError("add_cross_attention: GPT-2 with cross-attention layers is not modelled")
         if self.num_key_value_heads not in (None, self.num_attention_heads):
@@ -72,12 +71,19 @@ class Gpt2Config(DecoderConfig):
         return Anatomy(qkv_bias=True, o_bias=True, fused_qkv=True, norm_bias=True, gated=False, mlp_bias=True)
 
 
+class Gpt2Config(Gpt2LikeConfig):
+    """GPT2Config fields (transformers models/gpt2/configuration_gpt2.py)."""
+
+    model_type: Literal["gpt2"] | None = None
+
+
 class Gpt2Spec(DecoderSpec):
     architecture: Literal["gpt2"]
     config: Gpt2Config
 
 
-def _tensors(spec: Gpt2Spec) -> Iterator[Tensor]:
+def learned_position_tensors(spec: DecoderSpec) -> Iterator[Tensor]:
+    """The generic decoder's tensors with wpe (max_position_embeddings x hidden) after wte."""
     c = spec.config
     it = llama.decoder_lm(c)
     yield next(it)  # wte
@@ -85,9 +91,17 @@ def _tensors(spec: Gpt2Spec) -> Iterator[Tensor]:
     yield from it
 
 
-def _geometry(spec: Gpt2Spec) -> Geometry:
+def learned_position_geometry(spec: DecoderSpec) -> Geometry:
     c = spec.config
     return replace(llama.decoder_geometry(c, spec.architecture), hard_limit=c.max_position_embeddings)
+
+
+# GPT2LMHeadModel / GPTBigCodeForCausalLM: transformer.{wte, wpe, h.N, ln_f}, lm_head (tied: absent from the files)
+WEIGHT_RULES: WeightRules = (
+    (r"(?:transformer\.)?w[tp]e\.weight", "embeddings"),
+    (r"(?:transformer\.)?(?:h\.\d+\..+|ln_f\.(?:weight|bias))", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+)
 
 
 FAMILY = decoder_family(
@@ -110,12 +124,7 @@ FAMILY = decoder_family(
         },
     ),
     gguf=("gpt2",),
-    tensors=_tensors,
-    geometry=_geometry,
-    # GPT2LMHeadModel: transformer.{wte, wpe, h.N, ln_f}, lm_head (tied: absent from the files)
-    weight_rules=(
-        (r"(?:transformer\.)?w[tp]e\.weight", "embeddings"),
-        (r"(?:transformer\.)?(?:h\.\d+\..+|ln_f\.(?:weight|bias))", "decoder"),
-        (r"lm_head\.weight", "lm_head"),
-    ),
+    tensors=learned_position_tensors,
+    geometry=learned_position_geometry,
+    weight_rules=WEIGHT_RULES,
 )  # convert_hf_to_gguf.py: GPT2LMHeadModel -> MODEL_ARCH.GPT2
