@@ -420,6 +420,31 @@ CASES = [
             "tie_word_embeddings": False,
         },
     ),
+    ("opt-class-defaults", {"model_type": "opt"}),
+    ("opt", {"model_type": "opt", **SMALL, "ffn_dim": 96, "max_position_embeddings": 128}),
+    (
+        "opt-350m-like",  # facebook/opt-350m's shape: word_embed_proj_dim < hidden_size, norms after the blocks
+        {
+            "model_type": "opt",
+            **SMALL,
+            "ffn_dim": 128,
+            "max_position_embeddings": 64,
+            "word_embed_proj_dim": 32,
+            "do_layer_norm_before": False,
+            "tie_word_embeddings": False,
+        },
+    ),
+    (
+        "opt-no-bias-no-affine",
+        {
+            "model_type": "opt",
+            **SMALL,
+            "ffn_dim": 80,
+            "max_position_embeddings": 64,
+            "enable_bias": False,
+            "layer_norm_elementwise_affine": False,
+        },
+    ),
 ]
 
 
@@ -615,7 +640,7 @@ def test_moe_router_stays_float32(tmp_path, dtype, case_id):
     assert any("holds them in float32 under bf16 and fp16" in n for n in e.notes)
 
 
-@pytest.mark.parametrize("case_id", ["gpt2", "gpt-bigcode-mqa", "gpt-bigcode-mha-untied"])
+@pytest.mark.parametrize("case_id", ["gpt2", "gpt-bigcode-mqa", "gpt-bigcode-mha-untied", "opt-350m-like"])
 def test_learned_position_families_cache_what_transformers_caches(tmp_path, case_id):
     """A forward pass of the small model: its DynamicCache holds keys and values of kv_heads x head_dim per
     position and layer (GPTBigCode with multi_query: one head), as the estimate's self-attention width."""

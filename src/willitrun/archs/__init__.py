@@ -106,6 +106,7 @@ FAMILIES: dict[str, str] = {
     "lfm2_moe": "lfm2_moe",
     "gpt2": "gpt2",
     "gpt_bigcode": "gpt_bigcode",
+    "opt": "opt",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
