@@ -445,6 +445,24 @@ CASES = [
             "layer_norm_elementwise_affine": False,
         },
     ),
+    ("gptj-class-defaults", {"model_type": "gptj"}),
+    (
+        "gptj",
+        {"model_type": "gptj", "vocab_size": 256, "n_embd": 64, "n_layer": 2, "n_head": 4, "rotary_dim": 8},
+    ),
+    (
+        "gptj-inner-tied",
+        {
+            "model_type": "gptj",
+            "vocab_size": 256,
+            "n_embd": 96,
+            "n_layer": 3,
+            "n_head": 3,
+            "rotary_dim": 16,
+            "n_inner": 160,
+            "tie_word_embeddings": True,
+        },
+    ),
 ]
 
 
@@ -640,7 +658,7 @@ def test_moe_router_stays_float32(tmp_path, dtype, case_id):
     assert any("holds them in float32 under bf16 and fp16" in n for n in e.notes)
 
 
-@pytest.mark.parametrize("case_id", ["gpt2", "gpt-bigcode-mqa", "gpt-bigcode-mha-untied", "opt-350m-like"])
+@pytest.mark.parametrize("case_id", ["gpt2", "gpt-bigcode-mqa", "gpt-bigcode-mha-untied", "opt-350m-like", "gptj"])
 def test_learned_position_families_cache_what_transformers_caches(tmp_path, case_id):
     """A forward pass of the small model: its DynamicCache holds keys and values of kv_heads x head_dim per
     position and layer (GPTBigCode with multi_query: one head), as the estimate's self-attention width."""

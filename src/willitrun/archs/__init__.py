@@ -107,6 +107,7 @@ FAMILIES: dict[str, str] = {
     "gpt2": "gpt2",
     "gpt_bigcode": "gpt_bigcode",
     "opt": "opt",
+    "gptj": "gptj",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
