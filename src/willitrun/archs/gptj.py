@@ -7,9 +7,11 @@ GPTJMLP, GPTJBlock, GPTJModel, GPTJForCausalLM: nn.Linear(n_embd, vocab_size))."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
-from .base import HeadDim
+from . import llama
+from .base import Geometry, HeadDim
 from .decoder import DecoderSpec, decoder_family
 from .family import ConfigClass, WeightRules
 from .gpt2 import Gpt2LikeConfig
@@ -31,6 +33,17 @@ class GptjConfig(Gpt2LikeConfig):
 class GptjSpec(DecoderSpec):
     architecture: Literal["gptj"]
     config: GptjConfig
+
+
+# llama.cpp names LLM_ARCH_GPTJ ("gptj", llama-arch.cpp) but declares no llm_build_gptj graph (src/models/models.h
+# has llm_build_gpt2, llm_build_starcoder ... and none for GPT-J) and convert_hf_to_gguf.py registers no
+# GPTJForCausalLM, so no GGUF of GPT-J loads
+NO_GGUF = "llama.cpp cannot load GPT-J (no GPTJForCausalLM converter, no gptj graph in llama-model.cpp)"
+
+
+def _geometry(spec: GptjSpec) -> Geometry:
+    g = llama.decoder_geometry(spec.config, spec.architecture)
+    return replace(g, refusals={"llama.cpp": NO_GGUF, "ollama": NO_GGUF})
 
 
 # GPTJForCausalLM: transformer.{wte, h.N, ln_f}, lm_head (weight and bias)
@@ -62,4 +75,5 @@ FAMILY = decoder_family(
     ),
     gguf=("gptj",),  # llama.cpp gguf-py constants.py: MODEL_ARCH.GPTJ -> "gptj"
     weight_rules=WEIGHT_RULES,
+    geometry=_geometry,
 )

@@ -21,6 +21,8 @@ from .decoder import DecoderSpec, decoder_family
 from .family import ConfigClass, WeightRules
 from .llama import Anatomy, DecoderConfig
 
+# llama.cpp's convert_hf_to_gguf.py registers no OPTForCausalLM and llama-arch.cpp has no OPT architecture
+NO_GGUF = "llama.cpp has no OPT architecture (convert_hf_to_gguf.py cannot convert OPTForCausalLM)"
 POSITION_OFFSET = 2  # OPTLearnedPositionalEmbedding: num_embeddings + 2
 
 
@@ -105,7 +107,11 @@ def _tensors(spec: OptSpec) -> Iterator[Tensor]:
 
 def _geometry(spec: OptSpec) -> Geometry:
     c = spec.config
-    return replace(llama.decoder_geometry(c, spec.architecture), hard_limit=c.max_position_embeddings)
+    return replace(
+        llama.decoder_geometry(c, spec.architecture),
+        hard_limit=c.max_position_embeddings,
+        refusals={"llama.cpp": NO_GGUF, "ollama": NO_GGUF},
+    )
 
 
 # OPTForCausalLM: model.decoder.{embed_tokens, embed_positions, project_in, project_out, layers.N, final_layer_norm}
