@@ -64,7 +64,9 @@ def test_the_test_install_takes_torch_from_the_cpu_index() -> None:
     the CPU index's 2.13.0+cpu satisfies the pin and sorts above PyPI's 2.13.0 (PEP 440 local version)."""
     install = next(c for c in _quick_start_commands() if "tests/reference/requirements.txt" in c)
     # torch first, from PyPI and PyTorch's CPU index (tests/reference/torch-cpu.txt); the rest from PyPI alone
-    assert install.index("pip install -r tests/reference/torch-cpu.txt") < install.index("tests/reference/requirements.txt")
+    assert install.index("pip install -r tests/reference/torch-cpu.txt") < install.index(
+        "tests/reference/requirements.txt"
+    )
     cpu = (ROOT / "tests" / "reference" / "torch-cpu.txt").read_text(encoding="utf-8").splitlines()
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in cpu and "-c ../constraints.txt" in cpu
     assert "torch" in cpu
