@@ -20,8 +20,8 @@ COLUMNS = ("model", "gpu", "context", "total", "memory", "verdict", "max context
 LEFT = {"model", "gpu", "verdict", "error"}
 HEADERS = (["model", "gpu"], ["model", "gpu", "context"])  # a CSV header line, skipped
 # Memos of Checks, cleared when they reach this many entries: a rows file of 10^6 distinct rows
-# streams in bounded memory (today's catalog has ~100 models x ~50 GPUs).
-MEMO = 4096
+# streams in bounded memory; the catalog's every model x every GPU (~100 x ~60) stays within one memo.
+MEMO = 1 << 15
 
 
 class Row(NamedTuple):
@@ -168,6 +168,8 @@ class Checks:
         self.resolved: dict[str, Any] = {}  # resolve() once per model: the type is the same for every row
         self.searched: dict[tuple[str, int], tuple[int, int]] = {}
         self.fits: dict[tuple[str, str, Optional[int]], Any] = {}
+        self.estimates: dict[tuple[str, int], tuple[Any, int]] = {}  # (model, context) -> (estimate, limit)
+        self.largest: dict[tuple[str, int, int], int] = {}  # (model, memory, limit) -> largest context
 
     def lookup(self, kind: str, name: str) -> Any:
         key = (kind, name)
@@ -191,9 +193,30 @@ class Checks:
             else:
                 yield Outcome(row, spec, card, fit)
 
+    def transformers_fit(self, spec: Any, card: Any, req: Any, context: Optional[int]) -> Any:
+        """fit.check_fit(spec, req, card's memory, card.id, suggest=False), its parts shared between rows:
+        the estimate at a context does not depend on the card, and the largest context depends on the
+        model and the card's memory only (not its name): each is computed once per command."""
+        from ...fit import Fit
+        from ...memory import context_limit, default_context, estimate_resolved, max_context
+
+        r = self.resolved[spec.id]
+        at = context or default_context(r)
+        if (spec.id, at) not in self.estimates:
+            if len(self.estimates) >= MEMO:
+                self.estimates.clear()
+            # an impossible context raises here (the row's own error) and is not kept
+            self.estimates[spec.id, at] = (estimate_resolved(r, at, req.batch, req.beams), context_limit(r, at))
+        est, limit = self.estimates[spec.id, at]
+        search = (spec.id, card.capacity_bytes, limit)
+        if search not in self.largest:
+            if len(self.largest) >= MEMO:
+                self.largest.clear()
+            self.largest[search] = max_context(r, card.capacity_bytes, req.batch, req.beams, limit)
+        return Fit(est, card.id, card.capacity_bytes, self.largest[search], limit, ())
+
     def check(self, row: Row) -> tuple[Any, Any, Any]:
         from ...engines import EngineFit, engine_estimate, engine_fit
-        from ...fit import check_fit
         from ...memory import Request, resolve
 
         spec, card = self.lookup("model", row.model), self.lookup("gpu", row.gpu)
@@ -205,9 +228,7 @@ class Checks:
             if self.engine == "transformers":
                 if spec.id not in self.resolved:
                     self.resolved[spec.id] = resolve(spec, req)
-                self.fits[key] = check_fit(
-                    spec, req, card.capacity_bytes, card.id, suggest=False, resolved=self.resolved[spec.id]
-                )
+                self.fits[key] = self.transformers_fit(spec, card, req, key[2])
             else:  # the largest context depends on the model and the memory only: searched once per pair
                 from ...answers import engine_options
                 from ...engines.registry import engine_class
