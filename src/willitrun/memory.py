@@ -579,7 +579,9 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     sequences = batch * beams
     g = archs.geometry(spec)
     # every layer's caches by kind (archs/caches.py): each kind sizes itself at the transformers peak
-    kv_self, kv_cross, state = cache_bytes(g.caches, context, r.source, sequences, r.kv)
+    # g.caches is derived on each access: taken once per spec (archs.cached), so cache_bytes counts it once
+    caches = archs.cached(spec, "caches", lambda: g.caches)
+    kv_self, kv_cross, state = cache_bytes(caches, context, r.source, sequences, r.kv)
     act = activation_bytes(spec, context, r.source, r.images, batch, beams, r.dtype.activation_bytes, r.image_size)
     notes = list(r.notes)
     if att.sliding_window and context >= att.sliding_window:

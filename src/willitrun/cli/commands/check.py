@@ -358,12 +358,14 @@ class TablePrinter:
 
     def __init__(self) -> None:
         self.held: list[list[str]] = []
+        # id(fit) -> (fit, its cells): identical rows share one fit object (Checks.fits), so its cells are
+        # made once; the fit is kept so its id stays its own
+        self.cells: dict[int, tuple[Any, list[str]]] = {}
         self.widths: Optional[list[int]] = None
 
     def __call__(self, outcome: Outcome) -> None:
-        from ...archs import geometry
         from ...errors import clip
-        from ...render import safe, size
+        from ...render import safe
 
         if outcome.error is not None:
             row = outcome.row
@@ -378,28 +380,41 @@ class TablePrinter:
                 outcome.message,
             ]
         else:
-            spec, card, f = outcome.spec, outcome.card, outcome.fit
-            # a pure state-space model: no KV cache grows, so memory does not bound the context; an encoder
-            # used alone (CLIP, SigLIP) has no cache at all, so a largest context means nothing
-            g = geometry(spec)
-            unbounded = f.fits and not g.cache_grows_with_context
-            v = verdict_of(f)
-            cells = [
-                safe(spec.id),
-                safe(card.id),
-                f"{f.estimate.context_tokens:,}",
-                size(f.total_bytes),
-                size(f.vram_bytes),
-                {"fits": "fits", "tight": "TIGHT"}.get(v.status, "DOES NOT FIT"),
-                "n/a (no KV cache)" if g.encoder_only else "unbounded" if unbounded else f"{f.max_context_tokens:,}",
-                "",
-            ]
+            held = self.cells.get(id(outcome.fit))
+            if held is None or held[0] is not outcome.fit:
+                if len(self.cells) >= MEMO:
+                    self.cells.clear()
+                held = self.cells[id(outcome.fit)] = (outcome.fit, self._cells(outcome))
+            cells = held[1]
         if self.widths is None:
             self.held.append(cells)
             if len(self.held) >= self.HOLD:
                 self.flush()
         else:
             self._write(cells)
+
+    @staticmethod
+    def _cells(outcome: Outcome) -> list[str]:
+        """A checked row's cells: a function of its fit alone (the fit holds the card's id and memory)."""
+        from ...archs import geometry
+        from ...render import safe, size
+
+        spec, card, f = outcome.spec, outcome.card, outcome.fit
+        # a pure state-space model: no KV cache grows, so memory does not bound the context; an encoder
+        # used alone (CLIP, SigLIP) has no cache at all, so a largest context means nothing
+        g = geometry(spec)
+        unbounded = f.fits and not g.cache_grows_with_context
+        v = verdict_of(f)
+        return [
+            safe(spec.id),
+            safe(card.id),
+            f"{f.estimate.context_tokens:,}",
+            size(f.total_bytes),
+            size(f.vram_bytes),
+            {"fits": "fits", "tight": "TIGHT"}.get(v.status, "DOES NOT FIT"),
+            "n/a (no KV cache)" if g.encoder_only else "unbounded" if unbounded else f"{f.max_context_tokens:,}",
+            "",
+        ]
 
     def flush(self) -> None:
         if self.widths is None:
