@@ -216,12 +216,12 @@ class Checks:
         return Fit(est, card.id, card.capacity_bytes, self.largest[search], limit, ())
 
     def check(self, row: Row) -> tuple[Any, Any, Any]:
-        from ...engines import EngineFit, engine_estimate, engine_fit
-        from ...memory import Request, resolve
-
         spec, card = self.lookup("model", row.model), self.lookup("gpu", row.gpu)
         key = (spec.id, card.id, row.context if row.context is not None else self.context)
-        if key not in self.fits:
+        if key not in self.fits:  # imports here, not per row: a repeated row costs two dict hits
+            from ...engines import EngineFit, engine_estimate, engine_fit
+            from ...memory import Request, resolve
+
             if len(self.fits) >= MEMO:
                 self.fits.clear()
             req = Request(context=key[2], dtype=self.dtype, kv_dtype=self.kv_dtype)
@@ -290,9 +290,6 @@ def read_rows(path: Path, context: Optional[int] = None) -> Iterator[Row]:
 
 
 def _row(where: str, line: str, header: bool = False) -> Optional[Row]:
-    from ...errors import clip
-    from ...render import safe
-
     line = line.split("#", 1)[0].strip()
     if not line:
         return None
@@ -300,12 +297,18 @@ def _row(where: str, line: str, header: bool = False) -> Optional[Row]:
     if header and [p.lower() for p in parts] in HEADERS:
         return None
     if len(parts) not in (2, 3) or not all(parts):
+        from ...errors import clip
+        from ...render import safe
+
         raise UsageError(f"expected model,gpu[,context], got {clip(safe(repr(line)))}")
     if len(parts) == 2:
         return Row(where, parts[0], parts[1], None)
     bound = parse.BOUNDS["--context"]
     digits = parts[2]
     if not (digits.isascii() and digits.isdigit() and len(digits) <= 12 and bound.low <= int(digits) <= bound.high):
+        from ...errors import clip
+        from ...render import safe
+
         return Row(
             where,
             parts[0],
@@ -323,11 +326,13 @@ class JsonPrinter:
     serialised once (~2 KB of JSON: most of a repeated row's cost otherwise)."""
 
     def __init__(self) -> None:
+        from ...render import write
+
+        self.write = write  # bound once: an import statement per row costs as much as a memo hit
         self.lines: dict[int, tuple[Any, str]] = {}  # id(fit) -> (fit, its line); the fit kept so its id stays its own
 
     def __call__(self, outcome: Outcome) -> None:
-        from ...render import answer_dict, write
-
+        write = self.write
         if outcome.error is not None:
             row = outcome.row
             data = {
@@ -343,6 +348,8 @@ class JsonPrinter:
         card, f = outcome.card, outcome.fit
         held = self.lines.get(id(f))
         if held is None or held[0] is not f:
+            from ...render import answer_dict
+
             if len(self.lines) >= MEMO:
                 self.lines.clear()
             d = answer_dict(f, card.id, judged=verdict_of(f))
@@ -357,6 +364,9 @@ class TablePrinter:
     HOLD = 200  # rows held back to measure the columns
 
     def __init__(self) -> None:
+        from ...render import write
+
+        self.write = write  # bound once, as JsonPrinter's
         self.held: list[list[str]] = []
         # id(fit) -> (fit, its cells): identical rows share one fit object (Checks.fits), so its cells are
         # made once; the fit is kept so its id stays its own
@@ -364,10 +374,10 @@ class TablePrinter:
         self.widths: Optional[list[int]] = None
 
     def __call__(self, outcome: Outcome) -> None:
-        from ...errors import clip
-        from ...render import safe
-
         if outcome.error is not None:
+            from ...errors import clip
+            from ...render import safe
+
             row = outcome.row
             cells = [
                 clip(safe(row.model), 40) or "-",
@@ -432,8 +442,7 @@ class TablePrinter:
             silence_stdout()  # the reader is gone; the exit code still counts every row
 
     def _write(self, cells: list[str]) -> None:
-        from ...render import write
-
+        write = self.write
         assert self.widths is not None
         text = "  ".join(
             c.ljust(w) if name in LEFT else c.rjust(w) for name, c, w in zip(COLUMNS, cells, self.widths, strict=True)
