@@ -1132,6 +1132,11 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
             "the CUDA context (a few hundred MiB) sits in the 1 - gpu_memory_utilization headroom: vLLM "
             "measures non-torch memory from a baseline taken after it (PR #12126, 0.7 on)"
         )
+    # CUDA graph memory is not sized: vllm==0.11.0 captures the graphs after the KV pool (gpu_worker.py
+    # `compile_or_warm_up_model` -> gpu_model_runner.py `capture_model`) for batch sizes 1, 2, 4, 8, 16, ... up to
+    # min(2 x max_num_seqs, 512) (config/__init__.py:557) and only measures the pool afterwards (the
+    # torch.cuda.mem_get_info difference it returns); what the pool holds is the compiled graphs' intermediate
+    # buffers, which the source does not give in closed form. From 0.21 vLLM estimates it by a dummy capture.
     if info.cudagraphs_profiled:
         notes.append(
             "CUDA graph memory is estimated and subtracted from the budget since 0.21 (0.36 GiB in one "
