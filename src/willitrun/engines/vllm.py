@@ -922,7 +922,8 @@ def v1_sampler_bytes(info: VllmVersion, rows: int, batched: int, vocab: int, hid
     """V1's `_dummy_sampler_run` peak on the last stage: `rows` x `vocab` logits (model dtype plus the
     sampler's temporaries per logit) while profile_run still holds the dummy run's hidden states (`batched`
     tokens), their `hidden_states[logit_indices]` rows and `_dummy_sampler_run`'s `torch.rand_like` copy of them
-    (vllm==0.10.1 / 0.11.0 gpu_model_runner.py `_dummy_run`, `profile_run`, `_dummy_sampler_run`)."""
+    (vllm==0.10.1 / 0.11.0 gpu_model_runner.py `_dummy_run`, `profile_run`, `_dummy_sampler_run`; 0.8.5 has no
+    rand_like copy, rows x hidden x act bytes less, not told apart). 0.8.5's topk_topp_sampler.py sorts as 0.10.1 does."""
     logits = rows * vocab * (act + v1_sampler_bytes_per_logit(info, rows))
     return logits + (batched + 2 * rows) * hidden * act
 
