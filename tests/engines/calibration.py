@@ -494,6 +494,17 @@ def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
             WEIGHTS_KV,
             note="check_enough_kv_cache_memory",
         )
+    if "profile_and_non_torch_gib" in entry:  # usable - printed weights - "Available KV cache memory"
+        yield _cmp(
+            entry,
+            src,
+            est,
+            "activation peak + non-torch memory",
+            est.find("activation peak (profile run)").bytes + est.find("non-torch memory").bytes,
+            entry["profile_and_non_torch_gib"] * 1024,
+            COMPUTE,
+            note="total x utilization - weights - available KV, from the log",
+        )
     if "other_mib" in entry:
         yield _cmp(
             entry,

@@ -145,13 +145,43 @@ def test_no_131k_token_profile_batch(catalog):
         spec, Request(), "vllm", VllmOptions(total_memory_bytes=80 * GiB, version="0.6", max_num_batched_tokens=131072)
     )
     assert long.find("activation peak (profile run)").bytes > 12 * GiB
-    # V1 sampler from vllm==0.10.1 sampler.py / topk_topp_sampler.py `apply_top_k_top_p` (engines/vllm.py
-    # VLLM_V1_SAMPLER_BYTES_PER_LOGIT): bf16 logits 2 + float32 copy 4 + sorted 4 + int64 indices 8 + two bool
-    # masks 2 + softmax 4 + scatter result 4 = 28 B per logit, over 1024 rows x 128,256
-    assert v1.find("activation peak (profile run)").bytes == 1024 * 128256 * 28
+    # The dummy run's hidden states stay alive through the sampler (vllm==0.11.0 gpu_model_runner.py `profile_run`
+    # holds `hidden_states`; `_dummy_run` returns `hidden_states[logit_indices]`; `_dummy_sampler_run` takes a
+    # `torch.rand_like` of those rows): (8192 + 2 x 1024) x 4096 hidden x 2 B.
+    held = (8192 + 2 * 1024) * 4096 * 2
+    # 0.33 (the default) runs the Triton top-k/top-p on 8 rows or more (vllm==0.19.1 topk_topp_sampler.py
+    # `apply_top_k_top_p`, PR #33538): bf16 logits 2 + float32 copy 4 + softmax 4 + random_sample's q 4 = 14 B
+    assert v1.find("activation peak (profile run)").bytes == 1024 * 128256 * 14 + held
     assert v1.facts["max_num_batched_tokens"] == 8192 and v1.facts["max_num_seqs"] == 1024
-    small = engine_estimate(spec, Request(), "vllm", VllmOptions(total_memory_bytes=80 * GiB, max_num_seqs=256))
-    assert small.find("activation peak (profile run)").bytes == 256 * 128256 * 28
+    # 0.10 (to 0.16) sorts (vllm==0.11.0 topk_topp_sampler.py `apply_top_k_top_p`: `logits.sort`): bf16 logits 2 +
+    # float32 copy 4 + sorted values 4 + int64 indices 8, and inside the sort of >= 128 rows (PyTorch Sort.cu
+    # `segmented_sort_pairs`) int64 reverse indices 8 + cub's third key/value buffers 4 + 8 = 38 B per logit
+    v10 = engine_estimate(spec, Request(), "vllm", VllmOptions(total_memory_bytes=80 * GiB, version="0.10"))
+    assert v10.find("activation peak (profile run)").bytes == 1024 * 128256 * 38 + held
+    small = engine_estimate(
+        spec, Request(), "vllm", VllmOptions(total_memory_bytes=80 * GiB, max_num_seqs=256, version="0.10")
+    )
+    assert small.find("activation peak (profile run)").bytes == 256 * 128256 * 38 + (8192 + 512) * 4096 * 2
+    # fewer than 128 rows: `segmented_sort_pairs_by_full_sort`: two int2 arrays 8 + 8, the keys output cub.cuh's
+    # `radix_sort_pairs` allocates 4, cub's third buffers 4 + 8 -> 2 + 4 + 12 + 32 = 50 B
+    few = engine_estimate(
+        spec,
+        Request(),
+        "vllm",
+        VllmOptions(total_memory_bytes=80 * GiB, max_num_seqs=64, max_num_batched_tokens=2048, version="0.10"),
+    )
+    assert few.find("activation peak (profile run)").bytes == 64 * 128256 * 50 + (2048 + 128) * 4096 * 2
+    assert "x (2 + 48) B (torch.sort" in few.find("activation peak (profile run)").detail
+    # 0.17 on: Triton from 8 rows, the sort below (`logits.shape[0] >= 8`)
+    for version, rows, per_logit in (("0.17", 64, 14), ("0.17", 4, 50), ("0.10", 64, 50)):
+        e = engine_estimate(
+            spec,
+            Request(),
+            "vllm",
+            VllmOptions(total_memory_bytes=80 * GiB, max_num_seqs=rows, max_num_batched_tokens=2048, version=version),
+        )
+        assert e.find("activation peak (profile run)").bytes >= rows * 128256 * per_logit
+        assert f"x (2 + {per_logit - 2}) B" in e.find("activation peak (profile run)").detail
 
 
 def test_v1_util_default_follows_the_version(catalog):

@@ -20,7 +20,8 @@ What differs between versions (VLLM_VERSIONS; sources are the PyPI wheels' Pytho
   so the profile batch is max_num_batched_tokens, whose default depends on the card and on `vllm serve`
   vs the `LLM` class (V1_BATCH_DEFAULTS); the sampler runs on min(max_num_batched_tokens, max_num_seqs)
   rows, on the last pipeline stage only (vllm==0.10.1 vllm/v1/worker/gpu_model_runner.py `profile_run`,
-  `_dummy_sampler_run`); non-torch memory is measured from a baseline taken after the CUDA context
+  `_dummy_sampler_run`), sorting the logits for top-k/top-p before 0.17 and with a Triton kernel from 0.17
+  (VLLM_V1_SORT_BYTES_PER_LOGIT, VLLM_V1_TRITON_BYTES_PER_LOGIT); non-torch memory is measured from a baseline taken after the CUDA context
   (vllm==0.10.1 vllm/v1/worker/gpu_worker.py `init_device`), so the context sits in the headroom.
 - From 0.21 gpu_memory_utilization defaults to 0.92 (vllm==0.22.0 vllm/config/cache.py) and CUDA graph
   memory is estimated and subtracted (vllm==0.22.0 envs.py VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS "1").
@@ -88,6 +89,9 @@ class VllmVersion:
     # MXFP4 mixture-of-experts weights padded per MoE backend (MXFP4_PADDING), from the mxfp4.py read at
     # vllm-project/vllm 007d50058a06dec0f82472d63c819244d460c40d; the 0.10-0.20 files were not checked.
     mxfp4_padding: bool = False
+    # The profile sampler's top-k/top-p: the Triton kernel from 0.17.0 (VLLM_V1_TRITON_BYTES_PER_LOGIT), torch.sort
+    # before it (VLLM_V1_SORT_BYTES_PER_LOGIT).
+    triton_sampler: bool = False
 
 
 VLLM_VERSIONS: dict[str, VllmVersion] = {
@@ -153,16 +157,33 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
         ),
         VllmVersion(
             "0.10",
-            "0.10 to 0.20 (V1)",
+            "0.10 to 0.16 (V1)",
             True,
             0.9,
             True,
             False,
             False,
             "vllm==0.10.1 and 0.19.1 vllm/engine/arg_utils.py (A100 exception, PR #17885); "
-            "vllm/config/cache.py gpu_memory_utilization 0.9; KV groups as vllm==0.10.1 kv_cache_utils.py",
+            "vllm/config/cache.py gpu_memory_utilization 0.9; KV groups as vllm==0.10.1 kv_cache_utils.py; "
+            "sampler as vllm==0.10.1 and 0.11.0 topk_topp_sampler.py (torch.sort)",
             hybrid_kv=True,
             state_pools=True,
+        ),
+        # 0.17 to 0.20: 0.10's budget with the Triton top-k/top-p sampler (vllm==0.17.0, 0.18.0 and 0.19.1
+        # topk_topp_sampler.py `apply_top_k_top_p`; absent from 0.16.0).
+        VllmVersion(
+            "0.17",
+            "0.17 to 0.20 (V1)",
+            True,
+            0.9,
+            True,
+            False,
+            False,
+            "vllm==0.17.0 and 0.19.1 vllm/v1/sample/ops/topk_topp_sampler.py (Triton top-k/top-p, PR #33538); "
+            "otherwise as 0.10 (vllm==0.19.1 arg_utils.py, config/cache.py)",
+            hybrid_kv=True,
+            state_pools=True,
+            triton_sampler=True,
         ),
         VllmVersion(
             "0.22",
@@ -179,6 +200,7 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             padded_groups=True,
             tokens_from_concurrency=True,
             mxfp4_padding=True,
+            triton_sampler=True,  # as 0.17 (the Triton kernel is in main's topk_topp_sampler.py since PR #33538)
         ),
         VllmVersion(
             "0.33",
@@ -196,11 +218,12 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             in_flight_batches=True,
             hybrid_prefix_caching=True,
             mxfp4_padding=True,
+            triton_sampler=True,
         ),
     )
 }
 # The newest release line in the stored material (vllm==0.33.0): the default, as for every engine; the
-# calibration entries name their own line (0.10 for the 0.10-0.20 logs, which used the 0.9 share).
+# calibration entries name their own line (0.10 for the 0.10-0.16 logs, 0.17 for 0.17-0.20, both the 0.9 share).
 VLLM_DEFAULT_VERSION = "0.33"
 
 # non_torch_memory, V0: "non_torch_memory 1.79GiB" for Llama-3-8B on an H100 at TP 1 and 3.58 GiB at TP 2
@@ -218,20 +241,35 @@ VLLM_NON_TORCH_TP_BYTES = round(0.25 * GIB)
 # tensors. V1's `_dummy_sampler_run` takes the same path (dummy top_k, top_p, penalties), so the count is
 # kept for V1; no public V1 log separates the sampler to check it.
 VLLM_SAMPLER_LOGITS_COPIES = 10.3
-# V1's profile sampler, from the source (vllm==0.10.1 vllm/v1/worker/gpu_model_runner.py `_dummy_sampler_run`:
-# temperature 0.5, top_p 0.9, top_k = vocab - 1, no_penalties=True, no logprobs), PyTorch-native top-k/top-p
-# (vllm/v1/sample/ops/topk_topp_sampler.py `forward_native` -> `apply_top_k_top_p`), bytes per logit alive at
-# the peak, inside apply_top_k_top_p's scatter:
+# V1's profile sampler, from the source (vllm==0.10.1 and 0.11.0 vllm/v1/worker/gpu_model_runner.py
+# `_dummy_sampler_run`: temperature 0.5, top_p 0.9, top_k = vocab - 1, no_penalties=True, no logprobs), with the
+# PyTorch-native top-k/top-p of a plain `pip install vllm` (FlashInfer is the `vllm[flashinfer]` extra in the
+# 0.10.1 and 0.11.0 wheels' METADATA; topk_topp_sampler.py falls back to `forward_native` without it). Bytes per
+# logit alive, as the caching allocator counts them (torch.cuda.max_memory_allocated):
 #   the logits as compute_logits returns them (model dtype, still held by _dummy_sampler_run)  a
 #   `logits.to(torch.float32)` (sampler.py `forward`; temperature divides in place)            4
-#   `logits_sort, logits_idx = logits.sort(...)`: float32 + int64                             4 + 8
-#   `top_k_mask = logits_sort < top_k_mask` (bool)                                             1
-#   `probs_sort = logits_sort.softmax(dim=-1)` (cumsum writes into it)                         4
-#   `top_p_mask = probs_sum <= 1 - p` (bool)                                                   1
-#   `logits_sort.scatter(...)` (the result)                                                    4
-# = a + 26 bytes (28 for bf16: 7 float32 logits-sized tensors, not V0's 10.3). With FlashInfer
-# (VLLM_USE_FLASHINFER_SAMPLER, used when installed) top-k/top-p run in one kernel without the sort: less.
-VLLM_V1_SAMPLER_BYTES_PER_LOGIT = 26  # + the model dtype's bytes
+#   `logits_sort, logits_idx = logits.sort(...)` (topk_topp_sampler.py `apply_top_k_top_p`)  4 + 8
+# and inside that sort, PyTorch's CUDA sort of rows longer than 4096 (pytorch/pytorch
+# aten/src/ATen/native/cuda/Sort.cu `launch_stable_sort_kernel`, read at d63874ec7496f41ffcd8d1b30cd7566c4bf76958):
+#   >= 128 rows `segmented_sort_pairs`: int64 reverse indices 8 + cub DeviceSegmentedRadixSort's temporary
+#     storage, which holds a third key and value buffer when the output may not overwrite the input
+#     (is_overwrite_okay false: 4 + 8)                                                      = a + 36
+#   2-127 rows `segmented_sort_pairs_by_full_sort`: two int2 index/segment arrays 8 + 8, the keys output
+#     `radix_sort_pairs` allocates for a nullptr keys_out (aten/src/ATen/cuda/cub.cuh) 4, cub's third
+#     buffers 4 + 8                                                                         = a + 48
+#   1 row `segmented_sort_large_segments`: int64 indices of one row 8 + cub's third buffers 12  = a + 36
+# The later peak, in apply_top_k_top_p's scatter (bool masks 1 + 1, softmax 4, scatter result 4: a + 26), is
+# lower. The sort's temporaries are what puts 0.10/0.11's profile about a third above a + 26.
+VLLM_V1_SORT_BYTES_PER_LOGIT = 36  # + the model dtype's bytes; >= 128 rows and 1 row
+VLLM_V1_FULL_SORT_BYTES_PER_LOGIT = 48  # 2 to 127 rows
+VLLM_SORT_SEGMENTED_ROWS = 128  # Sort.cu: `nsegments < 128` -> segmented_sort_pairs_by_full_sort
+# From the Triton top-k/top-p kernel on (vllm PR #33538; vllm==0.19.1 topk_topp_sampler.py `apply_top_k_top_p`:
+# `if HAS_TRITON and logits.shape[0] >= 8: return apply_top_k_top_p_triton(...)`, absent from 0.16.0) the logits
+# are masked in place (topk_topp_triton.py): a + float32 copy 4 + `logits.softmax` 4 + random_sample's
+# `torch.empty_like(probs)` 4 = a + 12, plus the kernel's per-program buffer (min(SMs, rows) rows of float32
+# logits, "~80MiB" in PR #33538), not counted: the card's SM count is not known here.
+VLLM_V1_TRITON_BYTES_PER_LOGIT = 12
+VLLM_TRITON_SAMPLER_MIN_ROWS = 8  # fewer rows still sort (apply_top_k_top_p_pytorch)
 VLLM_BLOCK_SIZE = 16  # CacheConfig block_size default on CUDA
 VLLM_V0_MAX_NUM_SEQS = 256  # SchedulerConfig max_num_seqs default (V0)
 VLLM_MIN_BATCHED_TOKENS = (
@@ -869,6 +907,26 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
     return KVLayout(tuple(groups), group_size, page, False, page * group_size, needed, block_size, tuple(notes))
 
 
+def v1_sampler_bytes_per_logit(info: VllmVersion, rows: int) -> int:
+    """Bytes per logit at the V1 profile sampler's peak, besides the model-dtype logits (see
+    VLLM_V1_SORT_BYTES_PER_LOGIT): the Triton top-k/top-p from 0.17 on 8 rows or more, torch.sort otherwise."""
+    if info.triton_sampler and rows >= VLLM_TRITON_SAMPLER_MIN_ROWS:
+        return VLLM_V1_TRITON_BYTES_PER_LOGIT
+    if 1 < rows < VLLM_SORT_SEGMENTED_ROWS:
+        return VLLM_V1_FULL_SORT_BYTES_PER_LOGIT
+    return VLLM_V1_SORT_BYTES_PER_LOGIT
+
+
+def v1_sampler_bytes(info: VllmVersion, rows: int, batched: int, vocab: int, hidden: int, act: int) -> int:
+    """V1's `_dummy_sampler_run` peak on the last stage: `rows` x `vocab` logits (model dtype plus the
+    sampler's temporaries per logit) while profile_run still holds the dummy run's hidden states (`batched`
+    tokens), their `hidden_states[logit_indices]` rows and `_dummy_sampler_run`'s `torch.rand_like` copy of them
+    (vllm==0.10.1 / 0.11.0 gpu_model_runner.py `_dummy_run`, `profile_run`, `_dummy_sampler_run`; 0.8.5 has no
+    rand_like copy, rows x hidden x act bytes less, not told apart). 0.8.5's topk_topp_sampler.py sorts as 0.10.1 does."""
+    logits = rows * vocab * (act + v1_sampler_bytes_per_logit(info, rows))
+    return logits + (batched + 2 * rows) * hidden * act
+
+
 def rank_budget(
     r: Resolved,
     opt: VllmOptions,
@@ -906,7 +964,7 @@ def rank_budget(
     if not last_stage:
         sampler = 0
     elif info.v1:
-        sampler = rows * vocab_size(spec) * (VLLM_V1_SAMPLER_BYTES_PER_LOGIT + r.dtype.activation_bytes)
+        sampler = v1_sampler_bytes(info, rows, batched, vocab_size(spec), g.hidden_size, r.dtype.activation_bytes)
     else:
         sampler = int(VLLM_SAMPLER_LOGITS_COPIES * rows * vocab_size(spec) * 4)
     per_token = 0
@@ -1074,6 +1132,11 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
             "the CUDA context (a few hundred MiB) sits in the 1 - gpu_memory_utilization headroom: vLLM "
             "measures non-torch memory from a baseline taken after it (PR #12126, 0.7 on)"
         )
+    # CUDA graph memory is not sized: vllm==0.11.0 captures the graphs after the KV pool (gpu_worker.py
+    # `compile_or_warm_up_model` -> gpu_model_runner.py `capture_model`) for batch sizes 1, 2, 4, 8, 16, ... up to
+    # min(2 x max_num_seqs, 512) (config/__init__.py:557) and only measures the pool afterwards (the
+    # torch.cuda.mem_get_info difference it returns); what the pool holds is the compiled graphs' intermediate
+    # buffers, which the source does not give in closed form. From 0.21 vLLM estimates it by a dummy capture.
     if info.cudagraphs_profiled:
         notes.append(
             "CUDA graph memory is estimated and subtracted from the budget since 0.21 (0.36 GiB in one "
@@ -1188,7 +1251,9 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
         sampler = (
             (
                 f"sampler: {min(seqs, batched)} rows x {vocab_size(spec)} x ({r.dtype.activation_bytes} + "
-                f"{VLLM_V1_SAMPLER_BYTES_PER_LOGIT}) B, V1's PyTorch-native top-k/top-p path"
+                f"{v1_sampler_bytes_per_logit(info, min(seqs, batched))}) B "
+                f"({'Triton' if info.triton_sampler and min(seqs, batched) >= VLLM_TRITON_SAMPLER_MIN_ROWS else 'torch.sort'}"
+                f" top-k/top-p) + the dummy run's hidden states"
                 if info.v1
                 else f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {min(seqs, batched)} rows x {vocab_size(spec)} x 4 B"
             )
