@@ -233,6 +233,7 @@ class LlamaCpp(Engine):
         "cpu_moe": "cpu_moe",
         "override_tensor": "override_tensor",
         "fit_target": "fit_target_mib",
+        "mmproj": "mmproj_file",
     }
     version_key = "llamacpp_version"
     places_layers = True
@@ -284,7 +285,8 @@ class LlamaCpp(Engine):
         argv = ["llama-server", "-m", gguf]
         if any(b.name.startswith("mmproj") for b in est.buffers):  # the vision tower is its own file (--mmproj)
             mmproj_type = str(getattr(options, "mmproj_dtype", "f16")).upper()
-            argv += ["--mmproj", f"mmproj-{getattr(spec, 'id', 'model')}-{mmproj_type}.gguf"]
+            given = getattr(options, "mmproj_file", None)
+            argv += ["--mmproj", given or f"mmproj-{getattr(spec, 'id', 'model')}-{mmproj_type}.gguf"]
         argv += ["-c", _q(f.get("n_ctx", est.n_ctx)), "-ngl", _q(f.get("gpu_layers", 999))]
         from .llamacpp import LLAMACPP_VERSIONS
 
@@ -328,6 +330,7 @@ class Ollama(LlamaCpp):
         "gpu_layers": "num_gpu",
         "llamacpp_version": "version",
         "ollama_version": "release",
+        "mmproj": "mmproj_file",
     }
     launch_note = (
         "the server with its environment (OLLAMA_CONTEXT_LENGTH, OLLAMA_NUM_PARALLEL, "
