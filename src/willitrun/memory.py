@@ -209,8 +209,11 @@ def kept_in_fp32(spec: AnySpec, dtype: WeightDtype) -> bool:
     bitsandbytes and GPTQ/AWQ load the rest with fp16 compute, so they stay fp32 there too."""
     g = archs.geometry(spec)
     # an experts-only checkpoint format (gpt-oss's MXFP4) loads the rest in its own bf16
+    # `_keep_in_fp32_modules_strict` modules stay float32 under a bfloat16 load as well (ERNIE 4.5 MoE's router)
     return bool(g.keep_in_fp32_roles) and (
-        dtype.storage is F16 or (dtype.family == "quantized" and not dtype.experts_only)
+        dtype.storage is F16
+        or (g.keep_in_fp32_strict and dtype.storage is BF16)
+        or (dtype.family == "quantized" and not dtype.experts_only)
     )
 
 
@@ -547,9 +550,14 @@ def _fp32_note(spec: AnySpec, dtype: WeightDtype) -> str:
         for t in kept
     )
     names = ", ".join(f"`{m}`" for m in g.keep_in_fp32_modules)
+    why = (
+        f"{g.architecture}'s model class holds them in float32 under bf16 and fp16"
+        if g.keep_in_fp32_strict
+        else f"_keep_in_fp32_modules of {g.architecture}"
+    )
     return (
-        f"transformers keeps {names} in float32 under --dtype {dtype.name} (_keep_in_fp32_modules of "
-        f"{g.architecture}): {n:,} parameters at 4 bytes, {extra / MIB:,.0f} MiB more than {dtype.name}"
+        f"transformers keeps {names} in float32 under --dtype {dtype.name} ({why}): "
+        f"{n:,} parameters at 4 bytes, {extra / MIB:,.0f} MiB more than {dtype.name}"
     )
 
 
@@ -579,7 +587,9 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     sequences = batch * beams
     g = archs.geometry(spec)
     # every layer's caches by kind (archs/caches.py): each kind sizes itself at the transformers peak
-    kv_self, kv_cross, state = cache_bytes(g.caches, context, r.source, sequences, r.kv)
+    # g.caches is derived on each access: taken once per spec (archs.cached), so cache_bytes counts it once
+    caches = archs.cached(spec, "caches", lambda: g.caches)
+    kv_self, kv_cross, state = cache_bytes(caches, context, r.source, sequences, r.kv)
     act = activation_bytes(spec, context, r.source, r.images, batch, beams, r.dtype.activation_bytes, r.image_size)
     notes = list(r.notes)
     if att.sliding_window and context >= att.sliding_window:
@@ -760,6 +770,53 @@ def largest(fits: Callable[[int], bool], lo: int, hi: int, *, grow: bool = False
     return good
 
 
+def largest_within(total: Callable[[int], int], budget: int, lo: int, hi: int) -> int:
+    """largest(lambda n: total(n) <= budget, lo, hi), in a handful of probes where `total` is affine in n.
+
+    The same answer as the bisection whenever total never falls as n grows (every engine's bytes, the
+    property tests): the bracket (good fits, bad does not) is kept exactly as largest() keeps it, but
+    each probe is where the line through the bracket's ends crosses the budget, and the probe's
+    neighbour is tried at once (answer and answer + 1: the verification). A total that is affine
+    (a KV cache and activations linear in the context) is answered in four estimates instead of ~2
+    log2(hi - lo); one that is not (a sliding window, a chunked prefill) falls back to bisecting what
+    is left of the bracket after a few interpolations."""
+    if lo > hi:
+        return 0
+    t_good = total(lo)
+    if t_good > budget:
+        return 0
+    t_bad = total(hi)
+    if t_bad <= budget:
+        return hi
+    good, bad = lo, hi  # invariant: total(good) <= budget < total(bad)
+    for _ in range(3):
+        if bad - good <= 1:
+            return good
+        # where the chord through (good, t_good) and (bad, t_bad) reaches the budget; t_bad > t_good
+        guess = good + (budget - t_good) * (bad - good) // (t_bad - t_good)
+        guess = min(max(guess, good + 1), bad - 1)
+        t = total(guess)
+        if t <= budget:
+            good, t_good = guess, t
+            if guess + 1 < bad:  # the answer's neighbour: past the budget means guess is the answer
+                t1 = total(guess + 1)
+                if t1 > budget:
+                    return guess
+                good, t_good = guess + 1, t1
+        else:
+            bad, t_bad = guess, t
+            if guess - 1 > good:
+                t1 = total(guess - 1)
+                if t1 <= budget:
+                    return guess - 1
+                bad, t_bad = guess - 1, t1
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if total(mid) <= budget else (good, mid)
+    return good
+
+
 def max_context(r: Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
-    """Largest context in [image tokens + 1, limit] whose transformers total fits (0 if none)."""
-    return largest(lambda n: _total(r, n, batch, beams) <= vram, r.image_tokens + 1, limit)
+    """Largest context in [image tokens + 1, limit] whose transformers total fits (0 if none); the
+    search of largest(), solved by interpolation where the total is affine (largest_within)."""
+    return largest_within(lambda n: _total(r, n, batch, beams), vram, r.image_tokens + 1, limit)

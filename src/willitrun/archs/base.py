@@ -266,6 +266,9 @@ class Geometry:
     # and are left out of weight quantization (quantizers/base.py get_modules_to_not_convert).
     keep_in_fp32_modules: tuple[str, ...] = ()
     keep_in_fp32_roles: frozenset[str] = frozenset()  # the tensor roles (inside the blocks) those modules are
+    # `_keep_in_fp32_modules_strict` (ERNIE 4.5 MoE, HunYuan MoE: the router): float32 under bfloat16 loads too
+    # (PreTrainedModel._get_dtype_plan: "always force upcast to fp32, for both fp16 and bf16")
+    keep_in_fp32_strict: bool = False
     # Mixture of experts: routed experts per MoE layer and how many each token uses (0: dense model).
     # Every expert is resident; a token reads `experts_per_token` of them (active parameters).
     experts: int = 0
@@ -285,6 +288,11 @@ class Geometry:
     # Mamba and Mamba-2 scans compute in float32 and cache their final state as is (archs/mamba.py,
     # archs/mamba2.py; measured: tests/reference/reference.json state_dtypes_bf16)
     ssm_state_f32: bool = False
+    # Which selective-scan mixer the SSM layers run: "mamba" (Mamba-1: one inner x state_size state per
+    # layer; transformers MambaMixer in mamba, falcon_mamba and jamba) or "mamba2" (multi-head Mamba-2:
+    # falcon_h1, mamba2, granitemoehybrid). Engines that treat the two apart read this (vLLM keeps a
+    # Mamba-2 prefill checkpoint with prefix caching on), never the family's name.
+    ssm_mixer: Literal["mamba", "mamba2"] = "mamba2"
     # An encoder run once per input and used alone (CLIP, SigLIP): no decoder, so no KV cache of any
     # kind, no generated tokens and no logits; memory grows with the batch and the images, and a
     # "largest context" means nothing (the text tower's positions are a hard limit, not a cache).
