@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from willitrun.cli import app
+from willitrun.cli.engine_options import read_mmproj  # the edge reads the file; engines read no file format
 from willitrun.engines import LlamaCppOptions, engine_estimate
-from willitrun.engines.llamacpp import read_mmproj
 from willitrun.engines.ollama import OllamaOptions
 from willitrun.engines.registry import LlamaCpp
 from willitrun.errors import UsageError
@@ -86,6 +86,7 @@ def gemma3_file(tmp_path):
 
 def _estimate(catalog, model, path=None, engine="llama.cpp", **kw):
     spec = catalog.resolve("model", model)
+    path = read_mmproj(path) if path else None
     if engine == "ollama":
         opt = OllamaOptions(mmproj_file=path, vram_bytes=24 << 30, **kw)
     else:
@@ -152,7 +153,7 @@ def test_not_an_mmproj_and_a_model_without_vision_are_refused(catalog, tmp_path,
 def test_the_launch_line_loads_the_given_file(catalog, gemma3_file):
     path = str(gemma3_file[0])
     spec = catalog.resolve("model", "gemma-3-4b")
-    opt = LlamaCppOptions(mmproj_file=path)
+    opt = LlamaCppOptions(mmproj_file=read_mmproj(path))
     argv = LlamaCpp.launch(spec, engine_estimate(spec, Request(), engine="llama.cpp", options=opt), opt)
     assert argv[argv.index("--mmproj") + 1] == path
 

@@ -271,8 +271,9 @@ class LlamaCppOptions:
     op_offload: bool = True
     mmproj_dtype: str = "f16"  # the mmproj file's type; f16 is what the conversion scripts write by default
     mmproj_on_gpu: bool = True  # current libmtmd puts CLIP on the GPU; 2024 llava-cli ran it on the CPU
-    # [--mmproj FILE] the user's mmproj GGUF: its tensor table sizes the vision weights (read_mmproj)
-    mmproj_file: str | None = None
+    # [--mmproj FILE] the user's mmproj GGUF as read at the edge (cli/engine_options.py read_mmproj; engines read
+    # no file format): its tensor table sizes the vision weights
+    mmproj_file: MmprojFile | None = None
     kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
     cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
     swa_full: bool = False  # [--swa-full] sliding-window layers keep every cell, not just their window
@@ -720,31 +721,6 @@ class MmprojFile:
         return aligned_sum(sizes, GGML_CUDA_ALIGNMENT if on_gpu else GGML_CPU_ALIGNMENT)
 
 
-@lru_cache(maxsize=8)
-def read_mmproj(path: str) -> MmprojFile:
-    """The header of an mmproj GGUF (importers.gguf_file.read_gguf_header: regular files only, every count
-    bounded). convert_hf_to_gguf.py --mmproj writes general.architecture "clip" (gguf MODEL_ARCH.MMPROJ)."""
-    from pathlib import Path
-
-    from ..importers.gguf_file import read_gguf_header
-
-    header = read_gguf_header(Path(path))
-    arch = header.metadata.get("general.architecture")
-    if arch != "clip":
-        raise UsageError(
-            f"{path}: general.architecture {arch!r}, not an mmproj file ('clip'): --mmproj takes the vision "
-            "projector GGUF, the model itself is the MODEL argument"
-        )
-    projector = header.metadata.get("clip.projector_type")
-    vision = tuple(
-        (k, v)
-        for k, v in sorted(header.metadata.items())
-        if k.startswith("clip.vision.") and type(v) is int and 0 < v < 1 << 32
-    )
-    tensors = tuple((t.name, t.dtype, t.shape[-1] if t.shape else 1, t.nbytes) for t in header.tensors)
-    return MmprojFile(path, projector if isinstance(projector, str) else None, vision, tensors)
-
-
 def mmproj_mismatch(mf: MmprojFile, cg: ClipGraph, model: str) -> str | None:
     """Why the user's mmproj file does not belong to the model (its projector or vision tower differs), or None."""
     if mf.projector is not None and mf.projector != cg.projector:
@@ -864,7 +840,7 @@ def mmproj_buffers(
             raise UsageError(f"image_min_tokens {cg.min_tokens} is above the image's {cg.max_tokens} tokens at most")
     placement: Literal["gpu", "host"] = "gpu" if opt.mmproj_on_gpu else "host"
     if opt.mmproj_file is not None:  # the user's file: its tensor table's exact bytes
-        mf = read_mmproj(opt.mmproj_file)
+        mf = opt.mmproj_file
         wrong = mmproj_mismatch(mf, cg, str(getattr(spec, "id", spec.architecture)))
         if wrong:
             raise UsageError(wrong)
@@ -1518,7 +1494,7 @@ def llamacpp_estimate(
         mm_bytes = aligned_sum((cuda_tensor_bytes(t, s) for t, s in zip(mm_tensors, mm_storage, strict=True)), align)
         mm_detail = f"{len(mm_names)} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)"
         if opt.mmproj_file is not None:  # the user's file: its tensor table's exact bytes
-            mf = read_mmproj(opt.mmproj_file)
+            mf = opt.mmproj_file
             wrong = llava_mmproj_mismatch(mf, g.vision, model_name)
             if wrong:
                 raise UsageError(wrong)
@@ -1540,7 +1516,7 @@ def llamacpp_estimate(
     )
     if opt.mmproj_file is not None and g.vision is None and not vision_buffers:
         raise UsageError(
-            f"--mmproj {opt.mmproj_file}: {model_name} has no vision tower here (a GGUF or config of the language "
+            f"--mmproj {opt.mmproj_file.path}: {model_name} has no vision tower here (a GGUF or config of the language "
             "model alone); give the vision model (the catalog's id or its config.json) to size the projector"
         )
     buffers += vision_buffers
@@ -1647,7 +1623,6 @@ __all__ = [
     "mmproj_tensors",
     "moe_notes",
     "offloaded_layers",
-    "read_mmproj",
     "recurrent_state_buffers",
     "tensor_overrides",
     "trained_window_warning",

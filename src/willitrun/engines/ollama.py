@@ -19,6 +19,7 @@ from .llamacpp import (
     LLAMACPP_VERSIONS,
     MMPROJ,
     LlamaCppOptions,
+    MmprojFile,
     check_architecture,
     compute_bytes,
     gguf_storage,
@@ -114,7 +115,7 @@ class OllamaOptions:
     release: str = OLLAMA_DEFAULT_RELEASE  # [--ollama-version] a key of OLLAMA_RELEASES
     # [--mmproj FILE] the projector GGUF of a vision model: `ollama create`'s Modelfile takes it as a second FROM
     # line after the model's (ollama/ollama issue #9780)
-    mmproj_file: str | None = None
+    mmproj_file: MmprojFile | None = None  # read at the edge (cli/engine_options.py read_mmproj)
 
     def __post_init__(self) -> None:
         if self.release not in OLLAMA_RELEASES:

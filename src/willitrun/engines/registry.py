@@ -361,7 +361,7 @@ class LlamaCpp(Engine):
         if any(b.name.startswith("mmproj") for b in est.buffers):  # the vision tower is its own file (--mmproj)
             mmproj_type = str(getattr(options, "mmproj_dtype", "f16")).upper()
             given = getattr(options, "mmproj_file", None)
-            argv += ["--mmproj", given or f"mmproj-{getattr(spec, 'id', 'model')}-{mmproj_type}.gguf"]
+            argv += ["--mmproj", given.path if given else f"mmproj-{getattr(spec, 'id', 'model')}-{mmproj_type}.gguf"]
         argv += ["-c", _q(f.get("n_ctx", est.n_ctx)), "-ngl", _q(f.get("gpu_layers", 999))]
         from .llamacpp import LLAMACPP_VERSIONS
 
