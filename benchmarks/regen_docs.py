@@ -125,7 +125,8 @@ BLOCKS: dict[str, Block] = {
     "offload": Block(
         "README.md",
         lambda: console(
-            ["llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload", "--speed"], _from_offload
+            ["llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--offload", "--ram", "64GiB", "--speed"],
+            _from_offload,
         ),
     ),
     "cluster-table": Block("docs/cluster.md", cluster_table),

@@ -9,13 +9,13 @@ the engine's defaults, and the answer says which.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .engines import LlamaCppOptions, OllamaOptions, VllmOptions, WhisperCppOptions, engine_estimate
+from .engines import engine_estimate
 from .engines.base import EngineEstimate
 from .engines.logs import LogRun, Printed
+from .engines.registry import log_int, log_setting
 from .errors import UsageError
 from .memory import AnySpec, Request
 
@@ -69,17 +69,7 @@ class Explanation:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _setting(settings: dict[str, Any], name: str, value: Any, source: str) -> Any:
-    settings[name] = {"value": value, "from": source}
-    return value
-
-
-def _int_fact(run: LogRun, *keys: str) -> int | None:
-    for key in keys:
-        value = run.facts.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
+_setting = log_setting
 
 
 def dtype_of(run: LogRun) -> str | None:
@@ -94,83 +84,18 @@ def dtype_of(run: LogRun) -> str | None:
 
 
 def options_for(run: LogRun, engine: str, version: str | None, vram_bytes: int | None, settings: dict[str, Any]) -> Any:
-    """The engine options the log states (the rest at the engine's defaults)."""
-    f = run.facts
-    if engine == "llama.cpp":
-        kw: dict[str, Any] = {}
-        if (n := _int_fact(run, "n_ubatch")) is not None:
-            kw["n_ubatch"] = _setting(settings, "n_ubatch", n, "log")
-        if isinstance(f.get("flash_attn"), bool):
-            kw["flash_attn"] = _setting(settings, "flash_attn", f["flash_attn"], "log")
-        if (n := _int_fact(run, "n_seq_max")) is not None and n > 1:
-            kw["parallel"] = _setting(settings, "parallel", n, "log")
-        if (n := _int_fact(run, "layers_offloaded")) is not None:
-            kw["gpu_layers"] = _setting(settings, "gpu_layers", n, "log")
-        if version is None:
-            era = f.get("log_era")
-            version = "2024-05" if era == "2024" else "current"
-            _setting(settings, "llamacpp_version", version, f"log format ({era})")
-        else:
-            _setting(settings, "llamacpp_version", version, "given")
-        return LlamaCppOptions(version=version, **kw)
-    if engine == "ollama":
-        kw = {}
-        if (n := _int_fact(run, "n_ctx")) is not None:
-            kw["num_ctx"] = _setting(settings, "num_ctx", n, "log")
-        if (n := _int_fact(run, "n_seq_max")) is not None:
-            kw["num_parallel"] = _setting(settings, "num_parallel", n, "log")
-        if (n := _int_fact(run, "layers_offloaded", "n_gpu_layers")) is not None:
-            kw["num_gpu"] = _setting(settings, "num_gpu", n, "log")
-        if vram_bytes is not None:
-            kw["vram_bytes"] = vram_bytes
-        return OllamaOptions(**kw)
-    if engine == "vllm":
-        from .engines.vllm import VLLM_VERSIONS
+    """The engine options the log states (the rest at the engine's defaults): each engine's class reads its
+    own (engines/registry.py Engine.options_from_log)."""
+    from .engines.registry import engine_class
 
-        kw = {}
-        total = f.get("total_gpu_memory_bytes")
-        if isinstance(total, int):
-            kw["total_memory_bytes"] = _setting(settings, "total_memory_bytes", total, "log")
-        elif vram_bytes is not None:
-            kw["total_memory_bytes"] = _setting(settings, "total_memory_bytes", vram_bytes, "the card")
-        if isinstance(f.get("gpu_memory_utilization"), str):
-            with contextlib.suppress(ValueError):
-                kw["gpu_memory_utilization"] = _setting(
-                    settings, "gpu_memory_utilization", float(str(f["gpu_memory_utilization"])), "log"
-                )
-        for key, name in (
-            ("max_model_len", "max_model_len"),
-            ("tensor_parallel_size", "tensor_parallel"),
-            ("pipeline_parallel_size", "pipeline_parallel"),
-            ("max_num_seqs", "max_num_seqs"),
-            ("max_num_batched_tokens", "max_num_batched_tokens"),
-        ):
-            if (n := _int_fact(run, key)) is not None and n > 0:
-                kw[name] = _setting(settings, name, n, "log")
-        if version is None and isinstance(f.get("version"), str):
-            release = ".".join(str(f["version"]).split(".")[:2])
-            if release in VLLM_VERSIONS:
-                version = release
-                _setting(settings, "vllm_version", version, "log")
-        if version is not None:
-            kw["version"] = version
-            settings.setdefault("vllm_version", {"value": version, "from": "given"})
-        return VllmOptions(**kw)
-    if engine == "whisper.cpp":
-        kw = {"decoders": _setting(settings, "decoders", 1, "whisper_init_state sizes the self cache for one decoder")}
-        if isinstance(f.get("flash_attn"), bool):
-            kw["flash_attn"] = _setting(settings, "flash_attn", f["flash_attn"], "log")
-        if version is None and isinstance(f.get("version"), str):
-            version = _setting(settings, "whisper_version", str(f["version"]), "log")
-        return WhisperCppOptions(version=version, **kw) if version else WhisperCppOptions(**kw)
-    return None
+    return engine_class(engine).options_from_log(run.facts, version, vram_bytes, settings)
 
 
 def request_for(run: LogRun, engine: str, request: Request, settings: dict[str, Any]) -> Request:
     """The request: what the caller gave wins; else what the log says; else the defaults."""
     kw: dict[str, Any] = {}
     if request.context is None and engine in ("llama.cpp", "vllm"):
-        n = _int_fact(run, "n_ctx", "kv_cells") if engine == "llama.cpp" else _int_fact(run, "max_model_len")
+        n = log_int(run.facts, "n_ctx", "kv_cells") if engine == "llama.cpp" else log_int(run.facts, "max_model_len")
         if n is not None and n > 0:
             kw["context"] = _setting(settings, "context", n, "log")
     elif request.context is not None:

@@ -415,3 +415,39 @@ def offload(r: Resolved, context: int, batch: int, beams: int, vram: int, lay: L
         kv,
         on_gpu[k + 1] - on_gpu[k] if k <= n else 0,
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Host memory of an offload plan
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HostRoom:
+    """The host-side bytes of a plan (layers, experts and caches left in system memory, the token
+    embeddings, host compute buffers) against this machine's memory: what can be allocated now when it
+    was detected (detect/host.py), else its total, or --ram. `ram_bytes` None: not checked."""
+
+    need_bytes: int
+    ram_bytes: int | None
+    source: str  # where the RAM figure comes from ("--ram", "/proc/meminfo: available now" ...)
+
+    @property
+    def fits(self) -> bool:
+        return self.ram_bytes is None or self.need_bytes <= self.ram_bytes
+
+    @property
+    def line(self) -> str:
+        gib = 1 << 30
+        need = f"{self.need_bytes / gib:.2f} GiB"
+        if self.ram_bytes is None:
+            return f"Host memory: {need} in system memory; not checked ({self.source})"
+        have = f"{self.ram_bytes / gib:.2f} GiB ({self.source})"
+        if self.fits:
+            return f"Host memory: {need} of {have}"
+        return f"Host memory: {need} needed in system memory, more than the {have}: the plan spills past RAM"
+
+
+def host_room(need_bytes: int, ram: tuple[int, str] | None, unchecked: str = "host memory unknown") -> HostRoom:
+    """`need_bytes` of host memory against `ram` (bytes, where the figure comes from), or not checked."""
+    if ram is None:
+        return HostRoom(need_bytes, None, unchecked)
+    return HostRoom(need_bytes, ram[0], ram[1])

@@ -143,6 +143,8 @@ def verdict_text(v: Verdict, how: str = "") -> str:
     error band. `how` names the plan that fits ("with 46 of 80 layers on the GPU")."""
     band = band_text(v)
     tail = f"; {band}" if band else ""
+    if v.status == "does_not_fit" and v.headroom_bytes >= 0 and v.reason:  # the card holds it, the host does not
+        return f"[red bold]DOES NOT FIT[/]: {escape(v.reason)}."
     if v.status == "does_not_fit":
         what = size(v.total_bytes)
         if v.share_name:

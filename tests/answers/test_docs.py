@@ -53,6 +53,7 @@ def samples():
     moe = cli_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--json")
     return {
         "engine_offload": engine["engine_offload"],
+        "host_memory": engine["host_memory"],
         "expert_offload": moe["expert_offload"],
         "ladder": ladder,
         "ladder.rows[]": ladder["rows"][0],
@@ -116,4 +117,4 @@ def test_nested_copies_have_the_same_keys(samples):
 def test_answer_keys_are_not_estimate_keys():
     # the estimate's own keys (docs/json-output.md) and the answers' objects do not collide
     base = set(re.findall(r"^\| `([a-z_]+)` \|", (DOC.parent / "json-output.md").read_text(), re.M))
-    assert not base & {"max_batch", "split", "offload", "decode_speed", "expert_offload"}
+    assert not base & {"max_batch", "split", "offload", "decode_speed", "expert_offload", "host_memory"}

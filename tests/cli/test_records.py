@@ -45,7 +45,8 @@ def run(args: list[str], env: dict[str, str], importtime: bool = False) -> subpr
 
 
 def base_env(cache: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WILLITRUN_")}
+    # WILLITRUN_RAM (tests/conftest.py) stays: the memory available now changes between the two runs
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WILLITRUN_") or k == "WILLITRUN_RAM"}
     return {**env, "WILLITRUN_CACHE_DIR": str(cache), "NO_COLOR": "1", "COLUMNS": "120"}
 
 

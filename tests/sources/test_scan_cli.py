@@ -128,3 +128,25 @@ def test_progress_goes_to_a_terminal_on_stderr_only(populated):
     assert b"skipped: " in seen
     assert b"Estimating" not in proc.stdout and b"\x1b[?25l" not in proc.stdout  # no progress, no cursor codes
     assert b"7 of 7 models fit" in proc.stdout
+
+
+def test_each_model_is_judged_with_the_verdict_rule(populated, monkeypatch):
+    """A detected 24 GiB card with 1 GiB free: Qwen3-0.6B in bf16 (~2 GiB) fits the card but not what is
+    free, TIGHT as `willitrun MODEL` says on that card (fit.judge), and the scan exits 5 (errors.ExitCode)."""
+    from willitrun.cli import models
+    from willitrun.fit import Memory
+
+    _, paths = populated
+    card = ("nvml:0", "a detected card", Memory(24 << 30, free_bytes=1 << 30))
+    monkeypatch.setattr(models, "device_memory", lambda *a, **k: card)
+    result = _scan(str(paths["qwen"]), "--json")
+    assert result.exit_code == 5, result.output
+    (row,) = json.loads(result.stdout)["models"]
+    assert (row["verdict"], row["fits"]) == ("tight", True)
+    monkeypatch.setattr(models, "device_memory", lambda *a, **k: (*card[:2], Memory(24 << 30, free_bytes=20 << 30)))
+    result = _scan(str(paths["qwen"]))
+    assert result.exit_code == 0 and "FITS" in result.stdout
+    monkeypatch.undo()
+    assert (
+        json.loads(_scan(str(paths["qwen"]), "--vram", "1", "--json").stdout)["models"][0]["verdict"] == "does_not_fit"
+    )

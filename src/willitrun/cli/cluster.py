@@ -68,7 +68,9 @@ def run_cluster(a: Any, engine: str | None, given: dict[str, Any], spec: Any, re
         rest = {k: v for k, v in given.items() if k not in ("tensor_parallel_size", "pipeline_parallel_size")}
         plan = plan_vllm(spec, req, cluster, cls.make_options(rest), tp=tp, pp=pp)
     else:
-        plan = plan_llamacpp_rpc(spec, req, cluster, cls.make_options(given))
+        from .engine_options import with_files
+
+        plan = plan_llamacpp_rpc(spec, req, cluster, cls.make_options(with_files(given)))
     if not a.quiet:
         if a.json_out:
             from ..render import print_json

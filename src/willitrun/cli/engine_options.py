@@ -8,6 +8,7 @@ No typer here.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from ..engines.options import OPTION
@@ -104,7 +105,7 @@ def engine_fit_options(
             )
     check_versions(given)
     try:
-        options = cls.make_options(given, vram_bytes, gpu_name)
+        options = cls.make_options(with_files(given), vram_bytes, gpu_name)
         result = (
             cls.fit(spec, req, options, vram_bytes, weights) if search else cls.estimate(spec, req, options, weights)
         )
@@ -117,3 +118,37 @@ def engine_fit_options(
         # one pass, whole field names only (`tensor_parallel` must not become --tensor---parallel-size)
         message = re.sub(rf"(?<![\w-])({names})(?![\w-])", lambda m: flags[m.group(1)], str(exc))
         raise UsageError(message) from None
+
+
+def with_files(given: dict[str, Any]) -> dict[str, Any]:
+    """The engine options with the files they name read here, at the edge (engines read no file format):
+    --mmproj FILE becomes its header (read_mmproj)."""
+    if isinstance(given.get("mmproj"), str):
+        return {**given, "mmproj": read_mmproj(given["mmproj"])}
+    return given
+
+
+@lru_cache(maxsize=8)
+def read_mmproj(path: str) -> Any:
+    """--mmproj FILE as engines/llamacpp.py MmprojFile: the header of an mmproj GGUF (importers.gguf_file.read_gguf_header: regular files only, every count
+    bounded). convert_hf_to_gguf.py --mmproj writes general.architecture "clip" (gguf MODEL_ARCH.MMPROJ)."""
+    from pathlib import Path
+
+    from ..engines.llamacpp import MmprojFile
+    from ..importers.gguf_file import read_gguf_header
+
+    header = read_gguf_header(Path(path))
+    arch = header.metadata.get("general.architecture")
+    if arch != "clip":
+        raise UsageError(
+            f"{path}: general.architecture {arch!r}, not an mmproj file ('clip'): --mmproj takes the vision "
+            "projector GGUF, the model itself is the MODEL argument"
+        )
+    projector = header.metadata.get("clip.projector_type")
+    vision = tuple(
+        (k, v)
+        for k, v in sorted(header.metadata.items())
+        if k.startswith("clip.vision.") and type(v) is int and 0 < v < 1 << 32
+    )
+    tensors = tuple((t.name, t.dtype, t.shape[-1] if t.shape else 1, t.nbytes) for t in header.tensors)
+    return MmprojFile(path, projector if isinstance(projector, str) else None, vision, tensors)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ class EstimateArgs:
     gpu: list[str] | None = None
     vram: str | None = None
     margin: str | None = None
+    ram: str | None = None  # --ram SIZE: this machine's memory for the host side of an offload plan
     context: str | None = None
     batch: str = "1"
     dtype: str | None = None
@@ -177,13 +179,74 @@ def spec_warnings(spec: Any) -> None:
 
 def _judged(fit: Any, memory: Any, extras: Any, engine: str) -> tuple[Any, str]:
     """The verdict and how it fits: the estimate's, or the offload plan's when the command printed one
-    that fits where the estimate does not (its exit code follows the plan printed, issue 19 §5)."""
-    from ..fit import judge, verdict
+    that fits where the estimate does not (its exit code follows the plan printed, issue 19 §5). A plan
+    whose host side does not fit this machine's memory (extras.host) does not fit."""
+    from ..fit import DOES_NOT_FIT, judge, verdict
 
-    judged = verdict(fit, memory)
+    judged, how = verdict(fit, memory), ""
     if extras.plan_need is not None and not judged.fits:
-        return judge(extras.plan_need, memory, engine), extras.plan_how
-    return judged, ""
+        judged, how = judge(extras.plan_need, memory, engine), extras.plan_how
+    room = extras.host
+    if room is not None and not room.fits and judged.fits:
+        gib = 1 << 30
+        reason = (
+            (f"{how}: " if how else "")
+            + f"the GPU part fits ({judged.need_bytes / gib:.2f} GiB), but the host side needs "
+            f"{room.need_bytes / gib:.2f} GiB of system memory, more than the {room.ram_bytes / gib:.2f} GiB "
+            f"({room.source})"
+        )
+        judged, how = replace(judged, status=DOES_NOT_FIT, reason=reason), ""
+    return judged, how
+
+
+# ollama and llama.cpp options that leave layers, experts or tensors in host memory
+_HOST_PLACING = ("gpu_layers", "n_cpu_moe", "cpu_moe", "override_tensor")
+
+
+def host_ram(ram_text: str | None, cards: list[Any]) -> tuple[tuple[int, str] | None, str]:
+    """This machine's memory for the host side of a plan: --ram SIZE, else WILLITRUN_RAM, else detect/host.py (what can be
+    allocated now when known, else the total); on a unified-memory card (Apple) the card is this
+    machine's memory, already the budget, so there is nothing else to check. Returns ((bytes, source) or None, why not checked)."""
+    if ram_text is not None:
+        return (parse.size(ram_text, f"--ram {parse._show(ram_text)}"), "--ram"), ""
+    env = os.environ.get("WILLITRUN_RAM")
+    if env:  # as WILLITRUN_GPU stands for --gpu: a machine's (or a test suite's) fixed figure
+        return (parse.size(env, f"WILLITRUN_RAM={parse._show(env)}"), "WILLITRUN_RAM"), ""
+    if cards and getattr(cards[0], "unified", False):  # Apple, Ryzen AI Max: one memory, GPU and CPU
+        return None, "unified memory: the card's memory is this machine's, checked above"
+    from ..detect.host import host_memory
+
+    mem = host_memory()
+    if mem is None:
+        return None, "this machine's memory could not be read; give --ram SIZE"
+    if mem.available_bytes is not None:
+        return (mem.available_bytes, f"available now, {mem.source}"), ""
+    return (mem.total_bytes, f"total, {mem.source}"), ""
+
+
+def _check_host(a: EstimateArgs, extras: Any, need: int | None, cards: list[Any]) -> None:
+    """Put the host side of the plan printed (need bytes; None: no plan leaves weights in host memory)
+    against this machine's memory: a line under the answer, `host_memory` in --json, the verdict."""
+    if need is None:
+        if a.ram is not None:
+            raise UsageError(
+                "--ram applies to plans that leave weights in host memory: --offload, --gpu-layers, --n-cpu-moe, "
+                "--cpu-moe or -ot"
+            )
+        return
+    from ..placement import host_room
+
+    ram, why = host_ram(a.ram, cards)
+    room = host_room(need, ram, why)
+    extras.host = room
+    extras.data["host_memory"] = {
+        "need_bytes": room.need_bytes,
+        "ram_bytes": room.ram_bytes,
+        "source": room.source,
+        "fits": room.fits,
+    }
+    # under the plan, before the decode speed (always the last view when asked for)
+    extras.views.insert(len(extras.views) - ("decode_speed" in extras.data), room.line)
 
 
 def _run_engine(
@@ -243,6 +306,12 @@ def _run_engine(
         max_batch=a.max_batch,
         system_bandwidth_gb_s=system_bandwidth,
     )
+    host_need = None
+    if "engine_offload" in extras.data:
+        host_need = int(extras.data["engine_offload"]["host_bytes"])
+    elif any(k in engine_opts for k in _HOST_PLACING):
+        host_need = int(fit.estimate.host_bytes)
+    _check_host(a, extras, host_need, cards)
     judged, how = _judged(fit, memory, extras, engine)
     hints: list[str] = []
     if not a.quiet and not judged.fits and not (a.offload or "n_cpu_moe" in engine_opts):
@@ -388,6 +457,8 @@ def _run_transformers(
         device_name=device_name,
         margin=memory.margin_bytes,
     )
+    offloaded = extras.data.get("offload")
+    _check_host(a, extras, int(offloaded["system_bytes"]) if offloaded else None, cards)
     judged, how = _judged(result, memory, extras, "transformers")
     hints = None
     if not a.quiet and not judged.fits and extras.fits is None:

@@ -26,6 +26,7 @@ class Extras:
     fits: bool | None = None  # the verdict of the split when several cards are given, else None
     plan_need: int | None = None  # GPU bytes of the offload plan printed (--offload), judged as the answer
     plan_how: str = ""  # how the plan fits, for the verdict line: "with 46 of 81 layers on the GPU"
+    host: Any = None  # placement.HostRoom: the plan's host side against this machine's memory (--ram)
 
 
 def estimate_extras(

@@ -22,6 +22,7 @@ VALUES = {
     "--gpu": "gpu",
     "-g": "gpu",
     "--vram": "vram",
+    "--ram": "ram",
     "--context": "context",
     "-c": "context",
     "--batch": "batch",

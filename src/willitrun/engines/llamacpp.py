@@ -271,6 +271,9 @@ class LlamaCppOptions:
     op_offload: bool = True
     mmproj_dtype: str = "f16"  # the mmproj file's type; f16 is what the conversion scripts write by default
     mmproj_on_gpu: bool = True  # current libmtmd puts CLIP on the GPU; 2024 llava-cli ran it on the CPU
+    # [--mmproj FILE] the user's mmproj GGUF as read at the edge (cli/engine_options.py read_mmproj; engines read
+    # no file format): its tensor table sizes the vision weights
+    mmproj_file: MmprojFile | None = None
     kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
     cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
     swa_full: bool = False  # [--swa-full] sliding-window layers keep every cell, not just their window
@@ -679,6 +682,79 @@ def mmproj_file_bytes(spec: AnySpec, dtype_name: str = "f16") -> int:
     return sum(s.nbytes(t.numel) for t, s in zip(mm, mmproj_file_storage(spec, mm, dtype_name), strict=True))
 
 
+# clip.cpp's keys of an mmproj file (tools/mtmd/clip-impl.h: KEY_PROJ_TYPE "clip.projector_type",
+# KEY_N_EMBD "clip.%s.embedding_length", KEY_N_HEAD "clip.%s.attention.head_count", KEY_PATCH_SIZE
+# "clip.%s.patch_size", KEY_IMAGE_SIZE "clip.%s.image_size", KEY_N_BLOCK "clip.%s.block_count"), the
+# ones checked against the model's vision tower (ClipGraph's field for each).
+MMPROJ_VISION_KEYS = {
+    "clip.vision.embedding_length": "hidden",
+    "clip.vision.attention.head_count": "heads",
+    "clip.vision.patch_size": "patch",
+}
+
+
+@dataclass(frozen=True)
+class MmprojFile:
+    """The user's mmproj GGUF (--mmproj FILE) as clip.cpp loads it: the projector, the vision keys and
+    each tensor's (name, ggml type, row length, exact bytes) from the file's tensor table."""
+
+    path: str
+    projector: str | None
+    vision: tuple[tuple[str, int], ...]
+    tensors: tuple[tuple[str, str, int, int], ...]
+
+    def value(self, key: str) -> int | None:
+        return dict(self.vision).get(key)
+
+    def device_bytes(self, on_gpu: bool) -> int:
+        """The weights' backend buffer: every tensor aligned (128 B on CUDA, 32 B on the host), a quantized
+        tensor on CUDA padded to whole MATRIX_ROW_PADDING rows (as cuda_tensor_bytes)."""
+        from ..ggml_types import GGML_TYPES
+
+        blocks = {name: (block, nbytes) for name, block, nbytes in GGML_TYPES.values()}
+        sizes = []
+        for _, dtype, row, nbytes in self.tensors:
+            block, block_bytes = blocks.get(dtype, (1, 0))
+            if on_gpu and block > 1 and row % MATRIX_ROW_PADDING:
+                nbytes += (MATRIX_ROW_PADDING - row % MATRIX_ROW_PADDING) // block * block_bytes
+            sizes.append(nbytes)
+        return aligned_sum(sizes, GGML_CUDA_ALIGNMENT if on_gpu else GGML_CPU_ALIGNMENT)
+
+
+def mmproj_mismatch(mf: MmprojFile, cg: ClipGraph, model: str) -> str | None:
+    """Why the user's mmproj file does not belong to the model (its projector or vision tower differs), or None."""
+    if mf.projector is not None and mf.projector != cg.projector:
+        return (
+            f"{mf.path}: a {mf.projector!r} projector (clip.projector_type), but {model} needs {cg.projector!r}: "
+            "this mmproj file belongs to another model"
+        )
+    for key, attr in MMPROJ_VISION_KEYS.items():
+        got, want = mf.value(key), getattr(cg, attr)
+        if got is not None and got != want:
+            return f"{mf.path}: {key} is {got}, {model}'s vision tower has {want}: this mmproj file belongs to another model"
+    return None
+
+
+def llava_mmproj_mismatch(mf: MmprojFile, vision: VisionShape, model: str) -> str | None:
+    """mmproj_mismatch for a LLaVA tower: llava's convert_image_encoder_to_gguf.py writes clip.projector_type
+    "mlp" (clip.cpp reads a file without the key as PROJECTOR_TYPE_MLP too)."""
+    if mf.projector is not None and mf.projector != "mlp":
+        return (
+            f"{mf.path}: a {mf.projector!r} projector (clip.projector_type), but {model} needs LLaVA's 'mlp': "
+            "this mmproj file belongs to another model"
+        )
+    wants = {
+        "clip.vision.embedding_length": vision.hidden_size,
+        "clip.vision.attention.head_count": vision.num_attention_heads,
+        "clip.vision.image_size": vision.image_size,
+    }
+    for key, want in wants.items():
+        got = mf.value(key)
+        if got is not None and got != want:
+            return f"{mf.path}: {key} is {got}, {model}'s vision tower has {want}: this mmproj file belongs to another model"
+    return None
+
+
 def _round_half_away(x: float) -> int:
     return math.floor(x + 0.5)  # std::round on the positive values calc_size_preserved_ratio sees
 
@@ -762,24 +838,29 @@ def mmproj_buffers(
         )
         if cg.min_tokens > cg.max_tokens:
             raise UsageError(f"image_min_tokens {cg.min_tokens} is above the image's {cg.max_tokens} tokens at most")
-    mm = mmproj_file_tensors(spec, tensors)
-    storage = mmproj_file_storage(spec, mm, opt.mmproj_dtype)
     placement: Literal["gpu", "host"] = "gpu" if opt.mmproj_on_gpu else "host"
-    align = GGML_CUDA_ALIGNMENT if opt.mmproj_on_gpu else GGML_CPU_ALIGNMENT
-    sizes = (
-        cuda_tensor_bytes(t, s) if opt.mmproj_on_gpu else s.nbytes(t.numel) for t, s in zip(mm, storage, strict=True)
-    )
+    if opt.mmproj_file is not None:  # the user's file: its tensor table's exact bytes
+        mf = opt.mmproj_file
+        wrong = mmproj_mismatch(mf, cg, str(getattr(spec, "id", spec.architecture)))
+        if wrong:
+            raise UsageError(wrong)
+        weights = mf.device_bytes(opt.mmproj_on_gpu)
+        weights_detail = f"{len(mf.tensors)} tensors of {mf.path} (its GGUF tensor table; clip_model_loader)"
+    else:
+        mm = mmproj_file_tensors(spec, tensors)
+        storage = mmproj_file_storage(spec, mm, opt.mmproj_dtype)
+        align = GGML_CUDA_ALIGNMENT if opt.mmproj_on_gpu else GGML_CPU_ALIGNMENT
+        sizes = (
+            cuda_tensor_bytes(t, s) if opt.mmproj_on_gpu else s.nbytes(t.numel)
+            for t, s in zip(mm, storage, strict=True)
+        )
+        weights = aligned_sum(sizes, align)
+        weights_detail = f"{len(mm)} tensors, {opt.mmproj_dtype} file (convert_hf_to_gguf.py --mmproj; clip_model_loader: model size)"
     clip_fa = flash_attn and opt.version in CLIP_FLASH_ATTN_VERSIONS
     h, w = clip_image(cg, image_size)
     graph, detail = clip_graph_bytes(cg, h, w, clip_fa)
     buffers = [
-        Buffer(
-            f"mmproj ({cg.projector})",
-            aligned_sum(sizes, align),
-            placement,
-            "weights",
-            f"{len(mm)} tensors, {opt.mmproj_dtype} file (convert_hf_to_gguf.py --mmproj; clip_model_loader: model size)",
-        ),
+        Buffer(f"mmproj ({cg.projector})", weights, placement, "weights", weights_detail),
         Buffer(
             "CLIP compute buffer",
             graph,
@@ -1406,18 +1487,20 @@ def llamacpp_estimate(
     )
 
     # The mmproj file (LLaVA): its own weights and CLIP compute buffer.
+    model_name = str(getattr(spec, "id", spec.architecture))
     if g.vision is not None:
         mm_storage = mmproj_storage(mm_tensors, opt.mmproj_dtype)
         placement: Literal["gpu", "host"] = "gpu" if opt.mmproj_on_gpu else "host"
-        buffers.append(
-            Buffer(
-                "mmproj (CLIP + projector)",
-                aligned_sum((cuda_tensor_bytes(t, s) for t, s in zip(mm_tensors, mm_storage, strict=True)), align),
-                placement,
-                "weights",
-                f"{len(mm_names)} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)",
-            )
-        )
+        mm_bytes = aligned_sum((cuda_tensor_bytes(t, s) for t, s in zip(mm_tensors, mm_storage, strict=True)), align)
+        mm_detail = f"{len(mm_names)} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)"
+        if opt.mmproj_file is not None:  # the user's file: its tensor table's exact bytes
+            mf = opt.mmproj_file
+            wrong = llava_mmproj_mismatch(mf, g.vision, model_name)
+            if wrong:
+                raise UsageError(wrong)
+            mm_bytes = mf.device_bytes(opt.mmproj_on_gpu)
+            mm_detail = f"{len(mf.tensors)} tensors of {mf.path} (its GGUF tensor table; clip_model_load)"
+        buffers.append(Buffer("mmproj (CLIP + projector)", mm_bytes, placement, "weights", mm_detail))
         buffers.append(
             Buffer(
                 "CLIP compute buffer",
@@ -1431,6 +1514,11 @@ def llamacpp_estimate(
     vision_buffers, vision_notes, vision_warnings = mmproj_buffers(
         spec, tensors, r.images, r.image_size, opt, fa, cells
     )
+    if opt.mmproj_file is not None and g.vision is None and not vision_buffers:
+        raise UsageError(
+            f"--mmproj {opt.mmproj_file.path}: {model_name} has no vision tower here (a GGUF or config of the language "
+            "model alone); give the vision model (the catalog's id or its config.json) to size the projector"
+        )
     buffers += vision_buffers
     out_notes += vision_notes
     warnings += vision_warnings
@@ -1508,6 +1596,7 @@ __all__ = [
     "ClipGraph",
     "LlamaCppOptions",
     "LlamaCppVersion",
+    "MmprojFile",
     "check_architecture",
     "clip_compute_bytes",
     "clip_graph",
@@ -1529,6 +1618,7 @@ __all__ = [
     "mmproj_file_bytes",
     "mmproj_file_storage",
     "mmproj_file_tensors",
+    "mmproj_mismatch",
     "mmproj_storage",
     "mmproj_tensors",
     "moe_notes",

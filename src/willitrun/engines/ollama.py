@@ -19,6 +19,7 @@ from .llamacpp import (
     LLAMACPP_VERSIONS,
     MMPROJ,
     LlamaCppOptions,
+    MmprojFile,
     check_architecture,
     compute_bytes,
     gguf_storage,
@@ -112,6 +113,9 @@ class OllamaOptions:
     gpu_overhead_bytes: int = 0  # [OLLAMA_GPU_OVERHEAD]
     version: str = "current"  # the llama.cpp ollama bundles
     release: str = OLLAMA_DEFAULT_RELEASE  # [--ollama-version] a key of OLLAMA_RELEASES
+    # [--mmproj FILE] the projector GGUF of a vision model: `ollama create`'s Modelfile takes it as a second FROM
+    # line after the model's (ollama/ollama issue #9780)
+    mmproj_file: MmprojFile | None = None  # read at the edge (cli/engine_options.py read_mmproj)
 
     def __post_init__(self) -> None:
         if self.release not in OLLAMA_RELEASES:
@@ -238,6 +242,7 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
         gpu_layers=opt.num_gpu,
         version=opt.version,
         cuda_overhead_bytes=0,
+        mmproj_file=opt.mmproj_file,
     )
     req = replace(request, context=None, batch=1)
     if g.vision_cross_attention:

@@ -148,6 +148,15 @@ OPTIONS: tuple[Option, ...] = (
         metavar="PATTERN=CPU",
     ),
     _o(
+        "mmproj",
+        ("--mmproj", "-mm"),
+        "text",
+        "llama.cpp, ollama: the vision model's mmproj GGUF (its tensor table sizes the projector's weights; "
+        "its clip.projector_type and clip.vision keys must match the model)",
+        "the file convert_hf_to_gguf.py --mmproj writes",
+        metavar="FILE",
+    ),
+    _o(
         "fit_target",
         ("--fit-target", "-fitt"),
         "int",

@@ -34,6 +34,21 @@ def _py(text: str) -> str:
     return json.dumps(text)
 
 
+def log_setting(settings: dict[str, Any], name: str, value: Any, source: str) -> Any:
+    """Record in `settings` (explain's answer) that `name` is `value`, and where it came from; return it."""
+    settings[name] = {"value": value, "from": source}
+    return value
+
+
+def log_int(facts: Mapping[str, Any], *keys: str) -> int | None:
+    """The first of `keys` a log reader stated as an integer (engines/logs.py facts), else None."""
+    for key in keys:
+        value = facts.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
 class Engine:
     """One inference engine: its names, the options it takes (CLI key -> field of its options
     dataclass), its version table, what it allocates (estimate), how that compares with a card
@@ -101,6 +116,14 @@ class Engine:
         from . import logs
 
         return next((r for r in logs.READERS if r.engine == cls.name), None)
+
+    @classmethod
+    def options_from_log(
+        cls, facts: Mapping[str, Any], version: str | None, vram_bytes: int | None, settings: dict[str, Any]
+    ) -> Any:
+        """The engine options a start-up log states (engines/logs.py LogRun.facts; the rest at the engine's
+        defaults), each recorded in `settings` with where it came from (`explain`); None: the defaults."""
+        return None
 
     @classmethod
     def session_lines(cls, est: EngineEstimate, options: Any) -> list[str]:
@@ -262,6 +285,7 @@ class LlamaCpp(Engine):
         "cpu_moe": "cpu_moe",
         "override_tensor": "override_tensor",
         "fit_target": "fit_target_mib",
+        "mmproj": "mmproj_file",
     }
     version_key = "llamacpp_version"
     places_layers = True
@@ -299,6 +323,29 @@ class LlamaCpp(Engine):
         return name in GGUF_DTYPES  # GGUF files
 
     @classmethod
+    def options_from_log(
+        cls, facts: Mapping[str, Any], version: str | None, vram_bytes: int | None, settings: dict[str, Any]
+    ) -> Any:
+        from .llamacpp import LlamaCppOptions
+
+        kw: dict[str, Any] = {}
+        if (n := log_int(facts, "n_ubatch")) is not None:
+            kw["n_ubatch"] = log_setting(settings, "n_ubatch", n, "log")
+        if isinstance(facts.get("flash_attn"), bool):
+            kw["flash_attn"] = log_setting(settings, "flash_attn", facts["flash_attn"], "log")
+        if (n := log_int(facts, "n_seq_max")) is not None and n > 1:
+            kw["parallel"] = log_setting(settings, "parallel", n, "log")
+        if (n := log_int(facts, "layers_offloaded")) is not None:
+            kw["gpu_layers"] = log_setting(settings, "gpu_layers", n, "log")
+        if version is None:
+            era = facts.get("log_era")
+            version = "2024-05" if era == "2024" else "current"
+            log_setting(settings, "llamacpp_version", version, f"log format ({era})")
+        else:
+            log_setting(settings, "llamacpp_version", version, "given")
+        return LlamaCppOptions(version=version, **kw)
+
+    @classmethod
     def cards_note(cls, n: int) -> str:
         return "llama.cpp's layer split"
 
@@ -313,7 +360,8 @@ class LlamaCpp(Engine):
         argv = ["llama-server", "-m", gguf]
         if any(b.name.startswith("mmproj") for b in est.buffers):  # the vision tower is its own file (--mmproj)
             mmproj_type = str(getattr(options, "mmproj_dtype", "f16")).upper()
-            argv += ["--mmproj", f"mmproj-{getattr(spec, 'id', 'model')}-{mmproj_type}.gguf"]
+            given = getattr(options, "mmproj_file", None)
+            argv += ["--mmproj", given.path if given else f"mmproj-{getattr(spec, 'id', 'model')}-{mmproj_type}.gguf"]
         argv += ["-c", _q(f.get("n_ctx", est.n_ctx)), "-ngl", _q(f.get("gpu_layers", 999))]
         from .llamacpp import LLAMACPP_VERSIONS
 
@@ -362,6 +410,7 @@ class Ollama(LlamaCpp):
         "gpu_layers": "num_gpu",
         "llamacpp_version": "version",
         "ollama_version": "release",
+        "mmproj": "mmproj_file",
     }
     launch_note = (
         "the server with its environment (OLLAMA_CONTEXT_LENGTH, OLLAMA_NUM_PARALLEL, "
@@ -386,6 +435,23 @@ class Ollama(LlamaCpp):
 
             return expert_offload_refusal("--cpu-moe" if "cpu_moe" in given else "--n-cpu-moe")
         return None
+
+    @classmethod
+    def options_from_log(
+        cls, facts: Mapping[str, Any], version: str | None, vram_bytes: int | None, settings: dict[str, Any]
+    ) -> Any:
+        from .ollama import OllamaOptions
+
+        kw: dict[str, Any] = {}
+        if (n := log_int(facts, "n_ctx")) is not None:
+            kw["num_ctx"] = log_setting(settings, "num_ctx", n, "log")
+        if (n := log_int(facts, "n_seq_max")) is not None:
+            kw["num_parallel"] = log_setting(settings, "num_parallel", n, "log")
+        if (n := log_int(facts, "layers_offloaded", "n_gpu_layers")) is not None:
+            kw["num_gpu"] = log_setting(settings, "num_gpu", n, "log")
+        if vram_bytes is not None:
+            kw["vram_bytes"] = vram_bytes
+        return OllamaOptions(**kw)
 
     @classmethod
     def estimate(
@@ -449,6 +515,21 @@ class WhisperCpp(Engine):
     @classmethod
     def loads_dtype(cls, name: str) -> bool:
         return False  # its type is the ggml file's
+
+    @classmethod
+    def options_from_log(
+        cls, facts: Mapping[str, Any], version: str | None, vram_bytes: int | None, settings: dict[str, Any]
+    ) -> Any:
+        from .whispercpp import WhisperCppOptions
+
+        kw: dict[str, Any] = {
+            "decoders": log_setting(settings, "decoders", 1, "whisper_init_state sizes the self cache for one decoder")
+        }
+        if isinstance(facts.get("flash_attn"), bool):
+            kw["flash_attn"] = log_setting(settings, "flash_attn", facts["flash_attn"], "log")
+        if version is None and isinstance(facts.get("version"), str):
+            version = log_setting(settings, "whisper_version", str(facts["version"]), "log")
+        return WhisperCppOptions(version=version, **kw) if version else WhisperCppOptions(**kw)
 
     @classmethod
     def options_class(cls) -> type:
@@ -587,6 +668,44 @@ class Vllm(Engine):
     multi_card = "tensor"
     sized_by_card = True
     launch_note = "vllm serve (vllm/engine/arg_utils.py spellings)"
+
+    @classmethod
+    def options_from_log(
+        cls, facts: Mapping[str, Any], version: str | None, vram_bytes: int | None, settings: dict[str, Any]
+    ) -> Any:
+        import contextlib
+
+        from .vllm import VLLM_VERSIONS, VllmOptions
+
+        kw: dict[str, Any] = {}
+        total = facts.get("total_gpu_memory_bytes")
+        if isinstance(total, int):
+            kw["total_memory_bytes"] = log_setting(settings, "total_memory_bytes", total, "log")
+        elif vram_bytes is not None:
+            kw["total_memory_bytes"] = log_setting(settings, "total_memory_bytes", vram_bytes, "the card")
+        if isinstance(facts.get("gpu_memory_utilization"), str):
+            with contextlib.suppress(ValueError):
+                kw["gpu_memory_utilization"] = log_setting(
+                    settings, "gpu_memory_utilization", float(str(facts["gpu_memory_utilization"])), "log"
+                )
+        for key, name in (
+            ("max_model_len", "max_model_len"),
+            ("tensor_parallel_size", "tensor_parallel"),
+            ("pipeline_parallel_size", "pipeline_parallel"),
+            ("max_num_seqs", "max_num_seqs"),
+            ("max_num_batched_tokens", "max_num_batched_tokens"),
+        ):
+            if (n := log_int(facts, key)) is not None and n > 0:
+                kw[name] = log_setting(settings, name, n, "log")
+        if version is None and isinstance(facts.get("version"), str):
+            release = ".".join(str(facts["version"]).split(".")[:2])
+            if release in VLLM_VERSIONS:
+                version = release
+                log_setting(settings, "vllm_version", version, "log")
+        if version is not None:
+            kw["version"] = version
+            settings.setdefault("vllm_version", {"value": version, "from": "given"})
+        return VllmOptions(**kw)
 
     @classmethod
     def options_class(cls) -> type:

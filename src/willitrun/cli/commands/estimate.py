@@ -47,6 +47,14 @@ def estimate_cmd(
             help="Your own reserve, kept free of the card (as --vram: 2GiB, 512MiB; bare number = GiB) [default: 0].",
         ),
     ] = None,
+    ram: Annotated[
+        Optional[str],
+        _opt(
+            "--ram",
+            metavar="SIZE",
+            help="This machine's memory for the host side of an offload plan (as --vram) [default: detected: available now, else total; a container's cgroup limit].",
+        ),
+    ] = None,
     context: Context = None,
     batch: Batch = "1",
     dtype: Dtype = None,

@@ -41,6 +41,7 @@ class Row:
     parameters: int
     size_bytes: int
     fits: bool
+    verdict: str  # fit.py's: fits, tight or does_not_fit (against the free memory of a detected card)
     context_tokens: int
     total_bytes: int
     max_context_tokens: int
@@ -55,10 +56,11 @@ def scan_cmd(
     from ...catalog import load_catalog
     from ...sources import Place, default_places, scan_places
     from ...sources.places import FOLDER
-    from ..models import device
+    from ..models import device_memory
 
     cat = load_catalog(specs_dir)
-    dev, device_name, vram_bytes = device(cat, gpu, vram, json_out)
+    dev, device_name, memory = device_memory(cat, gpu, vram, json_out)
+    vram_bytes = memory.total_bytes
     places = [Place(FOLDER, p) for p in folders] if folders else default_places()
     progress = not json_out and sys.stderr.isatty()
     if progress:
@@ -68,9 +70,9 @@ def scan_cmd(
             result = scan_places(places)
     else:
         result = scan_places(places)
-    rows, problems = _estimate_all(result.found, vram_bytes, progress)
+    rows, problems = _estimate_all(result.found, memory, progress)
     problems = [*result.problems, *problems]
-    rows.sort(key=lambda r: (not r.fits, -r.size_bytes, r.name))
+    rows.sort(key=lambda r: (_RANK[r.verdict], -r.size_bytes, r.name))
     if json_out:
         from ...render import print_json
 
@@ -93,10 +95,21 @@ def scan_cmd(
             error(f"{p.path}: {p.reason}", prefix="skipped")
         if result.truncated:
             error("the scan stopped at a limit: the list is incomplete (scan a narrower folder)", prefix="warning")
-    raise typer.Exit(int(ExitCode.FITS if any(r.fits for r in rows) else ExitCode.DOES_NOT_FIT))
+    raise typer.Exit(int(_exit_code(rows)))
 
 
-def _estimate_all(found: list[Any], vram: int, progress: bool) -> tuple[list[Row], list[Any]]:
+_RANK = {"fits": 0, "tight": 1, "does_not_fit": 2}
+
+
+def _exit_code(rows: list[Row]) -> ExitCode:
+    """0 when a model FITS, 5 when the best is TIGHT, 1 when none fits (or none is found): the estimate's codes."""
+    verdicts = {r.verdict for r in rows}
+    if "fits" in verdicts:
+        return ExitCode.FITS
+    return ExitCode.TIGHT if "tight" in verdicts else ExitCode.DOES_NOT_FIT
+
+
+def _estimate_all(found: list[Any], memory: Any, progress: bool) -> tuple[list[Row], list[Any]]:
     from ...sources import Problem
 
     rows: list[Row] = []
@@ -104,7 +117,7 @@ def _estimate_all(found: list[Any], vram: int, progress: bool) -> tuple[list[Row
 
     def one(f: Any) -> None:
         try:
-            rows.append(_estimate(f, vram))
+            rows.append(_estimate(f, memory))
         except Exception as exc:  # one damaged or unsupported model never stops the scan
             if os.environ.get("WILLITRUN_DEBUG") and not _user_error(exc):
                 raise
@@ -133,12 +146,15 @@ def _user_error(exc: Exception) -> bool:
     return isinstance(exc, WillItRunError)
 
 
-def _estimate(f: Any, vram: int) -> Row:
-    """Import the model from its files and fit it on its engine, as `willitrun MODEL --engine E` does."""
+def _estimate(f: Any, memory: Any) -> Row:
+    """Import the model from its files and fit it on its engine, as `willitrun MODEL --engine E` does, and
+    judge it as that command does (fit.verdict: FITS, TIGHT within the engine's reserve or error band or
+    the free memory of a detected card, DOES NOT FIT)."""
     from dataclasses import replace
 
     from ...dtypes import weight_dtype
     from ...engines import engine_class, engine_fit
+    from ...fit import verdict
     from ...importers import spec_from_path
     from ...importers.configs import slug
     from ...memory import Request, weight_components
@@ -148,8 +164,10 @@ def _estimate(f: Any, vram: int) -> Row:
     req = Request()
     if f.engine != "transformers" and weights is not None and weights.dtype:
         req = replace(req, dtype=weights.dtype)  # the engine sizes the file's own type
+    vram = memory.card_bytes
     options = engine_class(f.engine).make_options({}, vram)  # the fields the engine takes from the card (ollama's tier)
     fit = engine_fit(spec, req, f.engine, options, vram, weights)
+    judged = verdict(fit, memory)
     parameters = (
         weights.elements
         if weights is not None
@@ -163,7 +181,8 @@ def _estimate(f: Any, vram: int) -> Row:
         spec.architecture,
         parameters,
         f.size_bytes,
-        fit.fits,
+        judged.fits,
+        judged.status,
         fit.estimate.context_tokens,
         fit.total_bytes,
         fit.max_context_tokens,
@@ -205,15 +224,19 @@ def _print(rows: list[Row], device_name: str, vram: int, folders: list[str] | No
             escape(r.architecture),
             _count(r.parameters),
             size(r.size_bytes),
-            "[green]yes[/]" if r.fits else "[red]no[/]",
+            {"fits": "[green]FITS[/]", "tight": "[yellow]TIGHT[/]"}.get(r.verdict, "[red]no[/]"),
             size(r.total_bytes),
             f"{r.context_tokens:,}",
             f"{r.max_context_tokens:,}" if r.max_context_tokens else "none",
         ]
         table.add_row(*(cells if wide else cells[:2] + cells[4:]))
     out.print(table)
-    fitting = sum(r.fits for r in rows)
-    out.print(f"{fitting} of {len(rows)} models fit at their default context.")
+    fitting = sum(r.verdict == "fits" for r in rows)
+    tight = sum(r.verdict == "tight" for r in rows)
+    out.print(
+        f"{fitting} of {len(rows)} models fit at their default context"
+        + (f", {tight} more only tightly (TIGHT)." if tight else ".")
+    )
 
 
 def _count(n: int) -> str:
