@@ -209,8 +209,11 @@ def kept_in_fp32(spec: AnySpec, dtype: WeightDtype) -> bool:
     bitsandbytes and GPTQ/AWQ load the rest with fp16 compute, so they stay fp32 there too."""
     g = archs.geometry(spec)
     # an experts-only checkpoint format (gpt-oss's MXFP4) loads the rest in its own bf16
+    # `_keep_in_fp32_modules_strict` modules stay float32 under a bfloat16 load as well (ERNIE 4.5 MoE's router)
     return bool(g.keep_in_fp32_roles) and (
-        dtype.storage is F16 or (dtype.family == "quantized" and not dtype.experts_only)
+        dtype.storage is F16
+        or (g.keep_in_fp32_strict and dtype.storage is BF16)
+        or (dtype.family == "quantized" and not dtype.experts_only)
     )
 
 
@@ -547,9 +550,14 @@ def _fp32_note(spec: AnySpec, dtype: WeightDtype) -> str:
         for t in kept
     )
     names = ", ".join(f"`{m}`" for m in g.keep_in_fp32_modules)
+    why = (
+        f"{g.architecture}'s model class holds them in float32 under bf16 and fp16"
+        if g.keep_in_fp32_strict
+        else f"_keep_in_fp32_modules of {g.architecture}"
+    )
     return (
-        f"transformers keeps {names} in float32 under --dtype {dtype.name} (_keep_in_fp32_modules of "
-        f"{g.architecture}): {n:,} parameters at 4 bytes, {extra / MIB:,.0f} MiB more than {dtype.name}"
+        f"transformers keeps {names} in float32 under --dtype {dtype.name} ({why}): "
+        f"{n:,} parameters at 4 bytes, {extra / MIB:,.0f} MiB more than {dtype.name}"
     )
 
 

@@ -279,6 +279,190 @@ CASES = [
             "tie_word_embeddings": True,
         },
     ),
+    # issue 20 section 3, wave 2: more mixture-of-experts families (class defaults at full size on the meta
+    # device, and small configs with every flag)
+    ("phimoe-class-defaults", {"model_type": "phimoe"}),
+    ("phimoe", {"model_type": "phimoe", **SMALL, "num_key_value_heads": 2, "num_local_experts": 4}),
+    (
+        "phimoe-bias-sliding",
+        {
+            "model_type": "phimoe",
+            **SMALL,
+            "num_key_value_heads": 1,
+            "head_dim": 32,
+            "num_local_experts": 6,
+            "num_experts_per_tok": 3,
+            "attention_bias": True,
+            "lm_head_bias": True,
+            "sliding_window": 16,
+            "tie_word_embeddings": True,
+        },
+    ),
+    ("ernie4-5-moe-class-defaults", {"model_type": "ernie4_5_moe"}),
+    (
+        "ernie4-5-moe",
+        {
+            "model_type": "ernie4_5_moe",
+            **SMALL,
+            "num_key_value_heads": 2,
+            "moe_intermediate_size": 32,
+            "moe_num_experts": 4,
+            "moe_k": 2,
+            "moe_num_shared_experts": 1,
+        },
+    ),
+    (
+        "ernie4-5-moe-bias-interval",
+        {
+            "model_type": "ernie4_5_moe",
+            **SMALL,
+            "num_hidden_layers": 6,
+            "num_key_value_heads": 1,
+            "head_dim": 32,
+            "use_bias": True,
+            "tie_word_embeddings": False,
+            "moe_intermediate_size": 16,
+            "moe_num_experts": 8,
+            "moe_k": 3,
+            "moe_num_shared_experts": 0,
+            "moe_layer_start_index": 0,
+            "moe_layer_end_index": 4,
+            "moe_layer_interval": 2,
+        },
+    ),
+    (
+        "hunyuan-moe",
+        {
+            "model_type": "hunyuan_v1_moe",
+            **SMALL,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "num_experts": 4,
+            "moe_topk": 2,
+        },
+    ),
+    (
+        "hunyuan-moe-bias",
+        {
+            "model_type": "hunyuan_v1_moe",
+            **SMALL,
+            "num_key_value_heads": 1,
+            "head_dim": 32,
+            "attention_bias": True,
+            "tie_word_embeddings": True,
+            "num_experts": 8,
+            "moe_topk": 3,
+        },
+    ),
+    (
+        "lfm2-moe",
+        {
+            "model_type": "lfm2_moe",
+            **SMALL,
+            "num_key_value_heads": 2,
+            "layer_types": ["conv", "full_attention", "conv", "full_attention"],
+            "moe_intermediate_size": 32,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "num_dense_layers": 1,
+        },
+    ),
+    (
+        "lfm2-moe-conv-bias-untied",
+        {
+            "model_type": "lfm2_moe",
+            **SMALL,
+            "num_key_value_heads": 1,
+            "head_dim": 32,
+            "layer_types": ["full_attention", "conv", "conv", "conv"],
+            "conv_bias": True,
+            "conv_L_cache": 4,
+            "tie_embedding": False,
+            "use_expert_bias": False,
+            "moe_intermediate_size": 16,
+            "num_experts": 8,
+            "num_experts_per_tok": 3,
+            "num_dense_layers": 0,
+        },
+    ),
+    # classics with learned positions and other key names
+    ("gpt2-class-defaults", {"model_type": "gpt2"}),
+    ("gpt2", {"model_type": "gpt2", "vocab_size": 256, "n_embd": 64, "n_layer": 3, "n_head": 4, "n_positions": 128}),
+    (
+        "gpt2-inner-untied",
+        {
+            "model_type": "gpt2",
+            "vocab_size": 256,
+            "n_embd": 96,
+            "n_layer": 2,
+            "n_head": 6,
+            "n_positions": 64,
+            "n_inner": 200,
+            "tie_word_embeddings": False,
+        },
+    ),
+    ("gpt-bigcode-class-defaults", {"model_type": "gpt_bigcode"}),
+    (
+        "gpt-bigcode-mqa",
+        {"model_type": "gpt_bigcode", "vocab_size": 256, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 96},
+    ),
+    (
+        "gpt-bigcode-mha-untied",
+        {
+            "model_type": "gpt_bigcode",
+            "vocab_size": 256,
+            "n_embd": 64,
+            "n_layer": 3,
+            "n_head": 8,
+            "n_positions": 64,
+            "n_inner": 120,
+            "multi_query": False,
+            "tie_word_embeddings": False,
+        },
+    ),
+    ("opt-class-defaults", {"model_type": "opt"}),
+    ("opt", {"model_type": "opt", **SMALL, "ffn_dim": 96, "max_position_embeddings": 128}),
+    (
+        "opt-350m-like",  # facebook/opt-350m's shape: word_embed_proj_dim < hidden_size, norms after the blocks
+        {
+            "model_type": "opt",
+            **SMALL,
+            "ffn_dim": 128,
+            "max_position_embeddings": 64,
+            "word_embed_proj_dim": 32,
+            "do_layer_norm_before": False,
+            "tie_word_embeddings": False,
+        },
+    ),
+    (
+        "opt-no-bias-no-affine",
+        {
+            "model_type": "opt",
+            **SMALL,
+            "ffn_dim": 80,
+            "max_position_embeddings": 64,
+            "enable_bias": False,
+            "layer_norm_elementwise_affine": False,
+        },
+    ),
+    ("gptj-class-defaults", {"model_type": "gptj"}),
+    (
+        "gptj",
+        {"model_type": "gptj", "vocab_size": 256, "n_embd": 64, "n_layer": 2, "n_head": 4, "rotary_dim": 8},
+    ),
+    (
+        "gptj-inner-tied",
+        {
+            "model_type": "gptj",
+            "vocab_size": 256,
+            "n_embd": 96,
+            "n_layer": 3,
+            "n_head": 3,
+            "rotary_dim": 16,
+            "n_inner": 160,
+            "tie_word_embeddings": True,
+        },
+    ),
 ]
 
 
@@ -300,11 +484,19 @@ def test_parameters_and_caches_equal_transformers(tmp_path, case_id, config):
     g = archs.geometry(spec)
     head_dim = getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads
     kv_heads = getattr(hf, "num_key_value_heads", None) or hf.num_attention_heads  # GPT-NeoX: no KV grouping
+    if getattr(hf, "multi_query", False):  # GPTBigCodeAttention.kv_heads = 1 if multi_query else num_heads
+        kv_heads = 1
     assert attention(spec).self_width == kv_heads * head_dim
     # which layers slide, and over what window: transformers' resolved layer_types (LFM2's conv layers
     # keep a short-convolution state instead: hidden x conv_L_cache elements)
     kinds = [(k.kind, k.window) for k in g.self_layers]
-    types_ = getattr(hf, "layer_types", None) or ["full_attention"] * hf.num_hidden_layers
+    # without layer_types, transformers caches every layer as sliding when the config has a sliding_window
+    # (cache_utils.py: get_layer_types_and_kwargs; PhiMoE)
+    window = getattr(hf, "sliding_window", None)
+    types_ = (
+        getattr(hf, "layer_types", None)
+        or ["sliding_attention" if window is not None else "full_attention"] * hf.num_hidden_layers
+    )
     if "conv" in types_:
         assert [type(k).__name__ for layer in g.caches for k in layer] == [
             "ShortConvState" if t == "conv" else "FullAttention" for t in types_
@@ -316,7 +508,6 @@ def test_parameters_and_caches_equal_transformers(tmp_path, case_id, config):
             if isinstance(k, ShortConvState)
         )
         types_ = [t for t in types_ if t != "conv"]
-    window = getattr(hf, "sliding_window", None)
     assert kinds == [("sliding", window) if t == "sliding_attention" and window else ("full", None) for t in types_]
 
 
@@ -332,6 +523,13 @@ def test_a_config_transformers_cannot_build_is_refused_in_one_line():
     # HunYuanDenseV1Config defaults head_dim to None, and HunYuanDenseV1Attention then fails (head_dim ** -0.5)
     with pytest.raises(SpecError, match="head_dim"):
         spec_from_config({"model_type": "hunyuan_v1_dense"}, "config.json")
+    with pytest.raises(SpecError, match="head_dim"):
+        spec_from_config({"model_type": "hunyuan_v1_moe"}, "config.json")
+    with pytest.raises(SpecError, match="num_experts"):  # a per-layer list (the config class allows one)
+        spec_from_config({"model_type": "hunyuan_v1_moe", **SMALL, "head_dim": 16, "num_experts": [4] * 4}, "c.json")
+    # Lfm2MoeConfig leaves layer_types None and Lfm2MoeDecoderLayer indexes it
+    with pytest.raises(SpecError, match="layer_types"):
+        spec_from_config({"model_type": "lfm2_moe"}, "config.json")
     with pytest.raises(SpecError, match="sliding_window_pattern"):
         spec_from_config({"model_type": "exaone4", "sliding_window_pattern": "LLLG"}, "config.json")
 
@@ -406,8 +604,12 @@ def test_checkpoint_tensor_names_land_in_the_computed_components(tmp_path, case_
     path = write_config(tmp_path / case_id, config)
     spec, _ = spec_from_path(path)
     with torch.device("meta"):
-        model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent))
-    stored = [StoredTensor(name, "BF16", tuple(p.shape), 2 * p.numel()) for name, p in model.named_parameters()]
+        model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent), dtype=torch.bfloat16)
+    # as transformers saves the bf16 model: float32 where the class keeps a module in float32 (ERNIE 4.5 MoE's router)
+    stored = [
+        StoredTensor(name, "F32" if p.dtype == torch.float32 else "BF16", tuple(p.shape), p.element_size() * p.numel())
+        for name, p in model.named_parameters()
+    ]
     w = weights_override(spec.architecture, stored, "test", "safetensors")
     assert w.component_bytes, w.notes
     assert dict(w.component_bytes) == {c.name: c.bytes for c in estimate(spec, dtype="bf16").components}
@@ -433,3 +635,42 @@ def test_pythia_checkpoint_names_and_buffers():
     w = weights_override("gpt_neox", stored, "test", "safetensors")
     assert dict(w.component_bytes) == {"embeddings": 2 * v * h, "lm_head": 2 * v * h, "decoder": 2 * 3 * h + 2 * h}
     assert any("buffers" in note for note in w.notes) and len(params) > n
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+@pytest.mark.parametrize("case_id", ["ernie4-5-moe-bias-interval", "hunyuan-moe-bias"])
+def test_moe_router_stays_float32(tmp_path, dtype, case_id):
+    """Ernie4_5_MoePreTrainedModel._keep_in_fp32_modules_strict = ["gate.weight", "moe_statics"], created as
+    float32 parameters, and HunYuanMoEV1Gate's nn.Linear(..., dtype=torch.float32): transformers' bf16 and
+    fp16 model holds the router in float32, and so does the estimate."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    config = dict(CASES)[case_id]
+    path = write_config(tmp_path / case_id, config)
+    spec, _ = spec_from_path(path)
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    with torch.device("meta"):
+        model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent), dtype=torch_dtype)
+    fp32 = {n for n, p in model.named_parameters() if p.dtype == torch.float32}
+    assert fp32 and all(".mlp.gate." in n for n in fp32), fp32
+    e = estimate(spec, dtype=dtype)
+    assert sum(c.bytes for c in e.components) == sum(p.numel() * p.element_size() for p in model.parameters())
+    assert any("holds them in float32 under bf16 and fp16" in n for n in e.notes)
+
+
+@pytest.mark.parametrize("case_id", ["gpt2", "gpt-bigcode-mqa", "gpt-bigcode-mha-untied", "opt-350m-like", "gptj"])
+def test_learned_position_families_cache_what_transformers_caches(tmp_path, case_id):
+    """A forward pass of the small model: its DynamicCache holds keys and values of kv_heads x head_dim per
+    position and layer (GPTBigCode with multi_query: one head), as the estimate's self-attention width."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    path = write_config(tmp_path / case_id, {**dict(CASES)[case_id], **IDS})
+    spec, _ = spec_from_path(path)
+    torch.manual_seed(0)
+    model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent)).eval()
+    tokens = 7
+    with torch.no_grad():
+        cache = model(torch.arange(1, tokens + 1)[None], use_cache=True).past_key_values
+    elements = sum(layer.keys.numel() + layer.values.numel() for layer in cache.layers)
+    assert elements == 2 * tokens * attention(spec).self_width * len(cache.layers)
+    assert len(cache.layers) == len(archs.geometry(spec).self_layers)

@@ -16,12 +16,16 @@ else:  # pragma: no cover - Python 3.10
     tomllib = pytest.importorskip("tomli")
 
 
-def project() -> dict:
+def project_file() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
+def project() -> dict:
+    return project_file()["project"]
+
+
 def test_license_file_matches_the_metadata():
-    meta = project()["project"]
+    meta = project()
     assert meta["license"] == "MIT"
     assert meta["license-files"] == ["LICENSE"]
     text = (ROOT / "LICENSE").read_text(encoding="utf-8")
@@ -32,8 +36,16 @@ def test_license_file_matches_the_metadata():
 
 
 def test_classifiers_name_the_supported_pythons():
-    meta = project()["project"]
+    meta = project()
     assert meta["requires-python"] == ">=3.10"
     assert "Programming Language :: Python :: 3.10" in meta["classifiers"]
     assert "Typing :: Typed" in meta["classifiers"]
     assert (ROOT / "src" / "willitrun" / "py.typed").is_file()
+
+
+def test_test_and_lint_are_dependency_groups_not_extras():
+    """What the tests and linters need is for developers (PEP 735 groups, `pip install --group test`), not an
+    extra a user could install with the tool."""
+    data = project_file()
+    assert {"test", "lint"} <= set(data["dependency-groups"])
+    assert not {"test", "lint"} & set(data["project"]["optional-dependencies"])

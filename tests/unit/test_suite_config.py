@@ -63,6 +63,12 @@ def test_the_test_install_takes_torch_from_the_cpu_index() -> None:
     """A newcomer's test command must not pull the CUDA build of torch (gigabytes of nvidia-* wheels):
     the CPU index's 2.13.0+cpu satisfies the pin and sorts above PyPI's 2.13.0 (PEP 440 local version)."""
     install = next(c for c in _quick_start_commands() if "tests/reference/requirements.txt" in c)
-    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in install
+    # torch first, from PyPI and PyTorch's CPU index (tests/reference/torch-cpu.txt); the rest from PyPI alone
+    assert install.index("pip install -r tests/reference/torch-cpu.txt") < install.index(
+        "tests/reference/requirements.txt"
+    )
+    cpu = (ROOT / "tests" / "reference" / "torch-cpu.txt").read_text(encoding="utf-8").splitlines()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in cpu and "-c ../constraints.txt" in cpu
+    assert "torch" in cpu
     pins = (ROOT / "tests" / "reference" / "requirements.txt").read_text(encoding="utf-8")
     assert re.search(r"^torch==\d+\.\d+\.\d+$", pins, re.MULTILINE)

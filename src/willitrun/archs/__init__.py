@@ -99,6 +99,15 @@ FAMILIES: dict[str, str] = {
     "glm4_moe": "glm4_moe",
     # ... and hybrids whose layers keep different kinds of cache (archs/caches.py)
     "lfm2": "lfm2",
+    # issue 20 section 3, wave 2 (fam2): more families on the generic decoder
+    "phimoe": "phimoe",
+    "ernie4_5_moe": "ernie4_5_moe",
+    "hunyuan_v1_moe": "hunyuan_v1_moe",
+    "lfm2_moe": "lfm2_moe",
+    "gpt2": "gpt2",
+    "gpt_bigcode": "gpt_bigcode",
+    "opt": "opt",
+    "gptj": "gptj",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

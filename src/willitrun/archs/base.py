@@ -266,6 +266,9 @@ class Geometry:
     # and are left out of weight quantization (quantizers/base.py get_modules_to_not_convert).
     keep_in_fp32_modules: tuple[str, ...] = ()
     keep_in_fp32_roles: frozenset[str] = frozenset()  # the tensor roles (inside the blocks) those modules are
+    # `_keep_in_fp32_modules_strict` (ERNIE 4.5 MoE, HunYuan MoE: the router): float32 under bfloat16 loads too
+    # (PreTrainedModel._get_dtype_plan: "always force upcast to fp32, for both fp16 and bf16")
+    keep_in_fp32_strict: bool = False
     # Mixture of experts: routed experts per MoE layer and how many each token uses (0: dense model).
     # Every expert is resident; a token reads `experts_per_token` of them (active parameters).
     experts: int = 0

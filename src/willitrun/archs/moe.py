@@ -95,7 +95,7 @@ def moe_decoder_lm(c: MoeConfig) -> Iterator[Tensor]:
     yield Tensor("token_embd.weight", "embeddings", (c.vocab_size, h), "token_embd")
     for i in range(c.num_hidden_layers):
         p = f"decoder.{i}"
-        yield from norm(f"{p}.attn_norm", "decoder", h, i)
+        yield from norm(f"{p}.attn_norm", "decoder", h, i, a.norm_bias)
         yield from attention_tensors(
             p,
             "decoder",
@@ -110,15 +110,17 @@ def moe_decoder_lm(c: MoeConfig) -> Iterator[Tensor]:
         if a.qk_norm:  # per head, or over every head (OLMoE: q_norm over heads x head_dim)
             yield from norm(f"{p}.attn_q_norm", "decoder", hd * (c.num_attention_heads if a.qk_norm_full else 1), i)
             yield from norm(f"{p}.attn_k_norm", "decoder", hd * (c.kv_heads if a.qk_norm_full else 1), i)
-        yield from norm(f"{p}.ffn_norm", "decoder", h, i)
+        yield from norm(f"{p}.ffn_norm", "decoder", h, i, a.norm_bias)
         if c.is_moe(i):
             yield from expert_tensors(p, "decoder", i, hidden=h, inter=c.expert_width, experts=c.n_experts)
             yield from c.shared_expert(p, i)
         else:
-            yield from gated_mlp(p, "decoder", h, c.intermediate_size, False, i)
-    yield from norm("decoder.output_norm", "decoder", h, None)
+            yield from gated_mlp(p, "decoder", h, c.intermediate_size, a.mlp_bias, i)
+    yield from norm("decoder.output_norm", "decoder", h, None, a.norm_bias)
     if not c.tie_word_embeddings:
         yield Tensor("output.weight", "lm_head", (c.vocab_size, h), "output")
+    if a.lm_head_bias:  # its own even when the weight is tied to the embedding (PhiMoE)
+        yield Tensor("output.bias", "lm_head", (c.vocab_size,), "bias")
 
 
 def moe_stage(c: MoeConfig, context: int) -> Stage:
