@@ -85,6 +85,14 @@ def main() -> int:
         print("llmfit not found: pip install llmfit (or --llmfit PATH); nothing to compare with", file=sys.stderr)
         return 2
 
+    # wall() ignores exit codes: a peer that cannot run (a binary built against a newer glibc than the
+    # machine's, "GLIBC_2.39 not found") would time its own failure, and the ratios would mean nothing
+    trial = subprocess.run([peer, *PEER_PLAN], capture_output=True, text=True, check=False)
+    if trial.returncode != 0:
+        why = (trial.stderr.strip().splitlines() or ["no message"])[-1]
+        print(f"llmfit does not run here (exit {trial.returncode}: {why}); nothing to compare with", file=sys.stderr)
+        return 2
+
     env = {**os.environ, "NO_COLOR": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p)
     willitrun = [sys.executable, "-m", "willitrun"]

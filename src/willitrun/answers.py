@@ -55,7 +55,7 @@ from .tensors import model_tensors
 
 if TYPE_CHECKING:
     from .engines import EngineOptions
-    from .importers import WeightsOverride
+    from .overrides import WeightsOverride
 
 LADDER_KV = ("f16", "q8_0", "q4_0")
 SWEEP_START = 512

@@ -3,7 +3,7 @@ make it fit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ from .memory import max_context as max_context
 
 if TYPE_CHECKING:
     from .engines import EngineFit
-    from .importers import WeightsOverride
+    from .overrides import WeightsOverride
 
 # Weight types, largest first: the `ladder` command's rows and the types tried when suggesting a
 # smaller one (one ladder: issue 12 found two that disagreed).
@@ -181,27 +181,19 @@ ERROR_BANDS: dict[str, ErrorBand] = {
 
 @dataclass(frozen=True)
 class Reserve:
-    """What an engine keeps free of the memory it finds free, beyond the buffers it sizes."""
+    """What an engine keeps free of the memory it finds free, beyond the buffers it sizes (the engine
+    class declares it: engines/registry.py Engine.reserve_bytes / reserve_source)."""
 
     bytes: int
     source: str
 
 
-# Against the memory free now (a detected card), each engine's own reserve. vLLM has none here: its
-# share of the TOTAL is its budget, checked separately (judge). ollama's 457 MiB minimum is already a
-# buffer of its total (engines/ollama.py OLLAMA_MINIMUM_MEMORY_BYTES), so nothing is added twice.
-ENGINE_RESERVES: dict[str, Reserve] = {
-    # llama.cpp common/arg.cpp: `-fitt, --fit-target MiB0,MiB1,...`: "target margin per device for --fit
-    # ... default: 1024" (params.fit_params_target); llama_params_fit keeps that much free on each device
-    "llama.cpp": Reserve(
-        1024 * MIB, "llama.cpp's --fit-target default (common/arg.cpp: 1024 MiB kept free per device)"
-    ),
-    "ollama": Reserve(0, "ollama's 457 MiB minimum free memory is a buffer of its total"),
-    "transformers": Reserve(0, "the measured runtime overhead is part of the total"),
-    "whisper.cpp": Reserve(0, "no reserve of its own"),
-    "ctranslate2": Reserve(0, "no reserve of its own"),
-    "vllm": Reserve(0, "vLLM takes its share of the card's total"),
-}
+def reserve(engine: str) -> Reserve:
+    """Against the memory free now (a detected card), engine `engine`'s own reserve."""
+    from .engines.registry import REGISTRY
+
+    e = REGISTRY.get(engine)
+    return Reserve(e.reserve_bytes, e.reserve_source) if e is not None else Reserve(0, "no reserve of its own")
 
 
 @dataclass(frozen=True)
@@ -233,6 +225,9 @@ class Verdict:
     headroom_bytes: int  # available - need
     band: ErrorBand | None
     reason: str  # one sentence: why TIGHT or DOES NOT FIT ("" when it fits)
+    # what the need was judged against when the engine takes a share of the card's total as its whole
+    # budget ("vLLM's share"; Engine.budget), else ""
+    share_name: str = ""
 
     @property
     def fits(self) -> bool:
@@ -263,16 +258,22 @@ def verdict(f: Fit | EngineFit, memory: Memory | None = None) -> Verdict:
     memory = memory or Memory(f.vram_bytes)
     if isinstance(f, Fit):
         return judge(f.total_bytes, memory, "transformers")
+    from .engines.registry import REGISTRY
+
     e = f.estimate
-    if e.engine == "vllm":
-        return judge(
-            e.need_bytes,
-            memory,
-            "vllm",
-            share_bytes=int(e.facts["usable_bytes"]),
-            utilization=int(e.facts["gpu_memory_utilization_pct"]) / 100,
-        )
+    budget = REGISTRY[e.engine].budget(e)
+    if budget is not None:
+        return judge(e.need_bytes, memory, e.engine, share_bytes=budget[0], utilization=budget[1])
     return judge(f.total_bytes, memory, e.engine)
+
+
+def budget_line(f: Fit | EngineFit, size: Callable[[int], str]) -> str:
+    """The engine's sentence on its need against its own budget (vLLM: its share), "" for none."""
+    if isinstance(f, Fit):
+        return ""
+    from .engines.registry import REGISTRY
+
+    return REGISTRY[f.estimate.engine].budget_line(f, size)
 
 
 def judge(
@@ -285,13 +286,14 @@ def judge(
     startup is less than desired GPU memory utilization"). Last, headroom inside the engine's
     measured error band (ERROR_BANDS) is TIGHT."""
     gib = _gib
-    reserve = ENGINE_RESERVES.get(engine, Reserve(0, "no reserve of its own"))
+    own = reserve(engine)
+    share_name = f"{_label(engine)}'s share" if share_bytes is not None else ""
     band = ERROR_BANDS.get(engine)
     card = share_bytes if share_bytes is not None else memory.card_bytes
     free = memory.free_bytes
     if need > card:
         what = (
-            f"vLLM's share ({utilization:.2f}) of {gib(memory.total_bytes)}"
+            f"{share_name} ({utilization:.2f}) of {gib(memory.total_bytes)}"
             if share_bytes is not None and utilization
             else gib(memory.total_bytes)
             + (f" less the {gib(memory.margin_bytes)} margin" if memory.margin_bytes else "")
@@ -304,25 +306,26 @@ def judge(
             free,
             memory.margin_bytes,
             0,
-            reserve.source,
+            own.source,
             card,
             card - need,
             band,
             f"needs {gib(need - card)} more than {what}",
+            share_name,
         )
     available, reason = card, ""
     if free is not None:
         if share_bytes is not None:
             if free - memory.margin_bytes < share_bytes:
                 reason = (
-                    f"vLLM takes {gib(share_bytes)} at start and only {gib(free)} is free now: it refuses to start "
+                    f"{_label(engine)} takes {gib(share_bytes)} at start and only {gib(free)} is free now: it refuses to start "
                     "(lower --gpu-memory-utilization or free memory)"
                 )
         else:
-            now = free - memory.margin_bytes - reserve.bytes
+            now = free - memory.margin_bytes - own.bytes
             available = min(card, now)
             if need > now:
-                kept = f" less {reserve.source}" if reserve.bytes else ""
+                kept = f" less {own.source}" if own.bytes else ""
                 reason = f"fits the card's {gib(memory.total_bytes)} but not the {gib(free)} free now{kept}"
     headroom = available - need
     if not reason and band is not None and headroom < band.bytes:
@@ -334,27 +337,29 @@ def judge(
         memory.total_bytes,
         free,
         memory.margin_bytes,
-        reserve.bytes if share_bytes is None and free is not None else 0,
-        reserve.source,
+        own.bytes if share_bytes is None and free is not None else 0,
+        own.source,
         available,
         headroom,
         band,
         reason,
+        share_name,
     )
 
 
-# What each engine's total holds of the runtime beyond its own buffers (the CUDA context, cuBLAS, the
-# allocator), said beside totals that mix engines (ladder) so that they can be compared (issue 19).
-RUNTIME_OVERHEAD: dict[str, str] = {
-    # memory.TRANSFORMERS_OVERHEAD_BYTES, measured (lm-sys/FastChat#2005)
-    "transformers": "totals include a measured 360 MiB CUDA context and allocator (FastChat#2005)",
-    # engines/llamacpp.py: "not in llama.cpp's printed buffers; nvidia-smi shows a few hundred MiB more"
-    "llama.cpp": "totals are its printed buffers; the CUDA context (a few hundred MiB) is not in them",
-    # engines/ollama.py OLLAMA_MINIMUM_MEMORY_BYTES (ollama discover/gpu.go cudaMinimumMemory)
-    "ollama": "totals include ollama's 457 MiB minimum free memory (discover/gpu.go)",
-    # engines/vllm.py: the CUDA context sits in the 1 - gpu_memory_utilization headroom (vLLM PR #12126)
-    "vllm": "totals are what vLLM needs of its utilization share; the CUDA context sits outside it",
-    "whisper.cpp": "totals are its printed buffers; the CUDA context is not in them",
-    # engines/ctranslate2.py CT2_CUDA_OVERHEAD_BYTES, fitted to faster-whisper's README benchmark
-    "ctranslate2": "totals include the measured CUDA overhead (274 MiB on CUDA 12, 504 MiB on CUDA 11)",
-}
+def _label(engine: str) -> str:
+    """How sentences name engine `engine` (Engine.label, else its name)."""
+    from .engines.registry import REGISTRY
+
+    e = REGISTRY.get(engine)
+    return (e.label or e.name) if e is not None else engine
+
+
+def runtime_overhead(engine: str) -> str:
+    """What engine `engine`'s totals hold of the runtime beyond its own buffers (the CUDA context, cuBLAS,
+    the allocator), said beside totals that mix engines (ladder) so that they can be compared (issue 19);
+    each engine class declares it (engines/registry.py Engine.runtime_overhead)."""
+    from .engines.registry import REGISTRY
+
+    e = REGISTRY.get(engine)
+    return e.runtime_overhead if e is not None else ""

@@ -587,7 +587,9 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     sequences = batch * beams
     g = archs.geometry(spec)
     # every layer's caches by kind (archs/caches.py): each kind sizes itself at the transformers peak
-    kv_self, kv_cross, state = cache_bytes(g.caches, context, r.source, sequences, r.kv)
+    # g.caches is derived on each access: taken once per spec (archs.cached), so cache_bytes counts it once
+    caches = archs.cached(spec, "caches", lambda: g.caches)
+    kv_self, kv_cross, state = cache_bytes(caches, context, r.source, sequences, r.kv)
     act = activation_bytes(spec, context, r.source, r.images, batch, beams, r.dtype.activation_bytes, r.image_size)
     notes = list(r.notes)
     if att.sliding_window and context >= att.sliding_window:
@@ -768,6 +770,53 @@ def largest(fits: Callable[[int], bool], lo: int, hi: int, *, grow: bool = False
     return good
 
 
+def largest_within(total: Callable[[int], int], budget: int, lo: int, hi: int) -> int:
+    """largest(lambda n: total(n) <= budget, lo, hi), in a handful of probes where `total` is affine in n.
+
+    The same answer as the bisection whenever total never falls as n grows (every engine's bytes, the
+    property tests): the bracket (good fits, bad does not) is kept exactly as largest() keeps it, but
+    each probe is where the line through the bracket's ends crosses the budget, and the probe's
+    neighbour is tried at once (answer and answer + 1: the verification). A total that is affine
+    (a KV cache and activations linear in the context) is answered in four estimates instead of ~2
+    log2(hi - lo); one that is not (a sliding window, a chunked prefill) falls back to bisecting what
+    is left of the bracket after a few interpolations."""
+    if lo > hi:
+        return 0
+    t_good = total(lo)
+    if t_good > budget:
+        return 0
+    t_bad = total(hi)
+    if t_bad <= budget:
+        return hi
+    good, bad = lo, hi  # invariant: total(good) <= budget < total(bad)
+    for _ in range(3):
+        if bad - good <= 1:
+            return good
+        # where the chord through (good, t_good) and (bad, t_bad) reaches the budget; t_bad > t_good
+        guess = good + (budget - t_good) * (bad - good) // (t_bad - t_good)
+        guess = min(max(guess, good + 1), bad - 1)
+        t = total(guess)
+        if t <= budget:
+            good, t_good = guess, t
+            if guess + 1 < bad:  # the answer's neighbour: past the budget means guess is the answer
+                t1 = total(guess + 1)
+                if t1 > budget:
+                    return guess
+                good, t_good = guess + 1, t1
+        else:
+            bad, t_bad = guess, t
+            if guess - 1 > good:
+                t1 = total(guess - 1)
+                if t1 <= budget:
+                    return guess - 1
+                bad, t_bad = guess - 1, t1
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if total(mid) <= budget else (good, mid)
+    return good
+
+
 def max_context(r: Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
-    """Largest context in [image tokens + 1, limit] whose transformers total fits (0 if none)."""
-    return largest(lambda n: _total(r, n, batch, beams) <= vram, r.image_tokens + 1, limit)
+    """Largest context in [image tokens + 1, limit] whose transformers total fits (0 if none); the
+    search of largest(), solved by interpolation where the total is affine (largest_within)."""
+    return largest_within(lambda n: _total(r, n, batch, beams), vram, r.image_tokens + 1, limit)

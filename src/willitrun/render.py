@@ -145,8 +145,8 @@ def verdict_text(v: Verdict, how: str = "") -> str:
     tail = f"; {band}" if band else ""
     if v.status == "does_not_fit":
         what = size(v.total_bytes)
-        if v.engine == "vllm":
-            what = f"vLLM's share of {what} ({size(v.available_bytes)})"
+        if v.share_name:
+            what = f"{v.share_name} of {what} ({size(v.available_bytes)})"
         elif v.margin_bytes:
             what += f" less the {size(v.margin_bytes)} --margin"
         return (
@@ -156,9 +156,10 @@ def verdict_text(v: Verdict, how: str = "") -> str:
         [f"less the {size(v.margin_bytes)} --margin"] if v.margin_bytes else []
     )
     of = size(v.available_bytes)
-    if v.engine == "vllm":  # its budget is its share of the card's total
+    if v.share_name:  # its budget is its share of the card's total
+        owner, _, word = v.share_name.partition(" ")
         of = (
-            f"vLLM's {of} share ({size(v.total_bytes)} card"
+            f"{owner} {of} {word} ({size(v.total_bytes)} card"
             + (f", {size(v.free_bytes)} free now" if v.free_bytes is not None else "")
             + ")"
         )
@@ -366,7 +367,7 @@ def print_answer(
     fit, the notes and warnings. `context_bound` is False for a pure state-space model."""
     from rich.table import Table
 
-    from .fit import Fit
+    from .fit import Fit, budget_line
     from .fit import verdict as verdict_of
 
     out, err = _console("out"), _console("err")
@@ -439,18 +440,9 @@ def print_answer(
     if chart is not None:
         out.print(chart)
     if verdict:
-        if not isinstance(f, Fit) and f.estimate.engine == "vllm":
-            facts = f.estimate.facts
-            out.print(
-                f"vLLM needs {size(f.total_bytes)} of its {size(int(facts['usable_bytes']))} share for one request "
-                f"of max_model_len {int(facts['max_model_len']):,}; its KV pool holds {int(facts['kv_tokens']):,} "
-                "tokens: "
-                + (
-                    "the window fits."
-                    if f.fits
-                    else "vLLM refuses to start (lower --context or raise --gpu-memory-utilization)."
-                )
-            )
+        line = budget_line(f, size)
+        if line:
+            out.print(line)
         out.print(verdict_text(judged or verdict_of(f), how))
         if not kv_cache:
             out.print(NO_CONTEXT)
@@ -553,10 +545,10 @@ def answer_dict(
 ) -> dict[str, Any]:
     """The one JSON writer for an answer (docs/json-output.md): every engine's object has the engine keys
     (`buffers`, `total_bytes`, `fits`, the verdict keys); transformers adds its breakdown keys."""
-    from .fit import RUNTIME_OVERHEAD, Fit
+    from .fit import Fit, runtime_overhead
 
     d = fit_dict(f, context_bound, judged) if isinstance(f, Fit) else engine_dict(f, device, context_bound, judged)
-    d["runtime_overhead"] = RUNTIME_OVERHEAD.get(d["engine"], "")
+    d["runtime_overhead"] = runtime_overhead(d["engine"])
     return d
 
 

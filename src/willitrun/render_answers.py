@@ -30,12 +30,12 @@ def as_dict(obj: Any) -> dict[str, Any]:
 
 
 def ladder_dict(ladder: Ladder, gpu: str, gpu_name: str) -> dict[str, Any]:
-    from .fit import RUNTIME_OVERHEAD
+    from .fit import runtime_overhead
 
     d = {"schema_version": SCHEMA_VERSION, "gpu": gpu, "gpu_name": gpu_name, **as_dict(ladder)}
     d["best"] = as_dict(ladder.best) if ladder.best else None
     d["runtime_overhead"] = {
-        e: RUNTIME_OVERHEAD[e] for e in dict.fromkeys(r.engine for r in ladder.rows) if e in RUNTIME_OVERHEAD
+        e: runtime_overhead(e) for e in dict.fromkeys(r.engine for r in ladder.rows) if runtime_overhead(e)
     }
     return d
 
@@ -305,8 +305,45 @@ def speed_view(s: DecodeSpeed, fits: bool = True) -> RenderableType:
 # --------------------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------------------
+def engine_offload_view(
+    ngl: int, n_layer: int, gpu: int, host: int, vram: int, flag: str, output_on_gpu: bool = False
+) -> str:
+    """--offload on an engine that places whole layers (llama.cpp -ngl, ollama num_gpu): the most that fit."""
+    if ngl > n_layer:
+        return f"Offload: everything fits on the GPU ({flag} {ngl}: {n_layer} layers and the output layer)."
+    if ngl == 0 and gpu > vram:
+        return f"Offload: not even {flag} 0 fits: the KV cache and compute buffers alone need {size(gpu)}."
+    # which layers: since llama.cpp PR #18148 the output layer goes first, then ngl - 1 repeating layers
+    on_gpu = (
+        f"the output layer and the last {ngl - 1} repeating layers"
+        if output_on_gpu
+        else f"the last {ngl} repeating layers"
+    )
+    return (
+        f"Offload: {flag} {ngl} of {n_layer + 1} fits ({on_gpu}): {size(gpu)} on the GPU of {size(vram)}, "
+        f"{size(host)} in system memory."
+    )
+
+
+def engine_batch_view(n: int, context: int) -> str:
+    """--max-batch on an engine's buffers: the most sequences of `context` positions (llama.cpp -np)."""
+    if n:
+        return f"Largest batch at context {context:,}: {n:,} sequences (llama.cpp -np {n} -c {n * context:,})"
+    return f"Not even one sequence of {context:,} positions fits."
+
+
+def expert_offload_view(n: int | None, n_layer: int, gpu: int = 0, host: int = 0) -> str:
+    """The fewest --n-cpu-moe layers that make a mixture-of-experts model fit (None: not even --cpu-moe)."""
+    if n is None:
+        return f"Expert offload: even --cpu-moe (the experts of all {n_layer} layers in host memory) does not fit."
+    return (
+        f"  try --n-cpu-moe {n} (the experts of layers 0..{n - 1} in host memory): {size(gpu)} "
+        f"on the GPU, {size(host)} in system memory."
+    )
+
+
 def ladder_view(ladder: Ladder, title: str) -> RenderableType:
-    from .fit import RUNTIME_OVERHEAD
+    from .fit import runtime_overhead
 
     contexts = {row.context_tokens or ladder.context_tokens for row in ladder.rows}
     engines = list(dict.fromkeys(row.engine for row in ladder.rows))
@@ -358,9 +395,9 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
         return ", ".join(names) if len(names) < 3 else f"{names[0]} to {names[-1]}"
 
     notes = [
-        Text(f"{types(e)} on {e}: {RUNTIME_OVERHEAD[e]}.", style="dim")
+        Text(f"{types(e)} on {e}: {runtime_overhead(e)}.", style="dim")
         for e in engines
-        if len(engines) > 1 and e in RUNTIME_OVERHEAD
+        if len(engines) > 1 and runtime_overhead(e)
     ]
     return Group(
         Text(safe(head)),

@@ -64,7 +64,7 @@ def test_ladder_table():
         "3,175",
         "0",
     ]
-    assert len(lines) == 2 + 30 + 2 + 2  # + what the totals of the two engines hold (fit.RUNTIME_OVERHEAD)
+    assert len(lines) == 2 + 30 + 2 + 2  # + what the totals of the two engines hold (Engine.runtime_overhead)
     # 35 MiB of headroom: inside the transformers profile's measured error (fit.ERROR_BANDS), so tightly
     assert lines[-4] == (
         "Best that fits, tightly: bf16 weights with a q8_0 KV cache (15.97 GiB, largest context 4,309)."

@@ -105,12 +105,52 @@ def test_no_if_chain_over_engine_names_in_the_dispatch():
         "engines/__init__.py",
         "cli/estimation.py",
         "cli/engine_options.py",
-        "cli/engine_extras.py",
+        "cli/extras.py",
         "cli/cluster.py",
         "answers.py",
+        "fit.py",
+        "render.py",
+        "render_answers.py",
+        "engines/vllm.py",
     ):
         text = (ROOT / "src" / "willitrun" / path).read_text(encoding="utf-8")
         assert not pattern.search(text), (path, pattern.search(text))
+
+
+def test_engines_read_declared_facts_not_family_names():
+    """An engine asks the family's geometry or cache kinds (archs/base.py Geometry, archs/caches.py), never
+    which family it is: vLLM's Mamba-1/Mamba-2 split is Geometry.ssm_mixer, declared by archs/mamba.py and
+    archs/jamba.py. (llama.cpp's mmproj converter code still names the vision families: not yet moved.
+    ollama's flash-attention list is keyed by the GGUF file's own general.architecture, ollama's data.)"""
+    pattern = re.compile(r"(spec\.architecture|\barch)\s*(==|!=|in\b)|_ARCHITECTURES = frozenset\(\{\"mamba")
+    for name in (
+        "vllm.py",
+        "ctranslate2.py",
+        "whispercpp.py",
+        "transformers.py",
+        "base.py",
+        "registry.py",
+        "__init__.py",
+    ):
+        text = (ROOT / "src" / "willitrun" / "engines" / name).read_text(encoding="utf-8")
+        assert not pattern.search(text), (name, pattern.search(text))
+
+
+def test_every_engine_says_what_its_totals_hold_and_what_it_keeps_free():
+    """fit.judge and the ladder read these from the class (no table keyed by engine name to forget a row in)."""
+    for e in REGISTRY.values():
+        assert e.runtime_overhead and e.reserve_source, e.name
+    # ollama derives from llama.cpp but its 457 MiB minimum is a buffer of its total: no second reserve
+    assert REGISTRY["llama.cpp"].reserve_bytes == 1024 * 2**20 and REGISTRY["ollama"].reserve_bytes == 0
+    default = REGISTRY["transformers"].budget.__func__
+    assert [e.name for e in REGISTRY.values() if e.budget.__func__ is not default] == ["vllm"]
+
+
+def test_mamba1_families_declare_their_mixer(catalog):
+    from willitrun import archs
+
+    mixers = {m: archs.geometry(catalog.resolve("model", m)).ssm_mixer for m in ("jamba-mini-1.5", "falcon-h1-7b")}
+    assert mixers == {"jamba-mini-1.5": "mamba", "falcon-h1-7b": "mamba2"}
 
 
 # -- the engines' own spellings -------------------------------------------------------------------

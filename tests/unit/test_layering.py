@@ -139,7 +139,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_the_cli_modules_import_one_another_without_a_circle() -> None:
-    """cli/estimation, cli/cluster and cli/engine_extras imported one another (issue 17 §2); what they
+    """cli/estimation, cli/cluster and cli/engine_extras (now in cli/extras) imported one another (issue 17 §2); what they
     share is cli/engine_options.py. No circle anywhere in cli/ (commands/ excepted: each is a leaf)."""
     modules = {_module_name(p): p for p in (PACKAGE / "cli").glob("*.py")}
     graph = {m: {i for i in _imports(p) if i in modules and i != m} for m, p in modules.items()}

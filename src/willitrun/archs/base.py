@@ -288,6 +288,11 @@ class Geometry:
     # Mamba and Mamba-2 scans compute in float32 and cache their final state as is (archs/mamba.py,
     # archs/mamba2.py; measured: tests/reference/reference.json state_dtypes_bf16)
     ssm_state_f32: bool = False
+    # Which selective-scan mixer the SSM layers run: "mamba" (Mamba-1: one inner x state_size state per
+    # layer; transformers MambaMixer in mamba, falcon_mamba and jamba) or "mamba2" (multi-head Mamba-2:
+    # falcon_h1, mamba2, granitemoehybrid). Engines that treat the two apart read this (vLLM keeps a
+    # Mamba-2 prefill checkpoint with prefix caching on), never the family's name.
+    ssm_mixer: Literal["mamba", "mamba2"] = "mamba2"
     # An encoder run once per input and used alone (CLIP, SigLIP): no decoder, so no KV cache of any
     # kind, no generated tokens and no logits; memory grows with the batch and the images, and a
     # "largest context" means nothing (the text tower's positions are a hard limit, not a cache).

@@ -187,6 +187,26 @@ def layer_caches(g: Geometry) -> tuple[tuple[CacheKind, ...], ...]:
     return tuple(out)
 
 
+# id(caches) -> (caches, each kind with its count of layers): a spec's caches are counted once, not at every
+# context an estimate or a search probes (memory.estimate_resolved passes the same tuple per spec). The
+# tuple is held, so its id cannot be reused while its entry stands; cleared when full.
+_COUNTS: dict[int, tuple[tuple[tuple[CacheKind, ...], ...], tuple[tuple[CacheKind, int], ...]]] = {}
+
+
+def _counts(caches: tuple[tuple[CacheKind, ...], ...]) -> tuple[tuple[CacheKind, int], ...]:
+    hit = _COUNTS.get(id(caches))
+    if hit is not None and hit[0] is caches:
+        return hit[1]
+    counts: dict[CacheKind, int] = {}
+    for layer in caches:
+        for kind in layer:
+            counts[kind] = counts.get(kind, 0) + 1
+    if len(_COUNTS) >= 1024:
+        _COUNTS.clear()
+    _COUNTS[id(caches)] = (caches, tuple(counts.items()))
+    return _COUNTS[id(caches)][1]
+
+
 def cache_bytes(
     caches: tuple[tuple[CacheKind, ...], ...],
     context: int,
@@ -198,11 +218,7 @@ def cache_bytes(
 ) -> tuple[int, int, int]:
     """(self-attention, cross-attention, recurrent state) bytes of every layer's caches."""
     self_b = cross_b = state_b = 0
-    counts: dict[CacheKind, int] = {}
-    for layer in caches:
-        for kind in layer:
-            counts[kind] = counts.get(kind, 0) + 1
-    for kind, n in counts.items():
+    for kind, n in _counts(caches):
         b = n * kind.bytes(context, sequences, storage, source=source, windowed=windowed)
         if isinstance(kind, CrossAttention):
             cross_b += b

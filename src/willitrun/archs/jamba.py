@@ -139,6 +139,7 @@ def geometry(spec: ModelSpecBase) -> Geometry:
         ssm_state=tuple((0, 0) if c.is_attention(i) else mamba_state for i in range(n)),
         ssm_conv_kernel=c.mamba_d_conv,
         ssm_state_f32=True,
+        ssm_mixer="mamba",  # MambaMixer (Mamba-1)
         gguf_architecture="jamba",
         refusals={"vllm": VLLM_STATE_REFUSAL},
     )

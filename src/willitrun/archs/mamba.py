@@ -127,6 +127,7 @@ def geometry(spec: ModelSpecBase) -> Geometry:
         ssm_state=((c.inner * c.conv_kernel, c.inner * c.state_size),) * n,
         ssm_conv_kernel=c.conv_kernel,
         ssm_state_f32=True,
+        ssm_mixer="mamba",  # MambaMixer (Mamba-1)
         gguf_architecture="mamba",
         refusals={"vllm": VLLM_STATE_REFUSAL},
     )

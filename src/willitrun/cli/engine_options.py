@@ -1,6 +1,6 @@
 """Which engine takes which of the estimate command's options, and the engine fit built from them.
 
-Shared by the estimate command (cli/estimation.py), its engine answers (cli/engine_extras.py) and
+Shared by the estimate command (cli/estimation.py), its extra answers (cli/extras.py) and
 the multi-node plans (cli/cluster.py); it imports none of them, so the three form no import circle.
 No typer here.
 """

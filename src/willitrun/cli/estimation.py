@@ -229,7 +229,7 @@ def _run_engine(
             )
         engine_opts = {**engine_opts, "gpus": len(cards)}
     fit, options = engine_fit_options(spec, req, engine, engine_opts, vram_bytes, device_name, weights)
-    from .engine_extras import engine_extras
+    from .extras import engine_extras
 
     extras = engine_extras(
         spec,
@@ -246,7 +246,7 @@ def _run_engine(
     judged, how = _judged(fit, memory, extras, engine)
     hints: list[str] = []
     if not a.quiet and not judged.fits and not (a.offload or "n_cpu_moe" in engine_opts):
-        from .engine_extras import engine_suggestions
+        from .extras import engine_suggestions
 
         hints = engine_suggestions(spec, req, engine, engine_opts, vram_bytes, device)
         if 0 < fit.max_context_tokens < fit.estimate.context_tokens:  # as the transformers suggestions start

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Union
 from ..dtypes import ENGINE_ALIASES, ENGINES  # the names, said once (dtypes: light, on the start-up path)
 
 if TYPE_CHECKING:
-    from ..importers import WeightsOverride
     from ..memory import AnySpec, Request
+    from ..overrides import WeightsOverride
     from .base import KINDS, Buffer, EngineEstimate, Kind, Placement
     from .ctranslate2 import CTranslate2Options
     from .llamacpp import LlamaCppOptions

@@ -9,7 +9,7 @@ from here (scripts/engines_doc.py; tests/engines/test_registry.py fails when it 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -17,8 +17,8 @@ from ..dtypes import ENGINE_ALIASES, ENGINES
 from .options import OPTION, OPTIONS, REQUEST_ALIASES, Option, bounds, lean_tables, option_echo
 
 if TYPE_CHECKING:
-    from ..importers import WeightsOverride
     from ..memory import AnySpec, Request
+    from ..overrides import WeightsOverride
     from . import EngineFit
     from .base import EngineEstimate
 
@@ -49,6 +49,14 @@ class Engine:
     sized_by_card: ClassVar[bool] = False  # it sizes itself from the card's memory (vLLM's KV pool): needs --gpu/--vram
     strict_versions: ClassVar[bool] = True  # the version option must be a key of versions() (whisper.cpp: also tags)
     launch_note: ClassVar[str] = ""  # what the launch line is, for docs/engines.md
+    label: ClassVar[str] = ""  # how sentences name it ("vLLM's share"); "" = its name
+    # Against the memory free now (a detected card), what it keeps free beyond the buffers it sizes, and why
+    # (fit.judge takes it off the free memory; vLLM's budget is its share of the TOTAL instead: `budget`).
+    reserve_bytes: ClassVar[int] = 0
+    reserve_source: ClassVar[str] = "no reserve of its own"
+    # What its totals hold of the runtime beyond its own buffers (the CUDA context, cuBLAS, the allocator),
+    # said beside totals that mix engines (ladder) so that they can be compared (issue 19).
+    runtime_overhead: ClassVar[str] = ""
 
     # -- options ----------------------------------------------------------------------------------
     @classmethod
@@ -145,6 +153,18 @@ class Engine:
         return f.vram_bytes - f.total_bytes
 
     @classmethod
+    def budget(cls, e: EngineEstimate) -> tuple[int, float] | None:
+        """The part of the card's total the engine takes as its whole budget at start, as (bytes, fraction
+        of the total); None: it runs in what the card has (less --margin)."""
+        return None
+
+    @classmethod
+    def budget_line(cls, f: EngineFit, size: Callable[[int], str]) -> str:
+        """One sentence on how the need compares with the engine's own budget, said before the verdict ("");
+        `size` writes bytes for display (render.size)."""
+        return ""
+
+    @classmethod
     def loads_dtype(cls, name: str) -> bool:
         """Whether the engine loads weights of type `name` (a smaller type is only suggested when it does)."""
         return True
@@ -170,6 +190,9 @@ def _hf(spec: Any, model: str | None) -> str:
 
 class Transformers(Engine):
     name = "transformers"
+    # memory.TRANSFORMERS_OVERHEAD_BYTES, measured (lm-sys/FastChat#2005)
+    runtime_overhead = "totals include a measured 360 MiB CUDA context and allocator (FastChat#2005)"
+    reserve_source = "the measured runtime overhead is part of the total"
     launch_note = (
         "python -c: transformers.pipeline(model=..., dtype=..., device_map='auto'); int8/int4 load through bitsandbytes"
     )
@@ -221,6 +244,12 @@ class Transformers(Engine):
 
 class LlamaCpp(Engine):
     name = "llama.cpp"
+    # llama.cpp common/arg.cpp: `-fitt, --fit-target MiB0,MiB1,...`: "target margin per device for --fit
+    # ... default: 1024" (params.fit_params_target); llama_params_fit keeps that much free on each device
+    reserve_bytes = 1024 * 2**20
+    reserve_source = "llama.cpp's --fit-target default (common/arg.cpp: 1024 MiB kept free per device)"
+    # engines/llamacpp.py: "not in llama.cpp's printed buffers; nvidia-smi shows a few hundred MiB more"
+    runtime_overhead = "totals are its printed buffers; the CUDA context (a few hundred MiB) is not in them"
     takes = {
         "ubatch": "n_ubatch",
         "flash_attn": "flash_attn",
@@ -319,6 +348,11 @@ class LlamaCpp(Engine):
 
 class Ollama(LlamaCpp):
     name = "ollama"
+    # its 457 MiB minimum is already a buffer of its total (engines/ollama.py OLLAMA_MINIMUM_MEMORY_BYTES,
+    # ollama discover/gpu.go cudaMinimumMemory), so nothing is kept free twice
+    reserve_bytes = 0
+    reserve_source = "ollama's 457 MiB minimum free memory is a buffer of its total"
+    runtime_overhead = "totals include ollama's 457 MiB minimum free memory (discover/gpu.go)"
     layers_flag = "num_gpu"
     multi_card = None
     takes = {
@@ -397,6 +431,7 @@ class Ollama(LlamaCpp):
 
 class WhisperCpp(Engine):
     name = "whisper.cpp"
+    runtime_overhead = "totals are its printed buffers; the CUDA context is not in them"
     takes = {
         "flash_attn": "flash_attn",
         "whisper_version": "version",
@@ -474,6 +509,8 @@ class WhisperCpp(Engine):
 class CTranslate2(Engine):
     name = "ctranslate2"
     aliases = ("faster-whisper",)
+    # engines/ctranslate2.py CT2_CUDA_OVERHEAD_BYTES, fitted to faster-whisper's README benchmark
+    runtime_overhead = "totals include the measured CUDA overhead (274 MiB on CUDA 12, 504 MiB on CUDA 11)"
     takes = {
         "compute_type": "compute_type",
         "best_of": "best_of",
@@ -531,6 +568,10 @@ class CTranslate2(Engine):
 
 class Vllm(Engine):
     name = "vllm"
+    label = "vLLM"
+    reserve_source = "vLLM takes its share of the card's total"
+    # engines/vllm.py: the CUDA context sits in the 1 - gpu_memory_utilization headroom (vLLM PR #12126)
+    runtime_overhead = "totals are what vLLM needs of its utilization share; the CUDA context sits outside it"
     takes = {
         "gpu_memory_utilization": "gpu_memory_utilization",
         "max_num_seqs": "max_num_seqs",
@@ -594,6 +635,25 @@ class Vllm(Engine):
     @classmethod
     def headroom_bytes(cls, f: EngineFit) -> int:
         return int(f.estimate.facts["usable_bytes"]) - f.total_bytes
+
+    @classmethod
+    def budget(cls, e: EngineEstimate) -> tuple[int, float] | None:
+        """--gpu-memory-utilization of the card's total (vllm/v1/worker/gpu_worker.py `init_device`)."""
+        return int(e.facts["usable_bytes"]), int(e.facts["gpu_memory_utilization_pct"]) / 100
+
+    @classmethod
+    def budget_line(cls, f: EngineFit, size: Callable[[int], str]) -> str:
+        facts = f.estimate.facts
+        return (
+            f"vLLM needs {size(f.total_bytes)} of its {size(int(facts['usable_bytes']))} share for one request "
+            f"of max_model_len {int(facts['max_model_len']):,}; its KV pool holds {int(facts['kv_tokens']):,} "
+            "tokens: "
+            + (
+                "the window fits."
+                if f.fits
+                else "vLLM refuses to start (lower --context or raise --gpu-memory-utilization)."
+            )
+        )
 
     @classmethod
     def loads_dtype(cls, name: str) -> bool:

@@ -8,7 +8,7 @@ from ..memory import AnySpec, Estimate, Request, estimate, estimate_facts, estim
 from .base import Buffer, EngineEstimate, Kind
 
 if TYPE_CHECKING:
-    from ..importers import WeightsOverride
+    from ..overrides import WeightsOverride
 
 
 def transformers_estimate(spec: AnySpec, request: Request, weights: WeightsOverride | None = None) -> EngineEstimate:

@@ -233,9 +233,6 @@ VLLM_SAMPLER_LOGITS_COPIES = 10.3
 # (VLLM_USE_FLASHINFER_SAMPLER, used when installed) top-k/top-p run in one kernel without the sort: less.
 VLLM_V1_SAMPLER_BYTES_PER_LOGIT = 26  # + the model dtype's bytes
 VLLM_BLOCK_SIZE = 16  # CacheConfig block_size default on CUDA
-# The families whose vLLM mixer is Mamba1 (vllm/model_executor/models/mamba.py, jamba.py: MambaMixer); the
-# others with a recurrent state (falcon_h1, mamba2, bamba, granitemoehybrid) use MambaMixer2.
-VLLM_MAMBA1_ARCHITECTURES = frozenset({"mamba", "falcon_mamba", "jamba"})
 VLLM_V0_MAX_NUM_SEQS = 256  # SchedulerConfig max_num_seqs default (V0)
 VLLM_MIN_BATCHED_TOKENS = (
     2048  # V0 EngineArgs: max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill
@@ -809,7 +806,9 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
         mamba_page = block_size * per_token
     specs = [LayerSpec(k, w, b * block_size, block_size) for k, w, b in attn]
     if states and attn and info.hybrid_prefix_caching:
-        state_blocks = 2 if r.spec.architecture in VLLM_MAMBA1_ARCHITECTURES else 3
+        # vllm/model_executor/models/mamba.py, jamba.py run MambaMixer (Mamba-1: 2 states); falcon_h1,
+        # mamba2, bamba, granitemoehybrid run MambaMixer2 (+ its prefill checkpoint): the family says which
+        state_blocks = 2 if g.ssm_mixer == "mamba" else 3
         notes.append(
             f"prefix caching is on for hybrid models from 0.33: each Mamba layer keeps {state_blocks} states "
             "per request (mamba_cache_mode 'align': 2"

@@ -20,8 +20,8 @@ COLUMNS = ("model", "gpu", "context", "total", "memory", "verdict", "max context
 LEFT = {"model", "gpu", "verdict", "error"}
 HEADERS = (["model", "gpu"], ["model", "gpu", "context"])  # a CSV header line, skipped
 # Memos of Checks, cleared when they reach this many entries: a rows file of 10^6 distinct rows
-# streams in bounded memory (today's catalog has ~100 models x ~50 GPUs).
-MEMO = 4096
+# streams in bounded memory; the catalog's every model x every GPU (~100 x ~60) stays within one memo.
+MEMO = 1 << 15
 
 
 class Row(NamedTuple):
@@ -168,6 +168,8 @@ class Checks:
         self.resolved: dict[str, Any] = {}  # resolve() once per model: the type is the same for every row
         self.searched: dict[tuple[str, int], tuple[int, int]] = {}
         self.fits: dict[tuple[str, str, Optional[int]], Any] = {}
+        self.estimates: dict[tuple[str, int], tuple[Any, int]] = {}  # (model, context) -> (estimate, limit)
+        self.largest: dict[tuple[str, int, int], int] = {}  # (model, memory, limit) -> largest context
 
     def lookup(self, kind: str, name: str) -> Any:
         key = (kind, name)
@@ -191,23 +193,42 @@ class Checks:
             else:
                 yield Outcome(row, spec, card, fit)
 
-    def check(self, row: Row) -> tuple[Any, Any, Any]:
-        from ...engines import EngineFit, engine_estimate, engine_fit
-        from ...fit import check_fit
-        from ...memory import Request, resolve
+    def transformers_fit(self, spec: Any, card: Any, req: Any, context: Optional[int]) -> Any:
+        """fit.check_fit(spec, req, card's memory, card.id, suggest=False), its parts shared between rows:
+        the estimate at a context does not depend on the card, and the largest context depends on the
+        model and the card's memory only (not its name): each is computed once per command."""
+        from ...fit import Fit
+        from ...memory import context_limit, default_context, estimate_resolved, max_context
 
+        r = self.resolved[spec.id]
+        at = context or default_context(r)
+        if (spec.id, at) not in self.estimates:
+            if len(self.estimates) >= MEMO:
+                self.estimates.clear()
+            # an impossible context raises here (the row's own error) and is not kept
+            self.estimates[spec.id, at] = (estimate_resolved(r, at, req.batch, req.beams), context_limit(r, at))
+        est, limit = self.estimates[spec.id, at]
+        search = (spec.id, card.capacity_bytes, limit)
+        if search not in self.largest:
+            if len(self.largest) >= MEMO:
+                self.largest.clear()
+            self.largest[search] = max_context(r, card.capacity_bytes, req.batch, req.beams, limit)
+        return Fit(est, card.id, card.capacity_bytes, self.largest[search], limit, ())
+
+    def check(self, row: Row) -> tuple[Any, Any, Any]:
         spec, card = self.lookup("model", row.model), self.lookup("gpu", row.gpu)
         key = (spec.id, card.id, row.context if row.context is not None else self.context)
-        if key not in self.fits:
+        if key not in self.fits:  # imports here, not per row: a repeated row costs two dict hits
+            from ...engines import EngineFit, engine_estimate, engine_fit
+            from ...memory import Request, resolve
+
             if len(self.fits) >= MEMO:
                 self.fits.clear()
             req = Request(context=key[2], dtype=self.dtype, kv_dtype=self.kv_dtype)
             if self.engine == "transformers":
                 if spec.id not in self.resolved:
                     self.resolved[spec.id] = resolve(spec, req)
-                self.fits[key] = check_fit(
-                    spec, req, card.capacity_bytes, card.id, suggest=False, resolved=self.resolved[spec.id]
-                )
+                self.fits[key] = self.transformers_fit(spec, card, req, key[2])
             else:  # the largest context depends on the model and the memory only: searched once per pair
                 from ...answers import engine_options
                 from ...engines.registry import engine_class
@@ -269,9 +290,6 @@ def read_rows(path: Path, context: Optional[int] = None) -> Iterator[Row]:
 
 
 def _row(where: str, line: str, header: bool = False) -> Optional[Row]:
-    from ...errors import clip
-    from ...render import safe
-
     line = line.split("#", 1)[0].strip()
     if not line:
         return None
@@ -279,12 +297,18 @@ def _row(where: str, line: str, header: bool = False) -> Optional[Row]:
     if header and [p.lower() for p in parts] in HEADERS:
         return None
     if len(parts) not in (2, 3) or not all(parts):
+        from ...errors import clip
+        from ...render import safe
+
         raise UsageError(f"expected model,gpu[,context], got {clip(safe(repr(line)))}")
     if len(parts) == 2:
         return Row(where, parts[0], parts[1], None)
     bound = parse.BOUNDS["--context"]
     digits = parts[2]
     if not (digits.isascii() and digits.isdigit() and len(digits) <= 12 and bound.low <= int(digits) <= bound.high):
+        from ...errors import clip
+        from ...render import safe
+
         return Row(
             where,
             parts[0],
@@ -302,11 +326,13 @@ class JsonPrinter:
     serialised once (~2 KB of JSON: most of a repeated row's cost otherwise)."""
 
     def __init__(self) -> None:
+        from ...render import write
+
+        self.write = write  # bound once: an import statement per row costs as much as a memo hit
         self.lines: dict[int, tuple[Any, str]] = {}  # id(fit) -> (fit, its line); the fit kept so its id stays its own
 
     def __call__(self, outcome: Outcome) -> None:
-        from ...render import answer_dict, write
-
+        write = self.write
         if outcome.error is not None:
             row = outcome.row
             data = {
@@ -322,6 +348,8 @@ class JsonPrinter:
         card, f = outcome.card, outcome.fit
         held = self.lines.get(id(f))
         if held is None or held[0] is not f:
+            from ...render import answer_dict
+
             if len(self.lines) >= MEMO:
                 self.lines.clear()
             d = answer_dict(f, card.id, judged=verdict_of(f))
@@ -336,15 +364,20 @@ class TablePrinter:
     HOLD = 200  # rows held back to measure the columns
 
     def __init__(self) -> None:
+        from ...render import write
+
+        self.write = write  # bound once, as JsonPrinter's
         self.held: list[list[str]] = []
+        # id(fit) -> (fit, its cells): identical rows share one fit object (Checks.fits), so its cells are
+        # made once; the fit is kept so its id stays its own
+        self.cells: dict[int, tuple[Any, list[str]]] = {}
         self.widths: Optional[list[int]] = None
 
     def __call__(self, outcome: Outcome) -> None:
-        from ...archs import geometry
-        from ...errors import clip
-        from ...render import safe, size
-
         if outcome.error is not None:
+            from ...errors import clip
+            from ...render import safe
+
             row = outcome.row
             cells = [
                 clip(safe(row.model), 40) or "-",
@@ -357,28 +390,41 @@ class TablePrinter:
                 outcome.message,
             ]
         else:
-            spec, card, f = outcome.spec, outcome.card, outcome.fit
-            # a pure state-space model: no KV cache grows, so memory does not bound the context; an encoder
-            # used alone (CLIP, SigLIP) has no cache at all, so a largest context means nothing
-            g = geometry(spec)
-            unbounded = f.fits and not g.cache_grows_with_context
-            v = verdict_of(f)
-            cells = [
-                safe(spec.id),
-                safe(card.id),
-                f"{f.estimate.context_tokens:,}",
-                size(f.total_bytes),
-                size(f.vram_bytes),
-                {"fits": "fits", "tight": "TIGHT"}.get(v.status, "DOES NOT FIT"),
-                "n/a (no KV cache)" if g.encoder_only else "unbounded" if unbounded else f"{f.max_context_tokens:,}",
-                "",
-            ]
+            held = self.cells.get(id(outcome.fit))
+            if held is None or held[0] is not outcome.fit:
+                if len(self.cells) >= MEMO:
+                    self.cells.clear()
+                held = self.cells[id(outcome.fit)] = (outcome.fit, self._cells(outcome))
+            cells = held[1]
         if self.widths is None:
             self.held.append(cells)
             if len(self.held) >= self.HOLD:
                 self.flush()
         else:
             self._write(cells)
+
+    @staticmethod
+    def _cells(outcome: Outcome) -> list[str]:
+        """A checked row's cells: a function of its fit alone (the fit holds the card's id and memory)."""
+        from ...archs import geometry
+        from ...render import safe, size
+
+        spec, card, f = outcome.spec, outcome.card, outcome.fit
+        # a pure state-space model: no KV cache grows, so memory does not bound the context; an encoder
+        # used alone (CLIP, SigLIP) has no cache at all, so a largest context means nothing
+        g = geometry(spec)
+        unbounded = f.fits and not g.cache_grows_with_context
+        v = verdict_of(f)
+        return [
+            safe(spec.id),
+            safe(card.id),
+            f"{f.estimate.context_tokens:,}",
+            size(f.total_bytes),
+            size(f.vram_bytes),
+            {"fits": "fits", "tight": "TIGHT"}.get(v.status, "DOES NOT FIT"),
+            "n/a (no KV cache)" if g.encoder_only else "unbounded" if unbounded else f"{f.max_context_tokens:,}",
+            "",
+        ]
 
     def flush(self) -> None:
         if self.widths is None:
@@ -396,8 +442,7 @@ class TablePrinter:
             silence_stdout()  # the reader is gone; the exit code still counts every row
 
     def _write(self, cells: list[str]) -> None:
-        from ...render import write
-
+        write = self.write
         assert self.widths is not None
         text = "  ".join(
             c.ljust(w) if name in LEFT else c.rjust(w) for name, c, w in zip(COLUMNS, cells, self.widths, strict=True)
