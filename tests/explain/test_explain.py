@@ -217,3 +217,22 @@ def test_ollama_server_log_is_read():
     assert (f["layers_offloaded"], f["layers_total"], f["n_ctx"], f["n_seq_max"]) == (48, 49, 2048, 1)
     assert f["memory_required_kv"] == 608 * MIB and f["memory_required_partial"] == round(8.5 * GIB)
     assert any(n.startswith("CPU spill: 48 of 49") for n in run.notes)
+
+
+def test_a_vllm_release_maps_to_the_key_whose_range_holds_it():
+    """A log prints its release (0.11.0); the version table is keyed by ranges (engines/vllm.py `since`)."""
+    from willitrun.engines.vllm import version_for_release
+
+    assert [version_for_release(r) for r in ("0.11.0", "0.10.1.1", "0.17.1", "0.21.0", "0.33.0")] == [
+        "0.10",
+        "0.10",
+        "0.17",
+        "0.22",
+        "0.33",
+    ]
+    assert version_for_release("0.9.0") is None and version_for_release("banana") is None
+    run = read_log(
+        "INFO 10-31 [api_server.py:1] vLLM API server version 0.11.0\n"
+        "INFO [gpu_model_runner.py:1] Model loading took 14.9888 GiB and 28.7 seconds\n"
+    )
+    assert run is not None and run.facts["version"] == "0.11.0"

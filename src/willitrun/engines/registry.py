@@ -675,7 +675,7 @@ class Vllm(Engine):
     ) -> Any:
         import contextlib
 
-        from .vllm import VLLM_VERSIONS, VllmOptions
+        from .vllm import VllmOptions
 
         kw: dict[str, Any] = {}
         total = facts.get("total_gpu_memory_bytes")
@@ -698,10 +698,12 @@ class Vllm(Engine):
             if (n := log_int(facts, key)) is not None and n > 0:
                 kw[name] = log_setting(settings, name, n, "log")
         if version is None and isinstance(facts.get("version"), str):
-            release = ".".join(str(facts["version"]).split(".")[:2])
-            if release in VLLM_VERSIONS:
-                version = release
-                log_setting(settings, "vllm_version", version, "log")
+            from .vllm import version_for_release
+
+            covering = version_for_release(str(facts["version"]))
+            if covering is not None:
+                version = covering
+                log_setting(settings, "vllm_version", version, f"log (vLLM {str(facts['version'])[:20]})")
         if version is not None:
             kw["version"] = version
             settings.setdefault("vllm_version", {"value": version, "from": "given"})

@@ -34,6 +34,7 @@ after `reset_peak_memory_stats`), which round blocks (see `torch_allocated`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -225,6 +226,33 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
 # The newest release line in the stored material (vllm==0.33.0): the default, as for every engine; the
 # calibration entries name their own line (0.10 for the 0.10-0.16 logs, 0.17 for 0.17-0.20, both the 0.9 share).
 VLLM_DEFAULT_VERSION = "0.33"
+
+
+def _release(text: str) -> tuple[int, ...] | None:
+    m = re.match(r"^v?(\d{1,3})\.(\d{1,3})(?:\.(\d{1,3}))?", text.strip())
+    return tuple(int(g) for g in m.groups() if g is not None) if m else None
+
+
+def version_for_release(release: str) -> str | None:
+    """The version key whose range (its `since`: "0.10 to 0.16", "0.9.1 to 0.9.2", "0.6.x", "0.33") holds a
+    release a log prints ("0.11.0" -> "0.10"); the V0 fallback keys are never chosen this way. None when no
+    range holds it."""
+    r = _release(release)
+    if r is None:
+        return None
+    for key, v in VLLM_VERSIONS.items():
+        if "-" in key:
+            continue
+        bounds = re.findall(r"\d+\.\d+(?:\.\d+)?", v.since)
+        if not bounds:
+            continue
+        lo, hi = _release(bounds[0]), _release(bounds[-1])
+        assert lo is not None and hi is not None
+        # a bound of two parts holds every patch release of it (0.16 holds 0.16.3)
+        if lo <= r[: len(lo)] and r[: len(hi)] <= hi:
+            return key
+    return None
+
 
 # non_torch_memory, V0: "non_torch_memory 1.79GiB" for Llama-3-8B on an H100 at TP 1 and 3.58 GiB at TP 2
 # (PR #10511 log, measured.yaml `vllm-pr10511-llama3-8b-bf16-h100-tp1`): the CUDA context, cuBLAS
