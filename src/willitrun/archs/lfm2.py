@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from .. import limits as L
 from ..records import Field, model_validator
@@ -83,24 +83,49 @@ class Lfm2Spec(DecoderSpec):
     config: Lfm2Config
 
 
+class ShortConvLayers(Protocol):
+    """What LFM2 and LFM2-MoE layers share: attention with q/k norms, or a short convolution."""
+
+    @property
+    def hidden_size(self) -> int: ...
+    @property
+    def head_size(self) -> int: ...
+    @property
+    def num_attention_heads(self) -> int: ...
+    @property
+    def kv_heads(self) -> int: ...
+    @property
+    def conv_L_cache(self) -> int: ...
+    @property
+    def conv_bias(self) -> bool: ...
+    def attends(self, i: int) -> bool: ...
+
+
+def mixer_tensors(c: ShortConvLayers, p: str, i: int) -> Iterator[Tensor]:
+    """Layer i's mixer (transformers Lfm2DecoderLayer / Lfm2MoeDecoderLayer): grouped-query attention with
+    per-head q/k norms, or Lfm2ShortConv (a depthwise causal convolution between two projections)."""
+    h, hd, comp = c.hidden_size, c.head_size, "decoder"
+    if c.attends(i):
+        yield from llama.attention_tensors(
+            p, comp, i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads, head_dim=hd, bias=False
+        )
+        yield from norm(f"{p}.attn_q_norm", comp, hd, i)
+        yield from norm(f"{p}.attn_k_norm", comp, hd, i)
+    else:
+        yield Tensor(f"{p}.shortconv.conv.weight", comp, (h, 1, c.conv_L_cache), "conv", i)
+        if c.conv_bias:
+            yield Tensor(f"{p}.shortconv.conv.bias", comp, (h,), "bias", i)
+        yield from linear(f"{p}.shortconv.in_proj", comp, 3 * h, h, "ssm_in", c.conv_bias, i)
+        yield from linear(f"{p}.shortconv.out_proj", comp, h, h, "ssm_out", c.conv_bias, i)
+
+
 def _tensors(spec: Lfm2Spec) -> Iterator[Tensor]:
     c = spec.config
-    h, hd, comp = c.hidden_size, c.head_size, "decoder"
+    h, comp = c.hidden_size, "decoder"
     yield Tensor("token_embd.weight", "embeddings", (c.vocab_size, h), "token_embd")
     for i in range(c.num_hidden_layers):
         p = f"decoder.{i}"
-        if c.attends(i):
-            yield from llama.attention_tensors(
-                p, comp, i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads, head_dim=hd, bias=False
-            )
-            yield from norm(f"{p}.attn_q_norm", comp, hd, i)
-            yield from norm(f"{p}.attn_k_norm", comp, hd, i)
-        else:
-            yield Tensor(f"{p}.shortconv.conv.weight", comp, (h, 1, c.conv_L_cache), "conv", i)
-            if c.conv_bias:
-                yield Tensor(f"{p}.shortconv.conv.bias", comp, (h,), "bias", i)
-            yield from linear(f"{p}.shortconv.in_proj", comp, 3 * h, h, "ssm_in", c.conv_bias, i)
-            yield from linear(f"{p}.shortconv.out_proj", comp, h, h, "ssm_out", c.conv_bias, i)
+        yield from mixer_tensors(c, p, i)
         yield from llama.gated_mlp(p, comp, h, c.ffn_width, False, i)
         yield from norm(f"{p}.attn_norm", comp, h, i)
         yield from norm(f"{p}.ffn_norm", comp, h, i)

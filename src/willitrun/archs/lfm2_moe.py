@@ -19,11 +19,11 @@ from typing import Annotated, Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
-from .base import Geometry, Intermediate, Stage, Tensor, linear, norm
+from .base import Geometry, Intermediate, Stage, Tensor, norm
 from .caches import CacheKind, FullAttention, ShortConvState
 from .decoder import DecoderSpec, moe_family
 from .family import ConfigClass
-from .lfm2 import ENGINE_REFUSAL, Lfm2LayerType
+from .lfm2 import ENGINE_REFUSAL, Lfm2LayerType, mixer_tensors
 from .mixtral import moe_geometry
 from .moe import Experts, MoeConfig, expert_tensors, moe_stage
 
@@ -74,22 +74,11 @@ class Lfm2MoeSpec(DecoderSpec):
 
 def _tensors(spec: Lfm2MoeSpec) -> Iterator[Tensor]:
     c = spec.config
-    h, hd, comp = c.hidden_size, c.head_size, "decoder"
+    h, comp = c.hidden_size, "decoder"
     yield Tensor("token_embd.weight", "embeddings", (c.vocab_size, h), "token_embd")
     for i in range(c.num_hidden_layers):
         p = f"decoder.{i}"
-        if c.attends(i):
-            yield from llama.attention_tensors(
-                p, comp, i, hidden=h, heads=c.num_attention_heads, kv_heads=c.kv_heads, head_dim=hd, bias=False
-            )
-            yield from norm(f"{p}.attn_q_norm", comp, hd, i)
-            yield from norm(f"{p}.attn_k_norm", comp, hd, i)
-        else:
-            yield Tensor(f"{p}.shortconv.conv.weight", comp, (h, 1, c.conv_L_cache), "conv", i)
-            if c.conv_bias:
-                yield Tensor(f"{p}.shortconv.conv.bias", comp, (h,), "bias", i)
-            yield from linear(f"{p}.shortconv.in_proj", comp, 3 * h, h, "ssm_in", c.conv_bias, i)
-            yield from linear(f"{p}.shortconv.out_proj", comp, h, h, "ssm_out", c.conv_bias, i)
+        yield from mixer_tensors(c, p, i)
         if c.is_moe(i):
             yield from expert_tensors(p, comp, i, hidden=h, inter=c.moe_intermediate_size, experts=c.num_experts)
         else:
