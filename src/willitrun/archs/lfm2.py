@@ -143,7 +143,13 @@ def _geometry(spec: Lfm2Spec) -> Geometry:
         intermediate_size=c.ffn_width,
         refusals={"llama.cpp": ENGINE_REFUSAL, "ollama": ENGINE_REFUSAL, "vllm": ENGINE_REFUSAL},
     )
-    n = c.num_hidden_layers
+    return with_short_conv_caches(g, c)
+
+
+def with_short_conv_caches(g: Geometry, c: ShortConvLayers) -> Geometry:
+    """`g` with each layer's cache: keys and values on attention layers, the short convolution's state
+    (hidden x conv_L_cache per sequence, transformers Lfm2HybridConvCache) on the others."""
+    n = len(g.self_kv)
     conv = c.hidden_size * c.conv_L_cache
     kinds: list[tuple[CacheKind, ...]] = [
         (FullAttention(c.kv_heads, c.head_size, c.head_size),) if c.attends(i) else (ShortConvState(conv, 0),)

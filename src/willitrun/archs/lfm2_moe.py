@@ -13,17 +13,15 @@ Lfm2MoeDecoderLayer indexes it, so transformers 5.23 cannot build a config witho
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Annotated, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import Geometry, Intermediate, Stage, Tensor, norm
-from .caches import CacheKind, FullAttention, ShortConvState
 from .decoder import DecoderSpec, moe_family
 from .family import ConfigClass
-from .lfm2 import ENGINE_REFUSAL, Lfm2LayerType, mixer_tensors
+from .lfm2 import ENGINE_REFUSAL, Lfm2LayerType, mixer_tensors, with_short_conv_caches
 from .mixtral import moe_geometry
 from .moe import Experts, MoeConfig, expert_tensors, moe_stage
 
@@ -98,19 +96,7 @@ def _geometry(spec: Lfm2MoeSpec) -> Geometry:
         tied_embeddings=c.tied,
         refusals={"llama.cpp": ENGINE_REFUSAL, "ollama": ENGINE_REFUSAL, "vllm": ENGINE_REFUSAL},
     )
-    n = c.num_hidden_layers
-    conv = c.hidden_size * c.conv_L_cache
-    kinds: list[tuple[CacheKind, ...]] = [
-        (FullAttention(c.kv_heads, c.head_size, c.head_size),) if c.attends(i) else (ShortConvState(conv, 0),)
-        for i in range(n)
-    ]
-    return replace(
-        g,
-        self_kv=tuple(kv if c.attends(i) else None for i, kv in enumerate(g.self_kv)),
-        ssm_state=tuple((0, 0) if c.attends(i) else (conv, 0) for i in range(n)),
-        ssm_conv_kernel=c.conv_L_cache,
-        cache_kinds=tuple(kinds),
-    )
+    return with_short_conv_caches(g, c)
 
 
 def _stages(spec: Lfm2MoeSpec, context: int, source: int, images: int) -> list[Stage]:
