@@ -478,6 +478,7 @@ def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
         tensor_parallel=entry.get("tensor_parallel", 1),
         max_model_len=entry.get("max_model_len"),
         max_num_batched_tokens=entry.get("max_num_batched_tokens"),
+        max_num_seqs=entry.get("max_num_seqs"),
     )
     est = engine_estimate(spec, Request(dtype=QUANT.get(entry["quant"])), "vllm", opts)
     note = entry["excerpt"][0].split("]", 1)[-1].strip()[:60]

@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import archs
 from ..archs.base import EXPERT_ROLES, LINEAR_ROLES, Geometry, LayerKV, Tensor
 from ..archs.mamba import VLLM_STATE_REFUSAL
+from ..archs.mllama import MllamaSpec
 from ..errors import UsageError
 from ..memory import AnySpec, Request, Resolved, resolve, stage_peak, stages, storage_types, vocab_size
 from .base import GIB, MIB, Buffer, EngineEstimate, pad
@@ -680,6 +681,7 @@ class RankBudget:
     kv_bytes_per_token: int  # this rank's layers, every attention layer counted in full
     available_bytes: int  # for the KV cache (may be negative)
     kv: KVLayout | None = None  # the rank's KV cache groups (None: not computed)
+    mm: MultimodalProfile | None = None  # the multimodal profile (first stage of a multimodal model)
 
     @property
     def activation_bytes(self) -> int:
@@ -955,6 +957,123 @@ def v1_sampler_bytes(info: VllmVersion, rows: int, batched: int, vocab: int, hid
     return logits + (batched + 2 * rows) * hidden * act
 
 
+# --------------------------------------------------------------------------------------------------
+# The multimodal profile run
+# --------------------------------------------------------------------------------------------------
+# V1 (0.8 on): items allowed per prompt when --limit-mm-per-prompt is not given: vllm==0.8.5 and 0.9.x
+# vllm/config.py MultiModalConfig.get_limit_per_prompt `999 if envs.VLLM_USE_V1 else 1` (V0: 1).
+VLLM_V1_MM_LIMIT_PER_PROMPT = 999
+# Llama 3.2 Vision's vision encoder pads each tile's 1601 positions to a multiple of 8 (vLLM
+# vllm/model_executor/models/mllama.py MllamaVisionModel.forward `num_padding_patches = (8 - (n % 8)) % 8`).
+VLLM_MLLAMA_PATCH_PAD = 8
+
+
+@dataclass(frozen=True)
+class MultimodalProfile:
+    """What the profile run feeds the vision encoder, and what it holds while the decoder runs.
+
+    V1 (vllm==0.10.1 / 0.11.0 vllm/v1/worker/gpu_model_runner.py `profile_run`; vllm/v1/worker/utils.py
+    MultiModalBudget.get_max_items in later releases): the encoder cache budget is max(max_num_batched_tokens,
+    the largest item's tokens) (vllm/v1/core/encoder_cache_manager.py `compute_encoder_budget`: compute budget
+    and cache size both default to max_num_batched_tokens, raised to one item); the encoder runs on
+    max(1, min(budget // item tokens, max_num_seqs x items per prompt)) dummy items of the maximum feature size
+    (`_get_mm_dummy_batch`; 0.8.x and 0.9.x `cdiv` the budget instead), and its outputs stay in
+    `encoder_cache["tmp"]` through the decoder's dummy run and the sampler.
+    V0 (vllm/worker/model_runner.py `profile_run`): max_num_seqs = min(max_num_seqs, max_num_batched_tokens //
+    max multimodal tokens), each sequence with one item (V0's limit per prompt), the vision pass inside the
+    model's forward; the sampler runs on those sequences. V0 encoder-decoder (mllama,
+    vllm/worker/enc_dec_model_runner.py `profile_run`): one image per each of max_num_seqs sequences, not
+    reduced ('pixel_values is torch.Size([256, 1, 1, 4, 3, 560, 560])' at the default 256, vLLM issue #10569)."""
+
+    tokens_per_item: int  # the largest item's embeddings in the sequence
+    items: int  # dummy items the vision encoder runs on at once
+    encoder_budget: int  # V1's encoder cache budget in tokens (0 on V0)
+    encoder_peak_bytes: int  # the vision pass over `items` (per TP rank)
+    outputs_bytes: int  # embeddings (or mllama's cross-attention states) held through the decoder run
+    sampler_rows: int  # the profile sampler's rows (V0 multimodal: the reduced sequence count)
+    detail: str
+
+
+def _mllama_encoder_extra(spec: MllamaSpec, items: int, act: int) -> tuple[int, int, str]:
+    """(vision tokens, bytes besides the layer's temporaries, detail) of vLLM's MllamaVisionModel over `items`
+    images (vllm/model_executor/models/mllama.py, read at the version stored in the index): the tiles' positions
+    padded to a multiple of 8; `_prepare_aspect_ratio_attention_mask` builds one (tiles x padded)^2 mask per
+    image in the model dtype, alive through both encoders; MllamaVisionEncoder keeps the hidden states of
+    `intermediate_layers_indices` (5 for Llama 3.2 Vision) until `torch.stack` after the local encoder."""
+    v = spec.config.vision_config
+    per_tile = -(-v.positions_per_tile // VLLM_MLLAMA_PATCH_PAD) * VLLM_MLLAMA_PATCH_PAD
+    length = v.max_num_tiles * per_tile
+    tokens = items * length
+    mask = items * length * length * act
+    kept = len(v.intermediate_layers_indices) * tokens * v.hidden_size * act
+    detail = (
+        f"aspect-ratio mask {items} x {length}^2 x {act} B ({mask / GIB:.2f} GiB) + "
+        f"{len(v.intermediate_layers_indices)} intermediate hidden states ({kept / GIB:.2f} GiB)"
+    )
+    return tokens, mask + kept, detail
+
+
+def mm_profile(r: Resolved, opt: VllmOptions, max_model_len: int, batched: int, seqs: int) -> MultimodalProfile | None:
+    """The multimodal part of the profile run (None for a text-only model)."""
+    spec = r.spec
+    g = archs.geometry(spec)
+    info = opt.info
+    act = r.dtype.activation_bytes
+    tp = opt.tensor_parallel
+    if g.vision_cross_attention and isinstance(spec, MllamaSpec):
+        items = seqs
+        tokens, extra, extra_detail = _mllama_encoder_extra(spec, items, act)
+        vision = [st for st in stages(spec, batched, r.source, items) if st.per_input]
+        layer = max((stage_peak(replace(st, tokens=tokens, eager_scores=False), 1, act) for st in vision), default=0)
+        per_image = spec.config.vision_config.max_num_tiles * spec.config.vision_config.positions_per_tile
+        outputs = items * per_image * g.hidden_size * act  # the projected cross-attention states
+        return MultimodalProfile(
+            per_image,
+            items,
+            0,
+            layer // tp + extra,
+            outputs,
+            seqs,
+            f"V0 encoder-decoder profile: {items} images (one per sequence) of {tokens // items} vision positions; "
+            f"layer temporaries {layer / tp / GIB:.2f} GiB + {extra_detail}",
+        )
+    if not g.takes_images:
+        return None
+    per_item = archs.image_tokens(spec, None)
+    if per_item <= 0:
+        return None
+    if info.v1:
+        budget = max(batched, per_item)
+        per_prompt = max(1, min(VLLM_V1_MM_LIMIT_PER_PROMPT, max_model_len // per_item))
+        by_budget = -(-budget // per_item) if opt.version in ("0.8", "0.9") else budget // per_item
+        items = max(1, min(by_budget, seqs * per_prompt))
+        rows = min(seqs, batched)
+    else:
+        budget = 0
+        items = max(1, min(seqs, batched // per_item))
+        rows = items
+    vision = [st for st in stages(spec, batched, r.source, items) if st.per_input]
+    # vLLM's vision towers run fused attention (vllm/attention/layer.py MultiHeadAttention: xformers / SDPA /
+    # flash): no score matrix, whatever transformers does
+    encoder = max((stage_peak(replace(st, eager_scores=False), 1, act) for st in vision), default=0) // tp
+    outputs = items * per_item * g.hidden_size * act
+    where = (
+        f"encoder cache budget {budget} tokens (max(max_num_batched_tokens, one item)): "
+        if info.v1
+        else "V0: min(max_num_seqs, max_num_batched_tokens // item tokens) sequences with one image each: "
+    )
+    return MultimodalProfile(
+        per_item,
+        items,
+        budget,
+        encoder,
+        outputs,
+        rows,
+        f"{where}{items} image(s) of {per_item} tokens through the vision tower ({encoder / GIB:.2f} GiB), "
+        f"their embeddings ({outputs / GIB:.2f} GiB) held through the decoder run",
+    )
+
+
 def rank_budget(
     r: Resolved,
     opt: VllmOptions,
@@ -982,11 +1101,17 @@ def rank_budget(
     # The layers' temporaries for the profile batch (memory.stage_peak: one stream of `batched` tokens;
     # flash attention: no score matrix), each rank holding 1/tp of the heads and MLP width.
     layer_peak = 0
+    mm = mm_profile(r, opt, max_model_len or batched, batched, seqs) if stage == 0 else None
     if layers[1] > layers[0]:
-        layer_peak = (
-            max(stage_peak(st, 1, r.dtype.activation_bytes) for st in stages(spec, batched, r.source, r.images)) // tp
-        )
+        lm = [st for st in stages(spec, batched, r.source, r.images) if mm is None or not st.per_input]
+        layer_peak = max(stage_peak(st, 1, r.dtype.activation_bytes) for st in lm) // tp
+    held = 0
     rows = min(seqs, batched)
+    if mm is not None:
+        # the vision pass first, then the decoder's dummy run and the sampler with its outputs still held
+        held = mm.outputs_bytes
+        layer_peak = max(mm.encoder_peak_bytes, held + layer_peak)
+        rows = mm.sampler_rows
     # V1: only the last stage samples (`if get_pp_group().is_last_rank`); the logits are gathered whole
     # on every TP rank of it. V0 (PP 1 in its calibration) the same.
     if not last_stage:
@@ -995,6 +1120,8 @@ def rank_budget(
         sampler = v1_sampler_bytes(info, rows, batched, vocab_size(spec), g.hidden_size, r.dtype.activation_bytes)
     else:
         sampler = int(VLLM_SAMPLER_LOGITS_COPIES * rows * vocab_size(spec) * 4)
+    if sampler:
+        sampler += held
     per_token = 0
     for kv in _kv_layers(g, *layers):
         share = kv_heads_per_rank(kv.kv_heads, tp)
@@ -1004,7 +1131,18 @@ def rank_budget(
     available = usable - weights.allocated_bytes - non_torch - max(layer_peak, sampler)
     layout = kv_layout(r, opt, layers, max_model_len, batched) if max_model_len else None
     return RankBudget(
-        stage, layers, total_memory_bytes, usable, weights, non_torch, layer_peak, sampler, per_token, available, layout
+        stage,
+        layers,
+        total_memory_bytes,
+        usable,
+        weights,
+        non_torch,
+        layer_peak,
+        sampler,
+        per_token,
+        available,
+        layout,
+        mm,
     )
 
 
@@ -1038,6 +1176,14 @@ def budgets(
         raise UsageError(
             f"vLLM {opt.info.since} runs recurrent-state models on V0, which the profile does not model: "
             "--vllm-version 0.10 or later sizes their Mamba state pools"
+        )
+    if g.vision_cross_attention and opt.info.v1:
+        # vLLM-ascend issue #1963 (v0.9.2): "['MllamaForConditionalGeneration'] is not supported by the V1 Engine.
+        # Falling back to V0."; vllm/model_executor/models/registry.py `_PREVIOUSLY_SUPPORTED_MODELS`:
+        # "MllamaForConditionalGeneration": "0.10.2" (PR #24907 removed V0's encoder-decoder runner).
+        raise UsageError(
+            f"vLLM {opt.info.since} runs Llama 3.2 Vision (mllama) only on its V0 engine: 0.8 to 0.10.1 fall back "
+            "to V0 and 0.10.2 removed the model (vLLM PR #24907); --vllm-version 0.9-v0 (or 0.7) sizes that run"
         )
     if opt.total_memory_bytes is None and memory_by_stage is None:
         raise UsageError("the vLLM profile needs the GPU's memory (--gpu or --vram)")
@@ -1225,10 +1371,9 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
             "SlidingWindowSpec); full-attention layers cdiv(max_model_len, block size)"
         )
     if g.vision_cross_attention:
-        notes.append(
-            "the KV pool spans the cross-attention layers too; the vision profile run is not calibrated "
-            "(vLLM profiles max_num_seqs images and can take tens of GiB)"
-        )
+        notes.append("the KV pool spans the cross-attention layers too (one block table per request)")
+    if ranks[0].mm is not None:
+        notes.append(f"multimodal profile run: {ranks[0].mm.detail}")
     buffers: list[Buffer] = []
     for b in ranks:
         dev = b.stage * tp
@@ -1276,15 +1421,17 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                 dev,
             )
         )
+        rows = b.mm.sampler_rows if b.mm else min(seqs, batched)
         sampler = (
             (
-                f"sampler: {min(seqs, batched)} rows x {vocab_size(spec)} x ({r.dtype.activation_bytes} + "
-                f"{v1_sampler_bytes_per_logit(info, min(seqs, batched))}) B "
-                f"({'Triton' if info.triton_sampler and min(seqs, batched) >= VLLM_TRITON_SAMPLER_MIN_ROWS else 'torch.sort'}"
+                f"sampler: {rows} rows x {vocab_size(spec)} x ({r.dtype.activation_bytes} + "
+                f"{v1_sampler_bytes_per_logit(info, rows)}) B "
+                f"({'Triton' if info.triton_sampler and rows >= VLLM_TRITON_SAMPLER_MIN_ROWS else 'torch.sort'}"
                 f" top-k/top-p) + the dummy run's hidden states"
                 if info.v1
-                else f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {min(seqs, batched)} rows x {vocab_size(spec)} x 4 B"
+                else f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {rows} rows x {vocab_size(spec)} x 4 B"
             )
+            + (" + the held embeddings" if b.mm else "")
             if b.sampler_bytes
             else "no sampler (not the last stage)"
         )
@@ -1294,7 +1441,8 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                 b.activation_bytes,
                 "gpu",
                 "compute",
-                f"max(layers over {batched} tokens / {tp}: {b.layer_peak_bytes} B, {sampler})",
+                f"max({'the vision pass, or the held embeddings + ' if b.mm else ''}"
+                f"layers over {batched} tokens / {tp}: {b.layer_peak_bytes} B, {sampler})",
                 dev,
             )
         )
@@ -1352,6 +1500,10 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
         "data_parallel": opt.data_parallel,
         "expert_parallel": opt.expert_parallel,
     }
+    if first.mm is not None:
+        facts["mm_items"] = first.mm.items
+        facts["mm_tokens_per_item"] = first.mm.tokens_per_item
+        facts["encoder_cache_budget"] = first.mm.encoder_budget
     return EngineEstimate(
         "vllm",
         spec.id,
@@ -1376,6 +1528,7 @@ __all__ = [
     "KVLayout",
     "LayerSpec",
     "MoeSplit",
+    "MultimodalProfile",
     "RankBudget",
     "RankWeights",
     "VllmOptions",
@@ -1385,6 +1538,7 @@ __all__ = [
     "estimate_max_model_len",
     "kv_heads_per_rank",
     "kv_layout",
+    "mm_profile",
     "mxfp4_backend",
     "pp_partition",
     "rank_budget",
