@@ -663,6 +663,7 @@ class Vllm(Engine):
         "data_parallel_size": "data_parallel",
         "enable_expert_parallel": "expert_parallel",
         "disable_hybrid_kv_cache_manager": "disable_hybrid_kv_cache_manager",
+        "flashinfer_sampler": "flashinfer_sampler",
     }
     version_key = "vllm_version"
     multi_card = "tensor"
@@ -818,6 +819,9 @@ class Vllm(Engine):
             argv.append("--enable-expert-parallel")
         if options is not None and getattr(options, "disable_hybrid_kv_cache_manager", False):
             argv.append("--disable-hybrid-kv-cache-manager")
+        flashinfer = getattr(options, "flashinfer_sampler", None) if options is not None else None
+        if flashinfer is not None:  # given: the environment variable vLLM reads (vllm/envs.py)
+            argv = ["env", f"VLLM_USE_FLASHINFER_SAMPLER={int(flashinfer)}", *argv]
         return argv
 
 

@@ -94,6 +94,11 @@ class VllmVersion:
     # The profile sampler's top-k/top-p: the Triton kernel from 0.17.0 (VLLM_V1_TRITON_BYTES_PER_LOGIT), torch.sort
     # before it (VLLM_V1_SORT_BYTES_PER_LOGIT).
     triton_sampler: bool = False
+    # VLLM_USE_FLASHINFER_SAMPLER on a plain `pip install vllm`: vllm==0.21.0 and 0.22.0 envs.py default True, and
+    # flashinfer-python is a requirement from 0.12.0 (the wheels' METADATA); 0.8-0.11 read None as "on" but
+    # FlashInfer is only the `vllm[flashinfer]` extra there (0.11.0 METADATA), 0.12.0-0.20.0 read None as "off"
+    # (topk_topp_sampler.py `if envs.VLLM_USE_FLASHINFER_SAMPLER:`; vllm==0.20.0 envs.py default None).
+    flashinfer_sampler: bool = False
 
 
 VLLM_VERSIONS: dict[str, VllmVersion] = {
@@ -203,6 +208,7 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             tokens_from_concurrency=True,
             mxfp4_padding=True,
             triton_sampler=True,  # as 0.17 (the Triton kernel is in main's topk_topp_sampler.py since PR #33538)
+            flashinfer_sampler=True,
         ),
         VllmVersion(
             "0.33",
@@ -221,6 +227,7 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             hybrid_prefix_caching=True,
             mxfp4_padding=True,
             triton_sampler=True,
+            flashinfer_sampler=True,
         ),
     )
 }
@@ -299,6 +306,13 @@ VLLM_SORT_SEGMENTED_ROWS = 128  # Sort.cu: `nsegments < 128` -> segmented_sort_p
 # logits, "~80MiB" in PR #33538), not counted: the card's SM count is not known here.
 VLLM_V1_TRITON_BYTES_PER_LOGIT = 12
 VLLM_TRITON_SAMPLER_MIN_ROWS = 8  # fewer rows still sort (apply_top_k_top_p_pytorch)
+# FlashInfer's top-k/top-p (VLLM_USE_FLASHINFER_SAMPLER; TopKTopPSampler.forward_cuda -> flashinfer_sample, which
+# the dummy sampler run's top_k and top_p send to `flashinfer.sampling.top_k_top_p_sampling_from_logits`):
+# flashinfer-python 0.3.1 and 0.6.11.post2 flashinfer/sampling.py, filter_apply_order "top_k_first":
+# `masked_logits = top_k_mask_logits(logits, top_k)` (torch.empty_like: 4 B) then `probs = torch.softmax(...)`
+# (4 B), besides the sampler's float32 copy (4 B) and the model-dtype logits: a + 12, no sort. Its 1 MiB
+# row-state buffer (`_get_cache_buf`) is not counted.
+VLLM_V1_FLASHINFER_BYTES_PER_LOGIT = 12
 VLLM_BLOCK_SIZE = 16  # CacheConfig block_size default on CUDA
 VLLM_V0_MAX_NUM_SEQS = 256  # SchedulerConfig max_num_seqs default (V0)
 VLLM_MIN_BATCHED_TOKENS = (
@@ -339,6 +353,7 @@ class VllmOptions:
     )
     expert_parallel: bool = False  # [--enable-expert-parallel] whole experts per rank instead of TP-sharded ones
     data_parallel: int = 1  # [--data-parallel-size] attention replicas; with expert parallel EP = TP x DP
+    flashinfer_sampler: bool | None = None  # [VLLM_USE_FLASHINFER_SAMPLER] None: the version's default install
 
     def __post_init__(self) -> None:
         if self.version not in VLLM_VERSIONS:
@@ -367,6 +382,14 @@ class VllmOptions:
     @property
     def info(self) -> VllmVersion:
         return VLLM_VERSIONS[self.version]
+
+    @property
+    def uses_flashinfer_sampler(self) -> bool:
+        """FlashInfer's top-k/top-p in the profile sampler: V1 only (V0 reads the variable's absence as off and
+        its profile is the fitted VLLM_SAMPLER_LOGITS_COPIES)."""
+        if not self.info.v1:
+            return False
+        return self.info.flashinfer_sampler if self.flashinfer_sampler is None else self.flashinfer_sampler
 
     @property
     def utilization(self) -> float:
@@ -937,9 +960,12 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
     return KVLayout(tuple(groups), group_size, page, False, page * group_size, needed, block_size, tuple(notes))
 
 
-def v1_sampler_bytes_per_logit(info: VllmVersion, rows: int) -> int:
+def v1_sampler_bytes_per_logit(info: VllmVersion, rows: int, flashinfer: bool = False) -> int:
     """Bytes per logit at the V1 profile sampler's peak, besides the model-dtype logits (see
-    VLLM_V1_SORT_BYTES_PER_LOGIT): the Triton top-k/top-p from 0.17 on 8 rows or more, torch.sort otherwise."""
+    VLLM_V1_SORT_BYTES_PER_LOGIT): FlashInfer's top-k/top-p when on, else the Triton kernel from 0.17 on 8 rows
+    or more, torch.sort otherwise."""
+    if flashinfer:
+        return VLLM_V1_FLASHINFER_BYTES_PER_LOGIT
     if info.triton_sampler and rows >= VLLM_TRITON_SAMPLER_MIN_ROWS:
         return VLLM_V1_TRITON_BYTES_PER_LOGIT
     if 1 < rows < VLLM_SORT_SEGMENTED_ROWS:
@@ -947,13 +973,22 @@ def v1_sampler_bytes_per_logit(info: VllmVersion, rows: int) -> int:
     return VLLM_V1_SORT_BYTES_PER_LOGIT
 
 
-def v1_sampler_bytes(info: VllmVersion, rows: int, batched: int, vocab: int, hidden: int, act: int) -> int:
+def sampler_kind(opt: VllmOptions, rows: int) -> str:
+    """Which top-k/top-p the V1 profile sampler runs."""
+    if opt.uses_flashinfer_sampler:
+        return "FlashInfer"
+    return "Triton" if opt.info.triton_sampler and rows >= VLLM_TRITON_SAMPLER_MIN_ROWS else "torch.sort"
+
+
+def v1_sampler_bytes(
+    info: VllmVersion, rows: int, batched: int, vocab: int, hidden: int, act: int, flashinfer: bool = False
+) -> int:
     """V1's `_dummy_sampler_run` peak on the last stage: `rows` x `vocab` logits (model dtype plus the
     sampler's temporaries per logit) while profile_run still holds the dummy run's hidden states (`batched`
     tokens), their `hidden_states[logit_indices]` rows and `_dummy_sampler_run`'s `torch.rand_like` copy of them
     (vllm==0.10.1 / 0.11.0 gpu_model_runner.py `_dummy_run`, `profile_run`, `_dummy_sampler_run`; 0.8.5 has no
     rand_like copy, rows x hidden x act bytes less, not told apart). 0.8.5's topk_topp_sampler.py sorts as 0.10.1 does."""
-    logits = rows * vocab * (act + v1_sampler_bytes_per_logit(info, rows))
+    logits = rows * vocab * (act + v1_sampler_bytes_per_logit(info, rows, flashinfer))
     return logits + (batched + 2 * rows) * hidden * act
 
 
@@ -1117,7 +1152,9 @@ def rank_budget(
     if not last_stage:
         sampler = 0
     elif info.v1:
-        sampler = v1_sampler_bytes(info, rows, batched, vocab_size(spec), g.hidden_size, r.dtype.activation_bytes)
+        sampler = v1_sampler_bytes(
+            info, rows, batched, vocab_size(spec), g.hidden_size, r.dtype.activation_bytes, opt.uses_flashinfer_sampler
+        )
     else:
         sampler = int(VLLM_SAMPLER_LOGITS_COPIES * rows * vocab_size(spec) * 4)
     if sampler:
@@ -1425,8 +1462,8 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
         sampler = (
             (
                 f"sampler: {rows} rows x {vocab_size(spec)} x ({r.dtype.activation_bytes} + "
-                f"{v1_sampler_bytes_per_logit(info, rows)}) B "
-                f"({'Triton' if info.triton_sampler and rows >= VLLM_TRITON_SAMPLER_MIN_ROWS else 'torch.sort'}"
+                f"{v1_sampler_bytes_per_logit(info, rows, opt.uses_flashinfer_sampler)}) B "
+                f"({sampler_kind(opt, rows)}"
                 f" top-k/top-p) + the dummy run's hidden states"
                 if info.v1
                 else f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {rows} rows x {vocab_size(spec)} x 4 B"
@@ -1543,6 +1580,7 @@ __all__ = [
     "pp_partition",
     "rank_budget",
     "rank_weights",
+    "sampler_kind",
     "stage_layers",
     "torch_allocated",
     "tp_problems",
