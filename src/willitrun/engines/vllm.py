@@ -1007,13 +1007,16 @@ VLLM_MLLAMA_PATCH_PAD = 8
 class MultimodalProfile:
     """What the profile run feeds the vision encoder, and what it holds while the decoder runs.
 
-    V1 (vllm==0.10.1 / 0.11.0 vllm/v1/worker/gpu_model_runner.py `profile_run`; vllm/v1/worker/utils.py
-    MultiModalBudget.get_max_items in later releases): the encoder cache budget is max(max_num_batched_tokens,
-    the largest item's tokens) (vllm/v1/core/encoder_cache_manager.py `compute_encoder_budget`: compute budget
-    and cache size both default to max_num_batched_tokens, raised to one item); the encoder runs on
+    V1 (vllm/v1/worker/gpu_model_runner.py `profile_run`; the budget in vllm==0.11.0 and 0.12.0
+    vllm/v1/worker/utils.py MultiModalBudget.get_max_items, vllm==0.17.0, 0.22.0 and 0.33.0
+    vllm/multimodal/encoder_budget.py): the encoder cache budget is max(max_num_batched_tokens, the largest item's
+    tokens) (vllm/v1/core/encoder_cache_manager.py `compute_mm_encoder_budget`: SchedulerConfig sets
+    max_num_encoder_input_tokens and encoder_cache_size to max_num_batched_tokens); the encoder runs on
     max(1, min(budget // item tokens, max_num_seqs x items per prompt)) dummy items of the maximum feature size
-    (`_get_mm_dummy_batch`; 0.8.x and 0.9.x `cdiv` the budget instead), and its outputs stay in
-    `encoder_cache["tmp"]` through the decoder's dummy run and the sampler.
+    (`_get_mm_dummy_batch`; 0.8.x and 0.9.x gpu_model_runner.py `cdiv` the budget instead), items per prompt =
+    max(1, min(999, max_model_len // item tokens)), and the outputs stay in `encoder_cache["tmp"]` through the
+    decoder's dummy run and the sampler. The modality profiled is the one with the most tokens per item; only
+    images are modelled (a video item can decide for Qwen-VL models).
     V0 (vllm/worker/model_runner.py `profile_run`): max_num_seqs = min(max_num_seqs, max_num_batched_tokens //
     max multimodal tokens), each sequence with one item (V0's limit per prompt), the vision pass inside the
     model's forward; the sampler runs on those sequences. V0 encoder-decoder (mllama,
