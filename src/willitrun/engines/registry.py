@@ -64,6 +64,7 @@ class Engine:
     sized_by_card: ClassVar[bool] = False  # it sizes itself from the card's memory (vLLM's KV pool): needs --gpu/--vram
     strict_versions: ClassVar[bool] = True  # the version option must be a key of versions() (whisper.cpp: also tags)
     launch_note: ClassVar[str] = ""  # what the launch line is, for docs/engines.md
+    ladder_kv: ClassVar[tuple[str, ...]] = ()  # the KV types `ladder` tries on it (empty: answers.LADDER_KV)
     label: ClassVar[str] = ""  # how sentences name it ("vLLM's share"); "" = its name
     # Against the memory free now (a detected card), what it keeps free beyond the buffers it sizes, and why
     # (fit.judge takes it off the free memory; vLLM's budget is its share of the TOTAL instead: `budget`).
@@ -669,6 +670,7 @@ class Vllm(Engine):
     multi_card = "tensor"
     sized_by_card = True
     launch_note = "vllm serve (vllm/engine/arg_utils.py spellings)"
+    ladder_kv = ("f16", "fp8")  # --kv-cache-dtype auto / fp8 (engines/vllm.py VLLM_KV_TYPES)
 
     @classmethod
     def options_from_log(

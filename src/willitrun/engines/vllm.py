@@ -99,6 +99,10 @@ class VllmVersion:
     # FlashInfer is only the `vllm[flashinfer]` extra there (0.11.0 METADATA), 0.12.0-0.20.0 read None as "off"
     # (topk_topp_sampler.py `if envs.VLLM_USE_FLASHINFER_SAMPLER:`; vllm==0.20.0 envs.py default None).
     flashinfer_sampler: bool = False
+    # GGUF weights load (vllm/model_executor/layers/quantization/gguf.py and model_loader/gguf_loader.py: in
+    # every wheel from 0.6 to 0.23.0, every llama.cpp quant type of STANDARD_QUANT_TYPES, KQUANT_TYPES and
+    # IMATRIX_QUANT_TYPES); vllm==0.24.0 and later wheels hold neither file and register no "gguf" quantization.
+    gguf: bool = True
 
 
 VLLM_VERSIONS: dict[str, VllmVersion] = {
@@ -194,7 +198,7 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
         ),
         VllmVersion(
             "0.22",
-            "0.21 to 0.32 (V1)",
+            "0.21 to 0.23 (V1)",
             True,
             0.92,
             True,
@@ -209,6 +213,26 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             mxfp4_padding=True,
             triton_sampler=True,  # as 0.17 (the Triton kernel is in main's topk_topp_sampler.py since PR #33538)
             flashinfer_sampler=True,
+        ),
+        # 0.24 to 0.32: 0.22's budget without GGUF (vllm==0.24.0 has no quantization/gguf.py; 0.23.0 does)
+        VllmVersion(
+            "0.24",
+            "0.24 to 0.32 (V1)",
+            True,
+            0.92,
+            True,
+            False,
+            True,
+            "vllm==0.24.0 wheel: no model_executor/layers/quantization/gguf.py (present in 0.23.0); otherwise as "
+            "0.22 (vllm==0.27.0 and 0.30.0 have no GGUF either)",
+            hybrid_kv=True,
+            state_pools=True,
+            padded_groups=True,
+            tokens_from_concurrency=True,
+            mxfp4_padding=True,
+            triton_sampler=True,
+            flashinfer_sampler=True,
+            gguf=False,
         ),
         VllmVersion(
             "0.33",
@@ -228,9 +252,30 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             mxfp4_padding=True,
             triton_sampler=True,
             flashinfer_sampler=True,
+            gguf=False,
         ),
     )
 }
+# --kv-cache-dtype: "auto" (the model's dtype), float16, bfloat16 and the fp8 formats (vllm==0.11.0, 0.22.0 and
+# 0.33.0 vllm/config/cache.py CacheDType); llama.cpp's q8_0 / q4_0 cache types are not among them.
+VLLM_KV_TYPES = frozenset({"f16", "bf16", "f32", "fp8"})
+
+
+def accepts(info: VllmVersion, dtype_name: str, dtype_family: str, kv_name: str) -> str | None:
+    """Why vLLM `info` would not load these weight and KV-cache types (None: it would)."""
+    if kv_name not in VLLM_KV_TYPES:
+        return (
+            f"vLLM has no {kv_name} KV cache: --kv-cache-dtype takes auto, float16, bfloat16 or fp8 "
+            "(vllm/config/cache.py CacheDType); --kv-dtype fp8 is its 8-bit cache"
+        )
+    if dtype_family == "gguf" and not info.gguf:
+        return (
+            f"vLLM {info.since} loads no GGUF file ({dtype_name}): GGUF support is in the wheels up to 0.23.0 "
+            "(quantization/gguf.py) and gone from 0.24.0; --vllm-version 0.22 or earlier, or a safetensors type"
+        )
+    return None
+
+
 # The newest release line in the stored material (vllm==0.33.0): the default, as for every engine; the
 # calibration entries name their own line (0.10 for the 0.10-0.16 logs, 0.17 for 0.17-0.20, both the 0.9 share).
 VLLM_DEFAULT_VERSION = "0.33"
@@ -1217,6 +1262,10 @@ def budgets(
             f"vLLM {opt.info.since} runs recurrent-state models on V0, which the profile does not model: "
             "--vllm-version 0.10 or later sizes their Mamba state pools"
         )
+    r0 = resolve(spec, request)
+    why = accepts(opt.info, r0.dtype.name, r0.dtype.family, r0.kv.name)
+    if why:
+        raise UsageError(why)
     if g.vision_cross_attention and opt.info.v1:
         # vLLM-ascend issue #1963 (v0.9.2): "['MllamaForConditionalGeneration'] is not supported by the V1 Engine.
         # Falling back to V0."; vllm/model_executor/models/registry.py `_PREVIOUSLY_SUPPORTED_MODELS`:
@@ -1230,7 +1279,7 @@ def budgets(
     problems = tp_problems(spec, opt.tensor_parallel, opt.moe_split)
     if (opt.tensor_parallel > 1 or opt.moe_split.ranks > 1) and problems:
         raise UsageError(f"tensor_parallel {opt.tensor_parallel}: " + "; ".join(problems))
-    r = resolve(spec, request)
+    r = r0
     window = r.att.context_window or 4096
     max_model_len = opt.max_model_len or request.context or window
     batched, seqs = batch_defaults(
@@ -1563,6 +1612,7 @@ __all__ = [
     "MXFP4_PADDING",
     "V1_BATCH_DEFAULTS",
     "VLLM_DEFAULT_VERSION",
+    "VLLM_KV_TYPES",
     "VLLM_VERSIONS",
     "KVGroup",
     "KVLayout",
@@ -1573,6 +1623,7 @@ __all__ = [
     "RankWeights",
     "VllmOptions",
     "VllmVersion",
+    "accepts",
     "batch_defaults",
     "budgets",
     "estimate_max_model_len",
