@@ -1005,6 +1005,28 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
     return KVLayout(tuple(groups), group_size, page, False, page * group_size, needed, block_size, tuple(notes))
 
 
+def cudagraph_sizes(opt: VllmOptions, batched: int, seqs: int) -> tuple[list[int], list[int]]:
+    """(PIECEWISE, FULL) CUDA graph batch sizes vLLM captures by default (FULL_AND_PIECEWISE, no speculative
+    decoding, not the "interactivity" performance mode): vllm==0.22.0 vllm/config/vllm.py `_set_cudagraph_sizes`:
+    max = min(max_num_batched_tokens, min(2 x max_num_seqs, 512)); 1, 2, 4, multiples of 8 below 256, multiples of
+    16 from 256, and max_num_batched_tokens when it is within the max; vllm==0.33.0 also adds max_num_seqs when it
+    is within the max and raises 512 to 1024 on SM100 (B200/GB200/B300). FULL graphs are the decode sizes up to
+    max_num_seqs (vllm/v1/cudagraph_dispatcher.py `initialize_cudagraph_keys`, separate_routine)."""
+    top = 1024 if opt.info.b200_tier and mxfp4_backend(opt.gpu_name) == "flashinfer-sm100" else 512
+    cap = min(batched, min(2 * seqs, top))
+    sizes = [i for i in (1, 2, 4) if i <= cap]
+    if cap >= 8:
+        sizes += list(range(8, min(cap + 1, 256), 8))
+    if cap >= 256:
+        sizes += list(range(256, cap + 1, 16))
+    if batched <= cap:
+        sizes.append(batched)
+    if opt.info.b200_tier and seqs <= min(2 * seqs, top) and seqs <= batched:
+        sizes.append(seqs)
+    piecewise = sorted(set(sizes))
+    return piecewise, [x for x in piecewise if x <= seqs]
+
+
 def v1_sampler_bytes_per_logit(info: VllmVersion, rows: int, flashinfer: bool = False) -> int:
     """Bytes per logit at the V1 profile sampler's peak, besides the model-dtype logits (see
     VLLM_V1_SORT_BYTES_PER_LOGIT): FlashInfer's top-k/top-p when on, else the Triton kernel from 0.17 on 8 rows
@@ -1401,9 +1423,14 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     # torch.cuda.mem_get_info difference it returns); what the pool holds is the compiled graphs' intermediate
     # buffers, which the source does not give in closed form. From 0.21 vLLM estimates it by a dummy capture.
     if info.cudagraphs_profiled:
+        pw, full = cudagraph_sizes(opt, batched, seqs)
         notes.append(
-            "CUDA graph memory is estimated and subtracted from the budget since 0.21 (0.36 GiB in one "
-            "TP 2 log): not modelled, the pool is that much smaller"
+            f"'Profiling CUDA graph memory: PIECEWISE={len(pw)} (largest={pw[-1]}), FULL={len(full)} "
+            f"(largest={full[-1] if full else 0})': since 0.21 vLLM captures the largest and the next graph of each "
+            "mode, takes first + (count - 1) x second as the graphs' memory (gpu_model_runner.py "
+            "`profile_cudagraph_memory`) and subtracts it from the KV budget; what one capture costs is measured, "
+            "not modelled here: the pool is that much smaller (0.30 to 1.58 GiB in the logs read; "
+            "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 turns it off)"
         )
     else:
         notes.append("CUDA graphs are captured after the KV cache, in the headroom (not counted)")
@@ -1589,6 +1616,10 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
         "data_parallel": opt.data_parallel,
         "expert_parallel": opt.expert_parallel,
     }
+    if info.cudagraphs_profiled:
+        pw, full = cudagraph_sizes(opt, batched, seqs)
+        facts["cudagraphs_piecewise"] = len(pw)
+        facts["cudagraphs_full"] = len(full)
     if first.mm is not None:
         facts["mm_items"] = first.mm.items
         facts["mm_tokens_per_item"] = first.mm.tokens_per_item
@@ -1626,6 +1657,7 @@ __all__ = [
     "accepts",
     "batch_defaults",
     "budgets",
+    "cudagraph_sizes",
     "estimate_max_model_len",
     "kv_heads_per_rank",
     "kv_layout",
