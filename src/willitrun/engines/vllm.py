@@ -101,7 +101,8 @@ class VllmVersion:
     flashinfer_sampler: bool = False
     # GGUF weights load (vllm/model_executor/layers/quantization/gguf.py and model_loader/gguf_loader.py: in
     # every wheel from 0.6 to 0.23.0, every llama.cpp quant type of STANDARD_QUANT_TYPES, KQUANT_TYPES and
-    # IMATRIX_QUANT_TYPES); vllm==0.24.0 and later wheels hold neither file and register no "gguf" quantization.
+    # IMATRIX_QUANT_TYPES); vllm==0.24.0 and later wheels hold neither file and register no "gguf" quantization
+    # (a plugin carries it since: vllm-project/vllm-gguf-plugin issue #101 runs a Q4_K_M file on vLLM 0.18.0).
     gguf: bool = True
 
 
@@ -270,8 +271,9 @@ def accepts(info: VllmVersion, dtype_name: str, dtype_family: str, kv_name: str)
         )
     if dtype_family == "gguf" and not info.gguf:
         return (
-            f"vLLM {info.since} loads no GGUF file ({dtype_name}): GGUF support is in the wheels up to 0.23.0 "
-            "(quantization/gguf.py) and gone from 0.24.0; --vllm-version 0.22 or earlier, or a safetensors type"
+            f"vLLM {info.since} loads no GGUF file ({dtype_name}): its own GGUF loader is in the wheels up to "
+            "0.23.0 (quantization/gguf.py) and gone from 0.24.0 (the separate vllm-gguf-plugin package is not "
+            "modelled); --vllm-version 0.22 or earlier, or a safetensors type"
         )
     return None
 
