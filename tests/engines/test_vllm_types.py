@@ -54,3 +54,12 @@ def test_ladder_lists_only_what_vllm_loads(catalog):
     assert {k for _, k in kinds} == {"f16", "fp8"}
     assert not any(d.startswith("q") for d, _ in kinds)
     assert ("fp8", "fp8") in kinds
+
+
+@pytest.mark.parametrize(
+    ("release", "key"), [("0.21.0", "0.22"), ("0.23.1", "0.22"), ("0.24.0", "0.24"), ("0.32.0", "0.24")]
+)
+def test_a_printed_release_maps_to_its_key(release, key):
+    from willitrun.engines.vllm import version_for_release
+
+    assert version_for_release(release) == key
