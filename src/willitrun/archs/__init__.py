@@ -108,6 +108,14 @@ FAMILIES: dict[str, str] = {
     "gpt_bigcode": "gpt_bigcode",
     "opt": "opt",
     "gptj": "gptj",
+    # issue 20 section 3, session 5 (famdsa): sparse-attention MoE and classic families
+    "deepseek_v32": "deepseek_v32",
+    "glm_moe_dsa": "glm_moe_dsa",
+    "minimax_m2": "minimax_m2",
+    "dbrx": "dbrx",
+    "jetmoe": "jetmoe",
+    "falcon": "falcon",
+    "bloom": "bloom",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
