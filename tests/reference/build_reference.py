@@ -239,6 +239,8 @@ MOE = (
     "olmoe",
     "granitemoe",
     "glm4_moe",
+    "minimax_m2",
+    "jetmoe",
 )
 SMALL_EXPERTS, SMALL_EXPERTS_PER_TOKEN, SMALL_EXPERT_FFN = 4, 2, 32
 # Families with sliding layers get a second case whose window (4) is shorter than the prompt (7), so the
@@ -798,6 +800,14 @@ DECODER_FAMILIES = (
     "apertus",
     "gpt_neox",
     "glm4_moe",
+    # session 5 (famdsa): sparse-attention MoE and classic families
+    "deepseek_v32",
+    "glm_moe_dsa",
+    "minimax_m2",
+    "dbrx",
+    "jetmoe",
+    "falcon",
+    "bloom",
 )
 # GPTNeoXModel's names (gpt_neox.embed_in, gpt_neox.layers.N, gpt_neox.final_layer_norm)
 _GPT_NEOX_RULES = [
@@ -809,6 +819,18 @@ _LFM2_RULES = [*_LM_RULES, (r"model\.embedding_norm\.weight", "decoder")]  # Lfm
 # PhiModel's final norm is final_layernorm, and PhiForCausalLM's lm_head has a bias
 _STABLELM_RULES = [*_LM_RULES, (r"model\.norm\.bias", "decoder")]  # its final norm is a LayerNorm with a bias
 _PHI_RULES = [*_LM_RULES, (r"model\.final_layernorm\.(?:weight|bias)", "decoder"), (r"lm_head\.bias", "lm_head")]
+# FalconModel / BloomModel: transformer.{word_embeddings, h.N, ln_f} (BLOOM: and word_embeddings_layernorm)
+_FALCON_RULES = [
+    (r"transformer\.word_embeddings(?:_layernorm)?\.(?:weight|bias)", "embeddings"),
+    (r"transformer\.(?:h\.\d+\..+|ln_f\.(?:weight|bias))", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+# DbrxModel: transformer.{wte, blocks.N, norm_f}
+_DBRX_RULES = [
+    (r"transformer\.wte\.weight", "embeddings"),
+    (r"transformer\.(?:blocks\.\d+\..+|norm_f\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
 # ... of which some have sliding-window layers: a second case with a window shorter than the prompt
 DECODER_SLIDING = ("olmo3", "exaone4")
 
@@ -820,9 +842,15 @@ def _auto_causal_lm(model_type: str) -> Architecture:
     config_cls = CONFIG_MAPPING[model_type]
     model_cls = getattr(transformers, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type])
     tied = bool(config_cls().tie_word_embeddings)
-    rules = {"phi": _PHI_RULES, "stablelm": _STABLELM_RULES, "lfm2": _LFM2_RULES, "gpt_neox": _GPT_NEOX_RULES}.get(
-        model_type, _LM_RULES
-    )
+    rules = {
+        "phi": _PHI_RULES,
+        "stablelm": _STABLELM_RULES,
+        "lfm2": _LFM2_RULES,
+        "gpt_neox": _GPT_NEOX_RULES,
+        "falcon": _FALCON_RULES,
+        "bloom": _FALCON_RULES,
+        "dbrx": _DBRX_RULES,
+    }.get(model_type, _LM_RULES)
     return Architecture(
         config_cls,
         model_cls,
@@ -1086,8 +1114,43 @@ def _shrink_granite_hybrid(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def _shrink_classic(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """BLOOM, Falcon and DBRX under their config.json names: two layers (the old names win over the generic
+    decoder's in transformers and in willitrun), a small vocabulary and a narrow MLP / few narrow experts;
+    every attention width kept."""
+    cfg = copy.deepcopy(cfg)
+    cfg["vocab_size"] = SMALL_VOCAB
+    for name in ("n_layer", "n_layers", "num_hidden_layers"):
+        if name in cfg:
+            cfg[name] = SMALL_LAYERS
+    cfg.setdefault("n_layers" if arch == "dbrx" else "num_hidden_layers", SMALL_LAYERS)
+    if arch == "falcon":
+        cfg.update(ffn_hidden_size=SMALL_FFN, intermediate_size=SMALL_FFN)
+    if arch == "bloom":
+        cfg.pop("intermediate_size", None)  # 4 x hidden_size, whatever is written
+    if arch == "dbrx":
+        ffn = dict(cfg.get("ffn_config") or {})
+        ffn.update(
+            ffn_hidden_size=SMALL_EXPERT_FFN,
+            moe_num_experts=SMALL_EXPERTS,
+            moe_top_k=min(ffn.get("moe_top_k", 1), SMALL_EXPERTS_PER_TOKEN),
+        )
+        cfg["ffn_config"] = ffn
+    return cfg
+
+
 def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
+    if arch in ("bloom", "falcon", "dbrx"):
+        return _shrink_classic(arch, cfg)
+    if arch in ("deepseek_v32", "glm_moe_dsa"):  # one dense and one MoE layer, few narrow experts; the DSA kept
+        cfg = _shrink_moe(cfg)
+        if "mlp_layer_types" in cfg:
+            cfg["mlp_layer_types"] = ["dense", "sparse"]
+        for key in ("indexer_types", "index_topk_pattern"):  # GLM-5: a full indexer layer, then a shared one
+            if key in cfg:
+                cfg[key] = ["full", "shared"] if key == "indexer_types" else "FS"
+        return cfg
     if arch == "jamba":  # two layers: Mamba + dense MLP, then attention + experts; widths kept
         cfg = _shrink_moe(cfg)
         cfg.update(attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1)
@@ -1270,6 +1333,9 @@ def describe_cache(cache: Any, cross_layer_ids: set[int]) -> dict[str, Any]:
       DynamicCaches; the cross one holds K/V of the encoder output, written once in the prefill.
     * Mllama: one DynamicCache for all text layers; the layers listed in cross_attention_layers hold
       the projected vision states (MllamaTextCrossAttention calls past_key_values.update with them).
+    * DeepSeek-V3.2 / GLM-5 (DynamicIndexedLayer): beside the MLA latent, `.indexer_keys` of
+      [batch, positions, index_head_dim], the DSA indexer's keys (None in a layer that shares its selection);
+      counted with the self-attention elements and recorded apart as `indexer_key_elements`.
     """
     if isinstance(cache, EncoderDecoderCache):
         groups = [("self", cache.self_attention_cache.layers), ("cross", cache.cross_attention_cache.layers)]
@@ -1279,6 +1345,7 @@ def describe_cache(cache: Any, cross_layer_ids: set[int]) -> dict[str, Any]:
     else:
         raise ReferenceError(f"unexpected cache type {type(cache).__name__}")
     out: dict[str, Any] = {"cache_class": type(cache).__name__, "layers": []}
+    indexed = 0
     for kind in ("self", "cross"):
         positions, elements, storage = set(), 0, {}
         filled = 0
@@ -1300,6 +1367,13 @@ def describe_cache(cache: Any, cross_layer_ids: set[int]) -> dict[str, Any]:
                     storage[st.data_ptr()] = st.nbytes() // t.element_size()
                 entry["keys_shape"], entry["values_shape"] = list(keys.shape), list(values.shape)
                 entry["dtype"] = str(keys.dtype).removeprefix("torch.")
+                indexer = getattr(layer, "indexer_keys", None)
+                if _tensor(indexer) and indexer.numel() > 0:
+                    elements += indexer.numel()
+                    indexed += indexer.numel()
+                    st = indexer.untyped_storage()
+                    storage[st.data_ptr()] = st.nbytes() // indexer.element_size()
+                    entry["indexer_keys_shape"] = list(indexer.shape)
             else:
                 entry["empty"] = True
             out["layers"].append(entry)
@@ -1312,6 +1386,8 @@ def describe_cache(cache: Any, cross_layer_ids: set[int]) -> dict[str, Any]:
         out[f"kv_{kind}_elements"] = elements
         out[f"kv_{kind}_storage_elements"] = sum(storage.values())
     out["empty_layers"] = sum(1 for e in out["layers"] if e.get("empty"))
+    if indexed:  # recorded only for models with the DSA indexer
+        out["indexer_key_elements"] = indexed
     # Recurrent state of state-space layers (LinearAttentionLayer: conv_states / recurrent_states,
     # dicts keyed by state index), per layer; elements of the whole batch.
     conv = ssm = 0
@@ -1362,7 +1438,7 @@ def state_dtypes_bf16(arch: str, cfg: dict[str, Any], overrides: dict[str, Any])
 def routing_overrides(arch: str) -> dict[str, int]:
     """DeepSeek-V3 routes within expert groups (n_group 8 by default), which the small copy's 4 experts
     cannot form: one group. Routing changes no shape and no cache."""
-    return {"n_group": 1, "topk_group": 1} if arch == "deepseek_v3" else {}
+    return {"n_group": 1, "topk_group": 1} if arch in ("deepseek_v3", "deepseek_v32") else {}
 
 
 def run_case(

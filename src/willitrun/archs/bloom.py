@@ -57,10 +57,8 @@ class BloomConfig(DecoderConfig):
     def _renamed(cls, data: Any) -> Any:
         data = renamed(data, RENAMED)
         if isinstance(data, dict) and isinstance(data.get("hidden_size"), int):
-            # BloomMLP: dense_h_to_4h is 4 x hidden_size (BloomConfig has no intermediate size)
-            inner = 4 * data["hidden_size"]
-            if data.setdefault("intermediate_size", inner) != inner:
-                raise ValueError(f"intermediate_size ({data['intermediate_size']}) is not 4 x hidden_size ({inner})")
+            # BloomMLP: dense_h_to_4h is 4 x hidden_size (BloomConfig has no intermediate size of its own)
+            data["intermediate_size"] = 4 * data["hidden_size"]
         return data
 
     @model_validator(mode="after")

@@ -43,8 +43,8 @@ class DbrxConfig(MoeConfig):
     n_heads: Heads | None = None
     n_layers: Layers | None = None
     max_seq_len: Positions | None = None
-    # the keys of attn_config and ffn_config that shape a tensor or a cache (the rest: dropout, clipping,
-    # activation, loss weights; also their model_type "")
+    # kept as config.json has them; the spec reads kv_n_heads, ffn_hidden_size, moe_num_experts and moe_top_k
+    # (the rest: dropout, clipping, rope_theta, activation, loss weights, their model_type "")
     attn_config: dict[str, Any] | None = None
     ffn_config: dict[str, Any] | None = None
     moe_num_experts: Experts
@@ -63,14 +63,13 @@ class DbrxConfig(MoeConfig):
             if sub is not None and not isinstance(sub, dict):
                 raise ValueError(f"{key}: must be a mapping")
             values = {**defaults, **{k: v for k, v in (sub or {}).items() if k in defaults}}
-            if sub is not None:  # keep only what shapes the model (a frozen spec holds no nested options)
-                data[key] = {k: v for k, v in sub.items() if k in defaults}
+            # the sub-config decides (DbrxConfig.__post_init__: num_key_value_heads = attn_config.kv_n_heads)
             if key == "attn_config":
-                data.setdefault("num_key_value_heads", values["kv_n_heads"])
+                data["num_key_value_heads"] = values["kv_n_heads"]
             else:
-                data.setdefault("intermediate_size", values["ffn_hidden_size"])
-                data.setdefault("moe_num_experts", values["moe_num_experts"])
-                data.setdefault("num_experts_per_tok", values["moe_top_k"])
+                data["intermediate_size"] = values["ffn_hidden_size"]
+                data["moe_num_experts"] = values["moe_num_experts"]
+                data["num_experts_per_tok"] = values["moe_top_k"]
         return data
 
     @model_validator(mode="after")

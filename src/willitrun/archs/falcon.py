@@ -61,8 +61,8 @@ class FalconConfig(DecoderConfig):
             data["hidden_size"] = data.pop("n_embed")
         hidden = data.get("hidden_size")
         inner = data.get("ffn_hidden_size") or (4 * hidden if isinstance(hidden, int) else None)
-        if inner is not None and data.setdefault("intermediate_size", inner) != inner:
-            raise ValueError(f"ffn_hidden_size ({inner}) and intermediate_size ({data['intermediate_size']}) differ")
+        if inner is not None:  # FalconMLP reads ffn_hidden_size only (FalconConfig has no intermediate_size)
+            data["intermediate_size"] = inner
         return data
 
     @model_validator(mode="after")

@@ -46,18 +46,10 @@ class JetMoeConfig(MoeConfig):
             return data
         data = dict(data)
         kv, k = data.get("num_key_value_heads"), data.get("num_experts_per_tok")
-        if isinstance(kv, int) and isinstance(k, int):
-            heads = kv * k
-            if data.setdefault("num_attention_heads", heads) != heads:
-                raise ValueError(
-                    f"num_attention_heads ({data['num_attention_heads']}) is not num_key_value_heads x "
-                    f"num_experts_per_tok ({heads})"
-                )
-        if (
-            data.get("kv_channels") is not None
-            and data.setdefault("head_dim", data["kv_channels"]) != data["kv_channels"]
-        ):
-            raise ValueError(f"head_dim ({data['head_dim']}) and kv_channels ({data['kv_channels']}) differ")
+        if isinstance(kv, int) and isinstance(k, int):  # whatever config.json says: __post_init__ overwrites it
+            data["num_attention_heads"] = kv * k
+        if data.get("kv_channels") is not None:
+            data["head_dim"] = data["kv_channels"]
         return data
 
     @property
