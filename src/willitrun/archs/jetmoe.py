@@ -92,6 +92,10 @@ def _tensors(spec: JetMoeSpec) -> Iterator[Tensor]:
         yield Tensor("output.weight", "lm_head", (c.vocab_size, h), "output")
 
 
+# llama.cpp's llama-arch.cpp names no JetMoE architecture and convert_hf_to_gguf.py registers no JetMoeForCausalLM
+NO_GGUF = "llama.cpp cannot load JetMoE (no JetMoeForCausalLM converter, no jetmoe architecture in llama-arch.cpp)"
+
+
 def _geometry(spec: JetMoeSpec) -> Geometry:
     c = spec.config
     return replace(
@@ -99,6 +103,7 @@ def _geometry(spec: JetMoeSpec) -> Geometry:
         experts=c.n_experts,
         experts_per_token=c.num_experts_per_tok,
         intermediate_size=c.active_ffn_width,
+        refusals={"llama.cpp": NO_GGUF, "ollama": NO_GGUF},
     )
 
 
