@@ -116,6 +116,8 @@ from transformers import (
     LlavaOnevisionForConditionalGeneration,
     M2M100Config,
     M2M100ForConditionalGeneration,
+    MarianConfig,
+    MarianMTModel,
     Mamba2Config,
     Mamba2ForCausalLM,
     MambaConfig,
@@ -130,8 +132,12 @@ from transformers import (
     MixtralForCausalLM,
     MllamaConfig,
     MllamaForConditionalGeneration,
+    MT5Config,
+    MT5ForConditionalGeneration,
     PaliGemmaConfig,
     PaliGemmaForConditionalGeneration,
+    PegasusConfig,
+    PegasusForConditionalGeneration,
     Phi3Config,
     Phi3ForCausalLM,
     Pix2StructConfig,
@@ -224,6 +230,7 @@ LLAMA_LIKE = (
     "olmo",
     "apertus",
     "gpt_neox",
+    "gemma",
 )
 # (olmoe and granitemoe, the generic decoder's mixture-of-experts families, are in MOE below)
 # Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
@@ -241,6 +248,7 @@ MOE = (
     "glm4_moe",
     "minimax_m2",
     "jetmoe",
+    "phimoe",
 )
 SMALL_EXPERTS, SMALL_EXPERTS_PER_TOKEN, SMALL_EXPERT_FFN = 4, 2, 32
 # Families with sliding layers get a second case whose window (4) is shorter than the prompt (7), so the
@@ -355,7 +363,7 @@ _BART_RULES = [
     (r"model\.decoder\..+", "decoder"),
     (r"lm_head\.weight", "lm_head"),
 ]
-BART_LIKE = ("bart", "mbart", "m2m_100")
+BART_LIKE = ("bart", "mbart", "m2m_100", "marian", "pegasus")
 _GEMMA3_RULES = [
     (r"model\.vision_tower\..+", "vision_tower"),
     (r"model\.multi_modal_projector\..+", "projector"),
@@ -623,6 +631,32 @@ ARCHITECTURES: dict[str, Architecture] = {
         lambda m: m.lm_head.weight,
         True,
     ),
+    "mt5": Architecture(
+        MT5Config,
+        MT5ForConditionalGeneration,
+        _compile(_T5_RULES),
+        lambda m: m.shared.weight,
+        lambda m: m.lm_head.weight,
+        False,
+    ),
+    # MarianMTModel / PegasusForConditionalGeneration: BART's layout (model.shared, model.encoder, model.decoder,
+    # lm_head); final_logits_bias is a buffer
+    "marian": Architecture(
+        MarianConfig,
+        MarianMTModel,
+        _compile(_BART_RULES),
+        lambda m: m.model.shared.weight,
+        lambda m: m.lm_head.weight,
+        True,
+    ),
+    "pegasus": Architecture(
+        PegasusConfig,
+        PegasusForConditionalGeneration,
+        _compile(_BART_RULES),
+        lambda m: m.model.shared.weight,
+        lambda m: m.lm_head.weight,
+        True,
+    ),
     "whisper": Architecture(
         WhisperConfig,
         WhisperForConditionalGeneration,
@@ -808,6 +842,16 @@ DECODER_FAMILIES = (
     "jetmoe",
     "falcon",
     "bloom",
+    # ... and families whose catalog has no model yet, measured on their class defaults (session 5): Gemma 1 and the
+    # second wave's (issue 20: gpt2, gpt_bigcode, opt, gptj, phimoe, ernie4_5_moe). hunyuan_v1_moe and lfm2_moe
+    # have none: their class defaults do not build (head_dim None; layer_types None)
+    "gemma",
+    "gpt2",
+    "gpt_bigcode",
+    "opt",
+    "gptj",
+    "phimoe",
+    "ernie4_5_moe",
 )
 # GPTNeoXModel's names (gpt_neox.embed_in, gpt_neox.layers.N, gpt_neox.final_layer_norm)
 _GPT_NEOX_RULES = [
@@ -825,6 +869,20 @@ _FALCON_RULES = [
     (r"transformer\.(?:h\.\d+\..+|ln_f\.(?:weight|bias))", "decoder"),
     (r"lm_head\.weight", "lm_head"),
 ]
+# GPT2Model / GPTBigCodeModel / GPTJModel: transformer.{wte, wpe, h.N, ln_f}; GPT-J's lm_head has a bias
+_GPT2_RULES = [
+    (r"transformer\.w[tp]e\.weight", "embeddings"),
+    (r"transformer\.(?:h\.\d+\..+|ln_f\.(?:weight|bias))", "decoder"),
+    (r"lm_head\.(?:weight|bias)", "lm_head"),
+]
+# OPTForCausalLM: model.decoder.{embed_tokens, embed_positions, project_in, project_out, layers.N, final_layer_norm}
+_OPT_RULES = [
+    (r"model\.decoder\.embed_(?:tokens|positions)\.weight", "embeddings"),
+    (r"model\.decoder\.(?:layers\.\d+\..+|final_layer_norm\.(?:weight|bias)|project_(?:in|out)\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+# PhimoeModel's final norm is a LayerNorm with a bias; PhimoeForCausalLM's lm_head may have a bias
+_PHIMOE_RULES = [*_LM_RULES, (r"model\.norm\.bias", "decoder"), (r"lm_head\.bias", "lm_head")]
 # DbrxModel: transformer.{wte, blocks.N, norm_f}
 _DBRX_RULES = [
     (r"transformer\.wte\.weight", "embeddings"),
@@ -850,6 +908,11 @@ def _auto_causal_lm(model_type: str) -> Architecture:
         "falcon": _FALCON_RULES,
         "bloom": _FALCON_RULES,
         "dbrx": _DBRX_RULES,
+        "gpt2": _GPT2_RULES,
+        "gpt_bigcode": _GPT2_RULES,
+        "gptj": _GPT2_RULES,
+        "opt": _OPT_RULES,
+        "phimoe": _PHIMOE_RULES,
     }.get(model_type, _LM_RULES)
     return Architecture(
         config_cls,
@@ -1024,9 +1087,10 @@ def resolved_attention(arch: str, config: Any) -> dict[str, Any]:
             for tower in ("text_config", "vision_config")
             for k in ("num_hidden_layers", "num_attention_heads", "hidden_size")
         }
-    if arch in ("t5", "whisper"):
+    if arch in ("t5", "mt5", "whisper"):
         keys = {
             "t5": ("num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_model"),
+            "mt5": ("num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_model"),
             "whisper": (
                 "encoder_layers",
                 "decoder_layers",
@@ -1139,10 +1203,42 @@ def _shrink_classic(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+# config.json's old names the willitrun spec also writes under the generic decoder's (both must agree)
+_OLD_NAMES = {"n_layer": "num_hidden_layers", "n_inner": "intermediate_size", "ffn_dim": "intermediate_size"}
+
+
+def _shrink_renamed(cfg: dict[str, Any]) -> dict[str, Any]:
+    """GPT-2, GPTBigCode, GPT-J and OPT: two layers and a narrow MLP under both names; widths and positions kept."""
+    cfg = copy.deepcopy(cfg)
+    cfg.update(vocab_size=SMALL_VOCAB, num_hidden_layers=SMALL_LAYERS, intermediate_size=SMALL_FFN)
+    for old, new in _OLD_NAMES.items():
+        if old in cfg or (old == "n_inner" and "n_embd" in cfg):
+            cfg[old] = cfg[new]
+    return cfg
+
+
+def _shrink_ernie_moe(cfg: dict[str, Any]) -> dict[str, Any]:
+    """ERNIE 4.5 MoE: two layers, the second sparse (moe_layer_start_index 1), few narrow experts."""
+    cfg = _shrink_lm(cfg)
+    cfg.update(
+        moe_num_experts=SMALL_EXPERTS,
+        moe_k=min(cfg.get("moe_k", 2), SMALL_EXPERTS_PER_TOKEN),
+        num_experts_per_tok=min(cfg.get("moe_k", 2), SMALL_EXPERTS_PER_TOKEN),
+        moe_intermediate_size=SMALL_EXPERT_FFN,
+        moe_layer_start_index=1,
+        moe_layer_end_index=SMALL_LAYERS - 1,
+    )
+    return cfg
+
+
 def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
     if arch in ("bloom", "falcon", "dbrx"):
         return _shrink_classic(arch, cfg)
+    if arch in ("gpt2", "gpt_bigcode", "gptj", "opt"):
+        return _shrink_renamed(cfg)
+    if arch == "ernie4_5_moe":
+        return _shrink_ernie_moe(cfg)
     if arch in ("deepseek_v32", "glm_moe_dsa"):  # one dense and one MoE layer, few narrow experts; the DSA kept
         cfg = _shrink_moe(cfg)
         if "mlp_layer_types" in cfg:
@@ -1171,7 +1267,7 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
         return _shrink_lm(cfg)
     if arch in MOE:
         return _shrink_moe(cfg)
-    if arch == "t5":
+    if arch in ("t5", "mt5"):
         cfg.update(vocab_size=SMALL_VOCAB, d_ff=SMALL_FFN, num_layers=SMALL_LAYERS, num_decoder_layers=SMALL_LAYERS)
         return cfg
     if arch == "whisper":
@@ -1911,7 +2007,7 @@ def cases_for(
         windowed = copy.deepcopy(small)
         windowed["sliding_window"] = MISTRAL_TEST_WINDOW
         return [("text", small, lm_inputs), (f"sliding_window_{MISTRAL_TEST_WINDOW}", windowed, lm_inputs)]
-    if arch == "t5" or arch in BART_LIKE:  # input_ids (encoder) + decoder_input_ids
+    if arch in ("t5", "mt5") or arch in BART_LIKE:  # input_ids (encoder) + decoder_input_ids
         return [("encoder_decoder", small, t5_inputs)]
     if arch == "whisper":
         return [("audio_30s", small, whisper_inputs)]
