@@ -962,3 +962,20 @@ def test_falcon_40b_layout_caches_every_query_head_in_transformers():
     g = archs.geometry(spec)
     assert {k.kv_heads for k in g.self_layers} == {2}
     assert {k.kv_heads for layer in g.caches for k in layer} == {8}
+
+
+def test_llamacpp_keeps_the_indexer_keys_in_a_second_cache():
+    """llama.cpp's DSA cache (src/llama-kv-cache-dsa.cpp: kv_base + kv_ik, both of type_k and kv_size cells):
+    DeepSeek-V3.2's class defaults at 4,096 cells in f16 hold 61 layers x (512 + 64 latent, no V row since PR
+    #19067) + 61 layers x 128 indexer-key elements per cell; GLM-5's shared layers hold no indexer keys."""
+    from willitrun.engines.llamacpp import llamacpp_estimate
+    from willitrun.memory import Request
+
+    spec = spec_from_config({"model_type": "deepseek_v32"}, "c.json")
+    lc = llamacpp_estimate(spec, Request(dtype="q4_k_m", context=4096, kv_dtype="f16"))
+    assert lc.kind_bytes("kv_self") == 61 * (576 + 128) * 2 * 4096
+    assert any("indexer's keys" in n for n in lc.notes)
+    glm = spec_from_config({"model_type": "glm_moe_dsa", "index_topk_freq": 2}, "c.json")
+    full = 2 + len(range(3, 78, 2))  # layers 0, 1 and every other one from 3 (test_dsa_layers_keep_...)
+    lc = llamacpp_estimate(glm, Request(dtype="q4_k_m", context=4096, kv_dtype="f16"))
+    assert lc.kind_bytes("kv_self") == (78 * 576 + full * 128) * 2 * 4096

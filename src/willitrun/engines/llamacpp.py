@@ -1007,6 +1007,26 @@ def mla_note(mla: tuple[int, int, int, int, int], kv: StorageType) -> str:
     )
 
 
+def with_indexer_keys(
+    g: archs.Geometry, layer_kv: list[int], kv: StorageType, cells: int
+) -> tuple[list[int], str | None]:
+    """Layers whose cache kinds hold the DeepSeek sparse-attention indexer's keys (archs/caches.py IndexerKeys:
+    deepseek32, glm-dsa): llama.cpp keeps them in a second cache of the same cells and K type
+    (src/llama-kv-cache-dsa.cpp: llama_kv_cache_dsa creates kv_base and kv_ik, an llama_ik_cache, with type_k and
+    kv_size; src/models/deepseek32.cpp stores one indexer key of indexer_head_size per cell and layer)."""
+    from ..archs.caches import IndexerKeys
+
+    extra = [sum(k.bytes(cells, 1, kv) for k in kinds if isinstance(k, IndexerKeys)) for kinds in g.caches]
+    if not any(extra):
+        return layer_kv, None
+    dims = sorted({k.head_dim for kinds in g.caches for k in kinds if isinstance(k, IndexerKeys)})
+    note = (
+        f"sparse attention: {sum(1 for e in extra if e)} layers also keep the indexer's keys, "
+        f"{'/'.join(map(str, dims))} x {cells} cells x {kv.name} each (llama_kv_cache_dsa: a second, indexer-key cache)"
+    )
+    return [b + e for b, e in zip(layer_kv, extra, strict=True)], note
+
+
 def hybrid_layer_kv(g: archs.Geometry, layer_kv: list[int]) -> list[int]:
     """A hybrid (Jamba) keeps KV cells only for its attention layers (llama_memory_hybrid: the KV
     cache filters the non-recurrent layers); its Mamba layers hold recurrent state instead."""
@@ -1339,6 +1359,9 @@ def llamacpp_estimate(
         )
     layer_kv = [kv_layer if not w or opt.swa_full else 2 * r.kv.nbytes(shape.kv_width) * swa_cells for w in windows]
     layer_kv = hybrid_layer_kv(g, layer_kv)
+    layer_kv, indexer_note = with_indexer_keys(g, layer_kv, r.kv, cells)
+    if indexer_note:
+        out_notes.append(indexer_note)
     if swa_cells != cells:
         kv_detail = (
             f"2 x {shape.kv_width} x {r.kv.name} x ({cells} cells per full layer, {swa_cells} per sliding layer)"
