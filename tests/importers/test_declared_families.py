@@ -979,3 +979,20 @@ def test_llamacpp_keeps_the_indexer_keys_in_a_second_cache():
     full = 2 + len(range(3, 78, 2))  # layers 0, 1 and every other one from 3 (test_dsa_layers_keep_...)
     lc = llamacpp_estimate(glm, Request(dtype="q4_k_m", context=4096, kv_dtype="f16"))
     assert lc.kind_bytes("kv_self") == (78 * 576 + full * 128) * 2 * 4096
+
+
+def test_vllm_gives_the_indexer_keys_their_own_fp8_cache_layer():
+    """vLLM's DeepseekV32IndexerCache (vllm/model_executor/models/deepseek_v2.py): one MLAAttentionSpec per layer
+    of head_size index_head_dim + index_head_dim // 128 x 4 in uint8 (fp8 keys, a float32 scale per 128) beside
+    the MLA latent's (kv_lora_rank + rope) x the KV dtype; the pool's blocks cost both."""
+    from willitrun.engines.vllm import VllmOptions, vllm_estimate
+    from willitrun.memory import Request
+
+    cfg = {**dict(FAMDSA_CASES)["deepseek-v32"], "index_head_dim": 128, "torch_dtype": "bfloat16"}
+    spec = spec_from_config(cfg, "c.json")
+    v = vllm_estimate(spec, Request(context=64), VllmOptions(total_memory_bytes=80 * 2**30))
+    kv = next(b for b in v.buffers if b.kind == "kv_self")
+    per_token = 3 * ((32 + 8) * 2 + 128 + 4)  # 3 layers x (latent 32 + rope 8 in bf16 + 128 fp8 keys + 4 B scale)
+    assert f"{per_token} B per token" in kv.detail and "indexer's keys" in kv.detail
+    blocks, block_size = int(kv.detail.split(" blocks")[0]), 16
+    assert kv.bytes == blocks * block_size * per_token
