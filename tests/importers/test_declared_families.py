@@ -962,6 +962,15 @@ def test_falcon_40b_layout_caches_every_query_head_in_transformers():
     g = archs.geometry(spec)
     assert {k.kv_heads for k in g.self_layers} == {2}
     assert {k.kv_heads for layer in g.caches for k in layer} == {8}
+    # the transformers estimate says what it holds: 8 heads x 8 (head_dim 64 / 8) per layer and position;
+    # llama.cpp caches the 2 grouped heads (n_head_kv)
+    from willitrun.engines.llamacpp import llamacpp_estimate
+    from willitrun.memory import Request
+
+    e = estimate(spec, context=100, dtype="bf16")
+    assert attention(spec).self_width == 8 * 8 and e.kv_self_bytes == 2 * 2 * 64 * 100 * 2
+    lc = llamacpp_estimate(spec, Request(dtype="q8_0", context=256, kv_dtype="f16"))
+    assert lc.kind_bytes("kv_self") == 2 * 2 * (2 * 8) * 256 * 2
 
 
 def test_llamacpp_keeps_the_indexer_keys_in_a_second_cache():
