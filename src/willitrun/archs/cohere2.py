@@ -13,7 +13,7 @@ from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import Geometry, Layers, ModelSpecBase, Positions
-from .family import Family
+from .family import Family, GGUFRules, swa_period
 from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, layer_window, stages, tensors
 
 ARCHITECTURES = ("cohere2",)
@@ -72,4 +72,15 @@ image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    # llama.cpp LLM_ARCH_COHERE2: set_swa_pattern(4) unless cohere2.attention.sliding_window_pattern says otherwise
+    gguf_architectures=("cohere2",),
+    gguf_rules={"cohere2": GGUFRules(swa=swa_period(4))},
+)

@@ -11,7 +11,7 @@ from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import Geometry, ModelSpecBase, Positions
-from .family import Family
+from .family import Family, GGUFRules, swa_period
 from .gemma import GemmaConfig
 from .llama import Anatomy, LayerType, check_layer_types, layer_window, stages, tensors
 
@@ -64,4 +64,15 @@ image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    # llama.cpp LLM_ARCH_GEMMA2: set_swa_pattern(2), n_swa from gemma2.attention.sliding_window
+    gguf_architectures=("gemma2",),
+    gguf_rules={"gemma2": GGUFRules(swa=swa_period(2))},
+)

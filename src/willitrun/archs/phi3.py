@@ -43,4 +43,13 @@ image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    gguf_architectures=("phi3",),
+)
