@@ -67,6 +67,8 @@ def test_some_families_are_declared():
 
 @pytest.mark.parametrize(("arch", "keys"), DECLARED, ids=[a for a, _ in DECLARED])
 def test_declared_defaults_equal_transformers(arch, keys):
+    if keys.remote:  # a remote-code class transformers does not ship (tests/importers/test_llamacpp_families.py)
+        pytest.skip(f"{keys.name} is remote code: {keys.remote}")
     tf = pytest.importorskip("transformers")
     config_cls = tf.CONFIG_MAPPING[arch]
     assert config_cls.__name__ == keys.name

@@ -108,6 +108,12 @@ FAMILIES: dict[str, str] = {
     "gpt_bigcode": "gpt_bigcode",
     "opt": "opt",
     "gptj": "gptj",
+    # issue 20 section 3 (famgguf): families transformers does not ship but llama.cpp loads (remote-code config.json)
+    "baichuan": "baichuan",
+    "internlm2": "internlm2",
+    "orion": "orion",
+    "minicpm": "minicpm",
+    "deepseek": "deepseek_moe",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -43,10 +43,12 @@ class ConfigClass:
     defaults: Mapping[str, Any]
     copied: tuple[str, ...] = ()
     none_is_default: tuple[str, ...] = ()
+    # a remote-code class transformers does not ship: the Hub file it is read from (never executed)
+    remote: str = ""
 
     @property
     def url(self) -> str:
-        return TRANSFORMERS_MODELS_URL + self.path
+        return self.remote or TRANSFORMERS_MODELS_URL + self.path
 
 
 # (block_count, the file's <arch>.attention.sliding_window or None) -> (window, period of set_swa_pattern) of the
@@ -62,11 +64,14 @@ class GGUFRules:
     `swa`: which layers slide when the file carries no `attention.sliding_window_pattern` (Gemma 2's
     set_swa_pattern(2), EXAONE 4.0 32B's window by layer count); `chunked`: the windowed layers attend within
     chunks (Llama 4); `kv_free_tail`: a metadata key counting trailing layers llama.cpp gives no cache
-    (GLM-4.5's multi-token-prediction layers: n_layer_kv_from_start = n_layer - nextn_predict_layers)."""
+    (GLM-4.5's multi-token-prediction layers: n_layer_kv_from_start = n_layer - nextn_predict_layers);
+    `latent_cache` False: a file with `attention.kv_lora_rank` whose graph expands the latent and caches every
+    head's keys and values (MiniCPM3: src/models/minicpm3.cpp build_attn of k_states / v_states)."""
 
     swa: SwaRule | None = None
     chunked: bool = False
     kv_free_tail: str | None = None
+    latent_cache: bool = True
 
 
 def swa_period(period: int) -> SwaRule:

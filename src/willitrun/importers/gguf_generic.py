@@ -234,15 +234,17 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
     # Files converted since llama.cpp's MLA change write key_length = kv_lora_rank + rope dims and the per-head
     # sizes as key_length_mla / value_length_mla; older ones write the per-head sizes as key/value_length.
     mla = None
+    modules, rules = declared(a)
     rank = meta.get(f"{a}.attention.kv_lora_rank")
-    if rank:
+    if rank and not rules.latent_cache:
+        told.append(f"llama.cpp's {a} graph caches every head's keys and values, not the kv_lora_rank latent")
+    elif rank:
         rank = _count(meta, f"{a}.attention.kv_lora_rank", path)
         rope = _count(meta, f"{a}.rope.dimension_count", path)
         qk = _count(meta, f"{a}.attention.key_length_mla", path, key_len)
         v = _count(meta, f"{a}.attention.value_length_mla", path, value_len)
         mla = [rank, rope, n_head, qk, v]
         told.append(f"latent attention: the cache holds kv_lora_rank {rank} + rope {rope} per position")
-    modules, rules = declared(a)
     swa, window, swa_kind, swa_where = _swa(meta, a, n, path, rules)
     if swa_where:
         told.append(swa_where)
