@@ -289,5 +289,83 @@ def test_remote_code_families_are_listed_with_both_readings():
         ("orion", ["orion"]),
         ("minicpm", ["minicpm", "minicpm3"]),
         ("deepseek", ["deepseek"]),
+        ("chatglm", ["chatglm"]),
     ):
         assert rows[arch]["config_model_type"] == arch and rows[arch]["gguf_architectures"] == gguf
+
+
+def test_chatglm_config_json_and_gguf(tmp_path):
+    # THUDM/chatglm3-6b config.json's flags on a small shape: multi_query_attention with 2 groups, add_qkv_bias.
+    # llama.cpp LLM_ARCH_CHATGLM load_tensors: wqkv {n_embd, n_embd + 2 n_embd_gqa} with bqkv, wo {n_embd, n_embd},
+    # ffn_up {n_embd, n_ff * 2} (gate and up fused, as dense_h_to_4h), ffn_down {n_ff, n_embd}, untied output
+    h, heads, groups, hd, ff, vocab, layers = 64, 4, 2, 16, 96, 128, 2
+    cfg = {
+        "model_type": "chatglm",
+        "num_layers": layers,
+        "padded_vocab_size": vocab,
+        "hidden_size": h,
+        "ffn_hidden_size": ff,
+        "kv_channels": hd,
+        "num_attention_heads": heads,
+        "seq_length": 512,
+        "multi_query_attention": True,
+        "multi_query_group_num": groups,
+        "add_qkv_bias": True,
+    }
+    tensors = _ends(vocab, h, False)
+    for i in range(layers):
+        tensors.update(
+            {
+                f"blk.{i}.attn_norm.weight": ((h,), Q.F32),
+                f"blk.{i}.attn_qkv.weight": ((h + 2 * groups * hd, h), Q.F16),
+                f"blk.{i}.attn_qkv.bias": ((h + 2 * groups * hd,), Q.F32),
+                f"blk.{i}.attn_output.weight": ((h, h), Q.F16),
+                f"blk.{i}.ffn_norm.weight": ((h,), Q.F32),
+                f"blk.{i}.ffn_up.weight": ((2 * ff, h), Q.F16),
+                f"blk.{i}.ffn_down.weight": ((h, ff), Q.F16),
+            }
+        )
+    meta = {
+        "block_count": layers,
+        "embedding_length": h,
+        "feed_forward_length": ff,
+        "attention.head_count": heads,
+        "attention.head_count_kv": groups,
+        "context_length": 512,
+    }
+    from_config, from_gguf, weights = _both(tmp_path, cfg, "chatglm", tensors, meta)
+    assert from_config.architecture == "chatglm"
+    assert estimate(from_config).parameters == _numel(tensors) == estimate(from_gguf, weights=weights).parameters
+    expected = 2 * layers * groups * hd * 200 * 2
+    assert estimate(from_config, context=200, dtype="fp16").kv_self_bytes == expected
+    assert estimate(from_gguf, context=200, weights=weights).kv_self_bytes == expected
+
+
+def test_chatglm3_6b_parameter_count(tmp_path):
+    # THUDM/chatglm3-6b config.json (its shape keys and flags); "6B" on the model card. By llama.cpp's tensor list:
+    # embeddings and output 65024 x 4096 each, final norm 4096; per layer qkv (4096 + 2 x 2 x 128) x 4096 + 4608
+    # bias, dense 4096 x 4096, dense_h_to_4h 27392 x 4096, dense_4h_to_h 4096 x 13696, 2 norms of 4096
+    cfg = {
+        "model_type": "chatglm",
+        "num_layers": 28,
+        "padded_vocab_size": 65024,
+        "hidden_size": 4096,
+        "ffn_hidden_size": 13696,
+        "kv_channels": 128,
+        "num_attention_heads": 32,
+        "seq_length": 8192,
+        "multi_query_attention": True,
+        "multi_query_group_num": 2,
+        "add_qkv_bias": True,
+        "add_bias_linear": False,
+        "rmsnorm": True,
+        "post_layer_norm": True,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float16",
+    }
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    spec, _ = spec_from_path(tmp_path / "config.json")
+    layer = 4608 * 4096 + 4608 + 4096 * 4096 + 27392 * 4096 + 4096 * 13696 + 2 * 4096
+    assert estimate(spec).parameters == 2 * 65024 * 4096 + 4096 + 28 * layer == 6_243_584_000
+    # KV per position: 28 layers x 2 groups x 128, K and V, f16
+    assert estimate(spec, context=1000).kv_self_bytes == 28 * 2 * 2 * 128 * 1000 * 2

@@ -114,6 +114,7 @@ FAMILIES: dict[str, str] = {
     "orion": "orion",
     "minicpm": "minicpm",
     "deepseek": "deepseek_moe",
+    "chatglm": "chatglm",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -1193,6 +1193,9 @@ LLAVA_TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models Llav
 # default for it, which is some other model's value -- said in a warning-worthy note.
 SHAPE_FIELDS = frozenset(
     {
+        # ChatGLM's names for them (archs/chatglm.py; num_layers is T5's too)
+        "padded_vocab_size",
+        "ffn_hidden_size",
         "vocab_size",
         "hidden_size",
         "intermediate_size",
@@ -1843,7 +1846,13 @@ def spec_from_config(
     if defaulted:
         notes.insert(
             0,
-            f"Warning: config.json omits {', '.join(defaulted)}: transformers' defaults taken "
+            f"Warning: config.json omits {', '.join(defaulted)}: "
+            + (
+                "the remote-code class's"
+                if any("/blob/main/configuration_" in v for v in field_sources.values())
+                else "transformers'"
+            )
+            + " defaults taken "
             "(see sources); they belong to no particular checkpoint, so check them.",
         )
     sources.update(field_sources)
