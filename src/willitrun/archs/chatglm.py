@@ -9,33 +9,58 @@ LLM_ARCH_CHATGLM; convert_hf_to_gguf.py ChatGLMModel also writes glm-4-9b-chat's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
-from .base import (
-    Geometry,
-    HeadDim,
-    Heads,
-    Hidden,
-    Intermediate,
-    Layers,
-    ModelSpecBase,
-    Positions,
-    Stage,
-    Strict,
-    Tensor,
-    Vocab,
-)
-from .family import ConfigClass, Family, WeightRules
-from .llama import Anatomy, DecoderConfig, decoder_geometry, decoder_lm, lm_stage
+from ..records import model_validator
+from .base import HeadDim, Heads, Intermediate, Layers, Positions, Vocab
+from .decoder import DecoderSpec, decoder_family
+from .family import ConfigClass, WeightRules
+from .llama import Anatomy, DecoderConfig
+
+# ChatGLMConfig's name -> the generic decoder's (ChatGLMModel reads them so: num_layers layers of GLMBlock,
+# padded_vocab_size embeddings, ffn_hidden_size MLP, kv_channels per head, seq_length positions)
+RENAMED = {
+    "num_layers": "num_hidden_layers",
+    "padded_vocab_size": "vocab_size",
+    "ffn_hidden_size": "intermediate_size",
+    "kv_channels": "head_dim",
+    "seq_length": "max_position_embeddings",
+}
 
 
-class _Decoder(DecoderConfig):
-    """The ChatGLM config in the generic decoder's terms."""
+class ChatGLMConfig(DecoderConfig):
+    """ChatGLMConfig fields (the Hub's configuration_chatglm.py, never executed): its own names are read and
+    carried over to the generic decoder's (RENAMED); a spec may give either, not two different values."""
 
-    add_bias_linear: bool
-    add_qkv_bias: bool
-    rmsnorm: bool
+    model_type: Literal["chatglm"] | None = None
+    num_layers: Layers | None = None
+    padded_vocab_size: Vocab | None = None
+    ffn_hidden_size: Intermediate | None = None
+    kv_channels: HeadDim | None = None
+    seq_length: Positions | None = None
+    rmsnorm: bool = True
+    post_layer_norm: Literal[True] = True  # every released checkpoint; without it the model has no final norm
+    add_bias_linear: bool = False
+    add_qkv_bias: bool = False
+    multi_query_attention: bool = False
+    multi_query_group_num: Heads = 1
+    tie_word_embeddings: Literal[False] = False  # ChatGLMModel's output_layer is its own Linear
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rename(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for own, generic in RENAMED.items():
+            if out.get(own) is None:
+                continue
+            if out.get(generic) is not None and out[generic] != out[own]:
+                raise ValueError(f"{own} ({out[own]}) and {generic} ({out[generic]}) differ")
+            out[generic] = out[own]
+        if out.get("multi_query_attention") and out.get("num_key_value_heads") is None:
+            out["num_key_value_heads"] = out.get("multi_query_group_num", 1)
+        return out
 
     @property
     def anatomy(self) -> Anatomy:
@@ -50,65 +75,9 @@ class _Decoder(DecoderConfig):
         )
 
 
-class ChatGLMConfig(Strict):
-    """ChatGLMConfig fields (the Hub's configuration_chatglm.py, never executed), under their own names."""
-
-    model_type: Literal["chatglm"] | None = None
-    num_layers: Layers
-    padded_vocab_size: Vocab
-    hidden_size: Hidden
-    ffn_hidden_size: Intermediate
-    kv_channels: HeadDim
-    num_attention_heads: Heads
-    seq_length: Positions
-    rmsnorm: bool = True
-    post_layer_norm: Literal[True] = True  # every released checkpoint; without it the model has no final norm
-    add_bias_linear: bool = False
-    add_qkv_bias: bool = False
-    multi_query_attention: bool = False
-    multi_query_group_num: Heads = 1
-    tie_word_embeddings: Literal[False] = False  # ChatGLMModel's output_layer is its own Linear
-
-    @property
-    def decoder(self) -> _Decoder:
-        return _Decoder(
-            vocab_size=self.padded_vocab_size,
-            hidden_size=self.hidden_size,
-            intermediate_size=self.ffn_hidden_size,
-            num_hidden_layers=self.num_layers,
-            num_attention_heads=self.num_attention_heads,
-            num_key_value_heads=self.multi_query_group_num if self.multi_query_attention else None,
-            head_dim=self.kv_channels,
-            max_position_embeddings=self.seq_length,
-            add_bias_linear=self.add_bias_linear,
-            add_qkv_bias=self.add_qkv_bias,
-            rmsnorm=self.rmsnorm,
-        )
-
-
-class ChatGLMSpec(ModelSpecBase):
+class ChatGLMSpec(DecoderSpec):
     architecture: Literal["chatglm"]
     config: ChatGLMConfig
-
-
-def tensors(spec: ChatGLMSpec) -> Iterator[Tensor]:
-    return decoder_lm(spec.config.decoder)
-
-
-def geometry(spec: ChatGLMSpec) -> Geometry:
-    return decoder_geometry(spec.config.decoder, spec.architecture)
-
-
-def image_tokens(spec: ChatGLMSpec, image_size: tuple[int, int] | None) -> int:
-    return 0
-
-
-def cross_source_tokens(spec: ChatGLMSpec, images: int, encoder_tokens: int) -> int:
-    return 0
-
-
-def stages(spec: ChatGLMSpec, context: int, source: int, images: int) -> list[Stage]:
-    return [lm_stage(spec.config.decoder, context)]
 
 
 # transformer.embedding.word_embeddings, transformer.encoder.layers.N.*, transformer.encoder.final_layernorm,
@@ -120,38 +89,32 @@ WEIGHT_RULES: WeightRules = (
     (r"transformer\.rotary_pos_emb\.inv_freq", None),
 )
 
-FAMILY: Family[ChatGLMSpec] = Family(
+FAMILY = decoder_family(
     __name__,
-    {"chatglm": ChatGLMSpec},
-    tensors,
-    geometry,
-    stages,
-    image_tokens,
-    cross_source_tokens,
-    config_json={
-        "chatglm": ConfigClass(
-            "ChatGLMConfig",
-            "chatglm/configuration_chatglm.py",
-            ChatGLMConfig,
-            {
-                "num_layers": 28,
-                "padded_vocab_size": 65024,
-                "hidden_size": 4096,
-                "ffn_hidden_size": 13696,
-                "kv_channels": 128,
-                "num_attention_heads": 32,
-                "seq_length": 2048,
-                "rmsnorm": True,
-                "post_layer_norm": True,
-                "add_bias_linear": False,
-                "add_qkv_bias": False,
-                "multi_query_attention": False,
-                "multi_query_group_num": 1,
-                "tie_word_embeddings": False,
-            },
-            remote="https://huggingface.co/THUDM/chatglm3-6b/blob/main/configuration_chatglm.py",
-        )
-    },
-    weight_rules={"chatglm": WEIGHT_RULES},
-    gguf_architectures=("chatglm",),
+    "chatglm",
+    ChatGLMSpec,
+    ConfigClass(
+        "ChatGLMConfig",
+        "chatglm/configuration_chatglm.py",
+        ChatGLMConfig,
+        {
+            "num_layers": 28,
+            "padded_vocab_size": 65024,
+            "hidden_size": 4096,
+            "ffn_hidden_size": 13696,
+            "kv_channels": 128,
+            "num_attention_heads": 32,
+            "seq_length": 2048,
+            "rmsnorm": True,
+            "post_layer_norm": True,
+            "add_bias_linear": False,
+            "add_qkv_bias": False,
+            "multi_query_attention": False,
+            "multi_query_group_num": 1,
+            "tie_word_embeddings": False,
+        },
+        remote="https://huggingface.co/THUDM/chatglm3-6b/blob/main/configuration_chatglm.py",
+    ),
+    gguf=("chatglm",),
+    weight_rules=WEIGHT_RULES,
 )
