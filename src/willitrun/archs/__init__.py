@@ -115,6 +115,7 @@ FAMILIES: dict[str, str] = {
     "minicpm": "minicpm",
     "deepseek": "deepseek_moe",
     "chatglm": "chatglm",
+    "rwkv": "rwkv",  # RWKV-4 from config.json (transformers), RWKV-6/7 GGUFs (llama.cpp)
 }
 ARCHITECTURES = tuple(FAMILIES)
 
