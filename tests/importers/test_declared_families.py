@@ -73,9 +73,10 @@ def test_declared_defaults_equal_transformers(arch, keys):
     config_cls = tf.CONFIG_MAPPING[arch]
     assert config_cls.__name__ == keys.name
     assert keys.url.endswith(f"/models/{keys.path}") and keys.path.startswith(f"{arch}/configuration_")
-    config = config_cls()
+    # Qwen: sliding_window is None unless use_sliding_window, so read its default with the flag on
+    config = config_cls(**({"use_sliding_window": True} if "use_sliding_window" in keys.defaults else {}))
     for field, default in keys.defaults.items():
-        got = getattr(config, field)
+        got = getattr(config_cls() if field == "use_sliding_window" else config, field)
         if default is None and field == "num_key_value_heads":
             default = config.num_attention_heads
         assert got == default, f"{keys.name}.{field}"
