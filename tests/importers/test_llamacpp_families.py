@@ -369,3 +369,35 @@ def test_chatglm3_6b_parameter_count(tmp_path):
     assert estimate(spec).parameters == 2 * 65024 * 4096 + 4096 + 28 * layer == 6_243_584_000
     # KV per position: 28 layers x 2 groups x 128, K and V, f16
     assert estimate(spec, context=1000).kv_self_bytes == 28 * 2 * 2 * 128 * 1000 * 2
+
+
+def test_deepseek_moe_16b_parameter_count(tmp_path):
+    # deepseek-ai/deepseek-moe-16b-base's shape (its DeepseekConfig as copied in the search corpus: vocab 102400,
+    # hidden 2048, intermediate 10944, moe_intermediate 1408, 28 layers, 16 heads, 64 routed + 2 shared experts,
+    # top 6, first_k_dense_replace 1, moe_layer_freq 1, untied). "16.38B (total)" in vinicius-ianni/shimmy
+    # docs/deepseek-moe-16b-cpu-offload-README.md (its F16 GGUF: 32.8 GB). By llama.cpp's tensor list:
+    cfg = {
+        "model_type": "deepseek",
+        "vocab_size": 102400,
+        "hidden_size": 2048,
+        "intermediate_size": 10944,
+        "moe_intermediate_size": 1408,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 16,
+        "n_shared_experts": 2,
+        "n_routed_experts": 64,
+        "num_experts_per_tok": 6,
+        "first_k_dense_replace": 1,
+        "moe_layer_freq": 1,
+        "max_position_embeddings": 4096,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+    }
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    spec, _ = spec_from_path(tmp_path / "config.json")
+    attention, norms = 4 * 2048 * 2048, 2 * 2048
+    dense = attention + norms + 3 * 2048 * 10944
+    sparse = attention + norms + 64 * 2048 + 64 * 3 * 2048 * 1408 + 3 * 2048 * 2 * 1408
+    total = 2 * 102400 * 2048 + 2048 + dense + 27 * sparse
+    assert estimate(spec).parameters == total == 16_375_728_128
