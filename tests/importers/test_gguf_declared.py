@@ -108,3 +108,18 @@ def test_rules_only_for_declared_names():
     fam = archs.family("olmo2")
     with pytest.raises(TypeError, match="does not declare"):
         check_family(replace(fam, gguf_rules={"llama": GGUFRules(chunked=True)}), fam.module, ["olmo2"])
+
+
+def test_a_hostile_rule_key_is_one_line(tmp_path):
+    # a count beyond 2^31 where the family's rule reads one (GLM-4.5's nextn_predict_layers), and a window that
+    # is not a count where a loader rule takes the file's window (Gemma 2): one SpecError line each
+    from willitrun import SpecError
+
+    bad = write(tmp_path / "glm.gguf", "glm4moe", _meta(2, nextn_predict_layers=4_000_000_000), _blocks(2))
+    with pytest.raises(SpecError, match="nextn_predict_layers") as err:
+        spec_from_path(bad)
+    assert "\n" not in str(err.value)
+    bad = write(tmp_path / "g2.gguf", "gemma2", _meta(2, **{"attention.sliding_window": 1.5}), _blocks(2))
+    with pytest.raises(SpecError, match="sliding_window") as err:
+        spec_from_path(bad)
+    assert "\n" not in str(err.value)
