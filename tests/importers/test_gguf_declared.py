@@ -14,15 +14,25 @@ set_swa_pattern(n) (src/llama-hparams.cpp): layer il slides when il % n < n - 1.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.importers.test_gguf_generic import HIDDEN, Q, attention_block, ends, nbytes, numel, write
 from willitrun import archs, estimate
 from willitrun.archs.family import GGUFRules, check_family
 from willitrun.importers import spec_from_path
-from willitrun.importers.gguf_file import MOE_ARCHITECTURES, SSM_ARCHITECTURES, SUPPORTED_ARCHITECTURES, read_names
-from willitrun.importers.gguf_generic import declared
+from willitrun.importers.gguf_file import (
+    MOE_ARCHITECTURES,
+    SSM_ARCHITECTURES,
+    SUPPORTED_ARCHITECTURES,
+    GGUFHeader,
+    read_names,
+)
+from willitrun.importers.gguf_generic import declared, generic_config
+from willitrun.importers.weights import StoredTensor
 
 FAMILY_READERS = {*SUPPORTED_ARCHITECTURES, *MOE_ARCHITECTURES, *SSM_ARCHITECTURES}
 # every name a family declares that no family reader of importers/gguf_file.py takes: read from its metadata
@@ -123,3 +133,36 @@ def test_a_hostile_rule_key_is_one_line(tmp_path):
     with pytest.raises(SpecError, match="sliding_window") as err:
         spec_from_path(bad)
     assert "\n" not in str(err.value)
+
+
+# llama.cpp's set_swa_pattern(n) per architecture whose files carry no pattern key (src/llama-model.cpp load_hparams)
+LOADER_PERIODS = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gpt-oss": 2, "olmo2": 4}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    arch=st.sampled_from(sorted(LOADER_PERIODS)),
+    n=st.integers(1, 80),
+    window=st.sampled_from([None, 0, 128, 4096]),
+    pattern=st.one_of(st.none(), st.integers(0, 7)),
+)
+def test_the_loader_period_applies_unless_the_file_gives_one(arch, n, window, pattern):
+    """Layer il slides when period == 0 or il % period < period - 1 (llama-hparams.cpp set_swa_pattern), the period
+    being the loader's; a file that writes sliding_window_pattern is taken at its word (llama.cpp's cohere2 loader
+    reads the key; the converters write none for the others); no window: every layer in full."""
+    meta = {
+        "general.architecture": arch,
+        f"{arch}.block_count": n,
+        f"{arch}.embedding_length": 256,
+        f"{arch}.attention.head_count": 4,
+        f"{arch}.attention.head_count_kv": 2,
+    }
+    if window is not None:
+        meta[f"{arch}.attention.sliding_window"] = window
+    if pattern is not None:
+        meta[f"{arch}.attention.sliding_window_pattern"] = pattern
+    header = GGUFHeader(3, meta, [StoredTensor("token_embd.weight", "F16", (100, 256), 100 * 256 * 2)], 0, 0)
+    cfg, _ = generic_config(header, Path(f"{arch}.gguf"))
+    kinds = [layer["kind"] for layer in cfg["layers"] for _ in range(layer["count"])]
+    period = LOADER_PERIODS[arch] if pattern is None else pattern
+    assert kinds == ["sliding" if window and (period == 0 or i % period < period - 1) else "full" for i in range(n)]
