@@ -116,6 +116,14 @@ FAMILIES: dict[str, str] = {
     "jetmoe": "jetmoe",
     "falcon": "falcon",
     "bloom": "bloom",
+    # issue 20 section 3 (famgguf): families transformers does not ship but llama.cpp loads (remote-code config.json)
+    "baichuan": "baichuan",
+    "internlm2": "internlm2",
+    "orion": "orion",
+    "minicpm": "minicpm",
+    "deepseek": "deepseek_moe",
+    "chatglm": "chatglm",
+    "rwkv": "rwkv",  # RWKV-4 from config.json (transformers), RWKV-6/7 GGUFs (llama.cpp)
 }
 ARCHITECTURES = tuple(FAMILIES)
 
