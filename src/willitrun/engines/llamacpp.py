@@ -277,6 +277,9 @@ class LlamaCppOptions:
     kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
     cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
     swa_full: bool = False  # [--swa-full] sliding-window layers keep every cell, not just their window
+    # latent attention (DeepSeek V2/V3) cached as the latent; False: a GGUF converted before PR #12801 (no
+    # attn_k_b/attn_v_b), whose cache holds every head's K and V (ollama's 2024 library files)
+    mla_latent: bool = True
     n_cpu_moe: int = 0  # [--n-cpu-moe N] the expert tensors of layers 0..N-1 stay in host memory (-ot exps=CPU: all)
     cpu_moe: bool = False  # [--cpu-moe] the expert tensors of every layer in host memory (n_cpu_moe is then ignored)
     # [--image-min-tokens / --image-max-tokens] libmtmd's bounds on a dynamic-resolution image (Qwen2-VL, Pixtral):
@@ -1307,7 +1310,18 @@ def llamacpp_estimate(
     # KV cache: per layer on the layer's device.
     kv_layer = 2 * r.kv.nbytes(shape.kv_width) * cells
     kv_detail = f"2 x {shape.kv_width} x {cells} cells x {r.kv.name}"
-    if g.mla is not None:
+    if g.mla is not None and not opt.mla_latent:
+        # llama-model.cpp: without attn_k_b (n_embd_head_k_mla = 0) the layer caches n_head_kv = n_head heads of
+        # key_length (qk_nope + qk_rope) and value_length: ollama 0.32.13 printed 540.00 MiB for
+        # DeepSeek-Coder-V2-Lite's 27 layers x 2048 cells = 27 x 16 x (192 + 128) x 2 B x 2048
+        heads, qk, v = g.mla[2], g.mla[3], g.mla[4]
+        kv_layer = (r.kv.nbytes(heads * qk) + r.kv.nbytes(heads * v)) * cells
+        kv_detail = f"{heads} heads x ({qk} K + {v} V) x {cells} cells x {r.kv.name} (GGUF without attn_k_b)"
+        out_notes.append(
+            "a GGUF converted before ggml-org/llama.cpp PR #12801 (April 2025): no latent attention in the cache, "
+            f"every head's K and V ({heads} x ({qk} + {v}) per cell and layer)"
+        )
+    elif g.mla is not None:
         kv_layer, kv_detail = mla_kv_layer(g.mla, r.kv, cells, version.mla_v_less)
         out_notes.append(mla_note(g.mla, r.kv))
         out_notes.append(

@@ -149,6 +149,8 @@ class OllamaOptions:
     mmproj_file: MmprojFile | None = None  # read at the edge (cli/engine_options.py read_mmproj)
     gpus: int = 1  # identical GPUs the server sees (--gpu 2xrtx3090); the scheduler decides how many it uses
     sched_spread: bool = False  # [OLLAMA_SCHED_SPREAD] always spread over every GPU
+    # DeepSeek V2/V3: False for a library file converted before llama.cpp PR #12801 (full-head cache)
+    mla_latent: bool = True
 
     def __post_init__(self) -> None:
         if self.release not in OLLAMA_RELEASES:
@@ -350,6 +352,7 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
         cuda_overhead_bytes=0,
         mmproj_file=opt.mmproj_file,
         gpus=gpus,
+        mla_latent=opt.mla_latent,
     )
     req = replace(request, context=None, batch=1)
     if g.vision_cross_attention:
