@@ -90,7 +90,7 @@ OPTIONS: tuple[Option, ...] = (
         ("--parallel", "-np", "--num-parallel"),
         "int",
         "llama.cpp -np / OLLAMA_NUM_PARALLEL, 1 to 4096: sequences sharing the context's cells",
-        "llama-server's auto, 4 slots sharing one cache (builds since PR #16736); ollama 1",
+        "llama-server's auto, 4 slots sharing one cache (builds since PR #16736); ollama 1 (2 in 0.6)",
         low=1,
         high=4096,
     ),

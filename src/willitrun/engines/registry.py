@@ -303,6 +303,10 @@ class LlamaCpp(Engine):
         return LlamaCppOptions
 
     @classmethod
+    def option_defaults(cls, vram_bytes: int, gpu_name: str | None) -> dict[str, Any]:
+        return {"vram_bytes": vram_bytes}  # --fit's default context (engines/llamacpp.py _default_context)
+
+    @classmethod
     def versions(cls) -> Mapping[str, Any]:
         from .llamacpp import LLAMACPP_VERSIONS
 
