@@ -143,3 +143,19 @@ def test_gemma3_vision_weighs_its_projector_and_raises_the_fit_target():
     assert text.facts["fit_target_bytes"] == 1024 * MiB  # no projector: llama-server's own 1024 MiB
     small = engine_estimate(spec, Request(), "ollama", OllamaOptions(vram_bytes=projector))
     assert small.facts["fit_target_bytes"] == 1024 * MiB  # "limited-vram": --no-mmproj-offload, no extra target
+
+
+def test_before_0_30_ollama_packs_onto_as_few_cards_as_hold_the_model():
+    """llm/memory.go pickBestFullFitByLibrary (v0.12.0): 'Try to pack into as few GPUs as possible, starting from
+    1 GPU' with the whole estimate; llama-3.1-70b q4_k_m at 8192 needs two 24 GiB cards of four."""
+    spec = CATALOG.resolve("model", "llama-3.1-70b")
+    req = Request(dtype="q4_k_m", context=8192)
+    e = engine_estimate(spec, req, "ollama", OllamaOptions(vram_bytes=24 * GiB, gpus=4, release="0.10"))
+    assert e.facts["ollama_gpus"] == 2
+    small = engine_estimate(
+        CATALOG.resolve("model", "llama-3.1-8b"),
+        req,
+        "ollama",
+        OllamaOptions(vram_bytes=24 * GiB, gpus=4, release="0.10"),
+    )
+    assert small.facts["ollama_gpus"] == 1

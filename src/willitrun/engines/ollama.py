@@ -148,6 +148,7 @@ class OllamaOptions:
     # line after the model's (ollama/ollama issue #9780)
     mmproj_file: MmprojFile | None = None  # read at the edge (cli/engine_options.py read_mmproj)
     gpus: int = 1  # identical GPUs the server sees (--gpu 2xrtx3090); the scheduler decides how many it uses
+    use_gpus: int | None = None  # how many of them the model is placed on; None: as the scheduler decides
     sched_spread: bool = False  # [OLLAMA_SCHED_SPREAD] always spread over every GPU
     # DeepSeek V2/V3: False for a library file converted before llama.cpp PR #12801 (full-head cache)
     mla_latent: bool = True
@@ -227,14 +228,30 @@ def ollama_gpus(
     one GPU with the most free memory when PredictServerVRAM is at most 80 % of that GPU's free memory
     (bestSingleGPUFit, then `--split-mode none --main-gpu 0` with that GPU alone visible); otherwise to every
     GPU of the library, whose layers llama-server's --fit spreads by free memory. Before v0.30 (llm/memory.go
-    PredictServerFit / EstimateGPULayers): the same rule -- one GPU when the whole model fits one, else
-    all of them, layers spread by free memory (identical cards: evenly)."""
+    pickBestFullFitByLibrary, v0.12.0; llm/server.go assignLayers, v0.17.0): "pack into as few GPUs as possible,
+    starting from 1 GPU" -- the fewest cards on which ollama's whole estimate fits (each card's share less its
+    457 MiB minimum), layers spread evenly over identical cards."""
+    if opt.use_gpus is not None:
+        return min(opt.use_gpus, opt.gpus), ""
     if opt.gpus <= 1:
         return 1, ""
     if opt.sched_spread:
         return opt.gpus, f"OLLAMA_SCHED_SPREAD=1: layers spread over all {opt.gpus} GPUs"
     if opt.vram_bytes is None:
         return opt.gpus, ""
+    if not release.llama_server_runner:
+        for n in range(1, opt.gpus):
+            est = ollama_estimate(spec, request, replace(opt, use_gpus=n))
+            per_card: dict[int, int] = {}
+            for b in est.buffers:
+                if b.placement == "gpu":
+                    per_card[b.device] = per_card.get(b.device, 0) + b.bytes
+            if max(per_card.values(), default=0) <= opt.vram_bytes:
+                return n, (
+                    f"{n} GPU{'s' if n > 1 else ''} of {opt.gpus}: ollama {release.since} packs a model onto as few "
+                    "cards as hold it whole (llm/memory.go pickBestFullFitByLibrary); OLLAMA_SCHED_SPREAD=1 spreads it"
+                )
+        return opt.gpus, f"layers spread over {opt.gpus} GPUs: fewer do not hold the whole model"
     predicted = ollama_predicted_vram(spec, request, n_ctx)
     free = opt.vram_bytes - opt.gpu_overhead_bytes
     if predicted <= free * OLLAMA_SINGLE_GPU_SHARE:
