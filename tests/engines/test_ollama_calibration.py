@@ -159,3 +159,24 @@ def test_before_0_30_ollama_packs_onto_as_few_cards_as_hold_the_model():
         OllamaOptions(vram_bytes=24 * GiB, gpus=4, release="0.10"),
     )
     assert small.facts["ollama_gpus"] == 1
+
+
+def test_v0_30_raises_the_batch_by_context_and_headroom():
+    """server/sched.go automaticGenerationBatch (ollama#16031): ollama 0.33.2 started llama-server with
+    `-c 8192 -np 2 ... -b 1024 -ub 1024` (16384 cells; search-index file id 59785994622); a 24 GiB card with
+    llama-3.1-8b q4_k_m at the 32768 tier gets 1024, a crowded card 512, and flash attention off 512."""
+    from willitrun.engines.ollama import ollama_generation_batch
+
+    assert ollama_generation_batch(16384, 3 * GiB, None, True) == 1024
+    assert ollama_generation_batch(4096, 3 * GiB, 24 * GiB, True) == 512
+    assert ollama_generation_batch(65536, 3 * GiB, 24 * GiB, True) == 2048
+    assert ollama_generation_batch(65536, 16 * GiB, 24 * GiB, True) == 1024  # 67 %: 2048 needs 60 %
+    assert ollama_generation_batch(65536, int(18.5 * GiB), 24 * GiB, True) == 512  # 77 %: 1024 needs 75 %
+    assert ollama_generation_batch(65536, 3 * GiB, 24 * GiB, False) == 512
+    spec = CATALOG.resolve("model", "llama-3.1-8b")
+    e = engine_estimate(spec, Request(), "ollama", OllamaOptions(vram_bytes=24 * GiB))
+    assert e.facts["n_ubatch"] == 1024
+    told = engine_estimate(spec, Request(), "ollama", OllamaOptions(vram_bytes=24 * GiB, num_batch=512))
+    assert told.facts["n_ubatch"] == 512
+    old = engine_estimate(spec, Request(), "ollama", OllamaOptions(vram_bytes=24 * GiB, release="0.15"))
+    assert old.facts["n_ubatch"] == 512

@@ -138,7 +138,9 @@ class OllamaOptions:
     num_ctx: int | None = None  # [num_ctx, OLLAMA_CONTEXT_LENGTH] None: the VRAM tier (needs vram_bytes)
     num_parallel: int | None = None  # [OLLAMA_NUM_PARALLEL] None: the release's default (2 in 0.6, then 1)
     flash_attn: bool | None = None  # [OLLAMA_FLASH_ATTENTION] None: ollama's per-architecture default
-    num_batch: int = 512  # [num_batch] passed to llama.cpp as --batch-size (and so the micro-batch)
+    # [num_batch] passed to llama.cpp as --batch-size (and so the micro-batch); None: ollama's default, 512, which
+    # v0.30+ raises by context and headroom (ollama_generation_batch)
+    num_batch: int | None = None
     num_gpu: int | None = None  # [num_gpu] layers on the GPU; None: as many as fit (here: all)
     vram_bytes: int | None = None  # the GPU's memory, to pick the default context tier
     gpu_overhead_bytes: int = 0  # [OLLAMA_GPU_OVERHEAD]
@@ -191,6 +193,32 @@ def ollama_default_context(vram_bytes: int | None, gpu_overhead_bytes: int = 0) 
 MMPROJ_OFFLOAD_HEADROOM_BYTES = 1 << 30
 # server/sched.go bestSingleGPUFit (fb30760): one GPU takes the model when `predictedVRAM <= available*80/100`
 OLLAMA_SINGLE_GPU_SHARE = 0.8
+
+
+OLLAMA_DEFAULT_BATCH = 512  # api/types.go DefaultOptions NumBatch
+
+
+def ollama_generation_batch(n_ctx: int, predicted: int, available: int | None, flash_attn: bool) -> int:
+    """v0.30+ server/sched.go automaticGenerationBatch (ollama#16031), for a num_batch the user did not set:
+    with flash attention off on CUDA, 512; else 2048 above 32768 cells, 1024 above 4096, 512 otherwise, lowered
+    while it does not fit: the prediction within 80 % of the free memory, within 60 % (2048) or 75 % (1024) of
+    it, and room in that 80 % for the batch's surcharge (2 GiB for 2048, 768 MiB for 1024). Without a card
+    (no free memory known) the context alone decides, as ollama's generationBatchFits does."""
+    if not flash_attn:
+        return OLLAMA_DEFAULT_BATCH  # (256 on CUDA cards of 8 GiB or less above 4096 cells: not modelled)
+    batch = 2048 if n_ctx > 32768 else 1024 if n_ctx > 4096 else OLLAMA_DEFAULT_BATCH
+    surcharge = {2048: 2 * GIB, 1024: 768 * MIB}
+    headroom = {2048: 0.60, 1024: 0.75}
+    while batch > OLLAMA_DEFAULT_BATCH and available:
+        threshold = available * 80 // 100
+        if (
+            predicted <= threshold
+            and predicted <= available * headroom[batch]
+            and surcharge[batch] <= threshold - predicted
+        ):
+            break
+        batch = 1024 if batch > 1024 else OLLAMA_DEFAULT_BATCH
+    return batch
 
 
 def _is_projector(name: str) -> bool:
@@ -348,6 +376,15 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
     gpus, placement_note = ollama_gpus(spec, request, opt, release, n_ctx)
     if placement_note:
         notes.append(placement_note)
+    num_batch = opt.num_batch or OLLAMA_DEFAULT_BATCH
+    if opt.num_batch is None and release.llama_server_runner:
+        available = None if opt.vram_bytes is None else opt.vram_bytes * gpus
+        num_batch = ollama_generation_batch(n_ctx, ollama_predicted_vram(spec, request, n_ctx), available, fa)
+        if num_batch != OLLAMA_DEFAULT_BATCH:
+            notes.append(
+                f"num_batch {num_batch}: ollama {release.since} raises llama-server's -b/-ub for a {n_ctx}-cell "
+                "context when its prediction leaves the headroom (server/sched.go automaticGenerationBatch)"
+            )
     for d in range(gpus):
         extra.append(
             Buffer(
@@ -361,7 +398,7 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
             )
         )
     lopt = LlamaCppOptions(
-        n_ubatch=opt.num_batch,
+        n_ubatch=num_batch,
         flash_attn=fa,
         parallel=parallel,
         gpu_layers=opt.num_gpu,
@@ -505,6 +542,7 @@ __all__ = [
     "expert_offload_refusal",
     "ollama_default_context",
     "ollama_estimate",
+    "ollama_generation_batch",
     "ollama_gpus",
     "ollama_predicted_vram",
 ]

@@ -505,7 +505,7 @@ class Ollama(LlamaCpp):
         out = []
         if options is not None and getattr(options, "num_gpu", None) is not None:
             out.append(f"/set parameter num_gpu {options.num_gpu}")
-        if options is not None and getattr(options, "num_batch", 512) != 512:
+        if options is not None and getattr(options, "num_batch", None) not in (None, 512):
             out.append(f"/set parameter num_batch {options.num_batch}")
         return out
 
