@@ -45,6 +45,7 @@ def test_the_profile_picks_the_context_and_flash_attention_the_log_shows(entry):
     assert est.n_ctx == entry["log_n_ctx"]
     if entry["log_flash_attn"] is not None:
         assert est.facts["flash_attn"] is entry["log_flash_attn"]
+    assert est.facts["n_ubatch"] == entry.get("log_n_ubatch", 512)
 
 
 def test_the_default_parallelism_follows_the_release():

@@ -225,7 +225,7 @@ def _is_projector(name: str) -> bool:
     return "projector" in name or "mmproj" in name or "vision" in name
 
 
-def ollama_predicted_vram(spec: AnySpec, request: Request, n_ctx: int) -> int:
+def ollama_predicted_vram(spec: AnySpec, request: Request, n_ctx: int, mla_latent: bool = True) -> int:
     """ollama's own pre-load guess (llm/llama_server.go PredictServerVRAM, v0.30+): the GGUF file's size plus
     `2 * layers * kv_heads_min * (embedding_length / head_count_max) * context * 2` bytes of f16 cache, with
     context = num_ctx x parallel (server/sched.go effectiveLlamaServerContext). Here the file's size is the
@@ -240,6 +240,9 @@ def ollama_predicted_vram(spec: AnySpec, request: Request, n_ctx: int) -> int:
         return weights
     cfg = spec.config
     kv_heads = min(layer.kv_heads for layer in layers) or 1
+    if g.mla is not None:
+        # the GGUF's head_count_kv: 1 for a latent-attention conversion (PR #12801), every head before it
+        kv_heads = 1 if mla_latent else g.mla[2]
     hidden = int(getattr(cfg, "hidden_size", 0) or 0)
     heads = int(getattr(cfg, "num_attention_heads", 0) or 0)
     head_dim = hidden // heads if heads else 0
@@ -280,7 +283,7 @@ def ollama_gpus(
                     "cards as hold it whole (llm/memory.go pickBestFullFitByLibrary); OLLAMA_SCHED_SPREAD=1 spreads it"
                 )
         return opt.gpus, f"layers spread over {opt.gpus} GPUs: fewer do not hold the whole model"
-    predicted = ollama_predicted_vram(spec, request, n_ctx)
+    predicted = ollama_predicted_vram(spec, request, n_ctx, opt.mla_latent)
     free = opt.vram_bytes - opt.gpu_overhead_bytes
     if predicted <= free * OLLAMA_SINGLE_GPU_SHARE:
         return 1, (
@@ -379,7 +382,9 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
     num_batch = opt.num_batch or OLLAMA_DEFAULT_BATCH
     if opt.num_batch is None and release.llama_server_runner:
         available = None if opt.vram_bytes is None else opt.vram_bytes * gpus
-        num_batch = ollama_generation_batch(n_ctx, ollama_predicted_vram(spec, request, n_ctx), available, fa)
+        num_batch = ollama_generation_batch(
+            n_ctx, ollama_predicted_vram(spec, request, n_ctx, opt.mla_latent), available, fa
+        )
         if num_batch != OLLAMA_DEFAULT_BATCH:
             notes.append(
                 f"num_batch {num_batch}: ollama {release.since} raises llama-server's -b/-ub for a {n_ctx}-cell "
