@@ -181,3 +181,16 @@ def test_v0_30_raises_the_batch_by_context_and_headroom():
     assert told.facts["n_ubatch"] == 512
     old = engine_estimate(spec, Request(), "ollama", OllamaOptions(vram_bytes=24 * GiB, release="0.15"))
     assert old.facts["n_ubatch"] == 512
+
+
+def test_the_log_reader_keeps_llama_cpps_lines_over_ollamas_estimate():
+    """ollama 0.17.0's llama runner prints its estimate ("compute graph" 2.0 GiB) before llama.cpp allocates
+    108.01 MiB: explain reads llama.cpp's lines; v0.30's spawn line gives -c / -np / -ub."""
+    from willitrun.engines.logs import OllamaLog
+
+    by_id = {e["id"]: e for e in ENTRIES}
+    phi3 = OllamaLog.read(by_id["ollama-0.17.0-phi3-mini-128k-q4_0-metal-m4-ctx32768"]["excerpt"])
+    compute = [b.bytes for b in phi3.buffers if b.kind == "compute" and b.placement == "gpu"]
+    assert compute == [round(108.01 * MiB)]
+    ds = OllamaLog.read(by_id["ollama-0.32.13-deepseek-coder-v2-lite-q5km-cuda-ctx2048"]["excerpt"])
+    assert (ds.facts["n_ctx"], ds.facts["n_seq_max"], ds.facts["n_ubatch"]) == (2048, 1, 512)
