@@ -51,6 +51,9 @@ OLLAMA_ENGINE_ARCHITECTURES = frozenset(
     {"bert", "deepseek2", "gemma3", "gemma3n", "gptoss", "gpt-oss", "llama4", "mistral3", "mllama", "olmo3"}
     | {"qwen25vl", "qwen3", "qwen3moe", "qwen3next", "qwen3vl", "qwen3vlmoe", "glm4moelite", "lfm2"}
 )
+# `ollama pull llama3.1` / `ollama run qwen2.5:7b`: the library's default tags are 4-bit k-quants
+# (ollama.com/library: "latest" = the "*-instruct-q4_K_M" tag of the model, e.g. llama3.1:8b ->
+# llama3.1:8b-instruct-q4_K_M), so without --dtype the ollama profile weighs a Q4_K_M file.
 OLLAMA_DEFAULT_DTYPE = "q4_k_m"
 # ollama fs/ggml/ggml.go `FlashAttention()`: the architectures ollama turns flash attention on for by
 # default (bert, gemma3, gpt-oss, qwen3 ...). llama, mistral and llava are not among them, so
