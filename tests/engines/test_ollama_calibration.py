@@ -134,16 +134,22 @@ def test_two_cards_on_the_command_line_reach_the_placement_and_the_launch_line()
 def test_gemma3_vision_weighs_its_projector_and_raises_the_fit_target():
     """v0.30+ (llm/llama_server.go NewLlamaServerRunner): gemma3's inline v./mm. tensors are passed as
     --mmproj MODEL; LLAMA_ARG_FIT_TARGET = ceil((projector + 1 GiB) / MiB) (mmprojFitTargetMiB)."""
+    from willitrun.engines.llamacpp import mmproj_file_bytes
+
     spec = CATALOG.resolve("model", "gemma-3-4b")
     e = engine_estimate(spec, Request(), "ollama", OllamaOptions(vram_bytes=24 * GiB))
-    projector = e.find("mmproj (gemma3)").bytes
-    assert projector > 500 * MiB
+    projector = mmproj_file_bytes(spec)  # mmprojMemoryRequirement: the tensors' bytes, unaligned
+    assert e.find("mmproj (gemma3)").bytes >= projector > 500 * MiB
+    assert e.find("mmproj (gemma3)").placement == "gpu"
     assert e.find("CLIP compute buffer").bytes > 0
     assert e.facts["fit_target_bytes"] == -(-(projector + MMPROJ_OFFLOAD_HEADROOM_BYTES) // MiB) * MiB
     text = engine_estimate(CATALOG.resolve("model", "gemma-3-4b-text"), Request(), "ollama", OllamaOptions())
     assert text.facts["fit_target_bytes"] == 1024 * MiB  # no projector: llama-server's own 1024 MiB
     small = engine_estimate(spec, Request(), "ollama", OllamaOptions(vram_bytes=projector))
     assert small.facts["fit_target_bytes"] == 1024 * MiB  # "limited-vram": --no-mmproj-offload, no extra target
+    assert small.find("mmproj (gemma3)").placement == "host"
+    partial = engine_estimate(spec, Request(), "ollama", OllamaOptions(vram_bytes=24 * GiB, num_gpu=10))
+    assert partial.find("mmproj (gemma3)").placement == "host"  # "partial-text-offload"
 
 
 def test_before_0_30_ollama_packs_onto_as_few_cards_as_hold_the_model():

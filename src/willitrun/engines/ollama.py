@@ -1,6 +1,8 @@
-"""ollama: llama.cpp with ollama's defaults (context, parallel requests, flash attention) and the
-free memory its scheduler keeps per GPU. Llama 3.2 Vision runs in ollama's own engine; its caches
-follow ollama's estimate (fs/ggml/ggml.go GraphSize)."""
+"""ollama: llama.cpp with ollama's defaults, by release line (OLLAMA_RELEASES: default context by VRAM, parallel
+requests, flash attention for its llama.cpp runner and for its Go engine, the llama-server runner of v0.30 with its
+automatic batch and fit target), the free memory its scheduler keeps per GPU, and how the scheduler places a
+model on several GPUs. Checked against five ollama logs (tests/engines/data/calibration_extra.yaml). Llama 3.2
+Vision runs in ollama's own engine; its caches follow ollama's estimate (fs/ggml/ggml.go GraphSize)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from .llamacpp import (
     gguf_storage,
     llamacpp_estimate,
     lm_shape,
+    mmproj_file_bytes,
 )
 
 # ollama discover/gpu.go: `cudaMinimumMemory = 457 * format.MebiByte` (rocm the same); in ollama's tree
@@ -224,10 +227,6 @@ def ollama_generation_batch(n_ctx: int, predicted: int, available: int | None, f
     return batch
 
 
-def _is_projector(name: str) -> bool:
-    return "projector" in name or "mmproj" in name or "vision" in name
-
-
 def ollama_predicted_vram(spec: AnySpec, request: Request, n_ctx: int, mla_latent: bool = True) -> int:
     """ollama's own pre-load guess (llm/llama_server.go PredictServerVRAM, v0.30+): the GGUF file's size plus
     `2 * layers * kv_heads_min * (embedding_length / head_count_max) * context * 2` bytes of f16 cache, with
@@ -300,8 +299,9 @@ def ollama_gpus(
 
 
 def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | None = None) -> EngineEstimate:
-    """llama.cpp as ollama runs it: num_ctx x num_parallel cells, flash attention off for the Llama
-    family, the output buffer sized with embeddings, and 457 MiB per GPU kept free by its scheduler."""
+    """llama.cpp as ollama runs it: num_ctx x num_parallel cells, flash attention by the release's rule, the
+    output buffer sized with embeddings, 457 MiB per GPU kept free by its scheduler, the cards it places the
+    model on (ollama_gpus), and from v0.30 llama-server's batch (ollama_generation_batch) and fit target."""
     opt = options or OllamaOptions()
     check_architecture(spec, "ollama")
     release = OLLAMA_RELEASES[opt.release]
@@ -405,7 +405,33 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
                 d,
             )
         )
+    # llm/llama_server.go mmprojMemoryRequirement: the projector's tensor bytes (the v./mm./a. tensors of the model
+    # file, or every tensor of the second blob), unaligned
+    projector = 0
+    if release.llama_server_runner and any(t.component in MMPROJ for t in model_tensors(spec)):
+        projector = opt.mmproj_file.device_bytes(False) if opt.mmproj_file is not None else mmproj_file_bytes(spec)
+    mmproj_on_gpu = True
+    if projector:
+        # shouldDisableMMProjOffload: --no-mmproj-offload (the projector and its graph on the CPU) for num_gpu 0,
+        # for a num_gpu below the model's layers + 1, or when a card has less than the projector + 1 GiB in all
+        n_layers = archs.geometry(spec).decoder_layers
+        why = (
+            "num_gpu 0"
+            if opt.num_gpu == 0
+            else f"num_gpu {opt.num_gpu} offloads part of the text model"
+            if opt.num_gpu is not None and opt.num_gpu < n_layers + 1
+            else "the card has less than the projector + 1 GiB"
+            if opt.vram_bytes is not None and opt.vram_bytes < projector + MMPROJ_OFFLOAD_HEADROOM_BYTES
+            else ""
+        )
+        if why:
+            mmproj_on_gpu = False
+            notes.append(
+                f"the projector stays in host memory: {why}, so ollama starts llama-server with --no-mmproj-offload "
+                "(llm/llama_server.go shouldDisableMMProjOffload)"
+            )
     lopt = LlamaCppOptions(
+        mmproj_on_gpu=mmproj_on_gpu,
         n_ubatch=num_batch,
         flash_attn=fa,
         parallel=parallel,
@@ -433,20 +459,17 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
             f"ollama {release.since} runs {gguf_arch} in its own Go engine (fs/ggml/ggml.go OllamaEngineRequired), "
             "not llama.cpp's context: its buffers are estimated as llama.cpp's",
         )
-    projector = sum(b.bytes for b in est.buffers if b.kind == "weights" and _is_projector(b.name))
-    if fit_target and projector and opt.vram_bytes is not None:
+    if fit_target and projector and mmproj_on_gpu:
         # llm/llama_server.go: a vision model's projector (inline v./mm. tensors of gemma3, mistral3, qwen2.5-VL...
         # passed as --mmproj MODEL, or the second blob) makes the fit target LLAMA_ARG_FIT_TARGET =
         # ceil((projector bytes + mmprojOffloadHeadroom 1 GiB) / MiB) MiB instead of llama-server's 1024 MiB
         # (mmprojFitTargetMiB, "a stopgap until fit accounts for mmproj memory directly"), unless a card has less
         # than that in all (shouldDisableMMProjOffload "limited-vram": --no-mmproj-offload)
-        need = projector + MMPROJ_OFFLOAD_HEADROOM_BYTES
-        if opt.vram_bytes >= need:
-            fit_target = -(-need // MIB) * MIB
-            out_notes += (
-                f"fit target {fit_target // MIB} MiB: ollama sets LLAMA_ARG_FIT_TARGET to the projector "
-                f"({projector / MIB:.0f} MiB) + 1 GiB (llm/llama_server.go mmprojFitTargetMiB)",
-            )
+        fit_target = -(-(projector + MMPROJ_OFFLOAD_HEADROOM_BYTES) // MIB) * MIB
+        out_notes += (
+            f"fit target {fit_target // MIB} MiB: ollama sets LLAMA_ARG_FIT_TARGET to the projector "
+            f"({projector / MIB:.0f} MiB) + 1 GiB (llm/llama_server.go mmprojFitTargetMiB)",
+        )
     facts = dict(
         est.facts,
         num_ctx=num_ctx,
