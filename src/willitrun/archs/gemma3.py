@@ -116,10 +116,6 @@ def geometry(spec: AnyGemma3) -> Geometry:
             ("vision tower attention heads", c.vision_config.num_attention_heads, False),
         ),
         takes_images=True,
-        refusals={
-            "ollama": "ollama's Gemma 3 vision runner is not modelled yet; the -text spec sizes the language "
-            "model alone"
-        },
     )
 
 
