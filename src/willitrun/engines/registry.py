@@ -777,7 +777,11 @@ class Vllm(Engine):
 
     @classmethod
     def budget(cls, e: EngineEstimate) -> tuple[int, float] | None:
-        """--gpu-memory-utilization of the card's total (vllm/v1/worker/gpu_worker.py `init_device`)."""
+        """--gpu-memory-utilization of the card's total (vllm/v1/worker/gpu_worker.py `init_device`). None on 0.34's
+        whole-card default: the extensible KV cache takes no share up front and does not refuse when less is free
+        (vllm==0.34.0 v1/worker/utils.py `request_memory`); it sizes the pool from what is free, judged as free."""
+        if e.facts.get("extensible_kv") and int(e.facts["gpu_memory_utilization_pct"]) == 100:
+            return None
         return int(e.facts["usable_bytes"]), int(e.facts["gpu_memory_utilization_pct"]) / 100
 
     @classmethod
