@@ -1006,5 +1006,5 @@ def test_vllm_gives_the_indexer_keys_their_own_fp8_cache_layer():
     kv = next(b for b in v.buffers if b.kind == "kv_self")
     per_token = 3 * ((32 + 8) * 2 + 128 + 4)  # 3 layers x (latent 32 + rope 8 in bf16 + 128 fp8 keys + 4 B scale)
     assert f"{per_token} B per token" in kv.detail and "indexer's keys" in kv.detail
-    blocks, block_size = int(kv.detail.split(" blocks")[0]), 16
+    blocks, block_size = int(kv.detail.split(" blocks")[0]), 64  # vllm==0.34.0 config/cache.py DEFAULT_BLOCK_SIZE
     assert kv.bytes == blocks * block_size * per_token
