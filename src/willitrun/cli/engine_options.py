@@ -82,8 +82,10 @@ def engine_fit_options(
     weights: Any = None,
     *,
     search: bool = True,
+    measured: Any = None,
 ) -> tuple[Any, Any]:
-    """engine_fit and the engine's options object it built (the launch line reads both)."""
+    """engine_fit and the engine's options object it built (the launch line reads both); `measured`, an
+    overhead `explain --save` kept (detect/config.py SavedOverhead), replaces the modelled one."""
     from ..engines.registry import REGISTRY, engine_class
 
     cls = engine_class(engine)
@@ -106,6 +108,11 @@ def engine_fit_options(
     check_versions(given)
     try:
         options = cls.make_options(with_files(given), vram_bytes, gpu_name)
+        if measured is not None and cls.measured_overhead is not None and options is not None:
+            from dataclasses import replace
+
+            size, detail = cls.measured_overhead
+            options = replace(options, **{size: measured.bytes, detail: measured.detail})
         result = (
             cls.fit(spec, req, options, vram_bytes, weights) if search else cls.estimate(spec, req, options, weights)
         )

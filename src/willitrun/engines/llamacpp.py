@@ -276,6 +276,7 @@ class LlamaCppOptions:
     mmproj_file: MmprojFile | None = None
     kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
     cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
+    cuda_overhead_detail: str = "given as an option"  # where cuda_overhead_bytes comes from (explain --save)
     swa_full: bool = False  # [--swa-full] sliding-window layers keep every cell, not just their window
     n_cpu_moe: int = 0  # [--n-cpu-moe N] the expert tensors of layers 0..N-1 stay in host memory (-ot exps=CPU: all)
     cpu_moe: bool = False  # [--cpu-moe] the expert tensors of every layer in host memory (n_cpu_moe is then ignored)
@@ -1531,7 +1532,7 @@ def llamacpp_estimate(
                     opt.cuda_overhead_bytes,
                     "gpu",
                     "overhead",
-                    "given as an option",
+                    opt.cuda_overhead_detail,
                     d,
                 )
             )
