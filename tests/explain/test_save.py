@@ -91,6 +91,8 @@ def test_llamacpp_save_then_the_estimate_uses_it(config):
     ]
     after = cli("llama-2-7b", "--gpu", "rtx4090", "--engine", "llama.cpp", "--json")
     assert json.loads(after.stdout)["total_bytes"] - json.loads(before.stdout)["total_bytes"] == 3945 * MIB
+    assert json.loads(before.stdout)["runtime_overhead"].startswith("totals are its printed buffers")
+    assert json.loads(after.stdout)["runtime_overhead"] == f"totals include the runtime overhead {detail}"
     table = cli("llama-2-7b", "--gpu", "rtx4090", "--engine", "llama.cpp")
     assert "CUDA context and pools (CUDA0)" in table.stdout and "measured on this machine by" in table.stdout
     # another card, and another engine, are not this measurement

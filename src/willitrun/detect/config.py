@@ -41,6 +41,7 @@ OVERHEAD_FIELDS = ("bytes", "date", "log")
 MAX_OVERHEAD_BYTES = 64 << 30  # a CUDA context, cuBLAS, NCCL and pools take hundreds of MiB to a few GiB
 MAX_OVERHEADS = 256  # (engine, card) pairs kept
 ANY_CARD = "any"
+MEASURED = "measured on this machine by `explain --save`"  # how a saved overhead's buffer begins its detail
 _CARD = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # a catalog GPU id (no dots: the key's separator)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -177,7 +178,7 @@ class SavedOverhead:
     @property
     def detail(self) -> str:
         """How an estimate's table and JSON say where the figure comes from."""
-        return f"measured on this machine by `explain --save`, {self.date}, from {self.log}"
+        return f"{MEASURED}, {self.date}, from {self.log}"
 
 
 def _key(engine: str, card: str, name: str) -> str:
