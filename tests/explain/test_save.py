@@ -235,3 +235,13 @@ def test_saved_and_forget_take_no_log(config):
     assert cli("explain", str(README_LOG), "--saved").exit_code == 2
     result = cli("explain")
     assert result.exit_code == 2 and "give a LOG" in result.output
+
+
+def test_a_log_name_the_config_cannot_hold_is_kept_readable(config, tmp_path):
+    odd = tmp_path / 'server "b\\1".log'
+    odd.write_text(README_LOG.read_text())
+    result = cli("explain", str(odd), "--save", "--model", "qwen3-30b-a3b", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["saved"]["log"] == "server _b_1_.log"
+    [saved] = json.loads(cli("explain", "--saved", "--json").stdout)["saved"]
+    assert saved["log"] == "server _b_1_.log"

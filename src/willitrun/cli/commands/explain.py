@@ -266,7 +266,8 @@ def _save(run: LogRun, log: str, gpu: str | None, cat: Any, json_out: bool) -> d
     m = measured_overhead(run)
     card = _card_of(run, gpu, cat)
     name = "-" if log == "-" else os.path.basename(log)
-    name = "".join(c if c >= " " and c != "\x7f" else "?" for c in name)[:255] or "-"
+    # the name as the config keeps it: no control character, quote or backslash (detect/config.py checks it)
+    name = "".join(c if c >= " " and c not in '\x7f"\\' else "_" for c in name)[:255] or "-"
     entry = SavedOverhead(m.engine, card, m.bytes, datetime.date.today().isoformat(), name)
     path = save_overhead(entry, os.environ)
     on = "any card" if card == ANY_CARD else card
