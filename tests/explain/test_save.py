@@ -245,3 +245,25 @@ def test_a_log_name_the_config_cannot_hold_is_kept_readable(config, tmp_path):
     assert json.loads(result.stdout)["saved"]["log"] == "server _b_1_.log"
     [saved] = json.loads(cli("explain", "--saved", "--json").stdout)["saved"]
     assert saved["log"] == "server _b_1_.log"
+
+
+def test_every_probe_of_the_answer_uses_the_saved_overhead(config):
+    """The suggestions are probes of the same estimate: with the 3945 MiB kept, the -ngl and --context they
+    name fit with it, and one more layer or token does not."""
+    assert cli("explain", str(README_LOG), "--save").exit_code == 0
+    base = ("qwen3-14b", "--gpu", "rtx4090", "--engine", "llama.cpp", "--dtype", "q8_0")
+    d = json.loads(cli(*base, "--context", "40960", "--json").stdout)
+    assert d["fits"] is False and [b["bytes"] for b in d["buffers"] if b["kind"] == "overhead"] == [3945 * MIB]
+    context = d["max_context_tokens"]
+    assert f"--context {context} fits (the largest that does)" in d["suggestions"]
+    [ngl] = [s.split("(-ngl ")[1].split(")")[0] for s in d["suggestions"] if s.startswith("--offload")]
+    fits = {
+        args: cli(*base, *args, "--json").exit_code
+        for args in (
+            ("--context", str(context)),
+            ("--context", str(context + 256)),
+            ("--context", "40960", "--gpu-layers", ngl),
+            ("--context", "40960", "--gpu-layers", str(int(ngl) + 1)),
+        )
+    }
+    assert [code in (0, 5) for code in fits.values()] == [True, False, True, False], fits

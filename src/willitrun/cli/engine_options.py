@@ -55,6 +55,12 @@ def check_versions(given: dict[str, Any]) -> None:
                 raise UsageError(f"{_flag(key)} {parse._show(value)}: choose one of {', '.join(table)}")
 
 
+# The key under which the estimate command carries an overhead `explain --save` kept (detect/config.py
+# SavedOverhead) among the engine options it passes on (extras, suggestions, the launch line): not a flag,
+# so option_echo never shows it; engine_fit_options takes it out before checking the flags.
+MEASURED = "measured_overhead"
+
+
 def engine_fit(
     spec: Any,
     req: Any,
@@ -88,6 +94,9 @@ def engine_fit_options(
     overhead `explain --save` kept (detect/config.py SavedOverhead), replaces the modelled one."""
     from ..engines.registry import REGISTRY, engine_class
 
+    if MEASURED in given:  # carried with the options, so that every probe of this answer uses it too
+        measured = given[MEASURED]
+        given = {k: v for k, v in given.items() if k != MEASURED}
     cls = engine_class(engine)
     accepted = {**cls.takes, "gpus": "gpus"}
     refusal = cls.refusal(given)

@@ -303,9 +303,12 @@ def _run_engine(
                 "--engine transformers splits mixed cards"
             )
         engine_opts = {**engine_opts, "gpus": len(cards)}
-    fit, options = engine_fit_options(
-        spec, req, engine, engine_opts, vram_bytes, device_name, weights, measured=saved_overhead(cls, cards)
-    )
+    measured = saved_overhead(cls, cards)
+    if measured is not None:
+        from .engine_options import MEASURED
+
+        engine_opts = {**engine_opts, MEASURED: measured}
+    fit, options = engine_fit_options(spec, req, engine, engine_opts, vram_bytes, device_name, weights)
     from .extras import engine_extras
 
     extras = engine_extras(
