@@ -267,3 +267,19 @@ def test_every_probe_of_the_answer_uses_the_saved_overhead(config):
         )
     }
     assert [code in (0, 5) for code in fits.values()] == [True, False, True, False], fits
+
+
+def test_the_python_3_10_reader_takes_what_save_writes(config, monkeypatch):
+    """Without tomllib (Python 3.10) detect/config.py reads the file line by line: the same save, the same
+    estimate."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # `import tomllib` raises ImportError
+    config.parent.mkdir(parents=True)
+    config.write_text("# mine\nvram = '24GiB'\n")
+    assert cli("explain", str(README_LOG), "--save").exit_code == 0
+    assert [b["bytes"] for b in overhead_buffers("llama-2-7b", "--gpu", "rtx4090", "--engine", "llama.cpp")] == [
+        3945 * MIB
+    ]
+    assert json.loads(cli("explain", "--saved", "--json").stdout)["saved"][0]["card"] == "rtx4090"
+    assert cli("explain", "--forget").exit_code == 0 and config.read_text() == "# mine\nvram = '24GiB'\n"
