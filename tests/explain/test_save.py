@@ -283,3 +283,18 @@ def test_the_python_3_10_reader_takes_what_save_writes(config, monkeypatch):
     ]
     assert json.loads(cli("explain", "--saved", "--json").stdout)["saved"][0]["card"] == "rtx4090"
     assert cli("explain", "--forget").exit_code == 0 and config.read_text() == "# mine\nvram = '24GiB'\n"
+
+
+def test_a_large_unaccounted_share_is_saved_with_a_warning(config):
+    """A table built for the test in llama.cpp's format: 9000 of 24077 MiB unaccounted (a browser and a game
+    on the card, say) is saved as measured, with a warning that other programs may be in it."""
+    log = (
+        "llama_memory_breakdown_print: | memory breakdown [MiB] | total   free     self   model   context   "
+        "compute    unaccounted |\n"
+        "llama_memory_breakdown_print: |   - CUDA0 (RTX 4090)   | 24077 =  945 + (14132 = 12849 +     384 +     "
+        "899) +        9000 |\n"
+    )
+    result = cli("explain", "-", "--save", stdin=log)
+    assert result.exit_code == 0, result.output
+    assert "warning: 8.79 GiB is more than a quarter of the card's 23.51 GiB: other programs may" in result.output
+    assert json.loads(cli("explain", "--saved", "--json").stdout)["saved"][0]["bytes"] == 9000 * MIB

@@ -271,6 +271,12 @@ def _save(run: LogRun, log: str, gpu: str | None, cat: Any, json_out: bool) -> d
     entry = SavedOverhead(m.engine, card, m.bytes, datetime.date.today().isoformat(), name)
     path = save_overhead(entry, os.environ)
     on = "any card" if card == ANY_CARD else card
+    if m.card_total_bytes and m.bytes * 4 > m.card_total_bytes:  # the breakdown counts other programs too
+        error(
+            f"{size(m.bytes)} is more than a quarter of the card's {size(m.card_total_bytes)}: other programs may "
+            "have held memory then; save a log of a run on an otherwise idle card",
+            prefix="warning",
+        )
     error(
         f"saved {size(m.bytes)} of {m.engine} overhead on {on} ({m.where}) in {path}; "
         f"estimates for {m.engine} on {on} use it (`willitrun explain --forget` removes it)",
