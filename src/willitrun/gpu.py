@@ -400,7 +400,8 @@ def default_gpu(
             arc, why = intel.detect_intel(sysfs_root or intel.SYSFS_ROOT)
             if arc:
                 return _from_intel(catalog, arc)
-            tried.append(f"Intel: {why}")
+            if why:
+                tried.append(f"Intel: {why}")
     raise GPUDetectionError(
         f"no GPU found ({'; '.join(tried)}); give the card with --gpu NAME (see `willitrun list gpus`) or its memory "
         f"with --vram, e.g. --vram 24GiB, or set a default in WILLITRUN_GPU or {config_file or config_path(env)}"

@@ -302,8 +302,7 @@ def test_nothing_found_is_one_plain_message(catalog, tmp_path):
     with pytest.raises(GPUDetectionError) as exc:
         pick(catalog, tmp_path)
     assert str(exc.value) == (
-        f"no GPU found (NVML could not start: Driver Not Loaded; AMD: no rocm-smi, no amdgpu card in {tmp_path}/no-drm; "
-        f"Intel: no {tmp_path}/no-drm); "
+        f"no GPU found (NVML could not start: Driver Not Loaded; AMD: no rocm-smi, no amdgpu card in {tmp_path}/no-drm); "
         "give the card with --gpu NAME (see `willitrun list gpus`) or its memory with --vram, e.g. --vram 24GiB, "
         f"or set a default in WILLITRUN_GPU or {tmp_path}/willitrun/config.toml"
     )

@@ -89,11 +89,12 @@ def read_card(root: str, card: str) -> IntelCard | None:
 
 def detect_intel(root: str = SYSFS_ROOT) -> tuple[list[IntelCard], str]:
     """The Intel discrete cards under `root` whose memory is known (published, or the one size their device
-    id ships with), and why none is when the list is empty."""
+    id ships with), and why none is when the list is empty ("" when there is no Intel GPU at all: the
+    no-GPU message, one bounded line, stays about the cards there are)."""
     try:
         names = sorted((n for n in os.listdir(root) if re.fullmatch(r"card\d+", n)), key=lambda n: int(n[4:]))
     except OSError:
-        return [], f"no {root}"
+        return [], ""
     found, skipped = [], []
     for card in names[:MAX_CARDS]:
         c = read_card(root, card)
@@ -111,4 +112,4 @@ def detect_intel(root: str = SYSFS_ROOT) -> tuple[list[IntelCard], str]:
             skipped.append(f"{c.name} ({card}) is integrated graphics (system memory)")
     if found:
         return found, root
-    return [], "; ".join(skipped) if skipped else f"no Intel GPU in {root}"
+    return [], "; ".join(skipped)
