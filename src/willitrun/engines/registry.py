@@ -308,6 +308,10 @@ class LlamaCpp(Engine):
         return LlamaCppOptions
 
     @classmethod
+    def option_defaults(cls, vram_bytes: int, gpu_name: str | None) -> dict[str, Any]:
+        return {"vram_bytes": vram_bytes}  # --fit's default context (engines/llamacpp.py _default_context)
+
+    @classmethod
     def versions(cls) -> Mapping[str, Any]:
         from .llamacpp import LLAMACPP_VERSIONS
 
@@ -408,7 +412,9 @@ class Ollama(LlamaCpp):
     runtime_overhead = "totals include ollama's 457 MiB minimum free memory (discover/gpu.go)"
     measured_overhead = None
     layers_flag = "num_gpu"
-    multi_card = None
+    # several identical cards: one of them when ollama's prediction fits 80 % of it, else layers over all
+    # (engines/ollama.py ollama_gpus, server/sched.go selectLlamaServerPlacement)
+    multi_card = "layers"
     takes = {
         "ubatch": "num_batch",
         "flash_attn": "flash_attn",
@@ -482,6 +488,11 @@ class Ollama(LlamaCpp):
             env.append(f"OLLAMA_FLASH_ATTENTION={int(bool(options.flash_attn))}")
         if est.kv_dtype in ("q8_0", "q4_0"):
             env.append(f"OLLAMA_KV_CACHE_TYPE={est.kv_dtype}")
+        cards = int(getattr(options, "gpus", 1) or 1) if options is not None else 1
+        if cards > 1:  # the cards the answer counts; the scheduler picks one or spreads (engines/ollama.py)
+            env.insert(0, "CUDA_VISIBLE_DEVICES=" + ",".join(str(d) for d in range(cards)))
+        if options is not None and getattr(options, "sched_spread", False):
+            env.append("OLLAMA_SCHED_SPREAD=1")
         return ["env", *env, "ollama", "serve"]
 
     @classmethod
@@ -491,12 +502,16 @@ class Ollama(LlamaCpp):
         return ["ollama", "run", name or str(getattr(spec, "id", "MODEL"))]
 
     @classmethod
+    def cards_note(cls, n: int) -> str:
+        return "ollama's scheduler: one card when it fits 80 % of one, else layers spread over all"
+
+    @classmethod
     def session_lines(cls, est: EngineEstimate, options: Any) -> list[str]:
         """What `ollama run MODEL` takes inside the session for options without an environment variable."""
         out = []
         if options is not None and getattr(options, "num_gpu", None) is not None:
             out.append(f"/set parameter num_gpu {options.num_gpu}")
-        if options is not None and getattr(options, "num_batch", 512) != 512:
+        if options is not None and getattr(options, "num_batch", None) not in (None, 512):
             out.append(f"/set parameter num_batch {options.num_batch}")
         return out
 

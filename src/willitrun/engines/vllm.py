@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 from .. import archs
 from ..archs.base import EXPERT_ROLES, LINEAR_ROLES, Geometry, LayerKV, Tensor
+from ..archs.caches import IndexerKeys
 from ..archs.mamba import VLLM_STATE_REFUSAL
 from ..errors import UsageError
 from ..memory import AnySpec, Request, Resolved, resolve, stage_peak, stages, storage_types, vocab_size
@@ -687,6 +688,15 @@ class RankBudget:
         return max(self.layer_peak_bytes, self.sampler_bytes)
 
 
+def indexer_token_bytes(g: Geometry, i: int) -> list[int]:
+    """Bytes per token of layer i's DSA indexer-key caches (archs/caches.py IndexerKeys: deepseek_v32,
+    glm_moe_dsa), each its own cache layer: vllm/model_executor/models/deepseek_v2.py DeepseekV32IndexerCache
+    returns MLAAttentionSpec(num_kv_heads=1, head_size=head_dim + head_dim // quant_block_size * 4,
+    dtype=torch.uint8): fp8 keys with a float32 scale per 128 (quant_block_size), whatever the KV dtype, and
+    not split by TP (one head)."""
+    return [k.head_dim + k.head_dim // 128 * 4 for k in g.caches[i] if isinstance(k, IndexerKeys)]
+
+
 def _kv_layers(g: Geometry, first: int, last: int) -> list[LayerKV]:
     """The KV-holding attention layers among decoder layers [first, last): vLLM gives every attention
     layer blocks -- mllama's cross-attention layers too."""
@@ -825,6 +835,7 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
             kind, window = ("sliding", kv.window or 0) if kv.kind == "sliding" else ("full", 0)
             chunked = chunked or kv.kind == "chunked"
             attn.append((kind, window, per_token))
+        attn.extend(("full", 0, b) for b in indexer_token_bytes(g, i))
         if i < len(g.ssm_state) and any(g.ssm_state[i]):
             states.append(_state_bytes(r, g, i, tp))
     kinds = {k for k, _, _ in attn}
@@ -1001,6 +1012,7 @@ def rank_budget(
         share = kv_heads_per_rank(kv.kv_heads, tp)
         per_token += (kv.key_dim + kv.value_dim) * share
     per_token = r.kv.nbytes(per_token) if per_token else 0
+    per_token += sum(b for i in range(*layers) for b in indexer_token_bytes(g, i))
     usable = int(total_memory_bytes * opt.utilization)
     available = usable - weights.allocated_bytes - non_torch - max(layer_peak, sampler)
     layout = kv_layout(r, opt, layers, max_model_len, batched) if max_model_len else None
@@ -1307,7 +1319,13 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                 f"{blocks} blocks x {kv.block_size} tokens x {b.kv_bytes_per_token} B per token "
                 f"({len(_kv_layers(g, *b.layers))} layers x "
                 + (
-                    f"the MLA latent: kv_lora_rank {g.mla[0]} + rope {g.mla[1]} x {r.kv.name}, not split by TP)"
+                    f"the MLA latent: kv_lora_rank {g.mla[0]} + rope {g.mla[1]} x {r.kv.name}, not split by TP"
+                    + (
+                        " + the DSA indexer's keys: fp8 and a float32 scale per 128"
+                        if any(isinstance(k, IndexerKeys) for kinds in g.caches for k in kinds)
+                        else ""
+                    )
+                    + ")"
                     if g.mla
                     else f"K,V x {f'max(1, KV heads / {tp})' if tp > 1 else 'KV heads'} x head_dim x {r.kv.name})"
                 )
