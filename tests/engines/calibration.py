@@ -527,6 +527,7 @@ def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
         tensor_parallel=entry.get("tensor_parallel", 1),
         max_model_len=entry.get("max_model_len"),
         max_num_batched_tokens=entry.get("max_num_batched_tokens"),
+        max_num_seqs=entry.get("max_num_seqs"),
     )
     est = engine_estimate(spec, Request(dtype=QUANT.get(entry["quant"])), "vllm", opts)
     note = entry["excerpt"][0].split("]", 1)[-1].strip()[:60]
@@ -569,6 +570,7 @@ def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
     if "compute_mib" in entry:
         tp1 = entry.get("tensor_parallel", 1) == 1
         unexplained = entry.get("compute_unexplained")
+        given = entry.get("compute_note")  # a note of its own: asserted (not the PR #10511 fit)
         yield _cmp(
             entry,
             src,
@@ -577,8 +579,9 @@ def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
             est.find("activation peak (profile run)").bytes,
             entry["compute_mib"],
             COMPUTE,
-            informational=tp1 or bool(unexplained),
+            informational=(tp1 and not given) or bool(unexplained),
             note=unexplained
+            or given
             or (
                 "circular: the sampler factor was fitted to this entry"
                 if tp1

@@ -279,6 +279,15 @@ OPTIONS: tuple[Option, ...] = (
         "switch",
         "vLLM: sliding-window layers keep every token's KV, not just their window (one KV group)",
     ),
+    _o(
+        "flashinfer_sampler",
+        ("--flashinfer-sampler",),
+        "bool",
+        "vLLM VLLM_USE_FLASHINFER_SAMPLER: FlashInfer's top-k/top-p in the profile's sampler (no sort: 12 B per "
+        "logit besides the logits, where torch.sort takes 36)",
+        "the version's pip install: on from 0.21, off before (FlashInfer was an extra before 0.12, opt-in 0.12-0.20)",
+        off=("--no-flashinfer-sampler",),
+    ),
 )
 OPTION = {o.key: o for o in OPTIONS}
 

@@ -64,6 +64,7 @@ class Engine:
     sized_by_card: ClassVar[bool] = False  # it sizes itself from the card's memory (vLLM's KV pool): needs --gpu/--vram
     strict_versions: ClassVar[bool] = True  # the version option must be a key of versions() (whisper.cpp: also tags)
     launch_note: ClassVar[str] = ""  # what the launch line is, for docs/engines.md
+    ladder_kv: ClassVar[tuple[str, ...]] = ()  # the KV types `ladder` tries on it (empty: answers.LADDER_KV)
     label: ClassVar[str] = ""  # how sentences name it ("vLLM's share"); "" = its name
     # Against the memory free now (a detected card), what it keeps free beyond the buffers it sizes, and why
     # (fit.judge takes it off the free memory; vLLM's budget is its share of the TOTAL instead: `budget`).
@@ -685,11 +686,13 @@ class Vllm(Engine):
         "data_parallel_size": "data_parallel",
         "enable_expert_parallel": "expert_parallel",
         "disable_hybrid_kv_cache_manager": "disable_hybrid_kv_cache_manager",
+        "flashinfer_sampler": "flashinfer_sampler",
     }
     version_key = "vllm_version"
     multi_card = "tensor"
     sized_by_card = True
     launch_note = "vllm serve (vllm/engine/arg_utils.py spellings)"
+    ladder_kv = ("f16", "fp8")  # --kv-cache-dtype auto / fp8 (engines/vllm.py VLLM_KV_TYPES)
 
     @classmethod
     def options_from_log(
@@ -840,6 +843,9 @@ class Vllm(Engine):
             argv.append("--enable-expert-parallel")
         if options is not None and getattr(options, "disable_hybrid_kv_cache_manager", False):
             argv.append("--disable-hybrid-kv-cache-manager")
+        flashinfer = getattr(options, "flashinfer_sampler", None) if options is not None else None
+        if flashinfer is not None:  # given: the environment variable vLLM reads (vllm/envs.py)
+            argv = ["env", f"VLLM_USE_FLASHINFER_SAMPLER={int(flashinfer)}", *argv]
         return argv
 
 
