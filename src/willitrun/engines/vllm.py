@@ -1666,7 +1666,7 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                     "kept free (KV sizing margin)" + suffix,
                     b.margin_bytes,
                     "gpu",
-                    "overhead",
+                    "other",  # memory kept free, not the runtime's own (explain --save replaces the overhead rows)
                     f"max(1 GiB, 0.75 x the activation peak), less what gpu_memory_utilization "
                     f"{opt.utilization:.2f} leaves free (vllm==0.34.0 extensible_kv_cache.py `measure_kv_cache_bytes`)",
                     dev,
