@@ -22,7 +22,10 @@ conversions faster-whisper downloads) is int8_float16; "default" is the saved ty
 Decoding state (src/layers/transformer.cc, src/decoding.cc):
 - cross-attention K/V: n_text_layer x 2 x 1500 x d_model per batch item, computed once from the encoder
   output. Beam search does not replicate it per beam since CTranslate2 3.6.0 (b142c826 "Do not
-  replicate memory states", `TransformerDecoder::replicate_state`), but sampling with
+  replicate memory states", `TransformerDecoder::replicate_state`); before it (the "3.5" version key)
+  BeamSearch on a GPU tiled every state, the encoder output and its projected keys/values included,
+  beam_size times before the first step (v3.5.1 src/decoding.cc: `expand_after_first_step = (device ==
+  Device::CPU && ...)` is false on CUDA, then `expand_to_beam_size(state, _beam_size)`). Sampling with
   num_hypotheses > 1 -- faster-whisper's temperature fallback, `num_hypotheses=best_of` -- repeats
   every state, the encoder output included (decoding.cc: `if (num_hypotheses > 1) ... repeat_batch`),
   so a fallback holds best_of copies;
@@ -36,6 +39,7 @@ of windows in one generate call at temperatures[0], with no fallback.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import cast
 
@@ -114,6 +118,66 @@ CT2_INT8_SAVING_BYTES = 125 * MIB
 
 
 @dataclass(frozen=True)
+class CTranslate2Version:
+    """What changes between CTranslate2 release lines (tags and CHANGELOG of OpenNMT/CTranslate2)."""
+
+    name: str
+    cuda: int  # the CUDA major version its GPU wheels are built for (the overhead constant's key)
+    beams_share_encoder_state: bool  # beam search keeps one encoder state per batch item (>= 3.6.0)
+    since: str
+    source: str
+
+
+CT2_VERSIONS: dict[str, CTranslate2Version] = {
+    "3.5": CTranslate2Version(
+        "3.5",
+        11,
+        False,
+        "3.0.0 (2022-11-07, Whisper added) to 3.5.1 (2023-02-13)",
+        "v3.5.1 src/decoding.cc BeamSearch::search: `expand_after_first_step = (device == Device::CPU && "
+        "num_candidates <= vocabulary_size)` is false on CUDA, so `expand_to_beam_size(state, _beam_size)` "
+        "tiles every decoder state (ops::Tile), the encoder output and the projected memory keys/values included",
+    ),
+    "3.6": CTranslate2Version(
+        "3.6",
+        11,
+        True,
+        "3.6.0 (2023-02-16) to 3.24.0 (2024-01-08)",
+        "b142c826 (PR #1088, v3.6.0) 'Do not replicate memory states': Decoder::replicate_state skips the "
+        "states TransformerDecoder::replicate_state names memory*; CHANGELOG 3.6.0 'Reduce the beam search "
+        "memory usage'; 3.x wheels: CUDA 11",
+    ),
+    "4": CTranslate2Version(
+        "4",
+        12,
+        True,
+        "4.0.0 (2024-02-15) to 4.8.1 (2026-07-03, the newest stored: 0d8bcd36)",
+        "CHANGELOG 4.0.0: 'This major version introduces the breaking change while updating to cuda 12'; the "
+        "beam search state as in 3.6.0 (src/layers/decoder.cc Decoder::replicate_state)",
+    ),
+}
+CT2_LATEST = "4"
+
+
+def ct2_version_key(version: str | None) -> str:
+    """The CT2_VERSIONS key of a version key or a release number (3.5.1, v3.24.0, 4.8.1); None: the newest."""
+    if version is None:
+        return CT2_LATEST
+    v = str(version).strip().lower()
+    if v in CT2_VERSIONS:
+        return v
+    m = re.fullmatch(r"v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", v)
+    if m and m.group(1) == "3" and m.group(2) is not None:
+        return "3.5" if int(m.group(2)) < 6 else "3.6"
+    if m and m.group(1) == "4":
+        return "4"
+    raise UsageError(
+        f"unknown CTranslate2 version {version!r}: give 3.5 (before 3.6.0), 3.6 (3.6.0-3.24.0), 4 (4.x) "
+        "or a release number such as 3.24.0 or 4.8.1 (CTranslate2 before 3.0 has no Whisper)"
+    )
+
+
+@dataclass(frozen=True)
 class CTranslate2Options:
     """faster-whisper / CTranslate2 settings (faster-whisper argument in brackets)."""
 
@@ -123,7 +187,8 @@ class CTranslate2Options:
     temperature_fallback: bool = True  # [transcribe(temperature=0)] disables it: one temperature, no fallback
     batch_size: int | None = None  # [BatchedInferencePipeline.transcribe(batch_size=)] None: the request's batch
     decode_tokens: int | None = None  # tokens per hypothesis in the self cache; None: the request's context, else 150
-    cuda: int = 12  # CUDA major version of the CTranslate2 build (4.x: 12; 3.x: 11)
+    cuda: int | None = None  # CUDA major version of the CTranslate2 build; None: the version's (4.x: 12; 3.x: 11)
+    version: str | None = None  # CTranslate2 release line (CT2_VERSIONS key or a release number); None: the newest
 
     def __post_init__(self) -> None:
         if self.compute_type.lower() not in COMPUTE_ALIASES:
@@ -137,7 +202,8 @@ class CTranslate2Options:
                 raise UsageError(f"{name} must be at least 1 (got {value})")
         if self.best_of < 1:
             raise UsageError(f"best_of must be at least 1 (got {self.best_of})")
-        if self.cuda not in CT2_CUDA_OVERHEAD_BYTES:
+        ct2_version_key(self.version)  # raises on an unknown version
+        if self.cuda is not None and self.cuda not in CT2_CUDA_OVERHEAD_BYTES:
             raise UsageError(
                 f"cuda must be 11 or 12 (the CUDA major version CTranslate2 was built for), got {self.cuda}"
             )
@@ -187,11 +253,16 @@ def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Op
     memory_one = AUDIO_FRAMES * d * act
     self_token = layers * 2 * d * act
     notes: list[str] = []
+    version = CT2_VERSIONS[ct2_version_key(opt.version)]
+    cuda = opt.cuda or version.cuda
+    # beams per encoder-state copy: 1 since 3.6.0 (b142c826), beam_size before it (v3.5.1 expand_to_beam_size)
+    per_item = 1 if version.beams_share_encoder_state else beam
+    shared = "the beams share the encoder state" if per_item == 1 else "CTranslate2 < 3.6 copies it per beam"
     if batch > 1:
-        phase = f"BatchedInferencePipeline, batch_size {batch}, beam {beam} (no temperature fallback)"
-        copies, hyps = batch, batch * beam
+        phase = f"BatchedInferencePipeline, batch_size {batch}, beam {beam} (no temperature fallback; {shared})"
+        copies, hyps = batch * per_item, batch * beam
     else:
-        first = (1, beam)  # beam search shares the encoder state between beams (CTranslate2 >= 3.6.0)
+        first = (per_item, beam)
         fallback = (opt.best_of, opt.best_of) if opt.temperature_fallback else (0, 0)
 
         def state(p: tuple[int, int]) -> int:
@@ -205,13 +276,13 @@ def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Op
                 f"fallback {state(fallback) / MIB:.0f} MiB (temperature=0 disables fallbacks)"
             )
         else:
-            phase = f"beam search, beam {beam} (the beams share the encoder state)"
+            phase = f"beam search, beam {beam} ({shared})"
             copies, hyps = first
     per_window = c.encoder_attention_heads * AUDIO_FRAMES**2 * act + AUDIO_FRAMES * c.encoder_ffn_dim * act
     encoder = CT2_ENCODER_BASE_BYTES + batch * per_window
     weights = ct2_weight_bytes(spec, compute_type)
     int8 = COMPUTE_TYPES[compute_type][0] == 1
-    overhead = CT2_CUDA_OVERHEAD_BYTES[opt.cuda] - (CT2_INT8_SAVING_BYTES if int8 else 0)
+    overhead = CT2_CUDA_OVERHEAD_BYTES[cuda] - (CT2_INT8_SAVING_BYTES if int8 else 0)
     buffers = [
         Buffer(
             "weights",
@@ -253,7 +324,7 @@ def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Op
             overhead,
             "gpu",
             "overhead",
-            f"fitted to faster-whisper's README NVML peaks (CUDA {opt.cuda}"
+            f"fitted to faster-whisper's README NVML peaks (CUDA {cuda}"
             + (", int8: 125 MiB less" if int8 else "")
             + "): see ctranslate2.py",
         ),
@@ -296,7 +367,8 @@ def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Op
         "encoder_state_copies": copies,
         "decode_tokens": tokens,
         "temperature_fallback": opt.temperature_fallback and batch == 1,
-        "cuda": opt.cuda,
+        "cuda": cuda,
+        "ct2_version": version.name,
     }
     kv = "f32" if act == 4 else ("bf16" if "bfloat16" in compute_type else "f16")
     return EngineEstimate(

@@ -614,7 +614,10 @@ class CTranslate2(Engine):
         "no_fallback": "temperature_fallback",
         "beams": "beam_size",
         "cuda": "cuda",
+        "ct2_version": "version",
     }
+    version_key = "ct2_version"
+    strict_versions = False  # also release numbers (3.24.0, 4.8.1): ctranslate2.ct2_version_key
     launch_note = "python -c with faster-whisper's WhisperModel (not faster-whisper-server); audio.wav is a placeholder"
 
     @classmethod
@@ -626,6 +629,12 @@ class CTranslate2(Engine):
         from .ctranslate2 import CTranslate2Options
 
         return CTranslate2Options
+
+    @classmethod
+    def versions(cls) -> Mapping[str, Any]:
+        from .ctranslate2 import CT2_VERSIONS
+
+        return CT2_VERSIONS
 
     @classmethod
     def estimate(
