@@ -21,7 +21,15 @@ import pytest
 
 from willitrun import load_catalog
 from willitrun.engines import CTranslate2Options, engine_estimate
-from willitrun.engines.ctranslate2 import CT2_CUDA_OVERHEAD_BYTES, CT2_LATEST, CT2_VERSIONS, ct2_version_key
+from willitrun.engines.ctranslate2 import (
+    CT2_CUDA_OVERHEAD_BYTES,
+    CT2_LATEST,
+    CT2_VERSIONS,
+    ct2_variables,
+    ct2_version_key,
+    ct2_weight_bytes,
+    cub_block_bytes,
+)
 from willitrun.errors import UsageError
 from willitrun.memory import Request
 
@@ -134,3 +142,60 @@ def test_cli_takes_the_version():
     assert {b["name"]: b["bytes"] for b in d["buffers"]}["cross-attention K/V"] == 5 * MEDIUM_CROSS
     p = run(*base, "--ct2-version", "2.1")
     assert p.returncode == 2 and "unknown CTranslate2 version '2.1'" in p.stderr and "Traceback" not in p.stderr
+
+
+# ---- CT2_CUDA_ALLOCATOR (src/cuda/allocator.cc; NVIDIA/cub cub/util_allocator.cuh DeviceAllocate) ----------
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "block"),
+    [
+        (1, 64),  # below bin_growth^min_bin = 4^3: the smallest bin
+        (64, 64),
+        (65, 256),
+        (3_072_000, 4 << 20),  # one medium cross K (1500 x 1024 x 2 B): bin 4^11
+        (4 << 20, 4 << 20),
+        ((4 << 20) + 1, 16 << 20),
+        (16 << 20, 16 << 20),  # 4^12 = max_bin: still a bin
+        ((16 << 20) + 1, (16 << 20) + 1),  # above it: allocated exactly, never cached
+        (19_200_000, 19_200_000),
+    ],
+)
+def test_cub_bins(request_bytes, block):
+    assert cub_block_bytes(request_bytes) == block
+
+
+@pytest.mark.parametrize("model", ["whisper-tiny", "whisper-medium", "whisper-large-v2", "whisper-large-v3-turbo"])
+@pytest.mark.parametrize("compute_type", ["float16", "int8_float16", "float32"])
+def test_ctranslate2_variables_add_up_to_the_weights(model, compute_type):
+    """Two derivations agree to the byte: the converter's variables (fused q/k/v, separate int8 scales) and the
+    inventory of transformers' tensors ct2_weight_bytes sums."""
+    spec = load_catalog().resolve("model", model)
+    assert sum(ct2_variables(spec, compute_type)) == ct2_weight_bytes(spec, compute_type)
+
+
+def test_cub_caching_rounds_each_allocation(medium):
+    """Beam phase, 3.6, no fallback: one copy; a fallback: 5 copies in one tensor per layer and K / V."""
+    base = est(medium, temperature_fallback=False)
+    cub = est(medium, temperature_fallback=False, allocator="cub_caching")
+    assert buf(base, "cross-attention K/V") == MEDIUM_CROSS
+    assert buf(cub, "cross-attention K/V") == 2 * 24 * (4 << 20)  # 3,072,000 B each -> 4 MiB bins
+    five = est(medium, allocator="cub_caching")
+    assert buf(five, "cross-attention K/V") == 2 * 24 * (16 << 20)  # 15,360,000 B each -> 16 MiB bins
+    assert buf(cub, "weights") == sum(cub_block_bytes(v) for v in ct2_variables(medium, "float16"))
+    assert buf(cub, "weights") > buf(base, "weights")
+    assert buf(cub, "cub cache (freed blocks kept)") == 200 << 20  # max_cached_bytes = 200 * (1 << 20)
+    assert cub.facts["allocator"] == "cub_caching"
+
+
+def test_unknown_allocator_is_a_usage_error():
+    with pytest.raises(UsageError, match="allocator"):
+        CTranslate2Options(allocator="cub")
+
+
+def test_the_launch_line_sets_the_allocator():
+    p = run("whisper-medium", "--gpu", "rtx3060", "--engine", "ctranslate2", "--ct2-allocator", "cub_caching", "--json")
+    d = json.loads(p.stdout)
+    assert d["launch"][:3] == ["env", "CT2_CUDA_ALLOCATOR=cub_caching", "python"]
+    p = run("whisper-medium", "--gpu", "rtx3060", "--engine", "ctranslate2", "--json")
+    assert json.loads(p.stdout)["launch"][0] == "python"

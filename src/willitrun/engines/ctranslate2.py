@@ -189,6 +189,7 @@ class CTranslate2Options:
     decode_tokens: int | None = None  # tokens per hypothesis in the self cache; None: the request's context, else 150
     cuda: int | None = None  # CUDA major version of the CTranslate2 build; None: the version's (4.x: 12; 3.x: 11)
     version: str | None = None  # CTranslate2 release line (CT2_VERSIONS key or a release number); None: the newest
+    allocator: str = "cuda_malloc_async"  # [CT2_CUDA_ALLOCATOR] cuda_malloc_async (default) or cub_caching
 
     def __post_init__(self) -> None:
         if self.compute_type.lower() not in COMPUTE_ALIASES:
@@ -203,10 +204,89 @@ class CTranslate2Options:
         if self.best_of < 1:
             raise UsageError(f"best_of must be at least 1 (got {self.best_of})")
         ct2_version_key(self.version)  # raises on an unknown version
+        if self.allocator not in CT2_ALLOCATORS:
+            raise UsageError(
+                f"unknown CTranslate2 allocator {self.allocator!r}; choose cuda_malloc_async or cub_caching"
+            )
         if self.cuda is not None and self.cuda not in CT2_CUDA_OVERHEAD_BYTES:
             raise UsageError(
                 f"cuda must be 11 or 12 (the CUDA major version CTranslate2 was built for), got {self.cuda}"
             )
+
+
+# CTranslate2's CUDA allocators (src/cuda/allocator.cc, OpenNMT/CTranslate2 4.8.1 and since 2.0.0, PR #684):
+# `resolve_cuda_allocator` picks CT2_CUDA_ALLOCATOR, by default "cuda_malloc_async" (cudaMallocAsync: CUDA's
+# stream-ordered pool, which the fitted overhead constants were measured with) when every device supports
+# memory pools (cudaDevAttrMemoryPoolsSupported), else "cub_caching": cub::CachingDeviceAllocator with
+# `bin_growth = 4; min_bin = 3; max_bin = 12; max_cached_bytes = 200 * (1 << 20)` (CT2_CUDA_CACHING_ALLOCATOR_CONFIG
+# overrides them). NVIDIA/cub cub/util_allocator.cuh DeviceAllocate: a request is rounded up to the next power of
+# bin_growth (NearestPowerOf), at least bin_growth^min_bin = 64 B; above bin_growth^max_bin = 16 MiB it is
+# allocated exactly and never cached; DeviceFree keeps a freed block while the cached free bytes stay within
+# max_cached_bytes.
+CT2_ALLOCATORS = ("cuda_malloc_async", "cub_caching")
+CUB_BIN_GROWTH, CUB_MIN_BIN, CUB_MAX_BIN = 4, 3, 12
+CUB_MAX_CACHED_BYTES = 200 * (1 << 20)
+
+
+def cub_block_bytes(nbytes: int) -> int:
+    """What cub::CachingDeviceAllocator hands out for a request of `nbytes` (CTranslate2's bin settings)."""
+    power, rounded = 0, 1
+    while rounded < nbytes:
+        rounded *= CUB_BIN_GROWTH
+        power += 1
+    if power > CUB_MAX_BIN:
+        return nbytes
+    return CUB_BIN_GROWTH**CUB_MIN_BIN if power < CUB_MIN_BIN else rounded
+
+
+def ct2_variables(spec: WhisperSpec, compute_type: str) -> list[int]:
+    """The bytes of each variable CTranslate2 puts on the device for a Whisper model, one allocation each
+    (src/models/model.cc `move_variables_to_device`: `variable = variable.to(device)` per variable), in the
+    converter's layout (python/ctranslate2/specs/whisper_spec.py, attention_spec.py: self-attention linear[0]
+    is the fused q/k/v, cross-attention linear[0] q and linear[1] the fused k/v; the LM head aliases the
+    embedding). int8 weights carry a separate float32 `weight_scale` per row (src/ops/quantize.cc)."""
+    wq, wf = COMPUTE_TYPES[compute_type]
+    c = spec.config
+    d, f = c.d_model, c.encoder_ffn_dim
+    out: list[int] = []
+
+    def linear(rows: int, cols: int, bias: bool = True) -> None:
+        out.extend([rows * cols + SCALE_BYTES * rows] if wq == 1 else [wq * rows * cols])
+        if wq == 1:  # the scale is its own variable
+            out[-1] -= SCALE_BYTES * rows
+            out.append(SCALE_BYTES * rows)
+        if bias:
+            out.append(wf * rows)
+
+    def norm() -> None:
+        out.extend([wf * d, wf * d])  # gamma, beta
+
+    def ffn(width: int) -> None:
+        norm()
+        linear(width, d)
+        linear(d, width)
+
+    out += [wf * d * c.num_mel_bins * 3, wf * d, wf * d * d * 3, wf * d]  # conv1, conv2 (kernels stay float)
+    out.append(wf * c.max_source_positions * d)
+    for _ in range(c.encoder_layers):
+        norm()
+        linear(3 * d, d)
+        linear(d, d)
+        ffn(f)
+    norm()
+    linear(c.vocab_size, d, bias=False)  # token embedding = LM head (aliased)
+    out.append(wf * c.max_target_positions * d)
+    for _ in range(c.decoder_layers):
+        norm()
+        linear(3 * d, d)
+        linear(d, d)
+        norm()
+        linear(d, d)
+        linear(2 * d, d)
+        linear(d, d)
+        ffn(c.decoder_ffn_dim)
+    norm()
+    return out
 
 
 def ct2_weight_bytes(spec: WhisperSpec, compute_type: str) -> int:
@@ -280,7 +360,18 @@ def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Op
             copies, hyps = first
     per_window = c.encoder_attention_heads * AUDIO_FRAMES**2 * act + AUDIO_FRAMES * c.encoder_ffn_dim * act
     encoder = CT2_ENCODER_BASE_BYTES + batch * per_window
-    weights = ct2_weight_bytes(spec, compute_type)
+    cub = opt.allocator == "cub_caching"
+    if cub:  # every allocation rounded to its cub bin (one per variable, one per state tensor: see cub_block_bytes)
+        weights = sum(cub_block_bytes(v) for v in ct2_variables(spec, compute_type))
+        # the cross K/V are two tensors per layer (attention.cc: ops::Split of the fused k/v projection), the
+        # self K/V two per layer, each holding every copy / hypothesis of the batch
+        cross_all = 2 * layers * cub_block_bytes(copies * AUDIO_FRAMES * d * act)
+        memory_all = cub_block_bytes(copies * memory_one)
+        self_all = 2 * layers * cub_block_bytes(hyps * tokens * d * act)
+    else:
+        weights = ct2_weight_bytes(spec, compute_type)
+        cross_all, memory_all, self_all = copies * cross_one, copies * memory_one, hyps * tokens * self_token
+    binned = " (in cub bins)" if cub else ""
     int8 = COMPUTE_TYPES[compute_type][0] == 1
     overhead = CT2_CUDA_OVERHEAD_BYTES[cuda] - (CT2_INT8_SAVING_BYTES if int8 else 0)
     buffers = [
@@ -295,28 +386,29 @@ def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Op
                 if int8
                 else "every tensor in the float type"
             )
-            + " (LM head = token embedding, once)",
+            + " (LM head = token embedding, once)"
+            + (f"; {ct2_weight_bytes(spec, compute_type) / MIB:.0f} MiB before cub's bins" if cub else ""),
         ),
         Buffer(
             "cross-attention K/V",
-            copies * cross_one,
+            cross_all,
             "gpu",
             "kv_cross",
-            f"{copies} x {layers} layers x 2 x {AUDIO_FRAMES} frames x {d} x {act} B",
+            f"{copies} x {layers} layers x 2 x {AUDIO_FRAMES} frames x {d} x {act} B{binned}",
         ),
         Buffer(
             "encoder output",
-            copies * memory_one,
+            memory_all,
             "gpu",
             "other",
-            f"{copies} x {AUDIO_FRAMES} x {d} x {act} B (the decoder's memory)",
+            f"{copies} x {AUDIO_FRAMES} x {d} x {act} B (the decoder's memory){binned}",
         ),
         Buffer(
             "self-attention K/V",
-            hyps * tokens * self_token,
+            self_all,
             "gpu",
             "kv_self",
-            f"{hyps} hypotheses x {tokens} tokens x {layers} layers x 2 x {d} x {act} B"
+            f"{hyps} hypotheses x {tokens} tokens x {layers} layers x 2 x {d} x {act} B{binned}"
             + (" (150: fitted to the README's batch rows)" if tokens == CT2_DECODE_TOKENS else ""),
         ),
         Buffer(
@@ -329,6 +421,21 @@ def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Op
             + "): see ctranslate2.py",
         ),
     ]
+    if cub:
+        buffers.append(
+            Buffer(
+                "cub cache (freed blocks kept)",
+                CUB_MAX_CACHED_BYTES,
+                "gpu",
+                "overhead",
+                "CT2_CUDA_ALLOCATOR=cub_caching keeps up to max_cached_bytes = 200 MiB of freed blocks "
+                "(src/cuda/allocator.cc): counted whole",
+            )
+        )
+        notes.append(
+            "cub_caching: every allocation rounded up to a power of 4 up to 16 MiB (CTranslate2's bins); the CUDA "
+            "overhead was fitted with the default cuda_malloc_async, so this is source arithmetic, not a measurement"
+        )
     decoding = buffers[1].bytes + buffers[2].bytes + buffers[3].bytes
     if encoder > decoding:  # the encoder pass peaks higher than the decoding (short decodes, big batches)
         buffers.append(
@@ -368,6 +475,7 @@ def ctranslate2_estimate(spec: AnySpec, request: Request, options: CTranslate2Op
         "decode_tokens": tokens,
         "temperature_fallback": opt.temperature_fallback and batch == 1,
         "cuda": cuda,
+        "allocator": opt.allocator,
         "ct2_version": version.name,
     }
     kv = "f32" if act == 4 else ("bf16" if "bfloat16" in compute_type else "f16")

@@ -228,6 +228,16 @@ OPTIONS: tuple[Option, ...] = (
         metavar="KEY",
     ),
     _o(
+        "ct2_allocator",
+        ("--ct2-allocator",),
+        "text",
+        "ctranslate2 CT2_CUDA_ALLOCATOR: cuda_malloc_async (CTranslate2's default with CUDA >= 11.2) or cub_caching "
+        "(allocations rounded up to a power of 4 up to 16 MiB, 200 MiB of freed blocks kept)",
+        "cuda_malloc_async",
+        metavar="NAME",
+        choices=("cuda_malloc_async", "cub_caching"),
+    ),
+    _o(
         "swa_full", ("--swa-full",), "switch", "llama.cpp: sliding-window layers keep every cell, not just their window"
     ),
     _o("max_num_seqs", ("--max-num-seqs",), "int", "vLLM --max-num-seqs", "the version's", low=1, high=1 << 20),

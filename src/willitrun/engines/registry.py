@@ -615,6 +615,7 @@ class CTranslate2(Engine):
         "beams": "beam_size",
         "cuda": "cuda",
         "ct2_version": "version",
+        "ct2_allocator": "allocator",
     }
     version_key = "ct2_version"
     strict_versions = False  # also release numbers (3.24.0, 4.8.1): ctranslate2.ct2_version_key
@@ -669,7 +670,12 @@ class CTranslate2(Engine):
                 f'segments, info = m.transcribe("audio.wav", {", ".join(args)}); '
                 'print("".join(s.text for s in segments))'
             )
-        return ["python", "-c", code]
+        env = (
+            []
+            if f.get("allocator", "cuda_malloc_async") == "cuda_malloc_async"
+            else ["env", "CT2_CUDA_ALLOCATOR=cub_caching"]
+        )
+        return [*env, "python", "-c", code]
 
 
 class Vllm(Engine):
