@@ -111,6 +111,14 @@ AUDIO_FRAMES = 1500  # the encoder output of one 30 s window (d_model wide)
 # #1030's distil and turbo fp16 rows (E0), the int8 batch-1 rows 2926 and 2953 (int8 saving). Independent
 # checks: int8 batch 8 4500, #1030 large-v3 fp16 4521 and distil int8 1481 (CUDA 12); int8 3091, large-v1
 # 4659, medium 2803 and 1939 (CUDA 11).
+# What the overhead constant holds and why it does not transfer to every card: it is the whole-device peak less
+# the modelled buffers on two cards (RTX 3070 Ti 8 GB, CUDA 12.4; Tesla V100S 32 GB, CUDA 11.7.1), so it holds the
+# CUDA context (which depends on the driver, the CUDA version and the card: the local-memory reservation grows with
+# the SM count), cuBLAS's and cuDNN's handles and workspaces (CTranslate2 does not call cublasSetWorkspace: cuBLAS
+# keeps its own default, which NVIDIA sizes per architecture) and what cudaMallocAsync's pool holds beyond the live
+# tensors. No public faster-whisper peak on a card of another size or generation was found to split it; a card far
+# from those two can differ by some tens to a few hundred MiB. The 3.5-versus-3.6.0 rows (V100S, medium) are the one
+# pair whose software differs only in CTranslate2: see CT2_VERSIONS and calibration_extra.yaml's known_gap.
 CT2_DECODE_TOKENS = 150
 CT2_CUDA_OVERHEAD_BYTES = {12: 274 * MIB, 11: 504 * MIB}
 CT2_ENCODER_BASE_BYTES = 605 * MIB
