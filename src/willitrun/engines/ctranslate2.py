@@ -117,7 +117,7 @@ AUDIO_FRAMES = 1500  # the encoder output of one 30 s window (d_model wide)
 # the SM count), cuBLAS's and cuDNN's handles and workspaces (CTranslate2 does not call cublasSetWorkspace: cuBLAS
 # keeps its own default, which NVIDIA sizes per architecture) and what cudaMallocAsync's pool holds beyond the live
 # tensors. No public faster-whisper peak on a card of another size or generation was found to split it; a card far
-# from those two can differ by some tens to a few hundred MiB. The 3.5-versus-3.6.0 rows (V100S, medium) are the one
+# from those two can differ by an amount these rows cannot bound. The 3.5-versus-3.6.0 rows (V100S, medium) are the one
 # pair whose software differs only in CTranslate2: see CT2_VERSIONS and calibration_extra.yaml's known_gap.
 CT2_DECODE_TOKENS = 150
 CT2_CUDA_OVERHEAD_BYTES = {12: 274 * MIB, 11: 504 * MIB}
