@@ -199,3 +199,48 @@ def test_the_launch_line_sets_the_allocator():
     assert d["launch"][:3] == ["env", "CT2_CUDA_ALLOCATOR=cub_caching", "python"]
     p = run("whisper-medium", "--gpu", "rtx3060", "--engine", "ctranslate2", "--json")
     assert json.loads(p.stdout)["launch"][0] == "python"
+
+
+# ---- CTranslate2's own log (engines/logs.py CTranslate2Log) -------------------------------------------------
+# A Faster-Whisper-XXL r245.2 run (distil-large-v3, int8_float16, RTX 3090, 2025-02-28) pasted into a public
+# Windows batch script (search index file id 16325160264); the lines are CTranslate2's format strings
+# (src/utils.cc, src/cuda/allocator.cc, src/models/model.cc). The cuBLAS line is src/cuda/cublas_stub.cc's
+# format with a CUDA 12 version, which that paste did not include.
+CT2_LOG = """\
+[2025-02-28 17:11:01.395] [ctranslate2] [thread 31016] [info] CPU: GenuineIntel (SSE4.1=true, AVX=true, AVX2=true, AVX512=false)
+[2025-02-28 17:11:01.401] [ctranslate2] [thread 31016] [info] GPU #0: NVIDIA GeForce RTX 3090 (CC=8.6)
+[2025-02-28 17:11:01.401] [ctranslate2] [thread 31016] [info]  - Allow INT8: true
+[2025-02-28 17:11:03.950] [ctranslate2] [thread 31016] [info] Loaded cuBLAS library version 12.4.5
+[2025-02-28 17:11:03.951] [ctranslate2] [thread 31016] [info] Using CUDA allocator: cuda_malloc_async
+[2025-02-28 17:11:04.169] [ctranslate2] [thread 31016] [info] Loaded model E:\\GPT\\Faster-Whisper-XXL\\_models\\faster-distil-whisper-large-v3 on device cuda:0
+[2025-02-28 17:11:04.169] [ctranslate2] [thread 31016] [info]  - Binary version: 6
+[2025-02-28 17:11:04.171] [ctranslate2] [thread 31016] [info]  - Selected compute type: int8_float16
+"""
+
+
+def test_the_ctranslate2_log_gives_its_settings():
+    from willitrun.engines.logs import read_log
+
+    run = read_log(CT2_LOG)
+    assert run is not None and run.engine == "ctranslate2" and run.buffers == ()
+    assert run.facts == {
+        "gpu_name": "NVIDIA GeForce RTX 3090",
+        "compute_capability": "8.6",
+        "cublas_version": "12.4.5",
+        "cuda_major": 12,
+        "allocator": "cuda_malloc_async",
+        "device": "cuda:0",
+        "compute_type": "int8_float16",
+    }
+
+
+def test_explain_takes_the_settings_from_the_log(tmp_path):
+    log = tmp_path / "ct2.log"
+    log.write_text(CT2_LOG.replace("cuda_malloc_async", "cub_caching"))
+    p = run("explain", str(log), "--model", "whisper-large-v3", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["engine"] == "ctranslate2" and d["rows"] == []
+    assert d["settings"]["compute_type"] == {"value": "int8_float16", "from": "log"}
+    assert d["settings"]["ct2_allocator"] == {"value": "cub_caching", "from": "log"}
+    assert d["settings"]["cuda"]["value"] == 12

@@ -632,6 +632,23 @@ class CTranslate2(Engine):
         return CTranslate2Options
 
     @classmethod
+    def options_from_log(
+        cls, facts: Mapping[str, Any], version: str | None, vram_bytes: int | None, settings: dict[str, Any]
+    ) -> Any:
+        from .ctranslate2 import COMPUTE_ALIASES, CT2_ALLOCATORS, CT2_CUDA_OVERHEAD_BYTES, CTranslate2Options
+
+        kw: dict[str, Any] = {}
+        if str(facts.get("compute_type", "")).lower() in COMPUTE_ALIASES:
+            kw["compute_type"] = log_setting(settings, "compute_type", str(facts["compute_type"]).lower(), "log")
+        if facts.get("allocator") in CT2_ALLOCATORS:
+            kw["allocator"] = log_setting(settings, "ct2_allocator", facts["allocator"], "log")
+        if facts.get("cuda_major") in CT2_CUDA_OVERHEAD_BYTES:
+            kw["cuda"] = log_setting(settings, "cuda", facts["cuda_major"], "log (cuBLAS library version)")
+        if version is not None:
+            kw["version"] = log_setting(settings, "ct2_version", version, "given")
+        return CTranslate2Options(**kw)
+
+    @classmethod
     def versions(cls) -> Mapping[str, Any]:
         from .ctranslate2 import CT2_VERSIONS
 

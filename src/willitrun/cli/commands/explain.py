@@ -101,7 +101,7 @@ def explain_cmd(
     if run is None:
         raise UsageError(
             f"{parse._show(log)}: not a log willitrun reads (llama.cpp, llama-server, ollama, vLLM, "
-            "whisper.cpp, nvidia-smi, ollama ps)"
+            "whisper.cpp, CTranslate2 with CT2_VERBOSE=1, nvidia-smi, ollama ps)"
         )
     cat = load_catalog(specs_dir)
     spec = _model(run, model, cat)
