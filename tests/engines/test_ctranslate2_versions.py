@@ -18,6 +18,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from willitrun import load_catalog
 from willitrun.engines import CTranslate2Options, engine_estimate
@@ -244,3 +246,15 @@ def test_explain_takes_the_settings_from_the_log(tmp_path):
     assert d["settings"]["compute_type"] == {"value": "int8_float16", "from": "log"}
     assert d["settings"]["ct2_allocator"] == {"value": "cub_caching", "from": "log"}
     assert d["settings"]["cuda"]["value"] == 12
+
+
+@given(st.integers(min_value=1, max_value=1 << 40))
+def test_a_cub_block_is_the_smallest_bin_that_holds_the_request(n):
+    """A bin is a power of 4 from 4^3 to 4^12 holding n, and the next smaller power of 4 would not (or it is the
+    smallest bin); above 4^12 the block is exactly n."""
+    block = cub_block_bytes(n)
+    if n > 4**12:
+        assert block == n
+    else:
+        assert block >= n and block in {4**k for k in range(3, 13)}
+        assert block == 64 or block // 4 < n
