@@ -1,7 +1,7 @@
 """What an engine printed: its buffers and settings, read back from a log (llama.cpp / llama-server, ollama's
 server log, vLLM, whisper.cpp) or from `nvidia-smi` / `ollama ps` output.
 
-Each engine's reader is one class (`LlamaCppLog`, `OllamaLog`, `VllmLog`, `WhisperCppLog`, and `NvidiaSmi`,
+Each engine's reader is one class (`LlamaCppLog`, `OllamaLog`, `VllmLog`, `WhisperCppLog`, `CTranslate2Log`, and `NvidiaSmi`,
 `OllamaPs` for the two tools' tables); `read_log` picks the reader whose markers the text carries. A reader
 returns a `LogRun`: the printed buffers as bytes with their kind, placement and device (the vocabulary of
 engines.base.Buffer, so they line up with an estimate), and the facts the log states (context, micro-batch,
@@ -553,6 +553,43 @@ class WhisperCppLog(LogReader):
 
 
 # --------------------------------------------------------------------------------------------------
+# CTranslate2 (faster-whisper) with CT2_VERBOSE=1 / ctranslate2.set_log_level(logging.INFO): it prints no buffer
+# sizes, only settings (OpenNMT/CTranslate2 4.8.1: src/utils.cc `GPU #{}: {} (CC={}.{})`, src/cuda/allocator.cc
+# `Using CUDA allocator: {}`, src/cuda/cublas_stub.cc `Loaded cuBLAS library version {}.{}.{}`, src/models/model.cc
+# `Loaded model {} on device {}:{}` and ` - Selected compute type: {}`)
+# --------------------------------------------------------------------------------------------------
+_CT2_GPU = re.compile(r"\[info\] GPU #(\d+): (.{1,200}?) \(CC=(\d+)\.(\d+)\)")
+_CT2_ALLOCATOR = re.compile(r"\[info\] Using CUDA allocator: (\w{1,40})")
+_CT2_CUBLAS = re.compile(r"\[info\] Loaded cuBLAS library version (\d{1,3})\.(\d{1,3})\.(\d{1,4})")
+_CT2_DEVICE = re.compile(r"\[info\] Loaded model .{0,1000} on device (cuda|cpu):(\d+)")
+_CT2_COMPUTE = re.compile(r"\[info\]\s+- Selected compute type: (\w{1,40})")
+
+
+class CTranslate2Log(LogReader):
+    engine = "ctranslate2"
+    markers = ("[ctranslate2]", "Using CUDA allocator:", "Selected compute type:", "Loaded cuBLAS library version")
+
+    @classmethod
+    def read(cls, lines: list[str]) -> LogRun:
+        facts: dict[str, int | str | bool] = {}
+        for raw in lines:
+            line = raw[:LINE_CAP]
+            if (m := _CT2_GPU.search(line)) and m.group(1) == "0":
+                facts["gpu_name"], facts["compute_capability"] = m.group(2).strip(), f"{m.group(3)}.{m.group(4)}"
+            elif m := _CT2_ALLOCATOR.search(line):
+                facts["allocator"] = m.group(1)
+            elif m := _CT2_CUBLAS.search(line):
+                facts["cublas_version"] = ".".join(m.groups())
+                facts["cuda_major"] = int(m.group(1))
+            elif m := _CT2_DEVICE.search(line):
+                facts["device"] = f"{m.group(1)}:{m.group(2)}"
+            elif m := _CT2_COMPUTE.search(line):
+                facts.setdefault("compute_type", m.group(1))
+        notes = ("CTranslate2 prints no buffer sizes: only its settings are read (nvidia-smi shows the total)",)
+        return LogRun(cls.engine, (), facts, notes)
+
+
+# --------------------------------------------------------------------------------------------------
 # nvidia-smi's table and `ollama ps`: whole-device or whole-model totals
 # --------------------------------------------------------------------------------------------------
 _SMI_GPU = re.compile(r"^\|\s*(\d+)\s+(.+?)\s{2,}.*$")
@@ -631,7 +668,15 @@ class OllamaPs(LogReader):
         return LogRun(cls.engine, tuple(buffers), facts, tuple(notes))
 
 
-READERS: tuple[type[LogReader], ...] = (OllamaPs, NvidiaSmi, WhisperCppLog, VllmLog, OllamaLog, LlamaCppLog)
+READERS: tuple[type[LogReader], ...] = (
+    OllamaPs,
+    NvidiaSmi,
+    WhisperCppLog,
+    VllmLog,
+    OllamaLog,
+    LlamaCppLog,
+    CTranslate2Log,
+)
 
 
 def read_log(text: str) -> LogRun | None:

@@ -620,7 +620,11 @@ class CTranslate2(Engine):
         "no_fallback": "temperature_fallback",
         "beams": "beam_size",
         "cuda": "cuda",
+        "ct2_version": "version",
+        "ct2_allocator": "allocator",
     }
+    version_key = "ct2_version"
+    strict_versions = False  # also release numbers (3.24.0, 4.8.1): ctranslate2.ct2_version_key
     launch_note = "python -c with faster-whisper's WhisperModel (not faster-whisper-server); audio.wav is a placeholder"
 
     @classmethod
@@ -632,6 +636,29 @@ class CTranslate2(Engine):
         from .ctranslate2 import CTranslate2Options
 
         return CTranslate2Options
+
+    @classmethod
+    def options_from_log(
+        cls, facts: Mapping[str, Any], version: str | None, vram_bytes: int | None, settings: dict[str, Any]
+    ) -> Any:
+        from .ctranslate2 import COMPUTE_ALIASES, CT2_ALLOCATORS, CT2_CUDA_OVERHEAD_BYTES, CTranslate2Options
+
+        kw: dict[str, Any] = {}
+        if str(facts.get("compute_type", "")).lower() in COMPUTE_ALIASES:
+            kw["compute_type"] = log_setting(settings, "compute_type", str(facts["compute_type"]).lower(), "log")
+        if facts.get("allocator") in CT2_ALLOCATORS:
+            kw["allocator"] = log_setting(settings, "ct2_allocator", facts["allocator"], "log")
+        if facts.get("cuda_major") in CT2_CUDA_OVERHEAD_BYTES:
+            kw["cuda"] = log_setting(settings, "cuda", facts["cuda_major"], "log (cuBLAS library version)")
+        if version is not None:
+            kw["version"] = log_setting(settings, "ct2_version", version, "given")
+        return CTranslate2Options(**kw)
+
+    @classmethod
+    def versions(cls) -> Mapping[str, Any]:
+        from .ctranslate2 import CT2_VERSIONS
+
+        return CT2_VERSIONS
 
     @classmethod
     def estimate(
@@ -666,7 +693,12 @@ class CTranslate2(Engine):
                 f'segments, info = m.transcribe("audio.wav", {", ".join(args)}); '
                 'print("".join(s.text for s in segments))'
             )
-        return ["python", "-c", code]
+        env = (
+            []
+            if f.get("allocator", "cuda_malloc_async") == "cuda_malloc_async"
+            else ["env", "CT2_CUDA_ALLOCATOR=cub_caching"]
+        )
+        return [*env, "python", "-c", code]
 
 
 class Vllm(Engine):

@@ -123,7 +123,7 @@ def explain_cmd(
     if run is None:
         raise UsageError(
             f"{parse._show(log)}: not a log willitrun reads (llama.cpp, llama-server, ollama, vLLM, "
-            "whisper.cpp, nvidia-smi, ollama ps)"
+            "whisper.cpp, CTranslate2 with CT2_VERBOSE=1, nvidia-smi, ollama ps)"
         )
     cat = load_catalog(specs_dir)
     kept = _save(run, log, gpu, cat, json_out) if save else None
