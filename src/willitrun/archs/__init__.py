@@ -108,6 +108,8 @@ FAMILIES: dict[str, str] = {
     "gpt_bigcode": "gpt_bigcode",
     "opt": "opt",
     "gptj": "gptj",
+    # issue 20 section 3, session 5 (famhyb): hybrids of linear attention / state-space layers and attention
+    "qwen3_next": "qwen3_next",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
