@@ -110,6 +110,8 @@ FAMILIES: dict[str, str] = {
     "gptj": "gptj",
     # issue 20 section 3, session 5 (famhyb): hybrids of linear attention / state-space layers and attention
     "qwen3_next": "qwen3_next",
+    "qwen3_5_text": "qwen3_5",
+    "qwen3_5_moe_text": "qwen3_5",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

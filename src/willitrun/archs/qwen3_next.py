@@ -27,7 +27,7 @@ in_proj_z, in_proj_b, in_proj_a: the same elements) and reuse this module's func
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from .. import limits as L
 from ..records import Field, model_validator
@@ -211,7 +211,20 @@ def mixer_tensors(c: GatedDeltaNetConfig, p: str, i: int) -> Iterator[Tensor]:
     yield from linear(f"{p}.ssm_out", comp, h, c.value_dim, "ssm_out", False, i)
 
 
-def moe_block(c: Qwen3NextConfig, p: str, i: int) -> Iterator[Tensor]:
+class SparseBlockWidths(Protocol):
+    """What Qwen3NextSparseMoeBlock reads (Qwen3.5-MoE's block is the same)."""
+
+    @property
+    def hidden_size(self) -> int: ...
+    @property
+    def num_experts(self) -> int: ...
+    @property
+    def moe_intermediate_size(self) -> int: ...
+    @property
+    def shared_expert_intermediate_size(self) -> int: ...
+
+
+def moe_block(c: SparseBlockWidths, p: str, i: int) -> Iterator[Tensor]:
     """Qwen3NextSparseMoeBlock: router, experts, the shared expert and its one-output gate."""
     h = c.hidden_size
     yield from expert_tensors(p, "decoder", i, hidden=h, inter=c.moe_intermediate_size, experts=c.num_experts)
