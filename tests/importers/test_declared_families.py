@@ -70,7 +70,9 @@ def test_declared_defaults_equal_transformers(arch, keys):
     tf = pytest.importorskip("transformers")
     config_cls = tf.CONFIG_MAPPING[arch]
     assert config_cls.__name__ == keys.name
-    assert keys.url.endswith(f"/models/{keys.path}") and keys.path.startswith(f"{arch}/configuration_")
+    # the file that defines the class (qwen3_5_text's is qwen3_5/configuration_qwen3_5.py)
+    assert keys.url.endswith(f"/models/{keys.path}")
+    assert config_cls.__module__ == "transformers.models." + keys.path.removesuffix(".py").replace("/", ".")
     config = config_cls()
     for field, default in keys.defaults.items():
         got = getattr(config, field)
@@ -674,3 +676,147 @@ def test_learned_position_families_cache_what_transformers_caches(tmp_path, case
     elements = sum(layer.keys.numel() + layer.values.numel() for layer in cache.layers)
     assert elements == 2 * tokens * attention(spec).self_width * len(cache.layers)
     assert len(cache.layers) == len(archs.geometry(spec).self_layers)
+
+
+# --- issue 20 section 3, session 5 (famhyb): hybrids of linear attention / state-space layers and attention ---
+# (case id, config.json): every flag of the family on a small shape; the caches are measured by a forward pass
+HYBRID_SMALL = {
+    **SMALL,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "linear_num_key_heads": 2,
+    "linear_num_value_heads": 4,
+    "linear_key_head_dim": 8,
+    "linear_value_head_dim": 12,
+    "linear_conv_kernel_dim": 3,
+}
+HYBRID_CASES = [
+    ("qwen3-next-class-defaults", {"model_type": "qwen3_next"}),
+    (
+        "qwen3-next-sparse-step-mlp-only-tied",
+        {
+            "model_type": "qwen3_next",
+            **HYBRID_SMALL,
+            "num_hidden_layers": 6,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 16,
+            "shared_expert_intermediate_size": 24,
+            "intermediate_size": 40,
+            "decoder_sparse_step": 2,
+            "mlp_only_layers": [3],
+            "full_attention_interval": 3,
+            "attention_bias": True,
+            "tie_word_embeddings": True,
+        },
+    ),
+    (
+        "qwen3-next-dense-layer-types",
+        {
+            "model_type": "qwen3_next",
+            **HYBRID_SMALL,
+            "num_experts": 0,
+            "mlp_only_layers": None,
+            "layer_types": ["full_attention", "linear_attention", "linear_attention", "full_attention"],
+        },
+    ),
+    ("qwen3-5-text-class-defaults", {"model_type": "qwen3_5_text"}),
+    (
+        "qwen3-5-text-interval-2-bias-tied",
+        {
+            "model_type": "qwen3_5_text",
+            **HYBRID_SMALL,
+            "num_key_value_heads": 1,
+            "linear_num_value_heads": 6,
+            "full_attention_interval": 2,
+            "attention_bias": True,
+            "tie_word_embeddings": True,
+        },
+    ),
+    ("qwen3-5-moe-text-class-defaults", {"model_type": "qwen3_5_moe_text"}),
+    (
+        "qwen3-5-moe-text-layer-types",
+        {
+            "model_type": "qwen3_5_moe_text",
+            **{k: v for k, v in HYBRID_SMALL.items() if k != "intermediate_size"},
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 16,
+            "shared_expert_intermediate_size": 8,
+            "layer_types": ["linear_attention", "full_attention", "full_attention", "linear_attention"],
+        },
+    ),
+]
+HYBRID_TYPES = {"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
+
+
+def test_hybrid_families_are_declared():
+    assert HYBRID_TYPES <= {a for a, _ in DECLARED}
+    assert {m for _, c in HYBRID_CASES for m in [c["model_type"]]} == HYBRID_TYPES
+
+
+@pytest.mark.parametrize(("case_id", "config"), HYBRID_CASES, ids=[c[0] for c in HYBRID_CASES])
+def test_hybrid_parameters_and_tensor_names_equal_transformers(tmp_path, case_id, config):
+    """transformers' own count on the meta device, and every parameter name it gives placed by the family's
+    weight rules with the bytes per component the estimate computes (a bf16 checkpoint of the same config)."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.importers.weights import StoredTensor, weights_override
+
+    path = write_config(tmp_path / case_id, config)
+    spec, _ = spec_from_path(path)
+    with torch.device("meta"):
+        model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent), dtype=torch.bfloat16)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+    stored = [StoredTensor(n, "BF16", tuple(p.shape), 2 * p.numel()) for n, p in model.named_parameters()]
+    w = weights_override(spec.architecture, stored, "test", "safetensors")
+    assert dict(w.component_bytes) == {c.name: c.bytes for c in estimate(spec, dtype="bf16").components}
+
+
+@pytest.mark.parametrize(
+    ("case_id", "config"),
+    [c for c in HYBRID_CASES if "class-defaults" not in c[0]],
+    ids=[c[0] for c in HYBRID_CASES if "class-defaults" not in c[0]],
+)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_hybrid_caches_per_layer_equal_a_forward_pass(tmp_path, case_id, config, dtype):
+    """A small random-weight copy run once on the CPU (batch 2, 7 tokens): each layer of its cache holds what
+    that layer's cache kind says -- keys and values of every position on the attention layers
+    (FullAttention), a conv state in the model's dtype and a float32 recurrent state on the Gated DeltaNet
+    layers (LinearAttentionState) -- and the estimate's totals are their sum."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.archs.caches import F32_BYTES, FullAttention, LinearAttentionState
+
+    path = write_config(tmp_path / case_id, {**config, **IDS})
+    spec, _ = spec_from_path(path)
+    torch.manual_seed(0)
+    torch_dtype = getattr(torch, dtype)
+    model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent)).to(torch_dtype).eval()
+    batch, tokens, size = 2, 7, torch.finfo(torch_dtype).bits // 8
+    with torch.no_grad():
+        cache = model(torch.randint(3, 200, (batch, tokens)), use_cache=True).past_key_values
+    kinds = archs.geometry(spec).caches
+    assert len(cache.layers) == len(kinds)
+    kv_bytes = state_bytes = 0
+    for layer, (kind,) in zip(cache.layers, kinds, strict=True):
+        if isinstance(kind, FullAttention):
+            assert layer.keys.numel() + layer.values.numel() == batch * tokens * kind.kv_heads * 2 * kind.key_dim
+            kv_bytes += (layer.keys.numel() + layer.values.numel()) * size
+        else:
+            assert isinstance(kind, LinearAttentionState)
+            (conv,), (rec,) = layer.conv_states.values(), layer.recurrent_states.values()
+            assert (conv.numel(), rec.numel()) == (batch * kind.conv, batch * kind.ssm)
+            assert (conv.dtype, rec.dtype) == (torch_dtype, torch.float32) and kind.ssm_f32
+            state_bytes += conv.numel() * size + rec.numel() * F32_BYTES
+    kv = {"float32": "f32", "bfloat16": "bf16"}[dtype]
+    e = estimate(spec, context=tokens, batch=batch, dtype={"float32": "fp32", "bfloat16": "bf16"}[dtype], kv_dtype=kv)
+    assert (e.kv_self_bytes, e.state_bytes) == (kv_bytes, state_bytes)
+
+
+def test_hybrid_configs_transformers_cannot_build_are_refused_in_one_line():
+    # fix_query_key_value_ordering views the value heads per key head
+    with pytest.raises(SpecError, match="linear_num_value_heads"):
+        spec_from_config({"model_type": "qwen3_next", **HYBRID_SMALL, "linear_num_value_heads": 3}, "c.json")
+    with pytest.raises(SpecError, match="layer_types"):
+        spec_from_config({"model_type": "qwen3_5_text", **HYBRID_SMALL, "layer_types": ["full_attention"]}, "c.json")

@@ -835,6 +835,31 @@ def _auto_causal_lm(model_type: str) -> Architecture:
 
 ARCHITECTURES.update({t: _auto_causal_lm(t) for t in DECODER_FAMILIES})
 
+# issue 20 section 3 (famhyb): hybrids whose layers keep different kinds of cache (linear attention / state-space
+# and attention), built from transformers' auto classes like the generic decoder's families (LlamaModel's names).
+# Their small copy keeps every width and one layer of each kind (archs/caches.py), and few narrow experts.
+HYBRID_FAMILIES = ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text")
+ARCHITECTURES.update({t: _auto_causal_lm(t) for t in HYBRID_FAMILIES})
+
+
+def _shrink_hybrid(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """One Gated DeltaNet layer then one full-attention layer (Qwen3-Next, Qwen3.5), every width kept; a small
+    vocabulary, a narrow MLP and 4 narrow experts (2 per token) where the model has experts."""
+    cfg = copy.deepcopy(cfg)
+    for key in ("full_attention_interval", "mlp_only_layers", "decoder_sparse_step"):
+        cfg.pop(key, None)
+    cfg.update(vocab_size=SMALL_VOCAB, num_hidden_layers=2, layer_types=["linear_attention", "full_attention"])
+    if arch != "qwen3_5_moe_text":  # Qwen3_5MoeTextConfig has no dense MLP (no intermediate_size)
+        cfg["intermediate_size"] = SMALL_FFN
+    if arch != "qwen3_5_text":  # Qwen3NextConfig default 512 experts, Qwen3_5MoeTextConfig 256
+        cfg.update(
+            num_experts=SMALL_EXPERTS,
+            num_experts_per_tok=SMALL_EXPERTS_PER_TOKEN,
+            moe_intermediate_size=SMALL_EXPERT_FFN,
+            shared_expert_intermediate_size=SMALL_EXPERT_FFN,
+        )
+    return cfg
+
 
 def expected_tied(arch: str, cfg: dict[str, Any]) -> bool:
     """Whether the real checkpoint shares its LM head with the token embedding, per its config.json."""
@@ -1088,6 +1113,8 @@ def _shrink_granite_hybrid(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
+    if arch in HYBRID_FAMILIES:
+        return _shrink_hybrid(arch, cfg)
     if arch == "jamba":  # two layers: Mamba + dense MLP, then attention + experts; widths kept
         cfg = _shrink_moe(cfg)
         cfg.update(attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1)
@@ -1825,6 +1852,7 @@ def cases_for(
         or arch in MOE
         or arch in SSM
         or (arch in DECODER_FAMILIES and arch not in DECODER_SLIDING)
+        or arch in HYBRID_FAMILIES
     ):
         return [("text", small, lm_inputs)]
     if arch in ("gemma2", "gemma3_text", "phi3", "starcoder2", "cohere2") or arch in DECODER_SLIDING:
