@@ -112,6 +112,7 @@ FAMILIES: dict[str, str] = {
     "qwen3_next": "qwen3_next",
     "qwen3_5_text": "qwen3_5",
     "qwen3_5_moe_text": "qwen3_5",
+    "nemotron_h": "nemotron_h",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
