@@ -113,6 +113,7 @@ FAMILIES: dict[str, str] = {
     "qwen3_5_text": "qwen3_5",
     "qwen3_5_moe_text": "qwen3_5",
     "nemotron_h": "nemotron_h",
+    "bamba": "bamba",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
