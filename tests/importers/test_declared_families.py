@@ -747,7 +747,86 @@ HYBRID_CASES = [
         },
     ),
 ]
-HYBRID_TYPES = {"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
+MAMBA2_SMALL = {"ssm_state_size": 16, "mamba_num_heads": 8, "mamba_head_dim": 8}
+HYBRID_CASES += [
+    ("nemotron-h-class-defaults", {"model_type": "nemotron_h"}),
+    (
+        "nemotron-h-pattern-latent-old-names",
+        {
+            "model_type": "nemotron_h",
+            "vocab_size": 256,
+            "hidden_size": 64,
+            "hybrid_override_pattern": "M-M*EM-",
+            "num_hidden_layers": 7,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "intermediate_size": 96,
+            "mlp_bias": True,
+            **MAMBA2_SMALL,
+            "mamba_n_groups": 2,
+            "mamba_d_conv": 3,
+            "mamba_conv_bias": False,
+            "use_bias": True,
+            "n_routed_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 24,
+            "moe_shared_expert_intermediate_size": 40,
+            "moe_latent_size": 32,
+            "tie_word_embeddings": True,  # NemotronHForCausalLM ties nothing (_tied_weights_keys = {})
+        },
+    ),
+    (
+        "nemotron-h-legacy-block-types",
+        {
+            "model_type": "nemotron_h",
+            "vocab_size": 256,
+            "hidden_size": 64,
+            "layers_block_type": ["mamba", "attention", "mlp", "mamba"],
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "head_dim": 16,
+            "intermediate_size": 96,
+            **MAMBA2_SMALL,
+            "n_groups": 4,
+            "conv_kernel": 2,
+        },
+    ),
+    ("bamba-class-defaults", {"model_type": "bamba"}),
+    (
+        "bamba-biases-tied",
+        {
+            "model_type": "bamba",
+            **SMALL,
+            "attn_layer_indices": [1, 3],
+            "num_key_value_heads": 2,
+            "mlp_bias": True,
+            "attention_bias": True,
+            "mamba_n_heads": 8,
+            "mamba_n_groups": 2,
+            "mamba_d_state": 16,
+            "mamba_d_conv": 3,
+            "mamba_conv_bias": False,
+            "mamba_proj_bias": True,
+            "tie_word_embeddings": True,
+        },
+    ),
+    (
+        "bamba-head-dim-expand",
+        {
+            "model_type": "bamba",
+            **SMALL,
+            "num_hidden_layers": 3,
+            "attn_layer_indices": [0],
+            "num_key_value_heads": None,
+            "mamba_n_heads": 4,
+            "mamba_d_head": 48,
+            "mamba_expand": 3,
+            "mamba_d_state": 8,
+        },
+    ),
+]
+HYBRID_TYPES = {"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h", "bamba"}
 
 
 def test_hybrid_families_are_declared():
@@ -781,12 +860,13 @@ def test_hybrid_parameters_and_tensor_names_equal_transformers(tmp_path, case_id
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_hybrid_caches_per_layer_equal_a_forward_pass(tmp_path, case_id, config, dtype):
     """A small random-weight copy run once on the CPU (batch 2, 7 tokens): each layer of its cache holds what
-    that layer's cache kind says -- keys and values of every position on the attention layers
+    that layer's cache kinds say -- keys and values of every position on the attention layers
     (FullAttention), a conv state in the model's dtype and a float32 recurrent state on the Gated DeltaNet
-    layers (LinearAttentionState) -- and the estimate's totals are their sum."""
+    (LinearAttentionState) and Mamba-2 (MambaState) layers, nothing on Nemotron-H's MLP and expert blocks --
+    and the estimate's totals are their sum."""
     torch = pytest.importorskip("torch")
     tf = pytest.importorskip("transformers")
-    from willitrun.archs.caches import F32_BYTES, FullAttention, LinearAttentionState
+    from willitrun.archs.caches import F32_BYTES, FullAttention, RecurrentState
 
     path = write_config(tmp_path / case_id, {**config, **IDS})
     spec, _ = spec_from_path(path)
@@ -799,12 +879,16 @@ def test_hybrid_caches_per_layer_equal_a_forward_pass(tmp_path, case_id, config,
     kinds = archs.geometry(spec).caches
     assert len(cache.layers) == len(kinds)
     kv_bytes = state_bytes = 0
-    for layer, (kind,) in zip(cache.layers, kinds, strict=True):
+    for layer, layer_kinds in zip(cache.layers, kinds, strict=True):
+        if not layer_kinds:  # an MLP / expert block: transformers keeps a DummyLayer
+            assert not getattr(layer, "conv_states", None) and getattr(layer, "keys", None) is None
+            continue
+        (kind,) = layer_kinds
         if isinstance(kind, FullAttention):
             assert layer.keys.numel() + layer.values.numel() == batch * tokens * kind.kv_heads * 2 * kind.key_dim
             kv_bytes += (layer.keys.numel() + layer.values.numel()) * size
         else:
-            assert isinstance(kind, LinearAttentionState)
+            assert isinstance(kind, RecurrentState)
             (conv,), (rec,) = layer.conv_states.values(), layer.recurrent_states.values()
             assert (conv.numel(), rec.numel()) == (batch * kind.conv, batch * kind.ssm)
             assert (conv.dtype, rec.dtype) == (torch_dtype, torch.float32) and kind.ssm_f32

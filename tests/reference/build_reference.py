@@ -61,7 +61,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -838,26 +838,52 @@ ARCHITECTURES.update({t: _auto_causal_lm(t) for t in DECODER_FAMILIES})
 # issue 20 section 3 (famhyb): hybrids whose layers keep different kinds of cache (linear attention / state-space
 # and attention), built from transformers' auto classes like the generic decoder's families (LlamaModel's names).
 # Their small copy keeps every width and one layer of each kind (archs/caches.py), and few narrow experts.
-HYBRID_FAMILIES = ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text")
+HYBRID_FAMILIES = ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h", "bamba")
 ARCHITECTURES.update({t: _auto_causal_lm(t) for t in HYBRID_FAMILIES})
+_HYBRID_RULES = {
+    # NemotronHModel: model.embeddings, model.layers.N.{norm, mixer}, model.norm_f
+    "nemotron_h": [
+        (r"model\.embeddings\.weight", "embeddings"),
+        (r"model\.layers\.\d+\..+", "decoder"),
+        (r"model\.norm_f\.weight", "decoder"),
+        (r"lm_head\.weight", "lm_head"),
+    ],
+    "bamba": [*_LM_RULES, (r"model\.final_layernorm\.weight", "decoder")],  # BambaModel's norm after the layers
+}
+for _t, _rules in _HYBRID_RULES.items():
+    ARCHITECTURES[_t] = replace(ARCHITECTURES[_t], rules=_compile(_rules))
 
 
 def _shrink_hybrid(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    """One Gated DeltaNet layer then one full-attention layer (Qwen3-Next, Qwen3.5), every width kept; a small
+    """One layer of each kind, every width kept: Gated DeltaNet then full attention (Qwen3-Next, Qwen3.5),
+    Mamba-2 then attention (Bamba), Nemotron-H's blocks as given (the class default has one of each); a small
     vocabulary, a narrow MLP and 4 narrow experts (2 per token) where the model has experts."""
     cfg = copy.deepcopy(cfg)
+    if arch == "nemotron_h":  # the class default's 4 blocks (Mamba-2, experts, attention, MLP) or the spec's
+        cfg.update(vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN)
+        return _shrink_moe_widths(cfg, "n_routed_experts", "moe_shared_expert_intermediate_size")
+    if arch == "bamba":  # one Mamba-2 layer, then one attention layer
+        cfg.update(vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN, num_hidden_layers=2, attn_layer_indices=[1])
+        return cfg
     for key in ("full_attention_interval", "mlp_only_layers", "decoder_sparse_step"):
         cfg.pop(key, None)
     cfg.update(vocab_size=SMALL_VOCAB, num_hidden_layers=2, layer_types=["linear_attention", "full_attention"])
     if arch != "qwen3_5_moe_text":  # Qwen3_5MoeTextConfig has no dense MLP (no intermediate_size)
         cfg["intermediate_size"] = SMALL_FFN
     if arch != "qwen3_5_text":  # Qwen3NextConfig default 512 experts, Qwen3_5MoeTextConfig 256
-        cfg.update(
-            num_experts=SMALL_EXPERTS,
-            num_experts_per_tok=SMALL_EXPERTS_PER_TOKEN,
-            moe_intermediate_size=SMALL_EXPERT_FFN,
-            shared_expert_intermediate_size=SMALL_EXPERT_FFN,
-        )
+        cfg = _shrink_moe_widths(cfg, "num_experts", "shared_expert_intermediate_size")
+    return cfg
+
+
+def _shrink_moe_widths(cfg: dict[str, Any], experts: str, shared: str) -> dict[str, Any]:
+    cfg.update(
+        {
+            experts: SMALL_EXPERTS,
+            "num_experts_per_tok": SMALL_EXPERTS_PER_TOKEN,
+            "moe_intermediate_size": SMALL_EXPERT_FFN,
+            shared: SMALL_EXPERT_FFN,
+        }
+    )
     return cfg
 
 
