@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .. import archs
+from ..archs import caches
 from ..archs.base import EXPERT_ROLES, LINEAR_ROLES, Geometry, LayerKV, Tensor
 from ..archs.mamba import VLLM_STATE_REFUSAL
 from ..errors import UsageError
@@ -783,6 +784,24 @@ class KVLayout:
         return num_blocks // len(self.groups) * min(gr.spec.block_size for gr in self.groups)
 
 
+# The cache kinds kv_layout sizes (archs/caches.py), as vLLM V1's specs: FullAttentionSpec, SlidingWindowSpec,
+# ChunkedLocalAttentionSpec, CrossAttentionSpec, MLAAttentionSpec and MambaSpec (Mamba / Mamba-2, the Gated DeltaNet's
+# conv + temporal state: vllm/model_executor/layers/mamba/mamba_utils.py gated_delta_net_state_shape, and the short
+# convolution's). A model keeping any other kind is refused by kind, never by family name.
+VLLM_CACHE_KINDS = frozenset(
+    {
+        caches.FullAttention,
+        caches.SlidingWindow,
+        caches.ChunkedAttention,
+        caches.CrossAttention,
+        caches.MLALatent,
+        caches.MambaState,
+        caches.LinearAttentionState,
+        caches.ShortConvState,
+    }
+)
+
+
 def _state_bytes(r: Resolved, g: Geometry, i: int, tp: int) -> int:
     """Layer i's recurrent state per sequence on one TP rank, as vLLM keeps it: the conv state holds
     conv_kernel - 1 columns (vllm==0.10.1 vllm/model_executor/layers/mamba/mamba_utils.py
@@ -1023,6 +1042,9 @@ def budgets(
 ) -> tuple[Resolved, int, int, int, list[RankBudget]]:
     """(resolved, max_model_len, max_num_batched_tokens, max_num_seqs, one budget per stage)."""
     g = archs.geometry(spec)
+    missing = caches.unmodelled(g.caches, VLLM_CACHE_KINDS)
+    if missing:
+        raise UsageError(f"vllm: the profile does not size {' or '.join(missing)} caches yet, which this model keeps")
     refusal = g.refusals.get("vllm")
     # The architectures refuse vLLM for their recurrent state (archs/mamba.py VLLM_STATE_REFUSAL); from the
     # version with MambaSpec for every family (vllm==0.10.1) the state pools are modelled here.
