@@ -114,6 +114,7 @@ FAMILIES: dict[str, str] = {
     "qwen3_5_moe_text": "qwen3_5",
     "nemotron_h": "nemotron_h",
     "bamba": "bamba",
+    "zamba2": "zamba2",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
