@@ -826,7 +826,57 @@ HYBRID_CASES += [
         },
     ),
 ]
-HYBRID_TYPES = {"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h", "bamba"}
+ZAMBA2_SMALL = {
+    "model_type": "zamba2",
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "num_attention_heads": 4,
+    "n_mamba_heads": 4,
+    "mamba_d_state": 16,
+    "adapter_rank": 8,
+}
+ZAMBA2_LAYERS = ["mamba", "hybrid", "linear_attention", "hybrid", "hybrid", "linear_attention", "hybrid"]
+HYBRID_CASES += [
+    ("zamba2-class-defaults", {"model_type": "zamba2"}),
+    (
+        "zamba2-two-blocks-adapters",
+        {
+            **ZAMBA2_SMALL,
+            "num_hidden_layers": 7,
+            "layers_block_type": ZAMBA2_LAYERS,
+            "mamba_ngroups": 2,
+            "mamba_d_conv": 3,
+            "num_mem_blocks": 2,
+            "use_shared_attention_adapter": True,
+            "intermediate_size": 96,
+            "add_bias_linear": True,
+        },
+    ),
+    (
+        # transformers 5.23 ties the shared blocks only with tie_word_embeddings: here every hybrid layer has its own
+        "zamba2-untied",
+        {
+            **ZAMBA2_SMALL,
+            "num_hidden_layers": 7,
+            "layers_block_type": ZAMBA2_LAYERS,
+            "num_mem_blocks": 2,
+            "use_shared_attention_adapter": True,
+            "tie_word_embeddings": False,
+        },
+    ),
+    (
+        "zamba2-more-blocks-than-hybrids-long-context",
+        {
+            **ZAMBA2_SMALL,
+            "num_hidden_layers": 2,
+            "layers_block_type": ["hybrid", "linear_attention"],
+            "num_key_value_heads": 2,
+            "num_mem_blocks": 3,
+            "use_long_context": True,
+        },
+    ),
+]
+HYBRID_TYPES = {"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h", "bamba", "zamba2"}
 
 
 def test_hybrid_families_are_declared():
@@ -883,16 +933,18 @@ def test_hybrid_caches_per_layer_equal_a_forward_pass(tmp_path, case_id, config,
         if not layer_kinds:  # an MLP / expert block: transformers keeps a DummyLayer
             assert not getattr(layer, "conv_states", None) and getattr(layer, "keys", None) is None
             continue
-        (kind,) = layer_kinds
-        if isinstance(kind, FullAttention):
-            assert layer.keys.numel() + layer.values.numel() == batch * tokens * kind.kv_heads * 2 * kind.key_dim
-            kv_bytes += (layer.keys.numel() + layer.values.numel()) * size
-        else:
-            assert isinstance(kind, RecurrentState)
-            (conv,), (rec,) = layer.conv_states.values(), layer.recurrent_states.values()
-            assert (conv.numel(), rec.numel()) == (batch * kind.conv, batch * kind.ssm)
-            assert (conv.dtype, rec.dtype) == (torch_dtype, torch.float32) and kind.ssm_f32
-            state_bytes += conv.numel() * size + rec.numel() * F32_BYTES
+        for kind in layer_kinds:  # Zamba2's hybrid layers keep both
+            if isinstance(kind, FullAttention):
+                assert layer.keys.numel() + layer.values.numel() == batch * tokens * kind.kv_heads * 2 * kind.key_dim
+                kv_bytes += (layer.keys.numel() + layer.values.numel()) * size
+            else:
+                assert isinstance(kind, RecurrentState)
+                (conv,), (rec,) = layer.conv_states.values(), layer.recurrent_states.values()
+                assert (conv.numel(), rec.numel()) == (batch * kind.conv, batch * kind.ssm)
+                assert (conv.dtype, rec.dtype) == (torch_dtype, torch.float32) and kind.ssm_f32
+                state_bytes += conv.numel() * size + rec.numel() * F32_BYTES
+        if not any(isinstance(k, FullAttention) for k in layer_kinds):
+            assert getattr(layer, "keys", None) is None or not layer.keys.numel()
     kv = {"float32": "f32", "bfloat16": "bf16"}[dtype]
     e = estimate(spec, context=tokens, batch=batch, dtype={"float32": "fp32", "bfloat16": "bf16"}[dtype], kv_dtype=kv)
     assert (e.kv_self_bytes, e.state_bytes) == (kv_bytes, state_bytes)
@@ -904,3 +956,18 @@ def test_hybrid_configs_transformers_cannot_build_are_refused_in_one_line():
         spec_from_config({"model_type": "qwen3_next", **HYBRID_SMALL, "linear_num_value_heads": 3}, "c.json")
     with pytest.raises(SpecError, match="layer_types"):
         spec_from_config({"model_type": "qwen3_5_text", **HYBRID_SMALL, "layer_types": ["full_attention"]}, "c.json")
+    # Zamba2Config.validate_layer_type: num_hidden_layers must equal the block list's length (54 by default)
+    with pytest.raises(SpecError, match="layer_types"):
+        spec_from_config({**ZAMBA2_SMALL, "layers_block_type": ["hybrid", "mamba"]}, "c.json")
+    # Zamba2Attention.forward adds the adapters' 2 x hidden_size to keys and values: no fewer KV heads
+    with pytest.raises(SpecError, match="use_shared_attention_adapter"):
+        spec_from_config(
+            {
+                **ZAMBA2_SMALL,
+                "num_hidden_layers": 2,
+                "layers_block_type": ["hybrid", "mamba"],
+                "use_shared_attention_adapter": True,
+                "num_key_value_heads": 2,
+            },
+            "c.json",
+        )

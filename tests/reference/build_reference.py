@@ -838,7 +838,7 @@ ARCHITECTURES.update({t: _auto_causal_lm(t) for t in DECODER_FAMILIES})
 # issue 20 section 3 (famhyb): hybrids whose layers keep different kinds of cache (linear attention / state-space
 # and attention), built from transformers' auto classes like the generic decoder's families (LlamaModel's names).
 # Their small copy keeps every width and one layer of each kind (archs/caches.py), and few narrow experts.
-HYBRID_FAMILIES = ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h", "bamba")
+HYBRID_FAMILIES = ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h", "bamba", "zamba2")
 ARCHITECTURES.update({t: _auto_causal_lm(t) for t in HYBRID_FAMILIES})
 _HYBRID_RULES = {
     # NemotronHModel: model.embeddings, model.layers.N.{norm, mixer}, model.norm_f
@@ -849,6 +849,7 @@ _HYBRID_RULES = {
         (r"lm_head\.weight", "lm_head"),
     ],
     "bamba": [*_LM_RULES, (r"model\.final_layernorm\.weight", "decoder")],  # BambaModel's norm after the layers
+    "zamba2": [*_LM_RULES, (r"model\.final_layernorm\.weight", "decoder")],  # Zamba2Model's too
 }
 for _t, _rules in _HYBRID_RULES.items():
     ARCHITECTURES[_t] = replace(ARCHITECTURES[_t], rules=_compile(_rules))
@@ -856,12 +857,21 @@ for _t, _rules in _HYBRID_RULES.items():
 
 def _shrink_hybrid(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     """One layer of each kind, every width kept: Gated DeltaNet then full attention (Qwen3-Next, Qwen3.5),
-    Mamba-2 then attention (Bamba), Nemotron-H's blocks as given (the class default has one of each); a small
+    Mamba-2 then attention (Bamba), Mamba-2 then two hybrid layers (Zamba2), Nemotron-H's blocks as given (the class default has one of each); a small
     vocabulary, a narrow MLP and 4 narrow experts (2 per token) where the model has experts."""
     cfg = copy.deepcopy(cfg)
     if arch == "nemotron_h":  # the class default's 4 blocks (Mamba-2, experts, attention, MLP) or the spec's
         cfg.update(vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN)
         return _shrink_moe_widths(cfg, "n_routed_experts", "moe_shared_expert_intermediate_size")
+    if arch == "zamba2":  # a Mamba-2 layer, then two hybrid layers sharing the transformer block(s)
+        cfg.pop("layers_block_type", None)
+        cfg.update(
+            vocab_size=SMALL_VOCAB,
+            intermediate_size=SMALL_FFN,
+            num_hidden_layers=3,
+            layers_block_type=["linear_attention", "hybrid", "hybrid"],
+        )
+        return cfg
     if arch == "bamba":  # one Mamba-2 layer, then one attention layer
         cfg.update(vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN, num_hidden_layers=2, attn_layer_indices=[1])
         return cfg

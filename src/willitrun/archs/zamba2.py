@@ -133,6 +133,12 @@ class Zamba2Config(Strict):
                 f"has {len(DEFAULT_BLOCKS)} layers"
             )
         check_layer_types(self.layers_block_type, self.num_hidden_layers)
+        if self.use_shared_attention_adapter and self.kv_heads != self.num_attention_heads:
+            # Zamba2Attention.forward adds each adapter's 2 x hidden_size output to the keys and values
+            raise ValueError(
+                f"use_shared_attention_adapter needs num_key_value_heads = num_attention_heads "
+                f"({self.num_attention_heads}, not {self.kv_heads}): the adapters add 2 x hidden_size to keys and values"
+            )
         if self.d_inner % self.n_mamba_heads:
             raise ValueError(
                 f"n_mamba_heads ({self.n_mamba_heads}) must divide mamba_expand x hidden_size ({self.d_inner})"
