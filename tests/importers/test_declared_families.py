@@ -876,7 +876,61 @@ HYBRID_CASES += [
         },
     ),
 ]
-HYBRID_TYPES = {"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h", "bamba", "zamba2"}
+KIMI_SMALL = {
+    "model_type": "kimi_linear",
+    **IDS,
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "moe_intermediate_size": 16,
+    "num_attention_heads": 4,
+    "kv_lora_rank": 32,
+    "qk_rope_head_dim": 8,
+    "qk_nope_head_dim": 16,
+    "v_head_dim": 12,
+}
+HYBRID_CASES += [
+    ("kimi-linear-class-defaults", {"model_type": "kimi_linear"}),
+    (
+        # the checkpoint's own names: linear_attn_config (1-indexed layers), num_experts, num_experts_per_token,
+        # num_shared_experts, model_max_length, first_k_dense_replace
+        "kimi-linear-checkpoint-names-q-lora-bias",
+        {
+            **KIMI_SMALL,
+            "num_hidden_layers": 6,
+            "num_experts": 8,
+            "num_experts_per_token": 2,
+            "num_shared_experts": 2,
+            "model_max_length": 100,
+            "first_k_dense_replace": 2,
+            "q_lora_rank": 24,
+            "attention_bias": True,
+            "tie_word_embeddings": True,  # KimiLinearForCausalLM ties nothing (_tied_weights_keys = {})
+            "linear_attn_config": {
+                "full_attn_layers": [2, 6],
+                "kda_layers": [1, 3, 4, 5],
+                "head_dim": 16,
+                "num_heads": 4,
+                "short_conv_kernel_size": 3,
+            },
+        },
+    ),
+    (
+        "kimi-linear-layer-types",
+        {
+            **KIMI_SMALL,
+            "num_hidden_layers": 4,
+            "layer_types": ["full_attention", "linear_attention", "full_attention", "linear_attention"],
+            "mlp_layer_types": ["sparse", "dense", "dense", "sparse"],
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+            "n_shared_experts": 0,
+            "linear_head_dim": 8,
+            "linear_num_heads": 2,
+        },
+    ),
+]
+HYBRID_TYPES = {"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h", "bamba", "zamba2", "kimi_linear"}
 
 
 def test_hybrid_families_are_declared():
@@ -884,6 +938,7 @@ def test_hybrid_families_are_declared():
     assert {c["model_type"] for _, c in HYBRID_CASES} == HYBRID_TYPES
 
 
+@ZERO_WIDTH  # Kimi Linear without shared experts: transformers builds a 0-wide shared MLP
 @pytest.mark.parametrize(("case_id", "config"), HYBRID_CASES, ids=[c[0] for c in HYBRID_CASES])
 def test_hybrid_parameters_and_tensor_names_equal_transformers(tmp_path, case_id, config):
     """transformers' own count on the meta device, and every parameter name it gives placed by the family's
@@ -902,6 +957,7 @@ def test_hybrid_parameters_and_tensor_names_equal_transformers(tmp_path, case_id
     assert dict(w.component_bytes) == {c.name: c.bytes for c in estimate(spec, dtype="bf16").components}
 
 
+@ZERO_WIDTH
 @pytest.mark.parametrize(
     ("case_id", "config"),
     [c for c in HYBRID_CASES if "class-defaults" not in c[0]],
@@ -912,11 +968,12 @@ def test_hybrid_caches_per_layer_equal_a_forward_pass(tmp_path, case_id, config,
     """A small random-weight copy run once on the CPU (batch 2, 7 tokens): each layer of its cache holds what
     that layer's cache kinds say -- keys and values of every position on the attention layers
     (FullAttention), a conv state in the model's dtype and a float32 recurrent state on the Gated DeltaNet
-    (LinearAttentionState) and Mamba-2 (MambaState) layers, nothing on Nemotron-H's MLP and expert blocks --
+    (LinearAttentionState), Mamba-2 (MambaState) and KDA (LinearAttentionState) layers, the latent and rope key
+    on Kimi Linear's MLA layers (MLALatent), nothing on Nemotron-H's MLP and expert blocks --
     and the estimate's totals are their sum."""
     torch = pytest.importorskip("torch")
     tf = pytest.importorskip("transformers")
-    from willitrun.archs.caches import F32_BYTES, FullAttention, RecurrentState
+    from willitrun.archs.caches import F32_BYTES, FullAttention, MLALatent, RecurrentState
 
     path = write_config(tmp_path / case_id, {**config, **IDS})
     spec, _ = spec_from_path(path)
@@ -937,13 +994,19 @@ def test_hybrid_caches_per_layer_equal_a_forward_pass(tmp_path, case_id, config,
             if isinstance(kind, FullAttention):
                 assert layer.keys.numel() + layer.values.numel() == batch * tokens * kind.kv_heads * 2 * kind.key_dim
                 kv_bytes += (layer.keys.numel() + layer.values.numel()) * size
+            elif isinstance(kind, MLALatent):  # Kimi Linear: the latent as keys, the rope key as values
+                assert (layer.keys.numel(), layer.values.numel()) == (
+                    batch * tokens * kind.kv_lora_rank,
+                    batch * tokens * kind.rope_dim,
+                )
+                kv_bytes += (layer.keys.numel() + layer.values.numel()) * size
             else:
                 assert isinstance(kind, RecurrentState)
                 (conv,), (rec,) = layer.conv_states.values(), layer.recurrent_states.values()
                 assert (conv.numel(), rec.numel()) == (batch * kind.conv, batch * kind.ssm)
                 assert (conv.dtype, rec.dtype) == (torch_dtype, torch.float32) and kind.ssm_f32
                 state_bytes += conv.numel() * size + rec.numel() * F32_BYTES
-        if not any(isinstance(k, FullAttention) for k in layer_kinds):
+        if not any(isinstance(k, FullAttention | MLALatent) for k in layer_kinds):
             assert getattr(layer, "keys", None) is None or not layer.keys.numel()
     kv = {"float32": "f32", "bfloat16": "bf16"}[dtype]
     e = estimate(spec, context=tokens, batch=batch, dtype={"float32": "fp32", "bfloat16": "bf16"}[dtype], kv_dtype=kv)

@@ -838,7 +838,7 @@ ARCHITECTURES.update({t: _auto_causal_lm(t) for t in DECODER_FAMILIES})
 # issue 20 section 3 (famhyb): hybrids whose layers keep different kinds of cache (linear attention / state-space
 # and attention), built from transformers' auto classes like the generic decoder's families (LlamaModel's names).
 # Their small copy keeps every width and one layer of each kind (archs/caches.py), and few narrow experts.
-HYBRID_FAMILIES = ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h", "bamba", "zamba2")
+HYBRID_FAMILIES = ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h", "bamba", "zamba2", "kimi_linear")
 ARCHITECTURES.update({t: _auto_causal_lm(t) for t in HYBRID_FAMILIES})
 _HYBRID_RULES = {
     # NemotronHModel: model.embeddings, model.layers.N.{norm, mixer}, model.norm_f
@@ -857,7 +857,8 @@ for _t, _rules in _HYBRID_RULES.items():
 
 def _shrink_hybrid(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     """One layer of each kind, every width kept: Gated DeltaNet then full attention (Qwen3-Next, Qwen3.5),
-    Mamba-2 then attention (Bamba), Mamba-2 then two hybrid layers (Zamba2), Nemotron-H's blocks as given (the class default has one of each); a small
+    Mamba-2 then attention (Bamba), Mamba-2 then two hybrid layers (Zamba2), KDA then MLA (Kimi Linear),
+    Nemotron-H's blocks as given (the class default has one of each); a small
     vocabulary, a narrow MLP and 4 narrow experts (2 per token) where the model has experts."""
     cfg = copy.deepcopy(cfg)
     if arch == "nemotron_h":  # the class default's 4 blocks (Mamba-2, experts, attention, MLP) or the spec's
@@ -872,6 +873,17 @@ def _shrink_hybrid(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
             layers_block_type=["linear_attention", "hybrid", "hybrid"],
         )
         return cfg
+    if arch == "kimi_linear":  # a KDA layer (dense MLP), then an MLA layer (experts)
+        for key in ("linear_attn_config", "mlp_layer_types", "first_k_dense_replace"):
+            cfg.pop(key, None)
+        cfg.update(
+            vocab_size=SMALL_VOCAB,
+            intermediate_size=SMALL_FFN,
+            num_hidden_layers=2,
+            layer_types=["linear_attention", "full_attention"],
+            mlp_layer_types=["dense", "sparse"],
+        )
+        return _shrink_moe_widths(cfg, "num_local_experts", "moe_intermediate_size")
     if arch == "bamba":  # one Mamba-2 layer, then one attention layer
         cfg.update(vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN, num_hidden_layers=2, attn_layer_indices=[1])
         return cfg

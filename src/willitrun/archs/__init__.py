@@ -115,6 +115,7 @@ FAMILIES: dict[str, str] = {
     "nemotron_h": "nemotron_h",
     "bamba": "bamba",
     "zamba2": "zamba2",
+    "kimi_linear": "kimi_linear",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
