@@ -87,6 +87,7 @@ if TYPE_CHECKING:
     from .archs.qwen3_5 import Qwen3_5MoeTextSpec, Qwen3_5TextSpec
     from .archs.qwen3_next import Qwen3NextSpec
     from .archs.qwen_moe import Qwen2MoeSpec, Qwen3MoeSpec
+    from .archs.rwkv import RwkvSpec
     from .archs.starcoder2 import Starcoder2Spec
     from .archs.t5 import T5Spec
     from .archs.vision_encoder_decoder import VisionEncoderDecoderSpec
@@ -138,6 +139,7 @@ if TYPE_CHECKING:
         NemotronHSpec,
         Zamba2Spec,
         KimiLinearSpec,
+        RwkvSpec,
         # every family declared on the generic decoder (archs/decoder.py) subclasses it
         DecoderSpec,
     ]

@@ -2,8 +2,8 @@
 
 The hybrid families keep kinds beside keys and values -- Gated DeltaNet state (Qwen3-Next, Qwen3.5), Mamba-2 state
 and blocks with no cache at all (Nemotron-H) -- and llama.cpp, ollama and vLLM size them from the kinds. A kind an
-engine profile does not size is refused in one line naming it (here IndexerKeys, which no engine sizes yet: the
-geometry of a real spec is given one at the narrowest boundary, `archs.geometry`).
+engine profile does not size is refused in one line naming it (a kind no profile lists, given to the geometry of a
+real spec at the narrowest boundary, `archs.geometry`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 from willitrun import archs
-from willitrun.archs.caches import F32_BYTES, IndexerKeys, LinearAttentionState, MambaState, unmodelled
+from willitrun.archs.caches import F32_BYTES, LinearAttentionState, MambaState, RecurrentState, unmodelled
 from willitrun.engines import VllmOptions, engine_estimate
 from willitrun.errors import UsageError
 from willitrun.importers.configs import spec_from_config
@@ -85,13 +85,17 @@ def test_llamacpp_sizes_the_hybrid_kinds(cfg):
     assert kv == attention * 2 * 2 * 64 * 4096 * 2  # layers x K,V x kv_heads x head_dim x cells x f16
 
 
+class WkvState(RecurrentState):
+    """A kind no engine profile lists (an RWKV-like state), for the refusal below."""
+
+
 def test_an_unmodelled_kind_is_refused_by_name(monkeypatch):
     spec = _spec(QWEN3_NEXT)
     g = archs.geometry(spec)
-    kinds = tuple((*layer, IndexerKeys(128)) if i == 3 else layer for i, layer in enumerate(g.caches))
-    assert unmodelled(kinds, {type(k) for layer in g.caches for k in layer}) == ("IndexerKeys",)
+    kinds = tuple((*layer, WkvState(64, 4096)) if i == 3 else layer for i, layer in enumerate(g.caches))
+    assert unmodelled(kinds, {type(k) for layer in g.caches for k in layer}) == ("WkvState",)
     patched = replace(g, cache_kinds=kinds)
     monkeypatch.setattr(archs, "geometry", lambda s: patched)
     for engine, options in (("llama.cpp", None), ("ollama", None), ("vllm", VllmOptions(total_memory_bytes=80 << 30))):
-        with pytest.raises(UsageError, match=r"does not size IndexerKeys caches"):
+        with pytest.raises(UsageError, match=r"does not size WkvState caches"):
             engine_estimate(spec, Request(context=4096), engine, options)
