@@ -85,17 +85,31 @@ def test_llamacpp_sizes_the_hybrid_kinds(cfg):
     assert kv == attention * 2 * 2 * 64 * 4096 * 2  # layers x K,V x kv_heads x head_dim x cells x f16
 
 
-class WkvState(RecurrentState):
-    """A kind no engine profile lists (an RWKV-like state), for the refusal below."""
+class UnsizedState(RecurrentState):
+    """A kind no engine profile lists, for the refusal below."""
 
 
 def test_an_unmodelled_kind_is_refused_by_name(monkeypatch):
     spec = _spec(QWEN3_NEXT)
     g = archs.geometry(spec)
-    kinds = tuple((*layer, WkvState(64, 4096)) if i == 3 else layer for i, layer in enumerate(g.caches))
-    assert unmodelled(kinds, {type(k) for layer in g.caches for k in layer}) == ("WkvState",)
+    kinds = tuple((*layer, UnsizedState(64, 4096)) if i == 3 else layer for i, layer in enumerate(g.caches))
+    assert unmodelled(kinds, {type(k) for layer in g.caches for k in layer}) == ("UnsizedState",)
     patched = replace(g, cache_kinds=kinds)
     monkeypatch.setattr(archs, "geometry", lambda s: patched)
     for engine, options in (("llama.cpp", None), ("ollama", None), ("vllm", VllmOptions(total_memory_bytes=80 << 30))):
-        with pytest.raises(UsageError, match=r"does not size WkvState caches"):
+        with pytest.raises(UsageError, match=r"does not size UnsizedState caches"):
+            engine_estimate(spec, Request(context=4096), engine, options)
+
+
+def test_a_family_refusal_comes_before_the_kind_refusal():
+    """RWKV-4 keeps its own WkvState kind, which no profile sizes; its refusals say why better (archs/rwkv.py)."""
+    spec = spec_from_config(
+        {"model_type": "rwkv", "vocab_size": 256, "hidden_size": 64, "num_hidden_layers": 2, "context_length": 128},
+        "config.json",
+    )
+    for engine, options, why in (
+        ("llama.cpp", None, "RWKV-6 and RWKV-7"),
+        ("vllm", VllmOptions(total_memory_bytes=80 << 30), "no RWKV model"),
+    ):
+        with pytest.raises(UsageError, match=why):
             engine_estimate(spec, Request(context=4096), engine, options)

@@ -1311,9 +1311,6 @@ def budgets(
 ) -> tuple[Resolved, int, int, int, list[RankBudget]]:
     """(resolved, max_model_len, max_num_batched_tokens, max_num_seqs, one budget per stage)."""
     g = archs.geometry(spec)
-    missing = caches.unmodelled(g.caches, VLLM_CACHE_KINDS)
-    if missing:
-        raise UsageError(f"vllm: the profile does not size {' or '.join(missing)} caches yet, which this model keeps")
     refusal = g.refusals.get("vllm")
     # The architectures refuse vLLM for their recurrent state (archs/mamba.py VLLM_STATE_REFUSAL); from the
     # version with MambaSpec for every family (vllm==0.10.1) the state pools are modelled here.
@@ -1325,6 +1322,9 @@ def budgets(
             "(mamba and jamba are `SupportsV0Only` in vllm==0.9.2): --vllm-version 0.10 or later sizes "
             "their Mamba state pools"
         )
+    missing = caches.unmodelled(g.caches, VLLM_CACHE_KINDS)
+    if missing:  # after the model's own refusal, which says more (RWKV: "vLLM has no RWKV model")
+        raise UsageError(f"vllm: the profile does not size {' or '.join(missing)} caches yet, which this model keeps")
     if g.ssm_state and any(g.ssm_state) and not refusal and not opt.info.state_pools:
         raise UsageError(
             f"vLLM {opt.info.since} runs recurrent-state models on V0, which the profile does not model: "
