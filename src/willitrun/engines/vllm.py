@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from .. import archs
+from ..archs import caches
 from ..archs.base import EXPERT_ROLES, LINEAR_ROLES, Geometry, LayerKV, Tensor
 from ..archs.caches import IndexerKeys
 from ..archs.mamba import VLLM_STATE_REFUSAL
@@ -915,6 +916,25 @@ class KVLayout:
         return num_blocks // len(self.groups) * min(gr.spec.block_size for gr in self.groups)
 
 
+# The cache kinds kv_layout sizes (archs/caches.py), as vLLM V1's specs: FullAttentionSpec, SlidingWindowSpec,
+# ChunkedLocalAttentionSpec, CrossAttentionSpec, MLAAttentionSpec, the DSA indexer's cache (indexer_token_bytes) and MambaSpec (Mamba / Mamba-2, the Gated DeltaNet's
+# conv + temporal state: vllm/model_executor/layers/mamba/mamba_utils.py gated_delta_net_state_shape, and the short
+# convolution's). A model keeping any other kind is refused by kind, never by family name.
+VLLM_CACHE_KINDS = frozenset(
+    {
+        caches.FullAttention,
+        caches.SlidingWindow,
+        caches.ChunkedAttention,
+        caches.CrossAttention,
+        caches.MLALatent,
+        caches.IndexerKeys,
+        caches.MambaState,
+        caches.LinearAttentionState,
+        caches.ShortConvState,
+    }
+)
+
+
 def _state_bytes(r: Resolved, g: Geometry, i: int, tp: int) -> int:
     """Layer i's recurrent state per sequence on one TP rank, as vLLM keeps it: the conv state holds
     conv_kernel - 1 columns (vllm==0.10.1 vllm/model_executor/layers/mamba/mamba_utils.py
@@ -1361,6 +1381,9 @@ def budgets(
             "(mamba and jamba are `SupportsV0Only` in vllm==0.9.2): --vllm-version 0.10 or later sizes "
             "their Mamba state pools"
         )
+    missing = caches.unmodelled(g.caches, VLLM_CACHE_KINDS)
+    if missing:  # after the model's own refusal, which says more (RWKV: "vLLM has no RWKV model")
+        raise UsageError(f"vllm: the profile does not size {' or '.join(missing)} caches yet, which this model keeps")
     if g.ssm_state and any(g.ssm_state) and not refusal and not opt.info.state_pools:
         raise UsageError(
             f"vLLM {opt.info.since} runs recurrent-state models on V0, which the profile does not model: "
