@@ -108,6 +108,9 @@ FAMILIES: dict[str, str] = {
     "gpt_bigcode": "gpt_bigcode",
     "opt": "opt",
     "gptj": "gptj",
+    # issue 20 section 3, session 5 (fammm): multimodal and audio families
+    "qwen3_vl": "qwen3_vl",
+    "qwen3_vl_moe": "qwen3_vl",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

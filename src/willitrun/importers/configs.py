@@ -1379,6 +1379,9 @@ def _block(
     where the spec needs it or would otherwise assume something else."""
     out: dict[str, Any] = {}
     for field, default in (defaults or cls.defaults).items():
+        if isinstance(default, ConfigClass):  # a nested sub-config (text_config, vision_config): its own keys
+            out[field] = _block(_sub(cfg, field, where) or {}, default, f"{where}.{field}", sources)
+            continue
         if field in cfg and not (cfg[field] is None and field in cls.none_is_default):
             out[field] = cfg[field]
             continue
