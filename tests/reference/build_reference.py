@@ -836,6 +836,41 @@ def _auto_causal_lm(model_type: str) -> Architecture:
 ARCHITECTURES.update({t: _auto_causal_lm(t) for t in DECODER_FAMILIES})
 
 
+# --- issue 20 section 3 (session 5, fammm): multimodal and audio families ---------------------------
+_QWEN3_VL_RULES = [
+    # Qwen3VLModel / Qwen3VLMoeModel: `visual` (patch_embed, pos_embed, blocks; merger and the DeepStack
+    # mergers project into the LM), `language_model`
+    (r"model\.visual\.(patch_embed|pos_embed|blocks)\..+", "vision_tower"),
+    (r"model\.visual\.(merger|deepstack_merger_list)\..+", "projector"),
+    (r"model\.language_model\.embed_tokens\.weight", "embeddings"),
+    (r"model\.language_model\.layers\.\d+\..+", "decoder"),
+    (r"model\.language_model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+
+
+def _fammm_architectures() -> dict[str, Architecture]:
+    """Qwen3-VL and Qwen3-VL-MoE: only the top-level tie_word_embeddings ties lm_head
+    (Qwen3VLForConditionalGeneration._tied_weights_keys), expected_tied's default path."""
+    return {
+        arch: Architecture(
+            config_cls,
+            model_cls,
+            _compile(_QWEN3_VL_RULES),
+            lambda m: m.model.language_model.embed_tokens.weight,
+            lambda m: m.lm_head.weight,
+            False,
+        )
+        for arch, config_cls, model_cls in (
+            ("qwen3_vl", transformers.Qwen3VLConfig, transformers.Qwen3VLForConditionalGeneration),
+            ("qwen3_vl_moe", transformers.Qwen3VLMoeConfig, transformers.Qwen3VLMoeForConditionalGeneration),
+        )
+    }
+
+
+ARCHITECTURES.update(_fammm_architectures())
+
+
 def expected_tied(arch: str, cfg: dict[str, Any]) -> bool:
     """Whether the real checkpoint shares its LM head with the token embedding, per its config.json."""
     default = ARCHITECTURES[arch].tied_by_default
@@ -1218,6 +1253,8 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
         else:  # hidden_size is the ViT width; one windowed block, one full-attention block
             v.update(hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN, fullatt_block_indexes=[1])
         return cfg
+    if arch in FAMMM_SMALL:
+        return FAMMM_SMALL[arch](cfg)
     raise ReferenceError(f"no small copy rule for {arch}")
 
 
@@ -1865,7 +1902,90 @@ def cases_for(
         ]
     if arch == "mllama":
         return [(f"one_image_{h}x{w}_tiles", small, mllama_inputs([h, w])) for h, w in MLLAMA_TILE_LAYOUTS]
+    if arch in FAMMM_CASES:
+        return FAMMM_CASES[arch](small)
     raise ReferenceError(f"no cases for {arch}")
+
+
+# --- issue 20 section 3 (session 5, fammm): small copies and inputs ------------------------------
+# Qwen3-VL image sizes (height, width): 1024x768 resizes to 1024x768 (768 tokens at 32-pixel merged
+# patches); 224x336 to 224x352 (77 tokens).
+QWEN3_VL_IMAGE_SIZES = ([1024, 768], [224, 336])
+
+
+def _small_qwen3_vl(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Two text layers (MoE: few narrow experts), a two-block ViT of the real patch, merge and position-grid
+    sizes with one DeepStack merger (after block 0, added to text layer 0)."""
+    cfg = copy.deepcopy(cfg)
+    text = cfg["text_config"]
+    cfg["text_config"] = _shrink_moe(text) if "num_experts" in text else _shrink_lm(text)
+    cfg["vision_config"].update(
+        hidden_size=SMALL_VISION_HIDDEN,
+        num_heads=SMALL_VISION_HEADS,
+        intermediate_size=SMALL_FFN,
+        depth=2,
+        deepstack_visual_indexes=[0],
+    )
+    # the mergers' output is placed in the text model's input, so a forward pass needs out_hidden_size equal to
+    # the text width (the class defaults are 3584 vs 4096: transformers builds them, only a forward fails); it
+    # enters no cache
+    text_cls = transformers.Qwen3VLMoeTextConfig if "num_experts" in text else transformers.Qwen3VLTextConfig
+    cfg["vision_config"]["out_hidden_size"] = text.get("hidden_size", text_cls().hidden_size)
+    return cfg
+
+
+def qwen3_vl_inputs(image_hw: list[int]):
+    """One image through transformers' Qwen2VLImageProcessorPil (the processor Qwen3-VL uses:
+    models/auto/image_processing_auto.py) with the checkpoint's patch, merge and temporal sizes and its
+    default pixel bounds; the image token count is the merger's output rows (get_image_features)."""
+
+    def make(model, config, gen):
+        v = config.vision_config
+        h, w = image_hw
+        image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        processor = Qwen2VLImageProcessorPil(
+            patch_size=v.patch_size, merge_size=v.spatial_merge_size, temporal_patch_size=v.temporal_patch_size
+        )
+        processed = processor(images=[image], return_tensors="pt")
+        pixels, grid = processed["pixel_values"], processed["image_grid_thw"]
+        features = model.get_image_features(pixel_values=pixels, image_grid_thw=grid).pooler_output
+        n = sum(f.shape[0] for f in features)
+        ids = torch.cat(
+            [
+                torch.tensor([[config.vision_start_token_id]]),
+                torch.full((1, n), config.image_token_id, dtype=torch.long),
+                torch.tensor([[config.vision_end_token_id]]),
+                _text_ids(gen, 1, VLM_TEXT_TOKENS),
+            ],
+            dim=1,
+        )
+        mm_types = (ids == config.image_token_id).to(torch.int32)
+        return (
+            {"input_ids": ids, "pixel_values": pixels, "image_grid_thw": grid, "mm_token_type_ids": mm_types},
+            {
+                "inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS + 2, images=1, image_size=list(image_hw)),
+                "image_tokens": n,
+                "image_grid_thw": grid.tolist(),
+            },
+        )
+
+    return make
+
+
+def _qwen3_vl_cases(small: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
+    return [(f"image_{h}x{w}", small, qwen3_vl_inputs([h, w])) for h, w in QWEN3_VL_IMAGE_SIZES]
+
+
+FAMMM_SMALL: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "qwen3_vl": _small_qwen3_vl,
+    "qwen3_vl_moe": _small_qwen3_vl,
+}
+FAMMM_CASES: dict[str, Callable[[dict[str, Any]], list[tuple[str, dict[str, Any], Callable]]]] = {
+    "qwen3_vl": _qwen3_vl_cases,
+    "qwen3_vl_moe": _qwen3_vl_cases,
+}
+# the families whose image tokens sit in the self-attention context, sized per image (test_reference.py)
+FAMMM_IMAGE_IN_CONTEXT = ("qwen3_vl", "qwen3_vl_moe")
 
 
 # --- driver ------------------------------------------------------------------------------------

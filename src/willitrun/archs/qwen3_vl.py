@@ -41,7 +41,6 @@ from .base import (
     LayerIndex,
     Layers,
     ModelSpecBase,
-    Positions,
     Stage,
     Strict,
     Tensor,
