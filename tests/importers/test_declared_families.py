@@ -71,11 +71,22 @@ def test_declared_defaults_equal_transformers(arch, keys):
     config_cls = tf.CONFIG_MAPPING[arch]
     assert config_cls.__name__ == keys.name
     assert keys.url.endswith(f"/models/{keys.path}") and keys.path.startswith(f"{arch}/configuration_")
-    config = config_cls()
+    _check_defaults(config_cls(), keys)
+
+
+def _check_defaults(config, keys: ConfigClass) -> None:
+    """Every declared default equals the transformers class's; a nested ConfigClass (text_config,
+    vision_config) is checked against the sub-config transformers builds."""
+    assert type(config).__name__ == keys.name
     for field, default in keys.defaults.items():
         got = getattr(config, field)
+        if isinstance(default, ConfigClass):
+            _check_defaults(got, default)
+            continue
         if default is None and field == "num_key_value_heads":
             default = config.num_attention_heads
+        if isinstance(got, tuple):  # deepstack_visual_indexes: a tuple default in the class
+            got = list(got)
         assert got == default, f"{keys.name}.{field}"
 
 
@@ -674,3 +685,96 @@ def test_learned_position_families_cache_what_transformers_caches(tmp_path, case
     elements = sum(layer.keys.numel() + layer.values.numel() for layer in cache.layers)
     assert elements == 2 * tokens * attention(spec).self_width * len(cache.layers)
     assert len(cache.layers) == len(archs.geometry(spec).self_layers)
+
+
+# --- issue 20 section 3 (fammm): multimodal families, whose transformers class is a ...ForConditionalGeneration
+# small configs exercising every flag; the full-size defaults and real checkpoints are in tests/reference
+MULTIMODAL_CASES = [
+    ("qwen3-vl-defaults", {"model_type": "qwen3_vl"}),
+    ("qwen3-vl-moe-defaults", {"model_type": "qwen3_vl_moe"}),
+    (
+        "qwen3-vl-tied-biased",
+        {
+            "model_type": "qwen3_vl",
+            "tie_word_embeddings": True,
+            "text_config": {**SMALL, "num_key_value_heads": 2, "head_dim": 24, "attention_bias": True},
+            "vision_config": {
+                "depth": 3,
+                "hidden_size": 32,
+                "num_heads": 2,
+                "intermediate_size": 48,
+                "out_hidden_size": 64,
+                "deepstack_visual_indexes": [0, 2],
+                "num_position_embeddings": 64,
+                "patch_size": 14,
+            },
+        },
+    ),
+    (
+        "qwen3-vl-moe-dense-layer",
+        {
+            "model_type": "qwen3_vl_moe",
+            "text_config": {
+                **SMALL,
+                "num_key_value_heads": 2,
+                "num_experts": 4,
+                "num_experts_per_tok": 2,
+                "moe_intermediate_size": 16,
+                "mlp_only_layers": [1],
+                "decoder_sparse_step": 1,
+            },
+            "vision_config": {
+                "depth": 2,
+                "hidden_size": 32,
+                "num_heads": 2,
+                "intermediate_size": 48,
+                "out_hidden_size": 64,
+            },
+        },
+    ),
+]
+
+
+def _conditional_generation(tf, config):
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    return getattr(tf, MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES[config.model_type])(config)
+
+
+@pytest.mark.parametrize(("case_id", "config"), MULTIMODAL_CASES, ids=[c[0] for c in MULTIMODAL_CASES])
+def test_multimodal_parameters_and_checkpoint_names_equal_transformers(tmp_path, case_id, config):
+    """transformers' ...ForConditionalGeneration on the meta device: the total, and every parameter name placed
+    by the family's weight rules with the bytes of each computed component (a bf16 checkpoint)."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.importers.weights import StoredTensor, weights_override
+
+    path = write_config(tmp_path / case_id, config)
+    spec, _ = spec_from_path(path)
+    with torch.device("meta"):
+        model = _conditional_generation(tf, tf.AutoConfig.from_pretrained(path.parent)).to(torch.bfloat16)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+    stored = [StoredTensor(n, "BF16", tuple(p.shape), 2 * p.numel()) for n, p in model.named_parameters()]
+    w = weights_override(spec.architecture, stored, "test", "safetensors")
+    assert dict(w.component_bytes) == {c.name: c.bytes for c in estimate(spec, dtype="bf16").components}
+    # every text layer keeps a full-attention cache of kv_heads x head_dim (no sliding window in Qwen3-VL)
+    text = model.config.text_config
+    g = archs.geometry(spec)
+    assert [(k.kind, k.kv_heads, k.key_dim) for k in g.self_layers] == [
+        ("full", text.num_key_value_heads, text.head_dim)
+    ] * text.num_hidden_layers
+    assert g.takes_images and g.gguf_architecture == spec.architecture.replace("_", "")
+
+
+def test_qwen3_vl_image_tokens_follow_the_processor():
+    """Qwen2VLImageProcessor (the processor Qwen3-VL uses) at the checkpoint's patch 16 and merge 2: the tokens
+    of an image are its grid_thw product / merge^2, as Qwen3VLProcessor writes them into the prompt."""
+    pytest.importorskip("torch")
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    spec = spec_from_config({"model_type": "qwen3_vl"}, "config.json")
+    processor = Qwen2VLImageProcessorPil(patch_size=16, merge_size=2)
+    np = pytest.importorskip("numpy")
+    for h, w in [(1024, 768), (224, 336), (50, 3000), (4000, 3000)]:
+        grid = processor(images=[np.zeros((h, w, 3), dtype=np.uint8)], return_tensors="pt")["image_grid_thw"]
+        assert archs.image_tokens(spec, (h, w)) == int(grid.prod()) // 4, (h, w)
