@@ -778,3 +778,12 @@ def test_qwen3_vl_image_tokens_follow_the_processor():
     for h, w in [(1024, 768), (224, 336), (50, 3000), (4000, 3000)]:
         grid = processor(images=[np.zeros((h, w, 3), dtype=np.uint8)], return_tensors="pt")["image_grid_thw"]
         assert archs.image_tokens(spec, (h, w)) == int(grid.prod()) // 4, (h, w)
+
+
+def test_qwen3_vl_merger_width_other_than_the_text_width_is_a_warning_not_a_refusal():
+    """Qwen3VLConfig() builds (transformers' class defaults: out_hidden_size 3584, text hidden_size 4096) but its
+    image features cannot enter the language model (Qwen3VLModel.get_placeholder_mask raises in a forward pass)."""
+    spec = spec_from_config({"model_type": "qwen3_vl"}, "config.json")
+    assert spec.notes.startswith("Warning: vision_config.out_hidden_size (3584)")
+    fits = spec_from_config({"model_type": "qwen3_vl", "vision_config": {"out_hidden_size": 4096}}, "config.json")
+    assert "out_hidden_size" not in (fits.notes or "")

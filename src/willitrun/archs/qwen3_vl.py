@@ -133,11 +133,28 @@ class Qwen3VLSpec(ModelSpecBase):
     config: Qwen3VLConfig
     preprocessor: Preprocessor = Preprocessor()
 
+    def unusable_values(self) -> list[str]:
+        return _unusable(self.config.vision_config, self.config.text_config.hidden_size)
+
 
 class Qwen3VLMoeSpec(ModelSpecBase):
     architecture: Literal["qwen3_vl_moe"]
     config: Qwen3VLMoeConfig
     preprocessor: Preprocessor = Preprocessor()
+
+    def unusable_values(self) -> list[str]:
+        return _unusable(self.config.vision_config, self.config.text_config.hidden_size)
+
+
+def _unusable(v: Qwen3VLVisionConfig, text_hidden: int) -> list[str]:
+    """What transformers builds but could not run (importers/configs.py: unusable_values warns, never refuses)."""
+    if v.out_hidden_size == text_hidden:
+        return []
+    return [
+        f"Warning: vision_config.out_hidden_size ({v.out_hidden_size}), the mergers' output, is not "
+        f"text_config.hidden_size ({text_hidden}): image features would not fit the language model in a forward "
+        "pass (transformers' class defaults are 3584 and 4096); sized as written."
+    ]
 
 
 AnySpec = Qwen3VLSpec | Qwen3VLMoeSpec

@@ -1904,6 +1904,9 @@ def unusable_values(spec: AnyModelSpec) -> list[str]:
             f"text_config.hidden_size ({spec.config.text_config.hidden_size}): image features would not fit "
             "the language model in a forward pass; sized as written."
         )
+    own = getattr(spec, "unusable_values", None)  # a family module states its own (archs/qwen3_vl.py)
+    if callable(own):
+        out.extend(own())
     return out
 
 
