@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from .archs.gemma2 import Gemma2Spec
     from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
     from .archs.generic import GenericSpec
+    from .archs.glm4v import Glm4vMoeSpec, Glm4vSpec
     from .archs.gpt_oss import GptOssSpec
     from .archs.granite import GraniteSpec
     from .archs.granitemoehybrid import GraniteMoeHybridSpec
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
     from .archs.qwen2 import Qwen2Spec
     from .archs.qwen2_vl import QwenVLSpec
     from .archs.qwen3 import Qwen3Spec
+    from .archs.qwen3_vl import Qwen3VLMoeSpec, Qwen3VLSpec
     from .archs.qwen_moe import Qwen2MoeSpec, Qwen3MoeSpec
     from .archs.starcoder2 import Starcoder2Spec
     from .archs.t5 import T5Spec
@@ -129,6 +131,10 @@ if TYPE_CHECKING:
         GenericSpec,
         # every family declared on the generic decoder (archs/decoder.py) subclasses it
         DecoderSpec,
+        Qwen3VLSpec,
+        Qwen3VLMoeSpec,
+        Glm4vSpec,
+        Glm4vMoeSpec,
     ]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 

@@ -111,6 +111,8 @@ FAMILIES: dict[str, str] = {
     # issue 20 section 3, session 5 (fammm): multimodal and audio families
     "qwen3_vl": "qwen3_vl",
     "qwen3_vl_moe": "qwen3_vl",
+    "glm4v": "glm4v",
+    "glm4v_moe": "glm4v",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
