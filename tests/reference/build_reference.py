@@ -163,6 +163,7 @@ from transformers import (
 # `image_size_to_num_patches` is the helper LlavaNextModel.get_image_features itself uses to decide how
 # many 336x336 crops (base image + anyres tiles) it slices out of `pixel_values` for one image.
 from transformers.core_model_loading import build_glob_alternation
+from transformers.models.glm4v.image_processing_pil_glm4v import Glm4vImageProcessorPil
 from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
 from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
@@ -848,6 +849,17 @@ _QWEN3_VL_RULES = [
     (r"lm_head\.weight", "lm_head"),
 ]
 
+_GLM4V_RULES = [
+    # Glm4vModel / Glm4vMoeModel: `visual` (embeddings, patch_embed, blocks, the two norms; downsample and merger
+    # project into the LM), `language_model`
+    (r"model\.visual\.(embeddings|patch_embed|blocks|post_conv_layernorm|post_layernorm)\..+", "vision_tower"),
+    (r"model\.visual\.(downsample|merger)\..+", "projector"),
+    (r"model\.language_model\.embed_tokens\.weight", "embeddings"),
+    (r"model\.language_model\.layers\.\d+\..+", "decoder"),
+    (r"model\.language_model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+
 
 def _fammm_architectures() -> dict[str, Architecture]:
     """Qwen3-VL and Qwen3-VL-MoE: only the top-level tie_word_embeddings ties lm_head
@@ -864,6 +876,19 @@ def _fammm_architectures() -> dict[str, Architecture]:
         for arch, config_cls, model_cls in (
             ("qwen3_vl", transformers.Qwen3VLConfig, transformers.Qwen3VLForConditionalGeneration),
             ("qwen3_vl_moe", transformers.Qwen3VLMoeConfig, transformers.Qwen3VLMoeForConditionalGeneration),
+        )
+    } | {
+        arch: Architecture(
+            config_cls,
+            model_cls,
+            _compile(_GLM4V_RULES),
+            lambda m: m.model.language_model.embed_tokens.weight,
+            lambda m: m.lm_head.weight,
+            False,
+        )
+        for arch, config_cls, model_cls in (
+            ("glm4v", transformers.Glm4vConfig, transformers.Glm4vForConditionalGeneration),
+            ("glm4v_moe", transformers.Glm4vMoeConfig, transformers.Glm4vMoeForConditionalGeneration),
         )
     }
 
@@ -1405,7 +1430,7 @@ def routing_overrides(arch: str) -> dict[str, int]:
 def run_case(
     arch: str, name: str, cfg: dict[str, Any], make_inputs: Callable[..., tuple[dict, dict]]
 ) -> dict[str, Any]:
-    overrides = {**token_overrides(arch, cfg), **routing_overrides(arch)}
+    overrides = {**token_overrides(arch, cfg), **routing_overrides(arch), **fammm_overrides(arch, cfg)}
     torch.manual_seed(SEED)
     model, config, corrections = build_model(arch, cfg, overrides, device="cpu")
     if any(p.dtype != torch.float32 for p in model.parameters()):
@@ -1976,16 +2001,107 @@ def _qwen3_vl_cases(small: dict[str, Any]) -> list[tuple[str, dict[str, Any], Ca
     return [(f"image_{h}x{w}", small, qwen3_vl_inputs([h, w])) for h, w in QWEN3_VL_IMAGE_SIZES]
 
 
+# GLM-4V image sizes (height, width): 1024x768 resizes to 1036x756 (999 tokens); 224x336 to 224x336 (96 tokens)
+GLM4V_IMAGE_SIZES = ([1024, 768], [224, 336])
+
+
+def _small_glm4v(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Two text layers (MoE: one dense, one sparse layer of few narrow experts), a two-block ViT of the real patch,
+    merge and position-grid sizes; out_hidden_size (the downsample's and merger's width, and the ViT MLP's inner
+    width) is the text width, which a forward pass needs."""
+    cfg = copy.deepcopy(cfg)
+    text = cfg["text_config"]
+    moe = "n_routed_experts" in text
+    cfg["text_config"] = _shrink_moe(text) if moe else _shrink_lm(text)
+    if moe:
+        cfg["text_config"].update(n_routed_experts=SMALL_EXPERTS, n_shared_experts=1)
+    text_cls = transformers.Glm4vMoeTextConfig if moe else transformers.Glm4vTextConfig
+    cfg["vision_config"].update(
+        hidden_size=SMALL_VISION_HIDDEN,
+        num_heads=SMALL_VISION_HEADS,
+        intermediate_size=SMALL_FFN,
+        depth=2,
+        out_hidden_size=text.get("hidden_size", text_cls().hidden_size),
+    )
+    return cfg
+
+
+def fammm_overrides(arch: str, small_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Values a small copy's forward pass needs that change no shape (recorded as the case's hf_overrides).
+
+    GLM-4V: M-RoPE's default sections (8, 12, 12: 32 frequencies, the released checkpoints' partial_rotary_factor
+    0.5 of 128-wide heads) do not fit the class defaults' heads: the released factor 0.5 and sections summing to
+    the head's frequencies (Glm4vTextRotaryEmbedding splits them by mrope_section); no weight, no cache width."""
+    if arch not in ("glm4v", "glm4v_moe"):
+        return {}
+    text = small_cfg["text_config"]
+    if "rope_parameters" in text or "rope_scaling" in text:
+        return {}
+    text_cls = transformers.Glm4vMoeTextConfig if arch == "glm4v_moe" else transformers.Glm4vTextConfig
+    head = text.get("head_dim") or text.get("hidden_size", text_cls().hidden_size) // text.get(
+        "num_attention_heads", text_cls().num_attention_heads
+    )
+    n = (int(head * 0.5) + 1) // 2  # inverse frequencies of the rotated half: arange(0, dim, 2)
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}
+    return {"text_config.rope_parameters": {**rope, "mrope_section": [n - 2 * (n // 3), n // 3, n // 3]}}
+
+
+def glm4v_inputs(image_hw: list[int]):
+    """One image through transformers' Glm4vImageProcessorPil (its default size bounds, patch 14, merge 2); the
+    image token count is the merger's output rows (get_image_features). Prompt: <|begin_of_image|> image tokens
+    <|end_of_image|> text."""
+
+    def make(model, config, gen):
+        v = config.vision_config
+        h, w = image_hw
+        image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        processor = Glm4vImageProcessorPil(
+            patch_size=v.patch_size, merge_size=v.spatial_merge_size, temporal_patch_size=v.temporal_patch_size
+        )
+        processed = processor(images=[image], return_tensors="pt")
+        pixels, grid = processed["pixel_values"], processed["image_grid_thw"]
+        features = model.get_image_features(pixel_values=pixels, image_grid_thw=grid).pooler_output
+        n = sum(f.shape[0] for f in features)
+        ids = torch.cat(
+            [
+                torch.tensor([[config.image_start_token_id]]),
+                torch.full((1, n), config.image_token_id, dtype=torch.long),
+                torch.tensor([[config.image_end_token_id]]),
+                _text_ids(gen, 1, VLM_TEXT_TOKENS),
+            ],
+            dim=1,
+        )
+        mm_types = (ids == config.image_token_id).to(torch.int32)
+        return (
+            {"input_ids": ids, "pixel_values": pixels, "image_grid_thw": grid, "mm_token_type_ids": mm_types},
+            {
+                "inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS + 2, images=1, image_size=list(image_hw)),
+                "image_tokens": n,
+                "image_grid_thw": grid.tolist(),
+            },
+        )
+
+    return make
+
+
+def _glm4v_cases(small: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
+    return [(f"image_{h}x{w}", small, glm4v_inputs([h, w])) for h, w in GLM4V_IMAGE_SIZES]
+
+
 FAMMM_SMALL: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "qwen3_vl": _small_qwen3_vl,
     "qwen3_vl_moe": _small_qwen3_vl,
+    "glm4v": _small_glm4v,
+    "glm4v_moe": _small_glm4v,
 }
 FAMMM_CASES: dict[str, Callable[[dict[str, Any]], list[tuple[str, dict[str, Any], Callable]]]] = {
     "qwen3_vl": _qwen3_vl_cases,
     "qwen3_vl_moe": _qwen3_vl_cases,
+    "glm4v": _glm4v_cases,
+    "glm4v_moe": _glm4v_cases,
 }
 # the families whose image tokens sit in the self-attention context, sized per image (test_reference.py)
-FAMMM_IMAGE_IN_CONTEXT = ("qwen3_vl", "qwen3_vl_moe")
+FAMMM_IMAGE_IN_CONTEXT = ("qwen3_vl", "qwen3_vl_moe", "glm4v", "glm4v_moe")
 
 
 # --- driver ------------------------------------------------------------------------------------
