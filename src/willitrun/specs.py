@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from .archs.granite import GraniteSpec
     from .archs.granitemoehybrid import GraniteMoeHybridSpec
     from .archs.idefics3 import Idefics3Spec
+    from .archs.internvl import InternVLSpec
     from .archs.jamba import JambaSpec
     from .archs.llama import LlamaSpec
     from .archs.llama4 import Llama4TextSpec
@@ -135,6 +136,7 @@ if TYPE_CHECKING:
         Qwen3VLMoeSpec,
         Glm4vSpec,
         Glm4vMoeSpec,
+        InternVLSpec,
     ]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 

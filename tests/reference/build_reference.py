@@ -164,6 +164,7 @@ from transformers import (
 # many 336x336 crops (base image + anyres tiles) it slices out of `pixel_values` for one image.
 from transformers.core_model_loading import build_glob_alternation
 from transformers.models.glm4v.image_processing_pil_glm4v import Glm4vImageProcessorPil
+from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
 from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
@@ -860,37 +861,60 @@ _GLM4V_RULES = [
     (r"lm_head\.weight", "lm_head"),
 ]
 
+_INTERNVL_RULES = [
+    # InternVLModel: vision_tower (InternVLVisionModel), multi_modal_projector, language_model (a Qwen2Model)
+    (r"model\.vision_tower\..+", "vision_tower"),
+    (r"model\.multi_modal_projector\..+", "projector"),
+    (r"model\.language_model\.embed_tokens\.weight", "embeddings"),
+    (r"model\.language_model\.layers\.\d+\..+", "decoder"),
+    (r"model\.language_model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+
 
 def _fammm_architectures() -> dict[str, Architecture]:
     """Qwen3-VL and Qwen3-VL-MoE: only the top-level tie_word_embeddings ties lm_head
     (Qwen3VLForConditionalGeneration._tied_weights_keys), expected_tied's default path."""
-    return {
-        arch: Architecture(
-            config_cls,
-            model_cls,
-            _compile(_QWEN3_VL_RULES),
-            lambda m: m.model.language_model.embed_tokens.weight,
-            lambda m: m.lm_head.weight,
-            False,
-        )
-        for arch, config_cls, model_cls in (
-            ("qwen3_vl", transformers.Qwen3VLConfig, transformers.Qwen3VLForConditionalGeneration),
-            ("qwen3_vl_moe", transformers.Qwen3VLMoeConfig, transformers.Qwen3VLMoeForConditionalGeneration),
-        )
-    } | {
-        arch: Architecture(
-            config_cls,
-            model_cls,
-            _compile(_GLM4V_RULES),
-            lambda m: m.model.language_model.embed_tokens.weight,
-            lambda m: m.lm_head.weight,
-            False,
-        )
-        for arch, config_cls, model_cls in (
-            ("glm4v", transformers.Glm4vConfig, transformers.Glm4vForConditionalGeneration),
-            ("glm4v_moe", transformers.Glm4vMoeConfig, transformers.Glm4vMoeForConditionalGeneration),
-        )
-    }
+    return (
+        {
+            arch: Architecture(
+                config_cls,
+                model_cls,
+                _compile(_QWEN3_VL_RULES),
+                lambda m: m.model.language_model.embed_tokens.weight,
+                lambda m: m.lm_head.weight,
+                False,
+            )
+            for arch, config_cls, model_cls in (
+                ("qwen3_vl", transformers.Qwen3VLConfig, transformers.Qwen3VLForConditionalGeneration),
+                ("qwen3_vl_moe", transformers.Qwen3VLMoeConfig, transformers.Qwen3VLMoeForConditionalGeneration),
+            )
+        }
+        | {
+            arch: Architecture(
+                config_cls,
+                model_cls,
+                _compile(_GLM4V_RULES),
+                lambda m: m.model.language_model.embed_tokens.weight,
+                lambda m: m.lm_head.weight,
+                False,
+            )
+            for arch, config_cls, model_cls in (
+                ("glm4v", transformers.Glm4vConfig, transformers.Glm4vForConditionalGeneration),
+                ("glm4v_moe", transformers.Glm4vMoeConfig, transformers.Glm4vMoeForConditionalGeneration),
+            )
+        }
+        | {
+            "internvl": Architecture(
+                transformers.InternVLConfig,
+                transformers.InternVLForConditionalGeneration,
+                _compile(_INTERNVL_RULES),
+                lambda m: m.model.language_model.embed_tokens.weight,
+                lambda m: m.lm_head.weight,
+                True,  # InternVLConfig.tie_word_embeddings: true by default, the only flag InternVL reads
+            )
+        }
+    )
 
 
 ARCHITECTURES.update(_fammm_architectures())
@@ -2088,20 +2112,82 @@ def _glm4v_cases(small: dict[str, Any]) -> list[tuple[str, dict[str, Any], Calla
     return [(f"image_{h}x{w}", small, glm4v_inputs([h, w])) for h, w in GLM4V_IMAGE_SIZES]
 
 
+# InternVL image sizes (height, width) with InternVL's hub tiling (crop_to_patches, 1..12 tiles of the tower's image
+# size, a thumbnail beside several): 448x896 becomes 2x1 tiles + thumbnail (3 x 256 tokens); 224x336 (3:2) 3x2
+# tiles + thumbnail (7 x 256), the grid of the same aspect ratio winning although the image is smaller than a tile
+# (a small set: every tile runs through the text model's full width)
+INTERNVL_IMAGE_SIZES = ([448, 896], [224, 336])
+INTERNVL_TILING = {"crop_to_patches": True, "min_patches": 1, "max_patches": 12}
+
+
+def _small_internvl(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Two Qwen2 text layers; a one-layer InternViT at the real image and patch size (the pixel shuffle and the
+    tiles depend on the patch grid)."""
+    cfg = copy.deepcopy(cfg)
+    cfg["text_config"] = _shrink_lm(cfg.get("text_config", {}))
+    cfg.setdefault("vision_config", {}).update(
+        hidden_size=SMALL_VISION_HIDDEN,
+        intermediate_size=SMALL_FFN,
+        num_attention_heads=SMALL_VISION_HEADS,
+        num_hidden_layers=SMALL_VISION_LAYERS,
+    )
+    return cfg
+
+
+def internvl_inputs(image_hw: list[int]):
+    """One image through transformers' GotOcr2ImageProcessorPil (InternVL's processor) with InternVL's tiling at the
+    tower's image size; the image token count is get_image_features' rows over every tile (the processor writes
+    image_seq_length per tile). The case records the tiling as the spec's `preprocessor` block."""
+
+    def make(model, config, gen):
+        side = config.vision_config.image_size[0]
+        h, w = image_hw
+        image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        processor = GotOcr2ImageProcessorPil(size={"height": side, "width": side}, **INTERNVL_TILING)
+        processed = processor(images=[image], return_tensors="pt")
+        pixels = processed["pixel_values"]
+        features = model.get_image_features(
+            pixel_values=pixels,
+            vision_feature_layer=config.vision_feature_layer,
+            vision_feature_select_strategy=config.vision_feature_select_strategy,
+        ).pooler_output
+        n = features.shape[0] * features.shape[1]
+        ids = torch.cat(
+            [torch.full((1, n), config.image_token_id, dtype=torch.long), _text_ids(gen, 1, VLM_TEXT_TOKENS)], dim=1
+        )
+        return (
+            {"input_ids": ids, "pixel_values": pixels},
+            {
+                "inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
+                "image_tokens": n,
+                "image_tiles": int(processed["num_patches"][0]),
+                "preprocessor": dict(INTERNVL_TILING),
+            },
+        )
+
+    return make
+
+
+def _internvl_cases(small: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
+    return [(f"image_{h}x{w}", small, internvl_inputs([h, w])) for h, w in INTERNVL_IMAGE_SIZES]
+
+
 FAMMM_SMALL: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "internvl": _small_internvl,
     "qwen3_vl": _small_qwen3_vl,
     "qwen3_vl_moe": _small_qwen3_vl,
     "glm4v": _small_glm4v,
     "glm4v_moe": _small_glm4v,
 }
 FAMMM_CASES: dict[str, Callable[[dict[str, Any]], list[tuple[str, dict[str, Any], Callable]]]] = {
+    "internvl": _internvl_cases,
     "qwen3_vl": _qwen3_vl_cases,
     "qwen3_vl_moe": _qwen3_vl_cases,
     "glm4v": _glm4v_cases,
     "glm4v_moe": _glm4v_cases,
 }
 # the families whose image tokens sit in the self-attention context, sized per image (test_reference.py)
-FAMMM_IMAGE_IN_CONTEXT = ("qwen3_vl", "qwen3_vl_moe", "glm4v", "glm4v_moe")
+FAMMM_IMAGE_IN_CONTEXT = ("qwen3_vl", "qwen3_vl_moe", "glm4v", "glm4v_moe", "internvl")
 
 
 # --- driver ------------------------------------------------------------------------------------

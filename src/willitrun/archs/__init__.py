@@ -113,6 +113,7 @@ FAMILIES: dict[str, str] = {
     "qwen3_vl_moe": "qwen3_vl",
     "glm4v": "glm4v",
     "glm4v_moe": "glm4v",
+    "internvl": "internvl",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
