@@ -784,6 +784,31 @@ MULTIMODAL_CASES += [
 ]
 
 
+MULTIMODAL_CASES += [
+    ("internvl-defaults", {"model_type": "internvl"}),
+    (
+        "internvl-untied-qk-norm-rms",
+        {
+            "model_type": "internvl",
+            "tie_word_embeddings": False,
+            "text_config": {"model_type": "qwen2", **SMALL, "num_key_value_heads": 2},
+            "vision_config": {
+                "num_hidden_layers": 2,
+                "hidden_size": 32,
+                "num_attention_heads": 2,
+                "intermediate_size": 48,
+                "attention_bias": True,
+                "use_qk_norm": True,
+                "norm_type": "rms_norm",
+                "use_mask_token": True,
+                "use_mean_pooling": False,
+                "image_size": 224,
+            },
+        },
+    ),
+]
+
+
 def _conditional_generation(tf, config):
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
@@ -851,3 +876,25 @@ def test_glm4v_image_tokens_follow_the_processor():
     for h, w in [(1024, 768), (224, 336), (20, 300), (6000, 4000)]:
         grid = processor(images=[np.zeros((h, w, 3), dtype=np.uint8)], return_tensors="pt")["image_grid_thw"]
         assert archs.image_tokens(spec, (h, w)) == int(grid.prod()) // 4, (h, w)
+
+
+def test_internvl_tiles_follow_the_processor():
+    """GotOcr2ImageProcessorPil with InternVL's tiling (crop_to_patches, 1..12 tiles of 448, a thumbnail beside
+    several): willitrun's tiles and tokens (256 per tile) equal the processor's num_patches x image_seq_length."""
+    pytest.importorskip("torch")
+    np = pytest.importorskip("numpy")
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+    from willitrun.archs.internvl import tiles
+
+    tiling = {"crop_to_patches": True, "min_patches": 1, "max_patches": 12}
+    spec = archs.spec_class("internvl").model_validate(
+        {**spec_from_config({"model_type": "internvl"}, "config.json").model_dump(), "preprocessor": tiling}
+    )
+    processor = GotOcr2ImageProcessorPil(size={"height": 448, "width": 448}, **tiling)
+    for h, w in [(1024, 768), (224, 336), (448, 448), (100, 3000), (3000, 2000), (800, 801)]:
+        n = processor(images=[np.zeros((h, w, 3), dtype=np.uint8)], return_tensors="pt")["num_patches"][0]
+        assert tiles(spec, (h, w)) == int(n), (h, w)
+        assert archs.image_tokens(spec, (h, w)) == 256 * int(n)
+    # without crop_to_patches (transformers' default) an image is one tile
+    assert archs.image_tokens(spec_from_config({"model_type": "internvl"}, "config.json"), (1024, 768)) == 256
