@@ -78,6 +78,7 @@ if TYPE_CHECKING:
     from .archs.mistral3 import Mistral3Spec
     from .archs.mixtral import MixtralSpec
     from .archs.mllama import MllamaSpec
+    from .archs.moonshine import MoonshineSpec
     from .archs.paligemma import PaliGemmaSpec
     from .archs.phi3 import Phi3Spec
     from .archs.pix2struct import Pix2StructSpec
@@ -137,6 +138,7 @@ if TYPE_CHECKING:
         Glm4vSpec,
         Glm4vMoeSpec,
         InternVLSpec,
+        MoonshineSpec,
     ]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 

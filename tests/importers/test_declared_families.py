@@ -83,8 +83,8 @@ def _check_defaults(config, keys: ConfigClass) -> None:
         if isinstance(default, ConfigClass):
             _check_defaults(got, default)
             continue
-        if default is None and field == "num_key_value_heads":
-            default = config.num_attention_heads
+        if default is None and field.endswith("num_key_value_heads"):  # Moonshine: encoder_ / decoder_ ones
+            default = getattr(config, field.replace("key_value", "attention"))
         if isinstance(got, tuple):  # deepstack_visual_indexes: a tuple default in the class
             got = list(got)
         assert got == default, f"{keys.name}.{field}"
@@ -898,3 +898,61 @@ def test_internvl_tiles_follow_the_processor():
         assert archs.image_tokens(spec, (h, w)) == 256 * int(n)
     # without crop_to_patches (transformers' default) an image is one tile
     assert archs.image_tokens(spec_from_config({"model_type": "internvl"}, "config.json"), (1024, 768)) == 256
+
+
+MOONSHINE_CASES = [
+    ("moonshine-defaults", {"model_type": "moonshine"}),
+    (
+        "moonshine-gqa-untied-biased",
+        {
+            "model_type": "moonshine",
+            "vocab_size": 300,
+            "hidden_size": 64,
+            "intermediate_size": 96,
+            "encoder_num_hidden_layers": 2,
+            "decoder_num_hidden_layers": 3,
+            "encoder_num_attention_heads": 4,
+            "decoder_num_attention_heads": 4,
+            "encoder_num_key_value_heads": 2,
+            "decoder_num_key_value_heads": 2,
+            "attention_bias": True,
+            "tie_word_embeddings": False,
+            "pad_head_dim_to_multiple_of": 24,
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("case_id", "config"), MOONSHINE_CASES, ids=[c[0] for c in MOONSHINE_CASES])
+def test_moonshine_parameters_caches_and_encoder_positions_equal_transformers(tmp_path, case_id, config):
+    """MoonshineForConditionalGeneration on the meta device: the parameter total, every name placed by the weight
+    rules, the decoder's self and cross caches (decoder KV heads x head_dim; pad_head_dim_to_multiple_of pads only
+    inside the kernel), and the encoder positions its convolutions leave of N samples (a meta forward pass)."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.archs.moonshine import encoder_positions
+    from willitrun.importers.weights import StoredTensor, weights_override
+
+    path = write_config(tmp_path / case_id, config)
+    spec, _ = spec_from_path(path)
+    hf = tf.AutoConfig.from_pretrained(path.parent)
+    with torch.device("meta"):
+        model = tf.MoonshineForConditionalGeneration(hf)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+    stored = [StoredTensor(n, "F32", tuple(p.shape), 4 * p.numel()) for n, p in model.named_parameters()]
+    w = weights_override("moonshine", stored, "test", "safetensors")
+    assert dict(w.component_bytes) == {c.name: c.bytes for c in estimate(spec, dtype="fp32").components}
+    g = archs.geometry(spec)
+    layer = model.model.decoder.layers[0]
+    kv_width = layer.self_attn.k_proj.out_features
+    assert {k.key_width for k in (*g.self_layers, *g.cross_layers)} == {kv_width}
+    assert len(g.self_layers) == len(g.cross_layers) == hf.decoder_num_hidden_layers
+    if hf.encoder_num_key_value_heads != hf.encoder_num_attention_heads:
+        # MoonshineAttention views its queries with num_key_value_heads heads: grouped heads cannot run (a warning)
+        assert spec.notes and "num_key_value_heads" in spec.notes
+        return
+    for samples in (895, 16_000, 48_000, 116_789, 480_000):  # 895: the shortest the convolutions accept
+        with torch.device("meta"):
+            out = model.model.encoder(torch.empty(1, samples)).last_hidden_state
+        assert encoder_positions(samples) == out.shape[1], samples
+    assert g.encoder_tokens_default == encoder_positions(30 * 16_000) == 1248

@@ -871,10 +871,19 @@ _INTERNVL_RULES = [
     (r"lm_head\.weight", "lm_head"),
 ]
 
+_MOONSHINE_RULES = [
+    # MoonshineForConditionalGeneration: model.encoder (conv1-3, groupnorm, layers, layer_norm), model.decoder
+    # (embed_tokens, layers, norm), proj_out (tied to embed_tokens by default)
+    (r"model\.encoder\..+", "encoder"),
+    (r"model\.decoder\.embed_tokens\.weight", "embeddings"),
+    (r"model\.decoder\..+", "decoder"),
+    (r"proj_out\.weight", "lm_head"),
+]
+
 
 def _fammm_architectures() -> dict[str, Architecture]:
-    """Qwen3-VL and Qwen3-VL-MoE: only the top-level tie_word_embeddings ties lm_head
-    (Qwen3VLForConditionalGeneration._tied_weights_keys), expected_tied's default path."""
+    """The session-5 families: Qwen3-VL(-MoE), GLM-4V(-MoE), Moonshine and InternVL. In each only the top-level
+    tie_word_embeddings ties the LM head (their _tied_weights_keys), expected_tied's default path."""
     return (
         {
             arch: Architecture(
@@ -902,6 +911,16 @@ def _fammm_architectures() -> dict[str, Architecture]:
             for arch, config_cls, model_cls in (
                 ("glm4v", transformers.Glm4vConfig, transformers.Glm4vForConditionalGeneration),
                 ("glm4v_moe", transformers.Glm4vMoeConfig, transformers.Glm4vMoeForConditionalGeneration),
+            )
+        }
+        | {
+            "moonshine": Architecture(
+                transformers.MoonshineConfig,
+                transformers.MoonshineForConditionalGeneration,
+                _compile(_MOONSHINE_RULES),
+                lambda m: m.model.decoder.embed_tokens.weight,
+                lambda m: m.proj_out.weight,
+                True,  # MoonshineConfig.tie_word_embeddings
             )
         }
         | {
@@ -2172,7 +2191,50 @@ def _internvl_cases(small: dict[str, Any]) -> list[tuple[str, dict[str, Any], Ca
     return [(f"image_{h}x{w}", small, internvl_inputs([h, w])) for h, w in INTERNVL_IMAGE_SIZES]
 
 
+# Moonshine: two clips of 16 kHz audio (batch 2), one of 3 s and one of 7.3 s (an uneven sample count), and 5
+# decoder tokens; the encoder positions are the encoder output's length, measured
+MOONSHINE_SAMPLES = (48_000, 116_789)
+MOONSHINE_BATCH, MOONSHINE_DECODER_TOKENS = 2, 5
+
+
+def _small_moonshine(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Two encoder and two decoder layers, a small vocabulary and MLP; every attention width kept."""
+    cfg = copy.deepcopy(cfg)
+    cfg.update(
+        vocab_size=SMALL_VOCAB,
+        intermediate_size=SMALL_FFN,
+        encoder_num_hidden_layers=SMALL_LAYERS,
+        decoder_num_hidden_layers=SMALL_LAYERS,
+    )
+    return cfg
+
+
+def moonshine_inputs(samples: int):
+    """Raw audio of `samples` samples through MoonshineForConditionalGeneration with decoder input ids; the
+    cross cache holds the encoder's positions (recorded as encoder_tokens, the encoder output's length)."""
+
+    def make(model, config, gen):
+        audio = torch.randn(MOONSHINE_BATCH, samples, generator=gen)
+        positions = model.model.encoder(audio).last_hidden_state.shape[1]
+        return (
+            {"input_values": audio, "decoder_input_ids": _text_ids(gen, MOONSHINE_BATCH, MOONSHINE_DECODER_TOKENS)},
+            {
+                "inputs": _inputs(
+                    batch=MOONSHINE_BATCH, text_tokens=MOONSHINE_DECODER_TOKENS, encoder_tokens=positions
+                ),
+                "audio_samples": samples,
+            },
+        )
+
+    return make
+
+
+def _moonshine_cases(small: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
+    return [(f"audio_{n}_samples", small, moonshine_inputs(n)) for n in MOONSHINE_SAMPLES]
+
+
 FAMMM_SMALL: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "moonshine": _small_moonshine,
     "internvl": _small_internvl,
     "qwen3_vl": _small_qwen3_vl,
     "qwen3_vl_moe": _small_qwen3_vl,
@@ -2180,6 +2242,7 @@ FAMMM_SMALL: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "glm4v_moe": _small_glm4v,
 }
 FAMMM_CASES: dict[str, Callable[[dict[str, Any]], list[tuple[str, dict[str, Any], Callable]]]] = {
+    "moonshine": _moonshine_cases,
     "internvl": _internvl_cases,
     "qwen3_vl": _qwen3_vl_cases,
     "qwen3_vl_moe": _qwen3_vl_cases,

@@ -123,7 +123,7 @@ def test_kv_cache_equals_what_transformers_holds(model_id, case):
         # BART encoder, so its cross cache covers both
         assert image_tokens_of(spec) == case["image_tokens"]
         kwargs.update(images=inputs["images"], encoder_tokens=inputs["encoder_tokens"])
-    if spec.architecture in ("t5", "bart", "mbart", "m2m_100", "pix2struct"):  # pix2struct: max_patches
+    if spec.architecture in ("t5", "bart", "mbart", "m2m_100", "pix2struct", "moonshine"):  # pix2struct: max_patches
         kwargs.update(encoder_tokens=inputs["encoder_tokens"])
     e = estimate(spec, context=context, **kwargs)
     assert e.attention.self_layers == case["self_layers"]

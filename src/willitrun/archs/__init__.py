@@ -114,6 +114,7 @@ FAMILIES: dict[str, str] = {
     "glm4v": "glm4v",
     "glm4v_moe": "glm4v",
     "internvl": "internvl",
+    "moonshine": "moonshine",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
