@@ -78,6 +78,9 @@ def _check_defaults(config, keys: ConfigClass) -> None:
     """Every declared default equals the transformers class's; a nested ConfigClass (text_config,
     vision_config) is checked against the sub-config transformers builds."""
     assert type(config).__name__ == keys.name
+    for alias, field in keys.aliases.items():  # a pair of the class's attribute_map, either way round
+        amap = type(config).attribute_map
+        assert amap.get(alias) == field or amap.get(field) == alias, f"{keys.name}.attribute_map: {alias}, {field}"
     for field, default in keys.defaults.items():
         got = getattr(config, field)
         if isinstance(default, ConfigClass):
@@ -956,3 +959,20 @@ def test_moonshine_parameters_caches_and_encoder_positions_equal_transformers(tm
             out = model.model.encoder(torch.empty(1, samples)).last_hidden_state
         assert encoder_positions(samples) == out.shape[1], samples
     assert g.encoder_tokens_default == encoder_positions(30 * 16_000) == 1248
+
+
+@pytest.mark.parametrize(
+    ("case_id", "config"), MULTIMODAL_CASES + MOONSHINE_CASES, ids=[c[0] for c in MULTIMODAL_CASES + MOONSHINE_CASES]
+)
+def test_a_config_transformers_saved_reads_back(tmp_path, case_id, config):
+    """transformers 5 saves every field under its attribute's name (Qwen3-VL-MoE's num_experts as
+    num_local_experts, GLM-4.5V's n_routed_experts as itself...): its own config.json imports to the same count."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    hf = tf.AutoConfig.for_model(**config)
+    hf.save_pretrained(tmp_path)
+    spec, _ = spec_from_path(tmp_path / "config.json")
+    model_cls = tf.MoonshineForConditionalGeneration if config["model_type"] == "moonshine" else None
+    with torch.device("meta"):
+        model = model_cls(hf) if model_cls else _conditional_generation(tf, hf)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())

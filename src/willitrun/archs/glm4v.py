@@ -291,6 +291,8 @@ def cross_source_tokens(spec: AnySpec, images: int, encoder_tokens: int) -> int:
     return 0
 
 
+# Glm4vVisionConfig.attribute_map
+_VISION_ALIASES = {"num_attention_heads": "num_heads", "num_hidden_layers": "depth"}
 _VISION_DEFAULTS = {
     "depth": 24,
     "hidden_size": 1536,
@@ -328,7 +330,11 @@ CONFIG_JSON = {
                 copied=("tie_word_embeddings",),
             ),
             "vision_config": ConfigClass(
-                "Glm4vVisionConfig", "glm4v/configuration_glm4v.py", Glm4vVisionConfig, _VISION_DEFAULTS
+                "Glm4vVisionConfig",
+                "glm4v/configuration_glm4v.py",
+                Glm4vVisionConfig,
+                _VISION_DEFAULTS,
+                aliases=_VISION_ALIASES,
             ),
             "tie_word_embeddings": False,
         },
@@ -360,9 +366,14 @@ CONFIG_JSON = {
                     "first_k_dense_replace": 1,
                 },
                 copied=("head_dim",),
+                aliases={"num_local_experts": "n_routed_experts"},  # Glm4vMoeTextConfig.attribute_map
             ),
             "vision_config": ConfigClass(
-                "Glm4vMoeVisionConfig", "glm4v_moe/configuration_glm4v_moe.py", Glm4vVisionConfig, _VISION_DEFAULTS
+                "Glm4vMoeVisionConfig",
+                "glm4v_moe/configuration_glm4v_moe.py",
+                Glm4vVisionConfig,
+                _VISION_DEFAULTS,
+                aliases=_VISION_ALIASES,
             ),
             "tie_word_embeddings": False,
         },

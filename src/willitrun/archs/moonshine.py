@@ -250,6 +250,12 @@ CONFIG_JSON = {
             "attention_bias": False,
             "tie_word_embeddings": True,
         },
+        aliases={  # MoonshineConfig.attribute_map
+            "num_key_value_heads": "decoder_num_key_value_heads",
+            "num_attention_heads": "decoder_num_attention_heads",
+            "num_hidden_layers": "decoder_num_hidden_layers",
+            "hidden_act": "decoder_hidden_act",
+        },
     )
 }
 # MoonshineForConditionalGeneration: model.encoder (convs, groupnorm, layers, layer_norm), model.decoder

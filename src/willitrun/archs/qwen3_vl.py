@@ -285,6 +285,8 @@ def cross_source_tokens(spec: AnySpec, images: int, encoder_tokens: int) -> int:
     return 0
 
 
+# Qwen3VLVisionConfig.attribute_map
+_VISION_ALIASES = {"num_attention_heads": "num_heads", "num_hidden_layers": "depth"}
 _VISION_DEFAULTS = {
     "depth": 27,
     "hidden_size": 1152,
@@ -338,6 +340,7 @@ _MOE_TEXT = ConfigClass(
     },
     copied=("head_dim",),
     none_is_default=("mlp_only_layers",),
+    aliases={"num_local_experts": "num_experts"},  # Qwen3VLMoeTextConfig.attribute_map
 )
 CONFIG_JSON = {
     "qwen3_vl": ConfigClass(
@@ -347,7 +350,11 @@ CONFIG_JSON = {
         {
             "text_config": _TEXT,
             "vision_config": ConfigClass(
-                "Qwen3VLVisionConfig", "qwen3_vl/configuration_qwen3_vl.py", Qwen3VLVisionConfig, _VISION_DEFAULTS
+                "Qwen3VLVisionConfig",
+                "qwen3_vl/configuration_qwen3_vl.py",
+                Qwen3VLVisionConfig,
+                _VISION_DEFAULTS,
+                aliases=_VISION_ALIASES,
             ),
             "tie_word_embeddings": False,
         },
@@ -363,6 +370,7 @@ CONFIG_JSON = {
                 "qwen3_vl_moe/configuration_qwen3_vl_moe.py",
                 Qwen3VLVisionConfig,
                 _VISION_DEFAULTS,
+                aliases=_VISION_ALIASES,
             ),
             "tie_word_embeddings": False,
         },

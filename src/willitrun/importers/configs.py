@@ -1378,6 +1378,8 @@ def _block(
     """The fields of `cls` from `cfg`; an absent field gets transformers' default (cited in `sources`)
     where the spec needs it or would otherwise assume something else."""
     out: dict[str, Any] = {}
+    if cls.aliases:  # the class's attribute_map: a config.json saved under the attribute's own name
+        cfg = {**{f: cfg[a] for a, f in cls.aliases.items() if a in cfg and f not in cfg}, **cfg}
     for field, default in (defaults or cls.defaults).items():
         if isinstance(default, ConfigClass):  # a nested sub-config (text_config, vision_config): its own keys
             out[field] = _block(_sub(cfg, field, where) or {}, default, f"{where}.{field}", sources)
