@@ -976,3 +976,11 @@ def test_a_config_transformers_saved_reads_back(tmp_path, case_id, config):
     with torch.device("meta"):
         model = model_cls(hf) if model_cls else _conditional_generation(tf, hf)
     assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_internvl_values_transformers_cannot_run_are_warnings():
+    """InternVLConfig builds with vision_feature_select_strategy 'full', but get_image_features then reshapes the
+    class token and 1,024 patches to a 32 x 32 grid and fails (measured, transformers 5.23): a warning, not a refusal."""
+    spec = spec_from_config({"model_type": "internvl", "vision_feature_select_strategy": "full"}, "config.json")
+    assert spec.notes.startswith("Warning: vision_feature_select_strategy 'full'")
+    assert "select_strategy" not in (spec_from_config({"model_type": "internvl"}, "config.json").notes or "")

@@ -144,12 +144,19 @@ class InternVLSpec(ModelSpecBase):
     def unusable_values(self) -> list[str]:
         c = self.config
         grid = c.vision_config.side // c.vision_config.patch
-        if grid % c.shuffle == 0 and int(grid * c.downsample_ratio) * c.shuffle == grid:
-            return []
-        return [
-            f"Warning: downsample_ratio ({c.downsample_ratio}) does not divide the {grid} patches per side: "
-            "InternVLModel.pixel_shuffle would fail in a forward pass; sized as written."
-        ]
+        out = []
+        if grid % c.shuffle or int(grid * c.downsample_ratio) * c.shuffle != grid:
+            out.append(
+                f"Warning: downsample_ratio ({c.downsample_ratio}) does not divide the {grid} patches per side: "
+                "InternVLModel.pixel_shuffle would fail in a forward pass; sized as written."
+            )
+        if c.vision_feature_select_strategy == "full":
+            out.append(
+                "Warning: vision_feature_select_strategy 'full' keeps the class token, and "
+                "InternVLModel.get_image_features reshapes the features to a square grid: a forward pass would fail; "
+                "sized as written."
+            )
+        return out
 
 
 SPECS: dict[str, type[Any]] = {"internvl": InternVLSpec}
