@@ -220,7 +220,12 @@ def geometry(spec: AnySpec) -> Geometry:
         "no_cross_reason": "GLM-4V has no cross-attention: image tokens sit in the self-attention context",
         "takes_images": True,
         "image_size_option": True,
-        "refusals": {"ollama": "ollama's GLM-4V vision runner is not modelled yet"},
+        "refusals": {
+            "ollama": "ollama's GLM-4V vision runner is not modelled yet",
+            # llama.cpp loads the text GGUF and a glm4v mmproj (convert_hf_to_gguf.py); clip.cpp's graph and
+            # the mmproj file are modelled for LLaVA, Gemma 3, Qwen2(.5)-VL and Mistral 3 only (engines/llamacpp.py)
+            "llama.cpp": "llama.cpp's GLM-4V mmproj (glm4v projector) is not modelled yet",
+        },
     }
     if isinstance(text, Glm4vMoeTextConfig):
         tp = (

@@ -216,7 +216,12 @@ def geometry(spec: InternVLSpec) -> Geometry:
         no_cross_reason="InternVL has no cross-attention: image tokens sit in the self-attention context",
         takes_images=True,
         image_size_option=spec.preprocessor.crop_to_patches,
-        refusals={"ollama": "ollama's InternVL vision runner is not modelled yet"},
+        refusals={
+            "ollama": "ollama's InternVL vision runner is not modelled yet",
+            # llama.cpp loads the text GGUF and a internvl mmproj (convert_hf_to_gguf.py); clip.cpp's graph and
+            # the mmproj file are modelled for LLaVA, Gemma 3, Qwen2(.5)-VL and Mistral 3 only (engines/llamacpp.py)
+            "llama.cpp": "llama.cpp's InternVL mmproj (internvl projector) is not modelled yet",
+        },
     )
 
 

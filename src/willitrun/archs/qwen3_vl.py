@@ -217,7 +217,12 @@ def geometry(spec: AnySpec) -> Geometry:
         "takes_images": True,
         "image_size_option": True,
         "gguf_architecture": spec.architecture.replace("_", ""),  # llama.cpp: qwen3vl, qwen3vlmoe
-        "refusals": {"ollama": "ollama's Qwen3-VL vision runner is not modelled yet"},
+        "refusals": {
+            "ollama": "ollama's Qwen3-VL vision runner is not modelled yet",
+            # llama.cpp loads the text GGUF and a qwen3vl_merger mmproj (convert_hf_to_gguf.py); clip.cpp's graph and
+            # the mmproj file are modelled for LLaVA, Gemma 3, Qwen2(.5)-VL and Mistral 3 only (engines/llamacpp.py)
+            "llama.cpp": "llama.cpp's Qwen3-VL mmproj (qwen3vl_merger projector) is not modelled yet",
+        },
     }
     if isinstance(text, Qwen3VLMoeTextConfig):
         tp = (
