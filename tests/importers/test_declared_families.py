@@ -790,6 +790,20 @@ MULTIMODAL_CASES += [
 MULTIMODAL_CASES += [
     ("internvl-defaults", {"model_type": "internvl"}),
     (
+        # InternVL 3.5: a Qwen3 language model (head_dim 128 unless given, q/k norms, biases when attention_bias)
+        "internvl-qwen3-text",
+        {
+            "model_type": "internvl",
+            "text_config": {"model_type": "qwen3", **SMALL, "num_key_value_heads": 2, "attention_bias": True},
+            "vision_config": {
+                "num_hidden_layers": 1,
+                "hidden_size": 32,
+                "num_attention_heads": 2,
+                "intermediate_size": 48,
+            },
+        },
+    ),
+    (
         "internvl-untied-qk-norm-rms",
         {
             "model_type": "internvl",
@@ -984,3 +998,8 @@ def test_internvl_values_transformers_cannot_run_are_warnings():
     spec = spec_from_config({"model_type": "internvl", "vision_feature_select_strategy": "full"}, "config.json")
     assert spec.notes.startswith("Warning: vision_feature_select_strategy 'full'")
     assert "select_strategy" not in (spec_from_config({"model_type": "internvl"}, "config.json").notes or "")
+
+
+def test_internvl_with_a_text_model_it_does_not_model_is_refused_in_one_line():
+    with pytest.raises(SpecError, match="model_type"):
+        spec_from_config({"model_type": "internvl", "text_config": {"model_type": "llama"}}, "config.json")

@@ -1,5 +1,5 @@
-"""InternVL 3 (InternVLForConditionalGeneration, the "-hf" checkpoints): an InternViT whose patch features are
-pixel-shuffled (downsample_ratio 0.5: 2x2 patches into one) and projected into a Qwen2 language model's input,
+"""InternVL 3 / 3.5 (InternVLForConditionalGeneration, the "-hf" checkpoints): an InternViT whose patch features
+are pixel-shuffled (downsample_ratio 0.5: 2x2 patches into one) and projected into a Qwen2 / Qwen3 language model's input,
 and so into its self-attention cache (no cross-attention).
 
 transformers 5.23 models/internvl/modeling_internvl.py:
@@ -10,8 +10,9 @@ transformers 5.23 models/internvl/modeling_internvl.py:
   fc1 / fc2 MLP and two layer-scale vectors (lambda_1, lambda_2); a final LayerNorm unless use_mean_pooling.
 - InternVLMultiModalProjector (`model.multi_modal_projector`): a LayerNorm over the shuffled width
   (hidden x (1 / downsample_ratio)^2), linear_1 to the text width and linear_2.
-- The language model is built from text_config by AutoModel; this family reads a Qwen2 one (InternVL3's, and
-  InternVLConfig's default). Only the top-level tie_word_embeddings ties lm_head (true by default).
+- The language model is built from text_config by AutoModel; this family reads a Qwen2 one (InternVL 3's, and
+  InternVLConfig's default) or a Qwen3 one (InternVL 3.5's). Only the top-level tie_word_embeddings ties lm_head
+  (true by default).
 
 Image tokens: (image_size / patch_size)^2 x downsample_ratio^2 per tile (256 for 448-pixel tiles of 14-pixel
 patches: get_image_features' rows), times the tiles GotOcr2ImageProcessor cuts (crop_to_patches: the grid of
@@ -43,7 +44,8 @@ from .base import (
     norm,
 )
 from .family import ConfigClass, Family, WeightRules
-from .qwen2 import Qwen2Config
+from .llama import Anatomy
+from .qwen2 import SlidingLayers
 
 ARCHITECTURES = ("internvl",)
 STAGES_TAKE_IMAGE_SIZE = True
@@ -94,8 +96,28 @@ def _square(value: int | list[int], name: str) -> int:
     return value[0]
 
 
-class InternVLTextConfig(Qwen2Config):
-    """The Qwen2 language model of InternVL 3 (Qwen2Config fields; text_config.model_type must be qwen2)."""
+class InternVLTextConfig(SlidingLayers):
+    """The language model of InternVL 3 (Qwen2Config, text_config.model_type qwen2, InternVLConfig's default) or
+    InternVL 3.5 (Qwen3Config, model_type qwen3: q/k RMSNorms per head, biases only when attention_bias, head_dim
+    128 unless given: transformers models/qwen3/configuration_qwen3.py). Other text models are refused."""
+
+    model_type: Literal["qwen2", "qwen3"] | None = None
+    hidden_act: Literal["silu"] = "silu"
+    attention_bias: bool = False  # Qwen3Config's; Qwen2's q/k/v always have biases
+
+    @model_validator(mode="before")
+    @classmethod
+    def _qwen3_head_dim(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("model_type") == "qwen3" and data.get("head_dim") is None:
+            return {**data, "head_dim": 128}  # Qwen3Config.head_dim's default
+        return data
+
+    @property
+    def anatomy(self) -> Anatomy:
+        if self.model_type == "qwen3":
+            b = self.attention_bias
+            return Anatomy(qkv_bias=b, o_bias=b, qk_norm=True)
+        return Anatomy(qkv_bias=True)
 
 
 class InternVLConfig(Strict):
@@ -304,7 +326,7 @@ CONFIG_JSON = {
                     "use_sliding_window": False,
                     "max_window_layers": 28,
                 },
-                copied=("model_type", "sliding_window", "layer_types"),
+                copied=("model_type", "sliding_window", "layer_types", "head_dim", "attention_bias"),
             ),
             "vision_config": ConfigClass(
                 "InternVLVisionConfig",
