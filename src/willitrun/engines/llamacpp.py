@@ -285,6 +285,7 @@ class LlamaCppOptions:
     mmproj_file: MmprojFile | None = None
     kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
     cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
+    cuda_overhead_detail: str = "given as an option"  # where cuda_overhead_bytes comes from (explain --save)
     swa_full: bool = False  # [--swa-full] sliding-window layers keep every cell, not just their window
     # latent attention (DeepSeek V2/V3) cached as the latent; False: a GGUF converted before PR #12801 (no
     # attn_k_b/attn_v_b), whose cache holds every head's K and V (ollama's 2024 library files)
@@ -1684,7 +1685,7 @@ def _llamacpp_estimate(
                     opt.cuda_overhead_bytes,
                     "gpu",
                     "overhead",
-                    "given as an option",
+                    opt.cuda_overhead_detail,
                     d,
                 )
             )

@@ -391,6 +391,7 @@ class VllmOptions:
     max_num_batched_tokens: int | None = None  # [--max-num-batched-tokens] None: the version's default
     block_size: int = VLLM_BLOCK_SIZE  # [--block-size]
     non_torch_bytes: int | None = None  # None: the version's figure (VLLM_*NON_TORCH*)
+    non_torch_detail: str | None = None  # where non_torch_bytes comes from (explain --save); None: the version's
     tensor_parallel: int = 1  # [--tensor-parallel-size]
     pipeline_parallel: int = 1  # [--pipeline-parallel-size]
     version: str = VLLM_DEFAULT_VERSION  # a key of VLLM_VERSIONS
@@ -1551,7 +1552,8 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                 b.non_torch_bytes,
                 "gpu",
                 "overhead",
-                (
+                opt.non_torch_detail
+                or (
                     "NCCL, cuBLAS workspaces created after the baseline (PR #12126 / issue #13061 logs)"
                     if not info.context_in_non_torch
                     else "CUDA context, cuBLAS workspaces, NCCL: 1.79 GiB at TP 1, 3.58 GiB at "
