@@ -22,6 +22,7 @@ from tests.engines.test_cache_kinds import NEMOTRON_H, QWEN3_NEXT
 from willitrun import archs
 from willitrun.archs.caches import FullAttention, IndexerKeys, MLALatent
 from willitrun.engines import LlamaCppOptions, OllamaOptions, engine_estimate
+from willitrun.errors import UsageError
 from willitrun.importers.configs import spec_from_config
 from willitrun.memory import Request
 
@@ -110,3 +111,24 @@ def test_ollama_sizes_the_indexer_keys_by_kind():
     for est in (llama, ollama):
         assert any("indexer's keys" in b.detail for b in est.buffers if b.name.startswith("KV cache"))
         assert any("indexer's keys" in n for n in est.notes)
+
+
+@pytest.mark.parametrize("release", ["0.6", "0.10", "0.13", "0.15"])
+def test_ollama_before_llama_server_refuses_the_indexer_keys_by_kind(release):
+    """ollama before v0.30 ran GGUFs in its CGO runner over a vendored llama.cpp without llama_kv_cache_dsa (PR
+    #23346, May 2026; ollama#16031 moved every GGML model to llama-server on 2026-05-29): one line, no estimate."""
+    spec = spec_from_config(DEEPSEEK_V32, "config.json")
+    with pytest.raises(UsageError, match=r"indexer-key cache .* \(--ollama-version 0\.30\)"):
+        engine_estimate(spec, Request(context=4096), "ollama", OllamaOptions(release=release))
+    # a model without indexer keys is estimated on the same release
+    dense = dict(DEEPSEEK_V32, model_type="deepseek_v3", num_key_value_heads=4)
+    dense.pop("index_head_dim")
+    dense.pop("index_n_heads")
+    assert (
+        _kv(
+            engine_estimate(
+                spec_from_config(dense, "config.json"), Request(context=4096), "ollama", OllamaOptions(release=release)
+            )
+        )
+        > 0
+    )
