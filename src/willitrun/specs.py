@@ -89,12 +89,14 @@ if TYPE_CHECKING:
     from .archs.qwen3 import Qwen3Spec
     from .archs.qwen3_5 import Qwen3_5MoeTextSpec, Qwen3_5TextSpec
     from .archs.qwen3_next import Qwen3NextSpec
+    from .archs.qwen2_audio import Qwen2AudioSpec
     from .archs.qwen3_vl import Qwen3VLMoeSpec, Qwen3VLSpec
     from .archs.qwen_moe import Qwen2MoeSpec, Qwen3MoeSpec
     from .archs.rwkv import RwkvSpec
     from .archs.starcoder2 import Starcoder2Spec
     from .archs.t5 import T5Spec
     from .archs.vision_encoder_decoder import VisionEncoderDecoderSpec
+    from .archs.voxtral import VoxtralSpec
     from .archs.whisper import WhisperSpec
     from .archs.zamba2 import Zamba2Spec
 
@@ -152,6 +154,8 @@ if TYPE_CHECKING:
         Glm4vMoeSpec,
         InternVLSpec,
         MoonshineSpec,
+        Qwen2AudioSpec,
+        VoxtralSpec,
     ]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 

@@ -139,6 +139,9 @@ FAMILIES: dict[str, str] = {
     "glm4v_moe": "glm4v",
     "internvl": "internvl",
     "moonshine": "moonshine",
+    # session 5 (audio): audio tokens in a decoder's self-attention context
+    "qwen2_audio": "qwen2_audio",
+    "voxtral": "voxtral",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
