@@ -610,8 +610,8 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
     if context <= r.image_tokens:
         raise UsageError(
             f"--context {context} leaves no room for text: "
-            + ("the audio" if r.audio_tokens else f"{r.images} image(s)")
-            + f" take {r.image_tokens} positions"
+            + ("the audio takes" if r.audio_tokens else f"{r.images} image(s) take")
+            + f" {r.image_tokens} positions"
         )
     if att.context_window and context > att.context_window and not att.hard_limit:
         warnings.append(f"context {context} is beyond the model's trained window of {att.context_window} tokens")

@@ -85,11 +85,11 @@ if TYPE_CHECKING:
     from .archs.phi3 import Phi3Spec
     from .archs.pix2struct import Pix2StructSpec
     from .archs.qwen2 import Qwen2Spec
+    from .archs.qwen2_audio import Qwen2AudioSpec
     from .archs.qwen2_vl import QwenVLSpec
     from .archs.qwen3 import Qwen3Spec
     from .archs.qwen3_5 import Qwen3_5MoeTextSpec, Qwen3_5TextSpec
     from .archs.qwen3_next import Qwen3NextSpec
-    from .archs.qwen2_audio import Qwen2AudioSpec
     from .archs.qwen3_vl import Qwen3VLMoeSpec, Qwen3VLSpec
     from .archs.qwen_moe import Qwen2MoeSpec, Qwen3MoeSpec
     from .archs.rwkv import RwkvSpec

@@ -99,7 +99,6 @@ class Qwen2AudioConfig(Strict):
 
     text_config: Qwen2Config
     audio_config: AudioEncoderConfig = AudioEncoderConfig()
-    tie_word_embeddings: bool = False
 
 
 class Qwen2AudioSpec(ModelSpecBase):
@@ -110,8 +109,10 @@ class Qwen2AudioSpec(ModelSpecBase):
 SPECS = {"qwen2_audio": Qwen2AudioSpec}
 
 
-def _tied(c: Qwen2AudioConfig) -> bool:
-    return c.tie_word_embeddings or c.text_config.tie_word_embeddings
+def _tied(c: object) -> bool:
+    # the class declares no _tied_weights_keys (transformers 5.23 modeling file): lm_head is its own even when
+    # text_config.tie_word_embeddings says otherwise
+    return False
 
 
 def tensors(spec: Qwen2AudioSpec) -> Iterator[Tensor]:
@@ -191,7 +192,7 @@ _QWEN2_DEFAULTS: dict[str, Any] = {
     "hidden_act": "silu",
     "tie_word_embeddings": False,
     "use_sliding_window": False,
-    "sliding_window": 4096,
+    "sliding_window": None,  # Qwen2Config sets None unless use_sliding_window (inert either way)
     "max_window_layers": 28,
 }
 CONFIG_JSON = {
@@ -209,7 +210,6 @@ CONFIG_JSON = {
                 AudioEncoderConfig,
                 _ENCODER_DEFAULTS,
             ),
-            "tie_word_embeddings": False,
         },
     ),
 }

@@ -15,7 +15,20 @@ from typing import Any, Literal
 
 from ..records import model_validator
 from . import llama
-from .base import Geometry, Heads, Hidden, Intermediate, Layers, MelBins, ModelSpecBase, Positions, Stage, Strict, Tensor, linear
+from .base import (
+    Geometry,
+    Heads,
+    Hidden,
+    Intermediate,
+    Layers,
+    MelBins,
+    ModelSpecBase,
+    Positions,
+    Stage,
+    Strict,
+    Tensor,
+    linear,
+)
 from .family import ConfigClass, Family, WeightRules
 from .llama import LlamaConfig
 from .qwen2_audio import AudioEncoderConfig, audio_encoder_stage, audio_encoder_tensors, windows
@@ -68,7 +81,6 @@ class VoxtralConfig(Strict):
     text_config: LlamaConfig
     audio_config: VoxtralEncoderConfig = VoxtralEncoderConfig()
     projector_hidden_act: Literal["gelu"] = "gelu"
-    tie_word_embeddings: bool = False
 
 
 class VoxtralSpec(ModelSpecBase):
@@ -79,8 +91,10 @@ class VoxtralSpec(ModelSpecBase):
 SPECS = {"voxtral": VoxtralSpec}
 
 
-def _tied(c: VoxtralConfig) -> bool:
-    return c.tie_word_embeddings or c.text_config.tie_word_embeddings
+def _tied(c: object) -> bool:
+    # the class declares no _tied_weights_keys (transformers 5.23 modeling file): lm_head is its own even when
+    # text_config.tie_word_embeddings says otherwise
+    return False
 
 
 def tensors(spec: VoxtralSpec) -> Iterator[Tensor]:
@@ -177,7 +191,6 @@ CONFIG_JSON = {
                 },
             ),
             "projector_hidden_act": "gelu",
-            "tie_word_embeddings": False,
         },
     ),
 }

@@ -1,0 +1,163 @@
+"""Qwen2-Audio and Voxtral (issue 20 section 3): a Whisper-like audio encoder whose output sits, as tokens, in a
+decoder's self-attention context. Every expected number comes from transformers 5.23: the model classes on the meta
+device (parameter counts, checkpoint names), the audio feature path (WhisperFeatureExtractor + the encoder's
+output lengths, Voxtral's get_audio_features on a small random copy) for the audio tokens of N seconds."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.importers.helpers import write_config
+from willitrun import archs, estimate
+from willitrun.errors import UsageError
+from willitrun.importers import spec_from_path
+from willitrun.memory import Request, resolve
+
+SMALL_TEXT = {
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 4096,
+    "pad_token_id": 0,
+}
+SMALL_QWEN2_AUDIO_ENCODER = {
+    "model_type": "qwen2_audio_encoder",
+    "d_model": 32,
+    "encoder_layers": 2,
+    "encoder_attention_heads": 4,
+    "encoder_ffn_dim": 48,
+    "num_mel_bins": 16,
+}
+# Voxtral's hidden_size x max_source_positions must be a multiple of intermediate_size (get_audio_features' reshape)
+SMALL_VOXTRAL_ENCODER = {
+    "model_type": "voxtral_encoder",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_mel_bins": 16,
+}
+CASES = [
+    ("qwen2-audio-defaults", {"model_type": "qwen2_audio"}),
+    (
+        "qwen2-audio-small-tied-text",
+        {
+            "model_type": "qwen2_audio",
+            "audio_config": SMALL_QWEN2_AUDIO_ENCODER,
+            "text_config": {"model_type": "qwen2", **SMALL_TEXT, "tie_word_embeddings": True},
+        },
+    ),
+    ("voxtral-defaults", {"model_type": "voxtral"}),
+    (
+        "voxtral-small",
+        {
+            "model_type": "voxtral",
+            "audio_config": SMALL_VOXTRAL_ENCODER,
+            "text_config": {"model_type": "llama", **SMALL_TEXT, "head_dim": 32},
+        },
+    ),
+]
+MODEL = {"qwen2_audio": "Qwen2AudioForConditionalGeneration", "voxtral": "VoxtralForConditionalGeneration"}
+
+
+def _model(tf, hf):
+    return getattr(tf, MODEL[hf.model_type])(hf)
+
+
+@pytest.mark.parametrize(("case_id", "config"), CASES, ids=[c[0] for c in CASES])
+def test_parameters_components_and_caches_equal_transformers(tmp_path, case_id, config):
+    """...ForConditionalGeneration on the meta device: the parameter total, every checkpoint name placed by the
+    family's weight rules with each computed component's bytes, and the text model's KV width and layer count."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.importers.weights import StoredTensor, weights_override
+
+    path = write_config(tmp_path / case_id, config)
+    spec, _ = spec_from_path(path)
+    hf = tf.AutoConfig.from_pretrained(path.parent)
+    with torch.device("meta"):
+        model = _model(tf, hf)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+    stored = [StoredTensor(n, "BF16", tuple(p.shape), 2 * p.numel()) for n, p in model.named_parameters()]
+    w = weights_override(spec.architecture, stored, "test", "safetensors")
+    computed = {c.name: c.bytes for c in estimate(spec, dtype="bf16").components}
+    assert dict(w.component_bytes) == computed
+    assert set(computed) == {"encoder", "projector", "embeddings", "decoder", "lm_head"}
+    g = archs.geometry(spec)
+    attn = model.model.language_model.layers[0].self_attn
+    assert {k.key_width for k in g.self_layers} == {attn.k_proj.out_features}
+    assert len(g.self_layers) == hf.text_config.num_hidden_layers
+    assert not g.cross_layers
+
+
+@pytest.mark.parametrize("seconds", [1, 7, 29, 30, 31, 95])
+def test_qwen2_audio_tokens_equal_the_feature_path(tmp_path, seconds):
+    """Qwen2AudioProcessor's path for `seconds` of 16 kHz audio: WhisperFeatureExtractor (padding to 30 s, the
+    attention mask counts the real mel frames; longer audio is cut at 30 s, so it is given as clips of <= 30 s),
+    then the encoder's _get_feat_extract_output_lengths (conv2 stride 2, AvgPool1d(2)): the audio tokens."""
+    np = pytest.importorskip("numpy")
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    fe = tf.WhisperFeatureExtractor(feature_size=128)
+    clips = [np.zeros(16_000 * min(30, seconds - start), dtype=np.float32) for start in range(0, seconds, 30)]
+    feats = fe(clips, sampling_rate=16_000, padding="max_length", return_attention_mask=True, return_tensors="pt")
+    with torch.device("meta"):
+        encoder = tf.Qwen2AudioEncoder(tf.Qwen2AudioEncoderConfig(**SMALL_QWEN2_AUDIO_ENCODER))
+    _, out = encoder._get_feat_extract_output_lengths(feats["attention_mask"].sum(-1))
+    spec, _ = spec_from_path(write_config(tmp_path, {"model_type": "qwen2_audio"}))
+    expected = int(out.sum())
+    assert archs.family(spec).audio_tokens(spec, seconds) == expected
+    r = resolve(spec, Request(audio_seconds=seconds))
+    assert r.image_tokens == r.audio_tokens == expected
+    if seconds == 30:
+        assert expected == 750
+
+
+@pytest.mark.parametrize("seconds", [1, 30, 31, 61])
+def test_voxtral_audio_tokens_equal_get_audio_features(tmp_path, seconds):
+    """VoxtralProcessor pads audio to the next multiple of 30 s and splits it into 3000-frame chunks; a small random
+    Voxtral's get_audio_features turns them into the tokens placed in the context (375 per chunk at full size:
+    1500 positions x 1280 / 5120); the small copy regroups 1500 x 32 into rows of 64: 750 per chunk."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    config = {
+        "model_type": "voxtral",
+        "audio_config": SMALL_VOXTRAL_ENCODER,
+        "text_config": {"model_type": "llama", **SMALL_TEXT, "head_dim": 32},
+    }
+    path = write_config(tmp_path, config)
+    spec, _ = spec_from_path(path)
+    hf = tf.AutoConfig.from_pretrained(path.parent)
+    torch.manual_seed(0)
+    model = tf.VoxtralForConditionalGeneration(hf).eval()
+    chunks = -(-seconds // 30)
+    with torch.no_grad():
+        features = model.get_audio_features(torch.zeros(chunks, 16, 3000)).pooler_output
+    assert archs.family(spec).audio_tokens(spec, seconds) == features.shape[0] == 750 * chunks
+    full, _ = spec_from_path(write_config(tmp_path / "full", {"model_type": "voxtral"}))
+    assert archs.family(full).audio_tokens(full, seconds) == 375 * chunks
+
+
+def test_audio_tokens_sit_in_the_self_attention_context(tmp_path):
+    """30 s by default: 750 positions of the context are audio, their KV share is shown, and the context must leave
+    room for text (a clear error otherwise)."""
+    spec, _ = spec_from_path(write_config(tmp_path, {"model_type": "qwen2_audio"}))
+    e = estimate(spec, context=4096)
+    assert e.image_tokens == e.audio_tokens == 750
+    assert e.text_tokens == 4096 - 750
+    assert 0 < e.image_kv_bytes < e.kv_self_bytes
+    assert any(n.startswith("audio: 30 s -> 750 tokens") for n in e.notes)
+    assert estimate(spec, context=4096, audio_seconds=60).audio_tokens == 1500
+    with pytest.raises(UsageError, match="no room for text: the audio takes 750 positions"):
+        estimate(spec, context=700)
+
+
+def test_audio_seconds_on_a_model_without_audio_is_one_line_error(tmp_path):
+    spec, _ = spec_from_path(write_config(tmp_path, {"model_type": "qwen2", **SMALL_TEXT}))
+    with pytest.raises(UsageError, match="takes no audio"):
+        resolve(spec, Request(audio_seconds=30))
+    with pytest.raises(UsageError, match="at least 1"):
+        Request(audio_seconds=0)
