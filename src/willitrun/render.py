@@ -322,7 +322,9 @@ def _transformers_rows(f: Fit) -> list[tuple[str, str, str, str]]:
         )
         if e.image_kv_bytes:  # a share of the line above, not a part of its own: the column still adds up
             what = "audio" if e.audio_tokens == e.image_tokens else "image"
-            rows.append(("", "", "", f"of which {what} tokens: {size(e.image_kv_bytes)} ({e.image_tokens:,} positions)"))
+            rows.append(
+                ("", "", "", f"of which {what} tokens: {size(e.image_kv_bytes)} ({e.image_tokens:,} positions)")
+            )
         if att.cross_layers:
             rows.append(
                 (
