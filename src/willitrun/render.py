@@ -113,6 +113,7 @@ def __getattr__(name: str) -> Any:
 
 COMPONENT_LABELS = {
     "vision_tower": "vision tower",
+    "audio_tower": "audio tower",
     "projector": "projector",
     "embeddings": "token embeddings",
     "encoder": "encoder",
@@ -223,6 +224,7 @@ def estimate_dict(e: Estimate) -> dict[str, Any]:
         "kv_self_layers": e.attention.self_layers,
         "image_kv_bytes": e.image_kv_bytes,
         "video_tokens": e.video_tokens,
+        "audio_tokens": e.audio_tokens,
         "kv_cross_bytes": e.kv_cross_bytes,
         "kv_cross_layers": e.attention.cross_layers,
         "cross_source_tokens": e.cross_source_tokens,

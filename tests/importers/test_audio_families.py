@@ -5,6 +5,8 @@ output lengths, Voxtral's get_audio_features on a small random copy) for the aud
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.importers.helpers import write_config
@@ -85,7 +87,7 @@ def test_parameters_components_and_caches_equal_transformers(tmp_path, case_id, 
     w = weights_override(spec.architecture, stored, "test", "safetensors")
     computed = {c.name: c.bytes for c in estimate(spec, dtype="bf16").components}
     assert dict(w.component_bytes) == computed
-    assert set(computed) == {"encoder", "projector", "embeddings", "decoder", "lm_head"}
+    assert set(computed) == {"audio_tower", "projector", "embeddings", "decoder", "lm_head"}
     g = archs.geometry(spec)
     attn = model.model.language_model.layers[0].self_attn
     assert {k.key_width for k in g.self_layers} == {attn.k_proj.out_features}
@@ -161,3 +163,50 @@ def test_audio_seconds_on_a_model_without_audio_is_one_line_error(tmp_path):
         resolve(spec, Request(audio_seconds=30))
     with pytest.raises(UsageError, match="at least 1"):
         Request(audio_seconds=0)
+
+
+def _cli(args: list[str]) -> tuple[tuple[int | None, str, str], tuple[int, str, str]]:
+    """The same command line through the lean path (cli/lean.py) and through typer."""
+    import contextlib
+    import io
+
+    from typer.testing import CliRunner
+
+    from willitrun.cli import _lean, app
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = _lean(args)
+    r = CliRunner().invoke(app, ["estimate", *args], env={"NO_COLOR": "1"})
+    return (code, out.getvalue(), err.getvalue()), (r.exit_code, r.stdout, r.stderr)
+
+
+def test_cli_audio_seconds_in_the_header_and_json(tmp_path):
+    path = write_config(tmp_path, {"model_type": "voxtral"})
+    (code, out, _), (t_code, t_out, _) = _cli([str(path), "--gpu", "h100", "--audio-seconds", "61", "--json"])
+    assert code == t_code == 0
+    for text in (out, t_out):
+        e = json.loads(text)["estimate"] if "estimate" in json.loads(text) else json.loads(text)
+        assert e["audio_tokens"] == e["image_tokens"] == 3 * 375
+    (code, out, _), _ = _cli([str(path), "--gpu", "h100", "--context", "4096"])
+    assert code == 0
+    assert "context 4,096 tokens (375 audio + 3,721 text)" in out
+    assert "of which audio tokens" in out
+
+
+@pytest.mark.parametrize("engine", ["llama.cpp", "ollama"])
+def test_gguf_engines_refuse_in_one_line(tmp_path, engine):
+    """llama.cpp's profile sizes vision mmproj files only: an audio tower is refused, not silently dropped."""
+    path = write_config(tmp_path, {"model_type": "qwen2_audio"})
+    (code, _, err), (t_code, _, t_err) = _cli([str(path), "--gpu", "h100", "--engine", engine, "-q"])
+    assert code == t_code == 2
+    for text in (err, t_err):
+        assert text.count("\n") == 1 and "audio tower's mmproj" in text
+
+
+def test_cli_audio_seconds_on_a_text_model_is_a_usage_error(tmp_path):
+    path = write_config(tmp_path, {"model_type": "qwen2", **SMALL_TEXT})
+    (code, _, err), (t_code, _, t_err) = _cli([str(path), "--gpu", "h100", "--audio-seconds", "30"])
+    assert code == t_code == 2
+    assert err.count("\n") == t_err.count("\n") == 1
+    assert "takes no audio" in err

@@ -58,7 +58,7 @@ class AudioEncoderConfig(Strict):
         return self
 
 
-def audio_encoder_tensors(a: AudioEncoderConfig, comp: str = "encoder") -> Iterator[Tensor]:
+def audio_encoder_tensors(a: AudioEncoderConfig, comp: str = "audio_tower") -> Iterator[Tensor]:
     """Whisper's encoder as Qwen2-Audio and Voxtral build it: conv1 (k=3 over mel bins), conv2 (k=3, stride 2),
     max_source_positions learned positions, pre-LN layers (q, v, out_proj biased, k_proj not; fc1/fc2), final
     LayerNorm. The AvgPool1d holds no parameters."""
@@ -86,6 +86,15 @@ def audio_encoder_stage(a: AudioEncoderConfig, windows: int) -> Stage:
     d = a.d_model
     n = a.max_source_positions
     return Stage(n * windows, d, d, d, a.encoder_ffn_dim, False, a.encoder_attention_heads, n, per_input=True)
+
+
+# llama.cpp runs these through libmtmd with the audio tower in an mmproj GGUF (docs/multimodal.md: "image and audio
+# input"); its profile here sizes vision mmproj files only, so it answers nothing rather than a wrong buffer
+AUDIO_REFUSALS = {
+    engine: f"{engine}: the profile does not size an audio tower's mmproj file yet; estimate the text model's GGUF "
+    "and add the mmproj file's size"
+    for engine in ("llama.cpp", "ollama")
+}
 
 
 def windows(seconds: int) -> int:
@@ -132,6 +141,7 @@ def geometry(spec: Qwen2AudioSpec) -> Geometry:
         no_cross_reason="Qwen2-Audio has no cross-attention: audio tokens sit in the self-attention context",
         tp_constraints=llama.lm_tp_constraints(c.text_config)
         + (("audio encoder attention heads", c.audio_config.encoder_attention_heads, False),),
+        refusals=AUDIO_REFUSALS,
     )
 
 
@@ -165,7 +175,7 @@ def cross_source_tokens(spec: Qwen2AudioSpec, images: int, encoder_tokens: int) 
 # Qwen/Qwen2-Audio-7B(-Instruct) store audio_tower.*, multi_modal_projector.linear.*, language_model.model.* and
 # language_model.lm_head; transformers 5 names the modules model.audio_tower.*, model.language_model.*, lm_head
 WEIGHT_RULES: WeightRules = (
-    (r"(?:model\.)?audio_tower\..+", "encoder"),
+    (r"(?:model\.)?audio_tower\..+", "audio_tower"),
     (r"(?:model\.)?multi_modal_projector\..+", "projector"),
     (r"(?:model\.language_model\.|language_model\.model\.)embed_tokens\.weight", "embeddings"),
     (r"(?:model\.language_model\.|language_model\.model\.)(?:layers\.\d+\..+|norm\.weight)", "decoder"),

@@ -31,7 +31,7 @@ from .base import (
 )
 from .family import ConfigClass, Family, WeightRules
 from .llama import LlamaConfig
-from .qwen2_audio import AudioEncoderConfig, audio_encoder_stage, audio_encoder_tensors, windows
+from .qwen2_audio import AUDIO_REFUSALS, AudioEncoderConfig, audio_encoder_stage, audio_encoder_tensors, windows
 
 ARCHITECTURES = ("voxtral",)
 
@@ -116,6 +116,7 @@ def geometry(spec: VoxtralSpec) -> Geometry:
         no_cross_reason="Voxtral has no cross-attention: audio tokens sit in the self-attention context",
         tp_constraints=llama.lm_tp_constraints(c.text_config)
         + (("audio encoder attention heads", c.audio_config.num_attention_heads, False),),
+        refusals=AUDIO_REFUSALS,
     )
 
 
@@ -141,7 +142,7 @@ def cross_source_tokens(spec: VoxtralSpec, images: int, encoder_tokens: int) -> 
 # mistralai/Voxtral-Mini-3B-2507 (transformers format): audio_tower.*, multi_modal_projector.linear_{1,2}.weight,
 # language_model.model.*, language_model.lm_head.weight; transformers 5 modules: model.audio_tower.*, lm_head
 WEIGHT_RULES: WeightRules = (
-    (r"(?:model\.)?audio_tower\..+", "encoder"),
+    (r"(?:model\.)?audio_tower\..+", "audio_tower"),
     (r"(?:model\.)?multi_modal_projector\..+", "projector"),
     (r"(?:model\.language_model\.|language_model\.model\.)embed_tokens\.weight", "embeddings"),
     (r"(?:model\.language_model\.|language_model\.model\.)(?:layers\.\d+\..+|norm\.weight)", "decoder"),
