@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from .archs.gemma import GemmaSpec
     from .archs.gemma2 import Gemma2Spec
     from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
+    from .archs.gemma4 import Gemma4TextSpec
     from .archs.generic import GenericSpec
     from .archs.glm4v import Glm4vMoeSpec, Glm4vSpec
     from .archs.gpt_oss import GptOssSpec
@@ -152,6 +153,7 @@ if TYPE_CHECKING:
         Glm4vMoeSpec,
         InternVLSpec,
         MoonshineSpec,
+        Gemma4TextSpec,
     ]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 
