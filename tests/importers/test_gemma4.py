@@ -124,6 +124,7 @@ def test_class_default_layers():
         "full" if t == "full_attention" else "sliding" for t in hf.layer_types
     ]
     assert [kv.key_dim for kv in ours if kv] == [hf.per_layer_config[i].head_dim for i in range(30)]
+    assert Gemma4TextConfig().head_dim == hf.per_layer_config[0].head_dim == 256  # a sliding layer: the class's own
     assert [kv.kv_heads for kv in ours if kv] == [hf.per_layer_config[i].num_key_value_heads for i in range(30)]
 
 
