@@ -234,6 +234,12 @@ def self_kv(c: Gemma4TextConfig) -> tuple[LayerKV | None, ...]:
     return tuple(out)
 
 
+LLAMACPP_REFUSAL = (
+    "{engine}: the profile does not yet size Gemma 4's per-layer head sizes, KV-shared layers and per-layer "
+    "embeddings; use --engine transformers"
+)
+
+
 def text_geometry(c: Gemma4TextConfig, architecture: str, **extra: Any) -> Geometry:
     kv = {c.layer_kv_heads(i) for i in range(c.num_hidden_layers) if not c.shared(i)}
     fields: dict[str, Any] = dict(  # noqa: C408 (keyword form mirrors the Geometry fields)
@@ -256,6 +262,13 @@ def text_geometry(c: Gemma4TextConfig, architecture: str, **extra: Any) -> Geome
         gguf_n_gqa=c.num_attention_heads // c.num_key_value_heads,
         experts=(c.num_experts or 0) if c.enable_moe_block else 0,
         experts_per_token=(c.top_k_experts or 0) if c.enable_moe_block else 0,
+        refusals={
+            # llama.cpp loads Gemma 4 GGUFs (src/llama-arch.cpp LLM_ARCH_GEMMA4, "gemma4"), but its profile here sizes
+            # one head shape for every layer and a cache on each: not the per-layer head sizes, the KV-shared layers
+            # without a cache (n_layer_kv_from_start) or the per-layer embeddings Gemma 4 has
+            "llama.cpp": LLAMACPP_REFUSAL.format(engine="llama.cpp"),
+            "ollama": LLAMACPP_REFUSAL.format(engine="ollama"),
+        },
     )
     fields.update(extra)
     return Geometry(**fields)
