@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from .archs.gemma import GemmaSpec
     from .archs.gemma2 import Gemma2Spec
     from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
+    from .archs.gemma3n import Gemma3nTextSpec
     from .archs.gemma4 import Gemma4TextSpec
     from .archs.generic import GenericSpec
     from .archs.glm4v import Glm4vMoeSpec, Glm4vSpec
@@ -154,6 +155,7 @@ if TYPE_CHECKING:
         InternVLSpec,
         MoonshineSpec,
         Gemma4TextSpec,
+        Gemma3nTextSpec,
     ]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 

@@ -21,7 +21,7 @@ Gemma 3's layer (q/k norms per head, sandwich norms) with these differences, all
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 from ..records import Field, model_validator
@@ -164,6 +164,11 @@ class Gemma4TextConfig(Strict):
     def mlp_width(self, i: int) -> int:
         return self.intermediate_size * (2 if self.use_double_wide_mlp and self.shared(i) else 1)
 
+    @property
+    def ffn_size(self) -> int:
+        """The feed-forward width llama.cpp calls n_ff (the config's, before double-wide layers)."""
+        return self.intermediate_size
+
 
 class Gemma4TextSpec(ModelSpecBase):
     architecture: Literal["gemma4_text"]
@@ -173,8 +178,17 @@ class Gemma4TextSpec(ModelSpecBase):
 SPECS = {"gemma4_text": Gemma4TextSpec}
 
 
-def text_tensors(c: Gemma4TextConfig, tied: bool) -> Iterator[Tensor]:
-    """Gemma4ForCausalLM's parameters in module order (the layer_scalar and embed_scale buffers are not)."""
+LayerExtra = Callable[[Any, str, int], Iterable[Tensor]]
+
+
+def text_tensors(
+    c: Gemma4TextConfig,
+    tied: bool,
+    layer_extra: LayerExtra | None = None,
+    model_extra: Iterable[Tensor] = (),
+) -> Iterator[Tensor]:
+    """Gemma4ForCausalLM's parameters in module order (the layer_scalar and embed_scale buffers are not);
+    `layer_extra(config, prefix, layer)` and `model_extra`: what a related model adds (archs/gemma3n.py)."""
     h, ple, n = c.hidden_size, c.hidden_size_per_layer_input, c.num_hidden_layers
     yield Tensor("token_embd.weight", "embeddings", (c.vocab_size, h), "token_embd")
     for i in range(n):
@@ -207,6 +221,9 @@ def text_tensors(c: Gemma4TextConfig, tied: bool) -> Iterator[Tensor]:
             yield Tensor(f"{p}.ffn_down_exps.weight", "decoder", (e, h, mi), "ffn_down_exps", i)
             for name in ("post_ffw_norm_1", "post_ffw_norm_2", "pre_ffw_norm_2"):
                 yield from norm(f"{p}.{name}", "decoder", h, i)
+        if layer_extra is not None:
+            yield from layer_extra(c, p, i)
+    yield from model_extra
     yield from norm("decoder.output_norm", "decoder", h, None)
     if ple:
         yield Tensor("per_layer_token_embd.weight", "embeddings", (c.vocab_size_per_layer_input, n * ple), "other")
@@ -235,12 +252,12 @@ def self_kv(c: Gemma4TextConfig) -> tuple[LayerKV | None, ...]:
 
 
 LLAMACPP_REFUSAL = (
-    "{engine}: the profile does not yet size Gemma 4's per-layer head sizes, KV-shared layers and per-layer "
+    "{engine}: the profile does not yet size {model}'s per-layer head sizes, KV-shared layers and per-layer "
     "embeddings; use --engine transformers"
 )
 
 
-def text_geometry(c: Gemma4TextConfig, architecture: str, **extra: Any) -> Geometry:
+def text_geometry(c: Gemma4TextConfig, architecture: str, model: str = "Gemma 4", **extra: Any) -> Geometry:
     kv = {c.layer_kv_heads(i) for i in range(c.num_hidden_layers) if not c.shared(i)}
     fields: dict[str, Any] = dict(  # noqa: C408 (keyword form mirrors the Geometry fields)
         architecture=architecture,
@@ -250,12 +267,12 @@ def text_geometry(c: Gemma4TextConfig, architecture: str, **extra: Any) -> Geome
         tied_embeddings=c.tie_word_embeddings,
         hidden_size=c.hidden_size,
         num_attention_heads=c.num_attention_heads,
-        intermediate_size=c.intermediate_size,
+        intermediate_size=c.ffn_size,
         context_window=c.max_position_embeddings,
         tp_constraints=(
             ("attention heads", c.num_attention_heads, False),
             *(("KV heads", k, True) for k in sorted(kv)),
-            ("intermediate_size", c.intermediate_size, False),
+            *(("intermediate_size", w, False) for w in sorted({c.mlp_width(i) for i in range(c.num_hidden_layers)})),
         ),
         tp_kv_heads=min(kv),
         no_cross_reason="decoder-only: no cross-attention",
@@ -266,8 +283,8 @@ def text_geometry(c: Gemma4TextConfig, architecture: str, **extra: Any) -> Geome
             # llama.cpp loads Gemma 4 GGUFs (src/llama-arch.cpp LLM_ARCH_GEMMA4, "gemma4"), but its profile here sizes
             # one head shape for every layer and a cache on each: not the per-layer head sizes, the KV-shared layers
             # without a cache (n_layer_kv_from_start) or the per-layer embeddings Gemma 4 has
-            "llama.cpp": LLAMACPP_REFUSAL.format(engine="llama.cpp"),
-            "ollama": LLAMACPP_REFUSAL.format(engine="ollama"),
+            "llama.cpp": LLAMACPP_REFUSAL.format(engine="llama.cpp", model=model),
+            "ollama": LLAMACPP_REFUSAL.format(engine="ollama", model=model),
         },
     )
     fields.update(extra)
