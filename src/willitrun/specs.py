@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from .archs.gemma2 import Gemma2Spec
     from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
     from .archs.gemma3n import Gemma3nTextSpec
-    from .archs.gemma4 import Gemma4TextSpec
+    from .archs.gemma4 import Gemma4Spec, Gemma4TextSpec
     from .archs.generic import GenericSpec
     from .archs.glm4v import Glm4vMoeSpec, Glm4vSpec
     from .archs.gpt_oss import GptOssSpec
@@ -156,6 +156,7 @@ if TYPE_CHECKING:
         MoonshineSpec,
         Gemma4TextSpec,
         Gemma3nTextSpec,
+        Gemma4Spec,
     ]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 

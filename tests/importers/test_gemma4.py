@@ -157,3 +157,65 @@ def test_configs_transformers_cannot_build_are_refused_in_one_line(tmp_path, bad
     with pytest.raises(SpecError) as err:
         spec_from_path(path)
     assert "\n" not in str(err.value).strip()
+
+
+VISION_SMALL = {
+    "hidden_size": 32,
+    "intermediate_size": 48,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "position_embedding_size": 64,
+    "rms_norm_eps": 1e-6,
+    "use_clipped_linears": True,
+    "standardize": True,
+}
+TEXT_SMALL = {k: v for k, v in SMALL.items() if k not in IDS}
+MM_CASES = [
+    ("mm-small", {"model_type": "gemma4", "text_config": TEXT_SMALL, "vision_config": VISION_SMALL, **IDS}),
+    ("mm-class-vision", {"model_type": "gemma4", "text_config": TEXT_SMALL, "vision_config": {}, **IDS}),
+    ("mm-no-vision-untied", {"model_type": "gemma4", "text_config": TEXT_SMALL, "tie_word_embeddings": False, **IDS}),
+]
+
+
+@pytest.mark.parametrize(("case_id", "config"), MM_CASES, ids=[c[0] for c in MM_CASES])
+def test_multimodal_parameters_and_checkpoint_names_equal_transformers(tmp_path, case_id, config):
+    """Gemma4ForConditionalGeneration (text, and the vision tower and its embedder when vision_config is given):
+    transformers' count on the meta device, and every parameter name placed with the bytes the estimate computes."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.importers.weights import StoredTensor, weights_override
+
+    spec, hf = _spec_and_config(tmp_path, case_id, config)
+    with torch.device("meta"):
+        model = tf.Gemma4ForConditionalGeneration(hf).to(torch.bfloat16)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+    stored = [StoredTensor(n, "BF16", tuple(p.shape), 2 * p.numel()) for n, p in model.named_parameters()]
+    w = weights_override(spec.architecture, stored, "test", "safetensors")
+    assert dict(w.component_bytes) == {c.name: c.bytes for c in estimate(spec, dtype="bf16").components}
+    assert archs.geometry(spec).takes_images == (hf.vision_config is not None)
+
+
+@pytest.mark.parametrize("size", [(640, 480), (1024, 1024), (300, 2000), (4000, 100), (48, 48), (16000, 40)])
+def test_image_tokens_follow_the_processor(tmp_path, size):
+    """num_soft_tokens_per_image of Gemma4ImageProcessor (max_soft_tokens 280, patch 16, pooling 3) on a blank
+    image of each (height, width), the order willitrun's image sizes take (memory.py)."""
+    pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    import numpy as np
+
+    spec, _ = _spec_and_config(tmp_path, "mm", MM_CASES[1][1])
+    height, width = size
+    out = tf.Gemma4ImageProcessor()(images=[np.zeros((height, width, 3), dtype=np.uint8)], return_tensors="pt")
+    assert archs.image_tokens(spec, size) == int(out["num_soft_tokens_per_image"][0])
+    assert archs.image_tokens(spec, None) == 280
+
+
+def test_an_audio_tower_is_refused_in_one_line(tmp_path):
+    path = write_config(
+        tmp_path / "audio", {"model_type": "gemma4", "text_config": TEXT_SMALL, "audio_config": {}, **IDS}
+    )
+    with pytest.raises(SpecError) as err:
+        spec_from_path(path)
+    assert "audio" in str(err.value) and "\n" not in str(err.value).strip()

@@ -141,6 +141,7 @@ FAMILIES: dict[str, str] = {
     "moonshine": "moonshine",
     # session 5 (gemma4): Gemma 4 text (per-layer embeddings, KV sharing, per-layer head sizes)
     "gemma4_text": "gemma4",
+    "gemma4": "gemma4",
     "gemma3n_text": "gemma3n",
 }
 ARCHITECTURES = tuple(FAMILIES)

@@ -21,6 +21,7 @@ Gemma 3's layer (q/k norms per head, sandwich norms) with these differences, all
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any, Literal
 
@@ -47,7 +48,7 @@ from .base import (
 from .family import ConfigClass, Family
 from .llama import check_layer_types
 
-ARCHITECTURES = ("gemma4_text",)
+ARCHITECTURES = ("gemma4_text", "gemma4")
 SLIDING_WINDOW_PATTERN = 6  # Gemma4TextConfig.__post_init__: "by default 5:1"
 
 PleWidth = Annotated[int, Field(ge=0, le=1 << 16)]
@@ -175,7 +176,52 @@ class Gemma4TextSpec(ModelSpecBase):
     config: Gemma4TextConfig
 
 
-SPECS = {"gemma4_text": Gemma4TextSpec}
+class Gemma4VisionConfig(Strict):
+    """Gemma4VisionConfig fields (transformers models/gemma4/configuration_gemma4.py)."""
+
+    model_type: Literal["gemma4_vision"] | None = None
+    hidden_size: Hidden = 768
+    intermediate_size: Intermediate = 3072
+    num_hidden_layers: Layers = 16
+    num_attention_heads: Heads = 12
+    num_key_value_heads: Heads = 12
+    head_dim: HeadDim = 64
+    pooling_kernel_size: Annotated[int, Field(gt=0, le=64)] = 3
+    patch_size: Annotated[int, Field(gt=0, le=1024)] = 16
+    position_embedding_size: Positions = 10 * 1024
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tensor_fields_only(cls, data: Any) -> Any:
+        # a config.json's vision_config carries every Gemma4VisionConfig key (rope, norms' eps, clipping flags): keep
+        # the ones that shape a tensor (the importer keeps vision_config as given: see MM_CONFIG)
+        return {k: v for k, v in data.items() if k in cls.model_fields} if isinstance(data, dict) else data
+
+
+class Gemma4Config(Strict):
+    """Gemma4Config fields (transformers models/gemma4/configuration_gemma4.py)."""
+
+    model_type: Literal["gemma4"] | None = None
+    text_config: Gemma4TextConfig
+    vision_config: Gemma4VisionConfig | None = None  # Gemma4Config(): no vision tower
+    audio_config: dict[str, Any] | None = None
+    tie_word_embeddings: bool = True
+
+    @model_validator(mode="after")
+    def _no_audio(self) -> Gemma4Config:
+        if self.audio_config is not None:
+            raise ValueError("gemma4 with an audio tower (audio_config) is not modelled yet: give audio_config null")
+        return self
+
+
+class Gemma4Spec(ModelSpecBase):
+    architecture: Literal["gemma4"]
+    config: Gemma4Config
+
+
+SPECS: dict[str, type[ModelSpecBase]] = {"gemma4_text": Gemma4TextSpec, "gemma4": Gemma4Spec}
+AnyGemma4 = Gemma4TextSpec | Gemma4Spec
+MAX_SOFT_TOKENS = 280  # Gemma4ImageProcessor.max_soft_tokens (image_processing_gemma4.py)
 
 
 LayerExtra = Callable[[Any, str, int], Iterable[Tensor]]
@@ -233,8 +279,35 @@ def text_tensors(
         yield Tensor("output.weight", "lm_head", (c.vocab_size, h), "output")
 
 
-def tensors(spec: Gemma4TextSpec) -> Iterator[Tensor]:
-    return text_tensors(spec.config, spec.config.tie_word_embeddings)
+def vision_tensors(v: Gemma4VisionConfig, text_hidden: int) -> Iterator[Tensor]:
+    """Gemma4VisionModel (patch embedder, encoder; the pooler has no weights, std_bias / std_scale are buffers) and
+    Gemma4MultimodalEmbedder (one projection; its norm has no weight)."""
+    h, hd = v.hidden_size, v.head_dim
+    comp = "vision_tower"
+    yield from linear("vision.patch_embd", comp, h, 3 * v.patch_size**2, "other", False, None)
+    yield Tensor("vision.position_embd", comp, (2, v.position_embedding_size, h), "pos_embd")
+    for i in range(v.num_hidden_layers):
+        p = f"vision.{i}"
+        yield from linear(f"{p}.attn_q", comp, v.num_attention_heads * hd, h, "attn_q", False, i)
+        yield from linear(f"{p}.attn_k", comp, v.num_key_value_heads * hd, h, "attn_k", False, i)
+        yield from linear(f"{p}.attn_v", comp, v.num_key_value_heads * hd, h, "attn_v", False, i)
+        yield from linear(f"{p}.attn_output", comp, h, v.num_attention_heads * hd, "attn_output", False, i)
+        yield from norm(f"{p}.attn_q_norm", comp, hd, i)
+        yield from norm(f"{p}.attn_k_norm", comp, hd, i)
+        yield from llama.gated_mlp(p, comp, h, v.intermediate_size, False, i)
+        for name in ("attn_norm", "post_attention_norm", "ffn_norm", "post_ffw_norm"):
+            yield from norm(f"{p}.{name}", comp, h, i)
+    yield Tensor("projector.embedding_projection", "projector", (text_hidden, h), "projector")
+
+
+def tensors(spec: AnyGemma4) -> Iterator[Tensor]:
+    if isinstance(spec, Gemma4Spec):
+        c = spec.config
+        if c.vision_config is not None:
+            yield from vision_tensors(c.vision_config, c.text_config.hidden_size)
+        yield from text_tensors(c.text_config, c.tie_word_embeddings)
+        return
+    yield from text_tensors(spec.config, spec.config.tie_word_embeddings)
 
 
 def self_kv(c: Gemma4TextConfig) -> tuple[LayerKV | None, ...]:
@@ -291,7 +364,17 @@ def text_geometry(c: Gemma4TextConfig, architecture: str, model: str = "Gemma 4"
     return Geometry(**fields)
 
 
-def geometry(spec: Gemma4TextSpec) -> Geometry:
+def geometry(spec: AnyGemma4) -> Geometry:
+    if isinstance(spec, Gemma4Spec):
+        c = spec.config
+        return text_geometry(
+            c.text_config,
+            spec.architecture,
+            tied_embeddings=c.tie_word_embeddings,
+            takes_images=c.vision_config is not None,
+            image_size_option=c.vision_config is not None,
+            no_cross_reason="Gemma 4 has no cross-attention: image tokens sit in the self-attention context",
+        )
     return text_geometry(spec.config, spec.architecture)
 
 
@@ -304,15 +387,65 @@ def text_stage(c: Gemma4TextConfig, context: int) -> Stage:
     return Stage(context, c.hidden_size, q, kv, inner, True, c.num_attention_heads, context)
 
 
-def stages(spec: Gemma4TextSpec, context: int, source: int, images: int) -> list[Stage]:
-    return [text_stage(spec.config, context)]
+def stages(spec: AnyGemma4, context: int, source: int, images: int) -> list[Stage]:
+    if not isinstance(spec, Gemma4Spec):
+        return [text_stage(spec.config, context)]
+    c, v = spec.config, spec.config.vision_config
+    out = [text_stage(c.text_config, context)]
+    if images and v is not None:
+        # the processor pads every image's patches to max_soft_tokens * k^2 (image_processing_gemma4.py)
+        patches = MAX_SOFT_TOKENS * v.pooling_kernel_size**2
+        q, kv = v.num_attention_heads * v.head_dim, v.num_key_value_heads * v.head_dim
+        out.append(
+            Stage(
+                patches * images,
+                v.hidden_size,
+                q,
+                kv,
+                v.intermediate_size,
+                True,
+                v.num_attention_heads,
+                patches,
+                per_input=True,
+            )
+        )
+    return out
 
 
-def image_tokens(spec: Gemma4TextSpec, image_size: tuple[int, int] | None) -> int:
-    return 0
+def aspect_ratio_preserving_size(height: int, width: int, patch: int, max_patches: int, k: int) -> tuple[int, int]:
+    """Gemma4ImageProcessor's resize (image_processing_gemma4.py `get_aspect_ratio_preserving_size`): the largest
+    size within the patch budget whose sides are multiples of k * patch."""
+    target_px = max_patches * patch**2
+    factor = math.sqrt(target_px / (height * width))
+    side = k * patch
+    th, tw = math.floor(factor * height / side) * side, math.floor(factor * width / side) * side
+    if th == 0 and tw == 0:
+        raise ValueError(f"a {width}x{height} image resizes to 0 x 0 (sides must be multiples of {side})")
+    longest = (max_patches // k**2) * side
+    if th == 0:
+        th, tw = side, min(math.floor(width / height) * side, longest)
+    elif tw == 0:
+        th, tw = min(math.floor(height / width) * side, longest), side
+    return th, tw
 
 
-def cross_source_tokens(spec: Gemma4TextSpec, images: int, encoder_tokens: int) -> int:
+def image_tokens(spec: AnyGemma4, image_size: tuple[int, int] | None) -> int:
+    """Soft tokens per image (num_soft_tokens_per_image): the resized image's patches / k^2; the largest
+    (max_soft_tokens, 280) without a size. The begin- and end-of-image tokens around them are text."""
+    if not isinstance(spec, Gemma4Spec):
+        return 0
+    v = spec.config.vision_config
+    if v is None:
+        return 0
+    k = v.pooling_kernel_size
+    if image_size is None:
+        return MAX_SOFT_TOKENS
+    height, width = image_size  # (height, width): memory.Estimate's image_size
+    th, tw = aspect_ratio_preserving_size(height, width, v.patch_size, MAX_SOFT_TOKENS * k**2, k)
+    return (th // v.patch_size) * (tw // v.patch_size) // k**2
+
+
+def cross_source_tokens(spec: AnyGemma4, images: int, encoder_tokens: int) -> int:
     return 0
 
 
@@ -350,6 +483,35 @@ WEIGHT_RULES = (
     (r"lm_head\.weight", "lm_head"),
 )
 
+TEXT_CONFIG = ConfigClass(
+    "Gemma4TextConfig",
+    "gemma4/configuration_gemma4.py",
+    Gemma4TextConfig,
+    TEXT_DEFAULTS,
+    # layer_types is filled by __post_init__; global_head_dim and num_global_key_value_heads are its kwargs and
+    # per_layer_config what it saves instead; head_dim (256, the spec's default) differs per layer, so the
+    # class has no single value to compare (AmbiguousGlobalPerLayerAttributeError): tests/importers/test_gemma4.py
+    copied=("head_dim", "layer_types", "global_head_dim", "num_global_key_value_heads", "per_layer_config"),
+)
+MM_CONFIG = ConfigClass(
+    "Gemma4Config",
+    "gemma4/configuration_gemma4.py",
+    Gemma4Config,
+    {"text_config": TEXT_CONFIG, "tie_word_embeddings": True, "audio_config": None},
+    # Gemma4Config() builds no vision tower (vision_config is an optional sub-config, None by default): a
+    # config.json's vision_config is kept as given, Gemma4VisionConfig's own defaults filling what it omits
+    copied=("vision_config",),
+)
+
+# Gemma4ForConditionalGeneration's safetensors names (Gemma4Model under `model.`)
+MM_WEIGHT_RULES = (
+    (r"model\.language_model\.embed_tokens(?:_per_layer)?\.weight", "embeddings"),
+    (r"model\.language_model\..+", "decoder"),
+    (r"model\.vision_tower\..+", "vision_tower"),
+    (r"model\.embed_vision\..+", "projector"),
+    (r"lm_head\.weight", "lm_head"),
+)
+
 FAMILY: Family[Any] = Family(
     __name__,
     SPECS,
@@ -358,17 +520,6 @@ FAMILY: Family[Any] = Family(
     stages,
     image_tokens,
     cross_source_tokens,
-    config_json={
-        "gemma4_text": ConfigClass(
-            "Gemma4TextConfig",
-            "gemma4/configuration_gemma4.py",
-            Gemma4TextConfig,
-            TEXT_DEFAULTS,
-            # layer_types is filled by __post_init__; global_head_dim and num_global_key_value_heads are its kwargs and
-            # per_layer_config what it saves instead; head_dim (256, the spec's default) differs per layer, so the
-            # class has no single value to compare (AmbiguousGlobalPerLayerAttributeError): tests/importers/test_gemma4.py
-            copied=("head_dim", "layer_types", "global_head_dim", "num_global_key_value_heads", "per_layer_config"),
-        )
-    },
-    weight_rules={"gemma4_text": WEIGHT_RULES},
+    config_json={"gemma4_text": TEXT_CONFIG, "gemma4": MM_CONFIG},
+    weight_rules={"gemma4_text": WEIGHT_RULES, "gemma4": MM_WEIGHT_RULES},
 )
