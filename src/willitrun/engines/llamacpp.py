@@ -1133,7 +1133,10 @@ def with_indexer_keys(
     dims = sorted({k.head_dim for kinds in g.caches for k in kinds if isinstance(k, IndexerKeys)})
     how = "llama_kv_cache_dsa: a second, indexer-key cache"
     if glm and dsa == "every_layer":
-        # PR #25407's llama_kv_cache_dsa gave kv_ik the base cache's layer filter: every attention layer
+        # Before PR #26474 llama_kv_cache_dsa built kv_ik with the base cache's layer `filter` (ggml-org/llama.cpp
+        # src/llama-kv-cache-dsa.cpp at 4309c8486a94): every attention layer. From it llama-model.cpp create_memory
+        # passes `filter_lid = [&](uint32_t il) { return il < hparams.n_layer() && (arch != LLM_ARCH_GLM_DSA ||
+        # hparams.is_indexer_full(il)); }` (llama.cpp cb7729cf1808, as quoted by a public LongCat patch script).
         per_layer = max(extra)
         extra = [per_layer if any(isinstance(k, MLALatent) for k in kinds) else 0 for kinds in g.caches]
         how += "; builds before ggml-org/llama.cpp PR #26474 allocate it in the shared-indexer layers too"
