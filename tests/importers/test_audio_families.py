@@ -210,3 +210,23 @@ def test_cli_audio_seconds_on_a_text_model_is_a_usage_error(tmp_path):
     assert code == t_code == 2
     assert err.count("\n") == t_err.count("\n") == 1
     assert "takes no audio" in err
+
+
+def test_audio_tokens_grow_with_the_audio_and_add_up_per_30_s(tmp_path):
+    """Properties of both counts for any length: more audio never means fewer tokens, and 30 s more adds one full
+    window (750 for Qwen2-Audio, a 30 s clip; 375 for Voxtral, a 30 s chunk)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    q, _ = spec_from_path(write_config(tmp_path / "q", {"model_type": "qwen2_audio"}))
+    v, _ = spec_from_path(write_config(tmp_path / "v", {"model_type": "voxtral"}))
+    q_count, v_count = archs.family(q).audio_tokens, archs.family(v).audio_tokens
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.integers(1, 1 << 20))
+    def check(seconds):
+        for spec, count, window in ((q, q_count, 750), (v, v_count, 375)):
+            assert count(spec, seconds) <= count(spec, seconds + 1)
+            assert count(spec, seconds + 30) == count(spec, seconds) + window
+
+    check()
