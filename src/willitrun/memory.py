@@ -816,7 +816,22 @@ def largest_within(total: Callable[[int], int], budget: int, lo: int, hi: int) -
     return good
 
 
-def max_context(r: Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
+def max_context(
+    r: Resolved, vram: int, batch: int, beams: int, limit: int, totals: dict[int, int] | None = None
+) -> int:
     """Largest context in [image tokens + 1, limit] whose transformers total fits (0 if none); the
-    search of largest(), solved by interpolation where the total is affine (largest_within)."""
-    return largest_within(lambda n: _total(r, n, batch, beams), vram, r.image_tokens + 1, limit)
+    search of largest(), solved by interpolation where the total is affine (largest_within).
+
+    `totals` (context -> total bytes of this `r`, batch and beams) memoizes the estimates between
+    searches for several cards: every search starts with the totals at both ends of the same range,
+    so a rows file of one model on 60 cards estimates those twice, not 120 times (cli check)."""
+    if totals is None:
+        return largest_within(lambda n: _total(r, n, batch, beams), vram, r.image_tokens + 1, limit)
+
+    def total(n: int) -> int:
+        t = totals.get(n)
+        if t is None:
+            t = totals[n] = _total(r, n, batch, beams)
+        return t
+
+    return largest_within(total, vram, r.image_tokens + 1, limit)

@@ -170,6 +170,7 @@ class Checks:
         self.fits: dict[tuple[str, str, Optional[int]], Any] = {}
         self.estimates: dict[tuple[str, int], tuple[Any, int]] = {}  # (model, context) -> (estimate, limit)
         self.largest: dict[tuple[str, int, int], int] = {}  # (model, memory, limit) -> largest context
+        self.totals: dict[str, dict[int, int]] = {}  # model -> context -> total bytes (memory.max_context)
 
     def lookup(self, kind: str, name: str) -> Any:
         key = (kind, name)
@@ -212,7 +213,12 @@ class Checks:
         if search not in self.largest:
             if len(self.largest) >= MEMO:
                 self.largest.clear()
-            self.largest[search] = max_context(r, card.capacity_bytes, req.batch, req.beams, limit)
+            if len(self.totals) >= MEMO:
+                self.totals.clear()
+            totals = self.totals.setdefault(spec.id, {})
+            if len(totals) >= MEMO:
+                totals.clear()
+            self.largest[search] = max_context(r, card.capacity_bytes, req.batch, req.beams, limit, totals)
         return Fit(est, card.id, card.capacity_bytes, self.largest[search], limit, ())
 
     def check(self, row: Row) -> tuple[Any, Any, Any]:
