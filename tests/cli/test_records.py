@@ -36,6 +36,12 @@ LINES = [
     ["whisper-medium", "--gpu", "t4", "--engine", "ctranslate2", "--beams", "5", "--json"],
     ["gpt-oss-20b", "--gpu", "rtx4090", "--max-batch", "--json"],
     ["mixtral-8x7b", "--gpu", "nope-gpu"],  # unknown GPU: exit 2 and the same message
+    # `check` pairs (cli/lean.py parse_check): every pair checked before the first is printed
+    ["check", "llava-7b", "llama-2-7b", "--gpu", "rtx3090", "--gpu", "t4"],
+    ["check", "llava-7b", "nope", "--gpu", "t4", "--json"],
+    ["check", "florence-2-base", "whisper-tiny", "--gpu", "t4", "--context", "512"],
+    ["check", "qwen3-30b-a3b", "--gpu", "rtx4090", "--engine", "llama.cpp", "--json"],
+    ["check", "mamba-2.8b", "t5-small", "--gpu", "t4", "-q"],
 ]
 
 
@@ -90,6 +96,16 @@ def test_a_cold_cache_falls_back_to_pydantic_with_the_same_answer(tmp_path: Path
     # and the run that fell back stored the specs: the next one is served without pydantic
     warm = run(["llama-3.1-8b", "--gpu", "rtx3090", "-q"], base_env(tmp_path / "cold"), importtime=True)
     assert not [ln for ln in warm.stderr.splitlines() if ln.startswith("import time:") and "pydantic" in ln]
+
+
+def test_a_cold_cache_check_falls_back_to_pydantic_with_the_same_answer(tmp_path: Path) -> None:
+    """`check` with the stand-ins on a cold cache runs again with pydantic, having printed nothing."""
+    args = ["check", "llama-3.1-8b", "llava-7b", "--gpu", "rtx3090", "--gpu", "t4"]
+    cold = run(args, base_env(tmp_path / "cold"))
+    reference = run(args, {**base_env(tmp_path / "other"), "WILLITRUN_RECORDS": "0"})
+    assert cold.returncode == reference.returncode == 1
+    assert cold.stdout == reference.stdout and cold.stderr == reference.stderr
+    assert len(cold.stdout.splitlines()) == 5
 
 
 FIELDS = """

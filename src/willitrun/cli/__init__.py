@@ -38,7 +38,7 @@ def _lean(args: list[str], records: bool = False) -> int | None:
 
     parsed = parse_estimate(args, COMMAND_NAMES)
     if parsed is None:
-        return None
+        return _lean_check(args, records)
     if records and records_may_serve(parsed):
         from .. import records as rec
 
@@ -50,6 +50,35 @@ def _lean(args: list[str], records: bool = False) -> int | None:
 
     try:
         return run_estimate(parsed)
+    except WillItRunError as exc:
+        return report(exc)
+    except Exception as exc:
+        from ..records import NeedsPydantic
+
+        if records and isinstance(exc, NeedsPydantic) and os.environ.get(RECORDS_ENV) != "1":
+            _again_with_pydantic()
+        raise
+
+
+def _lean_check(args: list[str], records: bool) -> int | None:
+    """`willitrun check ...` without typer (cli/lean.py parse_check), or None when typer has to parse it.
+    The pairs of MODEL... --gpu GPU... may use the pydantic-free spec classes (cli/checks.py checks every
+    pair before printing, so a spec that needs pydantic runs the command again with nothing printed);
+    a rows file streams, so it always uses pydantic's."""
+    from .lean import parse_check
+
+    parsed = parse_check(args)
+    if parsed is None:
+        return None
+    from .. import records as rec
+    from ..catalog.cache import NO_CACHE_ENV
+
+    records = records and parsed.rows is None and not os.environ.get(NO_CACHE_ENV) and rec.enable()
+    from .checks import run_check
+    from .registry import report
+
+    try:
+        return run_check(parsed, records=records)
     except WillItRunError as exc:
         return report(exc)
     except Exception as exc:

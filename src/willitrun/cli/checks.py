@@ -117,7 +117,7 @@ def run_check(args: CheckArgs, records: bool = False) -> int:
 
         more = f" ({failed - 1:,} more rows could not be checked: see their error)" if failed > 1 else ""
         error(f"{first.message}{more}")
-        return int(first.error.exit_code)  # type: ignore[union-attr]
+        return int(first.error.exit_code)
     return code
 
 

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..engines.options import OPTION, lean_tables
 from .estimation import EstimateArgs
+
+if TYPE_CHECKING:
+    from .checks import CheckArgs
 
 # option -> EstimateArgs field, for the command's own options that take a value; the engine options
 # come from their one declaration (engines/options.py), as typer's flags do
@@ -118,3 +122,61 @@ def records_may_serve(parsed: EstimateArgs) -> bool:
     ):
         return False
     return not model.lower().endswith(PATH_SUFFIXES)
+
+
+# `willitrun check ...`: the check command's options (cli/commands/check.py), read as typer reads them
+CHECK_VALUES = {
+    "--gpu": "gpus",
+    "-g": "gpus",
+    "--rows": "rows",
+    "--context": "context",
+    "-c": "context",
+    "--dtype": "dtype",
+    "--kv-dtype": "kv_dtype",
+    "--engine": "engine",
+    "-e": "engine",
+    "--specs-dir": "specs_dir",
+}
+CHECK_REPEATED = {"gpus", "specs_dir"}
+CHECK_FLAGS = {"--json": "json_out", "-q": "quiet", "--quiet": "quiet"}
+
+
+def parse_check(args: list[str]) -> CheckArgs | None:
+    """CheckArgs when `args` is a plain `check` command line (MODEL... --gpu GPU..., or --rows FILE, and
+    the command's plain options), else None (typer parses it: help, `--`, an option it does not list,
+    a value that starts with "-", clustered short options, completion)."""
+    if len(args) < 2 or args[0] != "check" or os.environ.get("_WILLITRUN_COMPLETE"):
+        return None
+    from .checks import CheckArgs
+
+    values: dict[str, object] = {}
+    models: list[str] = []
+    i = 1
+    while i < len(args):
+        arg = args[i]
+        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name in CHECK_FLAGS and not eq:
+            values[CHECK_FLAGS[name]] = True
+        elif name in CHECK_VALUES:
+            if eq:
+                value = inline
+            elif i + 1 < len(args) and not args[i + 1].startswith("-"):
+                i += 1
+                value = args[i]
+            else:
+                return None
+            field = CHECK_VALUES[name]
+            if field in CHECK_REPEATED:
+                items = values.setdefault(field, [])
+                assert isinstance(items, list)
+                items.append(Path(value) if field == "specs_dir" else value)
+            else:  # a repeated option keeps its last value, as click does
+                values[field] = Path(value) if field == "rows" else value
+        elif arg.startswith("-"):
+            return None
+        else:
+            models.append(arg)
+        i += 1
+    if not models and "rows" not in values:
+        return None  # nothing to check: typer says so
+    return CheckArgs(models=models or None, **values)  # type: ignore[arg-type]
