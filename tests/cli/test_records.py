@@ -192,3 +192,38 @@ def test_spec_modules_take_pydantic_s_names_from_records() -> None:
             if names & {"BaseModel", "ConfigDict", "Field", "field_validator", "model_validator"}:
                 offenders.append(f"{path.name}:{n}")
     assert offenders == []
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]], ids=["table", "json"])
+def test_a_rows_file_that_needs_pydantic_midway_prints_each_row_once(tmp_path: Path, extra: list[str]) -> None:
+    """`check --rows` streams with the stand-ins: a spec not in the cache, met after 300 rows were
+    printed, starts the command again with pydantic, which skips the characters already printed
+    (cli/checks.py SKIP_ENV): the output is the pydantic run's, byte for byte, each row once."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("llama-3.2-1b,rtx3090\n" * 300 + "llava-7b,t4\nnope,t4\n" + "llama-3.2-1b,rtx3090,512\n" * 5)
+    cache = tmp_path / "cache"
+    env = base_env(cache)
+    warm = run(["check", "llama-3.2-1b", "--gpu", "rtx3090"], {**env, "WILLITRUN_RECORDS": "0"})
+    assert warm.returncode == 0  # the cache now holds llama-3.2-1b and rtx3090, not llava-7b nor t4
+    args = ["check", "--rows", str(rows), *extra]
+    strict = run(args, {**env, "WILLITRUN_RECORDS": "1"})  # no fallback allowed: it is needed here
+    assert strict.returncode == 70 and "NeedsPydantic" in strict.stderr
+    streamed = run(args, env)
+    reference = run(args, {**base_env(tmp_path / "other"), "WILLITRUN_RECORDS": "0"})
+    assert (streamed.returncode, streamed.stdout, streamed.stderr) == (
+        reference.returncode,
+        reference.stdout,
+        reference.stderr,
+    )
+    assert reference.returncode == 2 and len(reference.stdout.splitlines()) == 307 + (not extra)
+
+
+def test_the_output_skip_drops_exactly_what_was_printed() -> None:
+    from willitrun.cli.checks import Output
+
+    for skip in range(0, 12):
+        got: list[str] = []
+        out = Output(got.append, skip)
+        for piece in ("abc", "", "defg", "hij", "k"):
+            out(piece)
+        assert "".join(got) == "abcdefghijk"[skip:] and out.count == 11

@@ -62,9 +62,8 @@ def _lean(args: list[str], records: bool = False) -> int | None:
 
 def _lean_check(args: list[str], records: bool) -> int | None:
     """`willitrun check ...` without typer (cli/lean.py parse_check), or None when typer has to parse it.
-    The pairs of MODEL... --gpu GPU... may use the pydantic-free spec classes (cli/checks.py checks every
-    pair before printing, so a spec that needs pydantic runs the command again with nothing printed);
-    a rows file streams, so it always uses pydantic's."""
+    It may use the pydantic-free spec classes: a spec that needs pydantic runs the command again with
+    them, skipping what was printed already (cli/checks.py run_check)."""
     from .lean import parse_check
 
     parsed = parse_check(args)
@@ -73,7 +72,7 @@ def _lean_check(args: list[str], records: bool) -> int | None:
     from .. import records as rec
     from ..catalog.cache import NO_CACHE_ENV
 
-    records = records and parsed.rows is None and not os.environ.get(NO_CACHE_ENV) and rec.enable()
+    records = records and not os.environ.get(NO_CACHE_ENV) and rec.enable()
     from .checks import run_check
     from .registry import report
 
@@ -85,14 +84,19 @@ def _lean_check(args: list[str], records: bool) -> int | None:
         from ..records import NeedsPydantic
 
         if records and isinstance(exc, NeedsPydantic) and os.environ.get(RECORDS_ENV) != "1":
-            _again_with_pydantic()
+            from .checks import SKIP_ENV
+
+            _again_with_pydantic({SKIP_ENV: str(getattr(exc, "printed", 0))})
         raise
 
 
-def _again_with_pydantic() -> None:
-    """Run this command line again in a fresh process whose spec classes are pydantic's (nothing has
-    been printed yet: specs are loaded before any output)."""
-    env = {**os.environ, RECORDS_ENV: "0"}
+def _again_with_pydantic(extra: dict[str, str] | None = None) -> None:
+    """Run this command line again in a fresh process whose spec classes are pydantic's (an estimate
+    has printed nothing yet: specs are loaded before any output; `check` says in `extra` how much it
+    printed, cli/checks.py run_check)."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    env = {**os.environ, **(extra or {}), RECORDS_ENV: "0"}
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 

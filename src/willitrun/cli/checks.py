@@ -71,8 +71,10 @@ def run_check(args: CheckArgs, records: bool = False) -> int:
     first failed row's (2, or 3 for a spec error) if any row could not be checked (each says why).
 
     `records`: the spec classes are the pydantic-free stand-ins (willitrun/records.py), which raise
-    NeedsPydantic when a spec must be validated after all; the pairs are then all checked before the
-    first is printed, so the command can start again with pydantic having printed nothing."""
+    NeedsPydantic when a spec must be validated after all (a spec not in the catalog cache yet). Rows
+    stream, so some may have been printed by then: the exception carries how many characters
+    (`printed`), and the command started again with pydantic skips that many (SKIP_ENV), which are the
+    same characters (both modes answer byte for byte alike: tests/cli/test_records.py)."""
     import gc
 
     from ..catalog import load_catalog
@@ -91,8 +93,6 @@ def run_check(args: CheckArgs, records: bool = False) -> int:
     eng = parse.engine(args.engine) or default_engine(args.dtype)
     checks = Checks(load_catalog(args.specs_dir), args.dtype, args.kv_dtype, ctx, eng)
     outcomes: Any = checks.run(_chain(read_rows(rows, ctx), pairs) if rows is not None else iter(pairs))
-    if records:
-        outcomes = list(outcomes)
     printer = (
         None
         if args.quiet
@@ -100,18 +100,30 @@ def run_check(args: CheckArgs, records: bool = False) -> int:
             RowPrinter() if args.json_out and rows is not None else JsonPrinter() if args.json_out else TablePrinter()
         )
     )
+    output = None
+    if printer is not None:
+        import os
+
+        output = printer.write = Output(printer.write, int(os.environ.pop(SKIP_ENV, "0") or 0))
     code, failed, first = 0, 0, None  # fit.worst: 1 if any row does not fit, else 5 if any is tight, else 0
-    for outcome in outcomes:
-        if outcome.error is not None:
-            failed += 1
-            first = first or outcome
-        else:
-            row_code = verdict_of(outcome.fit).exit_code
-            code = row_code if row_code == 1 or code == 0 else code
-        if printer is not None:
-            printer(outcome)
-    if isinstance(printer, TablePrinter):
-        printer.flush()
+    try:
+        for outcome in outcomes:
+            if outcome.error is not None:
+                failed += 1
+                first = first or outcome
+            else:
+                row_code = verdict_of(outcome.fit).exit_code
+                code = row_code if row_code == 1 or code == 0 else code
+            if printer is not None:
+                printer(outcome)
+        if isinstance(printer, TablePrinter):
+            printer.flush()
+    except Exception as exc:
+        from ..records import NeedsPydantic
+
+        if records and isinstance(exc, NeedsPydantic):
+            exc.printed = output.count if output is not None else 0  # type: ignore[attr-defined]
+        raise
     if first is not None:
         from ..render import error
 
@@ -119,6 +131,27 @@ def run_check(args: CheckArgs, records: bool = False) -> int:
         error(f"{first.message}{more}")
         return int(first.error.exit_code)
     return code
+
+
+# "N": the first N characters of the output were printed by a run that had to start again with pydantic
+SKIP_ENV = "_WILLITRUN_CHECK_PRINTED"
+
+
+class Output:
+    """A printer's writes, counted; the first `skip` characters (printed by the run this one replaces)
+    are not written again."""
+
+    def __init__(self, write: Any, skip: int = 0) -> None:
+        self.base, self.skip, self.count = write, max(skip, 0), 0
+
+    def __call__(self, text: str) -> None:
+        self.count += len(text)
+        if self.skip:
+            if len(text) <= self.skip:
+                self.skip -= len(text)
+                return
+            text, self.skip = text[self.skip :], 0
+        self.base(text)
 
 
 _VERDICTS: dict[int, Any] = {}  # id(fit) -> its verdict: identical rows share one fit object (Checks.fits)
