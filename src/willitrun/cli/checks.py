@@ -155,10 +155,26 @@ class Output:
 
 
 _VERDICTS: dict[int, Any] = {}  # id(fit) -> its verdict: identical rows share one fit object (Checks.fits)
+# (total, memory) -> the verdict of a transformers Fit: fit.verdict(f) is judge(f.total_bytes,
+# Memory(f.vram_bytes), "transformers"), a function of those two numbers, shared by every row that has them
+_JUDGED: dict[tuple[int, int], Any] = {}
 
 
 def verdict_of(f: Any) -> Any:
-    """fit.verdict(f), judged once per distinct fit (a rows file repeats pairs; Checks keeps each fit alive)."""
+    """fit.verdict(f), judged once per distinct fit (a rows file repeats pairs; Checks keeps each fit
+    alive), and once per (total, memory) for transformers."""
+    from ..fit import Fit
+
+    if type(f) is Fit:
+        key = (f.estimate.total_bytes, f.vram_bytes)
+        judged = _JUDGED.get(key)
+        if judged is None:
+            from ..fit import verdict
+
+            if len(_JUDGED) >= MEMO:
+                _JUDGED.clear()
+            judged = _JUDGED[key] = verdict(f)
+        return judged
     v = _VERDICTS.get(id(f))
     if v is None or v[0] is not f:
         from ..fit import verdict
@@ -185,9 +201,19 @@ class Checks:
         context: Optional[int],
         engine: str = "transformers",
     ) -> None:
+        from ..fit import Fit
+        from ..memory import Request, context_limit, default_context, estimate_resolved, max_context, resolve
+
         self.cat, self.dtype, self.kv_dtype, self.context, self.engine = cat, dtype, kv_dtype, context, engine
+        # bound once: an import statement per row costs as much as the rest of a new row's lookups
+        self._fit, self._request, self._resolve = Fit, Request, resolve
+        self._default_context, self._context_limit = default_context, context_limit
+        self._estimate, self._max_context = estimate_resolved, max_context
         self.specs: dict[tuple[str, str], Any] = {}
         self.resolved: dict[str, Any] = {}  # resolve() once per model: the type is the same for every row
+        self.requests: dict[Optional[int], Any] = {}  # context -> Request (the other fields are the command's)
+        self.capacity: dict[str, int] = {}  # card id -> its capacity_bytes
+        self.defaults: dict[str, int] = {}  # model -> its default context
         self.searched: dict[tuple[str, int], tuple[int, int]] = {}
         self.fits: dict[tuple[str, str, Optional[int]], Any] = {}
         self.estimates: dict[tuple[str, int], tuple[Any, int]] = {}  # (model, context) -> (estimate, limit)
@@ -196,11 +222,12 @@ class Checks:
 
     def lookup(self, kind: str, name: str) -> Any:
         key = (kind, name)
-        if key not in self.specs:
+        spec = self.specs.get(key)
+        if spec is None:
             if len(self.specs) >= MEMO:
                 self.specs.clear()
-            self.specs[key] = self.cat.resolve(kind, name)
-        return self.specs[key]
+            spec = self.specs[key] = self.cat.resolve(kind, name)
+        return spec
 
     def run(self, rows: Any) -> Iterator[Outcome]:
         """An Outcome per row, in order: a row's own error (unknown name, impossible context, a bad
@@ -220,58 +247,79 @@ class Checks:
         """fit.check_fit(spec, req, card's memory, card.id, suggest=False), its parts shared between rows:
         the estimate at a context does not depend on the card, and the largest context depends on the
         model and the card's memory only (not its name): each is computed once per command."""
-        from ..fit import Fit
-        from ..memory import context_limit, default_context, estimate_resolved, max_context
-
-        r = self.resolved[spec.id]
-        at = context or default_context(r)
-        if (spec.id, at) not in self.estimates:
+        model = spec.id
+        r = self.resolved[model]
+        at = context
+        if at is None:
+            at = self.defaults.get(model)
+            if at is None:
+                if len(self.defaults) >= MEMO:
+                    self.defaults.clear()
+                at = self.defaults[model] = self._default_context(r)
+        held = self.estimates.get((model, at))
+        if held is None:
             if len(self.estimates) >= MEMO:
                 self.estimates.clear()
             # an impossible context raises here (the row's own error) and is not kept
-            self.estimates[spec.id, at] = (estimate_resolved(r, at, req.batch, req.beams), context_limit(r, at))
-        est, limit = self.estimates[spec.id, at]
-        search = (spec.id, card.capacity_bytes, limit)
-        if search not in self.largest:
+            held = self.estimates[model, at] = (
+                self._estimate(r, at, req.batch, req.beams),
+                self._context_limit(r, at),
+            )
+        est, limit = held
+        memory = self.capacity.get(card.id)
+        if memory is None:
+            if len(self.capacity) >= MEMO:
+                self.capacity.clear()
+            memory = self.capacity[card.id] = card.capacity_bytes
+        search = (model, memory, limit)
+        n = self.largest.get(search)
+        if n is None:
             if len(self.largest) >= MEMO:
                 self.largest.clear()
             if len(self.totals) >= MEMO:
                 self.totals.clear()
-            totals = self.totals.setdefault(spec.id, {})
+            totals = self.totals.setdefault(model, {})
             if len(totals) >= MEMO:
                 totals.clear()
-            self.largest[search] = max_context(r, card.capacity_bytes, req.batch, req.beams, limit, totals)
-        return Fit(est, card.id, card.capacity_bytes, self.largest[search], limit, ())
+            n = self.largest[search] = self._max_context(r, memory, req.batch, req.beams, limit, totals)
+        return self._fit(est, card.id, memory, n, limit, ())
 
     def check(self, row: Row) -> tuple[Any, Any, Any]:
         spec, card = self.lookup("model", row.model), self.lookup("gpu", row.gpu)
-        key = (spec.id, card.id, row.context if row.context is not None else self.context)
-        if key not in self.fits:  # imports here, not per row: a repeated row costs two dict hits
-            from ..engines import EngineFit, engine_estimate, engine_fit
-            from ..memory import Request, resolve
+        context = row.context if row.context is not None else self.context
+        key = (spec.id, card.id, context)
+        f = self.fits.get(key)
+        if f is not None:  # a repeated row costs two dict hits
+            return spec, card, f
+        if len(self.fits) >= MEMO:
+            self.fits.clear()
+        req = self.requests.get(context)
+        if req is None:
+            if len(self.requests) >= MEMO:
+                self.requests.clear()
+            req = self.requests[context] = self._request(context=context, dtype=self.dtype, kv_dtype=self.kv_dtype)
+        if self.engine == "transformers":
+            if spec.id not in self.resolved:
+                if len(self.resolved) >= MEMO:
+                    self.resolved.clear()
+                self.resolved[spec.id] = self._resolve(spec, req)
+            f = self.fits[key] = self.transformers_fit(spec, card, req, context)
+            return spec, card, f
+        # the largest context depends on the model and the memory only: searched once per pair
+        from ..answers import engine_options
+        from ..engines import EngineFit, engine_estimate, engine_fit
+        from ..engines.registry import engine_class
 
-            if len(self.fits) >= MEMO:
-                self.fits.clear()
-            req = Request(context=key[2], dtype=self.dtype, kv_dtype=self.kv_dtype)
-            if self.engine == "transformers":
-                if spec.id not in self.resolved:
-                    self.resolved[spec.id] = resolve(spec, req)
-                self.fits[key] = self.transformers_fit(spec, card, req, key[2])
-            else:  # the largest context depends on the model and the memory only: searched once per pair
-                from ..answers import engine_options
-                from ..engines.registry import engine_class
-
-                search = (spec.id, card.capacity_bytes)
-                options = engine_options(self.engine, card.capacity_bytes, card.name)  # as the main command's
-                # an engine that sizes itself from the card (vLLM) states its own largest context
-                if search in self.searched and not engine_class(self.engine).sized_by_card:
-                    est = engine_estimate(spec, req, self.engine, options)
-                    self.fits[key] = EngineFit(est, card.capacity_bytes, *self.searched[search])
-                else:
-                    f = engine_fit(spec, req, self.engine, options, card.capacity_bytes)
-                    self.searched[search] = (f.max_context_tokens, f.context_limit)
-                    self.fits[key] = f
-        return spec, card, self.fits[key]
+        search = (spec.id, card.capacity_bytes)
+        options = engine_options(self.engine, card.capacity_bytes, card.name)  # as the main command's
+        # an engine that sizes itself from the card (vLLM) states its own largest context
+        if search in self.searched and not engine_class(self.engine).sized_by_card:
+            est = engine_estimate(spec, req, self.engine, options)
+            f = self.fits[key] = EngineFit(est, card.capacity_bytes, *self.searched[search])
+        else:
+            f = self.fits[key] = engine_fit(spec, req, self.engine, options, card.capacity_bytes)
+            self.searched[search] = (f.max_context_tokens, f.context_limit)
+        return spec, card, f
 
 
 def read_rows(path: Path, context: Optional[int] = None) -> Iterator[Row]:
@@ -465,6 +513,11 @@ class TablePrinter:
         # made once; the fit is kept so its id stays its own
         self.cells: dict[int, tuple[Any, list[str]]] = {}
         self.widths: Optional[list[int]] = None
+        self.line = ""  # the row's format once the widths are known
+        # what a row's cells share with other rows: a model's id and cache kind, a card's id, a size's text
+        self.models: dict[str, tuple[str, bool, bool]] = {}
+        self.cards: dict[str, str] = {}
+        self.sizes: dict[int, str] = {}
 
     def __call__(self, outcome: Outcome) -> None:
         if outcome.error is not None:
@@ -496,26 +549,48 @@ class TablePrinter:
         else:
             self._write(cells)
 
-    @staticmethod
-    def _cells(outcome: Outcome) -> list[str]:
-        """A checked row's cells: a function of its fit alone (the fit holds the card's id and memory)."""
-        from ..archs import geometry
-        from ..render import safe, size
+    def _size(self, n: int) -> str:
+        text = self.sizes.get(n)
+        if text is None:
+            from ..render import size
 
+            if len(self.sizes) >= MEMO:
+                self.sizes.clear()
+            text = self.sizes[n] = size(n)
+        return text
+
+    def _cells(self, outcome: Outcome) -> list[str]:
+        """A checked row's cells: a function of its fit alone (the fit holds the card's id and memory)."""
         spec, card, f = outcome.spec, outcome.card, outcome.fit
+        model = self.models.get(spec.id)
+        if model is None:
+            from ..archs import geometry
+            from ..render import safe
+
+            g = geometry(spec)
+            if len(self.models) >= MEMO:
+                self.models.clear()
+            model = self.models[spec.id] = (safe(spec.id), g.encoder_only, g.cache_grows_with_context)
+        card_id = self.cards.get(card.id)
+        if card_id is None:
+            from ..render import safe
+
+            if len(self.cards) >= MEMO:
+                self.cards.clear()
+            card_id = self.cards[card.id] = safe(card.id)
+        shown, encoder_only, grows = model
         # a pure state-space model: no KV cache grows, so memory does not bound the context; an encoder
         # used alone (CLIP, SigLIP) has no cache at all, so a largest context means nothing
-        g = geometry(spec)
-        unbounded = f.fits and not g.cache_grows_with_context
+        unbounded = f.fits and not grows
         v = verdict_of(f)
         return [
-            safe(spec.id),
-            safe(card.id),
+            shown,
+            card_id,
             f"{f.estimate.context_tokens:,}",
-            size(f.total_bytes),
-            size(f.vram_bytes),
+            self._size(f.total_bytes),
+            self._size(f.vram_bytes),
             {"fits": "fits", "tight": "TIGHT"}.get(v.status, "DOES NOT FIT"),
-            "n/a (no KV cache)" if g.encoder_only else "unbounded" if unbounded else f"{f.max_context_tokens:,}",
+            "n/a (no KV cache)" if encoder_only else "unbounded" if unbounded else f"{f.max_context_tokens:,}",
             "",
         ]
 
@@ -523,6 +598,11 @@ class TablePrinter:
         if self.widths is None:
             self.widths = [max(len(c) for c in col) for col in zip(COLUMNS, *self.held, strict=True)]
             self.widths[-1] = 0  # the error, last: never padded
+            # str.ljust / str.rjust as one format: "{:<w}" pads as ljust(w) does, "{:>w}" as rjust(w)
+            self.line = "  ".join(
+                "{}" if name == COLUMNS[-1] else f"{{:{'<' if name in LEFT else '>'}{w}}}"
+                for name, w in zip(COLUMNS, self.widths, strict=True)
+            )
             self._write(list(COLUMNS))
             for cells in self.held:
                 self._write(cells)
@@ -535,9 +615,4 @@ class TablePrinter:
             silence_stdout()  # the reader is gone; the exit code still counts every row
 
     def _write(self, cells: list[str]) -> None:
-        write = self.write
-        assert self.widths is not None
-        text = "  ".join(
-            c.ljust(w) if name in LEFT else c.rjust(w) for name, c, w in zip(COLUMNS, cells, self.widths, strict=True)
-        )
-        write(text.rstrip() + "\n")
+        self.write(self.line.format(*cells).rstrip() + "\n")
