@@ -232,6 +232,10 @@ class Catalog:
                 raise UsageError(f"unknown {'model' if kind == 'model' else 'GPU'} {spec_id!r}")
             hit, stamp = self._disk.find(path, kind)
             spec = decode_spec(hit["spec"], kind, spec_id) if hit and "spec" in hit else None
+            if spec is not None and "derived" in hit:  # type: ignore[operator]
+                from ..memory import prime_derived
+
+                prime_derived(spec, hit["derived"])  # type: ignore[index]
             if spec is None:
                 doc = read_yaml_mapping(path)
                 spec = spec_from_document(path, doc, kind)
@@ -239,6 +243,26 @@ class Catalog:
                 self._disk.save()
             self._cache[key] = spec
         return self._cache[key]
+
+    def keep_derived(self) -> None:
+        """Store in the cache what was derived from each model spec used (memory.derived_values: its
+        weights per component, active parameters), beside the spec, so the next command that loads it
+        has them without building its tensor inventory. Only beside an entry of the file as it is now."""
+        from ..memory import derived_values
+
+        for (kind, spec_id), spec in list(self._cache.items()):
+            path = self.files(kind).get(spec_id)
+            if kind != "model" or path is None:
+                continue
+            values = derived_values(spec)
+            hit, _ = self._disk.find(path, kind)
+            if not values or hit is None or "spec" not in hit:
+                continue
+            kept = hit.get("derived")
+            merged = {**(kept if isinstance(kept, dict) else {}), **values}
+            if merged != kept:
+                self._disk.keep(path, merged)
+        self._disk.save()
 
     def all(self, kind: Kind) -> list[Any]:
         return [self.get(kind, i) for i in self.files(kind)]

@@ -328,6 +328,13 @@ class DiskCache:
         self.entries[os.path.abspath(path)] = entry
         self.dirty = True
 
+    def keep(self, path: Path, derived: dict[str, Any]) -> None:
+        """Keep what was derived from the spec of `path`'s entry (catalog.Catalog.keep_derived)."""
+        entry = self.entries.get(os.path.abspath(path))
+        if self.path is not None and isinstance(entry, dict):
+            entry["derived"] = derived
+            self.dirty = True
+
     def save(self) -> None:
         """Write the cache atomically if anything was added; a cache that cannot be written is skipped."""
         if self.path is None or not self.dirty:

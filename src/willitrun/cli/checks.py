@@ -124,6 +124,7 @@ def run_check(args: CheckArgs, records: bool = False) -> int:
         if records and isinstance(exc, NeedsPydantic):
             exc.printed = output.count if output is not None else 0  # type: ignore[attr-defined]
         raise
+    checks.cat.keep_derived()  # the next command over these models skips their tensor inventories
     if first is not None:
         from ..render import error
 
