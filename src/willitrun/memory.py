@@ -242,16 +242,18 @@ def _same(value: Any) -> Any:
 DERIVED = ("components:", "expert_bytes:", "active_parameters")
 
 
-def derived_values(spec: AnySpec) -> dict[str, Any]:
-    """This spec's memos of the DERIVED kinds computed so far, as JSON data."""
-    out: dict[str, Any] = {}
+def derived_values(specs: list[AnySpec]) -> list[dict[str, Any]]:
+    """Each spec's memos of the DERIVED kinds computed so far, as JSON data (one pass over the memos)."""
+    wanted = {id(spec): i for i, spec in enumerate(specs)}
+    out: list[dict[str, Any]] = [{} for _ in specs]
     for (sid, what), (ref, value) in list(archs._CACHE.items()):
-        if sid != id(spec) or ref() is not spec or not what.startswith(DERIVED):
+        i = wanted.get(sid)
+        if i is None or ref() is not specs[i] or not what.startswith(DERIVED):
             continue
         if what.startswith("components:"):
-            out[what] = [[c.name, c.parameters, c.bytes] for c in value]
+            out[i][what] = [[c.name, c.parameters, c.bytes] for c in value]
         else:
-            out[what] = list(value) if isinstance(value, tuple) else value
+            out[i][what] = list(value) if isinstance(value, tuple) else value
     return out
 
 

@@ -250,13 +250,13 @@ class Catalog:
         has them without building its tensor inventory. Only beside an entry of the file as it is now."""
         from ..memory import derived_values
 
-        for (kind, spec_id), spec in list(self._cache.items()):
-            path = self.files(kind).get(spec_id)
-            if kind != "model" or path is None:
+        models = [(spec_id, spec) for (kind, spec_id), spec in self._cache.items() if kind == "model"]
+        for (spec_id, _), values in zip(models, derived_values([s for _, s in models]), strict=True):
+            path = self.files("model").get(spec_id)
+            if not values or path is None:
                 continue
-            values = derived_values(spec)
-            hit, _ = self._disk.find(path, kind)
-            if not values or hit is None or "spec" not in hit:
+            hit, _ = self._disk.find(path, "model")
+            if hit is None or "spec" not in hit:
                 continue
             kept = hit.get("derived")
             merged = {**(kept if isinstance(kept, dict) else {}), **values}

@@ -105,6 +105,7 @@ def run_check(args: CheckArgs, records: bool = False) -> int:
         import os
 
         output = printer.write = Output(printer.write, int(os.environ.pop(SKIP_ENV, "0") or 0))
+    codes: dict[str, int] = {}
     code, failed, first = 0, 0, None  # fit.worst: 1 if any row does not fit, else 5 if any is tight, else 0
     try:
         for outcome in outcomes:
@@ -112,7 +113,10 @@ def run_check(args: CheckArgs, records: bool = False) -> int:
                 failed += 1
                 first = first or outcome
             else:
-                row_code = verdict_of(outcome.fit).exit_code
+                status = verdict_of(outcome.fit).status
+                row_code = codes.get(status)
+                if row_code is None:  # Verdict.exit_code is a function of the status: one per status
+                    row_code = codes[status] = verdict_of(outcome.fit).exit_code
                 code = row_code if row_code == 1 or code == 0 else code
             if printer is not None:
                 printer(outcome)
@@ -161,12 +165,17 @@ _VERDICTS: dict[int, Any] = {}  # id(fit) -> its verdict: identical rows share o
 _JUDGED: dict[tuple[int, int], Any] = {}
 
 
+_FIT: list[type] = []  # fit.Fit, imported at the first verdict (an import statement per row costs)
+
+
 def verdict_of(f: Any) -> Any:
     """fit.verdict(f), judged once per distinct fit (a rows file repeats pairs; Checks keeps each fit
     alive), and once per (total, memory) for transformers."""
-    from ..fit import Fit
+    if not _FIT:
+        from ..fit import Fit
 
-    if type(f) is Fit:
+        _FIT.append(Fit)
+    if type(f) is _FIT[0]:
         key = (f.estimate.total_bytes, f.vram_bytes)
         judged = _JUDGED.get(key)
         if judged is None:
