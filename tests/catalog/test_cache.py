@@ -38,7 +38,15 @@ def reads(monkeypatch):
     return seen
 
 
-def test_cold_alias_lookup_validates_one_file(cache_dir, reads):
+@pytest.fixture
+def no_bundled(monkeypatch):
+    """Without the prebuilt bundled catalog (catalog/bundled.py): what a cold cache reads of the files."""
+    import willitrun.catalog.bundled as bundled
+
+    monkeypatch.setattr(bundled, "_table", dict)
+
+
+def test_cold_alias_lookup_validates_one_file(cache_dir, reads, no_bundled):
     spec = load_catalog().resolve("model", "llava-7b")
     assert spec.id == "llava-1.5-7b"
     models = len(load_catalog().files("model"))
@@ -58,7 +66,7 @@ def test_warm_lookups_parse_no_yaml(cache_dir, reads):
     assert reads == []
 
 
-def test_a_gpu_by_nvml_name_validates_only_its_candidates(cache_dir, reads):
+def test_a_gpu_by_nvml_name_validates_only_its_candidates(cache_dir, reads, no_bundled):
     cat = load_catalog()
     assert cat.resolve("gpu", "nvidia geforce rtx 3090").id == "rtx3090"
     assert len(reads) == len(cat.files("gpu")) + 1  # the index, then the one card

@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 from ..errors import SpecError, UsageError
 from ..files import YamlDoc, path_type, read_yaml_mapping, safe_path, safe_text
-from .cache import PACKAGE, DiskCache, decode_spec
+from . import bundled
+from .cache import PACKAGE, DiskCache, decode_spec, index_entry_ok
 
 Kind = Literal["model", "gpu"]
 SUBDIR: dict[Kind, str] = {"model": "model_specs", "gpu": "hardware_specs"}
@@ -212,6 +213,9 @@ class Catalog:
             for spec_id, path in self.files(kind).items():
                 hit, stamp = self._disk.find(path, kind)
                 entry = hit.get("index") if hit else None
+                if entry is None:  # the first run after install: the prebuilt entry (catalog/bundled.py)
+                    pre = bundled.entry(path, kind)
+                    entry = pre["index"] if pre is not None and index_entry_ok(pre.get("index")) else None
                 if entry is None:
                     try:
                         entry = _index_entry(read_yaml_mapping(path).data)
@@ -236,6 +240,13 @@ class Catalog:
                 from ..memory import prime_derived
 
                 prime_derived(spec, hit["derived"])  # type: ignore[index]
+            if spec is None:  # the first run after install: the prebuilt spec (catalog/bundled.py)
+                pre = bundled.entry(path, kind)
+                if pre is not None and index_entry_ok(pre.get("index")):
+                    spec = decode_spec(pre.get("spec"), kind, spec_id)
+                    if spec is not None:
+                        self._disk.store(path, kind, stamp, pre["index"], encoded=pre["spec"])
+                        self._disk.save()
             if spec is None:
                 doc = read_yaml_mapping(path)
                 spec = spec_from_document(path, doc, kind)

@@ -315,14 +315,25 @@ class DiskCache:
             return entry, stamp
         return None, stamp
 
-    def store(self, path: Path, kind: Kind, stamp: list[int] | None, index: dict[str, Any], spec: Any = None) -> None:
-        """Keep what was computed from the file as it was at `stamp` (taken before it was read)."""
+    def store(
+        self,
+        path: Path,
+        kind: Kind,
+        stamp: list[int] | None,
+        index: dict[str, Any],
+        spec: Any = None,
+        encoded: Any = None,
+    ) -> None:
+        """Keep what was computed from the file as it was at `stamp` (taken before it was read); a spec
+        already encoded (catalog/bundled.py) as `encoded`."""
         import time
 
         if self.path is None or stamp is None or time.time_ns() - max(stamp[3], stamp[4]) < RACY_NS:
             return
         entry: dict[str, Any] = {"stamp": stamp, "kind": kind, "index": index}
-        if spec is not None:
+        if encoded is not None:
+            entry["spec"] = encoded
+        elif spec is not None:
             with contextlib.suppress(_Uncacheable):
                 entry["spec"] = _encode(spec)
         self.entries[os.path.abspath(path)] = entry
