@@ -165,7 +165,7 @@ _VERDICTS: dict[int, Any] = {}  # id(fit) -> its verdict: identical rows share o
 _JUDGED: dict[tuple[int, int], Any] = {}
 
 
-_FIT: list[type] = []  # fit.Fit, imported at the first verdict (an import statement per row costs)
+_FIT: list[Any] = []  # fit.Fit, imported at the first verdict (an import statement per row costs)
 
 
 def verdict_of(f: Any) -> Any:
