@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from willitrun.cli import _lean, app
-from willitrun.cli.lean import parse_check, parse_estimate
+from willitrun.cli.lean import parse_check, parse_estimate, parse_ladder
 from willitrun.cli.registry import COMMAND_NAMES
 
 runner = CliRunner()
@@ -171,6 +171,60 @@ CHECK_OPTIONS = st.sampled_from(
 )
 def test_lean_and_typer_agree_on_check(models, opts):
     args = ["check", *models, *(x for o in opts for x in o)]
+    code, out, err = lean(args)
+    if code is None:
+        return  # typer parses it
+    assert (code, out, err) == typer_path(args), args
+
+
+def test_what_the_lean_ladder_takes():
+    assert parse_ladder(["ladder", "llava-7b", "--gpu", "rtx3090"]) is not None
+    assert parse_ladder(["ladder", "-q", "x", "--vram=24", "-b", "2", "--json", "-e", "vllm"]) is not None
+    for args in (
+        ["ladder"],
+        ["ladder", "a", "b"],
+        ["ladder", "x", "--help"],
+        ["ladder", "x", "--gpu"],
+        ["ladder", "x", "--dtype", "q4_0"],  # not a ladder option: typer refuses it
+        ["ladder", "x", "-qg", "t4"],
+        ["ladder", "--", "x"],
+    ):
+        assert parse_ladder(args) is None, args
+
+
+LADDER_OPTIONS = st.sampled_from(
+    [
+        ["--gpu", "rtx3090"],
+        ["-g", "t4"],
+        ["--gpu=nope"],
+        ["--vram", "24"],
+        ["--vram", "x"],
+        ["--json"],
+        ["-q"],
+        ["--context", "2048"],
+        ["-c", "0"],
+        ["--batch", "2"],
+        ["--beams", "2"],
+        ["--images", "2"],
+        ["--image-size", "672x672"],
+        ["--encoder-tokens", "100"],
+        ["--engine", "llama.cpp"],
+        ["-e", "vllm"],
+        ["--margin", "1"],
+        ["--specs-dir", "/nonexistent"],
+    ]
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    model=st.sampled_from(["llava-7b", "whisper-tiny", "t5-small", "nope"]),
+    opts=st.lists(LADDER_OPTIONS, max_size=3),
+    first=st.booleans(),
+)
+def test_lean_and_typer_agree_on_ladder(model, opts, first):
+    rest = [x for o in opts for x in o]
+    args = ["ladder", *(rest + [model] if first else [model, *rest])]
     code, out, err = lean(args)
     if code is None:
         return  # typer parses it

@@ -42,6 +42,11 @@ LINES = [
     ["check", "florence-2-base", "whisper-tiny", "--gpu", "t4", "--context", "512"],
     ["check", "qwen3-30b-a3b", "--gpu", "rtx4090", "--engine", "llama.cpp", "--json"],
     ["check", "mamba-2.8b", "t5-small", "--gpu", "t4", "-q"],
+    # `ladder` (cli/lean.py parse_ladder)
+    ["ladder", "llava-7b", "--gpu", "rtx3090"],
+    ["ladder", "qwen3-30b-a3b", "--gpu", "rtx4090", "--json"],
+    ["ladder", "whisper-large-v3", "--gpu", "t4", "--engine", "whisper.cpp"],
+    ["ladder", "flan-t5-xl", "--vram", "8", "-q"],
 ]
 
 
@@ -98,8 +103,9 @@ def test_a_cold_cache_falls_back_to_pydantic_with_the_same_answer(tmp_path: Path
     assert not [ln for ln in warm.stderr.splitlines() if ln.startswith("import time:") and "pydantic" in ln]
 
 
-def test_a_cold_cache_check_falls_back_to_pydantic_with_the_same_answer(tmp_path: Path) -> None:
-    """`check` with the stand-ins on a cold cache runs again with pydantic, having printed nothing."""
+def test_a_cold_cache_check_answers_as_pydantic(tmp_path: Path) -> None:
+    """`check` with the stand-ins on a cold cache (specs from the bundled catalog validated ahead of
+    time, catalog/bundled.py) prints what validating each spec with pydantic prints."""
     args = ["check", "llama-3.1-8b", "llava-7b", "--gpu", "rtx3090", "--gpu", "t4"]
     cold = run(args, base_env(tmp_path / "cold"))
     reference = run(args, {**base_env(tmp_path / "other"), "WILLITRUN_RECORDS": "0"})
@@ -196,20 +202,25 @@ def test_spec_modules_take_pydantic_s_names_from_records() -> None:
 
 @pytest.mark.parametrize("extra", [[], ["--json"]], ids=["table", "json"])
 def test_a_rows_file_that_needs_pydantic_midway_prints_each_row_once(tmp_path: Path, extra: list[str]) -> None:
-    """`check --rows` streams with the stand-ins: a spec not in the cache, met after 300 rows were
-    printed, starts the command again with pydantic, which skips the characters already printed
-    (cli/checks.py SKIP_ENV): the output is the pydantic run's, byte for byte, each row once."""
+    """`check --rows` streams with the stand-ins: a spec neither cached nor bundled (a user spec), met
+    after 300 rows were printed, starts the command again with pydantic, which skips the characters
+    already printed (cli/checks.py SKIP_ENV): the output is the pydantic run's, byte for byte, each row once."""
+    root = tmp_path / "specs"
+    (root / "model_specs").mkdir(parents=True)
+    bundled = Path(__file__).resolve().parents[2] / "model_specs" / "llama-2-7b.yaml"
+    text = bundled.read_text().replace("id: llama-2-7b", "id: my-llama", 1)
+    (root / "model_specs" / "my-llama.yaml").write_text(text)
     rows = tmp_path / "rows.csv"
-    rows.write_text("llama-3.2-1b,rtx3090\n" * 300 + "llava-7b,t4\nnope,t4\n" + "llama-3.2-1b,rtx3090,512\n" * 5)
+    rows.write_text("llama-3.2-1b,rtx3090\n" * 300 + "my-llama,t4\nnope,t4\n" + "llama-3.2-1b,rtx3090,512\n" * 5)
     cache = tmp_path / "cache"
-    env = base_env(cache)
+    env = {**base_env(cache), "WILLITRUN_SPECS_PATH": str(root)}
     warm = run(["check", "llama-3.2-1b", "--gpu", "rtx3090"], {**env, "WILLITRUN_RECORDS": "0"})
-    assert warm.returncode == 0  # the cache now holds llama-3.2-1b and rtx3090, not llava-7b nor t4
+    assert warm.returncode == 0  # the cache now holds llama-3.2-1b and rtx3090, not my-llama
     args = ["check", "--rows", str(rows), *extra]
     strict = run(args, {**env, "WILLITRUN_RECORDS": "1"})  # no fallback allowed: it is needed here
     assert strict.returncode == 70 and "NeedsPydantic" in strict.stderr
     streamed = run(args, env)
-    reference = run(args, {**base_env(tmp_path / "other"), "WILLITRUN_RECORDS": "0"})
+    reference = run(args, {**base_env(tmp_path / "other"), "WILLITRUN_SPECS_PATH": str(root), "WILLITRUN_RECORDS": "0"})
     assert (streamed.returncode, streamed.stdout, streamed.stderr) == (
         reference.returncode,
         reference.stdout,

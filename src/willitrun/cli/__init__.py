@@ -38,7 +38,7 @@ def _lean(args: list[str], records: bool = False) -> int | None:
 
     parsed = parse_estimate(args, COMMAND_NAMES)
     if parsed is None:
-        return _lean_check(args, records)
+        return _lean_command(args, records)
     if records and records_may_serve(parsed):
         from .. import records as rec
 
@@ -60,24 +60,31 @@ def _lean(args: list[str], records: bool = False) -> int | None:
         raise
 
 
-def _lean_check(args: list[str], records: bool) -> int | None:
-    """`willitrun check ...` without typer (cli/lean.py parse_check), or None when typer has to parse it.
-    It may use the pydantic-free spec classes: a spec that needs pydantic runs the command again with
-    them, skipping what was printed already (cli/checks.py run_check)."""
-    from .lean import parse_check
+def _lean_command(args: list[str], records: bool) -> int | None:
+    """`willitrun check ...` or `willitrun ladder MODEL ...` without typer (cli/lean.py), or None when
+    typer has to parse it. Both may use the pydantic-free spec classes: a spec that needs pydantic runs
+    the command again with them (`check` skipping what it printed already: cli/checks.py run_check;
+    `ladder` prints only once everything is computed)."""
+    from .lean import parse_check, parse_ladder
 
-    parsed = parse_check(args)
-    if parsed is None:
+    check = parse_check(args)
+    ladder = parse_ladder(args) if check is None else None
+    if check is None and ladder is None:
         return None
     from .. import records as rec
     from ..catalog.cache import NO_CACHE_ENV
 
     records = records and not os.environ.get(NO_CACHE_ENV) and rec.enable()
-    from .checks import run_check
     from .registry import report
 
     try:
-        return run_check(parsed, records=records)
+        if check is not None:
+            from .checks import run_check
+
+            return run_check(check, records=records)
+        from .ladders import run_ladder
+
+        return run_ladder(ladder)  # type: ignore[arg-type]
     except WillItRunError as exc:
         return report(exc)
     except Exception as exc:

@@ -19,6 +19,7 @@ from .estimation import EstimateArgs
 
 if TYPE_CHECKING:
     from .checks import CheckArgs
+    from .ladders import LadderArgs
 
 # option -> EstimateArgs field, for the command's own options that take a value; the engine options
 # come from their one declaration (engines/options.py), as typer's flags do
@@ -124,7 +125,8 @@ def records_may_serve(parsed: EstimateArgs) -> bool:
     return not model.lower().endswith(PATH_SUFFIXES)
 
 
-# `willitrun check ...`: the check command's options (cli/commands/check.py), read as typer reads them
+# The subcommands read here: their options as typer declares them (cli/commands/check.py, ladder.py);
+# option -> field, for options that take a value; flags; fields given more than once (a list)
 CHECK_VALUES = {
     "--gpu": "gpus",
     "-g": "gpus",
@@ -137,27 +139,46 @@ CHECK_VALUES = {
     "-e": "engine",
     "--specs-dir": "specs_dir",
 }
-CHECK_REPEATED = {"gpus", "specs_dir"}
 CHECK_FLAGS = {"--json": "json_out", "-q": "quiet", "--quiet": "quiet"}
+LADDER_VALUES = {
+    "--gpu": "gpu",
+    "-g": "gpu",
+    "--vram": "vram",
+    "--context": "context",
+    "-c": "context",
+    "--batch": "batch",
+    "-b": "batch",
+    "--beams": "beams",
+    "--images": "images",
+    "--image-size": "image_size",
+    "--encoder-tokens": "encoder_tokens",
+    "--engine": "engine",
+    "-e": "engine",
+    "--margin": "margin",
+    "--specs-dir": "specs_dir",
+}
+LADDER_FLAGS = CHECK_FLAGS
+COMMAND_REPEATED = {"gpus", "specs_dir"}
+COMMAND_PATHS = {"rows", "specs_dir"}
 
 
-def parse_check(args: list[str]) -> CheckArgs | None:
-    """CheckArgs when `args` is a plain `check` command line (MODEL... --gpu GPU..., or --rows FILE, and
-    the command's plain options), else None (typer parses it: help, `--`, an option it does not list,
-    a value that starts with "-", clustered short options, completion)."""
-    if len(args) < 2 or args[0] != "check" or os.environ.get("_WILLITRUN_COMPLETE"):
+def _command(
+    args: list[str], name: str, values: dict[str, str], flags: dict[str, str]
+) -> tuple[dict[str, object], list[str]] | None:
+    """(options by field, positional arguments) of `willitrun NAME ...` as typer would read them, or
+    None when typer has to parse it: help, `--`, an option it does not list, a value that starts with
+    "-", clustered short options, completion."""
+    if len(args) < 2 or args[0] != name or os.environ.get("_WILLITRUN_COMPLETE"):
         return None
-    from .checks import CheckArgs
-
-    values: dict[str, object] = {}
-    models: list[str] = []
+    out: dict[str, object] = {}
+    positional: list[str] = []
     i = 1
     while i < len(args):
         arg = args[i]
-        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if name in CHECK_FLAGS and not eq:
-            values[CHECK_FLAGS[name]] = True
-        elif name in CHECK_VALUES:
+        option, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if option in flags and not eq:
+            out[flags[option]] = True
+        elif option in values:
             if eq:
                 value = inline
             elif i + 1 < len(args) and not args[i + 1].startswith("-"):
@@ -165,18 +186,38 @@ def parse_check(args: list[str]) -> CheckArgs | None:
                 value = args[i]
             else:
                 return None
-            field = CHECK_VALUES[name]
-            if field in CHECK_REPEATED:
-                items = values.setdefault(field, [])
+            field = values[option]
+            typed: object = Path(value) if field in COMMAND_PATHS else value
+            if field in COMMAND_REPEATED:
+                items = out.setdefault(field, [])
                 assert isinstance(items, list)
-                items.append(Path(value) if field == "specs_dir" else value)
+                items.append(typed)
             else:  # a repeated option keeps its last value, as click does
-                values[field] = Path(value) if field == "rows" else value
+                out[field] = typed
         elif arg.startswith("-"):
             return None
         else:
-            models.append(arg)
+            positional.append(arg)
         i += 1
-    if not models and "rows" not in values:
+    return out, positional
+
+
+def parse_check(args: list[str]) -> CheckArgs | None:
+    """CheckArgs when `args` is a plain `check` command line (MODEL... --gpu GPU..., or --rows FILE, and
+    the command's plain options), else None (typer parses it)."""
+    parsed = _command(args, "check", CHECK_VALUES, CHECK_FLAGS)
+    if parsed is None or not (parsed[1] or "rows" in parsed[0]):
         return None  # nothing to check: typer says so
-    return CheckArgs(models=models or None, **values)  # type: ignore[arg-type]
+    from .checks import CheckArgs
+
+    return CheckArgs(models=parsed[1] or None, **parsed[0])  # type: ignore[arg-type]
+
+
+def parse_ladder(args: list[str]) -> LadderArgs | None:
+    """LadderArgs when `args` is a plain `ladder MODEL` command line, else None (typer parses it)."""
+    parsed = _command(args, "ladder", LADDER_VALUES, LADDER_FLAGS)
+    if parsed is None or len(parsed[1]) != 1:
+        return None
+    from .ladders import LadderArgs
+
+    return LadderArgs(model=parsed[1][0], **parsed[0])  # type: ignore[arg-type]
