@@ -370,7 +370,11 @@ def read_rows(path: Path, context: Optional[int] = None) -> Iterator[Row]:
                 row = Row(where, "", "", None, exc)
             if row is not None:
                 seen = True
-                yield row._replace(context=context) if row.context is None and row.error is None else row
+                yield (
+                    row._replace(context=context)
+                    if context is not None and row.context is None and row.error is None
+                    else row
+                )
     if not seen:
         raise UsageError(f"--rows {shown}: no rows")
 
