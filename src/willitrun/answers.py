@@ -265,7 +265,9 @@ def quant_ladder(
     for wname in ladder_dtypes(spec):
         eng = engine_for(wname, engine)
         if eng != "transformers":
-            for kname in LADDER_KV:
+            from .engines.registry import engine_class
+
+            for kname in engine_class(eng).ladder_kv or LADDER_KV:
                 row = _engine_row(spec, req, eng, memory, wname, kname, gpu_name)
                 if row is not None:
                     rows.append(row)

@@ -16,7 +16,7 @@ from . import archs, gguf
 from . import limits as L
 from .archs import model_tensors
 from .archs.base import EXPERT_ROLES, LINEAR_ROLES, T5_PRETRAINING_LENGTH, LayerKV, Stage, Tensor, uniform_width
-from .archs.caches import cache_bytes
+from .archs.caches import CrossAttention, FullAttention, cache_bytes
 from .dtypes import BF16, F16, F32, StorageType, WeightDtype
 from .dtypes import kv_dtype as parse_kv_dtype
 from .dtypes import weight_dtype as parse_weight_dtype
@@ -344,9 +344,20 @@ def attention(spec: AnySpec) -> Attention:
 def _attention(spec: AnySpec) -> Attention:
     g = archs.geometry(spec)
     self_layers, cross_layers = g.self_layers, g.cross_layers
+    width = uniform_width(self_layers)
+    if g.cache_kinds is not None:
+        # what transformers holds, when the family states it apart from what engines cache (Falcon-40B's keys
+        # broadcast to every query head: archs/falcon.py)
+        held = {
+            k.kv_heads * k.key_dim
+            for layer in g.caches
+            for k in layer
+            if isinstance(k, FullAttention) and not isinstance(k, CrossAttention)
+        }
+        width = held.pop() if len(held) == 1 else width
     return Attention(
         len(self_layers),
-        uniform_width(self_layers),
+        width,
         cross_layers=len(cross_layers),
         cross_width=uniform_width(cross_layers),
         sliding_window=g.sliding_window,

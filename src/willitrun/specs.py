@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from .archs.qwen2_vl import QwenVLSpec
     from .archs.qwen3 import Qwen3Spec
     from .archs.qwen_moe import Qwen2MoeSpec, Qwen3MoeSpec
+    from .archs.rwkv import RwkvSpec
     from .archs.starcoder2 import Starcoder2Spec
     from .archs.t5 import T5Spec
     from .archs.vision_encoder_decoder import VisionEncoderDecoderSpec
@@ -127,6 +128,7 @@ if TYPE_CHECKING:
         LlavaOnevisionSpec,
         Idefics3Spec,
         GenericSpec,
+        RwkvSpec,
         # every family declared on the generic decoder (archs/decoder.py) subclasses it
         DecoderSpec,
     ]

@@ -294,6 +294,55 @@ def _llamacpp_printed(entry: dict, src: str, catalog: object) -> Iterator[Compar
         )
 
 
+def ollama_entry_estimate(entry: dict, catalog: object) -> EngineEstimate:
+    """The ollama profile for an entry: its catalog spec, the type of the file ollama pulled, the card's
+    memory as ollama's log printed it (`vram_gib`: the default num_ctx tier is picked from it, not from the
+    log's n_ctx) and `options` (OllamaOptions arguments: the release line, the llama.cpp it bundles, and
+    only what the user set)."""
+    from willitrun.engines.ollama import OllamaOptions
+
+    spec = catalog.resolve("model", entry["spec"]["catalog"])  # type: ignore[attr-defined]
+    opts = OllamaOptions(vram_bytes=round(entry["vram_gib"] * GIB), **entry["options"])
+    return engine_estimate(spec, Request(dtype=entry["quant"]), "ollama", opts)
+
+
+def _ollama(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
+    """llama.cpp's buffers as ollama's runner printed them, against the ollama profile with ollama's own
+    defaults (context by release and VRAM, parallel requests, flash attention): every `printed` field is
+    compared, `informational_components` are shown, not asserted."""
+    est = ollama_entry_estimate(entry, catalog)
+    printed, info = entry["printed"], entry.get("informational_components", {})
+
+    def row(component: str, nbytes: int, key: str, tol: float) -> Comparison:
+        return Comparison(
+            entry["id"],
+            src,
+            "ollama",
+            component,
+            nbytes,
+            _mib(printed[key]),
+            tol,
+            informational=component in info,
+            note=info.get(component, ""),
+        )
+
+    def total(prefix: str) -> int:
+        return sum(b.bytes for b in est.buffers if b.name.startswith(prefix))
+
+    if "gpu_weights_mib" in printed:
+        yield row("weights (GPU)", total("model buffer (CUDA"), "gpu_weights_mib", WEIGHTS_KV)
+    if "embd_mib" in printed:
+        yield row("weights (host: token_embd)", total("model buffer (CPU): token embedding"), "embd_mib", WEIGHTS_KV)
+    if "kv_self_mib" in printed:
+        yield row("KV self", total("KV cache (CUDA"), "kv_self_mib", WEIGHTS_KV)
+    if "compute_mib" in printed:
+        yield row("compute (GPU)", total("compute buffer (CUDA0)"), "compute_mib", COMPUTE)
+    if "compute_host_mib" in printed:
+        yield row("compute (host)", total("compute buffer (CUDA_Host)"), "compute_host_mib", COMPUTE)
+    if "output_buffer_mib" in printed:
+        yield row("output buffer (host)", total("output buffer (host)"), "output_buffer_mib", COMPUTE)
+
+
 def _pythia(entry: dict, src: str) -> Iterator[Comparison]:
     """GPT-NeoX entries, through the arithmetic functions (the catalog has no GPT-NeoX spec)."""
     part = entry["spec"].get("partial_offload") or entry["spec"]["full_offload_gptneox"]
@@ -478,6 +527,7 @@ def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
         tensor_parallel=entry.get("tensor_parallel", 1),
         max_model_len=entry.get("max_model_len"),
         max_num_batched_tokens=entry.get("max_num_batched_tokens"),
+        max_num_seqs=entry.get("max_num_seqs"),
     )
     est = engine_estimate(spec, Request(dtype=QUANT.get(entry["quant"])), "vllm", opts)
     note = entry["excerpt"][0].split("]", 1)[-1].strip()[:60]
@@ -520,6 +570,7 @@ def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
     if "compute_mib" in entry:
         tp1 = entry.get("tensor_parallel", 1) == 1
         unexplained = entry.get("compute_unexplained")
+        given = entry.get("compute_note")  # a note of its own: asserted (not the PR #10511 fit)
         yield _cmp(
             entry,
             src,
@@ -528,8 +579,9 @@ def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
             est.find("activation peak (profile run)").bytes,
             entry["compute_mib"],
             COMPUTE,
-            informational=tp1 or bool(unexplained),
+            informational=(tp1 and not given) or bool(unexplained),
             note=unexplained
+            or given
             or (
                 "circular: the sampler factor was fitted to this entry"
                 if tp1
@@ -607,6 +659,8 @@ def comparisons() -> Iterator[Comparison]:
                 yield from _vllm(entry, src, catalog)
             elif engine == "llama.cpp mtmd":
                 yield from _mtmd(entry, src, catalog)
+            elif engine == "ollama":
+                yield from _ollama(entry, src, catalog)
             elif engine in ("faster-whisper", "ctranslate2"):
                 yield from _ctranslate2(entry, src, catalog)
             elif engine == "llama.cpp" and "options" in entry:

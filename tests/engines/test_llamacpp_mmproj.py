@@ -232,4 +232,4 @@ def test_paligemma_is_refused_with_the_reason(spec):
 
 def test_ollama_vision_runners_stay_refused(spec):
     with pytest.raises(UsageError, match="ollama"):
-        engine_estimate(spec("gemma-3-4b"), Request(dtype="q4_k_m"), "ollama")
+        engine_estimate(spec("qwen2.5-vl-3b"), Request(dtype="q4_k_m"), "ollama")

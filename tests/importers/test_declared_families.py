@@ -67,13 +67,16 @@ def test_some_families_are_declared():
 
 @pytest.mark.parametrize(("arch", "keys"), DECLARED, ids=[a for a, _ in DECLARED])
 def test_declared_defaults_equal_transformers(arch, keys):
+    if keys.remote:  # a remote-code class transformers does not ship (tests/importers/test_llamacpp_families.py)
+        pytest.skip(f"{keys.name} is remote code: {keys.remote}")
     tf = pytest.importorskip("transformers")
     config_cls = tf.CONFIG_MAPPING[arch]
     assert config_cls.__name__ == keys.name
     assert keys.url.endswith(f"/models/{keys.path}") and keys.path.startswith(f"{arch}/configuration_")
-    config = config_cls()
+    # Qwen: sliding_window is None unless use_sliding_window, so read its default with the flag on
+    config = config_cls(**({"use_sliding_window": True} if "use_sliding_window" in keys.defaults else {}))
     for field, default in keys.defaults.items():
-        got = getattr(config, field)
+        got = getattr(config_cls() if field == "use_sliding_window" else config, field)
         if default is None and field == "num_key_value_heads":
             default = config.num_attention_heads
         assert got == default, f"{keys.name}.{field}"
@@ -674,3 +677,334 @@ def test_learned_position_families_cache_what_transformers_caches(tmp_path, case
     elements = sum(layer.keys.numel() + layer.values.numel() for layer in cache.layers)
     assert elements == 2 * tokens * attention(spec).self_width * len(cache.layers)
     assert len(cache.layers) == len(archs.geometry(spec).self_layers)
+
+
+# issue 20 section 3, session 5: sparse-attention MoE and classic families. Each is checked against transformers
+# 5.23 three ways: its parameter count on the meta device (the class defaults at full size and small configs
+# with every flag), where each checkpoint name lands, and a forward pass of a small random-weight copy whose
+# cache, layer by layer, holds what the family's cache kinds say (archs/caches.py).
+DSA_SMALL = {
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "moe_intermediate_size": 32,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "n_routed_experts": 4,
+    "num_experts_per_tok": 2,
+    "n_group": 1,
+    "topk_group": 1,
+    "kv_lora_rank": 32,
+    "q_lora_rank": 48,
+    "qk_rope_head_dim": 8,
+    "qk_nope_head_dim": 16,
+    "v_head_dim": 16,
+    "index_head_dim": 16,
+    "index_n_heads": 2,
+    "index_topk": 4,
+    **IDS,
+}
+FAMDSA_CASES = [
+    ("deepseek-v32-class-defaults", {"model_type": "deepseek_v32"}),
+    ("deepseek-v32", {"model_type": "deepseek_v32", **DSA_SMALL, "first_k_dense_replace": 1}),
+    (
+        "deepseek-v32-layer-types-bias",
+        {
+            "model_type": "deepseek_v32",
+            **DSA_SMALL,
+            "mlp_layer_types": ["sparse", "dense", "sparse"],
+            "n_shared_experts": 2,
+            "attention_bias": True,
+            "tie_word_embeddings": True,
+        },
+    ),
+    ("glm-moe-dsa-class-defaults", {"model_type": "glm_moe_dsa"}),
+    ("glm-moe-dsa", {"model_type": "glm_moe_dsa", **DSA_SMALL, "first_k_dense_replace": 1}),
+    (
+        "glm-moe-dsa-shared-indexers",  # GLM-5's schedule: layers after the offset share every other selection
+        {
+            "model_type": "glm_moe_dsa",
+            **DSA_SMALL,
+            "num_hidden_layers": 5,
+            "first_k_dense_replace": 2,
+            "index_topk_freq": 2,
+            "index_skip_topk_offset": 2,
+        },
+    ),
+    (
+        "glm-moe-dsa-pattern",
+        {"model_type": "glm_moe_dsa", **DSA_SMALL, "index_topk_pattern": "FSF", "n_shared_experts": 0},
+    ),
+    ("minimax-m2-class-defaults", {"model_type": "minimax_m2"}),
+    (
+        "minimax-m2",
+        {
+            "model_type": "minimax_m2",
+            **SMALL,
+            "num_key_value_heads": 2,
+            "head_dim": 32,
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+        },
+    ),
+    (
+        "minimax-m2-tied-rotary-dim",
+        {
+            "model_type": "minimax_m2",
+            **SMALL,
+            "num_key_value_heads": 1,
+            "head_dim": 16,
+            "rotary_dim": 8,
+            "num_local_experts": 6,
+            "num_experts_per_tok": 3,
+            "tie_word_embeddings": True,
+        },
+    ),
+    # DbrxConfig's own defaults do not build in transformers 5.23 (DbrxAttention reads attn_config.rope_theta,
+    # which DbrxAttentionConfig does not define): every DBRX case gives it, as the checkpoints do
+    (
+        "dbrx-class-widths",
+        {"model_type": "dbrx", "attn_config": {"rope_theta": 10000}},
+    ),
+    (
+        "dbrx",
+        {
+            "model_type": "dbrx",
+            "vocab_size": 256,
+            "d_model": 64,
+            "n_heads": 4,
+            "n_layers": 2,
+            "max_seq_len": 128,
+            "attn_config": {"kv_n_heads": 2, "clip_qkv": 8, "rope_theta": 500000, "model_type": ""},
+            "ffn_config": {
+                "ffn_hidden_size": 48,
+                "moe_num_experts": 4,
+                "moe_top_k": 2,
+                "ffn_act_fn": {"name": "silu"},
+                "moe_jitter_eps": 0.01,
+                "model_type": "",
+            },
+        },
+    ),
+    (
+        "dbrx-mqa-default-ffn",
+        {
+            "model_type": "dbrx",
+            "vocab_size": 256,
+            "d_model": 96,
+            "n_heads": 3,
+            "n_layers": 1,
+            # clip_qkv too: DbrxAttention.forward calls clamp(min=None, max=None) without one (transformers 5.23)
+            "attn_config": {"rope_theta": 10000, "clip_qkv": 6},
+        },
+    ),
+    ("jetmoe-class-defaults", {"model_type": "jetmoe"}),
+    (
+        "jetmoe",
+        {
+            "model_type": "jetmoe",
+            **SMALL,
+            "num_attention_heads": None,
+            "num_key_value_heads": 2,
+            "kv_channels": 16,
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+        },
+    ),
+    (
+        "jetmoe-untied",
+        {
+            "model_type": "jetmoe",
+            "vocab_size": 256,
+            "hidden_size": 48,
+            "intermediate_size": 80,
+            "num_hidden_layers": 2,
+            "num_key_value_heads": 3,
+            "kv_channels": 8,
+            "num_local_experts": 6,
+            "num_experts_per_tok": 3,
+            "tie_word_embeddings": False,
+        },
+    ),
+    ("falcon-class-defaults", {"model_type": "falcon"}),  # Falcon-7B's shape: multi-query, parallel attention
+    (
+        "falcon-mqa",
+        {"model_type": "falcon", **SMALL, "num_hidden_layers": 2, "max_position_embeddings": 64},
+    ),
+    (
+        "falcon-new-architecture",  # Falcon-40B's layout: grouped KV heads, ln_attn and ln_mlp
+        {
+            "model_type": "falcon",
+            **SMALL,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 8,
+            "num_kv_heads": 2,
+            "new_decoder_architecture": True,
+            "ffn_hidden_size": None,
+        },
+    ),
+    (
+        "falcon-new-one-norm-bias",
+        {
+            "model_type": "falcon",
+            **SMALL,
+            "num_hidden_layers": 2,
+            "num_kv_heads": 1,
+            "new_decoder_architecture": True,
+            "num_ln_in_parallel_attn": 1,
+            "bias": True,
+            "ffn_hidden_size": 100,
+            "tie_word_embeddings": False,
+        },
+    ),
+    (
+        "falcon-rw-alibi-sequential",  # Falcon-RW's layout: ALiBi, every head its own KV, attention then MLP
+        {
+            "model_type": "falcon",
+            **SMALL,
+            "num_hidden_layers": 2,
+            "alibi": True,
+            "multi_query": False,
+            "parallel_attn": False,
+            "bias": True,
+        },
+    ),
+    ("bloom-class-defaults", {"model_type": "bloom"}),
+    ("bloom", {"model_type": "bloom", "vocab_size": 256, "n_embed": 64, "n_layer": 3, "num_attention_heads": 4}),
+    (
+        "bloom-untied",
+        {
+            "model_type": "bloom",
+            "vocab_size": 256,
+            "hidden_size": 96,
+            "n_layer": 2,
+            "n_head": 6,
+            "tie_word_embeddings": False,
+        },
+    ),
+]
+
+
+def _famdsa_spec(tmp_path, case_id):
+    config = {k: v for k, v in dict(FAMDSA_CASES)[case_id].items() if v is not None}
+    path = write_config(tmp_path / case_id, config)
+    spec, _ = spec_from_path(path)
+    return path, spec
+
+
+@ZERO_WIDTH
+@pytest.mark.parametrize("case_id", [c[0] for c in FAMDSA_CASES])
+def test_famdsa_parameters_and_checkpoint_names_equal_transformers(tmp_path, case_id):
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.importers.weights import StoredTensor, weights_override
+
+    path, spec = _famdsa_spec(tmp_path, case_id)
+    with torch.device("meta"):
+        model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent), dtype=torch.bfloat16)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+    stored = [
+        StoredTensor(name, "F32" if p.dtype == torch.float32 else "BF16", tuple(p.shape), p.element_size() * p.numel())
+        for name, p in model.named_parameters()
+    ]
+    w = weights_override(spec.architecture, stored, "test", "safetensors")
+    assert w.component_bytes, w.notes
+    assert dict(w.component_bytes) == {c.name: c.bytes for c in estimate(spec, dtype="bf16").components}
+
+
+FORWARD = [c for c, _ in FAMDSA_CASES if "class-" not in c]
+
+
+@ZERO_WIDTH
+@pytest.mark.parametrize("case_id", FORWARD)
+def test_famdsa_caches_per_layer_equal_a_forward_pass(tmp_path, case_id):
+    """A small random-weight copy runs 7 tokens x 2 sequences in float32; every layer's cache (keys, values,
+    and the DSA indexer's keys) holds the bytes its cache kinds compute (MLA latent + IndexerKeys; Falcon-40B's
+    layout broadcasts its grouped keys to every query head)."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.archs.caches import IndexerKeys
+    from willitrun.dtypes import F32
+
+    path, spec = _famdsa_spec(tmp_path, case_id)
+    torch.manual_seed(0)
+    model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent)).eval()
+    batch, tokens = 2, 7
+    with torch.no_grad():
+        cache = model(torch.randint(3, 200, (batch, tokens)), use_cache=True).past_key_values
+    g = archs.geometry(spec)
+    assert len(cache.layers) == len(g.caches)
+    for layer, kinds in zip(cache.layers, g.caches, strict=True):
+        indexer = getattr(layer, "indexer_keys", None)
+        measured = layer.keys.numel() + layer.values.numel() + (indexer.numel() if indexer is not None else 0)
+        assert sum(k.bytes(tokens, batch, F32) for k in kinds) == 4 * measured
+        assert any(isinstance(k, IndexerKeys) for k in kinds) == (indexer is not None)
+        assert layer.keys.dtype == torch.float32 and (indexer is None or indexer.dtype == torch.float32)
+
+
+def test_dsa_layers_keep_the_latent_and_the_indexer_keys():
+    """DeepSeek-V3.2's class defaults: per position and layer 512 + 64 latent elements and 128 indexer-key
+    elements (configuration_deepseek_v32.py: kv_lora_rank, qk_rope_head_dim, index_head_dim); GLM-5 with
+    index_topk_freq 2 keeps indexer keys only in its full layers."""
+    from willitrun.archs.caches import IndexerKeys, MLALatent
+
+    g = archs.geometry(spec_from_config({"model_type": "deepseek_v32"}, "c.json"))
+    assert set(g.caches) == {(MLALatent(512, 64), IndexerKeys(128))} and len(g.caches) == 61
+    e = estimate(spec_from_config({"model_type": "deepseek_v32"}, "c.json"), context=1000, dtype="bf16")
+    assert e.kv_self_bytes == 61 * (512 + 64 + 128) * 1000 * 2
+    glm = spec_from_config({"model_type": "glm_moe_dsa", "index_topk_freq": 2}, "c.json")
+    kinds = archs.geometry(glm).caches
+    full = [i for i, k in enumerate(kinds) if any(isinstance(x, IndexerKeys) for x in k)]
+    assert full == [0, 1] + list(range(3, 78, 2))  # full when max(i - 1, 0) % 2 == 0
+
+
+def test_falcon_40b_layout_caches_every_query_head_in_transformers():
+    """FalconAttention._split_heads broadcasts the grouped keys to every head before the cache update: the
+    transformers estimate holds heads x head_dim, while self_kv keeps the grouped heads engines cache."""
+    spec = spec_from_config(dict(FAMDSA_CASES)["falcon-new-architecture"], "c.json")
+    g = archs.geometry(spec)
+    assert {k.kv_heads for k in g.self_layers} == {2}
+    assert {k.kv_heads for layer in g.caches for k in layer} == {8}
+    # the transformers estimate says what it holds: 8 heads x 8 (head_dim 64 / 8) per layer and position;
+    # llama.cpp caches the 2 grouped heads (n_head_kv)
+    from willitrun.engines.llamacpp import llamacpp_estimate
+    from willitrun.memory import Request
+
+    e = estimate(spec, context=100, dtype="bf16")
+    assert attention(spec).self_width == 8 * 8 and e.kv_self_bytes == 2 * 2 * 64 * 100 * 2
+    lc = llamacpp_estimate(spec, Request(dtype="q8_0", context=256, kv_dtype="f16"))
+    assert lc.kind_bytes("kv_self") == 2 * 2 * (2 * 8) * 256 * 2
+
+
+def test_llamacpp_keeps_the_indexer_keys_in_a_second_cache():
+    """llama.cpp's DSA cache (src/llama-kv-cache-dsa.cpp: kv_base + kv_ik, both of type_k and kv_size cells):
+    DeepSeek-V3.2's class defaults at 4,096 cells in f16 hold 61 layers x (512 + 64 latent, no V row since PR
+    #19067) + 61 layers x 128 indexer-key elements per cell; GLM-5's shared layers hold no indexer keys."""
+    from willitrun.engines.llamacpp import llamacpp_estimate
+    from willitrun.memory import Request
+
+    spec = spec_from_config({"model_type": "deepseek_v32"}, "c.json")
+    lc = llamacpp_estimate(spec, Request(dtype="q4_k_m", context=4096, kv_dtype="f16"))
+    assert lc.kind_bytes("kv_self") == 61 * (576 + 128) * 2 * 4096
+    assert any("indexer's keys" in n for n in lc.notes)
+    glm = spec_from_config({"model_type": "glm_moe_dsa", "index_topk_freq": 2}, "c.json")
+    full = 2 + len(range(3, 78, 2))  # layers 0, 1 and every other one from 3 (test_dsa_layers_keep_...)
+    lc = llamacpp_estimate(glm, Request(dtype="q4_k_m", context=4096, kv_dtype="f16"))
+    assert lc.kind_bytes("kv_self") == (78 * 576 + full * 128) * 2 * 4096
+
+
+def test_vllm_gives_the_indexer_keys_their_own_fp8_cache_layer():
+    """vLLM's DeepseekV32IndexerCache (vllm/model_executor/models/deepseek_v2.py): one MLAAttentionSpec per layer
+    of head_size index_head_dim + index_head_dim // 128 x 4 in uint8 (fp8 keys, a float32 scale per 128) beside
+    the MLA latent's (kv_lora_rank + rope) x the KV dtype; the pool's blocks cost both."""
+    from willitrun.engines.vllm import VllmOptions, vllm_estimate
+    from willitrun.memory import Request
+
+    cfg = {**dict(FAMDSA_CASES)["deepseek-v32"], "index_head_dim": 128, "torch_dtype": "bfloat16"}
+    spec = spec_from_config(cfg, "c.json")
+    v = vllm_estimate(spec, Request(context=64), VllmOptions(total_memory_bytes=80 * 2**30))
+    kv = next(b for b in v.buffers if b.kind == "kv_self")
+    per_token = 3 * ((32 + 8) * 2 + 128 + 4)  # 3 layers x (latent 32 + rope 8 in bf16 + 128 fp8 keys + 4 B scale)
+    assert f"{per_token} B per token" in kv.detail and "indexer's keys" in kv.detail
+    blocks, block_size = int(kv.detail.split(" blocks")[0]), 16
+    assert kv.bytes == blocks * block_size * per_token

@@ -95,11 +95,11 @@ def numel(tensors: dict) -> int:
 
 
 def test_an_architecture_without_a_family_is_answered_with_exact_weights(tmp_path):
-    # bloom: willitrun has no bloom family; 2 layers, 4 heads, 2 KV heads of 64 (key_length: 256 / 4)
+    # xverse (llama.cpp's LLM_ARCH_XVERSE): willitrun has no xverse family; 2 layers, 4 heads, 2 KV heads of 64 (key_length: 256 / 4)
     tensors = {**ends(), **attention_block(0, 4, 2, 64, 256), **attention_block(1, 4, 2, 64, 256, Q.Q4_K)}
     path = write(
-        tmp_path / "bloom.gguf",
-        "bloom",
+        tmp_path / "xverse.gguf",
+        "xverse",
         {
             "block_count": 2,
             "embedding_length": HIDDEN,
@@ -111,7 +111,7 @@ def test_an_architecture_without_a_family_is_answered_with_exact_weights(tmp_pat
         tensors,
     )
     spec, weights = spec_from_path(path)
-    assert spec.architecture == "generic" and spec.config.source_architecture == "bloom"
+    assert spec.architecture == "generic" and spec.config.source_architecture == "xverse"
     # mixed types in one file (F16, Q8_0, Q4_K, Q6_K, F32): each tensor's own bytes
     assert weights.total_bytes == sum(nbytes(shape, q) for shape, q in tensors.values())
     e = estimate(spec, context=1024, weights=weights)
@@ -411,11 +411,11 @@ def test_a_family_reader_that_does_not_model_a_file_hands_it_over(tmp_path):
 def test_no_vocabulary_is_one_spec_error(tmp_path):
     path = write(
         tmp_path / "m.gguf",
-        "bloom",
+        "xverse",
         {"block_count": 1, "embedding_length": HIDDEN, "attention.head_count": 4},
         {"blk.0.attn_q.weight": ((HIDDEN, HIDDEN), Q.F16)},
     )
-    with pytest.raises(SpecError, match=r"no 2-D token_embd\.weight tensor and no bloom\.vocab_size") as err:
+    with pytest.raises(SpecError, match=r"no 2-D token_embd\.weight tensor and no xverse\.vocab_size") as err:
         spec_from_path(path)
     assert "\n" not in str(err.value)
 

@@ -120,6 +120,8 @@ from transformers import (
     Mamba2ForCausalLM,
     MambaConfig,
     MambaForCausalLM,
+    MarianConfig,
+    MarianMTModel,
     MBartConfig,
     MBartForConditionalGeneration,
     Mistral3Config,
@@ -130,8 +132,12 @@ from transformers import (
     MixtralForCausalLM,
     MllamaConfig,
     MllamaForConditionalGeneration,
+    MT5Config,
+    MT5ForConditionalGeneration,
     PaliGemmaConfig,
     PaliGemmaForConditionalGeneration,
+    PegasusConfig,
+    PegasusForConditionalGeneration,
     Phi3Config,
     Phi3ForCausalLM,
     Pix2StructConfig,
@@ -224,6 +230,7 @@ LLAMA_LIKE = (
     "olmo",
     "apertus",
     "gpt_neox",
+    "gemma",
 )
 # (olmoe and granitemoe, the generic decoder's mixture-of-experts families, are in MOE below)
 # Mixture-of-experts decoders (issue 10): the small copy also keeps few, narrow experts (the routing
@@ -239,6 +246,9 @@ MOE = (
     "olmoe",
     "granitemoe",
     "glm4_moe",
+    "minimax_m2",
+    "jetmoe",
+    "phimoe",
 )
 SMALL_EXPERTS, SMALL_EXPERTS_PER_TOKEN, SMALL_EXPERT_FFN = 4, 2, 32
 # Families with sliding layers get a second case whose window (4) is shorter than the prompt (7), so the
@@ -353,7 +363,7 @@ _BART_RULES = [
     (r"model\.decoder\..+", "decoder"),
     (r"lm_head\.weight", "lm_head"),
 ]
-BART_LIKE = ("bart", "mbart", "m2m_100")
+BART_LIKE = ("bart", "mbart", "m2m_100", "marian", "pegasus")
 _GEMMA3_RULES = [
     (r"model\.vision_tower\..+", "vision_tower"),
     (r"model\.multi_modal_projector\..+", "projector"),
@@ -621,6 +631,32 @@ ARCHITECTURES: dict[str, Architecture] = {
         lambda m: m.lm_head.weight,
         True,
     ),
+    "mt5": Architecture(
+        MT5Config,
+        MT5ForConditionalGeneration,
+        _compile(_T5_RULES),
+        lambda m: m.shared.weight,
+        lambda m: m.lm_head.weight,
+        False,
+    ),
+    # MarianMTModel / PegasusForConditionalGeneration: BART's layout (model.shared, model.encoder, model.decoder,
+    # lm_head); final_logits_bias is a buffer
+    "marian": Architecture(
+        MarianConfig,
+        MarianMTModel,
+        _compile(_BART_RULES),
+        lambda m: m.model.shared.weight,
+        lambda m: m.lm_head.weight,
+        True,
+    ),
+    "pegasus": Architecture(
+        PegasusConfig,
+        PegasusForConditionalGeneration,
+        _compile(_BART_RULES),
+        lambda m: m.model.shared.weight,
+        lambda m: m.lm_head.weight,
+        True,
+    ),
     "whisper": Architecture(
         WhisperConfig,
         WhisperForConditionalGeneration,
@@ -798,6 +834,24 @@ DECODER_FAMILIES = (
     "apertus",
     "gpt_neox",
     "glm4_moe",
+    # session 5 (famdsa): sparse-attention MoE and classic families
+    "deepseek_v32",
+    "glm_moe_dsa",
+    "minimax_m2",
+    "dbrx",
+    "jetmoe",
+    "falcon",
+    "bloom",
+    # ... and families whose catalog has no model yet, measured on their class defaults (session 5): Gemma 1 and the
+    # second wave's (issue 20: gpt2, gpt_bigcode, opt, gptj, phimoe, ernie4_5_moe). hunyuan_v1_moe and lfm2_moe
+    # have none: their class defaults do not build (head_dim None; layer_types None)
+    "gemma",
+    "gpt2",
+    "gpt_bigcode",
+    "opt",
+    "gptj",
+    "phimoe",
+    "ernie4_5_moe",
 )
 # GPTNeoXModel's names (gpt_neox.embed_in, gpt_neox.layers.N, gpt_neox.final_layer_norm)
 _GPT_NEOX_RULES = [
@@ -809,6 +863,32 @@ _LFM2_RULES = [*_LM_RULES, (r"model\.embedding_norm\.weight", "decoder")]  # Lfm
 # PhiModel's final norm is final_layernorm, and PhiForCausalLM's lm_head has a bias
 _STABLELM_RULES = [*_LM_RULES, (r"model\.norm\.bias", "decoder")]  # its final norm is a LayerNorm with a bias
 _PHI_RULES = [*_LM_RULES, (r"model\.final_layernorm\.(?:weight|bias)", "decoder"), (r"lm_head\.bias", "lm_head")]
+# FalconModel / BloomModel: transformer.{word_embeddings, h.N, ln_f} (BLOOM: and word_embeddings_layernorm)
+_FALCON_RULES = [
+    (r"transformer\.word_embeddings(?:_layernorm)?\.(?:weight|bias)", "embeddings"),
+    (r"transformer\.(?:h\.\d+\..+|ln_f\.(?:weight|bias))", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+# GPT2Model / GPTBigCodeModel / GPTJModel: transformer.{wte, wpe, h.N, ln_f}; GPT-J's lm_head has a bias
+_GPT2_RULES = [
+    (r"transformer\.w[tp]e\.weight", "embeddings"),
+    (r"transformer\.(?:h\.\d+\..+|ln_f\.(?:weight|bias))", "decoder"),
+    (r"lm_head\.(?:weight|bias)", "lm_head"),
+]
+# OPTForCausalLM: model.decoder.{embed_tokens, embed_positions, project_in, project_out, layers.N, final_layer_norm}
+_OPT_RULES = [
+    (r"model\.decoder\.embed_(?:tokens|positions)\.weight", "embeddings"),
+    (r"model\.decoder\.(?:layers\.\d+\..+|final_layer_norm\.(?:weight|bias)|project_(?:in|out)\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+# PhimoeModel's final norm is a LayerNorm with a bias; PhimoeForCausalLM's lm_head may have a bias
+_PHIMOE_RULES = [*_LM_RULES, (r"model\.norm\.bias", "decoder"), (r"lm_head\.bias", "lm_head")]
+# DbrxModel: transformer.{wte, blocks.N, norm_f}
+_DBRX_RULES = [
+    (r"transformer\.wte\.weight", "embeddings"),
+    (r"transformer\.(?:blocks\.\d+\..+|norm_f\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
 # ... of which some have sliding-window layers: a second case with a window shorter than the prompt
 DECODER_SLIDING = ("olmo3", "exaone4")
 
@@ -820,9 +900,20 @@ def _auto_causal_lm(model_type: str) -> Architecture:
     config_cls = CONFIG_MAPPING[model_type]
     model_cls = getattr(transformers, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type])
     tied = bool(config_cls().tie_word_embeddings)
-    rules = {"phi": _PHI_RULES, "stablelm": _STABLELM_RULES, "lfm2": _LFM2_RULES, "gpt_neox": _GPT_NEOX_RULES}.get(
-        model_type, _LM_RULES
-    )
+    rules = {
+        "phi": _PHI_RULES,
+        "stablelm": _STABLELM_RULES,
+        "lfm2": _LFM2_RULES,
+        "gpt_neox": _GPT_NEOX_RULES,
+        "falcon": _FALCON_RULES,
+        "bloom": _FALCON_RULES,
+        "dbrx": _DBRX_RULES,
+        "gpt2": _GPT2_RULES,
+        "gpt_bigcode": _GPT2_RULES,
+        "gptj": _GPT2_RULES,
+        "opt": _OPT_RULES,
+        "phimoe": _PHIMOE_RULES,
+    }.get(model_type, _LM_RULES)
     return Architecture(
         config_cls,
         model_cls,
@@ -996,9 +1087,10 @@ def resolved_attention(arch: str, config: Any) -> dict[str, Any]:
             for tower in ("text_config", "vision_config")
             for k in ("num_hidden_layers", "num_attention_heads", "hidden_size")
         }
-    if arch in ("t5", "whisper"):
+    if arch in ("t5", "mt5", "whisper"):
         keys = {
             "t5": ("num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_model"),
+            "mt5": ("num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_model"),
             "whisper": (
                 "encoder_layers",
                 "decoder_layers",
@@ -1086,8 +1178,75 @@ def _shrink_granite_hybrid(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def _shrink_classic(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """BLOOM, Falcon and DBRX under their config.json names: two layers (the old names win over the generic
+    decoder's in transformers and in willitrun), a small vocabulary and a narrow MLP / few narrow experts;
+    every attention width kept."""
+    cfg = copy.deepcopy(cfg)
+    cfg["vocab_size"] = SMALL_VOCAB
+    for name in ("n_layer", "n_layers", "num_hidden_layers"):
+        if name in cfg:
+            cfg[name] = SMALL_LAYERS
+    cfg.setdefault("n_layers" if arch == "dbrx" else "num_hidden_layers", SMALL_LAYERS)
+    if arch == "falcon":
+        cfg.update(ffn_hidden_size=SMALL_FFN, intermediate_size=SMALL_FFN)
+    if arch == "bloom":
+        cfg.pop("intermediate_size", None)  # 4 x hidden_size, whatever is written
+    if arch == "dbrx":
+        ffn = dict(cfg.get("ffn_config") or {})
+        ffn.update(
+            ffn_hidden_size=SMALL_EXPERT_FFN,
+            moe_num_experts=SMALL_EXPERTS,
+            moe_top_k=min(ffn.get("moe_top_k", 1), SMALL_EXPERTS_PER_TOKEN),
+        )
+        cfg["ffn_config"] = ffn
+    return cfg
+
+
+# config.json's old names the willitrun spec also writes under the generic decoder's (both must agree)
+_OLD_NAMES = {"n_layer": "num_hidden_layers", "n_inner": "intermediate_size", "ffn_dim": "intermediate_size"}
+
+
+def _shrink_renamed(cfg: dict[str, Any]) -> dict[str, Any]:
+    """GPT-2, GPTBigCode, GPT-J and OPT: two layers and a narrow MLP under both names; widths and positions kept."""
+    cfg = copy.deepcopy(cfg)
+    cfg.update(vocab_size=SMALL_VOCAB, num_hidden_layers=SMALL_LAYERS, intermediate_size=SMALL_FFN)
+    for old, new in _OLD_NAMES.items():
+        if old in cfg or (old == "n_inner" and "n_embd" in cfg):
+            cfg[old] = cfg[new]
+    return cfg
+
+
+def _shrink_ernie_moe(cfg: dict[str, Any]) -> dict[str, Any]:
+    """ERNIE 4.5 MoE: two layers, the second sparse (moe_layer_start_index 1), few narrow experts."""
+    cfg = _shrink_lm(cfg)
+    cfg.update(
+        moe_num_experts=SMALL_EXPERTS,
+        moe_k=min(cfg.get("moe_k", 2), SMALL_EXPERTS_PER_TOKEN),
+        num_experts_per_tok=min(cfg.get("moe_k", 2), SMALL_EXPERTS_PER_TOKEN),
+        moe_intermediate_size=SMALL_EXPERT_FFN,
+        moe_layer_start_index=1,
+        moe_layer_end_index=SMALL_LAYERS - 1,
+    )
+    return cfg
+
+
 def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
+    if arch in ("bloom", "falcon", "dbrx"):
+        return _shrink_classic(arch, cfg)
+    if arch in ("gpt2", "gpt_bigcode", "gptj", "opt"):
+        return _shrink_renamed(cfg)
+    if arch == "ernie4_5_moe":
+        return _shrink_ernie_moe(cfg)
+    if arch in ("deepseek_v32", "glm_moe_dsa"):  # one dense and one MoE layer, few narrow experts; the DSA kept
+        cfg = _shrink_moe(cfg)
+        if "mlp_layer_types" in cfg:
+            cfg["mlp_layer_types"] = ["dense", "sparse"]
+        for key in ("indexer_types", "index_topk_pattern"):  # GLM-5: a full indexer layer, then a shared one
+            if key in cfg:
+                cfg[key] = ["full", "shared"] if key == "indexer_types" else "FS"
+        return cfg
     if arch == "jamba":  # two layers: Mamba + dense MLP, then attention + experts; widths kept
         cfg = _shrink_moe(cfg)
         cfg.update(attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1)
@@ -1108,7 +1267,7 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
         return _shrink_lm(cfg)
     if arch in MOE:
         return _shrink_moe(cfg)
-    if arch == "t5":
+    if arch in ("t5", "mt5"):
         cfg.update(vocab_size=SMALL_VOCAB, d_ff=SMALL_FFN, num_layers=SMALL_LAYERS, num_decoder_layers=SMALL_LAYERS)
         return cfg
     if arch == "whisper":
@@ -1270,6 +1429,9 @@ def describe_cache(cache: Any, cross_layer_ids: set[int]) -> dict[str, Any]:
       DynamicCaches; the cross one holds K/V of the encoder output, written once in the prefill.
     * Mllama: one DynamicCache for all text layers; the layers listed in cross_attention_layers hold
       the projected vision states (MllamaTextCrossAttention calls past_key_values.update with them).
+    * DeepSeek-V3.2 / GLM-5 (DynamicIndexedLayer): beside the MLA latent, `.indexer_keys` of
+      [batch, positions, index_head_dim], the DSA indexer's keys (None in a layer that shares its selection);
+      counted with the self-attention elements and recorded apart as `indexer_key_elements`.
     """
     if isinstance(cache, EncoderDecoderCache):
         groups = [("self", cache.self_attention_cache.layers), ("cross", cache.cross_attention_cache.layers)]
@@ -1279,6 +1441,7 @@ def describe_cache(cache: Any, cross_layer_ids: set[int]) -> dict[str, Any]:
     else:
         raise ReferenceError(f"unexpected cache type {type(cache).__name__}")
     out: dict[str, Any] = {"cache_class": type(cache).__name__, "layers": []}
+    indexed = 0
     for kind in ("self", "cross"):
         positions, elements, storage = set(), 0, {}
         filled = 0
@@ -1300,6 +1463,13 @@ def describe_cache(cache: Any, cross_layer_ids: set[int]) -> dict[str, Any]:
                     storage[st.data_ptr()] = st.nbytes() // t.element_size()
                 entry["keys_shape"], entry["values_shape"] = list(keys.shape), list(values.shape)
                 entry["dtype"] = str(keys.dtype).removeprefix("torch.")
+                indexer = getattr(layer, "indexer_keys", None)
+                if _tensor(indexer) and indexer.numel() > 0:
+                    elements += indexer.numel()
+                    indexed += indexer.numel()
+                    st = indexer.untyped_storage()
+                    storage[st.data_ptr()] = st.nbytes() // indexer.element_size()
+                    entry["indexer_keys_shape"] = list(indexer.shape)
             else:
                 entry["empty"] = True
             out["layers"].append(entry)
@@ -1312,6 +1482,8 @@ def describe_cache(cache: Any, cross_layer_ids: set[int]) -> dict[str, Any]:
         out[f"kv_{kind}_elements"] = elements
         out[f"kv_{kind}_storage_elements"] = sum(storage.values())
     out["empty_layers"] = sum(1 for e in out["layers"] if e.get("empty"))
+    if indexed:  # recorded only for models with the DSA indexer
+        out["indexer_key_elements"] = indexed
     # Recurrent state of state-space layers (LinearAttentionLayer: conv_states / recurrent_states,
     # dicts keyed by state index), per layer; elements of the whole batch.
     conv = ssm = 0
@@ -1362,7 +1534,7 @@ def state_dtypes_bf16(arch: str, cfg: dict[str, Any], overrides: dict[str, Any])
 def routing_overrides(arch: str) -> dict[str, int]:
     """DeepSeek-V3 routes within expert groups (n_group 8 by default), which the small copy's 4 experts
     cannot form: one group. Routing changes no shape and no cache."""
-    return {"n_group": 1, "topk_group": 1} if arch == "deepseek_v3" else {}
+    return {"n_group": 1, "topk_group": 1} if arch in ("deepseek_v3", "deepseek_v32") else {}
 
 
 def run_case(
@@ -1835,7 +2007,7 @@ def cases_for(
         windowed = copy.deepcopy(small)
         windowed["sliding_window"] = MISTRAL_TEST_WINDOW
         return [("text", small, lm_inputs), (f"sliding_window_{MISTRAL_TEST_WINDOW}", windowed, lm_inputs)]
-    if arch == "t5" or arch in BART_LIKE:  # input_ids (encoder) + decoder_input_ids
+    if arch in ("t5", "mt5") or arch in BART_LIKE:  # input_ids (encoder) + decoder_input_ids
         return [("encoder_decoder", small, t5_inputs)]
     if arch == "whisper":
         return [("audio_30s", small, whisper_inputs)]

@@ -108,6 +108,22 @@ FAMILIES: dict[str, str] = {
     "gpt_bigcode": "gpt_bigcode",
     "opt": "opt",
     "gptj": "gptj",
+    # issue 20 section 3, session 5 (famdsa): sparse-attention MoE and classic families
+    "deepseek_v32": "deepseek_v32",
+    "glm_moe_dsa": "glm_moe_dsa",
+    "minimax_m2": "minimax_m2",
+    "dbrx": "dbrx",
+    "jetmoe": "jetmoe",
+    "falcon": "falcon",
+    "bloom": "bloom",
+    # issue 20 section 3 (famgguf): families transformers does not ship but llama.cpp loads (remote-code config.json)
+    "baichuan": "baichuan",
+    "internlm2": "internlm2",
+    "orion": "orion",
+    "minicpm": "minicpm",
+    "deepseek": "deepseek_moe",
+    "chatglm": "chatglm",
+    "rwkv": "rwkv",  # RWKV-4 from config.json (transformers), RWKV-6/7 GGUFs (llama.cpp)
 }
 ARCHITECTURES = tuple(FAMILIES)
 

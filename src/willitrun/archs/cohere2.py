@@ -13,7 +13,7 @@ from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import Geometry, Layers, ModelSpecBase, Positions
-from .family import Family
+from .family import ConfigClass, Family, GGUFRules, swa_period
 from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, layer_window, stages, tensors
 
 ARCHITECTURES = ("cohere2",)
@@ -72,4 +72,38 @@ image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys transformers' class reads and its defaults (moved from importers/configs.py)
+COHERE2 = ConfigClass(
+    "Cohere2Config",
+    "cohere2/configuration_cohere2.py",
+    Cohere2Config,
+    {
+        "vocab_size": 256000,
+        "hidden_size": 8192,
+        "intermediate_size": 22528,
+        "num_hidden_layers": 40,
+        "num_attention_heads": 64,
+        "num_key_value_heads": None,
+        "max_position_embeddings": 8192,
+        "hidden_act": "silu",
+        "tie_word_embeddings": True,
+        "attention_bias": False,
+        "sliding_window": 4096,
+        "logit_scale": 0.0625,
+    },
+    copied=("layer_types", "sliding_window_pattern"),
+)
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    config_json={"cohere2": COHERE2},
+    # llama.cpp LLM_ARCH_COHERE2: set_swa_pattern(4) unless cohere2.attention.sliding_window_pattern says otherwise
+    gguf_architectures=("cohere2",),
+    gguf_rules={"cohere2": GGUFRules(swa=swa_period(4))},
+)

@@ -12,7 +12,7 @@ from .. import limits as L
 from ..records import Field, model_validator
 from .base import Positions
 from .decoder import DecoderSpec, decoder_family
-from .family import ConfigClass
+from .family import ConfigClass, GGUFRules
 from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, layer_window
 
 
@@ -55,6 +55,12 @@ class Exaone4Spec(DecoderSpec):
     config: Exaone4Config
 
 
+def _llamacpp_window(layers: int, window: int | None) -> tuple[int, int] | None:
+    """llama.cpp LLM_ARCH_EXAONE4 (src/llama-model.cpp load_hparams): the 64-layer (32B) model slides over
+    n_swa 4096 (or the file's sliding_window) with set_swa_pattern(4); any other attends in full."""
+    return (window or 4096, 4) if layers == 64 else None
+
+
 FAMILY = decoder_family(
     __name__,
     "exaone4",
@@ -79,4 +85,5 @@ FAMILY = decoder_family(
         copied=("head_dim", "layer_types"),
     ),
     gguf=("exaone4",),
+    gguf_rules={"exaone4": GGUFRules(swa=_llamacpp_window)},
 )

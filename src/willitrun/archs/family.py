@@ -43,10 +43,45 @@ class ConfigClass:
     defaults: Mapping[str, Any]
     copied: tuple[str, ...] = ()
     none_is_default: tuple[str, ...] = ()
+    # a remote-code class transformers does not ship: the Hub file it is read from (never executed)
+    remote: str = ""
 
     @property
     def url(self) -> str:
-        return TRANSFORMERS_MODELS_URL + self.path
+        return self.remote or TRANSFORMERS_MODELS_URL + self.path
+
+
+# (block_count, the file's <arch>.attention.sliding_window or None) -> (window, period of set_swa_pattern) of the
+# sliding layers llama.cpp's loader sets up, or None when every layer attends in full
+SwaRule = Callable[[int, int | None], tuple[int, int] | None]
+
+
+@dataclass(frozen=True)
+class GGUFRules:
+    """What llama.cpp's loader (src/llama-model.cpp load_hparams) knows about one GGUF architecture of the family
+    that the file's metadata does not say; importers/gguf_generic.py reads everything else from the metadata.
+
+    `swa`: which layers slide when the file carries no `attention.sliding_window_pattern` (Gemma 2's
+    set_swa_pattern(2), EXAONE 4.0 32B's window by layer count); `chunked`: the windowed layers attend within
+    chunks (Llama 4); `kv_free_tail`: a metadata key counting trailing layers llama.cpp gives no cache
+    (GLM-4.5's multi-token-prediction layers: n_layer_kv_from_start = n_layer - nextn_predict_layers);
+    `latent_cache` False: a file with `attention.kv_lora_rank` whose graph expands the latent and caches every
+    head's keys and values (MiniCPM3: src/models/minicpm3.cpp build_attn of k_states / v_states)."""
+
+    swa: SwaRule | None = None
+    chunked: bool = False
+    kv_free_tail: str | None = None
+    latent_cache: bool = True
+
+
+def swa_period(period: int) -> SwaRule:
+    """llama.cpp's `set_swa_pattern(period)` when the file has a sliding window (layer il slides when
+    il % period < period - 1), every layer in full when it has none."""
+
+    def rule(layers: int, window: int | None) -> tuple[int, int] | None:
+        return (window, period) if window else None
+
+    return rule
 
 
 S = TypeVar("S", bound=ModelSpecBase)
@@ -72,6 +107,7 @@ class Family(Generic[S]):
     config_json: Mapping[str, ConfigClass] = field(default_factory=dict)  # model_type -> its keys and defaults
     weight_rules: Mapping[str, WeightRules] = field(default_factory=dict)  # architecture -> safetensors rules
     gguf_architectures: tuple[str, ...] = ()  # llama.cpp's general.architecture names of this family's files
+    gguf_rules: Mapping[str, GGUFRules] = field(default_factory=dict)  # GGUF name -> what its metadata lacks
 
     @property
     def architectures(self) -> tuple[str, ...]:
@@ -91,4 +127,7 @@ def check_family(value: object, module: str, architectures: Iterable[str]) -> Fa
     unknown = set(value.config_json) - want
     if unknown:
         raise TypeError(f"{module}: config_json names model types it does not serve: {sorted(unknown)}")
+    stray = set(value.gguf_rules) - set(value.gguf_architectures)
+    if stray:
+        raise TypeError(f"{module}: gguf_rules names GGUF architectures it does not declare: {sorted(stray)}")
     return value

@@ -9,7 +9,7 @@ from typing import Literal
 
 from . import llama
 from .base import HeadDim, ModelSpecBase
-from .family import Family
+from .family import ConfigClass, Family
 from .llama import Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("gemma",)
@@ -43,4 +43,35 @@ image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys transformers' class reads and its defaults (moved from importers/configs.py)
+_GEMMA_ACT = ("hidden_act", "hidden_activation")
+GEMMA = ConfigClass(
+    "GemmaConfig",
+    "gemma/configuration_gemma.py",
+    GemmaConfig,
+    {
+        "vocab_size": 256000,
+        "hidden_size": 3072,
+        "intermediate_size": 24576,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 16,
+        "head_dim": 256,
+        "max_position_embeddings": 8192,
+        "tie_word_embeddings": True,
+        "attention_bias": False,
+    },
+    copied=_GEMMA_ACT,
+)
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    config_json={"gemma": GEMMA},
+    gguf_architectures=("gemma",),
+)

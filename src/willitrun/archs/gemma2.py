@@ -11,8 +11,8 @@ from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import Geometry, ModelSpecBase, Positions
-from .family import Family
-from .gemma import GemmaConfig
+from .family import ConfigClass, Family, GGUFRules, swa_period
+from .gemma import _GEMMA_ACT, GemmaConfig
 from .llama import Anatomy, LayerType, check_layer_types, layer_window, stages, tensors
 
 ARCHITECTURES = ("gemma2",)
@@ -64,4 +64,40 @@ image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys transformers' class reads and its defaults (moved from importers/configs.py)
+GEMMA2 = ConfigClass(
+    "Gemma2Config",
+    "gemma2/configuration_gemma2.py",
+    Gemma2Config,
+    {
+        "vocab_size": 256000,
+        "hidden_size": 2304,
+        "intermediate_size": 9216,
+        "num_hidden_layers": 26,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+        "head_dim": 256,
+        "max_position_embeddings": 8192,
+        "tie_word_embeddings": True,
+        "attention_bias": False,
+        "sliding_window": 4096,
+        "query_pre_attn_scalar": 256,
+        "attn_logit_softcapping": 50.0,
+        "final_logit_softcapping": 30.0,
+    },
+    copied=(*_GEMMA_ACT, "layer_types"),
+)
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    config_json={"gemma2": GEMMA2},
+    # llama.cpp LLM_ARCH_GEMMA2: set_swa_pattern(2), n_swa from gemma2.attention.sliding_window
+    gguf_architectures=("gemma2",),
+    gguf_rules={"gemma2": GGUFRules(swa=swa_period(2))},
+)

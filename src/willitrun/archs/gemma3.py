@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from ..records import Field
 from . import llama, siglip
 from .base import Geometry, Layers, ModelSpecBase, Positions, Stage, Strict, Tensor, TokenId, norm
-from .family import Family
+from .family import Family, GGUFRules, swa_period
 from .gemma2 import Gemma2Config, SoftCap
 from .llama import Anatomy
 from .siglip import SiglipVisionConfig
@@ -116,10 +116,6 @@ def geometry(spec: AnyGemma3) -> Geometry:
             ("vision tower attention heads", c.vision_config.num_attention_heads, False),
         ),
         takes_images=True,
-        refusals={
-            "ollama": "ollama's Gemma 3 vision runner is not modelled yet; the -text spec sizes the language "
-            "model alone"
-        },
     )
 
 
@@ -139,4 +135,15 @@ def image_tokens(spec: AnyGemma3, image_size: tuple[int, int] | None) -> int:
 cross_source_tokens = llama.cross_source_tokens
 
 
-FAMILY: Family[Any] = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+FAMILY: Family[Any] = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    # llama.cpp calls the language model gemma3 (LLM_ARCH_GEMMA3): set_swa_pattern(6), n_swa from the file
+    gguf_architectures=("gemma3",),
+    gguf_rules={"gemma3": GGUFRules(swa=swa_period(6))},
+)

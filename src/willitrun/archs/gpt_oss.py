@@ -17,7 +17,7 @@ from typing import Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from .base import Geometry, ModelSpecBase, Positions, Stage, Tensor, norm
-from .family import Family
+from .family import Family, GGUFRules, swa_period
 from .llama import LayerType, attention_tensors, check_layer_types, layer_window
 from .mixtral import moe_geometry
 from .moe import Experts, MoeConfig, expert_tensors, moe_stage
@@ -114,4 +114,15 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
     return 0
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    # llama.cpp LLM_ARCH_OPENAI_MOE ("gpt-oss"): set_swa_pattern(2), n_swa from the file
+    gguf_architectures=("gpt-oss",),
+    gguf_rules={"gpt-oss": GGUFRules(swa=swa_period(2))},
+)

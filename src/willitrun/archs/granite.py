@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from ..records import Field
 from . import llama
 from .base import ModelSpecBase
-from .family import Family
+from .family import ConfigClass, Family
 from .llama import Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("granite",)
@@ -44,4 +44,38 @@ image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys transformers' class reads and its defaults (moved from importers/configs.py)
+GRANITE = ConfigClass(
+    "GraniteConfig",
+    "granite/configuration_granite.py",
+    GraniteConfig,
+    {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": None,
+        "max_position_embeddings": 2048,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        "mlp_bias": False,
+        "embedding_multiplier": 1.0,
+        "logits_scaling": 1.0,
+        "residual_multiplier": 1.0,
+        "attention_multiplier": 1.0,
+    },
+)
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    config_json={"granite": GRANITE},
+    gguf_architectures=("granite",),
+)

@@ -325,4 +325,13 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
 __all__ = ["ARCHITECTURES", "SPECS", "Anatomy", "DecoderConfig", "LlamaConfig", "LlamaSpec"]
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    gguf_architectures=("llama",),
+)

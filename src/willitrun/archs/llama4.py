@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from .base import Geometry, HeadDim, Intermediate, LayerIndex, ModelSpecBase, Positions, Stage, Tensor, norm
-from .family import Family
+from .family import Family, GGUFRules
 from .llama import attention_tensors, gated_mlp
 from .mixtral import moe_geometry
 from .moe import Experts, MoeConfig, expert_tensors, moe_stage
@@ -135,4 +135,20 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
     return 0
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+def _llamacpp_chunks(layers: int, window: int | None) -> tuple[int, int] | None:
+    """llama.cpp LLM_ARCH_LLAMA4 (src/llama-model.cpp load_hparams): chunked attention over n_swa 8192 with
+    set_swa_pattern(4) (3 chunked : 1 full), unless the file's sliding_window is 0 (no chunking)."""
+    return None if window == 0 else (8192, 4)
+
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    gguf_architectures=("llama4",),
+    gguf_rules={"llama4": GGUFRules(swa=_llamacpp_chunks, chunked=True)},
+)

@@ -210,4 +210,13 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
     return 0
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    gguf_architectures=("mamba2",),
+)

@@ -11,7 +11,7 @@ from .. import limits as L
 from ..records import Field, model_validator
 from .base import Positions
 from .decoder import DecoderSpec, decoder_family
-from .family import ConfigClass
+from .family import ConfigClass, GGUFRules, swa_period
 from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, layer_window
 
 
@@ -67,4 +67,7 @@ FAMILY = decoder_family(
         copied=("head_dim", "layer_types"),
     ),
     gguf=("olmo2",),
+    # llama.cpp LLM_ARCH_OLMO2 (src/llama-model.cpp load_hparams): a file with a sliding window gets
+    # set_swa_pattern(4) (3 sliding : 1 full), one without attends in full (OLMo 2)
+    gguf_rules={"olmo2": GGUFRules(swa=swa_period(4))},
 )  # convert_hf_to_gguf.py: Olmo3ForCausalLM -> MODEL_ARCH.OLMO2

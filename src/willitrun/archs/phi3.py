@@ -9,7 +9,7 @@ from typing import Literal
 
 from . import llama
 from .base import ModelSpecBase, Positions
-from .family import Family
+from .family import ConfigClass, Family
 from .llama import Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("phi3",)
@@ -43,4 +43,34 @@ image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys transformers' class reads and its defaults (moved from importers/configs.py)
+PHI3 = ConfigClass(
+    "Phi3Config",
+    "phi3/configuration_phi3.py",
+    Phi3Config,
+    {
+        "vocab_size": 32064,
+        "hidden_size": 3072,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": None,
+        "max_position_embeddings": 4096,
+        "original_max_position_embeddings": 4096,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+    },
+    copied=("sliding_window", "partial_rotary_factor"),
+)
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    config_json={"phi3": PHI3},
+    gguf_architectures=("phi3",),
+)

@@ -11,7 +11,7 @@ from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import ModelSpecBase, Positions
-from .family import Family
+from .family import ConfigClass, Family
 from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, decoder_geometry, layer_window, stages, tensors  # noqa: F401
 
 ARCHITECTURES = ("qwen2",)
@@ -58,4 +58,35 @@ image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys transformers' class reads and its defaults (moved from importers/configs.py)
+_QWEN_WINDOWS = {"use_sliding_window": False, "sliding_window": 4096, "max_window_layers": 28}
+QWEN2 = ConfigClass(
+    "Qwen2Config",
+    "qwen2/configuration_qwen2.py",
+    Qwen2Config,
+    {
+        "vocab_size": 151936,
+        "hidden_size": 4096,
+        "intermediate_size": 22016,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "max_position_embeddings": 32768,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        **_QWEN_WINDOWS,
+    },
+    copied=("head_dim", "layer_types"),
+)  # Qwen2Attention reads head_dim when a config sets it
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    config_json={"qwen2": QWEN2},
+    gguf_architectures=("qwen2",),
+)

@@ -8,9 +8,9 @@ from typing import Literal
 
 from . import llama
 from .base import HeadDim, ModelSpecBase
-from .family import Family
+from .family import ConfigClass, Family
 from .llama import Anatomy, stages, tensors
-from .qwen2 import SlidingLayers
+from .qwen2 import _QWEN_WINDOWS, SlidingLayers
 
 ARCHITECTURES = ("qwen3",)
 
@@ -39,4 +39,36 @@ image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys transformers' class reads and its defaults (moved from importers/configs.py)
+QWEN3 = ConfigClass(
+    "Qwen3Config",
+    "qwen3/configuration_qwen3.py",
+    Qwen3Config,
+    {
+        "vocab_size": 151936,
+        "hidden_size": 4096,
+        "intermediate_size": 22016,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "head_dim": 128,
+        "max_position_embeddings": 32768,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        **_QWEN_WINDOWS,
+    },
+    copied=("layer_types",),
+)
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    config_json={"qwen3": QWEN3},
+    gguf_architectures=("qwen3",),
+)

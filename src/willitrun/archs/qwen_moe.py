@@ -127,4 +127,13 @@ def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[
     return [moe_stage(spec.config, context)]  # type: ignore[attr-defined]
 
 
-FAMILY: Family[Any] = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+FAMILY: Family[Any] = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    gguf_architectures=("qwen2moe", "qwen3moe"),
+)

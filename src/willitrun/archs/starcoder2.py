@@ -8,7 +8,7 @@ from typing import Literal
 
 from . import llama
 from .base import Geometry, ModelSpecBase, Positions
-from .family import Family
+from .family import ConfigClass, Family
 from .llama import Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("starcoder2",)
@@ -52,4 +52,34 @@ image_tokens = llama.image_tokens
 cross_source_tokens = llama.cross_source_tokens
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys transformers' class reads and its defaults (moved from importers/configs.py)
+STARCODER2 = ConfigClass(
+    "Starcoder2Config",
+    "starcoder2/configuration_starcoder2.py",
+    Starcoder2Config,
+    {
+        "vocab_size": 49152,
+        "hidden_size": 3072,
+        "intermediate_size": 12288,
+        "num_hidden_layers": 30,
+        "num_attention_heads": 24,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 4096,
+        "hidden_act": "gelu_pytorch_tanh",
+        "use_bias": True,
+        "tie_word_embeddings": True,
+    },
+    copied=("sliding_window",),
+)
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    config_json={"starcoder2": STARCODER2},
+    gguf_architectures=("starcoder2",),
+)

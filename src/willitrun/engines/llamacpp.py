@@ -245,6 +245,15 @@ LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {
 # common/common.h `fit_params_target = std::vector<size_t>(llama_max_devices(), 1024 * 1024*1024)`: the
 # memory --fit keeps free per device (`fit_params_min_ctx = 4096` is the least context it reduces to).
 LLAMACPP_FIT_TARGET_BYTES = 1024 * 1024 * 1024
+# common.h `fit_params_min_ctx = 4096` (-fitc / --fit-ctx): the least context --fit shrinks an unset one to
+LLAMACPP_FIT_MIN_CTX = 4096
+# The context llama.cpp takes when -c is not given. Builds before --fit: common.h `int32_t n_ctx = 4096` (the
+# llama-cli / llama-server help of 2024-25: "-c, --ctx-size N  size of the prompt context (default: 4096, 0 =
+# loaded from model)"; llama-cli of 2023 had 512). Builds with --fit (PR #16653, mid-December 2025): an unset
+# context is 0 -- the trained window (common/fit.cpp `n_ctx_auto = (cparams->n_ctx == 0)`, probed at
+# n_ctx_train x n_streams) -- which --fit shrinks toward 4096 when it does not fit (the PR's own log: "context
+# size reduced from 65536 to 4096"; issue #18376 on b7539).
+LLAMACPP_PRE_FIT_DEFAULT_CTX = 4096
 
 # llama-server's `-np auto`: tools/server/server.cpp `params.n_parallel = 4; params.kv_unified = true;`
 LLAMA_SERVER_AUTO_PARALLEL = 4
@@ -277,6 +286,9 @@ class LlamaCppOptions:
     kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
     cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
     swa_full: bool = False  # [--swa-full] sliding-window layers keep every cell, not just their window
+    # latent attention (DeepSeek V2/V3) cached as the latent; False: a GGUF converted before PR #12801 (no
+    # attn_k_b/attn_v_b), whose cache holds every head's K and V (ollama's 2024 library files)
+    mla_latent: bool = True
     n_cpu_moe: int = 0  # [--n-cpu-moe N] the expert tensors of layers 0..N-1 stay in host memory (-ot exps=CPU: all)
     cpu_moe: bool = False  # [--cpu-moe] the expert tensors of every layer in host memory (n_cpu_moe is then ignored)
     # [--image-min-tokens / --image-max-tokens] libmtmd's bounds on a dynamic-resolution image (Qwen2-VL, Pixtral):
@@ -289,6 +301,9 @@ class LlamaCppOptions:
     # [--fit-target MiB] the memory llama.cpp's --fit keeps free per device; None: the build's (1024 MiB)
     fit_target_bytes: int | None = None
     fit_target_mib: int | None = None  # the same in MiB, as the flag takes it
+    # the card's memory (--gpu): on builds with --fit, the default context (the trained window) is shrunk to what
+    # fits it less the fit target (llama_fit_context); None: no card, the trained window as it is
+    vram_bytes: int | None = None
 
     def __post_init__(self) -> None:
         given: object = self.override_tensor
@@ -1007,6 +1022,26 @@ def mla_note(mla: tuple[int, int, int, int, int], kv: StorageType) -> str:
     )
 
 
+def with_indexer_keys(
+    g: archs.Geometry, layer_kv: list[int], kv: StorageType, cells: int
+) -> tuple[list[int], str | None]:
+    """Layers whose cache kinds hold the DeepSeek sparse-attention indexer's keys (archs/caches.py IndexerKeys:
+    deepseek32, glm-dsa): llama.cpp keeps them in a second cache of the same cells and K type
+    (src/llama-kv-cache-dsa.cpp: llama_kv_cache_dsa creates kv_base and kv_ik, an llama_ik_cache, with type_k and
+    kv_size; src/models/deepseek32.cpp stores one indexer key of indexer_head_size per cell and layer)."""
+    from ..archs.caches import IndexerKeys
+
+    extra = [sum(k.bytes(cells, 1, kv) for k in kinds if isinstance(k, IndexerKeys)) for kinds in g.caches]
+    if not any(extra):
+        return layer_kv, None
+    dims = sorted({k.head_dim for kinds in g.caches for k in kinds if isinstance(k, IndexerKeys)})
+    note = (
+        f"sparse attention: {sum(1 for e in extra if e)} layers also keep the indexer's keys, "
+        f"{'/'.join(map(str, dims))} x {cells} cells x {kv.name} each (llama_kv_cache_dsa: a second, indexer-key cache)"
+    )
+    return [b + e for b, e in zip(layer_kv, extra, strict=True)], note
+
+
 def hybrid_layer_kv(g: archs.Geometry, layer_kv: list[int]) -> list[int]:
     """A hybrid (Jamba) keeps KV cells only for its attention layers (llama_memory_hybrid: the KV
     cache filters the non-recurrent layers); its Mamba layers hold recurrent state instead."""
@@ -1059,6 +1094,77 @@ def moe_notes(spec: AnySpec, opt: LlamaCppOptions) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # The estimate
 # --------------------------------------------------------------------------------------------------
+def _device_peak(est: EngineEstimate) -> int:
+    """The fullest device's bytes: what --fit holds against each device's free memory less its target."""
+    per_device: dict[int, int] = {}
+    for b in est.buffers:
+        if b.placement == "gpu":
+            per_device[b.device] = per_device.get(b.device, 0) + b.bytes
+    return max(per_device.values(), default=0)
+
+
+def _default_context(
+    spec: AnySpec,
+    request: Request,
+    opt: LlamaCppOptions,
+    engine: str,
+    extra: tuple[Buffer, ...],
+    notes: tuple[str, ...],
+    output_embd: bool,
+    at_default: EngineEstimate,
+) -> tuple[int, str] | None:
+    """The context llama.cpp takes when -c is not given, and why; None: willitrun's own default (builds before
+    --fit whose default, 4096, is memory.DEFAULT_CONTEXT as well).
+
+    With --fit (common/fit.cpp, PR #16653): the trained window; when the model's device memory at it exceeds the
+    card less the fit target, fit measures again at fit_params_min_ctx (4096), interpolates linearly between the
+    two to the target (`bytes_per_ctx = (used(n_ctx_max) - used(n_ctx_min)) / (n_ctx_max - n_ctx_min)`) and rounds
+    down to a multiple of 256 x n_streams; below 4096 it keeps 4096 and moves layers instead."""
+    version = LLAMACPP_VERSIONS[opt.version]
+    if not version.fit:
+        return None
+    window = archs.geometry(spec).context_window
+    if not window:
+        return None
+    if opt.vram_bytes is None or window <= LLAMACPP_FIT_MIN_CTX:
+        return window, (
+            f"n_ctx {window}: the trained window, what llama.cpp builds with --fit take when -c is not given "
+            "(PR #16653)" + ("; with a card, --fit shrinks it to what fits" if opt.vram_bytes is None else "")
+        )
+    target = opt.fit_target_bytes if opt.fit_target_bytes is not None else LLAMACPP_FIT_TARGET_BYTES
+    budget = opt.vram_bytes - target
+
+    def used(ctx: int) -> int:
+        if ctx == at_default.n_ctx:
+            return _device_peak(at_default)
+        return _device_peak(
+            _llamacpp_estimate(
+                spec, request, opt, engine=engine, n_ctx=ctx, extra=extra, notes=notes, output_embd=output_embd
+            )
+        )
+
+    full = used(window)
+    if full <= budget:
+        return (
+            window,
+            f"n_ctx {window}: the trained window, which --fit keeps: it fits the card less {target >> 20} MiB",
+        )
+    least = used(LLAMACPP_FIT_MIN_CTX)
+    streams = 1 if version.server_auto_parallel and opt.parallel is None else max(1, opt.parallel or 1)
+    step = 256 * streams
+    if least >= budget or full <= least:
+        ctx = LLAMACPP_FIT_MIN_CTX
+    else:
+        per_ctx = (full - least) / (window - LLAMACPP_FIT_MIN_CTX)
+        ctx = LLAMACPP_FIT_MIN_CTX + int((budget - least) / per_ctx)
+        ctx = max(LLAMACPP_FIT_MIN_CTX, ctx // step * step)
+    return ctx, (
+        f"n_ctx {ctx}: --fit shrank the trained window ({window}) to what fits the card less its {target >> 20} MiB "
+        "target (common/fit.cpp: interpolated between n_ctx_train and 4096, rounded down to 256)"
+        + ("; at 4096 it moves layers to the host instead" if ctx == LLAMACPP_FIT_MIN_CTX else "")
+    )
+
+
 def check_architecture(spec: AnySpec, engine: str) -> None:
     refusal = archs.geometry(spec).refusals.get(engine)
     if refusal:
@@ -1184,6 +1290,39 @@ def llamacpp_estimate(
     notes: tuple[str, ...] = (),
     output_embd: bool = False,
 ) -> EngineEstimate:
+    """Every buffer llama.cpp allocates for `spec` (see the module docstring). Without a context asked, the
+    answer is at willitrun's default (4096, memory.DEFAULT_CONTEXT, so that every command -- gpus has no one
+    card -- answers the same, and the launch line passes -c); what the build itself would take without -c (the
+    trained window on builds with --fit, shrunk to the card: _default_context) is said in a note and kept as
+    the fact `build_default_n_ctx`."""
+    kw = {"engine": engine, "extra": extra, "notes": notes, "output_embd": output_embd}
+    est = _llamacpp_estimate(spec, request, options, n_ctx=n_ctx, **kw)  # type: ignore[arg-type]
+    opt = options or LlamaCppOptions()
+    if n_ctx or request.context:
+        return est
+    fitted = _default_context(spec, request, opt, engine, extra, notes, output_embd, est)
+    if fitted is None:
+        return est
+    ctx, why = fitted
+    note = why + (
+        f"; willitrun answers at {est.context_tokens} (give --context {ctx} for it)"
+        if ctx != est.context_tokens
+        else ""
+    )
+    return replace(est, notes=(*est.notes, note), facts={**est.facts, "build_default_n_ctx": ctx})
+
+
+def _llamacpp_estimate(
+    spec: AnySpec,
+    request: Request,
+    options: LlamaCppOptions | None = None,
+    *,
+    engine: str = "llama.cpp",
+    n_ctx: int | None = None,
+    extra: tuple[Buffer, ...] = (),
+    notes: tuple[str, ...] = (),
+    output_embd: bool = False,
+) -> EngineEstimate:
     """Every buffer llama.cpp allocates for `spec` (see the module docstring)."""
     opt = options or LlamaCppOptions()
     check_architecture(spec, engine)
@@ -1191,8 +1330,8 @@ def llamacpp_estimate(
     version = LLAMACPP_VERSIONS[opt.version]
     fa = version.flash_attn_default if opt.flash_attn is None else opt.flash_attn
     pad_to = opt.kv_pad or (version.kv_pad_fa if fa else version.kv_pad)
-    asked = n_ctx or request.context or default_context(r)
     out_notes = list(notes)
+    asked = n_ctx or request.context or default_context(r)
     warnings: list[str] = []
     if request.beams > 1:
         warnings.append("llama.cpp decodes without beam search: --beams is ignored")
@@ -1307,7 +1446,18 @@ def llamacpp_estimate(
     # KV cache: per layer on the layer's device.
     kv_layer = 2 * r.kv.nbytes(shape.kv_width) * cells
     kv_detail = f"2 x {shape.kv_width} x {cells} cells x {r.kv.name}"
-    if g.mla is not None:
+    if g.mla is not None and not opt.mla_latent:
+        # llama-model.cpp: without attn_k_b (n_embd_head_k_mla = 0) the layer caches n_head_kv = n_head heads of
+        # key_length (qk_nope + qk_rope) and value_length: ollama 0.32.13 printed 540.00 MiB for
+        # DeepSeek-Coder-V2-Lite's 27 layers x 2048 cells = 27 x 16 x (192 + 128) x 2 B x 2048
+        heads, qk, v = g.mla[2], g.mla[3], g.mla[4]
+        kv_layer = (r.kv.nbytes(heads * qk) + r.kv.nbytes(heads * v)) * cells
+        kv_detail = f"{heads} heads x ({qk} K + {v} V) x {cells} cells x {r.kv.name} (GGUF without attn_k_b)"
+        out_notes.append(
+            "a GGUF converted before ggml-org/llama.cpp PR #12801 (April 2025): no latent attention in the cache, "
+            f"every head's K and V ({heads} x ({qk} + {v}) per cell and layer)"
+        )
+    elif g.mla is not None:
         kv_layer, kv_detail = mla_kv_layer(g.mla, r.kv, cells, version.mla_v_less)
         out_notes.append(mla_note(g.mla, r.kv))
         out_notes.append(
@@ -1339,6 +1489,9 @@ def llamacpp_estimate(
         )
     layer_kv = [kv_layer if not w or opt.swa_full else 2 * r.kv.nbytes(shape.kv_width) * swa_cells for w in windows]
     layer_kv = hybrid_layer_kv(g, layer_kv)
+    layer_kv, indexer_note = with_indexer_keys(g, layer_kv, r.kv, cells)
+    if indexer_note:
+        out_notes.append(indexer_note)
     if swa_cells != cells:
         kv_detail = (
             f"2 x {shape.kv_width} x {r.kv.name} x ({cells} cells per full layer, {swa_cells} per sliding layer)"

@@ -299,13 +299,17 @@ class OllamaLog(LogReader):
     @classmethod
     def read(cls, lines: list[str]) -> LogRun:
         buffers, facts, notes = _llamacpp_buffers(lines)  # the old runner prints llama.cpp's own lines
+        # device.go's "model weights" / "kv cache" / "compute graph" lines: what the Go engine allocated, but for the
+        # llama runner (v0.13 on) ollama's estimate before loading (v0.17.0 printed compute graph "2.0 GiB" where
+        # llama.cpp then allocated 108.01 MiB): kept only when llama.cpp's own lines are absent
+        from_llamacpp = bool(buffers)
         for i, raw in enumerate(lines, 1):
             if "level=" not in raw or "msg=" not in raw:
                 continue
             f = _logfmt(raw)
             msg = f.get("msg", "")
             device = f.get("device") or f.get("buffer")  # ollama 0.6 prints buffer=CUDA0, later device=CUDA0
-            if msg in _OLLAMA_NEW and device and "size" in f and len(buffers) < MAX_BUFFERS:
+            if msg in _OLLAMA_NEW and device and "size" in f and len(buffers) < MAX_BUFFERS and not from_llamacpp:
                 size, where = _ollama_size(f["size"]), ggml_device(device)
                 if size is not None and where is not None:
                     buffers.append(Printed(f"{device} {msg}", size, _OLLAMA_NEW[msg], where[0], where[1], i))  # type: ignore[arg-type]
@@ -322,15 +326,20 @@ class OllamaLog(LogReader):
                 ):
                     if key in f and (size := _ollama_size(f[key])) is not None:
                         facts[key.replace(".", "_")] = size
-            elif msg.startswith("starting llama server") or msg == "starting runner":
+            elif msg.startswith(("starting llama server", "starting llama-server")) or msg == "starting runner":
                 cmd = f.get("cmd", "")
+                # v0.30+ (llm/llama_server.go) starts llama-server with -c, -np, -ub and -ngl
                 for flag, name in (
                     ("--ctx-size", "n_ctx"),
+                    ("-c", "n_ctx"),
                     ("--batch-size", "n_batch"),
+                    ("-ub", "n_ubatch"),
                     ("--n-gpu-layers", "n_gpu_layers"),
+                    ("-ngl", "n_gpu_layers"),
                     ("--parallel", "n_seq_max"),
+                    ("-np", "n_seq_max"),
                 ):
-                    m = re.search(re.escape(flag) + r"\s+(\d+)", cmd)
+                    m = re.search(r"(?:^|\s)" + re.escape(flag) + r"\s+(\d+)", cmd)
                     if m and (n := _count(m.group(1))) is not None:
                         facts.setdefault(name, n)
             for key in (

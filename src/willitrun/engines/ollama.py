@@ -1,6 +1,8 @@
-"""ollama: llama.cpp with ollama's defaults (context, parallel requests, flash attention) and the
-free memory its scheduler keeps per GPU. Llama 3.2 Vision runs in ollama's own engine; its caches
-follow ollama's estimate (fs/ggml/ggml.go GraphSize)."""
+"""ollama: llama.cpp with ollama's defaults, by release line (OLLAMA_RELEASES: default context by VRAM, parallel
+requests, flash attention for its llama.cpp runner and for its Go engine, the llama-server runner of v0.30 with its
+automatic batch and fit target), the free memory its scheduler keeps per GPU, and how the scheduler places a
+model on several GPUs. Checked against five ollama logs (tests/engines/data/calibration_extra.yaml). Llama 3.2
+Vision runs in ollama's own engine; its caches follow ollama's estimate (fs/ggml/ggml.go GraphSize)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from .llamacpp import (
     gguf_storage,
     llamacpp_estimate,
     lm_shape,
+    mmproj_file_bytes,
 )
 
 # ollama discover/gpu.go: `cudaMinimumMemory = 457 * format.MebiByte` (rocm the same); in ollama's tree
@@ -39,9 +42,18 @@ OLLAMA_MINIMUM_MEMORY_BYTES = 457 * MIB
 # ("slightly lower thresholds (47/23 GiB vs. 48/24 GiB) to account for small differences in the exact
 # value"), so a 24 GB card (23.99 GiB) gets 32768. Before: 4096 since PR #10364 2025-04-21, 2048 before that.
 OLLAMA_CONTEXT_TIERS = ((23 * GIB, 4096), (47 * GIB, 32768), (None, 262144))
-# ollama PR #11330 'Reduce default parallelism to 1' (2025-07-08); 4 or 1 by free memory before,
-# 2 from PR #10468 (2025-04-29).
+# ollama server/sched.go `defaultParallel`: 4 (or 1 by free memory) before v0.6.7; 2 from PR #10468
+# (db428adbb, 2025-04-29, first tag v0.6.7; v0.7.0 logs `parallel=2` and `--ctx-size 8192` for num_ctx 4096);
+# 1 from PR #11330 'Reduce default parallelism to 1' (20c3266e9, 2025-07-08, first tag v0.10.0). Per release:
+# OllamaRelease.default_parallel.
 OLLAMA_DEFAULT_PARALLEL = 1
+# ollama fs/ggml/ggml.go `OllamaEngineRequired()` (v0.17.0): the architectures that run in ollama's own Go engine
+# (llm/server.go: `if envconfig.NewEngine() || f.KV().OllamaEngineRequired()`); every other GGUF runs in the
+# CGO llama runner (llama.cpp's llama_context) until v0.30
+OLLAMA_ENGINE_ARCHITECTURES = frozenset(
+    {"bert", "deepseek2", "gemma3", "gemma3n", "gptoss", "gpt-oss", "llama4", "mistral3", "mllama", "olmo3"}
+    | {"qwen25vl", "qwen3", "qwen3moe", "qwen3next", "qwen3vl", "qwen3vlmoe", "glm4moelite", "lfm2"}
+)
 # `ollama pull llama3.1` / `ollama run qwen2.5:7b`: the library's default tags are 4-bit k-quants
 # (ollama.com/library: "latest" = the "*-instruct-q4_K_M" tag of the model, e.g. llama3.1:8b ->
 # llama3.1:8b-instruct-q4_K_M), so without --dtype the ollama profile weighs a Q4_K_M file.
@@ -64,6 +76,10 @@ class OllamaRelease:
     # the GGML runner is llama-server started with `--flash-attn auto` on GPUs that support it, for every
     # architecture (else ollama's per-architecture list, OLLAMA_FLASH_ATTN_ARCHITECTURES)
     llama_server_runner: bool
+    default_parallel: int = OLLAMA_DEFAULT_PARALLEL  # OLLAMA_NUM_PARALLEL unset (server/sched.go defaultParallel)
+    # the CGO llama runner is loaded with FlashAttention:Auto (llama.cpp decides: on where the GPU supports it);
+    # the Go engine's architectures (OLLAMA_ENGINE_ARCHITECTURES) keep ollama's per-architecture list
+    llama_runner_fa_auto: bool = False
 
 
 OLLAMA_RELEASES: dict[str, OllamaRelease] = {
@@ -71,19 +87,40 @@ OLLAMA_RELEASES: dict[str, OllamaRelease] = {
     for r in (
         OllamaRelease(
             "0.6",
-            "v0.6.7 to v0.15.4",
-            "PR #10364 (2025-04-21): default num_ctx 4096; flash attention only "
-            "for the architectures of fs/ggml/ggml.go FlashAttention()",
+            "v0.6.7 to v0.9.6",
+            "PR #10364 (2025-04-21): default num_ctx 4096; PR #10468 (first tag v0.6.7): 2 parallel requests "
+            "(num_ctx x 2 cells); flash attention only for the architectures of fs/ggml/ggml.go FlashAttention()",
             False,
             False,
+            default_parallel=2,
+        ),
+        OllamaRelease(
+            "0.10",
+            "v0.10.0 to v0.13.3",
+            "PR #11330 'Reduce default parallelism to 1' (2025-07-08, first tag v0.10.0); num_ctx 4096; flash "
+            "attention only for the architectures of fs/ggml/ggml.go FlashAttention()",
+            False,
+            False,
+        ),
+        OllamaRelease(
+            "0.13",
+            "v0.13.4 to v0.15.4",
+            "PR #13052 'flash attn: add auto mode for llama engine' (bd6c1d6b4, 2025-12-12, first tag v0.13.4): "
+            "llm/server.go loads the llama runner with FlashAttention:Auto; the Go engine's architectures keep "
+            "the FlashAttention() list",
+            False,
+            False,
+            llama_runner_fa_auto=True,
         ),
         OllamaRelease(
             "0.15",
             "v0.15.5 to v0.29.x",
             "commit 0334ffa62 'server: use tiered VRAM-based default context "
-            "length' (2026-01-27, first in v0.15.5): server/routes.go 23/47 GiB tiers",
+            "length' (2026-01-27, first in v0.15.5): server/routes.go 23/47 GiB tiers; the llama runner's "
+            "FlashAttention:Auto as 0.13",
             True,
             False,
+            llama_runner_fa_auto=True,
         ),
         OllamaRelease(
             "0.30",
@@ -105,9 +142,11 @@ class OllamaOptions:
     """ollama settings (Modelfile parameter / environment variable in brackets)."""
 
     num_ctx: int | None = None  # [num_ctx, OLLAMA_CONTEXT_LENGTH] None: the VRAM tier (needs vram_bytes)
-    num_parallel: int = OLLAMA_DEFAULT_PARALLEL  # [OLLAMA_NUM_PARALLEL]
+    num_parallel: int | None = None  # [OLLAMA_NUM_PARALLEL] None: the release's default (2 in 0.6, then 1)
     flash_attn: bool | None = None  # [OLLAMA_FLASH_ATTENTION] None: ollama's per-architecture default
-    num_batch: int = 512  # [num_batch] passed to llama.cpp as --batch-size (and so the micro-batch)
+    # [num_batch] passed to llama.cpp as --batch-size (and so the micro-batch); None: ollama's default, 512, which
+    # v0.30+ raises by context and headroom (ollama_generation_batch)
+    num_batch: int | None = None
     num_gpu: int | None = None  # [num_gpu] layers on the GPU; None: as many as fit (here: all)
     vram_bytes: int | None = None  # the GPU's memory, to pick the default context tier
     gpu_overhead_bytes: int = 0  # [OLLAMA_GPU_OVERHEAD]
@@ -116,6 +155,11 @@ class OllamaOptions:
     # [--mmproj FILE] the projector GGUF of a vision model: `ollama create`'s Modelfile takes it as a second FROM
     # line after the model's (ollama/ollama issue #9780)
     mmproj_file: MmprojFile | None = None  # read at the edge (cli/engine_options.py read_mmproj)
+    gpus: int = 1  # identical GPUs the server sees (--gpu 2xrtx3090); the scheduler decides how many it uses
+    use_gpus: int | None = None  # how many of them the model is placed on; None: as the scheduler decides
+    sched_spread: bool = False  # [OLLAMA_SCHED_SPREAD] always spread over every GPU
+    # DeepSeek V2/V3: False for a library file converted before llama.cpp PR #12801 (full-head cache)
+    mla_latent: bool = True
 
     def __post_init__(self) -> None:
         if self.release not in OLLAMA_RELEASES:
@@ -150,14 +194,121 @@ def ollama_default_context(vram_bytes: int | None, gpu_overhead_bytes: int = 0) 
     return OLLAMA_CONTEXT_TIERS[-1][1]
 
 
+# llm/llama_server.go (fb30760): `mmprojOffloadHeadroom = 1 << 30` ("leaves 1 GiB for backend buffers beyond
+# projector weights")
+MMPROJ_OFFLOAD_HEADROOM_BYTES = 1 << 30
+# server/sched.go bestSingleGPUFit (fb30760): one GPU takes the model when `predictedVRAM <= available*80/100`
+OLLAMA_SINGLE_GPU_SHARE = 0.8
+
+
+OLLAMA_DEFAULT_BATCH = 512  # api/types.go DefaultOptions NumBatch
+
+
+def ollama_generation_batch(n_ctx: int, predicted: int, available: int | None, flash_attn: bool) -> int:
+    """v0.30+ server/sched.go automaticGenerationBatch (ollama#16031), for a num_batch the user did not set:
+    with flash attention off on CUDA, 512; else 2048 above 32768 cells, 1024 above 4096, 512 otherwise, lowered
+    while it does not fit: the prediction within 80 % of the free memory, within 60 % (2048) or 75 % (1024) of
+    it, and room in that 80 % for the batch's surcharge (2 GiB for 2048, 768 MiB for 1024). Without a card
+    (no free memory known) the context alone decides, as ollama's generationBatchFits does."""
+    if not flash_attn:
+        return OLLAMA_DEFAULT_BATCH  # (256 on CUDA cards of 8 GiB or less above 4096 cells: not modelled)
+    batch = 2048 if n_ctx > 32768 else 1024 if n_ctx > 4096 else OLLAMA_DEFAULT_BATCH
+    surcharge = {2048: 2 * GIB, 1024: 768 * MIB}
+    headroom = {2048: 0.60, 1024: 0.75}
+    while batch > OLLAMA_DEFAULT_BATCH and available:
+        threshold = available * 80 // 100
+        if (
+            predicted <= threshold
+            and predicted <= available * headroom[batch]
+            and surcharge[batch] <= threshold - predicted
+        ):
+            break
+        batch = 1024 if batch > 1024 else OLLAMA_DEFAULT_BATCH
+    return batch
+
+
+def ollama_predicted_vram(spec: AnySpec, request: Request, n_ctx: int, mla_latent: bool = True) -> int:
+    """ollama's own pre-load guess (llm/llama_server.go PredictServerVRAM, v0.30+): the GGUF file's size plus
+    `2 * layers * kv_heads_min * (embedding_length / head_count_max) * context * 2` bytes of f16 cache, with
+    context = num_ctx x parallel (server/sched.go effectiveLlamaServerContext). Here the file's size is the
+    sum of its tensors in the request's type."""
+    r = resolve(spec, request)
+    tensors = model_tensors(spec)
+    storage = gguf_storage(tensors, r.dtype, spec)
+    weights = sum(s.nbytes(x.numel) for x, s in zip(tensors, storage, strict=True))
+    g = archs.geometry(spec)
+    layers = g.self_layers
+    if not layers:
+        return weights
+    cfg = spec.config
+    kv_heads = min(layer.kv_heads for layer in layers) or 1
+    if g.mla is not None:
+        # the GGUF's head_count_kv: 1 for a latent-attention conversion (PR #12801), every head before it
+        kv_heads = 1 if mla_latent else g.mla[2]
+    hidden = int(getattr(cfg, "hidden_size", 0) or 0)
+    heads = int(getattr(cfg, "num_attention_heads", 0) or 0)
+    head_dim = hidden // heads if heads else 0
+    n_layers = int(getattr(cfg, "num_hidden_layers", 0) or len(layers))
+    return weights + 2 * n_layers * kv_heads * head_dim * n_ctx * 2
+
+
+def ollama_gpus(
+    spec: AnySpec, request: Request, opt: OllamaOptions, release: OllamaRelease, n_ctx: int
+) -> tuple[int, str]:
+    """How many of `opt.gpus` identical cards ollama's scheduler gives the model, and why.
+
+    v0.30+ (server/sched.go selectLlamaServerPlacement): unless OLLAMA_SCHED_SPREAD is set, the model goes to the
+    one GPU with the most free memory when PredictServerVRAM is at most 80 % of that GPU's free memory
+    (bestSingleGPUFit, then `--split-mode none --main-gpu 0` with that GPU alone visible); otherwise to every
+    GPU of the library, whose layers llama-server's --fit spreads by free memory. Before v0.30 (llm/memory.go
+    pickBestFullFitByLibrary, v0.12.0; llm/server.go assignLayers, v0.17.0): "pack into as few GPUs as possible,
+    starting from 1 GPU" -- the fewest cards on which ollama's whole estimate fits (each card's share less its
+    457 MiB minimum), layers spread evenly over identical cards."""
+    if opt.use_gpus is not None:
+        return min(opt.use_gpus, opt.gpus), ""
+    if opt.gpus <= 1:
+        return 1, ""
+    if opt.sched_spread:
+        return opt.gpus, f"OLLAMA_SCHED_SPREAD=1: layers spread over all {opt.gpus} GPUs"
+    if opt.vram_bytes is None:
+        return opt.gpus, ""
+    if not release.llama_server_runner:
+        for n in range(1, opt.gpus):
+            est = ollama_estimate(spec, request, replace(opt, use_gpus=n))
+            per_card: dict[int, int] = {}
+            for b in est.buffers:
+                if b.placement == "gpu":
+                    per_card[b.device] = per_card.get(b.device, 0) + b.bytes
+            if max(per_card.values(), default=0) <= opt.vram_bytes:
+                return n, (
+                    f"{n} GPU{'s' if n > 1 else ''} of {opt.gpus}: ollama {release.since} packs a model onto as few "
+                    "cards as hold it whole (llm/memory.go pickBestFullFitByLibrary); OLLAMA_SCHED_SPREAD=1 spreads it"
+                )
+        return opt.gpus, f"layers spread over {opt.gpus} GPUs: fewer do not hold the whole model"
+    predicted = ollama_predicted_vram(spec, request, n_ctx, opt.mla_latent)
+    free = opt.vram_bytes - opt.gpu_overhead_bytes
+    if predicted <= free * OLLAMA_SINGLE_GPU_SHARE:
+        return 1, (
+            f"one GPU of {opt.gpus}: ollama's prediction ({predicted / GIB:.1f} GiB: file + f16 cache) is within "
+            "80 % of one card (server/sched.go bestSingleGPUFit); OLLAMA_SCHED_SPREAD=1 spreads it over all"
+        )
+    return opt.gpus, (
+        f"layers spread over {opt.gpus} GPUs: ollama's prediction ({predicted / GIB:.1f} GiB) is above 80 % of one "
+        "card (server/sched.go selectLlamaServerPlacement)"
+    )
+
+
 def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | None = None) -> EngineEstimate:
-    """llama.cpp as ollama runs it: num_ctx x num_parallel cells, flash attention off for the Llama
-    family, the output buffer sized with embeddings, and 457 MiB per GPU kept free by its scheduler."""
+    """llama.cpp as ollama runs it: num_ctx x num_parallel cells, flash attention by the release's rule, the
+    output buffer sized with embeddings, 457 MiB per GPU kept free by its scheduler, the cards it places the
+    model on (ollama_gpus), and from v0.30 llama-server's batch (ollama_generation_batch) and fit target."""
     opt = options or OllamaOptions()
     check_architecture(spec, "ollama")
     release = OLLAMA_RELEASES[opt.release]
     default_ctx = (
-        ollama_default_context(opt.vram_bytes, opt.gpu_overhead_bytes)
+        ollama_default_context(
+            None if opt.vram_bytes is None else opt.vram_bytes * opt.gpus, opt.gpu_overhead_bytes * opt.gpus
+        )
         if release.vram_context_tiers
         else OLLAMA_CONTEXT_TIERS[0][1]
     )
@@ -188,7 +339,7 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
             f"{window} ('requested context size too large for model') and sizes the KV cache for that"
         )
         num_ctx = window
-    parallel = opt.num_parallel
+    parallel = opt.num_parallel or release.default_parallel
     if request.batch > 1:
         parallel = request.batch
     gguf_arch = archs.geometry(spec).gguf_architecture or spec.architecture  # ollama reads the GGUF's name
@@ -199,6 +350,12 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
         notes.append(
             f"flash attention on: ollama {release.since} starts llama-server with --flash-attn auto "
             "(llm/llama_server.go; off on CUDA cards below compute 6.0 and on 7.2)"
+        )
+    elif release.llama_runner_fa_auto and gguf_arch not in OLLAMA_ENGINE_ARCHITECTURES:
+        fa = True  # the llama runner's FlashAttention:Auto: llama.cpp turns it on where the GPU supports it
+        notes.append(
+            f"flash attention on: ollama {release.since} loads {gguf_arch} in its llama.cpp runner with "
+            "FlashAttention:Auto (PR #13052), which llama.cpp turns on where the GPU supports it"
         )
     else:
         fa = gguf_arch in OLLAMA_FLASH_ATTN_ARCHITECTURES
@@ -222,7 +379,20 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
                 f"{per_tile} x {tiles} tiles (fs/ggml/ggml.go GraphSize, mllama: f32)",
             )
         )
-    gpus = 1
+    gpus, placement_note = ollama_gpus(spec, request, opt, release, n_ctx)
+    if placement_note:
+        notes.append(placement_note)
+    num_batch = opt.num_batch or OLLAMA_DEFAULT_BATCH
+    if opt.num_batch is None and release.llama_server_runner:
+        available = None if opt.vram_bytes is None else opt.vram_bytes * gpus
+        num_batch = ollama_generation_batch(
+            n_ctx, ollama_predicted_vram(spec, request, n_ctx, opt.mla_latent), available, fa
+        )
+        if num_batch != OLLAMA_DEFAULT_BATCH:
+            notes.append(
+                f"num_batch {num_batch}: ollama {release.since} raises llama-server's -b/-ub for a {n_ctx}-cell "
+                "context when its prediction leaves the headroom (server/sched.go automaticGenerationBatch)"
+            )
     for d in range(gpus):
         extra.append(
             Buffer(
@@ -235,14 +405,42 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
                 d,
             )
         )
+    # llm/llama_server.go mmprojMemoryRequirement: the projector's tensor bytes (the v./mm./a. tensors of the model
+    # file, or every tensor of the second blob), unaligned
+    projector = 0
+    if release.llama_server_runner and any(t.component in MMPROJ for t in model_tensors(spec)):
+        projector = opt.mmproj_file.device_bytes(False) if opt.mmproj_file is not None else mmproj_file_bytes(spec)
+    mmproj_on_gpu = True
+    if projector:
+        # shouldDisableMMProjOffload: --no-mmproj-offload (the projector and its graph on the CPU) for num_gpu 0,
+        # for a num_gpu below the model's layers + 1, or when a card has less than the projector + 1 GiB in all
+        n_layers = archs.geometry(spec).decoder_layers
+        why = (
+            "num_gpu 0"
+            if opt.num_gpu == 0
+            else f"num_gpu {opt.num_gpu} offloads part of the text model"
+            if opt.num_gpu is not None and opt.num_gpu < n_layers + 1
+            else "the card has less than the projector + 1 GiB"
+            if opt.vram_bytes is not None and opt.vram_bytes < projector + MMPROJ_OFFLOAD_HEADROOM_BYTES
+            else ""
+        )
+        if why:
+            mmproj_on_gpu = False
+            notes.append(
+                f"the projector stays in host memory: {why}, so ollama starts llama-server with --no-mmproj-offload "
+                "(llm/llama_server.go shouldDisableMMProjOffload)"
+            )
     lopt = LlamaCppOptions(
-        n_ubatch=opt.num_batch,
+        mmproj_on_gpu=mmproj_on_gpu,
+        n_ubatch=num_batch,
         flash_attn=fa,
         parallel=parallel,
         gpu_layers=opt.num_gpu,
         version=opt.version,
         cuda_overhead_bytes=0,
         mmproj_file=opt.mmproj_file,
+        gpus=gpus,
+        mla_latent=opt.mla_latent,
     )
     req = replace(request, context=None, batch=1)
     if g.vision_cross_attention:
@@ -254,13 +452,31 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
     # v0.30+: llama-server started without -ngl (llm/llama_server.go: "NumGPU == -1 (default): don't pass -ngl,
     # let llama-server auto-detect"), so its --fit places the layers keeping LLAMACPP_FIT_TARGET_BYTES free per
     # device; the CGO runners before had no such fit (the scheduler's 457 MiB minimum is a buffer above)
+    fit_target = LLAMACPP_FIT_TARGET_BYTES if release.llama_server_runner and opt.num_gpu is None else 0
+    out_notes = tuple(n for n in est.notes if "CUDA context" not in n)
+    if not release.llama_server_runner and gguf_arch in OLLAMA_ENGINE_ARCHITECTURES:
+        out_notes += (
+            f"ollama {release.since} runs {gguf_arch} in its own Go engine (fs/ggml/ggml.go OllamaEngineRequired), "
+            "not llama.cpp's context: its buffers are estimated as llama.cpp's",
+        )
+    if fit_target and projector and mmproj_on_gpu:
+        # llm/llama_server.go: a vision model's projector (inline v./mm. tensors of gemma3, mistral3, qwen2.5-VL...
+        # passed as --mmproj MODEL, or the second blob) makes the fit target LLAMA_ARG_FIT_TARGET =
+        # ceil((projector bytes + mmprojOffloadHeadroom 1 GiB) / MiB) MiB instead of llama-server's 1024 MiB
+        # (mmprojFitTargetMiB, "a stopgap until fit accounts for mmproj memory directly"), unless a card has less
+        # than that in all (shouldDisableMMProjOffload "limited-vram": --no-mmproj-offload)
+        fit_target = -(-(projector + MMPROJ_OFFLOAD_HEADROOM_BYTES) // MIB) * MIB
+        out_notes += (
+            f"fit target {fit_target // MIB} MiB: ollama sets LLAMA_ARG_FIT_TARGET to the projector "
+            f"({projector / MIB:.0f} MiB) + 1 GiB (llm/llama_server.go mmprojFitTargetMiB)",
+        )
     facts = dict(
         est.facts,
         num_ctx=num_ctx,
         num_parallel=parallel,
-        fit_target_bytes=LLAMACPP_FIT_TARGET_BYTES if release.llama_server_runner and opt.num_gpu is None else 0,
+        fit_target_bytes=fit_target,
+        ollama_gpus=gpus,
     )
-    out_notes = tuple(n for n in est.notes if "CUDA context" not in n)
     return replace(est, facts=facts, notes=out_notes, context_tokens=num_ctx, warnings=tuple(warnings) + est.warnings)
 
 
@@ -346,8 +562,10 @@ def _ollama_mllama(
 
 
 __all__ = [
+    "MMPROJ_OFFLOAD_HEADROOM_BYTES",
     "OLLAMA_DEFAULT_DTYPE",
     "OLLAMA_DEFAULT_RELEASE",
+    "OLLAMA_ENGINE_ARCHITECTURES",
     "OLLAMA_MINIMUM_MEMORY_BYTES",
     "OLLAMA_RELEASES",
     "OllamaOptions",
@@ -355,4 +573,7 @@ __all__ = [
     "expert_offload_refusal",
     "ollama_default_context",
     "ollama_estimate",
+    "ollama_generation_batch",
+    "ollama_gpus",
+    "ollama_predicted_vram",
 ]

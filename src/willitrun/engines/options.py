@@ -90,7 +90,7 @@ OPTIONS: tuple[Option, ...] = (
         ("--parallel", "-np", "--num-parallel"),
         "int",
         "llama.cpp -np / OLLAMA_NUM_PARALLEL, 1 to 4096: sequences sharing the context's cells",
-        "llama-server's auto, 4 slots sharing one cache (builds since PR #16736); ollama 1",
+        "llama-server's auto, 4 slots sharing one cache (builds since PR #16736); ollama 1 (2 in 0.6)",
         low=1,
         high=4096,
     ),
@@ -170,11 +170,11 @@ OPTIONS: tuple[Option, ...] = (
         "ollama_version",
         ("--ollama-version",),
         "text",
-        "ollama release line (default context, flash attention): 0.6 (v0.6.7-v0.15.4), 0.15 (v0.15.5-v0.29), "
-        "0.30 (v0.30 on: the llama-server runner)",
+        "ollama release line (default context, parallel requests, flash attention): 0.6 (v0.6.7-v0.9.6), 0.10 "
+        "(v0.10-v0.13.3), 0.13 (v0.13.4-v0.15.4), 0.15 (v0.15.5-v0.29), 0.30 (v0.30 on: the llama-server runner)",
         "0.30",
         metavar="KEY",
-        choices=("0.6", "0.15", "0.30"),
+        choices=("0.6", "0.10", "0.13", "0.15", "0.30"),
     ),
     _o(
         "whisper_version",
@@ -278,6 +278,15 @@ OPTIONS: tuple[Option, ...] = (
         ("--disable-hybrid-kv-cache-manager",),
         "switch",
         "vLLM: sliding-window layers keep every token's KV, not just their window (one KV group)",
+    ),
+    _o(
+        "flashinfer_sampler",
+        ("--flashinfer-sampler",),
+        "bool",
+        "vLLM VLLM_USE_FLASHINFER_SAMPLER: FlashInfer's top-k/top-p in the profile's sampler (no sort: 12 B per "
+        "logit besides the logits, where torch.sort takes 36)",
+        "the version's pip install: on from 0.21, off before (FlashInfer was an extra before 0.12, opt-in 0.12-0.20)",
+        off=("--no-flashinfer-sampler",),
     ),
 )
 OPTION = {o.key: o for o in OPTIONS}

@@ -64,6 +64,7 @@ class Engine:
     sized_by_card: ClassVar[bool] = False  # it sizes itself from the card's memory (vLLM's KV pool): needs --gpu/--vram
     strict_versions: ClassVar[bool] = True  # the version option must be a key of versions() (whisper.cpp: also tags)
     launch_note: ClassVar[str] = ""  # what the launch line is, for docs/engines.md
+    ladder_kv: ClassVar[tuple[str, ...]] = ()  # the KV types `ladder` tries on it (empty: answers.LADDER_KV)
     label: ClassVar[str] = ""  # how sentences name it ("vLLM's share"); "" = its name
     # Against the memory free now (a detected card), what it keeps free beyond the buffers it sizes, and why
     # (fit.judge takes it off the free memory; vLLM's budget is its share of the TOTAL instead: `budget`).
@@ -303,6 +304,10 @@ class LlamaCpp(Engine):
         return LlamaCppOptions
 
     @classmethod
+    def option_defaults(cls, vram_bytes: int, gpu_name: str | None) -> dict[str, Any]:
+        return {"vram_bytes": vram_bytes}  # --fit's default context (engines/llamacpp.py _default_context)
+
+    @classmethod
     def versions(cls) -> Mapping[str, Any]:
         from .llamacpp import LLAMACPP_VERSIONS
 
@@ -402,7 +407,9 @@ class Ollama(LlamaCpp):
     reserve_source = "ollama's 457 MiB minimum free memory is a buffer of its total"
     runtime_overhead = "totals include ollama's 457 MiB minimum free memory (discover/gpu.go)"
     layers_flag = "num_gpu"
-    multi_card = None
+    # several identical cards: one of them when ollama's prediction fits 80 % of it, else layers over all
+    # (engines/ollama.py ollama_gpus, server/sched.go selectLlamaServerPlacement)
+    multi_card = "layers"
     takes = {
         "ubatch": "num_batch",
         "flash_attn": "flash_attn",
@@ -476,6 +483,11 @@ class Ollama(LlamaCpp):
             env.append(f"OLLAMA_FLASH_ATTENTION={int(bool(options.flash_attn))}")
         if est.kv_dtype in ("q8_0", "q4_0"):
             env.append(f"OLLAMA_KV_CACHE_TYPE={est.kv_dtype}")
+        cards = int(getattr(options, "gpus", 1) or 1) if options is not None else 1
+        if cards > 1:  # the cards the answer counts; the scheduler picks one or spreads (engines/ollama.py)
+            env.insert(0, "CUDA_VISIBLE_DEVICES=" + ",".join(str(d) for d in range(cards)))
+        if options is not None and getattr(options, "sched_spread", False):
+            env.append("OLLAMA_SCHED_SPREAD=1")
         return ["env", *env, "ollama", "serve"]
 
     @classmethod
@@ -485,12 +497,16 @@ class Ollama(LlamaCpp):
         return ["ollama", "run", name or str(getattr(spec, "id", "MODEL"))]
 
     @classmethod
+    def cards_note(cls, n: int) -> str:
+        return "ollama's scheduler: one card when it fits 80 % of one, else layers spread over all"
+
+    @classmethod
     def session_lines(cls, est: EngineEstimate, options: Any) -> list[str]:
         """What `ollama run MODEL` takes inside the session for options without an environment variable."""
         out = []
         if options is not None and getattr(options, "num_gpu", None) is not None:
             out.append(f"/set parameter num_gpu {options.num_gpu}")
-        if options is not None and getattr(options, "num_batch", 512) != 512:
+        if options is not None and getattr(options, "num_batch", None) not in (None, 512):
             out.append(f"/set parameter num_batch {options.num_batch}")
         return out
 
@@ -663,11 +679,13 @@ class Vllm(Engine):
         "data_parallel_size": "data_parallel",
         "enable_expert_parallel": "expert_parallel",
         "disable_hybrid_kv_cache_manager": "disable_hybrid_kv_cache_manager",
+        "flashinfer_sampler": "flashinfer_sampler",
     }
     version_key = "vllm_version"
     multi_card = "tensor"
     sized_by_card = True
     launch_note = "vllm serve (vllm/engine/arg_utils.py spellings)"
+    ladder_kv = ("f16", "fp8")  # --kv-cache-dtype auto / fp8 (engines/vllm.py VLLM_KV_TYPES)
 
     @classmethod
     def options_from_log(
@@ -818,6 +836,9 @@ class Vllm(Engine):
             argv.append("--enable-expert-parallel")
         if options is not None and getattr(options, "disable_hybrid_kv_cache_manager", False):
             argv.append("--disable-hybrid-kv-cache-manager")
+        flashinfer = getattr(options, "flashinfer_sampler", None) if options is not None else None
+        if flashinfer is not None:  # given: the environment variable vLLM reads (vllm/envs.py)
+            argv = ["env", f"VLLM_USE_FLASHINFER_SAMPLER={int(flashinfer)}", *argv]
         return argv
 
 

@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import archs
 from ..archs.base import EXPERT_ROLES, LINEAR_ROLES, Geometry, LayerKV, Tensor
+from ..archs.caches import IndexerKeys
 from ..archs.mamba import VLLM_STATE_REFUSAL
+from ..archs.mllama import MllamaSpec
 from ..errors import UsageError
 from ..memory import AnySpec, Request, Resolved, resolve, stage_peak, stages, storage_types, vocab_size
 from .base import GIB, MIB, Buffer, EngineEstimate, pad
@@ -93,6 +95,16 @@ class VllmVersion:
     # The profile sampler's top-k/top-p: the Triton kernel from 0.17.0 (VLLM_V1_TRITON_BYTES_PER_LOGIT), torch.sort
     # before it (VLLM_V1_SORT_BYTES_PER_LOGIT).
     triton_sampler: bool = False
+    # VLLM_USE_FLASHINFER_SAMPLER on a plain `pip install vllm`: vllm==0.21.0 and 0.22.0 envs.py default True, and
+    # flashinfer-python is a requirement from 0.12.0 (the wheels' METADATA); 0.8-0.11 read None as "on" but
+    # FlashInfer is only the `vllm[flashinfer]` extra there (0.11.0 METADATA), 0.12.0-0.20.0 read None as "off"
+    # (topk_topp_sampler.py `if envs.VLLM_USE_FLASHINFER_SAMPLER:`; vllm==0.20.0 envs.py default None).
+    flashinfer_sampler: bool = False
+    # GGUF weights load (vllm/model_executor/layers/quantization/gguf.py and model_loader/gguf_loader.py: in
+    # every wheel from 0.6 to 0.23.0, every llama.cpp quant type of STANDARD_QUANT_TYPES, KQUANT_TYPES and
+    # IMATRIX_QUANT_TYPES); vllm==0.24.0 and later wheels hold neither file and register no "gguf" quantization
+    # (a plugin carries it since: vllm-project/vllm-gguf-plugin issue #101 runs a Q4_K_M file on vLLM 0.18.0).
+    gguf: bool = True
 
 
 VLLM_VERSIONS: dict[str, VllmVersion] = {
@@ -188,7 +200,7 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
         ),
         VllmVersion(
             "0.22",
-            "0.21 to 0.32 (V1)",
+            "0.21 to 0.23 (V1)",
             True,
             0.92,
             True,
@@ -202,6 +214,27 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             tokens_from_concurrency=True,
             mxfp4_padding=True,
             triton_sampler=True,  # as 0.17 (the Triton kernel is in main's topk_topp_sampler.py since PR #33538)
+            flashinfer_sampler=True,
+        ),
+        # 0.24 to 0.32: 0.22's budget without GGUF (vllm==0.24.0 has no quantization/gguf.py; 0.23.0 does)
+        VllmVersion(
+            "0.24",
+            "0.24 to 0.32 (V1)",
+            True,
+            0.92,
+            True,
+            False,
+            True,
+            "vllm==0.24.0 wheel: no model_executor/layers/quantization/gguf.py (present in 0.23.0); otherwise as "
+            "0.22 (vllm==0.27.0 and 0.30.0 have no GGUF either)",
+            hybrid_kv=True,
+            state_pools=True,
+            padded_groups=True,
+            tokens_from_concurrency=True,
+            mxfp4_padding=True,
+            triton_sampler=True,
+            flashinfer_sampler=True,
+            gguf=False,
         ),
         VllmVersion(
             "0.33",
@@ -220,9 +253,32 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             hybrid_prefix_caching=True,
             mxfp4_padding=True,
             triton_sampler=True,
+            flashinfer_sampler=True,
+            gguf=False,
         ),
     )
 }
+# --kv-cache-dtype: "auto" (the model's dtype), float16, bfloat16 and the fp8 formats (vllm==0.11.0, 0.22.0 and
+# 0.33.0 vllm/config/cache.py CacheDType); llama.cpp's q8_0 / q4_0 cache types are not among them.
+VLLM_KV_TYPES = frozenset({"f16", "bf16", "f32", "fp8"})
+
+
+def accepts(info: VllmVersion, dtype_name: str, dtype_family: str, kv_name: str) -> str | None:
+    """Why vLLM `info` would not load these weight and KV-cache types (None: it would)."""
+    if kv_name not in VLLM_KV_TYPES:
+        return (
+            f"vLLM has no {kv_name} KV cache: --kv-cache-dtype takes auto, float16, bfloat16 or fp8 "
+            "(vllm/config/cache.py CacheDType); --kv-dtype fp8 is its 8-bit cache"
+        )
+    if dtype_family == "gguf" and not info.gguf:
+        return (
+            f"vLLM {info.since} loads no GGUF file ({dtype_name}): its own GGUF loader is in the wheels up to "
+            "0.23.0 (quantization/gguf.py) and gone from 0.24.0 (the separate vllm-gguf-plugin package is not "
+            "modelled); --vllm-version 0.22 or earlier, or a safetensors type"
+        )
+    return None
+
+
 # The newest release line in the stored material (vllm==0.33.0): the default, as for every engine; the
 # calibration entries name their own line (0.10 for the 0.10-0.16 logs, 0.17 for 0.17-0.20, both the 0.9 share).
 VLLM_DEFAULT_VERSION = "0.33"
@@ -298,6 +354,13 @@ VLLM_SORT_SEGMENTED_ROWS = 128  # Sort.cu: `nsegments < 128` -> segmented_sort_p
 # logits, "~80MiB" in PR #33538), not counted: the card's SM count is not known here.
 VLLM_V1_TRITON_BYTES_PER_LOGIT = 12
 VLLM_TRITON_SAMPLER_MIN_ROWS = 8  # fewer rows still sort (apply_top_k_top_p_pytorch)
+# FlashInfer's top-k/top-p (VLLM_USE_FLASHINFER_SAMPLER; TopKTopPSampler.forward_cuda -> flashinfer_sample, which
+# the dummy sampler run's top_k and top_p send to `flashinfer.sampling.top_k_top_p_sampling_from_logits`):
+# flashinfer-python 0.3.1 and 0.6.11.post2 flashinfer/sampling.py, filter_apply_order "top_k_first":
+# `masked_logits = top_k_mask_logits(logits, top_k)` (torch.empty_like: 4 B) then `probs = torch.softmax(...)`
+# (4 B), besides the sampler's float32 copy (4 B) and the model-dtype logits: a + 12, no sort. Its 1 MiB
+# row-state buffer (`_get_cache_buf`) is not counted.
+VLLM_V1_FLASHINFER_BYTES_PER_LOGIT = 12
 VLLM_BLOCK_SIZE = 16  # CacheConfig block_size default on CUDA
 VLLM_V0_MAX_NUM_SEQS = 256  # SchedulerConfig max_num_seqs default (V0)
 VLLM_MIN_BATCHED_TOKENS = (
@@ -338,6 +401,7 @@ class VllmOptions:
     )
     expert_parallel: bool = False  # [--enable-expert-parallel] whole experts per rank instead of TP-sharded ones
     data_parallel: int = 1  # [--data-parallel-size] attention replicas; with expert parallel EP = TP x DP
+    flashinfer_sampler: bool | None = None  # [VLLM_USE_FLASHINFER_SAMPLER] None: the version's default install
 
     def __post_init__(self) -> None:
         if self.version not in VLLM_VERSIONS:
@@ -366,6 +430,14 @@ class VllmOptions:
     @property
     def info(self) -> VllmVersion:
         return VLLM_VERSIONS[self.version]
+
+    @property
+    def uses_flashinfer_sampler(self) -> bool:
+        """FlashInfer's top-k/top-p in the profile sampler: V1 only (V0 reads the variable's absence as off and
+        its profile is the fitted VLLM_SAMPLER_LOGITS_COPIES)."""
+        if not self.info.v1:
+            return False
+        return self.info.flashinfer_sampler if self.flashinfer_sampler is None else self.flashinfer_sampler
 
     @property
     def utilization(self) -> float:
@@ -680,10 +752,20 @@ class RankBudget:
     kv_bytes_per_token: int  # this rank's layers, every attention layer counted in full
     available_bytes: int  # for the KV cache (may be negative)
     kv: KVLayout | None = None  # the rank's KV cache groups (None: not computed)
+    mm: MultimodalProfile | None = None  # the multimodal profile (first stage of a multimodal model)
 
     @property
     def activation_bytes(self) -> int:
         return max(self.layer_peak_bytes, self.sampler_bytes)
+
+
+def indexer_token_bytes(g: Geometry, i: int) -> list[int]:
+    """Bytes per token of layer i's DSA indexer-key caches (archs/caches.py IndexerKeys: deepseek_v32,
+    glm_moe_dsa), each its own cache layer: vllm/model_executor/models/deepseek_v2.py DeepseekV32IndexerCache
+    returns MLAAttentionSpec(num_kv_heads=1, head_size=head_dim + head_dim // quant_block_size * 4,
+    dtype=torch.uint8): fp8 keys with a float32 scale per 128 (quant_block_size), whatever the KV dtype, and
+    not split by TP (one head)."""
+    return [k.head_dim + k.head_dim // 128 * 4 for k in g.caches[i] if isinstance(k, IndexerKeys)]
 
 
 def _kv_layers(g: Geometry, first: int, last: int) -> list[LayerKV]:
@@ -824,6 +906,7 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
             kind, window = ("sliding", kv.window or 0) if kv.kind == "sliding" else ("full", 0)
             chunked = chunked or kv.kind == "chunked"
             attn.append((kind, window, per_token))
+        attn.extend(("full", 0, b) for b in indexer_token_bytes(g, i))
         if i < len(g.ssm_state) and any(g.ssm_state[i]):
             states.append(_state_bytes(r, g, i, tp))
     kinds = {k for k, _, _ in attn}
@@ -935,9 +1018,34 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
     return KVLayout(tuple(groups), group_size, page, False, page * group_size, needed, block_size, tuple(notes))
 
 
-def v1_sampler_bytes_per_logit(info: VllmVersion, rows: int) -> int:
+def cudagraph_sizes(opt: VllmOptions, batched: int, seqs: int) -> tuple[list[int], list[int]]:
+    """(PIECEWISE, FULL) CUDA graph batch sizes vLLM captures by default (FULL_AND_PIECEWISE, no speculative
+    decoding, not the "interactivity" performance mode): vllm==0.22.0 vllm/config/vllm.py `_set_cudagraph_sizes`:
+    max = min(max_num_batched_tokens, min(2 x max_num_seqs, 512)); 1, 2, 4, multiples of 8 below 256, multiples of
+    16 from 256, and max_num_batched_tokens when it is within the max; vllm==0.33.0 also adds max_num_seqs when it
+    is within the max and raises 512 to 1024 on SM100 (B200/GB200/B300). FULL graphs are the decode sizes up to
+    max_num_seqs (vllm/v1/cudagraph_dispatcher.py `initialize_cudagraph_keys`, separate_routine)."""
+    top = 1024 if opt.info.b200_tier and mxfp4_backend(opt.gpu_name) == "flashinfer-sm100" else 512
+    cap = min(batched, min(2 * seqs, top))
+    sizes = [i for i in (1, 2, 4) if i <= cap]
+    if cap >= 8:
+        sizes += list(range(8, min(cap + 1, 256), 8))
+    if cap >= 256:
+        sizes += list(range(256, cap + 1, 16))
+    if batched <= cap:
+        sizes.append(batched)
+    if opt.info.b200_tier and seqs <= min(2 * seqs, top) and seqs <= batched:
+        sizes.append(seqs)
+    piecewise = sorted(set(sizes))
+    return piecewise, [x for x in piecewise if x <= seqs]
+
+
+def v1_sampler_bytes_per_logit(info: VllmVersion, rows: int, flashinfer: bool = False) -> int:
     """Bytes per logit at the V1 profile sampler's peak, besides the model-dtype logits (see
-    VLLM_V1_SORT_BYTES_PER_LOGIT): the Triton top-k/top-p from 0.17 on 8 rows or more, torch.sort otherwise."""
+    VLLM_V1_SORT_BYTES_PER_LOGIT): FlashInfer's top-k/top-p when on, else the Triton kernel from 0.17 on 8 rows
+    or more, torch.sort otherwise."""
+    if flashinfer:
+        return VLLM_V1_FLASHINFER_BYTES_PER_LOGIT
     if info.triton_sampler and rows >= VLLM_TRITON_SAMPLER_MIN_ROWS:
         return VLLM_V1_TRITON_BYTES_PER_LOGIT
     if 1 < rows < VLLM_SORT_SEGMENTED_ROWS:
@@ -945,14 +1053,143 @@ def v1_sampler_bytes_per_logit(info: VllmVersion, rows: int) -> int:
     return VLLM_V1_SORT_BYTES_PER_LOGIT
 
 
-def v1_sampler_bytes(info: VllmVersion, rows: int, batched: int, vocab: int, hidden: int, act: int) -> int:
+def sampler_kind(opt: VllmOptions, rows: int) -> str:
+    """Which top-k/top-p the V1 profile sampler runs."""
+    if opt.uses_flashinfer_sampler:
+        return "FlashInfer"
+    return "Triton" if opt.info.triton_sampler and rows >= VLLM_TRITON_SAMPLER_MIN_ROWS else "torch.sort"
+
+
+def v1_sampler_bytes(
+    info: VllmVersion, rows: int, batched: int, vocab: int, hidden: int, act: int, flashinfer: bool = False
+) -> int:
     """V1's `_dummy_sampler_run` peak on the last stage: `rows` x `vocab` logits (model dtype plus the
     sampler's temporaries per logit) while profile_run still holds the dummy run's hidden states (`batched`
     tokens), their `hidden_states[logit_indices]` rows and `_dummy_sampler_run`'s `torch.rand_like` copy of them
     (vllm==0.10.1 / 0.11.0 gpu_model_runner.py `_dummy_run`, `profile_run`, `_dummy_sampler_run`; 0.8.5 has no
     rand_like copy, rows x hidden x act bytes less, not told apart). 0.8.5's topk_topp_sampler.py sorts as 0.10.1 does."""
-    logits = rows * vocab * (act + v1_sampler_bytes_per_logit(info, rows))
+    logits = rows * vocab * (act + v1_sampler_bytes_per_logit(info, rows, flashinfer))
     return logits + (batched + 2 * rows) * hidden * act
+
+
+# --------------------------------------------------------------------------------------------------
+# The multimodal profile run
+# --------------------------------------------------------------------------------------------------
+# V1 (0.8 on): items allowed per prompt when --limit-mm-per-prompt is not given: vllm==0.8.5 and 0.9.x
+# vllm/config.py MultiModalConfig.get_limit_per_prompt `999 if envs.VLLM_USE_V1 else 1` (V0: 1).
+VLLM_V1_MM_LIMIT_PER_PROMPT = 999
+# Llama 3.2 Vision's vision encoder pads each tile's 1601 positions to a multiple of 8 (vLLM
+# vllm/model_executor/models/mllama.py MllamaVisionModel.forward `num_padding_patches = (8 - (n % 8)) % 8`).
+VLLM_MLLAMA_PATCH_PAD = 8
+
+
+@dataclass(frozen=True)
+class MultimodalProfile:
+    """What the profile run feeds the vision encoder, and what it holds while the decoder runs.
+
+    V1 (vllm/v1/worker/gpu_model_runner.py `profile_run`; the budget in vllm==0.11.0 and 0.12.0
+    vllm/v1/worker/utils.py MultiModalBudget.get_max_items, vllm==0.17.0, 0.22.0 and 0.33.0
+    vllm/multimodal/encoder_budget.py): the encoder cache budget is max(max_num_batched_tokens, the largest item's
+    tokens) (vllm/v1/core/encoder_cache_manager.py `compute_mm_encoder_budget`: SchedulerConfig sets
+    max_num_encoder_input_tokens and encoder_cache_size to max_num_batched_tokens); the encoder runs on
+    max(1, min(budget // item tokens, max_num_seqs x items per prompt)) dummy items of the maximum feature size
+    (`_get_mm_dummy_batch`; 0.8.x and 0.9.x gpu_model_runner.py `cdiv` the budget instead), items per prompt =
+    max(1, min(999, max_model_len // item tokens)), and the outputs stay in `encoder_cache["tmp"]` through the
+    decoder's dummy run and the sampler. The modality profiled is the one with the most tokens per item; only
+    images are modelled (a video item can decide for Qwen-VL models).
+    V0 (vllm/worker/model_runner.py `profile_run`): max_num_seqs = min(max_num_seqs, max_num_batched_tokens //
+    max multimodal tokens), each sequence with one item (V0's limit per prompt), the vision pass inside the
+    model's forward; the sampler runs on those sequences. V0 encoder-decoder (mllama,
+    vllm/worker/enc_dec_model_runner.py `profile_run`): one image per each of max_num_seqs sequences, not
+    reduced ('pixel_values is torch.Size([256, 1, 1, 4, 3, 560, 560])' at the default 256, vLLM issue #10569)."""
+
+    tokens_per_item: int  # the largest item's embeddings in the sequence
+    items: int  # dummy items the vision encoder runs on at once
+    encoder_budget: int  # V1's encoder cache budget in tokens (0 on V0)
+    encoder_peak_bytes: int  # the vision pass over `items` (per TP rank)
+    outputs_bytes: int  # embeddings (or mllama's cross-attention states) held through the decoder run
+    sampler_rows: int  # the profile sampler's rows (V0 multimodal: the reduced sequence count)
+    detail: str
+
+
+def _mllama_encoder_extra(spec: MllamaSpec, items: int, act: int) -> tuple[int, int, str]:
+    """(vision tokens, bytes besides the layer's temporaries, detail) of vLLM's MllamaVisionModel over `items`
+    images (vllm/model_executor/models/mllama.py, read at the version stored in the index): the tiles' positions
+    padded to a multiple of 8; `_prepare_aspect_ratio_attention_mask` builds one (tiles x padded)^2 mask per
+    image in the model dtype, alive through both encoders; MllamaVisionEncoder keeps the hidden states of
+    `intermediate_layers_indices` (5 for Llama 3.2 Vision) until `torch.stack` after the local encoder."""
+    v = spec.config.vision_config
+    per_tile = -(-v.positions_per_tile // VLLM_MLLAMA_PATCH_PAD) * VLLM_MLLAMA_PATCH_PAD
+    length = v.max_num_tiles * per_tile
+    tokens = items * length
+    mask = items * length * length * act
+    kept = len(v.intermediate_layers_indices) * tokens * v.hidden_size * act
+    detail = (
+        f"aspect-ratio mask {items} x {length}^2 x {act} B ({mask / GIB:.2f} GiB) + "
+        f"{len(v.intermediate_layers_indices)} intermediate hidden states ({kept / GIB:.2f} GiB)"
+    )
+    return tokens, mask + kept, detail
+
+
+def mm_profile(r: Resolved, opt: VllmOptions, max_model_len: int, batched: int, seqs: int) -> MultimodalProfile | None:
+    """The multimodal part of the profile run (None for a text-only model)."""
+    spec = r.spec
+    g = archs.geometry(spec)
+    info = opt.info
+    act = r.dtype.activation_bytes
+    tp = opt.tensor_parallel
+    if g.vision_cross_attention and isinstance(spec, MllamaSpec):
+        items = seqs
+        tokens, extra, extra_detail = _mllama_encoder_extra(spec, items, act)
+        vision = [st for st in stages(spec, batched, r.source, items) if st.per_input]
+        layer = max((stage_peak(replace(st, tokens=tokens, eager_scores=False), 1, act) for st in vision), default=0)
+        per_image = spec.config.vision_config.max_num_tiles * spec.config.vision_config.positions_per_tile
+        outputs = items * per_image * g.hidden_size * act  # the projected cross-attention states
+        return MultimodalProfile(
+            per_image,
+            items,
+            0,
+            layer // tp + extra,
+            outputs,
+            seqs,
+            f"V0 encoder-decoder profile: {items} images (one per sequence) of {tokens // items} vision positions; "
+            f"layer temporaries {layer / tp / GIB:.2f} GiB + {extra_detail}",
+        )
+    if not g.takes_images:
+        return None
+    per_item = archs.image_tokens(spec, None)
+    if per_item <= 0:
+        return None
+    if info.v1:
+        budget = max(batched, per_item)
+        per_prompt = max(1, min(VLLM_V1_MM_LIMIT_PER_PROMPT, max_model_len // per_item))
+        by_budget = -(-budget // per_item) if opt.version in ("0.8", "0.9") else budget // per_item
+        items = max(1, min(by_budget, seqs * per_prompt))
+        rows = min(seqs, batched)
+    else:
+        budget = 0
+        items = max(1, min(seqs, batched // per_item))
+        rows = items
+    vision = [st for st in stages(spec, batched, r.source, items) if st.per_input]
+    # vLLM's vision towers run fused attention (vllm/attention/layer.py MultiHeadAttention: xformers / SDPA /
+    # flash): no score matrix, whatever transformers does
+    encoder = max((stage_peak(replace(st, eager_scores=False), 1, act) for st in vision), default=0) // tp
+    outputs = items * per_item * g.hidden_size * act
+    where = (
+        f"encoder cache budget {budget} tokens (max(max_num_batched_tokens, one item)): "
+        if info.v1
+        else "V0: min(max_num_seqs, max_num_batched_tokens // item tokens) sequences with one image each: "
+    )
+    return MultimodalProfile(
+        per_item,
+        items,
+        budget,
+        encoder,
+        outputs,
+        rows,
+        f"{where}{items} image(s) of {per_item} tokens through the vision tower ({encoder / GIB:.2f} GiB), "
+        f"their embeddings ({outputs / GIB:.2f} GiB) held through the decoder run",
+    )
 
 
 def rank_budget(
@@ -982,29 +1219,60 @@ def rank_budget(
     # The layers' temporaries for the profile batch (memory.stage_peak: one stream of `batched` tokens;
     # flash attention: no score matrix), each rank holding 1/tp of the heads and MLP width.
     layer_peak = 0
+    mm = mm_profile(r, opt, max_model_len or batched, batched, seqs) if stage == 0 else None
     if layers[1] > layers[0]:
-        layer_peak = (
-            max(stage_peak(st, 1, r.dtype.activation_bytes) for st in stages(spec, batched, r.source, r.images)) // tp
-        )
+        lm = [st for st in stages(spec, batched, r.source, r.images) if mm is None or not st.per_input]
+        layer_peak = max(stage_peak(st, 1, r.dtype.activation_bytes) for st in lm) // tp
+        if not info.v1:
+            # V0 runs the layers eagerly: LlamaModel's loop (`hidden_states, residual = layer(..., hidden_states,
+            # ..., residual)`, vllm/model_executor/models/llama.py) still holds the layer's input, which
+            # RMSNorm's fused_add_rms_norm normalised in place, while the layer's attention output, the residual
+            # and the MLP's gate_up / SiluAndMul outputs are alive: one hidden state per token above
+            # memory.stage_peak (vLLM issue #10517's Llama 3.1 8B runs at 20,000 and 29,000 tokens print 8 % above
+            # it, (3 x 4096 + 3 x 14336) / (2 x 4096 + 3 x 14336) = 1.08). V1 runs the torch.compile'd graph,
+            # whose buffers Inductor frees at their last use: not added there.
+            layer_peak += batched * g.hidden_size * r.dtype.activation_bytes
+    held = 0
     rows = min(seqs, batched)
+    if mm is not None:
+        # the vision pass first, then the decoder's dummy run and the sampler with its outputs still held
+        held = mm.outputs_bytes
+        layer_peak = max(mm.encoder_peak_bytes, held + layer_peak)
+        rows = mm.sampler_rows
     # V1: only the last stage samples (`if get_pp_group().is_last_rank`); the logits are gathered whole
     # on every TP rank of it. V0 (PP 1 in its calibration) the same.
     if not last_stage:
         sampler = 0
     elif info.v1:
-        sampler = v1_sampler_bytes(info, rows, batched, vocab_size(spec), g.hidden_size, r.dtype.activation_bytes)
+        sampler = v1_sampler_bytes(
+            info, rows, batched, vocab_size(spec), g.hidden_size, r.dtype.activation_bytes, opt.uses_flashinfer_sampler
+        )
     else:
         sampler = int(VLLM_SAMPLER_LOGITS_COPIES * rows * vocab_size(spec) * 4)
+    if sampler:
+        sampler += held
     per_token = 0
     for kv in _kv_layers(g, *layers):
         share = kv_heads_per_rank(kv.kv_heads, tp)
         per_token += (kv.key_dim + kv.value_dim) * share
     per_token = r.kv.nbytes(per_token) if per_token else 0
+    per_token += sum(b for i in range(*layers) for b in indexer_token_bytes(g, i))
     usable = int(total_memory_bytes * opt.utilization)
     available = usable - weights.allocated_bytes - non_torch - max(layer_peak, sampler)
     layout = kv_layout(r, opt, layers, max_model_len, batched) if max_model_len else None
     return RankBudget(
-        stage, layers, total_memory_bytes, usable, weights, non_torch, layer_peak, sampler, per_token, available, layout
+        stage,
+        layers,
+        total_memory_bytes,
+        usable,
+        weights,
+        non_torch,
+        layer_peak,
+        sampler,
+        per_token,
+        available,
+        layout,
+        mm,
     )
 
 
@@ -1039,12 +1307,24 @@ def budgets(
             f"vLLM {opt.info.since} runs recurrent-state models on V0, which the profile does not model: "
             "--vllm-version 0.10 or later sizes their Mamba state pools"
         )
+    r0 = resolve(spec, request)
+    why = accepts(opt.info, r0.dtype.name, r0.dtype.family, r0.kv.name)
+    if why:
+        raise UsageError(why)
+    if g.vision_cross_attention and opt.info.v1:
+        # vLLM-ascend issue #1963 (v0.9.2): "['MllamaForConditionalGeneration'] is not supported by the V1 Engine.
+        # Falling back to V0."; vllm/model_executor/models/registry.py `_PREVIOUSLY_SUPPORTED_MODELS`:
+        # "MllamaForConditionalGeneration": "0.10.2" (PR #24907 removed V0's encoder-decoder runner).
+        raise UsageError(
+            f"vLLM {opt.info.since} runs Llama 3.2 Vision (mllama) only on its V0 engine: 0.8 to 0.10.1 fall back "
+            "to V0 and 0.10.2 removed the model (vLLM PR #24907); --vllm-version 0.9-v0 (or 0.7) sizes that run"
+        )
     if opt.total_memory_bytes is None and memory_by_stage is None:
         raise UsageError("the vLLM profile needs the GPU's memory (--gpu or --vram)")
     problems = tp_problems(spec, opt.tensor_parallel, opt.moe_split)
     if (opt.tensor_parallel > 1 or opt.moe_split.ranks > 1) and problems:
         raise UsageError(f"tensor_parallel {opt.tensor_parallel}: " + "; ".join(problems))
-    r = resolve(spec, request)
+    r = r0
     window = r.att.context_window or 4096
     max_model_len = opt.max_model_len or request.context or window
     batched, seqs = batch_defaults(
@@ -1166,9 +1446,14 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     # torch.cuda.mem_get_info difference it returns); what the pool holds is the compiled graphs' intermediate
     # buffers, which the source does not give in closed form. From 0.21 vLLM estimates it by a dummy capture.
     if info.cudagraphs_profiled:
+        pw, full = cudagraph_sizes(opt, batched, seqs)
         notes.append(
-            "CUDA graph memory is estimated and subtracted from the budget since 0.21 (0.36 GiB in one "
-            "TP 2 log): not modelled, the pool is that much smaller"
+            f"'Profiling CUDA graph memory: PIECEWISE={len(pw)} (largest={pw[-1]}), FULL={len(full)} "
+            f"(largest={full[-1] if full else 0})': since 0.21 vLLM captures the largest and the next graph of each "
+            "mode, takes first + (count - 1) x second as the graphs' memory (gpu_model_runner.py "
+            "`profile_cudagraph_memory`) and subtracts it from the KV budget; what one capture costs is measured, "
+            "not modelled here: the pool is that much smaller (0.30 to 1.58 GiB in the logs read; "
+            "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 turns it off)"
         )
     else:
         notes.append("CUDA graphs are captured after the KV cache, in the headroom (not counted)")
@@ -1225,10 +1510,9 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
             "SlidingWindowSpec); full-attention layers cdiv(max_model_len, block size)"
         )
     if g.vision_cross_attention:
-        notes.append(
-            "the KV pool spans the cross-attention layers too; the vision profile run is not calibrated "
-            "(vLLM profiles max_num_seqs images and can take tens of GiB)"
-        )
+        notes.append("the KV pool spans the cross-attention layers too (one block table per request)")
+    if ranks[0].mm is not None:
+        notes.append(f"multimodal profile run: {ranks[0].mm.detail}")
     buffers: list[Buffer] = []
     for b in ranks:
         dev = b.stage * tp
@@ -1276,15 +1560,17 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                 dev,
             )
         )
+        rows = b.mm.sampler_rows if b.mm else min(seqs, batched)
         sampler = (
             (
-                f"sampler: {min(seqs, batched)} rows x {vocab_size(spec)} x ({r.dtype.activation_bytes} + "
-                f"{v1_sampler_bytes_per_logit(info, min(seqs, batched))}) B "
-                f"({'Triton' if info.triton_sampler and min(seqs, batched) >= VLLM_TRITON_SAMPLER_MIN_ROWS else 'torch.sort'}"
+                f"sampler: {rows} rows x {vocab_size(spec)} x ({r.dtype.activation_bytes} + "
+                f"{v1_sampler_bytes_per_logit(info, rows, opt.uses_flashinfer_sampler)}) B "
+                f"({sampler_kind(opt, rows)}"
                 f" top-k/top-p) + the dummy run's hidden states"
                 if info.v1
-                else f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {min(seqs, batched)} rows x {vocab_size(spec)} x 4 B"
+                else f"sampler: {VLLM_SAMPLER_LOGITS_COPIES} x {rows} rows x {vocab_size(spec)} x 4 B"
             )
+            + (" + the held embeddings" if b.mm else "")
             if b.sampler_bytes
             else "no sampler (not the last stage)"
         )
@@ -1294,7 +1580,8 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                 b.activation_bytes,
                 "gpu",
                 "compute",
-                f"max(layers over {batched} tokens / {tp}: {b.layer_peak_bytes} B, {sampler})",
+                f"max({'the vision pass, or the held embeddings + ' if b.mm else ''}"
+                f"layers over {batched} tokens / {tp}: {b.layer_peak_bytes} B, {sampler})",
                 dev,
             )
         )
@@ -1305,7 +1592,13 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                 f"{blocks} blocks x {kv.block_size} tokens x {b.kv_bytes_per_token} B per token "
                 f"({len(_kv_layers(g, *b.layers))} layers x "
                 + (
-                    f"the MLA latent: kv_lora_rank {g.mla[0]} + rope {g.mla[1]} x {r.kv.name}, not split by TP)"
+                    f"the MLA latent: kv_lora_rank {g.mla[0]} + rope {g.mla[1]} x {r.kv.name}, not split by TP"
+                    + (
+                        " + the DSA indexer's keys: fp8 and a float32 scale per 128"
+                        if any(isinstance(k, IndexerKeys) for kinds in g.caches for k in kinds)
+                        else ""
+                    )
+                    + ")"
                     if g.mla
                     else f"K,V x {f'max(1, KV heads / {tp})' if tp > 1 else 'KV heads'} x head_dim x {r.kv.name})"
                 )
@@ -1352,6 +1645,14 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
         "data_parallel": opt.data_parallel,
         "expert_parallel": opt.expert_parallel,
     }
+    if info.cudagraphs_profiled:
+        pw, full = cudagraph_sizes(opt, batched, seqs)
+        facts["cudagraphs_piecewise"] = len(pw)
+        facts["cudagraphs_full"] = len(full)
+    if first.mm is not None:
+        facts["mm_items"] = first.mm.items
+        facts["mm_tokens_per_item"] = first.mm.tokens_per_item
+        facts["encoder_cache_budget"] = first.mm.encoder_budget
     return EngineEstimate(
         "vllm",
         spec.id,
@@ -1371,24 +1672,30 @@ __all__ = [
     "MXFP4_PADDING",
     "V1_BATCH_DEFAULTS",
     "VLLM_DEFAULT_VERSION",
+    "VLLM_KV_TYPES",
     "VLLM_VERSIONS",
     "KVGroup",
     "KVLayout",
     "LayerSpec",
     "MoeSplit",
+    "MultimodalProfile",
     "RankBudget",
     "RankWeights",
     "VllmOptions",
     "VllmVersion",
+    "accepts",
     "batch_defaults",
     "budgets",
+    "cudagraph_sizes",
     "estimate_max_model_len",
     "kv_heads_per_rank",
     "kv_layout",
+    "mm_profile",
     "mxfp4_backend",
     "pp_partition",
     "rank_budget",
     "rank_weights",
+    "sampler_kind",
     "stage_layers",
     "torch_allocated",
     "tp_problems",

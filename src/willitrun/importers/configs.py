@@ -19,14 +19,15 @@ from .. import archs
 from ..archs import ARCHITECTURES
 from ..archs.bart import BartConfig as _BartSpec
 from ..archs.base import ID_PATTERN
+from ..archs.cohere2 import COHERE2 as COHERE2  # the older families' keys live in their family files
 from ..archs.family import TRANSFORMERS_MODELS_URL as TRANSFORMERS_MODELS_URL
 from ..archs.family import TRANSFORMERS_VERSION as TRANSFORMERS_VERSION
 from ..archs.family import ConfigClass
-from ..archs.gemma import GemmaConfig as _GemmaSpec
-from ..archs.gemma2 import Gemma2Config as _Gemma2Spec
+from ..archs.gemma import GEMMA
+from ..archs.gemma2 import GEMMA2
 from ..archs.gemma3 import Gemma3Config as _Gemma3Spec
 from ..archs.gemma3 import Gemma3TextConfig as _Gemma3TextSpec
-from ..archs.granite import GraniteConfig as _GraniteSpec
+from ..archs.granite import GRANITE as GRANITE
 from ..archs.idefics3 import Idefics3Config as _Idefics3Spec
 from ..archs.idefics3 import Idefics3VisionConfig as _Idefics3VisionSpec
 from ..archs.llama import LlamaConfig as _LlamaSpec
@@ -39,13 +40,13 @@ from ..archs.mistral3 import PixtralVisionConfig as _PixtralSpec
 from ..archs.mllama import MllamaTextConfig as _MllamaTextSpec
 from ..archs.mllama import MllamaVisionConfig as _MllamaVisionSpec
 from ..archs.paligemma import PaliGemmaConfig as _PaliGemmaSpec
-from ..archs.phi3 import Phi3Config as _Phi3Spec
-from ..archs.qwen2 import Qwen2Config as _Qwen2Spec
+from ..archs.phi3 import PHI3 as PHI3
+from ..archs.qwen2 import QWEN2
 from ..archs.qwen2_vl import Qwen2VLVisionConfig as _QwenVLVisionSpec
 from ..archs.qwen2_vl import QwenVLTextConfig as _QwenVLTextSpec
-from ..archs.qwen3 import Qwen3Config as _Qwen3Spec
+from ..archs.qwen3 import QWEN3 as QWEN3
 from ..archs.siglip import SiglipVisionConfig as _SiglipSpec
-from ..archs.starcoder2 import Starcoder2Config as _Starcoder2Spec
+from ..archs.starcoder2 import STARCODER2 as STARCODER2
 from ..archs.t5 import T5Config as _T5Spec
 from ..archs.whisper import WhisperConfig as _WhisperSpec
 from ..errors import SpecError, UsageError, clip
@@ -307,86 +308,7 @@ MLLAMA_VISION = ConfigClass(
     },
     none_is_default=("intermediate_layers_indices", "supported_aspect_ratios"),
 )
-_QWEN_WINDOWS = {"use_sliding_window": False, "sliding_window": 4096, "max_window_layers": 28}
-QWEN2 = ConfigClass(
-    "Qwen2Config",
-    "qwen2/configuration_qwen2.py",
-    _Qwen2Spec,
-    {
-        "vocab_size": 151936,
-        "hidden_size": 4096,
-        "intermediate_size": 22016,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 32,
-        "max_position_embeddings": 32768,
-        "hidden_act": "silu",
-        "tie_word_embeddings": False,
-        **_QWEN_WINDOWS,
-    },
-    copied=("head_dim", "layer_types"),
-)  # Qwen2Attention reads head_dim when a config sets it
-QWEN3 = ConfigClass(
-    "Qwen3Config",
-    "qwen3/configuration_qwen3.py",
-    _Qwen3Spec,
-    {
-        "vocab_size": 151936,
-        "hidden_size": 4096,
-        "intermediate_size": 22016,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 32,
-        "head_dim": 128,
-        "max_position_embeddings": 32768,
-        "hidden_act": "silu",
-        "tie_word_embeddings": False,
-        "attention_bias": False,
-        **_QWEN_WINDOWS,
-    },
-    copied=("layer_types",),
-)
 _GEMMA_ACT = ("hidden_act", "hidden_activation")
-GEMMA = ConfigClass(
-    "GemmaConfig",
-    "gemma/configuration_gemma.py",
-    _GemmaSpec,
-    {
-        "vocab_size": 256000,
-        "hidden_size": 3072,
-        "intermediate_size": 24576,
-        "num_hidden_layers": 28,
-        "num_attention_heads": 16,
-        "num_key_value_heads": 16,
-        "head_dim": 256,
-        "max_position_embeddings": 8192,
-        "tie_word_embeddings": True,
-        "attention_bias": False,
-    },
-    copied=_GEMMA_ACT,
-)
-GEMMA2 = ConfigClass(
-    "Gemma2Config",
-    "gemma2/configuration_gemma2.py",
-    _Gemma2Spec,
-    {
-        "vocab_size": 256000,
-        "hidden_size": 2304,
-        "intermediate_size": 9216,
-        "num_hidden_layers": 26,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 4,
-        "head_dim": 256,
-        "max_position_embeddings": 8192,
-        "tie_word_embeddings": True,
-        "attention_bias": False,
-        "sliding_window": 4096,
-        "query_pre_attn_scalar": 256,
-        "attn_logit_softcapping": 50.0,
-        "final_logit_softcapping": 30.0,
-    },
-    copied=(*_GEMMA_ACT, "layer_types"),
-)
 GEMMA3_TEXT = ConfigClass(
     "Gemma3TextConfig",
     "gemma3/configuration_gemma3.py",
@@ -409,92 +331,8 @@ GEMMA3_TEXT = ConfigClass(
     },
     copied=(*_GEMMA_ACT, "layer_types", "sliding_window_pattern"),
 )  # pattern: a kwarg, 6 when absent
-PHI3 = ConfigClass(
-    "Phi3Config",
-    "phi3/configuration_phi3.py",
-    _Phi3Spec,
-    {
-        "vocab_size": 32064,
-        "hidden_size": 3072,
-        "intermediate_size": 8192,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "num_key_value_heads": None,
-        "max_position_embeddings": 4096,
-        "original_max_position_embeddings": 4096,
-        "hidden_act": "silu",
-        "tie_word_embeddings": False,
-    },
-    copied=("sliding_window", "partial_rotary_factor"),
-)
-GRANITE = ConfigClass(
-    "GraniteConfig",
-    "granite/configuration_granite.py",
-    _GraniteSpec,
-    {
-        "vocab_size": 32000,
-        "hidden_size": 4096,
-        "intermediate_size": 11008,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "num_key_value_heads": None,
-        "max_position_embeddings": 2048,
-        "hidden_act": "silu",
-        "tie_word_embeddings": False,
-        "attention_bias": False,
-        "mlp_bias": False,
-        "embedding_multiplier": 1.0,
-        "logits_scaling": 1.0,
-        "residual_multiplier": 1.0,
-        "attention_multiplier": 1.0,
-    },
-)
 
 
-def _cohere2_spec() -> type:
-    from ..archs.cohere2 import Cohere2Config
-
-    return Cohere2Config
-
-
-STARCODER2 = ConfigClass(
-    "Starcoder2Config",
-    "starcoder2/configuration_starcoder2.py",
-    _Starcoder2Spec,
-    {
-        "vocab_size": 49152,
-        "hidden_size": 3072,
-        "intermediate_size": 12288,
-        "num_hidden_layers": 30,
-        "num_attention_heads": 24,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 4096,
-        "hidden_act": "gelu_pytorch_tanh",
-        "use_bias": True,
-        "tie_word_embeddings": True,
-    },
-    copied=("sliding_window",),
-)
-COHERE2 = ConfigClass(
-    "Cohere2Config",
-    "cohere2/configuration_cohere2.py",
-    _cohere2_spec(),
-    {
-        "vocab_size": 256000,
-        "hidden_size": 8192,
-        "intermediate_size": 22528,
-        "num_hidden_layers": 40,
-        "num_attention_heads": 64,
-        "num_key_value_heads": None,
-        "max_position_embeddings": 8192,
-        "hidden_act": "silu",
-        "tie_word_embeddings": True,
-        "attention_bias": False,
-        "sliding_window": 4096,
-        "logit_scale": 0.0625,
-    },
-    copied=("layer_types", "sliding_window_pattern"),
-)
 # issue 11: Qwen2-VL / Qwen2.5-VL. The text defaults are Qwen2-72B's in both classes.
 _QWEN_VL_TEXT = {
     "vocab_size": 152064,
@@ -1177,15 +1015,7 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
 LANGUAGE_MODELS = {
     "llama": LLAMA,
     "mistral": MISTRAL,
-    "qwen2": QWEN2,
-    "qwen3": QWEN3,
-    "gemma": GEMMA,
-    "gemma2": GEMMA2,
     "gemma3_text": GEMMA3_TEXT,
-    "phi3": PHI3,
-    "granite": GRANITE,
-    "starcoder2": STARCODER2,
-    "cohere2": COHERE2,
     **_moe_config_classes(),
 }
 LLAVA_TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models LlavaConfig specs model
@@ -1193,6 +1023,9 @@ LLAVA_TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models Llav
 # default for it, which is some other model's value -- said in a warning-worthy note.
 SHAPE_FIELDS = frozenset(
     {
+        # ChatGLM's names for them (archs/chatglm.py; num_layers is T5's too)
+        "padded_vocab_size",
+        "ffn_hidden_size",
         "vocab_size",
         "hidden_size",
         "intermediate_size",
@@ -1843,7 +1676,13 @@ def spec_from_config(
     if defaulted:
         notes.insert(
             0,
-            f"Warning: config.json omits {', '.join(defaulted)}: transformers' defaults taken "
+            f"Warning: config.json omits {', '.join(defaulted)}: "
+            + (
+                "the remote-code class's"
+                if any("/blob/main/configuration_" in v for v in field_sources.values())
+                else "transformers'"
+            )
+            + " defaults taken "
             "(see sources); they belong to no particular checkpoint, so check them.",
         )
     sources.update(field_sources)

@@ -562,6 +562,20 @@ def ssm_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
     return arch, cfg, sources
 
 
+def read_names(spec_architecture: str) -> list[str]:
+    """The GGUF general.architecture names `willitrun import` reads for an architecture: those a family reader
+    above turns into specs of it (SUPPORTED_ARCHITECTURES, MOE_ARCHITECTURES, SSM_ARCHITECTURES), then the ones
+    its family declares (archs/family.py: gguf_architectures) that no such reader takes, read from their
+    metadata with the family's rules (importers/gguf_generic.py)."""
+    from .. import archs
+
+    pairs = [(g, SPEC_ARCHITECTURE.get(g, g)) for g in SUPPORTED_ARCHITECTURES]
+    pairs += [*MOE_ARCHITECTURES.items(), *SSM_ARCHITECTURES.items()]
+    names = [g for g, spec in pairs if spec == spec_architecture]
+    taken = {g for g, _ in pairs}
+    return names + [g for g in archs.family(spec_architecture).gguf_architectures if g not in taken and g not in names]
+
+
 def _register_ssm_component_rules() -> None:
     """Mamba-2 and Granite 4.0-H GGUFs name their tensors as the other decoders do (token_embd,
     blk.N.*, output_norm, output): the same component table."""

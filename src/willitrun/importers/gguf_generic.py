@@ -23,18 +23,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..archs.family import GGUFRules
 from ..errors import SpecError
 from ..files import safe_text
 from ..limits import MAX_LAYERS  # a count read from a file is bounded before any loop
 from .gguf_file import NOT_PARAMETERS, GGUFHeader
 from .weights import COMPONENT_RULES, StoredTensor
 
-# set_swa_pattern(n) calls in llama.cpp's loaders for architectures whose files carry no pattern key
-# (src/llama-model.cpp / src/models/*.cpp): gpt-oss LLM_ARCH_OPENAI_MOE set_swa_pattern(2); Gemma 2
-# set_swa_pattern(2); Gemma 3 set_swa_pattern(6); Cohere 2 (period 4 unless the file says otherwise).
-_SWA_PERIOD = {"gpt-oss": 2, "gemma2": 2, "gemma3": 6, "cohere2": 4}
-# llama4: chunked attention, n_swa 8192, set_swa_pattern(4) (3 chunked : 1 full), unless sliding_window is 0
-_CHUNKED = {"llama4": (8192, 4)}
+# What llama.cpp's loader knows that a file's metadata does not say (set_swa_pattern(n) for files without a
+# pattern key, Llama 4's chunks, layers without a cache) is declared by the family that owns the architecture
+# name (archs/family.py: GGUFRules, e.g. archs/gemma2.py), found through `declared(arch)`.
 _ROLES = (
     "attn_qkv",
     "attn_q_a",
@@ -109,47 +107,62 @@ def _tensors(tensors: list[StoredTensor]) -> list[dict[str, Any]]:
     return [{"component": c, "role": r, "shape": list(s), "count": n} for (c, r, s), n in groups.items()]
 
 
-def _swa(meta: dict[str, Any], a: str, n: int, path: Path) -> tuple[list[bool], int | None, str, str]:
+def declared(arch: str) -> tuple[tuple[str, ...], GGUFRules]:
+    """(the modules of the families declaring GGUF architecture `arch`, what they say its metadata lacks).
+
+    Families are looked up through the registry (archs.families(): every family module, loaded once); two
+    families may name one architecture (OLMo 2 and Olmo 3 files are both `olmo2`) but only one may give it rules."""
+    if not _DECLARED:
+        from .. import archs
+
+        for fam in archs.families():
+            for name in fam.gguf_architectures:
+                modules, rules = _DECLARED.get(name, ((), GGUFRules()))
+                mine = fam.gguf_rules.get(name)
+                if mine is not None and mine != rules and rules != GGUFRules():
+                    raise TypeError(f"GGUF architecture {name!r}: rules declared by {modules} and {fam.module}")
+                _DECLARED[name] = ((*modules, fam.module), mine or rules)
+    return _DECLARED.get(arch, ((), GGUFRules()))
+
+
+_DECLARED: dict[str, tuple[tuple[str, ...], GGUFRules]] = {}
+
+
+def _swa(meta: dict[str, Any], a: str, n: int, path: Path, rules: GGUFRules) -> tuple[list[bool], int | None, str, str]:
     """(per-layer sliding flags, window, kind, where the pattern came from)."""
     window = meta.get(f"{a}.attention.sliding_window")
-    if a in _CHUNKED and window != 0:
-        size, period = _CHUNKED[a]
+    if window is not None and (type(window) is not int or not 0 <= window < 1 << 31):
+        raise SpecError(f"{path}: {a}.attention.sliding_window: {window!r} is not a window")
+    kind = "chunked" if rules.chunked else "sliding"
+    pattern = meta.get(f"{a}.attention.sliding_window_pattern")
+    if pattern is None and rules.swa is not None:
+        loader = rules.swa(n, window)
+        if loader is None:
+            return [False] * n, None, kind, ""
+        size, period = loader
         return (
             [period == 0 or i % period < period - 1 for i in range(n)],
             size,
-            "chunked",
-            f"llama.cpp's {a} loader: chunks of {size}, 3 chunked : 1 full",
+            kind,
+            f"llama.cpp's {a} loader: {kind} window {size}, set_swa_pattern({period})",
         )
-    if window is None or window == 0:
-        return [False] * n, None, "sliding", ""
-    if type(window) is not int or not 0 < window < 1 << 31:
-        raise SpecError(f"{path}: {a}.attention.sliding_window: {window!r} is not a window")
-    pattern = meta.get(f"{a}.attention.sliding_window_pattern", _SWA_PERIOD.get(a))
+    if not window:
+        return [False] * n, None, kind, ""
     if isinstance(pattern, list):
         if len(pattern) != n:
             raise SpecError(f"{path}: {a}.attention.sliding_window_pattern: expected {n} flags, one per layer")
-        return [bool(v) for v in pattern], window, "sliding", f"{a}.attention.sliding_window_pattern (per layer)"
+        return [bool(v) for v in pattern], window, kind, f"{a}.attention.sliding_window_pattern (per layer)"
     if pattern is None:
         return (
             [False] * n,
             None,
-            "sliding",
+            kind,
             (f"{a}.attention.sliding_window {window} without a pattern: every layer counted in full (an upper bound)"),
         )
     if type(pattern) is not int or not 0 <= pattern < 1 << 31:  # any period: llama.cpp takes il % n
         raise SpecError(f"{path}: {a}.attention.sliding_window_pattern: {pattern!r} is not a period")
-    given = f"{a}.attention.sliding_window_pattern" in meta
     flags = [pattern == 0 or i % pattern < pattern - 1 for i in range(n)]
-    return (
-        flags,
-        window,
-        "sliding",
-        (
-            f"{a}.attention.sliding_window_pattern {pattern}"
-            if given
-            else f"llama.cpp's {a} loader: set_swa_pattern({pattern})"
-        ),
-    )
+    return flags, window, kind, f"{a}.attention.sliding_window_pattern {pattern}"
 
 
 def _recurrent(
@@ -221,21 +234,28 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
     # Files converted since llama.cpp's MLA change write key_length = kv_lora_rank + rope dims and the per-head
     # sizes as key_length_mla / value_length_mla; older ones write the per-head sizes as key/value_length.
     mla = None
+    modules, rules = declared(a)
     rank = meta.get(f"{a}.attention.kv_lora_rank")
-    if rank:
+    if rank and not rules.latent_cache:
+        told.append(f"llama.cpp's {a} graph caches every head's keys and values, not the kv_lora_rank latent")
+    elif rank:
         rank = _count(meta, f"{a}.attention.kv_lora_rank", path)
         rope = _count(meta, f"{a}.rope.dimension_count", path)
         qk = _count(meta, f"{a}.attention.key_length_mla", path, key_len)
         v = _count(meta, f"{a}.attention.value_length_mla", path, value_len)
         mla = [rank, rope, n_head, qk, v]
         told.append(f"latent attention: the cache holds kv_lora_rank {rank} + rope {rope} per position")
-    swa, window, swa_kind, swa_where = _swa(meta, a, n, path)
+    swa, window, swa_kind, swa_where = _swa(meta, a, n, path, rules)
     if swa_where:
         told.append(swa_where)
     ff = _per_layer(meta, f"{a}.feed_forward_length", n, path, 0)
     recurrent, exclusive, conv, state, what = _recurrent(meta, a, n, n_embd, kv, ff, path)
     if what:
         told.append(f"{sum(recurrent)} layers keep a {what}")
+    tail = _count(meta, f"{a}.{rules.kv_free_tail}", path, 0) if rules.kv_free_tail else 0
+    if 0 < tail < n:
+        kv = kv[: n - tail] + [0] * tail
+        told.append(f"llama.cpp's {a} loader gives the last {tail} layers ({a}.{rules.kv_free_tail}) no cache")
     layers: list[dict[str, Any]] = []
     for i in range(n):
         layer: dict[str, Any] = {"kind": "none"}
@@ -298,10 +318,17 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
         sources["config.max_position_embeddings"] = f"{path}: {a}.context_length"
     if mla:
         cfg["mla"] = mla
-    cfg["provenance"] = (
-        f"GGUF architecture {a!r} has no willitrun family: read from the GGUF's metadata; "
+    owner = (
+        f"GGUF architecture {a!r} of willitrun's {' and '.join(m.rsplit('.', 1)[-1] for m in modules)} family "
+        f"({', '.join(modules)}): read from the GGUF's metadata with what the family declares llama.cpp's loader "
+        "adds (weights: the tensor table's exact bytes; caches: "
+        if modules
+        else f"GGUF architecture {a!r} has no willitrun family: read from the GGUF's metadata; "
         "no family-specific rules (weights: the tensor table's exact bytes; caches: "
-        f"{a}.* keys as llama.cpp reads them; compute: a generic decoder's estimate)"
+    )
+    cfg["provenance"] = (
+        owner
+        + f"{a}.* keys as llama.cpp reads them; compute: a generic decoder's estimate)"
         + (f"; {'; '.join(told)}" if told else "")
         + "."
     )

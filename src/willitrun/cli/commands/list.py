@@ -91,7 +91,7 @@ def architecture_rows(models: list[Any]) -> list[dict[str, Any]]:
     geometry of its catalog models; null when the catalog has none to ask)."""
     from ... import archs
     from ...importers.configs import importable
-    from ...importers.gguf_file import SPEC_ARCHITECTURE, SSM_ARCHITECTURES, SUPPORTED_ARCHITECTURES
+    from ...importers.gguf_file import read_names
 
     configs = importable()
 
@@ -109,8 +109,7 @@ def architecture_rows(models: list[Any]) -> list[dict[str, Any]]:
                 "architecture": arch,
                 "family_module": f"willitrun.archs.{archs.FAMILIES[arch]}",
                 "config_model_type": arch if arch in configs else None,
-                "gguf_architectures": [g for g in SUPPORTED_ARCHITECTURES if SPEC_ARCHITECTURE.get(g, g) == arch]
-                + [g for g, spec_arch in SSM_ARCHITECTURES.items() if spec_arch == arch],
+                "gguf_architectures": read_names(arch),
                 # what llama.cpp writes as general.architecture for the family (archs/family.py: gguf_architectures)
                 "gguf_declared": list(archs.family(arch).gguf_architectures),
                 "models": [m.id for m in mine],
@@ -132,7 +131,8 @@ def _print_architectures(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         refused = r["refused_by"]
         shown = "?" if refused is None else ", ".join(e for e in refused if e not in SPEECH_ONLY) or "-"
-        unread = [f"{g} (declared, not read yet)" for g in r["gguf_declared"] if g not in r["gguf_architectures"]]
+        read = {g for row in rows for g in row["gguf_architectures"]}  # a sibling architecture may read it
+        unread = [f"{g} (declared, not read yet)" for g in r["gguf_declared"] if g not in read]
         t.add_row(
             escape(r["architecture"]),
             "yes" if r["config_model_type"] else "-",
