@@ -225,7 +225,12 @@ LADDER_OPTIONS = st.sampled_from(
 def test_lean_and_typer_agree_on_ladder(model, opts, first):
     rest = [x for o in opts for x in o]
     args = ["ladder", *(rest + [model] if first else [model, *rest])]
-    code, out, err = lean(args)
+    try:
+        code, out, err = lean(args)
+    except Exception as exc:  # a bug below the command (the entry point makes it exit 70): typer meets it too
+        r = runner.invoke(app, args, env={"NO_COLOR": "1"})
+        assert type(r.exception) is type(exc), args
+        return
     if code is None:
         return  # typer parses it
     assert (code, out, err) == typer_path(args), args
