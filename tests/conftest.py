@@ -8,6 +8,9 @@ os.environ.setdefault("WILLITRUN_CACHE_DIR", tempfile.mkdtemp(prefix="willitrun-
 # Offload plans are checked against this machine's memory (detect/host.py): the suite fixes the figure so
 # its answers do not depend on the machine running it (tests/answers/test_host_ram.py unsets it).
 os.environ.setdefault("WILLITRUN_RAM", "1024GiB")
+# The user's config (~/.config/willitrun/config.toml: a default GPU, overheads `explain --save` measured)
+# never reaches the suite: an empty config folder per run.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="willitrun-config-")
 
 import pytest
 

@@ -277,13 +277,13 @@ def _vllm_layout(
         max_model_len=max_model_len,
     )
     _, _, _, _, ranks = budgets(spec, req, o, [cluster.nodes[h].gpu.vram_bytes for h in homes])
-    blocks = unified_blocks(ranks, o.block_size)
-    tokens = blocks * o.block_size
+    blocks = unified_blocks(ranks, o.kv_block_size)
+    tokens = blocks * o.kv_block_size
     stages = []
     for b, h in zip(ranks, homes, strict=True):
         node = cluster.nodes[h]
         alone = (
-            max(b.available_bytes, 0) // (b.kv_bytes_per_token * o.block_size) * o.block_size
+            max(b.available_bytes, 0) // (b.kv_bytes_per_token * o.kv_block_size) * o.kv_block_size
             if b.kv_bytes_per_token
             else 0
         )

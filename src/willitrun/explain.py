@@ -207,3 +207,62 @@ def to_json(x: Explanation) -> dict[str, Any]:
         ],
         "notes": list(x.notes),
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# `explain LOG --save`: what the log shows this machine's runtime holding beyond the engine's buffers
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Measured:
+    """An overhead a log measured: its bytes, the card the log names (None: it names none) and where."""
+
+    engine: str
+    bytes: int
+    card_name: str | None
+    card_total_bytes: int | None
+    where: str  # the printed figure and its line
+
+
+# Why a log cannot give the overhead its engine leaves out (engines/registry.py Engine.measured_overhead
+# says which engines take one; these say why the others do not)
+CANNOT_SAVE = {
+    "ollama": "ollama's log prints its buffers, not what the runtime holds beyond them (its 457 MiB minimum free "
+    "memory is a constant of its source, already in the estimate)",
+    "whisper.cpp": "whisper.cpp's log prints its buffers only, not what the CUDA context and allocator hold",
+    "nvidia-smi": "nvidia-smi shows whole-device totals: which part is overhead cannot be told from them",
+    "ollama ps": "`ollama ps` shows whole-model totals: which part is overhead cannot be told from them",
+}
+# The engine's own line that holds the overhead, said when a log of that engine lacks it
+WHERE_PRINTED = {
+    "llama.cpp": "it has no memory breakdown table of the run (llama-cli and llama-server print one at exit, "
+    "llama.cpp PR #16740; --fit's trial tables do not count): let the program exit and give the whole log",
+    "vllm": "it does not print non_torch_memory (vLLM V1 prints the memory profile at DEBUG only: run with "
+    "VLLM_LOGGING_LEVEL=DEBUG)",
+}
+
+
+def measured_overhead(run: LogRun) -> Measured:
+    """The overhead `run`'s log measured for its engine: llama.cpp's exit memory breakdown (its unaccounted MiB
+    on the fullest GPU) or vLLM's non_torch_memory; UsageError saying why for any other log."""
+    from .engines.registry import REGISTRY
+
+    cls = REGISTRY.get(run.engine)
+    if cls is None or cls.measured_overhead is None:
+        why = CANNOT_SAVE.get(run.engine, f"{run.engine} takes no measured overhead")
+        raise UsageError(f"--save: {why}; nothing saved")
+    found = [p for p in run.buffers if p.kind == "overhead" and p.placement == "gpu"]
+    if not found:
+        notes = "; ".join(n for n in run.notes if "memory breakdown" in n)
+        raise UsageError(
+            f"--save: this {run.engine} log shows no overhead: {notes or WHERE_PRINTED.get(run.engine, '')}; "
+            "nothing saved"
+        )
+    top = max(found, key=lambda p: p.bytes)
+    name, total = run.facts.get(f"gpu{top.device}_name"), run.facts.get(f"gpu{top.device}_total_bytes")
+    return Measured(
+        run.engine,
+        top.bytes,
+        name if isinstance(name, str) else None,
+        total if isinstance(total, int) and not isinstance(total, bool) else None,
+        f"{top.label}, line {top.line}",
+    )

@@ -5,7 +5,7 @@
   2. the config file ($XDG_CONFIG_HOME/willitrun/config.toml: gpu = "..." or vram = "...");
   3. on macOS, the Apple Silicon chip (sysctl, system_profiler);
   4. elsewhere NVML (nvidia-ml-py), honouring CUDA_VISIBLE_DEVICES and MIG instances, then AMD
-     (rocm-smi, then the amdgpu sysfs files) on Linux.
+     (rocm-smi, then the amdgpu sysfs files) and Intel Arc (sysfs: detect/intel.py) on Linux.
 NVML comes before AMD because AMD APUs expose a small VRAM carve-out in sysfs that would shadow a
 discrete NVIDIA card. `pynvml` is imported inside `detect_gpus` only: the CLI never pays for it when
 --gpu or --vram is given.
@@ -199,7 +199,7 @@ def _nvml_visible(nvml: Any, env: Mapping[str, str]) -> list[DetectedGPU]:
 class DefaultGPU:
     """The GPU to answer for, and a one-line `explanation` of where it came from."""
 
-    device_id: str  # a catalog id; else "vram", "nvml:0", "nvml:0/3g.40gb", "amd:card0" or "apple"
+    device_id: str  # a catalog id; else "vram", "nvml:0", "nvml:0/3g.40gb", "amd:card0", "intel:card1" or "apple"
     name: str
     total_bytes: int  # what a model may use: the device's reported total, or the catalog capacity
     spec: GPUSpec | None  # the catalog card, when the name (and memory) match one
@@ -294,6 +294,34 @@ def _from_amd(catalog: Any, cards: list[Any], how: str) -> DefaultGPU:
     )
 
 
+def _from_intel(catalog: Any, cards: list[Any]) -> DefaultGPU:
+    """The largest Intel card (detect/intel.py): the catalog card its device id names when the memory agrees
+    (an Arc A770 is 8 or 16 GB on one id), else the card as the driver reports it."""
+    from .detect.intel import ARC_CARDS
+
+    card = max(cards, key=lambda c: c.total_bytes)
+    known = ARC_CARDS.get(card.device_id)
+    spec = None
+    if known is not None and known[1] is not None and known[1] in catalog.files("gpu"):
+        candidate = catalog.get("gpu", known[1])
+        if abs(candidate.memory_gib - card.total_bytes / GIB) < 1:
+            spec = candidate
+    line = f"detected through sysfs: {card.name} ({card.card}, PCI id {card.device_id}), {_gib(card.total_bytes)} total"
+    line += f" ({card.how})"
+    line += f", {_gib(card.free_bytes)} free" if card.free_bytes is not None else ""
+    line += f"; the largest of {len(cards)} Intel GPUs" if len(cards) > 1 else ""
+    return DefaultGPU(
+        spec.id if spec else f"intel:{card.card}",
+        spec.name if spec else card.name,
+        card.total_bytes,
+        spec,
+        "sysfs",
+        line,
+        card.free_bytes,
+        len(cards) - 1,
+    )
+
+
 def _from_apple(catalog: Any, chip: Any) -> DefaultGPU:
     gib = round(chip.memory_bytes / GIB)
     spec = next(
@@ -367,6 +395,13 @@ def default_gpu(
             if cards:
                 return _from_amd(catalog, cards, how)
             tried.append(f"AMD: {how}")
+            from .detect import intel
+
+            arc, why = intel.detect_intel(sysfs_root or intel.SYSFS_ROOT)
+            if arc:
+                return _from_intel(catalog, arc)
+            if why:
+                tried.append(f"Intel: {why}")
     raise GPUDetectionError(
         f"no GPU found ({'; '.join(tried)}); give the card with --gpu NAME (see `willitrun list gpus`) or its memory "
         f"with --vram, e.g. --vram 24GiB, or set a default in WILLITRUN_GPU or {config_file or config_path(env)}"

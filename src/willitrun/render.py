@@ -551,6 +551,14 @@ def answer_dict(
 
     d = fit_dict(f, context_bound, judged) if isinstance(f, Fit) else engine_dict(f, device, context_bound, judged)
     d["runtime_overhead"] = runtime_overhead(d["engine"])
+    if not isinstance(f, Fit):  # an overhead `explain --save` measured replaces the engine's sentence
+        from .detect.config import MEASURED
+
+        said = next(
+            (b.detail for b in f.estimate.buffers if b.kind == "overhead" and b.detail.startswith(MEASURED)), ""
+        )
+        if said:
+            d["runtime_overhead"] = f"totals include the runtime overhead {said}"
     return d
 
 

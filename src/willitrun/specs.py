@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from .archs.granitemoehybrid import GraniteMoeHybridSpec
     from .archs.idefics3 import Idefics3Spec
     from .archs.jamba import JambaSpec
+    from .archs.kimi_linear import KimiLinearSpec
     from .archs.llama import LlamaSpec
     from .archs.llama4 import Llama4TextSpec
     from .archs.llava import LlavaSpec
@@ -76,18 +77,22 @@ if TYPE_CHECKING:
     from .archs.mistral3 import Mistral3Spec
     from .archs.mixtral import MixtralSpec
     from .archs.mllama import MllamaSpec
+    from .archs.nemotron_h import NemotronHSpec
     from .archs.paligemma import PaliGemmaSpec
     from .archs.phi3 import Phi3Spec
     from .archs.pix2struct import Pix2StructSpec
     from .archs.qwen2 import Qwen2Spec
     from .archs.qwen2_vl import QwenVLSpec
     from .archs.qwen3 import Qwen3Spec
+    from .archs.qwen3_5 import Qwen3_5MoeTextSpec, Qwen3_5TextSpec
+    from .archs.qwen3_next import Qwen3NextSpec
     from .archs.qwen_moe import Qwen2MoeSpec, Qwen3MoeSpec
     from .archs.rwkv import RwkvSpec
     from .archs.starcoder2 import Starcoder2Spec
     from .archs.t5 import T5Spec
     from .archs.vision_encoder_decoder import VisionEncoderDecoderSpec
     from .archs.whisper import WhisperSpec
+    from .archs.zamba2 import Zamba2Spec
 
     AnyModelSpec = Union[
         LlamaSpec,
@@ -128,6 +133,12 @@ if TYPE_CHECKING:
         LlavaOnevisionSpec,
         Idefics3Spec,
         GenericSpec,
+        Qwen3NextSpec,
+        Qwen3_5TextSpec,
+        Qwen3_5MoeTextSpec,
+        NemotronHSpec,
+        Zamba2Spec,
+        KimiLinearSpec,
         RwkvSpec,
         # every family declared on the generic decoder (archs/decoder.py) subclasses it
         DecoderSpec,

@@ -56,7 +56,13 @@ def test_every_option_an_engine_takes_is_a_field_of_its_options_dataclass(name):
 
 def test_each_engine_with_a_log_reader_owns_it():
     readers = {name: REGISTRY[name].log_reader() for name in ENGINES}
-    assert {n for n, r in readers.items() if r is not None} == {"llama.cpp", "ollama", "vllm", "whisper.cpp"}
+    assert {n for n, r in readers.items() if r is not None} == {
+        "llama.cpp",
+        "ollama",
+        "vllm",
+        "whisper.cpp",
+        "ctranslate2",
+    }
     assert all(r.engine == n for n, r in readers.items() if r is not None)
 
 

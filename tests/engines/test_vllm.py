@@ -192,10 +192,11 @@ def test_v1_util_default_follows_the_version(catalog):
         ]
         == 90
     )
-    # the default is the newest release line in the stored material, 0.33
+    # the default is the newest release line, 0.34: 1.0 with the extensible KV cache (vllm==0.34.0 config/cache.py
+    # `resolved_gpu_memory_utilization`)
     assert (
         vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB)).facts["gpu_memory_utilization_pct"]
-        == 92
+        == 100
     )
     assert (
         vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, version="0.33")).facts[
@@ -211,8 +212,8 @@ def test_v1_util_default_follows_the_version(catalog):
 def test_tp2_kv_per_rank(catalog):
     spec = catalog.resolve("model", "llama-3-8b")
     e = vllm_estimate(spec, Request(), VllmOptions(total_memory_bytes=80 * GiB, tensor_parallel=2))
-    # 32 layers x K,V x 4 KV heads x 128 x 2 B per token, 16 tokens a block
-    per_block = 16 * 32 * 2 * 4 * 128 * 2
+    # 32 layers x K,V x 4 KV heads x 128 x 2 B per token, 64 tokens a block (vllm==0.34.0 DEFAULT_BLOCK_SIZE)
+    per_block = 64 * 32 * 2 * 4 * 128 * 2
     assert e.find("KV cache blocks").bytes == e.facts["kv_blocks"] * per_block
 
 
@@ -227,7 +228,7 @@ def test_pp2_stages(catalog):
         < e.find("activation peak (profile run) [stage 1]").bytes
     )
     kv0, kv1 = e.find("KV cache blocks [stage 0]").bytes, e.find("KV cache blocks [stage 1]").bytes
-    assert kv0 == kv1 == e.facts["kv_blocks"] * 16 * 16 * 2 * 4 * 128 * 2  # same blocks on every rank
+    assert kv0 == kv1 == e.facts["kv_blocks"] * 64 * 16 * 2 * 4 * 128 * 2  # same blocks on every rank (64 a block)
 
 
 def test_tp_refused_when_heads_do_not_divide(catalog):

@@ -72,7 +72,9 @@ def test_declared_defaults_equal_transformers(arch, keys):
     tf = pytest.importorskip("transformers")
     config_cls = tf.CONFIG_MAPPING[arch]
     assert config_cls.__name__ == keys.name
-    assert keys.url.endswith(f"/models/{keys.path}") and keys.path.startswith(f"{arch}/configuration_")
+    # the file that defines the class (qwen3_5_text's is qwen3_5/configuration_qwen3_5.py)
+    assert keys.url.endswith(f"/models/{keys.path}")
+    assert config_cls.__module__ == "transformers.models." + keys.path.removesuffix(".py").replace("/", ".")
     # Qwen: sliding_window is None unless use_sliding_window, so read its default with the flag on
     config = config_cls(**({"use_sliding_window": True} if "use_sliding_window" in keys.defaults else {}))
     for field, default in keys.defaults.items():
@@ -1006,5 +1008,363 @@ def test_vllm_gives_the_indexer_keys_their_own_fp8_cache_layer():
     kv = next(b for b in v.buffers if b.kind == "kv_self")
     per_token = 3 * ((32 + 8) * 2 + 128 + 4)  # 3 layers x (latent 32 + rope 8 in bf16 + 128 fp8 keys + 4 B scale)
     assert f"{per_token} B per token" in kv.detail and "indexer's keys" in kv.detail
-    blocks, block_size = int(kv.detail.split(" blocks")[0]), 16
+    blocks, block_size = int(kv.detail.split(" blocks")[0]), 64  # vllm==0.34.0 config/cache.py DEFAULT_BLOCK_SIZE
     assert kv.bytes == blocks * block_size * per_token
+
+
+# --- issue 20 section 3, session 5 (famhyb): hybrids of linear attention / state-space layers and attention ---
+# (case id, config.json): every flag of the family on a small shape; the caches are measured by a forward pass
+HYBRID_SMALL = {
+    **SMALL,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "linear_num_key_heads": 2,
+    "linear_num_value_heads": 4,
+    "linear_key_head_dim": 8,
+    "linear_value_head_dim": 12,
+    "linear_conv_kernel_dim": 3,
+}
+HYBRID_CASES = [
+    ("qwen3-next-class-defaults", {"model_type": "qwen3_next"}),
+    (
+        "qwen3-next-sparse-step-mlp-only-tied",
+        {
+            "model_type": "qwen3_next",
+            **HYBRID_SMALL,
+            "num_hidden_layers": 6,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 16,
+            "shared_expert_intermediate_size": 24,
+            "intermediate_size": 40,
+            "decoder_sparse_step": 2,
+            "mlp_only_layers": [3],
+            "full_attention_interval": 3,
+            "attention_bias": True,
+            "tie_word_embeddings": True,
+        },
+    ),
+    (
+        "qwen3-next-dense-layer-types",
+        {
+            "model_type": "qwen3_next",
+            **HYBRID_SMALL,
+            "num_experts": 0,
+            "mlp_only_layers": None,
+            "layer_types": ["full_attention", "linear_attention", "linear_attention", "full_attention"],
+        },
+    ),
+    ("qwen3-5-text-class-defaults", {"model_type": "qwen3_5_text"}),
+    (
+        "qwen3-5-text-interval-2-bias-tied",
+        {
+            "model_type": "qwen3_5_text",
+            **HYBRID_SMALL,
+            "num_key_value_heads": 1,
+            "linear_num_value_heads": 6,
+            "full_attention_interval": 2,
+            "attention_bias": True,
+            "tie_word_embeddings": True,
+        },
+    ),
+    ("qwen3-5-moe-text-class-defaults", {"model_type": "qwen3_5_moe_text"}),
+    (
+        "qwen3-5-moe-text-layer-types",
+        {
+            "model_type": "qwen3_5_moe_text",
+            **{k: v for k, v in HYBRID_SMALL.items() if k != "intermediate_size"},
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 16,
+            "shared_expert_intermediate_size": 8,
+            "layer_types": ["linear_attention", "full_attention", "full_attention", "linear_attention"],
+        },
+    ),
+]
+MAMBA2_SMALL = {"ssm_state_size": 16, "mamba_num_heads": 8, "mamba_head_dim": 8}
+HYBRID_CASES += [
+    ("nemotron-h-class-defaults", {"model_type": "nemotron_h"}),
+    (
+        "nemotron-h-pattern-latent-old-names",
+        {
+            "model_type": "nemotron_h",
+            "vocab_size": 256,
+            "hidden_size": 64,
+            "hybrid_override_pattern": "M-M*EM-",
+            "num_hidden_layers": 7,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "intermediate_size": 96,
+            "mlp_bias": True,
+            **MAMBA2_SMALL,
+            "mamba_n_groups": 2,
+            "mamba_d_conv": 3,
+            "mamba_conv_bias": False,
+            "use_bias": True,
+            "n_routed_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 24,
+            "moe_shared_expert_intermediate_size": 40,
+            "moe_latent_size": 32,
+            "tie_word_embeddings": True,  # NemotronHForCausalLM ties nothing (_tied_weights_keys = {})
+        },
+    ),
+    (
+        "nemotron-h-legacy-block-types",
+        {
+            "model_type": "nemotron_h",
+            "vocab_size": 256,
+            "hidden_size": 64,
+            "layers_block_type": ["mamba", "attention", "mlp", "mamba"],
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "head_dim": 16,
+            "intermediate_size": 96,
+            **MAMBA2_SMALL,
+            "n_groups": 4,
+            "conv_kernel": 2,
+        },
+    ),
+    ("bamba-class-defaults", {"model_type": "bamba"}),
+    (
+        "bamba-biases-tied",
+        {
+            "model_type": "bamba",
+            **SMALL,
+            "attn_layer_indices": [1, 3],
+            "num_key_value_heads": 2,
+            "mlp_bias": True,
+            "attention_bias": True,
+            "mamba_n_heads": 8,
+            "mamba_n_groups": 2,
+            "mamba_d_state": 16,
+            "mamba_d_conv": 3,
+            "mamba_conv_bias": False,
+            "mamba_proj_bias": True,
+            "tie_word_embeddings": True,
+        },
+    ),
+    (
+        "bamba-head-dim-expand",
+        {
+            "model_type": "bamba",
+            **SMALL,
+            "num_hidden_layers": 3,
+            "attn_layer_indices": [0],
+            "num_key_value_heads": None,
+            "mamba_n_heads": 4,
+            "mamba_d_head": 48,
+            "mamba_expand": 3,
+            "mamba_d_state": 8,
+        },
+    ),
+]
+ZAMBA2_SMALL = {
+    "model_type": "zamba2",
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "num_attention_heads": 4,
+    "n_mamba_heads": 4,
+    "mamba_d_state": 16,
+    "adapter_rank": 8,
+}
+ZAMBA2_LAYERS = ["mamba", "hybrid", "linear_attention", "hybrid", "hybrid", "linear_attention", "hybrid"]
+HYBRID_CASES += [
+    ("zamba2-class-defaults", {"model_type": "zamba2"}),
+    (
+        "zamba2-two-blocks-adapters",
+        {
+            **ZAMBA2_SMALL,
+            "num_hidden_layers": 7,
+            "layers_block_type": ZAMBA2_LAYERS,
+            "mamba_ngroups": 2,
+            "mamba_d_conv": 3,
+            "num_mem_blocks": 2,
+            "use_shared_attention_adapter": True,
+            "intermediate_size": 96,
+            "add_bias_linear": True,
+        },
+    ),
+    (
+        # transformers 5.23 ties the shared blocks only with tie_word_embeddings: here every hybrid layer has its own
+        "zamba2-untied",
+        {
+            **ZAMBA2_SMALL,
+            "num_hidden_layers": 7,
+            "layers_block_type": ZAMBA2_LAYERS,
+            "num_mem_blocks": 2,
+            "use_shared_attention_adapter": True,
+            "tie_word_embeddings": False,
+        },
+    ),
+    (
+        "zamba2-more-blocks-than-hybrids-long-context",
+        {
+            **ZAMBA2_SMALL,
+            "num_hidden_layers": 2,
+            "layers_block_type": ["hybrid", "linear_attention"],
+            "num_key_value_heads": 2,
+            "num_mem_blocks": 3,
+            "use_long_context": True,
+        },
+    ),
+]
+KIMI_SMALL = {
+    "model_type": "kimi_linear",
+    **IDS,
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "moe_intermediate_size": 16,
+    "num_attention_heads": 4,
+    "kv_lora_rank": 32,
+    "qk_rope_head_dim": 8,
+    "qk_nope_head_dim": 16,
+    "v_head_dim": 12,
+}
+HYBRID_CASES += [
+    ("kimi-linear-class-defaults", {"model_type": "kimi_linear"}),
+    (
+        # the checkpoint's own names: linear_attn_config (1-indexed layers), num_experts, num_experts_per_token,
+        # num_shared_experts, model_max_length, first_k_dense_replace
+        "kimi-linear-checkpoint-names-q-lora-bias",
+        {
+            **KIMI_SMALL,
+            "num_hidden_layers": 6,
+            "num_experts": 8,
+            "num_experts_per_token": 2,
+            "num_shared_experts": 2,
+            "model_max_length": 100,
+            "first_k_dense_replace": 2,
+            "q_lora_rank": 24,
+            "attention_bias": True,
+            "tie_word_embeddings": True,  # KimiLinearForCausalLM ties nothing (_tied_weights_keys = {})
+            "linear_attn_config": {
+                "full_attn_layers": [2, 6],
+                "kda_layers": [1, 3, 4, 5],
+                "head_dim": 16,
+                "num_heads": 4,
+                "short_conv_kernel_size": 3,
+            },
+        },
+    ),
+    (
+        "kimi-linear-layer-types",
+        {
+            **KIMI_SMALL,
+            "num_hidden_layers": 4,
+            "layer_types": ["full_attention", "linear_attention", "full_attention", "linear_attention"],
+            "mlp_layer_types": ["sparse", "dense", "dense", "sparse"],
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+            "n_shared_experts": 0,
+            "linear_head_dim": 8,
+            "linear_num_heads": 2,
+        },
+    ),
+]
+HYBRID_TYPES = {"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h", "bamba", "zamba2", "kimi_linear"}
+
+
+def test_hybrid_families_are_declared():
+    assert {a for a, _ in DECLARED} >= HYBRID_TYPES
+    assert {c["model_type"] for _, c in HYBRID_CASES} == HYBRID_TYPES
+
+
+@ZERO_WIDTH  # Kimi Linear without shared experts: transformers builds a 0-wide shared MLP
+@pytest.mark.parametrize(("case_id", "config"), HYBRID_CASES, ids=[c[0] for c in HYBRID_CASES])
+def test_hybrid_parameters_and_tensor_names_equal_transformers(tmp_path, case_id, config):
+    """transformers' own count on the meta device, and every parameter name it gives placed by the family's
+    weight rules with the bytes per component the estimate computes (a bf16 checkpoint of the same config)."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.importers.weights import StoredTensor, weights_override
+
+    path = write_config(tmp_path / case_id, config)
+    spec, _ = spec_from_path(path)
+    with torch.device("meta"):
+        model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent), dtype=torch.bfloat16)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+    stored = [StoredTensor(n, "BF16", tuple(p.shape), 2 * p.numel()) for n, p in model.named_parameters()]
+    w = weights_override(spec.architecture, stored, "test", "safetensors")
+    assert dict(w.component_bytes) == {c.name: c.bytes for c in estimate(spec, dtype="bf16").components}
+
+
+@ZERO_WIDTH
+@pytest.mark.parametrize(
+    ("case_id", "config"),
+    [c for c in HYBRID_CASES if "class-defaults" not in c[0]],
+    ids=[c[0] for c in HYBRID_CASES if "class-defaults" not in c[0]],
+)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_hybrid_caches_per_layer_equal_a_forward_pass(tmp_path, case_id, config, dtype):
+    """A small random-weight copy run once on the CPU (batch 2, 7 tokens): each layer of its cache holds what
+    that layer's cache kinds say -- keys and values of every position on the attention layers
+    (FullAttention), a conv state in the model's dtype and a float32 recurrent state on the Gated DeltaNet
+    (LinearAttentionState), Mamba-2 (MambaState) and KDA (LinearAttentionState) layers, the latent and rope key
+    on Kimi Linear's MLA layers (MLALatent), nothing on Nemotron-H's MLP and expert blocks --
+    and the estimate's totals are their sum."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.archs.caches import F32_BYTES, FullAttention, MLALatent, RecurrentState
+
+    path = write_config(tmp_path / case_id, {**config, **IDS})
+    spec, _ = spec_from_path(path)
+    torch.manual_seed(0)
+    torch_dtype = getattr(torch, dtype)
+    model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(path.parent)).to(torch_dtype).eval()
+    batch, tokens, size = 2, 7, torch.finfo(torch_dtype).bits // 8
+    with torch.no_grad():
+        cache = model(torch.randint(3, 200, (batch, tokens)), use_cache=True).past_key_values
+    kinds = archs.geometry(spec).caches
+    assert len(cache.layers) == len(kinds)
+    kv_bytes = state_bytes = 0
+    for layer, layer_kinds in zip(cache.layers, kinds, strict=True):
+        if not layer_kinds:  # an MLP / expert block: transformers keeps a DummyLayer
+            assert not getattr(layer, "conv_states", None) and getattr(layer, "keys", None) is None
+            continue
+        for kind in layer_kinds:  # Zamba2's hybrid layers keep both
+            if isinstance(kind, FullAttention):
+                assert layer.keys.numel() + layer.values.numel() == batch * tokens * kind.kv_heads * 2 * kind.key_dim
+                kv_bytes += (layer.keys.numel() + layer.values.numel()) * size
+            elif isinstance(kind, MLALatent):  # Kimi Linear: the latent as keys, the rope key as values
+                assert (layer.keys.numel(), layer.values.numel()) == (
+                    batch * tokens * kind.kv_lora_rank,
+                    batch * tokens * kind.rope_dim,
+                )
+                kv_bytes += (layer.keys.numel() + layer.values.numel()) * size
+            else:
+                assert isinstance(kind, RecurrentState)
+                (conv,), (rec,) = layer.conv_states.values(), layer.recurrent_states.values()
+                assert (conv.numel(), rec.numel()) == (batch * kind.conv, batch * kind.ssm)
+                assert (conv.dtype, rec.dtype) == (torch_dtype, torch.float32) and kind.ssm_f32
+                state_bytes += conv.numel() * size + rec.numel() * F32_BYTES
+        if not any(isinstance(k, FullAttention | MLALatent) for k in layer_kinds):
+            assert getattr(layer, "keys", None) is None or not layer.keys.numel()
+    kv = {"float32": "f32", "bfloat16": "bf16"}[dtype]
+    e = estimate(spec, context=tokens, batch=batch, dtype={"float32": "fp32", "bfloat16": "bf16"}[dtype], kv_dtype=kv)
+    assert (e.kv_self_bytes, e.state_bytes) == (kv_bytes, state_bytes)
+
+
+def test_hybrid_configs_transformers_cannot_build_are_refused_in_one_line():
+    # fix_query_key_value_ordering views the value heads per key head
+    with pytest.raises(SpecError, match="linear_num_value_heads"):
+        spec_from_config({"model_type": "qwen3_next", **HYBRID_SMALL, "linear_num_value_heads": 3}, "c.json")
+    with pytest.raises(SpecError, match="layer_types"):
+        spec_from_config({"model_type": "qwen3_5_text", **HYBRID_SMALL, "layer_types": ["full_attention"]}, "c.json")
+    # Zamba2Config.validate_layer_type: num_hidden_layers must equal the block list's length (54 by default)
+    with pytest.raises(SpecError, match="layer_types"):
+        spec_from_config({**ZAMBA2_SMALL, "layers_block_type": ["hybrid", "mamba"]}, "c.json")
+    # Zamba2Attention.forward adds the adapters' 2 x hidden_size to keys and values: no fewer KV heads
+    with pytest.raises(SpecError, match="use_shared_attention_adapter"):
+        spec_from_config(
+            {
+                **ZAMBA2_SMALL,
+                "num_hidden_layers": 2,
+                "layers_block_type": ["hybrid", "mamba"],
+                "use_shared_attention_adapter": True,
+                "num_key_value_heads": 2,
+            },
+            "c.json",
+        )

@@ -61,7 +61,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -926,6 +926,79 @@ def _auto_causal_lm(model_type: str) -> Architecture:
 
 ARCHITECTURES.update({t: _auto_causal_lm(t) for t in DECODER_FAMILIES})
 
+# issue 20 section 3 (famhyb): hybrids whose layers keep different kinds of cache (linear attention / state-space
+# and attention), built from transformers' auto classes like the generic decoder's families (LlamaModel's names).
+# Their small copy keeps every width and one layer of each kind (archs/caches.py), and few narrow experts.
+HYBRID_FAMILIES = ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h", "bamba", "zamba2", "kimi_linear")
+ARCHITECTURES.update({t: _auto_causal_lm(t) for t in HYBRID_FAMILIES})
+_HYBRID_RULES = {
+    # NemotronHModel: model.embeddings, model.layers.N.{norm, mixer}, model.norm_f
+    "nemotron_h": [
+        (r"model\.embeddings\.weight", "embeddings"),
+        (r"model\.layers\.\d+\..+", "decoder"),
+        (r"model\.norm_f\.weight", "decoder"),
+        (r"lm_head\.weight", "lm_head"),
+    ],
+    "bamba": [*_LM_RULES, (r"model\.final_layernorm\.weight", "decoder")],  # BambaModel's norm after the layers
+    "zamba2": [*_LM_RULES, (r"model\.final_layernorm\.weight", "decoder")],  # Zamba2Model's too
+}
+for _t, _rules in _HYBRID_RULES.items():
+    ARCHITECTURES[_t] = replace(ARCHITECTURES[_t], rules=_compile(_rules))
+
+
+def _shrink_hybrid(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """One layer of each kind, every width kept: Gated DeltaNet then full attention (Qwen3-Next, Qwen3.5),
+    Mamba-2 then attention (Bamba), Mamba-2 then two hybrid layers (Zamba2), KDA then MLA (Kimi Linear),
+    Nemotron-H's blocks as given (the class default has one of each); a small
+    vocabulary, a narrow MLP and 4 narrow experts (2 per token) where the model has experts."""
+    cfg = copy.deepcopy(cfg)
+    if arch == "nemotron_h":  # the class default's 4 blocks (Mamba-2, experts, attention, MLP) or the spec's
+        cfg.update(vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN)
+        return _shrink_moe_widths(cfg, "n_routed_experts", "moe_shared_expert_intermediate_size")
+    if arch == "zamba2":  # a Mamba-2 layer, then two hybrid layers sharing the transformer block(s)
+        cfg.pop("layers_block_type", None)
+        cfg.update(
+            vocab_size=SMALL_VOCAB,
+            intermediate_size=SMALL_FFN,
+            num_hidden_layers=3,
+            layers_block_type=["linear_attention", "hybrid", "hybrid"],
+        )
+        return cfg
+    if arch == "kimi_linear":  # a KDA layer (dense MLP), then an MLA layer (experts)
+        for key in ("linear_attn_config", "mlp_layer_types", "first_k_dense_replace"):
+            cfg.pop(key, None)
+        cfg.update(
+            vocab_size=SMALL_VOCAB,
+            intermediate_size=SMALL_FFN,
+            num_hidden_layers=2,
+            layer_types=["linear_attention", "full_attention"],
+            mlp_layer_types=["dense", "sparse"],
+        )
+        return _shrink_moe_widths(cfg, "num_local_experts", "moe_intermediate_size")
+    if arch == "bamba":  # one Mamba-2 layer, then one attention layer
+        cfg.update(vocab_size=SMALL_VOCAB, intermediate_size=SMALL_FFN, num_hidden_layers=2, attn_layer_indices=[1])
+        return cfg
+    for key in ("full_attention_interval", "mlp_only_layers", "decoder_sparse_step"):
+        cfg.pop(key, None)
+    cfg.update(vocab_size=SMALL_VOCAB, num_hidden_layers=2, layer_types=["linear_attention", "full_attention"])
+    if arch != "qwen3_5_moe_text":  # Qwen3_5MoeTextConfig has no dense MLP (no intermediate_size)
+        cfg["intermediate_size"] = SMALL_FFN
+    if arch != "qwen3_5_text":  # Qwen3NextConfig default 512 experts, Qwen3_5MoeTextConfig 256
+        cfg = _shrink_moe_widths(cfg, "num_experts", "shared_expert_intermediate_size")
+    return cfg
+
+
+def _shrink_moe_widths(cfg: dict[str, Any], experts: str, shared: str) -> dict[str, Any]:
+    cfg.update(
+        {
+            experts: SMALL_EXPERTS,
+            "num_experts_per_tok": SMALL_EXPERTS_PER_TOKEN,
+            "moe_intermediate_size": SMALL_EXPERT_FFN,
+            shared: SMALL_EXPERT_FFN,
+        }
+    )
+    return cfg
+
 
 def expected_tied(arch: str, cfg: dict[str, Any]) -> bool:
     """Whether the real checkpoint shares its LM head with the token embedding, per its config.json."""
@@ -1233,6 +1306,8 @@ def _shrink_ernie_moe(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
+    if arch in HYBRID_FAMILIES:
+        return _shrink_hybrid(arch, cfg)
     if arch in ("bloom", "falcon", "dbrx"):
         return _shrink_classic(arch, cfg)
     if arch in ("gpt2", "gpt_bigcode", "gptj", "opt"):
@@ -1997,6 +2072,7 @@ def cases_for(
         or arch in MOE
         or arch in SSM
         or (arch in DECODER_FAMILIES and arch not in DECODER_SLIDING)
+        or arch in HYBRID_FAMILIES
     ):
         return [("text", small, lm_inputs)]
     if arch in ("gemma2", "gemma3_text", "phi3", "starcoder2", "cohere2") or arch in DECODER_SLIDING:

@@ -17,6 +17,7 @@ ENV_KEYS = (
     "OLLAMA_MODELS",
     "LLAMA_CACHE",
     "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
     "HF_TOKEN",
     "HF_ENDPOINT",
     "http_proxy",

@@ -150,3 +150,28 @@ def test_each_model_is_judged_with_the_verdict_rule(populated, monkeypatch):
     assert (
         json.loads(_scan(str(paths["qwen"]), "--vram", "1", "--json").stdout)["models"][0]["verdict"] == "does_not_fit"
     )
+
+
+def test_scan_follows_lmstudio_moved_models_folder(populated, tmp_path):
+    """LM Studio's "My Models" folder moved: settings.json's downloadsFolder (lmstudio-bug-tracker#1601)."""
+    home, _paths = populated
+    moved = tmp_path / "big-disk" / "lms"
+    repo = moved / "bartowski" / "Tiny-GGUF"
+    repo.mkdir(parents=True)
+    (repo / "Tiny-Q4_0.gguf").write_bytes((home / ".cache" / "llama.cpp" / "org_Tiny-GGUF_Tiny-Q4_0.gguf").read_bytes())
+    (home / ".lmstudio" / "settings.json").write_text(json.dumps({"downloadsFolder": str(moved)}))
+    rows = {r["name"]: r for r in json.loads(_scan("--vram", "24", "--json").stdout)["models"]}
+    row = rows["bartowski/Tiny-GGUF/Tiny-Q4_0.gguf"]
+    assert row["place"] == "lm-studio" and row["engine"] == "llama.cpp" and row["path"] == str(repo / "Tiny-Q4_0.gguf")
+    assert "lmstudio-community/Tiny-GGUF/Tiny-Q8_0.gguf" in rows  # the default folder is still scanned
+
+
+def test_scan_notes_damaged_lmstudio_settings_and_goes_on(populated):
+    home, _paths = populated
+    settings = home / ".lmstudio" / "settings.json"
+    settings.write_text("{truncated")
+    result = _scan("--vram", "24", "--json")
+    data = json.loads(result.stdout)
+    skipped = {s["path"]: s["reason"] for s in data["skipped"]}
+    assert skipped[str(settings)] == "LM Studio's settings not JSON: its models folder setting is ignored"
+    assert "lmstudio-community/Tiny-GGUF/Tiny-Q8_0.gguf" in {r["name"] for r in data["models"]}

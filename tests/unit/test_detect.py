@@ -344,3 +344,37 @@ def test_simple_reader_for_python_3_10():
         _parse_simple('gpu = "a"\ngpu = "b"\n', "f")
     with pytest.raises(UsageError, match=r"^f:1: expected key"):
         _parse_simple("[section]\n", "f")
+
+
+def test_saved_overheads_read_alike_by_both_readers(tmp_path):
+    """What `explain --save` writes (quoted flat keys), and the same keys written bare and dotted (TOML reads
+    those as nested tables), give one flat dict through tomllib (3.11+) and through the 3.10 line reader."""
+    from willitrun.detect.config import SavedOverhead, parse_config, save_overhead, saved_overheads
+
+    env, path = write_config(tmp_path, '# mine\ngpu = "rtx3090"\n')
+    save_overhead(SavedOverhead("llama.cpp", "rtx4090", 3945 << 20, "2026-12-07", "server.log"), env)
+    save_overhead(SavedOverhead("vllm", "any", 1921997373, "2026-12-07", "-"), env)
+    written = Path(path).read_text()
+    expected = {
+        "gpu": "rtx3090",
+        "overhead.llama.cpp.rtx4090.bytes": 3945 << 20,
+        "overhead.llama.cpp.rtx4090.date": "2026-12-07",
+        "overhead.llama.cpp.rtx4090.log": "server.log",
+        "overhead.vllm.any.bytes": 1921997373,
+        "overhead.vllm.any.date": "2026-12-07",
+        "overhead.vllm.any.log": "-",
+    }
+    assert _parse_simple(written, "f") == parse_config(written, "f") == expected
+    bare = written.replace('"overhead.', "overhead.").replace('" =', " =")
+    assert bare != written and _parse_simple(bare, "f") == parse_config(bare, "f") == expected
+    assert from_config(env) is not None and from_config(env).value == "rtx3090"  # type: ignore[union-attr]
+    assert [(o.engine, o.card, o.bytes) for o in saved_overheads(env)] == [
+        ("llama.cpp", "rtx4090", 3945 << 20),
+        ("vllm", "any", 1921997373),
+    ]
+    # one key written both ways is given twice, whichever reader reads it
+    twice = written + 'overhead.vllm.any.log = "x"\n'
+    with pytest.raises(UsageError, match=r"overhead\.vllm\.any\.log is given twice"):
+        _parse_simple(twice, "f")
+    with pytest.raises(UsageError):
+        parse_config(twice, "f")

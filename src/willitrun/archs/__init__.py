@@ -108,6 +108,14 @@ FAMILIES: dict[str, str] = {
     "gpt_bigcode": "gpt_bigcode",
     "opt": "opt",
     "gptj": "gptj",
+    # issue 20 section 3, session 5 (famhyb): hybrids of linear attention / state-space layers and attention
+    "qwen3_next": "qwen3_next",
+    "qwen3_5_text": "qwen3_5",
+    "qwen3_5_moe_text": "qwen3_5",
+    "nemotron_h": "nemotron_h",
+    "bamba": "bamba",
+    "zamba2": "zamba2",
+    "kimi_linear": "kimi_linear",
     # issue 20 section 3, session 5 (famdsa): sparse-attention MoE and classic families
     "deepseek_v32": "deepseek_v32",
     "glm_moe_dsa": "glm_moe_dsa",

@@ -15,6 +15,7 @@ quantized KV blocks included); a kind that keeps a float32 state whatever the ca
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -158,6 +159,12 @@ class LinearAttentionState(RecurrentState):
 @dataclass(frozen=True, slots=True)
 class ShortConvState(RecurrentState):
     """A gated short convolution (LFM2): channels x L_cache elements of conv state, no SSM state."""
+
+
+def unmodelled(caches: tuple[tuple[CacheKind, ...], ...], modelled: Collection[type[CacheKind]]) -> tuple[str, ...]:
+    """The kinds in `caches` that an engine profile does not size (not one of its `modelled` classes exactly),
+    by name: the engine refuses them in one line rather than leave a cache out of its total."""
+    return tuple(sorted({type(k).__name__ for layer in caches for k in layer if type(k) not in modelled}))
 
 
 def layer_caches(g: Geometry) -> tuple[tuple[CacheKind, ...], ...]:

@@ -55,6 +55,12 @@ def check_versions(given: dict[str, Any]) -> None:
                 raise UsageError(f"{_flag(key)} {parse._show(value)}: choose one of {', '.join(table)}")
 
 
+# The key under which the estimate command carries an overhead `explain --save` kept (detect/config.py
+# SavedOverhead) among the engine options it passes on (extras, suggestions, the launch line): not a flag,
+# so option_echo never shows it; engine_fit_options takes it out before checking the flags.
+MEASURED = "measured_overhead"
+
+
 def engine_fit(
     spec: Any,
     req: Any,
@@ -82,10 +88,15 @@ def engine_fit_options(
     weights: Any = None,
     *,
     search: bool = True,
+    measured: Any = None,
 ) -> tuple[Any, Any]:
-    """engine_fit and the engine's options object it built (the launch line reads both)."""
+    """engine_fit and the engine's options object it built (the launch line reads both); `measured`, an
+    overhead `explain --save` kept (detect/config.py SavedOverhead), replaces the modelled one."""
     from ..engines.registry import REGISTRY, engine_class
 
+    if MEASURED in given:  # carried with the options, so that every probe of this answer uses it too
+        measured = given[MEASURED]
+        given = {k: v for k, v in given.items() if k != MEASURED}
     cls = engine_class(engine)
     accepted = {**cls.takes, "gpus": "gpus"}
     refusal = cls.refusal(given)
@@ -106,6 +117,11 @@ def engine_fit_options(
     check_versions(given)
     try:
         options = cls.make_options(with_files(given), vram_bytes, gpu_name)
+        if measured is not None and cls.measured_overhead is not None and options is not None:
+            from dataclasses import replace
+
+            size, detail = cls.measured_overhead
+            options = replace(options, **{size: measured.bytes, detail: measured.detail})
         result = (
             cls.fit(spec, req, options, vram_bytes, weights) if search else cls.estimate(spec, req, options, weights)
         )

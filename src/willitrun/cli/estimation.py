@@ -165,6 +165,18 @@ def run_estimate(a: EstimateArgs) -> int:
     return _run_transformers(a, spec, req, weights, cat, device, device_name, memory, cards, system_bandwidth)
 
 
+def saved_overhead(cls: Any, cards: list[Any]) -> Any:
+    """The overhead `explain --save` measured for this engine on this card (or on any card), from the user
+    config (detect/config.py); None when the engine takes none or none was saved."""
+    if cls.measured_overhead is None:
+        return None
+    import os
+
+    from ..detect.config import overhead_for
+
+    return overhead_for(cls.name, cards[0].id if cards else None, os.environ)
+
+
 def spec_warnings(spec: Any) -> None:
     """The sentences of a spec's notes that start with "Warning:" (importers/configs.py writes one
     when a config.json omits shape fields and transformers' defaults are taken), on stderr."""
@@ -291,6 +303,11 @@ def _run_engine(
                 "--engine transformers splits mixed cards"
             )
         engine_opts = {**engine_opts, "gpus": len(cards)}
+    measured = saved_overhead(cls, cards)
+    if measured is not None:
+        from .engine_options import MEASURED
+
+        engine_opts = {**engine_opts, MEASURED: measured}
     fit, options = engine_fit_options(spec, req, engine, engine_opts, vram_bytes, device_name, weights)
     from .extras import engine_extras
 

@@ -35,6 +35,7 @@ from functools import lru_cache
 from typing import Literal
 
 from .. import archs, gguf
+from ..archs import caches
 from ..archs.base import EXPERT_ROLES, VisionShape, uniform_width
 from ..dtypes import BF16, F16, F32, Q8_0, StorageType, WeightDtype, weight_dtype
 from ..errors import UsageError
@@ -285,6 +286,7 @@ class LlamaCppOptions:
     mmproj_file: MmprojFile | None = None
     kv_unified: bool = False  # [-kvu] one stream for all sequences (llama-server's default when -np is not given)
     cuda_overhead_bytes: int = 0  # CUDA context + cuBLAS + ggml's CUDA pool: not printed by llama.cpp
+    cuda_overhead_detail: str = "given as an option"  # where cuda_overhead_bytes comes from (explain --save)
     swa_full: bool = False  # [--swa-full] sliding-window layers keep every cell, not just their window
     # latent attention (DeepSeek V2/V3) cached as the latent; False: a GGUF converted before PR #12801 (no
     # attn_k_b/attn_v_b), whose cache holds every head's K and V (ollama's 2024 library files)
@@ -1094,6 +1096,26 @@ def moe_notes(spec: AnySpec, opt: LlamaCppOptions) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # The estimate
 # --------------------------------------------------------------------------------------------------
+# The cache kinds this profile sizes (archs/caches.py): keys and values per layer (llama_kv_cache, the iswa pair),
+# the MLA latent, the DSA indexer's keys (with_indexer_keys), and the recurrent states llama_memory_recurrent keeps
+# from n_embd_r / n_embd_s (llama-hparams.cpp): Mamba / Mamba-2, Gated DeltaNet (qwen3next / qwen35 files write
+# ssm.* so that the Mamba-2 formula gives their conv and recurrent state: convert_hf_to_gguf.py Qwen3NextModel) and
+# LFM2's short convolution. A model keeping any other kind is refused by kind, never by family name.
+LLAMACPP_CACHE_KINDS = frozenset(
+    {
+        caches.FullAttention,
+        caches.SlidingWindow,
+        caches.ChunkedAttention,
+        caches.CrossAttention,
+        caches.MLALatent,
+        caches.IndexerKeys,
+        caches.MambaState,
+        caches.LinearAttentionState,
+        caches.ShortConvState,
+    }
+)
+
+
 def _device_peak(est: EngineEstimate) -> int:
     """The fullest device's bytes: what --fit holds against each device's free memory less its target."""
     per_device: dict[int, int] = {}
@@ -1166,9 +1188,15 @@ def _default_context(
 
 
 def check_architecture(spec: AnySpec, engine: str) -> None:
-    refusal = archs.geometry(spec).refusals.get(engine)
+    g = archs.geometry(spec)
+    refusal = g.refusals.get(engine)
     if refusal:
         raise UsageError(refusal)
+    missing = caches.unmodelled(g.caches, LLAMACPP_CACHE_KINDS)
+    if missing:
+        raise UsageError(
+            f"{engine}: the profile does not size {' or '.join(missing)} caches yet, which this model keeps"
+        )
 
 
 def trained_window_warning(window: int | None, n_ctx_seq: int) -> list[str]:
@@ -1684,7 +1712,7 @@ def _llamacpp_estimate(
                     opt.cuda_overhead_bytes,
                     "gpu",
                     "overhead",
-                    "given as an option",
+                    opt.cuda_overhead_detail,
                     d,
                 )
             )

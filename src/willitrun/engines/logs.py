@@ -1,7 +1,7 @@
 """What an engine printed: its buffers and settings, read back from a log (llama.cpp / llama-server, ollama's
 server log, vLLM, whisper.cpp) or from `nvidia-smi` / `ollama ps` output.
 
-Each engine's reader is one class (`LlamaCppLog`, `OllamaLog`, `VllmLog`, `WhisperCppLog`, and `NvidiaSmi`,
+Each engine's reader is one class (`LlamaCppLog`, `OllamaLog`, `VllmLog`, `WhisperCppLog`, `CTranslate2Log`, and `NvidiaSmi`,
 `OllamaPs` for the two tools' tables); `read_log` picks the reader whose markers the text carries. A reader
 returns a `LogRun`: the printed buffers as bytes with their kind, placement and device (the vocabulary of
 engines.base.Buffer, so they line up with an estimate), and the facts the log states (context, micro-batch,
@@ -148,13 +148,25 @@ _LC_KV_INIT_TYPES = re.compile(r"\bllama_kv_cache_init:.*type_k = '(\w+)', type_
 _LC_BUILD = re.compile(r"\b(?:build|version)[:=]\s*b?(\d{3,6})\b")
 _LC_CUT_SHORT = re.compile(r"n_ctx_(?:per_)?seq \((\d+)\) < n_ctx_train \((\d+)\)")
 _LC_SERVER_SLOTS = re.compile(r"\binitializing slots, n_slots = (\d+)")
-_LC_FIT = re.compile(r"llama_params_fit")
+_LC_FIT = re.compile(r"(?:llama|common)_params_fit")
+# The memory breakdown llama-cli and llama-server print at exit (llama.cpp PR #16740 added it to the server;
+# common/fit.cpp common_memory_breakdown_print, formerly llama_memory_breakdown_print): per GPU
+# `total = free + (self = model + context + compute) + unaccounted`, in MiB, where unaccounted =
+# total - free - self is what the device holds beyond llama.cpp's own buffers (the CUDA context, cuBLAS,
+# ggml's pool, other programs). --fit prints the same table for its trial allocations (before
+# `common_params_fit` lines; unaccounted then often negative): only a table after the last fit line counts.
+_LC_BREAKDOWN = re.compile(
+    r"\b(?:llama|common)_memory_breakdown_print:\s*\|\s*-\s*(\S+)\s+\((.{1,100}?)\)\s*\|\s*(\d+)\s*=\s*(\d+)\s*\+"
+    r"\s*\(\s*(\d+)\s*=\s*\d+\s*\+\s*\d+\s*\+\s*\d+\s*\)\s*\+\s*(-?\d+)\s*\|"
+)
 
 
 def _llamacpp_buffers(lines: list[str]) -> tuple[list[Printed], dict[str, int | str | bool], list[str]]:
     buffers: list[Printed] = []
     facts: dict[str, int | str | bool] = {}
     notes: list[str] = []
+    breakdown: dict[str, tuple[str, int, int, int, int]] = {}  # device -> (its name, total, self, unaccounted, line)
+    last_fit = 0
 
     def add(label: str, mib: str, kind: Kind, dev_name: str, i: int, estimate_name: str | None = None) -> None:
         where = ggml_device(dev_name)
@@ -209,6 +221,12 @@ def _llamacpp_buffers(lines: list[str]) -> tuple[list[Printed], dict[str, int | 
             facts["build"] = int(m.group(1))
         if _LC_FIT.search(line):
             facts["fit_used"] = True
+            last_fit = i
+        if (m := _LC_BREAKDOWN.search(line)) and len(breakdown) < 256:
+            total, used, extra = _count(m.group(3)), _count(m.group(5)), m.group(6)
+            if total is not None and used is not None and len(extra) < 12:
+                breakdown[m.group(1)] = (m.group(2).strip()[:100], total, used, int(extra), i)
+    _breakdown(breakdown, last_fit, buffers, facts, notes)
     if "layers_offloaded" in facts and facts["layers_offloaded"] != facts["layers_total"]:
         notes.append(
             f"CPU spill: {facts['layers_offloaded']} of {facts['layers_total']} layers on the GPU; the rest "
@@ -232,6 +250,38 @@ def _llamacpp_buffers(lines: list[str]) -> tuple[list[Printed], dict[str, int | 
     return buffers, facts, notes
 
 
+def _breakdown(
+    rows: dict[str, tuple[str, int, int, int, int]],
+    last_fit: int,
+    buffers: list[Printed],
+    facts: dict[str, int | str | bool],
+    notes: list[str],
+) -> None:
+    """The exit memory breakdown's unaccounted MiB per GPU as an `overhead` figure (and the card's name and
+    total as facts); a --fit trial table or a negative figure (free + self above the total: managed or shared
+    memory) is not a measurement, and a note says so."""
+    for device, (name, total_mib, self_mib, extra_mib, line) in rows.items():
+        where = ggml_device(device)
+        if where is None or where[0] != "gpu":
+            continue
+        if line < last_fit:
+            notes.append(f"the memory breakdown of {device} (line {line}) is --fit's trial, not the run's")
+            continue
+        facts[f"gpu{where[1]}_name"] = name
+        facts[f"gpu{where[1]}_total_bytes"] = total_mib * MIB
+        if not 0 <= extra_mib <= total_mib:
+            notes.append(
+                f"the memory breakdown of {device} (line {line}) leaves {extra_mib} MiB unaccounted: free + self "
+                f"({self_mib} MiB) exceed the total, so it measures no overhead"
+            )
+        elif len(buffers) < MAX_BUFFERS:
+            buffers.append(
+                Printed(
+                    f"{device} unaccounted (memory breakdown)", extra_mib * MIB, "overhead", where[0], where[1], line
+                )
+            )
+
+
 class LlamaCppLog(LogReader):
     engine = "llama.cpp"
     markers = (
@@ -246,6 +296,7 @@ class LlamaCppLog(LogReader):
         "srv ",
         "slot ",
         "ggml_cuda_init",
+        "memory_breakdown_print",
     )
 
     @classmethod
@@ -502,6 +553,43 @@ class WhisperCppLog(LogReader):
 
 
 # --------------------------------------------------------------------------------------------------
+# CTranslate2 (faster-whisper) with CT2_VERBOSE=1 / ctranslate2.set_log_level(logging.INFO): it prints no buffer
+# sizes, only settings (OpenNMT/CTranslate2 4.8.1: src/utils.cc `GPU #{}: {} (CC={}.{})`, src/cuda/allocator.cc
+# `Using CUDA allocator: {}`, src/cuda/cublas_stub.cc `Loaded cuBLAS library version {}.{}.{}`, src/models/model.cc
+# `Loaded model {} on device {}:{}` and ` - Selected compute type: {}`)
+# --------------------------------------------------------------------------------------------------
+_CT2_GPU = re.compile(r"\[info\] GPU #(\d+): (.{1,200}?) \(CC=(\d+)\.(\d+)\)")
+_CT2_ALLOCATOR = re.compile(r"\[info\] Using CUDA allocator: (\w{1,40})")
+_CT2_CUBLAS = re.compile(r"\[info\] Loaded cuBLAS library version (\d{1,3})\.(\d{1,3})\.(\d{1,4})")
+_CT2_DEVICE = re.compile(r"\[info\] Loaded model .{0,1000} on device (cuda|cpu):(\d+)")
+_CT2_COMPUTE = re.compile(r"\[info\]\s+- Selected compute type: (\w{1,40})")
+
+
+class CTranslate2Log(LogReader):
+    engine = "ctranslate2"
+    markers = ("[ctranslate2]", "Using CUDA allocator:", "Selected compute type:", "Loaded cuBLAS library version")
+
+    @classmethod
+    def read(cls, lines: list[str]) -> LogRun:
+        facts: dict[str, int | str | bool] = {}
+        for raw in lines:
+            line = raw[:LINE_CAP]
+            if (m := _CT2_GPU.search(line)) and m.group(1) == "0":
+                facts["gpu_name"], facts["compute_capability"] = m.group(2).strip(), f"{m.group(3)}.{m.group(4)}"
+            elif m := _CT2_ALLOCATOR.search(line):
+                facts["allocator"] = m.group(1)
+            elif m := _CT2_CUBLAS.search(line):
+                facts["cublas_version"] = ".".join(m.groups())
+                facts["cuda_major"] = int(m.group(1))
+            elif m := _CT2_DEVICE.search(line):
+                facts["device"] = f"{m.group(1)}:{m.group(2)}"
+            elif m := _CT2_COMPUTE.search(line):
+                facts.setdefault("compute_type", m.group(1))
+        notes = ("CTranslate2 prints no buffer sizes: only its settings are read (nvidia-smi shows the total)",)
+        return LogRun(cls.engine, (), facts, notes)
+
+
+# --------------------------------------------------------------------------------------------------
 # nvidia-smi's table and `ollama ps`: whole-device or whole-model totals
 # --------------------------------------------------------------------------------------------------
 _SMI_GPU = re.compile(r"^\|\s*(\d+)\s+(.+?)\s{2,}.*$")
@@ -580,7 +668,15 @@ class OllamaPs(LogReader):
         return LogRun(cls.engine, tuple(buffers), facts, tuple(notes))
 
 
-READERS: tuple[type[LogReader], ...] = (OllamaPs, NvidiaSmi, WhisperCppLog, VllmLog, OllamaLog, LlamaCppLog)
+READERS: tuple[type[LogReader], ...] = (
+    OllamaPs,
+    NvidiaSmi,
+    WhisperCppLog,
+    VllmLog,
+    OllamaLog,
+    LlamaCppLog,
+    CTranslate2Log,
+)
 
 
 def read_log(text: str) -> LogRun | None:

@@ -214,9 +214,28 @@ OPTIONS: tuple[Option, ...] = (
         ("--cuda",),
         "text",
         "ctranslate2: the CUDA major version of the build (CTranslate2 4.x: 12, 3.x: 11)",
-        "12",
+        "the version's",
         metavar="11|12",
         choices=("11", "12"),
+    ),
+    _o(
+        "ct2_version",
+        ("--ct2-version",),
+        "text",
+        "CTranslate2 release line: 3.5 (before 3.6.0: beam search copies the encoder state per beam), 3.6 "
+        "(3.6.0-3.24.0), 4 (4.x); release numbers like 3.24.0 work; sets the CUDA major version and the beam state",
+        "4",
+        metavar="KEY",
+    ),
+    _o(
+        "ct2_allocator",
+        ("--ct2-allocator",),
+        "text",
+        "ctranslate2 CT2_CUDA_ALLOCATOR: cuda_malloc_async (CTranslate2's default with CUDA >= 11.2) or cub_caching "
+        "(allocations rounded up to a power of 4 up to 16 MiB, 200 MiB of freed blocks kept)",
+        "cuda_malloc_async",
+        metavar="NAME",
+        choices=("cuda_malloc_async", "cub_caching"),
     ),
     _o(
         "swa_full", ("--swa-full",), "switch", "llama.cpp: sliding-window layers keep every cell, not just their window"

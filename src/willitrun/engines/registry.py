@@ -73,6 +73,9 @@ class Engine:
     # What its totals hold of the runtime beyond its own buffers (the CUDA context, cuBLAS, the allocator),
     # said beside totals that mix engines (ladder) so that they can be compared (issue 19).
     runtime_overhead: ClassVar[str] = ""
+    # The fields of its options a measured runtime overhead replaces (bytes, the buffer's detail), or None when
+    # its log cannot isolate one (`explain LOG --save` keeps it in the user config; the estimate uses it)
+    measured_overhead: ClassVar[tuple[str, str] | None] = None
 
     # -- options ----------------------------------------------------------------------------------
     @classmethod
@@ -274,6 +277,8 @@ class LlamaCpp(Engine):
     reserve_source = "llama.cpp's --fit-target default (common/arg.cpp: 1024 MiB kept free per device)"
     # engines/llamacpp.py: "not in llama.cpp's printed buffers; nvidia-smi shows a few hundred MiB more"
     runtime_overhead = "totals are its printed buffers; the CUDA context (a few hundred MiB) is not in them"
+    # the exit memory breakdown's unaccounted
+    measured_overhead: ClassVar[tuple[str, str] | None] = ("cuda_overhead_bytes", "cuda_overhead_detail")
     takes = {
         "ubatch": "n_ubatch",
         "flash_attn": "flash_attn",
@@ -406,6 +411,7 @@ class Ollama(LlamaCpp):
     reserve_bytes = 0
     reserve_source = "ollama's 457 MiB minimum free memory is a buffer of its total"
     runtime_overhead = "totals include ollama's 457 MiB minimum free memory (discover/gpu.go)"
+    measured_overhead = None
     layers_flag = "num_gpu"
     # several identical cards: one of them when ollama's prediction fits 80 % of it, else layers over all
     # (engines/ollama.py ollama_gpus, server/sched.go selectLlamaServerPlacement)
@@ -614,7 +620,11 @@ class CTranslate2(Engine):
         "no_fallback": "temperature_fallback",
         "beams": "beam_size",
         "cuda": "cuda",
+        "ct2_version": "version",
+        "ct2_allocator": "allocator",
     }
+    version_key = "ct2_version"
+    strict_versions = False  # also release numbers (3.24.0, 4.8.1): ctranslate2.ct2_version_key
     launch_note = "python -c with faster-whisper's WhisperModel (not faster-whisper-server); audio.wav is a placeholder"
 
     @classmethod
@@ -626,6 +636,29 @@ class CTranslate2(Engine):
         from .ctranslate2 import CTranslate2Options
 
         return CTranslate2Options
+
+    @classmethod
+    def options_from_log(
+        cls, facts: Mapping[str, Any], version: str | None, vram_bytes: int | None, settings: dict[str, Any]
+    ) -> Any:
+        from .ctranslate2 import COMPUTE_ALIASES, CT2_ALLOCATORS, CT2_CUDA_OVERHEAD_BYTES, CTranslate2Options
+
+        kw: dict[str, Any] = {}
+        if str(facts.get("compute_type", "")).lower() in COMPUTE_ALIASES:
+            kw["compute_type"] = log_setting(settings, "compute_type", str(facts["compute_type"]).lower(), "log")
+        if facts.get("allocator") in CT2_ALLOCATORS:
+            kw["allocator"] = log_setting(settings, "ct2_allocator", facts["allocator"], "log")
+        if facts.get("cuda_major") in CT2_CUDA_OVERHEAD_BYTES:
+            kw["cuda"] = log_setting(settings, "cuda", facts["cuda_major"], "log (cuBLAS library version)")
+        if version is not None:
+            kw["version"] = log_setting(settings, "ct2_version", version, "given")
+        return CTranslate2Options(**kw)
+
+    @classmethod
+    def versions(cls) -> Mapping[str, Any]:
+        from .ctranslate2 import CT2_VERSIONS
+
+        return CT2_VERSIONS
 
     @classmethod
     def estimate(
@@ -660,7 +693,12 @@ class CTranslate2(Engine):
                 f'segments, info = m.transcribe("audio.wav", {", ".join(args)}); '
                 'print("".join(s.text for s in segments))'
             )
-        return ["python", "-c", code]
+        env = (
+            []
+            if f.get("allocator", "cuda_malloc_async") == "cuda_malloc_async"
+            else ["env", "CT2_CUDA_ALLOCATOR=cub_caching"]
+        )
+        return [*env, "python", "-c", code]
 
 
 class Vllm(Engine):
@@ -669,6 +707,7 @@ class Vllm(Engine):
     reserve_source = "vLLM takes its share of the card's total"
     # engines/vllm.py: the CUDA context sits in the 1 - gpu_memory_utilization headroom (vLLM PR #12126)
     runtime_overhead = "totals are what vLLM needs of its utilization share; the CUDA context sits outside it"
+    measured_overhead: ClassVar[tuple[str, str] | None] = ("non_torch_bytes", "non_torch_detail")  # non_torch_memory
     takes = {
         "gpu_memory_utilization": "gpu_memory_utilization",
         "max_num_seqs": "max_num_seqs",
@@ -777,7 +816,11 @@ class Vllm(Engine):
 
     @classmethod
     def budget(cls, e: EngineEstimate) -> tuple[int, float] | None:
-        """--gpu-memory-utilization of the card's total (vllm/v1/worker/gpu_worker.py `init_device`)."""
+        """--gpu-memory-utilization of the card's total (vllm/v1/worker/gpu_worker.py `init_device`). None on 0.34's
+        whole-card default: the extensible KV cache takes no share up front and does not refuse when less is free
+        (vllm==0.34.0 v1/worker/utils.py `request_memory`); it sizes the pool from what is free, judged as free."""
+        if e.facts.get("extensible_kv") and int(e.facts["gpu_memory_utilization_pct"]) == 100:
+            return None
         return int(e.facts["usable_bytes"]), int(e.facts["gpu_memory_utilization_pct"]) / 100
 
     @classmethod

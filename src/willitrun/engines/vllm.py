@@ -25,6 +25,9 @@ What differs between versions (VLLM_VERSIONS; sources are the PyPI wheels' Pytho
   (vllm==0.10.1 vllm/v1/worker/gpu_worker.py `init_device`), so the context sits in the headroom.
 - From 0.21 gpu_memory_utilization defaults to 0.92 (vllm==0.22.0 vllm/config/cache.py) and CUDA graph
   memory is estimated and subtracted (vllm==0.22.0 envs.py VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS "1").
+- 0.34 sizes the KV cache after warmup and graph capture (the extensible KV cache, default on CUDA):
+  gpu_memory_utilization defaults to 1.0, the pool keeps max(1 GiB, 0.75 x the activation peak) free beyond
+  the peak, and blocks hold 64 tokens (vllm==0.34.0 config/cache.py, v1/worker/extensible_kv_cache.py).
 
 Weights per rank are the tensors as vLLM shards them, plus the rotary cos/sin cache, summed the way
 vLLM measures them: the PyTorch caching allocator's allocated bytes (`DeviceMemoryProfiler`,
@@ -39,6 +42,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from .. import archs
+from ..archs import caches
 from ..archs.base import EXPERT_ROLES, LINEAR_ROLES, Geometry, LayerKV, Tensor
 from ..archs.caches import IndexerKeys
 from ..archs.mamba import VLLM_STATE_REFUSAL
@@ -105,6 +109,17 @@ class VllmVersion:
     # IMATRIX_QUANT_TYPES); vllm==0.24.0 and later wheels hold neither file and register no "gguf" quantization
     # (a plugin carries it since: vllm-project/vllm-gguf-plugin issue #101 runs a Q4_K_M file on vLLM 0.18.0).
     gguf: bool = True
+    # The extensible KV cache (vllm==0.34.0, on by default on CUDA and ROCm: vllm/config/vllm.py, "on where
+    # supported if unset"): the pool is sized after warmup and CUDA graph capture from the memory then free,
+    # vllm/v1/worker/extensible_kv_cache.py `measure_kv_cache_bytes`:
+    #     available = min(requested - non_kv_used, headroom - margin) - transient_peak,
+    #     margin = max(KV_CACHE_MARGIN_FLOOR_BYTES = 1 GiB, KV_CACHE_MARGIN_FRACTION 0.75 x transient_peak),
+    # requested = ceil(total x gpu_memory_utilization) (v1/worker/utils.py `request_memory`), whose default is
+    # 1.0 with this cache (config/cache.py `resolved_gpu_memory_utilization`).
+    extensible_kv: bool = False
+    # CacheConfig.DEFAULT_BLOCK_SIZE: 16 up to 0.33.0, 64 in vllm==0.34.0 config/cache.py (FlashAttention's
+    # `get_preferred_block_size` keeps the default: it supports MultipleOf(16), v1/attention/backends/flash_attn.py).
+    block_size: int = 16
 
 
 VLLM_VERSIONS: dict[str, VllmVersion] = {
@@ -256,8 +271,38 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             flashinfer_sampler=True,
             gguf=False,
         ),
+        # 0.34: 0.33's batch defaults, sampler, KV groups and cudagraph sizes (vllm==0.34.0 engine/arg_utils.py
+        # `get_batch_defaults`, config/scheduler.py and v1/core/kv_cache_utils.py read against 0.33.0: no change to
+        # them), with the extensible KV cache on, gpu_memory_utilization 1.0 and block size 64.
+        VllmVersion(
+            "0.34",
+            "0.34 (V1)",
+            True,
+            1.0,
+            True,
+            True,
+            True,
+            "vllm==0.34.0 vllm/config/cache.py (DEFAULT_BLOCK_SIZE 64, `resolved_gpu_memory_utilization` 1.0 with "
+            "enable_extensible_kv_cache); vllm/v1/worker/extensible_kv_cache.py `measure_kv_cache_bytes` "
+            "(KV_CACHE_MARGIN_FLOOR_BYTES 1 GiB, KV_CACHE_MARGIN_FRACTION 0.75)",
+            hybrid_kv=True,
+            state_pools=True,
+            padded_groups=True,
+            tokens_from_concurrency=True,
+            in_flight_batches=True,
+            hybrid_prefix_caching=True,
+            mxfp4_padding=True,
+            triton_sampler=True,
+            flashinfer_sampler=True,
+            gguf=False,
+            extensible_kv=True,
+            block_size=64,
+        ),
     )
 }
+# vllm==0.34.0 vllm/v1/worker/extensible_kv_cache.py: the sizing margin's floor and its share of the transient peak.
+VLLM_KV_MARGIN_FLOOR_BYTES = 1 << 30
+VLLM_KV_MARGIN_FRACTION = 0.75
 # --kv-cache-dtype: "auto" (the model's dtype), float16, bfloat16 and the fp8 formats (vllm==0.11.0, 0.22.0 and
 # 0.33.0 vllm/config/cache.py CacheDType); llama.cpp's q8_0 / q4_0 cache types are not among them.
 VLLM_KV_TYPES = frozenset({"f16", "bf16", "f32", "fp8"})
@@ -279,9 +324,9 @@ def accepts(info: VllmVersion, dtype_name: str, dtype_family: str, kv_name: str)
     return None
 
 
-# The newest release line in the stored material (vllm==0.33.0): the default, as for every engine; the
+# The newest release line on PyPI (vllm==0.34.0): the default, as for every engine; the
 # calibration entries name their own line (0.10 for the 0.10-0.16 logs, 0.17 for 0.17-0.20, both the 0.9 share).
-VLLM_DEFAULT_VERSION = "0.33"
+VLLM_DEFAULT_VERSION = "0.34"
 
 
 def _release(text: str) -> tuple[int, ...] | None:
@@ -389,8 +434,9 @@ class VllmOptions:
     max_model_len: int | None = None  # [--max-model-len] None: the request's context, else the model's window
     max_num_seqs: int | None = None  # [--max-num-seqs] None: the version's default for the card
     max_num_batched_tokens: int | None = None  # [--max-num-batched-tokens] None: the version's default
-    block_size: int = VLLM_BLOCK_SIZE  # [--block-size]
+    block_size: int | None = None  # [--block-size] None: the version's default (16; 64 from 0.34)
     non_torch_bytes: int | None = None  # None: the version's figure (VLLM_*NON_TORCH*)
+    non_torch_detail: str | None = None  # where non_torch_bytes comes from (explain --save); None: the version's
     tensor_parallel: int = 1  # [--tensor-parallel-size]
     pipeline_parallel: int = 1  # [--pipeline-parallel-size]
     version: str = VLLM_DEFAULT_VERSION  # a key of VLLM_VERSIONS
@@ -438,6 +484,10 @@ class VllmOptions:
         if not self.info.v1:
             return False
         return self.info.flashinfer_sampler if self.flashinfer_sampler is None else self.flashinfer_sampler
+
+    @property
+    def kv_block_size(self) -> int:
+        return self.block_size if self.block_size is not None else self.info.block_size
 
     @property
     def utilization(self) -> float:
@@ -753,6 +803,7 @@ class RankBudget:
     available_bytes: int  # for the KV cache (may be negative)
     kv: KVLayout | None = None  # the rank's KV cache groups (None: not computed)
     mm: MultimodalProfile | None = None  # the multimodal profile (first stage of a multimodal model)
+    margin_bytes: int = 0  # what the extensible KV cache's sizing keeps free beyond the budget (0.34 on)
 
     @property
     def activation_bytes(self) -> int:
@@ -865,6 +916,25 @@ class KVLayout:
         return num_blocks // len(self.groups) * min(gr.spec.block_size for gr in self.groups)
 
 
+# The cache kinds kv_layout sizes (archs/caches.py), as vLLM V1's specs: FullAttentionSpec, SlidingWindowSpec,
+# ChunkedLocalAttentionSpec, CrossAttentionSpec, MLAAttentionSpec, the DSA indexer's cache (indexer_token_bytes) and MambaSpec (Mamba / Mamba-2, the Gated DeltaNet's
+# conv + temporal state: vllm/model_executor/layers/mamba/mamba_utils.py gated_delta_net_state_shape, and the short
+# convolution's). A model keeping any other kind is refused by kind, never by family name.
+VLLM_CACHE_KINDS = frozenset(
+    {
+        caches.FullAttention,
+        caches.SlidingWindow,
+        caches.ChunkedAttention,
+        caches.CrossAttention,
+        caches.MLALatent,
+        caches.IndexerKeys,
+        caches.MambaState,
+        caches.LinearAttentionState,
+        caches.ShortConvState,
+    }
+)
+
+
 def _state_bytes(r: Resolved, g: Geometry, i: int, tp: int) -> int:
     """Layer i's recurrent state per sequence on one TP rank, as vLLM keeps it: the conv state holds
     conv_kernel - 1 columns (vllm==0.10.1 vllm/model_executor/layers/mamba/mamba_utils.py
@@ -934,8 +1004,8 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
             "HYBRID_KV_CACHE=1 turns it on)"
         )
     if not attn and not states:
-        return KVLayout((), 0, 0, True, 0, 0, opt.block_size, tuple(notes))
-    block_size = opt.block_size
+        return KVLayout((), 0, 0, True, 0, 0, opt.kv_block_size, tuple(notes))
+    block_size = opt.kv_block_size
     mamba_page = max(states) if states else 0
     if states and attn:
         # vllm==0.10.1 vllm/model_executor/models/config.py HybridAttentionMambaModelConfig: the attention
@@ -1258,7 +1328,15 @@ def rank_budget(
     per_token = r.kv.nbytes(per_token) if per_token else 0
     per_token += sum(b for i in range(*layers) for b in indexer_token_bytes(g, i))
     usable = int(total_memory_bytes * opt.utilization)
-    available = usable - weights.allocated_bytes - non_torch - max(layer_peak, sampler)
+    peak = max(layer_peak, sampler)
+    margin = 0
+    if info.extensible_kv:
+        # vllm==0.34.0 extensible_kv_cache.py `measure_kv_cache_bytes`: min(requested - non_kv_used, headroom -
+        # margin) - transient_peak, headroom being what is free after warmup (the card less the CUDA context, not
+        # modelled, and non_kv_used); the margin binds unless gpu_memory_utilization leaves more than it free.
+        floor = max(VLLM_KV_MARGIN_FLOOR_BYTES, int(peak * VLLM_KV_MARGIN_FRACTION))
+        margin = max(0, usable - (total_memory_bytes - floor))  # what it takes off the budget
+    available = usable - margin - weights.allocated_bytes - non_torch - peak
     layout = kv_layout(r, opt, layers, max_model_len, batched) if max_model_len else None
     return RankBudget(
         stage,
@@ -1273,6 +1351,7 @@ def rank_budget(
         available,
         layout,
         mm,
+        margin,
     )
 
 
@@ -1302,6 +1381,9 @@ def budgets(
             "(mamba and jamba are `SupportsV0Only` in vllm==0.9.2): --vllm-version 0.10 or later sizes "
             "their Mamba state pools"
         )
+    missing = caches.unmodelled(g.caches, VLLM_CACHE_KINDS)
+    if missing:  # after the model's own refusal, which says more (RWKV: "vLLM has no RWKV model")
+        raise UsageError(f"vllm: the profile does not size {' or '.join(missing)} caches yet, which this model keeps")
     if g.ssm_state and any(g.ssm_state) and not refusal and not opt.info.state_pools:
         raise UsageError(
             f"vLLM {opt.info.since} runs recurrent-state models on V0, which the profile does not model: "
@@ -1433,7 +1515,14 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
             + (f" and the hidden size to {a_h}" if a_h > 1 else "")
             + " (vLLM mxfp4.py Mxfp4MoEMethod.create_weights)"
         )
-    if info.context_in_non_torch:
+    if info.extensible_kv:
+        notes.append(
+            "vLLM 0.34 sizes the KV cache after warmup and CUDA graph capture from the memory then free "
+            "(the extensible KV cache, on by default on CUDA): it keeps max(1 GiB, 0.75 x the activation peak) "
+            "plus the peak free; the CUDA context and the captured graphs (measured, not modelled here) make "
+            "the pool that much smaller"
+        )
+    elif info.context_in_non_torch:
         notes.append("vLLM 0.6 prints the CUDA context inside non_torch_memory")
     else:
         notes.append(
@@ -1445,7 +1534,15 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     # min(2 x max_num_seqs, 512) (config/__init__.py:557) and only measures the pool afterwards (the
     # torch.cuda.mem_get_info difference it returns); what the pool holds is the compiled graphs' intermediate
     # buffers, which the source does not give in closed form. From 0.21 vLLM estimates it by a dummy capture.
-    if info.cudagraphs_profiled:
+    if info.extensible_kv:
+        pw, full = cudagraph_sizes(opt, batched, seqs)
+        notes.append(
+            f"CUDA graphs (PIECEWISE {len(pw)} sizes up to {pw[-1]}, FULL {len(full)} up to {full[-1] if full else 0}) "
+            "are captured before the extensible KV cache is sized, so the pool is what they leave: vllm==0.34.0 "
+            "v1/worker/gpu/model_runner.py `profile_cudagraph_memory` returns 0 with this cache ('measures the "
+            "capture footprint after warmup'); their memory is measured, not modelled here"
+        )
+    elif info.cudagraphs_profiled:
         pw, full = cudagraph_sizes(opt, batched, seqs)
         notes.append(
             f"'Profiling CUDA graph memory: PIECEWISE={len(pw)} (largest={pw[-1]}), FULL={len(full)} "
@@ -1551,7 +1648,8 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                 b.non_torch_bytes,
                 "gpu",
                 "overhead",
-                (
+                opt.non_torch_detail
+                or (
                     "NCCL, cuBLAS workspaces created after the baseline (PR #12126 / issue #13061 logs)"
                     if not info.context_in_non_torch
                     else "CUDA context, cuBLAS workspaces, NCCL: 1.79 GiB at TP 1, 3.58 GiB at "
@@ -1585,6 +1683,18 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                 dev,
             )
         )
+        if b.margin_bytes:
+            buffers.append(
+                Buffer(
+                    "kept free (KV sizing margin)" + suffix,
+                    b.margin_bytes,
+                    "gpu",
+                    "other",  # memory kept free, not the runtime's own (explain --save replaces the overhead rows)
+                    f"max(1 GiB, 0.75 x the activation peak), less what gpu_memory_utilization "
+                    f"{opt.utilization:.2f} leaves free (vllm==0.34.0 extensible_kv_cache.py `measure_kv_cache_bytes`)",
+                    dev,
+                )
+            )
         kv = b.kv
         assert kv is not None
         if kv.uniform_type and kv.groups and kv.groups[0].spec.kind != "mamba":
@@ -1642,6 +1752,7 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
         "pipeline_parallel": pp,
         "version": opt.version,
         "v1": info.v1,
+        "extensible_kv": info.extensible_kv,
         "data_parallel": opt.data_parallel,
         "expert_parallel": opt.expert_parallel,
     }

@@ -124,6 +124,8 @@ def scan_places(places: Iterable[Place], budget: Budget | None = None) -> ScanRe
     budget = budget or Budget()
     s = _Scan(budget)
     for place in places:
+        if place.note is not None:
+            budget.problem(*place.note)
         if not place.path.is_dir():
             if place.kind == FOLDER and place.path.name.lower().endswith(".gguf"):  # a file given: scan it alone
                 size = file_size(place.path, budget)

@@ -19,14 +19,14 @@ app = command_app()
 @app.command("explain")
 def explain_cmd(
     log: Annotated[
-        str,
+        Optional[str],
         typer.Argument(
             metavar="LOG",
             show_default=False,
             help="A log file of llama.cpp / llama-server, ollama's server, vLLM or whisper.cpp, "
             "or nvidia-smi / `ollama ps` output; - reads standard input.",
         ),
-    ],
+    ] = None,
     model: Annotated[
         Optional[str],
         typer.Option(
@@ -80,6 +80,21 @@ def explain_cmd(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON (docs/json-output.md, explain).")] = False,
+    save: Annotated[
+        bool,
+        typer.Option(
+            "--save",
+            help="Keep the overhead the log measured (llama.cpp's exit memory breakdown, vLLM's non_torch_memory) "
+            "in the user config: later estimates for that engine and card use it.",
+        ),
+    ] = False,
+    saved: Annotated[bool, typer.Option("--saved", help="List the overheads --save kept (no LOG needed).")] = False,
+    forget: Annotated[
+        bool,
+        typer.Option(
+            "--forget", help="Remove the overheads --save kept (all, or those of --engine / --gpu; no LOG needed)."
+        ),
+    ] = False,
     specs_dir: SpecsDir = None,
 ) -> None:
     """Set what an engine's log printed beside willitrun's estimate of the same run."""
@@ -90,6 +105,13 @@ def explain_cmd(
     from .. import parse
     from ..models import request as make_request
 
+    if saved or forget:
+        if log is not None or save:
+            raise UsageError("--saved and --forget take no LOG and no --save")
+        _saved(forget, engine, gpu, json_out, specs_dir)
+        return
+    if log is None:
+        raise UsageError("give a LOG (a file, or - for standard input), or --saved / --forget")
     if log == "-":
         data = sys.stdin.buffer.read(LOG_CAP + 1)
         if len(data) > LOG_CAP:
@@ -101,10 +123,23 @@ def explain_cmd(
     if run is None:
         raise UsageError(
             f"{parse._show(log)}: not a log willitrun reads (llama.cpp, llama-server, ollama, vLLM, "
-            "whisper.cpp, nvidia-smi, ollama ps)"
+            "whisper.cpp, CTranslate2 with CT2_VERBOSE=1, nvidia-smi, ollama ps)"
         )
     cat = load_catalog(specs_dir)
-    spec = _model(run, model, cat)
+    kept = _save(run, log, gpu, cat, json_out) if save else None
+    try:
+        spec = _model(run, model, cat)
+    except UsageError as exc:
+        if kept is None:
+            raise
+        from ...render import error
+
+        error(f"no comparison: {exc}", prefix="note")  # the overhead is saved: that was the question
+        if json_out:
+            from ...render import print_json
+
+            print_json({"schema_version": 1, "saved": kept})
+        return
     vram_bytes = None
     if gpu is not None or vram is not None:
         from ..models import device
@@ -117,7 +152,7 @@ def explain_cmd(
     from ...render import print_json
 
     if json_out:
-        print_json(to_json(x))
+        print_json({**to_json(x), **({"saved": kept} if kept is not None else {})})
         return
     _print(x, spec.name)
 
@@ -192,3 +227,95 @@ def _print(x: Explanation, model_name: str) -> None:
     for note in x.notes:
         out.print(safe(f"note: {note}"), markup=False)
     out.print("Sizes in GiB = 2^30 bytes, MiB = 2^20 bytes.", markup=False)
+
+
+def _card_of(run: LogRun, gpu: str | None, cat: Any) -> str:
+    """The catalog id of the card the overhead was measured on: --gpu, else the card the log names (llama.cpp's
+    breakdown strips "NVIDIA ", "GeForce ", "Tesla ", "AMD ", "Radeon ", "Instinct " from the name), else "any"."""
+    from ...detect.config import ANY_CARD
+    from ...errors import WillItRunError
+    from ...gpu_names import match_gpu
+
+    if gpu is not None:
+        return str(cat.resolve("gpu", gpu).id)
+    measured = [p for p in run.buffers if p.kind == "overhead" and p.placement == "gpu"]
+    device = max(measured, key=lambda p: p.bytes).device if measured else 0
+    name, total = run.facts.get(f"gpu{device}_name"), run.facts.get(f"gpu{device}_total_bytes")
+    if not isinstance(name, str):
+        return ANY_CARD
+    size = total if isinstance(total, int) and not isinstance(total, bool) else None
+    for prefix in ("", "NVIDIA GeForce ", "NVIDIA ", "NVIDIA Tesla ", "AMD Radeon ", "AMD Instinct ", "AMD "):
+        try:
+            card = match_gpu(prefix + name, cat.gpus(), size)
+        except WillItRunError:
+            card = None
+        if card is not None:
+            return str(card.id)
+    return ANY_CARD
+
+
+def _save(run: LogRun, log: str, gpu: str | None, cat: Any, json_out: bool) -> dict[str, Any]:
+    """Keep the overhead `run` measured in the user config (detect/config.py); what was saved, as JSON."""
+    import datetime
+    import os
+
+    from ...detect.config import ANY_CARD, SavedOverhead, save_overhead
+    from ...explain import measured_overhead
+    from ...render import error, size
+
+    m = measured_overhead(run)
+    card = _card_of(run, gpu, cat)
+    name = "-" if log == "-" else os.path.basename(log)
+    # the name as the config keeps it: no control character, quote or backslash (detect/config.py checks it)
+    name = "".join(c if c >= " " and c not in '\x7f"\\' else "_" for c in name)[:255] or "-"
+    entry = SavedOverhead(m.engine, card, m.bytes, datetime.date.today().isoformat(), name)
+    path = save_overhead(entry, os.environ)
+    on = "any card" if card == ANY_CARD else card
+    if m.card_total_bytes and m.bytes * 4 > m.card_total_bytes:  # the breakdown counts other programs too
+        error(
+            f"{size(m.bytes)} is more than a quarter of the card's {size(m.card_total_bytes)}: other programs may "
+            "have held memory then; save a log of a run on an otherwise idle card",
+            prefix="warning",
+        )
+    error(
+        f"saved {size(m.bytes)} of {m.engine} overhead on {on} ({m.where}) in {path}; "
+        f"estimates for {m.engine} on {on} use it (`willitrun explain --forget` removes it)",
+        prefix="note",
+    )
+    return {"engine": m.engine, "card": card, "bytes": m.bytes, "date": entry.date, "log": name, "config": path}
+
+
+def _saved(forget: bool, engine: str | None, gpu: str | None, json_out: bool, specs_dir: Any) -> None:
+    """--saved lists the kept overheads; --forget removes them (those of --engine / --gpu only, when given)."""
+    import os
+    from dataclasses import asdict
+
+    from ...detect.config import config_path, forget_overheads, saved_overheads
+    from ...render import out, print_json, safe, size
+    from .. import parse
+
+    eng = parse.engine(engine) if engine else None
+    card = None
+    if gpu is not None:
+        from ...catalog import load_catalog
+
+        card = str(load_catalog(specs_dir).resolve("gpu", gpu).id)
+    if forget:
+        rows = forget_overheads(os.environ, eng, card)
+    else:
+        rows = [o for o in saved_overheads(os.environ) if eng in (None, o.engine) and card in (None, o.card)]
+    if json_out:
+        print_json(
+            {
+                "schema_version": 1,
+                "config": config_path(os.environ),
+                "forgotten" if forget else "saved": [asdict(o) for o in rows],
+            }
+        )
+        return
+    if not rows:
+        out.print(f"no saved overhead{' removed' if forget else ''} ({config_path(os.environ)})", markup=False)
+    for o in rows:
+        out.print(
+            safe(f"{'removed: ' if forget else ''}{o.engine} on {o.card}: {size(o.bytes)}, {o.detail}"), markup=False
+        )
