@@ -62,10 +62,12 @@ if TYPE_CHECKING:
     from .archs.gemma2 import Gemma2Spec
     from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
     from .archs.generic import GenericSpec
+    from .archs.glm4v import Glm4vMoeSpec, Glm4vSpec
     from .archs.gpt_oss import GptOssSpec
     from .archs.granite import GraniteSpec
     from .archs.granitemoehybrid import GraniteMoeHybridSpec
     from .archs.idefics3 import Idefics3Spec
+    from .archs.internvl import InternVLSpec
     from .archs.jamba import JambaSpec
     from .archs.kimi_linear import KimiLinearSpec
     from .archs.llama import LlamaSpec
@@ -77,6 +79,7 @@ if TYPE_CHECKING:
     from .archs.mistral3 import Mistral3Spec
     from .archs.mixtral import MixtralSpec
     from .archs.mllama import MllamaSpec
+    from .archs.moonshine import MoonshineSpec
     from .archs.nemotron_h import NemotronHSpec
     from .archs.paligemma import PaliGemmaSpec
     from .archs.phi3 import Phi3Spec
@@ -86,6 +89,7 @@ if TYPE_CHECKING:
     from .archs.qwen3 import Qwen3Spec
     from .archs.qwen3_5 import Qwen3_5MoeTextSpec, Qwen3_5TextSpec
     from .archs.qwen3_next import Qwen3NextSpec
+    from .archs.qwen3_vl import Qwen3VLMoeSpec, Qwen3VLSpec
     from .archs.qwen_moe import Qwen2MoeSpec, Qwen3MoeSpec
     from .archs.rwkv import RwkvSpec
     from .archs.starcoder2 import Starcoder2Spec
@@ -142,6 +146,12 @@ if TYPE_CHECKING:
         RwkvSpec,
         # every family declared on the generic decoder (archs/decoder.py) subclasses it
         DecoderSpec,
+        Qwen3VLSpec,
+        Qwen3VLMoeSpec,
+        Glm4vSpec,
+        Glm4vMoeSpec,
+        InternVLSpec,
+        MoonshineSpec,
     ]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 

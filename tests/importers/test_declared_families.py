@@ -77,10 +77,26 @@ def test_declared_defaults_equal_transformers(arch, keys):
     assert config_cls.__module__ == "transformers.models." + keys.path.removesuffix(".py").replace("/", ".")
     # Qwen: sliding_window is None unless use_sliding_window, so read its default with the flag on
     config = config_cls(**({"use_sliding_window": True} if "use_sliding_window" in keys.defaults else {}))
+    _check_defaults(config, keys, plain=config_cls())
+
+
+def _check_defaults(config, keys: ConfigClass, plain=None) -> None:
+    """Every declared default equals the transformers class's; a nested ConfigClass (text_config,
+    vision_config) is checked against the sub-config transformers builds. `plain`: the class built without
+    use_sliding_window (that flag's own default)."""
+    assert type(config).__name__ == keys.name
+    for alias, field in keys.aliases.items():  # a pair of the class's attribute_map, either way round
+        amap = type(config).attribute_map
+        assert amap.get(alias) == field or amap.get(field) == alias, f"{keys.name}.attribute_map: {alias}, {field}"
     for field, default in keys.defaults.items():
-        got = getattr(config_cls() if field == "use_sliding_window" else config, field)
-        if default is None and field == "num_key_value_heads":
-            default = config.num_attention_heads
+        got = getattr(plain if field == "use_sliding_window" and plain is not None else config, field)
+        if isinstance(default, ConfigClass):
+            _check_defaults(got, default)
+            continue
+        if default is None and field.endswith("num_key_value_heads"):  # Moonshine: encoder_ / decoder_ ones
+            default = getattr(config, field.replace("key_value", "attention"))
+        if isinstance(got, tuple):  # deepstack_visual_indexes: a tuple default in the class
+            got = list(got)
         assert got == default, f"{keys.name}.{field}"
 
 
@@ -1368,3 +1384,318 @@ def test_hybrid_configs_transformers_cannot_build_are_refused_in_one_line():
             },
             "c.json",
         )
+
+
+# --- issue 20 section 3 (fammm): multimodal families, whose transformers class is a ...ForConditionalGeneration
+# small configs exercising every flag; the full-size defaults and real checkpoints are in tests/reference
+MULTIMODAL_CASES = [
+    ("qwen3-vl-defaults", {"model_type": "qwen3_vl"}),
+    ("qwen3-vl-moe-defaults", {"model_type": "qwen3_vl_moe"}),
+    (
+        "qwen3-vl-tied-biased",
+        {
+            "model_type": "qwen3_vl",
+            "tie_word_embeddings": True,
+            "text_config": {**SMALL, "num_key_value_heads": 2, "head_dim": 24, "attention_bias": True},
+            "vision_config": {
+                "depth": 3,
+                "hidden_size": 32,
+                "num_heads": 2,
+                "intermediate_size": 48,
+                "out_hidden_size": 64,
+                "deepstack_visual_indexes": [0, 2],
+                "num_position_embeddings": 64,
+                "patch_size": 14,
+            },
+        },
+    ),
+    (
+        "qwen3-vl-moe-dense-layer",
+        {
+            "model_type": "qwen3_vl_moe",
+            "text_config": {
+                **SMALL,
+                "num_key_value_heads": 2,
+                "num_experts": 4,
+                "num_experts_per_tok": 2,
+                "moe_intermediate_size": 16,
+                "mlp_only_layers": [1],
+                "decoder_sparse_step": 1,
+            },
+            "vision_config": {
+                "depth": 2,
+                "hidden_size": 32,
+                "num_heads": 2,
+                "intermediate_size": 48,
+                "out_hidden_size": 64,
+            },
+        },
+    ),
+]
+
+
+MULTIMODAL_CASES += [
+    ("glm4v-defaults", {"model_type": "glm4v"}),
+    ("glm4v-moe-defaults", {"model_type": "glm4v_moe"}),
+    (
+        # a pre-v5 file's text_config.tie_word_embeddings ties lm_head (Glm4vConfig.__post_init__ forwards it)
+        "glm4v-text-tied-qkv-bias",
+        {
+            "model_type": "glm4v",
+            "text_config": {**SMALL, "num_key_value_heads": 2, "tie_word_embeddings": True},
+            "vision_config": {
+                "depth": 2,
+                "hidden_size": 32,
+                "num_heads": 2,
+                "out_hidden_size": 64,
+                "intermediate_size": 48,
+                "attention_bias": True,
+                "image_size": 112,
+            },
+        },
+    ),
+    (
+        # use_qk_norm is not read by Glm4vMoeTextAttention (no q/k norms), unlike GLM-4.5's text model
+        "glm4v-moe-dense-first-shared-experts",
+        {
+            "model_type": "glm4v_moe",
+            "tie_word_embeddings": True,
+            "text_config": {
+                **SMALL,
+                "num_key_value_heads": 2,
+                "n_routed_experts": 4,
+                "num_experts_per_tok": 2,
+                "moe_intermediate_size": 16,
+                "first_k_dense_replace": 2,
+                "n_shared_experts": 2,
+                "use_qk_norm": True,
+                "attention_bias": False,
+            },
+            "vision_config": {
+                "depth": 2,
+                "hidden_size": 32,
+                "num_heads": 2,
+                "out_hidden_size": 64,
+                "intermediate_size": 48,
+            },
+        },
+    ),
+]
+
+
+MULTIMODAL_CASES += [
+    ("internvl-defaults", {"model_type": "internvl"}),
+    (
+        # InternVL 3.5: a Qwen3 language model (head_dim 128 unless given, q/k norms, biases when attention_bias)
+        "internvl-qwen3-text",
+        {
+            "model_type": "internvl",
+            "text_config": {"model_type": "qwen3", **SMALL, "num_key_value_heads": 2, "attention_bias": True},
+            "vision_config": {
+                "num_hidden_layers": 1,
+                "hidden_size": 32,
+                "num_attention_heads": 2,
+                "intermediate_size": 48,
+            },
+        },
+    ),
+    (
+        "internvl-untied-qk-norm-rms",
+        {
+            "model_type": "internvl",
+            "tie_word_embeddings": False,
+            "text_config": {"model_type": "qwen2", **SMALL, "num_key_value_heads": 2},
+            "vision_config": {
+                "num_hidden_layers": 2,
+                "hidden_size": 32,
+                "num_attention_heads": 2,
+                "intermediate_size": 48,
+                "attention_bias": True,
+                "use_qk_norm": True,
+                "norm_type": "rms_norm",
+                "use_mask_token": True,
+                "use_mean_pooling": False,
+                "image_size": 224,
+            },
+        },
+    ),
+]
+
+
+def _conditional_generation(tf, config):
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    return getattr(tf, MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES[config.model_type])(config)
+
+
+@pytest.mark.parametrize(("case_id", "config"), MULTIMODAL_CASES, ids=[c[0] for c in MULTIMODAL_CASES])
+def test_multimodal_parameters_and_checkpoint_names_equal_transformers(tmp_path, case_id, config):
+    """transformers' ...ForConditionalGeneration on the meta device: the total, and every parameter name placed
+    by the family's weight rules with the bytes of each computed component (a bf16 checkpoint)."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.importers.weights import StoredTensor, weights_override
+
+    path = write_config(tmp_path / case_id, config)
+    spec, _ = spec_from_path(path)
+    with torch.device("meta"):
+        model = _conditional_generation(tf, tf.AutoConfig.from_pretrained(path.parent)).to(torch.bfloat16)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+    stored = [StoredTensor(n, "BF16", tuple(p.shape), 2 * p.numel()) for n, p in model.named_parameters()]
+    w = weights_override(spec.architecture, stored, "test", "safetensors")
+    assert dict(w.component_bytes) == {c.name: c.bytes for c in estimate(spec, dtype="bf16").components}
+    # every text layer keeps a full-attention cache of kv_heads x head_dim (no sliding window in Qwen3-VL)
+    text = model.config.text_config
+    g = archs.geometry(spec)
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    assert [(k.kind, k.kv_heads, k.key_dim) for k in g.self_layers] == [
+        ("full", text.num_key_value_heads, head_dim)
+    ] * text.num_hidden_layers
+    assert g.takes_images
+
+
+def test_qwen3_vl_image_tokens_follow_the_processor():
+    """Qwen2VLImageProcessor (the processor Qwen3-VL uses) at the checkpoint's patch 16 and merge 2: the tokens
+    of an image are its grid_thw product / merge^2, as Qwen3VLProcessor writes them into the prompt."""
+    pytest.importorskip("torch")
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    spec = spec_from_config({"model_type": "qwen3_vl"}, "config.json")
+    processor = Qwen2VLImageProcessorPil(patch_size=16, merge_size=2)
+    np = pytest.importorskip("numpy")
+    for h, w in [(1024, 768), (224, 336), (50, 3000), (4000, 3000)]:
+        grid = processor(images=[np.zeros((h, w, 3), dtype=np.uint8)], return_tensors="pt")["image_grid_thw"]
+        assert archs.image_tokens(spec, (h, w)) == int(grid.prod()) // 4, (h, w)
+
+
+def test_qwen3_vl_merger_width_other_than_the_text_width_is_a_warning_not_a_refusal():
+    """Qwen3VLConfig() builds (transformers' class defaults: out_hidden_size 3584, text hidden_size 4096) but its
+    image features cannot enter the language model (Qwen3VLModel.get_placeholder_mask raises in a forward pass)."""
+    spec = spec_from_config({"model_type": "qwen3_vl"}, "config.json")
+    assert spec.notes.startswith("Warning: vision_config.out_hidden_size (3584)")
+    fits = spec_from_config({"model_type": "qwen3_vl", "vision_config": {"out_hidden_size": 4096}}, "config.json")
+    assert "out_hidden_size" not in (fits.notes or "")
+
+
+def test_glm4v_image_tokens_follow_the_processor():
+    """Glm4vImageProcessorPil (patch 14, merge 2, an image counted as temporal_patch_size frames against the pixel
+    bounds): the tokens of an image are its grid_thw product / merge^2, as Glm4vProcessor writes them."""
+    pytest.importorskip("torch")
+    np = pytest.importorskip("numpy")
+    from transformers.models.glm4v.image_processing_pil_glm4v import Glm4vImageProcessorPil
+
+    spec = spec_from_config({"model_type": "glm4v"}, "config.json")
+    processor = Glm4vImageProcessorPil()
+    for h, w in [(1024, 768), (224, 336), (20, 300), (6000, 4000)]:
+        grid = processor(images=[np.zeros((h, w, 3), dtype=np.uint8)], return_tensors="pt")["image_grid_thw"]
+        assert archs.image_tokens(spec, (h, w)) == int(grid.prod()) // 4, (h, w)
+
+
+def test_internvl_tiles_follow_the_processor():
+    """GotOcr2ImageProcessorPil with InternVL's tiling (crop_to_patches, 1..12 tiles of 448, a thumbnail beside
+    several): willitrun's tiles and tokens (256 per tile) equal the processor's num_patches x image_seq_length."""
+    pytest.importorskip("torch")
+    np = pytest.importorskip("numpy")
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+    from willitrun.archs.internvl import tiles
+
+    tiling = {"crop_to_patches": True, "min_patches": 1, "max_patches": 12}
+    spec = archs.spec_class("internvl").model_validate(
+        {**spec_from_config({"model_type": "internvl"}, "config.json").model_dump(), "preprocessor": tiling}
+    )
+    processor = GotOcr2ImageProcessorPil(size={"height": 448, "width": 448}, **tiling)
+    for h, w in [(1024, 768), (224, 336), (448, 448), (100, 3000), (3000, 2000), (800, 801)]:
+        n = processor(images=[np.zeros((h, w, 3), dtype=np.uint8)], return_tensors="pt")["num_patches"][0]
+        assert tiles(spec, (h, w)) == int(n), (h, w)
+        assert archs.image_tokens(spec, (h, w)) == 256 * int(n)
+    # without crop_to_patches (transformers' default) an image is one tile
+    assert archs.image_tokens(spec_from_config({"model_type": "internvl"}, "config.json"), (1024, 768)) == 256
+
+
+MOONSHINE_CASES = [
+    ("moonshine-defaults", {"model_type": "moonshine"}),
+    (
+        "moonshine-gqa-untied-biased",
+        {
+            "model_type": "moonshine",
+            "vocab_size": 300,
+            "hidden_size": 64,
+            "intermediate_size": 96,
+            "encoder_num_hidden_layers": 2,
+            "decoder_num_hidden_layers": 3,
+            "encoder_num_attention_heads": 4,
+            "decoder_num_attention_heads": 4,
+            "encoder_num_key_value_heads": 2,
+            "decoder_num_key_value_heads": 2,
+            "attention_bias": True,
+            "tie_word_embeddings": False,
+            "pad_head_dim_to_multiple_of": 24,
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("case_id", "config"), MOONSHINE_CASES, ids=[c[0] for c in MOONSHINE_CASES])
+def test_moonshine_parameters_caches_and_encoder_positions_equal_transformers(tmp_path, case_id, config):
+    """MoonshineForConditionalGeneration on the meta device: the parameter total, every name placed by the weight
+    rules, the decoder's self and cross caches (decoder KV heads x head_dim; pad_head_dim_to_multiple_of pads only
+    inside the kernel), and the encoder positions its convolutions leave of N samples (a meta forward pass)."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.archs.moonshine import encoder_positions
+    from willitrun.importers.weights import StoredTensor, weights_override
+
+    path = write_config(tmp_path / case_id, config)
+    spec, _ = spec_from_path(path)
+    hf = tf.AutoConfig.from_pretrained(path.parent)
+    with torch.device("meta"):
+        model = tf.MoonshineForConditionalGeneration(hf)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+    stored = [StoredTensor(n, "F32", tuple(p.shape), 4 * p.numel()) for n, p in model.named_parameters()]
+    w = weights_override("moonshine", stored, "test", "safetensors")
+    assert dict(w.component_bytes) == {c.name: c.bytes for c in estimate(spec, dtype="fp32").components}
+    g = archs.geometry(spec)
+    layer = model.model.decoder.layers[0]
+    kv_width = layer.self_attn.k_proj.out_features
+    assert {k.key_width for k in (*g.self_layers, *g.cross_layers)} == {kv_width}
+    assert len(g.self_layers) == len(g.cross_layers) == hf.decoder_num_hidden_layers
+    if hf.encoder_num_key_value_heads != hf.encoder_num_attention_heads:
+        # MoonshineAttention views its queries with num_key_value_heads heads: grouped heads cannot run (a warning)
+        assert spec.notes and "num_key_value_heads" in spec.notes
+        return
+    for samples in (895, 16_000, 48_000, 116_789, 480_000):  # 895: the shortest the convolutions accept
+        with torch.device("meta"):
+            out = model.model.encoder(torch.empty(1, samples)).last_hidden_state
+        assert encoder_positions(samples) == out.shape[1], samples
+    assert g.encoder_tokens_default == encoder_positions(30 * 16_000) == 1248
+
+
+@pytest.mark.parametrize(
+    ("case_id", "config"), MULTIMODAL_CASES + MOONSHINE_CASES, ids=[c[0] for c in MULTIMODAL_CASES + MOONSHINE_CASES]
+)
+def test_a_config_transformers_saved_reads_back(tmp_path, case_id, config):
+    """transformers 5 saves every field under its attribute's name (Qwen3-VL-MoE's num_experts as
+    num_local_experts, GLM-4.5V's n_routed_experts as itself...): its own config.json imports to the same count."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    hf = tf.AutoConfig.for_model(**config)
+    hf.save_pretrained(tmp_path)
+    spec, _ = spec_from_path(tmp_path / "config.json")
+    model_cls = tf.MoonshineForConditionalGeneration if config["model_type"] == "moonshine" else None
+    with torch.device("meta"):
+        model = model_cls(hf) if model_cls else _conditional_generation(tf, hf)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_internvl_values_transformers_cannot_run_are_warnings():
+    """InternVLConfig builds with vision_feature_select_strategy 'full', but get_image_features then reshapes the
+    class token and 1,024 patches to a 32 x 32 grid and fails (measured, transformers 5.23): a warning, not a refusal."""
+    spec = spec_from_config({"model_type": "internvl", "vision_feature_select_strategy": "full"}, "config.json")
+    assert spec.notes.startswith("Warning: vision_feature_select_strategy 'full'")
+    assert "select_strategy" not in (spec_from_config({"model_type": "internvl"}, "config.json").notes or "")
+
+
+def test_internvl_with_a_text_model_it_does_not_model_is_refused_in_one_line():
+    with pytest.raises(SpecError, match="model_type"):
+        spec_from_config({"model_type": "internvl", "text_config": {"model_type": "llama"}}, "config.json")

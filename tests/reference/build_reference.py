@@ -169,6 +169,8 @@ from transformers import (
 # `image_size_to_num_patches` is the helper LlavaNextModel.get_image_features itself uses to decide how
 # many 336x336 crops (base image + anyres tiles) it slices out of `pixel_values` for one image.
 from transformers.core_model_loading import build_glob_alternation
+from transformers.models.glm4v.image_processing_pil_glm4v import Glm4vImageProcessorPil
+from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
 from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
@@ -1000,6 +1002,107 @@ def _shrink_moe_widths(cfg: dict[str, Any], experts: str, shared: str) -> dict[s
     return cfg
 
 
+# --- issue 20 section 3 (session 5, fammm): multimodal and audio families ---------------------------
+_QWEN3_VL_RULES = [
+    # Qwen3VLModel / Qwen3VLMoeModel: `visual` (patch_embed, pos_embed, blocks; merger and the DeepStack
+    # mergers project into the LM), `language_model`
+    (r"model\.visual\.(patch_embed|pos_embed|blocks)\..+", "vision_tower"),
+    (r"model\.visual\.(merger|deepstack_merger_list)\..+", "projector"),
+    (r"model\.language_model\.embed_tokens\.weight", "embeddings"),
+    (r"model\.language_model\.layers\.\d+\..+", "decoder"),
+    (r"model\.language_model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+
+_GLM4V_RULES = [
+    # Glm4vModel / Glm4vMoeModel: `visual` (embeddings, patch_embed, blocks, the two norms; downsample and merger
+    # project into the LM), `language_model`
+    (r"model\.visual\.(embeddings|patch_embed|blocks|post_conv_layernorm|post_layernorm)\..+", "vision_tower"),
+    (r"model\.visual\.(downsample|merger)\..+", "projector"),
+    (r"model\.language_model\.embed_tokens\.weight", "embeddings"),
+    (r"model\.language_model\.layers\.\d+\..+", "decoder"),
+    (r"model\.language_model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+
+_INTERNVL_RULES = [
+    # InternVLModel: vision_tower (InternVLVisionModel), multi_modal_projector, language_model (a Qwen2Model)
+    (r"model\.vision_tower\..+", "vision_tower"),
+    (r"model\.multi_modal_projector\..+", "projector"),
+    (r"model\.language_model\.embed_tokens\.weight", "embeddings"),
+    (r"model\.language_model\.layers\.\d+\..+", "decoder"),
+    (r"model\.language_model\.norm\.weight", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+]
+
+_MOONSHINE_RULES = [
+    # MoonshineForConditionalGeneration: model.encoder (conv1-3, groupnorm, layers, layer_norm), model.decoder
+    # (embed_tokens, layers, norm), proj_out (tied to embed_tokens by default)
+    (r"model\.encoder\..+", "encoder"),
+    (r"model\.decoder\.embed_tokens\.weight", "embeddings"),
+    (r"model\.decoder\..+", "decoder"),
+    (r"proj_out\.weight", "lm_head"),
+]
+
+
+def _fammm_architectures() -> dict[str, Architecture]:
+    """The session-5 families: Qwen3-VL(-MoE), GLM-4V(-MoE), Moonshine and InternVL. In each only the top-level
+    tie_word_embeddings ties the LM head (their _tied_weights_keys), expected_tied's default path."""
+    return (
+        {
+            arch: Architecture(
+                config_cls,
+                model_cls,
+                _compile(_QWEN3_VL_RULES),
+                lambda m: m.model.language_model.embed_tokens.weight,
+                lambda m: m.lm_head.weight,
+                False,
+            )
+            for arch, config_cls, model_cls in (
+                ("qwen3_vl", transformers.Qwen3VLConfig, transformers.Qwen3VLForConditionalGeneration),
+                ("qwen3_vl_moe", transformers.Qwen3VLMoeConfig, transformers.Qwen3VLMoeForConditionalGeneration),
+            )
+        }
+        | {
+            arch: Architecture(
+                config_cls,
+                model_cls,
+                _compile(_GLM4V_RULES),
+                lambda m: m.model.language_model.embed_tokens.weight,
+                lambda m: m.lm_head.weight,
+                False,
+            )
+            for arch, config_cls, model_cls in (
+                ("glm4v", transformers.Glm4vConfig, transformers.Glm4vForConditionalGeneration),
+                ("glm4v_moe", transformers.Glm4vMoeConfig, transformers.Glm4vMoeForConditionalGeneration),
+            )
+        }
+        | {
+            "moonshine": Architecture(
+                transformers.MoonshineConfig,
+                transformers.MoonshineForConditionalGeneration,
+                _compile(_MOONSHINE_RULES),
+                lambda m: m.model.decoder.embed_tokens.weight,
+                lambda m: m.proj_out.weight,
+                True,  # MoonshineConfig.tie_word_embeddings
+            )
+        }
+        | {
+            "internvl": Architecture(
+                transformers.InternVLConfig,
+                transformers.InternVLForConditionalGeneration,
+                _compile(_INTERNVL_RULES),
+                lambda m: m.model.language_model.embed_tokens.weight,
+                lambda m: m.lm_head.weight,
+                True,  # InternVLConfig.tie_word_embeddings: true by default, the only flag InternVL reads
+            )
+        }
+    )
+
+
+ARCHITECTURES.update(_fammm_architectures())
+
+
 def expected_tied(arch: str, cfg: dict[str, Any]) -> bool:
     """Whether the real checkpoint shares its LM head with the token embedding, per its config.json."""
     default = ARCHITECTURES[arch].tied_by_default
@@ -1452,6 +1555,8 @@ def small_config(arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
         else:  # hidden_size is the ViT width; one windowed block, one full-attention block
             v.update(hidden_size=SMALL_VISION_HIDDEN, intermediate_size=SMALL_FFN, fullatt_block_indexes=[1])
         return cfg
+    if arch in FAMMM_SMALL:
+        return FAMMM_SMALL[arch](cfg)
     raise ReferenceError(f"no small copy rule for {arch}")
 
 
@@ -1615,7 +1720,7 @@ def routing_overrides(arch: str) -> dict[str, int]:
 def run_case(
     arch: str, name: str, cfg: dict[str, Any], make_inputs: Callable[..., tuple[dict, dict]]
 ) -> dict[str, Any]:
-    overrides = {**token_overrides(arch, cfg), **routing_overrides(arch)}
+    overrides = {**token_overrides(arch, cfg), **routing_overrides(arch), **fammm_overrides(arch, cfg)}
     torch.manual_seed(SEED)
     model, config, corrections = build_model(arch, cfg, overrides, device="cpu")
     if any(p.dtype != torch.float32 for p in model.parameters()):
@@ -2113,7 +2218,287 @@ def cases_for(
         ]
     if arch == "mllama":
         return [(f"one_image_{h}x{w}_tiles", small, mllama_inputs([h, w])) for h, w in MLLAMA_TILE_LAYOUTS]
+    if arch in FAMMM_CASES:
+        return FAMMM_CASES[arch](small)
     raise ReferenceError(f"no cases for {arch}")
+
+
+# --- issue 20 section 3 (session 5, fammm): small copies and inputs ------------------------------
+# Qwen3-VL image sizes (height, width): 1024x768 resizes to 1024x768 (768 tokens at 32-pixel merged
+# patches); 224x336 to 224x352 (77 tokens).
+QWEN3_VL_IMAGE_SIZES = ([1024, 768], [224, 336])
+
+
+def _small_qwen3_vl(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Two text layers (MoE: few narrow experts), a two-block ViT of the real patch, merge and position-grid
+    sizes with one DeepStack merger (after block 0, added to text layer 0)."""
+    cfg = copy.deepcopy(cfg)
+    text = cfg["text_config"]
+    cfg["text_config"] = _shrink_moe(text) if "num_experts" in text else _shrink_lm(text)
+    cfg["vision_config"].update(
+        hidden_size=SMALL_VISION_HIDDEN,
+        num_heads=SMALL_VISION_HEADS,
+        intermediate_size=SMALL_FFN,
+        depth=2,
+        deepstack_visual_indexes=[0],
+    )
+    # the mergers' output is placed in the text model's input, so a forward pass needs out_hidden_size equal to
+    # the text width (the class defaults are 3584 vs 4096: transformers builds them, only a forward fails); it
+    # enters no cache
+    text_cls = transformers.Qwen3VLMoeTextConfig if "num_experts" in text else transformers.Qwen3VLTextConfig
+    cfg["vision_config"]["out_hidden_size"] = text.get("hidden_size", text_cls().hidden_size)
+    return cfg
+
+
+def qwen3_vl_inputs(image_hw: list[int]):
+    """One image through transformers' Qwen2VLImageProcessorPil (the processor Qwen3-VL uses:
+    models/auto/image_processing_auto.py) with the checkpoint's patch, merge and temporal sizes and its
+    default pixel bounds; the image token count is the merger's output rows (get_image_features)."""
+
+    def make(model, config, gen):
+        v = config.vision_config
+        h, w = image_hw
+        image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        processor = Qwen2VLImageProcessorPil(
+            patch_size=v.patch_size, merge_size=v.spatial_merge_size, temporal_patch_size=v.temporal_patch_size
+        )
+        processed = processor(images=[image], return_tensors="pt")
+        pixels, grid = processed["pixel_values"], processed["image_grid_thw"]
+        features = model.get_image_features(pixel_values=pixels, image_grid_thw=grid).pooler_output
+        n = sum(f.shape[0] for f in features)
+        ids = torch.cat(
+            [
+                torch.tensor([[config.vision_start_token_id]]),
+                torch.full((1, n), config.image_token_id, dtype=torch.long),
+                torch.tensor([[config.vision_end_token_id]]),
+                _text_ids(gen, 1, VLM_TEXT_TOKENS),
+            ],
+            dim=1,
+        )
+        mm_types = (ids == config.image_token_id).to(torch.int32)
+        return (
+            {"input_ids": ids, "pixel_values": pixels, "image_grid_thw": grid, "mm_token_type_ids": mm_types},
+            {
+                "inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS + 2, images=1, image_size=list(image_hw)),
+                "image_tokens": n,
+                "image_grid_thw": grid.tolist(),
+            },
+        )
+
+    return make
+
+
+def _qwen3_vl_cases(small: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
+    return [(f"image_{h}x{w}", small, qwen3_vl_inputs([h, w])) for h, w in QWEN3_VL_IMAGE_SIZES]
+
+
+# GLM-4V image sizes (height, width): 1024x768 resizes to 1036x756 (999 tokens); 224x336 to 224x336 (96 tokens)
+GLM4V_IMAGE_SIZES = ([1024, 768], [224, 336])
+
+
+def _small_glm4v(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Two text layers (MoE: one dense, one sparse layer of few narrow experts), a two-block ViT of the real patch,
+    merge and position-grid sizes; out_hidden_size (the downsample's and merger's width, and the ViT MLP's inner
+    width) is the text width, which a forward pass needs."""
+    cfg = copy.deepcopy(cfg)
+    text = cfg["text_config"]
+    moe = "n_routed_experts" in text
+    cfg["text_config"] = _shrink_moe(text) if moe else _shrink_lm(text)
+    if moe:
+        cfg["text_config"].update(n_routed_experts=SMALL_EXPERTS, n_shared_experts=1)
+    text_cls = transformers.Glm4vMoeTextConfig if moe else transformers.Glm4vTextConfig
+    cfg["vision_config"].update(
+        hidden_size=SMALL_VISION_HIDDEN,
+        num_heads=SMALL_VISION_HEADS,
+        intermediate_size=SMALL_FFN,
+        depth=2,
+        out_hidden_size=text.get("hidden_size", text_cls().hidden_size),
+    )
+    return cfg
+
+
+def fammm_overrides(arch: str, small_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Values a small copy's forward pass needs that change no shape (recorded as the case's hf_overrides).
+
+    GLM-4V: M-RoPE's default sections (8, 12, 12: 32 frequencies, the released checkpoints' partial_rotary_factor
+    0.5 of 128-wide heads) do not fit the class defaults' heads: the released factor 0.5 and sections summing to
+    the head's frequencies (Glm4vTextRotaryEmbedding splits them by mrope_section); no weight, no cache width."""
+    if arch not in ("glm4v", "glm4v_moe"):
+        return {}
+    text = small_cfg["text_config"]
+    if "rope_parameters" in text or "rope_scaling" in text:
+        return {}
+    text_cls = transformers.Glm4vMoeTextConfig if arch == "glm4v_moe" else transformers.Glm4vTextConfig
+    head = text.get("head_dim") or text.get("hidden_size", text_cls().hidden_size) // text.get(
+        "num_attention_heads", text_cls().num_attention_heads
+    )
+    n = (int(head * 0.5) + 1) // 2  # inverse frequencies of the rotated half: arange(0, dim, 2)
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}
+    return {"text_config.rope_parameters": {**rope, "mrope_section": [n - 2 * (n // 3), n // 3, n // 3]}}
+
+
+def glm4v_inputs(image_hw: list[int]):
+    """One image through transformers' Glm4vImageProcessorPil (its default size bounds, patch 14, merge 2); the
+    image token count is the merger's output rows (get_image_features). Prompt: <|begin_of_image|> image tokens
+    <|end_of_image|> text."""
+
+    def make(model, config, gen):
+        v = config.vision_config
+        h, w = image_hw
+        image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        processor = Glm4vImageProcessorPil(
+            patch_size=v.patch_size, merge_size=v.spatial_merge_size, temporal_patch_size=v.temporal_patch_size
+        )
+        processed = processor(images=[image], return_tensors="pt")
+        pixels, grid = processed["pixel_values"], processed["image_grid_thw"]
+        features = model.get_image_features(pixel_values=pixels, image_grid_thw=grid).pooler_output
+        n = sum(f.shape[0] for f in features)
+        ids = torch.cat(
+            [
+                torch.tensor([[config.image_start_token_id]]),
+                torch.full((1, n), config.image_token_id, dtype=torch.long),
+                torch.tensor([[config.image_end_token_id]]),
+                _text_ids(gen, 1, VLM_TEXT_TOKENS),
+            ],
+            dim=1,
+        )
+        mm_types = (ids == config.image_token_id).to(torch.int32)
+        return (
+            {"input_ids": ids, "pixel_values": pixels, "image_grid_thw": grid, "mm_token_type_ids": mm_types},
+            {
+                "inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS + 2, images=1, image_size=list(image_hw)),
+                "image_tokens": n,
+                "image_grid_thw": grid.tolist(),
+            },
+        )
+
+    return make
+
+
+def _glm4v_cases(small: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
+    return [(f"image_{h}x{w}", small, glm4v_inputs([h, w])) for h, w in GLM4V_IMAGE_SIZES]
+
+
+# InternVL image sizes (height, width) with InternVL's hub tiling (crop_to_patches, 1..12 tiles of the tower's image
+# size, a thumbnail beside several): 448x896 becomes 2x1 tiles + thumbnail (3 x 256 tokens); 224x336 (3:2) 3x2
+# tiles + thumbnail (7 x 256), the grid of the same aspect ratio winning although the image is smaller than a tile
+# (a small set: every tile runs through the text model's full width)
+INTERNVL_IMAGE_SIZES = ([448, 896], [224, 336])
+INTERNVL_TILING = {"crop_to_patches": True, "min_patches": 1, "max_patches": 12}
+
+
+def _small_internvl(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Two Qwen2 text layers; a one-layer InternViT at the real image and patch size (the pixel shuffle and the
+    tiles depend on the patch grid)."""
+    cfg = copy.deepcopy(cfg)
+    cfg["text_config"] = _shrink_lm(cfg.get("text_config", {}))
+    cfg.setdefault("vision_config", {}).update(
+        hidden_size=SMALL_VISION_HIDDEN,
+        intermediate_size=SMALL_FFN,
+        num_attention_heads=SMALL_VISION_HEADS,
+        num_hidden_layers=SMALL_VISION_LAYERS,
+    )
+    return cfg
+
+
+def internvl_inputs(image_hw: list[int]):
+    """One image through transformers' GotOcr2ImageProcessorPil (InternVL's processor) with InternVL's tiling at the
+    tower's image size; the image token count is get_image_features' rows over every tile (the processor writes
+    image_seq_length per tile). The case records the tiling as the spec's `preprocessor` block."""
+
+    def make(model, config, gen):
+        side = config.vision_config.image_size[0]
+        h, w = image_hw
+        image = (torch.rand(h, w, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        processor = GotOcr2ImageProcessorPil(size={"height": side, "width": side}, **INTERNVL_TILING)
+        processed = processor(images=[image], return_tensors="pt")
+        pixels = processed["pixel_values"]
+        features = model.get_image_features(
+            pixel_values=pixels,
+            vision_feature_layer=config.vision_feature_layer,
+            vision_feature_select_strategy=config.vision_feature_select_strategy,
+        ).pooler_output
+        n = features.shape[0] * features.shape[1]
+        ids = torch.cat(
+            [torch.full((1, n), config.image_token_id, dtype=torch.long), _text_ids(gen, 1, VLM_TEXT_TOKENS)], dim=1
+        )
+        return (
+            {"input_ids": ids, "pixel_values": pixels},
+            {
+                "inputs": _inputs(batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=list(image_hw)),
+                "image_tokens": n,
+                "image_tiles": int(processed["num_patches"][0]),
+                "preprocessor": dict(INTERNVL_TILING),
+            },
+        )
+
+    return make
+
+
+def _internvl_cases(small: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
+    return [(f"image_{h}x{w}", small, internvl_inputs([h, w])) for h, w in INTERNVL_IMAGE_SIZES]
+
+
+# Moonshine: two clips of 16 kHz audio (batch 2), one of 3 s and one of 7.3 s (an uneven sample count), and 5
+# decoder tokens; the encoder positions are the encoder output's length, measured
+MOONSHINE_SAMPLES = (48_000, 116_789)
+MOONSHINE_BATCH, MOONSHINE_DECODER_TOKENS = 2, 5
+
+
+def _small_moonshine(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Two encoder and two decoder layers, a small vocabulary and MLP; every attention width kept."""
+    cfg = copy.deepcopy(cfg)
+    cfg.update(
+        vocab_size=SMALL_VOCAB,
+        intermediate_size=SMALL_FFN,
+        encoder_num_hidden_layers=SMALL_LAYERS,
+        decoder_num_hidden_layers=SMALL_LAYERS,
+    )
+    return cfg
+
+
+def moonshine_inputs(samples: int):
+    """Raw audio of `samples` samples through MoonshineForConditionalGeneration with decoder input ids; the
+    cross cache holds the encoder's positions (recorded as encoder_tokens, the encoder output's length)."""
+
+    def make(model, config, gen):
+        audio = torch.randn(MOONSHINE_BATCH, samples, generator=gen)
+        positions = model.model.encoder(audio).last_hidden_state.shape[1]
+        return (
+            {"input_values": audio, "decoder_input_ids": _text_ids(gen, MOONSHINE_BATCH, MOONSHINE_DECODER_TOKENS)},
+            {
+                "inputs": _inputs(
+                    batch=MOONSHINE_BATCH, text_tokens=MOONSHINE_DECODER_TOKENS, encoder_tokens=positions
+                ),
+                "audio_samples": samples,
+            },
+        )
+
+    return make
+
+
+def _moonshine_cases(small: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
+    return [(f"audio_{n}_samples", small, moonshine_inputs(n)) for n in MOONSHINE_SAMPLES]
+
+
+FAMMM_SMALL: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "moonshine": _small_moonshine,
+    "internvl": _small_internvl,
+    "qwen3_vl": _small_qwen3_vl,
+    "qwen3_vl_moe": _small_qwen3_vl,
+    "glm4v": _small_glm4v,
+    "glm4v_moe": _small_glm4v,
+}
+FAMMM_CASES: dict[str, Callable[[dict[str, Any]], list[tuple[str, dict[str, Any], Callable]]]] = {
+    "moonshine": _moonshine_cases,
+    "internvl": _internvl_cases,
+    "qwen3_vl": _qwen3_vl_cases,
+    "qwen3_vl_moe": _qwen3_vl_cases,
+    "glm4v": _glm4v_cases,
+    "glm4v_moe": _glm4v_cases,
+}
+# the families whose image tokens sit in the self-attention context, sized per image (test_reference.py)
+FAMMM_IMAGE_IN_CONTEXT = ("qwen3_vl", "qwen3_vl_moe", "glm4v", "glm4v_moe", "internvl")
 
 
 # --- driver ------------------------------------------------------------------------------------

@@ -28,6 +28,9 @@ REFERENCE = json.loads((HERE / "reference.json").read_text())
 MODELS = REFERENCE["models"]
 CASES = [(mid, case) for mid, m in MODELS.items() for case in m["cases"]]
 F32 = 4  # the small copies run in float32: bytes = elements x 4
+# issue 20 (fammm): families whose image tokens sit in the self-attention context, sized per image
+# (build_reference.FAMMM_IMAGE_IN_CONTEXT, repeated so this test needs no torch)
+FAMMM_IMAGE_IN_CONTEXT = ("qwen3_vl", "qwen3_vl_moe", "glm4v", "glm4v_moe", "internvl")
 # Families with no catalog model yet are measured on test shapes (build_reference.FAMILY_SPEC_DIR).
 FAMILY_SPECS = {p.stem: p for p in sorted((HERE / "family_specs").glob("*.yaml"))}
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -92,11 +95,21 @@ def test_kv_cache_equals_what_transformers_holds(model_id, case):
         "llava_onevision",
         "idefics3",
         "smolvlm",
+        *FAMMM_IMAGE_IN_CONTEXT,
     ):
         size = (
             tuple(inputs["image_size"])
             if spec.architecture
-            in ("llava_next", "qwen2_vl", "qwen2_5_vl", "mistral3", "llava_onevision", "idefics3", "smolvlm")
+            in (
+                "llava_next",
+                "qwen2_vl",
+                "qwen2_5_vl",
+                "mistral3",
+                "llava_onevision",
+                "idefics3",
+                "smolvlm",
+                *FAMMM_IMAGE_IN_CONTEXT,
+            )
             else None
         )
         # the image token count is transformers' own (its feature extraction), not a formula
@@ -119,6 +132,7 @@ def test_kv_cache_equals_what_transformers_holds(model_id, case):
         "marian",
         "pegasus",
         "pix2struct",
+        "moonshine",
     ):  # pix2struct: max_patches
         kwargs.update(encoder_tokens=inputs["encoder_tokens"])
     e = estimate(spec, context=context, **kwargs)

@@ -132,6 +132,13 @@ FAMILIES: dict[str, str] = {
     "deepseek": "deepseek_moe",
     "chatglm": "chatglm",
     "rwkv": "rwkv",  # RWKV-4 from config.json (transformers), RWKV-6/7 GGUFs (llama.cpp)
+    # issue 20 section 3, session 5 (fammm): multimodal and audio families
+    "qwen3_vl": "qwen3_vl",
+    "qwen3_vl_moe": "qwen3_vl",
+    "glm4v": "glm4v",
+    "glm4v_moe": "glm4v",
+    "internvl": "internvl",
+    "moonshine": "moonshine",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -45,6 +45,9 @@ class ConfigClass:
     none_is_default: tuple[str, ...] = ()
     # a remote-code class transformers does not ship: the Hub file it is read from (never executed)
     remote: str = ""
+    # config.json key -> field, the class's attribute_map (transformers 5 saves Qwen3VLMoeTextConfig's num_experts as
+    # num_local_experts): read under the field's name when the field itself is absent
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:

@@ -1515,6 +1515,11 @@ def _llamacpp_estimate(
             f"sliding-window layers ({sum(1 for w in windows if w)} of {n_layer}) keep {swa_cells} cells: "
             f"{how}, padded to 256 (llama_kv_cache_iswa; --swa-full keeps {cells})"
         )
+    # The sliding layers take -ctk/-ctv like the rest (llama-kv-cache-iswa.cpp builds kv_swa with the same type_k /
+    # type_v as kv_base). Only the builds between ggml-org/llama.cpp PR #21277 "kv-cache : do not quantize SWA KV
+    # cache" (merged 2026-04-01) and its revert, PR #21332 (2026-04-02: "In some cases the SWA cache actually takes
+    # significant portion of memory"), kept them in F16 -- a day of builds just before b8643 (2026-04-03, issue
+    # #21394), older than ollama's llama-server runner (ollama#16031, 2026-05-29), so no LLAMACPP_VERSIONS row.
     layer_kv = [kv_layer if not w or opt.swa_full else 2 * r.kv.nbytes(shape.kv_width) * swa_cells for w in windows]
     layer_kv = hybrid_layer_kv(g, layer_kv)
     layer_kv, indexer_note = with_indexer_keys(g, layer_kv, r.kv, cells)
@@ -1524,12 +1529,18 @@ def _llamacpp_estimate(
         kv_detail = (
             f"2 x {shape.kv_width} x {r.kv.name} x ({cells} cells per full layer, {swa_cells} per sliding layer)"
         )
+    if indexer_note:
+        kv_detail += " + the indexer's keys"
+    # The detail counts the layers that hold KV cells: a hybrid's recurrent layers (and blocks with no cache) keep
+    # none. llama.cpp's own line counts the layers its layer filter kept (llama_memory_hybrid filters with
+    # !is_recurrent, llama_kv_cache_iswa with is_swa): "llama_kv_cache: size = 3224.38 MiB (120064 cells,  10
+    # layers,  1/1 seqs)" for Gemma 4 31B's 10 full-attention layers of 60 (ggml-org/llama.cpp issue #21394, b8643).
     kv_by_device: dict[int, int] = {}
     layers_on: dict[int, int] = {}
-    kv_host_layers = first_gpu
+    kv_host_layers = sum(1 for b in layer_kv[:first_gpu] if b)
     for i in range(first_gpu, n_layer):
         kv_by_device[device_of(i)] = kv_by_device.get(device_of(i), 0) + layer_kv[i]
-        layers_on[device_of(i)] = layers_on.get(device_of(i), 0) + 1
+        layers_on[device_of(i)] = layers_on.get(device_of(i), 0) + (1 if layer_kv[i] else 0)
     for d, nbytes in kv_by_device.items():
         buffers.append(
             Buffer(

@@ -1211,7 +1211,12 @@ def _block(
     """The fields of `cls` from `cfg`; an absent field gets transformers' default (cited in `sources`)
     where the spec needs it or would otherwise assume something else."""
     out: dict[str, Any] = {}
+    if cls.aliases:  # the class's attribute_map: a config.json saved under the attribute's own name
+        cfg = {**{f: cfg[a] for a, f in cls.aliases.items() if a in cfg and f not in cfg}, **cfg}
     for field, default in (defaults or cls.defaults).items():
+        if isinstance(default, ConfigClass):  # a nested sub-config (text_config, vision_config): its own keys
+            out[field] = _block(_sub(cfg, field, where) or {}, default, f"{where}.{field}", sources)
+            continue
         if field in cfg and not (cfg[field] is None and field in cls.none_is_default):
             out[field] = cfg[field]
             continue
@@ -1740,6 +1745,9 @@ def unusable_values(spec: AnyModelSpec) -> list[str]:
             f"text_config.hidden_size ({spec.config.text_config.hidden_size}): image features would not fit "
             "the language model in a forward pass; sized as written."
         )
+    own = getattr(spec, "unusable_values", None)  # a family module states its own (archs/qwen3_vl.py)
+    if callable(own):
+        out.extend(own())
     return out
 
 
