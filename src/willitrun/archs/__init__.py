@@ -139,6 +139,10 @@ FAMILIES: dict[str, str] = {
     "glm4v_moe": "glm4v",
     "internvl": "internvl",
     "moonshine": "moonshine",
+    # session 5 (gemma4): Gemma 4 text (per-layer embeddings, KV sharing, per-layer head sizes)
+    "gemma4_text": "gemma4",
+    "gemma4": "gemma4",
+    "gemma3n_text": "gemma3n",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
