@@ -293,7 +293,9 @@ def quant_ladder(
                     context,
                 )
             )
-    if not rows and refused is not None:  # e.g. Whisper on llama.cpp: the main command's own refusal, not an empty table
+    if (
+        not rows and refused is not None
+    ):  # e.g. Whisper on llama.cpp: the main command's own refusal, not an empty table
         raise refused
     return Ladder(spec.id, memory.total_bytes, context, req.batch, req.beams, limit, tuple(rows))
 
