@@ -10,7 +10,9 @@ Expectations are derived by hand from the PyPI wheels' Python files:
   NotImplementedError("... Cannot unify by adjusting block_size."). The equal pages then go to
   `_get_kv_cache_groups_uniform_page_size` (group_size, pools shared by one layer of every group).
 - vllm==0.24.0 kv_cache_utils.py line 1049: a non-dividing page is padded only when the backend sets
-  `indexes_kv_by_block_stride` (vllm/v1/kv_cache_interface.py line 166: False by default).
+  `indexes_kv_by_block_stride` (vllm/v1/worker/gpu_model_runner.py line 7498 from the backend;
+  v1/attention/backend.py line 205: True when the layered stride order does not keep num_layers first, as
+  FlashAttention's and Triton's (1, 0, 2, 3, 4, 5) under the default NHD layout).
 - vllm==0.33.0 / 0.34.0 vllm/v1/core/kv_cache_planning.py lines 346-408 (called by `get_kv_cache_groups` line
   1170): a non-dividing page of a non-MLA attention layer is padded to the largest (`page_size_padded`), block size
   kept; MLA still raises. (FlashAttention and Triton declare no KV layouts, so the default LBNHC layout applies:
@@ -147,7 +149,7 @@ def non_multiple(tmp_path):
     return _spec(tmp_path, {**SMALL, "global_head_dim": 24})
 
 
-@pytest.mark.parametrize("version", ["0.12", "0.22", "0.24"])
+@pytest.mark.parametrize("version", ["0.12", "0.17", "0.22"])
 def test_non_multiple_refused_in_one_line(non_multiple, version):
     with pytest.raises(UsageError) as e:
         _layout(non_multiple, version, 4096, 2048)
@@ -155,8 +157,8 @@ def test_non_multiple_refused_in_one_line(non_multiple, version):
     assert "\n" not in msg and "4096 B does not divide 6144 B" in msg
 
 
-@pytest.mark.parametrize("version", ["0.33", "0.34"])
-def test_non_multiple_padded_from_0_33(non_multiple, version):
+@pytest.mark.parametrize("version", ["0.24", "0.33", "0.34"])
+def test_non_multiple_padded_from_0_24(non_multiple, version):
     lay = _layout(non_multiple, version, 4096, 2048)
     block = VllmOptions(version=version).info.block_size
     full_page = 2 * block * 2 * 24 * 4

@@ -121,15 +121,19 @@ class VllmVersion:
     # `get_preferred_block_size` keeps the default: it supports MultipleOf(16), v1/attention/backends/flash_attn.py).
     block_size: int = 16
     # KV layers of several types whose pages differ in size (Gemma 4: 256-wide sliding heads, 512-wide full ones):
-    # "" -> refused (vllm==0.10.1 vllm/v1/core/kv_cache_utils.py `get_kv_cache_config` ends in a bare
+    # "none" -> refused (vllm==0.10.1 vllm/v1/core/kv_cache_utils.py `get_kv_cache_config` ends in a bare
     # `raise NotImplementedError`); "block" -> vllm==0.22.0 kv_cache_utils.py `unify_kv_cache_spec_page_size`
     # (lines 1012-1049, called by `get_kv_cache_groups` line 1672): a layer whose page divides the largest page
     # gets block_size x (largest // its page), otherwise NotImplementedError ("Cannot unify by adjusting
-    # block_size"); "pad" -> vllm==0.33.0 / 0.34.0 vllm/v1/core/kv_cache_planning.py `unify_kv_cache_spec_page_size`
+    # block_size"); "pad-attn" -> vllm==0.24.0 kv_cache_utils.py lines 1049-1100: a non-dividing page is padded to the
+    # largest when the backend `indexes_kv_by_block_stride` (v1/attention/backend.py line 205: the layered stride order
+    # does not keep num_layers first -- FlashAttention's and Triton's (1, 0, 2, 3, 4, 5) under the default NHD layout,
+    # v1/attention/backends/utils.py `get_kv_cache_layout`), else NotImplementedError; Mamba pages not padded; MLA
+    # backends not checked, refused here; "pad" -> vllm==0.33.0 / 0.34.0 vllm/v1/core/kv_cache_planning.py `unify_kv_cache_spec_page_size`
     # (lines 346-408, called by `get_kv_cache_groups` line 1170): the same, but a non-dividing page of a non-MLA
     # attention layer (or a Mamba layer) is padded to the largest (`page_size_padded`, block_size kept); MLA still
     # raises. The equal pages then go to `_get_kv_cache_groups_uniform_page_size` like any hybrid model.
-    page_unify: str = ""
+    page_unify: str = "none"
 
 
 VLLM_VERSIONS: dict[str, VllmVersion] = {
@@ -278,7 +282,7 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             triton_sampler=True,
             flashinfer_sampler=True,
             gguf=False,
-            page_unify="block",
+            page_unify="pad-attn",
         ),
         VllmVersion(
             "0.33",
@@ -356,7 +360,7 @@ def accepts(info: VllmVersion, dtype_name: str, dtype_family: str, kv_name: str)
 
 
 # The newest release line on PyPI (vllm==0.34.0): the default, as for every engine; the
-# calibration entries name their own line (0.10 for the 0.10-0.16 logs, 0.17 for 0.17-0.20, both the 0.9 share).
+# calibration entries name their own line (0.10 for the 0.10-0.16 logs, whose budget 0.12 shares, 0.17 for 0.17-0.20, all the 0.9 share).
 VLLM_DEFAULT_VERSION = "0.34"
 
 
@@ -988,7 +992,7 @@ def _unify_pages(
     -> padded to the largest (0.33 on, not MLA) or refused. Before the function: refused."""
     pages = sorted({sp.page_bytes for sp in by_spec})
     largest = pages[-1]
-    if not info.page_unify:
+    if info.page_unify == "none":
         raise UsageError(
             "vLLM cannot group this model's KV caches: its layers' pages differ in size "
             f"({pages} B; vLLM {info.since} has no page-size unification: vllm==0.10.1 "
@@ -1005,7 +1009,9 @@ def _unify_pages(
                 f"{sp.kind} layers' block size raised to {sp.block_size * ratio} tokens so that their page equals "
                 f"the largest ({largest} B): vLLM `unify_kv_cache_spec_page_size`"
             )
-        elif info.page_unify == "pad" and (sp.kind == "mamba" or not mla):
+        elif (info.page_unify == "pad" and (sp.kind == "mamba" or not mla)) or (
+            info.page_unify == "pad-attn" and sp.kind != "mamba" and not mla
+        ):
             new[sp] = replace(sp, page_bytes=largest)
             notes.append(
                 f"{sp.kind} layers' page ({sp.page_bytes} B) padded to the largest ({largest} B): vLLM "
