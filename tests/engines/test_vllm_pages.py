@@ -141,6 +141,7 @@ def test_estimate_answers_gemma4_text(gemma4):
     e = vllm_estimate(gemma4, Request(), VllmOptions(total_memory_bytes=80 * GiB, version="0.22"))
     text = "\n".join(e.notes)
     assert "block size raised to 32" in text and "Maximum concurrency for" in text
+    assert "6 KV cache groups of 5 layers, block size 16 / 32," in text
 
 
 @pytest.fixture

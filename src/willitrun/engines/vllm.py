@@ -1573,8 +1573,11 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
             "--context, vLLM's --max-model-len, or raise --gpu-memory-utilization)"
         )
     parallel = f" per GPU, TP {tp} x PP {pp}" if tp * pp > 1 else ""
+    # after page-size unification the attention groups' block sizes differ (Gemma 4: 16 full, 32 sliding)
+    sizes = sorted({gr.spec.block_size for gr in layout.groups if gr.spec.kind != "mamba"} or {layout.block_size})
     groups = (
-        f"{len(layout.groups)} KV cache groups of {layout.group_size} layers, block size {layout.block_size}, "
+        f"{len(layout.groups)} KV cache groups of {layout.group_size} layers, block size "
+        f"{' / '.join(map(str, sizes))}, "
         if len(layout.groups) > 1
         else ""
     )
