@@ -31,7 +31,12 @@ config). Sliding page at block 16: 2 x 16 x 4 x 256 x 4 = 131,072 B; full: 2 x 1
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.importers.helpers import write_config
 from willitrun import archs
@@ -167,3 +172,20 @@ def test_non_multiple_padded_from_0_24(non_multiple, version):
     # page_size_padded: the sliding layers keep their block size
     assert {gr.spec.block_size for gr in lay.groups} == {block}
     assert any("padded to the largest" in n for n in lay.notes)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    head=st.sampled_from([16, 32, 64]),
+    ratio=st.integers(1, 4),
+    version=st.sampled_from(["0.12", "0.17", "0.22", "0.24", "0.33", "0.34"]),
+)
+def test_dividing_pages_always_unify_by_block_size(head, ratio, version):
+    """Whenever the full layers' page is a whole multiple of the sliding layers' (global_head_dim = ratio x head_dim,
+    same KV heads), every group ends with the largest page and the sliding block size is the base x ratio."""
+    with tempfile.TemporaryDirectory() as d:
+        spec = _spec(Path(d), {**SMALL, "head_dim": head, "global_head_dim": head * ratio})
+    lay = _layout(spec, version, 4096, 2048)
+    block = VllmOptions(version=version).info.block_size
+    assert {gr.spec.page_bytes for gr in lay.groups} == {2 * block * 2 * head * ratio * 4}
+    assert {gr.spec.block_size for gr in lay.groups if gr.spec.kind == "sliding"} == {block * ratio}
