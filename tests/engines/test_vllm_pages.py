@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 
 from tests.importers.helpers import write_config
 from willitrun import archs
-from willitrun.engines.vllm import VllmOptions, kv_layout, vllm_estimate
+from willitrun.engines.vllm import VllmOptions, kv_layout, version_for_release, vllm_estimate
 from willitrun.errors import UsageError
 from willitrun.importers import spec_from_path
 from willitrun.memory import Request, resolve
@@ -189,3 +189,13 @@ def test_dividing_pages_always_unify_by_block_size(head, ratio, version):
     block = VllmOptions(version=version).info.block_size
     assert {gr.spec.page_bytes for gr in lay.groups} == {2 * block * 2 * head * ratio * 4}
     assert {gr.spec.block_size for gr in lay.groups if gr.spec.kind == "sliding"} == {block * ratio}
+
+
+@pytest.mark.parametrize(
+    ("release", "key"),
+    [("0.10.1", "0.10"), ("0.11.0", "0.10"), ("0.12.0", "0.12"), ("0.16.0", "0.12"), ("0.17.0", "0.17")],
+)
+def test_a_printed_release_maps_to_the_key_with_or_without_unification(release, key):
+    # the wheels read: 0.10.1 and 0.11.0 have no `unify_kv_cache_spec_page_size`, 0.12.0 to 0.16.0 have it
+    assert version_for_release(release) == key
+    assert (VllmOptions(version=key).info.page_unify == "none") == (key == "0.10")
