@@ -120,6 +120,20 @@ class VllmVersion:
     # CacheConfig.DEFAULT_BLOCK_SIZE: 16 up to 0.33.0, 64 in vllm==0.34.0 config/cache.py (FlashAttention's
     # `get_preferred_block_size` keeps the default: it supports MultipleOf(16), v1/attention/backends/flash_attn.py).
     block_size: int = 16
+    # KV layers of several types whose pages differ in size (Gemma 4: 256-wide sliding heads, 512-wide full ones):
+    # "none" -> refused (vllm==0.10.1 vllm/v1/core/kv_cache_utils.py `get_kv_cache_config` ends in a bare
+    # `raise NotImplementedError`); "block" -> vllm==0.22.0 kv_cache_utils.py `unify_kv_cache_spec_page_size`
+    # (lines 1012-1049, called by `get_kv_cache_groups` line 1672): a layer whose page divides the largest page
+    # gets block_size x (largest // its page), otherwise NotImplementedError ("Cannot unify by adjusting
+    # block_size"); "pad-attn" -> vllm==0.24.0 kv_cache_utils.py lines 1049-1100: a non-dividing page is padded to the
+    # largest when the backend `indexes_kv_by_block_stride` (v1/attention/backend.py line 205: the layered stride order
+    # does not keep num_layers first -- FlashAttention's and Triton's (1, 0, 2, 3, 4, 5) under the default NHD layout,
+    # v1/attention/backends/utils.py `get_kv_cache_layout`), else NotImplementedError; Mamba pages not padded; MLA
+    # backends not checked, refused here; "pad" -> vllm==0.33.0 / 0.34.0 vllm/v1/core/kv_cache_planning.py `unify_kv_cache_spec_page_size`
+    # (lines 346-408, called by `get_kv_cache_groups` line 1170): the same, but a non-dividing page of a non-MLA
+    # attention layer (or a Mamba layer) is padded to the largest (`page_size_padded`, block_size kept); MLA still
+    # raises. The equal pages then go to `_get_kv_cache_groups_uniform_page_size` like any hybrid model.
+    page_unify: str = "none"
 
 
 VLLM_VERSIONS: dict[str, VllmVersion] = {
@@ -185,7 +199,7 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
         ),
         VllmVersion(
             "0.10",
-            "0.10 to 0.16 (V1)",
+            "0.10 to 0.11 (V1)",
             True,
             0.9,
             True,
@@ -196,6 +210,22 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             "sampler as vllm==0.10.1 and 0.11.0 topk_topp_sampler.py (torch.sort)",
             hybrid_kv=True,
             state_pools=True,
+        ),
+        # 0.12 to 0.16: 0.10's budget, plus page-size unification (vllm==0.12.0 vllm/v1/core/kv_cache_utils.py
+        # `unify_kv_cache_spec_page_size` line 885, called by `get_kv_cache_groups` line 1224; also in 0.13.0,
+        # 0.14.0, 0.15.0 and 0.16.0; absent from 0.10.1 and 0.11.0, whose `get_kv_cache_config` raises).
+        VllmVersion(
+            "0.12",
+            "0.12 to 0.16 (V1)",
+            True,
+            0.9,
+            True,
+            False,
+            False,
+            "vllm==0.12.0 to 0.16.0 vllm/v1/core/kv_cache_utils.py `unify_kv_cache_spec_page_size`; otherwise as 0.10",
+            hybrid_kv=True,
+            state_pools=True,
+            page_unify="block",
         ),
         # 0.17 to 0.20: 0.10's budget with the Triton top-k/top-p sampler (vllm==0.17.0, 0.18.0 and 0.19.1
         # topk_topp_sampler.py `apply_top_k_top_p`; absent from 0.16.0).
@@ -212,6 +242,7 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             hybrid_kv=True,
             state_pools=True,
             triton_sampler=True,
+            page_unify="block",
         ),
         VllmVersion(
             "0.22",
@@ -230,6 +261,7 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             mxfp4_padding=True,
             triton_sampler=True,  # as 0.17 (the Triton kernel is in main's topk_topp_sampler.py since PR #33538)
             flashinfer_sampler=True,
+            page_unify="block",
         ),
         # 0.24 to 0.32: 0.22's budget without GGUF (vllm==0.24.0 has no quantization/gguf.py; 0.23.0 does)
         VllmVersion(
@@ -250,6 +282,7 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             triton_sampler=True,
             flashinfer_sampler=True,
             gguf=False,
+            page_unify="pad-attn",
         ),
         VllmVersion(
             "0.33",
@@ -270,6 +303,7 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             triton_sampler=True,
             flashinfer_sampler=True,
             gguf=False,
+            page_unify="pad",
         ),
         # 0.34: 0.33's batch defaults, sampler, KV groups and cudagraph sizes (vllm==0.34.0 engine/arg_utils.py
         # `get_batch_defaults`, config/scheduler.py and v1/core/kv_cache_utils.py read against 0.33.0: no change to
@@ -297,6 +331,7 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
             gguf=False,
             extensible_kv=True,
             block_size=64,
+            page_unify="pad",
         ),
     )
 }
@@ -325,7 +360,7 @@ def accepts(info: VllmVersion, dtype_name: str, dtype_family: str, kv_name: str)
 
 
 # The newest release line on PyPI (vllm==0.34.0): the default, as for every engine; the
-# calibration entries name their own line (0.10 for the 0.10-0.16 logs, 0.17 for 0.17-0.20, both the 0.9 share).
+# calibration entries name their own line (0.10 for the 0.10-0.16 logs, whose budget 0.12 shares, 0.17 for 0.17-0.20, all the 0.9 share).
 VLLM_DEFAULT_VERSION = "0.34"
 
 
@@ -335,7 +370,7 @@ def _release(text: str) -> tuple[int, ...] | None:
 
 
 def version_for_release(release: str) -> str | None:
-    """The version key whose range (its `since`: "0.10 to 0.16", "0.9.1 to 0.9.2", "0.6.x", "0.33") holds a
+    """The version key whose range (its `since`: "0.12 to 0.16", "0.9.1 to 0.9.2", "0.6.x", "0.33") holds a
     release a log prints ("0.11.0" -> "0.10"); the V0 fallback keys are never chosen this way. None when no
     range holds it."""
     r = _release(release)
@@ -949,6 +984,57 @@ def _state_bytes(r: Resolved, g: Geometry, i: int, tp: int) -> int:
     return (conv // tp + ssm // tp) * r.dtype.activation_bytes
 
 
+def _unify_pages(
+    by_spec: dict[LayerSpec, int], specs: list[LayerSpec], info: VllmVersion, mla: bool, notes: list[str]
+) -> tuple[dict[LayerSpec, int], list[LayerSpec]]:
+    """The layers' specs with one page size, as vLLM's `unify_kv_cache_spec_page_size` makes them (see
+    VllmVersion.page_unify): a smaller page that divides the largest one -> block_size x the ratio; one that does not
+    -> padded to the largest (0.33 on, not MLA) or refused. Before the function: refused."""
+    pages = sorted({sp.page_bytes for sp in by_spec})
+    largest = pages[-1]
+    if info.page_unify == "none":
+        raise UsageError(
+            "vLLM cannot group this model's KV caches: its layers' pages differ in size "
+            f"({pages} B; vLLM {info.since} has no page-size unification: vllm==0.10.1 "
+            "vllm/v1/core/kv_cache_utils.py `get_kv_cache_config` raises NotImplementedError)"
+        )
+    new: dict[LayerSpec, LayerSpec] = {}
+    for sp in by_spec:
+        if sp.page_bytes == largest:
+            new[sp] = sp
+        elif sp.kind != "mamba" and largest % sp.page_bytes == 0:
+            ratio = largest // sp.page_bytes
+            new[sp] = replace(sp, page_bytes=largest, block_size=sp.block_size * ratio)
+            notes.append(
+                f"{sp.kind} layers' block size raised to {sp.block_size * ratio} tokens so that their page equals "
+                f"the largest ({largest} B): vLLM `unify_kv_cache_spec_page_size`"
+            )
+        elif (info.page_unify == "pad" and (sp.kind == "mamba" or not mla)) or (
+            info.page_unify == "pad-attn" and sp.kind != "mamba" and not mla
+        ):
+            new[sp] = replace(sp, page_bytes=largest)
+            notes.append(
+                f"{sp.kind} layers' page ({sp.page_bytes} B) padded to the largest ({largest} B): vLLM "
+                "`unify_kv_cache_spec_page_size` page_size_padded"
+            )
+        else:
+            raise UsageError(
+                "vLLM cannot unify this model's KV page sizes: "
+                + (
+                    f"a Mamba state page ({sp.page_bytes} B) does not grow with the block size (padded from 0.33)"
+                    if sp.kind == "mamba"
+                    else f"{sp.page_bytes} B does not divide {largest} B"
+                    + (" and an MLA cache cannot be padded" if info.page_unify == "pad" else "")
+                )
+                + f" (vLLM {info.since} vllm/v1/core/kv_cache_utils.py `unify_kv_cache_spec_page_size` raises "
+                "NotImplementedError)"
+            )
+    unified: dict[LayerSpec, int] = {}
+    for sp, n in by_spec.items():
+        unified[new[sp]] = unified.get(new[sp], 0) + n
+    return unified, [new[sp] for sp in specs]
+
+
 def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_len: int, batched: int) -> KVLayout:
     """The KV cache groups of the ranks holding decoder `layers`, as vLLM V1 forms them.
 
@@ -1053,11 +1139,8 @@ def kv_layout(r: Resolved, opt: VllmOptions, layers: tuple[int, int], max_model_
         )
     pages = {sp.page_bytes for sp in by_spec}
     if len(pages) > 1:
-        raise UsageError(
-            "vLLM cannot group this model's KV caches: its layers' pages differ in size "
-            f"({sorted(pages)} B; vllm/v1/core/kv_cache_utils.py `get_kv_cache_config` raises "
-            "NotImplementedError)"
-        )
+        by_spec, specs = _unify_pages(by_spec, specs, info, bool(g.mla), notes)
+        pages = {sp.page_bytes for sp in by_spec}
     page = pages.pop()
     counts = list(by_spec.values())
     group_size = min(counts)
@@ -1490,8 +1573,11 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
             "--context, vLLM's --max-model-len, or raise --gpu-memory-utilization)"
         )
     parallel = f" per GPU, TP {tp} x PP {pp}" if tp * pp > 1 else ""
+    # after page-size unification the attention groups' block sizes differ (Gemma 4: 16 full, 32 sliding)
+    sizes = sorted({gr.spec.block_size for gr in layout.groups if gr.spec.kind != "mamba"} or {layout.block_size})
     groups = (
-        f"{len(layout.groups)} KV cache groups of {layout.group_size} layers, block size {layout.block_size}, "
+        f"{len(layout.groups)} KV cache groups of {layout.group_size} layers, block size "
+        f"{' / '.join(map(str, sizes))}, "
         if len(layout.groups) > 1
         else ""
     )
