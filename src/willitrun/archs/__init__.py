@@ -139,6 +139,9 @@ FAMILIES: dict[str, str] = {
     "glm4v_moe": "glm4v",
     "internvl": "internvl",
     "moonshine": "moonshine",
+    # session 5 (qwen35mm): Qwen3.5 as its checkpoints ship, a vision tower beside the hybrid language model
+    "qwen3_5": "qwen3_5_vl",
+    "qwen3_5_moe": "qwen3_5_vl",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
