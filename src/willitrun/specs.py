@@ -79,8 +79,8 @@ if TYPE_CHECKING:
     from .archs.mistral3 import Mistral3Spec
     from .archs.mixtral import MixtralSpec
     from .archs.mllama import MllamaSpec
-    from .archs.nemotron_h import NemotronHSpec
     from .archs.moonshine import MoonshineSpec
+    from .archs.nemotron_h import NemotronHSpec
     from .archs.paligemma import PaliGemmaSpec
     from .archs.phi3 import Phi3Spec
     from .archs.pix2struct import Pix2StructSpec
