@@ -61,6 +61,8 @@ if TYPE_CHECKING:
     from .archs.gemma import GemmaSpec
     from .archs.gemma2 import Gemma2Spec
     from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
+    from .archs.gemma3n import Gemma3nTextSpec
+    from .archs.gemma4 import Gemma4Spec, Gemma4TextSpec
     from .archs.generic import GenericSpec
     from .archs.glm4v import Glm4vMoeSpec, Glm4vSpec
     from .archs.gpt_oss import GptOssSpec
@@ -155,6 +157,9 @@ if TYPE_CHECKING:
         MoonshineSpec,
         Qwen3_5Spec,
         Qwen3_5MoeSpec,
+        Gemma4TextSpec,
+        Gemma3nTextSpec,
+        Gemma4Spec,
     ]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 

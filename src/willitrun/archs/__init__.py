@@ -142,6 +142,10 @@ FAMILIES: dict[str, str] = {
     # session 5 (qwen35mm): Qwen3.5 as its checkpoints ship, a vision tower beside the hybrid language model
     "qwen3_5": "qwen3_5_vl",
     "qwen3_5_moe": "qwen3_5_vl",
+    # session 5 (gemma4): Gemma 4 text (per-layer embeddings, KV sharing, per-layer head sizes)
+    "gemma4_text": "gemma4",
+    "gemma4": "gemma4",
+    "gemma3n_text": "gemma3n",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -120,6 +120,16 @@ class LlamaCppVersion:
     # n_stream)`), so the sliding-window layers keep GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256) cells per
     # stream, n_seq_max times: ggml-org/llama.cpp PR #14363 "llama : add high-throughput mode" (July 2025).
     kv_streams: bool = False
+    # The DeepSeek sparse-attention (DSA) indexer's key cache (llama_kv_cache_dsa, src/llama-kv-cache-dsa.cpp):
+    # "none" -- no such cache: deepseek32 does not load, glm-dsa runs as plain latent attention (its indexer tensors
+    # loaded and ignored; GLM_DSA reused deepseek2's graph); "deepseek32" -- ggml-org/llama.cpp PR #23346 "Support
+    # for DeepseekV32ForCausalLM with generic DeepSeek Sparse Attention (DSA) implementation" (opened 2026-05-19,
+    # merged late May 2026): deepseek32 keeps an indexer key in every layer, glm-dsa still none; "every_layer" --
+    # PR #25407 "GLM 5.2 Indexer support" (reviewed 2026-07-24, merged before b10216 of 2026-07-31, issue #26382):
+    # glm-dsa on llama_kv_cache_dsa, an indexer key in EVERY layer, "shared" ones included; "full_layers" -- PR
+    # #26474 "llama : allocate GLM_DSA indexer cache only in \"full\" indexer layers" (opened 2026-08-02: "approx by
+    # ~75%"): only the layers whose glm-dsa.attention.indexer.types entry is full.
+    dsa_indexer: Literal["none", "deepseek32", "every_layer", "full_layers"] = "none"
 
 
 LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {
@@ -208,11 +218,11 @@ LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {
             kv_streams=True,
         ),
         LlamaCppVersion(
-            "current",
-            "2026-01-24 on",
+            "2026-01",
+            "2026-01-24 to late May 2026",
             "the padding of 2025-11 (PR #17046: n_ctx padded to 256, per sequence when split); -ngl "
             "output layer first (PR #18148); ggml-org/llama.cpp PR #19067 'kv-cache : support V-less "
-            "cache': latent attention caches K only",
+            "cache': latent attention caches K only; no DSA indexer cache yet (deepseek32 does not load)",
             256,
             256,
             True,
@@ -222,6 +232,56 @@ LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {
             server_auto_parallel=True,
             fit=True,
             kv_streams=True,
+            dsa_indexer="none",
+        ),
+        LlamaCppVersion(
+            "2026-05",
+            "late May 2026 to late July 2026",
+            "2026-01 with ggml-org/llama.cpp PR #23346 (DeepseekV32ForCausalLM, llama_kv_cache_dsa): deepseek32 "
+            "keeps an indexer key per cell in every layer; glm-dsa still runs as plain latent attention",
+            256,
+            256,
+            True,
+            fa_f16_kv_in_compute=True,
+            mla_v_less=True,
+            output_first=True,
+            server_auto_parallel=True,
+            fit=True,
+            kv_streams=True,
+            dsa_indexer="deepseek32",
+        ),
+        LlamaCppVersion(
+            "2026-07",
+            "late July 2026 (PR #25407, before b10216) to early August 2026 (PR #26474)",
+            "ggml-org/llama.cpp PR #25407 'GLM 5.2 Indexer support': glm-dsa on the DSA cache, with an indexer-key "
+            "cache in every layer, shared-indexer layers included",
+            256,
+            256,
+            True,
+            fa_f16_kv_in_compute=True,
+            mla_v_less=True,
+            output_first=True,
+            server_auto_parallel=True,
+            fit=True,
+            kv_streams=True,
+            dsa_indexer="every_layer",
+        ),
+        LlamaCppVersion(
+            "current",
+            "early August 2026 (PR #26474) on",
+            "the padding of 2025-11 (PR #17046); -ngl output layer first (PR #18148); latent attention caches K "
+            "only (PR #19067); ggml-org/llama.cpp PR #26474: the glm-dsa indexer-key cache only in the full "
+            "indexer layers",
+            256,
+            256,
+            True,
+            fa_f16_kv_in_compute=True,
+            mla_v_less=True,
+            output_first=True,
+            server_auto_parallel=True,
+            fit=True,
+            kv_streams=True,
+            dsa_indexer="full_layers",
         ),
         LlamaCppVersion(
             "2026-06-server",
@@ -238,6 +298,7 @@ LLAMACPP_VERSIONS: dict[str, LlamaCppVersion] = {
             server_auto_parallel=True,
             fit=True,
             kv_streams=True,
+            dsa_indexer="full_layers",  # as `current`; 2026-05 / 2026-07 size older builds' DSA caches
         ),
     )
 }
@@ -433,7 +494,15 @@ def lm_shape(spec: AnySpec) -> LmShape:
 def kv_cells(n_ctx: int, parallel: int, pad_to: int, version: str, unified: bool) -> tuple[int, int]:
     """(cells allocated, cells each sequence can use). `current` pads the total and, with a split
     cache, each sequence's share (llama-context.cpp after PR #17046); older versions pad the total."""
-    if version in ("2025-11", "2025-12", "current", "2026-06-server"):  # PR #17046's per-sequence padding
+    if version in (
+        "2025-11",
+        "2025-12",
+        "2026-01",
+        "2026-05",
+        "2026-07",
+        "current",
+        "2026-06-server",
+    ):  # PR #17046's per-sequence padding
         total = pad(n_ctx, pad_to)
         if unified or parallel == 1:
             return total, total
@@ -540,7 +609,7 @@ MMPROJ_FILE_TYPES = {"f32": F32, "fp32": F32, "f16": F16, "fp16": F16, "bf16": B
 # llama.cpp's CLIP graph got flash attention in ggml-org/llama.cpp PR #16837 (clip.cpp warmup(): with
 # --flash-attn auto it is tried first and kept when the backend supports FLASH_ATTN_EXT); the version
 # keys from November 2025 on have it, earlier builds always materialise the f32 scores.
-CLIP_FLASH_ATTN_VERSIONS = frozenset({"2025-12", "current", "2026-06-server"})
+CLIP_FLASH_ATTN_VERSIONS = frozenset({"2025-12", "2026-01", "2026-05", "2026-07", "current", "2026-06-server"})
 
 
 @dataclass(frozen=True)
@@ -1024,22 +1093,56 @@ def mla_note(mla: tuple[int, int, int, int, int], kv: StorageType) -> str:
     )
 
 
+def check_dsa_version(g: archs.Geometry, version: LlamaCppVersion) -> None:
+    """deepseek32 (DeepSeek-V3.2) loads only in builds with llama_kv_cache_dsa (ggml-org/llama.cpp PR #23346)."""
+    from ..archs.caches import IndexerKeys
+
+    keys = any(isinstance(k, IndexerKeys) for kinds in g.caches for k in kinds)
+    if keys and version.dsa_indexer == "none" and g.gguf_architecture != "glm-dsa":
+        raise UsageError(
+            f"llama.cpp {version.key} ({version.since}) cannot load this sparse-attention (deepseek32) model: "
+            "DeepseekV32ForCausalLM came with ggml-org/llama.cpp PR #23346 (late May 2026; --llamacpp-version "
+            "2026-05 or later)"
+        )
+
+
 def with_indexer_keys(
-    g: archs.Geometry, layer_kv: list[int], kv: StorageType, cells: int
+    g: archs.Geometry,
+    layer_kv: list[int],
+    kv: StorageType,
+    cells: int,
+    dsa: Literal["none", "deepseek32", "every_layer", "full_layers"] = "full_layers",
 ) -> tuple[list[int], str | None]:
     """Layers whose cache kinds hold the DeepSeek sparse-attention indexer's keys (archs/caches.py IndexerKeys:
     deepseek32, glm-dsa): llama.cpp keeps them in a second cache of the same cells and K type
     (src/llama-kv-cache-dsa.cpp: llama_kv_cache_dsa creates kv_base and kv_ik, an llama_ik_cache, with type_k and
-    kv_size; src/models/deepseek32.cpp stores one indexer key of indexer_head_size per cell and layer)."""
-    from ..archs.caches import IndexerKeys
+    kv_size; src/models/deepseek32.cpp stores one indexer key of indexer_head_size per cell and layer).
 
+    By build (LlamaCppVersion.dsa_indexer): glm-dsa keeps no indexer keys before PR #25407 ("none", "deepseek32":
+    plain latent attention), keeps them in every latent-attention layer from it ("every_layer": the "shared"
+    layers too) and only in the "full" indexer layers -- the layers whose cache kinds hold IndexerKeys -- from PR
+    #26474 ("full_layers")."""
+    from ..archs.caches import IndexerKeys, MLALatent
+
+    glm = g.gguf_architecture == "glm-dsa"
+    if glm and dsa in ("none", "deepseek32"):
+        return layer_kv, None
     extra = [sum(k.bytes(cells, 1, kv) for k in kinds if isinstance(k, IndexerKeys)) for kinds in g.caches]
     if not any(extra):
         return layer_kv, None
     dims = sorted({k.head_dim for kinds in g.caches for k in kinds if isinstance(k, IndexerKeys)})
+    how = "llama_kv_cache_dsa: a second, indexer-key cache"
+    if glm and dsa == "every_layer":
+        # Before PR #26474 llama_kv_cache_dsa built kv_ik with the base cache's layer `filter` (ggml-org/llama.cpp
+        # src/llama-kv-cache-dsa.cpp at 4309c8486a94): every attention layer. From it llama-model.cpp create_memory
+        # passes `filter_lid = [&](uint32_t il) { return il < hparams.n_layer() && (arch != LLM_ARCH_GLM_DSA ||
+        # hparams.is_indexer_full(il)); }` (llama.cpp cb7729cf1808, as quoted by a public LongCat patch script).
+        per_layer = max(extra)
+        extra = [per_layer if any(isinstance(k, MLALatent) for k in kinds) else 0 for kinds in g.caches]
+        how += "; builds before ggml-org/llama.cpp PR #26474 allocate it in the shared-indexer layers too"
     note = (
         f"sparse attention: {sum(1 for e in extra if e)} layers also keep the indexer's keys, "
-        f"{'/'.join(map(str, dims))} x {cells} cells x {kv.name} each (llama_kv_cache_dsa: a second, indexer-key cache)"
+        f"{'/'.join(map(str, dims))} x {cells} cells x {kv.name} each ({how})"
     )
     return [b + e for b, e in zip(layer_kv, extra, strict=True)], note
 
@@ -1356,6 +1459,7 @@ def _llamacpp_estimate(
     check_architecture(spec, engine)
     r = resolve(spec, request)
     version = LLAMACPP_VERSIONS[opt.version]
+    check_dsa_version(archs.geometry(spec), version)
     fa = version.flash_attn_default if opt.flash_attn is None else opt.flash_attn
     pad_to = opt.kv_pad or (version.kv_pad_fa if fa else version.kv_pad)
     out_notes = list(notes)
@@ -1515,21 +1619,32 @@ def _llamacpp_estimate(
             f"sliding-window layers ({sum(1 for w in windows if w)} of {n_layer}) keep {swa_cells} cells: "
             f"{how}, padded to 256 (llama_kv_cache_iswa; --swa-full keeps {cells})"
         )
+    # The sliding layers take -ctk/-ctv like the rest (llama-kv-cache-iswa.cpp builds kv_swa with the same type_k /
+    # type_v as kv_base). Only the builds between ggml-org/llama.cpp PR #21277 "kv-cache : do not quantize SWA KV
+    # cache" (merged 2026-04-01) and its revert, PR #21332 (2026-04-02: "In some cases the SWA cache actually takes
+    # significant portion of memory"), kept them in F16 -- a day of builds just before b8643 (2026-04-03, issue
+    # #21394), older than ollama's llama-server runner (ollama#16031, 2026-05-29), so no LLAMACPP_VERSIONS row.
     layer_kv = [kv_layer if not w or opt.swa_full else 2 * r.kv.nbytes(shape.kv_width) * swa_cells for w in windows]
     layer_kv = hybrid_layer_kv(g, layer_kv)
-    layer_kv, indexer_note = with_indexer_keys(g, layer_kv, r.kv, cells)
+    layer_kv, indexer_note = with_indexer_keys(g, layer_kv, r.kv, cells, version.dsa_indexer)
     if indexer_note:
         out_notes.append(indexer_note)
     if swa_cells != cells:
         kv_detail = (
             f"2 x {shape.kv_width} x {r.kv.name} x ({cells} cells per full layer, {swa_cells} per sliding layer)"
         )
+    if indexer_note:
+        kv_detail += " + the indexer's keys"
+    # The detail counts the layers that hold KV cells: a hybrid's recurrent layers (and blocks with no cache) keep
+    # none. llama.cpp's own line counts the layers its layer filter kept (llama_memory_hybrid filters with
+    # !is_recurrent, llama_kv_cache_iswa with is_swa): "llama_kv_cache: size = 3224.38 MiB (120064 cells,  10
+    # layers,  1/1 seqs)" for Gemma 4 31B's 10 full-attention layers of 60 (ggml-org/llama.cpp issue #21394, b8643).
     kv_by_device: dict[int, int] = {}
     layers_on: dict[int, int] = {}
-    kv_host_layers = first_gpu
+    kv_host_layers = sum(1 for b in layer_kv[:first_gpu] if b)
     for i in range(first_gpu, n_layer):
         kv_by_device[device_of(i)] = kv_by_device.get(device_of(i), 0) + layer_kv[i]
-        layers_on[device_of(i)] = layers_on.get(device_of(i), 0) + 1
+        layers_on[device_of(i)] = layers_on.get(device_of(i), 0) + (1 if layer_kv[i] else 0)
     for d, nbytes in kv_by_device.items():
         buffers.append(
             Buffer(
@@ -1575,6 +1690,9 @@ def _llamacpp_estimate(
         "2025-10",
         "2025-11",
         "2025-12",
+        "2026-01",
+        "2026-05",
+        "2026-07",
         "current",
         "2026-06-server",
     ):

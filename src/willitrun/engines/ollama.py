@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .. import archs
+from ..archs import caches
 from ..archs.base import uniform_width
 from ..errors import UsageError
 from ..memory import AnySpec, Request, resolve
@@ -17,6 +18,7 @@ from .base import GIB, MIB, Buffer, EngineEstimate, aligned_sum, pad
 from .llamacpp import (
     F32_BYTES,
     GGML_CUDA_ALIGNMENT,
+    LLAMACPP_CACHE_KINDS,
     LLAMACPP_FIT_TARGET_BYTES,
     LLAMACPP_VERSIONS,
     MMPROJ,
@@ -305,6 +307,17 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
     opt = options or OllamaOptions()
     check_architecture(spec, "ollama")
     release = OLLAMA_RELEASES[opt.release]
+    if not release.llama_server_runner:
+        # By kind: the DSA indexer's keys are llama.cpp's llama_kv_cache_dsa (ggml-org/llama.cpp PR #23346, opened
+        # 2026-05-19), which only ollama's llama-server runner (v0.30+, ollama#16031, 2026-05-29) can have; the CGO
+        # runner's vendored llama.cpp (ollama llama/llama.cpp) has no llama-kv-cache-dsa.cpp in any stored version.
+        missing = caches.unmodelled(archs.geometry(spec).caches, LLAMACPP_CACHE_KINDS - {caches.IndexerKeys})
+        if "IndexerKeys" in missing:
+            raise UsageError(
+                f"ollama {release.since}: its llama.cpp runner predates the sparse-attention indexer-key cache "
+                "(llama.cpp PR #23346, May 2026) that this model keeps; ollama v0.30+ runs llama-server "
+                "(--ollama-version 0.30)"
+            )
     default_ctx = (
         ollama_default_context(
             None if opt.vram_bytes is None else opt.vram_bytes * opt.gpus, opt.gpu_overhead_bytes * opt.gpus
