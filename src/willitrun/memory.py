@@ -105,6 +105,7 @@ class Estimate:
         0  # the image (and video) tokens' share of kv_self_bytes (they sit in the self-attention context)
     )
     video_tokens: int = 0  # of image_tokens, those of the video (--video-frames)
+    audio_tokens: int = 0  # of image_tokens, those of the audio (--audio-seconds: Qwen2-Audio, Voxtral)
     # Mixture of experts: parameters one token uses (every weight is still resident), and the bytes
     # of the routed experts per decoder layer with the fraction of them a token reads (k of n).
     active_parameters: int = 0
@@ -149,6 +150,7 @@ class Request:
     beams: int = 1
     image_size: tuple[int, int] | None = None  # (height, width): LLaVA-NeXT anyres, Qwen2-VL native resolution
     video_frames: int | None = None  # frames of one video (Qwen2-VL); image_size sizes its frames too
+    audio_seconds: int | None = None  # seconds of audio per sequence (Qwen2-Audio, Voxtral) [default: 30]
 
     def __post_init__(self) -> None:
         for name in ("batch", "beams"):
@@ -165,6 +167,8 @@ class Request:
         # Bounds (willitrun/limits.py): far beyond any real request, and they keep every size an exact int.
         if self.video_frames is not None and self.video_frames < 1:
             raise UsageError(f"--video-frames must be at least 1 (got {self.video_frames})")
+        if self.audio_seconds is not None and self.audio_seconds < 1:
+            raise UsageError(f"--audio-seconds must be at least 1 (got {self.audio_seconds})")
         for name, bound in (
             ("context", L.MAX_CONTEXT),
             ("encoder_tokens", L.MAX_CONTEXT),
@@ -172,6 +176,7 @@ class Request:
             ("beams", L.MAX_BEAMS),
             ("images", L.MAX_IMAGES),
             ("video_frames", L.MAX_VIDEO_FRAMES),
+            ("audio_seconds", L.MAX_CONTEXT),  # >= 1 s per token for both families: still bounded by the context
         ):
             value = getattr(self, name)
             if value is not None and value > bound:
@@ -458,6 +463,7 @@ class Resolved:
     notes: list[str] = field(default_factory=list)
     image_size: tuple[int, int] | None = None
     video_tokens: int = 0  # included in image_tokens
+    audio_tokens: int = 0  # included in image_tokens
 
 
 def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None) -> Resolved:
@@ -533,6 +539,18 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
             + ("" if req.image_size else " (frames at the video processor's largest size; --image-size sizes them)")
             + "; the vision tower's activations for the frames are not counted"
         )
+    count_audio = archs.family(spec).audio_tokens
+    if req.audio_seconds is not None and count_audio is None:
+        raise UsageError(f"{spec.id} takes no audio in its context (--audio-seconds {req.audio_seconds})")
+    audio = 0
+    if count_audio is not None:
+        seconds = req.audio_seconds or 30
+        audio = count_audio(spec, seconds)  # the same place in the context as image and video tokens
+        notes.append(
+            f"audio: {seconds} s -> {audio:,} tokens in the context"
+            + ("" if req.audio_seconds else " (give --audio-seconds N for another length)")
+            + "; the audio encoder's activations are counted for one 30 s window"
+        )
     return Resolved(
         spec,
         dtype,
@@ -540,12 +558,13 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
         att,
         components,
         images,
-        per_image * images + video,
+        per_image * images + video + audio,
         encoder_tokens if g.encoder_tokens_option else 0,
         cross_source_tokens(spec, images, encoder_tokens),
         notes,
         req.image_size,
         video,
+        audio,
     )
 
 
@@ -590,7 +609,9 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
         )
     if context <= r.image_tokens:
         raise UsageError(
-            f"--context {context} leaves no room for text: {r.images} image(s) take {r.image_tokens} positions"
+            f"--context {context} leaves no room for text: "
+            + ("the audio takes" if r.audio_tokens else f"{r.images} image(s) take")
+            + f" {r.image_tokens} positions"
         )
     if att.context_window and context > att.context_window and not att.hard_limit:
         warnings.append(f"context {context} is beyond the model's trained window of {att.context_window} tokens")
@@ -656,6 +677,7 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
         warnings=tuple(warnings),
         image_kv_bytes=image_kv,
         video_tokens=r.video_tokens,
+        audio_tokens=r.audio_tokens,
         active_parameters=active_parameters(spec),
         expert_bytes=expert_layer_bytes(spec, r.dtype),
         experts_read=(g.experts_per_token, g.experts),

@@ -113,6 +113,7 @@ def __getattr__(name: str) -> Any:
 
 COMPONENT_LABELS = {
     "vision_tower": "vision tower",
+    "audio_tower": "audio tower",
     "projector": "projector",
     "embeddings": "token embeddings",
     "encoder": "encoder",
@@ -223,6 +224,7 @@ def estimate_dict(e: Estimate) -> dict[str, Any]:
         "kv_self_layers": e.attention.self_layers,
         "image_kv_bytes": e.image_kv_bytes,
         "video_tokens": e.video_tokens,
+        "audio_tokens": e.audio_tokens,
         "kv_cross_bytes": e.kv_cross_bytes,
         "kv_cross_layers": e.attention.cross_layers,
         "cross_source_tokens": e.cross_source_tokens,
@@ -321,7 +323,10 @@ def _transformers_rows(f: Fit) -> list[tuple[str, str, str, str]]:
             )
         )
         if e.image_kv_bytes:  # a share of the line above, not a part of its own: the column still adds up
-            rows.append(("", "", "", f"of which image tokens: {size(e.image_kv_bytes)} ({e.image_tokens:,} positions)"))
+            what = "audio" if e.audio_tokens == e.image_tokens else "image"
+            rows.append(
+                ("", "", "", f"of which {what} tokens: {size(e.image_kv_bytes)} ({e.image_tokens:,} positions)")
+            )
         if att.cross_layers:
             rows.append(
                 (
@@ -378,9 +383,10 @@ def print_answer(
         e = f.estimate
         ctx = f"context {e.context_tokens:,} tokens"
         if e.image_tokens:
-            still = e.image_tokens - e.video_tokens
+            still = e.image_tokens - e.video_tokens - e.audio_tokens
             parts = [f"{still:,} image from {e.images} image(s)"] if still else []
             parts += [f"{e.video_tokens:,} video"] if e.video_tokens else []
+            parts += [f"{e.audio_tokens:,} audio"] if e.audio_tokens else []
             ctx += f" ({' + '.join(parts)} + {e.text_tokens:,} text)"
         out.print(
             f"[bold]{escape(model_name)}[/] ({escape(e.model)}) on [bold]{escape(device_name)}[/] ({size(f.vram_bytes)})"

@@ -87,6 +87,7 @@ if TYPE_CHECKING:
     from .archs.phi3 import Phi3Spec
     from .archs.pix2struct import Pix2StructSpec
     from .archs.qwen2 import Qwen2Spec
+    from .archs.qwen2_audio import Qwen2AudioSpec
     from .archs.qwen2_vl import QwenVLSpec
     from .archs.qwen3 import Qwen3Spec
     from .archs.qwen3_5 import Qwen3_5MoeTextSpec, Qwen3_5TextSpec
@@ -98,6 +99,7 @@ if TYPE_CHECKING:
     from .archs.starcoder2 import Starcoder2Spec
     from .archs.t5 import T5Spec
     from .archs.vision_encoder_decoder import VisionEncoderDecoderSpec
+    from .archs.voxtral import VoxtralSpec
     from .archs.whisper import WhisperSpec
     from .archs.zamba2 import Zamba2Spec
 
@@ -160,6 +162,8 @@ if TYPE_CHECKING:
         Gemma4TextSpec,
         Gemma3nTextSpec,
         Gemma4Spec,
+        Qwen2AudioSpec,
+        VoxtralSpec,
     ]
     ModelSpec = Annotated[AnyModelSpec, Field(discriminator="architecture")]
 

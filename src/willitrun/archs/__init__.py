@@ -146,6 +146,9 @@ FAMILIES: dict[str, str] = {
     "gemma4_text": "gemma4",
     "gemma4": "gemma4",
     "gemma3n_text": "gemma3n",
+    # session 5 (audio): audio tokens in a decoder's self-attention context
+    "qwen2_audio": "qwen2_audio",
+    "voxtral": "voxtral",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

@@ -41,6 +41,7 @@ class EstimateArgs:
     image_size: str | None = None
     encoder_tokens: str | None = None
     video_frames: str | None = None
+    audio_seconds: str | None = None
     beams: str | None = None  # None: 1, and the speech engines' own beam default
     split: str | None = None
     offload: bool = False
@@ -119,6 +120,7 @@ def run_estimate(a: EstimateArgs) -> int:
         a.image_size,
         a.encoder_tokens,
         a.video_frames,
+        a.audio_seconds,
     )
     if a.speed or a.offload or a.split is not None or (a.gpu and len(a.gpu) > 1):
         _refuse_layer_answers(spec, a)

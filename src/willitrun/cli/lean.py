@@ -39,6 +39,7 @@ VALUES = {
     "-e": "engine",
     "--specs-dir": "specs_dir",
     "--video-frames": "video_frames",
+    "--audio-seconds": "audio_seconds",
 }
 REPEATED = {"gpu", "specs_dir"}
 FLAGS = {

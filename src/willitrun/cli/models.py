@@ -190,6 +190,7 @@ def request(
     image_size: str | None = None,
     encoder_tokens: str | int | None = None,
     video_frames: str | int | None = None,
+    audio_seconds: str | int | None = None,
 ) -> Any:
     """The core's Request from the options' text, every number bounded (cli/parse.py)."""
     from ..memory import Request
@@ -204,4 +205,5 @@ def request(
         beams=parse.whole("--beams", beams) or 1,
         image_size=parse.image_size(image_size),
         video_frames=parse.whole("--video-frames", video_frames),
+        audio_seconds=parse.whole("--audio-seconds", audio_seconds),
     )

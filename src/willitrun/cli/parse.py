@@ -41,6 +41,7 @@ BOUNDS: dict[str, Bound] = {
     "--batch": Bound(1, 1 << 20),
     "--beams": Bound(1, 1024),
     "--video-frames": Bound(1, 1 << 16),  # limits.MAX_VIDEO_FRAMES
+    "--audio-seconds": Bound(1, MAX_CONTEXT),  # memory.Request checks the same bound
     "--images": Bound(0, 1024),
     "--encoder-tokens": Bound(1, 1 << 20),
     "--system-bandwidth": Bound(0.001, 1_000_000),  # GB/s

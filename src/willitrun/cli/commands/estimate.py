@@ -70,6 +70,14 @@ def estimate_cmd(
             help="Frames of one video per sequence (Qwen2-VL/2.5-VL); --image-size sets the frame size, 1 to 65,536 [default: no video].",
         ),
     ] = None,
+    audio_seconds: Annotated[
+        Optional[str],
+        _opt(
+            "--audio-seconds",
+            metavar="N",
+            help="Seconds of audio per sequence whose tokens sit in the context (Qwen2-Audio, Voxtral) [default: 30].",
+        ),
+    ] = None,
     beams: Annotated[
         Optional[str],
         _opt(
