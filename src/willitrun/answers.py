@@ -213,15 +213,12 @@ def engine_options(engine: str, vram: int, gpu_name: str | None = None) -> Engin
 
 def _engine_row(
     spec: AnySpec, req: Request, engine: str, memory: Memory, wname: str, kname: str, gpu_name: str | None
-) -> LadderRow | None:
+) -> LadderRow:
     from .engines import engine_fit
 
     vram = memory.card_bytes
     row_req = dataclasses.replace(req, dtype=wname, kv_dtype=kname)  # the context as given: the engine's default else
-    try:
-        f = engine_fit(spec, row_req, engine, engine_options(engine, vram, gpu_name), vram)
-    except UsageError:
-        return None  # the engine refuses this type or architecture: no row
+    f = engine_fit(spec, row_req, engine, engine_options(engine, vram, gpu_name), vram)  # UsageError: refused
     e = f.estimate
     from .engines.registry import engine_class
 
@@ -262,15 +259,17 @@ def quant_ladder(
     limit = context_limit(base, context)
     tensors = model_tensors(spec)
     rows = []
+    refused: UsageError | None = None  # why the engine gave no row; raised when no row is left at all
     for wname in ladder_dtypes(spec):
         eng = engine_for(wname, engine)
         if eng != "transformers":
             from .engines.registry import engine_class
 
             for kname in engine_class(eng).ladder_kv or LADDER_KV:
-                row = _engine_row(spec, req, eng, memory, wname, kname, gpu_name)
-                if row is not None:
-                    rows.append(row)
+                try:
+                    rows.append(_engine_row(spec, req, eng, memory, wname, kname, gpu_name))
+                except UsageError as err:  # the engine refuses this type or architecture: no row
+                    refused = err
             continue
         wd = WEIGHT_DTYPES[wname]
         comps = weight_components(spec, wd, tensors)
@@ -294,6 +293,10 @@ def quant_ladder(
                     context,
                 )
             )
+    if (
+        not rows and refused is not None
+    ):  # e.g. Whisper on llama.cpp: the main command's own refusal, not an empty table
+        raise refused
     return Ladder(spec.id, memory.total_bytes, context, req.batch, req.beams, limit, tuple(rows))
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from . import archs, gguf
 from . import limits as L
@@ -234,6 +235,64 @@ def weight_components(spec: AnySpec, dtype: WeightDtype, tensors: list[Tensor] |
             spec, f"components:{dtype.name}", lambda: _components(model_tensors(spec), storage_types(spec, dtype))
         )
     return _components(tensors, tensor_storage(tensors, dtype, spec))
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+# What the catalog cache keeps of a spec besides the spec (catalog/cache.py "derived"): the per-spec memos
+# (archs.cached) that need the whole tensor inventory, which is most of the time of preparing a model
+# (~1 ms each: 159 catalog models on every card was 0.2 s of a 10,000-row `check --rows`).
+DERIVED = ("components:", "expert_bytes:", "active_parameters")
+
+
+def derived_values(specs: list[AnySpec]) -> list[dict[str, Any]]:
+    """Each spec's memos of the DERIVED kinds computed so far, as JSON data (one pass over the memos)."""
+    wanted = {id(spec): i for i, spec in enumerate(specs)}
+    out: list[dict[str, Any]] = [{} for _ in specs]
+    for (sid, what), (ref, value) in list(archs._CACHE.items()):
+        i = wanted.get(sid)
+        if i is None or ref() is not specs[i] or not what.startswith(DERIVED):
+            continue
+        if what.startswith("components:"):
+            out[i][what] = [[c.name, c.parameters, c.bytes] for c in value]
+        else:
+            out[i][what] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def prime_derived(spec: AnySpec, data: Any) -> bool:
+    """Set this spec's memos from `derived_values` data read back (the catalog cache); False, and
+    nothing set, when the data is not exactly of that shape (a damaged entry is a miss, never a value)."""
+
+    def whole(x: Any) -> bool:
+        return type(x) is int and x >= 0
+
+    if not isinstance(data, dict):
+        return False
+    values: dict[str, Any] = {}
+    for what, value in data.items():
+        if not isinstance(what, str) or not what.startswith(DERIVED) or not isinstance(value, list | int):
+            return False
+        if what.startswith("components:"):
+            if not all(
+                isinstance(c, list) and len(c) == 3 and type(c[0]) is str and whole(c[1]) and whole(c[2])
+                for c in value  # type: ignore[union-attr]
+            ):
+                return False
+            values[what] = tuple(Component(*c) for c in value)  # type: ignore[union-attr]
+        elif what.startswith("expert_bytes:"):
+            if not isinstance(value, list) or not all(whole(b) for b in value):
+                return False
+            values[what] = tuple(value)
+        elif what == "active_parameters" and whole(value):
+            values[what] = value
+        else:
+            return False
+    for what, value in values.items():
+        archs.cached(spec, what, partial(_same, value))
+    return True
 
 
 def _components(tensors: list[Tensor], storage: list[StorageType]) -> tuple[Component, ...]:
@@ -849,7 +908,22 @@ def largest_within(total: Callable[[int], int], budget: int, lo: int, hi: int) -
     return good
 
 
-def max_context(r: Resolved, vram: int, batch: int, beams: int, limit: int) -> int:
+def max_context(
+    r: Resolved, vram: int, batch: int, beams: int, limit: int, totals: dict[int, int] | None = None
+) -> int:
     """Largest context in [image tokens + 1, limit] whose transformers total fits (0 if none); the
-    search of largest(), solved by interpolation where the total is affine (largest_within)."""
-    return largest_within(lambda n: _total(r, n, batch, beams), vram, r.image_tokens + 1, limit)
+    search of largest(), solved by interpolation where the total is affine (largest_within).
+
+    `totals` (context -> total bytes of this `r`, batch and beams) memoizes the estimates between
+    searches for several cards: every search starts with the totals at both ends of the same range,
+    so a rows file of one model on 60 cards estimates those twice, not 120 times (cli check)."""
+    if totals is None:
+        return largest_within(lambda n: _total(r, n, batch, beams), vram, r.image_tokens + 1, limit)
+
+    def total(n: int) -> int:
+        t = totals.get(n)
+        if t is None:
+            t = totals[n] = _total(r, n, batch, beams)
+        return t
+
+    return largest_within(total, vram, r.image_tokens + 1, limit)

@@ -74,6 +74,16 @@ def test_ladder_table():
     assert lines[3].split()[8] == "tight"
 
 
+def test_ladder_on_an_engine_that_refuses_the_model_says_why():
+    # whisper-tiny on llama.cpp: the main command refuses ("llama.cpp does not run Whisper"); the ladder once had
+    # no row at all and crashed on the empty table (StopIteration, exit 70). Now: the same one line, exit 2.
+    main = run("whisper-tiny", "--gpu", "rtx3090", "--engine", "llama.cpp")
+    for args in ((), ("--json",)):
+        r = run("ladder", "whisper-tiny", "--gpu", "rtx3090", "--engine", "llama.cpp", *args)
+        assert r.exit_code == 2 == main.exit_code, r.output
+        assert "llama.cpp does not run Whisper" in r.output and "internal error" not in r.output
+
+
 def test_ladder_json_and_exit_codes():
     r = run("ladder", "llama-3.1-8b", "--vram", "16", "--json")
     assert r.exit_code == 0

@@ -38,7 +38,15 @@ def reads(monkeypatch):
     return seen
 
 
-def test_cold_alias_lookup_validates_one_file(cache_dir, reads):
+@pytest.fixture
+def no_bundled(monkeypatch):
+    """Without the prebuilt bundled catalog (catalog/bundled.py): what a cold cache reads of the files."""
+    import willitrun.catalog.bundled as bundled
+
+    monkeypatch.setattr(bundled, "_table", dict)
+
+
+def test_cold_alias_lookup_validates_one_file(cache_dir, reads, no_bundled):
     spec = load_catalog().resolve("model", "llava-7b")
     assert spec.id == "llava-1.5-7b"
     models = len(load_catalog().files("model"))
@@ -58,7 +66,7 @@ def test_warm_lookups_parse_no_yaml(cache_dir, reads):
     assert reads == []
 
 
-def test_a_gpu_by_nvml_name_validates_only_its_candidates(cache_dir, reads):
+def test_a_gpu_by_nvml_name_validates_only_its_candidates(cache_dir, reads, no_bundled):
     cat = load_catalog()
     assert cat.resolve("gpu", "nvidia geforce rtx 3090").id == "rtx3090"
     assert len(reads) == len(cat.files("gpu")) + 1  # the index, then the one card
@@ -184,3 +192,104 @@ def test_bundled_root_in_a_wheel_is_the_package_data(tmp_path, monkeypatch):
     assert bundled_root() == package / "_data"
     (package / "_data" / "model_specs").rmdir()  # an editable install: the checkout two levels up
     assert bundled_root() == tmp_path
+
+
+# ---- what is derived from a model spec, kept beside it (catalog.Catalog.keep_derived) ---------------
+DERIVED_MODELS = ["llama-2-7b", "qwen3-30b-a3b", "llava-onevision-7b", "whisper-tiny", "jamba-mini-1.5"]
+
+
+def _answers(cat) -> list:
+    from willitrun.fit import check_fit
+    from willitrun.memory import Request
+
+    card = cat.get("gpu", "rtx3090")
+    return [check_fit(cat.get("model", m), Request(), card.capacity_bytes, card.id) for m in DERIVED_MODELS]
+
+
+def test_derived_values_are_kept_and_answer_as_computed(cache_dir, monkeypatch):
+    """After keep_derived, a new catalog primes each model's weights per component and active
+    parameters from the cache: its answers equal those computed from the tensors, and no tensor
+    inventory is built for them."""
+    import willitrun.archs as archs
+
+    cat = load_catalog()
+    computed = _answers(cat)
+    cat.keep_derived()
+    entry = json.loads(cache_file(cache_dir).read_bytes().partition(b"\n")[2])
+    derived = {Path(k).stem: v["derived"] for k, v in entry.items() if "derived" in v}
+    assert set(derived) == set(DERIVED_MODELS)
+    assert derived["llama-2-7b"]["active_parameters"] == 6_738_415_616  # Llama 2 7B: 6.74B parameters
+    assert any(k.startswith("components:") for k in derived["llama-2-7b"])
+    built: list[str] = []
+    real = archs.family
+
+    def family(spec):  # model_tensors asks the family for its tensors; priming must make that unneeded
+        return _Watch(real(spec), built, spec.id)
+
+    monkeypatch.setattr(archs, "family", family)
+    again = _answers(load_catalog())
+    assert again == computed
+    assert "llama-2-7b" not in built and "qwen3-30b-a3b" not in built
+
+
+class _Watch:
+    def __init__(self, fam, built, spec_id):
+        self._fam, self._built, self._id = fam, built, spec_id
+
+    def __getattr__(self, name):
+        value = getattr(self._fam, name)
+        if name == "tensors":
+            self._built.append(self._id)
+        return value
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"components:bf16": [["decoder", -1, 5]]},
+        {"components:bf16": [["decoder", 1]]},
+        {"components:bf16": "x"},
+        {"active_parameters": "7"},
+        {"active_parameters": True},
+        {"expert_bytes:bf16": [1.5]},
+        {"other": 1},
+        ["not", "a", "dict"],
+    ],
+)
+def test_damaged_derived_values_are_a_miss(cache_dir, damage):
+    """A derived entry of the wrong shape (with a valid checksum) is ignored: the model is computed
+    again and answers as it would have without the cache."""
+    import zlib
+
+    cat = load_catalog()
+    computed = _answers(cat)
+    cat.keep_derived()
+    f = cache_file(cache_dir)
+    head, _, body = f.read_bytes().partition(b"\n")
+    entries = json.loads(body)
+    for v in entries.values():
+        if "derived" in v:
+            v["derived"] = damage
+    body = json.dumps(entries).encode()
+    header = json.loads(head)
+    header["crc32"] = zlib.crc32(body)
+    f.write_bytes(json.dumps(header).encode() + b"\n" + body)
+    assert _answers(load_catalog()) == computed
+
+
+def test_a_changed_spec_file_drops_its_derived_values(cache_dir, tmp_path, fresh_files_cached, monkeypatch):
+    """Derived values live in the entry of the file as it was: an edited spec is computed afresh."""
+    import shutil
+
+    root = tmp_path / "user"
+    (root / "model_specs").mkdir(parents=True)
+    f = root / "model_specs" / "llama-2-7b.yaml"
+    shutil.copy(ROOT / "model_specs" / "llama-2-7b.yaml", f)
+    monkeypatch.setenv("WILLITRUN_SPECS_PATH", str(root))
+    cat = load_catalog()
+    cat.get("model", "llama-2-7b")
+    before = _answers(cat)[0]
+    cat.keep_derived()
+    f.write_text(f.read_text().replace("num_hidden_layers: 32", "num_hidden_layers: 16"))
+    after = _answers(load_catalog())[0]
+    assert after.estimate.weights_bytes < before.estimate.weights_bytes

@@ -36,6 +36,17 @@ LINES = [
     ["whisper-medium", "--gpu", "t4", "--engine", "ctranslate2", "--beams", "5", "--json"],
     ["gpt-oss-20b", "--gpu", "rtx4090", "--max-batch", "--json"],
     ["mixtral-8x7b", "--gpu", "nope-gpu"],  # unknown GPU: exit 2 and the same message
+    # `check` pairs (cli/lean.py parse_check): every pair checked before the first is printed
+    ["check", "llava-7b", "llama-2-7b", "--gpu", "rtx3090", "--gpu", "t4"],
+    ["check", "llava-7b", "nope", "--gpu", "t4", "--json"],
+    ["check", "florence-2-base", "whisper-tiny", "--gpu", "t4", "--context", "512"],
+    ["check", "qwen3-30b-a3b", "--gpu", "rtx4090", "--engine", "llama.cpp", "--json"],
+    ["check", "mamba-2.8b", "t5-small", "--gpu", "t4", "-q"],
+    # `ladder` (cli/lean.py parse_ladder)
+    ["ladder", "llava-7b", "--gpu", "rtx3090"],
+    ["ladder", "qwen3-30b-a3b", "--gpu", "rtx4090", "--json"],
+    ["ladder", "whisper-large-v3", "--gpu", "t4", "--engine", "whisper.cpp"],
+    ["ladder", "flan-t5-xl", "--vram", "8", "-q"],
 ]
 
 
@@ -90,6 +101,17 @@ def test_a_cold_cache_falls_back_to_pydantic_with_the_same_answer(tmp_path: Path
     # and the run that fell back stored the specs: the next one is served without pydantic
     warm = run(["llama-3.1-8b", "--gpu", "rtx3090", "-q"], base_env(tmp_path / "cold"), importtime=True)
     assert not [ln for ln in warm.stderr.splitlines() if ln.startswith("import time:") and "pydantic" in ln]
+
+
+def test_a_cold_cache_check_answers_as_pydantic(tmp_path: Path) -> None:
+    """`check` with the stand-ins on a cold cache (specs from the bundled catalog validated ahead of
+    time, catalog/bundled.py) prints what validating each spec with pydantic prints."""
+    args = ["check", "llama-3.1-8b", "llava-7b", "--gpu", "rtx3090", "--gpu", "t4"]
+    cold = run(args, base_env(tmp_path / "cold"))
+    reference = run(args, {**base_env(tmp_path / "other"), "WILLITRUN_RECORDS": "0"})
+    assert cold.returncode == reference.returncode == 1
+    assert cold.stdout == reference.stdout and cold.stderr == reference.stderr
+    assert len(cold.stdout.splitlines()) == 5
 
 
 FIELDS = """
@@ -176,3 +198,43 @@ def test_spec_modules_take_pydantic_s_names_from_records() -> None:
             if names & {"BaseModel", "ConfigDict", "Field", "field_validator", "model_validator"}:
                 offenders.append(f"{path.name}:{n}")
     assert offenders == []
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]], ids=["table", "json"])
+def test_a_rows_file_that_needs_pydantic_midway_prints_each_row_once(tmp_path: Path, extra: list[str]) -> None:
+    """`check --rows` streams with the stand-ins: a spec neither cached nor bundled (a user spec), met
+    after 300 rows were printed, starts the command again with pydantic, which skips the characters
+    already printed (cli/checks.py SKIP_ENV): the output is the pydantic run's, byte for byte, each row once."""
+    root = tmp_path / "specs"
+    (root / "model_specs").mkdir(parents=True)
+    bundled = Path(__file__).resolve().parents[2] / "model_specs" / "llama-2-7b.yaml"
+    text = bundled.read_text().replace("id: llama-2-7b", "id: my-llama", 1)
+    (root / "model_specs" / "my-llama.yaml").write_text(text)
+    rows = tmp_path / "rows.csv"
+    rows.write_text("llama-3.2-1b,rtx3090\n" * 300 + "my-llama,t4\nnope,t4\n" + "llama-3.2-1b,rtx3090,512\n" * 5)
+    cache = tmp_path / "cache"
+    env = {**base_env(cache), "WILLITRUN_SPECS_PATH": str(root)}
+    warm = run(["check", "llama-3.2-1b", "--gpu", "rtx3090"], {**env, "WILLITRUN_RECORDS": "0"})
+    assert warm.returncode == 0  # the cache now holds llama-3.2-1b and rtx3090, not my-llama
+    args = ["check", "--rows", str(rows), *extra]
+    strict = run(args, {**env, "WILLITRUN_RECORDS": "1"})  # no fallback allowed: it is needed here
+    assert strict.returncode == 70 and "NeedsPydantic" in strict.stderr
+    streamed = run(args, env)
+    reference = run(args, {**base_env(tmp_path / "other"), "WILLITRUN_SPECS_PATH": str(root), "WILLITRUN_RECORDS": "0"})
+    assert (streamed.returncode, streamed.stdout, streamed.stderr) == (
+        reference.returncode,
+        reference.stdout,
+        reference.stderr,
+    )
+    assert reference.returncode == 2 and len(reference.stdout.splitlines()) == 307 + (not extra)
+
+
+def test_the_output_skip_drops_exactly_what_was_printed() -> None:
+    from willitrun.cli.checks import Output
+
+    for skip in range(0, 12):
+        got: list[str] = []
+        out = Output(got.append, skip)
+        for piece in ("abc", "", "defg", "hij", "k"):
+            out(piece)
+        assert "".join(got) == "abcdefghijk"[skip:] and out.count == 11

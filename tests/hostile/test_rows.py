@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from willitrun import load_catalog
 from willitrun.cli import app
-from willitrun.cli.commands import check
+from willitrun.cli import checks as check
 from willitrun.errors import ExitCode
 
 runner = CliRunner()
@@ -76,7 +76,7 @@ def test_every_row_is_answered_in_json_lines(mixed):
     assert r.exit_code == ExitCode.USAGE
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert len(lines) == len(BAD) + 2
-    assert lines[0]["fits"] is True and "error" not in lines[0] and lines[-1]["fits"] is False
+    assert lines[0]["fits"] is True and lines[0]["error"] is None and lines[-1]["fits"] is False
     for n, (d, (_, says)) in enumerate(zip(lines[1:-1], BAD, strict=True), start=3):
         assert (
             d["fits"] is None and d["exit_code"] == 2 and d["error"].startswith(f"{mixed}:{n}: ") and says in d["error"]
@@ -156,4 +156,54 @@ def test_identical_rows_print_identical_lines(tmp_path, monkeypatch):
     for pair, line in zip(pairs, lines[:5], strict=True):
         model, gpu, *ctx = pair.split(",")
         alone = run("check", model, "--gpu", gpu, *(["--context", ctx[0]] if ctx else []), "--json")
-        assert alone.stdout.splitlines() == [line]
+        its, mine = json.loads(alone.stdout), json.loads(line)
+        assert mine == {**{k: its.get(k) for k in mine}, "schema_version": 3}
+
+
+ROW_KEYS = [
+    "schema_version",
+    "model",
+    "gpu",
+    "context_tokens",
+    "verdict",
+    "fits",
+    "total_bytes",
+    "headroom_bytes",
+    "max_context_tokens",
+    "error",
+    "exit_code",
+]
+
+
+@pytest.mark.parametrize("engine", ["transformers", "llama.cpp"])
+def test_the_compact_row_has_the_whole_objects_values_for_every_catalog_model(engine):
+    """`check --rows --json` prints a compact row (docs/json-output.md, schema_version 3): for every
+    catalog model on a card it fits and one it does not, its keys hold the values of the whole object
+    (render.answer_dict, what `check MODEL --gpu GPU --json` prints)."""
+    from willitrun.render import answer_dict
+
+    cat = load_catalog()
+    checks = check.Checks(cat, None, None, None, engine)
+    rows = [check.Row(None, m, g, None) for m in cat.files("model") for g in ("h100-80gb", "t4")]
+    seen = set()
+    for outcome in checks.run(rows):
+        if outcome.error is not None:  # an engine that refuses the model: the same error object either way
+            continue
+        row = check.row_dict(outcome)
+        assert list(row) == ROW_KEYS and row["schema_version"] == 3 and row["error"] is None
+        whole = answer_dict(outcome.fit, outcome.card.id, judged=check.verdict_of(outcome.fit))
+        assert {k: row[k] for k in ROW_KEYS[1:-2]} == {k: whole[k] for k in ROW_KEYS[1:-2]}, outcome.row
+        assert row["exit_code"] == whole["exit_code"]
+        seen.add((row["verdict"], outcome.row.model))
+    assert {"fits", "does_not_fit"} <= {v for v, _ in seen} and len({m for _, m in seen}) > 100
+
+
+def test_json_rows_are_bounded(tmp_path):
+    """10,000 rows of --json print ~250 bytes each (the whole object, ~2 KB a row, made 10^6 rows 2.8 GB)."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("".join(f"llama-3.2-1b,rtx3090,{n}\n" for n in range(1, 10_001)))
+    r = run("check", "--rows", rows, "--json")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert len(lines) == 10_000 and len(r.stdout) < 300 * 10_000
+    assert [json.loads(x)["context_tokens"] for x in lines[:3]] == [1, 2, 3]

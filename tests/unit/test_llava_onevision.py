@@ -172,3 +172,49 @@ def test_config_json_import_equals_transformers():
     assert s.config.text_config.max_position_embeddings == 32768
     assert "config.text_config.max_position_embeddings" in s.sources
     assert len(s.config.image_grid_pinpoints) == 36  # LlavaOnevisionConfig's default grid
+
+
+def exhaustive_largest(s) -> int:
+    """The search _largest replaced (commit e9915cd): every (pinpoint, rows) and (pinpoint, columns) size,
+    each through onevision_image_tokens (select_best_resolution over every pinpoint)."""
+    c, v = s.config, s.config.vision_config
+    side = v.image_size // v.patch_size
+    best = 0
+    for h, w in c.image_grid_pinpoints:
+        gh, gw = side * (h // v.image_size), side * (w // v.image_size)
+        sizes = [(h, w)] + [(r * h // gh, w) for r in range(1, gh)] + [(h, k * w // gw) for k in range(1, gw)]
+        best = max([best] + [llava_onevision.onevision_image_tokens(s, x) for x in sizes if min(x) > 0])
+    return best
+
+
+def variant(pinpoints, max_tiles, image_size=384, patch_size=14):
+    """The catalog spec with other pinpoints, cap and tower geometry (not validated: the validator's
+    rules hold by construction, pinpoints are multiples of image_size)."""
+    c = SPEC.config
+    vision = c.vision_config.model_copy(update={"image_size": image_size, "patch_size": patch_size})
+    config = c.model_copy(
+        update={
+            "image_grid_pinpoints": [(image_size * i, image_size * j) for i, j in pinpoints],
+            "vision_aspect_ratio": f"anyres_max_{max_tiles}",
+            "vision_config": vision,
+        }
+    )
+    return SPEC.model_copy(update={"config": config})
+
+
+def test_largest_equals_the_exhaustive_search_for_every_catalog_config():
+    specs = [s for s in load_catalog().models() if s.architecture == "llava_onevision"]
+    assert specs
+    for s in specs:
+        assert llava_onevision._largest(s) == exhaustive_largest(s) == image_tokens_per_image(s)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 6), st.integers(1, 6)), min_size=1, max_size=12),
+    st.integers(1, 40),
+    st.sampled_from([(384, 14), (336, 14), (224, 16), (448, 14), (378, 14)]),
+)
+def test_largest_equals_the_exhaustive_search(pinpoints, max_tiles, geometry):
+    s = variant(pinpoints, max_tiles, *geometry)
+    assert llava_onevision._largest(s) == exhaustive_largest(s)

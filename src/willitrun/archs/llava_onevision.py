@@ -141,10 +141,14 @@ def geometry(spec: LlavaOnevisionSpec) -> Geometry:
 def features(spec: LlavaOnevisionSpec, size: tuple[int, int]) -> tuple[int, int]:
     """(unpadded tile features, newline features) of one image of `size` (height, width):
     processing_llava_onevision.py `_get_unpadded_features`."""
+    return _features_at(spec, size, select_best_resolution(size, spec.config.image_grid_pinpoints))
+
+
+def _features_at(spec: LlavaOnevisionSpec, size: tuple[int, int], best: tuple[int, int]) -> tuple[int, int]:
+    """features() of an image of `size` whose best pinpoint is `best`."""
     c, v = spec.config, spec.config.vision_config
     side = v.image_size // v.patch_size
-    best_h, best_w = select_best_resolution(size, c.image_grid_pinpoints)
-    cur_h, cur_w = unpadded(size, side * (best_h // v.image_size), side * (best_w // v.image_size))
+    cur_h, cur_w = unpadded(size, side * (best[0] // v.image_size), side * (best[1] // v.image_size))
     ratio = math.sqrt(cur_h * cur_w / (c.max_tiles * side * side))
     if ratio > 1.1:
         return int(cur_h // ratio) * int(cur_w // ratio), int(cur_h // ratio)
@@ -165,14 +169,46 @@ def _largest(spec: LlavaOnevisionSpec) -> int:
     (ratio 1.1), not at a pinpoint: every (pinpoint, rows) and (pinpoint, columns) pair is tried with an
     image of exactly that shape, through the processor's own arithmetic. For the 36 default pinpoints this
     gives 8,765 (1335 x 1098), the largest a sweep of LlavaOnevisionProcessor's arithmetic over 200,000
-    random sizes and a 2400 px grid found (tests/unit/test_llava_onevision.py)."""
+    random sizes and a 2400 px grid found (tests/unit/test_llava_onevision.py).
+
+    The same maximum as trying every such size through onevision_image_tokens (6,768 sizes x 36
+    pinpoints for the defaults; the test keeps that search and compares), in two shortcuts:
+    - the best pinpoint of a size that some pinpoint holds whole (every size tried here: each is cut from
+      a pinpoint) is the smallest-area pinpoint that holds it, the first listed among equal areas:
+      select_best_resolution keeps the most effective pixels, every pinpoint holding the image keeps all
+      of them (its scale is at least 1) and one that does not keeps fewer (a scale below 1 truncates a
+      side), then the least waste, which among those is the least area;
+    - a pinpoint whose feature grid is gh x gw gives at most gh newlines (unpadding only removes rows)
+      and at most min(gh x gw, the cap's area) tile features (under the cap, ratio <= 1.1, at most
+      1.21 x max_tiles x side^2; over it, resized to at most max_tiles x side^2): a size whose best
+      pinpoint cannot beat the best count so far is not counted."""
     c, v = spec.config, spec.config.vision_config
     side = v.image_size // v.patch_size
+    pinpoints = c.image_grid_pinpoints
+    by_area = [pinpoints[i] for i in sorted(range(len(pinpoints)), key=lambda i: (math.prod(pinpoints[i]), i))]
+    capped = int(1.21 * c.max_tiles * side * side) + 1  # over any float rounding of the 1.1 cap
+    bound = {
+        (h, w): v.patches
+        + side * (h // v.image_size)
+        + min(side * side * (h // v.image_size) * (w // v.image_size), capped)
+        for h, w in pinpoints
+    }
+    tallest = max(side * (h // v.image_size) for h, _ in pinpoints)
     best = 0
-    for h, w in c.image_grid_pinpoints:
+    # the largest pinpoints first: the best count is found early, and the bound then skips the rest
+    for h, w in sorted(pinpoints, key=math.prod, reverse=True):
         gh, gw = side * (h // v.image_size), side * (w // v.image_size)
+        if v.patches + tallest + min(gh * gw, capped) <= best:
+            continue  # its sizes' best pinpoints are no larger in area (the first shortcut), nor taller than the tallest
         sizes = [(h, w)] + [(r * h // gh, w) for r in range(1, gh)] + [(h, k * w // gw) for k in range(1, gw)]
-        best = max([best] + [onevision_image_tokens(spec, s) for s in sizes if min(s) > 0])
+        for size in sizes:
+            if min(size) <= 0:
+                continue
+            q = next(p for p in by_area if p[0] >= size[0] and p[1] >= size[1])  # (h, w) holds it: one exists
+            if bound[q] <= best:
+                continue
+            tiles, newlines = _features_at(spec, size, q)
+            best = max(best, tiles + newlines + v.patches)
     return best
 
 

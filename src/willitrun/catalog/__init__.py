@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 from ..errors import SpecError, UsageError
 from ..files import YamlDoc, path_type, read_yaml_mapping, safe_path, safe_text
-from .cache import PACKAGE, DiskCache, decode_spec
+from . import bundled
+from .cache import PACKAGE, DiskCache, decode_spec, index_entry_ok
 
 Kind = Literal["model", "gpu"]
 SUBDIR: dict[Kind, str] = {"model": "model_specs", "gpu": "hardware_specs"}
@@ -212,6 +213,9 @@ class Catalog:
             for spec_id, path in self.files(kind).items():
                 hit, stamp = self._disk.find(path, kind)
                 entry = hit.get("index") if hit else None
+                if entry is None:  # the first run after install: the prebuilt entry (catalog/bundled.py)
+                    pre = bundled.entry(path, kind)
+                    entry = pre["index"] if pre is not None and index_entry_ok(pre.get("index")) else None
                 if entry is None:
                     try:
                         entry = _index_entry(read_yaml_mapping(path).data)
@@ -232,6 +236,17 @@ class Catalog:
                 raise UsageError(f"unknown {'model' if kind == 'model' else 'GPU'} {spec_id!r}")
             hit, stamp = self._disk.find(path, kind)
             spec = decode_spec(hit["spec"], kind, spec_id) if hit and "spec" in hit else None
+            if spec is not None and "derived" in hit:  # type: ignore[operator]
+                from ..memory import prime_derived
+
+                prime_derived(spec, hit["derived"])  # type: ignore[index]
+            if spec is None:  # the first run after install: the prebuilt spec (catalog/bundled.py)
+                pre = bundled.entry(path, kind)
+                if pre is not None and index_entry_ok(pre.get("index")):
+                    spec = decode_spec(pre.get("spec"), kind, spec_id)
+                    if spec is not None:
+                        self._disk.store(path, kind, stamp, pre["index"], encoded=pre["spec"])
+                        self._disk.save()
             if spec is None:
                 doc = read_yaml_mapping(path)
                 spec = spec_from_document(path, doc, kind)
@@ -239,6 +254,26 @@ class Catalog:
                 self._disk.save()
             self._cache[key] = spec
         return self._cache[key]
+
+    def keep_derived(self) -> None:
+        """Store in the cache what was derived from each model spec used (memory.derived_values: its
+        weights per component, active parameters), beside the spec, so the next command that loads it
+        has them without building its tensor inventory. Only beside an entry of the file as it is now."""
+        from ..memory import derived_values
+
+        models = [(spec_id, spec) for (kind, spec_id), spec in self._cache.items() if kind == "model"]
+        for (spec_id, _), values in zip(models, derived_values([s for _, s in models]), strict=True):
+            path = self.files("model").get(spec_id)
+            if not values or path is None:
+                continue
+            hit, _ = self._disk.find(path, "model")
+            if hit is None or "spec" not in hit:
+                continue
+            kept = hit.get("derived")
+            merged = {**(kept if isinstance(kept, dict) else {}), **values}
+            if merged != kept:
+                self._disk.keep(path, merged)
+        self._disk.save()
 
     def all(self, kind: Kind) -> list[Any]:
         return [self.get(kind, i) for i in self.files(kind)]

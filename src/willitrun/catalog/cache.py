@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -178,38 +179,76 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 def _conforms_model(obj: Any) -> bool:
-    hints = _hints(type(obj))
-    return set(hints) == set(obj.__dict__) and all(_conforms(obj.__dict__[k], t) for k, t in hints.items())
+    names, checks = _model_checks(type(obj))
+    values = obj.__dict__
+    return names == values.keys() and all(check(values[k]) for k, check in checks)
 
 
-def _within(value: Any, meta: Any) -> bool:
+_MODEL_CHECKS: dict[type, tuple[Any, list[tuple[str, Callable[[Any], bool]]]]] = {}
+
+
+def _model_checks(cls: type) -> tuple[Any, list[tuple[str, Callable[[Any], bool]]]]:
+    """The class's field names and each field's checker (`_checker`), built once per class."""
+    held = _MODEL_CHECKS.get(cls)
+    if held is None:
+        hints = _hints(cls)
+        held = _MODEL_CHECKS[cls] = (dict.fromkeys(hints).keys(), [(k, _checker(t)) for k, t in hints.items()])
+    return held
+
+
+def _bounds(meta: Any) -> list[tuple[str, Any]]:
     """The bounds of one Annotated item: pydantic's FieldInfo (its metadata) or records._Default."""
     items = [*getattr(meta, "metadata", ()), meta] if hasattr(meta, "metadata") else [meta]
+    out: list[tuple[str, Any]] = []
     for item in items:
         bounds = getattr(item, "constraints", None)
-        pairs = (
-            bounds.items()
-            if isinstance(bounds, dict)
-            else (
+        if isinstance(bounds, dict):
+            out += bounds.items()
+        else:
+            out += [
                 (k, getattr(item, k))
                 for k in ("gt", "ge", "lt", "le", "max_length")
                 if getattr(item, k, None) is not None
-            )
-        )
-        for k, limit in pairs:
-            if k == "max_length":
-                if isinstance(value, (str, list, tuple, dict)) and len(value) > limit:
-                    return False
-            elif (
-                isinstance(value, (int, float))
-                and not {"gt": value > limit, "ge": value >= limit, "lt": value < limit, "le": value <= limit}[k]
-            ):
+            ]
+    return out
+
+
+def _within(value: Any, bounds: list[tuple[str, Any]]) -> bool:
+    for k, limit in bounds:
+        if k == "max_length":
+            if isinstance(value, (str, list, tuple, dict)) and len(value) > limit:
                 return False
+        elif (
+            isinstance(value, (int, float))
+            and not {"gt": value > limit, "ge": value >= limit, "lt": value < limit, "le": value <= limit}[k]
+        ):
+            return False
     return True
 
 
 def _conforms(value: Any, hint: Any) -> bool:
     """Whether `value` is of the type `hint` describes (strict, as the specs are: no "24" for 24)."""
+    return _checker(hint)(value)
+
+
+# id(hint) -> (hint, its checker): a hint's checker is built once (a cached spec's ~60 values are checked
+# against the same few dozen hints); the hint is kept so its id stays its own
+_CHECKERS: dict[int, tuple[Any, Callable[[Any], bool]]] = {}
+
+
+def _checker(hint: Any) -> Callable[[Any], bool]:
+    held = _CHECKERS.get(id(hint))
+    if held is None or held[0] is not hint:
+        held = _CHECKERS[id(hint)] = (hint, _build_checker(hint))
+    return held[1]
+
+
+def _true(value: Any) -> bool:
+    return True
+
+
+def _build_checker(hint: Any) -> Callable[[Any], bool]:
+    """A function telling whether a value is of the type `hint` describes."""
     import types
     import typing
 
@@ -217,36 +256,41 @@ def _conforms(value: Any, hint: Any) -> bool:
 
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any or isinstance(hint, typing.TypeVar):
-        return True
+        return _true
     if origin is typing.Annotated:
-        return _conforms(value, args[0]) and all(_within(value, m) for m in args[1:])
+        inner, bounds = _checker(args[0]), [b for m in args[1:] for b in _bounds(m)]
+        return lambda v: inner(v) and _within(v, bounds)
     if origin is typing.Union or origin is types.UnionType:
-        return any(_conforms(value, a) for a in args)
+        options = [_checker(a) for a in args]
+        return lambda v: any(c(v) for c in options)
     if origin is typing.Literal:
-        return any(value == a and type(value) is type(a) for a in args)
+        return lambda v: any(v == a and type(v) is type(a) for a in args)
     if hint is None or hint is type(None):
-        return value is None
+        return lambda v: v is None
     if origin in (list, tuple, dict, set, frozenset) or hint in (list, tuple, dict):
         container = origin or hint
-        if not isinstance(value, container):
-            return False
         if container is dict:
             key, item = args if args else (Any, Any)
-            return all(_conforms(k, key) and _conforms(v, item) for k, v in value.items())
+            kc, ic = _checker(key), _checker(item)
+            return lambda v: isinstance(v, dict) and all(kc(k) and ic(x) for k, x in v.items())
         if container is tuple and args and args[-1] is not Ellipsis:
-            return len(value) == len(args) and all(_conforms(v, a) for v, a in zip(value, args, strict=True))
-        return all(_conforms(v, args[0] if args else Any) for v in value)
+            each = [_checker(a) for a in args]
+            return lambda v: (
+                isinstance(v, tuple) and len(v) == len(each) and all(c(x) for c, x in zip(each, v, strict=True))
+            )
+        ic = _checker(args[0] if args else Any)
+        return lambda v: isinstance(v, container) and all(ic(x) for x in v)
     if hint is bool:
-        return type(value) is bool
+        return lambda v: type(v) is bool
     if hint is int:
-        return type(value) is int
+        return lambda v: type(v) is int
     if hint is float:
-        return type(value) in (int, float)
+        return lambda v: type(v) in (int, float)
     if hint is str:
-        return type(value) is str
+        return lambda v: type(v) is str
     if isinstance(hint, type) and issubclass(hint, BaseModel):
-        return isinstance(value, hint) and _conforms_model(value)
-    return True  # a type the specs do not use: not checked here
+        return lambda v: isinstance(v, hint) and _conforms_model(v)
+    return _true  # a type the specs do not use: not checked here
 
 
 def index_entry_ok(entry: Any) -> bool:
@@ -315,18 +359,36 @@ class DiskCache:
             return entry, stamp
         return None, stamp
 
-    def store(self, path: Path, kind: Kind, stamp: list[int] | None, index: dict[str, Any], spec: Any = None) -> None:
-        """Keep what was computed from the file as it was at `stamp` (taken before it was read)."""
+    def store(
+        self,
+        path: Path,
+        kind: Kind,
+        stamp: list[int] | None,
+        index: dict[str, Any],
+        spec: Any = None,
+        encoded: Any = None,
+    ) -> None:
+        """Keep what was computed from the file as it was at `stamp` (taken before it was read); a spec
+        already encoded (catalog/bundled.py) as `encoded`."""
         import time
 
         if self.path is None or stamp is None or time.time_ns() - max(stamp[3], stamp[4]) < RACY_NS:
             return
         entry: dict[str, Any] = {"stamp": stamp, "kind": kind, "index": index}
-        if spec is not None:
+        if encoded is not None:
+            entry["spec"] = encoded
+        elif spec is not None:
             with contextlib.suppress(_Uncacheable):
                 entry["spec"] = _encode(spec)
         self.entries[os.path.abspath(path)] = entry
         self.dirty = True
+
+    def keep(self, path: Path, derived: dict[str, Any]) -> None:
+        """Keep what was derived from the spec of `path`'s entry (catalog.Catalog.keep_derived)."""
+        entry = self.entries.get(os.path.abspath(path))
+        if self.path is not None and isinstance(entry, dict):
+            entry["derived"] = derived
+            self.dirty = True
 
     def save(self) -> None:
         """Write the cache atomically if anything was added; a cache that cannot be written is skipped."""

@@ -38,7 +38,7 @@ def _lean(args: list[str], records: bool = False) -> int | None:
 
     parsed = parse_estimate(args, COMMAND_NAMES)
     if parsed is None:
-        return None
+        return _lean_command(args, records)
     if records and records_may_serve(parsed):
         from .. import records as rec
 
@@ -60,10 +60,50 @@ def _lean(args: list[str], records: bool = False) -> int | None:
         raise
 
 
-def _again_with_pydantic() -> None:
-    """Run this command line again in a fresh process whose spec classes are pydantic's (nothing has
-    been printed yet: specs are loaded before any output)."""
-    env = {**os.environ, RECORDS_ENV: "0"}
+def _lean_command(args: list[str], records: bool) -> int | None:
+    """`willitrun check ...` or `willitrun ladder MODEL ...` without typer (cli/lean.py), or None when
+    typer has to parse it. Both may use the pydantic-free spec classes: a spec that needs pydantic runs
+    the command again with them (`check` skipping what it printed already: cli/checks.py run_check;
+    `ladder` prints only once everything is computed)."""
+    from .lean import parse_check, parse_ladder
+
+    check = parse_check(args)
+    ladder = parse_ladder(args) if check is None else None
+    if check is None and ladder is None:
+        return None
+    from .. import records as rec
+    from ..catalog.cache import NO_CACHE_ENV
+
+    records = records and not os.environ.get(NO_CACHE_ENV) and rec.enable()
+    from .registry import report
+
+    try:
+        if check is not None:
+            from .checks import run_check
+
+            return run_check(check, records=records)
+        from .ladders import run_ladder
+
+        return run_ladder(ladder)  # type: ignore[arg-type]
+    except WillItRunError as exc:
+        return report(exc)
+    except Exception as exc:
+        from ..records import NeedsPydantic
+
+        if records and isinstance(exc, NeedsPydantic) and os.environ.get(RECORDS_ENV) != "1":
+            from .checks import SKIP_ENV
+
+            _again_with_pydantic({SKIP_ENV: str(getattr(exc, "printed", 0))})
+        raise
+
+
+def _again_with_pydantic(extra: dict[str, str] | None = None) -> None:
+    """Run this command line again in a fresh process whose spec classes are pydantic's (an estimate
+    has printed nothing yet: specs are loaded before any output; `check` says in `extra` how much it
+    printed, cli/checks.py run_check)."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    env = {**os.environ, **(extra or {}), RECORDS_ENV: "0"}
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..engines.options import OPTION, lean_tables
 from .estimation import EstimateArgs
+
+if TYPE_CHECKING:
+    from .checks import CheckArgs
+    from .ladders import LadderArgs
 
 # option -> EstimateArgs field, for the command's own options that take a value; the engine options
 # come from their one declaration (engines/options.py), as typer's flags do
@@ -119,3 +124,101 @@ def records_may_serve(parsed: EstimateArgs) -> bool:
     ):
         return False
     return not model.lower().endswith(PATH_SUFFIXES)
+
+
+# The subcommands read here: their options as typer declares them (cli/commands/check.py, ladder.py);
+# option -> field, for options that take a value; flags; fields given more than once (a list)
+CHECK_VALUES = {
+    "--gpu": "gpus",
+    "-g": "gpus",
+    "--rows": "rows",
+    "--context": "context",
+    "-c": "context",
+    "--dtype": "dtype",
+    "--kv-dtype": "kv_dtype",
+    "--engine": "engine",
+    "-e": "engine",
+    "--specs-dir": "specs_dir",
+}
+CHECK_FLAGS = {"--json": "json_out", "-q": "quiet", "--quiet": "quiet"}
+LADDER_VALUES = {
+    "--gpu": "gpu",
+    "-g": "gpu",
+    "--vram": "vram",
+    "--context": "context",
+    "-c": "context",
+    "--batch": "batch",
+    "-b": "batch",
+    "--beams": "beams",
+    "--images": "images",
+    "--image-size": "image_size",
+    "--encoder-tokens": "encoder_tokens",
+    "--engine": "engine",
+    "-e": "engine",
+    "--margin": "margin",
+    "--specs-dir": "specs_dir",
+}
+LADDER_FLAGS = CHECK_FLAGS
+COMMAND_REPEATED = {"gpus", "specs_dir"}
+COMMAND_PATHS = {"rows", "specs_dir"}
+
+
+def _command(
+    args: list[str], name: str, values: dict[str, str], flags: dict[str, str]
+) -> tuple[dict[str, object], list[str]] | None:
+    """(options by field, positional arguments) of `willitrun NAME ...` as typer would read them, or
+    None when typer has to parse it: help, `--`, an option it does not list, a value that starts with
+    "-", clustered short options, completion."""
+    if len(args) < 2 or args[0] != name or os.environ.get("_WILLITRUN_COMPLETE"):
+        return None
+    out: dict[str, object] = {}
+    positional: list[str] = []
+    i = 1
+    while i < len(args):
+        arg = args[i]
+        option, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if option in flags and not eq:
+            out[flags[option]] = True
+        elif option in values:
+            if eq:
+                value = inline
+            elif i + 1 < len(args) and not args[i + 1].startswith("-"):
+                i += 1
+                value = args[i]
+            else:
+                return None
+            field = values[option]
+            typed: object = Path(value) if field in COMMAND_PATHS else value
+            if field in COMMAND_REPEATED:
+                items = out.setdefault(field, [])
+                assert isinstance(items, list)
+                items.append(typed)
+            else:  # a repeated option keeps its last value, as click does
+                out[field] = typed
+        elif arg.startswith("-"):
+            return None
+        else:
+            positional.append(arg)
+        i += 1
+    return out, positional
+
+
+def parse_check(args: list[str]) -> CheckArgs | None:
+    """CheckArgs when `args` is a plain `check` command line (MODEL... --gpu GPU..., or --rows FILE, and
+    the command's plain options), else None (typer parses it)."""
+    parsed = _command(args, "check", CHECK_VALUES, CHECK_FLAGS)
+    if parsed is None or not (parsed[1] or "rows" in parsed[0]):
+        return None  # nothing to check: typer says so
+    from .checks import CheckArgs
+
+    return CheckArgs(models=parsed[1] or None, **parsed[0])  # type: ignore[arg-type]
+
+
+def parse_ladder(args: list[str]) -> LadderArgs | None:
+    """LadderArgs when `args` is a plain `ladder MODEL` command line, else None (typer parses it)."""
+    parsed = _command(args, "ladder", LADDER_VALUES, LADDER_FLAGS)
+    if parsed is None or len(parsed[1]) != 1:
+        return None
+    from .ladders import LadderArgs
+
+    return LadderArgs(model=parsed[1][0], **parsed[0])  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ..models import device_memory, request
+from ..ladders import LadderArgs, run_ladder
 from ..options import (
     AnswersJson,
     Batch,
@@ -44,27 +44,20 @@ def ladder_cmd(
     specs_dir: SpecsDir = None,
 ) -> None:
     """Which weight and KV-cache types fit, with the largest context and batch each allows (exit 0 if one fits, 5 if only tightly)."""
-    from ...answers import quant_ladder
-    from ...catalog import load_catalog
-    from ...render import print_json, safe, size
-
-    cat = load_catalog(specs_dir)
-    spec = cat.resolve("model", model)
-    req = request(context, batch, beams, None, None, images, image_size, encoder_tokens)
-    dev, device_name, memory = device_memory(cat, gpu, vram, json_out or quiet, margin)
-    vram_bytes = memory.total_bytes
-    from ..parse import engine as parse_engine
-
-    ladder = quant_ladder(spec, req, memory, parse_engine(engine), device_name)
-    if quiet:
-        pass  # -q: the exit code alone answers
-    elif json_out:
-        from ...render_answers import ladder_dict
-
-        print_json(ladder_dict(ladder, dev, device_name))
-    else:
-        from ...render import out
-        from ...render_answers import ladder_view
-
-        out.print(ladder_view(ladder, safe(f"{spec.name} ({spec.id}) on {device_name} ({size(vram_bytes)})")))
-    raise typer.Exit(ladder.exit_code)
+    args = LadderArgs(
+        model,
+        gpu,
+        vram,
+        context,
+        batch,
+        beams,
+        images,
+        image_size,
+        encoder_tokens,
+        engine,
+        margin,
+        json_out,
+        quiet,
+        specs_dir,
+    )
+    raise typer.Exit(run_ladder(args))
