@@ -91,6 +91,7 @@ if TYPE_CHECKING:
     from .archs.qwen2_vl import QwenVLSpec
     from .archs.qwen3 import Qwen3Spec
     from .archs.qwen3_5 import Qwen3_5MoeTextSpec, Qwen3_5TextSpec
+    from .archs.qwen3_5_vl import Qwen3_5MoeSpec, Qwen3_5Spec
     from .archs.qwen3_next import Qwen3NextSpec
     from .archs.qwen3_vl import Qwen3VLMoeSpec, Qwen3VLSpec
     from .archs.qwen_moe import Qwen2MoeSpec, Qwen3MoeSpec
@@ -156,6 +157,8 @@ if TYPE_CHECKING:
         Glm4vMoeSpec,
         InternVLSpec,
         MoonshineSpec,
+        Qwen3_5Spec,
+        Qwen3_5MoeSpec,
         Gemma4TextSpec,
         Gemma3nTextSpec,
         Gemma4Spec,

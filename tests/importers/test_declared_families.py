@@ -1699,3 +1699,122 @@ def test_internvl_values_transformers_cannot_run_are_warnings():
 def test_internvl_with_a_text_model_it_does_not_model_is_refused_in_one_line():
     with pytest.raises(SpecError, match="model_type"):
         spec_from_config({"model_type": "internvl", "text_config": {"model_type": "llama"}}, "config.json")
+
+
+# --- session 5 (qwen35mm): Qwen3.5 as its checkpoints ship (model_type qwen3_5 / qwen3_5_moe), a Qwen3-VL vision
+# tower without DeepStack beside Qwen3.5's hybrid language model (archs/qwen3_5_vl.py)
+QWEN3_5_VISION = {"depth": 2, "hidden_size": 32, "num_heads": 2, "intermediate_size": 48, "out_hidden_size": 64}
+QWEN3_5_CASES = [
+    ("qwen3-5-defaults", {"model_type": "qwen3_5"}),
+    ("qwen3-5-moe-defaults", {"model_type": "qwen3_5_moe"}),
+    (
+        # as the Hub files write it: vision model_type "qwen3_5" (renamed by Qwen3_5Config.__post_init__) and
+        # deepstack_visual_indexes [] (not a Qwen3_5VisionConfig field); only the top-level flag ties lm_head
+        "qwen3-5-tied-hub-vision-keys",
+        {
+            "model_type": "qwen3_5",
+            "tie_word_embeddings": True,
+            "text_config": {"model_type": "qwen3_5_text", **HYBRID_SMALL, "tie_word_embeddings": False},
+            "vision_config": {
+                **QWEN3_5_VISION,
+                "model_type": "qwen3_5",
+                "deepstack_visual_indexes": [],
+                "num_position_embeddings": 64,
+                "patch_size": 14,
+            },
+        },
+    ),
+    (
+        # text_config's own tie is not read by Qwen3_5MoeForConditionalGeneration (measured, transformers 5.23)
+        "qwen3-5-moe-text-tie-ignored",
+        {
+            "model_type": "qwen3_5_moe",
+            "text_config": {
+                **HYBRID_SMALL,
+                "layer_types": ["linear_attention", "full_attention", "linear_attention", "full_attention"],
+                "num_experts": 4,
+                "num_experts_per_tok": 2,
+                "moe_intermediate_size": 16,
+                "shared_expert_intermediate_size": 24,
+                "tie_word_embeddings": True,
+            },
+            "vision_config": {**QWEN3_5_VISION, "temporal_patch_size": 1, "spatial_merge_size": 1},
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("case_id", "config"), QWEN3_5_CASES, ids=[c[0] for c in QWEN3_5_CASES])
+def test_qwen3_5_parameters_checkpoint_names_and_caches_equal_transformers(tmp_path, case_id, config):
+    """Qwen3_5(Moe)ForConditionalGeneration on the meta device: the total, every parameter name placed by the
+    weight rules with the bytes of each computed component (bf16), and keys and values only on the layers
+    transformers builds a self_attn for (the others keep the Gated DeltaNet state)."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    from willitrun.importers.weights import StoredTensor, weights_override
+
+    path = write_config(tmp_path / case_id, config)
+    spec, _ = spec_from_path(path)
+    with torch.device("meta"):
+        model = _conditional_generation(tf, tf.AutoConfig.from_pretrained(path.parent)).to(torch.bfloat16)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+    stored = [StoredTensor(n, "BF16", tuple(p.shape), 2 * p.numel()) for n, p in model.named_parameters()]
+    w = weights_override(spec.architecture, stored, "test", "safetensors")
+    assert dict(w.component_bytes) == {c.name: c.bytes for c in estimate(spec, dtype="bf16").components}
+    assert {"vision_tower", "projector"} <= dict(w.component_bytes).keys()
+    text = model.config.text_config
+    g = archs.geometry(spec)
+    layers = model.model.language_model.layers
+    assert [kv is not None for kv in g.self_kv] == [hasattr(layer, "self_attn") for layer in layers]
+    assert {(kv.kv_heads, kv.key_dim) for kv in g.self_kv if kv} == {(text.num_key_value_heads, text.head_dim)}
+    assert g.takes_images and g.tied_embeddings == model.config.tie_word_embeddings
+
+
+def test_qwen3_5_image_tokens_follow_the_processor():
+    """Qwen2VLImageProcessor (the processor transformers maps qwen3_5 to) at patch 16 and merge 2: grid_thw
+    product / merge^2 tokens per image, as Qwen3VLProcessor writes them into the prompt."""
+    pytest.importorskip("torch")
+    np = pytest.importorskip("numpy")
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    processor = Qwen2VLImageProcessorPil(patch_size=16, merge_size=2)
+    for model_type in ("qwen3_5", "qwen3_5_moe"):
+        spec = spec_from_config({"model_type": model_type}, "config.json")
+        for h, w in [(1024, 768), (224, 336), (50, 3000), (4000, 3000)]:
+            grid = processor(images=[np.zeros((h, w, 3), dtype=np.uint8)], return_tensors="pt")["image_grid_thw"]
+            assert archs.image_tokens(spec, (h, w)) == int(grid.prod()) // 4, (model_type, h, w)
+
+
+def test_qwen3_5_images_add_a_vision_pass_and_context():
+    """An image puts its merged patches in the self-attention context and runs the ViT over its patches."""
+    spec = spec_from_config({"model_type": "qwen3_5"}, "config.json")
+    tokens = archs.image_tokens(spec, (1024, 768))
+    assert tokens == 32 * 24  # 1024 x 768 is already a multiple of 32: (1024 / 32) x (768 / 32) merged patches
+    one = archs.stages(spec, 4096, 0, 1, image_size=(1024, 768))
+    assert len(one) == 2 and one[1].tokens == 4 * tokens and one[1].hidden == 1152
+    assert len(archs.stages(spec, 4096, 0, 0)) == 1
+
+
+@pytest.mark.parametrize(("case_id", "config"), QWEN3_5_CASES, ids=[c[0] for c in QWEN3_5_CASES])
+def test_qwen3_5_config_transformers_saved_reads_back(tmp_path, case_id, config):
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    hf = tf.AutoConfig.for_model(**config)
+    hf.save_pretrained(tmp_path)
+    spec, _ = spec_from_path(tmp_path / "config.json")
+    with torch.device("meta"):
+        model = _conditional_generation(tf, hf)
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_qwen3_5_spec_round_trips_and_refuses_deepstack_mergers():
+    """A spec written from a config.json parses back to itself; Qwen3_5VisionModel builds no DeepStack mergers, so
+    a spec asking for them is refused rather than sized as Qwen3-VL."""
+    from willitrun.specs import parse_model_spec
+
+    spec = spec_from_config({"model_type": "qwen3_5"}, "config.json")
+    data = spec.model_dump(mode="json")
+    assert parse_model_spec(data) == spec
+    data["config"]["vision_config"]["deepstack_visual_indexes"] = [1]
+    with pytest.raises(ValueError, match="deepstack_visual_indexes"):
+        parse_model_spec(data)

@@ -2501,6 +2501,46 @@ FAMMM_CASES: dict[str, Callable[[dict[str, Any]], list[tuple[str, dict[str, Any]
 FAMMM_IMAGE_IN_CONTEXT = ("qwen3_vl", "qwen3_vl_moe", "glm4v", "glm4v_moe", "internvl")
 
 
+# --- session 5 (qwen35mm): Qwen3.5 as its checkpoints ship (Qwen3_5ForConditionalGeneration): Qwen3-VL's names
+# (model.visual without deepstack_merger_list, model.language_model, lm_head), only the top-level flag ties lm_head
+ARCHITECTURES.update(
+    {
+        arch: Architecture(
+            config_cls,
+            model_cls,
+            _compile(_QWEN3_VL_RULES),
+            lambda m: m.model.language_model.embed_tokens.weight,
+            lambda m: m.lm_head.weight,
+            False,
+        )
+        for arch, config_cls, model_cls in (
+            ("qwen3_5", transformers.Qwen3_5Config, transformers.Qwen3_5ForConditionalGeneration),
+            ("qwen3_5_moe", transformers.Qwen3_5MoeConfig, transformers.Qwen3_5MoeForConditionalGeneration),
+        )
+    }
+)
+
+
+def _small_qwen3_5(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The hybrid text model's small copy (_shrink_hybrid: a Gated DeltaNet layer, then a full-attention layer) and
+    a two-block ViT of the real patch, merge and position-grid sizes (no DeepStack in Qwen3.5)."""
+    cfg = copy.deepcopy(cfg)
+    text = cfg["text_config"]
+    moe = "num_experts" in text
+    cfg["text_config"] = _shrink_hybrid("qwen3_5_moe_text" if moe else "qwen3_5_text", text)
+    cfg["vision_config"].update(
+        hidden_size=SMALL_VISION_HIDDEN, num_heads=SMALL_VISION_HEADS, intermediate_size=SMALL_FFN, depth=2
+    )
+    text_cls = transformers.Qwen3_5MoeTextConfig if moe else transformers.Qwen3_5TextConfig
+    cfg["vision_config"]["out_hidden_size"] = text.get("hidden_size", text_cls().hidden_size)
+    return cfg
+
+
+FAMMM_SMALL.update({"qwen3_5": _small_qwen3_5, "qwen3_5_moe": _small_qwen3_5})
+FAMMM_CASES.update({"qwen3_5": _qwen3_vl_cases, "qwen3_5_moe": _qwen3_vl_cases})
+FAMMM_IMAGE_IN_CONTEXT += ("qwen3_5", "qwen3_5_moe")
+
+
 # --- driver ------------------------------------------------------------------------------------
 def build_entry(spec: dict[str, Any]) -> dict[str, Any]:
     arch, cfg = spec["architecture"], spec["config"]

@@ -30,7 +30,7 @@ CASES = [(mid, case) for mid, m in MODELS.items() for case in m["cases"]]
 F32 = 4  # the small copies run in float32: bytes = elements x 4
 # issue 20 (fammm): families whose image tokens sit in the self-attention context, sized per image
 # (build_reference.FAMMM_IMAGE_IN_CONTEXT, repeated so this test needs no torch)
-FAMMM_IMAGE_IN_CONTEXT = ("qwen3_vl", "qwen3_vl_moe", "glm4v", "glm4v_moe", "internvl")
+FAMMM_IMAGE_IN_CONTEXT = ("qwen3_vl", "qwen3_vl_moe", "glm4v", "glm4v_moe", "internvl", "qwen3_5", "qwen3_5_moe")
 # Families with no catalog model yet are measured on test shapes (build_reference.FAMILY_SPEC_DIR).
 FAMILY_SPECS = {p.stem: p for p in sorted((HERE / "family_specs").glob("*.yaml"))}
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -157,8 +157,9 @@ def test_recurrent_state_equals_what_transformers_holds(model_id, case):
     """State-space layers: conv and SSM state per sequence, whatever the context (issue 10)."""
     spec = small_spec(model_id, case)
     inputs = case["inputs"]
+    text_only = {"images": 0} if archs.geometry(spec).takes_images else {}  # Qwen3.5: the state has no image part
     for context in (inputs["text_tokens"], 10 * inputs["text_tokens"]):
-        e = estimate(spec, context=context, batch=inputs["batch"], kv_dtype="f32", dtype="fp32")
+        e = estimate(spec, context=context, batch=inputs["batch"], kv_dtype="f32", dtype="fp32", **text_only)
         assert e.state_bytes == (case["conv_state_elements"] + case["ssm_state_elements"]) * F32
 
 
@@ -172,7 +173,8 @@ def test_recurrent_state_dtypes_equal_what_transformers_holds(model_id, case):
     spec = small_spec(model_id, case)
     assert archs.geometry(spec).ssm_state_f32 == (dtypes["ssm"] == ["float32"])
     inputs = case["inputs"]
-    e = estimate(spec, context=inputs["text_tokens"], batch=inputs["batch"], dtype="bf16", kv_dtype="bf16")
+    text_only = {"images": 0} if archs.geometry(spec).takes_images else {}
+    e = estimate(spec, context=inputs["text_tokens"], batch=inputs["batch"], dtype="bf16", kv_dtype="bf16", **text_only)
     assert e.state_bytes == (
         case["conv_state_elements"] * DTYPE_BYTES[dtypes["conv"][0]]
         + (case["ssm_state_elements"] * DTYPE_BYTES[dtypes["ssm"][0]] if dtypes["ssm"] else 0)

@@ -139,6 +139,9 @@ FAMILIES: dict[str, str] = {
     "glm4v_moe": "glm4v",
     "internvl": "internvl",
     "moonshine": "moonshine",
+    # session 5 (qwen35mm): Qwen3.5 as its checkpoints ship, a vision tower beside the hybrid language model
+    "qwen3_5": "qwen3_5_vl",
+    "qwen3_5_moe": "qwen3_5_vl",
     # session 5 (gemma4): Gemma 4 text (per-layer embeddings, KV sharing, per-layer head sizes)
     "gemma4_text": "gemma4",
     "gemma4": "gemma4",

@@ -80,20 +80,20 @@ class Qwen3_5MoeTextSpec(ModelSpecBase):
 Spec = Qwen3_5TextSpec | Qwen3_5MoeTextSpec
 
 
-def _tensors(spec: Spec) -> Iterator[Tensor]:
-    c = spec.config
+def text_tensors(c: Qwen3_5TextConfig | Qwen3_5MoeTextConfig) -> Iterator[Tensor]:
+    """The language model's tensors (also the multimodal families', archs/qwen3_5_vl.py)."""
     if isinstance(c, Qwen3_5MoeTextConfig):
         moe = c
         return lm_tensors(c, lambda p, i: moe_block(moe, p, i))
     return lm_tensors(c, lambda p, i: gated_mlp(p, "decoder", c.hidden_size, c.intermediate_size, False, i))
 
 
-def _geometry(spec: Spec) -> Geometry:
-    c = spec.config
+def text_geometry(c: Qwen3_5TextConfig | Qwen3_5MoeTextConfig, architecture: str) -> Geometry:
+    """The language model's geometry (also the multimodal families', archs/qwen3_5_vl.py)."""
     if isinstance(c, Qwen3_5MoeTextConfig):
         return hybrid_geometry(
             c,
-            spec.architecture,
+            architecture,
             experts=c.num_experts,
             experts_per_token=c.num_experts_per_tok,
             ffn=("moe_intermediate_size", c.moe_intermediate_size),
@@ -101,7 +101,7 @@ def _geometry(spec: Spec) -> Geometry:
         )
     return hybrid_geometry(
         c,
-        spec.architecture,
+        architecture,
         experts=0,
         experts_per_token=0,
         ffn=("intermediate_size", c.intermediate_size),
@@ -109,8 +109,49 @@ def _geometry(spec: Spec) -> Geometry:
     )
 
 
+def _tensors(spec: Spec) -> Iterator[Tensor]:
+    return text_tensors(spec.config)
+
+
+def _geometry(spec: Spec) -> Geometry:
+    return text_geometry(spec.config, spec.architecture)
+
+
 def _stages(spec: Spec, context: int, source: int, images: int) -> list[Stage]:
     return [hybrid_stage(spec.config, context)]
+
+
+TEXT_CONFIG_CLASS = ConfigClass(
+    "Qwen3_5TextConfig",
+    "qwen3_5/configuration_qwen3_5.py",
+    Qwen3_5TextConfig,
+    {
+        "vocab_size": 248320,
+        "hidden_size": 4096,
+        "intermediate_size": 12288,
+        "num_hidden_layers": 32,
+        "num_key_value_heads": 4,
+        **GATED_DELTANET_DEFAULTS,
+    },
+    copied=("layer_types", "full_attention_interval"),
+)
+MOE_TEXT_CONFIG_CLASS = ConfigClass(
+    "Qwen3_5MoeTextConfig",
+    "qwen3_5_moe/configuration_qwen3_5_moe.py",
+    Qwen3_5MoeTextConfig,
+    {
+        "vocab_size": 248320,
+        "hidden_size": 2048,
+        "num_hidden_layers": 40,
+        "num_key_value_heads": 2,
+        **GATED_DELTANET_DEFAULTS,
+        "moe_intermediate_size": 512,
+        "shared_expert_intermediate_size": 512,
+        "num_experts_per_tok": 8,
+        "num_experts": 256,
+    },
+    copied=("layer_types", "full_attention_interval"),
+)
 
 
 FAMILY = Family(
@@ -121,39 +162,7 @@ FAMILY = Family(
     _stages,
     no_image_tokens,
     no_cross_source,
-    config_json={
-        "qwen3_5_text": ConfigClass(
-            "Qwen3_5TextConfig",
-            "qwen3_5/configuration_qwen3_5.py",
-            Qwen3_5TextConfig,
-            {
-                "vocab_size": 248320,
-                "hidden_size": 4096,
-                "intermediate_size": 12288,
-                "num_hidden_layers": 32,
-                "num_key_value_heads": 4,
-                **GATED_DELTANET_DEFAULTS,
-            },
-            copied=("layer_types", "full_attention_interval"),
-        ),
-        "qwen3_5_moe_text": ConfigClass(
-            "Qwen3_5MoeTextConfig",
-            "qwen3_5_moe/configuration_qwen3_5_moe.py",
-            Qwen3_5MoeTextConfig,
-            {
-                "vocab_size": 248320,
-                "hidden_size": 2048,
-                "num_hidden_layers": 40,
-                "num_key_value_heads": 2,
-                **GATED_DELTANET_DEFAULTS,
-                "moe_intermediate_size": 512,
-                "shared_expert_intermediate_size": 512,
-                "num_experts_per_tok": 8,
-                "num_experts": 256,
-            },
-            copied=("layer_types", "full_attention_interval"),
-        ),
-    },
+    config_json={"qwen3_5_text": TEXT_CONFIG_CLASS, "qwen3_5_moe_text": MOE_TEXT_CONFIG_CLASS},
     weight_rules={"qwen3_5_text": LM_WEIGHT_RULES, "qwen3_5_moe_text": LM_WEIGHT_RULES},
     # llama.cpp src/llama-arch.cpp: LLM_ARCH_QWEN35 "qwen35", LLM_ARCH_QWEN35MOE "qwen35moe"
     gguf_architectures=("qwen35", "qwen35moe"),

@@ -230,20 +230,24 @@ def geometry(spec: AnySpec) -> Geometry:
             ("KV heads", text.kv_heads, True),
             ("moe_intermediate_size", text.expert_width, False),
         )
-        return moe_geometry(text, spec.architecture, tp_constraints=(*tp, _vision_tp(v)), **extra)
+        return moe_geometry(text, spec.architecture, tp_constraints=(*tp, vision_tp(v)), **extra)
     return llama.decoder_geometry(
-        text, spec.architecture, tp_constraints=(*llama.lm_tp_constraints(text), _vision_tp(v)), **extra
+        text, spec.architecture, tp_constraints=(*llama.lm_tp_constraints(text), vision_tp(v)), **extra
     )
 
 
-def _vision_tp(v: Qwen3VLVisionConfig) -> tuple[str, int, bool]:
+def vision_tp(v: Qwen3VLVisionConfig) -> tuple[str, int, bool]:
     return ("vision tower attention heads", v.num_heads, False)
 
 
 def smart_resize(spec: AnySpec, height: int, width: int) -> tuple[int, int]:
     """transformers' smart_resize (models/qwen2_vl/image_processing_qwen2_vl.py) with the checkpoint's
     patch and merge sizes and the spec's pixel bounds."""
-    v, pp = spec.config.vision_config, spec.preprocessor
+    return resize(spec.config.vision_config, spec.preprocessor, height, width)
+
+
+def resize(v: Qwen3VLVisionConfig, pp: Preprocessor, height: int, width: int) -> tuple[int, int]:
+    """smart_resize of one image for a vision tower `v` and pixel bounds `pp` (also Qwen3.5's, archs/qwen3_5_vl.py)."""
     factor = v.patch_size * v.spatial_merge_size
     h_bar, w_bar = round(height / factor) * factor, round(width / factor) * factor
     if h_bar * w_bar > pp.max_pixels:
@@ -256,14 +260,17 @@ def smart_resize(spec: AnySpec, height: int, width: int) -> tuple[int, int]:
     return h_bar, w_bar
 
 
-def _patches(spec: AnySpec, image_size: tuple[int, int] | None) -> int:
+def vision_patches(v: Qwen3VLVisionConfig, pp: Preprocessor, image_size: tuple[int, int] | None) -> int:
     """ViT patches of one image (before the 2x2 merge); no size: the largest the preprocessor lets through."""
-    v = spec.config.vision_config
     if image_size is None:
         side = v.patch_size * v.spatial_merge_size
-        return (spec.preprocessor.max_pixels // (side * side)) * v.spatial_merge_size**2
-    h, w = smart_resize(spec, *image_size)
+        return (pp.max_pixels // (side * side)) * v.spatial_merge_size**2
+    h, w = resize(v, pp, *image_size)
     return (h // v.patch_size) * (w // v.patch_size)
+
+
+def _patches(spec: AnySpec, image_size: tuple[int, int] | None) -> int:
+    return vision_patches(spec.config.vision_config, spec.preprocessor, image_size)
 
 
 def image_tokens(spec: AnySpec, image_size: tuple[int, int] | None) -> int:
@@ -272,17 +279,21 @@ def image_tokens(spec: AnySpec, image_size: tuple[int, int] | None) -> int:
     return _patches(spec, image_size) // spec.config.vision_config.spatial_merge_size**2
 
 
+def vision_stage(v: Qwen3VLVisionConfig, pp: Preprocessor, images: int, image_size: tuple[int, int] | None) -> Stage:
+    """The ViT pass: one packed sequence of every image's patches; attention is per image (cu_seqlens) through
+    SDPA."""
+    n = vision_patches(v, pp, image_size)
+    h = v.hidden_size
+    return Stage(n * images, h, h, h, v.intermediate_size, False, v.num_heads, n, per_input=True)
+
+
 def stages(
     spec: AnySpec, context: int, source: int, images: int, image_size: tuple[int, int] | None = None
 ) -> list[Stage]:
     text = _text(spec)
     out = [moe_stage(text, context) if isinstance(text, Qwen3VLMoeTextConfig) else llama.lm_stage(text, context)]
     if images:
-        v = spec.config.vision_config
-        n = _patches(spec, image_size)
-        # one packed sequence of every image's patches; attention is per image (cu_seqlens) through SDPA
-        h = v.hidden_size
-        out.append(Stage(n * images, h, h, h, v.intermediate_size, False, v.num_heads, n, per_input=True))
+        out.append(vision_stage(spec.config.vision_config, spec.preprocessor, images, image_size))
     return out
 
 
