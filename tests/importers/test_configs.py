@@ -483,6 +483,17 @@ def test_dtype(keys, dtype):
     assert ("names no dtype" in (spec.notes or "")) == (not keys)
 
 
+def test_dtype_of_the_language_model_when_only_text_config_states_it():
+    # Qwen/Qwen3.5-0.8B's config.json (model_specs/qwen3.5-0.8b.yaml) has no top-level dtype, only
+    # text_config.dtype: bfloat16; reading float32 there doubled the weights. A top-level dtype still wins.
+    text_only = {k: v for k, v in LLAVA_15_7B.items() if k != "torch_dtype"}
+    text_only["text_config"] = {**LLAVA_15_7B["text_config"], "torch_dtype": "bfloat16"}
+    spec = spec_from_config(text_only, "test")
+    assert spec.dtype == "bfloat16" and "names no dtype" not in (spec.notes or "")
+    both = {**text_only, "dtype": "float16"}
+    assert spec_from_config(both, "test").dtype == "float16"
+
+
 # --------------------------------------------------------------------------------------------------
 # Bad input: one line, the documented error type
 # --------------------------------------------------------------------------------------------------

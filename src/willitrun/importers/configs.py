@@ -1304,9 +1304,14 @@ def _clip(cfg: Mapping[str, Any] | None, top: ConfigClass, source: str, sources:
 # The spec
 # --------------------------------------------------------------------------------------------------
 def config_dtype(cfg: Mapping[str, Any], source: str) -> str | None:
-    """The checkpoint's dtype as config.json states it (`dtype`, or `torch_dtype` before transformers 5)."""
-    for key in ("dtype", "torch_dtype"):
-        value = cfg.get(key)
+    """The checkpoint's dtype as config.json states it (`dtype`, or `torch_dtype` before transformers 5); a
+    multimodal config.json that states it only for its language model (Qwen/Qwen3.5-0.8B: no top-level dtype,
+    `text_config.dtype: bfloat16`) gives the language model's, which holds nearly every weight."""
+    text = cfg.get("text_config")
+    for key, value in (
+        *((k, cfg.get(k)) for k in ("dtype", "torch_dtype")),
+        *((f"text_config.{k}", text.get(k)) for k in ("dtype", "torch_dtype") if isinstance(text, Mapping)),
+    ):
         if value is None:
             continue
         if not isinstance(value, str):
