@@ -219,6 +219,25 @@ def test_ollama_server_log_is_read():
     assert any(n.startswith("CPU spill: 48 of 49") for n in run.notes)
 
 
+def test_ollama_log_reproduces_the_printed_buffers(catalog):
+    """ollama 0.7.0 (the CGO llama runner) on an Apple M2 Pro: llama2 7B Q4_0, --ctx-size 8192 --parallel 2
+    (tests/engines/data/calibration_extra.yaml, its source named there). ollama's own lines come first and the
+    runner's llama.cpp lines after them: the log is ollama's (its scheduler lines decide, not the count of
+    llama.cpp lines), and the runner's `flash_attn = 0` is what ran, not ollama's per-architecture guess."""
+    e = entry("ollama-0.7.0-llama2-7b-q4_0-metal-m2pro-np2")
+    log = "\n".join([*e["excerpt"][:2], "llm_load_print_meta: model ftype      = Q4_0", *e["excerpt"][2:]])
+    run = read_log(log)
+    assert run is not None and run.engine == "ollama"
+    assert (run.facts["n_ctx"], run.facts["n_seq_max"], run.facts["flash_attn"]) == (8192, 2, False)
+    x = explain(run, catalog.resolve("model", "llama-2-7b"))
+    r = rows(x)
+    assert x.settings["flash_attn"] == {"value": False, "from": "log"}
+    assert r["KV cache (GPU 0)"][0] == round(e["printed"]["kv_self_mib"] * MIB)
+    assert close(r["weights (GPU 0)"], 0.01) and close(r["weights (host)"], 0.01)
+    assert close(r["KV cache (GPU 0)"], 0.01)
+    assert close(r["compute (GPU 0)"], 0.05) and close(r["compute (host)"], 0.05)
+
+
 def test_a_vllm_release_maps_to_the_key_whose_range_holds_it():
     """A log prints its release (0.11.0); the version table is keyed by ranges (engines/vllm.py `since`)."""
     from willitrun.engines.vllm import version_for_release

@@ -679,12 +679,18 @@ READERS: tuple[type[LogReader], ...] = (
 )
 
 
+# lines only ollama's server writes (its scheduler and runner start-up), whatever llama.cpp prints after them
+_OLLAMA_OWN = ("source=server.go", "source=sched.go", "msg=offload", 'msg="starting llama server"')
+
+
 def read_log(text: str) -> LogRun | None:
     """The run a log describes, read by the reader whose markers it carries most; None when no reader knows it.
     An ollama log also carries llama.cpp's lines: ollama's own markers decide it."""
     head = text[:LOG_CAP]
     scores = [(reader.claims(head), -n, reader) for n, reader in enumerate(READERS)]
     best = max(scores, key=lambda s: (s[0], s[1]))
+    if best[2] is LlamaCppLog and any(m in head for m in _OLLAMA_OWN):  # the runner's lines outnumber ollama's own
+        best = (best[0], 0, OllamaLog)
     if best[0] == 0:
         return None
     lines = head.splitlines()

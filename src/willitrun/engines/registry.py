@@ -462,6 +462,8 @@ class Ollama(LlamaCpp):
             kw["num_parallel"] = log_setting(settings, "num_parallel", n, "log")
         if (n := log_int(facts, "layers_offloaded", "n_gpu_layers")) is not None:
             kw["num_gpu"] = log_setting(settings, "num_gpu", n, "log")
+        if isinstance(facts.get("flash_attn"), bool):  # the runner's own llama_context line, not ollama's guess
+            kw["flash_attn"] = log_setting(settings, "flash_attn", facts["flash_attn"], "log")
         if vram_bytes is not None:
             kw["vram_bytes"] = vram_bytes
         return OllamaOptions(**kw)
