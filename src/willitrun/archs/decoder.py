@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from . import llama
 from .base import Geometry, ModelSpecBase, Stage, Tensor
-from .family import ConfigClass, Family, WeightRules
+from .family import ConfigClass, Family, WeightRules, no_cross_source, no_image_tokens
 from .llama import DecoderConfig
 from .moe import MoeConfig, moe_decoder_lm, moe_stage
 
@@ -53,14 +53,6 @@ def _geometry(spec: DecoderSpec) -> Geometry:
 
 def _stages(spec: DecoderSpec, context: int, source: int, images: int) -> list[Stage]:
     return [llama.lm_stage(spec.config, context)]
-
-
-def _no_image_tokens(spec: DecoderSpec, image_size: tuple[int, int] | None) -> int:
-    return 0
-
-
-def _no_cross_source(spec: DecoderSpec, images: int, encoder_tokens: int) -> int:
-    return 0
 
 
 def _moe_tensors(spec: DecoderSpec) -> Iterator[Tensor]:
@@ -100,8 +92,8 @@ def decoder_family(
         "tensors": _tensors,
         "geometry": _geometry,
         "stages": _stages,
-        "image_tokens": _no_image_tokens,
-        "cross_source_tokens": _no_cross_source,
+        "image_tokens": no_image_tokens,
+        "cross_source_tokens": no_cross_source,
         **overrides,
     }
     return Family(

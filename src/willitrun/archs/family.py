@@ -136,3 +136,13 @@ def check_family(value: object, module: str, architectures: Iterable[str]) -> Fa
     if stray:
         raise TypeError(f"{module}: gguf_rules names GGUF architectures it does not declare: {sorted(stray)}")
     return value
+
+
+def no_image_tokens(spec: Any, image_size: tuple[int, int] | None) -> int:
+    """A text-only family's image tokens (Family.image_tokens): none."""
+    return 0
+
+
+def no_cross_source(spec: Any, images: int, encoder_tokens: int) -> int:
+    """A decoder-only family's cross-attention source (Family.cross_source_tokens): none."""
+    return 0

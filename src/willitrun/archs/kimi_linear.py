@@ -51,7 +51,7 @@ from .base import (
 )
 from .caches import CacheKind, LinearAttentionState, MLALatent
 from .decoder import LM_WEIGHT_RULES
-from .family import ConfigClass, Family
+from .family import ConfigClass, Family, no_cross_source, no_image_tokens
 from .llama import check_layer_types, gated_mlp
 from .moe import check_experts, expert_tensors
 
@@ -304,22 +304,14 @@ def _stages(spec: KimiLinearSpec, context: int, source: int, images: int) -> lis
     return [Stage(context, c.hidden_size, heads * qk, heads * (qk + c.v_head_dim) // 2, width, True, heads, context)]
 
 
-def _no_image_tokens(spec: KimiLinearSpec, image_size: tuple[int, int] | None) -> int:
-    return 0
-
-
-def _no_cross_source(spec: KimiLinearSpec, images: int, encoder_tokens: int) -> int:
-    return 0
-
-
 FAMILY = Family(
     __name__,
     {"kimi_linear": KimiLinearSpec},
     _tensors,
     _geometry,
     _stages,
-    _no_image_tokens,
-    _no_cross_source,
+    no_image_tokens,
+    no_cross_source,
     config_json={
         "kimi_linear": ConfigClass(
             "KimiLinearConfig",

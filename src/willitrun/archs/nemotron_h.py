@@ -48,7 +48,7 @@ from .base import (
     norm,
 )
 from .caches import CacheKind, FullAttention, MambaState
-from .family import ConfigClass, Family
+from .family import ConfigClass, Family, no_cross_source, no_image_tokens
 from .mamba import State
 from .mamba2 import Groups, conv_channels, mixer_tensors
 from .moe import check_experts
@@ -268,22 +268,14 @@ def _stages(spec: NemotronHSpec, context: int, source: int, images: int) -> list
     return [Stage(context, c.hidden_size, heads * hd, c.kv_heads * hd, max(c.ffn_width, mamba), False, heads, context)]
 
 
-def _no_image_tokens(spec: NemotronHSpec, image_size: tuple[int, int] | None) -> int:
-    return 0
-
-
-def _no_cross_source(spec: NemotronHSpec, images: int, encoder_tokens: int) -> int:
-    return 0
-
-
 FAMILY = Family(
     __name__,
     {"nemotron_h": NemotronHSpec},
     _tensors,
     _geometry,
     _stages,
-    _no_image_tokens,
-    _no_cross_source,
+    no_image_tokens,
+    no_cross_source,
     config_json={
         "nemotron_h": ConfigClass(
             "NemotronHConfig",

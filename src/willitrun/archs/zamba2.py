@@ -47,7 +47,7 @@ from .base import (
     norm,
 )
 from .caches import CacheKind, FullAttention, MambaState
-from .family import ConfigClass, Family
+from .family import ConfigClass, Family, no_cross_source, no_image_tokens
 from .llama import check_layer_types
 from .mamba import State
 from .mamba2 import Groups, check_mamba2_heads, conv_channels, layer_state, mixer_tensors
@@ -258,22 +258,14 @@ def _stages(spec: Zamba2Spec, context: int, source: int, images: int) -> list[St
     return [Stage(context, 2 * c.hidden_size, heads * hd, c.kv_heads * hd, max(c.ffn, mamba), True, heads, context)]
 
 
-def _no_image_tokens(spec: Zamba2Spec, image_size: tuple[int, int] | None) -> int:
-    return 0
-
-
-def _no_cross_source(spec: Zamba2Spec, images: int, encoder_tokens: int) -> int:
-    return 0
-
-
 FAMILY = Family(
     __name__,
     {"zamba2": Zamba2Spec},
     _tensors,
     _geometry,
     _stages,
-    _no_image_tokens,
-    _no_cross_source,
+    no_image_tokens,
+    no_cross_source,
     config_json={
         "zamba2": ConfigClass(
             "Zamba2Config",
