@@ -558,7 +558,7 @@ def answer_dict(
     d = fit_dict(f, context_bound, judged) if isinstance(f, Fit) else engine_dict(f, device, context_bound, judged)
     d["runtime_overhead"] = runtime_overhead(d["engine"])
     if not isinstance(f, Fit):  # an overhead `explain --save` measured replaces the engine's sentence
-        from .detect.config import MEASURED
+        from .units import MEASURED
 
         said = next(
             (b.detail for b in f.estimate.buffers if b.kind == "overhead" and b.detail.startswith(MEASURED)), ""

@@ -60,3 +60,8 @@ def parse_size(text: str, what: str | None = None) -> int:
     if value > MAX_SIZE:
         raise UsageError(f"{what} is more than 1 PiB; give one card's memory")
     return int(value)
+
+
+# How a buffer's detail begins when `explain --save` measured it (detect/config.py writes it, render.py reads it):
+# here, in a leaf both may import, so rendering never imports detection (shared/house.json: never Render -> Gpu).
+MEASURED = "measured on this machine by `explain --save`"

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..errors import SpecError, UsageError
-from ..units import looks_like_size
+from ..units import MEASURED, looks_like_size
 from .run import read_small_file
 
 ENV_VAR = "WILLITRUN_GPU"
@@ -41,7 +41,6 @@ OVERHEAD_FIELDS = ("bytes", "date", "log")
 MAX_OVERHEAD_BYTES = 64 << 30  # a CUDA context, cuBLAS, NCCL and pools take hundreds of MiB to a few GiB
 MAX_OVERHEADS = 256  # (engine, card) pairs kept
 ANY_CARD = "any"
-MEASURED = "measured on this machine by `explain --save`"  # how a saved overhead's buffer begins its detail
 _CARD = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # a catalog GPU id (no dots: the key's separator)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
