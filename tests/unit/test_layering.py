@@ -78,6 +78,11 @@ RULES = [
         "specs never probe hardware, know no CLI",
     ),
     (
+        ("render.py", "render_answers.py", "table_width.py"),
+        ("willitrun.gpu", "willitrun.detect"),
+        "rendering never probes hardware",
+    ),
+    (
         ("memory.py", "overrides.py", "tensors.py", "dtypes.py", "layers.py"),
         ("willitrun.importers", "willitrun.cli", "willitrun.engines", "willitrun.gpu", "willitrun.render"),
         "the arithmetic knows no file format, CLI, engine, hardware or display",
