@@ -2571,7 +2571,31 @@ def versions() -> dict[str, str]:
     return {"torch": torch.__version__.split("+")[0], "transformers": transformers.__version__}
 
 
-def compute(spec_dir: Path, ids: list[str] | None) -> tuple[dict[str, Any], dict[str, str]]:
+def _entry_for(path: Path) -> tuple[str, dict[str, Any] | None, str | None, str]:
+    """One spec's entry: (id, entry or None, error or None, the line to print). Top level, so that a worker
+    process of compute(jobs > 1) can run it; each case seeds its own generator, so the order does not matter."""
+    start = time.perf_counter()
+    try:
+        entry = build_entry(load_spec(path))
+        line = (
+            f"{path.stem}: {entry['parameters']['total']:,} parameters, "
+            f"{len(entry['cases'])} case(s), {time.perf_counter() - start:.1f} s"
+        )
+        return path.stem, entry, None, line
+    except Exception as exc:  # reported per model, recorded, and turned into exit code 1
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        return path.stem, None, error, f"{traceback.format_exc()}{path.stem}: FAILED {error}"
+    finally:
+        gc.collect()
+
+
+def _one_thread() -> None:
+    torch.manual_seed(SEED)
+    torch.set_num_threads(1)  # jobs processes share the cores: one thread each
+
+
+def compute(spec_dir: Path, ids: list[str] | None, jobs: int = 1) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every spec's entry, in `jobs` processes (spawned: torch is not fork-safe) when jobs > 1."""
     paths = sorted(spec_dir.glob("*.yaml")) + (sorted(FAMILY_SPEC_DIR.glob("*.yaml")) if spec_dir == SPEC_DIR else [])
     if ids:
         known = {p.stem for p in paths}
@@ -2580,21 +2604,22 @@ def compute(spec_dir: Path, ids: list[str] | None) -> tuple[dict[str, Any], dict
             raise UsageError(f"no spec for {missing} in {spec_dir}")
         paths = [p for p in paths if p.stem in ids]
     models, errors = {}, {}
-    for path in paths:
-        start = time.perf_counter()
-        try:
-            spec = load_spec(path)
-            models[path.stem] = build_entry(spec)
-            print(
-                f"{path.stem}: {models[path.stem]['parameters']['total']:,} parameters, "
-                f"{len(models[path.stem]['cases'])} case(s), {time.perf_counter() - start:.1f} s",
-                file=sys.stderr,
-            )
-        except Exception as exc:  # reported per model, recorded, and turned into exit code 1
-            traceback.print_exc()
-            errors[path.stem] = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-            print(f"{path.stem}: FAILED {errors[path.stem]}", file=sys.stderr)
-        gc.collect()
+    if jobs > 1 and len(paths) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread
+        ) as pool:
+            results = list(pool.map(_entry_for, paths))
+    else:
+        results = [_entry_for(p) for p in paths]  # printed below, in spec order either way
+    for stem, entry, error, line in results:
+        if entry is not None:
+            models[stem] = entry
+        else:
+            errors[stem] = error or "failed"
+        print(line, file=sys.stderr)
     return models, errors
 
 
@@ -2625,12 +2650,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="ID", help="only these model ids")
     parser.add_argument("--specs-dir", type=Path, default=SPEC_DIR, help="model spec directory (default: %(default)s)")
     parser.add_argument("--output", type=Path, default=REFERENCE_PATH, help="reference file (default: %(default)s)")
+    parser.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="build in N processes (default: 1; CI: 2, one per core)"
+    )
     args = parser.parse_args(argv)
     reference_path: Path = args.output
     torch.manual_seed(SEED)
     start = time.perf_counter()
     try:
-        models, errors = compute(args.specs_dir, args.only)
+        models, errors = compute(args.specs_dir, args.only, max(1, args.jobs))
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

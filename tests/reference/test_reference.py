@@ -23,6 +23,7 @@ from willitrun.dtypes import weight_dtype
 from willitrun.memory import image_tokens_per_image, weight_components
 from willitrun.specs import parse_model_spec
 
+JOBS = str(min(2, os.cpu_count() or 1))  # build_reference.py --jobs: one process per core (CI has 2)
 HERE = Path(__file__).resolve().parent
 REFERENCE = json.loads((HERE / "reference.json").read_text())
 MODELS = REFERENCE["models"]
@@ -206,7 +207,9 @@ def test_committed_reference_is_what_transformers_produces():
         if os.environ.get("CI"):
             pytest.fail("CI must install tests/reference/requirements.txt (torch, transformers)")
         pytest.skip("torch/transformers not installed (pip install -r tests/reference/requirements.txt)")
-    p = subprocess.run([sys.executable, str(HERE / "build_reference.py"), "--check"], capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, str(HERE / "build_reference.py"), "--check", "--jobs", JOBS], capture_output=True, text=True
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
 
 
