@@ -347,7 +347,12 @@ class LlamaCpp(Engine):
             kw["parallel"] = log_setting(settings, "parallel", n, "log")
         if (n := log_int(facts, "layers_offloaded")) is not None:
             kw["gpu_layers"] = log_setting(settings, "gpu_layers", n, "log")
-        if version is None:
+        from .llamacpp_builds import version_for_build
+
+        by_build = version_for_build(b, "n_slots" in facts) if (b := log_int(facts, "build")) is not None else None
+        if version is None and by_build is not None:
+            version = log_setting(settings, "llamacpp_version", by_build[0], f"log ({by_build[1]})")
+        elif version is None:
             era = facts.get("log_era")
             version = "2024-05" if era == "2024" else "current"
             log_setting(settings, "llamacpp_version", version, f"log format ({era})")
