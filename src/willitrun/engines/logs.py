@@ -424,6 +424,8 @@ _V_KV = re.compile(
 _V_KV_TOKENS = re.compile(r"GPU KV cache size:\s*([\d,]+) tokens")
 _V_CONCURRENCY = re.compile(r"Maximum concurrency for ([\d,]+) tokens per request:\s*([\d.]+)x")
 _V_GRAPHS = re.compile(r"Graph capturing finished in [\d.]+ secs?, took ([\d.]+) GiB")
+# vllm==0.22.0 gpu_model_runner.py `profile_cudagraph_memory` (0.21 on): the estimate taken off the KV budget
+_V_GRAPHS_ESTIMATE = re.compile(r"Estimated CUDA graph memory: ([\d.]+) GiB total")
 _V_VERSION = re.compile(
     r"(?:vLLM API server version|LLM engine \(v|V1 LLM engine \(v|vLLM version)\s*v?(\d+\.\d+(?:\.\d+)?)"
 )
@@ -472,6 +474,11 @@ class VllmLog(LogReader):
                     buffers.append(Printed(label, size_bytes(m.group(1), "GiB"), kind, "gpu", 0, i))  # type: ignore[arg-type]
             if (m := _V_KV_TOKENS.search(line)) and (n := _count(m.group(1))) is not None:
                 facts["kv_tokens"] = n
+            # the graphs' memory: the 0.21+ estimate (the figure the budget subtracts), else what the capture took
+            if (m := _V_GRAPHS_ESTIMATE.search(line)) or (
+                (m := _V_GRAPHS.search(line)) and "cudagraph_bytes" not in facts
+            ):
+                facts["cudagraph_bytes"] = size_bytes(m.group(1), "GiB")
             if m := _V_CONCURRENCY.search(line):
                 if (n := _count(m.group(1))) is not None:
                     facts["max_model_len"] = n

@@ -761,6 +761,8 @@ class Vllm(Engine):
         ):
             if (n := log_int(facts, key)) is not None and n > 0:
                 kw[name] = log_setting(settings, name, n, "log")
+        if (n := log_int(facts, "cudagraph_bytes")) is not None and n > 0:
+            kw["cudagraph_bytes"] = log_setting(settings, "cudagraph_bytes", n, "log (CUDA graph memory)")
         if version is None and isinstance(facts.get("version"), str):
             from .vllm import version_for_release
 
