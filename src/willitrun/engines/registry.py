@@ -712,8 +712,12 @@ class Vllm(Engine):
     name = "vllm"
     label = "vLLM"
     reserve_source = "vLLM takes its share of the card's total"
-    # engines/vllm.py: the CUDA context sits in the 1 - gpu_memory_utilization headroom (vLLM PR #12126)
-    runtime_overhead = "totals are what vLLM needs of its utilization share; the CUDA context sits outside it"
+    # engines/vllm.py: before 0.34 the CUDA context sits in the 1 - gpu_memory_utilization headroom (vLLM PR #12126);
+    # 0.34's extensible KV cache sizes its pool against it (VLLM_CUDA_CONTEXT_BYTES)
+    runtime_overhead = (
+        "totals are what vLLM needs of its utilization share; they hold the CUDA context from 0.34 (the default), "
+        "before it the context sits outside them"
+    )
     measured_overhead: ClassVar[tuple[str, str] | None] = ("non_torch_bytes", "non_torch_detail")  # non_torch_memory
     takes = {
         "gpu_memory_utilization": "gpu_memory_utilization",
