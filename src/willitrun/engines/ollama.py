@@ -130,7 +130,8 @@ OLLAMA_RELEASES: dict[str, OllamaRelease] = {
             "ollama#16031 'runner: Remove CGO engines, use llama-server exclusively for "
             "GGML models' (2026-05-29, first in v0.30.0): llm/llama_server.go starts llama-server with -c num_ctx x "
             "parallel, -np parallel and `--flash-attn auto` (LlamaServerFlashAttention: auto wherever "
-            "ml.FlashAttentionSupported, i.e. CUDA compute 6.0+ but 7.2, ROCm, Metal, Vulkan)",
+            "ml.FlashAttentionSupported, i.e. CUDA compute 7.0+ but 7.2 -- 6.0+ from v0.31.2, ollama#16994 -- ROCm, "
+            "Metal, Vulkan)",
             True,
             True,
         ),
@@ -362,7 +363,7 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
         fa = True  # llama-server --flash-attn auto: on where the GPU supports it (every card this estimates for)
         notes.append(
             f"flash attention on: ollama {release.since} starts llama-server with --flash-attn auto "
-            "(llm/llama_server.go; off on CUDA cards below compute 6.0 and on 7.2)"
+            "(llm/llama_server.go; off on CUDA cards below compute 6.0 -- 7.0 before v0.31.2 -- and on 7.2)"
         )
     elif release.llama_runner_fa_auto and gguf_arch not in OLLAMA_ENGINE_ARCHITECTURES:
         fa = True  # the llama runner's FlashAttention:Auto: llama.cpp turns it on where the GPU supports it
