@@ -272,6 +272,8 @@ def _llamacpp_printed(entry: dict, src: str, catalog: object) -> Iterator[Compar
     if "kv_host_mib" in printed:
         yield row("KV self (host layers)", est.find("KV cache (CPU)").bytes, "kv_host_mib", WEIGHTS_KV)
     for d, mib in enumerate(printed.get("compute_mib", [])):
+        if mib is None:  # this card's size was not printed (null in the entry)
+            continue
         component = f"compute (CUDA{d})"
         yield Comparison(
             entry["id"],

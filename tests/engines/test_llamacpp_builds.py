@@ -79,3 +79,33 @@ def test_real_log_headers_through_explain():
     )
     # a version given by the user wins over the build
     assert engine_class("llama.cpp").options_from_log(run.facts, "2025-12", None, {}).version == "2025-12"
+
+
+def test_2026_build_info_lines():
+    """2026 builds print `build_info: bNNNN-hash`. Lines of a llama-server start-up pasted in a tutorial (search-index
+    file id 53537166506: Phi-3.1-mini-4k Q4_K_M on a CPU, b8833) and of docker model-runner's bundled llama-server
+    (file id 62168197661: phi4-mini on two Radeon cards over Vulkan), whose git-less build prints b1."""
+    tutorial = read_log(
+        "\n".join(
+            [
+                "main: n_parallel is set to auto, using n_parallel = 4 and kv_unified = true",
+                "build_info: b8833-45cac7ca7",
+                "llama_kv_cache: size = 1536.00 MiB (  4096 cells,  32 layers,  4/1 seqs), K (f16):  768.00 MiB, "
+                "V (f16):  768.00 MiB",
+            ]
+        )
+    )
+    assert tutorial is not None and tutorial.facts["build"] == 8833 and tutorial.facts["n_slots"] == 4
+    settings: dict = {}
+    assert engine_class("llama.cpp").options_from_log(tutorial.facts, None, None, settings).version == "2026-01"
+    docker = read_log(
+        "\n".join(
+            [
+                "main: n_parallel is set to auto, using n_parallel = 4 and kv_unified = true",
+                "build_info: b1-e365e65",
+                "llama_kv_cache: size =  256.00 MiB (  2048 cells,  32 layers,  4/1 seqs), K (f16):  128.00 MiB, "
+                "V (f16):  128.00 MiB",
+            ]
+        )
+    )
+    assert docker is not None and "build" not in docker.facts

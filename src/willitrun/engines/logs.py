@@ -145,9 +145,13 @@ _LC_KV_SUMMARY = re.compile(
     r"K \((\w+)\):\s*([\d.]+) MiB, V \((\w+)\):\s*([\d.]+) MiB"
 )
 _LC_KV_INIT_TYPES = re.compile(r"\bllama_kv_cache_init:.*type_k = '(\w+)', type_v = '(\w+)'")
-_LC_BUILD = re.compile(r"\b(?:build|version)[:=]\s*b?(\d{3,6})\b")
+# `build: 6895 (4341dc8bc) with ...` (common.cpp until 2026), `build_info: b8833-45cac7ca7` (2026 builds); docker's
+# git-less builds print b1, which no pattern of 3 digits or more takes
+_LC_BUILD = re.compile(r"\b(?:build|version|build_info)[:=]\s*b?(\d{3,6})\b")
 _LC_CUT_SHORT = re.compile(r"n_ctx_(?:per_)?seq \((\d+)\) < n_ctx_train \((\d+)\)")
-_LC_SERVER_SLOTS = re.compile(r"\binitializing slots, n_slots = (\d+)")
+_LC_SERVER_SLOTS = re.compile(
+    r"\binitializing slots, n_slots = (\d+)|n_parallel is set to auto, using n_parallel = (\d+)"
+)
 _LC_FIT = re.compile(r"(?:llama|common)_params_fit")
 # The memory breakdown llama-cli and llama-server print at exit (llama.cpp PR #16740 added it to the server;
 # common/fit.cpp common_memory_breakdown_print, formerly llama_memory_breakdown_print): per GPU
@@ -209,7 +213,7 @@ def _llamacpp_buffers(lines: list[str]) -> tuple[list[Printed], dict[str, int | 
             key, value = m.group(1).replace(" ", "_").replace(".", "_"), m.group(2)[:200]
             number = _count(value.split()[0]) if value.split() else None
             facts.setdefault(key, number if number is not None else value)
-        elif (m := _LC_SERVER_SLOTS.search(line)) and (n := _count(m.group(1))) is not None:
+        elif (m := _LC_SERVER_SLOTS.search(line)) and (n := _count(m.group(1) or m.group(2))) is not None:
             facts["n_slots"] = n
         if (m := _LC_CUT_SHORT.search(line)) and "context_cut_short" not in facts:
             facts["context_cut_short"] = True
