@@ -186,3 +186,12 @@ def test_given_cudagraph_memory_comes_off_the_pool_from_021(catalog, version, co
         assert graphs // per_block <= lost <= graphs // per_block + 1
     else:
         assert lost == 0 and not [x for x in b.buffers if x.name == "CUDA graphs"]
+
+
+def test_rocm_keeps_a_3_gib_floor(catalog):
+    """extensible_kv_cache.py `KV_CACHE_MARGIN_FLOOR_BYTES = (3 if current_platform.is_rocm() else 1) << 30`."""
+    amd = _est(catalog, total_memory_bytes=192 * GiB, gpu_name="AMD Instinct MI300X")
+    nv = _est(catalog, total_memory_bytes=192 * GiB, gpu_name="NVIDIA B200")
+    assert amd.find("kept free (KV sizing margin)").bytes == 3 * GiB
+    peak = nv.find("activation peak (profile run)").bytes  # 16384 tokens on a >= 160 GiB card: 0.75 x peak > 1 GiB
+    assert GiB < nv.find("kept free (KV sizing margin)").bytes == int(0.75 * peak) < 3 * GiB

@@ -346,7 +346,10 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
     )
 }
 # vllm==0.34.0 vllm/v1/worker/extensible_kv_cache.py: the sizing margin's floor and its share of the transient peak.
+# `KV_CACHE_MARGIN_FLOOR_BYTES = (3 if current_platform.is_rocm() else 1) << 30`: "ROCr also maps kernel scratch
+# outside the allocator when a kernel first needs it, so ROCm keeps a larger floor".
 VLLM_KV_MARGIN_FLOOR_BYTES = 1 << 30
+VLLM_KV_MARGIN_FLOOR_ROCM_BYTES = 3 << 30
 VLLM_KV_MARGIN_FRACTION = 0.75
 # What a vLLM worker holds before its memory snapshot on one card: vllm==0.34.0 vllm/v1/worker/gpu_worker.py
 # `init_device` creates the CUDA context, NCCL and the cuBLAS/cuBLASLt handles ("Create the handles now, before the
@@ -662,6 +665,12 @@ class MoeSplit:
 # FlashInfer on SM100 (round_up(I, 256), round_up(H, 256)), Triton (round_up(I, 64), H as is) -- and the
 # padded w13 / w2 weights, scales and biases are allocated so. (intermediate, hidden) alignments:
 MXFP4_PADDING = {"marlin": (128, 256), "flashinfer-sm100": (256, 256), "triton": (64, 1)}
+
+
+def on_rocm(gpu_name: str | None) -> bool:
+    """An AMD card (the catalog's names start "AMD": Instinct, Radeon, Ryzen AI): vLLM runs it on ROCm."""
+    name = (gpu_name or "").lower()
+    return name.startswith("amd") or "instinct" in name or "radeon" in name
 
 
 def mxfp4_backend(gpu_name: str | None) -> str:
@@ -1452,7 +1461,10 @@ def rank_budget(
         # the worker held at its init snapshot (the CUDA context, NCCL, cuBLAS handles: VLLM_CUDA_CONTEXT_BYTES) and
         # non_kv_used. The cap binds unless gpu_memory_utilization leaves the context and the margin free already;
         # what it takes is shown as the context first, then the margin.
-        floor = max(VLLM_KV_MARGIN_FLOOR_BYTES, int(peak * VLLM_KV_MARGIN_FRACTION))
+        floor = max(
+            VLLM_KV_MARGIN_FLOOR_ROCM_BYTES if on_rocm(opt.gpu_name) else VLLM_KV_MARGIN_FLOOR_BYTES,
+            int(peak * VLLM_KV_MARGIN_FRACTION),
+        )
         held = VLLM_CUDA_CONTEXT_BYTES if opt.cuda_context_bytes is None else opt.cuda_context_bytes
         taken = max(0, usable - (total_memory_bytes - held - floor))  # what the cap takes off the budget
         context = min(held, taken)
@@ -1646,7 +1658,8 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     if info.extensible_kv:
         notes.append(
             "vLLM 0.34 sizes the KV cache after warmup and CUDA graph capture from the memory then free "
-            "(the extensible KV cache, on by default on CUDA): it keeps max(1 GiB, 0.75 x the activation peak) "
+            "(the extensible KV cache, on by default on CUDA and ROCm): it keeps max(1 GiB -- 3 on ROCm --, 0.75 x the "
+            "activation peak) "
             "plus the peak free, and caps the pool at the card less what the worker held at its start-up snapshot "
             f"(CUDA context, NCCL, cuBLAS: {ranks[0].context_bytes / MIB:,.0f} MiB counted here)"
         )
@@ -1856,7 +1869,8 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                     b.margin_bytes,
                     "gpu",
                     "other",  # memory kept free, not the runtime's own (explain --save replaces the overhead rows)
-                    f"max(1 GiB, 0.75 x the activation peak), less what gpu_memory_utilization "
+                    f"max({3 if on_rocm(opt.gpu_name) else 1} GiB, 0.75 x the activation peak), less what "
+                    "gpu_memory_utilization "
                     f"{opt.utilization:.2f} leaves free (vllm==0.34.0 extensible_kv_cache.py `measure_kv_cache_bytes`)",
                     dev,
                 )
