@@ -30,7 +30,9 @@ KNOWN_LIMITS = (
     "be off by some hundred MiB that no row bounds. CTranslate2 4.8.2 to 4.8.5 (PyPI; 4.8.5 the newest) are not "
     "stored as source: the 4.x line is read to v4.8.1.",
     "**vLLM 0.34's extensible KV cache.** The pool is capped at the card less what the worker holds at its init "
-    "snapshot (engines/vllm.py `VLLM_CUDA_CONTEXT_BYTES`: 360 MiB, a PyTorch process on an RTX 3090) and less the "
+    "snapshot (engines/vllm.py `VLLM_CUDA_CONTEXT_BYTES`: 360 MiB, a PyTorch process on an RTX 3090; on an H100 "
+    "vLLM's own figure for a process's context and driver allocation is 1.8 GiB, so there the pool is up to 1.3 GiB "
+    "smaller) and less the "
     "captured CUDA graphs, which are counted only when a log gives them (`explain` reads 'Estimated CUDA graph "
     "memory' or 'Graph capturing finished ..., took'). No 0.34 log ('Memory after warmup: ...') was found to check "
     "either against.",

@@ -361,7 +361,11 @@ VLLM_KV_MARGIN_FRACTION = 0.75
 # RTX 3090 (memory.TRANSFORMERS_OVERHEAD_BYTES, lm-sys/FastChat#2005). The bare context grows with the SM count:
 # 555 MiB on an RTX PRO 6000 Blackwell (188 SMs), 107 MiB on an RTX 4060 Ti (34 SMs), cudaMemGetInfo's primary
 # context as measured in ggml-org/llama.cpp PR #23604 (2026-05-24) -- about 3 MiB per SM; the card's SM count is
-# not known here, so one figure serves every card (VllmOptions.cuda_context_bytes overrides it).
+# not known here, so one figure serves every card (VllmOptions.cuda_context_bytes overrides it). On an H100 the same
+# footprint reads far larger: vLLM's own PYNVVIDEOCODEC_CUDA_CONTEXT_BYTES = 1.8 GiB ("Per-API-server CUDA context and
+# driver allocation, measured with PyNvVideoCodec 2.0.4 on H100", vllm==0.34.0 multimodal/video_decoders/
+# pynvvideocodec.py), and PR #10511's V0 non_torch_memory (1.79 GiB, counted from before the context) less PR
+# #12126's V1 figure (0.16 GiB, after it) is 1.63 GiB: on such cards the pool is up to 1.3 GiB smaller than shown.
 VLLM_CUDA_CONTEXT_BYTES = TRANSFORMERS_OVERHEAD_BYTES
 # --kv-cache-dtype: "auto" (the model's dtype), float16, bfloat16 and the fp8 formats (vllm==0.11.0, 0.22.0 and
 # 0.33.0 vllm/config/cache.py CacheDType); llama.cpp's q8_0 / q4_0 cache types are not among them.
