@@ -421,9 +421,15 @@ class OllamaLog(LogReader):
 # (vllm/worker/model_runner.py `self.model_memory_usage / float(2**30)`): both are GiB.
 _V_WEIGHTS = re.compile(r"(?:model weights take|Loading model weights took|Model loading took)\s+([\d.]+)\s*Gi?B")
 _V_NON_TORCH = re.compile(r"non_torch_memory(?: takes)?\s+([\d.]+)\s*Gi?B")
-_V_ACT = re.compile(r"PyTorch activation peak memory(?: takes)?\s+([\d.]+)\s*Gi?B")
+# vllm==0.34.0 extensible_kv_cache.py `measure_kv_cache_blocks` (the extensible KV cache): "Memory after warmup: F GiB
+# free, C GiB committed to the KV cache, K GiB kept for transient activations (P GiB allocated at peak, G GiB of torch
+# reservation growth); N KV cache blocks (B GiB) fit within the requested R GiB. ..." -- P is the profiled peak, B the pool
+_V_ACT = re.compile(
+    r"(?:PyTorch activation peak memory(?: takes)?|kept for transient activations \()\s*([\d.]+)\s*Gi?B(?: allocated)?"
+)
 _V_KV = re.compile(
-    r"(?:Available KV cache memory:|the rest of the memory reserved for KV Cache is|KV Cache is)\s+([\d.]+)\s*Gi?B"
+    r"(?:Available KV cache memory:|the rest of the memory reserved for KV Cache is|KV Cache is|KV cache blocks \()"
+    r"\s*([\d.]+)\s*Gi?B"
 )
 _V_KV_TOKENS = re.compile(r"GPU KV cache size:\s*([\d,]+) tokens")
 _V_CONCURRENCY = re.compile(r"Maximum concurrency for ([\d,]+) tokens per request:\s*([\d.]+)x")
