@@ -35,3 +35,18 @@ def test_034_memory_after_warmup_line_is_read():
     got = {b.label: b.bytes for b in run.buffers}
     assert got["KV cache memory"] == round(19.28 * GiB)
     assert got["activation peak (profile run)"] == round(1.17 * GiB)
+
+
+def test_the_printed_profile_batch_is_read():
+    """The 0.15.1 log's 'Chunked prefill is enabled with max_num_batched_tokens=8192.' (config/scheduler.py) sets the
+    profile batch explain estimates with (calibration_extra.yaml vllm-0.15.1-...-a100-40gb-llm-eager-ctx131072)."""
+    from willitrun.engines.logs import read_log
+    from willitrun.engines.registry import engine_class
+
+    run = read_log(
+        "INFO 02-06 03:33:17 [scheduler.py:226] Chunked prefill is enabled with max_num_batched_tokens=8192.\n"
+        "(EngineCore_DP0 pid=10479) INFO 02-06 03:33:33 [gpu_worker.py:356] Available KV cache memory: 19.28 GiB"
+    )
+    assert run is not None and run.facts["max_num_batched_tokens"] == 8192
+    opt = engine_class("vllm").options_from_log(run.facts, None, 40 * GiB, {})
+    assert opt.max_num_batched_tokens == 8192

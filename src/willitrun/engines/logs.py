@@ -432,6 +432,8 @@ _V_KV = re.compile(
     r"\s*([\d.]+)\s*Gi?B"
 )
 _V_KV_TOKENS = re.compile(r"GPU KV cache size:\s*([\d,]+) tokens")
+# V1's config/scheduler.py: "Chunked prefill is enabled with max_num_batched_tokens=N." (the profile batch it chose)
+_V_BATCHED = re.compile(r"Chunked prefill is enabled with max_num_batched_tokens=(\d+)")
 _V_CONCURRENCY = re.compile(r"Maximum concurrency for ([\d,]+) tokens per request:\s*([\d.]+)x")
 _V_GRAPHS = re.compile(r"Graph capturing finished in [\d.]+ secs?, took ([\d.]+) GiB")
 # vllm==0.22.0 gpu_model_runner.py `profile_cudagraph_memory` (0.21 on): the estimate taken off the KV budget
@@ -484,6 +486,8 @@ class VllmLog(LogReader):
                     buffers.append(Printed(label, size_bytes(m.group(1), "GiB"), kind, "gpu", 0, i))  # type: ignore[arg-type]
             if (m := _V_KV_TOKENS.search(line)) and (n := _count(m.group(1))) is not None:
                 facts["kv_tokens"] = n
+            if (m := _V_BATCHED.search(line)) and (n := _count(m.group(1))) is not None:
+                facts.setdefault("max_num_batched_tokens", n)
             # the graphs' memory: the 0.21+ estimate (the figure the budget subtracts), else what the capture took
             if (m := _V_GRAPHS_ESTIMATE.search(line)) or (
                 (m := _V_GRAPHS.search(line)) and "cudagraph_bytes" not in facts
