@@ -97,7 +97,10 @@ def version_for_build(build: int, server: bool) -> tuple[str, str] | None:
             f"its last known build without it: taken as {found.key}"
         )
     if server and build >= LLAMACPP_SERVER_OUTPUTS_BUILD and found.key in ("2026-05", "2026-07", "current"):
-        return LLAMACPP_SERVER_KEY, why + f"; llama-server from b{LLAMACPP_SERVER_OUTPUTS_BUILD} (PR #23861)"
+        why += f"; llama-server from b{LLAMACPP_SERVER_OUTPUTS_BUILD} (PR #23861)"
+        if found.key != "current":  # the server key sizes glm-dsa's indexer cache as `current` does
+            why += f" -- its glm-dsa indexer cache is current's, not {found.key}'s"
+        return LLAMACPP_SERVER_KEY, why
     return found.key, why
 
 
