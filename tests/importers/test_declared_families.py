@@ -89,12 +89,17 @@ def _check_defaults(config, keys: ConfigClass, plain=None) -> None:
         amap = type(config).attribute_map
         assert amap.get(alias) == field or amap.get(field) == alias, f"{keys.name}.attribute_map: {alias}, {field}"
     for field, default in keys.defaults.items():
+        if default is None or default == "auto":  # derived by the class (__post_init__), as the spec derives it
+            if field.endswith("num_key_value_heads"):  # Moonshine: encoder_ / decoder_ ones
+                default = getattr(config, field.replace("key_value", "attention"))
+            elif field == "head_dim" and getattr(config, "head_dim", None) is not None:  # Llama, Mistral
+                default = config.hidden_size // config.num_attention_heads
+            else:  # time_step_rank "auto" (ceil(hidden_size / 16)), layer_types None (every layer Mamba-2), ...
+                continue
         got = getattr(plain if field == "use_sliding_window" and plain is not None else config, field)
         if isinstance(default, ConfigClass):
             _check_defaults(got, default)
             continue
-        if default is None and field.endswith("num_key_value_heads"):  # Moonshine: encoder_ / decoder_ ones
-            default = getattr(config, field.replace("key_value", "attention"))
         if isinstance(got, tuple):  # deepstack_visual_indexes: a tuple default in the class
             got = list(got)
         assert got == default, f"{keys.name}.{field}"

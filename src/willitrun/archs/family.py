@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from .base import Geometry, ModelSpecBase, Stage, Tensor
 
@@ -52,6 +52,59 @@ class ConfigClass:
     @property
     def url(self) -> str:
         return self.remote or TRANSFORMERS_MODELS_URL + self.path
+
+
+class ConfigReading(Protocol):
+    """What importers/configs.py lends a family that reads its config.json with code of its own
+    (`Family.read_config`: nested text / vision configs, a flag derived from two keys, a note): the
+    generic filling of one block from a `ConfigClass`, sub-config access and the two errors, so a family
+    module imports nothing above archs/ (shared/house.json). `sources` and `notes` collect what the
+    import cites and says."""
+
+    source: str
+    sources: dict[str, str]
+    notes: list[str]
+
+    def block(
+        self, cfg: Mapping[str, Any], cls: ConfigClass, where: str, defaults: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The fields of `cls` from `cfg`; an absent one gets `defaults` (else the class's), cited."""
+        ...
+
+    def sub(self, cfg: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+        """`cfg[key]` when it is a JSON object, None when absent; anything else is refused."""
+        ...
+
+    def typed(
+        self, cfg: Mapping[str, Any] | None, where: str, classes: Mapping[str, ConfigClass], default: str
+    ) -> dict[str, Any]:
+        """A sub-config whose model_type (`default` when absent) picks one of `classes`: its model_type and
+        fields; another model_type is refused naming the supported ones."""
+        ...
+
+    def sub_config(
+        self,
+        cfg: Mapping[str, Any] | None,
+        key: str,
+        default_type: str,
+        classes: Mapping[str, ConfigClass],
+        init: Mapping[str, Any],
+        top: ConfigClass,
+    ) -> dict[str, Any]:
+        """One sub-config as transformers' SubConfigSpec.create_subconfig builds it (`init`: the composite
+        class's init_kwargs, used only when the dict is absent)."""
+        ...
+
+    def malformed(self, message: str) -> Exception:
+        """The error for a value no model can be built from (a SpecError naming the source)."""
+        ...
+
+
+# (reading, the config.json mapping, its model_type) -> the spec's `config` block
+ConfigReader = Callable[[ConfigReading, Mapping[str, Any], str], dict[str, Any]]
+# (the spec's config block, notes, source) -> the spec's `preprocessor` block (what preprocessor_config.json
+# would say, assumed and said in a note)
+PreprocessorReader = Callable[[Mapping[str, Any], list[str], str], dict[str, Any]]
 
 
 # (block_count, the file's <arch>.attention.sliding_window or None) -> (window, period of set_swa_pattern) of the
@@ -113,6 +166,12 @@ class Family(Generic[S]):
     gguf_rules: Mapping[str, GGUFRules] = field(default_factory=dict)  # GGUF name -> what its metadata lacks
     # audio tokens in the self-attention context (Qwen2-Audio, Voxtral): (spec, seconds of audio) -> positions
     audio_tokens: Callable[[S, int], int] | None = None
+    # model_type -> its own config.json reader, where taking keys is not all (nested configs, derived flags)
+    read_config: Mapping[str, ConfigReader] = field(default_factory=dict)
+    # the spec's preprocessor block assumed on import, when config.json lacks what the image tokens need
+    config_preprocessor: PreprocessorReader | None = None
+    # why config.json alone cannot be imported (Florence-2's image tokens need preprocessor_config.json)
+    config_json_refusal: str = ""
 
     @property
     def architectures(self) -> tuple[str, ...]:
@@ -132,6 +191,9 @@ def check_family(value: object, module: str, architectures: Iterable[str]) -> Fa
     unknown = set(value.config_json) - want
     if unknown:
         raise TypeError(f"{module}: config_json names model types it does not serve: {sorted(unknown)}")
+    unknown = set(value.read_config) - want
+    if unknown:
+        raise TypeError(f"{module}: read_config names model types it does not serve: {sorted(unknown)}")
     stray = set(value.gguf_rules) - set(value.gguf_architectures)
     if stray:
         raise TypeError(f"{module}: gguf_rules names GGUF architectures it does not declare: {sorted(stray)}")

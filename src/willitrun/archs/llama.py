@@ -32,7 +32,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import Family
+from .family import ConfigClass, Family, WeightRules
 
 ARCHITECTURES = ("llama", "mistral")
 
@@ -325,6 +325,58 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
 __all__ = ["ARCHITECTURES", "SPECS", "Anatomy", "DecoderConfig", "LlamaConfig", "LlamaSpec"]
 
 
+# The safetensors names of a ...ForCausalLM built on LlamaModel's layout (modeling_llama.py): model.embed_tokens,
+# model.layers.N, model.norm, lm_head.
+LM_WEIGHT_RULES: WeightRules = (
+    (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
+    (r"(?:model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+)
+# Jamba's and Falcon-H1's final norm is final_layernorm (JambaModel, FalconH1Model), otherwise Llama's names.
+LM_FINAL_LAYERNORM_WEIGHT_RULES: WeightRules = (
+    (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
+    (r"(?:model\.)?(?:layers\.\d+\..+|final_layernorm\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+)
+# the config.json keys transformers' classes read and their defaults (moved from importers/configs.py)
+LLAMA = ConfigClass(
+    "LlamaConfig",
+    "llama/configuration_llama.py",
+    LlamaConfig,
+    {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": None,
+        "head_dim": None,
+        "max_position_embeddings": 2048,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        "mlp_bias": False,
+    },
+)
+MISTRAL = ConfigClass(
+    "MistralConfig",
+    "mistral/configuration_mistral.py",
+    LlamaConfig,
+    {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": None,
+        "max_position_embeddings": 4096 * 32,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "sliding_window": 4096,
+    },
+)
+
 FAMILY = Family(
     __name__,
     SPECS,
@@ -333,5 +385,7 @@ FAMILY = Family(
     stages,
     image_tokens,
     cross_source_tokens,
+    config_json={"llama": LLAMA, "mistral": MISTRAL},
+    weight_rules=dict.fromkeys(ARCHITECTURES, LM_WEIGHT_RULES),
     gguf_architectures=("llama",),
 )

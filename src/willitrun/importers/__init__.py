@@ -22,12 +22,11 @@ from ..errors import SpecError, UsageError
 from ..files import CONFIG_JSON_CAP, not_regular, open_regular, path_type, read_text, safe_path, safe_text
 from ..specs import AnyModelSpec
 from .configs import (
-    IMPORTABLE,
     build_spec,
     check_id,
     config_dtype,
-    declared_config,
     name_from_source,
+    reads_config,
     slug,
     spec_from_config,
 )
@@ -110,12 +109,7 @@ def _config_spec(
     """spec_from_config, or, for a model_type without a family, transformers as the oracle (importers/oracle.py:
     built on the meta device, parameters counted, caches measured; issue 20 §4)."""
     model_type = cfg.get("model_type")
-    if (
-        not isinstance(model_type, str)
-        or model_type in IMPORTABLE
-        or model_type == "florence2"
-        or declared_config(model_type) is not None
-    ):  # a family declared in its own file (archs/family.py)
+    if not isinstance(model_type, str) or reads_config(model_type):  # a family's own file (archs/family.py)
         return spec_from_config(
             cfg,
             source,

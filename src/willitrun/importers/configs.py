@@ -30,7 +30,7 @@ from ..archs.gemma3 import Gemma3TextConfig as _Gemma3TextSpec
 from ..archs.granite import GRANITE as GRANITE
 from ..archs.idefics3 import Idefics3Config as _Idefics3Spec
 from ..archs.idefics3 import Idefics3VisionConfig as _Idefics3VisionSpec
-from ..archs.llama import LlamaConfig as _LlamaSpec
+from ..archs.llama import LLAMA, LM_WEIGHT_RULES, MISTRAL
 from ..archs.llava import ClipVisionConfig as _ClipSpec
 from ..archs.llava import LlavaConfig as _LlavaSpec
 from ..archs.llava_onevision import DEFAULT_PINPOINTS
@@ -56,43 +56,6 @@ CHECKPOINT_DTYPES = ("float32", "float16", "bfloat16")
 _DTYPE_ALIASES = {"float": "float32", "half": "float16", "fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-LLAMA = ConfigClass(
-    "LlamaConfig",
-    "llama/configuration_llama.py",
-    _LlamaSpec,
-    {
-        "vocab_size": 32000,
-        "hidden_size": 4096,
-        "intermediate_size": 11008,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "num_key_value_heads": None,
-        "head_dim": None,
-        "max_position_embeddings": 2048,
-        "hidden_act": "silu",
-        "tie_word_embeddings": False,
-        "attention_bias": False,
-        "mlp_bias": False,
-    },
-)
-MISTRAL = ConfigClass(
-    "MistralConfig",
-    "mistral/configuration_mistral.py",
-    _LlamaSpec,
-    {
-        "vocab_size": 32000,
-        "hidden_size": 4096,
-        "intermediate_size": 14336,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 8,
-        "head_dim": None,
-        "max_position_embeddings": 4096 * 32,
-        "hidden_act": "silu",
-        "tie_word_embeddings": False,
-        "sliding_window": 4096,
-    },
-)
 T5 = ConfigClass(
     "T5Config",
     "t5/configuration_t5.py",
@@ -673,350 +636,8 @@ def _encoder_vision_classes() -> dict[str, ConfigClass]:
 ENCODER_VISION = _encoder_vision_classes()
 
 
-# --- mixture of experts (issue 10); defaults of transformers 5.23's config classes ---
-def _moe_config_classes() -> dict[str, ConfigClass]:
-    from ..archs.mixtral import MixtralConfig as _MixtralSpec
-    from ..archs.qwen_moe import Qwen2MoeConfig as _Qwen2MoeSpec
-    from ..archs.qwen_moe import Qwen3MoeConfig as _Qwen3MoeSpec
-
-    moe = {
-        "num_experts_per_tok": 8,
-        "moe_intermediate_size": 768,
-        "decoder_sparse_step": 1,
-        "mlp_only_layers": [],
-        "norm_topk_prob": False,
-    }
-    from ..archs.deepseek import DeepseekConfig as _DeepseekSpec
-
-    mla = {
-        "kv_lora_rank": 512,
-        "q_lora_rank": 1536,
-        "qk_rope_head_dim": 64,
-        "v_head_dim": 128,
-        "qk_nope_head_dim": 128,
-        "hidden_act": "silu",
-        "tie_word_embeddings": False,
-        "attention_bias": False,
-    }
-    from ..archs.falcon_h1 import FalconH1Config as _FalconH1Spec
-    from ..archs.gpt_oss import GptOssConfig as _GptOssSpec
-    from ..archs.granitemoehybrid import GraniteMoeHybridConfig as _GraniteHybridSpec
-    from ..archs.jamba import JambaConfig as _JambaSpec
-    from ..archs.llama4 import Llama4TextConfig as _Llama4TextSpec
-    from ..archs.mamba import MambaConfig as _MambaSpec
-    from ..archs.mamba2 import Mamba2Config as _Mamba2Spec
-
-    mamba = {
-        "vocab_size": 50280,
-        "hidden_size": 768,
-        "num_hidden_layers": 32,
-        "state_size": 16,
-        "expand": 2,
-        "conv_kernel": 4,
-        "use_bias": False,
-        "use_conv_bias": True,
-        "time_step_rank": "auto",
-        "hidden_act": "silu",
-        "tie_word_embeddings": True,
-    }
-    return {
-        "falcon_h1": ConfigClass(
-            "FalconH1Config",
-            "falcon_h1/configuration_falcon_h1.py",
-            _FalconH1Spec,
-            {
-                "vocab_size": 128000,
-                "hidden_size": 4096,
-                "intermediate_size": 14336,
-                "num_hidden_layers": 32,
-                "num_attention_heads": 32,
-                "num_key_value_heads": 8,
-                "head_dim": None,
-                "max_position_embeddings": 8192,
-                "tie_word_embeddings": False,
-                "attention_bias": False,
-                "projectors_bias": False,
-                "mlp_bias": False,
-                "mamba_d_ssm": 1024,
-                "mamba_n_heads": 128,
-                "mamba_d_head": "auto",
-                "mamba_n_groups": 1,
-                "mamba_d_state": 256,
-                "mamba_d_conv": 4,
-                "mamba_expand": 2,
-                "mamba_chunk_size": 256,
-                "mamba_conv_bias": True,
-                "mamba_proj_bias": False,
-                "mamba_rms_norm": False,
-                "hidden_act": "silu",
-            },
-        ),
-        "jamba": ConfigClass(
-            "JambaConfig",
-            "jamba/configuration_jamba.py",
-            _JambaSpec,
-            {
-                "vocab_size": 65536,
-                "hidden_size": 4096,
-                "intermediate_size": 14336,
-                "num_hidden_layers": 32,
-                "num_attention_heads": 32,
-                "num_key_value_heads": 8,
-                "max_position_embeddings": 262144,
-                "num_experts": 16,
-                "num_experts_per_tok": 2,
-                "attn_layer_period": 8,
-                "attn_layer_offset": 4,
-                "expert_layer_period": 2,
-                "expert_layer_offset": 1,
-                "mamba_d_state": 16,
-                "mamba_d_conv": 4,
-                "mamba_expand": 2,
-                "mamba_dt_rank": "auto",
-                "mamba_conv_bias": True,
-                "mamba_proj_bias": False,
-                "tie_word_embeddings": False,
-                "hidden_act": "silu",
-            },
-        ),
-        # intermediate_size: __post_init__ sets expand x hidden_size, an explicit key wins (Falcon-Mamba)
-        "mamba": ConfigClass(
-            "MambaConfig", "mamba/configuration_mamba.py", _MambaSpec, mamba, copied=("intermediate_size",)
-        ),
-        "falcon_mamba": ConfigClass(
-            "FalconMambaConfig",
-            "falcon_mamba/configuration_falcon_mamba.py",
-            _MambaSpec,
-            {**mamba, "vocab_size": 50280},
-            copied=("intermediate_size",),
-        ),
-        # Mamba2Mixer computes expand x hidden_size and reads no intermediate_size key (dropped)
-        "mamba2": ConfigClass(
-            "Mamba2Config",
-            "mamba2/configuration_mamba2.py",
-            _Mamba2Spec,
-            {
-                "vocab_size": 32768,
-                "hidden_size": 4096,
-                "num_hidden_layers": 64,
-                "num_heads": 128,
-                "head_dim": 64,
-                "state_size": 128,
-                "expand": 2,
-                "conv_kernel": 4,
-                "n_groups": 8,
-                "use_bias": False,
-                "use_conv_bias": True,
-                "hidden_act": "silu",
-                "chunk_size": 256,
-                "time_step_rank": "auto",
-                "tie_word_embeddings": False,
-            },
-        ),
-        # head_dim is no GraniteMoeHybridConfig field, but GraniteMoeHybridAttention reads
-        # getattr(config, "head_dim", hidden_size // num_attention_heads): kept when present.
-        # layer_types absent: every layer is Mamba-2 (GraniteMoeHybridConfig.__post_init__).
-        "granitemoehybrid": ConfigClass(
-            "GraniteMoeHybridConfig",
-            "granitemoehybrid/configuration_granitemoehybrid.py",
-            _GraniteHybridSpec,
-            {
-                "vocab_size": 32000,
-                "hidden_size": 4096,
-                "intermediate_size": 11008,
-                "num_hidden_layers": 32,
-                "num_attention_heads": 32,
-                "num_key_value_heads": None,
-                "max_position_embeddings": 2048,
-                "hidden_act": "silu",
-                "tie_word_embeddings": False,
-                "attention_bias": False,
-                "embedding_multiplier": 1.0,
-                "logits_scaling": 1.0,
-                "residual_multiplier": 1.0,
-                "attention_multiplier": 1.0,
-                "num_local_experts": 8,
-                "num_experts_per_tok": 2,
-                "shared_intermediate_size": 1024,
-                "layer_types": None,
-                "mamba_n_heads": 128,
-                "mamba_n_groups": 1,
-                "mamba_d_state": 256,
-                "mamba_d_head": "auto",
-                "mamba_d_conv": 4,
-                "mamba_expand": 2,
-                "mamba_chunk_size": 256,
-                "mamba_conv_bias": True,
-                "mamba_proj_bias": False,
-            },
-            copied=("head_dim",),
-        ),
-        "llama4_text": ConfigClass(
-            "Llama4TextConfig",
-            "llama4/configuration_llama4.py",
-            _Llama4TextSpec,
-            {
-                "vocab_size": 202048,
-                "hidden_size": 5120,
-                "intermediate_size": 8192,
-                "intermediate_size_mlp": 16384,
-                "num_hidden_layers": 48,
-                "num_attention_heads": 40,
-                "num_key_value_heads": 8,
-                "head_dim": 128,
-                "num_local_experts": 16,
-                "num_experts_per_tok": 1,
-                "attention_chunk_size": 8192,
-                "max_position_embeddings": 131072,
-                "attention_bias": False,
-                "tie_word_embeddings": False,
-                "interleave_moe_layer_step": 1,
-                "no_rope_layer_interval": 4,
-                "use_qk_norm": True,
-                "hidden_act": "silu",
-            },
-            copied=("no_rope_layers", "moe_layers"),
-        ),
-        "gpt_oss": ConfigClass(
-            "GptOssConfig",
-            "gpt_oss/configuration_gpt_oss.py",
-            _GptOssSpec,
-            {
-                "vocab_size": 201088,
-                "hidden_size": 2880,
-                "intermediate_size": 2880,
-                "num_hidden_layers": 36,
-                "num_attention_heads": 64,
-                "num_key_value_heads": 8,
-                "head_dim": 64,
-                "num_local_experts": 128,
-                "num_experts_per_tok": 4,
-                "sliding_window": 128,
-                "max_position_embeddings": 131072,
-                "attention_bias": True,
-                "tie_word_embeddings": False,
-                "hidden_act": "silu",
-            },
-            copied=("layer_types",),
-        ),
-        "deepseek_v2": ConfigClass(
-            "DeepseekV2Config",
-            "deepseek_v2/configuration_deepseek_v2.py",
-            _DeepseekSpec,
-            {
-                "vocab_size": 102400,
-                "hidden_size": 4096,
-                "intermediate_size": 11008,
-                "moe_intermediate_size": 1407,
-                "num_hidden_layers": 32,
-                "num_attention_heads": 32,
-                "num_key_value_heads": 32,
-                "n_shared_experts": 2,
-                "n_routed_experts": 64,
-                "first_k_dense_replace": 0,
-                "max_position_embeddings": 2048,
-                **mla,
-            },
-            copied=("num_experts_per_tok",),
-        ),  # DeepseekV2Config: None (no default a model could use)
-        "deepseek_v3": ConfigClass(
-            "DeepseekV3Config",
-            "deepseek_v3/configuration_deepseek_v3.py",
-            _DeepseekSpec,
-            {
-                "vocab_size": 129280,
-                "hidden_size": 7168,
-                "intermediate_size": 18432,
-                "moe_intermediate_size": 2048,
-                "num_hidden_layers": 61,
-                "num_attention_heads": 128,
-                "num_key_value_heads": 128,
-                "n_shared_experts": 1,
-                "n_routed_experts": 256,
-                "num_experts_per_tok": 8,
-                "first_k_dense_replace": 3,
-                "max_position_embeddings": 4096,
-                **mla,
-            },
-        ),
-        "mixtral": ConfigClass(
-            "MixtralConfig",
-            "mixtral/configuration_mixtral.py",
-            _MixtralSpec,
-            {
-                "vocab_size": 32000,
-                "hidden_size": 4096,
-                "intermediate_size": 14336,
-                "num_hidden_layers": 32,
-                "num_attention_heads": 32,
-                "num_key_value_heads": 8,
-                "head_dim": None,
-                "max_position_embeddings": 131072,
-                "hidden_act": "silu",
-                "tie_word_embeddings": False,
-                "sliding_window": None,
-                "num_local_experts": 8,
-                "num_experts_per_tok": 2,
-            },
-        ),
-        "qwen3_moe": ConfigClass(
-            "Qwen3MoeConfig",
-            "qwen3_moe/configuration_qwen3_moe.py",
-            _Qwen3MoeSpec,
-            {
-                "vocab_size": 151936,
-                "hidden_size": 2048,
-                "intermediate_size": 6144,
-                "num_hidden_layers": 24,
-                "num_attention_heads": 32,
-                "num_key_value_heads": 4,
-                "max_position_embeddings": 32768,
-                "hidden_act": "silu",
-                "tie_word_embeddings": False,
-                "attention_bias": False,
-                "use_sliding_window": False,
-                "sliding_window": 4096,
-                "num_experts": 128,
-                **moe,
-            },
-            copied=("head_dim", "max_window_layers"),
-            none_is_default=("mlp_only_layers",),
-        ),
-        "qwen2_moe": ConfigClass(
-            "Qwen2MoeConfig",
-            "qwen2_moe/configuration_qwen2_moe.py",
-            _Qwen2MoeSpec,
-            {
-                "vocab_size": 151936,
-                "hidden_size": 2048,
-                "intermediate_size": 5632,
-                "num_hidden_layers": 24,
-                "num_attention_heads": 16,
-                "num_key_value_heads": 16,
-                "max_position_embeddings": 32768,
-                "hidden_act": "silu",
-                "tie_word_embeddings": False,
-                "use_sliding_window": False,
-                "sliding_window": 4096,
-                "max_window_layers": 28,
-                "num_experts": 60,
-                "shared_expert_intermediate_size": 5632,
-                "qkv_bias": True,
-                **moe,
-                "num_experts_per_tok": 4,
-                "moe_intermediate_size": 1408,
-            },
-            copied=("head_dim", "layer_types"),
-            none_is_default=("mlp_only_layers",),
-        ),
-    }
-
-
 LANGUAGE_MODELS = {
-    "llama": LLAMA,
-    "mistral": MISTRAL,
     "gemma3_text": GEMMA3_TEXT,
-    **_moe_config_classes(),
 }
 LLAVA_TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models LlavaConfig specs model
 # Fields that fix a model's size: when config.json omits one, the estimate rests on transformers'
@@ -1067,9 +688,8 @@ def _register_component_rules() -> None:
     lm_head) are llama's: registered in importers/weights.py's table until it lists them itself."""
     from .weights import COMPONENT_RULES
 
-    COMPONENT_RULES.setdefault("mamba2", COMPONENT_RULES["mamba"])  # Mamba2ForCausalLM: backbone.* as Mamba's
     for arch in LANGUAGE_MODELS:
-        COMPONENT_RULES.setdefault(arch, COMPONENT_RULES["llama"])
+        COMPONENT_RULES.setdefault(arch, list(LM_WEIGHT_RULES))
     COMPONENT_RULES.setdefault("mt5", COMPONENT_RULES["t5"])  # MT5ForConditionalGeneration: T5's module names
     from .weights import BUFFER
 
@@ -1151,9 +771,25 @@ def declared_config(model_type: str) -> ConfigClass | None:
     return archs.family(model_type).config_json.get(model_type)
 
 
+def reads_config(model_type: str) -> bool:
+    """Whether a family answers `model_type`'s config.json (its keys, its own reader, or a refusal saying why
+    not), loading only that family; otherwise the oracle may (importers/oracle.py)."""
+    if model_type in IMPORTABLE:
+        return True
+    if model_type not in archs.FAMILIES:
+        return False
+    fam = archs.family(model_type)
+    return model_type in fam.config_json or model_type in fam.read_config or bool(fam.config_json_refusal)
+
+
 def importable() -> tuple[str, ...]:
     """Every model_type `willitrun import` reads (loads every family module: for listings)."""
-    return tuple(a for a in ARCHITECTURES if a in IMPORTABLE or declared_config(a) is not None)
+    return tuple(a for a in ARCHITECTURES if a in IMPORTABLE or _family_reads(a))
+
+
+def _family_reads(model_type: str) -> bool:
+    fam = archs.family(model_type)
+    return model_type in fam.config_json or model_type in fam.read_config
 
 
 def supported() -> str:
@@ -1332,33 +968,22 @@ def config_block(
     model_type = cfg.get("model_type")
     if not isinstance(model_type, str) or not model_type:
         raise SpecError(f"{source}: no model_type: not a transformers config.json")
-    if model_type == "florence2":
-        raise UsageError(
-            f"{source}: Florence-2's image tokens follow preprocessor_config.json (its size), which "
-            "the config.json importer does not read; write a spec by hand (model_specs/florence-2-base.yaml "
-            "shows the fields and how the hub's remote-code keys map to transformers' native ones)"
-        )
-    declared = declared_config(model_type)
-    if declared is not None:
-        return model_type, _block(cfg, declared, "config", sources)
+    if model_type in archs.FAMILIES and model_type not in IMPORTABLE:
+        fam = archs.family(model_type)  # everything about a family is declared in its module (archs/family.py)
+        if fam.config_json_refusal:
+            raise UsageError(f"{source}: {fam.config_json_refusal}")
+        reader = fam.read_config.get(model_type)
+        if reader is not None:
+            return model_type, reader(_Reading(source, sources, notes), cfg, model_type)
+        declared = fam.config_json.get(model_type)
+        if declared is not None:
+            return model_type, _block(cfg, declared, "config", sources)
     if model_type not in IMPORTABLE:
         raise UsageError(
             f"{source}: model_type {clip(repr(model_type))} is not supported; supported: {supported()}; {HOW_TO_ADD}"
         )
-    if model_type == "granitemoehybrid" and "layer_types" not in cfg and "layers_block_type" in cfg:
-        # GraniteMoeHybridConfig.attribute_map: layers_block_type is read as layer_types
-        cfg = {**cfg, "layer_types": cfg["layers_block_type"]}
-        notes.append("layers_block_type read as layer_types (GraniteMoeHybridConfig.attribute_map).")
     if model_type in ("clip", "siglip", "pix2struct", "vision-encoder-decoder"):
         return model_type, _encoder_vision(cfg, model_type, source, sources)
-    if model_type == "deepseek_v2" and "num_experts_per_tok" in cfg and cfg["num_experts_per_tok"] is None:
-        # DeepseekV2Config's default is None: the model builds, but its router's topk needs a k. Both releases
-        # route 6 experts per token (deepseek-ai/DeepSeek-V2 and DeepSeek-V2-Lite config.json).
-        cfg = {**cfg, "num_experts_per_tok": 6}
-        notes.append(
-            "Warning: num_experts_per_tok is null, which DeepseekV2's router cannot use: 6 assumed "
-            "(DeepSeek-V2 and V2-Lite)."
-        )
     if model_type in LANGUAGE_MODELS:
         return model_type, _language_model(cfg, model_type, "config", source, sources)
     if model_type in ("t5", "mt5"):
@@ -1617,6 +1242,47 @@ def _idefics3_preprocessor(block: Mapping[str, Any], notes: list[str], source: s
     return {"longest_edge": 4 * side, "max_image_size": side}
 
 
+class _Reading:
+    """archs/family.py: ConfigReading, lent to a family's own config.json reader."""
+
+    def __init__(self, source: str, sources: dict[str, str], notes: list[str]) -> None:
+        self.source, self.sources, self.notes = source, sources, notes
+
+    def block(
+        self, cfg: Mapping[str, Any], cls: ConfigClass, where: str, defaults: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return _block(cfg, cls, where, self.sources, defaults)
+
+    def sub(self, cfg: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+        return _sub(cfg, key, self.source)
+
+    def typed(
+        self, cfg: Mapping[str, Any] | None, where: str, classes: Mapping[str, ConfigClass], default: str
+    ) -> dict[str, Any]:
+        cfg = cfg or {}
+        model_type = _model_type(cfg, default, where, self.source)
+        if model_type not in classes:
+            raise UsageError(
+                f"{self.source}: {where.removeprefix('config.')}.model_type {clip(repr(model_type))} is not "
+                f"supported; supported: {', '.join(classes)}; {HOW_TO_ADD}"
+            )
+        return {"model_type": model_type, **_block(cfg, classes[model_type], where, self.sources)}
+
+    def sub_config(
+        self,
+        cfg: Mapping[str, Any] | None,
+        key: str,
+        default_type: str,
+        classes: Mapping[str, ConfigClass],
+        init: Mapping[str, Any],
+        top: ConfigClass,
+    ) -> dict[str, Any]:
+        return _sub_config(cfg, key, default_type, classes, init, top, self.source, self.sources)
+
+    def malformed(self, message: str) -> Exception:
+        return SpecError(f"{self.source}: {message}")
+
+
 def _render_validation(err: ValidationError, source: str) -> list[str]:
     lines = []
     for e in err.errors(include_url=False):
@@ -1681,7 +1347,11 @@ def spec_from_config(
             f"The checkpoint is quantized ({method}); without its weight files the estimate sizes the "
             "weights at --dtype, not as stored."
         )
-    preprocessor = _idefics3_preprocessor(block, notes, source) if arch in IDEFICS3_FAMILY else None
+    if arch in IDEFICS3_FAMILY:
+        preprocessor = _idefics3_preprocessor(block, notes, source)
+    else:
+        assumed = archs.family(arch).config_preprocessor
+        preprocessor = assumed(block, notes, source) if assumed is not None else None
     defaulted = sorted(k.removeprefix("config.") for k in field_sources if k.rsplit(".", 1)[-1] in SHAPE_FIELDS)
     if defaulted:
         notes.insert(

@@ -234,8 +234,6 @@ _VLM_TEXT: list[tuple[str, str | None]] = [
     (r"(?:language_model\.)?lm_head\.weight", "lm_head"),
 ]
 COMPONENT_RULES: dict[str, list[tuple[str, str | None]]] = {
-    "llama": _LM,
-    "mistral": _LM,
     "t5": [
         (r"shared\.weight", "embeddings"),
         (r"(?:encoder|decoder)\.embed_tokens\.weight", None),  # T5ForConditionalGeneration ties both to shared
@@ -285,27 +283,11 @@ _BART: list[tuple[str, str | None]] = [
     (r"lm_head\.weight", "lm_head"),
     (r"final_logits_bias", BUFFER),
 ]
-# Mamba and Falcon-Mamba (MambaForCausalLM, FalconMambaForCausalLM): backbone.embeddings, backbone.layers.N,
-# backbone.norm_f; Jamba and Falcon-H1 call their final norm final_layernorm.
-_MAMBA: list[tuple[str, str | None]] = [
-    (r"backbone\.embeddings\.weight", "embeddings"),
-    (r"backbone\.(?:layers\.\d+\..+|norm_f\.weight)", "decoder"),
-    (r"lm_head\.weight", "lm_head"),
-]
-_LM_FINAL_LAYERNORM: list[tuple[str, str | None]] = [
-    (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
-    (r"(?:model\.)?(?:layers\.\d+\..+|final_layernorm\.weight)", "decoder"),
-    (r"lm_head\.weight", "lm_head"),
-]
 COMPONENT_RULES.update(
     {
         "qwen2_vl": _QWEN_VL,
         "qwen2_5_vl": _QWEN_VL,
         **dict.fromkeys(("bart", "mbart", "m2m_100", "marian", "pegasus"), _BART),
-        "mamba": _MAMBA,
-        "falcon_mamba": _MAMBA,
-        "jamba": _LM_FINAL_LAYERNORM,
-        "falcon_h1": _LM_FINAL_LAYERNORM,
     }
 )
 # GGUF names (llama.cpp gguf-py/gguf/constants.py MODEL_TENSORS): every per-layer tensor is blk.N.*,
