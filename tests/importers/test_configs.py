@@ -12,6 +12,8 @@ import pytest
 
 from tests.importers.helpers import transformers_parameters, write_config
 from willitrun import SpecError, UsageError, estimate
+from willitrun.archs.t5 import T5
+from willitrun.archs.whisper import WHISPER
 from willitrun.catalog import load_spec
 from willitrun.importers import spec_from_config, spec_from_path, write_spec_yaml
 from willitrun.importers.configs import (
@@ -22,10 +24,8 @@ from willitrun.importers.configs import (
     MISTRAL,
     MLLAMA_TEXT,
     MLLAMA_VISION,
-    T5,
     TRANSFORMERS_MODELS_URL,
     TRANSFORMERS_VERSION,
-    WHISPER,
 )
 from willitrun.memory import attention
 from willitrun.validate import validate_file

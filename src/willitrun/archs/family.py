@@ -144,6 +144,9 @@ S = TypeVar("S", bound=ModelSpecBase)
 ImageSize = tuple[int, int] | None
 # (regular expression over a checkpoint's tensor name, component or None for a buffer), first match wins
 WeightRules = Sequence[tuple[str, str | None]]
+# the component of a stored tensor that is a buffer, not a parameter (BART's final_logits_bias): left out of the
+# weights like the buffers willitrun does not model, and said so in a note (importers/weights.py)
+BUFFER = "(buffer)"
 
 
 @dataclass(frozen=True)

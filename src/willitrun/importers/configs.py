@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from .. import archs
 from ..archs import ARCHITECTURES
-from ..archs.bart import BartConfig as _BartSpec
+from ..archs.bart import BART_FAMILY
 from ..archs.base import ID_PATTERN
 from ..archs.cohere2 import COHERE2 as COHERE2  # the older families' keys live in their family files
 from ..archs.family import TRANSFORMERS_MODELS_URL as TRANSFORMERS_MODELS_URL
@@ -47,8 +47,6 @@ from ..archs.qwen2_vl import QwenVLTextConfig as _QwenVLTextSpec
 from ..archs.qwen3 import QWEN3 as QWEN3
 from ..archs.siglip import SiglipVisionConfig as _SiglipSpec
 from ..archs.starcoder2 import STARCODER2 as STARCODER2
-from ..archs.t5 import T5Config as _T5Spec
-from ..archs.whisper import WhisperConfig as _WhisperSpec
 from ..errors import SpecError, UsageError, clip
 from ..specs import AnyModelSpec, parse_model_spec
 
@@ -56,61 +54,6 @@ CHECKPOINT_DTYPES = ("float32", "float16", "bfloat16")
 _DTYPE_ALIASES = {"float": "float32", "half": "float16", "fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-T5 = ConfigClass(
-    "T5Config",
-    "t5/configuration_t5.py",
-    _T5Spec,
-    {
-        "vocab_size": 32128,
-        "d_model": 512,
-        "d_kv": 64,
-        "d_ff": 2048,
-        "num_layers": 6,
-        "num_decoder_layers": None,
-        "num_heads": 8,
-        "relative_attention_num_buckets": 32,
-        "relative_attention_max_distance": 128,
-        "feed_forward_proj": "relu",
-    },
-    copied=("n_positions",),
-)  # tie_word_embeddings: see _t5_tied
-MT5 = ConfigClass(
-    "MT5Config",
-    "mt5/configuration_mt5.py",
-    _T5Spec,
-    {
-        "vocab_size": 250112,
-        "d_model": 512,
-        "d_kv": 64,
-        "d_ff": 1024,
-        "num_layers": 8,
-        "num_decoder_layers": None,
-        "num_heads": 6,
-        "relative_attention_num_buckets": 32,
-        "relative_attention_max_distance": 128,
-        "feed_forward_proj": "gated-gelu",
-    },
-    copied=("n_positions",),
-)  # tie_word_embeddings: see _t5_tied
-WHISPER = ConfigClass(
-    "WhisperConfig",
-    "whisper/configuration_whisper.py",
-    _WhisperSpec,
-    {
-        "vocab_size": 51865,
-        "num_mel_bins": 80,
-        "d_model": 384,
-        "encoder_layers": 4,
-        "encoder_attention_heads": 6,
-        "encoder_ffn_dim": 1536,
-        "decoder_layers": 4,
-        "decoder_attention_heads": 6,
-        "decoder_ffn_dim": 1536,
-        "max_source_positions": 1500,
-        "max_target_positions": 448,
-        "tie_word_embeddings": True,
-    },
-)
 _CLIP_VISION_DEFAULTS = {
     "hidden_size": 768,
     "intermediate_size": 3072,
@@ -357,57 +300,6 @@ QWEN2_5_VL_VISION = ConfigClass(
         "fullatt_block_indexes": [7, 15, 23, 31],
     },
 )
-# issue 11: BART-shaped encoder-decoders; defaults of each class (transformers 5.23).
-_BART_SHAPE = {
-    "d_model": 1024,
-    "encoder_layers": 12,
-    "decoder_layers": 12,
-    "encoder_attention_heads": 16,
-    "decoder_attention_heads": 16,
-    "encoder_ffn_dim": 4096,
-    "decoder_ffn_dim": 4096,
-    "max_position_embeddings": 1024,
-    "tie_word_embeddings": True,
-}
-BART_FAMILY = {
-    "bart": ConfigClass(
-        "BartConfig",
-        "bart/configuration_bart.py",
-        _BartSpec,
-        {"vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False},
-    ),
-    "mbart": ConfigClass(
-        "MBartConfig",
-        "mbart/configuration_mbart.py",
-        _BartSpec,
-        {"vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False},
-    ),
-    "m2m_100": ConfigClass(
-        "M2M100Config",
-        "m2m_100/configuration_m2m_100.py",
-        _BartSpec,
-        {"vocab_size": 128112, **_BART_SHAPE, "activation_function": "relu", "scale_embedding": True},
-    ),
-    "marian": ConfigClass(
-        "MarianConfig",
-        "marian/configuration_marian.py",
-        _BartSpec,
-        {
-            "vocab_size": 58101,
-            **_BART_SHAPE,
-            "activation_function": "gelu",
-            "scale_embedding": False,
-            "share_encoder_decoder_embeddings": True,
-        },
-        copied=("decoder_vocab_size",),
-    ),
-    "pegasus": ConfigClass(
-        "PegasusConfig",
-        "pegasus/configuration_pegasus.py",
-        _BartSpec,
-        {"vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False},
-    ),
-}
 QWEN_VL = {"qwen2_vl": (QWEN2_VL_TEXT, QWEN2_VL_VISION), "qwen2_5_vl": (QWEN2_5_VL_TEXT, QWEN2_5_VL_VISION)}
 
 
@@ -690,7 +582,6 @@ def _register_component_rules() -> None:
 
     for arch in LANGUAGE_MODELS:
         COMPONENT_RULES.setdefault(arch, list(LM_WEIGHT_RULES))
-    COMPONENT_RULES.setdefault("mt5", COMPONENT_RULES["t5"])  # MT5ForConditionalGeneration: T5's module names
     from .weights import BUFFER
 
     # CLIPModel / SiglipModel (issue 11): older CLIP files also store the position_ids buffers
@@ -754,9 +645,8 @@ IMPORTABLE = tuple(
     a
     for a in ARCHITECTURES
     if a in LANGUAGE_MODELS
-    or a in ("t5", "whisper", "llava", "llava_next", "mllama", "mt5")
+    or a in ("llava", "llava_next", "mllama")
     or a in QWEN_VL
-    or a in BART_FAMILY
     or a in VISION_LANGUAGE
     or a in ("clip", "siglip", "pix2struct", "vision-encoder-decoder")
     or a in ("llava_onevision", *IDEFICS3_FAMILY)
@@ -875,17 +765,6 @@ def _sub(cfg: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any] | N
     return value
 
 
-def _t5_tied(cfg: Mapping[str, Any]) -> bool:
-    """Whether a T5 checkpoint shares its LM head with `shared`.
-
-    config.json files written by transformers 4.x say `tie_word_embeddings: false` for the untied
-    v1.1 / flan-t5 checkpoints (absent means tied, T5 v1.0). transformers 5.x T5Config turns that flag
-    into `scale_decoder_outputs` and always writes `tie_word_embeddings: true`, so a config it saved
-    carries the untied case as `scale_decoder_outputs: false`.
-    """
-    return cfg.get("tie_word_embeddings") is not False and cfg.get("scale_decoder_outputs") is not False
-
-
 def _model_type(cfg: Mapping[str, Any], default: str, where: str, source: str) -> str:
     """A sub-config's `model_type` (`default` when absent); anything but a string is a SpecError."""
     model_type = cfg.get("model_type", default)
@@ -986,12 +865,6 @@ def config_block(
         return model_type, _encoder_vision(cfg, model_type, source, sources)
     if model_type in LANGUAGE_MODELS:
         return model_type, _language_model(cfg, model_type, "config", source, sources)
-    if model_type in ("t5", "mt5"):
-        out = _block(cfg, T5 if model_type == "t5" else MT5, "config", sources)
-        out["tie_word_embeddings"] = _t5_tied(cfg)
-        return model_type, out
-    if model_type == "whisper":
-        return model_type, _block(cfg, WHISPER, "config", sources)
     if model_type in ("llava", "llava_next"):
         top = LLAVA if model_type == "llava" else LLAVA_NEXT
         text = _language_model(
@@ -1011,8 +884,6 @@ def config_block(
         return model_type, _llava_onevision(cfg, source, sources)
     if model_type in IDEFICS3_FAMILY:
         return model_type, _idefics3(cfg, model_type, source, sources)
-    if model_type in BART_FAMILY:
-        return model_type, _block(cfg, BART_FAMILY[model_type], "config", sources)
     if model_type in VISION_LANGUAGE:
         return model_type, _vision_language(cfg, model_type, source, sources, notes)
     text = _block(_sub(cfg, "text_config", source) or {}, MLLAMA_TEXT, "config.text_config", sources)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 
+from ..archs.family import BUFFER as BUFFER  # declared low: family modules name it in their rules
 from ..errors import SpecError
 from ..files import (
     SAFETENSORS_HEADER_CAP,
@@ -220,33 +221,12 @@ def first_float_dtype(tensors: list[StoredTensor]) -> str | None:
 # `vision_tower...`; transformers 5.23 still saves these) and as transformers 5 names its modules
 # (`model.language_model.layers...`, `model.vision_tower...`). A component of None is a stored
 # duplicate transformers ties on load (it takes no memory of its own).
-# A stored tensor that is a buffer, not a parameter (BART's final_logits_bias): left out of the
-# weights like the buffers willitrun does not model, and said so in a note.
-BUFFER = "(buffer)"
-_LM: list[tuple[str, str | None]] = [
-    (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
-    (r"(?:model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
-    (r"lm_head\.weight", "lm_head"),
-]
 _VLM_TEXT: list[tuple[str, str | None]] = [
     (r"(?:model\.language_model\.|language_model\.model\.)embed_tokens\.weight", "embeddings"),
     (r"(?:model\.language_model\.|language_model\.model\.)(?:layers\.\d+\..+|norm\.weight)", "decoder"),
     (r"(?:language_model\.)?lm_head\.weight", "lm_head"),
 ]
 COMPONENT_RULES: dict[str, list[tuple[str, str | None]]] = {
-    "t5": [
-        (r"shared\.weight", "embeddings"),
-        (r"(?:encoder|decoder)\.embed_tokens\.weight", None),  # T5ForConditionalGeneration ties both to shared
-        (r"encoder\.(?:block\.\d+\..+|final_layer_norm\.weight)", "encoder"),
-        (r"decoder\.(?:block\.\d+\..+|final_layer_norm\.weight)", "decoder"),
-        (r"lm_head\.weight", "lm_head"),
-    ],
-    "whisper": [
-        (r"model\.decoder\.embed_tokens\.weight", "embeddings"),
-        (r"model\.encoder\..+", "encoder"),
-        (r"model\.decoder\..+", "decoder"),
-        (r"proj_out\.weight", "lm_head"),
-    ],
     "llava": [
         (r"(?:model\.)?vision_tower\..+", "vision_tower"),
         (r"(?:model\.)?(?:multi_modal_projector\..+|image_newline)", "projector"),
@@ -272,22 +252,10 @@ _QWEN_VL: list[tuple[str, str | None]] = [
     (r"model\.(?:language_model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
     (r"lm_head\.weight", "lm_head"),
 ]
-# BART, mBART, M2M-100, Marian, Pegasus (transformers models/bart/modeling_bart.py and kin): the
-# shared embedding, then each stack with its positions and norms. Older checkpoints also store the
-# stacks' embed_tokens, tied to model.shared on load. final_logits_bias is a buffer, not a parameter.
-_BART: list[tuple[str, str | None]] = [
-    (r"model\.shared\.weight", "embeddings"),
-    (r"model\.(?:encoder|decoder)\.embed_tokens\.weight", None),
-    (r"model\.encoder\..+", "encoder"),
-    (r"model\.decoder\..+", "decoder"),
-    (r"lm_head\.weight", "lm_head"),
-    (r"final_logits_bias", BUFFER),
-]
 COMPONENT_RULES.update(
     {
         "qwen2_vl": _QWEN_VL,
         "qwen2_5_vl": _QWEN_VL,
-        **dict.fromkeys(("bart", "mbart", "m2m_100", "marian", "pegasus"), _BART),
     }
 )
 # GGUF names (llama.cpp gguf-py/gguf/constants.py MODEL_TENSORS): every per-layer tensor is blk.N.*,
