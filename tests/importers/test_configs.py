@@ -12,21 +12,14 @@ import pytest
 
 from tests.importers.helpers import transformers_parameters, write_config
 from willitrun import SpecError, UsageError, estimate
+from willitrun.archs.family import TRANSFORMERS_MODELS_URL, TRANSFORMERS_VERSION
+from willitrun.archs.llama import LLAMA, MISTRAL
+from willitrun.archs.llava import CLIP_VISION, LLAVA, LLAVA_NEXT
+from willitrun.archs.mllama import MLLAMA_TEXT, MLLAMA_VISION
 from willitrun.archs.t5 import T5
 from willitrun.archs.whisper import WHISPER
 from willitrun.catalog import load_spec
 from willitrun.importers import spec_from_config, spec_from_path, write_spec_yaml
-from willitrun.importers.configs import (
-    CLIP_VISION,
-    LLAMA,
-    LLAVA,
-    LLAVA_NEXT,
-    MISTRAL,
-    MLLAMA_TEXT,
-    MLLAMA_VISION,
-    TRANSFORMERS_MODELS_URL,
-    TRANSFORMERS_VERSION,
-)
 from willitrun.memory import attention
 from willitrun.validate import validate_file
 

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from ..records import Field
-from . import llama, siglip
+from . import llama, llava, siglip
 from .base import Geometry, Layers, ModelSpecBase, Positions, Stage, Strict, Tensor, TokenId, norm
 from .family import Family, GGUFRules, swa_period
 from .gemma2 import Gemma2Config, SoftCap
-from .llama import Anatomy
+from .llama import LM_WEIGHT_RULES, Anatomy
 from .siglip import SiglipVisionConfig
 
 ARCHITECTURES = ("gemma3_text", "gemma3")
@@ -146,4 +146,5 @@ FAMILY: Family[Any] = Family(
     # llama.cpp calls the language model gemma3 (LLM_ARCH_GEMMA3): set_swa_pattern(6), n_swa from the file
     gguf_architectures=("gemma3",),
     gguf_rules={"gemma3": GGUFRules(swa=swa_period(6))},
+    weight_rules={"gemma3_text": LM_WEIGHT_RULES, "gemma3": llava.WEIGHT_RULES},  # Gemma 3 stores its towers as LLaVA,
 )

@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 
 from .. import limits as L
 from ..records import Field, field_validator, model_validator
-from . import llama, siglip
+from . import llama, llava, siglip
 from .base import (
     FeatureLayer,
     Geometry,
@@ -259,4 +259,16 @@ def cross_source_tokens(spec: LlavaOnevisionSpec, images: int, encoder_tokens: i
     return 0
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages)
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    sized_stages=stages,
+    weight_rules={
+        "llava_onevision": llava.WEIGHT_RULES
+    },  # LLaVA's names: vision_tower.*, multi_modal_projector.*, language_model.*,
+)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Literal
 
 from ..records import Field, model_validator
-from . import llama
+from . import llama, llava
 from .base import (
     Channels,
     FeatureLayer,
@@ -187,4 +187,16 @@ def cross_source_tokens(spec: Mistral3Spec, images: int, encoder_tokens: int) ->
     return 0
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages)
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    sized_stages=stages,
+    weight_rules={
+        "mistral3": llava.WEIGHT_RULES
+    },  # LLaVA's names: vision_tower.*, multi_modal_projector.*, language_model.*,
+)

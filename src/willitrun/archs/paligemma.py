@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from . import llama, siglip
+from . import llama, llava, siglip
 from .base import Geometry, Hidden, ModelSpecBase, Stage, Strict, Tensor, TokenId, linear
 from .family import Family
 from .gemma import GemmaConfig
@@ -84,4 +84,15 @@ def cross_source_tokens(spec: PaliGemmaSpec, images: int, encoder_tokens: int) -
     return 0
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    weight_rules={
+        "paligemma": llava.WEIGHT_RULES
+    },  # LLaVA's names: vision_tower.*, multi_modal_projector.*, language_model.*,
+)

@@ -30,20 +30,16 @@ from ..archs.gemma3 import Gemma3TextConfig as _Gemma3TextSpec
 from ..archs.granite import GRANITE as GRANITE
 from ..archs.idefics3 import Idefics3Config as _Idefics3Spec
 from ..archs.idefics3 import Idefics3VisionConfig as _Idefics3VisionSpec
-from ..archs.llama import LLAMA, LM_WEIGHT_RULES, MISTRAL
-from ..archs.llava import ClipVisionConfig as _ClipSpec
-from ..archs.llava import LlavaConfig as _LlavaSpec
+from ..archs.llama import LLAMA, LM_WEIGHT_RULES
+from ..archs.llava import CLIP_VISION, clip_vision
+from ..archs.llava import TEXT_MODELS as LLAVA_TEXT_MODELS
 from ..archs.llava_onevision import DEFAULT_PINPOINTS
 from ..archs.llava_onevision import LlavaOnevisionConfig as _LlavaOnevisionSpec
 from ..archs.mistral3 import Mistral3Config as _Mistral3Spec
 from ..archs.mistral3 import PixtralVisionConfig as _PixtralSpec
-from ..archs.mllama import MllamaTextConfig as _MllamaTextSpec
-from ..archs.mllama import MllamaVisionConfig as _MllamaVisionSpec
 from ..archs.paligemma import PaliGemmaConfig as _PaliGemmaSpec
 from ..archs.phi3 import PHI3 as PHI3
 from ..archs.qwen2 import QWEN2
-from ..archs.qwen2_vl import Qwen2VLVisionConfig as _QwenVLVisionSpec
-from ..archs.qwen2_vl import QwenVLTextConfig as _QwenVLTextSpec
 from ..archs.qwen3 import QWEN3 as QWEN3
 from ..archs.siglip import SiglipVisionConfig as _SiglipSpec
 from ..archs.starcoder2 import STARCODER2 as STARCODER2
@@ -54,54 +50,6 @@ CHECKPOINT_DTYPES = ("float32", "float16", "bfloat16")
 _DTYPE_ALIASES = {"float": "float32", "half": "float16", "fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-_CLIP_VISION_DEFAULTS = {
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "image_size": 224,
-    "patch_size": 32,
-    "num_channels": 3,
-    "hidden_act": "quick_gelu",
-}
-CLIP_VISION = ConfigClass(
-    "CLIPVisionConfig", "clip/configuration_clip.py", _ClipSpec, _CLIP_VISION_DEFAULTS, copied=("projection_dim",)
-)
-# LlavaConfig.sub_configs_defaults["vision_config"].init_kwargs: used only when config.json has no
-# vision_config at all (a vision_config dict gets plain CLIPVisionConfig defaults for what it omits).
-_LLAVA_VISION_INIT = {
-    "intermediate_size": 4096,
-    "hidden_size": 1024,
-    "patch_size": 14,
-    "image_size": 336,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 16,
-}
-_LLAVA_TOP = {
-    "projector_hidden_act": "gelu",
-    "multimodal_projector_bias": True,
-    "vision_feature_layer": -2,
-    "vision_feature_select_strategy": "default",
-    "tie_word_embeddings": False,
-}
-LLAVA = ConfigClass(
-    "LlavaConfig",
-    "llava/configuration_llava.py",
-    _LlavaSpec,
-    _LLAVA_TOP,
-    copied=("image_token_index", "image_seq_length"),
-)
-LLAVA_NEXT = ConfigClass(
-    "LlavaNextConfig",
-    "llava_next/configuration_llava_next.py",
-    _LlavaSpec,
-    {
-        **_LLAVA_TOP,
-        "image_grid_pinpoints": [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
-    },
-    copied=("image_token_index", "image_seq_length"),
-    none_is_default=("image_grid_pinpoints",),
-)
 # issue 11: LLaVA-OneVision (SigLIP tower, Qwen2 text model), Idefics3 and SmolVLM (SigLIP-shaped tower, Llama)
 SIGLIP_VISION = ConfigClass(
     "SiglipVisionConfig",
@@ -176,44 +124,6 @@ SMOLVLM = ConfigClass(
     copied=("image_token_id",),
 )
 IDEFICS3_FAMILY = {"idefics3": (IDEFICS3, IDEFICS3_VISION), "smolvlm": (SMOLVLM, SMOLVLM_VISION)}
-MLLAMA_TEXT = ConfigClass(
-    "MllamaTextConfig",
-    "mllama/configuration_mllama.py",
-    _MllamaTextSpec,
-    {
-        "vocab_size": 128256,
-        "hidden_size": 4096,
-        "intermediate_size": 14336,
-        "num_hidden_layers": 40,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 8,
-        "max_position_embeddings": 131072,
-        "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38],
-        "hidden_act": "silu",
-        "tie_word_embeddings": False,
-    },
-    none_is_default=("cross_attention_layers",),
-)
-MLLAMA_VISION = ConfigClass(
-    "MllamaVisionConfig",
-    "mllama/configuration_mllama.py",
-    _MllamaVisionSpec,
-    {
-        "hidden_size": 1280,
-        "intermediate_size": 5120,
-        "num_hidden_layers": 32,
-        "num_global_layers": 8,
-        "attention_heads": 16,
-        "image_size": 448,
-        "patch_size": 14,
-        "num_channels": 3,
-        "max_num_tiles": 4,
-        "vision_output_dim": 7680,
-        "intermediate_layers_indices": [3, 7, 15, 23, 30],
-        "supported_aspect_ratios": [[1, 1], [1, 2], [1, 3], [1, 4], [2, 1], [2, 2], [3, 1], [4, 1]],
-    },
-    none_is_default=("intermediate_layers_indices", "supported_aspect_ratios"),
-)
 _GEMMA_ACT = ("hidden_act", "hidden_activation")
 GEMMA3_TEXT = ConfigClass(
     "Gemma3TextConfig",
@@ -237,70 +147,6 @@ GEMMA3_TEXT = ConfigClass(
     },
     copied=(*_GEMMA_ACT, "layer_types", "sliding_window_pattern"),
 )  # pattern: a kwarg, 6 when absent
-
-
-# issue 11: Qwen2-VL / Qwen2.5-VL. The text defaults are Qwen2-72B's in both classes.
-_QWEN_VL_TEXT = {
-    "vocab_size": 152064,
-    "hidden_size": 8192,
-    "intermediate_size": 29568,
-    "num_hidden_layers": 80,
-    "num_attention_heads": 64,
-    "num_key_value_heads": 8,
-    "max_position_embeddings": 32768,
-    "hidden_act": "silu",
-    "use_sliding_window": False,
-    "sliding_window": 4096,
-    "max_window_layers": 80,
-}
-QWEN2_VL_TEXT = ConfigClass(
-    "Qwen2VLTextConfig", "qwen2_vl/configuration_qwen2_vl.py", _QwenVLTextSpec, _QWEN_VL_TEXT, copied=("layer_types",)
-)
-QWEN2_5_VL_TEXT = ConfigClass(
-    "Qwen2_5_VLTextConfig",
-    "qwen2_5_vl/configuration_qwen2_5_vl.py",
-    _QwenVLTextSpec,
-    _QWEN_VL_TEXT,
-    copied=("layer_types",),
-)
-QWEN2_VL_VISION = ConfigClass(
-    "Qwen2VLVisionConfig",
-    "qwen2_vl/configuration_qwen2_vl.py",
-    _QwenVLVisionSpec,
-    {
-        "depth": 32,
-        "embed_dim": 1280,
-        "hidden_size": 3584,
-        "hidden_act": "quick_gelu",
-        "mlp_ratio": 4,
-        "num_heads": 16,
-        "in_channels": 3,
-        "patch_size": 14,
-        "spatial_merge_size": 2,
-        "temporal_patch_size": 2,
-    },
-)
-QWEN2_5_VL_VISION = ConfigClass(
-    "Qwen2_5_VLVisionConfig",
-    "qwen2_5_vl/configuration_qwen2_5_vl.py",
-    _QwenVLVisionSpec,
-    {
-        "depth": 32,
-        "hidden_size": 3584,
-        "hidden_act": "silu",
-        "intermediate_size": 3420,
-        "num_heads": 16,
-        "in_channels": 3,
-        "patch_size": 14,
-        "spatial_merge_size": 2,
-        "temporal_patch_size": 2,
-        "tokens_per_second": 4,
-        "window_size": 112,
-        "out_hidden_size": 3584,
-        "fullatt_block_indexes": [7, 15, 23, 31],
-    },
-)
-QWEN_VL = {"qwen2_vl": (QWEN2_VL_TEXT, QWEN2_VL_VISION), "qwen2_5_vl": (QWEN2_5_VL_TEXT, QWEN2_5_VL_VISION)}
 
 
 # issue 11: Gemma 3 (vision), PaliGemma and Mistral 3: a composite config whose sub-configs are built by
@@ -531,7 +377,6 @@ ENCODER_VISION = _encoder_vision_classes()
 LANGUAGE_MODELS = {
     "gemma3_text": GEMMA3_TEXT,
 }
-LLAVA_TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models LlavaConfig specs model
 # Fields that fix a model's size: when config.json omits one, the estimate rests on transformers'
 # default for it, which is some other model's value -- said in a warning-worthy note.
 SHAPE_FIELDS = frozenset(
@@ -628,7 +473,6 @@ def _register_vlm_component_rules() -> None:
     model.connector.modality_projection.*, model.text_model.*, lm_head)."""
     from .weights import COMPONENT_RULES
 
-    COMPONENT_RULES.setdefault("llava_onevision", COMPONENT_RULES["llava"])
     rules: list[tuple[str, str | None]] = [
         (r"(?:model\.)?vision_model\..+", "vision_tower"),
         (r"(?:model\.)?connector\..+", "projector"),
@@ -645,8 +489,6 @@ IMPORTABLE = tuple(
     a
     for a in ARCHITECTURES
     if a in LANGUAGE_MODELS
-    or a in ("llava", "llava_next", "mllama")
-    or a in QWEN_VL
     or a in VISION_LANGUAGE
     or a in ("clip", "siglip", "pix2struct", "vision-encoder-decoder")
     or a in ("llava_onevision", *IDEFICS3_FAMILY)
@@ -795,26 +637,6 @@ def _language_model(
     return out
 
 
-def _clip(cfg: Mapping[str, Any] | None, top: ConfigClass, source: str, sources: dict[str, str]) -> dict[str, Any]:
-    where = "config.vision_config"
-    if cfg is None:
-        # No vision_config: CLIPVisionConfig with the LLaVA class's init_kwargs, cited to that class.
-        defaults = {**_CLIP_VISION_DEFAULTS, **_LLAVA_VISION_INIT}
-        out = {"model_type": "clip_vision_model"}
-        out.update(_block({}, CLIP_VISION, where, sources, defaults))
-        for field in _LLAVA_VISION_INIT:
-            if f"{where}.{field}" in sources:
-                sources[f"{where}.{field}"] = top.url
-        return out
-    model_type = _model_type(cfg, "clip_vision_model", where, source)
-    if model_type != "clip_vision_model":
-        raise UsageError(
-            f"{source}: vision_config.model_type {clip(repr(model_type))} is not supported; "
-            f"supported: clip_vision_model; {HOW_TO_ADD}"
-        )
-    return {"model_type": model_type, **_block(cfg, CLIP_VISION, where, sources)}
-
-
 # --------------------------------------------------------------------------------------------------
 # The spec
 # --------------------------------------------------------------------------------------------------
@@ -865,40 +687,13 @@ def config_block(
         return model_type, _encoder_vision(cfg, model_type, source, sources)
     if model_type in LANGUAGE_MODELS:
         return model_type, _language_model(cfg, model_type, "config", source, sources)
-    if model_type in ("llava", "llava_next"):
-        top = LLAVA if model_type == "llava" else LLAVA_NEXT
-        text = _language_model(
-            _sub(cfg, "text_config", source), "llama", "config.text_config", source, sources, LLAVA_TEXT_MODELS
-        )
-        vision = _clip(_sub(cfg, "vision_config", source), top, source, sources)
-        out = {"text_config": text, "vision_config": vision, **_block(cfg, top, "config", sources)}
-        if out.get("tie_word_embeddings") is True and text.get("tie_word_embeddings") is not True:
-            # LlavaForConditionalGeneration ties lm_head when the top-level flag is set
-            # (LlavaConfig.__post_init__ also raises it from text_config's): one flag for both.
-            text["tie_word_embeddings"] = True
-            notes.append("tie_word_embeddings: the top-level flag ties the LM head, so text_config carries it too.")
-        return model_type, out
-    if model_type in QWEN_VL:
-        return model_type, _qwen_vl(cfg, model_type, source, sources, notes)
     if model_type == "llava_onevision":
         return model_type, _llava_onevision(cfg, source, sources)
     if model_type in IDEFICS3_FAMILY:
         return model_type, _idefics3(cfg, model_type, source, sources)
     if model_type in VISION_LANGUAGE:
         return model_type, _vision_language(cfg, model_type, source, sources, notes)
-    text = _block(_sub(cfg, "text_config", source) or {}, MLLAMA_TEXT, "config.text_config", sources)
-    vision = _block(_sub(cfg, "vision_config", source) or {}, MLLAMA_VISION, "config.vision_config", sources)
-    if text.get("tie_word_embeddings") is True:
-        # MllamaForConditionalGeneration has no _tied_weights_keys: its lm_head is always separate.
-        text["tie_word_embeddings"] = False
-        notes.append(
-            "text_config.tie_word_embeddings is true in the source, but transformers never ties "
-            "Mllama's LM head (MllamaForConditionalGeneration has no tied weights): written as false."
-        )
-    mllama: dict[str, Any] = {"text_config": text, "vision_config": vision}
-    if "image_token_index" in cfg:
-        mllama["image_token_index"] = cfg["image_token_index"]
-    return model_type, mllama
+    raise AssertionError(model_type)  # IMPORTABLE lists only the model types above
 
 
 def _typed(
@@ -946,33 +741,13 @@ def _encoder_vision(cfg: Mapping[str, Any], model_type: str, source: str, source
     text = _typed(_sub(cfg, "text_config", source), "config.text_config", (text_type,), text_type, source, sources)
     vision_cfg = _sub(cfg, "vision_config", source)
     if model_type == "clip":
-        vision = _clip(vision_cfg or {}, CLIP_VISION, source, sources)
+        vision = clip_vision(_Reading(source, sources, []), vision_cfg or {}, CLIP_VISION)
     else:
         vision = _typed(vision_cfg, "config.vision_config", (vision_type,), vision_type, source, sources)
     out = {"text_config": text, "vision_config": vision}
     if model_type in ENCODER_VISION:
         out.update(_block(cfg, ENCODER_VISION[model_type], "config", sources))
     return out
-
-
-def _qwen_vl(
-    cfg: Mapping[str, Any], model_type: str, source: str, sources: dict[str, str], notes: list[str]
-) -> dict[str, Any]:
-    """Qwen2-VL / Qwen2.5-VL: the hub files keep the text fields at the top level (Qwen2VLConfig.__post_init__
-    moves them into text_config); transformers >= 4.52 writes them nested. Either is read."""
-    text_cls, vision_cls = QWEN_VL[model_type]
-    nested = _sub(cfg, "text_config", source)
-    text = _block(nested if nested is not None else cfg, text_cls, "config.text_config", sources)
-    vision = _block(_sub(cfg, "vision_config", source) or {}, vision_cls, "config.vision_config", sources)
-    tied = bool(cfg.get("tie_word_embeddings", False))
-    text["tie_word_embeddings"] = tied or bool((nested or {}).get("tie_word_embeddings", False))
-    notes.append(
-        "Image tokens follow the preprocessor's pixel bounds, which config.json does not hold: "
-        f"transformers' defaults (min_pixels {3136}, max_pixels {28 * 28 * 1280}, 1,280 tokens per image) "
-        "are assumed; the Qwen hub repos' preprocessor_config.json allows up to 12845056 pixels "
-        "(16,384 tokens): add `preprocessor: {min_pixels: ..., max_pixels: ...}` to the spec."
-    )
-    return {"tie_word_embeddings": tied, "text_config": text, "vision_config": vision}
 
 
 def _sub_config(
@@ -1267,7 +1042,6 @@ def unusable_values(spec: AnyModelSpec) -> list[str]:
     validation follows what transformers accepts, so these are warned about, never refused (issue 20)."""
     from ..archs.gemma3 import Gemma3Spec
     from ..archs.idefics3 import Idefics3Spec
-    from ..archs.qwen2_vl import QwenVLSpec
 
     out = []
     if isinstance(spec, Gemma3Spec) and not spec.config.pooling_fits:
@@ -1284,13 +1058,6 @@ def unusable_values(spec: AnyModelSpec) -> list[str]:
                 f"Warning: scale_factor ({scale}) does not divide the {v.image_size // v.patch_size} patches "
                 "per side: the connector's pixel shuffle would fail in a forward pass; sized as written."
             )
-    if isinstance(spec, QwenVLSpec) and spec.merger_width != spec.config.text_config.hidden_size:
-        field = "hidden_size" if spec.architecture == "qwen2_vl" else "out_hidden_size"
-        out.append(
-            f"Warning: vision_config.{field} ({spec.merger_width}), the merger's output, is not "
-            f"text_config.hidden_size ({spec.config.text_config.hidden_size}): image features would not fit "
-            "the language model in a forward pass; sized as written."
-        )
     own = getattr(spec, "unusable_values", None)  # a family module states its own (archs/qwen3_vl.py)
     if callable(own):
         out.extend(own())

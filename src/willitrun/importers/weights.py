@@ -217,47 +217,10 @@ def first_float_dtype(tensors: list[StoredTensor]) -> str | None:
 # --------------------------------------------------------------------------------------------------
 # Tensor names -> willitrun components
 # --------------------------------------------------------------------------------------------------
-# Tensor names in both layouts: as checkpoints store them (`language_model.model.layers...`,
-# `vision_tower...`; transformers 5.23 still saves these) and as transformers 5 names its modules
-# (`model.language_model.layers...`, `model.vision_tower...`). A component of None is a stored
-# duplicate transformers ties on load (it takes no memory of its own).
-_VLM_TEXT: list[tuple[str, str | None]] = [
-    (r"(?:model\.language_model\.|language_model\.model\.)embed_tokens\.weight", "embeddings"),
-    (r"(?:model\.language_model\.|language_model\.model\.)(?:layers\.\d+\..+|norm\.weight)", "decoder"),
-    (r"(?:language_model\.)?lm_head\.weight", "lm_head"),
-]
-COMPONENT_RULES: dict[str, list[tuple[str, str | None]]] = {
-    "llava": [
-        (r"(?:model\.)?vision_tower\..+", "vision_tower"),
-        (r"(?:model\.)?(?:multi_modal_projector\..+|image_newline)", "projector"),
-        *_VLM_TEXT,
-    ],
-    "mllama": [
-        (r"(?:model\.)?vision_model\..+", "vision_tower"),
-        (r"(?:model\.)?multi_modal_projector\.(?:weight|bias)", "projector"),
-        *_VLM_TEXT,
-    ],
-}
-# Gemma 3, PaliGemma and Mistral 3 store (and name) their towers as LLaVA does: vision_tower.*,
-# multi_modal_projector.* (Gemma 3's mm_input_projection_weight included), language_model.model.*.
-for _arch in ("llava_next", "gemma3", "paligemma", "mistral3"):
-    COMPONENT_RULES[_arch] = COMPONENT_RULES["llava"]
-# Qwen2-VL / Qwen2.5-VL checkpoints keep the language model at the top (model.embed_tokens,
-# model.layers.N, lm_head) next to `visual.*`; transformers 5 names the modules model.language_model.*
-# and model.visual.*. The merger (ln_q + mlp) is the projector.
-_QWEN_VL: list[tuple[str, str | None]] = [
-    (r"(?:model\.)?visual\.merger\..+", "projector"),
-    (r"(?:model\.)?visual\..+", "vision_tower"),
-    (r"model\.(?:language_model\.)?embed_tokens\.weight", "embeddings"),
-    (r"model\.(?:language_model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
-    (r"lm_head\.weight", "lm_head"),
-]
-COMPONENT_RULES.update(
-    {
-        "qwen2_vl": _QWEN_VL,
-        "qwen2_5_vl": _QWEN_VL,
-    }
-)
+# A component of None is a stored duplicate transformers ties on load (it takes no memory of its own); BUFFER
+# marks a buffer (archs/family.py). The rules of an architecture are its family's (`weight_rules`); this table
+# holds llama.cpp's GGUF names, which the families share.
+COMPONENT_RULES: dict[str, list[tuple[str, str | None]]] = {}
 # GGUF names (llama.cpp gguf-py/gguf/constants.py MODEL_TENSORS): every per-layer tensor is blk.N.*,
 # the experts included (ffn_{gate,up,down}_exps stacked 3-D, the router ffn_gate_inp, Qwen2-MoE's
 # shared expert ffn_*_shexp and its gate ffn_gate_inp_shexp), so the llama-like and MoE
