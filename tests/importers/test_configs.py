@@ -597,17 +597,15 @@ def test_config_json_is_not_modified(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # Families added with the architecture registry (willitrun/archs)
 # --------------------------------------------------------------------------------------------------
-from willitrun.importers.configs import (  # noqa: E402
-    COHERE2,
-    GEMMA,
-    GEMMA2,
-    GEMMA3_TEXT,
-    GRANITE,
-    PHI3,
-    QWEN2,
-    QWEN3,
-    STARCODER2,
-)
+from willitrun.archs.cohere2 import COHERE2  # noqa: E402
+from willitrun.archs.gemma import GEMMA  # noqa: E402
+from willitrun.archs.gemma2 import GEMMA2  # noqa: E402
+from willitrun.archs.gemma3 import GEMMA3_TEXT  # noqa: E402
+from willitrun.archs.granite import GRANITE  # noqa: E402
+from willitrun.archs.phi3 import PHI3  # noqa: E402
+from willitrun.archs.qwen2 import QWEN2  # noqa: E402
+from willitrun.archs.qwen3 import QWEN3  # noqa: E402
+from willitrun.archs.starcoder2 import STARCODER2  # noqa: E402
 
 NEW_FAMILY_CASES = [
     (

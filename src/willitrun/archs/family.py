@@ -99,12 +99,16 @@ class ConfigReading(Protocol):
         """The error for a value no model can be built from (a SpecError naming the source)."""
         ...
 
+    def shown(self, value: object) -> str:
+        """A value read from the file, for a message: its repr, clipped."""
+        ...
+
 
 # (reading, the config.json mapping, its model_type) -> the spec's `config` block
 ConfigReader = Callable[[ConfigReading, Mapping[str, Any], str], dict[str, Any]]
-# (the spec's config block, notes, source) -> the spec's `preprocessor` block (what preprocessor_config.json
-# would say, assumed and said in a note)
-PreprocessorReader = Callable[[Mapping[str, Any], list[str], str], dict[str, Any]]
+# (reading, the spec's config block) -> the spec's `preprocessor` block: what preprocessor_config.json would say,
+# assumed and said in a note
+PreprocessorReader = Callable[[ConfigReading, Mapping[str, Any]], dict[str, Any]]
 
 
 # (block_count, the file's <arch>.attention.sliding_window or None) -> (window, period of set_swa_pattern) of the
