@@ -14,7 +14,7 @@ from ..records import Field, model_validator
 from . import llama
 from .base import Geometry, Layers, ModelSpecBase, Positions
 from .family import ConfigClass, Family, GGUFRules, swa_period
-from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, layer_window, stages, tensors
+from .llama import LM_WEIGHT_RULES, Anatomy, DecoderConfig, LayerType, check_layer_types, layer_window, stages, tensors
 
 ARCHITECTURES = ("cohere2",)
 
@@ -106,4 +106,5 @@ FAMILY = Family(
     # llama.cpp LLM_ARCH_COHERE2: set_swa_pattern(4) unless cohere2.attention.sliding_window_pattern says otherwise
     gguf_architectures=("cohere2",),
     gguf_rules={"cohere2": GGUFRules(swa=swa_period(4))},
+    weight_rules={"cohere2": LM_WEIGHT_RULES},
 )

@@ -13,7 +13,7 @@ from . import llama
 from .base import Geometry, ModelSpecBase, Positions
 from .family import ConfigClass, Family, GGUFRules, swa_period
 from .gemma import _GEMMA_ACT, GemmaConfig
-from .llama import Anatomy, LayerType, check_layer_types, layer_window, stages, tensors
+from .llama import LM_WEIGHT_RULES, Anatomy, LayerType, check_layer_types, layer_window, stages, tensors
 
 ARCHITECTURES = ("gemma2",)
 SoftCap = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
@@ -100,4 +100,5 @@ FAMILY = Family(
     # llama.cpp LLM_ARCH_GEMMA2: set_swa_pattern(2), n_swa from gemma2.attention.sliding_window
     gguf_architectures=("gemma2",),
     gguf_rules={"gemma2": GGUFRules(swa=swa_period(2))},
+    weight_rules={"gemma2": LM_WEIGHT_RULES},
 )

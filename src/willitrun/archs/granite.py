@@ -10,7 +10,7 @@ from ..records import Field
 from . import llama
 from .base import ModelSpecBase
 from .family import ConfigClass, Family
-from .llama import Anatomy, DecoderConfig, stages, tensors
+from .llama import LM_WEIGHT_RULES, Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("granite",)
 Multiplier = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
@@ -78,4 +78,5 @@ FAMILY = Family(
     cross_source_tokens,
     config_json={"granite": GRANITE},
     gguf_architectures=("granite",),
+    weight_rules={"granite": LM_WEIGHT_RULES},
 )

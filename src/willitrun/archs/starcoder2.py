@@ -9,7 +9,7 @@ from typing import Literal
 from . import llama
 from .base import Geometry, ModelSpecBase, Positions
 from .family import ConfigClass, Family
-from .llama import Anatomy, DecoderConfig, stages, tensors
+from .llama import LM_WEIGHT_RULES, Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("starcoder2",)
 
@@ -82,4 +82,6 @@ FAMILY = Family(
     cross_source_tokens,
     config_json={"starcoder2": STARCODER2},
     gguf_architectures=("starcoder2",),
+    # Starcoder2Model.norm is a LayerNorm with a bias
+    weight_rules={"starcoder2": (*LM_WEIGHT_RULES, (r"(?:model\.)?norm\.bias", "decoder"))},
 )
