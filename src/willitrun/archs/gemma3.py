@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 from ..records import Field
-from . import llama, llava, siglip
+from . import llama, siglip
 from .base import Geometry, Layers, ModelSpecBase, Positions, Stage, Strict, Tensor, TokenId, norm
 from .family import ConfigClass, ConfigReading, Family, GGUFRules, swa_period
 from .gemma2 import Gemma2Config, SoftCap
@@ -213,7 +213,10 @@ FAMILY: Family[Any] = Family(
     # llama.cpp calls the language model gemma3 (LLM_ARCH_GEMMA3): set_swa_pattern(6), n_swa from the file
     gguf_architectures=("gemma3",),
     gguf_rules={"gemma3": GGUFRules(swa=swa_period(6))},
-    weight_rules={"gemma3_text": LM_WEIGHT_RULES, "gemma3": llava.WEIGHT_RULES},  # Gemma 3 stores its towers as LLaVA,
+    weight_rules={
+        "gemma3_text": LM_WEIGHT_RULES,
+        "gemma3": llama.LLAVA_WEIGHT_RULES,
+    },  # Gemma 3 stores its towers as LLaVA,
     config_json={"gemma3_text": GEMMA3_TEXT},
     read_config={"gemma3": read_config},
 )

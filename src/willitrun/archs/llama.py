@@ -338,6 +338,21 @@ LM_FINAL_LAYERNORM_WEIGHT_RULES: WeightRules = (
     (r"(?:model\.)?(?:layers\.\d+\..+|final_layernorm\.weight)", "decoder"),
     (r"lm_head\.weight", "lm_head"),
 )
+# Tensor names in both layouts: as checkpoints store them (`language_model.model.layers...`,
+# `vision_tower...`; transformers 5.23 still saves these) and as transformers 5 names its modules
+# (`model.language_model.layers...`, `model.vision_tower...`).
+VLM_TEXT_WEIGHT_RULES: WeightRules = (
+    (r"(?:model\.language_model\.|language_model\.model\.)embed_tokens\.weight", "embeddings"),
+    (r"(?:model\.language_model\.|language_model\.model\.)(?:layers\.\d+\..+|norm\.weight)", "decoder"),
+    (r"(?:language_model\.)?lm_head\.weight", "lm_head"),
+)
+# LLaVA's towers (LLaVA-NeXT, LLaVA-OneVision, Gemma 3, PaliGemma and Mistral 3 store and name theirs the same way:
+# vision_tower.*, multi_modal_projector.* (Gemma 3's mm_input_projection_weight included), image_newline)
+LLAVA_WEIGHT_RULES: WeightRules = (
+    (r"(?:model\.)?vision_tower\..+", "vision_tower"),
+    (r"(?:model\.)?(?:multi_modal_projector\..+|image_newline)", "projector"),
+    *VLM_TEXT_WEIGHT_RULES,
+)
 # the config.json keys transformers' classes read and their defaults (moved from importers/configs.py)
 LLAMA = ConfigClass(
     "LlamaConfig",

@@ -29,8 +29,8 @@ from .base import (
     lists_to_tuples,
     norm,
 )
-from .family import ConfigClass, ConfigReading, Family, WeightRules
-from .llama import LLAMA, MISTRAL, LlamaConfig
+from .family import ConfigClass, ConfigReading, Family
+from .llama import LLAMA, LLAVA_WEIGHT_RULES, MISTRAL, LlamaConfig
 
 ARCHITECTURES = ("llava", "llava_next")
 
@@ -328,21 +328,7 @@ LLAVA_NEXT = ConfigClass(
     none_is_default=("image_grid_pinpoints",),
 )
 TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models LlavaConfig specs model
-# Tensor names in both layouts: as checkpoints store them (`language_model.model.layers...`,
-# `vision_tower...`; transformers 5.23 still saves these) and as transformers 5 names its modules
-# (`model.language_model.layers...`, `model.vision_tower...`).
-VLM_TEXT_WEIGHT_RULES: WeightRules = (
-    (r"(?:model\.language_model\.|language_model\.model\.)embed_tokens\.weight", "embeddings"),
-    (r"(?:model\.language_model\.|language_model\.model\.)(?:layers\.\d+\..+|norm\.weight)", "decoder"),
-    (r"(?:language_model\.)?lm_head\.weight", "lm_head"),
-)
-# LLaVA's towers (LLaVA-NeXT, LLaVA-OneVision, Gemma 3, PaliGemma and Mistral 3 store and name theirs the same way:
-# vision_tower.*, multi_modal_projector.* (Gemma 3's mm_input_projection_weight included), image_newline)
-WEIGHT_RULES: WeightRules = (
-    (r"(?:model\.)?vision_tower\..+", "vision_tower"),
-    (r"(?:model\.)?(?:multi_modal_projector\..+|image_newline)", "projector"),
-    *VLM_TEXT_WEIGHT_RULES,
-)
+WEIGHT_RULES = LLAVA_WEIGHT_RULES  # archs/llama.py: LLaVA's layout, shared with the families that store theirs so
 
 
 def absent_tower(reading: ConfigReading, cls: ConfigClass, init: Mapping[str, Any], top: ConfigClass) -> dict[str, Any]:

@@ -33,7 +33,6 @@ from .base import (
     norm,
 )
 from .family import ConfigClass, ConfigReading, Family, WeightRules
-from .llava import VLM_TEXT_WEIGHT_RULES
 
 ARCHITECTURES = ("mllama",)
 
@@ -304,7 +303,7 @@ MLLAMA_VISION = ConfigClass(
 WEIGHT_RULES: WeightRules = (
     (r"(?:model\.)?vision_model\..+", "vision_tower"),
     (r"(?:model\.)?multi_modal_projector\.(?:weight|bias)", "projector"),
-    *VLM_TEXT_WEIGHT_RULES,
+    *llama.VLM_TEXT_WEIGHT_RULES,
 )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
-from . import llama, llava, siglip
+from . import llama, siglip
 from .base import Geometry, Hidden, ModelSpecBase, Stage, Strict, Tensor, TokenId, linear
 from .family import ConfigClass, ConfigReading, Family
 from .gemma import GEMMA, GemmaConfig
@@ -152,7 +152,7 @@ FAMILY = Family(
     image_tokens,
     cross_source_tokens,
     weight_rules={
-        "paligemma": llava.WEIGHT_RULES
+        "paligemma": llama.LLAVA_WEIGHT_RULES
     },  # LLaVA's names: vision_tower.*, multi_modal_projector.*, language_model.*,
     read_config={"paligemma": read_config},
 )
