@@ -118,8 +118,9 @@ SwaRule = Callable[[int, int | None], tuple[int, int] | None]
 
 @dataclass(frozen=True)
 class GGUFRules:
-    """What llama.cpp's loader (src/llama-model.cpp load_hparams) knows about one GGUF architecture of the family
-    that the file's metadata does not say; importers/gguf_generic.py reads everything else from the metadata.
+    """How the family reads one GGUF architecture into its own spec (`decoder`, `moe`, `ssm`), and what llama.cpp's
+    loader (src/llama-model.cpp load_hparams) knows about one GGUF architecture of the family that the file's
+    metadata does not say; importers/gguf_generic.py reads everything else from the metadata.
 
     `swa`: which layers slide when the file carries no `attention.sliding_window_pattern` (Gemma 2's
     set_swa_pattern(2), EXAONE 4.0 32B's window by layer count); `chunked`: the windowed layers attend within
@@ -132,6 +133,49 @@ class GGUFRules:
     chunked: bool = False
     kv_free_tail: str | None = None
     latent_cache: bool = True
+    # the family reads the file into its own spec (archs/__init__.py: GGUF_READERS finds it): a dense file, a file
+    # with experts, a state-space file; a file none of them takes is read from its metadata (importers/gguf_generic.py)
+    decoder: GGUFDecoder | None = None
+    moe: GGUFMoe | None = None
+    ssm: GGUFSsm | None = None
+
+
+@dataclass(frozen=True)
+class GGUFDecoder:
+    """A llama-shaped GGUF architecture read into the family's own spec (importers/gguf_file.py: decoder_config
+    reads the keys every such file has, as convert_hf_to_gguf.py writes them; this says the rest)."""
+
+    spec_architecture: str  # the spec's architecture (llama.cpp's gemma3 is transformers' gemma3_text)
+    explicit_head_dim: bool = False  # the config has head_dim as its own field: always set from key_length
+    flags: Mapping[str, str] = field(default_factory=dict)  # config flag -> the tensor whose presence sets it
+    window: str = ""  # "optional" / "required": <arch>.attention.sliding_window is the config's sliding_window
+    ints: Mapping[str, str] = field(default_factory=dict)  # config field -> optional key after "<arch>."
+    floats: Mapping[str, str] = field(default_factory=dict)  # config field -> key after "<arch>.", a positive float
+    note: str = ""  # said about every file of this architecture
+
+
+@dataclass(frozen=True)
+class GGUFMoe:
+    """A mixture-of-experts GGUF architecture read into the family's own spec (importers/gguf_file.py: moe_config;
+    keys as convert_hf_to_gguf.py writes them: <arch>.expert_count, expert_used_count, expert_feed_forward_length)."""
+
+    spec_architecture: str
+    experts_field: str = "num_experts"  # the config field of <arch>.expert_count
+    expert_width_is_ffn: bool = False  # Mixtral: the experts' width is feed_forward_length (intermediate_size)
+    shared_width: bool = False  # Qwen2-MoE: expert_shared_feed_forward_length
+    explicit_head_dim: bool = False
+    flags: Mapping[str, str] = field(default_factory=dict)  # config flag -> the tensor whose presence sets it
+    fixed: Mapping[str, Any] = field(default_factory=dict)  # config values every file of it has
+
+
+@dataclass(frozen=True)
+class GGUFSsm:
+    """A Mamba-2 GGUF architecture read into the family's own spec (importers/gguf_file.py: ssm_config);
+    `hybrid`: Granite 4.0-H's attention layers (a per-layer head_count_kv), experts and multipliers, its mixer
+    fields named mamba_*."""
+
+    spec_architecture: str
+    hybrid: bool = False
 
 
 def swa_period(period: int) -> SwaRule:

@@ -9,7 +9,7 @@ from typing import Literal
 
 from . import llama
 from .base import HeadDim, ModelSpecBase
-from .family import ConfigClass, Family
+from .family import ConfigClass, Family, GGUFDecoder, GGUFRules
 from .llama import LM_WEIGHT_RULES, Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("gemma",)
@@ -75,4 +75,9 @@ FAMILY = Family(
     config_json={"gemma": GEMMA},
     gguf_architectures=("gemma",),
     weight_rules={"gemma": LM_WEIGHT_RULES},
+    gguf_rules={
+        "gemma": GGUFRules(
+            decoder=GGUFDecoder("gemma", explicit_head_dim=True, flags={"attention_bias": "blk.0.attn_q.bias"})
+        )
+    },
 )

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from ..records import Field
 from . import llama, siglip
 from .base import Geometry, Layers, ModelSpecBase, Positions, Stage, Strict, Tensor, TokenId, norm
-from .family import ConfigClass, ConfigReading, Family, GGUFRules, swa_period
+from .family import ConfigClass, ConfigReading, Family, GGUFDecoder, GGUFRules, swa_period
 from .gemma2 import Gemma2Config, SoftCap
 from .llama import LM_WEIGHT_RULES, Anatomy
 from .siglip import SIGLIP_VISION, SiglipVisionConfig
@@ -212,7 +212,27 @@ FAMILY: Family[Any] = Family(
     cross_source_tokens,
     # llama.cpp calls the language model gemma3 (LLM_ARCH_GEMMA3): set_swa_pattern(6), n_swa from the file
     gguf_architectures=("gemma3",),
-    gguf_rules={"gemma3": GGUFRules(swa=swa_period(6))},
+    gguf_rules={
+        "gemma3": GGUFRules(
+            swa=swa_period(6),
+            # Gemma 3's local:global pattern (5:1) is not in the file: llama.cpp hard-codes it (llama-model.cpp
+            # LLM_ARCH_GEMMA3 set_swa_pattern(6)), as Gemma3TextConfig's default does
+            decoder=GGUFDecoder(
+                "gemma3_text",
+                explicit_head_dim=True,
+                flags={"attention_bias": "blk.0.attn_q.bias"},
+                window="optional",
+                floats={
+                    "attn_logit_softcapping": "attn_logit_softcapping",
+                    "final_logit_softcapping": "final_logit_softcapping",
+                },
+                note=(
+                    "A Gemma 3 GGUF holds the language model only: a vision checkpoint's SigLIP tower is a separate "
+                    "mmproj file, not counted here (the catalog's gemma-3-4b / -12b / -27b size it with llama.cpp)."
+                ),
+            ),
+        )
+    },
     weight_rules={
         "gemma3_text": LM_WEIGHT_RULES,
         "gemma3": llama.LLAVA_WEIGHT_RULES,

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from ..records import Field
 from . import llama
 from .base import ModelSpecBase
-from .family import ConfigClass, Family
+from .family import ConfigClass, Family, GGUFDecoder, GGUFRules
 from .llama import LM_WEIGHT_RULES, Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("granite",)
@@ -79,4 +79,19 @@ FAMILY = Family(
     config_json={"granite": GRANITE},
     gguf_architectures=("granite",),
     weight_rules={"granite": LM_WEIGHT_RULES},
+    gguf_rules={
+        "granite": GGUFRules(
+            decoder=GGUFDecoder(
+                "granite",
+                flags={"attention_bias": "blk.0.attn_q.bias", "mlp_bias": "blk.0.ffn_up.bias"},
+                # llama.cpp LLM_KV_EMBEDDING_SCALE, RESIDUAL_SCALE, ATTENTION_SCALE, LOGIT_SCALE
+                floats={
+                    "embedding_multiplier": "embedding_scale",
+                    "residual_multiplier": "residual_scale",
+                    "attention_multiplier": "attention.scale",
+                    "logits_scaling": "logit_scale",
+                },
+            )
+        )
+    },
 )

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from .base import Geometry, HeadDim, Heads, Intermediate, LayerKV, ModelSpecBase, Stage, Tensor, norm
-from .family import ConfigClass, ConfigReading, Family
+from .family import ConfigClass, ConfigReading, Family, GGUFRules, GGUFSsm
 from .granite import Multiplier
 from .llama import LM_WEIGHT_RULES, attention_tensors, check_layer_types, decoder_geometry, gated_mlp, lm_stage
 from .mamba import VLLM_STATE_REFUSAL, State
@@ -267,4 +267,5 @@ FAMILY = Family(
     config_json={"granitemoehybrid": GRANITEMOEHYBRID},
     read_config={"granitemoehybrid": read_config},
     weight_rules={"granitemoehybrid": LM_WEIGHT_RULES},
+    gguf_rules={"granitehybrid": GGUFRules(ssm=GGUFSsm("granitemoehybrid", hybrid=True))},
 )

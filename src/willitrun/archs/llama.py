@@ -32,7 +32,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import ConfigClass, Family, WeightRules
+from .family import ConfigClass, Family, GGUFDecoder, GGUFMoe, GGUFRules, WeightRules
 
 ARCHITECTURES = ("llama", "mistral")
 
@@ -403,4 +403,13 @@ FAMILY = Family(
     config_json={"llama": LLAMA, "mistral": MISTRAL},
     weight_rules=dict.fromkeys(ARCHITECTURES, LM_WEIGHT_RULES),
     gguf_architectures=("llama",),
+    gguf_rules={
+        "llama": GGUFRules(
+            decoder=GGUFDecoder(
+                "llama", flags={"attention_bias": "blk.0.attn_q.bias", "mlp_bias": "blk.0.ffn_up.bias"}
+            ),
+            # Mixtral files say llama with llama.expert_count > 0 (convert_hf_to_gguf.py MixtralModel is a LlamaModel)
+            moe=GGUFMoe("mixtral", "num_local_experts", expert_width_is_ffn=True, fixed={"sliding_window": None}),
+        )
+    },
 )

@@ -41,7 +41,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import ConfigClass, Family
+from .family import ConfigClass, Family, GGUFRules, GGUFSsm
 from .mamba import VLLM_STATE_REFUSAL, State
 
 ARCHITECTURES = ("mamba2",)
@@ -247,4 +247,5 @@ FAMILY = Family(
     gguf_architectures=("mamba2",),
     config_json={"mamba2": MAMBA2},
     weight_rules={"mamba2": mamba.WEIGHT_RULES},  # Mamba2ForCausalLM: backbone.* as Mamba's,
+    gguf_rules={"mamba2": GGUFRules(ssm=GGUFSsm("mamba2"))},
 )

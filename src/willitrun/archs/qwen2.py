@@ -11,7 +11,7 @@ from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import ModelSpecBase, Positions
-from .family import ConfigClass, Family
+from .family import ConfigClass, Family, GGUFDecoder, GGUFRules
 from .llama import (  # noqa: F401
     LM_WEIGHT_RULES,
     Anatomy,
@@ -100,4 +100,5 @@ FAMILY = Family(
     config_json={"qwen2": QWEN2},
     gguf_architectures=("qwen2",),
     weight_rules={"qwen2": LM_WEIGHT_RULES},
+    gguf_rules={"qwen2": GGUFRules(decoder=GGUFDecoder("qwen2"))},
 )

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from .. import limits as L
 from ..records import Field, field_validator
 from .base import Intermediate, LayerIndex, ModelSpecBase, Positions, Stage, Tensor, linear
-from .family import ConfigClass, Family
+from .family import ConfigClass, Family, GGUFMoe, GGUFRules
 from .llama import LM_WEIGHT_RULES, Anatomy, gated_mlp, layer_window
 from .mixtral import cross_source_tokens, image_tokens, moe_geometry
 from .moe import Experts, MoeConfig, moe_decoder_lm, moe_stage
@@ -197,4 +197,10 @@ FAMILY: Family[Any] = Family(
     gguf_architectures=("qwen2moe", "qwen3moe"),
     config_json={"qwen3_moe": QWEN3_MOE, "qwen2_moe": QWEN2_MOE},
     weight_rules=dict.fromkeys(ARCHITECTURES, LM_WEIGHT_RULES),
+    gguf_rules={
+        "qwen2moe": GGUFRules(moe=GGUFMoe("qwen2_moe", shared_width=True)),
+        "qwen3moe": GGUFRules(
+            moe=GGUFMoe("qwen3_moe", explicit_head_dim=True, flags={"attention_bias": "blk.0.attn_q.bias"})
+        ),
+    },
 )

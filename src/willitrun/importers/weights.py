@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 
+from ..archs import GGUF_READERS
 from ..archs.family import BUFFER as BUFFER  # declared low: family modules name it in their rules
 from ..errors import SpecError
 from ..files import (
@@ -232,9 +233,9 @@ _GGUF_DECODER: list[tuple[str, str | None]] = [
     (r"blk\.\d+\..+|output_norm\.weight|rope_freqs\.weight|rope_factors_(long|short)\.weight", "decoder"),
     (r"output\.weight", "lm_head"),
 ]
-# general.architecture values importers/gguf_file.py reads (SUPPORTED_ARCHITECTURES, MOE_ARCHITECTURES;
-# Mixtral files say llama).
-for _arch in ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite", "qwen2moe", "qwen3moe"):
+# the GGUF architectures families read into their own specs (archs/__init__.py: GGUF_READERS; Mixtral files say
+# llama; Mamba-2 and Granite 4.0-H files name their tensors as the other decoders do)
+for _arch in GGUF_READERS:
     COMPONENT_RULES[f"gguf:{_arch}"] = _GGUF_DECODER
 # StarCoder2's final LayerNorm has a bias (llama.cpp src/models/starcoder2.cpp output_norm_b); Cohere 2 names
 # its tensors like Llama, with no ffn_norm and no output.weight (src/models/cohere2.cpp).
