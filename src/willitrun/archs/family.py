@@ -140,6 +140,10 @@ class GGUFRules:
     ssm: GGUFSsm | None = None
 
 
+# (regular expression over a checkpoint's tensor name, component or None for a buffer), first match wins
+WeightRules = Sequence[tuple[str, str | None]]
+
+
 @dataclass(frozen=True)
 class GGUFDecoder:
     """A llama-shaped GGUF architecture read into the family's own spec (importers/gguf_file.py: decoder_config
@@ -152,6 +156,7 @@ class GGUFDecoder:
     ints: Mapping[str, str] = field(default_factory=dict)  # config field -> optional key after "<arch>."
     floats: Mapping[str, str] = field(default_factory=dict)  # config field -> key after "<arch>.", a positive float
     note: str = ""  # said about every file of this architecture
+    weight_rules: WeightRules = ()  # tensor names beyond llama.cpp's common ones (importers/weights.py)
 
 
 @dataclass(frozen=True)
@@ -190,8 +195,6 @@ def swa_period(period: int) -> SwaRule:
 
 S = TypeVar("S", bound=ModelSpecBase)
 ImageSize = tuple[int, int] | None
-# (regular expression over a checkpoint's tensor name, component or None for a buffer), first match wins
-WeightRules = Sequence[tuple[str, str | None]]
 # the component of a stored tensor that is a buffer, not a parameter (BART's final_logits_bias): left out of the
 # weights like the buffers willitrun does not model, and said so in a note (importers/weights.py)
 BUFFER = "(buffer)"

@@ -88,7 +88,13 @@ FAMILY = Family(
         "starcoder2": GGUFRules(
             # Starcoder2Config.use_bias: every projection and both MLP matrices biased, or none; the window is read when a
             # file has it, though llama.cpp ignores it (its graph caches every layer in full)
-            decoder=GGUFDecoder("starcoder2", flags={"use_bias": "blk.0.attn_q.bias"}, window="optional")
+            decoder=GGUFDecoder(
+                "starcoder2",
+                flags={"use_bias": "blk.0.attn_q.bias"},
+                window="optional",
+                # its final LayerNorm has a bias (llama.cpp src/models/starcoder2.cpp output_norm_b)
+                weight_rules=((r"output_norm\.bias", "decoder"),),
+            )
         )
     },
 )

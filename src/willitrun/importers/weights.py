@@ -233,14 +233,17 @@ _GGUF_DECODER: list[tuple[str, str | None]] = [
     (r"blk\.\d+\..+|output_norm\.weight|rope_freqs\.weight|rope_factors_(long|short)\.weight", "decoder"),
     (r"output\.weight", "lm_head"),
 ]
-# the GGUF architectures families read into their own specs (archs/__init__.py: GGUF_READERS; Mixtral files say
-# llama; Mamba-2 and Granite 4.0-H files name their tensors as the other decoders do)
-for _arch in GGUF_READERS:
-    COMPONENT_RULES[f"gguf:{_arch}"] = _GGUF_DECODER
-# StarCoder2's final LayerNorm has a bias (llama.cpp src/models/starcoder2.cpp output_norm_b); Cohere 2 names
-# its tensors like Llama, with no ffn_norm and no output.weight (src/models/cohere2.cpp).
-COMPONENT_RULES["gguf:starcoder2"] = [*_GGUF_DECODER, (r"output_norm\.bias", "decoder")]
-COMPONENT_RULES["gguf:cohere2"] = _GGUF_DECODER
+
+
+def _gguf_rules(arch: str) -> list[tuple[str, str | None]]:
+    """The names of a GGUF architecture a family reads into its own spec (archs/__init__.py: GGUF_READERS; Mixtral
+    files say llama; Mamba-2 and Granite 4.0-H files name their tensors as the other decoders do), with what the
+    family adds (GGUFDecoder.weight_rules: StarCoder2's biased output norm)."""
+    from .gguf_file import family_rules
+
+    family = family_rules(arch)
+    extra = family.decoder.weight_rules if family is not None and family.decoder is not None else ()
+    return [*_GGUF_DECODER, *extra]
 
 
 def storage_summary(tensors: list[StoredTensor]) -> str:
@@ -253,6 +256,8 @@ def storage_summary(tensors: list[StoredTensor]) -> str:
 def component_rules(rules_key: str) -> list[tuple[str, str | None]]:
     """The naming rules of `rules_key` (an architecture, or gguf:<llama.cpp architecture>): this table's,
     else what the architecture's family module declares (archs/family.py: `weight_rules`)."""
+    if rules_key.startswith("gguf:") and rules_key[5:] in GGUF_READERS:
+        return _gguf_rules(rules_key[5:])
     if rules_key in COMPONENT_RULES:
         return COMPONENT_RULES[rules_key]
     from .. import archs
