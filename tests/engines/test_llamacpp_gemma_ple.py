@@ -301,3 +301,14 @@ def test_a_gemma3n_gguf_keeps_the_loaders_twenty_cache_layers(tmp_path):
     kv = archs.geometry(spec).self_kv
     assert [k is not None for k in kv] == [True] * 20 + [False] * 10
     assert [k.kind for k in kv[:20] if k] == ["full" if (i + 1) % 5 == 0 else "sliding" for i in range(20)]
+
+
+def test_the_per_layer_inputs_stay_alive_through_the_layers():
+    # without flash attention at 32768 cells the attention phase decides: 4 B x 512 x (2 x 2560 residual and normed
+    # input + 2 x 8 x 512 Q and attention output + 32768 x (8 heads + 1 mask)), plus the per-layer inputs every
+    # layer reads, 4 B x 512 x (42 x 256)
+    spec = _spec(GEMMA4_E4B)
+    est = engine_estimate(spec, Request(context=32768), "llama.cpp", LlamaCppOptions(parallel=1, flash_attn=False))
+    cuda = next(b for b in est.buffers if b.name == "compute buffer (CUDA0)")
+    assert cuda.bytes == 4 * 512 * (2 * 2560 + 2 * 4096 + 32768 * 9) + 4 * 512 * 42 * 256
+    assert "per-layer inputs" in cuda.detail

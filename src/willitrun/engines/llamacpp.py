@@ -524,6 +524,7 @@ def compute_bytes(
     t5_bias: bool = False,
     fa_kv_copy: bool = False,
     outputs: int | None = None,
+    per_layer_inputs: int = 0,
 ) -> tuple[int, str]:
     """Peak of the worst-case graph on one device (f32 activations, n_ubatch tokens, every output):
 
@@ -576,6 +577,16 @@ def compute_bytes(
     ffn_detail = f"4 B x {ub} x (2 x {shape.n_embd} + 2 x {shape.n_ff})" + (
         f" + {weight_copy} B host weight copied for a batch matmul" if weight_copy else ""
     )
+    if per_layer_inputs:
+        # Gemma 3n / 4: the per-layer inputs [n_embd_per_layer x n_layer, n_ubatch] f32 (build_inp_per_layer, then
+        # project_per_layer_inputs) are read by every layer (src/models/gemma3n.cpp, gemma4.cpp: a view of
+        # inp_per_layer at `il`), so ggml-alloc keeps them through the attention and feed-forward phases
+        resident = F32_BYTES * ub * per_layer_inputs
+        attn += resident
+        ffn += resident
+        tail = f" + 4 B x {ub} x {per_layer_inputs} (per-layer inputs)"
+        attn_detail += tail
+        ffn_detail += tail
     phases = [(attn, attn_detail), (ffn + weight_copy, ffn_detail)]
     if logits:
         rows = ub if outputs is None else min(outputs, ub)  # the output rows are selected before the final norm
@@ -1750,7 +1761,15 @@ def _llamacpp_estimate(
             )
         )
 
-    # Compute buffers: one per GPU.
+    # Compute buffers: one per GPU. Gemma 3n / 4 also keep their per-layer inputs (the per-layer table's row width,
+    # n_layer x n_embd_per_layer) alive through the layers; the rest of their graph (Gemma 3n's four AltUp streams)
+    # is not in the Llama-calibrated form
+    per_layer_inputs = max((t.shape[-1] for t in tensors if input_table(t) and t.role != "token_embd"), default=0)
+    if per_layer_inputs:
+        out_notes.append(
+            "compute buffer: the Llama-calibrated form plus the per-layer inputs every layer reads "
+            f"(4 B x {ub} x {per_layer_inputs}); not checked against a printed Gemma 3n / 4 compute buffer"
+        )
     # ggml-cuda offload_op: batches of >= 32 rows (GGML_OP_OFFLOAD_MIN_BATCH) run on the GPU
     copies = opt.op_offload and version.op_offload and ub >= 32
     if not opt.op_offload and opt.version not in (
@@ -1792,6 +1811,7 @@ def _llamacpp_estimate(
             t5_bias=g.relative_position_bias,
             fa_kv_copy=version.fa_f16_kv_in_compute and r.kv.name not in ("f16", "fp16"),
             outputs=parallel if version.server_outputs else None,
+            per_layer_inputs=per_layer_inputs,
         )
         buffers.append(
             Buffer(f"compute buffer (CUDA{d})", nbytes, "gpu", "compute", f"peak of the worst-case graph: {detail}", d)
