@@ -21,6 +21,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tests.importers.helpers import write_config
@@ -119,8 +121,18 @@ def _host_embd(est) -> int:
     return next(b.bytes for b in est.buffers if b.name == "model buffer (CPU): token embedding")
 
 
-@pytest.mark.parametrize("config", [GEMMA4_E4B, {"model_type": "gemma3n_text"}], ids=["gemma4", "gemma3n"])
-def test_the_per_layer_embedding_table_stays_in_host_memory(config):
+@pytest.mark.parametrize(
+    ("config", "embd", "table_rows", "width"),
+    [
+        # Gemma 4: vocab_size and vocab_size_per_layer_input are both 262144; 42 layers x 256
+        (GEMMA4_E4B, (262_144, 2560), 262_144, 42 * 256),
+        # Gemma 3n (class defaults): 262400 tokens, 262144 rows per layer in the checkpoint, padded to 262400 in the
+        # GGUF (convert_hf_to_gguf.py Gemma3NModel; llama.cpp creates the table with n_vocab rows); 35 x 256
+        ({"model_type": "gemma3n_text"}, (262_400, 2048), 262_400, 35 * 256),
+    ],
+    ids=["gemma4", "gemma3n"],
+)
+def test_the_per_layer_embedding_table_stays_in_host_memory(config, embd, table_rows, width):
     spec = _spec(config)
     tensors = model_tensors(spec)
     storage = gguf_storage(tensors, weight_dtype("fp16"), spec)
@@ -131,8 +143,8 @@ def test_the_per_layer_embedding_table_stays_in_host_memory(config):
     ]
     assert len(table) == 2 and all(input_table(t) for t, _ in table)
     est = engine_estimate(spec, Request(context=4096, dtype="fp16"), "llama.cpp", _one_gpu())
-    # both tables in the CPU buffer: the per-layer one is 262144 x (layers x 256) f16 elements (5.25 GiB for E4B)
-    assert _host_embd(est) == aligned_sum((s.nbytes(t.numel) for t, s in table), GGML_CPU_ALIGNMENT)
+    # both tables in the CPU buffer, f16 (5.25 GiB of per-layer table for E4B), each 32-byte aligned
+    assert _host_embd(est) == aligned_sum([2 * embd[0] * embd[1], 2 * table_rows * width], GGML_CPU_ALIGNMENT)
     # the GPU holds every other tensor and, the head being tied, the token embedding's copy as the output layer
     # (f16 rows: no CUDA row padding), each 128-byte aligned
     gpu_weights = sum(b.bytes for b in est.buffers if b.kind == "weights" and b.placement == "gpu")
@@ -312,3 +324,26 @@ def test_the_per_layer_inputs_stay_alive_through_the_layers():
     cuda = next(b for b in est.buffers if b.name == "compute buffer (CUDA0)")
     assert cuda.bytes == 4 * 512 * (2 * 2560 + 2 * 4096 + 32768 * 9) + 4 * 512 * 42 * 256
     assert "per-layer inputs" in cuda.detail
+
+
+# Property: a layer that shares an earlier layer's keys and values keeps no cache in llama.cpp (has_kv), so sharing
+# one more layer always needs less cache, and a longer context never needs less.
+@settings(max_examples=25, deadline=None)
+@given(
+    layers=st.integers(7, 14),
+    data=st.data(),
+    context=st.integers(1, 20_000),
+    longer=st.integers(0, 20_000),
+    kv=st.sampled_from(["f16", "q8_0"]),
+)
+def test_sharing_one_more_layer_needs_less_cache(layers, data, context, longer, kv):
+    # the first 6 layers (5 sliding, 1 full) keep every layer type unshared (Gemma4TextConfig.kv_sharing_modes)
+    shared = data.draw(st.integers(0, layers - 7))  # shared + 1 still leaves the first 6 unshared
+    base = {**GEMMA4_E4B, "num_hidden_layers": layers, "hidden_size": 256, "intermediate_size": 512}
+
+    def cache(n_shared: int, ctx: int) -> int:
+        spec = _spec({**base, "num_kv_shared_layers": n_shared})
+        return _kv(engine_estimate(spec, Request(context=ctx, kv_dtype=kv), "llama.cpp", _one_gpu()))
+
+    assert cache(shared + 1, context) < cache(shared, context)
+    assert cache(shared, context) <= cache(shared, context + longer)

@@ -1066,6 +1066,21 @@ def input_table(t: Tensor) -> bool:
     return t.role == "token_embd" or (t.component == "embeddings" and t.layer is None and t.role == "other")
 
 
+def gguf_tensors(spec: AnySpec) -> list[Tensor]:
+    """The model's tensors as its GGUF holds them: the per-layer embedding table has a row per vocabulary entry
+    (src/models/gemma3n.cpp, gemma4.cpp create `per_layer_tok_embd` as {n_embd_per_layer x n_layer, n_vocab}), so
+    convert_hf_to_gguf.py Gemma3NModel pads Gemma 3n's 262144 rows (vocab_size_per_layer_input) to vocab_size's
+    262400 ("Padding per-layer embeddings ... adding 256 vision/audio token slots")."""
+    tensors = model_tensors(spec)
+    vocab = next((t.shape[0] for t in tensors if t.role == "token_embd"), 0)
+    return [
+        replace(t, shape=(vocab, *t.shape[1:]))
+        if input_table(t) and t.role != "token_embd" and t.shape[0] < vocab
+        else t
+        for t in tensors
+    ]
+
+
 def overridden_to_host(t: Tensor, opt: LlamaCppOptions) -> bool:
     return t.layer is not None and any(p.search(gguf_tensor_name(t)) for p in tensor_overrides(opt.override_tensor))
 
@@ -1568,7 +1583,7 @@ def _llamacpp_estimate(
     ub = min(opt.n_ubatch, cells)
 
     g = archs.geometry(spec)
-    tensors = model_tensors(spec)
+    tensors = gguf_tensors(spec)
     storage = archs.cached(spec, f"gguf:{r.dtype.name}", lambda: gguf_storage(tensors, r.dtype, spec))
     n_layer = shape.n_layer
     ngl = n_layer + 1 if opt.gpu_layers is None else min(opt.gpu_layers, n_layer + 1)
@@ -1995,6 +2010,7 @@ __all__ = [
     "expert_on_host",
     "gguf_storage",
     "gguf_tensor_name",
+    "gguf_tensors",
     "hybrid_layer_kv",
     "kv_cells",
     "llamacpp_estimate",

@@ -27,6 +27,7 @@ from .llamacpp import (
     check_architecture,
     compute_bytes,
     gguf_storage,
+    gguf_tensors,
     llamacpp_estimate,
     lm_shape,
     mmproj_file_bytes,
@@ -237,7 +238,7 @@ def ollama_predicted_vram(spec: AnySpec, request: Request, n_ctx: int, mla_laten
     context = num_ctx x parallel (server/sched.go effectiveLlamaServerContext). Here the file's size is the
     sum of its tensors in the request's type."""
     r = resolve(spec, request)
-    tensors = model_tensors(spec)
+    tensors = gguf_tensors(spec)
     storage = gguf_storage(tensors, r.dtype, spec)
     weights = sum(s.nbytes(x.numel) for x, s in zip(tensors, storage, strict=True))
     g = archs.geometry(spec)
