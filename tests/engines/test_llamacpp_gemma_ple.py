@@ -347,3 +347,29 @@ def test_sharing_one_more_layer_needs_less_cache(layers, data, context, longer, 
 
     assert cache(shared + 1, context) < cache(shared, context)
     assert cache(shared, context) <= cache(shared, context + longer)
+
+
+def test_flash_attention_converts_the_widest_layer_of_a_quantized_cache():
+    # Gemma 4 31B's cache shape (the print_info of PR #22616 / #21760 logs: 60 layers, n_embd_head_k 512 on the full
+    # layers, n_embd_head_k_swa 256; k-equals-v full layers with 4 KV heads, sliding ones with 16, window 1024):
+    # with a q8_0 cache the FA kernel converts one layer's K and V to f16 (fattn-common.cuh), the widest being a full
+    # layer's 4 x 512 x 65536 cells, not a sliding layer's 16 x 256 (its window's 1536 cells); at 65536 cells the
+    # attention phase is above the logits' 4 B x 512 x (5376 + 262144)
+    config = {
+        **GEMMA4_E4B,
+        "num_hidden_layers": 60,
+        "hidden_size": 5376,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 16,
+        "num_global_key_value_heads": 4,
+        "attention_k_eq_v": True,
+        "sliding_window": 1024,
+        "num_kv_shared_layers": 0,
+        "hidden_size_per_layer_input": 0,
+    }
+    spec = _spec(config)
+    est = engine_estimate(spec, Request(context=65536, kv_dtype="q8_0"), "llama.cpp", _one_gpu())
+    cuda = next(b for b in est.buffers if b.name == "compute buffer (CUDA0)")
+    assert "2 x 2 B x 65536 x 2048 (K and V as f16" in cuda.detail
+    hidden = 2 * 5376 + 2 * 32 * 512  # residual and normed input, Q and attention output (32 heads x 512)
+    assert cuda.bytes == 4 * 512 * hidden + 2 * 65536 * 512 + 2 * 2 * 65536 * 2048

@@ -1780,6 +1780,15 @@ def _llamacpp_estimate(
     # n_layer x n_embd_per_layer) alive through the layers; the rest of their graph (Gemma 3n's four AltUp streams)
     # is not in the Llama-calibrated form
     per_layer_inputs = max((t.shape[-1] for t in tensors if input_table(t) and t.role != "token_embd"), default=0)
+    if widths is not None and not opt.swa_full:
+        # flash attention over a quantized cache converts one layer's K and V to f16 at a time: the widest of
+        # K x cells over the layers (a sliding layer has its window's cells), as a width over the full cells
+        shape = replace(
+            shape,
+            kv_width=max(
+                -(-k * (swa_cells if w else cells) // cells) for (k, _), w in zip(widths, windows, strict=True)
+            ),
+        )
     if per_layer_inputs:
         out_notes.append(
             "compute buffer: the Llama-calibrated form plus the per-layer inputs every layer reads "
