@@ -1735,18 +1735,35 @@ def _llamacpp_estimate(
     # layers,  1/1 seqs)" for Gemma 4 31B's 10 full-attention layers of 60 (ggml-org/llama.cpp issue #21394, b8643).
     kv_by_device: dict[int, int] = {}
     layers_on: dict[int, int] = {}
+    on_device: dict[int, list[int]] = {}
     kv_host_layers = sum(1 for b in layer_kv[:first_gpu] if b)
     for i in range(first_gpu, n_layer):
         kv_by_device[device_of(i)] = kv_by_device.get(device_of(i), 0) + layer_kv[i]
         layers_on[device_of(i)] = layers_on.get(device_of(i), 0) + (1 if layer_kv[i] else 0)
+        on_device.setdefault(device_of(i), []).append(i)
+
+    def layers_detail(layers: list[int], count: int, host: str = "") -> str:
+        if widths is None:
+            return f"{count} {host}layers x {kv_detail}"
+        # per-layer widths: the layers of this device, grouped by shape
+        return f"{count} {host}layers: " + per_layer_kv_detail(
+            [widths[i] for i in layers],
+            [windows[i] for i in layers],
+            cells,
+            swa_cells if not opt.swa_full else cells,
+            r.kv.name,
+        )
+
     for d, nbytes in kv_by_device.items():
+        if widths is not None and not nbytes:
+            continue  # every layer of this device reads an earlier layer's cache: llama.cpp allocates none here
         buffers.append(
             Buffer(
                 f"KV cache (CUDA{d})",
                 nbytes,
                 "gpu",
                 "kv_self",
-                f"{layers_on[d]} layers {'of' if widths is not None else 'x'} {kv_detail} (llama_kv_cache: CUDA0 KV buffer size)",
+                f"{layers_detail(on_device[d], layers_on[d])} (llama_kv_cache: CUDA0 KV buffer size)",
                 d,
             )
         )
@@ -1757,7 +1774,7 @@ def _llamacpp_estimate(
                 sum(layer_kv[:first_gpu]),
                 "host",
                 "kv_self",
-                f"{kv_host_layers} host layers {'of' if widths is not None else 'x'} {kv_detail}",
+                layers_detail(list(range(first_gpu)), kv_host_layers, "host "),
             )
         )
     buffers.extend(recurrent_state_buffers(g, parallel, first_gpu))
