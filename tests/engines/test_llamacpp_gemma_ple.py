@@ -373,3 +373,14 @@ def test_flash_attention_converts_the_widest_layer_of_a_quantized_cache():
     assert "2 x 2 B x 65536 x 2048 (K and V as f16" in cuda.detail
     hidden = 2 * 5376 + 2 * 32 * 512  # residual and normed input, Q and attention output (32 heads x 512)
     assert cuda.bytes == 4 * 512 * hidden + 2 * 65536 * 512 + 2 * 2 * 65536 * 2048
+
+
+def test_offloaded_shared_layers_bring_no_cache_to_the_gpu():
+    # -ngl 5 of 43 (output layer first, PR #18148): the output layer and layers 38..41, all KV-shared: the GPU gets
+    # no KV buffer, the host keeps the 24 layers with a cache
+    spec = _spec(GEMMA4_E4B)
+    est = engine_estimate(spec, Request(context=8192, kv_dtype="f16"), "llama.cpp", _one_gpu(gpu_layers=5))
+    kv = [b for b in est.buffers if b.kind == "kv_self"]
+    assert [b.placement for b in kv] == ["host"]
+    assert kv[0].bytes == 4 * 8192 * 2 * 1024 * 2 + 20 * 1024 * 2 * 512 * 2
+    assert kv[0].detail.startswith("24 host layers:") and "14 layers keep none" in kv[0].detail
