@@ -56,7 +56,10 @@ OLLAMA_DEFAULT_PARALLEL = 1
 OLLAMA_ENGINE_ARCHITECTURES = frozenset(
     {"bert", "deepseek2", "gemma3", "gemma3n", "gptoss", "gpt-oss", "llama4", "mistral3", "mllama", "olmo3"}
     | {"qwen25vl", "qwen3", "qwen3moe", "qwen3next", "qwen3vl", "qwen3vlmoe", "glm4moelite", "lfm2"}
-    # Gemma 4 (April 2026, before v0.30): ollama's later fs/ggml/ggml.go lists "gemma4" too (model/models/gemma4)
+    # Gemma 4 (April 2026, before v0.30): ollama's later fs/ggml/ggml.go lists "gemma4" too (model/models/gemma4).
+    # Its gemma3n keeps the cache layout llama.cpp has: model/models/gemma3n/model_text.go gives the first
+    # block_count - attention.shared_kv_layers layers a cache and points each shared one at the last sliding or full
+    # one (`cache.SetLayer(firstSharedKeyValue - 2 / - 1)`, no keys or values computed)
     | {"gemma4"}
 )
 # `ollama pull llama3.1` / `ollama run qwen2.5:7b`: the library's default tags are 4-bit k-quants
