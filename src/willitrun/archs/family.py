@@ -127,12 +127,15 @@ class GGUFRules:
     chunks (Llama 4); `kv_free_tail`: a metadata key counting trailing layers llama.cpp gives no cache
     (GLM-4.5's multi-token-prediction layers: n_layer_kv_from_start = n_layer - nextn_predict_layers);
     `latent_cache` False: a file with `attention.kv_lora_rank` whose graph expands the latent and caches every
-    head's keys and values (MiniCPM3: src/models/minicpm3.cpp build_attn of k_states / v_states)."""
+    head's keys and values (MiniCPM3: src/models/minicpm3.cpp build_attn of k_states / v_states);
+    `kv_layers`: a count of leading layers the loader gives a cache whatever the file says (Gemma 3n:
+    src/models/gemma3n.cpp load_arch_hparams `hparams.n_layer_kv_from_start = 20`)."""
 
     swa: SwaRule | None = None
     chunked: bool = False
     kv_free_tail: str | None = None
     latent_cache: bool = True
+    kv_layers: int | None = None
     # the family reads the file into its own spec (archs/__init__.py: GGUF_READERS finds it): a dense file, a file
     # with experts, a state-space file; a file none of them takes is read from its metadata (importers/gguf_generic.py)
     decoder: GGUFDecoder | None = None

@@ -33,7 +33,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import ConfigClass, Family
+from .family import ConfigClass, Family, GGUFRules, swa_period
 from .gemma4 import Gemma4TextConfig, text_geometry, text_stage, text_tensors
 
 ARCHITECTURES = ("gemma3n_text",)
@@ -133,7 +133,7 @@ def tensors(spec: Gemma3nTextSpec) -> Iterator[Tensor]:
 
 
 def geometry(spec: Gemma3nTextSpec) -> Geometry:
-    return text_geometry(spec.config, spec.architecture, "Gemma 3n")
+    return text_geometry(spec.config, spec.architecture, "gemma3n")
 
 
 def stages(spec: Gemma3nTextSpec, context: int, source: int, images: int) -> list[Stage]:
@@ -198,4 +198,9 @@ FAMILY: Family[Any] = Family(
         )
     },
     weight_rules={"gemma3n_text": WEIGHT_RULES},
+    # llama.cpp's LLM_ARCH_GEMMA3N (src/models/gemma3n.cpp load_arch_hparams): set_swa_pattern(5) unless the file
+    # says otherwise, and `hparams.n_layer_kv_from_start = 20` whatever attention.shared_kv_layers says (E2B: 30
+    # layers, 10 shared; E4B: 35, 15)
+    gguf_architectures=("gemma3n",),
+    gguf_rules={"gemma3n": GGUFRules(swa=swa_period(FULL_EVERY), kv_layers=20)},
 )

@@ -45,7 +45,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import ConfigClass, Family
+from .family import ConfigClass, Family, GGUFRules
 from .llama import check_layer_types
 
 ARCHITECTURES = ("gemma4_text", "gemma4")
@@ -324,13 +324,16 @@ def self_kv(c: Gemma4TextConfig) -> tuple[LayerKV | None, ...]:
     return tuple(out)
 
 
-LLAMACPP_REFUSAL = (
-    "{engine}: the profile does not yet size {model}'s per-layer head sizes, KV-shared layers and per-layer "
-    "embeddings; use --engine transformers"
+# llama.cpp runs Gemma 4's vision tower from a separate mmproj file (convert_hf_to_gguf.py Gemma4VisionAudioModel,
+# projector type gemma4v) whose weights and CLIP graph the llama.cpp profile does not size yet: the language model
+# alone is answered (a gemma4_text config, or the GGUF), the multimodal one refused rather than its tower left out
+VISION_MMPROJ_REFUSAL = (
+    "{engine}: the profile does not size Gemma 4's vision mmproj (projector gemma4v) yet; give the language model "
+    "alone (its GGUF, or text_config as a gemma4_text config.json) or use --engine transformers"
 )
 
 
-def text_geometry(c: Gemma4TextConfig, architecture: str, model: str = "Gemma 4", **extra: Any) -> Geometry:
+def text_geometry(c: Gemma4TextConfig, architecture: str, gguf: str = "gemma4", **extra: Any) -> Geometry:
     kv = {c.layer_kv_heads(i) for i in range(c.num_hidden_layers) if not c.shared(i)}
     fields: dict[str, Any] = dict(  # noqa: C408 (keyword form mirrors the Geometry fields)
         architecture=architecture,
@@ -352,13 +355,11 @@ def text_geometry(c: Gemma4TextConfig, architecture: str, model: str = "Gemma 4"
         gguf_n_gqa=c.num_attention_heads // c.num_key_value_heads,
         experts=(c.num_experts or 0) if c.enable_moe_block else 0,
         experts_per_token=(c.top_k_experts or 0) if c.enable_moe_block else 0,
-        refusals={
-            # llama.cpp loads Gemma 4 GGUFs (src/llama-arch.cpp LLM_ARCH_GEMMA4, "gemma4"), but its profile here sizes
-            # one head shape for every layer and a cache on each: not the per-layer head sizes, the KV-shared layers
-            # without a cache (n_layer_kv_from_start) or the per-layer embeddings Gemma 4 has
-            "llama.cpp": LLAMACPP_REFUSAL.format(engine="llama.cpp", model=model),
-            "ollama": LLAMACPP_REFUSAL.format(engine="ollama", model=model),
-        },
+        # llama.cpp runs it (LLM_ARCH_GEMMA4 / LLM_ARCH_GEMMA3N, src/models/gemma4.cpp, gemma3n.cpp): the sliding
+        # layers in their own window-sized cache (build_attn_inp_kv_iswa), the KV-shared layers without one
+        # (`n_layer_kv_from_start`: llama_hparams::has_kv), each layer's K and V n_embd_k_gqa(il) wide
+        llamacpp_swa=True,
+        gguf_architecture=gguf,
     )
     fields.update(extra)
     return Geometry(**fields)
@@ -374,6 +375,9 @@ def geometry(spec: AnyGemma4) -> Geometry:
             takes_images=c.vision_config is not None,
             image_size_option=c.vision_config is not None,
             no_cross_reason="Gemma 4 has no cross-attention: image tokens sit in the self-attention context",
+            refusals={e: VISION_MMPROJ_REFUSAL.format(engine=e) for e in ("llama.cpp", "ollama")}
+            if c.vision_config is not None
+            else {},
         )
     return text_geometry(spec.config, spec.architecture)
 
@@ -522,4 +526,9 @@ FAMILY: Family[Any] = Family(
     cross_source_tokens,
     config_json={"gemma4_text": TEXT_CONFIG, "gemma4": MM_CONFIG},
     weight_rules={"gemma4_text": WEIGHT_RULES, "gemma4": MM_WEIGHT_RULES},
+    # llama.cpp's LLM_ARCH_GEMMA4 (src/models/gemma4.cpp load_arch_hparams): n_layer_kv_from_start = n_layer -
+    # attention.shared_kv_layers; the file carries the rest (convert_hf_to_gguf.py Gemma4Model: the sliding pattern
+    # as one flag per layer, key_length / key_length_swa, head_count_kv per layer)
+    gguf_architectures=("gemma4",),
+    gguf_rules={"gemma4": GGUFRules(kv_free_tail="attention.shared_kv_layers")},
 )

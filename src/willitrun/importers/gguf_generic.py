@@ -56,8 +56,11 @@ _ROLES = (
     "ssm_dt",
 )
 GENERIC_RULES = "gguf:generic"
+# the input layer's lookup tables: llama.cpp keeps them in host memory (src/llama-arch.cpp LLM_TENSOR_INFO:
+# LLM_TENSOR_TOKEN_EMBD and LLM_TENSOR_PER_LAYER_TOKEN_EMBD are LLM_TENSOR_LAYER_INPUT, GGML_OP_GET_ROWS)
+INPUT_TABLES = ("token_embd.weight", "per_layer_token_embd.weight")
 COMPONENT_RULES[GENERIC_RULES] = [
-    (r"token_embd\.weight", "embeddings"),
+    (r"(?:per_layer_)?token_embd\.weight", "embeddings"),
     (r"output\.weight", "lm_head"),
     (r".+", "decoder"),
 ]
@@ -84,6 +87,8 @@ def _per_layer(meta: dict[str, Any], key: str, n: int, path: Path, default: int 
 def _role(t: StoredTensor) -> str:
     if t.name == "token_embd.weight":
         return "token_embd"
+    if t.name == "per_layer_token_embd.weight":
+        return "other"  # Gemma 3n / 4's per-layer embeddings: a second input table (an engine places it as one)
     if t.name == "output.weight":
         return "output"
     if len(t.shape) == 1:
@@ -99,9 +104,7 @@ def _tensors(tensors: list[StoredTensor]) -> list[dict[str, Any]]:
     for t in tensors:
         if t.name in NOT_PARAMETERS:
             continue
-        component = (
-            "embeddings" if t.name == "token_embd.weight" else "lm_head" if t.name == "output.weight" else "decoder"
-        )
+        component = "embeddings" if t.name in INPUT_TABLES else "lm_head" if t.name == "output.weight" else "decoder"
         key = (component, _role(t), tuple(t.shape))
         groups[key] = groups.get(key, 0) + 1
     return [{"component": c, "role": r, "shape": list(s), "count": n} for (c, r, s), n in groups.items()]
@@ -221,6 +224,15 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
     n_head = max(heads) or 1
     key_len = _count(meta, f"{a}.attention.key_length", path, n_embd // n_head)
     value_len = _count(meta, f"{a}.attention.value_length", path, key_len)
+    # the sliding layers' own head size where the file gives one (llama-hparams: n_embd_head_k(il) is
+    # n_embd_head_k_swa for a sliding layer; Gemma 4 writes key_length 512 for its full layers, key_length_swa 256)
+    key_len_swa = _count(meta, f"{a}.attention.key_length_swa", path, key_len)
+    value_len_swa = _count(
+        meta,
+        f"{a}.attention.value_length_swa",
+        path,
+        key_len_swa if f"{a}.attention.key_length_swa" in meta else value_len,
+    )
     sources = {
         f"config.{f}": f"{path}: {k}"
         for f, k in (
@@ -256,6 +268,9 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
     if 0 < tail < n:
         kv = kv[: n - tail] + [0] * tail
         told.append(f"llama.cpp's {a} loader gives the last {tail} layers ({a}.{rules.kv_free_tail}) no cache")
+    if rules.kv_layers is not None and 0 < rules.kv_layers < n:
+        kv = kv[: rules.kv_layers] + [0] * (n - rules.kv_layers)
+        told.append(f"llama.cpp's {a} loader gives only the first {rules.kv_layers} layers a cache")
     layers: list[dict[str, Any]] = []
     for i in range(n):
         layer: dict[str, Any] = {"kind": "none"}
@@ -266,8 +281,8 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
                 layer = {
                     "kind": swa_kind if swa[i] else "full",
                     "kv_heads": kv[i],
-                    "key_dim": key_len,
-                    "value_dim": value_len,
+                    "key_dim": key_len_swa if swa[i] else key_len,
+                    "value_dim": value_len_swa if swa[i] else value_len,
                 }
                 if swa[i]:
                     layer["window"] = window
