@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     from .archs.jamba import JambaSpec
     from .archs.kimi_linear import KimiLinearSpec
     from .archs.llama import LlamaSpec
-    from .archs.llama4 import Llama4TextSpec
+    from .archs.llama4 import Llama4Spec, Llama4TextSpec
     from .archs.llava import LlavaSpec
     from .archs.llava_onevision import LlavaOnevisionSpec
     from .archs.mamba import MambaSpec
@@ -129,6 +129,7 @@ if TYPE_CHECKING:
         DeepseekSpec,
         GptOssSpec,
         Llama4TextSpec,
+        Llama4Spec,
         MambaSpec,
         JambaSpec,
         FalconH1Spec,

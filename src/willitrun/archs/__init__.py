@@ -149,6 +149,8 @@ FAMILIES: dict[str, str] = {
     # session 5 (audio): audio tokens in a decoder's self-attention context
     "qwen2_audio": "qwen2_audio",
     "voxtral": "voxtral",
+    # session 6 (mmvision): the multimodal checkpoints' towers
+    "llama4": "llama4",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
