@@ -198,20 +198,43 @@ class Gemma4VisionConfig(Strict):
         return {k: v for k, v in data.items() if k in cls.model_fields} if isinstance(data, dict) else data
 
 
+class Gemma4AudioConfig(Strict):
+    """Gemma4AudioConfig fields that shape a tensor (configuration_gemma4.py), with the class's defaults."""
+
+    model_type: Literal["gemma4_audio"] | None = None
+    hidden_size: Hidden = 1024
+    num_hidden_layers: Layers = 12
+    num_attention_heads: Heads = 8
+    subsampling_conv_channels: list[Annotated[int, Field(gt=0, le=1 << 16)]] = Field(
+        default=[128, 32], min_length=2, max_length=2
+    )
+    conv_kernel_size: Annotated[int, Field(gt=0, le=1024)] = 5
+    output_proj_dims: Hidden = 1536
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tensor_fields_only(cls, data: Any) -> Any:
+        # like Gemma4VisionConfig: a config.json's audio_config carries attention and clipping settings too
+        return {k: v for k, v in data.items() if k in cls.model_fields} if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _check(self) -> Gemma4AudioConfig:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"audio_config.hidden_size ({self.hidden_size}) is not a multiple of num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
+        return self
+
+
 class Gemma4Config(Strict):
     """Gemma4Config fields (transformers models/gemma4/configuration_gemma4.py)."""
 
     model_type: Literal["gemma4"] | None = None
     text_config: Gemma4TextConfig
     vision_config: Gemma4VisionConfig | None = None  # Gemma4Config(): no vision tower
-    audio_config: dict[str, Any] | None = None
+    audio_config: Gemma4AudioConfig | None = None  # nor an audio tower
     tie_word_embeddings: bool = True
-
-    @model_validator(mode="after")
-    def _no_audio(self) -> Gemma4Config:
-        if self.audio_config is not None:
-            raise ValueError("gemma4 with an audio tower (audio_config) is not modelled yet: give audio_config null")
-        return self
 
 
 class Gemma4Spec(ModelSpecBase):
@@ -300,11 +323,49 @@ def vision_tensors(v: Gemma4VisionConfig, text_hidden: int) -> Iterator[Tensor]:
     yield Tensor("projector.embedding_projection", "projector", (text_hidden, h), "projector")
 
 
+def audio_tensors(a: Gemma4AudioConfig, text_hidden: int) -> Iterator[Tensor]:
+    """Gemma4AudioModel (modeling_gemma4.py): the two stride-2 convolutions of Gemma4AudioSubSampleConvProjection
+    (bias-free, each with a bias-free LayerNorm) and its input projection from (channels[0] // 4) x channels[1],
+    the Conformer layers (two macaron feed-forwards 4 x hidden wide, attention with a relative-key projection and a
+    per-dimension scale, a light convolution: a GLU start, a depthwise kernel, an end projection; RMSNorms), the
+    output projection with a bias; then the audio Gemma4MultimodalEmbedder's projection (its norm has no weight).
+    Gemma4ClippableLinear's clipping bounds are buffers, not parameters."""
+    h, comp = a.hidden_size, "audio_tower"
+    c0, c1 = a.subsampling_conv_channels
+    yield Tensor("audio.sscp.conv0.weight", comp, (c0, 1, 3, 3), "conv")
+    yield from norm("audio.sscp.norm0", comp, c0, None)
+    yield Tensor("audio.sscp.conv1.weight", comp, (c1, c0, 3, 3), "conv")
+    yield from norm("audio.sscp.norm1", comp, c1, None)
+    yield from linear("audio.sscp.input_proj", comp, h, (c0 // 4) * c1, "other", False, None)
+    for i in range(a.num_hidden_layers):
+        p = f"audio.{i}"
+        for ffw in ("ffw1", "ffw2"):
+            yield from linear(f"{p}.{ffw}.up", comp, 4 * h, h, "ffn_up", False, i)
+            yield from linear(f"{p}.{ffw}.down", comp, h, 4 * h, "ffn_down", False, i)
+            yield from norm(f"{p}.{ffw}.pre_norm", comp, h, i)
+            yield from norm(f"{p}.{ffw}.post_norm", comp, h, i)
+        yield Tensor(f"{p}.attn.per_dim_scale", comp, (h // a.num_attention_heads,), "other", i)
+        yield from linear(f"{p}.attn_q", comp, h, h, "attn_q", False, i)
+        yield from linear(f"{p}.attn_k", comp, h, h, "attn_k", False, i)
+        yield from linear(f"{p}.attn_v", comp, h, h, "attn_v", False, i)
+        yield from linear(f"{p}.attn_output", comp, h, h, "attn_output", False, i)
+        yield from linear(f"{p}.attn_rel_k", comp, h, h, "other", False, i)
+        yield from linear(f"{p}.lconv.start", comp, 2 * h, h, "other", False, i)
+        yield from linear(f"{p}.lconv.end", comp, h, h, "other", False, i)
+        yield Tensor(f"{p}.lconv.depthwise.weight", comp, (h, 1, a.conv_kernel_size), "conv", i)
+        for name in ("lconv.pre_norm", "lconv.conv_norm", "norm_pre_attn", "norm_post_attn", "norm_out"):
+            yield from norm(f"{p}.{name}", comp, h, i)
+    yield from linear("audio.output_proj", comp, a.output_proj_dims, h, "other", True, None)
+    yield Tensor("projector.audio_embedding_projection", "projector", (text_hidden, a.output_proj_dims), "projector")
+
+
 def tensors(spec: AnyGemma4) -> Iterator[Tensor]:
     if isinstance(spec, Gemma4Spec):
         c = spec.config
         if c.vision_config is not None:
             yield from vision_tensors(c.vision_config, c.text_config.hidden_size)
+        if c.audio_config is not None:
+            yield from audio_tensors(c.audio_config, c.text_config.hidden_size)
         yield from text_tensors(c.text_config, c.tie_word_embeddings)
         return
     yield from text_tensors(spec.config, spec.config.tie_word_embeddings)
@@ -497,10 +558,11 @@ MM_CONFIG = ConfigClass(
     "Gemma4Config",
     "gemma4/configuration_gemma4.py",
     Gemma4Config,
-    {"text_config": TEXT_CONFIG, "tie_word_embeddings": True, "audio_config": None},
-    # Gemma4Config() builds no vision tower (vision_config is an optional sub-config, None by default): a
-    # config.json's vision_config is kept as given, Gemma4VisionConfig's own defaults filling what it omits
-    copied=("vision_config",),
+    {"text_config": TEXT_CONFIG, "tie_word_embeddings": True},
+    # Gemma4Config() builds no vision or audio tower (optional sub-configs, None by default): a config.json's
+    # vision_config / audio_config is kept as given, Gemma4VisionConfig's / Gemma4AudioConfig's own defaults filling
+    # what it omits
+    copied=("vision_config", "audio_config"),
 )
 
 # Gemma4ForConditionalGeneration's safetensors names (Gemma4Model under `model.`)
@@ -509,6 +571,8 @@ MM_WEIGHT_RULES = (
     (r"model\.language_model\..+", "decoder"),
     (r"model\.vision_tower\..+", "vision_tower"),
     (r"model\.embed_vision\..+", "projector"),
+    (r"model\.audio_tower\..+", "audio_tower"),
+    (r"model\.embed_audio\..+", "projector"),
     (r"lm_head\.weight", "lm_head"),
 )
 
