@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from .archs.gemma import GemmaSpec
     from .archs.gemma2 import Gemma2Spec
     from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
-    from .archs.gemma3n import Gemma3nTextSpec
+    from .archs.gemma3n import Gemma3nSpec, Gemma3nTextSpec
     from .archs.gemma4 import Gemma4Spec, Gemma4TextSpec
     from .archs.generic import GenericSpec
     from .archs.glm4v import Glm4vMoeSpec, Glm4vSpec
@@ -130,6 +130,7 @@ if TYPE_CHECKING:
         GptOssSpec,
         Llama4TextSpec,
         Llama4Spec,
+        Gemma3nSpec,
         MambaSpec,
         JambaSpec,
         FalconH1Spec,

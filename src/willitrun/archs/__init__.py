@@ -151,6 +151,7 @@ FAMILIES: dict[str, str] = {
     "voxtral": "voxtral",
     # session 6 (mmvision): the multimodal checkpoints' towers
     "llama4": "llama4",
+    "gemma3n": "gemma3n",
 }
 ARCHITECTURES = tuple(FAMILIES)
 
