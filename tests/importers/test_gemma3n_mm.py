@@ -183,3 +183,32 @@ def test_what_it_cannot_count_is_refused_in_one_line(tmp_path, bad):
     with pytest.raises(SpecError) as err:
         _config_spec(tmp_path, "bad", {"model_type": "gemma3n", "text_config": TEXT_SMALL, **bad})
     assert "\n" not in str(err.value).strip()
+
+
+def test_one_clip_runs_750_conformer_positions_and_takes_188_tokens():
+    """Gemma3nAudioFeatureExtractor on 30 s of silence gives 2,997 mel frames; the subsampling's two time-stride-2
+    convolutions (padding 0 before, kernel - 1 after) leave 750 Conformer positions, every 4th kept: 188 tokens,
+    Gemma3nConfig.audio_soft_tokens_per_image."""
+    np = pytest.importorskip("numpy")
+    tf = pytest.importorskip("transformers")
+    from transformers.models.gemma3n.feature_extraction_gemma3n import Gemma3nAudioFeatureExtractor
+
+    from willitrun.archs.gemma3n import AUDIO_CONFORMER_POSITIONS
+
+    frames = Gemma3nAudioFeatureExtractor()(np.zeros(480_000, dtype=np.float32))["input_features"][0].shape[0]
+    for _ in range(2):
+        frames = (frames + 2 - 3) // 2 + 1
+    assert frames == AUDIO_CONFORMER_POSITIONS == 750
+    assert -(-frames // tf.Gemma3nAudioConfig().conf_reduction_factor) == tf.Gemma3nConfig().audio_soft_tokens_per_image
+
+
+def test_audio_seconds_in_the_context(tmp_path):
+    """Per started 30 s clip 188 tokens; the text model takes no --audio-seconds."""
+    from willitrun.errors import UsageError
+
+    spec, _ = _config_spec(tmp_path, "a", {"model_type": "gemma3n", "text_config": TEXT_SMALL})
+    assert estimate(spec, context=4096, audio_seconds=45).audio_tokens == 2 * 188
+    assert estimate(spec, context=4096, audio_seconds=30).audio_tokens == 188
+    text_only, _ = _config_spec(tmp_path, "t", {"model_type": "gemma3n_text", **TEXT_SMALL})
+    with pytest.raises(UsageError, match="takes no audio"):
+        estimate(text_only, audio_seconds=10)

@@ -103,3 +103,36 @@ def test_an_audio_config_transformers_cannot_build_is_refused(tmp_path):
     with pytest.raises(SpecError) as err:
         spec_from_path(path)
     assert "\n" not in str(err.value).strip()
+
+
+@pytest.mark.parametrize("seconds", [1, 2, 7, 15, 29, 30])
+def test_audio_tokens_follow_the_processor(seconds):
+    """Gemma4Processor._compute_audio_num_tokens (processing_gemma4.py) with the default feature extractor (16 kHz,
+    20 ms frames, 10 ms hop) and audio_seq_length 750, on `seconds` of silence."""
+    np = pytest.importorskip("numpy")
+    tf = pytest.importorskip("transformers")
+    from types import SimpleNamespace
+
+    from willitrun.archs.gemma4 import audio_clip_tokens
+
+    fake = SimpleNamespace(feature_extractor=tf.Gemma4AudioFeatureExtractor(), audio_seq_length=750)
+    want = tf.Gemma4Processor._compute_audio_num_tokens(fake, np.zeros(seconds * 16_000), 16_000)
+    assert audio_clip_tokens(seconds) == want
+
+
+def test_audio_seconds_in_the_context(tmp_path):
+    """45 s are a 30 s clip (750 tokens) and a 15 s one; a Gemma 4 without audio_config takes no --audio-seconds."""
+    from willitrun import archs
+    from willitrun.archs.gemma4 import audio_clip_tokens
+    from willitrun.errors import UsageError
+
+    spec, _ = spec_from_path(
+        write_config(tmp_path / "a", {"model_type": "gemma4", "text_config": TEXT_SMALL, "audio_config": {}, **IDS})
+    )
+    assert archs.family(spec).audio_tokens(spec, 45) == 750 + audio_clip_tokens(15) == 1125
+    e = estimate(spec, context=4096, audio_seconds=45)
+    assert e.audio_tokens == 1125
+    assert any(st.per_input and st.tokens == 750 for st in archs.stages(spec, 4096, 0, 0))
+    text_only, _ = spec_from_path(write_config(tmp_path / "t", {"model_type": "gemma4", "text_config": TEXT_SMALL}))
+    with pytest.raises(UsageError, match="takes no audio"):
+        estimate(text_only, audio_seconds=10)

@@ -21,7 +21,8 @@ The multimodal checkpoints (Gemma3nForConditionalGeneration, model_type gemma3n:
 - per modality a Gemma3nMultimodalEmbedder: a `vocab_size` (128) x tower-width embedding of the hard tokens, two
   norms and a projection to the text width (its post-projection norm has no weight).
 Images are 768 x 768 (Gemma3nImageProcessor) and take vision_soft_tokens_per_image (256) positions; an audio clip
-takes audio_soft_tokens_per_image (188). The towers' own activations are not counted.
+takes audio_soft_tokens_per_image (188) (--audio-seconds: per started 30 s). The Conformer's activations are counted
+for one 30 s clip; the MobileNetV5's are not.
 """
 
 from __future__ import annotations
@@ -248,6 +249,9 @@ class Gemma3nAudioConfig(Strict):
     conf_num_hidden_layers: Layers = 12
     conf_num_attention_heads: Heads = 8
     conf_conv_kernel_size: Annotated[int, Field(gt=0, le=1024)] = 5
+    conf_attention_chunk_size: Annotated[int, Field(gt=0, le=1 << 16)] = 12
+    conf_attention_context_left: Annotated[int, Field(ge=0, le=1 << 16)] = 13
+    conf_attention_context_right: Annotated[int, Field(ge=0, le=1 << 16)] = 0
     sscp_conv_channel_size: Annotated[
         list[Annotated[int, Field(gt=0, le=1 << 16)]], Field(min_length=2, max_length=2)
     ] = [
@@ -390,9 +394,44 @@ def geometry(spec: AnyGemma3n) -> Geometry:
 
 
 def stages(spec: AnyGemma3n, context: int, source: int, images: int) -> list[Stage]:
-    # the MobileNetV5 and Conformer towers' own activations are not modelled (no transformer-shaped stage)
-    c = spec.config.text_config if isinstance(spec, Gemma3nSpec) else spec.config
-    return [text_stage(c, context)]
+    if not isinstance(spec, Gemma3nSpec):
+        return [text_stage(spec.config, context)]
+    # the Conformer over one 30 s clip, as memory's audio note says; the MobileNetV5's activations are not modelled
+    return [text_stage(spec.config.text_config, context), audio_stage(spec.config.audio_config)]
+
+
+# Gemma3nAudioFeatureExtractor (feature_extraction_gemma3n.py): at most 480,000 samples (30 s at 16 kHz) per clip,
+# 32 ms frames every 10 ms: 2,997 mel frames, 750 after the subsampling's two time-stride-2 convolutions (measured with
+# transformers 5.23's feature extractor), then every conf_reduction_factor-th (4) kept: 188 soft tokens
+AUDIO_CLIP_SECONDS, AUDIO_CONFORMER_POSITIONS = 30, 750
+
+
+def audio_tokens(spec: AnyGemma3n, seconds: int) -> int:
+    """Gemma3nProcessor writes audio_soft_tokens_per_image (188) tokens for every clip, whatever its length
+    (processing_gemma3n.py full_audio_sequence), a clip being at most 30 s: per started 30 s, 188; 0 for the text
+    model. The begin- and end-of-audio tokens around each clip are text."""
+    if not isinstance(spec, Gemma3nSpec):
+        return 0
+    return -(-seconds // AUDIO_CLIP_SECONDS) * spec.config.audio_soft_tokens_per_image
+
+
+def audio_stage(a: Gemma3nAudioConfig) -> Stage:
+    """The Conformer over one 30 s clip: chunked local attention in eager mode, each chunk's queries over
+    chunk + context_left - 1 + context_right keys (Gemma3nAudioAttention.context_size)."""
+    h = a.hidden_size
+    keys = a.conf_attention_chunk_size + max(0, a.conf_attention_context_left - 1) + a.conf_attention_context_right
+    return Stage(
+        AUDIO_CONFORMER_POSITIONS,
+        h,
+        h,
+        h,
+        4 * h,
+        False,
+        a.conf_num_attention_heads,
+        keys,
+        eager_scores=True,
+        per_input=True,
+    )
 
 
 def image_tokens(spec: AnyGemma3n, image_size: tuple[int, int] | None) -> int:
@@ -478,4 +517,5 @@ FAMILY: Family[Any] = Family(
     cross_source_tokens,
     config_json={"gemma3n_text": TEXT_CONFIG, "gemma3n": MM_CONFIG},
     weight_rules={"gemma3n_text": WEIGHT_RULES, "gemma3n": MM_WEIGHT_RULES},
+    audio_tokens=audio_tokens,
 )

@@ -210,6 +210,9 @@ class Gemma4AudioConfig(Strict):
     )
     conv_kernel_size: Annotated[int, Field(gt=0, le=1024)] = 5
     output_proj_dims: Hidden = 1536
+    attention_chunk_size: Annotated[int, Field(gt=0, le=1 << 16)] = 12
+    attention_context_left: Annotated[int, Field(ge=0, le=1 << 16)] = 13
+    attention_context_right: Annotated[int, Field(ge=0, le=1 << 16)] = 0
 
     @model_validator(mode="before")
     @classmethod
@@ -448,11 +451,47 @@ def text_stage(c: Gemma4TextConfig, context: int) -> Stage:
     return Stage(context, c.hidden_size, q, kv, inner, True, c.num_attention_heads, context)
 
 
+# Gemma4AudioFeatureExtractor / Gemma4Processor (feature_extraction_gemma4.py, processing_gemma4.py): 16 kHz audio,
+# 20 ms frames every 10 ms, at most 480,000 samples (30 s) per clip, audio_seq_length 750 soft tokens at most
+AUDIO_RATE, AUDIO_FRAME, AUDIO_HOP, AUDIO_CLIP_SECONDS, AUDIO_MAX_TOKENS = 16_000, 320, 160, 30, 750
+
+
+def audio_clip_tokens(seconds: int) -> int:
+    """Gemma4Processor._compute_audio_num_tokens for `seconds` of 16 kHz audio: mel frames (semicausal padding of
+    half a frame, unfold of frame + 1 samples), then the two stride-2, kernel-3, padding-1 convolutions, capped."""
+    frames = (seconds * AUDIO_RATE + AUDIO_FRAME // 2 - (AUDIO_FRAME + 1)) // AUDIO_HOP + 1
+    if frames <= 0:
+        return 0
+    for _ in range(2):
+        frames = (frames + 2 - 3) // 2 + 1
+    return min(frames, AUDIO_MAX_TOKENS)
+
+
+def audio_tokens(spec: AnyGemma4, seconds: int) -> int:
+    """Soft tokens of `seconds` of audio, sent as clips of at most 30 s (the feature extractor truncates a longer
+    one); 0 without an audio tower. The begin- and end-of-audio tokens around each clip are text."""
+    if not isinstance(spec, Gemma4Spec) or spec.config.audio_config is None:
+        return 0
+    full, rest = divmod(seconds, AUDIO_CLIP_SECONDS)
+    return full * audio_clip_tokens(AUDIO_CLIP_SECONDS) + (audio_clip_tokens(rest) if rest else 0)
+
+
+def audio_stage(a: Gemma4AudioConfig) -> Stage:
+    """The Conformer over one 30 s clip (750 positions after the subsampling): eager chunked local attention, each
+    chunk of attention_chunk_size queries over chunk + context_left - 1 + context_right keys (Gemma4AudioAttention)."""
+    h = a.hidden_size
+    keys = a.attention_chunk_size + max(0, a.attention_context_left - 1) + a.attention_context_right
+    n = audio_clip_tokens(AUDIO_CLIP_SECONDS)
+    return Stage(n, h, h, h, 4 * h, False, a.num_attention_heads, keys, eager_scores=True, per_input=True)
+
+
 def stages(spec: AnyGemma4, context: int, source: int, images: int) -> list[Stage]:
     if not isinstance(spec, Gemma4Spec):
         return [text_stage(spec.config, context)]
     c, v = spec.config, spec.config.vision_config
     out = [text_stage(c.text_config, context)]
+    if c.audio_config is not None:  # one 30 s clip, as memory's audio note says
+        out.append(audio_stage(c.audio_config))
     if images and v is not None:
         # the processor pads every image's patches to max_soft_tokens * k^2 (image_processing_gemma4.py)
         patches = MAX_SOFT_TOKENS * v.pooling_kernel_size**2
@@ -586,4 +625,5 @@ FAMILY: Family[Any] = Family(
     cross_source_tokens,
     config_json={"gemma4_text": TEXT_CONFIG, "gemma4": MM_CONFIG},
     weight_rules={"gemma4_text": WEIGHT_RULES, "gemma4": MM_WEIGHT_RULES},
+    audio_tokens=audio_tokens,
 )
