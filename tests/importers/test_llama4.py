@@ -69,6 +69,16 @@ CASES = [
             "tie_word_embeddings": True,
         },
     ),
+    (
+        # transformers builds heads that do not divide the width (its forward would not run it): the projections
+        # are heads x (width // heads) wide, as it builds them
+        "small-odd-heads",
+        {
+            "model_type": "llama4",
+            "text_config": TEXT_SMALL,
+            "vision_config": {**VISION_SMALL, "num_attention_heads": 3},
+        },
+    ),
 ]
 
 
@@ -218,9 +228,9 @@ def test_the_vision_pass_runs_every_tile(tmp_path):
 @pytest.mark.parametrize(
     "bad",
     [
-        {"vision_config": {**VISION_SMALL, "num_attention_heads": 3}},
-        {"vision_config": {**VISION_SMALL, "patch_size": 64}},
         {"text_config": {**TEXT_SMALL, "no_rope_layers": [1, 0]}},
+        {"vision_config": {**VISION_SMALL, "pixel_shuffle_ratio": 1.5}},
+        {"vision_config": {**VISION_SMALL, "patch_size": 64}},
     ],
 )
 def test_configs_it_cannot_build_are_refused_in_one_line(tmp_path, bad):

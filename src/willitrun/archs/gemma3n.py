@@ -211,7 +211,7 @@ class Gemma3nVisionConfig(Strict):
     """Gemma3nVisionConfig fields (configuration_gemma3n.py): the timm architecture and the embedder's sizes."""
 
     model_type: Literal["gemma3n_vision"] | None = None
-    architecture: str = "mobilenetv5_300m_enc"
+    architecture: Annotated[str, Field(max_length=256)] = "mobilenetv5_300m_enc"
     model_args: dict[str, Any] | None = None
     hidden_size: Hidden = 2048
     vocab_size: Vocab = 128

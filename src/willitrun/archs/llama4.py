@@ -49,7 +49,6 @@ from .base import (
     Stage,
     Strict,
     Tensor,
-    check_heads,
     linear,
     norm,
 )
@@ -135,15 +134,14 @@ class Llama4VisionConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Llama4VisionConfig:
-        check_heads(self.num_attention_heads, self.num_attention_heads, "vision_config.")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"vision_config.hidden_size ({self.hidden_size}) is not a multiple of num_attention_heads "
-                f"({self.num_attention_heads})"
-            )
-        if self.patch_size > self.image_size:
+        if self.patch_size > self.image_size:  # transformers 5.23 cannot build it (Llama4VisionRotaryEmbedding)
             raise ValueError(f"vision_config.patch_size ({self.patch_size}) exceeds image_size ({self.image_size})")
         return self
+
+    @property
+    def attention_width(self) -> int:
+        """Llama4VisionAttention: num_heads x (hidden_size // num_heads) (below hidden_size when not a multiple)."""
+        return self.num_attention_heads * (self.hidden_size // self.num_attention_heads)
 
     @property
     def positions(self) -> int:
@@ -213,8 +211,10 @@ def vision_tensors(v: Llama4VisionConfig, text_hidden: int) -> Iterator[Tensor]:
     yield from norm("vision.post_ln", comp, h, None, bias=True)
     for i in range(v.num_hidden_layers):
         p = f"vision.{i}"
-        for role in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            yield from linear(f"{p}.{role}", comp, h, h, role, True, i)
+        a = v.attention_width
+        for role in ("attn_q", "attn_k", "attn_v"):
+            yield from linear(f"{p}.{role}", comp, a, h, role, True, i)
+        yield from linear(f"{p}.attn_output", comp, h, a, "attn_output", True, i)
         yield from linear(f"{p}.ffn_up", comp, v.intermediate_size, h, "ffn_up", True, i)
         yield from linear(f"{p}.ffn_down", comp, h, v.intermediate_size, "ffn_down", True, i)
         yield from norm(f"{p}.ln1", comp, h, i, bias=True)
