@@ -239,8 +239,8 @@ def tensors(spec: ModelSpecBase) -> Iterator[Tensor]:
 
 
 # llama.cpp loads a Llama 4 GGUF (LLM_ARCH_LLAMA4) and reads images through an mmproj file (tools/mtmd: clip.cpp
-# PROJECTOR_TYPE_LLAMA4); willitrun does not size that mmproj's tower yet
-MMPROJ_REFUSAL = "{engine}: Llama 4's vision tower (the mmproj file) is not modelled yet; run without --images"
+# PROJECTOR_TYPE_LLAMA4, models/llama4.cpp clip_graph_llama4); engines/llamacpp.py's clip_graph does not size that
+# mmproj yet, so its answer for this config is the language model's GGUF alone
 
 
 def geometry(spec: ModelSpecBase) -> Geometry:
