@@ -212,3 +212,18 @@ def test_audio_seconds_in_the_context(tmp_path):
     text_only, _ = _config_spec(tmp_path, "t", {"model_type": "gemma3n_text", **TEXT_SMALL})
     with pytest.raises(UsageError, match="takes no audio"):
         estimate(text_only, audio_seconds=10)
+
+
+def test_estimate_path_imports_no_torch_or_timm(tmp_path):
+    """The vision tower is counted without timm (or torch) on the estimate path."""
+    import subprocess
+    import sys
+
+    _, path = _config_spec(tmp_path, "noimports", {"model_type": "gemma3n"})
+    code = (
+        "import sys; from willitrun import estimate; from willitrun.importers import spec_from_path; "
+        f"s, _ = spec_from_path({str(path)!r}); print(estimate(s, images=1, audio_seconds=30).parameters); "
+        "print('torch' in sys.modules, 'timm' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == [str(GEMMA3N_CLASS_DEFAULTS), "False", "False"]
