@@ -149,6 +149,9 @@ FAMILIES: dict[str, str] = {
     # session 5 (audio): audio tokens in a decoder's self-attention context
     "qwen2_audio": "qwen2_audio",
     "voxtral": "voxtral",
+    # session 6 (mmvision): the multimodal checkpoints' towers
+    "llama4": "llama4",
+    "gemma3n": "gemma3n",
 }
 ARCHITECTURES = tuple(FAMILIES)
 # llama.cpp's general.architecture -> an architecture of the family whose `gguf_rules` read such a file into its own

@@ -221,7 +221,8 @@ class Family(Generic[S]):
     weight_rules: Mapping[str, WeightRules] = field(default_factory=dict)  # architecture -> safetensors rules
     gguf_architectures: tuple[str, ...] = ()  # llama.cpp's general.architecture names of this family's files
     gguf_rules: Mapping[str, GGUFRules] = field(default_factory=dict)  # GGUF name -> what its metadata lacks
-    # audio tokens in the self-attention context (Qwen2-Audio, Voxtral): (spec, seconds of audio) -> positions
+    # audio tokens in the self-attention context (Qwen2-Audio, Voxtral, Gemma 3n, Gemma 4): (spec, seconds of audio) ->
+    # positions; 0 for a model of the family without an audio tower (it then takes no --audio-seconds)
     audio_tokens: Callable[[S, int], int] | None = None
     # model_type -> its own config.json reader, where taking keys is not all (nested configs, derived flags)
     read_config: Mapping[str, ConfigReader] = field(default_factory=dict)
