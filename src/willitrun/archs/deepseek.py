@@ -33,6 +33,7 @@ from .base import (
     linear,
     norm,
 )
+from .decoder import NEXTN_WEIGHT_RULES
 from .family import Family
 from .llama import decoder_geometry, gated_mlp
 from .moe import Experts, MoeConfig, expert_tensors
@@ -183,5 +184,8 @@ FAMILY = Family(
     stages,
     image_tokens,
     cross_source_tokens,
+    # DeepSeek-V3 / R1 store their multi-token-prediction module as model.layers.61.* (num_hidden_layers 61), which
+    # DeepseekV3ForCausalLM never builds (_keys_to_ignore_on_load_unexpected = [r"model\.layers\.61.*"])
+    weight_rules=dict.fromkeys(ARCHITECTURES, NEXTN_WEIGHT_RULES),
     gguf_architectures=("deepseek2",),
 )

@@ -89,8 +89,23 @@ def swa_period(period: int) -> SwaRule:
 
 S = TypeVar("S", bound=ModelSpecBase)
 ImageSize = tuple[int, int] | None
-# (regular expression over a checkpoint's tensor name, component or None for a buffer), first match wins
+# (regular expression over a checkpoint's tensor name, component or None for a stored duplicate tied on load),
+# first match wins; the component may also be IGNORED_ON_LOAD or BUFFER (below)
 WeightRules = Sequence[tuple[str, str | None]]
+# A stored tensor the model class does not build, so transformers never loads it (it is an "unexpected key" that
+# `_keys_to_ignore_on_load_unexpected` silences; PreTrainedModel._adjust_missing_and_unexpected_keys): left out of the
+# weights and said in one note with its count and bytes (importers/weights.py). The multi-token-prediction layers
+# real checkpoints carry: Qwen3-Next's and Qwen3.5's `mtp.*` (modeling_qwen3_next.py, modeling_qwen3_5.py:
+# [r"^mtp.*"]); DeepSeek-V3's model.layers.61.*, GLM-4.5's model.layers.92.* (modeling_deepseek_v3.py,
+# modeling_glm4_moe.py), the layers past num_hidden_layers that the model never builds
+# (`range(config.num_hidden_layers)`). A rule whose pattern has a group named `layer` applies only when that index
+# is at least the model's layer count (transformers' own patterns spell the index of the released sizes, 61, 92, 46,
+# 78; any layer past the count is as absent from the model).
+IGNORED_ON_LOAD = "(ignored on load)"
+# A stored tensor that is a buffer, not a parameter (BART's final_logits_bias, DeepSeek-V3's router
+# e_score_correction_bias, an nn.Buffer): left out of the weights like the buffers willitrun does not model, and said
+# so in a note (importers/weights.py).
+BUFFER = "(buffer)"
 
 
 @dataclass(frozen=True)

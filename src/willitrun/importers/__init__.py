@@ -226,7 +226,12 @@ def _checkpoint(
         from .weights import COMPONENT_RULES
 
         COMPONENT_RULES.setdefault("generic", list(COMPONENTS))
-    weights = weights_override(spec.architecture, tensors, weights_source, "safetensors", notes=weight_notes)
+    from ..archs import geometry  # the decoder's layer count: layers stored past it are not built (archs/family.py)
+
+    layers = len(geometry(spec).self_kv)
+    weights = weights_override(
+        spec.architecture, tensors, weights_source, "safetensors", notes=weight_notes, layers=layers
+    )
     weights = _unsaved_positions(spec, weights, tensors)
     return spec, _crosscheck(spec, weights, exact=weights.dtype is not None)
 

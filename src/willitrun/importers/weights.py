@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 
+from ..archs.family import BUFFER as BUFFER
+from ..archs.family import IGNORED_ON_LOAD
 from ..errors import SpecError
 from ..files import (
     SAFETENSORS_HEADER_CAP,
@@ -220,9 +222,7 @@ def first_float_dtype(tensors: list[StoredTensor]) -> str | None:
 # `vision_tower...`; transformers 5.23 still saves these) and as transformers 5 names its modules
 # (`model.language_model.layers...`, `model.vision_tower...`). A component of None is a stored
 # duplicate transformers ties on load (it takes no memory of its own).
-# A stored tensor that is a buffer, not a parameter (BART's final_logits_bias): left out of the
-# weights like the buffers willitrun does not model, and said so in a note.
-BUFFER = "(buffer)"
+# A stored tensor that is a buffer, not a parameter: BUFFER (archs/family.py), imported above.
 _LM: list[tuple[str, str | None]] = [
     (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
     (r"(?:model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
@@ -337,17 +337,38 @@ def storage_summary(tensors: list[StoredTensor]) -> str:
 
 
 def component_rules(rules_key: str) -> list[tuple[str, str | None]]:
-    """The naming rules of `rules_key` (an architecture, or gguf:<llama.cpp architecture>): this table's,
-    else what the architecture's family module declares (archs/family.py: `weight_rules`)."""
-    if rules_key in COMPONENT_RULES:
-        return COMPONENT_RULES[rules_key]
+    """The naming rules of `rules_key` (an architecture, or gguf:<llama.cpp architecture>): what the
+    architecture's family module declares (archs/family.py: `weight_rules`), else this table's."""
     from .. import archs
 
     if rules_key in archs.FAMILIES:
         declared = archs.family(rules_key).weight_rules.get(rules_key)
         if declared is not None:
             return list(declared)
+    if rules_key in COMPONENT_RULES:
+        return COMPONENT_RULES[rules_key]
     raise KeyError(rules_key)
+
+
+# --------------------------------------------------------------------------------------------------
+# Tensors the model class never builds (archs/family.py IGNORED_ON_LOAD)
+# --------------------------------------------------------------------------------------------------
+def _rule_applies(pattern: re.Pattern[str], component: str | None, name: str, layers: int | None) -> bool:
+    """Whether a naming rule takes tensor `name`: its pattern matches, and an ignored-on-load rule with a `layer`
+    group only for a layer index at or past `layers`, the model's layer count (never when it is unknown)."""
+    match = pattern.fullmatch(name)
+    if match is None or component != IGNORED_ON_LOAD or "layer" not in pattern.groupindex:
+        return match is not None
+    digits = match["layer"]
+    return layers is not None and (len(digits) > 9 or int(digits) >= layers)  # a name's digits are untrusted
+
+
+def _ignored_note(ignored: list[StoredTensor]) -> str:
+    nbytes = sum(t.nbytes for t in ignored)
+    return (
+        f"not counted, not built by the model class (transformers ignores them on load; multi-token-prediction "
+        f"layers): {len(ignored)} tensor(s), {nbytes:,} bytes ({nbytes / 2**30:.2f} GiB), e.g. {ignored[0].name}"
+    )
 
 
 def weights_override(
@@ -359,16 +380,22 @@ def weights_override(
     dtype: str | None = None,
     storage: str | None = None,
     notes: Iterable[str] = (),
+    layers: int | None = None,
 ) -> WeightsOverride:
-    """Sum `tensors` per component with the naming rules of `rules_key` (an architecture)."""
+    """Sum `tensors` per component with the naming rules of `rules_key` (an architecture); `layers`, the model's
+    decoder layer count, lets the rules leave out the layers stored past it (DeepSeek-V3's model.layers.61)."""
     rules = [(re.compile(p), c) for p, c in component_rules(rules_key)]
     per: dict[str, int] = {}
     unmapped: list[str] = []
     skipped: list[str] = []
     buffers: list[str] = []
+    ignored: list[StoredTensor] = []
     total = elements = 0
     for t in tensors:
-        comp = next((c for p, c in rules if p.fullmatch(t.name)), "?")
+        comp = next((c for p, c in rules if _rule_applies(p, c, t.name, layers)), "?")
+        if comp == IGNORED_ON_LOAD:
+            ignored.append(t)
+            continue
         if comp is None:
             skipped.append(t.name)
             continue
@@ -382,10 +409,15 @@ def weights_override(
         else:
             per[comp] = per.get(comp, 0) + t.nbytes
     out_notes = list(notes)
+    if ignored:  # the files hold them, the model does not: the rest is what loads
+        out_notes.append(_ignored_note(ignored))
+        gone = {t.name for t in ignored}
+        tensors = [t for t in tensors if t.name not in gone]
     if skipped:
         out_notes.append(f"not counted, tied on load: {', '.join(skipped)}")
     if buffers:
-        out_notes.append(f"not counted, buffers rather than parameters: {', '.join(buffers)}")
+        shown = ", ".join(buffers) if len(buffers) <= 3 else f"{len(buffers)} tensors, e.g. {', '.join(buffers[:2])}"
+        out_notes.append(f"not counted, buffers rather than parameters: {shown}")
     if unmapped:
         out_notes.append(
             f"{len(unmapped)} tensor name(s) not placed in a component (e.g. {unmapped[0]}); only the total is used"
