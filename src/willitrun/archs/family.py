@@ -100,7 +100,13 @@ WeightRules = Sequence[tuple[str, str | None]]
 # modeling_glm4_moe.py), the layers past num_hidden_layers that the model never builds
 # (`range(config.num_hidden_layers)`). A rule whose pattern has a group named `layer` applies only when that index
 # is at least the model's layer count (transformers' own patterns spell the index of the released sizes, 61, 92, 46,
-# 78; any layer past the count is as absent from the model).
+# 78; any layer past the count is as absent from the model). The engines agree for a plain launch: vLLM's main models
+# skip them (vllm/model_executor/models/deepseek_v2.py load_weights: "skip spec decode layers for main model";
+# qwen3_next.py: AutoWeightsLoader(skip_prefixes=["mtp."])) and load them only into the MTP draft model
+# (deepseek_mtp.py, glm4_moe_mtp.py, qwen3_next_mtp.py) when --speculative-config asks for it; llama.cpp's converter
+# drops DeepSeek's (conversion/deepseek.py DeepseekV2Model.modify_tensors, skip_mtp: layers >= num_hidden_layers;
+# ggml-org/llama.cpp commit 01a723dc) and keeps GLM-4.5's nextn layer in the GGUF, where the loader gives it no cache
+# (GGUFRules.kv_free_tail) and its stored bytes are counted from the tensor table.
 IGNORED_ON_LOAD = "(ignored on load)"
 # A stored tensor that is a buffer, not a parameter (BART's final_logits_bias, DeepSeek-V3's router
 # e_score_correction_bias, an nn.Buffer): left out of the weights like the buffers willitrun does not model, and said
