@@ -11,7 +11,8 @@ as src/llama-model.cpp and src/llama-hparams.cpp read them (ggml-org/llama.cpp, 
 - `attention.kv_lora_rank` (multi-head latent attention: the cache holds the latent and the rope key);
 - recurrent state per sequence, constant in the context (llama-hparams.cpp n_embd_r / n_embd_s):
   RWKV (`wkv.head_size`): token_shift_count x n_embd and n_embd x head_size; LFM2 (`shortconv.l_cache`):
-  n_embd x (l_cache - 1); Mamba and Gated DeltaNet (`ssm.*`): (d_conv - 1) x (d_inner + 2 n_group d_state)
+  n_embd x (l_cache - 1); Kimi Delta Attention (`kda.head_dim`, kimi-linear): 3 x (d_conv - 1) x n_head x head_dim
+  and head_dim^2 x n_head on the layers with 0 KV heads; Mamba and Gated DeltaNet (`ssm.*`): (d_conv - 1) x (d_inner + 2 n_group d_state)
   and d_state x d_inner; the recurrent layers are those with 0 KV heads, or those `full_attention_interval`
   leaves out (qwen3next), or every layer of a file with no attention heads;
 - `expert_count` / `expert_used_count` (0 is a dense model, as llama.cpp loads it).
@@ -166,7 +167,7 @@ def _swa(meta: dict[str, Any], a: str, n: int, path: Path, rules: GGUFRules) -> 
 
 
 def _recurrent(
-    meta: dict[str, Any], a: str, n: int, n_embd: int, kv: list[int], ff: list[int], path: Path
+    meta: dict[str, Any], a: str, n: int, n_embd: int, kv: list[int], ff: list[int], n_head: int, path: Path
 ) -> tuple[list[bool], bool, int, int, str]:
     """(which layers are recurrent, whether a recurrent layer has no attention, conv elements, state elements
     per layer and sequence, what they are)."""
@@ -179,6 +180,15 @@ def _recurrent(
     if l_cache:
         l_cache = _count(meta, f"{a}.shortconv.l_cache", path)
         return [k == 0 for k in kv], True, n_embd * max(0, l_cache - 1), 0, "short-convolution state"
+    if meta.get(f"{a}.kda.head_dim"):
+        # Kimi Delta Attention (kimi-linear): the layers with no KV heads are recurrent (llama_model_kimi_linear::
+        # load_arch_hparams: is_recr = n_head_kv(il) == 0); a conv state over q, k and v of
+        # n_embd_r = 3 x (ssm_d_conv - 1, or 3 when the file has no kernel) x n_head x head_dim and a delta-rule state
+        # of n_embd_s = head_dim^2 x n_head (llama-hparams.cpp n_embd_r / n_embd_s, the n_embd_head_kda branches)
+        head = _count(meta, f"{a}.kda.head_dim", path)
+        d_conv = _count(meta, f"{a}.ssm.conv_kernel", path, 0)
+        conv = 3 * (d_conv - 1 if d_conv > 0 else 3) * n_head * head
+        return [k == 0 for k in kv], True, conv, head * head * n_head, "KDA conv and delta-rule state"
     if f"{a}.ssm.conv_kernel" not in meta and f"{a}.ssm.state_size" not in meta:
         return [False] * n, False, 0, 0, ""
     d_conv = _count(meta, f"{a}.ssm.conv_kernel", path, 0)
@@ -249,7 +259,7 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
     if swa_where:
         told.append(swa_where)
     ff = _per_layer(meta, f"{a}.feed_forward_length", n, path, 0)
-    recurrent, exclusive, conv, state, what = _recurrent(meta, a, n, n_embd, kv, ff, path)
+    recurrent, exclusive, conv, state, what = _recurrent(meta, a, n, n_embd, kv, ff, heads[0], path)
     if what:
         told.append(f"{sum(recurrent)} layers keep a {what}")
     tail = _count(meta, f"{a}.{rules.kv_free_tail}", path, 0) if rules.kv_free_tail else 0
