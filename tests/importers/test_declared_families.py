@@ -95,6 +95,8 @@ def _check_defaults(config, keys: ConfigClass, plain=None) -> None:
             continue
         if default is None and field.endswith("num_key_value_heads"):  # Moonshine: encoder_ / decoder_ ones
             default = getattr(config, field.replace("key_value", "attention"))
+        if default is None and field == "v_head_dim":  # MiniCPM3Config.__post_init__: hidden_size // heads
+            default = config.hidden_size // config.num_attention_heads
         if isinstance(got, tuple):  # deepstack_visual_indexes: a tuple default in the class
             got = list(got)
         assert got == default, f"{keys.name}.{field}"
