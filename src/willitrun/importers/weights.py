@@ -365,9 +365,10 @@ def _rule_applies(pattern: re.Pattern[str], component: str | None, name: str, la
 
 def _ignored_note(ignored: list[StoredTensor]) -> str:
     nbytes = sum(t.nbytes for t in ignored)
+    size = f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
     return (
         f"not counted, not built by the model class (transformers ignores them on load; multi-token-prediction "
-        f"layers): {len(ignored)} tensor(s), {nbytes:,} bytes ({nbytes / 2**30:.2f} GiB), e.g. {ignored[0].name}"
+        f"layers): {len(ignored)} tensor(s), {nbytes:,} bytes ({size}), e.g. {ignored[0].name}"
     )
 
 
