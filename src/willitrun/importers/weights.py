@@ -368,7 +368,7 @@ def _ignored_note(ignored: list[StoredTensor]) -> str:
     size = f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
     return (
         f"not counted, not built by the model class (transformers ignores them on load; multi-token-prediction "
-        f"layers): {len(ignored)} tensor(s), {nbytes:,} bytes ({size}), e.g. {ignored[0].name}"
+        f"layers): {len(ignored)} tensor(s), {nbytes:,} bytes ({size}), e.g. {safe_text(ignored[0].name[:120])}"
     )
 
 
