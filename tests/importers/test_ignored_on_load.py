@@ -47,6 +47,7 @@ MLA = {
     "n_group": 1,
     "topk_group": 1,
 }
+INDEXER = {"index_n_heads": 2, "index_head_dim": 16, "index_topk": 4}  # DeepSeek-V3.2 / GLM-5
 GATED_DELTANET = {
     "num_key_value_heads": 2,
     "head_dim": 16,
@@ -151,12 +152,15 @@ def _deepseek_mtp_layer(state: dict[str, Any], n: int, hidden: int, vocab: int) 
                 "use_qk_norm": True,
             },
         ),
+        ("DeepseekV32", {**SMALL, **MLA, **INDEXER, "num_hidden_layers": 2, "num_key_value_heads": 4}),
+        ("GlmMoeDsa", {**SMALL, **MLA, **INDEXER, "num_hidden_layers": 2, "num_key_value_heads": 4}),
     ],
-    ids=["deepseek_v3", "glm4_moe"],
+    ids=["deepseek_v3", "glm4_moe", "deepseek_v32", "glm_moe_dsa"],
 )
 def test_layers_past_num_hidden_layers_are_left_out(tmp_path, cls, config):
-    """DeepseekV3ForCausalLM / Glm4MoeForCausalLM build num_hidden_layers layers; the checkpoint's MTP layer at that
-    index (model.layers.61 of DeepSeek-V3, 92 of GLM-4.5) is left out, the router's e_score_correction_bias
+    """DeepseekV3ForCausalLM / Glm4MoeForCausalLM / DeepseekV32ForCausalLM / GlmMoeDsaForCausalLM build
+    num_hidden_layers layers; the checkpoint's MTP layer at that index (model.layers.61 of DeepSeek-V3 and V3.2, 92 of
+    GLM-4.5, 78 of GLM-5) is left out, the router's e_score_correction_bias
     (an nn.Buffer) too, and the breakdown is transformers' own per component."""
     torch = pytest.importorskip("torch")
     tf = pytest.importorskip("transformers")
