@@ -67,7 +67,8 @@ class GGUFRules:
     `swa`: which layers slide when the file carries no `attention.sliding_window_pattern` (Gemma 2's
     set_swa_pattern(2), EXAONE 4.0 32B's window by layer count); `chunked`: the windowed layers attend within
     chunks (Llama 4); `kv_free_tail`: a metadata key counting trailing layers llama.cpp gives no cache
-    (GLM-4.5's multi-token-prediction layers: n_layer_kv_from_start = n_layer - nextn_predict_layers);
+    (GLM-4.5's multi-token-prediction layers: n_layer_kv_from_start = n_layer - nextn_predict_layers; their tensors
+    are created with TENSOR_SKIP, so their weights are not counted either: importers/gguf_generic.py skipped_from);
     `latent_cache` False: a file with `attention.kv_lora_rank` whose graph expands the latent and caches every
     head's keys and values (MiniCPM3: src/models/minicpm3.cpp build_attn of k_states / v_states)."""
 
@@ -106,7 +107,7 @@ WeightRules = Sequence[tuple[str, str | None]]
 # (deepseek_mtp.py, glm4_moe_mtp.py, qwen3_next_mtp.py) when --speculative-config asks for it; llama.cpp's converter
 # drops DeepSeek's (conversion/deepseek.py DeepseekV2Model.modify_tensors, skip_mtp: layers >= num_hidden_layers;
 # ggml-org/llama.cpp commit 01a723dc) and keeps GLM-4.5's nextn layer in the GGUF, where the loader gives it no cache
-# (GGUFRules.kv_free_tail) and its stored bytes are counted from the tensor table.
+# and skips its tensors (TENSOR_SKIP; GGUFRules.kv_free_tail, importers/gguf_generic.py skipped_from).
 IGNORED_ON_LOAD = "(ignored on load)"
 # A stored tensor that is a buffer, not a parameter (BART's final_logits_bias, DeepSeek-V3's router
 # e_score_correction_bias, an nn.Buffer): left out of the weights like the buffers willitrun does not model, and said

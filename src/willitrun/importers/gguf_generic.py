@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..archs.family import GGUFRules
+from ..archs.family import IGNORED_ON_LOAD, GGUFRules
 from ..errors import SpecError
 from ..files import safe_text
 from ..limits import MAX_LAYERS  # a count read from a file is bounded before any loop
@@ -58,6 +58,8 @@ _ROLES = (
 )
 GENERIC_RULES = "gguf:generic"
 COMPONENT_RULES[GENERIC_RULES] = [
+    # the trailing layers llama.cpp's loader skips (skipped_from: weights_override's `layers`)
+    (r"blk\.(?P<layer>\d+)\..+", IGNORED_ON_LOAD),
     (r"token_embd\.weight", "embeddings"),
     (r"output\.weight", "lm_head"),
     (r".+", "decoder"),
@@ -95,10 +97,16 @@ def _role(t: StoredTensor) -> str:
     return base if base in _ROLES else "ffn_up"  # any other matrix: quantized at the file type's base type
 
 
-def _tensors(tensors: list[StoredTensor]) -> list[dict[str, Any]]:
+def _layer(name: str) -> int | None:
+    parts = name.split(".", 2)
+    return int(parts[1]) if len(parts) > 2 and parts[0] == "blk" and parts[1].isdigit() and len(parts[1]) < 10 else None
+
+
+def _tensors(tensors: list[StoredTensor], skipped: int | None = None) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, tuple[int, ...]], int] = {}
     for t in tensors:
-        if t.name in NOT_PARAMETERS:
+        layer = _layer(t.name)
+        if t.name in NOT_PARAMETERS or (skipped is not None and layer is not None and layer >= skipped):
             continue
         component = (
             "embeddings" if t.name == "token_embd.weight" else "lm_head" if t.name == "output.weight" else "decoder"
@@ -106,6 +114,22 @@ def _tensors(tensors: list[StoredTensor]) -> list[dict[str, Any]]:
         key = (component, _role(t), tuple(t.shape))
         groups[key] = groups.get(key, 0) + 1
     return [{"component": c, "role": r, "shape": list(s), "count": n} for (c, r, s), n in groups.items()]
+
+
+def skipped_from(header: GGUFHeader) -> int | None:
+    """The first layer whose tensors llama.cpp's loader skips, or None: a family's `kv_free_tail` layers (GLM-4.5's
+    multi-token-prediction layer: llama-model.cpp LLM_ARCH_GLM4_MOE load_tensors, "skip all tensors in the NextN
+    layers", flags |= TENSOR_SKIP; the loader then logs "model has unused tensor blk.N... -- ignoring", subtracts
+    its bytes from size_data and allocates nothing for it)."""
+    meta = header.metadata
+    a = meta.get("general.architecture")
+    if not isinstance(a, str):
+        return None
+    _, rules = declared(a)
+    n, tail = meta.get(f"{a}.block_count"), meta.get(f"{a}.{rules.kv_free_tail}") if rules.kv_free_tail else None
+    if type(n) is int and type(tail) is int and 0 < tail < n:
+        return n - tail
+    return None
 
 
 def declared(arch: str) -> tuple[tuple[str, ...], GGUFRules]:
@@ -265,7 +289,10 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
     tail = _count(meta, f"{a}.{rules.kv_free_tail}", path, 0) if rules.kv_free_tail else 0
     if 0 < tail < n:
         kv = kv[: n - tail] + [0] * tail
-        told.append(f"llama.cpp's {a} loader gives the last {tail} layers ({a}.{rules.kv_free_tail}) no cache")
+        told.append(
+            f"llama.cpp's {a} loader gives the last {tail} layers ({a}.{rules.kv_free_tail}) no cache and skips "
+            "their tensors (TENSOR_SKIP): not counted"
+        )
     layers: list[dict[str, Any]] = []
     for i in range(n):
         layer: dict[str, Any] = {"kind": "none"}
@@ -318,7 +345,7 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
         "intermediate_size": intermediate,
         "tie_word_embeddings": "output.weight" not in tensors,
         "layers": layers,
-        "tensors": _tensors(header.tensors),
+        "tensors": _tensors(header.tensors, n - tail if 0 < tail < n else None),
         "num_experts": experts,
         "num_experts_per_tok": used,
         "state_f32": bool(state),  # llama.cpp keeps recurrent state in f32 (llama-memory-recurrent.cpp)

@@ -363,13 +363,15 @@ def _rule_applies(pattern: re.Pattern[str], component: str | None, name: str, la
     return layers is not None and (len(digits) > 9 or int(digits) >= layers)  # a name's digits are untrusted
 
 
-def _ignored_note(ignored: list[StoredTensor]) -> str:
+def _ignored_note(ignored: list[StoredTensor], fmt: str) -> str:
     nbytes = sum(t.nbytes for t in ignored)
     size = f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
-    return (
-        f"not counted, not built by the model class (transformers ignores them on load; multi-token-prediction "
-        f"layers): {len(ignored)} tensor(s), {nbytes:,} bytes ({size}), e.g. {safe_text(ignored[0].name[:120])}"
+    why = (
+        "skipped by llama.cpp's loader (TENSOR_SKIP; multi-token-prediction layers)"
+        if fmt == "gguf"
+        else "not built by the model class (transformers ignores them on load; multi-token-prediction layers)"
     )
+    return f"not counted, {why}: {len(ignored)} tensor(s), {nbytes:,} bytes ({size}), e.g. {safe_text(ignored[0].name[:120])}"
 
 
 def weights_override(
@@ -411,7 +413,7 @@ def weights_override(
             per[comp] = per.get(comp, 0) + t.nbytes
     out_notes = list(notes)
     if ignored:  # the files hold them, the model does not: the rest is what loads
-        out_notes.append(_ignored_note(ignored))
+        out_notes.append(_ignored_note(ignored, fmt))
         gone = {t.name for t in ignored}
         tensors = [t for t in tensors if t.name not in gone]
     if skipped:
