@@ -129,6 +129,7 @@ FAMILIES: dict[str, str] = {
     "internlm2": "internlm2",
     "orion": "orion",
     "minicpm": "minicpm",
+    "minicpm3": "minicpm",  # transformers 5.23 ships MiniCPM3ForCausalLM (session 6, mtp)
     "deepseek": "deepseek_moe",
     "chatglm": "chatglm",
     "rwkv": "rwkv",  # RWKV-4 from config.json (transformers), RWKV-6/7 GGUFs (llama.cpp)
