@@ -183,7 +183,7 @@ def pad256(n: int) -> int:
 
 def test_a_gemma4_with_its_vision_tower_is_refused_in_one_line(tmp_path):
     spec = _spec({"model_type": "gemma4", "text_config": GEMMA4_E4B, "vision_config": {}}, "gemma4-mm")
-    with pytest.raises(UsageError, match="vision mmproj"):
+    with pytest.raises(UsageError, match="vision / audio mmproj"):
         engine_estimate(spec, Request(context=4096), "llama.cpp")
     r = runner.invoke(
         app,
@@ -191,7 +191,7 @@ def test_a_gemma4_with_its_vision_tower_is_refused_in_one_line(tmp_path):
         env={"NO_COLOR": "1"},
     )
     assert r.exit_code == 2 and "Traceback" not in r.output
-    assert "vision mmproj" in r.output
+    assert "vision / audio mmproj" in r.output
 
 
 GEMMA4_E4B_MM = {"model_type": "gemma4", "text_config": GEMMA4_E4B, "vision_config": {"model_type": "gemma4_vision"}}
@@ -384,3 +384,20 @@ def test_offloaded_shared_layers_bring_no_cache_to_the_gpu():
     assert [b.placement for b in kv] == ["host"]
     assert kv[0].bytes == 4 * 8192 * 2 * 1024 * 2 + 20 * 1024 * 2 * 512 * 2
     assert kv[0].detail.startswith("24 host layers:") and "14 layers keep none" in kv[0].detail
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        # Gemma 4 with an audio tower only: llama.cpp's mmproj for it (Gemma4VisionAudioModel) is not sized either
+        {"model_type": "gemma4", "text_config": GEMMA4_E4B, "audio_config": {}},
+        # Gemma 3n's MobileNetV5 and audio towers (Gemma3nConfig's defaults): run as an mmproj there, not sized
+        {"model_type": "gemma3n"},
+    ],
+    ids=["gemma4-audio", "gemma3n-multimodal"],
+)
+@pytest.mark.parametrize("engine", ["llama.cpp", "ollama"])
+def test_the_gemma_towers_are_refused_not_dropped(config, engine):
+    spec = _spec(config, "gemma-towers")
+    with pytest.raises(UsageError, match="vision / audio mmproj"):
+        engine_estimate(spec, Request(context=4096), engine)
