@@ -24,17 +24,11 @@ from tests.importers.test_gguf_generic import HIDDEN, Q, attention_block, ends, 
 from willitrun import archs, estimate
 from willitrun.archs.family import GGUFRules, check_family
 from willitrun.importers import spec_from_path
-from willitrun.importers.gguf_file import (
-    MOE_ARCHITECTURES,
-    SSM_ARCHITECTURES,
-    SUPPORTED_ARCHITECTURES,
-    GGUFHeader,
-    read_names,
-)
+from willitrun.importers.gguf_file import GGUFHeader, family_rules, read_names
 from willitrun.importers.gguf_generic import declared, generic_config
 from willitrun.importers.weights import StoredTensor
 
-FAMILY_READERS = {*SUPPORTED_ARCHITECTURES, *MOE_ARCHITECTURES, *SSM_ARCHITECTURES}
+FAMILY_READERS = set(archs.GGUF_READERS)
 # every name a family declares that no family reader of importers/gguf_file.py takes: read from its metadata
 METADATA_READ = sorted({g for f in archs.families() for g in f.gguf_architectures} - FAMILY_READERS)
 
@@ -110,8 +104,15 @@ def test_glm4moe_multi_token_prediction_layer_keeps_no_cache(tmp_path):
         write(tmp_path / "glm.gguf", "glm4moe", _meta(4, nextn_predict_layers=1), _blocks(4))
     )
     assert [k is not None for k in archs.geometry(spec).self_kv] == [True, True, True, False]
-    # its weights are still in the file and counted
-    assert estimate(spec, weights=weights).parameters == numel(_blocks(4))
+    # its weights are in the file but llama.cpp's loader skips them (LLM_ARCH_GLM4_MOE: "skip all tensors in the
+    # NextN layers", flags |= TENSOR_SKIP; it logs "model has unused tensor blk.N... -- ignoring"): not counted
+    kept = {n: t for n, t in _blocks(4).items() if not n.startswith("blk.3.")}
+    assert estimate(spec, weights=weights).parameters == numel(kept)
+    assert weights.total_bytes == sum(nbytes(shape, q) for shape, q in kept.values())
+    skipped = sum(nbytes(shape, q) for n, (shape, q) in _blocks(4).items() if n.startswith("blk.3."))
+    assert any(
+        n.startswith("not counted, skipped by llama.cpp's loader") and f"{skipped:,} bytes" in n for n in weights.notes
+    )
 
 
 def test_rules_only_for_declared_names():
@@ -166,3 +167,18 @@ def test_the_loader_period_applies_unless_the_file_gives_one(arch, n, window, pa
     kinds = [layer["kind"] for layer in cfg["layers"] for _ in range(layer["count"])]
     period = LOADER_PERIODS[arch] if pattern is None else pattern
     assert kinds == ["sliding" if window and (period == 0 or i % period < period - 1) else "full" for i in range(n)]
+
+
+def test_every_gguf_reader_is_its_familys():
+    """archs/__init__.py: GGUF_READERS names, for each GGUF architecture a family reads into its own spec, a family
+    that declares the name and a reader for it (GGUFRules.decoder / moe / ssm); no family declares a reader the
+    table does not list (it would never be found without loading every family)."""
+    for g in archs.GGUF_READERS:
+        fam = archs.family(archs.GGUF_READERS[g])
+        assert g in fam.gguf_architectures
+        rules = family_rules(g)
+        assert rules is not None and (rules.decoder or rules.moe or rules.ssm), g
+    for fam in archs.families():
+        for g, r in fam.gguf_rules.items():
+            if r.decoder or r.moe or r.ssm:
+                assert g in archs.GGUF_READERS, g

@@ -129,6 +129,7 @@ FAMILIES: dict[str, str] = {
     "internlm2": "internlm2",
     "orion": "orion",
     "minicpm": "minicpm",
+    "minicpm3": "minicpm",  # transformers 5.23 ships MiniCPM3ForCausalLM (session 6, mtp)
     "deepseek": "deepseek_moe",
     "chatglm": "chatglm",
     "rwkv": "rwkv",  # RWKV-4 from config.json (transformers), RWKV-6/7 GGUFs (llama.cpp)
@@ -149,8 +150,30 @@ FAMILIES: dict[str, str] = {
     # session 5 (audio): audio tokens in a decoder's self-attention context
     "qwen2_audio": "qwen2_audio",
     "voxtral": "voxtral",
+    # session 6 (mmvision): the multimodal checkpoints' towers
+    "llama4": "llama4",
+    "gemma3n": "gemma3n",
 }
 ARCHITECTURES = tuple(FAMILIES)
+# llama.cpp's general.architecture -> an architecture of the family whose `gguf_rules` read such a file into its own
+# spec (archs/family.py: GGUFRules.decoder / moe / ssm), so a GGUF import loads that one module. Any other GGUF is
+# read from its metadata (importers/gguf_generic.py) with what its family declares.
+GGUF_READERS: dict[str, str] = {
+    "llama": "llama",
+    "qwen2": "qwen2",
+    "qwen3": "qwen3",
+    "gemma": "gemma",
+    "gemma2": "gemma2",
+    "gemma3": "gemma3_text",
+    "phi3": "phi3",
+    "granite": "granite",
+    "starcoder2": "starcoder2",
+    "cohere2": "cohere2",
+    "qwen2moe": "qwen2_moe",
+    "qwen3moe": "qwen3_moe",
+    "mamba2": "mamba2",
+    "granitehybrid": "granitemoehybrid",
+}
 
 
 _LOADED: dict[str, Family[Any]] = {}
@@ -250,6 +273,7 @@ def cross_source_tokens(spec: Any, images: int, encoder_tokens: int) -> int:
 __all__ = [
     "ARCHITECTURES",
     "FAMILIES",
+    "GGUF_READERS",
     "Family",
     "Geometry",
     "LayerKV",
