@@ -149,6 +149,8 @@ FAMILIES: dict[str, str] = {
     # session 5 (audio): audio tokens in a decoder's self-attention context
     "qwen2_audio": "qwen2_audio",
     "voxtral": "voxtral",
+    # session 6 (sample): Ministral 3 / Devstral 2, alone or as Mistral 3's text model
+    "ministral3": "ministral3",
 }
 ARCHITECTURES = tuple(FAMILIES)
 

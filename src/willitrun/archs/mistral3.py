@@ -37,6 +37,7 @@ from .base import (
 )
 from .family import Family
 from .llama import LlamaConfig
+from .ministral3 import Ministral3Config
 
 ARCHITECTURES = ("mistral3",)
 STAGES_TAKE_IMAGE_SIZE = True
@@ -66,7 +67,8 @@ class Preprocessor(Strict):
 class Mistral3Config(Strict):
     """Mistral3Config fields (transformers models/mistral3/configuration_mistral3.py)."""
 
-    text_config: LlamaConfig
+    # a Mistral / Llama text model (Mistral Small 3.1 / 3.2), or Ministral 3's (Devstral Small 2, Ministral 3)
+    text_config: LlamaConfig | Ministral3Config
     vision_config: PixtralVisionConfig
     spatial_merge_size: ImageSide = 2
     multimodal_projector_bias: bool = False

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from .. import archs
 from ..archs import ARCHITECTURES
+from ..archs import ministral3 as _ministral3
 from ..archs.bart import BartConfig as _BartSpec
 from ..archs.base import ID_PATTERN
 from ..archs.cohere2 import COHERE2 as COHERE2  # the older families' keys live in their family files
@@ -1019,6 +1020,7 @@ LANGUAGE_MODELS = {
     **_moe_config_classes(),
 }
 LLAVA_TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models LlavaConfig specs model
+MINISTRAL3 = _ministral3.CONFIG  # session 6 (sample): Mistral3Config's text model in Devstral Small 2
 # Fields that fix a model's size: when config.json omits one, the estimate rests on transformers'
 # default for it, which is some other model's value -- said in a warning-worthy note.
 SHAPE_FIELDS = frozenset(
@@ -1530,7 +1532,7 @@ def _vision_language(
     text_classes: Mapping[str, ConfigClass] = {
         "gemma3": {"gemma3_text": GEMMA3_TEXT},
         "paligemma": {"gemma": GEMMA, "gemma2": GEMMA2},
-        "mistral3": LLAVA_TEXT_MODELS,
+        "mistral3": {**LLAVA_TEXT_MODELS, "ministral3": MINISTRAL3},  # Devstral Small 2: Ministral 3's text model
     }[model_type]
     text_cfg = _sub(cfg, "text_config", source)
     if model_type == "gemma3" and text_cfg is not None:
