@@ -13,6 +13,9 @@ SOURCES file) this writes to tests/reference/real_configs.json:
 - `refused`: why transformers itself cannot build it without the model's own code (a model_type it does not
   ship), in which case willitrun must refuse it in one line too.
 
+A model_type that only names the model's own copy of a class transformers ships (willitrun.importers.REMOTE_COPIES:
+Kimi K2's kimi_k2 is DeepSeek-V3's DeepseekV3Config, its checkpoint a DeepseekV3ForCausalLM) is built as that class.
+
 `auto_map` is dropped before building: transformers' own class for the model_type is built, and no code from a
 model repository ever runs (the configs are read, never executed). Nothing is typed in by hand.
 
@@ -75,9 +78,13 @@ def record(path: Path) -> dict[str, Any]:
     from transformers import CONFIG_MAPPING
 
     from willitrun.errors import SpecError, UsageError
-    from willitrun.importers import oracle
+    from willitrun.importers import REMOTE_COPIES, oracle
 
-    cfg = {k: v for k, v in json.loads(path.read_text()).items() if k != "auto_map"}
+    cfg = json.loads(path.read_text())
+    copy = REMOTE_COPIES.get(cfg.get("model_type"))
+    if copy is not None and cfg.get("architectures") == [copy[0]]:  # Kimi K2: DeepSeek-V3's own class
+        cfg["model_type"] = copy[2]
+    cfg.pop("auto_map", None)
     if cfg.get("model_type") not in CONFIG_MAPPING:
         return {"refused": f"transformers {transformers.__version__} ships no model_type {cfg.get('model_type')!r}"}
     model = _build(transformers, torch, cfg)
