@@ -12,6 +12,7 @@ in one line. No expected number is typed in here.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,77 @@ def test_committed_real_configs_reference_is_what_transformers_produces():
     script = HERE.parent / "reference" / "build_real_configs.py"
     p = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=1800)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+
+
+# The checkpoint's tensor tables as the model reports list them (stored search-index files 62698259723, Kimi-K2-Instruct:
+# "张量累计大小: 958.49 GB"; 62806644834, gpt-oss-20b: "12.82 GB", GiB both): (tensors, shape, bytes per element).
+KIMI_K2_TABLE = [
+    (2, (163840, 7168), 2),  # lm_head, embed_tokens
+    (61 * 2, (7168,), 2),  # input / post_attention layernorms
+    (61, (512,), 2),  # kv_a_layernorm
+    (61, (1536,), 2),  # q_a_layernorm
+    (1, (7168,), 2),  # norm
+    (61, (576, 7168), 1),  # kv_a_proj_with_mqa (float8_e4m3fn) and its weight_scale_inv below (float32)
+    (61, (5, 56), 4),
+    (61, (16384, 512), 1),  # kv_b_proj
+    (61, (128, 4), 4),
+    (61, (7168, 8192), 1),  # o_proj
+    (61, (56, 64), 4),
+    (61, (1536, 7168), 1),  # q_a_proj
+    (61, (12, 56), 4),
+    (61, (12288, 1536), 1),  # q_b_proj
+    (61, (96, 12), 4),
+    (61, (56,), 2),  # rotary_emb.inv_freq: a buffer
+    (3, (18432, 7168), 1),  # layer 0's dense gate / up / down
+    (3, (144, 56), 4),
+    (60 * 384 * 3, (2048, 7168), 1),  # routed experts' gate / up / down
+    (60 * 384 * 3, (16, 56), 4),
+    (60, (384,), 4),  # gate.e_score_correction_bias: a buffer
+    (60, (384, 7168), 2),  # gate.weight
+    (60 * 3, (2048, 7168), 1),  # shared experts
+    (60 * 3, (16, 56), 4),
+]
+KIMI_K2_BUFFERS = 61 * 56 * 2 + 60 * 384 * 4  # inv_freq, e_score_correction_bias: buffers, not parameters
+
+
+def _table_bytes(table):
+    return sum(n * size * math.prod(shape) for n, shape, size in table)
+
+
+def test_fp8_block_weights_are_the_checkpoints_bytes():
+    """Kimi K2 (fp8 e4m3, one float32 scale per 128 x 128 tile): willitrun's weights are the stored tensors'
+    bytes, scales of partial tiles included (kv_a_proj_with_mqa is [576, 7168]: 5 x 56 scales), but for two
+    buffers transformers does not count as parameters."""
+    stored = _table_bytes(KIMI_K2_TABLE)
+    assert round(stored / 2**30, 2) == 958.49  # the report's total
+    spec, _ = spec_from_path(CONFIGS / "kimi-k2-instruct.json")
+    assert spec.quantization == "fp8-block"
+    assert estimate(spec).weights_bytes == stored - KIMI_K2_BUFFERS
+
+
+def test_mxfp4_weights_are_the_checkpoints_bytes():
+    """gpt-oss-20b: MXFP4 experts (*_blocks: 16 B per 32 weights, *_scales: 1 B per 32), the rest bf16."""
+    layers, experts, h = 24, 32, 2880
+    table = [
+        (2, (201088, h), 2),  # lm_head, embed_tokens
+        (layers, (experts, h, 90, 16), 1),  # down_proj_blocks
+        (layers, (experts, h, 90), 1),  # down_proj_scales
+        (layers, (experts, 2 * h, 90, 16), 1),  # gate_up_proj_blocks
+        (layers, (experts, 2 * h, 90), 1),  # gate_up_proj_scales
+        (layers, (experts, h), 2),  # down_proj_bias
+        (layers, (experts, 2 * h), 2),  # gate_up_proj_bias
+        (layers, (experts, h), 2),  # router.weight
+        (layers, (experts,), 2),  # router.bias
+        (layers, (4096, h), 2),  # q_proj
+        (layers, (4096,), 2),
+        (2 * layers, (512, h), 2),  # k_proj, v_proj
+        (2 * layers, (512,), 2),
+        (layers, (h, 4096), 2),  # o_proj
+        (layers, (h,), 2),
+        (layers, (64,), 2),  # sinks
+        (2 * layers + 1, (h,), 2),  # layernorms, norm
+    ]
+    stored = _table_bytes(table)
+    assert round(stored / 2**30, 2) == 12.82  # the report's total
+    spec, _ = spec_from_path(CONFIGS / "gpt-oss-20b.json")
+    assert estimate(spec).weights_bytes == stored
