@@ -168,3 +168,28 @@ def test_mxfp4_weights_are_the_checkpoints_bytes():
     assert round(stored / 2**30, 2) == 12.82  # the report's total
     spec, _ = spec_from_path(CONFIGS / "gpt-oss-20b.json")
     assert estimate(spec).weights_bytes == stored
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        {"mlp_layer_types": ["dense", "dense", "sparse"]},
+        {"first_k_dense_replace": 3},  # not read by Glm4MoeLiteConfig: only layer 0 stays dense
+        {},
+    ],
+)
+def test_glm4_moe_lite_dense_layers_follow_transformers(tmp_path, layers):
+    """GLM-4.7-Flash's class (glm4_moe_lite) picks its dense layers by mlp_layer_types, never
+    first_k_dense_replace; a small copy of the real config against transformers on the meta device."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    cfg = json.loads((CONFIGS / "glm-4.7-flash.json").read_text())
+    cfg = {k: v for k, v in cfg.items() if k not in ("first_k_dense_replace", "eos_token_id")}
+    cfg |= {"num_hidden_layers": 3, "n_routed_experts": 4, "vocab_size": 512, "pad_token_id": 0, **layers}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    spec, _ = spec_from_path(path)
+    with torch.device("meta"):
+        model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(tmp_path))
+    assert spec.architecture == "glm4_moe_lite"
+    assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())

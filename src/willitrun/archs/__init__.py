@@ -151,6 +151,7 @@ FAMILIES: dict[str, str] = {
     "voxtral": "voxtral",
     # session 6 (sample): Ministral 3 / Devstral 2, alone or as Mistral 3's text model
     "ministral3": "ministral3",
+    "glm4_moe_lite": "deepseek",  # GLM-4.7-Flash: DeepSeek-V3's layer, dense layers by mlp_layer_types
 }
 ARCHITECTURES = tuple(FAMILIES)
 

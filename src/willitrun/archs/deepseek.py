@@ -18,7 +18,7 @@ cached the decompressed heads: heads x (qk_nope + qk_rope) keys and heads x v_he
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
@@ -37,7 +37,7 @@ from .family import Family
 from .llama import decoder_geometry, gated_mlp
 from .moe import Experts, MoeConfig, expert_tensors
 
-ARCHITECTURES = ("deepseek_v2", "deepseek_v3")
+ARCHITECTURES = ("deepseek_v2", "deepseek_v3", "glm4_moe_lite")
 Rank = Annotated[int, Field(gt=0, le=L.MAX_STATE)]
 
 
@@ -86,7 +86,42 @@ class DeepseekSpec(ModelSpecBase):
     config: DeepseekConfig
 
 
-SPECS = {"deepseek_v2": DeepseekSpec, "deepseek_v3": DeepseekSpec}
+class Glm4MoeLiteConfig(DeepseekConfig):
+    """Glm4MoeLiteConfig fields (GLM-4.7-Flash; transformers models/glm4_moe_lite/configuration_glm4_moe_lite.py):
+    DeepSeek-V3's layer (latent attention, routed and shared experts), but which layers are dense is
+    `mlp_layer_types` (default: the first one), never `first_k_dense_replace`, which the class does not read
+    (modeling_glm4_moe_lite.py: `Glm4MoeLiteMoE(config) if config.mlp_layer_types[layer_idx] == "sparse"`). The
+    attention's widths are the latent dimensions, so hidden_size need not be a multiple of the heads (2048 / 20)."""
+
+    model_type: Literal["glm4_moe_lite"] | None = None  # type: ignore[assignment]
+    first_k_dense_replace: Annotated[int, Field(ge=0, le=L.MAX_LAYERS)] = 0  # not read by the class
+    mlp_layer_types: list[Literal["dense", "sparse"]] | None = Field(default=None, max_length=L.MAX_LAYERS)
+    floor_head_dim: ClassVar[bool] = True
+
+    def is_moe(self, i: int) -> bool:
+        if self.mlp_layer_types is not None:
+            return self.mlp_layer_types[i] == "sparse"
+        return i >= 1  # Glm4MoeLiteConfig.__post_init__: ["dense"] + ["sparse"] * (num_hidden_layers - 1)
+
+    @model_validator(mode="after")
+    def _check_types(self) -> Glm4MoeLiteConfig:
+        if self.mlp_layer_types is not None and len(self.mlp_layer_types) != self.num_hidden_layers:
+            raise ValueError(
+                f"mlp_layer_types has {len(self.mlp_layer_types)} entries for {self.num_hidden_layers} layers"
+            )
+        return self
+
+
+class Glm4MoeLiteSpec(DeepseekSpec):
+    architecture: Literal["glm4_moe_lite"]  # type: ignore[assignment]
+    config: Glm4MoeLiteConfig
+
+
+SPECS: dict[str, type[ModelSpecBase]] = {
+    "deepseek_v2": DeepseekSpec,
+    "deepseek_v3": DeepseekSpec,
+    "glm4_moe_lite": Glm4MoeLiteSpec,
+}
 
 
 def mla_tensors(p: str, i: int, c: DeepseekConfig) -> Iterator[Tensor]:

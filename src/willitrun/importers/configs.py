@@ -688,6 +688,7 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
         "norm_topk_prob": False,
     }
     from ..archs.deepseek import DeepseekConfig as _DeepseekSpec
+    from ..archs.deepseek import Glm4MoeLiteConfig as _Glm4MoeLiteSpec
 
     mla = {
         "kv_lora_rank": 512,
@@ -939,6 +940,34 @@ def _moe_config_classes() -> dict[str, ConfigClass]:
                 "max_position_embeddings": 4096,
                 **mla,
             },
+        ),
+        # session 6 (sample): GLM-4.7-Flash, transformers 5.23's Glm4MoeLiteConfig defaults
+        "glm4_moe_lite": ConfigClass(
+            "Glm4MoeLiteConfig",
+            "glm4_moe_lite/configuration_glm4_moe_lite.py",
+            _Glm4MoeLiteSpec,
+            {
+                "vocab_size": 154880,
+                "hidden_size": 2048,
+                "intermediate_size": 10240,
+                "moe_intermediate_size": 1536,
+                "num_hidden_layers": 47,
+                "num_attention_heads": 20,
+                "num_key_value_heads": 20,
+                "n_shared_experts": 1,
+                "n_routed_experts": 64,
+                "num_experts_per_tok": 4,
+                "max_position_embeddings": 202752,
+                "kv_lora_rank": 512,
+                "q_lora_rank": 768,
+                "qk_rope_head_dim": 64,
+                "qk_nope_head_dim": 192,
+                "v_head_dim": 256,
+                "attention_bias": False,
+                "tie_word_embeddings": False,
+                "hidden_act": "silu",
+            },
+            copied=("mlp_layer_types",),
         ),
         "mixtral": ConfigClass(
             "MixtralConfig",
