@@ -193,3 +193,17 @@ def test_glm4_moe_lite_dense_layers_follow_transformers(tmp_path, layers):
         model = tf.AutoModelForCausalLM.from_config(tf.AutoConfig.from_pretrained(tmp_path))
     assert spec.architecture == "glm4_moe_lite"
     assert estimate(spec).parameters == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ANSWERED)
+def test_each_real_config_answers_for_a_card(name):
+    """`willitrun CONFIG --gpu rtx4090` as a user types it: a verdict (exit 0 fits, 1 does not), never an internal
+    error; the cards-needed line of a model too big for one card used to fail on the oracle's specs, which name
+    no layers (placement.py _tp_cards)."""
+    from typer.testing import CliRunner
+
+    from willitrun.cli import app
+
+    r = CliRunner().invoke(app, [str(CONFIGS / f"{name}.json"), "--gpu", "rtx4090", "--context", "8192"])
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.exit_code in (0, 1), r.output[-500:]
