@@ -153,6 +153,9 @@ FAMILIES: dict[str, str] = {
     # session 6 (mmvision): the multimodal checkpoints' towers
     "llama4": "llama4",
     "gemma3n": "gemma3n",
+    # session 6 (sample): Ministral 3 / Devstral 2, alone or as Mistral 3's text model
+    "ministral3": "ministral3",
+    "glm4_moe_lite": "deepseek",  # GLM-4.7-Flash: DeepSeek-V3's layer, dense layers by mlp_layer_types
 }
 ARCHITECTURES = tuple(FAMILIES)
 # llama.cpp's general.architecture -> an architecture of the family whose `gguf_rules` read such a file into its own

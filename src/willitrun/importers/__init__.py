@@ -91,6 +91,31 @@ def read_config(path: Path) -> dict[str, Any]:
 
 _ORACLE: dict[str, dict[str, Any]] = {}  # config.json text -> the oracle's config block (it takes seconds)
 
+# model_types that only name a copy of a class transformers ships: model_type -> (the checkpoint's
+# architectures[0], its auto_map AutoConfig, the model_type of the class it copies). Kimi K2
+# (moonshotai/Kimi-K2-Instruct config.json: model_type kimi_k2, DeepseekV3ForCausalLM,
+# configuration_deepseek.DeepseekV3Config) is DeepSeek-V3's architecture, which engines pick by `architectures`
+# (vLLM's model registry: DeepseekV3ForCausalLM). Read as transformers' class, the file's code never executed.
+REMOTE_COPIES = {
+    "kimi_k2": ("DeepseekV3ForCausalLM", "configuration_deepseek.DeepseekV3Config", "deepseek_v3"),
+}
+
+
+def _known_remote_config(cfg: dict[str, Any], notes: list[str] | None) -> tuple[dict[str, Any], list[str] | None]:
+    model_type = cfg.get("model_type")
+    copy = REMOTE_COPIES.get(model_type) if isinstance(model_type, str) else None
+    auto_map = cfg.get("auto_map")
+    if copy is None or not isinstance(auto_map, dict):
+        return cfg, notes
+    architecture, config_class, as_type = copy
+    if cfg.get("architectures") != [architecture] or auto_map.get("AutoConfig") != config_class:
+        return cfg, notes
+    note = (
+        f"model_type {model_type!r} is the model's own copy of {config_class.rsplit('.', 1)[-1]} ({architecture}): "
+        f"read as transformers' {as_type!r}, its code never run."
+    )
+    return {**cfg, "model_type": as_type}, [*(notes or []), note]
+
 
 def _config_spec(
     cfg: dict[str, Any],
@@ -105,6 +130,7 @@ def _config_spec(
 ) -> AnyModelSpec:
     """spec_from_config, or, for a model_type without a family, transformers as the oracle (importers/oracle.py:
     built on the meta device, parameters counted, caches measured; issue 20 §4)."""
+    cfg, notes = _known_remote_config(cfg, notes)
     model_type = cfg.get("model_type")
     if not isinstance(model_type, str) or reads_config(model_type):  # a family's own file (archs/family.py)
         return spec_from_config(
