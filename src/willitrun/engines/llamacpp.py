@@ -456,6 +456,14 @@ def mmproj_storage(tensors: list[Tensor], dtype_name: str) -> list[StorageType]:
     return out
 
 
+def mmproj_weights(spec: AnySpec, tensors: list[Tensor], dtype_name: str) -> tuple[int, int]:
+    """(tensors, bytes) of the mmproj file's weights as the CUDA backend allocates them, each aligned."""
+    mm = mmproj_tensors(spec, tensors)
+    storage = mmproj_storage(mm, dtype_name)
+    nbytes = aligned_sum((cuda_tensor_bytes(t, s) for t, s in zip(mm, storage, strict=True)), GGML_CUDA_ALIGNMENT)
+    return len({t.name for t in mm}), nbytes
+
+
 @dataclass(frozen=True)
 class LmShape:
     """What the llama.cpp graph needs of the language model."""
@@ -1515,8 +1523,6 @@ def _llamacpp_estimate(
     # with no repeating layer offloaded, an output layer on the GPU is on the first (llama.cpp: layer_gpu of
     # (n_layer - i_gpu_start) / act_gpu_layers = 0)
     last_device = device_of(n_layer - 1) if gpu_layer_count else 0 if output_on_gpu else opt.gpus - 1
-    mm_tensors = mmproj_tensors(spec, tensors) if g.vision is not None else []
-    mm_names = {t.name for t in mm_tensors}
     # The weights' placement depends on the type and -ngl, not the context: computed once per spec
     # (a `check --rows` of 1,000 rows or a context bisection re-uses it).
     placed = archs.cached(
@@ -1526,7 +1532,6 @@ def _llamacpp_estimate(
     )
     gpu_sizes, host_bytes, embd_bytes, output_tensor_bytes, largest_host_weight, mapped_bytes = placed
     buffers: list[Buffer] = []
-    align = GGML_CUDA_ALIGNMENT
     for d, nbytes in gpu_sizes.items():
         if nbytes is not None:
             buffers.append(
@@ -1788,10 +1793,11 @@ def _llamacpp_estimate(
     # The mmproj file (LLaVA): its own weights and CLIP compute buffer.
     model_name = str(getattr(spec, "id", spec.architecture))
     if g.vision is not None:
-        mm_storage = mmproj_storage(mm_tensors, opt.mmproj_dtype)
         placement: Literal["gpu", "host"] = "gpu" if opt.mmproj_on_gpu else "host"
-        mm_bytes = aligned_sum((cuda_tensor_bytes(t, s) for t, s in zip(mm_tensors, mm_storage, strict=True)), align)
-        mm_detail = f"{len(mm_names)} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)"
+        mm_count, mm_bytes = archs.cached(  # the spec and the mmproj type decide it: summed once per spec
+            spec, f"llamacpp-mmproj:{opt.mmproj_dtype}", lambda: mmproj_weights(spec, tensors, opt.mmproj_dtype)
+        )
+        mm_detail = f"{mm_count} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)"
         if opt.mmproj_file is not None:  # the user's file: its tensor table's exact bytes
             mf = opt.mmproj_file
             wrong = llava_mmproj_mismatch(mf, g.vision, model_name)
