@@ -30,9 +30,11 @@ class Narrowable:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         t = self.table
-        cells = [[Text.from_markup(c) if isinstance(c, str) else c for c in col.cells] for col in t.columns]
+        cells = [
+            [Text.from_markup(c, emoji=False) if isinstance(c, str) else c for c in col.cells] for col in t.columns
+        ]
         lengths = [[c.cell_len if isinstance(c, Text) else options.max_width for c in col] for col in cells]
-        headers = [Text.from_markup(str(col.header)).plain for col in t.columns]
+        headers = [Text.from_markup(str(col.header), emoji=False).plain for col in t.columns]
         natural = sum(max([len(h), *ls]) for h, ls in zip(headers, lengths, strict=True)) + 2 * (len(t.columns) - 1)
         if natural > options.max_width:
             compact = 0
