@@ -5,7 +5,8 @@
 - `which_gpus` / `cards_needed`: every catalog GPU, and how many of one card a model needs;
 - `sweep`: total memory by component at context 512, 1024, ... up to the model's window;
 - and, re-exported from placement.py and speed.py: multi-GPU splits, partial offload and the
-  decode-speed bound, so `from willitrun.answers import ...` reaches every answer.
+  decode-speed bound, so `from willitrun.answers import ...` reaches every answer. They load on first
+  use (PEP 562 `__getattr__`): the ladder needs neither module (~8 ms of `willitrun ladder`).
 
 Pure library: no typer, no rich, nothing printed. Every size is an int of bytes.
 """
@@ -15,13 +16,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import archs
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
 from .errors import UsageError
 from .fit import FITS, Memory, context_limit, judge, ladder_dtypes, largest, max_context, verdict
-from .layers import Layout, layout
 from .limits import MAX_CARDS
 from .memory import (
     AnySpec,
@@ -34,29 +34,67 @@ from .memory import (
     resolve,
     weight_components,
 )
-from .placement import (
-    Card,
-    Device,
-    Offload,
-    Split,
-    device,
-    layer_owners,
-    layer_split,
-    offload,
-    split,
-    tensor_split,
-    tp_bytes,
-    tp_constraints,
-    tp_kv_heads,
-    tp_problems,
-)
-from .specs import GPUSpec
-from .speed import SYSTEM_BANDWIDTH_BYTES_S, DecodeSpeed, SpeedTerm, decode_speed, offload_speed, split_speed
 from .tensors import model_tensors
 
 if TYPE_CHECKING:
     from .engines import EngineOptions
+    from .layers import Layout, layout
     from .overrides import WeightsOverride
+    from .placement import (
+        Card,
+        Device,
+        Offload,
+        Split,
+        device,
+        layer_owners,
+        layer_split,
+        offload,
+        split,
+        tensor_split,
+        tp_constraints,
+        tp_problems,
+    )
+    from .specs import GPUSpec
+    from .speed import SYSTEM_BANDWIDTH_BYTES_S, DecodeSpeed, SpeedTerm, decode_speed, offload_speed, split_speed
+
+# names re-exported from the module that defines them, imported on first use
+_REEXPORTS = {
+    **dict.fromkeys(("Layout", "layout"), "layers"),
+    **dict.fromkeys(
+        (
+            "Card",
+            "Device",
+            "Offload",
+            "Split",
+            "device",
+            "layer_owners",
+            "layer_split",
+            "offload",
+            "split",
+            "tensor_split",
+            "tp_constraints",
+            "tp_problems",
+        ),
+        "placement",
+    ),
+    **dict.fromkeys(
+        ("SYSTEM_BANDWIDTH_BYTES_S", "DecodeSpeed", "SpeedTerm", "decode_speed", "offload_speed", "split_speed"),
+        "speed",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The names of placement.py, speed.py and layers.py, loaded on first use."""
+    module = _REEXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __package__), name)
+    globals()[name] = value
+    return value
+
 
 LADDER_KV = ("f16", "q8_0", "q4_0")
 SWEEP_START = 512
@@ -320,6 +358,8 @@ class CardCount:
 
 def _min_cards(spec: AnySpec, est: Estimate, kv_proj_bytes: int, vram: int, max_cards: int) -> int:
     """Smallest N whose tensor split fits at the estimate's context (the first card holds the most)."""
+    from .placement import tp_bytes, tp_kv_heads, tp_problems
+
     kv_heads = tp_kv_heads(spec)
     fixed = est.activations_bytes + est.overhead_bytes
     for n in range(1, max_cards + 1):
@@ -333,6 +373,9 @@ def _min_cards(spec: AnySpec, est: Estimate, kv_proj_bytes: int, vram: int, max_
 
 def cards_needed(spec: AnySpec, req: Request, gpu: Device, max_cards: int = MAX_CARDS) -> CardCount:
     """How many of `gpu` the model needs under tensor parallelism at the request's context."""
+    from .layers import layout
+    from .placement import tensor_split, tp_problems
+
     r = resolve(spec, req)
     context = req.context or default_context(r)
     est = estimate_resolved(r, context, req.batch, req.beams)
@@ -448,6 +491,8 @@ def which_gpus(
     needed under tensor parallelism; sorted by memory. `engine` defaults as the main command's;
     `weights` are an imported file's stored tensors (its GGUF type picks llama.cpp); `margin` is
     kept free of every card (--margin)."""
+    from .layers import layout
+
     req, eng = _imported(req, engine, weights)
     if eng != "transformers":
         return _engine_gpus(spec, req, gpus, eng, margin)

@@ -6,18 +6,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from .answers import BatchAnswer, CardCount, DecodeSpeed, GpuTable, Ladder, Offload, Split, Sweep
 from .errors import UsageError
 from .limits import MAX_CARDS
-from .memory import Estimate
 from .render import SCHEMA_VERSION, escape, safe, size
 from .table_width import Narrowable
+
+if TYPE_CHECKING:  # annotations only: the ladder's view does not load placement.py and speed.py
+    from .answers import BatchAnswer, CardCount, DecodeSpeed, GpuTable, Ladder, Offload, Split, Sweep
+    from .memory import Estimate
 
 # --------------------------------------------------------------------------------------------------
 # JSON (docs/answers-json.md): the dataclasses' fields, integer bytes, snake_case keys

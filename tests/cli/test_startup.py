@@ -88,3 +88,20 @@ def test_emoji_codes_in_names_print_as_written(capsys):
     text = capsys.readouterr().out
     assert ":fire: Llama" in text and ":zap: card" in text and ":rocket: on :zap: card" in text
     assert not any(c in text for c in "\N{FIRE}\N{HIGH VOLTAGE SIGN}\N{ROCKET}")
+
+
+def test_the_ladder_loads_no_placement_or_speed():
+    """answers.py re-exports placement.py and speed.py on first use: a ladder needs neither (~8 ms)."""
+    probe = (
+        "import contextlib, io, json, sys\n"
+        "from willitrun.cli import _lean\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    code = _lean(['ladder', 'llava-7b', '--gpu', 'rtx3090'])\n"
+        "mods = ('willitrun.answers', 'willitrun.placement', 'willitrun.speed', 'willitrun.devices')\n"
+        "print(json.dumps([code, [m for m in mods if m in sys.modules]]))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(p.stdout) == [0, ["willitrun.answers"]]
+    from willitrun import answers, placement, speed
+
+    assert answers.Split is placement.Split and answers.decode_speed is speed.decode_speed
