@@ -228,21 +228,48 @@ def _imported(req: Request, engine: str | None, weights: WeightsOverride | None)
     return req, engine_for(req.dtype or (weights.dtype if weights is not None else None), engine)
 
 
-def engine_max_batch(spec: AnySpec, req: Request, engine: str, vram: int, context: int) -> int:
+def engine_max_batch(
+    spec: AnySpec, req: Request, engine: str, vram: int, context: int, guess: int | None = None
+) -> int:
     """The most sequences of `context` positions whose llama.cpp or ollama estimate fits (the fullest
     GPU's bytes, as engine_fit compares them; no context search per probe).
 
     Solved by memory.largest_within: each sequence adds its KV cells, outputs and mask columns, so the
     bytes grow almost linearly with the batch (padding aside) and the line through the bracket's ends
     lands on the answer, which the estimate at answer + 1 confirms: ~4 estimates where doubling and
-    bisection took ~10 (ladder llava-7b: 198 estimates, ~0.2 s). The same answer whenever the bytes
-    never fall as the batch grows (tests/answers/test_answers.py checks it against a scan of every batch)."""
+    bisection took ~10 (ladder llava-7b: 198 estimates, ~0.2 s). `guess` (the ladder's previous row
+    predicts the next) is tried first with its neighbour: 2 estimates when it is right, and the same
+    search on what is left when it is not. The same answer whenever the bytes never fall as the batch
+    grows (tests/answers/test_answers.py checks it against a scan of every batch)."""
+    return _engine_batch(spec, req, engine, vram, context, guess)[0]
+
+
+def _engine_batch(
+    spec: AnySpec, req: Request, engine: str, vram: int, context: int, guess: int | None
+) -> tuple[int, int, int]:
+    """(engine_max_batch, the bytes one more sequence adds at that batch and the bytes left at it: 0 and 0
+    when not estimated)."""
     from .engines import engine_estimate
 
-    def total(b: int) -> int:
-        return engine_estimate(spec, dataclasses.replace(req, batch=b, context=context), engine).max_device_bytes
+    totals: dict[int, int] = {}
 
-    return largest_within(total, vram, 1, _MAX_NP)
+    def total(b: int) -> int:
+        if b not in totals:
+            at = dataclasses.replace(req, batch=b, context=context)
+            totals[b] = engine_estimate(spec, at, engine).max_device_bytes
+        return totals[b]
+
+    if guess is None or not 1 <= guess < _MAX_NP:
+        n = largest_within(total, vram, 1, _MAX_NP)
+    elif total(guess) > vram:  # fewer than guessed (0 if not even one fits)
+        n = largest_within(total, vram, 1, guess - 1)
+    elif total(guess + 1) > vram:  # the guess: it fits and one more does not
+        n = guess
+    else:
+        n = largest_within(total, vram, guess + 1, _MAX_NP)
+    if n in totals and n + 1 in totals:
+        return n, totals[n + 1] - totals[n], vram - totals[n]
+    return n, 0, 0
 
 
 def engine_options(engine: str, vram: int, gpu_name: str | None = None) -> EngineOptions:
@@ -254,22 +281,56 @@ def engine_options(engine: str, vram: int, gpu_name: str | None = None) -> Engin
     return engine_class(engine).card_options(vram, gpu_name)  # type: ignore[no-any-return]
 
 
+@dataclass
+class _BatchHint:
+    """What the last row of one KV type on one engine found: the next row (smaller weights) starts
+    its batch search where the bytes it saves would take the last row's answer."""
+
+    device_bytes: int  # the row's fullest GPU at the asked batch
+    max_batch: int
+    per_sequence_bytes: int  # what one more sequence added at max_batch
+    left_bytes: int  # what the card had left at max_batch
+
+    def guess(self, device_bytes: int) -> int | None:
+        """This row's batch if each sequence adds what it did in the last row, and the bytes this row
+        saves (its smaller weights) come on top of what the last row had left."""
+        if self.per_sequence_bytes <= 0 or self.max_batch < 1:
+            return None
+        return self.max_batch + (self.left_bytes + self.device_bytes - device_bytes) // self.per_sequence_bytes
+
+
 def _engine_row(
-    spec: AnySpec, req: Request, engine: str, memory: Memory, wname: str, kname: str, gpu_name: str | None
+    spec: AnySpec,
+    req: Request,
+    engine: str,
+    memory: Memory,
+    wname: str,
+    kname: str,
+    options: EngineOptions,
+    hints: dict[str, _BatchHint],
 ) -> LadderRow:
+    """One row on an engine profile; `hints` (by KV type) carries each row's batch search to the next."""
     from .engines import engine_fit
 
     vram = memory.card_bytes
     row_req = dataclasses.replace(req, dtype=wname, kv_dtype=kname)  # the context as given: the engine's default else
-    f = engine_fit(spec, row_req, engine, engine_options(engine, vram, gpu_name), vram)  # UsageError: refused
+    f = engine_fit(spec, row_req, engine, options, vram)  # UsageError: refused
     e = f.estimate
     from .engines.registry import engine_class
 
-    batch = (
-        engine_max_batch(spec, dataclasses.replace(row_req, context=e.context_tokens), engine, vram, e.context_tokens)
-        if engine_class(engine).places_layers
-        else int(f.fits)
-    )
+    if engine_class(engine).places_layers:
+        hint = hints.get(kname)
+        batch, per_seq, left = _engine_batch(
+            spec,
+            dataclasses.replace(row_req, context=e.context_tokens),
+            engine,
+            vram,
+            e.context_tokens,
+            hint.guess(e.max_device_bytes) if hint is not None else None,
+        )
+        hints[kname] = _BatchHint(e.max_device_bytes, batch, per_seq, left)
+    else:
+        batch = int(f.fits)
     v = verdict(f, memory)
     kv = e.kind_bytes("kv_self") + e.kind_bytes("kv_cross") + e.need_bytes - e.max_device_bytes  # vLLM: one request's
     return LadderRow(
@@ -303,14 +364,20 @@ def quant_ladder(
     tensors = model_tensors(spec)
     rows = []
     refused: UsageError | None = None  # why the engine gave no row; raised when no row is left at all
+    options: dict[str, EngineOptions] = {}  # by engine: the same card, the same options for every row
+    hints: dict[str, dict[str, _BatchHint]] = {}
     for wname in ladder_dtypes(spec):
         eng = engine_for(wname, engine)
         if eng != "transformers":
             from .engines.registry import engine_class
 
+            if eng not in options:
+                options[eng] = engine_options(eng, vram, gpu_name)
             for kname in engine_class(eng).ladder_kv or LADDER_KV:
                 try:
-                    rows.append(_engine_row(spec, req, eng, memory, wname, kname, gpu_name))
+                    rows.append(
+                        _engine_row(spec, req, eng, memory, wname, kname, options[eng], hints.setdefault(eng, {}))
+                    )
                 except UsageError as err:  # the engine refuses this type or architecture: no row
                     refused = err
             continue
