@@ -33,6 +33,11 @@ class Narrowable:
         cells: list[list[RenderableType]] = [
             [Text.from_markup(c, emoji=False) if isinstance(c, str) else c for c in col.cells] for col in t.columns
         ]
+        for col, parsed in zip(t.columns, cells, strict=True):
+            # the cells as parsed here: rich would parse each markup string again to measure it and again to
+            # render it (the same Text: Table.highlight is off, and a Text is never highlighted); ~15 % of a
+            # 30-row ladder's rendering
+            col._cells = parsed
         lengths = [[c.cell_len if isinstance(c, Text) else options.max_width for c in col] for col in cells]
         headers = [Text.from_markup(str(col.header), emoji=False).plain for col in t.columns]
         natural = sum(max([len(h), *ls]) for h, ls in zip(headers, lengths, strict=True)) + 2 * (len(t.columns) - 1)
@@ -45,9 +50,4 @@ class Narrowable:
                 compact += col.width or words
             if compact + 2 * (len(t.columns) - 1) > options.max_width:
                 t.padding = (0, 1, 0, 0)  # still too wide: one space between columns instead of two
-        for col, parsed in zip(t.columns, cells, strict=True):
-            # the cells as parsed here: rich would parse each markup string again to measure it and again to
-            # render it (the same Text: Table.highlight is off, and a Text is never highlighted); ~15 % of a
-            # 30-row ladder's rendering
-            col._cells = parsed
         yield t
