@@ -290,15 +290,18 @@ def engine_options(engine: str, vram: int, gpu_name: str | None = None) -> Engin
     return engine_class(engine).card_options(vram, gpu_name)  # type: ignore[no-any-return]
 
 
-@dataclass
 class _BatchHint:
     """What the last row of one KV type on one engine found: the next row (smaller weights) starts
-    its batch search where the bytes it saves would take the last row's answer."""
+    its batch search where the bytes it saves would take the last row's answer. (A plain class: a
+    dataclass costs ~0.5 ms to create at import, on every `willitrun ladder`.)"""
 
-    device_bytes: int  # the row's fullest GPU at the asked batch
-    max_batch: int
-    per_sequence_bytes: int  # what one more sequence added at max_batch
-    left_bytes: int  # what the card had left at max_batch
+    __slots__ = ("device_bytes", "left_bytes", "max_batch", "per_sequence_bytes")
+
+    def __init__(self, device_bytes: int, max_batch: int, per_sequence_bytes: int, left_bytes: int) -> None:
+        self.device_bytes = device_bytes  # the row's fullest GPU at the asked batch
+        self.max_batch = max_batch
+        self.per_sequence_bytes = per_sequence_bytes  # what one more sequence added at max_batch
+        self.left_bytes = left_bytes  # what the card had left at max_batch
 
     def guess(self, device_bytes: int) -> int | None:
         """This row's batch if each sequence adds what it did in the last row, and the bytes this row
