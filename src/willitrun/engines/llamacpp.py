@@ -1078,7 +1078,22 @@ def gguf_tensors(spec: AnySpec) -> list[Tensor]:
     """The model's tensors as its GGUF holds them: the per-layer embedding table has a row per vocabulary entry
     (src/models/gemma3n.cpp, gemma4.cpp create `per_layer_tok_embd` as {n_embd_per_layer x n_layer, n_vocab}), so
     convert_hf_to_gguf.py Gemma3NModel pads Gemma 3n's 262144 rows (vocab_size_per_layer_input) to vocab_size's
-    262400 ("Padding per-layer embeddings ... adding 256 vision/audio token slots")."""
+    262400 ("Padding per-layer embeddings ... adding 256 vision/audio token slots"). Built once per spec, as
+    model_tensors (callers must not mutate the list): a ladder or a batch search makes dozens of estimates."""
+    return archs.cached(spec, "gguf-tensors", lambda: _gguf_tensors(spec))
+
+
+def per_layer_input_width(spec: AnySpec, tensors: list[Tensor]) -> int:
+    """The row width of Gemma 3n / 4's per-layer embeddings' table (0: none), once per spec (`tensors`:
+    gguf_tensors(spec))."""
+    return archs.cached(
+        spec,
+        "gguf-per-layer-input-width",
+        lambda: max((t.shape[-1] for t in tensors if input_table(t) and t.role != "token_embd"), default=0),
+    )
+
+
+def _gguf_tensors(spec: AnySpec) -> list[Tensor]:
     tensors = model_tensors(spec)
     vocab = next((t.shape[0] for t in tensors if t.role == "token_embd"), 0)
     return [
@@ -1638,7 +1653,7 @@ def _llamacpp_estimate(
             "layer is always on the CPU)"
             + (
                 "; so does the per-layer embeddings' table, per_layer_token_embd (LLM_TENSOR_LAYER_INPUT)"
-                if any(input_table(t) and t.role != "token_embd" for t in tensors)
+                if per_layer_input_width(spec, tensors)
                 else ""
             ),
         )
@@ -1801,7 +1816,7 @@ def _llamacpp_estimate(
     # Compute buffers: one per GPU. Gemma 3n / 4 also keep their per-layer inputs (the per-layer table's row width,
     # n_layer x n_embd_per_layer) alive through the layers; the rest of their graph (Gemma 3n's four AltUp streams)
     # is not in the Llama-calibrated form
-    per_layer_inputs = max((t.shape[-1] for t in tensors if input_table(t) and t.role != "token_embd"), default=0)
+    per_layer_inputs = per_layer_input_width(spec, tensors)
     if widths is not None and not opt.swa_full:
         # flash attention over a quantized cache converts one layer's K and V to f16 at a time: the widest of
         # K x cells over the layers (a sliding layer has its window's cells), as a width over the full cells
