@@ -456,6 +456,14 @@ def mmproj_storage(tensors: list[Tensor], dtype_name: str) -> list[StorageType]:
     return out
 
 
+def mmproj_weights(spec: AnySpec, tensors: list[Tensor], dtype_name: str) -> tuple[int, int]:
+    """(tensors, bytes) of the mmproj file's weights as the CUDA backend allocates them, each aligned."""
+    mm = mmproj_tensors(spec, tensors)
+    storage = mmproj_storage(mm, dtype_name)
+    nbytes = aligned_sum((cuda_tensor_bytes(t, s) for t, s in zip(mm, storage, strict=True)), GGML_CUDA_ALIGNMENT)
+    return len({t.name for t in mm}), nbytes
+
+
 @dataclass(frozen=True)
 class LmShape:
     """What the llama.cpp graph needs of the language model."""
@@ -1070,7 +1078,22 @@ def gguf_tensors(spec: AnySpec) -> list[Tensor]:
     """The model's tensors as its GGUF holds them: the per-layer embedding table has a row per vocabulary entry
     (src/models/gemma3n.cpp, gemma4.cpp create `per_layer_tok_embd` as {n_embd_per_layer x n_layer, n_vocab}), so
     convert_hf_to_gguf.py Gemma3NModel pads Gemma 3n's 262144 rows (vocab_size_per_layer_input) to vocab_size's
-    262400 ("Padding per-layer embeddings ... adding 256 vision/audio token slots")."""
+    262400 ("Padding per-layer embeddings ... adding 256 vision/audio token slots"). Built once per spec, as
+    model_tensors (callers must not mutate the list): a ladder or a batch search makes dozens of estimates."""
+    return archs.cached(spec, "gguf-tensors", lambda: _gguf_tensors(spec))
+
+
+def per_layer_input_width(spec: AnySpec, tensors: list[Tensor]) -> int:
+    """The row width of Gemma 3n / 4's per-layer embeddings' table (0: none), once per spec (`tensors`:
+    gguf_tensors(spec))."""
+    return archs.cached(
+        spec,
+        "gguf-per-layer-input-width",
+        lambda: max((t.shape[-1] for t in tensors if input_table(t) and t.role != "token_embd"), default=0),
+    )
+
+
+def _gguf_tensors(spec: AnySpec) -> list[Tensor]:
     tensors = model_tensors(spec)
     vocab = next((t.shape[0] for t in tensors if t.role == "token_embd"), 0)
     return [
@@ -1597,8 +1620,6 @@ def _llamacpp_estimate(
     # with no repeating layer offloaded, an output layer on the GPU is on the first (llama.cpp: layer_gpu of
     # (n_layer - i_gpu_start) / act_gpu_layers = 0)
     last_device = device_of(n_layer - 1) if gpu_layer_count else 0 if output_on_gpu else opt.gpus - 1
-    mm_tensors = mmproj_tensors(spec, tensors) if g.vision is not None else []
-    mm_names = {t.name for t in mm_tensors}
     # The weights' placement depends on the type and -ngl, not the context: computed once per spec
     # (a `check --rows` of 1,000 rows or a context bisection re-uses it).
     placed = archs.cached(
@@ -1608,7 +1629,6 @@ def _llamacpp_estimate(
     )
     gpu_sizes, host_bytes, embd_bytes, output_tensor_bytes, largest_host_weight, mapped_bytes = placed
     buffers: list[Buffer] = []
-    align = GGML_CUDA_ALIGNMENT
     for d, nbytes in gpu_sizes.items():
         if nbytes is not None:
             buffers.append(
@@ -1633,7 +1653,7 @@ def _llamacpp_estimate(
             "layer is always on the CPU)"
             + (
                 "; so does the per-layer embeddings' table, per_layer_token_embd (LLM_TENSOR_LAYER_INPUT)"
-                if any(input_table(t) and t.role != "token_embd" for t in tensors)
+                if per_layer_input_width(spec, tensors)
                 else ""
             ),
         )
@@ -1796,7 +1816,7 @@ def _llamacpp_estimate(
     # Compute buffers: one per GPU. Gemma 3n / 4 also keep their per-layer inputs (the per-layer table's row width,
     # n_layer x n_embd_per_layer) alive through the layers; the rest of their graph (Gemma 3n's four AltUp streams)
     # is not in the Llama-calibrated form
-    per_layer_inputs = max((t.shape[-1] for t in tensors if input_table(t) and t.role != "token_embd"), default=0)
+    per_layer_inputs = per_layer_input_width(spec, tensors)
     if widths is not None and not opt.swa_full:
         # flash attention over a quantized cache converts one layer's K and V to f16 at a time: the widest of
         # K x cells over the layers (a sliding layer has its window's cells), as a width over the full cells
@@ -1917,10 +1937,11 @@ def _llamacpp_estimate(
     # The mmproj file (LLaVA): its own weights and CLIP compute buffer.
     model_name = str(getattr(spec, "id", spec.architecture))
     if g.vision is not None:
-        mm_storage = mmproj_storage(mm_tensors, opt.mmproj_dtype)
         placement: Literal["gpu", "host"] = "gpu" if opt.mmproj_on_gpu else "host"
-        mm_bytes = aligned_sum((cuda_tensor_bytes(t, s) for t, s in zip(mm_tensors, mm_storage, strict=True)), align)
-        mm_detail = f"{len(mm_names)} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)"
+        mm_count, mm_bytes = archs.cached(  # the spec and the mmproj type decide it: summed once per spec
+            spec, f"llamacpp-mmproj:{opt.mmproj_dtype}", lambda: mmproj_weights(spec, tensors, opt.mmproj_dtype)
+        )
+        mm_detail = f"{mm_count} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)"
         if opt.mmproj_file is not None:  # the user's file: its tensor table's exact bytes
             mf = opt.mmproj_file
             wrong = llava_mmproj_mismatch(mf, g.vision, model_name)
