@@ -351,6 +351,10 @@ class GpuRow:
     max_context_tokens: int  # on one card; 0 if none
     cards_needed: int  # smallest tensor-parallel count of this card that fits; 0 if none up to MAX_CARDS (or Apple)
     verdict: str = ""  # fit.FITS, TIGHT or DOES_NOT_FIT on one card, by fit.judge as the main command's
+    # the context and total of this card's answer: the table's for every card, except where the engine picks
+    # the context by the card (llama.cpp's --fit with no --context: each card its own)
+    context_tokens: int = 0
+    total_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -413,6 +417,8 @@ def _engine_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: s
                 f.max_context_tokens,
                 need,
                 v.status,
+                f.estimate.context_tokens,
+                f.total_bytes,
             )
         )
     assert first is not None, "no GPUs given"
@@ -468,6 +474,8 @@ def which_gpus(
                 # Macs are not linked for tensor parallelism: one unified memory each
                 int(v.fits) if g.vendor == "apple" else _min_cards(spec, est, kv_proj, vram, MAX_CARDS),
                 v.status,
+                context,
+                est.total_bytes,
             )
         )
     return GpuTable(

@@ -18,7 +18,7 @@ from .files import safe_text
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-    from .engines import EngineFit
+    from .engines import EngineEstimate, EngineFit
     from .fit import Fit, Verdict
     from .memory import Estimate
 
@@ -425,7 +425,9 @@ def print_answer(
             f"[bold]{escape(device_name)}[/] ({size(f.vram_bytes)})"
         )
         out.print(
-            f"{g.dtype} weights, {g.kv_dtype} KV cache, context {g.context_tokens:,} tokens (KV allocated for {g.n_ctx:,})"
+            f"{g.dtype} weights, {g.kv_dtype} KV cache, context {g.context_tokens:,} tokens (KV allocated for {g.n_ctx:,}"
+            + ("; the context llama.cpp's --fit picks for this card, no -c given" if _fit_chosen(g) else "")
+            + ")"
         )
         for col in ("buffer", "where", "memory", "detail"):
             t.add_column(col, justify="right" if col == "memory" else "left", style="dim" if col == "detail" else None)
@@ -505,6 +507,11 @@ def _at_limit(f: Fit | EngineFit) -> str:
 # --------------------------------------------------------------------------------------------------
 # Engine profiles
 # --------------------------------------------------------------------------------------------------
+def _fit_chosen(e: EngineEstimate) -> bool:
+    """The estimate's context is the one the engine picks itself (llama.cpp's --fit with no -c on a card)."""
+    return e.facts.get("context_source") == "fit"
+
+
 def engine_dict(f: EngineFit, device: str, context_bound: bool = True, judged: Verdict | None = None) -> dict[str, Any]:
     """An engine profile's fit as JSON data (docs/json-output.md, "With an engine profile")."""
     from .fit import verdict
@@ -518,6 +525,9 @@ def engine_dict(f: EngineFit, device: str, context_bound: bool = True, judged: V
         "gpu": device,
         "vram_bytes": f.vram_bytes,
         "context_tokens": e.context_tokens,
+        # no --context given: the engine picks it for the card (llama.cpp's --fit), and why
+        "context_chosen_by_engine": _fit_chosen(e),
+        "context_reason": str(e.facts["context_reason"]) if _fit_chosen(e) else None,
         "n_ctx": e.n_ctx,
         "dtype": e.dtype,
         "kv_dtype": e.kv_dtype,

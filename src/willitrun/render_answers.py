@@ -386,7 +386,7 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
         )
     else:
         verdict = "[red bold]Nothing on the ladder fits[/] at this context and batch."
-    context = f"context {next(iter(contexts)):,}" if not per_row else "each engine's default context"
+    context = f"context {next(iter(contexts)):,}" if not per_row else "each row's default context"
     head = f"{title}, {context}, batch {ladder.batch_size}" + (f", {ladder.beams} beams" if ladder.beams > 1 else "")
 
     # rows of several engines (GGUF types answer on llama.cpp): say which and what each total holds
@@ -399,6 +399,13 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
         for e in engines
         if len(engines) > 1 and runtime_overhead(e)
     ]
+    if per_row and any(r.engine == "llama.cpp" and r.context_tokens != ladder.context_tokens for r in ladder.rows):
+        notes.append(
+            Text(
+                "llama.cpp rows: the context its --fit picks for this card with no --context (common/fit.cpp).",
+                style="dim",
+            )
+        )
     return Group(
         Text(safe(head)),
         Narrowable(t),
@@ -409,19 +416,23 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
 
 
 def gpus_view(table: GpuTable, model_name: str) -> RenderableType:
+    # llama.cpp's --fit picks each card's context (no --context given): a context and a total per card
+    per_card = len({(row.context_tokens, row.total_bytes) for row in table.rows}) > 1
     t = _table(
         "gpu",
         "memory",
+        *(["context", "total"] if per_card else []),
         "fits",
         "headroom",
         "max context",
         "cards (tensor parallel)",
-        right=("memory", "headroom", "max context", "cards (tensor parallel)"),
+        right=("memory", "context", "total", "headroom", "max context", "cards (tensor parallel)"),
     )
     for row in table.rows:
         t.add_row(
             escape(row.gpu),
             size(row.vram_bytes),
+            *([f"{row.context_tokens:,}", size(row.total_bytes)] if per_card else []),
             _yes(row.fits, row.verdict),
             size(row.headroom_bytes),
             _ctx(row.max_context_tokens),
@@ -437,10 +448,12 @@ def gpus_view(table: GpuTable, model_name: str) -> RenderableType:
             style=None if row.fits else "dim",
         )
     fitting = sum(r.fits for r in table.rows)
-    head = (
-        f"{model_name} ({table.model}): {size(table.total_bytes)} at context {table.context_tokens:,}, batch "
-        f"{table.batch_size} ({table.dtype} weights, {table.kv_dtype} KV cache)"
+    at = (
+        "at the context llama.cpp's --fit picks on each card (no --context given)"
+        if per_card
+        else f"{size(table.total_bytes)} at context {table.context_tokens:,}"
     )
+    head = f"{model_name} ({table.model}): {at}, batch {table.batch_size} ({table.dtype} weights, {table.kv_dtype} KV cache)"
     return Group(
         Text(safe(head)),
         Narrowable(t),

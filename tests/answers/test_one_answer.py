@@ -53,7 +53,7 @@ def test_main_check_ladder_gpus_agree(model, gpu, dtype, engine):
     _, out = _run("gpus", model, "--dtype", dtype, "--json", *eng)
     table = json.loads(out)
     row = next(r for r in table["rows"] if r["gpu"] == gpu)
-    assert table["total_bytes"] == total
+    assert (row["total_bytes"], row["context_tokens"]) == (total, main["context_tokens"])
     assert row["max_context_tokens"] == context
 
 

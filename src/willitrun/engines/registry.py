@@ -310,7 +310,7 @@ class LlamaCpp(Engine):
 
     @classmethod
     def option_defaults(cls, vram_bytes: int, gpu_name: str | None) -> dict[str, Any]:
-        return {"vram_bytes": vram_bytes}  # --fit's default context (engines/llamacpp.py _default_context)
+        return {"vram_bytes": vram_bytes}  # --fit's default context (engines/llamacpp.py fit_context)
 
     @classmethod
     def versions(cls) -> Mapping[str, Any]:
