@@ -144,6 +144,7 @@ class LadderRow:
     engine: str = "transformers"  # the profile that sized the row (the main command's default for its type)
     verdict: str = ""  # fit.FITS, TIGHT or DOES_NOT_FIT, by fit.judge as the main command's
     context_tokens: int = 0  # the row's context: the engine's default when none is given (vLLM: the window)
+    context_chosen_by_engine: bool = False  # no --context: the engine picked it for the card (llama.cpp's --fit)
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,7 @@ def _engine_row(
         engine,
         v.status,
         e.context_tokens,
+        e.facts.get("context_source") == "fit",
     )
 
 

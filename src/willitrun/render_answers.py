@@ -399,10 +399,12 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
         for e in engines
         if len(engines) > 1 and runtime_overhead(e)
     ]
-    if per_row and any(r.engine == "llama.cpp" and r.context_tokens != ladder.context_tokens for r in ladder.rows):
+    picked = list(dict.fromkeys(r.engine for r in ladder.rows if r.context_chosen_by_engine))
+    if per_row and picked:
         notes.append(
             Text(
-                "llama.cpp rows: the context its --fit picks for this card with no --context (common/fit.cpp).",
+                f"{' and '.join(picked)} rows: the context the engine's --fit picks for this card with no --context "
+                "(llama.cpp common/fit.cpp).",
                 style="dim",
             )
         )

@@ -76,7 +76,7 @@ def test_ladder_table():
     )
     assert lines[-4].startswith("bf16 to int8 on transformers: totals include a measured 360 MiB")
     assert lines[-3].startswith("q8_0 to q2_k on llama.cpp: totals are its printed buffers")
-    assert lines[-2].startswith("llama.cpp rows: the context its --fit picks for this card")
+    assert lines[-2].startswith("llama.cpp rows: the context the engine's --fit picks for this card")
     assert lines[3].split()[9] == "tight"
     q8 = next(line.split() for line in lines if line.startswith("q8_0     f16"))
     assert int(q8[2].replace(",", "")) > 4096  # --fit's context for the 16 GiB card
