@@ -248,6 +248,8 @@ def fit_dict(f: Fit, context_bound: bool = True, judged: Verdict | None = None) 
     d.update(
         {
             "engine": "transformers",
+            "context_chosen_by_engine": False,  # the request's context, or min(4096, the window)
+            "context_reason": None,
             "n_ctx": e.context_tokens,
             # an encoder used alone (kv_cache false) has no cache: no KV buffer rather than a zero-byte one
             "buffers": [
