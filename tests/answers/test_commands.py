@@ -39,7 +39,7 @@ def test_ladder_table():
     assert lines[1].split() == [
         "weights",
         "KV",
-        "context",
+        "ctx",
         "weights",
         "size",
         "KV",

@@ -39,7 +39,7 @@ from ..archs import caches
 from ..archs.base import EXPERT_ROLES, VisionShape, uniform_width
 from ..dtypes import BF16, F16, F32, Q8_0, StorageType, WeightDtype, weight_dtype
 from ..errors import UsageError
-from ..memory import AnySpec, Request, default_context, largest, resolve
+from ..memory import AnySpec, Request, check_room_for_text, default_context, largest, resolve
 from ..tensors import Tensor, model_tensors
 from .base import Buffer, EngineEstimate, aligned_sum, pad
 
@@ -994,10 +994,12 @@ def mmproj_buffers(
                 else " (llama.cpp gave clip.cpp flash attention in PR #16837, November 2025)"
             )
         )
-    warnings = []
-    if images * tokens > n_ctx:
-        warnings.append(f"{images} image(s) of {tokens:,} embeddings do not fit the {n_ctx:,}-cell context")
-    return buffers, notes, warnings
+    if images * tokens >= n_ctx:  # libmtmd's own count of the image's embeddings (clip_n_output_tokens)
+        raise UsageError(
+            f"the context {n_ctx:,} leaves no room for text: {images} image(s) take {images * tokens:,} positions "
+            "(llama.cpp's libmtmd); give a larger --context"
+        )
+    return buffers, notes, []
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1619,6 +1621,9 @@ def _llamacpp_estimate(
         else:
             opt = replace(opt, parallel=1)
     parallel: int = opt.parallel or 1
+    # the media must leave room for text in the context asked (--context, ollama's num_ctx, --fit's pick): positions
+    # per sequence with --batch, n_ctx with -np (the largest-context search starts just above the media's positions)
+    check_room_for_text(r, asked, "--context" if request.context else "the context")
     if request.batch > 1 and parallel == 1:
         # --context is positions per sequence: N sequences of it are llama.cpp's -np N -c (N x context)
         opt = replace(opt, parallel=request.batch)

@@ -48,7 +48,17 @@ from ..archs.caches import IndexerKeys
 from ..archs.mamba import VLLM_STATE_REFUSAL
 from ..archs.mllama import MllamaSpec
 from ..errors import UsageError
-from ..memory import AnySpec, Request, Resolved, resolve, stage_peak, stages, storage_types, vocab_size
+from ..memory import (
+    AnySpec,
+    Request,
+    Resolved,
+    check_room_for_text,
+    resolve,
+    stage_peak,
+    stages,
+    storage_types,
+    vocab_size,
+)
 from .base import GIB, MIB, Buffer, EngineEstimate, pad
 from .torch_alloc import torch_allocated
 
@@ -1492,6 +1502,8 @@ def budgets(
     r = r0
     window = r.att.context_window or 4096
     max_model_len = opt.max_model_len or request.context or window
+    # a prompt whose images or audio alone fill max_model_len never runs (vLLM refuses prompts longer than it)
+    check_room_for_text(r, max_model_len, "--context" if request.context else "max_model_len")
     batched, seqs = batch_defaults(
         opt, max_model_len, g.takes_images or g.vision_cross_attention, g.sliding_window is not None
     )
