@@ -193,6 +193,7 @@ def verdict_dict(v: Verdict) -> dict[str, Any]:
         "error_band_bytes": v.band.bytes if v.band else 0,
         "error_band_runs": v.band.runs if v.band else 0,
         "verdict_reason": v.reason,
+        "verdict_how": v.how,
         "exit_code": v.exit_code,
     }
     if v.free_bytes is not None:  # a detected card only: every *_bytes key stays an int

@@ -76,8 +76,11 @@ def _no_context(where: str) -> str:
     return f"No context length fits {where}."
 
 
-def _yes(fits: bool, verdict: str = "") -> str:
-    """yes / tight / no: a row's verdict (fit.judge) as the main command would give it."""
+def _yes(fits: bool, verdict: str = "", how: str = "") -> str:
+    """yes / tight / no: a row's verdict (fit.judge) as the main command would give it; "offload" when it fits only
+    as the engine's own plan (llama.cpp's --fit moving layers to the host: `how`)."""
+    if fits and how:
+        return "[cyan]offload[/]"
     if verdict == "tight":
         return "[yellow]tight[/]"
     return "[green]yes[/]" if fits else "[red]no[/]"
@@ -369,7 +372,7 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
             size(row.weights_bytes),
             size(row.kv_bytes),
             size(row.total_bytes),
-            _yes(row.fits, row.verdict),
+            _yes(row.fits, row.verdict, row.how),
             size(row.headroom_bytes),
             _ctx(row.max_context_tokens),
             f"{row.max_batch:,}",
@@ -383,6 +386,9 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
         verdict = (
             f"{label}: {best.dtype} weights with a {best.kv_dtype} KV cache "
             f"({size(best.total_bytes)}, largest context {_ctx(best.max_context_tokens)})."
+            if not best.how
+            else f"{label} only with layers in system memory: {best.dtype} weights with a {best.kv_dtype} KV cache, "
+            f"{escape(best.how)}."
         )
     else:
         verdict = "[red bold]Nothing on the ladder fits[/] at this context and batch."
@@ -435,7 +441,7 @@ def gpus_view(table: GpuTable, model_name: str) -> RenderableType:
             escape(row.gpu),
             size(row.vram_bytes),
             *([f"{row.context_tokens:,}", size(row.total_bytes)] if per_card else []),
-            _yes(row.fits, row.verdict),
+            _yes(row.fits, row.verdict, row.how),
             size(row.headroom_bytes),
             _ctx(row.max_context_tokens),
             str(row.cards_needed)
@@ -449,7 +455,8 @@ def gpus_view(table: GpuTable, model_name: str) -> RenderableType:
             ),
             style=None if row.fits else "dim",
         )
-    fitting = sum(r.fits for r in table.rows)
+    fitting = sum(r.fits and not r.how for r in table.rows)
+    offloaded = sum(r.fits and bool(r.how) for r in table.rows)
     at = (
         "at the context llama.cpp's --fit picks on each card (no --context given)"
         if per_card
@@ -459,7 +466,14 @@ def gpus_view(table: GpuTable, model_name: str) -> RenderableType:
     return Group(
         Text(safe(head)),
         Narrowable(t),
-        Text(f"{fitting} of {len(table.rows)} GPUs fit it on one card."),
+        Text(
+            f"{fitting} of {len(table.rows)} GPUs fit it on one card"
+            + (
+                f"; {offloaded} more run it with layers in system memory (offload: the engine's own --fit plan)."
+                if offloaded
+                else "."
+            )
+        ),
         Text("Sizes in GiB = 2^30 bytes.", style="dim"),
     )
 

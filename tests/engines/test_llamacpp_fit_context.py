@@ -133,3 +133,51 @@ def test_a_given_context_is_left_alone(monkeypatch):
     spec = CATALOG.resolve("model", "llama-3.1-8b")
     e = engine_estimate(spec, Request(dtype="q4_k_m", context=8192), "llama.cpp", LlamaCppOptions(vram_bytes=8 * GiB))
     assert "build_default_n_ctx" not in e.facts and e.context_tokens == 8192
+
+
+def _cli(*args: str) -> tuple[int, dict]:
+    import json
+
+    from typer.testing import CliRunner
+
+    from willitrun.cli import app
+
+    r = CliRunner().invoke(app, list(args))
+    assert r.exit_code in (0, 1, 5), r.output
+    return r.exit_code, json.loads(r.stdout.splitlines()[0] if args[0] == "check" else r.stdout)
+
+
+def test_fits_plan_is_the_answer_in_every_command():
+    """70B q4_k_m on an RTX 4090 with no -c / -ngl: the whole model does not fit even at 4096, so the build keeps
+    4096 and moves layers to the host (common/fit.cpp step 3) -- and starts. That plan is the answer (issue 19 §5:
+    "an offload plan that fits exits as fitting, and the verdict says how"): FITS, exit 0, the launch line with its
+    -ngl, the host side checked; check, gpus and ladder judge the same."""
+    code, d = _cli("llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--json")
+    ngl = d["engine_facts"]["fit_gpu_layers"]
+    assert code == 0 and d["verdict"] == "fits" and not d["fits"]  # fits: every layer on the GPU does not
+    assert d["verdict_how"] == d["engine_plan"]["how"] and f"(-ngl {ngl})" in d["verdict_how"]
+    assert d["need_bytes"] == d["engine_plan"]["gpu_bytes"] <= d["vram_bytes"] - 1024 * MiB
+    assert d["host_memory"]["need_bytes"] == d["engine_plan"]["host_bytes"] and d["host_memory"]["fits"]
+    argv = d["launch"]
+    assert argv[argv.index("-ngl") + 1] == str(ngl) and argv[argv.index("-c") + 1] == "4096"
+    # the plan, sized by hand: -ngl ngl at 4096 is within the card less the target, -ngl ngl + 1 is not
+    spec = CATALOG.resolve("model", "llama-3.1-70b")
+    at = engine_estimate(spec, Request(dtype="q4_k_m", context=4096), "llama.cpp", LlamaCppOptions(gpu_layers=ngl))
+    assert at.max_device_bytes == d["need_bytes"]
+
+    code_check, check = _cli("check", "llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--json")
+    assert (code_check, check["verdict"], check["verdict_how"]) == (0, "fits", d["verdict_how"])
+    _, table = _cli("gpus", "llama-3.1-70b", "--dtype", "q4_k_m", "--json")
+    card = next(r for r in table["rows"] if r["gpu"] == "rtx4090")
+    assert (card["verdict"], card["how"], card["cards_needed"]) == ("fits", d["verdict_how"], 2)
+    _, ladder = _cli("ladder", "llama-3.1-70b", "--gpu", "rtx4090", "--json")
+    row = next(r for r in ladder["rows"] if (r["dtype"], r["kv_dtype"]) == ("q4_k_m", "f16"))
+    assert (row["verdict"], row["how"], row["total_bytes"]) == ("fits", d["verdict_how"], d["total_bytes"])
+
+
+def test_a_context_given_keeps_the_old_answer():
+    """With -c willitrun sizes the context asked with every layer on the GPU: DOES NOT FIT, exit 1, suggestions
+    (--offload first). The build's own --fit would still run its layer step (common/fit.cpp: "context size set by
+    user to %u -> no change", then step 3 unless n_gpu_layers was set): not taken as the answer at a given context."""
+    code, d = _cli("llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "-c", "4096", "--json")
+    assert code == 1 and d["verdict"] == "does_not_fit" and d["verdict_how"] == "" and "engine_plan" not in d

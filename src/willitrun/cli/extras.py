@@ -176,6 +176,16 @@ def engine_extras(
         raise UsageError("--speed needs a catalog GPU (--gpu) for its memory bandwidth")
     vram = fit.vram_bytes
     est = fit.estimate
+    plan = None if fit.fits else cls.plan(est)  # the engine's own plan (llama.cpp's --fit moving layers to the host)
+    if plan is not None and not offload:
+        from ..render import size
+
+        gpu, host, how = plan
+        x.data["engine_plan"] = {"how": how, "gpu_bytes": gpu, "host_bytes": host}
+        x.views.append(
+            f"Plan: {how}: {size(gpu)} on the GPU of {size(vram)}, {size(host)} in system memory "
+            "(the table is every layer on the GPU)."
+        )
     if offload:
         if not cls.places_layers:
             raise UsageError(f"--offload places layers as llama.cpp's -ngl does: use --engine llama.cpp, not {engine}")
@@ -210,6 +220,7 @@ def engine_extras(
     if (
         "n_cpu_moe" in cls.takes
         and not fit.fits
+        and plan is None
         and len(cards) <= 1
         and not offload
         and "n_cpu_moe" not in given

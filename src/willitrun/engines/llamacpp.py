@@ -1254,6 +1254,10 @@ class FitContext:
     gpu_layers: int | None = None
     n_layer: int = 0
     n_cpu_moe: int | None = None  # a mixture of experts: the layers whose experts --fit moves to the host
+    # the layer step's placement: the fullest GPU's bytes (as --fit measures them) and the host's, with what moved
+    plan_gpu_bytes: int = 0
+    plan_host_bytes: int = 0
+    plan_how: str = ""
 
 
 # (id(spec), engine, request, options, output_embd) -> (the spec, its FitContext): the search costs two
@@ -1382,6 +1386,9 @@ def _fit_context(
 
         moe = largest(over, 0, n_layer) + 1
         if moe <= n_layer:
+            at = _llamacpp_estimate(
+                spec, request, replace(opt, n_cpu_moe=moe), engine=engine, n_ctx=n_ctx_min, output_embd=output_embd
+            )
             return FitContext(
                 n_ctx_min,
                 why + f": it keeps {n_ctx_min:,} and moves the expert tensors of {moe} of {n_layer} layers to the "
@@ -1390,6 +1397,10 @@ def _fit_context(
                 None,
                 n_layer,
                 moe,
+                at.max_device_bytes,
+                at.host_bytes,
+                f"with llama.cpp's --fit keeping the experts of {moe} of {n_layer} layers in host memory "
+                f"(--n-cpu-moe {moe})",
             )
     ngl = largest(
         lambda n: _device_peak(replace_layers(spec, request, opt, engine, output_embd, n_ctx_min, n)) <= budget,
@@ -1397,12 +1408,18 @@ def _fit_context(
         n_layer + 1,
     )
     moved = n_layer + 1 - ngl
+    at = replace_layers(spec, request, opt, engine, output_embd, n_ctx_min, ngl)
     return FitContext(
         n_ctx_min,
         why + f": it keeps {n_ctx_min:,} and moves {moved} of {n_layer + 1} layers to the host (-ngl {ngl}; "
         "common/fit.cpp step 3, 'fill the back to front with dense layers')",
         ngl,
         n_layer,
+        None,
+        at.max_device_bytes,
+        at.host_bytes,
+        # -ngl 0: nothing of the model on the GPU (llama.cpp then runs on the CPU): no plan that uses the card
+        f"with llama.cpp's --fit moving {moved} of {n_layer + 1} layers to the host (-ngl {ngl})" if ngl else "",
     )
 
 
@@ -1584,6 +1601,10 @@ def llamacpp_estimate(
         facts["fit_gpu_layers"] = fitted.gpu_layers
     if fitted.n_cpu_moe is not None:
         facts["fit_n_cpu_moe"] = fitted.n_cpu_moe
+    if fitted.plan_how:  # what the build itself does when the whole model does not fit (Engine.plan)
+        facts["fit_plan_gpu_bytes"] = fitted.plan_gpu_bytes
+        facts["fit_plan_host_bytes"] = fitted.plan_host_bytes
+        facts["fit_plan_how"] = fitted.plan_how
     return replace(est, notes=(*est.notes, fitted.reason), facts=facts)
 
 
