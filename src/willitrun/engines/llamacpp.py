@@ -32,14 +32,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .. import archs, gguf
 from ..archs import caches
 from ..archs.base import EXPERT_ROLES, VisionShape, uniform_width
 from ..dtypes import BF16, F16, F32, Q8_0, StorageType, WeightDtype, weight_dtype
 from ..errors import UsageError
-from ..memory import AnySpec, Request, check_room_for_text, default_context, largest, resolve
+from ..memory import AnySpec, Request, check_room_for_text, default_context, largest_within, resolve
 from ..tensors import Tensor, model_tensors
 from .base import Buffer, EngineEstimate, aligned_sum, pad
 
@@ -1306,6 +1306,39 @@ def fit_context(
     return found
 
 
+class _Probe(NamedTuple):
+    """What --fit reads of one test allocation (common_get_device_memory_data): the fullest device, every device's
+    sum and its model part; and the plan's figures (the fullest GPU as willitrun compares it, the host)."""
+
+    peak: int
+    used: int
+    model: int
+    max_device: int
+    host: int
+    n_layer: int
+
+
+# (id(spec), engine, request, options without the card, output_embd, n_ctx) -> (the spec, its probe): a probe does not
+# depend on the card, so the two of every model (the window, 4096) and the layer step's are measured once for all
+# the cards of `gpus` or `check --rows`; bounded as _FIT_MEMO is.
+_PROBES: dict[tuple[object, ...], tuple[AnySpec, _Probe]] = {}
+
+
+def _probe(spec: AnySpec, request: Request, opt: LlamaCppOptions, engine: str, output_embd: bool, n_ctx: int) -> _Probe:
+    opt = replace(opt, vram_bytes=None)
+    key = (id(spec), engine, request, opt, output_embd, n_ctx)
+    hit = _PROBES.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    est = _llamacpp_estimate(spec, request, opt, engine=engine, n_ctx=n_ctx, output_embd=output_embd)
+    used, model = _devices_used(est)
+    found = _Probe(_device_peak(est), used, model, est.max_device_bytes, est.host_bytes, int(est.facts["n_layer"]))
+    if len(_PROBES) >= _FIT_MEMO_SIZE:
+        _PROBES.clear()
+    _PROBES[key] = (spec, found)
+    return found
+
+
 def _fit_context(
     spec: AnySpec, request: Request, opt: LlamaCppOptions, engine: str, output_embd: bool
 ) -> FitContext | None:
@@ -1328,8 +1361,8 @@ def _fit_context(
         streams, per = opt.parallel, opt.parallel
     n_ctx_max, n_ctx_min = window * per, LLAMACPP_FIT_MIN_CTX * per
 
-    def measured(ctx: int) -> EngineEstimate:
-        return _llamacpp_estimate(spec, request, opt, engine=engine, n_ctx=ctx, output_embd=output_embd)
+    def measured(ctx: int, o: LlamaCppOptions = opt) -> _Probe:
+        return _probe(spec, request, o, engine, output_embd, ctx)
 
     unit = "n_ctx" if per > 1 or streams == 1 else "positions per sequence"
     if window <= LLAMACPP_FIT_MIN_CTX:
@@ -1340,19 +1373,19 @@ def _fit_context(
         )
     full = measured(n_ctx_max)
     gpus = max(1, opt.gpus)
-    if _device_peak(full) <= vram - target:  # step 1: fits as it is
+    if full.peak <= vram - target:  # step 1: fits as it is
         return FitContext(
             n_ctx_max,
             f"{unit} {n_ctx_max:,}: the trained window, which llama.cpp's --fit takes when -c is not given and "
             f"keeps, as it fits the card less its {mib} MiB target (common/fit.cpp)",
         )
-    used_full, model = _devices_used(full)
+    used_full, model = full.used, full.model
     used_target = gpus * (vram - target)
     if gpus > 1:  # several devices: whole layers (dense) or whole tensors (MoE) waste some of each
         layers = min(opt.gpu_layers if opt.gpu_layers is not None else 1 << 30, lm_shape(spec).n_layer)
         used_target -= (gpus + 1) * (model // max(layers, 1)) // (6 if archs.geometry(spec).experts else 2)
     least = measured(n_ctx_min)
-    used_min, _ = _devices_used(least)
+    used_min = least.used
     if used_target > used_min and used_full > used_min:
         ctx = n_ctx_min + (n_ctx_max - n_ctx_min) * (used_target - used_min) // (used_full - used_min)
         align = 256 * per  # 256 x n_streams of n_ctx: 256 positions per sequence
@@ -1364,31 +1397,29 @@ def _fit_context(
             f"to a multiple of {align})",
         )
     # step 3: the least context, and layers to the host (not when -ngl, -ot or --n-cpu-moe place them already)
-    n_layer = int(least.facts["n_layer"])
+    n_layer = least.n_layer
     # several cards: --fit spreads layers by each device's free memory (not modelled: willitrun splits evenly)
     placed = opt.gpu_layers is not None or opt.n_cpu_moe or opt.cpu_moe or opt.override_tensor or gpus > 1
     why = (
         f"{unit} {n_ctx_min:,}: even at its least context llama.cpp's --fit does not meet the card less its "
         f"{mib} MiB target"
     )
-    if placed or _device_peak(least) <= vram - target:
+    if placed or least.peak <= vram - target:
         return FitContext(n_ctx_min, why + " (common/fit.cpp)")
     budget = vram - target
     if archs.geometry(spec).experts:
         # a mixture of experts: --fit puts every expert tensor in host memory first ("for a MoE model, same as
         # dense model but with all MoE tensors in system memory") and then converts layers back to full layers
         # while they fit (step 4): as many layers' experts on the host as --n-cpu-moe N moves
-        def over(n: int) -> bool:
-            at = _llamacpp_estimate(
-                spec, request, replace(opt, n_cpu_moe=n), engine=engine, n_ctx=n_ctx_min, output_embd=output_embd
-            )
-            return _device_peak(at) > budget
+        # the fewest layers whose experts move: the most m layers keeping theirs on the GPU, the peak near-affine
+        # in m (memory.largest_within: a handful of probes, the same answer as a bisection)
+        def kept(m: int) -> int:
+            return measured(n_ctx_min, replace(opt, n_cpu_moe=n_layer - m)).peak
 
-        moe = largest(over, 0, n_layer) + 1
-        if moe <= n_layer:
-            at = _llamacpp_estimate(
-                spec, request, replace(opt, n_cpu_moe=moe), engine=engine, n_ctx=n_ctx_min, output_embd=output_embd
-            )
+        m = largest_within(kept, budget, 0, n_layer)
+        moe = n_layer - m
+        if kept(m) <= budget:
+            at = measured(n_ctx_min, replace(opt, n_cpu_moe=moe))
             return FitContext(
                 n_ctx_min,
                 why + f": it keeps {n_ctx_min:,} and moves the expert tensors of {moe} of {n_layer} layers to the "
@@ -1397,18 +1428,14 @@ def _fit_context(
                 None,
                 n_layer,
                 moe,
-                at.max_device_bytes,
-                at.host_bytes,
+                at.max_device,
+                at.host,
                 f"with llama.cpp's --fit keeping the experts of {moe} of {n_layer} layers in host memory "
                 f"(--n-cpu-moe {moe})",
             )
-    ngl = largest(
-        lambda n: _device_peak(replace_layers(spec, request, opt, engine, output_embd, n_ctx_min, n)) <= budget,
-        0,
-        n_layer + 1,
-    )
+    ngl = largest_within(lambda n: measured(n_ctx_min, replace(opt, gpu_layers=n)).peak, budget, 0, n_layer + 1)
     moved = n_layer + 1 - ngl
-    at = replace_layers(spec, request, opt, engine, output_embd, n_ctx_min, ngl)
+    at = measured(n_ctx_min, replace(opt, gpu_layers=ngl))
     return FitContext(
         n_ctx_min,
         why + f": it keeps {n_ctx_min:,} and moves {moved} of {n_layer + 1} layers to the host (-ngl {ngl}; "
@@ -1416,19 +1443,10 @@ def _fit_context(
         ngl,
         n_layer,
         None,
-        at.max_device_bytes,
-        at.host_bytes,
+        at.max_device,
+        at.host,
         # -ngl 0: nothing of the model on the GPU (llama.cpp then runs on the CPU): no plan that uses the card
         f"with llama.cpp's --fit moving {moved} of {n_layer + 1} layers to the host (-ngl {ngl})" if ngl else "",
-    )
-
-
-def replace_layers(
-    spec: AnySpec, request: Request, opt: LlamaCppOptions, engine: str, output_embd: bool, n_ctx: int, ngl: int
-) -> EngineEstimate:
-    """The estimate at `n_ctx` with `-ngl ngl` (a probe of --fit's layer step)."""
-    return _llamacpp_estimate(
-        spec, request, replace(opt, gpu_layers=ngl), engine=engine, n_ctx=n_ctx, output_embd=output_embd
     )
 
 
