@@ -50,3 +50,15 @@ def test_media_that_leave_room_still_run():
         app, ["llava-1.5-7b", "--gpu", "rtx4090", "--context", "1024", "--engine", "llama.cpp", "-q"]
     )
     assert r.exit_code == 0, r.output
+
+
+def test_media_larger_than_the_context_fit_picks_say_who_picked_it():
+    """No --context on an 8 GiB card: llama.cpp's --fit keeps 4096 (common/fit.cpp), which a 2000 x 2000 px Qwen2-VL
+    image (5041 positions) fills: exit 2, and the line says the context is --fit's; fit's own probes measure memory
+    whatever the media take (it loads no prompt), so a card where --fit keeps the window answers."""
+    line = _refused("qwen2-vl-7b", "--gpu", "rtx4060", "--image-size", "2000x2000", "--dtype", "q8_0")
+    assert "4096 leaves no room for text" in line and "--fit picks on this card" in line
+    r = CliRunner().invoke(
+        app, ["qwen2-vl-7b", "--gpu", "rtx3060", "--image-size", "2000x2000", "--dtype", "q8_0", "-q"]
+    )
+    assert r.exit_code == 0, r.output

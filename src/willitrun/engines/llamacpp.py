@@ -908,7 +908,7 @@ def mmproj_buffers(
     image_size: tuple[int, int] | None,
     opt: LlamaCppOptions,
     flash_attn: bool,
-    n_ctx: int,
+    n_ctx: int | None,
 ) -> tuple[list[Buffer], list[str], list[str]]:
     """The mmproj file (libmtmd, --mmproj) of a Gemma 3 / Qwen2-VL / Mistral 3 model: its weights on the
     GPU (clip_ctx loads them to the first GPU backend), the GPU compute buffer of one image's graph and
@@ -994,7 +994,7 @@ def mmproj_buffers(
                 else " (llama.cpp gave clip.cpp flash attention in PR #16837, November 2025)"
             )
         )
-    if images * tokens >= n_ctx:  # libmtmd's own count of the image's embeddings (clip_n_output_tokens)
+    if n_ctx is not None and images * tokens >= n_ctx:  # libmtmd's own count (clip_n_output_tokens)
         raise UsageError(
             f"the context {n_ctx:,} leaves no room for text: {images} image(s) take {images * tokens:,} positions "
             "(llama.cpp's libmtmd); give a larger --context"
@@ -1330,7 +1330,7 @@ def _probe(spec: AnySpec, request: Request, opt: LlamaCppOptions, engine: str, o
     hit = _PROBES.get(key)
     if hit is not None and hit[0] is spec:
         return hit[1]
-    est = _llamacpp_estimate(spec, request, opt, engine=engine, n_ctx=n_ctx, output_embd=output_embd)
+    est = _llamacpp_estimate(spec, request, opt, engine=engine, n_ctx=n_ctx, output_embd=output_embd, room=False)
     used, model = _devices_used(est)
     found = _Probe(_device_peak(est), used, model, est.max_device_bytes, est.host_bytes, int(est.facts["n_layer"]))
     if len(_PROBES) >= _FIT_MEMO_SIZE:
@@ -1608,7 +1608,12 @@ def llamacpp_estimate(
             notes=(*est.notes, note),
             facts={**est.facts, "build_default_n_ctx": window, "context_source": "default"},
         )
-    est = _llamacpp_estimate(spec, request, options, n_ctx=fitted.n_ctx, **kw)  # type: ignore[arg-type]
+    try:
+        est = _llamacpp_estimate(spec, request, options, n_ctx=fitted.n_ctx, **kw)  # type: ignore[arg-type]
+    except UsageError as err:  # the media do not fit the context --fit picks: say who picked it
+        if "leaves no room for text" not in str(err):
+            raise
+        raise UsageError(f"{err} (the context llama.cpp's --fit picks on this card; give --context)") from None
     facts: dict[str, int | bool | str] = {
         **est.facts,
         "build_default_n_ctx": fitted.n_ctx,
@@ -1636,8 +1641,10 @@ def _llamacpp_estimate(
     extra: tuple[Buffer, ...] = (),
     notes: tuple[str, ...] = (),
     output_embd: bool = False,
+    room: bool = True,
 ) -> EngineEstimate:
-    """Every buffer llama.cpp allocates for `spec` (see the module docstring)."""
+    """Every buffer llama.cpp allocates for `spec` (see the module docstring); `room` False: a --fit probe, which
+    measures memory at a context whatever the media take of it (common/fit.cpp loads no prompt)."""
     opt = options or LlamaCppOptions()
     check_architecture(spec, engine)
     r = resolve(spec, request)
@@ -1662,7 +1669,8 @@ def _llamacpp_estimate(
     parallel: int = opt.parallel or 1
     # the media must leave room for text in the context asked (--context, ollama's num_ctx, --fit's pick): positions
     # per sequence with --batch, n_ctx with -np (the largest-context search starts just above the media's positions)
-    check_room_for_text(r, asked, "--context" if request.context else "the context")
+    if room:
+        check_room_for_text(r, asked, "--context" if request.context else "the context")
     if request.batch > 1 and parallel == 1:
         # --context is positions per sequence: N sequences of it are llama.cpp's -np N -c (N x context)
         opt = replace(opt, parallel=request.batch)
@@ -1997,7 +2005,7 @@ def _llamacpp_estimate(
         )
     # The mmproj file (Gemma 3, Qwen2-VL, Pixtral through libmtmd): weights, CLIP graph, the f32 image.
     vision_buffers, vision_notes, vision_warnings = mmproj_buffers(
-        spec, tensors, r.images, r.image_size, opt, fa, cells
+        spec, tensors, r.images, r.image_size, opt, fa, cells if room else None
     )
     if opt.mmproj_file is not None and g.vision is None and not vision_buffers:
         raise UsageError(
