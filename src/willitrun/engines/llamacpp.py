@@ -996,8 +996,8 @@ def mmproj_buffers(
         )
     if n_ctx is not None and images * tokens >= n_ctx:  # libmtmd's own count (clip_n_output_tokens)
         raise UsageError(
-            f"the context {n_ctx:,} leaves no room for text: {images} image(s) take {images * tokens:,} positions "
-            "(llama.cpp's libmtmd); give a larger --context"
+            f"the context {n_ctx} leaves no room for text: {images} image(s) take {images * tokens} positions "
+            "(llama.cpp's libmtmd)"
         )
     return buffers, notes, []
 
@@ -1669,7 +1669,7 @@ def _llamacpp_estimate(
     parallel: int = opt.parallel or 1
     # the media must leave room for text in the context asked (--context, ollama's num_ctx, --fit's pick): positions
     # per sequence with --batch, n_ctx with -np (the largest-context search starts just above the media's positions)
-    if room:
+    if room and clip_graph(spec) is None:  # a vision tower through libmtmd: its own count, in mmproj_buffers
         check_room_for_text(r, asked, "--context" if request.context else "the context")
     if request.batch > 1 and parallel == 1:
         # --context is positions per sequence: N sequences of it are llama.cpp's -np N -c (N x context)
