@@ -12,21 +12,14 @@ import pytest
 
 from tests.importers.helpers import transformers_parameters, write_config
 from willitrun import SpecError, UsageError, estimate
+from willitrun.archs.family import TRANSFORMERS_MODELS_URL, TRANSFORMERS_VERSION
+from willitrun.archs.llama import LLAMA, MISTRAL
+from willitrun.archs.llava import CLIP_VISION, LLAVA, LLAVA_NEXT
+from willitrun.archs.mllama import MLLAMA_TEXT, MLLAMA_VISION
+from willitrun.archs.t5 import T5
+from willitrun.archs.whisper import WHISPER
 from willitrun.catalog import load_spec
 from willitrun.importers import spec_from_config, spec_from_path, write_spec_yaml
-from willitrun.importers.configs import (
-    CLIP_VISION,
-    LLAMA,
-    LLAVA,
-    LLAVA_NEXT,
-    MISTRAL,
-    MLLAMA_TEXT,
-    MLLAMA_VISION,
-    T5,
-    TRANSFORMERS_MODELS_URL,
-    TRANSFORMERS_VERSION,
-    WHISPER,
-)
 from willitrun.memory import attention
 from willitrun.validate import validate_file
 
@@ -604,17 +597,15 @@ def test_config_json_is_not_modified(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # Families added with the architecture registry (willitrun/archs)
 # --------------------------------------------------------------------------------------------------
-from willitrun.importers.configs import (  # noqa: E402
-    COHERE2,
-    GEMMA,
-    GEMMA2,
-    GEMMA3_TEXT,
-    GRANITE,
-    PHI3,
-    QWEN2,
-    QWEN3,
-    STARCODER2,
-)
+from willitrun.archs.cohere2 import COHERE2  # noqa: E402
+from willitrun.archs.gemma import GEMMA  # noqa: E402
+from willitrun.archs.gemma2 import GEMMA2  # noqa: E402
+from willitrun.archs.gemma3 import GEMMA3_TEXT  # noqa: E402
+from willitrun.archs.granite import GRANITE  # noqa: E402
+from willitrun.archs.phi3 import PHI3  # noqa: E402
+from willitrun.archs.qwen2 import QWEN2  # noqa: E402
+from willitrun.archs.qwen3 import QWEN3  # noqa: E402
+from willitrun.archs.starcoder2 import STARCODER2  # noqa: E402
 
 NEW_FAMILY_CASES = [
     (

@@ -15,19 +15,12 @@ import yaml
 
 from tests.importers.helpers import transformers_parameters, write_config
 from willitrun import SpecError, estimate
+from willitrun.archs.gemma3 import GEMMA3
+from willitrun.archs.mistral3 import _MISTRAL3_TEXT_INIT, _MISTRAL3_VISION_INIT, MISTRAL3, PIXTRAL_VISION
+from willitrun.archs.paligemma import _PALIGEMMA_TEXT_INIT, _PALIGEMMA_VISION_INIT, PALIGEMMA
+from willitrun.archs.siglip import SIGLIP_VISION
 from willitrun.catalog import load_spec
 from willitrun.importers import spec_from_config, spec_from_path, write_spec_yaml
-from willitrun.importers.configs import (
-    _MISTRAL3_TEXT_INIT,
-    _MISTRAL3_VISION_INIT,
-    _PALIGEMMA_TEXT_INIT,
-    _PALIGEMMA_VISION_INIT,
-    GEMMA3,
-    MISTRAL3,
-    PALIGEMMA,
-    PIXTRAL_VISION,
-    SIGLIP_VISION,
-)
 from willitrun.validate import validate_file
 
 RESEARCH = Path(__file__).resolve().parents[2] / "docs" / "research" / "issue11"

@@ -10,8 +10,16 @@ import pytest
 
 from tests.importers.helpers import write_config
 from willitrun import UsageError, estimate
+from willitrun.archs import clip, pix2struct, vision_encoder_decoder
 from willitrun.importers import spec_from_config, spec_from_path
-from willitrun.importers.configs import ENCODER_VISION
+
+# every config class the encoder-vision families read (their modules declare them)
+ENCODER_VISION = {
+    **clip.CLASSES,
+    **pix2struct.CLASSES,
+    **vision_encoder_decoder.ENCODERS,
+    **{f"decoder:{t}": c for t, c in vision_encoder_decoder.DECODERS.items()},
+}
 
 CASES = [
     # sparse files, as transformers writes them (only what differs from the class defaults)

@@ -391,7 +391,7 @@ def test_without_the_gguf_package_or_numpy(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# The llama-like families (gguf_file.SUPPORTED_ARCHITECTURES)
+# The llama-like families (read by their own GGUF rules: archs/family.py GGUFRules.decoder)
 # --------------------------------------------------------------------------------------------------
 def _family_gguf(path, arch: str, *, head_dim: int, tied: bool, window: int | None = None, extra: dict | None = None):
     """A small GGUF of `arch` with the per-layer tensors llama.cpp's converter writes for it
@@ -521,7 +521,7 @@ def test_family_gguf_equals_transformers(tmp_path, arch, config_class, head_dim,
 
 
 # --------------------------------------------------------------------------------------------------
-# Mixture-of-experts GGUFs (gguf_file.MOE_ARCHITECTURES; Mixtral files say "llama")
+# Mixture-of-experts GGUFs (GGUFRules.moe; Mixtral files say "llama")
 # --------------------------------------------------------------------------------------------------
 EXPERTS, USED, EXPERT_FFN, SHARED_FFN = 4, 2, 24, 40
 

@@ -24,17 +24,11 @@ from tests.importers.test_gguf_generic import HIDDEN, Q, attention_block, ends, 
 from willitrun import archs, estimate
 from willitrun.archs.family import GGUFRules, check_family
 from willitrun.importers import spec_from_path
-from willitrun.importers.gguf_file import (
-    MOE_ARCHITECTURES,
-    SSM_ARCHITECTURES,
-    SUPPORTED_ARCHITECTURES,
-    GGUFHeader,
-    read_names,
-)
+from willitrun.importers.gguf_file import GGUFHeader, family_rules, read_names
 from willitrun.importers.gguf_generic import declared, generic_config
 from willitrun.importers.weights import StoredTensor
 
-FAMILY_READERS = {*SUPPORTED_ARCHITECTURES, *MOE_ARCHITECTURES, *SSM_ARCHITECTURES}
+FAMILY_READERS = set(archs.GGUF_READERS)
 # every name a family declares that no family reader of importers/gguf_file.py takes: read from its metadata
 METADATA_READ = sorted({g for f in archs.families() for g in f.gguf_architectures} - FAMILY_READERS)
 
@@ -166,3 +160,18 @@ def test_the_loader_period_applies_unless_the_file_gives_one(arch, n, window, pa
     kinds = [layer["kind"] for layer in cfg["layers"] for _ in range(layer["count"])]
     period = LOADER_PERIODS[arch] if pattern is None else pattern
     assert kinds == ["sliding" if window and (period == 0 or i % period < period - 1) else "full" for i in range(n)]
+
+
+def test_every_gguf_reader_is_its_familys():
+    """archs/__init__.py: GGUF_READERS names, for each GGUF architecture a family reads into its own spec, a family
+    that declares the name and a reader for it (GGUFRules.decoder / moe / ssm); no family declares a reader the
+    table does not list (it would never be found without loading every family)."""
+    for g in archs.GGUF_READERS:
+        fam = archs.family(archs.GGUF_READERS[g])
+        assert g in fam.gguf_architectures
+        rules = family_rules(g)
+        assert rules is not None and (rules.decoder or rules.moe or rules.ssm), g
+    for fam in archs.families():
+        for g, r in fam.gguf_rules.items():
+            if r.decoder or r.moe or r.ssm:
+                assert g in archs.GGUF_READERS, g

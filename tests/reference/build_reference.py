@@ -813,48 +813,31 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
 }
 
-# issue 20: the llama-shaped families declared on willitrun's generic decoder (archs/decoder.py). Their
-# transformers classes are the ones its auto mappings give the model_type (CONFIG_MAPPING and
-# MODEL_FOR_CAUSAL_LM_MAPPING_NAMES), LlamaModel's module layout (_LM_RULES), and the config class's own
-# default for tie_word_embeddings.
-DECODER_FAMILIES = (
-    "olmo2",
-    "olmo3",
-    "glm4",
-    "smollm3",
-    "seed_oss",
-    "ernie4_5",
-    "hunyuan_v1_dense",
-    "exaone4",
-    "cohere",
-    "stablelm",
-    "phi",
-    "olmoe",
-    "granitemoe",
-    "lfm2",
-    "olmo",
-    "apertus",
-    "gpt_neox",
-    "glm4_moe",
-    # session 5 (famdsa): sparse-attention MoE and classic families
-    "deepseek_v32",
-    "glm_moe_dsa",
-    "minimax_m2",
-    "dbrx",
-    "jetmoe",
-    "falcon",
-    "bloom",
-    # ... and families whose catalog has no model yet, measured on their class defaults (session 5): Gemma 1 and the
-    # second wave's (issue 20: gpt2, gpt_bigcode, opt, gptj, phimoe, ernie4_5_moe). hunyuan_v1_moe and lfm2_moe
-    # have none: their class defaults do not build (head_dim None; layer_types None)
-    "gemma",
-    "gpt2",
-    "gpt_bigcode",
-    "opt",
-    "gptj",
-    "phimoe",
-    "ernie4_5_moe",
-)
+# issue 20: the llama-shaped families declared on willitrun's generic decoder (archs/decoder.py: their spec is a
+# DecoderSpec), read from the registry, not kept here. Their transformers classes are the ones its auto mappings give
+# the model_type (CONFIG_MAPPING and MODEL_FOR_CAUSAL_LM_MAPPING_NAMES), LlamaModel's module layout (_LM_RULES) unless
+# said below, and the config class's own default for tie_word_embeddings. Left out: the remote-code families
+# transformers does not ship (tests/importers/test_llamacpp_families.py checks them against llama.cpp), Bamba (a
+# hybrid: HYBRID_FAMILIES), and HunYuan-MoE and LFM2-MoE, whose class defaults do not build (head_dim None;
+# layer_types None) and whose catalog has no model yet. Gemma 1 (Llama's layer, declared on its own) is measured on
+# its class defaults the same way.
+_NOT_PLAIN_DECODERS = ("bamba", "hunyuan_v1_moe", "lfm2_moe")
+
+
+def _generic_decoder_families() -> tuple[str, ...]:
+    from willitrun import archs
+    from willitrun.archs.decoder import DecoderSpec
+
+    declared = [
+        arch
+        for fam in archs.families()
+        for arch, cls in fam.specs.items()
+        if issubclass(cls, DecoderSpec) and not any(c.remote for c in fam.config_json.values())
+    ]
+    return (*(a for a in declared if a not in _NOT_PLAIN_DECODERS), "gemma")
+
+
+DECODER_FAMILIES = _generic_decoder_families()
 # GPTNeoXModel's names (gpt_neox.embed_in, gpt_neox.layers.N, gpt_neox.final_layer_norm)
 _GPT_NEOX_RULES = [
     (r"gpt_neox\.embed_in\.weight", "embeddings"),

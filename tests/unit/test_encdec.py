@@ -139,7 +139,7 @@ def test_bart_family_import_equals_transformers(model_type):
 @pytest.mark.parametrize("model_type", list(BART_CLASSES))
 def test_bart_default_tables_equal_transformers(model_type):
     tf = pytest.importorskip("transformers")
-    from willitrun.importers.configs import BART_FAMILY
+    from willitrun.archs.bart import BART_FAMILY
 
     table = BART_FAMILY[model_type]
     config = getattr(tf, table.name)()

@@ -301,7 +301,7 @@ def test_llama4_scout_chunked_layers():
 
 def test_gguf_moe_metadata_to_spec():
     """A Qwen3-30B-A3B GGUF header's metadata (convert_hf_to_gguf.py keys) gives the catalog's shapes."""
-    from willitrun.importers.gguf_file import GGUFHeader, is_moe, moe_config
+    from willitrun.importers.gguf_file import GGUFHeader, family_rules, is_moe, moe_config
     from willitrun.importers.weights import StoredTensor
 
     a = "qwen3moe"
@@ -325,7 +325,9 @@ def test_gguf_moe_metadata_to_spec():
     ]
     header = GGUFHeader(3, meta, tensors, 0, 0)
     assert is_moe(header)
-    arch, cfg, _ = moe_config(header, Path("x.gguf"))
+    rules = family_rules(a)  # archs/qwen_moe.py reads qwen3moe files into its own spec
+    assert rules is not None and rules.moe is not None
+    arch, cfg, _ = moe_config(header, Path("x.gguf"), rules.moe)
     s = parse_model_spec(
         {
             "id": "x",

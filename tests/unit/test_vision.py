@@ -128,9 +128,9 @@ def test_qwen_vl_import_equals_transformers(model_type, nested):
 @pytest.mark.parametrize("name", ["QWEN2_VL_TEXT", "QWEN2_5_VL_TEXT", "QWEN2_VL_VISION", "QWEN2_5_VL_VISION"])
 def test_qwen_vl_default_tables_equal_transformers(name):
     tf = pytest.importorskip("transformers")
-    from willitrun.importers import configs
+    from willitrun.archs import qwen2_vl
 
-    table = getattr(configs, name)
+    table = getattr(qwen2_vl, name)
     config = getattr(tf, table.name)(**({"use_sliding_window": True} if "TEXT" in name else {}))
     for field, default in table.defaults.items():
         if field == "use_sliding_window":

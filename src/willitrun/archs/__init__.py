@@ -151,6 +151,25 @@ FAMILIES: dict[str, str] = {
     "voxtral": "voxtral",
 }
 ARCHITECTURES = tuple(FAMILIES)
+# llama.cpp's general.architecture -> an architecture of the family whose `gguf_rules` read such a file into its own
+# spec (archs/family.py: GGUFRules.decoder / moe / ssm), so a GGUF import loads that one module. Any other GGUF is
+# read from its metadata (importers/gguf_generic.py) with what its family declares.
+GGUF_READERS: dict[str, str] = {
+    "llama": "llama",
+    "qwen2": "qwen2",
+    "qwen3": "qwen3",
+    "gemma": "gemma",
+    "gemma2": "gemma2",
+    "gemma3": "gemma3_text",
+    "phi3": "phi3",
+    "granite": "granite",
+    "starcoder2": "starcoder2",
+    "cohere2": "cohere2",
+    "qwen2moe": "qwen2_moe",
+    "qwen3moe": "qwen3_moe",
+    "mamba2": "mamba2",
+    "granitehybrid": "granitemoehybrid",
+}
 
 
 _LOADED: dict[str, Family[Any]] = {}
@@ -250,6 +269,7 @@ def cross_source_tokens(spec: Any, images: int, encoder_tokens: int) -> int:
 __all__ = [
     "ARCHITECTURES",
     "FAMILIES",
+    "GGUF_READERS",
     "Family",
     "Geometry",
     "LayerKV",

@@ -39,7 +39,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import Family
+from .family import BUFFER, ConfigClass, Family, WeightRules
 
 ARCHITECTURES = ("bart", "mbart", "m2m_100", "marian", "pegasus")
 LEARNED_POSITION_OFFSET = 2  # BartLearnedPositionalEmbedding / MBartLearnedPositionalEmbedding: offset = 2
@@ -187,4 +187,77 @@ def cross_source_tokens(spec: BartSpec, images: int, encoder_tokens: int) -> int
     return encoder_tokens
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys of each class and its defaults (moved from importers/configs.py)
+_BART_SHAPE = {
+    "d_model": 1024,
+    "encoder_layers": 12,
+    "decoder_layers": 12,
+    "encoder_attention_heads": 16,
+    "decoder_attention_heads": 16,
+    "encoder_ffn_dim": 4096,
+    "decoder_ffn_dim": 4096,
+    "max_position_embeddings": 1024,
+    "tie_word_embeddings": True,
+}
+BART_FAMILY = {  # model_type -> its class
+    "bart": ConfigClass(
+        "BartConfig",
+        "bart/configuration_bart.py",
+        BartConfig,
+        {"vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False},
+    ),
+    "mbart": ConfigClass(
+        "MBartConfig",
+        "mbart/configuration_mbart.py",
+        BartConfig,
+        {"vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False},
+    ),
+    "m2m_100": ConfigClass(
+        "M2M100Config",
+        "m2m_100/configuration_m2m_100.py",
+        BartConfig,
+        {"vocab_size": 128112, **_BART_SHAPE, "activation_function": "relu", "scale_embedding": True},
+    ),
+    "marian": ConfigClass(
+        "MarianConfig",
+        "marian/configuration_marian.py",
+        BartConfig,
+        {
+            "vocab_size": 58101,
+            **_BART_SHAPE,
+            "activation_function": "gelu",
+            "scale_embedding": False,
+            "share_encoder_decoder_embeddings": True,
+        },
+        copied=("decoder_vocab_size",),
+    ),
+    "pegasus": ConfigClass(
+        "PegasusConfig",
+        "pegasus/configuration_pegasus.py",
+        BartConfig,
+        {"vocab_size": 50265, **_BART_SHAPE, "activation_function": "gelu", "scale_embedding": False},
+    ),
+}
+# BART, mBART, M2M-100, Marian, Pegasus (transformers models/bart/modeling_bart.py and kin): the
+# shared embedding, then each stack with its positions and norms. Older checkpoints also store the
+# stacks' embed_tokens, tied to model.shared on load. final_logits_bias is a buffer, not a parameter.
+WEIGHT_RULES: WeightRules = (
+    (r"model\.shared\.weight", "embeddings"),
+    (r"model\.(?:encoder|decoder)\.embed_tokens\.weight", None),
+    (r"model\.encoder\..+", "encoder"),
+    (r"model\.decoder\..+", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+    (r"final_logits_bias", BUFFER),
+)
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    config_json=BART_FAMILY,
+    weight_rules=dict.fromkeys(ARCHITECTURES, WEIGHT_RULES),
+)

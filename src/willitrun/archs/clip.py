@@ -17,7 +17,7 @@ Components: `embeddings` (the token embedding), `encoder` (the text tower), `vis
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 from ..records import model_validator
@@ -36,9 +36,9 @@ from .base import (
     linear,
     norm,
 )
-from .family import Family
-from .llava import ClipVisionConfig, clip_encoder_layer, clip_vision_tensors
-from .siglip import SiglipVisionConfig
+from .family import BUFFER, ConfigClass, ConfigReading, Family, WeightRules
+from .llava import CLIP_VISION, ClipVisionConfig, clip_encoder_layer, clip_vision_tensors
+from .siglip import SIGLIP_VISION, SiglipVisionConfig
 from .siglip import stage as siglip_stage
 from .siglip import tensors as siglip_vision_tensors
 
@@ -229,4 +229,82 @@ def cross_source_tokens(spec: ClipSpec | SiglipSpec, images: int, encoder_tokens
     return 0
 
 
-FAMILY: Family[Any] = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys of transformers' classes and their defaults (moved from importers/configs.py)
+CLIP_TEXT = ConfigClass(
+    "CLIPTextConfig",
+    "clip/configuration_clip.py",
+    ClipTextConfig,
+    {
+        "vocab_size": 49408,
+        "hidden_size": 512,
+        "intermediate_size": 2048,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 8,
+        "max_position_embeddings": 77,
+        "hidden_act": "quick_gelu",
+    },
+)
+CLIP = ConfigClass("CLIPConfig", "clip/configuration_clip.py", ClipConfig, {"projection_dim": 512})
+
+SIGLIP_TEXT = ConfigClass(
+    "SiglipTextConfig",
+    "siglip/configuration_siglip.py",
+    SiglipTextConfig,
+    {
+        "vocab_size": 32000,
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "max_position_embeddings": 64,
+        "hidden_act": "gelu_pytorch_tanh",
+    },
+    copied=("projection_size",),
+)
+# model_type -> class of the configs a CLIPModel / SiglipModel config.json holds
+CLASSES = {
+    "clip_text_model": CLIP_TEXT,
+    "clip": CLIP,
+    "siglip_text_model": SIGLIP_TEXT,
+    "siglip_vision_model": SIGLIP_VISION,
+}
+# CLIPModel / SiglipModel (issue 11): older CLIP files also store the position_ids buffers
+WEIGHT_RULES: WeightRules = (
+    (r"(?:text_model|vision_model)\.embeddings\.position_ids", BUFFER),
+    (r"text_model\.embeddings\.token_embedding\.weight", "embeddings"),
+    (r"text_model\.head\..+", "projector"),
+    (r"text_model\..+", "encoder"),
+    (r"vision_model\..+", "vision_tower"),
+    (r"(?:visual_projection|text_projection)\.weight|logit_scale|logit_bias", "projector"),
+)
+
+
+def read_config(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """CLIP / SigLIP used alone: a text_config and a vision_config of the model's own towers, CLIPConfig's keys."""
+    text_type, vision_type, vision_cls = {
+        "clip": ("clip_text_model", "clip_vision_model", CLIP_VISION),
+        "siglip": ("siglip_text_model", "siglip_vision_model", SIGLIP_VISION),
+    }[model_type]
+    text = reading.typed(
+        reading.sub(cfg, "text_config"), "config.text_config", {text_type: CLASSES[text_type]}, text_type
+    )
+    vision = reading.typed(
+        reading.sub(cfg, "vision_config"), "config.vision_config", {vision_type: vision_cls}, vision_type
+    )
+    out = {"text_config": text, "vision_config": vision}
+    if model_type == "clip":
+        out.update(reading.block(cfg, CLIP, "config"))
+    return out
+
+
+FAMILY: Family[Any] = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    read_config=dict.fromkeys(ARCHITECTURES, read_config),
+    weight_rules=dict.fromkeys(ARCHITECTURES, WEIGHT_RULES),
+)

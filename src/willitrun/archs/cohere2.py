@@ -13,8 +13,8 @@ from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import Geometry, Layers, ModelSpecBase, Positions
-from .family import ConfigClass, Family, GGUFRules, swa_period
-from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, layer_window, stages, tensors
+from .family import ConfigClass, Family, GGUFDecoder, GGUFRules, swa_period
+from .llama import LM_WEIGHT_RULES, Anatomy, DecoderConfig, LayerType, check_layer_types, layer_window, stages, tensors
 
 ARCHITECTURES = ("cohere2",)
 
@@ -105,5 +105,19 @@ FAMILY = Family(
     config_json={"cohere2": COHERE2},
     # llama.cpp LLM_ARCH_COHERE2: set_swa_pattern(4) unless cohere2.attention.sliding_window_pattern says otherwise
     gguf_architectures=("cohere2",),
-    gguf_rules={"cohere2": GGUFRules(swa=swa_period(4))},
+    gguf_rules={
+        "cohere2": GGUFRules(
+            swa=swa_period(4),
+            # convert_hf_to_gguf.py Cohere2Model writes the window (src/models/cohere2.cpp requires it) and, optionally,
+            # cohere2.attention.sliding_window_pattern (3 sliding : 1 global otherwise, as Cohere2Config's default)
+            decoder=GGUFDecoder(
+                "cohere2",
+                flags={"attention_bias": "blk.0.attn_q.bias"},
+                window="required",
+                ints={"sliding_window_pattern": "attention.sliding_window_pattern"},
+                floats={"logit_scale": "logit_scale"},
+            ),
+        )
+    },
+    weight_rules={"cohere2": LM_WEIGHT_RULES},
 )

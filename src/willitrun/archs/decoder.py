@@ -22,15 +22,9 @@ from typing import Any, TypeVar
 from . import llama
 from .base import Geometry, ModelSpecBase, Stage, Tensor
 from .family import ConfigClass, Family, WeightRules, no_cross_source, no_image_tokens
+from .llama import LM_WEIGHT_RULES as LM_WEIGHT_RULES  # the generic decoder's names are Llama's
 from .llama import DecoderConfig
 from .moe import MoeConfig, moe_decoder_lm, moe_stage
-
-# The safetensors names of a ...ForCausalLM built on LlamaModel's layout (modeling_llama.py).
-LM_WEIGHT_RULES: WeightRules = (
-    (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
-    (r"(?:model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
-    (r"lm_head\.weight", "lm_head"),
-)
 
 
 class DecoderSpec(ModelSpecBase):

@@ -17,8 +17,8 @@ cached the decompressed heads: heads x (qk_nope + qk_rope) keys and heads x v_he
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated, Literal
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
@@ -33,8 +33,8 @@ from .base import (
     linear,
     norm,
 )
-from .family import Family
-from .llama import decoder_geometry, gated_mlp
+from .family import ConfigClass, ConfigReading, Family
+from .llama import LM_WEIGHT_RULES, decoder_geometry, gated_mlp
 from .moe import Experts, MoeConfig, expert_tensors
 
 ARCHITECTURES = ("deepseek_v2", "deepseek_v3")
@@ -175,6 +175,71 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
     return 0
 
 
+# the config.json keys transformers' class reads and its defaults (transformers 5.23; moved from importers/configs.py)
+_MLA = {
+    "kv_lora_rank": 512,
+    "q_lora_rank": 1536,
+    "qk_rope_head_dim": 64,
+    "v_head_dim": 128,
+    "qk_nope_head_dim": 128,
+    "hidden_act": "silu",
+    "tie_word_embeddings": False,
+    "attention_bias": False,
+}
+DEEPSEEK_V2 = ConfigClass(
+    "DeepseekV2Config",
+    "deepseek_v2/configuration_deepseek_v2.py",
+    DeepseekConfig,
+    {
+        "vocab_size": 102400,
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "moe_intermediate_size": 1407,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "n_shared_experts": 2,
+        "n_routed_experts": 64,
+        "first_k_dense_replace": 0,
+        "max_position_embeddings": 2048,
+        **_MLA,
+    },
+    copied=("num_experts_per_tok",),
+)  # num_experts_per_tok: DeepseekV2Config's is None (no default a model could use)
+DEEPSEEK_V3 = ConfigClass(
+    "DeepseekV3Config",
+    "deepseek_v3/configuration_deepseek_v3.py",
+    DeepseekConfig,
+    {
+        "vocab_size": 129280,
+        "hidden_size": 7168,
+        "intermediate_size": 18432,
+        "moe_intermediate_size": 2048,
+        "num_hidden_layers": 61,
+        "num_attention_heads": 128,
+        "num_key_value_heads": 128,
+        "n_shared_experts": 1,
+        "n_routed_experts": 256,
+        "num_experts_per_tok": 8,
+        "first_k_dense_replace": 3,
+        "max_position_embeddings": 4096,
+        **_MLA,
+    },
+)
+
+
+def read_deepseek_v2(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """DeepseekV2Config's num_experts_per_tok default is None: the model builds, but its router's topk needs a
+    k. Both releases route 6 experts per token (deepseek-ai/DeepSeek-V2 and DeepSeek-V2-Lite config.json)."""
+    if "num_experts_per_tok" in cfg and cfg["num_experts_per_tok"] is None:
+        cfg = {**cfg, "num_experts_per_tok": 6}
+        reading.notes.append(
+            "Warning: num_experts_per_tok is null, which DeepseekV2's router cannot use: 6 assumed "
+            "(DeepSeek-V2 and V2-Lite)."
+        )
+    return reading.block(cfg, DEEPSEEK_V2, "config")
+
+
 FAMILY = Family(
     __name__,
     SPECS,
@@ -184,4 +249,7 @@ FAMILY = Family(
     image_tokens,
     cross_source_tokens,
     gguf_architectures=("deepseek2",),
+    config_json={"deepseek_v2": DEEPSEEK_V2, "deepseek_v3": DEEPSEEK_V3},
+    read_config={"deepseek_v2": read_deepseek_v2},
+    weight_rules=dict.fromkeys(ARCHITECTURES, LM_WEIGHT_RULES),
 )

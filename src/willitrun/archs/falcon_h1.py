@@ -17,8 +17,15 @@ from typing import Annotated, Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from .base import Geometry, HeadDim, Heads, LayerIndex, LayerKV, ModelSpecBase, Stage, Tensor, norm
-from .family import Family
-from .llama import DecoderConfig, attention_tensors, decoder_geometry, gated_mlp, lm_stage
+from .family import ConfigClass, Family
+from .llama import (
+    LM_FINAL_LAYERNORM_WEIGHT_RULES,
+    DecoderConfig,
+    attention_tensors,
+    decoder_geometry,
+    gated_mlp,
+    lm_stage,
+)
 from .mamba import VLLM_STATE_REFUSAL, State
 from .mamba2 import check_mamba2_heads, conv_channels, mixer_tensors
 
@@ -146,6 +153,39 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
     return 0
 
 
+# the config.json keys transformers' class reads and its defaults (transformers 5.23; moved from importers/configs.py)
+FALCON_H1 = ConfigClass(
+    "FalconH1Config",
+    "falcon_h1/configuration_falcon_h1.py",
+    FalconH1Config,
+    {
+        "vocab_size": 128000,
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": None,
+        "max_position_embeddings": 8192,
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        "projectors_bias": False,
+        "mlp_bias": False,
+        "mamba_d_ssm": 1024,
+        "mamba_n_heads": 128,
+        "mamba_d_head": "auto",
+        "mamba_n_groups": 1,
+        "mamba_d_state": 256,
+        "mamba_d_conv": 4,
+        "mamba_expand": 2,
+        "mamba_chunk_size": 256,
+        "mamba_conv_bias": True,
+        "mamba_proj_bias": False,
+        "mamba_rms_norm": False,
+        "hidden_act": "silu",
+    },
+)
+
 FAMILY = Family(
     __name__,
     SPECS,
@@ -155,4 +195,6 @@ FAMILY = Family(
     image_tokens,
     cross_source_tokens,
     gguf_architectures=("falcon-h1",),
+    config_json={"falcon_h1": FALCON_H1},
+    weight_rules={"falcon_h1": LM_FINAL_LAYERNORM_WEIGHT_RULES},
 )

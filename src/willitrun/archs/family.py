@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from .base import Geometry, ModelSpecBase, Stage, Tensor
 
@@ -54,6 +54,63 @@ class ConfigClass:
         return self.remote or TRANSFORMERS_MODELS_URL + self.path
 
 
+class ConfigReading(Protocol):
+    """What importers/configs.py lends a family that reads its config.json with code of its own
+    (`Family.read_config`: nested text / vision configs, a flag derived from two keys, a note): the
+    generic filling of one block from a `ConfigClass`, sub-config access and the two errors, so a family
+    module imports nothing above archs/ (shared/house.json). `sources` and `notes` collect what the
+    import cites and says."""
+
+    source: str
+    sources: dict[str, str]
+    notes: list[str]
+
+    def block(
+        self, cfg: Mapping[str, Any], cls: ConfigClass, where: str, defaults: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The fields of `cls` from `cfg`; an absent one gets `defaults` (else the class's), cited."""
+        ...
+
+    def sub(self, cfg: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+        """`cfg[key]` when it is a JSON object, None when absent; anything else is refused."""
+        ...
+
+    def typed(
+        self, cfg: Mapping[str, Any] | None, where: str, classes: Mapping[str, ConfigClass], default: str
+    ) -> dict[str, Any]:
+        """A sub-config whose model_type (`default` when absent) picks one of `classes`: its model_type and
+        fields; another model_type is refused naming the supported ones."""
+        ...
+
+    def sub_config(
+        self,
+        cfg: Mapping[str, Any] | None,
+        key: str,
+        default_type: str,
+        classes: Mapping[str, ConfigClass],
+        init: Mapping[str, Any],
+        top: ConfigClass,
+    ) -> dict[str, Any]:
+        """One sub-config as transformers' SubConfigSpec.create_subconfig builds it (`init`: the composite
+        class's init_kwargs, used only when the dict is absent)."""
+        ...
+
+    def malformed(self, message: str) -> Exception:
+        """The error for a value no model can be built from (a SpecError naming the source)."""
+        ...
+
+    def shown(self, value: object) -> str:
+        """A value read from the file, for a message: its repr, clipped."""
+        ...
+
+
+# (reading, the config.json mapping, its model_type) -> the spec's `config` block
+ConfigReader = Callable[[ConfigReading, Mapping[str, Any], str], dict[str, Any]]
+# (reading, the spec's config block) -> the spec's `preprocessor` block: what preprocessor_config.json would say,
+# assumed and said in a note
+PreprocessorReader = Callable[[ConfigReading, Mapping[str, Any]], dict[str, Any]]
+
+
 # (block_count, the file's <arch>.attention.sliding_window or None) -> (window, period of set_swa_pattern) of the
 # sliding layers llama.cpp's loader sets up, or None when every layer attends in full
 SwaRule = Callable[[int, int | None], tuple[int, int] | None]
@@ -61,8 +118,9 @@ SwaRule = Callable[[int, int | None], tuple[int, int] | None]
 
 @dataclass(frozen=True)
 class GGUFRules:
-    """What llama.cpp's loader (src/llama-model.cpp load_hparams) knows about one GGUF architecture of the family
-    that the file's metadata does not say; importers/gguf_generic.py reads everything else from the metadata.
+    """How the family reads one GGUF architecture into its own spec (`decoder`, `moe`, `ssm`), and what llama.cpp's
+    loader (src/llama-model.cpp load_hparams) knows about one GGUF architecture of the family that the file's
+    metadata does not say; importers/gguf_generic.py reads everything else from the metadata.
 
     `swa`: which layers slide when the file carries no `attention.sliding_window_pattern` (Gemma 2's
     set_swa_pattern(2), EXAONE 4.0 32B's window by layer count); `chunked`: the windowed layers attend within
@@ -75,6 +133,54 @@ class GGUFRules:
     chunked: bool = False
     kv_free_tail: str | None = None
     latent_cache: bool = True
+    # the family reads the file into its own spec (archs/__init__.py: GGUF_READERS finds it): a dense file, a file
+    # with experts, a state-space file; a file none of them takes is read from its metadata (importers/gguf_generic.py)
+    decoder: GGUFDecoder | None = None
+    moe: GGUFMoe | None = None
+    ssm: GGUFSsm | None = None
+
+
+# (regular expression over a checkpoint's tensor name, component or None for a buffer), first match wins
+WeightRules = Sequence[tuple[str, str | None]]
+
+
+@dataclass(frozen=True)
+class GGUFDecoder:
+    """A llama-shaped GGUF architecture read into the family's own spec (importers/gguf_file.py: decoder_config
+    reads the keys every such file has, as convert_hf_to_gguf.py writes them; this says the rest)."""
+
+    spec_architecture: str  # the spec's architecture (llama.cpp's gemma3 is transformers' gemma3_text)
+    explicit_head_dim: bool = False  # the config has head_dim as its own field: always set from key_length
+    flags: Mapping[str, str] = field(default_factory=dict)  # config flag -> the tensor whose presence sets it
+    window: str = ""  # "optional" / "required": <arch>.attention.sliding_window is the config's sliding_window
+    ints: Mapping[str, str] = field(default_factory=dict)  # config field -> optional key after "<arch>."
+    floats: Mapping[str, str] = field(default_factory=dict)  # config field -> key after "<arch>.", a positive float
+    note: str = ""  # said about every file of this architecture
+    weight_rules: WeightRules = ()  # tensor names beyond llama.cpp's common ones (importers/weights.py)
+
+
+@dataclass(frozen=True)
+class GGUFMoe:
+    """A mixture-of-experts GGUF architecture read into the family's own spec (importers/gguf_file.py: moe_config;
+    keys as convert_hf_to_gguf.py writes them: <arch>.expert_count, expert_used_count, expert_feed_forward_length)."""
+
+    spec_architecture: str
+    experts_field: str = "num_experts"  # the config field of <arch>.expert_count
+    expert_width_is_ffn: bool = False  # Mixtral: the experts' width is feed_forward_length (intermediate_size)
+    shared_width: bool = False  # Qwen2-MoE: expert_shared_feed_forward_length
+    explicit_head_dim: bool = False
+    flags: Mapping[str, str] = field(default_factory=dict)  # config flag -> the tensor whose presence sets it
+    fixed: Mapping[str, Any] = field(default_factory=dict)  # config values every file of it has
+
+
+@dataclass(frozen=True)
+class GGUFSsm:
+    """A Mamba-2 GGUF architecture read into the family's own spec (importers/gguf_file.py: ssm_config);
+    `hybrid`: Granite 4.0-H's attention layers (a per-layer head_count_kv), experts and multipliers, its mixer
+    fields named mamba_*."""
+
+    spec_architecture: str
+    hybrid: bool = False
 
 
 def swa_period(period: int) -> SwaRule:
@@ -89,8 +195,9 @@ def swa_period(period: int) -> SwaRule:
 
 S = TypeVar("S", bound=ModelSpecBase)
 ImageSize = tuple[int, int] | None
-# (regular expression over a checkpoint's tensor name, component or None for a buffer), first match wins
-WeightRules = Sequence[tuple[str, str | None]]
+# the component of a stored tensor that is a buffer, not a parameter (BART's final_logits_bias): left out of the
+# weights like the buffers willitrun does not model, and said so in a note (importers/weights.py)
+BUFFER = "(buffer)"
 
 
 @dataclass(frozen=True)
@@ -113,6 +220,12 @@ class Family(Generic[S]):
     gguf_rules: Mapping[str, GGUFRules] = field(default_factory=dict)  # GGUF name -> what its metadata lacks
     # audio tokens in the self-attention context (Qwen2-Audio, Voxtral): (spec, seconds of audio) -> positions
     audio_tokens: Callable[[S, int], int] | None = None
+    # model_type -> its own config.json reader, where taking keys is not all (nested configs, derived flags)
+    read_config: Mapping[str, ConfigReader] = field(default_factory=dict)
+    # the spec's preprocessor block assumed on import, when config.json lacks what the image tokens need
+    config_preprocessor: PreprocessorReader | None = None
+    # why config.json alone cannot be imported (Florence-2's image tokens need preprocessor_config.json)
+    config_json_refusal: str = ""
 
     @property
     def architectures(self) -> tuple[str, ...]:
@@ -132,6 +245,9 @@ def check_family(value: object, module: str, architectures: Iterable[str]) -> Fa
     unknown = set(value.config_json) - want
     if unknown:
         raise TypeError(f"{module}: config_json names model types it does not serve: {sorted(unknown)}")
+    unknown = set(value.read_config) - want
+    if unknown:
+        raise TypeError(f"{module}: read_config names model types it does not serve: {sorted(unknown)}")
     stray = set(value.gguf_rules) - set(value.gguf_architectures)
     if stray:
         raise TypeError(f"{module}: gguf_rules names GGUF architectures it does not declare: {sorted(stray)}")

@@ -305,4 +305,17 @@ def cross_source_tokens(spec: Florence2Spec, images: int, encoder_tokens: int) -
     return source
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    config_json_refusal=(
+        "Florence-2's image tokens follow preprocessor_config.json (its size), which "
+        "the config.json importer does not read; write a spec by hand (model_specs/florence-2-base.yaml "
+        "shows the fields and how the hub's remote-code keys map to transformers' native ones)"
+    ),
+)

@@ -9,8 +9,8 @@ from typing import Literal
 
 from . import llama
 from .base import HeadDim, ModelSpecBase
-from .family import ConfigClass, Family
-from .llama import Anatomy, DecoderConfig, stages, tensors
+from .family import ConfigClass, Family, GGUFDecoder, GGUFRules
+from .llama import LM_WEIGHT_RULES, Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("gemma",)
 GemmaAct = Literal["gelu_pytorch_tanh", "gelu"]
@@ -74,4 +74,10 @@ FAMILY = Family(
     cross_source_tokens,
     config_json={"gemma": GEMMA},
     gguf_architectures=("gemma",),
+    weight_rules={"gemma": LM_WEIGHT_RULES},
+    gguf_rules={
+        "gemma": GGUFRules(
+            decoder=GGUFDecoder("gemma", explicit_head_dim=True, flags={"attention_bias": "blk.0.attn_q.bias"})
+        )
+    },
 )

@@ -11,9 +11,9 @@ from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import Geometry, ModelSpecBase, Positions
-from .family import ConfigClass, Family, GGUFRules, swa_period
+from .family import ConfigClass, Family, GGUFDecoder, GGUFRules, swa_period
 from .gemma import _GEMMA_ACT, GemmaConfig
-from .llama import Anatomy, LayerType, check_layer_types, layer_window, stages, tensors
+from .llama import LM_WEIGHT_RULES, Anatomy, LayerType, check_layer_types, layer_window, stages, tensors
 
 ARCHITECTURES = ("gemma2",)
 SoftCap = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
@@ -99,5 +99,20 @@ FAMILY = Family(
     config_json={"gemma2": GEMMA2},
     # llama.cpp LLM_ARCH_GEMMA2: set_swa_pattern(2), n_swa from gemma2.attention.sliding_window
     gguf_architectures=("gemma2",),
-    gguf_rules={"gemma2": GGUFRules(swa=swa_period(2))},
+    gguf_rules={
+        "gemma2": GGUFRules(
+            swa=swa_period(2),
+            decoder=GGUFDecoder(
+                "gemma2",
+                explicit_head_dim=True,
+                flags={"attention_bias": "blk.0.attn_q.bias"},
+                window="optional",
+                floats={
+                    "attn_logit_softcapping": "attn_logit_softcapping",
+                    "final_logit_softcapping": "final_logit_softcapping",
+                },
+            ),
+        )
+    },
+    weight_rules={"gemma2": LM_WEIGHT_RULES},
 )

@@ -9,16 +9,16 @@ RMSNorm and one projection matrix, placed in the language model's input (self-at
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 from ..records import Field
 from . import llama, siglip
 from .base import Geometry, Layers, ModelSpecBase, Positions, Stage, Strict, Tensor, TokenId, norm
-from .family import Family, GGUFRules, swa_period
+from .family import ConfigClass, ConfigReading, Family, GGUFDecoder, GGUFRules, swa_period
 from .gemma2 import Gemma2Config, SoftCap
-from .llama import Anatomy
-from .siglip import SiglipVisionConfig
+from .llama import LM_WEIGHT_RULES, Anatomy
+from .siglip import SIGLIP_VISION, SiglipVisionConfig
 
 ARCHITECTURES = ("gemma3_text", "gemma3")
 
@@ -69,6 +69,17 @@ class Gemma3Config(Strict):
 class Gemma3Spec(ModelSpecBase):
     architecture: Literal["gemma3"]
     config: Gemma3Config
+
+    def unusable_values(self) -> list[str]:
+        """What transformers builds but could not run (importers/configs.py: unusable_values warns, never refuses)."""
+        if self.config.pooling_fits:
+            return []
+        v = self.config.vision_config
+        return [
+            f"Warning: mm_tokens_per_image ({self.config.mm_tokens_per_image}) is not a square whose side "
+            f"divides the {v.image_size // v.patch_size} patches per side: Gemma3MultiModalProjector's "
+            "pooling cannot produce it, so images would fail in a forward pass; sized as written."
+        ]
 
 
 SPECS = {"gemma3_text": Gemma3TextSpec, "gemma3": Gemma3Spec}
@@ -135,6 +146,62 @@ def image_tokens(spec: AnyGemma3, image_size: tuple[int, int] | None) -> int:
 cross_source_tokens = llama.cross_source_tokens
 
 
+# the config.json keys of transformers' classes and their defaults (moved from importers/configs.py)
+_GEMMA_ACT = ("hidden_act", "hidden_activation")
+GEMMA3_TEXT = ConfigClass(
+    "Gemma3TextConfig",
+    "gemma3/configuration_gemma3.py",
+    Gemma3TextConfig,
+    {
+        "vocab_size": 262_208,
+        "hidden_size": 2304,
+        "intermediate_size": 9216,
+        "num_hidden_layers": 26,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+        "head_dim": 256,
+        "max_position_embeddings": 131_072,
+        "tie_word_embeddings": True,
+        "attention_bias": False,
+        "sliding_window": 4096,
+        "query_pre_attn_scalar": 256,
+        "attn_logit_softcapping": None,
+        "final_logit_softcapping": None,
+    },
+    copied=(*_GEMMA_ACT, "layer_types", "sliding_window_pattern"),
+)  # pattern: a kwarg, 6 when absent
+GEMMA3 = ConfigClass(
+    "Gemma3Config",
+    "gemma3/configuration_gemma3.py",
+    Gemma3Config,
+    {
+        "mm_tokens_per_image": 256,
+        "tie_word_embeddings": True,
+    },
+    copied=("image_token_index", "boi_token_index", "eoi_token_index"),
+)
+
+
+def read_config(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """Gemma3Config: its text_config is always a Gemma3TextConfig (sub_configs_defaults names the class itself), its
+    vision_config a SigLIP tower; each built as SubConfigSpec.create_subconfig does."""
+    text_cfg = reading.sub(cfg, "text_config")
+    if text_cfg is not None:
+        text_cfg = {**text_cfg, "model_type": "gemma3_text"}
+    text = reading.sub_config(text_cfg, "text_config", "gemma3_text", {"gemma3_text": GEMMA3_TEXT}, {}, GEMMA3)
+    vision = reading.sub_config(
+        reading.sub(cfg, "vision_config"),
+        "vision_config",
+        "siglip_vision_model",
+        {"siglip_vision_model": SIGLIP_VISION},
+        {},
+        GEMMA3,
+    )
+    out = {"text_config": text, "vision_config": vision, **reading.block(cfg, GEMMA3, "config")}
+    siglip.note_vision_use_head(reading, vision)
+    return out
+
+
 FAMILY: Family[Any] = Family(
     __name__,
     SPECS,
@@ -145,5 +212,31 @@ FAMILY: Family[Any] = Family(
     cross_source_tokens,
     # llama.cpp calls the language model gemma3 (LLM_ARCH_GEMMA3): set_swa_pattern(6), n_swa from the file
     gguf_architectures=("gemma3",),
-    gguf_rules={"gemma3": GGUFRules(swa=swa_period(6))},
+    gguf_rules={
+        "gemma3": GGUFRules(
+            swa=swa_period(6),
+            # Gemma 3's local:global pattern (5:1) is not in the file: llama.cpp hard-codes it (llama-model.cpp
+            # LLM_ARCH_GEMMA3 set_swa_pattern(6)), as Gemma3TextConfig's default does
+            decoder=GGUFDecoder(
+                "gemma3_text",
+                explicit_head_dim=True,
+                flags={"attention_bias": "blk.0.attn_q.bias"},
+                window="optional",
+                floats={
+                    "attn_logit_softcapping": "attn_logit_softcapping",
+                    "final_logit_softcapping": "final_logit_softcapping",
+                },
+                note=(
+                    "A Gemma 3 GGUF holds the language model only: a vision checkpoint's SigLIP tower is a separate "
+                    "mmproj file, not counted here (the catalog's gemma-3-4b / -12b / -27b size it with llama.cpp)."
+                ),
+            ),
+        )
+    },
+    weight_rules={
+        "gemma3_text": LM_WEIGHT_RULES,
+        "gemma3": llama.LLAVA_WEIGHT_RULES,
+    },  # Gemma 3 stores its towers as LLaVA,
+    config_json={"gemma3_text": GEMMA3_TEXT},
+    read_config={"gemma3": read_config},
 )

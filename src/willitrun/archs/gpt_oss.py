@@ -17,8 +17,8 @@ from typing import Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from .base import Geometry, ModelSpecBase, Positions, Stage, Tensor, norm
-from .family import Family, GGUFRules, swa_period
-from .llama import LayerType, attention_tensors, check_layer_types, layer_window
+from .family import ConfigClass, Family, GGUFRules, swa_period
+from .llama import LM_WEIGHT_RULES, LayerType, attention_tensors, check_layer_types, layer_window
 from .mixtral import moe_geometry
 from .moe import Experts, MoeConfig, expert_tensors, moe_stage
 
@@ -114,6 +114,30 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
     return 0
 
 
+# the config.json keys transformers' class reads and its defaults (transformers 5.23; moved from importers/configs.py)
+GPT_OSS = ConfigClass(
+    "GptOssConfig",
+    "gpt_oss/configuration_gpt_oss.py",
+    GptOssConfig,
+    {
+        "vocab_size": 201088,
+        "hidden_size": 2880,
+        "intermediate_size": 2880,
+        "num_hidden_layers": 36,
+        "num_attention_heads": 64,
+        "num_key_value_heads": 8,
+        "head_dim": 64,
+        "num_local_experts": 128,
+        "num_experts_per_tok": 4,
+        "sliding_window": 128,
+        "max_position_embeddings": 131072,
+        "attention_bias": True,
+        "tie_word_embeddings": False,
+        "hidden_act": "silu",
+    },
+    copied=("layer_types",),
+)
+
 FAMILY = Family(
     __name__,
     SPECS,
@@ -125,4 +149,6 @@ FAMILY = Family(
     # llama.cpp LLM_ARCH_OPENAI_MOE ("gpt-oss"): set_swa_pattern(2), n_swa from the file
     gguf_architectures=("gpt-oss",),
     gguf_rules={"gpt-oss": GGUFRules(swa=swa_period(2))},
+    config_json={"gpt_oss": GPT_OSS},
+    weight_rules={"gpt_oss": LM_WEIGHT_RULES},
 )

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from ..records import Field
 from . import llama
 from .base import ModelSpecBase
-from .family import ConfigClass, Family
-from .llama import Anatomy, DecoderConfig, stages, tensors
+from .family import ConfigClass, Family, GGUFDecoder, GGUFRules
+from .llama import LM_WEIGHT_RULES, Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("granite",)
 Multiplier = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
@@ -78,4 +78,20 @@ FAMILY = Family(
     cross_source_tokens,
     config_json={"granite": GRANITE},
     gguf_architectures=("granite",),
+    weight_rules={"granite": LM_WEIGHT_RULES},
+    gguf_rules={
+        "granite": GGUFRules(
+            decoder=GGUFDecoder(
+                "granite",
+                flags={"attention_bias": "blk.0.attn_q.bias", "mlp_bias": "blk.0.ffn_up.bias"},
+                # llama.cpp LLM_KV_EMBEDDING_SCALE, RESIDUAL_SCALE, ATTENTION_SCALE, LOGIT_SCALE
+                floats={
+                    "embedding_multiplier": "embedding_scale",
+                    "residual_multiplier": "residual_scale",
+                    "attention_multiplier": "attention.scale",
+                    "logits_scaling": "logit_scale",
+                },
+            )
+        )
+    },
 )

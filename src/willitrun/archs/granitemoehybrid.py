@@ -17,15 +17,15 @@ a conv state (model dtype) and an SSM state (float32) per sequence, whatever the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated, Literal
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
 from .base import Geometry, HeadDim, Heads, Intermediate, LayerKV, ModelSpecBase, Stage, Tensor, norm
-from .family import Family
+from .family import ConfigClass, ConfigReading, Family, GGUFRules, GGUFSsm
 from .granite import Multiplier
-from .llama import attention_tensors, check_layer_types, decoder_geometry, gated_mlp, lm_stage
+from .llama import LM_WEIGHT_RULES, attention_tensors, check_layer_types, decoder_geometry, gated_mlp, lm_stage
 from .mamba import VLLM_STATE_REFUSAL, State
 from .mamba2 import Groups, check_mamba2_heads, layer_state, mixer_tensors
 from .moe import MoeConfig, check_experts, expert_tensors
@@ -206,6 +206,55 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
     return 0
 
 
+# the config.json keys transformers' class reads and its defaults (transformers 5.23; moved from importers/configs.py)
+# head_dim is no GraniteMoeHybridConfig field, but GraniteMoeHybridAttention reads
+# getattr(config, "head_dim", hidden_size // num_attention_heads): kept when present.
+# layer_types absent: every layer is Mamba-2 (GraniteMoeHybridConfig.__post_init__).
+GRANITEMOEHYBRID = ConfigClass(
+    "GraniteMoeHybridConfig",
+    "granitemoehybrid/configuration_granitemoehybrid.py",
+    GraniteMoeHybridConfig,
+    {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": None,
+        "max_position_embeddings": 2048,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        "embedding_multiplier": 1.0,
+        "logits_scaling": 1.0,
+        "residual_multiplier": 1.0,
+        "attention_multiplier": 1.0,
+        "num_local_experts": 8,
+        "num_experts_per_tok": 2,
+        "shared_intermediate_size": 1024,
+        "layer_types": None,
+        "mamba_n_heads": 128,
+        "mamba_n_groups": 1,
+        "mamba_d_state": 256,
+        "mamba_d_head": "auto",
+        "mamba_d_conv": 4,
+        "mamba_expand": 2,
+        "mamba_chunk_size": 256,
+        "mamba_conv_bias": True,
+        "mamba_proj_bias": False,
+    },
+    copied=("head_dim",),
+)
+
+
+def read_config(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """GraniteMoeHybridConfig.attribute_map: layers_block_type is read as layer_types (and said)."""
+    if "layer_types" not in cfg and "layers_block_type" in cfg:
+        cfg = {**cfg, "layer_types": cfg["layers_block_type"]}
+        reading.notes.append("layers_block_type read as layer_types (GraniteMoeHybridConfig.attribute_map).")
+    return reading.block(cfg, GRANITEMOEHYBRID, "config")
+
+
 FAMILY = Family(
     __name__,
     SPECS,
@@ -215,4 +264,8 @@ FAMILY = Family(
     image_tokens,
     cross_source_tokens,
     gguf_architectures=("granitehybrid",),
+    config_json={"granitemoehybrid": GRANITEMOEHYBRID},
+    read_config={"granitemoehybrid": read_config},
+    weight_rules={"granitemoehybrid": LM_WEIGHT_RULES},
+    gguf_rules={"granitehybrid": GGUFRules(ssm=GGUFSsm("granitemoehybrid", hybrid=True))},
 )

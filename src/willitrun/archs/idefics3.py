@@ -20,8 +20,8 @@ Every marker is one token (added special tokens) and the row's newline plus the 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Annotated, Literal
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal
 
 from ..records import Field, model_validator
 from . import llama, siglip
@@ -39,8 +39,8 @@ from .base import (
     TokenId,
     linear,
 )
-from .family import Family
-from .llama import LlamaConfig
+from .family import ConfigClass, ConfigReading, Family, WeightRules
+from .llama import LLAMA, LlamaConfig
 from .siglip import SiglipVisionConfig
 
 ARCHITECTURES = ("idefics3", "smolvlm")
@@ -105,6 +105,16 @@ class Idefics3Spec(ModelSpecBase):
     architecture: Literal["idefics3", "smolvlm"]
     config: Idefics3Config
     preprocessor: Preprocessor = Preprocessor()
+
+    def unusable_values(self) -> list[str]:
+        """What transformers builds but could not run (importers/configs.py: unusable_values warns, never refuses)."""
+        v, scale = self.config.vision_config, self.config.scale_factor
+        if (v.image_size // v.patch_size) % scale == 0:
+            return []
+        return [
+            f"Warning: scale_factor ({scale}) does not divide the {v.image_size // v.patch_size} patches "
+            "per side: the connector's pixel shuffle would fail in a forward pass; sized as written."
+        ]
 
     @model_validator(mode="after")
     def _check_preprocessor(self) -> Idefics3Spec:
@@ -243,4 +253,82 @@ def cross_source_tokens(spec: Idefics3Spec, images: int, encoder_tokens: int) ->
     return 0
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages)
+# the config.json keys of transformers' classes and their defaults (moved from importers/configs.py)
+_IDEFICS3_VISION_DEFAULTS = {
+    "hidden_size": 1152,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 16,
+    "num_channels": 3,
+    "image_size": 224,
+    "patch_size": 32,
+    "hidden_act": "gelu_pytorch_tanh",
+}
+IDEFICS3_VISION = ConfigClass(
+    "Idefics3VisionConfig", "idefics3/configuration_idefics3.py", Idefics3VisionConfig, _IDEFICS3_VISION_DEFAULTS
+)
+SMOLVLM_VISION = ConfigClass(
+    "SmolVLMVisionConfig", "smolvlm/configuration_smolvlm.py", Idefics3VisionConfig, _IDEFICS3_VISION_DEFAULTS
+)
+IDEFICS3 = ConfigClass(
+    "Idefics3Config",
+    "idefics3/configuration_idefics3.py",
+    Idefics3Config,
+    {"scale_factor": 2, "tie_word_embeddings": False},
+    copied=("image_token_id",),
+)
+SMOLVLM = ConfigClass(
+    "SmolVLMConfig",
+    "smolvlm/configuration_smolvlm.py",
+    Idefics3Config,
+    {"scale_factor": 2, "tie_word_embeddings": False},
+    copied=("image_token_id",),
+)
+CLASSES = {"idefics3": (IDEFICS3, IDEFICS3_VISION), "smolvlm": (SMOLVLM, SMOLVLM_VISION)}
+# Idefics3ForConditionalGeneration / SmolVLMForConditionalGeneration (modeling_idefics3.py): model.vision_model.*,
+# model.connector.modality_projection.*, model.text_model.*, lm_head
+WEIGHT_RULES: WeightRules = (
+    (r"(?:model\.)?vision_model\..+", "vision_tower"),
+    (r"(?:model\.)?connector\..+", "projector"),
+    (r"(?:model\.)?text_model\.embed_tokens\.weight", "embeddings"),
+    (r"(?:model\.)?text_model\.(?:layers\.\d+\..+|norm\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+)
+
+
+def read_config(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """Idefics3 / SmolVLM: a Llama text_config (LlamaConfig's defaults), the SigLIP-shaped vision_config."""
+    top, vision_cls = CLASSES[model_type]
+    text = reading.typed(reading.sub(cfg, "text_config"), "config.text_config", {"llama": LLAMA}, "llama")
+    vision = reading.block(reading.sub(cfg, "vision_config") or {}, vision_cls, "config.vision_config")
+    return {"text_config": text, "vision_config": vision, **reading.block(cfg, top, "config")}
+
+
+def assumed_preprocessor(reading: ConfigReading, block: Mapping[str, Any]) -> dict[str, Any]:
+    """The crop size and longest edge live in preprocessor_config.json, not config.json: crops of the tower's
+    image_size and a longest edge of 4 crops (the image processors' own default, 4 x 364) are assumed."""
+    side = block["vision_config"].get("image_size", _IDEFICS3_VISION_DEFAULTS["image_size"])
+    if type(side) is not int or side < 1:  # null, a string, a list: nothing to size the crops with
+        raise reading.malformed(f"vision_config.image_size: a positive integer, not {reading.shown(side)}")
+    reading.notes.append(
+        f"Image tokens follow preprocessor_config.json (size.longest_edge, max_image_size), which config.json "
+        f"does not hold: crops of the tower's {side} px and a longest edge of 4 x {side} = {4 * side} px are "
+        "assumed (Idefics3ImageProcessor's default ratio, 4 x 364); add `preprocessor: {longest_edge: ..., "
+        "max_image_size: ...}` to the spec."
+    )
+    return {"longest_edge": 4 * side, "max_image_size": side}
+
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    sized_stages=stages,
+    read_config=dict.fromkeys(ARCHITECTURES, read_config),
+    config_preprocessor=assumed_preprocessor,
+    weight_rules=dict.fromkeys(ARCHITECTURES, WEIGHT_RULES),
+)

@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from .base import Geometry, LayerKV, ModelSpecBase, Stage, Tensor, norm
-from .family import Family
-from .llama import attention_tensors, decoder_geometry, gated_mlp, lm_stage
+from .family import ConfigClass, Family
+from .llama import LM_FINAL_LAYERNORM_WEIGHT_RULES, attention_tensors, decoder_geometry, gated_mlp, lm_stage
 from .mamba import VLLM_STATE_REFUSAL, State, mixer_tensors
 from .moe import Experts, MoeConfig, expert_tensors
 
@@ -160,6 +160,36 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
     return 0
 
 
+# the config.json keys transformers' class reads and its defaults (transformers 5.23; moved from importers/configs.py)
+JAMBA = ConfigClass(
+    "JambaConfig",
+    "jamba/configuration_jamba.py",
+    JambaConfig,
+    {
+        "vocab_size": 65536,
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "max_position_embeddings": 262144,
+        "num_experts": 16,
+        "num_experts_per_tok": 2,
+        "attn_layer_period": 8,
+        "attn_layer_offset": 4,
+        "expert_layer_period": 2,
+        "expert_layer_offset": 1,
+        "mamba_d_state": 16,
+        "mamba_d_conv": 4,
+        "mamba_expand": 2,
+        "mamba_dt_rank": "auto",
+        "mamba_conv_bias": True,
+        "mamba_proj_bias": False,
+        "tie_word_embeddings": False,
+        "hidden_act": "silu",
+    },
+)
+
 FAMILY = Family(
     __name__,
     SPECS,
@@ -169,4 +199,6 @@ FAMILY = Family(
     image_tokens,
     cross_source_tokens,
     gguf_architectures=("jamba",),
+    config_json={"jamba": JAMBA},
+    weight_rules={"jamba": LM_FINAL_LAYERNORM_WEIGHT_RULES},
 )

@@ -32,7 +32,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import Family
+from .family import ConfigClass, Family, GGUFDecoder, GGUFMoe, GGUFRules, WeightRules
 
 ARCHITECTURES = ("llama", "mistral")
 
@@ -325,6 +325,73 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
 __all__ = ["ARCHITECTURES", "SPECS", "Anatomy", "DecoderConfig", "LlamaConfig", "LlamaSpec"]
 
 
+# The safetensors names of a ...ForCausalLM built on LlamaModel's layout (modeling_llama.py): model.embed_tokens,
+# model.layers.N, model.norm, lm_head.
+LM_WEIGHT_RULES: WeightRules = (
+    (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
+    (r"(?:model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+)
+# Jamba's and Falcon-H1's final norm is final_layernorm (JambaModel, FalconH1Model), otherwise Llama's names.
+LM_FINAL_LAYERNORM_WEIGHT_RULES: WeightRules = (
+    (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
+    (r"(?:model\.)?(?:layers\.\d+\..+|final_layernorm\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+)
+# Tensor names in both layouts: as checkpoints store them (`language_model.model.layers...`,
+# `vision_tower...`; transformers 5.23 still saves these) and as transformers 5 names its modules
+# (`model.language_model.layers...`, `model.vision_tower...`).
+VLM_TEXT_WEIGHT_RULES: WeightRules = (
+    (r"(?:model\.language_model\.|language_model\.model\.)embed_tokens\.weight", "embeddings"),
+    (r"(?:model\.language_model\.|language_model\.model\.)(?:layers\.\d+\..+|norm\.weight)", "decoder"),
+    (r"(?:language_model\.)?lm_head\.weight", "lm_head"),
+)
+# LLaVA's towers (LLaVA-NeXT, LLaVA-OneVision, Gemma 3, PaliGemma and Mistral 3 store and name theirs the same way:
+# vision_tower.*, multi_modal_projector.* (Gemma 3's mm_input_projection_weight included), image_newline)
+LLAVA_WEIGHT_RULES: WeightRules = (
+    (r"(?:model\.)?vision_tower\..+", "vision_tower"),
+    (r"(?:model\.)?(?:multi_modal_projector\..+|image_newline)", "projector"),
+    *VLM_TEXT_WEIGHT_RULES,
+)
+# the config.json keys transformers' classes read and their defaults (moved from importers/configs.py)
+LLAMA = ConfigClass(
+    "LlamaConfig",
+    "llama/configuration_llama.py",
+    LlamaConfig,
+    {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": None,
+        "head_dim": None,
+        "max_position_embeddings": 2048,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        "mlp_bias": False,
+    },
+)
+MISTRAL = ConfigClass(
+    "MistralConfig",
+    "mistral/configuration_mistral.py",
+    LlamaConfig,
+    {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": None,
+        "max_position_embeddings": 4096 * 32,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "sliding_window": 4096,
+    },
+)
+
 FAMILY = Family(
     __name__,
     SPECS,
@@ -333,5 +400,16 @@ FAMILY = Family(
     stages,
     image_tokens,
     cross_source_tokens,
+    config_json={"llama": LLAMA, "mistral": MISTRAL},
+    weight_rules=dict.fromkeys(ARCHITECTURES, LM_WEIGHT_RULES),
     gguf_architectures=("llama",),
+    gguf_rules={
+        "llama": GGUFRules(
+            decoder=GGUFDecoder(
+                "llama", flags={"attention_bias": "blk.0.attn_q.bias", "mlp_bias": "blk.0.ffn_up.bias"}
+            ),
+            # Mixtral files say llama with llama.expert_count > 0 (convert_hf_to_gguf.py MixtralModel is a LlamaModel)
+            moe=GGUFMoe("mixtral", "num_local_experts", expert_width_is_ffn=True, fixed={"sliding_window": None}),
+        )
+    },
 )

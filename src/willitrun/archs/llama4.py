@@ -20,8 +20,8 @@ from typing import Annotated, Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from .base import Geometry, HeadDim, Intermediate, LayerIndex, ModelSpecBase, Positions, Stage, Tensor, norm
-from .family import Family, GGUFRules
-from .llama import attention_tensors, gated_mlp
+from .family import ConfigClass, Family, GGUFRules
+from .llama import LM_WEIGHT_RULES, attention_tensors, gated_mlp
 from .mixtral import moe_geometry
 from .moe import Experts, MoeConfig, expert_tensors, moe_stage
 
@@ -141,6 +141,34 @@ def _llamacpp_chunks(layers: int, window: int | None) -> tuple[int, int] | None:
     return None if window == 0 else (8192, 4)
 
 
+# the config.json keys transformers' class reads and its defaults (transformers 5.23; moved from importers/configs.py)
+LLAMA4_TEXT = ConfigClass(
+    "Llama4TextConfig",
+    "llama4/configuration_llama4.py",
+    Llama4TextConfig,
+    {
+        "vocab_size": 202048,
+        "hidden_size": 5120,
+        "intermediate_size": 8192,
+        "intermediate_size_mlp": 16384,
+        "num_hidden_layers": 48,
+        "num_attention_heads": 40,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+        "num_local_experts": 16,
+        "num_experts_per_tok": 1,
+        "attention_chunk_size": 8192,
+        "max_position_embeddings": 131072,
+        "attention_bias": False,
+        "tie_word_embeddings": False,
+        "interleave_moe_layer_step": 1,
+        "no_rope_layer_interval": 4,
+        "use_qk_norm": True,
+        "hidden_act": "silu",
+    },
+    copied=("no_rope_layers", "moe_layers"),
+)
+
 FAMILY = Family(
     __name__,
     SPECS,
@@ -151,4 +179,6 @@ FAMILY = Family(
     cross_source_tokens,
     gguf_architectures=("llama4",),
     gguf_rules={"llama4": GGUFRules(swa=_llamacpp_chunks, chunked=True)},
+    config_json={"llama4_text": LLAMA4_TEXT},
+    weight_rules={"llama4_text": LM_WEIGHT_RULES},
 )

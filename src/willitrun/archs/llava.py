@@ -4,8 +4,8 @@ input, and so in its self-attention cache (no cross-attention)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
 from .. import limits as L
 from ..records import Field, field_validator, model_validator
@@ -29,8 +29,8 @@ from .base import (
     lists_to_tuples,
     norm,
 )
-from .family import Family
-from .llama import LlamaConfig
+from .family import ConfigClass, ConfigReading, Family
+from .llama import LLAMA, LLAVA_WEIGHT_RULES, MISTRAL, LlamaConfig
 
 ARCHITECTURES = ("llava", "llava_next")
 
@@ -274,4 +274,103 @@ def cross_source_tokens(spec: LlavaSpec, images: int, encoder_tokens: int) -> in
     return 0
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys of transformers' classes and their defaults (moved from importers/configs.py)
+_CLIP_VISION_DEFAULTS = {
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "image_size": 224,
+    "patch_size": 32,
+    "num_channels": 3,
+    "hidden_act": "quick_gelu",
+}
+CLIP_VISION = ConfigClass(
+    "CLIPVisionConfig",
+    "clip/configuration_clip.py",
+    ClipVisionConfig,
+    _CLIP_VISION_DEFAULTS,
+    copied=("projection_dim",),
+)
+# LlavaConfig.sub_configs_defaults["vision_config"].init_kwargs: used only when config.json has no
+# vision_config at all (a vision_config dict gets plain CLIPVisionConfig defaults for what it omits).
+_LLAVA_VISION_INIT = {
+    "intermediate_size": 4096,
+    "hidden_size": 1024,
+    "patch_size": 14,
+    "image_size": 336,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+}
+_LLAVA_TOP = {
+    "projector_hidden_act": "gelu",
+    "multimodal_projector_bias": True,
+    "vision_feature_layer": -2,
+    "vision_feature_select_strategy": "default",
+    "tie_word_embeddings": False,
+}
+LLAVA = ConfigClass(
+    "LlavaConfig",
+    "llava/configuration_llava.py",
+    LlavaConfig,
+    _LLAVA_TOP,
+    copied=("image_token_index", "image_seq_length"),
+)
+LLAVA_NEXT = ConfigClass(
+    "LlavaNextConfig",
+    "llava_next/configuration_llava_next.py",
+    LlavaConfig,
+    {
+        **_LLAVA_TOP,
+        "image_grid_pinpoints": [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
+    },
+    copied=("image_token_index", "image_seq_length"),
+    none_is_default=("image_grid_pinpoints",),
+)
+TEXT_MODELS = {"llama": LLAMA, "mistral": MISTRAL}  # the text models LlavaConfig specs model
+WEIGHT_RULES = LLAVA_WEIGHT_RULES  # archs/llama.py: LLaVA's layout, shared with the families that store theirs so
+
+
+def absent_tower(reading: ConfigReading, cls: ConfigClass, init: Mapping[str, Any], top: ConfigClass) -> dict[str, Any]:
+    """A vision_config config.json leaves out altogether: `cls`'s defaults overlaid with the composite class's
+    init_kwargs (`init`, cited to `top`, the class that declares them)."""
+    where = "config.vision_config"
+    out = reading.block({}, cls, where, {**cls.defaults, **init})
+    for field in init:
+        if f"{where}.{field}" in reading.sources:
+            reading.sources[f"{where}.{field}"] = top.url
+    return out
+
+
+def clip_vision(reading: ConfigReading, cfg: Mapping[str, Any] | None, top: ConfigClass) -> dict[str, Any]:
+    """A CLIP vision_config; without one, CLIPVisionConfig with the LLaVA class's init_kwargs, cited to that class."""
+    if cfg is None:
+        return {"model_type": "clip_vision_model", **absent_tower(reading, CLIP_VISION, _LLAVA_VISION_INIT, top)}
+    return reading.typed(cfg, "config.vision_config", {"clip_vision_model": CLIP_VISION}, "clip_vision_model")
+
+
+def read_config(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """LLaVA / LLaVA-NeXT: a Llama or Mistral text_config, a CLIP vision_config, the composite's own keys."""
+    top = LLAVA if model_type == "llava" else LLAVA_NEXT
+    text = reading.typed(reading.sub(cfg, "text_config"), "config.text_config", TEXT_MODELS, "llama")
+    vision = clip_vision(reading, reading.sub(cfg, "vision_config"), top)
+    out = {"text_config": text, "vision_config": vision, **reading.block(cfg, top, "config")}
+    if out.get("tie_word_embeddings") is True and text.get("tie_word_embeddings") is not True:
+        # LlavaForConditionalGeneration ties lm_head when the top-level flag is set
+        # (LlavaConfig.__post_init__ also raises it from text_config's): one flag for both.
+        text["tie_word_embeddings"] = True
+        reading.notes.append("tie_word_embeddings: the top-level flag ties the LM head, so text_config carries it too.")
+    return out
+
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    read_config=dict.fromkeys(ARCHITECTURES, read_config),
+    weight_rules=dict.fromkeys(ARCHITECTURES, WEIGHT_RULES),
+)

@@ -16,12 +16,12 @@ each image as a single-image prompt would, an upper bound for several images in 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Annotated, Literal
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal
 
 from .. import limits as L
 from ..records import Field, field_validator, model_validator
-from . import llama, siglip
+from . import llama, llava, siglip
 from .base import (
     FeatureLayer,
     Geometry,
@@ -34,10 +34,10 @@ from .base import (
     linear,
     lists_to_tuples,
 )
-from .family import Family
+from .family import ConfigClass, ConfigReading, Family
 from .llava import select_best_resolution, unpadded
-from .qwen2 import Qwen2Config
-from .siglip import SiglipVisionConfig
+from .qwen2 import QWEN2, Qwen2Config
+from .siglip import SIGLIP_VISION, SiglipVisionConfig
 
 ARCHITECTURES = ("llava_onevision",)
 
@@ -259,4 +259,61 @@ def cross_source_tokens(spec: LlavaOnevisionSpec, images: int, encoder_tokens: i
     return 0
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages)
+# the config.json keys of transformers' classes and their defaults (moved from importers/configs.py)
+# LlavaOnevisionConfig.sub_configs_defaults["vision_config"].init_kwargs: only when config.json has no vision_config
+_ONEVISION_VISION_INIT = {
+    "hidden_size": 1152,
+    "intermediate_size": 4304,
+    "patch_size": 14,
+    "image_size": 384,
+    "num_hidden_layers": 26,
+    "num_attention_heads": 16,
+    "vision_use_head": False,
+}
+LLAVA_ONEVISION = ConfigClass(
+    "LlavaOnevisionConfig",
+    "llava_onevision/configuration_llava_onevision.py",
+    LlavaOnevisionConfig,
+    {
+        "projector_hidden_act": "gelu",
+        "multimodal_projector_bias": True,
+        "vision_feature_layer": -1,
+        "vision_feature_select_strategy": "full",
+        "tie_word_embeddings": False,
+        "image_grid_pinpoints": [list(p) for p in DEFAULT_PINPOINTS],
+        "vision_aspect_ratio": "anyres_max_9",
+    },
+    copied=("image_token_index", "video_token_index", "use_image_newline_parameter"),
+    none_is_default=("image_grid_pinpoints",),
+)
+
+
+def read_config(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """LLaVA-OneVision: a Qwen2 text_config, a SigLIP vision_config (SiglipVisionConfig's defaults for what it
+    omits; the class's init_kwargs when it is absent altogether)."""
+    text = reading.typed(reading.sub(cfg, "text_config"), "config.text_config", {"qwen2": QWEN2}, "qwen2")
+    vision_cfg = reading.sub(cfg, "vision_config")
+    if vision_cfg is None:
+        tower = llava.absent_tower(reading, SIGLIP_VISION, _ONEVISION_VISION_INIT, LLAVA_ONEVISION)
+        vision = {"model_type": "siglip_vision_model", **tower}
+    else:
+        vision = reading.typed(
+            vision_cfg, "config.vision_config", {"siglip_vision_model": SIGLIP_VISION}, "siglip_vision_model"
+        )
+    return {"text_config": text, "vision_config": vision, **reading.block(cfg, LLAVA_ONEVISION, "config")}
+
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    sized_stages=stages,
+    weight_rules={
+        "llava_onevision": llava.WEIGHT_RULES
+    },  # LLaVA's names: vision_tower.*, multi_modal_projector.*, language_model.*,
+    read_config={"llava_onevision": read_config},
+)

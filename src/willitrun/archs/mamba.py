@@ -34,7 +34,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import Family
+from .family import ConfigClass, Family, WeightRules
 
 ARCHITECTURES = ("mamba", "falcon_mamba")
 # vLLM pages Mamba state in its own pool (vllm/v1/kv_cache_interface.py MambaSpec), sized unlike the
@@ -149,6 +149,36 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
     return 0
 
 
+# the config.json keys transformers' class reads and its defaults (transformers 5.23; moved from importers/configs.py)
+# MambaForCausalLM and FalconMambaForCausalLM: backbone.embeddings, backbone.layers.N, backbone.norm_f
+WEIGHT_RULES: WeightRules = (
+    (r"backbone\.embeddings\.weight", "embeddings"),
+    (r"backbone\.(?:layers\.\d+\..+|norm_f\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+)
+_MAMBA = {
+    "vocab_size": 50280,
+    "hidden_size": 768,
+    "num_hidden_layers": 32,
+    "state_size": 16,
+    "expand": 2,
+    "conv_kernel": 4,
+    "use_bias": False,
+    "use_conv_bias": True,
+    "time_step_rank": "auto",
+    "hidden_act": "silu",
+    "tie_word_embeddings": True,
+}
+# intermediate_size: __post_init__ sets expand x hidden_size, an explicit key wins (Falcon-Mamba)
+MAMBA = ConfigClass("MambaConfig", "mamba/configuration_mamba.py", MambaConfig, _MAMBA, copied=("intermediate_size",))
+FALCON_MAMBA = ConfigClass(
+    "FalconMambaConfig",
+    "falcon_mamba/configuration_falcon_mamba.py",
+    MambaConfig,
+    {**_MAMBA, "vocab_size": 50280},
+    copied=("intermediate_size",),
+)
+
 FAMILY = Family(
     __name__,
     SPECS,
@@ -158,4 +188,6 @@ FAMILY = Family(
     image_tokens,
     cross_source_tokens,
     gguf_architectures=("mamba",),
+    config_json={"mamba": MAMBA, "falcon_mamba": FALCON_MAMBA},
+    weight_rules=dict.fromkeys(ARCHITECTURES, WEIGHT_RULES),
 )

@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
+from . import mamba
 from .base import (
     Geometry,
     HeadDim,
@@ -40,7 +41,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import Family
+from .family import ConfigClass, Family, GGUFRules, GGUFSsm
 from .mamba import VLLM_STATE_REFUSAL, State
 
 ARCHITECTURES = ("mamba2",)
@@ -210,6 +211,31 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
     return 0
 
 
+# the config.json keys transformers' class reads and its defaults (transformers 5.23; moved from importers/configs.py)
+# Mamba2Mixer computes expand x hidden_size and reads no intermediate_size key (dropped)
+MAMBA2 = ConfigClass(
+    "Mamba2Config",
+    "mamba2/configuration_mamba2.py",
+    Mamba2Config,
+    {
+        "vocab_size": 32768,
+        "hidden_size": 4096,
+        "num_hidden_layers": 64,
+        "num_heads": 128,
+        "head_dim": 64,
+        "state_size": 128,
+        "expand": 2,
+        "conv_kernel": 4,
+        "n_groups": 8,
+        "use_bias": False,
+        "use_conv_bias": True,
+        "hidden_act": "silu",
+        "chunk_size": 256,
+        "time_step_rank": "auto",
+        "tie_word_embeddings": False,
+    },
+)
+
 FAMILY = Family(
     __name__,
     SPECS,
@@ -219,4 +245,7 @@ FAMILY = Family(
     image_tokens,
     cross_source_tokens,
     gguf_architectures=("mamba2",),
+    config_json={"mamba2": MAMBA2},
+    weight_rules={"mamba2": mamba.WEIGHT_RULES},  # Mamba2ForCausalLM: backbone.* as Mamba's,
+    gguf_rules={"mamba2": GGUFRules(ssm=GGUFSsm("mamba2"))},
 )

@@ -12,11 +12,11 @@ multiple of patch_size x spatial_merge_size (28); it then costs rows x cols [IMG
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
 from ..records import Field, model_validator
-from . import llama
+from . import llama, llava
 from .base import (
     Channels,
     FeatureLayer,
@@ -35,7 +35,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import Family
+from .family import ConfigClass, ConfigReading, Family
 from .llama import LlamaConfig
 
 ARCHITECTURES = ("mistral3",)
@@ -187,4 +187,93 @@ def cross_source_tokens(spec: Mistral3Spec, images: int, encoder_tokens: int) ->
     return 0
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens, sized_stages=stages)
+# the config.json keys of transformers' classes and their defaults (moved from importers/configs.py)
+PIXTRAL_VISION = ConfigClass(
+    "PixtralVisionConfig",
+    "pixtral/configuration_pixtral.py",
+    PixtralVisionConfig,
+    {
+        "hidden_size": 1024,
+        "intermediate_size": 4096,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "num_channels": 3,
+        "image_size": 1024,
+        "patch_size": 16,
+        "hidden_act": "gelu",
+    },
+)  # head_dim: PixtralVisionConfig.__post_init__ always sets hidden_size // num_attention_heads
+MISTRAL3 = ConfigClass(
+    "Mistral3Config",
+    "mistral3/configuration_mistral3.py",
+    Mistral3Config,
+    {
+        "spatial_merge_size": 2,
+        "multimodal_projector_bias": False,
+        "projector_hidden_act": "gelu",
+        "vision_feature_layer": -1,
+        "tie_word_embeddings": True,
+    },
+    copied=("image_token_index",),
+)
+# The sub-configs' init_kwargs (used when config.json has no text_config / vision_config at all).
+_MISTRAL3_TEXT_INIT = {
+    "head_dim": 128,
+    "hidden_act": "silu",
+    "hidden_size": 5120,
+    "intermediate_size": 32768,
+    "max_position_embeddings": 131072,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 40,
+    "num_key_value_heads": 8,
+    "sliding_window": None,
+    "vocab_size": 131072,
+}
+_MISTRAL3_VISION_INIT = {
+    "intermediate_size": 4096,
+    "hidden_size": 1024,
+    "patch_size": 14,
+    "image_size": 1540,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "hidden_act": "gelu",
+}
+
+
+def read_config(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """Mistral3Config: a Mistral or Llama text_config, a Pixtral vision_config (SubConfigSpec.create_subconfig)."""
+    text = reading.sub_config(
+        reading.sub(cfg, "text_config"), "text_config", "mistral", llava.TEXT_MODELS, _MISTRAL3_TEXT_INIT, MISTRAL3
+    )
+    vision = reading.sub_config(
+        reading.sub(cfg, "vision_config"),
+        "vision_config",
+        "pixtral",
+        {"pixtral": PIXTRAL_VISION},
+        _MISTRAL3_VISION_INIT,
+        MISTRAL3,
+    )
+    out = {"text_config": text, "vision_config": vision, **reading.block(cfg, MISTRAL3, "config")}
+    if "tie_word_embeddings" not in cfg:
+        reading.notes.append(
+            "tie_word_embeddings: not in config.json, so Mistral3Config's default (true) ties the LM head "
+            "to the embedding; Mistral Small 3.1 / 3.2 checkpoints store a separate lm_head.weight "
+            "(the catalog's mistral-small-3.1-24b sets it false): set it false for those."
+        )
+    return out
+
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    sized_stages=stages,
+    weight_rules={
+        "mistral3": llava.WEIGHT_RULES
+    },  # LLaVA's names: vision_tower.*, multi_modal_projector.*, language_model.*,
+    read_config={"mistral3": read_config},
+)

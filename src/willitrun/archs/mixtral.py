@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from typing import Literal
 
 from .base import Geometry, ModelSpecBase, Positions, Stage, Tensor
-from .family import Family
-from .llama import decoder_geometry
+from .family import ConfigClass, Family
+from .llama import LM_WEIGHT_RULES, decoder_geometry
 from .moe import Experts, MoeConfig, moe_decoder_lm, moe_stage
 
 ARCHITECTURES = ("mixtral",)
@@ -76,4 +76,36 @@ def cross_source_tokens(spec: ModelSpecBase, images: int, encoder_tokens: int) -
     return 0
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys transformers' class reads and its defaults (transformers 5.23; moved from importers/configs.py)
+MIXTRAL = ConfigClass(
+    "MixtralConfig",
+    "mixtral/configuration_mixtral.py",
+    MixtralConfig,
+    {
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": None,
+        "max_position_embeddings": 131072,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "sliding_window": None,
+        "num_local_experts": 8,
+        "num_experts_per_tok": 2,
+    },
+)
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    config_json={"mixtral": MIXTRAL},
+    weight_rules={"mixtral": LM_WEIGHT_RULES},
+)

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
 from .. import limits as L
 from ..records import Field, field_validator, model_validator
@@ -32,7 +32,7 @@ from .base import (
     lists_to_tuples,
     norm,
 )
-from .family import Family
+from .family import ConfigClass, ConfigReading, Family, WeightRules
 
 ARCHITECTURES = ("mllama",)
 
@@ -260,4 +260,78 @@ def cross_source_tokens(spec: MllamaSpec, images: int, encoder_tokens: int) -> i
     return images * v.max_num_tiles * v.positions_per_tile
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys of transformers' classes and their defaults (moved from importers/configs.py)
+MLLAMA_TEXT = ConfigClass(
+    "MllamaTextConfig",
+    "mllama/configuration_mllama.py",
+    MllamaTextConfig,
+    {
+        "vocab_size": 128256,
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 40,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "max_position_embeddings": 131072,
+        "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38],
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+    },
+    none_is_default=("cross_attention_layers",),
+)
+MLLAMA_VISION = ConfigClass(
+    "MllamaVisionConfig",
+    "mllama/configuration_mllama.py",
+    MllamaVisionConfig,
+    {
+        "hidden_size": 1280,
+        "intermediate_size": 5120,
+        "num_hidden_layers": 32,
+        "num_global_layers": 8,
+        "attention_heads": 16,
+        "image_size": 448,
+        "patch_size": 14,
+        "num_channels": 3,
+        "max_num_tiles": 4,
+        "vision_output_dim": 7680,
+        "intermediate_layers_indices": [3, 7, 15, 23, 30],
+        "supported_aspect_ratios": [[1, 1], [1, 2], [1, 3], [1, 4], [2, 1], [2, 2], [3, 1], [4, 1]],
+    },
+    none_is_default=("intermediate_layers_indices", "supported_aspect_ratios"),
+)
+# MllamaForConditionalGeneration: vision_model.*, multi_modal_projector, the language model as LLaVA's
+WEIGHT_RULES: WeightRules = (
+    (r"(?:model\.)?vision_model\..+", "vision_tower"),
+    (r"(?:model\.)?multi_modal_projector\.(?:weight|bias)", "projector"),
+    *llama.VLM_TEXT_WEIGHT_RULES,
+)
+
+
+def read_config(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """MllamaConfig: its text_config and vision_config (each its class's defaults), image_token_index."""
+    text = reading.block(reading.sub(cfg, "text_config") or {}, MLLAMA_TEXT, "config.text_config")
+    vision = reading.block(reading.sub(cfg, "vision_config") or {}, MLLAMA_VISION, "config.vision_config")
+    if text.get("tie_word_embeddings") is True:
+        # MllamaForConditionalGeneration has no _tied_weights_keys: its lm_head is always separate.
+        text["tie_word_embeddings"] = False
+        reading.notes.append(
+            "text_config.tie_word_embeddings is true in the source, but transformers never ties "
+            "Mllama's LM head (MllamaForConditionalGeneration has no tied weights): written as false."
+        )
+    out: dict[str, Any] = {"text_config": text, "vision_config": vision}
+    if "image_token_index" in cfg:
+        out["image_token_index"] = cfg["image_token_index"]
+    return out
+
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    read_config={"mllama": read_config},
+    weight_rules={"mllama": WEIGHT_RULES},
+)

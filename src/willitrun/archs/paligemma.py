@@ -5,15 +5,15 @@ so they sit in the self-attention cache; the image + prefix attend bidirectional
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
 from . import llama, siglip
 from .base import Geometry, Hidden, ModelSpecBase, Stage, Strict, Tensor, TokenId, linear
-from .family import Family
-from .gemma import GemmaConfig
-from .gemma2 import Gemma2Config
-from .siglip import SiglipVisionConfig
+from .family import ConfigClass, ConfigReading, Family
+from .gemma import GEMMA, GemmaConfig
+from .gemma2 import GEMMA2, Gemma2Config
+from .siglip import SIGLIP_VISION, SiglipVisionConfig
 
 ARCHITECTURES = ("paligemma",)
 
@@ -84,4 +84,75 @@ def cross_source_tokens(spec: PaliGemmaSpec, images: int, encoder_tokens: int) -
     return 0
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys of transformers' classes and their defaults (moved from importers/configs.py)
+PALIGEMMA = ConfigClass(
+    "PaliGemmaConfig",
+    "paligemma/configuration_paligemma.py",
+    PaliGemmaConfig,
+    {
+        "projection_dim": 2048,
+        "tie_word_embeddings": True,
+    },
+    copied=("image_token_index",),
+)
+# The sub-configs' init_kwargs (used when config.json has no text_config / vision_config at all).
+_PALIGEMMA_VISION_INIT = {
+    "intermediate_size": 4096,
+    "hidden_size": 1152,
+    "patch_size": 14,
+    "image_size": 224,
+    "num_hidden_layers": 27,
+    "num_attention_heads": 16,
+    "vision_use_head": False,
+}
+_PALIGEMMA_TEXT_INIT = {
+    "hidden_size": 2048,
+    "num_hidden_layers": 18,
+    "intermediate_size": 16384,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 1,
+    "vocab_size": 257152,
+}
+
+
+def read_config(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """PaliGemmaConfig: a Gemma or Gemma 2 text_config, a SigLIP vision_config (SubConfigSpec.create_subconfig)."""
+    text = reading.sub_config(
+        reading.sub(cfg, "text_config"),
+        "text_config",
+        "gemma",
+        {"gemma": GEMMA, "gemma2": GEMMA2},
+        _PALIGEMMA_TEXT_INIT,
+        PALIGEMMA,
+    )
+    vision = reading.sub_config(
+        reading.sub(cfg, "vision_config"),
+        "vision_config",
+        "siglip_vision_model",
+        {"siglip_vision_model": SIGLIP_VISION},
+        _PALIGEMMA_VISION_INIT,
+        PALIGEMMA,
+    )
+    out = {"text_config": text, "vision_config": vision, **reading.block(cfg, PALIGEMMA, "config")}
+    siglip.note_vision_use_head(reading, vision)
+    if "projection_dim" not in cfg and text.get("hidden_size", 2048) != 2048:
+        reading.notes.append(
+            "projection_dim: not in config.json, PaliGemmaConfig's default 2048 is not the text model's "
+            f"width ({text.get('hidden_size')}); the projector would not fit the language model."
+        )
+    return out
+
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    weight_rules={
+        "paligemma": llama.LLAVA_WEIGHT_RULES
+    },  # LLaVA's names: vision_tower.*, multi_modal_projector.*, language_model.*,
+    read_config={"paligemma": read_config},
+)

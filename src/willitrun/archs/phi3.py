@@ -9,8 +9,8 @@ from typing import Literal
 
 from . import llama
 from .base import ModelSpecBase, Positions
-from .family import ConfigClass, Family
-from .llama import Anatomy, DecoderConfig, stages, tensors
+from .family import ConfigClass, Family, GGUFDecoder, GGUFRules
+from .llama import LM_WEIGHT_RULES, Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("phi3",)
 
@@ -73,4 +73,6 @@ FAMILY = Family(
     cross_source_tokens,
     config_json={"phi3": PHI3},
     gguf_architectures=("phi3",),
+    weight_rules={"phi3": LM_WEIGHT_RULES},
+    gguf_rules={"phi3": GGUFRules(decoder=GGUFDecoder("phi3", window="optional"))},
 )

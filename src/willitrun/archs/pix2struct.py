@@ -19,8 +19,8 @@ MLP, each with a weight-only norm, a final norm and an untied lm_head (tie_word_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
 from .base import (
     Buckets,
@@ -40,7 +40,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import Family
+from .family import ConfigClass, ConfigReading, Family, WeightRules
 
 ARCHITECTURES = ("pix2struct",)
 DEFAULT_MAX_PATCHES = 2048  # Pix2StructImageProcessor.max_patches (transformers 5.23 image_processing_pix2struct.py)
@@ -190,4 +190,82 @@ def cross_source_tokens(spec: Pix2StructSpec, images: int, encoder_tokens: int) 
     return encoder_tokens
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys of transformers' classes and their defaults (moved from importers/configs.py)
+PIX2STRUCT_TEXT = ConfigClass(
+    "Pix2StructTextConfig",
+    "pix2struct/configuration_pix2struct.py",
+    Pix2StructTextConfig,
+    {
+        "vocab_size": 50244,
+        "hidden_size": 768,
+        "d_kv": 64,
+        "d_ff": 2048,
+        "num_layers": 12,
+        "num_heads": 12,
+        "relative_attention_num_buckets": 32,
+        "dense_act_fn": "gelu_new",
+    },
+)
+PIX2STRUCT_VISION = ConfigClass(
+    "Pix2StructVisionConfig",
+    "pix2struct/configuration_pix2struct.py",
+    Pix2StructVisionConfig,
+    {
+        "hidden_size": 768,
+        "patch_embed_hidden_size": 768,
+        "d_ff": 2048,
+        "d_kv": 64,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "seq_len": 4096,
+        "dense_act_fn": "gelu_new",
+    },
+)
+PIX2STRUCT = ConfigClass(
+    "Pix2StructConfig",
+    "pix2struct/configuration_pix2struct.py",
+    Pix2StructConfig,
+    {"tie_word_embeddings": False},
+)
+CLASSES = {
+    "pix2struct_text_model": PIX2STRUCT_TEXT,
+    "pix2struct_vision_model": PIX2STRUCT_VISION,
+    "pix2struct": PIX2STRUCT,
+}
+# Pix2StructForConditionalGeneration: encoder.*, decoder.* with the decoder's token embedding and lm_head inside it
+WEIGHT_RULES: WeightRules = (
+    (r"encoder\..+", "encoder"),
+    (r"decoder\.embed_tokens\.weight", "embeddings"),
+    (r"decoder\.lm_head\.weight", "lm_head"),
+    (r"decoder\..+", "decoder"),
+)
+
+
+def read_config(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """Pix2StructConfig: its text_config and vision_config (each its class's defaults), its own keys."""
+    text = reading.typed(
+        reading.sub(cfg, "text_config"),
+        "config.text_config",
+        {"pix2struct_text_model": PIX2STRUCT_TEXT},
+        "pix2struct_text_model",
+    )
+    vision = reading.typed(
+        reading.sub(cfg, "vision_config"),
+        "config.vision_config",
+        {"pix2struct_vision_model": PIX2STRUCT_VISION},
+        "pix2struct_vision_model",
+    )
+    return {"text_config": text, "vision_config": vision, **reading.block(cfg, PIX2STRUCT, "config")}
+
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    read_config={"pix2struct": read_config},
+    weight_rules={"pix2struct": WEIGHT_RULES},
+)

@@ -11,8 +11,18 @@ from .. import limits as L
 from ..records import Field, model_validator
 from . import llama
 from .base import ModelSpecBase, Positions
-from .family import ConfigClass, Family
-from .llama import Anatomy, DecoderConfig, LayerType, check_layer_types, decoder_geometry, layer_window, stages, tensors  # noqa: F401
+from .family import ConfigClass, Family, GGUFDecoder, GGUFRules
+from .llama import (  # noqa: F401
+    LM_WEIGHT_RULES,
+    Anatomy,
+    DecoderConfig,
+    LayerType,
+    check_layer_types,
+    decoder_geometry,
+    layer_window,
+    stages,
+    tensors,
+)
 
 ARCHITECTURES = ("qwen2",)
 
@@ -89,4 +99,6 @@ FAMILY = Family(
     cross_source_tokens,
     config_json={"qwen2": QWEN2},
     gguf_architectures=("qwen2",),
+    weight_rules={"qwen2": LM_WEIGHT_RULES},
+    gguf_rules={"qwen2": GGUFRules(decoder=GGUFDecoder("qwen2"))},
 )

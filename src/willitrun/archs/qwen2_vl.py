@@ -12,8 +12,8 @@ temporal_patch_size (2) frames into one patch in depth.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Annotated, Literal
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
@@ -33,7 +33,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import Family
+from .family import ConfigClass, ConfigReading, Family, WeightRules
 from .llama import Anatomy
 from .qwen2 import SlidingLayers
 
@@ -137,6 +137,17 @@ class QwenVLSpec(ModelSpecBase):
         forward pass fails), so importers/configs.py warns instead of refusing (issue 20)."""
         v = self.config.vision_config
         return v.hidden_size if self.architecture == "qwen2_vl" else v.out_hidden_size  # type: ignore[return-value]
+
+    def unusable_values(self) -> list[str]:
+        """What transformers builds but could not run (importers/configs.py: unusable_values warns, never refuses)."""
+        if self.merger_width == self.config.text_config.hidden_size:
+            return []
+        field = "hidden_size" if self.architecture == "qwen2_vl" else "out_hidden_size"
+        return [
+            f"Warning: vision_config.{field} ({self.merger_width}), the merger's output, is not "
+            f"text_config.hidden_size ({self.config.text_config.hidden_size}): image features would not fit "
+            "the language model in a forward pass; sized as written."
+        ]
 
     @property
     def vision_width(self) -> int:
@@ -271,6 +282,98 @@ def cross_source_tokens(spec: QwenVLSpec, images: int, encoder_tokens: int) -> i
     return 0
 
 
+# the config.json keys of transformers' classes and their defaults (moved from importers/configs.py)
+_QWEN_VL_TEXT = {
+    "vocab_size": 152064,
+    "hidden_size": 8192,
+    "intermediate_size": 29568,
+    "num_hidden_layers": 80,
+    "num_attention_heads": 64,
+    "num_key_value_heads": 8,
+    "max_position_embeddings": 32768,
+    "hidden_act": "silu",
+    "use_sliding_window": False,
+    "sliding_window": 4096,
+    "max_window_layers": 80,
+}
+QWEN2_VL_TEXT = ConfigClass(
+    "Qwen2VLTextConfig", "qwen2_vl/configuration_qwen2_vl.py", QwenVLTextConfig, _QWEN_VL_TEXT, copied=("layer_types",)
+)
+QWEN2_5_VL_TEXT = ConfigClass(
+    "Qwen2_5_VLTextConfig",
+    "qwen2_5_vl/configuration_qwen2_5_vl.py",
+    QwenVLTextConfig,
+    _QWEN_VL_TEXT,
+    copied=("layer_types",),
+)
+QWEN2_VL_VISION = ConfigClass(
+    "Qwen2VLVisionConfig",
+    "qwen2_vl/configuration_qwen2_vl.py",
+    Qwen2VLVisionConfig,
+    {
+        "depth": 32,
+        "embed_dim": 1280,
+        "hidden_size": 3584,
+        "hidden_act": "quick_gelu",
+        "mlp_ratio": 4,
+        "num_heads": 16,
+        "in_channels": 3,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    },
+)
+QWEN2_5_VL_VISION = ConfigClass(
+    "Qwen2_5_VLVisionConfig",
+    "qwen2_5_vl/configuration_qwen2_5_vl.py",
+    Qwen2VLVisionConfig,
+    {
+        "depth": 32,
+        "hidden_size": 3584,
+        "hidden_act": "silu",
+        "intermediate_size": 3420,
+        "num_heads": 16,
+        "in_channels": 3,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "tokens_per_second": 4,
+        "window_size": 112,
+        "out_hidden_size": 3584,
+        "fullatt_block_indexes": [7, 15, 23, 31],
+    },
+)
+CLASSES = {"qwen2_vl": (QWEN2_VL_TEXT, QWEN2_VL_VISION), "qwen2_5_vl": (QWEN2_5_VL_TEXT, QWEN2_5_VL_VISION)}
+# Qwen2-VL / Qwen2.5-VL checkpoints keep the language model at the top (model.embed_tokens,
+# model.layers.N, lm_head) next to `visual.*`; transformers 5 names the modules model.language_model.*
+# and model.visual.*. The merger (ln_q + mlp) is the projector.
+WEIGHT_RULES: WeightRules = (
+    (r"(?:model\.)?visual\.merger\..+", "projector"),
+    (r"(?:model\.)?visual\..+", "vision_tower"),
+    (r"model\.(?:language_model\.)?embed_tokens\.weight", "embeddings"),
+    (r"model\.(?:language_model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+)
+
+
+def read_config(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """Qwen2-VL / Qwen2.5-VL: the hub files keep the text fields at the top level (Qwen2VLConfig.__post_init__
+    moves them into text_config); transformers >= 4.52 writes them nested. Either is read."""
+    text_cls, vision_cls = CLASSES[model_type]
+    nested = reading.sub(cfg, "text_config")
+    text = reading.block(nested if nested is not None else cfg, text_cls, "config.text_config")
+    vision = reading.block(reading.sub(cfg, "vision_config") or {}, vision_cls, "config.vision_config")
+    tied = bool(cfg.get("tie_word_embeddings", False))
+    text["tie_word_embeddings"] = tied or bool((nested or {}).get("tie_word_embeddings", False))
+    reading.notes.append(
+        "Image tokens follow the preprocessor's pixel bounds, which config.json does not hold: "
+        f"transformers' defaults (min_pixels {3136}, max_pixels {28 * 28 * 1280}, 1,280 tokens per image) "
+        "are assumed; the Qwen hub repos' preprocessor_config.json allows up to 12845056 pixels "
+        "(16,384 tokens): add `preprocessor: {min_pixels: ..., max_pixels: ...}` to the spec."
+    )
+    return {"tie_word_embeddings": tied, "text_config": text, "vision_config": vision}
+
+
 FAMILY = Family(
     __name__,
     SPECS,
@@ -281,4 +384,6 @@ FAMILY = Family(
     cross_source_tokens,
     sized_stages=stages,
     video_tokens=video_tokens,
+    read_config=dict.fromkeys(ARCHITECTURES, read_config),
+    weight_rules=dict.fromkeys(ARCHITECTURES, WEIGHT_RULES),
 )

@@ -8,8 +8,8 @@ from typing import Literal
 
 from . import llama
 from .base import HeadDim, ModelSpecBase
-from .family import ConfigClass, Family
-from .llama import Anatomy, stages, tensors
+from .family import ConfigClass, Family, GGUFDecoder, GGUFRules
+from .llama import LM_WEIGHT_RULES, Anatomy, stages, tensors
 from .qwen2 import _QWEN_WINDOWS, SlidingLayers
 
 ARCHITECTURES = ("qwen3",)
@@ -71,4 +71,10 @@ FAMILY = Family(
     cross_source_tokens,
     config_json={"qwen3": QWEN3},
     gguf_architectures=("qwen3",),
+    weight_rules={"qwen3": LM_WEIGHT_RULES},
+    gguf_rules={
+        "qwen3": GGUFRules(
+            decoder=GGUFDecoder("qwen3", explicit_head_dim=True, flags={"attention_bias": "blk.0.attn_q.bias"})
+        )
+    },
 )

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from .. import limits as L
 from ..records import Field, field_validator
 from .base import Intermediate, LayerIndex, ModelSpecBase, Positions, Stage, Tensor, linear
-from .family import Family
-from .llama import Anatomy, gated_mlp, layer_window
+from .family import ConfigClass, Family, GGUFMoe, GGUFRules
+from .llama import LM_WEIGHT_RULES, Anatomy, gated_mlp, layer_window
 from .mixtral import cross_source_tokens, image_tokens, moe_geometry
 from .moe import Experts, MoeConfig, moe_decoder_lm, moe_stage
 from .qwen2 import SlidingLayers
@@ -127,6 +127,65 @@ def stages(spec: ModelSpecBase, context: int, source: int, images: int) -> list[
     return [moe_stage(spec.config, context)]  # type: ignore[attr-defined]
 
 
+# the config.json keys transformers' class reads and its defaults (transformers 5.23; moved from importers/configs.py)
+_MOE = {
+    "num_experts_per_tok": 8,
+    "moe_intermediate_size": 768,
+    "decoder_sparse_step": 1,
+    "mlp_only_layers": [],
+    "norm_topk_prob": False,
+}
+QWEN3_MOE = ConfigClass(
+    "Qwen3MoeConfig",
+    "qwen3_moe/configuration_qwen3_moe.py",
+    Qwen3MoeConfig,
+    {
+        "vocab_size": 151936,
+        "hidden_size": 2048,
+        "intermediate_size": 6144,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 4,
+        "max_position_embeddings": 32768,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        "use_sliding_window": False,
+        "sliding_window": 4096,
+        "num_experts": 128,
+        **_MOE,
+    },
+    copied=("head_dim", "max_window_layers"),
+    none_is_default=("mlp_only_layers",),
+)
+QWEN2_MOE = ConfigClass(
+    "Qwen2MoeConfig",
+    "qwen2_moe/configuration_qwen2_moe.py",
+    Qwen2MoeConfig,
+    {
+        "vocab_size": 151936,
+        "hidden_size": 2048,
+        "intermediate_size": 5632,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 16,
+        "max_position_embeddings": 32768,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "use_sliding_window": False,
+        "sliding_window": 4096,
+        "max_window_layers": 28,
+        "num_experts": 60,
+        "shared_expert_intermediate_size": 5632,
+        "qkv_bias": True,
+        **_MOE,
+        "num_experts_per_tok": 4,
+        "moe_intermediate_size": 1408,
+    },
+    copied=("head_dim", "layer_types"),
+    none_is_default=("mlp_only_layers",),
+)
+
 FAMILY: Family[Any] = Family(
     __name__,
     SPECS,
@@ -136,4 +195,12 @@ FAMILY: Family[Any] = Family(
     image_tokens,
     cross_source_tokens,
     gguf_architectures=("qwen2moe", "qwen3moe"),
+    config_json={"qwen3_moe": QWEN3_MOE, "qwen2_moe": QWEN2_MOE},
+    weight_rules=dict.fromkeys(ARCHITECTURES, LM_WEIGHT_RULES),
+    gguf_rules={
+        "qwen2moe": GGUFRules(moe=GGUFMoe("qwen2_moe", shared_width=True)),
+        "qwen3moe": GGUFRules(
+            moe=GGUFMoe("qwen3_moe", explicit_head_dim=True, flags={"attention_bias": "blk.0.attn_q.bias"})
+        ),
+    },
 )

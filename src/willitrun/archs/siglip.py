@@ -5,11 +5,12 @@ attention-pooling head."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
 from ..records import model_validator
 from .base import Channels, Heads, Hidden, ImageSide, Intermediate, Layers, Stage, Strict, Tensor, linear, norm
+from .family import ConfigClass, ConfigReading
 
 
 class SiglipVisionConfig(Strict):
@@ -75,3 +76,31 @@ def stage(v: SiglipVisionConfig, images: int) -> Stage:
     return Stage(
         v.patches * images, h, h, h, v.intermediate_size, False, v.num_attention_heads, v.patches, per_input=True
     )
+
+
+# the config.json keys of transformers' classes and their defaults (moved from importers/configs.py)
+SIGLIP_VISION = ConfigClass(
+    "SiglipVisionConfig",
+    "siglip/configuration_siglip.py",
+    SiglipVisionConfig,
+    {
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "num_channels": 3,
+        "image_size": 224,
+        "patch_size": 16,
+        "hidden_act": "gelu_pytorch_tanh",
+        "vision_use_head": True,
+    },
+)
+
+
+def note_vision_use_head(reading: ConfigReading, vision: Mapping[str, Any]) -> None:
+    """Said when a composite's SigLIP vision_config takes SiglipVisionConfig's default head (Gemma 3, PaliGemma)."""
+    if "config.vision_config.vision_use_head" in reading.sources and vision.get("vision_use_head") is True:
+        reading.notes.append(
+            "vision_config.vision_use_head: not in config.json, so SiglipVisionConfig's default (true) adds "
+            "an attention-pooling head, which Gemma 3 and PaliGemma checkpoints do not store."
+        )

@@ -8,8 +8,8 @@ from typing import Literal
 
 from . import llama
 from .base import Geometry, ModelSpecBase, Positions
-from .family import ConfigClass, Family
-from .llama import Anatomy, DecoderConfig, stages, tensors
+from .family import ConfigClass, Family, GGUFDecoder, GGUFRules
+from .llama import LM_WEIGHT_RULES, Anatomy, DecoderConfig, stages, tensors
 
 ARCHITECTURES = ("starcoder2",)
 
@@ -82,4 +82,19 @@ FAMILY = Family(
     cross_source_tokens,
     config_json={"starcoder2": STARCODER2},
     gguf_architectures=("starcoder2",),
+    # Starcoder2Model.norm is a LayerNorm with a bias
+    weight_rules={"starcoder2": (*LM_WEIGHT_RULES, (r"(?:model\.)?norm\.bias", "decoder"))},
+    gguf_rules={
+        "starcoder2": GGUFRules(
+            # Starcoder2Config.use_bias: every projection and both MLP matrices biased, or none; the window is read when a
+            # file has it, though llama.cpp ignores it (its graph caches every layer in full)
+            decoder=GGUFDecoder(
+                "starcoder2",
+                flags={"use_bias": "blk.0.attn_q.bias"},
+                window="optional",
+                # its final LayerNorm has a bias (llama.cpp src/models/starcoder2.cpp output_norm_b)
+                weight_rules=((r"output_norm\.bias", "decoder"),),
+            )
+        )
+    },
 )

@@ -3,8 +3,8 @@ modules): an encoder-decoder whose every decoder layer cross-attends to the enco
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
 from .base import (
     T5_PRETRAINING_LENGTH,
@@ -25,7 +25,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import Family
+from .family import ConfigClass, ConfigReading, Family, WeightRules
 
 ARCHITECTURES = ("t5", "mt5")
 
@@ -155,4 +155,81 @@ def cross_source_tokens(spec: T5Spec, images: int, encoder_tokens: int) -> int:
     return encoder_tokens
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys transformers' class reads and its defaults (transformers 5.23; moved from importers/configs.py)
+T5 = ConfigClass(
+    "T5Config",
+    "t5/configuration_t5.py",
+    T5Config,
+    {
+        "vocab_size": 32128,
+        "d_model": 512,
+        "d_kv": 64,
+        "d_ff": 2048,
+        "num_layers": 6,
+        "num_decoder_layers": None,
+        "num_heads": 8,
+        "relative_attention_num_buckets": 32,
+        "relative_attention_max_distance": 128,
+        "feed_forward_proj": "relu",
+    },
+    copied=("n_positions",),
+)  # tie_word_embeddings: see _t5_tied
+MT5 = ConfigClass(
+    "MT5Config",
+    "mt5/configuration_mt5.py",
+    T5Config,
+    {
+        "vocab_size": 250112,
+        "d_model": 512,
+        "d_kv": 64,
+        "d_ff": 1024,
+        "num_layers": 8,
+        "num_decoder_layers": None,
+        "num_heads": 6,
+        "relative_attention_num_buckets": 32,
+        "relative_attention_max_distance": 128,
+        "feed_forward_proj": "gated-gelu",
+    },
+    copied=("n_positions",),
+)  # tie_word_embeddings: see _t5_tied
+# T5ForConditionalGeneration (and MT5ForConditionalGeneration, T5's module names): `shared`, encoder.block.N,
+# decoder.block.N; the stacks' embed_tokens are tied to shared on load
+WEIGHT_RULES: WeightRules = (
+    (r"shared\.weight", "embeddings"),
+    (r"(?:encoder|decoder)\.embed_tokens\.weight", None),
+    (r"encoder\.(?:block\.\d+\..+|final_layer_norm\.weight)", "encoder"),
+    (r"decoder\.(?:block\.\d+\..+|final_layer_norm\.weight)", "decoder"),
+    (r"lm_head\.weight", "lm_head"),
+)
+
+
+def _tied(cfg: Mapping[str, Any]) -> bool:
+    """Whether a T5 checkpoint shares its LM head with `shared`.
+
+    config.json files written by transformers 4.x say `tie_word_embeddings: false` for the untied
+    v1.1 / flan-t5 checkpoints (absent means tied, T5 v1.0). transformers 5.x T5Config turns that flag
+    into `scale_decoder_outputs` and always writes `tie_word_embeddings: true`, so a config it saved
+    carries the untied case as `scale_decoder_outputs: false`.
+    """
+    return cfg.get("tie_word_embeddings") is not False and cfg.get("scale_decoder_outputs") is not False
+
+
+def read_config(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """T5Config / MT5Config's keys, and whether the LM head is tied (`_tied`)."""
+    out = reading.block(cfg, T5 if model_type == "t5" else MT5, "config")
+    out["tie_word_embeddings"] = _tied(cfg)
+    return out
+
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    config_json={"t5": T5, "mt5": MT5},
+    read_config=dict.fromkeys(ARCHITECTURES, read_config),
+    weight_rules=dict.fromkeys(ARCHITECTURES, WEIGHT_RULES),
+)

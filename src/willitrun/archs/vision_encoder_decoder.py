@@ -19,9 +19,9 @@ decoder (archs/bart.py) whose lm_head shares its token embedding unless tie_word
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from math import ceil
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from ..records import Field, field_validator, model_validator
 from . import bart
@@ -40,7 +40,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import Family
+from .family import BUFFER, ConfigClass, ConfigReading, Family, WeightRules
 
 ARCHITECTURES = ("vision-encoder-decoder",)
 MAX_STAGES = 8
@@ -235,4 +235,58 @@ def cross_source_tokens(spec: VisionEncoderDecoderSpec, images: int, encoder_tok
     return source_positions(spec)
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys of transformers' classes and their defaults (moved from importers/configs.py)
+# DonutSwinConfig / SwinConfig (hidden_size: kept when present, else the last stage's width)
+_SWIN = {
+    "image_size": 224,
+    "patch_size": 4,
+    "num_channels": 3,
+    "embed_dim": 96,
+    "depths": [2, 2, 6, 2],
+    "num_heads": [3, 6, 12, 24],
+    "window_size": 7,
+    "mlp_ratio": 4.0,
+    "qkv_bias": True,
+    "use_absolute_embeddings": False,
+}
+ENCODERS = {
+    "donut-swin": ConfigClass(
+        "DonutSwinConfig", "donut/configuration_donut_swin.py", SwinEncoderConfig, _SWIN, copied=("hidden_size",)
+    ),
+    "swin": ConfigClass("SwinConfig", "swin/configuration_swin.py", SwinEncoderConfig, _SWIN, copied=("hidden_size",)),
+}
+# the decoder: BART's or mBART's class defaults, read into the decoder-only spec
+DECODERS = {
+    t: ConfigClass(c.name, c.path, MBartDecoderConfig, c.defaults)
+    for t, c in ((t, bart.BART_FAMILY[t]) for t in ("mbart", "bart"))
+}
+# VisionEncoderDecoderModel (Donut): encoder.*, decoder.* with the decoder's token embedding and lm_head inside it
+WEIGHT_RULES: WeightRules = (
+    # Swin's relative_position_index is a persistent int64 buffer of every block (window^2 x window^2)
+    (r"encoder\..+\.relative_position_index", BUFFER),
+    (r"encoder\..+", "encoder"),
+    (r"decoder\.model\.decoder\.embed_tokens\.weight", "embeddings"),
+    (r"decoder\.lm_head\.weight", "lm_head"),
+    (r"decoder\..+", "decoder"),
+)
+
+
+def read_config(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """VisionEncoderDecoderConfig: a Swin encoder and a BART / mBART decoder, each its class's defaults."""
+    return {
+        "encoder": reading.typed(reading.sub(cfg, "encoder"), "config.encoder", ENCODERS, ""),
+        "decoder": reading.typed(reading.sub(cfg, "decoder"), "config.decoder", DECODERS, ""),
+    }
+
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    read_config={"vision-encoder-decoder": read_config},
+    weight_rules={"vision-encoder-decoder": WEIGHT_RULES},
+)

@@ -24,7 +24,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import Family
+from .family import ConfigClass, Family, WeightRules
 
 ARCHITECTURES = ("whisper",)
 
@@ -175,4 +175,42 @@ def cross_source_tokens(spec: WhisperSpec, images: int, encoder_tokens: int) -> 
     return spec.config.max_source_positions
 
 
-FAMILY = Family(__name__, SPECS, tensors, geometry, stages, image_tokens, cross_source_tokens)
+# the config.json keys transformers' class reads and its defaults (transformers 5.23; moved from importers/configs.py)
+WHISPER = ConfigClass(
+    "WhisperConfig",
+    "whisper/configuration_whisper.py",
+    WhisperConfig,
+    {
+        "vocab_size": 51865,
+        "num_mel_bins": 80,
+        "d_model": 384,
+        "encoder_layers": 4,
+        "encoder_attention_heads": 6,
+        "encoder_ffn_dim": 1536,
+        "decoder_layers": 4,
+        "decoder_attention_heads": 6,
+        "decoder_ffn_dim": 1536,
+        "max_source_positions": 1500,
+        "max_target_positions": 448,
+        "tie_word_embeddings": True,
+    },
+)
+# WhisperForConditionalGeneration: model.encoder.*, model.decoder.* (its token embedding the "embeddings"), proj_out
+WEIGHT_RULES: WeightRules = (
+    (r"model\.decoder\.embed_tokens\.weight", "embeddings"),
+    (r"model\.encoder\..+", "encoder"),
+    (r"model\.decoder\..+", "decoder"),
+    (r"proj_out\.weight", "lm_head"),
+)
+
+FAMILY = Family(
+    __name__,
+    SPECS,
+    tensors,
+    geometry,
+    stages,
+    image_tokens,
+    cross_source_tokens,
+    config_json={"whisper": WHISPER},
+    weight_rules={"whisper": WEIGHT_RULES},
+)

@@ -22,25 +22,21 @@ from ..errors import SpecError, UsageError
 from ..files import CONFIG_JSON_CAP, not_regular, open_regular, path_type, read_text, safe_path, safe_text
 from ..specs import AnyModelSpec
 from .configs import (
-    IMPORTABLE,
     build_spec,
     check_id,
     config_dtype,
-    declared_config,
     name_from_source,
+    reads_config,
     slug,
     spec_from_config,
 )
 from .gguf_file import (
-    MOE_ARCHITECTURES,
     NOT_PARAMETERS,
-    SPEC_ARCHITECTURE,
-    SSM_ARCHITECTURES,
-    SUPPORTED_ARCHITECTURES,
     GGUFHeader,
+    decoder_config,
+    family_rules,
     file_type_dtypes,
     is_moe,
-    llama_config,
     moe_config,
     read_gguf_header,
     ssm_config,
@@ -110,12 +106,7 @@ def _config_spec(
     """spec_from_config, or, for a model_type without a family, transformers as the oracle (importers/oracle.py:
     built on the meta device, parameters counted, caches measured; issue 20 §4)."""
     model_type = cfg.get("model_type")
-    if (
-        not isinstance(model_type, str)
-        or model_type in IMPORTABLE
-        or model_type == "florence2"
-        or declared_config(model_type) is not None
-    ):  # a family declared in its own file (archs/family.py)
+    if not isinstance(model_type, str) or reads_config(model_type):  # a family's own file (archs/family.py)
         return spec_from_config(
             cfg,
             source,
@@ -288,19 +279,21 @@ def spec_from_gguf_header(
             f"{label}: one part of a GGUF split into {split} files; not supported yet (merge them with "
             "llama-gguf-split --merge)"
         )
+    # The family that declares the architecture reads the file into its own spec (archs/family.py: GGUFRules):
     # Mixtral files say "llama" with llama.expert_count > 0; qwen3moe/qwen2moe are MoE whatever they say
     # (moe_config refuses one without <arch>.expert_count). An architecture without a family, or a file its
     # family's reader does not model (per-layer head counts, experts where it expects none), is read from its
     # metadata alone (importers/gguf_generic.py): any GGUF llama.cpp writes gets an answer (issue 20 §5).
     generic_why = ""
+    family = family_rules(arch)
     try:
-        if arch in SSM_ARCHITECTURES:  # Granite 4.0-H may have experts too: its own reader
-            spec_arch, config, field_sources = ssm_config(header, path)
-        elif arch in MOE_ARCHITECTURES and (is_moe(header) or arch not in SUPPORTED_ARCHITECTURES):
-            spec_arch, config, field_sources = moe_config(header, path)
-        elif arch in SUPPORTED_ARCHITECTURES and not is_moe(header):
-            spec_arch = SPEC_ARCHITECTURE.get(arch, arch)
-            config, field_sources = llama_config(header, path)
+        if family is not None and family.ssm is not None:  # Granite 4.0-H may have experts too: its own reader
+            spec_arch, config, field_sources = ssm_config(header, path, family.ssm)
+        elif family is not None and family.moe is not None and (is_moe(header) or family.decoder is None):
+            spec_arch, config, field_sources = moe_config(header, path, family.moe)
+        elif family is not None and family.decoder is not None and not is_moe(header):
+            spec_arch = family.decoder.spec_architecture
+            config, field_sources = decoder_config(header, path, family.decoder)
         else:
             raise UsageError("")
     except UsageError as exc:
@@ -323,11 +316,8 @@ def spec_from_gguf_header(
         f"Read from a GGUF file ({file_type}): dtype {spec_dtype} is the type the weights are computed in, "
         f"not stored in" + (f"; --dtype {stored_dtype} sizes them as stored." if stored_dtype else ".")
     ]
-    if arch == "gemma3":
-        notes.append(
-            "A Gemma 3 GGUF holds the language model only: a vision checkpoint's SigLIP tower is a separate "
-            "mmproj file, not counted here (the catalog's gemma-3-4b / -12b / -27b size it with llama.cpp)."
-        )
+    if family is not None and family.decoder is not None and family.decoder.note:
+        notes.append(family.decoder.note)  # what the family says of every such file (Gemma 3: no vision tower)
     data = {
         "id": check_id(model_id) if model_id else slug(stem),
         "name": name,

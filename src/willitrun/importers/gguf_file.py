@@ -23,6 +23,7 @@ from math import prod
 from pathlib import Path
 from typing import IO, Any
 
+from ..archs.family import GGUFDecoder, GGUFMoe, GGUFRules, GGUFSsm
 from ..errors import SpecError, UsageError
 from ..files import GGUF_HEADER_CAP, open_regular
 from ..ggml_types import FILE_TYPES, GGML_TYPES
@@ -219,31 +220,20 @@ def read_gguf_stream(f: IO[bytes], size: int, path: Path | str) -> GGUFHeader:
 # --------------------------------------------------------------------------------------------------
 # GGUF architecture metadata -> a spec config block
 # --------------------------------------------------------------------------------------------------
-# GGUF general.architecture values of the dense llama-like families this reader turns into a spec
-# (llama.cpp src/llama-arch.cpp LLM_ARCH_NAMES; SPEC_ARCHITECTURE renames gemma3). Phi-3's
-# rope_factors_* tensors are buffers in transformers (NOT_PARAMETERS). Mixture-of-experts files:
-# MOE_ARCHITECTURES below.
-SUPPORTED_ARCHITECTURES: tuple[str, ...] = ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite")
-# StarCoder2 (LayerNorms with biases, plain ffn_up/ffn_down) and Cohere 2 (one attn_norm feeding attention
-# and the MLP, 3 sliding : 1 global): llama.cpp src/models/starcoder2.cpp, src/models/cohere2.cpp.
-SUPPORTED_ARCHITECTURES += ("starcoder2", "cohere2")
-# GGUF architecture -> the spec's: llama.cpp calls Gemma 3's language model gemma3 (LLM_ARCH_GEMMA3),
-# transformers gemma3_text (Gemma3ForCausalLM); a multimodal checkpoint's vision tower is a separate mmproj file.
-SPEC_ARCHITECTURE = {"gemma3": "gemma3_text"}
+# A family reads the GGUF architectures it declares into its own spec (archs/family.py: GGUFRules.decoder, .moe,
+# .ssm; archs/__init__.py: GGUF_READERS finds the family): this module holds the readers, the family what differs.
 # Tensors llama.cpp stores that transformers keeps as config values or buffers, not parameters: Llama 3.1's
 # rope scaling factors and Phi-3's LongRoPE factors (llama-arch.cpp LLM_TENSOR_ROPE_FREQS/ROPE_FACTORS_*).
 NOT_PARAMETERS = ("rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight")
 
 
-# Families whose config has head_dim as its own field (default 128/256): set it from key_length always.
-_EXPLICIT_HEAD_DIM = frozenset({"qwen3", "gemma", "gemma2", "gemma3"})
-# Granite's multipliers (llama.cpp LLM_KV_EMBEDDING_SCALE, RESIDUAL_SCALE, ATTENTION_SCALE, LOGIT_SCALE).
-_GRANITE_FLOATS = {
-    "embedding_multiplier": "granite.embedding_scale",
-    "residual_multiplier": "granite.residual_scale",
-    "attention_multiplier": "granite.attention.scale",
-    "logits_scaling": "granite.logit_scale",
-}
+def family_rules(arch: str) -> GGUFRules | None:
+    """The rules of the family that reads GGUF architecture `arch` into its own spec (loading that family only),
+    or None when none does."""
+    from .. import archs
+
+    spec_arch = archs.GGUF_READERS.get(arch)
+    return None if spec_arch is None else archs.family(spec_arch).gguf_rules.get(arch)
 
 
 def _int(meta: dict[str, Any], key: str, path: Path, required: bool = True) -> int | None:
@@ -260,16 +250,14 @@ def _int(meta: dict[str, Any], key: str, path: Path, required: bool = True) -> i
     return value
 
 
-def llama_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """A spec config block from `<arch>.*` metadata and tensor shapes, and the source of each number,
-    for the llama-like GGUF architectures (SUPPORTED_ARCHITECTURES; the spec's architecture is the
-    GGUF's general.architecture).
+def decoder_config(header: GGUFHeader, path: Path, d: GGUFDecoder) -> tuple[dict[str, Any], dict[str, str]]:
+    """A spec config block from `<arch>.*` metadata and tensor shapes, and the source of each number, for a
+    llama-shaped GGUF architecture; `d` (its family's GGUFRules.decoder) says what differs from Llama.
 
     Keys as llama.cpp's convert_hf_to_gguf.py writes them (gguf-py/gguf/constants.py Keys.LLM/Attention).
     """
     meta, tensors = header.metadata, {t.name: t for t in header.tensors}
-    arch = meta.get("general.architecture", "llama")
-    a = arch if arch in SUPPORTED_ARCHITECTURES else "llama"
+    a = meta.get("general.architecture", "llama")
     # expert_count 0 is a dense model (llama.cpp loads it so: hparams.n_expert 0); is_moe sends larger ones elsewhere
     if type(meta.get(f"{a}.expert_count")) is int and meta[f"{a}.expert_count"] > 0:
         raise UsageError(
@@ -292,7 +280,7 @@ def llama_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict[s
     value_len = _int(meta, f"{a}.attention.value_length", path, required=False)
     if key_len is not None and value_len is not None and key_len != value_len:
         raise UsageError(f"{path}: key_length {key_len} != value_length {value_len}; not supported")
-    if key_len is not None and (a in _EXPLICIT_HEAD_DIM or key_len * cfg["num_attention_heads"] != cfg["hidden_size"]):
+    if key_len is not None and (d.explicit_head_dim or key_len * cfg["num_attention_heads"] != cfg["hidden_size"]):
         cfg["head_dim"] = key_len
         sources["config.head_dim"] = f"{path}: {a}.attention.key_length"
     embd = tensors.get("token_embd.weight")
@@ -301,44 +289,23 @@ def llama_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict[s
     cfg["vocab_size"] = embd.shape[0]
     sources["config.vocab_size"] = f"{path}: token_embd.weight shape"
     cfg["tie_word_embeddings"] = "output.weight" not in tensors  # llama.cpp reuses token_embd when absent
-    if a in ("llama", "granite", "qwen3", "gemma", "gemma2", "gemma3", "cohere2"):
-        cfg["attention_bias"] = "blk.0.attn_q.bias" in tensors
-    if a == "starcoder2":  # Starcoder2Config.use_bias: every projection and both MLP matrices biased, or none
-        cfg["use_bias"] = "blk.0.attn_q.bias" in tensors
-    if a in ("llama", "granite"):
-        cfg["mlp_bias"] = "blk.0.ffn_up.bias" in tensors
-    if a in ("gemma2", "gemma3", "phi3", "starcoder2", "cohere2"):
-        # Gemma 3's local:global pattern (5:1) is not in the file: llama.cpp hard-codes it
-        # (llama-model.cpp LLM_ARCH_GEMMA3 set_swa_pattern(6)), as Gemma3TextConfig's default does.
-        # convert_hf_to_gguf.py Cohere2Model writes the window (src/models/cohere2.cpp requires it); StarCoder2's
-        # is read when a file has it, though llama.cpp ignores it (its graph caches every layer in full).
-        window = _int(meta, f"{a}.attention.sliding_window", path, required=a == "cohere2")
+    for flag, tensor in d.flags.items():
+        cfg[flag] = tensor in tensors
+    if d.window:
+        window = _int(meta, f"{a}.attention.sliding_window", path, required=d.window == "required")
         if window is not None:
             cfg["sliding_window"] = window
             sources["config.sliding_window"] = f"{path}: {a}.attention.sliding_window"
-    if a in ("gemma2", "gemma3"):
-        for field in ("attn_logit_softcapping", "final_logit_softcapping"):
-            value = meta.get(f"{a}.{field}")
-            if type(value) is float and 0 < value <= 1e6:
-                cfg[field] = value
-                sources[f"config.{field}"] = f"{path}: {a}.{field}"
-    if a == "cohere2":
-        # 3 sliding : 1 global unless the file says otherwise: llama.cpp src/models/cohere2.cpp reads the optional
-        # cohere2.attention.sliding_window_pattern (default period 4), as Cohere2Config's default does.
-        period = _int(meta, f"{a}.attention.sliding_window_pattern", path, required=False)
-        if period is not None:
-            cfg["sliding_window_pattern"] = period
-            sources["config.sliding_window_pattern"] = f"{path}: {a}.attention.sliding_window_pattern"
-        value = meta.get(f"{a}.logit_scale")
+    for field, key in d.ints.items():
+        number = _int(meta, f"{a}.{key}", path, required=False)
+        if number is not None:
+            cfg[field] = number
+            sources[f"config.{field}"] = f"{path}: {a}.{key}"
+    for field, key in d.floats.items():
+        value = meta.get(f"{a}.{key}")
         if type(value) is float and 0 < value <= 1e6:
-            cfg["logit_scale"] = value
-            sources["config.logit_scale"] = f"{path}: {a}.logit_scale"
-    if a == "granite":
-        for field, key in _GRANITE_FLOATS.items():
-            value = meta.get(key)
-            if type(value) is float and 0 < value <= 1e6:
-                cfg[field] = value
-                sources[f"config.{field}"] = f"{path}: {key}"
+            cfg[field] = value
+            sources[f"config.{field}"] = f"{path}: {a}.{key}"
     return cfg, sources
 
 
@@ -359,32 +326,20 @@ def file_type_dtypes(header: GGUFHeader) -> tuple[str, str | None, str]:
 # --------------------------------------------------------------------------------------------------
 # Mixture-of-experts GGUFs (issue 10)
 # --------------------------------------------------------------------------------------------------
-# general.architecture of MoE families -> the spec architecture. Mixtral files say "llama" with
-# llama.expert_count > 0 (convert_hf_to_gguf.py MixtralModel is a LlamaModel).
-MOE_ARCHITECTURES = {"qwen3moe": "qwen3_moe", "qwen2moe": "qwen2_moe", "llama": "mixtral"}
-
-
 def is_moe(header: GGUFHeader) -> bool:
     arch = header.metadata.get("general.architecture")
     count = header.metadata.get(f"{arch}.expert_count")
     return isinstance(arch, str) and type(count) is int and count > 0
 
 
-def moe_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dict[str, str]]:
-    """(spec architecture, config block, source of each number) of a mixture-of-experts GGUF:
-    Mixtral (llama + expert_count), qwen3moe, qwen2moe. Keys as convert_hf_to_gguf.py writes them:
-    `<arch>.expert_count`, `expert_used_count`, `expert_feed_forward_length` (Qwen; Mixtral's experts
-    use `feed_forward_length`), `expert_shared_feed_forward_length` (Qwen2-MoE)."""
+def moe_config(header: GGUFHeader, path: Path, m: GGUFMoe) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """(spec architecture, config block, source of each number) of a mixture-of-experts GGUF; `m` (its family's
+    GGUFRules.moe) says what differs: Mixtral (llama + expert_count; its experts use `feed_forward_length`),
+    qwen3moe, qwen2moe. Keys as convert_hf_to_gguf.py writes them: `<arch>.expert_count`, `expert_used_count`,
+    `expert_feed_forward_length`, `expert_shared_feed_forward_length` (Qwen2-MoE)."""
     meta, tensors = header.metadata, {t.name: t for t in header.tensors}
     a = meta.get("general.architecture")
-    if a not in MOE_ARCHITECTURES:
-        from .configs import HOW_TO_ADD
-
-        raise UsageError(
-            f"{path}: mixture-of-experts GGUF architecture {a!r} is not supported yet; supported: "
-            f"{', '.join(MOE_ARCHITECTURES)}; {HOW_TO_ADD}"
-        )
-    arch = MOE_ARCHITECTURES[a]
+    arch = m.spec_architecture
     keys = {
         "num_hidden_layers": f"{a}.block_count",
         "hidden_size": f"{a}.embedding_length",
@@ -392,17 +347,17 @@ def moe_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
         "max_position_embeddings": f"{a}.context_length",
         "num_key_value_heads": f"{a}.attention.head_count_kv",
         "num_experts_per_tok": f"{a}.expert_used_count",
-        ("num_local_experts" if arch == "mixtral" else "num_experts"): f"{a}.expert_count",
+        m.experts_field: f"{a}.expert_count",
     }
-    if arch == "mixtral":
+    if m.expert_width_is_ffn:
         keys["intermediate_size"] = f"{a}.feed_forward_length"
     else:
         keys["moe_intermediate_size"] = f"{a}.expert_feed_forward_length"
-    if arch == "qwen2_moe":
+    if m.shared_width:
         keys["shared_expert_intermediate_size"] = f"{a}.expert_shared_feed_forward_length"
     cfg: dict[str, Any] = {field: _int(meta, key, path) for field, key in keys.items()}
     sources = {f"config.{field}": f"{path}: {key}" for field, key in keys.items()}
-    if arch != "mixtral":
+    if not m.expert_width_is_ffn:
         # the dense MLP width of mlp_only_layers (none in released files): feed_forward_length when written
         ff = _int(meta, f"{a}.feed_forward_length", path, required=False)
         cfg["intermediate_size"] = ff or cfg["moe_intermediate_size"]
@@ -410,7 +365,7 @@ def moe_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
             f"{path}: {a}.feed_forward_length" if ff else f"{path}: {a}.expert_feed_forward_length (no dense layers)"
         )
     key_len = _int(meta, f"{a}.attention.key_length", path, required=False)
-    if key_len is not None and (arch == "qwen3_moe" or key_len * cfg["num_attention_heads"] != cfg["hidden_size"]):
+    if key_len is not None and (m.explicit_head_dim or key_len * cfg["num_attention_heads"] != cfg["hidden_size"]):
         cfg["head_dim"] = key_len
         sources["config.head_dim"] = f"{path}: {a}.attention.key_length"
     embd = tensors.get("token_embd.weight")
@@ -419,20 +374,15 @@ def moe_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
     cfg["vocab_size"] = embd.shape[0]
     sources["config.vocab_size"] = f"{path}: token_embd.weight shape"
     cfg["tie_word_embeddings"] = "output.weight" not in tensors
-    if arch == "mixtral":
-        cfg["sliding_window"] = None
-    if arch == "qwen3_moe":
-        cfg["attention_bias"] = "blk.0.attn_q.bias" in tensors
+    cfg.update(m.fixed)
+    for flag, tensor in m.flags.items():
+        cfg[flag] = tensor in tensors
     return arch, cfg, sources
 
 
 # --------------------------------------------------------------------------------------------------
 # State-space GGUFs (issue 10): Mamba-2 and Granite 4.0-H
 # --------------------------------------------------------------------------------------------------
-# general.architecture -> the spec's (llama.cpp LLM_ARCH_MAMBA2 "mamba2", LLM_ARCH_GRANITE_HYBRID "granitehybrid").
-SSM_ARCHITECTURES = {"mamba2": "mamba2", "granitehybrid": "granitemoehybrid"}
-
-
 def _ssm_mixer(
     meta: dict[str, Any], tensors: dict[str, StoredTensor], a: str, hidden: int, path: Path, prefix: str
 ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -482,7 +432,7 @@ def _ssm_mixer(
     return cfg, sources
 
 
-def ssm_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dict[str, str]]:
+def ssm_config(header: GGUFHeader, path: Path, ssm: GGUFSsm) -> tuple[str, dict[str, Any], dict[str, str]]:
     """(spec architecture, config block, source of each number) of a Mamba-2 or Granite 4.0-H GGUF.
 
     Granite 4.0-H (convert_hf_to_gguf.py GraniteHybridModel.set_gguf_parameters over GraniteMoeModel's):
@@ -491,10 +441,8 @@ def ssm_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
     `expert_count` 0 for a model without routed experts; `context_length` is 2^20 for a hybrid without
     rope (the converter's placeholder, not a trained window)."""
     meta, tensors = header.metadata, {t.name: t for t in header.tensors}
-    a = meta.get("general.architecture")
-    if a not in SSM_ARCHITECTURES:
-        raise UsageError(f"{path}: GGUF architecture {a!r} is not a supported state-space architecture")
-    arch = SSM_ARCHITECTURES[a]
+    a = str(meta.get("general.architecture"))  # the caller found its family by it: a string
+    arch = ssm.spec_architecture
     hidden = _int(meta, f"{a}.embedding_length", path)
     layers = _int(meta, f"{a}.block_count", path)
     assert hidden is not None and layers is not None
@@ -503,10 +451,10 @@ def ssm_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
         "config.num_hidden_layers": f"{path}: {a}.block_count",
         "config.hidden_size": f"{path}: {a}.embedding_length",
     }
-    mixer, mixer_sources = _ssm_mixer(meta, tensors, a, hidden, path, "mamba_" if arch != "mamba2" else "")
+    mixer, mixer_sources = _ssm_mixer(meta, tensors, a, hidden, path, "mamba_" if ssm.hybrid else "")
     cfg.update(mixer)
     sources.update(mixer_sources)
-    if arch == "granitemoehybrid":
+    if ssm.hybrid:
         kv = meta.get(f"{a}.attention.head_count_kv")
         if not (isinstance(kv, list) and len(kv) == layers and all(type(v) is int and v >= 0 for v in kv)):
             raise SpecError(f"{path}: {a}.attention.head_count_kv: expected one count per layer ({layers})")
@@ -563,26 +511,17 @@ def ssm_config(header: GGUFHeader, path: Path) -> tuple[str, dict[str, Any], dic
 
 
 def read_names(spec_architecture: str) -> list[str]:
-    """The GGUF general.architecture names `willitrun import` reads for an architecture: those a family reader
-    above turns into specs of it (SUPPORTED_ARCHITECTURES, MOE_ARCHITECTURES, SSM_ARCHITECTURES), then the ones
-    its family declares (archs/family.py: gguf_architectures) that no such reader takes, read from their
-    metadata with the family's rules (importers/gguf_generic.py)."""
+    """The GGUF general.architecture names `willitrun import` reads for an architecture: those a family reads into
+    specs of it (archs/family.py: GGUFRules.decoder / moe / ssm), then the ones its family declares
+    (gguf_architectures) that no such reader takes, read from their metadata with the family's rules
+    (importers/gguf_generic.py)."""
     from .. import archs
 
-    pairs = [(g, SPEC_ARCHITECTURE.get(g, g)) for g in SUPPORTED_ARCHITECTURES]
-    pairs += [*MOE_ARCHITECTURES.items(), *SSM_ARCHITECTURES.items()]
+    pairs = []
+    for g in archs.GGUF_READERS:
+        rules = family_rules(g)
+        assert rules is not None  # tests/importers: every GGUF_READERS entry names a family that reads it
+        pairs += [(g, r.spec_architecture) for r in (rules.decoder, rules.moe, rules.ssm) if r is not None]
     names = [g for g, spec in pairs if spec == spec_architecture]
     taken = {g for g, _ in pairs}
     return names + [g for g in archs.family(spec_architecture).gguf_architectures if g not in taken and g not in names]
-
-
-def _register_ssm_component_rules() -> None:
-    """Mamba-2 and Granite 4.0-H GGUFs name their tensors as the other decoders do (token_embd,
-    blk.N.*, output_norm, output): the same component table."""
-    from .weights import COMPONENT_RULES
-
-    for arch in SSM_ARCHITECTURES:
-        COMPONENT_RULES.setdefault(f"gguf:{arch}", COMPONENT_RULES["gguf:llama"])
-
-
-_register_ssm_component_rules()

@@ -6,8 +6,8 @@ from typing import Any
 
 import yaml
 
+from ..archs.family import TRANSFORMERS_MODELS_URL
 from ..files import safe_text
-from .configs import TRANSFORMERS_MODELS_URL
 
 _ORDER = (
     "id",

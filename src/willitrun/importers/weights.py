@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 
+from ..archs import GGUF_READERS
+from ..archs.family import BUFFER as BUFFER  # declared low: family modules name it in their rules
 from ..errors import SpecError
 from ..files import (
     SAFETENSORS_HEADER_CAP,
@@ -216,98 +218,10 @@ def first_float_dtype(tensors: list[StoredTensor]) -> str | None:
 # --------------------------------------------------------------------------------------------------
 # Tensor names -> willitrun components
 # --------------------------------------------------------------------------------------------------
-# Tensor names in both layouts: as checkpoints store them (`language_model.model.layers...`,
-# `vision_tower...`; transformers 5.23 still saves these) and as transformers 5 names its modules
-# (`model.language_model.layers...`, `model.vision_tower...`). A component of None is a stored
-# duplicate transformers ties on load (it takes no memory of its own).
-# A stored tensor that is a buffer, not a parameter (BART's final_logits_bias): left out of the
-# weights like the buffers willitrun does not model, and said so in a note.
-BUFFER = "(buffer)"
-_LM: list[tuple[str, str | None]] = [
-    (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
-    (r"(?:model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
-    (r"lm_head\.weight", "lm_head"),
-]
-_VLM_TEXT: list[tuple[str, str | None]] = [
-    (r"(?:model\.language_model\.|language_model\.model\.)embed_tokens\.weight", "embeddings"),
-    (r"(?:model\.language_model\.|language_model\.model\.)(?:layers\.\d+\..+|norm\.weight)", "decoder"),
-    (r"(?:language_model\.)?lm_head\.weight", "lm_head"),
-]
-COMPONENT_RULES: dict[str, list[tuple[str, str | None]]] = {
-    "llama": _LM,
-    "mistral": _LM,
-    "t5": [
-        (r"shared\.weight", "embeddings"),
-        (r"(?:encoder|decoder)\.embed_tokens\.weight", None),  # T5ForConditionalGeneration ties both to shared
-        (r"encoder\.(?:block\.\d+\..+|final_layer_norm\.weight)", "encoder"),
-        (r"decoder\.(?:block\.\d+\..+|final_layer_norm\.weight)", "decoder"),
-        (r"lm_head\.weight", "lm_head"),
-    ],
-    "whisper": [
-        (r"model\.decoder\.embed_tokens\.weight", "embeddings"),
-        (r"model\.encoder\..+", "encoder"),
-        (r"model\.decoder\..+", "decoder"),
-        (r"proj_out\.weight", "lm_head"),
-    ],
-    "llava": [
-        (r"(?:model\.)?vision_tower\..+", "vision_tower"),
-        (r"(?:model\.)?(?:multi_modal_projector\..+|image_newline)", "projector"),
-        *_VLM_TEXT,
-    ],
-    "mllama": [
-        (r"(?:model\.)?vision_model\..+", "vision_tower"),
-        (r"(?:model\.)?multi_modal_projector\.(?:weight|bias)", "projector"),
-        *_VLM_TEXT,
-    ],
-}
-# Gemma 3, PaliGemma and Mistral 3 store (and name) their towers as LLaVA does: vision_tower.*,
-# multi_modal_projector.* (Gemma 3's mm_input_projection_weight included), language_model.model.*.
-for _arch in ("llava_next", "gemma3", "paligemma", "mistral3"):
-    COMPONENT_RULES[_arch] = COMPONENT_RULES["llava"]
-# Qwen2-VL / Qwen2.5-VL checkpoints keep the language model at the top (model.embed_tokens,
-# model.layers.N, lm_head) next to `visual.*`; transformers 5 names the modules model.language_model.*
-# and model.visual.*. The merger (ln_q + mlp) is the projector.
-_QWEN_VL: list[tuple[str, str | None]] = [
-    (r"(?:model\.)?visual\.merger\..+", "projector"),
-    (r"(?:model\.)?visual\..+", "vision_tower"),
-    (r"model\.(?:language_model\.)?embed_tokens\.weight", "embeddings"),
-    (r"model\.(?:language_model\.)?(?:layers\.\d+\..+|norm\.weight)", "decoder"),
-    (r"lm_head\.weight", "lm_head"),
-]
-# BART, mBART, M2M-100, Marian, Pegasus (transformers models/bart/modeling_bart.py and kin): the
-# shared embedding, then each stack with its positions and norms. Older checkpoints also store the
-# stacks' embed_tokens, tied to model.shared on load. final_logits_bias is a buffer, not a parameter.
-_BART: list[tuple[str, str | None]] = [
-    (r"model\.shared\.weight", "embeddings"),
-    (r"model\.(?:encoder|decoder)\.embed_tokens\.weight", None),
-    (r"model\.encoder\..+", "encoder"),
-    (r"model\.decoder\..+", "decoder"),
-    (r"lm_head\.weight", "lm_head"),
-    (r"final_logits_bias", BUFFER),
-]
-# Mamba and Falcon-Mamba (MambaForCausalLM, FalconMambaForCausalLM): backbone.embeddings, backbone.layers.N,
-# backbone.norm_f; Jamba and Falcon-H1 call their final norm final_layernorm.
-_MAMBA: list[tuple[str, str | None]] = [
-    (r"backbone\.embeddings\.weight", "embeddings"),
-    (r"backbone\.(?:layers\.\d+\..+|norm_f\.weight)", "decoder"),
-    (r"lm_head\.weight", "lm_head"),
-]
-_LM_FINAL_LAYERNORM: list[tuple[str, str | None]] = [
-    (r"(?:model\.)?embed_tokens\.weight", "embeddings"),
-    (r"(?:model\.)?(?:layers\.\d+\..+|final_layernorm\.weight)", "decoder"),
-    (r"lm_head\.weight", "lm_head"),
-]
-COMPONENT_RULES.update(
-    {
-        "qwen2_vl": _QWEN_VL,
-        "qwen2_5_vl": _QWEN_VL,
-        **dict.fromkeys(("bart", "mbart", "m2m_100", "marian", "pegasus"), _BART),
-        "mamba": _MAMBA,
-        "falcon_mamba": _MAMBA,
-        "jamba": _LM_FINAL_LAYERNORM,
-        "falcon_h1": _LM_FINAL_LAYERNORM,
-    }
-)
+# A component of None is a stored duplicate transformers ties on load (it takes no memory of its own); BUFFER
+# marks a buffer (archs/family.py). The rules of an architecture are its family's (`weight_rules`); this table
+# holds llama.cpp's GGUF names, which the families share.
+COMPONENT_RULES: dict[str, list[tuple[str, str | None]]] = {}
 # GGUF names (llama.cpp gguf-py/gguf/constants.py MODEL_TENSORS): every per-layer tensor is blk.N.*,
 # the experts included (ffn_{gate,up,down}_exps stacked 3-D, the router ffn_gate_inp, Qwen2-MoE's
 # shared expert ffn_*_shexp and its gate ffn_gate_inp_shexp), so the llama-like and MoE
@@ -319,14 +233,17 @@ _GGUF_DECODER: list[tuple[str, str | None]] = [
     (r"blk\.\d+\..+|output_norm\.weight|rope_freqs\.weight|rope_factors_(long|short)\.weight", "decoder"),
     (r"output\.weight", "lm_head"),
 ]
-# general.architecture values importers/gguf_file.py reads (SUPPORTED_ARCHITECTURES, MOE_ARCHITECTURES;
-# Mixtral files say llama).
-for _arch in ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite", "qwen2moe", "qwen3moe"):
-    COMPONENT_RULES[f"gguf:{_arch}"] = _GGUF_DECODER
-# StarCoder2's final LayerNorm has a bias (llama.cpp src/models/starcoder2.cpp output_norm_b); Cohere 2 names
-# its tensors like Llama, with no ffn_norm and no output.weight (src/models/cohere2.cpp).
-COMPONENT_RULES["gguf:starcoder2"] = [*_GGUF_DECODER, (r"output_norm\.bias", "decoder")]
-COMPONENT_RULES["gguf:cohere2"] = _GGUF_DECODER
+
+
+def _gguf_rules(arch: str) -> list[tuple[str, str | None]]:
+    """The names of a GGUF architecture a family reads into its own spec (archs/__init__.py: GGUF_READERS; Mixtral
+    files say llama; Mamba-2 and Granite 4.0-H files name their tensors as the other decoders do), with what the
+    family adds (GGUFDecoder.weight_rules: StarCoder2's biased output norm)."""
+    from .gguf_file import family_rules
+
+    family = family_rules(arch)
+    extra = family.decoder.weight_rules if family is not None and family.decoder is not None else ()
+    return [*_GGUF_DECODER, *extra]
 
 
 def storage_summary(tensors: list[StoredTensor]) -> str:
@@ -339,6 +256,8 @@ def storage_summary(tensors: list[StoredTensor]) -> str:
 def component_rules(rules_key: str) -> list[tuple[str, str | None]]:
     """The naming rules of `rules_key` (an architecture, or gguf:<llama.cpp architecture>): this table's,
     else what the architecture's family module declares (archs/family.py: `weight_rules`)."""
+    if rules_key.startswith("gguf:") and rules_key[5:] in GGUF_READERS:
+        return _gguf_rules(rules_key[5:])
     if rules_key in COMPONENT_RULES:
         return COMPONENT_RULES[rules_key]
     from .. import archs
