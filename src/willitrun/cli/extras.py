@@ -181,6 +181,12 @@ def engine_extras(
         from ..render import size
 
         gpu, host, how = plan
+        # the plan's own buffers (its -ngl / --n-cpu-moe at --fit's context), for --speed and --max-batch
+        placed = {k: est.facts[f"fit_{k}"] for k in ("gpu_layers", "n_cpu_moe") if f"fit_{k}" in est.facts}
+        est = engine_fit(
+            spec, replace(req, context=est.context_tokens), engine, {**given, **placed}, vram, search=False
+        )
+        moe = int(placed.get("n_cpu_moe", moe))
         x.data["engine_plan"] = {"how": how, "gpu_bytes": gpu, "host_bytes": host}
         x.views.append(
             f"Plan: {how}: {size(gpu)} on the GPU of {size(vram)}, {size(host)} in system memory "
@@ -275,6 +281,7 @@ def engine_extras(
             and len(cards) == 1
             and not offload
             and "gpu_layers" not in given
+            and "fit_gpu_layers" not in est.facts
             and geometry(spec).experts
         ):
             from ..layers import layout
@@ -292,7 +299,7 @@ def engine_extras(
                 sys_bw,
             )
         x.data["decode_speed"] = as_plain(sp)
-        x.views.append(speed_view(sp, fits=fit.fits or offload))
+        x.views.append(speed_view(sp, fits=fit.fits or offload or plan is not None))
     return x
 
 

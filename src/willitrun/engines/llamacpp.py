@@ -1365,10 +1365,13 @@ def _fit_context(
         return _probe(spec, request, o, engine, output_embd, ctx)
 
     unit = "n_ctx" if per > 1 or streams == 1 else "positions per sequence"
+    # -np N without a unified cache: N streams of the window each (n_ctx_max = hp_nct * n_streams)
+    per_stream = f" x {per} streams" if per > 1 else ""
+    shown = f"{window:,}{per_stream} = {n_ctx_max:,}" if per > 1 else f"{n_ctx_max:,}"
     if window <= LLAMACPP_FIT_MIN_CTX:
         return FitContext(
             n_ctx_max,
-            f"{unit} {n_ctx_max:,}: the trained window, which llama.cpp's --fit takes when -c is not given and keeps "
+            f"{unit} {n_ctx_max:,}: the trained window{per_stream}, which llama.cpp's --fit takes when -c is not given and keeps "
             f"at or below its least context ({LLAMACPP_FIT_MIN_CTX:,}; common/fit.cpp)",
         )
     full = measured(n_ctx_max)
@@ -1376,7 +1379,7 @@ def _fit_context(
     if full.peak <= vram - target:  # step 1: fits as it is
         return FitContext(
             n_ctx_max,
-            f"{unit} {n_ctx_max:,}: the trained window, which llama.cpp's --fit takes when -c is not given and "
+            f"{unit} {n_ctx_max:,}: the trained window{per_stream}, which llama.cpp's --fit takes when -c is not given and "
             f"keeps, as it fits the card less its {mib} MiB target (common/fit.cpp)",
         )
     used_full, model = full.used, full.model
@@ -1392,7 +1395,7 @@ def _fit_context(
         ctx = max(ctx - ctx % align, n_ctx_min)
         return FitContext(
             ctx,
-            f"{unit} {ctx:,}: llama.cpp's --fit shrank the trained window ({n_ctx_max:,}) to what fits the card less "
+            f"{unit} {ctx:,}: llama.cpp's --fit shrank the trained window ({shown}) to what fits the card less "
             f"its {mib} MiB target (common/fit.cpp: interpolated between the window and {n_ctx_min:,}, rounded down "
             f"to a multiple of {align})",
         )
