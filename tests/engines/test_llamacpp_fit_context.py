@@ -181,3 +181,12 @@ def test_a_context_given_keeps_the_old_answer():
     user to %u -> no change", then step 3 unless n_gpu_layers was set): not taken as the answer at a given context."""
     code, d = _cli("llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "-c", "4096", "--json")
     assert code == 1 and d["verdict"] == "does_not_fit" and d["verdict_how"] == "" and "engine_plan" not in d
+
+
+def test_the_plans_decode_speed_reads_its_host_layers():
+    """--speed on --fit's plan: the layers it moved are read from system memory (not every byte at GPU bandwidth)."""
+    _, d = _cli("llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--speed", "--json")
+    host = next(t for t in d["decode_speed"]["terms"] if t["where"] == "system memory")
+    assert host["bytes"] > 10 * GiB  # 36 of 81 layers of a 40 GiB file
+    gpu = next(t for t in d["decode_speed"]["terms"] if t["where"] == "gpu")
+    assert gpu["bytes"] <= d["engine_plan"]["gpu_bytes"]
