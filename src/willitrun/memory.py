@@ -599,6 +599,8 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
             + "; the vision tower's activations for the frames are not counted"
         )
     count_audio = archs.family(spec).audio_tokens
+    if count_audio is not None and count_audio(spec, 1) == 0:
+        count_audio = None  # a model of the family without an audio tower (Gemma 3n / Gemma 4 text, no audio_config)
     if req.audio_seconds is not None and count_audio is None:
         raise UsageError(f"{spec.id} takes no audio in its context (--audio-seconds {req.audio_seconds})")
     audio = 0

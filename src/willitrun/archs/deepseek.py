@@ -33,8 +33,9 @@ from .base import (
     linear,
     norm,
 )
+from .decoder import NEXTN_WEIGHT_RULES
 from .family import ConfigClass, ConfigReading, Family
-from .llama import LM_WEIGHT_RULES, decoder_geometry, gated_mlp
+from .llama import decoder_geometry, gated_mlp
 from .moe import Experts, MoeConfig, expert_tensors
 
 ARCHITECTURES = ("deepseek_v2", "deepseek_v3")
@@ -248,8 +249,10 @@ FAMILY = Family(
     stages,
     image_tokens,
     cross_source_tokens,
+    # DeepSeek-V3 / R1 store their multi-token-prediction module as model.layers.61.* (num_hidden_layers 61), which
+    # DeepseekV3ForCausalLM never builds (_keys_to_ignore_on_load_unexpected = [r"model\.layers\.61.*"])
+    weight_rules=dict.fromkeys(ARCHITECTURES, NEXTN_WEIGHT_RULES),
     gguf_architectures=("deepseek2",),
     config_json={"deepseek_v2": DEEPSEEK_V2, "deepseek_v3": DEEPSEEK_V3},
     read_config={"deepseek_v2": read_deepseek_v2},
-    weight_rules=dict.fromkeys(ARCHITECTURES, LM_WEIGHT_RULES),
 )

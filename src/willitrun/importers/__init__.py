@@ -217,7 +217,12 @@ def _checkpoint(
         from .weights import COMPONENT_RULES
 
         COMPONENT_RULES.setdefault("generic", list(COMPONENTS))
-    weights = weights_override(spec.architecture, tensors, weights_source, "safetensors", notes=weight_notes)
+    from ..archs import geometry  # the decoder's layer count: layers stored past it are not built (archs/family.py)
+
+    layers = len(geometry(spec).self_kv)
+    weights = weights_override(
+        spec.architecture, tensors, weights_source, "safetensors", notes=weight_notes, layers=layers
+    )
     weights = _unsaved_positions(spec, weights, tensors)
     return spec, _crosscheck(spec, weights, exact=weights.dtype is not None)
 
@@ -329,6 +334,8 @@ def spec_from_gguf_header(
     }
     spec = build_spec(data, label)
     rules = "gguf:generic" if spec_arch == "generic" else f"gguf:{arch}"
+    from .gguf_generic import skipped_from  # the trailing layers llama.cpp's loader skips (GLM-4.5's MTP layer)
+
     weights = weights_override(
         rules,
         header.tensors,
@@ -336,6 +343,7 @@ def spec_from_gguf_header(
         "gguf",
         dtype=stored_dtype,
         storage=f"{file_type}: {storage_summary(header.tensors)}",
+        layers=skipped_from(header) if spec_arch == "generic" else None,
     )
     # GGUF shapes are logical, so element counts are parameters whatever the block type; rope_freqs
     # (Llama 3.1's rope scaling factors) and Phi-3's rope_factors_* are not parameters in transformers.
