@@ -192,6 +192,8 @@ class LadderRow:
     engine: str = "transformers"  # the profile that sized the row (the main command's default for its type)
     verdict: str = ""  # fit.FITS, TIGHT or DOES_NOT_FIT, by fit.judge as the main command's
     context_tokens: int = 0  # the row's context: the engine's default when none is given (vLLM: the window)
+    context_chosen_by_engine: bool = False  # no --context: the engine picked it for the card (llama.cpp's --fit)
+    how: str = ""  # it fits only as the engine's own plan (llama.cpp's --fit moving layers to the host): how
 
 
 @dataclass(frozen=True)
@@ -206,8 +208,11 @@ class Ladder:
 
     @property
     def best(self) -> LadderRow | None:
-        """The first row that fits (FITS or TIGHT): the most bits that still fit."""
-        return next((row for row in self.rows if row.fits), None)
+        """The first row that fits (FITS or TIGHT): the most bits that still fit, whole on the card before one that
+        fits only as the engine's own offload plan (llama.cpp's --fit)."""
+        return next((row for row in self.rows if row.fits and not row.how), None) or next(
+            (row for row in self.rows if row.fits), None
+        )
 
     @property
     def exit_code(self) -> int:
@@ -358,6 +363,8 @@ def _engine_row(
         engine,
         v.status,
         e.context_tokens,
+        e.facts.get("context_source") == "fit",
+        v.how,
     )
 
 
@@ -478,6 +485,11 @@ class GpuRow:
     max_context_tokens: int  # on one card; 0 if none
     cards_needed: int  # smallest tensor-parallel count of this card that fits; 0 if none up to MAX_CARDS (or Apple)
     verdict: str = ""  # fit.FITS, TIGHT or DOES_NOT_FIT on one card, by fit.judge as the main command's
+    # the context and total of this card's answer: the table's for every card, except where the engine picks
+    # the context by the card (llama.cpp's --fit with no --context: each card its own)
+    context_tokens: int = 0
+    total_bytes: int = 0
+    how: str = ""  # it fits only as the engine's own plan (llama.cpp's --fit moving layers to the host): how
 
 
 @dataclass(frozen=True)
@@ -528,7 +540,9 @@ def _engine_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: s
         f = engine_fit(spec, req, engine, engine_options(engine, vram, g.name), vram)
         first = first or f
         v = verdict(f, memory)
-        need = int(v.fits) or (0 if g.vendor == "apple" else _engine_cards(spec, req, engine, vram, g.name))
+        # the cards that hold it whole: one when it fits as sized (not only as the engine's own offload plan)
+        whole = v.fits and not v.how
+        need = int(whole) or (0 if g.vendor == "apple" else _engine_cards(spec, req, engine, vram, g.name))
         rows.append(
             GpuRow(
                 g.id,
@@ -540,6 +554,9 @@ def _engine_gpus(spec: AnySpec, req: Request, gpus: Iterable[GPUSpec], engine: s
                 f.max_context_tokens,
                 need,
                 v.status,
+                f.estimate.context_tokens,
+                f.total_bytes,
+                v.how,
             )
         )
     assert first is not None, "no GPUs given"
@@ -597,6 +614,8 @@ def which_gpus(
                 # Macs are not linked for tensor parallelism: one unified memory each
                 int(v.fits) if g.vendor == "apple" else _min_cards(spec, est, kv_proj, vram, MAX_CARDS),
                 v.status,
+                context,
+                est.total_bytes,
             )
         )
     return GpuTable(

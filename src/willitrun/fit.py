@@ -3,6 +3,7 @@ make it fit."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -229,6 +230,9 @@ class Verdict:
     # what the need was judged against when the engine takes a share of the card's total as its whole
     # budget ("vLLM's share"; Engine.budget), else ""
     share_name: str = ""
+    # how it fits when the estimate itself does not: the plan the engine makes by itself (Engine.plan: llama.cpp's
+    # --fit moving layers to the host), judged in its place ("" when the estimate fits as it is)
+    how: str = ""
 
     @property
     def fits(self) -> bool:
@@ -262,10 +266,17 @@ def verdict(f: Fit | EngineFit, memory: Memory | None = None) -> Verdict:
     from .engines.registry import REGISTRY
 
     e = f.estimate
-    budget = REGISTRY[e.engine].budget(e)
+    cls = REGISTRY[e.engine]
+    budget = cls.budget(e)
     if budget is not None:
         return judge(e.need_bytes, memory, e.engine, share_bytes=budget[0], utilization=budget[1])
-    return judge(f.total_bytes, memory, e.engine)
+    judged = judge(f.total_bytes, memory, e.engine)
+    plan = None if judged.fits else cls.plan(e)
+    if plan is not None:  # issue 19 §5: a plan that fits is the answer, and the verdict says how
+        planned = judge(plan[0], memory, e.engine)
+        if planned.fits:
+            return dataclasses.replace(planned, how=plan[2])
+    return judged
 
 
 def budget_line(f: Fit | EngineFit, size: Callable[[int], str]) -> str:

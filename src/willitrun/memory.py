@@ -661,6 +661,20 @@ def default_context(r: Resolved) -> int:
     return max(context, r.image_tokens + 1)
 
 
+def check_room_for_text(r: Resolved, context: int, what: str = "--context", tokens: int | None = None) -> None:
+    """UsageError (exit 2) when the images, video or audio of one sequence fill its context: no engine runs a
+    prompt whose media alone take every position (transformers, llama.cpp / ollama's n_ctx per sequence, vLLM's
+    max_model_len). `what` names the context ("--context", "ollama's num_ctx"); `tokens`, an engine's own count
+    of the media's positions (llama.cpp's libmtmd), else willitrun's (r.image_tokens, audio included)."""
+    taken = r.image_tokens if tokens is None else tokens
+    if taken and context <= taken:
+        raise UsageError(
+            f"{what} {context} leaves no room for text: "
+            + ("the audio takes" if r.audio_tokens else f"{r.images} image(s) take")
+            + f" {taken} positions"
+        )
+
+
 def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Estimate:
     spec, att = r.spec, r.att
     warnings: list[str] = []
@@ -668,12 +682,7 @@ def estimate_resolved(r: Resolved, context: int, batch: int, beams: int) -> Esti
         raise UsageError(
             f"{spec.id} has learned positions for {att.hard_limit} tokens: --context {context} is impossible"
         )
-    if context <= r.image_tokens:
-        raise UsageError(
-            f"--context {context} leaves no room for text: "
-            + ("the audio takes" if r.audio_tokens else f"{r.images} image(s) take")
-            + f" {r.image_tokens} positions"
-        )
+    check_room_for_text(r, context)
     if att.context_window and context > att.context_window and not att.hard_limit:
         warnings.append(f"context {context} is beyond the model's trained window of {att.context_window} tokens")
     # transformers' beam search expands every input (and so every cache and activation) by num_beams.

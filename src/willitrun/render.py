@@ -18,7 +18,7 @@ from .files import safe_text
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-    from .engines import EngineFit
+    from .engines import EngineEstimate, EngineFit
     from .fit import Fit, Verdict
     from .memory import Estimate
 
@@ -195,6 +195,7 @@ def verdict_dict(v: Verdict) -> dict[str, Any]:
         "error_band_bytes": v.band.bytes if v.band else 0,
         "error_band_runs": v.band.runs if v.band else 0,
         "verdict_reason": v.reason,
+        "verdict_how": v.how,
         "exit_code": v.exit_code,
     }
     if v.free_bytes is not None:  # a detected card only: every *_bytes key stays an int
@@ -250,6 +251,8 @@ def fit_dict(f: Fit, context_bound: bool = True, judged: Verdict | None = None) 
     d.update(
         {
             "engine": "transformers",
+            "context_chosen_by_engine": False,  # the request's context, or min(4096, the window)
+            "context_reason": None,
             "n_ctx": e.context_tokens,
             # an encoder used alone (kv_cache false) has no cache: no KV buffer rather than a zero-byte one
             "buffers": [
@@ -427,7 +430,9 @@ def print_answer(
             f"[bold]{escape(device_name)}[/] ({size(f.vram_bytes)})"
         )
         out.print(
-            f"{g.dtype} weights, {g.kv_dtype} KV cache, context {g.context_tokens:,} tokens (KV allocated for {g.n_ctx:,})"
+            f"{g.dtype} weights, {g.kv_dtype} KV cache, context {g.context_tokens:,} tokens (KV allocated for {g.n_ctx:,}"
+            + ("; the context llama.cpp's --fit picks for this card, no -c given" if _fit_chosen(g) else "")
+            + ")"
         )
         for col in ("buffer", "where", "memory", "detail"):
             t.add_column(col, justify="right" if col == "memory" else "left", style="dim" if col == "detail" else None)
@@ -507,6 +512,11 @@ def _at_limit(f: Fit | EngineFit) -> str:
 # --------------------------------------------------------------------------------------------------
 # Engine profiles
 # --------------------------------------------------------------------------------------------------
+def _fit_chosen(e: EngineEstimate) -> bool:
+    """The estimate's context is the one the engine picks itself (llama.cpp's --fit with no -c on a card)."""
+    return e.facts.get("context_source") == "fit"
+
+
 def engine_dict(f: EngineFit, device: str, context_bound: bool = True, judged: Verdict | None = None) -> dict[str, Any]:
     """An engine profile's fit as JSON data (docs/json-output.md, "With an engine profile")."""
     from .fit import verdict
@@ -520,6 +530,9 @@ def engine_dict(f: EngineFit, device: str, context_bound: bool = True, judged: V
         "gpu": device,
         "vram_bytes": f.vram_bytes,
         "context_tokens": e.context_tokens,
+        # no --context given: the engine picks it for the card (llama.cpp's --fit), and why
+        "context_chosen_by_engine": _fit_chosen(e),
+        "context_reason": str(e.facts["context_reason"]) if _fit_chosen(e) else None,
         "n_ctx": e.n_ctx,
         "dtype": e.dtype,
         "kv_dtype": e.kv_dtype,

@@ -78,8 +78,11 @@ def _no_context(where: str) -> str:
     return f"No context length fits {where}."
 
 
-def _yes(fits: bool, verdict: str = "") -> str:
-    """yes / tight / no: a row's verdict (fit.judge) as the main command would give it."""
+def _yes(fits: bool, verdict: str = "", how: str = "") -> str:
+    """yes / tight / no: a row's verdict (fit.judge) as the main command would give it; "offload" when it fits only
+    as the engine's own plan (llama.cpp's --fit moving layers to the host: `how`)."""
+    if fits and how:
+        return "[cyan]offload[/]"
     if verdict == "tight":
         return "[yellow]tight[/]"
     return "[green]yes[/]" if fits else "[red]no[/]"
@@ -362,7 +365,7 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
     cols = [
         "weights",
         "KV",
-        *(["context"] if per_row else []),
+        *(["ctx"] if per_row else []),  # short: with it the table still fits 80 columns (table_width.Narrowable)
         "weights size",
         "KV size",
         "total",
@@ -371,7 +374,7 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
         "max context",
         "max batch",
     ]
-    t = _table(*cols, right=("context", "weights size", "KV size", "total", "headroom", "max context", "max batch"))
+    t = _table(*cols, right=("ctx", "weights size", "KV size", "total", "headroom", "max context", "max batch"))
     for row in ladder.rows:
         t.add_row(
             row.dtype,
@@ -380,7 +383,7 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
             size(row.weights_bytes),
             size(row.kv_bytes),
             size(row.total_bytes),
-            _yes(row.fits, row.verdict),
+            _yes(row.fits, row.verdict, row.how),
             size(row.headroom_bytes),
             _ctx(row.max_context_tokens),
             f"{row.max_batch:,}",
@@ -394,10 +397,13 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
         verdict = (
             f"{label}: {best.dtype} weights with a {best.kv_dtype} KV cache "
             f"({size(best.total_bytes)}, largest context {_ctx(best.max_context_tokens)})."
+            if not best.how
+            else f"{label} only with layers in system memory: {best.dtype} weights with a {best.kv_dtype} KV cache, "
+            f"{escape(best.how)}."
         )
     else:
         verdict = "[red bold]Nothing on the ladder fits[/] at this context and batch."
-    context = f"context {next(iter(contexts)):,}" if not per_row else "each engine's default context"
+    context = f"context {next(iter(contexts)):,}" if not per_row else "each row's default context"
     head = f"{title}, {context}, batch {ladder.batch_size}" + (f", {ladder.beams} beams" if ladder.beams > 1 else "")
 
     # rows of several engines (GGUF types answer on llama.cpp): say which and what each total holds
@@ -410,6 +416,15 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
         for e in engines
         if len(engines) > 1 and runtime_overhead(e)
     ]
+    picked = list(dict.fromkeys(r.engine for r in ladder.rows if r.context_chosen_by_engine))
+    if per_row and picked:
+        notes.append(
+            Text(
+                f"{' and '.join(picked)} rows: the context the engine's --fit picks for this card with no --context "
+                "(llama.cpp common/fit.cpp).",
+                style="dim",
+            )
+        )
     return Group(
         Text(safe(head)),
         Narrowable(t),
@@ -420,20 +435,24 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
 
 
 def gpus_view(table: GpuTable, model_name: str) -> RenderableType:
+    # llama.cpp's --fit picks each card's context (no --context given): a context and a total per card
+    per_card = len({(row.context_tokens, row.total_bytes) for row in table.rows}) > 1
     t = _table(
         "gpu",
         "memory",
+        *(["context", "total"] if per_card else []),
         "fits",
         "headroom",
         "max context",
         "cards (tensor parallel)",
-        right=("memory", "headroom", "max context", "cards (tensor parallel)"),
+        right=("memory", "context", "total", "headroom", "max context", "cards (tensor parallel)"),
     )
     for row in table.rows:
         t.add_row(
             escape(row.gpu),
             size(row.vram_bytes),
-            _yes(row.fits, row.verdict),
+            *([f"{row.context_tokens:,}", size(row.total_bytes)] if per_card else []),
+            _yes(row.fits, row.verdict, row.how),
             size(row.headroom_bytes),
             _ctx(row.max_context_tokens),
             str(row.cards_needed)
@@ -447,15 +466,25 @@ def gpus_view(table: GpuTable, model_name: str) -> RenderableType:
             ),
             style=None if row.fits else "dim",
         )
-    fitting = sum(r.fits for r in table.rows)
-    head = (
-        f"{model_name} ({table.model}): {size(table.total_bytes)} at context {table.context_tokens:,}, batch "
-        f"{table.batch_size} ({table.dtype} weights, {table.kv_dtype} KV cache)"
+    fitting = sum(r.fits and not r.how for r in table.rows)
+    offloaded = sum(r.fits and bool(r.how) for r in table.rows)
+    at = (
+        "at the context llama.cpp's --fit picks on each card (no --context given)"
+        if per_card
+        else f"{size(table.total_bytes)} at context {table.context_tokens:,}"
     )
+    head = f"{model_name} ({table.model}): {at}, batch {table.batch_size} ({table.dtype} weights, {table.kv_dtype} KV cache)"
     return Group(
         Text(safe(head)),
         Narrowable(t),
-        Text(f"{fitting} of {len(table.rows)} GPUs fit it on one card."),
+        Text(
+            f"{fitting} of {len(table.rows)} GPUs fit it on one card"
+            + (
+                f"; {offloaded} more run it with layers in system memory (offload: the engine's own --fit plan)."
+                if offloaded
+                else "."
+            )
+        ),
         Text("Sizes in GiB = 2^30 bytes.", style="dim"),
     )
 

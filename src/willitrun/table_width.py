@@ -7,11 +7,14 @@ wrap instead. Used by the answers' tables (render_answers.py) and the multi-node
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+NUMBER = re.compile(r"-?\d{1,3}(,\d{3})+|-?\d+")  # a whole number, with or without thousands separators
 SHORT_CELL = 12  # "14.96 GiB", "-205.0 MiB", "1/8 of 80", "more than 64": values, never broken
 
 
@@ -50,4 +53,13 @@ class Narrowable:
                 compact += col.width or words
             if compact + 2 * (len(t.columns) - 1) > options.max_width:
                 t.padding = (0, 1, 0, 0)  # still too wide: one space between columns instead of two
+            if compact + len(t.columns) - 1 > options.max_width:
+                # still too wide (a ladder with a context column): whole numbers without their thousands
+                # separators ("131072"), narrowest last resort before rich would cut a header short
+                for col, header, column_cells in zip(t.columns, headers, cells, strict=True):
+                    plain = [c.plain for c in column_cells if isinstance(c, Text)]
+                    if plain and len(plain) == len(column_cells) and all(NUMBER.fullmatch(p) for p in plain):
+                        col._cells = [p.replace(",", "") for p in plain]
+                        words = max((len(w) for w in header.split()), default=0)
+                        col.width = max(words, *(len(p.replace(",", "")) for p in plain))
         yield t

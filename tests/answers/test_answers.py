@@ -196,8 +196,18 @@ def test_engine_max_batch_stops_at_the_np_bound(catalog):
 
 
 def test_ladder_nothing_fits(catalog):
-    lad = quant_ladder(catalog.resolve("model", "llama-3.1-405b"), Request(), 80 * GiB)
+    # a context given: llama.cpp's rows are sized as asked (no --fit plan), and none fits
+    lad = quant_ladder(catalog.resolve("model", "llama-3.1-405b"), Request(context=4096), 80 * GiB)
     assert lad.best is None and all(r.max_context_tokens == 0 and r.max_batch == 0 for r in lad.rows)
+
+
+def test_ladder_without_a_context_fits_llama_cpp_rows_by_fit_moving_layers(catalog):
+    """No --context: a build with --fit runs even 405B on an 80 GiB card, its layers partly in host memory
+    (common/fit.cpp step 3); those rows fit as "offload" and say how, and none fits whole."""
+    lad = quant_ladder(catalog.resolve("model", "llama-3.1-405b"), Request(), 80 * GiB)
+    best = lad.best
+    assert best is not None and best.engine == "llama.cpp" and "-ngl" in best.how
+    assert all(r.how for r in lad.rows if r.fits) and lad.exit_code == 0
 
 
 # ---- which GPUs, how many ----------------------------------------------------------------------

@@ -31,12 +31,15 @@ def test_ladder_table():
     r = run("ladder", "llama-3.1-8b", "--gpu", "rtx4060-ti-16gb")
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
+    # the GGUF rows (llama.cpp) answer at the context its --fit picks for this card (common/fit.cpp), the
+    # transformers rows at 4,096: a context column
     assert lines[0] == (
-        "Llama 3.1 8B (llama-3.1-8b) on NVIDIA GeForce RTX 4060 Ti 16GB (16.00 GiB), context 4,096, batch 1"
+        "Llama 3.1 8B (llama-3.1-8b) on NVIDIA GeForce RTX 4060 Ti 16GB (16.00 GiB), each row's default context, batch 1"
     )
     assert lines[1].split() == [
         "weights",
         "KV",
+        "ctx",
         "weights",
         "size",
         "KV",
@@ -52,6 +55,7 @@ def test_ladder_table():
     assert lines[2].split() == [
         "bf16",
         "f16",
+        "4,096",
         "14.96",
         "GiB",
         "512.0",
@@ -64,14 +68,18 @@ def test_ladder_table():
         "3,175",
         "0",
     ]
-    assert len(lines) == 2 + 30 + 2 + 2  # + what the totals of the two engines hold (Engine.runtime_overhead)
+    # + what the totals of the two engines hold (Engine.runtime_overhead) and where llama.cpp's contexts come from
+    assert len(lines) == 2 + 30 + 2 + 3
     # 35 MiB of headroom: inside the transformers profile's measured error (fit.ERROR_BANDS), so tightly
-    assert lines[-4] == (
+    assert lines[-5] == (
         "Best that fits, tightly: bf16 weights with a q8_0 KV cache (15.97 GiB, largest context 4,309)."
     )
-    assert lines[-3].startswith("bf16 to int8 on transformers: totals include a measured 360 MiB")
-    assert lines[-2].startswith("q8_0 to q2_k on llama.cpp: totals are its printed buffers")
-    assert lines[3].split()[8] == "tight"
+    assert lines[-4].startswith("bf16 to int8 on transformers: totals include a measured 360 MiB")
+    assert lines[-3].startswith("q8_0 to q2_k on llama.cpp: totals are its printed buffers")
+    assert lines[-2].startswith("llama.cpp rows: the context the engine's --fit picks for this card")
+    assert lines[3].split()[9] == "tight"
+    q8 = next(line.split() for line in lines if line.startswith("q8_0     f16"))
+    assert int(q8[2].replace(",", "")) > 4096  # --fit's context for the 16 GiB card
 
 
 def test_ladder_on_an_engine_that_refuses_the_model_says_why():

@@ -50,8 +50,11 @@ def samples():
     _, several = extras("llama-2-70b", ["2xa100-80gb"], speed=True)
     one, several = roundtrip(one.data), roundtrip(several.data)
     engine = cli_json("llama-3.1-8b", "--vram", "6", "--dtype", "q4_k_m", "-c", "32768", "--offload", "--json")
-    moe = cli_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--json")
+    # with a context: no --fit plan, the expert offload willitrun searches; without: --fit's own plan (engine_plan)
+    moe = cli_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "-c", "4096", "--json")
+    plan = cli_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--json")
     return {
+        "engine_plan": plan["engine_plan"],
         "engine_offload": engine["engine_offload"],
         "host_memory": engine["host_memory"],
         "expert_offload": moe["expert_offload"],

@@ -53,7 +53,7 @@ def test_main_check_ladder_gpus_agree(model, gpu, dtype, engine):
     _, out = _run("gpus", model, "--dtype", dtype, "--json", *eng)
     table = json.loads(out)
     row = next(r for r in table["rows"] if r["gpu"] == gpu)
-    assert table["total_bytes"] == total
+    assert (row["total_bytes"], row["context_tokens"]) == (total, main["context_tokens"])
     assert row["max_context_tokens"] == context
 
 
@@ -91,6 +91,10 @@ def test_ladder_rows_on_llama_cpp_give_the_main_command_max_batch():
 EVERY_ENGINE = [
     ("llama-3.1-8b", "rtx4090", "transformers", []),
     ("llama-3.1-8b", "rtx2060", "llama.cpp", ["--dtype", "q4_k_m"]),
+    # llama.cpp with --fit and no --context (common/fit.cpp): the 8B q8_0 window shrunk to a 12 GiB card, the
+    # 1B window kept whole on a 24 GiB one; every command answers at that context
+    ("llama-3.1-8b", "rtx3060", "llama.cpp", ["--dtype", "q8_0"]),
+    ("llama-3.2-1b", "rtx4090", "llama.cpp", ["--dtype", "q4_k_m"]),
     ("llama-2-7b", "rtx4090", "ollama", ["--dtype", "q4_k_m"]),
     # 24 GiB: ollama's 32,768 default context tier (engines/ollama.py OLLAMA_CONTEXT_TIERS), not the smallest
     ("llama-3.1-8b", "rtx3090", "ollama", ["--dtype", "q4_k_m"]),
@@ -137,6 +141,9 @@ def test_every_engine_gives_one_answer_in_every_command(model, gpu, engine, opts
     _, table = _json("gpus", model, "--engine", engine, *opts, "--json")
     card = next(r for r in table["rows"] if r["gpu"] == gpu)
     assert (card["verdict"], card["max_context_tokens"], card["fits"]) == (verdict, context, verdict != "does_not_fit")
+    assert (card["context_tokens"], card["total_bytes"]) == (main["context_tokens"], total)
+    if main["context_chosen_by_engine"]:  # llama.cpp's --fit: the row says so too
+        assert row["context_chosen_by_engine"] and main["context_reason"]
     assert card["cards_needed"] >= 1  # one card, or how many (vLLM: -tp N): never "more than 64" for these
 
     _, sw = _json("sweep", model, "--gpu", gpu, "--engine", engine, *opts, "--json")

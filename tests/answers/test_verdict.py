@@ -189,8 +189,9 @@ def test_an_offload_plan_that_fits_exits_as_fitting():
 
 
 def test_when_nothing_single_fits_it_says_what_would():
-    """70B on a 4090 (issue 19): offload, how many cards, or a smaller type."""
-    r = run("llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "--json")
+    """70B on a 4090 at a context given (issue 19): offload, how many cards, or a smaller type. (Without one,
+    --fit's own plan is the answer: tests/engines/test_llamacpp_fit_context.py.)"""
+    r = run("llama-3.1-70b", "--gpu", "rtx4090", "--dtype", "q4_k_m", "-c", "4096", "--json")
     d = json.loads(r.stdout)
     assert r.exit_code == 1 and d["verdict"] == "does_not_fit"
     hints = d["suggestions"]

@@ -14,7 +14,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 SIZE = re.compile(r"-?\d[\d,]*\.\d+ (GiB|MiB)")
-ONE_LINE_HEADER = r"^weights +KV +weights size +KV size +total +fits +headroom +max context +max batch$"
+# the context column: llama.cpp's rows answer at the context its --fit picks for the card, the others at 4,096
+ONE_LINE_HEADER = r"^weights +KV +ctx +weights size +KV size +total +fits +headroom +max context +max batch$"
 
 
 def run(*args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:

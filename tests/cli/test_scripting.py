@@ -44,6 +44,7 @@ TYPES = {
     "list of str": list,
     "dict": dict,
     "list of str or null": (list, type(None)),
+    "str or null": (str, type(None)),
 }
 
 

@@ -24,7 +24,9 @@ def run(*args: str):
     ("args", "code"),
     [
         (("ladder", "llama-3.1-8b", "--gpu", "rtx4090"), 0),
-        (("ladder", "llama-3.1-405b", "--gpu", "rtx3060"), 1),  # 405B fits no rung on 12 GiB
+        # 405B fits no rung on 12 GiB at a context given (without one, llama.cpp's --fit rows run it offloaded)
+        (("ladder", "llama-3.1-405b", "--gpu", "rtx3060", "-c", "4096"), 1),
+        (("ladder", "llama-3.1-405b", "--gpu", "rtx3060"), 0),
         (("gpus", "llama-3.1-8b"), 0),
         (("gpus", "llama-3.1-70b", "--count", "rtx4090"), 0),
         (("sweep", "llama-3.1-8b", "--gpu", "rtx4090"), 0),

@@ -22,7 +22,8 @@ def as_json(*args):
 
 # ---- mixture of experts ----------------------------------------------------------------------------
 def test_qwen3_moe_q4_does_not_fit_16gb_and_kv_is_hand_checkable():
-    code, d = as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m")
+    # at -c 4096: without a context llama.cpp's --fit keeps the experts of some layers on the host and fits
+    code, d = as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "-c", "4096")
     assert code == 1 and d["engine"] == "llama.cpp" and not d["fits"]
     # Qwen3-30B-A3B config.json: 48 layers, 4 KV heads x head_dim 128; f16 K and V at 4,096 cells:
     # 48 x 2 x 512 x 4096 x 2 B = 384 MiB
@@ -31,13 +32,18 @@ def test_qwen3_moe_q4_does_not_fit_16gb_and_kv_is_hand_checkable():
 
 
 def test_a_moe_model_that_does_not_fit_is_told_the_fewest_n_cpu_moe():
-    code, d = as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m")
+    c = ("-c", "4096")  # a context given: no --fit plan of the build's own, willitrun's expert offload search
+    code, d = as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", *c)
     n = d["expert_offload"]["n_cpu_moe"]
     assert code == 1 and 0 < n < 48
-    assert as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--n-cpu-moe", str(n))[0] == 0
-    assert as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--n-cpu-moe", str(n - 1))[0] == 1
-    r = run("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m")
+    assert as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--n-cpu-moe", str(n), *c)[0] == 0
+    assert as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", "--n-cpu-moe", str(n - 1), *c)[0] == 1
+    r = run("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m", *c)
     assert f"try --n-cpu-moe {n} (the experts of layers 0..{n - 1} in host memory)" in r.stdout
+    # without a context the build's --fit does the same by itself (its target: 1 GiB kept free), and fits
+    code, d = as_json("qwen3-30b-a3b", "--gpu", "rtx4080", "--dtype", "q4_k_m")
+    moe = d["engine_facts"]["fit_n_cpu_moe"]
+    assert code == 0 and moe >= n and f"(--n-cpu-moe {moe})" in d["verdict_how"]
 
 
 def test_n_cpu_moe_makes_it_fit_and_moves_experts_to_host():

@@ -217,9 +217,13 @@ def test_image_token_bounds_follow_the_options(spec):
     assert any("do not apply to gemma3" in n for n in fixed.notes)
 
 
-def test_too_many_image_tokens_for_the_context_warn(spec):
-    e = engine_estimate(spec("qwen2-vl-7b"), Request(dtype="q4_k_m", context=2048), "llama.cpp")
-    assert any("4,096 embeddings do not fit the 2,048-cell context" in w for w in e.warnings)
+def test_too_many_image_tokens_for_the_context_are_refused(spec):
+    """libmtmd's own count of the image (4,096 embeddings at the projector's largest) fills a 2,048-cell context:
+    no room for text, exit 2 (it was a warning; every engine now refuses alike: tests/engines/test_room_for_text.py)."""
+    with pytest.raises(UsageError, match="leaves no room for text"):
+        engine_estimate(spec("qwen2-vl-7b"), Request(dtype="q4_k_m", context=2048), "llama.cpp")
+    with pytest.raises(UsageError, match="4096 positions"):  # libmtmd's count, past willitrun's own check
+        engine_estimate(spec("qwen2-vl-7b"), Request(dtype="q4_k_m", context=4096), "llama.cpp")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -48,7 +48,9 @@ def _est(catalog, model, gib, version, **kw):
     ],
 )
 def test_v1_encoder_budget_and_items(catalog, model, gib, version, per_item, items, budget):
-    e = _est(catalog, model, gib, version)
+    # a context that holds one item and text (a 16,384-token Qwen2.5-VL image in 8,192 positions leaves no room for
+    # text: exit 2 on every engine, memory.check_room_for_text)
+    e = _est(catalog, model, gib, version, context=max(8192, per_item + 16))
     assert e.facts["mm_tokens_per_item"] == per_item
     assert e.facts["mm_items"] == items
     assert e.facts["encoder_cache_budget"] == budget

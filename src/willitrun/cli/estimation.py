@@ -197,8 +197,9 @@ def _judged(fit: Any, memory: Any, extras: Any, engine: str) -> tuple[Any, str]:
     whose host side does not fit this machine's memory (extras.host) does not fit."""
     from ..fit import DOES_NOT_FIT, judge, verdict
 
-    judged, how = verdict(fit, memory), ""
-    if extras.plan_need is not None and not judged.fits:
+    judged = verdict(fit, memory)
+    how = judged.how  # the engine's own plan (llama.cpp's --fit moving layers), when the estimate does not fit
+    if extras.plan_need is not None and (not judged.fits or judged.how):  # --offload asked: its plan is the answer
         judged, how = judge(extras.plan_need, memory, engine), extras.plan_how
     room = extras.host
     if room is not None and not room.fits and judged.fits:
@@ -326,10 +327,13 @@ def _run_engine(
         system_bandwidth_gb_s=system_bandwidth,
     )
     host_need = None
+    plan = None if fit.fits else cls.plan(fit.estimate)  # what the build does by itself (llama.cpp's --fit)
     if "engine_offload" in extras.data:
         host_need = int(extras.data["engine_offload"]["host_bytes"])
     elif any(k in engine_opts for k in _HOST_PLACING):
         host_need = int(fit.estimate.host_bytes)
+    elif plan is not None:
+        host_need = plan[1]
     _check_host(a, extras, host_need, cards)
     judged, how = _judged(fit, memory, extras, engine)
     hints: list[str] = []
@@ -426,7 +430,21 @@ def _launch(
     """The command that runs the answer printed: the estimate when it fits, else the --offload plan
     when that fits (its -ngl / num_gpu); none when nothing printed fits."""
     plan = data.get("engine_offload")
-    if not fit.fits and plan and plan.get("fits"):
+    facts = fit.estimate.facts
+    if not fit.fits and not plan and cls.plan(fit.estimate) is not None:
+        # llama.cpp's --fit plan: its least context and the layers (or experts) it moves, said on the line
+        placed = {"gpu_layers": facts["fit_gpu_layers"]} if "fit_gpu_layers" in facts else {}
+        placed |= {"n_cpu_moe": facts["fit_n_cpu_moe"]} if "fit_n_cpu_moe" in facts else {}
+        est, options = engine_fit_options(
+            spec,
+            replace(req, context=fit.estimate.context_tokens),
+            cls.name,
+            {**engine_opts, **placed},
+            vram_bytes,
+            device_name,
+            search=False,
+        )
+    elif not fit.fits and plan and plan.get("fits"):
         est, options = engine_fit_options(
             spec,
             req,

@@ -176,6 +176,22 @@ def engine_extras(
         raise UsageError("--speed needs a catalog GPU (--gpu) for its memory bandwidth")
     vram = fit.vram_bytes
     est = fit.estimate
+    plan = None if fit.fits else cls.plan(est)  # the engine's own plan (llama.cpp's --fit moving layers to the host)
+    if plan is not None and not offload:
+        from ..render import size
+
+        gpu, host, how = plan
+        # the plan's own buffers (its -ngl / --n-cpu-moe at --fit's context), for --speed and --max-batch
+        placed = {k: est.facts[f"fit_{k}"] for k in ("gpu_layers", "n_cpu_moe") if f"fit_{k}" in est.facts}
+        est = engine_fit(
+            spec, replace(req, context=est.context_tokens), engine, {**given, **placed}, vram, search=False
+        )
+        moe = int(placed.get("n_cpu_moe", moe))
+        x.data["engine_plan"] = {"how": how, "gpu_bytes": gpu, "host_bytes": host}
+        x.views.append(
+            f"Plan: {how}: {size(gpu)} on the GPU of {size(vram)}, {size(host)} in system memory "
+            "(the table is every layer on the GPU)."
+        )
     if offload:
         if not cls.places_layers:
             raise UsageError(f"--offload places layers as llama.cpp's -ngl does: use --engine llama.cpp, not {engine}")
@@ -210,6 +226,7 @@ def engine_extras(
     if (
         "n_cpu_moe" in cls.takes
         and not fit.fits
+        and plan is None
         and len(cards) <= 1
         and not offload
         and "n_cpu_moe" not in given
@@ -264,6 +281,7 @@ def engine_extras(
             and len(cards) == 1
             and not offload
             and "gpu_layers" not in given
+            and "fit_gpu_layers" not in est.facts
             and geometry(spec).experts
         ):
             from ..layers import layout
@@ -281,7 +299,7 @@ def engine_extras(
                 sys_bw,
             )
         x.data["decode_speed"] = as_plain(sp)
-        x.views.append(speed_view(sp, fits=fit.fits or offload))
+        x.views.append(speed_view(sp, fits=fit.fits or offload or plan is not None))
     return x
 
 

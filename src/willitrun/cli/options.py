@@ -100,7 +100,8 @@ Context = Annotated[
         metavar="N",
         show_default=False,
         help=f"Positions in the self-attention cache, image tokens included, 1 to 2^{MAX_CONTEXT.bit_length() - 1} "
-        "[default: min(4096, model window)].",
+        "[default: min(4096, model window); llama.cpp on a card: what its --fit picks; vLLM: the window; ollama: "
+        "its own].",
     ),
 ]
 Batch = Annotated[str, typer.Option("--batch", "-b", metavar="N", help="Sequences processed together, 1 to 2^20.")]

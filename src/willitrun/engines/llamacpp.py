@@ -32,14 +32,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .. import archs, gguf
 from ..archs import caches
 from ..archs.base import EXPERT_ROLES, VisionShape, uniform_width
 from ..dtypes import BF16, F16, F32, Q8_0, StorageType, WeightDtype, weight_dtype
 from ..errors import UsageError
-from ..memory import AnySpec, Request, default_context, resolve
+from ..memory import AnySpec, Request, check_room_for_text, default_context, largest_within, resolve
 from ..tensors import Tensor, model_tensors
 from .base import Buffer, EngineEstimate, aligned_sum, pad
 
@@ -927,7 +927,7 @@ def mmproj_buffers(
     image_size: tuple[int, int] | None,
     opt: LlamaCppOptions,
     flash_attn: bool,
-    n_ctx: int,
+    n_ctx: int | None,
 ) -> tuple[list[Buffer], list[str], list[str]]:
     """The mmproj file (libmtmd, --mmproj) of a Gemma 3 / Qwen2-VL / Mistral 3 model: its weights on the
     GPU (clip_ctx loads them to the first GPU backend), the GPU compute buffer of one image's graph and
@@ -1013,10 +1013,12 @@ def mmproj_buffers(
                 else " (llama.cpp gave clip.cpp flash attention in PR #16837, November 2025)"
             )
         )
-    warnings = []
-    if images * tokens > n_ctx:
-        warnings.append(f"{images} image(s) of {tokens:,} embeddings do not fit the {n_ctx:,}-cell context")
-    return buffers, notes, warnings
+    if n_ctx is not None and images * tokens >= n_ctx:  # libmtmd's own count (clip_n_output_tokens)
+        raise UsageError(
+            f"the context {n_ctx} leaves no room for text: {images} image(s) take {images * tokens} positions "
+            "(llama.cpp's libmtmd)"
+        )
+    return buffers, notes, []
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1321,73 +1323,234 @@ LLAMACPP_CACHE_KINDS = frozenset(
 
 
 def _device_peak(est: EngineEstimate) -> int:
-    """The fullest device's bytes: what --fit holds against each device's free memory less its target."""
+    """The fullest device's bytes as --fit measures them: llama_get_memory_breakdown's model + context + compute
+    of each device (common/fit.cpp `dmd.mb.total()`), so not a CUDA overhead willitrun adds (kind "overhead")."""
     per_device: dict[int, int] = {}
     for b in est.buffers:
-        if b.placement == "gpu":
+        if b.placement == "gpu" and b.kind != "overhead":
             per_device[b.device] = per_device.get(b.device, 0) + b.bytes
     return max(per_device.values(), default=0)
 
 
-def _default_context(
-    spec: AnySpec,
-    request: Request,
-    opt: LlamaCppOptions,
-    engine: str,
-    extra: tuple[Buffer, ...],
-    notes: tuple[str, ...],
-    output_embd: bool,
-    at_default: EngineEstimate,
-) -> tuple[int, str] | None:
-    """The context llama.cpp takes when -c is not given, and why; None: willitrun's own default (builds before
-    --fit whose default, 4096, is memory.DEFAULT_CONTEXT as well).
+def _devices_used(est: EngineEstimate) -> tuple[int, int]:
+    """(every device's bytes as --fit sums them, the model buffers' part of it)."""
+    used = model = 0
+    for b in est.buffers:
+        if b.placement == "gpu" and b.kind != "overhead":
+            used += b.bytes
+            model += b.bytes if b.kind == "weights" else 0
+    return used, model
 
-    With --fit (common/fit.cpp, PR #16653): the trained window; when the model's device memory at it exceeds the
-    card less the fit target, fit measures again at fit_params_min_ctx (4096), interpolates linearly between the
-    two to the target (`bytes_per_ctx = (used(n_ctx_max) - used(n_ctx_min)) / (n_ctx_max - n_ctx_min)`) and rounds
-    down to a multiple of 256 x n_streams; below 4096 it keeps 4096 and moves layers instead."""
-    version = LLAMACPP_VERSIONS[opt.version]
-    if not version.fit:
+
+@dataclass(frozen=True)
+class FitContext:
+    """The context a build with --fit takes when -c is not given (common/fit.cpp), and why.
+
+    `n_ctx` is in the unit the estimate's context is (n_ctx for llama-server's unified cache, positions per
+    sequence for --batch N); `gpu_layers` is what --fit's layer step would set when even its least context
+    does not fit the card less its target (None: every layer stays on the GPU)."""
+
+    n_ctx: int
+    reason: str
+    gpu_layers: int | None = None
+    n_layer: int = 0
+    n_cpu_moe: int | None = None  # a mixture of experts: the layers whose experts --fit moves to the host
+    # the layer step's placement: the fullest GPU's bytes (as --fit measures them) and the host's, with what moved
+    plan_gpu_bytes: int = 0
+    plan_host_bytes: int = 0
+    plan_how: str = ""
+
+
+# (id(spec), engine, request, options, output_embd) -> (the spec, its FitContext): the search costs two
+# estimates (the trained window and 4096) and is asked again by every command of one answer (main, its
+# largest-context search, check's repeated rows, gpus' rows of one card): done once each. Bounded as
+# cli/checks.py's memos are; the spec is held so that its id stays its own.
+_FIT_MEMO: dict[tuple[object, ...], tuple[AnySpec, FitContext | None]] = {}
+_FIT_MEMO_SIZE = 1 << 12
+
+
+def fit_context(
+    spec: AnySpec, request: Request, opt: LlamaCppOptions, engine: str = "llama.cpp", output_embd: bool = False
+) -> FitContext | None:
+    """What a build with --fit takes for n_ctx when neither -c nor --context is given, on the card
+    `opt.vram_bytes` (None: no card, nothing to fit; also None for builds before --fit, whose -c default is
+    4096: common.h `int32_t n_ctx = 4096`). Memoized per (spec, request, options).
+
+    ggml-org/llama.cpp common/fit.cpp (PR #16653; read at 08033df02cc3), common_params_fit_impl:
+    - `const uint32_t n_streams = cparams->kv_unified ? 1 : std::max<uint32_t>(1, cparams->n_seq_max);`
+      `const bool n_ctx_auto = cparams->n_ctx == 0;` and, unset, `cparams->n_ctx = n_ctx_max` where
+      `n_ctx_max = hp_nct * n_streams` (the trained window per stream);
+    - step 1: `projected_free = dmd.free - dmd.mb.total()`; `if (projected_free_per_device[0] >= margins[0])`
+      "no changes needed": the window is kept;
+    - step 2: with `n_ctx_max > n_ctx_min_total` (`n_ctx_min * n_streams`, common.h fit_params_min_ctx 4096)
+      it measures again at n_ctx_min_total and, when `sum_used_target > sum_projected_used_min_ctx`,
+      `cparams->n_ctx += (n_ctx_max - n_ctx_min_total) * (sum_used_target - sum_projected_used_min_ctx) /
+      (sum_projected_used - sum_projected_used_min_ctx);` then `const uint32_t align = 256 * n_streams;
+      cparams->n_ctx = std::max(cparams->n_ctx - cparams->n_ctx % align, n_ctx_min_total);` -- one device
+      returns there ("entire model can be fit by reducing context"), several subtract `(nd + 1) *
+      model_per_layer / (hp_nex == 0 ? 2 : 6)` from the target first;
+    - otherwise n_ctx stays n_ctx_min_total and step 3 moves layers to the host: "iteratively fill the back to
+      front with dense layers" (the most layers whose device memory meets `targets[id] = free - margin`), which
+      it does only while `mparams->n_gpu_layers` is the default ("n_gpu_layers already set by user ... abort").
+    The card's whole memory (less --margin) stands for `dmd.free`, so every command -- `gpus` has no free
+    memory -- takes the same context; a detected card with less free is judged TIGHT by the verdict."""
+    if opt.vram_bytes is None or not LLAMACPP_VERSIONS[opt.version].fit:
         return None
+    key = (id(spec), engine, request, opt, output_embd)
+    hit = _FIT_MEMO.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    found = _fit_context(spec, request, opt, engine, output_embd)
+    if len(_FIT_MEMO) >= _FIT_MEMO_SIZE:
+        _FIT_MEMO.clear()
+    _FIT_MEMO[key] = (spec, found)
+    return found
+
+
+class _Probe(NamedTuple):
+    """What --fit reads of one test allocation (common_get_device_memory_data): the fullest device, every device's
+    sum and its model part; and the plan's figures (the fullest GPU as willitrun compares it, the host)."""
+
+    peak: int
+    used: int
+    model: int
+    max_device: int
+    host: int
+    n_layer: int
+
+
+# (id(spec), engine, request, options without the card, output_embd, n_ctx) -> (the spec, its probe): a probe does not
+# depend on the card, so the two of every model (the window, 4096) and the layer step's are measured once for all
+# the cards of `gpus` or `check --rows`; bounded as _FIT_MEMO is.
+_PROBES: dict[tuple[object, ...], tuple[AnySpec, _Probe]] = {}
+
+
+def _probe(spec: AnySpec, request: Request, opt: LlamaCppOptions, engine: str, output_embd: bool, n_ctx: int) -> _Probe:
+    opt = replace(opt, vram_bytes=None)
+    key = (id(spec), engine, request, opt, output_embd, n_ctx)
+    hit = _PROBES.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    est = _llamacpp_estimate(spec, request, opt, engine=engine, n_ctx=n_ctx, output_embd=output_embd, room=False)
+    used, model = _devices_used(est)
+    found = _Probe(_device_peak(est), used, model, est.max_device_bytes, est.host_bytes, int(est.facts["n_layer"]))
+    if len(_PROBES) >= _FIT_MEMO_SIZE:
+        _PROBES.clear()
+    _PROBES[key] = (spec, found)
+    return found
+
+
+def _fit_context(
+    spec: AnySpec, request: Request, opt: LlamaCppOptions, engine: str, output_embd: bool
+) -> FitContext | None:
     window = archs.geometry(spec).context_window
     if not window:
         return None
-    if opt.vram_bytes is None or window <= LLAMACPP_FIT_MIN_CTX:
-        return window, (
-            f"n_ctx {window}: the trained window, what llama.cpp builds with --fit take when -c is not given "
-            "(PR #16653)" + ("; with a card, --fit shrinks it to what fits" if opt.vram_bytes is None else "")
-        )
+    vram = opt.vram_bytes
+    assert vram is not None
+    version = LLAMACPP_VERSIONS[opt.version]
     target = opt.fit_target_bytes if opt.fit_target_bytes is not None else LLAMACPP_FIT_TARGET_BYTES
-    budget = opt.vram_bytes - target
-
-    def used(ctx: int) -> int:
-        if ctx == at_default.n_ctx:
-            return _device_peak(at_default)
-        return _device_peak(
-            _llamacpp_estimate(
-                spec, request, opt, engine=engine, n_ctx=ctx, extra=extra, notes=notes, output_embd=output_embd
-            )
-        )
-
-    full = used(window)
-    if full <= budget:
-        return (
-            window,
-            f"n_ctx {window}: the trained window, which --fit keeps: it fits the card less {target >> 20} MiB",
-        )
-    least = used(LLAMACPP_FIT_MIN_CTX)
-    streams = 1 if version.server_auto_parallel and opt.parallel is None else max(1, opt.parallel or 1)
-    step = 256 * streams
-    if least >= budget or full <= least:
-        ctx = LLAMACPP_FIT_MIN_CTX
+    mib = target >> 20
+    # the streams as the estimate resolves them: llama-server's -np auto is one unified cache; --batch N is N
+    # sequences of --context positions each (the estimate multiplies); -np N without -kvu is N streams of n_ctx / N
+    auto = opt.parallel is None and version.server_auto_parallel and request.batch <= 1
+    if auto or opt.kv_unified:
+        streams, per = 1, 1
+    elif opt.parallel is None or opt.parallel == 1:
+        streams, per = max(1, request.batch), 1
     else:
-        per_ctx = (full - least) / (window - LLAMACPP_FIT_MIN_CTX)
-        ctx = LLAMACPP_FIT_MIN_CTX + int((budget - least) / per_ctx)
-        ctx = max(LLAMACPP_FIT_MIN_CTX, ctx // step * step)
-    return ctx, (
-        f"n_ctx {ctx}: --fit shrank the trained window ({window}) to what fits the card less its {target >> 20} MiB "
-        "target (common/fit.cpp: interpolated between n_ctx_train and 4096, rounded down to 256)"
-        + ("; at 4096 it moves layers to the host instead" if ctx == LLAMACPP_FIT_MIN_CTX else "")
+        streams, per = opt.parallel, opt.parallel
+    n_ctx_max, n_ctx_min = window * per, LLAMACPP_FIT_MIN_CTX * per
+
+    def measured(ctx: int, o: LlamaCppOptions = opt) -> _Probe:
+        return _probe(spec, request, o, engine, output_embd, ctx)
+
+    unit = "n_ctx" if per > 1 or streams == 1 else "positions per sequence"
+    # -np N without a unified cache: N streams of the window each (n_ctx_max = hp_nct * n_streams)
+    per_stream = f" x {per} streams" if per > 1 else ""
+    shown = f"{window:,}{per_stream} = {n_ctx_max:,}" if per > 1 else f"{n_ctx_max:,}"
+    if window <= LLAMACPP_FIT_MIN_CTX:
+        return FitContext(
+            n_ctx_max,
+            f"{unit} {n_ctx_max:,}: the trained window{per_stream}, which llama.cpp's --fit takes when -c is not given and keeps "
+            f"at or below its least context ({LLAMACPP_FIT_MIN_CTX:,}; common/fit.cpp)",
+        )
+    full = measured(n_ctx_max)
+    gpus = max(1, opt.gpus)
+    if full.peak <= vram - target:  # step 1: fits as it is
+        return FitContext(
+            n_ctx_max,
+            f"{unit} {n_ctx_max:,}: the trained window{per_stream}, which llama.cpp's --fit takes when -c is not given and "
+            f"keeps, as it fits the card less its {mib} MiB target (common/fit.cpp)",
+        )
+    used_full, model = full.used, full.model
+    used_target = gpus * (vram - target)
+    if gpus > 1:  # several devices: whole layers (dense) or whole tensors (MoE) waste some of each
+        layers = min(opt.gpu_layers if opt.gpu_layers is not None else 1 << 30, lm_shape(spec).n_layer)
+        used_target -= (gpus + 1) * (model // max(layers, 1)) // (6 if archs.geometry(spec).experts else 2)
+    least = measured(n_ctx_min)
+    used_min = least.used
+    if used_target > used_min and used_full > used_min:
+        ctx = n_ctx_min + (n_ctx_max - n_ctx_min) * (used_target - used_min) // (used_full - used_min)
+        align = 256 * per  # 256 x n_streams of n_ctx: 256 positions per sequence
+        ctx = max(ctx - ctx % align, n_ctx_min)
+        return FitContext(
+            ctx,
+            f"{unit} {ctx:,}: llama.cpp's --fit shrank the trained window ({shown}) to what fits the card less "
+            f"its {mib} MiB target (common/fit.cpp: interpolated between the window and {n_ctx_min:,}, rounded down "
+            f"to a multiple of {align})",
+        )
+    # step 3: the least context, and layers to the host (not when -ngl, -ot or --n-cpu-moe place them already)
+    n_layer = least.n_layer
+    # several cards: --fit spreads layers by each device's free memory (not modelled: willitrun splits evenly)
+    placed = opt.gpu_layers is not None or opt.n_cpu_moe or opt.cpu_moe or opt.override_tensor or gpus > 1
+    why = (
+        f"{unit} {n_ctx_min:,}: even at its least context llama.cpp's --fit does not meet the card less its "
+        f"{mib} MiB target"
+    )
+    if placed or least.peak <= vram - target:
+        return FitContext(n_ctx_min, why + " (common/fit.cpp)")
+    budget = vram - target
+    if archs.geometry(spec).experts:
+        # a mixture of experts: --fit puts every expert tensor in host memory first ("for a MoE model, same as
+        # dense model but with all MoE tensors in system memory") and then converts layers back to full layers
+        # while they fit (step 4): as many layers' experts on the host as --n-cpu-moe N moves
+        # the fewest layers whose experts move: the most m layers keeping theirs on the GPU, the peak near-affine
+        # in m (memory.largest_within: a handful of probes, the same answer as a bisection)
+        def kept(m: int) -> int:
+            return measured(n_ctx_min, replace(opt, n_cpu_moe=n_layer - m)).peak
+
+        m = largest_within(kept, budget, 0, n_layer)
+        moe = n_layer - m
+        if kept(m) <= budget:
+            at = measured(n_ctx_min, replace(opt, n_cpu_moe=moe))
+            return FitContext(
+                n_ctx_min,
+                why + f": it keeps {n_ctx_min:,} and moves the expert tensors of {moe} of {n_layer} layers to the "
+                "host (as --n-cpu-moe "
+                f"{moe}; common/fit.cpp steps 3 and 4)",
+                None,
+                n_layer,
+                moe,
+                at.max_device,
+                at.host,
+                f"with llama.cpp's --fit keeping the experts of {moe} of {n_layer} layers in host memory "
+                f"(--n-cpu-moe {moe})",
+            )
+    ngl = largest_within(lambda n: measured(n_ctx_min, replace(opt, gpu_layers=n)).peak, budget, 0, n_layer + 1)
+    moved = n_layer + 1 - ngl
+    at = measured(n_ctx_min, replace(opt, gpu_layers=ngl))
+    return FitContext(
+        n_ctx_min,
+        why + f": it keeps {n_ctx_min:,} and moves {moved} of {n_layer + 1} layers to the host (-ngl {ngl}; "
+        "common/fit.cpp step 3, 'fill the back to front with dense layers')",
+        ngl,
+        n_layer,
+        None,
+        at.max_device,
+        at.host,
+        # -ngl 0: nothing of the model on the GPU (llama.cpp then runs on the CPU): no plan that uses the card
+        f"with llama.cpp's --fit moving {moved} of {n_layer + 1} layers to the host (-ngl {ngl})" if ngl else "",
     )
 
 
@@ -1526,26 +1689,54 @@ def llamacpp_estimate(
     notes: tuple[str, ...] = (),
     output_embd: bool = False,
 ) -> EngineEstimate:
-    """Every buffer llama.cpp allocates for `spec` (see the module docstring). Without a context asked, the
-    answer is at willitrun's default (4096, memory.DEFAULT_CONTEXT, so that every command -- gpus has no one
-    card -- answers the same, and the launch line passes -c); what the build itself would take without -c (the
-    trained window on builds with --fit, shrunk to the card: _default_context) is said in a note and kept as
-    the fact `build_default_n_ctx`."""
+    """Every buffer llama.cpp allocates for `spec` (see the module docstring), at the context asked (`n_ctx`,
+    else `request.context`); with none asked, at the context the build takes without -c:
+    - builds with --fit (PR #16653) on a card (`options.vram_bytes`, which every command sets from --gpu /
+      --vram / the card of a `gpus` row): the trained window, shrunk by --fit to what fits the card less its
+      target (fit_context); the answer says so (facts `context_source` "fit" and `context_reason`);
+    - builds before --fit: 4096 (common.h `int32_t n_ctx = 4096`, also memory.DEFAULT_CONTEXT);
+    - no card (library use without vram_bytes): 4096, willitrun's default, with the build's own choice (the
+      trained window, which --fit would shrink to a card) in a note and the fact `build_default_n_ctx`."""
     kw = {"engine": engine, "extra": extra, "notes": notes, "output_embd": output_embd}
-    est = _llamacpp_estimate(spec, request, options, n_ctx=n_ctx, **kw)  # type: ignore[arg-type]
     opt = options or LlamaCppOptions()
     if n_ctx or request.context:
-        return est
-    fitted = _default_context(spec, request, opt, engine, extra, notes, output_embd, est)
+        return _llamacpp_estimate(spec, request, options, n_ctx=n_ctx, **kw)  # type: ignore[arg-type]
+    fitted = fit_context(spec, request, opt, engine, output_embd) if not extra else None
     if fitted is None:
-        return est
-    ctx, why = fitted
-    note = why + (
-        f"; willitrun answers at {est.context_tokens} (give --context {ctx} for it)"
-        if ctx != est.context_tokens
-        else ""
-    )
-    return replace(est, notes=(*est.notes, note), facts={**est.facts, "build_default_n_ctx": ctx})
+        est = _llamacpp_estimate(spec, request, options, **kw)  # type: ignore[arg-type]
+        window = archs.geometry(spec).context_window
+        if not LLAMACPP_VERSIONS[opt.version].fit or not window or window == est.context_tokens:
+            return est
+        note = (
+            f"without a card willitrun answers at {est.context_tokens:,}; a build with --fit takes the trained window "
+            f"({window:,}) when -c is not given and shrinks it to what fits the card (PR #16653): give --gpu or --vram"
+        )
+        return replace(
+            est,
+            notes=(*est.notes, note),
+            facts={**est.facts, "build_default_n_ctx": window, "context_source": "default"},
+        )
+    try:
+        est = _llamacpp_estimate(spec, request, options, n_ctx=fitted.n_ctx, **kw)  # type: ignore[arg-type]
+    except UsageError as err:  # the media do not fit the context --fit picks: say who picked it
+        if "leaves no room for text" not in str(err):
+            raise
+        raise UsageError(f"{err} (the context llama.cpp's --fit picks on this card; give --context)") from None
+    facts: dict[str, int | bool | str] = {
+        **est.facts,
+        "build_default_n_ctx": fitted.n_ctx,
+        "context_source": "fit",
+        "context_reason": fitted.reason,
+    }
+    if fitted.gpu_layers is not None:
+        facts["fit_gpu_layers"] = fitted.gpu_layers
+    if fitted.n_cpu_moe is not None:
+        facts["fit_n_cpu_moe"] = fitted.n_cpu_moe
+    if fitted.plan_how:  # what the build itself does when the whole model does not fit (Engine.plan)
+        facts["fit_plan_gpu_bytes"] = fitted.plan_gpu_bytes
+        facts["fit_plan_host_bytes"] = fitted.plan_host_bytes
+        facts["fit_plan_how"] = fitted.plan_how
+    return replace(est, notes=(*est.notes, fitted.reason), facts=facts)
 
 
 def _llamacpp_estimate(
@@ -1558,8 +1749,10 @@ def _llamacpp_estimate(
     extra: tuple[Buffer, ...] = (),
     notes: tuple[str, ...] = (),
     output_embd: bool = False,
+    room: bool = True,
 ) -> EngineEstimate:
-    """Every buffer llama.cpp allocates for `spec` (see the module docstring)."""
+    """Every buffer llama.cpp allocates for `spec` (see the module docstring); `room` False: a --fit probe, which
+    measures memory at a context whatever the media take of it (common/fit.cpp loads no prompt)."""
     opt = options or LlamaCppOptions()
     check_architecture(spec, engine)
     r = resolve(spec, request)
@@ -1582,6 +1775,10 @@ def _llamacpp_estimate(
         else:
             opt = replace(opt, parallel=1)
     parallel: int = opt.parallel or 1
+    # the media must leave room for text in the context asked (--context, ollama's num_ctx, --fit's pick): positions
+    # per sequence with --batch, n_ctx with -np (the largest-context search starts just above the media's positions)
+    if room and clip_graph(spec) is None:  # a vision tower through libmtmd: its own count, in mmproj_buffers
+        check_room_for_text(r, asked, "--context" if request.context else "the context")
     if request.batch > 1 and parallel == 1:
         # --context is positions per sequence: N sequences of it are llama.cpp's -np N -c (N x context)
         opt = replace(opt, parallel=request.batch)
@@ -1961,7 +2158,7 @@ def _llamacpp_estimate(
         )
     # The mmproj file (Gemma 3, Qwen2-VL, Pixtral through libmtmd): weights, CLIP graph, the f32 image.
     vision_buffers, vision_notes, vision_warnings = mmproj_buffers(
-        spec, tensors, r.images, r.image_size, opt, fa, cells
+        spec, tensors, r.images, r.image_size, opt, fa, cells if room else None
     )
     if opt.mmproj_file is not None and g.vision is None and not vision_buffers:
         raise UsageError(

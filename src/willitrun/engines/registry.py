@@ -186,6 +186,12 @@ class Engine:
         return None
 
     @classmethod
+    def plan(cls, e: EngineEstimate) -> tuple[int, int, str] | None:
+        """What the engine does by itself when the estimate does not fit the card: (the fullest GPU's bytes, the
+        host's, how: "with ...'s --fit moving 36 of 81 layers to the host (-ngl 45)"); None: it does not start."""
+        return None
+
+    @classmethod
     def budget_line(cls, f: EngineFit, size: Callable[[int], str]) -> str:
         """One sentence on how the need compares with the engine's own budget, said before the verdict ("");
         `size` writes bytes for display (render.size)."""
@@ -310,13 +316,22 @@ class LlamaCpp(Engine):
 
     @classmethod
     def option_defaults(cls, vram_bytes: int, gpu_name: str | None) -> dict[str, Any]:
-        return {"vram_bytes": vram_bytes}  # --fit's default context (engines/llamacpp.py _default_context)
+        return {"vram_bytes": vram_bytes}  # --fit's default context (engines/llamacpp.py fit_context)
 
     @classmethod
     def versions(cls) -> Mapping[str, Any]:
         from .llamacpp import LLAMACPP_VERSIONS
 
         return LLAMACPP_VERSIONS
+
+    @classmethod
+    def plan(cls, e: EngineEstimate) -> tuple[int, int, str] | None:
+        """The layer step of --fit (engines/llamacpp.py fit_context): with no -c, -ngl, -ot or --n-cpu-moe and even
+        4096 too large for the card less its target, the build moves layers (a MoE model's experts) to the host."""
+        f = e.facts
+        if not f.get("fit_plan_how"):
+            return None
+        return int(f["fit_plan_gpu_bytes"]), int(f["fit_plan_host_bytes"]), str(f["fit_plan_how"])
 
     @classmethod
     def estimate(

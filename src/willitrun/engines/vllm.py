@@ -53,6 +53,7 @@ from ..memory import (
     AnySpec,
     Request,
     Resolved,
+    check_room_for_text,
     resolve,
     stage_peak,
     stages,
@@ -1550,6 +1551,8 @@ def budgets(
     r = r0
     window = r.att.context_window or 4096
     max_model_len = opt.max_model_len or request.context or window
+    # a prompt whose images or audio alone fill max_model_len never runs (vLLM refuses prompts longer than it)
+    check_room_for_text(r, max_model_len, "--context" if request.context else "max_model_len")
     batched, seqs = batch_defaults(
         opt, max_model_len, g.takes_images or g.vision_cross_attention, g.sliding_window is not None
     )

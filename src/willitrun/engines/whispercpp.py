@@ -247,6 +247,8 @@ def whispercpp_estimate(spec: AnySpec, request: Request, options: WhisperCppOpti
     v = whispercpp_version(opt.version)
     flash = bool(v.flash_attn_default if opt.flash_attn is None else opt.flash_attn)
     # ggml-{model}.bin files are f16 (convert-pt-to-ggml.py); the checkpoint's float32 is not what runs.
+    if request.audio_seconds is not None or request.images or request.image_size is not None:
+        resolve(spec, request)  # the same one line as every engine: Whisper takes no audio or image in its context
     r = resolve(spec, Request(dtype=request.dtype or "fp16", kv_dtype=request.kv_dtype or "f16"))
     if r.dtype.family == "quantized":
         raise UsageError(f"whisper.cpp files are f32, f16 or ggml-quantized (q8_0, q4_0 ...), not {r.dtype.name}")
