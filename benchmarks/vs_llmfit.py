@@ -19,6 +19,7 @@ the median of the pairs is reported with its min and max. Nothing but the standa
     python benchmarks/vs_llmfit.py                   # 7 pairs per row
     python benchmarks/vs_llmfit.py --runs 15 --llmfit /path/to/llmfit
     python benchmarks/vs_llmfit.py --record benchmarks/vs-llmfit-results.md
+    python benchmarks/vs_llmfit.py --only ladder     # the cases whose label contains "ladder"
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7, help="pairs per row (default 7)")
     parser.add_argument("--llmfit", help="the llmfit binary [default: llmfit on PATH]")
     parser.add_argument("--record", type=Path, help="also write the table (with the machine) to this file")
+    parser.add_argument("--only", metavar="TEXT", help="time only the cases whose label contains TEXT (e.g. ladder)")
     opts = parser.parse_args()
     peer = opts.llmfit or shutil.which("llmfit")
     if not peer:
@@ -139,6 +141,8 @@ def main() -> int:
             1.0,
         ),
     ]
+    if opts.only:
+        cases = [c for c in cases if opts.only in c[0]]
     lines = [
         f"median wall time of {opts.runs} alternating pairs (willitrun, llmfit); ratio = willitrun / llmfit",
         f"{'case':<68} {'willitrun':>9} {'llmfit':>8} {'ratio (min-max)':>20} {'target':>7}",

@@ -5,7 +5,8 @@
 - `which_gpus` / `cards_needed`: every catalog GPU, and how many of one card a model needs;
 - `sweep`: total memory by component at context 512, 1024, ... up to the model's window;
 - and, re-exported from placement.py and speed.py: multi-GPU splits, partial offload and the
-  decode-speed bound, so `from willitrun.answers import ...` reaches every answer.
+  decode-speed bound, so `from willitrun.answers import ...` reaches every answer. They load on first
+  use (PEP 562 `__getattr__`): the ladder needs neither module (~8 ms of `willitrun ladder`).
 
 Pure library: no typer, no rich, nothing printed. Every size is an int of bytes.
 """
@@ -15,13 +16,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import archs
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
 from .errors import UsageError
-from .fit import FITS, Memory, context_limit, judge, ladder_dtypes, largest, max_context, verdict
-from .layers import Layout, layout
+from .fit import FITS, Memory, context_limit, judge, ladder_dtypes, max_context, verdict
 from .limits import MAX_CARDS
 from .memory import (
     AnySpec,
@@ -30,32 +30,71 @@ from .memory import (
     Resolved,
     default_context,
     estimate_resolved,
+    largest_within,
     resolve,
     weight_components,
 )
-from .placement import (
-    Card,
-    Device,
-    Offload,
-    Split,
-    device,
-    layer_owners,
-    layer_split,
-    offload,
-    split,
-    tensor_split,
-    tp_bytes,
-    tp_constraints,
-    tp_kv_heads,
-    tp_problems,
-)
-from .specs import GPUSpec
-from .speed import SYSTEM_BANDWIDTH_BYTES_S, DecodeSpeed, SpeedTerm, decode_speed, offload_speed, split_speed
 from .tensors import model_tensors
 
 if TYPE_CHECKING:
     from .engines import EngineOptions
+    from .layers import Layout, layout
     from .overrides import WeightsOverride
+    from .placement import (
+        Card,
+        Device,
+        Offload,
+        Split,
+        device,
+        layer_owners,
+        layer_split,
+        offload,
+        split,
+        tensor_split,
+        tp_constraints,
+        tp_problems,
+    )
+    from .specs import GPUSpec
+    from .speed import SYSTEM_BANDWIDTH_BYTES_S, DecodeSpeed, SpeedTerm, decode_speed, offload_speed, split_speed
+
+# names re-exported from the module that defines them, imported on first use
+_REEXPORTS = {
+    **dict.fromkeys(("Layout", "layout"), "layers"),
+    **dict.fromkeys(
+        (
+            "Card",
+            "Device",
+            "Offload",
+            "Split",
+            "device",
+            "layer_owners",
+            "layer_split",
+            "offload",
+            "split",
+            "tensor_split",
+            "tp_constraints",
+            "tp_problems",
+        ),
+        "placement",
+    ),
+    **dict.fromkeys(
+        ("SYSTEM_BANDWIDTH_BYTES_S", "DecodeSpeed", "SpeedTerm", "decode_speed", "offload_speed", "split_speed"),
+        "speed",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The names of placement.py, speed.py and layers.py, loaded on first use."""
+    module = _REEXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __package__), name)
+    globals()[name] = value
+    return value
+
 
 LADDER_KV = ("f16", "q8_0", "q4_0")
 SWEEP_START = 512
@@ -119,12 +158,21 @@ class BatchAnswer:
 
 
 def max_batch(r: Resolved, vram: int, context: int, beams: int = 1) -> BatchAnswer:
-    """Largest batch whose total fits at `context`: doubling to bracket it, then bisection (the
-    total grows with the batch: caches and activations are per sequence). Exact: it fits, +1 does not."""
-    n = largest(lambda b: _total(r, context, b, beams) <= vram, 1, _MAX_BATCH, grow=True)
+    """Largest batch whose total fits at `context` (the total grows with the batch: caches and
+    activations are per sequence). Exact: it fits, +1 does not. memory.largest_within solves it in a
+    few estimates where the total is affine in the batch (it is, here), as the doubling and bisection
+    it replaced did in ~2 log2 of the answer; the estimates it made are reused for the answer's totals."""
+    totals: dict[int, int] = {}
+
+    def total(b: int) -> int:
+        if b not in totals:
+            totals[b] = _total(r, context, b, beams)
+        return totals[b]
+
+    n = largest_within(total, vram, 1, _MAX_BATCH)
     at = max(n, 1)
-    total, after = _total(r, context, at, beams), _total(r, context, at + 1, beams)
-    return BatchAnswer(context, beams, vram, n, total, after if n else total, after - total)
+    now, after = total(at), total(at + 1)
+    return BatchAnswer(context, beams, vram, n, now, after if n else now, after - now)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -189,17 +237,48 @@ def _imported(req: Request, engine: str | None, weights: WeightsOverride | None)
     return req, engine_for(req.dtype or (weights.dtype if weights is not None else None), engine)
 
 
-def engine_max_batch(spec: AnySpec, req: Request, engine: str, vram: int, context: int) -> int:
+def engine_max_batch(
+    spec: AnySpec, req: Request, engine: str, vram: int, context: int, guess: int | None = None
+) -> int:
     """The most sequences of `context` positions whose llama.cpp or ollama estimate fits (the fullest
-    GPU's bytes, as engine_fit compares them; no context search per probe)."""
+    GPU's bytes, as engine_fit compares them; no context search per probe).
+
+    Solved by memory.largest_within: each sequence adds its KV cells, outputs and mask columns, so the
+    bytes grow almost linearly with the batch (padding aside) and the line through the bracket's ends
+    lands on the answer, which the estimate at answer + 1 confirms: ~4 estimates where doubling and
+    bisection took ~10 (ladder llava-7b: 198 estimates, ~0.2 s). `guess` (the ladder's previous row
+    predicts the next) is tried first with its neighbour: 2 estimates when it is right, and the same
+    search on what is left when it is not. The same answer whenever the bytes never fall as the batch
+    grows (tests/answers/test_answers.py checks it against a scan of every batch)."""
+    return _engine_batch(spec, req, engine, vram, context, guess)[0]
+
+
+def _engine_batch(
+    spec: AnySpec, req: Request, engine: str, vram: int, context: int, guess: int | None
+) -> tuple[int, int, int]:
+    """(engine_max_batch, the bytes one more sequence adds at that batch and the bytes left at it: 0 and 0
+    when not estimated)."""
     from .engines import engine_estimate
 
-    def fits(b: int) -> bool:
-        return (
-            engine_estimate(spec, dataclasses.replace(req, batch=b, context=context), engine).max_device_bytes <= vram
-        )
+    totals: dict[int, int] = {}
 
-    return largest(fits, 1, _MAX_NP, grow=True)
+    def total(b: int) -> int:
+        if b not in totals:
+            at = dataclasses.replace(req, batch=b, context=context)
+            totals[b] = engine_estimate(spec, at, engine).max_device_bytes
+        return totals[b]
+
+    if guess is None or not 1 <= guess < _MAX_NP:
+        n = largest_within(total, vram, 1, _MAX_NP)
+    elif total(guess) > vram:  # fewer than guessed (0 if not even one fits)
+        n = largest_within(total, vram, 1, guess - 1)
+    elif total(guess + 1) > vram:  # the guess: it fits and one more does not
+        n = guess
+    else:
+        n = largest_within(total, vram, guess + 1, _MAX_NP)
+    if n in totals and n + 1 in totals:
+        return n, totals[n + 1] - totals[n], vram - totals[n]
+    return n, 0, 0
 
 
 def engine_options(engine: str, vram: int, gpu_name: str | None = None) -> EngineOptions:
@@ -211,22 +290,59 @@ def engine_options(engine: str, vram: int, gpu_name: str | None = None) -> Engin
     return engine_class(engine).card_options(vram, gpu_name)  # type: ignore[no-any-return]
 
 
+class _BatchHint:
+    """What the last row of one KV type on one engine found: the next row (smaller weights) starts
+    its batch search where the bytes it saves would take the last row's answer. (A plain class: a
+    dataclass costs ~0.5 ms to create at import, on every `willitrun ladder`.)"""
+
+    __slots__ = ("device_bytes", "left_bytes", "max_batch", "per_sequence_bytes")
+
+    def __init__(self, device_bytes: int, max_batch: int, per_sequence_bytes: int, left_bytes: int) -> None:
+        self.device_bytes = device_bytes  # the row's fullest GPU at the asked batch
+        self.max_batch = max_batch
+        self.per_sequence_bytes = per_sequence_bytes  # what one more sequence added at max_batch
+        self.left_bytes = left_bytes  # what the card had left at max_batch
+
+    def guess(self, device_bytes: int) -> int | None:
+        """This row's batch if each sequence adds what it did in the last row, and the bytes this row
+        saves (its smaller weights) come on top of what the last row had left."""
+        if self.per_sequence_bytes <= 0 or self.max_batch < 1:
+            return None
+        return self.max_batch + (self.left_bytes + self.device_bytes - device_bytes) // self.per_sequence_bytes
+
+
 def _engine_row(
-    spec: AnySpec, req: Request, engine: str, memory: Memory, wname: str, kname: str, gpu_name: str | None
+    spec: AnySpec,
+    req: Request,
+    engine: str,
+    memory: Memory,
+    wname: str,
+    kname: str,
+    options: EngineOptions,
+    hints: dict[str, _BatchHint],
 ) -> LadderRow:
+    """One row on an engine profile; `hints` (by KV type) carries each row's batch search to the next."""
     from .engines import engine_fit
 
     vram = memory.card_bytes
     row_req = dataclasses.replace(req, dtype=wname, kv_dtype=kname)  # the context as given: the engine's default else
-    f = engine_fit(spec, row_req, engine, engine_options(engine, vram, gpu_name), vram)  # UsageError: refused
+    f = engine_fit(spec, row_req, engine, options, vram)  # UsageError: refused
     e = f.estimate
     from .engines.registry import engine_class
 
-    batch = (
-        engine_max_batch(spec, dataclasses.replace(row_req, context=e.context_tokens), engine, vram, e.context_tokens)
-        if engine_class(engine).places_layers
-        else int(f.fits)
-    )
+    if engine_class(engine).places_layers:
+        hint = hints.get(kname)
+        batch, per_seq, left = _engine_batch(
+            spec,
+            dataclasses.replace(row_req, context=e.context_tokens),
+            engine,
+            vram,
+            e.context_tokens,
+            hint.guess(e.max_device_bytes) if hint is not None else None,
+        )
+        hints[kname] = _BatchHint(e.max_device_bytes, batch, per_seq, left)
+    else:
+        batch = int(f.fits)
     v = verdict(f, memory)
     kv = e.kind_bytes("kv_self") + e.kind_bytes("kv_cross") + e.need_bytes - e.max_device_bytes  # vLLM: one request's
     return LadderRow(
@@ -260,14 +376,20 @@ def quant_ladder(
     tensors = model_tensors(spec)
     rows = []
     refused: UsageError | None = None  # why the engine gave no row; raised when no row is left at all
+    options: dict[str, EngineOptions] = {}  # by engine: the same card, the same options for every row
+    hints: dict[str, dict[str, _BatchHint]] = {}
     for wname in ladder_dtypes(spec):
         eng = engine_for(wname, engine)
         if eng != "transformers":
             from .engines.registry import engine_class
 
+            if eng not in options:
+                options[eng] = engine_options(eng, vram, gpu_name)
             for kname in engine_class(eng).ladder_kv or LADDER_KV:
                 try:
-                    rows.append(_engine_row(spec, req, eng, memory, wname, kname, gpu_name))
+                    rows.append(
+                        _engine_row(spec, req, eng, memory, wname, kname, options[eng], hints.setdefault(eng, {}))
+                    )
                 except UsageError as err:  # the engine refuses this type or architecture: no row
                     refused = err
             continue
@@ -315,6 +437,8 @@ class CardCount:
 
 def _min_cards(spec: AnySpec, est: Estimate, kv_proj_bytes: int, vram: int, max_cards: int) -> int:
     """Smallest N whose tensor split fits at the estimate's context (the first card holds the most)."""
+    from .placement import tp_bytes, tp_kv_heads, tp_problems
+
     kv_heads = tp_kv_heads(spec)
     fixed = est.activations_bytes + est.overhead_bytes
     for n in range(1, max_cards + 1):
@@ -328,6 +452,9 @@ def _min_cards(spec: AnySpec, est: Estimate, kv_proj_bytes: int, vram: int, max_
 
 def cards_needed(spec: AnySpec, req: Request, gpu: Device, max_cards: int = MAX_CARDS) -> CardCount:
     """How many of `gpu` the model needs under tensor parallelism at the request's context."""
+    from .layers import layout
+    from .placement import tensor_split, tp_problems
+
     r = resolve(spec, req)
     context = req.context or default_context(r)
     est = estimate_resolved(r, context, req.batch, req.beams)
@@ -443,6 +570,8 @@ def which_gpus(
     needed under tensor parallelism; sorted by memory. `engine` defaults as the main command's;
     `weights` are an imported file's stored tensors (its GGUF type picks llama.cpp); `margin` is
     kept free of every card (--margin)."""
+    from .layers import layout
+
     req, eng = _imported(req, engine, weights)
     if eng != "transformers":
         return _engine_gpus(spec, req, gpus, eng, margin)

@@ -8,6 +8,7 @@ effective bits per weight exceed the nominal bits. GGUF block layouts come from 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 from typing import Literal
 
 
@@ -16,11 +17,27 @@ class StorageType:
     name: str
     block_size: int  # elements per block
     block_bytes: int  # bytes per block, scales included
+    # a 2-D tile of block_rows x (block_size / block_rows) elements per scale (fp8 128 x 128): a matrix whose
+    # sides are not multiples of the tile still stores a whole scale for each partial tile
+    block_rows: int = 0
+    scale_bytes: int = 0
 
     def nbytes(self, elements: int) -> int:
         """Bytes for `elements` values: whole blocks (ggml asserts rows are whole blocks)."""
         blocks = -(-elements // self.block_size)
         return blocks * self.block_bytes
+
+    def tensor_bytes(self, shape: tuple[int, ...]) -> int:
+        """Bytes of one tensor of `shape`: `nbytes`, except that a 2-D tiled format stores one scale per
+        partial tile of each matrix (DeepSeek-V3's kv_a_proj_with_mqa [576, 7168]: 5 x 56 scales)."""
+        if not self.block_rows or len(shape) < 2:
+            return self.nbytes(prod(shape))
+        rows, cols = shape[-2], shape[-1]
+        matrices = prod(shape[:-2])
+        tile_cols = self.block_size // self.block_rows
+        tiles = -(-rows // self.block_rows) * -(-cols // tile_cols)
+        values = rows * cols * (self.block_bytes - self.scale_bytes) // self.block_size
+        return matrices * (values + tiles * self.scale_bytes)
 
     @property
     def bits_per_element(self) -> float:
@@ -39,9 +56,10 @@ INT4 = StorageType("int4", 256, 133)
 
 # Checkpoint formats of MoE releases (issue 10).
 # DeepSeek-V3/R1: float8 e4m3 weights with one fp32 scale (weight_scale_inv) per 128 x 128 block
-# (config.json quantization_config: fmt e4m3, weight_block_size [128, 128]); counted as 4 B per
-# 16,384 weights (exact for shapes that are multiples of 128, which all of V3's linear weights are).
-FP8_BLOCK = StorageType("fp8_block128", 128 * 128, 128 * 128 + 4)
+# (config.json quantization_config: fmt e4m3, weight_block_size [128, 128]); a matrix takes 1 B per weight
+# and 4 B per 128 x 128 tile, partial tiles included (V3's kv_a_proj_with_mqa is [576, 7168]: 5 x 56 scales, the
+# checkpoint's weight_scale_inv; Kimi-K2-Instruct's tensor table, tests/importers/test_real_configs.py).
+FP8_BLOCK = StorageType("fp8_block128", 128 * 128, 128 * 128 + 4, block_rows=128, scale_bytes=4)
 # gpt-oss: MXFP4 (OCP Microscaling v1.0): 32 e2m1 values (16 B) share one E8M0 scale byte; the
 # checkpoint stores them as `*_blocks` and `*_scales` (config.json quantization_config quant_method mxfp4).
 MXFP4_HF = StorageType("mxfp4", 32, 17)

@@ -173,8 +173,8 @@ class ErrorBand:
 ERROR_BANDS: dict[str, ErrorBand] = {
     "whisper.cpp": ErrorBand(30864, 10, "whispercpp-ci-v100-large-v3-turbo-f16"),
     "transformers": ErrorBand(181584372, 1, "fw-readme-v1.1.0-large-v2-openai-fp16-b5"),
-    "llama.cpp": ErrorBand(24680704, 28, "mtmd-ggufparser44-qwen2.5-vl-fa-on"),
-    "vllm": ErrorBand(49964175, 9, "vllm-pr12126-llama-3.2-11b-vision-bf16-h100-tp1"),
+    "llama.cpp": ErrorBand(24680704, 29, "mtmd-ggufparser44-qwen2.5-vl-fa-on"),
+    "vllm": ErrorBand(49964175, 10, "vllm-pr12126-llama-3.2-11b-vision-bf16-h100-tp1"),
     "ctranslate2": ErrorBand(626870272, 9, "fw-readme-17a6d83-medium-ctranslate2-3.5-fp16-b5-v100s"),
     "ollama": ErrorBand(17940, 5, "ollama-0.7.0-llama2-7b-q4_0-metal-m2pro-np2"),
 }

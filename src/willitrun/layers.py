@@ -93,7 +93,7 @@ def _layout(r: Resolved) -> Layout:
     embeddings = tied = kv_proj = 0
     has_output = any(t.role == "output" for t in tensors)
     for t, s in zip(tensors, storage, strict=True):
-        nbytes = s.nbytes(t.numel)
+        nbytes = s.tensor_bytes(t.shape)
         if t.component == "decoder" and t.role in ("attn_k", "attn_v"):
             kv_proj += nbytes
         if t.component in STACKS and t.layer is not None:

@@ -300,7 +300,7 @@ def _components(tensors: list[Tensor], storage: list[StorageType]) -> tuple[Comp
     nbytes: dict[str, int] = defaultdict(int)
     for t, s in zip(tensors, storage, strict=True):
         params[t.component] += t.numel
-        nbytes[t.component] += s.nbytes(t.numel)
+        nbytes[t.component] += s.tensor_bytes(t.shape)
     return tuple(Component(name, params[name], nbytes[name]) for name in params)
 
 
@@ -332,7 +332,7 @@ def expert_layer_bytes(spec: AnySpec, dtype: WeightDtype) -> tuple[int, ...]:
         out = [0] * g.decoder_layers
         for t, s in zip(model_tensors(spec), storage_types(spec, dtype), strict=True):
             if t.role in EXPERT_ROLES and t.component == "decoder" and t.layer is not None:
-                out[t.layer] += s.nbytes(t.numel)
+                out[t.layer] += s.tensor_bytes(t.shape)
         return tuple(out)
 
     return archs.cached(spec, f"expert_bytes:{dtype.name}", compute)
@@ -599,6 +599,8 @@ def resolve(spec: AnySpec, req: Request, weights: WeightsOverride | None = None)
             + "; the vision tower's activations for the frames are not counted"
         )
     count_audio = archs.family(spec).audio_tokens
+    if count_audio is not None and count_audio(spec, 1) == 0:
+        count_audio = None  # a model of the family without an audio tower (Gemma 3n / Gemma 4 text, no audio_config)
     if req.audio_seconds is not None and count_audio is None:
         raise UsageError(f"{spec.id} takes no audio in its context (--audio-seconds {req.audio_seconds})")
     audio = 0

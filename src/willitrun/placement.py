@@ -140,7 +140,8 @@ def tp_bytes(est: Estimate, n: int, kv_heads: int, kv_proj_bytes: int) -> tuple[
 
 def _tp_cards(est: Estimate, devices: Sequence[Device], kv_heads: int, lay: Layout) -> tuple[Card, ...]:
     w, kv = tp_bytes(est, len(devices), kv_heads, lay.kv_proj_bytes)
-    first, last = lay.layers[0].name, lay.layers[-1].name
+    # a model measured without per-layer tensors (the transformers oracle's generic spec) names no layers
+    first, last = (lay.layers[0].name, lay.layers[-1].name) if lay.layers else (None, None)
     return tuple(_card(i, d, len(lay.layers), first, last, True, w[i], kv[i], est) for i, d in enumerate(devices))
 
 

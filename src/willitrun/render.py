@@ -80,7 +80,9 @@ def _is_terminal() -> bool:
 
 def _console(name: str) -> Console:
     """One configured console each: results to stdout, warnings and errors to stderr. rich honours
-    NO_COLOR and turns styling off when the stream is not a terminal."""
+    NO_COLOR and turns styling off when the stream is not a terminal. No emoji codes: a name with
+    `:fire:` in it is printed as written (escape() leaves such codes alone), and rich's table of 4,000
+    emoji (~3 ms to import) is never loaded; Text.from_markup takes emoji=False for the same reason."""
     if name not in _consoles:
         from rich.console import Console
 
@@ -93,9 +95,9 @@ def _console(name: str) -> Console:
                 silence_stdout()
 
         if name == "out":  # piped output gets 120 columns (not rich's 80) so tables do not wrap in logs
-            _consoles[name] = _Out(highlight=False, soft_wrap=False, width=None if _is_terminal() else 120)
+            _consoles[name] = _Out(highlight=False, soft_wrap=False, emoji=False, width=None if _is_terminal() else 120)
         else:  # an error stays one line
-            _consoles[name] = Console(stderr=True, highlight=False, soft_wrap=True)
+            _consoles[name] = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
     if name == "out" and not _is_terminal():
         # COLUMNS, when set, wins (a narrow terminal, a test asking for 80); read at each use, not when
         # the console was made, so one process (a test run) never keeps another command's width

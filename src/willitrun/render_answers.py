@@ -6,18 +6,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from .answers import BatchAnswer, CardCount, DecodeSpeed, GpuTable, Ladder, Offload, Split, Sweep
 from .errors import UsageError
 from .limits import MAX_CARDS
-from .memory import Estimate
 from .render import SCHEMA_VERSION, escape, safe, size
 from .table_width import Narrowable
+
+if TYPE_CHECKING:  # annotations only: the ladder's view does not load placement.py and speed.py
+    from .answers import BatchAnswer, CardCount, DecodeSpeed, GpuTable, Ladder, Offload, Split, Sweep
+    from .memory import Estimate
 
 # --------------------------------------------------------------------------------------------------
 # JSON (docs/answers-json.md): the dataclasses' fields, integer bytes, snake_case keys
@@ -153,11 +155,13 @@ def batch_view(b: BatchAnswer) -> RenderableType:
     if not b.max_batch:
         return Text.from_markup(
             f"Largest batch at {b.context_tokens:,} tokens: [red]none[/] "
-            f"(one sequence needs {size(b.total_bytes)} of {size(b.vram_bytes)})."
+            f"(one sequence needs {size(b.total_bytes)} of {size(b.vram_bytes)}).",
+            emoji=False,
         )
     return Text.from_markup(
         f"Largest batch at {b.context_tokens:,} tokens: [bold]{b.max_batch:,}[/] sequences ({size(b.total_bytes)}; "
-        f"{b.max_batch + 1:,} would need {size(b.next_total_bytes)}); each sequence adds {size(b.per_sequence_bytes)}."
+        f"{b.max_batch + 1:,} would need {size(b.next_total_bytes)}); each sequence adds {size(b.per_sequence_bytes)}.",
+        emoji=False,
     )
 
 
@@ -197,9 +201,12 @@ def split_view(s: Split, names: str) -> RenderableType:
             *([size(c.vram_bytes)] if mixed else []),
             _yes(c.fits),
         )
-    head = Text.from_markup(f"[bold]Split over {escape(names)}[/] ({how}, context {s.context_tokens:,}):")
+    head = Text.from_markup(f"[bold]Split over {escape(names)}[/] ({how}, context {s.context_tokens:,}):", emoji=False)
     if not s.valid:  # per-card figures would be meaningless
-        lines: list[RenderableType] = [head, Text.from_markup(f"[red bold]CANNOT SPLIT[/] {how} over {s.count} cards:")]
+        lines: list[RenderableType] = [
+            head,
+            Text.from_markup(f"[red bold]CANNOT SPLIT[/] {how} over {s.count} cards:", emoji=False),
+        ]
         lines += [Text(f"  {safe(p)}") for p in s.problems]
         return Group(*lines)
     lines = [head, Narrowable(t)]
@@ -208,14 +215,16 @@ def split_view(s: Split, names: str) -> RenderableType:
         lines.append(
             Text.from_markup(
                 f"[green bold]FITS[/] {how}: the fullest card holds {size(worst.total_bytes)} "
-                f"of {size(worst.vram_bytes)}."
+                f"of {size(worst.vram_bytes)}.",
+                emoji=False,
             )
         )
     elif s.valid:
         lines.append(
             Text.from_markup(
                 f"[red bold]DOES NOT FIT[/] {how}: card {worst.index} needs "
-                f"{size(worst.total_bytes)} of {size(worst.vram_bytes)}."
+                f"{size(worst.total_bytes)} of {size(worst.vram_bytes)}.",
+                emoji=False,
             )
         )
     if s.valid:
@@ -239,7 +248,8 @@ def offload_view(o: Offload) -> RenderableType:
             Text.from_markup(
                 f"[red]Partial offload:[/] not even the part that stays on the GPU fits "
                 f"({size(o.gpu_total_bytes)} of {size(o.vram_bytes)}: activations, runtime overhead and the weights "
-                "outside the layers)."
+                "outside the layers).",
+                emoji=False,
             )
         )
         return Group(*lines)
@@ -255,7 +265,7 @@ def offload_view(o: Offload) -> RenderableType:
             f"([bold]-ngl {o.n_gpu_layers}[/], the last layers), {o.layers - o.gpu_layers} and the output layer "
             "in system memory."
         )
-    lines.append(Text.from_markup(head))
+    lines.append(Text.from_markup(head, emoji=False))
     more = f"; one more layer would add {size(o.next_bytes)}" if o.next_bytes else ""
     lines.append(
         Text(
@@ -290,7 +300,8 @@ def speed_view(s: DecodeSpeed, fits: bool = True) -> RenderableType:
     return Group(
         Text.from_markup(
             f"Decode speed: at most [bold]{s.tokens_per_s:,.1f} tokens/s[/] per sequence (upper bound: "
-            f"memory bandwidth / bytes read per token){batch}."
+            f"memory bandwidth / bytes read per token){batch}.",
+            emoji=False,
         ),
         Text(f"  {s.formula}", style="dim"),
         Text(
@@ -402,7 +413,7 @@ def ladder_view(ladder: Ladder, title: str) -> RenderableType:
     return Group(
         Text(safe(head)),
         Narrowable(t),
-        Text.from_markup(verdict),
+        Text.from_markup(verdict, emoji=False),
         *notes,
         Text("Sizes in GiB = 2^30 bytes.", style="dim"),
     )
@@ -456,7 +467,8 @@ def count_view(c: CardCount, model_name: str, gpu_name: str) -> RenderableType:
         lines.append(
             Text.from_markup(
                 f"{escape(model_name)} needs [bold]{c.cards} x {escape(gpu_name)}[/] (tensor parallel): "
-                f"{size(worst.total_bytes)} of {size(c.vram_bytes)} per card."
+                f"{size(worst.total_bytes)} of {size(c.vram_bytes)} per card.",
+                emoji=False,
             )
         )
         lines.append(split_view(c.split, f"{c.cards} x {c.gpu}"))
@@ -464,7 +476,8 @@ def count_view(c: CardCount, model_name: str, gpu_name: str) -> RenderableType:
         lines.append(
             Text.from_markup(
                 f"[red bold]{escape(model_name)} does not fit[/] on up to {c.max_cards} x "
-                f"{escape(gpu_name)} by tensor parallelism."
+                f"{escape(gpu_name)} by tensor parallelism.",
+                emoji=False,
             )
         )
     for s in c.skipped:

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from .archs.gemma import GemmaSpec
     from .archs.gemma2 import Gemma2Spec
     from .archs.gemma3 import Gemma3Spec, Gemma3TextSpec
-    from .archs.gemma3n import Gemma3nTextSpec
+    from .archs.gemma3n import Gemma3nSpec, Gemma3nTextSpec
     from .archs.gemma4 import Gemma4Spec, Gemma4TextSpec
     from .archs.generic import GenericSpec
     from .archs.glm4v import Glm4vMoeSpec, Glm4vSpec
@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     from .archs.jamba import JambaSpec
     from .archs.kimi_linear import KimiLinearSpec
     from .archs.llama import LlamaSpec
-    from .archs.llama4 import Llama4TextSpec
+    from .archs.llama4 import Llama4Spec, Llama4TextSpec
     from .archs.llava import LlavaSpec
     from .archs.llava_onevision import LlavaOnevisionSpec
     from .archs.mamba import MambaSpec
@@ -129,6 +129,8 @@ if TYPE_CHECKING:
         DeepseekSpec,
         GptOssSpec,
         Llama4TextSpec,
+        Llama4Spec,
+        Gemma3nSpec,
         MambaSpec,
         JambaSpec,
         FalconH1Spec,

@@ -1,6 +1,8 @@
 """Largest batch, quantization ladder, which GPUs and how many, context sweep: each answer against
 arithmetic shown here or against the estimate it is built on."""
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -134,6 +136,63 @@ def test_ladder_max_context_and_batch_are_exact(catalog):
     best = lad.best
     assert best is not None and (best.dtype, best.kv_dtype) == ("q5_k_m", "q4_0") and best.headroom_bytes < 4 * MiB
     assert not any(row.fits for row in lad.rows[: lad.rows.index(best)])
+
+
+@pytest.mark.parametrize(
+    ("model", "engine", "dtype", "kv", "gpu", "context"),
+    [
+        ("llava-1.5-7b", "llama.cpp", "q4_k_m", "f16", "rtx3090", 4096),  # the ladder of benchmarks/vs_llmfit.py
+        ("llava-1.5-7b", "llama.cpp", "q8_0", "q4_0", "rtx3090", 4096),
+        ("gemma-3-4b", "llama.cpp", "q4_0", "q8_0", "rtx4060", 8192),  # sliding-window cells padded to 256
+        ("falcon-h1-7b", "llama.cpp", "q4_k_m", "f16", "rtx3090", 4096),  # recurrent state per sequence
+        ("qwen3-30b-a3b", "llama.cpp", "q2_k", "q4_0", "a100-80gb", 32768),  # experts
+        ("llama-3.1-8b", "ollama", "q4_k_m", "f16", "rtx3090", 2048),
+        ("llama-2-13b", "llama.cpp", "q8_0", "f16", "rtx4060", 4096),  # not one sequence fits: 0
+    ],
+)
+def test_engine_max_batch_is_the_scan_of_every_batch(catalog, model, engine, dtype, kv, gpu, context):
+    """engine_max_batch interpolates (memory.largest_within, ~4 estimates; 2 from a right guess): the answer
+    of trying every batch from 1 up, as the doubling and bisection it replaced gave."""
+    from willitrun.answers import engine_max_batch
+    from willitrun.engines import engine_estimate
+
+    spec, vram = catalog.resolve("model", model), catalog.resolve("gpu", gpu).capacity_bytes
+    req = Request(dtype=dtype, kv_dtype=kv, context=context)
+    n = 0
+    while engine_estimate(spec, dataclasses.replace(req, batch=n + 1), engine).max_device_bytes <= vram:
+        n += 1
+    assert engine_max_batch(spec, req, engine, vram, context) == n
+    # the ladder's guess from the previous row: right, short, long or out of range, the answer is the same
+    for guess in {n, n + 1, max(n - 1, 1), 1, 4095, 0, 5000}:
+        assert engine_max_batch(spec, req, engine, vram, context, guess) == n, guess
+
+
+def test_ladder_batches_are_each_rows_own_search(catalog, monkeypatch):
+    """The ladder carries each row's batch search to the next (answers._BatchHint): every llama.cpp row's
+    largest batch is still engine_max_batch of that row alone, in ~2 estimates for all but the first row
+    of each KV type (261 llama.cpp estimates before, benchmarks/vs_llmfit.py's ladder)."""
+    import willitrun.engines as engines
+    from willitrun.answers import engine_max_batch
+    from willitrun.fit import Memory
+
+    spec, gpu = catalog.resolve("model", "llava-1.5-7b"), catalog.resolve("gpu", "rtx3090")
+    calls = []
+    real = engines.engine_estimate
+    monkeypatch.setattr(engines, "engine_estimate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    lad = quant_ladder(spec, Request(), Memory(gpu.capacity_bytes), None, gpu.name)
+    rows = [r for r in lad.rows if r.engine == "llama.cpp"]
+    assert len(rows) == 21 and len(calls) == 3 * 4 + 18 * 2  # the batch searches' estimates
+    monkeypatch.setattr(engines, "engine_estimate", real)
+    for row in rows:
+        req = Request(dtype=row.dtype, kv_dtype=row.kv_dtype, context=row.context_tokens)
+        assert row.max_batch == engine_max_batch(spec, req, "llama.cpp", gpu.capacity_bytes, row.context_tokens)
+
+
+def test_engine_max_batch_stops_at_the_np_bound(catalog):
+    from willitrun.answers import engine_max_batch
+
+    spec = catalog.resolve("model", "smollm-135m")
+    assert engine_max_batch(spec, Request(dtype="q4_0", kv_dtype="q4_0"), "llama.cpp", 1 << 50, 16) == 4096
 
 
 def test_ladder_nothing_fits(catalog):

@@ -85,3 +85,24 @@ def test_the_first_run_after_install_needs_no_pydantic(tmp_path):
     assert not [m for m in imported if m.split(".")[0] in ("pydantic", "yaml")]
     validated = run("other", WILLITRUN_RECORDS="0", WILLITRUN_NO_CACHE="1")
     assert cold.stdout == validated.stdout and validated.returncode == 0
+
+
+def test_prebuilt_index_entries_are_kept_in_the_cache(tmp_path, monkeypatch):
+    """The index entries a cold run took from bundled.json are kept in the user's cache like parsed ones:
+    a warm lookup by alias reads no spec file (before: every bundled file read and its CRC-32 taken again
+    on every run, ~20 ms of `willitrun llava-7b --gpu rtx3090`, benchmarks/vs_llmfit.py)."""
+    import willitrun.catalog as catalog
+
+    monkeypatch.setenv("WILLITRUN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("WILLITRUN_NO_CACHE", raising=False)
+    cold = load_catalog()  # the first run: index entries and specs from bundled.json
+    assert cold.resolve("model", "llava-7b").id == "llava-1.5-7b"
+    assert cold.resolve("gpu", "3090").id == "rtx3090"
+    seen: list[str] = []
+    real_entry, real_parse = bundled.entry, catalog.read_yaml_mapping
+    monkeypatch.setattr(bundled, "entry", lambda path, kind: seen.append(path.name) or real_entry(path, kind))
+    monkeypatch.setattr(catalog, "read_yaml_mapping", lambda path: seen.append(path.name) or real_parse(path))
+    cat = load_catalog()
+    assert cat.resolve("model", "llava-7b").id == "llava-1.5-7b"
+    assert cat.resolve("gpu", "3090").id == "rtx3090"
+    assert seen == []

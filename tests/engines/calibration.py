@@ -121,7 +121,7 @@ def _mib(x: float) -> int:
     return round(x * MIB)
 
 
-def _cmp(
+def _cmp_all(
     entry: dict,
     src: str,
     est: EngineEstimate | None,
@@ -132,6 +132,9 @@ def _cmp(
     **kw: object,
 ) -> Comparison:
     return Comparison(entry["id"], src, entry["engine"], component, estimate, _mib(measured_mib), tol, **kw)  # type: ignore[arg-type]
+
+
+_cmp = _cmp_all
 
 
 def _llamacpp_cpu(entry: dict, src: str, spec: object) -> Iterator[Comparison]:
@@ -272,6 +275,8 @@ def _llamacpp_printed(entry: dict, src: str, catalog: object) -> Iterator[Compar
     if "kv_host_mib" in printed:
         yield row("KV self (host layers)", est.find("KV cache (CPU)").bytes, "kv_host_mib", WEIGHTS_KV)
     for d, mib in enumerate(printed.get("compute_mib", [])):
+        if mib is None:  # this card's size was not printed (null in the entry)
+            continue
         component = f"compute (CUDA{d})"
         yield Comparison(
             entry["id"],
@@ -530,9 +535,18 @@ def _vllm(entry: dict, src: str, catalog: object) -> Iterator[Comparison]:
         max_model_len=entry.get("max_model_len"),
         max_num_batched_tokens=entry.get("max_num_batched_tokens"),
         max_num_seqs=entry.get("max_num_seqs"),
+        usage=entry.get("usage", "serve"),  # "llm": the LLM class's batch defaults
+        gpu_name=entry.get("gpu_name"),  # the A100 exception and MXFP4 backends read it
     )
     est = engine_estimate(spec, Request(dtype=QUANT.get(entry["quant"])), "vllm", opts)
     note = entry["excerpt"][0].split("]", 1)[-1].strip()[:60]
+    info = entry.get("informational_components", {})
+
+    def _cmp(entry: dict, src: str, est: EngineEstimate, component: str, *a: object, **kw: object) -> Comparison:
+        if component in info:  # shown, not asserted: the entry says why
+            kw.update(informational=True, note=info[component])
+        return _cmp_all(entry, src, est, component, *a, **kw)  # type: ignore[arg-type]
+
     if "weights_mib" in entry:
         yield _cmp(entry, src, est, "weights", est.find("weights").bytes, entry["weights_mib"], WEIGHTS_KV, note=note)
     if "kv_needed_gib" in entry:  # "(X GiB KV cache is needed, ...": one request of max_model_len, every KV group

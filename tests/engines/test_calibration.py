@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engines.calibration import KNOWN_GAPS, MEASURED, comparisons
+from tests.engines.calibration import EXTRA, KNOWN_GAPS, MEASURED, comparisons, load
 
 # Informational rows (circular or out-of-scope comparisons) are shown in docs/accuracy.md, not asserted.
 ALL = [c for c in comparisons() if not c.informational]
+# Entries whose weights and KV are printed per card and compared summed (several printed figures)
+MULTI_CARD = {
+    e["id"]
+    for e in load(EXTRA)
+    if e.get("options", {}).get("gpus", 1) > 1
+    or (isinstance(per_card := e.get("printed", {}).get("compute_mib"), list) and len(per_card) > 1)
+}
 
 
 def test_measured_entries_are_all_compared():
@@ -40,4 +47,7 @@ def test_every_whisper_and_llamacpp_cache_is_exact():
     for c in ALL:
         if c.tolerance == 0.01 and c.engine in ("whisper.cpp", "llama.cpp"):
             unit = 1e6 if c.engine == "whisper.cpp" else 2**20
-            assert round(c.estimate_bytes / unit, 2) == round(c.measured_bytes / unit, 2), (c.entry, c.component)
+            # a sum over several cards adds figures each printed to 0.01 (two cards: within 0.01 of the exact sum)
+            slack = 0.01 if "all cards" in c.component and c.entry in MULTI_CARD else 0.0
+            diff = abs(round(c.estimate_bytes / unit, 2) - round(c.measured_bytes / unit, 2))
+            assert diff <= slack + 1e-9, (c.entry, c.component)

@@ -104,8 +104,15 @@ def test_glm4moe_multi_token_prediction_layer_keeps_no_cache(tmp_path):
         write(tmp_path / "glm.gguf", "glm4moe", _meta(4, nextn_predict_layers=1), _blocks(4))
     )
     assert [k is not None for k in archs.geometry(spec).self_kv] == [True, True, True, False]
-    # its weights are still in the file and counted
-    assert estimate(spec, weights=weights).parameters == numel(_blocks(4))
+    # its weights are in the file but llama.cpp's loader skips them (LLM_ARCH_GLM4_MOE: "skip all tensors in the
+    # NextN layers", flags |= TENSOR_SKIP; it logs "model has unused tensor blk.N... -- ignoring"): not counted
+    kept = {n: t for n, t in _blocks(4).items() if not n.startswith("blk.3.")}
+    assert estimate(spec, weights=weights).parameters == numel(kept)
+    assert weights.total_bytes == sum(nbytes(shape, q) for shape, q in kept.values())
+    skipped = sum(nbytes(shape, q) for n, (shape, q) in _blocks(4).items() if n.startswith("blk.3."))
+    assert any(
+        n.startswith("not counted, skipped by llama.cpp's loader") and f"{skipped:,} bytes" in n for n in weights.notes
+    )
 
 
 def test_rules_only_for_declared_names():

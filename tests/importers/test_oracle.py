@@ -231,3 +231,33 @@ def test_a_config_transformers_cannot_build_is_one_spec_error(tmp_path):
     r = runner.invoke(app, [write(tmp_path, "aya_vision"), "--vram", "80"], env={"NO_COLOR": "1"})
     assert r.exit_code == 3
     assert r.stderr.count("\n") == 1 and "transformers cannot build 'aya_vision' from this config.json" in r.stderr
+
+
+@pytest.mark.parametrize("model_type", ["deepseek_v32", "glm_moe_dsa"])
+def test_the_oracle_measures_a_sparse_attention_indexers_keys(model_type):
+    """DeepSeek-V3.2 and GLM-5 cache, per layer, the MLA latent and the DSA indexer's keys (transformers
+    cache_utils.py DynamicIndexedLayer.indexer_keys: [batch, positions, index_head_dim]): the oracle measures
+    both, as their families count them (real configs: tests/importers/test_real_configs.py)."""
+    from willitrun import estimate
+    from willitrun.importers import oracle
+    from willitrun.importers.configs import spec_from_config
+    from willitrun.specs import parse_model_spec
+
+    small = {"num_hidden_layers": 2, "n_routed_experts": 4, "num_experts_per_tok": 2, "first_k_dense_replace": 1}
+    small |= {"n_group": 1, "topk_group": 1}  # the default 8 groups need 8 experts at least
+    cfg = transformers.AutoConfig.for_model(model_type, **small).to_dict()
+    family = spec_from_config(cfg, "test")
+    block = oracle.generic_config(cfg, "test")
+    assert [layer.get("indexer_dim") for layer in block["layers"]] == [cfg["index_head_dim"]]
+    generic = parse_model_spec(
+        {
+            "id": "x",
+            "name": "x",
+            "architecture": "generic",
+            "dtype": "float32",
+            "sources": {"config": "t"},
+            "config": block,
+        }
+    )
+    ours, measured = (estimate(s, context=CONTEXT, dtype="fp16").kv_self_bytes for s in (family, generic))
+    assert ours == measured

@@ -2524,6 +2524,107 @@ FAMMM_CASES.update({"qwen3_5": _qwen3_vl_cases, "qwen3_5_moe": _qwen3_vl_cases})
 FAMMM_IMAGE_IN_CONTEXT += ("qwen3_5", "qwen3_5_moe")
 
 
+# --- session 6 (mmvision): Llama 4 as its checkpoints ship (Llama4ForConditionalGeneration): `vision_model` (its
+# pixel-shuffle adapter counted with the projector it feeds), `multi_modal_projector`, `language_model`; only
+# text_config.tie_word_embeddings ties lm_head
+_LLAMA4_RULES = [
+    (r"vision_model\.vision_adapter\..+", "projector"),
+    (r"vision_model\..+", "vision_tower"),
+    (r"multi_modal_projector\..+", "projector"),
+    (r"language_model\.model\.embed_tokens\.weight", "embeddings"),
+    (r"language_model\.model\.(layers\.\d+\..+|norm\.weight)", "decoder"),
+    (r"language_model\.lm_head\.weight", "lm_head"),
+]
+ARCHITECTURES["llama4"] = Architecture(
+    transformers.Llama4Config,
+    transformers.Llama4ForConditionalGeneration,
+    _compile(_LLAMA4_RULES),
+    lambda m: m.language_model.model.embed_tokens.weight,
+    lambda m: m.language_model.lm_head.weight,
+    False,
+)
+# (height, width) of images that fill a canvas of whole tiles exactly (Llama4ImageProcessor's get_best_fit picks the
+# canvas needing no resize: scale 1), so the tiling is known without the image processor, which needs torchvision:
+# one tile, and a 1 x 2 canvas plus the global tile
+LLAMA4_TILE_GRIDS = ((1, 1), (1, 2))
+
+
+def _small_llama4(cfg: dict[str, Any]) -> dict[str, Any]:
+    """One period of the text model's chunked / full layers with few narrow experts (_shrink_moe), and a one-layer
+    tower at the real image and patch size whose widths keep the pixel shuffle consistent (the adapter reads
+    hidden / ratio^2 = intermediate_size channels; its output width is what the projector reads)."""
+    cfg = copy.deepcopy(cfg)
+    base = transformers.Llama4TextConfig()
+    text = {
+        "num_local_experts": base.num_local_experts,
+        "num_experts_per_tok": base.num_experts_per_tok,
+        "intermediate_size_mlp": base.intermediate_size_mlp,
+        **cfg.get("text_config", {}),
+    }
+    small = _shrink_moe(text)
+    layers = small["num_hidden_layers"]
+    if small.get("no_rope_layers"):
+        small["no_rope_layers"] = small["no_rope_layers"][:layers]
+    if small.get("moe_layers") is not None:
+        small["moe_layers"] = [i for i in small["moe_layers"] if i < layers]
+    cfg["text_config"] = small
+    vision = cfg.setdefault("vision_config", {})
+    ratio = vision.get("pixel_shuffle_ratio", transformers.Llama4VisionConfig().pixel_shuffle_ratio)
+    vision.update(
+        hidden_size=SMALL_VISION_HIDDEN,
+        num_attention_heads=SMALL_VISION_HEADS,
+        num_hidden_layers=SMALL_VISION_LAYERS,
+        intermediate_size=int(SMALL_VISION_HIDDEN / ratio**2),
+        projector_input_dim=SMALL_FFN,
+        projector_output_dim=SMALL_FFN,
+        vision_output_dim=SMALL_FFN,
+    )
+    return cfg
+
+
+def llama4_inputs(grid: tuple[int, int]):
+    """An image of rows x cols whole tiles: its tiles and (more than one) the global tile through the tower; the
+    prompt is Llama4Processor._prompt_split_image's for that canvas with each tile's <|patch|> count taken from
+    get_image_features' rows (every other marker one text token), so the forward pass checks the count."""
+
+    def make(model, config, gen):
+        from transformers.models.llama4.processing_llama4 import Llama4Processor
+
+        side = config.vision_config.image_size
+        rows, cols = grid
+        tiles = rows * cols + (1 if rows * cols > 1 else 0)
+        pixels = torch.rand(tiles, 3, side, side, generator=gen)
+        features = model.get_image_features(pixel_values=pixels).last_hidden_state
+        per_tile = features.shape[1]
+        prompt = re.findall(r"<\|[a-z_]+\|>", Llama4Processor._prompt_split_image(None, (rows, cols), per_tile))
+        markers = _text_ids(gen, 1, len(prompt))[0]
+        ids = [config.image_token_id if t == "<|patch|>" else int(m) for t, m in zip(prompt, markers, strict=True)]
+        n = len(ids)
+        ids_t = torch.cat([torch.tensor([ids], dtype=torch.long), _text_ids(gen, 1, VLM_TEXT_TOKENS)], dim=1)
+        return (
+            {"input_ids": ids_t, "pixel_values": pixels},
+            {
+                "inputs": _inputs(
+                    batch=1, text_tokens=VLM_TEXT_TOKENS, images=1, image_size=[rows * side, cols * side]
+                ),
+                "image_tokens": n,
+                "image_features": features.shape[0] * per_tile,
+                "image_tiles": tiles,
+            },
+        )
+
+    return make
+
+
+def _llama4_cases(small: dict[str, Any]) -> list[tuple[str, dict[str, Any], Callable]]:
+    return [(f"image_{r}x{c}_tiles", small, llama4_inputs((r, c))) for r, c in LLAMA4_TILE_GRIDS]
+
+
+FAMMM_SMALL["llama4"] = _small_llama4
+FAMMM_CASES["llama4"] = _llama4_cases
+FAMMM_IMAGE_IN_CONTEXT += ("llama4",)
+
+
 # --- driver ------------------------------------------------------------------------------------
 def build_entry(spec: dict[str, Any]) -> dict[str, Any]:
     arch, cfg = spec["architecture"], spec["config"]

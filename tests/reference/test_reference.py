@@ -32,6 +32,7 @@ F32 = 4  # the small copies run in float32: bytes = elements x 4
 # issue 20 (fammm): families whose image tokens sit in the self-attention context, sized per image
 # (build_reference.FAMMM_IMAGE_IN_CONTEXT, repeated so this test needs no torch)
 FAMMM_IMAGE_IN_CONTEXT = ("qwen3_vl", "qwen3_vl_moe", "glm4v", "glm4v_moe", "internvl", "qwen3_5", "qwen3_5_moe")
+FAMMM_IMAGE_IN_CONTEXT += ("llama4",)  # session 6 (mmvision): Llama 4 multimodal
 # Families with no catalog model yet are measured on test shapes (build_reference.FAMILY_SPEC_DIR).
 FAMILY_SPECS = {p.stem: p for p in sorted((HERE / "family_specs").glob("*.yaml"))}
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}

@@ -129,6 +129,7 @@ FAMILIES: dict[str, str] = {
     "internlm2": "internlm2",
     "orion": "orion",
     "minicpm": "minicpm",
+    "minicpm3": "minicpm",  # transformers 5.23 ships MiniCPM3ForCausalLM (session 6, mtp)
     "deepseek": "deepseek_moe",
     "chatglm": "chatglm",
     "rwkv": "rwkv",  # RWKV-4 from config.json (transformers), RWKV-6/7 GGUFs (llama.cpp)
@@ -149,6 +150,12 @@ FAMILIES: dict[str, str] = {
     # session 5 (audio): audio tokens in a decoder's self-attention context
     "qwen2_audio": "qwen2_audio",
     "voxtral": "voxtral",
+    # session 6 (mmvision): the multimodal checkpoints' towers
+    "llama4": "llama4",
+    "gemma3n": "gemma3n",
+    # session 6 (sample): Ministral 3 / Devstral 2, alone or as Mistral 3's text model
+    "ministral3": "ministral3",
+    "glm4_moe_lite": "deepseek",  # GLM-4.7-Flash: DeepSeek-V3's layer, dense layers by mlp_layer_types
 }
 ARCHITECTURES = tuple(FAMILIES)
 # llama.cpp's general.architecture -> an architecture of the family whose `gguf_rules` read such a file into its own

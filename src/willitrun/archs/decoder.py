@@ -21,10 +21,22 @@ from typing import Any, TypeVar
 
 from . import llama
 from .base import Geometry, ModelSpecBase, Stage, Tensor
-from .family import ConfigClass, Family, WeightRules, no_cross_source, no_image_tokens
+from .family import BUFFER, IGNORED_ON_LOAD, ConfigClass, Family, WeightRules, no_cross_source, no_image_tokens
 from .llama import LM_WEIGHT_RULES as LM_WEIGHT_RULES  # the generic decoder's names are Llama's
 from .llama import DecoderConfig
 from .moe import MoeConfig, moe_decoder_lm, moe_stage
+
+# The multi-token-prediction tensors checkpoints store beside the model transformers builds (archs/family.py
+# IGNORED_ON_LOAD): DeepSeek-V3's and GLM-4.5's extra layers at index num_hidden_layers and up (their enorm, hnorm,
+# eh_proj, shared_head, embed_tokens and a whole decoder layer: DeepSeek-V3 README_WEIGHTS.md, "MTP Modules",
+# github.com/deepseek-ai/DeepSeek-V3 commit 9b4e9788), and Qwen3-Next's / Qwen3.5's `mtp.*` (fc, pre_fc_norm_*, norm,
+# layers.0.*).
+EXTRA_LAYERS_IGNORED: tuple[str, str] = (r"(?:model\.)?layers\.(?P<layer>\d+)\..+", IGNORED_ON_LOAD)
+MTP_IGNORED: tuple[str, str] = (r"mtp\..+", IGNORED_ON_LOAD)
+# DeepSeek-V3-style routers keep e_score_correction_bias as an nn.Buffer (DeepseekV3TopkRouter, Glm4MoeTopkRouter)
+ROUTER_BIAS_BUFFER: tuple[str, str] = (r"(?:model\.)?layers\.\d+\.mlp\.gate\.e_score_correction_bias", BUFFER)
+# The names of a DeepSeek-V3-style checkpoint: the MTP layers past num_hidden_layers, the router buffers, Llama's layout
+NEXTN_WEIGHT_RULES: WeightRules = (EXTRA_LAYERS_IGNORED, ROUTER_BIAS_BUFFER, *LM_WEIGHT_RULES)
 
 
 class DecoderSpec(ModelSpecBase):

@@ -18,7 +18,7 @@ cached the decompressed heads: heads x (qk_nope + qk_rope) keys and heads x v_he
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from .. import limits as L
 from ..records import Field, model_validator
@@ -33,11 +33,12 @@ from .base import (
     linear,
     norm,
 )
+from .decoder import NEXTN_WEIGHT_RULES
 from .family import ConfigClass, ConfigReading, Family
-from .llama import LM_WEIGHT_RULES, decoder_geometry, gated_mlp
+from .llama import decoder_geometry, gated_mlp
 from .moe import Experts, MoeConfig, expert_tensors
 
-ARCHITECTURES = ("deepseek_v2", "deepseek_v3")
+ARCHITECTURES = ("deepseek_v2", "deepseek_v3", "glm4_moe_lite")
 Rank = Annotated[int, Field(gt=0, le=L.MAX_STATE)]
 
 
@@ -86,7 +87,42 @@ class DeepseekSpec(ModelSpecBase):
     config: DeepseekConfig
 
 
-SPECS = {"deepseek_v2": DeepseekSpec, "deepseek_v3": DeepseekSpec}
+class Glm4MoeLiteConfig(DeepseekConfig):
+    """Glm4MoeLiteConfig fields (GLM-4.7-Flash; transformers models/glm4_moe_lite/configuration_glm4_moe_lite.py):
+    DeepSeek-V3's layer (latent attention, routed and shared experts), but which layers are dense is
+    `mlp_layer_types` (default: the first one), never `first_k_dense_replace`, which the class does not read
+    (modeling_glm4_moe_lite.py: `Glm4MoeLiteMoE(config) if config.mlp_layer_types[layer_idx] == "sparse"`). The
+    attention's widths are the latent dimensions, so hidden_size need not be a multiple of the heads (2048 / 20)."""
+
+    model_type: Literal["glm4_moe_lite"] | None = None  # type: ignore[assignment]
+    first_k_dense_replace: Annotated[int, Field(ge=0, le=L.MAX_LAYERS)] = 0  # not read by the class
+    mlp_layer_types: list[Literal["dense", "sparse"]] | None = Field(default=None, max_length=L.MAX_LAYERS)
+    floor_head_dim: ClassVar[bool] = True
+
+    def is_moe(self, i: int) -> bool:
+        if self.mlp_layer_types is not None:
+            return self.mlp_layer_types[i] == "sparse"
+        return i >= 1  # Glm4MoeLiteConfig.__post_init__: ["dense"] + ["sparse"] * (num_hidden_layers - 1)
+
+    @model_validator(mode="after")
+    def _check_types(self) -> Glm4MoeLiteConfig:
+        if self.mlp_layer_types is not None and len(self.mlp_layer_types) != self.num_hidden_layers:
+            raise ValueError(
+                f"mlp_layer_types has {len(self.mlp_layer_types)} entries for {self.num_hidden_layers} layers"
+            )
+        return self
+
+
+class Glm4MoeLiteSpec(DeepseekSpec):
+    architecture: Literal["glm4_moe_lite"]  # type: ignore[assignment]
+    config: Glm4MoeLiteConfig
+
+
+SPECS: dict[str, type[ModelSpecBase]] = {
+    "deepseek_v2": DeepseekSpec,
+    "deepseek_v3": DeepseekSpec,
+    "glm4_moe_lite": Glm4MoeLiteSpec,
+}
 
 
 def mla_tensors(p: str, i: int, c: DeepseekConfig) -> Iterator[Tensor]:
@@ -227,6 +263,35 @@ DEEPSEEK_V3 = ConfigClass(
     },
 )
 
+# session 6 (sample): GLM-4.7-Flash, transformers 5.23's Glm4MoeLiteConfig defaults
+GLM4_MOE_LITE = ConfigClass(
+    "Glm4MoeLiteConfig",
+    "glm4_moe_lite/configuration_glm4_moe_lite.py",
+    Glm4MoeLiteConfig,
+    {
+        "vocab_size": 154880,
+        "hidden_size": 2048,
+        "intermediate_size": 10240,
+        "moe_intermediate_size": 1536,
+        "num_hidden_layers": 47,
+        "num_attention_heads": 20,
+        "num_key_value_heads": 20,
+        "n_shared_experts": 1,
+        "n_routed_experts": 64,
+        "num_experts_per_tok": 4,
+        "max_position_embeddings": 202752,
+        "kv_lora_rank": 512,
+        "q_lora_rank": 768,
+        "qk_rope_head_dim": 64,
+        "qk_nope_head_dim": 192,
+        "v_head_dim": 256,
+        "attention_bias": False,
+        "tie_word_embeddings": False,
+        "hidden_act": "silu",
+    },
+    copied=("mlp_layer_types",),
+)
+
 
 def read_deepseek_v2(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
     """DeepseekV2Config's num_experts_per_tok default is None: the model builds, but its router's topk needs a
@@ -248,8 +313,10 @@ FAMILY = Family(
     stages,
     image_tokens,
     cross_source_tokens,
+    # DeepSeek-V3 / R1 store their multi-token-prediction module as model.layers.61.* (num_hidden_layers 61), which
+    # DeepseekV3ForCausalLM never builds (_keys_to_ignore_on_load_unexpected = [r"model\.layers\.61.*"])
+    weight_rules=dict.fromkeys(ARCHITECTURES, NEXTN_WEIGHT_RULES),
     gguf_architectures=("deepseek2",),
-    config_json={"deepseek_v2": DEEPSEEK_V2, "deepseek_v3": DEEPSEEK_V3},
+    config_json={"deepseek_v2": DEEPSEEK_V2, "deepseek_v3": DEEPSEEK_V3, "glm4_moe_lite": GLM4_MOE_LITE},
     read_config={"deepseek_v2": read_deepseek_v2},
-    weight_rules=dict.fromkeys(ARCHITECTURES, LM_WEIGHT_RULES),
 )

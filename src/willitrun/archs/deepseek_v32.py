@@ -27,7 +27,7 @@ from ..records import Field, model_validator
 from . import deepseek
 from .base import Geometry, HeadDim, Heads, ModelSpecBase, Positions, Stage, Tensor, linear, norm
 from .caches import CacheKind, IndexerKeys, MLALatent
-from .decoder import DecoderSpec, decoder_family
+from .decoder import NEXTN_WEIGHT_RULES, DecoderSpec, decoder_family
 from .deepseek import DeepseekConfig, Rank
 from .family import ConfigClass
 
@@ -153,6 +153,8 @@ FAMILY = decoder_family(
         copied=("mlp_layer_types",),
     ),
     gguf=("deepseek32",),  # convert_hf_to_gguf.py: DeepseekV32ForCausalLM -> MODEL_ARCH.DEEPSEEK32; llama-arch.cpp
+    # model.layers.61.* (the MTP layer) is not built: DeepseekV32ForCausalLM [r"model\.layers\.61.*"]
+    weight_rules=NEXTN_WEIGHT_RULES,
     tensors=tensors,
     geometry=geometry,
     stages=stages,

@@ -125,14 +125,21 @@ class GGUFRules:
     `swa`: which layers slide when the file carries no `attention.sliding_window_pattern` (Gemma 2's
     set_swa_pattern(2), EXAONE 4.0 32B's window by layer count); `chunked`: the windowed layers attend within
     chunks (Llama 4); `kv_free_tail`: a metadata key counting trailing layers llama.cpp gives no cache
-    (GLM-4.5's multi-token-prediction layers: n_layer_kv_from_start = n_layer - nextn_predict_layers);
+    (GLM-4.5's multi-token-prediction layers: n_layer_kv_from_start = n_layer - nextn_predict_layers; their tensors
+    are created with TENSOR_SKIP, so their weights are not counted either: importers/gguf_generic.py skipped_from);
     `latent_cache` False: a file with `attention.kv_lora_rank` whose graph expands the latent and caches every
-    head's keys and values (MiniCPM3: src/models/minicpm3.cpp build_attn of k_states / v_states)."""
+    head's keys and values (MiniCPM3: src/models/minicpm3.cpp build_attn of k_states / v_states);
+    `kv_layers`: a count of leading layers the loader gives a cache whatever the file says (Gemma 3n:
+    src/models/gemma3n.cpp load_arch_hparams `hparams.n_layer_kv_from_start = 20`)."""
 
     swa: SwaRule | None = None
     chunked: bool = False
     kv_free_tail: str | None = None
     latent_cache: bool = True
+    kv_layers: int | None = None
+    # the `kv_free_tail` layers' tensors are skipped on load too (GLM-4.5's NextN layer: TENSOR_SKIP), not only their
+    # cache (Gemma 4's KV-shared layers keep their weights)
+    skips_tail: bool = False
     # the family reads the file into its own spec (archs/__init__.py: GGUF_READERS finds it): a dense file, a file
     # with experts, a state-space file; a file none of them takes is read from its metadata (importers/gguf_generic.py)
     decoder: GGUFDecoder | None = None
@@ -140,7 +147,8 @@ class GGUFRules:
     ssm: GGUFSsm | None = None
 
 
-# (regular expression over a checkpoint's tensor name, component or None for a buffer), first match wins
+# (regular expression over a checkpoint's tensor name, component or None for a stored duplicate tied on load),
+# first match wins; the component may also be IGNORED_ON_LOAD or BUFFER (below, after the family's spec types)
 WeightRules = Sequence[tuple[str, str | None]]
 
 
@@ -195,8 +203,25 @@ def swa_period(period: int) -> SwaRule:
 
 S = TypeVar("S", bound=ModelSpecBase)
 ImageSize = tuple[int, int] | None
-# the component of a stored tensor that is a buffer, not a parameter (BART's final_logits_bias): left out of the
-# weights like the buffers willitrun does not model, and said so in a note (importers/weights.py)
+# A stored tensor the model class does not build, so transformers never loads it (it is an "unexpected key" that
+# `_keys_to_ignore_on_load_unexpected` silences; PreTrainedModel._adjust_missing_and_unexpected_keys): left out of the
+# weights and said in one note with its count and bytes (importers/weights.py). The multi-token-prediction layers
+# real checkpoints carry: Qwen3-Next's and Qwen3.5's `mtp.*` (modeling_qwen3_next.py, modeling_qwen3_5.py:
+# [r"^mtp.*"]); DeepSeek-V3's model.layers.61.*, GLM-4.5's model.layers.92.* (modeling_deepseek_v3.py,
+# modeling_glm4_moe.py), the layers past num_hidden_layers that the model never builds
+# (`range(config.num_hidden_layers)`). A rule whose pattern has a group named `layer` applies only when that index
+# is at least the model's layer count (transformers' own patterns spell the index of the released sizes, 61, 92, 46,
+# 78; any layer past the count is as absent from the model). The engines agree for a plain launch: vLLM's main models
+# skip them (vllm/model_executor/models/deepseek_v2.py load_weights: "skip spec decode layers for main model";
+# qwen3_next.py: AutoWeightsLoader(skip_prefixes=["mtp."])) and load them only into the MTP draft model
+# (deepseek_mtp.py, glm4_moe_mtp.py, qwen3_next_mtp.py) when --speculative-config asks for it; llama.cpp's converter
+# drops DeepSeek's (conversion/deepseek.py DeepseekV2Model.modify_tensors, skip_mtp: layers >= num_hidden_layers;
+# ggml-org/llama.cpp commit 01a723dc) and keeps GLM-4.5's nextn layer in the GGUF, where the loader gives it no cache
+# and skips its tensors (TENSOR_SKIP; GGUFRules.kv_free_tail, importers/gguf_generic.py skipped_from).
+IGNORED_ON_LOAD = "(ignored on load)"
+# A stored tensor that is a buffer, not a parameter (BART's final_logits_bias, DeepSeek-V3's router
+# e_score_correction_bias, an nn.Buffer): left out of the weights like the buffers willitrun does not model, and said
+# so in a note (importers/weights.py).
 BUFFER = "(buffer)"
 
 
@@ -218,7 +243,8 @@ class Family(Generic[S]):
     weight_rules: Mapping[str, WeightRules] = field(default_factory=dict)  # architecture -> safetensors rules
     gguf_architectures: tuple[str, ...] = ()  # llama.cpp's general.architecture names of this family's files
     gguf_rules: Mapping[str, GGUFRules] = field(default_factory=dict)  # GGUF name -> what its metadata lacks
-    # audio tokens in the self-attention context (Qwen2-Audio, Voxtral): (spec, seconds of audio) -> positions
+    # audio tokens in the self-attention context (Qwen2-Audio, Voxtral, Gemma 3n, Gemma 4): (spec, seconds of audio) ->
+    # positions; 0 for a model of the family without an audio tower (it then takes no --audio-seconds)
     audio_tokens: Callable[[S, int], int] | None = None
     # model_type -> its own config.json reader, where taking keys is not all (nested configs, derived flags)
     read_config: Mapping[str, ConfigReader] = field(default_factory=dict)

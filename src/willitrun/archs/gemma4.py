@@ -45,7 +45,7 @@ from .base import (
     linear,
     norm,
 )
-from .family import ConfigClass, Family
+from .family import ConfigClass, Family, GGUFRules
 from .llama import check_layer_types
 
 ARCHITECTURES = ("gemma4_text", "gemma4")
@@ -198,20 +198,46 @@ class Gemma4VisionConfig(Strict):
         return {k: v for k, v in data.items() if k in cls.model_fields} if isinstance(data, dict) else data
 
 
+class Gemma4AudioConfig(Strict):
+    """Gemma4AudioConfig fields that shape a tensor (configuration_gemma4.py), with the class's defaults."""
+
+    model_type: Literal["gemma4_audio"] | None = None
+    hidden_size: Hidden = 1024
+    num_hidden_layers: Layers = 12
+    num_attention_heads: Heads = 8
+    subsampling_conv_channels: list[Annotated[int, Field(gt=0, le=1 << 16)]] = Field(
+        default=[128, 32], min_length=2, max_length=2
+    )
+    conv_kernel_size: Annotated[int, Field(gt=0, le=1024)] = 5
+    output_proj_dims: Hidden = 1536
+    attention_chunk_size: Annotated[int, Field(gt=0, le=1 << 16)] = 12
+    attention_context_left: Annotated[int, Field(ge=0, le=1 << 16)] = 13
+    attention_context_right: Annotated[int, Field(ge=0, le=1 << 16)] = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tensor_fields_only(cls, data: Any) -> Any:
+        # like Gemma4VisionConfig: a config.json's audio_config carries attention and clipping settings too
+        return {k: v for k, v in data.items() if k in cls.model_fields} if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _check(self) -> Gemma4AudioConfig:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"audio_config.hidden_size ({self.hidden_size}) is not a multiple of num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
+        return self
+
+
 class Gemma4Config(Strict):
     """Gemma4Config fields (transformers models/gemma4/configuration_gemma4.py)."""
 
     model_type: Literal["gemma4"] | None = None
     text_config: Gemma4TextConfig
     vision_config: Gemma4VisionConfig | None = None  # Gemma4Config(): no vision tower
-    audio_config: dict[str, Any] | None = None
+    audio_config: Gemma4AudioConfig | None = None  # nor an audio tower
     tie_word_embeddings: bool = True
-
-    @model_validator(mode="after")
-    def _no_audio(self) -> Gemma4Config:
-        if self.audio_config is not None:
-            raise ValueError("gemma4 with an audio tower (audio_config) is not modelled yet: give audio_config null")
-        return self
 
 
 class Gemma4Spec(ModelSpecBase):
@@ -300,11 +326,49 @@ def vision_tensors(v: Gemma4VisionConfig, text_hidden: int) -> Iterator[Tensor]:
     yield Tensor("projector.embedding_projection", "projector", (text_hidden, h), "projector")
 
 
+def audio_tensors(a: Gemma4AudioConfig, text_hidden: int) -> Iterator[Tensor]:
+    """Gemma4AudioModel (modeling_gemma4.py): the two stride-2 convolutions of Gemma4AudioSubSampleConvProjection
+    (bias-free, each with a bias-free LayerNorm) and its input projection from (channels[0] // 4) x channels[1],
+    the Conformer layers (two macaron feed-forwards 4 x hidden wide, attention with a relative-key projection and a
+    per-dimension scale, a light convolution: a GLU start, a depthwise kernel, an end projection; RMSNorms), the
+    output projection with a bias; then the audio Gemma4MultimodalEmbedder's projection (its norm has no weight).
+    Gemma4ClippableLinear's clipping bounds are buffers, not parameters."""
+    h, comp = a.hidden_size, "audio_tower"
+    c0, c1 = a.subsampling_conv_channels
+    yield Tensor("audio.sscp.conv0.weight", comp, (c0, 1, 3, 3), "conv")
+    yield from norm("audio.sscp.norm0", comp, c0, None)
+    yield Tensor("audio.sscp.conv1.weight", comp, (c1, c0, 3, 3), "conv")
+    yield from norm("audio.sscp.norm1", comp, c1, None)
+    yield from linear("audio.sscp.input_proj", comp, h, (c0 // 4) * c1, "other", False, None)
+    for i in range(a.num_hidden_layers):
+        p = f"audio.{i}"
+        for ffw in ("ffw1", "ffw2"):
+            yield from linear(f"{p}.{ffw}.up", comp, 4 * h, h, "ffn_up", False, i)
+            yield from linear(f"{p}.{ffw}.down", comp, h, 4 * h, "ffn_down", False, i)
+            yield from norm(f"{p}.{ffw}.pre_norm", comp, h, i)
+            yield from norm(f"{p}.{ffw}.post_norm", comp, h, i)
+        yield Tensor(f"{p}.attn.per_dim_scale", comp, (h // a.num_attention_heads,), "other", i)
+        yield from linear(f"{p}.attn_q", comp, h, h, "attn_q", False, i)
+        yield from linear(f"{p}.attn_k", comp, h, h, "attn_k", False, i)
+        yield from linear(f"{p}.attn_v", comp, h, h, "attn_v", False, i)
+        yield from linear(f"{p}.attn_output", comp, h, h, "attn_output", False, i)
+        yield from linear(f"{p}.attn_rel_k", comp, h, h, "other", False, i)
+        yield from linear(f"{p}.lconv.start", comp, 2 * h, h, "other", False, i)
+        yield from linear(f"{p}.lconv.end", comp, h, h, "other", False, i)
+        yield Tensor(f"{p}.lconv.depthwise.weight", comp, (h, 1, a.conv_kernel_size), "conv", i)
+        for name in ("lconv.pre_norm", "lconv.conv_norm", "norm_pre_attn", "norm_post_attn", "norm_out"):
+            yield from norm(f"{p}.{name}", comp, h, i)
+    yield from linear("audio.output_proj", comp, a.output_proj_dims, h, "other", True, None)
+    yield Tensor("projector.audio_embedding_projection", "projector", (text_hidden, a.output_proj_dims), "projector")
+
+
 def tensors(spec: AnyGemma4) -> Iterator[Tensor]:
     if isinstance(spec, Gemma4Spec):
         c = spec.config
         if c.vision_config is not None:
             yield from vision_tensors(c.vision_config, c.text_config.hidden_size)
+        if c.audio_config is not None:
+            yield from audio_tensors(c.audio_config, c.text_config.hidden_size)
         yield from text_tensors(c.text_config, c.tie_word_embeddings)
         return
     yield from text_tensors(spec.config, spec.config.tie_word_embeddings)
@@ -324,13 +388,16 @@ def self_kv(c: Gemma4TextConfig) -> tuple[LayerKV | None, ...]:
     return tuple(out)
 
 
-LLAMACPP_REFUSAL = (
-    "{engine}: the profile does not yet size {model}'s per-layer head sizes, KV-shared layers and per-layer "
-    "embeddings; use --engine transformers"
+# llama.cpp runs Gemma 4's vision tower from a separate mmproj file (convert_hf_to_gguf.py Gemma4VisionAudioModel,
+# projector type gemma4v) whose weights and CLIP graph the llama.cpp profile does not size yet: the language model
+# alone is answered (a gemma4_text config, or the GGUF), the multimodal one refused rather than its tower left out
+VISION_MMPROJ_REFUSAL = (
+    "{engine}: the profile does not size {model}'s vision / audio mmproj yet; give the language model "
+    "alone (its GGUF, or text_config as a {text} config.json) or use --engine transformers"
 )
 
 
-def text_geometry(c: Gemma4TextConfig, architecture: str, model: str = "Gemma 4", **extra: Any) -> Geometry:
+def text_geometry(c: Gemma4TextConfig, architecture: str, gguf: str = "gemma4", **extra: Any) -> Geometry:
     kv = {c.layer_kv_heads(i) for i in range(c.num_hidden_layers) if not c.shared(i)}
     fields: dict[str, Any] = dict(  # noqa: C408 (keyword form mirrors the Geometry fields)
         architecture=architecture,
@@ -352,13 +419,11 @@ def text_geometry(c: Gemma4TextConfig, architecture: str, model: str = "Gemma 4"
         gguf_n_gqa=c.num_attention_heads // c.num_key_value_heads,
         experts=(c.num_experts or 0) if c.enable_moe_block else 0,
         experts_per_token=(c.top_k_experts or 0) if c.enable_moe_block else 0,
-        refusals={
-            # llama.cpp loads Gemma 4 GGUFs (src/llama-arch.cpp LLM_ARCH_GEMMA4, "gemma4"), but its profile here sizes
-            # one head shape for every layer and a cache on each: not the per-layer head sizes, the KV-shared layers
-            # without a cache (n_layer_kv_from_start) or the per-layer embeddings Gemma 4 has
-            "llama.cpp": LLAMACPP_REFUSAL.format(engine="llama.cpp", model=model),
-            "ollama": LLAMACPP_REFUSAL.format(engine="ollama", model=model),
-        },
+        # llama.cpp runs it (LLM_ARCH_GEMMA4 / LLM_ARCH_GEMMA3N, src/models/gemma4.cpp, gemma3n.cpp): the sliding
+        # layers in their own window-sized cache (build_attn_inp_kv_iswa), the KV-shared layers without one
+        # (`n_layer_kv_from_start`: llama_hparams::has_kv), each layer's K and V n_embd_k_gqa(il) wide
+        llamacpp_swa=True,
+        gguf_architecture=gguf,
     )
     fields.update(extra)
     return Geometry(**fields)
@@ -374,6 +439,12 @@ def geometry(spec: AnyGemma4) -> Geometry:
             takes_images=c.vision_config is not None,
             image_size_option=c.vision_config is not None,
             no_cross_reason="Gemma 4 has no cross-attention: image tokens sit in the self-attention context",
+            refusals={
+                e: VISION_MMPROJ_REFUSAL.format(engine=e, model="Gemma 4", text="gemma4_text")
+                for e in ("llama.cpp", "ollama")
+            }
+            if c.vision_config is not None or c.audio_config is not None
+            else {},
         )
     return text_geometry(spec.config, spec.architecture)
 
@@ -387,11 +458,47 @@ def text_stage(c: Gemma4TextConfig, context: int) -> Stage:
     return Stage(context, c.hidden_size, q, kv, inner, True, c.num_attention_heads, context)
 
 
+# Gemma4AudioFeatureExtractor / Gemma4Processor (feature_extraction_gemma4.py, processing_gemma4.py): 16 kHz audio,
+# 20 ms frames every 10 ms, at most 480,000 samples (30 s) per clip, audio_seq_length 750 soft tokens at most
+AUDIO_RATE, AUDIO_FRAME, AUDIO_HOP, AUDIO_CLIP_SECONDS, AUDIO_MAX_TOKENS = 16_000, 320, 160, 30, 750
+
+
+def audio_clip_tokens(seconds: int) -> int:
+    """Gemma4Processor._compute_audio_num_tokens for `seconds` of 16 kHz audio: mel frames (semicausal padding of
+    half a frame, unfold of frame + 1 samples), then the two stride-2, kernel-3, padding-1 convolutions, capped."""
+    frames = (seconds * AUDIO_RATE + AUDIO_FRAME // 2 - (AUDIO_FRAME + 1)) // AUDIO_HOP + 1
+    if frames <= 0:
+        return 0
+    for _ in range(2):
+        frames = (frames + 2 - 3) // 2 + 1
+    return min(frames, AUDIO_MAX_TOKENS)
+
+
+def audio_tokens(spec: AnyGemma4, seconds: int) -> int:
+    """Soft tokens of `seconds` of audio, sent as clips of at most 30 s (the feature extractor truncates a longer
+    one); 0 without an audio tower. The begin- and end-of-audio tokens around each clip are text."""
+    if not isinstance(spec, Gemma4Spec) or spec.config.audio_config is None:
+        return 0
+    full, rest = divmod(seconds, AUDIO_CLIP_SECONDS)
+    return full * audio_clip_tokens(AUDIO_CLIP_SECONDS) + (audio_clip_tokens(rest) if rest else 0)
+
+
+def audio_stage(a: Gemma4AudioConfig) -> Stage:
+    """The Conformer over one 30 s clip (750 positions after the subsampling): eager chunked local attention, each
+    chunk of attention_chunk_size queries over chunk + context_left - 1 + context_right keys (Gemma4AudioAttention)."""
+    h = a.hidden_size
+    keys = a.attention_chunk_size + max(0, a.attention_context_left - 1) + a.attention_context_right
+    n = audio_clip_tokens(AUDIO_CLIP_SECONDS)
+    return Stage(n, h, h, h, 4 * h, False, a.num_attention_heads, keys, eager_scores=True, per_input=True)
+
+
 def stages(spec: AnyGemma4, context: int, source: int, images: int) -> list[Stage]:
     if not isinstance(spec, Gemma4Spec):
         return [text_stage(spec.config, context)]
     c, v = spec.config, spec.config.vision_config
     out = [text_stage(c.text_config, context)]
+    if c.audio_config is not None:  # one 30 s clip, as memory's audio note says
+        out.append(audio_stage(c.audio_config))
     if images and v is not None:
         # the processor pads every image's patches to max_soft_tokens * k^2 (image_processing_gemma4.py)
         patches = MAX_SOFT_TOKENS * v.pooling_kernel_size**2
@@ -497,10 +604,11 @@ MM_CONFIG = ConfigClass(
     "Gemma4Config",
     "gemma4/configuration_gemma4.py",
     Gemma4Config,
-    {"text_config": TEXT_CONFIG, "tie_word_embeddings": True, "audio_config": None},
-    # Gemma4Config() builds no vision tower (vision_config is an optional sub-config, None by default): a
-    # config.json's vision_config is kept as given, Gemma4VisionConfig's own defaults filling what it omits
-    copied=("vision_config",),
+    {"text_config": TEXT_CONFIG, "tie_word_embeddings": True},
+    # Gemma4Config() builds no vision or audio tower (optional sub-configs, None by default): a config.json's
+    # vision_config / audio_config is kept as given, Gemma4VisionConfig's / Gemma4AudioConfig's own defaults filling
+    # what it omits
+    copied=("vision_config", "audio_config"),
 )
 
 # Gemma4ForConditionalGeneration's safetensors names (Gemma4Model under `model.`)
@@ -509,6 +617,8 @@ MM_WEIGHT_RULES = (
     (r"model\.language_model\..+", "decoder"),
     (r"model\.vision_tower\..+", "vision_tower"),
     (r"model\.embed_vision\..+", "projector"),
+    (r"model\.audio_tower\..+", "audio_tower"),
+    (r"model\.embed_audio\..+", "projector"),
     (r"lm_head\.weight", "lm_head"),
 )
 
@@ -522,4 +632,10 @@ FAMILY: Family[Any] = Family(
     cross_source_tokens,
     config_json={"gemma4_text": TEXT_CONFIG, "gemma4": MM_CONFIG},
     weight_rules={"gemma4_text": WEIGHT_RULES, "gemma4": MM_WEIGHT_RULES},
+    # llama.cpp's LLM_ARCH_GEMMA4 (src/models/gemma4.cpp load_arch_hparams): n_layer_kv_from_start = n_layer -
+    # attention.shared_kv_layers; the file carries the rest (convert_hf_to_gguf.py Gemma4Model: the sliding pattern
+    # as one flag per layer, key_length / key_length_swa, head_count_kv per layer)
+    gguf_architectures=("gemma4",),
+    gguf_rules={"gemma4": GGUFRules(kv_free_tail="attention.shared_kv_layers")},
+    audio_tokens=audio_tokens,
 )

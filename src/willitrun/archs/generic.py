@@ -9,8 +9,8 @@ Two readers fill it, and say which in `counted_by`:
   on the meta device: parameters counted per component, caches measured from a forward pass's cache tensors.
 
 `layers` lists each decoder layer's cache (runs of alike layers as `count`): attention keys and values per
-position (full, sliding over `window`, chunked), and/or a recurrent state of fixed size per sequence
-(`conv_state` + `ssm_state` elements). `tensors` lists the weights (alike tensors of a component as `count`).
+position (full, sliding over `window`, chunked), a sparse-attention indexer's key per position (`indexer_dim`),
+and/or a recurrent state of fixed size per sequence (`conv_state` + `ssm_state` elements). `tensors` lists the weights (alike tensors of a component as `count`).
 The compute estimate is the generic decoder's (one stage of `hidden_size`, the attention widths of the widest
 layer and `intermediate_size`).
 """
@@ -18,6 +18,7 @@ layer and `intermediate_size`).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from .. import limits as L
@@ -36,6 +37,7 @@ from .base import (
     Tensor,
     Vocab,
 )
+from .caches import IndexerKeys, layer_caches
 from .family import Family
 
 ARCHITECTURES = ("generic",)
@@ -59,6 +61,9 @@ class GenericLayer(Strict):
     window: Positions | None = None
     conv_state: Count = 0  # elements per sequence, constant in the context
     ssm_state: Count = 0
+    # one more key of this width per position: a sparse-attention indexer's (transformers cache_utils.py
+    # DynamicIndexedLayer.indexer_keys, [batch, positions, index_head_dim]: DeepSeek-V3.2, GLM-5)
+    indexer_dim: Width = 0
     count: Layers = 1
 
     @model_validator(mode="after")
@@ -134,11 +139,22 @@ def _kv(layer: GenericLayer) -> LayerKV | None:
 def geometry(spec: ModelSpecBase) -> Geometry:
     c: GenericConfig = spec.config  # type: ignore[attr-defined]
     layers = c.each_layer()
+    g = _geometry(c, layers, spec.architecture)  # type: ignore[attr-defined]
+    if not any(layer.indexer_dim for layer in layers):
+        return g
+    caches = tuple(
+        (*kinds, IndexerKeys(layer.indexer_dim)) if layer.indexer_dim else kinds
+        for kinds, layer in zip(layer_caches(g), layers, strict=True)
+    )
+    return replace(g, cache_kinds=caches)
+
+
+def _geometry(c: GenericConfig, layers: list[GenericLayer], architecture: str) -> Geometry:
     kv = tuple(_kv(layer) for layer in layers)
     state = tuple((layer.conv_state, layer.ssm_state) for layer in layers)
     kv_heads = max((k.kv_heads for k in kv if k is not None), default=1)
     return Geometry(
-        architecture=spec.architecture,  # type: ignore[attr-defined]
+        architecture=architecture,
         self_kv=kv,
         cross_kv=(None,) * len(kv),
         vocab_size=c.vocab_size,

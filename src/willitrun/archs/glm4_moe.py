@@ -14,7 +14,7 @@ from typing import Annotated, ClassVar, Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from .base import Intermediate, Tensor
-from .decoder import DecoderSpec, moe_family
+from .decoder import NEXTN_WEIGHT_RULES, DecoderSpec, moe_family
 from .family import ConfigClass, GGUFRules
 from .llama import Anatomy, gated_mlp
 from .moe import Experts, MoeConfig
@@ -101,6 +101,9 @@ FAMILY = moe_family(
         copied=("head_dim",),
     ),
     gguf=("glm4moe",),
+    # the nextn layer GLM-4.5 / 4.6 store at index num_hidden_layers is not built: Glm4MoeForCausalLM
+    # [r"model\.layers\.92.*", r"model\.layers\.46.*"]
+    weight_rules=NEXTN_WEIGHT_RULES,
     # llama.cpp LLM_ARCH_GLM4_MOE: n_layer_kv_from_start = n_layer - nextn_predict_layers (no cache for MTP layers)
-    gguf_rules={"glm4moe": GGUFRules(kv_free_tail="nextn_predict_layers")},
+    gguf_rules={"glm4moe": GGUFRules(kv_free_tail="nextn_predict_layers", skips_tail=True)},
 )  # convert_hf_to_gguf.py: Glm4MoeForCausalLM -> MODEL_ARCH.GLM4_MOE

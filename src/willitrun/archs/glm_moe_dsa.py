@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from .. import limits as L
 from ..records import Field, model_validator
 from .base import Geometry, ModelSpecBase
-from .decoder import DecoderSpec, decoder_family
+from .decoder import NEXTN_WEIGHT_RULES, DecoderSpec, decoder_family
 from .deepseek_v32 import DeepseekV32Config, IndexerType, _defaults, stages, tensors
 from .deepseek_v32 import geometry as v32_geometry
 from .family import ConfigClass
@@ -98,6 +98,8 @@ FAMILY = decoder_family(
         copied=("mlp_layer_types", "indexer_types", "index_topk_pattern", "index_topk_freq", "index_skip_topk_offset"),
     ),
     gguf=("glm-dsa",),  # convert_hf_to_gguf.py: GlmMoeDsaForCausalLM -> MODEL_ARCH.GLM_DSA; llama-arch.cpp "glm-dsa"
+    # GLM-5's MTP layer model.layers.78.* is not built: GlmMoeDsaForCausalLM [r"model\.layers\.78.*"]
+    weight_rules=NEXTN_WEIGHT_RULES,
     tensors=tensors,
     geometry=geometry,
     stages=stages,

@@ -37,6 +37,8 @@ from .base import (
 )
 from .family import ConfigClass, ConfigReading, Family
 from .llama import LlamaConfig
+from .ministral3 import CONFIG as MINISTRAL3_TEXT
+from .ministral3 import Ministral3Config
 
 ARCHITECTURES = ("mistral3",)
 STAGES_TAKE_IMAGE_SIZE = True
@@ -66,7 +68,8 @@ class Preprocessor(Strict):
 class Mistral3Config(Strict):
     """Mistral3Config fields (transformers models/mistral3/configuration_mistral3.py)."""
 
-    text_config: LlamaConfig
+    # a Mistral / Llama text model (Mistral Small 3.1 / 3.2), or Ministral 3's (Devstral Small 2, Ministral 3)
+    text_config: LlamaConfig | Ministral3Config
     vision_config: PixtralVisionConfig
     spatial_merge_size: ImageSide = 2
     multimodal_projector_bias: bool = False
@@ -243,7 +246,12 @@ _MISTRAL3_VISION_INIT = {
 def read_config(reading: ConfigReading, cfg: Mapping[str, Any], model_type: str) -> dict[str, Any]:
     """Mistral3Config: a Mistral or Llama text_config, a Pixtral vision_config (SubConfigSpec.create_subconfig)."""
     text = reading.sub_config(
-        reading.sub(cfg, "text_config"), "text_config", "mistral", llava.TEXT_MODELS, _MISTRAL3_TEXT_INIT, MISTRAL3
+        reading.sub(cfg, "text_config"),
+        "text_config",
+        "mistral",
+        {**llava.TEXT_MODELS, "ministral3": MINISTRAL3_TEXT},  # Devstral Small 2: Ministral 3's text model
+        _MISTRAL3_TEXT_INIT,
+        MISTRAL3,
     )
     vision = reading.sub_config(
         reading.sub(cfg, "vision_config"),

@@ -19,7 +19,7 @@ from typing import Literal
 
 from ..records import model_validator
 from .base import Geometry, Heads, Intermediate, ModelSpecBase, Stage, Tensor
-from .decoder import LM_WEIGHT_RULES
+from .decoder import LM_WEIGHT_RULES, MTP_IGNORED
 from .family import ConfigClass, Family
 from .llama import gated_mlp
 from .moe import Experts, check_experts
@@ -163,7 +163,8 @@ FAMILY = Family(
     no_image_tokens,
     no_cross_source,
     config_json={"qwen3_5_text": TEXT_CONFIG_CLASS, "qwen3_5_moe_text": MOE_TEXT_CONFIG_CLASS},
-    weight_rules={"qwen3_5_text": LM_WEIGHT_RULES, "qwen3_5_moe_text": LM_WEIGHT_RULES},
+    # mtp.* is not built: Qwen3_5ForCausalLM / Qwen3_5MoeForCausalLM _keys_to_ignore_on_load_unexpected [r"^mtp.*", ...]
+    weight_rules=dict.fromkeys(("qwen3_5_text", "qwen3_5_moe_text"), (MTP_IGNORED, *LM_WEIGHT_RULES)),
     # llama.cpp src/llama-arch.cpp: LLM_ARCH_QWEN35 "qwen35", LLM_ARCH_QWEN35MOE "qwen35moe"
     gguf_architectures=("qwen35", "qwen35moe"),
 )

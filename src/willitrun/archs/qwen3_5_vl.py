@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from ..records import Field
 from .base import Geometry, LayerIndex, ModelSpecBase, Stage, Strict, Tensor, merger_width_warning
+from .decoder import MTP_IGNORED
 from .family import ConfigClass, Family
 from .qwen2_vl import Preprocessor
 from .qwen3_5 import (
@@ -194,7 +195,8 @@ FAMILY: Family[Any] = Family(
     sized_stages=stages,
     config_json=CONFIG_JSON,
     # Qwen3_5Model's names are Qwen3VLModel's (model.visual, model.language_model, lm_head)
-    weight_rules={"qwen3_5": WEIGHT_RULES, "qwen3_5_moe": WEIGHT_RULES},
+    # ... and the checkpoints' mtp.* are not built (Qwen3_5ForConditionalGeneration: [r"^mtp.*"])
+    weight_rules=dict.fromkeys(("qwen3_5", "qwen3_5_moe"), (MTP_IGNORED, *WEIGHT_RULES)),
     # llama.cpp's text GGUF of a Qwen3.5 checkpoint is qwen35 / qwen35moe, which archs/qwen3_5.py reads
     gguf_architectures=(),
 )

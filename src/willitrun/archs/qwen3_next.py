@@ -51,7 +51,7 @@ from .base import (
     norm,
 )
 from .caches import CacheKind, FullAttention, LinearAttentionState
-from .decoder import LM_WEIGHT_RULES
+from .decoder import LM_WEIGHT_RULES, MTP_IGNORED
 from .family import ConfigClass, Family
 from .llama import check_layer_types, gated_mlp
 from .moe import check_experts, expert_tensors
@@ -394,6 +394,8 @@ FAMILY = Family(
             none_is_default=("mlp_only_layers",),
         )
     },
-    weight_rules={"qwen3_next": LM_WEIGHT_RULES},
+    # the checkpoints' mtp.* (one multi-token-prediction layer) are not built: Qwen3NextForCausalLM
+    # _keys_to_ignore_on_load_unexpected = [r"^mtp.*"]
+    weight_rules={"qwen3_next": (MTP_IGNORED, *LM_WEIGHT_RULES)},
     gguf_architectures=("qwen3next",),  # llama.cpp src/llama-arch.cpp: LLM_ARCH_QWEN3NEXT "qwen3next"
 )

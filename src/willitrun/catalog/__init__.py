@@ -216,6 +216,8 @@ class Catalog:
                 if entry is None:  # the first run after install: the prebuilt entry (catalog/bundled.py)
                     pre = bundled.entry(path, kind)
                     entry = pre["index"] if pre is not None and index_entry_ok(pre.get("index")) else None
+                    if entry is not None:  # kept as a parsed entry is: the next run reads no spec file for it
+                        self._disk.store(path, kind, stamp, entry)
                 if entry is None:
                     try:
                         entry = _index_entry(read_yaml_mapping(path).data)

@@ -159,7 +159,8 @@ CT2_VERSIONS: dict[str, CTranslate2Version] = {
         "4",
         12,
         True,
-        "4.0.0 (2024-02-15) to 4.8.1 (2026-07-03, the newest stored: 0d8bcd36)",
+        "4.0.0 (2024-02-15) on: read to 4.8.1 (2026-07-03, the newest stored: 0d8bcd36); 4.8.2 to 4.8.5 (PyPI, "
+        "4.8.5 the newest) not stored as source",
         "CHANGELOG 4.0.0: 'This major version introduces the breaking change while updating to cuda 12'; the "
         "beam search state as in 3.6.0 (src/layers/decoder.cc Decoder::replicate_state)",
     ),

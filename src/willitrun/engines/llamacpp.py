@@ -456,6 +456,14 @@ def mmproj_storage(tensors: list[Tensor], dtype_name: str) -> list[StorageType]:
     return out
 
 
+def mmproj_weights(spec: AnySpec, tensors: list[Tensor], dtype_name: str) -> tuple[int, int]:
+    """(tensors, bytes) of the mmproj file's weights as the CUDA backend allocates them, each aligned."""
+    mm = mmproj_tensors(spec, tensors)
+    storage = mmproj_storage(mm, dtype_name)
+    nbytes = aligned_sum((cuda_tensor_bytes(t, s) for t, s in zip(mm, storage, strict=True)), GGML_CUDA_ALIGNMENT)
+    return len({t.name for t in mm}), nbytes
+
+
 @dataclass(frozen=True)
 class LmShape:
     """What the llama.cpp graph needs of the language model."""
@@ -524,6 +532,7 @@ def compute_bytes(
     t5_bias: bool = False,
     fa_kv_copy: bool = False,
     outputs: int | None = None,
+    per_layer_inputs: int = 0,
 ) -> tuple[int, str]:
     """Peak of the worst-case graph on one device (f32 activations, n_ubatch tokens, every output):
 
@@ -576,6 +585,16 @@ def compute_bytes(
     ffn_detail = f"4 B x {ub} x (2 x {shape.n_embd} + 2 x {shape.n_ff})" + (
         f" + {weight_copy} B host weight copied for a batch matmul" if weight_copy else ""
     )
+    if per_layer_inputs:
+        # Gemma 3n / 4: the per-layer inputs [n_embd_per_layer x n_layer, n_ubatch] f32 (build_inp_per_layer, then
+        # project_per_layer_inputs) are read by every layer (src/models/gemma3n.cpp, gemma4.cpp: a view of
+        # inp_per_layer at `il`), so ggml-alloc keeps them through the attention and feed-forward phases
+        resident = F32_BYTES * ub * per_layer_inputs
+        attn += resident
+        ffn += resident
+        tail = f" + 4 B x {ub} x {per_layer_inputs} (per-layer inputs)"
+        attn_detail += tail
+        ffn_detail += tail
     phases = [(attn, attn_detail), (ffn + weight_copy, ffn_detail)]
     if logits:
         rows = ub if outputs is None else min(outputs, ub)  # the output rows are selected before the final norm
@@ -1040,6 +1059,51 @@ def gguf_tensor_name(t: Tensor) -> str:
     return "blk." + t.name[len("decoder.") :] if t.name.startswith("decoder.") else t.name
 
 
+# Tensors of no decoder layer that llama.cpp creates as layer 0's (src/models/gemma3n.cpp, gemma4.cpp load_arch_tensors:
+# `tn(LLM_TENSOR_PER_LAYER_MODEL_PROJ, "weight", 0)`, and LLM_TENSOR_INFO makes both LLM_TENSOR_LAYER_REPEATING, so
+# llama-model.cpp create_tensor takes `dev_layer.at(tn.bid)`): they sit on the first layer's device, not the output's
+FIRST_LAYER_TENSORS = frozenset({"per_layer_model_proj.weight", "per_layer_proj_norm.weight"})
+
+
+def input_table(t: Tensor) -> bool:
+    """A lookup table of the input layer, which llama.cpp keeps in host memory (llama-model.cpp: "there is very
+    little benefit to offloading the input layer, so always keep it on the CPU"): the token embedding and Gemma 3n /
+    4's per-layer embeddings (src/llama-arch.cpp LLM_TENSOR_INFO: LLM_TENSOR_PER_LAYER_TOKEN_EMBD is
+    LLM_TENSOR_LAYER_INPUT, GGML_OP_GET_ROWS; issue #14430: "the PLE of Gemma3N is loaded to CPU"). archs/gemma4.py
+    and importers/gguf_generic.py give that table the embeddings component and the role "other"."""
+    return t.role == "token_embd" or (t.component == "embeddings" and t.layer is None and t.role == "other")
+
+
+def gguf_tensors(spec: AnySpec) -> list[Tensor]:
+    """The model's tensors as its GGUF holds them: the per-layer embedding table has a row per vocabulary entry
+    (src/models/gemma3n.cpp, gemma4.cpp create `per_layer_tok_embd` as {n_embd_per_layer x n_layer, n_vocab}), so
+    convert_hf_to_gguf.py Gemma3NModel pads Gemma 3n's 262144 rows (vocab_size_per_layer_input) to vocab_size's
+    262400 ("Padding per-layer embeddings ... adding 256 vision/audio token slots"). Built once per spec, as
+    model_tensors (callers must not mutate the list): a ladder or a batch search makes dozens of estimates."""
+    return archs.cached(spec, "gguf-tensors", lambda: _gguf_tensors(spec))
+
+
+def per_layer_input_width(spec: AnySpec, tensors: list[Tensor]) -> int:
+    """The row width of Gemma 3n / 4's per-layer embeddings' table (0: none), once per spec (`tensors`:
+    gguf_tensors(spec))."""
+    return archs.cached(
+        spec,
+        "gguf-per-layer-input-width",
+        lambda: max((t.shape[-1] for t in tensors if input_table(t) and t.role != "token_embd"), default=0),
+    )
+
+
+def _gguf_tensors(spec: AnySpec) -> list[Tensor]:
+    tensors = model_tensors(spec)
+    vocab = next((t.shape[0] for t in tensors if t.role == "token_embd"), 0)
+    return [
+        replace(t, shape=(vocab, *t.shape[1:]))
+        if input_table(t) and t.role != "token_embd" and t.shape[0] < vocab
+        else t
+        for t in tensors
+    ]
+
+
 def overridden_to_host(t: Tensor, opt: LlamaCppOptions) -> bool:
     return t.layer is not None and any(p.search(gguf_tensor_name(t)) for p in tensor_overrides(opt.override_tensor))
 
@@ -1145,6 +1209,43 @@ def with_indexer_keys(
         f"{'/'.join(map(str, dims))} x {cells} cells x {kv.name} each ({how})"
     )
     return [b + e for b, e in zip(layer_kv, extra, strict=True)], note
+
+
+def per_layer_kv_widths(g: archs.Geometry) -> list[tuple[int, int]] | None:
+    """Each layer's (K, V) elements per cell where layers differ (Gemma 4's full-attention layers: global_head_dim
+    512 and their own KV heads) or some attention model's layers keep no cache (Gemma 3n / 4's KV-shared layers);
+    None when every layer is alike (then 2 x n_embd_k_gqa per layer). llama-kv-cache.cpp gives layer il a K of
+    n_embd_k_gqa(il) and a V of n_embd_v_gqa(il) elements per cell (llama-hparams.cpp: n_embd_head_k(il) x
+    n_head_kv(il), the sliding layers' head size n_embd_head_k_swa) and skips the layers without
+    `hparams.has_kv(il)` (il >= n_layer_kv_from_start: "layer %3d: does not have KV cache"); the shared layers read
+    an earlier layer's cache (llama-model.cpp create_memory `reuse`; the ggml-org/llama.cpp issue #21730 log: "layer
+    29: reuse layer 23, is_swa = 0"). A hybrid's recurrent layers: hybrid_layer_kv; latent attention: mla_kv_layer."""
+    if g.mla is not None:
+        return None
+    shapes = {(k.key_width, k.value_width) for k in g.self_layers}
+    cacheless = not g.ssm_state and bool(g.self_layers) and any(k is None for k in g.self_kv)
+    if len(shapes) <= 1 and not cacheless:
+        return None
+    return [(0, 0) if k is None else (k.key_width, k.value_width) for k in g.self_kv]
+
+
+def per_layer_kv_detail(
+    widths: list[tuple[int, int]], windows: list[int | None], cells: int, swa_cells: int, kv_name: str
+) -> str:
+    """How the per-layer cache is made: each (K + V, cells) of the layers that keep one, and the layers without."""
+    groups: dict[tuple[int, int, int], int] = {}
+    for (k, v), w in zip(widths, windows, strict=True):
+        if k or v:
+            key = (k, v, swa_cells if w else cells)
+            groups[key] = groups.get(key, 0) + 1
+    parts = [f"{n} x ({k} K + {v} V) x {c} cells" for (k, v, c), n in groups.items()]
+    none = sum(1 for k, v in widths if not (k or v))
+    return (
+        "("
+        + " + ".join(parts)
+        + f") x {kv_name}"
+        + (f"; {none} layers keep none (KV shared with an earlier layer: has_kv)" if none else "")
+    )
 
 
 def hybrid_layer_kv(g: archs.Geometry, layer_kv: list[int]) -> list[int]:
@@ -1354,13 +1455,17 @@ def _place_weights(
         nbytes = cuda_tensor_bytes(t, s)
         host_nbytes = s.nbytes(t.numel)  # no CUDA row padding in host memory
         file_sizes.append(host_nbytes)
+        layer = 0 if gguf_tensor_name(t) in FIRST_LAYER_TENSORS else t.layer
         on_host = (
-            t.role == "token_embd"
-            or (t.layer is None and not output_on_gpu)
-            or (t.layer is not None and (t.layer < first_gpu or expert_on_host(t, opt)))
+            input_table(t)
+            or (layer is None and not output_on_gpu)
+            or (layer is not None and (layer < first_gpu or expert_on_host(t, opt)))
         )
         if on_host:
             last_host = len(file_sizes) - 1
+        if input_table(t) and t.role != "token_embd":
+            embd_sizes.append(host_nbytes)  # the per-layer embeddings' table: rows looked up on the CPU
+            continue
         if t.role == "token_embd":
             embd_sizes.append(host_nbytes)
             if tied:
@@ -1373,15 +1478,15 @@ def _place_weights(
                 if output_on_gpu:
                     gpu_sizes[last_device].append(nbytes)
             continue
-        if t.layer is None:  # final norms and the LM head: the output layer
+        if layer is None:  # final norms and the LM head: the output layer
             if t.role == "output":
                 output_tensor_bytes = nbytes
             if output_on_gpu:
                 gpu_sizes[last_device].append(nbytes)
             else:
                 host_sizes.append(host_nbytes)
-        elif t.layer >= first_gpu and not expert_on_host(t, opt):
-            gpu_sizes[device_of(t.layer)].append(nbytes)
+        elif layer >= first_gpu and not expert_on_host(t, opt):
+            gpu_sizes[device_of(layer)].append(nbytes)
         else:
             host_sizes.append(host_nbytes)
             largest_host_weight = max(largest_host_weight, nbytes)
@@ -1501,7 +1606,7 @@ def _llamacpp_estimate(
     ub = min(opt.n_ubatch, cells)
 
     g = archs.geometry(spec)
-    tensors = model_tensors(spec)
+    tensors = gguf_tensors(spec)
     storage = archs.cached(spec, f"gguf:{r.dtype.name}", lambda: gguf_storage(tensors, r.dtype, spec))
     n_layer = shape.n_layer
     ngl = n_layer + 1 if opt.gpu_layers is None else min(opt.gpu_layers, n_layer + 1)
@@ -1515,8 +1620,6 @@ def _llamacpp_estimate(
     # with no repeating layer offloaded, an output layer on the GPU is on the first (llama.cpp: layer_gpu of
     # (n_layer - i_gpu_start) / act_gpu_layers = 0)
     last_device = device_of(n_layer - 1) if gpu_layer_count else 0 if output_on_gpu else opt.gpus - 1
-    mm_tensors = mmproj_tensors(spec, tensors) if g.vision is not None else []
-    mm_names = {t.name for t in mm_tensors}
     # The weights' placement depends on the type and -ngl, not the context: computed once per spec
     # (a `check --rows` of 1,000 rows or a context bisection re-uses it).
     placed = archs.cached(
@@ -1526,7 +1629,6 @@ def _llamacpp_estimate(
     )
     gpu_sizes, host_bytes, embd_bytes, output_tensor_bytes, largest_host_weight, mapped_bytes = placed
     buffers: list[Buffer] = []
-    align = GGML_CUDA_ALIGNMENT
     for d, nbytes in gpu_sizes.items():
         if nbytes is not None:
             buffers.append(
@@ -1548,7 +1650,12 @@ def _llamacpp_estimate(
             "host",
             "weights",
             "token_embd stays in host memory: only rows are looked up (llama-model.cpp: the input "
-            "layer is always on the CPU)",
+            "layer is always on the CPU)"
+            + (
+                "; so does the per-layer embeddings' table, per_layer_token_embd (LLM_TENSOR_LAYER_INPUT)"
+                if per_layer_input_width(spec, tensors)
+                else ""
+            ),
         )
     )
     if host_bytes is not None:
@@ -1625,11 +1732,18 @@ def _llamacpp_estimate(
     # significant portion of memory"), kept them in F16 -- a day of builds just before b8643 (2026-04-03, issue
     # #21394), older than ollama's llama-server runner (ollama#16031, 2026-05-29), so no LLAMACPP_VERSIONS row.
     layer_kv = [kv_layer if not w or opt.swa_full else 2 * r.kv.nbytes(shape.kv_width) * swa_cells for w in windows]
+    widths = per_layer_kv_widths(g)
+    if widths is not None:
+        layer_kv = [
+            (r.kv.nbytes(k) + r.kv.nbytes(v)) * (swa_cells if w and not opt.swa_full else cells) if k or v else 0
+            for (k, v), w in zip(widths, windows, strict=True)
+        ]
+        kv_detail = per_layer_kv_detail(widths, windows, cells, swa_cells if not opt.swa_full else cells, r.kv.name)
     layer_kv = hybrid_layer_kv(g, layer_kv)
     layer_kv, indexer_note = with_indexer_keys(g, layer_kv, r.kv, cells, version.dsa_indexer)
     if indexer_note:
         out_notes.append(indexer_note)
-    if swa_cells != cells:
+    if swa_cells != cells and widths is None:
         kv_detail = (
             f"2 x {shape.kv_width} x {r.kv.name} x ({cells} cells per full layer, {swa_cells} per sliding layer)"
         )
@@ -1641,18 +1755,35 @@ def _llamacpp_estimate(
     # layers,  1/1 seqs)" for Gemma 4 31B's 10 full-attention layers of 60 (ggml-org/llama.cpp issue #21394, b8643).
     kv_by_device: dict[int, int] = {}
     layers_on: dict[int, int] = {}
+    on_device: dict[int, list[int]] = {}
     kv_host_layers = sum(1 for b in layer_kv[:first_gpu] if b)
     for i in range(first_gpu, n_layer):
         kv_by_device[device_of(i)] = kv_by_device.get(device_of(i), 0) + layer_kv[i]
         layers_on[device_of(i)] = layers_on.get(device_of(i), 0) + (1 if layer_kv[i] else 0)
+        on_device.setdefault(device_of(i), []).append(i)
+
+    def layers_detail(layers: list[int], count: int, host: str = "") -> str:
+        if widths is None:
+            return f"{count} {host}layers x {kv_detail}"
+        # per-layer widths: the layers of this device, grouped by shape
+        return f"{count} {host}layers: " + per_layer_kv_detail(
+            [widths[i] for i in layers],
+            [windows[i] for i in layers],
+            cells,
+            swa_cells if not opt.swa_full else cells,
+            r.kv.name,
+        )
+
     for d, nbytes in kv_by_device.items():
+        if widths is not None and not nbytes:
+            continue  # every layer of this device reads an earlier layer's cache: llama.cpp allocates none here
         buffers.append(
             Buffer(
                 f"KV cache (CUDA{d})",
                 nbytes,
                 "gpu",
                 "kv_self",
-                f"{layers_on[d]} layers x {kv_detail} (llama_kv_cache: CUDA0 KV buffer size)",
+                f"{layers_detail(on_device[d], layers_on[d])} (llama_kv_cache: CUDA0 KV buffer size)",
                 d,
             )
         )
@@ -1663,7 +1794,7 @@ def _llamacpp_estimate(
                 sum(layer_kv[:first_gpu]),
                 "host",
                 "kv_self",
-                f"{kv_host_layers} host layers x {kv_detail}",
+                layers_detail(list(range(first_gpu)), kv_host_layers, "host "),
             )
         )
     buffers.extend(recurrent_state_buffers(g, parallel, first_gpu))
@@ -1682,7 +1813,24 @@ def _llamacpp_estimate(
             )
         )
 
-    # Compute buffers: one per GPU.
+    # Compute buffers: one per GPU. Gemma 3n / 4 also keep their per-layer inputs (the per-layer table's row width,
+    # n_layer x n_embd_per_layer) alive through the layers; the rest of their graph (Gemma 3n's four AltUp streams)
+    # is not in the Llama-calibrated form
+    per_layer_inputs = per_layer_input_width(spec, tensors)
+    if widths is not None and not opt.swa_full:
+        # flash attention over a quantized cache converts one layer's K and V to f16 at a time: the widest of
+        # K x cells over the layers (a sliding layer has its window's cells), as a width over the full cells
+        shape = replace(
+            shape,
+            kv_width=max(
+                -(-k * (swa_cells if w else cells) // cells) for (k, _), w in zip(widths, windows, strict=True)
+            ),
+        )
+    if per_layer_inputs:
+        out_notes.append(
+            "compute buffer: the Llama-calibrated form plus the per-layer inputs every layer reads "
+            f"(4 B x {ub} x {per_layer_inputs}); not checked against a printed Gemma 3n / 4 compute buffer"
+        )
     # ggml-cuda offload_op: batches of >= 32 rows (GGML_OP_OFFLOAD_MIN_BATCH) run on the GPU
     copies = opt.op_offload and version.op_offload and ub >= 32
     if not opt.op_offload and opt.version not in (
@@ -1724,6 +1872,7 @@ def _llamacpp_estimate(
             t5_bias=g.relative_position_bias,
             fa_kv_copy=version.fa_f16_kv_in_compute and r.kv.name not in ("f16", "fp16"),
             outputs=parallel if version.server_outputs else None,
+            per_layer_inputs=per_layer_inputs,
         )
         buffers.append(
             Buffer(f"compute buffer (CUDA{d})", nbytes, "gpu", "compute", f"peak of the worst-case graph: {detail}", d)
@@ -1788,10 +1937,11 @@ def _llamacpp_estimate(
     # The mmproj file (LLaVA): its own weights and CLIP compute buffer.
     model_name = str(getattr(spec, "id", spec.architecture))
     if g.vision is not None:
-        mm_storage = mmproj_storage(mm_tensors, opt.mmproj_dtype)
         placement: Literal["gpu", "host"] = "gpu" if opt.mmproj_on_gpu else "host"
-        mm_bytes = aligned_sum((cuda_tensor_bytes(t, s) for t, s in zip(mm_tensors, mm_storage, strict=True)), align)
-        mm_detail = f"{len(mm_names)} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)"
+        mm_count, mm_bytes = archs.cached(  # the spec and the mmproj type decide it: summed once per spec
+            spec, f"llamacpp-mmproj:{opt.mmproj_dtype}", lambda: mmproj_weights(spec, tensors, opt.mmproj_dtype)
+        )
+        mm_detail = f"{mm_count} tensors, {opt.mmproj_dtype} (clip_model_load: params backend buffer size)"
         if opt.mmproj_file is not None:  # the user's file: its tensor table's exact bytes
             mf = opt.mmproj_file
             wrong = llava_mmproj_mismatch(mf, g.vision, model_name)
@@ -1907,6 +2057,7 @@ __all__ = [
     "expert_on_host",
     "gguf_storage",
     "gguf_tensor_name",
+    "gguf_tensors",
     "hybrid_layer_kv",
     "kv_cells",
     "llamacpp_estimate",

@@ -145,9 +145,13 @@ _LC_KV_SUMMARY = re.compile(
     r"K \((\w+)\):\s*([\d.]+) MiB, V \((\w+)\):\s*([\d.]+) MiB"
 )
 _LC_KV_INIT_TYPES = re.compile(r"\bllama_kv_cache_init:.*type_k = '(\w+)', type_v = '(\w+)'")
-_LC_BUILD = re.compile(r"\b(?:build|version)[:=]\s*b?(\d{3,6})\b")
+# `build: 6895 (4341dc8bc) with ...` (common.cpp until 2026), `build_info: b8833-45cac7ca7` (2026 builds); docker's
+# git-less builds print b1, which no pattern of 3 digits or more takes
+_LC_BUILD = re.compile(r"\b(?:build|version|build_info)[:=]\s*b?(\d{3,6})\b")
 _LC_CUT_SHORT = re.compile(r"n_ctx_(?:per_)?seq \((\d+)\) < n_ctx_train \((\d+)\)")
-_LC_SERVER_SLOTS = re.compile(r"\binitializing slots, n_slots = (\d+)")
+_LC_SERVER_SLOTS = re.compile(
+    r"\binitializing slots, n_slots = (\d+)|n_parallel is set to auto, using n_parallel = (\d+)"
+)
 _LC_FIT = re.compile(r"(?:llama|common)_params_fit")
 # The memory breakdown llama-cli and llama-server print at exit (llama.cpp PR #16740 added it to the server;
 # common/fit.cpp common_memory_breakdown_print, formerly llama_memory_breakdown_print): per GPU
@@ -209,7 +213,7 @@ def _llamacpp_buffers(lines: list[str]) -> tuple[list[Printed], dict[str, int | 
             key, value = m.group(1).replace(" ", "_").replace(".", "_"), m.group(2)[:200]
             number = _count(value.split()[0]) if value.split() else None
             facts.setdefault(key, number if number is not None else value)
-        elif (m := _LC_SERVER_SLOTS.search(line)) and (n := _count(m.group(1))) is not None:
+        elif (m := _LC_SERVER_SLOTS.search(line)) and (n := _count(m.group(1) or m.group(2))) is not None:
             facts["n_slots"] = n
         if (m := _LC_CUT_SHORT.search(line)) and "context_cut_short" not in facts:
             facts["context_cut_short"] = True
@@ -417,13 +421,23 @@ class OllamaLog(LogReader):
 # (vllm/worker/model_runner.py `self.model_memory_usage / float(2**30)`): both are GiB.
 _V_WEIGHTS = re.compile(r"(?:model weights take|Loading model weights took|Model loading took)\s+([\d.]+)\s*Gi?B")
 _V_NON_TORCH = re.compile(r"non_torch_memory(?: takes)?\s+([\d.]+)\s*Gi?B")
-_V_ACT = re.compile(r"PyTorch activation peak memory(?: takes)?\s+([\d.]+)\s*Gi?B")
+# vllm==0.34.0 extensible_kv_cache.py `measure_kv_cache_blocks` (the extensible KV cache): "Memory after warmup: F GiB
+# free, C GiB committed to the KV cache, K GiB kept for transient activations (P GiB allocated at peak, G GiB of torch
+# reservation growth); N KV cache blocks (B GiB) fit within the requested R GiB. ..." -- P is the profiled peak, B the pool
+_V_ACT = re.compile(
+    r"(?:PyTorch activation peak memory(?: takes)?|kept for transient activations \()\s*([\d.]+)\s*Gi?B(?: allocated)?"
+)
 _V_KV = re.compile(
-    r"(?:Available KV cache memory:|the rest of the memory reserved for KV Cache is|KV Cache is)\s+([\d.]+)\s*Gi?B"
+    r"(?:Available KV cache memory:|the rest of the memory reserved for KV Cache is|KV Cache is|KV cache blocks \()"
+    r"\s*([\d.]+)\s*Gi?B"
 )
 _V_KV_TOKENS = re.compile(r"GPU KV cache size:\s*([\d,]+) tokens")
+# V1's config/scheduler.py: "Chunked prefill is enabled with max_num_batched_tokens=N." (the profile batch it chose)
+_V_BATCHED = re.compile(r"Chunked prefill is enabled with max_num_batched_tokens=(\d+)")
 _V_CONCURRENCY = re.compile(r"Maximum concurrency for ([\d,]+) tokens per request:\s*([\d.]+)x")
 _V_GRAPHS = re.compile(r"Graph capturing finished in [\d.]+ secs?, took ([\d.]+) GiB")
+# vllm==0.22.0 gpu_model_runner.py `profile_cudagraph_memory` (0.21 on): the estimate taken off the KV budget
+_V_GRAPHS_ESTIMATE = re.compile(r"Estimated CUDA graph memory: ([\d.]+) GiB total")
 _V_VERSION = re.compile(
     r"(?:vLLM API server version|LLM engine \(v|V1 LLM engine \(v|vLLM version)\s*v?(\d+\.\d+(?:\.\d+)?)"
 )
@@ -472,6 +486,13 @@ class VllmLog(LogReader):
                     buffers.append(Printed(label, size_bytes(m.group(1), "GiB"), kind, "gpu", 0, i))  # type: ignore[arg-type]
             if (m := _V_KV_TOKENS.search(line)) and (n := _count(m.group(1))) is not None:
                 facts["kv_tokens"] = n
+            if (m := _V_BATCHED.search(line)) and (n := _count(m.group(1))) is not None:
+                facts.setdefault("max_num_batched_tokens", n)
+            # the graphs' memory: the 0.21+ estimate (the figure the budget subtracts), else what the capture took
+            if (m := _V_GRAPHS_ESTIMATE.search(line)) or (
+                (m := _V_GRAPHS.search(line)) and "cudagraph_bytes" not in facts
+            ):
+                facts["cudagraph_bytes"] = size_bytes(m.group(1), "GiB")
             if m := _V_CONCURRENCY.search(line):
                 if (n := _count(m.group(1))) is not None:
                     facts["max_model_len"] = n

@@ -27,6 +27,7 @@ from .llamacpp import (
     check_architecture,
     compute_bytes,
     gguf_storage,
+    gguf_tensors,
     llamacpp_estimate,
     lm_shape,
     mmproj_file_bytes,
@@ -55,6 +56,11 @@ OLLAMA_DEFAULT_PARALLEL = 1
 OLLAMA_ENGINE_ARCHITECTURES = frozenset(
     {"bert", "deepseek2", "gemma3", "gemma3n", "gptoss", "gpt-oss", "llama4", "mistral3", "mllama", "olmo3"}
     | {"qwen25vl", "qwen3", "qwen3moe", "qwen3next", "qwen3vl", "qwen3vlmoe", "glm4moelite", "lfm2"}
+    # Gemma 4 (April 2026, before v0.30): ollama's later fs/ggml/ggml.go lists "gemma4" too (model/models/gemma4).
+    # Its gemma3n keeps the cache layout llama.cpp has: model/models/gemma3n/model_text.go gives the first
+    # block_count - attention.shared_kv_layers layers a cache and points each shared one at the last sliding or full
+    # one (`cache.SetLayer(firstSharedKeyValue - 2 / - 1)`, no keys or values computed)
+    | {"gemma4"}
 )
 # `ollama pull llama3.1` / `ollama run qwen2.5:7b`: the library's default tags are 4-bit k-quants
 # (ollama.com/library: "latest" = the "*-instruct-q4_K_M" tag of the model, e.g. llama3.1:8b ->
@@ -130,7 +136,8 @@ OLLAMA_RELEASES: dict[str, OllamaRelease] = {
             "ollama#16031 'runner: Remove CGO engines, use llama-server exclusively for "
             "GGML models' (2026-05-29, first in v0.30.0): llm/llama_server.go starts llama-server with -c num_ctx x "
             "parallel, -np parallel and `--flash-attn auto` (LlamaServerFlashAttention: auto wherever "
-            "ml.FlashAttentionSupported, i.e. CUDA compute 6.0+ but 7.2, ROCm, Metal, Vulkan)",
+            "ml.FlashAttentionSupported, i.e. CUDA compute 7.0+ but 7.2 -- 6.0+ from v0.31.2, ollama#16994 -- ROCm, "
+            "Metal, Vulkan)",
             True,
             True,
         ),
@@ -235,7 +242,7 @@ def ollama_predicted_vram(spec: AnySpec, request: Request, n_ctx: int, mla_laten
     context = num_ctx x parallel (server/sched.go effectiveLlamaServerContext). Here the file's size is the
     sum of its tensors in the request's type."""
     r = resolve(spec, request)
-    tensors = model_tensors(spec)
+    tensors = gguf_tensors(spec)
     storage = gguf_storage(tensors, r.dtype, spec)
     weights = sum(s.nbytes(x.numel) for x, s in zip(tensors, storage, strict=True))
     g = archs.geometry(spec)
@@ -362,7 +369,7 @@ def ollama_estimate(spec: AnySpec, request: Request, options: OllamaOptions | No
         fa = True  # llama-server --flash-attn auto: on where the GPU supports it (every card this estimates for)
         notes.append(
             f"flash attention on: ollama {release.since} starts llama-server with --flash-attn auto "
-            "(llm/llama_server.go; off on CUDA cards below compute 6.0 and on 7.2)"
+            "(llm/llama_server.go; off on CUDA cards below compute 6.0 -- 7.0 before v0.31.2 -- and on 7.2)"
         )
     elif release.llama_runner_fa_auto and gguf_arch not in OLLAMA_ENGINE_ARCHITECTURES:
         fa = True  # the llama runner's FlashAttention:Auto: llama.cpp turns it on where the GPU supports it

@@ -347,7 +347,12 @@ class LlamaCpp(Engine):
             kw["parallel"] = log_setting(settings, "parallel", n, "log")
         if (n := log_int(facts, "layers_offloaded")) is not None:
             kw["gpu_layers"] = log_setting(settings, "gpu_layers", n, "log")
-        if version is None:
+        from .llamacpp_builds import version_for_build
+
+        by_build = version_for_build(b, "n_slots" in facts) if (b := log_int(facts, "build")) is not None else None
+        if version is None and by_build is not None:
+            version = log_setting(settings, "llamacpp_version", by_build[0], f"log ({by_build[1]})")
+        elif version is None:
             era = facts.get("log_era")
             version = "2024-05" if era == "2024" else "current"
             log_setting(settings, "llamacpp_version", version, f"log format ({era})")
@@ -707,8 +712,12 @@ class Vllm(Engine):
     name = "vllm"
     label = "vLLM"
     reserve_source = "vLLM takes its share of the card's total"
-    # engines/vllm.py: the CUDA context sits in the 1 - gpu_memory_utilization headroom (vLLM PR #12126)
-    runtime_overhead = "totals are what vLLM needs of its utilization share; the CUDA context sits outside it"
+    # engines/vllm.py: before 0.34 the CUDA context sits in the 1 - gpu_memory_utilization headroom (vLLM PR #12126);
+    # 0.34's extensible KV cache sizes its pool against it (VLLM_CUDA_CONTEXT_BYTES)
+    runtime_overhead = (
+        "totals are what vLLM needs of its utilization share; they hold the CUDA context from 0.34 (the default), "
+        "before it the context sits outside them"
+    )
     measured_overhead: ClassVar[tuple[str, str] | None] = ("non_torch_bytes", "non_torch_detail")  # non_torch_memory
     takes = {
         "gpu_memory_utilization": "gpu_memory_utilization",
@@ -756,6 +765,8 @@ class Vllm(Engine):
         ):
             if (n := log_int(facts, key)) is not None and n > 0:
                 kw[name] = log_setting(settings, name, n, "log")
+        if (n := log_int(facts, "cudagraph_bytes")) is not None and n > 0:
+            kw["cudagraph_bytes"] = log_setting(settings, "cudagraph_bytes", n, "log (CUDA graph memory)")
         if version is None and isinstance(facts.get("version"), str):
             from .vllm import version_for_release
 

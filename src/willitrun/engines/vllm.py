@@ -48,7 +48,17 @@ from ..archs.caches import IndexerKeys
 from ..archs.mamba import VLLM_STATE_REFUSAL
 from ..archs.mllama import MllamaSpec
 from ..errors import UsageError
-from ..memory import AnySpec, Request, Resolved, resolve, stage_peak, stages, storage_types, vocab_size
+from ..memory import (
+    TRANSFORMERS_OVERHEAD_BYTES,
+    AnySpec,
+    Request,
+    Resolved,
+    resolve,
+    stage_peak,
+    stages,
+    storage_types,
+    vocab_size,
+)
 from .base import GIB, MIB, Buffer, EngineEstimate, pad
 from .torch_alloc import torch_allocated
 
@@ -336,8 +346,27 @@ VLLM_VERSIONS: dict[str, VllmVersion] = {
     )
 }
 # vllm==0.34.0 vllm/v1/worker/extensible_kv_cache.py: the sizing margin's floor and its share of the transient peak.
+# `KV_CACHE_MARGIN_FLOOR_BYTES = (3 if current_platform.is_rocm() else 1) << 30`: "ROCr also maps kernel scratch
+# outside the allocator when a kernel first needs it, so ROCm keeps a larger floor".
 VLLM_KV_MARGIN_FLOOR_BYTES = 1 << 30
+VLLM_KV_MARGIN_FLOOR_ROCM_BYTES = 3 << 30
 VLLM_KV_MARGIN_FRACTION = 0.75
+# What a vLLM worker holds before its memory snapshot on one card: vllm==0.34.0 vllm/v1/worker/gpu_worker.py
+# `init_device` creates the CUDA context, NCCL and the cuBLAS/cuBLASLt handles ("Create the handles now, before the
+# snapshot, so they count as baseline like the NCCL buffers") and then takes `init_snapshot`, whose free memory is
+# what `measure_kv_cache_bytes` caps the pool with (headroom = free after warmup + committed KV = init free -
+# non_kv_used). So with the extensible KV cache the pool is min(requested, total - this - margin) - the rest: at
+# the default utilization 1.0 this comes off the pool (before 0.34 it sat in the 1 - utilization headroom).
+# Figure: a PyTorch process's CUDA context, cuBLAS workspace and allocator reserve, measured at 360 MiB on an
+# RTX 3090 (memory.TRANSFORMERS_OVERHEAD_BYTES, lm-sys/FastChat#2005). The bare context grows with the SM count:
+# 555 MiB on an RTX PRO 6000 Blackwell (188 SMs), 107 MiB on an RTX 4060 Ti (34 SMs), cudaMemGetInfo's primary
+# context as measured in ggml-org/llama.cpp PR #23604 (2026-05-24) -- about 3 MiB per SM; the card's SM count is
+# not known here, so one figure serves every card (VllmOptions.cuda_context_bytes overrides it). On an H100 the same
+# footprint reads far larger: vLLM's own PYNVVIDEOCODEC_CUDA_CONTEXT_BYTES = 1.8 GiB ("Per-API-server CUDA context and
+# driver allocation, measured with PyNvVideoCodec 2.0.4 on H100", vllm==0.34.0 multimodal/video_decoders/
+# pynvvideocodec.py), and PR #10511's V0 non_torch_memory (1.79 GiB, counted from before the context) less PR
+# #12126's V1 figure (0.16 GiB, after it) is 1.63 GiB: on such cards the pool is up to 1.3 GiB smaller than shown.
+VLLM_CUDA_CONTEXT_BYTES = TRANSFORMERS_OVERHEAD_BYTES
 # --kv-cache-dtype: "auto" (the model's dtype), float16, bfloat16 and the fp8 formats (vllm==0.11.0, 0.22.0 and
 # 0.33.0 vllm/config/cache.py CacheDType); llama.cpp's q8_0 / q4_0 cache types are not among them.
 VLLM_KV_TYPES = frozenset({"f16", "bf16", "f32", "fp8"})
@@ -472,6 +501,15 @@ class VllmOptions:
     block_size: int | None = None  # [--block-size] None: the version's default (16; 64 from 0.34)
     non_torch_bytes: int | None = None  # None: the version's figure (VLLM_*NON_TORCH*)
     non_torch_detail: str | None = None  # where non_torch_bytes comes from (explain --save); None: the version's
+    # The CUDA context, NCCL and cuBLAS handles a worker holds before its memory snapshot; None: VLLM_CUDA_CONTEXT_BYTES.
+    # Only the extensible KV cache (0.34) sizes the pool against it; earlier it sits in the 1 - utilization headroom.
+    cuda_context_bytes: int | None = None
+    # The captured CUDA graphs' memory, as a log prints it ("Graph capturing finished in N secs, took X GiB", or from
+    # 0.21 "Estimated CUDA graph memory: X GiB total"); None: not modelled (0). From 0.21 vLLM takes its estimate off
+    # the KV budget (gpu_worker.py `determine_available_memory`: requested - non_kv_cache_memory -
+    # cudagraph_memory_estimate); 0.34 captures before sizing the extensible cache, so the graphs' pool is in its
+    # non_kv_used; before 0.21 they are captured after the pool, in the headroom, and do not change it.
+    cudagraph_bytes: int | None = None
     tensor_parallel: int = 1  # [--tensor-parallel-size]
     pipeline_parallel: int = 1  # [--pipeline-parallel-size]
     version: str = VLLM_DEFAULT_VERSION  # a key of VLLM_VERSIONS
@@ -631,6 +669,12 @@ class MoeSplit:
 # FlashInfer on SM100 (round_up(I, 256), round_up(H, 256)), Triton (round_up(I, 64), H as is) -- and the
 # padded w13 / w2 weights, scales and biases are allocated so. (intermediate, hidden) alignments:
 MXFP4_PADDING = {"marlin": (128, 256), "flashinfer-sm100": (256, 256), "triton": (64, 1)}
+
+
+def on_rocm(gpu_name: str | None) -> bool:
+    """An AMD card (the catalog's names start "AMD": Instinct, Radeon, Ryzen AI): vLLM runs it on ROCm."""
+    name = (gpu_name or "").lower()
+    return name.startswith("amd") or "instinct" in name or "radeon" in name
 
 
 def mxfp4_backend(gpu_name: str | None) -> str:
@@ -839,6 +883,8 @@ class RankBudget:
     kv: KVLayout | None = None  # the rank's KV cache groups (None: not computed)
     mm: MultimodalProfile | None = None  # the multimodal profile (first stage of a multimodal model)
     margin_bytes: int = 0  # what the extensible KV cache's sizing keeps free beyond the budget (0.34 on)
+    context_bytes: int = 0  # the worker's CUDA context etc. where the extensible KV cache's cap counts it (0.34 on)
+    cudagraph_bytes: int = 0  # the captured graphs, where the version takes them off the KV budget (0.21 on)
 
     @property
     def activation_bytes(self) -> int:
@@ -1412,14 +1458,24 @@ def rank_budget(
     per_token += sum(b for i in range(*layers) for b in indexer_token_bytes(g, i))
     usable = int(total_memory_bytes * opt.utilization)
     peak = max(layer_peak, sampler)
-    margin = 0
+    margin = context = 0
     if info.extensible_kv:
         # vllm==0.34.0 extensible_kv_cache.py `measure_kv_cache_bytes`: min(requested - non_kv_used, headroom -
-        # margin) - transient_peak, headroom being what is free after warmup (the card less the CUDA context, not
-        # modelled, and non_kv_used); the margin binds unless gpu_memory_utilization leaves more than it free.
-        floor = max(VLLM_KV_MARGIN_FLOOR_BYTES, int(peak * VLLM_KV_MARGIN_FRACTION))
-        margin = max(0, usable - (total_memory_bytes - floor))  # what it takes off the budget
-    available = usable - margin - weights.allocated_bytes - non_torch - peak
+        # margin) - transient_peak, headroom being what is free after warmup plus the committed KV: the card less what
+        # the worker held at its init snapshot (the CUDA context, NCCL, cuBLAS handles: VLLM_CUDA_CONTEXT_BYTES) and
+        # non_kv_used. The cap binds unless gpu_memory_utilization leaves the context and the margin free already;
+        # what it takes is shown as the context first, then the margin.
+        floor = max(
+            VLLM_KV_MARGIN_FLOOR_ROCM_BYTES if on_rocm(opt.gpu_name) else VLLM_KV_MARGIN_FLOOR_BYTES,
+            int(peak * VLLM_KV_MARGIN_FRACTION),
+        )
+        held = VLLM_CUDA_CONTEXT_BYTES if opt.cuda_context_bytes is None else opt.cuda_context_bytes
+        taken = max(0, usable - (total_memory_bytes - held - floor))  # what the cap takes off the budget
+        context = min(held, taken)
+        margin = taken - context
+    # the captured graphs' pool, where the version counts it against the KV budget (VllmOptions.cudagraph_bytes)
+    graphs = (opt.cudagraph_bytes or 0) if info.cudagraphs_profiled else 0
+    available = usable - context - margin - weights.allocated_bytes - non_torch - peak - graphs
     layout = kv_layout(r, opt, layers, max_model_len, batched) if max_model_len else None
     return RankBudget(
         stage,
@@ -1435,6 +1491,8 @@ def rank_budget(
         layout,
         mm,
         margin,
+        context,
+        graphs,
     )
 
 
@@ -1604,9 +1662,10 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
     if info.extensible_kv:
         notes.append(
             "vLLM 0.34 sizes the KV cache after warmup and CUDA graph capture from the memory then free "
-            "(the extensible KV cache, on by default on CUDA): it keeps max(1 GiB, 0.75 x the activation peak) "
-            "plus the peak free; the CUDA context and the captured graphs (measured, not modelled here) make "
-            "the pool that much smaller"
+            "(the extensible KV cache, on by default on CUDA and ROCm): it keeps max(1 GiB -- 3 on ROCm --, 0.75 x the "
+            "activation peak) "
+            "plus the peak free, and caps the pool at the card less what the worker held at its start-up snapshot "
+            f"(CUDA context, NCCL, cuBLAS: {ranks[0].context_bytes / MIB:,.0f} MiB counted here)"
         )
     elif info.context_in_non_torch:
         notes.append("vLLM 0.6 prints the CUDA context inside non_torch_memory")
@@ -1626,7 +1685,13 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
             f"CUDA graphs (PIECEWISE {len(pw)} sizes up to {pw[-1]}, FULL {len(full)} up to {full[-1] if full else 0}) "
             "are captured before the extensible KV cache is sized, so the pool is what they leave: vllm==0.34.0 "
             "v1/worker/gpu/model_runner.py `profile_cudagraph_memory` returns 0 with this cache ('measures the "
-            "capture footprint after warmup'); their memory is measured, not modelled here"
+            "capture footprint after warmup'); "
+            + (
+                f"{ranks[0].cudagraph_bytes / GIB:.2f} GiB as given"
+                if ranks[0].cudagraph_bytes
+                else "their memory is measured at start-up, not modelled here: the pool is that much smaller (0.11 "
+                "to 1.58 GiB in the logs read)"
+            )
         )
     elif info.cudagraphs_profiled:
         pw, full = cudagraph_sizes(opt, batched, seqs)
@@ -1769,6 +1834,38 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                 dev,
             )
         )
+        if b.context_bytes:
+            buffers.append(
+                Buffer(
+                    "CUDA context (before the snapshot)" + suffix,
+                    b.context_bytes,
+                    "gpu",
+                    "other",  # held before vLLM's own snapshot: not the non-torch memory explain --save replaces
+                    "the CUDA context, NCCL and cuBLAS handles the worker creates before `init_snapshot`: the extensible "
+                    "KV cache caps the pool at the card less them (vllm==0.34.0 gpu_worker.py `init_device`, "
+                    "extensible_kv_cache.py `measure_kv_cache_bytes`); "
+                    + (
+                        "given"
+                        if opt.cuda_context_bytes is not None
+                        else "360 MiB measured for a PyTorch process on an RTX 3090 (FastChat#2005); the bare context "
+                        "grows with the SM count (llama.cpp PR #23604: 107 MiB on 34 SMs, 555 MiB on 188)"
+                    ),
+                    dev,
+                )
+            )
+        if b.cudagraph_bytes:
+            buffers.append(
+                Buffer(
+                    "CUDA graphs" + suffix,
+                    b.cudagraph_bytes,
+                    "gpu",
+                    "other",  # a measured figure already: not replaced by explain --save
+                    "the captured graphs' memory as given (a log's 'Graph capturing finished ..., took' or 'Estimated "
+                    "CUDA graph memory'), off the KV budget: vllm==0.22.0 gpu_worker.py `determine_available_memory`; "
+                    "0.34 captures before sizing the extensible KV cache",
+                    dev,
+                )
+            )
         if b.margin_bytes:
             buffers.append(
                 Buffer(
@@ -1776,7 +1873,8 @@ def vllm_estimate(spec: AnySpec, request: Request, options: VllmOptions | None =
                     b.margin_bytes,
                     "gpu",
                     "other",  # memory kept free, not the runtime's own (explain --save replaces the overhead rows)
-                    f"max(1 GiB, 0.75 x the activation peak), less what gpu_memory_utilization "
+                    f"max({3 if on_rocm(opt.gpu_name) else 1} GiB, 0.75 x the activation peak), less what "
+                    "gpu_memory_utilization "
                     f"{opt.utilization:.2f} leaves free (vllm==0.34.0 extensible_kv_cache.py `measure_kv_cache_bytes`)",
                     dev,
                 )

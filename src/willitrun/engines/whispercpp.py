@@ -144,8 +144,10 @@ WHISPERCPP_VERSIONS: dict[str, WhisperCppVersion] = {
         WHISPER_SCHED_META_BYTES,
         True,
         "gallocr",
-        "v1.8.0 (2025-09-30) on",
-        "#3441 'whisper : enable flash attention by default' (0b3587acd); buffers as v1.7",
+        "v1.8.0 (2025-09-30) on (read to v1.9.3, 2026-08)",
+        "#3441 'whisper : enable flash attention by default' (0b3587acd); buffers as v1.7; through v1.9.3 only the "
+        "decoder's KQ mask lost its GGML_KQ_MASK_PAD rows (72714d169, first in v1.8.3), no change at the 448-token "
+        "reserve",
     ),
 }
 WHISPERCPP_LATEST = "1.8"

@@ -91,6 +91,31 @@ def read_config(path: Path) -> dict[str, Any]:
 
 _ORACLE: dict[str, dict[str, Any]] = {}  # config.json text -> the oracle's config block (it takes seconds)
 
+# model_types that only name a copy of a class transformers ships: model_type -> (the checkpoint's
+# architectures[0], its auto_map AutoConfig, the model_type of the class it copies). Kimi K2
+# (moonshotai/Kimi-K2-Instruct config.json: model_type kimi_k2, DeepseekV3ForCausalLM,
+# configuration_deepseek.DeepseekV3Config) is DeepSeek-V3's architecture, which engines pick by `architectures`
+# (vLLM's model registry: DeepseekV3ForCausalLM). Read as transformers' class, the file's code never executed.
+REMOTE_COPIES = {
+    "kimi_k2": ("DeepseekV3ForCausalLM", "configuration_deepseek.DeepseekV3Config", "deepseek_v3"),
+}
+
+
+def _known_remote_config(cfg: dict[str, Any], notes: list[str] | None) -> tuple[dict[str, Any], list[str] | None]:
+    model_type = cfg.get("model_type")
+    copy = REMOTE_COPIES.get(model_type) if isinstance(model_type, str) else None
+    auto_map = cfg.get("auto_map")
+    if copy is None or not isinstance(auto_map, dict):
+        return cfg, notes
+    architecture, config_class, as_type = copy
+    if cfg.get("architectures") != [architecture] or auto_map.get("AutoConfig") != config_class:
+        return cfg, notes
+    note = (
+        f"model_type {model_type!r} is the model's own copy of {config_class.rsplit('.', 1)[-1]} ({architecture}): "
+        f"read as transformers' {as_type!r}, its code never run."
+    )
+    return {**cfg, "model_type": as_type}, [*(notes or []), note]
+
 
 def _config_spec(
     cfg: dict[str, Any],
@@ -105,6 +130,7 @@ def _config_spec(
 ) -> AnyModelSpec:
     """spec_from_config, or, for a model_type without a family, transformers as the oracle (importers/oracle.py:
     built on the meta device, parameters counted, caches measured; issue 20 §4)."""
+    cfg, notes = _known_remote_config(cfg, notes)
     model_type = cfg.get("model_type")
     if not isinstance(model_type, str) or reads_config(model_type):  # a family's own file (archs/family.py)
         return spec_from_config(
@@ -217,7 +243,12 @@ def _checkpoint(
         from .weights import COMPONENT_RULES
 
         COMPONENT_RULES.setdefault("generic", list(COMPONENTS))
-    weights = weights_override(spec.architecture, tensors, weights_source, "safetensors", notes=weight_notes)
+    from ..archs import geometry  # the decoder's layer count: layers stored past it are not built (archs/family.py)
+
+    layers = len(geometry(spec).self_kv)
+    weights = weights_override(
+        spec.architecture, tensors, weights_source, "safetensors", notes=weight_notes, layers=layers
+    )
     weights = _unsaved_positions(spec, weights, tensors)
     return spec, _crosscheck(spec, weights, exact=weights.dtype is not None)
 
@@ -329,6 +360,8 @@ def spec_from_gguf_header(
     }
     spec = build_spec(data, label)
     rules = "gguf:generic" if spec_arch == "generic" else f"gguf:{arch}"
+    from .gguf_generic import skipped_from  # the trailing layers llama.cpp's loader skips (GLM-4.5's MTP layer)
+
     weights = weights_override(
         rules,
         header.tensors,
@@ -336,6 +369,7 @@ def spec_from_gguf_header(
         "gguf",
         dtype=stored_dtype,
         storage=f"{file_type}: {storage_summary(header.tensors)}",
+        layers=skipped_from(header) if spec_arch == "generic" else None,
     )
     # GGUF shapes are logical, so element counts are parameters whatever the block type; rope_freqs
     # (Llama 3.1's rope scaling factors) and Phi-3's rope_factors_* are not parameters in transformers.

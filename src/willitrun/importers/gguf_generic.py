@@ -11,7 +11,8 @@ as src/llama-model.cpp and src/llama-hparams.cpp read them (ggml-org/llama.cpp, 
 - `attention.kv_lora_rank` (multi-head latent attention: the cache holds the latent and the rope key);
 - recurrent state per sequence, constant in the context (llama-hparams.cpp n_embd_r / n_embd_s):
   RWKV (`wkv.head_size`): token_shift_count x n_embd and n_embd x head_size; LFM2 (`shortconv.l_cache`):
-  n_embd x (l_cache - 1); Mamba and Gated DeltaNet (`ssm.*`): (d_conv - 1) x (d_inner + 2 n_group d_state)
+  n_embd x (l_cache - 1); Kimi Delta Attention (`kda.head_dim`, kimi-linear): 3 x (d_conv - 1) x n_head x head_dim
+  and head_dim^2 x n_head on the layers with 0 KV heads; Mamba and Gated DeltaNet (`ssm.*`): (d_conv - 1) x (d_inner + 2 n_group d_state)
   and d_state x d_inner; the recurrent layers are those with 0 KV heads, or those `full_attention_interval`
   leaves out (qwen3next), or every layer of a file with no attention heads;
 - `expert_count` / `expert_used_count` (0 is a dense model, as llama.cpp loads it).
@@ -23,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..archs.family import GGUFRules
+from ..archs.family import IGNORED_ON_LOAD, GGUFRules
 from ..errors import SpecError
 from ..files import safe_text
 from ..limits import MAX_LAYERS  # a count read from a file is bounded before any loop
@@ -56,8 +57,13 @@ _ROLES = (
     "ssm_dt",
 )
 GENERIC_RULES = "gguf:generic"
+# the input layer's lookup tables: llama.cpp keeps them in host memory (src/llama-arch.cpp LLM_TENSOR_INFO:
+# LLM_TENSOR_TOKEN_EMBD and LLM_TENSOR_PER_LAYER_TOKEN_EMBD are LLM_TENSOR_LAYER_INPUT, GGML_OP_GET_ROWS)
+INPUT_TABLES = ("token_embd.weight", "per_layer_token_embd.weight")
 COMPONENT_RULES[GENERIC_RULES] = [
-    (r"token_embd\.weight", "embeddings"),
+    # the trailing layers llama.cpp's loader skips (skipped_from: weights_override's `layers`)
+    (r"blk\.(?P<layer>\d+)\..+", IGNORED_ON_LOAD),
+    (r"(?:per_layer_)?token_embd\.weight", "embeddings"),
     (r"output\.weight", "lm_head"),
     (r".+", "decoder"),
 ]
@@ -84,6 +90,8 @@ def _per_layer(meta: dict[str, Any], key: str, n: int, path: Path, default: int 
 def _role(t: StoredTensor) -> str:
     if t.name == "token_embd.weight":
         return "token_embd"
+    if t.name == "per_layer_token_embd.weight":
+        return "other"  # Gemma 3n / 4's per-layer embeddings: a second input table (an engine places it as one)
     if t.name == "output.weight":
         return "output"
     if len(t.shape) == 1:
@@ -94,17 +102,39 @@ def _role(t: StoredTensor) -> str:
     return base if base in _ROLES else "ffn_up"  # any other matrix: quantized at the file type's base type
 
 
-def _tensors(tensors: list[StoredTensor]) -> list[dict[str, Any]]:
+def _layer(name: str) -> int | None:
+    parts = name.split(".", 2)
+    return int(parts[1]) if len(parts) > 2 and parts[0] == "blk" and parts[1].isdigit() and len(parts[1]) < 10 else None
+
+
+def _tensors(tensors: list[StoredTensor], skipped: int | None = None) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, tuple[int, ...]], int] = {}
     for t in tensors:
-        if t.name in NOT_PARAMETERS:
+        layer = _layer(t.name)
+        if t.name in NOT_PARAMETERS or (skipped is not None and layer is not None and layer >= skipped):
             continue
-        component = (
-            "embeddings" if t.name == "token_embd.weight" else "lm_head" if t.name == "output.weight" else "decoder"
-        )
+        component = "embeddings" if t.name in INPUT_TABLES else "lm_head" if t.name == "output.weight" else "decoder"
         key = (component, _role(t), tuple(t.shape))
         groups[key] = groups.get(key, 0) + 1
     return [{"component": c, "role": r, "shape": list(s), "count": n} for (c, r, s), n in groups.items()]
+
+
+def skipped_from(header: GGUFHeader) -> int | None:
+    """The first layer whose tensors llama.cpp's loader skips, or None: a family's `kv_free_tail` layers (GLM-4.5's
+    multi-token-prediction layer: llama-model.cpp LLM_ARCH_GLM4_MOE load_tensors, "skip all tensors in the NextN
+    layers", flags |= TENSOR_SKIP; the loader then logs "model has unused tensor blk.N... -- ignoring", subtracts
+    its bytes from size_data and allocates nothing for it)."""
+    meta = header.metadata
+    a = meta.get("general.architecture")
+    if not isinstance(a, str):
+        return None
+    _, rules = declared(a)
+    if not rules.skips_tail:  # Gemma 4's KV-shared layers keep their weights
+        return None
+    n, tail = meta.get(f"{a}.block_count"), meta.get(f"{a}.{rules.kv_free_tail}") if rules.kv_free_tail else None
+    if type(n) is int and type(tail) is int and 0 < tail < n:
+        return n - tail
+    return None
 
 
 def declared(arch: str) -> tuple[tuple[str, ...], GGUFRules]:
@@ -166,7 +196,7 @@ def _swa(meta: dict[str, Any], a: str, n: int, path: Path, rules: GGUFRules) -> 
 
 
 def _recurrent(
-    meta: dict[str, Any], a: str, n: int, n_embd: int, kv: list[int], ff: list[int], path: Path
+    meta: dict[str, Any], a: str, n: int, n_embd: int, kv: list[int], ff: list[int], n_head: int, path: Path
 ) -> tuple[list[bool], bool, int, int, str]:
     """(which layers are recurrent, whether a recurrent layer has no attention, conv elements, state elements
     per layer and sequence, what they are)."""
@@ -179,6 +209,15 @@ def _recurrent(
     if l_cache:
         l_cache = _count(meta, f"{a}.shortconv.l_cache", path)
         return [k == 0 for k in kv], True, n_embd * max(0, l_cache - 1), 0, "short-convolution state"
+    if meta.get(f"{a}.kda.head_dim"):
+        # Kimi Delta Attention (kimi-linear): the layers with no KV heads are recurrent (llama_model_kimi_linear::
+        # load_arch_hparams: is_recr = n_head_kv(il) == 0); a conv state over q, k and v of
+        # n_embd_r = 3 x (ssm_d_conv - 1, or 3 when the file has no kernel) x n_head x head_dim and a delta-rule state
+        # of n_embd_s = head_dim^2 x n_head (llama-hparams.cpp n_embd_r / n_embd_s, the n_embd_head_kda branches)
+        head = _count(meta, f"{a}.kda.head_dim", path)
+        d_conv = _count(meta, f"{a}.ssm.conv_kernel", path, 0)
+        conv = 3 * (d_conv - 1 if d_conv > 0 else 3) * n_head * head
+        return [k == 0 for k in kv], True, conv, head * head * n_head, "KDA conv and delta-rule state"
     if f"{a}.ssm.conv_kernel" not in meta and f"{a}.ssm.state_size" not in meta:
         return [False] * n, False, 0, 0, ""
     d_conv = _count(meta, f"{a}.ssm.conv_kernel", path, 0)
@@ -221,6 +260,15 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
     n_head = max(heads) or 1
     key_len = _count(meta, f"{a}.attention.key_length", path, n_embd // n_head)
     value_len = _count(meta, f"{a}.attention.value_length", path, key_len)
+    # the sliding layers' own head size where the file gives one (llama-hparams: n_embd_head_k(il) is
+    # n_embd_head_k_swa for a sliding layer; Gemma 4 writes key_length 512 for its full layers, key_length_swa 256)
+    key_len_swa = _count(meta, f"{a}.attention.key_length_swa", path, key_len)
+    value_len_swa = _count(
+        meta,
+        f"{a}.attention.value_length_swa",
+        path,
+        key_len_swa if f"{a}.attention.key_length_swa" in meta else value_len,
+    )
     sources = {
         f"config.{f}": f"{path}: {k}"
         for f, k in (
@@ -249,13 +297,19 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
     if swa_where:
         told.append(swa_where)
     ff = _per_layer(meta, f"{a}.feed_forward_length", n, path, 0)
-    recurrent, exclusive, conv, state, what = _recurrent(meta, a, n, n_embd, kv, ff, path)
+    recurrent, exclusive, conv, state, what = _recurrent(meta, a, n, n_embd, kv, ff, heads[0], path)
     if what:
         told.append(f"{sum(recurrent)} layers keep a {what}")
     tail = _count(meta, f"{a}.{rules.kv_free_tail}", path, 0) if rules.kv_free_tail else 0
     if 0 < tail < n:
         kv = kv[: n - tail] + [0] * tail
-        told.append(f"llama.cpp's {a} loader gives the last {tail} layers ({a}.{rules.kv_free_tail}) no cache")
+        told.append(
+            f"llama.cpp's {a} loader gives the last {tail} layers ({a}.{rules.kv_free_tail}) no cache"
+            + (" and skips their tensors (TENSOR_SKIP): not counted" if rules.skips_tail else "")
+        )
+    if rules.kv_layers is not None and 0 < rules.kv_layers < n:
+        kv = kv[: rules.kv_layers] + [0] * (n - rules.kv_layers)
+        told.append(f"llama.cpp's {a} loader gives only the first {rules.kv_layers} layers a cache")
     layers: list[dict[str, Any]] = []
     for i in range(n):
         layer: dict[str, Any] = {"kind": "none"}
@@ -266,8 +320,8 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
                 layer = {
                     "kind": swa_kind if swa[i] else "full",
                     "kv_heads": kv[i],
-                    "key_dim": key_len,
-                    "value_dim": value_len,
+                    "key_dim": key_len_swa if swa[i] else key_len,
+                    "value_dim": value_len_swa if swa[i] else value_len,
                 }
                 if swa[i]:
                     layer["window"] = window
@@ -308,7 +362,7 @@ def generic_config(header: GGUFHeader, path: Path) -> tuple[dict[str, Any], dict
         "intermediate_size": intermediate,
         "tie_word_embeddings": "output.weight" not in tensors,
         "layers": layers,
-        "tensors": _tensors(header.tensors),
+        "tensors": _tensors(header.tensors, n - tail if 0 < tail < n else None),
         "num_experts": experts,
         "num_experts_per_tok": used,
         "state_f32": bool(state),  # llama.cpp keeps recurrent state in f32 (llama-memory-recurrent.cpp)

@@ -7,7 +7,8 @@ from the config is built on the meta device (no memory, no weights), and:
 - its caches are measured: a short forward pass on the meta device (in float32, or bfloat16 where a kernel
   needs it) returns the cache object, whose layers say what each keeps: keys and values of
   [batch, kv_heads, positions, head_dim] (DynamicLayer: full attention, growing with the context;
-  DynamicSlidingWindowLayer: capped at `sliding_window`; a chunked layer at its chunk), or a recurrent state
+  DynamicSlidingWindowLayer: capped at `sliding_window`; a chunked layer at its chunk; DynamicIndexedLayer also
+  its sparse-attention indexer's keys, [batch, positions, index_head_dim]), or a recurrent state
   of fixed size (LinearAttentionLayer's conv_states / recurrent_states); each layer's per-position widths are
   read from the tensors' shapes and extrapolated to any context by that kind.
 Remote code never runs: a config with `auto_map`, or a model_type transformers does not ship, is refused in
@@ -205,6 +206,11 @@ def _layers(torch: Any, cache: Any) -> tuple[list[dict[str, Any]], dict[str, int
             if kind != "full":
                 entry["window"] = int(window)  # type: ignore[arg-type]  # a number whenever kind is not full
             kinds[kind] += 1
+        indexer = getattr(layer, "indexer_keys", None)  # DynamicIndexedLayer: [batch, positions, index_head_dim]
+        if isinstance(indexer, torch.Tensor) and indexer.numel():
+            if indexer.dim() != 3:
+                raise SpecError(f"cache layer {i}: indexer keys {tuple(indexer.shape)} are not [batch, positions, dim]")
+            entry["indexer_dim"] = int(indexer.shape[2])
         conv, rec = getattr(layer, "conv_states", None), getattr(layer, "recurrent_states", None)
         if isinstance(conv, dict) or isinstance(rec, dict):
             entry["conv_state"] = sum(int(t.numel()) for t in (conv or {}).values() if isinstance(t, torch.Tensor))

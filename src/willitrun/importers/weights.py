@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..archs import GGUF_READERS
 from ..archs.family import BUFFER as BUFFER  # declared low: family modules name it in their rules
+from ..archs.family import IGNORED_ON_LOAD
 from ..errors import SpecError
 from ..files import (
     SAFETENSORS_HEADER_CAP,
@@ -269,6 +270,30 @@ def component_rules(rules_key: str) -> list[tuple[str, str | None]]:
     raise KeyError(rules_key)
 
 
+# --------------------------------------------------------------------------------------------------
+# Tensors the model class never builds (archs/family.py IGNORED_ON_LOAD)
+# --------------------------------------------------------------------------------------------------
+def _rule_applies(pattern: re.Pattern[str], component: str | None, name: str, layers: int | None) -> bool:
+    """Whether a naming rule takes tensor `name`: its pattern matches, and an ignored-on-load rule with a `layer`
+    group only for a layer index at or past `layers`, the model's layer count (never when it is unknown)."""
+    match = pattern.fullmatch(name)
+    if match is None or component != IGNORED_ON_LOAD or "layer" not in pattern.groupindex:
+        return match is not None
+    digits = match["layer"]
+    return layers is not None and (len(digits) > 9 or int(digits) >= layers)  # a name's digits are untrusted
+
+
+def _ignored_note(ignored: list[StoredTensor], fmt: str) -> str:
+    nbytes = sum(t.nbytes for t in ignored)
+    size = f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+    why = (
+        "skipped by llama.cpp's loader (TENSOR_SKIP; multi-token-prediction layers)"
+        if fmt == "gguf"
+        else "not built by the model class (transformers ignores them on load; multi-token-prediction layers)"
+    )
+    return f"not counted, {why}: {len(ignored)} tensor(s), {nbytes:,} bytes ({size}), e.g. {safe_text(ignored[0].name[:120])}"
+
+
 def weights_override(
     rules_key: str,
     tensors: list[StoredTensor],
@@ -278,16 +303,22 @@ def weights_override(
     dtype: str | None = None,
     storage: str | None = None,
     notes: Iterable[str] = (),
+    layers: int | None = None,
 ) -> WeightsOverride:
-    """Sum `tensors` per component with the naming rules of `rules_key` (an architecture)."""
+    """Sum `tensors` per component with the naming rules of `rules_key` (an architecture); `layers`, the model's
+    decoder layer count, lets the rules leave out the layers stored past it (DeepSeek-V3's model.layers.61)."""
     rules = [(re.compile(p), c) for p, c in component_rules(rules_key)]
     per: dict[str, int] = {}
     unmapped: list[str] = []
     skipped: list[str] = []
     buffers: list[str] = []
+    ignored: list[StoredTensor] = []
     total = elements = 0
     for t in tensors:
-        comp = next((c for p, c in rules if p.fullmatch(t.name)), "?")
+        comp = next((c for p, c in rules if _rule_applies(p, c, t.name, layers)), "?")
+        if comp == IGNORED_ON_LOAD:
+            ignored.append(t)
+            continue
         if comp is None:
             skipped.append(t.name)
             continue
@@ -301,10 +332,15 @@ def weights_override(
         else:
             per[comp] = per.get(comp, 0) + t.nbytes
     out_notes = list(notes)
+    if ignored:  # the files hold them, the model does not: the rest is what loads
+        out_notes.append(_ignored_note(ignored, fmt))
+        gone = {t.name for t in ignored}
+        tensors = [t for t in tensors if t.name not in gone]
     if skipped:
         out_notes.append(f"not counted, tied on load: {', '.join(skipped)}")
     if buffers:
-        out_notes.append(f"not counted, buffers rather than parameters: {', '.join(buffers)}")
+        shown = ", ".join(buffers) if len(buffers) <= 3 else f"{len(buffers)} tensors, e.g. {', '.join(buffers[:2])}"
+        out_notes.append(f"not counted, buffers rather than parameters: {shown}")
     if unmapped:
         out_notes.append(
             f"{len(unmapped)} tensor name(s) not placed in a component (e.g. {unmapped[0]}); only the total is used"

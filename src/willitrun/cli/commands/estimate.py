@@ -75,7 +75,7 @@ def estimate_cmd(
         _opt(
             "--audio-seconds",
             metavar="N",
-            help="Seconds of audio per sequence whose tokens sit in the context (Qwen2-Audio, Voxtral) [default: 30].",
+            help="Seconds of audio per sequence whose tokens sit in the context (Qwen2-Audio, Voxtral, Gemma 3n, Gemma 4) [default: 30].",
         ),
     ] = None,
     beams: Annotated[
