@@ -50,6 +50,22 @@ def check_heads(heads: int, kv_heads: int, where: str) -> None:
         raise ValueError(f"{where}num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv_heads})")
 
 
+def merger_width_warning(
+    field: str, width: int, text_hidden: int, mergers: str = "merger's", defaults: str = ""
+) -> list[str]:
+    """A spec's `unusable_values()` for a vision merger whose output width (vision_config.`field`) is not the
+    language model's: transformers builds the model, a forward pass would fail, so the importer warns and never
+    refuses (importers/configs.py: unusable_values). Qwen2-VL / Qwen2.5-VL, Qwen3-VL, Qwen3.5 and GLM-4.1V share it;
+    `defaults` names transformers' class defaults when those disagree."""
+    if width == text_hidden:
+        return []
+    hint = f" (transformers' class defaults are {defaults})" if defaults else ""
+    return [
+        f"Warning: vision_config.{field} ({width}), the {mergers} output, is not text_config.hidden_size "
+        f"({text_hidden}): image features would not fit the language model in a forward pass{hint}; sized as written."
+    ]
+
+
 class ModelSpecBase(Strict):
     id: Id
     name: str = Field(min_length=1, max_length=200)

@@ -42,6 +42,7 @@ from .base import (
     Strict,
     Tensor,
     linear,
+    merger_width_warning,
     norm,
 )
 from .family import ConfigClass, Family, WeightRules
@@ -150,13 +151,7 @@ class Glm4vMoeSpec(ModelSpecBase):
 
 
 def _unusable(v: Glm4vVisionConfig, text_hidden: int) -> list[str]:
-    if v.out_hidden_size == text_hidden:
-        return []
-    return [
-        f"Warning: vision_config.out_hidden_size ({v.out_hidden_size}), the merger's output, is not "
-        f"text_config.hidden_size ({text_hidden}): image features would not fit the language model in a forward "
-        "pass; sized as written."
-    ]
+    return merger_width_warning("out_hidden_size", v.out_hidden_size, text_hidden)
 
 
 AnySpec = Glm4vSpec | Glm4vMoeSpec

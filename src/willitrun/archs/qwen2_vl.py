@@ -31,6 +31,7 @@ from .base import (
     Strict,
     Tensor,
     linear,
+    merger_width_warning,
     norm,
 )
 from .family import ConfigClass, ConfigReading, Family, WeightRules
@@ -140,14 +141,8 @@ class QwenVLSpec(ModelSpecBase):
 
     def unusable_values(self) -> list[str]:
         """What transformers builds but could not run (importers/configs.py: unusable_values warns, never refuses)."""
-        if self.merger_width == self.config.text_config.hidden_size:
-            return []
         field = "hidden_size" if self.architecture == "qwen2_vl" else "out_hidden_size"
-        return [
-            f"Warning: vision_config.{field} ({self.merger_width}), the merger's output, is not "
-            f"text_config.hidden_size ({self.config.text_config.hidden_size}): image features would not fit "
-            "the language model in a forward pass; sized as written."
-        ]
+        return merger_width_warning(field, self.merger_width, self.config.text_config.hidden_size)
 
     @property
     def vision_width(self) -> int:

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from ..records import Field
-from .base import Geometry, LayerIndex, ModelSpecBase, Stage, Strict, Tensor
+from .base import Geometry, LayerIndex, ModelSpecBase, Stage, Strict, Tensor, merger_width_warning
 from .decoder import MTP_IGNORED
 from .family import ConfigClass, Family
 from .qwen2_vl import Preprocessor
@@ -92,14 +92,7 @@ AnySpec = Qwen3_5Spec | Qwen3_5MoeSpec
 
 
 def _unusable(v: Qwen3_5VisionConfig, text_hidden: int, defaults: str) -> list[str]:
-    """What transformers builds but could not run (importers/configs.py: unusable_values warns, never refuses)."""
-    if v.out_hidden_size == text_hidden:
-        return []
-    return [
-        f"Warning: vision_config.out_hidden_size ({v.out_hidden_size}), the merger's output, is not "
-        f"text_config.hidden_size ({text_hidden}): image features would not fit the language model in a forward "
-        f"pass (transformers' class defaults are {defaults}); sized as written."
-    ]
+    return merger_width_warning("out_hidden_size", v.out_hidden_size, text_hidden, defaults=defaults)
 
 
 def _text(spec: AnySpec) -> Qwen3_5TextConfig | Qwen3_5MoeTextConfig:

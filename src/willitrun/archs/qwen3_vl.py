@@ -45,6 +45,7 @@ from .base import (
     Strict,
     Tensor,
     linear,
+    merger_width_warning,
     norm,
 )
 from .family import ConfigClass, Family, WeightRules
@@ -147,14 +148,7 @@ class Qwen3VLMoeSpec(ModelSpecBase):
 
 
 def _unusable(v: Qwen3VLVisionConfig, text_hidden: int) -> list[str]:
-    """What transformers builds but could not run (importers/configs.py: unusable_values warns, never refuses)."""
-    if v.out_hidden_size == text_hidden:
-        return []
-    return [
-        f"Warning: vision_config.out_hidden_size ({v.out_hidden_size}), the mergers' output, is not "
-        f"text_config.hidden_size ({text_hidden}): image features would not fit the language model in a forward "
-        "pass (transformers' class defaults are 3584 and 4096); sized as written."
-    ]
+    return merger_width_warning("out_hidden_size", v.out_hidden_size, text_hidden, "mergers'", "3584 and 4096")
 
 
 AnySpec = Qwen3VLSpec | Qwen3VLMoeSpec
