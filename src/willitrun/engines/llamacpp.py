@@ -2165,6 +2165,18 @@ def _llamacpp_estimate(
             f"--mmproj {opt.mmproj_file.path}: {model_name} has no vision tower here (a GGUF or config of the language "
             "model alone); give the vision model (the catalog's id or its config.json) to size the projector"
         )
+    if g.takes_images and g.vision is None and not vision_buffers and clip_graph(spec) is None:
+        # a vision tower whose mmproj (libmtmd) this profile does not size (Llama 4's clip_graph_llama4): images
+        # asked for are refused rather than their tower and graph left out of the total
+        if request.images:
+            raise UsageError(
+                f"{engine}: the profile does not size {model_name}'s vision mmproj yet; ask without --images for the "
+                "language model alone, or use --engine transformers or vllm"
+            )
+        out_notes.append(
+            f"{model_name}'s vision tower (an mmproj file in llama.cpp) is not sized here: the answer is the language "
+            "model alone; --images is refused"
+        )
     buffers += vision_buffers
     out_notes += vision_notes
     warnings += vision_warnings
