@@ -19,7 +19,7 @@ LLAMA4 = {"model_type": "llama4"}
 @pytest.mark.parametrize("engine", ["llama.cpp", "ollama"])
 def test_images_on_an_unsized_tower_are_refused(engine):
     spec = spec_from_config(LLAMA4, "llama4", model_id="llama4")
-    with pytest.raises(UsageError, match="does not size .* vision mmproj"):
+    with pytest.raises(UsageError, match=r"does not size .* vision mmproj"):
         engine_estimate(spec, Request(context=8192, images=1), engine)
 
 
